@@ -1,0 +1,1 @@
+//! strata: an LSM-tree key-value storage engine, embedded as a library.
