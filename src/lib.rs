@@ -1,1 +1,59 @@
 //! strata: an LSM-tree key-value storage engine, embedded as a library.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path();
+//! use strata::{Db, Options, WriteBatch, WriteOptions};
+//!
+//! let db = Db::open(path, Options::default())?;
+//! db.put(b"user:1", b"ada")?;
+//! db.put(b"user:2", b"grace")?;
+//! assert_eq!(db.get(b"user:1")?.as_deref(), Some(&b"ada"[..]));
+//!
+//! // Several writes, applied atomically and made durable before returning.
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"user:3", b"edsger");
+//! batch.delete(b"user:1");
+//! db.write_opt(batch, &WriteOptions { sync: true, ..Default::default() })?;
+//!
+//! // Ordered scans, in either direction.
+//! let names: Vec<_> = db.prefix(b"user:").map(|r| r.map(|(_, v)| v)).collect::<Result<_, _>>()?;
+//! assert_eq!(names, [&b"grace"[..], b"edsger"]);
+//! let last = db.iter().rev().next().transpose()?;
+//! assert_eq!(last.map(|(k, _)| k).as_deref(), Some(&b"user:3"[..]));
+//! # Ok::<(), strata::Error>(())
+//! ```
+//!
+//! See `ARCHITECTURE.md` for how the pieces fit together.
+
+#![warn(missing_docs)]
+
+mod background;
+mod batch;
+mod cache;
+mod core;
+mod db;
+mod error;
+mod filename;
+mod flush;
+pub mod fs;
+mod ikey;
+mod iter;
+mod memtable;
+mod open;
+mod options;
+mod read;
+mod snapshot;
+mod varint;
+mod version;
+mod write;
+
+pub use batch::WriteBatch;
+pub use bytes::Bytes;
+pub use db::Db;
+pub use error::{Error, Result};
+pub use iter::{Cursor, Iter};
+pub use options::{
+    Compression, Options, ReadOptions, WalRecoveryMode, WriteOptions, MAX_KEY_SIZE, MAX_VALUE_SIZE,
+};
+pub use snapshot::Snapshot;

@@ -1,0 +1,74 @@
+//! Background work: the thread that flushes frozen memtables, and the
+//! signalling between it and the writers that wait for it.
+
+use crate::core::DbInner;
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Shared state of the background threads. Anyone who changes what the
+/// background threads look at (a new frozen memtable, shutdown) calls
+/// [`Background::notify_all`] afterwards, which takes `state`'s lock so a
+/// thread that checked and is about to wait cannot miss the change.
+#[derive(Default)]
+pub(crate) struct Background {
+    pub state: Mutex<BgState>,
+    /// Background threads wait here for work.
+    pub work: Condvar,
+    /// Writers and `flush()` wait here for background progress.
+    pub done: Condvar,
+}
+
+#[derive(Default)]
+pub(crate) struct BgState {
+    pub shutting_down: bool,
+    /// A flush is running (only one at a time: they install in order).
+    pub flushing: bool,
+}
+
+impl Background {
+    pub fn notify_all(&self) {
+        let _state = self.state.lock();
+        self.work.notify_all();
+        self.done.notify_all();
+    }
+}
+
+/// Start the background threads.
+pub(crate) fn spawn(inner: &Arc<DbInner>) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let flush = Arc::clone(inner);
+    let handle = std::thread::Builder::new()
+        .name("strata-flush".into())
+        .spawn(move || flush_loop(&flush))?;
+    Ok(vec![handle])
+}
+
+/// Flush frozen memtables, oldest first, until shutdown.
+fn flush_loop(inner: &DbInner) {
+    loop {
+        let imm = {
+            let mut st = inner.bg.state.lock();
+            loop {
+                if st.shutting_down {
+                    return;
+                }
+                let oldest = inner.current_super_version().imms.last().cloned();
+                match oldest {
+                    Some(imm) if inner.check_bg_error().is_ok() => {
+                        st.flushing = true;
+                        break imm;
+                    }
+                    _ => inner.bg.work.wait(&mut st),
+                }
+            }
+        };
+        let result = inner.flush_memtable(&imm);
+        let mut st = inner.bg.state.lock();
+        st.flushing = false;
+        drop(st);
+        if let Err(e) = result {
+            inner.set_bg_error(e);
+        }
+        inner.bg.notify_all();
+    }
+}

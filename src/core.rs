@@ -1,0 +1,183 @@
+//! `DbInner`: the state shared by the handle, the writers, the readers and
+//! the background threads.
+
+use crate::background::Background;
+use crate::error::{Error, Result};
+use crate::fs::{FileLock, FileSystem};
+use crate::iter::{Cursor, Iter};
+use crate::options::{Options, ReadOptions};
+use crate::read::{ReadView, SuperVersion};
+use crate::snapshot::SnapshotList;
+use crate::version::{Version, VersionSet};
+use crate::write::WriterState;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use std::ops::{Bound, RangeBounds};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use strata_sstable::SeqNo;
+
+pub(crate) struct DbInner {
+    pub dir: PathBuf,
+    pub options: Options,
+    pub fs: Arc<dyn FileSystem>,
+    /// What readers see; replaced (never mutated) on rotation, flush and
+    /// compaction. Lock order: `versions` before `super_version`.
+    pub super_version: RwLock<Arc<SuperVersion>>,
+    pub versions: Mutex<VersionSet>,
+    /// The last sequence number whose write is fully in the memtable;
+    /// reads and snapshots use it.
+    pub visible_seq: AtomicU64,
+    pub snapshots: SnapshotList,
+    pub writer: Mutex<WriterState>,
+    pub bg: Background,
+    bg_error: Mutex<Option<Arc<Error>>>,
+    has_bg_error: AtomicBool,
+    pub _lock: Box<dyn FileLock>,
+}
+
+impl DbInner {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dir: PathBuf,
+        options: Options,
+        versions: VersionSet,
+        super_version: SuperVersion,
+        last_seq: SeqNo,
+        writer: WriterState,
+        lock: Box<dyn FileLock>,
+    ) -> Self {
+        DbInner {
+            dir,
+            fs: Arc::clone(&options.fs),
+            options,
+            super_version: RwLock::new(Arc::new(super_version)),
+            versions: Mutex::new(versions),
+            visible_seq: AtomicU64::new(last_seq),
+            snapshots: SnapshotList::default(),
+            writer: Mutex::new(writer),
+            bg: Background::default(),
+            bg_error: Mutex::new(None),
+            has_bg_error: AtomicBool::new(false),
+            _lock: lock,
+        }
+    }
+
+    pub fn visible_sequence(&self) -> SeqNo {
+        self.visible_seq.load(Ordering::Acquire)
+    }
+
+    pub fn current_super_version(&self) -> Arc<SuperVersion> {
+        Arc::clone(&self.super_version.read())
+    }
+
+    pub fn current_version(&self) -> Arc<Version> {
+        Arc::clone(&self.super_version.read().version)
+    }
+
+    /// Pin what a read needs. The sequence number is read before the super
+    /// version: every write at or below it is already in a memtable that
+    /// this (or a later) super version holds, or in a table it holds.
+    pub fn read_view(&self, opts: &ReadOptions<'_>) -> ReadView {
+        let seq = match opts.snapshot {
+            Some(s) => s.sequence(),
+            None => self.visible_sequence(),
+        };
+        ReadView {
+            sv: self.current_super_version(),
+            seq,
+        }
+    }
+
+    pub fn get(&self, key: &[u8], opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
+        self.read_view(opts).get(key)
+    }
+
+    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, opts: &ReadOptions<'_>) -> Iter {
+        let lower = match range.start_bound() {
+            Bound::Included(k) => Some(k.as_ref().to_vec()),
+            Bound::Excluded(k) => Some(successor_key(k.as_ref())),
+            Bound::Unbounded => None,
+        };
+        let upper = match range.end_bound() {
+            Bound::Included(k) => Some(successor_key(k.as_ref())),
+            Bound::Excluded(k) => Some(k.as_ref().to_vec()),
+            Bound::Unbounded => None,
+        };
+        Iter::new(self.read_view(opts), lower, upper)
+    }
+
+    pub fn prefix(&self, prefix: &[u8], opts: &ReadOptions<'_>) -> Iter {
+        let upper = prefix_upper_bound(prefix);
+        Iter::new(self.read_view(opts), Some(prefix.to_vec()), upper)
+    }
+
+    pub fn cursor(&self, opts: &ReadOptions<'_>) -> Cursor {
+        Cursor::new(self.read_view(opts).db_iter(None, None))
+    }
+
+    /// Record a background failure: from now on writes fail with it.
+    pub fn set_bg_error(&self, e: Error) -> Arc<Error> {
+        let mut slot = self.bg_error.lock();
+        let err = slot.get_or_insert_with(|| Arc::new(e)).clone();
+        self.has_bg_error.store(true, Ordering::Release);
+        drop(slot);
+        self.bg.notify_all();
+        err
+    }
+
+    /// `Err(Background)` once a background job has failed.
+    pub fn check_bg_error(&self) -> Result<()> {
+        if !self.has_bg_error.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match self.bg_error.lock().as_ref() {
+            Some(e) => Err(Error::Background(Arc::clone(e))),
+            None => Ok(()),
+        }
+    }
+
+    /// Swap in a new super version built from the current one.
+    pub fn update_super_version(&self, f: impl FnOnce(&SuperVersion) -> SuperVersion) {
+        let mut sv = self.super_version.write();
+        let next = f(&sv);
+        *sv = Arc::new(next);
+    }
+}
+
+/// The smallest key greater than `key` (for an exclusive start or an
+/// inclusive end bound): `key` followed by a zero byte.
+fn successor_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.extend_from_slice(key);
+    k.push(0);
+    k
+}
+
+/// The smallest key greater than every key starting with `prefix`, or
+/// `None` if there is none (the prefix is all 0xff bytes, or empty).
+pub(crate) fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut upper = prefix.to_vec();
+    while let Some(last) = upper.pop() {
+        if last < 0xff {
+            upper.push(last + 1);
+            return Some(upper);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_bounds() {
+        assert_eq!(prefix_upper_bound(b"user:"), Some(b"user;".to_vec()));
+        assert_eq!(prefix_upper_bound(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_upper_bound(b"\xff"), None);
+        assert_eq!(prefix_upper_bound(b""), None);
+        assert_eq!(successor_key(b"k"), b"k\0".to_vec());
+    }
+}

@@ -1,0 +1,180 @@
+//! `Db`: the handle applications hold. Thin: it validates arguments and
+//! delegates to the engine's rooms (write path, read path, flush).
+
+use crate::background;
+use crate::batch::WriteBatch;
+use crate::core::DbInner;
+use crate::error::{Error, Result};
+use crate::iter::{Cursor, Iter};
+use crate::open;
+use crate::options::{Options, ReadOptions, WriteOptions};
+use crate::snapshot::Snapshot;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::ops::RangeBounds;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// An open database. Cheap to clone: clones share one database, and it is
+/// closed (WAL synced, background threads joined) when the last clone is
+/// dropped. `Db` is `Send + Sync`; share it across threads by cloning.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+/// db.put(b"key", b"value")?;
+/// assert_eq!(db.get(b"key")?.as_deref(), Some(&b"value"[..]));
+/// db.delete(b"key")?;
+/// assert_eq!(db.get(b"key")?, None);
+/// # Ok::<(), strata::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    handle: Arc<Handle>,
+}
+
+/// Owns the background threads; closes the database when dropped.
+struct Handle {
+    inner: Arc<DbInner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        {
+            let mut st = self.inner.bg.state.lock();
+            st.shutting_down = true;
+        }
+        self.inner.bg.notify_all();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        // A clean close leaves every acknowledged write durable. Errors
+        // cannot be returned from drop; the WAL tail is then recovered as
+        // far as it reached the disk.
+        let _ = self.inner.sync_wal();
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.handle.inner.dir).finish()
+    }
+}
+
+impl Db {
+    /// Open (or create, with `create_if_missing`) the database in
+    /// directory `path`. Fails with [`Error::Locked`] if another `Db`, in
+    /// this process or another, has it open.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let inner = Arc::new(open::open(path.as_ref(), options)?);
+        let threads = background::spawn(&inner)
+            .map_err(|e| Error::io("spawn background thread", path.as_ref(), e))?;
+        Ok(Db {
+            handle: Arc::new(Handle {
+                inner,
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    fn inner(&self) -> &Arc<DbInner> {
+        &self.handle.inner
+    }
+
+    /// Set `key` to `value`.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.put_opt(key, value, &WriteOptions::default())
+    }
+
+    /// Set `key` to `value` with explicit write options.
+    pub fn put_opt(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::with_capacity(key.as_ref().len() + value.as_ref().len() + 16);
+        batch.put(key, value);
+        self.inner().write(&mut batch, opts)
+    }
+
+    /// Remove `key` (a no-op if it is absent).
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        self.delete_opt(key, &WriteOptions::default())
+    }
+
+    /// Remove `key` with explicit write options.
+    pub fn delete_opt(&self, key: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
+        let mut batch = WriteBatch::with_capacity(key.as_ref().len() + 16);
+        batch.delete(key);
+        self.inner().write(&mut batch, opts)
+    }
+
+    /// Apply a batch atomically.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_opt(batch, &WriteOptions::default())
+    }
+
+    /// Apply a batch atomically with explicit write options.
+    pub fn write_opt(&self, mut batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.inner().write(&mut batch, opts)
+    }
+
+    /// The current value of `key`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        self.inner().get(key.as_ref(), &ReadOptions::default())
+    }
+
+    /// The value of `key` with explicit read options (e.g. a snapshot).
+    pub fn get_opt(&self, key: impl AsRef<[u8]>, opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
+        self.inner().get(key.as_ref(), opts)
+    }
+
+    /// Every entry in key order; double-ended (`.rev()` works).
+    pub fn iter(&self) -> Iter {
+        self.inner().iter::<&[u8], _>(.., &ReadOptions::default())
+    }
+
+    /// Entries whose keys lie in `range`, e.g. `db.range(b"a".as_slice()..b"m".as_slice())`.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
+        self.inner().iter(range, &ReadOptions::default())
+    }
+
+    /// Like [`Db::range`] with explicit read options.
+    pub fn range_opt<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, opts: &ReadOptions<'_>) -> Iter {
+        self.inner().iter(range, opts)
+    }
+
+    /// Entries whose keys start with `prefix`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
+        self.inner().prefix(prefix.as_ref(), &ReadOptions::default())
+    }
+
+    /// A seekable cursor over the current state.
+    pub fn cursor(&self) -> Cursor {
+        self.inner().cursor(&ReadOptions::default())
+    }
+
+    /// A cursor with explicit read options.
+    pub fn cursor_opt(&self, opts: &ReadOptions<'_>) -> Cursor {
+        self.inner().cursor(opts)
+    }
+
+    /// A snapshot of the current state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(Arc::clone(self.inner()))
+    }
+
+    /// Write the memtable to an L0 table and wait until it (and every
+    /// memtable frozen before it) is on disk.
+    pub fn flush(&self) -> Result<()> {
+        self.inner().flush_and_wait()
+    }
+
+    /// The directory the database lives in.
+    pub fn path(&self) -> &Path {
+        &self.handle.inner.dir
+    }
+}

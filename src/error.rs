@@ -1,0 +1,152 @@
+//! The engine's error type: every error says what went wrong and where.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything that can go wrong in strata.
+///
+/// The enum is `#[non_exhaustive]`: later versions may add variants, so match
+/// with a wildcard arm.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed.
+    Io {
+        /// What strata was doing ("append", "sync", "rename", ...).
+        op: &'static str,
+        /// The file or directory it was doing it to.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A file's contents are not what strata wrote: a checksum mismatch, a
+    /// truncated structure, an impossible length.
+    Corruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset in that file where the damage was found.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The caller passed something strata cannot accept (an oversized key,
+    /// inconsistent options, ...). Nothing was written.
+    InvalidArgument(String),
+    /// Another `Db` (in this or another process) has the database open.
+    Locked {
+        /// The lock file that is held.
+        path: PathBuf,
+    },
+    /// A background job (WAL write, flush, compaction) failed earlier; the
+    /// database refuses writes until it is reopened. The original error is
+    /// kept.
+    Background(Arc<Error>),
+    /// A write with `no_slowdown` would have had to wait for a write stall.
+    WriteStall,
+    /// The database was asked to do something after it began closing.
+    Closed,
+}
+
+/// `Result` with strata's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corruption(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// True for [`Error::Corruption`], also when it is the cause of a
+    /// [`Error::Background`].
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Error::Corruption { .. } => true,
+            Error::Background(inner) => inner.is_corruption(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, source } => {
+                write!(f, "I/O error during {op} on {}: {source}", path.display())
+            }
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corruption in {} at offset {offset}: {reason}",
+                file.display()
+            ),
+            Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
+            Error::Locked { path } => write!(
+                f,
+                "database is locked: {} is held by another open Db",
+                path.display()
+            ),
+            Error::Background(inner) => write!(
+                f,
+                "writes stopped after a background error (reopen the database): {inner}"
+            ),
+            Error::WriteStall => write!(
+                f,
+                "write would stall and no_slowdown was set; nothing was written"
+            ),
+            Error::Closed => write!(f, "database is closing"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Background(inner) => Some(inner.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// Turn a format crate's table error into an engine error naming the file.
+pub(crate) fn table_error(file: impl Into<PathBuf>, e: strata_sstable::Error) -> Error {
+    let file = file.into();
+    match e {
+        strata_sstable::Error::Corruption { offset, reason } => Error::Corruption {
+            file,
+            offset,
+            reason,
+        },
+        strata_sstable::Error::Io(source) => Error::Io {
+            op: "table I/O",
+            path: file,
+            source,
+        },
+        strata_sstable::Error::InvalidArgument(msg) => Error::InvalidArgument(msg),
+        other => Error::Corruption {
+            file,
+            offset: 0,
+            reason: other.to_string(),
+        },
+    }
+}

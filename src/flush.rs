@@ -1,0 +1,108 @@
+//! Flush: a frozen memtable becomes an L0 table, installed by a version
+//! edit that also retires the memtable's WAL.
+
+use crate::core::DbInner;
+use crate::error::{table_error, Error, Result};
+use crate::filename::{table_path, wal_path};
+use crate::fs::WriteAdapter;
+use crate::iter::InternalIterator;
+use crate::memtable::{MemTable, MemTableIter};
+use crate::options::Options;
+use crate::read::SuperVersion;
+use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
+use std::sync::Arc;
+use strata_sstable::{parse_internal_key, TableBuilder};
+
+impl DbInner {
+    /// Write `imm` to an L0 table and install it. REQUIRES: `imm` is the
+    /// oldest frozen memtable (flushes install in order).
+    pub(crate) fn flush_memtable(&self, imm: &Arc<MemTable>) -> Result<()> {
+        let number = self.versions.lock().new_file_number();
+        let opener = self.versions.lock().opener().clone();
+        let file = write_memtable_table(&self.options, &opener, number, imm)?;
+
+        let mut versions = self.versions.lock();
+        // WALs older than the oldest memtable still unflushed are done.
+        let log_number = {
+            let sv = self.super_version.read();
+            std::iter::once(&sv.mem)
+                .chain(sv.imms.iter())
+                .filter(|m| !Arc::ptr_eq(m, imm))
+                .map(|m| m.wal_number())
+                .min()
+                .unwrap_or(imm.wal_number() + 1)
+        };
+        let mut edit = VersionEdit {
+            log_number: Some(log_number),
+            ..VersionEdit::default()
+        };
+        let added: Vec<Arc<TableFile>> = file.into_iter().collect();
+        for f in &added {
+            edit.new_files.push((0, f.meta.clone()));
+            edit.last_sequence = Some(f.meta.largest_seqno);
+        }
+        let version = versions.log_and_apply(edit, &added)?;
+        self.update_super_version(|sv| SuperVersion {
+            mem: Arc::clone(&sv.mem),
+            imms: sv.imms.iter().filter(|m| !Arc::ptr_eq(m, imm)).cloned().collect(),
+            version,
+        });
+        drop(versions);
+        // The memtable's writes are in a table now; its WAL is not needed.
+        let _ = self.fs.remove(&wal_path(&self.dir, imm.wal_number()));
+        Ok(())
+    }
+}
+
+/// Write every entry of `mem` into table `number`, sync it, and open it.
+/// `None` for an empty memtable. On failure the partial file is removed.
+pub(crate) fn write_memtable_table(
+    options: &Options,
+    opener: &TableOpener,
+    number: u64,
+    mem: &Arc<MemTable>,
+) -> Result<Option<Arc<TableFile>>> {
+    if mem.is_empty() {
+        return Ok(None);
+    }
+    let path = table_path(&opener.dir, number);
+    let result = (|| {
+        let file = opener.fs.create(&path).map_err(|e| Error::io("create", &path, e))?;
+        let mut builder = TableBuilder::new(WriteAdapter(file), options.table_options())
+            .map_err(|e| table_error(&path, e))?;
+        let mut it = MemTableIter::new(Arc::clone(mem));
+        it.seek_to_first()?;
+        while it.valid() {
+            let k = parse_internal_key(it.key())
+                .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
+            builder
+                .add(k.user_key, k.seqno, k.kind, it.value())
+                .map_err(|e| table_error(&path, e))?;
+            it.next()?;
+        }
+        let built = builder.finish().map_err(|e| table_error(&path, e))?;
+        let WriteAdapter(mut file) = built.writer;
+        file.sync().map_err(|e| Error::io("sync", &path, e))?;
+        drop(file);
+        opener
+            .fs
+            .sync_dir(&opener.dir)
+            .map_err(|e| Error::io("sync directory", &opener.dir, e))?;
+        let props = built.properties;
+        opener.open(FileMeta {
+            number,
+            size: built.file_size,
+            smallest: props.smallest_user_key,
+            largest: props.largest_user_key,
+            smallest_seqno: props.min_seqno,
+            largest_seqno: props.max_seqno,
+        })
+    })();
+    match result {
+        Ok(file) => Ok(Some(file)),
+        Err(e) => {
+            let _ = opener.fs.remove(&path);
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! An in-memory filesystem for tests: deterministic, able to simulate power
+//! loss and to fail chosen operations.
+//!
+//! Model: a file's bytes are visible to readers as soon as they are
+//! appended (like the page cache), but only the prefix covered by the last
+//! successful `sync` survives [`MemFileSystem::power_loss`]. Directory
+//! entries (creations, renames, removals) survive only once `sync_dir` was
+//! called on their directory after the change, as on a real filesystem.
+//! Handles opened before a power loss fail afterwards, as the process that
+//! held them is gone.
+
+use super::{FileLock, FileSystem, WritableFile};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The kinds of operation a [`FaultPlan`] can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FsOp {
+    /// [`FileSystem::create`].
+    Create,
+    /// [`WritableFile::append`].
+    Append,
+    /// [`WritableFile::sync`].
+    Sync,
+    /// [`FileSystem::read`].
+    Read,
+    /// [`FileSystem::rename`].
+    Rename,
+    /// [`FileSystem::remove`].
+    Remove,
+    /// [`FileSystem::sync_dir`].
+    SyncDir,
+    /// [`FileSystem::list`].
+    List,
+}
+
+/// Fail some operations: those of kind `op` (any kind if `None`) on a path
+/// containing `path_contains` (any path if `None`), skipping the first
+/// `skip` that match and failing the next `count`.
+#[derive(Debug, Clone)]
+pub struct FaultPlan {
+    /// Which operation kind to fail; `None` matches every kind.
+    pub op: Option<FsOp>,
+    /// Only paths whose string form contains this; `None` matches all.
+    pub path_contains: Option<String>,
+    /// How many matching operations succeed before failures start.
+    pub skip: u64,
+    /// How many matching operations fail (`u64::MAX`: all of them).
+    pub count: u64,
+}
+
+impl FaultPlan {
+    /// Fail every operation of kind `op` from now on.
+    pub fn always(op: FsOp) -> Self {
+        FaultPlan {
+            op: Some(op),
+            path_contains: None,
+            skip: 0,
+            count: u64::MAX,
+        }
+    }
+
+    /// Fail the `n`-th (0-based) operation of kind `op`, once.
+    pub fn nth(op: FsOp, n: u64) -> Self {
+        FaultPlan {
+            op: Some(op),
+            path_contains: None,
+            skip: n,
+            count: 1,
+        }
+    }
+
+    fn matches(&self, op: FsOp, path: &Path) -> bool {
+        self.op.is_none_or(|o| o == op)
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|s| path.to_string_lossy().contains(s))
+    }
+}
+
+#[derive(Default)]
+struct Inode {
+    data: Vec<u8>,
+    synced_len: usize,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bumped by every power loss; handles from an older generation fail.
+    generation: u64,
+    /// Between [`MemFileSystem::crash`] and [`MemFileSystem::power_loss`]
+    /// the machine is off: every operation fails.
+    frozen: bool,
+    next_inode: u64,
+    inodes: HashMap<u64, Inode>,
+    /// Directory entries as the running process sees them.
+    live: BTreeMap<PathBuf, u64>,
+    /// Directory entries that would survive a power loss.
+    durable: BTreeMap<PathBuf, u64>,
+    dirs: BTreeSet<PathBuf>,
+    locks: HashMap<PathBuf, u64>,
+    next_lock: u64,
+    faults: Vec<FaultPlan>,
+    /// Operations seen, by kind (for reports), and faults injected by kind.
+    op_counts: BTreeMap<FsOp, u64>,
+    fault_counts: BTreeMap<FsOp, u64>,
+}
+
+impl State {
+    /// Count the operation and decide whether a fault plan fails it.
+    fn check(&mut self, op: FsOp, path: &Path) -> io::Result<()> {
+        if self.frozen {
+            return Err(io::Error::other("simulated crash: the machine is off"));
+        }
+        *self.op_counts.entry(op).or_default() += 1;
+        let mut fail = false;
+        for plan in &mut self.faults {
+            if plan.count == 0 || !plan.matches(op, path) {
+                continue;
+            }
+            if plan.skip > 0 {
+                plan.skip -= 1;
+            } else {
+                plan.count = plan.count.saturating_sub(1);
+                fail = true;
+            }
+        }
+        if fail {
+            *self.fault_counts.entry(op).or_default() += 1;
+            return Err(io::Error::other(format!(
+                "injected fault: {op:?} on {}",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn inode_of(&self, path: &Path) -> io::Result<u64> {
+        self.live.get(path).copied().ok_or_else(|| not_found(path))
+    }
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
+}
+
+fn stale() -> io::Error {
+    io::Error::other("file handle opened before a simulated power loss")
+}
+
+/// An in-memory [`FileSystem`]. Cloning gives another handle to the same
+/// files, so a test can keep one while the database owns another.
+#[derive(Clone, Default)]
+pub struct MemFileSystem {
+    state: Arc<Mutex<State>>,
+}
+
+/// What [`MemFileSystem::power_loss`] keeps of data that was written but not
+/// synced.
+#[derive(Debug, Clone, Copy)]
+pub enum UnsyncedData {
+    /// Drop all of it.
+    Drop,
+    /// Keep a pseudo-random prefix of each file's unsynced bytes (a torn
+    /// write), chosen from this seed.
+    KeepRandomPrefix(u64),
+}
+
+impl MemFileSystem {
+    /// An empty filesystem.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a fault plan; operations matching it fail from now on.
+    pub fn add_fault(&self, plan: FaultPlan) {
+        self.state.lock().faults.push(plan);
+    }
+
+    /// Remove every fault plan.
+    pub fn clear_faults(&self) {
+        self.state.lock().faults.clear();
+    }
+
+    /// Operations seen so far, by kind.
+    pub fn op_counts(&self) -> BTreeMap<FsOp, u64> {
+        self.state.lock().op_counts.clone()
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn fault_counts(&self) -> BTreeMap<FsOp, u64> {
+        self.state.lock().fault_counts.clone()
+    }
+
+    /// Stop the machine at this instant: every operation fails until
+    /// [`power_loss`](Self::power_loss) reboots it. Lets a test crash a
+    /// database and then drop its handle without the handle's clean close
+    /// (or a background thread still running) changing any file.
+    pub fn crash(&self) {
+        self.state.lock().frozen = true;
+    }
+
+    /// Simulate a power loss and reboot: unsynced file data and unsynced
+    /// directory entries vanish, locks are released, and every handle
+    /// opened before fails from now on. Fault plans are cleared.
+    pub fn power_loss(&self, unsynced: UnsyncedData) {
+        let mut st = self.state.lock();
+        st.frozen = false;
+        let mut rng = match unsynced {
+            UnsyncedData::Drop => None,
+            UnsyncedData::KeepRandomPrefix(seed) => Some(SplitMix64(seed)),
+        };
+        st.generation += 1;
+        st.live = st.durable.clone();
+        let referenced: BTreeSet<u64> = st.live.values().copied().collect();
+        st.inodes.retain(|id, _| referenced.contains(id));
+        // Walk inodes in a fixed order so the random choices replay exactly.
+        let mut ids: Vec<u64> = st.inodes.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(inode) = st.inodes.get_mut(&id) {
+                let unsynced_len = inode.data.len() - inode.synced_len;
+                let keep = match rng.as_mut() {
+                    Some(r) if unsynced_len > 0 => (r.next() % (unsynced_len as u64 + 1)) as usize,
+                    _ => 0,
+                };
+                inode.data.truncate(inode.synced_len + keep);
+                inode.synced_len = inode.data.len();
+            }
+        }
+        st.locks.clear();
+        st.faults.clear();
+    }
+
+    /// Overwrite one byte of a file (for corruption tests). The change is
+    /// treated as durable.
+    pub fn corrupt_byte(&self, path: &Path, offset: usize, xor: u8) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let id = st.inode_of(path)?;
+        let inode = st.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
+        let byte = inode
+            .data
+            .get_mut(offset)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset past end"))?;
+        *byte ^= xor;
+        Ok(())
+    }
+
+    /// Cut a file to `len` bytes (for corruption tests); durable.
+    pub fn truncate(&self, path: &Path, len: usize) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let id = st.inode_of(path)?;
+        let inode = st.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
+        inode.data.truncate(len);
+        inode.synced_len = inode.synced_len.min(len);
+        Ok(())
+    }
+
+    /// Write a whole file durably (directory entry included), for tests
+    /// that plant files.
+    pub fn write_durable(&self, path: &Path, data: &[u8]) {
+        let mut st = self.state.lock();
+        let id = st.next_inode;
+        st.next_inode += 1;
+        st.inodes.insert(
+            id,
+            Inode {
+                data: data.to_vec(),
+                synced_len: data.len(),
+            },
+        );
+        st.live.insert(path.to_path_buf(), id);
+        st.durable.insert(path.to_path_buf(), id);
+    }
+}
+
+struct MemWritableFile {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+    inode: u64,
+    generation: u64,
+    len: u64,
+}
+
+impl MemWritableFile {
+    fn with_inode<R>(
+        &self,
+        op: FsOp,
+        f: impl FnOnce(&mut Inode) -> R,
+    ) -> io::Result<R> {
+        let mut st = self.state.lock();
+        if st.generation != self.generation {
+            return Err(stale());
+        }
+        st.check(op, &self.path)?;
+        // The inode outlives its directory entry (an unlinked open file).
+        let inode = st.inodes.get_mut(&self.inode).ok_or_else(stale)?;
+        Ok(f(inode))
+    }
+}
+
+impl WritableFile for MemWritableFile {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.with_inode(FsOp::Append, |inode| inode.data.extend_from_slice(data))?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.with_inode(FsOp::Sync, |inode| inode.synced_len = inode.data.len())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+struct MemFileLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+    id: u64,
+}
+
+impl FileLock for MemFileLock {}
+
+impl Drop for MemFileLock {
+    fn drop(&mut self) {
+        let mut st = self.state.lock();
+        if st.locks.get(&self.path) == Some(&self.id) {
+            st.locks.remove(&self.path);
+        }
+    }
+}
+
+impl FileSystem for MemFileSystem {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        for ancestor in dir.ancestors() {
+            st.dirs.insert(ancestor.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let mut st = self.state.lock();
+        st.check(FsOp::Create, path)?;
+        let id = st.next_inode;
+        st.next_inode += 1;
+        st.inodes.insert(id, Inode::default());
+        st.live.insert(path.to_path_buf(), id);
+        Ok(Box::new(MemWritableFile {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+            inode: id,
+            generation: st.generation,
+            len: 0,
+        }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Bytes> {
+        let mut st = self.state.lock();
+        st.check(FsOp::Read, path)?;
+        let id = st.inode_of(path)?;
+        let inode = st.inodes.get(&id).ok_or_else(|| not_found(path))?;
+        Ok(Bytes::copy_from_slice(&inode.data))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(FsOp::Rename, from)?;
+        let id = st.inode_of(from)?;
+        st.live.remove(from);
+        st.live.insert(to.to_path_buf(), id);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(FsOp::Remove, path)?;
+        st.inode_of(path)?;
+        st.live.remove(path);
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut st = self.state.lock();
+        st.check(FsOp::List, dir)?;
+        if !st.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        Ok(st
+            .live
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let st = self.state.lock();
+        st.live.contains_key(path) || st.dirs.contains(path)
+    }
+
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        let st = self.state.lock();
+        let id = st.inode_of(path)?;
+        Ok(st.inodes.get(&id).map_or(0, |i| i.data.len() as u64))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(FsOp::SyncDir, dir)?;
+        let in_dir = |p: &PathBuf| p.parent() == Some(dir);
+        let live: Vec<(PathBuf, u64)> = st
+            .live
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect();
+        st.durable.retain(|p, _| !in_dir(p));
+        st.durable.extend(live);
+        Ok(())
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let mut st = self.state.lock();
+        if st.frozen {
+            return Err(io::Error::other("simulated crash: the machine is off"));
+        }
+        if st.locks.contains_key(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "lock held by another open database",
+            ));
+        }
+        let id = st.next_lock;
+        st.next_lock += 1;
+        st.locks.insert(path.to_path_buf(), id);
+        Ok(Box::new(MemFileLock {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+            id,
+        }))
+    }
+}
+
+/// A tiny deterministic generator (SplitMix64) so power-loss choices replay
+/// from a seed without a dependency.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn power_loss_keeps_only_synced_data_and_synced_entries() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/db")).unwrap();
+        let mut a = fs.create(&p("/db/a")).unwrap();
+        a.append(b"hello").unwrap();
+        a.sync().unwrap();
+        a.append(b" world").unwrap();
+        fs.sync_dir(&p("/db")).unwrap();
+        let mut b = fs.create(&p("/db/b")).unwrap();
+        b.append(b"unsynced entry").unwrap();
+        b.sync().unwrap();
+        assert_eq!(&fs.read(&p("/db/a")).unwrap()[..], b"hello world");
+
+        fs.power_loss(UnsyncedData::Drop);
+        assert_eq!(&fs.read(&p("/db/a")).unwrap()[..], b"hello");
+        assert!(!fs.exists(&p("/db/b")), "entry created after the last sync_dir survived");
+        assert!(a.append(b"x").is_err(), "a handle from before the crash still works");
+    }
+
+    #[test]
+    fn a_crashed_machine_changes_nothing_until_reboot() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/db")).unwrap();
+        let mut a = fs.create(&p("/db/a")).unwrap();
+        fs.crash();
+        assert!(a.append(b"late").is_err());
+        assert!(fs.create(&p("/db/b")).is_err());
+        assert!(fs.rename(&p("/db/a"), &p("/db/c")).is_err());
+        fs.power_loss(UnsyncedData::Drop);
+        assert!(fs.create(&p("/db/b")).is_ok());
+    }
+
+    #[test]
+    fn unsynced_rename_and_remove_are_undone_by_power_loss() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/db")).unwrap();
+        fs.write_durable(&p("/db/old"), b"1");
+        fs.write_durable(&p("/db/gone"), b"2");
+        fs.rename(&p("/db/old"), &p("/db/new")).unwrap();
+        fs.remove(&p("/db/gone")).unwrap();
+        let mut names = fs.list(&p("/db")).unwrap();
+        names.sort();
+        assert_eq!(names, ["new"]);
+        fs.power_loss(UnsyncedData::Drop);
+        let mut names = fs.list(&p("/db")).unwrap();
+        names.sort();
+        assert_eq!(names, ["gone", "old"]);
+    }
+
+    #[test]
+    fn random_prefix_keeps_some_unsynced_bytes_deterministically() {
+        let run = |seed| {
+            let fs = MemFileSystem::new();
+            fs.create_dir_all(&p("/d")).unwrap();
+            let mut f = fs.create(&p("/d/f")).unwrap();
+            fs.sync_dir(&p("/d")).unwrap();
+            f.append(&[7u8; 1000]).unwrap();
+            fs.power_loss(UnsyncedData::KeepRandomPrefix(seed));
+            fs.file_size(&p("/d/f")).unwrap()
+        };
+        assert_eq!(run(42), run(42));
+        assert!((0..20).map(run).any(|n| n > 0 && n < 1000));
+    }
+
+    #[test]
+    fn fault_plans_fail_the_chosen_operation() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        fs.add_fault(FaultPlan::nth(FsOp::Sync, 1));
+        let mut f = fs.create(&p("/d/f")).unwrap();
+        f.sync().unwrap();
+        assert!(f.sync().is_err());
+        f.sync().unwrap();
+        assert_eq!(fs.fault_counts().get(&FsOp::Sync), Some(&1));
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_dropped() {
+        let fs = MemFileSystem::new();
+        let l = fs.lock(&p("/d/LOCK")).unwrap();
+        assert_eq!(
+            fs.lock(&p("/d/LOCK")).err().map(|e| e.kind()),
+            Some(io::ErrorKind::WouldBlock)
+        );
+        drop(l);
+        fs.lock(&p("/d/LOCK")).unwrap();
+    }
+}

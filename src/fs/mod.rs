@@ -1,0 +1,97 @@
+//! The one door to storage: every file operation strata performs goes
+//! through [`FileSystem`].
+//!
+//! Two implementations ship: [`OsFileSystem`] (the real one; tables are
+//! read through memmap2 mappings) and [`MemFileSystem`] (in memory, for tests:
+//! it can simulate power loss by dropping unsynced data and unsynced
+//! directory entries, and it can fail chosen operations).
+
+mod mem;
+mod os;
+
+pub use mem::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
+pub use os::OsFileSystem;
+
+use bytes::Bytes;
+use std::io;
+use std::path::Path;
+
+/// A file opened for appending, as the WAL, tables and manifests are written.
+pub trait WritableFile: Send {
+    /// Append bytes. They may sit in a user-space buffer until [`flush`](Self::flush).
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Hand buffered bytes to the operating system (they survive a process
+    /// crash, not a power loss).
+    fn flush(&mut self) -> io::Result<()>;
+    /// Flush, then make everything appended durable (fsync / fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Bytes appended so far, flushed or not.
+    fn len(&self) -> u64;
+    /// True when nothing has been appended.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A held lock on a lock file; dropping it releases the lock.
+pub trait FileLock: Send + Sync {}
+
+/// The filesystem operations strata needs, and nothing more.
+///
+/// Paths are absolute or relative to the process's working directory; the
+/// engine always passes paths inside the database directory.
+pub trait FileSystem: Send + Sync + 'static {
+    /// Create a directory and its parents; succeeds if it exists.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Create (or truncate) a file for appending.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// The whole contents of a file. The OS implementation maps it with
+    /// memmap2, so reading a large table does not copy it.
+    fn read(&self, path: &Path) -> io::Result<Bytes>;
+    /// Atomically replace `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Delete a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Names of the entries of a directory (not full paths), in no order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Whether a file exists.
+    fn exists(&self, path: &Path) -> bool;
+    /// The size of a file in bytes.
+    fn file_size(&self, path: &Path) -> io::Result<u64>;
+    /// Make the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Take an exclusive lock on `path` (creating it), or fail with
+    /// [`io::ErrorKind::WouldBlock`] if someone holds it, in this process or
+    /// another.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+}
+
+/// Logs (WAL and MANIFEST) are framed by the wal crate straight into a
+/// [`WritableFile`] (the wal crate forwards `Box<S>` to `S`).
+impl strata_wal::Sink for dyn WritableFile {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        WritableFile::append(self, data)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        WritableFile::flush(self)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        WritableFile::sync(self)
+    }
+}
+
+/// Tables are written by the sstable crate's builder through `io::Write`.
+pub struct WriteAdapter(pub Box<dyn WritableFile>);
+
+impl io::Write for WriteAdapter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.append(buf)?;
+        Ok(buf.len())
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.append(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}

@@ -1,0 +1,258 @@
+//! The user-facing view of an internal iterator: one entry per user key
+//! (its newest version visible at the read's sequence number), tombstones
+//! hidden, optional key bounds. The logic follows LevelDB's DBIter.
+
+use super::{user_key, InternalIterator, MergingIter};
+use crate::error::Result;
+use crate::ikey::{push_seek_key, seek_trailer};
+use bytes::Bytes;
+use strata_sstable::{parse_internal_key, SeqNo, ValueKind, MAX_SEQNO};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Direction {
+    /// The inner iterator is at the entry that is the current key's value.
+    Forward,
+    /// The inner iterator is before all entries of the current key, which
+    /// is held in `saved_key` / `saved_value`.
+    Reverse,
+}
+
+/// Iterates user keys at a fixed sequence number within `[lower, upper)`.
+pub struct DbIter {
+    inner: MergingIter,
+    seq: SeqNo,
+    direction: Direction,
+    valid: bool,
+    saved_key: Vec<u8>,
+    saved_value: Vec<u8>,
+    lower: Option<Vec<u8>>,
+    upper: Option<Vec<u8>>,
+    scratch: Vec<u8>,
+}
+
+impl DbIter {
+    pub fn new(inner: MergingIter, seq: SeqNo, lower: Option<Vec<u8>>, upper: Option<Vec<u8>>) -> Self {
+        DbIter {
+            inner,
+            seq,
+            direction: Direction::Forward,
+            valid: false,
+            saved_key: Vec::new(),
+            saved_value: Vec::new(),
+            lower,
+            upper,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn valid(&self) -> bool {
+        self.valid
+    }
+
+    /// The current user key. REQUIRES: `valid()`.
+    pub fn key(&self) -> &[u8] {
+        match self.direction {
+            Direction::Forward => user_key(self.inner.key()),
+            Direction::Reverse => &self.saved_key,
+        }
+    }
+
+    /// The current value. REQUIRES: `valid()`.
+    pub fn value(&self) -> &[u8] {
+        match self.direction {
+            Direction::Forward => self.inner.value(),
+            Direction::Reverse => &self.saved_value,
+        }
+    }
+
+    /// The current value as owned bytes (zero-copy from an uncompressed
+    /// table when moving forward).
+    pub fn value_bytes(&self) -> Bytes {
+        match self.direction {
+            Direction::Forward => self.inner.value_bytes(),
+            Direction::Reverse => Bytes::copy_from_slice(&self.saved_value),
+        }
+    }
+
+    fn above_upper(&self, ukey: &[u8]) -> bool {
+        self.upper.as_deref().is_some_and(|u| ukey >= u)
+    }
+
+    fn below_lower(&self, ukey: &[u8]) -> bool {
+        self.lower.as_deref().is_some_and(|l| ukey < l)
+    }
+
+    /// Position at the first key `>= target` (clamped to the bounds).
+    pub fn seek(&mut self, target: &[u8]) -> Result<()> {
+        let target = match self.lower.as_deref() {
+            Some(l) if target < l => l.to_vec(),
+            _ => target.to_vec(),
+        };
+        self.direction = Direction::Forward;
+        self.scratch.clear();
+        push_seek_key(&mut self.scratch, &target, self.seq);
+        self.inner.seek(&self.scratch)?;
+        self.find_next_user_entry(false)
+    }
+
+    /// Position at the last key `<= target` (clamped to the bounds).
+    pub fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        if self.upper.as_deref().is_some_and(|u| target >= u) {
+            return self.seek_to_last();
+        }
+        self.direction = Direction::Reverse;
+        self.scratch.clear();
+        // The oldest possible entry of `target`: every version of it sorts
+        // at or before this key.
+        self.scratch.extend_from_slice(target);
+        self.scratch.extend_from_slice(&0u64.to_le_bytes());
+        self.inner.seek_for_prev(&self.scratch)?;
+        self.find_prev_user_entry()
+    }
+
+    pub fn seek_to_first(&mut self) -> Result<()> {
+        if let Some(lower) = self.lower.clone() {
+            return self.seek(&lower);
+        }
+        self.direction = Direction::Forward;
+        self.inner.seek_to_first()?;
+        self.find_next_user_entry(false)
+    }
+
+    pub fn seek_to_last(&mut self) -> Result<()> {
+        self.direction = Direction::Reverse;
+        match self.upper.as_deref() {
+            Some(upper) => {
+                // The key before every version of `upper` (exclusive bound).
+                self.scratch.clear();
+                self.scratch.extend_from_slice(upper);
+                self.scratch.extend_from_slice(&seek_trailer(MAX_SEQNO));
+                self.inner.seek_for_prev(&self.scratch)?;
+            }
+            None => self.inner.seek_to_last()?,
+        }
+        self.find_prev_user_entry()
+    }
+
+    /// Move to the next user key. REQUIRES: `valid()`.
+    pub fn next(&mut self) -> Result<()> {
+        debug_assert!(self.valid);
+        if self.direction == Direction::Reverse {
+            self.direction = Direction::Forward;
+            // The inner iterator is just before the current key's entries:
+            // step into them; `saved_key` already names the key to skip.
+            if self.inner.valid() {
+                self.inner.next()?;
+            } else {
+                self.inner.seek_to_first()?;
+            }
+            if !self.inner.valid() {
+                self.valid = false;
+                self.saved_key.clear();
+                return Ok(());
+            }
+        } else {
+            self.saved_key.clear();
+            self.saved_key.extend_from_slice(user_key(self.inner.key()));
+            self.inner.next()?;
+        }
+        self.find_next_user_entry(true)
+    }
+
+    /// Move to the previous user key. REQUIRES: `valid()`.
+    pub fn prev(&mut self) -> Result<()> {
+        debug_assert!(self.valid);
+        if self.direction == Direction::Forward {
+            // Scan back past every entry of the current key.
+            self.saved_key.clear();
+            self.saved_key.extend_from_slice(user_key(self.inner.key()));
+            loop {
+                self.inner.prev()?;
+                if !self.inner.valid() {
+                    self.valid = false;
+                    self.saved_key.clear();
+                    self.saved_value.clear();
+                    return Ok(());
+                }
+                if user_key(self.inner.key()) < self.saved_key.as_slice() {
+                    break;
+                }
+            }
+            self.direction = Direction::Reverse;
+        }
+        self.find_prev_user_entry()
+    }
+
+    /// Forward: skip entries newer than the read, older versions of
+    /// `saved_key` (when `skipping`), and deleted keys.
+    fn find_next_user_entry(&mut self, mut skipping: bool) -> Result<()> {
+        while self.inner.valid() {
+            let ikey = self.inner.key();
+            if let Some(k) = parse_internal_key(ikey) {
+                if self.above_upper(k.user_key) {
+                    break;
+                }
+                if k.seqno <= self.seq {
+                    match k.kind {
+                        ValueKind::Delete => {
+                            self.saved_key.clear();
+                            self.saved_key.extend_from_slice(k.user_key);
+                            skipping = true;
+                        }
+                        ValueKind::Put => {
+                            if !(skipping && k.user_key <= self.saved_key.as_slice()) {
+                                self.valid = true;
+                                self.saved_key.clear();
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+            self.inner.next()?;
+        }
+        self.valid = false;
+        self.saved_key.clear();
+        Ok(())
+    }
+
+    /// Reverse: find the previous key whose newest visible version is a
+    /// put, leaving the inner iterator before all its entries.
+    fn find_prev_user_entry(&mut self) -> Result<()> {
+        let mut kind = ValueKind::Delete;
+        while self.inner.valid() {
+            let ikey = self.inner.key();
+            if let Some(k) = parse_internal_key(ikey) {
+                if kind != ValueKind::Delete && k.user_key < self.saved_key.as_slice() {
+                    // Entries of an earlier key: the saved one is the answer.
+                    break;
+                }
+                if self.below_lower(k.user_key) {
+                    break;
+                }
+                if k.seqno <= self.seq && !self.above_upper(k.user_key) {
+                    kind = k.kind;
+                    if kind == ValueKind::Delete {
+                        self.saved_key.clear();
+                        self.saved_value.clear();
+                    } else {
+                        self.saved_key.clear();
+                        self.saved_key.extend_from_slice(k.user_key);
+                        self.saved_value.clear();
+                        self.saved_value.extend_from_slice(self.inner.value());
+                    }
+                }
+            }
+            self.inner.prev()?;
+        }
+        if kind == ValueKind::Delete {
+            self.valid = false;
+            self.saved_key.clear();
+            self.saved_value.clear();
+            self.direction = Direction::Forward;
+        } else {
+            self.valid = true;
+        }
+        Ok(())
+    }
+}

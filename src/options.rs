@@ -1,0 +1,174 @@
+//! Options for opening a database, reading and writing. Each knob that
+//! RocksDB also has carries RocksDB's name and is documented with its
+//! default.
+
+use crate::error::{Error, Result};
+use crate::fs::{FileSystem, OsFileSystem};
+use crate::snapshot::Snapshot;
+use std::fmt;
+use std::sync::Arc;
+
+pub use strata_sstable::Compression;
+pub use strata_wal::RecoveryMode as WalRecoveryMode;
+
+/// The largest key strata accepts, in bytes (64 KiB). Longer keys are
+/// rejected with [`Error::InvalidArgument`] and nothing is written.
+pub const MAX_KEY_SIZE: usize = 64 * 1024;
+
+/// The largest value strata accepts, in bytes (64 MiB).
+pub const MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
+
+/// How a database is opened and how it behaves. Build with struct update
+/// syntax: `Options { write_buffer_size: 8 << 20, ..Options::default() }`.
+#[derive(Clone)]
+pub struct Options {
+    /// Create the directory and an empty database if none exists.
+    /// RocksDB: `create_if_missing`. Default: `true`.
+    pub create_if_missing: bool,
+    /// Fail to open if a database already exists. RocksDB:
+    /// `error_if_exists`. Default: `false`.
+    pub error_if_exists: bool,
+    /// Bytes of writes a memtable holds before it is frozen and flushed to
+    /// an L0 table. RocksDB: `write_buffer_size`. Default: 64 MiB.
+    pub write_buffer_size: usize,
+    /// Memtables kept in memory, the active one included; when the frozen
+    /// ones reach `max_write_buffer_number - 1`, writes wait for a flush.
+    /// RocksDB: `max_write_buffer_number`. Default: 2.
+    pub max_write_buffer_number: usize,
+    /// Target size of a table's data block before compression. RocksDB:
+    /// `block_size`. Default: 4 KiB.
+    pub block_size: usize,
+    /// Keys between restart points in a data block. RocksDB:
+    /// `block_restart_interval`. Default: 16.
+    pub block_restart_interval: usize,
+    /// Bloom filter bits per key in each table; 0 disables filters.
+    /// RocksDB: `bloom_bits` / `NewBloomFilterPolicy(bits)`. Default: 10.
+    pub bloom_bits_per_key: u32,
+    /// Block compression for tables. RocksDB: `compression`.
+    /// Default: none.
+    pub compression: Compression,
+    /// Bytes of decompressed blocks cached (only compressed tables use the
+    /// cache: uncompressed blocks are read in place from the mapping).
+    /// RocksDB: `block_cache` capacity. Default: 32 MiB.
+    pub block_cache_bytes: usize,
+    /// How damage found in the WAL on open is treated. RocksDB:
+    /// `wal_recovery_mode`. Default: tolerate a torn tail, refuse to open on
+    /// corruption before it.
+    pub wal_recovery_mode: WalRecoveryMode,
+    /// Verify every live table's checksums when opening (slower opens,
+    /// early detection). RocksDB: `paranoid_checks`. Default: `false`.
+    pub paranoid_checks: bool,
+    /// Where files are read and written. Default: the operating system's
+    /// filesystem; tests use [`crate::fs::MemFileSystem`].
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            create_if_missing: true,
+            error_if_exists: false,
+            write_buffer_size: 64 << 20,
+            max_write_buffer_number: 2,
+            block_size: 4096,
+            block_restart_interval: 16,
+            bloom_bits_per_key: 10,
+            compression: Compression::None,
+            block_cache_bytes: 32 << 20,
+            wal_recovery_mode: WalRecoveryMode::default(),
+            paranoid_checks: false,
+            fs: Arc::new(OsFileSystem),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("create_if_missing", &self.create_if_missing)
+            .field("error_if_exists", &self.error_if_exists)
+            .field("write_buffer_size", &self.write_buffer_size)
+            .field("max_write_buffer_number", &self.max_write_buffer_number)
+            .field("block_size", &self.block_size)
+            .field("block_restart_interval", &self.block_restart_interval)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("compression", &self.compression)
+            .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("wal_recovery_mode", &self.wal_recovery_mode)
+            .field("paranoid_checks", &self.paranoid_checks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// Check the options for values strata cannot work with.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidArgument(msg));
+        if self.write_buffer_size < 64 * 1024 {
+            return bad(format!(
+                "write_buffer_size {} is below the minimum of 64 KiB",
+                self.write_buffer_size
+            ));
+        }
+        if self.max_write_buffer_number < 2 {
+            return bad(format!(
+                "max_write_buffer_number {} must be at least 2",
+                self.max_write_buffer_number
+            ));
+        }
+        self.table_options()
+            .validate()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))
+    }
+
+    pub(crate) fn table_options(&self) -> strata_sstable::TableOptions {
+        strata_sstable::TableOptions {
+            block_size: self.block_size,
+            restart_interval: self.block_restart_interval,
+            bloom_bits_per_key: self.bloom_bits_per_key,
+            compression: self.compression.clone(),
+        }
+    }
+}
+
+/// Per-write options. A plain struct: `WriteOptions { sync: true, ..Default::default() }`.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// Return only once the write is durable on disk (fsync): it survives
+    /// power loss. Without it a write survives a process crash but may be
+    /// lost with the machine. RocksDB: `WriteOptions::sync`. Default: `false`.
+    pub sync: bool,
+    /// Skip the write-ahead log: the write lives only in the memtable until
+    /// a flush, and a crash loses it. RocksDB: `WriteOptions::disableWAL`.
+    /// Default: `false`.
+    pub disable_wal: bool,
+    /// Fail with [`Error::WriteStall`] instead of waiting when the write
+    /// would be delayed or stopped by a write stall. RocksDB:
+    /// `WriteOptions::no_slowdown`. Default: `false`.
+    pub no_slowdown: bool,
+}
+
+/// Per-read options. A plain struct with a lifetime for the snapshot it may
+/// borrow: `ReadOptions { snapshot: Some(&snap), ..Default::default() }`.
+#[derive(Clone, Debug)]
+pub struct ReadOptions<'a> {
+    /// Read as of this snapshot instead of the latest state.
+    /// RocksDB: `ReadOptions::snapshot`. Default: `None`.
+    pub snapshot: Option<&'a Snapshot>,
+    /// Verify block checksums on every read. RocksDB:
+    /// `ReadOptions::verify_checksums`. Default: `true`.
+    pub verify_checksums: bool,
+    /// Put blocks this read decompresses into the block cache. RocksDB:
+    /// `ReadOptions::fill_cache`. Default: `true`.
+    pub fill_cache: bool,
+}
+
+impl Default for ReadOptions<'_> {
+    fn default() -> Self {
+        ReadOptions {
+            snapshot: None,
+            verify_checksums: true,
+            fill_cache: true,
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Version edits: the records of the MANIFEST. Each edit says which tables
+//! were added to or removed from which level, and advances the counters.
+//!
+//! An edit is a sequence of tagged fields (`docs/manifest-format.md`):
+//!
+//! ```text
+//! +-----------+------------+------------------+
+//! | tag varint| len varint | body (len bytes) |  ... repeated
+//! +-----------+------------+------------------+
+//! ```
+//! Every field carries its length, so a reader can step over a field it
+//! does not know. Tags at or above [`SAFE_TO_IGNORE`] may be skipped by
+//! older readers; an unknown tag below it means the edit needs a newer
+//! strata and is an error. Inside a body, a reader ignores bytes after the
+//! fields it knows, so a later version may append fields to a body.
+
+use crate::varint::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};
+use strata_sstable::SeqNo;
+
+/// Tags from here up may be skipped by a reader that does not know them.
+pub const SAFE_TO_IGNORE: u64 = 1 << 13;
+
+const TAG_LOG_NUMBER: u64 = 1;
+const TAG_NEXT_FILE_NUMBER: u64 = 2;
+const TAG_LAST_SEQUENCE: u64 = 3;
+const TAG_DELETED_FILE: u64 = 4;
+const TAG_NEW_FILE: u64 = 5;
+
+/// What the manifest records about a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// File number (the table is `NNNNNN.sst`).
+    pub number: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Smallest user key in the table.
+    pub smallest: Vec<u8>,
+    /// Largest user key in the table.
+    pub largest: Vec<u8>,
+    /// Smallest sequence number in the table.
+    pub smallest_seqno: SeqNo,
+    /// Largest sequence number in the table.
+    pub largest_seqno: SeqNo,
+}
+
+/// A change to the set of live tables and counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionEdit {
+    /// WALs numbered below this are fully flushed and no longer needed.
+    pub log_number: Option<u64>,
+    /// The next file number to hand out.
+    pub next_file_number: Option<u64>,
+    /// The last sequence number used by writes in the tables.
+    pub last_sequence: Option<SeqNo>,
+    /// Tables removed: (level, file number).
+    pub deleted_files: Vec<(usize, u64)>,
+    /// Tables added: (level, metadata).
+    pub new_files: Vec<(usize, FileMeta)>,
+}
+
+/// Why an edit could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditError {
+    /// Byte offset within the edit.
+    pub offset: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl VersionEdit {
+    /// Append the encoded edit to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut body = Vec::new();
+        let field = |out: &mut Vec<u8>, tag: u64, body: &[u8]| {
+            put_varint64(out, tag);
+            put_length_prefixed(out, body);
+        };
+        for (tag, value) in [
+            (TAG_LOG_NUMBER, self.log_number),
+            (TAG_NEXT_FILE_NUMBER, self.next_file_number),
+            (TAG_LAST_SEQUENCE, self.last_sequence),
+        ] {
+            if let Some(v) = value {
+                body.clear();
+                put_varint64(&mut body, v);
+                field(out, tag, &body);
+            }
+        }
+        for &(level, number) in &self.deleted_files {
+            body.clear();
+            put_varint64(&mut body, level as u64);
+            put_varint64(&mut body, number);
+            field(out, TAG_DELETED_FILE, &body);
+        }
+        for (level, f) in &self.new_files {
+            body.clear();
+            put_varint64(&mut body, *level as u64);
+            put_varint64(&mut body, f.number);
+            put_varint64(&mut body, f.size);
+            put_length_prefixed(&mut body, &f.smallest);
+            put_length_prefixed(&mut body, &f.largest);
+            put_varint64(&mut body, f.smallest_seqno);
+            put_varint64(&mut body, f.largest_seqno);
+            field(out, TAG_NEW_FILE, &body);
+        }
+    }
+
+    /// Decode an edit; never panics, whatever the bytes.
+    pub fn decode(input: &[u8]) -> Result<VersionEdit, EditError> {
+        let mut edit = VersionEdit::default();
+        let mut pos = 0;
+        while pos < input.len() {
+            let err = |reason: &str| EditError {
+                offset: pos,
+                reason: reason.to_owned(),
+            };
+            let (tag, n) = get_varint64(&input[pos..]).ok_or_else(|| err("bad field tag"))?;
+            let (body, m) = get_length_prefixed(&input[pos + n..])
+                .ok_or_else(|| err("field length runs past the end of the edit"))?;
+            let mut r = BodyReader { body, pos: 0 };
+            let parsed = match tag {
+                TAG_LOG_NUMBER => r.u64().map(|v| edit.log_number = Some(v)),
+                TAG_NEXT_FILE_NUMBER => r.u64().map(|v| edit.next_file_number = Some(v)),
+                TAG_LAST_SEQUENCE => r.u64().map(|v| edit.last_sequence = Some(v)),
+                TAG_DELETED_FILE => (|| {
+                    let level = r.level()?;
+                    let number = r.u64()?;
+                    edit.deleted_files.push((level, number));
+                    Some(())
+                })(),
+                TAG_NEW_FILE => (|| {
+                    let level = r.level()?;
+                    let meta = FileMeta {
+                        number: r.u64()?,
+                        size: r.u64()?,
+                        smallest: r.bytes()?.to_vec(),
+                        largest: r.bytes()?.to_vec(),
+                        smallest_seqno: r.u64()?,
+                        largest_seqno: r.u64()?,
+                    };
+                    edit.new_files.push((level, meta));
+                    Some(())
+                })(),
+                t if t >= SAFE_TO_IGNORE => Some(()),
+                t => {
+                    return Err(err(&format!(
+                        "unknown field tag {t} that must be understood (written by a newer strata?)"
+                    )))
+                }
+            };
+            if parsed.is_none() {
+                return Err(err(&format!("field with tag {tag} is malformed")));
+            }
+            pos += n + m;
+        }
+        Ok(edit)
+    }
+}
+
+/// Reads the fields of one body; `None` when the body is too short.
+struct BodyReader<'a> {
+    body: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BodyReader<'a> {
+    fn u64(&mut self) -> Option<u64> {
+        let (v, n) = get_varint64(self.body.get(self.pos..)?)?;
+        self.pos += n;
+        Some(v)
+    }
+
+    fn level(&mut self) -> Option<usize> {
+        let level = self.u64()?;
+        (level < crate::version::NUM_LEVELS as u64).then_some(level as usize)
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let (b, n) = get_length_prefixed(self.body.get(self.pos..)?)?;
+        self.pos += n;
+        Some(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn meta(number: u64) -> FileMeta {
+        FileMeta {
+            number,
+            size: 4096 * number,
+            smallest: b"apple".to_vec(),
+            largest: b"zebra".to_vec(),
+            smallest_seqno: 7,
+            largest_seqno: 99,
+        }
+    }
+
+    #[test]
+    fn edits_round_trip() {
+        let edit = VersionEdit {
+            log_number: Some(12),
+            next_file_number: Some(40),
+            last_sequence: Some(1 << 50),
+            deleted_files: vec![(0, 3), (4, 17)],
+            new_files: vec![(1, meta(20)), (6, meta(21))],
+        };
+        let mut buf = Vec::new();
+        edit.encode(&mut buf);
+        assert_eq!(VersionEdit::decode(&buf), Ok(edit));
+    }
+
+    #[test]
+    fn unknown_tags_are_skipped_only_when_safe() {
+        let mut buf = Vec::new();
+        VersionEdit { log_number: Some(5), ..Default::default() }.encode(&mut buf);
+        let mut safe = buf.clone();
+        put_varint64(&mut safe, SAFE_TO_IGNORE + 3);
+        put_length_prefixed(&mut safe, b"future field");
+        assert_eq!(VersionEdit::decode(&safe).unwrap().log_number, Some(5));
+
+        let mut unsafe_tag = buf;
+        put_varint64(&mut unsafe_tag, 99);
+        put_length_prefixed(&mut unsafe_tag, b"?");
+        let err = VersionEdit::decode(&unsafe_tag).unwrap_err();
+        assert!(err.reason.contains("must be understood"), "{err:?}");
+    }
+
+    #[test]
+    fn bodies_may_grow_new_trailing_fields() {
+        let mut body = Vec::new();
+        put_varint64(&mut body, 8);
+        body.extend_from_slice(b"appended by a later version");
+        let mut buf = Vec::new();
+        put_varint64(&mut buf, TAG_LOG_NUMBER);
+        put_length_prefixed(&mut buf, &body);
+        assert_eq!(VersionEdit::decode(&buf).unwrap().log_number, Some(8));
+    }
+
+    #[test]
+    fn levels_out_of_range_are_rejected() {
+        let mut buf = Vec::new();
+        VersionEdit { deleted_files: vec![(crate::version::NUM_LEVELS, 1)], ..Default::default() }
+            .encode(&mut buf);
+        assert!(VersionEdit::decode(&buf).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = VersionEdit::decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Versions: which tables are live, per level. A `Version` is immutable;
+//! flushes and compactions produce a new one through a [`VersionEdit`]
+//! logged in the MANIFEST by the [`VersionSet`]. Readers pin the version
+//! they started on, so its tables stay readable until they finish.
+
+mod edit;
+mod manifest;
+mod set;
+mod table_file;
+
+pub use edit::{FileMeta, VersionEdit};
+pub use manifest::{read_manifest, ManifestContents};
+pub(crate) use manifest::wal_error_offset;
+pub(crate) use set::VersionSet;
+pub use table_file::{TableFile, TableOpener};
+
+use crate::error::{table_error, Result};
+use crate::iter::{InternalIterator, LevelIter, TableFileIter};
+use crate::memtable::Lookup;
+use bytes::Bytes;
+use std::sync::Arc;
+use strata_sstable::{SeqNo, ValueKind};
+
+/// Number of levels: L0 (overlapping tables, newest first) and L1..L6
+/// (each one sorted run of non-overlapping tables).
+pub const NUM_LEVELS: usize = 7;
+
+/// The live tables at one point in time.
+#[derive(Clone)]
+pub struct Version {
+    levels: [Arc<[Arc<TableFile>]>; NUM_LEVELS],
+}
+
+impl Default for Version {
+    fn default() -> Self {
+        Version {
+            levels: std::array::from_fn(|_| Arc::from(Vec::new())),
+        }
+    }
+}
+
+impl Version {
+    /// Build a version from per-level file lists, putting each level in its
+    /// canonical order (L0 newest first, L1+ by smallest key).
+    pub fn from_levels(mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS]) -> Self {
+        levels[0].sort_by(|a, b| {
+            (b.meta.largest_seqno, b.meta.number).cmp(&(a.meta.largest_seqno, a.meta.number))
+        });
+        for level in &mut levels[1..] {
+            level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
+        }
+        Version {
+            levels: levels.map(Arc::from),
+        }
+    }
+
+    /// The tables of `level`, in the level's order.
+    pub fn files(&self, level: usize) -> &Arc<[Arc<TableFile>]> {
+        &self.levels[level]
+    }
+
+    /// Every live table, level by level.
+    pub fn all_files(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(level, files)| files.iter().map(move |f| (level, f)))
+    }
+
+    /// Total bytes of the tables in `level`.
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.levels[level].iter().map(|f| f.meta.size).sum()
+    }
+
+    /// The newest version of `user_key` at or below `seqno` in the tables.
+    pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Result<Lookup<Bytes>> {
+        for file in self.levels[0].iter() {
+            if file.contains_key(user_key) {
+                if let Some(found) = lookup(file, user_key, seqno)? {
+                    return Ok(found);
+                }
+            }
+        }
+        for files in &self.levels[1..] {
+            let i = files.partition_point(|f| f.meta.largest.as_slice() < user_key);
+            if let Some(file) = files.get(i) {
+                if file.meta.smallest.as_slice() <= user_key {
+                    if let Some(found) = lookup(file, user_key, seqno)? {
+                        return Ok(found);
+                    }
+                }
+            }
+        }
+        Ok(Lookup::Absent)
+    }
+
+    /// Add one internal iterator per L0 table and one per non-empty deeper
+    /// level to `out`.
+    pub fn add_iterators(&self, out: &mut Vec<Box<dyn InternalIterator>>) {
+        for file in self.levels[0].iter() {
+            out.push(Box::new(TableFileIter::new(Arc::clone(file))));
+        }
+        for files in &self.levels[1..] {
+            if !files.is_empty() {
+                out.push(Box::new(LevelIter::new(Arc::clone(files))));
+            }
+        }
+    }
+}
+
+fn lookup(file: &TableFile, user_key: &[u8], seqno: SeqNo) -> Result<Option<Lookup<Bytes>>> {
+    let found = file
+        .table()
+        .get(user_key, seqno)
+        .map_err(|e| table_error(file.path(), e))?;
+    Ok(found.map(|f| match f.kind {
+        ValueKind::Put => Lookup::Found(f.value),
+        ValueKind::Delete => Lookup::Deleted,
+    }))
+}

@@ -1,0 +1,57 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use strata::fs::MemFileSystem;
+use strata::{Db, Options};
+
+/// The directory databases live in on the in-memory filesystem.
+pub fn mem_dir() -> PathBuf {
+    PathBuf::from("/db")
+}
+
+/// Options on an in-memory filesystem with small memtables, so flushes
+/// happen after a few hundred writes.
+pub fn mem_options(fs: &MemFileSystem) -> Options {
+    Options {
+        fs: Arc::new(fs.clone()),
+        write_buffer_size: 64 * 1024,
+        block_size: 1024,
+        ..Options::default()
+    }
+}
+
+pub fn open_mem(fs: &MemFileSystem) -> Db {
+    Db::open(mem_dir(), mem_options(fs)).expect("open in-memory database")
+}
+
+/// Every (key, value) in the database, in order.
+pub fn scan_all(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
+    db.iter()
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .collect::<Result<_, _>>()
+        .expect("scan")
+}
+
+/// Names of the files in `dir` with the given extension.
+pub fn files_with_ext(fs: &dyn strata::fs::FileSystem, dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs
+        .list(dir)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(ext))
+        .map(|n| dir.join(n))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A key for index `i`, zero-padded so numeric and byte order agree.
+pub fn key(i: usize) -> Vec<u8> {
+    format!("key{i:08}").into_bytes()
+}
+
+pub fn value(i: usize, version: usize) -> Vec<u8> {
+    format!("value-{i}-{version}-{}", "x".repeat(i % 50)).into_bytes()
+}
