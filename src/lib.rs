@@ -38,6 +38,7 @@ mod filename;
 mod flush;
 pub mod fs;
 mod ikey;
+pub mod inspect;
 mod iter;
 mod memtable;
 mod open;

@@ -12,6 +12,7 @@ pub use edit::{FileMeta, VersionEdit};
 pub use manifest::{read_manifest, ManifestContents};
 pub(crate) use manifest::wal_error_offset;
 pub(crate) use set::VersionSet;
+pub use set::read_current_manifest;
 pub use table_file::{TableFile, TableOpener};
 
 use crate::error::{table_error, Result};

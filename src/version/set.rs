@@ -49,26 +49,7 @@ impl VersionSet {
     /// every live table, then continue in a fresh manifest.
     pub fn recover(opener: TableOpener) -> Result<VersionSet> {
         let mut set = VersionSet::empty(opener);
-        let current = current_path(&set.dir);
-        let bytes = set
-            .fs
-            .read(&current)
-            .map_err(|e| Error::io("read", &current, e))?;
-        let name = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|s| s.strip_suffix('\n'))
-            .filter(|s| matches!(parse_file_name(s), Some(FileKind::Manifest(_))))
-            .ok_or_else(|| {
-                Error::corruption(&current, 0, "CURRENT does not name a manifest")
-            })?;
-        let path = set.dir.join(name);
-        let data = set.fs.read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::corruption(&path, 0, "the manifest named by CURRENT is missing")
-            } else {
-                Error::io("read", &path, e)
-            }
-        })?;
+        let (path, data) = read_current_manifest(&*set.fs, &set.dir)?;
         let contents = read_manifest(&path, &data)?;
 
         let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] = Default::default();
@@ -245,6 +226,26 @@ impl VersionSet {
         }
         Ok(())
     }
+}
+
+/// The path and bytes of the manifest CURRENT names.
+pub fn read_current_manifest(fs: &dyn FileSystem, dir: &Path) -> Result<(PathBuf, bytes::Bytes)> {
+    let current = current_path(dir);
+    let bytes = fs.read(&current).map_err(|e| Error::io("read", &current, e))?;
+    let name = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|s| s.strip_suffix('\n'))
+        .filter(|s| matches!(parse_file_name(s), Some(FileKind::Manifest(_))))
+        .ok_or_else(|| Error::corruption(&current, 0, "CURRENT does not name a manifest"))?;
+    let path = dir.join(name);
+    let data = fs.read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::corruption(&path, 0, "the manifest named by CURRENT is missing")
+        } else {
+            Error::io("read", &path, e)
+        }
+    })?;
+    Ok((path, data))
 }
 
 /// Point CURRENT at manifest `number` atomically: write a temporary file,

@@ -1,0 +1,7 @@
+//! Read-only access to strata's on-disk structures for tools such as
+//! `sst-dump`: file naming, MANIFEST edits, and WAL batch records. Nothing
+//! here opens a database or takes its lock.
+
+pub use crate::batch::{BatchError, BatchOp, DecodedBatch};
+pub use crate::filename::{parse_file_name, FileKind};
+pub use crate::version::{read_current_manifest, read_manifest, FileMeta, ManifestContents, VersionEdit, NUM_LEVELS};
