@@ -1,0 +1,124 @@
+//! Engine benchmarks: point gets from the memtable and from tables (hit
+//! and miss), a 100-entry range scan, sequential and random puts, and the
+//! flush of a full 64 MiB memtable.
+#![allow(clippy::unwrap_used)]
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::hint::black_box;
+use strata::{Db, Options};
+
+const KEYS: u64 = 200_000;
+
+fn key(i: u64) -> [u8; 16] {
+    // db_bench style: the number big-endian, padded to 16 bytes.
+    let mut k = [b'0'; 16];
+    k[..8].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+fn value(i: u64) -> [u8; 100] {
+    let mut v = [b'v'; 100];
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    v
+}
+
+/// A cheap, fixed pseudo-random permutation step.
+fn scramble(i: u64) -> u64 {
+    i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % KEYS
+}
+
+fn filled(dir: &tempfile::TempDir, flush: bool) -> Db {
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    for i in 0..KEYS {
+        db.put(key(i * 2), value(i * 2)).unwrap();
+    }
+    if flush {
+        db.flush().unwrap();
+    }
+    db
+}
+
+fn gets(c: &mut Criterion) {
+    for (name, flush) in [("memtable", false), ("table", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = filled(&dir, flush);
+        let mut g = c.benchmark_group(format!("get/{name}"));
+        g.throughput(Throughput::Elements(1));
+        let mut i = 0u64;
+        g.bench_function("hit", |b| {
+            b.iter(|| {
+                i += 1;
+                black_box(db.get(key(scramble(i) * 2)).unwrap().unwrap());
+            })
+        });
+        g.bench_function("miss", |b| {
+            b.iter(|| {
+                i += 1;
+                assert!(db.get(key(scramble(i) * 2 + 1)).unwrap().is_none());
+            })
+        });
+        g.finish();
+    }
+}
+
+fn scans(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = filled(&dir, true);
+    let mut g = c.benchmark_group("scan");
+    g.throughput(Throughput::Elements(100));
+    let mut i = 0u64;
+    g.bench_function("range_100", |b| {
+        b.iter(|| {
+            i += 1;
+            let start = key(scramble(i) * 2);
+            let n = db.range(start.as_slice()..).take(100).map(|r| r.unwrap()).count();
+            black_box(n);
+        })
+    });
+    g.finish();
+}
+
+fn puts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("put");
+    g.throughput(Throughput::Elements(1));
+    for (name, random) in [("sequential", false), ("random", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let mut i = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                let k = if random { i.wrapping_mul(0x9e37_79b9_7f4a_7c15) } else { i };
+                db.put(key(k), value(k)).unwrap();
+            })
+        });
+    }
+    g.finish();
+}
+
+fn flush(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flush");
+    g.sample_size(10);
+    let entries = (64u64 << 20) / 200;
+    g.throughput(Throughput::Bytes(entries * 116));
+    g.bench_function("memtable_64MiB", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let opts = Options { write_buffer_size: 1 << 30, ..Options::default() };
+                let db = Db::open(dir.path(), opts).unwrap();
+                for i in 0..entries {
+                    let k = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    db.put(key(k), value(k)).unwrap();
+                }
+                (dir, db)
+            },
+            |(_dir, db)| db.flush().unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, gets, scans, puts, flush);
+criterion_main!(benches);
