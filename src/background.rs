@@ -37,10 +37,14 @@ impl Background {
 /// Start the background threads.
 pub(crate) fn spawn(inner: &Arc<DbInner>) -> std::io::Result<Vec<JoinHandle<()>>> {
     let flush = Arc::clone(inner);
-    let handle = std::thread::Builder::new()
+    let flusher = std::thread::Builder::new()
         .name("strata-flush".into())
         .spawn(move || flush_loop(&flush))?;
-    Ok(vec![handle])
+    let ring = Arc::clone(&inner.write_path.ring);
+    let wal = std::thread::Builder::new()
+        .name("strata-wal".into())
+        .spawn(move || ring.run_flusher())?;
+    Ok(vec![flusher, wal])
 }
 
 /// Flush frozen memtables, oldest first, until shutdown.

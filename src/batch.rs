@@ -107,6 +107,11 @@ impl WriteBatch {
         self.count() == 0
     }
 
+    /// Bytes allocated for the encoding.
+    pub(crate) fn capacity(&self) -> usize {
+        self.rep.capacity()
+    }
+
     /// Encoded size in bytes, header included.
     pub fn encoded_size(&self) -> usize {
         self.rep.len()
@@ -316,13 +321,28 @@ mod tests {
         b.set_sequence(100);
         let decoded = DecodedBatch::new(b.encoded()).unwrap();
         assert_eq!(decoded.sequence(), 100);
-        let ops: Vec<_> = decoded.iter().collect::<std::result::Result<_, _>>().unwrap();
+        let ops: Vec<_> = decoded
+            .iter()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
         assert_eq!(
             ops,
             [
-                BatchOp { kind: ValueKind::Put, key: b"k1", value: b"v1" },
-                BatchOp { kind: ValueKind::Delete, key: b"k2", value: b"" },
-                BatchOp { kind: ValueKind::Put, key: b"", value: b"" },
+                BatchOp {
+                    kind: ValueKind::Put,
+                    key: b"k1",
+                    value: b"v1"
+                },
+                BatchOp {
+                    kind: ValueKind::Delete,
+                    key: b"k2",
+                    value: b""
+                },
+                BatchOp {
+                    kind: ValueKind::Put,
+                    key: b"",
+                    value: b""
+                },
             ]
         );
     }
@@ -346,7 +366,13 @@ mod tests {
         b.put(b"c", b"3");
         a.append(&b);
         assert_eq!(a.len(), 3);
-        assert_eq!(a.iter().filter_map(|r| r.ok()).map(|op| op.key).collect::<Vec<_>>(), [b"a", b"b", b"c"]);
+        assert_eq!(
+            a.iter()
+                .filter_map(|r| r.ok())
+                .map(|op| op.key)
+                .collect::<Vec<_>>(),
+            [b"a", b"b", b"c"]
+        );
     }
 
     proptest! {

@@ -35,7 +35,8 @@ impl ShardedLruCache {
     }
 
     fn shard(&self, table_id: u64, offset: u64) -> &Mutex<Shard> {
-        let h = (table_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ offset).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        let h = (table_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ offset)
+            .wrapping_mul(0xff51_afd7_ed55_8ccd);
         &self.shards[(h >> 60) as usize % SHARDS]
     }
 
@@ -115,7 +116,13 @@ mod tests {
         cache.insert(7, keys[1], Bytes::from(vec![0u8; 100]));
         assert!(cache.get(7, keys[0]).is_some());
         cache.insert(7, keys[2], Bytes::from(vec![0u8; 100]));
-        assert!(cache.get(7, keys[0]).is_some(), "recently used block was evicted");
-        assert!(cache.get(7, keys[1]).is_none(), "least recently used block survived");
+        assert!(
+            cache.get(7, keys[0]).is_some(),
+            "recently used block was evicted"
+        );
+        assert!(
+            cache.get(7, keys[1]).is_none(),
+            "least recently used block survived"
+        );
     }
 }

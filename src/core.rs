@@ -9,7 +9,7 @@ use crate::options::{Options, ReadOptions};
 use crate::read::{ReadView, SuperVersion};
 use crate::snapshot::SnapshotList;
 use crate::version::{Version, VersionSet};
-use crate::write::WriterState;
+use crate::write::WritePath;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::ops::{Bound, RangeBounds};
@@ -30,7 +30,7 @@ pub(crate) struct DbInner {
     /// reads and snapshots use it.
     pub visible_seq: AtomicU64,
     pub snapshots: SnapshotList,
-    pub writer: Mutex<WriterState>,
+    pub write_path: WritePath,
     pub bg: Background,
     bg_error: Mutex<Option<Arc<Error>>>,
     has_bg_error: AtomicBool,
@@ -45,7 +45,7 @@ impl DbInner {
         versions: VersionSet,
         super_version: SuperVersion,
         last_seq: SeqNo,
-        writer: WriterState,
+        write_path: WritePath,
         lock: Box<dyn FileLock>,
     ) -> Self {
         DbInner {
@@ -56,7 +56,7 @@ impl DbInner {
             versions: Mutex::new(versions),
             visible_seq: AtomicU64::new(last_seq),
             snapshots: SnapshotList::default(),
-            writer: Mutex::new(writer),
+            write_path,
             bg: Background::default(),
             bg_error: Mutex::new(None),
             has_bg_error: AtomicBool::new(false),
@@ -94,7 +94,11 @@ impl DbInner {
         self.read_view(opts).get(key)
     }
 
-    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, opts: &ReadOptions<'_>) -> Iter {
+    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        opts: &ReadOptions<'_>,
+    ) -> Iter {
         let lower = match range.start_bound() {
             Bound::Included(k) => Some(k.as_ref().to_vec()),
             Bound::Excluded(k) => Some(successor_key(k.as_ref())),

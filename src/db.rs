@@ -47,19 +47,22 @@ impl Drop for Handle {
             st.shutting_down = true;
         }
         self.inner.bg.notify_all();
+        self.inner.write_path.ring.shutdown();
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
         // A clean close leaves every acknowledged write durable. Errors
         // cannot be returned from drop; the WAL tail is then recovered as
         // far as it reached the disk.
-        let _ = self.inner.sync_wal();
+        let _ = self.inner.flush_wal(true);
     }
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("path", &self.handle.inner.dir).finish()
+        f.debug_struct("Db")
+            .field("path", &self.handle.inner.dir)
+            .finish()
     }
 }
 
@@ -95,9 +98,7 @@ impl Db {
         value: impl AsRef<[u8]>,
         opts: &WriteOptions,
     ) -> Result<()> {
-        let mut batch = WriteBatch::with_capacity(key.as_ref().len() + value.as_ref().len() + 16);
-        batch.put(key, value);
-        self.inner().write(&mut batch, opts)
+        self.inner().write_with(opts, |b| b.put(key, value))
     }
 
     /// Remove `key` (a no-op if it is absent).
@@ -107,9 +108,7 @@ impl Db {
 
     /// Remove `key` with explicit write options.
     pub fn delete_opt(&self, key: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
-        let mut batch = WriteBatch::with_capacity(key.as_ref().len() + 16);
-        batch.delete(key);
-        self.inner().write(&mut batch, opts)
+        self.inner().write_with(opts, |b| b.delete(key))
     }
 
     /// Apply a batch atomically.
@@ -118,8 +117,16 @@ impl Db {
     }
 
     /// Apply a batch atomically with explicit write options.
-    pub fn write_opt(&self, mut batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
-        self.inner().write(&mut batch, opts)
+    pub fn write_opt(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.inner().write(batch, opts)
+    }
+
+    /// Hand every WAL record still in the ring to the operating system,
+    /// and with `sync` also fsync the WAL. Needed with
+    /// [`Options::manual_wal_flush`]; harmless otherwise. RocksDB:
+    /// `FlushWAL(sync)`.
+    pub fn flush_wal(&self, sync: bool) -> Result<()> {
+        self.inner().flush_wal(sync)
     }
 
     /// The current value of `key`.
@@ -143,13 +150,18 @@ impl Db {
     }
 
     /// Like [`Db::range`] with explicit read options.
-    pub fn range_opt<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, opts: &ReadOptions<'_>) -> Iter {
+    pub fn range_opt<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        opts: &ReadOptions<'_>,
+    ) -> Iter {
         self.inner().iter(range, opts)
     }
 
     /// Entries whose keys start with `prefix`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        self.inner().prefix(prefix.as_ref(), &ReadOptions::default())
+        self.inner()
+            .prefix(prefix.as_ref(), &ReadOptions::default())
     }
 
     /// A seekable cursor over the current state.

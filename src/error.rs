@@ -73,6 +73,32 @@ impl Error {
         }
     }
 
+    /// A copy of this error for another waiter (an I/O error keeps its
+    /// kind and message).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::Background(e) => Error::Background(Arc::clone(e)),
+            Error::WriteStall => Error::WriteStall,
+            Error::Closed => Error::Closed,
+        }
+    }
+
     /// True for [`Error::Corruption`], also when it is the cause of a
     /// [`Error::Background`].
     pub fn is_corruption(&self) -> bool {

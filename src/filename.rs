@@ -103,7 +103,15 @@ mod tests {
             let name = path.file_name().unwrap().to_str().unwrap();
             assert_eq!(parse_file_name(name), Some(kind), "{name}");
         }
-        for junk in ["", "x.sst", "12.txt", "MANIFEST-", "MANIFEST-x", "-1.log", "+1.log"] {
+        for junk in [
+            "",
+            "x.sst",
+            "12.txt",
+            "MANIFEST-",
+            "MANIFEST-x",
+            "-1.log",
+            "+1.log",
+        ] {
             assert_eq!(parse_file_name(junk), None, "{junk}");
         }
     }

@@ -44,7 +44,12 @@ impl DbInner {
         let version = versions.log_and_apply(edit, &added)?;
         self.update_super_version(|sv| SuperVersion {
             mem: Arc::clone(&sv.mem),
-            imms: sv.imms.iter().filter(|m| !Arc::ptr_eq(m, imm)).cloned().collect(),
+            imms: sv
+                .imms
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, imm))
+                .cloned()
+                .collect(),
             version,
         });
         drop(versions);
@@ -67,7 +72,10 @@ pub(crate) fn write_memtable_table(
     }
     let path = table_path(&opener.dir, number);
     let result = (|| {
-        let file = opener.fs.create(&path).map_err(|e| Error::io("create", &path, e))?;
+        let file = opener
+            .fs
+            .create(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
         let mut builder = TableBuilder::new(WriteAdapter(file), options.table_options())
             .map_err(|e| table_error(&path, e))?;
         let mut it = MemTableIter::new(Arc::clone(mem));

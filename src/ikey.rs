@@ -54,7 +54,11 @@ mod tests {
                             encode_internal_key(&mut entry, user_key, entry_seq, kind);
                             let ord = compare_internal_keys(target, &entry);
                             let visible = entry_seq <= seq;
-                            assert_eq!(ord == Ordering::Less, visible, "seq {seq} entry {entry_seq}");
+                            assert_eq!(
+                                ord == Ordering::Less,
+                                visible,
+                                "seq {seq} entry {entry_seq}"
+                            );
                         }
                     }
                 });

@@ -4,4 +4,6 @@
 
 pub use crate::batch::{BatchError, BatchOp, DecodedBatch};
 pub use crate::filename::{parse_file_name, FileKind};
-pub use crate::version::{read_current_manifest, read_manifest, FileMeta, ManifestContents, VersionEdit, NUM_LEVELS};
+pub use crate::version::{
+    read_current_manifest, read_manifest, FileMeta, ManifestContents, VersionEdit, NUM_LEVELS,
+};

@@ -11,7 +11,7 @@ use crate::memtable::MemTable;
 use crate::options::{Options, WalRecoveryMode};
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
-use crate::write::WriterState;
+use crate::write::{WalRing, WritePath};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
@@ -33,7 +33,9 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     let lock_file = lock_path(&dir);
     let lock = fs.lock(&lock_file).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
-            Error::Locked { path: lock_file.clone() }
+            Error::Locked {
+                path: lock_file.clone(),
+            }
         } else {
             Error::io("lock", &lock_file, e)
         }
@@ -75,7 +77,11 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     let edit = VersionEdit {
         log_number: Some(wal_number),
         last_sequence: Some(replayed.last_seq),
-        new_files: replayed.tables.iter().map(|f| (0, f.meta.clone())).collect(),
+        new_files: replayed
+            .tables
+            .iter()
+            .map(|f| (0, f.meta.clone()))
+            .collect(),
         ..VersionEdit::default()
     };
     let version = versions.log_and_apply(edit, &replayed.tables)?;
@@ -95,19 +101,26 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         imms: Vec::new(),
         version,
     };
-    let writer = WriterState {
-        wal: Some(strata_wal::Writer::new(wal)),
+    let ring = Arc::new(WalRing::new(
+        options.wal_ring_capacity_bytes,
+        wal,
         wal_number,
-        last_seq: replayed.last_seq,
+    ));
+    let write_path = WritePath::new(
+        ring,
+        replayed.last_seq,
         mem,
-    };
+        options.manual_wal_flush,
+        options.max_write_group_bytes,
+        options.wal_bytes_per_sync,
+    );
     Ok(DbInner::new(
         dir,
         options,
         versions,
         super_version,
         replayed.last_seq,
-        writer,
+        write_path,
         lock,
     ))
 }
@@ -139,14 +152,15 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     let mut last_seq = versions.last_sequence();
     let mut mem = Arc::new(MemTable::new(0));
     let mut tables = Vec::new();
-    let flush = |mem: &Arc<MemTable>, versions: &mut VersionSet, tables: &mut Vec<Arc<TableFile>>| {
-        let number = versions.new_file_number();
-        let opener = versions.opener().clone();
-        if let Some(t) = write_memtable_table(options, &opener, number, mem)? {
-            tables.push(t);
-        }
-        Ok::<_, Error>(())
-    };
+    let flush =
+        |mem: &Arc<MemTable>, versions: &mut VersionSet, tables: &mut Vec<Arc<TableFile>>| {
+            let number = versions.new_file_number();
+            let opener = versions.opener().clone();
+            if let Some(t) = write_memtable_table(options, &opener, number, mem)? {
+                tables.push(t);
+            }
+            Ok::<_, Error>(())
+        };
 
     'wals: for (i, &number) in numbers.iter().enumerate() {
         let path = wal_path(dir, number);

@@ -58,6 +58,24 @@ pub struct Options {
     /// Verify every live table's checksums when opening (slower opens,
     /// early detection). RocksDB: `paranoid_checks`. Default: `false`.
     pub paranoid_checks: bool,
+    /// Largest write group, in bytes of batches, that one leader commits
+    /// as one WAL record. RocksDB: `max_write_batch_group_size_bytes`.
+    /// Default: 1 MiB.
+    pub max_write_group_bytes: usize,
+    /// Capacity of the ring buffer between write groups and the WAL file;
+    /// when full, writers wait for it to drain (never dropping a record).
+    /// Default: 4 MiB.
+    pub wal_ring_capacity_bytes: usize,
+    /// Ask the WAL flusher to fsync in the background whenever this many
+    /// bytes were written since the last sync, so a later sync write has
+    /// less to wait for; 0 disables. RocksDB: `wal_bytes_per_sync`.
+    /// Default: 0.
+    pub wal_bytes_per_sync: u64,
+    /// Keep WAL records in the ring until [`Db::flush_wal`](crate::Db::flush_wal)
+    /// or until the ring fills: writes return sooner but survive neither a
+    /// process crash nor power loss until then. RocksDB:
+    /// `manual_wal_flush`. Default: `false`.
+    pub manual_wal_flush: bool,
     /// Where files are read and written. Default: the operating system's
     /// filesystem; tests use [`crate::fs::MemFileSystem`].
     pub fs: Arc<dyn FileSystem>,
@@ -77,6 +95,10 @@ impl Default for Options {
             block_cache_bytes: 32 << 20,
             wal_recovery_mode: WalRecoveryMode::default(),
             paranoid_checks: false,
+            max_write_group_bytes: 1 << 20,
+            wal_ring_capacity_bytes: 4 << 20,
+            wal_bytes_per_sync: 0,
+            manual_wal_flush: false,
             fs: Arc::new(OsFileSystem),
         }
     }
@@ -96,6 +118,10 @@ impl fmt::Debug for Options {
             .field("block_cache_bytes", &self.block_cache_bytes)
             .field("wal_recovery_mode", &self.wal_recovery_mode)
             .field("paranoid_checks", &self.paranoid_checks)
+            .field("max_write_group_bytes", &self.max_write_group_bytes)
+            .field("wal_ring_capacity_bytes", &self.wal_ring_capacity_bytes)
+            .field("wal_bytes_per_sync", &self.wal_bytes_per_sync)
+            .field("manual_wal_flush", &self.manual_wal_flush)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +141,15 @@ impl Options {
                 "max_write_buffer_number {} must be at least 2",
                 self.max_write_buffer_number
             ));
+        }
+        if self.wal_ring_capacity_bytes < 4096 {
+            return bad(format!(
+                "wal_ring_capacity_bytes {} is below the minimum of 4 KiB",
+                self.wal_ring_capacity_bytes
+            ));
+        }
+        if self.max_write_group_bytes == 0 {
+            return bad("max_write_group_bytes must be positive".into());
         }
         self.table_options()
             .validate()

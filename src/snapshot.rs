@@ -66,7 +66,9 @@ pub struct Snapshot {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").field("sequence", &self.seq).finish()
+        f.debug_struct("Snapshot")
+            .field("sequence", &self.seq)
+            .finish()
     }
 }
 

@@ -291,11 +291,7 @@ struct MemWritableFile {
 }
 
 impl MemWritableFile {
-    fn with_inode<R>(
-        &self,
-        op: FsOp,
-        f: impl FnOnce(&mut Inode) -> R,
-    ) -> io::Result<R> {
+    fn with_inode<R>(&self, op: FsOp, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
         let mut st = self.state.lock();
         if st.generation != self.generation {
             return Err(stale());
@@ -494,8 +490,14 @@ mod tests {
 
         fs.power_loss(UnsyncedData::Drop);
         assert_eq!(&fs.read(&p("/db/a")).unwrap()[..], b"hello");
-        assert!(!fs.exists(&p("/db/b")), "entry created after the last sync_dir survived");
-        assert!(a.append(b"x").is_err(), "a handle from before the crash still works");
+        assert!(
+            !fs.exists(&p("/db/b")),
+            "entry created after the last sync_dir survived"
+        );
+        assert!(
+            a.append(b"x").is_err(),
+            "a handle from before the crash still works"
+        );
     }
 
     #[test]

@@ -31,7 +31,12 @@ pub struct DbIter {
 }
 
 impl DbIter {
-    pub fn new(inner: MergingIter, seq: SeqNo, lower: Option<Vec<u8>>, upper: Option<Vec<u8>>) -> Self {
+    pub fn new(
+        inner: MergingIter,
+        seq: SeqNo,
+        lower: Option<Vec<u8>>,
+        upper: Option<Vec<u8>>,
+    ) -> Self {
         DbIter {
             inner,
             seq,

@@ -28,7 +28,10 @@ impl LevelIter {
             return;
         }
         self.index = index;
-        self.current = self.files.get(index).map(|f| TableFileIter::new(Arc::clone(f)));
+        self.current = self
+            .files
+            .get(index)
+            .map(|f| TableFileIter::new(Arc::clone(f)));
     }
 
     /// Past the end of a file going forward: move into the next ones.
@@ -94,7 +97,9 @@ impl InternalIterator for LevelIter {
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         let ukey = user_key(target);
         // The first file whose largest key is >= the target's user key.
-        let i = self.files.partition_point(|f| f.meta.largest.as_slice() < ukey);
+        let i = self
+            .files
+            .partition_point(|f| f.meta.largest.as_slice() < ukey);
         if i >= self.files.len() {
             self.current = None;
             return Ok(());
@@ -109,7 +114,9 @@ impl InternalIterator for LevelIter {
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         let ukey = user_key(target);
         // The last file whose smallest key is <= the target's user key.
-        let i = self.files.partition_point(|f| f.meta.smallest.as_slice() <= ukey);
+        let i = self
+            .files
+            .partition_point(|f| f.meta.smallest.as_slice() <= ukey);
         if i == 0 {
             self.current = None;
             return Ok(());
@@ -144,6 +151,8 @@ impl InternalIterator for LevelIter {
     }
 
     fn value_bytes(&self) -> Bytes {
-        self.current.as_ref().map_or_else(Bytes::new, |c| c.value_bytes())
+        self.current
+            .as_ref()
+            .map_or_else(Bytes::new, |c| c.value_bytes())
     }
 }

@@ -163,6 +163,7 @@ impl InternalIterator for MergingIter {
     }
 
     fn value_bytes(&self) -> Bytes {
-        self.current_child().map_or_else(Bytes::new, |c| c.value_bytes())
+        self.current_child()
+            .map_or_else(Bytes::new, |c| c.value_bytes())
     }
 }

@@ -215,7 +215,11 @@ mod tests {
     #[test]
     fn unknown_tags_are_skipped_only_when_safe() {
         let mut buf = Vec::new();
-        VersionEdit { log_number: Some(5), ..Default::default() }.encode(&mut buf);
+        VersionEdit {
+            log_number: Some(5),
+            ..Default::default()
+        }
+        .encode(&mut buf);
         let mut safe = buf.clone();
         put_varint64(&mut safe, SAFE_TO_IGNORE + 3);
         put_length_prefixed(&mut safe, b"future field");
@@ -242,8 +246,11 @@ mod tests {
     #[test]
     fn levels_out_of_range_are_rejected() {
         let mut buf = Vec::new();
-        VersionEdit { deleted_files: vec![(crate::version::NUM_LEVELS, 1)], ..Default::default() }
-            .encode(&mut buf);
+        VersionEdit {
+            deleted_files: vec![(crate::version::NUM_LEVELS, 1)],
+            ..Default::default()
+        }
+        .encode(&mut buf);
         assert!(VersionEdit::decode(&buf).is_err());
     }
 

@@ -45,7 +45,10 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
             Error::corruption(
                 path,
                 offset,
-                format!("bad version edit (at byte {} of the record): {}", e.offset, e.reason),
+                format!(
+                    "bad version edit (at byte {} of the record): {}",
+                    e.offset, e.reason
+                ),
             )
         })?;
         apply(&mut contents, &edit).map_err(|reason| Error::corruption(path, offset, reason))?;
@@ -77,15 +80,23 @@ fn apply(c: &mut ManifestContents, edit: &VersionEdit) -> std::result::Result<()
     }
     for &(level, number) in &edit.deleted_files {
         if c.levels[level].remove(&number).is_none() {
-            return Err(format!("edit deletes table {number} which is not live in L{level}"));
+            return Err(format!(
+                "edit deletes table {number} which is not live in L{level}"
+            ));
         }
     }
     for (level, meta) in &edit.new_files {
         if c.levels.iter().any(|l| l.contains_key(&meta.number)) {
-            return Err(format!("edit adds table {} which is already live", meta.number));
+            return Err(format!(
+                "edit adds table {} which is already live",
+                meta.number
+            ));
         }
         if meta.smallest > meta.largest || meta.smallest_seqno > meta.largest_seqno {
-            return Err(format!("table {} has an inverted key or sequence range", meta.number));
+            return Err(format!(
+                "table {} has an inverted key or sequence range",
+                meta.number
+            ));
         }
         c.levels[*level].insert(meta.number, meta.clone());
     }
@@ -95,9 +106,8 @@ fn apply(c: &mut ManifestContents, edit: &VersionEdit) -> std::result::Result<()
 /// The file offset a wal-crate error names.
 pub(crate) fn wal_error_offset(e: &strata_wal::Error) -> u64 {
     match e {
-        strata_wal::Error::Corruption { offset, .. } | strata_wal::Error::TornTail { offset, .. } => {
-            *offset
-        }
+        strata_wal::Error::Corruption { offset, .. }
+        | strata_wal::Error::TornTail { offset, .. } => *offset,
         #[allow(unreachable_patterns)]
         _ => 0,
     }

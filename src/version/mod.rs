@@ -9,10 +9,10 @@ mod set;
 mod table_file;
 
 pub use edit::{FileMeta, VersionEdit};
-pub use manifest::{read_manifest, ManifestContents};
 pub(crate) use manifest::wal_error_offset;
-pub(crate) use set::VersionSet;
+pub use manifest::{read_manifest, ManifestContents};
 pub use set::read_current_manifest;
+pub(crate) use set::VersionSet;
 pub use table_file::{TableFile, TableOpener};
 
 use crate::error::{table_error, Result};

@@ -10,7 +10,9 @@ use super::edit::VersionEdit;
 use super::manifest::read_manifest;
 use super::{TableFile, TableOpener, Version, NUM_LEVELS};
 use crate::error::{Error, Result};
-use crate::filename::{current_path, manifest_name, manifest_path, parse_file_name, temp_path, FileKind};
+use crate::filename::{
+    current_path, manifest_name, manifest_path, parse_file_name, temp_path, FileKind,
+};
 use crate::fs::{FileSystem, WritableFile};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -64,9 +66,18 @@ impl VersionSet {
         // Files may exist with numbers the manifest had not yet recorded
         // (created just before a crash): never hand those numbers out again.
         let mut next = contents.next_file_number;
-        for name in set.fs.list(&set.dir).map_err(|e| Error::io("list", &set.dir, e))? {
+        for name in set
+            .fs
+            .list(&set.dir)
+            .map_err(|e| Error::io("list", &set.dir, e))?
+        {
             let number = match parse_file_name(&name) {
-                Some(FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n) | FileKind::Temp(n)) => n,
+                Some(
+                    FileKind::Wal(n)
+                    | FileKind::Table(n)
+                    | FileKind::Manifest(n)
+                    | FileKind::Temp(n),
+                ) => n,
                 _ => continue,
             };
             next = next.max(number + 1);
@@ -132,7 +143,10 @@ impl VersionSet {
                 "the manifest cannot be written after an earlier write to it failed".into(),
             ));
         }
-        let log_number = edit.log_number.unwrap_or(self.log_number).max(self.log_number);
+        let log_number = edit
+            .log_number
+            .unwrap_or(self.log_number)
+            .max(self.log_number);
         let last_sequence = edit.last_sequence.unwrap_or(0).max(self.last_sequence);
         edit.log_number = Some(log_number);
         edit.last_sequence = Some(last_sequence);
@@ -186,7 +200,12 @@ impl VersionSet {
 
     fn install(&mut self, version: Version, edit: &VersionEdit) {
         for &(level, number) in &edit.deleted_files {
-            if let Some(f) = self.current.files(level).iter().find(|f| f.meta.number == number) {
+            if let Some(f) = self
+                .current
+                .files(level)
+                .iter()
+                .find(|f| f.meta.number == number)
+            {
                 f.mark_obsolete();
             }
         }
@@ -209,7 +228,10 @@ impl VersionSet {
         }
         let mut record = Vec::new();
         snapshot.encode(&mut record);
-        let file = self.fs.create(&path).map_err(|e| Error::io("create", &path, e))?;
+        let file = self
+            .fs
+            .create(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
         let mut writer = strata_wal::Writer::new(file);
         writer
             .add_record(&record)
@@ -231,7 +253,9 @@ impl VersionSet {
 /// The path and bytes of the manifest CURRENT names.
 pub fn read_current_manifest(fs: &dyn FileSystem, dir: &Path) -> Result<(PathBuf, bytes::Bytes)> {
     let current = current_path(dir);
-    let bytes = fs.read(&current).map_err(|e| Error::io("read", &current, e))?;
+    let bytes = fs
+        .read(&current)
+        .map_err(|e| Error::io("read", &current, e))?;
     let name = std::str::from_utf8(&bytes)
         .ok()
         .and_then(|s| s.strip_suffix('\n'))
@@ -253,7 +277,9 @@ pub fn read_current_manifest(fs: &dyn FileSystem, dir: &Path) -> Result<(PathBuf
 fn set_current(fs: &dyn FileSystem, dir: &Path, number: u64, temp_number: u64) -> Result<()> {
     let temp = temp_path(dir, temp_number);
     let contents = format!("{}\n", manifest_name(number));
-    let mut f = fs.create(&temp).map_err(|e| Error::io("create", &temp, e))?;
+    let mut f = fs
+        .create(&temp)
+        .map_err(|e| Error::io("create", &temp, e))?;
     f.append(contents.as_bytes())
         .and_then(|_| f.sync())
         .map_err(|e| Error::io("write", &temp, e))?;
@@ -261,5 +287,6 @@ fn set_current(fs: &dyn FileSystem, dir: &Path, number: u64, temp_number: u64) -
     let current = current_path(dir);
     fs.rename(&temp, &current)
         .map_err(|e| Error::io("rename", &current, e))?;
-    fs.sync_dir(dir).map_err(|e| Error::io("sync directory", dir, e))
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("sync directory", dir, e))
 }

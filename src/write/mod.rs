@@ -1,86 +1,295 @@
-//! The write path: sequence numbers, the write-ahead log, the memtable, and
-//! memtable rotation when it fills.
+//! The write path: pooled batches, group commit, concurrent memtable
+//! inserts, and an asynchronous WAL ring.
 //!
-//! This version is serialized: one writer at a time holds `DbInner::writer`
-//! while it logs and inserts.
+//! A write goes through these stages (`ARCHITECTURE.md` has the picture):
+//!
+//! 1. **Pool** (`pool.rs`): the writer takes a slot whose batch buffer is
+//!    recycled from an earlier write.
+//! 2. **Queue** (`queue.rs`): it joins the write queue. The first writer
+//!    leads; later ones wait (spin, then park) to be grouped.
+//! 3. **Sequence** (this file, leader only): the leader makes room (memtable
+//!    rotation, stalls), takes one stripe of the rotation lock
+//!    (`stripes.rs`) for the group, assigns the group's sequence numbers in
+//!    one step, frames one WAL record for the whole group into the ring
+//!    (`ring.rs`), registers the group with the publisher, and hands
+//!    leadership to the next queued writer.
+//! 4. **Insert**: every member inserts its own batch into the skiplist
+//!    memtable, concurrently with the others; the last one releases the
+//!    stripe.
+//! 5. **Log**: the group's record must reach the durability each member
+//!    asked for. The last member drains the ring into the WAL file itself
+//!    when no one else is draining (a lone writer pays no thread handoff);
+//!    sync writers ask the WAL flusher thread to fsync, and it coalesces
+//!    the requests of every group waiting into one fsync.
+//! 6. **Publish** (`publish.rs`): the group's sequence numbers become
+//!    visible once every earlier group's have; each member returns when
+//!    its own write is visible and as durable as it asked.
 
-use crate::batch::WriteBatch;
+mod group;
+mod pool;
+mod publish;
+mod queue;
+mod ring;
+mod stripes;
+
+pub(crate) use ring::WalRing;
+
+use crate::batch::{WriteBatch, HEADER_LEN};
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
-use crate::fs::WritableFile;
 use crate::memtable::MemTable;
 use crate::options::WriteOptions;
 use crate::read::SuperVersion;
-use std::sync::atomic::Ordering;
+use group::Group;
+use parking_lot::Mutex;
+use pool::WriterPool;
+use publish::Publisher;
+use queue::{Role, WriteQueue, Writer};
+use ring::Durability;
 use std::sync::Arc;
 use strata_sstable::SeqNo;
+use stripes::StripedLock;
 
-/// The writer's state, guarded by `DbInner::writer`.
-pub(crate) struct WriterState {
-    /// The open WAL, `None` only if opening a new one failed.
-    pub wal: Option<strata_wal::Writer<Box<dyn WritableFile>>>,
-    pub wal_number: u64,
+/// The sequencer's state: touched only by the current leader (the mutex
+/// is uncontended; it makes that rule checkable).
+pub(crate) struct Sequencer {
     /// The last sequence number handed out.
     pub last_seq: SeqNo,
-    /// The active memtable (the same one the current super version holds).
+    /// The active memtable (the one the current super version holds).
     pub mem: Arc<MemTable>,
+    /// Groups sequenced so far (spreads groups over stripes).
+    groups: u64,
+    /// Reused buffer for a multi-writer group's WAL payload.
+    payload: Vec<u8>,
+}
+
+pub(crate) struct WritePath {
+    queue: WriteQueue,
+    pool: WriterPool,
+    pub ring: Arc<WalRing>,
+    stripes: Arc<StripedLock>,
+    publisher: Publisher,
+    pub sequencer: Mutex<Sequencer>,
+    manual_wal_flush: bool,
+    max_group_bytes: usize,
+    bytes_per_sync: u64,
+}
+
+impl WritePath {
+    pub fn new(
+        ring: Arc<WalRing>,
+        last_seq: SeqNo,
+        mem: Arc<MemTable>,
+        manual_wal_flush: bool,
+        max_group_bytes: usize,
+        bytes_per_sync: u64,
+    ) -> Self {
+        WritePath {
+            queue: WriteQueue::default(),
+            pool: WriterPool::default(),
+            ring,
+            stripes: StripedLock::new(),
+            publisher: Publisher::new(),
+            sequencer: Mutex::new(Sequencer {
+                last_seq,
+                mem,
+                groups: 0,
+                payload: Vec::new(),
+            }),
+            manual_wal_flush,
+            max_group_bytes,
+            bytes_per_sync,
+        }
+    }
 }
 
 impl DbInner {
-    /// Apply `batch` atomically.
-    pub(crate) fn write(&self, batch: &mut WriteBatch, opts: &WriteOptions) -> Result<()> {
+    /// Apply a user's batch atomically; its buffer is recycled afterwards.
+    pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         batch.validate()?;
         if batch.is_empty() {
             return Ok(());
         }
-        let mut w = self.writer.lock();
-        self.make_room_for_write(&mut w, opts, false)?;
-        let first = w.last_seq + 1;
-        batch.set_sequence(first);
-        if !opts.disable_wal {
-            let path = wal_path(&self.dir, w.wal_number);
-            let wal = w.wal.as_mut().ok_or(Error::Closed)?;
-            let logged = wal
-                .add_record(batch.encoded())
-                .and_then(|_| wal.flush())
-                .and_then(|_| if opts.sync { wal.sync() } else { Ok(()) });
-            if let Err(e) = logged {
-                return Err(Error::Background(
-                    self.set_bg_error(Error::io("write to WAL", path, e)),
-                ));
+        let w = self.write_path.pool.take();
+        {
+            let mut r = w.request.lock();
+            r.batch = batch;
+            r.opts = opts.clone();
+        }
+        self.write_slot(w)
+    }
+
+    /// Apply writes built by `fill` into a pooled batch (`put`, `delete`):
+    /// no batch buffer is allocated in steady state.
+    pub(crate) fn write_with(
+        &self,
+        opts: &WriteOptions,
+        fill: impl FnOnce(&mut WriteBatch),
+    ) -> Result<()> {
+        let w = self.write_path.pool.take();
+        {
+            let mut r = w.request.lock();
+            fill(&mut r.batch);
+            if let Err(e) = r.batch.validate() {
+                drop(r);
+                self.write_path.pool.give_back(w);
+                return Err(e);
+            }
+            r.opts = opts.clone();
+        }
+        self.write_slot(w)
+    }
+
+    fn write_slot(&self, w: Arc<Writer>) -> Result<()> {
+        let result = match self.write_path.queue.join(&w) {
+            Role::Leader => {
+                self.lead(&w);
+                self.finish_member(&w)
+            }
+            Role::Assigned | Role::Failed => self.finish_member(&w),
+        };
+        self.write_path.pool.give_back(w);
+        result
+    }
+
+    /// Lead a group: sequence it, hand leadership on, assign the members.
+    fn lead(&self, leader: &Arc<Writer>) {
+        let wp = &self.write_path;
+        let members = wp.queue.take_group(leader, wp.max_group_bytes);
+        let sequenced = self.sequence_group(&members);
+        wp.queue.hand_off();
+        match sequenced {
+            Ok((group, first)) => {
+                let mut next = first;
+                for m in &members {
+                    let count = u64::from(m.request.lock().batch.count());
+                    m.assign(Arc::clone(&group), next);
+                    next += count;
+                }
+            }
+            Err(e) => {
+                for m in &members {
+                    m.fail(e.duplicate());
+                }
             }
         }
-        let mut seq = first;
-        for op in batch.iter() {
-            // The batch was built in memory by `WriteBatch`, so it decodes.
-            let op = op.map_err(|e| Error::InvalidArgument(format!("malformed batch: {}", e.reason)))?;
-            w.mem.insert(op.key, seq, op.kind, op.value);
-            seq += 1;
+    }
+
+    /// Make room, assign sequence numbers, log the group's record.
+    fn sequence_group(&self, members: &[Arc<Writer>]) -> Result<(Arc<Group>, SeqNo)> {
+        let wp = &self.write_path;
+        let (no_slowdown, disable_wal) = {
+            let r = members[0].request.lock();
+            (r.opts.no_slowdown, r.opts.disable_wal)
+        };
+        let mut sq = wp.sequencer.lock();
+        self.make_room(&mut sq, no_slowdown, false)?;
+        let stripe = wp.stripes.shared(sq.groups as usize);
+        let first = sq.last_seq + 1;
+        let total: u64 = members
+            .iter()
+            .map(|m| u64::from(m.request.lock().batch.count()))
+            .sum();
+        let last = first + total - 1;
+        let end_lsn = if disable_wal {
+            None
+        } else {
+            let pushed = if let [only] = members {
+                let mut r = only.request.lock();
+                r.batch.set_sequence(first);
+                wp.ring.push(r.batch.encoded())
+            } else {
+                let Sequencer { payload, .. } = &mut *sq;
+                encode_group(payload, first, total, members);
+                wp.ring.push(payload)
+            };
+            Some(pushed.map_err(|e| self.wal_failure(e))?)
+        };
+        sq.last_seq = last;
+        sq.groups += 1;
+        let id = wp.publisher.register(last);
+        let group = Group::new(
+            id,
+            last,
+            Arc::clone(&sq.mem),
+            end_lsn,
+            members.len(),
+            stripe,
+        );
+        Ok((Arc::new(group), first))
+    }
+
+    /// Insert this member's batch, complete the group if last, and wait
+    /// until the write is visible and as durable as asked.
+    fn finish_member(&self, w: &Arc<Writer>) -> Result<()> {
+        let (group, sync) = {
+            let mut r = w.request.lock();
+            if let Some(e) = r.error.take() {
+                return Err(e);
+            }
+            let Some((group, first)) = r.assignment.take() else {
+                return Err(Error::Closed);
+            };
+            let mut seq = first;
+            for op in r.batch.iter().flatten() {
+                group.mem.insert(op.key, seq, op.kind, op.value);
+                seq += 1;
+            }
+            (group, r.opts.sync)
+        };
+        let wp = &self.write_path;
+        let stop = || self.write_stop_error();
+        if group.member_inserted() {
+            if let Some(end) = group.end_lsn {
+                if !wp.manual_wal_flush {
+                    wp.ring.wait(end, Durability::Written, true, stop)?;
+                }
+            }
+            wp.publisher.complete(group.id, &self.visible_seq);
+            let unsynced = wp.ring.written().saturating_sub(wp.ring.synced());
+            if wp.bytes_per_sync > 0 && unsynced >= wp.bytes_per_sync {
+                wp.ring.request_sync(wp.ring.written());
+            }
         }
-        w.last_seq = seq - 1;
-        self.visible_seq.store(w.last_seq, Ordering::Release);
-        Ok(())
+        if let (true, Some(end)) = (sync, group.end_lsn) {
+            wp.ring.wait(end, Durability::Synced, false, stop)?;
+        }
+        wp.publisher
+            .wait_visible(group.last_seq, &self.visible_seq, stop)
+    }
+
+    /// The error that ends a writer's wait: a background failure, or a WAL
+    /// failure not yet recorded as one.
+    fn write_stop_error(&self) -> Option<Error> {
+        if let Some(reason) = self.write_path.ring.failure() {
+            let path = wal_path(&self.dir, self.write_path.ring.wal_number());
+            self.set_bg_error(Error::io("write WAL", path, std::io::Error::other(reason)));
+        }
+        self.check_bg_error().err()
+    }
+
+    fn wal_failure(&self, e: std::io::Error) -> Error {
+        let path = wal_path(&self.dir, self.write_path.ring.wal_number());
+        Error::Background(self.set_bg_error(Error::io("write WAL", path, e)))
     }
 
     /// Ensure the active memtable has room, rotating it when full (or when
     /// `force` and it is not empty). Waits while too many frozen memtables
-    /// await flushing, unless `no_slowdown`.
-    pub(crate) fn make_room_for_write(
-        &self,
-        w: &mut WriterState,
-        opts: &WriteOptions,
-        force: bool,
-    ) -> Result<()> {
+    /// await flushing, unless `no_slowdown`. REQUIRES: the caller leads.
+    fn make_room(&self, sq: &mut Sequencer, no_slowdown: bool, force: bool) -> Result<()> {
         loop {
             self.check_bg_error()?;
-            let full = w.mem.approximate_bytes() >= self.options.write_buffer_size;
-            if !(full || force && !w.mem.is_empty()) {
+            let full = sq.mem.approximate_bytes() >= self.options.write_buffer_size;
+            if !(full || force && !sq.mem.is_empty()) {
                 return Ok(());
             }
             let max_frozen = self.options.max_write_buffer_number - 1;
             if self.super_version.read().imms.len() >= max_frozen {
-                if opts.no_slowdown {
+                for w in self.write_path.queue.take_no_slowdown() {
+                    w.fail(Error::WriteStall);
+                }
+                if no_slowdown {
                     return Err(Error::WriteStall);
                 }
                 let mut st = self.bg.state.lock();
@@ -95,23 +304,15 @@ impl DbInner {
                 }
                 continue;
             }
-            return self.rotate_memtable(w);
+            return self.rotate_memtable(sq);
         }
     }
 
     /// Freeze the active memtable and start a new one with a new WAL.
-    fn rotate_memtable(&self, w: &mut WriterState) -> Result<()> {
-        // WALs are made durable in order: sync the old one before anything
-        // can be written (and synced) to the new one, so a power loss never
-        // keeps newer writes while losing older ones.
-        if let Some(wal) = w.wal.as_mut() {
-            if let Err(e) = wal.sync() {
-                let path = wal_path(&self.dir, w.wal_number);
-                return Err(Error::Background(
-                    self.set_bg_error(Error::io("sync WAL", path, e)),
-                ));
-            }
-        }
+    fn rotate_memtable(&self, sq: &mut Sequencer) -> Result<()> {
+        let wp = &self.write_path;
+        // Every group sequenced into the old memtable has inserted.
+        let _all_stripes = wp.stripes.exclusive();
         let number = self.versions.lock().new_file_number();
         let path = wal_path(&self.dir, number);
         let file = self
@@ -119,26 +320,46 @@ impl DbInner {
             .create(&path)
             .and_then(|f| self.fs.sync_dir(&self.dir).map(|_| f))
             .map_err(|e| Error::io("create WAL", &path, e))?;
-        w.wal = Some(strata_wal::Writer::new(file));
-        w.wal_number = number;
+        // Drains and syncs the old WAL before the new one takes records.
+        wp.ring
+            .switch_file(file, number)
+            .map_err(|e| self.wal_failure(e))?;
         let mem = Arc::new(MemTable::new(number));
-        let frozen = std::mem::replace(&mut w.mem, Arc::clone(&mem));
+        let frozen = std::mem::replace(&mut sq.mem, Arc::clone(&mem));
         self.update_super_version(|sv| SuperVersion {
             mem,
-            imms: std::iter::once(frozen).chain(sv.imms.iter().cloned()).collect(),
+            imms: std::iter::once(frozen)
+                .chain(sv.imms.iter().cloned())
+                .collect(),
             version: Arc::clone(&sv.version),
         });
         self.bg.notify_all();
         Ok(())
     }
 
+    /// Run `f` as the write-queue leader (no batch of its own), e.g. to
+    /// rotate the memtable for a manual flush.
+    fn as_leader<R>(&self, f: impl FnOnce(&mut Sequencer) -> Result<R>) -> Result<R> {
+        let wp = &self.write_path;
+        let w = wp.pool.take();
+        let result = match wp.queue.join(&w) {
+            Role::Leader => {
+                let r = f(&mut wp.sequencer.lock());
+                wp.queue.hand_off();
+                r
+            }
+            // A control writer has an empty batch, which `take_group`
+            // never takes into a group; it can only be promoted.
+            Role::Assigned | Role::Failed => Err(Error::Closed),
+        };
+        wp.pool.give_back(w);
+        result
+    }
+
     /// Freeze the active memtable (if it holds anything) and wait until
     /// every frozen memtable is flushed.
     pub(crate) fn flush_and_wait(&self) -> Result<()> {
-        {
-            let mut w = self.writer.lock();
-            self.make_room_for_write(&mut w, &WriteOptions::default(), true)?;
-        }
+        self.as_leader(|sq| self.make_room(sq, false, true))?;
         let mut st = self.bg.state.lock();
         loop {
             self.check_bg_error()?;
@@ -152,13 +373,27 @@ impl DbInner {
         }
     }
 
-    /// Make the WAL durable (used on close).
-    pub(crate) fn sync_wal(&self) -> Result<()> {
-        let mut w = self.writer.lock();
-        let path = wal_path(&self.dir, w.wal_number);
-        if let Some(wal) = w.wal.as_mut() {
-            wal.sync().map_err(|e| Error::io("sync WAL", path, e))?;
-        }
-        Ok(())
+    /// Write the ring's records to the WAL file, and fsync if `sync`.
+    pub(crate) fn flush_wal(&self, sync: bool) -> Result<()> {
+        let ring = &self.write_path.ring;
+        let r = if sync {
+            ring.sync_all()
+        } else {
+            ring.drain_all()
+        };
+        r.map_err(|e| self.wal_failure(e))
+    }
+}
+
+/// One WAL payload for a group: a batch header with the group's first
+/// sequence number and total count, then every member's records.
+fn encode_group(out: &mut Vec<u8>, first: SeqNo, total: u64, members: &[Arc<Writer>]) {
+    out.clear();
+    out.extend_from_slice(&first.to_le_bytes());
+    // Groups are capped around a megabyte, far below u32::MAX records.
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    for m in members {
+        let r = m.request.lock();
+        out.extend_from_slice(&r.batch.encoded()[HEADER_LEN..]);
     }
 }

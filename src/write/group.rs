@@ -1,0 +1,55 @@
+//! A sequenced write group: what its members share once the leader has
+//! given them sequence numbers and logged their record.
+
+use super::stripes::SharedStripe;
+use crate::memtable::MemTable;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use strata_sstable::SeqNo;
+
+pub(crate) struct Group {
+    /// The publisher's id for this group.
+    pub id: u64,
+    /// The group's last sequence number: visible once the group publishes.
+    pub last_seq: SeqNo,
+    /// The memtable every member inserts into.
+    pub mem: Arc<MemTable>,
+    /// Ring position just past the group's WAL record (`None` when the
+    /// group skips the WAL).
+    pub end_lsn: Option<u64>,
+    remaining: AtomicUsize,
+    /// Held until the last member has inserted, so rotation waits for us.
+    stripe: Mutex<Option<SharedStripe>>,
+}
+
+impl Group {
+    pub fn new(
+        id: u64,
+        last_seq: SeqNo,
+        mem: Arc<MemTable>,
+        end_lsn: Option<u64>,
+        members: usize,
+        stripe: SharedStripe,
+    ) -> Self {
+        Group {
+            id,
+            last_seq,
+            mem,
+            end_lsn,
+            remaining: AtomicUsize::new(members),
+            stripe: Mutex::new(Some(stripe)),
+        }
+    }
+
+    /// A member finished its memtable insert. Returns true for the last
+    /// one, which then completes the group.
+    pub fn member_inserted(&self) -> bool {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.stripe.lock().take();
+            true
+        } else {
+            false
+        }
+    }
+}

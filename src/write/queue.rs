@@ -1,0 +1,207 @@
+//! The write queue: concurrent writers join it; one of them leads a group.
+//!
+//! The first writer to arrive when no leader is active becomes the leader
+//! at once (no handoff for a lone writer). Others wait: spinning briefly,
+//! then parked. The leader takes the queued writers into its group (up to
+//! a byte cap, smaller when the leader's own batch is small, so a tiny
+//! write is not delayed behind a huge group), sequences the group, and
+//! hands leadership to the next queued writer before doing its own memtable
+//! insert, so the next group forms while this one inserts.
+
+use crate::batch::WriteBatch;
+use crate::error::Error;
+use crate::options::WriteOptions;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::Thread;
+
+use super::group::Group;
+
+/// Spins before parking: about a microsecond of `spin_loop` hints.
+const SPINS: u32 = 200;
+
+const WAITING: u8 = 0;
+const LEADER: u8 = 1;
+const ASSIGNED: u8 = 2;
+const FAILED: u8 = 3;
+
+/// What a writer hands to the queue and gets back. Reused through the
+/// batch pool, so a steady stream of writes allocates nothing here.
+pub(crate) struct Request {
+    pub batch: WriteBatch,
+    pub opts: WriteOptions,
+    /// Set by the leader: the writer's group and its first sequence number.
+    pub assignment: Option<(Arc<Group>, u64)>,
+    pub error: Option<Error>,
+}
+
+/// One writer's slot in the queue.
+pub(crate) struct Writer {
+    pub request: Mutex<Request>,
+    state: AtomicU8,
+    thread: Mutex<Option<Thread>>,
+}
+
+/// What a writer became after waiting in the queue.
+pub(crate) enum Role {
+    Leader,
+    Assigned,
+    Failed,
+}
+
+impl Writer {
+    pub fn new() -> Self {
+        Writer {
+            request: Mutex::new(Request {
+                batch: WriteBatch::new(),
+                opts: WriteOptions::default(),
+                assignment: None,
+                error: None,
+            }),
+            state: AtomicU8::new(WAITING),
+            thread: Mutex::new(None),
+        }
+    }
+
+    fn set_state(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+        if let Some(t) = self.thread.lock().as_ref() {
+            t.unpark();
+        }
+    }
+
+    /// Wake this writer as the new leader.
+    pub fn make_leader(&self) {
+        self.set_state(LEADER);
+    }
+
+    /// Hand this writer its place in a sequenced group.
+    pub fn assign(&self, group: Arc<Group>, first_seq: u64) {
+        self.request.lock().assignment = Some((group, first_seq));
+        self.set_state(ASSIGNED);
+    }
+
+    /// Fail this writer with `error`.
+    pub fn fail(&self, error: Error) {
+        self.request.lock().error = Some(error);
+        self.set_state(FAILED);
+    }
+
+    /// Wait until the leader assigns, fails or promotes this writer.
+    fn wait(&self) -> Role {
+        let mut spins = 0;
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                LEADER => return Role::Leader,
+                ASSIGNED => return Role::Assigned,
+                FAILED => return Role::Failed,
+                _ => {}
+            }
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                // `set_state` stores before it unparks, and park returns at
+                // once if an unpark came first: no lost wakeup.
+                std::thread::park();
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    waiting: VecDeque<Arc<Writer>>,
+    leader_active: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    state: Mutex<QueueState>,
+}
+
+impl WriteQueue {
+    /// Join the queue; returns when this writer leads, is assigned to a
+    /// group, or has failed.
+    pub fn join(&self, w: &Arc<Writer>) -> Role {
+        w.state.store(WAITING, Ordering::Relaxed);
+        {
+            let mut q = self.state.lock();
+            if !q.leader_active {
+                q.leader_active = true;
+                return Role::Leader;
+            }
+            *w.thread.lock() = Some(std::thread::current());
+            q.waiting.push_back(Arc::clone(w));
+        }
+        w.wait()
+    }
+
+    /// The leader takes its group: itself, then queued writers in order
+    /// while they fit under the byte cap and share the leader's WAL
+    /// setting (a group is one WAL record, or none).
+    pub fn take_group(&self, leader: &Arc<Writer>, max_group_bytes: usize) -> Vec<Arc<Writer>> {
+        let (leader_bytes, leader_disable_wal) = {
+            let r = leader.request.lock();
+            (r.batch.encoded_size(), r.opts.disable_wal)
+        };
+        // LevelDB's rule: a small leader caps the group near its own size,
+        // so a tiny write does not wait for a megabyte of others.
+        let cap = if leader_bytes <= 128 << 10 {
+            max_group_bytes.min(leader_bytes + (128 << 10))
+        } else {
+            max_group_bytes
+        };
+        let mut group = vec![Arc::clone(leader)];
+        let mut bytes = leader_bytes;
+        let mut q = self.state.lock();
+        while let Some(next) = q.waiting.front() {
+            let (size, disable_wal) = {
+                let r = next.request.lock();
+                (r.batch.encoded_size(), r.opts.disable_wal)
+            };
+            // An empty batch is a control writer (e.g. a manual flush):
+            // it must lead, never ride along.
+            if size == crate::batch::HEADER_LEN
+                || disable_wal != leader_disable_wal
+                || bytes + size > cap
+            {
+                break;
+            }
+            bytes += size;
+            if let Some(w) = q.waiting.pop_front() {
+                group.push(w);
+            }
+        }
+        group
+    }
+
+    /// Remove and return the queued writers that asked not to wait for a
+    /// write stall (they fail with `WriteStall` instead).
+    pub fn take_no_slowdown(&self) -> Vec<Arc<Writer>> {
+        let mut q = self.state.lock();
+        let (fail, keep): (Vec<_>, Vec<_>) = q
+            .waiting
+            .drain(..)
+            .partition(|w| w.request.lock().opts.no_slowdown);
+        q.waiting = keep.into();
+        fail
+    }
+
+    /// Pass leadership to the next queued writer, or mark none active.
+    pub fn hand_off(&self) {
+        let next = {
+            let mut q = self.state.lock();
+            let next = q.waiting.pop_front();
+            if next.is_none() {
+                q.leader_active = false;
+            }
+            next
+        };
+        if let Some(w) = next {
+            w.make_leader();
+        }
+    }
+}

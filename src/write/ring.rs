@@ -1,0 +1,448 @@
+//! The WAL ring: a bounded buffer of framed log records between the write
+//! groups that fill it (in sequence order) and whoever drains it into the
+//! WAL file: a writer draining inline, or the WAL flusher thread.
+//!
+//! Positions are log sequence numbers (LSNs): bytes pushed since the
+//! database opened, across WAL files. Three positions are published:
+//! `pushed` (in the ring), `written` (handed to the operating system) and
+//! `synced` (durable). A writer waits for the position its durability
+//! level needs.
+//!
+//! The buffer is double-buffered: producers append to the active buffer
+//! under a short lock; a drainer swaps it for an empty spare and writes
+//! the full one outside that lock. When the active buffer would exceed the
+//! capacity, the producer drains it itself first: a full ring blocks its
+//! writer (backpressure) and never drops a record.
+//!
+//! Draining protocol (no record is ever stranded): the drain lock is taken
+//! with `try_lock`; a drainer empties the buffer, releases the lock, then
+//! checks the buffer again and retries if anything arrived. A producer
+//! whose `try_lock` fails therefore knows the holder will see its record.
+
+use crate::fs::WritableFile;
+use parking_lot::{Condvar, Mutex};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A wait on progress re-checks its condition at least this often. The
+/// protocol does not depend on it; it bounds the damage of a missed wakeup.
+const WAIT_SLICE: Duration = Duration::from_millis(10);
+
+/// What a writer needs to wait for before it may return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Nothing: the record is in the ring (`manual_wal_flush`).
+    InRing,
+    /// The record was handed to the operating system: survives a process
+    /// crash.
+    Written,
+    /// The record was fsynced: survives power loss.
+    Synced,
+}
+
+struct Producer {
+    buf: Vec<u8>,
+    /// LSN at the end of `buf`.
+    pushed: u64,
+    /// Offset in the current WAL file at the end of `buf` (framing
+    /// depends on the position within 32 KiB blocks).
+    file_offset: u64,
+}
+
+/// The WAL file and the drain state, behind the drain lock.
+pub(crate) struct Drain {
+    file: Box<dyn WritableFile>,
+    number: u64,
+    spare: Vec<u8>,
+}
+
+pub(crate) struct WalRing {
+    capacity: usize,
+    producer: Mutex<Producer>,
+    drain: Mutex<Drain>,
+    written: AtomicU64,
+    synced: AtomicU64,
+    /// Highest LSN some writer wants synced.
+    sync_requested: AtomicU64,
+    failed: AtomicBool,
+    /// Why the ring failed, for the error writers report.
+    failure: Mutex<Option<String>>,
+    /// Signalled when `written` or `synced` advance, or on failure.
+    progress_lock: Mutex<()>,
+    progress: Condvar,
+    /// The flusher thread waits here for sync requests.
+    flusher_lock: Mutex<bool>,
+    flusher_wake: Condvar,
+}
+
+impl WalRing {
+    pub fn new(capacity: usize, file: Box<dyn WritableFile>, number: u64) -> Self {
+        WalRing {
+            capacity,
+            producer: Mutex::new(Producer {
+                buf: Vec::with_capacity(capacity.min(1 << 20)),
+                pushed: 0,
+                file_offset: file.len(),
+            }),
+            drain: Mutex::new(Drain {
+                file,
+                number,
+                spare: Vec::with_capacity(capacity.min(1 << 20)),
+            }),
+            written: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            sync_requested: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            progress_lock: Mutex::new(()),
+            progress: Condvar::new(),
+            flusher_lock: Mutex::new(false),
+            flusher_wake: Condvar::new(),
+        }
+    }
+
+    /// Frame `payload` as one log record and append it. Returns the LSN
+    /// just past it. REQUIRES: callers are serialized (the write-group
+    /// leader), so records enter in sequence order.
+    pub fn push(&self, payload: &[u8]) -> io::Result<u64> {
+        // Headers plus block-tail padding: at most 14 bytes per block touched.
+        let framed_max = payload.len() + (payload.len() / 32_000 + 2) * 2 * strata_wal::HEADER_SIZE;
+        loop {
+            let mut p = self.producer.lock();
+            if p.buf.is_empty() || p.buf.len() + framed_max <= self.capacity {
+                let before = p.buf.len();
+                let offset = p.file_offset;
+                p.file_offset = strata_wal::encode_record(&mut p.buf, offset, payload);
+                p.pushed += (p.buf.len() - before) as u64;
+                return Ok(p.pushed);
+            }
+            // Full: drain it ourselves, waiting for the drain lock if a
+            // drainer holds it. Never drop, never grow past the capacity
+            // (except for one oversized record into an empty buffer).
+            drop(p);
+            let mut d = self.drain.lock();
+            self.drain_locked(&mut d)?;
+        }
+    }
+
+    /// Write everything in the ring to the file. REQUIRES: the drain lock.
+    fn drain_locked(&self, d: &mut Drain) -> io::Result<()> {
+        self.check_failed()?;
+        loop {
+            let end = {
+                let mut p = self.producer.lock();
+                if p.buf.is_empty() {
+                    return Ok(());
+                }
+                std::mem::swap(&mut p.buf, &mut d.spare);
+                p.pushed
+            };
+            let result = d.file.append(&d.spare).and_then(|_| d.file.flush());
+            d.spare.clear();
+            if let Err(e) = result {
+                self.fail(&e);
+                return Err(e);
+            }
+            self.written.store(end, Ordering::Release);
+            self.notify_progress();
+        }
+    }
+
+    /// Drain if nobody else is draining; see the module comment.
+    pub fn drain_if_idle(&self) -> io::Result<()> {
+        loop {
+            match self.drain.try_lock() {
+                Some(mut d) => self.drain_locked(&mut d)?,
+                None => return Ok(()),
+            }
+            if self.producer.lock().buf.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Drain, waiting for the drain lock.
+    pub fn drain_all(&self) -> io::Result<()> {
+        let mut d = self.drain.lock();
+        self.drain_locked(&mut d)
+    }
+
+    /// Drain, then fsync. Everything pushed before the call is durable
+    /// when it returns.
+    pub fn sync_all(&self) -> io::Result<()> {
+        let mut d = self.drain.lock();
+        self.sync_locked(&mut d)
+    }
+
+    fn sync_locked(&self, d: &mut Drain) -> io::Result<()> {
+        self.drain_locked(d)?;
+        let target = self.written.load(Ordering::Acquire);
+        if self.synced.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        if let Err(e) = d.file.sync() {
+            self.fail(&e);
+            return Err(e);
+        }
+        self.synced.fetch_max(target, Ordering::AcqRel);
+        self.notify_progress();
+        Ok(())
+    }
+
+    /// Wait until `lsn` has the given durability. `inline` lets the caller
+    /// drain the ring itself when no one else is (so a lone writer does
+    /// not pay a thread handoff). `stop` reports a background error that
+    /// ends the wait.
+    pub fn wait(
+        &self,
+        lsn: u64,
+        durability: Durability,
+        inline: bool,
+        stop: impl Fn() -> Option<crate::Error>,
+    ) -> crate::Result<()> {
+        let reached = |ring: &Self| match durability {
+            Durability::InRing => true,
+            Durability::Written => ring.written.load(Ordering::Acquire) >= lsn,
+            Durability::Synced => ring.synced.load(Ordering::Acquire) >= lsn,
+        };
+        if durability == Durability::Synced {
+            self.request_sync(lsn);
+        }
+        loop {
+            if reached(self) {
+                return Ok(());
+            }
+            if let Some(e) = stop() {
+                return Err(e);
+            }
+            if inline && durability == Durability::Written && self.drain_if_idle().is_err() {
+                continue; // the failure is reported by `stop` next round
+            }
+            if reached(self) {
+                return Ok(());
+            }
+            let mut g = self.progress_lock.lock();
+            if reached(self) || self.failed.load(Ordering::Acquire) {
+                continue;
+            }
+            self.progress.wait_for(&mut g, WAIT_SLICE);
+        }
+    }
+
+    /// Ask the flusher to sync up to `lsn`.
+    pub fn request_sync(&self, lsn: u64) {
+        if self.sync_requested.fetch_max(lsn, Ordering::AcqRel) < lsn {
+            let _g = self.flusher_lock.lock();
+            self.flusher_wake.notify_one();
+        }
+    }
+
+    /// The flusher thread's loop: sync whenever a writer asks, coalescing
+    /// the requests that arrive while a sync is in progress into the next
+    /// one. Returns when `shutdown` is called.
+    pub fn run_flusher(&self) {
+        loop {
+            {
+                let mut stop = self.flusher_lock.lock();
+                while !*stop
+                    && self.sync_requested.load(Ordering::Acquire)
+                        <= self.synced.load(Ordering::Acquire)
+                {
+                    self.flusher_wake.wait(&mut stop);
+                }
+                if *stop {
+                    return;
+                }
+            }
+            let result = {
+                let mut d = self.drain.lock();
+                self.sync_locked(&mut d)
+            };
+            if result.is_err() {
+                // `fail` already woke every waiter; nothing more to sync.
+                return;
+            }
+            // Records pushed while we held the drain lock are ours to
+            // write (their pushers saw the lock taken).
+            let _ = self.drain_if_idle();
+        }
+    }
+
+    /// Stop the flusher thread.
+    pub fn shutdown(&self) {
+        let mut stop = self.flusher_lock.lock();
+        *stop = true;
+        self.flusher_wake.notify_all();
+    }
+
+    /// Switch to a new WAL file: drain and sync the old one first (WALs
+    /// become durable in order), then frame from offset 0 of the new file.
+    /// REQUIRES: no concurrent `push` (the caller leads the write queue).
+    pub fn switch_file(&self, file: Box<dyn WritableFile>, number: u64) -> io::Result<()> {
+        let mut d = self.drain.lock();
+        self.sync_locked(&mut d)?;
+        let mut p = self.producer.lock();
+        debug_assert!(p.buf.is_empty());
+        p.file_offset = file.len();
+        d.file = file;
+        d.number = number;
+        Ok(())
+    }
+
+    /// The number of the WAL file records currently go to.
+    pub fn wal_number(&self) -> u64 {
+        self.drain.lock().number
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    pub fn pushed(&self) -> u64 {
+        self.producer.lock().pushed
+    }
+
+    fn fail(&self, e: &io::Error) {
+        self.failure.lock().get_or_insert_with(|| e.to_string());
+        self.failed.store(true, Ordering::Release);
+        self.notify_progress();
+    }
+
+    /// Why the ring stopped, if an append or sync failed.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.failure.lock().clone()
+    }
+
+    fn check_failed(&self) -> io::Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(io::Error::other("an earlier WAL write failed"));
+        }
+        Ok(())
+    }
+
+    fn notify_progress(&self) {
+        let _g = self.progress_lock.lock();
+        self.progress.notify_all();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn drain_lock_for_test(&self) -> parking_lot::MutexGuard<'_, Drain> {
+        self.drain.lock()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{FileSystem, MemFileSystem};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn ring(capacity: usize) -> (MemFileSystem, Arc<WalRing>) {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(Path::new("/w")).unwrap();
+        let file = fs.create(Path::new("/w/1.log")).unwrap();
+        (fs, Arc::new(WalRing::new(capacity, file, 1)))
+    }
+
+    fn read_back(fs: &MemFileSystem) -> Vec<Vec<u8>> {
+        let data = fs.read(Path::new("/w/1.log")).unwrap();
+        let mut r = strata_wal::Reader::new(&data, strata_wal::RecoveryMode::AbsoluteConsistency);
+        let mut out = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            out.push(rec.data.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn records_come_out_in_push_order_with_positions_advancing() {
+        let (fs, ring) = ring(1 << 16);
+        let mut last = 0;
+        for i in 0..100u32 {
+            let lsn = ring.push(&i.to_le_bytes().repeat(i as usize)).unwrap();
+            assert!(lsn > last);
+            last = lsn;
+        }
+        assert_eq!(ring.written(), 0);
+        ring.drain_if_idle().unwrap();
+        assert_eq!(ring.written(), last);
+        ring.sync_all().unwrap();
+        assert_eq!(ring.synced(), last);
+        let recs = read_back(&fs);
+        assert_eq!(recs.len(), 100);
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(r, &(i as u32).to_le_bytes().repeat(i));
+        }
+    }
+
+    #[test]
+    fn a_full_ring_blocks_its_pusher_until_drained_and_drops_nothing() {
+        let (fs, ring) = ring(256);
+        // Hold the drain lock: a push that finds the ring full must wait.
+        let guard = ring.drain_lock_for_test();
+        ring.push(&[1u8; 200]).unwrap();
+        let pusher = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || ring.push(&[2u8; 200]).unwrap())
+        };
+        // The pusher cannot finish: the ring is full and we hold the lock.
+        assert_eq!(ring.pushed(), 200 + 7);
+        drop(guard);
+        let lsn = pusher.join().unwrap();
+        ring.drain_all().unwrap();
+        assert_eq!(ring.written(), lsn);
+        assert_eq!(read_back(&fs), vec![vec![1u8; 200], vec![2u8; 200]]);
+    }
+
+    #[test]
+    fn concurrent_waiters_see_their_records_written() {
+        let (fs, ring) = ring(4096);
+        let ring2 = Arc::clone(&ring);
+        let flusher = std::thread::spawn(move || ring2.run_flusher());
+        let lsns: Vec<u64> = (0..50u8).map(|i| ring.push(&[i; 100]).unwrap()).collect();
+        let waiters: Vec<_> = lsns
+            .iter()
+            .enumerate()
+            .map(|(i, &lsn)| {
+                let ring = Arc::clone(&ring);
+                std::thread::spawn(move || {
+                    let d = if i % 3 == 0 {
+                        Durability::Synced
+                    } else {
+                        Durability::Written
+                    };
+                    ring.wait(lsn, d, true, || None).unwrap();
+                })
+            })
+            .collect();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        ring.shutdown();
+        flusher.join().unwrap();
+        assert_eq!(read_back(&fs).len(), 50);
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_and_later_writes_refused() {
+        let (fs, ring) = ring(4096);
+        fs.add_fault(crate::fs::FaultPlan::always(crate::fs::FsOp::Append));
+        let lsn = ring.push(b"doomed").unwrap();
+        assert!(ring.drain_all().is_err());
+        assert!(ring.written() < lsn);
+        fs.clear_faults();
+        assert!(
+            ring.drain_all().is_err(),
+            "the ring kept writing after a failure"
+        );
+    }
+}
