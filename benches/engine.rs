@@ -71,7 +71,11 @@ fn scans(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let start = key(scramble(i) * 2);
-            let n = db.range(start.as_slice()..).take(100).map(|r| r.unwrap()).count();
+            let n = db
+                .range(start.as_slice()..)
+                .take(100)
+                .map(|r| r.unwrap())
+                .count();
             black_box(n);
         })
     });
@@ -88,7 +92,11 @@ fn puts(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
-                let k = if random { i.wrapping_mul(0x9e37_79b9_7f4a_7c15) } else { i };
+                let k = if random {
+                    i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                } else {
+                    i
+                };
                 db.put(key(k), value(k)).unwrap();
             })
         });
@@ -105,7 +113,10 @@ fn flush(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().unwrap();
-                let opts = Options { write_buffer_size: 1 << 30, ..Options::default() };
+                let opts = Options {
+                    write_buffer_size: 1 << 30,
+                    ..Options::default()
+                };
                 let db = Db::open(dir.path(), opts).unwrap();
                 for i in 0..entries {
                     let k = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);

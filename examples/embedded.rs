@@ -17,11 +17,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             thread::spawn(move || -> strata::Result<()> {
                 for order in 0..1000 {
                     let mut batch = WriteBatch::new();
-                    batch.put(format!("order:{customer}:{order:05}"), format!("{} widgets", order % 7));
+                    batch.put(
+                        format!("order:{customer}:{order:05}"),
+                        format!("{} widgets", order % 7),
+                    );
                     batch.put(format!("latest:{customer}"), format!("{order}"));
                     // The last order of each customer must survive a power loss.
                     let sync = order == 999;
-                    db.write_opt(batch, &WriteOptions { sync, ..Default::default() })?;
+                    db.write_opt(
+                        batch,
+                        &WriteOptions {
+                            sync,
+                            ..Default::default()
+                        },
+                    )?;
                 }
                 Ok(())
             })

@@ -113,8 +113,14 @@ fn range_prefix_and_reverse_iteration() {
         db.put(k, format!("val-{k}")).unwrap();
     }
     db.delete("user:2").unwrap();
-    assert_eq!(keys(db.range(b"a".as_slice()..b"m".as_slice())), ["a", "b", "c"]);
-    assert_eq!(keys(db.range(b"b".as_slice()..=b"m".as_slice())), ["b", "c", "m"]);
+    assert_eq!(
+        keys(db.range(b"a".as_slice()..b"m".as_slice())),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        keys(db.range(b"b".as_slice()..=b"m".as_slice())),
+        ["b", "c", "m"]
+    );
     assert_eq!(
         keys(db.range(b"user:".as_slice()..)),
         ["user:1", "user:3", "v", "z"]
@@ -127,10 +133,7 @@ fn range_prefix_and_reverse_iteration() {
         .rev()
         .map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap())
         .collect();
-    assert_eq!(
-        reversed,
-        ["z", "v", "user:3", "user:1", "m", "c", "b", "a"]
-    );
+    assert_eq!(reversed, ["z", "v", "user:3", "user:1", "m", "c", "b", "a"]);
     let prefix_rev: Vec<_> = db.prefix(b"user:").rev().map(|r| r.unwrap().1).collect();
     assert_eq!(prefix_rev, [&b"val-user:3"[..], b"val-user:1"]);
     // Both ends at once meet in the middle without repeating.
@@ -299,7 +302,10 @@ fn reopen_after_clean_close_keeps_everything() {
     }
     // Writes after reopen get fresh sequence numbers: they win.
     db.put(key(1), b"after reopen").unwrap();
-    assert_eq!(db.get(key(1)).unwrap().as_deref(), Some(&b"after reopen"[..]));
+    assert_eq!(
+        db.get(key(1)).unwrap().as_deref(),
+        Some(&b"after reopen"[..])
+    );
 }
 
 #[test]

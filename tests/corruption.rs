@@ -45,7 +45,11 @@ fn check_reads(db: &Db, file: &Path, keys: usize) -> usize {
     let mut failed = 0;
     for i in 0..keys {
         match db.get(key(i)) {
-            Ok(v) => assert_eq!(v.map(|v| v.to_vec()), Some(value(i, 0)), "wrong data for key {i}"),
+            Ok(v) => assert_eq!(
+                v.map(|v| v.to_vec()),
+                Some(value(i, 0)),
+                "wrong data for key {i}"
+            ),
             Err(e) => {
                 assert_corruption_in(&e, file);
                 failed += 1;
@@ -139,7 +143,10 @@ fn a_damaged_manifest_fails_to_open() {
 
 fn manifest_of(fs: &MemFileSystem) -> PathBuf {
     let names = fs.list(&mem_dir()).unwrap();
-    let name = names.into_iter().find(|n| n.starts_with("MANIFEST-")).unwrap();
+    let name = names
+        .into_iter()
+        .find(|n| n.starts_with("MANIFEST-"))
+        .unwrap();
     mem_dir().join(name)
 }
 
@@ -184,10 +191,15 @@ fn wal_corruption_in_the_middle_is_an_error_by_default() {
 fn point_in_time_recovery_keeps_the_prefix_before_wal_damage() {
     let (_fs, _wal, db) = wal_damage(WalRecoveryMode::PointInTimeRecovery);
     let db = db.unwrap();
-    let present: Vec<bool> = (N..2 * N).map(|i| db.get(key(i)).unwrap().is_some()).collect();
+    let present: Vec<bool> = (N..2 * N)
+        .map(|i| db.get(key(i)).unwrap().is_some())
+        .collect();
     let kept = present.iter().take_while(|p| **p).count();
     assert!(kept > 0 && kept < N, "kept {kept}");
-    assert!(present[kept..].iter().all(|p| !p), "a hole: later writes survived");
+    assert!(
+        present[kept..].iter().all(|p| !p),
+        "a hole: later writes survived"
+    );
     for i in 0..N {
         assert_eq!(db.get(key(i)).unwrap().unwrap(), value(i, 0));
     }
@@ -197,9 +209,14 @@ fn point_in_time_recovery_keeps_the_prefix_before_wal_damage() {
 fn skip_mode_salvages_records_after_wal_damage() {
     let (_fs, _wal, db) = wal_damage(WalRecoveryMode::SkipAnyCorruptedRecords);
     let db = db.unwrap();
-    let present = (N..2 * N).filter(|&i| db.get(key(i)).unwrap().is_some()).count();
+    let present = (N..2 * N)
+        .filter(|&i| db.get(key(i)).unwrap().is_some())
+        .count();
     assert!(present > N / 2 && present < N, "salvaged {present}");
-    assert_eq!(db.get(key(2 * N - 1)).unwrap().unwrap(), value(2 * N - 1, 0));
+    assert_eq!(
+        db.get(key(2 * N - 1)).unwrap().unwrap(),
+        value(2 * N - 1, 0)
+    );
 }
 
 #[test]
@@ -210,7 +227,9 @@ fn a_truncated_wal_recovers_its_prefix() {
     let size = fs.file_size(&wal).unwrap() as usize;
     fs.truncate(&wal, size * 2 / 3).unwrap();
     let db = open_mem(&fs);
-    let kept = (N..2 * N).take_while(|&i| db.get(key(i)).unwrap().is_some()).count();
+    let kept = (N..2 * N)
+        .take_while(|&i| db.get(key(i)).unwrap().is_some())
+        .count();
     assert!(kept > 0 && kept < N);
     assert!((N + kept..2 * N).all(|i| db.get(key(i)).unwrap().is_none()));
 }

@@ -225,4 +225,3 @@ fn long_sequence_with_many_flushes() {
         .current();
     run(ops).unwrap();
 }
-

@@ -62,8 +62,14 @@ fn run_seed(seed: u64) {
             }
         }
         let sync = rng.below(4) == 0;
-        db.write_opt(batch, &WriteOptions { sync, ..Default::default() })
-            .unwrap();
+        db.write_opt(
+            batch,
+            &WriteOptions {
+                sync,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         writes.push(w);
         if sync {
             synced = writes.len();
@@ -82,7 +88,9 @@ fn run_seed(seed: u64) {
     fs.power_loss(mode);
     let db = open_mem(&fs);
     let got = scan_all(&db);
-    let prefix = (synced..=writes.len()).rev().find(|&k| state_after(&writes[..k]) == got);
+    let prefix = (synced..=writes.len())
+        .rev()
+        .find(|&k| state_after(&writes[..k]) == got);
     assert!(
         prefix.is_some(),
         "seed {seed}: state after power loss is not a prefix of the writes containing all {synced} synced ones (of {})",
@@ -107,8 +115,15 @@ fn synced_writes_survive_power_loss_even_without_a_clean_close() {
     let fs = MemFileSystem::new();
     let db = open_mem(&fs);
     for i in 0..100 {
-        db.put_opt(key(i), value(i, 0), &WriteOptions { sync: true, ..Default::default() })
-            .unwrap();
+        db.put_opt(
+            key(i),
+            value(i, 0),
+            &WriteOptions {
+                sync: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     }
     fs.crash();
     drop(db);
