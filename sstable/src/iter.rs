@@ -255,7 +255,7 @@ impl TableIter {
         let same_block = self.data.valid()
             && self.index.valid()
             && cmp(self.data.key()).is_lt()
-            && cmp(self.index.key()).is_le();
+            && cmp(self.index.key()).is_ge();
         if !same_block {
             self.index.seek_by(&index, cmp)?;
             self.data.invalidate();
