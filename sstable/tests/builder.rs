@@ -1,5 +1,8 @@
 //! Builder contracts, properties through a whole table, the block cache.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -8,6 +8,9 @@
 //! the footer CRC, the footer CRC by itself, the magic by comparison. So
 //! no flip is harmless, and the test asserts that each one is detected.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

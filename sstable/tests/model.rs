@@ -1,6 +1,9 @@
 //! Tables built from arbitrary sorted entries, with random options, read
 //! back through every access path and checked against a sorted model.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
