@@ -49,6 +49,8 @@ mod properties;
 mod table_builder;
 mod table_reader;
 
+/// The `bytes` crate this API speaks (`Table::open` takes `bytes::Bytes`).
+pub use bytes;
 pub use checksum::{mask as mask_crc, unmask as unmask_crc};
 pub use compression::{
     MAX_DECOMPRESSED_LEN, TYPE_NONE as COMPRESSION_TYPE_NONE, TYPE_ZSTD as COMPRESSION_TYPE_ZSTD,

@@ -321,3 +321,68 @@ fn unknown_kinds_are_corruption() {
     assert!(!it.valid());
     table.verify().unwrap();
 }
+
+/// Regenerates the fuzzers' seed corpus: small valid tables and blocks.
+/// Run by hand: `cargo test -p strata-sstable --test builder -- --ignored`.
+#[test]
+#[ignore = "writes fuzz/corpus seeds; run by hand when the format changes"]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let tables = root.join("sstable_reader");
+    let blocks = root.join("block_decode");
+    std::fs::create_dir_all(&tables).unwrap();
+    std::fs::create_dir_all(&blocks).unwrap();
+    let entries: Vec<Entry> = (0..12u32)
+        .flat_map(|i| {
+            (0..2u64).map(move |v| Entry {
+                user_key: format!("k{:02}", i * 2).into_bytes(),
+                seqno: 50 - v,
+                kind: if (i + v as u32) % 4 == 3 {
+                    ValueKind::Delete
+                } else {
+                    ValueKind::Put
+                },
+                value: format!("v{i}{v}v{i}{v}").into_bytes(),
+            })
+        })
+        .collect();
+    let small = TableOptions {
+        block_size: 256,
+        restart_interval: 4,
+        ..Default::default()
+    };
+    let seeds = [
+        ("seed-none", small.clone()),
+        (
+            "seed-zstd",
+            TableOptions {
+                compression: Compression::Zstd { level: 1 },
+                ..small.clone()
+            },
+        ),
+        (
+            "seed-nofilter",
+            TableOptions {
+                bloom_bits_per_key: 0,
+                restart_interval: 1,
+                ..small
+            },
+        ),
+    ];
+    for (name, options) in seeds {
+        let (bytes, _) = build(&entries, options);
+        std::fs::write(tables.join(name), &bytes).unwrap();
+    }
+    std::fs::write(
+        tables.join("seed-empty"),
+        build(&[], TableOptions::default()).0,
+    )
+    .unwrap();
+    for interval in [1usize, 3] {
+        let mut b = strata_sstable::block::BlockBuilder::new(interval);
+        for e in entries.iter().take(9) {
+            b.add(&e.ikey(), &e.value);
+        }
+        std::fs::write(blocks.join(format!("seed-restart-{interval}")), b.finish()).unwrap();
+    }
+}
