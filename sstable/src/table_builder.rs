@@ -12,6 +12,7 @@
 //! `strata.filter.bloom` and `strata.properties` to their handles; the
 //! footer points at the meta-index and the index.
 
+use std::cmp::Ordering;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,8 +25,7 @@ use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::index::{short_successor, shortest_separator};
 use crate::key::{
-    compare_to_target, encode_internal_key, pack_trailer, split_key, SeqNo, ValueKind, MAX_SEQNO,
-    TRAILER_LEN,
+    encode_internal_key, pack_trailer, split_key, SeqNo, ValueKind, MAX_SEQNO, TRAILER_LEN,
 };
 use crate::options::{Compression, TableOptions};
 use crate::properties::TableProperties;
@@ -145,12 +145,21 @@ impl<W: Write> TableBuilder<W> {
         }
         let trailer = pack_trailer(seqno, kind);
         let first = self.props.num_entries == 0;
-        if !first && compare_to_target(&self.last_key, user_key, trailer).is_ge() {
-            return Err(Error::InvalidArgument(format!(
-                "key {:?}@{seqno} does not sort after the previous key",
-                String::from_utf8_lossy(user_key)
-            )));
-        }
+        // One comparison both checks the order and tells whether this is a
+        // new user key (for the filter).
+        let new_user_key = first || {
+            let (last_user, last_trailer) = split_key(&self.last_key);
+            match last_user.cmp(user_key) {
+                Ordering::Less => true,
+                Ordering::Equal if trailer < last_trailer => false,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "key {:?}@{seqno} does not sort after the previous key",
+                        String::from_utf8_lossy(user_key)
+                    )))
+                }
+            }
+        };
         self.key_buf.clear();
         encode_internal_key(&mut self.key_buf, user_key, seqno, kind);
 
@@ -159,7 +168,6 @@ impl<W: Write> TableBuilder<W> {
             shortest_separator(&mut self.index_key, &self.last_key, &self.key_buf);
             self.add_index_entry(handle);
         }
-        let new_user_key = first || split_key(&self.last_key).0 != user_key;
         if new_user_key {
             if let Some(f) = &mut self.filter {
                 f.add_hash(filter_hash(user_key));
