@@ -13,6 +13,9 @@ use crate::key::{
 };
 use crate::table_reader::Table;
 
+/// Initial capacity of the iterator's key buffers.
+const KEY_BUFFER_CAPACITY: usize = 128;
+
 /// Iterates a table in internal-key order, both ways. Owns an
 /// `Arc<Table>`; `Send`.
 ///
@@ -35,8 +38,10 @@ impl TableIter {
     pub(crate) fn new(table: Arc<Table>) -> TableIter {
         TableIter {
             table,
-            index: Cursor::with_key_buffer(Vec::new()),
-            data: Cursor::with_key_buffer(Vec::new()),
+            // Room for typical keys up front, so that a scan does not
+            // regrow the buffers while it meets longer keys.
+            index: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),
+            data: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),
             block: None,
         }
     }

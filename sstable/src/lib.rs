@@ -33,6 +33,8 @@
 //! # Ok::<(), strata_sstable::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod block;
 mod checksum;
 mod coding;
