@@ -21,7 +21,10 @@ fn touch(it: &TableIter) {
 fuzz_target!(|data: &[u8]| {
     let bytes = Bytes::copy_from_slice(data);
     for verify_checksums in [true, false] {
-        let options = TableReadOptions { verify_checksums, ..Default::default() };
+        let options = TableReadOptions {
+            verify_checksums,
+            ..Default::default()
+        };
         let Ok(table) = Table::open(bytes.clone(), options) else {
             continue;
         };
