@@ -44,7 +44,8 @@ pub struct TableReadOptions {
     /// Where decompressed blocks are cached; `None`: decompress on every read.
     pub cache: Option<Arc<dyn BlockCache>>,
     /// Check block checksums (default true). Each block is checked the
-    /// first time this `Table` reads it, not on every read.
+    /// first time this `Table` reads it, not on every read. The footer's
+    /// own checksum is checked either way.
     pub verify_checksums: bool,
     /// Insert blocks decompressed by reads into the cache (default true;
     /// scans for compaction may turn it off).
@@ -603,8 +604,12 @@ mod tests {
 
     fn assert_send_sync<T: Send + Sync>() {}
 
+    fn assert_send<T: Send>() {}
+
     #[test]
-    fn table_is_send_and_sync() {
+    fn table_is_send_and_sync_iterators_are_send() {
         assert_send_sync::<Table>();
+        assert_send::<TableIter>();
+        assert_send_sync::<TableReadOptions>();
     }
 }
