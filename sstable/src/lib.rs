@@ -1,1 +1,80 @@
-//! strata-sstable
+//! strata-sstable: strata's sorted string table format.
+//!
+//! A table is an immutable sorted file of internal keys (user key,
+//! sequence number, kind) and values: prefix-compressed data blocks, a
+//! whole-table bloom filter over user keys, an index of block separators,
+//! a properties block, a meta-index and a fixed footer. The byte layout is
+//! documented in `docs/sstable-format.md` and drawn at the top of each
+//! encoder file.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use strata_sstable::{Table, TableBuilder, TableOptions, TableReadOptions, ValueKind};
+//!
+//! let mut builder = TableBuilder::new(Vec::new(), TableOptions::default())?;
+//! builder.add(b"apple", 2, ValueKind::Put, b"red")?;
+//! builder.add(b"apple", 1, ValueKind::Put, b"green")?;
+//! builder.add(b"pear", 3, ValueKind::Delete, b"")?;
+//! let built = builder.finish()?;
+//!
+//! let table = Arc::new(Table::open(built.writer.into(), TableReadOptions::default())?);
+//! let found = table.get(b"apple", 1)?.expect("an apple at seqno 1");
+//! assert_eq!(&found.value[..], b"green");
+//! assert_eq!(table.get(b"pear", 9)?.map(|f| f.kind), Some(ValueKind::Delete));
+//!
+//! let mut it = table.iter();
+//! it.seek_to_first()?;
+//! let mut n = 0;
+//! while it.valid() {
+//!     n += 1;
+//!     it.next()?;
+//! }
+//! assert_eq!(n, 3);
+//! # Ok::<(), strata_sstable::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod block;
+mod checksum;
+mod coding;
+mod compression;
+mod error;
+mod filter;
+mod footer;
+mod handle;
+mod index;
+mod iter;
+mod key;
+mod options;
+mod properties;
+mod table_builder;
+mod table_reader;
+
+/// The `bytes` crate this API speaks (`Table::open` takes `bytes::Bytes`).
+pub use bytes;
+pub use checksum::{mask as mask_crc, unmask as unmask_crc};
+pub use compression::{
+    MAX_DECOMPRESSED_LEN, TYPE_NONE as COMPRESSION_TYPE_NONE, TYPE_ZSTD as COMPRESSION_TYPE_ZSTD,
+};
+pub use error::{Error, Result};
+pub use filter::{
+    filter_hash, num_probes_for, BloomFilter, FILTER_KIND_FAST_LOCAL_BLOOM, FILTER_LINE_BYTES,
+    FILTER_META_LEN,
+};
+pub use footer::{Footer, FOOTER_LEN, FORMAT_VERSION, MAGIC_BYTES, TABLE_MAGIC};
+pub use handle::{BlockHandle, BLOCK_TRAILER_LEN};
+pub use iter::TableIter;
+pub use key::{
+    compare_internal_keys, encode_internal_key, encode_seek_key, pack_trailer, parse_internal_key,
+    seek_trailer, ParsedKey, SeqNo, ValueKind, MAX_SEQNO, SEEK_KIND, TRAILER_LEN,
+};
+pub use options::{
+    Compression, TableOptions, MAX_BLOCK_SIZE, MAX_BLOOM_BITS_PER_KEY, MAX_RESTART_INTERVAL,
+    MIN_BLOCK_SIZE,
+};
+pub use properties::{names as property_names, TableProperties};
+pub use table_builder::{
+    BuiltTable, TableBuilder, MAX_USER_KEY_LEN, MAX_VALUE_LEN, META_FILTER, META_PROPERTIES,
+};
+pub use table_reader::{BlockCache, Found, Table, TableReadOptions};

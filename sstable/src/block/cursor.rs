@@ -1,0 +1,270 @@
+//! Positioning within one block: entry decoding, restart binary search,
+//! forward and backward steps. Works on a borrowed [`BlockView`] so that
+//! owning iterators and the allocation-free `get` path share one decoder.
+
+use std::cmp::Ordering;
+
+use crate::block::reader::BlockView;
+use crate::coding::get_varint32;
+use crate::error::{Error, Result};
+
+/// `current` of an unpositioned cursor.
+const INVALID: usize = usize::MAX;
+
+/// A decoded entry header.
+struct Entry {
+    shared: usize,
+    /// Start of the key delta.
+    key_start: usize,
+    /// End of the key delta = start of the value.
+    value_start: usize,
+    /// End of the value = start of the next entry.
+    value_end: usize,
+}
+
+/// Decodes the entry header at `pos`, checking that the entry ends before
+/// `limit` (the restart array). `None` if it does not.
+#[inline(always)]
+fn decode_entry(data: &[u8], pos: usize, limit: usize) -> Option<Entry> {
+    let buf = data.get(pos..limit)?;
+    let (shared, unshared, value_len, header_len) = match *buf {
+        // Fast path: all three lengths below 128, one byte each.
+        [s, u, v, ..] if (s | u | v) < 0x80 => (s as usize, u as usize, v as usize, 3),
+        _ => {
+            let (s, a) = get_varint32(buf)?;
+            let (u, b) = get_varint32(buf.get(a..)?)?;
+            let (v, c) = get_varint32(buf.get(a + b..)?)?;
+            (s as usize, u as usize, v as usize, a + b + c)
+        }
+    };
+    let key_start = pos + header_len;
+    let value_start = key_start.checked_add(unshared)?;
+    let value_end = value_start.checked_add(value_len)?;
+    if value_end > limit {
+        return None;
+    }
+    Some(Entry {
+        shared,
+        key_start,
+        value_start,
+        value_end,
+    })
+}
+
+/// A position in a block plus the current key, rebuilt from prefix
+/// compression in a buffer that is reused across entries and blocks.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    /// Offset of the current entry, [`INVALID`] when unpositioned.
+    current: usize,
+    /// Offset of the entry after the current one.
+    next: usize,
+    /// Last restart point at or before `current`.
+    restart_index: usize,
+    value_start: usize,
+    value_end: usize,
+    key: Vec<u8>,
+}
+
+impl Cursor {
+    /// An unpositioned cursor that will use `key` as its key buffer.
+    pub(crate) fn with_key_buffer(mut key: Vec<u8>) -> Cursor {
+        key.clear();
+        Cursor {
+            current: INVALID,
+            next: INVALID,
+            restart_index: 0,
+            value_start: 0,
+            value_end: 0,
+            key,
+        }
+    }
+
+    /// Gives the key buffer back (to be reused).
+    pub(crate) fn into_key_buffer(self) -> Vec<u8> {
+        self.key
+    }
+
+    #[inline]
+    pub(crate) fn valid(&self) -> bool {
+        self.current != INVALID
+    }
+
+    #[inline]
+    pub(crate) fn invalidate(&mut self) {
+        self.current = INVALID;
+        self.next = INVALID;
+    }
+
+    /// Current key. REQUIRES: valid.
+    #[inline]
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Range of the current value in the block. REQUIRES: valid.
+    #[inline]
+    pub(crate) fn value_range(&self) -> (usize, usize) {
+        (self.value_start, self.value_end)
+    }
+
+    /// Offset of the current entry in the block. REQUIRES: valid.
+    #[inline]
+    pub(crate) fn entry_offset(&self) -> usize {
+        self.current
+    }
+
+    /// Restart point at or before the current entry; for a block with
+    /// restart interval 1 (the index) this is the entry's ordinal.
+    #[inline]
+    pub(crate) fn restart_index(&self) -> usize {
+        self.restart_index
+    }
+
+    fn corrupt(&mut self, v: &BlockView<'_>, pos: usize, reason: &str) -> Error {
+        self.invalidate();
+        Error::corruption(v.origin.at(pos), format!("block entry: {reason}"))
+    }
+
+    #[inline]
+    fn seek_to_restart(&mut self, v: &BlockView<'_>, index: usize) {
+        self.key.clear();
+        self.restart_index = index;
+        self.current = INVALID;
+        self.next = v.restart(index);
+    }
+
+    /// Decodes the entry at `self.next`, or becomes invalid at the end of
+    /// the entries.
+    #[inline]
+    fn parse_next(&mut self, v: &BlockView<'_>) -> Result<()> {
+        let pos = self.next;
+        if pos >= v.restarts_offset {
+            self.invalidate();
+            return Ok(());
+        }
+        let Some(e) = decode_entry(v.data, pos, v.restarts_offset) else {
+            return Err(self.corrupt(v, pos, "header or lengths run past the entries"));
+        };
+        if e.shared > self.key.len() {
+            return Err(self.corrupt(v, pos, "shared prefix longer than the previous key"));
+        }
+        let Some(delta) = v.data.get(e.key_start..e.value_start) else {
+            return Err(self.corrupt(v, pos, "key out of bounds"));
+        };
+        self.key.truncate(e.shared);
+        self.key.extend_from_slice(delta);
+        self.current = pos;
+        self.next = e.value_end;
+        self.value_start = e.value_start;
+        self.value_end = e.value_end;
+        while self.restart_index + 1 < v.num_restarts && v.restart(self.restart_index + 1) <= pos {
+            self.restart_index += 1;
+        }
+        Ok(())
+    }
+
+    /// The whole key stored at restart point `index` (shared must be 0).
+    #[inline]
+    fn restart_key<'v>(&mut self, v: &BlockView<'v>, index: usize) -> Result<&'v [u8]> {
+        let pos = v.restart(index);
+        let data = v.data;
+        match decode_entry(data, pos, v.restarts_offset) {
+            Some(e) if e.shared == 0 => match data.get(e.key_start..e.value_start) {
+                Some(key) => Ok(key),
+                None => Err(self.corrupt(v, pos, "restart key out of bounds")),
+            },
+            Some(_) => Err(self.corrupt(v, pos, "restart entry shares a prefix")),
+            None => Err(self.corrupt(v, pos, "bad restart entry")),
+        }
+    }
+
+    pub(crate) fn seek_to_first(&mut self, v: &BlockView<'_>) -> Result<()> {
+        self.seek_to_restart(v, 0);
+        self.parse_next(v)
+    }
+
+    pub(crate) fn seek_to_last(&mut self, v: &BlockView<'_>) -> Result<()> {
+        self.seek_to_restart(v, v.num_restarts - 1);
+        self.parse_next(v)?;
+        while self.valid() && self.next < v.restarts_offset {
+            self.parse_next(v)?;
+        }
+        Ok(())
+    }
+
+    /// Moves to the next entry. No-op when unpositioned.
+    #[inline]
+    pub(crate) fn next(&mut self, v: &BlockView<'_>) -> Result<()> {
+        if !self.valid() {
+            return Ok(());
+        }
+        self.parse_next(v)
+    }
+
+    /// Moves to the previous entry by rescanning from the restart point
+    /// before the current entry. No-op when unpositioned.
+    pub(crate) fn prev(&mut self, v: &BlockView<'_>) -> Result<()> {
+        if !self.valid() {
+            return Ok(());
+        }
+        let original = self.current;
+        while v.restart(self.restart_index) >= original {
+            if self.restart_index == 0 {
+                self.invalidate();
+                return Ok(());
+            }
+            self.restart_index -= 1;
+        }
+        self.seek_to_restart(v, self.restart_index);
+        loop {
+            self.parse_next(v)?;
+            if !self.valid() {
+                // Only a block whose entries do not chain up to `original`
+                // gets here.
+                return Err(self.corrupt(v, original, "entries do not chain to the current entry"));
+            }
+            if self.next >= original {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Moves to the first entry whose key is not less than the target;
+    /// `cmp(key)` orders a key against the target. Binary search over the
+    /// restart points, then a linear scan of one restart interval.
+    #[inline]
+    pub(crate) fn seek_by<F>(&mut self, v: &BlockView<'_>, cmp: F) -> Result<()>
+    where
+        F: Fn(&[u8]) -> Ordering,
+    {
+        let mut left = 0;
+        let mut right = v.num_restarts - 1;
+        // Start from the current position when it already bounds the
+        // target: sequential seeks (the merging iterator's pattern) then
+        // skip most of the binary search.
+        if self.valid() && self.restart_index < v.num_restarts {
+            match cmp(&self.key) {
+                Ordering::Less => left = self.restart_index,
+                Ordering::Greater => right = self.restart_index,
+                Ordering::Equal => return Ok(()),
+            }
+        }
+        while left < right {
+            let mid = left + (right - left).div_ceil(2);
+            let key = self.restart_key(v, mid)?;
+            if cmp(key) == Ordering::Less {
+                left = mid;
+            } else {
+                right = mid - 1;
+            }
+        }
+        self.seek_to_restart(v, left);
+        loop {
+            self.parse_next(v)?;
+            if !self.valid() || cmp(&self.key) != Ordering::Less {
+                return Ok(());
+            }
+        }
+    }
+}

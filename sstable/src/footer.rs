@@ -1,0 +1,159 @@
+//! The fixed-size footer at the end of every table.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  meta-index handle: offset  (u64 LE)
+//!      8     8  meta-index handle: size    (u64 LE, trailer excluded)
+//!     16     8  index handle: offset       (u64 LE)
+//!     24     8  index handle: size         (u64 LE, trailer excluded)
+//!     32     4  format version             (u32 LE, = 1)
+//!     36     4  masked CRC-32 of bytes 0..36 (u32 LE)
+//!     40     8  magic                      (bytes 89 'S' 'S' 'T' 'r' 't' 'a' 0A)
+//!     48        end of file
+//! ```
+//! The magic's first byte has the high bit set and its last is a newline,
+//! so 7-bit or newline-translating copies are caught, as PNG's signature does.
+
+use crate::checksum::masked_crc;
+use crate::coding::{read_u32_le, read_u64_le};
+use crate::error::{Error, Result};
+use crate::handle::BlockHandle;
+
+/// Footer length in bytes.
+pub const FOOTER_LEN: usize = 48;
+/// The format version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The magic number's bytes as they appear at the end of the file.
+pub const MAGIC_BYTES: [u8; 8] = [0x89, b'S', b'S', b'T', b'r', b't', b'a', b'\n'];
+/// The magic number read as a u64 LE.
+pub const TABLE_MAGIC: u64 = u64::from_le_bytes(MAGIC_BYTES);
+
+/// The decoded footer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footer {
+    /// Where the meta-index block is.
+    pub meta_index: BlockHandle,
+    /// Where the index block is.
+    pub index: BlockHandle,
+    /// Format version.
+    pub version: u32,
+    /// Stored checksum (masked).
+    pub checksum: u32,
+    /// Magic number.
+    pub magic: u64,
+}
+
+impl Footer {
+    /// Encodes a footer for the current format version.
+    pub fn encode(meta_index: BlockHandle, index: BlockHandle) -> [u8; FOOTER_LEN] {
+        let mut out = [0u8; FOOTER_LEN];
+        let fields = [meta_index.offset, meta_index.size, index.offset, index.size];
+        for (chunk, v) in out.chunks_exact_mut(8).zip(fields) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        out[32..36].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let crc = masked_crc(&out[..36]);
+        out[36..40].copy_from_slice(&crc.to_le_bytes());
+        out[40..48].copy_from_slice(&MAGIC_BYTES);
+        out
+    }
+
+    /// Decodes and checks the footer at the end of `file`: magic, version,
+    /// checksum, and handles (with trailers) inside `0..file.len() - 48`.
+    pub fn decode(file: &[u8]) -> Result<Footer> {
+        let start = file.len().checked_sub(FOOTER_LEN).ok_or_else(|| {
+            Error::corruption(
+                0,
+                format!("file of {} bytes is shorter than the footer", file.len()),
+            )
+        })?;
+        let at = |pos: usize| (start + pos) as u64;
+        let f = file.get(start..).unwrap_or_default();
+        let word = |pos| read_u64_le(f, pos).unwrap_or(0);
+        let magic = word(40);
+        if magic != TABLE_MAGIC {
+            return Err(Error::corruption(
+                at(40),
+                "bad magic number: not a strata table",
+            ));
+        }
+        let version = read_u32_le(f, 32).unwrap_or(0);
+        if version != FORMAT_VERSION {
+            return Err(Error::corruption(
+                at(32),
+                format!("unsupported format version {version}"),
+            ));
+        }
+        let checksum = read_u32_le(f, 36).unwrap_or(0);
+        if masked_crc(f.get(..36).unwrap_or_default()) != checksum {
+            return Err(Error::corruption(at(0), "footer checksum mismatch"));
+        }
+        let footer = Footer {
+            meta_index: BlockHandle {
+                offset: word(0),
+                size: word(8),
+            },
+            index: BlockHandle {
+                offset: word(16),
+                size: word(24),
+            },
+            version,
+            checksum,
+            magic,
+        };
+        for (name, h, pos) in [
+            ("meta-index", footer.meta_index, 0),
+            ("index", footer.index, 16),
+        ] {
+            match h.end_with_trailer() {
+                Some(end) if end <= start as u64 => {}
+                _ => {
+                    return Err(Error::corruption(
+                        at(pos),
+                        format!("{name} handle outside the file"),
+                    ));
+                }
+            }
+        }
+        Ok(footer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let mi = BlockHandle {
+            offset: 10,
+            size: 20,
+        };
+        let ix = BlockHandle {
+            offset: 35,
+            size: 5,
+        };
+        let mut file = vec![0u8; 45];
+        file.extend_from_slice(&Footer::encode(mi, ix));
+        let f = Footer::decode(&file).unwrap();
+        assert_eq!(
+            (f.meta_index, f.index, f.version, f.magic),
+            (mi, ix, 1, TABLE_MAGIC)
+        );
+        assert_eq!(&file[file.len() - 8..], &MAGIC_BYTES);
+        for pos in 45..file.len() {
+            let mut bad = file.clone();
+            bad[pos] ^= 0x10;
+            let err = Footer::decode(&bad).unwrap_err();
+            assert!(
+                matches!(err, Error::Corruption { offset, .. } if offset >= 45),
+                "{pos}: {err}"
+            );
+        }
+        assert!(
+            Footer::decode(&file[1..]).is_err(),
+            "index handle now past the end"
+        );
+        assert!(Footer::decode(&file[..47]).is_err());
+    }
+}

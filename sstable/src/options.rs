@@ -1,0 +1,177 @@
+//! How a table is built: block size, restart interval, bloom filter,
+//! compression. Names follow RocksDB's `BlockBasedTableOptions`.
+
+use crate::error::{Error, Result};
+
+/// Smallest accepted [`TableOptions::block_size`].
+pub const MIN_BLOCK_SIZE: usize = 256;
+/// Largest accepted [`TableOptions::block_size`].
+pub const MAX_BLOCK_SIZE: usize = 64 << 20;
+/// Largest accepted [`TableOptions::restart_interval`]: `prev` rescans up
+/// to this many entries, so it must stay small.
+pub const MAX_RESTART_INTERVAL: usize = 1024;
+/// Largest accepted [`TableOptions::bloom_bits_per_key`]; past about 50 the
+/// filter uses its maximum probe count and more bits buy almost nothing.
+pub const MAX_BLOOM_BITS_PER_KEY: u32 = 64;
+
+/// Per-block compression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Blocks are stored as they are. Readers hand out zero-copy slices.
+    None,
+    /// zstd, one frame per block. A block stays compressed only when that
+    /// saves at least 12.5%.
+    Zstd {
+        /// zstd level (`zstd::compression_level_range()`, 0 = zstd's default, 3).
+        level: i32,
+    },
+}
+
+impl Compression {
+    /// The name recorded in the `strata.compression` property: `"none"`,
+    /// `"zstd:3"`.
+    pub fn property_name(&self) -> String {
+        match self {
+            Compression::None => "none".to_string(),
+            Compression::Zstd { level } => format!("zstd:{level}"),
+        }
+    }
+}
+
+/// Options for [`crate::TableBuilder`].
+#[derive(Clone, Debug)]
+pub struct TableOptions {
+    /// Target uncompressed size of a data block in bytes; a block is cut as
+    /// soon as it reaches this size. Default 4096 (RocksDB `block_size`).
+    pub block_size: usize,
+    /// Entries between restart points in data blocks. Default 16 (RocksDB
+    /// `block_restart_interval`).
+    pub restart_interval: usize,
+    /// Bloom filter bits per key; 0 builds no filter. Default 10, about 1%
+    /// false positives (RocksDB `bloom_bits`).
+    pub bloom_bits_per_key: u32,
+    /// Data and index block compression. Default none (RocksDB `compression`).
+    pub compression: Compression,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions {
+            block_size: 4096,
+            restart_interval: 16,
+            bloom_bits_per_key: 10,
+            compression: Compression::None,
+        }
+    }
+}
+
+impl TableOptions {
+    /// Checks every option is in range; `Err(InvalidArgument)` names the
+    /// first that is not.
+    pub fn validate(&self) -> Result<()> {
+        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&self.block_size) {
+            return Err(Error::InvalidArgument(format!(
+                "block_size {} outside {MIN_BLOCK_SIZE}..={MAX_BLOCK_SIZE}",
+                self.block_size
+            )));
+        }
+        if !(1..=MAX_RESTART_INTERVAL).contains(&self.restart_interval) {
+            return Err(Error::InvalidArgument(format!(
+                "restart_interval {} outside 1..={MAX_RESTART_INTERVAL}",
+                self.restart_interval
+            )));
+        }
+        if self.bloom_bits_per_key > MAX_BLOOM_BITS_PER_KEY {
+            return Err(Error::InvalidArgument(format!(
+                "bloom_bits_per_key {} above {MAX_BLOOM_BITS_PER_KEY}",
+                self.bloom_bits_per_key
+            )));
+        }
+        if let Compression::Zstd { level } = self.compression {
+            let range = zstd::compression_level_range();
+            if !range.contains(&level) {
+                return Err(Error::InvalidArgument(format!(
+                    "zstd level {level} outside {}..={}",
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let o = TableOptions::default();
+        assert_eq!(o.block_size, 4096);
+        assert_eq!(o.restart_interval, 16);
+        assert_eq!(o.bloom_bits_per_key, 10);
+        assert_eq!(o.compression, Compression::None);
+        o.validate().unwrap();
+    }
+
+    #[test]
+    fn validate_rejects_bad_options() {
+        let bad = [
+            TableOptions {
+                block_size: 255,
+                ..Default::default()
+            },
+            TableOptions {
+                block_size: MAX_BLOCK_SIZE + 1,
+                ..Default::default()
+            },
+            TableOptions {
+                restart_interval: 0,
+                ..Default::default()
+            },
+            TableOptions {
+                restart_interval: MAX_RESTART_INTERVAL + 1,
+                ..Default::default()
+            },
+            TableOptions {
+                bloom_bits_per_key: MAX_BLOOM_BITS_PER_KEY + 1,
+                ..Default::default()
+            },
+            TableOptions {
+                compression: Compression::Zstd { level: 23 },
+                ..Default::default()
+            },
+            TableOptions {
+                compression: Compression::Zstd { level: i32::MIN },
+                ..Default::default()
+            },
+        ];
+        for o in bad {
+            assert!(
+                matches!(o.validate(), Err(Error::InvalidArgument(_))),
+                "{o:?}"
+            );
+        }
+        let good = [
+            TableOptions {
+                block_size: 256,
+                restart_interval: 1,
+                bloom_bits_per_key: 0,
+                ..Default::default()
+            },
+            TableOptions {
+                block_size: MAX_BLOCK_SIZE,
+                compression: Compression::Zstd { level: 22 },
+                ..Default::default()
+            },
+            TableOptions {
+                compression: Compression::Zstd { level: 0 },
+                ..Default::default()
+            },
+        ];
+        for o in good {
+            o.validate().unwrap();
+        }
+    }
+}

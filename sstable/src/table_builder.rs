@@ -1,0 +1,349 @@
+//! Writes a table: data blocks, filter, index, properties, meta-index,
+//! footer, in that order.
+//!
+//! ```text
+//! +--------------+-----+--------------+--------+-------+------------+------------+--------+
+//! | data block 0 | ... | data block n | filter | index | properties | meta-index | footer |
+//! +--------------+-----+--------------+--------+-------+------------+------------+--------+
+//!   each block: contents (raw or zstd) | type: u8 | masked crc32: u32 LE
+//!   (the filter is absent when bloom_bits_per_key = 0; footer: 48 bytes)
+//! ```
+//! Only data and index blocks are ever compressed. The meta-index maps
+//! `strata.filter.bloom` and `strata.properties` to their handles; the
+//! footer points at the meta-index and the index.
+
+use std::cmp::Ordering;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::block::BlockBuilder;
+use crate::checksum::block_checksum;
+use crate::compression::{BlockCompressor, TYPE_NONE, TYPE_ZSTD};
+use crate::error::{Error, Result};
+use crate::filter::{filter_hash, FilterBuilder};
+use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION};
+use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
+use crate::index::{short_successor, shortest_separator};
+use crate::key::{
+    encode_internal_key, pack_trailer, split_key, SeqNo, ValueKind, MAX_SEQNO, TRAILER_LEN,
+};
+use crate::options::{Compression, TableOptions};
+use crate::properties::TableProperties;
+
+/// Meta-index name of the bloom filter block.
+pub const META_FILTER: &str = "strata.filter.bloom";
+/// Meta-index name of the properties block.
+pub const META_PROPERTIES: &str = "strata.properties";
+
+/// Longest user key [`TableBuilder::add`] accepts (64 MiB).
+pub const MAX_USER_KEY_LEN: usize = 64 << 20;
+/// Longest value [`TableBuilder::add`] accepts (1 GiB). With the key and
+/// block size limits this keeps every block below 4 GiB (u32 offsets).
+pub const MAX_VALUE_LEN: usize = 1 << 30;
+
+/// A finished table.
+#[derive(Debug)]
+pub struct BuiltTable<W> {
+    /// The writer, flushed (not synced: durability is the caller's job).
+    pub writer: W,
+    /// What the table holds.
+    pub properties: TableProperties,
+    /// Bytes written.
+    pub file_size: u64,
+}
+
+/// Builds a table from entries given in strictly increasing internal-key
+/// order. Buffers are reused across blocks: adding an entry allocates only
+/// when a buffer grows (amortised) or the filter's hash list grows.
+///
+/// `W` should be buffered (a `BufWriter<File>`, a `Vec<u8>`): blocks are
+/// written in a few `write_all` calls each.
+pub struct TableBuilder<W: Write> {
+    writer: W,
+    options: TableOptions,
+    offset: u64,
+    data_block: BlockBuilder,
+    index_block: BlockBuilder,
+    /// Internal key of the last entry added.
+    last_key: Vec<u8>,
+    /// Scratch for the key being added, swapped with `last_key`.
+    key_buf: Vec<u8>,
+    /// Scratch for index separators and handles.
+    index_key: Vec<u8>,
+    index_value: Vec<u8>,
+    /// Handle of the last flushed data block, waiting for the next key to
+    /// pick a short separator.
+    pending_handle: Option<BlockHandle>,
+    filter: Option<FilterBuilder>,
+    compressor: Option<BlockCompressor>,
+    props: TableProperties,
+    /// Set after an I/O error: the output is unusable.
+    failed: bool,
+}
+
+impl<W: Write> TableBuilder<W> {
+    /// Starts a table. `Err(InvalidArgument)` if the options are out of range.
+    pub fn new(writer: W, options: TableOptions) -> Result<Self> {
+        options.validate()?;
+        let compressor = match options.compression {
+            Compression::None => None,
+            Compression::Zstd { level } => Some(BlockCompressor::new(level)?),
+        };
+        let filter = (options.bloom_bits_per_key > 0)
+            .then(|| FilterBuilder::new(options.bloom_bits_per_key));
+        let props = TableProperties {
+            compression: options.compression.property_name(),
+            block_size: options.block_size as u64,
+            restart_interval: options.restart_interval as u64,
+            bloom_bits_per_key: u64::from(options.bloom_bits_per_key),
+            format_version: FORMAT_VERSION,
+            ..TableProperties::default()
+        };
+        Ok(TableBuilder {
+            writer,
+            data_block: BlockBuilder::new(options.restart_interval),
+            index_block: BlockBuilder::new(1),
+            options,
+            offset: 0,
+            last_key: Vec::new(),
+            key_buf: Vec::new(),
+            index_key: Vec::new(),
+            index_value: Vec::new(),
+            pending_handle: None,
+            filter,
+            compressor,
+            props,
+            failed: false,
+        })
+    }
+
+    /// Adds an entry. Entries must come in strictly increasing internal-key
+    /// order (user key ascending, then seqno descending); otherwise
+    /// `Err(InvalidArgument)` and the table is unchanged. Also rejects
+    /// seqnos above [`MAX_SEQNO`] and oversized keys or values.
+    pub fn add(
+        &mut self,
+        user_key: &[u8],
+        seqno: SeqNo,
+        kind: ValueKind,
+        value: &[u8],
+    ) -> Result<()> {
+        if self.failed {
+            return Err(failed_error());
+        }
+        if seqno > MAX_SEQNO {
+            return Err(Error::InvalidArgument(format!(
+                "seqno {seqno} above MAX_SEQNO"
+            )));
+        }
+        if user_key.len() > MAX_USER_KEY_LEN || value.len() > MAX_VALUE_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "key of {} bytes or value of {} bytes too large",
+                user_key.len(),
+                value.len()
+            )));
+        }
+        let trailer = pack_trailer(seqno, kind);
+        let first = self.props.num_entries == 0;
+        // One comparison both checks the order and tells whether this is a
+        // new user key (for the filter).
+        let new_user_key = first || {
+            let (last_user, last_trailer) = split_key(&self.last_key);
+            match last_user.cmp(user_key) {
+                Ordering::Less => true,
+                Ordering::Equal if trailer < last_trailer => false,
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "key {:?}@{seqno} does not sort after the previous key",
+                        String::from_utf8_lossy(user_key)
+                    )))
+                }
+            }
+        };
+        self.key_buf.clear();
+        encode_internal_key(&mut self.key_buf, user_key, seqno, kind);
+
+        if let Some(handle) = self.pending_handle.take() {
+            self.index_key.clear();
+            shortest_separator(&mut self.index_key, &self.last_key, &self.key_buf);
+            self.add_index_entry(handle);
+        }
+        if new_user_key {
+            if let Some(f) = &mut self.filter {
+                f.add_hash(filter_hash(user_key));
+            }
+        }
+        self.data_block.add(&self.key_buf, value);
+        std::mem::swap(&mut self.last_key, &mut self.key_buf);
+
+        let p = &mut self.props;
+        if first {
+            p.smallest_user_key.clear();
+            p.smallest_user_key.extend_from_slice(user_key);
+            p.min_seqno = seqno;
+            p.max_seqno = seqno;
+        }
+        p.num_entries += 1;
+        p.num_deletions += u64::from(kind == ValueKind::Delete);
+        p.raw_key_bytes += (user_key.len() + TRAILER_LEN) as u64;
+        p.raw_value_bytes += value.len() as u64;
+        p.min_seqno = p.min_seqno.min(seqno);
+        p.max_seqno = p.max_seqno.max(seqno);
+
+        if self.data_block.current_size_estimate() >= self.options.block_size {
+            self.flush_data_block()?;
+        }
+        Ok(())
+    }
+
+    /// Entries added so far.
+    pub fn num_entries(&self) -> u64 {
+        self.props.num_entries
+    }
+
+    /// Bytes written so far plus the pending data block: what the file
+    /// would take if finished now, less the index, filter and footer.
+    pub fn estimated_file_size(&self) -> u64 {
+        let pending = if self.data_block.is_empty() {
+            0
+        } else {
+            self.data_block.current_size_estimate() + BLOCK_TRAILER_LEN
+        };
+        self.offset + pending as u64
+    }
+
+    fn add_index_entry(&mut self, handle: BlockHandle) {
+        self.index_value.clear();
+        handle.encode_to(&mut self.index_value);
+        self.index_block.add(&self.index_key, &self.index_value);
+    }
+
+    fn flush_data_block(&mut self) -> Result<()> {
+        debug_assert!(!self.data_block.is_empty());
+        debug_assert!(self.pending_handle.is_none());
+        let raw = self.data_block.finish();
+        let result = write_block(
+            &mut self.writer,
+            &mut self.offset,
+            self.compressor.as_mut(),
+            raw,
+        );
+        let handle = self.note(result)?;
+        self.data_block.reset();
+        self.pending_handle = Some(handle);
+        self.props.num_data_blocks += 1;
+        Ok(())
+    }
+
+    /// Marks the builder failed on error.
+    fn note<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// Writes the remaining blocks and the footer and flushes the writer.
+    pub fn finish(mut self) -> Result<BuiltTable<W>> {
+        if self.failed {
+            return Err(failed_error());
+        }
+        if !self.data_block.is_empty() {
+            self.flush_data_block()?;
+        }
+        if let Some(handle) = self.pending_handle.take() {
+            self.index_key.clear();
+            short_successor(&mut self.index_key, &self.last_key);
+            self.add_index_entry(handle);
+        }
+        self.props.data_bytes = self.offset;
+        if let Some((user_key, _)) = (self.props.num_entries > 0).then(|| split_key(&self.last_key))
+        {
+            self.props.largest_user_key = user_key.to_vec();
+        }
+
+        let mut meta_index = BlockBuilder::new(1);
+        let mut handle_buf = Vec::new();
+        if let Some(filter) = self.filter.take() {
+            let mut contents = Vec::new();
+            filter.finish_into(&mut contents, self.offset);
+            let h = write_block(&mut self.writer, &mut self.offset, None, &contents)?;
+            self.props.filter_bytes = h.size + BLOCK_TRAILER_LEN as u64;
+            h.encode_to(&mut handle_buf);
+            meta_index.add(META_FILTER.as_bytes(), &handle_buf);
+        }
+
+        let index_raw = self.index_block.finish();
+        let index = write_block(
+            &mut self.writer,
+            &mut self.offset,
+            self.compressor.as_mut(),
+            index_raw,
+        )?;
+        self.props.index_bytes = index.size + BLOCK_TRAILER_LEN as u64;
+
+        self.props.creation_time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut props_block = BlockBuilder::new(1);
+        self.props.encode(&mut props_block);
+        let props = write_block(
+            &mut self.writer,
+            &mut self.offset,
+            None,
+            props_block.finish(),
+        )?;
+        handle_buf.clear();
+        props.encode_to(&mut handle_buf);
+        meta_index.add(META_PROPERTIES.as_bytes(), &handle_buf);
+
+        let meta = write_block(
+            &mut self.writer,
+            &mut self.offset,
+            None,
+            meta_index.finish(),
+        )?;
+        self.writer.write_all(&Footer::encode(meta, index))?;
+        self.offset += FOOTER_LEN as u64;
+        self.writer.flush()?;
+        Ok(BuiltTable {
+            writer: self.writer,
+            properties: self.props,
+            file_size: self.offset,
+        })
+    }
+}
+
+fn failed_error() -> Error {
+    Error::InvalidArgument("table builder unusable after an earlier I/O error".to_string())
+}
+
+/// Writes one block (compressed when `compressor` is given and it pays)
+/// and its trailer at `*offset`; advances `*offset`.
+fn write_block<W: Write>(
+    writer: &mut W,
+    offset: &mut u64,
+    compressor: Option<&mut BlockCompressor>,
+    raw: &[u8],
+) -> Result<BlockHandle> {
+    let (pieces, block_type) = match compressor.and_then(|c| c.compress(raw)) {
+        Some((prefix, frame)) => ([prefix, frame], TYPE_ZSTD),
+        None => ([raw, &[][..]], TYPE_NONE),
+    };
+    let crc = block_checksum(&pieces, block_type);
+    let mut size = 0;
+    for piece in pieces {
+        writer.write_all(piece)?;
+        size += piece.len() as u64;
+    }
+    let mut trailer = [0u8; BLOCK_TRAILER_LEN];
+    trailer[0] = block_type;
+    trailer[1..].copy_from_slice(&crc.to_le_bytes());
+    writer.write_all(&trailer)?;
+    let handle = BlockHandle {
+        offset: *offset,
+        size,
+    };
+    *offset += size + BLOCK_TRAILER_LEN as u64;
+    Ok(handle)
+}

@@ -1,0 +1,388 @@
+//! Builder contracts, properties through a whole table, the block cache.
+
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use common::*;
+use strata_sstable::*;
+
+#[test]
+fn rejects_out_of_order_and_duplicate_keys_leaving_the_table_unchanged() {
+    let mut b = TableBuilder::new(Vec::new(), TableOptions::default()).unwrap();
+    b.add(b"b", 5, ValueKind::Put, b"1").unwrap();
+    let rejected: [(&[u8], u64, ValueKind); 5] = [
+        (b"a", 9, ValueKind::Put),    // smaller user key
+        (b"b", 5, ValueKind::Put),    // duplicate
+        (b"b", 6, ValueKind::Put),    // newer version after older
+        (b"b", 5, ValueKind::Delete), // same seqno, lower kind sorts after: fine below
+        (b"", 1, ValueKind::Put),
+    ];
+    for (i, (k, s, kind)) in rejected.iter().enumerate() {
+        let r = b.add(k, *s, *kind, b"x");
+        if i == 3 {
+            // (b, 5, Delete) has a smaller trailer than (b, 5, Put): it sorts after.
+            r.unwrap();
+            continue;
+        }
+        assert!(
+            matches!(r, Err(Error::InvalidArgument(_))),
+            "case {i}: {r:?}"
+        );
+    }
+    assert!(matches!(
+        b.add(b"c", MAX_SEQNO + 1, ValueKind::Put, b""),
+        Err(Error::InvalidArgument(_))
+    ));
+    b.add(b"c", MAX_SEQNO, ValueKind::Put, b"3").unwrap();
+    assert_eq!(b.num_entries(), 3);
+    let built = b.finish().unwrap();
+    let table = open(Bytes::from(built.writer));
+    let keys: Vec<(Vec<u8>, u64, ValueKind)> = scan_forward(&table)
+        .into_iter()
+        .map(|e| (e.user_key, e.seqno, e.kind))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (b"b".to_vec(), 5, ValueKind::Put),
+            (b"b".to_vec(), 5, ValueKind::Delete),
+            (b"c".to_vec(), MAX_SEQNO, ValueKind::Put)
+        ]
+    );
+}
+
+#[test]
+fn new_rejects_bad_options() {
+    let bad = TableOptions {
+        restart_interval: 0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        TableBuilder::new(Vec::new(), bad),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn properties_round_trip_through_a_table() {
+    let mut entries = Vec::new();
+    for i in 0..1000u64 {
+        let kind = if i % 10 == 0 {
+            ValueKind::Delete
+        } else {
+            ValueKind::Put
+        };
+        entries.push(Entry {
+            user_key: format!("user{i:05}").into_bytes(),
+            seqno: 5000 - i,
+            kind,
+            value: vec![b'v'; (i % 50) as usize],
+        });
+    }
+    for compression in [Compression::None, Compression::Zstd { level: 3 }] {
+        let options = TableOptions {
+            compression: compression.clone(),
+            ..Default::default()
+        };
+        let (bytes, props) = build(&entries, options);
+        let table = open(bytes.clone());
+        assert_eq!(table.properties(), &props);
+        let p = &props;
+        assert_eq!(p.num_entries, 1000);
+        assert_eq!(p.num_deletions, 100);
+        assert_eq!(p.raw_key_bytes, 1000 * (9 + 8));
+        assert_eq!(
+            p.raw_value_bytes,
+            entries.iter().map(|e| e.value.len() as u64).sum::<u64>()
+        );
+        assert_eq!(p.smallest_user_key, b"user00000");
+        assert_eq!(p.largest_user_key, b"user00999");
+        assert_eq!((p.min_seqno, p.max_seqno), (4001, 5000));
+        assert_eq!(p.compression, compression.property_name());
+        assert_eq!(
+            (p.block_size, p.restart_interval, p.bloom_bits_per_key),
+            (4096, 16, 10)
+        );
+        assert_eq!(p.format_version, FORMAT_VERSION);
+        assert!(p.creation_time > 1_600_000_000);
+        assert_eq!(
+            p.num_data_blocks,
+            table.index_entries().unwrap().len() as u64
+        );
+        let footer = table.footer();
+        assert_eq!(footer.index.size + BLOCK_TRAILER_LEN as u64, p.index_bytes);
+        assert_eq!(
+            p.data_bytes + p.filter_bytes + p.index_bytes,
+            table
+                .meta_index_entries()
+                .iter()
+                .find(|(n, _)| n == b"strata.properties")
+                .unwrap()
+                .1
+                .offset
+        );
+        let filter = table.filter().unwrap();
+        assert_eq!(filter.num_probes(), 6);
+        // The filter's lines start on a 64-byte boundary of the file.
+        let fh = table
+            .meta_index_entries()
+            .iter()
+            .find(|(n, _)| n == b"strata.filter.bloom")
+            .unwrap()
+            .1;
+        assert_eq!(
+            (fh.offset as usize + filter.padding()) % FILTER_LINE_BYTES,
+            0
+        );
+        assert_eq!(&bytes[bytes.len() - 8..], &MAGIC_BYTES);
+    }
+}
+
+#[test]
+fn no_filter_when_bloom_bits_is_zero() {
+    let entries = vec![Entry {
+        user_key: b"k".to_vec(),
+        seqno: 1,
+        kind: ValueKind::Put,
+        value: b"v".to_vec(),
+    }];
+    let (bytes, props) = build(
+        &entries,
+        TableOptions {
+            bloom_bits_per_key: 0,
+            ..Default::default()
+        },
+    );
+    assert_eq!(props.filter_bytes, 0);
+    let table = open(bytes);
+    assert!(table.filter().is_none());
+    assert!(table.may_contain(b"anything"));
+    assert_eq!(table.meta_index_entries().len(), 1);
+}
+
+#[test]
+fn estimated_file_size_tracks_output() {
+    let mut b = TableBuilder::new(Vec::new(), TableOptions::default()).unwrap();
+    let mut last = 0;
+    for i in 0..10_000u32 {
+        b.add(
+            format!("{i:016}").as_bytes(),
+            1,
+            ValueKind::Put,
+            &[7u8; 100],
+        )
+        .unwrap();
+        let est = b.estimated_file_size();
+        assert!(est >= last);
+        last = est;
+    }
+    let built = b.finish().unwrap();
+    assert!(
+        last <= built.file_size && built.file_size < last + last / 10,
+        "{last} vs {}",
+        built.file_size
+    );
+}
+
+#[derive(Default)]
+struct MapCache {
+    blocks: Mutex<HashMap<(u64, u64), Bytes>>,
+    hits: AtomicUsize,
+    inserts: AtomicUsize,
+}
+
+impl BlockCache for MapCache {
+    fn get(&self, table_id: u64, block_offset: u64) -> Option<Bytes> {
+        let hit = self
+            .blocks
+            .lock()
+            .unwrap()
+            .get(&(table_id, block_offset))
+            .cloned();
+        if hit.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+    fn insert(&self, table_id: u64, block_offset: u64, block: Bytes) {
+        self.inserts.fetch_add(1, Ordering::Relaxed);
+        self.blocks
+            .lock()
+            .unwrap()
+            .insert((table_id, block_offset), block);
+    }
+}
+
+#[test]
+fn compressed_blocks_go_through_the_cache_uncompressed_ones_do_not() {
+    let entries: Vec<Entry> = (0..2000u32)
+        .map(|i| Entry {
+            user_key: format!("key{i:06}").into_bytes(),
+            seqno: 1,
+            kind: ValueKind::Put,
+            value: b"compressible compressible compressible".to_vec(),
+        })
+        .collect();
+    for (compression, expect_cached) in [
+        (Compression::Zstd { level: 1 }, true),
+        (Compression::None, false),
+    ] {
+        let (bytes, _) = build(
+            &entries,
+            TableOptions {
+                compression,
+                ..Default::default()
+            },
+        );
+        let cache = Arc::new(MapCache::default());
+        let options = TableReadOptions {
+            table_id: 7,
+            cache: Some(cache.clone()),
+            ..Default::default()
+        };
+        let table = Arc::new(Table::open(bytes.clone(), options).unwrap());
+        for _ in 0..2 {
+            let found = table.get(b"key000123", 5).unwrap().unwrap();
+            assert_eq!(&found.value[..], b"compressible compressible compressible");
+        }
+        assert_eq!(scan_forward(&table).len(), 2000);
+        let (hits, inserts) = (
+            cache.hits.load(Ordering::Relaxed),
+            cache.inserts.load(Ordering::Relaxed),
+        );
+        if expect_cached {
+            assert!(hits >= 1 && inserts >= 1, "hits {hits} inserts {inserts}");
+            assert!(cache.blocks.lock().unwrap().keys().all(|(id, _)| *id == 7));
+        } else {
+            assert_eq!((hits, inserts), (0, 0));
+        }
+
+        // fill_cache = false: reads do not insert.
+        let cache = Arc::new(MapCache::default());
+        let options = TableReadOptions {
+            cache: Some(cache.clone()),
+            fill_cache: false,
+            ..Default::default()
+        };
+        let table = Arc::new(Table::open(bytes, options).unwrap());
+        assert_eq!(scan_forward(&table).len(), 2000);
+        assert_eq!(cache.inserts.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[test]
+fn uncompressed_values_are_zero_copy_slices_of_the_file() {
+    let entries = vec![Entry {
+        user_key: b"k".to_vec(),
+        seqno: 1,
+        kind: ValueKind::Put,
+        value: b"value".to_vec(),
+    }];
+    let (bytes, _) = build(&entries, TableOptions::default());
+    let range = bytes.as_ptr_range();
+    let table = open(bytes);
+    let found = table.get(b"k", 1).unwrap().unwrap();
+    assert!(range.contains(&found.value.as_ptr()));
+    let mut it = table.iter();
+    it.seek_to_first().unwrap();
+    assert!(range.contains(&it.value_bytes().as_ptr()));
+}
+
+#[test]
+fn unknown_kinds_are_corruption() {
+    // A block written by hand with kind 2 (Merge, reserved) read with
+    // checksums on: the checksum is valid, the kind is not.
+    let mut b = TableBuilder::new(Vec::new(), TableOptions::default()).unwrap();
+    b.add(b"k", 1, ValueKind::Put, b"v").unwrap();
+    let mut bytes = b.finish().unwrap().writer;
+    let h = open(Bytes::from(bytes.clone())).index_entries().unwrap()[0].1;
+    // The entry is the first in block 0: header (3 bytes), key "k", trailer.
+    let kind_pos = 3 + 1;
+    assert_eq!(bytes[kind_pos], ValueKind::Put as u8);
+    bytes[kind_pos] = 2;
+    // Re-checksum block 0 so only the kind is wrong.
+    let end = (h.offset + h.size) as usize;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&bytes[h.offset as usize..end]);
+    hasher.update(&[bytes[end]]);
+    bytes[end + 1..end + 5].copy_from_slice(&mask_crc(hasher.finalize()).to_le_bytes());
+    let table = open(Bytes::from(bytes));
+    let err = table.get(b"k", 1).unwrap_err();
+    assert!(matches!(err, Error::Corruption { offset: 0, .. }), "{err}");
+    let mut it = table.iter();
+    assert!(it.seek_to_first().is_err());
+    assert!(!it.valid());
+    table.verify().unwrap();
+}
+
+/// Regenerates the fuzzers' seed corpus: small valid tables and blocks.
+/// Run by hand: `cargo test -p strata-sstable --test builder -- --ignored`.
+#[test]
+#[ignore = "writes fuzz/corpus seeds; run by hand when the format changes"]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let tables = root.join("sstable_reader");
+    let blocks = root.join("block_decode");
+    std::fs::create_dir_all(&tables).unwrap();
+    std::fs::create_dir_all(&blocks).unwrap();
+    let entries: Vec<Entry> = (0..12u32)
+        .flat_map(|i| {
+            (0..2u64).map(move |v| Entry {
+                user_key: format!("k{:02}", i * 2).into_bytes(),
+                seqno: 50 - v,
+                kind: if (i + v as u32) % 4 == 3 {
+                    ValueKind::Delete
+                } else {
+                    ValueKind::Put
+                },
+                value: format!("v{i}{v}v{i}{v}").into_bytes(),
+            })
+        })
+        .collect();
+    let small = TableOptions {
+        block_size: 256,
+        restart_interval: 4,
+        ..Default::default()
+    };
+    let seeds = [
+        ("seed-none", small.clone()),
+        (
+            "seed-zstd",
+            TableOptions {
+                compression: Compression::Zstd { level: 1 },
+                ..small.clone()
+            },
+        ),
+        (
+            "seed-nofilter",
+            TableOptions {
+                bloom_bits_per_key: 0,
+                restart_interval: 1,
+                ..small
+            },
+        ),
+    ];
+    for (name, options) in seeds {
+        let (bytes, _) = build(&entries, options);
+        std::fs::write(tables.join(name), &bytes).unwrap();
+    }
+    std::fs::write(
+        tables.join("seed-empty"),
+        build(&[], TableOptions::default()).0,
+    )
+    .unwrap();
+    for interval in [1usize, 3] {
+        let mut b = strata_sstable::block::BlockBuilder::new(interval);
+        for e in entries.iter().take(9) {
+            b.add(&e.ikey(), &e.value);
+        }
+        std::fs::write(blocks.join(format!("seed-restart-{interval}")), b.finish()).unwrap();
+    }
+}
