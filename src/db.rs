@@ -185,6 +185,47 @@ impl Db {
         self.inner().flush_and_wait()
     }
 
+    /// Compact every table overlapping `range` down to the last level
+    /// (flushing the memtable first), e.g. `db.compact_range::<&[u8], _>(..)`
+    /// for the whole key space. Drops overwritten versions and tombstones
+    /// that no snapshot needs. RocksDB: `CompactRange`.
+    pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        use std::ops::Bound;
+        let lower = match range.start_bound() {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref()),
+            Bound::Unbounded => None,
+        };
+        let upper = match range.end_bound() {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref()),
+            Bound::Unbounded => None,
+        };
+        self.inner().compact_range(lower, upper)
+    }
+
+    /// Wait until no flush or compaction is pending or running.
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        self.inner().wait_for_compactions()
+    }
+
+    /// Every live table with its level, key and sequence ranges.
+    pub fn live_files(&self) -> Vec<crate::LiveFile> {
+        self.inner().live_files()
+    }
+
+    /// Verify every block checksum of every live table; the first damage
+    /// found is returned as [`Error::Corruption`].
+    pub fn verify_checksums(&self) -> Result<()> {
+        self.inner().verify_checksums()
+    }
+
+    /// A named property as text, like RocksDB's `GetProperty`:
+    /// `strata.stats` (the compaction stats table), `strata.levelstats`,
+    /// `strata.sstables`, `strata.num-files-at-level<N>`. `None` for an
+    /// unknown name.
+    pub fn property(&self, name: &str) -> Option<String> {
+        self.inner().property(name)
+    }
+
     /// The directory the database lives in.
     pub fn path(&self) -> &Path {
         &self.handle.inner.dir

@@ -31,6 +31,7 @@
 mod background;
 mod batch;
 mod cache;
+mod compaction;
 mod core;
 mod db;
 mod error;
@@ -38,6 +39,7 @@ mod filename;
 mod flush;
 pub mod fs;
 mod ikey;
+mod info;
 pub mod inspect;
 mod iter;
 mod memtable;
@@ -53,6 +55,7 @@ pub use batch::WriteBatch;
 pub use bytes::Bytes;
 pub use db::Db;
 pub use error::{Error, Result};
+pub use info::LiveFile;
 pub use iter::{Cursor, Iter};
 pub use options::{
     Compression, Options, ReadOptions, WalRecoveryMode, WriteOptions, MAX_KEY_SIZE, MAX_VALUE_SIZE,
