@@ -24,7 +24,12 @@ pub(crate) enum Parsed<'a> {
     /// The length fits the block but runs past the end of the file.
     TruncatedPayload { length: u16, available: usize },
     /// A type byte, length or checksum that cannot be right.
-    Damaged(CorruptionReason),
+    Damaged {
+        reason: CorruptionReason,
+        /// Where the next fragment starts if the header's length is right
+        /// (it fits the block and the file): where to look first for valid data.
+        claimed_end: Option<usize>,
+    },
 }
 
 /// Parses the fragment header at `pos` and checks it. Never panics and never
@@ -45,19 +50,27 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
     let Some(&[c0, c1, c2, c3, l0, l1, type_byte]) = rest.get(..HEADER_SIZE) else {
         return Parsed::TruncatedHeader;
     };
+    let length = u16::from_le_bytes([l0, l1]);
+    let payload_end = HEADER_SIZE + usize::from(length);
+    let claimed_end =
+        (payload_end <= block_room && payload_end <= rest.len()).then_some(pos + payload_end);
     let record_type = match RecordType::from_u8(type_byte) {
         Some(RecordType::Zero) | None => {
-            return Parsed::Damaged(CorruptionReason::BadRecordType(type_byte))
+            return Parsed::Damaged {
+                reason: CorruptionReason::BadRecordType(type_byte),
+                claimed_end,
+            }
         }
         Some(record_type) => record_type,
     };
-    let length = u16::from_le_bytes([l0, l1]);
-    let payload_end = HEADER_SIZE + usize::from(length);
     if payload_end > block_room {
-        return Parsed::Damaged(CorruptionReason::BadLength {
-            length,
-            room: block_room - HEADER_SIZE,
-        });
+        return Parsed::Damaged {
+            reason: CorruptionReason::BadLength {
+                length,
+                room: block_room - HEADER_SIZE,
+            },
+            claimed_end: None,
+        };
     }
     let Some(payload) = rest.get(HEADER_SIZE..payload_end) else {
         return Parsed::TruncatedPayload {
@@ -68,7 +81,10 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
     let stored = u32::from_le_bytes([c0, c1, c2, c3]);
     let computed = fragment_crc(type_byte, payload);
     if stored != computed {
-        return Parsed::Damaged(CorruptionReason::ChecksumMismatch { stored, computed });
+        return Parsed::Damaged {
+            reason: CorruptionReason::ChecksumMismatch { stored, computed },
+            claimed_end,
+        };
     }
     Parsed::Fragment {
         record_type,

@@ -1,8 +1,8 @@
 //! Reads a whole log held in memory, record by record, under a [`RecoveryMode`].
 
 use crate::error::{CorruptionReason, Error, TornReason};
-use crate::format::RecordType;
-use crate::fragment::{parse_at, Parsed};
+use crate::format::{block_remaining, RecordType, HEADER_SIZE};
+use crate::fragment::{is_valid_fragment_at, parse_at, Parsed};
 use crate::recovery::{Anomaly, LogEnd, RecoveryMode};
 use crate::scan::ForwardScan;
 
@@ -190,6 +190,7 @@ impl<'a> Reader<'a> {
                 Parsed::TruncatedHeader => self.torn_tail(at, TornReason::TruncatedHeader),
                 Parsed::TruncatedPayload { length, available } => self.anomaly(
                     at,
+                    None,
                     at + 1,
                     CorruptionReason::BadLength {
                         length,
@@ -197,9 +198,16 @@ impl<'a> Reader<'a> {
                     },
                     TornReason::TruncatedPayload { length, available },
                 ),
-                Parsed::Damaged(reason) => {
-                    self.anomaly(at, at + 1, reason, TornReason::DamagedTail(reason))
-                }
+                Parsed::Damaged {
+                    reason,
+                    claimed_end,
+                } => self.anomaly(
+                    at,
+                    claimed_end,
+                    at + 1,
+                    reason,
+                    TornReason::DamagedTail(reason),
+                ),
                 Parsed::Fragment {
                     record_type,
                     payload,
@@ -253,7 +261,8 @@ impl<'a> Reader<'a> {
                         return Ok(None);
                     }
                     let reason = CorruptionReason::OrphanFragment(record_type);
-                    return self.anomaly(at, end, reason, TornReason::DamagedTail(reason));
+                    let torn = TornReason::DamagedTail(reason);
+                    return self.anomaly(at, Some(end), end, reason, torn);
                 };
                 self.pos = end;
                 self.scratch.extend_from_slice(payload);
@@ -268,21 +277,35 @@ impl<'a> Reader<'a> {
             RecordType::Zero => {
                 // parse_at never yields a Zero fragment; treated as damage all the same.
                 let reason = CorruptionReason::BadRecordType(0);
-                self.anomaly(at, at + 1, reason, TornReason::DamagedTail(reason))
+                self.anomaly(at, None, at + 1, reason, TornReason::DamagedTail(reason))
             }
         }
     }
 
     /// Classifies an anomaly found at `at`: corruption if a checksum-valid
     /// fragment starts anywhere from `scan_from` on, else a torn tail.
+    ///
+    /// `claimed_end` is where the damaged fragment says it ends. Outside skip
+    /// mode only the existence of valid data matters, and a valid fragment
+    /// there (or at the block start after padding) proves it without the
+    /// byte-by-byte scan. Skip mode needs the *first* valid position, which a
+    /// damaged length can put before `claimed_end`, so it always scans.
     fn anomaly(
         &mut self,
         at: usize,
+        claimed_end: Option<usize>,
         scan_from: usize,
         corruption: CorruptionReason,
         torn: TornReason,
     ) -> Flow<'a> {
-        match self.scan.next_valid(self.data, scan_from) {
+        let shortcut = match self.mode {
+            RecoveryMode::SkipAnyCorruptedRecords => None,
+            _ => claimed_end
+                .map(past_padding)
+                .filter(|&next| is_valid_fragment_at(self.data, next)),
+        };
+        let next = shortcut.or_else(|| self.scan.next_valid(self.data, scan_from));
+        match next {
             Some(resume) => self.corruption(at, corruption, resume),
             None => self.torn_tail(at, torn),
         }
@@ -383,5 +406,15 @@ impl<'a> Reader<'a> {
                 reason: region.reason,
             });
         }
+    }
+}
+
+/// `pos`, or the next block start if `pos` lies in block-tail padding.
+fn past_padding(pos: usize) -> usize {
+    let room = block_remaining(pos as u64);
+    if room < HEADER_SIZE {
+        pos.saturating_add(room)
+    } else {
+        pos
     }
 }
