@@ -8,7 +8,7 @@ use common::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use strata::fs::MemFileSystem;
-use strata::{Db, WriteBatch};
+use strata::WriteBatch;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -193,7 +193,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 // Snapshots hold the database open; a reopen ends them.
                 snapshots.clear();
-                db = None;
+                drop(db.take());
                 db = Some(open_mem(&fs));
                 let got = scan_all(db.as_ref().unwrap());
                 let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

@@ -80,7 +80,7 @@ fn run_seed(seed: u64) {
     }
     fs.crash();
     drop(db);
-    let mode = if seed % 2 == 0 {
+    let mode = if seed.is_multiple_of(2) {
         UnsyncedData::Drop
     } else {
         UnsyncedData::KeepRandomPrefix(seed)

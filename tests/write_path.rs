@@ -60,7 +60,7 @@ fn snapshots_see_each_batch_entirely_or_not_at_all() {
             let (db, done) = (db.clone(), Arc::clone(&done));
             std::thread::spawn(move || {
                 let mut last_seq = 0;
-                let mut last_ids = vec![0usize; WRITERS];
+                let mut last_ids = [0usize; WRITERS];
                 let mut checks = 0;
                 while !done.load(Ordering::Acquire) || checks == 0 {
                     let snap = db.snapshot();
@@ -69,8 +69,8 @@ fn snapshots_see_each_batch_entirely_or_not_at_all() {
                         "published sequence went backwards"
                     );
                     last_seq = snap.sequence();
-                    let mut ids = vec![None::<usize>; WRITERS];
-                    let mut counts = vec![0; WRITERS];
+                    let mut ids = [None::<usize>; WRITERS];
+                    let mut counts = [0; WRITERS];
                     for item in snap.iter() {
                         let (k, v) = item.unwrap();
                         let k = String::from_utf8(k.to_vec()).unwrap();
