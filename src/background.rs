@@ -41,6 +41,9 @@ impl Background {
 
 /// Start the background threads.
 pub(crate) fn spawn(inner: &Arc<DbInner>) -> std::io::Result<Vec<JoinHandle<()>>> {
+    if inner.options.inline_background_work {
+        return Ok(Vec::new());
+    }
     let flush = Arc::clone(inner);
     let flusher = std::thread::Builder::new()
         .name("strata-flush".into())
@@ -89,5 +92,38 @@ fn flush_loop(inner: &DbInner) {
             inner.set_bg_error(e);
         }
         inner.bg.notify_all();
+    }
+}
+
+impl DbInner {
+    /// One unit of background work in the calling thread: flush the oldest
+    /// frozen memtable, or else run the most urgent compaction. Returns
+    /// whether there was anything to do. Used with
+    /// `Options::inline_background_work`.
+    pub(crate) fn background_step(&self) -> crate::Result<bool> {
+        self.check_bg_error()?;
+        let oldest = self.current_super_version().imms.last().cloned();
+        let result = if let Some(imm) = oldest {
+            self.flush_memtable(&imm)
+        } else if let Some(result) = self.run_one_compaction() {
+            result
+        } else {
+            return Ok(false);
+        };
+        if let Err(e) = result {
+            return Err(crate::Error::Background(self.set_bg_error(e)));
+        }
+        self.bg.notify_all();
+        Ok(true)
+    }
+
+    /// Run background steps until none is left (with background threads,
+    /// wait for them to finish instead).
+    pub(crate) fn run_background_work(&self) -> crate::Result<()> {
+        if !self.options.inline_background_work {
+            return self.wait_for_compactions();
+        }
+        while self.background_step()? {}
+        Ok(())
     }
 }

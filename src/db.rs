@@ -205,6 +205,13 @@ impl Db {
         self.inner().compact_range(lower, upper)
     }
 
+    /// Run pending flushes and compactions in the calling thread until
+    /// none is due. Meant for `Options::inline_background_work`, where no
+    /// background thread does them; harmless otherwise.
+    pub fn run_background_work(&self) -> Result<()> {
+        self.inner().run_background_work()
+    }
+
     /// Wait until no flush or compaction is pending or running.
     pub fn wait_for_compactions(&self) -> Result<()> {
         self.inner().wait_for_compactions()

@@ -114,6 +114,12 @@ pub struct Options {
     /// served first; 0 means unlimited. RocksDB: `rate_limiter`.
     /// Default: 0.
     pub rate_limiter_bytes_per_sec: u64,
+    /// Run no background threads: flushes, compactions and WAL syncs run
+    /// in the calling thread, when a write needs them or when
+    /// [`Db::run_background_work`](crate::Db::run_background_work) is
+    /// called. Made for deterministic simulation tests (one thread, one
+    /// seed, one outcome); slow for real use. Default: `false`.
+    pub inline_background_work: bool,
     /// Where files are read and written. Default: the operating system's
     /// filesystem; tests use [`crate::fs::MemFileSystem`].
     pub fs: Arc<dyn FileSystem>,
@@ -148,6 +154,7 @@ impl Default for Options {
             max_background_jobs: 2,
             delayed_write_rate: 16 << 20,
             rate_limiter_bytes_per_sec: 0,
+            inline_background_work: false,
             fs: Arc::new(OsFileSystem),
         }
     }
@@ -200,6 +207,7 @@ impl fmt::Debug for Options {
                 "rate_limiter_bytes_per_sec",
                 &self.rate_limiter_bytes_per_sec,
             )
+            .field("inline_background_work", &self.inline_background_work)
             .finish_non_exhaustive()
     }
 }

@@ -26,6 +26,14 @@ impl DbInner {
         Some(picked)
     }
 
+    /// Pick and run one compaction in the calling thread, if one is due.
+    pub(crate) fn run_one_compaction(&self) -> Option<Result<()>> {
+        let c = self.pick_background_compaction()?;
+        let result = self.run_compaction(c).map(|_| ());
+        self.compactions_running.fetch_sub(1, Ordering::AcqRel);
+        Some(result)
+    }
+
     /// Whether some level scores at least 1 (a compaction is due).
     fn compaction_needed(&self) -> bool {
         let version = self.versions.lock().current();
@@ -124,6 +132,10 @@ impl DbInner {
                     }
                     // A background compaction holds some of the tables:
                     // wait for it to finish and look again.
+                    Err(()) if self.options.inline_background_work => {
+                        // Nothing else runs compactions: cannot be busy.
+                        return Err(Error::InvalidArgument("compaction inputs busy".into()));
+                    }
                     Err(()) => {
                         let mut st = self.bg.state.lock();
                         while st.generation == generation && !st.shutting_down {
@@ -141,6 +153,9 @@ impl DbInner {
 
     /// Wait until no flush or compaction is pending or running.
     pub(crate) fn wait_for_compactions(&self) -> Result<()> {
+        if self.options.inline_background_work {
+            return self.run_background_work();
+        }
         let mut st = self.bg.state.lock();
         loop {
             self.check_bg_error()?;
