@@ -95,7 +95,10 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         }
     }
 
-    let mem = Arc::new(MemTable::new(wal_number));
+    let mem = Arc::new(MemTable::with_filter(
+        wal_number,
+        options.write_buffer_size / 32,
+    ));
     let super_version = SuperVersion {
         mem: Arc::clone(&mem),
         imms: Vec::new(),

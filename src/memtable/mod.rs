@@ -2,6 +2,7 @@
 //! (crossbeam-skiplist). Writers insert concurrently without a mutex;
 //! readers search it at a sequence number.
 
+mod bloom;
 mod iter;
 mod key;
 
@@ -9,6 +10,7 @@ pub use iter::MemTableIter;
 pub(crate) use key::IKey;
 
 use crate::ikey::with_seek_key;
+use bloom::MemBloom;
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 use key::MemEntry;
@@ -35,6 +37,7 @@ pub enum Lookup<V> {
 /// replaced by a fresh memtable; then it is flushed to an L0 table.
 pub struct MemTable {
     map: SkipMap<MemEntry, ()>,
+    bloom: MemBloom,
     approximate_bytes: AtomicUsize,
     /// The write-ahead log that holds this memtable's writes.
     wal_number: u64,
@@ -45,10 +48,20 @@ pub struct MemTable {
 }
 
 impl MemTable {
-    /// An empty memtable whose writes are logged in WAL `wal_number`.
+    /// An empty memtable whose writes are logged in WAL `wal_number`, with
+    /// no key filter.
     pub fn new(wal_number: u64) -> Self {
+        Self::with_filter(wal_number, 0)
+    }
+
+    /// An empty memtable with a key filter of `filter_bytes` bytes. The
+    /// engine gives it a 32nd of the memtable's capacity: 8 bits per byte
+    /// of capacity over 32, some 25 to 45 bits per key for entries of 100
+    /// to 180 bytes with node overhead, so false positives are rare.
+    pub fn with_filter(wal_number: u64, filter_bytes: usize) -> Self {
         MemTable {
             map: SkipMap::new(),
+            bloom: MemBloom::new(filter_bytes),
             approximate_bytes: AtomicUsize::new(0),
             wal_number,
             entries: AtomicU64::new(0),
@@ -63,6 +76,7 @@ impl MemTable {
         let trailer = pack_trailer(seqno, kind).to_le_bytes();
         let entry = MemEntry::new((user_key, trailer), value);
         let bytes = entry.heap_bytes() + NODE_OVERHEAD_BYTES;
+        self.bloom.insert(user_key);
         self.map.insert(entry, ());
         self.approximate_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.entries.fetch_add(1, Ordering::Relaxed);
@@ -75,6 +89,9 @@ impl MemTable {
     /// The newest version of `user_key` with a sequence number `<= seqno`.
     /// A found value is copied out: it is what the caller returns to the user.
     pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Lookup<Bytes> {
+        if !self.bloom.may_contain(user_key) {
+            return Lookup::Absent;
+        }
         let found = with_seek_key(user_key, seqno, |target| {
             self.map.lower_bound(Bound::Included(IKey::new(target)))
         });
