@@ -232,9 +232,7 @@ fn apply_record(data: &[u8], mem: &MemTable) -> std::result::Result<Option<SeqNo
     if count == 0 {
         return Ok(None);
     }
-    for (i, op) in batch.iter().flatten().enumerate() {
-        mem.insert(op.key, first + i as u64, op.kind, op.value);
-    }
+    mem.insert_batch(first, batch.iter().flatten());
     Ok(Some(first + count - 1))
 }
 

@@ -39,11 +39,19 @@ impl MemBloom {
     pub fn insert(&self, user_key: &[u8]) {
         let h = filter_hash(user_key);
         let Some(line) = self.line(h) else { return };
+        let mut masks = [0u64; 8];
         let mut h2 = (h >> 32) as u32;
         for _ in 0..PROBES {
             let bit = h2 >> 23; // 0..512
-            line.0[(bit >> 6) as usize].fetch_or(1 << (bit & 63), Ordering::Relaxed);
+            masks[(bit >> 6) as usize] |= 1 << (bit & 63);
             h2 = h2.wrapping_mul(PROBE_MULTIPLIER);
+        }
+        // One read per word, and an atomic OR only where a bit is missing
+        // (an overwritten key's bits are all set already).
+        for (word, mask) in line.0.iter().zip(masks) {
+            if mask != 0 && word.load(Ordering::Relaxed) & mask != mask {
+                word.fetch_or(mask, Ordering::Relaxed);
+            }
         }
     }
 

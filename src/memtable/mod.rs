@@ -9,6 +9,7 @@ mod key;
 pub use iter::MemTableIter;
 pub(crate) use key::IKey;
 
+use crate::batch::BatchOp;
 use crate::ikey::with_seek_key;
 use bloom::MemBloom;
 use bytes::Bytes;
@@ -41,8 +42,6 @@ pub struct MemTable {
     approximate_bytes: AtomicUsize,
     /// The write-ahead log that holds this memtable's writes.
     wal_number: u64,
-    entries: AtomicU64,
-    deletions: AtomicU64,
     /// The largest sequence number inserted.
     max_seq: AtomicU64,
 }
@@ -64,26 +63,45 @@ impl MemTable {
             bloom: MemBloom::new(filter_bytes),
             approximate_bytes: AtomicUsize::new(0),
             wal_number,
-            entries: AtomicU64::new(0),
-            deletions: AtomicU64::new(0),
             max_seq: AtomicU64::new(0),
         }
     }
 
     /// Insert one versioned entry. Safe to call from many threads at once;
     /// each (key, seqno) is inserted exactly once.
+    #[cfg(test)]
     pub fn insert(&self, user_key: &[u8], seqno: SeqNo, kind: ValueKind, value: &[u8]) {
+        let bytes = self.insert_entry(user_key, seqno, kind, value);
+        self.account(bytes, seqno);
+    }
+
+    /// Insert a batch's entries with consecutive sequence numbers from
+    /// `first_seq`, updating the shared counters once for the batch.
+    pub fn insert_batch<'a>(&self, first_seq: SeqNo, ops: impl Iterator<Item = BatchOp<'a>>) {
+        let mut bytes = 0;
+        let mut seq = first_seq;
+        for op in ops {
+            bytes += self.insert_entry(op.key, seq, op.kind, op.value);
+            seq += 1;
+        }
+        if seq > first_seq {
+            self.account(bytes, seq - 1);
+        }
+    }
+
+    fn insert_entry(&self, user_key: &[u8], seqno: SeqNo, kind: ValueKind, value: &[u8]) -> usize {
         let trailer = pack_trailer(seqno, kind).to_le_bytes();
         let entry = MemEntry::new((user_key, trailer), value);
         let bytes = entry.heap_bytes() + NODE_OVERHEAD_BYTES;
+        // Filter bits first: whoever can see the entry sees its bits.
         self.bloom.insert(user_key);
         self.map.insert(entry, ());
+        bytes
+    }
+
+    fn account(&self, bytes: usize, max_seq: SeqNo) {
         self.approximate_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.entries.fetch_add(1, Ordering::Relaxed);
-        self.max_seq.fetch_max(seqno, Ordering::Relaxed);
-        if kind == ValueKind::Delete {
-            self.deletions.fetch_add(1, Ordering::Relaxed);
-        }
+        self.max_seq.fetch_max(max_seq, Ordering::Release);
     }
 
     /// The newest version of `user_key` with a sequence number `<= seqno`.

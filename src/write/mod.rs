@@ -243,9 +243,7 @@ impl DbInner {
             let Some((group, first)) = r.assignment.take() else {
                 return Err(Error::Closed);
             };
-            for (seq, op) in (first..).zip(r.batch.iter().flatten()) {
-                group.mem.insert(op.key, seq, op.kind, op.value);
-            }
+            group.mem.insert_batch(first, r.batch.iter().flatten());
             (group, r.opts.sync)
         };
         let wp = &self.write_path;

@@ -135,7 +135,21 @@ pub fn compare_internal_keys(a: &[u8], b: &[u8]) -> Ordering {
 #[inline]
 pub(crate) fn compare_to_target(key: &[u8], user_key: &[u8], trailer: u64) -> Ordering {
     let (k_user, k_trailer) = split_key(key);
-    k_user.cmp(user_key).then_with(|| trailer.cmp(&k_trailer))
+    compare_user_keys(k_user, user_key).then_with(|| trailer.cmp(&k_trailer))
+}
+
+/// Bytewise order of user keys. The first eight bytes are compared as one
+/// big-endian word first: for typical keys that decides, and it avoids a
+/// call to `memcmp` (a large share of skiplist and block search time).
+#[inline]
+pub fn compare_user_keys(a: &[u8], b: &[u8]) -> Ordering {
+    if let (Some(a8), Some(b8)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        let (x, y) = (u64::from_be_bytes(*a8), u64::from_be_bytes(*b8));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.cmp(b)
 }
 
 #[cfg(test)]
@@ -146,6 +160,26 @@ mod tests {
         let mut out = Vec::new();
         encode_internal_key(&mut out, user, seqno, kind);
         out
+    }
+
+    #[test]
+    fn user_key_order_is_bytewise() {
+        let keys: [&[u8]; 9] = [
+            b"",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefgi",
+            b"b",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(compare_user_keys(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]

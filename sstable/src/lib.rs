@@ -66,8 +66,9 @@ pub use footer::{Footer, FOOTER_LEN, FORMAT_VERSION, MAGIC_BYTES, TABLE_MAGIC};
 pub use handle::{BlockHandle, BLOCK_TRAILER_LEN};
 pub use iter::TableIter;
 pub use key::{
-    compare_internal_keys, encode_internal_key, encode_seek_key, pack_trailer, parse_internal_key,
-    seek_trailer, ParsedKey, SeqNo, ValueKind, MAX_SEQNO, SEEK_KIND, TRAILER_LEN,
+    compare_internal_keys, compare_user_keys, encode_internal_key, encode_seek_key, pack_trailer,
+    parse_internal_key, seek_trailer, ParsedKey, SeqNo, ValueKind, MAX_SEQNO, SEEK_KIND,
+    TRAILER_LEN,
 };
 pub use options::{
     Compression, TableOptions, MAX_BLOCK_SIZE, MAX_BLOOM_BITS_PER_KEY, MAX_RESTART_INTERVAL,
