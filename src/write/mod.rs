@@ -156,24 +156,27 @@ impl DbInner {
     /// Lead a group: sequence it, hand leadership on, assign the members.
     fn lead(&self, leader: &Arc<Writer>) {
         let wp = &self.write_path;
-        let members = wp.queue.take_group(leader, wp.max_group_bytes);
+        let mut members = leader.members.lock();
+        wp.queue
+            .take_group(leader, wp.max_group_bytes, &mut members);
         let sequenced = self.sequence_group(&members);
         wp.queue.hand_off();
         match sequenced {
             Ok((group, first)) => {
                 let mut next = first;
-                for m in &members {
+                for m in members.iter() {
                     let count = u64::from(m.request.lock().batch.count());
                     m.assign(Arc::clone(&group), next);
                     next += count;
                 }
             }
             Err(e) => {
-                for m in &members {
+                for m in members.iter() {
                     m.fail(e.duplicate());
                 }
             }
         }
+        members.clear();
     }
 
     /// Make room, assign sequence numbers, log the group's record.

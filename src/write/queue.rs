@@ -38,8 +38,13 @@ pub(crate) struct Request {
 }
 
 /// One writer's slot in the queue.
+///
+/// `members` is the list this writer fills when it leads a group, kept
+/// with the slot so leading allocates nothing; it is emptied before the
+/// lead ends (it holds other writers' slots).
 pub(crate) struct Writer {
     pub request: Mutex<Request>,
+    pub members: Mutex<Vec<Arc<Writer>>>,
     state: AtomicU8,
     thread: Mutex<Option<Thread>>,
 }
@@ -60,6 +65,7 @@ impl Writer {
                 assignment: None,
                 error: None,
             }),
+            members: Mutex::new(Vec::new()),
             state: AtomicU8::new(WAITING),
             thread: Mutex::new(None),
         }
@@ -142,7 +148,14 @@ impl WriteQueue {
     /// The leader takes its group: itself, then queued writers in order
     /// while they fit under the byte cap and share the leader's WAL
     /// setting (a group is one WAL record, or none).
-    pub fn take_group(&self, leader: &Arc<Writer>, max_group_bytes: usize) -> Vec<Arc<Writer>> {
+    /// `group` is the leader's reusable list; it must be empty.
+    pub fn take_group(
+        &self,
+        leader: &Arc<Writer>,
+        max_group_bytes: usize,
+        group: &mut Vec<Arc<Writer>>,
+    ) {
+        debug_assert!(group.is_empty());
         let (leader_bytes, leader_disable_wal) = {
             let r = leader.request.lock();
             (r.batch.encoded_size(), r.opts.disable_wal)
@@ -154,7 +167,7 @@ impl WriteQueue {
         } else {
             max_group_bytes
         };
-        let mut group = vec![Arc::clone(leader)];
+        group.push(Arc::clone(leader));
         let mut bytes = leader_bytes;
         let mut q = self.state.lock();
         while let Some(next) = q.waiting.front() {
@@ -175,7 +188,6 @@ impl WriteQueue {
                 group.push(w);
             }
         }
-        group
     }
 
     /// Remove and return the queued writers that asked not to wait for a
