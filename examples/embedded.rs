@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             String::from_utf8_lossy(&latest)
         );
     }
-    let newest = db.iter().rev().next().transpose()?.expect("not empty");
+    let newest = db.iter().next_back().transpose()?.expect("not empty");
     println!("largest key: {}", String::from_utf8_lossy(&newest.0));
     db.flush()?;
     Ok(())

@@ -24,11 +24,16 @@ pub(crate) struct BgState {
     pub shutting_down: bool,
     /// A flush is running (only one at a time: they install in order).
     pub flushing: bool,
+    /// Bumped by every `notify_all`: a waiter that saw generation `g`
+    /// before checking for work waits only while it is still `g`, so no
+    /// change is missed between its check and its wait.
+    pub generation: u64,
 }
 
 impl Background {
     pub fn notify_all(&self) {
-        let _state = self.state.lock();
+        let mut state = self.state.lock();
+        state.generation += 1;
         self.work.notify_all();
         self.done.notify_all();
     }
@@ -44,7 +49,17 @@ pub(crate) fn spawn(inner: &Arc<DbInner>) -> std::io::Result<Vec<JoinHandle<()>>
     let wal = std::thread::Builder::new()
         .name("strata-wal".into())
         .spawn(move || ring.run_flusher())?;
-    Ok(vec![flusher, wal])
+    let mut threads = vec![flusher, wal];
+    // One background job is the flush thread; the rest compact.
+    for i in 0..inner.options.max_background_jobs.saturating_sub(1).max(1) {
+        let db = Arc::clone(inner);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("strata-compact-{i}"))
+                .spawn(move || db.compaction_loop())?,
+        );
+    }
+    Ok(threads)
 }
 
 /// Flush frozen memtables, oldest first, until shutdown.

@@ -138,10 +138,6 @@ impl WriteBatch {
         read_u32(&self.rep[8..HEADER_LEN])
     }
 
-    pub(crate) fn sequence(&self) -> SeqNo {
-        read_u64(&self.rep[..8])
-    }
-
     pub(crate) fn set_sequence(&mut self, seq: SeqNo) {
         self.rep[..8].copy_from_slice(&seq.to_le_bytes());
     }
@@ -149,13 +145,6 @@ impl WriteBatch {
     /// The encoded bytes (header and records).
     pub(crate) fn encoded(&self) -> &[u8] {
         &self.rep
-    }
-
-    /// Append another batch's records to this one (group commit).
-    pub(crate) fn append(&mut self, other: &WriteBatch) {
-        self.rep.extend_from_slice(&other.rep[HEADER_LEN..]);
-        let count = self.count() + other.count();
-        self.rep[8..HEADER_LEN].copy_from_slice(&count.to_le_bytes());
     }
 
     fn bump_count(&mut self) {
@@ -355,24 +344,6 @@ mod tests {
         b.clear();
         assert!(b.validate().is_ok());
         assert!(b.is_empty());
-    }
-
-    #[test]
-    fn append_concatenates_records() {
-        let mut a = WriteBatch::new();
-        a.put(b"a", b"1");
-        let mut b = WriteBatch::new();
-        b.delete(b"b");
-        b.put(b"c", b"3");
-        a.append(&b);
-        assert_eq!(a.len(), 3);
-        assert_eq!(
-            a.iter()
-                .filter_map(|r| r.ok())
-                .map(|op| op.key)
-                .collect::<Vec<_>>(),
-            [b"a", b"b", b"c"]
-        );
     }
 
     proptest! {

@@ -41,6 +41,7 @@ impl ShardedLruCache {
     }
 
     /// Bytes currently cached.
+    #[cfg(test)]
     pub fn usage_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.lock().bytes).sum()
     }

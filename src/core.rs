@@ -2,19 +2,23 @@
 //! the background threads.
 
 use crate::background::Background;
+use crate::compaction::WriteController;
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
+use crate::fs::{WritableFile, WriteAdapter};
 use crate::iter::{Cursor, Iter};
 use crate::options::{Options, ReadOptions};
+use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::{ReadView, SuperVersion};
 use crate::snapshot::SnapshotList;
+use crate::stats::StatsCounters;
 use crate::version::{Version, VersionSet};
 use crate::write::WritePath;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -34,6 +38,14 @@ pub(crate) struct DbInner {
     pub bg: Background,
     bg_error: Mutex<Option<Arc<Error>>>,
     has_bg_error: AtomicBool,
+    pub stats: StatsCounters,
+    /// Compactions picked and not yet finished (counted under the version
+    /// set lock, so `wait_for_compactions` never misses one).
+    pub compactions_running: AtomicUsize,
+    /// Set when the last handle is dropped: long compactions stop early.
+    pub closing: AtomicBool,
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    pub write_controller: Mutex<WriteController>,
     pub _lock: Box<dyn FileLock>,
 }
 
@@ -48,6 +60,8 @@ impl DbInner {
         write_path: WritePath,
         lock: Box<dyn FileLock>,
     ) -> Self {
+        let options_rate = options.rate_limiter_bytes_per_sec;
+        let delayed_write_rate = options.delayed_write_rate;
         DbInner {
             dir,
             fs: Arc::clone(&options.fs),
@@ -60,6 +74,11 @@ impl DbInner {
             bg: Background::default(),
             bg_error: Mutex::new(None),
             has_bg_error: AtomicBool::new(false),
+            stats: StatsCounters::default(),
+            compactions_running: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            rate_limiter: (options_rate > 0).then(|| Arc::new(RateLimiter::new(options_rate))),
+            write_controller: Mutex::new(WriteController::new(delayed_write_rate)),
             _lock: lock,
         }
     }
@@ -140,6 +159,15 @@ impl DbInner {
             Some(e) => Err(Error::Background(Arc::clone(e))),
             None => Ok(()),
         }
+    }
+
+    /// A writer for a new table, held to the rate limit if one is set.
+    pub(crate) fn table_writer(
+        &self,
+        file: Box<dyn WritableFile>,
+        priority: IoPriority,
+    ) -> WriteAdapter {
+        WriteAdapter(file, self.rate_limiter.clone().map(|l| (l, priority)))
     }
 
     /// Swap in a new super version built from the current one.

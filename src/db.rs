@@ -42,6 +42,9 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        self.inner
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
         {
             let mut st = self.inner.bg.state.lock();
             st.shutting_down = true;
@@ -218,12 +221,34 @@ impl Db {
         self.inner().verify_checksums()
     }
 
+    /// Statistics: per-level sizes, scores and compaction counters, and
+    /// cumulative write, WAL, flush, compaction and stall figures.
+    pub fn stats(&self) -> crate::DbStats {
+        self.inner().stats()
+    }
+
     /// A named property as text, like RocksDB's `GetProperty`:
     /// `strata.stats` (the compaction stats table), `strata.levelstats`,
     /// `strata.sstables`, `strata.num-files-at-level<N>`. `None` for an
     /// unknown name.
     pub fn property(&self, name: &str) -> Option<String> {
         self.inner().property(name)
+    }
+
+    /// Check the structural invariants of the live version (L1+ sorted and
+    /// non-overlapping, newer versions above older ones, files present on
+    /// disk, and, after `wait_for_compactions` with no iterator open, no
+    /// stray table files). For tests and debugging; it reads every table.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let inner = self.inner();
+        let quiet = inner
+            .compactions_running
+            .load(std::sync::atomic::Ordering::Acquire)
+            == 0
+            && inner.current_super_version().imms.is_empty();
+        let version = inner.current_version();
+        crate::version::invariants::check(&version, &*inner.fs, &inner.dir, quiet)
     }
 
     /// The directory the database lives in.

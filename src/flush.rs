@@ -8,6 +8,7 @@ use crate::fs::WriteAdapter;
 use crate::iter::InternalIterator;
 use crate::memtable::{MemTable, MemTableIter};
 use crate::options::Options;
+use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
 use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
@@ -17,9 +18,20 @@ impl DbInner {
     /// Write `imm` to an L0 table and install it. REQUIRES: `imm` is the
     /// oldest frozen memtable (flushes install in order).
     pub(crate) fn flush_memtable(&self, imm: &Arc<MemTable>) -> Result<()> {
+        let start = std::time::Instant::now();
+        // Tables hold only published writes, so compaction can treat the
+        // visible sequence number as a floor for every reader.
+        self.wait_published(imm.max_seq())?;
         let number = self.versions.lock().new_file_number();
         let opener = self.versions.lock().opener().clone();
-        let file = write_memtable_table(&self.options, &opener, number, imm)?;
+        let file = write_memtable_table(
+            &self.options,
+            &opener,
+            number,
+            imm,
+            self.rate_limiter.clone(),
+        )?;
+        let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
 
         let mut versions = self.versions.lock();
         // WALs older than the oldest memtable still unflushed are done.
@@ -55,6 +67,8 @@ impl DbInner {
         drop(versions);
         // The memtable's writes are in a table now; its WAL is not needed.
         let _ = self.fs.remove(&wal_path(&self.dir, imm.wal_number()));
+        self.stats
+            .record_flush(flushed_bytes, start.elapsed().as_micros() as u64);
         Ok(())
     }
 }
@@ -66,6 +80,7 @@ pub(crate) fn write_memtable_table(
     opener: &TableOpener,
     number: u64,
     mem: &Arc<MemTable>,
+    limiter: Option<Arc<RateLimiter>>,
 ) -> Result<Option<Arc<TableFile>>> {
     if mem.is_empty() {
         return Ok(None);
@@ -76,7 +91,8 @@ pub(crate) fn write_memtable_table(
             .fs
             .create(&path)
             .map_err(|e| Error::io("create", &path, e))?;
-        let mut builder = TableBuilder::new(WriteAdapter(file), options.table_options())
+        let writer = WriteAdapter(file, limiter.map(|l| (l, IoPriority::High)));
+        let mut builder = TableBuilder::new(writer, options.table_options())
             .map_err(|e| table_error(&path, e))?;
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
@@ -89,7 +105,7 @@ pub(crate) fn write_memtable_table(
             it.next()?;
         }
         let built = builder.finish().map_err(|e| table_error(&path, e))?;
-        let WriteAdapter(mut file) = built.writer;
+        let WriteAdapter(mut file, _) = built.writer;
         file.sync().map_err(|e| Error::io("sync", &path, e))?;
         drop(file);
         opener

@@ -63,6 +63,24 @@ impl DbInner {
         Ok(())
     }
 
+    pub(crate) fn stats(&self) -> crate::stats::DbStats {
+        let version = self.current_version();
+        let targets = crate::compaction::level_targets(&version, &self.options);
+        let scores = crate::compaction::level_scores(&version, &self.options, &targets);
+        let shape: Vec<(usize, u64, f64, u64)> = (0..NUM_LEVELS)
+            .map(|l| {
+                (
+                    version.files(l).len(),
+                    version.level_bytes(l),
+                    scores[l],
+                    targets.target_bytes[l],
+                )
+            })
+            .collect();
+        let ring = &self.write_path.ring;
+        self.stats.snapshot(&shape, ring.written(), ring.syncs())
+    }
+
     pub(crate) fn property(&self, name: &str) -> Option<String> {
         let version = self.current_version();
         if let Some(level) = name.strip_prefix("strata.num-files-at-level") {
@@ -70,6 +88,7 @@ impl DbInner {
             return Some(version.files(level).len().to_string());
         }
         match name {
+            "strata.stats" => Some(self.stats().to_text()),
             "strata.sstables" => {
                 let mut out = String::new();
                 for f in self.live_files() {

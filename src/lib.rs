@@ -45,8 +45,10 @@ mod iter;
 mod memtable;
 mod open;
 mod options;
+mod rate_limiter;
 mod read;
 mod snapshot;
+mod stats;
 mod varint;
 mod version;
 mod write;
@@ -61,3 +63,4 @@ pub use options::{
     Compression, Options, ReadOptions, WalRecoveryMode, WriteOptions, MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };
 pub use snapshot::Snapshot;
+pub use stats::{DbStats, LevelStats};

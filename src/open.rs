@@ -156,7 +156,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
         |mem: &Arc<MemTable>, versions: &mut VersionSet, tables: &mut Vec<Arc<TableFile>>| {
             let number = versions.new_file_number();
             let opener = versions.opener().clone();
-            if let Some(t) = write_memtable_table(options, &opener, number, mem)? {
+            if let Some(t) = write_memtable_table(options, &opener, number, mem, None)? {
                 tables.push(t);
             }
             Ok::<_, Error>(())

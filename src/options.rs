@@ -76,6 +76,44 @@ pub struct Options {
     /// process crash nor power loss until then. RocksDB:
     /// `manual_wal_flush`. Default: `false`.
     pub manual_wal_flush: bool,
+    /// L0 tables that trigger a compaction into the base level. RocksDB:
+    /// `level0_file_num_compaction_trigger`. Default: 4.
+    pub level0_file_num_compaction_trigger: usize,
+    /// L0 tables at which writes are delayed to `delayed_write_rate`.
+    /// RocksDB: `level0_slowdown_writes_trigger`. Default: 20.
+    pub level0_slowdown_writes_trigger: usize,
+    /// L0 tables at which writes stop until compaction catches up.
+    /// RocksDB: `level0_stop_writes_trigger`. Default: 36.
+    pub level0_stop_writes_trigger: usize,
+    /// Target size of the base level (the level L0 compacts into).
+    /// RocksDB: `max_bytes_for_level_base`. Default: 256 MiB.
+    pub max_bytes_for_level_base: u64,
+    /// Each level's target is this many times the one above. RocksDB:
+    /// `max_bytes_for_level_multiplier`. Default: 10.
+    pub max_bytes_for_level_multiplier: f64,
+    /// Size at which compaction output tables are cut. RocksDB:
+    /// `target_file_size_base`. Default: 64 MiB.
+    pub target_file_size_base: u64,
+    /// Levels in use, L0 included (2 to 7). RocksDB: `num_levels`.
+    /// Default: 7.
+    pub num_levels: usize,
+    /// Compute level targets back from the size of the last level, so the
+    /// tree keeps its shape as it grows and L0 compacts straight into the
+    /// first non-empty level. RocksDB:
+    /// `level_compaction_dynamic_level_bytes`. Default: `true`.
+    pub level_compaction_dynamic_level_bytes: bool,
+    /// Background threads for flushes and compactions; one is kept for
+    /// flushes, which take priority. RocksDB: `max_background_jobs`.
+    /// Default: 2.
+    pub max_background_jobs: usize,
+    /// Bytes per second writes are held to while L0 is between the
+    /// slowdown and the stop trigger. RocksDB: `delayed_write_rate`.
+    /// Default: 16 MiB/s.
+    pub delayed_write_rate: u64,
+    /// Limit on flush and compaction writes, in bytes per second, flushes
+    /// served first; 0 means unlimited. RocksDB: `rate_limiter`.
+    /// Default: 0.
+    pub rate_limiter_bytes_per_sec: u64,
     /// Where files are read and written. Default: the operating system's
     /// filesystem; tests use [`crate::fs::MemFileSystem`].
     pub fs: Arc<dyn FileSystem>,
@@ -99,6 +137,17 @@ impl Default for Options {
             wal_ring_capacity_bytes: 4 << 20,
             wal_bytes_per_sync: 0,
             manual_wal_flush: false,
+            level0_file_num_compaction_trigger: 4,
+            level0_slowdown_writes_trigger: 20,
+            level0_stop_writes_trigger: 36,
+            max_bytes_for_level_base: 256 << 20,
+            max_bytes_for_level_multiplier: 10.0,
+            target_file_size_base: 64 << 20,
+            num_levels: 7,
+            level_compaction_dynamic_level_bytes: true,
+            max_background_jobs: 2,
+            delayed_write_rate: 16 << 20,
+            rate_limiter_bytes_per_sec: 0,
             fs: Arc::new(OsFileSystem),
         }
     }
@@ -122,6 +171,35 @@ impl fmt::Debug for Options {
             .field("wal_ring_capacity_bytes", &self.wal_ring_capacity_bytes)
             .field("wal_bytes_per_sync", &self.wal_bytes_per_sync)
             .field("manual_wal_flush", &self.manual_wal_flush)
+            .field(
+                "level0_file_num_compaction_trigger",
+                &self.level0_file_num_compaction_trigger,
+            )
+            .field(
+                "level0_slowdown_writes_trigger",
+                &self.level0_slowdown_writes_trigger,
+            )
+            .field(
+                "level0_stop_writes_trigger",
+                &self.level0_stop_writes_trigger,
+            )
+            .field("max_bytes_for_level_base", &self.max_bytes_for_level_base)
+            .field(
+                "max_bytes_for_level_multiplier",
+                &self.max_bytes_for_level_multiplier,
+            )
+            .field("target_file_size_base", &self.target_file_size_base)
+            .field("num_levels", &self.num_levels)
+            .field(
+                "level_compaction_dynamic_level_bytes",
+                &self.level_compaction_dynamic_level_bytes,
+            )
+            .field("max_background_jobs", &self.max_background_jobs)
+            .field("delayed_write_rate", &self.delayed_write_rate)
+            .field(
+                "rate_limiter_bytes_per_sec",
+                &self.rate_limiter_bytes_per_sec,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +228,40 @@ impl Options {
         }
         if self.max_write_group_bytes == 0 {
             return bad("max_write_group_bytes must be positive".into());
+        }
+        if !(2..=crate::version::NUM_LEVELS).contains(&self.num_levels) {
+            return bad(format!(
+                "num_levels {} must be between 2 and {}",
+                self.num_levels,
+                crate::version::NUM_LEVELS
+            ));
+        }
+        if self.level0_file_num_compaction_trigger == 0
+            || self.level0_slowdown_writes_trigger < self.level0_file_num_compaction_trigger
+            || self.level0_stop_writes_trigger < self.level0_slowdown_writes_trigger
+        {
+            return bad(format!(
+                "L0 triggers must satisfy 0 < compaction ({}) <= slowdown ({}) <= stop ({})",
+                self.level0_file_num_compaction_trigger,
+                self.level0_slowdown_writes_trigger,
+                self.level0_stop_writes_trigger
+            ));
+        }
+        if !(self.max_bytes_for_level_multiplier >= 2.0
+            && self.max_bytes_for_level_multiplier <= 1000.0)
+        {
+            return bad(format!(
+                "max_bytes_for_level_multiplier {} must be between 2 and 1000",
+                self.max_bytes_for_level_multiplier
+            ));
+        }
+        if self.max_bytes_for_level_base < 64 * 1024 || self.target_file_size_base < 64 * 1024 {
+            return bad(
+                "max_bytes_for_level_base and target_file_size_base must be at least 64 KiB".into(),
+            );
+        }
+        if self.max_background_jobs == 0 || self.delayed_write_rate == 0 {
+            return bad("max_background_jobs and delayed_write_rate must be positive".into());
         }
         self.table_options()
             .validate()

@@ -8,10 +8,6 @@ pub fn put_varint64(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-pub fn put_varint32(out: &mut Vec<u8>, v: u32) {
-    put_varint64(out, u64::from(v));
-}
-
 /// Decode a varint from the front of `input`: the value and the bytes it
 /// took, or `None` if it is truncated or longer than a u64 allows.
 pub fn get_varint64(input: &[u8]) -> Option<(u64, usize)> {
@@ -28,11 +24,6 @@ pub fn get_varint64(input: &[u8]) -> Option<(u64, usize)> {
         }
     }
     None
-}
-
-pub fn get_varint32(input: &[u8]) -> Option<(u32, usize)> {
-    let (v, n) = get_varint64(input)?;
-    Some((u32::try_from(v).ok()?, n))
 }
 
 /// Put a length-prefixed byte string.
@@ -72,6 +63,5 @@ mod tests {
             get_varint64(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
             None
         );
-        assert_eq!(get_varint32(&[0xff, 0xff, 0xff, 0xff, 0x1f]), None);
     }
 }

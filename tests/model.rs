@@ -26,6 +26,8 @@ enum Op {
     DropSnapshot(usize),
     Cursor(u8, bool),
     Flush,
+    CompactRange(u8, u8),
+    WaitForCompactions,
     Reopen,
 }
 
@@ -55,8 +57,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), key.clone()).prop_map(|(s, k)| Op::SnapshotGet(s, k)),
         1 => (any::<usize>(), any::<bool>()).prop_map(|(s, r)| Op::SnapshotScan(s, r)),
         1 => any::<usize>().prop_map(Op::DropSnapshot),
-        2 => (key, any::<bool>()).prop_map(|(k, fwd)| Op::Cursor(k, fwd)),
+        2 => (key.clone(), any::<bool>()).prop_map(|(k, fwd)| Op::Cursor(k, fwd)),
         1 => Just(Op::Flush),
+        1 => (key.clone(), key.clone()).prop_map(|(a, b)| Op::CompactRange(a, b)),
+        1 => Just(Op::WaitForCompactions),
         1 => Just(Op::Reopen),
     ]
 }
@@ -177,6 +181,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Flush => d.flush().unwrap(),
+            Op::CompactRange(a, b) => {
+                let (lo, hi) = (k(a.min(b)), k(a.max(b)));
+                d.compact_range(lo.as_slice()..=hi.as_slice()).unwrap();
+            }
+            Op::WaitForCompactions => {
+                d.wait_for_compactions().unwrap();
+                // Snapshots pin old tables: only then may strays exist.
+                d.check_invariants().map_err(TestCaseError::fail)?;
+            }
             Op::Reopen => {
                 // Snapshots hold the database open; a reopen ends them.
                 snapshots.clear();

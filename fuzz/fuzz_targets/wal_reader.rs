@@ -185,6 +185,10 @@ fn write_damage_read(recipe: &[u8]) {
     let mut writer = Writer::new(Vec::new());
     let mut written: Vec<(u64, Vec<u8>)> = Vec::new();
     for i in 0..count {
+        // Four blocks show every structure (tails, spans); bigger logs only slow executions.
+        if writer.offset_written() > 4 * BLOCK_SIZE as u64 {
+            break;
+        }
         let raw = u16::from_le_bytes([bytes.next().unwrap_or(0), bytes.next().unwrap_or(0)]);
         // Mostly small records (they keep executions fast); three high bits
         // make one of up to ~72 KiB, spanning up to three blocks.

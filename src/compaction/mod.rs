@@ -1,18 +1,160 @@
-//! Leveled compaction: picking, merging, installing, and the manual
-//! controls.
+//! Leveled compaction: picking (`picker.rs`), which versions survive
+//! (`retain.rs`), running and installing (`job.rs`), write stalls
+//! (`stall.rs`), the background loop and the manual controls (here).
+//! `docs/compaction.md` explains the policy and its invariants.
+
+mod job;
+mod picker;
+mod retain;
+mod stall;
+
+pub(crate) use job::CompactionResult;
+pub(crate) use picker::{level_scores, level_targets};
+pub(crate) use stall::WriteController;
 
 use crate::core::DbInner;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use picker::{pick_compaction, pick_manual, Compaction};
+use std::sync::atomic::Ordering;
 
 impl DbInner {
-    /// Compact everything overlapping `[lower, upper)` down to the last
-    /// level.
-    pub(crate) fn compact_range(&self, _lower: Option<&[u8]>, _upper: Option<&[u8]>) -> Result<()> {
-        self.flush_and_wait()
+    /// Pick the most urgent compaction and count it as running.
+    fn pick_background_compaction(&self) -> Option<Compaction> {
+        let versions = self.versions.lock();
+        let picked = pick_compaction(&versions.current(), &self.options)?;
+        self.compactions_running.fetch_add(1, Ordering::AcqRel);
+        Some(picked)
+    }
+
+    /// Whether some level scores at least 1 (a compaction is due).
+    fn compaction_needed(&self) -> bool {
+        let version = self.versions.lock().current();
+        let targets = level_targets(&version, &self.options);
+        let scores = level_scores(&version, &self.options, &targets);
+        scores
+            .iter()
+            .take(self.options.num_levels - 1)
+            .any(|&s| s >= 1.0)
+    }
+
+    /// A background compaction thread: run compactions while any is due,
+    /// otherwise wait for new work (a flush, a finished compaction).
+    pub(crate) fn compaction_loop(&self) {
+        loop {
+            let generation = {
+                let st = self.bg.state.lock();
+                if st.shutting_down {
+                    return;
+                }
+                st.generation
+            };
+            let picked = if self.check_bg_error().is_ok() {
+                self.pick_background_compaction()
+            } else {
+                None
+            };
+            match picked {
+                Some(c) => {
+                    let result = self.run_compaction(c);
+                    self.compactions_running.fetch_sub(1, Ordering::AcqRel);
+                    match result {
+                        Ok(_) | Err(Error::Closed) => {}
+                        Err(e) => {
+                            self.set_bg_error(e);
+                        }
+                    }
+                    self.bg.notify_all();
+                }
+                None => {
+                    let mut st = self.bg.state.lock();
+                    while st.generation == generation && !st.shutting_down {
+                        self.bg.work.wait(&mut st);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compact everything overlapping `[lower, upper]` down to the last
+    /// level: flush, then L0 into the base level, then each level into the
+    /// next, and finally rewrite the last level's tables that hold
+    /// tombstones, which only a compaction of the last level can drop.
+    pub(crate) fn compact_range(&self, lower: Option<&[u8]>, upper: Option<&[u8]>) -> Result<()> {
+        self.flush_and_wait()?;
+        let last = self.options.num_levels - 1;
+        for level in 0..=last {
+            if level == last {
+                let version = self.current_version();
+                let has_tombstones = version.files(last).iter().any(|f| {
+                    f.table().properties().num_deletions > 0
+                        && lower.is_none_or(|lo| f.meta.largest.as_slice() >= lo)
+                        && upper.is_none_or(|hi| f.meta.smallest.as_slice() <= hi)
+                });
+                if !has_tombstones {
+                    break;
+                }
+            }
+            loop {
+                self.check_bg_error()?;
+                let generation = self.bg.state.lock().generation;
+                let picked = {
+                    let versions = self.versions.lock();
+                    let version = versions.current();
+                    let output = if level == 0 {
+                        level_targets(&version, &self.options).base_level
+                    } else {
+                        (level + 1).min(last)
+                    };
+                    match pick_manual(&version, level, output, lower, upper) {
+                        Ok(Some(c)) => {
+                            self.compactions_running.fetch_add(1, Ordering::AcqRel);
+                            Ok(Some(c))
+                        }
+                        other => other,
+                    }
+                };
+                match picked {
+                    Ok(None) => break,
+                    Ok(Some(c)) => {
+                        let result = self.run_compaction(c);
+                        self.compactions_running.fetch_sub(1, Ordering::AcqRel);
+                        self.bg.notify_all();
+                        result?;
+                        break;
+                    }
+                    // A background compaction holds some of the tables:
+                    // wait for it to finish and look again.
+                    Err(()) => {
+                        let mut st = self.bg.state.lock();
+                        while st.generation == generation && !st.shutting_down {
+                            self.bg.done.wait(&mut st);
+                        }
+                        if st.shutting_down {
+                            return Err(Error::Closed);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Wait until no flush or compaction is pending or running.
     pub(crate) fn wait_for_compactions(&self) -> Result<()> {
-        self.flush_and_wait()
+        let mut st = self.bg.state.lock();
+        loop {
+            self.check_bg_error()?;
+            if st.shutting_down {
+                return Err(Error::Closed);
+            }
+            let idle = self.super_version.read().imms.is_empty()
+                && !st.flushing
+                && self.compactions_running.load(Ordering::Acquire) == 0
+                && !self.compaction_needed();
+            if idle {
+                return Ok(());
+            }
+            self.bg.done.wait(&mut st);
+        }
     }
 }

@@ -106,6 +106,11 @@ struct State {
     locks: HashMap<PathBuf, u64>,
     next_lock: u64,
     faults: Vec<FaultPlan>,
+    /// Operations counted by `check`, all kinds together.
+    total_ops: u64,
+    /// Freeze the machine when `total_ops` reaches this (a crash at a
+    /// chosen point in the operation sequence).
+    crash_at_op: Option<u64>,
     /// Operations seen, by kind (for reports), and faults injected by kind.
     op_counts: BTreeMap<FsOp, u64>,
     fault_counts: BTreeMap<FsOp, u64>,
@@ -118,6 +123,12 @@ impl State {
             return Err(io::Error::other("simulated crash: the machine is off"));
         }
         *self.op_counts.entry(op).or_default() += 1;
+        self.total_ops += 1;
+        if self.crash_at_op.is_some_and(|n| self.total_ops >= n) {
+            self.frozen = true;
+            self.crash_at_op = None;
+            return Err(io::Error::other("simulated crash: the machine is off"));
+        }
         let mut fail = false;
         for plan in &mut self.faults {
             if plan.count == 0 || !plan.matches(op, path) {
@@ -208,6 +219,18 @@ impl MemFileSystem {
         self.state.lock().frozen = true;
     }
 
+    /// Crash (as [`crash`](Self::crash)) when `n` more operations have been
+    /// attempted: the `n`-th fails and so does everything after it.
+    pub fn crash_after(&self, n: u64) {
+        let mut st = self.state.lock();
+        st.crash_at_op = Some(st.total_ops + n.max(1));
+    }
+
+    /// Whether the machine is off (crashed, not yet rebooted).
+    pub fn is_crashed(&self) -> bool {
+        self.state.lock().frozen
+    }
+
     /// Simulate a power loss and reboot: unsynced file data and unsynced
     /// directory entries vanish, locks are released, and every handle
     /// opened before fails from now on. Fault plans are cleared.
@@ -219,6 +242,7 @@ impl MemFileSystem {
             UnsyncedData::KeepRandomPrefix(seed) => Some(SplitMix64(seed)),
         };
         st.generation += 1;
+        st.crash_at_op = None;
         st.live = st.durable.clone();
         let referenced: BTreeSet<u64> = st.live.values().copied().collect();
         st.inodes.retain(|id, _| referenced.contains(id));

@@ -80,15 +80,25 @@ impl strata_wal::Sink for dyn WritableFile {
     }
 }
 
-/// Tables are written by the sstable crate's builder through `io::Write`.
-pub struct WriteAdapter(pub Box<dyn WritableFile>);
+/// Tables are written by the sstable crate's builder through `io::Write`,
+/// optionally held to a bandwidth limit.
+pub(crate) struct WriteAdapter(
+    pub Box<dyn WritableFile>,
+    pub  Option<(
+        std::sync::Arc<crate::rate_limiter::RateLimiter>,
+        crate::rate_limiter::IoPriority,
+    )>,
+);
 
 impl io::Write for WriteAdapter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.append(buf)?;
+        self.write_all(buf)?;
         Ok(buf.len())
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if let Some((limiter, priority)) = &self.1 {
+            limiter.request(buf.len(), *priority);
+        }
         self.0.append(buf)
     }
     fn flush(&mut self) -> io::Result<()> {

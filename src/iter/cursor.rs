@@ -57,6 +57,10 @@ impl Cursor {
     }
 
     /// Move to the next key; no-op when not valid.
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "a cursor moves in place and can fail; it is not an Iterator"
+    )]
     pub fn next(&mut self) -> Result<()> {
         if self.iter.valid() {
             self.iter.next()?;

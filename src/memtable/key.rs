@@ -18,10 +18,6 @@ impl IKey {
         // lifetime. This is the standard newtype-over-unsized cast.
         unsafe { &*(bytes as *const [u8] as *const IKey) }
     }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
 }
 
 impl Ord for IKey {

@@ -4,6 +4,7 @@
 //! they started on, so its tables stay readable until they finish.
 
 mod edit;
+pub(crate) mod invariants;
 mod manifest;
 mod set;
 mod table_file;

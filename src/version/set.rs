@@ -200,6 +200,10 @@ impl VersionSet {
 
     fn install(&mut self, version: Version, edit: &VersionEdit) {
         for &(level, number) in &edit.deleted_files {
+            // A trivial move deletes and re-adds the same table.
+            if edit.new_files.iter().any(|(_, m)| m.number == number) {
+                continue;
+            }
             if let Some(f) = self
                 .current
                 .files(level)

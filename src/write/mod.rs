@@ -183,8 +183,12 @@ impl DbInner {
             let r = members[0].request.lock();
             (r.opts.no_slowdown, r.opts.disable_wal)
         };
+        let group_bytes: u64 = members
+            .iter()
+            .map(|m| m.request.lock().batch.encoded_size() as u64)
+            .sum();
         let mut sq = wp.sequencer.lock();
-        self.make_room(&mut sq, no_slowdown, false)?;
+        self.make_room(&mut sq, no_slowdown, false, group_bytes)?;
         let stripe = wp.stripes.shared(sq.groups as usize);
         let first = sq.last_seq + 1;
         let total: u64 = members
@@ -208,6 +212,14 @@ impl DbInner {
         };
         sq.last_seq = last;
         sq.groups += 1;
+        self.stats
+            .write_groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for m in members {
+            let r = m.request.lock();
+            self.stats
+                .add_user_write(u64::from(r.batch.count()), r.batch.encoded_size() as u64);
+        }
         let id = wp.publisher.register(last);
         let group = Group::new(
             id,
@@ -231,10 +243,8 @@ impl DbInner {
             let Some((group, first)) = r.assignment.take() else {
                 return Err(Error::Closed);
             };
-            let mut seq = first;
-            for op in r.batch.iter().flatten() {
+            for (seq, op) in (first..).zip(r.batch.iter().flatten()) {
                 group.mem.insert(op.key, seq, op.kind, op.value);
-                seq += 1;
             }
             (group, r.opts.sync)
         };
@@ -242,9 +252,12 @@ impl DbInner {
         let stop = || self.write_stop_error();
         if group.member_inserted() {
             if let Some(end) = group.end_lsn {
-                if !wp.manual_wal_flush {
-                    wp.ring.wait(end, Durability::Written, true, stop)?;
-                }
+                let durability = if wp.manual_wal_flush {
+                    Durability::InRing
+                } else {
+                    Durability::Written
+                };
+                wp.ring.wait(end, durability, true, stop)?;
             }
             wp.publisher.complete(group.id, &self.visible_seq);
             let unsynced = wp.ring.written().saturating_sub(wp.ring.synced());
@@ -274,38 +287,77 @@ impl DbInner {
         Error::Background(self.set_bg_error(Error::io("write WAL", path, e)))
     }
 
-    /// Ensure the active memtable has room, rotating it when full (or when
-    /// `force` and it is not empty). Waits while too many frozen memtables
-    /// await flushing, unless `no_slowdown`. REQUIRES: the caller leads.
-    fn make_room(&self, sq: &mut Sequencer, no_slowdown: bool, force: bool) -> Result<()> {
+    /// Ensure the write may proceed: apply write stalls (too many L0
+    /// tables, too many frozen memtables) and rotate the memtable when full
+    /// (or when `force` and it is not empty). With `no_slowdown`, a stall
+    /// fails with `WriteStall` instead of waiting. REQUIRES: the caller
+    /// leads the write queue.
+    fn make_room(
+        &self,
+        sq: &mut Sequencer,
+        no_slowdown: bool,
+        force: bool,
+        group_bytes: u64,
+    ) -> Result<()> {
+        let mut delayed = false;
         loop {
             self.check_bg_error()?;
+            let l0 = self.super_version.read().version.files(0).len();
+            let frozen = self.super_version.read().imms.len();
             let full = sq.mem.approximate_bytes() >= self.options.write_buffer_size;
-            if !(full || force && !sq.mem.is_empty()) {
-                return Ok(());
-            }
-            let max_frozen = self.options.max_write_buffer_number - 1;
-            if self.super_version.read().imms.len() >= max_frozen {
-                for w in self.write_path.queue.take_no_slowdown() {
-                    w.fail(Error::WriteStall);
-                }
-                if no_slowdown {
-                    return Err(Error::WriteStall);
-                }
-                let mut st = self.bg.state.lock();
-                while self.super_version.read().imms.len() >= max_frozen
-                    && self.check_bg_error().is_ok()
-                    && !st.shutting_down
-                {
-                    self.bg.done.wait(&mut st);
-                }
-                if st.shutting_down {
-                    return Err(Error::Closed);
-                }
+            let needs_rotation = full || force && !sq.mem.is_empty();
+            let stop = l0 >= self.options.level0_stop_writes_trigger
+                || needs_rotation && frozen >= self.options.max_write_buffer_number - 1;
+            if stop {
+                self.stall_until(no_slowdown, None)?;
                 continue;
             }
-            return self.rotate_memtable(sq);
+            if !delayed && group_bytes > 0 && l0 >= self.options.level0_slowdown_writes_trigger {
+                delayed = true;
+                let slot = self.write_controller.lock().slot_for(group_bytes);
+                self.stall_until(no_slowdown, Some(slot))?;
+                continue;
+            }
+            if l0 < self.options.level0_slowdown_writes_trigger {
+                self.write_controller.lock().reset();
+            }
+            return if needs_rotation {
+                self.rotate_memtable(sq)
+            } else {
+                Ok(())
+            };
         }
+    }
+
+    /// Wait for background progress (a flush or compaction finishing), or
+    /// until `deadline` when delaying; counts the time as stall time.
+    fn stall_until(&self, no_slowdown: bool, deadline: Option<std::time::Instant>) -> Result<()> {
+        for w in self.write_path.queue.take_no_slowdown() {
+            w.fail(Error::WriteStall);
+        }
+        if no_slowdown {
+            return Err(Error::WriteStall);
+        }
+        let start = std::time::Instant::now();
+        let mut st = self.bg.state.lock();
+        let generation = st.generation;
+        while st.generation == generation && !st.shutting_down && self.check_bg_error().is_ok() {
+            match deadline {
+                Some(d) => {
+                    if self.bg.done.wait_until(&mut st, d).timed_out() {
+                        break;
+                    }
+                }
+                None => self.bg.done.wait(&mut st),
+            }
+        }
+        let shutting_down = st.shutting_down;
+        drop(st);
+        self.stats.record_stall(start.elapsed().as_micros() as u64);
+        if shutting_down {
+            return Err(Error::Closed);
+        }
+        Ok(())
     }
 
     /// Freeze the active memtable and start a new one with a new WAL.
@@ -359,7 +411,7 @@ impl DbInner {
     /// Freeze the active memtable (if it holds anything) and wait until
     /// every frozen memtable is flushed.
     pub(crate) fn flush_and_wait(&self) -> Result<()> {
-        self.as_leader(|sq| self.make_room(sq, false, true))?;
+        self.as_leader(|sq| self.make_room(sq, false, true, 0))?;
         let mut st = self.bg.state.lock();
         loop {
             self.check_bg_error()?;
@@ -371,6 +423,14 @@ impl DbInner {
             }
             self.bg.done.wait(&mut st);
         }
+    }
+
+    /// Wait until every write up to `seq` is published.
+    pub(crate) fn wait_published(&self, seq: SeqNo) -> Result<()> {
+        let stop = || self.write_stop_error();
+        self.write_path
+            .publisher
+            .wait_visible(seq, &self.visible_seq, stop)
     }
 
     /// Write the ring's records to the WAL file, and fsync if `sync`.

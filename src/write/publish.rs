@@ -132,7 +132,7 @@ mod tests {
                     let mut prev = 0;
                     while prev < 120 {
                         let v = visible.load(Ordering::Acquire);
-                        assert!(v >= prev && v % 3 == 0);
+                        assert!(v >= prev && v.is_multiple_of(3));
                         prev = v;
                     }
                 })
@@ -142,7 +142,7 @@ mod tests {
                     let (p, visible, ids) = (Arc::clone(&p), Arc::clone(&visible), ids.clone());
                     std::thread::spawn(move || {
                         for (i, id) in ids.iter().enumerate() {
-                            if (i as u64 * 7 + t + round) % 4 == 0 {
+                            if (i as u64 * 7 + t + round).is_multiple_of(4) {
                                 p.complete(*id, &visible);
                             }
                         }

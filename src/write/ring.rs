@@ -63,6 +63,8 @@ pub(crate) struct WalRing {
     drain: Mutex<Drain>,
     written: AtomicU64,
     synced: AtomicU64,
+    /// fsyncs done.
+    syncs: AtomicU64,
     /// Highest LSN some writer wants synced.
     sync_requested: AtomicU64,
     failed: AtomicBool,
@@ -93,6 +95,7 @@ impl WalRing {
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             sync_requested: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             progress_lock: Mutex::new(()),
@@ -186,6 +189,7 @@ impl WalRing {
             return Err(e);
         }
         self.synced.fetch_max(target, Ordering::AcqRel);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
         Ok(())
     }
@@ -299,10 +303,16 @@ impl WalRing {
         self.written.load(Ordering::Acquire)
     }
 
+    /// fsyncs done so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
     pub fn synced(&self) -> u64 {
         self.synced.load(Ordering::Acquire)
     }
 
+    #[cfg(test)]
     pub fn pushed(&self) -> u64 {
         self.producer.lock().pushed
     }

@@ -11,13 +11,23 @@ pub fn mem_dir() -> PathBuf {
     PathBuf::from("/db")
 }
 
-/// Options on an in-memory filesystem with small memtables, so flushes
-/// happen after a few hundred writes.
+/// Options on an in-memory filesystem with small memtables and levels, so
+/// flushes happen after a few hundred writes and compactions soon after.
 pub fn mem_options(fs: &MemFileSystem) -> Options {
     Options {
         fs: Arc::new(fs.clone()),
+        ..small_options()
+    }
+}
+
+/// Small memtables, tables and level targets: a few thousand writes build
+/// a multi-level tree.
+pub fn small_options() -> Options {
+    Options {
         write_buffer_size: 64 * 1024,
         block_size: 1024,
+        max_bytes_for_level_base: 256 * 1024,
+        target_file_size_base: 64 * 1024,
         ..Options::default()
     }
 }

@@ -58,7 +58,7 @@ fn assert_reads_back(log: &[u8], records: &[Vec<u8>]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn writer_to_reader_round_trip(records in records()) {

@@ -1,0 +1,277 @@
+//! Running a compaction: a k-way merge of the inputs into new tables of the
+//! output level, installed with one version edit.
+
+use super::picker::Compaction;
+use super::retain::{Decision, Retainer};
+use crate::core::DbInner;
+use crate::error::{table_error, Error, Result};
+use crate::filename::table_path;
+use crate::fs::WriteAdapter;
+use crate::iter::{InternalIterator, LevelIter, MergingIter, TableFileIter};
+use crate::rate_limiter::IoPriority;
+use crate::read::SuperVersion;
+use crate::version::{FileMeta, TableFile, VersionEdit};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use strata_sstable::{parse_internal_key, TableBuilder};
+
+/// A cut output table must not overlap more than this many target file
+/// sizes of the level below it, so its own later compaction stays small
+/// (LevelDB's grandparent rule).
+const MAX_GRANDPARENT_OVERLAP_FILES: u64 = 10;
+
+/// What one compaction did, for the statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CompactionResult {
+    pub read_input_level: u64,
+    pub read_output_level: u64,
+    pub written: u64,
+    pub moved: u64,
+    pub keys_in: u64,
+    pub keys_dropped: u64,
+    pub micros: u64,
+}
+
+impl DbInner {
+    /// Run `c` and install its result. On error nothing is installed and
+    /// any output written is removed.
+    pub(crate) fn run_compaction(&self, c: Compaction) -> Result<CompactionResult> {
+        let start = Instant::now();
+        let mut result = CompactionResult::default();
+        let mut edit = VersionEdit::default();
+        for (level, f) in c.all_inputs() {
+            edit.deleted_files.push((level, f.meta.number));
+        }
+        let outputs = if c.trivial_move {
+            let f = Arc::clone(&c.inputs[0]);
+            result.moved = f.meta.size;
+            vec![f]
+        } else {
+            let (r_in, r_out) = c.input_bytes();
+            result.read_input_level = r_in;
+            result.read_output_level = r_out;
+            self.write_outputs(&c, &mut result)?
+        };
+        for f in &outputs {
+            edit.new_files.push((c.output_level, f.meta.clone()));
+            if !c.trivial_move {
+                result.written += f.meta.size;
+            }
+        }
+        {
+            let mut versions = self.versions.lock();
+            let version = versions.log_and_apply(edit, &outputs)?;
+            self.update_super_version(|sv| SuperVersion {
+                mem: Arc::clone(&sv.mem),
+                imms: sv.imms.clone(),
+                version,
+            });
+        }
+        result.micros = start.elapsed().as_micros() as u64;
+        self.stats.record_compaction(c.output_level, &result);
+        Ok(result)
+    }
+
+    fn write_outputs(
+        &self,
+        c: &Compaction,
+        result: &mut CompactionResult,
+    ) -> Result<Vec<Arc<TableFile>>> {
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        if c.level == 0 {
+            for f in &c.inputs {
+                children.push(Box::new(TableFileIter::new(Arc::clone(f))));
+            }
+        } else {
+            children.push(Box::new(LevelIter::new(sorted(&c.inputs))));
+        }
+        if !c.overlaps.is_empty() {
+            children.push(Box::new(LevelIter::new(sorted(&c.overlaps))));
+        }
+        let mut input = MergingIter::new(children);
+        input.seek_to_first()?;
+
+        let mut snapshots = self.snapshots.sequences();
+        snapshots.push(self.visible_sequence());
+        let mut retainer = Retainer::new(snapshots);
+        let num_levels = self.options.num_levels;
+        let deeper = |ukey: &[u8]| {
+            ((c.output_level + 1)..num_levels).any(|level| {
+                let files = c.version.files(level);
+                let i = files.partition_point(|f| f.meta.largest.as_slice() < ukey);
+                files
+                    .get(i)
+                    .is_some_and(|f| f.meta.smallest.as_slice() <= ukey)
+            })
+        };
+
+        let mut out = Outputs::new(self, c);
+        let mut last_key: Vec<u8> = Vec::new();
+        let mut first = true;
+        let written = (|| {
+            while input.valid() {
+                let Some(k) = parse_internal_key(input.key()) else {
+                    return Err(Error::corruption(
+                        c.inputs[0].path(),
+                        0,
+                        "compaction input holds a malformed key",
+                    ));
+                };
+                result.keys_in += 1;
+                let new_key = first || k.user_key != last_key.as_slice();
+                if new_key {
+                    if result.keys_in.is_multiple_of(1024) && self.closing.load(Ordering::Acquire) {
+                        return Err(Error::Closed);
+                    }
+                    // Cut only between user keys: a key's versions never
+                    // span two tables of a level.
+                    out.maybe_cut(k.user_key)?;
+                    last_key.clear();
+                    last_key.extend_from_slice(k.user_key);
+                    first = false;
+                }
+                match retainer.decide(k.user_key, k.seqno, k.kind, deeper) {
+                    Decision::Keep => out.add(k.user_key, k.seqno, k.kind, input.value())?,
+                    Decision::DropShadowed | Decision::DropTombstone => result.keys_dropped += 1,
+                }
+                input.next()?;
+            }
+            out.finish_current()?;
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("sync directory", &self.dir, e))
+        })();
+        match written {
+            Ok(()) => Ok(out.done),
+            Err(e) => {
+                out.abandon();
+                Err(e)
+            }
+        }
+    }
+}
+
+fn sorted(files: &[Arc<TableFile>]) -> Arc<[Arc<TableFile>]> {
+    let mut v = files.to_vec();
+    v.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
+    Arc::from(v)
+}
+
+/// The output tables of one compaction, cut by size and by overlap with
+/// the level below.
+struct Outputs<'a> {
+    db: &'a DbInner,
+    c: &'a Compaction,
+    current: Option<(u64, TableBuilder<WriteAdapter>)>,
+    done: Vec<Arc<TableFile>>,
+    /// Numbers of files created, finished or not (removed on failure).
+    created: Vec<u64>,
+    grandparent_index: usize,
+    grandparent_overlap: u64,
+    seen_key: bool,
+}
+
+impl<'a> Outputs<'a> {
+    fn new(db: &'a DbInner, c: &'a Compaction) -> Self {
+        Outputs {
+            db,
+            c,
+            current: None,
+            done: Vec::new(),
+            created: Vec::new(),
+            grandparent_index: 0,
+            grandparent_overlap: 0,
+            seen_key: false,
+        }
+    }
+
+    /// Finish the current table before `user_key` if it is big enough or
+    /// overlaps too much of the level below.
+    fn maybe_cut(&mut self, user_key: &[u8]) -> Result<()> {
+        let gps = &self.c.grandparents;
+        while self.grandparent_index < gps.len()
+            && user_key > gps[self.grandparent_index].meta.largest.as_slice()
+        {
+            if self.seen_key {
+                self.grandparent_overlap += gps[self.grandparent_index].meta.size;
+            }
+            self.grandparent_index += 1;
+        }
+        self.seen_key = true;
+        let target = self.db.options.target_file_size_base;
+        let too_big = self
+            .current
+            .as_ref()
+            .is_some_and(|(_, b)| b.estimated_file_size() >= target);
+        let too_wide = self.grandparent_overlap > MAX_GRANDPARENT_OVERLAP_FILES * target;
+        if too_big || (too_wide && self.current.is_some()) {
+            self.grandparent_overlap = 0;
+            self.finish_current()?;
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        user_key: &[u8],
+        seqno: u64,
+        kind: strata_sstable::ValueKind,
+        value: &[u8],
+    ) -> Result<()> {
+        if self.current.is_none() {
+            let number = self.db.versions.lock().new_file_number();
+            self.created.push(number);
+            let path = table_path(&self.db.dir, number);
+            let file = self
+                .db
+                .fs
+                .create(&path)
+                .map_err(|e| Error::io("create", &path, e))?;
+            let builder = TableBuilder::new(
+                self.db.table_writer(file, IoPriority::Low),
+                self.db.options.table_options(),
+            )
+            .map_err(|e| table_error(&path, e))?;
+            self.current = Some((number, builder));
+        }
+        if let Some((number, builder)) = self.current.as_mut() {
+            builder
+                .add(user_key, seqno, kind, value)
+                .map_err(|e| table_error(table_path(&self.db.dir, *number), e))?;
+        }
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> Result<()> {
+        let Some((number, builder)) = self.current.take() else {
+            return Ok(());
+        };
+        let path = table_path(&self.db.dir, number);
+        let built = builder.finish().map_err(|e| table_error(&path, e))?;
+        let WriteAdapter(mut file, _) = built.writer;
+        file.sync().map_err(|e| Error::io("sync", &path, e))?;
+        drop(file);
+        let props = built.properties;
+        let opener = self.db.versions.lock().opener().clone();
+        let table = opener.open(FileMeta {
+            number,
+            size: built.file_size,
+            smallest: props.smallest_user_key,
+            largest: props.largest_user_key,
+            smallest_seqno: props.min_seqno,
+            largest_seqno: props.max_seqno,
+        })?;
+        self.done.push(table);
+        Ok(())
+    }
+
+    /// Remove every output file (the compaction failed).
+    fn abandon(self) {
+        drop(self.current);
+        drop(self.done);
+        for number in self.created {
+            let _ = self.db.fs.remove(&table_path(&self.db.dir, number));
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The invariants every installed version keeps, checked on demand (tests
+//! call it through `Db::check_invariants`).
+
+use super::{Version, NUM_LEVELS};
+use crate::filename::{parse_file_name, FileKind};
+use crate::fs::FileSystem;
+use std::collections::BTreeSet;
+use std::path::Path;
+use strata_sstable::MAX_SEQNO;
+
+/// Check `version` and the directory holding it. `expect_no_strays` adds
+/// the check that no table file exists that the version does not
+/// reference (valid only when no flush or compaction is writing outputs
+/// and no reader holds an obsolete version).
+pub(crate) fn check(
+    version: &Version,
+    fs: &dyn FileSystem,
+    dir: &Path,
+    expect_no_strays: bool,
+) -> Result<(), String> {
+    // L0: newest first, with disjoint sequence ranges (one flush each).
+    for pair in version.files(0).windows(2) {
+        let (newer, older) = (&pair[0].meta, &pair[1].meta);
+        if newer.smallest_seqno <= older.largest_seqno {
+            return Err(format!(
+                "L0 tables {} and {} are out of order or overlap in sequence numbers",
+                newer.number, older.number
+            ));
+        }
+    }
+    // L1+: sorted, non-overlapping.
+    for level in 1..NUM_LEVELS {
+        for pair in version.files(level).windows(2) {
+            if pair[0].meta.largest >= pair[1].meta.smallest {
+                return Err(format!(
+                    "L{level} tables {} and {} overlap or are out of order",
+                    pair[0].meta.number, pair[1].meta.number
+                ));
+            }
+        }
+    }
+    // Every table's contents lie within the range the manifest records.
+    for (level, f) in version.all_files() {
+        let p = f.table().properties();
+        if p.smallest_user_key != f.meta.smallest
+            || p.largest_user_key != f.meta.largest
+            || p.min_seqno != f.meta.smallest_seqno
+            || p.max_seqno != f.meta.largest_seqno
+        {
+            return Err(format!(
+                "L{level} table {}: contents disagree with its metadata",
+                f.meta.number
+            ));
+        }
+    }
+    // Newer versions of a key sit in upper levels: for every entry of a
+    // deeper table, any version of the same key in an upper level is newer.
+    for lower in 1..NUM_LEVELS {
+        for f in version.files(lower).iter() {
+            let mut it = f.table().iter();
+            it.seek_to_first().map_err(|e| e.to_string())?;
+            while it.valid() {
+                let k = it.parsed_key();
+                for upper in 0..lower {
+                    for g in version
+                        .files(upper)
+                        .iter()
+                        .filter(|g| g.contains_key(k.user_key))
+                    {
+                        let newest = g
+                            .table()
+                            .get(k.user_key, MAX_SEQNO)
+                            .map_err(|e| e.to_string())?;
+                        if let Some(found) = newest {
+                            if found.seqno <= k.seqno {
+                                return Err(format!(
+                                    "key {:?} at seq {} in L{upper} table {} is not newer than seq {} in L{lower} table {}",
+                                    k.user_key.escape_ascii().to_string(),
+                                    found.seqno,
+                                    g.meta.number,
+                                    k.seqno,
+                                    f.meta.number
+                                ));
+                            }
+                        }
+                    }
+                }
+                it.next().map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    // Files on disk.
+    let names = fs.list(dir).map_err(|e| e.to_string())?;
+    let on_disk: BTreeSet<u64> = names
+        .iter()
+        .filter_map(|n| match parse_file_name(n) {
+            Some(FileKind::Table(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let live: BTreeSet<u64> = version.all_files().map(|(_, f)| f.meta.number).collect();
+    if let Some(missing) = live.difference(&on_disk).next() {
+        return Err(format!("table {missing} is in the version but not on disk"));
+    }
+    if expect_no_strays {
+        if let Some(stray) = on_disk.difference(&live).next() {
+            return Err(format!("table {stray} is on disk but in no version"));
+        }
+    }
+    Ok(())
+}
