@@ -96,23 +96,18 @@ fn build_one_table(dir: &Path) -> (PathBuf, Vec<Entry>) {
     for j in 0..ONE_TABLE_KEYS {
         let i = (j * 7) % ONE_TABLE_KEYS; // 7 is prime to 600: a permutation
         seq += 1;
-        if i % 3 == 0 {
-            db.delete(key(i)).unwrap();
-            entries.push(Entry {
-                key: key(i),
-                seq,
-                put: false,
-                value: Vec::new(),
-            });
-        } else {
+        let put = matches!(i % 3, 1 | 2); // every third key is only ever deleted
+        if put {
             db.put(key(i), value(i)).unwrap();
-            entries.push(Entry {
-                key: key(i),
-                seq,
-                put: true,
-                value: value(i),
-            });
+        } else {
+            db.delete(key(i)).unwrap();
         }
+        entries.push(Entry {
+            key: key(i),
+            seq,
+            put,
+            value: if put { value(i) } else { Vec::new() },
+        });
     }
     let odd = b"odd\x00\x1b[2J\xff\n".to_vec();
     db.put(&odd, b"\x07bell").unwrap();

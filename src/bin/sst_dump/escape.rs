@@ -44,7 +44,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .unwrap_or(text);
-    if digits.len() % 2 != 0 {
+    if digits.len() & 1 == 1 {
         return Err(format!("{text:?} has an odd number of hex digits"));
     }
     let nibble = |c: u8| match c {

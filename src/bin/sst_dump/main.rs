@@ -10,6 +10,8 @@
 
 mod check;
 mod cli;
+#[cfg(test)]
+mod damage;
 mod dir;
 mod escape;
 mod identify;
