@@ -12,7 +12,7 @@ use strata::inspect::{parse_file_name, FileKind, FileMeta};
 use strata_sstable::bytes::Bytes;
 
 use crate::escape::{escaped, Style};
-use crate::manifest::{self, LiveVersion, TableMeta};
+use crate::manifest::{self, TableMeta};
 use crate::output::{problems_text, Problem, Report};
 use crate::wal::{self, End};
 use crate::{table, verify};
@@ -45,12 +45,24 @@ pub struct LevelSummary {
     pub bytes: u64,
 }
 
+/// The live version's number and counters (its tables are in `tables`).
+#[derive(Debug, Serialize)]
+pub struct VersionInfo {
+    /// Edits applied to reach it (RocksDB's "version#").
+    pub version: usize,
+    pub log_number: u64,
+    pub next_file_number: u64,
+    pub last_sequence: u64,
+    /// True when the manifest is damaged and this is the version before the damage.
+    pub before_damage: bool,
+}
+
 /// The result of inspecting a directory.
 #[derive(Debug, Default, Serialize)]
 pub struct DirReport {
     pub path: String,
     pub manifest: Option<String>,
-    pub version: Option<LiveVersion>,
+    pub version: Option<VersionInfo>,
     pub tables: Vec<LiveTable>,
     pub levels: Vec<LevelSummary>,
     pub total_files: usize,
@@ -169,7 +181,13 @@ pub fn inspect(dir: &Path, style: Style) -> DirReport {
             _ => report.other_files.push(n),
         }
     }
-    report.version = Some(LiveVersion::of(&contents, before_damage, style));
+    report.version = Some(VersionInfo {
+        version: contents.edits.len(),
+        log_number: contents.log_number,
+        next_file_number: contents.next_file_number,
+        last_sequence: contents.last_sequence,
+        before_damage,
+    });
     report
 }
 
@@ -273,8 +291,16 @@ impl Report for DirReport {
                 out.push_str("live version as of the last edit before the damage:\n");
             }
             for level in 0..manifest::LEVELS {
+                let mut files = self
+                    .tables
+                    .iter()
+                    .filter(|t| t.meta.level == level)
+                    .peekable();
+                if files.peek().is_none() {
+                    continue;
+                }
                 let _ = writeln!(out, "--- level {level} --- version# {} ---", v.version);
-                for t in self.tables.iter().filter(|t| t.meta.level == level) {
+                for t in files {
                     let _ = writeln!(out, " {} {}", t.meta.line(), t.status);
                 }
             }
