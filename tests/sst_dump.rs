@@ -672,6 +672,13 @@ fn identify_tells_files_apart_by_content() {
         let json = dump(path, &["--command=identify", "--json"]).json();
         assert_eq!(json["kind"], kind);
     }
+    let run = dump(&dir.path().join("CURRENT"), &[]);
+    assert_eq!(run.code, 0, "CURRENT is identified by default");
+    assert!(
+        run.stdout.starts_with("current: names MANIFEST-"),
+        "{}",
+        run.stdout
+    );
     let run = dump(&junk, &[]);
     assert_eq!(run.code, 1, "no strata file: nothing checks out");
     assert!(run.stdout.contains("not a table"), "{}", run.stdout);

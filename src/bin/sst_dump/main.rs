@@ -24,6 +24,7 @@ mod table;
 mod verify;
 mod wal;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -58,7 +59,8 @@ fn main() -> ExitCode {
             outcome.status.exit_code()
         }
         Err(usage) => {
-            eprintln!("sst-dump: {usage}");
+            // Not eprintln!: it panics when stderr is a closed pipe.
+            let _ = writeln!(std::io::stderr(), "sst-dump: {usage}");
             Status::Usage.exit_code()
         }
     }
@@ -79,7 +81,8 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
     };
     let command = cli.command.unwrap_or(match identity.kind {
         Kind::Wal | Kind::Manifest | Kind::Empty => Command::Dump,
-        _ => Command::Check,
+        Kind::Current => Command::Identify,
+        Kind::Table | Kind::Directory | Kind::Unknown => Command::Check,
     });
     let bounds = cli.bounds(command)?;
     let mut outcome = match (identity.kind, command) {
