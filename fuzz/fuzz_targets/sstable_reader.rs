@@ -1,13 +1,23 @@
 //! Arbitrary bytes as a table: open, scan both ways, seek and get keys
 //! taken from the input, read every meta block, verify. Nothing may panic,
 //! with checksums on (the normal path) or off (the decoders see raw damage).
+//!
+//! Also the calls sst-dump makes (`src/bin/sst_dump/`): the footer on its
+//! own (identify), properties and filter parameters (--show_properties),
+//! every data block read by handle and walked as a block (raw), the order
+//! check of a full scan (check), and a rebuild of what was read
+//! (recompress), which must reopen with exactly the same entries.
 #![no_main]
 
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use strata_sstable::block::Block;
 use strata_sstable::bytes::Bytes;
-use strata_sstable::{encode_seek_key, Table, TableIter, TableReadOptions, MAX_SEQNO};
+use strata_sstable::{
+    compare_internal_keys, encode_seek_key, parse_internal_key, Footer, Table, TableBuilder,
+    TableIter, TableOptions, TableReadOptions, MAX_SEQNO, MIN_BLOCK_SIZE,
+};
 
 /// Upper bound on steps per scan; a table cannot hold more entries than bytes.
 const MAX_STEPS: usize = 1 << 16;
@@ -18,7 +28,73 @@ fn touch(it: &TableIter) {
     assert_eq!(it.value(), &it.value_bytes()[..]);
 }
 
+/// sst-dump's raw dump: each data block by its index handle, walked as a block.
+fn raw_dump(table: &Table) {
+    let _ = table.footer();
+    let _ = table.properties().clone();
+    if let Some(f) = table.filter() {
+        let _ = (f.num_lines(), f.num_probes(), f.padding());
+    }
+    let Ok(entries) = table.index_entries() else {
+        return;
+    };
+    for (_, handle) in entries.iter().take(64) {
+        let Ok(contents) = table.read_block(*handle) else {
+            continue;
+        };
+        let Ok(block) = Block::new(contents) else {
+            continue;
+        };
+        let mut it = block.iter();
+        let mut r = it.seek_to_first();
+        let mut steps = 0;
+        while r.is_ok() && it.valid() && steps < MAX_STEPS {
+            let _ = parse_internal_key(it.key());
+            r = it.next();
+            steps += 1;
+        }
+    }
+}
+
+/// sst-dump's recompress: entries read in strictly increasing order build a
+/// table again, and that table reads back exactly those entries.
+fn rebuild(entries: &[(Vec<u8>, Vec<u8>)]) {
+    if entries.is_empty()
+        || entries
+            .windows(2)
+            .any(|w| compare_internal_keys(&w[0].0, &w[1].0).is_ge())
+    {
+        return;
+    }
+    let options = TableOptions {
+        block_size: MIN_BLOCK_SIZE,
+        ..TableOptions::default()
+    };
+    let mut builder = TableBuilder::new(Vec::new(), options).expect("valid options");
+    for (key, value) in entries {
+        let k = parse_internal_key(key).expect("a scanned key parses");
+        builder
+            .add(k.user_key, k.seqno, k.kind, value)
+            .expect("entries in order rebuild");
+    }
+    let built = builder.finish().expect("finish into a Vec");
+    let table = Arc::new(
+        Table::open(built.writer.into(), TableReadOptions::default())
+            .expect("a rebuilt table opens"),
+    );
+    table.verify().expect("a rebuilt table verifies");
+    let mut it = table.iter();
+    it.seek_to_first().expect("rebuilt: first");
+    for (key, value) in entries {
+        assert!(it.valid(), "rebuilt table ends early");
+        assert_eq!((it.key(), it.value()), (key.as_slice(), value.as_slice()));
+        it.next().expect("rebuilt: next");
+    }
+    assert!(!it.valid(), "rebuilt table has more entries");
+}
+
 fuzz_target!(|data: &[u8]| {
+    let _ = Footer::decode(data);
     let bytes = Bytes::copy_from_slice(data);
     for verify_checksums in [true, false] {
         let options = TableReadOptions {
@@ -34,9 +110,11 @@ fuzz_target!(|data: &[u8]| {
         for (_, handle) in table.meta_index_entries() {
             let _ = table.read_block(*handle);
         }
+        raw_dump(&table);
 
         let mut it = table.iter();
         let mut seen = Vec::new();
+        let mut all = Vec::new();
         let mut r = it.seek_to_first();
         let mut steps = 0;
         while r.is_ok() && it.valid() && steps < MAX_STEPS {
@@ -44,8 +122,12 @@ fuzz_target!(|data: &[u8]| {
             if seen.len() < 8 {
                 seen.push(it.parsed_key().user_key.to_vec());
             }
+            all.push((it.key().to_vec(), it.value().to_vec()));
             r = it.next();
             steps += 1;
+        }
+        if r.is_ok() && !it.valid() {
+            rebuild(&all);
         }
         let mut r = it.seek_to_last();
         steps = 0;

@@ -4,6 +4,11 @@
 //! Input: an even first byte (or an empty input) means the rest is read as a
 //! log. An odd first byte means a recipe: records to write, then damage to do.
 //!
+//! Every record read is also decoded the way sst-dump reads a WAL and a
+//! MANIFEST (`src/bin/sst_dump/`): as a write batch (`DecodedBatch`) and as a
+//! version edit (`VersionEdit::decode`), and the whole log is replayed as a
+//! manifest (`read_manifest`), then its prefix before any damage.
+//!
 //! Checked on every input: no panic; record offsets increase and lie in the
 //! input; record data is no longer than the input; every record starts with a
 //! checksum-valid FULL or FIRST fragment (checked with a crc32 written here,
@@ -14,7 +19,10 @@
 //! every mode but salvage.
 #![no_main]
 
+use std::path::Path;
+
 use libfuzzer_sys::fuzz_target;
+use strata::inspect::{read_manifest, DecodedBatch, VersionEdit};
 use strata_wal::{LogEnd, Reader, RecoveryMode, Writer, BLOCK_SIZE, HEADER_SIZE};
 
 fuzz_target!(|input: &[u8]| {
@@ -117,7 +125,38 @@ fn check_log(log: &[u8]) -> Vec<Outcome> {
         assert_eq!(skip.records, pitr.records);
         assert_eq!(skip.end, pitr.end);
     }
+    decode_as_sst_dump_does(log, skip, tolerate);
     outcomes
+}
+
+/// Decodes every record as a batch and as an edit, and replays the log as a
+/// manifest; the replay keeps one edit per record the tolerant reader read.
+fn decode_as_sst_dump_does(log: &[u8], skip: &Outcome, tolerate: &Outcome) {
+    for (_, data) in &skip.records {
+        if let Ok(batch) = DecodedBatch::new(data) {
+            let _ = batch.sequence();
+            let ops = batch.iter().take_while(Result::is_ok).count();
+            assert!(ops as u64 <= u64::from(batch.count()));
+        }
+        let _ = VersionEdit::decode(data);
+    }
+    let path = Path::new("MANIFEST-000001");
+    match read_manifest(path, log) {
+        Ok(contents) => {
+            assert!(
+                tolerate.end.is_some(),
+                "a manifest that replays reads tolerantly"
+            );
+            assert_eq!(contents.edits.len(), tolerate.records.len());
+        }
+        Err(strata::Error::Corruption { offset, .. }) => {
+            // sst-dump shows the version before the damage.
+            if let Some(prefix) = log.get(..offset as usize).filter(|p| p.len() < log.len()) {
+                let _ = read_manifest(path, prefix);
+            }
+        }
+        Err(other) => panic!("replaying bytes in memory gave {other}"),
+    }
 }
 
 /// The record at `offset` starts with a checksum-valid FULL fragment holding

@@ -1,0 +1,159 @@
+//! `check` (the default table command): read every entry, checking each
+//! block on the way, keys in strictly increasing order, and the totals
+//! against the properties block.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use strata_sstable::bytes::Bytes;
+use strata_sstable::{compare_internal_keys, ValueKind};
+
+use crate::escape::escaped;
+use crate::output::{problems_text, Problem, Report};
+use crate::scan::walk;
+use crate::table;
+
+/// What `check` found.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    pub entries_read: u64,
+    pub deletions_read: u64,
+    /// What the properties block says (absent if the table did not open).
+    pub properties_entries: Option<u64>,
+    pub properties_deletions: Option<u64>,
+    pub problems: Vec<Problem>,
+}
+
+/// Everything gathered on one pass over the entries.
+#[derive(Default)]
+struct Seen {
+    entries: u64,
+    deletions: u64,
+    first_user_key: Option<Vec<u8>>,
+    last_key: Vec<u8>,
+    min_seqno: u64,
+    max_seqno: u64,
+    disorder: Option<String>,
+}
+
+/// Checks `data` as a table.
+pub fn check(data: &Bytes, verify_checksums: bool) -> CheckReport {
+    let mut report = CheckReport::default();
+    let table = match table::open(data, verify_checksums) {
+        Ok(t) => t,
+        Err(p) => {
+            report.problems.push(p);
+            return report;
+        }
+    };
+    let props = table.properties();
+    report.properties_entries = Some(props.num_entries);
+    report.properties_deletions = Some(props.num_deletions);
+
+    let mut seen = Seen {
+        min_seqno: u64::MAX,
+        ..Seen::default()
+    };
+    let walked = walk(data, &table, None, |it| {
+        let key = it.key();
+        if seen.entries > 0
+            && compare_internal_keys(&seen.last_key, key).is_ge()
+            && seen.disorder.is_none()
+        {
+            seen.disorder = Some(format!(
+                "entry {} ('{}') does not sort after the entry before it",
+                seen.entries,
+                escaped(it.parsed_key().user_key)
+            ));
+        }
+        let parsed = it.parsed_key();
+        if seen.first_user_key.is_none() {
+            seen.first_user_key = Some(parsed.user_key.to_vec());
+        }
+        seen.entries += 1;
+        seen.deletions += u64::from(parsed.kind == ValueKind::Delete);
+        seen.min_seqno = seen.min_seqno.min(parsed.seqno);
+        seen.max_seqno = seen.max_seqno.max(parsed.seqno);
+        seen.last_key.clear();
+        seen.last_key.extend_from_slice(key);
+        true
+    });
+    report.entries_read = seen.entries;
+    report.deletions_read = seen.deletions;
+    if let Err(p) = walked {
+        report.problems.push(p);
+        return report;
+    }
+    let mut mismatch = |what: &str, read: String, stored: String| {
+        report.problems.push(Problem::nowhere(format!(
+            "{what}: read {read}, the properties block says {stored}"
+        )));
+    };
+    if seen.entries != props.num_entries {
+        mismatch(
+            "entry count",
+            seen.entries.to_string(),
+            props.num_entries.to_string(),
+        );
+    }
+    if seen.deletions != props.num_deletions {
+        mismatch(
+            "deletion count",
+            seen.deletions.to_string(),
+            props.num_deletions.to_string(),
+        );
+    }
+    if seen.entries > 0 {
+        let last_user_key = seen
+            .last_key
+            .get(..seen.last_key.len().saturating_sub(8))
+            .unwrap_or_default();
+        let first = seen.first_user_key.as_deref().unwrap_or_default();
+        if first != props.smallest_user_key.as_slice() {
+            mismatch(
+                "smallest user key",
+                escaped(first),
+                escaped(&props.smallest_user_key),
+            );
+        }
+        if last_user_key != props.largest_user_key.as_slice() {
+            mismatch(
+                "largest user key",
+                escaped(last_user_key),
+                escaped(&props.largest_user_key),
+            );
+        }
+        if (seen.min_seqno, seen.max_seqno) != (props.min_seqno, props.max_seqno) {
+            mismatch(
+                "sequence range",
+                format!("[{} .. {}]", seen.min_seqno, seen.max_seqno),
+                format!("[{} .. {}]", props.min_seqno, props.max_seqno),
+            );
+        }
+    }
+    if let Some(d) = seen.disorder {
+        report.problems.push(Problem::nowhere(d));
+    }
+    report
+}
+
+impl Report for CheckReport {
+    fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn text(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "read {} entries ({} deletions)",
+            self.entries_read, self.deletions_read
+        );
+        if let (Some(e), Some(d)) = (self.properties_entries, self.properties_deletions) {
+            let _ = writeln!(out, "properties block: {e} entries ({d} deletions)");
+        }
+        if self.ok() {
+            out.push_str("ok\n");
+        }
+        problems_text(out, &self.problems);
+    }
+}

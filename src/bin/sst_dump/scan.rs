@@ -1,0 +1,181 @@
+//! `scan`: the entries of a table, one line each, as RocksDB prints them:
+//! `'key' seq:N, type:T => value`, bounded by `--from`/`--to` (user keys,
+//! from inclusive, to exclusive) or `--prefix`, at most `--read_num`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Serialize;
+use strata_sstable::bytes::Bytes;
+use strata_sstable::{encode_seek_key, Table, TableIter, ValueKind, MAX_SEQNO};
+
+use crate::escape::Style;
+use crate::output::{problems_text, Problem, Report};
+use crate::table;
+
+/// Which entries to show.
+#[derive(Clone, Debug, Default)]
+pub struct Bounds {
+    /// First user key shown (inclusive).
+    pub from: Option<Vec<u8>>,
+    /// User keys from here on are not shown (exclusive).
+    pub to: Option<Vec<u8>>,
+    /// Only user keys starting with this.
+    pub prefix: Option<Vec<u8>>,
+    /// At most this many entries.
+    pub read_num: Option<u64>,
+}
+
+impl Bounds {
+    /// Where a scan starts: the smallest internal key of the first user key
+    /// that can be in bounds.
+    fn start(&self) -> Option<&[u8]> {
+        match (&self.prefix, &self.from) {
+            (Some(p), _) => Some(p),
+            (None, Some(f)) => Some(f),
+            (None, None) => None,
+        }
+    }
+
+    /// True once `user_key` (in ascending order) is past the bounds.
+    fn past_end(&self, user_key: &[u8]) -> bool {
+        self.to.as_deref().is_some_and(|to| user_key >= to)
+            || self
+                .prefix
+                .as_deref()
+                .is_some_and(|p| !user_key.starts_with(p))
+    }
+}
+
+/// Walks `table` in order from the first entry at or after `start` (a user
+/// key), calling `visit` until it returns false. An error (a damaged block)
+/// ends the walk and is returned, located.
+pub fn walk(
+    data: &Bytes,
+    table: &Arc<Table>,
+    start: Option<&[u8]>,
+    mut visit: impl FnMut(&TableIter) -> bool,
+) -> Result<(), Problem> {
+    let mut it = table.iter();
+    let mut step = match start {
+        Some(user_key) => {
+            let mut target = Vec::with_capacity(user_key.len() + 8);
+            encode_seek_key(&mut target, user_key, MAX_SEQNO);
+            it.seek(&target)
+        }
+        None => it.seek_to_first(),
+    };
+    loop {
+        if let Err(e) = step {
+            return Err(table::locate(data, Problem::from_table(&e)));
+        }
+        if !it.valid() || !visit(&it) {
+            return Ok(());
+        }
+        step = it.next();
+    }
+}
+
+/// One entry as shown.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub key: String,
+    pub seq: u64,
+    /// 1 for a put, 0 for a delete (the kind byte, as RocksDB prints it).
+    #[serde(rename = "type")]
+    pub kind_byte: u8,
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl Entry {
+    pub fn of(it: &TableIter, style: Style) -> Entry {
+        let parsed = it.parsed_key();
+        Entry {
+            key: style.show(parsed.user_key),
+            seq: parsed.seqno,
+            kind_byte: parsed.kind as u8,
+            kind: kind_name(parsed.kind),
+            value: style.show(it.value()),
+        }
+    }
+
+    /// `'key' seq:N, type:T => value`
+    pub fn line(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "'{}' seq:{}, type:{} => {}",
+            self.key, self.seq, self.kind_byte, self.value
+        );
+    }
+}
+
+pub fn kind_name(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Put => "PUT",
+        ValueKind::Delete => "DELETE",
+    }
+}
+
+/// The result of `scan`.
+#[derive(Debug, Serialize)]
+pub struct ScanReport {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub prefix: Option<String>,
+    pub entries: Vec<Entry>,
+    pub problems: Vec<Problem>,
+}
+
+/// Scans `data` as a table within `bounds`.
+pub fn scan(data: &Bytes, bounds: &Bounds, verify_checksums: bool, style: Style) -> ScanReport {
+    let mut report = ScanReport {
+        from: bounds.from.as_deref().map(|k| style.show(k)),
+        to: bounds.to.as_deref().map(|k| style.show(k)),
+        prefix: bounds.prefix.as_deref().map(|k| style.show(k)),
+        entries: Vec::new(),
+        problems: Vec::new(),
+    };
+    let table = match table::open(data, verify_checksums) {
+        Ok(t) => t,
+        Err(p) => {
+            report.problems.push(p);
+            return report;
+        }
+    };
+    let limit = bounds.read_num.unwrap_or(u64::MAX);
+    let entries = &mut report.entries;
+    let walked = walk(data, &table, bounds.start(), |it| {
+        if entries.len() as u64 >= limit || bounds.past_end(it.parsed_key().user_key) {
+            return false;
+        }
+        entries.push(Entry::of(it, style));
+        true
+    });
+    if let Err(p) = walked {
+        report.problems.push(p);
+    }
+    report
+}
+
+impl Report for ScanReport {
+    fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn text(&self, out: &mut String) {
+        let bound = |b: &Option<String>| b.clone().unwrap_or_default();
+        match &self.prefix {
+            Some(p) => {
+                let _ = writeln!(out, "prefix [{p}]");
+            }
+            None => {
+                let _ = writeln!(out, "from [{}] to [{}]", bound(&self.from), bound(&self.to));
+            }
+        }
+        for e in &self.entries {
+            e.line(out);
+        }
+        problems_text(out, &self.problems);
+    }
+}

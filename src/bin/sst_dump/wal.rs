@@ -1,0 +1,234 @@
+//! A write-ahead log, record by record, like ldb's `dump_wal`: sequence
+//! number, operation count, byte size, file offset, and the operations;
+//! then where and how the log ends. Damaged regions are skipped (and
+//! reported) so that the records after them are shown too.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use strata::inspect::DecodedBatch;
+use strata_wal::{LogEnd, Reader, RecoveryMode};
+
+use crate::escape::Style;
+use crate::output::{problems_text, Problem, Report};
+use crate::scan::kind_name;
+
+/// One operation of a batch.
+#[derive(Debug, Serialize)]
+pub struct Op {
+    pub op: &'static str,
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// One record of the log.
+#[derive(Debug, Serialize)]
+pub struct WalRecord {
+    pub offset: u64,
+    pub byte_size: usize,
+    pub sequence: Option<u64>,
+    pub count: Option<u32>,
+    pub ops: Vec<Op>,
+    /// The record is checksum-valid but its batch is malformed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How a log ends.
+#[derive(Debug, Serialize)]
+pub struct End {
+    /// "clean", "torn_tail" or "corruption".
+    pub state: &'static str,
+    pub offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl End {
+    pub fn of(end: &LogEnd) -> End {
+        match end {
+            LogEnd::Clean { offset } => End {
+                state: "clean",
+                offset: *offset,
+                reason: None,
+            },
+            LogEnd::TornTail { offset, reason } => End {
+                state: "torn_tail",
+                offset: *offset,
+                reason: Some(reason.to_string()),
+            },
+            LogEnd::Corruption { offset, reason } => End {
+                state: "corruption",
+                offset: *offset,
+                reason: Some(reason.to_string()),
+            },
+        }
+    }
+}
+
+/// One line on how a log ends.
+pub fn describe_end(end: &LogEnd) -> String {
+    match end {
+        LogEnd::Clean { offset } => format!("clean end at offset {offset}"),
+        LogEnd::TornTail { offset, reason } => format!("torn tail at offset {offset}: {reason}"),
+        LogEnd::Corruption { offset, reason } => format!("corruption at offset {offset}: {reason}"),
+    }
+}
+
+/// A damaged region whose records were dropped.
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub offset: u64,
+    pub length: u64,
+    pub detected_at: u64,
+    pub reason: String,
+}
+
+/// The result of dumping a WAL.
+#[derive(Debug, Serialize)]
+pub struct WalReport {
+    pub records: Vec<WalRecord>,
+    pub skipped: Vec<Skipped>,
+    pub end: End,
+    pub problems: Vec<Problem>,
+    /// Only the summary is shown (check/verify).
+    #[serde(skip)]
+    pub summary_only: bool,
+}
+
+/// Reads `data` as a WAL. Never panics.
+pub fn dump(data: &[u8], print_values: bool, style: Style) -> WalReport {
+    let mut reader = Reader::new(data, RecoveryMode::SkipAnyCorruptedRecords);
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    while let Ok(Some(record)) = reader.next_record() {
+        let r = decode(record.offset, record.data, print_values, style);
+        if let Some(e) = &r.error {
+            problems.push(Problem::at(
+                record.offset,
+                format!("record holds a malformed write batch: {e}"),
+            ));
+        }
+        records.push(r);
+    }
+    let skipped: Vec<Skipped> = reader
+        .anomalies()
+        .iter()
+        .map(|a| Skipped {
+            offset: a.offset,
+            length: a.length,
+            detected_at: a.detected_at,
+            reason: a.reason.to_string(),
+        })
+        .collect();
+    for s in &skipped {
+        problems.push(Problem::at(
+            s.detected_at,
+            format!(
+                "{} ({} bytes from offset {} skipped)",
+                s.reason, s.length, s.offset
+            ),
+        ));
+    }
+    problems.sort_by_key(|p| p.offset);
+    // Skip mode never fails; an end is always there after Ok(None).
+    let end = reader.end().map(End::of).unwrap_or(End {
+        state: "corruption",
+        offset: data.len() as u64,
+        reason: Some("the reader stopped without an end".into()),
+    });
+    WalReport {
+        records,
+        skipped,
+        end,
+        problems,
+        summary_only: false,
+    }
+}
+
+fn decode(offset: u64, payload: &[u8], print_values: bool, style: Style) -> WalRecord {
+    let mut r = WalRecord {
+        offset,
+        byte_size: payload.len(),
+        sequence: None,
+        count: None,
+        ops: Vec::new(),
+        error: None,
+    };
+    let batch = match DecodedBatch::new(payload) {
+        Ok(b) => b,
+        Err(e) => {
+            r.error = Some(e.reason.to_string());
+            return r;
+        }
+    };
+    r.sequence = Some(batch.sequence());
+    r.count = Some(batch.count());
+    for op in batch.iter() {
+        match op {
+            Ok(op) => r.ops.push(Op {
+                op: kind_name(op.kind),
+                key: style.show(op.key),
+                value: (print_values && op.kind == strata_sstable::ValueKind::Put)
+                    .then(|| style.show(op.value)),
+            }),
+            Err(e) => {
+                r.error = Some(format!("{} at byte {} of the batch", e.reason, e.offset));
+                break;
+            }
+        }
+    }
+    r
+}
+
+impl Report for WalReport {
+    fn ok(&self) -> bool {
+        self.problems.is_empty() && self.end.state != "corruption"
+    }
+
+    fn text(&self, out: &mut String) {
+        if !self.summary_only {
+            out.push_str("Sequence,Count,ByteSize,Physical Offset,Key(s)\n");
+            for r in &self.records {
+                let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+                let _ = write!(
+                    out,
+                    "{},{},{},{},",
+                    num(r.sequence),
+                    num(r.count.map(u64::from)),
+                    r.byte_size,
+                    r.offset
+                );
+                let ops: Vec<String> = r
+                    .ops
+                    .iter()
+                    .map(|op| match &op.value {
+                        Some(v) => format!("{} '{}' => '{}'", op.op, op.key, v),
+                        None => format!("{} '{}'", op.op, op.key),
+                    })
+                    .collect();
+                out.push_str(&ops.join(" "));
+                if let Some(e) = &r.error {
+                    let _ = write!(out, " [malformed batch: {e}]");
+                }
+                out.push('\n');
+            }
+        }
+        let ops: usize = self.records.iter().map(|r| r.ops.len()).sum();
+        let _ = writeln!(out, "{} records, {ops} operations", self.records.len());
+        let how = match self.end.state {
+            "clean" => "clean".to_string(),
+            "torn_tail" => format!(
+                "torn tail (the normal end after a crash): {}",
+                self.end.reason.as_deref().unwrap_or_default()
+            ),
+            other => format!(
+                "{other}: {}",
+                self.end.reason.as_deref().unwrap_or_default()
+            ),
+        };
+        let _ = writeln!(out, "log ends at offset {}: {how}", self.end.offset);
+        problems_text(out, &self.problems);
+    }
+}
