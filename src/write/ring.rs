@@ -109,11 +109,10 @@ impl WalRing {
     /// just past it. REQUIRES: callers are serialized (the write-group
     /// leader), so records enter in sequence order.
     pub fn push(&self, payload: &[u8]) -> io::Result<u64> {
-        // Headers plus block-tail padding: at most 14 bytes per block touched.
-        let framed_max = payload.len() + (payload.len() / 32_000 + 2) * 2 * strata_wal::HEADER_SIZE;
         loop {
             let mut p = self.producer.lock();
-            if p.buf.is_empty() || p.buf.len() + framed_max <= self.capacity {
+            let framed = (strata_wal::encoded_end(p.file_offset, payload.len()) - p.file_offset) as usize;
+            if p.buf.is_empty() || p.buf.len() + framed <= self.capacity {
                 let before = p.buf.len();
                 let offset = p.file_offset;
                 p.file_offset = strata_wal::encode_record(&mut p.buf, offset, payload);
