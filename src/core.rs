@@ -147,6 +147,7 @@ impl DbInner {
         self.has_bg_error.store(true, Ordering::Release);
         drop(slot);
         self.bg.notify_all();
+        self.write_path.wake_waiters();
         err
     }
 

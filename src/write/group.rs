@@ -18,6 +18,8 @@ pub(crate) struct Group {
     /// Ring position just past the group's WAL record (`None` when the
     /// group skips the WAL).
     pub end_lsn: Option<u64>,
+    /// Bytes of the members' batches.
+    pub bytes: u64,
     remaining: AtomicUsize,
     /// Held until the last member has inserted, so rotation waits for us.
     stripe: Mutex<Option<SharedStripe>>,
@@ -31,12 +33,14 @@ impl Group {
         end_lsn: Option<u64>,
         members: usize,
         stripe: SharedStripe,
+        bytes: u64,
     ) -> Self {
         Group {
             id,
             last_seq,
             mem,
             end_lsn,
+            bytes,
             remaining: AtomicUsize::new(members),
             stripe: Mutex::new(Some(stripe)),
         }

@@ -13,9 +13,12 @@
 //!    one step, frames one WAL record for the whole group into the ring
 //!    (`ring.rs`), registers the group with the publisher, and hands
 //!    leadership to the next queued writer.
-//! 4. **Insert**: every member inserts its own batch into the skiplist
-//!    memtable, concurrently with the others; the last one releases the
-//!    stripe.
+//! 4. **Insert**: members insert their batches into the skiplist memtable
+//!    concurrently, each its own, with the leader helping those not yet
+//!    awake; the last insert releases the stripe. A group of small batches
+//!    (at most 64 KiB together) is inserted by the leader alone, and each
+//!    member is woken only once, when its write is done: with more writers
+//!    than cores a wake-up costs more than the insert.
 //! 5. **Log**: the group's record must reach the durability each member
 //!    asked for. The last member drains the ring into the WAL file itself
 //!    when no one else is draining (a lone writer pays no thread handoff);
@@ -25,6 +28,7 @@
 //!    visible once every earlier group's have; each member returns when
 //!    its own write is visible and as durable as it asked.
 
+mod backoff;
 mod group;
 mod pool;
 mod publish;
@@ -41,6 +45,7 @@ use crate::filename::wal_path;
 use crate::memtable::MemTable;
 use crate::options::WriteOptions;
 use crate::read::SuperVersion;
+use backoff::ActiveWriters;
 use group::Group;
 use parking_lot::Mutex;
 use pool::WriterPool;
@@ -53,6 +58,10 @@ use stripes::StripedLock;
 
 /// The sequencer's state: touched only by the current leader (the mutex
 /// is uncontended; it makes that rule checkable).
+/// A group whose batches total at most this many bytes is inserted by its
+/// leader alone; larger groups insert concurrently, each member its own.
+const SERIAL_INSERT_MAX_BYTES: u64 = 64 * 1024;
+
 pub(crate) struct Sequencer {
     /// The last sequence number handed out.
     pub last_seq: SeqNo,
@@ -74,6 +83,7 @@ pub(crate) struct WritePath {
     manual_wal_flush: bool,
     max_group_bytes: usize,
     bytes_per_sync: u64,
+    active: ActiveWriters,
 }
 
 impl WritePath {
@@ -100,7 +110,15 @@ impl WritePath {
             manual_wal_flush,
             max_group_bytes,
             bytes_per_sync,
+            active: ActiveWriters::default(),
         }
+    }
+}
+
+impl WritePath {
+    /// Wake writers parked on publication so they notice a background error.
+    pub(crate) fn wake_waiters(&self) {
+        self.publisher.wake_all();
     }
 }
 
@@ -142,41 +160,147 @@ impl DbInner {
     }
 
     fn write_slot(&self, w: Arc<Writer>) -> Result<()> {
-        let result = match self.write_path.queue.join(&w) {
-            Role::Leader => {
-                self.lead(&w);
-                self.finish_member(&w)
-            }
-            Role::Assigned | Role::Failed => self.finish_member(&w),
+        let _active = self.write_path.active.enter();
+        let backoff = self.write_path.active.backoff();
+        let result = match self.write_path.queue.join(&w, backoff) {
+            Role::Leader => self.lead(&w),
+            Role::Assigned | Role::Failed => self.finish_member(&w, false),
+            Role::Done => self.finish_done(&w),
         };
         self.write_path.pool.give_back(w);
         result
     }
 
-    /// Lead a group: sequence it, hand leadership on, assign the members.
-    fn lead(&self, leader: &Arc<Writer>) {
+    /// Lead a group: sequence it, hand leadership on, then either insert
+    /// every member's batch here (a small group) or let each member insert
+    /// its own concurrently (a large one), and finish the leader's write.
+    fn lead(&self, leader: &Arc<Writer>) -> Result<()> {
         let wp = &self.write_path;
         let mut members = leader.members.lock();
         wp.queue
             .take_group(leader, wp.max_group_bytes, &mut members);
         let sequenced = self.sequence_group(&members);
         wp.queue.hand_off();
-        match sequenced {
-            Ok((group, first)) => {
-                let mut next = first;
-                for m in members.iter() {
-                    let count = u64::from(m.request.lock().batch.count());
-                    m.assign(Arc::clone(&group), next);
-                    next += count;
-                }
-            }
+        let (group, first) = match sequenced {
+            Ok(sequenced) => sequenced,
             Err(e) => {
-                for m in members.iter() {
+                for m in members.iter().skip(1) {
                     m.fail(e.duplicate());
+                }
+                members.clear();
+                return Err(e);
+            }
+        };
+        let small = members.len() > 1 && group.bytes <= SERIAL_INSERT_MAX_BYTES;
+        let mut next = first;
+        for m in members.iter() {
+            let count = u64::from(m.request.lock().batch.count());
+            // A small group's members are not woken to insert: waking
+            // costs more than the insert, above all with more writers than
+            // cores. Each is woken once, when its write is done.
+            if small || Arc::ptr_eq(m, leader) {
+                let mut r = m.request.lock();
+                r.assignment = Some((Arc::clone(&group), next));
+                r.inserted = false;
+            } else {
+                m.assign(Arc::clone(&group), next);
+            }
+            next += count;
+        }
+        drop(members);
+        if !small {
+            return self.finish_member(leader, true);
+        }
+        let result = self.finish_group_for_all(leader, &group);
+        let mut members = leader.members.lock();
+        for m in members.iter().skip(1) {
+            match &result {
+                Ok(()) => m.done(),
+                Err(e) => m.fail(e.duplicate()),
+            }
+        }
+        members.clear();
+        result
+    }
+
+    /// A small group, all on the leader: insert every batch, complete the
+    /// group, make it as durable as its most demanding member asked, and
+    /// wait until it is visible.
+    fn finish_group_for_all(&self, leader: &Writer, group: &Group) -> Result<()> {
+        let members = leader.members.lock();
+        let mut sync = false;
+        for m in members.iter() {
+            if let Some(last) = self.insert_member(m) {
+                self.complete_group(&last)?;
+            }
+            sync |= m.request.lock().opts.sync;
+        }
+        drop(members);
+        self.wait_durable_and_visible(group, sync)
+    }
+
+    /// A writer whose leader did everything: only the error, if any, is
+    /// left to collect.
+    fn finish_done(&self, w: &Writer) -> Result<()> {
+        match w.request.lock().error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Insert `w`'s batch if nobody has yet; returns its group if this
+    /// call did the insert and it was the group's last (the caller then
+    /// completes the group).
+    fn insert_member(&self, w: &Writer) -> Option<Arc<Group>> {
+        let mut r = w.request.lock();
+        if r.inserted {
+            return None;
+        }
+        let (group, first) = r.assignment.clone()?;
+        group.mem.insert_batch(first, r.batch.iter().flatten());
+        r.inserted = true;
+        drop(r);
+        group.member_inserted().then_some(group)
+    }
+
+    /// The leader inserts the batches of members that have not woken up
+    /// yet. With more writers than cores, a member is often still waiting
+    /// for a core when its batch could be inserted; helping saves it a
+    /// second wake-up (it wakes to find its write already published). A
+    /// member that is running inserts its own batch, concurrently.
+    fn help_members(&self, leader: &Writer) -> Result<()> {
+        let mut members = leader.members.lock();
+        let mut result = Ok(());
+        for m in members.iter().skip(1) {
+            if let Some(group) = self.insert_member(m) {
+                if let Err(e) = self.complete_group(&group) {
+                    result = Err(e);
                 }
             }
         }
         members.clear();
+        result
+    }
+
+    /// The last insert of a group is done: make sure its record reached
+    /// the durability every member needs at least, then publish it.
+    fn complete_group(&self, group: &Group) -> Result<()> {
+        let wp = &self.write_path;
+        if let Some(end) = group.end_lsn {
+            let durability = if wp.manual_wal_flush {
+                Durability::InRing
+            } else {
+                Durability::Written
+            };
+            wp.ring
+                .wait(end, durability, true, || self.write_stop_error())?;
+        }
+        wp.publisher.complete(group.id, &self.visible_seq);
+        let unsynced = wp.ring.written().saturating_sub(wp.ring.synced());
+        if wp.bytes_per_sync > 0 && unsynced >= wp.bytes_per_sync {
+            wp.ring.request_sync(wp.ring.written());
+        }
+        Ok(())
     }
 
     /// Make room, assign sequence numbers, log the group's record.
@@ -231,41 +355,38 @@ impl DbInner {
             end_lsn,
             members.len(),
             stripe,
+            group_bytes,
         );
         Ok((Arc::new(group), first))
     }
 
-    /// Insert this member's batch, complete the group if last, and wait
-    /// until the write is visible and as durable as asked.
-    fn finish_member(&self, w: &Arc<Writer>) -> Result<()> {
+    /// Insert this member's batch (unless its leader already did),
+    /// complete the group if last, and wait until the write is visible and
+    /// as durable as asked.
+    fn finish_member(&self, w: &Arc<Writer>, leader: bool) -> Result<()> {
         let (group, sync) = {
             let mut r = w.request.lock();
             if let Some(e) = r.error.take() {
                 return Err(e);
             }
-            let Some((group, first)) = r.assignment.take() else {
+            let Some((group, _)) = r.assignment.clone() else {
                 return Err(Error::Closed);
             };
-            group.mem.insert_batch(first, r.batch.iter().flatten());
             (group, r.opts.sync)
         };
+        if let Some(last) = self.insert_member(w) {
+            self.complete_group(&last)?;
+        }
+        if leader {
+            self.help_members(w)?;
+        }
+        self.wait_durable_and_visible(&group, sync)
+    }
+
+    /// Wait until `group` is visible, and synced if `sync`.
+    fn wait_durable_and_visible(&self, group: &Group, sync: bool) -> Result<()> {
         let wp = &self.write_path;
         let stop = || self.write_stop_error();
-        if group.member_inserted() {
-            if let Some(end) = group.end_lsn {
-                let durability = if wp.manual_wal_flush {
-                    Durability::InRing
-                } else {
-                    Durability::Written
-                };
-                wp.ring.wait(end, durability, true, stop)?;
-            }
-            wp.publisher.complete(group.id, &self.visible_seq);
-            let unsynced = wp.ring.written().saturating_sub(wp.ring.synced());
-            if wp.bytes_per_sync > 0 && unsynced >= wp.bytes_per_sync {
-                wp.ring.request_sync(wp.ring.written());
-            }
-        }
         if let (true, Some(end)) = (sync, group.end_lsn) {
             if self.options.inline_background_work {
                 wp.ring.sync_all().map_err(|e| self.wal_failure(e))?;
@@ -273,7 +394,7 @@ impl DbInner {
             wp.ring.wait(end, Durability::Synced, false, stop)?;
         }
         wp.publisher
-            .wait_visible(group.last_seq, &self.visible_seq, stop)
+            .wait_visible(group.last_seq, &self.visible_seq, wp.active.backoff(), stop)
     }
 
     /// The error that ends a writer's wait: a background failure, or a WAL
@@ -411,7 +532,7 @@ impl DbInner {
     fn as_leader<R>(&self, f: impl FnOnce(&mut Sequencer) -> Result<R>) -> Result<R> {
         let wp = &self.write_path;
         let w = wp.pool.take();
-        let result = match wp.queue.join(&w) {
+        let result = match wp.queue.join(&w, wp.active.backoff()) {
             Role::Leader => {
                 let r = f(&mut wp.sequencer.lock());
                 wp.queue.hand_off();
@@ -419,7 +540,7 @@ impl DbInner {
             }
             // A control writer has an empty batch, which `take_group`
             // never takes into a group; it can only be promoted.
-            Role::Assigned | Role::Failed => Err(Error::Closed),
+            Role::Assigned | Role::Done | Role::Failed => Err(Error::Closed),
         };
         wp.pool.give_back(w);
         result
@@ -451,9 +572,9 @@ impl DbInner {
     /// Wait until every write up to `seq` is published.
     pub(crate) fn wait_published(&self, seq: SeqNo) -> Result<()> {
         let stop = || self.write_stop_error();
-        self.write_path
-            .publisher
-            .wait_visible(seq, &self.visible_seq, stop)
+        let wp = &self.write_path;
+        wp.publisher
+            .wait_visible(seq, &self.visible_seq, wp.active.backoff(), stop)
     }
 
     /// Write the ring's records to the WAL file, and fsync if `sync`.

@@ -37,6 +37,7 @@ impl WriterPool {
                 r.batch.clear();
             }
             r.assignment = None;
+            r.inserted = false;
             r.error = None;
         }
         let mut free = self.free.lock();

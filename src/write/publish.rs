@@ -5,13 +5,21 @@
 //! snapshots use) advances only over a contiguous prefix of finished
 //! groups, so a reader never sees a later write without every earlier one,
 //! nor part of a batch.
+//!
+//! Writers waiting for their write to become visible park on their own
+//! thread; the publisher wakes exactly those whose sequence number it just
+//! published (no herd of every waiting writer on every publication).
 
-use parking_lot::{Condvar, Mutex};
+use super::backoff::Backoff;
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::Thread;
 use std::time::Duration;
 use strata_sstable::SeqNo;
 
+/// A parked waiter re-checks at least this often; the wake-up protocol
+/// does not depend on it.
 const WAIT_SLICE: Duration = Duration::from_millis(10);
 
 struct Pending {
@@ -19,11 +27,12 @@ struct Pending {
     front_id: u64,
     /// Last sequence number of each registered group, and whether it is done.
     groups: VecDeque<(SeqNo, bool)>,
+    /// Parked writers and the sequence number each waits for.
+    waiters: Vec<(SeqNo, Thread)>,
 }
 
 pub(crate) struct Publisher {
     pending: Mutex<Pending>,
-    changed: Condvar,
 }
 
 impl Publisher {
@@ -32,8 +41,8 @@ impl Publisher {
             pending: Mutex::new(Pending {
                 front_id: 0,
                 groups: VecDeque::with_capacity(64),
+                waiters: Vec::with_capacity(64),
             }),
-            changed: Condvar::new(),
         }
     }
 
@@ -63,7 +72,20 @@ impl Publisher {
         if let Some(last) = advanced {
             debug_assert!(visible.load(Ordering::Relaxed) < last);
             visible.store(last, Ordering::Release);
-            self.changed.notify_all();
+            p.waiters.retain(|(seq, thread)| {
+                let ready = *seq <= last;
+                if ready {
+                    thread.unpark();
+                }
+                !ready
+            });
+        }
+    }
+
+    /// Wake every parked waiter (an error ended the waits).
+    pub fn wake_all(&self) {
+        for (_, thread) in self.pending.lock().waiters.drain(..) {
+            thread.unpark();
         }
     }
 
@@ -72,23 +94,37 @@ impl Publisher {
         &self,
         seq: SeqNo,
         visible: &AtomicU64,
+        mut backoff: Backoff,
         stop: impl Fn() -> Option<crate::Error>,
     ) -> crate::Result<()> {
-        for _ in 0..64 {
-            if visible.load(Ordering::Acquire) >= seq {
-                return Ok(());
+        while visible.load(Ordering::Acquire) < seq {
+            if !backoff.snooze() {
+                break;
             }
-            std::hint::spin_loop();
         }
-        let mut p = self.pending.lock();
         loop {
+            {
+                let mut p = self.pending.lock();
+                // Checked under the lock `complete` publishes under: either
+                // it is visible now, or `complete` will see our entry.
+                if visible.load(Ordering::Acquire) >= seq {
+                    return Ok(());
+                }
+                if let Some(e) = stop() {
+                    let me = std::thread::current().id();
+                    p.waiters.retain(|(_, t)| t.id() != me);
+                    return Err(e);
+                }
+                let me = std::thread::current();
+                if !p.waiters.iter().any(|(_, t)| t.id() == me.id()) {
+                    p.waiters.push((seq, me));
+                }
+            }
+            std::thread::park_timeout(WAIT_SLICE);
+            // Once visible, `complete` has already removed our entry.
             if visible.load(Ordering::Acquire) >= seq {
                 return Ok(());
             }
-            if let Some(e) = stop() {
-                return Err(e);
-            }
-            self.changed.wait_for(&mut p, WAIT_SLICE);
         }
     }
 }

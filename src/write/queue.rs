@@ -17,15 +17,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 
+use super::backoff::Backoff;
 use super::group::Group;
-
-/// Spins before parking: about a microsecond of `spin_loop` hints.
-const SPINS: u32 = 200;
 
 const WAITING: u8 = 0;
 const LEADER: u8 = 1;
 const ASSIGNED: u8 = 2;
 const FAILED: u8 = 3;
+const DONE: u8 = 4;
 
 /// What a writer hands to the queue and gets back. Reused through the
 /// batch pool, so a steady stream of writes allocates nothing here.
@@ -34,6 +33,10 @@ pub(crate) struct Request {
     pub opts: WriteOptions,
     /// Set by the leader: the writer's group and its first sequence number.
     pub assignment: Option<(Arc<Group>, u64)>,
+    /// The batch is in the memtable. Whoever holds this request's lock and
+    /// finds it false may insert it: the writer itself, or its leader
+    /// helping while the writer has not woken up yet.
+    pub inserted: bool,
     pub error: Option<Error>,
 }
 
@@ -51,8 +54,13 @@ pub(crate) struct Writer {
 
 /// What a writer became after waiting in the queue.
 pub(crate) enum Role {
+    /// Lead a group.
     Leader,
+    /// Sequenced: insert your own batch.
     Assigned,
+    /// Your leader inserted and published your write.
+    Done,
+    /// Your leader failed your write; the error is in the request.
     Failed,
 }
 
@@ -63,6 +71,7 @@ impl Writer {
                 batch: WriteBatch::new(),
                 opts: WriteOptions::default(),
                 assignment: None,
+                inserted: false,
                 error: None,
             }),
             members: Mutex::new(Vec::new()),
@@ -85,8 +94,18 @@ impl Writer {
 
     /// Hand this writer its place in a sequenced group.
     pub fn assign(&self, group: Arc<Group>, first_seq: u64) {
-        self.request.lock().assignment = Some((group, first_seq));
+        {
+            let mut r = self.request.lock();
+            r.assignment = Some((group, first_seq));
+            r.inserted = false;
+        }
         self.set_state(ASSIGNED);
+    }
+
+    /// Tell this writer its write is inserted and visible (its leader did
+    /// the work).
+    pub fn done(&self) {
+        self.set_state(DONE);
     }
 
     /// Fail this writer with `error`.
@@ -96,19 +115,16 @@ impl Writer {
     }
 
     /// Wait until the leader assigns, fails or promotes this writer.
-    fn wait(&self) -> Role {
-        let mut spins = 0;
+    fn wait(&self, mut backoff: Backoff) -> Role {
         loop {
             match self.state.load(Ordering::Acquire) {
                 LEADER => return Role::Leader,
                 ASSIGNED => return Role::Assigned,
+                DONE => return Role::Done,
                 FAILED => return Role::Failed,
                 _ => {}
             }
-            if spins < SPINS {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
+            if !backoff.snooze() {
                 // `set_state` stores before it unparks, and park returns at
                 // once if an unpark came first: no lost wakeup.
                 std::thread::park();
@@ -131,7 +147,7 @@ pub(crate) struct WriteQueue {
 impl WriteQueue {
     /// Join the queue; returns when this writer leads, is assigned to a
     /// group, or has failed.
-    pub fn join(&self, w: &Arc<Writer>) -> Role {
+    pub fn join(&self, w: &Arc<Writer>, backoff: Backoff) -> Role {
         w.state.store(WAITING, Ordering::Relaxed);
         {
             let mut q = self.state.lock();
@@ -142,7 +158,7 @@ impl WriteQueue {
             *w.thread.lock() = Some(std::thread::current());
             q.waiting.push_back(Arc::clone(w));
         }
-        w.wait()
+        w.wait(backoff)
     }
 
     /// The leader takes its group: itself, then queued writers in order

@@ -111,7 +111,8 @@ impl WalRing {
     pub fn push(&self, payload: &[u8]) -> io::Result<u64> {
         loop {
             let mut p = self.producer.lock();
-            let framed = (strata_wal::encoded_end(p.file_offset, payload.len()) - p.file_offset) as usize;
+            let framed =
+                (strata_wal::encoded_end(p.file_offset, payload.len()) - p.file_offset) as usize;
             if p.buf.is_empty() || p.buf.len() + framed <= self.capacity {
                 let before = p.buf.len();
                 let offset = p.file_offset;
