@@ -151,6 +151,50 @@ mod tests {
         assert_eq!(visible.load(Ordering::SeqCst), 10);
     }
 
+    /// Every order in which six groups can finish (720 permutations): the
+    /// published number only moves forward, only onto a group boundary,
+    /// and never past a group that has not finished. The publisher's state
+    /// changes only under its lock, so completion orders are all the
+    /// interleavings there are.
+    #[test]
+    fn every_completion_order_publishes_a_finished_prefix() {
+        fn permutations(n: usize) -> Vec<Vec<usize>> {
+            if n == 0 {
+                return vec![vec![]];
+            }
+            let mut out = Vec::new();
+            for p in permutations(n - 1) {
+                for i in 0..=p.len() {
+                    let mut q = p.clone();
+                    q.insert(i, n - 1);
+                    out.push(q);
+                }
+            }
+            out
+        }
+        let lasts = [2u64, 3, 7, 8, 12, 20];
+        let orders = permutations(lasts.len());
+        assert_eq!(orders.len(), 720);
+        for order in orders {
+            let p = Publisher::new();
+            let visible = AtomicU64::new(0);
+            let ids: Vec<u64> = lasts.iter().map(|&l| p.register(l)).collect();
+            let mut finished = [false; 6];
+            let mut prev = 0;
+            for &g in &order {
+                p.complete(ids[g], &visible);
+                finished[g] = true;
+                let v = visible.load(Ordering::SeqCst);
+                let prefix = finished.iter().take_while(|f| **f).count();
+                let expected = if prefix == 0 { 0 } else { lasts[prefix - 1] };
+                assert_eq!(v, expected, "order {order:?}");
+                assert!(v >= prev);
+                prev = v;
+            }
+            assert_eq!(prev, 20);
+        }
+    }
+
     #[test]
     fn randomized_completion_orders_publish_in_order() {
         // Many threads complete groups in arbitrary order; an observer
