@@ -53,6 +53,11 @@ mod varint;
 mod version;
 mod write;
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use batch::WriteBatch;
 pub use bytes::Bytes;
 pub use db::Db;
