@@ -15,7 +15,7 @@ use crate::write::{WalRing, WritePath};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
-use strata_wal::{LogEnd, Reader};
+use strata_wal::{LogEnd, Reader, TornReason};
 
 pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     options.validate()?;
@@ -71,7 +71,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     let wal_number = versions.new_file_number();
     let wal_file = wal_path(&dir, wal_number);
     let wal = fs
-        .create(&wal_file)
+        .create_log(&wal_file, options.write_buffer_size as u64)
         .and_then(|f| fs.sync_dir(&dir).map(|_| f))
         .map_err(|e| Error::io("create WAL", &wal_file, e))?;
     let edit = VersionEdit {
@@ -173,6 +173,12 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
             let record = match reader.next_record() {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
+                // Preallocated space a crash left unused: the end of the
+                // log, even where any other torn tail is refused.
+                Err(strata_wal::Error::TornTail {
+                    reason: TornReason::ZeroedTail,
+                    ..
+                }) => break,
                 Err(e) => {
                     let offset = crate::version::wal_error_offset(&e);
                     return Err(Error::corruption(&path, offset, e.to_string()));
@@ -195,20 +201,24 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
         }
         let is_newest = i + 1 == numbers.len();
         match reader.end() {
-            Some(LogEnd::TornTail { offset, reason }) if !is_newest => match mode {
-                // Older WALs are synced before newer ones are written, so a
-                // torn older WAL means lost data: replaying newer WALs would
-                // leave a hole in the write sequence.
-                WalRecoveryMode::PointInTimeRecovery => break 'wals,
-                WalRecoveryMode::SkipAnyCorruptedRecords => {}
-                _ => {
-                    return Err(Error::corruption(
-                        &path,
-                        *offset,
-                        format!("torn tail ({reason}) in a WAL that is not the newest"),
-                    ))
+            Some(LogEnd::TornTail { offset, reason })
+                if !is_newest && *reason != TornReason::ZeroedTail =>
+            {
+                match mode {
+                    // Older WALs are synced before newer ones are written, so a
+                    // torn older WAL means lost data: replaying newer WALs would
+                    // leave a hole in the write sequence.
+                    WalRecoveryMode::PointInTimeRecovery => break 'wals,
+                    WalRecoveryMode::SkipAnyCorruptedRecords => {}
+                    _ => {
+                        return Err(Error::corruption(
+                            &path,
+                            *offset,
+                            format!("torn tail ({reason}) in a WAL that is not the newest"),
+                        ))
+                    }
                 }
-            },
+            }
             Some(LogEnd::Corruption { .. }) if mode == WalRecoveryMode::PointInTimeRecovery => {
                 break 'wals
             }

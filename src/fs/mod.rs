@@ -6,6 +6,8 @@
 //! it can simulate power loss by dropping unsynced data and unsynced
 //! directory entries, and it can fail chosen operations).
 
+#[cfg(target_os = "linux")]
+mod mapped_log;
 mod mem;
 mod os;
 
@@ -45,6 +47,14 @@ pub trait FileSystem: Send + Sync + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Create (or truncate) a file for appending.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Create a write-ahead log expected to grow to about `expected_bytes`.
+    /// An implementation may preallocate it and append by memory copy (the
+    /// OS one does: no system call per append); unused preallocated space
+    /// reads as zeros, which log readers treat as the end of the log.
+    fn create_log(&self, path: &Path, expected_bytes: u64) -> io::Result<Box<dyn WritableFile>> {
+        let _ = expected_bytes;
+        self.create(path)
+    }
     /// The whole contents of a file. The OS implementation maps it with
     /// memmap2, so reading a large table does not copy it.
     fn read(&self, path: &Path) -> io::Result<Bytes>;

@@ -70,6 +70,18 @@ impl FileSystem for OsFileSystem {
         fs::create_dir_all(dir)
     }
 
+    fn create_log(&self, path: &Path, expected_bytes: u64) -> io::Result<Box<dyn WritableFile>> {
+        #[cfg(target_os = "linux")]
+        match super::mapped_log::MappedLog::create(path, expected_bytes) {
+            Ok(log) => return Ok(Box::new(log)),
+            // A filesystem without fallocate: plain appends instead.
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+            Err(e) => return Err(e),
+        }
+        let _ = expected_bytes;
+        self.create(path)
+    }
+
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let file = OpenOptions::new()
             .write(true)

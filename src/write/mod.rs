@@ -504,7 +504,7 @@ impl DbInner {
         let path = wal_path(&self.dir, number);
         let file = self
             .fs
-            .create(&path)
+            .create_log(&path, self.options.write_buffer_size as u64)
             .and_then(|f| self.fs.sync_dir(&self.dir).map(|_| f))
             .map_err(|e| Error::io("create WAL", &path, e))?;
         // Drains and syncs the old WAL before the new one takes records.
