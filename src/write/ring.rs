@@ -22,7 +22,7 @@
 use crate::fs::WritableFile;
 use parking_lot::{Condvar, Mutex};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// A wait on progress re-checks its condition at least this often. The
@@ -72,6 +72,9 @@ pub(crate) struct WalRing {
     failure: Mutex<Option<String>>,
     /// Signalled when `written` or `synced` advance, or on failure.
     progress_lock: Mutex<()>,
+    /// Threads waiting on `progress`; a drain skips the notification
+    /// (a lock and a futex call) when there are none.
+    progress_waiters: AtomicUsize,
     progress: Condvar,
     /// The flusher thread waits here for sync requests.
     flusher_lock: Mutex<bool>,
@@ -99,6 +102,7 @@ impl WalRing {
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             progress_lock: Mutex::new(()),
+            progress_waiters: AtomicUsize::new(0),
             progress: Condvar::new(),
             flusher_lock: Mutex::new(false),
             flusher_wake: Condvar::new(),
@@ -227,10 +231,14 @@ impl WalRing {
                 return Ok(());
             }
             let mut g = self.progress_lock.lock();
-            if reached(self) || self.failed.load(Ordering::Acquire) {
-                continue;
+            // Registered before the re-check (SeqCst on both sides): a
+            // notifier that advanced the position after our check sees us.
+            self.progress_waiters.fetch_add(1, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !reached(self) && !self.failed.load(Ordering::SeqCst) {
+                self.progress.wait_for(&mut g, WAIT_SLICE);
             }
-            self.progress.wait_for(&mut g, WAIT_SLICE);
+            self.progress_waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -339,6 +347,12 @@ impl WalRing {
     }
 
     fn notify_progress(&self) {
+        // Pairs with the fence in `wait`: either the waiter sees the new
+        // position, or we see the waiter.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.progress_waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let _g = self.progress_lock.lock();
         self.progress.notify_all();
     }
