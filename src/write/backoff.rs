@@ -42,6 +42,11 @@ impl ActiveWriters {
         ActiveGuard(&self.0)
     }
 
+    /// Writers inside the write path now.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
     /// A waiting policy for the current load.
     pub fn backoff(&self) -> Backoff {
         let oversubscribed = self.0.load(Ordering::Relaxed) > cores();

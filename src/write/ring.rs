@@ -169,6 +169,16 @@ impl WalRing {
         }
     }
 
+    /// Drain and fsync if nobody else holds the drain lock (then re-check
+    /// for records pushed meanwhile, as `drain_if_idle` does).
+    fn sync_if_idle(&self) -> io::Result<()> {
+        match self.drain.try_lock() {
+            Some(mut d) => self.sync_locked(&mut d)?,
+            None => return Ok(()),
+        }
+        self.drain_if_idle()
+    }
+
     /// Drain, waiting for the drain lock.
     pub fn drain_all(&self) -> io::Result<()> {
         let mut d = self.drain.lock();
@@ -199,9 +209,12 @@ impl WalRing {
     }
 
     /// Wait until `lsn` has the given durability. `inline` lets the caller
-    /// drain the ring itself when no one else is (so a lone writer does
-    /// not pay a thread handoff). `stop` reports a background error that
-    /// ends the wait.
+    /// drain (or drain and fsync) the ring itself when no one else is, so a
+    /// lone writer pays no thread handoff; while someone else drains or
+    /// syncs, the caller waits, and the next sync covers every record
+    /// pushed meanwhile (that is how the fsyncs of many groups coalesce).
+    /// Without `inline`, a sync is left to the flusher thread. `stop`
+    /// reports a background error that ends the wait.
     pub fn wait(
         &self,
         lsn: u64,
@@ -214,7 +227,7 @@ impl WalRing {
             Durability::Written => ring.written.load(Ordering::Acquire) >= lsn,
             Durability::Synced => ring.synced.load(Ordering::Acquire) >= lsn,
         };
-        if durability == Durability::Synced {
+        if durability == Durability::Synced && !inline {
             self.request_sync(lsn);
         }
         loop {
@@ -224,8 +237,15 @@ impl WalRing {
             if let Some(e) = stop() {
                 return Err(e);
             }
-            if inline && durability == Durability::Written && self.drain_if_idle().is_err() {
-                continue; // the failure is reported by `stop` next round
+            if inline {
+                let done = match durability {
+                    Durability::InRing => Ok(()),
+                    Durability::Written => self.drain_if_idle(),
+                    Durability::Synced => self.sync_if_idle(),
+                };
+                if done.is_err() {
+                    continue; // the failure is reported by `stop` next round
+                }
             }
             if reached(self) {
                 return Ok(());
