@@ -14,8 +14,9 @@ use crate::snapshot::SnapshotList;
 use crate::stats::StatsCounters;
 use crate::version::{Version, VersionSet};
 use crate::write::WritePath;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -27,8 +28,10 @@ pub(crate) struct DbInner {
     pub options: Options,
     pub fs: Arc<dyn FileSystem>,
     /// What readers see; replaced (never mutated) on rotation, flush and
-    /// compaction. Lock order: `versions` before `super_version`.
-    pub super_version: RwLock<Arc<SuperVersion>>,
+    /// compaction, under `sv_update`. Lock order: `versions` before
+    /// `sv_update`.
+    pub super_version: ArcSwap<SuperVersion>,
+    sv_update: Mutex<()>,
     pub versions: Mutex<VersionSet>,
     /// The last sequence number whose write is fully in the memtable;
     /// reads and snapshots use it.
@@ -66,7 +69,8 @@ impl DbInner {
             dir,
             fs: Arc::clone(&options.fs),
             options,
-            super_version: RwLock::new(Arc::new(super_version)),
+            super_version: ArcSwap::from_pointee(super_version),
+            sv_update: Mutex::new(()),
             versions: Mutex::new(versions),
             visible_seq: AtomicU64::new(last_seq),
             snapshots: SnapshotList::default(),
@@ -88,11 +92,11 @@ impl DbInner {
     }
 
     pub fn current_super_version(&self) -> Arc<SuperVersion> {
-        Arc::clone(&self.super_version.read())
+        self.super_version.load_full()
     }
 
     pub fn current_version(&self) -> Arc<Version> {
-        Arc::clone(&self.super_version.read().version)
+        Arc::clone(&self.super_version.load().version)
     }
 
     /// Pin what a read needs. The sequence number is read before the super
@@ -110,7 +114,12 @@ impl DbInner {
     }
 
     pub fn get(&self, key: &[u8], opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
-        self.read_view(opts).get(key)
+        let seq = match opts.snapshot {
+            Some(s) => s.sequence(),
+            None => self.visible_sequence(),
+        };
+        // A borrowed load: no reference count touched for a point read.
+        crate::read::get(&self.super_version.load(), key, seq)
     }
 
     pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(
@@ -173,9 +182,9 @@ impl DbInner {
 
     /// Swap in a new super version built from the current one.
     pub fn update_super_version(&self, f: impl FnOnce(&SuperVersion) -> SuperVersion) {
-        let mut sv = self.super_version.write();
-        let next = f(&sv);
-        *sv = Arc::new(next);
+        let _serial = self.sv_update.lock();
+        let next = f(&self.super_version.load());
+        self.super_version.store(Arc::new(next));
     }
 }
 

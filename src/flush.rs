@@ -36,7 +36,7 @@ impl DbInner {
         let mut versions = self.versions.lock();
         // WALs older than the oldest memtable still unflushed are done.
         let log_number = {
-            let sv = self.super_version.read();
+            let sv = self.super_version.load();
             std::iter::once(&sv.mem)
                 .chain(sv.imms.iter())
                 .filter(|m| !Arc::ptr_eq(m, imm))

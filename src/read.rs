@@ -24,24 +24,24 @@ pub(crate) struct ReadView {
     pub seq: SeqNo,
 }
 
-impl ReadView {
-    /// The newest visible value of `key`: memtable, frozen memtables
-    /// (newest first), then tables.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        let memtables = std::iter::once(&self.sv.mem).chain(self.sv.imms.iter());
-        for mem in memtables {
-            match mem.get(key, self.seq) {
-                Lookup::Found(v) => return Ok(Some(v)),
-                Lookup::Deleted => return Ok(None),
-                Lookup::Absent => {}
-            }
-        }
-        match self.sv.version.get(key, self.seq)? {
-            Lookup::Found(v) => Ok(Some(v)),
-            Lookup::Deleted | Lookup::Absent => Ok(None),
+/// The newest value of `key` visible at `seq`: memtable, frozen memtables
+/// (newest first), then tables.
+pub(crate) fn get(sv: &SuperVersion, key: &[u8], seq: SeqNo) -> Result<Option<Bytes>> {
+    let memtables = std::iter::once(&sv.mem).chain(sv.imms.iter());
+    for mem in memtables {
+        match mem.get(key, seq) {
+            Lookup::Found(v) => return Ok(Some(v)),
+            Lookup::Deleted => return Ok(None),
+            Lookup::Absent => {}
         }
     }
+    match sv.version.get(key, seq)? {
+        Lookup::Found(v) => Ok(Some(v)),
+        Lookup::Deleted | Lookup::Absent => Ok(None),
+    }
+}
 
+impl ReadView {
     /// A merging iterator over every source, hidden behind the user-key
     /// view at this sequence number, bounded to `[lower, upper)`.
     pub fn db_iter(&self, lower: Option<Vec<u8>>, upper: Option<Vec<u8>>) -> DbIter {

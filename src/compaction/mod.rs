@@ -162,7 +162,7 @@ impl DbInner {
             if st.shutting_down {
                 return Err(Error::Closed);
             }
-            let idle = self.super_version.read().imms.is_empty()
+            let idle = self.super_version.load().imms.is_empty()
                 && !st.flushing
                 && self.compactions_running.load(Ordering::Acquire) == 0
                 && !self.compaction_needed();

@@ -430,8 +430,8 @@ impl DbInner {
         let mut delayed = false;
         loop {
             self.check_bg_error()?;
-            let l0 = self.super_version.read().version.files(0).len();
-            let frozen = self.super_version.read().imms.len();
+            let l0 = self.super_version.load().version.files(0).len();
+            let frozen = self.super_version.load().imms.len();
             let full = sq.mem.approximate_bytes() >= self.options.write_buffer_size;
             let needs_rotation = full || force && !sq.mem.is_empty();
             let stop = l0 >= self.options.level0_stop_writes_trigger
@@ -554,7 +554,7 @@ impl DbInner {
     pub(crate) fn flush_and_wait(&self) -> Result<()> {
         self.as_leader(|sq| self.make_room(sq, false, true, 0))?;
         if self.options.inline_background_work {
-            while !self.super_version.read().imms.is_empty() {
+            while !self.super_version.load().imms.is_empty() {
                 self.background_step()?;
             }
             return Ok(());
@@ -562,7 +562,7 @@ impl DbInner {
         let mut st = self.bg.state.lock();
         loop {
             self.check_bg_error()?;
-            if self.super_version.read().imms.is_empty() {
+            if self.super_version.load().imms.is_empty() {
                 return Ok(());
             }
             if st.shutting_down {
