@@ -95,10 +95,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         }
     }
 
-    let mem = Arc::new(MemTable::with_filter(
-        wal_number,
-        options.write_buffer_size / 32,
-    ));
+    let mem = Arc::new(MemTable::sized_for(wal_number, options.write_buffer_size));
     let super_version = SuperVersion {
         mem: Arc::clone(&mem),
         imms: Vec::new(),

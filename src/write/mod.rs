@@ -514,10 +514,7 @@ impl DbInner {
         wp.ring
             .switch_file(file, number)
             .map_err(|e| self.wal_failure(e))?;
-        let mem = Arc::new(MemTable::with_filter(
-            number,
-            self.options.write_buffer_size / 32,
-        ));
+        let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
         let frozen = std::mem::replace(&mut sq.mem, Arc::clone(&mem));
         self.update_super_version(|sv| SuperVersion {
             mem,
