@@ -1,0 +1,420 @@
+//! Reads a whole log held in memory, record by record, under a [`RecoveryMode`].
+
+use crate::error::{CorruptionReason, Error, TornReason};
+use crate::format::{block_remaining, RecordType, HEADER_SIZE};
+use crate::fragment::{is_valid_fragment_at, parse_at, Parsed};
+use crate::recovery::{Anomaly, LogEnd, RecoveryMode};
+use crate::scan::ForwardScan;
+
+/// One record read from a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'r> {
+    /// File offset of the record's first fragment header.
+    pub offset: u64,
+    /// The payload: borrowed from the input for a FULL record, from the
+    /// reader's reused scratch buffer for a record assembled from fragments.
+    pub data: &'r [u8],
+}
+
+/// Reads a log held in memory (the engine reads WAL and MANIFEST files into
+/// memory or a mapping).
+///
+/// # Torn tail or corruption
+/// An anomaly is a **torn tail** — the normal end of a log after a crash — if no
+/// checksum-valid fragment (a header with type 1..=4 and a length that fits
+/// its block and the file, whose checksum matches) starts at any byte position
+/// after it. Otherwise it is **corruption**, reported with the file offset of
+/// the fragment header where it was found. So a truncated header, a length past
+/// the end of the file, zeroed (preallocated) space, a partial multi-fragment
+/// record or a damaged last fragment end the log; a damaged fragment, an
+/// orphan MIDDLE/LAST or an unfinished record followed by valid data does not.
+/// The file ending inside block-tail padding is a clean end. Padding bytes are
+/// not checked (no checksum covers them), as in LevelDB.
+///
+/// What happens next depends on the [`RecoveryMode`]; see [`Reader::next_record`].
+///
+/// Caveat: the scan that looks for valid data tries every byte position, so a
+/// payload that itself contains framed log bytes can look like valid data
+/// after damage (making a torn tail look like corruption, and in skip mode
+/// yielding the embedded records).
+///
+/// ```
+/// use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason, Writer};
+///
+/// let mut writer = Writer::new(Vec::new());
+/// writer.add_record(b"kept").unwrap();
+/// writer.add_record(&[7u8; 100]).unwrap();
+/// let mut log = writer.into_inner();
+/// log.truncate(log.len() - 10); // a crash tore the second record
+///
+/// let mut reader = Reader::new(&log, RecoveryMode::TolerateCorruptedTailRecords);
+/// assert_eq!(reader.next_record().unwrap().unwrap().data, b"kept");
+/// assert_eq!(reader.next_record().unwrap(), None);
+/// assert!(matches!(
+///     reader.end(),
+///     Some(LogEnd::TornTail { offset: 11, reason: TornReason::TruncatedPayload { .. } })
+/// ));
+/// ```
+#[derive(Debug)]
+pub struct Reader<'a> {
+    data: &'a [u8],
+    mode: RecoveryMode,
+    /// Where the next fragment header is expected.
+    pos: usize,
+    /// Offset of the FIRST fragment of the record being assembled in `scratch`.
+    partial: Option<usize>,
+    /// Reused for every fragmented record; never larger than the input.
+    scratch: Vec<u8>,
+    /// Skip mode only: the damaged region being skipped, closed at the next
+    /// fragment that starts a record.
+    skipping: Option<SkippedRegion>,
+    scan: ForwardScan,
+    state: State,
+    anomalies: Vec<Anomaly>,
+    /// Offset of the last record returned, to assert offsets increase.
+    last_record: Option<u64>,
+}
+
+#[derive(Debug)]
+enum State {
+    Reading,
+    Ended(LogEnd),
+    /// The error is returned again by every later call.
+    Failed(Error),
+}
+
+#[derive(Debug)]
+struct SkippedRegion {
+    start: usize,
+    detected_at: usize,
+    reason: CorruptionReason,
+}
+
+/// What one step of reading produced.
+enum Step<'a> {
+    Full {
+        offset: usize,
+        data: &'a [u8],
+    },
+    /// A fragmented record, now whole in `scratch`.
+    Assembled {
+        offset: usize,
+    },
+    Ended,
+}
+
+/// `None`: keep reading; `Some(step)`: hand `step` to the caller.
+type Flow<'a> = Result<Option<Step<'a>>, Error>;
+
+impl<'a> Reader<'a> {
+    /// A reader over a whole log, starting at its first byte.
+    pub fn new(data: &'a [u8], mode: RecoveryMode) -> Self {
+        Self {
+            data,
+            mode,
+            pos: 0,
+            partial: None,
+            scratch: Vec::new(),
+            skipping: None,
+            scan: ForwardScan::default(),
+            state: State::Reading,
+            anomalies: Vec::new(),
+            last_record: None,
+        }
+    }
+
+    /// The next complete record, or `Ok(None)` at the end of the log (then
+    /// [`end`](Self::end) says which ending).
+    ///
+    /// Per mode, at an anomaly:
+    /// - `TolerateCorruptedTailRecords`: a torn tail ends the log; corruption is an `Err`.
+    /// - `AbsoluteConsistency`: a torn tail and corruption are both an `Err`.
+    /// - `PointInTimeRecovery`: the first anomaly ends the log (`LogEnd::TornTail` or
+    ///   `LogEnd::Corruption`, the latter also listed in [`anomalies`](Self::anomalies)).
+    /// - `SkipAnyCorruptedRecords`: corruption is skipped up to the next
+    ///   checksum-valid FULL or FIRST fragment (orphan MIDDLE/LAST fragments
+    ///   on the way are skipped too) and listed in `anomalies`; a torn tail ends the log.
+    ///
+    /// Records before the anomaly are always returned first; the record whose
+    /// fragments were being assembled is dropped. After an `Err`, every later
+    /// call returns the same error.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, Error> {
+        match &self.state {
+            State::Reading => {}
+            State::Ended(_) => return Ok(None),
+            State::Failed(error) => return Err(*error),
+        }
+        let (offset, data) = match self.advance() {
+            Err(error) => {
+                self.state = State::Failed(error);
+                return Err(error);
+            }
+            Ok(Step::Ended) => return Ok(None),
+            Ok(Step::Full { offset, data }) => (offset as u64, data),
+            Ok(Step::Assembled { offset }) => (offset as u64, self.scratch.as_slice()),
+        };
+        debug_assert!(self.last_record.is_none_or(|last| last < offset));
+        self.last_record = Some(offset);
+        Ok(Some(Record { offset, data }))
+    }
+
+    /// How the log ended, once [`next_record`](Self::next_record) has returned
+    /// `Ok(None)`; `None` before that and after an error.
+    pub fn end(&self) -> Option<&LogEnd> {
+        match &self.state {
+            State::Ended(end) => Some(end),
+            State::Reading | State::Failed(_) => None,
+        }
+    }
+
+    /// Regions skipped in `SkipAnyCorruptedRecords` mode, and the corruption
+    /// stopped at in `PointInTimeRecovery` mode, in file order.
+    pub fn anomalies(&self) -> &[Anomaly] {
+        &self.anomalies
+    }
+
+    /// The recovery mode this reader applies.
+    pub fn mode(&self) -> RecoveryMode {
+        self.mode
+    }
+
+    fn advance(&mut self) -> Result<Step<'a>, Error> {
+        loop {
+            let at = self.pos;
+            let flow = match parse_at(self.data, at) {
+                Parsed::EndOfFile => self.end_of_file(),
+                Parsed::Padding { next_block } => {
+                    self.pos = next_block.min(self.data.len());
+                    Ok(None)
+                }
+                Parsed::TruncatedHeader => self.torn_tail(at, TornReason::TruncatedHeader),
+                Parsed::TruncatedPayload { length, available } => self.anomaly(
+                    at,
+                    None,
+                    at + 1,
+                    CorruptionReason::BadLength {
+                        length,
+                        room: available,
+                    },
+                    TornReason::TruncatedPayload { length, available },
+                ),
+                Parsed::Damaged {
+                    reason,
+                    claimed_end,
+                } => self.anomaly(
+                    at,
+                    claimed_end,
+                    at + 1,
+                    reason,
+                    TornReason::DamagedTail(reason),
+                ),
+                Parsed::Fragment {
+                    record_type,
+                    payload,
+                    end,
+                } => self.fragment(at, record_type, payload, end),
+            };
+            if let Some(step) = flow? {
+                return Ok(step);
+            }
+        }
+    }
+
+    /// A checksum-valid fragment at `at`: assemble, or an anomaly of sequence.
+    fn fragment(
+        &mut self,
+        at: usize,
+        record_type: RecordType,
+        payload: &'a [u8],
+        end: usize,
+    ) -> Flow<'a> {
+        match record_type {
+            RecordType::Full | RecordType::First => {
+                if let Some(record_offset) = self.partial {
+                    // This fragment is itself valid data after the unfinished
+                    // record, so this is corruption, never a torn tail. Resume
+                    // here: the fragment is read again once the partial record is dropped.
+                    let reason = CorruptionReason::UnfinishedRecord {
+                        record_offset: record_offset as u64,
+                        found: record_type,
+                    };
+                    return self.corruption(at, reason, at);
+                }
+                self.close_skipped(at);
+                self.pos = end;
+                if record_type == RecordType::Full {
+                    return Ok(Some(Step::Full {
+                        offset: at,
+                        data: payload,
+                    }));
+                }
+                self.scratch.clear();
+                self.scratch.extend_from_slice(payload);
+                self.partial = Some(at);
+                Ok(None)
+            }
+            RecordType::Middle | RecordType::Last => {
+                let Some(record_offset) = self.partial else {
+                    if self.skipping.is_some() {
+                        // Part of a record whose start was damaged: skipped with it.
+                        self.pos = end;
+                        return Ok(None);
+                    }
+                    let reason = CorruptionReason::OrphanFragment(record_type);
+                    let torn = TornReason::DamagedTail(reason);
+                    return self.anomaly(at, Some(end), end, reason, torn);
+                };
+                self.pos = end;
+                self.scratch.extend_from_slice(payload);
+                if record_type == RecordType::Last {
+                    self.partial = None;
+                    return Ok(Some(Step::Assembled {
+                        offset: record_offset,
+                    }));
+                }
+                Ok(None)
+            }
+            RecordType::Zero => {
+                // parse_at never yields a Zero fragment; treated as damage all the same.
+                let reason = CorruptionReason::BadRecordType(0);
+                self.anomaly(at, None, at + 1, reason, TornReason::DamagedTail(reason))
+            }
+        }
+    }
+
+    /// Classifies an anomaly found at `at`: corruption if a checksum-valid
+    /// fragment starts anywhere from `scan_from` on, else a torn tail.
+    ///
+    /// `claimed_end` is where the damaged fragment says it ends. Outside skip
+    /// mode only the existence of valid data matters, and a valid fragment
+    /// there (or at the block start after padding) proves it without the
+    /// byte-by-byte scan. Skip mode needs the *first* valid position, which a
+    /// damaged length can put before `claimed_end`, so it always scans.
+    fn anomaly(
+        &mut self,
+        at: usize,
+        claimed_end: Option<usize>,
+        scan_from: usize,
+        corruption: CorruptionReason,
+        torn: TornReason,
+    ) -> Flow<'a> {
+        let shortcut = match self.mode {
+            RecoveryMode::SkipAnyCorruptedRecords => None,
+            _ => claimed_end
+                .map(past_padding)
+                .filter(|&next| is_valid_fragment_at(self.data, next)),
+        };
+        let next = shortcut.or_else(|| self.scan.next_valid(self.data, scan_from));
+        match next {
+            Some(resume) => self.corruption(at, corruption, resume),
+            None => self.torn_tail(at, torn),
+        }
+    }
+
+    /// Corruption detected at `at`; in skip mode reading resumes at `resume`.
+    fn corruption(&mut self, at: usize, reason: CorruptionReason, resume: usize) -> Flow<'a> {
+        debug_assert!(resume >= at);
+        let dropped_from = self
+            .partial
+            .take()
+            .or(self.skipping.as_ref().map(|region| region.start))
+            .unwrap_or(at);
+        match self.mode {
+            RecoveryMode::TolerateCorruptedTailRecords | RecoveryMode::AbsoluteConsistency => {
+                Err(Error::Corruption {
+                    offset: at as u64,
+                    reason,
+                })
+            }
+            RecoveryMode::PointInTimeRecovery => {
+                self.anomalies.push(Anomaly {
+                    offset: dropped_from as u64,
+                    length: (self.data.len() - dropped_from) as u64,
+                    detected_at: at as u64,
+                    reason,
+                });
+                self.state = State::Ended(LogEnd::Corruption {
+                    offset: at as u64,
+                    reason,
+                });
+                Ok(Some(Step::Ended))
+            }
+            RecoveryMode::SkipAnyCorruptedRecords => {
+                // A region already open absorbs further damage until a record starts.
+                self.skipping.get_or_insert(SkippedRegion {
+                    start: dropped_from,
+                    detected_at: at,
+                    reason,
+                });
+                self.pos = resume;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The log ends at a torn tail found at `at`.
+    fn torn_tail(&mut self, at: usize, reason: TornReason) -> Flow<'a> {
+        let zeroed = self
+            .data
+            .get(at..)
+            .is_some_and(|tail| !tail.is_empty() && tail.iter().all(|&byte| byte == 0));
+        let reason = if zeroed {
+            TornReason::ZeroedTail
+        } else {
+            reason
+        };
+        self.close_skipped(at);
+        let offset = self.partial.take().unwrap_or(at) as u64;
+        if self.mode == RecoveryMode::AbsoluteConsistency {
+            return Err(Error::TornTail { offset, reason });
+        }
+        self.state = State::Ended(LogEnd::TornTail { offset, reason });
+        Ok(Some(Step::Ended))
+    }
+
+    fn end_of_file(&mut self) -> Flow<'a> {
+        let len = self.data.len();
+        if self.partial.is_some() {
+            return self.torn_tail(len, TornReason::PartialRecord);
+        }
+        if let Some(region) = self.skipping.take() {
+            // The skipped region runs to the end of the file: only orphan
+            // fragments followed the damage, so the tail is corrupt, not torn.
+            self.anomalies.push(Anomaly {
+                offset: region.start as u64,
+                length: (len - region.start) as u64,
+                detected_at: region.detected_at as u64,
+                reason: region.reason,
+            });
+            self.state = State::Ended(LogEnd::Corruption {
+                offset: region.detected_at as u64,
+                reason: region.reason,
+            });
+            return Ok(Some(Step::Ended));
+        }
+        self.state = State::Ended(LogEnd::Clean { offset: len as u64 });
+        Ok(Some(Step::Ended))
+    }
+
+    /// Skip mode: a record starts (or the log ends) at `at`, closing the skipped region.
+    fn close_skipped(&mut self, at: usize) {
+        if let Some(region) = self.skipping.take() {
+            self.anomalies.push(Anomaly {
+                offset: region.start as u64,
+                length: (at - region.start) as u64,
+                detected_at: region.detected_at as u64,
+                reason: region.reason,
+            });
+        }
+    }
+}
+
+/// `pos`, or the next block start if `pos` lies in block-tail padding.
+fn past_padding(pos: usize) -> usize {
+    let room = block_remaining(pos as u64);
+    if room < HEADER_SIZE {
+        pos.saturating_add(room)
+    } else {
+        pos
+    }
+}

@@ -1,0 +1,68 @@
+//! How a reader treats anomalies, and how it reports the way a log ended.
+
+use crate::error::{CorruptionReason, TornReason};
+
+/// What a [`Reader`](crate::Reader) does at an anomaly: RocksDB's WAL recovery
+/// modes, with the same meaning. "Torn tail" and "corruption" are defined on
+/// [`Reader`](crate::Reader).
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// A torn tail is the normal end of the log; corruption before the tail is an error.
+    /// RocksDB's `kTolerateCorruptedTailRecords`.
+    #[default]
+    TolerateCorruptedTailRecords,
+    /// Any anomaly, even a torn tail, is an error. RocksDB's `kAbsoluteConsistency`.
+    AbsoluteConsistency,
+    /// Stop at the first anomaly of any kind, report it, and keep the records
+    /// before it; never an error. RocksDB's `kPointInTimeRecovery`.
+    PointInTimeRecovery,
+    /// Salvage: skip damaged regions and keep every record that checks out;
+    /// never an error. RocksDB's `kSkipAnyCorruptedRecords`.
+    SkipAnyCorruptedRecords,
+}
+
+/// How the log ended, known once [`Reader::next_record`](crate::Reader::next_record)
+/// has returned `Ok(None)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogEnd {
+    /// The last record ends at a record boundary or in block-tail padding.
+    Clean {
+        /// The file length.
+        offset: u64,
+    },
+    /// The normal ending after a crash: a truncated header, a length past the end
+    /// of the file, zeroed space, a partial multi-fragment record, or a damaged
+    /// fragment with no valid data after it.
+    TornTail {
+        /// First byte that is not part of a complete record: a writer continuing
+        /// this log would truncate the file here.
+        offset: u64,
+        /// What the tail looks like.
+        reason: TornReason,
+    },
+    /// Corruption with valid data after it, in a mode that stops without error:
+    /// where [`RecoveryMode::PointInTimeRecovery`] stopped, or, in
+    /// [`RecoveryMode::SkipAnyCorruptedRecords`], a skipped region that runs to
+    /// the end of the file (it is also listed in [`Reader::anomalies`](crate::Reader::anomalies)).
+    Corruption {
+        /// File offset of the fragment header where the damage was detected.
+        offset: u64,
+        /// What was wrong.
+        reason: CorruptionReason,
+    },
+}
+
+/// A region of the log whose records were dropped because of corruption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anomaly {
+    /// First dropped byte: the start of the record being assembled when the
+    /// damage was found, or the damaged fragment itself.
+    pub offset: u64,
+    /// Dropped bytes from `offset`: up to the fragment where reading resumed
+    /// (skip mode), or to the end of the file (point-in-time mode).
+    pub length: u64,
+    /// File offset of the fragment header where the damage was detected (`>= offset`).
+    pub detected_at: u64,
+    /// What was wrong there.
+    pub reason: CorruptionReason,
+}
