@@ -336,6 +336,9 @@ mod tests {
     #[test]
     fn unknown_flag_suggests() {
         let err = parse(&["--thread=5"]).unwrap_err().to_string();
-        assert!(err.contains("a similar argument exists: '--threads'"), "{err}");
+        assert!(
+            err.contains("a similar argument exists: '--threads'"),
+            "{err}"
+        );
     }
 }

@@ -6,12 +6,14 @@ use crate::error::{BenchError, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, Cache, CompactOptions, DBCompressionType,
-    DBRawIterator, Options, WaitForCompactOptions, WriteBatch, WriteOptions, DB,
+    DBRawIterator, Options, ReadOptions, WaitForCompactOptions, WriteBatch, WriteOptions, DB,
 };
 use std::path::Path;
 
 pub struct RocksEngine {
     db: DB,
+    /// Reused: `get_pinned` would create (and free) one per call.
+    read: ReadOptions,
     plain: WriteOptions,
     sync: WriteOptions,
     no_wal: WriteOptions,
@@ -153,6 +155,7 @@ impl Engine for RocksEngine {
             .map_err(|e| BenchError::new(format!("rocksdb: open {}: {e}", path.display())))?;
         Ok(RocksEngine {
             db,
+            read: ReadOptions::default(),
             plain: write_options(false, false),
             sync: write_options(true, false),
             no_wal: write_options(false, true),
@@ -183,7 +186,7 @@ impl Engine for RocksEngine {
 
     #[inline]
     fn get(&self, key: &[u8]) -> Result<Option<usize>> {
-        Ok(self.db.get_pinned(key)?.map(|v| v.len()))
+        Ok(self.db.get_pinned_opt(key, &self.read)?.map(|v| v.len()))
     }
 
     fn scan(&self, start: ScanStart<'_>) -> Result<RocksScan<'_>> {
