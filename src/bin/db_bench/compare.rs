@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 #[derive(Clone, Debug)]
 pub struct Row {
     pub benchmark: String,
-    /// Mean over the measured runs.
-    pub ops_per_sec: f64,
+    /// Mean over the measured runs; `None` when the engine could not run
+    /// the benchmark.
+    pub ops_per_sec: Option<f64>,
     /// Over all measured runs, all kinds of operation.
     pub p99_us: Option<f64>,
 }
@@ -50,13 +51,11 @@ pub fn table(results: &[(EngineKind, Vec<Row>)]) -> String {
             let _ = write!(out, "{cell:>18}");
         }
         for &p in &peers {
-            let ratio = results[p]
-                .1
-                .get(row_index)
-                .filter(|r| r.ops_per_sec > 0.0)
-                .map_or("-".to_string(), |r| {
-                    format!("{:.2}x", row.ops_per_sec / r.ops_per_sec)
-                });
+            let peer = results[p].1.get(row_index).and_then(|r| r.ops_per_sec);
+            let ratio = match (row.ops_per_sec, peer) {
+                (Some(base), Some(peer)) if peer > 0.0 => format!("{:.2}x", base / peer),
+                _ => "n/a".to_string(),
+            };
             let _ = write!(out, "{ratio:>18}");
         }
         out.push('\n');
@@ -65,9 +64,10 @@ pub fn table(results: &[(EngineKind, Vec<Row>)]) -> String {
 }
 
 fn cell(r: &Row) -> String {
-    match r.p99_us {
-        Some(p) => format!("{} · {}", human(r.ops_per_sec), short(p)),
-        None => human(r.ops_per_sec),
+    match (r.ops_per_sec, r.p99_us) {
+        (None, _) => "n/a".to_string(),
+        (Some(ops), Some(p)) => format!("{} · {}", human(ops), short(p)),
+        (Some(ops), None) => human(ops),
     }
 }
 
@@ -110,7 +110,7 @@ mod tests {
     fn ratio_of_strata_over_peers() {
         let row = |ops| Row {
             benchmark: "fillseq".into(),
-            ops_per_sec: ops,
+            ops_per_sec: Some(ops),
             p99_us: Some(7.3),
         };
         let t = table(&[

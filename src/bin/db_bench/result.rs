@@ -23,6 +23,8 @@ pub struct RunResult {
     /// Sum of the threads' running times.
     pub thread_secs: f64,
     pub message: String,
+    /// Some thread found the benchmark unsupported by the engine.
+    pub unsupported: bool,
     pub hists: Vec<(OpKind, LatencyHist)>,
 }
 
@@ -37,6 +39,7 @@ impl RunResult {
             elapsed_secs: 0.0,
             thread_secs: 0.0,
             message: String::new(),
+            unsupported: false,
             hists: Vec::new(),
         };
         let mut slots: [Option<LatencyHist>; OpKind::COUNT] = Default::default();
@@ -46,6 +49,7 @@ impl RunResult {
             r.done += t.done;
             r.bytes += t.bytes;
             r.thread_secs += t.seconds;
+            r.unsupported |= t.unsupported;
             start = Some(start.map_or(t.start, |s: std::time::Instant| s.min(t.start)));
             finish = Some(finish.map_or(t.finish, |f: std::time::Instant| f.max(t.finish)));
             if r.message.is_empty() {
@@ -253,6 +257,7 @@ mod tests {
             elapsed_secs: secs,
             thread_secs: secs,
             message: msg.into(),
+            unsupported: false,
             hists: Vec::new(),
         }
     }

@@ -78,6 +78,8 @@ pub struct Stats {
     pub(crate) bytes: u64,
     pub(crate) message: String,
     pub(crate) exclude_from_merge: bool,
+    /// The engine could not do what the benchmark asks.
+    pub(crate) unsupported: bool,
     pub(crate) hists: [Option<LatencyHist>; OpKind::COUNT],
     last_op_finish: Instant,
     next_report: u64,
@@ -98,6 +100,7 @@ impl Stats {
             bytes: 0,
             message: String::new(),
             exclude_from_merge: false,
+            unsupported: false,
             hists: Default::default(),
             last_op_finish: now,
             next_report: 100,
@@ -188,6 +191,13 @@ impl Stats {
     /// Append to the message (db_bench's `AppendWithSpace`).
     pub fn add_message(&mut self, msg: &str) {
         append_with_space(&mut self.message, msg);
+    }
+
+    /// The engine cannot do this benchmark: say why; the ratio table shows
+    /// n/a rather than a meaningless speed.
+    pub fn unsupported(&mut self, why: &str) {
+        self.unsupported = true;
+        self.add_message(why);
     }
 
     /// This thread's numbers are not reported (the background writer).

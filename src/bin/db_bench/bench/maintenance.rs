@@ -8,13 +8,17 @@ use crate::error::Result;
 use crate::plan::Meta;
 use std::path::Path;
 
-pub fn compact<E: Engine>(ctx: &Ctx<'_, E>, _th: &mut ThreadState) -> Result<()> {
-    ctx.db.compact()
+pub fn compact<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
+    if !ctx.db.compact()? {
+        th.stats
+            .unsupported(&format!("({} has no manual compaction)", E::KIND.name()));
+    }
+    Ok(())
 }
 
 pub fn verify_checksum<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
     if !ctx.db.verify_checksums()? {
-        th.stats.add_message(&format!(
+        th.stats.unsupported(&format!(
             "({} cannot verify checksums here)",
             E::KIND.name()
         ));

@@ -142,6 +142,7 @@ impl<E: Engine> Runner<'_, '_, E> {
         }
         let mut combined = Combined::default();
         let mut latency: Option<LatencyHist> = None;
+        let mut unsupported = false;
         for run in 1..=spec.repeat {
             let r = self.run_once(&plan, method)?;
             print(&r.line());
@@ -159,6 +160,7 @@ impl<E: Engine> Runner<'_, '_, E> {
             for (_, h) in &r.hists {
                 latency.get_or_insert_with(LatencyHist::default).merge(h);
             }
+            unsupported |= r.unsupported;
             combined.add(&r);
             if let Some(avg) = combined.report(&plan.name) {
                 print(&avg);
@@ -169,7 +171,7 @@ impl<E: Engine> Runner<'_, '_, E> {
         }
         Ok(Some(Row {
             benchmark: plan.name.clone(),
-            ops_per_sec: combined.mean_ops_per_sec(),
+            ops_per_sec: (!unsupported).then(|| combined.mean_ops_per_sec()),
             p99_us: latency
                 .filter(|h| h.count() > 0)
                 .map(|h| h.percentile_us(99.0)),

@@ -200,8 +200,9 @@ impl Engine for FjallEngine {
         Ok(self.tree.rotate_memtable_and_wait()?)
     }
 
-    fn compact(&self) -> Result<()> {
-        Ok(self.tree.major_compact()?)
+    fn compact(&self) -> Result<bool> {
+        self.tree.major_compact()?;
+        Ok(true)
     }
 
     fn wait_for_compactions(&self) -> Result<()> {

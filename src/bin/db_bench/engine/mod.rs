@@ -150,8 +150,9 @@ pub trait Engine: Sized + Send + Sync {
 
     /// Write the memtable out and wait for it.
     fn flush(&self) -> Result<()>;
-    /// Compact the whole key space.
-    fn compact(&self) -> Result<()>;
+    /// Compact the whole key space; `Ok(false)` if the engine has no such
+    /// operation.
+    fn compact(&self) -> Result<bool>;
     /// Wait until no flush or compaction is pending.
     fn wait_for_compactions(&self) -> Result<()>;
     /// Check every block checksum; `Ok(false)` if the engine cannot.

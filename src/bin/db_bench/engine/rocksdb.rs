@@ -208,11 +208,11 @@ impl Engine for RocksEngine {
         Ok(self.db.flush()?)
     }
 
-    fn compact(&self) -> Result<()> {
+    fn compact(&self) -> Result<bool> {
         let mut opts = CompactOptions::default();
         opts.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
         self.db.compact_range_opt::<&[u8], &[u8]>(None, None, &opts);
-        Ok(())
+        Ok(true)
     }
 
     fn wait_for_compactions(&self) -> Result<()> {

@@ -129,8 +129,8 @@ impl Engine for SledEngine {
         Ok(())
     }
 
-    fn compact(&self) -> Result<()> {
-        Ok(()) // sled compacts its log segments on its own
+    fn compact(&self) -> Result<bool> {
+        Ok(false) // sled compacts its log segments on its own
     }
 
     fn wait_for_compactions(&self) -> Result<()> {

@@ -159,8 +159,9 @@ impl Engine for StrataEngine {
         Ok(self.db.flush()?)
     }
 
-    fn compact(&self) -> Result<()> {
-        Ok(self.db.compact_range::<&[u8], _>(..)?)
+    fn compact(&self) -> Result<bool> {
+        self.db.compact_range::<&[u8], _>(..)?;
+        Ok(true)
     }
 
     fn wait_for_compactions(&self) -> Result<()> {
