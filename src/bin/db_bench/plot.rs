@@ -31,32 +31,34 @@ pub fn draw(path: &Path, samples: &[Sample]) -> Result<()> {
         }
     }
     let x_max = samples.iter().map(|s| s.secs).fold(1.0, f64::max);
-    panel(
-        &top,
-        "Throughput",
-        "ops/sec",
-        samples,
-        &engines,
-        x_max,
-        |s| Some(s.qps),
-    )?;
-    panel(
-        &bottom,
-        "p99 latency",
-        "p99 (us)",
-        samples,
-        &engines,
-        x_max,
-        |s| s.p99_us,
-    )?;
+    let top_axis = Axis {
+        title: "Throughput",
+        desc: "ops/sec",
+        label: |v| crate::compare::human(*v),
+    };
+    let bottom_axis = Axis {
+        title: "p99 latency",
+        desc: "p99 (us)",
+        label: |v| format!("{v:.0}"),
+    };
+    panel(&top, &top_axis, samples, &engines, x_max, |s| Some(s.qps))?;
+    panel(&bottom, &bottom_axis, samples, &engines, x_max, |s| {
+        s.p99_us
+    })?;
     root.present().map_err(err)?;
     Ok(())
 }
 
+/// One panel's title and y axis.
+struct Axis {
+    title: &'static str,
+    desc: &'static str,
+    label: fn(&f64) -> String,
+}
+
 fn panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    title: &str,
-    y_desc: &str,
+    axis: &Axis,
     samples: &[Sample],
     engines: &[&str],
     x_max: f64,
@@ -64,7 +66,7 @@ fn panel(
 ) -> Result<()> {
     let y_max = samples.iter().filter_map(&value).fold(1.0, f64::max) * 1.15;
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
+        .caption(axis.title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(80)
@@ -73,7 +75,8 @@ fn panel(
     chart
         .configure_mesh()
         .x_desc("seconds since start")
-        .y_desc(y_desc)
+        .y_desc(axis.desc)
+        .y_label_formatter(&axis.label)
         .draw()
         .map_err(err)?;
     for (i, engine) in engines.iter().enumerate() {

@@ -62,6 +62,9 @@ struct State {
     stop: bool,
     label: (String, String),
     slots: Vec<Arc<IntervalSlot>>,
+    /// What detached slots held at the end of their benchmark, for the
+    /// next tick.
+    carried: SlotData,
     samples: Vec<Sample>,
 }
 
@@ -90,6 +93,10 @@ impl Reporter {
                 stop: false,
                 label: (String::new(), String::new()),
                 slots: Vec::new(),
+                carried: SlotData {
+                    ops: 0,
+                    hist: LatencyHist::with_precision(2),
+                },
                 samples: Vec::new(),
             }),
             wake: Condvar::new(),
@@ -111,9 +118,16 @@ impl Reporter {
         st.slots = slots;
     }
 
-    /// The benchmark's threads are gone: stop collecting from them.
+    /// The benchmark's threads are gone: keep what they did since the
+    /// last tick for the next one, and stop collecting from them.
     pub fn detach(&self) {
-        self.shared.state.lock().slots.clear();
+        let mut st = self.shared.state.lock();
+        let State { slots, carried, .. } = &mut *st;
+        for slot in slots.drain(..) {
+            let d = slot.inner.lock();
+            carried.ops += d.ops;
+            carried.hist.merge(&d.hist);
+        }
     }
 
     /// Stop the thread; the samples it took, in order.
@@ -142,8 +156,11 @@ fn tick_loop(shared: &Shared, mut out: BufWriter<File>, interval: Duration) -> R
             return Ok(());
         }
         let now = Instant::now();
-        let mut ops = 0;
         merged.reset();
+        let st = &mut *st;
+        let mut ops = std::mem::take(&mut st.carried.ops);
+        merged.merge(&st.carried.hist);
+        st.carried.hist.reset();
         for slot in &st.slots {
             let mut d = slot.inner.lock();
             ops += d.ops;
