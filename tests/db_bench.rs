@@ -168,7 +168,9 @@ fn every_benchmark_prints_a_rocksdb_result_line() {
     }
     // db_bench's operation counts and messages.
     assert_eq!(line_for(&lines, "fillseq").operations, 300);
-    assert!(line_for(&lines, "fillsync").extra.ends_with(" MB/s (1 ops)"));
+    assert!(line_for(&lines, "fillsync")
+        .extra
+        .ends_with(" MB/s (1 ops)"));
     assert!(line_for(&lines, "readrandom")
         .extra
         .ends_with("(300 of 300 found)"));
