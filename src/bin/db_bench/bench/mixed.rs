@@ -1,0 +1,80 @@
+//! Benchmarks that read and write at once: readwhilewriting and
+//! seekrandomwhilewriting (one extra thread writes while the others read),
+//! readrandomwriterandom (each thread mixes `--readwritepercent` reads with
+//! writes) and updaterandom (read-modify-write).
+
+use super::{read, seek, write, Ctx, OpBudget, ThreadState};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::keys::KeyBuf;
+use crate::stats::OpKind;
+use crate::values::ValueGen;
+
+/// Thread 0 writes in the background; the others read (or seek).
+pub fn while_writing<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, seeks: bool) -> Result<()> {
+    if th.tid == 0 {
+        write::background_writer(ctx, th)
+    } else if seeks {
+        seek::seek(ctx, th, seek::SeekOrder::Random)
+    } else {
+        read::read_random(ctx, th, ctx.plan.key_range)
+    }
+}
+
+pub fn read_random_write_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
+    let p = ctx.plan;
+    let mut budget = OpBudget::new(p.duration_secs, p.readwrites);
+    let mut key = KeyBuf::new(p.key_size);
+    let mut values = ValueGen::new(ctx.values);
+    let (mut reads, mut writes, mut found) = (0u64, 0u64, 0u64);
+    let (mut get_weight, mut put_weight) = (0u32, 0u32);
+    while !budget.done(1) {
+        let k = th.rng.uniform(p.key_range);
+        if get_weight == 0 && put_weight == 0 {
+            get_weight = ctx.flags.readwritepercent;
+            put_weight = 100 - get_weight;
+        }
+        if get_weight > 0 {
+            if ctx.db.get(key.set(k))?.is_some() {
+                found += 1;
+            }
+            get_weight -= 1;
+            reads += 1;
+            th.stats.finished_ops(1, OpKind::Read);
+        } else {
+            ctx.db
+                .put(key.set(k), values.generate(p.value_size), p.write)?;
+            put_weight -= 1;
+            writes += 1;
+            th.stats.finished_ops(1, OpKind::Write);
+        }
+    }
+    th.stats.add_message(&format!(
+        "( reads:{reads} writes:{writes} total:{} found:{found})",
+        p.readwrites
+    ));
+    Ok(())
+}
+
+pub fn update_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
+    let p = ctx.plan;
+    let mut budget = OpBudget::new(p.duration_secs, p.readwrites);
+    let mut key = KeyBuf::new(p.key_size);
+    let mut values = ValueGen::new(ctx.values);
+    let (mut found, mut bytes) = (0u64, 0u64);
+    while !budget.done(1) {
+        let k = th.rng.uniform(p.key_range);
+        if let Some(len) = ctx.db.get(key.set(k))? {
+            found += 1;
+            bytes += (p.key_size + len) as u64;
+        }
+        ctx.db
+            .put(key.set(k), values.generate(p.value_size), p.write)?;
+        bytes += (p.key_size + p.value_size) as u64;
+        th.stats.finished_ops(1, OpKind::Update);
+    }
+    th.stats.add_bytes(bytes);
+    th.stats
+        .add_message(&format!("( updates:{} found:{found})", p.readwrites));
+    Ok(())
+}

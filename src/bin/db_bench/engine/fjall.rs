@@ -1,0 +1,263 @@
+//! fjall 3 behind the [`Engine`] trait. Built only with `--features fjall`.
+
+use super::{Batch, Engine, EngineKind, Mapping, Property, Scan, ScanStart, WriteOpts};
+use crate::error::{BenchError, Result};
+use crate::flags::{CompressionType, Flags};
+use fjall::config::{
+    BlockSizePolicy, BloomConstructionPolicy, CompressionPolicy, FilterPolicy, FilterPolicyEntry,
+};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, UserKey, UserValue};
+use std::path::Path;
+use std::time::Duration;
+
+pub struct FjallEngine {
+    db: Database,
+    tree: Keyspace,
+}
+
+impl From<fjall::Error> for BenchError {
+    fn from(e: fjall::Error) -> Self {
+        BenchError::new(format!("fjall: {e}"))
+    }
+}
+
+/// The keyspace options and what was mapped.
+fn fjall_options(flags: &Flags) -> (KeyspaceCreateOptions, Mapping) {
+    let mut m = Mapping::default();
+    let mut o = KeyspaceCreateOptions::default()
+        .max_memtable_size(flags.write_buffer_size)
+        .data_block_size_policy(BlockSizePolicy::all(flags.block_size));
+    m.map(
+        "write_buffer_size",
+        flags.write_buffer_size,
+        "max_memtable_size",
+    );
+    m.map("block_size", flags.block_size, "data_block_size_policy");
+    m.map(
+        "cache_size",
+        flags.cache_size,
+        "Database::builder().cache_size",
+    );
+    m.map(
+        "max_background_jobs",
+        flags.max_background_jobs,
+        "worker_threads",
+    );
+
+    let bits = flags.bloom_bits_per_key();
+    o = o.filter_policy(if bits == 0 {
+        FilterPolicy::disabled()
+    } else {
+        FilterPolicy::all(FilterPolicyEntry::Bloom(
+            BloomConstructionPolicy::BitsPerKey(bits as f32),
+        ))
+    });
+    m.map("bloom_bits", bits, "filter_policy BitsPerKey (every level)");
+
+    match flags.compression_type {
+        CompressionType::None => {
+            o = o.data_block_compression_policy(CompressionPolicy::disabled());
+            m.map(
+                "compression_type",
+                "none",
+                "data_block_compression_policy disabled",
+            );
+        }
+        CompressionType::Zstd => {
+            o = o
+                .data_block_compression_policy(CompressionPolicy::all(fjall::CompressionType::Lz4));
+            m.unmatched(
+                "compression_type",
+                "zstd",
+                "fjall has no zstd; using lz4, the closest",
+            );
+        }
+    }
+    if flags.disable_wal {
+        o = o.manual_journal_persist(true);
+        m.unmatched(
+            "disable_wal",
+            true,
+            "fjall always journals; closest: manual_journal_persist (journal stays in user space)",
+        );
+    }
+    m.unmatched(
+        "max_write_buffer_number",
+        flags.max_write_buffer_number,
+        "fjall sizes sealed memtables by the database write buffer instead",
+    );
+    for (flag, value) in [
+        (
+            "level0_file_num_compaction_trigger",
+            i64::from(flags.level0_file_num_compaction_trigger),
+        ),
+        (
+            "level0_slowdown_writes_trigger",
+            i64::from(flags.level0_slowdown_writes_trigger),
+        ),
+        (
+            "level0_stop_writes_trigger",
+            i64::from(flags.level0_stop_writes_trigger),
+        ),
+        (
+            "max_bytes_for_level_base",
+            flags.max_bytes_for_level_base as i64,
+        ),
+        ("target_file_size_base", flags.target_file_size_base as i64),
+    ] {
+        m.unmatched(
+            flag,
+            value,
+            "fjall's leveled strategy keeps its own defaults",
+        );
+    }
+
+    m.durability = "journal flushed to the OS (write syscall, PersistMode::Buffer) before a write \
+                    returns: fjall's default (manual_journal_persist = false)"
+        .into();
+    m.sync_durability =
+        "persist(PersistMode::SyncData) (fdatasync of the journal) after each write".into();
+    (o, m)
+}
+
+impl FjallEngine {
+    #[inline]
+    fn after_write(&self, w: WriteOpts) -> Result<()> {
+        if w.sync {
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(())
+    }
+}
+
+impl Engine for FjallEngine {
+    const KIND: EngineKind = EngineKind::Fjall;
+    type Scan<'a> = FjallScan;
+
+    fn mapping(flags: &Flags) -> Mapping {
+        fjall_options(flags).1
+    }
+
+    fn open(path: &Path, flags: &Flags) -> Result<Self> {
+        let (options, _) = fjall_options(flags);
+        let db = Database::builder(path)
+            .cache_size(flags.cache_size)
+            .worker_threads(flags.max_background_jobs.max(1) as usize)
+            .manual_journal_persist(flags.disable_wal)
+            // Like strata's and RocksDB's WALs (the lz4 feature, needed
+            // for --compression_type=zstd's closest match, would turn
+            // journal compression on).
+            .journal_compression(fjall::CompressionType::None)
+            .open()
+            .map_err(|e| BenchError::new(format!("fjall: open {}: {e}", path.display())))?;
+        let tree = db.keyspace("default", || options)?;
+        Ok(FjallEngine { db, tree })
+    }
+
+    #[inline]
+    fn put(&self, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()> {
+        self.tree.insert(key, value)?;
+        self.after_write(w)
+    }
+
+    #[inline]
+    fn delete(&self, key: &[u8], w: WriteOpts) -> Result<()> {
+        self.tree.remove(key)?;
+        self.after_write(w)
+    }
+
+    fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
+        let mut b = self.db.batch();
+        for (k, v) in batch.iter() {
+            match v {
+                Some(v) => b.insert(&self.tree, k, v),
+                None => b.remove(&self.tree, k),
+            }
+        }
+        b.commit()?;
+        self.after_write(w)
+    }
+
+    #[inline]
+    fn get(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self.tree.get(key)?.map(|v| v.len()))
+    }
+
+    fn scan(&self, start: ScanStart<'_>) -> Result<FjallScan> {
+        let (iter, reverse) = match start {
+            ScanStart::First => (self.tree.iter(), false),
+            ScanStart::Last => (self.tree.iter(), true),
+            ScanStart::Seek(k) => (self.tree.range(k..), false),
+        };
+        Ok(FjallScan {
+            iter,
+            reverse,
+            current: None,
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(self.tree.rotate_memtable_and_wait()?)
+    }
+
+    fn compact(&self) -> Result<bool> {
+        self.tree.major_compact()?;
+        Ok(true)
+    }
+
+    fn wait_for_compactions(&self) -> Result<()> {
+        // fjall has no wait call: poll its counters.
+        while self.db.outstanding_flushes() > 0 || self.db.active_compactions() > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    fn verify_checksums(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn property(&self, p: Property) -> Option<String> {
+        match p {
+            Property::Stats => Some(format!(
+                "fjall: {} tables ({} in L0), {} journals, {} bytes on disk, \
+                 {} compactions done, {} running, {:.1} s compacting",
+                self.tree.table_count(),
+                self.tree.l0_table_count(),
+                self.db.journal_count(),
+                self.db.disk_space().unwrap_or(0),
+                self.db.compactions_completed(),
+                self.db.active_compactions(),
+                self.db.time_compacting().as_secs_f64()
+            )),
+            Property::LevelStats => Some(format!(
+                "tables: {} ({} in L0)",
+                self.tree.table_count(),
+                self.tree.l0_table_count()
+            )),
+            Property::SsTables => None,
+        }
+    }
+}
+
+pub struct FjallScan {
+    iter: fjall::Iter,
+    reverse: bool,
+    current: Option<(UserKey, UserValue)>,
+}
+
+impl Scan for FjallScan {
+    #[inline]
+    fn next_entry(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+        let item = if self.reverse {
+            self.iter.next_back()
+        } else {
+            self.iter.next()
+        };
+        self.current = match item {
+            Some(guard) => Some(guard.into_inner()?),
+            None => None,
+        };
+        Ok(self.current.as_ref().map(|(k, v)| (&k[..], &v[..])))
+    }
+}

@@ -1,0 +1,260 @@
+//! RocksDB (through the `rocksdb` crate) behind the [`Engine`] trait.
+//! Built only with `--features rocksdb`.
+
+use super::{Batch, Engine, EngineKind, Mapping, Property, Scan, ScanStart, WriteOpts};
+use crate::error::{BenchError, Result};
+use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
+use rocksdb::{
+    BlockBasedOptions, BottommostLevelCompaction, Cache, CompactOptions, DBCompressionType,
+    DBRawIterator, Options, ReadOptions, WaitForCompactOptions, WriteBatch, WriteOptions, DB,
+};
+use std::path::Path;
+
+pub struct RocksEngine {
+    db: DB,
+    /// Reused: `get_pinned` would create (and free) one per call.
+    read: ReadOptions,
+    plain: WriteOptions,
+    sync: WriteOptions,
+    no_wal: WriteOptions,
+    sync_no_wal: WriteOptions,
+}
+
+impl From<rocksdb::Error> for BenchError {
+    fn from(e: rocksdb::Error) -> Self {
+        BenchError::new(format!("rocksdb: {e}"))
+    }
+}
+
+fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
+    let mut m = Mapping::default();
+    let mut o = Options::default();
+    o.create_if_missing(!flags.use_existing_db);
+
+    o.set_write_buffer_size(flags.write_buffer_size as usize);
+    m.map(
+        "write_buffer_size",
+        flags.write_buffer_size,
+        "write_buffer_size",
+    );
+    o.set_max_write_buffer_number(flags.max_write_buffer_number as i32);
+    m.map(
+        "max_write_buffer_number",
+        flags.max_write_buffer_number,
+        "max_write_buffer_number",
+    );
+
+    let mut table = BlockBasedOptions::default();
+    table.set_block_size(flags.block_size as usize);
+    m.map(
+        "block_size",
+        flags.block_size,
+        "BlockBasedTableOptions::block_size",
+    );
+    let cache = Cache::new_lru_cache(flags.cache_size as usize);
+    table.set_block_cache(&cache);
+    m.map("cache_size", flags.cache_size, "LRU block_cache");
+    let bits = flags.bloom_bits_per_key();
+    if bits > 0 {
+        table.set_bloom_filter(f64::from(bits), false);
+    }
+    m.map(
+        "bloom_bits",
+        bits,
+        "NewBloomFilterPolicy(bits) (full filter)",
+    );
+    o.set_block_based_table_factory(&table);
+
+    match flags.compression_type {
+        CompressionType::None => o.set_compression_type(DBCompressionType::None),
+        CompressionType::Zstd => {
+            o.set_compression_type(DBCompressionType::Zstd);
+            o.set_compression_options(-14, ZSTD_LEVEL, 0, 0);
+        }
+    }
+    m.map(
+        "compression_type",
+        flags.compression_type.rocksdb_name(),
+        "compression",
+    );
+
+    o.set_level_zero_file_num_compaction_trigger(flags.level0_file_num_compaction_trigger);
+    m.map(
+        "level0_file_num_compaction_trigger",
+        flags.level0_file_num_compaction_trigger,
+        "level0_file_num_compaction_trigger",
+    );
+    o.set_level_zero_slowdown_writes_trigger(flags.level0_slowdown_writes_trigger);
+    m.map(
+        "level0_slowdown_writes_trigger",
+        flags.level0_slowdown_writes_trigger,
+        "level0_slowdown_writes_trigger",
+    );
+    o.set_level_zero_stop_writes_trigger(flags.level0_stop_writes_trigger);
+    m.map(
+        "level0_stop_writes_trigger",
+        flags.level0_stop_writes_trigger,
+        "level0_stop_writes_trigger",
+    );
+    o.set_max_bytes_for_level_base(flags.max_bytes_for_level_base);
+    m.map(
+        "max_bytes_for_level_base",
+        flags.max_bytes_for_level_base,
+        "max_bytes_for_level_base",
+    );
+    o.set_target_file_size_base(flags.target_file_size_base);
+    m.map(
+        "target_file_size_base",
+        flags.target_file_size_base,
+        "target_file_size_base",
+    );
+    o.set_max_background_jobs(flags.max_background_jobs);
+    m.map(
+        "max_background_jobs",
+        flags.max_background_jobs,
+        "max_background_jobs",
+    );
+
+    m.durability = "WAL record written to the OS (write syscall) before a write returns, \
+                    no fsync (WriteOptions::sync = false, manual_wal_flush = false)"
+        .into();
+    m.sync_durability = "WriteOptions::sync = true: fsync of the WAL per write group".into();
+    (o, m)
+}
+
+fn write_options(sync: bool, disable_wal: bool) -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(sync);
+    w.disable_wal(disable_wal);
+    w
+}
+
+impl RocksEngine {
+    #[inline]
+    fn write_opts(&self, w: WriteOpts) -> &WriteOptions {
+        match (w.sync, w.disable_wal) {
+            (false, false) => &self.plain,
+            (true, false) => &self.sync,
+            (false, true) => &self.no_wal,
+            (true, true) => &self.sync_no_wal,
+        }
+    }
+}
+
+impl Engine for RocksEngine {
+    const KIND: EngineKind = EngineKind::Rocksdb;
+    type Scan<'a> = RocksScan<'a>;
+
+    fn mapping(flags: &Flags) -> Mapping {
+        rocksdb_options(flags).1
+    }
+
+    fn open(path: &Path, flags: &Flags) -> Result<Self> {
+        let (options, _) = rocksdb_options(flags);
+        let db = DB::open(&options, path)
+            .map_err(|e| BenchError::new(format!("rocksdb: open {}: {e}", path.display())))?;
+        Ok(RocksEngine {
+            db,
+            read: ReadOptions::default(),
+            plain: write_options(false, false),
+            sync: write_options(true, false),
+            no_wal: write_options(false, true),
+            sync_no_wal: write_options(true, true),
+        })
+    }
+
+    #[inline]
+    fn put(&self, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()> {
+        Ok(self.db.put_opt(key, value, self.write_opts(w))?)
+    }
+
+    #[inline]
+    fn delete(&self, key: &[u8], w: WriteOpts) -> Result<()> {
+        Ok(self.db.delete_opt(key, self.write_opts(w))?)
+    }
+
+    fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
+        let mut b = WriteBatch::default();
+        for (k, v) in batch.iter() {
+            match v {
+                Some(v) => b.put(k, v),
+                None => b.delete(k),
+            }
+        }
+        Ok(self.db.write_opt(b, self.write_opts(w))?)
+    }
+
+    #[inline]
+    fn get(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self.db.get_pinned_opt(key, &self.read)?.map(|v| v.len()))
+    }
+
+    fn scan(&self, start: ScanStart<'_>) -> Result<RocksScan<'_>> {
+        let mut iter = self.db.raw_iterator();
+        let reverse = matches!(start, ScanStart::Last);
+        match start {
+            ScanStart::First => iter.seek_to_first(),
+            ScanStart::Last => iter.seek_to_last(),
+            ScanStart::Seek(k) => iter.seek(k),
+        }
+        Ok(RocksScan {
+            iter,
+            reverse,
+            positioned: true,
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(self.db.flush()?)
+    }
+
+    fn compact(&self) -> Result<bool> {
+        let mut opts = CompactOptions::default();
+        opts.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
+        self.db.compact_range_opt::<&[u8], &[u8]>(None, None, &opts);
+        Ok(true)
+    }
+
+    fn wait_for_compactions(&self) -> Result<()> {
+        let mut opts = WaitForCompactOptions::default();
+        opts.set_flush(true);
+        Ok(self.db.wait_for_compact(&opts)?)
+    }
+
+    fn verify_checksums(&self) -> Result<bool> {
+        Ok(false) // the rocksdb crate does not expose DB::VerifyChecksum
+    }
+
+    fn property(&self, p: Property) -> Option<String> {
+        let name = match p {
+            Property::Stats => "rocksdb.stats",
+            Property::LevelStats => "rocksdb.levelstats",
+            Property::SsTables => "rocksdb.sstables",
+        };
+        self.db.property_value(name).ok().flatten()
+    }
+}
+
+pub struct RocksScan<'a> {
+    iter: DBRawIterator<'a>,
+    reverse: bool,
+    positioned: bool,
+}
+
+impl Scan for RocksScan<'_> {
+    #[inline]
+    fn next_entry(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+        if self.positioned {
+            self.positioned = false;
+        } else if self.reverse {
+            self.iter.prev();
+        } else {
+            self.iter.next();
+        }
+        if !self.iter.valid() {
+            self.iter.status()?;
+            return Ok(None);
+        }
+        Ok(self.iter.key().zip(self.iter.value()))
+    }
+}

@@ -1,0 +1,344 @@
+//! The command line: db_bench's flag names and defaults, parsed with clap.
+//!
+//! Flags are written `--name=value` as with gflags; booleans also accept a
+//! bare `--name` and `0/1/true/false`. Unknown flags are an error with a
+//! suggestion of the closest known name.
+
+use crate::engine::EngineKind;
+use crate::error::{BenchError, Result};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// The suite `db-bench` runs with no arguments.
+pub const DEFAULT_BENCHMARKS: &str =
+    "fillseq,fillrandom,overwrite,readrandom,readseq,readreverse,seekrandom,deleterandom,fillsync";
+
+/// Block compression for tables (`--compression_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionType {
+    None,
+    Zstd,
+}
+
+impl CompressionType {
+    /// The name RocksDB's header prints (`CompressionTypeToString`).
+    pub fn rocksdb_name(self) -> &'static str {
+        match self {
+            CompressionType::None => "NoCompression",
+            CompressionType::Zstd => "ZSTD",
+        }
+    }
+}
+
+/// The zstd level used when `--compression_type=zstd` (RocksDB's default
+/// level for zstd, 3).
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// db-bench's flags. Defaults are db_bench's unless the doc says otherwise.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "db-bench",
+    version,
+    about = "RocksDB's db_bench for strata and its peers (RocksDB, fjall, sled)",
+    allow_negative_numbers = true,
+    max_term_width = 100,
+    rename_all = "snake_case"
+)]
+pub struct Flags {
+    /// Comma-separated benchmarks, run in order; `name[X5-W1]` repeats a
+    /// benchmark 5 times after 1 warm-up run.
+    #[arg(long, default_value = DEFAULT_BENCHMARKS)]
+    pub benchmarks: String,
+
+    /// Number of key/values to place in the database.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub num: i64,
+
+    /// Read operations per thread; negative means --num.
+    #[arg(long, default_value_t = -1)]
+    pub reads: i64,
+
+    /// Write operations per thread; negative means --num.
+    #[arg(long, default_value_t = -1)]
+    pub writes: i64,
+
+    /// Delete operations per thread; negative means --num.
+    #[arg(long, default_value_t = -1)]
+    pub deletes: i64,
+
+    /// Concurrent threads (readwhilewriting and seekrandomwhilewriting add
+    /// one writer).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+
+    /// Seconds the random-ops benchmarks run for; 0 means --num/--reads
+    /// decide.
+    #[arg(long, default_value_t = 0)]
+    pub duration: u64,
+
+    /// Seed for the key generators; 0 derives one from the clock (printed,
+    /// so a run can be repeated).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Key size in bytes (at least 8: keys carry their index in 8 bytes).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(8..=65_536))]
+    pub key_size: u32,
+
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=67_108_864))]
+    pub value_size: u32,
+
+    /// Values compress to this fraction of their size (0 < r <= 1).
+    #[arg(long, default_value_t = 0.5, value_parser = parse_ratio)]
+    pub compression_ratio: f64,
+
+    /// Table block compression. db_bench's default is snappy, which strata
+    /// does not have: here the default is none.
+    #[arg(long, value_enum, default_value_t = CompressionType::None)]
+    pub compression_type: CompressionType,
+
+    /// Block cache capacity in bytes.
+    #[arg(long, default_value_t = 32 << 20, value_parser = clap::value_parser!(u64))]
+    pub cache_size: u64,
+
+    /// Bloom filter bits per key; negative means strata's default (10), 0
+    /// disables. The same value is given to every engine.
+    #[arg(long, default_value_t = -1, value_parser = clap::value_parser!(i32).range(-1..=64))]
+    pub bloom_bits: i32,
+
+    /// Data block size in bytes.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..=(64 << 20)))]
+    pub block_size: u32,
+
+    /// Memtable size in bytes.
+    #[arg(long, default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range((64 << 10)..))]
+    pub write_buffer_size: u64,
+
+    /// Memtables kept in memory, the active one included.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub max_write_buffer_number: u32,
+
+    /// fsync every write.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub sync: bool,
+
+    /// Write without the write-ahead log.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub disable_wal: bool,
+
+    /// Keep the database at --db instead of starting empty; fill
+    /// benchmarks are skipped.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub use_existing_db: bool,
+
+    /// Database directory. Default: a fresh temporary directory, removed at
+    /// exit. With several engines each gets `<db>/<engine>`.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+
+    /// Print a latency histogram after each benchmark.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub histogram: bool,
+
+    /// Next() calls after each Seek() in seekrandom and seekordered.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32))]
+    pub seek_nexts: u32,
+
+    /// Entries per write batch in the fill and delete benchmarks
+    /// (fillbatch always uses 1000, as db_bench does).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: u64,
+
+    /// Percentage of reads in readrandomwriterandom.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub readwritepercent: u32,
+
+    /// L0 files that trigger a compaction.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..))]
+    pub level0_file_num_compaction_trigger: i32,
+
+    /// L0 files at which writes are slowed.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(1..))]
+    pub level0_slowdown_writes_trigger: i32,
+
+    /// L0 files at which writes stop.
+    #[arg(long, default_value_t = 36, value_parser = clap::value_parser!(i32).range(1..))]
+    pub level0_stop_writes_trigger: i32,
+
+    /// Target size of L1 in bytes.
+    #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bytes_for_level_base: u64,
+
+    /// Target size of a table file in bytes.
+    #[arg(long, default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub target_file_size_base: u64,
+
+    /// Background flush and compaction threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=256))]
+    pub max_background_jobs: i32,
+
+    /// Print each thread's progress every N seconds; 0 disables.
+    #[arg(long, default_value_t = 0)]
+    pub stats_interval_seconds: u64,
+
+    /// Write throughput (and p99) every N seconds to --report_file; 0
+    /// disables.
+    #[arg(long, default_value_t = 0)]
+    pub report_interval_seconds: u64,
+
+    /// CSV time series written with --report_interval_seconds.
+    #[arg(long, default_value = "report.csv")]
+    pub report_file: PathBuf,
+
+    /// Write one JSON record per benchmark run to this file (JSON lines).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Draw throughput and p99 over time as SVG (needs
+    /// --report_interval_seconds).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+
+    /// Engines to run, comma-separated: strata, rocksdb, fjall, sled.
+    /// Peers need their cargo feature (`--features rocksdb`). With several,
+    /// every benchmark runs on each and a ratio table ends the run.
+    #[arg(long, default_value = "strata", value_parser = parse_engines)]
+    pub engine: EngineList,
+}
+
+/// The engines of `--engine`, in the order given.
+#[derive(Clone, Debug)]
+pub struct EngineList(pub Vec<EngineKind>);
+
+fn parse_engines(s: &str) -> std::result::Result<EngineList, String> {
+    let mut engines = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = EngineKind::parse(name)?;
+        if engines.contains(&kind) {
+            return Err(format!("engine `{name}` is listed twice"));
+        }
+        engines.push(kind);
+    }
+    if engines.is_empty() {
+        return Err("no engine given".into());
+    }
+    Ok(EngineList(engines))
+}
+
+/// gflags' booleans: `1/0`, `true/false`, `yes/no`, `t/f`, `y/n`.
+fn parse_bool(s: &str) -> std::result::Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" | "yes" | "y" => Ok(true),
+        "0" | "false" | "f" | "no" | "n" => Ok(false),
+        _ => Err(format!("`{s}` is not a boolean (use 1/0 or true/false)")),
+    }
+}
+
+fn parse_ratio(s: &str) -> std::result::Result<f64, String> {
+    let r: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if r > 0.0 && r <= 1.0 {
+        Ok(r)
+    } else {
+        Err(format!("{r} is outside (0, 1]"))
+    }
+}
+
+impl Flags {
+    /// Checks that need more than one flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.plot.is_some() && self.report_interval_seconds == 0 {
+            return Err(BenchError::usage(
+                "--plot needs --report_interval_seconds (the plot draws that time series)",
+            ));
+        }
+        if self.use_existing_db && self.db.is_none() {
+            return Err(BenchError::usage(
+                "--use_existing_db needs --db (without it db-bench uses a fresh temporary directory)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bloom bits every engine gets: `--bloom_bits`, or 10 when negative.
+    pub fn bloom_bits_per_key(&self) -> u32 {
+        u32::try_from(self.bloom_bits).unwrap_or(10)
+    }
+
+    /// Whether each operation is timed (the histogram, JSON, the time
+    /// series and the ratio table need it; plain runs skip the clock).
+    pub fn measure_latency(&self) -> bool {
+        self.histogram
+            || self.json.is_some()
+            || self.report_interval_seconds > 0
+            || self.engine.0.len() > 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> std::result::Result<Flags, clap::Error> {
+        Flags::try_parse_from(std::iter::once("db-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_db_bench_defaults() {
+        let f = parse(&[]).unwrap();
+        assert_eq!(f.num, 1_000_000);
+        assert_eq!((f.reads, f.writes, f.deletes), (-1, -1, -1));
+        assert_eq!((f.key_size, f.value_size), (16, 100));
+        assert_eq!(f.compression_ratio, 0.5);
+        assert_eq!(f.cache_size, 32 << 20);
+        assert_eq!(f.bloom_bits, -1);
+        assert_eq!(f.block_size, 4096);
+        assert_eq!(f.write_buffer_size, 64 << 20);
+        assert_eq!(f.max_write_buffer_number, 2);
+        assert_eq!(f.batch_size, 1);
+        assert_eq!(f.seek_nexts, 0);
+        assert_eq!(f.readwritepercent, 90);
+        assert_eq!(f.level0_file_num_compaction_trigger, 4);
+        assert_eq!(f.level0_slowdown_writes_trigger, 20);
+        assert_eq!(f.level0_stop_writes_trigger, 36);
+        assert_eq!(f.max_bytes_for_level_base, 256 << 20);
+        assert_eq!(f.target_file_size_base, 64 << 20);
+        assert_eq!(f.max_background_jobs, 2);
+        assert!(!f.sync && !f.disable_wal && !f.use_existing_db && !f.histogram);
+        assert_eq!(f.engine.0, vec![EngineKind::Strata]);
+    }
+
+    #[test]
+    fn gflags_booleans() {
+        assert!(parse(&["--histogram"]).unwrap().histogram);
+        assert!(parse(&["--histogram=1"]).unwrap().histogram);
+        assert!(!parse(&["--histogram=false"]).unwrap().histogram);
+        assert!(parse(&["--sync=maybe"]).is_err());
+    }
+
+    #[test]
+    fn negative_numbers_and_bad_values() {
+        assert_eq!(parse(&["--reads=-1"]).unwrap().reads, -1);
+        assert!(parse(&["--num=0"]).is_err());
+        assert!(parse(&["--compression_ratio=1.5"]).is_err());
+        assert!(parse(&["--compression_type=snappy"]).is_err());
+        assert!(parse(&["--engine=leveldb"]).is_err());
+    }
+
+    #[test]
+    fn flag_names_keep_their_underscores() {
+        let f = parse(&["--compression_type=zstd", "--use_existing_db", "--db=/x"]).unwrap();
+        assert_eq!(f.compression_type, CompressionType::Zstd);
+        assert!(f.use_existing_db);
+        assert!(parse(&["--compression-type=zstd"]).is_err());
+    }
+
+    #[test]
+    fn unknown_flag_suggests() {
+        let err = parse(&["--thread=5"]).unwrap_err().to_string();
+        assert!(
+            err.contains("a similar argument exists: '--threads'"),
+            "{err}"
+        );
+    }
+}
