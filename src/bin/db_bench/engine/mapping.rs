@@ -21,6 +21,11 @@ impl Mapping {
         self.mapped.push(format!("--{flag}={value} -> {target}"));
     }
 
+    /// Only the peers have options they cannot match.
+    #[cfg_attr(
+        not(any(feature = "rocksdb", feature = "fjall", feature = "sled")),
+        allow(dead_code)
+    )]
     pub fn unmatched(&mut self, flag: &str, value: impl Display, why: &str) {
         self.unmatched.push(format!("--{flag}={value}: {why}"));
     }

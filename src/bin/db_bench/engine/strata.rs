@@ -56,37 +56,48 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
         &format!("compression {:?}", o.compression),
     );
 
-    let mut pending = |flag: &str, value: &dyn std::fmt::Display| {
-        m.unmatched(
-            flag,
-            value,
-            "recorded; strata::Options does not have it yet",
-        );
-    };
-    // o.level0_file_num_compaction_trigger = flags.level0_file_num_compaction_trigger;
-    pending(
+    o.level0_file_num_compaction_trigger = flags.level0_file_num_compaction_trigger.max(1) as usize;
+    m.map(
         "level0_file_num_compaction_trigger",
-        &flags.level0_file_num_compaction_trigger,
+        flags.level0_file_num_compaction_trigger,
+        "level0_file_num_compaction_trigger",
     );
-    // o.level0_slowdown_writes_trigger = flags.level0_slowdown_writes_trigger;
-    pending(
+    o.level0_slowdown_writes_trigger = (flags.level0_slowdown_writes_trigger.max(0) as usize)
+        .max(o.level0_file_num_compaction_trigger);
+    m.map(
         "level0_slowdown_writes_trigger",
-        &flags.level0_slowdown_writes_trigger,
+        flags.level0_slowdown_writes_trigger,
+        "level0_slowdown_writes_trigger",
     );
-    // o.level0_stop_writes_trigger = flags.level0_stop_writes_trigger;
-    pending(
+    o.level0_stop_writes_trigger =
+        (flags.level0_stop_writes_trigger.max(0) as usize).max(o.level0_slowdown_writes_trigger);
+    m.map(
         "level0_stop_writes_trigger",
-        &flags.level0_stop_writes_trigger,
+        flags.level0_stop_writes_trigger,
+        "level0_stop_writes_trigger",
     );
-    // o.max_bytes_for_level_base = flags.max_bytes_for_level_base;
-    pending("max_bytes_for_level_base", &flags.max_bytes_for_level_base);
-    // o.target_file_size_base = flags.target_file_size_base;
-    pending("target_file_size_base", &flags.target_file_size_base);
-    // o.max_background_jobs = flags.max_background_jobs;
-    pending("max_background_jobs", &flags.max_background_jobs);
+    o.max_bytes_for_level_base = flags.max_bytes_for_level_base;
+    m.map(
+        "max_bytes_for_level_base",
+        flags.max_bytes_for_level_base,
+        "max_bytes_for_level_base",
+    );
+    o.target_file_size_base = flags.target_file_size_base;
+    m.map(
+        "target_file_size_base",
+        flags.target_file_size_base,
+        "target_file_size_base",
+    );
+    o.max_background_jobs = flags.max_background_jobs.max(1) as usize;
+    m.map(
+        "max_background_jobs",
+        flags.max_background_jobs,
+        "max_background_jobs (one thread flushes, the rest compact)",
+    );
 
-    m.durability = "WAL record handed to the OS (write syscall) before a write returns; \
-                    survives a process crash, not power loss (RocksDB's default)"
+    m.durability = "WAL record in the OS page cache (a store into the mapped, preallocated \
+                    WAL) before a write returns; survives a process crash, not power loss \
+                    (RocksDB's default level)"
         .into();
     m.sync_durability = "fsync of the WAL before the write returns".into();
     (o, m)
