@@ -9,7 +9,8 @@ use crate::block::cursor::Cursor;
 use crate::block::Block;
 use crate::error::{Error, Result};
 use crate::key::{
-    compare_internal_keys, compare_to_target, parse_internal_key, split_key, ParsedKey, ValueKind,
+    compare_internal_keys, compare_to_target, key_prefix, parse_internal_key, split_key, ParsedKey,
+    ValueKind,
 };
 use crate::table_reader::Table;
 
@@ -262,7 +263,9 @@ impl TableIter {
             && cmp(self.data.key()).is_lt()
             && cmp(self.index.key()).is_ge();
         if !same_block {
-            self.index.seek_by(&index, cmp)?;
+            let fence = self.table.index_fence();
+            self.index
+                .seek_by_fenced(&index, fence, key_prefix(user_key), cmp)?;
             self.data.invalidate();
             if !self.index.valid() {
                 return Ok(());

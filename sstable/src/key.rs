@@ -138,6 +138,20 @@ pub(crate) fn compare_to_target(key: &[u8], user_key: &[u8], trailer: u64) -> Or
     compare_user_keys(k_user, user_key).then_with(|| trailer.cmp(&k_trailer))
 }
 
+/// The first eight bytes of a user key as a big-endian word, zero-padded.
+/// Where two keys' prefixes differ, they order as their keys do.
+#[inline]
+pub(crate) fn key_prefix(user_key: &[u8]) -> u64 {
+    match user_key.first_chunk::<8>() {
+        Some(p) => u64::from_be_bytes(*p),
+        None => {
+            let mut p = [0u8; 8];
+            p[..user_key.len()].copy_from_slice(user_key);
+            u64::from_be_bytes(p)
+        }
+    }
+}
+
 /// Bytewise order of user keys. The first eight bytes are compared as one
 /// big-endian word first: for typical keys that decides, and it avoids a
 /// call to `memcmp` (a large share of skiplist and block search time).

@@ -20,8 +20,8 @@ use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::BlockHandle;
 use crate::iter::TableIter;
 use crate::key::{
-    compare_internal_keys, compare_to_target, parse_internal_key, seek_trailer, SeqNo, ValueKind,
-    TRAILER_LEN,
+    compare_internal_keys, compare_to_target, key_prefix, parse_internal_key, seek_trailer,
+    split_key, SeqNo, ValueKind, TRAILER_LEN,
 };
 use crate::properties::TableProperties;
 use crate::table_builder::{META_FILTER, META_PROPERTIES};
@@ -103,6 +103,9 @@ pub struct Table {
     filter_handle: Option<BlockHandle>,
     filter: Option<BloomFilter>,
     index: Block,
+    /// The user-key prefix of each index entry (every one a restart
+    /// point), for `Cursor::seek_by_fenced`: 8 bytes per data block.
+    index_fence: Box<[u64]>,
     /// Data blocks occupy `0..data_end`.
     data_end: u64,
     /// One bit per data block: checksum already verified by this table.
@@ -184,7 +187,7 @@ impl Table {
         }
 
         let index = read_block(&data, footer.index, meta_limit, verify, "index")?;
-        let num_blocks = check_index(&index, footer.index.offset, data_end)?;
+        let (num_blocks, index_fence) = check_index(&index, footer.index.offset, data_end)?;
         if num_blocks != properties.num_data_blocks {
             return Err(Error::corruption(
                 footer.index.offset,
@@ -206,6 +209,7 @@ impl Table {
             filter_handle,
             filter,
             index,
+            index_fence,
             data_end,
             verified,
         })
@@ -256,7 +260,7 @@ impl Table {
         let trailer = seek_trailer(seqno);
         let cmp = |k: &[u8]| compare_to_target(k, user_key, trailer);
         let index = self.index.view();
-        cursor.seek_by(&index, cmp)?;
+        cursor.seek_by_fenced(&index, &self.index_fence, key_prefix(user_key), cmp)?;
         if !cursor.valid() {
             return Ok(None);
         }
@@ -380,6 +384,10 @@ impl Table {
         if let Some(w) = self.verified.get(ordinal / 64) {
             w.fetch_or(1 << (ordinal % 64), AtomicOrdering::Relaxed);
         }
+    }
+
+    pub(crate) fn index_fence(&self) -> &[u64] {
+        &self.index_fence
     }
 
     pub(crate) fn index_block(&self) -> &Block {
@@ -558,14 +566,16 @@ fn read_block(
 
 /// Walks the index once: keys are internal keys in strictly increasing
 /// order, every entry is a restart point, and the handles tile
-/// `0..data_end` exactly. Returns the number of data blocks.
-fn check_index(index: &Block, offset: u64, data_end: u64) -> Result<u64> {
+/// `0..data_end` exactly. Returns the number of data blocks and the
+/// index's fence (each entry's user-key prefix).
+fn check_index(index: &Block, offset: u64, data_end: u64) -> Result<(u64, Box<[u64]>)> {
     let bad = |reason: &str| Error::corruption(offset, format!("index: {reason}"));
     let mut it = index.iter();
     it.seek_to_first()?;
     let mut expected_offset = 0u64;
     let mut count = 0u64;
     let mut prev: Vec<u8> = Vec::new();
+    let mut fence = Vec::new();
     while it.valid() {
         if it.key().len() < TRAILER_LEN {
             return Err(bad("separator shorter than a trailer"));
@@ -589,13 +599,14 @@ fn check_index(index: &Block, offset: u64, data_end: u64) -> Result<u64> {
             .ok_or_else(|| bad("data block past the data region"))?;
         prev.clear();
         prev.extend_from_slice(it.key());
+        fence.push(key_prefix(split_key(it.key()).0));
         count += 1;
         it.next()?;
     }
     if expected_offset != data_end {
         return Err(bad("data blocks do not fill the data region"));
     }
-    Ok(count)
+    Ok((count, fence.into_boxed_slice()))
 }
 
 #[cfg(test)]

@@ -230,6 +230,50 @@ impl Cursor {
         }
     }
 
+    /// [`Cursor::seek_by`] narrowed by a fence: `fence[i]` is the user-key
+    /// prefix (`key_prefix`) of restart point `i`'s key and `prefix` the
+    /// target's. Restarts whose prefix is below the target's sort before
+    /// it, those above after it, so only the restarts sharing the target's
+    /// prefix (usually none or one) need their keys read: a search of the
+    /// index block touches a dense array instead of a cache line per probe.
+    /// Falls back to `seek_by` if the fence does not fit the block.
+    pub(crate) fn seek_by_fenced<F>(
+        &mut self,
+        v: &BlockView<'_>,
+        fence: &[u64],
+        prefix: u64,
+        cmp: F,
+    ) -> Result<()>
+    where
+        F: Fn(&[u8]) -> Ordering,
+    {
+        if fence.len() != v.num_restarts {
+            return self.seek_by(v, cmp);
+        }
+        let lo = fence.partition_point(|&f| f < prefix);
+        let hi = lo + fence[lo..].partition_point(|&f| f <= prefix);
+        // Restarts before `lo` sort before the target, those from `hi` on
+        // after it: the last restart before the target is in lo-1..hi.
+        let mut left = lo.saturating_sub(1);
+        let mut right = hi.saturating_sub(1).max(left);
+        while left < right {
+            let mid = left + (right - left).div_ceil(2);
+            let key = self.restart_key(v, mid)?;
+            if cmp(key) == Ordering::Less {
+                left = mid;
+            } else {
+                right = mid - 1;
+            }
+        }
+        self.seek_to_restart(v, left);
+        loop {
+            self.parse_next(v)?;
+            if !self.valid() || cmp(&self.key) != Ordering::Less {
+                return Ok(());
+            }
+        }
+    }
+
     /// Moves to the first entry whose key is not less than the target;
     /// `cmp(key)` orders a key against the target. Binary search over the
     /// restart points, then a linear scan of one restart interval.
