@@ -6,7 +6,7 @@ use super::{user_key, InternalIterator, MergingIter};
 use crate::error::Result;
 use crate::ikey::{push_seek_key, seek_trailer};
 use bytes::Bytes;
-use strata_sstable::{parse_internal_key, SeqNo, ValueKind, MAX_SEQNO};
+use strata_sstable::{compare_user_keys, parse_internal_key, SeqNo, ValueKind, MAX_SEQNO};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Direction {
@@ -80,11 +80,15 @@ impl DbIter {
     }
 
     fn above_upper(&self, ukey: &[u8]) -> bool {
-        self.upper.as_deref().is_some_and(|u| ukey >= u)
+        self.upper
+            .as_deref()
+            .is_some_and(|u| compare_user_keys(ukey, u).is_ge())
     }
 
     fn below_lower(&self, ukey: &[u8]) -> bool {
-        self.lower.as_deref().is_some_and(|l| ukey < l)
+        self.lower
+            .as_deref()
+            .is_some_and(|l| compare_user_keys(ukey, l).is_lt())
     }
 
     /// Position at the first key `>= target` (clamped to the bounds).
@@ -179,7 +183,7 @@ impl DbIter {
                     self.saved_value.clear();
                     return Ok(());
                 }
-                if user_key(self.inner.key()) < self.saved_key.as_slice() {
+                if compare_user_keys(user_key(self.inner.key()), &self.saved_key).is_lt() {
                     break;
                 }
             }
@@ -205,7 +209,8 @@ impl DbIter {
                             skipping = true;
                         }
                         ValueKind::Put => {
-                            if !(skipping && k.user_key <= self.saved_key.as_slice()) {
+                            if !(skipping && compare_user_keys(k.user_key, &self.saved_key).is_le())
+                            {
                                 self.valid = true;
                                 self.saved_key.clear();
                                 return Ok(());
@@ -228,7 +233,9 @@ impl DbIter {
         while self.inner.valid() {
             let ikey = self.inner.key();
             if let Some(k) = parse_internal_key(ikey) {
-                if kind != ValueKind::Delete && k.user_key < self.saved_key.as_slice() {
+                if kind != ValueKind::Delete
+                    && compare_user_keys(k.user_key, &self.saved_key).is_lt()
+                {
                     // Entries of an earlier key: the saved one is the answer.
                     break;
                 }
