@@ -104,23 +104,12 @@ pub(crate) fn write_memtable_table(
                 .map_err(|e| table_error(&path, e))?;
             it.next()?;
         }
-        let built = builder.finish().map_err(|e| table_error(&path, e))?;
-        let WriteAdapter(mut file, _) = built.writer;
-        file.sync().map_err(|e| Error::io("sync", &path, e))?;
-        drop(file);
+        let table = finish_table(opener, number, builder)?;
         opener
             .fs
             .sync_dir(&opener.dir)
             .map_err(|e| Error::io("sync directory", &opener.dir, e))?;
-        let props = built.properties;
-        opener.open(FileMeta {
-            number,
-            size: built.file_size,
-            smallest: props.smallest_user_key,
-            largest: props.largest_user_key,
-            smallest_seqno: props.min_seqno,
-            largest_seqno: props.max_seqno,
-        })
+        Ok(table)
     })();
     match result {
         Ok(file) => Ok(Some(file)),
@@ -129,4 +118,28 @@ pub(crate) fn write_memtable_table(
             Err(e)
         }
     }
+}
+
+/// Finish table `number`: write its meta blocks and footer, fsync it, and
+/// open it (reading back the footer, index and filter just written). The
+/// caller makes the directory entry durable.
+pub(crate) fn finish_table(
+    opener: &TableOpener,
+    number: u64,
+    builder: TableBuilder<WriteAdapter>,
+) -> Result<Arc<TableFile>> {
+    let path = table_path(&opener.dir, number);
+    let built = builder.finish().map_err(|e| table_error(&path, e))?;
+    let WriteAdapter(mut file, _) = built.writer;
+    file.sync().map_err(|e| Error::io("sync", &path, e))?;
+    drop(file);
+    let props = built.properties;
+    opener.open(FileMeta {
+        number,
+        size: built.file_size,
+        smallest: props.smallest_user_key,
+        largest: props.largest_user_key,
+        smallest_seqno: props.min_seqno,
+        largest_seqno: props.max_seqno,
+    })
 }

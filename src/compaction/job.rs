@@ -6,11 +6,12 @@ use super::retain::{Decision, Retainer};
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
 use crate::filename::table_path;
+use crate::flush::finish_table;
 use crate::fs::WriteAdapter;
 use crate::iter::{InternalIterator, LevelIter, MergingIter, TableFileIter};
 use crate::rate_limiter::IoPriority;
 use crate::read::SuperVersion;
-use crate::version::{FileMeta, TableFile, VersionEdit};
+use crate::version::{TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -247,21 +248,8 @@ impl<'a> Outputs<'a> {
         let Some((number, builder)) = self.current.take() else {
             return Ok(());
         };
-        let path = table_path(&self.db.dir, number);
-        let built = builder.finish().map_err(|e| table_error(&path, e))?;
-        let WriteAdapter(mut file, _) = built.writer;
-        file.sync().map_err(|e| Error::io("sync", &path, e))?;
-        drop(file);
-        let props = built.properties;
         let opener = self.db.versions.lock().opener().clone();
-        let table = opener.open(FileMeta {
-            number,
-            size: built.file_size,
-            smallest: props.smallest_user_key,
-            largest: props.largest_user_key,
-            smallest_seqno: props.min_seqno,
-            largest_seqno: props.max_seqno,
-        })?;
+        let table = finish_table(&opener, number, builder)?;
         self.done.push(table);
         Ok(())
     }

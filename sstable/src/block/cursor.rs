@@ -254,24 +254,9 @@ impl Cursor {
         let hi = lo + fence[lo..].partition_point(|&f| f <= prefix);
         // Restarts before `lo` sort before the target, those from `hi` on
         // after it: the last restart before the target is in lo-1..hi.
-        let mut left = lo.saturating_sub(1);
-        let mut right = hi.saturating_sub(1).max(left);
-        while left < right {
-            let mid = left + (right - left).div_ceil(2);
-            let key = self.restart_key(v, mid)?;
-            if cmp(key) == Ordering::Less {
-                left = mid;
-            } else {
-                right = mid - 1;
-            }
-        }
-        self.seek_to_restart(v, left);
-        loop {
-            self.parse_next(v)?;
-            if !self.valid() || cmp(&self.key) != Ordering::Less {
-                return Ok(());
-            }
-        }
+        let left = lo.saturating_sub(1);
+        let right = hi.saturating_sub(1).max(left);
+        self.search_restarts(v, left, right, cmp)
     }
 
     /// Moves to the first entry whose key is not less than the target;
@@ -294,6 +279,25 @@ impl Cursor {
                 Ordering::Equal => return Ok(()),
             }
         }
+        self.search_restarts(v, left, right, cmp)
+    }
+
+    /// Binary search for the last restart point in `left..=right` whose
+    /// key sorts before the target (or `left`), then a linear scan to the
+    /// first entry not less than the target. REQUIRES: every restart
+    /// before `left` sorts before the target, every one after `right`
+    /// does not.
+    #[inline]
+    fn search_restarts<F>(
+        &mut self,
+        v: &BlockView<'_>,
+        mut left: usize,
+        mut right: usize,
+        cmp: F,
+    ) -> Result<()>
+    where
+        F: Fn(&[u8]) -> Ordering,
+    {
         while left < right {
             let mid = left + (right - left).div_ceil(2);
             let key = self.restart_key(v, mid)?;
