@@ -23,6 +23,7 @@ mod json;
 mod keys;
 mod plan;
 mod plot;
+mod procio;
 mod progress;
 mod reporter;
 mod result;
@@ -83,8 +84,17 @@ fn run(flags: &Flags) -> Result<()> {
     let mut results = Vec::new();
     for &kind in engines {
         let path = dirs.path(kind);
+        let io_before = procio::io_bytes();
         let rows = run_kind(kind, &mut env, &path)
             .map_err(|e| e.context(format!("engine {}", kind.name())))?;
+        if let (Some((r0, w0)), Some((r1, w1))) = (io_before, procio::io_bytes()) {
+            println!(
+                "Storage I/O (/proc/self/io) during {}: {:.1} MB read, {:.1} MB written",
+                kind.name(),
+                (r1 - r0) as f64 / 1048576.0,
+                (w1 - w0) as f64 / 1048576.0
+            );
+        }
         results.push((kind, rows));
     }
     if let Some(rep) = env.reporter.take() {
