@@ -28,7 +28,7 @@
 //!    visible once every earlier group's have; each member returns when
 //!    its own write is visible and as durable as it asked.
 
-mod backoff;
+pub(crate) mod backoff;
 mod group;
 mod pool;
 mod publish;

@@ -89,7 +89,8 @@ impl Publisher {
         }
     }
 
-    /// Wait until `visible >= seq`, or `stop` reports an error.
+    /// Wait until `visible >= seq`, or `stop` reports an error. `stop` is
+    /// never called with the publisher's lock held.
     pub fn wait_visible(
         &self,
         seq: SeqNo,
@@ -103,17 +104,19 @@ impl Publisher {
             }
         }
         loop {
+            // `stop` may record a background error, which wakes every
+            // waiter under our lock: call it before taking the lock.
+            if let Some(e) = stop() {
+                let me = std::thread::current().id();
+                self.pending.lock().waiters.retain(|(_, t)| t.id() != me);
+                return Err(e);
+            }
             {
                 let mut p = self.pending.lock();
                 // Checked under the lock `complete` publishes under: either
                 // it is visible now, or `complete` will see our entry.
                 if visible.load(Ordering::Acquire) >= seq {
                     return Ok(());
-                }
-                if let Some(e) = stop() {
-                    let me = std::thread::current().id();
-                    p.waiters.retain(|(_, t)| t.id() != me);
-                    return Err(e);
                 }
                 let me = std::thread::current();
                 if !p.waiters.iter().any(|(_, t)| t.id() == me.id()) {
@@ -132,6 +135,22 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `stop` records a background error, which wakes every
+    /// waiter through the publisher's lock. Called under that lock, it
+    /// deadlocked; this test would hang.
+    #[test]
+    fn a_stop_that_wakes_waiters_does_not_deadlock() {
+        let p = Publisher::new();
+        let visible = AtomicU64::new(0);
+        p.register(5);
+        let backoff = crate::write::backoff::ActiveWriters::default().backoff();
+        let result = p.wait_visible(5, &visible, backoff, || {
+            p.wake_all();
+            Some(crate::Error::Closed)
+        });
+        assert!(matches!(result, Err(crate::Error::Closed)));
+    }
 
     #[test]
     fn visible_advances_only_over_a_finished_prefix() {
