@@ -198,22 +198,17 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
         }
         let is_newest = i + 1 == numbers.len();
         match reader.end() {
-            Some(LogEnd::TornTail { offset, reason })
+            Some(LogEnd::TornTail { reason, .. })
                 if !is_newest && *reason != TornReason::ZeroedTail =>
             {
-                match mode {
-                    // Older WALs are synced before newer ones are written, so a
-                    // torn older WAL means lost data: replaying newer WALs would
-                    // leave a hole in the write sequence.
-                    WalRecoveryMode::PointInTimeRecovery => break 'wals,
-                    WalRecoveryMode::SkipAnyCorruptedRecords => {}
-                    _ => {
-                        return Err(Error::corruption(
-                            &path,
-                            *offset,
-                            format!("torn tail ({reason}) in a WAL that is not the newest"),
-                        ))
-                    }
+                // An older WAL is synced in the background after the write
+                // path moves to the next one, and before any sync of the
+                // next one completes. So a torn older WAL means a power
+                // loss before that sync, when no newer write had been
+                // acknowledged as durable: the log ends here, and replaying
+                // newer WALs would leave a hole in the write sequence.
+                if mode != WalRecoveryMode::SkipAnyCorruptedRecords {
+                    break 'wals;
                 }
             }
             Some(LogEnd::Corruption { .. }) if mode == WalRecoveryMode::PointInTimeRecovery => {

@@ -298,3 +298,37 @@ fn disable_wal_writes_are_readable_but_not_logged() {
     let db = open_mem(&fs);
     assert_eq!(db.get(b"memory only").unwrap(), None);
 }
+
+/// After a memtable rotation the old WAL is synced in the background; a
+/// sync write to the new WAL must still make every earlier write durable
+/// (WALs become durable in order).
+#[test]
+fn a_sync_write_after_rotation_makes_the_old_wal_durable_too() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    // Enough non-sync writes to rotate the 64 KiB memtable several times.
+    for i in 0..3000 {
+        db.put(key(i), value(i, 0)).unwrap();
+    }
+    db.put_opt(
+        b"last",
+        b"synced",
+        &WriteOptions {
+            sync: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    fs.crash();
+    drop(db);
+    fs.power_loss(UnsyncedData::Drop);
+    let db = open_mem(&fs);
+    assert_eq!(db.get(b"last").unwrap().as_deref(), Some(&b"synced"[..]));
+    for i in 0..3000 {
+        assert_eq!(
+            db.get(key(i)).unwrap().unwrap(),
+            value(i, 0),
+            "key {i} lost"
+        );
+    }
+}

@@ -510,9 +510,12 @@ impl DbInner {
             .create_log(&path, self.options.write_buffer_size as u64)
             .and_then(|f| self.fs.sync_dir(&self.dir).map(|_| f))
             .map_err(|e| Error::io("create WAL", &path, e))?;
-        // Drains and syncs the old WAL before the new one takes records.
+        // Writes the old WAL out; it is synced before the new one is.
+        // With a flusher thread the old WAL is synced in the background, so
+        // rotation does not stall writers for a whole WAL's fsync.
+        let background = !self.options.inline_background_work;
         wp.ring
-            .switch_file(file, number)
+            .switch_file(file, number, background)
             .map_err(|e| self.wal_failure(e))?;
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
         let frozen = std::mem::replace(&mut sq.mem, Arc::clone(&mem));

@@ -76,6 +76,14 @@ pub(crate) struct WalRing {
     /// (a lock and a futex call) when there are none.
     progress_waiters: AtomicUsize,
     progress: Condvar,
+    /// WAL files the ring has moved past, written in full but maybe not
+    /// synced; the flusher syncs them in the background, and a sync of the
+    /// current file first makes sure they are synced (WALs become durable
+    /// in order).
+    retired: Mutex<Vec<Box<dyn WritableFile>>>,
+    /// Retired files not yet synced (taken for syncing included).
+    retired_unsynced: AtomicUsize,
+    retired_synced: Condvar,
     /// The flusher thread waits here for sync requests.
     flusher_lock: Mutex<bool>,
     flusher_wake: Condvar,
@@ -104,6 +112,9 @@ impl WalRing {
             progress_lock: Mutex::new(()),
             progress_waiters: AtomicUsize::new(0),
             progress: Condvar::new(),
+            retired: Mutex::new(Vec::new()),
+            retired_unsynced: AtomicUsize::new(0),
+            retired_synced: Condvar::new(),
             flusher_lock: Mutex::new(false),
             flusher_wake: Condvar::new(),
         }
@@ -194,6 +205,7 @@ impl WalRing {
 
     fn sync_locked(&self, d: &mut Drain) -> io::Result<()> {
         self.drain_locked(d)?;
+        self.sync_retired()?;
         let target = self.written.load(Ordering::Acquire);
         if self.synced.load(Ordering::Acquire) >= target {
             return Ok(());
@@ -206,6 +218,34 @@ impl WalRing {
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
         Ok(())
+    }
+
+    /// Sync every retired file: those not yet taken here, and wait for the
+    /// ones another thread is syncing. Retired files are no longer
+    /// appended to, so this needs no drain lock.
+    fn sync_retired(&self) -> io::Result<()> {
+        loop {
+            let mut retired = self.retired.lock();
+            let Some(mut file) = retired.pop() else {
+                while self.retired_unsynced.load(Ordering::Acquire) > 0 {
+                    self.check_failed()?;
+                    self.retired_synced.wait_for(&mut retired, WAIT_SLICE);
+                }
+                return Ok(());
+            };
+            drop(retired);
+            let result = file.sync();
+            drop(file);
+            if let Err(e) = result {
+                self.fail(&e);
+                let _g = self.retired.lock();
+                self.retired_synced.notify_all();
+                return Err(e);
+            }
+            let _g = self.retired.lock();
+            self.retired_unsynced.fetch_sub(1, Ordering::AcqRel);
+            self.retired_synced.notify_all();
+        }
     }
 
     /// Wait until `lsn` has the given durability. `inline` lets the caller
@@ -280,6 +320,7 @@ impl WalRing {
                 while !*stop
                     && self.sync_requested.load(Ordering::Acquire)
                         <= self.synced.load(Ordering::Acquire)
+                    && self.retired_unsynced.load(Ordering::Acquire) == 0
                 {
                     self.flusher_wake.wait(&mut stop);
                 }
@@ -287,10 +328,17 @@ impl WalRing {
                     return;
                 }
             }
-            let result = {
-                let mut d = self.drain.lock();
-                self.sync_locked(&mut d)
-            };
+            // Retired files first, outside the drain lock: syncing a whole
+            // 64 MiB WAL takes long, and writers keep appending meanwhile.
+            let result = self.sync_retired().and_then(|_| {
+                if self.sync_requested.load(Ordering::Acquire) > self.synced.load(Ordering::Acquire)
+                {
+                    let mut d = self.drain.lock();
+                    self.sync_locked(&mut d)
+                } else {
+                    Ok(())
+                }
+            });
             if result.is_err() {
                 // `fail` already woke every waiter; nothing more to sync.
                 return;
@@ -308,17 +356,36 @@ impl WalRing {
         self.flusher_wake.notify_all();
     }
 
-    /// Switch to a new WAL file: drain and sync the old one first (WALs
-    /// become durable in order), then frame from offset 0 of the new file.
-    /// REQUIRES: no concurrent `push` (the caller leads the write queue).
-    pub fn switch_file(&self, file: Box<dyn WritableFile>, number: u64) -> io::Result<()> {
+    /// Switch to a new WAL file: write everything to the old one, then
+    /// frame from offset 0 of the new file. The old file is synced in the
+    /// background by the flusher thread (`background`), or here; either
+    /// way before any sync of the new file completes, so WALs become
+    /// durable in order. REQUIRES: no concurrent `push` (the caller leads
+    /// the write queue).
+    pub fn switch_file(
+        &self,
+        file: Box<dyn WritableFile>,
+        number: u64,
+        background: bool,
+    ) -> io::Result<()> {
         let mut d = self.drain.lock();
-        self.sync_locked(&mut d)?;
+        if !background {
+            self.sync_locked(&mut d)?;
+        }
+        self.drain_locked(&mut d)?;
         let mut p = self.producer.lock();
         debug_assert!(p.buf.is_empty());
         p.file_offset = file.len();
-        d.file = file;
+        let old = std::mem::replace(&mut d.file, file);
         d.number = number;
+        drop(p);
+        drop(d);
+        if background {
+            self.retired_unsynced.fetch_add(1, Ordering::AcqRel);
+            self.retired.lock().push(old);
+            let _g = self.flusher_lock.lock();
+            self.flusher_wake.notify_one();
+        }
         Ok(())
     }
 
@@ -474,6 +541,23 @@ mod tests {
         ring.shutdown();
         flusher.join().unwrap();
         assert_eq!(read_back(&fs).len(), 50);
+    }
+
+    /// With no flusher thread running, a retired WAL stays unsynced until
+    /// a sync of the current one, which must sync it first.
+    #[test]
+    fn syncing_the_new_wal_syncs_the_retired_one_first() {
+        let (fs, ring) = ring(1 << 16);
+        ring.push(b"in the old log").unwrap();
+        let next = fs.create(Path::new("/w/2.log")).unwrap();
+        fs.sync_dir(Path::new("/w")).unwrap();
+        ring.switch_file(next, 2, true).unwrap();
+        ring.push(b"in the new log").unwrap();
+        ring.sync_all().unwrap();
+        fs.power_loss(crate::fs::UnsyncedData::Drop);
+        assert_eq!(read_back(&fs), vec![b"in the old log".to_vec()]);
+        let data = fs.read(Path::new("/w/2.log")).unwrap();
+        assert!(!data.is_empty(), "the new log lost a synced record");
     }
 
     #[test]
