@@ -198,18 +198,18 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
         }
         let is_newest = i + 1 == numbers.len();
         match reader.end() {
+            // An older WAL is synced in the background after the write path
+            // moves to the next one, and before any sync of the next one
+            // completes. So a torn older WAL means a power loss before that
+            // sync, when no newer write had been acknowledged as durable:
+            // the log ends here, and replaying newer WALs would leave a hole
+            // in the write sequence (unless salvaging).
             Some(LogEnd::TornTail { reason, .. })
-                if !is_newest && *reason != TornReason::ZeroedTail =>
+                if !is_newest
+                    && *reason != TornReason::ZeroedTail
+                    && mode != WalRecoveryMode::SkipAnyCorruptedRecords =>
             {
-                // An older WAL is synced in the background after the write
-                // path moves to the next one, and before any sync of the
-                // next one completes. So a torn older WAL means a power
-                // loss before that sync, when no newer write had been
-                // acknowledged as durable: the log ends here, and replaying
-                // newer WALs would leave a hole in the write sequence.
-                if mode != WalRecoveryMode::SkipAnyCorruptedRecords {
-                    break 'wals;
-                }
+                break 'wals
             }
             Some(LogEnd::Corruption { .. }) if mode == WalRecoveryMode::PointInTimeRecovery => {
                 break 'wals
