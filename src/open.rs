@@ -190,7 +190,12 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
                 mem = Arc::new(MemTable::new(0));
             }
         }
-        let is_newest = i + 1 == numbers.len();
+        // A newer WAL receives records only after this one was synced
+        // (rotation) or retired (open), so a torn tail followed only by
+        // empty WALs is the true end of the log, not lost data.
+        let is_newest = numbers[i + 1..]
+            .iter()
+            .all(|&n| fs.file_size(&wal_path(dir, n)).is_ok_and(|len| len == 0));
         match reader.end() {
             Some(LogEnd::TornTail { offset, reason }) if !is_newest => match mode {
                 // Older WALs are synced before newer ones are written, so a
