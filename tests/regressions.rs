@@ -108,3 +108,80 @@ fn a_failed_open_after_a_torn_wal_still_reopens() {
     }
     assert!(torn_seen > 0, "no seed tore the WAL");
 }
+
+/// Keys `0..n` flushed to a table, `n..2n` in the WAL; closed cleanly.
+fn table_and_wal(fs: &MemFileSystem, n: usize) {
+    let db = open_mem(fs);
+    for i in 0..n {
+        db.put(key(i), value(i, 0)).unwrap();
+    }
+    db.flush().unwrap();
+    for i in n..2 * n {
+        db.put(key(i), value(i, 0)).unwrap();
+    }
+}
+
+/// Corruption sweep (tests/corruption_modes.rs): a byte flipped in the
+/// last MANIFEST record was taken for a torn write, so the edit was
+/// dropped; when that edit was a flush, open then deleted the flushed
+/// table as unreferenced, and its WAL was already gone: acknowledged
+/// writes vanished without an error. A torn write cuts a log short; it
+/// does not leave a full-length record with a bad checksum.
+#[test]
+fn a_flipped_byte_in_the_last_manifest_edit_fails_the_open() {
+    let fs = MemFileSystem::new();
+    table_and_wal(&fs, 100);
+    let name = fs
+        .list(&mem_dir())
+        .unwrap()
+        .into_iter()
+        .find(|n| n.starts_with("MANIFEST-"))
+        .unwrap();
+    let manifest = mem_dir().join(name);
+    let data = fs.read(&manifest).unwrap();
+    let contents = strata::inspect::read_manifest(&manifest, &data).unwrap();
+    let (last, _) = *contents.edits.last().unwrap();
+    fs.corrupt_byte(&manifest, last as usize + 9, 0x41).unwrap();
+    match Db::open(mem_dir(), mem_options(&fs)) {
+        Err(strata::Error::Corruption { file, .. }) => assert_eq!(file, manifest),
+        Err(e) => panic!("expected corruption in the manifest, got {e}"),
+        Ok(db) => panic!(
+            "opened with {} of 200 keys",
+            (0..200).filter(|&i| db.get(key(i)).unwrap().is_some()).count()
+        ),
+    }
+    assert_eq!(files_with_ext(&fs, &mem_dir(), ".sst").len(), 1, "table deleted");
+}
+
+/// Corruption sweep: with CURRENT gone, open took the directory for a new
+/// database, wrote an empty manifest and deleted every table as obsolete.
+/// A WAL or table exists only after CURRENT was durable, so their presence
+/// means CURRENT was lost, not never written.
+#[test]
+fn a_missing_current_beside_tables_fails_the_open() {
+    let fs = MemFileSystem::new();
+    table_and_wal(&fs, 100);
+    let current = mem_dir().join("CURRENT");
+    fs.remove(&current).unwrap();
+    match Db::open(mem_dir(), mem_options(&fs)) {
+        Err(strata::Error::Corruption { file, .. }) => assert_eq!(file, current),
+        Err(e) => panic!("expected corruption naming CURRENT, got {e}"),
+        Ok(_) => panic!("opened an empty database over the old one"),
+    }
+    assert_eq!(files_with_ext(&fs, &mem_dir(), ".sst").len(), 1, "table deleted");
+}
+
+/// A crash while a new database is being created (before CURRENT is
+/// durable) leaves at most a manifest: the next open creates the database.
+#[test]
+fn a_crash_while_creating_a_database_still_opens() {
+    for n in 1..12 {
+        let fs = MemFileSystem::new();
+        fs.crash_after(n);
+        let _ = Db::open(mem_dir(), mem_options(&fs));
+        fs.crash();
+        fs.power_loss(UnsyncedData::Drop);
+        let db = open_mem(&fs);
+        db.put_opt(b"k", b"v", &sync()).unwrap();
+    }
+}
