@@ -42,6 +42,9 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     })?;
 
     let exists = fs.exists(&current_path(&dir));
+    if !exists {
+        refuse_if_current_was_lost(&options, &dir)?;
+    }
     if exists && options.error_if_exists {
         return Err(Error::InvalidArgument(format!(
             "a database exists in {} and error_if_exists is set",
@@ -238,6 +241,31 @@ fn apply_record(data: &[u8], mem: &MemTable) -> std::result::Result<Option<SeqNo
         mem.insert(op.key, first + i as u64, op.kind, op.value);
     }
     Ok(Some(first + count - 1))
+}
+
+/// A WAL or table is created only after CURRENT is durable, so finding one
+/// without CURRENT means CURRENT was lost: creating a fresh database here
+/// would delete every table as obsolete.
+fn refuse_if_current_was_lost(options: &Options, dir: &Path) -> Result<()> {
+    let names = match options.fs.list(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    let data = names.iter().any(|name| {
+        matches!(
+            parse_file_name(name),
+            Some(FileKind::Wal(_) | FileKind::Table(_))
+        )
+    });
+    if data {
+        return Err(Error::corruption(
+            current_path(dir),
+            0,
+            "CURRENT is missing but the directory holds WAL or table files",
+        ));
+    }
+    Ok(())
 }
 
 /// Delete files no version needs: tables not live, WALs before the log
