@@ -86,7 +86,10 @@ fn present(db: &Db) -> Vec<bool> {
 
 /// Every table key present and the WAL keys a prefix; returns its length.
 fn assert_prefix(p: &[bool], what: &str) -> usize {
-    assert!(p[..N].iter().all(|&x| x), "{what}: a flushed key is missing");
+    assert!(
+        p[..N].iter().all(|&x| x),
+        "{what}: a flushed key is missing"
+    );
     let kept = p[N..].iter().take_while(|&&x| x).count();
     assert!(
         p[N + kept..].iter().all(|&x| !x),
@@ -102,10 +105,16 @@ fn assert_corruption_in(e: &Error, file: &Path, at_or_before: Option<u64>, what:
         } => {
             assert_eq!(f, file, "{what}: {e}");
             if let Some(limit) = at_or_before {
-                assert!(*offset <= limit, "{what}: {e} names an offset past the damage");
+                assert!(
+                    *offset <= limit,
+                    "{what}: {e} names an offset past the damage"
+                );
             }
         }
-        other => panic!("{what}: expected corruption in {}, got {other}", file.display()),
+        other => panic!(
+            "{what}: expected corruption in {}, got {other}",
+            file.display()
+        ),
     }
 }
 
@@ -148,9 +157,16 @@ fn wal_flips_give_each_modes_documented_outcome() {
                 Ok(db) => {
                     let p = present(&db);
                     if mode == WalRecoveryMode::SkipAnyCorruptedRecords {
-                        assert!(p[..N].iter().all(|&x| x), "{what}: a flushed key is missing");
+                        assert!(
+                            p[..N].iter().all(|&x| x),
+                            "{what}: a flushed key is missing"
+                        );
                         let lost = p.iter().filter(|&&x| !x).count();
-                        count(&mut tally, mode, if lost == 0 { "everything" } else { "salvaged" });
+                        count(
+                            &mut tally,
+                            mode,
+                            if lost == 0 { "everything" } else { "salvaged" },
+                        );
                         continue;
                     }
                     let kept = assert_prefix(&p, &what);
@@ -161,7 +177,11 @@ fn wal_flips_give_each_modes_documented_outcome() {
                         // Only a damaged last record is a torn tail.
                         assert!(kept >= N - 1, "{what}: tolerated damage before the tail");
                     }
-                    count(&mut tally, mode, if kept == N { "everything" } else { "prefix" });
+                    count(
+                        &mut tally,
+                        mode,
+                        if kept == N { "everything" } else { "prefix" },
+                    );
                 }
             }
         }
@@ -192,7 +212,11 @@ fn wal_cuts_keep_a_prefix_in_every_mode() {
                 }
                 Ok(db) => {
                     let kept = assert_prefix(&present(&db), &what);
-                    count(&mut tally, mode, if kept == N { "everything" } else { "prefix" });
+                    count(
+                        &mut tally,
+                        mode,
+                        if kept == N { "everything" } else { "prefix" },
+                    );
                 }
             }
         }

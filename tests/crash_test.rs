@@ -48,10 +48,7 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
         .lines()
         .find(|l| l.starts_with("crash test ok:"))
         .expect("a summary line");
-    assert!(
-        summary.contains(&format!("cycles={cycles} ")),
-        "{summary}"
-    );
+    assert!(summary.contains(&format!("cycles={cycles} ")), "{summary}");
 }
 
 /// The stress tool's own checks: a run against a fresh directory, then
@@ -64,10 +61,23 @@ fn stress_run_then_verify_only() {
     let run = Command::new(exe)
         .args(["run", "--dir"])
         .arg(&d)
-        .args(["--ops", "3000", "--threads", "3", "--keys", "500", "--seed", "9"])
+        .args([
+            "--ops",
+            "3000",
+            "--threads",
+            "3",
+            "--keys",
+            "500",
+            "--seed",
+            "9",
+        ])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(String::from_utf8_lossy(&run.stdout).contains("ok"));
     let verify = Command::new(exe)
         .args(["run", "--verify-only", "--dir"])
@@ -76,13 +86,18 @@ fn stress_run_then_verify_only() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "{stdout}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     assert!(stdout.contains("verify ok: keys=500"), "{stdout}");
 
     // A value the expected state does not allow must fail verification.
     {
         let db = strata::Db::open(d.join("db"), strata::Options::default()).unwrap();
-        db.put(b"k00000007", b"not a value the workload wrote").unwrap();
+        db.put(b"k00000007", b"not a value the workload wrote")
+            .unwrap();
     }
     let verify = Command::new(exe)
         .args(["verify", "--dir"])

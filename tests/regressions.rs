@@ -65,7 +65,8 @@ fn a_power_loss_during_memtable_rotation_still_reopens() {
         let logs = wals(&fs);
         assert_eq!(logs.len(), 2, "{logs:?}");
         torn_seen += usize::from(torn(&fs, &logs[0]));
-        let db = Db::open(mem_dir(), mem_options(&fs)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let db =
+            Db::open(mem_dir(), mem_options(&fs)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let kept = (0..40)
             .take_while(|&i| db.get(key(i)).unwrap().is_some())
             .count();
@@ -101,9 +102,13 @@ fn a_failed_open_after_a_torn_wal_still_reopens() {
         assert!(Db::open(mem_dir(), mem_options(&fs)).is_err());
         fs.crash();
         fs.power_loss(UnsyncedData::Drop);
-        let db = Db::open(mem_dir(), mem_options(&fs)).unwrap_or_else(|e| panic!("seed {seed} (torn: {torn_now}): {e}"));
+        let db = Db::open(mem_dir(), mem_options(&fs))
+            .unwrap_or_else(|e| panic!("seed {seed} (torn: {torn_now}): {e}"));
         for i in 0..20 {
-            assert!(db.get(key(i)).unwrap().is_some(), "seed {seed}: lost key {i}");
+            assert!(
+                db.get(key(i)).unwrap().is_some(),
+                "seed {seed}: lost key {i}"
+            );
         }
     }
     assert!(torn_seen > 0, "no seed tore the WAL");
@@ -147,10 +152,16 @@ fn a_flipped_byte_in_the_last_manifest_edit_fails_the_open() {
         Err(e) => panic!("expected corruption in the manifest, got {e}"),
         Ok(db) => panic!(
             "opened with {} of 200 keys",
-            (0..200).filter(|&i| db.get(key(i)).unwrap().is_some()).count()
+            (0..200)
+                .filter(|&i| db.get(key(i)).unwrap().is_some())
+                .count()
         ),
     }
-    assert_eq!(files_with_ext(&fs, &mem_dir(), ".sst").len(), 1, "table deleted");
+    assert_eq!(
+        files_with_ext(&fs, &mem_dir(), ".sst").len(),
+        1,
+        "table deleted"
+    );
 }
 
 /// Corruption sweep: with CURRENT gone, open took the directory for a new
@@ -168,7 +179,11 @@ fn a_missing_current_beside_tables_fails_the_open() {
         Err(e) => panic!("expected corruption naming CURRENT, got {e}"),
         Ok(_) => panic!("opened an empty database over the old one"),
     }
-    assert_eq!(files_with_ext(&fs, &mem_dir(), ".sst").len(), 1, "table deleted");
+    assert_eq!(
+        files_with_ext(&fs, &mem_dir(), ".sst").len(),
+        1,
+        "table deleted"
+    );
 }
 
 /// A crash while a new database is being created (before CURRENT is

@@ -31,7 +31,11 @@ use std::time::{Duration, Instant};
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
 use strata::{Db, Error, Options, Snapshot, WriteBatch, WriteOptions};
 
+/// An iterator over a scan's entries, in either direction.
+type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>>;
+
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+type Entry = (Vec<u8>, Vec<u8>);
 /// One write: the keys it sets (`Some`) or deletes (`None`).
 type Write = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
@@ -319,9 +323,7 @@ impl Sim {
     /// An error must come from something the simulation armed and say so.
     fn check_error(&self, e: &Error, during: &str) {
         if !self.armed {
-            self.fail(format!(
-                "{during} failed with no fault or crash armed: {e}"
-            ));
+            self.fail(format!("{during} failed with no fault or crash armed: {e}"));
         }
         let text = e.to_string();
         let explained = ["injected fault", "simulated crash", "power loss"]
@@ -382,7 +384,10 @@ impl Sim {
                     self.durable = self.log.len();
                     self.fig.acked_sync_writes += 1;
                 }
-                Ok(format!("write of {} keys (sync {sync})", self.log[self.log.len() - 1].len()))
+                Ok(format!(
+                    "write of {} keys (sync {sync})",
+                    self.log[self.log.len() - 1].len()
+                ))
             }
             Err(e) => Err((e, Some(w))),
         }
@@ -408,7 +413,7 @@ impl Sim {
         let reverse = self.rng.one_in(2);
         let it = self.db().range(lo.as_slice()..hi.as_slice());
         let got = collect(it, reverse)?;
-        let mut want: Vec<(Vec<u8>, Vec<u8>)> = self
+        let mut want: Vec<Entry> = self
             .model
             .range(lo.clone()..hi.clone())
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -434,8 +439,7 @@ impl Sim {
         let reverse = self.rng.one_in(2);
         let (snap, model) = &self.snapshots[n];
         let got = collect(snap.iter(), reverse)?;
-        let mut want: Vec<(Vec<u8>, Vec<u8>)> =
-            model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut want: Vec<Entry> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if reverse {
             want.reverse();
         }
@@ -601,9 +605,12 @@ fn short(v: &[u8]) -> String {
     String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned()
 }
 
-fn collect(it: strata::Iter, reverse: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
-    let items: Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>> =
-        if reverse { Box::new(it.rev()) } else { Box::new(it) };
+fn collect(it: strata::Iter, reverse: bool) -> Result<Vec<Entry>, Error> {
+    let items: Entries = if reverse {
+        Box::new(it.rev())
+    } else {
+        Box::new(it)
+    };
     items
         .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
         .collect()
@@ -687,12 +694,19 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         start.elapsed().as_secs_f64()
     );
     let faults: u64 = t.faults.values().sum();
-    println!("simulation: faults injected={faults} by kind {:?}", t.faults);
+    println!(
+        "simulation: faults injected={faults} by kind {:?}",
+        t.faults
+    );
     let failures = failures.into_inner().unwrap();
     for (seed, msg) in &failures {
         eprintln!("FAILED seed {seed}: {msg}");
     }
-    assert!(failures.is_empty(), "{} seeds failed (see above)", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} seeds failed (see above)",
+        failures.len()
+    );
     if deadline.is_none() {
         assert_eq!(t.seeds, count);
     }

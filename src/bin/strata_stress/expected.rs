@@ -126,7 +126,8 @@ impl ExpectedState {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let mut header = [0u8; HEADER_BYTES as usize];
         file.read_exact_at(&mut header, 0)?;
-        let u32_at = |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
+        let u32_at =
+            |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
         let mut runs = [0u8; 8];
         runs.copy_from_slice(&header[16..24]);
         if &header[..8] != MAGIC
@@ -183,7 +184,11 @@ impl ExpectedState {
     pub fn into_shared(self) -> SharedState {
         SharedState {
             file: self.file,
-            slots: self.slots.into_iter().map(parking_lot::Mutex::new).collect(),
+            slots: self
+                .slots
+                .into_iter()
+                .map(parking_lot::Mutex::new)
+                .collect(),
         }
     }
 

@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use strata::{Db, Options};
 
 #[derive(Parser)]
-#[command(name = "strata-stress", about = "Stress and crash-test strata against an expected state")]
+#[command(
+    name = "strata-stress",
+    about = "Stress and crash-test strata against an expected state"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

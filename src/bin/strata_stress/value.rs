@@ -37,7 +37,8 @@ const HEADER_BYTES: usize = 18;
 /// Filler length: mostly small, sometimes a few KiB (values that span
 /// data blocks), chosen from the key and generation so it is reproducible.
 fn fill_len(id: &ValueId) -> usize {
-    let h = u64::from(id.key).wrapping_mul(0x9e37_79b9) ^ u64::from(id.gen).wrapping_mul(0x85eb_ca6b);
+    let h =
+        u64::from(id.key).wrapping_mul(0x9e37_79b9) ^ u64::from(id.gen).wrapping_mul(0x85eb_ca6b);
     let h = (h ^ (h >> 13)).wrapping_mul(0xc2b2_ae35);
     if h % 64 == 0 {
         1024 + (h >> 8) as usize % 4096
@@ -63,7 +64,10 @@ pub fn encode(id: &ValueId) -> Vec<u8> {
 /// Decode and check a value; `Err` says what is wrong with it.
 pub fn decode(v: &[u8]) -> Result<ValueId, String> {
     if v.len() < HEADER_BYTES + 4 {
-        return Err(format!("value of {} bytes is shorter than a header", v.len()));
+        return Err(format!(
+            "value of {} bytes is shorter than a header",
+            v.len()
+        ));
     }
     let (body, crc) = v.split_at(v.len() - 4);
     let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -92,7 +96,11 @@ mod tests {
     fn values_round_trip_and_damage_is_caught() {
         for key in [0, 1, 77, 4095] {
             for gen in [1, 2, 1000] {
-                let id = ValueId { key, gen, batch: u64::from(gen) << 20 | 5 };
+                let id = ValueId {
+                    key,
+                    gen,
+                    batch: u64::from(gen) << 20 | 5,
+                };
                 let mut v = encode(&id);
                 assert_eq!(decode(&v), Ok(id));
                 v[5] ^= 1;

@@ -87,7 +87,10 @@ pub fn verify(
             batch: p.batch,
             pending: None,
         };
-        let old = Slot { pending: None, ..*slot };
+        let old = Slot {
+            pending: None,
+            ..*slot
+        };
         let is_old = check_exact(i, &old, got.as_deref(), "verify").is_ok();
         let is_new = check_exact(i, &new, got.as_deref(), "verify").is_ok();
         let outcome = match (is_old, is_new) {

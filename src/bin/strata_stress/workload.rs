@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use strata::{Db, WriteBatch, WriteOptions};
 
+/// An iterator over a scan's entries, in either direction.
+type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>>;
+
 /// What a stress run is asked to do.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -191,7 +194,14 @@ impl Worker {
             let put = !delete && (indices.len() > 1 && !self.rng.one_in(5) || indices.len() == 1);
             let k = value::key(i);
             if put {
-                batch.put(&k, value::encode(&ValueId { key: i, gen, batch: batch_id }));
+                batch.put(
+                    &k,
+                    value::encode(&ValueId {
+                        key: i,
+                        gen,
+                        batch: batch_id,
+                    }),
+                );
             } else {
                 batch.delete(&k);
             }
@@ -200,14 +210,26 @@ impl Worker {
                 present: put,
                 batch: batch_id,
             };
-            self.state.set(i, Slot { pending: Some(pending), ..slot })?;
+            self.state.set(
+                i,
+                Slot {
+                    pending: Some(pending),
+                    ..slot
+                },
+            )?;
             planned.push((i, pending));
         }
         if sync {
             // The expected state must be durable before a write that will be.
             self.state.sync()?;
         }
-        self.db.write_opt(batch, &WriteOptions { sync, ..Default::default() })?;
+        self.db.write_opt(
+            batch,
+            &WriteOptions {
+                sync,
+                ..Default::default()
+            },
+        )?;
         for (i, p) in planned {
             self.state.set(
                 i,
@@ -255,25 +277,34 @@ impl Worker {
         let (klo, khi) = (value::key(lo), value::key(hi));
         let mut seen: Vec<(u32, Vec<u8>)> = Vec::new();
         let it = self.db.range(klo.as_slice()..khi.as_slice());
-        let items: Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>> =
-            if reverse { Box::new(it.rev()) } else { Box::new(it) };
+        let items: Entries = if reverse {
+            Box::new(it.rev())
+        } else {
+            Box::new(it)
+        };
         for item in items {
             let (k, v) = item?;
-            let i = value::key_index(&k).ok_or_else(|| format!("scan returned a foreign key {k:?}"))?;
+            let i =
+                value::key_index(&k).ok_or_else(|| format!("scan returned a foreign key {k:?}"))?;
             if !(lo..hi).contains(&i) {
                 return Err(format!("scan [{lo}, {hi}) returned key {i}").into());
             }
             if let Some((last, _)) = seen.last() {
                 let ordered = if reverse { i < *last } else { i > *last };
                 if !ordered {
-                    return Err(format!("scan out of order: {last} then {i} (reverse: {reverse})").into());
+                    return Err(
+                        format!("scan out of order: {last} then {i} (reverse: {reverse})").into(),
+                    );
                 }
             }
             seen.push((i, v.to_vec()));
         }
         let n = self.w.threads.min(keys);
         for i in lo..hi {
-            let got = seen.iter().find(|(k, _)| *k == i).map(|(_, v)| v.as_slice());
+            let got = seen
+                .iter()
+                .find(|(k, _)| *k == i)
+                .map(|(_, v)| v.as_slice());
             if i % n == self.thread {
                 check_exact(i, &self.state.get(i), got, "scan")?;
             } else {
