@@ -17,6 +17,9 @@
 //! - a reopen without power loss loses nothing acknowledged;
 //! - reopening after a plain power loss (no fault armed) never fails.
 //!
+//! One seed in four recovers in `PointInTimeRecovery` mode, the others in
+//! the default mode.
+//!
 //! `SIMULATION_SEEDS=n` (default 1000) and `SIMULATION_FIRST_SEED` choose
 //! the seeds, `SIMULATION_SECONDS=s` runs seeds until time is up instead,
 //! and `SIMULATION_SEED=n` replays one seed (a failure prints that line).
@@ -29,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
-use strata::{Db, Error, Options, Snapshot, WriteBatch, WriteOptions};
+use strata::{Db, Error, Options, Snapshot, WalRecoveryMode, WriteBatch, WriteOptions};
 
 /// An iterator over a scan's entries, in either direction.
 type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>>;
@@ -125,6 +128,8 @@ struct Sim {
     snapshots: Vec<(Snapshot, Model)>,
     /// A fault plan or crash point is armed (errors are expected).
     armed: bool,
+    /// Recovery mode for this seed: the default, or point-in-time.
+    mode: WalRecoveryMode,
     writes: u64,
     trace: Vec<String>,
     fig: Figures,
@@ -148,6 +153,7 @@ impl Sim {
             target_file_size_base: 64 * 1024,
             max_bytes_for_level_base: 128 * 1024,
             level0_file_num_compaction_trigger: 2,
+            wal_recovery_mode: self.mode,
             ..Options::default()
         }
     }
@@ -165,6 +171,11 @@ impl Sim {
             model: Model::new(),
             snapshots: Vec::new(),
             armed: false,
+            mode: if seed % 4 == 3 {
+                WalRecoveryMode::PointInTimeRecovery
+            } else {
+                WalRecoveryMode::TolerateCorruptedTailRecords
+            },
             writes: 0,
             trace: Vec::new(),
             fig: Figures {
