@@ -359,7 +359,8 @@ impl Sim {
     }
 
     fn write_batch(&mut self) -> Result<String, (Error, Option<Write>)> {
-        let n = 1 + self.rng.below(6);
+        // Empty batches too: an empty sync write is still a sync point.
+        let n = self.rng.below(7);
         let mut w = Write::new();
         for _ in 0..n {
             let k = self.rng.below(KEYS);
