@@ -6,10 +6,16 @@
 //!
 //! ```text
 //! header (64 bytes): magic "STRXSTAT" | version u32 | keys u32 | runs u64 | crc32 | zero padding
-//! slot (32 bytes):
-//! +-------+-----------+---------+---------+---------+---------+---------------+---------------+
-//! | crc32 | gen u32   | present | pending | p_pres. | 0       | p_gen u32     | batch u64     | p_batch u64 |
-//! +-------+-----------+---------+---------+---------+---------+---------------+---------------+
+//! slot (32 bytes), little-endian:
+//!   0..4   crc32 of bytes 4..32
+//!   4..8   gen: writes of the key acknowledged so far
+//!   8      present (1) or absent (0)
+//!   9      a write is pending (1)
+//!   10     the pending write leaves the key present (1) or absent (0)
+//!   11     zero
+//!   12..16 the pending write's gen
+//!   16..24 batch id of the last acknowledged write
+//!   24..32 batch id of the pending write
 //! ```
 //! The committed part (`gen`, `present`, `batch`) is the state of the last
 //! acknowledged write. Before a write is issued its slot is marked pending
@@ -97,16 +103,20 @@ pub struct ExpectedState {
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ExpectedState {
-    /// Open the file, or create it for `keys` keys (all absent).
+    /// Open the file, or create it for `keys` keys (all absent). Creation
+    /// writes a temporary file and renames it, so a process killed
+    /// meanwhile leaves no half-written state behind.
     pub fn open_or_create(path: &Path, keys: u32) -> Result<ExpectedState, AnyError> {
         if path.exists() {
             return Self::open(path);
         }
+        let temp = path.with_extension("tmp");
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
-            .open(path)?;
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
         let state = ExpectedState {
             file,
             slots: vec![Slot::default(); keys as usize],
@@ -119,6 +129,10 @@ impl ExpectedState {
         state.file.write_all_at(&all, HEADER_BYTES)?;
         state.write_header()?;
         state.file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
         Ok(state)
     }
 
