@@ -42,6 +42,9 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     })?;
 
     let exists = fs.exists(&current_path(&dir));
+    if !exists {
+        refuse_if_current_was_lost(&options, &dir)?;
+    }
     if exists && options.error_if_exists {
         return Err(Error::InvalidArgument(format!(
             "a database exists in {} and error_if_exists is set",
@@ -196,7 +199,12 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
                 mem = Arc::new(MemTable::new(0));
             }
         }
-        let is_newest = i + 1 == numbers.len();
+        // A newer WAL receives records only after this one was synced
+        // (rotation) or retired (open), so a torn tail followed only by
+        // empty WALs is the true end of the log, not lost data.
+        let is_newest = numbers[i + 1..]
+            .iter()
+            .all(|&n| fs.file_size(&wal_path(dir, n)).is_ok_and(|len| len == 0));
         match reader.end() {
             // An older WAL is synced in the background after the write path
             // moves to the next one, and before any sync of the next one
@@ -236,6 +244,31 @@ fn apply_record(data: &[u8], mem: &MemTable) -> std::result::Result<Option<SeqNo
     }
     mem.insert_batch(first, batch.iter().flatten());
     Ok(Some(first + count - 1))
+}
+
+/// A WAL or table is created only after CURRENT is durable, so finding one
+/// without CURRENT means CURRENT was lost: creating a fresh database here
+/// would delete every table as obsolete.
+fn refuse_if_current_was_lost(options: &Options, dir: &Path) -> Result<()> {
+    let names = match options.fs.list(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    let data = names.iter().any(|name| {
+        matches!(
+            parse_file_name(name),
+            Some(FileKind::Wal(_) | FileKind::Table(_))
+        )
+    });
+    if data {
+        return Err(Error::corruption(
+            current_path(dir),
+            0,
+            "CURRENT is missing but the directory holds WAL or table files",
+        ));
+    }
+    Ok(())
 }
 
 /// Delete files no version needs: tables not live, WALs before the log

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_sstable::SeqNo;
-use strata_wal::{LogEnd, Reader, RecoveryMode};
+use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason};
 
 /// The state a manifest describes, and the edits that built it.
 #[derive(Debug, Default)]
@@ -58,6 +58,21 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
         contents.edits.push((offset, edit));
     }
     contents.end = reader.end().cloned();
+    // A torn write cuts the log short (or leaves zeros); a full-length last
+    // record with a bad checksum is damage to an edit that was synced and
+    // acted on (its WAL or input tables may be gone): refuse, as LevelDB
+    // and RocksDB do, rather than silently drop it.
+    if let Some(LogEnd::TornTail {
+        offset,
+        reason: reason @ TornReason::DamagedTail(_),
+    }) = &contents.end
+    {
+        return Err(Error::corruption(
+            path,
+            *offset,
+            format!("the last version edit is damaged: {reason}"),
+        ));
+    }
     if !(have_log && have_next && have_seq) {
         return Err(Error::corruption(
             path,

@@ -127,6 +127,11 @@ impl DbInner {
     pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         batch.validate()?;
         if batch.is_empty() {
+            // Still a sync point: what was acknowledged before it must be
+            // durable when a sync write returns.
+            if opts.sync && !opts.disable_wal {
+                return self.flush_wal(true);
+            }
             return Ok(());
         }
         let w = self.write_path.pool.take();

@@ -1,0 +1,269 @@
+//! strata-stress: RocksDB's db_stress and db_crashtest for strata.
+//!
+//! ```text
+//! strata-stress run    --dir D [--seed S] [--threads 4] [--duration-secs 10]   stress, checking reads
+//! strata-stress verify --dir D                      reopen and check everything (also: run --verify-only)
+//! strata-stress crash  --dir D --duration 1h        kill `run` with SIGKILL at random moments, verify, repeat
+//! ```
+//! `D` holds the database (`D/db`) and the expected state (`D/expected`).
+//! `docs/testing.md` explains the expected-state protocol and what each
+//! check proves.
+
+mod crash;
+mod expected;
+mod rng;
+mod value;
+mod verify;
+mod workload;
+
+use clap::{Args, Parser, Subcommand};
+use expected::{AnyError, ExpectedState};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strata::{Db, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "strata-stress",
+    about = "Stress and crash-test strata against an expected state"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the stress workload (or, with --verify-only, only verify).
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Operations per thread (0: until --duration-secs).
+        #[arg(long, default_value_t = 0)]
+        ops: u64,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Reopen and verify instead of running the workload.
+        #[arg(long)]
+        verify_only: bool,
+    },
+    /// Reopen the database and verify it against the expected state.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run, kill with SIGKILL at a random moment, verify; repeat.
+    Crash {
+        #[command(flatten)]
+        common: Common,
+        /// Stop after this many kill cycles.
+        #[arg(long)]
+        cycles: Option<u64>,
+        /// Stop after this long: e.g. 90s, 10m, 1h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Shortest time a run lives before it is killed.
+        #[arg(long, default_value_t = 20)]
+        kill_min_ms: u64,
+        /// Longest time a run lives before it is killed.
+        #[arg(long, default_value_t = 2000)]
+        kill_max_ms: u64,
+    },
+}
+
+/// Options shared by every subcommand; `crash` passes them on to its children.
+#[derive(Args, Clone, Debug)]
+struct Common {
+    /// Directory for the database and the expected state.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keys in the key space (fixed when the expected state is created).
+    #[arg(long, default_value_t = 4000)]
+    keys: u32,
+    /// Worker threads.
+    #[arg(long, default_value_t = 4)]
+    threads: u32,
+    /// One write in N is a sync write.
+    #[arg(long, default_value_t = 8)]
+    sync_one_in: u64,
+    /// One operation in N is a manual flush (0: never).
+    #[arg(long, default_value_t = 2000)]
+    flush_one_in: u64,
+    /// One operation in N is a compact_range over a random range (0: never).
+    #[arg(long, default_value_t = 5000)]
+    compact_one_in: u64,
+    /// RocksDB's write_buffer_size (small, so flushes are frequent).
+    #[arg(long, default_value_t = 64 * 1024)]
+    write_buffer_size: usize,
+    /// RocksDB's target_file_size_base.
+    #[arg(long, default_value_t = 64 * 1024)]
+    target_file_size_base: u64,
+    /// RocksDB's max_bytes_for_level_base.
+    #[arg(long, default_value_t = 256 * 1024)]
+    max_bytes_for_level_base: u64,
+}
+
+impl Common {
+    fn db_dir(&self) -> PathBuf {
+        self.dir.join("db")
+    }
+
+    fn expected_path(&self) -> PathBuf {
+        self.dir.join("expected")
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            write_buffer_size: self.write_buffer_size,
+            target_file_size_base: self.target_file_size_base,
+            max_bytes_for_level_base: self.max_bytes_for_level_base,
+            block_size: 1024,
+            ..Options::default()
+        }
+    }
+
+    /// The flags a child process needs to see the same database.
+    fn child_args(&self) -> Vec<String> {
+        vec![
+            "--keys".into(),
+            self.keys.to_string(),
+            "--threads".into(),
+            self.threads.to_string(),
+            "--sync-one-in".into(),
+            self.sync_one_in.to_string(),
+            "--flush-one-in".into(),
+            self.flush_one_in.to_string(),
+            "--compact-one-in".into(),
+            self.compact_one_in.to_string(),
+            "--write-buffer-size".into(),
+            self.write_buffer_size.to_string(),
+            "--target-file-size-base".into(),
+            self.target_file_size_base.to_string(),
+            "--max-bytes-for-level-base".into(),
+            self.max_bytes_for_level_base.to_string(),
+        ]
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("bad duration unit in {s:?} (use s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run {
+            common,
+            verify_only: true,
+            ..
+        }
+        | Cmd::Verify { common } => verify_cmd(&common),
+        Cmd::Run {
+            common,
+            ops,
+            duration_secs,
+            ..
+        } => run_cmd(&common, ops, duration_secs),
+        Cmd::Crash {
+            common,
+            cycles,
+            duration,
+            kill_min_ms,
+            kill_max_ms,
+        } => crash_cmd(&common, cycles, duration, kill_min_ms, kill_max_ms),
+    };
+    if let Err(e) = result {
+        eprintln!("strata-stress: FAILED: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn open_state(common: &Common) -> Result<ExpectedState, AnyError> {
+    std::fs::create_dir_all(&common.dir)?;
+    ExpectedState::open_or_create(&common.expected_path(), common.keys)
+}
+
+fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError> {
+    let mut state = open_state(common)?;
+    if let Some(i) = state.slots().iter().position(|s| s.pending.is_some()) {
+        return Err(format!(
+            "key {i} has a write in flight from a run that did not finish: run `verify` first"
+        )
+        .into());
+    }
+    let run = state.begin_run()?;
+    let db = Db::open(common.db_dir(), common.options())?;
+    let workload = workload::Workload {
+        threads: common.threads.max(1),
+        seed: common.seed,
+        ops_per_thread: ops,
+        deadline: Some(Instant::now() + Duration::from_secs(duration_secs)),
+        sync_one_in: common.sync_one_in.max(1),
+        flush_one_in: common.flush_one_in,
+        compact_one_in: common.compact_one_in,
+    };
+    let counters = workload::run(&db, Arc::new(state.into_shared()), &workload, run)?;
+    db.wait_for_compactions()?;
+    db.check_invariants()?;
+    println!("run {run} ok: {}", counters.summary());
+    Ok(())
+}
+
+fn verify_cmd(common: &Common) -> Result<(), AnyError> {
+    let mut state = open_state(common)?;
+    let db_dir = common.db_dir();
+    let options = common.options();
+    let report = verify::verify(
+        &db_dir,
+        || Db::open(&db_dir, options),
+        &mut state,
+        common.seed,
+    )?;
+    println!("{}", report.line());
+    Ok(())
+}
+
+fn crash_cmd(
+    common: &Common,
+    cycles: Option<u64>,
+    duration: Option<Duration>,
+    kill_min_ms: u64,
+    kill_max_ms: u64,
+) -> Result<(), AnyError> {
+    let start = Instant::now();
+    let test = crash::CrashTest {
+        dir: common.dir.clone(),
+        seed: common.seed,
+        cycles: cycles.or(if duration.is_none() { Some(50) } else { None }),
+        duration,
+        kill_min_ms,
+        kill_max_ms: kill_max_ms.max(kill_min_ms),
+        child_args: common.child_args(),
+    };
+    let t = crash::run(&test)?;
+    println!(
+        "crash test ok: cycles={} sigkills={} kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} in_flight_batches={} lost_acknowledged_writes=0 wrong_reads=0 seconds={:.0}",
+        t.cycles,
+        t.killed,
+        t.kills_with_strays,
+        t.stray_tables,
+        t.pending_new,
+        t.pending_old,
+        t.pending_batches,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! The stress workload: threads doing random puts, deletes, batches, gets,
+//! scans and snapshot reads, with sync and non-sync writes mixed, keeping
+//! the expected state current around every write.
+//!
+//! Thread `t` of `n` writes only the keys with `index % n == t`, so it
+//! knows the exact state of its own keys at every moment and checks every
+//! read of them exactly; reads of other threads' keys are checked for
+//! integrity (the value belongs to the key, its checksum holds).
+
+use crate::expected::{AnyError, Pending, SharedState, Slot};
+use crate::rng::Rng;
+use crate::value::{self, ValueId};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use strata::{Db, WriteBatch, WriteOptions};
+
+/// An iterator over a scan's entries, in either direction.
+type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>>;
+
+/// What a stress run is asked to do.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub threads: u32,
+    pub seed: u64,
+    /// Operations per thread (0: until the deadline).
+    pub ops_per_thread: u64,
+    pub deadline: Option<Instant>,
+    /// One write in `sync_one_in` is a sync write.
+    pub sync_one_in: u64,
+    /// One operation in `flush_one_in` is a manual flush (0: never).
+    pub flush_one_in: u64,
+    /// One operation in `compact_one_in` is a compact_range (0: never).
+    pub compact_one_in: u64,
+}
+
+/// Operation counts, by kind.
+#[derive(Default)]
+pub struct Counters {
+    pub puts: AtomicU64,
+    pub deletes: AtomicU64,
+    pub batches: AtomicU64,
+    pub sync_writes: AtomicU64,
+    pub gets: AtomicU64,
+    pub scans: AtomicU64,
+    pub snapshot_reads: AtomicU64,
+    pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+}
+
+impl Counters {
+    pub fn summary(&self) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={}",
+            g(&self.puts),
+            g(&self.deletes),
+            g(&self.batches),
+            g(&self.sync_writes),
+            g(&self.gets),
+            g(&self.scans),
+            g(&self.snapshot_reads),
+            g(&self.flushes),
+            g(&self.compactions)
+        )
+    }
+}
+
+/// Run the workload to completion. A wrong read returns `Err` at once.
+pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<Counters, AnyError> {
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..w.threads)
+        .map(|t| {
+            let mut worker = Worker {
+                db: db.clone(),
+                state: Arc::clone(&state),
+                counters: Arc::clone(&counters),
+                w: w.clone(),
+                thread: t,
+                rng: Rng::new(w.seed ^ (u64::from(t) << 48) ^ run.wrapping_mul(0x2545_f491)),
+                next_batch: (run << 32) | (u64::from(t) << 24),
+            };
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let r = worker.run(&stop);
+                if r.is_err() {
+                    stop.store(true, Ordering::Release);
+                }
+                r
+            })
+        })
+        .collect();
+    let mut first_error = None;
+    for h in handles {
+        let r = h.join().map_err(|_| "a stress thread panicked")?;
+        if let (Err(e), None) = (r, &first_error) {
+            first_error = Some(e);
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Arc::try_unwrap(counters).map_err(|_| "counters still shared".into())
+}
+
+struct Worker {
+    db: Db,
+    state: Arc<SharedState>,
+    counters: Arc<Counters>,
+    w: Workload,
+    thread: u32,
+    rng: Rng,
+    next_batch: u64,
+}
+
+impl Worker {
+    fn run(&mut self, stop: &AtomicBool) -> Result<(), AnyError> {
+        let mut done = 0u64;
+        let keys = self.state.keys();
+        if self.thread >= keys {
+            return Ok(());
+        }
+        while !stop.load(Ordering::Acquire) {
+            if self.w.ops_per_thread > 0 && done >= self.w.ops_per_thread {
+                break;
+            }
+            if done.is_multiple_of(64) && self.w.deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            done += 1;
+            let choice = self.rng.below(100);
+            if self.w.flush_one_in > 0 && self.rng.one_in(self.w.flush_one_in) {
+                self.db.flush()?;
+                self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if self.w.compact_one_in > 0 && self.rng.one_in(self.w.compact_one_in) {
+                let a = value::key(self.rng.below(u64::from(keys)) as u32);
+                let b = value::key(self.rng.below(u64::from(keys)) as u32);
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                self.db.compact_range(lo.as_slice()..=hi.as_slice())?;
+                self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            match choice {
+                0..=39 => self.write(1, false)?,
+                40..=49 => self.write(1, true)?,
+                50..=64 => {
+                    let n = 2 + self.rng.below(4) as usize;
+                    self.write(n, false)?;
+                }
+                65..=79 => self.get()?,
+                80..=91 => self.scan()?,
+                _ => self.snapshot_read()?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A random key this thread owns.
+    fn own_key(&mut self) -> u32 {
+        let n = self.w.threads.min(self.state.keys());
+        let per = self.state.keys().div_ceil(n);
+        loop {
+            let i = self.rng.below(u64::from(per)) as u32 * n + self.thread;
+            if i < self.state.keys() {
+                return i;
+            }
+        }
+    }
+
+    /// Write `n` distinct own keys in one batch (a put or delete each;
+    /// `delete` forces deletes for a single-key write).
+    fn write(&mut self, n: usize, delete: bool) -> Result<(), AnyError> {
+        let mut indices: Vec<u32> = Vec::with_capacity(n);
+        for _ in 0..n * 4 {
+            if indices.len() == n {
+                break;
+            }
+            let i = self.own_key();
+            if !indices.contains(&i) {
+                indices.push(i);
+            }
+        }
+        let batch_id = self.next_batch;
+        self.next_batch += 1;
+        let sync = self.rng.one_in(self.w.sync_one_in);
+        let mut batch = WriteBatch::new();
+        let mut planned = Vec::with_capacity(indices.len());
+        for &i in &indices {
+            let slot = self.state.get(i);
+            let gen = slot.gen + 1;
+            let put = !delete && (indices.len() > 1 && !self.rng.one_in(5) || indices.len() == 1);
+            let k = value::key(i);
+            if put {
+                batch.put(
+                    &k,
+                    value::encode(&ValueId {
+                        key: i,
+                        gen,
+                        batch: batch_id,
+                    }),
+                );
+            } else {
+                batch.delete(&k);
+            }
+            let pending = Pending {
+                gen,
+                present: put,
+                batch: batch_id,
+            };
+            self.state.set(
+                i,
+                Slot {
+                    pending: Some(pending),
+                    ..slot
+                },
+            )?;
+            planned.push((i, pending));
+        }
+        if sync {
+            // The expected state must be durable before a write that will be.
+            self.state.sync()?;
+        }
+        self.db.write_opt(
+            batch,
+            &WriteOptions {
+                sync,
+                ..Default::default()
+            },
+        )?;
+        for (i, p) in planned {
+            self.state.set(
+                i,
+                Slot {
+                    gen: p.gen,
+                    present: p.present,
+                    batch: p.batch,
+                    pending: None,
+                },
+            )?;
+        }
+        let c = &self.counters;
+        match (indices.len(), delete) {
+            (1, true) => c.deletes.fetch_add(1, Ordering::Relaxed),
+            (1, false) => c.puts.fetch_add(1, Ordering::Relaxed),
+            _ => c.batches.fetch_add(1, Ordering::Relaxed),
+        };
+        if sync {
+            c.sync_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn get(&mut self) -> Result<(), AnyError> {
+        self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        if self.rng.one_in(2) {
+            let i = self.own_key();
+            let got = self.db.get(value::key(i))?;
+            check_exact(i, &self.state.get(i), got.as_deref(), "get")
+        } else {
+            let i = self.rng.below(u64::from(self.state.keys())) as u32;
+            let got = self.db.get(value::key(i))?;
+            check_integrity(i, got.as_deref(), "get")
+        }
+    }
+
+    /// A range scan in either direction; own keys are checked exactly,
+    /// every key for order and integrity.
+    fn scan(&mut self) -> Result<(), AnyError> {
+        self.counters.scans.fetch_add(1, Ordering::Relaxed);
+        let keys = self.state.keys();
+        let lo = self.rng.below(u64::from(keys)) as u32;
+        let hi = (lo + 1 + self.rng.below(200) as u32).min(keys);
+        let reverse = self.rng.one_in(2);
+        let (klo, khi) = (value::key(lo), value::key(hi));
+        let mut seen: Vec<(u32, Vec<u8>)> = Vec::new();
+        let it = self.db.range(klo.as_slice()..khi.as_slice());
+        let items: Entries = if reverse {
+            Box::new(it.rev())
+        } else {
+            Box::new(it)
+        };
+        for item in items {
+            let (k, v) = item?;
+            let i =
+                value::key_index(&k).ok_or_else(|| format!("scan returned a foreign key {k:?}"))?;
+            if !(lo..hi).contains(&i) {
+                return Err(format!("scan [{lo}, {hi}) returned key {i}").into());
+            }
+            if let Some((last, _)) = seen.last() {
+                let ordered = if reverse { i < *last } else { i > *last };
+                if !ordered {
+                    return Err(
+                        format!("scan out of order: {last} then {i} (reverse: {reverse})").into(),
+                    );
+                }
+            }
+            seen.push((i, v.to_vec()));
+        }
+        let n = self.w.threads.min(keys);
+        for i in lo..hi {
+            let got = seen
+                .iter()
+                .find(|(k, _)| *k == i)
+                .map(|(_, v)| v.as_slice());
+            if i % n == self.thread {
+                check_exact(i, &self.state.get(i), got, "scan")?;
+            } else {
+                check_integrity(i, got, "scan")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Take a snapshot, overwrite some own keys, and read them back
+    /// through the snapshot: it must still show the states before.
+    fn snapshot_read(&mut self) -> Result<(), AnyError> {
+        self.counters.snapshot_reads.fetch_add(1, Ordering::Relaxed);
+        let snap = self.db.snapshot();
+        let picked: Vec<u32> = (0..4).map(|_| self.own_key()).collect();
+        let before: Vec<Slot> = picked.iter().map(|&i| self.state.get(i)).collect();
+        for _ in 0..2 {
+            let delete = self.rng.one_in(4);
+            self.write(1, delete)?;
+        }
+        for (&i, slot) in picked.iter().zip(&before) {
+            let got = snap.get(value::key(i))?;
+            check_exact(i, slot, got.as_deref(), "snapshot get")?;
+        }
+        Ok(())
+    }
+}
+
+/// `got` must be exactly the committed state of a key with no write in flight.
+pub fn check_exact(i: u32, slot: &Slot, got: Option<&[u8]>, what: &str) -> Result<(), AnyError> {
+    match (slot.present, got) {
+        (false, None) => Ok(()),
+        (false, Some(v)) => Err(format!(
+            "{what}: key {i} should be absent (gen {}), found {:?}",
+            slot.gen,
+            value::decode(v)
+        )
+        .into()),
+        (true, None) => Err(format!(
+            "{what}: key {i} lost: expected gen {} (batch {:#x}), found nothing",
+            slot.gen, slot.batch
+        )
+        .into()),
+        (true, Some(v)) => {
+            let id = value::decode(v).map_err(|e| format!("{what}: key {i}: {e}"))?;
+            let want = ValueId {
+                key: i,
+                gen: slot.gen,
+                batch: slot.batch,
+            };
+            if id != want {
+                return Err(format!("{what}: key {i}: expected {want:?}, found {id:?}").into());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `got` is absent or a well-formed value of key `i`.
+pub fn check_integrity(i: u32, got: Option<&[u8]>, what: &str) -> Result<(), AnyError> {
+    if let Some(v) = got {
+        let id = value::decode(v).map_err(|e| format!("{what}: key {i}: {e}"))?;
+        if id.key != i {
+            return Err(format!("{what}: key {i} holds the value of key {}", id.key).into());
+        }
+    }
+    Ok(())
+}
