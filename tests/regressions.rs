@@ -40,40 +40,39 @@ fn write_half_synced(db: &Db, n: usize) {
 }
 
 /// Simulation seed 62 (and 6, 40, 95): a memtable rotation creates the
-/// next WAL (and syncs the directory) before it syncs the old one. When
+/// next WAL (and syncs the directory) before the old one is synced. When
 /// that sync fails, or the power goes between the two, the old WAL keeps a
-/// torn tail and an empty newer WAL exists; the next open refused with
-/// "torn tail in a WAL that is not the newest", so a plain power loss left
-/// a database that would not open.
+/// torn tail and a newer WAL exists; the next open refused with "torn tail
+/// in a WAL that is not the newest", so a plain power loss left a database
+/// that would not open. (The old WAL is now synced in the background, so
+/// the flush itself may succeed; the reopen must work either way.)
 #[test]
 fn a_power_loss_during_memtable_rotation_still_reopens() {
-    let mut torn_seen = 0;
     for seed in 0..24 {
         let fs = MemFileSystem::new();
         let db = open_mem(&fs);
         write_half_synced(&db, 20);
-        // The rotation's sync of the old WAL fails: the flush fails after
-        // the new WAL was created.
+        // Syncing any WAL fails from here on: the old WAL's sync after the
+        // rotation never completes.
         fs.add_fault(FaultPlan {
             path_contains: Some(".log".into()),
             ..FaultPlan::always(FsOp::Sync)
         });
-        assert!(db.flush().is_err());
+        let _ = db.flush();
         fs.crash();
         drop(db);
         fs.power_loss(UnsyncedData::KeepRandomPrefix(seed));
-        let logs = wals(&fs);
-        assert_eq!(logs.len(), 2, "{logs:?}");
-        torn_seen += usize::from(torn(&fs, &logs[0]));
         let db =
             Db::open(mem_dir(), mem_options(&fs)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let kept = (0..40)
             .take_while(|&i| db.get(key(i)).unwrap().is_some())
             .count();
         assert!(kept >= 20, "seed {seed}: lost synced writes");
-        assert!((kept..40).all(|i| db.get(key(i)).unwrap().is_none()));
+        assert!(
+            (kept..40).all(|i| db.get(key(i)).unwrap().is_none()),
+            "seed {seed}: a hole"
+        );
     }
-    assert!(torn_seen > 0, "no seed tore the old WAL");
 }
 
 /// The same at open: recovery replays a WAL with a torn tail, creates the
