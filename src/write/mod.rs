@@ -214,7 +214,11 @@ impl DbInner {
         }
         drop(members);
         if !small {
-            return self.finish_member(leader, true);
+            let result = self.finish_member(leader, true);
+            // The list holds the leader itself: never leave it filled (an
+            // early error return would make a reference cycle).
+            leader.members.lock().clear();
+            return result;
         }
         let result = self.finish_group_for_all(leader, &group);
         let mut members = leader.members.lock();

@@ -29,6 +29,9 @@ impl WriterPool {
 
     /// Return a slot after its write completed.
     pub fn give_back(&self, w: Arc<Writer>) {
+        // A leader's member list holds the leader itself; however its write
+        // ended, the list must not outlive it.
+        w.members.lock().clear();
         {
             let mut r = w.request.lock();
             if r.batch.capacity() > MAX_POOLED_BATCH_BYTES {
@@ -44,5 +47,28 @@ impl WriterPool {
         if free.len() < MAX_POOLED && Arc::strong_count(&w) == 1 {
             free.push(w);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (fuzz target db_model, a leak report): a leader whose
+    /// write failed early kept its member list, which holds the leader
+    /// itself, a reference cycle. Giving the slot back must break it.
+    #[test]
+    fn giving_a_slot_back_breaks_the_leaders_self_reference() {
+        let pool = WriterPool::default();
+        let w = pool.take();
+        w.members.lock().push(Arc::clone(&w));
+        let weak = Arc::downgrade(&w);
+        pool.give_back(w);
+        assert!(weak.upgrade().is_some(), "the slot was pooled");
+        drop(pool);
+        assert!(
+            weak.upgrade().is_none(),
+            "the slot leaked through its member list"
+        );
     }
 }
