@@ -114,6 +114,14 @@ impl Db {
         self.inner().write_with(opts, |b| b.delete(key))
     }
 
+    /// An empty [`WriteBatch`] whose buffer is recycled from earlier
+    /// writes: the same as [`WriteBatch::new`], but a program that builds
+    /// each batch with `new_batch` and hands it to [`write`](Self::write)
+    /// allocates no batch buffer in steady state.
+    pub fn new_batch(&self) -> WriteBatch {
+        self.inner().new_batch()
+    }
+
     /// Apply a batch atomically.
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
         self.write_opt(batch, &WriteOptions::default())

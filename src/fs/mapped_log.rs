@@ -7,6 +7,12 @@
 //! cache, which survives the process just the same. `sync` is `msync`
 //! (`MS_SYNC`) over the unsynced range, as durable as `fdatasync`.
 //!
+//! Syncing a mapped range makes the kernel write-protect every page it
+//! writes back, one TLB shootdown per page, and each one interrupts the
+//! other cores. That is fine for the few pages of a sync write, but not for
+//! the megabytes of a WAL retired at memtable rotation, so a retired log
+//! drops its mapping first and is synced with `fdatasync`.
+//!
 //! The file is preallocated with `fallocate`, so page faults never meet a
 //! full disk (no SIGBUS), and grows by doubling. A clean close truncates
 //! it to the bytes written; after a crash the tail is zeros, which the
@@ -20,7 +26,8 @@ use std::path::Path;
 
 pub(crate) struct MappedLog {
     file: File,
-    map: MmapMut,
+    /// `None` once retired.
+    map: Option<MmapMut>,
     len: u64,
     synced: u64,
 }
@@ -38,7 +45,7 @@ impl MappedLog {
             .open(path)?;
         let size = expected_bytes.max(1 << 20);
         preallocate(&file, 0, size)?;
-        let map = map(&file)?;
+        let map = Some(map(&file)?);
         Ok(MappedLog {
             file,
             map,
@@ -48,11 +55,16 @@ impl MappedLog {
     }
 
     fn grow(&mut self, needed: u64) -> io::Result<()> {
-        let current = self.map.len() as u64;
+        let current = self.mapped_len();
         let size = (current * 2).max(needed);
         preallocate(&self.file, current, size - current)?;
-        self.map = map(&self.file)?;
+        self.map = None;
+        self.map = Some(map(&self.file)?);
         Ok(())
+    }
+
+    fn mapped_len(&self) -> u64 {
+        self.map.as_ref().map_or(0, |m| m.len() as u64)
     }
 }
 
@@ -77,12 +89,17 @@ fn map(file: &File) -> io::Result<MmapMut> {
 
 impl WritableFile for MappedLog {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.map.is_none() {
+            return Err(io::Error::other("append to a retired log"));
+        }
         let end = self.len + data.len() as u64;
-        if end > self.map.len() as u64 {
+        if end > self.mapped_len() {
             self.grow(end)?;
         }
         let start = self.len as usize;
-        self.map[start..start + data.len()].copy_from_slice(data);
+        if let Some(map) = self.map.as_mut() {
+            map[start..start + data.len()].copy_from_slice(data);
+        }
         self.len = end;
         Ok(())
     }
@@ -95,7 +112,10 @@ impl WritableFile for MappedLog {
     fn sync(&mut self) -> io::Result<()> {
         if self.synced < self.len {
             let from = self.synced as usize;
-            self.map.flush_range(from, self.len as usize - from)?;
+            match &self.map {
+                Some(map) => map.flush_range(from, self.len as usize - from)?,
+                None => self.file.sync_data()?,
+            }
             self.synced = self.len;
         }
         Ok(())
@@ -103,6 +123,12 @@ impl WritableFile for MappedLog {
 
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn retire(&mut self) {
+        // Unmapping leaves the written bytes dirty in the page cache, where
+        // `fdatasync` finds them.
+        self.map = None;
     }
 }
 
@@ -140,5 +166,21 @@ mod tests {
         );
         drop(log);
         assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_retired_log_syncs_without_its_mapping_and_refuses_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000002.log");
+        let mut log = MappedLog::create(&path, 4096).unwrap();
+        log.append(b"first").unwrap();
+        log.sync().unwrap();
+        log.append(b"second").unwrap();
+        log.retire();
+        assert!(log.append(b"third").is_err());
+        log.sync().unwrap();
+        assert_eq!(log.synced, log.len());
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), b"firstsecond");
     }
 }

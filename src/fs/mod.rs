@@ -29,6 +29,10 @@ pub trait WritableFile: Send {
     fn sync(&mut self) -> io::Result<()>;
     /// Bytes appended so far, flushed or not.
     fn len(&self) -> u64;
+    /// No more appends will come: release what only appending needs, so
+    /// the final [`sync`](Self::sync) is cheap. A later append is an error.
+    /// The default does nothing.
+    fn retire(&mut self) {}
     /// True when nothing has been appended.
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -135,12 +135,14 @@ impl DbInner {
             return Ok(());
         }
         let w = self.write_path.pool.take();
-        {
-            let mut r = w.request.lock();
-            r.batch = batch;
-            r.opts = opts.clone();
-        }
+        self.write_path.pool.install_batch(&w, batch);
+        w.request.lock().opts = opts.clone();
         self.write_slot(w)
+    }
+
+    /// An empty batch with a recycled buffer (see [`crate::Db::new_batch`]).
+    pub(crate) fn new_batch(&self) -> WriteBatch {
+        self.write_path.pool.take_batch()
     }
 
     /// Apply writes built by `fill` into a pooled batch (`put`, `delete`):

@@ -16,6 +16,9 @@ const MAX_POOLED_BATCH_BYTES: usize = 1 << 20;
 #[derive(Default)]
 pub(crate) struct WriterPool {
     free: Mutex<Vec<Arc<Writer>>>,
+    /// Batch buffers displaced from slots by users' own batches, handed out
+    /// again by `Db::new_batch`.
+    spare_batches: Mutex<Vec<WriteBatch>>,
 }
 
 impl WriterPool {
@@ -25,6 +28,25 @@ impl WriterPool {
             .lock()
             .pop()
             .unwrap_or_else(|| Arc::new(Writer::new()))
+    }
+
+    /// An empty batch, its buffer recycled from an earlier write when one
+    /// is spare.
+    pub fn take_batch(&self) -> WriteBatch {
+        self.spare_batches.lock().pop().unwrap_or_default()
+    }
+
+    /// Put `batch` in `w`'s slot; the slot's own buffer becomes spare.
+    pub fn install_batch(&self, w: &Writer, batch: WriteBatch) {
+        let mut old = std::mem::replace(&mut w.request.lock().batch, batch);
+        if old.capacity() > MAX_POOLED_BATCH_BYTES {
+            return;
+        }
+        old.clear();
+        let mut spare = self.spare_batches.lock();
+        if spare.len() < MAX_POOLED {
+            spare.push(old);
+        }
     }
 
     /// Return a slot after its write completed.
@@ -57,6 +79,26 @@ mod tests {
     /// Regression (fuzz target db_model, a leak report): a leader whose
     /// write failed early kept its member list, which holds the leader
     /// itself, a reference cycle. Giving the slot back must break it.
+    #[test]
+    fn a_users_batch_displaces_a_buffer_that_new_batches_reuse() {
+        let pool = WriterPool::default();
+        let w = pool.take();
+        w.request.lock().batch.put(b"k", b"v");
+        let pooled_capacity = w.request.lock().batch.capacity();
+        let mut user = WriteBatch::new();
+        user.put(b"user", b"batch");
+        pool.install_batch(&w, user);
+        assert_eq!(w.request.lock().batch.count(), 1);
+        let reused = pool.take_batch();
+        assert!(reused.is_empty());
+        assert_eq!(reused.capacity(), pooled_capacity);
+        assert_eq!(
+            pool.take_batch().capacity(),
+            WriteBatch::new().capacity(),
+            "only one was spare"
+        );
+    }
+
     #[test]
     fn giving_a_slot_back_breaks_the_leaders_self_reference() {
         let pool = WriterPool::default();

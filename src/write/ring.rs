@@ -234,6 +234,7 @@ impl WalRing {
                 return Ok(());
             };
             drop(retired);
+            file.retire();
             let result = file.sync();
             drop(file);
             if let Err(e) = result {

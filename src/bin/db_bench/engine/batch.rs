@@ -34,13 +34,9 @@ impl Batch {
         start..self.data.len()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Bytes of keys and values.
-    pub fn data_len(&self) -> usize {
-        self.data.len()
     }
 
     /// `(key, Some(value))` for a put, `(key, None)` for a delete, in order.

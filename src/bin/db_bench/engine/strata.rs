@@ -4,7 +4,7 @@ use super::{Batch, Engine, EngineKind, Mapping, Property, Scan, ScanStart, Write
 use crate::error::{Context, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use std::path::Path;
-use strata::{Compression, Cursor, Db, Options, WriteBatch, WriteOptions};
+use strata::{Compression, Cursor, Db, Options, WriteOptions};
 
 pub struct StrataEngine {
     db: Db,
@@ -136,7 +136,7 @@ impl Engine for StrataEngine {
     }
 
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
-        let mut b = WriteBatch::with_capacity(batch.data_len() + batch.len() * 8);
+        let mut b = self.db.new_batch();
         for (k, v) in batch.iter() {
             match v {
                 Some(v) => b.put(k, v),
