@@ -10,6 +10,14 @@
 //! written for RocksDB read these results. See the README's db-bench
 //! section.
 
+/// mimalloc, as the README recommends for any service embedding strata:
+/// glibc malloc stalls writers for ~100 ms while the flush thread frees a
+/// memtable (see Cargo.toml). Rust engines (strata, fjall, sled) allocate
+/// through it; RocksDB's C++ allocates with the system malloc (its
+/// memtable is an arena of its own).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod clock;
 mod compare;
