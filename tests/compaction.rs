@@ -9,16 +9,6 @@ use std::collections::BTreeMap;
 use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options, WriteBatch, WriteOptions};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 fn k16(i: u64) -> [u8; 16] {
     let mut k = [b'k'; 16];
     k[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());

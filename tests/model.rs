@@ -109,20 +109,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = d.get(k(key)).unwrap().map(|b| b.to_vec());
                 prop_assert_eq!(got, model.get(&k(key)).cloned());
             }
-            Op::Range(a, b, rev) => {
-                let (lo, hi) = (k(a.min(b)), k(a.max(b)));
-                let mut want: Vec<_> = model
-                    .range(lo.clone()..hi.clone())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let got = if rev {
-                    want.reverse();
-                    collect_rev(d.range(lo.as_slice()..hi.as_slice()))
-                } else {
-                    collect(d.range(lo.as_slice()..hi.as_slice()))
-                };
-                prop_assert_eq!(got, want);
-            }
+            Op::Range(a, b, rev) => check_range(d, &model, a, b, rev)?,
             Op::Prefix(p, rev) => {
                 let prefix = vec![b'a' + p];
                 let mut want: Vec<_> = model
@@ -204,6 +191,30 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     let got = scan_all(db.as_ref().unwrap());
     let want: Vec<_> = model.into_iter().collect();
+    prop_assert_eq!(got, want);
+    Ok(())
+}
+
+/// A range scan between keys `a` and `b`, in either direction, agrees
+/// with the model.
+fn check_range(
+    d: &strata::Db,
+    model: &BTreeMap<Vec<u8>, Vec<u8>>,
+    a: u8,
+    b: u8,
+    rev: bool,
+) -> Result<(), TestCaseError> {
+    let (lo, hi) = (k(a.min(b)), k(a.max(b)));
+    let mut want: Vec<_> = model
+        .range(lo.clone()..hi.clone())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let got = if rev {
+        want.reverse();
+        collect_rev(d.range(lo.as_slice()..hi.as_slice()))
+    } else {
+        collect(d.range(lo.as_slice()..hi.as_slice()))
+    };
     prop_assert_eq!(got, want);
     Ok(())
 }
@@ -317,20 +328,7 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
                 let got = d.get(k(key)).unwrap().map(|b| b.to_vec());
                 prop_assert_eq!(got, model.get(&k(key)).cloned());
             }
-            CrashOp::Range(a, b, rev) => {
-                let (lo, hi) = (k(a.min(b)), k(a.max(b)));
-                let mut want: Vec<_> = model
-                    .range(lo.clone()..hi.clone())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let got = if rev {
-                    want.reverse();
-                    collect_rev(d.range(lo.as_slice()..hi.as_slice()))
-                } else {
-                    collect(d.range(lo.as_slice()..hi.as_slice()))
-                };
-                prop_assert_eq!(got, want);
-            }
+            CrashOp::Range(a, b, rev) => check_range(d, &model, a, b, rev)?,
             CrashOp::Flush => {
                 d.flush().unwrap();
                 durable = log.len();

@@ -13,20 +13,6 @@ use strata::{WriteBatch, WriteOptions};
 /// One acknowledged write: the keys it set (`Some`) or deleted (`None`).
 type Write = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*: deterministic from the seed, good enough for tests.
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn state_after(writes: &[Write]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut m = BTreeMap::new();
     for w in writes {

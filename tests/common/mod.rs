@@ -32,6 +32,24 @@ pub fn small_options() -> Options {
     }
 }
 
+/// xorshift64*: a tiny deterministic generator, so a test's random
+/// choices replay from its seed. The seed must not be 0.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform enough in `0..n` for tests.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 pub fn open_mem(fs: &MemFileSystem) -> Db {
     Db::open(mem_dir(), mem_options(fs)).expect("open in-memory database")
 }
