@@ -1,6 +1,7 @@
 //! Running a compaction: a k-way merge of the inputs into new tables of the
 //! output level, installed with one version edit.
 
+use super::cut::CutPolicy;
 use super::picker::Compaction;
 use super::retain::{Decision, Retainer};
 use crate::core::DbInner;
@@ -16,11 +17,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use strata_sstable::{parse_internal_key, TableBuilder};
-
-/// A cut output table must not overlap more than this many target file
-/// sizes of the level below it, so its own later compaction stays small
-/// (LevelDB's grandparent rule).
-const MAX_GRANDPARENT_OVERLAP_FILES: u64 = 10;
 
 /// What one compaction did, for the statistics.
 #[derive(Debug, Default, Clone, Copy)]
@@ -168,9 +164,7 @@ struct Outputs<'a> {
     done: Vec<Arc<TableFile>>,
     /// Numbers of files created, finished or not (removed on failure).
     created: Vec<u64>,
-    grandparent_index: usize,
-    grandparent_overlap: u64,
-    seen_key: bool,
+    cut: CutPolicy,
 }
 
 impl<'a> Outputs<'a> {
@@ -181,33 +175,21 @@ impl<'a> Outputs<'a> {
             current: None,
             done: Vec::new(),
             created: Vec::new(),
-            grandparent_index: 0,
-            grandparent_overlap: 0,
-            seen_key: false,
+            cut: CutPolicy::default(),
         }
     }
 
-    /// Finish the current table before `user_key` if it is big enough or
-    /// overlaps too much of the level below.
+    /// Finish the current table before `user_key` where the cut policy
+    /// says so (`cut.rs`).
     fn maybe_cut(&mut self, user_key: &[u8]) -> Result<()> {
-        let gps = &self.c.grandparents;
-        while self.grandparent_index < gps.len()
-            && user_key > gps[self.grandparent_index].meta.largest.as_slice()
-        {
-            if self.seen_key {
-                self.grandparent_overlap += gps[self.grandparent_index].meta.size;
-            }
-            self.grandparent_index += 1;
-        }
-        self.seen_key = true;
+        let grandparents = self
+            .c
+            .grandparents
+            .iter()
+            .map(|g| (g.meta.largest.as_slice(), g.meta.size));
+        let size = self.current.as_ref().map(|(_, b)| b.estimated_file_size());
         let target = self.db.options.target_file_size_base;
-        let too_big = self
-            .current
-            .as_ref()
-            .is_some_and(|(_, b)| b.estimated_file_size() >= target);
-        let too_wide = self.grandparent_overlap > MAX_GRANDPARENT_OVERLAP_FILES * target;
-        if too_big || (too_wide && self.current.is_some()) {
-            self.grandparent_overlap = 0;
+        if self.cut.cut_before(grandparents, user_key, size, target) {
             self.finish_current()?;
         }
         Ok(())

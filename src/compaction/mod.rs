@@ -3,6 +3,7 @@
 //! (`stall.rs`), the background loop and the manual controls (here).
 //! `docs/compaction.md` explains the policy and its invariants.
 
+mod cut;
 mod job;
 mod picker;
 mod retain;
