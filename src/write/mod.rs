@@ -440,6 +440,12 @@ impl DbInner {
     ) -> Result<()> {
         let mut delayed = false;
         loop {
+            // Read before the state it guards: a flush or compaction that
+            // finishes after this read but before `stall_until` waits still
+            // ends the wait (it bumps the generation). Read after, its
+            // notification could fall between the check and the wait and
+            // the writer would wait for work that will never come.
+            let generation = self.bg.state.lock().generation;
             self.check_bg_error()?;
             let l0 = self.super_version.load().version.files(0).len();
             let frozen = self.super_version.load().imms.len();
@@ -448,13 +454,13 @@ impl DbInner {
             let stop = l0 >= self.options.level0_stop_writes_trigger
                 || needs_rotation && frozen >= self.options.max_write_buffer_number - 1;
             if stop {
-                self.stall_until(no_slowdown, None)?;
+                self.stall_until(no_slowdown, None, generation)?;
                 continue;
             }
             if !delayed && group_bytes > 0 && l0 >= self.options.level0_slowdown_writes_trigger {
                 delayed = true;
                 let slot = self.write_controller.lock().slot_for(group_bytes);
-                self.stall_until(no_slowdown, Some(slot))?;
+                self.stall_until(no_slowdown, Some(slot), generation)?;
                 continue;
             }
             if l0 < self.options.level0_slowdown_writes_trigger {
@@ -468,9 +474,15 @@ impl DbInner {
         }
     }
 
-    /// Wait for background progress (a flush or compaction finishing), or
-    /// until `deadline` when delaying; counts the time as stall time.
-    fn stall_until(&self, no_slowdown: bool, deadline: Option<std::time::Instant>) -> Result<()> {
+    /// Wait for background progress since `generation` was read (a flush
+    /// or compaction finishing), or until `deadline` when delaying; counts
+    /// the time as stall time.
+    fn stall_until(
+        &self,
+        no_slowdown: bool,
+        deadline: Option<std::time::Instant>,
+        generation: u64,
+    ) -> Result<()> {
         for w in self.write_path.queue.take_no_slowdown() {
             w.fail(Error::WriteStall);
         }
@@ -489,7 +501,6 @@ impl DbInner {
         }
         let start = std::time::Instant::now();
         let mut st = self.bg.state.lock();
-        let generation = st.generation;
         while st.generation == generation && !st.shutting_down && self.check_bg_error().is_ok() {
             match deadline {
                 Some(d) => {
