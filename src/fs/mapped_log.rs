@@ -13,6 +13,18 @@
 //! the megabytes of a WAL retired at memtable rotation, so a retired log
 //! drops its mapping first and is synced with `fdatasync`.
 //!
+//! A store into the mapping can be interrupted only by a page fault, and a
+//! process killed in a fault leaves the stores issued before it. `memcpy`
+//! does not store in address order (it writes the tail of a copy early), so
+//! a copy spanning pages, killed in the fault of an earlier page, could
+//! leave a later page written and an earlier one not: a hole of zeros in
+//! the log followed by valid records, which recovery must refuse as
+//! corruption. Appends therefore copy one page at a time, in file order:
+//! killed in a page's fault, nothing of that page or later ones landed.
+//! (A page that kernel writeback write-protects in the middle of its copy
+//! faults mid-page; a kill in exactly that fault can still leave a hole
+//! inside the page. That window is a few nanoseconds per writeback.)
+//!
 //! The file is preallocated with `fallocate`, so page faults never meet a
 //! full disk (no SIGBUS), and grows by doubling. A clean close truncates
 //! it to the bytes written; after a crash the tail is zeros, which the
@@ -78,6 +90,26 @@ fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     })
 }
 
+/// Copies `src` into `dst` (which starts at file offset `offset`) one page
+/// at a time, in order, so that a process dying in a page fault leaves a
+/// prefix of `src` written (see the module comment).
+fn copy_in_file_order(dst: &mut [u8], src: &[u8], offset: usize) {
+    let page = page_size();
+    let mut done = 0;
+    while done < src.len() {
+        let n = (page - (offset + done) % page).min(src.len() - done);
+        dst[done..done + n].copy_from_slice(&src[done..done + n]);
+        // Keep the compiler from merging or reordering the page copies.
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        done += n;
+    }
+}
+
+fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(rustix::param::page_size)
+}
+
 fn map(file: &File) -> io::Result<MmapMut> {
     // SAFETY: the file was created (truncated) by this writer, which is the
     // only code in the process that maps or writes it while it is live
@@ -98,7 +130,7 @@ impl WritableFile for MappedLog {
         }
         let start = self.len as usize;
         if let Some(map) = self.map.as_mut() {
-            map[start..start + data.len()].copy_from_slice(data);
+            copy_in_file_order(&mut map[start..start + data.len()], data, start);
         }
         self.len = end;
         Ok(())
@@ -166,6 +198,19 @@ mod tests {
         );
         drop(log);
         assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn page_ordered_copies_write_every_byte_at_any_offset_and_length() {
+        let page = page_size();
+        let src: Vec<u8> = (0..3 * page + 100).map(|i| (i * 31 % 251) as u8).collect();
+        for offset in [0, 1, page - 1, page, page + 17] {
+            for len in [0, 1, page - 1, page, page + 1, 3 * page + 100] {
+                let mut dst = vec![0u8; len];
+                copy_in_file_order(&mut dst, &src[..len], offset);
+                assert_eq!(dst, &src[..len], "offset {offset} len {len}");
+            }
+        }
     }
 
     #[test]
