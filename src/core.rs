@@ -103,22 +103,25 @@ impl DbInner {
     /// version: every write at or below it is already in a memtable that
     /// this (or a later) super version holds, or in a table it holds.
     pub fn read_view(&self, opts: &ReadOptions<'_>) -> ReadView {
-        let seq = match opts.snapshot {
-            Some(s) => s.sequence(),
-            None => self.visible_sequence(),
-        };
+        let seq = self.read_sequence(opts);
         ReadView {
             sv: self.current_super_version(),
             seq,
         }
     }
 
-    pub fn get(&self, key: &[u8], opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
-        let seq = match opts.snapshot {
+    /// The snapshot's sequence number, or else the visible one.
+    fn read_sequence(&self, opts: &ReadOptions<'_>) -> SeqNo {
+        match opts.snapshot {
             Some(s) => s.sequence(),
             None => self.visible_sequence(),
-        };
-        // A borrowed load: no reference count touched for a point read.
+        }
+    }
+
+    pub fn get(&self, key: &[u8], opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
+        // Read before the super version, as in `read_view`. A borrowed
+        // load: no reference count touched for a point read.
+        let seq = self.read_sequence(opts);
         crate::read::get(&self.super_version.load(), key, seq)
     }
 

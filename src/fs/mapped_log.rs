@@ -70,7 +70,6 @@ impl MappedLog {
         let current = self.mapped_len();
         let size = (current * 2).max(needed);
         preallocate(&self.file, current, size - current)?;
-        self.map = None;
         self.map = Some(map(&self.file)?);
         Ok(())
     }

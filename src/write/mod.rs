@@ -216,11 +216,9 @@ impl DbInner {
         }
         drop(members);
         if !small {
-            let result = self.finish_member(leader, true);
-            // The list holds the leader itself: never leave it filled (an
-            // early error return would make a reference cycle).
-            leader.members.lock().clear();
-            return result;
+            // An early error return leaves the member list (which holds
+            // the leader itself) filled; `give_back` empties it.
+            return self.finish_member(leader, true);
         }
         let result = self.finish_group_for_all(leader, &group);
         let mut members = leader.members.lock();
@@ -447,8 +445,10 @@ impl DbInner {
             // the writer would wait for work that will never come.
             let generation = self.bg.state.lock().generation;
             self.check_bg_error()?;
-            let l0 = self.super_version.load().version.files(0).len();
-            let frozen = self.super_version.load().imms.len();
+            let (l0, frozen) = {
+                let sv = self.super_version.load();
+                (sv.version.files(0).len(), sv.imms.len())
+            };
             let full = sq.mem.approximate_bytes() >= self.options.write_buffer_size;
             let needs_rotation = full || force && !sq.mem.is_empty();
             let stop = l0 >= self.options.level0_stop_writes_trigger

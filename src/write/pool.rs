@@ -76,9 +76,6 @@ impl WriterPool {
 mod tests {
     use super::*;
 
-    /// Regression (fuzz target db_model, a leak report): a leader whose
-    /// write failed early kept its member list, which holds the leader
-    /// itself, a reference cycle. Giving the slot back must break it.
     #[test]
     fn a_users_batch_displaces_a_buffer_that_new_batches_reuse() {
         let pool = WriterPool::default();
@@ -99,6 +96,9 @@ mod tests {
         );
     }
 
+    /// Regression (fuzz target db_model, a leak report): a leader whose
+    /// write failed early kept its member list, which holds the leader
+    /// itself, a reference cycle. Giving the slot back must break it.
     #[test]
     fn giving_a_slot_back_breaks_the_leaders_self_reference() {
         let pool = WriterPool::default();
