@@ -377,15 +377,3 @@ fn damaged_current_fails_with_an_error_naming_it() {
         }
     }
 }
-
-#[test]
-fn a_missing_current_with_data_beside_it_fails_instead_of_starting_empty() {
-    let fs = build();
-    let current = mem_dir().join("CURRENT");
-    fs.remove(&current).unwrap();
-    fs.sync_dir(&mem_dir()).unwrap();
-    let e = open_with(&fs, WalRecoveryMode::default(), false).unwrap_err();
-    assert_corruption_in(&e, &current, None, "CURRENT removed");
-    // The tables and WAL are still there for a human to rescue.
-    assert_eq!(files_with_ext(&fs, &mem_dir(), ".sst").len(), 1);
-}

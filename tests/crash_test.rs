@@ -78,7 +78,7 @@ fn stress_run_then_verify_only() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(String::from_utf8_lossy(&run.stdout).contains("ok"));
+    assert!(String::from_utf8_lossy(&run.stdout).starts_with("run 1 ok:"));
     let verify = Command::new(exe)
         .args(["run", "--verify-only", "--dir"])
         .arg(&d)

@@ -8,7 +8,7 @@ use crate::expected::{AnyError, ExpectedState, Slot};
 use crate::rng::Rng;
 use crate::value;
 use crate::workload::{check_exact, check_integrity};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use strata::Db;
 
@@ -71,6 +71,16 @@ pub fn verify(
     db.check_invariants()
         .map_err(|e| format!("invariants after reopen: {e}"))?;
 
+    // Batches known acknowledged: a key's committed part was written by
+    // one. A key still marked in flight whose batch is among them was cut
+    // off while its siblings were being marked committed: the batch was
+    // acknowledged, so the key has one right answer, the new state.
+    let acknowledged: BTreeSet<u64> = state
+        .slots()
+        .iter()
+        .map(|slot| slot.batch)
+        .filter(|&b| b != 0)
+        .collect();
     // Every key: committed state exactly, or old/new for in-flight ones.
     let mut batches: BTreeMap<u64, Vec<(u32, Outcome)>> = BTreeMap::new();
     let mut resolved: Vec<(u32, Slot)> = Vec::new();
@@ -105,6 +115,14 @@ pub fn verify(
                 .into())
             }
         };
+        if outcome == Outcome::Old && acknowledged.contains(&p.batch) {
+            return Err(format!(
+                "verify: key {i} lost its write of batch {:#x}, which was acknowledged (a sibling key is committed): {:?}",
+                p.batch,
+                got.as_deref().map(value::decode)
+            )
+            .into());
+        }
         match outcome {
             Outcome::New => report.pending_new += 1,
             _ => report.pending_old += 1,
