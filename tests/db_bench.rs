@@ -142,7 +142,7 @@ fn every_benchmark_prints_a_rocksdb_result_line() {
     );
     let stdout = run_ok(&[
         &format!("--benchmarks={list}"),
-        "--num=300",
+        "--num=1000",
         "--seek_nexts=3",
         "--compression_type=zstd",
         "--seed=7",
@@ -158,7 +158,7 @@ fn every_benchmark_prints_a_rocksdb_result_line() {
         "Date:       ",
         "Keys:       16 bytes each",
         "Values:     100 bytes each (50 bytes after compression)",
-        "Entries:    300",
+        "Entries:    1000",
         "RawSize:    ",
         "Compression: ZSTD",
         "DB path: [",
@@ -167,20 +167,22 @@ fn every_benchmark_prints_a_rocksdb_result_line() {
         assert!(stdout.contains(field), "header lacks {field:?}:\n{stdout}");
     }
     // db_bench's operation counts and messages.
-    assert_eq!(line_for(&lines, "fillseq").operations, 300);
+    assert_eq!(line_for(&lines, "fillseq").operations, 1000);
+    // A batch of 1000 fits the budget exactly: the batch was written.
+    assert_eq!(line_for(&lines, "fillbatch").operations, 1000);
     assert!(line_for(&lines, "fillsync")
         .extra
         .ends_with(" MB/s (1 ops)"));
     assert!(line_for(&lines, "readrandom")
         .extra
-        .ends_with("(300 of 300 found)"));
+        .ends_with("(1000 of 1000 found)"));
     assert!(line_for(&lines, "readmissing")
         .extra
-        .ends_with("(0 of 300 found)"));
+        .ends_with("(0 of 1000 found)"));
     assert!(line_for(&lines, "seekrandom")
         .extra
-        .ends_with("(300 of 300 found)"));
-    assert_eq!(line_for(&lines, "readseq").operations, 300);
+        .ends_with("(1000 of 1000 found)"));
+    assert_eq!(line_for(&lines, "readseq").operations, 1000);
     assert!(line_for(&lines, "crc32c").extra.ends_with("(4096 per op)"));
     assert!(line_for(&lines, "compress").extra.contains("(output: "));
     assert!(stdout.contains("waitforcompaction("), "{stdout}");

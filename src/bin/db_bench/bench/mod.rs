@@ -159,7 +159,8 @@ fn expected_ops(plan: &Plan, method: Method) -> Option<u64> {
         | Method::SeekRandom
         | Method::SeekOrdered => plan.reads,
         Method::ReadWhileWriting | Method::SeekRandomWhileWriting => {
-            return Some(plan.reads * (threads - 1));
+            // Only the readers count; with --duration there is no total.
+            return (plan.duration_secs == 0).then_some(plan.reads * (threads - 1));
         }
         Method::ReadRandomWriteRandom | Method::UpdateRandom => plan.readwrites,
         Method::Open => plan.num,

@@ -55,6 +55,17 @@ fn sled_mapping(flags: &Flags) -> Mapping {
     m
 }
 
+impl SledEngine {
+    /// A sync write flushes sled (it has no per-write fsync).
+    #[inline]
+    fn after_write(&self, w: WriteOpts) -> Result<()> {
+        if w.sync {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+}
+
 impl Engine for SledEngine {
     const KIND: EngineKind = EngineKind::Sled;
     type Scan<'a> = SledScan;
@@ -76,19 +87,13 @@ impl Engine for SledEngine {
     #[inline]
     fn put(&self, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()> {
         self.db.insert(key, value)?;
-        if w.sync {
-            self.db.flush()?;
-        }
-        Ok(())
+        self.after_write(w)
     }
 
     #[inline]
     fn delete(&self, key: &[u8], w: WriteOpts) -> Result<()> {
         self.db.remove(key)?;
-        if w.sync {
-            self.db.flush()?;
-        }
-        Ok(())
+        self.after_write(w)
     }
 
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
@@ -100,10 +105,7 @@ impl Engine for SledEngine {
             }
         }
         self.db.apply_batch(b)?;
-        if w.sync {
-            self.db.flush()?;
-        }
-        Ok(())
+        self.after_write(w)
     }
 
     #[inline]
