@@ -186,6 +186,7 @@ pub struct BatchOp<'a> {
 
 /// Iterates the records of a batch. Yields `Err` (and then stops) if the
 /// encoding is damaged: only possible for batches decoded from disk.
+#[derive(Clone)]
 pub struct BatchIter<'a> {
     input: &'a [u8],
     offset: usize,

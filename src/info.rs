@@ -89,6 +89,17 @@ impl DbInner {
         }
         match name {
             "strata.stats" => Some(self.stats().to_text()),
+            "strata.cur-size-active-mem-table" => Some(
+                self.current_super_version()
+                    .mem
+                    .approximate_bytes()
+                    .to_string(),
+            ),
+            "strata.size-all-mem-tables" => {
+                let sv = self.current_super_version();
+                let imms = sv.imms.iter().map(|m| m.approximate_bytes());
+                Some((sv.mem.approximate_bytes() + imms.sum::<usize>()).to_string())
+            }
             "strata.sstables" => {
                 let mut out = String::new();
                 for f in self.live_files() {

@@ -8,19 +8,25 @@ mod common;
 use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use strata::{Db, Options};
+use strata::{Db, Options, WriteBatch};
 
 struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static ALLOCATED_BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize) {
+    ALLOCATIONS.with(|c| c.set(c.get() + 1));
+    ALLOCATED_BYTES.with(|c| c.set(c.get() + bytes as u64));
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; the
 // counter is a thread-local Cell that itself never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        count(layout.size());
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -29,7 +35,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        count(new_size.saturating_sub(layout.size()));
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -42,7 +48,12 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
-/// Both tests share the allocator; each counts only its own thread.
+/// Bytes requested from the allocator by this thread (frees not counted).
+fn allocated_bytes() -> usize {
+    ALLOCATED_BYTES.with(Cell::get) as usize
+}
+
+/// The tests share the allocator; each counts only its own thread.
 #[test]
 fn gets_allocate_only_the_returned_value() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,4 +114,56 @@ fn steady_puts_reuse_their_batch_buffers() {
     // no batch buffer, no writer slot.
     let per_put = (allocations() - before) as f64 / 10_000.0;
     assert!(per_put <= 3.0 + 1e-9, "{per_put} allocations per put");
+}
+
+/// The memtable's size, which decides when it is flushed, is what its
+/// entries really cost: within 10% of the bytes allocated for them.
+#[test]
+fn memtable_size_tracks_the_memory_its_entries_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        write_buffer_size: 64 << 20,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let active = || -> usize {
+        let text = db.property("strata.cur-size-active-mem-table").unwrap();
+        text.parse().unwrap()
+    };
+    // Warm up pooled buffers, the WAL ring and the arena's first block.
+    for i in 0..1000 {
+        db.put(key(i), value(i, 0)).unwrap();
+    }
+    // Batches of 100, built beforehand, so what the write path allocates
+    // per write (its group) is a rounding error next to the entries.
+    let n = 100_000;
+    let mut payload = 0;
+    let batches: Vec<WriteBatch> = (0..n / 100)
+        .map(|b| {
+            let mut batch = WriteBatch::new();
+            for i in 1000 + b * 100..1000 + (b + 1) * 100 {
+                let (k, v) = (key(i), value(i, 0));
+                payload += k.len() + v.len();
+                batch.put(k, v);
+            }
+            batch
+        })
+        .collect();
+    let (size_before, bytes_before) = (active(), allocated_bytes());
+    for batch in batches {
+        db.write(batch).unwrap();
+    }
+    let charged = (active() - size_before) as f64;
+    let allocated = (allocated_bytes() - bytes_before) as f64;
+    let ratio = charged / allocated;
+    assert!(
+        (0.9..=1.1).contains(&ratio),
+        "memtable charged {charged} bytes for {allocated} allocated ({ratio:.3})"
+    );
+    // And the entries are compact: key, value and under 80 bytes more.
+    let (per_entry, payload) = (allocated / n as f64, payload as f64 / n as f64);
+    assert!(
+        per_entry < payload + 80.0,
+        "{per_entry:.1} bytes per entry of {payload:.1} bytes"
+    );
 }

@@ -2,7 +2,10 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
+use std::ptr::NonNull;
 use strata_sstable::compare_internal_keys;
+
+use super::arena::Region;
 
 /// An internal key (`user_key ++ trailer`) viewed as a type whose order is
 /// the internal-key order, so the skiplist can be searched with a borrowed
@@ -32,43 +35,81 @@ impl PartialOrd for IKey {
     }
 }
 
-/// Internal keys up to this many bytes (user keys up to 24) live inside
-/// the skiplist node itself.
-const INLINE_KEY_BYTES: usize = 32;
+/// Internal keys up to this many bytes (user keys up to 16) live inside
+/// the skiplist node itself. 24 keeps the node at 56 bytes for a tower of
+/// one (an allocator size class); longer keys live in the arena.
+const INLINE_KEY_BYTES: usize = 24;
 
-/// One memtable entry. Searching a skiplist compares the target with a
-/// node's key at every step; with the key inline in the node that costs
-/// one cache miss per node instead of two (node, then a heap buffer). The
-/// value, and a key too long to inline, live in one heap allocation.
+/// One memtable entry, the key of a skiplist node. Searching a skiplist
+/// compares the target with a node's key at every step; with the key
+/// inline in the node that costs one cache miss per node instead of two
+/// (node, then the arena). The value, and a key too long to inline, live
+/// in the memtable's arena.
 pub struct MemEntry {
     inline: [u8; INLINE_KEY_BYTES],
     key_len: u32,
-    /// The value; for a long key, the key followed by the value.
-    heap: Box<[u8]>,
+    value_len: u32,
+    /// In the arena: the key if it is not inline, then the value.
+    data: NonNull<u8>,
 }
 
+// SAFETY: `data` points at arena bytes that are written once, before the
+// entry exists, and never again; sharing or sending an entry only ever
+// reads immutable memory. The arena that owns the bytes outlives the entry
+// (the contract of `MemEntry::new`).
+unsafe impl Send for MemEntry {}
+// SAFETY: as for `Send`: every access through `&MemEntry` is a read.
+unsafe impl Sync for MemEntry {}
+
 impl MemEntry {
-    pub fn new(ikey_parts: (&[u8], [u8; 8]), value: &[u8]) -> Self {
+    /// Arena bytes an entry for this key and value needs.
+    pub fn arena_bytes(user_key: &[u8], value: &[u8]) -> usize {
+        let key_len = user_key.len() + 8;
+        let key_in_arena = if key_len <= INLINE_KEY_BYTES {
+            0
+        } else {
+            key_len
+        };
+        key_in_arena + value.len()
+    }
+
+    /// An entry for `user_key ++ trailer` and `value`, copying into
+    /// `region` the [`MemEntry::arena_bytes`] it needs.
+    ///
+    /// # Safety
+    /// The arena `region` comes from must outlive the entry: the entry
+    /// reads its bytes from there without a lifetime to say so. A
+    /// memtable keeps its skiplist and arena together and drops the
+    /// skiplist first.
+    pub unsafe fn new(ikey_parts: (&[u8], [u8; 8]), value: &[u8], region: &mut Region<'_>) -> Self {
         let (user_key, trailer) = ikey_parts;
         let key_len = user_key.len() + trailer.len();
         let mut inline = [0u8; INLINE_KEY_BYTES];
-        let heap = if key_len <= INLINE_KEY_BYTES {
+        let data = if key_len <= INLINE_KEY_BYTES {
             inline[..user_key.len()].copy_from_slice(user_key);
             inline[user_key.len()..key_len].copy_from_slice(&trailer);
-            Box::from(value)
+            region.push(value)
         } else {
-            let mut buf = Vec::with_capacity(key_len + value.len());
-            buf.extend_from_slice(user_key);
-            buf.extend_from_slice(&trailer);
-            buf.extend_from_slice(value);
-            buf.into_boxed_slice()
+            let data = region.push(user_key);
+            region.push(&trailer);
+            region.push(value);
+            data
         };
         MemEntry {
             inline,
-            // Keys are limited to MAX_KEY_SIZE (64 KiB) before they get here.
+            // Keys and values are limited (MAX_KEY_SIZE, MAX_VALUE_SIZE)
+            // to well under 4 GiB before they get here.
             key_len: key_len as u32,
-            heap,
+            value_len: value.len() as u32,
+            data,
         }
+    }
+
+    fn arena_slice(&self, offset: usize, len: usize) -> &[u8] {
+        // SAFETY: `data..data + arena_bytes` was filled by `new` from a
+        // region of an arena that outlives `self` (its contract) and is
+        // never written again; `offset + len` stays within those bytes.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset), len) }
     }
 
     pub fn ikey(&self) -> &[u8] {
@@ -76,22 +117,14 @@ impl MemEntry {
         if len <= INLINE_KEY_BYTES {
             &self.inline[..len]
         } else {
-            &self.heap[..len]
+            self.arena_slice(0, len)
         }
     }
 
     pub fn value(&self) -> &[u8] {
         let len = self.key_len as usize;
-        if len <= INLINE_KEY_BYTES {
-            &self.heap
-        } else {
-            &self.heap[len..]
-        }
-    }
-
-    /// Bytes this entry occupies beyond the skiplist node's fixed part.
-    pub fn heap_bytes(&self) -> usize {
-        self.heap.len() + INLINE_KEY_BYTES
+        let offset = if len <= INLINE_KEY_BYTES { 0 } else { len };
+        self.arena_slice(offset, self.value_len as usize)
     }
 }
 
@@ -127,11 +160,16 @@ mod tests {
 
     #[test]
     fn short_and_long_keys_round_trip() {
-        for key_len in [0, 1, 24, 25, 100] {
+        let arena = super::super::arena::Arena::new(0);
+        for key_len in [0, 1, 16, 17, 100] {
             let key = vec![b'k'; key_len];
-            let e = MemEntry::new((&key, [1, 2, 3, 4, 5, 6, 7, 8]), b"value");
+            let trailer = [1, 2, 3, 4, 5, 6, 7, 8];
+            let mut region = arena.reserve(MemEntry::arena_bytes(&key, b"value"));
+            // SAFETY: `arena` outlives `e`, dropped at the end of the loop body.
+            let e = unsafe { MemEntry::new((&key, trailer), b"value", &mut region) };
+            assert_eq!(region.left(), 0, "arena_bytes matches what new used");
             assert_eq!(&e.ikey()[..key_len], &key[..]);
-            assert_eq!(&e.ikey()[key_len..], &[1, 2, 3, 4, 5, 6, 7, 8]);
+            assert_eq!(&e.ikey()[key_len..], &trailer);
             assert_eq!(e.value(), b"value");
         }
     }

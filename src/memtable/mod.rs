@@ -2,6 +2,7 @@
 //! (crossbeam-skiplist). Writers insert concurrently without a mutex;
 //! readers search it at a sequence number.
 
+mod arena;
 mod bloom;
 mod iter;
 mod key;
@@ -11,6 +12,7 @@ pub(crate) use key::IKey;
 
 use crate::batch::BatchOp;
 use crate::ikey::with_seek_key;
+use arena::Arena;
 use bloom::MemBloom;
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
@@ -27,9 +29,11 @@ use strata_sstable::{pack_trailer, parse_internal_key, SeqNo, ValueKind};
 /// the line's cache miss was 8% of fillbatch's writer thread.
 const FILTER_RATIO: usize = 64;
 
-/// Bytes charged per entry for the skiplist node and its tower, on top of
-/// the entry's own bytes, so `approximate_bytes` tracks real memory.
-const NODE_OVERHEAD_BYTES: usize = 64;
+/// Bytes charged per entry for its skiplist node: the entry, crossbeam's
+/// reference-count word and a tower of two pointers (the mean height), so
+/// `approximate_bytes` tracks real memory. The arena's bytes are counted
+/// as the arena allocates them.
+const NODE_BYTES: usize = std::mem::size_of::<MemEntry>() + 8 + 2 * 8;
 
 /// What a lookup found for a user key at a sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +49,13 @@ pub enum Lookup<V> {
 /// A sorted in-memory table of writes. Immutable ("frozen") once it is
 /// replaced by a fresh memtable; then it is flushed to an L0 table.
 pub struct MemTable {
+    // Field order matters: the entries in `map` point into `arena`, so the
+    // map is declared (and therefore dropped) first.
     map: SkipMap<MemEntry, ()>,
+    arena: Arena,
     bloom: MemBloom,
-    approximate_bytes: AtomicUsize,
+    /// Bytes of the skiplist nodes (the arena counts its own).
+    node_bytes: AtomicUsize,
     /// The write-ahead log that holds this memtable's writes.
     wal_number: u64,
     /// The largest sequence number inserted.
@@ -58,21 +66,27 @@ impl MemTable {
     /// An empty memtable whose writes are logged in WAL `wal_number`, with
     /// no key filter.
     pub fn new(wal_number: u64) -> Self {
-        Self::with_filter(wal_number, 0)
+        Self::with_filter(wal_number, 0, 0)
     }
 
     /// An empty memtable for `write_buffer_size` bytes of writes, with a
     /// key filter of `write_buffer_size / FILTER_RATIO` bytes.
     pub fn sized_for(wal_number: u64, write_buffer_size: usize) -> Self {
-        Self::with_filter(wal_number, write_buffer_size / FILTER_RATIO)
+        Self::with_filter(
+            wal_number,
+            write_buffer_size,
+            write_buffer_size / FILTER_RATIO,
+        )
     }
 
-    /// An empty memtable with a key filter of `filter_bytes` bytes.
-    pub fn with_filter(wal_number: u64, filter_bytes: usize) -> Self {
+    /// An empty memtable for about `capacity` bytes of writes with a key
+    /// filter of `filter_bytes` bytes.
+    fn with_filter(wal_number: u64, capacity: usize, filter_bytes: usize) -> Self {
         MemTable {
             map: SkipMap::new(),
+            arena: Arena::new(capacity),
             bloom: MemBloom::new(filter_bytes),
-            approximate_bytes: AtomicUsize::new(0),
+            node_bytes: AtomicUsize::new(0),
             wal_number,
             max_seq: AtomicU64::new(0),
         }
@@ -82,37 +96,46 @@ impl MemTable {
     /// each (key, seqno) is inserted exactly once.
     #[cfg(test)]
     pub fn insert(&self, user_key: &[u8], seqno: SeqNo, kind: ValueKind, value: &[u8]) {
-        let bytes = self.insert_entry(user_key, seqno, kind, value);
-        self.account(bytes, seqno);
+        let op = BatchOp {
+            kind,
+            key: user_key,
+            value,
+        };
+        self.insert_batch(seqno, std::iter::once(op));
     }
 
     /// Insert a batch's entries with consecutive sequence numbers from
-    /// `first_seq`, updating the shared counters once for the batch.
-    pub fn insert_batch<'a>(&self, first_seq: SeqNo, ops: impl Iterator<Item = BatchOp<'a>>) {
-        let mut bytes = 0;
+    /// `first_seq`. The batch's arena bytes are reserved in one step and
+    /// the shared counters updated once.
+    pub fn insert_batch<'a>(
+        &self,
+        first_seq: SeqNo,
+        ops: impl Iterator<Item = BatchOp<'a>> + Clone,
+    ) {
+        let arena_bytes = ops
+            .clone()
+            .map(|op| MemEntry::arena_bytes(op.key, op.value))
+            .sum();
+        let mut region = self.arena.reserve(arena_bytes);
         let mut seq = first_seq;
         for op in ops {
-            bytes += self.insert_entry(op.key, seq, op.kind, op.value);
+            let trailer = pack_trailer(seq, op.kind).to_le_bytes();
+            // SAFETY: the entry goes into `self.map`, which is dropped
+            // before `self.arena` (field order), and entries are never
+            // removed or moved out of the map.
+            let entry = unsafe { MemEntry::new((op.key, trailer), op.value, &mut region) };
+            // Filter bits first: whoever can see the entry sees its bits.
+            self.bloom.insert(op.key);
+            self.map.insert(entry, ());
             seq += 1;
         }
+        debug_assert_eq!(region.left(), 0, "arena bytes reserved but not used");
         if seq > first_seq {
-            self.account(bytes, seq - 1);
+            let entries = (seq - first_seq) as usize;
+            self.node_bytes
+                .fetch_add(entries * NODE_BYTES, Ordering::Relaxed);
+            self.max_seq.fetch_max(seq - 1, Ordering::Release);
         }
-    }
-
-    fn insert_entry(&self, user_key: &[u8], seqno: SeqNo, kind: ValueKind, value: &[u8]) -> usize {
-        let trailer = pack_trailer(seqno, kind).to_le_bytes();
-        let entry = MemEntry::new((user_key, trailer), value);
-        let bytes = entry.heap_bytes() + NODE_OVERHEAD_BYTES;
-        // Filter bits first: whoever can see the entry sees its bits.
-        self.bloom.insert(user_key);
-        self.map.insert(entry, ());
-        bytes
-    }
-
-    fn account(&self, bytes: usize, max_seq: SeqNo) {
-        self.approximate_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.max_seq.fetch_max(max_seq, Ordering::Release);
     }
 
     /// The newest version of `user_key` with a sequence number `<= seqno`.
@@ -143,9 +166,9 @@ impl MemTable {
         self.max_seq.load(Ordering::Acquire)
     }
 
-    /// Approximate heap bytes held (entries plus skiplist overhead).
+    /// Approximate heap bytes held: skiplist nodes and arena blocks.
     pub fn approximate_bytes(&self) -> usize {
-        self.approximate_bytes.load(Ordering::Relaxed)
+        self.node_bytes.load(Ordering::Relaxed) + self.arena.allocated_bytes()
     }
 
     /// The WAL holding this memtable's writes.
@@ -180,6 +203,6 @@ mod tests {
         assert_eq!(m.get(b"k", 5), Lookup::Deleted);
         assert_eq!(m.get(b"j", 9), Lookup::Absent);
         assert_eq!(m.get(b"kk", 9), Lookup::Found(Bytes::from_static(b"other")));
-        assert!(m.approximate_bytes() > 4 * NODE_OVERHEAD_BYTES);
+        assert!(m.approximate_bytes() >= 4 * NODE_BYTES + 2 + 2 + 5);
     }
 }

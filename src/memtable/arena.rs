@@ -1,0 +1,264 @@
+//! A memtable's arena: the bytes of its entries' values (and of keys too
+//! long to sit inside a skiplist node), carved out of large blocks that are
+//! freed together when the memtable is dropped.
+//!
+//! Why: with the value in its own heap allocation, a 100-byte value cost a
+//! 112-byte allocator block and every entry two allocations. A memtable of
+//! `write_buffer_size` bytes then held ~25% fewer entries than RocksDB's
+//! (whose skiplist lives in an arena), so strata flushed more, smaller
+//! tables and its level-0 compactions rewrote the base level more often.
+//! A flushed memtable also returned a million small blocks to the
+//! allocator at once. Here an entry's bytes cost exactly their length, and
+//! a memtable frees one block per `block_bytes`.
+//!
+//! Concurrency: a writer reserves the bytes of its whole batch in one
+//! short critical section ([`Arena::reserve`]) and then fills its
+//! [`Region`] without a lock; regions never overlap. Bytes are never
+//! written again after the writer copied them in, and the entry pointing
+//! at them is published through the skiplist's release/acquire links, so
+//! readers see them complete.
+
+use parking_lot::Mutex;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The smallest block an arena allocates (tiny memtables in tests).
+const MIN_BLOCK_BYTES: usize = 4096;
+
+/// The largest block. Blocks are an eighth of the memtable up to 1 MiB,
+/// RocksDB's default `arena_block_size`: few enough allocations, and the
+/// unused tail of a block stays a rounding error.
+const MAX_BLOCK_BYTES: usize = 1 << 20;
+
+/// A reservation larger than this fraction of a block gets a block of its
+/// own, so one large value never wastes most of the current block.
+const LARGE_FRACTION: usize = 4;
+
+pub struct Arena {
+    blocks: Mutex<Blocks>,
+    block_bytes: usize,
+    /// Bytes of all blocks allocated, for the memtable's size accounting.
+    allocated: AtomicUsize,
+}
+
+/// The blocks an arena owns and the free tail of the current one.
+struct Blocks {
+    owned: Vec<Block>,
+    /// The first unreserved byte of the current block.
+    next: NonNull<u8>,
+    /// Unreserved bytes left in the current block.
+    left: usize,
+}
+
+// SAFETY: `Blocks` owns its blocks (raw pointers to heap allocations no
+// one else frees); moving that ownership to another thread is sound. It is
+// only reached through the arena's mutex.
+unsafe impl Send for Blocks {}
+
+/// One heap block, made from a `Box<[MaybeUninit<u8>]>` and turned back
+/// into one to be freed.
+struct Block {
+    start: NonNull<MaybeUninit<u8>>,
+    len: usize,
+}
+
+impl Block {
+    fn new(len: usize) -> Block {
+        let boxed: Box<[MaybeUninit<u8>]> = Box::new_uninit_slice(len);
+        let raw = Box::into_raw(boxed);
+        Block {
+            // `Box::into_raw` never returns null.
+            start: NonNull::new(raw.cast::<MaybeUninit<u8>>()).expect("box pointer"),
+            len,
+        }
+    }
+
+    fn start(&self) -> NonNull<u8> {
+        self.start.cast()
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        let slice = std::ptr::slice_from_raw_parts_mut(self.start.as_ptr(), self.len);
+        // SAFETY: `slice` is exactly the pointer and length `Box::into_raw`
+        // returned in `Block::new`, and a block is dropped once.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+impl Arena {
+    /// An arena for a memtable of about `capacity` bytes.
+    pub fn new(capacity: usize) -> Arena {
+        Arena {
+            blocks: Mutex::new(Blocks {
+                owned: Vec::new(),
+                next: NonNull::dangling(),
+                left: 0,
+            }),
+            block_bytes: (capacity / 8).clamp(MIN_BLOCK_BYTES, MAX_BLOCK_BYTES),
+            allocated: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes of all blocks allocated so far.
+    pub fn allocated_bytes(&self) -> usize {
+        self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// Reserve `len` bytes for the caller alone to fill.
+    pub fn reserve(&self, len: usize) -> Region<'_> {
+        if len == 0 {
+            return Region::new(NonNull::dangling(), 0);
+        }
+        let mut blocks = self.blocks.lock();
+        if len > self.block_bytes / LARGE_FRACTION {
+            let block = Block::new(len);
+            let start = block.start();
+            blocks.owned.push(block);
+            self.allocated.fetch_add(len, Ordering::Relaxed);
+            return Region::new(start, len);
+        }
+        if blocks.left < len {
+            let block = Block::new(self.block_bytes);
+            blocks.next = block.start();
+            blocks.left = self.block_bytes;
+            blocks.owned.push(block);
+            self.allocated
+                .fetch_add(self.block_bytes, Ordering::Relaxed);
+        }
+        let start = blocks.next;
+        // SAFETY: `len <= left`, so `start + len` stays inside (or one past
+        // the end of) the current block.
+        blocks.next = unsafe { start.add(len) };
+        blocks.left -= len;
+        Region::new(start, len)
+    }
+}
+
+/// Bytes of an arena reserved for one writer, filled front to back.
+pub struct Region<'a> {
+    next: NonNull<u8>,
+    left: usize,
+    _arena: PhantomData<&'a Arena>,
+}
+
+impl Region<'_> {
+    fn new(next: NonNull<u8>, left: usize) -> Self {
+        Region {
+            next,
+            left,
+            _arena: PhantomData,
+        }
+    }
+
+    /// Copy `bytes` into the region and return where they now live.
+    ///
+    /// # Panics
+    /// If the region has fewer than `bytes.len()` bytes left: the caller
+    /// reserved too little, a bug in the memtable.
+    pub fn push(&mut self, bytes: &[u8]) -> NonNull<u8> {
+        assert!(bytes.len() <= self.left, "arena region overrun");
+        let at = self.next;
+        // SAFETY: `at..at + len` lies inside this region (checked above),
+        // which `Arena::reserve` handed to this region alone and which no
+        // one reads before the entry pointing at it is published; the
+        // source is a live slice that cannot overlap arena memory handed
+        // out for writing.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), at.as_ptr(), bytes.len());
+            self.next = at.add(bytes.len());
+        }
+        self.left -= bytes.len();
+        at
+    }
+
+    /// Bytes not yet filled.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn read(at: NonNull<u8>, len: usize) -> Vec<u8> {
+        // SAFETY: `at..at + len` was filled by `Region::push` in an arena
+        // the caller keeps alive.
+        unsafe { std::slice::from_raw_parts(at.as_ptr(), len) }.to_vec()
+    }
+
+    #[test]
+    fn small_and_large_reservations_hold_their_bytes() {
+        let arena = Arena::new(64 << 10);
+        let mut placed = Vec::new();
+        for i in 0..2000usize {
+            // Mostly small, now and then larger than a quarter block.
+            let len = if i % 97 == 0 { 5000 } else { i % 300 };
+            let bytes: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+            let mut region = arena.reserve(len);
+            let at = region.push(&bytes);
+            assert_eq!(region.left(), 0);
+            placed.push((at, bytes));
+        }
+        for (at, bytes) in &placed {
+            assert_eq!(&read(*at, bytes.len()), bytes);
+        }
+        let reserved: usize = placed.iter().map(|(_, b)| b.len()).sum();
+        assert!(arena.allocated_bytes() >= reserved);
+        // Block tails wasted stay below one small reservation per block.
+        assert!(arena.allocated_bytes() < reserved + reserved / 4 + MIN_BLOCK_BYTES);
+    }
+
+    #[test]
+    fn concurrent_writers_get_disjoint_regions() {
+        let arena = Arc::new(Arena::new(1 << 20));
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let arena = Arc::clone(&arena);
+                std::thread::spawn(move || {
+                    let mut placed = Vec::new();
+                    for i in 0..5000usize {
+                        let len = 1 + (i * 7 + t as usize) % 200;
+                        let mut region = arena.reserve(2 * len);
+                        let first = region.push(&vec![t; len]);
+                        let second = region.push(&vec![!t; len]);
+                        placed.push((first.as_ptr() as usize, second.as_ptr() as usize, len));
+                    }
+                    placed
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+        // Every byte still holds what its writer put there: no region was
+        // handed to two writers.
+        for (t, placed) in results.iter().enumerate() {
+            for &(first, second, len) in placed {
+                let first = NonNull::new(first as *mut u8).unwrap();
+                let second = NonNull::new(second as *mut u8).unwrap();
+                assert_eq!(read(first, len), vec![t as u8; len]);
+                assert_eq!(read(second, len), vec![!(t as u8); len]);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "arena region overrun")]
+    fn overrunning_a_region_panics_before_writing() {
+        let arena = Arena::new(0);
+        let mut region = arena.reserve(3);
+        region.push(b"four");
+    }
+
+    #[test]
+    fn empty_reservations_need_no_block() {
+        let arena = Arena::new(1 << 20);
+        let mut region = arena.reserve(0);
+        region.push(b"");
+        assert_eq!(arena.allocated_bytes(), 0);
+    }
+}
