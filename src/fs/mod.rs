@@ -37,7 +37,16 @@ pub trait WritableFile: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Work that makes later appends cheaper, to be run on a background
+    /// thread while appends go on (it must not change the file's bytes).
+    /// The default has none.
+    fn warm_up(&self) -> Option<WarmUp> {
+        None
+    }
 }
+
+/// A background job returned by [`WritableFile::warm_up`].
+pub type WarmUp = Box<dyn FnOnce() + Send>;
 
 /// A held lock on a lock file; dropping it releases the lock.
 pub trait FileLock: Send + Sync {}

@@ -19,7 +19,7 @@
 //! checks the buffer again and retries if anything arrived. A producer
 //! whose `try_lock` fails therefore knows the holder will see its record.
 
-use crate::fs::WritableFile;
+use crate::fs::{WarmUp, WritableFile};
 use parking_lot::{Condvar, Mutex};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -84,6 +84,9 @@ pub(crate) struct WalRing {
     /// Retired files not yet synced (taken for syncing included).
     retired_unsynced: AtomicUsize,
     retired_synced: Condvar,
+    /// The current file's warm-up, for the flusher to run before anything
+    /// else (see `WritableFile::warm_up`).
+    warm_up: Mutex<Option<WarmUp>>,
     /// The flusher thread waits here for sync requests.
     flusher_lock: Mutex<bool>,
     flusher_wake: Condvar,
@@ -115,6 +118,7 @@ impl WalRing {
             retired: Mutex::new(Vec::new()),
             retired_unsynced: AtomicUsize::new(0),
             retired_synced: Condvar::new(),
+            warm_up: Mutex::new(None),
             flusher_lock: Mutex::new(false),
             flusher_wake: Condvar::new(),
         }
@@ -311,14 +315,17 @@ impl WalRing {
         }
     }
 
-    /// The flusher thread's loop: sync whenever a writer asks, coalescing
-    /// the requests that arrive while a sync is in progress into the next
-    /// one. Returns when `shutdown` is called.
+    /// The flusher thread's loop: warm up each new WAL file, and sync
+    /// whenever a writer asks, coalescing the requests that arrive while a
+    /// sync is in progress into the next one. Returns when `shutdown` is
+    /// called.
     pub fn run_flusher(&self) {
+        *self.warm_up.lock() = self.drain.lock().file.warm_up();
         loop {
             {
                 let mut stop = self.flusher_lock.lock();
                 while !*stop
+                    && self.warm_up.lock().is_none()
                     && self.sync_requested.load(Ordering::Acquire)
                         <= self.synced.load(Ordering::Acquire)
                     && self.retired_unsynced.load(Ordering::Acquire) == 0
@@ -328,6 +335,12 @@ impl WalRing {
                 if *stop {
                     return;
                 }
+            }
+            // Warm the new file up first: the writers are about to need it,
+            // and syncing the retired file can take long.
+            let warm_up = self.warm_up.lock().take();
+            if let Some(job) = warm_up {
+                job();
             }
             // Retired files first, outside the drain lock: syncing a whole
             // 64 MiB WAL takes long, and writers keep appending meanwhile.
@@ -374,6 +387,9 @@ impl WalRing {
             self.sync_locked(&mut d)?;
         }
         self.drain_locked(&mut d)?;
+        if background {
+            *self.warm_up.lock() = file.warm_up();
+        }
         let mut p = self.producer.lock();
         debug_assert!(p.buf.is_empty());
         p.file_offset = file.len();
@@ -546,6 +562,50 @@ mod tests {
 
     /// With no flusher thread running, a retired WAL stays unsynced until
     /// a sync of the current one, which must sync it first.
+    /// A file whose warm-up reports that it ran.
+    struct Warmed(Box<dyn WritableFile>, std::sync::mpsc::Sender<()>);
+
+    impl WritableFile for Warmed {
+        fn append(&mut self, data: &[u8]) -> io::Result<()> {
+            self.0.append(data)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.0.sync()
+        }
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+        fn warm_up(&self) -> Option<WarmUp> {
+            let ran = self.1.clone();
+            Some(Box::new(move || ran.send(()).unwrap()))
+        }
+    }
+
+    #[test]
+    fn the_flusher_warms_up_each_new_file() {
+        let (fs, ring) = ring(1 << 16);
+        let flusher = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || ring.run_flusher())
+        };
+        let (ran, warmed) = std::sync::mpsc::channel();
+        for number in 2..4 {
+            let path = format!("/w/{number}.log");
+            let file = Warmed(fs.create(Path::new(&path)).unwrap(), ran.clone());
+            ring.switch_file(Box::new(file), number, true).unwrap();
+            // A bound on a hang, not a synchronisation: the job runs as
+            // soon as the flusher wakes.
+            warmed
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the flusher ran the new file's warm-up");
+        }
+        ring.shutdown();
+        flusher.join().unwrap();
+    }
+
     #[test]
     fn syncing_the_new_wal_syncs_the_retired_one_first() {
         let (fs, ring) = ring(1 << 16);
