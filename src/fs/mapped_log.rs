@@ -131,6 +131,11 @@ fn warm_up(file: &File, len: usize) {
     let Ok(map) = (unsafe { memmap2::MmapOptions::new().len(len).map_mut(file) }) else {
         return;
     };
+    // No readahead: a fault would otherwise bring in (and dirty) a large
+    // folio around each page, which counted ~14 MB of extra writes per
+    // 64 MiB WAL in /proc/self/io (measured: 5M fillrandom 1683 MB without
+    // the warm-up, 1838 MB with it, 1701 MB with it and this advice).
+    let _ = map.advise(memmap2::Advice::Random);
     let page = page_size();
     for offset in (0..len).step_by(WARM_UP_STRIDE).skip(1) {
         if map
