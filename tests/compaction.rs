@@ -271,9 +271,7 @@ fn power_loss_during_compaction_keeps_a_valid_version_and_synced_data() {
                 break;
             }
         }
-        fs.crash();
-        drop(db);
-        fs.power_loss(UnsyncedData::KeepRandomPrefix(seed));
+        power_cycle(&fs, db, UnsyncedData::KeepRandomPrefix(seed));
         let db = open_mem(&fs);
         db.wait_for_compactions().unwrap();
         db.check_invariants()

@@ -64,14 +64,12 @@ fn run_seed(seed: u64) {
             db.flush().unwrap();
         }
     }
-    fs.crash();
-    drop(db);
     let mode = if seed.is_multiple_of(2) {
         UnsyncedData::Drop
     } else {
         UnsyncedData::KeepRandomPrefix(seed)
     };
-    fs.power_loss(mode);
+    power_cycle(&fs, db, mode);
     let db = open_mem(&fs);
     let got = scan_all(&db);
     let prefix = (synced..=writes.len())
@@ -111,9 +109,7 @@ fn synced_writes_survive_power_loss_even_without_a_clean_close() {
         )
         .unwrap();
     }
-    fs.crash();
-    drop(db);
-    fs.power_loss(UnsyncedData::Drop);
+    power_cycle(&fs, db, UnsyncedData::Drop);
     let db = open_mem(&fs);
     for i in 0..100 {
         assert_eq!(db.get(key(i)).unwrap().unwrap(), value(i, 0));

@@ -59,9 +59,7 @@ fn a_power_loss_during_memtable_rotation_still_reopens() {
             ..FaultPlan::always(FsOp::Sync)
         });
         let _ = db.flush();
-        fs.crash();
-        drop(db);
-        fs.power_loss(UnsyncedData::KeepRandomPrefix(seed));
+        power_cycle(&fs, db, UnsyncedData::KeepRandomPrefix(seed));
         let db =
             Db::open(mem_dir(), mem_options(&fs)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let kept = (0..40)
@@ -86,9 +84,7 @@ fn a_failed_open_after_a_torn_wal_still_reopens() {
         let fs = MemFileSystem::new();
         let db = open_mem(&fs);
         write_half_synced(&db, 20);
-        fs.crash();
-        drop(db);
-        fs.power_loss(UnsyncedData::KeepRandomPrefix(seed));
+        power_cycle(&fs, db, UnsyncedData::KeepRandomPrefix(seed));
         let torn_now = torn(&fs, &wals(&fs)[0]);
         torn_seen += usize::from(torn_now);
         // The open's second manifest append (its version edit) fails.
@@ -211,9 +207,7 @@ fn an_empty_sync_write_makes_earlier_writes_durable() {
     let db = open_mem(&fs);
     db.put(b"a", b"1").unwrap();
     db.write_opt(strata::WriteBatch::new(), &sync()).unwrap();
-    fs.crash();
-    drop(db);
-    fs.power_loss(UnsyncedData::Drop);
+    power_cycle(&fs, db, UnsyncedData::Drop);
     let db = open_mem(&fs);
     assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
 }

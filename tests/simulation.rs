@@ -25,6 +25,9 @@
 //! and `SIMULATION_SEED=n` replays one seed (a failure prints that line).
 //! The same seed replays the same run exactly.
 
+mod common;
+
+use common::Rng;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -53,24 +56,6 @@ const FAULT_KINDS: [FsOp; 8] = [
     FsOp::SyncDir,
     FsOp::List,
 ];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn one_in(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-}
 
 /// What a seed did, summed over seeds for the report.
 #[derive(Debug, Default, Clone)]

@@ -215,9 +215,7 @@ fn power_loss_after_acknowledged_sync_writes_from_many_threads_keeps_them_all() 
     for t in threads {
         t.join().unwrap();
     }
-    fs.crash();
-    drop(db);
-    fs.power_loss(UnsyncedData::Drop);
+    power_cycle(&fs, db, UnsyncedData::Drop);
     let db = open_mem(&fs);
     for t in 0..WRITERS {
         for i in 0..200 {
@@ -273,9 +271,7 @@ fn manual_wal_flush_keeps_records_until_flush_wal() {
     db.flush_wal(true).unwrap();
     db.put(b"lost", b"2").unwrap();
     assert_eq!(db.get(b"lost").unwrap().as_deref(), Some(&b"2"[..]));
-    fs.crash();
-    drop(db);
-    fs.power_loss(UnsyncedData::Drop);
+    power_cycle(&fs, db, UnsyncedData::Drop);
     let db = Db::open(mem_dir(), opts).unwrap();
     assert_eq!(db.get(b"kept").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(db.get(b"lost").unwrap(), None);
@@ -292,9 +288,7 @@ fn disable_wal_writes_are_readable_but_not_logged() {
     db.put_opt(b"memory only", b"1", &no_wal).unwrap();
     db.put(b"logged", b"2").unwrap();
     assert_eq!(db.get(b"memory only").unwrap().as_deref(), Some(&b"1"[..]));
-    fs.crash();
-    drop(db);
-    fs.power_loss(UnsyncedData::KeepRandomPrefix(u64::MAX));
+    power_cycle(&fs, db, UnsyncedData::KeepRandomPrefix(u64::MAX));
     let db = open_mem(&fs);
     assert_eq!(db.get(b"memory only").unwrap(), None);
 }
@@ -319,9 +313,7 @@ fn a_sync_write_after_rotation_makes_the_old_wal_durable_too() {
         },
     )
     .unwrap();
-    fs.crash();
-    drop(db);
-    fs.power_loss(UnsyncedData::Drop);
+    power_cycle(&fs, db, UnsyncedData::Drop);
     let db = open_mem(&fs);
     assert_eq!(db.get(b"last").unwrap().as_deref(), Some(&b"synced"[..]));
     for i in 0..3000 {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use strata::fs::MemFileSystem;
+use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options};
 
 /// The directory databases live in on the in-memory filesystem.
@@ -32,22 +32,38 @@ pub fn small_options() -> Options {
     }
 }
 
-/// xorshift64*: a tiny deterministic generator, so a test's random
-/// choices replay from its seed. The seed must not be 0.
+/// SplitMix64: a tiny deterministic generator, so a test's random
+/// choices replay from its seed (any seed, 0 included).
 pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     /// Uniform enough in `0..n` for tests.
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// True one time in `n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+}
+
+/// Pull the plug: the process dies (the filesystem refuses every call
+/// from here on, so dropping the handle cleans nothing up and syncs
+/// nothing), then the machine loses power, keeping unsynced data as
+/// `mode` says. Reopen with [`open_mem`].
+pub fn power_cycle(fs: &MemFileSystem, db: Db, mode: UnsyncedData) {
+    fs.crash();
+    drop(db);
+    fs.power_loss(mode);
 }
 
 pub fn open_mem(fs: &MemFileSystem) -> Db {
