@@ -49,6 +49,11 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
         .find(|l| l.starts_with("crash test ok:"))
         .expect("a summary line");
     assert!(summary.contains(&format!("cycles={cycles} ")), "{summary}");
+    let verified: u64 = summary
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("keys_verified=")?.parse().ok())
+        .expect("keys_verified in the summary");
+    assert!(verified > 0, "no key was read back: {summary}");
 }
 
 /// The stress tool's own checks: a run against a fresh directory, then

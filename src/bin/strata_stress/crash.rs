@@ -37,6 +37,11 @@ pub struct Totals {
     pub pending_new: u64,
     pub pending_old: u64,
     pub pending_batches: u64,
+    /// Keys read back and compared, and range scans compared, over all
+    /// verifications (each of which passed: any lost or wrong read ends
+    /// the run with an error).
+    pub keys_verified: u64,
+    pub range_scans: u64,
 }
 
 pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
@@ -123,6 +128,8 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         totals.pending_new += field("pending_new");
         totals.pending_old += field("pending_old");
         totals.pending_batches += field("pending_batches");
+        totals.keys_verified += field("keys");
+        totals.range_scans += field("range_scans");
         totals.cycles += 1;
         if totals.cycles.is_multiple_of(10) {
             println!(

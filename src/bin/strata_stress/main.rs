@@ -255,7 +255,7 @@ fn crash_cmd(
     };
     let t = crash::run(&test)?;
     println!(
-        "crash test ok: cycles={} sigkills={} kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} in_flight_batches={} lost_acknowledged_writes=0 wrong_reads=0 seconds={:.0}",
+        "crash test ok: cycles={} sigkills={} kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} in_flight_batches={} keys_verified={} range_scans={} seconds={:.0}",
         t.cycles,
         t.killed,
         t.kills_with_strays,
@@ -263,6 +263,8 @@ fn crash_cmd(
         t.pending_new,
         t.pending_old,
         t.pending_batches,
+        t.keys_verified,
+        t.range_scans,
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -137,8 +137,9 @@ fn dispatch<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, method: Method) -
         Method::UpdateRandom => mixed::update_random(ctx, th),
         Method::Compact => maintenance::compact(ctx, th),
         Method::VerifyChecksum => maintenance::verify_checksum(ctx, th),
-        // `open` needs the database handle itself: the runner runs it.
-        Method::Open => Ok(()),
+        // `open` needs the database handle itself: the runner runs it
+        // (`Runner::run_open`) and never dispatches it here.
+        Method::Open => unreachable!("the runner runs `open` itself"),
         Method::Crc32c => micro::crc32c(ctx, th),
         Method::Compress => micro::compress(ctx, th),
         Method::Uncompress => micro::uncompress(ctx, th),
