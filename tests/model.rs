@@ -4,13 +4,12 @@
 
 mod common;
 
+use common::ack_log::{AckLog, Model};
 use common::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use strata::fs::MemFileSystem;
 use strata::WriteBatch;
-
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -293,9 +292,7 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
     use strata::WriteOptions;
     let fs = MemFileSystem::new();
     let mut db = Some(open_mem(&fs));
-    let mut base = Model::new();
-    let mut log: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-    let mut durable = 0;
+    let mut acks = AckLog::default();
     let mut model = Model::new();
     for op in ops {
         let d = db.as_ref().unwrap();
@@ -307,10 +304,7 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
                 };
                 d.put_opt(k(key), v(key, n), &opts).unwrap();
                 model.insert(k(key), v(key, n));
-                log.push((k(key), Some(v(key, n))));
-                if sync {
-                    durable = log.len();
-                }
+                acks.acknowledged(vec![(k(key), Some(v(key, n)))], sync);
             }
             CrashOp::Delete(key, sync) => {
                 let opts = WriteOptions {
@@ -319,10 +313,7 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
                 };
                 d.delete_opt(k(key), &opts).unwrap();
                 model.remove(&k(key));
-                log.push((k(key), None));
-                if sync {
-                    durable = log.len();
-                }
+                acks.acknowledged(vec![(k(key), None)], sync);
             }
             CrashOp::Get(key) => {
                 let got = d.get(k(key)).unwrap().map(|b| b.to_vec());
@@ -331,53 +322,33 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
             CrashOp::Range(a, b, rev) => check_range(d, &model, a, b, rev)?,
             CrashOp::Flush => {
                 d.flush().unwrap();
-                durable = log.len();
+                acks.all_durable();
             }
             CrashOp::CompactRange(a, b) => {
                 let (lo, hi) = (k(a.min(b)), k(a.max(b)));
                 d.compact_range(lo.as_slice()..=hi.as_slice()).unwrap();
-                durable = log.len();
+                acks.all_durable();
             }
             CrashOp::Reopen => {
                 drop(db.take());
                 db = Some(open_mem(&fs));
                 let got: Model = scan_all(db.as_ref().unwrap()).into_iter().collect();
                 prop_assert_eq!(&got, &model);
-                durable = log.len();
+                acks.all_durable();
             }
             CrashOp::PowerLoss(seed) => {
-                fs.crash();
-                drop(db.take());
-                fs.power_loss(if seed % 2 == 0 {
+                let mode = if seed % 2 == 0 {
                     UnsyncedData::Drop
                 } else {
                     UnsyncedData::KeepRandomPrefix(seed)
-                });
+                };
+                power_cycle(&fs, db.take().expect("open"), mode);
                 db = Some(open_mem(&fs));
                 let got: Model = scan_all(db.as_ref().unwrap()).into_iter().collect();
-                let mut state = base.clone();
-                let mut ok = false;
-                for (i, (key, val)) in log.iter().enumerate() {
-                    if i >= durable && state == got {
-                        ok = true;
-                    }
-                    match val {
-                        Some(val) => state.insert(key.clone(), val.clone()),
-                        None => state.remove(key),
-                    };
+                if let Err(e) = acks.recovered(&got) {
+                    return Err(TestCaseError::fail(format!("after power loss: {e}")));
                 }
-                ok |= state == got;
-                prop_assert!(
-                    ok,
-                    "after power loss: {} keys, not a prefix of {} writes with the first {} durable",
-                    got.len(),
-                    log.len(),
-                    durable
-                );
-                base = got.clone();
                 model = got;
-                log.clear();
-                durable = 0;
             }
         }
     }
@@ -389,5 +360,59 @@ proptest! {
     #[test]
     fn strata_agrees_with_a_btreemap_across_power_loss(ops in proptest::collection::vec(crash_op(), 1..300)) {
         run_with_power_loss(ops)?;
+    }
+}
+
+/// The ledger the crash tests share (`tests/common/ack_log.rs`) accepts
+/// exactly the states its rule allows.
+mod ack_log_rule {
+    use super::common::ack_log::*;
+
+    fn put(k: &str, v: &str) -> Write {
+        vec![(k.into(), Some(v.into()))]
+    }
+
+    fn model(pairs: &[(&str, &str)]) -> Model {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_prefix_holding_every_durable_write_passes_and_anything_else_fails() {
+        let mut acks = AckLog::new(model(&[("a", "0")]));
+        acks.acknowledged(put("a", "1"), true);
+        acks.acknowledged(put("b", "1"), false);
+        acks.acknowledged(put("c", "1"), false);
+        // Lost the unsynced tail: fine.
+        let r = acks.recovered(&model(&[("a", "1"), ("b", "1")])).unwrap();
+        assert_eq!((r.prefix, r.acknowledged), (2, 3));
+
+        let mut acks = AckLog::new(model(&[]));
+        acks.acknowledged(put("a", "1"), false);
+        acks.acknowledged(put("b", "1"), true);
+        // Lost a synced write.
+        assert!(acks.recovered(&model(&[("a", "1")])).is_err());
+
+        let mut acks = AckLog::new(model(&[]));
+        acks.acknowledged(put("a", "1"), false);
+        acks.acknowledged(put("b", "1"), false);
+        // A hole: the second write without the first.
+        assert!(acks.recovered(&model(&[("b", "1")])).is_err());
+    }
+
+    #[test]
+    fn the_write_in_doubt_may_land_after_all_acknowledged_ones() {
+        let mut acks = AckLog::new(model(&[]));
+        acks.acknowledged(put("a", "1"), false);
+        acks.in_doubt(Some(put("b", "1")));
+        let r = acks.recovered(&model(&[("a", "1"), ("b", "1")])).unwrap();
+        assert_eq!(r.in_doubt_applied, Some(true));
+        // The next epoch starts from what was recovered.
+        acks.acknowledged(put("c", "1"), true);
+        assert!(acks
+            .recovered(&model(&[("a", "1"), ("b", "1"), ("c", "1")]))
+            .is_ok());
     }
 }

@@ -27,6 +27,7 @@
 
 mod common;
 
+use common::ack_log::{apply, AckLog, Model, Write};
 use common::Rng;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -40,10 +41,7 @@ use strata::{Db, Error, Options, Snapshot, WalRecoveryMode, WriteBatch, WriteOpt
 /// An iterator over a scan's entries, in either direction.
 type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>>;
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 type Entry = (Vec<u8>, Vec<u8>);
-/// One write: the keys it sets (`Some`) or deletes (`None`).
-type Write = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 const KEYS: u64 = 300;
 const FAULT_KINDS: [FsOp; 8] = [
@@ -100,14 +98,9 @@ struct Sim {
     rng: Rng,
     fs: MemFileSystem,
     db: Option<Db>,
-    /// State recovered at the start of this epoch (since the last reboot).
-    base: Model,
-    /// Writes acknowledged in this epoch, in order, and whether sync.
-    log: Vec<Write>,
-    /// Writes `..durable` of `log` must survive a power loss.
-    durable: usize,
-    /// A write that failed: it may or may not be in the database.
-    in_doubt: Option<Write>,
+    /// Writes acknowledged since the last reboot, which must survive a
+    /// power loss, and a failed one that may or may not have.
+    acks: AckLog,
     /// What reads must see now.
     model: Model,
     snapshots: Vec<(Snapshot, Model)>,
@@ -149,10 +142,7 @@ impl Sim {
             rng: Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x1234_5678),
             fs: MemFileSystem::new(),
             db: None,
-            base: Model::new(),
-            log: Vec::new(),
-            durable: 0,
-            in_doubt: None,
+            acks: AckLog::default(),
             model: Model::new(),
             snapshots: Vec::new(),
             armed: false,
@@ -239,7 +229,7 @@ impl Sim {
                 .db()
                 .flush()
                 .map(|_| {
-                    self.durable = self.log.len();
+                    self.acks.all_durable();
                     "flush".into()
                 })
                 .map_err(|e| (e, None)),
@@ -249,7 +239,7 @@ impl Sim {
                 self.db()
                     .compact_range(lo.as_slice()..=hi.as_slice())
                     .map(|_| {
-                        self.durable = self.log.len();
+                        self.acks.all_durable();
                         "compact_range".into()
                     })
                     .map_err(|e| (e, None))
@@ -289,7 +279,7 @@ impl Sim {
                 self.trace.push(format!("{i}: error {e}"));
                 self.check_error(&e, "an operation");
                 self.fig.errors_surfaced += 1;
-                self.in_doubt = write;
+                self.acks.in_doubt(write);
                 self.power_loss_and_recover("after an error");
             }
         }
@@ -375,16 +365,13 @@ impl Sim {
         match self.db().write_opt(batch, &opts) {
             Ok(()) => {
                 apply(&mut self.model, &w);
-                self.log.push(w);
+                let keys = w.len();
+                self.acks.acknowledged(w, sync);
                 self.fig.acked_writes += 1;
                 if sync {
-                    self.durable = self.log.len();
                     self.fig.acked_sync_writes += 1;
                 }
-                Ok(format!(
-                    "write of {} keys (sync {sync})",
-                    self.log[self.log.len() - 1].len()
-                ))
+                Ok(format!("write of {keys} keys (sync {sync})"))
             }
             Err(e) => Err((e, Some(w))),
         }
@@ -476,7 +463,7 @@ impl Sim {
                     ));
                 }
                 // Everything acknowledged before a clean close was synced by it.
-                self.durable = self.log.len();
+                self.acks.all_durable();
             }
             Err(e) => {
                 self.check_error(&e, "a clean reopen");
@@ -536,65 +523,24 @@ impl Sim {
         };
         // The recovered state must be a prefix of the acknowledged writes
         // holding every durable one, or all of them plus the failed one.
-        let mut state = self.base.clone();
-        for w in &self.log[..self.durable] {
-            apply(&mut state, w);
-        }
-        let mut found = None;
-        for k in self.durable..=self.log.len() {
-            if k > self.durable {
-                apply(&mut state, &self.log[k - 1]);
-            }
-            if state == got {
-                found = Some(k);
-            }
-        }
-        let mut in_doubt_applied = false;
-        if let Some(w) = &self.in_doubt {
-            apply(&mut state, w);
-            if found.is_none() && state == got {
-                found = Some(self.log.len());
-                in_doubt_applied = true;
-            }
-        }
-        let Some(k) = found else {
-            self.fail(format!(
-                "recovery {why} gave a state that is no prefix of the acknowledged writes \
-                 ({} keys; {} writes acknowledged this epoch, the first {} durable; \
-                 model has {} keys): lost acknowledged data or a hole",
-                got.len(),
-                self.log.len(),
-                self.durable,
+        let r = match self.acks.recovered(&got) {
+            Ok(r) => r,
+            Err(e) => self.fail(format!(
+                "recovery {why}: {e} (model has {} keys)",
                 self.model.len()
-            ));
+            )),
         };
-        if self.in_doubt.is_some() {
-            if in_doubt_applied {
-                self.fig.in_doubt_applied += 1;
-            } else {
-                self.fig.in_doubt_dropped += 1;
-            }
+        match r.in_doubt_applied {
+            Some(true) => self.fig.in_doubt_applied += 1,
+            Some(false) => self.fig.in_doubt_dropped += 1,
+            None => {}
         }
-        self.fig.unsynced_writes_lost += (self.log.len() - k) as u64;
+        self.fig.unsynced_writes_lost += (r.acknowledged - r.prefix) as u64;
         self.trace.push(format!(
-            "recovered {why}: prefix {k} of {} (durable {})",
-            self.log.len(),
-            self.durable
+            "recovered {why}: prefix {} of {}",
+            r.prefix, r.acknowledged
         ));
-        self.base = got.clone();
         self.model = got;
-        self.log.clear();
-        self.durable = 0;
-        self.in_doubt = None;
-    }
-}
-
-fn apply(m: &mut Model, w: &Write) {
-    for (k, v) in w {
-        match v {
-            Some(v) => m.insert(k.clone(), v.clone()),
-            None => m.remove(k),
-        };
     }
 }
 

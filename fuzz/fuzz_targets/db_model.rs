@@ -12,15 +12,17 @@
 //! that failed; a clean reopen loses nothing.
 #![no_main]
 
+// The acknowledged-writes ledger and its prefix rule, shared with the
+// crash tests (tests/simulation.rs, tests/model.rs).
+#[path = "../../tests/common/ack_log.rs"]
+mod ack_log;
+
+use ack_log::{apply, AckLog, Model, Write};
 use libfuzzer_sys::fuzz_target;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
 use strata::{Db, Options, WriteBatch, WriteOptions};
-
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-type Write = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 const KINDS: [FsOp; 8] = [
     FsOp::Append,
@@ -70,22 +72,10 @@ fn scan(db: &Db) -> strata::Result<Model> {
         .collect()
 }
 
-fn apply(m: &mut Model, w: &Write) {
-    for (k, v) in w {
-        match v {
-            Some(v) => m.insert(k.clone(), v.clone()),
-            None => m.remove(k),
-        };
-    }
-}
-
 struct State {
     fs: MemFileSystem,
     db: Option<Db>,
-    base: Model,
-    log: Vec<Write>,
-    durable: usize,
-    in_doubt: Option<Write>,
+    acks: AckLog,
     model: Model,
     snapshot: Option<(strata::Snapshot, Model)>,
     armed: bool,
@@ -104,7 +94,7 @@ impl State {
             text.contains("injected fault") || text.contains("simulated crash"),
             "an error that does not name its cause: {e:?}"
         );
-        self.in_doubt = write;
+        self.acks.in_doubt(write);
         self.power_loss(seed);
     }
 
@@ -121,31 +111,11 @@ impl State {
         self.armed = false;
         let db = Db::open("/db", options(&self.fs)).expect("reopen after a power loss");
         let got = scan(&db).expect("scan after recovery");
-        let mut state = self.base.clone();
-        for w in &self.log[..self.durable] {
-            apply(&mut state, w);
+        if let Err(e) = self.acks.recovered(&got) {
+            panic!("{e}");
         }
-        let mut ok = state == got;
-        for w in &self.log[self.durable..] {
-            apply(&mut state, w);
-            ok |= state == got;
-        }
-        if let Some(w) = &self.in_doubt {
-            apply(&mut state, w);
-            ok |= state == got;
-        }
-        assert!(
-            ok,
-            "recovered state is no prefix of the acknowledged writes ({} of them, {} durable)",
-            self.log.len(),
-            self.durable
-        );
         self.db = Some(db);
-        self.base = got.clone();
         self.model = got;
-        self.log.clear();
-        self.durable = 0;
-        self.in_doubt = None;
     }
 
     fn write(&mut self, w: Write, sync: bool, seed: u8) {
@@ -163,10 +133,7 @@ impl State {
         match self.db().write_opt(batch, &opts) {
             Ok(()) => {
                 apply(&mut self.model, &w);
-                self.log.push(w);
-                if sync {
-                    self.durable = self.log.len();
-                }
+                self.acks.acknowledged(w, sync);
             }
             Err(e) => self.error(e, Some(w), seed),
         }
@@ -179,10 +146,7 @@ fuzz_target!(|data: &[u8]| {
     let mut s = State {
         fs,
         db: Some(db),
-        base: Model::new(),
-        log: Vec::new(),
-        durable: 0,
-        in_doubt: None,
+        acks: AckLog::default(),
         model: Model::new(),
         snapshot: None,
         armed: false,
@@ -239,13 +203,13 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             8 => match s.db().flush() {
-                Ok(()) => s.durable = s.log.len(),
+                Ok(()) => s.acks.all_durable(),
                 Err(e) => s.error(e, None, b),
             },
             9 => {
                 let (lo, hi) = sorted(key(a), key(b));
                 match s.db().compact_range(lo.as_slice()..=hi.as_slice()) {
-                    Ok(()) => s.durable = s.log.len(),
+                    Ok(()) => s.acks.all_durable(),
                     Err(e) => s.error(e, None, b),
                 }
             }
@@ -262,7 +226,7 @@ fuzz_target!(|data: &[u8]| {
                         let got = scan(&db).expect("scan after reopen");
                         assert_eq!(got, s.model, "a clean reopen lost acknowledged writes");
                         s.db = Some(db);
-                        s.durable = s.log.len();
+                        s.acks.all_durable();
                     }
                     Err(e) => s.error(e, None, b),
                 }

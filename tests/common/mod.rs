@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod ack_log;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};

@@ -1,0 +1,122 @@
+//! The writes acknowledged since the database last recovered, and the rule
+//! every crash test checks after a power loss: the recovered state is the
+//! state after a prefix of those writes that holds every durable one
+//! (synced, or followed by a flush or a clean reopen), or after all of them
+//! plus the one write whose outcome was never reported (it failed with an
+//! injected fault or a crash).
+//!
+//! Shared by tests/simulation.rs, tests/model.rs and the `db_model` fuzz
+//! target (which includes this file by `#[path]`), so the rule is written
+//! once. It uses nothing but std.
+
+use std::collections::BTreeMap;
+
+/// What the database should hold: key to value.
+pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// One atomic write: puts (`Some`) and deletes (`None`), applied in order.
+pub type Write = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+pub fn apply(m: &mut Model, w: &Write) {
+    for (k, v) in w {
+        match v {
+            Some(v) => m.insert(k.clone(), v.clone()),
+            None => m.remove(k),
+        };
+    }
+}
+
+/// What a recovery kept of the acknowledged writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// How many acknowledged writes survived (the longest matching prefix).
+    pub prefix: usize,
+    /// Acknowledged writes since the last recovery.
+    pub acknowledged: usize,
+    /// The write in doubt was there (`None`: there was none).
+    pub in_doubt_applied: Option<bool>,
+}
+
+/// The ledger of one epoch (from one recovery to the next).
+#[derive(Debug, Default)]
+pub struct AckLog {
+    base: Model,
+    log: Vec<Write>,
+    durable: usize,
+    in_doubt: Option<Write>,
+}
+
+impl AckLog {
+    /// An epoch starting from `base`.
+    pub fn new(base: Model) -> Self {
+        AckLog {
+            base,
+            ..AckLog::default()
+        }
+    }
+
+    /// `w` was acknowledged; `durable` when it was synced.
+    pub fn acknowledged(&mut self, w: Write, durable: bool) {
+        self.log.push(w);
+        if durable {
+            self.all_durable();
+        }
+    }
+
+    /// Everything acknowledged so far must survive (after a flush, a
+    /// synced write, or a clean reopen).
+    pub fn all_durable(&mut self) {
+        self.durable = self.log.len();
+    }
+
+    /// A write failed without saying whether it was applied.
+    pub fn in_doubt(&mut self, w: Option<Write>) {
+        self.in_doubt = w;
+    }
+
+    /// Check what a recovery found; on success a new epoch starts from it.
+    pub fn recovered(&mut self, got: &Model) -> Result<Recovered, String> {
+        let mut state = self.base.clone();
+        for w in &self.log[..self.durable] {
+            apply(&mut state, w);
+        }
+        let mut prefix = None;
+        for k in self.durable..=self.log.len() {
+            if k > self.durable {
+                apply(&mut state, &self.log[k - 1]);
+            }
+            if state == *got {
+                prefix = Some(k);
+            }
+        }
+        let mut in_doubt_applied = self.in_doubt.as_ref().map(|_| false);
+        if let (Some(w), None) = (&self.in_doubt, prefix) {
+            apply(&mut state, w);
+            if state == *got {
+                prefix = Some(self.log.len());
+                in_doubt_applied = Some(true);
+            }
+        }
+        let Some(prefix) = prefix else {
+            return Err(format!(
+                "the recovered state ({} keys) is no prefix of the {} writes acknowledged \
+                 since the last recovery (the first {} durable{}): lost acknowledged data or a hole",
+                got.len(),
+                self.log.len(),
+                self.durable,
+                if self.in_doubt.is_some() {
+                    ", one more in doubt"
+                } else {
+                    ""
+                }
+            ));
+        };
+        let report = Recovered {
+            prefix,
+            acknowledged: self.log.len(),
+            in_doubt_applied,
+        };
+        *self = AckLog::new(got.clone());
+        Ok(report)
+    }
+}
