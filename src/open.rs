@@ -8,7 +8,7 @@ use crate::error::{table_error, Error, Result};
 use crate::filename::{current_path, lock_path, parse_file_name, wal_path, FileKind};
 use crate::flush::write_memtable_table;
 use crate::memtable::MemTable;
-use crate::options::{Options, WalRecoveryMode};
+use crate::options::{Options, WalRecoveryMode, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
 use crate::write::{WalRing, WritePath};
@@ -153,7 +153,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 
     let mode = options.wal_recovery_mode;
     let mut last_seq = versions.last_sequence();
-    let mut mem = Arc::new(MemTable::new(0));
+    let mut mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
     let mut tables = Vec::new();
     let flush =
         |mem: &Arc<MemTable>, versions: &mut VersionSet, tables: &mut Vec<Arc<TableFile>>| {
@@ -196,7 +196,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
             }
             if mem.approximate_bytes() >= options.write_buffer_size {
                 flush(&mem, versions, &mut tables)?;
-                mem = Arc::new(MemTable::new(0));
+                mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
             }
         }
         // A newer WAL receives records only after this one was synced
@@ -235,7 +235,16 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 fn apply_record(data: &[u8], mem: &MemTable) -> std::result::Result<Option<SeqNo>, String> {
     let batch = DecodedBatch::new(data).map_err(|e| e.reason.to_owned())?;
     for op in batch.iter() {
-        op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
+        let op = op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
+        // A write never carries more than these (`WriteBatch` refuses it),
+        // so a longer one is damage; the memtable relies on the limits.
+        if op.key.len() > MAX_KEY_SIZE || op.value.len() > MAX_VALUE_SIZE {
+            return Err(format!(
+                "write batch entry of {} key and {} value bytes exceeds the limits ({MAX_KEY_SIZE}, {MAX_VALUE_SIZE})",
+                op.key.len(),
+                op.value.len()
+            ));
+        }
     }
     let first = batch.sequence();
     let count = u64::from(batch.count());

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use strata::fs::{FileSystem, MemFileSystem};
+use strata::fs::{FileSystem, MemFileSystem, WritableFile};
 use strata::{Db, Error, Options, WalRecoveryMode};
 
 const N: usize = 400;
@@ -232,4 +232,39 @@ fn a_truncated_wal_recovers_its_prefix() {
         .count();
     assert!(kept > 0 && kept < N);
     assert!((N + kept..2 * N).all(|i| db.get(key(i)).unwrap().is_none()));
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A logged batch whose value is over `MAX_VALUE_SIZE` can only be damage
+/// (`WriteBatch` refuses one, and the memtable relies on the limit):
+/// replay reports it, naming the WAL, instead of inserting it.
+#[test]
+fn a_logged_value_over_the_size_limit_is_corruption() {
+    let fs = MemFileSystem::new();
+    build(&fs, true);
+    let wal = only(&fs, ".log");
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&(1u64 << 40).to_le_bytes()); // sequence
+    batch.extend_from_slice(&1u32.to_le_bytes()); // count
+    batch.push(1); // put
+    push_varint(&mut batch, 3);
+    batch.extend_from_slice(b"big");
+    push_varint(&mut batch, strata::MAX_VALUE_SIZE + 1);
+    batch.resize(batch.len() + strata::MAX_VALUE_SIZE + 1, b'v');
+    let mut framed = Vec::new();
+    strata_wal::encode_record(&mut framed, 0, &batch);
+    let mut file = fs.create(&wal).unwrap();
+    file.append(&framed).unwrap();
+    file.sync().unwrap();
+    drop(file);
+    let e = Db::open(mem_dir(), mem_options(&fs)).unwrap_err();
+    assert_corruption_in(&e, &wal);
+    assert!(e.to_string().contains("exceeds the limits"), "{e}");
 }

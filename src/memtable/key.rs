@@ -53,6 +53,11 @@ pub struct MemEntry {
     data: NonNull<u8>,
 }
 
+// An entry is freed without reading its bytes: crossbeam may destroy a
+// node it replaced (an insert of an equal key) after the memtable and its
+// arena are gone, which is sound only while dropping an entry runs no code.
+const _: () = assert!(!std::mem::needs_drop::<MemEntry>());
+
 // SAFETY: `data` points at arena bytes that are written once, before the
 // entry exists, and never again; sharing or sending an entry only ever
 // reads immutable memory. The arena that owns the bytes outlives the entry
@@ -98,9 +103,10 @@ impl MemEntry {
         MemEntry {
             inline,
             // Keys and values are limited (MAX_KEY_SIZE, MAX_VALUE_SIZE)
-            // to well under 4 GiB before they get here.
-            key_len: key_len as u32,
-            value_len: value.len() as u32,
+            // to well under 4 GiB before they get here: by `WriteBatch`
+            // for writes, by the replay's check for logged batches.
+            key_len: u32::try_from(key_len).expect("key within MAX_KEY_SIZE"),
+            value_len: u32::try_from(value.len()).expect("value within MAX_VALUE_SIZE"),
             data,
         }
     }

@@ -63,10 +63,10 @@ pub struct MemTable {
 }
 
 impl MemTable {
-    /// An empty memtable whose writes are logged in WAL `wal_number`, with
-    /// no key filter.
-    pub fn new(wal_number: u64) -> Self {
-        Self::with_filter(wal_number, 0, 0)
+    /// An empty memtable for `write_buffer_size` bytes of writes without a
+    /// key filter: for WAL replay, which only inserts and flushes.
+    pub fn unfiltered(wal_number: u64, write_buffer_size: usize) -> Self {
+        Self::with_filter(wal_number, write_buffer_size, 0)
     }
 
     /// An empty memtable for `write_buffer_size` bytes of writes, with a
@@ -121,8 +121,11 @@ impl MemTable {
         for op in ops {
             let trailer = pack_trailer(seq, op.kind).to_le_bytes();
             // SAFETY: the entry goes into `self.map`, which is dropped
-            // before `self.arena` (field order), and entries are never
-            // removed or moved out of the map.
+            // before `self.arena` (field order); a reader can only reach
+            // an entry through the map (or an iterator holding this
+            // memtable's `Arc`). An entry replaced by an equal key may be
+            // freed later by crossbeam, but freeing an entry never reads
+            // its bytes (no drop glue, asserted in key.rs).
             let entry = unsafe { MemEntry::new((op.key, trailer), op.value, &mut region) };
             // Filter bits first: whoever can see the entry sees its bits.
             self.bloom.insert(op.key);
@@ -192,7 +195,7 @@ mod tests {
 
     #[test]
     fn get_sees_the_newest_version_at_or_below_the_sequence() {
-        let m = MemTable::new(1);
+        let m = MemTable::unfiltered(1, 0);
         m.insert(b"k", 1, ValueKind::Put, b"v1");
         m.insert(b"k", 3, ValueKind::Put, b"v3");
         m.insert(b"k", 5, ValueKind::Delete, b"");
