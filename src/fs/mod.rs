@@ -45,8 +45,10 @@ pub trait WritableFile: Send {
     }
 }
 
-/// A background job returned by [`WritableFile::warm_up`].
-pub type WarmUp = Box<dyn FnOnce() + Send>;
+/// A background job returned by [`WritableFile::warm_up`], run in short
+/// steps so its thread can do more urgent work in between: each call does
+/// one step and returns whether any work is left.
+pub type WarmUp = Box<dyn FnMut() -> bool + Send>;
 
 /// A held lock on a lock file; dropping it releases the lock.
 pub trait FileLock: Send + Sync {}

@@ -336,11 +336,13 @@ impl WalRing {
                     return;
                 }
             }
-            // Warm the new file up first: the writers are about to need it,
-            // and syncing the retired file can take long.
-            let warm_up = self.warm_up.lock().take();
-            if let Some(job) = warm_up {
-                job();
+            // Sync requests first; otherwise warm the new file up a step at
+            // a time before the retired file's sync (which can take long):
+            // the writers are about to need those pages.
+            let sync_wanted =
+                self.sync_requested.load(Ordering::Acquire) > self.synced.load(Ordering::Acquire);
+            if !sync_wanted && self.warm_up_step() {
+                continue;
             }
             // Retired files first, outside the drain lock: syncing a whole
             // 64 MiB WAL takes long, and writers keep appending meanwhile.
@@ -361,6 +363,21 @@ impl WalRing {
             // write (their pushers saw the lock taken).
             let _ = self.drain_if_idle();
         }
+    }
+
+    /// Run one step of the pending warm-up; true if one ran. A newer
+    /// file's warm-up installed meanwhile replaces this one.
+    fn warm_up_step(&self) -> bool {
+        let Some(mut job) = self.warm_up.lock().take() else {
+            return false;
+        };
+        if job() {
+            let mut slot = self.warm_up.lock();
+            if slot.is_none() {
+                *slot = Some(job);
+            }
+        }
+        true
     }
 
     /// Stop the flusher thread.
@@ -560,9 +577,7 @@ mod tests {
         assert_eq!(read_back(&fs).len(), 50);
     }
 
-    /// With no flusher thread running, a retired WAL stays unsynced until
-    /// a sync of the current one, which must sync it first.
-    /// A file whose warm-up reports that it ran.
+    /// A file whose warm-up (three steps) reports that it finished.
     struct Warmed(Box<dyn WritableFile>, std::sync::mpsc::Sender<()>);
 
     impl WritableFile for Warmed {
@@ -579,8 +594,15 @@ mod tests {
             self.0.len()
         }
         fn warm_up(&self) -> Option<WarmUp> {
-            let ran = self.1.clone();
-            Some(Box::new(move || ran.send(()).unwrap()))
+            // Three steps, the last one reporting.
+            let (ran, mut steps) = (self.1.clone(), 0);
+            Some(Box::new(move || {
+                steps += 1;
+                if steps == 3 {
+                    ran.send(()).unwrap();
+                }
+                steps < 3
+            }))
         }
     }
 
@@ -606,6 +628,8 @@ mod tests {
         flusher.join().unwrap();
     }
 
+    /// With no flusher thread running, a retired WAL stays unsynced until
+    /// a sync of the current one, which must sync it first.
     #[test]
     fn syncing_the_new_wal_syncs_the_retired_one_first() {
         let (fs, ring) = ring(1 << 16);
