@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use strata::fs::{FileSystem, MemFileSystem, WritableFile};
+use strata::fs::{FileSystem, MemFileSystem};
 use strata::{Db, Error, Options, WalRecoveryMode};
 
 const N: usize = 400;
