@@ -84,8 +84,8 @@ pub(crate) struct WalRing {
     /// Retired files not yet synced (taken for syncing included).
     retired_unsynced: AtomicUsize,
     retired_synced: Condvar,
-    /// The current file's warm-up, for the flusher to run before anything
-    /// else (see `WritableFile::warm_up`).
+    /// The current file's warm-up, which the flusher runs a step at a time
+    /// when no sync is wanted (see `WritableFile::warm_up`).
     warm_up: Mutex<Option<WarmUp>>,
     /// The flusher thread waits here for sync requests.
     flusher_lock: Mutex<bool>,
@@ -577,32 +577,27 @@ mod tests {
         assert_eq!(read_back(&fs).len(), 50);
     }
 
-    /// A file whose warm-up (three steps) reports that it finished.
-    struct Warmed(Box<dyn WritableFile>, std::sync::mpsc::Sender<()>);
+    /// A file whose warm-up jobs come from `make`, so a test controls them.
+    struct WithWarmUp {
+        file: Box<dyn WritableFile>,
+        make: Box<dyn Fn() -> WarmUp + Send>,
+    }
 
-    impl WritableFile for Warmed {
+    impl WritableFile for WithWarmUp {
         fn append(&mut self, data: &[u8]) -> io::Result<()> {
-            self.0.append(data)
+            self.file.append(data)
         }
         fn flush(&mut self) -> io::Result<()> {
-            self.0.flush()
+            self.file.flush()
         }
         fn sync(&mut self) -> io::Result<()> {
-            self.0.sync()
+            self.file.sync()
         }
         fn len(&self) -> u64 {
-            self.0.len()
+            self.file.len()
         }
         fn warm_up(&self) -> Option<WarmUp> {
-            // Three steps, the last one reporting.
-            let (ran, mut steps) = (self.1.clone(), 0);
-            Some(Box::new(move || {
-                steps += 1;
-                if steps == 3 {
-                    ran.send(()).unwrap();
-                }
-                steps < 3
-            }))
+            Some((self.make)())
         }
     }
 
@@ -616,7 +611,22 @@ mod tests {
         let (ran, warmed) = std::sync::mpsc::channel();
         for number in 2..4 {
             let path = format!("/w/{number}.log");
-            let file = Warmed(fs.create(Path::new(&path)).unwrap(), ran.clone());
+            let ran = ran.clone();
+            // Three steps, the last one reporting.
+            let make = move || -> WarmUp {
+                let (ran, mut steps) = (ran.clone(), 0);
+                Box::new(move || {
+                    steps += 1;
+                    if steps == 3 {
+                        ran.send(()).unwrap();
+                    }
+                    steps < 3
+                })
+            };
+            let file = WithWarmUp {
+                file: fs.create(Path::new(&path)).unwrap(),
+                make: Box::new(make),
+            };
             ring.switch_file(Box::new(file), number, true).unwrap();
             // A bound on a hang, not a synchronisation: the job runs as
             // soon as the flusher wakes.
@@ -626,6 +636,62 @@ mod tests {
         }
         ring.shutdown();
         flusher.join().unwrap();
+    }
+
+    #[test]
+    fn a_sync_is_served_between_warm_up_steps() {
+        let (fs, ring) = ring(1 << 16);
+        let flusher = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || ring.run_flusher())
+        };
+        // A warm-up that never ends by itself: each step counts itself and
+        // waits for a token; the job ends when the token sender is gone.
+        let (token, tokens) = std::sync::mpsc::channel::<()>();
+        let tokens = Arc::new(parking_lot::Mutex::new(tokens));
+        let steps = Arc::new(AtomicUsize::new(0));
+        let make = {
+            let steps = Arc::clone(&steps);
+            move || -> WarmUp {
+                let (tokens, steps) = (Arc::clone(&tokens), Arc::clone(&steps));
+                Box::new(move || {
+                    steps.fetch_add(1, Ordering::SeqCst);
+                    tokens.lock().recv().is_ok()
+                })
+            }
+        };
+        let next = WithWarmUp {
+            file: fs.create(Path::new("/w/2.log")).unwrap(),
+            make: Box::new(make),
+        };
+        ring.switch_file(Box::new(next), 2, true).unwrap();
+        let lsn = ring.push(b"synced while warming up").unwrap();
+        // Asked before the token below ends the step under way (if one
+        // is): the flusher must sync before it starts another.
+        ring.request_sync(lsn);
+        let (done, synced) = std::sync::mpsc::channel();
+        let waiter = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || {
+                ring.wait(lsn, Durability::Synced, false, || None).unwrap();
+                done.send(()).unwrap();
+            })
+        };
+        token.send(()).unwrap();
+        // A bound on a hang, not a synchronisation: were the warm-up run
+        // before the sync, the next step would wait for a token that never
+        // comes and the sync with it.
+        let served = synced.recv_timeout(std::time::Duration::from_secs(30));
+        let steps_then = steps.load(Ordering::SeqCst);
+        drop(token); // ends the job, so the threads can finish either way
+        waiter.join().unwrap();
+        ring.shutdown();
+        flusher.join().unwrap();
+        served.expect("the sync waited for the warm-up");
+        assert!(
+            steps_then <= 2,
+            "{steps_then} warm-up steps ran before the sync"
+        );
     }
 
     /// With no flusher thread running, a retired WAL stays unsynced until
