@@ -114,6 +114,12 @@ mod tests {
         cuts_for_keys(grandparents, 0..n, bytes_per_key)
     }
 
+    /// `count` grandparents of `size` bytes, ending at keys `step - 1`,
+    /// `2 step - 1`, ...
+    fn ending_every(step: u32, count: u32, size: u64) -> Vec<(u32, u64)> {
+        (1..=count).map(|i| (i * step - 1, size)).collect()
+    }
+
     /// As `cut_points`, for any ascending keys: the key before each cut.
     fn cuts_for_keys(
         grandparents: &[(u32, u64)],
@@ -152,7 +158,7 @@ mod tests {
         // Grandparents end at keys 69, 139, 209, ...: every table reaches
         // 70% at a boundary (the bar there is 60%: two switches), so it is
         // cut there rather than at 100 keys.
-        let gps: Vec<(u32, u64)> = (1..10).map(|i| (i * 70 - 1, 5000)).collect();
+        let gps = ending_every(70, 9, 5000);
         assert_eq!(cut_points(&gps, 300, 10), vec![69, 139, 209, 279]);
     }
 
@@ -160,7 +166,7 @@ mod tests {
     fn a_boundary_below_the_bar_does_not_cut() {
         // Boundaries every 30 keys, two switches each. At 30 keys (30%) the
         // bar is 60%, at 60 keys 70%: no cut; at 90 keys it is 80%: cut.
-        let gps: Vec<(u32, u64)> = (1..20).map(|i| (i * 30 - 1, 10)).collect();
+        let gps = ending_every(30, 19, 10);
         assert_eq!(cut_points(&gps, 200, 10), vec![89, 179]);
     }
 
@@ -169,13 +175,13 @@ mod tests {
         // Grandparents end every 150 keys: no boundary between half the
         // target and the target, so the table runs past the target (up to
         // twice it) and ends where the grandparent ends.
-        let gps: Vec<(u32, u64)> = (1..10).map(|i| (i * 150 - 1, 5000)).collect();
+        let gps = ending_every(150, 9, 5000);
         assert_eq!(cut_points(&gps, 500, 10), vec![149, 299, 449]);
     }
 
     #[test]
     fn with_a_level_below_a_table_stops_at_twice_the_target() {
-        let gps: Vec<(u32, u64)> = (1..5).map(|i| (i * 1000 - 1, 5000)).collect();
+        let gps = ending_every(1000, 4, 5000);
         assert_eq!(cut_points(&gps, 500, 10), vec![199, 399]);
     }
 
@@ -199,7 +205,7 @@ mod tests {
         // Boundaries every 9 keys: at the k-th the table holds 9k% of the
         // target and the bar is min(50 + 10 k, 90)%. 9k first reaches it
         // at k = 10 (90% against 90%), not before (81% against 90%).
-        let gps: Vec<(u32, u64)> = (1..40).map(|i| (i * 9 - 1, 10)).collect();
+        let gps = ending_every(9, 39, 10);
         assert_eq!(cut_points(&gps, 300, 10), vec![89, 179, 269]);
     }
 
@@ -207,7 +213,7 @@ mod tests {
     fn a_table_overlapping_too_much_below_is_cut_early() {
         // Each grandparent is 3 targets: the fourth boundary passes 10
         // targets of overlap, however small the table.
-        let gps: Vec<(u32, u64)> = (1..20).map(|i| (i * 2 - 1, 3 * TARGET)).collect();
+        let gps = ending_every(2, 19, 3 * TARGET);
         let cuts = cut_points(&gps, 20, 1);
         assert_eq!(cuts.first(), Some(&7), "{cuts:?}");
     }
