@@ -68,6 +68,9 @@ pub(crate) fn spawn(inner: &Arc<DbInner>) -> std::io::Result<Vec<JoinHandle<()>>
 /// Flush frozen memtables, oldest first, until shutdown.
 fn flush_loop(inner: &DbInner) {
     loop {
+        // First the next rotation's WAL and memtable: a rotation woke us,
+        // and the one after it should find them ready.
+        inner.prepare_spare_wal();
         let imm = {
             let mut st = inner.bg.state.lock();
             loop {

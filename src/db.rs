@@ -58,6 +58,9 @@ impl Drop for Handle {
         // cannot be returned from drop; the WAL tail is then recovered as
         // far as it reached the disk.
         let _ = self.inner.flush_wal(true);
+        // The WAL made ahead for a rotation that will not come: empty, and
+        // no one's to replay; a clean close leaves only the WAL in use.
+        self.inner.discard_spare_wal();
     }
 }
 

@@ -34,6 +34,7 @@ mod pool;
 mod publish;
 mod queue;
 mod ring;
+mod spare;
 mod stripes;
 
 pub(crate) use ring::WalRing;
@@ -52,6 +53,7 @@ use pool::WriterPool;
 use publish::Publisher;
 use queue::{Role, WriteQueue, Writer};
 use ring::Durability;
+use spare::{SpareSlot, SpareWal};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 use stripes::StripedLock;
@@ -84,6 +86,8 @@ pub(crate) struct WritePath {
     max_group_bytes: usize,
     bytes_per_sync: u64,
     active: ActiveWriters,
+    /// The next WAL and memtable, made by the flush thread.
+    spare: SpareSlot,
 }
 
 impl WritePath {
@@ -111,6 +115,7 @@ impl WritePath {
             max_group_bytes,
             bytes_per_sync,
             active: ActiveWriters::default(),
+            spare: SpareSlot::default(),
         }
     }
 }
@@ -525,21 +530,25 @@ impl DbInner {
         let wp = &self.write_path;
         // Every group sequenced into the old memtable has inserted.
         let _all_stripes = wp.stripes.exclusive();
-        let number = self.versions.lock().new_file_number();
-        let path = wal_path(&self.dir, number);
-        let file = self
-            .fs
-            .create_log(&path, self.options.write_buffer_size as u64)
-            .and_then(|f| self.fs.sync_dir(&self.dir).map(|_| f))
-            .map_err(|e| Error::io("create WAL", &path, e))?;
+        // WAL numbers must grow in the order the WALs are used (recovery
+        // replays them by number). A spare numbered before the current WAL
+        // was made while a rotation that found none created its own: drop it.
+        let spare = match wp.spare.take() {
+            Some(spare) if spare.number > wp.ring.wal_number() => spare,
+            Some(stale) => {
+                self.remove_spare(stale);
+                self.new_wal()?
+            }
+            None => self.new_wal()?,
+        };
         // Writes the old WAL out; it is synced before the new one is.
         // With a flusher thread the old WAL is synced in the background, so
         // rotation does not stall writers for a whole WAL's fsync.
         let background = !self.options.inline_background_work;
         wp.ring
-            .switch_file(file, number, background)
+            .switch_file(spare.file, spare.number, background)
             .map_err(|e| self.wal_failure(e))?;
-        let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
+        let mem = spare.mem;
         let frozen = std::mem::replace(&mut sq.mem, Arc::clone(&mem));
         self.update_super_version(|sv| SuperVersion {
             mem,
@@ -550,6 +559,48 @@ impl DbInner {
         });
         self.bg.notify_all();
         Ok(())
+    }
+
+    /// A new WAL (created, preallocated, its directory entry synced) and
+    /// the memtable that will log to it.
+    fn new_wal(&self) -> Result<SpareWal> {
+        let number = self.versions.lock().new_file_number();
+        let path = wal_path(&self.dir, number);
+        let file = self
+            .fs
+            .create_log(&path, self.options.write_buffer_size as u64)
+            .and_then(|f| self.fs.sync_dir(&self.dir).map(|_| f))
+            .map_err(|e| Error::io("create WAL", &path, e))?;
+        let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
+        Ok(SpareWal { number, file, mem })
+    }
+
+    /// Make the next rotation's WAL and memtable now, unless they are
+    /// ready (see `spare.rs`). A failure is left for the rotation to meet
+    /// and report: it then tries again itself.
+    pub(crate) fn prepare_spare_wal(&self) {
+        if self.write_path.spare.is_ready() {
+            return;
+        }
+        if let Ok(spare) = self.new_wal() {
+            self.write_path.spare.put(spare);
+        }
+    }
+
+    /// Remove the WAL made ahead, if any (a clean close, with the flush
+    /// thread stopped).
+    pub(crate) fn discard_spare_wal(&self) {
+        if let Some(spare) = self.write_path.spare.take() {
+            self.remove_spare(spare);
+        }
+    }
+
+    /// Close and delete an unused spare WAL. It holds no record, so a
+    /// failed removal only leaves an empty log the next open retires.
+    fn remove_spare(&self, spare: SpareWal) {
+        let path = wal_path(&self.dir, spare.number);
+        drop(spare);
+        let _ = self.fs.remove(&path);
     }
 
     /// Run `f` as the write-queue leader (no batch of its own), e.g. to
