@@ -8,7 +8,8 @@
 //! 2. **Queue** (`queue.rs`): it joins the write queue. The first writer
 //!    leads; later ones wait (spin, then park) to be grouped.
 //! 3. **Sequence** (this file, leader only): the leader makes room (memtable
-//!    rotation, stalls), takes one stripe of the rotation lock
+//!    rotation onto the WAL and memtable the flush thread made ready,
+//!    `spare.rs`; stalls), takes one stripe of the rotation lock
 //!    (`stripes.rs`) for the group, assigns the group's sequence numbers in
 //!    one step, frames one WAL record for the whole group into the ring
 //!    (`ring.rs`), registers the group with the publisher, and hands
