@@ -231,11 +231,14 @@ impl WalRing {
         loop {
             let mut retired = self.retired.lock();
             let Some(mut file) = retired.pop() else {
-                while self.retired_unsynced.load(Ordering::Acquire) > 0 {
-                    self.check_failed()?;
-                    self.retired_synced.wait_for(&mut retired, WAIT_SLICE);
+                if self.retired_unsynced.load(Ordering::Acquire) == 0 {
+                    return Ok(());
                 }
-                return Ok(());
+                // Another thread is syncing one: wait for it, then look
+                // at the list again (a file retired meanwhile is ours).
+                self.check_failed()?;
+                self.retired_synced.wait_for(&mut retired, WAIT_SLICE);
+                continue;
             };
             drop(retired);
             file.retire();
@@ -415,8 +418,13 @@ impl WalRing {
         drop(p);
         drop(d);
         if background {
-            self.retired_unsynced.fetch_add(1, Ordering::AcqRel);
-            self.retired.lock().push(old);
+            {
+                // Counted and listed in one step: `sync_retired` never
+                // sees a file counted but not yet listed.
+                let mut retired = self.retired.lock();
+                self.retired_unsynced.fetch_add(1, Ordering::AcqRel);
+                retired.push(old);
+            }
             let _g = self.flusher_lock.lock();
             self.flusher_wake.notify_one();
         }
