@@ -67,10 +67,9 @@ pub(crate) fn spawn(inner: &Arc<DbInner>) -> std::io::Result<Vec<JoinHandle<()>>
 
 /// Flush frozen memtables, oldest first, until shutdown.
 fn flush_loop(inner: &DbInner) {
+    // The first rotation's WAL and memtable.
+    inner.prepare_spare_wal();
     loop {
-        // First the next rotation's WAL and memtable: a rotation woke us,
-        // and the one after it should find them ready.
-        inner.prepare_spare_wal();
         let imm = {
             let mut st = inner.bg.state.lock();
             loop {
@@ -87,6 +86,10 @@ fn flush_loop(inner: &DbInner) {
                 }
             }
         };
+        // The rotation that froze `imm` took the spare: make the next
+        // one before the flush, which takes long enough for another
+        // rotation to come.
+        inner.prepare_spare_wal();
         let result = inner.flush_memtable(&imm);
         let mut st = inner.bg.state.lock();
         st.flushing = false;

@@ -11,7 +11,7 @@ use crate::memtable::MemTable;
 use crate::options::{Options, WalRecoveryMode, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
-use crate::write::{WalRing, WritePath};
+use crate::write::{create_wal, WalRing, WritePath};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
@@ -72,11 +72,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
 
     let replayed = replay_wals(&options, &dir, &mut versions)?;
     let wal_number = versions.new_file_number();
-    let wal_file = wal_path(&dir, wal_number);
-    let wal = fs
-        .create_log(&wal_file, options.write_buffer_size as u64)
-        .and_then(|f| fs.sync_dir(&dir).map(|_| f))
-        .map_err(|e| Error::io("create WAL", &wal_file, e))?;
+    let wal = create_wal(&*fs, &dir, wal_number, options.write_buffer_size as u64)?;
     let edit = VersionEdit {
         log_number: Some(wal_number),
         last_sequence: Some(replayed.last_seq),

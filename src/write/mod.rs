@@ -54,6 +54,7 @@ use pool::WriterPool;
 use publish::Publisher;
 use queue::{Role, WriteQueue, Writer};
 use ring::Durability;
+pub(crate) use spare::create_wal;
 use spare::{SpareSlot, SpareWal};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
@@ -566,12 +567,8 @@ impl DbInner {
     /// the memtable that will log to it.
     fn new_wal(&self) -> Result<SpareWal> {
         let number = self.versions.lock().new_file_number();
-        let path = wal_path(&self.dir, number);
-        let file = self
-            .fs
-            .create_log(&path, self.options.write_buffer_size as u64)
-            .and_then(|f| self.fs.sync_dir(&self.dir).map(|_| f))
-            .map_err(|e| Error::io("create WAL", &path, e))?;
+        let size = self.options.write_buffer_size;
+        let file = create_wal(&*self.fs, &self.dir, number, size as u64)?;
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
         Ok(SpareWal { number, file, mem })
     }

@@ -10,10 +10,28 @@
 //! a rotation only swaps it in (or creates one itself if none is ready:
 //! no background threads, or a rotation right after another).
 
-use crate::fs::WritableFile;
+use crate::error::{Error, Result};
+use crate::filename::wal_path;
+use crate::fs::{FileSystem, WritableFile};
 use crate::memtable::MemTable;
 use parking_lot::Mutex;
+use std::path::Path;
 use std::sync::Arc;
+
+/// Create WAL `number` in `dir`, preallocated for `expected_bytes`, with
+/// its directory entry synced: a sync of the log then makes its records
+/// durable with nothing else to wait for. Used at open and for spares.
+pub(crate) fn create_wal(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    number: u64,
+    expected_bytes: u64,
+) -> Result<Box<dyn WritableFile>> {
+    let path = wal_path(dir, number);
+    fs.create_log(&path, expected_bytes)
+        .and_then(|f| fs.sync_dir(dir).map(|_| f))
+        .map_err(|e| Error::io("create WAL", &path, e))
+}
 
 /// A created, preallocated WAL whose directory entry is durable, and an
 /// empty memtable that logs to it.
