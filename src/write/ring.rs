@@ -83,6 +83,12 @@ pub(crate) struct WalRing {
     retired: Mutex<Vec<Box<dyn WritableFile>>>,
     /// Retired files not yet synced (taken for syncing included).
     retired_unsynced: AtomicUsize,
+    /// Files the drain has moved past, and how many of those are synced:
+    /// equal whenever a sync is acknowledged (checked in debug builds).
+    /// Counted where the file is replaced, not where it is listed, so the
+    /// check does not lean on the listing it guards.
+    files_left: AtomicU64,
+    files_left_synced: AtomicU64,
     retired_synced: Condvar,
     /// The current file's warm-up, which the flusher runs a step at a time
     /// when no sync is wanted (see `WritableFile::warm_up`).
@@ -117,6 +123,8 @@ impl WalRing {
             progress: Condvar::new(),
             retired: Mutex::new(Vec::new()),
             retired_unsynced: AtomicUsize::new(0),
+            files_left: AtomicU64::new(0),
+            files_left_synced: AtomicU64::new(0),
             retired_synced: Condvar::new(),
             warm_up: Mutex::new(None),
             flusher_lock: Mutex::new(false),
@@ -218,6 +226,13 @@ impl WalRing {
             self.fail(&e);
             return Err(e);
         }
+        // WALs become durable in log order: a sync acknowledged while an
+        // older WAL is unsynced would cover records a power loss can take.
+        debug_assert_eq!(
+            self.files_left.load(Ordering::Acquire),
+            self.files_left_synced.load(Ordering::Acquire),
+            "a WAL sync acknowledged while an older WAL is unsynced"
+        );
         self.synced.fetch_max(target, Ordering::AcqRel);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.notify_progress();
@@ -251,6 +266,7 @@ impl WalRing {
                 return Err(e);
             }
             let _g = self.retired.lock();
+            self.files_left_synced.fetch_add(1, Ordering::AcqRel);
             self.retired_unsynced.fetch_sub(1, Ordering::AcqRel);
             self.retired_synced.notify_all();
         }
@@ -416,15 +432,22 @@ impl WalRing {
         let old = std::mem::replace(&mut d.file, file);
         d.number = number;
         drop(p);
+        self.files_left.fetch_add(1, Ordering::AcqRel);
+        if background {
+            // Listed (and counted) before the drain lock is released: a
+            // sync takes that lock, so none can find the old WAL neither
+            // current nor retired, sync only the new one, and publish a
+            // synced position covering the old WAL's unsynced tail.
+            let mut retired = self.retired.lock();
+            self.retired_unsynced.fetch_add(1, Ordering::AcqRel);
+            retired.push(old);
+        } else {
+            // Synced above, and nothing was appended since.
+            self.files_left_synced.fetch_add(1, Ordering::AcqRel);
+            drop(old);
+        }
         drop(d);
         if background {
-            {
-                // Counted and listed in one step: `sync_retired` never
-                // sees a file counted but not yet listed.
-                let mut retired = self.retired.lock();
-                self.retired_unsynced.fetch_add(1, Ordering::AcqRel);
-                retired.push(old);
-            }
             let _g = self.flusher_lock.lock();
             self.flusher_wake.notify_one();
         }
