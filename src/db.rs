@@ -38,29 +38,25 @@ pub struct Db {
 struct Handle {
     inner: Arc<DbInner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Handle {
+    /// Close the database once; later calls do nothing.
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(());
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        self.inner.close(threads)
+    }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.inner
-            .closing
-            .store(true, std::sync::atomic::Ordering::Release);
-        {
-            let mut st = self.inner.bg.state.lock();
-            st.shutting_down = true;
-        }
-        self.inner.bg.notify_all();
-        self.inner.write_path.ring.shutdown();
-        for t in self.threads.lock().drain(..) {
-            let _ = t.join();
-        }
-        // A clean close leaves every acknowledged write durable. Errors
-        // cannot be returned from drop; the WAL tail is then recovered as
-        // far as it reached the disk.
-        let _ = self.inner.flush_wal(true);
-        // The WAL made ahead for a rotation that will not come: empty, and
-        // no one's to replay; a clean close leaves only the WAL in use.
-        self.inner.discard_spare_wal();
+        // Errors cannot be returned from drop (`Db::close` returns them);
+        // what reached the disk is recovered at the next open.
+        let _ = self.close();
     }
 }
 
@@ -84,6 +80,7 @@ impl Db {
             handle: Arc::new(Handle {
                 inner,
                 threads: Mutex::new(threads),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -269,6 +266,20 @@ impl Db {
             && inner.current_super_version().imms.is_empty();
         let version = inner.current_version();
         crate::version::invariants::check(&version, &*inner.fs, &inner.dir, quiet)
+    }
+
+    /// Close the database if this is its last handle, and report whether
+    /// every acknowledged write reached the disk: the WAL is fsynced, and
+    /// memtables holding writes the WAL lacks (made with
+    /// [`WriteOptions::disable_wal`], or acknowledged after a WAL failure)
+    /// are written to tables. Dropping the last handle does the same but
+    /// cannot return the error. While other clones exist this only drops
+    /// this one. RocksDB: `Close()`.
+    pub fn close(self) -> Result<()> {
+        match Arc::try_unwrap(self.handle) {
+            Ok(handle) => handle.close(),
+            Err(_) => Ok(()),
+        }
     }
 
     /// The directory the database lives in.

@@ -31,6 +31,7 @@
 mod background;
 mod batch;
 mod cache;
+mod close;
 mod compaction;
 mod core;
 mod db;

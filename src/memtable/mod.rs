@@ -18,7 +18,7 @@ use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 use key::MemEntry;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use strata_sstable::{pack_trailer, parse_internal_key, SeqNo, ValueKind};
 
 /// The memtable's key filter gets one byte per this many bytes of
@@ -60,6 +60,9 @@ pub struct MemTable {
     wal_number: u64,
     /// The largest sequence number inserted.
     max_seq: AtomicU64,
+    /// Some write in it was made with `disable_wal`: the WAL does not hold
+    /// all of it, so a clean close must flush it.
+    unlogged: AtomicBool,
 }
 
 impl MemTable {
@@ -89,6 +92,7 @@ impl MemTable {
             node_bytes: AtomicUsize::new(0),
             wal_number,
             max_seq: AtomicU64::new(0),
+            unlogged: AtomicBool::new(false),
         }
     }
 
@@ -177,6 +181,16 @@ impl MemTable {
     /// The WAL holding this memtable's writes.
     pub fn wal_number(&self) -> u64 {
         self.wal_number
+    }
+
+    /// Note that a write not in the WAL goes into this memtable.
+    pub fn mark_unlogged(&self) {
+        self.unlogged.store(true, Ordering::Release);
+    }
+
+    /// Whether some write in it is not in the WAL (`disable_wal`).
+    pub fn has_unlogged_writes(&self) -> bool {
+        self.unlogged.load(Ordering::Acquire)
     }
 
     /// True when nothing has been inserted.

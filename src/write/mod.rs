@@ -340,6 +340,7 @@ impl DbInner {
             .sum();
         let last = first + total - 1;
         let end_lsn = if disable_wal {
+            sq.mem.mark_unlogged();
             None
         } else {
             let pushed = if let [only] = members {

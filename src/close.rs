@@ -1,0 +1,99 @@
+//! Closing a database: stop the background threads, then make every
+//! acknowledged write durable before the files are let go.
+//!
+//! Normally the WALs already hold every write, so a close only fsyncs the
+//! WAL (RocksDB likewise leaves memtables to WAL replay). Two kinds of
+//! write are in a memtable but not in a WAL: writes made with
+//! `disable_wal`, and writes acknowledged after the WAL failed (with
+//! `manual_wal_flush` a write is acknowledged before its record reaches
+//! the file). For those the close writes every memtable to an L0 table
+//! instead, and moves the log number past every WAL, as RocksDB flushes on
+//! close when it holds unpersisted data (`avoid_flush_during_shutdown`).
+
+use crate::core::DbInner;
+use crate::error::Result;
+use crate::filename::wal_path;
+use crate::flush::write_memtable_table;
+use crate::memtable::MemTable;
+use crate::version::VersionEdit;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+impl DbInner {
+    /// Close: stop and join `threads` (the background threads), then make
+    /// every acknowledged write durable. The caller holds the last handle,
+    /// so no write is in progress. An error means some write may not have
+    /// reached the disk; a later open recovers what did.
+    pub(crate) fn close(&self, threads: Vec<JoinHandle<()>>) -> Result<()> {
+        self.closing.store(true, Ordering::Release);
+        self.bg.state.lock().shutting_down = true;
+        self.bg.notify_all();
+        self.write_path.ring.shutdown();
+        for t in threads {
+            let _ = t.join();
+        }
+        let result = if self.needs_flush_at_close() {
+            self.flush_memtables_at_close()
+        } else {
+            self.flush_wal(true)
+        };
+        // The WAL made ahead for a rotation that will not come: empty, and
+        // no one's to replay; a clean close leaves only the WAL in use.
+        self.discard_spare_wal();
+        result
+    }
+
+    /// Whether some memtable holds a write its WAL does not.
+    fn needs_flush_at_close(&self) -> bool {
+        if self.write_path.ring.failure().is_some() {
+            return true;
+        }
+        let sv = self.super_version.load();
+        std::iter::once(&sv.mem)
+            .chain(sv.imms.iter())
+            .any(|m| m.has_unlogged_writes())
+    }
+
+    /// Write every memtable, oldest first, to an L0 table and install them
+    /// with a log number past every WAL, so none is replayed.
+    fn flush_memtables_at_close(&self) -> Result<()> {
+        let sv = self.super_version.load_full();
+        let oldest_first: Vec<&Arc<MemTable>> = sv
+            .imms
+            .iter()
+            .rev()
+            .chain(std::iter::once(&sv.mem))
+            .collect();
+        let mut versions = self.versions.lock();
+        let opener = versions.opener().clone();
+        let mut tables = Vec::new();
+        for mem in &oldest_first {
+            let number = versions.new_file_number();
+            if let Some(t) = write_memtable_table(&self.options, &opener, number, mem, None)? {
+                tables.push(t);
+            }
+        }
+        let last_seq = self.write_path.sequencer.lock().last_seq;
+        let log_number = versions.new_file_number();
+        let edit = VersionEdit {
+            log_number: Some(log_number),
+            last_sequence: Some(last_seq.max(versions.last_sequence())),
+            new_files: tables.iter().map(|t| (0, t.meta.clone())).collect(),
+            ..VersionEdit::default()
+        };
+        versions.log_and_apply(edit, &tables)?;
+        drop(versions);
+        // Every WAL is obsolete now. Best effort: the next open deletes
+        // what is left.
+        let current = self.write_path.ring.wal_number();
+        for number in oldest_first
+            .iter()
+            .map(|m| m.wal_number())
+            .chain(std::iter::once(current))
+        {
+            let _ = self.fs.remove(&wal_path(&self.dir, number));
+        }
+        Ok(())
+    }
+}
