@@ -31,6 +31,8 @@
 
 pub(crate) mod backoff;
 mod group;
+#[cfg(test)]
+mod group_tests;
 mod pool;
 mod publish;
 mod queue;
@@ -484,19 +486,36 @@ impl DbInner {
 
     /// Wait for background progress since `generation` was read (a flush
     /// or compaction finishing), or until `deadline` when delaying; counts
-    /// the time as stall time.
+    /// the time as stall time. Queued `no_slowdown` writers fail now, and
+    /// those arriving during the wait fail as they join: none waits.
     fn stall_until(
         &self,
         no_slowdown: bool,
         deadline: Option<std::time::Instant>,
         generation: u64,
     ) -> Result<()> {
-        for w in self.write_path.queue.take_no_slowdown() {
-            w.fail(Error::WriteStall);
-        }
+        let queue = &self.write_path.queue;
         if no_slowdown {
+            for w in queue.take_no_slowdown() {
+                w.fail(Error::WriteStall);
+            }
             return Err(Error::WriteStall);
         }
+        for w in queue.begin_stall() {
+            w.fail(Error::WriteStall);
+        }
+        let result = self.wait_for_background(deadline, generation);
+        queue.end_stall();
+        result
+    }
+
+    /// `stall_until`'s wait: background progress since `generation`, or
+    /// `deadline`.
+    fn wait_for_background(
+        &self,
+        deadline: Option<std::time::Instant>,
+        generation: u64,
+    ) -> Result<()> {
         if self.options.inline_background_work {
             // No thread will make progress for us: do the work here. A
             // delay (deadline) is skipped: time is not simulated.
@@ -607,6 +626,10 @@ impl DbInner {
     fn as_leader<R>(&self, f: impl FnOnce(&mut Sequencer) -> Result<R>) -> Result<R> {
         let wp = &self.write_path;
         let w = wp.pool.take();
+        // A recycled slot keeps its last write's options; a control writer
+        // must not carry them (a stale `no_slowdown` would fail it at a
+        // stall).
+        w.request.lock().opts = WriteOptions::default();
         let result = match wp.queue.join(&w, wp.active.backoff()) {
             Role::Leader => {
                 let r = f(&mut wp.sequencer.lock());

@@ -7,6 +7,15 @@
 //! write is not delayed behind a huge group), sequences the group, and
 //! hands leadership to the next queued writer before doing its own memtable
 //! insert, so the next group forms while this one inserts.
+//!
+//! A group shares its leader's answer to a write stall and its WAL record,
+//! so it never mixes writers that asked differently (RocksDB's
+//! `EnterAsBatchGroupLeader` splits groups the same way): a `no_slowdown`
+//! writer must fail at a stall, not wait in a normal leader's group, and a
+//! normal writer must wait, not fail in a `no_slowdown` leader's group.
+//! While the leader waits out a stall, the queue is marked stalled and a
+//! `no_slowdown` writer that arrives fails at once instead of queueing
+//! behind the stall (RocksDB's write-stall barrier in `LinkOne`).
 
 use crate::batch::WriteBatch;
 use crate::error::Error;
@@ -137,6 +146,8 @@ impl Writer {
 struct QueueState {
     waiting: VecDeque<Arc<Writer>>,
     leader_active: bool,
+    /// The leader is waiting out a write stall (`begin_stall`).
+    stalled: bool,
 }
 
 #[derive(Default)]
@@ -146,7 +157,8 @@ pub(crate) struct WriteQueue {
 
 impl WriteQueue {
     /// Join the queue; returns when this writer leads, is assigned to a
-    /// group, or has failed.
+    /// group, or has failed (at once, with `WriteStall`, for a
+    /// `no_slowdown` writer arriving during a stall).
     pub fn join(&self, w: &Arc<Writer>, backoff: Backoff) -> Role {
         w.state.store(WAITING, Ordering::Relaxed);
         {
@@ -154,6 +166,13 @@ impl WriteQueue {
             if !q.leader_active {
                 q.leader_active = true;
                 return Role::Leader;
+            }
+            if q.stalled {
+                let mut r = w.request.lock();
+                if r.opts.no_slowdown {
+                    r.error = Some(Error::WriteStall);
+                    return Role::Failed;
+                }
             }
             *w.thread.lock() = Some(std::thread::current());
             q.waiting.push_back(Arc::clone(w));
@@ -163,7 +182,10 @@ impl WriteQueue {
 
     /// The leader takes its group: itself, then queued writers in order
     /// while they fit under the byte cap and share the leader's WAL
-    /// setting (a group is one WAL record, or none).
+    /// setting (a group is one WAL record, or none: a logged write in a
+    /// `disable_wal` group would be acknowledged unlogged) and its
+    /// `no_slowdown` setting (the leader's decides how the group meets a
+    /// stall).
     /// `group` is the leader's reusable list; it must be empty.
     pub fn take_group(
         &self,
@@ -172,9 +194,13 @@ impl WriteQueue {
         group: &mut Vec<Arc<Writer>>,
     ) {
         debug_assert!(group.is_empty());
-        let (leader_bytes, leader_disable_wal) = {
+        let (leader_bytes, leader_disable_wal, leader_no_slowdown) = {
             let r = leader.request.lock();
-            (r.batch.encoded_size(), r.opts.disable_wal)
+            (
+                r.batch.encoded_size(),
+                r.opts.disable_wal,
+                r.opts.no_slowdown,
+            )
         };
         // LevelDB's rule: a small leader caps the group near its own size,
         // so a tiny write does not wait for a megabyte of others.
@@ -187,14 +213,19 @@ impl WriteQueue {
         let mut bytes = leader_bytes;
         let mut q = self.state.lock();
         while let Some(next) = q.waiting.front() {
-            let (size, disable_wal) = {
+            let (size, disable_wal, no_slowdown) = {
                 let r = next.request.lock();
-                (r.batch.encoded_size(), r.opts.disable_wal)
+                (
+                    r.batch.encoded_size(),
+                    r.opts.disable_wal,
+                    r.opts.no_slowdown,
+                )
             };
             // An empty batch is a control writer (e.g. a manual flush):
             // it must lead, never ride along.
             if size == crate::batch::HEADER_LEN
                 || disable_wal != leader_disable_wal
+                || no_slowdown != leader_no_slowdown
                 || bytes + size > cap
             {
                 break;
@@ -210,12 +241,38 @@ impl WriteQueue {
     /// write stall (they fail with `WriteStall` instead).
     pub fn take_no_slowdown(&self) -> Vec<Arc<Writer>> {
         let mut q = self.state.lock();
+        Self::drain_no_slowdown(&mut q)
+    }
+
+    /// The leader is about to wait out a write stall: until `end_stall`,
+    /// a `no_slowdown` writer that joins fails at once. Returns the ones
+    /// already queued, for the caller to fail. Marking and draining under
+    /// one lock leaves no gap for a writer to join unseen by both.
+    pub fn begin_stall(&self) -> Vec<Arc<Writer>> {
+        let mut q = self.state.lock();
+        q.stalled = true;
+        Self::drain_no_slowdown(&mut q)
+    }
+
+    /// The stall the leader waited for is over (or its wait failed).
+    pub fn end_stall(&self) {
+        self.state.lock().stalled = false;
+    }
+
+    fn drain_no_slowdown(q: &mut QueueState) -> Vec<Arc<Writer>> {
         let (fail, keep): (Vec<_>, Vec<_>) = q
             .waiting
             .drain(..)
             .partition(|w| w.request.lock().opts.no_slowdown);
         q.waiting = keep.into();
         fail
+    }
+
+    /// How many writers wait in the queue (tests hold writers there to
+    /// shape groups).
+    #[cfg(test)]
+    pub fn waiting_len(&self) -> usize {
+        self.state.lock().waiting.len()
     }
 
     /// Pass leadership to the next queued writer, or mark none active.
