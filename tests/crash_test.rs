@@ -114,3 +114,99 @@ fn stress_run_then_verify_only() {
     let stderr = String::from_utf8_lossy(&verify.stderr);
     assert!(stderr.contains("key 7"), "{stderr}");
 }
+
+/// `strata-stress crash --dir D` on `d`, one short cycle.
+fn crash_once(d: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_strata-stress"))
+        .args(["crash", "--dir"])
+        .arg(d)
+        .args([
+            "--cycles",
+            "1",
+            "--kill-min-ms",
+            "10",
+            "--kill-max-ms",
+            "50",
+        ])
+        .args(["--keys", "300", "--seed", "5"])
+        .output()
+        .unwrap()
+}
+
+/// A crash test that must be refused with `why`, leaving `keep` in place.
+fn assert_crash_refused(d: &std::path::Path, why: &str, keep: &std::path::Path) {
+    let out = crash_once(d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "crash ran on {}: {stderr}",
+        d.display()
+    );
+    assert!(stderr.contains("refusing to delete"), "{stderr}");
+    assert!(stderr.contains(why), "expected {why:?} in: {stderr}");
+    assert!(keep.exists(), "{} was deleted", keep.display());
+}
+
+/// `crash` empties its directory first, but only what strata-stress made:
+/// a directory without its marker, with a file it did not make, with a
+/// database open in another process, or reached through a link is
+/// refused; what it made is deleted.
+#[test]
+fn crash_deletes_only_what_strata_stress_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_strata-stress");
+    let d = dir.path().join("s");
+    let run = Command::new(exe)
+        .args(["run", "--dir"])
+        .arg(&d)
+        .args(["--ops", "200", "--keys", "300"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(d.join("CREATED_BY_STRATA_STRESS").is_file());
+    let current = d.join("db").join("CURRENT");
+
+    let notes = d.join("db").join("notes.txt");
+    std::fs::write(&notes, b"keep me").unwrap();
+    assert_crash_refused(
+        &d,
+        "notes.txt, which strata-stress did not create",
+        &current,
+    );
+    std::fs::remove_file(&notes).unwrap();
+
+    let db = strata::Db::open(d.join("db"), strata::Options::default()).unwrap();
+    assert_crash_refused(&d, "open in another process", &current);
+    drop(db);
+
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&d, &link).unwrap();
+    assert_crash_refused(&link, "is a symbolic link", &current);
+
+    let unmarked = dir.path().join("unmarked");
+    std::fs::create_dir(&unmarked).unwrap();
+    std::fs::write(unmarked.join("expected"), b"someone else's").unwrap();
+    assert_crash_refused(
+        &unmarked,
+        "holds no CREATED_BY_STRATA_STRESS marker",
+        &unmarked.join("expected"),
+    );
+
+    // What strata-stress made goes: a table no crash cycle could have
+    // numbered so high is gone afterwards.
+    let stale = d.join("db").join("999999.sst");
+    std::fs::write(&stale, b"stale").unwrap();
+    let out = crash_once(&d);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stale.exists());
+    assert!(d.join("CREATED_BY_STRATA_STRESS").is_file());
+}

@@ -47,10 +47,7 @@ pub struct Totals {
 pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
     let exe = std::env::current_exe()?;
     let start = Instant::now();
-    if t.dir.exists() {
-        std::fs::remove_dir_all(&t.dir)?;
-    }
-    std::fs::create_dir_all(&t.dir)?;
+    crate::stress_dir::owner().empty(&t.dir)?;
     let mut rng = Rng::new(t.seed);
     let mut totals = Totals::default();
     println!(

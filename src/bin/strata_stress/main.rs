@@ -5,13 +5,19 @@
 //! strata-stress verify --dir D                      reopen and check everything (also: run --verify-only)
 //! strata-stress crash  --dir D --duration 1h        kill `run` with SIGKILL at random moments, verify, repeat
 //! ```
-//! `D` holds the database (`D/db`) and the expected state (`D/expected`).
+//! `D` holds the database (`D/db`) and the expected state (`D/expected`);
+//! `crash` empties it first, if strata-stress can prove it made what is
+//! there (`stress_dir.rs`).
 //! `docs/testing.md` explains the expected-state protocol and what each
 //! check proves.
 
 mod crash;
 mod expected;
+#[path = "../tool_common/owned_dir.rs"]
+#[allow(dead_code, reason = "shared by the tools, each using part of it")]
+mod owned_dir;
 mod rng;
+mod stress_dir;
 mod value;
 mod verify;
 mod workload;
@@ -192,7 +198,7 @@ fn main() {
 }
 
 fn open_state(common: &Common) -> Result<ExpectedState, AnyError> {
-    std::fs::create_dir_all(&common.dir)?;
+    stress_dir::owner().create(&common.dir)?;
     ExpectedState::open_or_create(&common.expected_path(), common.keys)
 }
 
