@@ -38,7 +38,7 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
         .args(["--seed", &seed.to_string()])
         .args(["--cycles", &cycles.to_string()])
         .args(["--kill-min-ms", "10", "--kill-max-ms", "1500"])
-        .args(["--keys", "3000", "--threads", "4"])
+        .args(["--keys", "3000"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
