@@ -1,13 +1,17 @@
 //! The blackbox crash test: `strata-stress crash` runs the stress tool in
-//! a child process, kills it with SIGKILL at seed-chosen moments (during
-//! writes, flushes, compactions and recovery alike), reopens and verifies
-//! every key, range scans and batch atomicity against the expected state,
-//! and repeats. Every acknowledged write must survive a kill, sync or not
-//! (a killed process loses nothing the OS already has).
+//! a child process with options drawn for each cycle (tiny memtables,
+//! compression on or off, values up to 1 MiB, the empty key, 1-8 threads,
+//! sync and non-sync writes), kills it with SIGKILL at seed-chosen moments
+//! (during writes, flushes, compactions and recovery alike), checks before
+//! reopening that the live WALs and L0 tables hold one unbroken sequence
+//! of writes, then that the reopened database holds exactly that logged
+//! prefix and every acknowledged write (sync or not: a killed process loses
+//! nothing the OS already has), with range scans and batch atomicity, and
+//! repeats. See docs/testing.md.
 //!
 //! `CRASH_TEST_CYCLES` (default 50) sets the number of kill cycles and
 //! `CRASH_TEST_SEED` the seed (default: from the clock, printed, so a
-//! failing run's kill points can be replayed). Long runs:
+//! failing run's options and kill points can be replayed). Long runs:
 //! `strata-stress crash --dir /tmp/crash --duration 1h`.
 
 use std::process::Command;
@@ -34,7 +38,7 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
         .args(["--seed", &seed.to_string()])
         .args(["--cycles", &cycles.to_string()])
         .args(["--kill-min-ms", "10", "--kill-max-ms", "1500"])
-        .args(["--keys", "3000", "--threads", "4"])
+        .args(["--keys", "3000"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -49,11 +53,27 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
         .find(|l| l.starts_with("crash test ok:"))
         .expect("a summary line");
     assert!(summary.contains(&format!("cycles={cycles} ")), "{summary}");
-    let verified: u64 = summary
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("keys_verified=")?.parse().ok())
-        .expect("keys_verified in the summary");
-    assert!(verified > 0, "no key was read back: {summary}");
+    let field = |name: &str| -> u64 {
+        summary
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in the summary: {summary}"))
+    };
+    assert_eq!(field("sigkills"), cycles, "every child died of SIGKILL");
+    assert!(
+        field("keys_verified") > 0,
+        "no key was read back: {summary}"
+    );
+    // Progress: every cycle but those killed during the open made writes.
+    assert!(
+        field("kills_before_first_write") < cycles,
+        "no cycle wrote: {summary}"
+    );
+    assert!(field("min_cycle_key_writes") > 0, "{summary}");
+    assert!(field("key_writes") > 0, "{summary}");
+    // The sequence-number check had writes to check.
+    assert!(field("logged_writes_in_sequence") > 0, "{summary}");
+    assert!(field("logged_keys_applied") > 0, "{summary}");
 }
 
 /// The stress tool's own checks: a run against a fresh directory, then
@@ -83,7 +103,10 @@ fn stress_run_then_verify_only() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(String::from_utf8_lossy(&run.stdout).starts_with("run 1 ok:"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "first write acknowledged", "{stdout}");
+    assert!(lines[1].starts_with("run 1 ok:"), "{stdout}");
     let verify = Command::new(exe)
         .args(["run", "--verify-only", "--dir"])
         .arg(&d)
@@ -113,4 +136,197 @@ fn stress_run_then_verify_only() {
     assert!(!verify.status.success());
     let stderr = String::from_utf8_lossy(&verify.stderr);
     assert!(stderr.contains("key 7"), "{stderr}");
+}
+
+/// `strata-stress crash --dir D` on `d`, one short cycle.
+fn crash_once(d: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_strata-stress"))
+        .args(["crash", "--dir"])
+        .arg(d)
+        .args([
+            "--cycles",
+            "1",
+            "--kill-min-ms",
+            "10",
+            "--kill-max-ms",
+            "50",
+        ])
+        .args(["--keys", "300", "--seed", "5"])
+        .output()
+        .unwrap()
+}
+
+/// A crash test that must be refused with `why`, leaving `keep` in place.
+fn assert_crash_refused(d: &std::path::Path, why: &str, keep: &std::path::Path) {
+    let out = crash_once(d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "crash ran on {}: {stderr}",
+        d.display()
+    );
+    assert!(stderr.contains("refusing to delete"), "{stderr}");
+    assert!(stderr.contains(why), "expected {why:?} in: {stderr}");
+    assert!(keep.exists(), "{} was deleted", keep.display());
+}
+
+/// `crash` empties its directory first, but only what strata-stress made:
+/// a directory without its marker, with a file it did not make, with a
+/// database open in another process, or reached through a link is
+/// refused; what it made is deleted.
+#[test]
+fn crash_deletes_only_what_strata_stress_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_strata-stress");
+    let d = dir.path().join("s");
+    let run = Command::new(exe)
+        .args(["run", "--dir"])
+        .arg(&d)
+        .args(["--ops", "200", "--keys", "300"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(d.join("CREATED_BY_STRATA_STRESS").is_file());
+    let current = d.join("db").join("CURRENT");
+
+    let notes = d.join("db").join("notes.txt");
+    std::fs::write(&notes, b"keep me").unwrap();
+    assert_crash_refused(
+        &d,
+        "notes.txt, which strata-stress did not create",
+        &current,
+    );
+    std::fs::remove_file(&notes).unwrap();
+
+    let db = strata::Db::open(d.join("db"), strata::Options::default()).unwrap();
+    assert_crash_refused(&d, "open in another process", &current);
+    drop(db);
+
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&d, &link).unwrap();
+    assert_crash_refused(&link, "is a symbolic link", &current);
+
+    let unmarked = dir.path().join("unmarked");
+    std::fs::create_dir(&unmarked).unwrap();
+    std::fs::write(unmarked.join("expected"), b"someone else's").unwrap();
+    assert_crash_refused(
+        &unmarked,
+        "holds no CREATED_BY_STRATA_STRESS marker",
+        &unmarked.join("expected"),
+    );
+
+    // What strata-stress made goes: a table no crash cycle could have
+    // numbered so high is gone afterwards.
+    let stale = d.join("db").join("999999.sst");
+    std::fs::write(&stale, b"stale").unwrap();
+    let out = crash_once(&d);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stale.exists());
+    assert!(d.join("CREATED_BY_STRATA_STRESS").is_file());
+}
+
+/// `strata-stress run` on a fresh `--dir`, for the verify tests.
+fn small_run(d: &std::path::Path) {
+    let run = Command::new(env!("CARGO_BIN_EXE_strata-stress"))
+        .args(["run", "--dir"])
+        .arg(d)
+        .args(["--ops", "300", "--keys", "300", "--threads", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// Rewrite a key the run left present with its own value (the expected
+/// state still holds), first with `disable_wal` if asked, then logged.
+fn rewrite_a_key(d: &std::path::Path, unlogged_first: bool) {
+    let db = strata::Db::open(d.join("db"), strata::Options::default()).unwrap();
+    let (key, value) = db.iter().next().unwrap().unwrap();
+    if unlogged_first {
+        let skip_wal = strata::WriteOptions {
+            disable_wal: true,
+            ..Default::default()
+        };
+        db.put_opt(&key, &value, &skip_wal).unwrap();
+    }
+    db.put(&key, &value).unwrap();
+}
+
+fn verify(d: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_strata-stress"))
+        .args(["verify", "--dir"])
+        .arg(d)
+        .args(["--keys", "300"])
+        .output()
+        .unwrap()
+}
+
+/// The verifier reads the live WALs before reopening: their writes must
+/// continue the tables' sequence numbers with no gap. A write made with
+/// `disable_wal` takes a number no WAL records, exactly what a lost record
+/// of an in-flight write would look like, so the verifier must report it
+/// (which is why the workload never skips the WAL).
+#[test]
+fn verify_finds_a_hole_in_the_logged_write_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let logged = dir.path().join("logged");
+    small_run(&logged);
+    rewrite_a_key(&logged, false);
+    let out = verify(&logged);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("logged_writes=1 "), "{stdout}");
+
+    let holed = dir.path().join("holed");
+    small_run(&holed);
+    rewrite_a_key(&holed, true);
+    let out = verify(&holed);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains("hole in the write sequence"), "{stderr}");
+}
+
+/// A child that ends by itself is a failure, never counted as a kill.
+#[test]
+fn crash_fails_when_the_child_exits_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strata-stress"))
+        .args(["crash", "--dir"])
+        .arg(dir.path().join("c"))
+        .args([
+            "--cycles",
+            "1",
+            "--fixed-options",
+            "--max-write-buffer-number",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("ended by itself (exit status: 1), not by SIGKILL"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("max_write_buffer_number"), "{stderr}");
 }

@@ -392,6 +392,153 @@ fn refuses_to_wipe_a_directory_that_is_not_a_database() {
     assert!(dir.path().join("notes.txt").exists());
 }
 
+/// A fill on a fresh `--db` path: db-bench creates and marks the directory.
+fn fill_fresh(db: &Path) {
+    run_ok(&["--benchmarks=fillrandom", "--num=1000", &path_arg("db", db)]);
+    assert!(db.join("CREATED_BY_DB_BENCH").is_file());
+    assert!(db.join("CURRENT").is_file());
+}
+
+/// A fill that must be refused with `why` in the message, deleting nothing.
+fn assert_fill_refused(db: &Path, why: &str) {
+    let before = listing(db);
+    let e = run_usage_error(&["--benchmarks=fillseq", "--num=10", &path_arg("db", db)]);
+    assert!(
+        e.contains(&format!("refusing to delete {}", db.display())),
+        "{e}"
+    );
+    assert!(e.contains(why), "expected {why:?} in: {e}");
+    // Nothing is gone (an open database may have added a file meanwhile).
+    let after = listing(db);
+    for path in &before {
+        assert!(after.contains(path), "a refused fill deleted {path}");
+    }
+}
+
+/// Every path under `dir` (links not followed), sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            out.push(e.path().display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_fill_deletes_the_database_it_created_and_keeps_the_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    fill_fresh(&db);
+    // A table name strata uses but no version lists: the engine's file, so
+    // the next fill deletes it with the rest.
+    std::fs::write(db.join("000999.sst"), b"stale").unwrap();
+    run_ok(&["--benchmarks=fillseq", "--num=10", &path_arg("db", &db)]);
+    assert!(!db.join("000999.sst").exists());
+    assert!(db.join("CREATED_BY_DB_BENCH").is_file());
+    // Only the second fill's 10 keys are left of the first fill's 1000.
+    let stdout = run_ok(&[
+        "--benchmarks=readseq",
+        "--num=1000",
+        "--use_existing_db",
+        &path_arg("db", &db),
+    ]);
+    assert_eq!(line_for(&result_lines(&stdout), "readseq").operations, 10);
+}
+
+#[test]
+fn refuses_a_directory_holding_a_file_it_did_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    fill_fresh(&db);
+    std::fs::write(db.join("notes.txt"), b"keep me").unwrap();
+    assert_fill_refused(&db, "notes.txt, which db-bench did not create");
+    // A file with a name the engine uses but of the wrong kind: refused too.
+    std::fs::remove_file(db.join("notes.txt")).unwrap();
+    std::fs::create_dir(db.join("000998.sst")).unwrap();
+    assert_fill_refused(&db, "not the kind of file db-bench creates");
+}
+
+#[test]
+fn refuses_a_database_it_did_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app-db");
+    {
+        let app = strata::Db::open(&db, strata::Options::default()).unwrap();
+        app.put(b"precious", b"data").unwrap();
+    }
+    assert_fill_refused(&db, "holds no CREATED_BY_DB_BENCH marker");
+    let app = strata::Db::open(&db, strata::Options::default()).unwrap();
+    assert_eq!(app.get(b"precious").unwrap().as_deref(), Some(&b"data"[..]));
+    drop(app);
+
+    // A marker for another engine is no proof either.
+    let other = dir.path().join("other");
+    fill_fresh(&other);
+    let marker = other.join("CREATED_BY_DB_BENCH");
+    let text = std::fs::read_to_string(&marker).unwrap();
+    std::fs::write(
+        &marker,
+        text.replace(
+            "a strata database (--engine=strata)",
+            "a RocksDB database (--engine=rocksdb)",
+        ),
+    )
+    .unwrap();
+    assert_fill_refused(
+        &other,
+        "made it for `a RocksDB database (--engine=rocksdb)`",
+    );
+}
+
+#[test]
+fn refuses_a_database_open_in_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    fill_fresh(&db);
+    // strata (and fjall, sled) lock with flock(2).
+    let open = strata::Db::open(&db, strata::Options::default()).unwrap();
+    assert_fill_refused(&db, "open in another process");
+    drop(open);
+    // RocksDB locks with an fcntl(2) record lock.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(db.join("LOCK"))
+        .unwrap();
+    rustix::fs::fcntl_lock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    assert_fill_refused(&db, "fcntl record lock");
+    drop(lock);
+    run_ok(&["--benchmarks=fillseq", "--num=10", &path_arg("db", &db)]);
+}
+
+#[test]
+fn refuses_symbolic_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    fill_fresh(&db);
+    // --db naming a link to a database db-bench made.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&db, &link).unwrap();
+    let e = run_usage_error(&["--benchmarks=fillseq", "--num=10", &path_arg("db", &link)]);
+    assert!(e.contains("is a symbolic link"), "{e}");
+    assert!(db.join("CURRENT").is_file());
+
+    // A link inside it, even under a name the engine uses.
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&precious, db.join("000997.sst")).unwrap();
+    assert_fill_refused(&db, "is a symbolic link");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+}
+
 /// The peers run the same loops; built only with their features
 /// (`cargo test --features fjall,sled --test db_bench`).
 #[cfg(any(feature = "fjall", feature = "sled", feature = "rocksdb"))]

@@ -733,3 +733,103 @@ fn usage_errors_exit_2() {
     assert_eq!(sst_dump(&[]).code, 2, "--file is required");
     assert_eq!(sst_dump(&["--help"]).code, 0);
 }
+
+#[test]
+fn raw_never_writes_through_a_link_or_over_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sst, _) = build_one_table(dir.path());
+    let target = PathBuf::from(format!("{}_dump.txt", sst.display()));
+
+    // A link where the dump would go: refused, its target untouched.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, &target).unwrap();
+    let run = dump(&sst, &["--command=raw"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("is a symbolic link"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    // A dangling link too: following it would create a file elsewhere.
+    std::fs::remove_file(&target).unwrap();
+    let elsewhere = dir.path().join("elsewhere.txt");
+    std::os::unix::fs::symlink(&elsewhere, &target).unwrap();
+    assert_eq!(dump(&sst, &["--command=raw"]).code, 2);
+    assert!(!elsewhere.exists());
+    std::fs::remove_file(&target).unwrap();
+
+    // The first dump is written; a second does not replace it.
+    assert_eq!(dump(&sst, &["--command=raw"]).code, 0);
+    let first = std::fs::read(&target).unwrap();
+    let run = dump(&sst, &["--command=raw"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&target).unwrap(), first);
+
+    // Given a link to a table, the dump goes beside the link (as
+    // documented: `<file>_dump.txt` for the path given), not its target.
+    let other = tempfile::tempdir().unwrap();
+    let link = other.path().join("t.sst");
+    std::os::unix::fs::symlink(&sst, &link).unwrap();
+    assert_eq!(dump(&link, &["--command=raw"]).code, 0);
+    assert!(other.path().join("t.sst_dump.txt").is_file());
+}
+
+#[test]
+fn only_regular_files_within_the_size_limit_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sst, _) = build_one_table(dir.path());
+    // Devices and FIFOs: refused at once (a FIFO must not block the open).
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    for (path, kind) in [
+        (Path::new("/dev/zero"), "a character device"),
+        (fifo.as_path(), "a FIFO"),
+    ] {
+        for command in ["--command=raw", "--command=identify"] {
+            let run = dump(path, &[command]);
+            assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+            let want = format!("not a regular file ({kind})");
+            assert!(run.stderr.contains(&want), "{}", run.stderr);
+        }
+    }
+    assert!(!dir.path().join("fifo_dump.txt").exists());
+
+    // Above --max_input_bytes: refused, naming the size and the flag.
+    let size = std::fs::metadata(&sst).unwrap().len();
+    let limit = format!("--max_input_bytes={}", size - 1);
+    let run = dump(&sst, &["--command=check", &limit]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{size} bytes, more than --max_input_bytes={}",
+            size - 1
+        )),
+        "{}",
+        run.stderr
+    );
+    let limit = format!("--max_input_bytes={size}");
+    assert_eq!(dump(&sst, &["--command=check", &limit]).code, 0);
+}
+
+#[test]
+fn directory_mode_reports_a_live_wal_that_is_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = build_many_tables(dir.path());
+    drop(db);
+    // A WAL name newer than any: directory mode reads it as live.
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("999999.log")).unwrap();
+    let run = dump(dir.path(), &["--command=verify"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("not a regular file (a character device)"),
+        "{}",
+        run.stdout
+    );
+}

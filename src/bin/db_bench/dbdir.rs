@@ -2,18 +2,22 @@
 //! holds one directory per engine (several); without `--db` a fresh
 //! temporary directory is made and removed at exit.
 //!
-//! Destroying a database (db_bench does it before every fill) removes a
-//! directory tree, so db-bench only destroys directories that are empty or
-//! hold one of the marker files a known engine writes: a mistyped `--db`
-//! cannot wipe unrelated data.
+//! db_bench destroys the database before every fill benchmark. db-bench
+//! does it only where it can prove it made the database: a directory it
+//! created (or found empty) and marked with `CREATED_BY_DB_BENCH`, holding
+//! nothing but the engine's own files, whose lock no process holds
+//! (`owned_dir.rs` has the rules). Anything else is refused with a message
+//! naming the path and the reason; `--use_existing_db` uses a database as
+//! it is, as in RocksDB.
 
 use crate::engine::EngineKind;
+use crate::engine_files;
 use crate::error::{BenchError, Context, Result};
+use crate::owned_dir::Owner;
 use std::path::{Path, PathBuf};
 
-/// Files one of the engines always creates in its directory (strata and
-/// RocksDB: `CURRENT`/`LOCK`; fjall: `version`/`lock`; sled: `conf`/`db`).
-const MARKERS: &[&str] = &["CURRENT", "LOCK", "version", "lock", "conf", "db"];
+/// The marker db-bench writes into each database directory it creates.
+pub const MARKER: &str = "CREATED_BY_DB_BENCH";
 
 pub struct DbDir {
     root: PathBuf,
@@ -32,7 +36,9 @@ impl DbDir {
                     .unwrap_or(0);
                 let p = std::env::temp_dir()
                     .join(format!("db-bench-{}-{nanos:08x}", std::process::id()));
-                std::fs::create_dir_all(&p).context(format!("create {}", p.display()))?;
+                // create_dir: fails if the name is taken, so what Drop
+                // removes is a directory this process made.
+                std::fs::create_dir(&p).context(format!("create {}", p.display()))?;
                 (p, true)
             }
         };
@@ -56,47 +62,28 @@ impl DbDir {
 impl Drop for DbDir {
     fn drop(&mut self) {
         if self.temporary {
+            // std's remove_dir_all never follows links.
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
 }
 
-/// Remove the database at `path` (nothing if it does not exist).
-pub fn destroy(path: &Path) -> Result<()> {
-    let entries = match std::fs::read_dir(path) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(BenchError::from(e).context(format!("read {}", path.display()))),
+/// Leave `path` an empty, marked directory for a fresh `kind` database:
+/// create it, or delete the database db-bench made there before, or
+/// refuse (a usage error) when that cannot be proven safe.
+pub fn destroy(path: &Path, kind: EngineKind) -> Result<()> {
+    let locks = [engine_files::lock_file(kind)];
+    let owner = Owner {
+        tool: "db-bench",
+        marker: MARKER,
+        purpose: format!(
+            "a {} database (--engine={})",
+            kind.display_name(),
+            kind.name()
+        ),
+        layout: engine_files::layout(kind),
+        locks: &locks,
+        instead: "pass --use_existing_db to use it as it is",
     };
-    let names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    let is_db = names.is_empty() || names.iter().any(|n| MARKERS.contains(&n.as_str()));
-    if !is_db {
-        return Err(BenchError::usage(format!(
-            "{} is not empty and holds no database db-bench knows; refusing to delete it \
-             (pick another --db, or pass --use_existing_db to keep it)",
-            path.display()
-        )));
-    }
-    std::fs::remove_dir_all(path).context(format!("remove {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refuses_to_destroy_unknown_directories() {
-        let dir =
-            std::env::temp_dir().join(format!("db-bench-destroy-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("precious.txt"), b"x").unwrap();
-        assert!(destroy(&dir).is_err());
-        std::fs::write(dir.join("CURRENT"), b"MANIFEST-000001\n").unwrap();
-        destroy(&dir).unwrap();
-        assert!(!dir.exists());
-        destroy(&dir).unwrap(); // absent: nothing to do
-    }
+    owner.empty(path).map(|_| ()).map_err(BenchError::usage)
 }

@@ -23,12 +23,16 @@ mod clock;
 mod compare;
 mod dbdir;
 mod engine;
+mod engine_files;
 mod error;
 mod flags;
 mod header;
 mod histogram;
 mod json;
 mod keys;
+#[path = "../tool_common/owned_dir.rs"]
+#[allow(dead_code, reason = "shared by the tools, each using part of it")]
+mod owned_dir;
 mod plan;
 mod plot;
 mod procio;

@@ -86,6 +86,15 @@ pub struct Cli {
     #[arg(long = "print_value")]
     pub print_value: bool,
 
+    /// Refuse input files larger than this many bytes (every command reads
+    /// its file whole, as do directory checks each live file).
+    #[arg(
+        long = "max_input_bytes",
+        value_name = "BYTES",
+        default_value_t = crate::input::DEFAULT_MAX_INPUT_BYTES
+    )]
+    pub max_input_bytes: u64,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

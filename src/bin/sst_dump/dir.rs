@@ -1,7 +1,8 @@
 //! A database directory: the live version per level (from CURRENT and the
 //! manifest it names), totals, and `verify` of every live table and every
-//! live WAL. Read-only: files are read with plain reads, the LOCK is never
-//! taken, nothing is written, so a running database can be inspected.
+//! live WAL. Read-only: files are read with plain reads (regular files up
+//! to `--max_input_bytes` only, `input.rs`), the LOCK is never taken,
+//! nothing is written, so a running database can be inspected.
 
 use std::fmt::Write as _;
 use std::io::ErrorKind;
@@ -15,7 +16,7 @@ use crate::escape::{escaped, Style};
 use crate::manifest::{self, TableMeta};
 use crate::output::{problems_text, Problem, Report};
 use crate::wal::{self, End};
-use crate::{table, verify};
+use crate::{input, table, verify};
 
 /// A live table and what verifying it found.
 #[derive(Debug, Serialize)]
@@ -76,13 +77,22 @@ pub struct DirReport {
 }
 
 /// Inspects the database in `dir`.
-pub fn inspect(dir: &Path, style: Style) -> DirReport {
+pub fn inspect(dir: &Path, style: Style, max_input_bytes: u64) -> DirReport {
     let mut report = DirReport {
         path: dir.display().to_string(),
         ..DirReport::default()
     };
     let current = dir.join("CURRENT");
-    let name = match std::fs::read(&current) {
+    if let Err(e) = std::fs::metadata(&current) {
+        let why = if e.kind() == ErrorKind::NotFound {
+            "no CURRENT file: not a strata database, or CURRENT was lost".to_string()
+        } else {
+            format!("cannot read CURRENT: {e}")
+        };
+        report.problems.push(Problem::nowhere(why));
+        return report;
+    }
+    let name = match input::read(&current, max_input_bytes) {
         Ok(bytes) => match std::str::from_utf8(&bytes)
             .ok()
             .and_then(|s| s.strip_suffix('\n'))
@@ -97,18 +107,15 @@ pub fn inspect(dir: &Path, style: Style) -> DirReport {
             }
         },
         Err(e) => {
-            let why = if e.kind() == ErrorKind::NotFound {
-                "no CURRENT file: not a strata database, or CURRENT was lost".to_string()
-            } else {
-                format!("cannot read CURRENT: {e}")
-            };
-            report.problems.push(Problem::nowhere(why));
+            report
+                .problems
+                .push(Problem::nowhere(format!("cannot read CURRENT: {e}")));
             return report;
         }
     };
     let manifest_path = dir.join(&name);
     report.manifest = Some(name.clone());
-    let data = match std::fs::read(&manifest_path) {
+    let data = match input::read(&manifest_path, max_input_bytes) {
         Ok(d) => d,
         Err(e) => {
             report.problems.push(
@@ -131,7 +138,7 @@ pub fn inspect(dir: &Path, style: Style) -> DirReport {
         for f in files.values() {
             live_numbers.insert(f.number);
             bytes += f.size;
-            let t = check_table(dir, level, f, style);
+            let t = check_table(dir, level, f, style, max_input_bytes);
             report.total_entries += t.num_entries.unwrap_or(0);
             report.tables.push(t);
         }
@@ -167,7 +174,7 @@ pub fn inspect(dir: &Path, style: Style) -> DirReport {
     for n in names {
         match parse_file_name(&n) {
             Some(FileKind::Wal(number)) if number >= contents.log_number => {
-                let log = check_log(&dir.join(&n), &n);
+                let log = check_log(&dir.join(&n), &n, max_input_bytes);
                 if log.status != "ok" {
                     report
                         .problems
@@ -192,7 +199,13 @@ pub fn inspect(dir: &Path, style: Style) -> DirReport {
 }
 
 /// Reads and verifies one live table; compares it with its manifest entry.
-fn check_table(dir: &Path, level: usize, f: &FileMeta, style: Style) -> LiveTable {
+fn check_table(
+    dir: &Path,
+    level: usize,
+    f: &FileMeta,
+    style: Style,
+    max_input_bytes: u64,
+) -> LiveTable {
     let mut t = LiveTable {
         meta: TableMeta::of(level, f, style),
         num_entries: None,
@@ -200,7 +213,7 @@ fn check_table(dir: &Path, level: usize, f: &FileMeta, style: Style) -> LiveTabl
         status: "ok".into(),
     };
     let path = dir.join(format!("{:06}.sst", f.number));
-    let data = match std::fs::read(&path) {
+    let data = match input::read(&path, max_input_bytes) {
         Ok(d) => Bytes::from(d),
         Err(e) => {
             t.status = format!("live table cannot be read: {e}");
@@ -247,8 +260,8 @@ fn check_table(dir: &Path, level: usize, f: &FileMeta, style: Style) -> LiveTabl
 }
 
 /// Reads one live WAL; a torn tail is its normal end after a crash.
-fn check_log(path: &Path, name: &str) -> LiveLog {
-    let data = match std::fs::read(path) {
+fn check_log(path: &Path, name: &str, max_input_bytes: u64) -> LiveLog {
+    let data = match input::read(path, max_input_bytes) {
         Ok(d) => d,
         Err(e) => {
             return LiveLog {

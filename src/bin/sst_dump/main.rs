@@ -15,6 +15,7 @@ mod damage;
 mod dir;
 mod escape;
 mod identify;
+mod input;
 mod manifest;
 mod output;
 mod raw;
@@ -76,7 +77,7 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
     let (identity, data) = if meta.is_dir() {
         (identify::directory(), Bytes::new())
     } else {
-        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let data = input::read(path, cli.max_input_bytes)?;
         (identify::identify(&data), Bytes::from(data))
     };
     let command = cli.command.unwrap_or(match identity.kind {
@@ -114,7 +115,7 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
             Outcome::of(&report)
         }
         (Kind::Directory, Command::Check | Command::Verify) => {
-            Outcome::of(&dir::inspect(path, style))
+            Outcome::of(&dir::inspect(path, style, cli.max_input_bytes))
         }
         (kind, command) => {
             return Err(format!(
@@ -146,14 +147,14 @@ fn unknown(identity: &Identity) -> Outcome {
     outcome
 }
 
-/// `raw`: the dump goes to `<file>_dump.txt`; stdout gets a summary.
+/// `raw`: the dump goes to a new file `<file>_dump.txt` beside the path
+/// given (beside a link, not its target); stdout gets a summary.
 fn raw(path: &Path, data: &Bytes, style: Style) -> Result<Outcome, String> {
     let dump = raw::raw(data, style);
     let mut target = path.as_os_str().to_owned();
     target.push("_dump.txt");
     let target = std::path::PathBuf::from(target);
-    std::fs::write(&target, dump.dump_text())
-        .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+    input::write_new(&target, &dump.dump_text())?;
     let mut outcome = Outcome::of(&dump);
     outcome.text = format!("raw dump written to {}\n{}", target.display(), outcome.text);
     outcome

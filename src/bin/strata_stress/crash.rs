@@ -1,17 +1,43 @@
 //! The blackbox crash test (RocksDB's db_crashtest): run the stress tool
-//! in a child process, kill it with SIGKILL at a seed-chosen moment,
-//! verify with `verify`, and repeat.
+//! in a child process with options drawn for this cycle, kill it with
+//! SIGKILL at a seed-chosen moment, verify with `verify`, and repeat.
 //!
-//! The kill delay is a kill point, not synchronisation: whatever the child
-//! was doing at that instant (a write, a flush, a compaction, recovery) is
-//! where it dies. A cycle fails if the child exits before it is killed
-//! (a wrong read, a panic, an error) or if verification fails.
+//! Most cycles wait for the child to report its first acknowledged write
+//! (a line on its stdout: synchronisation, not a sleep), then let it run
+//! for the seed-chosen delay before the kill, so every such cycle makes
+//! progress and dies in the middle of writes, flushes and compactions. One
+//! cycle in eight instead kills within 100 ms of the spawn, so some kills
+//! land in the open itself (recovery, the new WAL and MANIFEST); a cycle of
+//! that kind that made no write is counted, as explained. The kill delay
+//! is a kill point, not synchronisation.
+//!
+//! A cycle fails if the child exits before it is killed (a wrong read, a
+//! panic, an error), if it did not die of SIGKILL, if it made no write in
+//! [`FIRST_WRITE_WAIT`] (a hang), if verification fails, or if the expected
+//! state shows no new write after a cycle whose child reported one.
 
 use crate::expected::AnyError;
+use crate::flags::StressFlags;
 use crate::rng::Rng;
+use crate::workload::FIRST_WRITE_LINE;
+use std::io::BufRead as _;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// How long a child may take to open the database and acknowledge its
+/// first write before the cycle fails as a hang. Recovery of the largest
+/// memtables takes well under a second; this only bounds a stuck child.
+pub const FIRST_WRITE_WAIT: Duration = Duration::from_secs(120);
+
+/// Kills timed from the spawn come within this many milliseconds: while
+/// the child opens the database (recovery included) or just after.
+const SPAWN_KILL_MAX_MS: u64 = 100;
+
+/// Unix's SIGKILL.
+const SIGKILL: i32 = 9;
 
 #[derive(Debug, Clone)]
 pub struct CrashTest {
@@ -23,15 +49,20 @@ pub struct CrashTest {
     pub duration: Option<Duration>,
     pub kill_min_ms: u64,
     pub kill_max_ms: u64,
-    /// Arguments passed to every `run` and `verify` child (key count,
-    /// threads, database options).
-    pub child_args: Vec<String>,
+    /// Keys in the key space (fixed when the expected state is created).
+    pub keys: u32,
+    /// The flags of every cycle, if given (`--fixed-options`); otherwise
+    /// each cycle draws its own from the seed.
+    pub fixed: Option<StressFlags>,
 }
 
 #[derive(Debug, Default)]
 pub struct Totals {
     pub cycles: u64,
     pub killed: u64,
+    /// Cycles killed before their first acknowledged write (all of them
+    /// kills timed from the spawn: during the open or recovery).
+    pub kills_before_first_write: u64,
     pub stray_tables: u64,
     pub kills_with_strays: u64,
     pub pending_new: u64,
@@ -42,19 +73,30 @@ pub struct Totals {
     /// the run with an error).
     pub keys_verified: u64,
     pub range_scans: u64,
+    /// Acknowledged key writes made by the children.
+    pub key_writes: u64,
+    /// Fewest key writes a cycle with a reported write made.
+    pub min_cycle_writes: Option<u64>,
+    /// Writes in the live WALs checked to be one unbroken sequence and
+    /// applied exactly on reopen; keys so checked; L0 tables checked.
+    pub logged_writes: u64,
+    pub logged_keys: u64,
+    pub l0_tables: u64,
+    /// In-flight batches found in the log, each present after recovery.
+    pub in_flight_logged: u64,
+    /// Verifications that opened with `Options::default()`.
+    pub default_option_opens: u64,
 }
 
 pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
     let exe = std::env::current_exe()?;
     let start = Instant::now();
-    if t.dir.exists() {
-        std::fs::remove_dir_all(&t.dir)?;
-    }
-    std::fs::create_dir_all(&t.dir)?;
+    crate::stress_dir::owner().empty(&t.dir)?;
     let mut rng = Rng::new(t.seed);
     let mut totals = Totals::default();
+    let mut key_writes_before = 0;
     println!(
-        "crash test: seed {} (replay the kill points with --seed {}), dir {}",
+        "crash test: seed {} (replay the options and kill points with --seed {}), dir {}",
         t.seed,
         t.seed,
         t.dir.display()
@@ -67,8 +109,26 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         }
         let cycle = totals.cycles;
         let run_seed = rng.next_u64();
-        let delay = Duration::from_millis(
-            t.kill_min_ms + rng.below(t.kill_max_ms.saturating_sub(t.kill_min_ms) + 1),
+        let kill_from_spawn = rng.one_in(8);
+        let delay = Duration::from_millis(if kill_from_spawn {
+            rng.below(SPAWN_KILL_MAX_MS + 1)
+        } else {
+            t.kill_min_ms + rng.below(t.kill_max_ms.saturating_sub(t.kill_min_ms) + 1)
+        });
+        let flags = match &t.fixed {
+            Some(f) => f.clone(),
+            None => StressFlags::random(&mut rng),
+        };
+        let default_options = rng.one_in(4);
+        let context = format!(
+            "cycle {cycle} (seed {}, run seed {run_seed}, kill after {delay:?}{}, {})",
+            t.seed,
+            if kill_from_spawn {
+                " from the spawn"
+            } else {
+                " from the first write"
+            },
+            flags.summary()
         );
         let log = t.dir.join("run.log");
         let mut child = Command::new(&exe)
@@ -79,68 +139,182 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
             .arg(run_seed.to_string())
             .arg("--duration-secs")
             .arg("86400")
-            .args(&t.child_args)
+            .arg("--keys")
+            .arg(t.keys.to_string())
+            .args(flags.args())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;
-        std::thread::sleep(delay);
+        let spawned = Instant::now();
+        let (events, reader) = watch_stdout(&mut child)?;
+        let wait = if kill_from_spawn {
+            delay
+        } else {
+            FIRST_WRITE_WAIT
+        };
+        match events.recv_timeout(wait) {
+            Ok(ChildEvent::FirstWrite) => {
+                // The delay counts from the spawn or from this moment.
+                let kill_at = if kill_from_spawn {
+                    spawned + delay
+                } else {
+                    Instant::now() + delay
+                };
+                std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if kill_from_spawn => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{context}: the child acknowledged no write in {FIRST_WRITE_WAIT:?}:\n{}",
+                    read_tail(&log)
+                )
+                .into());
+            }
+            Ok(ChildEvent::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait()?;
+                return Err(exited_by_itself(&context, status, &log));
+            }
+        }
         if let Some(status) = child.try_wait()? {
-            return Err(format!(
-                "cycle {cycle} (seed {}, run seed {run_seed}): the stress run exited by itself ({status}) before the kill at {delay:?}:\n{}",
-                t.seed,
-                read_tail(&log)
-            )
-            .into());
+            return Err(exited_by_itself(&context, status, &log));
         }
         child.kill()?; // SIGKILL
-        child.wait()?;
+        let status = child.wait()?;
+        if status.signal() != Some(SIGKILL) {
+            return Err(exited_by_itself(&context, status, &log));
+        }
+        // Every line the child printed has been read once its pipe closed.
+        let reported_write = reader.join().map_err(|_| "the stdout reader panicked")?;
         totals.killed += 1;
 
-        let out = Command::new(&exe)
+        let mut verify = Command::new(&exe);
+        verify
             .arg("verify")
             .arg("--dir")
             .arg(&t.dir)
             .arg("--seed")
             .arg(run_seed.to_string())
-            .args(&t.child_args)
-            .stdin(Stdio::null())
-            .output()?;
+            .arg("--keys")
+            .arg(t.keys.to_string())
+            .args(flags.args());
+        if default_options {
+            verify.arg("--default-options");
+            totals.default_option_opens += 1;
+        }
+        let out = verify.stdin(Stdio::null()).output()?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(format!(
-                "cycle {cycle} (seed {}, run seed {run_seed}, killed after {delay:?}): verification failed ({}):\n{stdout}{}",
-                t.seed,
+                "{context}: verification{} failed ({}):\n{stdout}{}",
+                if default_options {
+                    " (opened with default options)"
+                } else {
+                    ""
+                },
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             )
             .into());
         }
-        let field = |name: &str| -> u64 {
+        let field = |name: &str| -> Result<u64, AnyError> {
             stdout
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-                .unwrap_or(0)
+                .ok_or_else(|| format!("{context}: no {name}= in the verify line: {stdout}").into())
         };
-        let strays = field("stray_tables");
+        let key_writes = field("key_writes")?;
+        let cycle_writes = key_writes.checked_sub(key_writes_before).ok_or_else(|| {
+            format!(
+                "{context}: the expected state lost writes: {key_writes_before} then {key_writes}"
+            )
+        })?;
+        key_writes_before = key_writes;
+        if reported_write {
+            if cycle_writes == 0 {
+                return Err(format!(
+                    "{context}: the child reported an acknowledged write, but the expected state shows none:\n{stdout}"
+                )
+                .into());
+            }
+            totals.min_cycle_writes = Some(
+                totals
+                    .min_cycle_writes
+                    .map_or(cycle_writes, |m| m.min(cycle_writes)),
+            );
+        } else {
+            totals.kills_before_first_write += 1;
+        }
+        totals.key_writes += cycle_writes;
+        let strays = field("stray_tables")?;
         totals.stray_tables += strays;
         totals.kills_with_strays += u64::from(strays > 0);
-        totals.pending_new += field("pending_new");
-        totals.pending_old += field("pending_old");
-        totals.pending_batches += field("pending_batches");
-        totals.keys_verified += field("keys");
-        totals.range_scans += field("range_scans");
+        totals.pending_new += field("pending_new")?;
+        totals.pending_old += field("pending_old")?;
+        totals.pending_batches += field("pending_batches")?;
+        totals.keys_verified += field("keys")?;
+        totals.range_scans += field("range_scans")?;
+        totals.logged_writes += field("logged_writes")?;
+        totals.logged_keys += field("logged_keys")?;
+        totals.l0_tables += field("l0_tables")?;
+        totals.in_flight_logged += field("in_flight_logged")?;
         totals.cycles += 1;
         if totals.cycles.is_multiple_of(10) {
             println!(
-                "  {} cycles, {:.0} s: {}",
+                "  {} cycles, {:.0} s, {} key writes: {}",
                 totals.cycles,
                 start.elapsed().as_secs_f64(),
+                totals.key_writes,
                 stdout.trim()
             );
         }
     }
     Ok(totals)
+}
+
+/// What the child's stdout says.
+enum ChildEvent {
+    /// Its first write was acknowledged.
+    FirstWrite,
+    /// Its stdout closed before that: it exited.
+    Closed,
+}
+
+/// Read the child's stdout on a thread, sending [`ChildEvent`]s; the
+/// thread returns whether the first write was reported.
+fn watch_stdout(
+    child: &mut Child,
+) -> Result<(mpsc::Receiver<ChildEvent>, std::thread::JoinHandle<bool>), AnyError> {
+    let stdout = child.stdout.take().ok_or("the child has no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut reported = false;
+        for line in std::io::BufReader::new(stdout).lines() {
+            match line {
+                Ok(l) if l == FIRST_WRITE_LINE && !reported => {
+                    reported = true;
+                    let _ = tx.send(ChildEvent::FirstWrite);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        if !reported {
+            let _ = tx.send(ChildEvent::Closed);
+        }
+        reported
+    });
+    Ok((rx, reader))
+}
+
+fn exited_by_itself(context: &str, status: ExitStatus, log: &Path) -> AnyError {
+    format!(
+        "{context}: the stress run ended by itself ({status}), not by SIGKILL:\n{}",
+        read_tail(log)
+    )
+    .into()
 }
 
 fn read_tail(path: &Path) -> String {

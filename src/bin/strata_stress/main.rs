@@ -5,19 +5,29 @@
 //! strata-stress verify --dir D                      reopen and check everything (also: run --verify-only)
 //! strata-stress crash  --dir D --duration 1h        kill `run` with SIGKILL at random moments, verify, repeat
 //! ```
-//! `D` holds the database (`D/db`) and the expected state (`D/expected`).
+//! `D` holds the database (`D/db`) and the expected state (`D/expected`);
+//! `crash` empties it first, if strata-stress can prove it made what is
+//! there (`stress_dir.rs`), and draws the database options and workload
+//! mix of each cycle from its seed (`flags.rs`).
 //! `docs/testing.md` explains the expected-state protocol and what each
 //! check proves.
 
 mod crash;
 mod expected;
+mod flags;
+#[path = "../tool_common/owned_dir.rs"]
+#[allow(dead_code, reason = "shared by the tools, each using part of it")]
+mod owned_dir;
 mod rng;
+mod stress_dir;
 mod value;
 mod verify;
 mod workload;
+mod write_log;
 
 use clap::{Args, Parser, Subcommand};
 use expected::{AnyError, ExpectedState};
+use flags::StressFlags;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +63,10 @@ enum Cmd {
     Verify {
         #[command(flatten)]
         common: Common,
+        /// Open with `Options::default()` instead of the given options (a
+        /// database must always open after a crash with default options).
+        #[arg(long)]
+        default_options: bool,
     },
     /// Run, kill with SIGKILL at a random moment, verify; repeat.
     Crash {
@@ -64,12 +78,16 @@ enum Cmd {
         /// Stop after this long: e.g. 90s, 10m, 1h.
         #[arg(long, value_parser = parse_duration)]
         duration: Option<Duration>,
-        /// Shortest time a run lives before it is killed.
+        /// Shortest time a run lives (after its first write) before it is killed.
         #[arg(long, default_value_t = 20)]
         kill_min_ms: u64,
-        /// Longest time a run lives before it is killed.
+        /// Longest time a run lives (after its first write) before it is killed.
         #[arg(long, default_value_t = 2000)]
         kill_max_ms: u64,
+        /// Use the given options and workload flags in every cycle instead
+        /// of drawing them from the seed.
+        #[arg(long)]
+        fixed_options: bool,
     },
 }
 
@@ -85,27 +103,8 @@ struct Common {
     /// Keys in the key space (fixed when the expected state is created).
     #[arg(long, default_value_t = 4000)]
     keys: u32,
-    /// Worker threads.
-    #[arg(long, default_value_t = 4)]
-    threads: u32,
-    /// One write in N is a sync write.
-    #[arg(long, default_value_t = 8)]
-    sync_one_in: u64,
-    /// One operation in N is a manual flush (0: never).
-    #[arg(long, default_value_t = 2000)]
-    flush_one_in: u64,
-    /// One operation in N is a compact_range over a random range (0: never).
-    #[arg(long, default_value_t = 5000)]
-    compact_one_in: u64,
-    /// RocksDB's write_buffer_size (small, so flushes are frequent).
-    #[arg(long, default_value_t = 64 * 1024)]
-    write_buffer_size: usize,
-    /// RocksDB's target_file_size_base.
-    #[arg(long, default_value_t = 64 * 1024)]
-    target_file_size_base: u64,
-    /// RocksDB's max_bytes_for_level_base.
-    #[arg(long, default_value_t = 256 * 1024)]
-    max_bytes_for_level_base: u64,
+    #[command(flatten)]
+    flags: StressFlags,
 }
 
 impl Common {
@@ -115,38 +114,6 @@ impl Common {
 
     fn expected_path(&self) -> PathBuf {
         self.dir.join("expected")
-    }
-
-    fn options(&self) -> Options {
-        Options {
-            write_buffer_size: self.write_buffer_size,
-            target_file_size_base: self.target_file_size_base,
-            max_bytes_for_level_base: self.max_bytes_for_level_base,
-            block_size: 1024,
-            ..Options::default()
-        }
-    }
-
-    /// The flags a child process needs to see the same database.
-    fn child_args(&self) -> Vec<String> {
-        vec![
-            "--keys".into(),
-            self.keys.to_string(),
-            "--threads".into(),
-            self.threads.to_string(),
-            "--sync-one-in".into(),
-            self.sync_one_in.to_string(),
-            "--flush-one-in".into(),
-            self.flush_one_in.to_string(),
-            "--compact-one-in".into(),
-            self.compact_one_in.to_string(),
-            "--write-buffer-size".into(),
-            self.write_buffer_size.to_string(),
-            "--target-file-size-base".into(),
-            self.target_file_size_base.to_string(),
-            "--max-bytes-for-level-base".into(),
-            self.max_bytes_for_level_base.to_string(),
-        ]
     }
 }
 
@@ -169,8 +136,11 @@ fn main() {
             common,
             verify_only: true,
             ..
-        }
-        | Cmd::Verify { common } => verify_cmd(&common),
+        } => verify_cmd(&common, false),
+        Cmd::Verify {
+            common,
+            default_options,
+        } => verify_cmd(&common, default_options),
         Cmd::Run {
             common,
             ops,
@@ -183,7 +153,15 @@ fn main() {
             duration,
             kill_min_ms,
             kill_max_ms,
-        } => crash_cmd(&common, cycles, duration, kill_min_ms, kill_max_ms),
+            fixed_options,
+        } => crash_cmd(
+            &common,
+            cycles,
+            duration,
+            kill_min_ms,
+            kill_max_ms,
+            fixed_options,
+        ),
     };
     if let Err(e) = result {
         eprintln!("strata-stress: FAILED: {e}");
@@ -192,7 +170,7 @@ fn main() {
 }
 
 fn open_state(common: &Common) -> Result<ExpectedState, AnyError> {
-    std::fs::create_dir_all(&common.dir)?;
+    stress_dir::owner().create(&common.dir)?;
     ExpectedState::open_or_create(&common.expected_path(), common.keys)
 }
 
@@ -205,15 +183,17 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
         .into());
     }
     let run = state.begin_run()?;
-    let db = Db::open(common.db_dir(), common.options())?;
+    let f = &common.flags;
+    let db = Db::open(common.db_dir(), f.options())?;
     let workload = workload::Workload {
-        threads: common.threads.max(1),
+        threads: f.threads.max(1),
         seed: common.seed,
         ops_per_thread: ops,
         deadline: Some(Instant::now() + Duration::from_secs(duration_secs)),
-        sync_one_in: common.sync_one_in.max(1),
-        flush_one_in: common.flush_one_in,
-        compact_one_in: common.compact_one_in,
+        sync_one_in: f.sync_one_in.max(1),
+        flush_one_in: f.flush_one_in,
+        compact_one_in: f.compact_one_in,
+        value_sizes: f.value_sizes(),
     };
     let counters = workload::run(&db, Arc::new(state.into_shared()), &workload, run)?;
     db.wait_for_compactions()?;
@@ -222,10 +202,14 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
     Ok(())
 }
 
-fn verify_cmd(common: &Common) -> Result<(), AnyError> {
+fn verify_cmd(common: &Common, default_options: bool) -> Result<(), AnyError> {
     let mut state = open_state(common)?;
     let db_dir = common.db_dir();
-    let options = common.options();
+    let options = if default_options {
+        Options::default()
+    } else {
+        common.flags.options()
+    };
     let report = verify::verify(
         &db_dir,
         || Db::open(&db_dir, options),
@@ -242,6 +226,7 @@ fn crash_cmd(
     duration: Option<Duration>,
     kill_min_ms: u64,
     kill_max_ms: u64,
+    fixed_options: bool,
 ) -> Result<(), AnyError> {
     let start = Instant::now();
     let test = crash::CrashTest {
@@ -251,13 +236,24 @@ fn crash_cmd(
         duration,
         kill_min_ms,
         kill_max_ms: kill_max_ms.max(kill_min_ms),
-        child_args: common.child_args(),
+        keys: common.keys,
+        fixed: fixed_options.then(|| common.flags.clone()),
     };
     let t = crash::run(&test)?;
     println!(
-        "crash test ok: cycles={} sigkills={} kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} in_flight_batches={} keys_verified={} range_scans={} seconds={:.0}",
+        "crash test ok: cycles={} sigkills={} kills_before_first_write={} key_writes={} min_cycle_key_writes={} \
+         logged_writes_in_sequence={} logged_keys_applied={} l0_tables_in_sequence={} in_flight_batches_logged={} \
+         kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} \
+         in_flight_batches={} keys_verified={} range_scans={} default_option_opens={} seconds={:.0}",
         t.cycles,
         t.killed,
+        t.kills_before_first_write,
+        t.key_writes,
+        t.min_cycle_writes.unwrap_or(0),
+        t.logged_writes,
+        t.logged_keys,
+        t.l0_tables,
+        t.in_flight_logged,
         t.kills_with_strays,
         t.stray_tables,
         t.pending_new,
@@ -265,6 +261,7 @@ fn crash_cmd(
         t.pending_batches,
         t.keys_verified,
         t.range_scans,
+        t.default_option_opens,
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -68,7 +68,7 @@ pub fn run_engine<E: Engine>(env: &mut RunEnv<'_>, path: &Path) -> Result<Vec<Ro
             )));
         }
     } else {
-        dbdir::destroy(path)?;
+        dbdir::destroy(path, E::KIND)?;
     }
     let db = E::open(path, flags)?;
     let mut runner = Runner {
@@ -97,7 +97,7 @@ impl<E: Engine> Runner<'_, '_, E> {
     fn reopen(&mut self, destroy: bool) -> Result<()> {
         drop(self.db.take()); // closes it
         if destroy {
-            dbdir::destroy(self.path)?;
+            dbdir::destroy(self.path, E::KIND)?;
         }
         self.db = Some(E::open(self.path, self.env.flags)?);
         Ok(())

@@ -1,0 +1,240 @@
+//! The write sequence a crashed process left on disk, read before the
+//! database is reopened: the prefix property checked by sequence number,
+//! across threads.
+//!
+//! Every write gets a sequence number; a write group is one WAL record
+//! holding its first number and count (`src/batch.rs`), framed into the
+//! WAL in sequence order. A memtable holds a contiguous run of numbers,
+//! flushed whole into one L0 table, after which the MANIFEST's
+//! `last_sequence` is the run's last number and its WAL is retired. So,
+//! with no `disable_wal` write (the workload never makes one), the disk
+//! must show one unbroken sequence:
+//!
+//! 1. each L0 table holds exactly `largest_seqno - smallest_seqno + 1`
+//!    entries (a missing write in a flushed memtable is a hole);
+//! 2. the records of the live WALs (those recovery replays, read with the
+//!    same reader and the same stopping rules) number their writes
+//!    `last_sequence + 1, + 2, ...` with no gap and no overlap;
+//! 3. after reopening, every key the live WALs write holds exactly what its
+//!    last logged write left (`WriteLog::check_applied`): recovery applied
+//!    the logged prefix, no less (a lost write) and no more.
+//!
+//! Together with the expected state (every acknowledged write present)
+//! that is the prefix rule: the database holds exactly the writes numbered
+//! up to the end of the log, so an in-flight write of one thread is present
+//! only if every write numbered before it, by any thread, is.
+
+use crate::expected::AnyError;
+use crate::value;
+use std::collections::HashMap;
+use std::path::Path;
+use strata::inspect::{
+    parse_file_name, read_current_manifest, read_manifest, DecodedBatch, FileKind,
+};
+use strata::Db;
+use strata_sstable::bytes::Bytes;
+use strata_sstable::{Table, TableReadOptions, ValueKind};
+use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason};
+
+/// The last logged write of one key.
+#[derive(Debug, Clone)]
+pub struct LastWrite {
+    pub seq: u64,
+    /// The value put, or `None` for a delete.
+    pub value: Option<Vec<u8>>,
+    pub wal: u64,
+}
+
+/// What the live WALs and L0 tables say.
+#[derive(Debug, Default)]
+pub struct WriteLog {
+    /// Per user key, its last write in the live WALs.
+    pub last_write: HashMap<Vec<u8>, LastWrite>,
+    /// Batch ids of the values put in the live WALs, with their sequence
+    /// numbers (the smallest, for a batch of several keys).
+    pub batch_seq: HashMap<u64, u64>,
+    /// The MANIFEST's `last_sequence`: every write up to it is in a table.
+    pub flushed_seq: u64,
+    /// The last logged sequence number (`flushed_seq` if nothing is logged).
+    pub last_seq: u64,
+    /// Writes (records' entries) in the live WALs.
+    pub logged_writes: u64,
+    pub live_wals: u32,
+    /// L0 tables whose sequence numbers were checked without a hole.
+    pub l0_tables: u32,
+    /// An older WAL with a torn tail ended the replay (as recovery does).
+    pub torn_older_wal: bool,
+}
+
+/// Read the database in `dir` as recovery will; `None` if there is none
+/// yet (the process died before creating it).
+pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
+    if !dir.join("CURRENT").exists() {
+        return Ok(None);
+    }
+    let fs = strata::fs::OsFileSystem;
+    let (manifest_path, data) = read_current_manifest(&fs, dir)?;
+    let manifest = read_manifest(&manifest_path, &data)?;
+    let mut log = WriteLog {
+        flushed_seq: manifest.last_sequence,
+        last_seq: manifest.last_sequence,
+        ..WriteLog::default()
+    };
+    for meta in manifest.levels[0].values() {
+        let path = dir.join(format!("{:06}.sst", meta.number));
+        let table = Table::open(
+            Bytes::from(std::fs::read(&path)?),
+            TableReadOptions::default(),
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let entries = table.properties().num_entries;
+        let span = meta.largest_seqno - meta.smallest_seqno + 1;
+        if entries != span {
+            return Err(format!(
+                "hole in the write sequence: L0 table {} holds {entries} entries for the {span} \
+                 sequence numbers {}..={} (a flushed memtable missed a write)",
+                path.display(),
+                meta.smallest_seqno,
+                meta.largest_seqno
+            )
+            .into());
+        }
+        log.l0_tables += 1;
+    }
+
+    let mut numbers: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(
+            |e| match parse_file_name(&e.file_name().to_string_lossy()) {
+                Some(FileKind::Wal(n)) if n >= manifest.log_number => Some(n),
+                _ => None,
+            },
+        )
+        .collect();
+    numbers.sort_unstable();
+    log.live_wals = numbers.len() as u32;
+    for (i, &number) in numbers.iter().enumerate() {
+        let path = dir.join(format!("{number:06}.log"));
+        let data = std::fs::read(&path)?;
+        // The default recovery mode: the stress tool never changes it.
+        let mut reader = Reader::new(&data, RecoveryMode::TolerateCorruptedTailRecords);
+        loop {
+            let record = match reader.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(strata_wal::Error::TornTail {
+                    reason: TornReason::ZeroedTail,
+                    ..
+                }) => break,
+                Err(e) => {
+                    return Err(
+                        format!("{}: recovery will refuse this WAL: {e}", path.display()).into(),
+                    )
+                }
+            };
+            let offset = record.offset;
+            log.add_record(record.data, number)
+                .map_err(|e| format!("{} at offset {offset}: {e}", path.display()))?;
+        }
+        // Recovery's rule (`replay_wals`): a torn tail in a WAL followed by
+        // a non-empty one ends the log there.
+        let is_newest = numbers[i + 1..].iter().all(|&n| {
+            std::fs::metadata(dir.join(format!("{n:06}.log"))).is_ok_and(|m| m.len() == 0)
+        });
+        if let Some(LogEnd::TornTail { reason, .. }) = reader.end() {
+            if !is_newest && *reason != TornReason::ZeroedTail {
+                log.torn_older_wal = true;
+                break;
+            }
+        }
+    }
+    Ok(Some(log))
+}
+
+impl WriteLog {
+    /// One WAL record: its writes must continue the sequence exactly.
+    fn add_record(&mut self, data: &[u8], wal: u64) -> Result<(), String> {
+        let batch = DecodedBatch::new(data)
+            .map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
+        if batch.count() == 0 {
+            return Ok(());
+        }
+        let first = batch.sequence();
+        if first != self.last_seq + 1 {
+            return Err(format!(
+                "hole in the write sequence: this record's writes start at sequence number \
+                 {first}, but the writes before it (tables up to {}, then the live WALs) end at {}",
+                self.flushed_seq, self.last_seq
+            ));
+        }
+        for (i, op) in batch.iter().enumerate() {
+            let op =
+                op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
+            let seq = first + i as u64;
+            let value = (op.kind == ValueKind::Put).then(|| op.value.to_vec());
+            if let Some(Ok(Some(id))) = value.as_deref().map(value::decode) {
+                self.batch_seq.entry(id.batch).or_insert(seq);
+            }
+            self.last_write
+                .insert(op.key.to_vec(), LastWrite { seq, value, wal });
+            self.logged_writes += 1;
+        }
+        self.last_seq = first + u64::from(batch.count()) - 1;
+        Ok(())
+    }
+
+    /// After reopening: every key the live WALs write holds what its last
+    /// logged write left. Returns the keys checked.
+    pub fn check_applied(&self, db: &Db) -> Result<u64, AnyError> {
+        for (key, last) in &self.last_write {
+            let got = db.get(key)?;
+            if got.as_deref() != last.value.as_deref() {
+                let show = |v: Option<&[u8]>| match v {
+                    None => "nothing".to_string(),
+                    Some(v) => format!("{} bytes {:?}", v.len(), value::decode(v)),
+                };
+                return Err(format!(
+                    "recovery did not apply exactly the logged prefix: key {:?}'s last logged \
+                     write (sequence number {} in WAL {}, log ends at {}) left {}, the reopened \
+                     database holds {}",
+                    String::from_utf8_lossy(key),
+                    last.seq,
+                    last.wal,
+                    self.last_seq,
+                    show(last.value.as_deref()),
+                    show(got.as_deref())
+                )
+                .into());
+            }
+        }
+        Ok(self.last_write.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logged_prefix_is_read_and_a_different_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        db.put(b"a", b"1").unwrap();
+        db.put(b"", b"").unwrap();
+        db.delete(b"b").unwrap();
+        db.put(b"a", b"2").unwrap();
+        drop(db);
+        let log = read(dir.path()).unwrap().unwrap();
+        assert_eq!(log.logged_writes, 4);
+        assert_eq!((log.flushed_seq, log.last_seq), (0, 4));
+        assert_eq!(log.last_write[&b"a"[..]].value.as_deref(), Some(&b"2"[..]));
+        assert_eq!(log.last_write[&b"b"[..]].value, None);
+
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        assert_eq!(log.check_applied(&db).unwrap(), 3);
+        // A state the log does not end in: refused, naming the key.
+        db.put(b"b", b"back").unwrap();
+        let e = log.check_applied(&db).unwrap_err().to_string();
+        assert!(e.contains("key \"b\"'s last logged write"), "{e}");
+    }
+}
