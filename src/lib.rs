@@ -66,7 +66,8 @@ pub use error::{Error, Result};
 pub use info::LiveFile;
 pub use iter::{Cursor, Iter};
 pub use options::{
-    Compression, Options, ReadOptions, WalRecoveryMode, WriteOptions, MAX_KEY_SIZE, MAX_VALUE_SIZE,
+    Compression, Options, ReadOptions, WalRecoveryMode, WalWriteMode, WriteOptions, MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
 };
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};

@@ -72,7 +72,13 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
 
     let replayed = replay_wals(&options, &dir, &mut versions)?;
     let wal_number = versions.new_file_number();
-    let wal = create_wal(&*fs, &dir, wal_number, options.write_buffer_size as u64)?;
+    let wal = create_wal(
+        &*fs,
+        &dir,
+        wal_number,
+        options.write_buffer_size as u64,
+        options.wal_write_mode,
+    )?;
     let edit = VersionEdit {
         log_number: Some(wal_number),
         last_sequence: Some(replayed.last_seq),

@@ -38,155 +38,165 @@
 //! faults the first page of every 1 MiB in through a mapping of its own
 //! (`MADV_POPULATE_WRITE`, which changes no byte), on the WAL flusher
 //! thread, so the writer's own fault there finds that work done.
+//!
+//! The logic here is generic over a [`LogBackend`]: the operating system's
+//! (`os_mapping.rs`: a `File` and a memmap2 mapping, monomorphised, so the
+//! copy loop is the plain `memcpy` per page it always was) or the
+//! in-memory filesystem's (`mem/mapping.rs`), so the power-loss and
+//! simulation tests run this same code.
 
 use super::{WarmUp, WritableFile};
-use memmap2::MmapMut;
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::Path;
 
-pub(crate) struct MappedLog {
-    file: File,
-    /// `None` once retired.
-    map: Option<MmapMut>,
+/// The file under a [`MappedLog`]: one created empty for it, that it may
+/// extend, map writable and sync.
+pub(crate) trait LogBackend: Send + 'static {
+    /// The writable mapping, borrowed for one append.
+    type Mapping<'a>: PageStore
+    where
+        Self: 'a;
+    /// What a warm-up job holds on to.
+    type Warmer: PageWarmer;
+
+    /// The unit stores are split into (see the module comment).
+    fn page_size(&self) -> usize;
+    /// Allocate the blocks of `offset..offset + len`, extending the file
+    /// (`fallocate`). `Unsupported` if the filesystem cannot.
+    fn preallocate(&mut self, offset: u64, len: u64) -> io::Result<()>;
+    /// Map the whole file writable, replacing the old mapping only once
+    /// the new one exists.
+    fn map(&mut self) -> io::Result<()>;
+    /// Drop the mapping; written bytes stay in the page cache.
+    fn unmap(&mut self);
+    /// The mapping's length; `None` when unmapped.
+    fn mapped_len(&self) -> Option<u64>;
+    /// The mapping, if mapped.
+    fn mapping(&mut self) -> Option<Self::Mapping<'_>>;
+    /// Make the pages of `offset..offset + len` durable through the
+    /// mapping (`msync(MS_SYNC)`).
+    fn sync_mapped(&mut self, offset: usize, len: usize) -> io::Result<()>;
+    /// Make everything written durable (`fdatasync`), mapped or not.
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Cut (or extend) the file to `len` (`ftruncate`).
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// A handle for a warm-up job over the first `len` bytes, if the
+    /// backend has use for one.
+    fn warmer(&self, len: usize) -> Option<Self::Warmer>;
+}
+
+/// Stores into a writable mapping.
+pub(crate) trait PageStore {
+    /// Copy `src` to file offset `offset`. `src` lies within one page and
+    /// within the mapping. An error means the store did not happen (only
+    /// the in-memory backend fails: a simulated crash or fault).
+    fn store(&mut self, offset: usize, src: &[u8]) -> io::Result<()>;
+}
+
+/// The operating system's mapping: a plain copy, which cannot fail (a
+/// failure there is a signal, see UNSAFE.md).
+impl PageStore for &mut [u8] {
+    #[inline]
+    fn store(&mut self, offset: usize, src: &[u8]) -> io::Result<()> {
+        self[offset..offset + src.len()].copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// Faults pages in ahead of the writer.
+pub(crate) trait PageWarmer: Send + 'static {
+    /// Make the page at `offset` (`len` bytes) writable without changing
+    /// its bytes; false when that failed (the job then ends).
+    fn populate(&mut self, offset: usize, len: usize) -> bool;
+}
+
+pub(crate) struct MappedLog<B: LogBackend> {
+    backend: B,
     len: u64,
     synced: u64,
 }
 
-impl MappedLog {
-    /// Create (truncate) `path`, preallocate `expected_bytes` (at least
-    /// 1 MiB), and map it. `Unsupported` if the filesystem cannot
+impl<B: LogBackend> MappedLog<B> {
+    /// Preallocate `expected_bytes` (at least 1 MiB) of the empty file
+    /// `backend` and map it. `Unsupported` if the filesystem cannot
     /// preallocate.
-    pub fn create(path: &Path, expected_bytes: u64) -> io::Result<MappedLog> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
+    pub fn create(mut backend: B, expected_bytes: u64) -> io::Result<MappedLog<B>> {
         let size = expected_bytes.max(1 << 20);
-        preallocate(&file, 0, size)?;
-        let map = Some(map(&file)?);
+        backend.preallocate(0, size)?;
+        backend.map()?;
         Ok(MappedLog {
-            file,
-            map,
+            backend,
             len: 0,
             synced: 0,
         })
     }
 
+    /// Bytes made durable by the last sync.
+    #[cfg(test)]
+    pub fn synced(&self) -> u64 {
+        self.synced
+    }
+
     fn grow(&mut self, needed: u64) -> io::Result<()> {
-        let current = self.mapped_len();
+        let current = self.backend.mapped_len().unwrap_or(0);
         let size = (current * 2).max(needed);
-        preallocate(&self.file, current, size - current)?;
-        self.map = Some(map(&self.file)?);
-        Ok(())
-    }
-
-    fn mapped_len(&self) -> u64 {
-        self.map.as_ref().map_or(0, |m| m.len() as u64)
+        self.backend.preallocate(current, size - current)?;
+        self.backend.map()
     }
 }
 
-fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), offset, len).map_err(|e| {
-        if e == rustix::io::Errno::OPNOTSUPP {
-            io::Error::new(io::ErrorKind::Unsupported, e)
-        } else {
-            io::Error::from(e)
-        }
-    })
-}
-
-/// Copies `src` into `dst` (which starts at file offset `offset`) one page
-/// at a time, in order, so that a process dying in a page fault leaves a
-/// prefix of `src` written (see the module comment).
-fn copy_in_file_order(dst: &mut [u8], src: &[u8], offset: usize) {
-    let page = page_size();
+/// Copies `src` to file offset `offset` one page at a time, in order, so
+/// that a process dying in a page fault leaves a prefix of `src` written
+/// (see the module comment).
+#[inline]
+fn copy_in_file_order<S: PageStore>(
+    dst: &mut S,
+    src: &[u8],
+    offset: usize,
+    page: usize,
+) -> io::Result<()> {
     let mut done = 0;
     while done < src.len() {
         let n = (page - (offset + done) % page).min(src.len() - done);
-        dst[done..done + n].copy_from_slice(&src[done..done + n]);
+        dst.store(offset + done, &src[done..done + n])?;
         // Keep the compiler from merging or reordering the page copies.
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
         done += n;
     }
+    Ok(())
 }
 
 /// Warm-up faults one page in every this many bytes: a divisor of any
 /// extent size ext4 (or another filesystem) is likely to preallocate.
-const WARM_UP_STRIDE: usize = 1 << 20;
+pub(crate) const WARM_UP_STRIDE: usize = 1 << 20;
 
-/// A warm-up of `file` up to `len`: each step faults in, writable, the
-/// first page of the next `WARM_UP_STRIDE` bytes, through a mapping of its
-/// own. Best effort: a failure only means the writer pays for the fault
-/// itself, so the job just ends.
-fn warm_up_job(file: File, len: usize) -> WarmUp {
-    let mut map: Option<MmapMut> = None;
+/// A warm-up up to `len`: each step faults in, writable, the first page of
+/// the next `WARM_UP_STRIDE` bytes. Best effort: a failure only means the
+/// writer pays for the fault itself, so the job just ends.
+fn warm_up_job<W: PageWarmer>(mut warmer: W, len: usize, page: usize) -> WarmUp {
     let mut offset = WARM_UP_STRIDE; // the writer is already at the start
     Box::new(move || {
         if offset >= len {
             return false;
         }
-        if map.is_none() {
-            // SAFETY: as in `map`: this process owns the file and only
-            // grows it while it is live. Nothing ever reads or writes
-            // through this mapping (`MADV_POPULATE_WRITE` faults pages in
-            // without touching their bytes), so the writer's stores cannot
-            // race with it. If the log is retired and truncated before the
-            // job ends, populating past the new end fails with `EFAULT`
-            // (no signal) and the job stops.
-            match unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file) } {
-                Ok(m) => {
-                    // No readahead: a fault would otherwise bring in (and
-                    // dirty) a large folio around each page, which counted
-                    // ~14 MB of extra writes per 64 MiB WAL in
-                    // /proc/self/io (measured: 5M fillrandom 1683 MB
-                    // without the warm-up, 1838 MB with it, 1701 MB with it
-                    // and this advice).
-                    let _ = m.advise(memmap2::Advice::Random);
-                    map = Some(m);
-                }
-                Err(_) => return false,
-            }
-        }
-        let page = page_size().min(len - offset);
-        let populated = map.as_ref().is_some_and(|m| {
-            m.advise_range(memmap2::Advice::PopulateWrite, offset, page)
-                .is_ok()
-        });
+        let populated = warmer.populate(offset, page.min(len - offset));
         offset += WARM_UP_STRIDE;
-        // A failure (e.g. a kernel before 5.14) ends the job.
         populated && offset < len
     })
 }
 
-fn page_size() -> usize {
-    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *PAGE.get_or_init(rustix::param::page_size)
-}
-
-fn map(file: &File) -> io::Result<MmapMut> {
-    // SAFETY: the file was created (truncated) by this writer, which is the
-    // only code in the process that maps or writes it while it is live
-    // (recovery reads only older logs; tools read with plain reads). Its
-    // length only grows while mapped, so the mapping never covers bytes
-    // past the end of the file. See UNSAFE.md.
-    unsafe { MmapMut::map_mut(file) }
-}
-
-impl WritableFile for MappedLog {
+impl<B: LogBackend> WritableFile for MappedLog<B> {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.map.is_none() {
+        let Some(mapped) = self.backend.mapped_len() else {
             return Err(io::Error::other("append to a retired log"));
-        }
+        };
         let end = self.len + data.len() as u64;
-        if end > self.mapped_len() {
+        if end > mapped {
             self.grow(end)?;
         }
         let start = self.len as usize;
-        if let Some(map) = self.map.as_mut() {
-            copy_in_file_order(&mut map[start..start + data.len()], data, start);
+        let page = self.backend.page_size();
+        if let Some(mut map) = self.backend.mapping() {
+            copy_in_file_order(&mut map, data, start, page)?;
         }
         self.len = end;
         Ok(())
@@ -200,9 +210,10 @@ impl WritableFile for MappedLog {
     fn sync(&mut self) -> io::Result<()> {
         if self.synced < self.len {
             let from = self.synced as usize;
-            match &self.map {
-                Some(map) => map.flush_range(from, self.len as usize - from)?,
-                None => self.file.sync_data()?,
+            if self.backend.mapped_len().is_some() {
+                self.backend.sync_mapped(from, self.len as usize - from)?;
+            } else {
+                self.backend.sync_data()?;
             }
             self.synced = self.len;
         }
@@ -214,22 +225,23 @@ impl WritableFile for MappedLog {
     }
 
     fn warm_up(&self) -> Option<WarmUp> {
-        let file = self.file.try_clone().ok()?;
-        Some(warm_up_job(file, self.mapped_len() as usize))
+        let len = self.backend.mapped_len().unwrap_or(0) as usize;
+        let warmer = self.backend.warmer(len)?;
+        Some(warm_up_job(warmer, len, self.backend.page_size()))
     }
 
     fn retire(&mut self) {
         // Unmapping leaves the written bytes dirty in the page cache, where
         // `fdatasync` finds them.
-        self.map = None;
+        self.backend.unmap();
     }
 }
 
-impl Drop for MappedLog {
+impl<B: LogBackend> Drop for MappedLog<B> {
     fn drop(&mut self) {
         // A cleanly closed log ends at its last record. Failure leaves
         // zeros at the tail, which readers accept.
-        let _ = self.file.set_len(self.len);
+        let _ = self.backend.set_len(self.len);
     }
 }
 
@@ -238,88 +250,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appends_grow_sync_and_truncate_on_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("000001.log");
-        let mut log = MappedLog::create(&path, 4096).unwrap();
-        let mut expected = Vec::new();
-        for i in 0..5000u32 {
-            let record = i.to_le_bytes().repeat(100);
-            log.append(&record).unwrap();
-            expected.extend_from_slice(&record);
-            if i % 997 == 0 {
-                log.sync().unwrap();
-            }
-        }
-        assert!(std::fs::metadata(&path).unwrap().len() >= expected.len() as u64);
-        // Readable through the file while still mapped (page cache).
-        assert_eq!(
-            &std::fs::read(&path).unwrap()[..expected.len()],
-            &expected[..]
-        );
-        drop(log);
-        assert_eq!(std::fs::read(&path).unwrap(), expected);
-    }
-
-    #[test]
     fn page_ordered_copies_write_every_byte_at_any_offset_and_length() {
-        let page = page_size();
+        let page = 4096;
         let src: Vec<u8> = (0..3 * page + 100).map(|i| (i * 31 % 251) as u8).collect();
         for offset in [0, 1, page - 1, page, page + 17] {
             for len in [0, 1, page - 1, page, page + 1, 3 * page + 100] {
-                let mut dst = vec![0u8; len];
-                copy_in_file_order(&mut dst, &src[..len], offset);
-                assert_eq!(dst, &src[..len], "offset {offset} len {len}");
+                let mut file = vec![0u8; offset + len];
+                copy_in_file_order(&mut &mut file[..], &src[..len], offset, page).unwrap();
+                assert_eq!(&file[offset..], &src[..len], "offset {offset} len {len}");
             }
         }
     }
 
-    #[test]
-    fn a_retired_log_syncs_without_its_mapping_and_refuses_appends() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("000002.log");
-        let mut log = MappedLog::create(&path, 4096).unwrap();
-        log.append(b"first").unwrap();
-        log.sync().unwrap();
-        log.append(b"second").unwrap();
-        log.retire();
-        assert!(log.append(b"third").is_err());
-        log.sync().unwrap();
-        assert_eq!(log.synced, log.len());
-        drop(log);
-        assert_eq!(std::fs::read(&path).unwrap(), b"firstsecond");
+    /// Records each store, to see the split.
+    struct Stores(Vec<(usize, usize)>);
+
+    impl PageStore for Stores {
+        fn store(&mut self, offset: usize, src: &[u8]) -> io::Result<()> {
+            self.0.push((offset, src.len()));
+            Ok(())
+        }
     }
 
     #[test]
-    fn warm_up_changes_no_byte_while_appends_go_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("000003.log");
-        let mut log = MappedLog::create(&path, 8 * WARM_UP_STRIDE as u64).unwrap();
-        let mut job = log.warm_up().expect("a mapped log has a warm-up");
-        // Appends cross several warmed pages while the job runs.
-        let warming = std::thread::spawn(move || {
-            let mut steps = 1;
-            while job() {
-                steps += 1;
-            }
-            steps
-        });
-        let mut expected = Vec::new();
-        for i in 0..40_000u32 {
-            let record = i.to_le_bytes().repeat(50);
-            log.append(&record).unwrap();
-            expected.extend_from_slice(&record);
-        }
-        // One step per MiB after the first.
-        assert_eq!(warming.join().unwrap(), 7);
-        log.sync().unwrap();
-        let on_disk = std::fs::read(&path).unwrap();
-        assert_eq!(&on_disk[..expected.len()], &expected[..]);
-        assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
-        // A job run after the appends leaves them intact too.
-        let mut again = log.warm_up().unwrap();
-        while again() {}
-        drop(log);
-        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    fn copies_are_split_at_page_boundaries_in_file_order() {
+        let mut stores = Stores(Vec::new());
+        copy_in_file_order(&mut stores, &[0; 10_000], 4000, 4096).unwrap();
+        assert_eq!(
+            stores.0,
+            [(4000, 96), (4096, 4096), (8192, 4096), (12288, 1712)]
+        );
     }
 }

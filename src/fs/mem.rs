@@ -2,15 +2,25 @@
 //! loss and to fail chosen operations.
 //!
 //! Model: a file's bytes are visible to readers as soon as they are
-//! appended (like the page cache), but only the prefix covered by the last
-//! successful `sync` survives [`MemFileSystem::power_loss`]. Directory
+//! written (like the page cache), but only what a `sync` made durable is
+//! sure to survive [`MemFileSystem::power_loss`]; what it does to the rest
+//! is chosen by [`UnsyncedData`], page by page (`inode.rs`). Directory
 //! entries (creations, renames, removals) survive only once `sync_dir` was
 //! called on their directory after the change, as on a real filesystem.
 //! Handles opened before a power loss fail afterwards, as the process that
 //! held them is gone.
+//!
+//! Logs of kind [`LogKind::MemoryMapped`] are the production mapped log
+//! (`mapped_log.rs`) over an inode (`mem/mapping.rs`), so every engine test
+//! on this filesystem runs the WAL code that ships.
 
-use super::{FileLock, FileSystem, WritableFile};
+mod inode;
+mod mapping;
+
+use super::mapped_log::MappedLog;
+use super::{FileLock, FileSystem, LogKind, WritableFile};
 use bytes::Bytes;
+use inode::{Inode, Loss};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -22,7 +32,9 @@ use std::sync::Arc;
 pub enum FsOp {
     /// [`FileSystem::create`].
     Create,
-    /// [`WritableFile::append`].
+    /// [`WritableFile::append`]; for a memory-mapped log, each store into
+    /// one page (a crash can stop a copy between pages, as a kill in a
+    /// page fault does) and each preallocation.
     Append,
     /// [`WritableFile::sync`].
     Sync,
@@ -81,12 +93,6 @@ impl FaultPlan {
                 .as_deref()
                 .is_none_or(|s| path.to_string_lossy().contains(s))
     }
-}
-
-#[derive(Default)]
-struct Inode {
-    data: Vec<u8>,
-    synced_len: usize,
 }
 
 #[derive(Default)]
@@ -151,6 +157,15 @@ impl State {
         Ok(())
     }
 
+    /// Fail if the machine is off, without counting an operation (for
+    /// calls no fault plan targets).
+    fn check_running(&self) -> io::Result<()> {
+        if self.frozen {
+            return Err(io::Error::other("simulated crash: the machine is off"));
+        }
+        Ok(())
+    }
+
     fn inode_of(&self, path: &Path) -> io::Result<u64> {
         self.live.get(path).copied().ok_or_else(|| not_found(path))
     }
@@ -183,6 +198,13 @@ pub enum UnsyncedData {
     /// Keep a pseudo-random prefix of each file's unsynced bytes (a torn
     /// write), chosen from this seed.
     KeepRandomPrefix(u64),
+    /// What a disk may really hold after a power loss: each 4 KiB page
+    /// written since it was last synced independently keeps its new
+    /// content or reverts to its last synced content (zeros where nothing
+    /// was synced, so a kept page can follow a hole of zeros), and each
+    /// file's length is anything between its synced and its current one.
+    /// Pages a sync covered never change. Chosen from this seed.
+    KeepRandomPages(u64),
 }
 
 impl MemFileSystem {
@@ -231,16 +253,18 @@ impl MemFileSystem {
         self.state.lock().frozen
     }
 
-    /// Simulate a power loss and reboot: unsynced file data and unsynced
-    /// directory entries vanish, locks are released, and every handle
-    /// opened before fails from now on. Fault plans are cleared.
+    /// Simulate a power loss and reboot: unsynced directory entries
+    /// vanish, unsynced file data is lost or kept as `unsynced` says
+    /// (files are visited in a fixed order, so a seed replays), locks are
+    /// released, and every handle opened before fails from now on. Fault
+    /// plans are cleared.
     pub fn power_loss(&self, unsynced: UnsyncedData) {
         let mut st = self.state.lock();
         st.frozen = false;
-        let mut rng = match unsynced {
-            UnsyncedData::Drop => None,
-            UnsyncedData::KeepRandomPrefix(seed) => Some(SplitMix64(seed)),
-        };
+        let mut rng = SplitMix64(match unsynced {
+            UnsyncedData::Drop => 0,
+            UnsyncedData::KeepRandomPrefix(seed) | UnsyncedData::KeepRandomPages(seed) => seed,
+        });
         st.generation += 1;
         st.crash_at_op = None;
         st.live = st.durable.clone();
@@ -251,13 +275,11 @@ impl MemFileSystem {
         ids.sort_unstable();
         for id in ids {
             if let Some(inode) = st.inodes.get_mut(&id) {
-                let unsynced_len = inode.data.len() - inode.synced_len;
-                let keep = match rng.as_mut() {
-                    Some(r) if unsynced_len > 0 => (r.next() % (unsynced_len as u64 + 1)) as usize,
-                    _ => 0,
-                };
-                inode.data.truncate(inode.synced_len + keep);
-                inode.synced_len = inode.data.len();
+                inode.lose_power(match unsynced {
+                    UnsyncedData::Drop => Loss::Drop,
+                    UnsyncedData::KeepRandomPrefix(_) => Loss::Prefix(&mut rng),
+                    UnsyncedData::KeepRandomPages(_) => Loss::Pages(&mut rng),
+                });
             }
         }
         st.locks.clear();
@@ -270,12 +292,9 @@ impl MemFileSystem {
         let mut st = self.state.lock();
         let id = st.inode_of(path)?;
         let inode = st.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
-        let byte = inode
-            .data
-            .get_mut(offset)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset past end"))?;
-        *byte ^= xor;
-        Ok(())
+        inode
+            .corrupt_byte(offset, xor)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset past end"))
     }
 
     /// Cut a file to `len` bytes (for corruption tests); durable.
@@ -283,8 +302,7 @@ impl MemFileSystem {
         let mut st = self.state.lock();
         let id = st.inode_of(path)?;
         let inode = st.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
-        inode.data.truncate(len);
-        inode.synced_len = inode.synced_len.min(len);
+        inode.truncate_durably(len);
         Ok(())
     }
 
@@ -294,42 +312,50 @@ impl MemFileSystem {
         let mut st = self.state.lock();
         let id = st.next_inode;
         st.next_inode += 1;
-        st.inodes.insert(
-            id,
-            Inode {
-                data: data.to_vec(),
-                synced_len: data.len(),
-            },
-        );
+        st.inodes.insert(id, Inode::durable(data.to_vec()));
         st.live.insert(path.to_path_buf(), id);
         st.durable.insert(path.to_path_buf(), id);
     }
 }
 
-struct MemWritableFile {
+/// An open file: its inode, and the power-loss generation it was opened in.
+#[derive(Clone)]
+struct Handle {
     state: Arc<Mutex<State>>,
     path: PathBuf,
     inode: u64,
     generation: u64,
-    len: u64,
 }
 
-impl MemWritableFile {
-    fn with_inode<R>(&self, op: FsOp, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
+impl Handle {
+    /// Run `f` on the inode, counted as `op` (`None`: not counted, but
+    /// still refused by a crashed machine or a stale handle).
+    fn with_inode<R>(&self, op: Option<FsOp>, f: impl FnOnce(&mut Inode) -> R) -> io::Result<R> {
         let mut st = self.state.lock();
         if st.generation != self.generation {
             return Err(stale());
         }
-        st.check(op, &self.path)?;
+        match op {
+            Some(op) => st.check(op, &self.path)?,
+            None => st.check_running()?,
+        }
         // The inode outlives its directory entry (an unlinked open file).
         let inode = st.inodes.get_mut(&self.inode).ok_or_else(stale)?;
         Ok(f(inode))
     }
 }
 
+/// A plain file written with appends (tables, the MANIFEST, logs of kind
+/// [`LogKind::Write`]).
+struct MemWritableFile {
+    handle: Handle,
+    len: u64,
+}
+
 impl WritableFile for MemWritableFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.with_inode(FsOp::Append, |inode| inode.data.extend_from_slice(data))?;
+        self.handle
+            .with_inode(Some(FsOp::Append), |inode| inode.append(data))?;
         self.len += data.len() as u64;
         Ok(())
     }
@@ -339,11 +365,30 @@ impl WritableFile for MemWritableFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.with_inode(FsOp::Sync, |inode| inode.synced_len = inode.data.len())
+        self.handle
+            .with_inode(Some(FsOp::Sync), |inode| inode.sync_all())
     }
 
     fn len(&self) -> u64 {
         self.len
+    }
+}
+
+impl MemFileSystem {
+    /// Create (or truncate: a new inode) the file at `path`.
+    fn create_file(&self, path: &Path) -> io::Result<Handle> {
+        let mut st = self.state.lock();
+        st.check(FsOp::Create, path)?;
+        let id = st.next_inode;
+        st.next_inode += 1;
+        st.inodes.insert(id, Inode::default());
+        st.live.insert(path.to_path_buf(), id);
+        Ok(Handle {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+            inode: id,
+            generation: st.generation,
+        })
     }
 }
 
@@ -374,19 +419,31 @@ impl FileSystem for MemFileSystem {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let mut st = self.state.lock();
-        st.check(FsOp::Create, path)?;
-        let id = st.next_inode;
-        st.next_inode += 1;
-        st.inodes.insert(id, Inode::default());
-        st.live.insert(path.to_path_buf(), id);
         Ok(Box::new(MemWritableFile {
-            state: Arc::clone(&self.state),
-            path: path.to_path_buf(),
-            inode: id,
-            generation: st.generation,
+            handle: self.create_file(path)?,
             len: 0,
         }))
+    }
+
+    fn create_log(
+        &self,
+        path: &Path,
+        expected_bytes: u64,
+        kind: LogKind,
+    ) -> io::Result<Box<dyn WritableFile>> {
+        match kind {
+            LogKind::MemoryMapped => {
+                let backend = mapping::MemMapping::new(self.create_file(path)?);
+                Ok(Box::new(MappedLog::create(backend, expected_bytes)?))
+            }
+            LogKind::Write => self.create(path),
+        }
+    }
+
+    /// The mapped log, as on ext4 or xfs: the engine's tests run the WAL
+    /// that ships by default.
+    fn auto_log_kind(&self, _dir: &Path) -> LogKind {
+        LogKind::MemoryMapped
     }
 
     fn read(&self, path: &Path) -> io::Result<Bytes> {
@@ -394,7 +451,7 @@ impl FileSystem for MemFileSystem {
         st.check(FsOp::Read, path)?;
         let id = st.inode_of(path)?;
         let inode = st.inodes.get(&id).ok_or_else(|| not_found(path))?;
-        Ok(Bytes::copy_from_slice(&inode.data))
+        Ok(Bytes::copy_from_slice(inode.bytes()))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -436,7 +493,7 @@ impl FileSystem for MemFileSystem {
     fn file_size(&self, path: &Path) -> io::Result<u64> {
         let st = self.state.lock();
         let id = st.inode_of(path)?;
-        Ok(st.inodes.get(&id).map_or(0, |i| i.data.len() as u64))
+        Ok(st.inodes.get(&id).map_or(0, |i| i.len() as u64))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -3,13 +3,15 @@
 //!
 //! Two implementations ship: [`OsFileSystem`] (the real one; tables are
 //! read through memmap2 mappings) and [`MemFileSystem`] (in memory, for tests:
-//! it can simulate power loss by dropping unsynced data and unsynced
-//! directory entries, and it can fail chosen operations).
+//! it can simulate power loss by dropping or tearing unsynced data and
+//! unsynced directory entries, and it can fail chosen operations). Both
+//! write memory-mapped WALs with the same code (`mapped_log.rs`).
 
-#[cfg(target_os = "linux")]
 mod mapped_log;
 mod mem;
 mod os;
+#[cfg(target_os = "linux")]
+mod os_mapping;
 
 pub use mem::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
 pub use os::OsFileSystem;
@@ -50,6 +52,21 @@ pub trait WritableFile: Send {
 /// one step and returns whether any work is left.
 pub type WarmUp = Box<dyn FnMut() -> bool + Send>;
 
+/// How a write-ahead log is written: what [`FileSystem::create_log`] makes.
+/// The engine picks it from
+/// [`Options::wal_write_mode`](crate::Options::wal_write_mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// Preallocated, appended by memory copy into a shared mapping (no
+    /// system call per append). Sound only where preallocation reserves
+    /// the space of every later page write: a write fault that meets a
+    /// full disk is a SIGBUS.
+    MemoryMapped,
+    /// Appended with `write(2)`: a full disk is an error the write path
+    /// reports.
+    Write,
+}
+
 /// A held lock on a lock file; dropping it releases the lock.
 pub trait FileLock: Send + Sync {}
 
@@ -63,12 +80,26 @@ pub trait FileSystem: Send + Sync + 'static {
     /// Create (or truncate) a file for appending.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Create a write-ahead log expected to grow to about `expected_bytes`.
-    /// An implementation may preallocate it and append by memory copy (the
-    /// OS one does: no system call per append); unused preallocated space
-    /// reads as zeros, which log readers treat as the end of the log.
-    fn create_log(&self, path: &Path, expected_bytes: u64) -> io::Result<Box<dyn WritableFile>> {
-        let _ = expected_bytes;
+    /// For [`LogKind::MemoryMapped`] an implementation may preallocate it
+    /// and append by memory copy (both shipped ones do, the OS one falling
+    /// back to appends where `fallocate` is unsupported); unused
+    /// preallocated space reads as zeros, which log readers treat as the
+    /// end of the log. The default ignores `kind` and appends.
+    fn create_log(
+        &self,
+        path: &Path,
+        expected_bytes: u64,
+        kind: LogKind,
+    ) -> io::Result<Box<dyn WritableFile>> {
+        let _ = (expected_bytes, kind);
         self.create(path)
+    }
+    /// The log kind [`WalWriteMode::Auto`](crate::WalWriteMode::Auto)
+    /// picks for logs in `dir`. The default is [`LogKind::Write`], sound
+    /// on any filesystem.
+    fn auto_log_kind(&self, dir: &Path) -> LogKind {
+        let _ = dir;
+        LogKind::Write
     }
     /// The whole contents of a file. The OS implementation maps it with
     /// memmap2, so reading a large table does not copy it.

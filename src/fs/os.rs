@@ -1,6 +1,6 @@
 //! The real filesystem: std::fs for writes and metadata, memmap2 for reads.
 
-use super::{FileLock, FileSystem, WritableFile};
+use super::{FileLock, FileSystem, LogKind, WritableFile};
 use bytes::Bytes;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -59,6 +59,37 @@ impl WritableFile for OsWritableFile {
     }
 }
 
+/// `statfs` `f_type` magics (linux/magic.h; ZFS's is its own).
+mod magic {
+    pub const EXT4: u32 = 0xEF53; // ext2, ext3 and ext4 share it
+    pub const XFS: u32 = 0x5846_5342;
+    pub const TMPFS: u32 = 0x0102_1994;
+    pub const BTRFS: u32 = 0x9123_683E;
+    pub const ZFS: u32 = 0x2FC1_2FC1;
+    pub const BCACHEFS: u32 = 0xCA45_1A4E;
+}
+
+/// The WAL kind for a filesystem, by its `statfs` magic.
+///
+/// A write fault on a shared mapping that cannot get a block is a SIGBUS,
+/// not an error, so the mapped log needs `fallocate` to reserve the blocks
+/// its page writes will use. ext4 and xfs write into preallocated
+/// (unwritten) extents in place, and keep a reserve for the extent-tree
+/// splits that converting them needs; tmpfs allocates the pages
+/// themselves. ext2/ext3 share ext4's magic, but their files have no
+/// extents, so `fallocate` fails there and `create_log` falls back to
+/// appends. Copy-on-write filesystems (btrfs, zfs, bcachefs) write every
+/// page to a new block, so preallocation does not keep the first write to
+/// a page from meeting a full disk; overlayfs, network and unknown
+/// filesystems give no such promise either. All of those get `write(2)`.
+pub(crate) fn kind_for_fs_type(magic: u32) -> LogKind {
+    match magic {
+        magic::EXT4 | magic::XFS | magic::TMPFS => LogKind::MemoryMapped,
+        magic::BTRFS | magic::ZFS | magic::BCACHEFS => LogKind::Write,
+        _ => LogKind::Write,
+    }
+}
+
 struct OsFileLock {
     _file: File,
 }
@@ -70,16 +101,36 @@ impl FileSystem for OsFileSystem {
         fs::create_dir_all(dir)
     }
 
-    fn create_log(&self, path: &Path, expected_bytes: u64) -> io::Result<Box<dyn WritableFile>> {
+    fn create_log(
+        &self,
+        path: &Path,
+        expected_bytes: u64,
+        kind: LogKind,
+    ) -> io::Result<Box<dyn WritableFile>> {
         #[cfg(target_os = "linux")]
-        match super::mapped_log::MappedLog::create(path, expected_bytes) {
-            Ok(log) => return Ok(Box::new(log)),
-            // A filesystem without fallocate: plain appends instead.
-            Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
-            Err(e) => return Err(e),
+        if kind == LogKind::MemoryMapped {
+            match super::os_mapping::OsMapping::create_log(path, expected_bytes) {
+                Ok(log) => return Ok(Box::new(log)),
+                // A filesystem without fallocate: plain appends instead.
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+                Err(e) => return Err(e),
+            }
         }
-        let _ = expected_bytes;
+        let _ = (expected_bytes, kind);
         self.create(path)
+    }
+
+    /// The mapped log where the filesystem under `dir` is known to reserve,
+    /// at `fallocate`, the space every later page write needs; `write(2)`
+    /// appends elsewhere or when `statfs` fails (see [`kind_for_fs_type`]).
+    fn auto_log_kind(&self, dir: &Path) -> LogKind {
+        #[cfg(target_os = "linux")]
+        if let Ok(st) = rustix::fs::statfs(dir) {
+            // Filesystem magics are 32-bit; `f_type` is a C long.
+            return kind_for_fs_type(st.f_type as u32);
+        }
+        let _ = dir;
+        LogKind::Write
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
@@ -158,6 +209,89 @@ impl FileSystem for OsFileSystem {
                 "lock held by another open database",
             )),
             Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_on_write_and_unknown_filesystems_get_write_appends() {
+        for (magic, kind) in [
+            (magic::EXT4, LogKind::MemoryMapped),
+            (magic::XFS, LogKind::MemoryMapped),
+            (magic::TMPFS, LogKind::MemoryMapped),
+            (magic::BTRFS, LogKind::Write),
+            (magic::ZFS, LogKind::Write),
+            (magic::BCACHEFS, LogKind::Write),
+            (0x794C_7630, LogKind::Write), // overlayfs
+            (0x6969, LogKind::Write),      // nfs
+            (0, LogKind::Write),
+        ] {
+            assert_eq!(kind_for_fs_type(magic), kind, "magic {magic:#x}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn auto_detection_agrees_with_statfs_of_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let f_type = rustix::fs::statfs(dir.path()).unwrap().f_type as u32;
+        let expected = match f_type {
+            0xEF53 | 0x5846_5342 | 0x0102_1994 => LogKind::MemoryMapped,
+            _ => LogKind::Write,
+        };
+        assert_eq!(OsFileSystem.auto_log_kind(dir.path()), expected);
+        // A directory that cannot be examined gets the kind sound anywhere.
+        let gone = dir.path().join("missing");
+        assert_eq!(OsFileSystem.auto_log_kind(&gone), LogKind::Write);
+    }
+
+    #[test]
+    fn both_log_kinds_write_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, kind) in [LogKind::MemoryMapped, LogKind::Write]
+            .into_iter()
+            .enumerate()
+        {
+            let path = dir.path().join(format!("{i:06}.log"));
+            let mut log = OsFileSystem.create_log(&path, 4096, kind).unwrap();
+            let mut expected = Vec::new();
+            for n in 0..3000u32 {
+                let record = n.to_le_bytes().repeat(3);
+                log.append(&record).unwrap();
+                log.flush().unwrap();
+                expected.extend_from_slice(&record);
+                if n % 1000 == 0 {
+                    log.sync().unwrap();
+                }
+            }
+            log.sync().unwrap();
+            // The kind was honoured: a mapped log is preallocated (where
+            // the filesystem can), an appended one is as long as its bytes.
+            let open_len = OsFileSystem.file_size(&path).unwrap();
+            match kind {
+                LogKind::MemoryMapped if OsFileSystem.auto_log_kind(dir.path()) == kind => {
+                    assert!(
+                        open_len >= 1 << 20,
+                        "mapped log not preallocated: {open_len}"
+                    );
+                }
+                LogKind::MemoryMapped => {}
+                LogKind::Write => assert_eq!(open_len, expected.len() as u64),
+            }
+            // Readable while open (zeros after the records, if mapped).
+            let live = OsFileSystem.read(&path).unwrap();
+            assert_eq!(&live[..expected.len()], &expected[..], "{kind:?}");
+            assert!(live[expected.len()..].iter().all(|&b| b == 0), "{kind:?}");
+            drop(log);
+            assert_eq!(
+                &OsFileSystem.read(&path).unwrap()[..],
+                &expected[..],
+                "{kind:?}"
+            );
         }
     }
 }

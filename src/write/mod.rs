@@ -588,7 +588,8 @@ impl DbInner {
     fn new_wal(&self) -> Result<SpareWal> {
         let number = self.versions.lock().new_file_number();
         let size = self.options.write_buffer_size;
-        let file = create_wal(&*self.fs, &self.dir, number, size as u64)?;
+        let mode = self.options.wal_write_mode;
+        let file = create_wal(&*self.fs, &self.dir, number, size as u64, mode)?;
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
         Ok(SpareWal { number, file, mem })
     }

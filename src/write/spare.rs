@@ -14,21 +14,24 @@ use crate::error::{Error, Result};
 use crate::filename::wal_path;
 use crate::fs::{FileSystem, WritableFile};
 use crate::memtable::MemTable;
+use crate::options::WalWriteMode;
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Create WAL `number` in `dir`, preallocated for `expected_bytes`, with
-/// its directory entry synced: a sync of the log then makes its records
-/// durable with nothing else to wait for. Used at open and for spares.
+/// Create WAL `number` in `dir`, written as `mode` says (preallocated for
+/// `expected_bytes` if mapped), with its directory entry synced: a sync of
+/// the log then makes its records durable with nothing else to wait for.
+/// Used at open and for spares.
 pub(crate) fn create_wal(
     fs: &dyn FileSystem,
     dir: &Path,
     number: u64,
     expected_bytes: u64,
+    mode: WalWriteMode,
 ) -> Result<Box<dyn WritableFile>> {
     let path = wal_path(dir, number);
-    fs.create_log(&path, expected_bytes)
+    fs.create_log(&path, expected_bytes, mode.log_kind(fs, dir))
         .and_then(|f| fs.sync_dir(dir).map(|_| f))
         .map_err(|e| Error::io("create WAL", &path, e))
 }

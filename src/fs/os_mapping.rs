@@ -1,0 +1,222 @@
+//! The operating system's backend for the memory-mapped WAL: a `File`
+//! preallocated with `fallocate` and mapped with memmap2.
+
+use super::mapped_log::{LogBackend, MappedLog, PageWarmer};
+use memmap2::MmapMut;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+pub(crate) struct OsMapping {
+    file: File,
+    /// `None` once retired.
+    map: Option<MmapMut>,
+}
+
+impl OsMapping {
+    /// Create (truncate) `path` and make it a mapped log preallocated for
+    /// `expected_bytes`. `Unsupported` if the filesystem cannot
+    /// preallocate.
+    pub fn create_log(path: &Path, expected_bytes: u64) -> io::Result<MappedLog<OsMapping>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        MappedLog::create(OsMapping { file, map: None }, expected_bytes)
+    }
+}
+
+impl LogBackend for OsMapping {
+    type Mapping<'a> = &'a mut [u8];
+    type Warmer = OsWarmer;
+
+    #[inline]
+    fn page_size(&self) -> usize {
+        static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *PAGE.get_or_init(rustix::param::page_size)
+    }
+
+    fn preallocate(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), offset, len).map_err(
+            |e| {
+                if e == rustix::io::Errno::OPNOTSUPP {
+                    io::Error::new(io::ErrorKind::Unsupported, e)
+                } else {
+                    io::Error::from(e)
+                }
+            },
+        )
+    }
+
+    fn map(&mut self) -> io::Result<()> {
+        // SAFETY: the file was created (truncated) by this writer, which is
+        // the only code in the process that maps or writes it while it is
+        // live (recovery reads only older logs; tools read with plain
+        // reads). Its length only grows while mapped, so the mapping never
+        // covers bytes past the end of the file. See UNSAFE.md.
+        self.map = Some(unsafe { MmapMut::map_mut(&self.file)? });
+        Ok(())
+    }
+
+    fn unmap(&mut self) {
+        self.map = None;
+    }
+
+    #[inline]
+    fn mapped_len(&self) -> Option<u64> {
+        self.map.as_ref().map(|m| m.len() as u64)
+    }
+
+    #[inline]
+    fn mapping(&mut self) -> Option<&mut [u8]> {
+        self.map.as_deref_mut()
+    }
+
+    fn sync_mapped(&mut self, offset: usize, len: usize) -> io::Result<()> {
+        match &self.map {
+            Some(map) => map.flush_range(offset, len),
+            None => self.file.sync_data(),
+        }
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn warmer(&self, len: usize) -> Option<OsWarmer> {
+        Some(OsWarmer {
+            file: self.file.try_clone().ok()?,
+            len,
+            map: None,
+        })
+    }
+}
+
+/// A warm-up's own mapping of the log, made at its first step.
+pub(crate) struct OsWarmer {
+    file: File,
+    len: usize,
+    map: Option<MmapMut>,
+}
+
+impl PageWarmer for OsWarmer {
+    fn populate(&mut self, offset: usize, len: usize) -> bool {
+        if self.map.is_none() {
+            // SAFETY: as in `OsMapping::map`: this process owns the file
+            // and only grows it while it is live. Nothing ever reads or
+            // writes through this mapping (`MADV_POPULATE_WRITE` faults
+            // pages in without touching their bytes), so the writer's
+            // stores cannot race with it. If the log is retired and
+            // truncated before the job ends, populating past the new end
+            // fails with `EFAULT` (no signal) and the job stops.
+            match unsafe {
+                memmap2::MmapOptions::new()
+                    .len(self.len)
+                    .map_mut(&self.file)
+            } {
+                Ok(m) => {
+                    // No readahead: a fault would otherwise bring in (and
+                    // dirty) a large folio around each page, which counted
+                    // ~14 MB of extra writes per 64 MiB WAL in
+                    // /proc/self/io (measured: 5M fillrandom 1683 MB
+                    // without the warm-up, 1838 MB with it, 1701 MB with it
+                    // and this advice).
+                    let _ = m.advise(memmap2::Advice::Random);
+                    self.map = Some(m);
+                }
+                Err(_) => return false,
+            }
+        }
+        // A failure (e.g. a kernel before 5.14) ends the job.
+        self.map.as_ref().is_some_and(|m| {
+            m.advise_range(memmap2::Advice::PopulateWrite, offset, len)
+                .is_ok()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::mapped_log::WARM_UP_STRIDE;
+    use crate::fs::WritableFile;
+
+    #[test]
+    fn appends_grow_sync_and_truncate_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000001.log");
+        let mut log = OsMapping::create_log(&path, 4096).unwrap();
+        let mut expected = Vec::new();
+        for i in 0..5000u32 {
+            let record = i.to_le_bytes().repeat(100);
+            log.append(&record).unwrap();
+            expected.extend_from_slice(&record);
+            if i % 997 == 0 {
+                log.sync().unwrap();
+            }
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() >= expected.len() as u64);
+        // Readable through the file while still mapped (page cache).
+        assert_eq!(
+            &std::fs::read(&path).unwrap()[..expected.len()],
+            &expected[..]
+        );
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_retired_log_syncs_without_its_mapping_and_refuses_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000002.log");
+        let mut log = OsMapping::create_log(&path, 4096).unwrap();
+        log.append(b"first").unwrap();
+        log.sync().unwrap();
+        log.append(b"second").unwrap();
+        log.retire();
+        assert!(log.append(b"third").is_err());
+        log.sync().unwrap();
+        assert_eq!(log.synced(), log.len());
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), b"firstsecond");
+    }
+
+    #[test]
+    fn warm_up_changes_no_byte_while_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000003.log");
+        let mut log = OsMapping::create_log(&path, 8 * WARM_UP_STRIDE as u64).unwrap();
+        let mut job = log.warm_up().expect("a mapped log has a warm-up");
+        // Appends cross several warmed pages while the job runs.
+        let warming = std::thread::spawn(move || {
+            let mut steps = 1;
+            while job() {
+                steps += 1;
+            }
+            steps
+        });
+        let mut expected = Vec::new();
+        for i in 0..40_000u32 {
+            let record = i.to_le_bytes().repeat(50);
+            log.append(&record).unwrap();
+            expected.extend_from_slice(&record);
+        }
+        // One step per MiB after the first.
+        assert_eq!(warming.join().unwrap(), 7);
+        log.sync().unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(&on_disk[..expected.len()], &expected[..]);
+        assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
+        // A job run after the appends leaves them intact too.
+        let mut again = log.warm_up().unwrap();
+        while again() {}
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+}
