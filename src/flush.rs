@@ -22,7 +22,7 @@ impl DbInner {
         // Tables hold only published writes, so compaction can treat the
         // visible sequence number as a floor for every reader.
         self.wait_published(imm.max_seq())?;
-        let number = self.versions.lock().new_file_number();
+        let number = self.versions.lock().new_file_number()?;
         let opener = self.versions.lock().opener().clone();
         let file = write_memtable_table(
             &self.options,

@@ -203,7 +203,7 @@ impl<'a> Outputs<'a> {
         value: &[u8],
     ) -> Result<()> {
         if self.current.is_none() {
-            let number = self.db.versions.lock().new_file_number();
+            let number = self.db.versions.lock().new_file_number()?;
             self.created.push(number);
             let path = table_path(&self.db.dir, number);
             let file = self

@@ -57,7 +57,7 @@ use ring::Durability;
 pub(crate) use spare::create_wal;
 use spare::{SpareSlot, SpareWal};
 use std::sync::Arc;
-use strata_sstable::SeqNo;
+use strata_sstable::{SeqNo, MAX_SEQNO};
 use stripes::StripedLock;
 
 /// The sequencer's state: touched only by the current leader (the mutex
@@ -339,6 +339,14 @@ impl DbInner {
             .map(|m| u64::from(m.request.lock().batch.count()))
             .sum();
         let last = first + total - 1;
+        // Recovery leaves `last_seq` within the 56 bits an internal key
+        // holds (checked as read); a write that would pass them is refused
+        // rather than stored under a wrapped or truncated number.
+        if last > MAX_SEQNO {
+            return Err(Error::InvalidArgument(format!(
+                "sequence numbers are exhausted: this write needs up to {last}, past {MAX_SEQNO}"
+            )));
+        }
         let end_lsn = if disable_wal {
             None
         } else {
@@ -566,7 +574,7 @@ impl DbInner {
     /// A new WAL (created, preallocated, its directory entry synced) and
     /// the memtable that will log to it.
     fn new_wal(&self) -> Result<SpareWal> {
-        let number = self.versions.lock().new_file_number();
+        let number = self.versions.lock().new_file_number()?;
         let size = self.options.write_buffer_size;
         let file = create_wal(&*self.fs, &self.dir, number, size as u64)?;
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
