@@ -42,18 +42,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.inner
-            .closing
-            .store(true, std::sync::atomic::Ordering::Release);
-        {
-            let mut st = self.inner.bg.state.lock();
-            st.shutting_down = true;
-        }
-        self.inner.bg.notify_all();
-        self.inner.write_path.ring.shutdown();
-        for t in self.threads.lock().drain(..) {
-            let _ = t.join();
-        }
+        background::stop(&self.inner, std::mem::take(&mut *self.threads.lock()));
         // A clean close leaves every acknowledged write durable. Errors
         // cannot be returned from drop; the WAL tail is then recovered as
         // far as it reached the disk.
@@ -78,8 +67,15 @@ impl Db {
     /// this process or another, has it open.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let inner = Arc::new(open::open(path.as_ref(), options)?);
-        let threads = background::spawn(&inner)
-            .map_err(|e| Error::io("spawn background thread", path.as_ref(), e))?;
+        let threads = match background::spawn(&inner) {
+            Ok(threads) => threads,
+            Err(e) => {
+                // The threads that started are joined: `inner` is ours
+                // alone, and dropping it releases the LOCK.
+                inner.discard_spare_wal();
+                return Err(Error::io("spawn background thread", path.as_ref(), e));
+            }
+        };
         Ok(Db {
             handle: Arc::new(Handle {
                 inner,

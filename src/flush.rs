@@ -18,6 +18,7 @@ impl DbInner {
     /// Write `imm` to an L0 table and install it. REQUIRES: `imm` is the
     /// oldest frozen memtable (flushes install in order).
     pub(crate) fn flush_memtable(&self, imm: &Arc<MemTable>) -> Result<()> {
+        let _ = self.hook(crate::hook::HookPoint::Flush);
         let start = std::time::Instant::now();
         // Tables hold only published writes, so compaction can treat the
         // visible sequence number as a floor for every reader.

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OsFileSystem};
+use crate::hook::TestHook;
 use crate::snapshot::Snapshot;
 use std::fmt;
 use std::sync::Arc;
@@ -123,6 +124,10 @@ pub struct Options {
     /// Where files are read and written. Default: the operating system's
     /// filesystem; tests use [`crate::fs::MemFileSystem`].
     pub fs: Arc<dyn FileSystem>,
+    /// Called at named points in the engine so tests can inject panics
+    /// and failures (see `HookPoint`). Default: `None`.
+    #[doc(hidden)]
+    pub test_hook: Option<TestHook>,
 }
 
 impl Default for Options {
@@ -156,6 +161,7 @@ impl Default for Options {
             rate_limiter_bytes_per_sec: 0,
             inline_background_work: false,
             fs: Arc::new(OsFileSystem),
+            test_hook: None,
         }
     }
 }

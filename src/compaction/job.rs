@@ -34,6 +34,7 @@ impl DbInner {
     /// Run `c` and install its result. On error nothing is installed and
     /// any output written is removed.
     pub(crate) fn run_compaction(&self, c: Compaction) -> Result<CompactionResult> {
+        let _ = self.hook(crate::hook::HookPoint::Compaction);
         let start = Instant::now();
         let mut result = CompactionResult::default();
         let mut edit = VersionEdit::default();
