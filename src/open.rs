@@ -59,8 +59,8 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             dir.display()
         )));
     }
-    let cache: Option<Arc<dyn strata_sstable::BlockCache>> = (options.block_cache_bytes > 0)
-        .then(|| Arc::new(ShardedLruCache::new(options.block_cache_bytes)) as _);
+    let cache = (options.block_cache_bytes > 0)
+        .then(|| Arc::new(ShardedLruCache::new(options.block_cache_bytes)));
     let opener = TableOpener {
         fs: Arc::clone(&fs),
         dir: dir.clone(),

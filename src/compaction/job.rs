@@ -16,7 +16,16 @@ use crate::version::{TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use strata_sstable::{parse_internal_key, TableBuilder};
+use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder};
+
+/// How a compaction reads its inputs: checked, but not put in the block
+/// cache, whose blocks of tables about to be deleted would only evict
+/// what readers use (RocksDB reads compaction inputs with
+/// `fill_cache = false` too).
+const INPUT_READS: BlockReadOptions = BlockReadOptions {
+    verify_checksums: true,
+    fill_cache: false,
+};
 
 /// What one compaction did, for the statistics.
 #[derive(Debug, Default, Clone, Copy)]
@@ -79,13 +88,13 @@ impl DbInner {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if c.level == 0 {
             for f in &c.inputs {
-                children.push(Box::new(TableFileIter::new(Arc::clone(f))));
+                children.push(Box::new(TableFileIter::new(Arc::clone(f), INPUT_READS)));
             }
         } else {
-            children.push(Box::new(LevelIter::new(sorted(&c.inputs))));
+            children.push(Box::new(LevelIter::new(sorted(&c.inputs), INPUT_READS)));
         }
         if !c.overlaps.is_empty() {
-            children.push(Box::new(LevelIter::new(sorted(&c.overlaps))));
+            children.push(Box::new(LevelIter::new(sorted(&c.overlaps), INPUT_READS)));
         }
         let mut input = MergingIter::new(children);
         input.seek_to_first()?;
