@@ -106,6 +106,25 @@ fn injected(point: HookPoint) -> ! {
     panic!("{INJECTED} at {point:?}")
 }
 
+/// A hook that panics the first time `at` is reached after the returned
+/// flag is set.
+fn panic_once_armed(
+    at: HookPoint,
+) -> (
+    Arc<AtomicBool>,
+    impl Fn(HookPoint) -> io::Result<()> + Send + Sync + 'static,
+) {
+    let armed = Arc::new(AtomicBool::new(false));
+    let a = Arc::clone(&armed);
+    let hook = move |p| {
+        if p == at && a.swap(false, Ordering::SeqCst) {
+            injected(p)
+        }
+        Ok(())
+    };
+    (armed, hook)
+}
+
 /// The error is the background error a panic at `place` left.
 fn assert_panicked(e: &Error, place: &str) {
     match e {
@@ -186,16 +205,8 @@ fn reopen_holds(fs: &MemFileSystem, acked: &Acked) {
 #[test]
 fn a_panic_in_the_flush_thread_fails_every_waiter() {
     let fs = MemFileSystem::new();
-    let armed = Arc::new(AtomicBool::new(false));
-    let a = Arc::clone(&armed);
-    let db = Db::open(
-        mem_dir(),
-        options(&fs, move |p| match p {
-            HookPoint::Flush if a.load(Ordering::SeqCst) => injected(p),
-            _ => Ok(()),
-        }),
-    )
-    .unwrap();
+    let (armed, hook) = panic_once_armed(HookPoint::Flush);
+    let db = Db::open(mem_dir(), options(&fs, hook)).unwrap();
     let acked = write_some(&db, 0);
     armed.store(true, Ordering::SeqCst);
     // Waits for the flush thread, which panics.
@@ -245,15 +256,11 @@ fn a_panic_in_a_compaction_thread_fails_every_waiter() {
 #[test]
 fn a_panic_in_a_manual_compaction_is_returned_by_compact_range() {
     let fs = MemFileSystem::new();
-    let armed = Arc::new(AtomicBool::new(false));
-    let a = Arc::clone(&armed);
+    let (armed, hook) = panic_once_armed(HookPoint::Compaction);
     let opts = Options {
         // No background compaction: the manual one meets the hook.
         level0_file_num_compaction_trigger: 10,
-        ..options(&fs, move |p| match p {
-            HookPoint::Compaction if a.load(Ordering::SeqCst) => injected(p),
-            _ => Ok(()),
-        })
+        ..options(&fs, hook)
     };
     let db = Db::open(mem_dir(), opts).unwrap();
     let mut acked = write_some(&db, 0);
@@ -383,16 +390,8 @@ fn a_panic_in_a_group_leader_fails_its_members_and_the_queue() {
 #[test]
 fn a_panic_while_flush_leads_the_write_queue_fails_later_writers() {
     let fs = MemFileSystem::new();
-    let armed = Arc::new(AtomicBool::new(false));
-    let a = Arc::clone(&armed);
-    let db = Db::open(
-        mem_dir(),
-        options(&fs, move |p| match p {
-            HookPoint::WriteGroupLeader if a.swap(false, Ordering::SeqCst) => injected(p),
-            _ => Ok(()),
-        }),
-    )
-    .unwrap();
+    let (armed, hook) = panic_once_armed(HookPoint::WriteGroupLeader);
+    let db = Db::open(mem_dir(), options(&fs, hook)).unwrap();
     let acked = write_some(&db, 0);
     armed.store(true, Ordering::SeqCst);
     let flush = {

@@ -220,16 +220,23 @@ impl BlockCache for MapCache {
     }
 }
 
-#[test]
-fn compressed_blocks_go_through_the_cache_uncompressed_ones_do_not() {
-    let entries: Vec<Entry> = (0..2000u32)
+const COMPRESSIBLE: &[u8] = b"compressible compressible compressible";
+
+/// 2000 keys whose values zstd shrinks.
+fn compressible_entries() -> Vec<Entry> {
+    (0..2000u32)
         .map(|i| Entry {
             user_key: format!("key{i:06}").into_bytes(),
             seqno: 1,
             kind: ValueKind::Put,
-            value: b"compressible compressible compressible".to_vec(),
+            value: COMPRESSIBLE.to_vec(),
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn compressed_blocks_go_through_the_cache_uncompressed_ones_do_not() {
+    let entries = compressible_entries();
     for (compression, expect_cached) in [
         (Compression::Zstd { level: 1 }, true),
         (Compression::None, false),
@@ -282,15 +289,8 @@ fn compressed_blocks_go_through_the_cache_uncompressed_ones_do_not() {
 /// and a block whose check fails never enters the cache.
 #[test]
 fn block_read_options_override_the_tables_per_read() {
-    let entries: Vec<Entry> = (0..2000u32)
-        .map(|i| Entry {
-            user_key: format!("key{i:06}").into_bytes(),
-            seqno: 1,
-            kind: ValueKind::Put,
-            value: b"compressible compressible compressible".to_vec(),
-        })
-        .collect();
-    let value = &b"compressible compressible compressible"[..];
+    let entries = compressible_entries();
+    let value = COMPRESSIBLE;
     let no_fill = BlockReadOptions {
         fill_cache: false,
         ..Default::default()
