@@ -1,8 +1,12 @@
-//! Background work: the thread that flushes frozen memtables, and the
-//! signalling between it and the writers that wait for it.
+//! Background work: the threads that flush frozen memtables, compact and
+//! sync the WAL, the signalling between them and those who wait for them,
+//! and what happens when one panics (a background error, never a hang).
 
 use crate::core::DbInner;
+use crate::hook::HookPoint;
+use crate::panics::catch_panic;
 use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -39,30 +43,95 @@ impl Background {
     }
 }
 
-/// Start the background threads.
+/// Start the background threads. If one fails to start, the ones already
+/// running are stopped and joined before the error is returned, so no
+/// thread is left holding the database (and its LOCK).
 pub(crate) fn spawn(inner: &Arc<DbInner>) -> std::io::Result<Vec<JoinHandle<()>>> {
     if inner.options.inline_background_work {
         return Ok(Vec::new());
     }
-    let flush = Arc::clone(inner);
-    let flusher = std::thread::Builder::new()
-        .name("strata-flush".into())
-        .spawn(move || flush_loop(&flush))?;
-    let ring = Arc::clone(&inner.write_path.ring);
-    let wal = std::thread::Builder::new()
-        .name("strata-wal".into())
-        .spawn(move || ring.run_flusher())?;
-    let mut threads = vec![flusher, wal];
+    let mut threads = Vec::new();
+    match spawn_all(inner, &mut threads) {
+        Ok(()) => Ok(threads),
+        Err(e) => {
+            stop(inner, threads);
+            Err(e)
+        }
+    }
+}
+
+fn spawn_all(inner: &Arc<DbInner>, threads: &mut Vec<JoinHandle<()>>) -> std::io::Result<()> {
+    let db = Arc::clone(inner);
+    spawn_one(inner, threads, "strata-flush".into(), move || {
+        guarded(&db, "flush thread", || flush_loop(&db));
+    })?;
+    let db = Arc::clone(inner);
+    spawn_one(inner, threads, "strata-wal".into(), move || {
+        let ring = &db.write_path.ring;
+        let woke = || {
+            let _ = db.hook(HookPoint::WalFlusher);
+        };
+        if let Err(panic) = catch_panic("WAL flusher thread", || ring.run_flusher(&woke)) {
+            // The flusher may have died holding a retired WAL it was
+            // syncing: no sync can be promised any more, so the ring
+            // fails too, and with it every wait on a WAL position. The
+            // panic is recorded first, so waiters report it rather than
+            // the ring's failure.
+            let reason = panic.to_string();
+            db.set_bg_error(panic);
+            ring.poison(&reason);
+        }
+    })?;
     // One background job is the flush thread; the rest compact.
     for i in 0..inner.options.max_background_jobs.saturating_sub(1).max(1) {
         let db = Arc::clone(inner);
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("strata-compact-{i}"))
-                .spawn(move || db.compaction_loop())?,
-        );
+        spawn_one(inner, threads, format!("strata-compact-{i}"), move || {
+            guarded(&db, "compaction thread", || db.compaction_loop());
+        })?;
     }
-    Ok(threads)
+    Ok(())
+}
+
+fn spawn_one(
+    inner: &DbInner,
+    threads: &mut Vec<JoinHandle<()>>,
+    name: String,
+    body: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    inner.hook(HookPoint::SpawnThread(threads.len()))?;
+    threads.push(std::thread::Builder::new().name(name).spawn(body)?);
+    Ok(())
+}
+
+/// Run a background thread's loop; a panic in it becomes the database's
+/// background error (which wakes and fails every waiter).
+fn guarded(inner: &DbInner, place: &'static str, body: impl FnOnce()) {
+    if let Err(panic) = catch_panic(place, body) {
+        inner.set_bg_error(panic);
+    }
+}
+
+/// Stop the background threads and wait for them to finish.
+pub(crate) fn stop(inner: &DbInner, threads: Vec<JoinHandle<()>>) {
+    inner.closing.store(true, Ordering::Release);
+    inner.bg.state.lock().shutting_down = true;
+    inner.bg.notify_all();
+    inner.write_path.ring.shutdown();
+    for t in threads {
+        // Their panics are caught inside (`guarded`); a join error is
+        // a panic in the catching itself, with nothing left to report.
+        let _ = t.join();
+    }
+}
+
+/// Marks a flush as running while it exists; cleared on drop, so a panic
+/// in the flush cannot leave `flushing` set.
+struct Flushing<'a>(&'a Background);
+
+impl Drop for Flushing<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().flushing = false;
+    }
 }
 
 /// Flush frozen memtables, oldest first, until shutdown.
@@ -70,7 +139,7 @@ fn flush_loop(inner: &DbInner) {
     // The first rotation's WAL and memtable.
     inner.prepare_spare_wal();
     loop {
-        let imm = {
+        let (imm, flushing) = {
             let mut st = inner.bg.state.lock();
             loop {
                 if st.shutting_down {
@@ -80,7 +149,7 @@ fn flush_loop(inner: &DbInner) {
                 match oldest {
                     Some(imm) if inner.check_bg_error().is_ok() => {
                         st.flushing = true;
-                        break imm;
+                        break (imm, Flushing(&inner.bg));
                     }
                     _ => inner.bg.work.wait(&mut st),
                 }
@@ -91,9 +160,7 @@ fn flush_loop(inner: &DbInner) {
         // rotation to come.
         inner.prepare_spare_wal();
         let result = inner.flush_memtable(&imm);
-        let mut st = inner.bg.state.lock();
-        st.flushing = false;
-        drop(st);
+        drop(flushing);
         if let Err(e) = result {
             inner.set_bg_error(e);
         }
@@ -109,12 +176,17 @@ impl DbInner {
     pub(crate) fn background_step(&self) -> crate::Result<bool> {
         self.check_bg_error()?;
         let oldest = self.current_super_version().imms.last().cloned();
-        let result = if let Some(imm) = oldest {
-            self.flush_memtable(&imm)
-        } else if let Some(result) = self.run_one_compaction() {
-            result
-        } else {
-            return Ok(false);
+        let step = catch_panic("background work", || {
+            if let Some(imm) = oldest {
+                Some(self.flush_memtable(&imm))
+            } else {
+                self.run_one_compaction()
+            }
+        });
+        let result = match step {
+            Ok(Some(result)) => result,
+            Ok(None) => return Ok(false),
+            Err(panic) => Err(panic),
         };
         if let Err(e) = result {
             return Err(crate::Error::Background(self.set_bg_error(e)));

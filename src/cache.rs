@@ -41,7 +41,6 @@ impl ShardedLruCache {
     }
 
     /// Bytes currently cached.
-    #[cfg(test)]
     pub fn usage_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.lock().bytes).sum()
     }

@@ -16,7 +16,6 @@ use crate::filename::wal_path;
 use crate::flush::write_memtable_table;
 use crate::memtable::MemTable;
 use crate::version::VersionEdit;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -26,13 +25,7 @@ impl DbInner {
     /// so no write is in progress. An error means some write may not have
     /// reached the disk; a later open recovers what did.
     pub(crate) fn close(&self, threads: Vec<JoinHandle<()>>) -> Result<()> {
-        self.closing.store(true, Ordering::Release);
-        self.bg.state.lock().shutting_down = true;
-        self.bg.notify_all();
-        self.write_path.ring.shutdown();
-        for t in threads {
-            let _ = t.join();
-        }
+        crate::background::stop(self, threads);
         let result = if self.needs_flush_at_close() {
             self.flush_memtables_at_close()
         } else {
@@ -69,13 +62,13 @@ impl DbInner {
         let opener = versions.opener().clone();
         let mut tables = Vec::new();
         for mem in &oldest_first {
-            let number = versions.new_file_number();
+            let number = versions.new_file_number()?;
             if let Some(t) = write_memtable_table(&self.options, &opener, number, mem, None)? {
                 tables.push(t);
             }
         }
         let last_seq = self.write_path.sequencer.lock().last_seq;
-        let log_number = versions.new_file_number();
+        let log_number = versions.new_file_number()?;
         let edit = VersionEdit {
             log_number: Some(log_number),
             last_sequence: Some(last_seq.max(versions.last_sequence())),

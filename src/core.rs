@@ -107,6 +107,7 @@ impl DbInner {
         ReadView {
             sv: self.current_super_version(),
             seq,
+            blocks: opts.block_reads(),
         }
     }
 
@@ -122,7 +123,7 @@ impl DbInner {
         // Read before the super version, as in `read_view`. A borrowed
         // load: no reference count touched for a point read.
         let seq = self.read_sequence(opts);
-        crate::read::get(&self.super_version.load(), key, seq)
+        crate::read::get(&self.super_version.load(), key, seq, opts.block_reads())
     }
 
     pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(

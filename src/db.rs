@@ -74,8 +74,15 @@ impl Db {
     /// this process or another, has it open.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let inner = Arc::new(open::open(path.as_ref(), options)?);
-        let threads = background::spawn(&inner)
-            .map_err(|e| Error::io("spawn background thread", path.as_ref(), e))?;
+        let threads = match background::spawn(&inner) {
+            Ok(threads) => threads,
+            Err(e) => {
+                // The threads that started are joined: `inner` is ours
+                // alone, and dropping it releases the LOCK.
+                inner.discard_spare_wal();
+                return Err(Error::io("spawn background thread", path.as_ref(), e));
+            }
+        };
         Ok(Db {
             handle: Arc::new(Handle {
                 inner,
@@ -245,6 +252,7 @@ impl Db {
     /// A named property as text, like RocksDB's `GetProperty`:
     /// `strata.stats` (the compaction stats table), `strata.levelstats`,
     /// `strata.sstables`, `strata.num-files-at-level<N>`,
+    /// `strata.block-cache-usage` (bytes of blocks in the block cache),
     /// `strata.cur-size-active-mem-table` and `strata.size-all-mem-tables`
     /// (bytes of memory held by the active memtable, and by it and the
     /// frozen ones). `None` for an unknown name.

@@ -47,6 +47,17 @@ pub enum Error {
     WriteStall,
     /// The database was asked to do something after it began closing.
     Closed,
+    /// Code panicked in a background thread (flush, compaction, WAL
+    /// flusher) or while writing (leading a write group). The panic is
+    /// kept as a [`Error::Background`]: writes fail with it until the
+    /// database is reopened, and nothing waits for the work that panicked.
+    Panic {
+        /// Where: "flush thread", "compaction thread", "WAL flusher
+        /// thread", "write group leader", ...
+        place: &'static str,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// `Result` with strata's [`Error`].
@@ -96,6 +107,10 @@ impl Error {
             Error::Background(e) => Error::Background(Arc::clone(e)),
             Error::WriteStall => Error::WriteStall,
             Error::Closed => Error::Closed,
+            Error::Panic { place, message } => Error::Panic {
+                place,
+                message: message.clone(),
+            },
         }
     }
 
@@ -140,6 +155,7 @@ impl fmt::Display for Error {
                 "write would stall and no_slowdown was set; nothing was written"
             ),
             Error::Closed => write!(f, "database is closing"),
+            Error::Panic { place, message } => write!(f, "panic in {place}: {message}"),
         }
     }
 }

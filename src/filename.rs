@@ -9,9 +9,17 @@
 //! 000013.dbtmp    a temporary file (a CURRENT being replaced)
 //! ```
 //! File numbers come from one counter, so every file has a distinct number
-//! and a higher number means created later.
+//! and a higher number means created later. The counter never passes
+//! [`MAX_FILE_NUMBER`]; a file named with a larger number was not made by
+//! strata, and opening refuses it (see [`parse_checked`]).
 
+use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
+
+/// The largest file number strata hands out or accepts from a file name
+/// or the MANIFEST: 62 bits, RocksDB's limit too (`kFileNumberMask`).
+/// Far below `u64::MAX`, so the counter, and a number plus one, never wrap.
+pub const MAX_FILE_NUMBER: u64 = (1 << 62) - 1;
 
 /// What a file in the database directory is, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +36,18 @@ pub enum FileKind {
     Lock,
     /// `NNNNNN.dbtmp`
     Temp(u64),
+}
+
+impl FileKind {
+    /// The file's number, for the kinds that carry one.
+    pub fn number(self) -> Option<u64> {
+        match self {
+            FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n) | FileKind::Temp(n) => {
+                Some(n)
+            }
+            FileKind::Current | FileKind::Lock => None,
+        }
+    }
 }
 
 pub fn wal_path(dir: &Path, number: u64) -> PathBuf {
@@ -78,6 +98,44 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
     }
 }
 
+/// Recognise a file in directory `dir` as [`parse_file_name`] does, and
+/// check its number. A name of strata's form whose number exceeds
+/// [`MAX_FILE_NUMBER`] is corruption naming the file: opening would replay
+/// or delete it like any other, and its number would push the file
+/// counter to wrap, so that new tables overwrite live ones. Such a file
+/// is refused, not ignored; move it out of the directory to open.
+pub fn parse_checked(dir: &Path, name: &str) -> Result<Option<FileKind>> {
+    let kind = parse_file_name(name);
+    let too_large = match kind {
+        Some(k) => k.number().is_some_and(|n| n > MAX_FILE_NUMBER),
+        // Strata's form with a number that does not even fit in 64 bits.
+        None => number_part(name).is_some_and(|digits| parse_number(digits).is_none()),
+    };
+    if too_large {
+        return Err(Error::corruption(
+            dir.join(name),
+            0,
+            format!(
+                "the number in the file's name exceeds the largest strata uses ({MAX_FILE_NUMBER})"
+            ),
+        ));
+    }
+    Ok(kind)
+}
+
+/// The digits of a name of the form of a numbered strata file, whatever
+/// their value.
+fn number_part(name: &str) -> Option<&str> {
+    let digits = match name.strip_prefix("MANIFEST-") {
+        Some(n) => n,
+        None => match name.rsplit_once('.')? {
+            (stem, "log" | "sst" | "dbtmp") => stem,
+            _ => return None,
+        },
+    };
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
 fn parse_number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -113,6 +171,31 @@ mod tests {
             "+1.log",
         ] {
             assert_eq!(parse_file_name(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn numbers_past_the_limit_are_refused_naming_the_file() {
+        let dir = Path::new("/db");
+        assert_eq!(
+            parse_checked(dir, &format!("{MAX_FILE_NUMBER}.sst")).unwrap(),
+            Some(FileKind::Table(MAX_FILE_NUMBER))
+        );
+        assert_eq!(parse_checked(dir, "notes.txt").unwrap(), None);
+        assert_eq!(parse_checked(dir, "LOCK").unwrap(), Some(FileKind::Lock));
+        let past = MAX_FILE_NUMBER + 1;
+        for name in [
+            format!("{past}.log"),
+            "18446744073709551614.log".to_owned(),
+            "99999999999999999999999.log".to_owned(),
+            format!("{past}.sst"),
+            format!("MANIFEST-{past}"),
+            format!("{past}.dbtmp"),
+        ] {
+            match parse_checked(dir, &name) {
+                Err(Error::Corruption { file, .. }) => assert_eq!(file, dir.join(&name)),
+                other => panic!("{name}: {other:?}"),
+            }
         }
     }
 }

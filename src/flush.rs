@@ -18,11 +18,12 @@ impl DbInner {
     /// Write `imm` to an L0 table and install it. REQUIRES: `imm` is the
     /// oldest frozen memtable (flushes install in order).
     pub(crate) fn flush_memtable(&self, imm: &Arc<MemTable>) -> Result<()> {
+        let _ = self.hook(crate::hook::HookPoint::Flush);
         let start = std::time::Instant::now();
         // Tables hold only published writes, so compaction can treat the
         // visible sequence number as a floor for every reader.
         self.wait_published(imm.max_seq())?;
-        let number = self.versions.lock().new_file_number();
+        let number = self.versions.lock().new_file_number()?;
         let opener = self.versions.lock().opener().clone();
         let file = write_memtable_table(
             &self.options,

@@ -89,6 +89,11 @@ impl DbInner {
         }
         match name {
             "strata.stats" => Some(self.stats().to_text()),
+            "strata.block-cache-usage" => {
+                let versions = self.versions.lock();
+                let cache = versions.opener().cache.as_ref();
+                Some(cache.map_or(0, |c| c.usage_bytes()).to_string())
+            }
             "strata.cur-size-active-mem-table" => Some(
                 self.current_super_version()
                     .mem

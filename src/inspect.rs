@@ -3,7 +3,7 @@
 //! here opens a database or takes its lock.
 
 pub use crate::batch::{BatchError, BatchOp, DecodedBatch};
-pub use crate::filename::{parse_file_name, FileKind};
+pub use crate::filename::{parse_file_name, FileKind, MAX_FILE_NUMBER};
 pub use crate::version::{
     read_current_manifest, read_manifest, FileMeta, ManifestContents, VersionEdit, NUM_LEVELS,
 };

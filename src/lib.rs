@@ -39,6 +39,7 @@ mod error;
 mod filename;
 mod flush;
 pub mod fs;
+mod hook;
 mod ikey;
 mod info;
 pub mod inspect;
@@ -46,6 +47,7 @@ mod iter;
 mod memtable;
 mod open;
 mod options;
+mod panics;
 mod rate_limiter;
 mod read;
 mod snapshot;
@@ -63,6 +65,8 @@ pub use batch::WriteBatch;
 pub use bytes::Bytes;
 pub use db::Db;
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
 pub use iter::{Cursor, Iter};
 pub use options::{

@@ -5,7 +5,9 @@ use crate::batch::DecodedBatch;
 use crate::cache::ShardedLruCache;
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
-use crate::filename::{current_path, lock_path, parse_file_name, wal_path, FileKind};
+use crate::filename::{
+    current_path, lock_path, parse_checked, parse_file_name, wal_path, FileKind,
+};
 use crate::flush::write_memtable_table;
 use crate::memtable::MemTable;
 use crate::options::{Options, WalRecoveryMode, MAX_KEY_SIZE, MAX_VALUE_SIZE};
@@ -14,7 +16,7 @@ use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
 use crate::write::{create_wal, WalRing, WritePath};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use strata_sstable::SeqNo;
+use strata_sstable::{SeqNo, MAX_SEQNO};
 use strata_wal::{LogEnd, Reader, TornReason};
 
 pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
@@ -57,8 +59,8 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             dir.display()
         )));
     }
-    let cache: Option<Arc<dyn strata_sstable::BlockCache>> = (options.block_cache_bytes > 0)
-        .then(|| Arc::new(ShardedLruCache::new(options.block_cache_bytes)) as _);
+    let cache = (options.block_cache_bytes > 0)
+        .then(|| Arc::new(ShardedLruCache::new(options.block_cache_bytes)));
     let opener = TableOpener {
         fs: Arc::clone(&fs),
         dir: dir.clone(),
@@ -69,9 +71,10 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     } else {
         VersionSet::create(opener)?
     };
+    refuse_levels_past_num_levels(&options, &versions)?;
 
     let replayed = replay_wals(&options, &dir, &mut versions)?;
-    let wal_number = versions.new_file_number();
+    let wal_number = versions.new_file_number()?;
     let wal = create_wal(
         &*fs,
         &dir,
@@ -142,15 +145,13 @@ struct Replayed {
 /// in `SkipAnyCorruptedRecords`, which salvages what checks out).
 fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Result<Replayed> {
     let fs = &options.fs;
-    let mut numbers: Vec<u64> = fs
-        .list(dir)
-        .map_err(|e| Error::io("list", dir, e))?
-        .iter()
-        .filter_map(|name| match parse_file_name(name) {
-            Some(FileKind::Wal(n)) if n >= versions.log_number() => Some(n),
-            _ => None,
-        })
-        .collect();
+    let mut numbers = Vec::new();
+    for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
+        match parse_checked(dir, &name)? {
+            Some(FileKind::Wal(n)) if n >= versions.log_number() => numbers.push(n),
+            _ => {}
+        }
+    }
     numbers.sort_unstable();
 
     let mode = options.wal_recovery_mode;
@@ -159,7 +160,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     let mut tables = Vec::new();
     let flush =
         |mem: &Arc<MemTable>, versions: &mut VersionSet, tables: &mut Vec<Arc<TableFile>>| {
-            let number = versions.new_file_number();
+            let number = versions.new_file_number()?;
             let opener = versions.opener().clone();
             if let Some(t) = write_memtable_table(options, &opener, number, mem, None)? {
                 tables.push(t);
@@ -187,7 +188,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
                 }
             };
             let offset = record.offset;
-            match apply_record(record.data, &mem) {
+            match apply_record(record.data, &mem, last_seq) {
                 Ok(Some(end)) => last_seq = last_seq.max(end),
                 Ok(None) => {}
                 Err(reason) => match mode {
@@ -233,8 +234,14 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 
 /// Insert one WAL record's batch into `mem`; returns its last sequence
 /// number. The batch is decoded fully before anything is inserted, so a
-/// damaged batch is applied not at all, never in part.
-fn apply_record(data: &[u8], mem: &MemTable) -> std::result::Result<Option<SeqNo>, String> {
+/// damaged batch is applied not at all, never in part. `after` is the
+/// last sequence number recovered so far (the manifest's, then each
+/// replayed record's): see [`check_sequence`].
+fn apply_record(
+    data: &[u8],
+    mem: &MemTable,
+    after: SeqNo,
+) -> std::result::Result<Option<SeqNo>, String> {
     let batch = DecodedBatch::new(data).map_err(|e| e.reason.to_owned())?;
     for op in batch.iter() {
         let op = op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
@@ -253,8 +260,52 @@ fn apply_record(data: &[u8], mem: &MemTable) -> std::result::Result<Option<SeqNo
     if count == 0 {
         return Ok(None);
     }
+    let last = check_sequence(first, count, after)?;
     mem.insert_batch(first, batch.iter().flatten());
-    Ok(Some(first + count - 1))
+    Ok(Some(last))
+}
+
+/// The last sequence number of a logged batch of `count` records from
+/// `first`, if the batch may follow `after`. The rule: a batch's
+/// sequence numbers lie above everything recovered before it, the
+/// manifest's last sequence (what flushed tables hold) and every earlier
+/// record's, and fit the 56 bits of an internal key. Groups are
+/// sequenced and logged in one order, and a WAL replayed holds only
+/// writes newer than any flushed table, so anything else is damage;
+/// replaying it would reorder writes or wrap the counter. Gaps are
+/// allowed: writes with `disable_wal` take sequence numbers too.
+fn check_sequence(first: SeqNo, count: u64, after: SeqNo) -> std::result::Result<SeqNo, String> {
+    if first <= after {
+        return Err(format!(
+            "write batch sequence {first} does not follow the last recovered sequence {after}"
+        ));
+    }
+    match first.checked_add(count - 1) {
+        Some(last) if last <= MAX_SEQNO => Ok(last),
+        _ => Err(format!(
+            "write batch of {count} records from sequence {first} runs past the largest sequence number ({MAX_SEQNO})"
+        )),
+    }
+}
+
+/// Compaction treats level `num_levels - 1` as the last: it drops
+/// tombstones there that hide older versions in deeper levels, so a
+/// database with tables below it cannot be opened with fewer levels.
+/// RocksDB refuses it the same way.
+fn refuse_levels_past_num_levels(options: &Options, versions: &VersionSet) -> Result<()> {
+    let version = versions.current();
+    let deepest = version
+        .all_files()
+        .map(|(level, f)| (level, f.meta.number))
+        .find(|(level, _)| *level >= options.num_levels);
+    match deepest {
+        Some((level, number)) => Err(Error::InvalidArgument(format!(
+            "table {number} is in L{level}, but num_levels is {}: open with num_levels {} or more",
+            options.num_levels,
+            level + 1
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A WAL or table is created only after CURRENT is durable, so finding one

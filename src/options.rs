@@ -4,11 +4,13 @@
 
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, LogKind, OsFileSystem};
+use crate::hook::TestHook;
 use crate::snapshot::Snapshot;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use strata_sstable::BlockReadOptions;
 pub use strata_sstable::Compression;
 pub use strata_wal::RecoveryMode as WalRecoveryMode;
 
@@ -130,6 +132,10 @@ pub struct Options {
     /// Where files are read and written. Default: the operating system's
     /// filesystem; tests use [`crate::fs::MemFileSystem`].
     pub fs: Arc<dyn FileSystem>,
+    /// Called at named points in the engine so tests can inject panics
+    /// and failures (see `HookPoint`). Default: `None`.
+    #[doc(hidden)]
+    pub test_hook: Option<TestHook>,
 }
 
 impl Default for Options {
@@ -164,6 +170,7 @@ impl Default for Options {
             rate_limiter_bytes_per_sec: 0,
             inline_background_work: false,
             fs: Arc::new(OsFileSystem),
+            test_hook: None,
         }
     }
 }
@@ -361,11 +368,16 @@ pub struct ReadOptions<'a> {
     /// Read as of this snapshot instead of the latest state.
     /// RocksDB: `ReadOptions::snapshot`. Default: `None`.
     pub snapshot: Option<&'a Snapshot>,
-    /// Verify block checksums on every read. RocksDB:
-    /// `ReadOptions::verify_checksums`. Default: `true`.
+    /// Verify the checksum of every table block the read uses (each block
+    /// once per open table: a block found intact stays trusted). With
+    /// `false` the read neither checks nor fails on a checksum, and may
+    /// return damaged data. RocksDB: `ReadOptions::verify_checksums`.
+    /// Default: `true`.
     pub verify_checksums: bool,
-    /// Put blocks this read decompresses into the block cache. RocksDB:
-    /// `ReadOptions::fill_cache`. Default: `true`.
+    /// Put blocks this read decompresses into the block cache (only
+    /// compressed tables use it); `false` for a scan that should not evict
+    /// what other reads need. Blocks already cached are used either way.
+    /// RocksDB: `ReadOptions::fill_cache`. Default: `true`.
     pub fill_cache: bool,
 }
 
@@ -375,6 +387,16 @@ impl Default for ReadOptions<'_> {
             snapshot: None,
             verify_checksums: true,
             fill_cache: true,
+        }
+    }
+}
+
+impl ReadOptions<'_> {
+    /// What the table reads of this read do with the blocks they touch.
+    pub(crate) fn block_reads(&self) -> BlockReadOptions {
+        BlockReadOptions {
+            verify_checksums: self.verify_checksums,
+            fill_cache: self.fill_cache,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::memtable::{Lookup, MemTable, MemTableIter};
 use crate::version::Version;
 use bytes::Bytes;
 use std::sync::Arc;
-use strata_sstable::SeqNo;
+use strata_sstable::{BlockReadOptions, SeqNo};
 
 /// Everything a read needs, swapped as a unit: the active memtable, the
 /// frozen ones (newest first) and the table version. Readers clone the
@@ -22,11 +22,18 @@ pub(crate) struct SuperVersion {
 pub(crate) struct ReadView {
     pub sv: Arc<SuperVersion>,
     pub seq: SeqNo,
+    /// How the read's table blocks are read (`ReadOptions`).
+    pub blocks: BlockReadOptions,
 }
 
 /// The newest value of `key` visible at `seq`: memtable, frozen memtables
 /// (newest first), then tables.
-pub(crate) fn get(sv: &SuperVersion, key: &[u8], seq: SeqNo) -> Result<Option<Bytes>> {
+pub(crate) fn get(
+    sv: &SuperVersion,
+    key: &[u8],
+    seq: SeqNo,
+    blocks: BlockReadOptions,
+) -> Result<Option<Bytes>> {
     let memtables = std::iter::once(&sv.mem).chain(sv.imms.iter());
     for mem in memtables {
         match mem.get(key, seq) {
@@ -35,7 +42,7 @@ pub(crate) fn get(sv: &SuperVersion, key: &[u8], seq: SeqNo) -> Result<Option<By
             Lookup::Absent => {}
         }
     }
-    match sv.version.get(key, seq)? {
+    match sv.version.get(key, seq, blocks)? {
         Lookup::Found(v) => Ok(Some(v)),
         Lookup::Deleted | Lookup::Absent => Ok(None),
     }
@@ -51,7 +58,7 @@ impl ReadView {
         for imm in &self.sv.imms {
             children.push(Box::new(MemTableIter::new(Arc::clone(imm))));
         }
-        self.sv.version.add_iterators(&mut children);
+        self.sv.version.add_iterators(&mut children, self.blocks);
         DbIter::new(MergingIter::new(children), self.seq, lower, upper)
     }
 }

@@ -251,6 +251,9 @@ fn small_run(d: &std::path::Path) {
 
 /// Rewrite a key the run left present with its own value (the expected
 /// state still holds), first with `disable_wal` if asked, then logged.
+/// With `disable_wal`, the directory is left as a kill -9 would leave it
+/// (copied while the database is open: a clean close would flush the
+/// unlogged write to a table and leave no hole).
 fn rewrite_a_key(d: &std::path::Path, unlogged_first: bool) {
     let db = strata::Db::open(d.join("db"), strata::Options::default()).unwrap();
     let (key, value) = db.iter().next().unwrap().unwrap();
@@ -262,6 +265,28 @@ fn rewrite_a_key(d: &std::path::Path, unlogged_first: bool) {
         db.put_opt(&key, &value, &skip_wal).unwrap();
     }
     db.put(&key, &value).unwrap();
+    if unlogged_first {
+        let image = d.with_extension("killed");
+        copy_tree(d, &image);
+        drop(db);
+        std::fs::remove_dir_all(d).unwrap();
+        std::fs::rename(&image, d).unwrap();
+    }
+}
+
+/// Copy a directory tree's regular files (what the page cache holds of a
+/// live database: a kill -9 leaves exactly that).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 fn verify(d: &std::path::Path) -> std::process::Output {

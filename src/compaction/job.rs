@@ -16,7 +16,16 @@ use crate::version::{TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use strata_sstable::{parse_internal_key, TableBuilder};
+use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder};
+
+/// How a compaction reads its inputs: checked, but not put in the block
+/// cache, whose blocks of tables about to be deleted would only evict
+/// what readers use (RocksDB reads compaction inputs with
+/// `fill_cache = false` too).
+const INPUT_READS: BlockReadOptions = BlockReadOptions {
+    verify_checksums: true,
+    fill_cache: false,
+};
 
 /// What one compaction did, for the statistics.
 #[derive(Debug, Default, Clone, Copy)]
@@ -34,6 +43,7 @@ impl DbInner {
     /// Run `c` and install its result. On error nothing is installed and
     /// any output written is removed.
     pub(crate) fn run_compaction(&self, c: Compaction) -> Result<CompactionResult> {
+        let _ = self.hook(crate::hook::HookPoint::Compaction);
         let start = Instant::now();
         let mut result = CompactionResult::default();
         let mut edit = VersionEdit::default();
@@ -78,13 +88,13 @@ impl DbInner {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if c.level == 0 {
             for f in &c.inputs {
-                children.push(Box::new(TableFileIter::new(Arc::clone(f))));
+                children.push(Box::new(TableFileIter::new(Arc::clone(f), INPUT_READS)));
             }
         } else {
-            children.push(Box::new(LevelIter::new(sorted(&c.inputs))));
+            children.push(Box::new(LevelIter::new(sorted(&c.inputs), INPUT_READS)));
         }
         if !c.overlaps.is_empty() {
-            children.push(Box::new(LevelIter::new(sorted(&c.overlaps))));
+            children.push(Box::new(LevelIter::new(sorted(&c.overlaps), INPUT_READS)));
         }
         let mut input = MergingIter::new(children);
         input.seek_to_first()?;
@@ -203,7 +213,7 @@ impl<'a> Outputs<'a> {
         value: &[u8],
     ) -> Result<()> {
         if self.current.is_none() {
-            let number = self.db.versions.lock().new_file_number();
+            let number = self.db.versions.lock().new_file_number()?;
             self.created.push(number);
             let path = table_path(&self.db.dir, number);
             let file = self

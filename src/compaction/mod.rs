@@ -15,24 +15,40 @@ pub(crate) use stall::WriteController;
 
 use crate::core::DbInner;
 use crate::error::{Error, Result};
+use crate::panics::catch_panic;
 use picker::{pick_compaction, pick_manual, Compaction};
 use std::sync::atomic::Ordering;
 
+/// A compaction counted in `compactions_running`; uncounted when dropped,
+/// so a compaction that panics cannot leave `wait_for_compactions`
+/// waiting for it.
+struct Running<'a>(&'a DbInner);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.compactions_running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl DbInner {
+    /// Count a compaction as running. REQUIRES: the version set lock, held
+    /// since the pick (so `wait_for_compactions` never misses one).
+    fn count_running(&self) -> Running<'_> {
+        self.compactions_running.fetch_add(1, Ordering::AcqRel);
+        Running(self)
+    }
+
     /// Pick the most urgent compaction and count it as running.
-    fn pick_background_compaction(&self) -> Option<Compaction> {
+    fn pick_background_compaction(&self) -> Option<(Compaction, Running<'_>)> {
         let versions = self.versions.lock();
         let picked = pick_compaction(&versions.current(), &self.options)?;
-        self.compactions_running.fetch_add(1, Ordering::AcqRel);
-        Some(picked)
+        Some((picked, self.count_running()))
     }
 
     /// Pick and run one compaction in the calling thread, if one is due.
     pub(crate) fn run_one_compaction(&self) -> Option<Result<()>> {
-        let c = self.pick_background_compaction()?;
-        let result = self.run_compaction(c).map(|_| ());
-        self.compactions_running.fetch_sub(1, Ordering::AcqRel);
-        Some(result)
+        let (c, _running) = self.pick_background_compaction()?;
+        Some(self.run_compaction(c).map(|_| ()))
     }
 
     /// Whether some level scores at least 1 (a compaction is due).
@@ -63,9 +79,9 @@ impl DbInner {
                 None
             };
             match picked {
-                Some(c) => {
+                Some((c, running)) => {
                     let result = self.run_compaction(c);
-                    self.compactions_running.fetch_sub(1, Ordering::AcqRel);
+                    drop(running);
                     match result {
                         Ok(_) | Err(Error::Closed) => {}
                         Err(e) => {
@@ -114,19 +130,19 @@ impl DbInner {
                     } else {
                         (level + 1).min(last)
                     };
-                    match pick_manual(&version, level, output, lower, upper) {
-                        Ok(Some(c)) => {
-                            self.compactions_running.fetch_add(1, Ordering::AcqRel);
-                            Ok(Some(c))
-                        }
-                        other => other,
-                    }
+                    pick_manual(&version, level, output, lower, upper)
+                        .map(|c| c.map(|c| (c, self.count_running())))
                 };
                 match picked {
                     Ok(None) => break,
-                    Ok(Some(c)) => {
-                        let result = self.run_compaction(c);
-                        self.compactions_running.fetch_sub(1, Ordering::AcqRel);
+                    Ok(Some((c, running))) => {
+                        // Runs in the caller's thread: a panic in it is
+                        // still the database's background error.
+                        let result = catch_panic("manual compaction", || self.run_compaction(c))
+                            .unwrap_or_else(|panic| {
+                                Err(Error::Background(self.set_bg_error(panic)))
+                            });
+                        drop(running);
                         self.bg.notify_all();
                         result?;
                         break;

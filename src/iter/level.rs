@@ -6,20 +6,24 @@ use crate::error::Result;
 use crate::version::TableFile;
 use bytes::Bytes;
 use std::sync::Arc;
+use strata_sstable::BlockReadOptions;
 
 /// Concatenates the tables of a level (sorted by key, not overlapping).
 pub struct LevelIter {
     files: Arc<[Arc<TableFile>]>,
     index: usize,
     current: Option<TableFileIter>,
+    blocks: BlockReadOptions,
 }
 
 impl LevelIter {
-    pub fn new(files: Arc<[Arc<TableFile>]>) -> Self {
+    /// An iterator over a level's `files`, reading blocks as `blocks` says.
+    pub fn new(files: Arc<[Arc<TableFile>]>, blocks: BlockReadOptions) -> Self {
         LevelIter {
             files,
             index: 0,
             current: None,
+            blocks,
         }
     }
 
@@ -31,7 +35,7 @@ impl LevelIter {
         self.current = self
             .files
             .get(index)
-            .map(|f| TableFileIter::new(Arc::clone(f)));
+            .map(|f| TableFileIter::new(Arc::clone(f), self.blocks));
     }
 
     /// Past the end of a file going forward: move into the next ones.

@@ -5,7 +5,7 @@ use crate::error::{table_error, Result};
 use crate::version::TableFile;
 use bytes::Bytes;
 use std::sync::Arc;
-use strata_sstable::TableIter;
+use strata_sstable::{BlockReadOptions, TableIter};
 
 /// Iterates one table; keeps the file (and its mapping) alive.
 pub struct TableFileIter {
@@ -14,9 +14,10 @@ pub struct TableFileIter {
 }
 
 impl TableFileIter {
-    pub fn new(file: Arc<TableFile>) -> Self {
+    /// An iterator over `file`, reading its blocks as `blocks` says.
+    pub fn new(file: Arc<TableFile>, blocks: BlockReadOptions) -> Self {
         TableFileIter {
-            iter: file.table().iter(),
+            iter: file.table().iter_with_options(blocks),
             file,
         }
     }

@@ -4,9 +4,10 @@
 use super::edit::{FileMeta, VersionEdit};
 use super::NUM_LEVELS;
 use crate::error::{Error, Result};
+use crate::filename::MAX_FILE_NUMBER;
 use std::collections::BTreeMap;
 use std::path::Path;
-use strata_sstable::SeqNo;
+use strata_sstable::{SeqNo, MAX_SEQNO};
 use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason};
 
 /// The state a manifest describes, and the edits that built it.
@@ -80,10 +81,38 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
             "manifest lacks the log number, next file number or last sequence",
         ));
     }
+    // Writes after the open take sequence numbers above the last sequence:
+    // a table holding a higher one would shadow them.
+    if let Some(meta) = contents
+        .levels
+        .iter()
+        .flat_map(|l| l.values())
+        .find(|m| m.largest_seqno > contents.last_sequence)
+    {
+        return Err(Error::corruption(
+            path,
+            data.len() as u64,
+            format!(
+                "table {} holds sequence numbers up to {}, past the last sequence {}",
+                meta.number, meta.largest_seqno, contents.last_sequence
+            ),
+        ));
+    }
     Ok(contents)
 }
 
+impl ManifestContents {
+    /// The largest number of a live table.
+    pub fn max_table_number(&self) -> Option<u64> {
+        self.levels
+            .iter()
+            .filter_map(|l| l.keys().next_back().copied())
+            .max()
+    }
+}
+
 fn apply(c: &mut ManifestContents, edit: &VersionEdit) -> std::result::Result<(), String> {
+    check_numbers(edit)?;
     if let Some(v) = edit.log_number {
         c.log_number = v;
     }
@@ -114,6 +143,55 @@ fn apply(c: &mut ManifestContents, edit: &VersionEdit) -> std::result::Result<()
             ));
         }
         c.levels[*level].insert(meta.number, meta.clone());
+    }
+    Ok(())
+}
+
+/// Every number in an edit lies in the range strata uses: file numbers up
+/// to [`MAX_FILE_NUMBER`] (the next file number one past it at most),
+/// sequence numbers up to [`MAX_SEQNO`], the 56 bits an internal key
+/// holds. A number outside is damage, and using it would wrap a counter
+/// or give new writes sequence numbers below those already stored.
+fn check_numbers(edit: &VersionEdit) -> std::result::Result<(), String> {
+    let file = |what: &str, n: u64| {
+        if n > MAX_FILE_NUMBER {
+            return Err(format!(
+                "{what} {n} exceeds the largest file number ({MAX_FILE_NUMBER})"
+            ));
+        }
+        Ok(())
+    };
+    let seq = |what: &str, n: SeqNo| {
+        if n > MAX_SEQNO {
+            return Err(format!(
+                "{what} {n} exceeds the largest sequence number ({MAX_SEQNO})"
+            ));
+        }
+        Ok(())
+    };
+    if let Some(n) = edit.log_number {
+        file("log number", n)?;
+    }
+    if let Some(n) = edit.next_file_number {
+        if n == 0 || n > MAX_FILE_NUMBER + 1 {
+            return Err(format!(
+                "next file number {n} is outside 1..={}",
+                MAX_FILE_NUMBER + 1
+            ));
+        }
+    }
+    if let Some(n) = edit.last_sequence {
+        seq("last sequence", n)?;
+    }
+    for &(_, number) in &edit.deleted_files {
+        file("deleted table number", number)?;
+    }
+    for (_, meta) in &edit.new_files {
+        file("table number", meta.number)?;
+        seq(
+            &format!("table {}'s largest sequence number", meta.number),
+            meta.largest_seqno,
+        )?;
     }
     Ok(())
 }

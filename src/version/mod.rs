@@ -21,7 +21,7 @@ use crate::iter::{InternalIterator, LevelIter, TableFileIter};
 use crate::memtable::Lookup;
 use bytes::Bytes;
 use std::sync::Arc;
-use strata_sstable::{SeqNo, ValueKind};
+use strata_sstable::{BlockReadOptions, SeqNo, ValueKind};
 
 /// Number of levels: L0 (overlapping tables, newest first) and L1..L6
 /// (each one sorted run of non-overlapping tables).
@@ -74,11 +74,17 @@ impl Version {
         self.levels[level].iter().map(|f| f.meta.size).sum()
     }
 
-    /// The newest version of `user_key` at or below `seqno` in the tables.
-    pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Result<Lookup<Bytes>> {
+    /// The newest version of `user_key` at or below `seqno` in the tables,
+    /// their blocks read as `blocks` says.
+    pub fn get(
+        &self,
+        user_key: &[u8],
+        seqno: SeqNo,
+        blocks: BlockReadOptions,
+    ) -> Result<Lookup<Bytes>> {
         for file in self.levels[0].iter() {
             if file.contains_key(user_key) {
-                if let Some(found) = lookup(file, user_key, seqno)? {
+                if let Some(found) = lookup(file, user_key, seqno, blocks)? {
                     return Ok(found);
                 }
             }
@@ -87,7 +93,7 @@ impl Version {
             let i = files.partition_point(|f| f.meta.largest.as_slice() < user_key);
             if let Some(file) = files.get(i) {
                 if file.meta.smallest.as_slice() <= user_key {
-                    if let Some(found) = lookup(file, user_key, seqno)? {
+                    if let Some(found) = lookup(file, user_key, seqno, blocks)? {
                         return Ok(found);
                     }
                 }
@@ -97,23 +103,32 @@ impl Version {
     }
 
     /// Add one internal iterator per L0 table and one per non-empty deeper
-    /// level to `out`.
-    pub fn add_iterators(&self, out: &mut Vec<Box<dyn InternalIterator>>) {
+    /// level to `out`, reading blocks as `blocks` says.
+    pub fn add_iterators(
+        &self,
+        out: &mut Vec<Box<dyn InternalIterator>>,
+        blocks: BlockReadOptions,
+    ) {
         for file in self.levels[0].iter() {
-            out.push(Box::new(TableFileIter::new(Arc::clone(file))));
+            out.push(Box::new(TableFileIter::new(Arc::clone(file), blocks)));
         }
         for files in &self.levels[1..] {
             if !files.is_empty() {
-                out.push(Box::new(LevelIter::new(Arc::clone(files))));
+                out.push(Box::new(LevelIter::new(Arc::clone(files), blocks)));
             }
         }
     }
 }
 
-fn lookup(file: &TableFile, user_key: &[u8], seqno: SeqNo) -> Result<Option<Lookup<Bytes>>> {
+fn lookup(
+    file: &TableFile,
+    user_key: &[u8],
+    seqno: SeqNo,
+    blocks: BlockReadOptions,
+) -> Result<Option<Lookup<Bytes>>> {
     let found = file
         .table()
-        .get(user_key, seqno)
+        .get_with_options(user_key, seqno, blocks)
         .map_err(|e| table_error(file.path(), e))?;
     Ok(found.map(|f| match f.kind {
         ValueKind::Put => Lookup::Found(f.value),

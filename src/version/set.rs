@@ -11,7 +11,8 @@ use super::manifest::read_manifest;
 use super::{TableFile, TableOpener, Version, NUM_LEVELS};
 use crate::error::{Error, Result};
 use crate::filename::{
-    current_path, manifest_name, manifest_path, parse_file_name, temp_path, FileKind,
+    current_path, manifest_name, manifest_path, parse_checked, parse_file_name, temp_path,
+    FileKind, MAX_FILE_NUMBER,
 };
 use crate::fs::{FileSystem, WritableFile};
 use std::collections::HashMap;
@@ -64,23 +65,22 @@ impl VersionSet {
         set.log_number = contents.log_number;
         set.last_sequence = contents.last_sequence;
         // Files may exist with numbers the manifest had not yet recorded
-        // (created just before a crash): never hand those numbers out again.
-        let mut next = contents.next_file_number;
+        // (created just before a crash): never hand those numbers out
+        // again, nor the log number's or a live table's. Every number here
+        // is at most MAX_FILE_NUMBER (checked when read), so `+ 1` cannot
+        // wrap.
+        let mut next = contents
+            .next_file_number
+            .max(contents.log_number + 1)
+            .max(contents.max_table_number().map_or(0, |n| n + 1));
         for name in set
             .fs
             .list(&set.dir)
             .map_err(|e| Error::io("list", &set.dir, e))?
         {
-            let number = match parse_file_name(&name) {
-                Some(
-                    FileKind::Wal(n)
-                    | FileKind::Table(n)
-                    | FileKind::Manifest(n)
-                    | FileKind::Temp(n),
-                ) => n,
-                _ => continue,
-            };
-            next = next.max(number + 1);
+            if let Some(n) = parse_checked(&set.dir, &name)?.and_then(FileKind::number) {
+                next = next.max(n + 1);
+            }
         }
         set.next_file_number = next;
         set.write_new_manifest()?;
@@ -110,11 +110,28 @@ impl VersionSet {
         &self.opener
     }
 
-    /// Hand out a file number.
-    pub fn new_file_number(&mut self) -> u64 {
+    /// Hand out a file number; an error once the counter has passed
+    /// [`MAX_FILE_NUMBER`] (only a manifest recording a counter near the
+    /// limit gets there: one file a microsecond takes 146,000 years).
+    pub fn new_file_number(&mut self) -> Result<u64> {
         let n = self.next_file_number;
-        self.next_file_number += 1;
-        n
+        if n > MAX_FILE_NUMBER {
+            // The counter lives in the manifest (while recovering, the
+            // one CURRENT names).
+            let manifest = match self.manifest_number {
+                0 => current_path(&self.dir),
+                m => manifest_path(&self.dir, m),
+            };
+            return Err(Error::corruption(
+                manifest,
+                0,
+                format!(
+                    "file numbers are exhausted: the next would be {n}, past {MAX_FILE_NUMBER}"
+                ),
+            ));
+        }
+        self.next_file_number = n + 1;
+        Ok(n)
     }
 
     /// WALs below this number are no longer needed.
@@ -219,7 +236,7 @@ impl VersionSet {
     /// Start a fresh manifest holding one edit that describes the whole
     /// current state, point CURRENT at it, and delete the old one.
     fn write_new_manifest(&mut self) -> Result<()> {
-        let number = self.new_file_number();
+        let number = self.new_file_number()?;
         let path = manifest_path(&self.dir, number);
         let mut snapshot = VersionEdit {
             log_number: Some(self.log_number),
@@ -241,7 +258,7 @@ impl VersionSet {
             .add_record(&record)
             .and_then(|_| writer.sync())
             .map_err(|e| Error::io("write manifest", &path, e))?;
-        let temp_number = self.new_file_number();
+        let temp_number = self.new_file_number()?;
         set_current(&*self.fs, &self.dir, number, temp_number)?;
         let old = std::mem::replace(&mut self.manifest_number, number);
         self.manifest = Some(writer);

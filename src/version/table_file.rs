@@ -3,6 +3,7 @@
 //! last version or iterator holding it lets go.
 
 use super::edit::FileMeta;
+use crate::cache::ShardedLruCache;
 use crate::error::{table_error, Error, Result};
 use crate::filename::table_path;
 use crate::fs::FileSystem;
@@ -16,7 +17,7 @@ use strata_sstable::{BlockCache, Table, TableReadOptions};
 pub struct TableOpener {
     pub fs: Arc<dyn FileSystem>,
     pub dir: PathBuf,
-    pub cache: Option<Arc<dyn BlockCache>>,
+    pub cache: Option<Arc<ShardedLruCache>>,
 }
 
 impl TableOpener {
@@ -44,7 +45,7 @@ impl TableOpener {
         }
         let options = TableReadOptions {
             table_id: meta.number,
-            cache: self.cache.clone(),
+            cache: self.cache.clone().map(|c| c as Arc<dyn BlockCache>),
             ..TableReadOptions::default()
         };
         let table = Table::open(data, options).map_err(|e| table_error(&path, e))?;

@@ -204,8 +204,16 @@ impl FileSystem for GatedFs {
         }
         self.fs.create(path)
     }
-    fn create_log(&self, path: &Path, expected: u64) -> std::io::Result<Box<dyn WritableFile>> {
-        self.fs.create_log(path, expected)
+    fn create_log(
+        &self,
+        path: &Path,
+        expected: u64,
+        kind: crate::fs::LogKind,
+    ) -> std::io::Result<Box<dyn WritableFile>> {
+        self.fs.create_log(path, expected, kind)
+    }
+    fn auto_log_kind(&self, dir: &Path) -> crate::fs::LogKind {
+        self.fs.auto_log_kind(dir)
     }
     fn read(&self, path: &Path) -> std::io::Result<Bytes> {
         self.fs.read(path)

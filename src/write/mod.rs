@@ -46,6 +46,7 @@ use crate::batch::{WriteBatch, HEADER_LEN};
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
+use crate::hook::HookPoint;
 use crate::memtable::MemTable;
 use crate::options::WriteOptions;
 use crate::read::SuperVersion;
@@ -59,7 +60,7 @@ use ring::Durability;
 pub(crate) use spare::create_wal;
 use spare::{SpareSlot, SpareWal};
 use std::sync::Arc;
-use strata_sstable::SeqNo;
+use strata_sstable::{SeqNo, MAX_SEQNO};
 use stripes::StripedLock;
 
 /// The sequencer's state: touched only by the current leader (the mutex
@@ -125,9 +126,11 @@ impl WritePath {
 }
 
 impl WritePath {
-    /// Wake writers parked on publication so they notice a background error.
+    /// Wake writers parked on publication or on the WAL ring so they
+    /// notice a background error.
     pub(crate) fn wake_waiters(&self) {
         self.publisher.wake_all();
+        self.ring.wake_waiters();
     }
 }
 
@@ -178,13 +181,42 @@ impl DbInner {
     fn write_slot(&self, w: Arc<Writer>) -> Result<()> {
         let _active = self.write_path.active.enter();
         let backoff = self.write_path.active.backoff();
-        let result = match self.write_path.queue.join(&w, backoff) {
-            Role::Leader => self.lead(&w),
-            Role::Assigned | Role::Failed => self.finish_member(&w, false),
-            Role::Done => self.finish_done(&w),
-        };
+        let role = self.write_path.queue.join(&w, backoff);
+        let leading = matches!(role, Role::Leader);
+        // [panic guard] A panic while writing, above all while leading a
+        // group, must not leave the group's members, the queue or later
+        // writers waiting forever (see `write_panicked`).
+        let result = crate::panics::catch_panic(
+            if leading {
+                "write group leader"
+            } else {
+                "writer"
+            },
+            || match role {
+                Role::Leader => self.lead(&w),
+                Role::Assigned | Role::Failed => self.finish_member(&w, false),
+                Role::Done => self.finish_done(&w),
+            },
+        )
+        .unwrap_or_else(|panic| Err(self.write_panicked(&w, panic)));
         self.write_path.pool.give_back(w);
         result
+    }
+
+    /// [panic guard] `w` panicked while writing: record the panic as the
+    /// background error (which wakes writers waiting for publication or
+    /// the WAL), fail the members its lead had not yet released, and
+    /// poison the queue, so that queued and later writers fail at once
+    /// instead of waiting for a leader or a publication that never comes.
+    fn write_panicked(&self, w: &Writer, panic: Error) -> Error {
+        let err = self.set_bg_error(panic);
+        for m in w.members.lock().drain(..) {
+            if !std::ptr::eq(Arc::as_ptr(&m), w) {
+                m.fail_if_waiting(Error::Background(Arc::clone(&err)));
+            }
+        }
+        self.write_path.queue.poison(&err);
+        Error::Background(err)
     }
 
     /// Lead a group: sequence it, hand leadership on, then either insert
@@ -195,8 +227,10 @@ impl DbInner {
         let mut members = leader.members.lock();
         wp.queue
             .take_group(leader, wp.max_group_bytes, &mut members);
+        let _ = self.hook(HookPoint::WriteGroupLeader);
         let sequenced = self.sequence_group(&members);
         wp.queue.hand_off();
+        let _ = self.hook(HookPoint::WriteGroupSequenced);
         let (group, first) = match sequenced {
             Ok(sequenced) => sequenced,
             Err(e) => {
@@ -341,6 +375,14 @@ impl DbInner {
             .map(|m| u64::from(m.request.lock().batch.count()))
             .sum();
         let last = first + total - 1;
+        // Recovery leaves `last_seq` within the 56 bits an internal key
+        // holds (checked as read); a write that would pass them is refused
+        // rather than stored under a wrapped or truncated number.
+        if last > MAX_SEQNO {
+            return Err(Error::InvalidArgument(format!(
+                "sequence numbers are exhausted: this write needs up to {last}, past {MAX_SEQNO}"
+            )));
+        }
         let end_lsn = if disable_wal {
             sq.mem.mark_unlogged();
             None
@@ -586,7 +628,7 @@ impl DbInner {
     /// A new WAL (created, preallocated, its directory entry synced) and
     /// the memtable that will log to it.
     fn new_wal(&self) -> Result<SpareWal> {
-        let number = self.versions.lock().new_file_number();
+        let number = self.versions.lock().new_file_number()?;
         let size = self.options.write_buffer_size;
         let mode = self.options.wal_write_mode;
         let file = create_wal(&*self.fs, &self.dir, number, size as u64, mode)?;
@@ -633,13 +675,21 @@ impl DbInner {
         w.request.lock().opts = WriteOptions::default();
         let result = match wp.queue.join(&w, wp.active.backoff()) {
             Role::Leader => {
-                let r = f(&mut wp.sequencer.lock());
+                // [panic guard] As in `write_slot`: a panic here would
+                // leave the queue with a leader that never hands off.
+                let r = crate::panics::catch_panic("write group leader", || {
+                    let _ = self.hook(HookPoint::WriteGroupLeader);
+                    f(&mut wp.sequencer.lock())
+                })
+                .unwrap_or_else(|panic| Err(self.write_panicked(&w, panic)));
                 wp.queue.hand_off();
                 r
             }
+            // The queue was poisoned by a writer's panic.
+            Role::Failed => Err(w.request.lock().error.take().unwrap_or(Error::Closed)),
             // A control writer has an empty batch, which `take_group`
             // never takes into a group; it can only be promoted.
-            Role::Assigned | Role::Done | Role::Failed => Err(Error::Closed),
+            Role::Assigned | Role::Done => Err(Error::Closed),
         };
         wp.pool.give_back(w);
         result

@@ -123,6 +123,15 @@ impl Writer {
         self.set_state(FAILED);
     }
 
+    /// Fail this writer if it still waits for its leader. Used by a leader
+    /// that panicked: only it changes its members' states, so one still
+    /// waiting was not released and must not wait forever.
+    pub fn fail_if_waiting(&self, error: Error) {
+        if self.state.load(Ordering::Acquire) == WAITING {
+            self.fail(error);
+        }
+    }
+
     /// Wait until the leader assigns, fails or promotes this writer.
     fn wait(&self, mut backoff: Backoff) -> Role {
         loop {
@@ -148,6 +157,9 @@ struct QueueState {
     leader_active: bool,
     /// The leader is waiting out a write stall (`begin_stall`).
     stalled: bool,
+    /// Set when a writer panicked: every writer joining from then on
+    /// fails with it at once (no leader may be left to serve the queue).
+    poisoned: Option<Arc<Error>>,
 }
 
 #[derive(Default)]
@@ -163,6 +175,10 @@ impl WriteQueue {
         w.state.store(WAITING, Ordering::Relaxed);
         {
             let mut q = self.state.lock();
+            if let Some(e) = &q.poisoned {
+                w.request.lock().error = Some(Error::Background(Arc::clone(e)));
+                return Role::Failed;
+            }
             if !q.leader_active {
                 q.leader_active = true;
                 return Role::Leader;
@@ -273,6 +289,19 @@ impl WriteQueue {
     #[cfg(test)]
     pub fn waiting_len(&self) -> usize {
         self.state.lock().waiting.len()
+    }
+
+    /// Fail every queued writer with `error`, and every writer that joins
+    /// later (a writer panicked: the state it left is not to be built on).
+    pub fn poison(&self, error: &Arc<Error>) {
+        let waiting = {
+            let mut q = self.state.lock();
+            q.poisoned.get_or_insert_with(|| Arc::clone(error));
+            std::mem::take(&mut q.waiting)
+        };
+        for w in waiting {
+            w.fail(Error::Background(Arc::clone(error)));
+        }
     }
 
     /// Pass leadership to the next queued writer, or mark none active.

@@ -337,8 +337,8 @@ impl WalRing {
     /// The flusher thread's loop: warm up each new WAL file, and sync
     /// whenever a writer asks, coalescing the requests that arrive while a
     /// sync is in progress into the next one. Returns when `shutdown` is
-    /// called.
-    pub fn run_flusher(&self) {
+    /// called. `woke` is called each time it wakes for work (a test hook).
+    pub fn run_flusher(&self, woke: &dyn Fn()) {
         *self.warm_up.lock() = self.drain.lock().file.warm_up();
         loop {
             {
@@ -355,6 +355,7 @@ impl WalRing {
                     return;
                 }
             }
+            woke();
             // Sync requests first; otherwise warm the new file up a step at
             // a time before the retired file's sync (which can take long):
             // the writers are about to need those pages.
@@ -483,6 +484,18 @@ impl WalRing {
         self.notify_progress();
     }
 
+    /// Fail the ring for `reason` (the flusher thread panicked): every
+    /// wait on a position and every later write or sync fails.
+    pub fn poison(&self, reason: &str) {
+        self.fail(&io::Error::other(reason));
+    }
+
+    /// Wake the threads waiting for a position, so they look at their
+    /// stop condition (a background error) now.
+    pub fn wake_waiters(&self) {
+        self.notify_progress();
+    }
+
     /// Why the ring stopped, if an append or sync failed.
     pub fn failure(&self) -> Option<String> {
         if !self.failed.load(Ordering::Acquire) {
@@ -583,7 +596,7 @@ mod tests {
     fn concurrent_waiters_see_their_records_written() {
         let (fs, ring) = ring(4096);
         let ring2 = Arc::clone(&ring);
-        let flusher = std::thread::spawn(move || ring2.run_flusher());
+        let flusher = std::thread::spawn(move || ring2.run_flusher(&|| {}));
         let lsns: Vec<u64> = (0..50u8).map(|i| ring.push(&[i; 100]).unwrap()).collect();
         let waiters: Vec<_> = lsns
             .iter()
@@ -637,7 +650,7 @@ mod tests {
         let (fs, ring) = ring(1 << 16);
         let flusher = {
             let ring = Arc::clone(&ring);
-            std::thread::spawn(move || ring.run_flusher())
+            std::thread::spawn(move || ring.run_flusher(&|| {}))
         };
         let (ran, warmed) = std::sync::mpsc::channel();
         for number in 2..4 {
@@ -674,7 +687,7 @@ mod tests {
         let (fs, ring) = ring(1 << 16);
         let flusher = {
             let ring = Arc::clone(&ring);
-            std::thread::spawn(move || ring.run_flusher())
+            std::thread::spawn(move || ring.run_flusher(&|| {}))
         };
         // A warm-up that never ends by itself: each step counts itself and
         // waits for a token; the job ends when the token sender is gone.

@@ -12,7 +12,7 @@ use crate::key::{
     compare_internal_keys, compare_to_target, key_prefix, parse_internal_key, split_key, ParsedKey,
     ValueKind,
 };
-use crate::table_reader::Table;
+use crate::table_reader::{BlockReadOptions, Table};
 
 /// Initial capacity of the iterator's key buffers.
 const KEY_BUFFER_CAPACITY: usize = 128;
@@ -29,6 +29,7 @@ const KEY_BUFFER_CAPACITY: usize = 128;
 /// uncompressed blocks are slices of the table's bytes.
 pub struct TableIter {
     table: Arc<Table>,
+    reads: BlockReadOptions,
     index: Cursor,
     data: Cursor,
     /// The data block `data` walks, and its ordinal in the index.
@@ -36,9 +37,10 @@ pub struct TableIter {
 }
 
 impl TableIter {
-    pub(crate) fn new(table: Arc<Table>) -> TableIter {
+    pub(crate) fn new(table: Arc<Table>, reads: BlockReadOptions) -> TableIter {
         TableIter {
             table,
+            reads,
             // Room for typical keys up front, so that a scan does not
             // regrow the buffers while it meets longer keys.
             index: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),
@@ -185,7 +187,7 @@ impl TableIter {
         }
         let index = self.table.index_block().view();
         let handle = self.table.index_handle_at(&index, &self.index)?;
-        let block = self.table.data_block_owned(ordinal, handle)?;
+        let block = self.table.data_block_owned(ordinal, handle, self.reads)?;
         self.block = Some((ordinal, block));
         Ok(())
     }

@@ -78,4 +78,4 @@ pub use properties::{names as property_names, TableProperties};
 pub use table_builder::{
     BuiltTable, TableBuilder, MAX_USER_KEY_LEN, MAX_VALUE_LEN, META_FILTER, META_PROPERTIES,
 };
-pub use table_reader::{BlockCache, Found, Table, TableReadOptions};
+pub use table_reader::{BlockCache, BlockReadOptions, Found, Table, TableReadOptions};

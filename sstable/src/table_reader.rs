@@ -43,12 +43,13 @@ pub struct TableReadOptions {
     pub table_id: u64,
     /// Where decompressed blocks are cached; `None`: decompress on every read.
     pub cache: Option<Arc<dyn BlockCache>>,
-    /// Check block checksums (default true). Each block is checked the
-    /// first time this `Table` reads it, not on every read. The footer's
-    /// own checksum is checked either way.
+    /// Check block checksums (default true): the meta blocks and index at
+    /// open, and data blocks for reads that pass no [`BlockReadOptions`].
+    /// Each block is checked the first time this `Table` reads it, not on
+    /// every read. The footer's own checksum is checked either way.
     pub verify_checksums: bool,
-    /// Insert blocks decompressed by reads into the cache (default true;
-    /// scans for compaction may turn it off).
+    /// Insert blocks decompressed by reads that pass no
+    /// [`BlockReadOptions`] into the cache (default true).
     pub fill_cache: bool,
 }
 
@@ -71,6 +72,31 @@ impl fmt::Debug for TableReadOptions {
             .field("verify_checksums", &self.verify_checksums)
             .field("fill_cache", &self.fill_cache)
             .finish()
+    }
+}
+
+/// How one read treats the data blocks it touches (RocksDB's
+/// `ReadOptions::verify_checksums` and `fill_cache`). A [`Table`]'s own
+/// [`TableReadOptions`] give the defaults for reads that pass none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockReadOptions {
+    /// Check each data block's checksum before using it (once per open
+    /// table: a block found intact is remembered). Without it a read
+    /// neither checks nor remembers, so it never fails on a checksum and
+    /// may return damaged bytes.
+    pub verify_checksums: bool,
+    /// Insert the blocks this read decompresses into the block cache. A
+    /// block enters the cache only once its checksum was verified, by
+    /// this read or an earlier one, so cached blocks are always intact.
+    pub fill_cache: bool,
+}
+
+impl Default for BlockReadOptions {
+    fn default() -> Self {
+        BlockReadOptions {
+            verify_checksums: true,
+            fill_cache: true,
+        }
     }
 }
 
@@ -241,14 +267,33 @@ impl Table {
     /// binary-searches the index and one data block. No allocation: the
     /// key buffer is per thread, uncompressed values are slices of the file.
     pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Result<Option<Found>> {
+        self.get_with_options(user_key, seqno, self.block_read_options())
+    }
+
+    /// [`Table::get`] reading data blocks as `reads` says.
+    pub fn get_with_options(
+        &self,
+        user_key: &[u8],
+        seqno: SeqNo,
+        reads: BlockReadOptions,
+    ) -> Result<Option<Found>> {
         if !self.may_contain(user_key) {
             return Ok(None);
         }
         let buf = GET_KEY_BUFFER.with(Cell::take);
         let mut cursor = Cursor::with_key_buffer(buf);
-        let result = self.get_with(&mut cursor, user_key, seqno);
+        let result = self.get_with(&mut cursor, user_key, seqno, reads);
         GET_KEY_BUFFER.with(|cell| cell.set(cursor.into_key_buffer()));
         result
+    }
+
+    /// How reads that pass no options treat data blocks: as the table
+    /// was opened.
+    pub fn block_read_options(&self) -> BlockReadOptions {
+        BlockReadOptions {
+            verify_checksums: self.options.verify_checksums,
+            fill_cache: self.options.fill_cache,
+        }
     }
 
     fn get_with(
@@ -256,6 +301,7 @@ impl Table {
         cursor: &mut Cursor,
         user_key: &[u8],
         seqno: SeqNo,
+        reads: BlockReadOptions,
     ) -> Result<Option<Found>> {
         let trailer = seek_trailer(seqno);
         let cmp = |k: &[u8]| compare_to_target(k, user_key, trailer);
@@ -267,7 +313,7 @@ impl Table {
         let ordinal = cursor.restart_index();
         let handle = self.index_handle_at(&index, cursor)?;
         cursor.invalidate();
-        let contents = self.data_block(ordinal, handle)?;
+        let contents = self.data_block(ordinal, handle, reads)?;
         let (block, offset, exact) = match &contents {
             Contents::Mapped { data, offset } => (*data, *offset, true),
             Contents::Owned { data, offset } => (&data[..], *offset, false),
@@ -318,10 +364,16 @@ impl Table {
     }
 
     /// Contents of data block number `ordinal` at `handle`: verified on
-    /// first use, decompressed through the cache when compressed.
-    pub(crate) fn data_block(&self, ordinal: usize, handle: BlockHandle) -> Result<Contents<'_>> {
+    /// first use (if `reads` asks), decompressed through the cache when
+    /// compressed.
+    pub(crate) fn data_block(
+        &self,
+        ordinal: usize,
+        handle: BlockHandle,
+        reads: BlockReadOptions,
+    ) -> Result<Contents<'_>> {
         let (contents, block_type) = stored_block(&self.data, handle, self.data_end, "data")?;
-        let checked = self.options.verify_checksums && !self.is_verified(ordinal);
+        let checked = reads.verify_checksums && !self.is_verified(ordinal);
         match block_type {
             TYPE_NONE => {
                 if checked {
@@ -346,8 +398,16 @@ impl Table {
                     self.mark_verified(ordinal);
                 }
                 let raw = Bytes::from(decompress_zstd(contents, handle.offset)?);
-                if let (Some(cache), true) = (cache, self.options.fill_cache) {
-                    cache.insert(self.options.table_id, handle.offset, raw.clone());
+                // Only intact blocks enter the cache (a cache hit is never
+                // checked again): a read that skipped the check checks
+                // before it fills, and fills nothing if the check fails.
+                if let (Some(cache), true) = (cache, reads.fill_cache) {
+                    let intact = self.is_verified(ordinal)
+                        || check_block(&self.data, handle, "data").is_ok();
+                    if intact {
+                        self.mark_verified(ordinal);
+                        cache.insert(self.options.table_id, handle.offset, raw.clone());
+                    }
                 }
                 Ok(Contents::Owned {
                     data: raw,
@@ -362,8 +422,13 @@ impl Table {
     }
 
     /// A data block as an owned [`Block`] (for iterators).
-    pub(crate) fn data_block_owned(&self, ordinal: usize, handle: BlockHandle) -> Result<Block> {
-        match self.data_block(ordinal, handle)? {
+    pub(crate) fn data_block_owned(
+        &self,
+        ordinal: usize,
+        handle: BlockHandle,
+        reads: BlockReadOptions,
+    ) -> Result<Block> {
+        match self.data_block(ordinal, handle, reads)? {
             Contents::Mapped { data, offset } => {
                 let start = offset as usize;
                 let bytes = self.data.slice(start..start + data.len());
@@ -396,7 +461,12 @@ impl Table {
 
     /// An iterator over the whole table, unpositioned.
     pub fn iter(self: &Arc<Self>) -> TableIter {
-        TableIter::new(Arc::clone(self))
+        self.iter_with_options(self.block_read_options())
+    }
+
+    /// [`Table::iter`] reading data blocks as `reads` says.
+    pub fn iter_with_options(self: &Arc<Self>, reads: BlockReadOptions) -> TableIter {
+        TableIter::new(Arc::clone(self), reads)
     }
 
     /// Checks every block's checksum (data blocks in file order, then

@@ -220,16 +220,23 @@ impl BlockCache for MapCache {
     }
 }
 
-#[test]
-fn compressed_blocks_go_through_the_cache_uncompressed_ones_do_not() {
-    let entries: Vec<Entry> = (0..2000u32)
+const COMPRESSIBLE: &[u8] = b"compressible compressible compressible";
+
+/// 2000 keys whose values zstd shrinks.
+fn compressible_entries() -> Vec<Entry> {
+    (0..2000u32)
         .map(|i| Entry {
             user_key: format!("key{i:06}").into_bytes(),
             seqno: 1,
             kind: ValueKind::Put,
-            value: b"compressible compressible compressible".to_vec(),
+            value: COMPRESSIBLE.to_vec(),
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn compressed_blocks_go_through_the_cache_uncompressed_ones_do_not() {
+    let entries = compressible_entries();
     for (compression, expect_cached) in [
         (Compression::Zstd { level: 1 }, true),
         (Compression::None, false),
@@ -275,6 +282,77 @@ fn compressed_blocks_go_through_the_cache_uncompressed_ones_do_not() {
         assert_eq!(scan_forward(&table).len(), 2000);
         assert_eq!(cache.inserts.load(Ordering::Relaxed), 0);
     }
+}
+
+/// Per-read options override the table's: `fill_cache` decides whether
+/// a read inserts, `verify_checksums` whether a damaged checksum fails it,
+/// and a block whose check fails never enters the cache.
+#[test]
+fn block_read_options_override_the_tables_per_read() {
+    let entries = compressible_entries();
+    let value = COMPRESSIBLE;
+    let no_fill = BlockReadOptions {
+        fill_cache: false,
+        ..Default::default()
+    };
+    let unchecked = BlockReadOptions {
+        verify_checksums: false,
+        ..Default::default()
+    };
+    let (bytes, _) = build(
+        &entries,
+        TableOptions {
+            compression: Compression::Zstd { level: 1 },
+            ..Default::default()
+        },
+    );
+    let cache = Arc::new(MapCache::default());
+    let open = |bytes: Bytes| {
+        let options = TableReadOptions {
+            cache: Some(cache.clone()),
+            ..Default::default()
+        };
+        Arc::new(Table::open(bytes, options).unwrap())
+    };
+    let table = open(bytes.clone());
+    let found = table.get_with_options(b"key000000", 5, no_fill).unwrap();
+    assert_eq!(&found.unwrap().value[..], value);
+    let mut it = table.iter_with_options(no_fill);
+    it.seek_to_first().unwrap();
+    while it.valid() {
+        it.next().unwrap();
+    }
+    assert_eq!(cache.inserts.load(Ordering::Relaxed), 0);
+    table.get(b"key000000", 5).unwrap();
+    assert_eq!(cache.inserts.load(Ordering::Relaxed), 1);
+
+    // Damage the first data block's checksum (its contents stay intact).
+    let first = table.index_entries().unwrap()[0].1;
+    let mut damaged = bytes.to_vec();
+    damaged[(first.offset + first.size + 1) as usize] ^= 0x01;
+    let cache_before = cache.inserts.load(Ordering::Relaxed);
+    let table = Arc::new(
+        Table::open(
+            Bytes::from(damaged),
+            TableReadOptions {
+                table_id: 9,
+                cache: Some(cache.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let found = table.get_with_options(b"key000000", 5, unchecked).unwrap();
+    assert_eq!(&found.unwrap().value[..], value);
+    assert_eq!(
+        cache.inserts.load(Ordering::Relaxed),
+        cache_before,
+        "a block that fails its check entered the cache"
+    );
+    let err = table.get(b"key000000", 5).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+    let found = table.get_with_options(b"key000000", 5, unchecked).unwrap();
+    assert_eq!(&found.unwrap().value[..], value);
 }
 
 #[test]

@@ -1,0 +1,54 @@
+//! Test hooks: named points in the engine where an integration test can
+//! inject a panic or a failure (RocksDB's `TEST_SYNC_POINT`). Unset, a
+//! point costs one branch on `Options::test_hook`.
+
+use std::io;
+use std::sync::Arc;
+
+/// Where the engine calls [`Options::test_hook`](crate::Options::test_hook).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HookPoint {
+    /// A flush is about to write a frozen memtable out (flush thread, or
+    /// the caller with `inline_background_work`).
+    Flush,
+    /// A compaction is about to run (a compaction thread, `compact_range`,
+    /// or the caller with `inline_background_work`).
+    Compaction,
+    /// The WAL flusher thread woke up to sync or warm up a WAL.
+    WalFlusher,
+    /// A write group's leader took its group and is about to sequence it
+    /// (its members wait, leadership is not yet handed on); or a control
+    /// leader (a manual flush) is about to rotate the memtable.
+    WriteGroupLeader,
+    /// A leader sequenced its group, logged it to the WAL ring and handed
+    /// leadership on; the group's inserts and publication are still to do.
+    WriteGroupSequenced,
+    /// Open is about to start background thread number `n` (0-based, in
+    /// start order: flush, WAL flusher, compaction threads).
+    SpawnThread(usize),
+}
+
+/// A test hook. At [`HookPoint::SpawnThread`] an `Err` is returned as
+/// the spawn's failure; at the other points the result is ignored, and a
+/// test injects a panic by panicking in the hook.
+#[doc(hidden)]
+pub type TestHook = Arc<dyn Fn(HookPoint) -> io::Result<()> + Send + Sync>;
+
+/// Call `hook` at `point`, if one is set.
+#[inline]
+pub(crate) fn call(hook: &Option<TestHook>, point: HookPoint) -> io::Result<()> {
+    match hook {
+        Some(h) => h(point),
+        None => Ok(()),
+    }
+}
+
+impl crate::core::DbInner {
+    /// Call the test hook at `point`, if one is set.
+    #[inline]
+    pub(crate) fn hook(&self, point: HookPoint) -> io::Result<()> {
+        call(&self.options.test_hook, point)
+    }
+}
