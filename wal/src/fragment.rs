@@ -7,7 +7,7 @@ use crate::format::{block_remaining, RecordType, HEADER_SIZE};
 /// What lies at a file position where a fragment header is expected.
 #[derive(Debug)]
 pub(crate) enum Parsed<'a> {
-    /// A checksum-valid fragment of type FULL, FIRST, MIDDLE or LAST.
+    /// A checksum-valid fragment of type FULL, FIRST, MIDDLE, LAST or SYNC_POINT.
     Fragment {
         record_type: RecordType,
         payload: &'a [u8],
@@ -24,12 +24,7 @@ pub(crate) enum Parsed<'a> {
     /// The length fits the block but runs past the end of the file.
     TruncatedPayload { length: u16, available: usize },
     /// A type byte, length or checksum that cannot be right.
-    Damaged {
-        reason: CorruptionReason,
-        /// Where the next fragment starts if the header's length is right
-        /// (it fits the block and the file): where to look first for valid data.
-        claimed_end: Option<usize>,
-    },
+    Damaged { reason: CorruptionReason },
 }
 
 /// Parses the fragment header at `pos` and checks it. Never panics and never
@@ -52,13 +47,10 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
     };
     let length = u16::from_le_bytes([l0, l1]);
     let payload_end = HEADER_SIZE + usize::from(length);
-    let claimed_end =
-        (payload_end <= block_room && payload_end <= rest.len()).then_some(pos + payload_end);
     let record_type = match RecordType::from_u8(type_byte) {
         Some(RecordType::Zero) | None => {
             return Parsed::Damaged {
                 reason: CorruptionReason::BadRecordType(type_byte),
-                claimed_end,
             }
         }
         Some(record_type) => record_type,
@@ -69,7 +61,6 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
                 length,
                 room: block_room - HEADER_SIZE,
             },
-            claimed_end: None,
         };
     }
     let Some(payload) = rest.get(HEADER_SIZE..payload_end) else {
@@ -83,7 +74,6 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
     if stored != computed {
         return Parsed::Damaged {
             reason: CorruptionReason::ChecksumMismatch { stored, computed },
-            claimed_end,
         };
     }
     Parsed::Fragment {
@@ -91,15 +81,4 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
         payload,
         end: pos + payload_end,
     }
-}
-
-/// Whether a checksum-valid fragment starts at `pos`. Rejects most positions
-/// on the type byte and the length alone, before any checksum work.
-pub(crate) fn is_valid_fragment_at(data: &[u8], pos: usize) -> bool {
-    // Cheap pre-filter: type byte in 1..=4 (1 position in 64 of random bytes).
-    match data.get(pos + HEADER_SIZE - 1) {
-        Some(byte) if (1..=4).contains(byte) => {}
-        _ => return false,
-    }
-    matches!(parse_at(data, pos), Parsed::Fragment { .. })
 }

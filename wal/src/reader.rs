@@ -1,10 +1,12 @@
 //! Reads a whole log held in memory, record by record, under a [`RecoveryMode`].
 
 use crate::error::{CorruptionReason, Error, TornReason};
-use crate::format::{block_remaining, RecordType, HEADER_SIZE};
-use crate::fragment::{is_valid_fragment_at, parse_at, Parsed};
+use crate::format::RecordType;
+use crate::fragment::{parse_at, Parsed};
+use crate::proof::{sync_points_after, Found};
 use crate::recovery::{Anomaly, LogEnd, RecoveryMode};
 use crate::scan::ForwardScan;
+use crate::sync_point::stated_synced_len;
 
 /// One record read from a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,26 +19,32 @@ pub struct Record<'r> {
 }
 
 /// Reads a log held in memory (the engine reads WAL and MANIFEST files into
-/// memory or a mapping).
+/// memory or a mapping). Sync points are read, never returned as records.
 ///
 /// # Torn tail or corruption
-/// An anomaly is a **torn tail** — the normal end of a log after a crash — if no
-/// checksum-valid fragment (a header with type 1..=4 and a length that fits
-/// its block and the file, whose checksum matches) starts at any byte position
-/// after it. Otherwise it is **corruption**, reported with the file offset of
-/// the fragment header where it was found. So a truncated header, a length past
-/// the end of the file, zeroed (preallocated) space, a partial multi-fragment
-/// record or a damaged last fragment end the log; a damaged fragment, an
-/// orphan MIDDLE/LAST or an unfinished record followed by valid data does not.
-/// The file ending inside block-tail padding is a clean end. Padding bytes are
-/// not checked (no checksum covers them), as in LevelDB.
+/// After a crash a log can hold any pattern of lost bytes past the length
+/// last synced: the process died inside a copy (which may store later bytes
+/// first), or a power loss kept an arbitrary subset of the unsynced pages.
+/// Only bytes that were durably synced must read back intact. So an anomaly
+/// at offset `X` (a damaged fragment, an orphan MIDDLE/LAST, an unfinished
+/// record, a truncated header or payload) is **corruption** if the log
+/// proves the bytes at `X` were synced: a sync point (see
+/// [`encode_sync_point`](crate::encode_sync_point)) states a synced length
+/// greater than `X`. Otherwise it is a **torn tail**, the normal end after a
+/// crash: reading ends at `X`, or at the start of the record being assembled.
+/// Zeroed space to the end of the file is a torn tail reported as
+/// [`TornReason::ZeroedTail`]; the file ending inside block-tail padding is a
+/// clean end. Padding bytes are not checked (no checksum covers them), as in LevelDB.
+///
+/// Sync points before `X` state lengths at most their own offset, so the
+/// proof comes from sync points after `X`, found by walking fragments from
+/// each block start after `X` (never by trying every byte, which would let a
+/// record's payload pose as a sync point). Hence a lag: damage is proven
+/// only by a sync point in a later block, written after a later sync. A
+/// sync point stating more bytes than precede it cannot come from a correct
+/// writer and is corruption.
 ///
 /// What happens next depends on the [`RecoveryMode`]; see [`Reader::next_record`].
-///
-/// Caveat: the scan that looks for valid data tries every byte position, so a
-/// payload that itself contains framed log bytes can look like valid data
-/// after damage (making a torn tail look like corruption, and in skip mode
-/// yielding the embedded records).
 ///
 /// ```
 /// use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason, Writer};
@@ -73,6 +81,10 @@ pub struct Reader<'a> {
     anomalies: Vec<Anomaly>,
     /// Offset of the last record returned, to assert offsets increase.
     last_record: Option<u64>,
+    /// Sync points read before the first anomaly, then those found after it.
+    sync_points: Found,
+    /// Whether the first anomaly was met (and the sync points after it searched).
+    searched: bool,
 }
 
 #[derive(Debug)]
@@ -103,6 +115,15 @@ enum Step<'a> {
     Ended,
 }
 
+/// Where skip mode resumes after an anomaly.
+#[derive(Clone, Copy)]
+enum Resume {
+    /// At this position, known to hold a valid fragment.
+    At(usize),
+    /// At the first valid fragment found at any byte position from here.
+    ScanFrom(usize),
+}
+
 /// `None`: keep reading; `Some(step)`: hand `step` to the caller.
 type Flow<'a> = Result<Option<Step<'a>>, Error>;
 
@@ -120,6 +141,8 @@ impl<'a> Reader<'a> {
             state: State::Reading,
             anomalies: Vec::new(),
             last_record: None,
+            sync_points: Found::default(),
+            searched: false,
         }
     }
 
@@ -131,9 +154,13 @@ impl<'a> Reader<'a> {
     /// - `AbsoluteConsistency`: a torn tail and corruption are both an `Err`.
     /// - `PointInTimeRecovery`: the first anomaly ends the log (`LogEnd::TornTail` or
     ///   `LogEnd::Corruption`, the latter also listed in [`anomalies`](Self::anomalies)).
-    /// - `SkipAnyCorruptedRecords`: corruption is skipped up to the next
-    ///   checksum-valid FULL or FIRST fragment (orphan MIDDLE/LAST fragments
-    ///   on the way are skipped too) and listed in `anomalies`; a torn tail ends the log.
+    /// - `SkipAnyCorruptedRecords` (salvage): any anomaly followed by a
+    ///   checksum-valid fragment at *any* byte position is skipped up to the
+    ///   next FULL or FIRST fragment (orphan MIDDLE/LAST fragments and sync
+    ///   points on the way are skipped too) and listed in `anomalies`; an
+    ///   anomaly with no valid fragment after it ends the log as a torn tail.
+    ///   Caveat: a payload holding framed log bytes can be mistaken for valid
+    ///   fragments after damage, and its embedded records returned.
     ///
     /// Records before the anomaly are always returned first; the record whose
     /// fragments were being assembled is dropped. After an `Err`, every later
@@ -178,6 +205,26 @@ impl<'a> Reader<'a> {
         self.mode
     }
 
+    /// The greatest length of this file that its sync points prove was
+    /// durably synced (0 if none does). Final once
+    /// [`next_record`](Self::next_record) has returned `Ok(None)` or an
+    /// error; it then counts the sync points read before the first anomaly
+    /// and those found after it by walking from block starts (including
+    /// after the point where reading ended), the same in every mode. Sync
+    /// points stating more bytes than precede them are not counted (they are
+    /// corruption).
+    pub fn synced_len(&self) -> u64 {
+        self.sync_points.synced_len
+    }
+
+    /// Whether the file holds a sync point that states a synced length (no
+    /// more than precede it), among those counted by
+    /// [`synced_len`](Self::synced_len) (so a sync point in the same block
+    /// after the first anomaly is not seen). Final when `synced_len` is.
+    pub fn has_sync_point(&self) -> bool {
+        self.sync_points.any
+    }
+
     fn advance(&mut self) -> Result<Step<'a>, Error> {
         loop {
             let at = self.pos;
@@ -190,21 +237,16 @@ impl<'a> Reader<'a> {
                 Parsed::TruncatedHeader => self.torn_tail(at, TornReason::TruncatedHeader),
                 Parsed::TruncatedPayload { length, available } => self.anomaly(
                     at,
-                    None,
-                    at + 1,
+                    Resume::ScanFrom(at + 1),
                     CorruptionReason::BadLength {
                         length,
                         room: available,
                     },
                     TornReason::TruncatedPayload { length, available },
                 ),
-                Parsed::Damaged {
-                    reason,
-                    claimed_end,
-                } => self.anomaly(
+                Parsed::Damaged { reason } => self.anomaly(
                     at,
-                    claimed_end,
-                    at + 1,
+                    Resume::ScanFrom(at + 1),
                     reason,
                     TornReason::DamagedTail(reason),
                 ),
@@ -228,18 +270,22 @@ impl<'a> Reader<'a> {
         payload: &'a [u8],
         end: usize,
     ) -> Flow<'a> {
+        let interrupts = matches!(
+            record_type,
+            RecordType::Full | RecordType::First | RecordType::SyncPoint
+        );
+        if let Some(record_offset) = self.partial.filter(|_| interrupts) {
+            // The record being assembled lacks its LAST fragment. Skip mode
+            // resumes here: the fragment is read again once the partial
+            // record is dropped.
+            let reason = CorruptionReason::UnfinishedRecord {
+                record_offset: record_offset as u64,
+                found: record_type,
+            };
+            return self.anomaly(at, Resume::At(at), reason, TornReason::DamagedTail(reason));
+        }
         match record_type {
             RecordType::Full | RecordType::First => {
-                if let Some(record_offset) = self.partial {
-                    // This fragment is itself valid data after the unfinished
-                    // record, so this is corruption, never a torn tail. Resume
-                    // here: the fragment is read again once the partial record is dropped.
-                    let reason = CorruptionReason::UnfinishedRecord {
-                        record_offset: record_offset as u64,
-                        found: record_type,
-                    };
-                    return self.corruption(at, reason, at);
-                }
                 self.close_skipped(at);
                 self.pos = end;
                 if record_type == RecordType::Full {
@@ -262,7 +308,7 @@ impl<'a> Reader<'a> {
                     }
                     let reason = CorruptionReason::OrphanFragment(record_type);
                     let torn = TornReason::DamagedTail(reason);
-                    return self.anomaly(at, Some(end), end, reason, torn);
+                    return self.anomaly(at, Resume::ScanFrom(end), reason, torn);
                 };
                 self.pos = end;
                 self.scratch.extend_from_slice(payload);
@@ -274,41 +320,80 @@ impl<'a> Reader<'a> {
                 }
                 Ok(None)
             }
+            RecordType::SyncPoint => {
+                if let Some(synced_len) = stated_synced_len(payload) {
+                    if synced_len > at as u64 {
+                        return self.impossible_sync_point(at, end, synced_len);
+                    }
+                    if !self.searched {
+                        self.sync_points.note(at, synced_len);
+                    }
+                }
+                self.pos = end;
+                Ok(None)
+            }
             RecordType::Zero => {
                 // parse_at never yields a Zero fragment; treated as damage all the same.
                 let reason = CorruptionReason::BadRecordType(0);
-                self.anomaly(at, None, at + 1, reason, TornReason::DamagedTail(reason))
+                let torn = TornReason::DamagedTail(reason);
+                self.anomaly(at, Resume::ScanFrom(at + 1), reason, torn)
             }
         }
     }
 
-    /// Classifies an anomaly found at `at`: corruption if a checksum-valid
-    /// fragment starts anywhere from `scan_from` on, else a torn tail.
-    ///
-    /// `claimed_end` is where the damaged fragment says it ends. Outside skip
-    /// mode only the existence of valid data matters, and a valid fragment
-    /// there (or at the block start after padding) proves it without the
-    /// byte-by-byte scan. Skip mode needs the *first* valid position, which a
-    /// damaged length can put before `claimed_end`, so it always scans.
+    /// The first anomaly: finds the sync points after it, once.
+    fn search_after(&mut self, at: usize) {
+        if !self.searched {
+            self.searched = true;
+            let after = sync_points_after(self.data, at);
+            self.sync_points.merge(after);
+        }
+    }
+
+    /// Classifies an anomaly found at `at`: corruption if a sync point proves
+    /// the bytes at `at` were synced, else a torn tail. Skip mode instead
+    /// skips it if a valid fragment follows (`resume`), proven or not.
     fn anomaly(
         &mut self,
         at: usize,
-        claimed_end: Option<usize>,
-        scan_from: usize,
+        resume: Resume,
         corruption: CorruptionReason,
         torn: TornReason,
     ) -> Flow<'a> {
-        let shortcut = match self.mode {
-            RecoveryMode::SkipAnyCorruptedRecords => None,
-            _ => claimed_end
-                .map(past_padding)
-                .filter(|&next| is_valid_fragment_at(self.data, next)),
-        };
-        let next = shortcut.or_else(|| self.scan.next_valid(self.data, scan_from));
-        match next {
-            Some(resume) => self.corruption(at, corruption, resume),
-            None => self.torn_tail(at, torn),
+        self.search_after(at);
+        if self.mode == RecoveryMode::SkipAnyCorruptedRecords {
+            let next = match resume {
+                Resume::At(pos) => Some(pos),
+                Resume::ScanFrom(pos) => self.scan.next_valid(self.data, pos),
+            };
+            return match next {
+                Some(resume) => self.corruption(at, corruption, resume),
+                None => self.torn_tail(at, torn),
+            };
         }
+        if self.sync_points.proves(at) {
+            self.corruption(at, corruption, at)
+        } else {
+            self.torn_tail(at, torn)
+        }
+    }
+
+    /// A checksum-valid sync point at `at` stating more bytes than precede
+    /// it: no correct writer wrote it, so it is corruption, proven or not.
+    fn impossible_sync_point(&mut self, at: usize, end: usize, synced_len: u64) -> Flow<'a> {
+        self.search_after(at);
+        let resume = match self.mode {
+            RecoveryMode::SkipAnyCorruptedRecords => self
+                .scan
+                .next_valid(self.data, end)
+                .unwrap_or(self.data.len()),
+            _ => at,
+        };
+        self.corruption(
+            at,
+            CorruptionReason::ImpossibleSyncPoint { synced_len },
+            resume,
+        )
     }
 
     /// Corruption detected at `at`; in skip mode reading resumes at `resume`.
@@ -406,15 +491,5 @@ impl<'a> Reader<'a> {
                 reason: region.reason,
             });
         }
-    }
-}
-
-/// `pos`, or the next block start if `pos` lies in block-tail padding.
-fn past_padding(pos: usize) -> usize {
-    let room = block_remaining(pos as u64);
-    if room < HEADER_SIZE {
-        pos.saturating_add(room)
-    } else {
-        pos
     }
 }

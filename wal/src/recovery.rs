@@ -31,8 +31,8 @@ pub enum LogEnd {
         offset: u64,
     },
     /// The normal ending after a crash: a truncated header, a length past the end
-    /// of the file, zeroed space, a partial multi-fragment record, or a damaged
-    /// fragment with no valid data after it.
+    /// of the file, zeroed space, a partial multi-fragment record, or damage in
+    /// bytes no sync point proves were synced.
     TornTail {
         /// First byte that is not part of a complete record: a writer continuing
         /// this log would truncate the file here.
@@ -40,8 +40,9 @@ pub enum LogEnd {
         /// What the tail looks like.
         reason: TornReason,
     },
-    /// Corruption with valid data after it, in a mode that stops without error:
-    /// where [`RecoveryMode::PointInTimeRecovery`] stopped, or, in
+    /// Corruption, in a mode that stops without error: where
+    /// [`RecoveryMode::PointInTimeRecovery`] stopped at damage proven synced
+    /// (or an impossible sync point), or, in
     /// [`RecoveryMode::SkipAnyCorruptedRecords`], a skipped region that runs to
     /// the end of the file (it is also listed in [`Reader::anomalies`](crate::Reader::anomalies)).
     Corruption {
@@ -52,7 +53,10 @@ pub enum LogEnd {
     },
 }
 
-/// A region of the log whose records were dropped because of corruption.
+/// A region of the log whose records were dropped: corruption where
+/// [`RecoveryMode::PointInTimeRecovery`] stopped, or any damage followed by
+/// valid fragments that [`RecoveryMode::SkipAnyCorruptedRecords`] skipped
+/// (proven synced or not: salvage does not ask).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Anomaly {
     /// First dropped byte: the start of the record being assembled when the
