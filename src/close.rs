@@ -2,7 +2,9 @@
 //! acknowledged write durable before the files are let go.
 //!
 //! Normally the WALs already hold every write, so a close only fsyncs the
-//! WAL (RocksDB likewise leaves memtables to WAL replay). Two kinds of
+//! WAL and seals it, so that later damage to it reads as corruption rather
+//! than as a crash's torn tail (RocksDB likewise leaves memtables to WAL
+//! replay). Two kinds of
 //! write are in a memtable but not in a WAL: writes made with
 //! `disable_wal`, and writes acknowledged after the WAL failed (with
 //! `manual_wal_flush` a write is acknowledged before its record reaches
@@ -29,7 +31,7 @@ impl DbInner {
         let result = if self.needs_flush_at_close() {
             self.flush_memtables_at_close()
         } else {
-            self.flush_wal(true)
+            self.seal_wal()
         };
         // The WAL made ahead for a rotation that will not come: empty, and
         // no one's to replay; a clean close leaves only the WAL in use.

@@ -54,6 +54,8 @@ mod snapshot;
 mod stats;
 mod varint;
 mod version;
+pub(crate) mod wal_record;
+pub(crate) mod wal_replay;
 mod write;
 
 /// The README's examples, compiled and run as doc tests.

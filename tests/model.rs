@@ -337,10 +337,10 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
                 acks.all_durable();
             }
             CrashOp::PowerLoss(seed) => {
-                let mode = if seed % 2 == 0 {
-                    UnsyncedData::Drop
-                } else {
-                    UnsyncedData::KeepRandomPrefix(seed)
+                let mode = match seed % 3 {
+                    0 => UnsyncedData::Drop,
+                    1 => UnsyncedData::KeepRandomPrefix(seed),
+                    _ => UnsyncedData::KeepRandomPages(seed),
                 };
                 power_cycle(&fs, db.take().expect("open"), mode);
                 db = Some(open_mem(&fs));

@@ -64,10 +64,10 @@ fn run_seed(seed: u64) {
             db.flush().unwrap();
         }
     }
-    let mode = if seed.is_multiple_of(2) {
-        UnsyncedData::Drop
-    } else {
-        UnsyncedData::KeepRandomPrefix(seed)
+    let mode = match seed % 3 {
+        0 => UnsyncedData::Drop,
+        1 => UnsyncedData::KeepRandomPrefix(seed),
+        _ => UnsyncedData::KeepRandomPages(seed),
     };
     power_cycle(&fs, db, mode);
     let db = open_mem(&fs);
@@ -210,10 +210,10 @@ fn synced_writes_from_many_writers_survive_power_loss_across_rotations() {
         }
         let acked: Vec<usize> = acked.iter().map(|a| a.load(Ordering::SeqCst)).collect();
         drop(db);
-        let mode = if seed % 2 == 0 {
-            UnsyncedData::Drop
-        } else {
-            UnsyncedData::KeepRandomPrefix(seed)
+        let mode = match seed % 3 {
+            0 => UnsyncedData::Drop,
+            1 => UnsyncedData::KeepRandomPrefix(seed),
+            _ => UnsyncedData::KeepRandomPages(seed),
         };
         fs.power_loss(mode);
         let db = strata::Db::open(mem_dir(), options).unwrap();

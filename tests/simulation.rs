@@ -482,10 +482,13 @@ impl Sim {
         drop(self.db.take());
         let mut attempts = 0;
         let db = loop {
-            let mode = if self.rng.one_in(2) {
-                UnsyncedData::Drop
-            } else {
-                UnsyncedData::KeepRandomPrefix(self.rng.next())
+            // Half the power losses keep a random subset of the unsynced
+            // pages of every file (zeros where one was lost), as a real
+            // disk may; the rest drop everything unsynced or keep a prefix.
+            let mode = match self.rng.below(4) {
+                0 => UnsyncedData::Drop,
+                1 => UnsyncedData::KeepRandomPrefix(self.rng.next()),
+                _ => UnsyncedData::KeepRandomPages(self.rng.next()),
             };
             self.fs.power_loss(mode);
             self.fig.power_losses += 1;

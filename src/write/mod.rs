@@ -726,6 +726,12 @@ impl DbInner {
             .wait_visible(seq, &self.visible_seq, wp.active.backoff(), stop)
     }
 
+    /// Make every logged write durable and seal the WAL (a clean close:
+    /// see `WalRing::seal`).
+    pub(crate) fn seal_wal(&self) -> Result<()> {
+        self.write_path.ring.seal().map_err(|e| self.wal_failure(e))
+    }
+
     /// Write the ring's records to the WAL file, and fsync if `sync`.
     pub(crate) fn flush_wal(&self, sync: bool) -> Result<()> {
         let ring = &self.write_path.ring;

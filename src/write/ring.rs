@@ -48,6 +48,13 @@ struct Producer {
     /// Offset in the current WAL file at the end of `buf` (framing
     /// depends on the position within 32 KiB blocks).
     file_offset: u64,
+    /// The current file: the LSN of its first byte framed by this ring,
+    /// and that byte's offset in the file.
+    file_base_lsn: u64,
+    file_base_offset: u64,
+    /// The greatest synced length a sync point in the current file states
+    /// (see `frame_sync_point`); `None` before its first sync point.
+    stated: Option<u64>,
 }
 
 /// The WAL file and the drain state, behind the drain lock.
@@ -106,6 +113,10 @@ impl WalRing {
                 buf: Vec::with_capacity(capacity.min(1 << 20)),
                 pushed: 0,
                 file_offset: file.len(),
+                file_base_lsn: 0,
+                file_base_offset: file.len(),
+                // The WAL an open starts: no earlier WAL to prove synced.
+                stated: Some(file.len()),
             }),
             drain: Mutex::new(Drain {
                 file,
@@ -141,6 +152,7 @@ impl WalRing {
             let framed =
                 (strata_wal::encoded_end(p.file_offset, payload.len()) - p.file_offset) as usize;
             if p.buf.is_empty() || p.buf.len() + framed <= self.capacity {
+                self.frame_sync_point(&mut p);
                 let before = p.buf.len();
                 let offset = p.file_offset;
                 p.file_offset = strata_wal::encode_record(&mut p.buf, offset, payload);
@@ -154,6 +166,33 @@ impl WalRing {
             let mut d = self.drain.lock();
             self.drain_locked(&mut d)?;
         }
+    }
+
+    /// Before a record, state in the log how much of the current file is
+    /// durably synced, if a sync completed since the last statement: a
+    /// sync point (docs/wal-format.md). After a crash, damage below a
+    /// stated length is corruption; anywhere else it is the torn tail a
+    /// crash leaves. The first sync point of a file also proves every
+    /// earlier WAL fully synced (a sync of this file syncs them first),
+    /// which recovery relies on (`src/wal_replay.rs`).
+    ///
+    /// The stated length is what the sync published in `synced` covered:
+    /// a drain boundary, so a fragment boundary, and synced before this
+    /// is framed, as a sync point requires.
+    fn frame_sync_point(&self, p: &mut Producer) {
+        let synced = self.synced.load(Ordering::Acquire);
+        if synced < p.file_base_lsn {
+            return; // nothing of this file (or an older one) is synced yet
+        }
+        let synced_len = p.file_base_offset + (synced - p.file_base_lsn);
+        if p.stated.is_some_and(|stated| stated >= synced_len) {
+            return;
+        }
+        let before = p.buf.len();
+        let offset = p.file_offset;
+        p.file_offset = strata_wal::encode_sync_point(&mut p.buf, offset, synced_len);
+        p.pushed += (p.buf.len() - before) as u64;
+        p.stated = Some(synced_len);
     }
 
     /// Write everything in the ring to the file. REQUIRES: the drain lock.
@@ -429,7 +468,17 @@ impl WalRing {
         }
         let mut p = self.producer.lock();
         debug_assert!(p.buf.is_empty());
+        let (old_number, old_len) = (d.number, p.file_offset);
         p.file_offset = file.len();
+        p.file_base_lsn = p.pushed;
+        p.file_base_offset = p.file_offset;
+        p.stated = None;
+        // The new WAL's first record names the old one and its length, so
+        // recovery can tell whether the old one lost its tail.
+        let start = crate::wal_record::encode_log_start(old_number, old_len);
+        let offset = p.file_offset;
+        p.file_offset = strata_wal::encode_record(&mut p.buf, offset, &start);
+        p.pushed += p.buf.len() as u64;
         let old = std::mem::replace(&mut d.file, file);
         d.number = number;
         drop(p);
@@ -453,6 +502,30 @@ impl WalRing {
             self.flusher_wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Make everything pushed durable, then seal the log: a sync point
+    /// at the next block start stating all of it synced, itself synced,
+    /// so any later damage to the file reads as corruption, not as a
+    /// crash's torn tail (a clean close does this last). Nothing may be
+    /// pushed after it.
+    pub fn seal(&self) -> io::Result<()> {
+        let mut d = self.drain.lock();
+        self.sync_locked(&mut d)?;
+        {
+            let mut p = self.producer.lock();
+            debug_assert!(p.buf.is_empty());
+            let synced = self.synced.load(Ordering::Acquire);
+            if synced < p.file_base_lsn || p.file_offset == p.file_base_offset {
+                return Ok(()); // nothing written to this file: nothing to prove
+            }
+            let synced_len = p.file_base_offset + (synced - p.file_base_lsn);
+            let offset = p.file_offset;
+            p.file_offset = strata_wal::encode_seal(&mut p.buf, offset, synced_len);
+            p.pushed += p.buf.len() as u64;
+            p.stated = Some(synced_len);
+        }
+        self.sync_locked(&mut d)
     }
 
     /// The number of the WAL file records currently go to.
