@@ -167,7 +167,7 @@ impl Sim {
                 _ => WalRecoveryMode::SkipAnyCorruptedRecords,
             },
             // Both WAL kinds: appended through a mapping, or with write(2).
-            wal_write_mode: if (seed / 8) % 2 == 0 {
+            wal_write_mode: if (seed / 8).is_multiple_of(2) {
                 WalWriteMode::MemoryMapped
             } else {
                 WalWriteMode::Write
