@@ -143,8 +143,7 @@ impl AckLog {
         keys.extend(later.keys().copied());
         for k in keys {
             let have = got.get(k);
-            let allowed = have == state.get(k)
-                || later.get(k).is_some_and(|vs| vs.contains(&have));
+            let allowed = have == state.get(k) || later.get(k).is_some_and(|vs| vs.contains(&have));
             if !allowed {
                 return Err(format!(
                     "salvage left key {:?} with a value no acknowledged write gave it \
