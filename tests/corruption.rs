@@ -2,6 +2,9 @@
 //! the recovery mode allows, recovery of the undamaged prefix; never a
 //! panic and never wrong data.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

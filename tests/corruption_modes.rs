@@ -12,6 +12,9 @@
 //!
 //! In every case: never a panic, never a wrong value.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,9 @@
 //! including snapshots (each with its own copy of the model), flushes and
 //! reopens. Any divergence fails with the shrunk sequence.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::ack_log::{AckLog, Model};

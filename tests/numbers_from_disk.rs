@@ -4,6 +4,9 @@
 //! panic (these tests run with overflow checks on) and never a wrapped
 //! counter (and in release, without them).
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -3,6 +3,9 @@
 //! writes, and that prefix includes every write acknowledged with
 //! `sync: true`.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,9 @@
 //! the corruption sweeps, the fuzzers or proptest's shrinking found, kept
 //! as the smallest deterministic case that showed it.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -30,6 +30,9 @@
 //! and `SIMULATION_SEED=n` replays one seed (a failure prints that line).
 //! The same seed replays the same run exactly.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::ack_log::{apply, AckLog, Model, Write};

@@ -19,6 +19,9 @@
 //! `SIMULATION_THREADS_FIRST_SEED` choose the seeds; a failure names its
 //! seed (which replays the choices, not the interleaving).
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::ack_log::{apply, Model, Write};

@@ -2,6 +2,8 @@
 //! was written, bounds bound it, damage is found at the damaged block's
 //! offset with exit status 1, WAL and MANIFEST dumps match the writes and
 //! the engine's version, and directory mode agrees with `Db::live_files`.
+
+// Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};

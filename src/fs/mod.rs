@@ -9,8 +9,10 @@
 
 mod mapped_log;
 mod mem;
+#[allow(unsafe_code)] // UNSAFE.md: table reads through memmap2
 mod os;
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // UNSAFE.md: the mapped WAL and its warm-up
 mod os_mapping;
 
 pub use mem::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
