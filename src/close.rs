@@ -60,12 +60,19 @@ impl DbInner {
             .rev()
             .chain(std::iter::once(&sv.mem))
             .collect();
+        // Only published writes: a group sequenced but never published
+        // (its writers failed, e.g. after a panic) may sit in the memtable
+        // without an earlier group that failed before inserting; keeping
+        // it would leave a hole. Its writers were all told of the failure.
+        let published = self.visible_sequence();
         let mut versions = self.versions.lock();
         let opener = versions.opener().clone();
         let mut tables = Vec::new();
         for mem in &oldest_first {
             let number = versions.new_file_number()?;
-            if let Some(t) = write_memtable_table(&self.options, &opener, number, mem, None)? {
+            if let Some(t) =
+                write_memtable_table(&self.options, &opener, number, mem, None, published)?
+            {
                 tables.push(t);
             }
         }

@@ -12,7 +12,7 @@ use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
 use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
-use strata_sstable::{parse_internal_key, TableBuilder};
+use strata_sstable::{parse_internal_key, SeqNo, TableBuilder};
 
 impl DbInner {
     /// Write `imm` to an L0 table and install it. REQUIRES: `imm` is the
@@ -31,6 +31,7 @@ impl DbInner {
             number,
             imm,
             self.rate_limiter.clone(),
+            SeqNo::MAX,
         )?;
         let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
 
@@ -74,14 +75,16 @@ impl DbInner {
     }
 }
 
-/// Write every entry of `mem` into table `number`, sync it, and open it.
-/// `None` for an empty memtable. On failure the partial file is removed.
+/// Write every entry of `mem` with a sequence number at most `up_to`
+/// into table `number`, sync it, and open it. `None` when no entry
+/// qualifies. On failure the partial file is removed.
 pub(crate) fn write_memtable_table(
     options: &Options,
     opener: &TableOpener,
     number: u64,
     mem: &Arc<MemTable>,
     limiter: Option<Arc<RateLimiter>>,
+    up_to: SeqNo,
 ) -> Result<Option<Arc<TableFile>>> {
     if mem.is_empty() {
         return Ok(None);
@@ -100,20 +103,29 @@ pub(crate) fn write_memtable_table(
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
-            builder
-                .add(k.user_key, k.seqno, k.kind, it.value())
-                .map_err(|e| table_error(&path, e))?;
+            if k.seqno <= up_to {
+                builder
+                    .add(k.user_key, k.seqno, k.kind, it.value())
+                    .map_err(|e| table_error(&path, e))?;
+            }
             it.next()?;
+        }
+        if builder.num_entries() == 0 {
+            return Ok(None);
         }
         let table = finish_table(opener, number, builder)?;
         opener
             .fs
             .sync_dir(&opener.dir)
             .map_err(|e| Error::io("sync directory", &opener.dir, e))?;
-        Ok(table)
+        Ok(Some(table))
     })();
     match result {
-        Ok(file) => Ok(Some(file)),
+        Ok(Some(file)) => Ok(Some(file)),
+        Ok(None) => {
+            let _ = opener.fs.remove(&path);
+            Ok(None)
+        }
         Err(e) => {
             let _ = opener.fs.remove(&path);
             Err(e)

@@ -156,16 +156,19 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     let mut last_seq = versions.last_sequence();
     let mut mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
     let mut tables = Vec::new();
-    let flush =
-        |mem: &Arc<MemTable>, versions: &mut VersionSet, tables: &mut Vec<Arc<TableFile>>| {
-            let number = versions.new_file_number()?;
-            let opener = versions.opener().clone();
-            if let Some(t) = write_memtable_table(options, &opener, number, mem, None)? {
-                tables.push(t);
-            }
-            Ok::<_, Error>(())
-        };
+    let flush = |mem: &Arc<MemTable>,
+                 versions: &mut VersionSet,
+                 tables: &mut Vec<Arc<TableFile>>| {
+        let number = versions.new_file_number()?;
+        let opener = versions.opener().clone();
+        if let Some(t) = write_memtable_table(options, &opener, number, mem, None, SeqNo::MAX)? {
+            tables.push(t);
+        }
+        Ok::<_, Error>(())
+    };
 
+    let log_number = versions.log_number();
+    let manifest = versions.recovered_from();
     let mut on_batch = |_wal: u64, _offset: u64, batch: &[u8]| -> Result<BatchOutcome> {
         match apply_record(batch, &mem, last_seq) {
             Ok(Some(end)) => last_seq = last_seq.max(end),
@@ -178,7 +181,15 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
         }
         Ok(Ok(()))
     };
-    read_wal_chain(&**fs, dir, &numbers, mode, &mut on_batch)?;
+    read_wal_chain(
+        &**fs,
+        dir,
+        &manifest,
+        log_number,
+        &numbers,
+        mode,
+        &mut on_batch,
+    )?;
     flush(&mem, versions, &mut tables)?;
     Ok(Replayed { last_seq, tables })
 }

@@ -25,8 +25,10 @@
 //! `PointInTimeRecovery` stops at the first lost tail or damage, never an
 //! error; `AbsoluteConsistency` reports a lost tail as corruption;
 //! `SkipAnyCorruptedRecords` replays whatever checks out.
-//! A WAL that is all zeros (made ahead for a rotation that never came) is
-//! skipped.
+//! A WAL that is all zeros (made ahead for a rotation that never came, or
+//! one that lost every page) is skipped; a log start naming a live WAL
+//! that was skipped or is missing reads it as empty, so a WAL that lost
+//! every page ends the prefix like any other lost tail.
 
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
@@ -42,14 +44,17 @@ pub type BatchOutcome = std::result::Result<(), String>;
 /// Called for each write batch of the logged prefix: `(wal, offset, batch)`.
 pub type OnBatch<'a> = dyn FnMut(u64, u64, &[u8]) -> Result<BatchOutcome> + 'a;
 
-/// Read the WALs `numbers` (ascending: those at or above the log number)
-/// in order, calling `on_batch(wal, offset, batch)` for each write batch
-/// of the logged prefix. `on_batch` returns `Err(reason)` inside `Ok` for
-/// a batch it finds damaged (the recovery mode decides what follows), or
-/// an outer error that ends the replay.
+/// Read the WALs `numbers` (ascending: those at or above `log_number`,
+/// the log number of `manifest`, found in `dir`) in order, calling
+/// `on_batch(wal, offset, batch)` for each write batch of the logged
+/// prefix. `on_batch` returns `Err(reason)` inside `Ok` for a batch it
+/// finds damaged (the recovery mode decides what follows), or an outer
+/// error that ends the replay.
 pub fn read_wal_chain(
     fs: &dyn FileSystem,
     dir: &Path,
+    manifest: &Path,
+    log_number: u64,
     numbers: &[u64],
     mode: WalRecoveryMode,
     on_batch: &mut OnBatch<'_>,
@@ -95,8 +100,31 @@ pub fn read_wal_chain(
                     previous_wal,
                     previous_len,
                 }) => {
-                    let Some(previous) = previous else {
-                        continue; // the first live WAL: what it follows is flushed
+                    let previous = match previous {
+                        Some(previous) => previous,
+                        // The first WAL read follows a flushed one.
+                        None if previous_wal < log_number => continue,
+                        // A live WAL missing from the directory: a crash
+                        // cannot do that (a WAL's entry is synced when it
+                        // is made, and it is deleted only once a durable
+                        // manifest edit moved the log number past it), so
+                        // the manifest lost a synced edit, or someone
+                        // deleted the WAL.
+                        None if !fs.exists(&wal_path(dir, previous_wal)) => {
+                            let reason = format!(
+                                "WAL {previous_wal} is missing, but WAL {number} continues it \
+                                 and the manifest's log number is {log_number}: the manifest \
+                                 lost an edit, or the WAL was deleted"
+                            );
+                            match mode {
+                                WalRecoveryMode::SkipAnyCorruptedRecords => continue,
+                                WalRecoveryMode::PointInTimeRecovery => return Ok(()),
+                                _ => return Err(Error::corruption(manifest, 0, reason)),
+                            }
+                        }
+                        // It follows a live WAL that lost every page (all
+                        // zeros, skipped above): read as holding nothing.
+                        None => (previous_wal, 0),
                     };
                     match continuation(previous, previous_wal, previous_len) {
                         Ok(()) => continue,
@@ -246,14 +274,22 @@ mod tests {
         fs.write_durable(&wal_path(&dir, 5), wal5);
         fs.write_durable(&wal_path(&dir, 6), wal6);
         let mut keys = Vec::new();
-        read_wal_chain(&fs, &dir, &[5, 6], mode, &mut |_, _, b| {
-            let batch = crate::batch::DecodedBatch::new(b)
-                .map_err(|e| Error::InvalidArgument(e.reason.into()))?;
-            for op in batch.iter().flatten() {
-                keys.push(String::from_utf8_lossy(op.key).into_owned());
-            }
-            Ok(Ok(()))
-        })?;
+        read_wal_chain(
+            &fs,
+            &dir,
+            Path::new("/db/MANIFEST-000001"),
+            5,
+            &[5, 6],
+            mode,
+            &mut |_, _, b| {
+                let batch = crate::batch::DecodedBatch::new(b)
+                    .map_err(|e| Error::InvalidArgument(e.reason.into()))?;
+                for op in batch.iter().flatten() {
+                    keys.push(String::from_utf8_lossy(op.key).into_owned());
+                }
+                Ok(Ok(()))
+            },
+        )?;
         Ok(keys)
     }
 
@@ -309,6 +345,61 @@ mod tests {
         );
     }
 
+    /// The first live WAL lost every page (all zeros after a power loss:
+    /// never synced) while the next one's first page survived: replaying
+    /// the next one would leave a hole. Found in review.
+    #[test]
+    fn a_first_live_wal_that_lost_every_page_ends_the_prefix() {
+        let wal5 = wal(&[batch(1, "a")], None);
+        let start = encode_log_start(5, wal5.len() as u64).to_vec();
+        let wal6 = wal(&[start, batch(2, "b")], None);
+        let zeros = vec![0u8; wal5.len() + 100];
+        assert_eq!(
+            replayed(&zeros, &wal6, WalRecoveryMode::default()).unwrap(),
+            Vec::<String>::new()
+        );
+        // Missing outright: no crash does that (the manifest lost an
+        // edit, or the WAL was deleted): corruption, named in the manifest.
+        let fs = MemFileSystem::new();
+        let dir = PathBuf::from("/db");
+        let manifest = dir.join("MANIFEST-000001");
+        fs.write_durable(&wal_path(&dir, 6), &wal6);
+        let mut n = 0;
+        let e = read_wal_chain(
+            &fs,
+            &dir,
+            &manifest,
+            5,
+            &[6],
+            WalRecoveryMode::default(),
+            &mut |_, _, _| {
+                n += 1;
+                Ok(Ok(()))
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Corruption { file, .. } if *file == manifest),
+            "{e:?}"
+        );
+        assert_eq!(n, 0);
+        // A predecessor below the log number was flushed: replay.
+        read_wal_chain(
+            &fs,
+            &dir,
+            &manifest,
+            6,
+            &[6],
+            WalRecoveryMode::default(),
+            &mut |_, _, _| {
+                n += 1;
+                Ok(Ok(()))
+            },
+        )
+        .unwrap();
+        assert_eq!(n, 1);
+    }
+
     #[test]
     fn a_next_wal_naming_another_predecessor_means_one_is_missing() {
         let wal5 = wal(&[batch(1, "a")], None);
@@ -334,6 +425,8 @@ mod tests {
         read_wal_chain(
             &fs,
             &dir,
+            Path::new("/db/MANIFEST-000001"),
+            5,
             &[5, 6, 7],
             WalRecoveryMode::default(),
             &mut |_, _, _| {

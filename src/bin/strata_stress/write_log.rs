@@ -117,6 +117,8 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
     read_wal_chain(
         &fs,
         dir,
+        &manifest_path,
+        manifest.log_number,
         &numbers,
         RecoveryMode::TolerateCorruptedTailRecords,
         &mut |wal, _offset, batch| Ok(log.add_record(batch, wal)),
