@@ -49,6 +49,7 @@ mod scan;
 mod sink;
 mod sync_point;
 mod writer;
+mod zeroed;
 
 pub use checksum::{mask_crc, unmask_crc};
 pub use error::{CorruptionReason, Error, TornReason};

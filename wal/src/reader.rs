@@ -7,6 +7,7 @@ use crate::proof::{sync_points_after, Found};
 use crate::recovery::{Anomaly, LogEnd, RecoveryMode};
 use crate::scan::ForwardScan;
 use crate::sync_point::stated_synced_len;
+use crate::zeroed::is_zeroed;
 
 /// One record read from a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -442,7 +443,7 @@ impl<'a> Reader<'a> {
         let zeroed = self
             .data
             .get(at..)
-            .is_some_and(|tail| !tail.is_empty() && tail.iter().all(|&byte| byte == 0));
+            .is_some_and(|tail| !tail.is_empty() && is_zeroed(tail));
         let reason = if zeroed {
             TornReason::ZeroedTail
         } else {
