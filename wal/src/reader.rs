@@ -3,7 +3,7 @@
 use crate::error::{CorruptionReason, Error, TornReason};
 use crate::format::RecordType;
 use crate::fragment::{parse_at, Parsed};
-use crate::proof::{sync_points_after, Found};
+use crate::proof::{sync_points_after, trusted_end, Found};
 use crate::recovery::{Anomaly, LogEnd, RecoveryMode};
 use crate::scan::ForwardScan;
 use crate::sync_point::stated_synced_len;
@@ -39,11 +39,13 @@ pub struct Record<'r> {
 ///
 /// Sync points before `X` state lengths at most their own offset, so the
 /// proof comes from sync points after `X`, found by walking fragments from
-/// each block start after `X` (never by trying every byte, which would let a
-/// record's payload pose as a sync point). Hence a lag: damage is proven
-/// only by a sync point in a later block, written after a later sync. A
-/// sync point stating more bytes than precede it cannot come from a correct
-/// writer and is corruption.
+/// each block start after `X` and from the end of the damaged fragment when
+/// its header shows that end beyond doubt (never by trying every byte,
+/// which would let a record's payload pose as a sync point). Hence a lag:
+/// damage is proven only by a sync point written after a later sync, in a
+/// later block or (for a fragment of 256 bytes or more) later in its own
+/// block. A sync point stating more bytes than precede it cannot come from
+/// a correct writer and is corruption.
 ///
 /// What happens next depends on the [`RecoveryMode`]; see [`Reader::next_record`].
 ///
@@ -210,7 +212,7 @@ impl<'a> Reader<'a> {
     /// durably synced (0 if none does). Final once
     /// [`next_record`](Self::next_record) has returned `Ok(None)` or an
     /// error; it then counts the sync points read before the first anomaly
-    /// and those found after it by walking from block starts (including
+    /// and those found after it by walking framing (see [`Reader`]; including
     /// after the point where reading ended), the same in every mode. Sync
     /// points stating more bytes than precede them are not counted (they are
     /// corruption).
@@ -220,8 +222,9 @@ impl<'a> Reader<'a> {
 
     /// Whether the file holds a sync point that states a synced length (no
     /// more than precede it), among those counted by
-    /// [`synced_len`](Self::synced_len) (so a sync point in the same block
-    /// after the first anomaly is not seen). Final when `synced_len` is.
+    /// [`synced_len`](Self::synced_len) (so a sync point after the first
+    /// anomaly that no walk of framing reaches is not seen). Final when
+    /// `synced_len` is.
     pub fn has_sync_point(&self) -> bool {
         self.sync_points.any
     }
@@ -239,6 +242,7 @@ impl<'a> Reader<'a> {
                 Parsed::TruncatedPayload { length, available } => self.anomaly(
                     at,
                     Resume::ScanFrom(at + 1),
+                    None,
                     CorruptionReason::BadLength {
                         length,
                         room: available,
@@ -248,6 +252,7 @@ impl<'a> Reader<'a> {
                 Parsed::Damaged { reason } => self.anomaly(
                     at,
                     Resume::ScanFrom(at + 1),
+                    trusted_end(self.data, at),
                     reason,
                     TornReason::DamagedTail(reason),
                 ),
@@ -283,7 +288,8 @@ impl<'a> Reader<'a> {
                 record_offset: record_offset as u64,
                 found: record_type,
             };
-            return self.anomaly(at, Resume::At(at), reason, TornReason::DamagedTail(reason));
+            let torn = TornReason::DamagedTail(reason);
+            return self.anomaly(at, Resume::At(at), Some(at), reason, torn);
         }
         match record_type {
             RecordType::Full | RecordType::First => {
@@ -309,7 +315,7 @@ impl<'a> Reader<'a> {
                     }
                     let reason = CorruptionReason::OrphanFragment(record_type);
                     let torn = TornReason::DamagedTail(reason);
-                    return self.anomaly(at, Resume::ScanFrom(end), reason, torn);
+                    return self.anomaly(at, Resume::ScanFrom(end), Some(end), reason, torn);
                 };
                 self.pos = end;
                 self.scratch.extend_from_slice(payload);
@@ -337,16 +343,18 @@ impl<'a> Reader<'a> {
                 // parse_at never yields a Zero fragment; treated as damage all the same.
                 let reason = CorruptionReason::BadRecordType(0);
                 let torn = TornReason::DamagedTail(reason);
-                self.anomaly(at, Resume::ScanFrom(at + 1), reason, torn)
+                self.anomaly(at, Resume::ScanFrom(at + 1), None, reason, torn)
             }
         }
     }
 
-    /// The first anomaly: finds the sync points after it, once.
-    fn search_after(&mut self, at: usize) {
+    /// The first anomaly: finds the sync points after it, once, walking
+    /// from `walk_from` (a fragment boundary after `at`, if known) and from
+    /// the block starts after `at`.
+    fn search_after(&mut self, at: usize, walk_from: Option<usize>) {
         if !self.searched {
             self.searched = true;
-            let after = sync_points_after(self.data, at);
+            let after = sync_points_after(self.data, at, walk_from);
             self.sync_points.merge(after);
         }
     }
@@ -354,14 +362,16 @@ impl<'a> Reader<'a> {
     /// Classifies an anomaly found at `at`: corruption if a sync point proves
     /// the bytes at `at` were synced, else a torn tail. Skip mode instead
     /// skips it if a valid fragment follows (`resume`), proven or not.
+    /// `walk_from`: where the fragment at `at` is known to end, if it is.
     fn anomaly(
         &mut self,
         at: usize,
         resume: Resume,
+        walk_from: Option<usize>,
         corruption: CorruptionReason,
         torn: TornReason,
     ) -> Flow<'a> {
-        self.search_after(at);
+        self.search_after(at, walk_from);
         if self.mode == RecoveryMode::SkipAnyCorruptedRecords {
             let next = match resume {
                 Resume::At(pos) => Some(pos),
@@ -382,7 +392,7 @@ impl<'a> Reader<'a> {
     /// A checksum-valid sync point at `at` stating more bytes than precede
     /// it: no correct writer wrote it, so it is corruption, proven or not.
     fn impossible_sync_point(&mut self, at: usize, end: usize, synced_len: u64) -> Flow<'a> {
-        self.search_after(at);
+        self.search_after(at, Some(end));
         let resume = match self.mode {
             RecoveryMode::SkipAnyCorruptedRecords => self
                 .scan

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{layout_of_ops, payload, read_all, Layout, Op};
+use common::{layout_of_ops, payload, read_all, walk_resumes_at, Layout, Op};
 use proptest::prelude::*;
 use strata_wal::{Error, LogEnd, RecoveryMode, Sink, Writer, BLOCK_SIZE};
 
@@ -233,9 +233,10 @@ fn check_crash_recovery(w: &Written, synced: usize, file: &[u8], what: &str) {
 }
 
 /// What flipping the byte at `pos` of an undamaged log must give in the
-/// default mode, exactly: corruption where a sync point in a later block
-/// states a length past the damaged fragment's start, a torn tail elsewhere,
-/// nothing at all in block-tail padding (no checksum covers it).
+/// default mode, exactly: corruption where a sync point states a length past
+/// the damaged fragment's start, in a later block or reached from the end
+/// the damaged header claims (docs/wal-format.md says when), a torn tail
+/// elsewhere, nothing at all in block-tail padding (no checksum covers it).
 fn check_flip(w: &Written, pos: usize, mask: u8) {
     let mut file = w.log.clone();
     file[pos] ^= mask;
@@ -261,7 +262,7 @@ fn check_flip(w: &Written, pos: usize, mask: u8) {
         .map(|i| (w.layout.records[i].start as u64, w.records[i].clone()))
         .collect();
     assert_eq!(outcome.records, records, "{what}");
-    if w.layout.proves(at) {
+    if w.layout.proves_with(at, walk_resumes_at(&file, at)) {
         assert!(
             matches!(outcome.end, Err(Error::Corruption { offset, .. }) if offset == at as u64),
             "{what}: proven synced, got {:?}",
@@ -309,7 +310,7 @@ proptest! {
 
     /// Flips anywhere, and flips below the greatest length a sync point
     /// states, where the proof applies unless the sync point sits in the
-    /// damage's own block.
+    /// damage's own block and the damaged header does not show its end.
     #[test]
     fn a_flipped_byte_is_corruption_exactly_where_proven_synced(
         ops in ops(),
