@@ -3,8 +3,9 @@
 use crate::error::{CorruptionReason, Error, TornReason};
 use crate::format::RecordType;
 use crate::fragment::{parse_at, Parsed};
+use crate::last_append::written_after;
 use crate::proof::{sync_points_after, trusted_end, Found};
-use crate::recovery::{Anomaly, LogEnd, RecoveryMode};
+use crate::recovery::{Anomaly, LogEnd, RecoveryMode, TailRule};
 use crate::scan::ForwardScan;
 use crate::sync_point::stated_synced_len;
 use crate::zeroed::is_zeroed;
@@ -45,7 +46,10 @@ pub struct Record<'r> {
 /// damage is proven only by a sync point written after a later sync, in a
 /// later block or (for a fragment of 256 bytes or more) later in its own
 /// block. A sync point stating more bytes than precede it cannot come from
-/// a correct writer and is corruption.
+/// a correct writer and is corruption. That is the default [`TailRule`];
+/// a log whose writer synced every record before writing the next (the
+/// MANIFEST) is read with [`TailRule::EveryRecordSyncedButLast`], which
+/// finds damage before the last record without waiting for proof.
 ///
 /// What happens next depends on the [`RecoveryMode`]; see [`Reader::next_record`].
 ///
@@ -70,6 +74,7 @@ pub struct Record<'r> {
 pub struct Reader<'a> {
     data: &'a [u8],
     mode: RecoveryMode,
+    tail_rule: TailRule,
     /// Where the next fragment header is expected.
     pos: usize,
     /// Offset of the FIRST fragment of the record being assembled in `scratch`.
@@ -131,11 +136,43 @@ enum Resume {
 type Flow<'a> = Result<Option<Step<'a>>, Error>;
 
 impl<'a> Reader<'a> {
-    /// A reader over a whole log, starting at its first byte.
+    /// A reader over a whole log, starting at its first byte, telling a torn
+    /// tail from corruption by its sync points ([`TailRule::SyncPoints`]).
     pub fn new(data: &'a [u8], mode: RecoveryMode) -> Self {
+        Self::with_tail_rule(data, mode, TailRule::SyncPoints)
+    }
+
+    /// A reader over a whole log, starting at its first byte, telling a torn
+    /// tail from corruption by `tail_rule`: what the log's writer guarantees
+    /// about its syncs.
+    ///
+    /// ```
+    /// use strata_wal::{Reader, RecoveryMode, TailRule, Writer};
+    ///
+    /// // The MANIFEST's discipline: each record synced before the next.
+    /// let mut writer = Writer::new(Vec::new());
+    /// for edit in [&b"edit 1"[..], b"edit 2", b"edit 3"] {
+    ///     writer.add_record(edit).unwrap();
+    ///     writer.sync().unwrap();
+    /// }
+    /// let mut log = writer.into_inner();
+    /// log[4] ^= 0x40; // the first record's length now runs past the file
+    ///
+    /// // Sync points alone: they all sit in the damaged block, so this looks
+    /// // like a crash's torn tail and the synced records would be dropped.
+    /// let mut reader = Reader::new(&log, RecoveryMode::default());
+    /// assert!(reader.next_record().unwrap().is_none());
+    /// // Every record but the last was synced: the valid records after the
+    /// // damage prove it was not a crash.
+    /// let rule = TailRule::EveryRecordSyncedButLast;
+    /// let mut reader = Reader::with_tail_rule(&log, RecoveryMode::default(), rule);
+    /// assert!(reader.next_record().is_err());
+    /// ```
+    pub fn with_tail_rule(data: &'a [u8], mode: RecoveryMode, tail_rule: TailRule) -> Self {
         Self {
             data,
             mode,
+            tail_rule,
             pos: 0,
             partial: None,
             scratch: Vec::new(),
@@ -208,12 +245,18 @@ impl<'a> Reader<'a> {
         self.mode
     }
 
+    /// How this reader tells a torn tail from corruption.
+    pub fn tail_rule(&self) -> TailRule {
+        self.tail_rule
+    }
+
     /// The greatest length of this file that its sync points prove was
     /// durably synced (0 if none does). Final once
     /// [`next_record`](Self::next_record) has returned `Ok(None)` or an
     /// error; it then counts the sync points read before the first anomaly
     /// and those found after it by walking framing (see [`Reader`]; including
-    /// after the point where reading ended), the same in every mode. Sync
+    /// after the point where reading ended), the same in every mode and
+    /// under every [`TailRule`]. Sync
     /// points stating more bytes than precede them are not counted (they are
     /// corruption).
     pub fn synced_len(&self) -> u64 {
@@ -359,8 +402,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Classifies an anomaly found at `at`: corruption if a sync point proves
-    /// the bytes at `at` were synced, else a torn tail. Skip mode instead
+    /// Classifies an anomaly found at `at`: corruption if the [`TailRule`]
+    /// says the bytes at `at` were synced, else a torn tail. Skip mode instead
     /// skips it if a valid fragment follows (`resume`), proven or not.
     /// `walk_from`: where the fragment at `at` is known to end, if it is.
     fn anomaly(
@@ -382,7 +425,13 @@ impl<'a> Reader<'a> {
                 None => self.torn_tail(at, torn),
             };
         }
-        if self.sync_points.proves(at) {
+        let synced = match self.tail_rule {
+            TailRule::SyncPoints => self.sync_points.proves(at),
+            TailRule::EveryRecordSyncedButLast => {
+                self.sync_points.proves(at) || written_after(self.data, at, self.partial.is_some())
+            }
+        };
+        if synced {
             self.corruption(at, corruption, at)
         } else {
             self.torn_tail(at, torn)

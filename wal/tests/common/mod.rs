@@ -3,7 +3,9 @@
 #![allow(dead_code)] // each test binary uses a different subset
 #![allow(clippy::unwrap_used)] // test helpers, not library code
 
-use strata_wal::{Anomaly, Error, LogEnd, Reader, RecoveryMode, Writer, BLOCK_SIZE, HEADER_SIZE};
+use strata_wal::{
+    Anomaly, Error, LogEnd, Reader, RecoveryMode, TailRule, Writer, BLOCK_SIZE, HEADER_SIZE,
+};
 
 pub const MODES: [RecoveryMode; 4] = [
     RecoveryMode::TolerateCorruptedTailRecords,
@@ -276,7 +278,11 @@ pub struct ReadOutcome {
 }
 
 pub fn read_all(data: &[u8], mode: RecoveryMode) -> ReadOutcome {
-    let mut reader = Reader::new(data, mode);
+    read_all_with(data, mode, TailRule::SyncPoints)
+}
+
+pub fn read_all_with(data: &[u8], mode: RecoveryMode, rule: TailRule) -> ReadOutcome {
+    let mut reader = Reader::with_tail_rule(data, mode, rule);
     let mut records = Vec::new();
     let end = loop {
         match reader.next_record() {
