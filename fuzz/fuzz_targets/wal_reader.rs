@@ -1,6 +1,6 @@
 //! Fuzzes strata-wal's Reader with arbitrary bytes, and with logs written by
 //! the Writer (records, syncs, so sync points, and seals) then damaged, in
-//! every recovery mode.
+//! every recovery mode and under both tail rules.
 //!
 //! Input: an even first byte (or an empty input) means the rest is read as a
 //! log. An odd first byte means a recipe: records to write, syncs and a seal,
@@ -18,17 +18,24 @@
 //! not the crate's); the modes agree with each other (a mode that stops at the
 //! first anomaly returns the same records as the others up to it, and every
 //! mode reports the same synced length); skipped regions are ordered and in
-//! bounds. For recipes, additionally: undamaged logs read back exactly, with
-//! the synced length the writer stated; damaged ones give a prefix of what was
-//! written in every mode but salvage; and after crash-like damage the default
-//! mode never fails and keeps every synced record.
+//! bounds; the tail rule for logs synced record by record
+//! (`TailRule::EveryRecordSyncedButLast`) reads the same records and synced
+//! length as the default rule, calls corruption at least wherever it does,
+//! and changes nothing in salvage. For recipes, additionally: undamaged logs
+//! read back exactly, with the synced length the writer stated; damaged ones
+//! give a prefix of what was written in every mode but salvage; after
+//! crash-like damage the default mode never fails and keeps every synced
+//! record; and when every record but the last was synced (the MANIFEST's
+//! way), the same holds under the MANIFEST's tail rule.
 #![no_main]
 
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use strata::inspect::{read_manifest, DecodedBatch, VersionEdit};
-use strata_wal::{sync_point_end, LogEnd, Reader, RecoveryMode, Writer, BLOCK_SIZE, HEADER_SIZE};
+use strata_wal::{
+    sync_point_end, LogEnd, Reader, RecoveryMode, TailRule, Writer, BLOCK_SIZE, HEADER_SIZE,
+};
 
 fuzz_target!(|input: &[u8]| {
     match input.split_first() {
@@ -41,6 +48,7 @@ fuzz_target!(|input: &[u8]| {
 
 /// What one mode read: records (offset, data), whether it ended without
 /// error, the end if so, the skipped regions, and the sync points' proof.
+#[derive(PartialEq, Debug)]
 struct Outcome {
     records: Vec<(u64, Vec<u8>)>,
     end: Option<LogEnd>,
@@ -56,7 +64,11 @@ const MODES: [RecoveryMode; 4] = [
 ];
 
 fn read(log: &[u8], mode: RecoveryMode) -> Outcome {
-    let mut reader = Reader::new(log, mode);
+    read_with(log, mode, TailRule::SyncPoints)
+}
+
+fn read_with(log: &[u8], mode: RecoveryMode, rule: TailRule) -> Outcome {
+    let mut reader = Reader::with_tail_rule(log, mode, rule);
     let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
     let end = loop {
         match reader.next_record() {
@@ -115,9 +127,11 @@ fn read(log: &[u8], mode: RecoveryMode) -> Outcome {
     }
 }
 
-/// Reads `log` in every mode and checks how the modes relate. Returns the outcomes.
+/// Reads `log` in every mode and checks how the modes and the tail rules
+/// relate. Returns the outcomes under the default rule.
 fn check_log(log: &[u8]) -> Vec<Outcome> {
     let outcomes: Vec<Outcome> = MODES.iter().map(|&mode| read(log, mode)).collect();
+    check_tail_rules(log, &outcomes);
     let [tolerate, absolute, pitr, skip] = [&outcomes[0], &outcomes[1], &outcomes[2], &outcomes[3]];
     // Every mode agrees up to the first anomaly; the stopping modes stop there.
     assert_eq!(tolerate.records, pitr.records);
@@ -147,6 +161,33 @@ fn check_log(log: &[u8]) -> Vec<Outcome> {
     }
     decode_as_sst_dump_does(log, skip, tolerate);
     outcomes
+}
+
+/// The MANIFEST's tail rule changes only how an anomaly is classified, and
+/// only from torn tail to corruption: the same records and proof in every
+/// mode, an error wherever the default rule gives one, salvage untouched.
+fn check_tail_rules(log: &[u8], by_sync_points: &[Outcome]) {
+    for (&mode, plain) in MODES.iter().zip(by_sync_points) {
+        let ruled = read_with(log, mode, TailRule::EveryRecordSyncedButLast);
+        assert_eq!(ruled.records, plain.records, "{mode:?}: the same records");
+        assert_eq!(ruled.synced, plain.synced, "{mode:?}: the same proof");
+        match mode {
+            RecoveryMode::SkipAnyCorruptedRecords => assert_eq!(&ruled, plain),
+            RecoveryMode::PointInTimeRecovery => {
+                if matches!(plain.end, Some(LogEnd::Corruption { .. })) {
+                    assert_eq!(ruled.end, plain.end);
+                }
+                if matches!(ruled.end, Some(LogEnd::Clean { .. })) {
+                    assert_eq!(ruled.end, plain.end);
+                }
+            }
+            _ => {
+                if plain.end.is_none() {
+                    assert!(ruled.end.is_none(), "{mode:?}: corruption stays corruption");
+                }
+            }
+        }
+    }
 }
 
 /// Decodes every record as a batch and as an edit, and replays the log as a
@@ -248,6 +289,8 @@ fn write_damage_read(recipe: &[u8]) {
     };
     let mut writer = Writer::new(Vec::new());
     let mut written: Vec<(u64, Vec<u8>)> = Vec::new();
+    // Whether each record was followed by a sync.
+    let mut synced_after: Vec<bool> = Vec::new();
     for i in 0..count {
         // Four blocks show every structure (tails, spans); bigger logs only slow executions.
         if writer.offset_written() > 4 * BLOCK_SIZE as u64 {
@@ -285,10 +328,15 @@ fn write_damage_read(recipe: &[u8]) {
         };
         assert!(end > offset);
         written.push((offset, payload));
+        synced_after.push(raw & 0x1000 != 0);
         if raw & 0x1000 != 0 {
             writer.sync().expect("a Vec sink does not fail");
         }
     }
+    // The MANIFEST's way: every record synced before the next was written.
+    let every_record_synced_but_last = synced_after
+        .split_last()
+        .is_none_or(|(_, before)| before.iter().all(|&synced| synced));
     if seal {
         writer.seal().expect("a Vec sink does not fail");
     }
@@ -357,5 +405,16 @@ fn write_damage_read(recipe: &[u8]) {
             "synced records kept"
         );
         assert!(tolerate.synced.0 <= synced as u64);
+        if every_record_synced_but_last {
+            // Only the last record's append can be damaged: under the
+            // MANIFEST's rule too, never corruption.
+            let ruled = read_with(
+                &log,
+                RecoveryMode::TolerateCorruptedTailRecords,
+                TailRule::EveryRecordSyncedButLast,
+            );
+            assert!(ruled.end.is_some(), "crash damage is never corruption");
+            assert_eq!(ruled.records, tolerate.records);
+        }
     }
 }

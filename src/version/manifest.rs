@@ -8,7 +8,7 @@ use crate::filename::MAX_FILE_NUMBER;
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_sstable::{SeqNo, MAX_SEQNO};
-use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason};
+use strata_wal::{LogEnd, Reader, RecoveryMode, TailRule, TornReason};
 
 /// The state a manifest describes, and the edits that built it.
 #[derive(Debug, Default)]
@@ -31,10 +31,22 @@ pub struct ManifestContents {
 /// Replay a manifest's bytes. A torn tail is accepted (the edit it held
 /// was never installed); any other damage is `Corruption` naming the
 /// offset.
+///
+/// Every edit is synced before the next is written (`log_and_apply`), so
+/// only the last edit's append can hold crash damage: the log is read with
+/// [`TailRule::EveryRecordSyncedButLast`], which calls damage corruption
+/// as soon as anything valid after it shows a later append. Sync points
+/// alone would wait for proof from a later 32 KiB block, and a MANIFEST is
+/// usually one block: a flipped length in an early edit would read as a
+/// torn tail and silently drop every synced edit after it.
 pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
     let mut contents = ManifestContents::default();
     let (mut have_log, mut have_next, mut have_seq) = (false, false, false);
-    let mut reader = Reader::new(data, RecoveryMode::TolerateCorruptedTailRecords);
+    let mut reader = Reader::with_tail_rule(
+        data,
+        RecoveryMode::TolerateCorruptedTailRecords,
+        TailRule::EveryRecordSyncedButLast,
+    );
     loop {
         let record = match reader.next_record() {
             Ok(Some(r)) => r,

@@ -13,7 +13,8 @@
 //!   points after its syncs.
 //! - [`Reader`] reads a log held in memory under a [`RecoveryMode`], telling a
 //!   torn tail (crash damage: the normal end after a crash) from corruption
-//!   (damage to bytes a sync point proves were synced).
+//!   (damage to bytes a sync point proves were synced, or, under
+//!   [`TailRule::EveryRecordSyncedButLast`], to any append but the last).
 //!
 //! The crate knows nothing of the engine: a record is opaque bytes.
 //!
@@ -42,6 +43,7 @@ mod checksum;
 mod error;
 mod format;
 mod fragment;
+mod last_append;
 mod proof;
 mod reader;
 mod recovery;
@@ -49,6 +51,7 @@ mod scan;
 mod sink;
 mod sync_point;
 mod writer;
+mod zeroed;
 
 pub use checksum::{mask_crc, unmask_crc};
 pub use error::{CorruptionReason, Error, TornReason};
@@ -56,7 +59,7 @@ pub use format::{
     encode_record, encoded_end, RecordType, BLOCK_SIZE, HEADER_SIZE, MAX_FRAGMENT_PAYLOAD,
 };
 pub use reader::{Reader, Record};
-pub use recovery::{Anomaly, LogEnd, RecoveryMode};
+pub use recovery::{Anomaly, LogEnd, RecoveryMode, TailRule};
 pub use sink::Sink;
 pub use sync_point::{
     encode_seal, encode_sync_point, seal_end, sync_point_end, SYNC_POINT_PAYLOAD, SYNC_POINT_SIZE,

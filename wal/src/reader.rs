@@ -3,10 +3,12 @@
 use crate::error::{CorruptionReason, Error, TornReason};
 use crate::format::RecordType;
 use crate::fragment::{parse_at, Parsed};
-use crate::proof::{sync_points_after, Found};
-use crate::recovery::{Anomaly, LogEnd, RecoveryMode};
+use crate::last_append::written_after;
+use crate::proof::{sync_points_after, trusted_end, Found};
+use crate::recovery::{Anomaly, LogEnd, RecoveryMode, TailRule};
 use crate::scan::ForwardScan;
 use crate::sync_point::stated_synced_len;
+use crate::zeroed::is_zeroed;
 
 /// One record read from a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,11 +40,16 @@ pub struct Record<'r> {
 ///
 /// Sync points before `X` state lengths at most their own offset, so the
 /// proof comes from sync points after `X`, found by walking fragments from
-/// each block start after `X` (never by trying every byte, which would let a
-/// record's payload pose as a sync point). Hence a lag: damage is proven
-/// only by a sync point in a later block, written after a later sync. A
-/// sync point stating more bytes than precede it cannot come from a correct
-/// writer and is corruption.
+/// each block start after `X` and from the end of the damaged fragment when
+/// its header shows that end beyond doubt (never by trying every byte,
+/// which would let a record's payload pose as a sync point). Hence a lag:
+/// damage is proven only by a sync point written after a later sync, in a
+/// later block or (for a fragment of 256 bytes or more) later in its own
+/// block. A sync point stating more bytes than precede it cannot come from
+/// a correct writer and is corruption. That is the default [`TailRule`];
+/// a log whose writer synced every record before writing the next (the
+/// MANIFEST) is read with [`TailRule::EveryRecordSyncedButLast`], which
+/// finds damage before the last record without waiting for proof.
 ///
 /// What happens next depends on the [`RecoveryMode`]; see [`Reader::next_record`].
 ///
@@ -67,6 +74,7 @@ pub struct Record<'r> {
 pub struct Reader<'a> {
     data: &'a [u8],
     mode: RecoveryMode,
+    tail_rule: TailRule,
     /// Where the next fragment header is expected.
     pos: usize,
     /// Offset of the FIRST fragment of the record being assembled in `scratch`.
@@ -128,11 +136,43 @@ enum Resume {
 type Flow<'a> = Result<Option<Step<'a>>, Error>;
 
 impl<'a> Reader<'a> {
-    /// A reader over a whole log, starting at its first byte.
+    /// A reader over a whole log, starting at its first byte, telling a torn
+    /// tail from corruption by its sync points ([`TailRule::SyncPoints`]).
     pub fn new(data: &'a [u8], mode: RecoveryMode) -> Self {
+        Self::with_tail_rule(data, mode, TailRule::SyncPoints)
+    }
+
+    /// A reader over a whole log, starting at its first byte, telling a torn
+    /// tail from corruption by `tail_rule`: what the log's writer guarantees
+    /// about its syncs.
+    ///
+    /// ```
+    /// use strata_wal::{Reader, RecoveryMode, TailRule, Writer};
+    ///
+    /// // The MANIFEST's discipline: each record synced before the next.
+    /// let mut writer = Writer::new(Vec::new());
+    /// for edit in [&b"edit 1"[..], b"edit 2", b"edit 3"] {
+    ///     writer.add_record(edit).unwrap();
+    ///     writer.sync().unwrap();
+    /// }
+    /// let mut log = writer.into_inner();
+    /// log[4] ^= 0x40; // the first record's length now runs past the file
+    ///
+    /// // Sync points alone: they all sit in the damaged block, so this looks
+    /// // like a crash's torn tail and the synced records would be dropped.
+    /// let mut reader = Reader::new(&log, RecoveryMode::default());
+    /// assert!(reader.next_record().unwrap().is_none());
+    /// // Every record but the last was synced: the valid records after the
+    /// // damage prove it was not a crash.
+    /// let rule = TailRule::EveryRecordSyncedButLast;
+    /// let mut reader = Reader::with_tail_rule(&log, RecoveryMode::default(), rule);
+    /// assert!(reader.next_record().is_err());
+    /// ```
+    pub fn with_tail_rule(data: &'a [u8], mode: RecoveryMode, tail_rule: TailRule) -> Self {
         Self {
             data,
             mode,
+            tail_rule,
             pos: 0,
             partial: None,
             scratch: Vec::new(),
@@ -205,12 +245,18 @@ impl<'a> Reader<'a> {
         self.mode
     }
 
+    /// How this reader tells a torn tail from corruption.
+    pub fn tail_rule(&self) -> TailRule {
+        self.tail_rule
+    }
+
     /// The greatest length of this file that its sync points prove was
     /// durably synced (0 if none does). Final once
     /// [`next_record`](Self::next_record) has returned `Ok(None)` or an
     /// error; it then counts the sync points read before the first anomaly
-    /// and those found after it by walking from block starts (including
-    /// after the point where reading ended), the same in every mode. Sync
+    /// and those found after it by walking framing (see [`Reader`]; including
+    /// after the point where reading ended), the same in every mode and
+    /// under every [`TailRule`]. Sync
     /// points stating more bytes than precede them are not counted (they are
     /// corruption).
     pub fn synced_len(&self) -> u64 {
@@ -219,8 +265,9 @@ impl<'a> Reader<'a> {
 
     /// Whether the file holds a sync point that states a synced length (no
     /// more than precede it), among those counted by
-    /// [`synced_len`](Self::synced_len) (so a sync point in the same block
-    /// after the first anomaly is not seen). Final when `synced_len` is.
+    /// [`synced_len`](Self::synced_len) (so a sync point after the first
+    /// anomaly that no walk of framing reaches is not seen). Final when
+    /// `synced_len` is.
     pub fn has_sync_point(&self) -> bool {
         self.sync_points.any
     }
@@ -238,6 +285,7 @@ impl<'a> Reader<'a> {
                 Parsed::TruncatedPayload { length, available } => self.anomaly(
                     at,
                     Resume::ScanFrom(at + 1),
+                    None,
                     CorruptionReason::BadLength {
                         length,
                         room: available,
@@ -247,6 +295,7 @@ impl<'a> Reader<'a> {
                 Parsed::Damaged { reason } => self.anomaly(
                     at,
                     Resume::ScanFrom(at + 1),
+                    trusted_end(self.data, at),
                     reason,
                     TornReason::DamagedTail(reason),
                 ),
@@ -282,7 +331,8 @@ impl<'a> Reader<'a> {
                 record_offset: record_offset as u64,
                 found: record_type,
             };
-            return self.anomaly(at, Resume::At(at), reason, TornReason::DamagedTail(reason));
+            let torn = TornReason::DamagedTail(reason);
+            return self.anomaly(at, Resume::At(at), Some(at), reason, torn);
         }
         match record_type {
             RecordType::Full | RecordType::First => {
@@ -308,7 +358,7 @@ impl<'a> Reader<'a> {
                     }
                     let reason = CorruptionReason::OrphanFragment(record_type);
                     let torn = TornReason::DamagedTail(reason);
-                    return self.anomaly(at, Resume::ScanFrom(end), reason, torn);
+                    return self.anomaly(at, Resume::ScanFrom(end), Some(end), reason, torn);
                 };
                 self.pos = end;
                 self.scratch.extend_from_slice(payload);
@@ -336,31 +386,35 @@ impl<'a> Reader<'a> {
                 // parse_at never yields a Zero fragment; treated as damage all the same.
                 let reason = CorruptionReason::BadRecordType(0);
                 let torn = TornReason::DamagedTail(reason);
-                self.anomaly(at, Resume::ScanFrom(at + 1), reason, torn)
+                self.anomaly(at, Resume::ScanFrom(at + 1), None, reason, torn)
             }
         }
     }
 
-    /// The first anomaly: finds the sync points after it, once.
-    fn search_after(&mut self, at: usize) {
+    /// The first anomaly: finds the sync points after it, once, walking
+    /// from `walk_from` (a fragment boundary after `at`, if known) and from
+    /// the block starts after `at`.
+    fn search_after(&mut self, at: usize, walk_from: Option<usize>) {
         if !self.searched {
             self.searched = true;
-            let after = sync_points_after(self.data, at);
+            let after = sync_points_after(self.data, at, walk_from);
             self.sync_points.merge(after);
         }
     }
 
-    /// Classifies an anomaly found at `at`: corruption if a sync point proves
-    /// the bytes at `at` were synced, else a torn tail. Skip mode instead
+    /// Classifies an anomaly found at `at`: corruption if the [`TailRule`]
+    /// says the bytes at `at` were synced, else a torn tail. Skip mode instead
     /// skips it if a valid fragment follows (`resume`), proven or not.
+    /// `walk_from`: where the fragment at `at` is known to end, if it is.
     fn anomaly(
         &mut self,
         at: usize,
         resume: Resume,
+        walk_from: Option<usize>,
         corruption: CorruptionReason,
         torn: TornReason,
     ) -> Flow<'a> {
-        self.search_after(at);
+        self.search_after(at, walk_from);
         if self.mode == RecoveryMode::SkipAnyCorruptedRecords {
             let next = match resume {
                 Resume::At(pos) => Some(pos),
@@ -371,7 +425,13 @@ impl<'a> Reader<'a> {
                 None => self.torn_tail(at, torn),
             };
         }
-        if self.sync_points.proves(at) {
+        let synced = match self.tail_rule {
+            TailRule::SyncPoints => self.sync_points.proves(at),
+            TailRule::EveryRecordSyncedButLast => {
+                self.sync_points.proves(at) || written_after(self.data, at, self.partial.is_some())
+            }
+        };
+        if synced {
             self.corruption(at, corruption, at)
         } else {
             self.torn_tail(at, torn)
@@ -381,7 +441,7 @@ impl<'a> Reader<'a> {
     /// A checksum-valid sync point at `at` stating more bytes than precede
     /// it: no correct writer wrote it, so it is corruption, proven or not.
     fn impossible_sync_point(&mut self, at: usize, end: usize, synced_len: u64) -> Flow<'a> {
-        self.search_after(at);
+        self.search_after(at, Some(end));
         let resume = match self.mode {
             RecoveryMode::SkipAnyCorruptedRecords => self
                 .scan
@@ -442,7 +502,7 @@ impl<'a> Reader<'a> {
         let zeroed = self
             .data
             .get(at..)
-            .is_some_and(|tail| !tail.is_empty() && tail.iter().all(|&byte| byte == 0));
+            .is_some_and(|tail| !tail.is_empty() && is_zeroed(tail));
         let reason = if zeroed {
             TornReason::ZeroedTail
         } else {

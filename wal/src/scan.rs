@@ -54,7 +54,7 @@ impl ForwardScan {
 const CHUNK_BYTES: usize = 32;
 
 /// The first position at or after `from` holding a checksum-valid fragment.
-fn first_valid(data: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn first_valid(data: &[u8], from: usize) -> Option<usize> {
     // The type byte is the header's last; slicing from the first candidate's
     // type byte also drops positions too close to the end to hold a header.
     let type_bytes = data.get(from.checked_add(HEADER_SIZE - 1)?..)?;

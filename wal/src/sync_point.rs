@@ -23,9 +23,11 @@
 //! A **seal** is a sync point placed at a block start (the rest of the
 //! current block is filled by one sync point that states the same length).
 //! A reader looking for proof after damage only trusts framing reached from
-//! a block start (see `proof.rs`), so only a sync point in a *later* block
-//! than the damage proves it; a seal at the next block start proves every
-//! byte before it, which is what a clean close wants.
+//! a block start, or from the end of the damaged fragment when its header
+//! shows that end beyond doubt (see `proof.rs`), so a sync point in the
+//! damaged block proves the damage only in the second case; a seal at the
+//! next block start proves every byte before it, which is what a clean
+//! close wants.
 
 use crate::format::{block_remaining, encode_header, RecordType, BLOCK_SIZE, HEADER_SIZE};
 
@@ -86,10 +88,11 @@ pub fn encode_sync_point(out: &mut Vec<u8>, file_offset: u64, synced_len: u64) -
 /// filled first. Returns the file offset just past it. At a block start it
 /// is a plain sync point; elsewhere it costs up to a block of filler.
 ///
-/// A reader resynchronising after damage trusts only framing reached from a
-/// block start, so a plain sync point proves nothing about damage earlier in
-/// its own block; a seal proves every byte below `synced_len`. REQUIRES the
-/// same as [`encode_sync_point`].
+/// A reader looking for proof after damage trusts only framing reached from
+/// a block start or from a damaged fragment's end when its header shows it,
+/// so a plain sync point may prove nothing about damage earlier in its own
+/// block (a damaged sync point or short record before it); a seal proves
+/// every byte below `synced_len`. REQUIRES the same as [`encode_sync_point`].
 ///
 /// ```
 /// use strata_wal::{encode_record, encode_seal, BLOCK_SIZE, SYNC_POINT_SIZE};

@@ -20,8 +20,9 @@ const RETAINED_BUFFER_BYTES: usize = 1 << 20;
 /// synced length, in the same append: a reader then treats damage to those
 /// bytes as corruption instead of a crash's torn tail. The proof lags one
 /// sync behind (the last synced stretch is stated only by the next record's
-/// sync point), and a reader only finds it in a later block than the damage;
-/// [`seal`](Self::seal), for a clean close, proves the whole log.
+/// sync point), and a reader finds it only in a later block than the damage
+/// or, after a damaged fragment whose header shows its end, later in the
+/// same block; [`seal`](Self::seal), for a clean close, proves the whole log.
 /// [`append_framed`](Self::append_framed) frames no sync points: a caller
 /// that frames its own records frames its own with
 /// [`encode_sync_point`](crate::encode_sync_point).
@@ -203,8 +204,9 @@ impl<S: Sink> Writer<S> {
     }
 
     /// The greatest synced length a sync point appended by this writer
-    /// states: what a reader can prove (once a later block holds the sync
-    /// point). Starts at the `with_offset` length (0 for a new log).
+    /// states: what a reader can prove (once its proof walk reaches the sync
+    /// point; see [`Reader`](crate::Reader)). Starts at the `with_offset`
+    /// length (0 for a new log).
     pub fn offset_stated(&self) -> u64 {
         self.offset_stated
     }

@@ -75,6 +75,40 @@ fn zeroed_preallocated_tail_is_a_torn_tail_in_default_mode() {
     }
 }
 
+/// A crashed, preallocated WAL is mostly zeroed tail; the reader checks it
+/// a word at a time. One nonzero byte anywhere in it, at any alignment, the
+/// last byte included, makes it damage rather than zeroed space.
+#[test]
+fn a_zeroed_tail_is_zeroed_to_its_last_byte() {
+    let records = vec![payload(1, 100, false)];
+    let log = write_log(&records);
+    let zeros = 4 * BLOCK_SIZE + 13;
+    let mut file = log.clone();
+    file.resize(log.len() + zeros, 0);
+    let zeroed = TornReason::ZeroedTail;
+    let outcome = read_all(&file, RecoveryMode::default());
+    assert!(matches!(outcome.end, Ok(LogEnd::TornTail { reason, .. }) if reason == zeroed));
+    let tail = log.len();
+    let stray = (0..70)
+        .map(|i| tail + 7 + i)
+        .chain((1..=70).map(|i| file.len() - i))
+        .chain([tail + 2 * BLOCK_SIZE + 1000]);
+    for pos in stray {
+        let mut damaged = file.clone();
+        damaged[pos] = 0x80;
+        let outcome = read_all(&damaged, RecoveryMode::default());
+        assert_eq!(records_of(&outcome), records, "stray byte at {pos}");
+        assert_eq!(
+            outcome.end,
+            Ok(LogEnd::TornTail {
+                offset: tail as u64,
+                reason: TornReason::DamagedTail(CorruptionReason::BadRecordType(0))
+            }),
+            "stray byte at {pos}"
+        );
+    }
+}
+
 #[test]
 fn zeroed_tail_after_a_partial_record_starts_at_the_partial_record() {
     let records = vec![payload(1, 10, false), payload(2, 40_000, false)];

@@ -10,15 +10,22 @@
 //! preallocated file do after a power loss), the file cut anywhere between
 //! `L` and the written length, maybe with a torn copy (zeros in any byte
 //! range past `L`) and preallocated zeros after the cut; (b) a plain
-//! truncation anywhere past `L`.
+//! truncation anywhere past `L`; (c) the first bytes past `L` lost and the
+//! rest kept (a copy that stores its first bytes last, as glibc's `memcpy`
+//! does, killed; or the page holding them lost and later ones kept).
+//!
+//! Logs written the MANIFEST's way (every record synced before the next)
+//! are also read with [`TailRule::EveryRecordSyncedButLast`]: crashes stay
+//! torn tails, and a flipped byte anywhere before the last record's append
+//! is corruption.
 
 #![allow(clippy::unwrap_used)] // an integration test crate: helpers outside #[test] fns unwrap too
 
 mod common;
 
-use common::{layout_of_ops, payload, read_all, Layout, Op};
+use common::{layout_of_ops, payload, read_all_with, walk_resumes_at, Layout, Op};
 use proptest::prelude::*;
-use strata_wal::{Error, LogEnd, RecoveryMode, Sink, Writer, BLOCK_SIZE};
+use strata_wal::{Error, LogEnd, RecoveryMode, Sink, TailRule, Writer, BLOCK_SIZE};
 
 const PAGE_SIZE: usize = 4096;
 
@@ -171,9 +178,40 @@ fn lose_pages(w: &Written, (synced, written): (usize, usize), seed: u64) -> Vec<
     file
 }
 
+/// The MANIFEST's discipline: every record synced before the next is written.
+fn every_record_synced() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(record_size(), 1..12).prop_map(|sizes| {
+        sizes
+            .into_iter()
+            .flat_map(|size| [Op::Record(size), Op::Sync])
+            .collect()
+    })
+}
+
+fn read_all(data: &[u8], mode: RecoveryMode) -> common::ReadOutcome {
+    read_all_with(data, mode, TailRule::SyncPoints)
+}
+
+/// Crash (c) with `synced` bytes durable and `written` written: the first
+/// bytes past `synced` lost (1 to 64 KiB of them, from the seed), the rest kept.
+fn lose_first_bytes(w: &Written, (synced, written): (usize, usize), seed: u64) -> Vec<u8> {
+    let mut file = w.log[..written].to_vec();
+    if written > synced {
+        let lost = 1 + (seed as usize % (written - synced).min(2 * BLOCK_SIZE));
+        file[synced..synced + lost].fill(0);
+    }
+    file
+}
+
 /// What every crash must give: a prefix of the records, with every one
 /// below `synced`, the length durable at the crash.
 fn check_crash_recovery(w: &Written, synced: usize, file: &[u8], what: &str) {
+    check_crash_recovery_with(w, synced, file, what, TailRule::SyncPoints);
+}
+
+/// As [`check_crash_recovery`], reading under `rule`.
+fn check_crash_recovery_with(w: &Written, synced: usize, file: &[u8], what: &str, rule: TailRule) {
+    let read_all = |file: &[u8], mode| read_all_with(file, mode, rule);
     let outcome = read_all(file, RecoveryMode::default());
     assert!(
         outcome.end.is_ok(),
@@ -233,9 +271,10 @@ fn check_crash_recovery(w: &Written, synced: usize, file: &[u8], what: &str) {
 }
 
 /// What flipping the byte at `pos` of an undamaged log must give in the
-/// default mode, exactly: corruption where a sync point in a later block
-/// states a length past the damaged fragment's start, a torn tail elsewhere,
-/// nothing at all in block-tail padding (no checksum covers it).
+/// default mode, exactly: corruption where a sync point states a length past
+/// the damaged fragment's start, in a later block or reached from the end
+/// the damaged header claims (docs/wal-format.md says when), a torn tail
+/// elsewhere, nothing at all in block-tail padding (no checksum covers it).
 fn check_flip(w: &Written, pos: usize, mask: u8) {
     let mut file = w.log.clone();
     file[pos] ^= mask;
@@ -261,7 +300,7 @@ fn check_flip(w: &Written, pos: usize, mask: u8) {
         .map(|i| (w.layout.records[i].start as u64, w.records[i].clone()))
         .collect();
     assert_eq!(outcome.records, records, "{what}");
-    if w.layout.proves(at) {
+    if w.layout.proves_with(at, walk_resumes_at(&file, at)) {
         assert!(
             matches!(outcome.end, Err(Error::Corruption { offset, .. }) if offset == at as u64),
             "{what}: proven synced, got {:?}",
@@ -292,6 +331,8 @@ proptest! {
             let point = if round % 2 == 0 { last } else { points[(seed >> 32) as usize % points.len()] };
             let file = lose_pages(&w, point, seed.wrapping_add(round));
             check_crash_recovery(&w, point.0, &file, &format!("pages lost at {point:?}, round {round}"));
+            let file = lose_first_bytes(&w, point, seed >> (8 * round));
+            check_crash_recovery(&w, point.0, &file, &format!("first bytes lost at {point:?}, round {round}"));
         }
     }
 
@@ -309,7 +350,7 @@ proptest! {
 
     /// Flips anywhere, and flips below the greatest length a sync point
     /// states, where the proof applies unless the sync point sits in the
-    /// damage's own block.
+    /// damage's own block and the damaged header does not show its end.
     #[test]
     fn a_flipped_byte_is_corruption_exactly_where_proven_synced(
         ops in ops(),
@@ -326,6 +367,95 @@ proptest! {
             for index in below_stated {
                 check_flip(&w, index.index(stated), mask);
             }
+        }
+    }
+}
+
+/// What flipping the byte at `pos` of an undamaged log written the
+/// MANIFEST's way must give under [`TailRule::EveryRecordSyncedButLast`]:
+/// corruption where the damaged fragment lies before the last record's
+/// append (the records after it prove that append was synced); in the last
+/// append, the records before it and a torn tail, or corruption where the
+/// damage is none a crash leaves and valid fragments follow it; nothing at
+/// all in block-tail padding.
+fn check_flip_every_record_synced(w: &Written, pos: usize, mask: u8) {
+    let mut file = w.log.clone();
+    file[pos] ^= mask;
+    let what = format!("flip {mask:#04x} at {pos}");
+    let outcome = read_all_with(
+        &file,
+        RecoveryMode::default(),
+        TailRule::EveryRecordSyncedButLast,
+    );
+    let Some((_, fragment)) = w.layout.fragment_containing(pos) else {
+        assert_eq!(outcome.records.len(), w.records.len(), "{what}");
+        assert!(matches!(outcome.end, Ok(LogEnd::Clean { .. })), "{what}");
+        return;
+    };
+    let at = fragment.start;
+    let (kept, dropped_from) = match fragment.record {
+        Some(k) => (k, w.layout.records[k].start),
+        None => (w.layout.records_before(at), at),
+    };
+    assert_eq!(outcome.records.len(), kept, "{what}");
+    let last_append = w
+        .synced_lens
+        .len()
+        .checked_sub(2)
+        .map_or(0, |i| w.synced_lens[i]);
+    let corruption =
+        matches!(outcome.end, Err(Error::Corruption { offset, .. }) if offset == at as u64);
+    if at < last_append {
+        assert!(
+            corruption,
+            "{what}: before the last append, got {:?}",
+            outcome.end
+        );
+    } else {
+        let torn = matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset == dropped_from as u64);
+        assert!(
+            torn || corruption,
+            "{what}: in the last append, got {:?}",
+            outcome.end
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A crash while the MANIFEST syncs its latest edit damages only that
+    /// edit's append: under either tail rule a torn tail, never corruption.
+    #[test]
+    fn every_record_synced_a_crash_damages_only_the_last_append(
+        ops in every_record_synced(),
+        seed in any::<u64>(),
+    ) {
+        let w = write(&ops, seed as usize % 1000);
+        for (point, round) in w.crash_points().into_iter().zip(0u64..) {
+            let file = lose_pages(&w, point, seed.wrapping_add(round));
+            let what = format!("pages lost at {point:?}");
+            check_crash_recovery_with(&w, point.0, &file, &what, TailRule::EveryRecordSyncedButLast);
+            // Small losses often: the sync point framed before the record.
+            let first = if round % 2 == 0 { seed % 24 } else { seed >> 8 };
+            let file = lose_first_bytes(&w, point, first);
+            let what = format!("first bytes lost at {point:?}");
+            check_crash_recovery_with(&w, point.0, &file, &what, TailRule::EveryRecordSyncedButLast);
+            let cut = &w.log[..point.0 + (seed as usize % (point.1 - point.0 + 1))];
+            let what = format!("cut at {} in {point:?}", cut.len());
+            check_crash_recovery_with(&w, point.0, cut, &what, TailRule::EveryRecordSyncedButLast);
+        }
+    }
+
+    #[test]
+    fn every_record_synced_a_flip_before_the_last_append_is_corruption(
+        ops in every_record_synced(),
+        positions in prop::collection::vec(any::<prop::sample::Index>(), 8),
+        mask in 1u8..=255,
+    ) {
+        let w = write(&ops, 5);
+        for index in positions {
+            check_flip_every_record_synced(&w, index.index(w.log.len()), mask);
         }
     }
 }

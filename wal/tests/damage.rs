@@ -10,7 +10,9 @@
 //!   framed: one after a 10-byte block tail (a filler that states nothing,
 //!   then the sync point at the next block start), one after 3 bytes of
 //!   padding, one in the middle of a block. Damage is corruption exactly
-//!   where a sync point in a later block proves it synced.
+//!   where a sync point proves it synced: one in a later block, or one
+//!   later in the damaged block when the damaged header shows where its
+//!   fragment ends (the 300-byte record before the mid-block sync point).
 //! - **sealed**: the synced log, then a seal: everything before it proven.
 //!
 //! Payloads are text (bytes a-z) in the exhaustive tests: no payload byte looks
@@ -23,7 +25,7 @@
 
 mod common;
 
-use common::{layout_of_ops, payload, write_ops, Layout, Op, MODES};
+use common::{layout_of_ops, payload, walk_resumes_at, write_ops, Layout, Op, MODES};
 use strata_wal::{Anomaly, Error, LogEnd, Reader, RecoveryMode, BLOCK_SIZE, HEADER_SIZE};
 
 const BS: usize = BLOCK_SIZE;
@@ -56,7 +58,9 @@ const SYNCED: [Op; 10] = [
     // 3 bytes of padding, the sync point at block 2's start, then a record
     // of FIRST (block 2) and LAST (block 3).
     Op::Record(BS),
-    Op::Record(10),
+    // 300 bytes (length bytes 2c 01, both nonzero): damage to it is proven
+    // by the sync point after it, in its own block.
+    Op::Record(300),
     Op::Sync,
     // A sync point in the middle of block 3, which no later block proves.
     Op::Record(200),
@@ -121,6 +125,13 @@ fn synced(text: bool) -> Fixture {
         ]
     );
     assert!(r[4].end > 3 * BS);
+    // Damage to record 4 is proven only by the walk from its end.
+    let mut damaged = f.log.clone();
+    damaged[r[4].start + 100] ^= 1;
+    assert!(!f.layout.proves(r[4].start));
+    let resume = walk_resumes_at(&damaged, r[4].start);
+    assert_eq!(resume, Some(r[4].end));
+    assert!(f.layout.proves_with(r[4].start, resume));
     // The filler in block 0's 10-byte tail.
     assert!(f
         .layout
@@ -257,7 +268,7 @@ fn check_truncations_at(f: &Fixture, cuts: impl Iterator<Item = usize>) {
 }
 
 /// The exact outcome of damaging the byte at `pos` in `mode`.
-fn check_damaged(f: &Fixture, pos: usize, mode: RecoveryMode, outcome: &Outcome) {
+fn check_damaged(f: &Fixture, data: &[u8], pos: usize, mode: RecoveryMode, outcome: &Outcome) {
     let len = f.log.len() as u64;
     let context = || format!("damage at {pos}, {mode:?}: {:?}", outcome.end);
     let Some((index, fragment)) = f.layout.fragment_containing(pos) else {
@@ -279,9 +290,12 @@ fn check_damaged(f: &Fixture, pos: usize, mode: RecoveryMode, outcome: &Outcome)
         Some(k) => (k, f.layout.records[k].start as u64),
         None => (f.layout.records_before(at), at as u64),
     };
-    let proven = f.layout.proves(at);
-    // Sync points read before the damage, and found from later block starts.
-    let synced_len = greatest_stated(f, |start, _| start < at || start / BS > at / BS);
+    let resume = walk_resumes_at(data, at);
+    let proven = f.layout.proves_with(at, resume);
+    // Sync points read before the damage, and found by the walks after it.
+    let synced_len = greatest_stated(f, |start, _| {
+        start < at || f.layout.reached(at, resume, start)
+    });
     let before: Vec<usize> = (0..kept).collect();
     let (records, end, anomalies) = match mode {
         RecoveryMode::TolerateCorruptedTailRecords | RecoveryMode::AbsoluteConsistency => {
@@ -332,7 +346,7 @@ fn check_flips(f: &Fixture, masks: &[u8], positions: std::ops::Range<usize>) {
             damaged[pos] ^= mask;
             for mode in MODES {
                 let outcome = read(f, &damaged, mode);
-                check_damaged(f, pos, mode, &outcome);
+                check_damaged(f, &damaged, pos, mode, &outcome);
             }
             damaged[pos] ^= mask;
         }

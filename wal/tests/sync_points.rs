@@ -173,66 +173,179 @@ fn a_payload_imitating_sync_points_does_not_turn_a_torn_tail_into_corruption() {
     }
 }
 
-/// Damage to synced bytes is proven only by a sync point in a later block
-/// than the damage that states a greater length.
+/// Damage to a synced record is proven by a later sync point stating a
+/// greater length: in a later block, or later in the damaged block when the
+/// damaged header shows where its fragment ends (its type byte is a
+/// writer's and both its length bytes are nonzero, so neither was lost).
 #[test]
-fn damage_is_proven_by_a_sync_point_in_a_later_block_only() {
-    let records: Vec<Vec<u8>> = (0..3).map(|i| payload(i, 1000, false)).collect();
-    // All in block 0: records 0 and 1 synced, the sync point stating them in block 0.
-    let ops = [
-        Op::Record(1000),
-        Op::Record(1000),
-        Op::Sync,
-        Op::Record(1000),
-    ];
-    let log = write_ops(&ops, &records);
-    let model = layout_of_ops(0, &ops);
-    let point = model.sync_points[0];
-    assert_eq!(point.stated, model.records[1].end as u64);
-    let damaged_record = model.records[1].start;
-    let damage_at = damaged_record + 500;
-    let torn_at_record_1 = |outcome: &common::ReadOutcome| {
-        assert_eq!(records_of(outcome), records[..1]);
+fn damage_is_proven_by_a_sync_point_later_in_its_block_or_in_a_later_block() {
+    // Three records in block 0: 0 and 1 synced, the sync point stating them
+    // in block 0 before record 2.
+    let block_0_log = |size: usize| {
+        let records: Vec<Vec<u8>> = (0..3).map(|i| payload(i, size, false)).collect();
+        let ops = [
+            Op::Record(size),
+            Op::Record(size),
+            Op::Sync,
+            Op::Record(size),
+        ];
+        let log = write_ops(&ops, &records);
+        let model = layout_of_ops(0, &ops);
+        let point = model.sync_points[0];
+        assert_eq!(point.stated, model.records[1].end as u64);
+        assert!(point.end < BS);
+        (log, records, model.records[1].start)
+    };
+    let damage = |log: &[u8], at: usize| {
+        let mut damaged = log.to_vec();
+        damaged[at] ^= 1;
+        read_all(&damaged, RecoveryMode::default())
+    };
+
+    // 1000 bytes (length bytes e8 03): the walk resumes at the damaged
+    // record's end and reaches the sync point after it.
+    let (log, records, record_1) = block_0_log(1000);
+    for at in [
+        record_1,
+        record_1 + HEADER_SIZE + 500,
+        record_1 + HEADER_SIZE + 999,
+    ] {
+        let outcome = damage(&log, at);
+        assert_eq!(records_of(&outcome), records[..1], "damage at {at}");
         assert!(
-            matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset == damaged_record as u64),
-            "{:?}",
+            matches!(outcome.end, Err(Error::Corruption {
+                offset,
+                reason: CorruptionReason::ChecksumMismatch { .. }
+            }) if offset == record_1 as u64),
+            "damage at {at}: {:?}",
             outcome.end
         );
-    };
-    let mut damaged = log.clone();
-    damaged[damage_at] ^= 1;
-    // Same block: the lag. A torn tail, though the bytes were synced.
-    let outcome = read_all(&damaged, RecoveryMode::default());
-    torn_at_record_1(&outcome);
-    assert!(!outcome.has_sync_point, "not reachable past the damage");
-    // A sync point in a later block (a seal here) proves it.
-    let mut sealed = log.clone();
-    let len = sealed.len() as u64;
-    encode_seal(&mut sealed, len, len);
-    sealed[damage_at] ^= 1;
-    let outcome = read_all(&sealed, RecoveryMode::default());
+        assert!(outcome.has_sync_point);
+    }
+
+    // 200 bytes (c8 00) and 512 bytes (00 02): a zero length byte may be a
+    // lost one, so the damaged record's end is not trusted and only a later
+    // block could prove the damage: the lag, a torn tail.
+    for size in [200, 512] {
+        let (log, records, record_1) = block_0_log(size);
+        let outcome = damage(&log, record_1 + HEADER_SIZE + 100);
+        assert_eq!(records_of(&outcome), records[..1], "size {size}");
+        assert!(
+            matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset == record_1 as u64),
+            "size {size}: {:?}",
+            outcome.end
+        );
+        assert!(!outcome.has_sync_point, "not reachable past the damage");
+        // A sync point in a later block (a seal here) proves it.
+        let mut sealed = log.clone();
+        let len = sealed.len() as u64;
+        encode_seal(&mut sealed, len, len);
+        let outcome = damage(&sealed, record_1 + HEADER_SIZE + 100);
+        assert_eq!(records_of(&outcome), records[..1]);
+        assert!(matches!(
+            outcome.end,
+            Err(Error::Corruption {
+                offset,
+                reason: CorruptionReason::ChecksumMismatch { .. }
+            }) if offset == record_1 as u64
+        ));
+        assert_eq!(outcome.synced_len, len);
+        // A later-block sync point stating no more than the damaged
+        // fragment's offset proves nothing about it.
+        let mut short = log;
+        let len = short.len() as u64;
+        encode_seal(&mut short, len, record_1 as u64);
+        let outcome = damage(&short, record_1 + HEADER_SIZE + 100);
+        assert!(
+            matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset == record_1 as u64),
+            "size {size}: {:?}",
+            outcome.end
+        );
+        assert_eq!(outcome.synced_len, record_1 as u64, "found after the end");
+        assert!(outcome.has_sync_point);
+    }
+
+    // A damaged length byte: the end it claims is not the record's, and
+    // the walk from it finds nothing, so only a later block proves it.
+    let (log, records, record_1) = block_0_log(1000);
+    let outcome = damage(&log, record_1 + 4);
     assert_eq!(records_of(&outcome), records[..1]);
-    assert!(matches!(
-        outcome.end,
-        Err(Error::Corruption {
-            offset,
-            reason: CorruptionReason::ChecksumMismatch { .. }
-        }) if offset == damaged_record as u64
-    ));
-    assert_eq!(outcome.synced_len, len);
-    // A later-block sync point stating no more than the damaged fragment's
-    // offset proves nothing about it.
-    let mut short = log;
-    let len = short.len() as u64;
-    encode_seal(&mut short, len, damaged_record as u64);
-    short[damage_at] ^= 1;
-    let outcome = read_all(&short, RecoveryMode::default());
-    torn_at_record_1(&outcome);
-    assert_eq!(
-        outcome.synced_len, damaged_record as u64,
-        "found after the end"
+    assert!(
+        matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset == record_1 as u64),
+        "{:?}",
+        outcome.end
     );
-    assert!(outcome.has_sync_point);
+}
+
+/// A crash that loses bytes of a record's header can leave a length with
+/// one or both bytes zeroed, claiming an end inside the record's own
+/// payload: a page boundary between the two length bytes (the first page
+/// lost) clears the low byte, a one-byte hole in a torn copy the high byte.
+/// A payload holding a framed sync point exactly where such an end points
+/// must not be walked to: the damage stays a torn tail. (Trusting any
+/// length that fits its block and the file read it as corruption.)
+#[test]
+fn a_payload_imitating_a_sync_point_where_a_torn_length_points_stays_a_torn_tail() {
+    // 0x0150 bytes: both length bytes nonzero, so an intact header is trusted.
+    const LEN: usize = 0x0150;
+    // A synced record, then the evil record appended right after it with no
+    // sync point between (a log continued by `Writer::with_offset`, or an
+    // append after one that was not synced), its header straddling a 4 KiB
+    // page boundary between its length bytes.
+    let first_len = 4096 - 5 - HEADER_SIZE;
+    let evil_at = HEADER_SIZE + first_len;
+    assert_eq!((evil_at + 5) % 4096, 0);
+    // Fake sync points at the payload offsets a torn length claims as its
+    // end: 0 (both bytes lost), LEN & 0xff (high byte lost), LEN & 0xff00
+    // (low byte lost). Each states a length past the record's start and no
+    // more than its own offset, so, reached, it would prove the damage.
+    let mut evil = payload(7, LEN, false);
+    let stated = (evil_at + 1) as u64;
+    for offset in [0, LEN & 0xff, LEN & 0xff00] {
+        let at = (evil_at + HEADER_SIZE + offset) as u64;
+        let mut fake = Vec::new();
+        encode_sync_point(&mut fake, at, stated);
+        evil[offset..offset + SYNC_POINT_SIZE].copy_from_slice(&fake);
+    }
+    let first = payload(1, first_len, false);
+    let mut log = Vec::new();
+    let synced = encode_record(&mut log, 0, &first);
+    assert_eq!(synced, evil_at as u64);
+    encode_record(&mut log, synced, &evil);
+    assert_eq!(&log[evil_at + 4..evil_at + 6], &[0x50, 0x01]);
+    let crashes: [(&str, std::ops::Range<usize>); 4] = [
+        // Also a torn copy of the append that stored all but its first bytes.
+        (
+            "the page before the high length byte lost",
+            evil_at..evil_at + 5,
+        ),
+        ("the high length byte unstored", evil_at + 5..evil_at + 6),
+        ("both length bytes unstored", evil_at + 4..evil_at + 6),
+        ("the checksum unstored", evil_at..evil_at + 4),
+    ];
+    for (name, zeroed) in crashes {
+        let mut file = log.clone();
+        file[zeroed].fill(0);
+        for mode in [
+            RecoveryMode::TolerateCorruptedTailRecords,
+            RecoveryMode::PointInTimeRecovery,
+        ] {
+            let outcome = read_all(&file, mode);
+            assert_eq!(outcome.records.len(), 1, "{name}, {mode:?}");
+            assert!(
+                matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset == evil_at as u64),
+                "{name}, {mode:?}: {:?}",
+                outcome.end
+            );
+            assert!(!outcome.has_sync_point, "{name}: an imitation counted");
+        }
+        let absolute = read_all(&file, RecoveryMode::AbsoluteConsistency);
+        assert!(
+            matches!(absolute.end, Err(Error::TornTail { .. })),
+            "{name}: {:?}",
+            absolute.end
+        );
+    }
 }
 
 #[test]

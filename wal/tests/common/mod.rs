@@ -3,7 +3,9 @@
 #![allow(dead_code)] // each test binary uses a different subset
 #![allow(clippy::unwrap_used)] // test helpers, not library code
 
-use strata_wal::{Anomaly, Error, LogEnd, Reader, RecoveryMode, Writer, BLOCK_SIZE, HEADER_SIZE};
+use strata_wal::{
+    Anomaly, Error, LogEnd, Reader, RecoveryMode, TailRule, Writer, BLOCK_SIZE, HEADER_SIZE,
+};
 
 pub const MODES: [RecoveryMode; 4] = [
     RecoveryMode::TolerateCorruptedTailRecords,
@@ -55,19 +57,55 @@ impl Layout {
             .map(|f| (index, *f))
     }
 
-    /// Whether the sync points prove that the bytes at `pos` were synced, as
-    /// docs/wal-format.md defines it: one in a later block than `pos` states
-    /// a length greater than `pos`.
+    /// Whether the sync points prove that the bytes at `pos` were synced
+    /// when no walk resumes in `pos`'s own block: one in a later block than
+    /// `pos` states a length greater than `pos`.
     pub fn proves(&self, pos: usize) -> bool {
+        self.proves_with(pos, None)
+    }
+
+    /// Whether the sync points prove the fragment at `at` synced, as
+    /// docs/wal-format.md defines it, when the walk also resumes at `resume`
+    /// (see [`walk_resumes_at`]): a sync point in a later block, or reached
+    /// from `resume` in `at`'s block, states a length greater than `at`.
+    /// Only the damaged fragment is damaged, so a walk from a fragment
+    /// start reaches every later fragment of its block; a walk from inside
+    /// a payload finds nothing (the payloads are not framed log bytes).
+    pub fn proves_with(&self, at: usize, resume: Option<usize>) -> bool {
         self.sync_points
             .iter()
-            .any(|sp| sp.start / BLOCK_SIZE > pos / BLOCK_SIZE && sp.stated > pos as u64)
+            .any(|sp| self.reached(at, resume, sp.start) && sp.stated > at as u64)
+    }
+
+    /// Whether the proof walk after damage at `at` reaches a fragment at `start`.
+    pub fn reached(&self, at: usize, resume: Option<usize>, start: usize) -> bool {
+        let block = |pos: usize| pos / BLOCK_SIZE;
+        let from_resume = resume.is_some_and(|resume| {
+            block(resume) == block(at)
+                && start >= resume
+                && block(start) == block(at)
+                && self.fragments.iter().any(|f| f.start == resume)
+        });
+        block(start) > block(at) || from_resume
     }
 
     /// The number of records that start before `pos`.
     pub fn records_before(&self, pos: usize) -> usize {
         self.records.partition_point(|r| r.start < pos)
     }
+}
+
+/// Where the proof walk resumes after damage to the fragment at `at` of
+/// `file` (the damaged bytes), by docs/wal-format.md: the end the header
+/// claims, if its type byte is one a writer writes, both its length bytes
+/// are nonzero, and the claimed fragment fits its block and the file.
+pub fn walk_resumes_at(file: &[u8], at: usize) -> Option<usize> {
+    let header = file.get(at..at + HEADER_SIZE)?;
+    let known_type = matches!(header[6], 1..=4 | 144);
+    let length = usize::from(u16::from_le_bytes([header[4], header[5]]));
+    let end = at + HEADER_SIZE + length;
+    let fits = end <= (at / BLOCK_SIZE + 1) * BLOCK_SIZE && end <= file.len();
+    (known_type && header[4] != 0 && header[5] != 0 && fits).then_some(end)
 }
 
 /// What a [`Writer`] is asked to do, for the layout model.
@@ -240,7 +278,11 @@ pub struct ReadOutcome {
 }
 
 pub fn read_all(data: &[u8], mode: RecoveryMode) -> ReadOutcome {
-    let mut reader = Reader::new(data, mode);
+    read_all_with(data, mode, TailRule::SyncPoints)
+}
+
+pub fn read_all_with(data: &[u8], mode: RecoveryMode, rule: TailRule) -> ReadOutcome {
+    let mut reader = Reader::with_tail_rule(data, mode, rule);
     let mut records = Vec::new();
     let end = loop {
         match reader.next_record() {
