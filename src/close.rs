@@ -15,9 +15,7 @@
 use crate::core::DbInner;
 use crate::error::Result;
 use crate::filename::wal_path;
-use crate::flush::write_memtable_table;
 use crate::memtable::MemTable;
-use crate::version::VersionEdit;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -65,27 +63,9 @@ impl DbInner {
         // without an earlier group that failed before inserting; keeping
         // it would leave a hole. Its writers were all told of the failure.
         let published = self.visible_sequence();
-        let mut versions = self.versions.lock();
-        let opener = versions.opener().clone();
-        let mut tables = Vec::new();
-        for mem in &oldest_first {
-            let number = versions.new_file_number()?;
-            if let Some(t) =
-                write_memtable_table(&self.options, &opener, number, mem, None, published)?
-            {
-                tables.push(t);
-            }
-        }
         let last_seq = self.write_path.sequencer.lock().last_seq;
-        let log_number = versions.new_file_number()?;
-        let edit = VersionEdit {
-            log_number: Some(log_number),
-            last_sequence: Some(last_seq.max(versions.last_sequence())),
-            new_files: tables.iter().map(|t| (0, t.meta.clone())).collect(),
-            ..VersionEdit::default()
-        };
-        versions.log_and_apply(edit, &tables)?;
-        drop(versions);
+        let log_number = self.versions.lock().new_file_number()?;
+        self.flush_memtables_to_l0(&oldest_first, log_number, last_seq, published)?;
         // Every WAL is obsolete now. Best effort: the next open deletes
         // what is left.
         let current = self.write_path.ring.wal_number();

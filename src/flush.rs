@@ -73,6 +73,51 @@ impl DbInner {
             .record_flush(flushed_bytes, start.elapsed().as_micros() as u64);
         Ok(())
     }
+
+    /// Write the entries of `mems` (oldest first) with sequence numbers at
+    /// most `up_to` to L0 tables and install them with one edit that sets
+    /// the log number to `log_number` (so no WAL below it is replayed) and
+    /// the last sequence number to at least `last_seq`.
+    /// Used where every memtable must reach a table at once, whatever its
+    /// WAL holds: a clean close with writes no WAL holds (`close.rs`), and
+    /// a resume after a background error (`resume.rs`). Nothing waits for
+    /// publication: the caller has stopped writes. A failure installs
+    /// nothing; the tables written so far are removed, unless the
+    /// manifest write failed (its outcome is unknown: the edit may be
+    /// durable), when the next open or resume removes them.
+    pub(crate) fn flush_memtables_to_l0(
+        &self,
+        mems: &[&Arc<MemTable>],
+        log_number: u64,
+        last_seq: strata_sstable::SeqNo,
+        up_to: strata_sstable::SeqNo,
+    ) -> Result<Arc<crate::version::Version>> {
+        let mut versions = self.versions.lock();
+        let opener = versions.opener().clone();
+        let mut tables = Vec::new();
+        let written = mems.iter().try_for_each(|mem| {
+            let number = versions.new_file_number()?;
+            if let Some(t) = write_memtable_table(&self.options, &opener, number, mem, None, up_to)?
+            {
+                tables.push(t);
+            }
+            Ok::<_, Error>(())
+        });
+        if let Err(e) = written {
+            // On a full disk they would only take the room a retry needs.
+            for t in &tables {
+                let _ = self.fs.remove(t.path());
+            }
+            return Err(e);
+        }
+        let edit = VersionEdit {
+            log_number: Some(log_number),
+            last_sequence: Some(last_seq.max(versions.last_sequence())),
+            new_files: tables.iter().map(|t| (0, t.meta.clone())).collect(),
+            ..VersionEdit::default()
+        };
+        versions.log_and_apply(edit, &tables)
+    }
 }
 
 /// Write every entry of `mem` with a sequence number at most `up_to`

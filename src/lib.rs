@@ -54,6 +54,7 @@ mod options;
 mod panics;
 mod rate_limiter;
 mod read;
+mod resume;
 mod snapshot;
 mod stats;
 mod varint;

@@ -296,8 +296,13 @@ fn refuse_if_current_was_lost(options: &Options, dir: &Path) -> Result<()> {
 }
 
 /// Delete files no version needs: tables not live, WALs before the log
-/// number, manifests other than the current one, temporary files.
-fn remove_obsolete_files(options: &Options, dir: &Path, versions: &VersionSet) -> Result<()> {
+/// number, manifests other than the current one, temporary files. Also
+/// run by a resume (`resume.rs`), with nothing creating files meanwhile.
+pub(crate) fn remove_obsolete_files(
+    options: &Options,
+    dir: &Path,
+    versions: &VersionSet,
+) -> Result<()> {
     let fs = &options.fs;
     let live: std::collections::HashSet<u64> = versions
         .current()

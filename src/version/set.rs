@@ -205,6 +205,21 @@ impl VersionSet {
         Ok(self.current())
     }
 
+    /// After a failed manifest write, start a fresh manifest describing
+    /// the current version (and point CURRENT at it), so edits can be
+    /// logged again; nothing to do otherwise. The failed edit's outcome is
+    /// unknown (its record may be durable in the old manifest), so the
+    /// tables it added stay on disk until this succeeds: from then on the
+    /// new manifest alone counts, and they are leftovers (RocksDB
+    /// likewise moves to a new manifest when it resumes after a failed
+    /// manifest write).
+    pub fn rewrite_manifest_if_failed(&mut self) -> Result<()> {
+        if self.poisoned {
+            self.write_new_manifest()?;
+        }
+        Ok(())
+    }
+
     fn apply_to_current(&self, edit: &VersionEdit, added: &[Arc<TableFile>]) -> Result<Version> {
         let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] =
             std::array::from_fn(|level| self.current.files(level).to_vec());
