@@ -8,7 +8,9 @@ use crate::filename::MAX_FILE_NUMBER;
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_sstable::{SeqNo, MAX_SEQNO};
-use strata_wal::{LogEnd, Reader, RecoveryMode, TailRule, TornReason};
+use strata_wal::{
+    LogEnd, Reader, RecordType, RecoveryMode, TailRule, TornReason, BLOCK_SIZE, HEADER_SIZE,
+};
 
 /// The state a manifest describes, and the edits that built it.
 #[derive(Debug, Default)]
@@ -51,6 +53,31 @@ fn lost_pages_shape(data: &[u8], offset: usize) -> bool {
     false
 }
 
+/// Whether the record starting at `offset`, cut short by the end of the
+/// file, holds the start of a version edit. The fragments before the cut
+/// one were read valid, so each fills its block (FIRST and MIDDLE do): its
+/// payload is the rest of the block after its header. A torn sync point,
+/// or a fragment no record starts with, is left to the log reader.
+fn begins_an_edit_from(data: &[u8], offset: usize) -> bool {
+    let starts_record = matches!(
+        data.get(offset + HEADER_SIZE - 1)
+            .copied()
+            .map(RecordType::from_u8),
+        Some(Some(RecordType::Full | RecordType::First))
+    );
+    if !starts_record {
+        return true;
+    }
+    let mut payload = Vec::new();
+    let mut header = offset;
+    while header + HEADER_SIZE <= data.len() {
+        let block_end = (header / BLOCK_SIZE + 1) * BLOCK_SIZE;
+        payload.extend_from_slice(&data[header + HEADER_SIZE..block_end.min(data.len())]);
+        header = block_end;
+    }
+    VersionEdit::begins_an_edit(&payload)
+}
+
 /// Replay a manifest's bytes. A torn tail is accepted (the edit it held
 /// was never installed); any other damage is `Corruption` naming the
 /// offset.
@@ -58,10 +85,11 @@ fn lost_pages_shape(data: &[u8], offset: usize) -> bool {
 /// Every edit is synced before the next is written (`log_and_apply`), so
 /// only the last edit's append can hold crash damage: the log is read with
 /// [`TailRule::EveryRecordSyncedButLast`], which calls damage corruption
-/// as soon as anything valid after it shows a later append. Sync points
-/// alone would wait for proof from a later 32 KiB block, and a MANIFEST is
-/// usually one block: a flipped length in an early edit would read as a
-/// torn tail and silently drop every synced edit after it.
+/// unless a crash of a `write(2)`-appended file (cut anywhere, sectors of
+/// the last append lost) can leave it. Sync points alone would wait for
+/// proof from a later 32 KiB block, and a MANIFEST is usually one block: a
+/// flipped bit in an early edit would read as a torn tail and silently
+/// drop every synced edit after it.
 pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
     let mut contents = ManifestContents::default();
     let (mut have_log, mut have_next, mut have_seq) = (false, false, false);
@@ -109,6 +137,29 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
                 path,
                 *offset,
                 format!("the last version edit is damaged: {reason}"),
+            ));
+        }
+    }
+    // A record whose length runs past the end of the file reads, to the
+    // log reader, exactly like the last edit cut short: its payload might
+    // hold anything, records included, so a damaged length in an earlier
+    // edit looks the same. What a MANIFEST record holds tells them apart:
+    // a cut edit's bytes begin a version edit; the bytes behind a damaged
+    // length hold the records after it, whose framing reads as no field.
+    if let Some(LogEnd::TornTail {
+        offset,
+        reason: reason @ TornReason::TruncatedPayload { .. },
+    }) = &contents.end
+    {
+        let offset = *offset as usize;
+        if !lost_pages_shape(data, offset) && !begins_an_edit_from(data, offset) {
+            return Err(Error::corruption(
+                path,
+                offset as u64,
+                format!(
+                    "a version edit runs past the end of the file, and its bytes are \
+                     no version edit's start: a damaged length, not a cut write ({reason})"
+                ),
             ));
         }
     }
