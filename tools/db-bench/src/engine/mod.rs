@@ -1,0 +1,214 @@
+//! The `Engine` trait: the handful of operations db_bench needs, with one
+//! adapter per engine. Benchmarks are generic over it, so every engine runs
+//! the same loops, monomorphised: no dynamic dispatch or boxing per
+//! operation.
+
+mod batch;
+mod mapping;
+mod strata;
+
+#[cfg(feature = "fjall")]
+mod fjall;
+#[cfg(feature = "rocksdb")]
+mod rocksdb;
+#[cfg(feature = "sled")]
+mod sled;
+
+pub use batch::Batch;
+pub use mapping::Mapping;
+pub use strata::StrataEngine;
+
+#[cfg(feature = "fjall")]
+pub use self::fjall::FjallEngine;
+#[cfg(feature = "rocksdb")]
+pub use self::rocksdb::RocksEngine;
+#[cfg(feature = "sled")]
+pub use self::sled::SledEngine;
+
+use crate::error::Result;
+use crate::flags::Flags;
+use std::path::Path;
+
+/// The engines db-bench knows, compiled in or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    Strata,
+    Rocksdb,
+    Fjall,
+    Sled,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 4] = [
+        EngineKind::Strata,
+        EngineKind::Rocksdb,
+        EngineKind::Fjall,
+        EngineKind::Sled,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Strata => "strata",
+            EngineKind::Rocksdb => "rocksdb",
+            EngineKind::Fjall => "fjall",
+            EngineKind::Sled => "sled",
+        }
+    }
+
+    /// Whether this binary was built with the engine's cargo feature.
+    pub fn compiled_in(self) -> bool {
+        match self {
+            EngineKind::Strata => true,
+            EngineKind::Rocksdb => cfg!(feature = "rocksdb"),
+            EngineKind::Fjall => cfg!(feature = "fjall"),
+            EngineKind::Sled => cfg!(feature = "sled"),
+        }
+    }
+
+    /// Parse an `--engine` name; a peer that was not compiled in is an
+    /// error that says how to build it.
+    pub fn parse(name: &str) -> std::result::Result<EngineKind, String> {
+        let kind = Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name.to_ascii_lowercase())
+            .ok_or_else(|| {
+                format!("unknown engine `{name}`; known: strata, rocksdb, fjall, sled")
+            })?;
+        if !kind.compiled_in() {
+            return Err(format!(
+                "this db-bench was built without the `{n}` feature; rebuild with \
+                 `cargo run --release --features {n} --bin db-bench -- ...`",
+                n = kind.name()
+            ));
+        }
+        Ok(kind)
+    }
+}
+
+/// Per-write options, as db_bench's `WriteOptions`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOpts {
+    /// fsync before the write returns.
+    pub sync: bool,
+    /// Skip the write-ahead log.
+    pub disable_wal: bool,
+}
+
+/// Where a scan starts.
+#[derive(Clone, Copy, Debug)]
+pub enum ScanStart<'k> {
+    /// The first key, moving forward.
+    First,
+    /// The last key, moving backward.
+    Last,
+    /// The first key `>=` this one, moving forward.
+    Seek(&'k [u8]),
+}
+
+/// An ordered walk over the database from a [`ScanStart`].
+pub trait Scan {
+    /// The entry the scan is at after positioning (first call) or after one
+    /// step in its direction (later calls); `None` at the end.
+    fn next_entry(&mut self) -> Result<Option<(&[u8], &[u8])>>;
+}
+
+/// Text properties the meta benchmarks print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Property {
+    /// The compaction stats table (`rocksdb.stats`).
+    Stats,
+    /// Files and bytes per level (`rocksdb.levelstats`).
+    LevelStats,
+    /// Every table file (`rocksdb.sstables`).
+    SsTables,
+}
+
+/// A key-value engine under test.
+pub trait Engine: Sized + Send + Sync {
+    /// The `--engine` name.
+    const KIND: EngineKind;
+
+    type Scan<'a>: Scan
+    where
+        Self: 'a;
+
+    /// The engine's options for these flags: what was mapped, what could
+    /// not be, and how durable a write is.
+    fn mapping(flags: &Flags) -> Mapping;
+
+    /// Open (creating unless `--use_existing_db`) the database at `path`.
+    fn open(path: &Path, flags: &Flags) -> Result<Self>;
+
+    fn put(&self, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()>;
+    fn delete(&self, key: &[u8], w: WriteOpts) -> Result<()>;
+    /// Apply every entry of `batch` atomically.
+    fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()>;
+    /// The length of `key`'s value, or `None` if absent. The value is read
+    /// in full by the engine, as a `Get` would.
+    fn get(&self, key: &[u8]) -> Result<Option<usize>>;
+    fn scan(&self, start: ScanStart<'_>) -> Result<Self::Scan<'_>>;
+
+    /// Write the memtable out and wait for it.
+    fn flush(&self) -> Result<()>;
+    /// Compact the whole key space; `Ok(false)` if the engine has no such
+    /// operation.
+    fn compact(&self) -> Result<bool>;
+    /// Wait until no flush or compaction is pending.
+    fn wait_for_compactions(&self) -> Result<()>;
+    /// Check every block checksum; `Ok(false)` if the engine cannot.
+    fn verify_checksums(&self) -> Result<bool>;
+    /// A property as text, `None` if the engine has no such thing.
+    fn property(&self, p: Property) -> Option<String>;
+}
+
+/// The version of `crate_name` this binary was built with, from the
+/// workspace's `Cargo.lock` (so the header never goes stale).
+pub fn locked_version(crate_name: &str) -> Option<&'static str> {
+    const LOCK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"));
+    let needle = format!("name = \"{crate_name}\"\nversion = \"");
+    let start = LOCK.find(&needle)? + needle.len();
+    let len = LOCK[start..].find('"')?;
+    Some(&LOCK[start..start + len])
+}
+
+impl EngineKind {
+    /// The name in the header's first line, as RocksDB prints `RocksDB:`.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            EngineKind::Strata => "strata",
+            EngineKind::Rocksdb => "RocksDB",
+            EngineKind::Fjall => "fjall",
+            EngineKind::Sled => "sled",
+        }
+    }
+
+    /// The engine's version, from the lock file (RocksDB's is the C++
+    /// library bundled by `librocksdb-sys`, after its `+`).
+    pub fn version(self) -> String {
+        let v = match self {
+            EngineKind::Strata => Some(env!("CARGO_PKG_VERSION")),
+            EngineKind::Rocksdb => locked_version("librocksdb-sys")
+                .map(|v| v.split_once('+').map_or(v, |(_, cpp)| cpp)),
+            EngineKind::Fjall => locked_version("fjall"),
+            EngineKind::Sled => locked_version("sled"),
+        };
+        v.unwrap_or("unknown").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_come_from_the_lock_file() {
+        assert_eq!(locked_version("strata"), Some(env!("CARGO_PKG_VERSION")));
+        assert!(locked_version("no-such-crate").is_none());
+    }
+
+    #[test]
+    fn engine_names() {
+        assert_eq!(EngineKind::parse("strata"), Ok(EngineKind::Strata));
+        assert!(EngineKind::parse("leveldb").is_err());
+    }
+}

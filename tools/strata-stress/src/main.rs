@@ -1,0 +1,265 @@
+//! strata-stress: RocksDB's db_stress and db_crashtest for strata.
+//!
+//! ```text
+//! strata-stress run    --dir D [--seed S] [--threads 4] [--duration-secs 10]   stress, checking reads
+//! strata-stress verify --dir D                      reopen and check everything (also: run --verify-only)
+//! strata-stress crash  --dir D --duration 1h        kill `run` with SIGKILL at random moments, verify, repeat
+//! ```
+//! `D` holds the database (`D/db`) and the expected state (`D/expected`);
+//! `crash` empties it first, if strata-stress can prove it made what is
+//! there (`stress_dir.rs`), and draws the database options and workload
+//! mix of each cycle from its seed (`flags.rs`).
+//! `docs/testing.md` explains the expected-state protocol and what each
+//! check proves.
+
+mod crash;
+mod expected;
+mod flags;
+mod rng;
+mod stress_dir;
+mod value;
+mod verify;
+mod workload;
+mod write_log;
+
+use clap::{Args, Parser, Subcommand};
+use expected::{AnyError, ExpectedState};
+use flags::StressFlags;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strata::{Db, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "strata-stress",
+    about = "Stress and crash-test strata against an expected state"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the stress workload (or, with --verify-only, only verify).
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Operations per thread (0: until --duration-secs).
+        #[arg(long, default_value_t = 0)]
+        ops: u64,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Reopen and verify instead of running the workload.
+        #[arg(long)]
+        verify_only: bool,
+    },
+    /// Reopen the database and verify it against the expected state.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// Open with `Options::default()` instead of the given options (a
+        /// database must always open after a crash with default options).
+        #[arg(long)]
+        default_options: bool,
+    },
+    /// Run, kill with SIGKILL at a random moment, verify; repeat.
+    Crash {
+        #[command(flatten)]
+        common: Common,
+        /// Stop after this many kill cycles.
+        #[arg(long)]
+        cycles: Option<u64>,
+        /// Stop after this long: e.g. 90s, 10m, 1h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Shortest time a run lives (after its first write) before it is killed.
+        #[arg(long, default_value_t = 20)]
+        kill_min_ms: u64,
+        /// Longest time a run lives (after its first write) before it is killed.
+        #[arg(long, default_value_t = 2000)]
+        kill_max_ms: u64,
+        /// Use the given options and workload flags in every cycle instead
+        /// of drawing them from the seed.
+        #[arg(long)]
+        fixed_options: bool,
+    },
+}
+
+/// Options shared by every subcommand; `crash` passes them on to its children.
+#[derive(Args, Clone, Debug)]
+struct Common {
+    /// Directory for the database and the expected state.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Seed for every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keys in the key space (fixed when the expected state is created).
+    #[arg(long, default_value_t = 4000)]
+    keys: u32,
+    #[command(flatten)]
+    flags: StressFlags,
+}
+
+impl Common {
+    fn db_dir(&self) -> PathBuf {
+        self.dir.join("db")
+    }
+
+    fn expected_path(&self) -> PathBuf {
+        self.dir.join("expected")
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("bad duration unit in {s:?} (use s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run {
+            common,
+            verify_only: true,
+            ..
+        } => verify_cmd(&common, false),
+        Cmd::Verify {
+            common,
+            default_options,
+        } => verify_cmd(&common, default_options),
+        Cmd::Run {
+            common,
+            ops,
+            duration_secs,
+            ..
+        } => run_cmd(&common, ops, duration_secs),
+        Cmd::Crash {
+            common,
+            cycles,
+            duration,
+            kill_min_ms,
+            kill_max_ms,
+            fixed_options,
+        } => crash_cmd(
+            &common,
+            cycles,
+            duration,
+            kill_min_ms,
+            kill_max_ms,
+            fixed_options,
+        ),
+    };
+    if let Err(e) = result {
+        eprintln!("strata-stress: FAILED: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn open_state(common: &Common) -> Result<ExpectedState, AnyError> {
+    stress_dir::owner().create(&common.dir)?;
+    ExpectedState::open_or_create(&common.expected_path(), common.keys)
+}
+
+fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError> {
+    let mut state = open_state(common)?;
+    if let Some(i) = state.slots().iter().position(|s| s.pending.is_some()) {
+        return Err(format!(
+            "key {i} has a write in flight from a run that did not finish: run `verify` first"
+        )
+        .into());
+    }
+    let run = state.begin_run()?;
+    let f = &common.flags;
+    let db = Db::open(common.db_dir(), f.options())?;
+    let workload = workload::Workload {
+        threads: f.threads.max(1),
+        seed: common.seed,
+        ops_per_thread: ops,
+        deadline: Some(Instant::now() + Duration::from_secs(duration_secs)),
+        sync_one_in: f.sync_one_in.max(1),
+        flush_one_in: f.flush_one_in,
+        compact_one_in: f.compact_one_in,
+        value_sizes: f.value_sizes(),
+    };
+    let counters = workload::run(&db, Arc::new(state.into_shared()), &workload, run)?;
+    db.wait_for_compactions()?;
+    db.check_invariants()?;
+    println!("run {run} ok: {}", counters.summary());
+    Ok(())
+}
+
+fn verify_cmd(common: &Common, default_options: bool) -> Result<(), AnyError> {
+    let mut state = open_state(common)?;
+    let db_dir = common.db_dir();
+    let options = if default_options {
+        Options::default()
+    } else {
+        common.flags.options()
+    };
+    let report = verify::verify(
+        &db_dir,
+        || Db::open(&db_dir, options),
+        &mut state,
+        common.seed,
+    )?;
+    println!("{}", report.line());
+    Ok(())
+}
+
+fn crash_cmd(
+    common: &Common,
+    cycles: Option<u64>,
+    duration: Option<Duration>,
+    kill_min_ms: u64,
+    kill_max_ms: u64,
+    fixed_options: bool,
+) -> Result<(), AnyError> {
+    let start = Instant::now();
+    let test = crash::CrashTest {
+        dir: common.dir.clone(),
+        seed: common.seed,
+        cycles: cycles.or(if duration.is_none() { Some(50) } else { None }),
+        duration,
+        kill_min_ms,
+        kill_max_ms: kill_max_ms.max(kill_min_ms),
+        keys: common.keys,
+        fixed: fixed_options.then(|| common.flags.clone()),
+    };
+    let t = crash::run(&test)?;
+    println!(
+        "crash test ok: cycles={} sigkills={} kills_before_first_write={} key_writes={} min_cycle_key_writes={} \
+         logged_writes_in_sequence={} logged_keys_applied={} l0_tables_in_sequence={} in_flight_batches_logged={} \
+         kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} \
+         in_flight_batches={} keys_verified={} range_scans={} default_option_opens={} seconds={:.0}",
+        t.cycles,
+        t.killed,
+        t.kills_before_first_write,
+        t.key_writes,
+        t.min_cycle_writes.unwrap_or(0),
+        t.logged_writes,
+        t.logged_keys,
+        t.l0_tables,
+        t.in_flight_logged,
+        t.kills_with_strays,
+        t.stray_tables,
+        t.pending_new,
+        t.pending_old,
+        t.pending_batches,
+        t.keys_verified,
+        t.range_scans,
+        t.default_option_opens,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! The `--dir` of strata-stress: what it holds, and the proof that
+//! strata-stress made it. `crash` starts from an empty directory, so it
+//! deletes what an earlier run left there, but only under the rules of
+//! `owned_dir.rs`: the directory carries the `CREATED_BY_STRATA_STRESS`
+//! marker (written when strata-stress creates it, or finds it empty), holds
+//! nothing but the entries below, and no process has the database open.
+//!
+//! ```text
+//! D/CREATED_BY_STRATA_STRESS   the marker
+//! D/db/                        the database (strata's file names only)
+//! D/expected, D/expected.tmp   the expected state (expected.rs)
+//! D/run.log                    the last crash-test child's stderr
+//! ```
+
+use strata_owned_dir::{Entry, Layout, Owner};
+
+/// The top level of `--dir`.
+static STRESS_DIR: Layout = Layout {
+    entry: |name| match name {
+        "db" => Some(Entry::Dir(&DATABASE)),
+        "expected" | "expected.tmp" | "run.log" => Some(Entry::File),
+        _ => None,
+    },
+};
+
+/// `D/db`: what strata names its files (`src/filename.rs`).
+static DATABASE: Layout = Layout {
+    entry: |name| strata::inspect::parse_file_name(name).map(|_| Entry::File),
+};
+
+/// Who owns `--dir`.
+pub fn owner() -> Owner<'static> {
+    Owner {
+        tool: "strata-stress",
+        marker: "CREATED_BY_STRATA_STRESS",
+        purpose: "a stress test's database and expected state".into(),
+        layout: &STRESS_DIR,
+        locks: &["db/LOCK"],
+        instead: "give --dir a path that does not exist yet",
+    }
+}
