@@ -341,9 +341,15 @@ fn a_cut_manifest_edit_whose_key_holds_framed_records_replays() {
         "the last edit names the key: {edit:?}"
     );
     for cut in last as usize + 1..data.len() {
-        match strata::inspect::read_manifest(&manifest, &data[..cut]) {
-            Ok(cut_short) => assert_eq!(cut_short.edits.len(), contents.edits.len() - 1),
-            Err(e) => panic!("cut at {cut} of {}: {e}", data.len()),
+        // Cut there, and cut there with zeros after it (a file length that
+        // got ahead of its data), short of the edit's end.
+        let mut zeros_after = data[..cut].to_vec();
+        zeros_after.resize(cut + (data.len() - cut) / 2, 0);
+        for (what, bytes) in [("cut", &data[..cut]), ("zeros from", &zeros_after[..])] {
+            match strata::inspect::read_manifest(&manifest, bytes) {
+                Ok(cut_short) => assert_eq!(cut_short.edits.len(), contents.edits.len() - 1),
+                Err(e) => panic!("{what} {cut} of {}: {e}", data.len()),
+            }
         }
     }
 }

@@ -55,9 +55,15 @@ fn a_sector_may_be_lost(data: &[u8], offset: usize) -> bool {
 /// Whether the record starting at `offset`, cut short by the end of the
 /// file, holds the start of a version edit. The fragments before the cut
 /// one were read valid, so each fills its block (FIRST and MIDDLE do): its
-/// payload is the rest of the block after its header. A torn sync point,
-/// or a fragment no record starts with, is left to the log reader.
+/// payload is the rest of the block after its header. Zeros at the end of
+/// the file may be a crash's (a length that got ahead of the data), so the
+/// cut is taken at the last nonzero byte. A torn sync point, or a fragment
+/// no record starts with, is left to the log reader.
 fn begins_an_edit_from(data: &[u8], offset: usize) -> bool {
+    let data = &data[..data
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1)];
     let starts_record = matches!(
         data.get(offset + HEADER_SIZE - 1)
             .copied()
