@@ -1,9 +1,7 @@
 //! A sequenced write group: what its members share once the leader has
 //! given them sequence numbers and logged their record.
 
-use super::stripes::SharedStripe;
 use crate::memtable::MemTable;
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
@@ -21,8 +19,6 @@ pub(crate) struct Group {
     /// Bytes of the members' batches.
     pub bytes: u64,
     remaining: AtomicUsize,
-    /// Held until the last member has inserted, so rotation waits for us.
-    stripe: Mutex<Option<SharedStripe>>,
 }
 
 impl Group {
@@ -32,7 +28,6 @@ impl Group {
         mem: Arc<MemTable>,
         end_lsn: Option<u64>,
         members: usize,
-        stripe: SharedStripe,
         bytes: u64,
     ) -> Self {
         Group {
@@ -42,18 +37,12 @@ impl Group {
             end_lsn,
             bytes,
             remaining: AtomicUsize::new(members),
-            stripe: Mutex::new(Some(stripe)),
         }
     }
 
     /// A member finished its memtable insert. Returns true for the last
     /// one, which then completes the group.
     pub fn member_inserted(&self) -> bool {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.stripe.lock().take();
-            true
-        } else {
-            false
-        }
+        self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
     }
 }

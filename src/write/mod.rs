@@ -9,14 +9,13 @@
 //!    leads; later ones wait (spin, then park) to be grouped.
 //! 3. **Sequence** (this file, leader only): the leader makes room (memtable
 //!    rotation onto the WAL and memtable the flush thread made ready,
-//!    `spare.rs`; stalls), takes one stripe of the rotation lock
-//!    (`stripes.rs`) for the group, assigns the group's sequence numbers in
+//!    `spare.rs`; stalls), assigns the group's sequence numbers in
 //!    one step, frames one WAL record for the whole group into the ring
 //!    (`ring.rs`), registers the group with the publisher, and hands
 //!    leadership to the next queued writer.
 //! 4. **Insert**: members insert their batches into the skiplist memtable
 //!    concurrently, each its own, with the leader helping those not yet
-//!    awake; the last insert releases the stripe. A group of small batches
+//!    awake. A group of small batches
 //!    (at most 64 KiB together) is inserted by the leader alone, and each
 //!    member is woken only once, when its write is done: with more writers
 //!    than cores a wake-up costs more than the insert.
@@ -39,7 +38,6 @@ mod queue;
 mod restart;
 mod ring;
 mod spare;
-mod stripes;
 
 pub(crate) use ring::WalRing;
 
@@ -62,7 +60,6 @@ pub(crate) use spare::create_wal;
 use spare::{SpareSlot, SpareWal};
 use std::sync::Arc;
 use strata_sstable::{SeqNo, MAX_SEQNO};
-use stripes::StripedLock;
 
 /// The sequencer's state: touched only by the current leader (the mutex
 /// is uncontended; it makes that rule checkable).
@@ -75,8 +72,6 @@ pub(crate) struct Sequencer {
     pub last_seq: SeqNo,
     /// The active memtable (the one the current super version holds).
     pub mem: Arc<MemTable>,
-    /// Groups sequenced so far (spreads groups over stripes).
-    groups: u64,
     /// Reused buffer for a multi-writer group's WAL payload.
     payload: Vec<u8>,
 }
@@ -85,7 +80,6 @@ pub(crate) struct WritePath {
     queue: WriteQueue,
     pool: WriterPool,
     pub ring: Arc<WalRing>,
-    stripes: Arc<StripedLock>,
     publisher: Publisher,
     pub sequencer: Mutex<Sequencer>,
     manual_wal_flush: bool,
@@ -109,12 +103,10 @@ impl WritePath {
             queue: WriteQueue::default(),
             pool: WriterPool::default(),
             ring,
-            stripes: StripedLock::new(),
             publisher: Publisher::new(),
             sequencer: Mutex::new(Sequencer {
                 last_seq,
                 mem,
-                groups: 0,
                 payload: Vec::new(),
             }),
             manual_wal_flush,
@@ -217,6 +209,8 @@ impl DbInner {
             }
         }
         self.write_path.queue.poison(&err);
+        // A resume waiting for every group's inserts stops at the poison.
+        self.write_path.publisher.wake_all();
         Error::Background(err)
     }
 
@@ -345,8 +339,14 @@ impl DbInner {
             } else {
                 Durability::Written
             };
-            wp.ring
-                .wait(end, durability, true, || self.write_stop_error())?;
+            let logged = wp
+                .ring
+                .wait(end, durability, true, || self.write_stop_error());
+            if let Err(e) = logged {
+                // Inserted, not logged: a resume may still publish it.
+                wp.publisher.hold_back(group.id);
+                return Err(e);
+            }
         }
         wp.publisher.complete(group.id, &self.visible_seq);
         let unsynced = wp.ring.written().saturating_sub(wp.ring.synced());
@@ -369,7 +369,6 @@ impl DbInner {
             .sum();
         let mut sq = wp.sequencer.lock();
         self.make_room(&mut sq, no_slowdown, false, group_bytes)?;
-        let stripe = wp.stripes.shared(sq.groups as usize);
         let first = sq.last_seq + 1;
         let total: u64 = members
             .iter()
@@ -400,7 +399,6 @@ impl DbInner {
             Some(pushed.map_err(|e| self.wal_failure(e))?)
         };
         sq.last_seq = last;
-        sq.groups += 1;
         self.stats
             .write_groups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -416,7 +414,6 @@ impl DbInner {
             Arc::clone(&sq.mem),
             end_lsn,
             members.len(),
-            stripe,
             group_bytes,
         );
         Ok((Arc::new(group), first))
@@ -608,8 +605,6 @@ impl DbInner {
     /// Freeze the active memtable and start a new one with a new WAL.
     fn rotate_memtable(&self, sq: &mut Sequencer) -> Result<()> {
         let wp = &self.write_path;
-        // Every group sequenced into the old memtable has inserted.
-        let _all_stripes = wp.stripes.exclusive();
         // WAL numbers must grow in the order the WALs are used (recovery
         // replays them by number). A spare numbered before the current WAL
         // was made while a rotation that found none created its own: drop it.
@@ -630,6 +625,9 @@ impl DbInner {
             .map_err(|e| self.wal_failure(e))?;
         let mem = spare.mem;
         let frozen = std::mem::replace(&mut sq.mem, Arc::clone(&mem));
+        // Groups sequenced into it may still be inserting: a flush waits
+        // until its last sequence number is published instead.
+        frozen.seal(sq.last_seq);
         self.update_super_version(|sv| SuperVersion {
             mem,
             imms: std::iter::once(frozen)

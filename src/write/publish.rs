@@ -22,13 +22,27 @@ use strata_sstable::SeqNo;
 /// does not depend on it.
 const WAIT_SLICE: Duration = Duration::from_millis(10);
 
+/// Where a registered group is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Sequenced: its members may still be inserting their batches.
+    Inserting,
+    /// Every batch is inserted but the group's record did not reach the
+    /// WAL (a background error): held back until a resume publishes it.
+    HeldBack,
+    /// Inserted and logged: published once every earlier group is.
+    Complete,
+}
+
 struct Pending {
     /// Group id of `groups[0]`.
     front_id: u64,
-    /// Last sequence number of each registered group, and whether it is done.
-    groups: VecDeque<(SeqNo, bool)>,
+    /// Last sequence number of each registered group, and its stage.
+    groups: VecDeque<(SeqNo, Stage)>,
     /// Parked writers and the sequence number each waits for.
     waiters: Vec<(SeqNo, Thread)>,
+    /// A resume waiting for every group's inserts (`wait_inserted`).
+    inserts_waiter: Option<Thread>,
 }
 
 pub(crate) struct Publisher {
@@ -42,6 +56,7 @@ impl Publisher {
                 front_id: 0,
                 groups: VecDeque::with_capacity(64),
                 waiters: Vec::with_capacity(64),
+                inserts_waiter: None,
             }),
         }
     }
@@ -51,7 +66,7 @@ impl Publisher {
     pub fn register(&self, last_seq: SeqNo) -> u64 {
         let mut p = self.pending.lock();
         debug_assert!(p.groups.back().is_none_or(|&(s, _)| s < last_seq));
-        p.groups.push_back((last_seq, false));
+        p.groups.push_back((last_seq, Stage::Inserting));
         p.front_id + p.groups.len() as u64 - 1
     }
 
@@ -60,13 +75,53 @@ impl Publisher {
     /// already published is left alone.
     pub fn complete(&self, id: u64, visible: &AtomicU64) {
         let mut p = self.pending.lock();
+        Self::set_stage(&mut p, id, Stage::Complete);
+        Self::advance(&mut p, visible);
+    }
+
+    /// Group `id` has inserted every batch, but its record failed to reach
+    /// the WAL: it stays unpublished (until [`publish_all`](Self::publish_all)).
+    pub fn hold_back(&self, id: u64) {
+        let mut p = self.pending.lock();
+        Self::set_stage(&mut p, id, Stage::HeldBack);
+    }
+
+    fn set_stage(p: &mut Pending, id: u64, stage: Stage) {
         let Some(index) = id.checked_sub(p.front_id) else {
-            return;
+            return; // published already by `publish_all`
         };
         if let Some(g) = p.groups.get_mut(index as usize) {
-            g.1 = true;
+            debug_assert_eq!(g.1, Stage::Inserting, "a group finished twice");
+            g.1 = stage;
         }
-        Self::advance(&mut p, visible);
+        if let Some(t) = &p.inserts_waiter {
+            t.unpark();
+        }
+    }
+
+    /// Wait until no registered group is still inserting, or `stop`
+    /// reports an error. A resume calls this with writes stopped (no group
+    /// is registered meanwhile): afterwards every batch sequenced so far
+    /// is in a memtable. A group whose writer panicked mid-insert never
+    /// finishes; the panic poisons the write queue, which `stop` reports.
+    pub fn wait_inserted(&self, stop: impl Fn() -> Option<crate::Error>) -> crate::Result<()> {
+        loop {
+            {
+                let mut p = self.pending.lock();
+                if p.groups.iter().all(|&(_, stage)| stage != Stage::Inserting) {
+                    p.inserts_waiter = None;
+                    return Ok(());
+                }
+                // Registered before `stop` is asked: an error recorded
+                // after it wakes us (`wake_all`).
+                p.inserts_waiter = Some(std::thread::current());
+            }
+            if let Some(e) = stop() {
+                self.pending.lock().inserts_waiter = None;
+                return Err(e);
+            }
+            std::thread::park_timeout(WAIT_SLICE);
+        }
     }
 
     /// Publish every registered group, finished or not: a resume does
@@ -78,7 +133,7 @@ impl Publisher {
     pub fn publish_all(&self, visible: &AtomicU64) {
         let mut p = self.pending.lock();
         for g in p.groups.iter_mut() {
-            g.1 = true;
+            g.1 = Stage::Complete;
         }
         Self::advance(&mut p, visible);
     }
@@ -87,7 +142,7 @@ impl Publisher {
     /// the waiters that now see their writes.
     fn advance(p: &mut Pending, visible: &AtomicU64) {
         let mut advanced = None;
-        while let Some(&(last, true)) = p.groups.front() {
+        while let Some(&(last, Stage::Complete)) = p.groups.front() {
             p.groups.pop_front();
             p.front_id += 1;
             advanced = Some(last);
@@ -107,8 +162,12 @@ impl Publisher {
 
     /// Wake every parked waiter (an error ended the waits).
     pub fn wake_all(&self) {
-        for (_, thread) in self.pending.lock().waiters.drain(..) {
+        let mut p = self.pending.lock();
+        for (_, thread) in p.waiters.drain(..) {
             thread.unpark();
+        }
+        if let Some(t) = &p.inserts_waiter {
+            t.unpark();
         }
     }
 
@@ -213,6 +272,46 @@ mod tests {
         let d = p.register(12);
         p.complete(d, &visible);
         assert_eq!(visible.load(Ordering::SeqCst), 12);
+    }
+
+    /// A group whose record failed to reach the WAL stays unpublished, and
+    /// so does every later group; a resume's `publish_all` releases them.
+    #[test]
+    fn a_held_back_group_blocks_publication_until_publish_all() {
+        let p = Publisher::new();
+        let visible = AtomicU64::new(0);
+        let a = p.register(3);
+        let b = p.register(5);
+        let c = p.register(9);
+        p.complete(a, &visible);
+        p.hold_back(b);
+        p.complete(c, &visible);
+        assert_eq!(visible.load(Ordering::SeqCst), 3);
+        p.publish_all(&visible);
+        assert_eq!(visible.load(Ordering::SeqCst), 9);
+    }
+
+    /// A resume waits until no group is still inserting: finished groups,
+    /// published or held back, do not hold it; an inserting one does
+    /// until it finishes, or until `stop` reports an error.
+    #[test]
+    fn waiting_for_inserts_ends_when_every_group_finished_or_at_a_stop() {
+        let p = std::sync::Arc::new(Publisher::new());
+        let visible = std::sync::Arc::new(AtomicU64::new(0));
+        let a = p.register(3);
+        let b = p.register(5);
+        p.complete(a, &visible);
+        let stopped = p.wait_inserted(|| Some(crate::Error::Closed));
+        assert!(matches!(stopped, Err(crate::Error::Closed)));
+        let waiter = {
+            let p = std::sync::Arc::clone(&p);
+            std::thread::spawn(move || p.wait_inserted(|| None))
+        };
+        p.hold_back(b);
+        waiter.join().unwrap().unwrap();
+        assert_eq!(visible.load(Ordering::SeqCst), 3, "b is held back");
+        p.wait_inserted(|| Some(crate::Error::Closed))
+            .expect("nothing is inserting: no need to stop");
     }
 
     /// Every order in which six groups can finish (720 permutations): the

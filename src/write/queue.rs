@@ -304,6 +304,11 @@ impl WriteQueue {
         }
     }
 
+    /// The error a writer's panic poisoned the queue with, if one did.
+    pub fn poisoned(&self) -> Option<Arc<Error>> {
+        self.state.lock().poisoned.clone()
+    }
+
     /// Pass leadership to the next queued writer, or mark none active.
     pub fn hand_off(&self) {
         let next = {

@@ -15,7 +15,7 @@
 use super::spare::SpareWal;
 use super::Sequencer;
 use crate::core::DbInner;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::memtable::MemTable;
 use crate::read::SuperVersion;
 use crate::version::Version;
@@ -25,16 +25,18 @@ use strata_sstable::SeqNo;
 
 impl DbInner {
     /// Run `f` with writes stopped: as the write-queue leader (no group is
-    /// sequenced meanwhile) and holding every stripe of the rotation lock
-    /// (every group sequenced before has inserted its batches). Writers
-    /// queue behind: those who lead while the background error stands
-    /// fail with it, and later ones write once a resume cleared it.
+    /// sequenced meanwhile), once every group sequenced before has
+    /// inserted its batches. Writers queue behind: those who lead while
+    /// the background error stands fail with it, and later ones write once
+    /// a resume cleared it.
     pub(crate) fn with_writes_stopped<R>(
         &self,
         f: impl FnOnce(&mut Sequencer) -> Result<R>,
     ) -> Result<R> {
         self.as_leader(|sq| {
-            let _all_stripes = self.write_path.stripes.exclusive();
+            let wp = &self.write_path;
+            wp.publisher
+                .wait_inserted(|| wp.queue.poisoned().map(Error::Background))?;
             f(sq)
         })
     }
@@ -91,7 +93,7 @@ impl DbInner {
             version,
         });
         sq.mem = mem;
-        // Every group is inserted (the stripes are held) and in a synced
+        // Every group is inserted (`with_writes_stopped`) and in a synced
         // table now: those a background error kept from completing become
         // visible too.
         wp.publisher.publish_all(&self.visible_seq);
