@@ -69,7 +69,7 @@ fn spawn_all(inner: &Arc<DbInner>, threads: &mut Vec<JoinHandle<()>>) -> std::io
     })?;
     let db = Arc::clone(inner);
     spawn_one(inner, threads, "strata-wal".into(), move || {
-        let ring = &db.write_path.ring;
+        let ring = &db.write_path.wal;
         let woke = || {
             let _ = db.hook(HookPoint::WalFlusher);
         };
@@ -118,7 +118,7 @@ pub(crate) fn stop(inner: &DbInner, threads: Vec<JoinHandle<()>>) {
     inner.closing.store(true, Ordering::Release);
     inner.bg.state.lock().shutting_down = true;
     inner.bg.notify_all();
-    inner.write_path.ring.shutdown();
+    inner.write_path.wal.shutdown();
     for t in threads {
         // Their panics are caught inside (`guarded`); a join error is
         // a panic in the catching itself, with nothing left to report.

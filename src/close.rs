@@ -39,7 +39,7 @@ impl DbInner {
 
     /// Whether some memtable holds a write its WAL does not.
     fn needs_flush_at_close(&self) -> bool {
-        if self.write_path.ring.failure().is_some() {
+        if self.write_path.wal.failure().is_some() {
             return true;
         }
         let sv = self.super_version.load();
@@ -63,12 +63,12 @@ impl DbInner {
         // without an earlier group that failed before inserting; keeping
         // it would leave a hole. Its writers were all told of the failure.
         let published = self.visible_sequence();
-        let last_seq = self.write_path.sequencer.lock().last_seq;
+        let last_seq = self.write_path.pipeline.last_seq();
         let log_number = self.versions.lock().new_file_number()?;
         self.flush_memtables_to_l0(&oldest_first, log_number, last_seq, published)?;
         // Every WAL is obsolete now. Best effort: the next open deletes
         // what is left.
-        let current = self.write_path.ring.wal_number();
+        let current = self.write_path.wal.wal_number();
         for number in oldest_first
             .iter()
             .map(|m| m.wal_number())

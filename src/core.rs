@@ -20,7 +20,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -34,9 +34,6 @@ pub(crate) struct DbInner {
     pub super_version: ArcSwap<SuperVersion>,
     sv_update: Mutex<()>,
     pub versions: Mutex<VersionSet>,
-    /// The last sequence number whose write is fully in the memtable;
-    /// reads and snapshots use it.
-    pub visible_seq: AtomicU64,
     pub snapshots: SnapshotList,
     pub write_path: WritePath,
     pub bg: Background,
@@ -62,7 +59,6 @@ impl DbInner {
         options: Options,
         versions: VersionSet,
         super_version: SuperVersion,
-        last_seq: SeqNo,
         write_path: WritePath,
         lock: Box<dyn FileLock>,
     ) -> Self {
@@ -75,7 +71,6 @@ impl DbInner {
             super_version: ArcSwap::from_pointee(super_version),
             sv_update: Mutex::new(()),
             versions: Mutex::new(versions),
-            visible_seq: AtomicU64::new(last_seq),
             snapshots: SnapshotList::default(),
             write_path,
             bg: Background::default(),
@@ -89,10 +84,6 @@ impl DbInner {
             write_controller: Mutex::new(WriteController::new(delayed_write_rate)),
             _lock: lock,
         }
-    }
-
-    pub fn visible_sequence(&self) -> SeqNo {
-        self.visible_seq.load(Ordering::Acquire)
     }
 
     pub fn current_super_version(&self) -> Arc<SuperVersion> {

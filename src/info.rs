@@ -77,7 +77,7 @@ impl DbInner {
                 )
             })
             .collect();
-        let ring = &self.write_path.ring;
+        let ring = &self.write_path.wal;
         self.stats.snapshot(&shape, ring.written(), ring.syncs())
     }
 

@@ -52,7 +52,7 @@
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
-use crate::write::Sequencer;
+use crate::write::Leadership;
 use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -107,7 +107,7 @@ impl DbInner {
         let result = match self.bg_error() {
             None => Ok(()),
             Some(err) if recovery(&err) == Recovery::None => return Err(Error::Background(err)),
-            Some(_) => self.with_writes_stopped(|sq| self.start_over_after_error(sq)),
+            Some(_) => self.with_writes_stopped(|leader| self.start_over_after_error(leader)),
         };
         match &result {
             Ok(()) => {
@@ -127,12 +127,12 @@ impl DbInner {
     }
 
     /// The resume proper. REQUIRES: writes stopped.
-    fn start_over_after_error(&self, sq: &mut Sequencer) -> Result<()> {
+    fn start_over_after_error(&self, leader: &mut Leadership<'_>) -> Result<()> {
         self.wait_for_background_jobs()?;
         // After the jobs: a flush holds `flushing` while it makes a spare.
         let _no_spares = self.stop_making_wals();
         self.versions.lock().rewrite_manifest_if_failed()?;
-        self.start_over(sq, |mems, log_number, last_seq| {
+        self.start_over(leader, |mems, log_number, last_seq| {
             self.flush_memtables_to_l0(mems, log_number, last_seq, strata_sstable::SeqNo::MAX)
         })?;
         // Nothing runs that creates files: whatever the version does not

@@ -46,12 +46,17 @@ struct Pending {
 }
 
 pub(crate) struct Publisher {
+    /// The last sequence number whose write is published: fully in the
+    /// memtable, with every earlier one. Reads and snapshots use it.
+    visible: AtomicU64,
     pending: Mutex<Pending>,
 }
 
 impl Publisher {
-    pub fn new() -> Self {
+    /// A publisher with every write up to `last_seq` visible (recovered).
+    pub fn new(last_seq: SeqNo) -> Self {
         Publisher {
+            visible: AtomicU64::new(last_seq),
             pending: Mutex::new(Pending {
                 front_id: 0,
                 groups: VecDeque::with_capacity(64),
@@ -73,10 +78,15 @@ impl Publisher {
     /// Mark group `id` finished; advance `visible` over every finished
     /// group at the front. A group [`publish_all`](Self::publish_all)
     /// already published is left alone.
-    pub fn complete(&self, id: u64, visible: &AtomicU64) {
+    pub fn complete(&self, id: u64) {
         let mut p = self.pending.lock();
         Self::set_stage(&mut p, id, Stage::Complete);
-        Self::advance(&mut p, visible);
+        self.advance(&mut p);
+    }
+
+    /// The last published sequence number.
+    pub fn visible(&self) -> SeqNo {
+        self.visible.load(Ordering::Acquire)
     }
 
     /// Group `id` has inserted every batch, but its record failed to reach
@@ -130,17 +140,17 @@ impl Publisher {
     /// writers were told the write failed; its outcome is that it was
     /// applied). REQUIRES: no group is being registered (the caller leads
     /// the write queue).
-    pub fn publish_all(&self, visible: &AtomicU64) {
+    pub fn publish_all(&self) {
         let mut p = self.pending.lock();
         for g in p.groups.iter_mut() {
             g.1 = Stage::Complete;
         }
-        Self::advance(&mut p, visible);
+        self.advance(&mut p);
     }
 
     /// Advance `visible` over the finished groups at the front and wake
     /// the waiters that now see their writes.
-    fn advance(p: &mut Pending, visible: &AtomicU64) {
+    fn advance(&self, p: &mut Pending) {
         let mut advanced = None;
         while let Some(&(last, Stage::Complete)) = p.groups.front() {
             p.groups.pop_front();
@@ -148,8 +158,8 @@ impl Publisher {
             advanced = Some(last);
         }
         if let Some(last) = advanced {
-            debug_assert!(visible.load(Ordering::Relaxed) < last);
-            visible.store(last, Ordering::Release);
+            debug_assert!(self.visible.load(Ordering::Relaxed) < last);
+            self.visible.store(last, Ordering::Release);
             p.waiters.retain(|(seq, thread)| {
                 let ready = *seq <= last;
                 if ready {
@@ -176,11 +186,10 @@ impl Publisher {
     pub fn wait_visible(
         &self,
         seq: SeqNo,
-        visible: &AtomicU64,
         mut backoff: Backoff,
         stop: impl Fn() -> Option<crate::Error>,
     ) -> crate::Result<()> {
-        while visible.load(Ordering::Acquire) < seq {
+        while self.visible.load(Ordering::Acquire) < seq {
             if !backoff.snooze() {
                 break;
             }
@@ -197,7 +206,7 @@ impl Publisher {
                 let mut p = self.pending.lock();
                 // Checked under the lock `complete` publishes under: either
                 // it is visible now, or `complete` will see our entry.
-                if visible.load(Ordering::Acquire) >= seq {
+                if self.visible.load(Ordering::Acquire) >= seq {
                     return Ok(());
                 }
                 let me = std::thread::current();
@@ -207,7 +216,7 @@ impl Publisher {
             }
             std::thread::park_timeout(WAIT_SLICE);
             // Once visible, `complete` has already removed our entry.
-            if visible.load(Ordering::Acquire) >= seq {
+            if self.visible.load(Ordering::Acquire) >= seq {
                 return Ok(());
             }
         }
@@ -223,11 +232,10 @@ mod tests {
     /// deadlocked; this test would hang.
     #[test]
     fn a_stop_that_wakes_waiters_does_not_deadlock() {
-        let p = Publisher::new();
-        let visible = AtomicU64::new(0);
+        let p = Publisher::new(0);
         p.register(5);
         let backoff = crate::write::backoff::ActiveWriters::default().backoff();
-        let result = p.wait_visible(5, &visible, backoff, || {
+        let result = p.wait_visible(5, backoff, || {
             p.wake_all();
             Some(crate::Error::Closed)
         });
@@ -236,20 +244,19 @@ mod tests {
 
     #[test]
     fn visible_advances_only_over_a_finished_prefix() {
-        let p = Publisher::new();
-        let visible = AtomicU64::new(0);
+        let p = Publisher::new(0);
         let a = p.register(3);
         let b = p.register(5);
         let c = p.register(9);
-        p.complete(b, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 0);
-        p.complete(c, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 0);
-        p.complete(a, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 9);
+        p.complete(b);
+        assert_eq!(p.visible(), 0);
+        p.complete(c);
+        assert_eq!(p.visible(), 0);
+        p.complete(a);
+        assert_eq!(p.visible(), 9);
         let d = p.register(10);
-        p.complete(d, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 10);
+        p.complete(d);
+        assert_eq!(p.visible(), 10);
     }
 
     /// A resume publishes the groups a background error left unfinished;
@@ -257,38 +264,36 @@ mod tests {
     /// change nothing (an id below the front used to underflow).
     #[test]
     fn publish_all_publishes_unfinished_groups_and_late_completions_are_ignored() {
-        let p = Publisher::new();
-        let visible = AtomicU64::new(0);
+        let p = Publisher::new(0);
         let a = p.register(3);
         let b = p.register(5);
         let c = p.register(9);
-        p.complete(b, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 0);
-        p.publish_all(&visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 9);
-        p.complete(a, &visible);
-        p.complete(c, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 9);
+        p.complete(b);
+        assert_eq!(p.visible(), 0);
+        p.publish_all();
+        assert_eq!(p.visible(), 9);
+        p.complete(a);
+        p.complete(c);
+        assert_eq!(p.visible(), 9);
         let d = p.register(12);
-        p.complete(d, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 12);
+        p.complete(d);
+        assert_eq!(p.visible(), 12);
     }
 
     /// A group whose record failed to reach the WAL stays unpublished, and
     /// so does every later group; a resume's `publish_all` releases them.
     #[test]
     fn a_held_back_group_blocks_publication_until_publish_all() {
-        let p = Publisher::new();
-        let visible = AtomicU64::new(0);
+        let p = Publisher::new(0);
         let a = p.register(3);
         let b = p.register(5);
         let c = p.register(9);
-        p.complete(a, &visible);
+        p.complete(a);
         p.hold_back(b);
-        p.complete(c, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 3);
-        p.publish_all(&visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 9);
+        p.complete(c);
+        assert_eq!(p.visible(), 3);
+        p.publish_all();
+        assert_eq!(p.visible(), 9);
     }
 
     /// A resume waits until no group is still inserting: finished groups,
@@ -296,11 +301,10 @@ mod tests {
     /// until it finishes, or until `stop` reports an error.
     #[test]
     fn waiting_for_inserts_ends_when_every_group_finished_or_at_a_stop() {
-        let p = std::sync::Arc::new(Publisher::new());
-        let visible = std::sync::Arc::new(AtomicU64::new(0));
+        let p = std::sync::Arc::new(Publisher::new(0));
         let a = p.register(3);
         let b = p.register(5);
-        p.complete(a, &visible);
+        p.complete(a);
         let stopped = p.wait_inserted(|| Some(crate::Error::Closed));
         assert!(matches!(stopped, Err(crate::Error::Closed)));
         let waiter = {
@@ -309,7 +313,7 @@ mod tests {
         };
         p.hold_back(b);
         waiter.join().unwrap().unwrap();
-        assert_eq!(visible.load(Ordering::SeqCst), 3, "b is held back");
+        assert_eq!(p.visible(), 3, "b is held back");
         p.wait_inserted(|| Some(crate::Error::Closed))
             .expect("nothing is inserting: no need to stop");
     }
@@ -339,15 +343,14 @@ mod tests {
         let orders = permutations(lasts.len());
         assert_eq!(orders.len(), 720);
         for order in orders {
-            let p = Publisher::new();
-            let visible = AtomicU64::new(0);
+            let p = Publisher::new(0);
             let ids: Vec<u64> = lasts.iter().map(|&l| p.register(l)).collect();
             let mut finished = [false; 6];
             let mut prev = 0;
             for &g in &order {
-                p.complete(ids[g], &visible);
+                p.complete(ids[g]);
                 finished[g] = true;
-                let v = visible.load(Ordering::SeqCst);
+                let v = p.visible();
                 let prefix = finished.iter().take_while(|f| **f).count();
                 let expected = if prefix == 0 { 0 } else { lasts[prefix - 1] };
                 assert_eq!(v, expected, "order {order:?}");
@@ -365,16 +368,15 @@ mod tests {
         // on a group boundary.
         use std::sync::Arc;
         for round in 0..50u64 {
-            let p = Arc::new(Publisher::new());
-            let visible = Arc::new(AtomicU64::new(0));
+            let p = Arc::new(Publisher::new(0));
             let lasts: Vec<u64> = (1..=40).map(|i| i * 3).collect();
             let ids: Vec<u64> = lasts.iter().map(|&l| p.register(l)).collect();
             let observer = {
-                let visible = Arc::clone(&visible);
+                let p = Arc::clone(&p);
                 std::thread::spawn(move || {
                     let mut prev = 0;
                     while prev < 120 {
-                        let v = visible.load(Ordering::Acquire);
+                        let v = p.visible();
                         assert!(v >= prev && v.is_multiple_of(3));
                         prev = v;
                     }
@@ -382,11 +384,11 @@ mod tests {
             };
             let workers: Vec<_> = (0..4u64)
                 .map(|t| {
-                    let (p, visible, ids) = (Arc::clone(&p), Arc::clone(&visible), ids.clone());
+                    let (p, ids) = (Arc::clone(&p), ids.clone());
                     std::thread::spawn(move || {
                         for (i, id) in ids.iter().enumerate() {
                             if (i as u64 * 7 + t + round).is_multiple_of(4) {
-                                p.complete(*id, &visible);
+                                p.complete(*id);
                             }
                         }
                     })
@@ -396,7 +398,7 @@ mod tests {
                 w.join().unwrap();
             }
             observer.join().unwrap();
-            assert_eq!(visible.load(Ordering::SeqCst), 120);
+            assert_eq!(p.visible(), 120);
         }
     }
 }

@@ -12,10 +12,10 @@
 //! then starts over here: a new WAL and memtable, every pending group
 //! published, the ring's positions moved past every record pushed.
 
+use super::pipeline::Leadership;
 use super::spare::SpareWal;
-use super::Sequencer;
 use crate::core::DbInner;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::memtable::MemTable;
 use crate::read::SuperVersion;
 use crate::version::Version;
@@ -31,13 +31,11 @@ impl DbInner {
     /// a resume cleared it.
     pub(crate) fn with_writes_stopped<R>(
         &self,
-        f: impl FnOnce(&mut Sequencer) -> Result<R>,
+        f: impl FnOnce(&mut Leadership<'_>) -> Result<R>,
     ) -> Result<R> {
-        self.as_leader(|sq| {
-            let wp = &self.write_path;
-            wp.publisher
-                .wait_inserted(|| wp.queue.poisoned().map(Error::Background))?;
-            f(sq)
+        self.write_path.pipeline.with_leadership(self, |leader| {
+            leader.wait_inserted()?;
+            f(leader)
         })
     }
 
@@ -58,14 +56,14 @@ impl DbInner {
     /// no flush or compaction running, and the making of spares held off.
     pub(crate) fn start_over(
         &self,
-        sq: &mut Sequencer,
+        leader: &mut Leadership<'_>,
         write_out: impl FnOnce(&[&Arc<MemTable>], u64, SeqNo) -> Result<Arc<Version>>,
     ) -> Result<()> {
         let wp = &self.write_path;
         let wal = match wp.spare.take() {
             // Numbered after the current WAL (see `rotate_memtable`), so
             // after every WAL a memtable logs to.
-            Some(spare) if spare.number > wp.ring.wal_number() => spare,
+            Some(spare) if spare.number > wp.wal.wal_number() => spare,
             Some(stale) => {
                 self.remove_spare(stale);
                 self.new_wal()?
@@ -79,7 +77,7 @@ impl DbInner {
             .rev()
             .chain(std::iter::once(&sv.mem))
             .collect();
-        let version = match write_out(&oldest_first, wal.number, sq.last_seq) {
+        let version = match write_out(&oldest_first, wal.number, leader.last_seq()) {
             Ok(version) => version,
             Err(e) => {
                 wp.spare.put(wal);
@@ -92,13 +90,13 @@ impl DbInner {
             imms: Vec::new(),
             version,
         });
-        sq.mem = mem;
+        leader.switch_memtable(mem);
         // Every group is inserted (`with_writes_stopped`) and in a synced
         // table now: those a background error kept from completing become
         // visible too.
-        wp.publisher.publish_all(&self.visible_seq);
+        leader.publish_all();
         // Closed here, so an unlinked WAL frees its space.
-        drop(wp.ring.restart(file, number));
+        drop(wp.wal.restart(file, number));
         Ok(())
     }
 }

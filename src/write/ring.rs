@@ -19,6 +19,7 @@
 //! checks the buffer again and retries if anything arrived. A producer
 //! whose `try_lock` fails therefore knows the holder will see its record.
 
+use super::pipeline::Durability;
 use crate::fs::{WarmUp, WritableFile};
 use parking_lot::{Condvar, Mutex};
 use std::io;
@@ -28,18 +29,6 @@ use std::time::Duration;
 /// A wait on progress re-checks its condition at least this often. The
 /// protocol does not depend on it; it bounds the damage of a missed wakeup.
 const WAIT_SLICE: Duration = Duration::from_millis(10);
-
-/// What a writer needs to wait for before it may return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// Nothing: the record is in the ring (`manual_wal_flush`).
-    InRing,
-    /// The record was handed to the operating system: survives a process
-    /// crash.
-    Written,
-    /// The record was fsynced: survives power loss.
-    Synced,
-}
 
 struct Producer {
     buf: Vec<u8>,
@@ -332,7 +321,7 @@ impl WalRing {
         stop: impl Fn() -> Option<crate::Error>,
     ) -> crate::Result<()> {
         let reached = |ring: &Self| match durability {
-            Durability::InRing => true,
+            Durability::Buffered => true,
             Durability::Written => ring.written.load(Ordering::Acquire) >= lsn,
             Durability::Synced => ring.synced.load(Ordering::Acquire) >= lsn,
         };
@@ -348,7 +337,7 @@ impl WalRing {
             }
             if inline {
                 let done = match durability {
-                    Durability::InRing => Ok(()),
+                    Durability::Buffered => Ok(()),
                     Durability::Written => self.drain_if_idle(),
                     Durability::Synced => self.sync_if_idle(),
                 };
