@@ -68,20 +68,20 @@ fn spawn_all(inner: &Arc<DbInner>, threads: &mut Vec<JoinHandle<()>>) -> std::io
         guarded(&db, "flush thread", || flush_loop(&db));
     })?;
     let db = Arc::clone(inner);
-    spawn_one(inner, threads, "strata-wal".into(), move || {
-        let ring = &db.write_path.wal;
+    spawn_one(inner, threads, "strata-wal-sync".into(), move || {
+        let wal = &db.write_path.wal;
         let woke = || {
-            let _ = db.hook(HookPoint::WalFlusher);
+            let _ = db.hook(HookPoint::WalSyncer);
         };
-        if let Err(panic) = catch_panic("WAL flusher thread", || ring.run_flusher(&woke)) {
-            // The flusher may have died holding a retired WAL it was
-            // syncing: no sync can be promised any more, so the ring
-            // fails too, and with it every wait on a WAL position. The
-            // panic is recorded first, so waiters report it rather than
-            // the ring's failure.
+        if let Err(panic) = catch_panic("WAL syncer thread", || wal.run_syncer(&woke)) {
+            // The syncer may have died holding a retired WAL it was
+            // syncing: no sync can be promised any more, so the WAL
+            // buffer fails too, and with it every wait on a WAL position.
+            // The panic is recorded first, so waiters report it rather
+            // than the buffer's failure.
             let reason = panic.to_string();
             db.set_bg_error(panic);
-            ring.poison(&reason);
+            wal.poison(&reason);
         }
     })?;
     // One background job is the flush thread; the rest compact.
@@ -118,7 +118,7 @@ pub(crate) fn stop(inner: &DbInner, threads: Vec<JoinHandle<()>>) {
     inner.closing.store(true, Ordering::Release);
     inner.bg.state.lock().shutting_down = true;
     inner.bg.notify_all();
-    inner.write_path.wal.shutdown();
+    inner.write_path.wal.stop_syncer();
     for t in threads {
         // Their panics are caught inside (`guarded`); a join error is
         // a panic in the catching itself, with nothing left to report.

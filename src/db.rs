@@ -139,7 +139,7 @@ impl Db {
         self.inner().write(batch, opts)
     }
 
-    /// Hand every WAL record still in the ring to the operating system,
+    /// Hand every WAL record still in the WAL buffer to the operating system,
     /// and with `sync` also fsync the WAL. Needed with
     /// [`Options::manual_wal_flush`]; harmless otherwise. RocksDB:
     /// `FlushWAL(sync)`.

@@ -12,7 +12,7 @@ use crate::options::{Options, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
 use crate::wal_replay::{read_wal_chain, BatchOutcome};
-use crate::write::{create_wal, CommitPipeline, PipelineConfig, WalRing, WritePath};
+use crate::write::{create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_sstable::{SeqNo, MAX_SEQNO};
@@ -107,8 +107,8 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         imms: Vec::new(),
         version,
     };
-    let wal = Arc::new(WalRing::new(
-        options.wal_ring_capacity_bytes,
+    let wal = Arc::new(WalBuffer::new(
+        options.wal_buffer_capacity_bytes,
         wal,
         wal_number,
     ));

@@ -20,7 +20,7 @@
 //! compaction running, rewrites the manifest if a write to it failed,
 //! writes every memtable to an L0 table, and starts over in a fresh WAL.
 //! Writing the memtables out is what makes it sound whatever the error
-//! left behind: a WAL whose append stopped mid-copy, records the ring
+//! left behind: a WAL whose append stopped mid-copy, records the WAL buffer
 //! held that never reached the file, a sync that failed after records
 //! were acknowledged as written. Nothing depends on those WALs any more:
 //! the new tables are synced and installed with a log number past every

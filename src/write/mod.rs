@@ -44,14 +44,15 @@ mod pool;
 mod publish;
 mod queue;
 mod restart;
-mod ring;
 mod room;
 mod spare;
+mod wal_buffer;
+mod wal_syncer;
 mod writer;
 
 pub(crate) use pipeline::{CommitPipeline, Leadership, PipelineConfig};
-pub(crate) use ring::WalRing;
 pub(crate) use spare::create_wal;
+pub(crate) use wal_buffer::WalBuffer;
 
 use crate::batch::WriteBatch;
 use crate::core::DbInner;
@@ -65,13 +66,13 @@ use strata_sstable::SeqNo;
 pub(crate) struct WritePath {
     pub pipeline: CommitPipeline,
     /// Framed records on their way to the WAL file.
-    pub wal: Arc<WalRing>,
+    pub wal: Arc<WalBuffer>,
     /// The next WAL and memtable, made by the flush thread.
     spare: SpareSlot,
 }
 
 impl WritePath {
-    pub fn new(pipeline: CommitPipeline, wal: Arc<WalRing>) -> Self {
+    pub fn new(pipeline: CommitPipeline, wal: Arc<WalBuffer>) -> Self {
         WritePath {
             pipeline,
             wal,

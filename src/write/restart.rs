@@ -3,14 +3,14 @@
 //! memtable is in a table.
 //!
 //! After a background error the write path may be in any of these states:
-//! the WAL ring failed (an append stopped mid-copy, a sync failed), its
+//! the WAL buffer failed (an append stopped mid-copy, a sync failed), its
 //! buffer holding records that never reached the file; groups inserted
 //! into the memtable whose completion the error cut short, so the
 //! publisher holds them back and the visible sequence number is stuck
 //! before them. Rather than repair the failed WAL, a resume writes every
 //! memtable to a table, so nothing depends on any WAL written so far, and
 //! then starts over here: a new WAL and memtable, every pending group
-//! published, the ring's positions moved past every record pushed.
+//! published, the WAL buffer's positions moved past every record pushed.
 
 use super::pipeline::Leadership;
 use super::spare::SpareWal;
@@ -49,7 +49,7 @@ impl DbInner {
     /// (oldest first) to tables and installs them with the given log
     /// number (the fresh WAL's, so no older WAL is ever replayed) and last
     /// sequence number; once it succeeds, readers see the new version and
-    /// an empty memtable, every group is published, and the ring goes on
+    /// an empty memtable, every group is published, and the WAL buffer goes on
     /// in the fresh WAL, the old ones closed (the caller deletes them). If
     /// it fails, nothing changes and the fresh WAL is kept as the spare.
     /// REQUIRES: writes stopped ([`with_writes_stopped`](Self::with_writes_stopped)),
