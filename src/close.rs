@@ -21,9 +21,11 @@ use std::thread::JoinHandle;
 
 impl DbInner {
     /// Close: stop and join `threads` (the background threads), then make
-    /// every acknowledged write durable. The caller holds the last handle,
-    /// so no write is in progress. An error means some write may not have
-    /// reached the disk; a later open recovers what did.
+    /// every acknowledged write durable. The one way a database closes:
+    /// the last handle's drop or `Db::close`, and an open whose threads
+    /// failed to start. The caller holds the last handle, so no write is
+    /// in progress. An error means some write may not have reached the
+    /// disk; a later open recovers what did.
     pub(crate) fn close(&self, threads: Vec<JoinHandle<()>>) -> Result<()> {
         crate::background::stop(self, threads);
         let result = if self.needs_flush_at_close() {

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -42,9 +42,6 @@ pub(crate) struct DbInner {
     /// Resuming after a background error (`resume.rs`).
     pub resume: ResumeState,
     pub stats: StatsCounters,
-    /// Compactions picked and not yet finished (counted under the version
-    /// set lock, so `wait_for_compactions` never misses one).
-    pub compactions_running: AtomicUsize,
     /// Set when the last handle is dropped: long compactions stop early.
     pub closing: AtomicBool,
     pub rate_limiter: Option<Arc<RateLimiter>>,
@@ -78,7 +75,6 @@ impl DbInner {
             has_bg_error: AtomicBool::new(false),
             resume: ResumeState::default(),
             stats: StatsCounters::default(),
-            compactions_running: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             rate_limiter: (options_rate > 0).then(|| Arc::new(RateLimiter::new(options_rate))),
             write_controller: Mutex::new(WriteController::new(delayed_write_rate)),

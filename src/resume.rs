@@ -54,7 +54,6 @@ use crate::error::{Error, Result};
 use crate::hook::HookPoint;
 use crate::write::Leadership;
 use parking_lot::Mutex;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// What may clear a background error.
@@ -151,22 +150,13 @@ impl DbInner {
     /// counting as running, so none records one after this returns.
     fn wait_for_background_jobs(&self) -> Result<()> {
         loop {
-            {
-                let mut st = self.bg.state.lock();
-                loop {
-                    if st.shutting_down {
-                        return Err(Error::Closed);
-                    }
-                    if !st.flushing && self.compactions_running.load(Ordering::Acquire) == 0 {
-                        break;
-                    }
-                    self.bg.done.wait(&mut st);
-                }
-            }
+            self.bg.wait_for(None, |st| {
+                (!st.flushing && self.bg.compactions_running() == 0).then_some(Ok(()))
+            })?;
             // Seen idle under the version set lock, no compaction can
             // start after (see above).
             let _versions = self.versions.lock();
-            if self.compactions_running.load(Ordering::Acquire) == 0 {
+            if self.bg.compactions_running() == 0 {
                 return Ok(());
             }
         }

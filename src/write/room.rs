@@ -78,24 +78,12 @@ impl DbInner {
             return Ok(());
         }
         let start = Instant::now();
-        let mut st = self.bg.state.lock();
-        while st.generation == generation && !st.shutting_down && self.check_bg_error().is_ok() {
-            match deadline {
-                Some(d) => {
-                    if self.bg.done.wait_until(&mut st, d).timed_out() {
-                        break;
-                    }
-                }
-                None => self.bg.done.wait(&mut st),
-            }
-        }
-        let shutting_down = st.shutting_down;
-        drop(st);
+        // A background error ends the wait too: the caller reports it.
+        let waited = self.bg.wait_for(deadline, |st| {
+            (st.generation != generation || self.check_bg_error().is_err()).then_some(Ok(()))
+        });
         self.stats.record_stall(start.elapsed().as_micros() as u64);
-        if shutting_down {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        waited.map(|_| ())
     }
 
     /// Freeze the active memtable and start a new one with a new WAL.
@@ -192,16 +180,12 @@ impl DbInner {
             }
             return Ok(());
         }
-        let mut st = self.bg.state.lock();
-        loop {
-            self.check_bg_error()?;
-            if self.super_version.load().imms.is_empty() {
-                return Ok(());
+        self.bg.wait_for(None, |_| {
+            if let Err(e) = self.check_bg_error() {
+                return Some(Err(e));
             }
-            if st.shutting_down {
-                return Err(Error::Closed);
-            }
-            self.bg.done.wait(&mut st);
-        }
+            self.super_version.load().imms.is_empty().then_some(Ok(()))
+        })?;
+        Ok(())
     }
 }
