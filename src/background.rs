@@ -10,9 +10,9 @@
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
+use crate::lock_order::{Condvar, Level, Mutex};
 use crate::memtable::MemTable;
 use crate::panics::catch_panic;
-use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,7 +22,6 @@ use std::time::Instant;
 /// background threads look at (a new frozen memtable, shutdown) calls
 /// [`Background::notify_all`] afterwards, which takes `state`'s lock so a
 /// thread that checked and is about to wait cannot miss the change.
-#[derive(Default)]
 pub(crate) struct Background {
     pub state: Mutex<BgState>,
     /// Background threads wait here for work.
@@ -43,6 +42,17 @@ pub(crate) struct BgState {
     /// before checking for work waits only while it is still `g`, so no
     /// change is missed between its check and its wait.
     pub generation: u64,
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Background {
+            state: Mutex::new(Level::BgState, BgState::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            compactions_running: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// How a wait for background progress ended.

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::fs::{WritableFile, WriteAdapter};
 use crate::iter::{Cursor, Iter};
+use crate::lock_order::{Level, Mutex};
 use crate::options::{Options, ReadOptions};
 use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::{ReadView, SuperVersion};
@@ -17,7 +18,6 @@ use crate::version::{Version, VersionSet};
 use crate::write::WritePath;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,18 +66,21 @@ impl DbInner {
             fs: Arc::clone(&options.fs),
             options,
             super_version: ArcSwap::from_pointee(super_version),
-            sv_update: Mutex::new(()),
-            versions: Mutex::new(versions),
+            sv_update: Mutex::new(Level::SvUpdate, ()),
+            versions: Mutex::new(Level::Versions, versions),
             snapshots: SnapshotList::default(),
             write_path,
             bg: Background::default(),
-            bg_error: Mutex::new(None),
+            bg_error: Mutex::new(Level::BgError, None),
             has_bg_error: AtomicBool::new(false),
             resume: ResumeState::default(),
             stats: StatsCounters::default(),
             closing: AtomicBool::new(false),
             rate_limiter: (options_rate > 0).then(|| Arc::new(RateLimiter::new(options_rate))),
-            write_controller: Mutex::new(WriteController::new(delayed_write_rate)),
+            write_controller: Mutex::new(
+                Level::WriteController,
+                WriteController::new(delayed_write_rate),
+            ),
             _lock: lock,
         }
     }

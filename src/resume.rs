@@ -52,8 +52,8 @@
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
+use crate::lock_order::{Level, Mutex};
 use crate::write::Leadership;
-use parking_lot::Mutex;
 use std::time::Instant;
 
 /// What may clear a background error.
@@ -80,12 +80,20 @@ pub(crate) fn recovery(e: &Error) -> Recovery {
 }
 
 /// The resume state of a database.
-#[derive(Default)]
 pub(crate) struct ResumeState {
     /// Held by a resume from start to end: one at a time.
     running: Mutex<()>,
     /// The automatic attempts since the last successful resume.
     auto: Mutex<AutoAttempts>,
+}
+
+impl Default for ResumeState {
+    fn default() -> Self {
+        ResumeState {
+            running: Mutex::new(Level::ResumeRunning, ()),
+            auto: Mutex::new(Level::ResumeAuto, AutoAttempts::default()),
+        }
+    }
 }
 
 #[derive(Default)]

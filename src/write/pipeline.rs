@@ -33,10 +33,10 @@ use super::writer::{Ask, Assignment, Member, Writer, WriterState};
 use crate::batch::{WriteBatch, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
+use crate::lock_order::{Level, Mutex, MutexGuard};
 use crate::memtable::MemTable;
 use crate::options::WriteOptions;
 use crate::panics::catch_panic;
-use parking_lot::{Mutex, MutexGuard};
 use std::sync::Arc;
 use strata_sstable::{SeqNo, MAX_SEQNO};
 
@@ -219,11 +219,14 @@ impl CommitPipeline {
         CommitPipeline {
             queue: WriteQueue::default(),
             pool: WriterPool::default(),
-            sequencer: Mutex::new(Sequencer {
-                last_seq,
-                mem,
-                payload: Vec::new(),
-            }),
+            sequencer: Mutex::new(
+                Level::Sequencer,
+                Sequencer {
+                    last_seq,
+                    mem,
+                    payload: Vec::new(),
+                },
+            ),
             publisher: Publisher::new(last_seq),
             active: ActiveWriters::default(),
             config,

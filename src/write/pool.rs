@@ -4,7 +4,7 @@
 
 use super::writer::Writer;
 use crate::batch::WriteBatch;
-use parking_lot::Mutex;
+use crate::lock_order::{Level, Mutex};
 use std::sync::Arc;
 
 /// Slots kept for reuse; more than the writers that are ever concurrent.
@@ -13,12 +13,20 @@ const MAX_POOLED: usize = 64;
 /// its memory forever.
 const MAX_POOLED_BATCH_BYTES: usize = 1 << 20;
 
-#[derive(Default)]
 pub(crate) struct WriterPool {
     free: Mutex<Vec<Arc<Writer>>>,
     /// Batch buffers displaced from slots by users' own batches, handed out
     /// again by `Db::new_batch`.
     spare_batches: Mutex<Vec<WriteBatch>>,
+}
+
+impl Default for WriterPool {
+    fn default() -> Self {
+        WriterPool {
+            free: Mutex::new(Level::WriterPool, Vec::new()),
+            spare_batches: Mutex::new(Level::SpareBatches, Vec::new()),
+        }
+    }
 }
 
 impl WriterPool {

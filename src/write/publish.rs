@@ -11,7 +11,7 @@
 //! published (no herd of every waiting writer on every publication).
 
 use super::backoff::Backoff;
-use parking_lot::Mutex;
+use crate::lock_order::{Level, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::Thread;
@@ -57,12 +57,15 @@ impl Publisher {
     pub fn new(last_seq: SeqNo) -> Self {
         Publisher {
             visible: AtomicU64::new(last_seq),
-            pending: Mutex::new(Pending {
-                front_id: 0,
-                groups: VecDeque::with_capacity(64),
-                waiters: Vec::with_capacity(64),
-                inserts_waiter: None,
-            }),
+            pending: Mutex::new(
+                Level::Publisher,
+                Pending {
+                    front_id: 0,
+                    groups: VecDeque::with_capacity(64),
+                    waiters: Vec::with_capacity(64),
+                    inserts_waiter: None,
+                },
+            ),
         }
     }
 

@@ -20,7 +20,7 @@
 use super::backoff::Backoff;
 use super::writer::{Ask, Member, Writer, WriterState};
 use crate::error::Error;
-use parking_lot::Mutex;
+use crate::lock_order::{Level, Mutex};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -48,9 +48,16 @@ pub(crate) enum Joined {
     Member(WriterState),
 }
 
-#[derive(Default)]
 pub(crate) struct WriteQueue {
     state: Mutex<QueueState>,
+}
+
+impl Default for WriteQueue {
+    fn default() -> Self {
+        WriteQueue {
+            state: Mutex::new(Level::WriteQueue, QueueState::default()),
+        }
+    }
 }
 
 impl WriteQueue {

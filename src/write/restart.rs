@@ -16,10 +16,10 @@ use super::pipeline::Leadership;
 use super::spare::SpareWal;
 use crate::core::DbInner;
 use crate::error::Result;
+use crate::lock_order::MutexGuard;
 use crate::memtable::MemTable;
 use crate::read::SuperVersion;
 use crate::version::Version;
-use parking_lot::MutexGuard;
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 

@@ -27,7 +27,7 @@
 use super::pipeline::Durability;
 use super::wal_syncer::SyncRequests;
 use crate::fs::WritableFile;
-use parking_lot::{Condvar, Mutex};
+use crate::lock_order::{Condvar, Level, Mutex};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -100,30 +100,36 @@ impl WalBuffer {
     pub fn new(capacity: usize, file: Box<dyn WritableFile>, number: u64) -> Self {
         WalBuffer {
             capacity,
-            producer: Mutex::new(Producer {
-                buf: Vec::with_capacity(capacity.min(1 << 20)),
-                pushed: 0,
-                file_offset: file.len(),
-                file_base_lsn: 0,
-                file_base_offset: file.len(),
-                // The WAL an open starts: no earlier WAL to prove synced.
-                stated: Some(file.len()),
-            }),
-            drain: Mutex::new(Drain {
-                file,
-                number,
-                spare: Vec::with_capacity(capacity.min(1 << 20)),
-            }),
+            producer: Mutex::new(
+                Level::WalProducer,
+                Producer {
+                    buf: Vec::with_capacity(capacity.min(1 << 20)),
+                    pushed: 0,
+                    file_offset: file.len(),
+                    file_base_lsn: 0,
+                    file_base_offset: file.len(),
+                    // The WAL an open starts: no earlier WAL to prove synced.
+                    stated: Some(file.len()),
+                },
+            ),
+            drain: Mutex::new(
+                Level::WalDrain,
+                Drain {
+                    file,
+                    number,
+                    spare: Vec::with_capacity(capacity.min(1 << 20)),
+                },
+            ),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             syncer: SyncRequests::default(),
             failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            progress_lock: Mutex::new(()),
+            failure: Mutex::new(Level::WalFailure, None),
+            progress_lock: Mutex::new(Level::WalProgress, ()),
             progress_waiters: AtomicUsize::new(0),
             progress: Condvar::new(),
-            retired: Mutex::new(Vec::new()),
+            retired: Mutex::new(Level::WalRetired, Vec::new()),
             retired_unsynced: AtomicUsize::new(0),
             files_left: AtomicU64::new(0),
             files_left_synced: AtomicU64::new(0),
@@ -596,7 +602,7 @@ impl WalBuffer {
     }
 
     #[cfg(test)]
-    pub(crate) fn drain_lock_for_test(&self) -> parking_lot::MutexGuard<'_, Drain> {
+    pub(crate) fn drain_lock_for_test(&self) -> crate::lock_order::MutexGuard<'_, Drain> {
         self.drain.lock()
     }
 }

@@ -8,11 +8,10 @@
 
 use super::wal_buffer::WalBuffer;
 use crate::fs::WarmUp;
-use parking_lot::{Condvar, Mutex};
+use crate::lock_order::{Condvar, Level, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the syncer thread is asked to do.
-#[derive(Default)]
 pub(crate) struct SyncRequests {
     /// Highest LSN some writer wants synced.
     requested: AtomicU64,
@@ -23,6 +22,17 @@ pub(crate) struct SyncRequests {
     /// for work.
     stop: Mutex<bool>,
     wake: Condvar,
+}
+
+impl Default for SyncRequests {
+    fn default() -> Self {
+        SyncRequests {
+            requested: AtomicU64::new(0),
+            warm_up: Mutex::new(Level::SyncerWarmUp, None),
+            stop: Mutex::new(Level::SyncerStop, false),
+            wake: Condvar::new(),
+        }
+    }
 }
 
 impl SyncRequests {

@@ -28,8 +28,8 @@ use super::backoff::Backoff;
 use super::group::Group;
 use crate::batch::WriteBatch;
 use crate::error::Error;
+use crate::lock_order::{Level, Mutex};
 use crate::options::WriteOptions;
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
@@ -142,13 +142,16 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn new() -> Self {
         Writer {
-            slot: Mutex::new(Slot {
-                batch: WriteBatch::new(),
-                assignment: None,
-                inserted: false,
-                error: None,
-            }),
-            members: Mutex::new(Vec::new()),
+            slot: Mutex::new(
+                Level::WriterSlot,
+                Slot {
+                    batch: WriteBatch::new(),
+                    assignment: None,
+                    inserted: false,
+                    error: None,
+                },
+            ),
+            members: Mutex::new(Level::WriterMembers, Vec::new()),
             state: AtomicU8::new(WriterState::Queued as u8),
         }
     }
