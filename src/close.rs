@@ -15,8 +15,6 @@
 use crate::core::DbInner;
 use crate::error::Result;
 use crate::filename::wal_path;
-use crate::memtable::MemTable;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 impl DbInner {
@@ -54,12 +52,7 @@ impl DbInner {
     /// with a log number past every WAL, so none is replayed.
     fn flush_memtables_at_close(&self) -> Result<()> {
         let sv = self.super_version.load_full();
-        let oldest_first: Vec<&Arc<MemTable>> = sv
-            .imms
-            .iter()
-            .rev()
-            .chain(std::iter::once(&sv.mem))
-            .collect();
+        let oldest_first = sv.memtables_oldest_first();
         // Only published writes: a group sequenced but never published
         // (its writers failed, e.g. after a panic) may sit in the memtable
         // without an earlier group that failed before inserting; keeping

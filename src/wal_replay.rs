@@ -293,6 +293,24 @@ mod tests {
         Ok(keys)
     }
 
+    /// How many batches `read_wal_chain` yields from `numbers` in `/db`.
+    fn batches_replayed(fs: &MemFileSystem, log_number: u64, numbers: &[u64]) -> Result<usize> {
+        let mut n = 0;
+        read_wal_chain(
+            fs,
+            Path::new("/db"),
+            Path::new("/db/MANIFEST-000001"),
+            log_number,
+            numbers,
+            WalRecoveryMode::default(),
+            &mut |_, _, _| {
+                n += 1;
+                Ok(Ok(()))
+            },
+        )?;
+        Ok(n)
+    }
+
     #[test]
     fn the_next_wal_is_replayed_only_when_the_previous_reads_to_the_length_it_names() {
         let wal5 = wal(&[batch(1, "a"), batch(2, "b"), batch(3, "c")], None);
@@ -364,40 +382,13 @@ mod tests {
         let dir = PathBuf::from("/db");
         let manifest = dir.join("MANIFEST-000001");
         fs.write_durable(&wal_path(&dir, 6), &wal6);
-        let mut n = 0;
-        let e = read_wal_chain(
-            &fs,
-            &dir,
-            &manifest,
-            5,
-            &[6],
-            WalRecoveryMode::default(),
-            &mut |_, _, _| {
-                n += 1;
-                Ok(Ok(()))
-            },
-        )
-        .unwrap_err();
+        let e = batches_replayed(&fs, 5, &[6]).unwrap_err();
         assert!(
             matches!(&e, Error::Corruption { file, .. } if *file == manifest),
             "{e:?}"
         );
-        assert_eq!(n, 0);
         // A predecessor below the log number was flushed: replay.
-        read_wal_chain(
-            &fs,
-            &dir,
-            &manifest,
-            6,
-            &[6],
-            WalRecoveryMode::default(),
-            &mut |_, _, _| {
-                n += 1;
-                Ok(Ok(()))
-            },
-        )
-        .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(batches_replayed(&fs, 6, &[6]).unwrap(), 1);
     }
 
     #[test]
@@ -421,21 +412,7 @@ mod tests {
             w.extend_from_slice(&[0u8; 100]);
             w
         });
-        let mut n = 0;
-        read_wal_chain(
-            &fs,
-            &dir,
-            Path::new("/db/MANIFEST-000001"),
-            5,
-            &[5, 6, 7],
-            WalRecoveryMode::default(),
-            &mut |_, _, _| {
-                n += 1;
-                Ok(Ok(()))
-            },
-        )
-        .unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(batches_replayed(&fs, 5, &[5, 6, 7]).unwrap(), 2);
     }
 
     #[test]

@@ -112,18 +112,6 @@ fn a_failed_open_after_a_torn_wal_still_reopens() {
     assert!(torn_seen > 0, "no seed tore the WAL");
 }
 
-/// Keys `0..n` flushed to a table, `n..2n` in the WAL; closed cleanly.
-fn table_and_wal(fs: &MemFileSystem, n: usize) {
-    let db = open_mem(fs);
-    for i in 0..n {
-        db.put(key(i), value(i, 0)).unwrap();
-    }
-    db.flush().unwrap();
-    for i in n..2 * n {
-        db.put(key(i), value(i, 0)).unwrap();
-    }
-}
-
 /// Corruption sweep (tests/corruption_modes.rs): a byte flipped in the
 /// last MANIFEST record was taken for a torn write, so the edit was
 /// dropped; when that edit was a flush, open then deleted the flushed
@@ -133,14 +121,8 @@ fn table_and_wal(fs: &MemFileSystem, n: usize) {
 #[test]
 fn a_flipped_byte_in_the_last_manifest_edit_fails_the_open() {
     let fs = MemFileSystem::new();
-    table_and_wal(&fs, 100);
-    let name = fs
-        .list(&mem_dir())
-        .unwrap()
-        .into_iter()
-        .find(|n| n.starts_with("MANIFEST-"))
-        .unwrap();
-    let manifest = mem_dir().join(name);
+    table_and_wal(&fs, 100, 100);
+    let manifest = manifest_path(&fs);
     let data = fs.read(&manifest).unwrap();
     let contents = strata::inspect::read_manifest(&manifest, &data).unwrap();
     let (last, _) = *contents.edits.last().unwrap();
@@ -169,7 +151,7 @@ fn a_flipped_byte_in_the_last_manifest_edit_fails_the_open() {
 #[test]
 fn a_missing_current_beside_tables_fails_the_open() {
     let fs = MemFileSystem::new();
-    table_and_wal(&fs, 100);
+    table_and_wal(&fs, 100, 100);
     let current = mem_dir().join("CURRENT");
     fs.remove(&current).unwrap();
     match Db::open(mem_dir(), mem_options(&fs)) {
@@ -224,14 +206,8 @@ fn an_empty_sync_write_makes_earlier_writes_durable() {
 fn a_last_manifest_edit_that_lost_a_page_is_a_torn_tail() {
     use strata::inspect::VersionEdit;
     let base = MemFileSystem::new();
-    table_and_wal(&base, 100);
-    let name = base
-        .list(&mem_dir())
-        .unwrap()
-        .into_iter()
-        .find(|n| n.starts_with("MANIFEST-"))
-        .unwrap();
-    let manifest = mem_dir().join(name);
+    table_and_wal(&base, 100, 100);
+    let manifest = manifest_path(&base);
     let mut data = base.read(&manifest).unwrap().to_vec();
     let contents = strata::inspect::read_manifest(&manifest, &data).unwrap();
     // Harmless edits (the same counters again): small ones until a big
@@ -269,7 +245,7 @@ fn a_last_manifest_edit_that_lost_a_page_is_a_torn_tail() {
         // The same database again (its files are deterministic), with
         // this manifest.
         let fs = MemFileSystem::new();
-        table_and_wal(&fs, 100);
+        table_and_wal(&fs, 100, 100);
         fs.write_durable(&manifest, bytes);
         Db::open(mem_dir(), mem_options(&fs)).map(|db| scan_all(&db).len())
     };
