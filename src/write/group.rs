@@ -1,8 +1,8 @@
 //! A sequenced write group: what its members share once the leader has
 //! given them sequence numbers and logged their record.
 
+use super::sync::{AtomicUsize, Ordering};
 use crate::memtable::MemTable;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 

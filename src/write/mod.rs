@@ -37,6 +37,8 @@ mod env;
 mod group;
 #[cfg(test)]
 mod group_tests;
+#[cfg(all(test, loom))]
+mod handoff_model;
 mod pipeline;
 #[cfg(test)]
 mod pipeline_tests;
@@ -46,6 +48,7 @@ mod queue;
 mod restart;
 mod room;
 mod spare;
+mod sync;
 mod wal_buffer;
 mod wal_syncer;
 mod writer;

@@ -11,10 +11,10 @@
 //! published (no herd of every waiting writer on every publication).
 
 use super::backoff::Backoff;
-use crate::lock_order::{Level, Mutex};
+use super::sync::thread::{self, Thread};
+use super::sync::{AtomicU64, Mutex, Ordering};
+use crate::lock_order::Level;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::Thread;
 use std::time::Duration;
 use strata_sstable::SeqNo;
 
@@ -127,13 +127,13 @@ impl Publisher {
                 }
                 // Registered before `stop` is asked: an error recorded
                 // after it wakes us (`wake_all`).
-                p.inserts_waiter = Some(std::thread::current());
+                p.inserts_waiter = Some(thread::current());
             }
             if let Some(e) = stop() {
                 self.pending.lock().inserts_waiter = None;
                 return Err(e);
             }
-            std::thread::park_timeout(WAIT_SLICE);
+            thread::park_timeout(WAIT_SLICE);
         }
     }
 
@@ -161,6 +161,10 @@ impl Publisher {
             advanced = Some(last);
         }
         if let Some(last) = advanced {
+            // Not under loom: it tracks only the last access to an atomic,
+            // and this load would hide a reader's load from the store
+            // below (the models would not explore the reader seeing it).
+            #[cfg(not(loom))]
             debug_assert!(self.visible.load(Ordering::Relaxed) < last);
             self.visible.store(last, Ordering::Release);
             p.waiters.retain(|(seq, thread)| {
@@ -185,7 +189,8 @@ impl Publisher {
     }
 
     /// Wait until `visible >= seq`, or `stop` reports an error. `stop` is
-    /// never called with the publisher's lock held.
+    /// never called with the publisher's lock held (it may record a
+    /// background error, which wakes every waiter under that lock).
     pub fn wait_visible(
         &self,
         seq: SeqNo,
@@ -197,14 +202,12 @@ impl Publisher {
                 break;
             }
         }
+        // An error that stands already ends the wait, as it always has.
+        if let Some(e) = stop() {
+            return Err(e);
+        }
+        let me = thread::current();
         loop {
-            // `stop` may record a background error, which wakes every
-            // waiter under our lock: call it before taking the lock.
-            if let Some(e) = stop() {
-                let me = std::thread::current().id();
-                self.pending.lock().waiters.retain(|(_, t)| t.id() != me);
-                return Err(e);
-            }
             {
                 let mut p = self.pending.lock();
                 // Checked under the lock `complete` publishes under: either
@@ -212,12 +215,22 @@ impl Publisher {
                 if self.visible.load(Ordering::Acquire) >= seq {
                     return Ok(());
                 }
-                let me = std::thread::current();
                 if !p.waiters.iter().any(|(_, t)| t.id() == me.id()) {
-                    p.waiters.push((seq, me));
+                    p.waiters.push((seq, me.clone()));
                 }
             }
-            std::thread::park_timeout(WAIT_SLICE);
+            // Asked once registered: an error recorded after this look
+            // wakes us (`wake_all`). Asked before registering, an error
+            // recorded in between woke no one, and the wait lasted until
+            // its timeout (the loom models found it).
+            if let Some(e) = stop() {
+                self.pending
+                    .lock()
+                    .waiters
+                    .retain(|(_, t)| t.id() != me.id());
+                return Err(e);
+            }
+            thread::park_timeout(WAIT_SLICE);
             // Once visible, `complete` has already removed our entry.
             if self.visible.load(Ordering::Acquire) >= seq {
                 return Ok(());
