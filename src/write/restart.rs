@@ -71,12 +71,7 @@ impl DbInner {
             None => self.new_wal()?,
         };
         let sv = self.current_super_version();
-        let oldest_first: Vec<&Arc<MemTable>> = sv
-            .imms
-            .iter()
-            .rev()
-            .chain(std::iter::once(&sv.mem))
-            .collect();
+        let oldest_first = sv.memtables_oldest_first();
         let version = match write_out(&oldest_first, wal.number, leader.last_seq()) {
             Ok(version) => version,
             Err(e) => {
