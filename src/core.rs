@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::fs::{WritableFile, WriteAdapter};
 use crate::iter::{Cursor, Iter};
+use crate::lock_order::{Level, Mutex};
 use crate::options::{Options, ReadOptions};
 use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::{ReadView, SuperVersion};
@@ -17,10 +18,9 @@ use crate::version::{Version, VersionSet};
 use crate::write::WritePath;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -34,9 +34,6 @@ pub(crate) struct DbInner {
     pub super_version: ArcSwap<SuperVersion>,
     sv_update: Mutex<()>,
     pub versions: Mutex<VersionSet>,
-    /// The last sequence number whose write is fully in the memtable;
-    /// reads and snapshots use it.
-    pub visible_seq: AtomicU64,
     pub snapshots: SnapshotList,
     pub write_path: WritePath,
     pub bg: Background,
@@ -45,9 +42,6 @@ pub(crate) struct DbInner {
     /// Resuming after a background error (`resume.rs`).
     pub resume: ResumeState,
     pub stats: StatsCounters,
-    /// Compactions picked and not yet finished (counted under the version
-    /// set lock, so `wait_for_compactions` never misses one).
-    pub compactions_running: AtomicUsize,
     /// Set when the last handle is dropped: long compactions stop early.
     pub closing: AtomicBool,
     pub rate_limiter: Option<Arc<RateLimiter>>,
@@ -62,7 +56,6 @@ impl DbInner {
         options: Options,
         versions: VersionSet,
         super_version: SuperVersion,
-        last_seq: SeqNo,
         write_path: WritePath,
         lock: Box<dyn FileLock>,
     ) -> Self {
@@ -73,26 +66,23 @@ impl DbInner {
             fs: Arc::clone(&options.fs),
             options,
             super_version: ArcSwap::from_pointee(super_version),
-            sv_update: Mutex::new(()),
-            versions: Mutex::new(versions),
-            visible_seq: AtomicU64::new(last_seq),
+            sv_update: Mutex::new(Level::SvUpdate, ()),
+            versions: Mutex::new(Level::Versions, versions),
             snapshots: SnapshotList::default(),
             write_path,
             bg: Background::default(),
-            bg_error: Mutex::new(None),
+            bg_error: Mutex::new(Level::BgError, None),
             has_bg_error: AtomicBool::new(false),
             resume: ResumeState::default(),
             stats: StatsCounters::default(),
-            compactions_running: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             rate_limiter: (options_rate > 0).then(|| Arc::new(RateLimiter::new(options_rate))),
-            write_controller: Mutex::new(WriteController::new(delayed_write_rate)),
+            write_controller: Mutex::new(
+                Level::WriteController,
+                WriteController::new(delayed_write_rate),
+            ),
             _lock: lock,
         }
-    }
-
-    pub fn visible_sequence(&self) -> SeqNo {
-        self.visible_seq.load(Ordering::Acquire)
     }
 
     pub fn current_super_version(&self) -> Arc<SuperVersion> {

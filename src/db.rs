@@ -78,8 +78,9 @@ impl Db {
             Ok(threads) => threads,
             Err(e) => {
                 // The threads that started are joined: `inner` is ours
-                // alone, and dropping it releases the LOCK.
-                inner.discard_spare_wal();
+                // alone. Closed the one way a database closes; dropping it
+                // then releases the LOCK.
+                let _ = inner.close(Vec::new());
                 return Err(Error::io("spawn background thread", path.as_ref(), e));
             }
         };
@@ -139,7 +140,7 @@ impl Db {
         self.inner().write(batch, opts)
     }
 
-    /// Hand every WAL record still in the ring to the operating system,
+    /// Hand every WAL record still in the WAL buffer to the operating system,
     /// and with `sync` also fsync the WAL. Needed with
     /// [`Options::manual_wal_flush`]; harmless otherwise. RocksDB:
     /// `FlushWAL(sync)`.
@@ -305,11 +306,8 @@ impl Db {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> std::result::Result<(), String> {
         let inner = self.inner();
-        let quiet = inner
-            .compactions_running
-            .load(std::sync::atomic::Ordering::Acquire)
-            == 0
-            && inner.current_super_version().imms.is_empty();
+        let quiet =
+            inner.bg.compactions_running() == 0 && inner.current_super_version().imms.is_empty();
         let version = inner.current_version();
         crate::version::invariants::check(&version, &*inner.fs, &inner.dir, quiet)
     }

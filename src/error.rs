@@ -51,11 +51,11 @@ pub enum Error {
     /// The database was asked to do something after it began closing.
     Closed,
     /// Code panicked in a background thread (flush, compaction, WAL
-    /// flusher) or while writing (leading a write group). The panic is
+    /// syncer) or while writing (leading a write group). The panic is
     /// kept as a [`Error::Background`]: writes fail with it until the
     /// database is reopened, and nothing waits for the work that panicked.
     Panic {
-        /// Where: "flush thread", "compaction thread", "WAL flusher
+        /// Where: "flush thread", "compaction thread", "WAL syncer
         /// thread", "write group leader", ...
         place: &'static str,
         /// The panic's message.

@@ -48,6 +48,7 @@ mod ikey;
 mod info;
 pub mod inspect;
 mod iter;
+mod lock_order;
 mod memtable;
 mod open;
 mod options;

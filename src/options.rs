@@ -65,11 +65,11 @@ pub struct Options {
     /// as one WAL record. RocksDB: `max_write_batch_group_size_bytes`.
     /// Default: 1 MiB.
     pub max_write_group_bytes: usize,
-    /// Capacity of the ring buffer between write groups and the WAL file;
-    /// when full, writers wait for it to drain (never dropping a record).
-    /// Default: 4 MiB.
-    pub wal_ring_capacity_bytes: usize,
-    /// Ask the WAL flusher to fsync in the background whenever this many
+    /// Capacity of the WAL buffer between write groups and the WAL file;
+    /// when full, the writer filling it writes it out first (never
+    /// dropping a record). Default: 4 MiB.
+    pub wal_buffer_capacity_bytes: usize,
+    /// Ask the WAL syncer thread to fsync in the background whenever this many
     /// bytes were written since the last sync, so a later sync write has
     /// less to wait for; 0 disables. RocksDB: `wal_bytes_per_sync`.
     /// Default: 0.
@@ -80,8 +80,8 @@ pub struct Options {
     /// RocksDB's nearest knob is `allow_mmap_writes` (default off there).
     /// Default: `Auto`.
     pub wal_write_mode: WalWriteMode,
-    /// Keep WAL records in the ring until [`Db::flush_wal`](crate::Db::flush_wal)
-    /// or until the ring fills: writes return sooner but survive neither a
+    /// Keep WAL records in the WAL buffer until [`Db::flush_wal`](crate::Db::flush_wal)
+    /// or until the buffer fills: writes return sooner but survive neither a
     /// process crash nor power loss until then. RocksDB:
     /// `manual_wal_flush`. Default: `false`.
     pub manual_wal_flush: bool,
@@ -169,7 +169,7 @@ impl Default for Options {
             wal_recovery_mode: WalRecoveryMode::default(),
             paranoid_checks: false,
             max_write_group_bytes: 1 << 20,
-            wal_ring_capacity_bytes: 4 << 20,
+            wal_buffer_capacity_bytes: 4 << 20,
             wal_bytes_per_sync: 0,
             wal_write_mode: WalWriteMode::Auto,
             manual_wal_flush: false,
@@ -208,7 +208,7 @@ impl fmt::Debug for Options {
             .field("wal_recovery_mode", &self.wal_recovery_mode)
             .field("paranoid_checks", &self.paranoid_checks)
             .field("max_write_group_bytes", &self.max_write_group_bytes)
-            .field("wal_ring_capacity_bytes", &self.wal_ring_capacity_bytes)
+            .field("wal_buffer_capacity_bytes", &self.wal_buffer_capacity_bytes)
             .field("wal_bytes_per_sync", &self.wal_bytes_per_sync)
             .field("wal_write_mode", &self.wal_write_mode)
             .field("manual_wal_flush", &self.manual_wal_flush)
@@ -267,10 +267,10 @@ impl Options {
                 self.max_write_buffer_number
             ));
         }
-        if self.wal_ring_capacity_bytes < 4096 {
+        if self.wal_buffer_capacity_bytes < 4096 {
             return bad(format!(
-                "wal_ring_capacity_bytes {} is below the minimum of 4 KiB",
-                self.wal_ring_capacity_bytes
+                "wal_buffer_capacity_bytes {} is below the minimum of 4 KiB",
+                self.wal_buffer_capacity_bytes
             ));
         }
         if self.max_write_group_bytes == 0 {

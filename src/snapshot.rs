@@ -3,9 +3,9 @@
 use crate::core::DbInner;
 use crate::error::Result;
 use crate::iter::{Cursor, Iter};
+use crate::lock_order::{Level, Mutex};
 use crate::options::ReadOptions;
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::sync::Arc;
@@ -13,9 +13,16 @@ use strata_sstable::SeqNo;
 
 /// The live snapshots' sequence numbers, so flush and compaction keep the
 /// versions they can still see.
-#[derive(Default)]
 pub(crate) struct SnapshotList {
     live: Mutex<BTreeMap<SeqNo, usize>>,
+}
+
+impl Default for SnapshotList {
+    fn default() -> Self {
+        SnapshotList {
+            live: Mutex::new(Level::Snapshots, BTreeMap::new()),
+        }
+    }
 }
 
 impl SnapshotList {

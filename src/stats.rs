@@ -77,8 +77,9 @@ impl StatsCounters {
         self.stall_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    pub fn add_user_write(&self, keys: u64, bytes: u64) {
-        self.user_writes.fetch_add(1, Ordering::Relaxed);
+    /// `writes` user writes of `keys` records and `bytes` bytes in all.
+    pub fn add_user_writes(&self, writes: u64, keys: u64, bytes: u64) {
+        self.user_writes.fetch_add(writes, Ordering::Relaxed);
         self.user_keys.fetch_add(keys, Ordering::Relaxed);
         self.user_bytes.fetch_add(bytes, Ordering::Relaxed);
     }

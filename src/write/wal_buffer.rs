@@ -1,26 +1,33 @@
-//! The WAL ring: a bounded buffer of framed log records between the write
-//! groups that fill it (in sequence order) and whoever drains it into the
-//! WAL file: a writer draining inline, or the WAL flusher thread.
+//! The WAL buffer: framed log records between the write groups that fill
+//! it (in sequence order) and whoever writes them to the WAL file: a
+//! writer doing it inline, or the WAL syncer thread (`wal_syncer.rs`).
 //!
 //! Positions are log sequence numbers (LSNs): bytes pushed since the
 //! database opened, across WAL files. Three positions are published:
-//! `pushed` (in the ring), `written` (handed to the operating system) and
-//! `synced` (durable). A writer waits for the position its durability
+//! `pushed` (in the buffer), `written` (handed to the operating system)
+//! and `synced` (durable). A writer waits for the position its durability
 //! level needs.
 //!
-//! The buffer is double-buffered: producers append to the active buffer
-//! under a short lock; a drainer swaps it for an empty spare and writes
-//! the full one outside that lock. When the active buffer would exceed the
-//! capacity, the producer drains it itself first: a full ring blocks its
+//! It is a double buffer: producers append to the active buffer under a
+//! short lock; a drainer swaps it for an empty spare and writes the full
+//! one outside that lock. When the active buffer would exceed the
+//! capacity, the producer drains it itself first: a full buffer blocks its
 //! writer (backpressure) and never drops a record.
 //!
 //! Draining protocol (no record is ever stranded): the drain lock is taken
 //! with `try_lock`; a drainer empties the buffer, releases the lock, then
 //! checks the buffer again and retries if anything arrived. A producer
 //! whose `try_lock` fails therefore knows the holder will see its record.
+//!
+//! The buffer also keeps the WAL files a rotation moved past ("retired"):
+//! written in full, synced in the background by the syncer thread, and
+//! always before any sync of a newer file is acknowledged, so WALs become
+//! durable in log order.
 
-use crate::fs::{WarmUp, WritableFile};
-use parking_lot::{Condvar, Mutex};
+use super::pipeline::Durability;
+use super::wal_syncer::SyncRequests;
+use crate::fs::WritableFile;
+use crate::lock_order::{Condvar, Level, Mutex};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -29,18 +36,6 @@ use std::time::Duration;
 /// protocol does not depend on it; it bounds the damage of a missed wakeup.
 const WAIT_SLICE: Duration = Duration::from_millis(10);
 
-/// What a writer needs to wait for before it may return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// Nothing: the record is in the ring (`manual_wal_flush`).
-    InRing,
-    /// The record was handed to the operating system: survives a process
-    /// crash.
-    Written,
-    /// The record was fsynced: survives power loss.
-    Synced,
-}
-
 struct Producer {
     buf: Vec<u8>,
     /// LSN at the end of `buf`.
@@ -48,7 +43,7 @@ struct Producer {
     /// Offset in the current WAL file at the end of `buf` (framing
     /// depends on the position within 32 KiB blocks).
     file_offset: u64,
-    /// The current file: the LSN of its first byte framed by this ring,
+    /// The current file: the LSN of its first byte framed by this buffer,
     /// and that byte's offset in the file.
     file_base_lsn: u64,
     file_base_offset: u64,
@@ -64,7 +59,7 @@ pub(crate) struct Drain {
     spare: Vec<u8>,
 }
 
-pub(crate) struct WalRing {
+pub(crate) struct WalBuffer {
     capacity: usize,
     producer: Mutex<Producer>,
     drain: Mutex<Drain>,
@@ -72,12 +67,12 @@ pub(crate) struct WalRing {
     synced: AtomicU64,
     /// fsyncs done.
     syncs: AtomicU64,
-    /// Highest LSN some writer wants synced.
-    sync_requested: AtomicU64,
+    /// What the syncer thread is asked to do (`wal_syncer.rs`).
+    pub(super) syncer: SyncRequests,
     failed: AtomicBool,
-    /// Why the ring failed (the error's kind, so a full disk stays one,
+    /// Why the buffer failed (the error's kind, so a full disk stays one,
     /// and its message), for the error writers report. Cleared only by
-    /// [`WalRing::restart`], under this lock.
+    /// [`WalBuffer::restart`], under this lock.
     failure: Mutex<Option<(io::ErrorKind, String)>>,
     /// Signalled when `written` or `synced` advance, or on failure.
     progress_lock: Mutex<()>,
@@ -85,8 +80,8 @@ pub(crate) struct WalRing {
     /// (a lock and a futex call) when there are none.
     progress_waiters: AtomicUsize,
     progress: Condvar,
-    /// WAL files the ring has moved past, written in full but maybe not
-    /// synced; the flusher syncs them in the background, and a sync of the
+    /// WAL files the buffer has moved past, written in full but maybe not
+    /// synced; the syncer syncs them in the background, and a sync of the
     /// current file first makes sure they are synced (WALs become durable
     /// in order).
     retired: Mutex<Vec<Box<dyn WritableFile>>>,
@@ -99,49 +94,46 @@ pub(crate) struct WalRing {
     files_left: AtomicU64,
     files_left_synced: AtomicU64,
     retired_synced: Condvar,
-    /// The current file's warm-up, which the flusher runs a step at a time
-    /// when no sync is wanted (see `WritableFile::warm_up`).
-    warm_up: Mutex<Option<WarmUp>>,
-    /// The flusher thread waits here for sync requests.
-    flusher_lock: Mutex<bool>,
-    flusher_wake: Condvar,
 }
 
-impl WalRing {
+impl WalBuffer {
     pub fn new(capacity: usize, file: Box<dyn WritableFile>, number: u64) -> Self {
-        WalRing {
+        WalBuffer {
             capacity,
-            producer: Mutex::new(Producer {
-                buf: Vec::with_capacity(capacity.min(1 << 20)),
-                pushed: 0,
-                file_offset: file.len(),
-                file_base_lsn: 0,
-                file_base_offset: file.len(),
-                // The WAL an open starts: no earlier WAL to prove synced.
-                stated: Some(file.len()),
-            }),
-            drain: Mutex::new(Drain {
-                file,
-                number,
-                spare: Vec::with_capacity(capacity.min(1 << 20)),
-            }),
+            producer: Mutex::new(
+                Level::WalProducer,
+                Producer {
+                    buf: Vec::with_capacity(capacity.min(1 << 20)),
+                    pushed: 0,
+                    file_offset: file.len(),
+                    file_base_lsn: 0,
+                    file_base_offset: file.len(),
+                    // The WAL an open starts: no earlier WAL to prove synced.
+                    stated: Some(file.len()),
+                },
+            ),
+            drain: Mutex::new(
+                Level::WalDrain,
+                Drain {
+                    file,
+                    number,
+                    spare: Vec::with_capacity(capacity.min(1 << 20)),
+                },
+            ),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
-            sync_requested: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            syncer: SyncRequests::default(),
             failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            progress_lock: Mutex::new(()),
+            failure: Mutex::new(Level::WalFailure, None),
+            progress_lock: Mutex::new(Level::WalProgress, ()),
             progress_waiters: AtomicUsize::new(0),
             progress: Condvar::new(),
-            retired: Mutex::new(Vec::new()),
+            retired: Mutex::new(Level::WalRetired, Vec::new()),
             retired_unsynced: AtomicUsize::new(0),
             files_left: AtomicU64::new(0),
             files_left_synced: AtomicU64::new(0),
             retired_synced: Condvar::new(),
-            warm_up: Mutex::new(None),
-            flusher_lock: Mutex::new(false),
-            flusher_wake: Condvar::new(),
         }
     }
 
@@ -197,7 +189,7 @@ impl WalRing {
         p.stated = Some(synced_len);
     }
 
-    /// Write everything in the ring to the file. REQUIRES: the drain lock.
+    /// Write everything in the buffer to the file. REQUIRES: the drain lock.
     fn drain_locked(&self, d: &mut Drain) -> io::Result<()> {
         self.check_failed()?;
         loop {
@@ -283,7 +275,7 @@ impl WalRing {
     /// Sync every retired file: those not yet taken here, and wait for the
     /// ones another thread is syncing. Retired files are no longer
     /// appended to, so this needs no drain lock.
-    fn sync_retired(&self) -> io::Result<()> {
+    pub(super) fn sync_retired(&self) -> io::Result<()> {
         loop {
             let mut retired = self.retired.lock();
             let Some(mut file) = retired.pop() else {
@@ -318,11 +310,11 @@ impl WalRing {
     }
 
     /// Wait until `lsn` has the given durability. `inline` lets the caller
-    /// drain (or drain and fsync) the ring itself when no one else is, so a
+    /// drain (or drain and fsync) the buffer itself when no one else is, so a
     /// lone writer pays no thread handoff; while someone else drains or
     /// syncs, the caller waits, and the next sync covers every record
     /// pushed meanwhile (that is how the fsyncs of many groups coalesce).
-    /// Without `inline`, a sync is left to the flusher thread. `stop`
+    /// Without `inline`, a sync is left to the syncer thread. `stop`
     /// reports a background error that ends the wait.
     pub fn wait(
         &self,
@@ -331,13 +323,13 @@ impl WalRing {
         inline: bool,
         stop: impl Fn() -> Option<crate::Error>,
     ) -> crate::Result<()> {
-        let reached = |ring: &Self| match durability {
-            Durability::InRing => true,
-            Durability::Written => ring.written.load(Ordering::Acquire) >= lsn,
-            Durability::Synced => ring.synced.load(Ordering::Acquire) >= lsn,
+        let reached = |wal: &Self| match durability {
+            Durability::Buffered => true,
+            Durability::Written => wal.written.load(Ordering::Acquire) >= lsn,
+            Durability::Synced => wal.synced.load(Ordering::Acquire) >= lsn,
         };
         if durability == Durability::Synced && !inline {
-            self.request_sync(lsn);
+            self.syncer.request(lsn);
         }
         loop {
             if reached(self) {
@@ -348,7 +340,7 @@ impl WalRing {
             }
             if inline {
                 let done = match durability {
-                    Durability::InRing => Ok(()),
+                    Durability::Buffered => Ok(()),
                     Durability::Written => self.drain_if_idle(),
                     Durability::Synced => self.sync_if_idle(),
                 };
@@ -371,94 +363,9 @@ impl WalRing {
         }
     }
 
-    /// Ask the flusher to sync up to `lsn`.
-    pub fn request_sync(&self, lsn: u64) {
-        if self.sync_requested.fetch_max(lsn, Ordering::AcqRel) < lsn {
-            let _g = self.flusher_lock.lock();
-            self.flusher_wake.notify_one();
-        }
-    }
-
-    /// The flusher thread's loop: warm up each new WAL file, and sync
-    /// whenever a writer asks, coalescing the requests that arrive while a
-    /// sync is in progress into the next one. Returns when `shutdown` is
-    /// called. `woke` is called each time it wakes for work (a test hook).
-    pub fn run_flusher(&self, woke: &dyn Fn()) {
-        *self.warm_up.lock() = self.drain.lock().file.warm_up();
-        loop {
-            {
-                let mut stop = self.flusher_lock.lock();
-                // A failed ring waits for `restart` (a resume) or shutdown.
-                while !*stop
-                    && (self.failed.load(Ordering::Acquire)
-                        || self.warm_up.lock().is_none()
-                            && self.sync_requested.load(Ordering::Acquire)
-                                <= self.synced.load(Ordering::Acquire)
-                            && self.retired_unsynced.load(Ordering::Acquire) == 0)
-                {
-                    self.flusher_wake.wait(&mut stop);
-                }
-                if *stop {
-                    return;
-                }
-            }
-            woke();
-            // Sync requests first; otherwise warm the new file up a step at
-            // a time before the retired file's sync (which can take long):
-            // the writers are about to need those pages.
-            let sync_wanted =
-                self.sync_requested.load(Ordering::Acquire) > self.synced.load(Ordering::Acquire);
-            if !sync_wanted && self.warm_up_step() {
-                continue;
-            }
-            // Retired files first, outside the drain lock: syncing a whole
-            // 64 MiB WAL takes long, and writers keep appending meanwhile.
-            let result = self.sync_retired().and_then(|_| {
-                if self.sync_requested.load(Ordering::Acquire) > self.synced.load(Ordering::Acquire)
-                {
-                    let mut d = self.drain.lock();
-                    self.sync_locked(&mut d)
-                } else {
-                    Ok(())
-                }
-            });
-            if result.is_err() {
-                // `fail` already woke every waiter; nothing more to sync
-                // until a resume restarts the ring.
-                debug_assert!(self.failed.load(Ordering::Acquire));
-                continue;
-            }
-            // Records pushed while we held the drain lock are ours to
-            // write (their pushers saw the lock taken).
-            let _ = self.drain_if_idle();
-        }
-    }
-
-    /// Run one step of the pending warm-up; true if one ran. A newer
-    /// file's warm-up installed meanwhile replaces this one.
-    fn warm_up_step(&self) -> bool {
-        let Some(mut job) = self.warm_up.lock().take() else {
-            return false;
-        };
-        if job() {
-            let mut slot = self.warm_up.lock();
-            if slot.is_none() {
-                *slot = Some(job);
-            }
-        }
-        true
-    }
-
-    /// Stop the flusher thread.
-    pub fn shutdown(&self) {
-        let mut stop = self.flusher_lock.lock();
-        *stop = true;
-        self.flusher_wake.notify_all();
-    }
-
     /// Switch to a new WAL file: write everything to the old one, then
     /// frame from offset 0 of the new file. The old file is synced in the
-    /// background by the flusher thread (`background`), or here; either
+    /// background by the syncer thread (`background`), or here; either
     /// way before any sync of the new file completes, so WALs become
     /// durable in order. REQUIRES: no concurrent `push` (the caller leads
     /// the write queue).
@@ -474,7 +381,7 @@ impl WalRing {
         }
         self.drain_locked(&mut d)?;
         if background {
-            *self.warm_up.lock() = file.warm_up();
+            self.syncer.set_warm_up(file.warm_up());
         }
         let mut p = self.producer.lock();
         debug_assert!(p.buf.is_empty());
@@ -508,8 +415,7 @@ impl WalRing {
         }
         drop(d);
         if background {
-            let _g = self.flusher_lock.lock();
-            self.flusher_wake.notify_one();
+            self.syncer.wake();
         }
         Ok(())
     }
@@ -573,7 +479,7 @@ impl WalRing {
         p.file_base_offset = p.file_offset;
         p.stated = Some(p.file_offset);
         d.spare.clear();
-        *self.warm_up.lock() = file.warm_up();
+        self.syncer.set_warm_up(file.warm_up());
         abandoned.push(std::mem::replace(&mut d.file, file));
         d.number = number;
         // Every file left behind counts as synced from now on: nothing
@@ -588,8 +494,7 @@ impl WalRing {
         drop(failure);
         drop(d);
         self.notify_progress();
-        let _g = self.flusher_lock.lock();
-        self.flusher_wake.notify_one();
+        self.syncer.wake();
         abandoned
     }
 
@@ -616,6 +521,21 @@ impl WalRing {
         self.producer.lock().pushed
     }
 
+    /// Whether an append or a sync failed (until a restart).
+    pub(super) fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Retired files not yet synced.
+    pub(super) fn retired_unsynced(&self) -> usize {
+        self.retired_unsynced.load(Ordering::Acquire)
+    }
+
+    /// The warm-up of the file written now.
+    pub(super) fn current_warm_up(&self) -> Option<crate::fs::WarmUp> {
+        self.drain.lock().file.warm_up()
+    }
+
     fn fail(&self, e: &io::Error) {
         self.failure
             .lock()
@@ -624,7 +544,7 @@ impl WalRing {
         self.notify_progress();
     }
 
-    /// Fail the ring for `reason` (the flusher thread panicked): every
+    /// Fail the buffer for `reason` (the syncer thread panicked): every
     /// wait on a position and every later write or sync fails.
     pub fn poison(&self, reason: &str) {
         self.fail(&io::Error::other(reason));
@@ -636,7 +556,7 @@ impl WalRing {
         self.notify_progress();
     }
 
-    /// Why the ring stopped, if an append or sync failed.
+    /// Why the buffer stopped, if an append or sync failed.
     pub fn failure(&self) -> Option<io::Error> {
         if !self.failed.load(Ordering::Acquire) {
             return None;
@@ -647,7 +567,7 @@ impl WalRing {
             .map(|(kind, message)| io::Error::new(*kind, message.clone()))
     }
 
-    /// Run `record` on why the ring stopped, if it has, under the lock
+    /// Run `record` on why the buffer stopped, if it has, under the lock
     /// [`restart`](Self::restart) clears the failure under: a failure a
     /// resume has cleared is never recorded after it.
     pub fn record_failure<R>(&self, record: impl FnOnce(io::Error) -> R) -> Option<R> {
@@ -682,7 +602,7 @@ impl WalRing {
     }
 
     #[cfg(test)]
-    pub(crate) fn drain_lock_for_test(&self) -> parking_lot::MutexGuard<'_, Drain> {
+    pub(crate) fn drain_lock_for_test(&self) -> crate::lock_order::MutexGuard<'_, Drain> {
         self.drain.lock()
     }
 }
@@ -694,11 +614,11 @@ mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
-    fn ring(capacity: usize) -> (MemFileSystem, Arc<WalRing>) {
+    fn buffer(capacity: usize) -> (MemFileSystem, Arc<WalBuffer>) {
         let fs = MemFileSystem::new();
         fs.create_dir_all(Path::new("/w")).unwrap();
         let file = fs.create(Path::new("/w/1.log")).unwrap();
-        (fs, Arc::new(WalRing::new(capacity, file, 1)))
+        (fs, Arc::new(WalBuffer::new(capacity, file, 1)))
     }
 
     fn read_back(fs: &MemFileSystem) -> Vec<Vec<u8>> {
@@ -713,18 +633,18 @@ mod tests {
 
     #[test]
     fn records_come_out_in_push_order_with_positions_advancing() {
-        let (fs, ring) = ring(1 << 16);
+        let (fs, wal) = buffer(1 << 16);
         let mut last = 0;
         for i in 0..100u32 {
-            let lsn = ring.push(&i.to_le_bytes().repeat(i as usize)).unwrap();
+            let lsn = wal.push(&i.to_le_bytes().repeat(i as usize)).unwrap();
             assert!(lsn > last);
             last = lsn;
         }
-        assert_eq!(ring.written(), 0);
-        ring.drain_if_idle().unwrap();
-        assert_eq!(ring.written(), last);
-        ring.sync_all().unwrap();
-        assert_eq!(ring.synced(), last);
+        assert_eq!(wal.written(), 0);
+        wal.drain_if_idle().unwrap();
+        assert_eq!(wal.written(), last);
+        wal.sync_all().unwrap();
+        assert_eq!(wal.synced(), last);
         let recs = read_back(&fs);
         assert_eq!(recs.len(), 100);
         for (i, r) in recs.iter().enumerate() {
@@ -733,235 +653,117 @@ mod tests {
     }
 
     #[test]
-    fn a_full_ring_blocks_its_pusher_until_drained_and_drops_nothing() {
-        let (fs, ring) = ring(256);
-        // Hold the drain lock: a push that finds the ring full must wait.
-        let guard = ring.drain_lock_for_test();
-        ring.push(&[1u8; 200]).unwrap();
+    fn a_full_buffer_blocks_its_pusher_until_drained_and_drops_nothing() {
+        let (fs, wal) = buffer(256);
+        // Hold the drain lock: a push that finds the buffer full must wait.
+        let guard = wal.drain_lock_for_test();
+        wal.push(&[1u8; 200]).unwrap();
         let pusher = {
-            let ring = Arc::clone(&ring);
-            std::thread::spawn(move || ring.push(&[2u8; 200]).unwrap())
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.push(&[2u8; 200]).unwrap())
         };
-        // The pusher cannot finish: the ring is full and we hold the lock.
-        assert_eq!(ring.pushed(), 200 + 7);
+        // The pusher cannot finish: the buffer is full and we hold the lock.
+        assert_eq!(wal.pushed(), 200 + 7);
         drop(guard);
         let lsn = pusher.join().unwrap();
-        ring.drain_all().unwrap();
-        assert_eq!(ring.written(), lsn);
+        wal.drain_all().unwrap();
+        assert_eq!(wal.written(), lsn);
         assert_eq!(read_back(&fs), vec![vec![1u8; 200], vec![2u8; 200]]);
     }
 
     #[test]
     fn concurrent_waiters_see_their_records_written() {
-        let (fs, ring) = ring(4096);
-        let ring2 = Arc::clone(&ring);
-        let flusher = std::thread::spawn(move || ring2.run_flusher(&|| {}));
-        let lsns: Vec<u64> = (0..50u8).map(|i| ring.push(&[i; 100]).unwrap()).collect();
+        let (fs, wal) = buffer(4096);
+        let wal2 = Arc::clone(&wal);
+        let syncer = std::thread::spawn(move || wal2.run_syncer(&|| {}));
+        let lsns: Vec<u64> = (0..50u8).map(|i| wal.push(&[i; 100]).unwrap()).collect();
         let waiters: Vec<_> = lsns
             .iter()
             .enumerate()
             .map(|(i, &lsn)| {
-                let ring = Arc::clone(&ring);
+                let wal = Arc::clone(&wal);
                 std::thread::spawn(move || {
                     let d = if i % 3 == 0 {
                         Durability::Synced
                     } else {
                         Durability::Written
                     };
-                    ring.wait(lsn, d, true, || None).unwrap();
+                    wal.wait(lsn, d, true, || None).unwrap();
                 })
             })
             .collect();
         for w in waiters {
             w.join().unwrap();
         }
-        ring.shutdown();
-        flusher.join().unwrap();
+        wal.stop_syncer();
+        syncer.join().unwrap();
         assert_eq!(read_back(&fs).len(), 50);
     }
 
-    /// A file whose warm-up jobs come from `make`, so a test controls them.
-    struct WithWarmUp {
-        file: Box<dyn WritableFile>,
-        make: Box<dyn Fn() -> WarmUp + Send>,
-    }
-
-    impl WritableFile for WithWarmUp {
-        fn append(&mut self, data: &[u8]) -> io::Result<()> {
-            self.file.append(data)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            self.file.flush()
-        }
-        fn sync(&mut self) -> io::Result<()> {
-            self.file.sync()
-        }
-        fn len(&self) -> u64 {
-            self.file.len()
-        }
-        fn warm_up(&self) -> Option<WarmUp> {
-            Some((self.make)())
-        }
-    }
-
-    #[test]
-    fn the_flusher_warms_up_each_new_file() {
-        let (fs, ring) = ring(1 << 16);
-        let flusher = {
-            let ring = Arc::clone(&ring);
-            std::thread::spawn(move || ring.run_flusher(&|| {}))
-        };
-        let (ran, warmed) = std::sync::mpsc::channel();
-        for number in 2..4 {
-            let path = format!("/w/{number}.log");
-            let ran = ran.clone();
-            // Three steps, the last one reporting.
-            let make = move || -> WarmUp {
-                let (ran, mut steps) = (ran.clone(), 0);
-                Box::new(move || {
-                    steps += 1;
-                    if steps == 3 {
-                        ran.send(()).unwrap();
-                    }
-                    steps < 3
-                })
-            };
-            let file = WithWarmUp {
-                file: fs.create(Path::new(&path)).unwrap(),
-                make: Box::new(make),
-            };
-            ring.switch_file(Box::new(file), number, true).unwrap();
-            // A bound on a hang, not a synchronisation: the job runs as
-            // soon as the flusher wakes.
-            warmed
-                .recv_timeout(std::time::Duration::from_secs(30))
-                .expect("the flusher ran the new file's warm-up");
-        }
-        ring.shutdown();
-        flusher.join().unwrap();
-    }
-
-    #[test]
-    fn a_sync_is_served_between_warm_up_steps() {
-        let (fs, ring) = ring(1 << 16);
-        let flusher = {
-            let ring = Arc::clone(&ring);
-            std::thread::spawn(move || ring.run_flusher(&|| {}))
-        };
-        // A warm-up that never ends by itself: each step counts itself and
-        // waits for a token; the job ends when the token sender is gone.
-        let (token, tokens) = std::sync::mpsc::channel::<()>();
-        let tokens = Arc::new(parking_lot::Mutex::new(tokens));
-        let steps = Arc::new(AtomicUsize::new(0));
-        let make = {
-            let steps = Arc::clone(&steps);
-            move || -> WarmUp {
-                let (tokens, steps) = (Arc::clone(&tokens), Arc::clone(&steps));
-                Box::new(move || {
-                    steps.fetch_add(1, Ordering::SeqCst);
-                    tokens.lock().recv().is_ok()
-                })
-            }
-        };
-        let next = WithWarmUp {
-            file: fs.create(Path::new("/w/2.log")).unwrap(),
-            make: Box::new(make),
-        };
-        ring.switch_file(Box::new(next), 2, true).unwrap();
-        let lsn = ring.push(b"synced while warming up").unwrap();
-        // Asked before the token below ends the step under way (if one
-        // is): the flusher must sync before it starts another.
-        ring.request_sync(lsn);
-        let (done, synced) = std::sync::mpsc::channel();
-        let waiter = {
-            let ring = Arc::clone(&ring);
-            std::thread::spawn(move || {
-                ring.wait(lsn, Durability::Synced, false, || None).unwrap();
-                done.send(()).unwrap();
-            })
-        };
-        token.send(()).unwrap();
-        // A bound on a hang, not a synchronisation: were the warm-up run
-        // before the sync, the next step would wait for a token that never
-        // comes and the sync with it.
-        let served = synced.recv_timeout(std::time::Duration::from_secs(30));
-        let steps_then = steps.load(Ordering::SeqCst);
-        drop(token); // ends the job, so the threads can finish either way
-        waiter.join().unwrap();
-        ring.shutdown();
-        flusher.join().unwrap();
-        served.expect("the sync waited for the warm-up");
-        assert!(
-            steps_then <= 2,
-            "{steps_then} warm-up steps ran before the sync"
-        );
-    }
-
-    /// With no flusher thread running, a retired WAL stays unsynced until
+    /// With no syncer thread running, a retired WAL stays unsynced until
     /// a sync of the current one, which must sync it first.
     #[test]
     fn syncing_the_new_wal_syncs_the_retired_one_first() {
-        let (fs, ring) = ring(1 << 16);
-        ring.push(b"in the old log").unwrap();
+        let (fs, wal) = buffer(1 << 16);
+        wal.push(b"in the old log").unwrap();
         let next = fs.create(Path::new("/w/2.log")).unwrap();
         fs.sync_dir(Path::new("/w")).unwrap();
-        ring.switch_file(next, 2, true).unwrap();
-        ring.push(b"in the new log").unwrap();
-        ring.sync_all().unwrap();
+        wal.switch_file(next, 2, true).unwrap();
+        wal.push(b"in the new log").unwrap();
+        wal.sync_all().unwrap();
         fs.power_loss(crate::fs::UnsyncedData::Drop);
         assert_eq!(read_back(&fs), vec![b"in the old log".to_vec()]);
         let data = fs.read(Path::new("/w/2.log")).unwrap();
         assert!(!data.is_empty(), "the new log lost a synced record");
     }
 
-    /// A resume restarts a failed ring in a new file: the failure is
+    /// A resume restarts a failed buffer in a new file: the failure is
     /// gone, every record pushed counts as written and synced (the resume
-    /// made them durable elsewhere), and the flusher thread, which met the
+    /// made them durable elsewhere), and the syncer thread, which met the
     /// failure, serves syncs again (it used to exit on a failure).
     #[test]
-    fn a_restart_clears_the_failure_and_the_flusher_serves_syncs_again() {
-        let (fs, ring) = ring(4096);
-        let flusher = {
-            let ring = Arc::clone(&ring);
-            std::thread::spawn(move || ring.run_flusher(&|| {}))
+    fn a_restart_clears_the_failure_and_the_syncer_serves_syncs_again() {
+        let (fs, wal) = buffer(4096);
+        let syncer = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.run_syncer(&|| {}))
         };
         fs.add_fault(crate::fs::FaultPlan::always(crate::fs::FsOp::Append));
-        let lost = ring.push(b"lost with the old file").unwrap();
+        let lost = wal.push(b"lost with the old file").unwrap();
         let failed = {
-            let ring2 = Arc::clone(&ring);
-            ring.wait(lost, Durability::Synced, false, move || {
-                ring2
-                    .failure()
+            let wal2 = Arc::clone(&wal);
+            wal.wait(lost, Durability::Synced, false, move || {
+                wal2.failure()
                     .map(|e| crate::Error::io("sync", "/w/1.log", e))
             })
         };
-        assert!(failed.is_err(), "the flusher's append did not fail");
-        assert!(ring.failure().is_some());
+        assert!(failed.is_err(), "the syncer's append did not fail");
+        assert!(wal.failure().is_some());
         fs.clear_faults();
         let next = fs.create(Path::new("/w/2.log")).unwrap();
-        let abandoned = ring.restart(next, 2);
+        let abandoned = wal.restart(next, 2);
         assert_eq!(abandoned.len(), 1, "the failed file is handed back");
-        assert!(ring.failure().is_none());
-        assert_eq!((ring.written(), ring.synced()), (lost, lost));
-        assert_eq!(ring.wal_number(), 2);
-        let after = ring.push(b"after the restart").unwrap();
+        assert!(wal.failure().is_none());
+        assert_eq!((wal.written(), wal.synced()), (lost, lost));
+        assert_eq!(wal.wal_number(), 2);
+        let after = wal.push(b"after the restart").unwrap();
         let (done, synced) = std::sync::mpsc::channel();
         let waiter = {
-            let ring = Arc::clone(&ring);
+            let wal = Arc::clone(&wal);
             std::thread::spawn(move || {
-                let r = ring.wait(after, Durability::Synced, false, || None);
+                let r = wal.wait(after, Durability::Synced, false, || None);
                 done.send(r.is_ok()).unwrap();
             })
         };
-        // A bound on a hang, not a synchronisation: only the flusher
+        // A bound on a hang, not a synchronisation: only the syncer
         // thread serves this sync.
         let served = synced.recv_timeout(std::time::Duration::from_secs(30));
-        ring.shutdown();
-        flusher.join().unwrap();
+        wal.stop_syncer();
+        syncer.join().unwrap();
         assert_eq!(
             served,
             Ok(true),
-            "no flusher served the sync after the restart"
+            "no syncer served the sync after the restart"
         );
         waiter.join().unwrap();
         let data = fs.read(Path::new("/w/2.log")).unwrap();
@@ -974,15 +776,15 @@ mod tests {
 
     #[test]
     fn a_failed_write_is_reported_and_later_writes_refused() {
-        let (fs, ring) = ring(4096);
+        let (fs, wal) = buffer(4096);
         fs.add_fault(crate::fs::FaultPlan::always(crate::fs::FsOp::Append));
-        let lsn = ring.push(b"doomed").unwrap();
-        assert!(ring.drain_all().is_err());
-        assert!(ring.written() < lsn);
+        let lsn = wal.push(b"doomed").unwrap();
+        assert!(wal.drain_all().is_err());
+        assert!(wal.written() < lsn);
         fs.clear_faults();
         assert!(
-            ring.drain_all().is_err(),
-            "the ring kept writing after a failure"
+            wal.drain_all().is_err(),
+            "the wal kept writing after a failure"
         );
     }
 }
