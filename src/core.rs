@@ -3,10 +3,10 @@
 
 use crate::background::Background;
 use crate::compaction::WriteController;
+use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::fs::{WritableFile, WriteAdapter};
-use crate::iter::{Cursor, Iter};
 use crate::lock_order::{Level, Mutex};
 use crate::options::{Options, ReadOptions};
 use crate::rate_limiter::{IoPriority, RateLimiter};
@@ -50,6 +50,12 @@ pub(crate) struct DbInner {
 }
 
 impl DbInner {
+    /// Call the test hook at `point`, if one is set.
+    #[inline]
+    pub(crate) fn hook(&self, point: crate::hook::HookPoint) -> std::io::Result<()> {
+        crate::hook::call(&self.options.test_hook, point)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         dir: PathBuf,

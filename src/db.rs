@@ -4,8 +4,8 @@
 use crate::background;
 use crate::batch::WriteBatch;
 use crate::core::DbInner;
+use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
-use crate::iter::{Cursor, Iter};
 use crate::open;
 use crate::options::{Options, ReadOptions, WriteOptions};
 use crate::snapshot::Snapshot;

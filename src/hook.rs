@@ -48,11 +48,3 @@ pub(crate) fn call(hook: &Option<TestHook>, point: HookPoint) -> io::Result<()> 
         None => Ok(()),
     }
 }
-
-impl crate::core::DbInner {
-    /// Call the test hook at `point`, if one is set.
-    #[inline]
-    pub(crate) fn hook(&self, point: HookPoint) -> io::Result<()> {
-        call(&self.options.test_hook, point)
-    }
-}

@@ -2,13 +2,14 @@
 //! WALs written since the last flush, and start fresh WAL and manifest.
 
 use crate::batch::DecodedBatch;
+use crate::batch::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::cache::ShardedLruCache;
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
 use crate::filename::{current_path, lock_path, parse_checked, parse_file_name, FileKind};
 use crate::flush::write_memtable_table;
 use crate::memtable::MemTable;
-use crate::options::{Options, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::options::Options;
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
 use crate::wal_replay::{read_wal_chain, BatchOutcome};

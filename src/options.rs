@@ -14,13 +14,6 @@ use strata_sstable::BlockReadOptions;
 pub use strata_sstable::Compression;
 pub use strata_wal::RecoveryMode as WalRecoveryMode;
 
-/// The largest key strata accepts, in bytes (64 KiB). Longer keys are
-/// rejected with [`Error::InvalidArgument`] and nothing is written.
-pub const MAX_KEY_SIZE: usize = 64 * 1024;
-
-/// The largest value strata accepts, in bytes (64 MiB).
-pub const MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
-
 /// How a database is opened and how it behaves. Build with struct update
 /// syntax: `Options { write_buffer_size: 8 << 20, ..Options::default() }`.
 #[derive(Clone)]

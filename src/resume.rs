@@ -4,7 +4,7 @@
 //! A failed WAL write, flush or compaction is recorded as the background
 //! error (`DbInner::set_bg_error`): writes fail with it, and so does every
 //! wait on background work. What may clear it depends on the error
-//! ([`recovery`]):
+//! ([`Error::recovery`]):
 //!
 //! - a full disk or an exhausted quota (ENOSPC, EDQUOT) clears once there
 //!   is room: [`Db::resume`](crate::Db::resume) retries, and so does the
@@ -50,34 +50,11 @@
 //!   not reference.
 
 use crate::core::DbInner;
-use crate::error::{Error, Result};
+use crate::error::{Error, Recovery, Result};
 use crate::hook::HookPoint;
 use crate::lock_order::{Level, Mutex};
 use crate::write::Leadership;
 use std::time::Instant;
-
-/// What may clear a background error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Recovery {
-    /// A full disk or quota: `resume()` clears it once there is room, and
-    /// the flush thread retries on a schedule.
-    Automatic,
-    /// Another I/O error: `resume()` retries the failed work.
-    Manual,
-    /// Corruption, a panic, anything that is not an I/O error: only a
-    /// reopen.
-    None,
-}
-
-/// How the background error `e` may be cleared (see the module comment).
-pub(crate) fn recovery(e: &Error) -> Recovery {
-    match e {
-        Error::Background(inner) => recovery(inner),
-        Error::Io { .. } if e.is_no_space() => Recovery::Automatic,
-        Error::Io { .. } => Recovery::Manual,
-        _ => Recovery::None,
-    }
-}
 
 /// The resume state of a database.
 pub(crate) struct ResumeState {
@@ -113,7 +90,7 @@ impl DbInner {
         let _one_at_a_time = self.resume.running.lock();
         let result = match self.bg_error() {
             None => Ok(()),
-            Some(err) if recovery(&err) == Recovery::None => return Err(Error::Background(err)),
+            Some(err) if err.recovery() == Recovery::None => return Err(Error::Background(err)),
             Some(_) => self.with_writes_stopped(|leader| self.start_over_after_error(leader)),
         };
         match &result {
@@ -177,7 +154,7 @@ impl DbInner {
     /// last failed.
     pub(crate) fn auto_resume_due(&self) -> Option<Instant> {
         let err = self.bg_error()?;
-        if recovery(&err) != Recovery::Automatic {
+        if err.recovery() != Recovery::Automatic {
             return None;
         }
         let mut auto = self.resume.auto.lock();

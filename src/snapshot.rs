@@ -1,8 +1,8 @@
 //! Snapshots: a fixed point in the write sequence that reads can return to.
 
 use crate::core::DbInner;
+use crate::cursor::{Cursor, Iter};
 use crate::error::Result;
-use crate::iter::{Cursor, Iter};
 use crate::lock_order::{Level, Mutex};
 use crate::options::ReadOptions;
 use bytes::Bytes;

@@ -12,6 +12,7 @@ use crate::fs::WriteAdapter;
 use crate::iter::{InternalIterator, LevelIter, MergingIter, TableFileIter};
 use crate::rate_limiter::IoPriority;
 use crate::read::SuperVersion;
+use crate::stats::CompactionResult;
 use crate::version::{TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,18 +27,6 @@ const INPUT_READS: BlockReadOptions = BlockReadOptions {
     verify_checksums: true,
     fill_cache: false,
 };
-
-/// What one compaction did, for the statistics.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct CompactionResult {
-    pub read_input_level: u64,
-    pub read_output_level: u64,
-    pub written: u64,
-    pub moved: u64,
-    pub keys_in: u64,
-    pub keys_dropped: u64,
-    pub micros: u64,
-}
 
 impl DbInner {
     /// Run `c` and install its result. On error nothing is installed and

@@ -9,7 +9,6 @@ mod picker;
 mod retain;
 mod stall;
 
-pub(crate) use job::CompactionResult;
 pub(crate) use picker::{level_scores, level_targets};
 pub(crate) use stall::WriteController;
 

@@ -1,8 +1,8 @@
 //! The public iterators: a seekable [`Cursor`] and the double-ended
 //! [`Iter`] that `range`, `prefix` and `iter` return.
 
-use super::DbIter;
 use crate::error::Result;
+use crate::iter::DbIter;
 use crate::read::ReadView;
 use bytes::Bytes;
 
