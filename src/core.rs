@@ -8,11 +8,11 @@ use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::fs::{WritableFile, WriteAdapter};
 use crate::lock_order::{Level, Mutex};
-use crate::options::{Options, ReadOptions};
+use crate::options::Options;
 use crate::rate_limiter::{IoPriority, RateLimiter};
-use crate::read::{ReadView, SuperVersion};
+use crate::read::{ReadSpec, ReadView, SuperVersion};
 use crate::resume::ResumeState;
-use crate::snapshot::SnapshotList;
+use crate::snapshot_list::SnapshotList;
 use crate::stats::StatsCounters;
 use crate::version::{Version, VersionSet};
 use crate::write::WritePath;
@@ -102,35 +102,28 @@ impl DbInner {
     /// Pin what a read needs. The sequence number is read before the super
     /// version: every write at or below it is already in a memtable that
     /// this (or a later) super version holds, or in a table it holds.
-    pub fn read_view(&self, opts: &ReadOptions<'_>) -> ReadView {
-        let seq = self.read_sequence(opts);
+    pub fn read_view(&self, spec: ReadSpec) -> ReadView {
+        let seq = self.read_sequence(spec);
         ReadView {
             sv: self.current_super_version(),
             seq,
-            blocks: opts.block_reads(),
+            blocks: spec.blocks,
         }
     }
 
     /// The snapshot's sequence number, or else the visible one.
-    fn read_sequence(&self, opts: &ReadOptions<'_>) -> SeqNo {
-        match opts.snapshot {
-            Some(s) => s.sequence(),
-            None => self.visible_sequence(),
-        }
+    fn read_sequence(&self, spec: ReadSpec) -> SeqNo {
+        spec.seq.unwrap_or_else(|| self.visible_sequence())
     }
 
-    pub fn get(&self, key: &[u8], opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
+    pub fn get(&self, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
         // Read before the super version, as in `read_view`. A borrowed
         // load: no reference count touched for a point read.
-        let seq = self.read_sequence(opts);
-        crate::read::get(&self.super_version.load(), key, seq, opts.block_reads())
+        let seq = self.read_sequence(spec);
+        crate::read::get(&self.super_version.load(), key, seq, spec.blocks)
     }
 
-    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        &self,
-        range: R,
-        opts: &ReadOptions<'_>,
-    ) -> Iter {
+    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, spec: ReadSpec) -> Iter {
         let lower = match range.start_bound() {
             Bound::Included(k) => Some(k.as_ref().to_vec()),
             Bound::Excluded(k) => Some(successor_key(k.as_ref())),
@@ -141,16 +134,16 @@ impl DbInner {
             Bound::Excluded(k) => Some(k.as_ref().to_vec()),
             Bound::Unbounded => None,
         };
-        Iter::new(self.read_view(opts), lower, upper)
+        Iter::new(self.read_view(spec), lower, upper)
     }
 
-    pub fn prefix(&self, prefix: &[u8], opts: &ReadOptions<'_>) -> Iter {
+    pub fn prefix(&self, prefix: &[u8], spec: ReadSpec) -> Iter {
         let upper = prefix_upper_bound(prefix);
-        Iter::new(self.read_view(opts), Some(prefix.to_vec()), upper)
+        Iter::new(self.read_view(spec), Some(prefix.to_vec()), upper)
     }
 
-    pub fn cursor(&self, opts: &ReadOptions<'_>) -> Cursor {
-        Cursor::new(self.read_view(opts).db_iter(None, None))
+    pub fn cursor(&self, spec: ReadSpec) -> Cursor {
+        Cursor::new(self.read_view(spec).db_iter(None, None))
     }
 
     /// Record a background failure: from now on writes fail with it.

@@ -8,6 +8,7 @@ use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
 use crate::open;
 use crate::options::{Options, ReadOptions, WriteOptions};
+use crate::read::ReadSpec;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -188,22 +189,22 @@ impl Db {
 
     /// The current value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.inner().get(key.as_ref(), &ReadOptions::default())
+        self.inner().get(key.as_ref(), ReadSpec::default())
     }
 
     /// The value of `key` with explicit read options (e.g. a snapshot).
     pub fn get_opt(&self, key: impl AsRef<[u8]>, opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
-        self.inner().get(key.as_ref(), opts)
+        self.inner().get(key.as_ref(), opts.spec())
     }
 
     /// Every entry in key order; double-ended (`.rev()` works).
     pub fn iter(&self) -> Iter {
-        self.inner().iter::<&[u8], _>(.., &ReadOptions::default())
+        self.inner().iter::<&[u8], _>(.., ReadSpec::default())
     }
 
     /// Entries whose keys lie in `range`, e.g. `db.range(b"a".as_slice()..b"m".as_slice())`.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        self.inner().iter(range, &ReadOptions::default())
+        self.inner().iter(range, ReadSpec::default())
     }
 
     /// Like [`Db::range`] with explicit read options.
@@ -212,23 +213,22 @@ impl Db {
         range: R,
         opts: &ReadOptions<'_>,
     ) -> Iter {
-        self.inner().iter(range, opts)
+        self.inner().iter(range, opts.spec())
     }
 
     /// Entries whose keys start with `prefix`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        self.inner()
-            .prefix(prefix.as_ref(), &ReadOptions::default())
+        self.inner().prefix(prefix.as_ref(), ReadSpec::default())
     }
 
     /// A seekable cursor over the current state.
     pub fn cursor(&self) -> Cursor {
-        self.inner().cursor(&ReadOptions::default())
+        self.inner().cursor(ReadSpec::default())
     }
 
     /// A cursor with explicit read options.
     pub fn cursor_opt(&self, opts: &ReadOptions<'_>) -> Cursor {
-        self.inner().cursor(opts)
+        self.inner().cursor(opts.spec())
     }
 
     /// A snapshot of the current state.

@@ -58,6 +58,7 @@ mod rate_limiter;
 mod read;
 mod resume;
 mod snapshot;
+mod snapshot_list;
 mod stats;
 mod varint;
 mod version;

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, LogKind, OsFileSystem};
 use crate::hook::TestHook;
+use crate::read::ReadSpec;
 use crate::snapshot::Snapshot;
 use std::fmt;
 use std::path::Path;
@@ -409,10 +410,13 @@ impl Default for ReadOptions<'_> {
 
 impl ReadOptions<'_> {
     /// What the table reads of this read do with the blocks they touch.
-    pub(crate) fn block_reads(&self) -> BlockReadOptions {
-        BlockReadOptions {
-            verify_checksums: self.verify_checksums,
-            fill_cache: self.fill_cache,
+    pub(crate) fn spec(&self) -> ReadSpec {
+        ReadSpec {
+            seq: self.snapshot.map(Snapshot::sequence),
+            blocks: BlockReadOptions {
+                verify_checksums: self.verify_checksums,
+                fill_cache: self.fill_cache,
+            },
         }
     }
 }

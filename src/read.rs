@@ -30,6 +30,28 @@ impl SuperVersion {
     }
 }
 
+/// What a read asks for, as the engine takes it: the sequence number to
+/// read at (a snapshot's; `None`: the newest visible) and how table blocks
+/// are read. The public [`ReadOptions`](crate::ReadOptions) becomes one at
+/// the API's edge, so the engine below never sees a `Snapshot` handle.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadSpec {
+    pub seq: Option<SeqNo>,
+    pub blocks: BlockReadOptions,
+}
+
+impl Default for ReadSpec {
+    fn default() -> Self {
+        ReadSpec {
+            seq: None,
+            blocks: BlockReadOptions {
+                verify_checksums: true,
+                fill_cache: true,
+            },
+        }
+    }
+}
+
 /// A super version pinned at a sequence number.
 pub(crate) struct ReadView {
     pub sv: Arc<SuperVersion>,

@@ -9,7 +9,8 @@
 use super::*;
 use crate::error::Error;
 use crate::fs::{FileLock, FileSystem, MemFileSystem, UnsyncedData, WritableFile};
-use crate::options::{Options, ReadOptions};
+use crate::options::Options;
+use crate::read::ReadSpec;
 use crate::write::pipeline::Room;
 use bytes::Bytes;
 use parking_lot::Condvar;
@@ -51,8 +52,7 @@ fn reach_stop_trigger(db: &DbInner) {
 }
 
 fn get(db: &DbInner, key: &str) -> Option<Bytes> {
-    db.get(key.as_bytes(), &ReadOptions::default())
-        .expect("get")
+    db.get(key.as_bytes(), ReadSpec::default()).expect("get")
 }
 
 fn no_slowdown() -> WriteOptions {
