@@ -105,7 +105,7 @@ pub(crate) fn write_memtable_table(
                 .map_err(|e| table_error(&path, e))?;
             it.next()?;
         }
-        let table = finish_table(opener, number, builder)?;
+        let table = finish_table(opener, number, builder, 0)?;
         opener
             .fs
             .sync_dir(&opener.dir)
@@ -128,6 +128,7 @@ pub(crate) fn finish_table(
     opener: &TableOpener,
     number: u64,
     builder: TableBuilder<WriteAdapter>,
+    level: usize,
 ) -> Result<Arc<TableFile>> {
     let path = table_path(&opener.dir, number);
     let built = builder.finish().map_err(|e| table_error(&path, e))?;
@@ -135,12 +136,15 @@ pub(crate) fn finish_table(
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);
     let props = built.properties;
-    opener.open(FileMeta {
-        number,
-        size: built.file_size,
-        smallest: props.smallest_user_key,
-        largest: props.largest_user_key,
-        smallest_seqno: props.min_seqno,
-        largest_seqno: props.max_seqno,
-    })
+    opener.open(
+        FileMeta {
+            number,
+            size: built.file_size,
+            smallest: props.smallest_user_key,
+            largest: props.largest_user_key,
+            smallest_seqno: props.min_seqno,
+            largest_seqno: props.max_seqno,
+        },
+        level,
+    )
 }

@@ -2,7 +2,6 @@
 //! WALs written since the last flush, and start fresh WAL and manifest.
 
 use crate::batch::DecodedBatch;
-use crate::cache::ShardedLruCache;
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
 use crate::filename::{
@@ -59,13 +58,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             dir.display()
         )));
     }
-    let cache = (options.block_cache_bytes > 0)
-        .then(|| Arc::new(ShardedLruCache::new(options.block_cache_bytes)));
-    let opener = TableOpener {
-        fs: Arc::clone(&fs),
-        dir: dir.clone(),
-        cache,
-    };
+    let opener = TableOpener::new(Arc::clone(&fs), dir.clone(), &options);
     let mut versions = if exists {
         VersionSet::recover(opener)?
     } else {

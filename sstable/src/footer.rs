@@ -61,14 +61,24 @@ impl Footer {
     /// Decodes and checks the footer at the end of `file`: magic, version,
     /// checksum, and handles (with trailers) inside `0..file.len() - 48`.
     pub fn decode(file: &[u8]) -> Result<Footer> {
-        let start = file.len().checked_sub(FOOTER_LEN).ok_or_else(|| {
-            Error::corruption(
-                0,
-                format!("file of {} bytes is shorter than the footer", file.len()),
-            )
-        })?;
-        let at = |pos: usize| (start + pos) as u64;
-        let f = file.get(start..).unwrap_or_default();
+        let start = file.len().saturating_sub(FOOTER_LEN);
+        Footer::decode_tail(file.get(start..).unwrap_or_default(), file.len() as u64)
+    }
+
+    /// [`Footer::decode`] from the last [`FOOTER_LEN`] bytes of a file of
+    /// `file_len` bytes (read on their own, without the rest of the file).
+    pub fn decode_tail(tail: &[u8], file_len: u64) -> Result<Footer> {
+        let start = file_len
+            .checked_sub(FOOTER_LEN as u64)
+            .filter(|_| tail.len() == FOOTER_LEN)
+            .ok_or_else(|| {
+                Error::corruption(
+                    0,
+                    format!("file of {file_len} bytes is shorter than the footer"),
+                )
+            })?;
+        let at = |pos: usize| start + pos as u64;
+        let f = tail;
         let word = |pos| read_u64_le(f, pos).unwrap_or(0);
         let magic = word(40);
         if magic != TABLE_MAGIC {
@@ -106,7 +116,7 @@ impl Footer {
             ("index", footer.index, 16),
         ] {
             match h.end_with_trailer() {
-                Some(end) if end <= start as u64 => {}
+                Some(end) if end <= start => {}
                 _ => {
                     return Err(Error::corruption(
                         at(pos),

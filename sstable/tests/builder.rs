@@ -128,7 +128,7 @@ fn properties_round_trip_through_a_table() {
                 .1
                 .offset
         );
-        let filter = table.filter().unwrap();
+        let filter = table.filter().unwrap().unwrap();
         assert_eq!(filter.num_probes(), 6);
         // The filter's lines start on a 64-byte boundary of the file.
         let fh = table
@@ -162,7 +162,7 @@ fn no_filter_when_bloom_bits_is_zero() {
     );
     assert_eq!(props.filter_bytes, 0);
     let table = open(bytes);
-    assert!(table.filter().is_none());
+    assert!(table.filter().unwrap().is_none());
     assert!(table.may_contain(b"anything"));
     assert_eq!(table.meta_index_entries().len(), 1);
 }
@@ -199,24 +199,36 @@ struct MapCache {
 }
 
 impl BlockCache for MapCache {
-    fn get(&self, table_id: u64, block_offset: u64) -> Option<Bytes> {
+    fn lookup(&self, key: CacheKey) -> Option<CachedBlock> {
         let hit = self
             .blocks
             .lock()
             .unwrap()
-            .get(&(table_id, block_offset))
+            .get(&(key.table_id, key.offset))
             .cloned();
         if hit.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
-        hit
+        hit.map(CachedBlock::Data)
     }
-    fn insert(&self, table_id: u64, block_offset: u64, block: Bytes) {
+    fn insert(&self, key: CacheKey, block: CachedBlock, _priority: CachePriority) {
+        let CachedBlock::Data(block) = block else {
+            panic!("an in-memory table cached its index or filter");
+        };
         self.inserts.fetch_add(1, Ordering::Relaxed);
         self.blocks
             .lock()
             .unwrap()
-            .insert((table_id, block_offset), block);
+            .insert((key.table_id, key.offset), block);
+    }
+    fn insert_pinned(&self, _key: CacheKey, _block: CachedBlock) {
+        panic!("an in-memory table pinned its index or filter");
+    }
+    fn erase(&self, key: CacheKey) {
+        self.blocks
+            .lock()
+            .unwrap()
+            .remove(&(key.table_id, key.offset));
     }
 }
 

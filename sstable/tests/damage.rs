@@ -13,8 +13,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use common::*;
 use strata_sstable::*;
@@ -78,14 +76,15 @@ fn regions(table: &Table) -> Vec<(u64, u64)> {
 /// Runs every read path; returns the errors seen. Panics if any path
 /// returns data that differs from the model.
 fn exercise(
+    path: ReadPath,
     bytes: Bytes,
     options: TableReadOptions,
     model: &[Entry],
     check_data: bool,
 ) -> Vec<Error> {
     let mut errors = Vec::new();
-    let table = match Table::open(bytes, options) {
-        Ok(t) => Arc::new(t),
+    let table = match open_via(path, bytes, options) {
+        Ok(t) => t,
         Err(e) => return vec![e],
     };
     let mut it = table.iter();
@@ -171,16 +170,27 @@ fn run(options: TableOptions) -> (usize, usize) {
         bytes.len()
     );
     let regions = regions(&intact);
-    assert!(exercise(bytes.clone(), TableReadOptions::default(), &model, true).is_empty());
+    for path in READ_PATHS {
+        let errors = exercise(
+            path,
+            bytes.clone(),
+            TableReadOptions::default(),
+            &model,
+            true,
+        );
+        assert!(errors.is_empty(), "{path:?}: {errors:?}");
+    }
 
     // Truncation: the footer is gone or shifted, so open must fail.
     for len in 0..bytes.len() {
         let cut = bytes.slice(..len);
-        match Table::open(cut, TableReadOptions::default()) {
-            Err(Error::Corruption { offset, .. }) => {
-                assert!(offset <= len as u64, "len {len}: offset {offset}")
+        for path in READ_PATHS {
+            match open_via(path, cut.clone(), TableReadOptions::default()) {
+                Err(Error::Corruption { offset, .. }) => {
+                    assert!(offset <= len as u64, "{path:?} len {len}: offset {offset}")
+                }
+                other => panic!("{path:?} truncated to {len}: {other:?}"),
             }
-            other => panic!("truncated to {len}: {other:?}"),
         }
     }
 
@@ -194,24 +204,36 @@ fn run(options: TableOptions) -> (usize, usize) {
             let mut damaged = bytes.to_vec();
             damaged[pos] ^= mask;
             let damaged = Bytes::from(damaged);
-            let errors = exercise(damaged.clone(), TableReadOptions::default(), &model, true);
-            assert!(!errors.is_empty(), "flip {mask:#x} at {pos} went unnoticed");
-            for e in &errors {
-                match e {
-                    Error::Corruption { offset, .. } => assert!(
-                        (start..end).contains(offset),
-                        "flip at {pos} (block {start}..{end}) reported at {offset}: {e}"
-                    ),
-                    other => panic!("flip at {pos}: not corruption: {other}"),
+            for path in READ_PATHS {
+                let errors = exercise(
+                    path,
+                    damaged.clone(),
+                    TableReadOptions::default(),
+                    &model,
+                    true,
+                );
+                assert!(
+                    !errors.is_empty(),
+                    "{path:?}: flip {mask:#x} at {pos} went unnoticed"
+                );
+                for e in &errors {
+                    match e {
+                        Error::Corruption { offset, .. } => assert!(
+                            (start..end).contains(offset),
+                            "{path:?}: flip at {pos} (block {start}..{end}) reported at {offset}: {e}"
+                        ),
+                        other => panic!("{path:?}: flip at {pos}: not corruption: {other}"),
+                    }
                 }
+                // Without checksums the decoders see the damage raw: they
+                // may return wrong data but must not panic or allocate
+                // unboundedly.
+                let unchecked = TableReadOptions {
+                    verify_checksums: false,
+                    ..Default::default()
+                };
+                let _ = exercise(path, damaged.clone(), unchecked, &model, false);
             }
-            // Without checksums the decoders see the damage raw: they may
-            // return wrong data but must not panic or allocate unboundedly.
-            let unchecked = TableReadOptions {
-                verify_checksums: false,
-                ..Default::default()
-            };
-            let _ = exercise(damaged, unchecked, &model, false);
             cases += 1;
         }
     }

@@ -1,5 +1,7 @@
 //! Tables built from arbitrary sorted entries, with random options, read
-//! back through every access path and checked against a sorted model.
+//! back through every access path (in memory; positional reads without a
+//! cache, with one, with the index and filter in it) and checked against a
+//! sorted model.
 
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -7,6 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use common::*;
 use proptest::prelude::*;
@@ -92,11 +95,23 @@ fn check_table(
 ) {
     let (bytes, props) = build(entries, options.clone());
     assert_eq!(props.num_entries, entries.len() as u64);
-    let table = open(bytes);
-    assert_eq!(table.properties(), &props);
+    for path in READ_PATHS {
+        let table = open_via(path, bytes.clone(), TableReadOptions::default()).unwrap();
+        assert_eq!(table.properties(), &props);
+        check_reads(&table, entries, extra_targets, walk);
+    }
+}
 
+/// Every read of `table` (scans both ways, lookups, seeks, a random walk,
+/// verification) against the model.
+fn check_reads(
+    table: &Arc<Table>,
+    entries: &[Entry],
+    extra_targets: &[(Vec<u8>, u64)],
+    walk: &[u8],
+) {
     // Full forward and backward iteration.
-    assert_eq!(scan_forward(&table), entries);
+    assert_eq!(scan_forward(table), entries);
     let mut it = table.iter();
     it.seek_to_last().unwrap();
     let mut back = Vec::new();
