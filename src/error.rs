@@ -180,7 +180,7 @@ pub(crate) fn table_error(file: impl Into<PathBuf>, e: strata_sstable::Error) ->
             reason,
         },
         strata_sstable::Error::Io(source) => Error::Io {
-            op: "table I/O",
+            op: "read table",
             path: file,
             source,
         },

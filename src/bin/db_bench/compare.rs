@@ -63,9 +63,10 @@ pub fn table(results: &[(EngineKind, Vec<Row>)]) -> String {
         }
         out.push('\n');
     }
-    let any_reads = results
-        .iter()
-        .any(|(_, rows)| rows.iter().any(|r| r.read_bytes_per_op.unwrap_or(0.0) > 0.0));
+    let any_reads = results.iter().any(|(_, rows)| {
+        rows.iter()
+            .any(|r| r.read_bytes_per_op.unwrap_or(0.0) > 0.0)
+    });
     if any_reads {
         let _ = writeln!(
             out,

@@ -314,7 +314,10 @@ mod tests {
             user_secs: 3.25,
             system_secs: 2.0,
         });
-        assert_eq!(r.read_bytes_per_op(), Some((485u64 << 20) as f64 / 200_000.0));
+        assert_eq!(
+            r.read_bytes_per_op(),
+            Some((485u64 << 20) as f64 / 200_000.0)
+        );
         assert_eq!(
             r.process_line(),
             "readrandom   : storage 2.5 KB read/op, 0 B written/op (485.0 MB read, 0.0 MB written); CPU 3.25 s user, 2.00 s system\n"

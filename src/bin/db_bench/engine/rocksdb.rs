@@ -60,9 +60,8 @@ fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
         flags.cache_index_and_filter_blocks,
         "BlockBasedTableOptions::cache_index_and_filter_blocks",
     );
-    table.set_pin_l0_filter_and_index_blocks_in_cache(
-        flags.pin_l0_filter_and_index_blocks_in_cache,
-    );
+    table
+        .set_pin_l0_filter_and_index_blocks_in_cache(flags.pin_l0_filter_and_index_blocks_in_cache);
     m.map(
         "pin_l0_filter_and_index_blocks_in_cache",
         flags.pin_l0_filter_and_index_blocks_in_cache,
