@@ -2,16 +2,16 @@
 //! `cache_index_and_filter_blocks`, their index and filter blocks),
 //! bounded in bytes, with priorities, sharded so readers on different
 //! cores rarely share a lock. RocksDB's `LRUCache`: the shards are
-//! [`lru::LruShard`]s, each with a high-priority pool of
+//! [`clock::ClockShard`]s, each with a high-priority pool of
 //! [`HIGH_PRI_POOL_RATIO`] of its capacity.
 
-mod lru;
+mod clock;
 
 use parking_lot::Mutex;
 use strata_sstable::{BlockCache, CacheKey, CachePriority, CachedBlock};
 
 #[cfg(test)]
-use lru::ENTRY_OVERHEAD_BYTES;
+use clock::ENTRY_OVERHEAD_BYTES;
 
 /// The share of each shard reserved for high-priority entries (index and
 /// filter blocks, and blocks hit at least once): RocksDB's
@@ -26,7 +26,7 @@ const MAX_SHARD_BITS: u32 = 6;
 
 /// A sharded LRU cache of blocks keyed by (table, block offset).
 pub struct ShardedLruCache {
-    shards: Box<[Mutex<lru::LruShard>]>,
+    shards: Box<[Mutex<clock::ClockShard>]>,
     shard_bits: u32,
 }
 
@@ -42,14 +42,14 @@ impl ShardedLruCache {
         let per_shard = capacity_bytes.div_ceil(shards);
         ShardedLruCache {
             shards: (0..shards)
-                .map(|_| Mutex::new(lru::LruShard::new(per_shard, HIGH_PRI_POOL_RATIO)))
+                .map(|_| Mutex::new(clock::ClockShard::new(per_shard, HIGH_PRI_POOL_RATIO)))
                 .collect(),
             shard_bits,
         }
     }
 
     #[inline]
-    fn shard(&self, key: &CacheKey) -> &Mutex<lru::LruShard> {
+    fn shard(&self, key: &CacheKey) -> &Mutex<clock::ClockShard> {
         let h = (key.table_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.offset)
             .wrapping_mul(0xff51_afd7_ed55_8ccd);
         let i = if self.shard_bits == 0 {
@@ -96,13 +96,23 @@ impl BlockCache for ShardedLruCache {
     }
 }
 
+/// A valid data block of `bytes` bytes (one restart, no entries parsed),
+/// for tests.
+#[cfg(test)]
+pub(crate) fn test_block(bytes: usize) -> CachedBlock {
+    let mut data = vec![0u8; bytes.max(8)];
+    let n = data.len();
+    data[n - 4] = 1; // one restart point, at offset 0
+    let block = strata_sstable::block::Block::new(bytes::Bytes::from(data));
+    CachedBlock::Data(block.unwrap_or_else(|e| panic!("test block: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn data(bytes: usize) -> CachedBlock {
-        CachedBlock::Data(Bytes::from(vec![7u8; bytes]))
+        super::test_block(bytes)
     }
 
     #[test]

@@ -11,7 +11,6 @@ use super::random_access::{slice_at, RandomAccessFile, RandomAccessOptions};
 use bytes::Bytes;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// A table file opened on the OS filesystem.
@@ -55,11 +54,7 @@ impl RandomAccessFile for OsRandomAccessFile {
         if let Some(map) = &self.map {
             return slice_at(map, offset, len);
         }
-        let mut buf = vec![0u8; len];
-        // Retries short reads and EINTR; a file that ends first is
-        // `UnexpectedEof`.
-        self.file.read_exact_at(&mut buf, offset)?;
-        Ok(Bytes::from(buf))
+        read_exact_at(&self.file, offset, len).map(Bytes::from)
     }
 
     fn in_memory(&self) -> Option<&Bytes> {
@@ -81,6 +76,31 @@ impl RandomAccessFile for OsRandomAccessFile {
         #[cfg(target_os = "linux")]
         let _ = rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed);
     }
+}
+
+/// `len` bytes at `offset`, read into a buffer left uninitialised until
+/// the kernel fills it (zeroing a block first would cost a tenth of the
+/// read). Retries short reads and interrupted calls; a file that ends
+/// first is `UnexpectedEof`.
+fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("read of {len} bytes at {offset}: the file ends at {at}"),
+                ))
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The spare capacity may exceed what was asked.
+    buf.truncate(len);
+    Ok(buf)
 }
 
 #[cfg(test)]

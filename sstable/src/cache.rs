@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
+use crate::block::Block;
 use crate::filter::BloomFilter;
 use crate::index_block::IndexBlock;
 
@@ -35,8 +34,8 @@ pub enum CachePriority {
 /// A cached block, checksum-verified and ready to use.
 #[derive(Clone, Debug)]
 pub enum CachedBlock {
-    /// A data block's (decompressed) contents.
-    Data(Bytes),
+    /// A data block, decompressed, its restart array already checked.
+    Data(Block),
     /// A table's parsed index.
     Index(Arc<IndexBlock>),
     /// A table's parsed bloom filter.
@@ -48,7 +47,7 @@ impl CachedBlock {
     /// before the cache's own per-entry overhead).
     pub fn charge(&self) -> usize {
         match self {
-            CachedBlock::Data(b) => b.len(),
+            CachedBlock::Data(b) => b.data().len(),
             CachedBlock::Index(i) => i.charge(),
             CachedBlock::Filter(f) => f.charge(),
         }

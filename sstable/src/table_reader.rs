@@ -147,19 +147,12 @@ pub struct Found {
     pub value: Bytes,
 }
 
-/// Contents of a data block: borrowed from a file held in memory, or
-/// owned (read from the source, decompressed, or from the cache).
+/// A data block: its bytes borrowed from a file held in memory (parsed
+/// by the reader), or a parsed block of its own (read from the source,
+/// decompressed, or from the cache, which keeps blocks parsed).
 pub(crate) enum Contents<'a> {
-    InPlace {
-        data: &'a [u8],
-        offset: u64,
-    },
-    Owned {
-        data: Bytes,
-        offset: u64,
-        /// Positions in `data` map to file offsets (uncompressed).
-        exact: bool,
-    },
+    InPlace { data: &'a [u8], offset: u64 },
+    Parsed(Block),
 }
 
 /// The index or filter: borrowed from the table that holds it, or an
@@ -197,9 +190,6 @@ pub struct Table {
     filter: Option<Arc<BloomFilter>>,
     /// The index and filter are pinned in the cache: erased on drop.
     pinned: bool,
-    /// Every block is stored uncompressed (error offsets inside a cached
-    /// block then map to the file).
-    uncompressed: bool,
     /// Data blocks occupy `0..data_end`.
     data_end: u64,
     /// For a file held in memory: one bit per data block, checksum
@@ -301,7 +291,6 @@ impl Table {
             in_memory,
             file_size,
             footer,
-            uncompressed: properties.compression == "none",
             properties,
             meta_index,
             properties_handle,
@@ -544,21 +533,16 @@ impl Table {
         let handle = index_handle_at(&index, cursor)?;
         cursor.invalidate();
         let contents = self.data_block(ordinal, handle, reads, None)?;
-        let (block, offset, exact) = match &contents {
-            Contents::InPlace { data, offset } => (*data, *offset, true),
-            Contents::Owned {
+        let view = match &contents {
+            Contents::InPlace { data, offset } => BlockView::parse(
                 data,
-                offset,
-                exact,
-            } => (&data[..], *offset, *exact),
+                Origin {
+                    file_offset: *offset,
+                    exact: true,
+                },
+            )?,
+            Contents::Parsed(block) => block.view(),
         };
-        let view = BlockView::parse(
-            block,
-            Origin {
-                file_offset: offset,
-                exact,
-            },
-        )?;
         cursor.seek_by(&view, cmp)?;
         if !cursor.valid() {
             return Ok(None);
@@ -569,12 +553,12 @@ impl Table {
             return Ok(None);
         }
         let (start, end) = cursor.value_range();
-        let value = match (contents, &self.in_memory) {
+        let value = match (&contents, &self.in_memory) {
             (Contents::InPlace { offset, .. }, Some(file)) => {
-                let base = offset as usize;
+                let base = *offset as usize;
                 file.slice(base + start..base + end)
             }
-            (Contents::Owned { data, .. }, _) => data.slice(start..end),
+            (Contents::Parsed(block), _) => block.data().slice(start..end),
             (Contents::InPlace { data, .. }, None) => Bytes::copy_from_slice(&data[start..end]),
         };
         Ok(Some(Found {
@@ -584,10 +568,10 @@ impl Table {
         }))
     }
 
-    /// Contents of data block number `ordinal` at `handle`, as `reads`
-    /// says: in place from a file held in memory (checked on first use),
-    /// otherwise from the cache or read from the source (through a scan's
-    /// `readahead` if given), checked, and put in the cache.
+    /// Data block number `ordinal` at `handle`, as `reads` says: in place
+    /// from a file held in memory (checked on first use), otherwise from
+    /// the cache or read from the source (through a scan's `readahead` if
+    /// given), checked, parsed and put in the cache.
     pub(crate) fn data_block(
         &self,
         ordinal: usize,
@@ -609,12 +593,8 @@ impl Table {
     ) -> Result<Contents<'_>> {
         let key = self.cache_key(handle.offset);
         let cache = self.options.cache.as_ref();
-        if let Some(CachedBlock::Data(data)) = cache.and_then(|c| c.lookup(key)) {
-            return Ok(Contents::Owned {
-                data,
-                offset: handle.offset,
-                exact: self.uncompressed,
-            });
+        if let Some(CachedBlock::Data(block)) = cache.and_then(|c| c.lookup(key)) {
+            return Ok(Contents::Parsed(block));
         }
         let (raw, windowed) = match readahead {
             Some(ra) => ra.fetch(&*self.source, handle, self.data_end, "data")?,
@@ -622,6 +602,7 @@ impl Table {
         };
         let (stored, block_type) = open_trailer(&raw, handle, reads.verify_checksums, "data")?;
         let (data, exact) = decode(stored, block_type, handle, "data")?;
+        let block = Block::with_origin(data, handle.offset, exact)?;
         // Only intact blocks enter the cache (a cache hit is never checked
         // again): a read that skipped the check checks before it fills,
         // and fills nothing if the check fails.
@@ -631,17 +612,13 @@ impl Table {
             // A slice of a readahead window would keep the whole window
             // alive while charged as one block: the cache gets a copy.
             let cached = if windowed && exact {
-                Bytes::copy_from_slice(&data)
+                block.copied()
             } else {
-                data.clone()
+                block.clone()
             };
             cache.insert(key, CachedBlock::Data(cached), CachePriority::Low);
         }
-        Ok(Contents::Owned {
-            data,
-            offset: handle.offset,
-            exact,
-        })
+        Ok(Contents::Parsed(block))
     }
 
     fn data_block_in_place<'a>(
@@ -668,17 +645,14 @@ impl Table {
                 let key = self.cache_key(handle.offset);
                 let cache = self.options.cache.as_ref();
                 if let Some(CachedBlock::Data(hit)) = cache.and_then(|c| c.lookup(key)) {
-                    return Ok(Contents::Owned {
-                        data: hit,
-                        offset: handle.offset,
-                        exact: false,
-                    });
+                    return Ok(Contents::Parsed(hit));
                 }
                 if checked {
                     check_in_place(file, handle, "data")?;
                     self.mark_verified(ordinal);
                 }
                 let raw = Bytes::from(decompress_zstd(contents, handle.offset)?);
+                let block = Block::with_origin(raw, handle.offset, false)?;
                 // Only intact blocks enter the cache (a cache hit is never
                 // checked again): a read that skipped the check checks
                 // before it fills, and fills nothing if the check fails.
@@ -687,14 +661,10 @@ impl Table {
                         self.is_verified(ordinal) || check_in_place(file, handle, "data").is_ok();
                     if intact {
                         self.mark_verified(ordinal);
-                        cache.insert(key, CachedBlock::Data(raw.clone()), CachePriority::Low);
+                        cache.insert(key, CachedBlock::Data(block.clone()), CachePriority::Low);
                     }
                 }
-                Ok(Contents::Owned {
-                    data: raw,
-                    offset: handle.offset,
-                    exact: false,
-                })
+                Ok(Contents::Parsed(block))
             }
             other => Err(Error::corruption(
                 handle.offset,
@@ -720,11 +690,7 @@ impl Table {
                 };
                 Block::with_origin(bytes, offset, true)
             }
-            Contents::Owned {
-                data,
-                offset,
-                exact,
-            } => Block::with_origin(data, offset, exact),
+            Contents::Parsed(block) => Ok(block),
         }
     }
 

@@ -193,7 +193,7 @@ fn estimated_file_size_tracks_output() {
 
 #[derive(Default)]
 struct MapCache {
-    blocks: Mutex<HashMap<(u64, u64), Bytes>>,
+    blocks: Mutex<HashMap<(u64, u64), block::Block>>,
     hits: AtomicUsize,
     inserts: AtomicUsize,
 }

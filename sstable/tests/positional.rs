@@ -242,7 +242,7 @@ fn a_fixed_readahead_reads_the_table_in_windows_and_fills_no_cache_when_told() {
         // A slice of a window would share it with the window's other
         // blocks; a copy owns its memory alone.
         assert!(
-            data.try_into_mut().is_ok(),
+            data.into_data().try_into_mut().is_ok(),
             "a cached block shares a window"
         );
     }
