@@ -41,8 +41,10 @@ impl Compression {
 /// Options for [`crate::TableBuilder`].
 #[derive(Clone, Debug)]
 pub struct TableOptions {
-    /// Target uncompressed size of a data block in bytes; a block is cut as
-    /// soon as it reaches this size. Default 4096 (RocksDB `block_size`).
+    /// Target uncompressed size of a data block in bytes: a block is cut
+    /// before an entry that would take it past this size once it is within
+    /// 10% of it, and as soon as it reaches it otherwise (RocksDB's
+    /// `block_size` with `block_size_deviation` 10). Default 4096.
     pub block_size: usize,
     /// Entries between restart points in data blocks. Default 16 (RocksDB
     /// `block_restart_interval`).

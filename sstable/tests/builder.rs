@@ -498,3 +498,38 @@ fn write_fuzz_seeds(tables: &std::path::Path, blocks: &std::path::Path) {
         std::fs::write(blocks.join(format!("seed-restart-{interval}")), b.finish()).unwrap();
     }
 }
+
+#[test]
+fn data_blocks_stay_within_the_block_size_when_entries_are_small() {
+    // 116-byte entries: each block is cut once within 10% of 4 KiB, before
+    // the entry that would take it past (RocksDB's block_size_deviation),
+    // so a cached block fits a 4 KiB allocation.
+    let entries: Vec<Entry> = (0..20_000u32)
+        .map(|i| Entry {
+            user_key: format!("key{i:013}").into_bytes(),
+            seqno: 1,
+            kind: ValueKind::Put,
+            value: vec![b'v'; 100],
+        })
+        .collect();
+    let (bytes, _) = build(&entries, TableOptions::default());
+    let table = open(bytes);
+    let blocks = table.index_entries().unwrap();
+    assert!(blocks.len() > 500);
+    for (_, h) in &blocks[..blocks.len() - 1] {
+        assert!(
+            (3687..=4096).contains(&h.size),
+            "a data block of {} bytes",
+            h.size
+        );
+    }
+    // An entry larger than the block still makes a block of its own.
+    let big = vec![Entry {
+        user_key: b"k".to_vec(),
+        seqno: 1,
+        kind: ValueKind::Put,
+        value: vec![7u8; 10_000],
+    }];
+    let (bytes, _) = build(&big, TableOptions::default());
+    assert_eq!(open(bytes).index_entries().unwrap().len(), 1);
+}
