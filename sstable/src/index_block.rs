@@ -22,17 +22,17 @@ pub struct IndexBlock {
 impl IndexBlock {
     /// Parses and checks the index block contents read from file offset
     /// `offset` (`exact`: uncompressed, so positions map to the file),
-    /// whose data blocks must tile `0..data_end` and number
-    /// `expected_blocks`.
+    /// whose data blocks must fill the data region as `layout` says and
+    /// number `expected_blocks`.
     pub(crate) fn parse(
         contents: Bytes,
         offset: u64,
         exact: bool,
-        data_end: u64,
+        layout: DataLayout,
         expected_blocks: u64,
     ) -> Result<IndexBlock> {
         let block = Block::with_origin(contents, offset, exact)?;
-        let (num_blocks, fence) = check_index(&block, offset, data_end)?;
+        let (num_blocks, fence) = check_index(&block, offset, layout)?;
         if num_blocks != expected_blocks {
             return Err(Error::corruption(
                 offset,
@@ -67,11 +67,31 @@ impl IndexBlock {
     }
 }
 
+/// Where a table's data blocks lie: in `0..end`, each starting where the
+/// previous one ends (with its trailer), rounded up to a multiple of
+/// `alignment` when that is not 0 (the zeros between are padding).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DataLayout {
+    pub(crate) end: u64,
+    pub(crate) alignment: u64,
+}
+
+impl DataLayout {
+    /// Where the block after one ending at `end` starts.
+    pub(crate) fn next_start(&self, end: u64) -> Option<u64> {
+        match self.alignment {
+            0 => Some(end),
+            a => end.checked_next_multiple_of(a),
+        }
+    }
+}
+
 /// Walks the index once: keys are internal keys in strictly increasing
-/// order, every entry is a restart point, and the handles tile
-/// `0..data_end` exactly. Returns the number of data blocks and the
-/// index's fence (each entry's user-key prefix).
-fn check_index(index: &Block, offset: u64, data_end: u64) -> Result<(u64, Box<[u64]>)> {
+/// order, every entry is a restart point, and the handles fill the data
+/// region exactly as `layout` says. Returns the number of data blocks and
+/// the index's fence (each entry's user-key prefix).
+fn check_index(index: &Block, offset: u64, layout: DataLayout) -> Result<(u64, Box<[u64]>)> {
+    let data_end = layout.end;
     let bad = |reason: &str| Error::corruption(offset, format!("index: {reason}"));
     let mut it = index.iter();
     it.seek_to_first()?;
@@ -99,6 +119,7 @@ fn check_index(index: &Block, offset: u64, data_end: u64) -> Result<(u64, Box<[u
         expected_offset = handle
             .end_with_trailer()
             .filter(|&end| end <= data_end)
+            .and_then(|end| layout.next_start(end))
             .ok_or_else(|| bad("data block past the data region"))?;
         prev.clear();
         prev.extend_from_slice(it.key());

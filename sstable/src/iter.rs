@@ -45,11 +45,12 @@ pub struct TableIter {
 
 impl TableIter {
     pub(crate) fn new(table: Arc<Table>, reads: BlockReadOptions) -> TableIter {
+        let alignment = table.properties().data_block_alignment;
         TableIter {
             index_block: table.index_shared().ok(),
             table,
             reads,
-            readahead: Readahead::new(reads.readahead_bytes),
+            readahead: Readahead::new(reads.readahead_bytes, alignment),
             // Room for typical keys up front, so that a scan does not
             // regrow the buffers while it meets longer keys.
             index: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),

@@ -68,7 +68,9 @@ pub use filter::{
     filter_hash, num_probes_for, BloomFilter, FILTER_KIND_FAST_LOCAL_BLOOM, FILTER_LINE_BYTES,
     FILTER_META_LEN,
 };
-pub use footer::{Footer, FOOTER_LEN, FORMAT_VERSION, MAGIC_BYTES, TABLE_MAGIC};
+pub use footer::{
+    Footer, FOOTER_LEN, FORMAT_VERSION, MAGIC_BYTES, MIN_FORMAT_VERSION, TABLE_MAGIC,
+};
 pub use handle::{BlockHandle, BLOCK_TRAILER_LEN};
 pub use index_block::IndexBlock;
 pub use iter::TableIter;
@@ -78,8 +80,8 @@ pub use key::{
     TRAILER_LEN,
 };
 pub use options::{
-    Compression, TableOptions, MAX_BLOCK_SIZE, MAX_BLOOM_BITS_PER_KEY, MAX_RESTART_INTERVAL,
-    MIN_BLOCK_SIZE,
+    Compression, TableOptions, MAX_BLOCK_SIZE, MAX_BLOOM_BITS_PER_KEY, MAX_DATA_BLOCK_ALIGNMENT,
+    MAX_RESTART_INTERVAL, MIN_BLOCK_SIZE,
 };
 pub use properties::{names as property_names, TableProperties};
 pub use readahead::MAX_AUTO_READAHEAD_BYTES;

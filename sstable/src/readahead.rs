@@ -12,9 +12,9 @@
 
 use bytes::Bytes;
 
-use crate::block_fetch::{fetch, read_error, stored_len};
+use crate::block_fetch::{read_error, stored_len};
 use crate::error::{Error, Result};
-use crate::handle::BlockHandle;
+use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::source::BlockSource;
 
 /// Blocks read in a row before automatic readahead starts (RocksDB's
@@ -36,6 +36,9 @@ enum Direction {
 pub(crate) struct Readahead {
     /// `Some(bytes)`: fixed windows from the first read; `None`: automatic.
     fixed: Option<usize>,
+    /// Data blocks start on multiples of this (0: right after each other),
+    /// so the block after one ending at `e` starts at `e` rounded up.
+    alignment: u64,
     /// The bytes of the file from `window_start`.
     window: Bytes,
     window_start: u64,
@@ -49,10 +52,12 @@ pub(crate) struct Readahead {
 
 impl Readahead {
     /// Readahead of `bytes` per window, or automatic when 0 (RocksDB's
-    /// `ReadOptions::readahead_size`).
-    pub(crate) fn new(bytes: usize) -> Readahead {
+    /// `ReadOptions::readahead_size`), over data blocks aligned to
+    /// `alignment` (0: none).
+    pub(crate) fn new(bytes: usize, alignment: u64) -> Readahead {
         Readahead {
             fixed: (bytes > 0).then_some(bytes),
+            alignment,
             window: Bytes::new(),
             window_start: 0,
             last: None,
@@ -67,8 +72,12 @@ impl Readahead {
     pub(crate) fn note(&mut self, handle: BlockHandle) {
         let end = handle.end_with_trailer().unwrap_or(u64::MAX);
         let direction = match self.last {
-            Some((_, last_end)) if last_end == handle.offset => Some(Direction::Forward),
-            Some((last_offset, _)) if end == last_offset => Some(Direction::Backward),
+            Some((_, last_end)) if self.next_start(last_end) == handle.offset => {
+                Some(Direction::Forward)
+            }
+            Some((last_offset, _)) if self.next_start(end) == last_offset => {
+                Some(Direction::Backward)
+            }
             _ => None,
         };
         if direction.is_some() && direction == self.direction {
@@ -93,6 +102,23 @@ impl Readahead {
         what: &str,
     ) -> Result<(Bytes, bool)> {
         let len = stored_len(handle, limit, what)?;
+        self.read(source, handle.offset, len, limit, what)
+    }
+
+    /// `len` bytes at `offset` (ending at or before `limit`), through the
+    /// window as [`Readahead::fetch`] reads a block.
+    pub(crate) fn read(
+        &mut self,
+        source: &dyn BlockSource,
+        offset: u64,
+        len: usize,
+        limit: u64,
+        what: &str,
+    ) -> Result<(Bytes, bool)> {
+        let handle = BlockHandle {
+            offset,
+            size: (len as u64).saturating_sub(BLOCK_TRAILER_LEN as u64),
+        };
         if let Some(raw) = self.in_window(handle.offset, len) {
             return Ok((raw, true));
         }
@@ -106,7 +132,7 @@ impl Readahead {
             None => 0,
         };
         if window_bytes <= len {
-            return Ok((fetch(source, handle, limit, what)?, false));
+            return Ok((read_exact(source, offset, len, what)?, false));
         }
         let block_end = handle.offset + len as u64;
         let (start, end) = match self.direction {
@@ -129,7 +155,15 @@ impl Readahead {
         }
         match self.in_window(handle.offset, len) {
             Some(raw) => Ok((raw, true)),
-            None => Ok((fetch(source, handle, limit, what)?, false)),
+            None => Ok((read_exact(source, offset, len, what)?, false)),
+        }
+    }
+
+    /// Where the block after one ending at `end` starts.
+    fn next_start(&self, end: u64) -> u64 {
+        match self.alignment {
+            0 => end,
+            a => end.checked_next_multiple_of(a).unwrap_or(u64::MAX),
         }
     }
 
@@ -138,6 +172,20 @@ impl Readahead {
         let end = start.checked_add(len)?;
         (end <= self.window.len()).then(|| self.window.slice(start..end))
     }
+}
+
+/// Exactly `len` bytes at `offset` from `source`.
+fn read_exact(source: &dyn BlockSource, offset: u64, len: usize, what: &str) -> Result<Bytes> {
+    let raw = source
+        .read_at(offset, len)
+        .map_err(|e| read_error(e, offset, what))?;
+    if raw.len() != len {
+        return Err(Error::corruption(
+            offset,
+            format!("{what} block: short read from the table file"),
+        ));
+    }
+    Ok(raw)
 }
 
 #[cfg(test)]
@@ -191,7 +239,7 @@ mod tests {
     #[test]
     fn a_forward_scan_reads_growing_windows_after_two_blocks() {
         let src = file();
-        let mut ra = Readahead::new(0);
+        let mut ra = Readahead::new(0, 0);
         scan(&mut ra, &src, 0..100);
         // 2 single reads, then windows of 8, 16, 32, 64, 128, 256 KiB
         // clipped to the file: far fewer reads than blocks.
@@ -202,16 +250,44 @@ mod tests {
     #[test]
     fn a_backward_scan_reads_windows_that_end_at_the_block() {
         let src = file();
-        let mut ra = Readahead::new(0);
+        let mut ra = Readahead::new(0, 0);
         scan(&mut ra, &src, (0..100).rev());
         assert!(src.reads.load(Ordering::Relaxed) <= 4, "{:?}", src.reads);
         assert!(src.bytes.load(Ordering::Relaxed) <= 10_000 + 200);
     }
 
     #[test]
+    fn blocks_separated_by_alignment_padding_are_a_scan() {
+        // Blocks of 95 + 5 bytes starting on multiples of 128.
+        let src = file();
+        let aligned = |i: u64| BlockHandle {
+            offset: i * 128,
+            size: 95,
+        };
+        let mut ra = Readahead::new(0, 128);
+        for i in 0..70 {
+            ra.note(aligned(i));
+            let (raw, _) = ra.fetch(&src, aligned(i), 10_000, "data").unwrap();
+            assert_eq!(
+                raw,
+                src.file.slice(i as usize * 128..i as usize * 128 + 100)
+            );
+        }
+        assert!(src.reads.load(Ordering::Relaxed) <= 4, "{:?}", src.reads);
+        // Without knowing the alignment every block looks like a jump.
+        let src = file();
+        let mut ra = Readahead::new(0, 0);
+        for i in 0..70 {
+            ra.note(aligned(i));
+            ra.fetch(&src, aligned(i), 10_000, "data").unwrap();
+        }
+        assert_eq!(src.reads.load(Ordering::Relaxed), 70);
+    }
+
+    #[test]
     fn random_reads_get_no_readahead() {
         let src = file();
-        let mut ra = Readahead::new(0);
+        let mut ra = Readahead::new(0, 0);
         scan(&mut ra, &src, [5, 50, 7, 90, 3, 60, 20].into_iter());
         assert_eq!(src.reads.load(Ordering::Relaxed), 7);
         assert_eq!(src.bytes.load(Ordering::Relaxed), 700);
@@ -220,12 +296,12 @@ mod tests {
     #[test]
     fn a_fixed_window_starts_at_the_first_read_and_stops_at_the_limit() {
         let src = file();
-        let mut ra = Readahead::new(2000);
+        let mut ra = Readahead::new(2000, 0);
         scan(&mut ra, &src, 0..100);
         assert_eq!(src.reads.load(Ordering::Relaxed), 5);
         // The limit: a window never reads past it.
         let src = file();
-        let mut ra = Readahead::new(1 << 20);
+        let mut ra = Readahead::new(1 << 20, 0);
         ra.note(block(90));
         let (raw, windowed) = ra.fetch(&src, block(90), 9_500, "data").unwrap();
         assert!(windowed);

@@ -35,11 +35,12 @@ use crate::error::{Error, Result};
 use crate::filter::{BloomFilter, FILTER_LINE_BYTES};
 use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::BlockHandle;
-use crate::index_block::IndexBlock;
+use crate::index_block::{DataLayout, IndexBlock};
 use crate::iter::TableIter;
 use crate::key::{
     compare_to_target, key_prefix, parse_internal_key, seek_trailer, SeqNo, ValueKind,
 };
+use crate::options::MAX_DATA_BLOCK_ALIGNMENT;
 use crate::properties::TableProperties;
 use crate::readahead::Readahead;
 use crate::source::BlockSource;
@@ -190,7 +191,7 @@ pub struct Table {
     filter: Option<Arc<BloomFilter>>,
     /// The index and filter are pinned in the cache: erased on drop.
     pinned: bool,
-    /// Data blocks occupy `0..data_end`.
+    /// Data blocks (and their alignment padding) occupy `0..data_end`.
     data_end: u64,
     /// For a file held in memory: one bit per data block, checksum
     /// already verified by this table.
@@ -280,6 +281,17 @@ impl Table {
         if data_end > meta_limit {
             return Err(props_bad("data region runs past the footer"));
         }
+        let alignment = properties.data_block_alignment;
+        let alignment_ok = match footer.version {
+            1 => alignment == 0,
+            _ => alignment.is_power_of_two() && alignment <= MAX_DATA_BLOCK_ALIGNMENT as u64,
+        };
+        if !alignment_ok {
+            return Err(props_bad(&format!(
+                "data block alignment {alignment} invalid for format version {}",
+                footer.version
+            )));
+        }
         if filter_handle.is_some() != (properties.bloom_bits_per_key > 0) {
             return Err(props_bad(
                 "bloom_bits_per_key disagrees with the filter's presence",
@@ -352,9 +364,16 @@ impl Table {
             contents,
             h.offset,
             exact,
-            self.data_end,
+            self.data_layout(),
             self.properties.num_data_blocks,
         )?))
+    }
+
+    fn data_layout(&self) -> DataLayout {
+        DataLayout {
+            end: self.data_end,
+            alignment: self.properties.data_block_alignment,
+        }
     }
 
     /// Reads, checks and parses the filter block, if the table has one.
@@ -728,7 +747,8 @@ impl Table {
             .map_err(|e| read_error(e, footer_offset, "footer"))?;
         Footer::decode_tail(&tail, self.file_size)?;
         let index = self.index()?;
-        let mut readahead = Readahead::new(VERIFY_READAHEAD_BYTES);
+        let mut readahead =
+            Readahead::new(VERIFY_READAHEAD_BYTES, self.properties.data_block_alignment);
         let mut it = index.block.iter();
         it.seek_to_first()?;
         while it.valid() {
@@ -738,6 +758,21 @@ impl Table {
             readahead.note(handle);
             let (raw, _) = readahead.fetch(&*self.source, handle, self.data_end, "data")?;
             open_trailer(&raw, handle, true, "data")?;
+            // Alignment padding is not covered by a checksum: it must be
+            // zeros.
+            let end = handle.end_with_trailer().unwrap_or(u64::MAX);
+            let next = self.data_layout().next_start(end).unwrap_or(end);
+            if next > end && next <= self.data_end {
+                let gap = (next - end) as usize;
+                let (pad, _) =
+                    readahead.read(&*self.source, end, gap, self.data_end, "padding after data")?;
+                if let Some(i) = pad.iter().position(|&b| b != 0) {
+                    return Err(Error::corruption(
+                        end + i as u64,
+                        "padding after a data block is not zero",
+                    ));
+                }
+            }
             it.next()?;
         }
         let mut meta = vec![

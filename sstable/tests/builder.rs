@@ -110,7 +110,17 @@ fn properties_round_trip_through_a_table() {
             (p.block_size, p.restart_interval, p.bloom_bits_per_key),
             (4096, 16, 10)
         );
-        assert_eq!(p.format_version, FORMAT_VERSION);
+        // Uncompressed tables have aligned data blocks (version 2);
+        // compressed ones cannot (version 1, readable by every version).
+        let (version, alignment) = match compression {
+            Compression::None => (FORMAT_VERSION, 4096),
+            _ => (MIN_FORMAT_VERSION, 0),
+        };
+        assert_eq!(
+            (p.format_version, p.data_block_alignment),
+            (version, alignment)
+        );
+        assert_eq!(table.footer().version, version);
         assert!(p.creation_time > 1_600_000_000);
         assert_eq!(
             p.num_data_blocks,
@@ -512,16 +522,31 @@ fn data_blocks_stay_within_the_block_size_when_entries_are_small() {
             value: vec![b'v'; 100],
         })
         .collect();
-    let (bytes, _) = build(&entries, TableOptions::default());
-    let table = open(bytes);
-    let blocks = table.index_entries().unwrap();
-    assert!(blocks.len() > 500);
-    for (_, h) in &blocks[..blocks.len() - 1] {
-        assert!(
-            (3687..=4096).contains(&h.size),
-            "a data block of {} bytes",
-            h.size
-        );
+    for block_align in [false, true] {
+        let options = TableOptions {
+            block_align,
+            ..TableOptions::default()
+        };
+        let (bytes, _) = build(&entries, options);
+        let table = open(bytes);
+        let blocks = table.index_entries().unwrap();
+        assert!(blocks.len() > 500);
+        if !block_align {
+            // Unaligned blocks follow each other: most start off a page.
+            assert!(blocks.iter().filter(|(_, h)| h.offset % 4096 != 0).count() > 400);
+        }
+        // Aligned, a block and its trailer fit one 4 KiB page.
+        let most = if block_align { 4096 - 5 } else { 4096 };
+        for (_, h) in &blocks[..blocks.len() - 1] {
+            assert!(
+                (3687..=most).contains(&h.size),
+                "a data block of {} bytes",
+                h.size
+            );
+            if block_align {
+                assert_eq!(h.offset % 4096, 0, "an aligned block at {}", h.offset);
+            }
+        }
     }
     // An entry larger than the block still makes a block of its own.
     let big = vec![Entry {
@@ -532,4 +557,57 @@ fn data_blocks_stay_within_the_block_size_when_entries_are_small() {
     }];
     let (bytes, _) = build(&big, TableOptions::default());
     assert_eq!(open(bytes).index_entries().unwrap().len(), 1);
+}
+
+#[test]
+fn alignment_and_format_version_must_agree() {
+    let entries: Vec<Entry> = (0..500u32)
+        .map(|i| Entry {
+            user_key: format!("key{i:05}").into_bytes(),
+            seqno: 1,
+            kind: ValueKind::Put,
+            value: vec![b'v'; 60],
+        })
+        .collect();
+    let (aligned, props) = build(&entries, TableOptions::default());
+    assert_eq!(props.data_block_alignment, 4096);
+    // The same table claiming format version 1 (footer rewritten, its
+    // checksum fixed): alignment is a version 2 feature.
+    let footer = Footer::decode(&aligned).unwrap();
+    let mut v1 = aligned.to_vec();
+    let n = v1.len();
+    v1[n - FOOTER_LEN..].copy_from_slice(&Footer::encode_version(
+        footer.meta_index,
+        footer.index,
+        1,
+    ));
+    match Table::open(Bytes::from(v1), TableReadOptions::default()) {
+        Err(Error::Corruption { reason, .. }) => {
+            assert!(reason.contains("format version"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A version this crate does not know is refused by name.
+    let mut v3 = aligned.to_vec();
+    v3[n - FOOTER_LEN..].copy_from_slice(&Footer::encode_version(
+        footer.meta_index,
+        footer.index,
+        3,
+    ));
+    match Table::open(Bytes::from(v3), TableReadOptions::default()) {
+        Err(Error::Corruption { reason, .. }) => {
+            assert!(reason.contains("unsupported format version 3"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // An unaligned table is version 1 and reads as before.
+    let (plain, props) = build(
+        &entries,
+        TableOptions {
+            block_align: false,
+            ..TableOptions::default()
+        },
+    );
+    assert_eq!((props.format_version, props.data_block_alignment), (1, 0));
+    assert_eq!(scan_forward(&open(plain)), entries);
 }

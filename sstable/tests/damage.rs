@@ -5,8 +5,9 @@
 //!
 //! Every byte of a table is covered by a check: block contents and type
 //! bytes by their block's CRC, block CRCs by themselves, footer fields by
-//! the footer CRC, the footer CRC by itself, the magic by comparison. So
-//! no flip is harmless, and the test asserts that each one is detected.
+//! the footer CRC, the footer CRC by itself, the magic by comparison, the
+//! zero padding that aligns data blocks by `verify`. So no flip is
+//! harmless, and the test asserts that each one is detected.
 
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -54,6 +55,17 @@ fn regions(table: &Table) -> Vec<(u64, u64)> {
         .into_iter()
         .map(|(_, h)| (h.offset, h.offset + h.size + BLOCK_TRAILER_LEN as u64))
         .collect();
+    // Alignment padding after each data block is a region of its own,
+    // checked (for zeros) by `verify`.
+    let alignment = table.properties().data_block_alignment;
+    if alignment > 0 {
+        let gaps: Vec<(u64, u64)> = out
+            .iter()
+            .map(|&(_, end)| (end, end.next_multiple_of(alignment)))
+            .filter(|(s, e)| s < e)
+            .collect();
+        out.extend(gaps);
+    }
     for (_, h) in table.meta_index_entries() {
         out.push((h.offset, h.offset + h.size + BLOCK_TRAILER_LEN as u64));
     }

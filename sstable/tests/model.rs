@@ -43,15 +43,24 @@ fn options() -> impl Strategy<Value = TableOptions> {
             (1i32..4).prop_map(|level| Compression::Zstd { level })
         ],
         1usize..=32,
-        prop_oneof![Just(256usize), 256usize..=65536],
+        prop_oneof![
+            Just(256usize),
+            Just(512usize),
+            Just(4096usize),
+            256usize..=65536
+        ],
         prop::sample::select(vec![0u32, 10]),
+        any::<bool>(),
     )
         .prop_map(
-            |(compression, restart_interval, block_size, bloom_bits_per_key)| TableOptions {
-                block_size,
-                restart_interval,
-                bloom_bits_per_key,
-                compression,
+            |(compression, restart_interval, block_size, bloom_bits_per_key, block_align)| {
+                TableOptions {
+                    block_size,
+                    restart_interval,
+                    bloom_bits_per_key,
+                    compression,
+                    block_align,
+                }
             },
         )
 }
