@@ -91,6 +91,20 @@ impl ClockShard {
         Some(entry.block.clone())
     }
 
+    /// Runs `f` on the entry for `key`, marked referenced; whether there
+    /// was one.
+    #[inline]
+    pub fn lookup_with(&mut self, key: &CacheKey, f: &mut dyn FnMut(&CachedBlock)) -> bool {
+        match self.map.get_mut(key) {
+            Some(entry) => {
+                entry.referenced = true;
+                f(&entry.block);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Caches `block` with `priority`, replacing any entry for `key`, then
     /// evicts down to the capacity. A block larger than the whole shard is
     /// not cached (it would evict all).

@@ -83,6 +83,11 @@ impl BlockCache for ShardedLruCache {
         self.shard(&key).lock().lookup(&key)
     }
 
+    #[inline]
+    fn lookup_with(&self, key: CacheKey, f: &mut dyn FnMut(&CachedBlock)) -> bool {
+        self.shard(&key).lock().lookup_with(&key, f)
+    }
+
     fn insert(&self, key: CacheKey, block: CachedBlock, priority: CachePriority) {
         self.shard(&key).lock().insert(key, block, priority);
     }

@@ -54,7 +54,14 @@ impl RandomAccessFile for OsRandomAccessFile {
         if let Some(map) = &self.map {
             return slice_at(map, offset, len);
         }
-        read_exact_at(&self.file, offset, len).map(Bytes::from)
+        read_exact_at(&self.file, offset, len, Vec::new()).map(Bytes::from)
+    }
+
+    fn read_at_into(&self, offset: u64, len: usize, buf: Vec<u8>) -> io::Result<Bytes> {
+        if let Some(map) = &self.map {
+            return slice_at(map, offset, len);
+        }
+        read_exact_at(&self.file, offset, len, buf).map(Bytes::from)
     }
 
     fn in_memory(&self) -> Option<&Bytes> {
@@ -78,12 +85,13 @@ impl RandomAccessFile for OsRandomAccessFile {
     }
 }
 
-/// `len` bytes at `offset`, read into a buffer left uninitialised until
-/// the kernel fills it (zeroing a block first would cost a tenth of the
+/// `len` bytes at `offset`, read into `buf`'s memory (grown if needed),
+/// left uninitialised until the kernel fills it (zeroing a block first would cost a tenth of the
 /// read). Retries short reads and interrupted calls; a file that ends
 /// first is `UnexpectedEof`.
-fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(len);
+fn read_exact_at(file: &File, offset: u64, len: usize, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+    buf.clear();
+    buf.reserve_exact(len);
     while buf.len() < len {
         let at = offset + buf.len() as u64;
         match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {

@@ -28,6 +28,14 @@ pub trait RandomAccessFile: Send + Sync {
     /// kind [`io::ErrorKind::UnexpectedEof`].
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes>;
 
+    /// [`read_at`](Self::read_at) into `buf`'s memory (its contents are
+    /// discarded), to reuse one buffer for many reads. The default ignores
+    /// `buf`.
+    fn read_at_into(&self, offset: u64, len: usize, buf: Vec<u8>) -> io::Result<Bytes> {
+        let _ = buf;
+        self.read_at(offset, len)
+    }
+
     /// The whole file, when it is held in memory (mapped): readers then
     /// read in place. The default: `None`.
     fn in_memory(&self) -> Option<&Bytes> {

@@ -102,6 +102,10 @@ impl BlockSource for FileSource {
         self.0.read_at(offset, len)
     }
 
+    fn read_at_into(&self, offset: u64, len: usize, buf: Vec<u8>) -> std::io::Result<Bytes> {
+        self.0.read_at_into(offset, len, buf)
+    }
+
     fn in_memory(&self) -> Option<&Bytes> {
         self.0.in_memory()
     }

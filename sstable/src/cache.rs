@@ -59,6 +59,20 @@ pub trait BlockCache: Send + Sync {
     /// The entry for `key`, if cached (and marks it recently used).
     fn lookup(&self, key: CacheKey) -> Option<CachedBlock>;
 
+    /// Runs `f` on the entry for `key`, if cached (and marks it recently
+    /// used), while the cache holds it: a reader can search a block
+    /// without taking a reference to it. Returns whether it was cached.
+    /// The default goes through [`lookup`](Self::lookup).
+    fn lookup_with(&self, key: CacheKey, f: &mut dyn FnMut(&CachedBlock)) -> bool {
+        match self.lookup(key) {
+            Some(block) => {
+                f(&block);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Caches `block` under `key`, evicting as the capacity requires.
     fn insert(&self, key: CacheKey, block: CachedBlock, priority: CachePriority);
 

@@ -208,6 +208,9 @@ impl TableIter {
         let index = loaded(&self.index_block)?.block.view();
         let handle = index_handle_at(&index, &self.index)?;
         self.readahead.note(handle);
+        // Let go of the old block first: if it was a slice of a readahead
+        // window, the window's memory can then be reused for the next.
+        self.block = None;
         let block =
             self.table
                 .data_block_owned(ordinal, handle, self.reads, Some(&mut self.readahead))?;

@@ -89,4 +89,4 @@ pub use source::BlockSource;
 pub use table_builder::{
     BuiltTable, TableBuilder, MAX_USER_KEY_LEN, MAX_VALUE_LEN, META_FILTER, META_PROPERTIES,
 };
-pub use table_reader::{BlockReadOptions, Found, Table, TableReadOptions};
+pub use table_reader::{BlockReadOptions, Found, Table, TableReadOptions, MAX_COPIED_VALUE_BYTES};

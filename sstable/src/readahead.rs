@@ -143,8 +143,18 @@ impl Readahead {
             ),
         };
         let window_len = (end - start) as usize;
+        // Reuse the last window's memory when nothing holds on to it any
+        // more (blocks the cache keeps are copies): a fresh large buffer
+        // per window costs page faults and the kernel zeroing it.
+        let spare = match std::mem::take(&mut self.window).try_into_mut() {
+            Ok(mut old) => {
+                old.clear();
+                Vec::from(old)
+            }
+            Err(_) => Vec::new(),
+        };
         self.window = source
-            .read_at(start, window_len)
+            .read_at_into(start, window_len, spare)
             .map_err(|e| read_error(e, handle.offset, what))?;
         self.window_start = start;
         if self.window.len() != window_len {

@@ -27,6 +27,15 @@ pub trait BlockSource: Send + Sync {
     /// corruption at `offset`.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes>;
 
+    /// [`read_at`](Self::read_at) into `buf`'s memory (its contents are
+    /// discarded), so a reader that reads many windows in turn reuses one
+    /// buffer instead of allocating (and the kernel zeroing) fresh memory
+    /// for each. The default ignores `buf`.
+    fn read_at_into(&self, offset: u64, len: usize, buf: Vec<u8>) -> io::Result<Bytes> {
+        let _ = buf;
+        self.read_at(offset, len)
+    }
+
     /// The whole file, when the source holds it in memory already (a
     /// `Bytes`, a memory map): the reader then reads uncompressed blocks in
     /// place and never caches them. `None` (the default) for sources that

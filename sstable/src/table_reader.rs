@@ -117,8 +117,9 @@ pub struct BlockReadOptions {
     /// the cache were checked when they entered it).
     pub verify_checksums: bool,
     /// Insert the blocks this read reads from the source into the block
-    /// cache. A block enters the cache only once its checksum was
-    /// verified, so cached blocks are always intact.
+    /// cache (blocks a scan reads ahead excepted: they are served from
+    /// the scan's window). A block enters the cache only once its checksum
+    /// was verified, so cached blocks are always intact.
     pub fill_cache: bool,
     /// Scans: bytes read ahead per read from the source; 0 reads ahead
     /// automatically once a scan has read two blocks in a row (8 KiB,
@@ -551,40 +552,46 @@ impl Table {
         let ordinal = cursor.restart_index();
         let handle = index_handle_at(&index, cursor)?;
         cursor.invalidate();
-        let contents = self.data_block(ordinal, handle, reads, None)?;
-        let view = match &contents {
-            Contents::InPlace { data, offset } => BlockView::parse(
-                data,
-                Origin {
-                    file_offset: *offset,
-                    exact: true,
-                },
-            )?,
-            Contents::Parsed(block) => block.view(),
-        };
-        cursor.seek_by(&view, cmp)?;
-        if !cursor.valid() {
-            return Ok(None);
-        }
-        let parsed = parse_internal_key(cursor.key())
-            .ok_or_else(|| bad_key(&view, cursor.entry_offset()))?;
-        if parsed.user_key != user_key {
-            return Ok(None);
-        }
-        let (start, end) = cursor.value_range();
-        let value = match (&contents, &self.in_memory) {
-            (Contents::InPlace { offset, .. }, Some(file)) => {
-                let base = *offset as usize;
-                file.slice(base + start..base + end)
+        // A cached block is searched while the cache holds it: no
+        // reference count is touched unless a large value is lent.
+        if let (None, Some(cache)) = (&self.in_memory, &self.options.cache) {
+            let mut found = None;
+            let hit = cache.lookup_with(self.cache_key(handle.offset), &mut |cached| {
+                if let CachedBlock::Data(block) = cached {
+                    found = Some(search_block(cursor, &block.view(), user_key, cmp, |r| {
+                        lend_or_copy(block.data(), r)
+                    }));
+                }
+            });
+            if let (true, Some(found)) = (hit, found) {
+                return found;
             }
-            (Contents::Parsed(block), _) => block.data().slice(start..end),
-            (Contents::InPlace { data, .. }, None) => Bytes::copy_from_slice(&data[start..end]),
-        };
-        Ok(Some(Found {
-            seqno: parsed.seqno,
-            kind: parsed.kind,
-            value,
-        }))
+            let block = self.read_data_block(handle, reads, None)?;
+            return search_block(cursor, &block.view(), user_key, cmp, |r| {
+                lend_or_copy(block.data(), r)
+            });
+        }
+        match self.data_block(ordinal, handle, reads, None)? {
+            Contents::InPlace { data, offset } => {
+                let origin = Origin {
+                    file_offset: offset,
+                    exact: true,
+                };
+                let view = BlockView::parse(data, origin)?;
+                search_block(cursor, &view, user_key, cmp, |(start, end)| {
+                    match &self.in_memory {
+                        Some(file) => {
+                            let base = offset as usize;
+                            file.slice(base + start..base + end)
+                        }
+                        None => Bytes::copy_from_slice(&data[start..end]),
+                    }
+                })
+            }
+            Contents::Parsed(block) => search_block(cursor, &block.view(), user_key, cmp, |r| {
+                lend_or_copy(block.data(), r)
+            }),
+        }
     }
 
     /// Data block number `ordinal` at `handle`, as `reads` says: in place
@@ -615,29 +622,49 @@ impl Table {
         if let Some(CachedBlock::Data(block)) = cache.and_then(|c| c.lookup(key)) {
             return Ok(Contents::Parsed(block));
         }
-        let raw = match readahead {
-            Some(ra) => ra.fetch(&*self.source, handle, self.data_end, "data")?.0,
-            None => fetch(&*self.source, handle, self.data_end, "data")?,
+        self.read_data_block(handle, reads, readahead)
+            .map(Contents::Parsed)
+    }
+
+    /// Reads the data block at `handle` from the source (through a scan's
+    /// `readahead` if given), checks and parses it, and puts it in the
+    /// cache as `reads` says.
+    fn read_data_block(
+        &self,
+        handle: BlockHandle,
+        reads: BlockReadOptions,
+        readahead: Option<&mut Readahead>,
+    ) -> Result<Block> {
+        let key = self.cache_key(handle.offset);
+        let cache = self.options.cache.as_ref();
+        let (raw, windowed) = match readahead {
+            Some(ra) => ra.fetch(&*self.source, handle, self.data_end, "data")?,
+            None => (fetch(&*self.source, handle, self.data_end, "data")?, false),
         };
         let (stored, block_type) = open_trailer(&raw, handle, reads.verify_checksums, "data")?;
         let (data, exact) = decode(stored, block_type, handle, "data")?;
         let block = Block::with_origin(data, handle.offset, exact)?;
-        // Only intact blocks enter the cache (a cache hit is never checked
-        // again): a read that skipped the check checks before it fills,
-        // and fills nothing if the check fails.
-        let fill = cache
-            .filter(|_| reads.fill_cache && (reads.verify_checksums || is_intact(&raw, handle)));
+        // A block a scan read ahead is served from its window and not
+        // cached: a scan long enough to read ahead would only churn the
+        // cache (copying, allocating and evicting a block per block read)
+        // and push out what point reads use; its windows make re-reading
+        // cheap. Only intact blocks enter the cache (a cache hit is never
+        // checked again): a read that skipped the check checks before it
+        // fills, and fills nothing if the check fails.
+        let fill = cache.filter(|_| {
+            reads.fill_cache && !windowed && (reads.verify_checksums || is_intact(&raw, handle))
+        });
         if let Some(cache) = fill {
-            // An uncompressed block shares its allocation with its trailer
-            // (or a whole readahead window): one byte past 4 KiB puts it in
-            // the allocator's next size class, 25% larger with jemalloc
-            // and mimalloc. The cache keeps a copy of its own size, so its
-            // charge is the memory it holds.
+            // An uncompressed block shares its allocation with its
+            // trailer: one byte past 4 KiB puts it in the allocator's next
+            // size class, 25% larger with jemalloc and mimalloc. The cache
+            // keeps a copy of its own size, so its charge is the memory it
+            // holds.
             let cached = if exact { block.copied() } else { block };
             cache.insert(key, CachedBlock::Data(cached.clone()), CachePriority::Low);
-            return Ok(Contents::Parsed(cached));
+            return Ok(cached);
         }
-        Ok(Contents::Parsed(block))
+        Ok(block)
     }
 
     fn data_block_in_place<'a>(
@@ -845,6 +872,48 @@ impl Drop for Table {
 
 /// Readahead of [`Table::verify`], which reads every data block in order.
 const VERIFY_READAHEAD_BYTES: usize = 2 << 20;
+
+/// Values up to this size found in a cached block are returned as copies,
+/// larger ones as slices of the block: a copy of a short value costs less
+/// than bumping the block's shared reference count, a cache miss away.
+pub const MAX_COPIED_VALUE_BYTES: usize = 256;
+
+/// The value at `range` of a block's contents: a copy if short, a
+/// zero-copy slice otherwise.
+#[inline]
+fn lend_or_copy(data: &Bytes, (start, end): (usize, usize)) -> Bytes {
+    if end - start <= MAX_COPIED_VALUE_BYTES {
+        Bytes::copy_from_slice(&data[start..end])
+    } else {
+        data.slice(start..end)
+    }
+}
+
+/// The newest entry of `user_key` at or below the seek target in one
+/// data block, its value made by `value` from its range in the block.
+#[inline]
+fn search_block(
+    cursor: &mut Cursor,
+    view: &BlockView<'_>,
+    user_key: &[u8],
+    cmp: impl Fn(&[u8]) -> std::cmp::Ordering,
+    value: impl FnOnce((usize, usize)) -> Bytes,
+) -> Result<Option<Found>> {
+    cursor.seek_by(view, cmp)?;
+    if !cursor.valid() {
+        return Ok(None);
+    }
+    let parsed =
+        parse_internal_key(cursor.key()).ok_or_else(|| bad_key(view, cursor.entry_offset()))?;
+    if parsed.user_key != user_key {
+        return Ok(None);
+    }
+    Ok(Some(Found {
+        seqno: parsed.seqno,
+        kind: parsed.kind,
+        value: value(cursor.value_range()),
+    }))
+}
 
 /// The handle in the current index entry.
 pub(crate) fn index_handle_at(index: &BlockView<'_>, cursor: &Cursor) -> Result<BlockHandle> {
