@@ -91,6 +91,14 @@ pub struct Options {
     /// sequential reads instead of one per block. RocksDB:
     /// `compaction_readahead_size`. Default: 2 MiB.
     pub compaction_readahead_size: usize,
+    /// Tell the operating system to drop a compaction's output tables from
+    /// the page cache once they are synced (`POSIX_FADV_DONTNEED`), so a
+    /// compaction's writes do not push out pages readers use. The price:
+    /// the new tables start cold, and reads of data that was in memory go
+    /// to storage until they are warm again (measured in
+    /// docs/performance.md). Compaction inputs are always dropped once the
+    /// compaction is installed. Default: `false`.
+    pub compaction_output_drop_page_cache: bool,
     /// How damage found in the WAL on open is treated. RocksDB:
     /// `wal_recovery_mode`. Default: tolerate a torn tail, refuse to open on
     /// corruption before it.
@@ -192,6 +200,7 @@ impl Default for Options {
             cache_index_and_filter_blocks: false,
             pin_l0_filter_and_index_blocks_in_cache: false,
             compaction_readahead_size: 2 << 20,
+            compaction_output_drop_page_cache: false,
             wal_recovery_mode: WalRecoveryMode::default(),
             paranoid_checks: false,
             max_write_group_bytes: 1 << 20,
@@ -240,6 +249,10 @@ impl fmt::Debug for Options {
                 &self.pin_l0_filter_and_index_blocks_in_cache,
             )
             .field("compaction_readahead_size", &self.compaction_readahead_size)
+            .field(
+                "compaction_output_drop_page_cache",
+                &self.compaction_output_drop_page_cache,
+            )
             .field("wal_recovery_mode", &self.wal_recovery_mode)
             .field("paranoid_checks", &self.paranoid_checks)
             .field("max_write_group_bytes", &self.max_write_group_bytes)

@@ -255,6 +255,9 @@ impl<'a> Outputs<'a> {
         };
         let opener = self.db.versions.lock().opener().clone();
         let table = finish_table(&opener, number, builder, self.c.output_level)?;
+        if self.db.options.compaction_output_drop_page_cache {
+            table.drop_page_cache();
+        }
         self.done.push(table);
         Ok(())
     }

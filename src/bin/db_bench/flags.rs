@@ -220,6 +220,11 @@ pub struct Flags {
     #[arg(long, default_value_t = 2 << 20)]
     pub compaction_readahead_size: u64,
 
+    /// strata: drop compaction outputs from the page cache once synced
+    /// (`compaction_output_drop_page_cache`).
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub compaction_output_drop_page_cache: bool,
+
     /// Engines to run, comma-separated: strata, rocksdb, fjall, sled.
     /// Peers need their cargo feature (`--features rocksdb`). With several,
     /// every benchmark runs on each and a ratio table ends the run.

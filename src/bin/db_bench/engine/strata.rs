@@ -50,6 +50,12 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
     );
     o.allow_mmap_reads = flags.mmap_read;
     m.map("mmap_read", flags.mmap_read, "allow_mmap_reads");
+    o.compaction_output_drop_page_cache = flags.compaction_output_drop_page_cache;
+    m.map(
+        "compaction_output_drop_page_cache",
+        flags.compaction_output_drop_page_cache,
+        "compaction_output_drop_page_cache",
+    );
     o.compaction_readahead_size = flags.compaction_readahead_size as usize;
     m.map(
         "compaction_readahead_size",
