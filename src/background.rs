@@ -4,11 +4,13 @@
 
 use crate::core::DbInner;
 use crate::hook::HookPoint;
+use crate::memtable::MemTable;
 use crate::panics::catch_panic;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 /// Shared state of the background threads. Anyone who changes what the
 /// background threads look at (a new frozen memtable, shutdown) calls
@@ -125,44 +127,78 @@ pub(crate) fn stop(inner: &DbInner, threads: Vec<JoinHandle<()>>) {
 }
 
 /// Marks a flush as running while it exists; cleared on drop, so a panic
-/// in the flush cannot leave `flushing` set.
+/// in the flush cannot leave `flushing` set. Set only under the state
+/// lock after checking for a background error (a resume waits for no
+/// flush to run, and none to start).
 struct Flushing<'a>(&'a Background);
 
 impl Drop for Flushing<'_> {
     fn drop(&mut self) {
         self.0.state.lock().flushing = false;
+        self.0.done.notify_all();
     }
 }
 
-/// Flush frozen memtables, oldest first, until shutdown.
+/// What the flush thread does next.
+enum FlushJob<'a> {
+    Flush(Arc<MemTable>, Flushing<'a>),
+    /// Try to resume after a no-space background error (`resume.rs`).
+    Resume,
+}
+
+/// Flush frozen memtables, oldest first, until shutdown; after a
+/// no-space background error, retry resuming on schedule instead.
 fn flush_loop(inner: &DbInner) {
     // The first rotation's WAL and memtable.
     inner.prepare_spare_wal();
     loop {
-        let (imm, flushing) = {
+        let job = {
             let mut st = inner.bg.state.lock();
             loop {
                 if st.shutting_down {
                     return;
                 }
+                if inner.check_bg_error().is_err() {
+                    match inner.auto_resume_due() {
+                        Some(at) if at <= Instant::now() => break FlushJob::Resume,
+                        Some(at) => {
+                            inner.bg.work.wait_until(&mut st, at);
+                        }
+                        None => inner.bg.work.wait(&mut st),
+                    }
+                    continue;
+                }
+                // Bound first: a temporary in the `match` would hold the
+                // super version (and the tables it holds) while waiting.
                 let oldest = inner.current_super_version().imms.last().cloned();
                 match oldest {
-                    Some(imm) if inner.check_bg_error().is_ok() => {
+                    Some(imm) => {
                         st.flushing = true;
-                        break (imm, Flushing(&inner.bg));
+                        break FlushJob::Flush(imm, Flushing(&inner.bg));
                     }
-                    _ => inner.bg.work.wait(&mut st),
+                    None => inner.bg.work.wait(&mut st),
                 }
             }
         };
-        // The rotation that froze `imm` took the spare: make the next
-        // one before the flush, which takes long enough for another
-        // rotation to come.
-        inner.prepare_spare_wal();
-        let result = inner.flush_memtable(&imm);
-        drop(flushing);
-        if let Err(e) = result {
-            inner.set_bg_error(e);
+        match job {
+            FlushJob::Resume => {
+                // A failure is recorded as the background error, and
+                // retried when next due.
+                let _ = inner.auto_resume();
+            }
+            FlushJob::Flush(imm, flushing) => {
+                // The rotation that froze `imm` took the spare: make the
+                // next one before the flush, which takes long enough for
+                // another rotation to come.
+                inner.prepare_spare_wal();
+                // A failure is recorded while the flush still counts as
+                // running: a resume waits for none to run, and must not
+                // meet its error after it cleared the one it resumed from.
+                if let Err(e) = inner.flush_memtable(&imm) {
+                    inner.set_bg_error(e);
+                }
+                drop(flushing);
+            }
         }
         inner.bg.notify_all();
     }
@@ -174,11 +210,22 @@ impl DbInner {
     /// whether there was anything to do. Used with
     /// `Options::inline_background_work`.
     pub(crate) fn background_step(&self) -> crate::Result<bool> {
-        self.check_bg_error()?;
-        let oldest = self.current_super_version().imms.last().cloned();
+        // Marked as the flush thread marks its flushes (see `Flushing`).
+        let flush = {
+            let mut st = self.bg.state.lock();
+            self.check_bg_error()?;
+            let oldest = self.current_super_version().imms.last().cloned();
+            match oldest {
+                Some(imm) if !st.flushing => {
+                    st.flushing = true;
+                    Some((imm, Flushing(&self.bg)))
+                }
+                _ => None,
+            }
+        };
         let step = catch_panic("background work", || {
-            if let Some(imm) = oldest {
-                Some(self.flush_memtable(&imm))
+            if let Some((imm, _)) = &flush {
+                Some(self.flush_memtable(imm))
             } else {
                 self.run_one_compaction()
             }
@@ -188,18 +235,26 @@ impl DbInner {
             Ok(None) => return Ok(false),
             Err(panic) => Err(panic),
         };
-        if let Err(e) = result {
-            return Err(crate::Error::Background(self.set_bg_error(e)));
-        }
+        // Recorded before the flush stops counting as running (see
+        // `flush_loop`; `run_one_compaction` does the same).
+        let result = result.map_err(|e| crate::Error::Background(self.set_bg_error(e)));
+        drop(flush);
+        result?;
         self.bg.notify_all();
         Ok(true)
     }
 
     /// Run background steps until none is left (with background threads,
-    /// wait for them to finish instead).
+    /// wait for them to finish instead). After a no-space background
+    /// error, first make the automatic attempt to resume the flush thread
+    /// would make (one per call while attempts are left: time is not
+    /// simulated, so the retry interval is not waited for).
     pub(crate) fn run_background_work(&self) -> crate::Result<()> {
         if !self.options.inline_background_work {
             return self.wait_for_compactions();
+        }
+        if self.auto_resume_due().is_some() {
+            self.auto_resume()?;
         }
         while self.background_step()? {}
         Ok(())

@@ -2,7 +2,9 @@
 //! acknowledged write durable before the files are let go.
 //!
 //! Normally the WALs already hold every write, so a close only fsyncs the
-//! WAL (RocksDB likewise leaves memtables to WAL replay). Two kinds of
+//! WAL and seals it, so that later damage to it reads as corruption rather
+//! than as a crash's torn tail (RocksDB likewise leaves memtables to WAL
+//! replay). Two kinds of
 //! write are in a memtable but not in a WAL: writes made with
 //! `disable_wal`, and writes acknowledged after the WAL failed (with
 //! `manual_wal_flush` a write is acknowledged before its record reaches
@@ -13,10 +15,6 @@
 use crate::core::DbInner;
 use crate::error::Result;
 use crate::filename::wal_path;
-use crate::flush::write_memtable_table;
-use crate::memtable::MemTable;
-use crate::version::VersionEdit;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 impl DbInner {
@@ -29,7 +27,7 @@ impl DbInner {
         let result = if self.needs_flush_at_close() {
             self.flush_memtables_at_close()
         } else {
-            self.flush_wal(true)
+            self.seal_wal()
         };
         // The WAL made ahead for a rotation that will not come: empty, and
         // no one's to replay; a clean close leaves only the WAL in use.
@@ -52,31 +50,15 @@ impl DbInner {
     /// with a log number past every WAL, so none is replayed.
     fn flush_memtables_at_close(&self) -> Result<()> {
         let sv = self.super_version.load_full();
-        let oldest_first: Vec<&Arc<MemTable>> = sv
-            .imms
-            .iter()
-            .rev()
-            .chain(std::iter::once(&sv.mem))
-            .collect();
-        let mut versions = self.versions.lock();
-        let opener = versions.opener().clone();
-        let mut tables = Vec::new();
-        for mem in &oldest_first {
-            let number = versions.new_file_number()?;
-            if let Some(t) = write_memtable_table(&self.options, &opener, number, mem, None)? {
-                tables.push(t);
-            }
-        }
+        let oldest_first = sv.memtables_oldest_first();
+        // Only published writes: a group sequenced but never published
+        // (its writers failed, e.g. after a panic) may sit in the memtable
+        // without an earlier group that failed before inserting; keeping
+        // it would leave a hole. Its writers were all told of the failure.
+        let published = self.visible_sequence();
         let last_seq = self.write_path.sequencer.lock().last_seq;
-        let log_number = versions.new_file_number()?;
-        let edit = VersionEdit {
-            log_number: Some(log_number),
-            last_sequence: Some(last_seq.max(versions.last_sequence())),
-            new_files: tables.iter().map(|t| (0, t.meta.clone())).collect(),
-            ..VersionEdit::default()
-        };
-        versions.log_and_apply(edit, &tables)?;
-        drop(versions);
+        let log_number = self.versions.lock().new_file_number()?;
+        self.flush_memtables_to_l0(&oldest_first, log_number, last_seq, published)?;
         // Every WAL is obsolete now. Best effort: the next open deletes
         // what is left.
         let current = self.write_path.ring.wal_number();

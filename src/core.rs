@@ -10,6 +10,7 @@ use crate::iter::{Cursor, Iter};
 use crate::options::{Options, ReadOptions};
 use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::{ReadView, SuperVersion};
+use crate::resume::ResumeState;
 use crate::snapshot::SnapshotList;
 use crate::stats::StatsCounters;
 use crate::version::{Version, VersionSet};
@@ -41,6 +42,8 @@ pub(crate) struct DbInner {
     pub bg: Background,
     bg_error: Mutex<Option<Arc<Error>>>,
     has_bg_error: AtomicBool,
+    /// Resuming after a background error (`resume.rs`).
+    pub resume: ResumeState,
     pub stats: StatsCounters,
     /// Compactions picked and not yet finished (counted under the version
     /// set lock, so `wait_for_compactions` never misses one).
@@ -78,6 +81,7 @@ impl DbInner {
             bg: Background::default(),
             bg_error: Mutex::new(None),
             has_bg_error: AtomicBool::new(false),
+            resume: ResumeState::default(),
             stats: StatsCounters::default(),
             compactions_running: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -162,6 +166,35 @@ impl DbInner {
         self.bg.notify_all();
         self.write_path.wake_waiters();
         err
+    }
+
+    /// The background error, if one is recorded.
+    pub fn bg_error(&self) -> Option<Arc<Error>> {
+        if !self.has_bg_error.load(Ordering::Acquire) {
+            return None;
+        }
+        self.bg_error.lock().clone()
+    }
+
+    /// Record `e` as the background error in place of the one recorded: a
+    /// resume failed, and `e` is why writes stay stopped now.
+    pub(crate) fn replace_bg_error(&self, e: Error) -> Arc<Error> {
+        let err = Arc::new(e);
+        *self.bg_error.lock() = Some(Arc::clone(&err));
+        self.has_bg_error.store(true, Ordering::Release);
+        self.bg.notify_all();
+        self.write_path.wake_waiters();
+        err
+    }
+
+    /// Forget the background error: writes are accepted again (a resume
+    /// succeeded).
+    pub(crate) fn clear_bg_error(&self) {
+        let mut slot = self.bg_error.lock();
+        *slot = None;
+        self.has_bg_error.store(false, Ordering::Release);
+        drop(slot);
+        self.bg.notify_all();
     }
 
     /// `Err(Background)` once a background job has failed.

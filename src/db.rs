@@ -147,6 +147,44 @@ impl Db {
         self.inner().flush_wal(sync)
     }
 
+    /// Accept writes again after a background error, once its cause is
+    /// gone: after a full disk, once there is room (the flush thread also
+    /// tries this on its own, see [`Options::max_bgerror_resume_count`]);
+    /// after another I/O error, if the retried work succeeds. It waits for
+    /// running flushes and compactions, writes every memtable to a table
+    /// (retrying a failed flush), starts a fresh WAL (the one that failed
+    /// is abandoned: nothing depends on it then), deletes the files the
+    /// failures left, and clears the error; a failed compaction runs again
+    /// afterwards. `Ok` at once if there is no background error. RocksDB:
+    /// `Resume()`.
+    ///
+    /// When it returns `Ok`, every write acknowledged before it is durable,
+    /// whatever durability it asked for. A write that failed with the
+    /// background error has an unknown outcome, as any failed write: its
+    /// batch may have reached the memtable, and then the resume applies
+    /// it. Writers waiting in a stall or on the WAL when the error struck
+    /// failed with it; writes made after the resume succeed.
+    ///
+    /// Fails, with the error writes now fail with, if the work fails again
+    /// (the disk is still full: nothing changed, try again later), and
+    /// with the background error itself if no resume can clear it
+    /// (corruption, a panic): reopen the database then.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// if let Err(e) = db.put(b"k", b"v") {
+    ///     if e.is_no_space() {
+    ///         // ... make room, then:
+    ///         db.resume()?;
+    ///     }
+    /// }
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn resume(&self) -> Result<()> {
+        self.inner().resume()
+    }
+
     /// The current value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         self.inner().get(key.as_ref(), &ReadOptions::default())

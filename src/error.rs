@@ -40,8 +40,11 @@ pub enum Error {
         path: PathBuf,
     },
     /// A background job (WAL write, flush, compaction) failed earlier; the
-    /// database refuses writes until it is reopened. The original error is
-    /// kept.
+    /// database refuses writes until [`Db::resume`](crate::Db::resume)
+    /// clears the error (an I/O error whose cause is gone: a full disk
+    /// with room again is retried on its own) or the database is
+    /// reopened (always, and the only way after corruption or a panic).
+    /// The original error is kept.
     Background(Arc<Error>),
     /// A write with `no_slowdown` would have had to wait for a write stall.
     WriteStall,
@@ -114,6 +117,22 @@ impl Error {
         }
     }
 
+    /// True for an I/O error that says the disk is full or a quota is
+    /// exhausted (ENOSPC, EDQUOT: [`io::ErrorKind::StorageFull`],
+    /// [`io::ErrorKind::QuotaExceeded`]), also when it is the cause of a
+    /// [`Error::Background`]. Once there is room again, writes resume on
+    /// their own or with [`Db::resume`](crate::Db::resume).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            ),
+            Error::Background(inner) => inner.is_no_space(),
+            _ => false,
+        }
+    }
+
     /// True for [`Error::Corruption`], also when it is the cause of a
     /// [`Error::Background`].
     pub fn is_corruption(&self) -> bool {
@@ -146,10 +165,21 @@ impl fmt::Display for Error {
                 "database is locked: {} is held by another open Db",
                 path.display()
             ),
-            Error::Background(inner) => write!(
-                f,
-                "writes stopped after a background error (reopen the database): {inner}"
-            ),
+            Error::Background(inner) => {
+                let remedy = match crate::resume::recovery(inner) {
+                    crate::resume::Recovery::Automatic => {
+                        "free space: writes resume on their own, or with Db::resume()"
+                    }
+                    crate::resume::Recovery::Manual => {
+                        "Db::resume() retries the failed work, or reopen the database"
+                    }
+                    crate::resume::Recovery::None => "reopen the database",
+                };
+                write!(
+                    f,
+                    "writes stopped after a background error ({remedy}): {inner}"
+                )
+            }
             Error::WriteStall => write!(
                 f,
                 "write would stall and no_slowdown was set; nothing was written"

@@ -12,7 +12,7 @@ use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
 use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
-use strata_sstable::{parse_internal_key, TableBuilder};
+use strata_sstable::{parse_internal_key, SeqNo, TableBuilder};
 
 impl DbInner {
     /// Write `imm` to an L0 table and install it. REQUIRES: `imm` is the
@@ -31,6 +31,7 @@ impl DbInner {
             number,
             imm,
             self.rate_limiter.clone(),
+            SeqNo::MAX,
         )?;
         let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
 
@@ -72,16 +73,63 @@ impl DbInner {
             .record_flush(flushed_bytes, start.elapsed().as_micros() as u64);
         Ok(())
     }
+
+    /// Write the entries of `mems` (oldest first) with sequence numbers at
+    /// most `up_to` to L0 tables and install them with one edit that sets
+    /// the log number to `log_number` (so no WAL below it is replayed) and
+    /// the last sequence number to at least `last_seq`.
+    /// Used where every memtable must reach a table at once, whatever its
+    /// WAL holds: a clean close with writes no WAL holds (`close.rs`), and
+    /// a resume after a background error (`resume.rs`). Nothing waits for
+    /// publication: the caller has stopped writes. A failure installs
+    /// nothing; the tables written so far are removed, unless the
+    /// manifest write failed (its outcome is unknown: the edit may be
+    /// durable), when the next open or resume removes them.
+    pub(crate) fn flush_memtables_to_l0(
+        &self,
+        mems: &[&Arc<MemTable>],
+        log_number: u64,
+        last_seq: strata_sstable::SeqNo,
+        up_to: strata_sstable::SeqNo,
+    ) -> Result<Arc<crate::version::Version>> {
+        let mut versions = self.versions.lock();
+        let opener = versions.opener().clone();
+        let mut tables = Vec::new();
+        let written = mems.iter().try_for_each(|mem| {
+            let number = versions.new_file_number()?;
+            if let Some(t) = write_memtable_table(&self.options, &opener, number, mem, None, up_to)?
+            {
+                tables.push(t);
+            }
+            Ok::<_, Error>(())
+        });
+        if let Err(e) = written {
+            // On a full disk they would only take the room a retry needs.
+            for t in &tables {
+                let _ = self.fs.remove(t.path());
+            }
+            return Err(e);
+        }
+        let edit = VersionEdit {
+            log_number: Some(log_number),
+            last_sequence: Some(last_seq.max(versions.last_sequence())),
+            new_files: tables.iter().map(|t| (0, t.meta.clone())).collect(),
+            ..VersionEdit::default()
+        };
+        versions.log_and_apply(edit, &tables)
+    }
 }
 
-/// Write every entry of `mem` into table `number`, sync it, and open it.
-/// `None` for an empty memtable. On failure the partial file is removed.
+/// Write every entry of `mem` with a sequence number at most `up_to`
+/// into table `number`, sync it, and open it. `None` when no entry
+/// qualifies. On failure the partial file is removed.
 pub(crate) fn write_memtable_table(
     options: &Options,
     opener: &TableOpener,
     number: u64,
     mem: &Arc<MemTable>,
     limiter: Option<Arc<RateLimiter>>,
+    up_to: SeqNo,
 ) -> Result<Option<Arc<TableFile>>> {
     if mem.is_empty() {
         return Ok(None);
@@ -100,20 +148,29 @@ pub(crate) fn write_memtable_table(
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
-            builder
-                .add(k.user_key, k.seqno, k.kind, it.value())
-                .map_err(|e| table_error(&path, e))?;
+            if k.seqno <= up_to {
+                builder
+                    .add(k.user_key, k.seqno, k.kind, it.value())
+                    .map_err(|e| table_error(&path, e))?;
+            }
             it.next()?;
+        }
+        if builder.num_entries() == 0 {
+            return Ok(None);
         }
         let table = finish_table(opener, number, builder, 0)?;
         opener
             .fs
             .sync_dir(&opener.dir)
             .map_err(|e| Error::io("sync directory", &opener.dir, e))?;
-        Ok(table)
+        Ok(Some(table))
     })();
     match result {
-        Ok(file) => Ok(Some(file)),
+        Ok(Some(file)) => Ok(Some(file)),
+        Ok(None) => {
+            let _ = opener.fs.remove(&path);
+            Ok(None)
+        }
         Err(e) => {
             let _ = opener.fs.remove(&path);
             Err(e)

@@ -25,6 +25,10 @@ pub enum HookPoint {
     /// A leader sequenced its group, logged it to the WAL ring and handed
     /// leadership on; the group's inserts and publication are still to do.
     WriteGroupSequenced,
+    /// An automatic attempt to resume after a no-space error has just
+    /// ended, whatever its outcome (the flush thread, or
+    /// `run_background_work` with `inline_background_work`).
+    AutoResumed,
     /// Open is about to start background thread number `n` (0-based, in
     /// start order: flush, WAL flusher, compaction threads).
     SpawnThread(usize),

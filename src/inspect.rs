@@ -1,9 +1,12 @@
 //! Read-only access to strata's on-disk structures for tools such as
-//! `sst-dump`: file naming, MANIFEST edits, and WAL batch records. Nothing
-//! here opens a database or takes its lock.
+//! `sst-dump`: file naming, MANIFEST edits, WAL records (write batches
+//! and log starts) and the WAL chain as recovery reads it. Nothing here
+//! opens a database or takes its lock.
 
 pub use crate::batch::{BatchError, BatchOp, DecodedBatch};
 pub use crate::filename::{parse_file_name, FileKind, MAX_FILE_NUMBER};
 pub use crate::version::{
     read_current_manifest, read_manifest, FileMeta, ManifestContents, VersionEdit, NUM_LEVELS,
 };
+pub use crate::wal_record::WalRecord;
+pub use crate::wal_replay::{read_wal_chain, BatchOutcome};

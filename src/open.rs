@@ -4,19 +4,17 @@
 use crate::batch::DecodedBatch;
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
-use crate::filename::{
-    current_path, lock_path, parse_checked, parse_file_name, wal_path, FileKind,
-};
+use crate::filename::{current_path, lock_path, parse_checked, parse_file_name, FileKind};
 use crate::flush::write_memtable_table;
 use crate::memtable::MemTable;
-use crate::options::{Options, WalRecoveryMode, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::options::{Options, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
+use crate::wal_replay::{read_wal_chain, BatchOutcome};
 use crate::write::{create_wal, WalRing, WritePath};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_sstable::{SeqNo, MAX_SEQNO};
-use strata_wal::{LogEnd, Reader, TornReason};
 
 pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     options.validate()?;
@@ -151,76 +149,40 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     let mut last_seq = versions.last_sequence();
     let mut mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
     let mut tables = Vec::new();
-    let flush =
-        |mem: &Arc<MemTable>, versions: &mut VersionSet, tables: &mut Vec<Arc<TableFile>>| {
-            let number = versions.new_file_number()?;
-            let opener = versions.opener().clone();
-            if let Some(t) = write_memtable_table(options, &opener, number, mem, None)? {
-                tables.push(t);
-            }
-            Ok::<_, Error>(())
-        };
+    let flush = |mem: &Arc<MemTable>,
+                 versions: &mut VersionSet,
+                 tables: &mut Vec<Arc<TableFile>>| {
+        let number = versions.new_file_number()?;
+        let opener = versions.opener().clone();
+        if let Some(t) = write_memtable_table(options, &opener, number, mem, None, SeqNo::MAX)? {
+            tables.push(t);
+        }
+        Ok::<_, Error>(())
+    };
 
-    'wals: for (i, &number) in numbers.iter().enumerate() {
-        let path = wal_path(dir, number);
-        let data = fs.read(&path).map_err(|e| Error::io("read", &path, e))?;
-        let mut reader = Reader::new(&data, mode);
-        loop {
-            let record = match reader.next_record() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                // Preallocated space a crash left unused: the end of the
-                // log, even where any other torn tail is refused.
-                Err(strata_wal::Error::TornTail {
-                    reason: TornReason::ZeroedTail,
-                    ..
-                }) => break,
-                Err(e) => {
-                    let offset = crate::version::wal_error_offset(&e);
-                    return Err(Error::corruption(&path, offset, e.to_string()));
-                }
-            };
-            let offset = record.offset;
-            match apply_record(record.data, &mem, last_seq) {
-                Ok(Some(end)) => last_seq = last_seq.max(end),
-                Ok(None) => {}
-                Err(reason) => match mode {
-                    WalRecoveryMode::PointInTimeRecovery => break 'wals,
-                    WalRecoveryMode::SkipAnyCorruptedRecords => continue,
-                    _ => return Err(Error::corruption(&path, offset, reason)),
-                },
-            }
-            if mem.approximate_bytes() >= options.write_buffer_size {
-                flush(&mem, versions, &mut tables)?;
-                mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
-            }
+    let log_number = versions.log_number();
+    let manifest = versions.recovered_from();
+    let mut on_batch = |_wal: u64, _offset: u64, batch: &[u8]| -> Result<BatchOutcome> {
+        match apply_record(batch, &mem, last_seq) {
+            Ok(Some(end)) => last_seq = last_seq.max(end),
+            Ok(None) => {}
+            Err(reason) => return Ok(Err(reason)),
         }
-        // A newer WAL receives records only after this one was synced
-        // (rotation) or retired (open), so a torn tail followed only by
-        // empty WALs is the true end of the log, not lost data.
-        let is_newest = numbers[i + 1..]
-            .iter()
-            .all(|&n| fs.file_size(&wal_path(dir, n)).is_ok_and(|len| len == 0));
-        match reader.end() {
-            // An older WAL is synced in the background after the write path
-            // moves to the next one, and before any sync of the next one
-            // completes. So a torn older WAL means a power loss before that
-            // sync, when no newer write had been acknowledged as durable:
-            // the log ends here, and replaying newer WALs would leave a hole
-            // in the write sequence (unless salvaging).
-            Some(LogEnd::TornTail { reason, .. })
-                if !is_newest
-                    && *reason != TornReason::ZeroedTail
-                    && mode != WalRecoveryMode::SkipAnyCorruptedRecords =>
-            {
-                break 'wals
-            }
-            Some(LogEnd::Corruption { .. }) if mode == WalRecoveryMode::PointInTimeRecovery => {
-                break 'wals
-            }
-            _ => {}
+        if mem.approximate_bytes() >= options.write_buffer_size {
+            flush(&mem, versions, &mut tables)?;
+            mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
         }
-    }
+        Ok(Ok(()))
+    };
+    read_wal_chain(
+        &**fs,
+        dir,
+        &manifest,
+        log_number,
+        &numbers,
+        mode,
+        &mut on_batch,
+    )?;
     flush(&mem, versions, &mut tables)?;
     Ok(Replayed { last_seq, tables })
 }
@@ -327,8 +289,13 @@ fn refuse_if_current_was_lost(options: &Options, dir: &Path) -> Result<()> {
 }
 
 /// Delete files no version needs: tables not live, WALs before the log
-/// number, manifests other than the current one, temporary files.
-fn remove_obsolete_files(options: &Options, dir: &Path, versions: &VersionSet) -> Result<()> {
+/// number, manifests other than the current one, temporary files. Also
+/// run by a resume (`resume.rs`), with nothing creating files meanwhile.
+pub(crate) fn remove_obsolete_files(
+    options: &Options,
+    dir: &Path,
+    versions: &VersionSet,
+) -> Result<()> {
     let fs = &options.fs;
     let live: std::collections::HashSet<u64> = versions
         .current()

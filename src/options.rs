@@ -168,6 +168,22 @@ pub struct Options {
     /// served first; 0 means unlimited. RocksDB: `rate_limiter`.
     /// Default: 0.
     pub rate_limiter_bytes_per_sec: u64,
+    /// How many times the flush thread tries on its own to resume after a
+    /// background error that says the disk is full (or a quota is
+    /// exhausted), as [`Db::resume`](crate::Db::resume) would; 0 disables
+    /// the automatic attempts (`resume()` still works). Counted from the
+    /// last successful resume. Other I/O errors are never retried on their
+    /// own. RocksDB: `max_bgerror_resume_count`. Default: `u32::MAX`
+    /// (RocksDB's is `INT_MAX`: keep trying).
+    pub max_bgerror_resume_count: u32,
+    /// How long the flush thread waits after a no-space background error,
+    /// and after each failed automatic attempt, before it tries to resume
+    /// again. With `inline_background_work` it is not waited for: each
+    /// [`Db::run_background_work`](crate::Db::run_background_work) call
+    /// makes one attempt when one is left. RocksDB:
+    /// `bgerror_resume_retry_interval` (in microseconds there).
+    /// Default: 1 second.
+    pub bgerror_resume_retry_interval: std::time::Duration,
     /// Run no background threads: flushes, compactions and WAL syncs run
     /// in the calling thread, when a write needs them or when
     /// [`Db::run_background_work`](crate::Db::run_background_work) is
@@ -219,6 +235,8 @@ impl Default for Options {
             max_background_jobs: 2,
             delayed_write_rate: 16 << 20,
             rate_limiter_bytes_per_sec: 0,
+            max_bgerror_resume_count: u32::MAX,
+            bgerror_resume_retry_interval: std::time::Duration::from_secs(1),
             inline_background_work: false,
             fs: Arc::new(OsFileSystem),
             test_hook: None,
@@ -288,6 +306,11 @@ impl fmt::Debug for Options {
             .field(
                 "rate_limiter_bytes_per_sec",
                 &self.rate_limiter_bytes_per_sec,
+            )
+            .field("max_bgerror_resume_count", &self.max_bgerror_resume_count)
+            .field(
+                "bgerror_resume_retry_interval",
+                &self.bgerror_resume_retry_interval,
             )
             .field("inline_background_work", &self.inline_background_work)
             .finish_non_exhaustive()

@@ -18,6 +18,18 @@ pub(crate) struct SuperVersion {
     pub version: Arc<Version>,
 }
 
+impl SuperVersion {
+    /// Every memtable, oldest first (the order their writes were made
+    /// in): the frozen ones, then the active one.
+    pub fn memtables_oldest_first(&self) -> Vec<&Arc<MemTable>> {
+        self.imms
+            .iter()
+            .rev()
+            .chain(std::iter::once(&self.mem))
+            .collect()
+    }
+}
+
 /// A super version pinned at a sequence number.
 pub(crate) struct ReadView {
     pub sv: Arc<SuperVersion>,

@@ -1,5 +1,8 @@
 //! Every public API call, end to end, on the real filesystem and in memory.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

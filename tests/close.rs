@@ -3,6 +3,9 @@
 //! `manual_wal_flush` before the WAL failed, survive a close, a reopen
 //! and even a power loss right after the close.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

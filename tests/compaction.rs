@@ -2,6 +2,9 @@
 //! model, snapshots across compactions, tombstone and space reclamation,
 //! and power loss during compaction.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

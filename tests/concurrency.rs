@@ -1,6 +1,9 @@
 //! Many threads writing and reading at once; at the end every write is
 //! there.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,9 @@
 //! the recovery mode allows, recovery of the undamaged prefix; never a
 //! panic and never wrong data.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -10,21 +13,6 @@ use strata::fs::{FileSystem, MemFileSystem};
 use strata::{Db, Error, Options, WalRecoveryMode};
 
 const N: usize = 400;
-
-/// A database with N keys in tables (flushed) and, when `in_wal`, N more
-/// keys only in the WAL. Closed cleanly.
-fn build(fs: &MemFileSystem, in_wal: bool) {
-    let db = open_mem(fs);
-    for i in 0..N {
-        db.put(key(i), value(i, 0)).unwrap();
-    }
-    db.flush().unwrap();
-    if in_wal {
-        for i in N..2 * N {
-            db.put(key(i), value(i, 0)).unwrap();
-        }
-    }
-}
 
 fn only(fs: &MemFileSystem, ext: &str) -> PathBuf {
     let files = files_with_ext(fs, &mem_dir(), ext);
@@ -62,13 +50,13 @@ fn check_reads(db: &Db, file: &Path, keys: usize) -> usize {
 #[test]
 fn flipped_table_bytes_are_detected_on_open_or_read() {
     let base = MemFileSystem::new();
-    build(&base, false);
+    table_and_wal(&base, N, 0);
     let table = only(&base, ".sst");
     let size = base.file_size(&table).unwrap() as usize;
     let mut detected = 0;
     for offset in (0..size).step_by(37) {
         let fs = MemFileSystem::new();
-        build(&fs, false);
+        table_and_wal(&fs, N, 0);
         let table = only(&fs, ".sst");
         fs.corrupt_byte(&table, offset, 0x5a).unwrap();
         match Db::open(mem_dir(), mem_options(&fs)) {
@@ -94,7 +82,7 @@ fn flipped_table_bytes_are_detected_on_open_or_read() {
 #[test]
 fn paranoid_checks_refuse_a_damaged_table_at_open() {
     let fs = MemFileSystem::new();
-    build(&fs, false);
+    table_and_wal(&fs, N, 0);
     let table = only(&fs, ".sst");
     fs.corrupt_byte(&table, 10, 0x01).unwrap();
     let opts = Options {
@@ -108,7 +96,7 @@ fn paranoid_checks_refuse_a_damaged_table_at_open() {
 #[test]
 fn truncated_tables_fail_to_open() {
     let fs = MemFileSystem::new();
-    build(&fs, false);
+    table_and_wal(&fs, N, 0);
     let table = only(&fs, ".sst");
     let size = fs.file_size(&table).unwrap() as usize;
     fs.truncate(&table, size - 1).unwrap();
@@ -119,7 +107,7 @@ fn truncated_tables_fail_to_open() {
 #[test]
 fn a_missing_table_fails_to_open() {
     let fs = MemFileSystem::new();
-    build(&fs, false);
+    table_and_wal(&fs, N, 0);
     let table = only(&fs, ".sst");
     fs.remove(&table).unwrap();
     let err = Db::open(mem_dir(), mem_options(&fs)).unwrap_err();
@@ -133,27 +121,18 @@ fn a_damaged_manifest_fails_to_open() {
     // Header (checksum, length, type) and the start of the payload.
     for offset in 0..7 + 10 {
         let fs = MemFileSystem::new();
-        build(&fs, false);
-        let manifest = manifest_of(&fs);
+        table_and_wal(&fs, N, 0);
+        let manifest = manifest_path(&fs);
         fs.corrupt_byte(&manifest, offset, 0x10).unwrap();
         let err = Db::open(mem_dir(), mem_options(&fs)).unwrap_err();
         assert_corruption_in(&err, &manifest);
     }
 }
 
-fn manifest_of(fs: &MemFileSystem) -> PathBuf {
-    let names = fs.list(&mem_dir()).unwrap();
-    let name = names
-        .into_iter()
-        .find(|n| n.starts_with("MANIFEST-"))
-        .unwrap();
-    mem_dir().join(name)
-}
-
 #[test]
 fn a_garbled_current_file_fails_to_open() {
     let fs = MemFileSystem::new();
-    build(&fs, false);
+    table_and_wal(&fs, N, 0);
     let current = mem_dir().join("CURRENT");
     fs.write_durable(&current, b"not a manifest name");
     let err = Db::open(mem_dir(), mem_options(&fs)).unwrap_err();
@@ -162,7 +141,7 @@ fn a_garbled_current_file_fails_to_open() {
 
 fn wal_damage(mode: WalRecoveryMode) -> (MemFileSystem, PathBuf, Result<Db, Error>) {
     let fs = MemFileSystem::new();
-    build(&fs, true);
+    table_and_wal(&fs, N, N);
     let wal = only(&fs, ".log");
     // Damage a record in the middle of the log: valid records follow.
     let size = fs.file_size(&wal).unwrap() as usize;
@@ -222,7 +201,7 @@ fn skip_mode_salvages_records_after_wal_damage() {
 #[test]
 fn a_truncated_wal_recovers_its_prefix() {
     let fs = MemFileSystem::new();
-    build(&fs, true);
+    table_and_wal(&fs, N, N);
     let wal = only(&fs, ".log");
     let size = fs.file_size(&wal).unwrap() as usize;
     fs.truncate(&wal, size * 2 / 3).unwrap();
@@ -248,7 +227,7 @@ fn push_varint(out: &mut Vec<u8>, mut v: usize) {
 #[test]
 fn a_logged_value_over_the_size_limit_is_corruption() {
     let fs = MemFileSystem::new();
-    build(&fs, true);
+    table_and_wal(&fs, N, N);
     let wal = only(&fs, ".log");
     let mut batch = Vec::new();
     batch.extend_from_slice(&(1u64 << 40).to_le_bytes()); // sequence

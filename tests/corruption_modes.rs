@@ -12,6 +12,9 @@
 //!
 //! In every case: never a panic, never a wrong value.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -32,15 +35,7 @@ const MODES: [WalRecoveryMode; 4] = [
 /// N keys flushed to a table, then N more only in the WAL; closed cleanly.
 fn build() -> MemFileSystem {
     let fs = MemFileSystem::new();
-    let db = open_mem(&fs);
-    for i in 0..N {
-        db.put(key(i), value(i, 0)).unwrap();
-    }
-    db.flush().unwrap();
-    for i in N..2 * N {
-        db.put(key(i), value(i, 0)).unwrap();
-    }
-    drop(db);
+    table_and_wal(&fs, N, N);
     fs
 }
 
@@ -48,16 +43,6 @@ fn file_ending(fs: &MemFileSystem, suffix: &str) -> PathBuf {
     let files = files_with_ext(fs, &mem_dir(), suffix);
     assert_eq!(files.len(), 1, "{suffix}: {files:?}");
     files[0].clone()
-}
-
-fn manifest(fs: &MemFileSystem) -> PathBuf {
-    let name = fs
-        .list(&mem_dir())
-        .unwrap()
-        .into_iter()
-        .find(|n| n.starts_with("MANIFEST-"))
-        .unwrap();
-    mem_dir().join(name)
 }
 
 fn open_with(fs: &MemFileSystem, mode: WalRecoveryMode, paranoid: bool) -> Result<Db, Error> {
@@ -286,14 +271,14 @@ fn table_damage_without_paranoid_checks_never_gives_wrong_data() {
 fn every_flipped_manifest_byte_fails_the_open_or_loses_nothing() {
     let size = {
         let fs = build();
-        fs.file_size(&manifest(&fs)).unwrap() as usize
+        fs.file_size(&manifest_path(&fs)).unwrap() as usize
     };
     // The last record's length field: damage there makes the record run
     // past the end of the file, which is exactly what a torn write looks
     // like, so the edit is dropped (LevelDB and RocksDB behave the same).
     let last_length_field = {
         let fs = build();
-        let path = manifest(&fs);
+        let path = manifest_path(&fs);
         let data = fs.read(&path).unwrap();
         let (last, _) = *strata::inspect::read_manifest(&path, &data)
             .unwrap()
@@ -305,7 +290,7 @@ fn every_flipped_manifest_byte_fails_the_open_or_loses_nothing() {
     let mut failed = 0;
     for offset in 0..size {
         let fs = build();
-        let path = manifest(&fs);
+        let path = manifest_path(&fs);
         fs.corrupt_byte(&path, offset, 0x41).unwrap();
         let what = format!("manifest byte {offset} of {size} flipped");
         match open_with(&fs, WalRecoveryMode::default(), false) {
@@ -328,11 +313,11 @@ fn every_flipped_manifest_byte_fails_the_open_or_loses_nothing() {
 fn a_cut_manifest_never_gives_wrong_values() {
     let size = {
         let fs = build();
-        fs.file_size(&manifest(&fs)).unwrap() as usize
+        fs.file_size(&manifest_path(&fs)).unwrap() as usize
     };
     for len in 0..size {
         let fs = build();
-        let path = manifest(&fs);
+        let path = manifest_path(&fs);
         fs.truncate(&path, len).unwrap();
         let what = format!("manifest cut to {len} of {size}");
         match open_with(&fs, WalRecoveryMode::default(), false) {

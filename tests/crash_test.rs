@@ -14,6 +14,9 @@
 //! failing run's options and kill points can be replayed). Long runs:
 //! `strata-stress crash --dir /tmp/crash --duration 1h`.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 #[test]

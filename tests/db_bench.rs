@@ -2,6 +2,9 @@
 //! line in RocksDB's format, JSON output, --use_existing_db, repeats, the
 //! time series and its plot. Each run uses a tiny --num on a temp dir.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

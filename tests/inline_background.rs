@@ -2,6 +2,9 @@
 //! one thread is deterministic: the same operations give the same files,
 //! byte for byte, and the same filesystem operation counts.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

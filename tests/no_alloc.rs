@@ -3,6 +3,9 @@
 //! checked with a counting global allocator (counting only this test's
 //! thread, so background threads do not interfere).
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

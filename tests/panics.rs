@@ -10,6 +10,9 @@
 //! (`BOUND`): a bound on a hang, so that a hang fails the test instead of
 //! stalling the run, never a synchronisation.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,9 @@
 //! `ReadOptions::verify_checksums` and `ReadOptions::fill_cache` reach the
 //! table reads of gets and scans.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

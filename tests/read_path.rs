@@ -3,6 +3,9 @@
 //! once, and that a block damaged on disk is caught when it is read.
 //! Counted in bytes and calls through the `FileSystem` trait, never timed.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

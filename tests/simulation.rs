@@ -17,13 +17,21 @@
 //! - a reopen without power loss loses nothing acknowledged;
 //! - reopening after a plain power loss (no fault armed) never fails.
 //!
-//! One seed in four recovers in `PointInTimeRecovery` mode, the others in
-//! the default mode.
+//! Half the seeds recover in the default mode, a quarter in
+//! `PointInTimeRecovery`, an eighth each in `AbsoluteConsistency` (which
+//! refuses the torn tail a power loss leaves: the seed then recovers in the
+//! default mode, as an operator would) and `SkipAnyCorruptedRecords`
+//! (salvage: checked for keeping every durable write and inventing
+//! nothing, since it promises no prefix). Seeds alternate, in runs of
+//! eight, between a memory-mapped WAL and one written with write(2).
 //!
 //! `SIMULATION_SEEDS=n` (default 1000) and `SIMULATION_FIRST_SEED` choose
 //! the seeds, `SIMULATION_SECONDS=s` runs seeds until time is up instead,
 //! and `SIMULATION_SEED=n` replays one seed (a failure prints that line).
 //! The same seed replays the same run exactly.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -36,7 +44,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
-use strata::{Db, Error, Options, Snapshot, WalRecoveryMode, WriteBatch, WriteOptions};
+use strata::{
+    Db, Error, Options, Snapshot, WalRecoveryMode, WalWriteMode, WriteBatch, WriteOptions,
+};
 
 /// An iterator over a scan's entries, in either direction.
 type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>>;
@@ -70,6 +80,7 @@ struct Figures {
     in_doubt_applied: u64,
     in_doubt_dropped: u64,
     unsynced_writes_lost: u64,
+    absolute_refusals: u64,
     faults: BTreeMap<String, u64>,
 }
 
@@ -87,6 +98,7 @@ impl Figures {
         self.in_doubt_applied += o.in_doubt_applied;
         self.in_doubt_dropped += o.in_doubt_dropped;
         self.unsynced_writes_lost += o.unsynced_writes_lost;
+        self.absolute_refusals += o.absolute_refusals;
         for (k, v) in &o.faults {
             *self.faults.entry(k.clone()).or_default() += v;
         }
@@ -106,8 +118,10 @@ struct Sim {
     snapshots: Vec<(Snapshot, Model)>,
     /// A fault plan or crash point is armed (errors are expected).
     armed: bool,
-    /// Recovery mode for this seed: the default, or point-in-time.
+    /// Recovery mode for this seed.
     mode: WalRecoveryMode,
+    /// How this seed's WALs are written.
+    wal_write_mode: WalWriteMode,
     writes: u64,
     trace: Vec<String>,
     fig: Figures,
@@ -132,6 +146,7 @@ impl Sim {
             max_bytes_for_level_base: 128 * 1024,
             level0_file_num_compaction_trigger: 2,
             wal_recovery_mode: self.mode,
+            wal_write_mode: self.wal_write_mode,
             ..Options::default()
         }
     }
@@ -146,10 +161,19 @@ impl Sim {
             model: Model::new(),
             snapshots: Vec::new(),
             armed: false,
-            mode: if seed % 4 == 3 {
-                WalRecoveryMode::PointInTimeRecovery
+            // Half the seeds recover in the default mode, the rest in the
+            // other three.
+            mode: match seed % 8 {
+                0..=3 => WalRecoveryMode::TolerateCorruptedTailRecords,
+                4 | 5 => WalRecoveryMode::PointInTimeRecovery,
+                6 => WalRecoveryMode::AbsoluteConsistency,
+                _ => WalRecoveryMode::SkipAnyCorruptedRecords,
+            },
+            // Both WAL kinds: appended through a mapping, or with write(2).
+            wal_write_mode: if (seed / 8).is_multiple_of(2) {
+                WalWriteMode::MemoryMapped
             } else {
-                WalRecoveryMode::TolerateCorruptedTailRecords
+                WalWriteMode::Write
             },
             writes: 0,
             trace: Vec::new(),
@@ -481,11 +505,15 @@ impl Sim {
         self.snapshots.clear();
         drop(self.db.take());
         let mut attempts = 0;
+        let mut in_default_mode = false;
         let db = loop {
-            let mode = if self.rng.one_in(2) {
-                UnsyncedData::Drop
-            } else {
-                UnsyncedData::KeepRandomPrefix(self.rng.next())
+            // Half the power losses keep a random subset of the unsynced
+            // pages of every file (zeros where one was lost), as a real
+            // disk may; the rest drop everything unsynced or keep a prefix.
+            let mode = match self.rng.below(4) {
+                0 => UnsyncedData::Drop,
+                1 => UnsyncedData::KeepRandomPrefix(self.rng.next()),
+                _ => UnsyncedData::KeepRandomPages(self.rng.next()),
             };
             self.fs.power_loss(mode);
             self.fig.power_losses += 1;
@@ -503,8 +531,31 @@ impl Sim {
                 }
             }
             attempts += 1;
-            match Db::open(dir(), self.options()) {
+            // AbsoluteConsistency refuses any torn tail, which a power
+            // loss leaves: the operator then recovers in the default mode,
+            // and the rules below hold for that recovery.
+            let options = Options {
+                wal_recovery_mode: if in_default_mode {
+                    WalRecoveryMode::TolerateCorruptedTailRecords
+                } else {
+                    self.mode
+                },
+                ..self.options()
+            };
+            match Db::open(dir(), options) {
                 Ok(db) => break db,
+                Err(Error::Corruption { reason, .. })
+                    if self.mode == WalRecoveryMode::AbsoluteConsistency
+                        && !in_default_mode
+                        && (reason.contains("torn tail")
+                            || reason.contains("the next WAL says this one held")) =>
+                {
+                    self.fig.absolute_refusals += 1;
+                    self.trace
+                        .push("absolute consistency refused a torn tail".into());
+                    in_default_mode = true;
+                    self.fs.crash();
+                }
                 Err(e) => {
                     self.check_error(&e, &format!("reopen {why}"));
                     self.fig.failed_opens += 1;
@@ -521,6 +572,15 @@ impl Sim {
                 return self.power_loss_and_recover("after a failed scan");
             }
         };
+        if self.mode == WalRecoveryMode::SkipAnyCorruptedRecords {
+            // Salvage keeps what checks out: no prefix promised.
+            if let Err(e) = self.acks.salvaged(&got) {
+                self.fail(format!("salvage {why}: {e}"));
+            }
+            self.trace.push(format!("salvaged {why}"));
+            self.model = got;
+            return;
+        }
         // The recovered state must be a prefix of the acknowledged writes
         // holding every durable one, or all of them plus the failed one.
         let r = match self.acks.recovered(&got) {
@@ -621,7 +681,8 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
     println!(
         "simulation: seeds={} ops={} acked_writes={} acked_sync_writes={} power_losses={} \
          crash_points_hit={} clean_reopens={} failed_opens={} errors_surfaced={} \
-         in_doubt_applied={} in_doubt_dropped={} unsynced_writes_lost={} seconds={:.1}",
+         in_doubt_applied={} in_doubt_dropped={} unsynced_writes_lost={} \
+         absolute_consistency_refusals={} seconds={:.1}",
         t.seeds,
         t.ops,
         t.acked_writes,
@@ -634,6 +695,7 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         t.in_doubt_applied,
         t.in_doubt_dropped,
         t.unsynced_writes_lost,
+        t.absolute_refusals,
         start.elapsed().as_secs_f64()
     );
     let faults: u64 = t.faults.values().sum();

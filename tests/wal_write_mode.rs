@@ -2,6 +2,9 @@
 //! every mode keeps synced writes through a power loss and everything
 //! through a clean reopen.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{mem_dir, mem_options, power_cycle, scan_all};

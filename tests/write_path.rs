@@ -1,6 +1,9 @@
 //! The concurrent write path: atomic visibility of batches under many
 //! writers, in-order publication, fault handling, backpressure.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -102,10 +102,10 @@ impl State {
         self.fs.crash();
         self.snapshot = None;
         drop(self.db.take());
-        let mode = if seed % 2 == 0 {
-            UnsyncedData::Drop
-        } else {
-            UnsyncedData::KeepRandomPrefix(u64::from(seed))
+        let mode = match seed % 3 {
+            0 => UnsyncedData::Drop,
+            1 => UnsyncedData::KeepRandomPrefix(u64::from(seed)),
+            _ => UnsyncedData::KeepRandomPages(u64::from(seed)),
         };
         self.fs.power_loss(mode);
         self.armed = false;

@@ -1,8 +1,11 @@
 //! Fuzzes strata-wal's Reader with arbitrary bytes, and with logs written by
-//! the Writer then damaged, in every recovery mode.
+//! the Writer (records, syncs, so sync points, and seals) then damaged, in
+//! every recovery mode and under both tail rules.
 //!
 //! Input: an even first byte (or an empty input) means the rest is read as a
-//! log. An odd first byte means a recipe: records to write, then damage to do.
+//! log. An odd first byte means a recipe: records to write, syncs and a seal,
+//! then damage to do — anywhere, or only where a crash can do it (past the
+//! length last synced).
 //!
 //! Every record read is also decoded the way sst-dump reads a WAL and a
 //! MANIFEST (`src/bin/sst_dump/`): as a write batch (`DecodedBatch`) and as a
@@ -13,17 +16,26 @@
 //! input; record data is no longer than the input; every record starts with a
 //! checksum-valid FULL or FIRST fragment (checked with a crc32 written here,
 //! not the crate's); the modes agree with each other (a mode that stops at the
-//! first anomaly returns the same records as the others up to it); skipped
-//! regions are ordered and in bounds. For recipes, additionally: undamaged logs
-//! read back exactly, and damaged ones give a prefix of what was written in
-//! every mode but salvage.
+//! first anomaly returns the same records as the others up to it, and every
+//! mode reports the same synced length); skipped regions are ordered and in
+//! bounds; the tail rule for logs synced record by record
+//! (`TailRule::EveryRecordSyncedButLast`) reads the same records and synced
+//! length as the default rule, calls corruption at least wherever it does,
+//! and changes nothing in salvage. For recipes, additionally: undamaged logs
+//! read back exactly, with the synced length the writer stated; damaged ones
+//! give a prefix of what was written in every mode but salvage; after
+//! crash-like damage the default mode never fails and keeps every synced
+//! record; and when every record but the last was synced (the MANIFEST's
+//! way), the same holds under the MANIFEST's tail rule.
 #![no_main]
 
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use strata::inspect::{read_manifest, DecodedBatch, VersionEdit};
-use strata_wal::{LogEnd, Reader, RecoveryMode, Writer, BLOCK_SIZE, HEADER_SIZE};
+use strata_wal::{
+    sync_point_end, LogEnd, Reader, RecoveryMode, TailRule, Writer, BLOCK_SIZE, HEADER_SIZE,
+};
 
 fuzz_target!(|input: &[u8]| {
     match input.split_first() {
@@ -35,11 +47,13 @@ fuzz_target!(|input: &[u8]| {
 });
 
 /// What one mode read: records (offset, data), whether it ended without
-/// error, the end if so, and the skipped regions.
+/// error, the end if so, the skipped regions, and the sync points' proof.
+#[derive(PartialEq, Debug)]
 struct Outcome {
     records: Vec<(u64, Vec<u8>)>,
     end: Option<LogEnd>,
     anomalies: Vec<(u64, u64, u64)>,
+    synced: (u64, bool),
 }
 
 const MODES: [RecoveryMode; 4] = [
@@ -50,7 +64,11 @@ const MODES: [RecoveryMode; 4] = [
 ];
 
 fn read(log: &[u8], mode: RecoveryMode) -> Outcome {
-    let mut reader = Reader::new(log, mode);
+    read_with(log, mode, TailRule::SyncPoints)
+}
+
+fn read_with(log: &[u8], mode: RecoveryMode, rule: TailRule) -> Outcome {
+    let mut reader = Reader::with_tail_rule(log, mode, rule);
     let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
     let end = loop {
         match reader.next_record() {
@@ -95,16 +113,25 @@ fn read(log: &[u8], mode: RecoveryMode) -> Outcome {
     {
         assert!(end.is_some(), "{mode:?} never fails");
     }
+    let synced = (reader.synced_len(), reader.has_sync_point());
+    assert!(
+        synced.0 <= log.len() as u64,
+        "a proven length lies in the file"
+    );
+    assert!(synced.1 || synced.0 == 0);
     Outcome {
         records,
         end,
         anomalies,
+        synced,
     }
 }
 
-/// Reads `log` in every mode and checks how the modes relate. Returns the outcomes.
+/// Reads `log` in every mode and checks how the modes and the tail rules
+/// relate. Returns the outcomes under the default rule.
 fn check_log(log: &[u8]) -> Vec<Outcome> {
     let outcomes: Vec<Outcome> = MODES.iter().map(|&mode| read(log, mode)).collect();
+    check_tail_rules(log, &outcomes);
     let [tolerate, absolute, pitr, skip] = [&outcomes[0], &outcomes[1], &outcomes[2], &outcomes[3]];
     // Every mode agrees up to the first anomaly; the stopping modes stop there.
     assert_eq!(tolerate.records, pitr.records);
@@ -125,8 +152,42 @@ fn check_log(log: &[u8]) -> Vec<Outcome> {
         assert_eq!(skip.records, pitr.records);
         assert_eq!(skip.end, pitr.end);
     }
+    // The proof is found the same way in every mode.
+    for outcome in &outcomes {
+        assert_eq!(
+            outcome.synced, pitr.synced,
+            "the same synced length in every mode"
+        );
+    }
     decode_as_sst_dump_does(log, skip, tolerate);
     outcomes
+}
+
+/// The MANIFEST's tail rule changes only how an anomaly is classified, and
+/// only from torn tail to corruption: the same records and proof in every
+/// mode, an error wherever the default rule gives one, salvage untouched.
+fn check_tail_rules(log: &[u8], by_sync_points: &[Outcome]) {
+    for (&mode, plain) in MODES.iter().zip(by_sync_points) {
+        let ruled = read_with(log, mode, TailRule::EveryRecordSyncedButLast);
+        assert_eq!(ruled.records, plain.records, "{mode:?}: the same records");
+        assert_eq!(ruled.synced, plain.synced, "{mode:?}: the same proof");
+        match mode {
+            RecoveryMode::SkipAnyCorruptedRecords => assert_eq!(&ruled, plain),
+            RecoveryMode::PointInTimeRecovery => {
+                if matches!(plain.end, Some(LogEnd::Corruption { .. })) {
+                    assert_eq!(ruled.end, plain.end);
+                }
+                if matches!(ruled.end, Some(LogEnd::Clean { .. })) {
+                    assert_eq!(ruled.end, plain.end);
+                }
+            }
+            _ => {
+                if plain.end.is_none() {
+                    assert!(ruled.end.is_none(), "{mode:?}: corruption stays corruption");
+                }
+            }
+        }
+    }
 }
 
 /// Decodes every record as a batch and as an edit, and replays the log as a
@@ -209,13 +270,18 @@ const CRC_TABLE: [u32; 256] = {
     table
 };
 
-/// Recipe: byte 0 = record count (mod 16); per record two bytes of length (up
-/// to ~72 KiB, so records span blocks); payloads repeat the recipe's bytes.
-/// Then damage operations, three bytes each: kind, and a position scaled to
-/// the log.
+/// Recipe: byte 0 = record count (low 4 bits), bit 4 = damage only where a
+/// crash can (past the length last synced), bit 5 = seal the log at the end;
+/// per record two bytes of length (up to ~72 KiB, so records span blocks) whose
+/// bit 12 also asks for a sync after the record; payloads repeat the recipe's
+/// bytes. Then damage operations, three bytes each: kind, and a position
+/// scaled to the log (to the part past the synced length, for crash damage).
 fn write_damage_read(recipe: &[u8]) {
     let mut bytes = recipe.iter().copied();
-    let count = usize::from(bytes.next().unwrap_or(0) % 16);
+    let head = bytes.next().unwrap_or(0);
+    let count = usize::from(head % 16);
+    let crash_only = head & 0x10 != 0;
+    let seal = head & 0x20 != 0;
     let fill: Vec<u8> = if recipe.is_empty() {
         vec![0]
     } else {
@@ -223,6 +289,8 @@ fn write_damage_read(recipe: &[u8]) {
     };
     let mut writer = Writer::new(Vec::new());
     let mut written: Vec<(u64, Vec<u8>)> = Vec::new();
+    // Whether each record was followed by a sync.
+    let mut synced_after: Vec<bool> = Vec::new();
     for i in 0..count {
         // Four blocks show every structure (tails, spans); bigger logs only slow executions.
         if writer.offset_written() > 4 * BLOCK_SIZE as u64 {
@@ -243,9 +311,16 @@ fn write_damage_read(recipe: &[u8]) {
             *first = i as u8; // records differ even when the fill repeats
         }
         let start = writer.offset_written();
+        let stated = writer.offset_stated();
         let end = writer
             .add_record(&payload)
             .expect("a Vec sink does not fail");
+        // A sync point precedes the record if a sync happened since the last one.
+        let start = if writer.offset_stated() != stated {
+            sync_point_end(start)
+        } else {
+            start
+        };
         let offset = if (start as usize) % BLOCK_SIZE + HEADER_SIZE > BLOCK_SIZE {
             start.next_multiple_of(BLOCK_SIZE as u64)
         } else {
@@ -253,17 +328,34 @@ fn write_damage_read(recipe: &[u8]) {
         };
         assert!(end > offset);
         written.push((offset, payload));
+        synced_after.push(raw & 0x1000 != 0);
+        if raw & 0x1000 != 0 {
+            writer.sync().expect("a Vec sink does not fail");
+        }
     }
+    // The MANIFEST's way: every record synced before the next was written.
+    let every_record_synced_but_last = synced_after
+        .split_last()
+        .is_none_or(|(_, before)| before.iter().all(|&synced| synced));
+    if seal {
+        writer.seal().expect("a Vec sink does not fail");
+    }
+    // What a crash must keep: every byte below the last completed sync.
+    let synced = writer.offset_synced() as usize;
+    let stated = writer.offset_stated();
     let mut log = writer.into_inner();
     let intact = log.clone();
     let mut damaged = false;
     while let (Some(kind), Some(lo), Some(hi)) = (bytes.next(), bytes.next(), bytes.next()) {
-        if log.is_empty() {
+        let from = if crash_only { synced } else { 0 };
+        if log.len() <= from {
             break;
         }
-        let pos = usize::from(u16::from_le_bytes([lo, hi])) * log.len() / 65_536;
+        let scaled = usize::from(u16::from_le_bytes([lo, hi])) * (log.len() - from) / 65_536;
+        let pos = from + scaled;
         match kind % 4 {
             0 => log.truncate(pos),
+            1 if crash_only => log[pos] = 0, // a lost byte reads as zero
             1 => log[pos] ^= kind | 1,
             2 => log[pos..]
                 .iter_mut()
@@ -283,6 +375,7 @@ fn write_damage_read(recipe: &[u8]) {
                     offset: log.len() as u64
                 })
             );
+            assert_eq!(outcome.synced.0, stated, "every sync point is read");
         }
     } else {
         // Damage never invents records before the first anomaly. Salvage may,
@@ -292,6 +385,36 @@ fn write_damage_read(recipe: &[u8]) {
                 written.starts_with(&outcome.records),
                 "a prefix of what was written"
             );
+        }
+    }
+    if crash_only {
+        // A crash never makes the default mode refuse the log, nor lose a
+        // record that was synced, nor finds a proof beyond what was synced.
+        let tolerate = &outcomes[0];
+        assert!(tolerate.end.is_some(), "crash damage is never corruption");
+        let synced_records = written
+            .iter()
+            .filter(|(offset, data)| {
+                // The record's end: at most `synced` if it was synced whole.
+                let end = strata_wal::encoded_end(*offset, data.len());
+                end <= synced as u64
+            })
+            .count();
+        assert!(
+            tolerate.records.len() >= synced_records,
+            "synced records kept"
+        );
+        assert!(tolerate.synced.0 <= synced as u64);
+        if every_record_synced_but_last {
+            // Only the last record's append can be damaged: under the
+            // MANIFEST's rule too, never corruption.
+            let ruled = read_with(
+                &log,
+                RecoveryMode::TolerateCorruptedTailRecords,
+                TailRule::EveryRecordSyncedButLast,
+            );
+            assert!(ruled.end.is_some(), "crash damage is never corruption");
+            assert_eq!(ruled.records, tolerate.records);
         }
     }
 }

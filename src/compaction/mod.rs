@@ -38,17 +38,26 @@ impl DbInner {
         Running(self)
     }
 
-    /// Pick the most urgent compaction and count it as running.
+    /// Pick the most urgent compaction and count it as running; none
+    /// while a background error stands (checked under the version set
+    /// lock, so a resume that saw none running under it sees none start).
     fn pick_background_compaction(&self) -> Option<(Compaction, Running<'_>)> {
         let versions = self.versions.lock();
+        self.check_bg_error().ok()?;
         let picked = pick_compaction(&versions.current(), &self.options)?;
         Some((picked, self.count_running()))
     }
 
     /// Pick and run one compaction in the calling thread, if one is due.
+    /// A failure is recorded as the background error while the compaction
+    /// still counts as running (see `compaction_loop`).
     pub(crate) fn run_one_compaction(&self) -> Option<Result<()>> {
         let (c, _running) = self.pick_background_compaction()?;
-        Some(self.run_compaction(c).map(|_| ()))
+        Some(
+            self.run_compaction(c)
+                .map(|_| ())
+                .map_err(|e| Error::Background(self.set_bg_error(e))),
+        )
     }
 
     /// Whether some level scores at least 1 (a compaction is due).
@@ -80,14 +89,17 @@ impl DbInner {
             };
             match picked {
                 Some((c, running)) => {
-                    let result = self.run_compaction(c);
-                    drop(running);
-                    match result {
+                    // A failure is recorded while the compaction still
+                    // counts as running: a resume waits for none to run,
+                    // and must not meet its error after it cleared the one
+                    // it resumed from.
+                    match self.run_compaction(c) {
                         Ok(_) | Err(Error::Closed) => {}
                         Err(e) => {
                             self.set_bg_error(e);
                         }
                     }
+                    drop(running);
                     self.bg.notify_all();
                 }
                 None => {
@@ -124,6 +136,8 @@ impl DbInner {
                 let generation = self.bg.state.lock().generation;
                 let picked = {
                     let versions = self.versions.lock();
+                    // Again under the lock: see `pick_background_compaction`.
+                    self.check_bg_error()?;
                     let version = versions.current();
                     let output = if level == 0 {
                         level_targets(&version, &self.options).base_level

@@ -16,6 +16,7 @@
 
 mod inode;
 mod mapping;
+mod quota;
 mod random_access;
 
 use super::mapped_log::MappedLog;
@@ -23,12 +24,15 @@ use super::{FileLock, FileSystem, LogKind, WritableFile};
 use bytes::Bytes;
 use inode::{Inode, Loss};
 use parking_lot::Mutex;
+use quota::Need;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The kinds of operation a [`FaultPlan`] can fail.
+/// The kinds of operation a [`FaultPlan`] can fail. Those that write
+/// data (creates, appends, preallocations and mapped stores) are also
+/// refused once a quota ([`MemFileSystem::set_quota`]) leaves no room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FsOp {
     /// [`FileSystem::create`].
@@ -126,6 +130,11 @@ struct State {
     /// Bytes returned by `read` and `read_at`, all files together.
     bytes_read: u64,
     fault_counts: BTreeMap<FsOp, u64>,
+    /// Open handles per inode, in this power-loss generation: an unlinked
+    /// file's bytes count against the quota until its last handle closes.
+    open_handles: HashMap<u64, usize>,
+    /// The most bytes the files may take (`quota.rs`); `None`: no limit.
+    quota: Option<u64>,
 }
 
 impl State {
@@ -296,6 +305,24 @@ impl MemFileSystem {
         }
         st.locks.clear();
         st.faults.clear();
+        // The process that held the handles is gone.
+        st.open_handles.clear();
+    }
+
+    /// Limit the bytes the files may take to `bytes` (`None`: no limit),
+    /// as a full disk does: past it, creates, appends, preallocations
+    /// and (once the files take more than the limit) mapped stores fail
+    /// with [`io::ErrorKind::StorageFull`]. Raising or removing the limit,
+    /// or deleting and closing files, makes room again. A file counts at
+    /// its length (preallocation included) while it has a directory entry
+    /// or an open handle. Power loss keeps the limit.
+    pub fn set_quota(&self, bytes: Option<u64>) {
+        self.state.lock().quota = bytes;
+    }
+
+    /// Bytes the files take now, as the quota counts them.
+    pub fn used_bytes(&self) -> u64 {
+        self.state.lock().used_bytes()
     }
 
     /// Overwrite one byte of a file (for corruption tests). The change is
@@ -331,12 +358,57 @@ impl MemFileSystem {
 }
 
 /// An open file: its inode, and the power-loss generation it was opened in.
-#[derive(Clone)]
+/// Counted in `State::open_handles` while it exists.
 struct Handle {
     state: Arc<Mutex<State>>,
     path: PathBuf,
     inode: u64,
     generation: u64,
+}
+
+impl Handle {
+    /// A handle on inode `id`, counted as open. REQUIRES: `st` is this
+    /// filesystem's state, locked.
+    fn open(state: &Arc<Mutex<State>>, st: &mut State, path: &Path, id: u64) -> Handle {
+        *st.open_handles.entry(id).or_default() += 1;
+        Handle {
+            state: Arc::clone(state),
+            path: path.to_path_buf(),
+            inode: id,
+            generation: st.generation,
+        }
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Handle {
+        let mut st = self.state.lock();
+        if st.generation == self.generation {
+            *st.open_handles.entry(self.inode).or_default() += 1;
+        }
+        Handle {
+            state: Arc::clone(&self.state),
+            path: self.path.clone(),
+            inode: self.inode,
+            generation: self.generation,
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut st = self.state.lock();
+        // A power loss since has forgotten every handle.
+        if st.generation != self.generation {
+            return;
+        }
+        if let Some(n) = st.open_handles.get_mut(&self.inode) {
+            *n -= 1;
+            if *n == 0 {
+                st.open_handles.remove(&self.inode);
+            }
+        }
+    }
 }
 
 impl Handle {
@@ -355,6 +427,28 @@ impl Handle {
         let inode = st.inodes.get_mut(&self.inode).ok_or_else(stale)?;
         Ok(f(inode))
     }
+
+    /// Like [`with_inode`](Self::with_inode) for an operation that writes
+    /// data (`what`, counted as `op`): refused, changing nothing, when the
+    /// quota leaves less room than `need` says it takes.
+    fn write_inode<R>(
+        &self,
+        op: FsOp,
+        what: &str,
+        need: impl FnOnce(&Inode) -> Need,
+        f: impl FnOnce(&mut Inode) -> R,
+    ) -> io::Result<R> {
+        let mut st = self.state.lock();
+        if st.generation != self.generation {
+            return Err(stale());
+        }
+        st.check(op, &self.path)?;
+        let inode = st.inodes.get(&self.inode).ok_or_else(stale)?;
+        let need = need(inode);
+        st.admit(what, &self.path, need)?;
+        let inode = st.inodes.get_mut(&self.inode).ok_or_else(stale)?;
+        Ok(f(inode))
+    }
 }
 
 /// A plain file written with appends (tables, the MANIFEST, logs of kind
@@ -366,8 +460,12 @@ struct MemWritableFile {
 
 impl WritableFile for MemWritableFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.handle
-            .with_inode(Some(FsOp::Append), |inode| inode.append(data))?;
+        self.handle.write_inode(
+            FsOp::Append,
+            "append",
+            |_| Need::Bytes(data.len() as u64),
+            |inode| inode.append(data),
+        )?;
         self.len += data.len() as u64;
         Ok(())
     }
@@ -391,16 +489,12 @@ impl MemFileSystem {
     fn create_file(&self, path: &Path) -> io::Result<Handle> {
         let mut st = self.state.lock();
         st.check(FsOp::Create, path)?;
+        st.admit("create", path, Need::Entry)?;
         let id = st.next_inode;
         st.next_inode += 1;
         st.inodes.insert(id, Inode::default());
         st.live.insert(path.to_path_buf(), id);
-        Ok(Handle {
-            state: Arc::clone(&self.state),
-            path: path.to_path_buf(),
-            inode: id,
-            generation: st.generation,
-        })
+        Ok(Handle::open(&self.state, &mut st, path, id))
     }
 }
 
@@ -658,6 +752,130 @@ mod tests {
         assert!(f.sync().is_err());
         f.sync().unwrap();
         assert_eq!(fs.fault_counts().get(&FsOp::Sync), Some(&1));
+    }
+
+    fn is_no_space(e: &io::Error) -> bool {
+        e.kind() == io::ErrorKind::StorageFull
+    }
+
+    #[test]
+    fn a_quota_refuses_what_would_pass_it_and_raising_it_makes_room() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        fs.set_quota(Some(10_000));
+        let mut a = fs.create(&p("/d/a")).unwrap();
+        a.append(&[1; 6000]).unwrap();
+        let e = a.append(&[2; 5000]).unwrap_err();
+        assert!(is_no_space(&e), "{e}");
+        assert!(
+            e.to_string().contains("/d/a"),
+            "the error names the file: {e}"
+        );
+        assert_eq!(
+            fs.read(&p("/d/a")).unwrap().len(),
+            6000,
+            "a refused append wrote"
+        );
+        assert_eq!(a.len(), 6000);
+        let mut b = fs.create(&p("/d/b")).unwrap();
+        b.append(&[3; 4000]).unwrap();
+        assert_eq!(fs.used_bytes(), 10_000);
+        let e = fs
+            .create(&p("/d/c"))
+            .err()
+            .expect("a create with no byte free");
+        assert!(is_no_space(&e), "{e}");
+        assert!(!fs.exists(&p("/d/c")));
+        // Syncs, renames and removals need no room.
+        a.sync().unwrap();
+        fs.rename(&p("/d/b"), &p("/d/b2")).unwrap();
+        fs.sync_dir(&p("/d")).unwrap();
+        fs.set_quota(Some(20_000));
+        let mut c = fs.create(&p("/d/c")).unwrap();
+        c.append(&[4; 10_000]).unwrap();
+        assert!(c.append(&[4]).is_err());
+        fs.set_quota(None);
+        c.append(&[4; 100_000]).unwrap();
+    }
+
+    #[test]
+    fn an_unlinked_file_keeps_its_space_until_its_last_handle_closes() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        fs.set_quota(Some(8000));
+        let mut a = fs.create(&p("/d/a")).unwrap();
+        a.append(&[1; 6000]).unwrap();
+        fs.remove(&p("/d/a")).unwrap();
+        assert_eq!(
+            fs.used_bytes(),
+            6000,
+            "an open unlinked file freed its space"
+        );
+        let mut b = fs.create(&p("/d/b")).unwrap();
+        assert!(is_no_space(&b.append(&[2; 4000]).unwrap_err()));
+        drop(a);
+        assert_eq!(fs.used_bytes(), 0);
+        b.append(&[2; 4000]).unwrap();
+        // A file replaced by a create is unlinked too.
+        let mut b2 = fs.create(&p("/d/b")).unwrap();
+        assert_eq!(fs.used_bytes(), 4000);
+        drop(b);
+        assert_eq!(fs.used_bytes(), 0);
+        b2.append(&[3; 8000]).unwrap();
+    }
+
+    #[test]
+    fn a_power_loss_closes_every_handle_and_keeps_the_quota() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        fs.set_quota(Some(5000));
+        let mut a = fs.create(&p("/d/a")).unwrap();
+        a.append(&[1; 5000]).unwrap();
+        fs.remove(&p("/d/a")).unwrap();
+        fs.power_loss(UnsyncedData::Drop);
+        assert_eq!(
+            fs.used_bytes(),
+            0,
+            "a dead process's handle still holds space"
+        );
+        drop(a);
+        let mut b = fs.create(&p("/d/b")).unwrap();
+        b.append(&[2; 5000]).unwrap();
+        assert!(is_no_space(&b.append(&[2]).unwrap_err()));
+    }
+
+    #[test]
+    fn a_mapped_log_meets_the_quota_when_it_preallocates_and_stores_only_over_it() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/d")).unwrap();
+        let mib = 1u64 << 20;
+        fs.set_quota(Some(mib + mib / 2));
+        let mut log = fs
+            .create_log(&p("/d/1.log"), 4096, LogKind::MemoryMapped)
+            .unwrap();
+        assert_eq!(fs.used_bytes(), mib, "the preallocation counts");
+        // Stores into the preallocated pages need no room.
+        log.append(&[5; 10_000]).unwrap();
+        // Growing past 1 MiB preallocates another MiB: refused.
+        let e = log.append(&vec![6; mib as usize]).unwrap_err();
+        assert!(is_no_space(&e), "{e}");
+        assert_eq!(log.len(), 10_000);
+        // A second log cannot even preallocate; its empty file is left
+        // for its creator to remove.
+        let e = fs
+            .create_log(&p("/d/2.log"), 4096, LogKind::MemoryMapped)
+            .err()
+            .expect("a preallocation past the quota");
+        assert!(is_no_space(&e), "{e}");
+        assert_eq!(fs.file_size(&p("/d/2.log")).unwrap(), 0);
+        // Over the limit, stores into allocated pages fail too.
+        fs.set_quota(Some(mib - 1));
+        let e = log.append(&[7; 100]).unwrap_err();
+        assert!(is_no_space(&e), "{e}");
+        fs.set_quota(Some(mib));
+        log.append(&[7; 100]).unwrap();
+        let data = fs.read(&p("/d/1.log")).unwrap();
+        assert!(data[..10_000].iter().all(|&b| b == 5) && data[10_000..10_100] == [7; 100]);
     }
 
     #[test]

@@ -10,9 +10,12 @@
 
 mod mapped_log;
 mod mem;
+#[allow(unsafe_code)] // UNSAFE.md: whole-file reads at open (MANIFEST, WALs) through memmap2
 mod os;
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // UNSAFE.md: the mapped WAL and its warm-up
 mod os_mapping;
+#[allow(unsafe_code)] // UNSAFE.md: table maps, only with `allow_mmap_reads`
 mod os_random_access;
 mod random_access;
 

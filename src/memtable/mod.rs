@@ -2,9 +2,12 @@
 //! (crossbeam-skiplist). Writers insert concurrently without a mutex;
 //! readers search it at a sequence number.
 
+#[allow(unsafe_code)] // UNSAFE.md: the arena's raw blocks
 mod arena;
 mod bloom;
+#[allow(unsafe_code)] // UNSAFE.md: an entry borrowed for the iterator's life
 mod iter;
+#[allow(unsafe_code)] // UNSAFE.md: IKey's cast, entries pointing into the arena
 mod key;
 
 pub use iter::MemTableIter;
@@ -111,6 +114,7 @@ impl MemTable {
     /// Insert a batch's entries with consecutive sequence numbers from
     /// `first_seq`. The batch's arena bytes are reserved in one step and
     /// the shared counters updated once.
+    #[allow(unsafe_code)] // UNSAFE.md: `MemEntry::new`'s contract, kept here
     pub fn insert_batch<'a>(
         &self,
         first_seq: SeqNo,

@@ -8,7 +8,7 @@ use crate::filename::MAX_FILE_NUMBER;
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_sstable::{SeqNo, MAX_SEQNO};
-use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason};
+use strata_wal::{LogEnd, Reader, RecoveryMode, TailRule, TornReason};
 
 /// The state a manifest describes, and the edits that built it.
 #[derive(Debug, Default)]
@@ -28,13 +28,48 @@ pub struct ManifestContents {
     pub end: Option<LogEnd>,
 }
 
+/// The page size a power loss keeps or loses pages of (the page cache's).
+const PAGE_BYTES: usize = 4096;
+
+/// Whether the damaged append from `offset` on looks like what a power
+/// loss leaves: some of the pages it was written on lost, reading as
+/// zeros, so the piece of it on one of those pages is all zeros. A flipped
+/// bit or a stray write does not do that (unless it lands in an edit that
+/// has such a piece of zeros anyway: a record's bytes are rarely zero
+/// from a page boundary on).
+fn lost_pages_shape(data: &[u8], offset: usize) -> bool {
+    // The append from `offset` to the end, cut at page boundaries: a lost
+    // page zeroes the whole piece that lay on it.
+    let mut start = offset;
+    while start < data.len() {
+        let end = ((start / PAGE_BYTES + 1) * PAGE_BYTES).min(data.len());
+        if data[start..end].iter().all(|&b| b == 0) {
+            return true;
+        }
+        start = end;
+    }
+    false
+}
+
 /// Replay a manifest's bytes. A torn tail is accepted (the edit it held
 /// was never installed); any other damage is `Corruption` naming the
 /// offset.
+///
+/// Every edit is synced before the next is written (`log_and_apply`), so
+/// only the last edit's append can hold crash damage: the log is read with
+/// [`TailRule::EveryRecordSyncedButLast`], which calls damage corruption
+/// as soon as anything valid after it shows a later append. Sync points
+/// alone would wait for proof from a later 32 KiB block, and a MANIFEST is
+/// usually one block: a flipped length in an early edit would read as a
+/// torn tail and silently drop every synced edit after it.
 pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
     let mut contents = ManifestContents::default();
     let (mut have_log, mut have_next, mut have_seq) = (false, false, false);
-    let mut reader = Reader::new(data, RecoveryMode::TolerateCorruptedTailRecords);
+    let mut reader = Reader::with_tail_rule(
+        data,
+        RecoveryMode::TolerateCorruptedTailRecords,
+        TailRule::EveryRecordSyncedButLast,
+    );
     loop {
         let record = match reader.next_record() {
             Ok(Some(r)) => r,
@@ -59,20 +94,23 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
         contents.edits.push((offset, edit));
     }
     contents.end = reader.end().cloned();
-    // A torn write cuts the log short (or leaves zeros); a full-length last
-    // record with a bad checksum is damage to an edit that was synced and
-    // acted on (its WAL or input tables may be gone): refuse, as LevelDB
-    // and RocksDB do, rather than silently drop it.
+    // A crash leaves the last edit's append cut short, or with the pages
+    // it lost reading as zeros; a last edit damaged any other way (a bad
+    // checksum over bytes a crash could not have produced) is damage to an
+    // edit that was synced and acted on (its WAL or input tables may be
+    // gone): refuse, as LevelDB and RocksDB do, rather than drop it.
     if let Some(LogEnd::TornTail {
         offset,
         reason: reason @ TornReason::DamagedTail(_),
     }) = &contents.end
     {
-        return Err(Error::corruption(
-            path,
-            *offset,
-            format!("the last version edit is damaged: {reason}"),
-        ));
+        if !lost_pages_shape(data, *offset as usize) {
+            return Err(Error::corruption(
+                path,
+                *offset,
+                format!("the last version edit is damaged: {reason}"),
+            ));
+        }
     }
     if !(have_log && have_next && have_seq) {
         return Err(Error::corruption(

@@ -34,6 +34,9 @@ pub(crate) struct VersionSet {
     last_sequence: SeqNo,
     manifest: Option<strata_wal::Writer<Box<dyn WritableFile>>>,
     manifest_number: u64,
+    /// The manifest `recover` read (it then continues in a fresh one):
+    /// what an error about the recovered state names.
+    recovered_from: Option<PathBuf>,
     /// Set when a manifest write failed: the manifest's tail is unknown, so
     /// nothing more may be logged to it.
     poisoned: bool,
@@ -54,6 +57,7 @@ impl VersionSet {
         let mut set = VersionSet::empty(opener);
         let (path, data) = read_current_manifest(&*set.fs, &set.dir)?;
         let contents = read_manifest(&path, &data)?;
+        set.recovered_from = Some(path.clone());
 
         let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] = Default::default();
         for (level, files) in contents.levels.iter().enumerate() {
@@ -98,6 +102,7 @@ impl VersionSet {
             last_sequence: 0,
             manifest: None,
             manifest_number: 0,
+            recovered_from: None,
             poisoned: false,
         }
     }
@@ -148,6 +153,14 @@ impl VersionSet {
         self.manifest_number
     }
 
+    /// The manifest the live state was recovered from, or the current one
+    /// for a database created by this open.
+    pub fn recovered_from(&self) -> PathBuf {
+        self.recovered_from
+            .clone()
+            .unwrap_or_else(|| manifest_path(&self.dir, self.manifest_number))
+    }
+
     /// Log `edit` durably, then install the version it produces. `added`
     /// holds the opened tables for the edit's new files.
     pub fn log_and_apply(
@@ -190,6 +203,21 @@ impl VersionSet {
             self.write_new_manifest()?;
         }
         Ok(self.current())
+    }
+
+    /// After a failed manifest write, start a fresh manifest describing
+    /// the current version (and point CURRENT at it), so edits can be
+    /// logged again; nothing to do otherwise. The failed edit's outcome is
+    /// unknown (its record may be durable in the old manifest), so the
+    /// tables it added stay on disk until this succeeds: from then on the
+    /// new manifest alone counts, and they are leftovers (RocksDB
+    /// likewise moves to a new manifest when it resumes after a failed
+    /// manifest write).
+    pub fn rewrite_manifest_if_failed(&mut self) -> Result<()> {
+        if self.poisoned {
+            self.write_new_manifest()?;
+        }
+        Ok(())
     }
 
     fn apply_to_current(&self, edit: &VersionEdit, added: &[Arc<TableFile>]) -> Result<Version> {

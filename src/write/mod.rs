@@ -36,6 +36,7 @@ mod group_tests;
 mod pool;
 mod publish;
 mod queue;
+mod restart;
 mod ring;
 mod spare;
 mod stripes;
@@ -464,16 +465,31 @@ impl DbInner {
     /// The error that ends a writer's wait: a background failure, or a WAL
     /// failure not yet recorded as one.
     fn write_stop_error(&self) -> Option<Error> {
-        if let Some(reason) = self.write_path.ring.failure() {
-            let path = wal_path(&self.dir, self.write_path.ring.wal_number());
-            self.set_bg_error(Error::io("write WAL", path, std::io::Error::other(reason)));
-        }
+        self.record_wal_failure();
         self.check_bg_error().err()
     }
 
+    /// Record the WAL ring's failure, if it has failed, as the background
+    /// error (unless one is recorded already); returns the background
+    /// error then. Recorded under the ring's failure lock, so a failure a
+    /// resume has cleared is never recorded after it.
+    fn record_wal_failure(&self) -> Option<Arc<Error>> {
+        let ring = &self.write_path.ring;
+        ring.failure()?;
+        let path = wal_path(&self.dir, ring.wal_number());
+        ring.record_failure(|e| self.set_bg_error(Error::io("write WAL", path, e)))
+    }
+
     fn wal_failure(&self, e: std::io::Error) -> Error {
-        let path = wal_path(&self.dir, self.write_path.ring.wal_number());
-        Error::Background(self.set_bg_error(Error::io("write WAL", path, e)))
+        match self.record_wal_failure() {
+            Some(bg) => Error::Background(bg),
+            // A resume restarted the ring since: the failure was this
+            // call's alone.
+            None => {
+                let path = wal_path(&self.dir, self.write_path.ring.wal_number());
+                Error::io("write WAL", path, e)
+            }
+        }
     }
 
     /// Ensure the write may proceed: apply write stalls (too many L0
@@ -640,6 +656,7 @@ impl DbInner {
     /// ready (see `spare.rs`). A failure is left for the rotation to meet
     /// and report: it then tries again itself.
     pub(crate) fn prepare_spare_wal(&self) {
+        let _making = self.write_path.spare.making();
         if self.write_path.spare.is_ready() {
             return;
         }
@@ -724,6 +741,12 @@ impl DbInner {
         let wp = &self.write_path;
         wp.publisher
             .wait_visible(seq, &self.visible_seq, wp.active.backoff(), stop)
+    }
+
+    /// Make every logged write durable and seal the WAL (a clean close:
+    /// see `WalRing::seal`).
+    pub(crate) fn seal_wal(&self) -> Result<()> {
+        self.write_path.ring.seal().map_err(|e| self.wal_failure(e))
     }
 
     /// Write the ring's records to the WAL file, and fsync if `sync`.

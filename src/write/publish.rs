@@ -56,13 +56,36 @@ impl Publisher {
     }
 
     /// Mark group `id` finished; advance `visible` over every finished
-    /// group at the front.
+    /// group at the front. A group [`publish_all`](Self::publish_all)
+    /// already published is left alone.
     pub fn complete(&self, id: u64, visible: &AtomicU64) {
         let mut p = self.pending.lock();
-        let index = (id - p.front_id) as usize;
-        if let Some(g) = p.groups.get_mut(index) {
+        let Some(index) = id.checked_sub(p.front_id) else {
+            return;
+        };
+        if let Some(g) = p.groups.get_mut(index as usize) {
             g.1 = true;
         }
+        Self::advance(&mut p, visible);
+    }
+
+    /// Publish every registered group, finished or not: a resume does
+    /// this once every group's batches are inserted and durable, for the
+    /// groups whose completion a background error cut short (their
+    /// writers were told the write failed; its outcome is that it was
+    /// applied). REQUIRES: no group is being registered (the caller leads
+    /// the write queue).
+    pub fn publish_all(&self, visible: &AtomicU64) {
+        let mut p = self.pending.lock();
+        for g in p.groups.iter_mut() {
+            g.1 = true;
+        }
+        Self::advance(&mut p, visible);
+    }
+
+    /// Advance `visible` over the finished groups at the front and wake
+    /// the waiters that now see their writes.
+    fn advance(p: &mut Pending, visible: &AtomicU64) {
         let mut advanced = None;
         while let Some(&(last, true)) = p.groups.front() {
             p.groups.pop_front();
@@ -168,6 +191,28 @@ mod tests {
         let d = p.register(10);
         p.complete(d, &visible);
         assert_eq!(visible.load(Ordering::SeqCst), 10);
+    }
+
+    /// A resume publishes the groups a background error left unfinished;
+    /// their writers may still complete them afterwards, which must
+    /// change nothing (an id below the front used to underflow).
+    #[test]
+    fn publish_all_publishes_unfinished_groups_and_late_completions_are_ignored() {
+        let p = Publisher::new();
+        let visible = AtomicU64::new(0);
+        let a = p.register(3);
+        let b = p.register(5);
+        let c = p.register(9);
+        p.complete(b, &visible);
+        assert_eq!(visible.load(Ordering::SeqCst), 0);
+        p.publish_all(&visible);
+        assert_eq!(visible.load(Ordering::SeqCst), 9);
+        p.complete(a, &visible);
+        p.complete(c, &visible);
+        assert_eq!(visible.load(Ordering::SeqCst), 9);
+        let d = p.register(12);
+        p.complete(d, &visible);
+        assert_eq!(visible.load(Ordering::SeqCst), 12);
     }
 
     /// Every order in which six groups can finish (720 permutations): the

@@ -48,6 +48,13 @@ struct Producer {
     /// Offset in the current WAL file at the end of `buf` (framing
     /// depends on the position within 32 KiB blocks).
     file_offset: u64,
+    /// The current file: the LSN of its first byte framed by this ring,
+    /// and that byte's offset in the file.
+    file_base_lsn: u64,
+    file_base_offset: u64,
+    /// The greatest synced length a sync point in the current file states
+    /// (see `frame_sync_point`); `None` before its first sync point.
+    stated: Option<u64>,
 }
 
 /// The WAL file and the drain state, behind the drain lock.
@@ -68,8 +75,10 @@ pub(crate) struct WalRing {
     /// Highest LSN some writer wants synced.
     sync_requested: AtomicU64,
     failed: AtomicBool,
-    /// Why the ring failed, for the error writers report.
-    failure: Mutex<Option<String>>,
+    /// Why the ring failed (the error's kind, so a full disk stays one,
+    /// and its message), for the error writers report. Cleared only by
+    /// [`WalRing::restart`], under this lock.
+    failure: Mutex<Option<(io::ErrorKind, String)>>,
     /// Signalled when `written` or `synced` advance, or on failure.
     progress_lock: Mutex<()>,
     /// Threads waiting on `progress`; a drain skips the notification
@@ -106,6 +115,10 @@ impl WalRing {
                 buf: Vec::with_capacity(capacity.min(1 << 20)),
                 pushed: 0,
                 file_offset: file.len(),
+                file_base_lsn: 0,
+                file_base_offset: file.len(),
+                // The WAL an open starts: no earlier WAL to prove synced.
+                stated: Some(file.len()),
             }),
             drain: Mutex::new(Drain {
                 file,
@@ -141,6 +154,7 @@ impl WalRing {
             let framed =
                 (strata_wal::encoded_end(p.file_offset, payload.len()) - p.file_offset) as usize;
             if p.buf.is_empty() || p.buf.len() + framed <= self.capacity {
+                self.frame_sync_point(&mut p);
                 let before = p.buf.len();
                 let offset = p.file_offset;
                 p.file_offset = strata_wal::encode_record(&mut p.buf, offset, payload);
@@ -154,6 +168,33 @@ impl WalRing {
             let mut d = self.drain.lock();
             self.drain_locked(&mut d)?;
         }
+    }
+
+    /// Before a record, state in the log how much of the current file is
+    /// durably synced, if a sync completed since the last statement: a
+    /// sync point (docs/wal-format.md). After a crash, damage below a
+    /// stated length is corruption; anywhere else it is the torn tail a
+    /// crash leaves. The first sync point of a file also proves every
+    /// earlier WAL fully synced (a sync of this file syncs them first),
+    /// which recovery relies on (`src/wal_replay.rs`).
+    ///
+    /// The stated length is what the sync published in `synced` covered:
+    /// a drain boundary, so a fragment boundary, and synced before this
+    /// is framed, as a sync point requires.
+    fn frame_sync_point(&self, p: &mut Producer) {
+        let synced = self.synced.load(Ordering::Acquire);
+        if synced < p.file_base_lsn {
+            return; // nothing of this file (or an older one) is synced yet
+        }
+        let synced_len = p.file_base_offset + (synced - p.file_base_lsn);
+        if p.stated.is_some_and(|stated| stated >= synced_len) {
+            return;
+        }
+        let before = p.buf.len();
+        let offset = p.file_offset;
+        p.file_offset = strata_wal::encode_sync_point(&mut p.buf, offset, synced_len);
+        p.pushed += (p.buf.len() - before) as u64;
+        p.stated = Some(synced_len);
     }
 
     /// Write everything in the ring to the file. REQUIRES: the drain lock.
@@ -246,12 +287,14 @@ impl WalRing {
         loop {
             let mut retired = self.retired.lock();
             let Some(mut file) = retired.pop() else {
+                // After a failed sync nothing counts as synced, even
+                // once no retired file is left unsynced.
+                self.check_failed()?;
                 if self.retired_unsynced.load(Ordering::Acquire) == 0 {
                     return Ok(());
                 }
                 // Another thread is syncing one: wait for it, then look
                 // at the list again (a file retired meanwhile is ours).
-                self.check_failed()?;
                 self.retired_synced.wait_for(&mut retired, WAIT_SLICE);
                 continue;
             };
@@ -262,6 +305,8 @@ impl WalRing {
             if let Err(e) = result {
                 self.fail(&e);
                 let _g = self.retired.lock();
+                // Its sync is over (failed): `restart` waits for no other.
+                self.retired_unsynced.fetch_sub(1, Ordering::AcqRel);
                 self.retired_synced.notify_all();
                 return Err(e);
             }
@@ -343,11 +388,13 @@ impl WalRing {
         loop {
             {
                 let mut stop = self.flusher_lock.lock();
+                // A failed ring waits for `restart` (a resume) or shutdown.
                 while !*stop
-                    && self.warm_up.lock().is_none()
-                    && self.sync_requested.load(Ordering::Acquire)
-                        <= self.synced.load(Ordering::Acquire)
-                    && self.retired_unsynced.load(Ordering::Acquire) == 0
+                    && (self.failed.load(Ordering::Acquire)
+                        || self.warm_up.lock().is_none()
+                            && self.sync_requested.load(Ordering::Acquire)
+                                <= self.synced.load(Ordering::Acquire)
+                            && self.retired_unsynced.load(Ordering::Acquire) == 0)
                 {
                     self.flusher_wake.wait(&mut stop);
                 }
@@ -376,8 +423,10 @@ impl WalRing {
                 }
             });
             if result.is_err() {
-                // `fail` already woke every waiter; nothing more to sync.
-                return;
+                // `fail` already woke every waiter; nothing more to sync
+                // until a resume restarts the ring.
+                debug_assert!(self.failed.load(Ordering::Acquire));
+                continue;
             }
             // Records pushed while we held the drain lock are ours to
             // write (their pushers saw the lock taken).
@@ -429,7 +478,17 @@ impl WalRing {
         }
         let mut p = self.producer.lock();
         debug_assert!(p.buf.is_empty());
+        let (old_number, old_len) = (d.number, p.file_offset);
         p.file_offset = file.len();
+        p.file_base_lsn = p.pushed;
+        p.file_base_offset = p.file_offset;
+        p.stated = None;
+        // The new WAL's first record names the old one and its length, so
+        // recovery can tell whether the old one lost its tail.
+        let start = crate::wal_record::encode_log_start(old_number, old_len);
+        let offset = p.file_offset;
+        p.file_offset = strata_wal::encode_record(&mut p.buf, offset, &start);
+        p.pushed += p.buf.len() as u64;
         let old = std::mem::replace(&mut d.file, file);
         d.number = number;
         drop(p);
@@ -453,6 +512,85 @@ impl WalRing {
             self.flusher_wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Make everything pushed durable, then seal the log: a sync point
+    /// at the next block start stating all of it synced, itself synced,
+    /// so any later damage to the file reads as corruption, not as a
+    /// crash's torn tail (a clean close does this last). Nothing may be
+    /// pushed after it.
+    pub fn seal(&self) -> io::Result<()> {
+        let mut d = self.drain.lock();
+        self.sync_locked(&mut d)?;
+        {
+            let mut p = self.producer.lock();
+            debug_assert!(p.buf.is_empty());
+            let synced = self.synced.load(Ordering::Acquire);
+            if synced < p.file_base_lsn || p.file_offset == p.file_base_offset {
+                return Ok(()); // nothing written to this file: nothing to prove
+            }
+            let synced_len = p.file_base_offset + (synced - p.file_base_lsn);
+            let offset = p.file_offset;
+            p.file_offset = strata_wal::encode_seal(&mut p.buf, offset, synced_len);
+            p.pushed += p.buf.len() as u64;
+            p.stated = Some(synced_len);
+        }
+        self.sync_locked(&mut d)
+    }
+
+    /// Start over in `file` (WAL `number`), from a clean state: the
+    /// failure, if any, is cleared, records still buffered are dropped,
+    /// and `written` and `synced` cover every record pushed so far, so
+    /// every waiter returns. The current file and the retired ones are
+    /// abandoned unsynced and handed back, for the caller to close and
+    /// delete. A resume calls this once the memtables holding every
+    /// record pushed so far are in synced tables: no sync is claimed that
+    /// was not made (the records are durable there, not in these WALs).
+    /// REQUIRES: that, and no concurrent `push` (the caller leads the
+    /// write queue).
+    pub fn restart(&self, file: Box<dyn WritableFile>, number: u64) -> Vec<Box<dyn WritableFile>> {
+        let mut d = self.drain.lock();
+        let mut abandoned = Vec::new();
+        {
+            // A retired file another thread is syncing is off the list:
+            // wait for that sync to end, in success or failure.
+            let mut retired = self.retired.lock();
+            while self.retired_unsynced.load(Ordering::Acquire) > retired.len() {
+                self.retired_synced.wait_for(&mut retired, WAIT_SLICE);
+            }
+            abandoned.extend(retired.drain(..));
+            self.retired_unsynced.store(0, Ordering::Release);
+        }
+        let mut failure = self.failure.lock();
+        let mut p = self.producer.lock();
+        p.buf.clear();
+        p.file_offset = file.len();
+        let end = p.pushed;
+        // The new file is the first live WAL (the resume's edit sets the
+        // log number to it), like the one an open starts: no log start,
+        // and no earlier WAL for a sync point to prove synced.
+        p.file_base_lsn = end;
+        p.file_base_offset = p.file_offset;
+        p.stated = Some(p.file_offset);
+        d.spare.clear();
+        *self.warm_up.lock() = file.warm_up();
+        abandoned.push(std::mem::replace(&mut d.file, file));
+        d.number = number;
+        // Every file left behind counts as synced from now on: nothing
+        // durable depends on it.
+        let left = self.files_left.fetch_add(1, Ordering::AcqRel) + 1;
+        self.files_left_synced.store(left, Ordering::Release);
+        self.written.fetch_max(end, Ordering::AcqRel);
+        self.synced.fetch_max(end, Ordering::AcqRel);
+        *failure = None;
+        self.failed.store(false, Ordering::Release);
+        drop(p);
+        drop(failure);
+        drop(d);
+        self.notify_progress();
+        let _g = self.flusher_lock.lock();
+        self.flusher_wake.notify_one();
+        abandoned
     }
 
     /// The number of the WAL file records currently go to.
@@ -479,7 +617,9 @@ impl WalRing {
     }
 
     fn fail(&self, e: &io::Error) {
-        self.failure.lock().get_or_insert_with(|| e.to_string());
+        self.failure
+            .lock()
+            .get_or_insert_with(|| (e.kind(), e.to_string()));
         self.failed.store(true, Ordering::Release);
         self.notify_progress();
     }
@@ -497,18 +637,37 @@ impl WalRing {
     }
 
     /// Why the ring stopped, if an append or sync failed.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<io::Error> {
         if !self.failed.load(Ordering::Acquire) {
             return None;
         }
-        self.failure.lock().clone()
+        let failure = self.failure.lock();
+        failure
+            .as_ref()
+            .map(|(kind, message)| io::Error::new(*kind, message.clone()))
+    }
+
+    /// Run `record` on why the ring stopped, if it has, under the lock
+    /// [`restart`](Self::restart) clears the failure under: a failure a
+    /// resume has cleared is never recorded after it.
+    pub fn record_failure<R>(&self, record: impl FnOnce(io::Error) -> R) -> Option<R> {
+        let failure = self.failure.lock();
+        let (kind, message) = failure.as_ref()?;
+        Some(record(io::Error::new(*kind, message.clone())))
     }
 
     fn check_failed(&self) -> io::Result<()> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(io::Error::other("an earlier WAL write failed"));
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
         }
-        Ok(())
+        let (kind, reason) = match self.failure.lock().as_ref() {
+            Some((kind, message)) => (*kind, message.clone()),
+            None => (io::ErrorKind::Other, "unknown".to_owned()),
+        };
+        Err(io::Error::new(
+            kind,
+            format!("an earlier WAL write failed: {reason}"),
+        ))
     }
 
     fn notify_progress(&self) {
@@ -753,6 +912,64 @@ mod tests {
         assert_eq!(read_back(&fs), vec![b"in the old log".to_vec()]);
         let data = fs.read(Path::new("/w/2.log")).unwrap();
         assert!(!data.is_empty(), "the new log lost a synced record");
+    }
+
+    /// A resume restarts a failed ring in a new file: the failure is
+    /// gone, every record pushed counts as written and synced (the resume
+    /// made them durable elsewhere), and the flusher thread, which met the
+    /// failure, serves syncs again (it used to exit on a failure).
+    #[test]
+    fn a_restart_clears_the_failure_and_the_flusher_serves_syncs_again() {
+        let (fs, ring) = ring(4096);
+        let flusher = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || ring.run_flusher(&|| {}))
+        };
+        fs.add_fault(crate::fs::FaultPlan::always(crate::fs::FsOp::Append));
+        let lost = ring.push(b"lost with the old file").unwrap();
+        let failed = {
+            let ring2 = Arc::clone(&ring);
+            ring.wait(lost, Durability::Synced, false, move || {
+                ring2
+                    .failure()
+                    .map(|e| crate::Error::io("sync", "/w/1.log", e))
+            })
+        };
+        assert!(failed.is_err(), "the flusher's append did not fail");
+        assert!(ring.failure().is_some());
+        fs.clear_faults();
+        let next = fs.create(Path::new("/w/2.log")).unwrap();
+        let abandoned = ring.restart(next, 2);
+        assert_eq!(abandoned.len(), 1, "the failed file is handed back");
+        assert!(ring.failure().is_none());
+        assert_eq!((ring.written(), ring.synced()), (lost, lost));
+        assert_eq!(ring.wal_number(), 2);
+        let after = ring.push(b"after the restart").unwrap();
+        let (done, synced) = std::sync::mpsc::channel();
+        let waiter = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || {
+                let r = ring.wait(after, Durability::Synced, false, || None);
+                done.send(r.is_ok()).unwrap();
+            })
+        };
+        // A bound on a hang, not a synchronisation: only the flusher
+        // thread serves this sync.
+        let served = synced.recv_timeout(std::time::Duration::from_secs(30));
+        ring.shutdown();
+        flusher.join().unwrap();
+        assert_eq!(
+            served,
+            Ok(true),
+            "no flusher served the sync after the restart"
+        );
+        waiter.join().unwrap();
+        let data = fs.read(Path::new("/w/2.log")).unwrap();
+        let mut r = strata_wal::Reader::new(&data, strata_wal::RecoveryMode::AbsoluteConsistency);
+        assert_eq!(
+            r.next_record().unwrap().map(|rec| rec.data.to_vec()),
+            Some(b"after the restart".to_vec())
+        );
     }
 
     #[test]

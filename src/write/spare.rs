@@ -15,14 +15,17 @@ use crate::filename::wal_path;
 use crate::fs::{FileSystem, WritableFile};
 use crate::memtable::MemTable;
 use crate::options::WalWriteMode;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Create WAL `number` in `dir`, written as `mode` says (preallocated for
 /// `expected_bytes` if mapped), with its directory entry synced: a sync of
 /// the log then makes its records durable with nothing else to wait for.
-/// Used at open and for spares.
+/// Used at open and for spares. On failure (a full disk fails the
+/// preallocation after the create) the file is removed, best effort: no
+/// rotation, retried at every write while the disk is full, leaves an
+/// empty log behind (the next open or resume removes one that stays).
 pub(crate) fn create_wal(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -31,9 +34,13 @@ pub(crate) fn create_wal(
     mode: WalWriteMode,
 ) -> Result<Box<dyn WritableFile>> {
     let path = wal_path(dir, number);
-    fs.create_log(&path, expected_bytes, mode.log_kind(fs, dir))
-        .and_then(|f| fs.sync_dir(dir).map(|_| f))
-        .map_err(|e| Error::io("create WAL", &path, e))
+    let created = fs
+        .create_log(&path, expected_bytes, mode.log_kind(fs, dir))
+        .and_then(|f| fs.sync_dir(dir).map(|_| f));
+    created.map_err(|e| {
+        let _ = fs.remove(&path);
+        Error::io("create WAL", &path, e)
+    })
 }
 
 /// A created, preallocated WAL whose directory entry is durable, and an
@@ -46,22 +53,33 @@ pub(crate) struct SpareWal {
 
 /// Holds at most one [`SpareWal`].
 #[derive(Default)]
-pub(crate) struct SpareSlot(Mutex<Option<SpareWal>>);
+pub(crate) struct SpareSlot {
+    slot: Mutex<Option<SpareWal>>,
+    /// Held while a spare is made, and by a resume throughout: a resume
+    /// lists and deletes WALs, and must not meet one half made.
+    making: Mutex<()>,
+}
 
 impl SpareSlot {
     pub fn take(&self) -> Option<SpareWal> {
-        self.0.lock().take()
+        self.slot.lock().take()
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.lock().is_some()
+        self.slot.lock().is_some()
     }
 
     /// Keep `spare` for the next rotation (replacing none: only the flush
-    /// thread makes spares, one at a time).
+    /// thread makes spares, one at a time, and a resume puts back the one
+    /// it took or made).
     pub fn put(&self, spare: SpareWal) {
-        let mut slot = self.0.lock();
+        let mut slot = self.slot.lock();
         debug_assert!(slot.is_none(), "one maker of spares");
         *slot = Some(spare);
+    }
+
+    /// Exclude every other maker of spares while the guard lives.
+    pub fn making(&self) -> MutexGuard<'_, ()> {
+        self.making.lock()
     }
 }

@@ -119,4 +119,40 @@ impl AckLog {
         *self = AckLog::new(got.clone());
         Ok(report)
     }
+
+    /// Check what a salvaging recovery (`SkipAnyCorruptedRecords`) found:
+    /// it keeps every record that checks out, so it may skip a lost write
+    /// and keep a later one (no prefix), but every durable write is there
+    /// and nothing is invented: each key holds what the durable writes
+    /// left, or what a later acknowledged (or in-doubt) write set it to.
+    /// On success a new epoch starts from `got`.
+    pub fn salvaged(&mut self, got: &Model) -> Result<(), String> {
+        let mut state = self.base.clone();
+        for w in &self.log[..self.durable] {
+            apply(&mut state, w);
+        }
+        // Per key: what a later write may have left (None: deleted).
+        let mut later: BTreeMap<&[u8], Vec<Option<&Vec<u8>>>> = BTreeMap::new();
+        for w in self.log[self.durable..].iter().chain(self.in_doubt.iter()) {
+            for (k, v) in w {
+                later.entry(k.as_slice()).or_default().push(v.as_ref());
+            }
+        }
+        let mut keys: std::collections::BTreeSet<&[u8]> = state.keys().map(Vec::as_slice).collect();
+        keys.extend(got.keys().map(Vec::as_slice));
+        keys.extend(later.keys().copied());
+        for k in keys {
+            let have = got.get(k);
+            let allowed = have == state.get(k) || later.get(k).is_some_and(|vs| vs.contains(&have));
+            if !allowed {
+                return Err(format!(
+                    "salvage left key {:?} with a value no acknowledged write gave it \
+                     (or lost a durable write)",
+                    String::from_utf8_lossy(k)
+                ));
+            }
+        }
+        *self = AckLog::new(got.clone());
+        Ok(())
+    }
 }

@@ -93,6 +93,30 @@ pub fn files_with_ext(fs: &dyn strata::fs::FileSystem, dir: &Path, ext: &str) ->
     v
 }
 
+/// A database on `fs` with keys `0..flushed` in a table and the next
+/// `in_wal` keys only in the WAL, closed cleanly (the corruption and
+/// regression tests damage its files).
+pub fn table_and_wal(fs: &MemFileSystem, flushed: usize, in_wal: usize) {
+    let db = open_mem(fs);
+    for i in 0..flushed {
+        db.put(key(i), value(i, 0)).expect("put");
+    }
+    db.flush().expect("flush");
+    for i in flushed..flushed + in_wal {
+        db.put(key(i), value(i, 0)).expect("put");
+    }
+}
+
+/// The live MANIFEST of the database in [`mem_dir`].
+pub fn manifest_path(fs: &MemFileSystem) -> PathBuf {
+    let name = strata::fs::FileSystem::list(fs, &mem_dir())
+        .expect("list")
+        .into_iter()
+        .find(|n| n.starts_with("MANIFEST-"))
+        .expect("a MANIFEST");
+    mem_dir().join(name)
+}
+
 /// A key for index `i`, zero-padded so numeric and byte order agree.
 pub fn key(i: usize) -> Vec<u8> {
     format!("key{i:08}").into_bytes()

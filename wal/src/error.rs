@@ -4,7 +4,8 @@ use std::fmt;
 
 use crate::format::RecordType;
 
-/// Damage that is not explained by a torn write: valid data follows it.
+/// What is wrong at an anomaly. Reported as corruption when a sync point
+/// proves the bytes were synced, else as a [`TornReason::DamagedTail`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CorruptionReason {
     /// The stored (masked) checksum disagrees with the one computed over type and payload.
@@ -21,17 +22,24 @@ pub enum CorruptionReason {
         /// Payload bytes actually available after the header.
         room: usize,
     },
-    /// The type byte is 0 (zeroed space) or above 4.
+    /// The type byte is 0 (zeroed space) or one no writer uses.
     BadRecordType(u8),
     /// A MIDDLE or LAST fragment with no FIRST before it.
     OrphanFragment(RecordType),
-    /// A FULL or FIRST fragment arrived before the LAST fragment of the
-    /// record that started at `record_offset`.
+    /// A FULL, FIRST or SYNC_POINT fragment arrived before the LAST fragment
+    /// of the record that started at `record_offset`.
     UnfinishedRecord {
         /// File offset of the unfinished record's FIRST fragment.
         record_offset: u64,
         /// The fragment that interrupted it.
         found: RecordType,
+    },
+    /// A checksum-valid sync point states that more bytes were synced than
+    /// precede it: no correct writer writes that, so it is corruption even
+    /// where no other sync point proves the bytes synced.
+    ImpossibleSyncPoint {
+        /// The synced length it states.
+        synced_len: u64,
     },
 }
 
@@ -56,6 +64,10 @@ impl fmt::Display for CorruptionReason {
                 f,
                 "{found} fragment before the LAST fragment of the record at offset {record_offset}"
             ),
+            Self::ImpossibleSyncPoint { synced_len } => write!(
+                f,
+                "sync point states {synced_len} synced bytes, more than precede it"
+            ),
         }
     }
 }
@@ -76,7 +88,9 @@ pub enum TornReason {
     ZeroedTail,
     /// The file ends after the FIRST (and maybe MIDDLE) fragments of a record.
     PartialRecord,
-    /// A damaged fragment with no checksum-valid fragment anywhere after it.
+    /// Damage (a bad fragment, or fragments out of sequence) in bytes no
+    /// sync point proves were synced: crash damage, possibly with valid
+    /// fragments after it.
     DamagedTail(CorruptionReason),
 }
 
@@ -90,7 +104,7 @@ impl fmt::Display for TornReason {
             ),
             Self::ZeroedTail => f.write_str("zeroed (preallocated) space to the end of the file"),
             Self::PartialRecord => f.write_str("file ends inside a multi-fragment record"),
-            Self::DamagedTail(reason) => write!(f, "{reason}, with no valid data after it"),
+            Self::DamagedTail(reason) => write!(f, "{reason}, in bytes not proven synced"),
         }
     }
 }
@@ -99,7 +113,7 @@ impl fmt::Display for TornReason {
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// Damage followed by valid data.
+    /// Damage to bytes a sync point proves were synced.
     Corruption {
         /// File offset of the fragment header where the damage was detected.
         offset: u64,

@@ -13,8 +13,10 @@
 //!
 //!  crc32   = crc32(type byte ++ payload), then masked (see checksum.rs)
 //!  type    = FULL 1 | FIRST 2 | MIDDLE 3 | LAST 4    (0 = zeroed or preallocated space)
+//!          | SYNC_POINT 144                       (not part of a record: sync_point.rs)
 //!  record  = FULL
 //!          | FIRST MIDDLE* LAST          (a record may span any number of blocks)
+//!  log     = (record | SYNC_POINT)*      (sync points only between records)
 //! ```
 //!
 //! A fragment never crosses a block boundary. When fewer than `HEADER_SIZE`
@@ -52,10 +54,17 @@ pub enum RecordType {
     Middle = 3,
     /// The final fragment of a record.
     Last = 4,
+    /// Not part of a record: states how many bytes of the log were durably
+    /// synced before it was written (see [`encode_sync_point`](crate::encode_sync_point)).
+    /// 144 has bit 7 set, which RocksDB's reader treats as a type it may
+    /// safely ignore, and is used by neither LevelDB (0..=4) nor RocksDB
+    /// (0..=11, 130, 131).
+    SyncPoint = 144,
 }
 
 impl RecordType {
-    /// The type for a header's type byte, or `None` for bytes 5..=255.
+    /// The type for a header's type byte, or `None` for the bytes no writer
+    /// uses (5..=143 and 145..=255).
     pub fn from_u8(byte: u8) -> Option<Self> {
         match byte {
             0 => Some(Self::Zero),
@@ -63,6 +72,7 @@ impl RecordType {
             2 => Some(Self::First),
             3 => Some(Self::Middle),
             4 => Some(Self::Last),
+            144 => Some(Self::SyncPoint),
             _ => None,
         }
     }
@@ -81,6 +91,7 @@ impl std::fmt::Display for RecordType {
             Self::First => "FIRST",
             Self::Middle => "MIDDLE",
             Self::Last => "LAST",
+            Self::SyncPoint => "SYNC_POINT",
         })
     }
 }

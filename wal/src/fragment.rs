@@ -7,7 +7,7 @@ use crate::format::{block_remaining, RecordType, HEADER_SIZE};
 /// What lies at a file position where a fragment header is expected.
 #[derive(Debug)]
 pub(crate) enum Parsed<'a> {
-    /// A checksum-valid fragment of type FULL, FIRST, MIDDLE or LAST.
+    /// A checksum-valid fragment of type FULL, FIRST, MIDDLE, LAST or SYNC_POINT.
     Fragment {
         record_type: RecordType,
         payload: &'a [u8],
@@ -24,12 +24,7 @@ pub(crate) enum Parsed<'a> {
     /// The length fits the block but runs past the end of the file.
     TruncatedPayload { length: u16, available: usize },
     /// A type byte, length or checksum that cannot be right.
-    Damaged {
-        reason: CorruptionReason,
-        /// Where the next fragment starts if the header's length is right
-        /// (it fits the block and the file): where to look first for valid data.
-        claimed_end: Option<usize>,
-    },
+    Damaged { reason: CorruptionReason },
 }
 
 /// Parses the fragment header at `pos` and checks it. Never panics and never
@@ -52,13 +47,10 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
     };
     let length = u16::from_le_bytes([l0, l1]);
     let payload_end = HEADER_SIZE + usize::from(length);
-    let claimed_end =
-        (payload_end <= block_room && payload_end <= rest.len()).then_some(pos + payload_end);
     let record_type = match RecordType::from_u8(type_byte) {
         Some(RecordType::Zero) | None => {
             return Parsed::Damaged {
                 reason: CorruptionReason::BadRecordType(type_byte),
-                claimed_end,
             }
         }
         Some(record_type) => record_type,
@@ -69,7 +61,6 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
                 length,
                 room: block_room - HEADER_SIZE,
             },
-            claimed_end: None,
         };
     }
     let Some(payload) = rest.get(HEADER_SIZE..payload_end) else {
@@ -83,7 +74,6 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
     if stored != computed {
         return Parsed::Damaged {
             reason: CorruptionReason::ChecksumMismatch { stored, computed },
-            claimed_end,
         };
     }
     Parsed::Fragment {
@@ -93,13 +83,78 @@ pub(crate) fn parse_at(data: &[u8], pos: usize) -> Parsed<'_> {
     }
 }
 
-/// Whether a checksum-valid fragment starts at `pos`. Rejects most positions
-/// on the type byte and the length alone, before any checksum work.
-pub(crate) fn is_valid_fragment_at(data: &[u8], pos: usize) -> bool {
-    // Cheap pre-filter: type byte in 1..=4 (1 position in 64 of random bytes).
-    match data.get(pos + HEADER_SIZE - 1) {
-        Some(byte) if (1..=4).contains(byte) => {}
-        _ => return false,
+/// What a fragment header claims, for reasoning about a damaged fragment:
+/// its type (if the type byte is one a writer writes) and where it would end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// `None` for type byte 0 (zeroed space) and bytes no writer uses.
+    pub(crate) record_type: Option<RecordType>,
+    /// The two length bytes as stored (little-endian).
+    pub(crate) length_bytes: [u8; 2],
+    pub(crate) extent: Extent,
+}
+
+/// Where a header says its fragment ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Extent {
+    /// Within its block and the file, at this position.
+    Within { end: usize },
+    /// Within its block, past the end of the file.
+    PastFile,
+    /// Past the end of its block: no writer writes that.
+    PastBlock,
+}
+
+/// The claim of the header at `pos`, checked for nothing (not even the
+/// checksum); `None` if no whole header fits there (the end of the file, or
+/// block-tail padding).
+pub(crate) fn claim_at(data: &[u8], pos: usize) -> Option<Claim> {
+    let header = data.get(pos..)?.get(..HEADER_SIZE)?;
+    let block_room = block_remaining(pos as u64);
+    if block_room < HEADER_SIZE {
+        return None;
     }
-    matches!(parse_at(data, pos), Parsed::Fragment { .. })
+    let length_bytes = [header[4], header[5]];
+    let payload_end = HEADER_SIZE + usize::from(u16::from_le_bytes(length_bytes));
+    let extent = if payload_end > block_room {
+        Extent::PastBlock
+    } else if payload_end > data.len() - pos {
+        Extent::PastFile
+    } else {
+        Extent::Within {
+            end: pos + payload_end,
+        }
+    };
+    Some(Claim {
+        record_type: RecordType::from_u8(header[6]).filter(|&t| t != RecordType::Zero),
+        length_bytes,
+        extent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::BLOCK_SIZE;
+
+    #[test]
+    fn claim_reads_type_and_extent_without_checking_the_checksum() {
+        let mut log = Vec::new();
+        crate::encode_record(&mut log, 0, &[9u8; 300]);
+        log[0] ^= 1; // checksum no longer matches
+        let claim = claim_at(&log, 0).unwrap();
+        assert_eq!(claim.record_type, Some(RecordType::Full));
+        assert_eq!(claim.length_bytes, [44, 1]);
+        assert_eq!(claim.extent, Extent::Within { end: 307 });
+        assert_eq!(claim_at(&log[..306], 0).unwrap().extent, Extent::PastFile);
+        log[5] = 0x80; // 32812 bytes: more than a block holds
+        assert_eq!(claim_at(&log, 0).unwrap().extent, Extent::PastBlock);
+        log[6] = 0;
+        assert_eq!(claim_at(&log, 0).unwrap().record_type, None);
+        log[6] = 200;
+        assert_eq!(claim_at(&log, 0).unwrap().record_type, None);
+        assert_eq!(claim_at(&log, 301), None, "no whole header left");
+        let padding = vec![0u8; BLOCK_SIZE];
+        assert_eq!(claim_at(&padding, BLOCK_SIZE - 6), None);
+    }
 }

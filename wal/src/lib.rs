@@ -6,10 +6,15 @@
 //! length and its type (FULL, or FIRST, MIDDLE…, LAST). The layout is drawn in
 //! `format.rs` and specified in `docs/wal-format.md`.
 //!
-//! - [`encode_record`] frames a record without I/O; [`Writer`] frames and
-//!   appends to a [`Sink`], tracking written and synced offsets.
+//! - [`encode_record`] frames a record without I/O; [`encode_sync_point`]
+//!   frames a *sync point*, a fragment stating how much of the log was
+//!   durably synced before it (not a record); [`Writer`] frames and appends
+//!   to a [`Sink`], tracking written and synced offsets and writing sync
+//!   points after its syncs.
 //! - [`Reader`] reads a log held in memory under a [`RecoveryMode`], telling a
-//!   torn tail (the normal end after a crash) from corruption.
+//!   torn tail (crash damage: the normal end after a crash) from corruption
+//!   (damage to bytes a sync point proves were synced, or, under
+//!   [`TailRule::EveryRecordSyncedButLast`], to any append but the last).
 //!
 //! The crate knows nothing of the engine: a record is opaque bytes.
 //!
@@ -38,11 +43,15 @@ mod checksum;
 mod error;
 mod format;
 mod fragment;
+mod last_append;
+mod proof;
 mod reader;
 mod recovery;
 mod scan;
 mod sink;
+mod sync_point;
 mod writer;
+mod zeroed;
 
 pub use checksum::{mask_crc, unmask_crc};
 pub use error::{CorruptionReason, Error, TornReason};
@@ -50,6 +59,9 @@ pub use format::{
     encode_record, encoded_end, RecordType, BLOCK_SIZE, HEADER_SIZE, MAX_FRAGMENT_PAYLOAD,
 };
 pub use reader::{Reader, Record};
-pub use recovery::{Anomaly, LogEnd, RecoveryMode};
+pub use recovery::{Anomaly, LogEnd, RecoveryMode, TailRule};
 pub use sink::Sink;
+pub use sync_point::{
+    encode_seal, encode_sync_point, seal_end, sync_point_end, SYNC_POINT_PAYLOAD, SYNC_POINT_SIZE,
+};
 pub use writer::Writer;

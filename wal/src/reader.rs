@@ -1,10 +1,14 @@
 //! Reads a whole log held in memory, record by record, under a [`RecoveryMode`].
 
 use crate::error::{CorruptionReason, Error, TornReason};
-use crate::format::{block_remaining, RecordType, HEADER_SIZE};
-use crate::fragment::{is_valid_fragment_at, parse_at, Parsed};
-use crate::recovery::{Anomaly, LogEnd, RecoveryMode};
+use crate::format::RecordType;
+use crate::fragment::{parse_at, Parsed};
+use crate::last_append::written_after;
+use crate::proof::{sync_points_after, trusted_end, Found};
+use crate::recovery::{Anomaly, LogEnd, RecoveryMode, TailRule};
 use crate::scan::ForwardScan;
+use crate::sync_point::stated_synced_len;
+use crate::zeroed::is_zeroed;
 
 /// One record read from a log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,26 +21,37 @@ pub struct Record<'r> {
 }
 
 /// Reads a log held in memory (the engine reads WAL and MANIFEST files into
-/// memory or a mapping).
+/// memory or a mapping). Sync points are read, never returned as records.
 ///
 /// # Torn tail or corruption
-/// An anomaly is a **torn tail** — the normal end of a log after a crash — if no
-/// checksum-valid fragment (a header with type 1..=4 and a length that fits
-/// its block and the file, whose checksum matches) starts at any byte position
-/// after it. Otherwise it is **corruption**, reported with the file offset of
-/// the fragment header where it was found. So a truncated header, a length past
-/// the end of the file, zeroed (preallocated) space, a partial multi-fragment
-/// record or a damaged last fragment end the log; a damaged fragment, an
-/// orphan MIDDLE/LAST or an unfinished record followed by valid data does not.
-/// The file ending inside block-tail padding is a clean end. Padding bytes are
-/// not checked (no checksum covers them), as in LevelDB.
+/// After a crash a log can hold any pattern of lost bytes past the length
+/// last synced: the process died inside a copy (which may store later bytes
+/// first), or a power loss kept an arbitrary subset of the unsynced pages.
+/// Only bytes that were durably synced must read back intact. So an anomaly
+/// at offset `X` (a damaged fragment, an orphan MIDDLE/LAST, an unfinished
+/// record, a truncated header or payload) is **corruption** if the log
+/// proves the bytes at `X` were synced: a sync point (see
+/// [`encode_sync_point`](crate::encode_sync_point)) states a synced length
+/// greater than `X`. Otherwise it is a **torn tail**, the normal end after a
+/// crash: reading ends at `X`, or at the start of the record being assembled.
+/// Zeroed space to the end of the file is a torn tail reported as
+/// [`TornReason::ZeroedTail`]; the file ending inside block-tail padding is a
+/// clean end. Padding bytes are not checked (no checksum covers them), as in LevelDB.
+///
+/// Sync points before `X` state lengths at most their own offset, so the
+/// proof comes from sync points after `X`, found by walking fragments from
+/// each block start after `X` and from the end of the damaged fragment when
+/// its header shows that end beyond doubt (never by trying every byte,
+/// which would let a record's payload pose as a sync point). Hence a lag:
+/// damage is proven only by a sync point written after a later sync, in a
+/// later block or (for a fragment of 256 bytes or more) later in its own
+/// block. A sync point stating more bytes than precede it cannot come from
+/// a correct writer and is corruption. That is the default [`TailRule`];
+/// a log whose writer synced every record before writing the next (the
+/// MANIFEST) is read with [`TailRule::EveryRecordSyncedButLast`], which
+/// finds damage before the last record without waiting for proof.
 ///
 /// What happens next depends on the [`RecoveryMode`]; see [`Reader::next_record`].
-///
-/// Caveat: the scan that looks for valid data tries every byte position, so a
-/// payload that itself contains framed log bytes can look like valid data
-/// after damage (making a torn tail look like corruption, and in skip mode
-/// yielding the embedded records).
 ///
 /// ```
 /// use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason, Writer};
@@ -59,6 +74,7 @@ pub struct Record<'r> {
 pub struct Reader<'a> {
     data: &'a [u8],
     mode: RecoveryMode,
+    tail_rule: TailRule,
     /// Where the next fragment header is expected.
     pos: usize,
     /// Offset of the FIRST fragment of the record being assembled in `scratch`.
@@ -73,6 +89,10 @@ pub struct Reader<'a> {
     anomalies: Vec<Anomaly>,
     /// Offset of the last record returned, to assert offsets increase.
     last_record: Option<u64>,
+    /// Sync points read before the first anomaly, then those found after it.
+    sync_points: Found,
+    /// Whether the first anomaly was met (and the sync points after it searched).
+    searched: bool,
 }
 
 #[derive(Debug)]
@@ -103,15 +123,56 @@ enum Step<'a> {
     Ended,
 }
 
+/// Where skip mode resumes after an anomaly.
+#[derive(Clone, Copy)]
+enum Resume {
+    /// At this position, known to hold a valid fragment.
+    At(usize),
+    /// At the first valid fragment found at any byte position from here.
+    ScanFrom(usize),
+}
+
 /// `None`: keep reading; `Some(step)`: hand `step` to the caller.
 type Flow<'a> = Result<Option<Step<'a>>, Error>;
 
 impl<'a> Reader<'a> {
-    /// A reader over a whole log, starting at its first byte.
+    /// A reader over a whole log, starting at its first byte, telling a torn
+    /// tail from corruption by its sync points ([`TailRule::SyncPoints`]).
     pub fn new(data: &'a [u8], mode: RecoveryMode) -> Self {
+        Self::with_tail_rule(data, mode, TailRule::SyncPoints)
+    }
+
+    /// A reader over a whole log, starting at its first byte, telling a torn
+    /// tail from corruption by `tail_rule`: what the log's writer guarantees
+    /// about its syncs.
+    ///
+    /// ```
+    /// use strata_wal::{Reader, RecoveryMode, TailRule, Writer};
+    ///
+    /// // The MANIFEST's discipline: each record synced before the next.
+    /// let mut writer = Writer::new(Vec::new());
+    /// for edit in [&b"edit 1"[..], b"edit 2", b"edit 3"] {
+    ///     writer.add_record(edit).unwrap();
+    ///     writer.sync().unwrap();
+    /// }
+    /// let mut log = writer.into_inner();
+    /// log[4] ^= 0x40; // the first record's length now runs past the file
+    ///
+    /// // Sync points alone: they all sit in the damaged block, so this looks
+    /// // like a crash's torn tail and the synced records would be dropped.
+    /// let mut reader = Reader::new(&log, RecoveryMode::default());
+    /// assert!(reader.next_record().unwrap().is_none());
+    /// // Every record but the last was synced: the valid records after the
+    /// // damage prove it was not a crash.
+    /// let rule = TailRule::EveryRecordSyncedButLast;
+    /// let mut reader = Reader::with_tail_rule(&log, RecoveryMode::default(), rule);
+    /// assert!(reader.next_record().is_err());
+    /// ```
+    pub fn with_tail_rule(data: &'a [u8], mode: RecoveryMode, tail_rule: TailRule) -> Self {
         Self {
             data,
             mode,
+            tail_rule,
             pos: 0,
             partial: None,
             scratch: Vec::new(),
@@ -120,6 +181,8 @@ impl<'a> Reader<'a> {
             state: State::Reading,
             anomalies: Vec::new(),
             last_record: None,
+            sync_points: Found::default(),
+            searched: false,
         }
     }
 
@@ -131,9 +194,13 @@ impl<'a> Reader<'a> {
     /// - `AbsoluteConsistency`: a torn tail and corruption are both an `Err`.
     /// - `PointInTimeRecovery`: the first anomaly ends the log (`LogEnd::TornTail` or
     ///   `LogEnd::Corruption`, the latter also listed in [`anomalies`](Self::anomalies)).
-    /// - `SkipAnyCorruptedRecords`: corruption is skipped up to the next
-    ///   checksum-valid FULL or FIRST fragment (orphan MIDDLE/LAST fragments
-    ///   on the way are skipped too) and listed in `anomalies`; a torn tail ends the log.
+    /// - `SkipAnyCorruptedRecords` (salvage): any anomaly followed by a
+    ///   checksum-valid fragment at *any* byte position is skipped up to the
+    ///   next FULL or FIRST fragment (orphan MIDDLE/LAST fragments and sync
+    ///   points on the way are skipped too) and listed in `anomalies`; an
+    ///   anomaly with no valid fragment after it ends the log as a torn tail.
+    ///   Caveat: a payload holding framed log bytes can be mistaken for valid
+    ///   fragments after damage, and its embedded records returned.
     ///
     /// Records before the anomaly are always returned first; the record whose
     /// fragments were being assembled is dropped. After an `Err`, every later
@@ -178,6 +245,33 @@ impl<'a> Reader<'a> {
         self.mode
     }
 
+    /// How this reader tells a torn tail from corruption.
+    pub fn tail_rule(&self) -> TailRule {
+        self.tail_rule
+    }
+
+    /// The greatest length of this file that its sync points prove was
+    /// durably synced (0 if none does). Final once
+    /// [`next_record`](Self::next_record) has returned `Ok(None)` or an
+    /// error; it then counts the sync points read before the first anomaly
+    /// and those found after it by walking framing (see [`Reader`]; including
+    /// after the point where reading ended), the same in every mode and
+    /// under every [`TailRule`]. Sync
+    /// points stating more bytes than precede them are not counted (they are
+    /// corruption).
+    pub fn synced_len(&self) -> u64 {
+        self.sync_points.synced_len
+    }
+
+    /// Whether the file holds a sync point that states a synced length (no
+    /// more than precede it), among those counted by
+    /// [`synced_len`](Self::synced_len) (so a sync point after the first
+    /// anomaly that no walk of framing reaches is not seen). Final when
+    /// `synced_len` is.
+    pub fn has_sync_point(&self) -> bool {
+        self.sync_points.any
+    }
+
     fn advance(&mut self) -> Result<Step<'a>, Error> {
         loop {
             let at = self.pos;
@@ -190,21 +284,18 @@ impl<'a> Reader<'a> {
                 Parsed::TruncatedHeader => self.torn_tail(at, TornReason::TruncatedHeader),
                 Parsed::TruncatedPayload { length, available } => self.anomaly(
                     at,
+                    Resume::ScanFrom(at + 1),
                     None,
-                    at + 1,
                     CorruptionReason::BadLength {
                         length,
                         room: available,
                     },
                     TornReason::TruncatedPayload { length, available },
                 ),
-                Parsed::Damaged {
-                    reason,
-                    claimed_end,
-                } => self.anomaly(
+                Parsed::Damaged { reason } => self.anomaly(
                     at,
-                    claimed_end,
-                    at + 1,
+                    Resume::ScanFrom(at + 1),
+                    trusted_end(self.data, at),
                     reason,
                     TornReason::DamagedTail(reason),
                 ),
@@ -228,18 +319,23 @@ impl<'a> Reader<'a> {
         payload: &'a [u8],
         end: usize,
     ) -> Flow<'a> {
+        let interrupts = matches!(
+            record_type,
+            RecordType::Full | RecordType::First | RecordType::SyncPoint
+        );
+        if let Some(record_offset) = self.partial.filter(|_| interrupts) {
+            // The record being assembled lacks its LAST fragment. Skip mode
+            // resumes here: the fragment is read again once the partial
+            // record is dropped.
+            let reason = CorruptionReason::UnfinishedRecord {
+                record_offset: record_offset as u64,
+                found: record_type,
+            };
+            let torn = TornReason::DamagedTail(reason);
+            return self.anomaly(at, Resume::At(at), Some(at), reason, torn);
+        }
         match record_type {
             RecordType::Full | RecordType::First => {
-                if let Some(record_offset) = self.partial {
-                    // This fragment is itself valid data after the unfinished
-                    // record, so this is corruption, never a torn tail. Resume
-                    // here: the fragment is read again once the partial record is dropped.
-                    let reason = CorruptionReason::UnfinishedRecord {
-                        record_offset: record_offset as u64,
-                        found: record_type,
-                    };
-                    return self.corruption(at, reason, at);
-                }
                 self.close_skipped(at);
                 self.pos = end;
                 if record_type == RecordType::Full {
@@ -262,7 +358,7 @@ impl<'a> Reader<'a> {
                     }
                     let reason = CorruptionReason::OrphanFragment(record_type);
                     let torn = TornReason::DamagedTail(reason);
-                    return self.anomaly(at, Some(end), end, reason, torn);
+                    return self.anomaly(at, Resume::ScanFrom(end), Some(end), reason, torn);
                 };
                 self.pos = end;
                 self.scratch.extend_from_slice(payload);
@@ -274,41 +370,90 @@ impl<'a> Reader<'a> {
                 }
                 Ok(None)
             }
+            RecordType::SyncPoint => {
+                if let Some(synced_len) = stated_synced_len(payload) {
+                    if synced_len > at as u64 {
+                        return self.impossible_sync_point(at, end, synced_len);
+                    }
+                    if !self.searched {
+                        self.sync_points.note(at, synced_len);
+                    }
+                }
+                self.pos = end;
+                Ok(None)
+            }
             RecordType::Zero => {
                 // parse_at never yields a Zero fragment; treated as damage all the same.
                 let reason = CorruptionReason::BadRecordType(0);
-                self.anomaly(at, None, at + 1, reason, TornReason::DamagedTail(reason))
+                let torn = TornReason::DamagedTail(reason);
+                self.anomaly(at, Resume::ScanFrom(at + 1), None, reason, torn)
             }
         }
     }
 
-    /// Classifies an anomaly found at `at`: corruption if a checksum-valid
-    /// fragment starts anywhere from `scan_from` on, else a torn tail.
-    ///
-    /// `claimed_end` is where the damaged fragment says it ends. Outside skip
-    /// mode only the existence of valid data matters, and a valid fragment
-    /// there (or at the block start after padding) proves it without the
-    /// byte-by-byte scan. Skip mode needs the *first* valid position, which a
-    /// damaged length can put before `claimed_end`, so it always scans.
+    /// The first anomaly: finds the sync points after it, once, walking
+    /// from `walk_from` (a fragment boundary after `at`, if known) and from
+    /// the block starts after `at`.
+    fn search_after(&mut self, at: usize, walk_from: Option<usize>) {
+        if !self.searched {
+            self.searched = true;
+            let after = sync_points_after(self.data, at, walk_from);
+            self.sync_points.merge(after);
+        }
+    }
+
+    /// Classifies an anomaly found at `at`: corruption if the [`TailRule`]
+    /// says the bytes at `at` were synced, else a torn tail. Skip mode instead
+    /// skips it if a valid fragment follows (`resume`), proven or not.
+    /// `walk_from`: where the fragment at `at` is known to end, if it is.
     fn anomaly(
         &mut self,
         at: usize,
-        claimed_end: Option<usize>,
-        scan_from: usize,
+        resume: Resume,
+        walk_from: Option<usize>,
         corruption: CorruptionReason,
         torn: TornReason,
     ) -> Flow<'a> {
-        let shortcut = match self.mode {
-            RecoveryMode::SkipAnyCorruptedRecords => None,
-            _ => claimed_end
-                .map(past_padding)
-                .filter(|&next| is_valid_fragment_at(self.data, next)),
-        };
-        let next = shortcut.or_else(|| self.scan.next_valid(self.data, scan_from));
-        match next {
-            Some(resume) => self.corruption(at, corruption, resume),
-            None => self.torn_tail(at, torn),
+        self.search_after(at, walk_from);
+        if self.mode == RecoveryMode::SkipAnyCorruptedRecords {
+            let next = match resume {
+                Resume::At(pos) => Some(pos),
+                Resume::ScanFrom(pos) => self.scan.next_valid(self.data, pos),
+            };
+            return match next {
+                Some(resume) => self.corruption(at, corruption, resume),
+                None => self.torn_tail(at, torn),
+            };
         }
+        let synced = match self.tail_rule {
+            TailRule::SyncPoints => self.sync_points.proves(at),
+            TailRule::EveryRecordSyncedButLast => {
+                self.sync_points.proves(at) || written_after(self.data, at, self.partial.is_some())
+            }
+        };
+        if synced {
+            self.corruption(at, corruption, at)
+        } else {
+            self.torn_tail(at, torn)
+        }
+    }
+
+    /// A checksum-valid sync point at `at` stating more bytes than precede
+    /// it: no correct writer wrote it, so it is corruption, proven or not.
+    fn impossible_sync_point(&mut self, at: usize, end: usize, synced_len: u64) -> Flow<'a> {
+        self.search_after(at, Some(end));
+        let resume = match self.mode {
+            RecoveryMode::SkipAnyCorruptedRecords => self
+                .scan
+                .next_valid(self.data, end)
+                .unwrap_or(self.data.len()),
+            _ => at,
+        };
+        self.corruption(
+            at,
+            CorruptionReason::ImpossibleSyncPoint { synced_len },
+            resume,
+        )
     }
 
     /// Corruption detected at `at`; in skip mode reading resumes at `resume`.
@@ -357,7 +502,7 @@ impl<'a> Reader<'a> {
         let zeroed = self
             .data
             .get(at..)
-            .is_some_and(|tail| !tail.is_empty() && tail.iter().all(|&byte| byte == 0));
+            .is_some_and(|tail| !tail.is_empty() && is_zeroed(tail));
         let reason = if zeroed {
             TornReason::ZeroedTail
         } else {
@@ -406,15 +551,5 @@ impl<'a> Reader<'a> {
                 reason: region.reason,
             });
         }
-    }
-}
-
-/// `pos`, or the next block start if `pos` lies in block-tail padding.
-fn past_padding(pos: usize) -> usize {
-    let room = block_remaining(pos as u64);
-    if room < HEADER_SIZE {
-        pos.saturating_add(room)
-    } else {
-        pos
     }
 }

@@ -21,6 +21,41 @@ pub enum RecoveryMode {
     SkipAnyCorruptedRecords,
 }
 
+/// How a [`Reader`](crate::Reader) tells a torn tail (crash damage to bytes
+/// that were never synced) from corruption (damage to synced bytes): what
+/// the log's writer guarantees about its syncs. Chosen when the reader is
+/// built ([`Reader::with_tail_rule`](crate::Reader::with_tail_rule)); every
+/// [`RecoveryMode`] but salvage applies it.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailRule {
+    /// The log proves its syncs with sync points, and nothing else is
+    /// known: any number of appends may be unsynced at a crash (the WAL,
+    /// whose writes are synced only when asked). An anomaly at `X` is
+    /// corruption only if a sync point, reached by walking framing,
+    /// states a synced length greater than `X`.
+    #[default]
+    SyncPoints,
+    /// The writer synced every append before making the next, and each
+    /// append holds at most one record, maybe preceded by the sync points
+    /// the [`Writer`](crate::Writer) frames after a sync (the MANIFEST:
+    /// each version edit is synced before the next is written). So only the
+    /// last append can hold crash damage, and an anomaly at `X` is
+    /// corruption if the log shows anything written after `X`'s append:
+    /// valid fragments, found at *any* byte position after `X` (except
+    /// inside the damaged fragment's own extent, when its header stands
+    /// up), that one append cannot hold after `X` (a sync point stating more
+    /// than `X`, or anything after a record's end), or the proof
+    /// [`SyncPoints`](Self::SyncPoints) finds.
+    ///
+    /// Caveat: the byte-by-byte search can take payload bytes that imitate
+    /// framing for fragments, so when a crash damages the last record's
+    /// header (its type byte or a length byte lost) or cuts the file inside
+    /// its payload, a record holding framed log bytes can make the damage
+    /// read as corruption. See docs/wal-format.md for why the MANIFEST
+    /// accepts this.
+    EveryRecordSyncedButLast,
+}
+
 /// How the log ended, known once [`Reader::next_record`](crate::Reader::next_record)
 /// has returned `Ok(None)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +66,8 @@ pub enum LogEnd {
         offset: u64,
     },
     /// The normal ending after a crash: a truncated header, a length past the end
-    /// of the file, zeroed space, a partial multi-fragment record, or a damaged
-    /// fragment with no valid data after it.
+    /// of the file, zeroed space, a partial multi-fragment record, or damage in
+    /// bytes no sync point proves were synced.
     TornTail {
         /// First byte that is not part of a complete record: a writer continuing
         /// this log would truncate the file here.
@@ -40,8 +75,9 @@ pub enum LogEnd {
         /// What the tail looks like.
         reason: TornReason,
     },
-    /// Corruption with valid data after it, in a mode that stops without error:
-    /// where [`RecoveryMode::PointInTimeRecovery`] stopped, or, in
+    /// Corruption, in a mode that stops without error: where
+    /// [`RecoveryMode::PointInTimeRecovery`] stopped at damage proven synced
+    /// (or an impossible sync point), or, in
     /// [`RecoveryMode::SkipAnyCorruptedRecords`], a skipped region that runs to
     /// the end of the file (it is also listed in [`Reader::anomalies`](crate::Reader::anomalies)).
     Corruption {
@@ -52,7 +88,10 @@ pub enum LogEnd {
     },
 }
 
-/// A region of the log whose records were dropped because of corruption.
+/// A region of the log whose records were dropped: corruption where
+/// [`RecoveryMode::PointInTimeRecovery`] stopped, or any damage followed by
+/// valid fragments that [`RecoveryMode::SkipAnyCorruptedRecords`] skipped
+/// (proven synced or not: salvage does not ask).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Anomaly {
     /// First dropped byte: the start of the record being assembled when the

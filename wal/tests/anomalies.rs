@@ -7,8 +7,8 @@ mod common;
 
 use common::{layout, payload, read_all, write_log, MODES};
 use strata_wal::{
-    mask_crc, CorruptionReason, Error, LogEnd, RecordType, RecoveryMode, TornReason, BLOCK_SIZE,
-    HEADER_SIZE,
+    encode_seal, mask_crc, CorruptionReason, Error, LogEnd, RecordType, RecoveryMode, TornReason,
+    BLOCK_SIZE, HEADER_SIZE,
 };
 
 /// One fragment framed by hand, so tests can build sequences the writer never makes.
@@ -75,6 +75,40 @@ fn zeroed_preallocated_tail_is_a_torn_tail_in_default_mode() {
     }
 }
 
+/// A crashed, preallocated WAL is mostly zeroed tail; the reader checks it
+/// a word at a time. One nonzero byte anywhere in it, at any alignment, the
+/// last byte included, makes it damage rather than zeroed space.
+#[test]
+fn a_zeroed_tail_is_zeroed_to_its_last_byte() {
+    let records = vec![payload(1, 100, false)];
+    let log = write_log(&records);
+    let zeros = 4 * BLOCK_SIZE + 13;
+    let mut file = log.clone();
+    file.resize(log.len() + zeros, 0);
+    let zeroed = TornReason::ZeroedTail;
+    let outcome = read_all(&file, RecoveryMode::default());
+    assert!(matches!(outcome.end, Ok(LogEnd::TornTail { reason, .. }) if reason == zeroed));
+    let tail = log.len();
+    let stray = (0..70)
+        .map(|i| tail + 7 + i)
+        .chain((1..=70).map(|i| file.len() - i))
+        .chain([tail + 2 * BLOCK_SIZE + 1000]);
+    for pos in stray {
+        let mut damaged = file.clone();
+        damaged[pos] = 0x80;
+        let outcome = read_all(&damaged, RecoveryMode::default());
+        assert_eq!(records_of(&outcome), records, "stray byte at {pos}");
+        assert_eq!(
+            outcome.end,
+            Ok(LogEnd::TornTail {
+                offset: tail as u64,
+                reason: TornReason::DamagedTail(CorruptionReason::BadRecordType(0))
+            }),
+            "stray byte at {pos}"
+        );
+    }
+}
+
 #[test]
 fn zeroed_tail_after_a_partial_record_starts_at_the_partial_record() {
     let records = vec![payload(1, 10, false), payload(2, 40_000, false)];
@@ -94,61 +128,95 @@ fn zeroed_tail_after_a_partial_record_starts_at_the_partial_record() {
     );
 }
 
+/// Appends a seal stating the whole log so far: proof, from a later block,
+/// that every byte before it was synced.
+fn sealed(mut log: Vec<u8>) -> Vec<u8> {
+    let len = log.len() as u64;
+    encode_seal(&mut log, len, len);
+    log
+}
+
+/// A lost block followed by valid data is what a power loss leaves of
+/// unsynced pages: a torn tail. Only a sync point proving the block synced
+/// makes it corruption. (Under the old rule, "valid data after it", it was
+/// always corruption and the database refused to open after a crash.)
 #[test]
-fn zeroed_block_in_the_middle_is_corruption() {
+fn zeroed_block_in_the_middle_is_a_torn_tail_unless_proven_synced() {
     let sizes = [100, 40_000, 20, 70_000, 30];
     let records: Vec<Vec<u8>> = sizes.iter().map(|&n| payload(n, n, false)).collect();
-    let mut log = write_log(&records);
     let model = layout(0, &sizes);
-    // Block 0 lost: record 0 and the FIRST fragment of record 1 are zeros.
-    log[..BLOCK_SIZE].fill(0);
-    let outcome = read_all(&log, RecoveryMode::default());
-    assert!(outcome.records.is_empty());
-    assert_eq!(
-        outcome.end,
-        Err(Error::Corruption {
-            offset: 0,
-            reason: CorruptionReason::BadRecordType(0)
-        })
-    );
-    let pitr = read_all(&log, RecoveryMode::PointInTimeRecovery);
-    assert!(pitr.records.is_empty());
-    assert!(matches!(pitr.end, Ok(LogEnd::Corruption { offset: 0, .. })));
-    // Salvage: the LAST fragment of record 1 is an orphan, skipped with the zeros.
-    let skip = read_all(&log, RecoveryMode::SkipAnyCorruptedRecords);
-    assert_eq!(records_of(&skip), records[2..]);
-    assert_eq!(
-        skip.end,
-        Ok(LogEnd::Clean {
-            offset: log.len() as u64
-        })
-    );
-    assert_eq!(skip.anomalies.len(), 1);
-    assert_eq!(skip.anomalies[0].offset, 0);
-    assert_eq!(skip.anomalies[0].length, model.records[2].start as u64);
+    for proven in [false, true] {
+        let mut log = write_log(&records);
+        if proven {
+            log = sealed(log);
+        }
+        // Block 0 lost: record 0 and the FIRST fragment of record 1 are zeros.
+        log[..BLOCK_SIZE].fill(0);
+        let reason = CorruptionReason::BadRecordType(0);
+        let outcome = read_all(&log, RecoveryMode::default());
+        assert!(outcome.records.is_empty());
+        let pitr = read_all(&log, RecoveryMode::PointInTimeRecovery);
+        assert!(pitr.records.is_empty());
+        if proven {
+            assert_eq!(outcome.end, Err(Error::Corruption { offset: 0, reason }));
+            assert!(matches!(pitr.end, Ok(LogEnd::Corruption { offset: 0, .. })));
+            assert_eq!(outcome.synced_len, model.records[4].end as u64);
+        } else {
+            let torn = LogEnd::TornTail {
+                offset: 0,
+                reason: TornReason::DamagedTail(reason),
+            };
+            assert_eq!(outcome.end, Ok(torn));
+            assert_eq!(pitr.end, Ok(torn));
+            assert!(pitr.anomalies.is_empty());
+            assert!(!outcome.has_sync_point);
+        }
+        // Salvage, either way: the LAST fragment of record 1 is an orphan,
+        // skipped with the zeros.
+        let skip = read_all(&log, RecoveryMode::SkipAnyCorruptedRecords);
+        assert_eq!(records_of(&skip), records[2..]);
+        assert_eq!(
+            skip.end,
+            Ok(LogEnd::Clean {
+                offset: log.len() as u64
+            })
+        );
+        assert_eq!(skip.anomalies.len(), 1);
+        assert_eq!(skip.anomalies[0].offset, 0);
+        assert_eq!(skip.anomalies[0].length, model.records[2].start as u64);
+    }
 }
 
 #[test]
-fn orphan_middle_followed_by_data_is_corruption() {
+fn orphan_middle_followed_by_data_is_corruption_only_when_proven_synced() {
     let a = fragment(RecordType::Full, b"a");
     let orphan = fragment(RecordType::Middle, b"lost its FIRST");
     let c = fragment(RecordType::Full, b"c");
-    let log = [a.clone(), orphan.clone(), c.clone()].concat();
+    let unproven = [a.clone(), orphan.clone(), c.clone()].concat();
     let orphan_at = a.len() as u64;
-    let outcome = read_all(&log, RecoveryMode::default());
-    assert_eq!(records_of(&outcome), vec![b"a".to_vec()]);
-    assert_eq!(
-        outcome.end,
-        Err(Error::Corruption {
-            offset: orphan_at,
-            reason: CorruptionReason::OrphanFragment(RecordType::Middle)
-        })
-    );
-    let skip = read_all(&log, RecoveryMode::SkipAnyCorruptedRecords);
-    assert_eq!(records_of(&skip), vec![b"a".to_vec(), b"c".to_vec()]);
-    assert_eq!(skip.anomalies.len(), 1);
-    assert_eq!(skip.anomalies[0].offset, orphan_at);
-    assert_eq!(skip.anomalies[0].length, orphan.len() as u64);
+    let reason = CorruptionReason::OrphanFragment(RecordType::Middle);
+    for log in [unproven.clone(), sealed(unproven)] {
+        let proven = log.len() > BLOCK_SIZE;
+        let outcome = read_all(&log, RecoveryMode::default());
+        assert_eq!(records_of(&outcome), vec![b"a".to_vec()]);
+        let expected = if proven {
+            Err(Error::Corruption {
+                offset: orphan_at,
+                reason,
+            })
+        } else {
+            Ok(LogEnd::TornTail {
+                offset: orphan_at,
+                reason: TornReason::DamagedTail(reason),
+            })
+        };
+        assert_eq!(outcome.end, expected);
+        let skip = read_all(&log, RecoveryMode::SkipAnyCorruptedRecords);
+        assert_eq!(records_of(&skip), vec![b"a".to_vec(), b"c".to_vec()]);
+        assert_eq!(skip.anomalies.len(), 1);
+        assert_eq!(skip.anomalies[0].offset, orphan_at);
+        assert_eq!(skip.anomalies[0].length, orphan.len() as u64);
+    }
 }
 
 #[test]
@@ -175,12 +243,26 @@ fn orphan_last_at_the_end_is_a_torn_tail() {
 fn unfinished_record_interrupted_by_a_full_one() {
     let first = fragment(RecordType::First, b"never finished");
     let full = fragment(RecordType::Full, b"whole");
-    let log = [first.clone(), full].concat();
+    let unproven = [first.clone(), full].concat();
     let at = first.len() as u64;
     let reason = CorruptionReason::UnfinishedRecord {
         record_offset: 0,
         found: RecordType::Full,
     };
+    // Not proven synced: a torn tail at the unfinished record.
+    let outcome = read_all(&unproven, RecoveryMode::default());
+    assert!(outcome.records.is_empty());
+    let torn = LogEnd::TornTail {
+        offset: 0,
+        reason: TornReason::DamagedTail(reason),
+    };
+    assert_eq!(outcome.end, Ok(torn));
+    assert_eq!(
+        read_all(&unproven, RecoveryMode::PointInTimeRecovery).end,
+        Ok(torn)
+    );
+    // Proven synced: corruption where the LAST fragment was expected.
+    let log = sealed(unproven);
     let outcome = read_all(&log, RecoveryMode::default());
     assert!(outcome.records.is_empty());
     assert_eq!(outcome.end, Err(Error::Corruption { offset: at, reason }));
@@ -244,7 +326,7 @@ fn skip_mode_recovers_around_several_damaged_regions() {
         model
             .fragments
             .iter()
-            .rfind(|f| f.record == i)
+            .rfind(|f| f.record == Some(i))
             .unwrap()
             .start as u64
     };
@@ -318,7 +400,7 @@ fn errors_say_what_and_where() {
     };
     assert_eq!(
         torn.to_string(),
-        "log has a torn tail at offset 7: unknown record type 9, with no valid data after it"
+        "log has a torn tail at offset 7: unknown record type 9, in bytes not proven synced"
     );
     let io: std::io::Error = error.into();
     assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
@@ -331,8 +413,8 @@ fn damage_found_while_skipping_extends_the_open_region() {
     let mut log = write_log(&records);
     let model = layout(0, &sizes);
     let [first, middle, last] = [1, 2, 3].map(|i| model.fragments[i]);
-    assert_eq!(first.record, 1);
-    assert_eq!(last.record, 1);
+    assert_eq!(first.record, Some(1));
+    assert_eq!(last.record, Some(1));
     log[first.end - 1] ^= 1;
     log[last.end - 1] ^= 1;
     let outcome = read_all(&log, RecoveryMode::SkipAnyCorruptedRecords);

@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{layout, payload, read_all, write_log, MODES};
+use common::{layout, layout_of_ops, payload, read_all, write_log, write_ops, Op, MODES};
 use proptest::prelude::*;
 use strata_wal::{
-    encode_record, encoded_end, LogEnd, Reader, RecoveryMode, Writer, BLOCK_SIZE, HEADER_SIZE,
-    MAX_FRAGMENT_PAYLOAD,
+    encode_record, encode_seal, encode_sync_point, encoded_end, seal_end, sync_point_end, LogEnd,
+    Reader, RecoveryMode, Writer, BLOCK_SIZE, HEADER_SIZE, MAX_FRAGMENT_PAYLOAD, SYNC_POINT_SIZE,
 };
 
 /// Sizes that sit on the format's edges, mixed with ordinary ones.
@@ -104,6 +104,51 @@ proptest! {
         let all: Vec<Vec<u8>> = first.iter().chain(&second).cloned().collect();
         prop_assert_eq!(&log, &write_log(&all));
         assert_reads_back(&log, &all);
+    }
+
+    /// Syncs and seals between the records: sync points everywhere the
+    /// model puts them, and the records read back unchanged in every mode.
+    #[test]
+    fn records_with_syncs_and_seals_round_trip(
+        records in records(),
+        after in prop::collection::vec(0u8..4, 12),
+    ) {
+        let mut ops = Vec::new();
+        for (record, &then) in records.iter().zip(&after) {
+            ops.push(Op::Record(record.len()));
+            match then {
+                1 => ops.push(Op::Sync),
+                2 => ops.push(Op::Seal),
+                _ => {}
+            }
+        }
+        let log = write_ops(&ops, &records);
+        let model = layout_of_ops(0, &ops);
+        prop_assert_eq!(log.len(), model.end);
+        let stated = model.sync_points.iter().map(|sp| sp.stated).max();
+        for mode in MODES {
+            let outcome = read_all(&log, mode);
+            let offsets: Vec<u64> = outcome.records.iter().map(|(o, _)| *o).collect();
+            let expected: Vec<u64> = model.records.iter().map(|r| r.start as u64).collect();
+            prop_assert_eq!(offsets, expected);
+            prop_assert!(outcome.records.iter().map(|(_, r)| r).eq(records.iter()));
+            prop_assert_eq!(outcome.end, Ok(LogEnd::Clean { offset: log.len() as u64 }));
+            prop_assert_eq!(outcome.has_sync_point, stated.is_some());
+            prop_assert_eq!(outcome.synced_len, stated.unwrap_or(0));
+        }
+    }
+
+    #[test]
+    fn sync_point_encoding_at_any_offset_matches_its_end(offset in 0u64..(3 * BLOCK_SIZE as u64)) {
+        let mut framed = Vec::new();
+        let end = encode_sync_point(&mut framed, offset, offset);
+        prop_assert_eq!(end, offset + framed.len() as u64);
+        prop_assert_eq!(end, sync_point_end(offset));
+        let mut sealed = Vec::new();
+        let end = encode_seal(&mut sealed, offset, offset);
+        prop_assert_eq!(end, offset + sealed.len() as u64);
+        prop_assert_eq!(end, seal_end(offset));
+        prop_assert_eq!((end as usize - SYNC_POINT_SIZE) % BLOCK_SIZE, 0);
     }
 
     #[test]

@@ -204,8 +204,18 @@ fn classify_log(data: &[u8]) -> Result<(Kind, String), String> {
     }
 }
 
-/// `Ok(summary)` when `payload` is a whole, well-formed, non-empty batch.
+/// `Ok(summary)` when `payload` is a whole, well-formed, non-empty batch,
+/// or a WAL's log start record.
 fn batch_summary(payload: &[u8]) -> Result<String, String> {
+    if let Ok(strata::inspect::WalRecord::LogStart {
+        previous_wal,
+        previous_len,
+    }) = strata::inspect::WalRecord::parse(payload)
+    {
+        return Ok(format!(
+            "log start, following WAL {previous_wal} ({previous_len} bytes)"
+        ));
+    }
     let batch = DecodedBatch::new(payload).map_err(|e| e.reason.to_string())?;
     let mut ops = 0u64;
     for op in batch.iter() {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use strata::inspect::{read_manifest, FileMeta, ManifestContents, VersionEdit, NUM_LEVELS};
-use strata_wal::{Reader, RecoveryMode};
+use strata_wal::{Reader, RecoveryMode, TailRule};
 
 use crate::escape::Style;
 use crate::output::{problems_text, Problem, Report};
@@ -163,7 +163,12 @@ pub struct ManifestReport {
 /// Reads `data` as a MANIFEST. Never panics.
 pub fn dump(path: &Path, data: &[u8], style: Style) -> ManifestReport {
     let mut edits = Vec::new();
-    let mut reader = Reader::new(data, RecoveryMode::PointInTimeRecovery);
+    // The engine's tail rule (`read_manifest`), so the ending shown agrees with it.
+    let mut reader = Reader::with_tail_rule(
+        data,
+        RecoveryMode::PointInTimeRecovery,
+        TailRule::EveryRecordSyncedButLast,
+    );
     while let Ok(Some(record)) = reader.next_record() {
         edits.push(match VersionEdit::decode(record.data) {
             Ok(e) => EditReport {

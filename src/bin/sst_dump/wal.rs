@@ -30,6 +30,12 @@ pub struct WalRecord {
     pub sequence: Option<u64>,
     pub count: Option<u32>,
     pub ops: Vec<Op>,
+    /// A log start record: the WAL this one follows and its length
+    /// (`src/wal_record.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follows_wal: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follows_wal_bytes: Option<u64>,
     /// The record is checksum-valid but its batch is malformed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -154,8 +160,25 @@ fn decode(offset: u64, payload: &[u8], print_values: bool, style: Style) -> WalR
         sequence: None,
         count: None,
         ops: Vec::new(),
+        follows_wal: None,
+        follows_wal_bytes: None,
         error: None,
     };
+    match strata::inspect::WalRecord::parse(payload) {
+        Ok(strata::inspect::WalRecord::LogStart {
+            previous_wal,
+            previous_len,
+        }) => {
+            r.follows_wal = Some(previous_wal);
+            r.follows_wal_bytes = Some(previous_len);
+            return r;
+        }
+        Ok(strata::inspect::WalRecord::Batch(_)) => {}
+        Err(e) => {
+            r.error = Some(e);
+            return r;
+        }
+    }
     let batch = match DecodedBatch::new(payload) {
         Ok(b) => b,
         Err(e) => {
@@ -209,6 +232,9 @@ impl Report for WalReport {
                     })
                     .collect();
                 out.push_str(&ops.join(" "));
+                if let (Some(wal), Some(bytes)) = (r.follows_wal, r.follows_wal_bytes) {
+                    let _ = write!(out, "log start: follows WAL {wal} ({bytes} bytes)");
+                }
                 if let Some(e) = &r.error {
                     let _ = write!(out, " [malformed batch: {e}]");
                 }

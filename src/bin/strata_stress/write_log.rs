@@ -29,12 +29,12 @@ use crate::value;
 use std::collections::HashMap;
 use std::path::Path;
 use strata::inspect::{
-    parse_file_name, read_current_manifest, read_manifest, DecodedBatch, FileKind,
+    parse_file_name, read_current_manifest, read_manifest, read_wal_chain, DecodedBatch, FileKind,
 };
 use strata::Db;
 use strata_sstable::bytes::Bytes;
 use strata_sstable::{Table, TableReadOptions, ValueKind};
-use strata_wal::{LogEnd, Reader, RecoveryMode, TornReason};
+use strata_wal::RecoveryMode;
 
 /// The last logged write of one key.
 #[derive(Debug, Clone)]
@@ -62,8 +62,6 @@ pub struct WriteLog {
     pub live_wals: u32,
     /// L0 tables whose sequence numbers were checked without a hole.
     pub l0_tables: u32,
-    /// An older WAL with a torn tail ended the replay (as recovery does).
-    pub torn_older_wal: bool,
 }
 
 /// Read the database in `dir` as recovery will; `None` if there is none
@@ -113,41 +111,19 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
         .collect();
     numbers.sort_unstable();
     log.live_wals = numbers.len() as u32;
-    for (i, &number) in numbers.iter().enumerate() {
-        let path = dir.join(format!("{number:06}.log"));
-        let data = std::fs::read(&path)?;
-        // The default recovery mode: the stress tool never changes it.
-        let mut reader = Reader::new(&data, RecoveryMode::TolerateCorruptedTailRecords);
-        loop {
-            let record = match reader.next_record() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(strata_wal::Error::TornTail {
-                    reason: TornReason::ZeroedTail,
-                    ..
-                }) => break,
-                Err(e) => {
-                    return Err(
-                        format!("{}: recovery will refuse this WAL: {e}", path.display()).into(),
-                    )
-                }
-            };
-            let offset = record.offset;
-            log.add_record(record.data, number)
-                .map_err(|e| format!("{} at offset {offset}: {e}", path.display()))?;
-        }
-        // Recovery's rule (`replay_wals`): a torn tail in a WAL followed by
-        // a non-empty one ends the log there.
-        let is_newest = numbers[i + 1..].iter().all(|&n| {
-            std::fs::metadata(dir.join(format!("{n:06}.log"))).is_ok_and(|m| m.len() == 0)
-        });
-        if let Some(LogEnd::TornTail { reason, .. }) = reader.end() {
-            if !is_newest && *reason != TornReason::ZeroedTail {
-                log.torn_older_wal = true;
-                break;
-            }
-        }
-    }
+    // Recovery's own reading of the WAL chain (`src/wal_replay.rs`), in
+    // the default mode (the stress tool never changes it): the records it
+    // yields are the logged prefix recovery will replay.
+    read_wal_chain(
+        &fs,
+        dir,
+        &manifest_path,
+        manifest.log_number,
+        &numbers,
+        RecoveryMode::TolerateCorruptedTailRecords,
+        &mut |wal, _offset, batch| Ok(log.add_record(batch, wal)),
+    )
+    .map_err(|e| format!("recovery will refuse these WALs: {e}"))?;
     Ok(Some(log))
 }
 

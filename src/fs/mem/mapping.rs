@@ -6,8 +6,11 @@
 //! so a simulated crash or an injected fault can stop a copy between two
 //! pages, as a kill in a page fault does; a store past the file's end
 //! (the file was cut under the mapping) fails where the OS raises SIGBUS.
+//! A quota (`quota.rs`) refuses a preallocation that does not fit, and a
+//! store only when the files already take more than the limit.
 
 use super::inode::PAGE;
+use super::quota::Need;
 use super::{FsOp, Handle};
 use crate::fs::mapped_log::{LogBackend, PageStore, PageWarmer};
 use std::io;
@@ -38,11 +41,16 @@ impl LogBackend for MemMapping {
 
     fn preallocate(&mut self, offset: u64, len: u64) -> io::Result<()> {
         let end = (offset + len) as usize;
-        self.handle.with_inode(Some(FsOp::Append), |inode| {
-            if end > inode.len() {
-                inode.set_len(end);
-            }
-        })
+        self.handle.write_inode(
+            FsOp::Append,
+            "preallocate",
+            |inode| Need::Bytes(end.saturating_sub(inode.len()) as u64),
+            |inode| {
+                if end > inode.len() {
+                    inode.set_len(end);
+                }
+            },
+        )
     }
 
     fn map(&mut self) -> io::Result<()> {
@@ -95,18 +103,23 @@ impl PageStore for &mut MemMapping {
             .is_some_and(|m| (offset + src.len()) as u64 <= m));
         let path = &self.handle.path;
         self.handle
-            .with_inode(Some(FsOp::Append), |inode| {
-                if offset + src.len() > inode.len() {
-                    return Err(io::Error::other(format!(
-                        "{}: store at {offset} past the end of the mapped file ({} bytes): \
+            .write_inode(
+                FsOp::Append,
+                "store",
+                |_| Need::Allocated,
+                |inode| {
+                    if offset + src.len() > inode.len() {
+                        return Err(io::Error::other(format!(
+                            "{}: store at {offset} past the end of the mapped file ({} bytes): \
                          SIGBUS on a real filesystem",
-                        path.display(),
-                        inode.len()
-                    )));
-                }
-                inode.write_at(offset, src);
-                Ok(())
-            })
+                            path.display(),
+                            inode.len()
+                        )));
+                    }
+                    inode.write_at(offset, src);
+                    Ok(())
+                },
+            )
             .and_then(|stored| stored)
     }
 }

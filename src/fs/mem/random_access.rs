@@ -29,12 +29,9 @@ pub(super) fn open(
         st.bytes_read += map.len() as u64;
     }
     Ok(Arc::new(MemRandomAccessFile {
-        handle: Handle {
-            state: Arc::clone(&fs.state),
-            path: path.to_path_buf(),
-            inode: id,
-            generation: st.generation,
-        },
+        // Counted as open: an unlinked table a reader still holds takes
+        // room until it is closed, as on a disk.
+        handle: Handle::open(&fs.state, &mut st, path, id),
         size,
         map,
     }))
