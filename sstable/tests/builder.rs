@@ -469,20 +469,7 @@ fn fuzz_seeds_are_valid_for_the_current_format() {
 fn write_fuzz_seeds(tables: &std::path::Path, blocks: &std::path::Path) {
     std::fs::create_dir_all(tables).unwrap();
     std::fs::create_dir_all(blocks).unwrap();
-    let entries: Vec<Entry> = (0..12u32)
-        .flat_map(|i| {
-            (0..2u64).map(move |v| Entry {
-                user_key: format!("k{:02}", i * 2).into_bytes(),
-                seqno: 50 - v,
-                kind: if (i + v as u32) % 4 == 3 {
-                    ValueKind::Delete
-                } else {
-                    ValueKind::Put
-                },
-                value: format!("v{i}{v}v{i}{v}").into_bytes(),
-            })
-        })
-        .collect();
+    let entries = seed_entries();
     let small = TableOptions {
         block_size: 256,
         restart_interval: 4,

@@ -186,6 +186,26 @@ pub fn open_via(path: ReadPath, bytes: Bytes, options: TableReadOptions) -> Resu
     Table::open_source(source, options).map(Arc::new)
 }
 
+/// The entries of the fuzzers' seed tables (`write_fuzz_seeds` in
+/// `builder.rs`) and of the format-version-1 fixtures written from them:
+/// 12 user keys with two versions each, some of them deletions.
+pub fn seed_entries() -> Vec<Entry> {
+    (0..12u32)
+        .flat_map(|i| {
+            (0..2u64).map(move |v| Entry {
+                user_key: format!("k{:02}", i * 2).into_bytes(),
+                seqno: 50 - v,
+                kind: if (i + v as u32) % 4 == 3 {
+                    ValueKind::Delete
+                } else {
+                    ValueKind::Put
+                },
+                value: format!("v{i}{v}v{i}{v}").into_bytes(),
+            })
+        })
+        .collect()
+}
+
 /// What `get(user_key, seqno)` must return.
 pub fn model_get<'a>(entries: &'a [Entry], user_key: &[u8], seqno: SeqNo) -> Option<&'a Entry> {
     entries
