@@ -276,6 +276,43 @@ fn a_block_damaged_on_disk_is_corruption_naming_file_and_offset_when_read() {
     assert!(matches!(it.next(), Some(Err(Error::Corruption { .. }))));
 }
 
+/// Tables are read with `pread`, not mapped (UNSAFE.md): a table that
+/// another program truncates under an open database reads short, which
+/// is an error naming the file, not a SIGBUS that kills the process.
+#[test]
+fn a_table_truncated_under_an_open_database_is_corruption_not_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            block_size: BLOCK_SIZE,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    for i in 0..5000 {
+        db.put(key(i), lookup_value(i)).unwrap();
+    }
+    db.flush().unwrap();
+    let table = table_with_key_zero(&strata::fs::OsFileSystem, dir.path(), &db);
+    let len = std::fs::metadata(&table).unwrap().len();
+    // Keep the first quarter: key 0's block survives, the last keys' go.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&table)
+        .unwrap()
+        .set_len(len / 4)
+        .unwrap();
+    match db.get(key(4999)) {
+        Err(Error::Corruption { file, reason, .. }) => {
+            assert_eq!(file, table);
+            assert!(reason.contains("past the end of the file"), "{reason}");
+        }
+        other => panic!("a read past a truncated table's end gave {other:?}"),
+    }
+    assert_eq!(db.get(key(0)).unwrap().unwrap(), lookup_value(0));
+}
+
 #[test]
 fn damage_after_open_is_caught_by_the_next_cold_read() {
     let fs = MemFileSystem::new();
