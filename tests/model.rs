@@ -14,11 +14,31 @@ use std::collections::BTreeMap;
 use strata::fs::MemFileSystem;
 use strata::WriteBatch;
 
+/// How a batch is written. Every kind must be readable at once and survive
+/// a clean close (`Reopen`): unlogged writes too, which the close flushes.
+#[derive(Debug, Clone, Copy)]
+enum WriteMode {
+    Default,
+    Sync,
+    DisableWal,
+}
+
+impl WriteMode {
+    fn options(self) -> strata::WriteOptions {
+        strata::WriteOptions {
+            sync: matches!(self, WriteMode::Sync),
+            disable_wal: matches!(self, WriteMode::DisableWal),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Put(u8, u16),
     Delete(u8),
-    Batch(Vec<(u8, Option<u16>)>),
+    /// A batch written as the `WriteMode` says.
+    Batch(Vec<(u8, Option<u16>)>, WriteMode),
     Get(u8),
     Range(u8, u8, bool),
     Prefix(u8, bool),
@@ -51,7 +71,11 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (key.clone(), any::<u16>()).prop_map(|(a, b)| Op::Put(a, b)),
         3 => key.clone().prop_map(Op::Delete),
-        2 => proptest::collection::vec((key.clone(), proptest::option::of(any::<u16>())), 0..8).prop_map(Op::Batch),
+        2 => (
+            proptest::collection::vec((key.clone(), proptest::option::of(any::<u16>())), 0..8),
+            prop_oneof![Just(WriteMode::Default), Just(WriteMode::Sync), Just(WriteMode::DisableWal)],
+        )
+            .prop_map(|(items, mode)| Op::Batch(items, mode)),
         4 => key.clone().prop_map(Op::Get),
         2 => (key.clone(), key.clone(), any::<bool>()).prop_map(|(a, b, r)| Op::Range(a, b, r)),
         1 => (0u8..5, any::<bool>()).prop_map(|(p, r)| Op::Prefix(p, r)),
@@ -91,7 +115,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 d.delete(k(key)).unwrap();
                 model.remove(&k(key));
             }
-            Op::Batch(items) => {
+            Op::Batch(items, mode) => {
                 let mut b = WriteBatch::new();
                 for (key, val) in items {
                     match val {
@@ -105,7 +129,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         }
                     }
                 }
-                d.write(b).unwrap();
+                d.write_opt(b, &mode.options()).unwrap();
             }
             Op::Get(key) => {
                 let got = d.get(k(key)).unwrap().map(|b| b.to_vec());

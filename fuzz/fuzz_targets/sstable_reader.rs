@@ -2,7 +2,7 @@
 //! taken from the input, read every meta block, verify. Nothing may panic,
 //! with checksums on (the normal path) or off (the decoders see raw damage).
 //!
-//! Also the calls sst-dump makes (`src/bin/sst_dump/`): the footer on its
+//! Also the calls sst-dump makes (`tools/sst-dump/`): the footer on its
 //! own (identify), properties and filter parameters (--show_properties),
 //! every data block read by handle and walked as a block (raw), the order
 //! check of a full scan (check), and a rebuild of what was read

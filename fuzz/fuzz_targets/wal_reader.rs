@@ -8,7 +8,7 @@
 //! length last synced).
 //!
 //! Every record read is also decoded the way sst-dump reads a WAL and a
-//! MANIFEST (`src/bin/sst_dump/`): as a write batch (`DecodedBatch`) and as a
+//! MANIFEST (`tools/sst-dump/`): as a write batch (`DecodedBatch`) and as a
 //! version edit (`VersionEdit::decode`), and the whole log is replayed as a
 //! manifest (`read_manifest`), then its prefix before any damage.
 //!

@@ -164,7 +164,7 @@ pub trait Engine: Sized + Send + Sync {
 /// The version of `crate_name` this binary was built with, from the
 /// workspace's `Cargo.lock` (so the header never goes stale).
 pub fn locked_version(crate_name: &str) -> Option<&'static str> {
-    const LOCK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"));
+    const LOCK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"));
     let needle = format!("name = \"{crate_name}\"\nversion = \"");
     let start = LOCK.find(&needle)? + needle.len();
     let len = LOCK[start..].find('"')?;

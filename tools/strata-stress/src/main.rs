@@ -15,9 +15,6 @@
 mod crash;
 mod expected;
 mod flags;
-#[path = "../tool_common/owned_dir.rs"]
-#[allow(dead_code, reason = "shared by the tools, each using part of it")]
-mod owned_dir;
 mod rng;
 mod stress_dir;
 mod value;

@@ -30,9 +30,6 @@ mod header;
 mod histogram;
 mod json;
 mod keys;
-#[path = "../tool_common/owned_dir.rs"]
-#[allow(dead_code, reason = "shared by the tools, each using part of it")]
-mod owned_dir;
 mod plan;
 mod plot;
 mod procio;

@@ -13,8 +13,8 @@
 use crate::engine::EngineKind;
 use crate::engine_files;
 use crate::error::{BenchError, Context, Result};
-use crate::owned_dir::Owner;
 use std::path::{Path, PathBuf};
+use strata_owned_dir::Owner;
 
 /// The marker db-bench writes into each database directory it creates.
 pub const MARKER: &str = "CREATED_BY_DB_BENCH";

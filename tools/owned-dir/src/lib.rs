@@ -20,8 +20,8 @@
 //! Every refusal is an `Err` that starts with "refusing to delete", names
 //! the path and says why.
 //!
-//! Shared by the tools in `src/bin/` through `#[path]`; the engine library
-//! never deletes a directory and does not need it.
+//! A crate of its own because two tools (db-bench, strata-stress) share it;
+//! the engine library never deletes a directory and does not need it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _};

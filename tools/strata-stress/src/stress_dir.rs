@@ -12,7 +12,7 @@
 //! D/run.log                    the last crash-test child's stderr
 //! ```
 
-use crate::owned_dir::{Entry, Layout, Owner};
+use strata_owned_dir::{Entry, Layout, Owner};
 
 /// The top level of `--dir`.
 static STRESS_DIR: Layout = Layout {

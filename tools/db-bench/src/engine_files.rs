@@ -3,7 +3,7 @@
 //! the database is open. A name not listed here is never deleted.
 
 use crate::engine::EngineKind;
-use crate::owned_dir::{Entry, Layout};
+use strata_owned_dir::{Entry, Layout};
 
 /// The top level of `kind`'s database directory.
 pub fn layout(kind: EngineKind) -> &'static Layout {
