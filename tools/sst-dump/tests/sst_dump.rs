@@ -361,8 +361,8 @@ fn a_flipped_byte_is_found_at_its_blocks_offset() {
 /// A copy of a format-version-1 table main wrote before version 2 existed
 /// (strata-sstable's fixture), in `dir`: raw writes beside its input.
 fn version_1_fixture(dir: &Path) -> PathBuf {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("sstable/tests/fixtures/format-v1/none.sst");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../sstable/tests/fixtures/format-v1/none.sst");
     let copy = dir.join("000001.sst");
     std::fs::copy(fixture, &copy).unwrap();
     copy
