@@ -1,13 +1,19 @@
 //! Background work: the threads that flush frozen memtables, compact and
 //! sync the WAL, the signalling between them and those who wait for them,
 //! and what happens when one panics (a background error, never a hang).
+//!
+//! Background work has one shape: a job is marked running by a guard
+//! ([`Flushing`], [`CompactionRunning`]) that unmarks it and announces
+//! the change when dropped, however the job ends; whoever waits for
+//! background progress waits through [`Background::wait_for`].
 
 use crate::core::DbInner;
+use crate::error::{Error, Result};
 use crate::hook::HookPoint;
+use crate::lock_order::{Condvar, Level, Mutex};
 use crate::memtable::MemTable;
 use crate::panics::catch_panic;
-use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -16,13 +22,15 @@ use std::time::Instant;
 /// background threads look at (a new frozen memtable, shutdown) calls
 /// [`Background::notify_all`] afterwards, which takes `state`'s lock so a
 /// thread that checked and is about to wait cannot miss the change.
-#[derive(Default)]
 pub(crate) struct Background {
     pub state: Mutex<BgState>,
     /// Background threads wait here for work.
     pub work: Condvar,
     /// Writers and `flush()` wait here for background progress.
     pub done: Condvar,
+    /// Compactions picked and not yet finished: changed only through
+    /// [`CompactionRunning`].
+    compactions_running: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -36,12 +44,90 @@ pub(crate) struct BgState {
     pub generation: u64,
 }
 
+impl Default for Background {
+    fn default() -> Self {
+        Background {
+            state: Mutex::new(Level::BgState, BgState::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            compactions_running: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// How a wait for background progress ended.
+pub(crate) enum Waited<T> {
+    /// The condition held: what it gave.
+    Done(T),
+    /// The deadline passed first.
+    TimedOut,
+}
+
 impl Background {
     pub fn notify_all(&self) {
         let mut state = self.state.lock();
         state.generation += 1;
         self.work.notify_all();
         self.done.notify_all();
+    }
+
+    /// Wait for background progress until `check` is satisfied: it is
+    /// called under the state lock at once and after every wake-up, and
+    /// the wait ends when it returns `Some` (its result is returned).
+    /// Fails with `Closed` once the background threads are shutting down
+    /// (checked before `check`). With a `deadline`, returns `TimedOut`
+    /// when it passes first. Wake-ups come from
+    /// [`notify_all`](Self::notify_all), which whoever changes what a
+    /// waiter looks at calls after the change; it takes this lock, so no
+    /// change falls between a check and the wait.
+    pub fn wait_for<T>(
+        &self,
+        deadline: Option<Instant>,
+        mut check: impl FnMut(&BgState) -> Option<Result<T>>,
+    ) -> Result<Waited<T>> {
+        let mut st = self.state.lock();
+        loop {
+            if st.shutting_down {
+                return Err(Error::Closed);
+            }
+            if let Some(result) = check(&st) {
+                return result.map(Waited::Done);
+            }
+            match deadline {
+                Some(d) => {
+                    if self.done.wait_until(&mut st, d).timed_out() {
+                        return Ok(Waited::TimedOut);
+                    }
+                }
+                None => self.done.wait(&mut st),
+            }
+        }
+    }
+
+    /// Count a compaction as running until the guard is dropped.
+    /// REQUIRES: the version set lock, held since the compaction was
+    /// picked (so `wait_for_compactions` and a resume, which look under
+    /// it, never miss one), after checking for a background error there.
+    pub fn compaction_started(&self) -> CompactionRunning<'_> {
+        self.compactions_running.fetch_add(1, Ordering::AcqRel);
+        CompactionRunning(self)
+    }
+
+    /// Compactions running now.
+    pub fn compactions_running(&self) -> usize {
+        self.compactions_running.load(Ordering::Acquire)
+    }
+}
+
+/// A compaction counted as running; uncounted and announced when dropped,
+/// so a compaction that fails or panics cannot leave anyone waiting for
+/// it.
+pub(crate) struct CompactionRunning<'a>(&'a Background);
+
+impl Drop for CompactionRunning<'_> {
+    fn drop(&mut self) {
+        self.0.compactions_running.fetch_sub(1, Ordering::AcqRel);
+        self.0.notify_all();
     }
 }
 
@@ -68,20 +154,20 @@ fn spawn_all(inner: &Arc<DbInner>, threads: &mut Vec<JoinHandle<()>>) -> std::io
         guarded(&db, "flush thread", || flush_loop(&db));
     })?;
     let db = Arc::clone(inner);
-    spawn_one(inner, threads, "strata-wal".into(), move || {
-        let ring = &db.write_path.ring;
+    spawn_one(inner, threads, "strata-wal-sync".into(), move || {
+        let wal = &db.write_path.wal;
         let woke = || {
-            let _ = db.hook(HookPoint::WalFlusher);
+            let _ = db.hook(HookPoint::WalSyncer);
         };
-        if let Err(panic) = catch_panic("WAL flusher thread", || ring.run_flusher(&woke)) {
-            // The flusher may have died holding a retired WAL it was
-            // syncing: no sync can be promised any more, so the ring
-            // fails too, and with it every wait on a WAL position. The
-            // panic is recorded first, so waiters report it rather than
-            // the ring's failure.
+        if let Err(panic) = catch_panic("WAL syncer thread", || wal.run_syncer(&woke)) {
+            // The syncer may have died holding a retired WAL it was
+            // syncing: no sync can be promised any more, so the WAL
+            // buffer fails too, and with it every wait on a WAL position.
+            // The panic is recorded first, so waiters report it rather
+            // than the buffer's failure.
             let reason = panic.to_string();
             db.set_bg_error(panic);
-            ring.poison(&reason);
+            wal.poison(&reason);
         }
     })?;
     // One background job is the flush thread; the rest compact.
@@ -118,7 +204,7 @@ pub(crate) fn stop(inner: &DbInner, threads: Vec<JoinHandle<()>>) {
     inner.closing.store(true, Ordering::Release);
     inner.bg.state.lock().shutting_down = true;
     inner.bg.notify_all();
-    inner.write_path.ring.shutdown();
+    inner.write_path.wal.stop_syncer();
     for t in threads {
         // Their panics are caught inside (`guarded`); a join error is
         // a panic in the catching itself, with nothing left to report.
@@ -126,15 +212,18 @@ pub(crate) fn stop(inner: &DbInner, threads: Vec<JoinHandle<()>>) {
     }
 }
 
-/// Marks a flush as running while it exists; cleared on drop, so a panic
-/// in the flush cannot leave `flushing` set. Set only under the state
-/// lock after checking for a background error (a resume waits for no
-/// flush to run, and none to start).
-struct Flushing<'a>(&'a Background);
+/// Marks a flush as running while it exists; cleared and announced on
+/// drop, so a flush that fails or panics cannot leave `flushing` set. Set
+/// only under the state lock after checking for a background error (a
+/// resume waits for no flush to run, and none to start).
+pub(crate) struct Flushing<'a>(&'a Background);
 
 impl Drop for Flushing<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().flushing = false;
+        let mut state = self.0.state.lock();
+        state.flushing = false;
+        state.generation += 1;
+        self.0.work.notify_all();
         self.0.done.notify_all();
     }
 }
@@ -258,5 +347,41 @@ impl DbInner {
         }
         while self.background_step()? {}
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// A compaction that panics still uncounts itself and wakes whoever
+    /// waits for it (by hand, a panic between the count and the uncount
+    /// hung `wait_for_compactions`); shutdown ends every wait; a deadline
+    /// ends a wait that nothing satisfies.
+    #[test]
+    fn waits_end_at_a_dropped_guard_at_shutdown_and_at_a_deadline() {
+        let bg = Background::default();
+        let running = bg.compaction_started();
+        std::thread::scope(|s| {
+            let waiter = s
+                .spawn(|| bg.wait_for(None, |_| (bg.compactions_running() == 0).then_some(Ok(()))));
+            let job = catch_unwind(AssertUnwindSafe(move || {
+                let _running = running;
+                panic!("injected by the test");
+            }));
+            assert!(job.is_err());
+            let waited = waiter.join().expect("waiter");
+            assert!(matches!(waited, Ok(Waited::Done(()))));
+        });
+        let now = Instant::now();
+        let waited = bg.wait_for(Some(now), |_| None::<Result<()>>);
+        assert!(matches!(waited, Ok(Waited::TimedOut)));
+        bg.state.lock().shutting_down = true;
+        let waited = bg.wait_for(None, |_| Some(Ok(())));
+        assert!(
+            matches!(waited, Err(Error::Closed)),
+            "shutdown is checked first"
+        );
     }
 }

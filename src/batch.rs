@@ -15,9 +15,15 @@
 //! `sequence + i`. The format is documented in `docs/wal-format.md`.
 
 use crate::error::{Error, Result};
-use crate::options::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::varint::{get_length_prefixed, put_length_prefixed};
 use strata_sstable::{SeqNo, ValueKind};
+
+/// The largest key strata accepts, in bytes (64 KiB). Longer keys are
+/// rejected with [`Error::InvalidArgument`](crate::Error::InvalidArgument) and nothing is written.
+pub const MAX_KEY_SIZE: usize = 64 * 1024;
+
+/// The largest value strata accepts, in bytes (64 MiB).
+pub const MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
 
 /// Bytes before the first record: the sequence number and the count.
 pub const HEADER_LEN: usize = 12;

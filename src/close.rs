@@ -19,9 +19,11 @@ use std::thread::JoinHandle;
 
 impl DbInner {
     /// Close: stop and join `threads` (the background threads), then make
-    /// every acknowledged write durable. The caller holds the last handle,
-    /// so no write is in progress. An error means some write may not have
-    /// reached the disk; a later open recovers what did.
+    /// every acknowledged write durable. The one way a database closes:
+    /// the last handle's drop or `Db::close`, and an open whose threads
+    /// failed to start. The caller holds the last handle, so no write is
+    /// in progress. An error means some write may not have reached the
+    /// disk; a later open recovers what did.
     pub(crate) fn close(&self, threads: Vec<JoinHandle<()>>) -> Result<()> {
         crate::background::stop(self, threads);
         let result = if self.needs_flush_at_close() {
@@ -37,7 +39,7 @@ impl DbInner {
 
     /// Whether some memtable holds a write its WAL does not.
     fn needs_flush_at_close(&self) -> bool {
-        if self.write_path.ring.failure().is_some() {
+        if self.write_path.wal.failure().is_some() {
             return true;
         }
         let sv = self.super_version.load();
@@ -56,12 +58,12 @@ impl DbInner {
         // without an earlier group that failed before inserting; keeping
         // it would leave a hole. Its writers were all told of the failure.
         let published = self.visible_sequence();
-        let last_seq = self.write_path.sequencer.lock().last_seq;
+        let last_seq = self.write_path.pipeline.last_seq();
         let log_number = self.versions.lock().new_file_number()?;
         self.flush_memtables_to_l0(&oldest_first, log_number, last_seq, published)?;
         // Every WAL is obsolete now. Best effort: the next open deletes
         // what is left.
-        let current = self.write_path.ring.wal_number();
+        let current = self.write_path.wal.wal_number();
         for number in oldest_first
             .iter()
             .map(|m| m.wal_number())

@@ -3,24 +3,24 @@
 
 use crate::background::Background;
 use crate::compaction::WriteController;
+use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::fs::{WritableFile, WriteAdapter};
-use crate::iter::{Cursor, Iter};
-use crate::options::{Options, ReadOptions};
+use crate::lock_order::{Level, Mutex};
+use crate::options::Options;
 use crate::rate_limiter::{IoPriority, RateLimiter};
-use crate::read::{ReadView, SuperVersion};
+use crate::read::{ReadSpec, ReadView, SuperVersion};
 use crate::resume::ResumeState;
-use crate::snapshot::SnapshotList;
+use crate::snapshot_list::SnapshotList;
 use crate::stats::StatsCounters;
 use crate::version::{Version, VersionSet};
 use crate::write::WritePath;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -34,9 +34,6 @@ pub(crate) struct DbInner {
     pub super_version: ArcSwap<SuperVersion>,
     sv_update: Mutex<()>,
     pub versions: Mutex<VersionSet>,
-    /// The last sequence number whose write is fully in the memtable;
-    /// reads and snapshots use it.
-    pub visible_seq: AtomicU64,
     pub snapshots: SnapshotList,
     pub write_path: WritePath,
     pub bg: Background,
@@ -45,9 +42,6 @@ pub(crate) struct DbInner {
     /// Resuming after a background error (`resume.rs`).
     pub resume: ResumeState,
     pub stats: StatsCounters,
-    /// Compactions picked and not yet finished (counted under the version
-    /// set lock, so `wait_for_compactions` never misses one).
-    pub compactions_running: AtomicUsize,
     /// Set when the last handle is dropped: long compactions stop early.
     pub closing: AtomicBool,
     pub rate_limiter: Option<Arc<RateLimiter>>,
@@ -56,13 +50,18 @@ pub(crate) struct DbInner {
 }
 
 impl DbInner {
+    /// Call the test hook at `point`, if one is set.
+    #[inline]
+    pub(crate) fn hook(&self, point: crate::hook::HookPoint) -> std::io::Result<()> {
+        crate::hook::call(&self.options.test_hook, point)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         dir: PathBuf,
         options: Options,
         versions: VersionSet,
         super_version: SuperVersion,
-        last_seq: SeqNo,
         write_path: WritePath,
         lock: Box<dyn FileLock>,
     ) -> Self {
@@ -73,26 +72,23 @@ impl DbInner {
             fs: Arc::clone(&options.fs),
             options,
             super_version: ArcSwap::from_pointee(super_version),
-            sv_update: Mutex::new(()),
-            versions: Mutex::new(versions),
-            visible_seq: AtomicU64::new(last_seq),
+            sv_update: Mutex::new(Level::SvUpdate, ()),
+            versions: Mutex::new(Level::Versions, versions),
             snapshots: SnapshotList::default(),
             write_path,
             bg: Background::default(),
-            bg_error: Mutex::new(None),
+            bg_error: Mutex::new(Level::BgError, None),
             has_bg_error: AtomicBool::new(false),
             resume: ResumeState::default(),
             stats: StatsCounters::default(),
-            compactions_running: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             rate_limiter: (options_rate > 0).then(|| Arc::new(RateLimiter::new(options_rate))),
-            write_controller: Mutex::new(WriteController::new(delayed_write_rate)),
+            write_controller: Mutex::new(
+                Level::WriteController,
+                WriteController::new(delayed_write_rate),
+            ),
             _lock: lock,
         }
-    }
-
-    pub fn visible_sequence(&self) -> SeqNo {
-        self.visible_seq.load(Ordering::Acquire)
     }
 
     pub fn current_super_version(&self) -> Arc<SuperVersion> {
@@ -106,35 +102,28 @@ impl DbInner {
     /// Pin what a read needs. The sequence number is read before the super
     /// version: every write at or below it is already in a memtable that
     /// this (or a later) super version holds, or in a table it holds.
-    pub fn read_view(&self, opts: &ReadOptions<'_>) -> ReadView {
-        let seq = self.read_sequence(opts);
+    pub fn read_view(&self, spec: ReadSpec) -> ReadView {
+        let seq = self.read_sequence(spec);
         ReadView {
             sv: self.current_super_version(),
             seq,
-            blocks: opts.block_reads(),
+            blocks: spec.blocks,
         }
     }
 
     /// The snapshot's sequence number, or else the visible one.
-    fn read_sequence(&self, opts: &ReadOptions<'_>) -> SeqNo {
-        match opts.snapshot {
-            Some(s) => s.sequence(),
-            None => self.visible_sequence(),
-        }
+    fn read_sequence(&self, spec: ReadSpec) -> SeqNo {
+        spec.seq.unwrap_or_else(|| self.visible_sequence())
     }
 
-    pub fn get(&self, key: &[u8], opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
+    pub fn get(&self, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
         // Read before the super version, as in `read_view`. A borrowed
         // load: no reference count touched for a point read.
-        let seq = self.read_sequence(opts);
-        crate::read::get(&self.super_version.load(), key, seq, opts.block_reads())
+        let seq = self.read_sequence(spec);
+        crate::read::get(&self.super_version.load(), key, seq, spec.blocks)
     }
 
-    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        &self,
-        range: R,
-        opts: &ReadOptions<'_>,
-    ) -> Iter {
+    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, spec: ReadSpec) -> Iter {
         let lower = match range.start_bound() {
             Bound::Included(k) => Some(k.as_ref().to_vec()),
             Bound::Excluded(k) => Some(successor_key(k.as_ref())),
@@ -145,16 +134,16 @@ impl DbInner {
             Bound::Excluded(k) => Some(k.as_ref().to_vec()),
             Bound::Unbounded => None,
         };
-        Iter::new(self.read_view(opts), lower, upper)
+        Iter::new(self.read_view(spec), lower, upper)
     }
 
-    pub fn prefix(&self, prefix: &[u8], opts: &ReadOptions<'_>) -> Iter {
+    pub fn prefix(&self, prefix: &[u8], spec: ReadSpec) -> Iter {
         let upper = prefix_upper_bound(prefix);
-        Iter::new(self.read_view(opts), Some(prefix.to_vec()), upper)
+        Iter::new(self.read_view(spec), Some(prefix.to_vec()), upper)
     }
 
-    pub fn cursor(&self, opts: &ReadOptions<'_>) -> Cursor {
-        Cursor::new(self.read_view(opts).db_iter(None, None))
+    pub fn cursor(&self, spec: ReadSpec) -> Cursor {
+        Cursor::new(self.read_view(spec).db_iter(None, None))
     }
 
     /// Record a background failure: from now on writes fail with it.

@@ -4,10 +4,11 @@
 use crate::background;
 use crate::batch::WriteBatch;
 use crate::core::DbInner;
+use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
-use crate::iter::{Cursor, Iter};
 use crate::open;
 use crate::options::{Options, ReadOptions, WriteOptions};
+use crate::read::ReadSpec;
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -78,8 +79,9 @@ impl Db {
             Ok(threads) => threads,
             Err(e) => {
                 // The threads that started are joined: `inner` is ours
-                // alone, and dropping it releases the LOCK.
-                inner.discard_spare_wal();
+                // alone. Closed the one way a database closes; dropping it
+                // then releases the LOCK.
+                let _ = inner.close(Vec::new());
                 return Err(Error::io("spawn background thread", path.as_ref(), e));
             }
         };
@@ -139,7 +141,7 @@ impl Db {
         self.inner().write(batch, opts)
     }
 
-    /// Hand every WAL record still in the ring to the operating system,
+    /// Hand every WAL record still in the WAL buffer to the operating system,
     /// and with `sync` also fsync the WAL. Needed with
     /// [`Options::manual_wal_flush`]; harmless otherwise. RocksDB:
     /// `FlushWAL(sync)`.
@@ -187,22 +189,22 @@ impl Db {
 
     /// The current value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.inner().get(key.as_ref(), &ReadOptions::default())
+        self.inner().get(key.as_ref(), ReadSpec::default())
     }
 
     /// The value of `key` with explicit read options (e.g. a snapshot).
     pub fn get_opt(&self, key: impl AsRef<[u8]>, opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
-        self.inner().get(key.as_ref(), opts)
+        self.inner().get(key.as_ref(), opts.spec())
     }
 
     /// Every entry in key order; double-ended (`.rev()` works).
     pub fn iter(&self) -> Iter {
-        self.inner().iter::<&[u8], _>(.., &ReadOptions::default())
+        self.inner().iter::<&[u8], _>(.., ReadSpec::default())
     }
 
     /// Entries whose keys lie in `range`, e.g. `db.range(b"a".as_slice()..b"m".as_slice())`.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        self.inner().iter(range, &ReadOptions::default())
+        self.inner().iter(range, ReadSpec::default())
     }
 
     /// Like [`Db::range`] with explicit read options.
@@ -211,23 +213,22 @@ impl Db {
         range: R,
         opts: &ReadOptions<'_>,
     ) -> Iter {
-        self.inner().iter(range, opts)
+        self.inner().iter(range, opts.spec())
     }
 
     /// Entries whose keys start with `prefix`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        self.inner()
-            .prefix(prefix.as_ref(), &ReadOptions::default())
+        self.inner().prefix(prefix.as_ref(), ReadSpec::default())
     }
 
     /// A seekable cursor over the current state.
     pub fn cursor(&self) -> Cursor {
-        self.inner().cursor(&ReadOptions::default())
+        self.inner().cursor(ReadSpec::default())
     }
 
     /// A cursor with explicit read options.
     pub fn cursor_opt(&self, opts: &ReadOptions<'_>) -> Cursor {
-        self.inner().cursor(opts)
+        self.inner().cursor(opts.spec())
     }
 
     /// A snapshot of the current state.
@@ -307,11 +308,8 @@ impl Db {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> std::result::Result<(), String> {
         let inner = self.inner();
-        let quiet = inner
-            .compactions_running
-            .load(std::sync::atomic::Ordering::Acquire)
-            == 0
-            && inner.current_super_version().imms.is_empty();
+        let quiet =
+            inner.bg.compactions_running() == 0 && inner.current_super_version().imms.is_empty();
         let version = inner.current_version();
         crate::version::invariants::check(&version, &*inner.fs, &inner.dir, quiet)
     }

@@ -51,11 +51,11 @@ pub enum Error {
     /// The database was asked to do something after it began closing.
     Closed,
     /// Code panicked in a background thread (flush, compaction, WAL
-    /// flusher) or while writing (leading a write group). The panic is
+    /// syncer) or while writing (leading a write group). The panic is
     /// kept as a [`Error::Background`]: writes fail with it until the
     /// database is reopened, and nothing waits for the work that panicked.
     Panic {
-        /// Where: "flush thread", "compaction thread", "WAL flusher
+        /// Where: "flush thread", "compaction thread", "WAL syncer
         /// thread", "write group leader", ...
         place: &'static str,
         /// The panic's message.
@@ -144,6 +144,32 @@ impl Error {
     }
 }
 
+/// What may clear a background error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// A full disk or quota: `resume()` clears it once there is room, and
+    /// the flush thread retries on a schedule.
+    Automatic,
+    /// Another I/O error: `resume()` retries the failed work.
+    Manual,
+    /// Corruption, a panic, anything that is not an I/O error: only a
+    /// reopen.
+    None,
+}
+
+impl Error {
+    /// How this error, as a background error, may be cleared
+    /// (`resume.rs` explains each way).
+    pub(crate) fn recovery(&self) -> Recovery {
+        match self {
+            Error::Background(inner) => inner.recovery(),
+            Error::Io { .. } if self.is_no_space() => Recovery::Automatic,
+            Error::Io { .. } => Recovery::Manual,
+            _ => Recovery::None,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -166,14 +192,14 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Background(inner) => {
-                let remedy = match crate::resume::recovery(inner) {
-                    crate::resume::Recovery::Automatic => {
+                let remedy = match inner.recovery() {
+                    Recovery::Automatic => {
                         "free space: writes resume on their own, or with Db::resume()"
                     }
-                    crate::resume::Recovery::Manual => {
+                    Recovery::Manual => {
                         "Db::resume() retries the failed work, or reopen the database"
                     }
-                    crate::resume::Recovery::None => "reopen the database",
+                    Recovery::None => "reopen the database",
                 };
                 write!(
                     f,

@@ -21,8 +21,13 @@ impl DbInner {
         let _ = self.hook(crate::hook::HookPoint::Flush);
         let start = std::time::Instant::now();
         // Tables hold only published writes, so compaction can treat the
-        // visible sequence number as a floor for every reader.
-        self.wait_published(imm.max_seq())?;
+        // visible sequence number as a floor for every reader. Once the
+        // memtable's last write is published, every write into it has been
+        // inserted (rotation does not wait for inserts in flight).
+        // Only a rotation freezes a memtable, and seals it as it does.
+        let sealed = imm.sealed_seq();
+        debug_assert!(sealed.is_some(), "a flush of a memtable never sealed");
+        self.wait_published(sealed.unwrap_or_else(|| imm.max_seq()))?;
         let number = self.versions.lock().new_file_number()?;
         let opener = self.versions.lock().opener().clone();
         let file = write_memtable_table(

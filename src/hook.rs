@@ -16,13 +16,13 @@ pub enum HookPoint {
     /// A compaction is about to run (a compaction thread, `compact_range`,
     /// or the caller with `inline_background_work`).
     Compaction,
-    /// The WAL flusher thread woke up to sync or warm up a WAL.
-    WalFlusher,
+    /// The WAL syncer thread woke up to sync or warm up a WAL.
+    WalSyncer,
     /// A write group's leader took its group and is about to sequence it
     /// (its members wait, leadership is not yet handed on); or a control
     /// leader (a manual flush) is about to rotate the memtable.
     WriteGroupLeader,
-    /// A leader sequenced its group, logged it to the WAL ring and handed
+    /// A leader sequenced its group, logged it to the WAL buffer and handed
     /// leadership on; the group's inserts and publication are still to do.
     WriteGroupSequenced,
     /// An automatic attempt to resume after a no-space error has just
@@ -30,7 +30,7 @@ pub enum HookPoint {
     /// `run_background_work` with `inline_background_work`).
     AutoResumed,
     /// Open is about to start background thread number `n` (0-based, in
-    /// start order: flush, WAL flusher, compaction threads).
+    /// start order: flush, WAL syncer, compaction threads).
     SpawnThread(usize),
 }
 
@@ -46,13 +46,5 @@ pub(crate) fn call(hook: &Option<TestHook>, point: HookPoint) -> io::Result<()> 
     match hook {
         Some(h) => h(point),
         None => Ok(()),
-    }
-}
-
-impl crate::core::DbInner {
-    /// Call the test hook at `point`, if one is set.
-    #[inline]
-    pub(crate) fn hook(&self, point: HookPoint) -> io::Result<()> {
-        call(&self.options.test_hook, point)
     }
 }

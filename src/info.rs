@@ -77,8 +77,8 @@ impl DbInner {
                 )
             })
             .collect();
-        let ring = &self.write_path.ring;
-        self.stats.snapshot(&shape, ring.written(), ring.syncs())
+        let wal = &self.write_path.wal;
+        self.stats.snapshot(&shape, wal.written(), wal.syncs())
     }
 
     pub(crate) fn property(&self, name: &str) -> Option<String> {

@@ -38,6 +38,7 @@ mod cache;
 mod close;
 mod compaction;
 mod core;
+mod cursor;
 mod db;
 mod error;
 mod filename;
@@ -48,6 +49,7 @@ mod ikey;
 mod info;
 pub mod inspect;
 mod iter;
+mod lock_order;
 mod memtable;
 mod open;
 mod options;
@@ -56,6 +58,7 @@ mod rate_limiter;
 mod read;
 mod resume;
 mod snapshot;
+mod snapshot_list;
 mod stats;
 mod varint;
 mod version;
@@ -68,17 +71,14 @@ mod write;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use batch::WriteBatch;
+pub use batch::{WriteBatch, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 pub use bytes::Bytes;
+pub use cursor::{Cursor, Iter};
 pub use db::Db;
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
-pub use iter::{Cursor, Iter};
-pub use options::{
-    Compression, Options, ReadOptions, WalRecoveryMode, WalWriteMode, WriteOptions, MAX_KEY_SIZE,
-    MAX_VALUE_SIZE,
-};
+pub use options::{Compression, Options, ReadOptions, WalRecoveryMode, WalWriteMode, WriteOptions};
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};

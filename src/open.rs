@@ -2,16 +2,17 @@
 //! WALs written since the last flush, and start fresh WAL and manifest.
 
 use crate::batch::DecodedBatch;
+use crate::batch::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
 use crate::filename::{current_path, lock_path, parse_checked, parse_file_name, FileKind};
 use crate::flush::write_memtable_table;
 use crate::memtable::MemTable;
-use crate::options::{Options, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::options::Options;
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
 use crate::wal_replay::{read_wal_chain, BatchOutcome};
-use crate::write::{create_wal, WalRing, WritePath};
+use crate::write::{create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_sstable::{SeqNo, MAX_SEQNO};
@@ -100,25 +101,23 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         imms: Vec::new(),
         version,
     };
-    let ring = Arc::new(WalRing::new(
-        options.wal_ring_capacity_bytes,
+    let wal = Arc::new(WalBuffer::new(
+        options.wal_buffer_capacity_bytes,
         wal,
         wal_number,
     ));
-    let write_path = WritePath::new(
-        ring,
-        replayed.last_seq,
-        mem,
-        options.manual_wal_flush,
-        options.max_write_group_bytes,
-        options.wal_bytes_per_sync,
-    );
+    let config = PipelineConfig {
+        max_group_bytes: options.max_write_group_bytes,
+        manual_wal_flush: options.manual_wal_flush,
+        sync_inline: options.inline_background_work,
+    };
+    let pipeline = CommitPipeline::new(config, replayed.last_seq, mem);
+    let write_path = WritePath::new(pipeline, wal);
     Ok(DbInner::new(
         dir,
         options,
         versions,
         super_version,
-        replayed.last_seq,
         write_path,
         lock,
     ))

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, LogKind, OsFileSystem};
 use crate::hook::TestHook;
+use crate::read::ReadSpec;
 use crate::snapshot::Snapshot;
 use std::fmt;
 use std::path::Path;
@@ -13,13 +14,6 @@ use std::sync::Arc;
 use strata_sstable::BlockReadOptions;
 pub use strata_sstable::Compression;
 pub use strata_wal::RecoveryMode as WalRecoveryMode;
-
-/// The largest key strata accepts, in bytes (64 KiB). Longer keys are
-/// rejected with [`Error::InvalidArgument`] and nothing is written.
-pub const MAX_KEY_SIZE: usize = 64 * 1024;
-
-/// The largest value strata accepts, in bytes (64 MiB).
-pub const MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
 
 /// How a database is opened and how it behaves. Build with struct update
 /// syntax: `Options { write_buffer_size: 8 << 20, ..Options::default() }`.
@@ -111,11 +105,11 @@ pub struct Options {
     /// as one WAL record. RocksDB: `max_write_batch_group_size_bytes`.
     /// Default: 1 MiB.
     pub max_write_group_bytes: usize,
-    /// Capacity of the ring buffer between write groups and the WAL file;
-    /// when full, writers wait for it to drain (never dropping a record).
-    /// Default: 4 MiB.
-    pub wal_ring_capacity_bytes: usize,
-    /// Ask the WAL flusher to fsync in the background whenever this many
+    /// Capacity of the WAL buffer between write groups and the WAL file;
+    /// when full, the writer filling it writes it out first (never
+    /// dropping a record). Default: 4 MiB.
+    pub wal_buffer_capacity_bytes: usize,
+    /// Ask the WAL syncer thread to fsync in the background whenever this many
     /// bytes were written since the last sync, so a later sync write has
     /// less to wait for; 0 disables. RocksDB: `wal_bytes_per_sync`.
     /// Default: 0.
@@ -126,8 +120,8 @@ pub struct Options {
     /// RocksDB's nearest knob is `allow_mmap_writes` (default off there).
     /// Default: `Auto`.
     pub wal_write_mode: WalWriteMode,
-    /// Keep WAL records in the ring until [`Db::flush_wal`](crate::Db::flush_wal)
-    /// or until the ring fills: writes return sooner but survive neither a
+    /// Keep WAL records in the WAL buffer until [`Db::flush_wal`](crate::Db::flush_wal)
+    /// or until the buffer fills: writes return sooner but survive neither a
     /// process crash nor power loss until then. RocksDB:
     /// `manual_wal_flush`. Default: `false`.
     pub manual_wal_flush: bool,
@@ -221,7 +215,7 @@ impl Default for Options {
             wal_recovery_mode: WalRecoveryMode::default(),
             paranoid_checks: false,
             max_write_group_bytes: 1 << 20,
-            wal_ring_capacity_bytes: 4 << 20,
+            wal_buffer_capacity_bytes: 4 << 20,
             wal_bytes_per_sync: 0,
             wal_write_mode: WalWriteMode::Auto,
             manual_wal_flush: false,
@@ -275,7 +269,7 @@ impl fmt::Debug for Options {
             .field("wal_recovery_mode", &self.wal_recovery_mode)
             .field("paranoid_checks", &self.paranoid_checks)
             .field("max_write_group_bytes", &self.max_write_group_bytes)
-            .field("wal_ring_capacity_bytes", &self.wal_ring_capacity_bytes)
+            .field("wal_buffer_capacity_bytes", &self.wal_buffer_capacity_bytes)
             .field("wal_bytes_per_sync", &self.wal_bytes_per_sync)
             .field("wal_write_mode", &self.wal_write_mode)
             .field("manual_wal_flush", &self.manual_wal_flush)
@@ -334,10 +328,10 @@ impl Options {
                 self.max_write_buffer_number
             ));
         }
-        if self.wal_ring_capacity_bytes < 4096 {
+        if self.wal_buffer_capacity_bytes < 4096 {
             return bad(format!(
-                "wal_ring_capacity_bytes {} is below the minimum of 4 KiB",
-                self.wal_ring_capacity_bytes
+                "wal_buffer_capacity_bytes {} is below the minimum of 4 KiB",
+                self.wal_buffer_capacity_bytes
             ));
         }
         if self.max_write_group_bytes == 0 {
@@ -490,11 +484,14 @@ impl Default for ReadOptions<'_> {
 
 impl ReadOptions<'_> {
     /// What the table reads of this read do with the blocks they touch.
-    pub(crate) fn block_reads(&self) -> BlockReadOptions {
-        BlockReadOptions {
-            verify_checksums: self.verify_checksums,
-            fill_cache: self.fill_cache,
-            readahead_bytes: self.readahead_size,
+    pub(crate) fn spec(&self) -> ReadSpec {
+        ReadSpec {
+            seq: self.snapshot.map(Snapshot::sequence),
+            blocks: BlockReadOptions {
+                verify_checksums: self.verify_checksums,
+                fill_cache: self.fill_cache,
+                readahead_bytes: self.readahead_size,
+            },
         }
     }
 }

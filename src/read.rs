@@ -30,6 +30,18 @@ impl SuperVersion {
     }
 }
 
+/// What a read asks for, as the engine takes it: the sequence number to
+/// read at (a snapshot's; `None`: the newest visible) and how table blocks
+/// are read. The public [`ReadOptions`](crate::ReadOptions) becomes one at
+/// the API's edge, so the engine below never sees a `Snapshot` handle.
+// Default: the newest visible state, blocks read as `BlockReadOptions`'s
+// default (checked, cached).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReadSpec {
+    pub seq: Option<SeqNo>,
+    pub blocks: BlockReadOptions,
+}
+
 /// A super version pinned at a sequence number.
 pub(crate) struct ReadView {
     pub sv: Arc<SuperVersion>,

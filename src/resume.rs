@@ -4,7 +4,7 @@
 //! A failed WAL write, flush or compaction is recorded as the background
 //! error (`DbInner::set_bg_error`): writes fail with it, and so does every
 //! wait on background work. What may clear it depends on the error
-//! ([`recovery`]):
+//! ([`Error::recovery`]):
 //!
 //! - a full disk or an exhausted quota (ENOSPC, EDQUOT) clears once there
 //!   is room: [`Db::resume`](crate::Db::resume) retries, and so does the
@@ -20,7 +20,7 @@
 //! compaction running, rewrites the manifest if a write to it failed,
 //! writes every memtable to an L0 table, and starts over in a fresh WAL.
 //! Writing the memtables out is what makes it sound whatever the error
-//! left behind: a WAL whose append stopped mid-copy, records the ring
+//! left behind: a WAL whose append stopped mid-copy, records the WAL buffer
 //! held that never reached the file, a sync that failed after records
 //! were acknowledged as written. Nothing depends on those WALs any more:
 //! the new tables are synced and installed with a log number past every
@@ -50,43 +50,27 @@
 //!   not reference.
 
 use crate::core::DbInner;
-use crate::error::{Error, Result};
+use crate::error::{Error, Recovery, Result};
 use crate::hook::HookPoint;
-use crate::write::Sequencer;
-use parking_lot::Mutex;
-use std::sync::atomic::Ordering;
+use crate::lock_order::{Level, Mutex};
+use crate::write::Leadership;
 use std::time::Instant;
 
-/// What may clear a background error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Recovery {
-    /// A full disk or quota: `resume()` clears it once there is room, and
-    /// the flush thread retries on a schedule.
-    Automatic,
-    /// Another I/O error: `resume()` retries the failed work.
-    Manual,
-    /// Corruption, a panic, anything that is not an I/O error: only a
-    /// reopen.
-    None,
-}
-
-/// How the background error `e` may be cleared (see the module comment).
-pub(crate) fn recovery(e: &Error) -> Recovery {
-    match e {
-        Error::Background(inner) => recovery(inner),
-        Error::Io { .. } if e.is_no_space() => Recovery::Automatic,
-        Error::Io { .. } => Recovery::Manual,
-        _ => Recovery::None,
-    }
-}
-
 /// The resume state of a database.
-#[derive(Default)]
 pub(crate) struct ResumeState {
     /// Held by a resume from start to end: one at a time.
     running: Mutex<()>,
     /// The automatic attempts since the last successful resume.
     auto: Mutex<AutoAttempts>,
+}
+
+impl Default for ResumeState {
+    fn default() -> Self {
+        ResumeState {
+            running: Mutex::new(Level::ResumeRunning, ()),
+            auto: Mutex::new(Level::ResumeAuto, AutoAttempts::default()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -106,8 +90,8 @@ impl DbInner {
         let _one_at_a_time = self.resume.running.lock();
         let result = match self.bg_error() {
             None => Ok(()),
-            Some(err) if recovery(&err) == Recovery::None => return Err(Error::Background(err)),
-            Some(_) => self.with_writes_stopped(|sq| self.start_over_after_error(sq)),
+            Some(err) if err.recovery() == Recovery::None => return Err(Error::Background(err)),
+            Some(_) => self.with_writes_stopped(|leader| self.start_over_after_error(leader)),
         };
         match &result {
             Ok(()) => {
@@ -127,12 +111,12 @@ impl DbInner {
     }
 
     /// The resume proper. REQUIRES: writes stopped.
-    fn start_over_after_error(&self, sq: &mut Sequencer) -> Result<()> {
+    fn start_over_after_error(&self, leader: &mut Leadership<'_>) -> Result<()> {
         self.wait_for_background_jobs()?;
         // After the jobs: a flush holds `flushing` while it makes a spare.
         let _no_spares = self.stop_making_wals();
         self.versions.lock().rewrite_manifest_if_failed()?;
-        self.start_over(sq, |mems, log_number, last_seq| {
+        self.start_over(leader, |mems, log_number, last_seq| {
             self.flush_memtables_to_l0(mems, log_number, last_seq, strata_sstable::SeqNo::MAX)
         })?;
         // Nothing runs that creates files: whatever the version does not
@@ -151,22 +135,13 @@ impl DbInner {
     /// counting as running, so none records one after this returns.
     fn wait_for_background_jobs(&self) -> Result<()> {
         loop {
-            {
-                let mut st = self.bg.state.lock();
-                loop {
-                    if st.shutting_down {
-                        return Err(Error::Closed);
-                    }
-                    if !st.flushing && self.compactions_running.load(Ordering::Acquire) == 0 {
-                        break;
-                    }
-                    self.bg.done.wait(&mut st);
-                }
-            }
+            self.bg.wait_for(None, |st| {
+                (!st.flushing && self.bg.compactions_running() == 0).then_some(Ok(()))
+            })?;
             // Seen idle under the version set lock, no compaction can
             // start after (see above).
             let _versions = self.versions.lock();
-            if self.compactions_running.load(Ordering::Acquire) == 0 {
+            if self.bg.compactions_running() == 0 {
                 return Ok(());
             }
         }
@@ -179,7 +154,7 @@ impl DbInner {
     /// last failed.
     pub(crate) fn auto_resume_due(&self) -> Option<Instant> {
         let err = self.bg_error()?;
-        if recovery(&err) != Recovery::Automatic {
+        if err.recovery() != Recovery::Automatic {
             return None;
         }
         let mut auto = self.resume.auto.lock();

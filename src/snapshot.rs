@@ -1,48 +1,13 @@
 //! Snapshots: a fixed point in the write sequence that reads can return to.
 
 use crate::core::DbInner;
+use crate::cursor::{Cursor, Iter};
 use crate::error::Result;
-use crate::iter::{Cursor, Iter};
-use crate::options::ReadOptions;
+use crate::read::ReadSpec;
 use bytes::Bytes;
-use parking_lot::Mutex;
-use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 use strata_sstable::SeqNo;
-
-/// The live snapshots' sequence numbers, so flush and compaction keep the
-/// versions they can still see.
-#[derive(Default)]
-pub(crate) struct SnapshotList {
-    live: Mutex<BTreeMap<SeqNo, usize>>,
-}
-
-impl SnapshotList {
-    /// Register a snapshot at the sequence `current()` returns, read under
-    /// the list's lock so compaction never misses a snapshot being taken.
-    pub fn acquire(&self, current: impl FnOnce() -> SeqNo) -> SeqNo {
-        let mut live = self.live.lock();
-        let seq = current();
-        *live.entry(seq).or_default() += 1;
-        seq
-    }
-
-    pub fn release(&self, seq: SeqNo) {
-        let mut live = self.live.lock();
-        if let Some(n) = live.get_mut(&seq) {
-            *n -= 1;
-            if *n == 0 {
-                live.remove(&seq);
-            }
-        }
-    }
-
-    /// Sequence numbers of live snapshots, ascending.
-    pub fn sequences(&self) -> Vec<SeqNo> {
-        self.live.lock().keys().copied().collect()
-    }
-}
 
 /// A consistent, read-only view of the database as of the moment it was
 /// taken. Reads through it see neither later writes nor later deletes.
@@ -83,36 +48,36 @@ impl Snapshot {
         self.seq
     }
 
-    fn opts(&self) -> ReadOptions<'_> {
-        ReadOptions {
-            snapshot: Some(self),
-            ..ReadOptions::default()
+    fn spec(&self) -> ReadSpec {
+        ReadSpec {
+            seq: Some(self.sequence()),
+            ..ReadSpec::default()
         }
     }
 
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.inner.get(key.as_ref(), &self.opts())
+        self.inner.get(key.as_ref(), self.spec())
     }
 
     /// All entries as of the snapshot, in key order (double-ended).
     pub fn iter(&self) -> Iter {
-        self.inner.iter::<&[u8], _>(.., &self.opts())
+        self.inner.iter::<&[u8], _>(.., self.spec())
     }
 
     /// Entries with keys in `range`, as of the snapshot.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        self.inner.iter(range, &self.opts())
+        self.inner.iter(range, self.spec())
     }
 
     /// Entries whose keys start with `prefix`, as of the snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        self.inner.prefix(prefix.as_ref(), &self.opts())
+        self.inner.prefix(prefix.as_ref(), self.spec())
     }
 
     /// A seekable cursor as of the snapshot.
     pub fn cursor(&self) -> Cursor {
-        self.inner.cursor(&self.opts())
+        self.inner.cursor(self.spec())
     }
 }
 

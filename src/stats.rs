@@ -1,7 +1,6 @@
 //! Statistics: per-level compaction counters and cumulative write, WAL,
 //! flush and stall figures, as a struct and as RocksDB-style text.
 
-use crate::compaction::CompactionResult;
 use crate::version::NUM_LEVELS;
 use parking_lot::Mutex;
 use std::fmt::Write as _;
@@ -18,6 +17,18 @@ struct LevelCounters {
     micros: u64,
     keys_in: u64,
     keys_dropped: u64,
+}
+
+/// What one compaction did, for the statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CompactionResult {
+    pub read_input_level: u64,
+    pub read_output_level: u64,
+    pub written: u64,
+    pub moved: u64,
+    pub keys_in: u64,
+    pub keys_dropped: u64,
+    pub micros: u64,
 }
 
 /// Counters the engine bumps as it works.
@@ -77,8 +88,9 @@ impl StatsCounters {
         self.stall_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    pub fn add_user_write(&self, keys: u64, bytes: u64) {
-        self.user_writes.fetch_add(1, Ordering::Relaxed);
+    /// `writes` user writes of `keys` records and `bytes` bytes in all.
+    pub fn add_user_writes(&self, writes: u64, keys: u64, bytes: u64) {
+        self.user_writes.fetch_add(writes, Ordering::Relaxed);
         self.user_keys.fetch_add(keys, Ordering::Relaxed);
         self.user_bytes.fetch_add(bytes, Ordering::Relaxed);
     }

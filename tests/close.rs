@@ -81,7 +81,7 @@ fn manual_wal_flush_writes_acknowledged_before_a_wal_failure_survive_a_close() {
     for i in 0..50 {
         db.put(key(i), value(i, 2)).unwrap();
     }
-    // The records are still in the ring: handing them to the WAL fails.
+    // The records are still in the WAL buffer: handing them to the WAL fails.
     fs.add_fault(FaultPlan {
         path_contains: Some(".log".into()),
         ..FaultPlan::always(FsOp::Append)

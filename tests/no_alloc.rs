@@ -165,7 +165,7 @@ fn memtable_size_tracks_the_memory_its_entries_take() {
         let text = db.property("strata.cur-size-active-mem-table").unwrap();
         text.parse().unwrap()
     };
-    // Warm up pooled buffers, the WAL ring and the arena's first block.
+    // Warm up pooled buffers, the WAL buffer and the arena's first block.
     for i in 0..1000 {
         db.put(key(i), value(i, 0)).unwrap();
     }

@@ -1,4 +1,4 @@
-//! A panic in a flush, compaction or WAL flusher thread, or in a write
+//! A panic in a flush, compaction or WAL syncer thread, or in a write
 //! group's leader, becomes a background error that every waiter sees:
 //! writers queued, waiting on publication or on the WAL, `flush`,
 //! `wait_for_compactions` and `compact_range` return it, dropping the last
@@ -280,15 +280,15 @@ fn a_panic_in_a_manual_compaction_is_returned_by_compact_range() {
     reopen_holds(&fs, &acked);
 }
 
-/// A sync writer with company leaves its fsync to the WAL flusher thread
-/// and waits on the WAL ring; the flusher panics.
+/// A sync writer with company leaves its fsync to the WAL syncer thread
+/// and waits on the WAL buffer; the syncer panics.
 #[test]
-fn a_panic_in_the_wal_flusher_fails_the_writers_waiting_for_a_sync() {
+fn a_panic_in_the_wal_syncer_fails_the_writers_waiting_for_a_sync() {
     let fs = MemFileSystem::new();
     let (gate, arrivals, opener) = Gate::new();
     let hold_next_group = Arc::new(AtomicBool::new(false));
-    let flusher_armed = Arc::new(AtomicBool::new(false));
-    let (h, f) = (Arc::clone(&hold_next_group), Arc::clone(&flusher_armed));
+    let syncer_armed = Arc::new(AtomicBool::new(false));
+    let (h, f) = (Arc::clone(&hold_next_group), Arc::clone(&syncer_armed));
     let db = Db::open(
         mem_dir(),
         options(&fs, move |p| match p {
@@ -296,35 +296,35 @@ fn a_panic_in_the_wal_flusher_fails_the_writers_waiting_for_a_sync() {
                 gate.hold();
                 Ok(())
             }
-            HookPoint::WalFlusher if f.load(Ordering::SeqCst) => injected(p),
+            HookPoint::WalSyncer if f.load(Ordering::SeqCst) => injected(p),
             _ => Ok(()),
         }),
     )
     .unwrap();
     let mut acked = write_some(&db, 0);
     // B stays inside the write path, so A is not a lone writer: A asks the
-    // flusher thread for its fsync instead of syncing itself.
+    // syncer thread for its fsync instead of syncing itself.
     hold_next_group.store(true, Ordering::SeqCst);
     let b = {
         let db = db.clone();
         start("the held writer", move || db.put(b"b", b"held"))
     };
     arrived(&arrivals, "the held writer");
-    flusher_armed.store(true, Ordering::SeqCst);
+    syncer_armed.store(true, Ordering::SeqCst);
     let a = {
         let db = db.clone();
         within("a sync writer waiting on the WAL", move || {
             db.put_opt(b"a", b"synced", &sync())
         })
     };
-    assert_panicked(&a.unwrap_err(), "WAL flusher thread");
+    assert_panicked(&a.unwrap_err(), "WAL syncer thread");
     opener.send(()).unwrap();
     // B's record was written out before the panic; it may have published.
     match b.result() {
         Ok(()) => acked.push((b"b".to_vec(), b"held".to_vec())),
-        Err(e) => assert_panicked(&e, "WAL flusher thread"),
+        Err(e) => assert_panicked(&e, "WAL syncer thread"),
     }
-    every_waiter_fails_then_close(db, "WAL flusher thread");
+    every_waiter_fails_then_close(db, "WAL syncer thread");
     reopen_holds(&fs, &acked);
 }
 
@@ -454,7 +454,7 @@ fn a_failed_thread_spawn_at_open_leaves_no_thread_and_no_lock() {
         let db = open_mem(&fs);
         write_some(&db, 0)
     };
-    // Flush thread, WAL flusher, two compaction threads.
+    // Flush thread, WAL syncer, two compaction threads.
     let threads = 4;
     for fail_at in 0..threads {
         let hook: TestHook = Arc::new(move |p: HookPoint| match p {

@@ -153,7 +153,7 @@ fn wals_made_ahead_of_rotations_keep_synced_writes_and_are_retired() {
 }
 
 /// Several writers making synced writes while the memtable rotates every
-/// few dozen writes: each rotation retires a WAL whose tail the flusher
+/// few dozen writes: each rotation retires a WAL whose tail the syncer
 /// thread syncs in the background. A sync of the new WAL must never be
 /// acknowledged while the retired one is unsynced (the write path once
 /// listed the retired WAL only after releasing the lock that syncs take,
@@ -266,7 +266,7 @@ impl Gate {
 }
 
 /// Found in review: the first live WAL (nothing before it unflushed) is
-/// retired by a rotation and never synced (the WAL flusher is held); a
+/// retired by a rotation and never synced (the WAL syncer is held); a
 /// power loss takes every page of it but keeps the next WAL's first page.
 /// The first WAL then reads as all zeros, and recovery must not take the
 /// next one's log start as "follows a flushed WAL" and replay it over the
@@ -286,7 +286,7 @@ fn a_first_live_wal_that_lost_every_page_does_not_let_its_successor_replay() {
             Arc::new(move |point: HookPoint| {
                 match point {
                     // The retired WAL is never synced.
-                    HookPoint::WalFlusher => gate.hold(),
+                    HookPoint::WalSyncer => gate.hold(),
                     HookPoint::Flush if gate.hold_flush.load(Ordering::SeqCst) => {
                         let _ = reached_tx.lock().unwrap().send(());
                         gate.hold();
@@ -306,7 +306,7 @@ fn a_first_live_wal_that_lost_every_page_does_not_let_its_successor_replay() {
         db.flush().unwrap(); // the WAL in use is now the first live one
         gate.hold_flush.store(true, Ordering::SeqCst);
         db.put("a", "in the first live WAL").unwrap();
-        let flusher = {
+        let syncer = {
             let db = Arc::clone(&db);
             std::thread::spawn(move || {
                 let _ = db.flush();
@@ -316,7 +316,7 @@ fn a_first_live_wal_that_lost_every_page_does_not_let_its_successor_replay() {
         db.put("c", "in the next WAL").unwrap();
         fs.crash();
         gate.release();
-        flusher.join().unwrap();
+        syncer.join().unwrap();
         drop(Arc::try_unwrap(db).ok().unwrap());
         fs.power_loss(UnsyncedData::KeepRandomPages(seed));
         let db = Db::open(mem_dir(), mem_options(&fs)).map_err(|e| format!("open: {e}"))?;

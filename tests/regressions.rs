@@ -197,21 +197,17 @@ fn an_empty_sync_write_makes_earlier_writes_durable() {
     assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
 }
 
-/// Found in review (the MANIFEST's page-loss case): a power loss during the
-/// sync of the last MANIFEST edit can keep one page of its append and lose
-/// another (zeros). That is a crash, not damage to a synced edit: the open
-/// must succeed without the edit. A flipped byte in the same edit is still
-/// corruption.
-#[test]
-fn a_last_manifest_edit_that_lost_a_page_is_a_torn_tail() {
+/// The engine's MANIFEST (of `table_and_wal(_, 100, 100)`) with harmless
+/// edits appended (the same counters again) so that the last one
+/// straddles `boundary`. Returns the bytes and where the last edit starts.
+fn manifest_with_last_edit_across(boundary: usize) -> (PathBuf, Vec<u8>, usize) {
     use strata::inspect::VersionEdit;
     let base = MemFileSystem::new();
     table_and_wal(&base, 100, 100);
     let manifest = manifest_path(&base);
     let mut data = base.read(&manifest).unwrap().to_vec();
     let contents = strata::inspect::read_manifest(&manifest, &data).unwrap();
-    // Harmless edits (the same counters again): small ones until a big
-    // one would cross the first 4 KiB page boundary, then the big one.
+    // Small edits until a big one would cross the boundary, then the big one.
     let encoded = |edit: VersionEdit| {
         let mut out = Vec::new();
         edit.encode(&mut out);
@@ -232,23 +228,37 @@ fn a_last_manifest_edit_that_lost_a_page_is_a_torn_tail() {
         strata_wal::encode_record(&mut framed, data.len() as u64, edit);
         data.extend_from_slice(&framed);
     };
-    while 4096 - data.len() >= 7 + edit_bytes.len() {
+    while boundary - data.len() >= 7 + edit_bytes.len() {
         append(&mut data, &small);
     }
     append(&mut data, &edit_bytes);
     let last_start = data.len() - 7 - edit_bytes.len();
     assert!(
-        last_start < 4096 && data.len() > 4096,
-        "the last edit straddles the page"
+        last_start < boundary && data.len() > boundary,
+        "the last edit straddles {boundary}"
     );
-    let reopen = |bytes: &[u8]| {
-        // The same database again (its files are deterministic), with
-        // this manifest.
-        let fs = MemFileSystem::new();
-        table_and_wal(&fs, 100, 100);
-        fs.write_durable(&manifest, bytes);
-        Db::open(mem_dir(), mem_options(&fs)).map(|db| scan_all(&db).len())
-    };
+    (manifest, data, last_start)
+}
+
+/// Opens the database of `manifest_with_last_edit_across` with `manifest`
+/// holding `bytes`: the number of keys it holds.
+fn reopen_with_manifest(manifest: &std::path::Path, bytes: &[u8]) -> strata::Result<usize> {
+    // The same database again (its files are deterministic).
+    let fs = MemFileSystem::new();
+    table_and_wal(&fs, 100, 100);
+    fs.write_durable(manifest, bytes);
+    Db::open(mem_dir(), mem_options(&fs)).map(|db| scan_all(&db).len())
+}
+
+/// Found in review (the MANIFEST's page-loss case): a power loss during the
+/// sync of the last MANIFEST edit can keep one page of its append and lose
+/// another (zeros). That is a crash, not damage to a synced edit: the open
+/// must succeed without the edit. A flipped byte in the same edit is still
+/// corruption.
+#[test]
+fn a_last_manifest_edit_that_lost_a_page_is_a_torn_tail() {
+    let (manifest, data, last_start) = manifest_with_last_edit_across(4096);
+    let reopen = |bytes: &[u8]| reopen_with_manifest(&manifest, bytes);
     assert_eq!(
         reopen(&data).unwrap(),
         200,
@@ -271,5 +281,75 @@ fn a_last_manifest_edit_that_lost_a_page_is_a_torn_tail() {
     match reopen(&flipped) {
         Err(strata::Error::Corruption { file, .. }) => assert_eq!(file, manifest),
         other => panic!("expected corruption in the manifest, got {other:?}"),
+    }
+}
+
+/// Found in review of the fix below: the MANIFEST's tail rule assumes a
+/// write(2)-appended file loses whole 512-byte sectors (a disk can tear a
+/// page's write between them), but the engine then refused a damaged last
+/// edit unless the piece of it on some whole 4 KiB page read as zeros. A
+/// power loss that kept one sector of the last edit and lost the other,
+/// both on one page, made the database refuse to open.
+#[test]
+fn a_last_manifest_edit_that_lost_a_sector_is_a_torn_tail() {
+    let sector = strata_wal::SECTOR_SIZE;
+    // A sector boundary inside a page, past the engine's own edits.
+    let (manifest, data, last_start) = manifest_with_last_edit_across(3 * sector);
+    let boundary = 3 * sector;
+    let reopen = |bytes: &[u8]| reopen_with_manifest(&manifest, bytes);
+    assert_eq!(reopen(&data).unwrap(), 200);
+    // The sector after the boundary lost (the file's length kept).
+    let mut second_lost = data.clone();
+    second_lost[boundary..].fill(0);
+    assert_eq!(reopen(&second_lost).unwrap(), 200);
+    // The sector before it lost (the record's header with it).
+    let mut first_lost = data.clone();
+    first_lost[last_start..boundary].fill(0);
+    assert_eq!(reopen(&first_lost).unwrap(), 200);
+    // One byte zeroed where both sectors were kept: no crash does that.
+    let mut one_byte = data.clone();
+    one_byte[data.len() - 2] = 0;
+    match reopen(&one_byte) {
+        Err(strata::Error::Corruption { file, .. }) => assert_eq!(file, manifest),
+        other => panic!("expected corruption in the manifest, got {other:?}"),
+    }
+}
+
+/// wal_reader fuzz target: the MANIFEST's tail rule searched every byte
+/// position after damage for valid fragments, and so read the last edit's
+/// own payload as framing whenever a crash hid its extent. A table boundary
+/// key holding framed log bytes then made a crash that cut the last edit
+/// short read as corruption: the database would not open after a crash.
+/// Here the key is two framed records; every cut of the edit that names it
+/// replays as a torn tail, the edits before it kept.
+#[test]
+fn a_cut_manifest_edit_whose_key_holds_framed_records_replays() {
+    let mut framed_key = Vec::new();
+    let end = strata_wal::encode_record(&mut framed_key, 0, b"not an edit");
+    strata_wal::encode_record(&mut framed_key, end, b"nor this");
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    db.put(&framed_key, b"v").unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let manifest = manifest_path(&fs);
+    let data = fs.read(&manifest).unwrap();
+    let contents = strata::inspect::read_manifest(&manifest, &data).unwrap();
+    let (last, ref edit) = *contents.edits.last().unwrap();
+    assert!(
+        edit.new_files.iter().any(|(_, f)| f.largest == framed_key),
+        "the last edit names the key: {edit:?}"
+    );
+    for cut in last as usize + 1..data.len() {
+        // Cut there, and cut there with zeros after it (a file length that
+        // got ahead of its data), short of the edit's end.
+        let mut zeros_after = data[..cut].to_vec();
+        zeros_after.resize(cut + (data.len() - cut) / 2, 0);
+        for (what, bytes) in [("cut", &data[..cut]), ("zeros from", &zeros_after[..])] {
+            match strata::inspect::read_manifest(&manifest, bytes) {
+                Ok(cut_short) => assert_eq!(cut_short.edits.len(), contents.edits.len() - 1),
+                Err(e) => panic!("{what} {cut} of {}: {e}", data.len()),
+            }
+        }
     }
 }

@@ -228,10 +228,10 @@ fn power_loss_after_acknowledged_sync_writes_from_many_threads_keeps_them_all() 
 }
 
 #[test]
-fn a_tiny_ring_applies_backpressure_and_loses_nothing() {
+fn a_tiny_wal_buffer_applies_backpressure_and_loses_nothing() {
     let fs = MemFileSystem::new();
     let opts = Options {
-        wal_ring_capacity_bytes: 4096,
+        wal_buffer_capacity_bytes: 4096,
         ..mem_options(&fs)
     };
     let db = Db::open(mem_dir(), opts.clone()).unwrap();
@@ -240,7 +240,7 @@ fn a_tiny_ring_applies_backpressure_and_loses_nothing() {
             let db = db.clone();
             std::thread::spawn(move || {
                 for i in 0..500 {
-                    // Values bigger than the ring force the full-ring path.
+                    // Values bigger than the buffer force the full-buffer path.
                     db.put(key(t * 1000 + i), vec![t as u8; 300 + (i % 5) * 1000])
                         .unwrap();
                 }

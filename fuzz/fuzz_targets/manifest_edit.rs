@@ -1,7 +1,9 @@
 //! Arbitrary bytes as a MANIFEST version edit, and as a whole MANIFEST
 //! (raw, and framed as one log record). Nothing may panic; an edit that
-//! decodes re-encodes to an edit that decodes to the same value; a
-//! manifest that replays lists each table in one level at most.
+//! decodes re-encodes to an edit that decodes to the same value, and every
+//! prefix of it begins an edit (`VersionEdit::begins_an_edit`, how
+//! `read_manifest` tells a last edit cut by a crash from a damaged length);
+//! a manifest that replays lists each table in one level at most.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +15,12 @@ fuzz_target!(|data: &[u8]| {
         let mut encoded = Vec::new();
         edit.encode(&mut encoded);
         assert_eq!(VersionEdit::decode(&encoded).as_ref(), Ok(&edit));
+        // A crash may cut the last edit anywhere (every prefix for short
+        // edits; a stride keeps long ones fast).
+        let step = data.len() / 512 + 1;
+        for len in (0..=data.len()).step_by(step).chain([data.len()]) {
+            assert!(VersionEdit::begins_an_edit(&data[..len]), "cut at {len}");
+        }
     }
     let path = Path::new("/db/MANIFEST-000001");
     check(read_manifest(path, data));

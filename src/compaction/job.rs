@@ -12,6 +12,7 @@ use crate::fs::WriteAdapter;
 use crate::iter::{InternalIterator, LevelIter, MergingIter, TableFileIter};
 use crate::rate_limiter::IoPriority;
 use crate::read::SuperVersion;
+use crate::stats::CompactionResult;
 use crate::version::{TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,18 +30,6 @@ fn input_reads(readahead_bytes: usize) -> BlockReadOptions {
         fill_cache: false,
         readahead_bytes,
     }
-}
-
-/// What one compaction did, for the statistics.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct CompactionResult {
-    pub read_input_level: u64,
-    pub read_output_level: u64,
-    pub written: u64,
-    pub moved: u64,
-    pub keys_in: u64,
-    pub keys_dropped: u64,
-    pub micros: u64,
 }
 
 impl DbInner {

@@ -9,43 +9,24 @@ mod picker;
 mod retain;
 mod stall;
 
-pub(crate) use job::CompactionResult;
 pub(crate) use picker::{level_scores, level_targets};
 pub(crate) use stall::WriteController;
 
+use crate::background::CompactionRunning;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::panics::catch_panic;
 use picker::{pick_compaction, pick_manual, Compaction};
-use std::sync::atomic::Ordering;
-
-/// A compaction counted in `compactions_running`; uncounted when dropped,
-/// so a compaction that panics cannot leave `wait_for_compactions`
-/// waiting for it.
-struct Running<'a>(&'a DbInner);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.compactions_running.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 impl DbInner {
-    /// Count a compaction as running. REQUIRES: the version set lock, held
-    /// since the pick (so `wait_for_compactions` never misses one).
-    fn count_running(&self) -> Running<'_> {
-        self.compactions_running.fetch_add(1, Ordering::AcqRel);
-        Running(self)
-    }
-
     /// Pick the most urgent compaction and count it as running; none
     /// while a background error stands (checked under the version set
     /// lock, so a resume that saw none running under it sees none start).
-    fn pick_background_compaction(&self) -> Option<(Compaction, Running<'_>)> {
+    fn pick_background_compaction(&self) -> Option<(Compaction, CompactionRunning<'_>)> {
         let versions = self.versions.lock();
         self.check_bg_error().ok()?;
         let picked = pick_compaction(&versions.current(), &self.options)?;
-        Some((picked, self.count_running()))
+        Some((picked, self.bg.compaction_started()))
     }
 
     /// Pick and run one compaction in the calling thread, if one is due.
@@ -100,7 +81,6 @@ impl DbInner {
                         }
                     }
                     drop(running);
-                    self.bg.notify_all();
                 }
                 None => {
                     let mut st = self.bg.state.lock();
@@ -145,7 +125,7 @@ impl DbInner {
                         (level + 1).min(last)
                     };
                     pick_manual(&version, level, output, lower, upper)
-                        .map(|c| c.map(|c| (c, self.count_running())))
+                        .map(|c| c.map(|c| (c, self.bg.compaction_started())))
                 };
                 match picked {
                     Ok(None) => break,
@@ -157,7 +137,6 @@ impl DbInner {
                                 Err(Error::Background(self.set_bg_error(panic)))
                             });
                         drop(running);
-                        self.bg.notify_all();
                         result?;
                         break;
                     }
@@ -168,13 +147,8 @@ impl DbInner {
                         return Err(Error::InvalidArgument("compaction inputs busy".into()));
                     }
                     Err(()) => {
-                        let mut st = self.bg.state.lock();
-                        while st.generation == generation && !st.shutting_down {
-                            self.bg.done.wait(&mut st);
-                        }
-                        if st.shutting_down {
-                            return Err(Error::Closed);
-                        }
+                        self.bg
+                            .wait_for(None, |st| (st.generation != generation).then_some(Ok(())))?;
                     }
                 }
             }
@@ -187,20 +161,16 @@ impl DbInner {
         if self.options.inline_background_work {
             return self.run_background_work();
         }
-        let mut st = self.bg.state.lock();
-        loop {
-            self.check_bg_error()?;
-            if st.shutting_down {
-                return Err(Error::Closed);
+        self.bg.wait_for(None, |st| {
+            if let Err(e) = self.check_bg_error() {
+                return Some(Err(e));
             }
             let idle = self.super_version.load().imms.is_empty()
                 && !st.flushing
-                && self.compactions_running.load(Ordering::Acquire) == 0
+                && self.bg.compactions_running() == 0
                 && !self.compaction_needed();
-            if idle {
-                return Ok(());
-            }
-            self.bg.done.wait(&mut st);
-        }
+            idle.then_some(Ok(()))
+        })?;
+        Ok(())
     }
 }

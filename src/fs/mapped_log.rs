@@ -1,6 +1,6 @@
 //! A write-ahead log appended by memory copy into a shared file mapping.
 //!
-//! The ring hands each write group's record to the operating system before
+//! The WAL buffer hands each write group's record to the operating system before
 //! the write returns (the default durability: survive a process crash).
 //! With `write(2)` that is a system call per group, about a third of a
 //! lone writer's time; with a shared mapping it is a `memcpy` into the page
@@ -36,7 +36,7 @@
 //! compactions write (measured on 10M fillrandom: the longest writes all
 //! started within one record of an 8 MiB boundary). [`MappedLog::warm_up`]
 //! faults the first page of every 1 MiB in through a mapping of its own
-//! (`MADV_POPULATE_WRITE`, which changes no byte), on the WAL flusher
+//! (`MADV_POPULATE_WRITE`, which changes no byte), on the WAL syncer
 //! thread, so the writer's own fault there finds that work done.
 //!
 //! The logic here is generic over a [`LogBackend`]: the operating system's

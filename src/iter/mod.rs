@@ -1,15 +1,14 @@
 //! Iterators, composed as in LevelDB: internal iterators over memtables and
 //! tables (in internal-key order, every version visible), a merging
 //! iterator over all of them, and the user-facing iterator that hides
-//! sequence numbers, old versions and tombstones.
+//! sequence numbers, old versions and tombstones. The public iterators
+//! over a read view (`Cursor`, `Iter`) are in `cursor.rs`, one layer up.
 
-mod cursor;
 mod db_iter;
 mod level;
 mod merging;
 mod table;
 
-pub use cursor::{Cursor, Iter};
 pub(crate) use db_iter::DbIter;
 pub(crate) use level::LevelIter;
 pub(crate) use merging::MergingIter;

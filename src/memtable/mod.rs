@@ -38,6 +38,10 @@ const FILTER_RATIO: usize = 64;
 /// as the arena allocates them.
 const NODE_BYTES: usize = std::mem::size_of::<MemEntry>() + 8 + 2 * 8;
 
+/// `sealed_seq` of a memtable still active: above every sequence number
+/// (they fit in 56 bits).
+const NOT_SEALED: SeqNo = SeqNo::MAX;
+
 /// What a lookup found for a user key at a sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup<V> {
@@ -63,6 +67,11 @@ pub struct MemTable {
     wal_number: u64,
     /// The largest sequence number inserted.
     max_seq: AtomicU64,
+    /// The last sequence number given to a write into this memtable, set
+    /// when it is frozen ([`NOT_SEALED`] while it is active). Writes in
+    /// flight may still be inserting then; once this number is published,
+    /// every write into the memtable has been inserted.
+    sealed_seq: AtomicU64,
     /// Some write in it was made with `disable_wal`: the WAL does not hold
     /// all of it, so a clean close must flush it.
     unlogged: AtomicBool,
@@ -95,6 +104,7 @@ impl MemTable {
             node_bytes: AtomicUsize::new(0),
             wal_number,
             max_seq: AtomicU64::new(0),
+            sealed_seq: AtomicU64::new(NOT_SEALED),
             unlogged: AtomicBool::new(false),
         }
     }
@@ -171,10 +181,29 @@ impl MemTable {
         }
     }
 
-    /// The largest sequence number inserted (0 if empty). Exact once no
-    /// insert is in flight (after rotation).
+    /// The largest sequence number inserted so far (0 if empty).
     pub fn max_seq(&self) -> SeqNo {
         self.max_seq.load(Ordering::Acquire)
+    }
+
+    /// Freeze: no write numbered after `last_seq` goes into this memtable.
+    /// Called by the rotation that replaces it, which sequences writes (so
+    /// no later one can still be numbered into it); writes numbered before
+    /// may still be inserting.
+    pub fn seal(&self, last_seq: SeqNo) {
+        let previous = self.sealed_seq.swap(last_seq, Ordering::Release);
+        debug_assert_eq!(previous, NOT_SEALED, "a memtable sealed twice");
+    }
+
+    /// The last sequence number written into this memtable, once frozen:
+    /// when it is published, every insert into the memtable has finished
+    /// (writes publish in order, each after its insert). `None` while the
+    /// memtable is active.
+    pub fn sealed_seq(&self) -> Option<SeqNo> {
+        match self.sealed_seq.load(Ordering::Acquire) {
+            NOT_SEALED => None,
+            seq => Some(seq),
+        }
     }
 
     /// Approximate heap bytes held: skiplist nodes and arena blocks.
@@ -210,6 +239,17 @@ impl MemTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_memtable_is_sealed_at_the_last_sequence_number_written_into_it() {
+        let m = MemTable::unfiltered(1, 1 << 20);
+        m.insert(b"k", 7, ValueKind::Put, b"v");
+        assert_eq!(m.sealed_seq(), None, "active");
+        // Sequence numbers 8..=9 went to groups still inserting.
+        m.seal(9);
+        assert_eq!(m.sealed_seq(), Some(9));
+        assert_eq!(m.max_seq(), 7);
+    }
 
     #[test]
     fn get_sees_the_newest_version_at_or_below_the_sequence() {

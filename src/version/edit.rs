@@ -117,44 +117,91 @@ impl VersionEdit {
             let (tag, n) = get_varint64(&input[pos..]).ok_or_else(|| err("bad field tag"))?;
             let (body, m) = get_length_prefixed(&input[pos + n..])
                 .ok_or_else(|| err("field length runs past the end of the edit"))?;
-            let mut r = BodyReader { body, pos: 0 };
-            let parsed = match tag {
-                TAG_LOG_NUMBER => r.u64().map(|v| edit.log_number = Some(v)),
-                TAG_NEXT_FILE_NUMBER => r.u64().map(|v| edit.next_file_number = Some(v)),
-                TAG_LAST_SEQUENCE => r.u64().map(|v| edit.last_sequence = Some(v)),
-                TAG_DELETED_FILE => (|| {
-                    let level = r.level()?;
-                    let number = r.u64()?;
-                    edit.deleted_files.push((level, number));
-                    Some(())
-                })(),
-                TAG_NEW_FILE => (|| {
-                    let level = r.level()?;
-                    let meta = FileMeta {
-                        number: r.u64()?,
-                        size: r.u64()?,
-                        smallest: r.bytes()?.to_vec(),
-                        largest: r.bytes()?.to_vec(),
-                        smallest_seqno: r.u64()?,
-                        largest_seqno: r.u64()?,
-                    };
-                    edit.new_files.push((level, meta));
-                    Some(())
-                })(),
-                t if t >= SAFE_TO_IGNORE => Some(()),
-                t => {
-                    return Err(err(&format!(
-                        "unknown field tag {t} that must be understood (written by a newer strata?)"
-                    )))
-                }
-            };
-            if parsed.is_none() {
-                return Err(err(&format!("field with tag {tag} is malformed")));
-            }
+            edit.decode_field(tag, body)
+                .map_err(|reason| err(&reason))?;
             pos += n + m;
         }
         Ok(edit)
     }
+
+    /// Whether `prefix` can be the start of an edit's encoding, the rest
+    /// cut off: every field it holds whole decodes, and the field the end
+    /// cuts short is cut in its tag, its length or its body, its tag (if
+    /// whole) one an edit may hold. Never panics, whatever the bytes.
+    ///
+    /// What a MANIFEST's last edit cut short by a crash leaves; other bytes
+    /// behind a record header whose length runs past the end of the file
+    /// (later records, after a damaged length) rarely pass: a record header
+    /// or sync point read as a field tag is one no edit holds.
+    pub fn begins_an_edit(prefix: &[u8]) -> bool {
+        let mut edit = VersionEdit::default();
+        let mut rest = prefix;
+        while !rest.is_empty() {
+            let Some((tag, n)) = get_varint64(rest) else {
+                return cut_varint(rest);
+            };
+            if !(1..=TAG_NEW_FILE).contains(&tag) && tag < SAFE_TO_IGNORE {
+                return false;
+            }
+            let Some((len, m)) = get_varint64(&rest[n..]) else {
+                return cut_varint(&rest[n..]);
+            };
+            let after_length = &rest[n + m..];
+            let Some(body) = usize::try_from(len)
+                .ok()
+                .and_then(|len| after_length.get(..len))
+            else {
+                return true; // the body is cut short
+            };
+            if edit.decode_field(tag, body).is_err() {
+                return false;
+            }
+            rest = &after_length[body.len()..];
+        }
+        true
+    }
+
+    /// Applies one whole field to `self`, or says why it cannot be.
+    fn decode_field(&mut self, tag: u64, body: &[u8]) -> Result<(), String> {
+        let mut r = BodyReader { body, pos: 0 };
+        let parsed = match tag {
+            TAG_LOG_NUMBER => r.u64().map(|v| self.log_number = Some(v)),
+            TAG_NEXT_FILE_NUMBER => r.u64().map(|v| self.next_file_number = Some(v)),
+            TAG_LAST_SEQUENCE => r.u64().map(|v| self.last_sequence = Some(v)),
+            TAG_DELETED_FILE => (|| {
+                let level = r.level()?;
+                let number = r.u64()?;
+                self.deleted_files.push((level, number));
+                Some(())
+            })(),
+            TAG_NEW_FILE => (|| {
+                let level = r.level()?;
+                let meta = FileMeta {
+                    number: r.u64()?,
+                    size: r.u64()?,
+                    smallest: r.bytes()?.to_vec(),
+                    largest: r.bytes()?.to_vec(),
+                    smallest_seqno: r.u64()?,
+                    largest_seqno: r.u64()?,
+                };
+                self.new_files.push((level, meta));
+                Some(())
+            })(),
+            t if t >= SAFE_TO_IGNORE => Some(()),
+            t => {
+                return Err(format!(
+                    "unknown field tag {t} that must be understood (written by a newer strata?)"
+                ))
+            }
+        };
+        parsed.ok_or_else(|| format!("field with tag {tag} is malformed"))
+    }
+}
+
+/// Whether `bytes` is a varint cut short by their end: fewer than a
+/// varint's 10 bytes, each saying another follows.
+fn cut_varint(bytes: &[u8]) -> bool {
+    bytes.len() < 10 && bytes.iter().all(|&byte| byte & 0x80 != 0)
 }
 
 /// Reads the fields of one body; `None` when the body is too short.
@@ -254,9 +301,41 @@ mod tests {
         assert!(VersionEdit::decode(&buf).is_err());
     }
 
+    #[test]
+    fn every_prefix_of_an_edit_begins_one_and_other_bytes_do_not() {
+        let edit = VersionEdit {
+            log_number: Some(12),
+            next_file_number: Some(400),
+            last_sequence: Some(1 << 50),
+            deleted_files: vec![(0, 3)],
+            new_files: vec![(1, meta(20))],
+        };
+        let mut buf = Vec::new();
+        edit.encode(&mut buf);
+        for len in 0..=buf.len() {
+            assert!(VersionEdit::begins_an_edit(&buf[..len]), "{len} bytes");
+        }
+        let mut future = buf.clone();
+        put_varint64(&mut future, SAFE_TO_IGNORE + 1);
+        future.push(0x85); // a length cut short
+        assert!(VersionEdit::begins_an_edit(&future));
+        // A whole edit, then what follows it in a MANIFEST: a sync point
+        // (its checksum read as a tag no edit holds).
+        let mut then_framing = buf.clone();
+        then_framing.extend_from_slice(&[0x26, 0x8b, 0xf9, 0x71, 0x08, 0x00, 0x90]);
+        assert!(!VersionEdit::begins_an_edit(&then_framing));
+        // A whole field that does not decode.
+        let mut bad_level = Vec::new();
+        put_varint64(&mut bad_level, TAG_DELETED_FILE);
+        put_length_prefixed(&mut bad_level, &[99, 1]);
+        assert!(!VersionEdit::begins_an_edit(&bad_level));
+        assert!(!VersionEdit::begins_an_edit(&[0xff; 10]), "an overlong tag");
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = VersionEdit::begins_an_edit(&bytes);
             let _ = VersionEdit::decode(&bytes);
         }
     }

@@ -8,7 +8,10 @@ use crate::filename::MAX_FILE_NUMBER;
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_sstable::{SeqNo, MAX_SEQNO};
-use strata_wal::{LogEnd, Reader, RecoveryMode, TailRule, TornReason};
+use strata_wal::{
+    LogEnd, Reader, RecordType, RecoveryMode, TailRule, TornReason, BLOCK_SIZE, HEADER_SIZE,
+    SECTOR_SIZE,
+};
 
 /// The state a manifest describes, and the edits that built it.
 #[derive(Debug, Default)]
@@ -28,27 +31,56 @@ pub struct ManifestContents {
     pub end: Option<LogEnd>,
 }
 
-/// The page size a power loss keeps or loses pages of (the page cache's).
-const PAGE_BYTES: usize = 4096;
-
-/// Whether the damaged append from `offset` on looks like what a power
-/// loss leaves: some of the pages it was written on lost, reading as
-/// zeros, so the piece of it on one of those pages is all zeros. A flipped
-/// bit or a stray write does not do that (unless it lands in an edit that
-/// has such a piece of zeros anyway: a record's bytes are rarely zero
-/// from a page boundary on).
-fn lost_pages_shape(data: &[u8], offset: usize) -> bool {
-    // The append from `offset` to the end, cut at page boundaries: a lost
-    // page zeroes the whole piece that lay on it.
+/// Whether a power loss can have lost some of the append from `offset` on
+/// (its bytes past the last sync): the piece of it on some disk sector
+/// reads as zeros. A write(2)-appended file loses whole sectors (the crash
+/// model of `TailRule::EveryRecordSyncedButLast`, docs/wal-format.md), and
+/// a lost sector reads as zeros; the last piece, up to the end of the
+/// file, may also be zeros a crash left after a cut. A flipped bit or a
+/// stray write does not leave that (unless it lands in an edit that has
+/// such a piece of zeros anyway: a record's bytes are rarely zero over a
+/// whole sector).
+fn a_sector_may_be_lost(data: &[u8], offset: usize) -> bool {
     let mut start = offset;
     while start < data.len() {
-        let end = ((start / PAGE_BYTES + 1) * PAGE_BYTES).min(data.len());
+        let end = ((start / SECTOR_SIZE + 1) * SECTOR_SIZE).min(data.len());
         if data[start..end].iter().all(|&b| b == 0) {
             return true;
         }
         start = end;
     }
     false
+}
+
+/// Whether the record starting at `offset`, cut short by the end of the
+/// file, holds the start of a version edit. The fragments before the cut
+/// one were read valid, so each fills its block (FIRST and MIDDLE do): its
+/// payload is the rest of the block after its header. Zeros at the end of
+/// the file may be a crash's (a length that got ahead of the data), so the
+/// cut is taken at the last nonzero byte. A torn sync point, or a fragment
+/// no record starts with, is left to the log reader.
+fn begins_an_edit_from(data: &[u8], offset: usize) -> bool {
+    let data = &data[..data
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1)];
+    let starts_record = matches!(
+        data.get(offset + HEADER_SIZE - 1)
+            .copied()
+            .map(RecordType::from_u8),
+        Some(Some(RecordType::Full | RecordType::First))
+    );
+    if !starts_record {
+        return true;
+    }
+    let mut payload = Vec::new();
+    let mut header = offset;
+    while header + HEADER_SIZE <= data.len() {
+        let block_end = (header / BLOCK_SIZE + 1) * BLOCK_SIZE;
+        payload.extend_from_slice(&data[header + HEADER_SIZE..block_end.min(data.len())]);
+        header = block_end;
+    }
+    VersionEdit::begins_an_edit(&payload)
 }
 
 /// Replay a manifest's bytes. A torn tail is accepted (the edit it held
@@ -58,10 +90,11 @@ fn lost_pages_shape(data: &[u8], offset: usize) -> bool {
 /// Every edit is synced before the next is written (`log_and_apply`), so
 /// only the last edit's append can hold crash damage: the log is read with
 /// [`TailRule::EveryRecordSyncedButLast`], which calls damage corruption
-/// as soon as anything valid after it shows a later append. Sync points
-/// alone would wait for proof from a later 32 KiB block, and a MANIFEST is
-/// usually one block: a flipped length in an early edit would read as a
-/// torn tail and silently drop every synced edit after it.
+/// unless a crash of a `write(2)`-appended file (cut anywhere, sectors of
+/// the last append lost) can leave it. Sync points alone would wait for
+/// proof from a later 32 KiB block, and a MANIFEST is usually one block: a
+/// flipped bit in an early edit would read as a torn tail and silently
+/// drop every synced edit after it.
 pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
     let mut contents = ManifestContents::default();
     let (mut have_log, mut have_next, mut have_seq) = (false, false, false);
@@ -94,21 +127,31 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
         contents.edits.push((offset, edit));
     }
     contents.end = reader.end().cloned();
-    // A crash leaves the last edit's append cut short, or with the pages
-    // it lost reading as zeros; a last edit damaged any other way (a bad
-    // checksum over bytes a crash could not have produced) is damage to an
-    // edit that was synced and acted on (its WAL or input tables may be
-    // gone): refuse, as LevelDB and RocksDB do, rather than drop it.
+    // The tail rule already called corruption whatever damage no crash
+    // leaves, in the last edit too (an edit that was synced and acted on:
+    // its WAL or input tables may be gone; refused, as LevelDB and RocksDB
+    // do, rather than dropped). One case it cannot judge: a record whose
+    // length runs past the end of the file reads exactly like the last
+    // edit cut short, its payload might hold anything, records included,
+    // so a damaged length in an earlier edit looks the same. What a
+    // MANIFEST record holds tells them apart: a cut edit's bytes begin a
+    // version edit (unless a sector of them was lost too); the bytes behind
+    // a damaged length hold the records after it, whose framing reads as
+    // no field.
     if let Some(LogEnd::TornTail {
         offset,
-        reason: reason @ TornReason::DamagedTail(_),
+        reason: reason @ TornReason::TruncatedPayload { .. },
     }) = &contents.end
     {
-        if !lost_pages_shape(data, *offset as usize) {
+        let offset = *offset as usize;
+        if !a_sector_may_be_lost(data, offset) && !begins_an_edit_from(data, offset) {
             return Err(Error::corruption(
                 path,
-                *offset,
-                format!("the last version edit is damaged: {reason}"),
+                offset as u64,
+                format!(
+                    "a version edit runs past the end of the file, and its bytes are \
+                     no version edit's start: a damaged length, not a cut write ({reason})"
+                ),
             ));
         }
     }

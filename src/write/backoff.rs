@@ -82,6 +82,17 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
+    /// No spinning or yielding: park at once. The loom models wait this
+    /// way (a spin is a branch loom explores, and does not change what a
+    /// wait can miss).
+    #[cfg(loom)]
+    pub fn park_at_once() -> Backoff {
+        Backoff {
+            spins_left: 0,
+            yields_left: 0,
+        }
+    }
+
     /// Spin or yield once; false when the budget is spent.
     pub fn snooze(&mut self) -> bool {
         if self.spins_left > 0 {

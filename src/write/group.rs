@@ -1,10 +1,8 @@
 //! A sequenced write group: what its members share once the leader has
 //! given them sequence numbers and logged their record.
 
-use super::stripes::SharedStripe;
+use super::sync::{AtomicUsize, Ordering};
 use crate::memtable::MemTable;
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -15,14 +13,12 @@ pub(crate) struct Group {
     pub last_seq: SeqNo,
     /// The memtable every member inserts into.
     pub mem: Arc<MemTable>,
-    /// Ring position just past the group's WAL record (`None` when the
+    /// Log position just past the group's WAL record (`None` when the
     /// group skips the WAL).
     pub end_lsn: Option<u64>,
-    /// Bytes of the members' batches.
-    pub bytes: u64,
-    remaining: AtomicUsize,
-    /// Held until the last member has inserted, so rotation waits for us.
-    stripe: Mutex<Option<SharedStripe>>,
+    /// Inserts still to finish: one per member, or one in all when the
+    /// leader inserts every batch itself.
+    inserts_left: AtomicUsize,
 }
 
 impl Group {
@@ -31,29 +27,21 @@ impl Group {
         last_seq: SeqNo,
         mem: Arc<MemTable>,
         end_lsn: Option<u64>,
-        members: usize,
-        stripe: SharedStripe,
-        bytes: u64,
+        inserts: usize,
     ) -> Self {
         Group {
             id,
             last_seq,
             mem,
             end_lsn,
-            bytes,
-            remaining: AtomicUsize::new(members),
-            stripe: Mutex::new(Some(stripe)),
+            inserts_left: AtomicUsize::new(inserts),
         }
     }
 
-    /// A member finished its memtable insert. Returns true for the last
-    /// one, which then completes the group.
-    pub fn member_inserted(&self) -> bool {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.stripe.lock().take();
-            true
-        } else {
-            false
-        }
+    /// An insert finished. Returns true for the last one, whose caller
+    /// then completes the group. (Acquire-release: every insert happens
+    /// before the completion, and so before the publication.)
+    pub fn inserted(&self) -> bool {
+        self.inserts_left.fetch_sub(1, Ordering::AcqRel) == 1
     }
 }

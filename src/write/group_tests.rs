@@ -7,10 +7,14 @@
 //! stalled leader compacts L0 itself, so the stall ends without timing.
 
 use super::*;
+use crate::error::Error;
 use crate::fs::{FileLock, FileSystem, MemFileSystem, UnsyncedData, WritableFile};
-use crate::options::{Options, ReadOptions};
+use crate::options::Options;
+use crate::read::ReadSpec;
+use crate::write::pipeline::Room;
 use bytes::Bytes;
 use parking_lot::Condvar;
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -48,8 +52,7 @@ fn reach_stop_trigger(db: &DbInner) {
 }
 
 fn get(db: &DbInner, key: &str) -> Option<Bytes> {
-    db.get(key.as_bytes(), &ReadOptions::default())
-        .expect("get")
+    db.get(key.as_bytes(), ReadSpec::default()).expect("get")
 }
 
 fn no_slowdown() -> WriteOptions {
@@ -75,16 +78,16 @@ struct HeldLeadership {
 
 fn hold_leadership(
     db: &Arc<DbInner>,
-    then: impl FnOnce(&DbInner, &mut Sequencer) -> Result<()> + Send + 'static,
+    then: impl FnOnce(&DbInner, &mut Leadership<'_>) -> Result<()> + Send + 'static,
 ) -> HeldLeadership {
     let (leading_tx, leading) = mpsc::channel();
     let (release, release_rx) = mpsc::channel::<()>();
     let db = Arc::clone(db);
     let thread = std::thread::spawn(move || {
-        db.as_leader(|sq| {
+        db.write_path.pipeline.with_leadership(&*db, |leader| {
             leading_tx.send(()).expect("test alive");
             release_rx.recv().expect("test alive");
-            then(&db, sq)
+            then(&db, leader)
         })
     });
     leading.recv().expect("helper leads");
@@ -100,12 +103,12 @@ impl HeldLeadership {
 
 /// Start a write of `key` and return once it waits in the queue.
 fn queue_write(db: &Arc<DbInner>, key: &'static str, opts: WriteOptions) -> JoinHandle<Result<()>> {
-    let queued = db.write_path.queue.waiting_len();
+    let queued = db.write_path.pipeline.queued();
     let writer = {
         let db = Arc::clone(db);
         std::thread::spawn(move || db.write_with(&opts, |b| b.put(key, "v")))
     };
-    wait_until(|| db.write_path.queue.waiting_len() == queued + 1);
+    wait_until(|| db.write_path.pipeline.queued() == queued + 1);
     writer
 }
 
@@ -264,7 +267,7 @@ fn a_no_slowdown_writer_arriving_during_a_stall_fails_without_queueing() {
         let db = Arc::clone(&db);
         std::thread::spawn(move || db.write_with(&no_slowdown(), |b| b.put("impatient", "v")))
     };
-    wait_until(|| late.is_finished() || db.write_path.queue.waiting_len() > 0);
+    wait_until(|| late.is_finished() || db.write_path.pipeline.queued() > 0);
     let failed_without_waiting = late.is_finished();
     fs.set_closed(false);
     assert!(
@@ -324,23 +327,29 @@ fn groups_never_mix_logged_and_unlogged_writes() {
     );
 }
 
-/// Regression: a manual flush takes a recycled writer slot; with the
-/// options of the slot's last write (`no_slowdown`) it was failed as a
-/// `no_slowdown` writer when a stall began and returned `Closed`.
+/// Regression: a manual flush took a recycled writer slot, with the
+/// options of the slot's last write (`no_slowdown`): it was failed as a
+/// `no_slowdown` writer when a stall began and returned `Closed`. A
+/// control writer's ask is its own now, never a slot's; the slot's last
+/// write here was `no_slowdown`.
 #[test]
 fn a_manual_flush_queued_at_a_stall_is_not_failed_by_a_recycled_slots_options() {
     let db = open_db(stall_options(Arc::new(MemFileSystem::new())));
     reach_stop_trigger(&db);
+    db.write_with(&no_slowdown(), |b| b.put("no_slowdown", "v"))
+        .expect_err("stalled");
     // The helper, once released, meets the stall as a leader.
-    let held = hold_leadership(&db, |db, sq| db.make_room(sq, false, false, 1));
-    let slot = db.write_path.pool.take();
-    slot.request.lock().opts = no_slowdown();
-    db.write_path.pool.give_back(slot);
+    let room = Room {
+        no_slowdown: false,
+        force: false,
+        bytes: 1,
+    };
+    let held = hold_leadership(&db, move |db, leader| db.make_room(leader, room));
     let flush = {
         let db = Arc::clone(&db);
         std::thread::spawn(move || db.flush_and_wait())
     };
-    wait_until(|| db.write_path.queue.waiting_len() == 1);
+    wait_until(|| db.write_path.pipeline.queued() == 1);
     held.release().expect("the helper waits out the stall");
     join(flush).expect("the flush is not failed");
 }

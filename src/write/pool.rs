@@ -2,9 +2,9 @@
 //! `put` reuses a buffer from an earlier write instead of allocating one,
 //! and a user's batch, once written, becomes a recycled buffer too.
 
-use super::queue::Writer;
+use super::writer::Writer;
 use crate::batch::WriteBatch;
-use parking_lot::Mutex;
+use crate::lock_order::{Level, Mutex};
 use std::sync::Arc;
 
 /// Slots kept for reuse; more than the writers that are ever concurrent.
@@ -13,12 +13,20 @@ const MAX_POOLED: usize = 64;
 /// its memory forever.
 const MAX_POOLED_BATCH_BYTES: usize = 1 << 20;
 
-#[derive(Default)]
 pub(crate) struct WriterPool {
     free: Mutex<Vec<Arc<Writer>>>,
     /// Batch buffers displaced from slots by users' own batches, handed out
     /// again by `Db::new_batch`.
     spare_batches: Mutex<Vec<WriteBatch>>,
+}
+
+impl Default for WriterPool {
+    fn default() -> Self {
+        WriterPool {
+            free: Mutex::new(Level::WriterPool, Vec::new()),
+            spare_batches: Mutex::new(Level::SpareBatches, Vec::new()),
+        }
+    }
 }
 
 impl WriterPool {
@@ -36,9 +44,10 @@ impl WriterPool {
         self.spare_batches.lock().pop().unwrap_or_default()
     }
 
-    /// Put `batch` in `w`'s slot; the slot's own buffer becomes spare.
-    pub fn install_batch(&self, w: &Writer, batch: WriteBatch) {
-        let mut old = std::mem::replace(&mut w.request.lock().batch, batch);
+    /// Put `batch` in `slot` (a writer's batch); the buffer it displaces
+    /// becomes spare.
+    pub fn install_batch(&self, slot: &mut WriteBatch, batch: WriteBatch) {
+        let mut old = std::mem::replace(slot, batch);
         if old.capacity() > MAX_POOLED_BATCH_BYTES {
             return;
         }
@@ -55,15 +64,15 @@ impl WriterPool {
         // ended, the list must not outlive it.
         w.members.lock().clear();
         {
-            let mut r = w.request.lock();
-            if r.batch.capacity() > MAX_POOLED_BATCH_BYTES {
-                r.batch = WriteBatch::new();
+            let mut slot = w.slot.lock();
+            if slot.batch.capacity() > MAX_POOLED_BATCH_BYTES {
+                slot.batch = WriteBatch::new();
             } else {
-                r.batch.clear();
+                slot.batch.clear();
             }
-            r.assignment = None;
-            r.inserted = false;
-            r.error = None;
+            slot.assignment = None;
+            slot.inserted = false;
+            slot.error = None;
         }
         let mut free = self.free.lock();
         if free.len() < MAX_POOLED && Arc::strong_count(&w) == 1 {
@@ -75,17 +84,18 @@ impl WriterPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::write::writer::{Ask, Member};
 
     #[test]
     fn a_users_batch_displaces_a_buffer_that_new_batches_reuse() {
         let pool = WriterPool::default();
         let w = pool.take();
-        w.request.lock().batch.put(b"k", b"v");
-        let pooled_capacity = w.request.lock().batch.capacity();
+        w.slot.lock().batch.put(b"k", b"v");
+        let pooled_capacity = w.slot.lock().batch.capacity();
         let mut user = WriteBatch::new();
         user.put(b"user", b"batch");
-        pool.install_batch(&w, user);
-        assert_eq!(w.request.lock().batch.count(), 1);
+        pool.install_batch(&mut w.slot.lock().batch, user);
+        assert_eq!(w.slot.lock().batch.count(), 1);
         let reused = pool.take_batch();
         assert!(reused.is_empty());
         assert_eq!(reused.capacity(), pooled_capacity);
@@ -103,7 +113,8 @@ mod tests {
     fn giving_a_slot_back_breaks_the_leaders_self_reference() {
         let pool = WriterPool::default();
         let w = pool.take();
-        w.members.lock().push(Arc::clone(&w));
+        let me = Member::new(Arc::clone(&w), Ask::control());
+        w.members.lock().push(me);
         let weak = Arc::downgrade(&w);
         pool.give_back(w);
         assert!(weak.upgrade().is_some(), "the slot was pooled");

@@ -11,10 +11,10 @@
 //! published (no herd of every waiting writer on every publication).
 
 use super::backoff::Backoff;
-use parking_lot::Mutex;
+use super::sync::thread::{self, Thread};
+use super::sync::{AtomicU64, Mutex, Ordering};
+use crate::lock_order::Level;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::Thread;
 use std::time::Duration;
 use strata_sstable::SeqNo;
 
@@ -22,27 +22,50 @@ use strata_sstable::SeqNo;
 /// does not depend on it.
 const WAIT_SLICE: Duration = Duration::from_millis(10);
 
+/// Where a registered group is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Sequenced: its members may still be inserting their batches.
+    Inserting,
+    /// Every batch is inserted but the group's record did not reach the
+    /// WAL (a background error): held back until a resume publishes it.
+    HeldBack,
+    /// Inserted and logged: published once every earlier group is.
+    Complete,
+}
+
 struct Pending {
     /// Group id of `groups[0]`.
     front_id: u64,
-    /// Last sequence number of each registered group, and whether it is done.
-    groups: VecDeque<(SeqNo, bool)>,
+    /// Last sequence number of each registered group, and its stage.
+    groups: VecDeque<(SeqNo, Stage)>,
     /// Parked writers and the sequence number each waits for.
     waiters: Vec<(SeqNo, Thread)>,
+    /// A resume waiting for every group's inserts (`wait_inserted`).
+    inserts_waiter: Option<Thread>,
 }
 
 pub(crate) struct Publisher {
+    /// The last sequence number whose write is published: fully in the
+    /// memtable, with every earlier one. Reads and snapshots use it.
+    visible: AtomicU64,
     pending: Mutex<Pending>,
 }
 
 impl Publisher {
-    pub fn new() -> Self {
+    /// A publisher with every write up to `last_seq` visible (recovered).
+    pub fn new(last_seq: SeqNo) -> Self {
         Publisher {
-            pending: Mutex::new(Pending {
-                front_id: 0,
-                groups: VecDeque::with_capacity(64),
-                waiters: Vec::with_capacity(64),
-            }),
+            visible: AtomicU64::new(last_seq),
+            pending: Mutex::new(
+                Level::Publisher,
+                Pending {
+                    front_id: 0,
+                    groups: VecDeque::with_capacity(64),
+                    waiters: Vec::with_capacity(64),
+                    inserts_waiter: None,
+                },
+            ),
         }
     }
 
@@ -51,22 +74,67 @@ impl Publisher {
     pub fn register(&self, last_seq: SeqNo) -> u64 {
         let mut p = self.pending.lock();
         debug_assert!(p.groups.back().is_none_or(|&(s, _)| s < last_seq));
-        p.groups.push_back((last_seq, false));
+        p.groups.push_back((last_seq, Stage::Inserting));
         p.front_id + p.groups.len() as u64 - 1
     }
 
     /// Mark group `id` finished; advance `visible` over every finished
     /// group at the front. A group [`publish_all`](Self::publish_all)
     /// already published is left alone.
-    pub fn complete(&self, id: u64, visible: &AtomicU64) {
+    pub fn complete(&self, id: u64) {
         let mut p = self.pending.lock();
+        Self::set_stage(&mut p, id, Stage::Complete);
+        self.advance(&mut p);
+    }
+
+    /// The last published sequence number.
+    pub fn visible(&self) -> SeqNo {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Group `id` has inserted every batch, but its record failed to reach
+    /// the WAL: it stays unpublished (until [`publish_all`](Self::publish_all)).
+    pub fn hold_back(&self, id: u64) {
+        let mut p = self.pending.lock();
+        Self::set_stage(&mut p, id, Stage::HeldBack);
+    }
+
+    fn set_stage(p: &mut Pending, id: u64, stage: Stage) {
         let Some(index) = id.checked_sub(p.front_id) else {
-            return;
+            return; // published already by `publish_all`
         };
         if let Some(g) = p.groups.get_mut(index as usize) {
-            g.1 = true;
+            debug_assert_eq!(g.1, Stage::Inserting, "a group finished twice");
+            g.1 = stage;
         }
-        Self::advance(&mut p, visible);
+        if let Some(t) = &p.inserts_waiter {
+            t.unpark();
+        }
+    }
+
+    /// Wait until no registered group is still inserting, or `stop`
+    /// reports an error. A resume calls this with writes stopped (no group
+    /// is registered meanwhile): afterwards every batch sequenced so far
+    /// is in a memtable. A group whose writer panicked mid-insert never
+    /// finishes; the panic poisons the write queue, which `stop` reports.
+    pub fn wait_inserted(&self, stop: impl Fn() -> Option<crate::Error>) -> crate::Result<()> {
+        loop {
+            {
+                let mut p = self.pending.lock();
+                if p.groups.iter().all(|&(_, stage)| stage != Stage::Inserting) {
+                    p.inserts_waiter = None;
+                    return Ok(());
+                }
+                // Registered before `stop` is asked: an error recorded
+                // after it wakes us (`wake_all`).
+                p.inserts_waiter = Some(thread::current());
+            }
+            if let Some(e) = stop() {
+                self.pending.lock().inserts_waiter = None;
+                return Err(e);
+            }
+            thread::park_timeout(WAIT_SLICE);
+        }
     }
 
     /// Publish every registered group, finished or not: a resume does
@@ -75,26 +143,30 @@ impl Publisher {
     /// writers were told the write failed; its outcome is that it was
     /// applied). REQUIRES: no group is being registered (the caller leads
     /// the write queue).
-    pub fn publish_all(&self, visible: &AtomicU64) {
+    pub fn publish_all(&self) {
         let mut p = self.pending.lock();
         for g in p.groups.iter_mut() {
-            g.1 = true;
+            g.1 = Stage::Complete;
         }
-        Self::advance(&mut p, visible);
+        self.advance(&mut p);
     }
 
     /// Advance `visible` over the finished groups at the front and wake
     /// the waiters that now see their writes.
-    fn advance(p: &mut Pending, visible: &AtomicU64) {
+    fn advance(&self, p: &mut Pending) {
         let mut advanced = None;
-        while let Some(&(last, true)) = p.groups.front() {
+        while let Some(&(last, Stage::Complete)) = p.groups.front() {
             p.groups.pop_front();
             p.front_id += 1;
             advanced = Some(last);
         }
         if let Some(last) = advanced {
-            debug_assert!(visible.load(Ordering::Relaxed) < last);
-            visible.store(last, Ordering::Release);
+            // Not under loom: it tracks only the last access to an atomic,
+            // and this load would hide a reader's load from the store
+            // below (the models would not explore the reader seeing it).
+            #[cfg(not(loom))]
+            debug_assert!(self.visible.load(Ordering::Relaxed) < last);
+            self.visible.store(last, Ordering::Release);
             p.waiters.retain(|(seq, thread)| {
                 let ready = *seq <= last;
                 if ready {
@@ -107,48 +179,60 @@ impl Publisher {
 
     /// Wake every parked waiter (an error ended the waits).
     pub fn wake_all(&self) {
-        for (_, thread) in self.pending.lock().waiters.drain(..) {
+        let mut p = self.pending.lock();
+        for (_, thread) in p.waiters.drain(..) {
             thread.unpark();
+        }
+        if let Some(t) = &p.inserts_waiter {
+            t.unpark();
         }
     }
 
     /// Wait until `visible >= seq`, or `stop` reports an error. `stop` is
-    /// never called with the publisher's lock held.
+    /// never called with the publisher's lock held (it may record a
+    /// background error, which wakes every waiter under that lock).
     pub fn wait_visible(
         &self,
         seq: SeqNo,
-        visible: &AtomicU64,
         mut backoff: Backoff,
         stop: impl Fn() -> Option<crate::Error>,
     ) -> crate::Result<()> {
-        while visible.load(Ordering::Acquire) < seq {
+        while self.visible.load(Ordering::Acquire) < seq {
             if !backoff.snooze() {
                 break;
             }
         }
+        // An error that stands already ends the wait, as it always has.
+        if let Some(e) = stop() {
+            return Err(e);
+        }
+        let me = thread::current();
         loop {
-            // `stop` may record a background error, which wakes every
-            // waiter under our lock: call it before taking the lock.
-            if let Some(e) = stop() {
-                let me = std::thread::current().id();
-                self.pending.lock().waiters.retain(|(_, t)| t.id() != me);
-                return Err(e);
-            }
             {
                 let mut p = self.pending.lock();
                 // Checked under the lock `complete` publishes under: either
                 // it is visible now, or `complete` will see our entry.
-                if visible.load(Ordering::Acquire) >= seq {
+                if self.visible.load(Ordering::Acquire) >= seq {
                     return Ok(());
                 }
-                let me = std::thread::current();
                 if !p.waiters.iter().any(|(_, t)| t.id() == me.id()) {
-                    p.waiters.push((seq, me));
+                    p.waiters.push((seq, me.clone()));
                 }
             }
-            std::thread::park_timeout(WAIT_SLICE);
+            // Asked once registered: an error recorded after this look
+            // wakes us (`wake_all`). Asked before registering, an error
+            // recorded in between woke no one, and the wait lasted until
+            // its timeout (the loom models found it).
+            if let Some(e) = stop() {
+                self.pending
+                    .lock()
+                    .waiters
+                    .retain(|(_, t)| t.id() != me.id());
+                return Err(e);
+            }
+            thread::park_timeout(WAIT_SLICE);
             // Once visible, `complete` has already removed our entry.
-            if visible.load(Ordering::Acquire) >= seq {
+            if self.visible.load(Ordering::Acquire) >= seq {
                 return Ok(());
             }
         }
@@ -164,11 +248,10 @@ mod tests {
     /// deadlocked; this test would hang.
     #[test]
     fn a_stop_that_wakes_waiters_does_not_deadlock() {
-        let p = Publisher::new();
-        let visible = AtomicU64::new(0);
+        let p = Publisher::new(0);
         p.register(5);
         let backoff = crate::write::backoff::ActiveWriters::default().backoff();
-        let result = p.wait_visible(5, &visible, backoff, || {
+        let result = p.wait_visible(5, backoff, || {
             p.wake_all();
             Some(crate::Error::Closed)
         });
@@ -177,20 +260,19 @@ mod tests {
 
     #[test]
     fn visible_advances_only_over_a_finished_prefix() {
-        let p = Publisher::new();
-        let visible = AtomicU64::new(0);
+        let p = Publisher::new(0);
         let a = p.register(3);
         let b = p.register(5);
         let c = p.register(9);
-        p.complete(b, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 0);
-        p.complete(c, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 0);
-        p.complete(a, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 9);
+        p.complete(b);
+        assert_eq!(p.visible(), 0);
+        p.complete(c);
+        assert_eq!(p.visible(), 0);
+        p.complete(a);
+        assert_eq!(p.visible(), 9);
         let d = p.register(10);
-        p.complete(d, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 10);
+        p.complete(d);
+        assert_eq!(p.visible(), 10);
     }
 
     /// A resume publishes the groups a background error left unfinished;
@@ -198,21 +280,58 @@ mod tests {
     /// change nothing (an id below the front used to underflow).
     #[test]
     fn publish_all_publishes_unfinished_groups_and_late_completions_are_ignored() {
-        let p = Publisher::new();
-        let visible = AtomicU64::new(0);
+        let p = Publisher::new(0);
         let a = p.register(3);
         let b = p.register(5);
         let c = p.register(9);
-        p.complete(b, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 0);
-        p.publish_all(&visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 9);
-        p.complete(a, &visible);
-        p.complete(c, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 9);
+        p.complete(b);
+        assert_eq!(p.visible(), 0);
+        p.publish_all();
+        assert_eq!(p.visible(), 9);
+        p.complete(a);
+        p.complete(c);
+        assert_eq!(p.visible(), 9);
         let d = p.register(12);
-        p.complete(d, &visible);
-        assert_eq!(visible.load(Ordering::SeqCst), 12);
+        p.complete(d);
+        assert_eq!(p.visible(), 12);
+    }
+
+    /// A group whose record failed to reach the WAL stays unpublished, and
+    /// so does every later group; a resume's `publish_all` releases them.
+    #[test]
+    fn a_held_back_group_blocks_publication_until_publish_all() {
+        let p = Publisher::new(0);
+        let a = p.register(3);
+        let b = p.register(5);
+        let c = p.register(9);
+        p.complete(a);
+        p.hold_back(b);
+        p.complete(c);
+        assert_eq!(p.visible(), 3);
+        p.publish_all();
+        assert_eq!(p.visible(), 9);
+    }
+
+    /// A resume waits until no group is still inserting: finished groups,
+    /// published or held back, do not hold it; an inserting one does
+    /// until it finishes, or until `stop` reports an error.
+    #[test]
+    fn waiting_for_inserts_ends_when_every_group_finished_or_at_a_stop() {
+        let p = std::sync::Arc::new(Publisher::new(0));
+        let a = p.register(3);
+        let b = p.register(5);
+        p.complete(a);
+        let stopped = p.wait_inserted(|| Some(crate::Error::Closed));
+        assert!(matches!(stopped, Err(crate::Error::Closed)));
+        let waiter = {
+            let p = std::sync::Arc::clone(&p);
+            std::thread::spawn(move || p.wait_inserted(|| None))
+        };
+        p.hold_back(b);
+        waiter.join().unwrap().unwrap();
+        assert_eq!(p.visible(), 3, "b is held back");
+        p.wait_inserted(|| Some(crate::Error::Closed))
+            .expect("nothing is inserting: no need to stop");
     }
 
     /// Every order in which six groups can finish (720 permutations): the
@@ -240,15 +359,14 @@ mod tests {
         let orders = permutations(lasts.len());
         assert_eq!(orders.len(), 720);
         for order in orders {
-            let p = Publisher::new();
-            let visible = AtomicU64::new(0);
+            let p = Publisher::new(0);
             let ids: Vec<u64> = lasts.iter().map(|&l| p.register(l)).collect();
             let mut finished = [false; 6];
             let mut prev = 0;
             for &g in &order {
-                p.complete(ids[g], &visible);
+                p.complete(ids[g]);
                 finished[g] = true;
-                let v = visible.load(Ordering::SeqCst);
+                let v = p.visible();
                 let prefix = finished.iter().take_while(|f| **f).count();
                 let expected = if prefix == 0 { 0 } else { lasts[prefix - 1] };
                 assert_eq!(v, expected, "order {order:?}");
@@ -266,16 +384,15 @@ mod tests {
         // on a group boundary.
         use std::sync::Arc;
         for round in 0..50u64 {
-            let p = Arc::new(Publisher::new());
-            let visible = Arc::new(AtomicU64::new(0));
+            let p = Arc::new(Publisher::new(0));
             let lasts: Vec<u64> = (1..=40).map(|i| i * 3).collect();
             let ids: Vec<u64> = lasts.iter().map(|&l| p.register(l)).collect();
             let observer = {
-                let visible = Arc::clone(&visible);
+                let p = Arc::clone(&p);
                 std::thread::spawn(move || {
                     let mut prev = 0;
                     while prev < 120 {
-                        let v = visible.load(Ordering::Acquire);
+                        let v = p.visible();
                         assert!(v >= prev && v.is_multiple_of(3));
                         prev = v;
                     }
@@ -283,11 +400,11 @@ mod tests {
             };
             let workers: Vec<_> = (0..4u64)
                 .map(|t| {
-                    let (p, visible, ids) = (Arc::clone(&p), Arc::clone(&visible), ids.clone());
+                    let (p, ids) = (Arc::clone(&p), ids.clone());
                     std::thread::spawn(move || {
                         for (i, id) in ids.iter().enumerate() {
                             if (i as u64 * 7 + t + round).is_multiple_of(4) {
-                                p.complete(*id, &visible);
+                                p.complete(*id);
                             }
                         }
                     })
@@ -297,7 +414,7 @@ mod tests {
                 w.join().unwrap();
             }
             observer.join().unwrap();
-            assert_eq!(visible.load(Ordering::SeqCst), 120);
+            assert_eq!(p.visible(), 120);
         }
     }
 }

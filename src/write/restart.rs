@@ -3,39 +3,39 @@
 //! memtable is in a table.
 //!
 //! After a background error the write path may be in any of these states:
-//! the WAL ring failed (an append stopped mid-copy, a sync failed), its
+//! the WAL buffer failed (an append stopped mid-copy, a sync failed), its
 //! buffer holding records that never reached the file; groups inserted
 //! into the memtable whose completion the error cut short, so the
 //! publisher holds them back and the visible sequence number is stuck
 //! before them. Rather than repair the failed WAL, a resume writes every
 //! memtable to a table, so nothing depends on any WAL written so far, and
 //! then starts over here: a new WAL and memtable, every pending group
-//! published, the ring's positions moved past every record pushed.
+//! published, the WAL buffer's positions moved past every record pushed.
 
+use super::pipeline::Leadership;
 use super::spare::SpareWal;
-use super::Sequencer;
 use crate::core::DbInner;
 use crate::error::Result;
+use crate::lock_order::MutexGuard;
 use crate::memtable::MemTable;
 use crate::read::SuperVersion;
 use crate::version::Version;
-use parking_lot::MutexGuard;
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
 impl DbInner {
     /// Run `f` with writes stopped: as the write-queue leader (no group is
-    /// sequenced meanwhile) and holding every stripe of the rotation lock
-    /// (every group sequenced before has inserted its batches). Writers
-    /// queue behind: those who lead while the background error stands
-    /// fail with it, and later ones write once a resume cleared it.
+    /// sequenced meanwhile), once every group sequenced before has
+    /// inserted its batches. Writers queue behind: those who lead while
+    /// the background error stands fail with it, and later ones write once
+    /// a resume cleared it.
     pub(crate) fn with_writes_stopped<R>(
         &self,
-        f: impl FnOnce(&mut Sequencer) -> Result<R>,
+        f: impl FnOnce(&mut Leadership<'_>) -> Result<R>,
     ) -> Result<R> {
-        self.as_leader(|sq| {
-            let _all_stripes = self.write_path.stripes.exclusive();
-            f(sq)
+        self.write_path.pipeline.with_leadership(self, |leader| {
+            leader.wait_inserted()?;
+            f(leader)
         })
     }
 
@@ -49,21 +49,21 @@ impl DbInner {
     /// (oldest first) to tables and installs them with the given log
     /// number (the fresh WAL's, so no older WAL is ever replayed) and last
     /// sequence number; once it succeeds, readers see the new version and
-    /// an empty memtable, every group is published, and the ring goes on
+    /// an empty memtable, every group is published, and the WAL buffer goes on
     /// in the fresh WAL, the old ones closed (the caller deletes them). If
     /// it fails, nothing changes and the fresh WAL is kept as the spare.
     /// REQUIRES: writes stopped ([`with_writes_stopped`](Self::with_writes_stopped)),
     /// no flush or compaction running, and the making of spares held off.
     pub(crate) fn start_over(
         &self,
-        sq: &mut Sequencer,
+        leader: &mut Leadership<'_>,
         write_out: impl FnOnce(&[&Arc<MemTable>], u64, SeqNo) -> Result<Arc<Version>>,
     ) -> Result<()> {
         let wp = &self.write_path;
         let wal = match wp.spare.take() {
             // Numbered after the current WAL (see `rotate_memtable`), so
             // after every WAL a memtable logs to.
-            Some(spare) if spare.number > wp.ring.wal_number() => spare,
+            Some(spare) if spare.number > wp.wal.wal_number() => spare,
             Some(stale) => {
                 self.remove_spare(stale);
                 self.new_wal()?
@@ -71,13 +71,8 @@ impl DbInner {
             None => self.new_wal()?,
         };
         let sv = self.current_super_version();
-        let oldest_first: Vec<&Arc<MemTable>> = sv
-            .imms
-            .iter()
-            .rev()
-            .chain(std::iter::once(&sv.mem))
-            .collect();
-        let version = match write_out(&oldest_first, wal.number, sq.last_seq) {
+        let oldest_first = sv.memtables_oldest_first();
+        let version = match write_out(&oldest_first, wal.number, leader.last_seq()) {
             Ok(version) => version,
             Err(e) => {
                 wp.spare.put(wal);
@@ -90,13 +85,13 @@ impl DbInner {
             imms: Vec::new(),
             version,
         });
-        sq.mem = mem;
-        // Every group is inserted (the stripes are held) and in a synced
+        leader.switch_memtable(mem);
+        // Every group is inserted (`with_writes_stopped`) and in a synced
         // table now: those a background error kept from completing become
         // visible too.
-        wp.publisher.publish_all(&self.visible_seq);
+        leader.publish_all();
         // Closed here, so an unlinked WAL frees its space.
-        drop(wp.ring.restart(file, number));
+        drop(wp.wal.restart(file, number));
         Ok(())
     }
 }

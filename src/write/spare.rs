@@ -13,9 +13,9 @@
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
 use crate::fs::{FileSystem, WritableFile};
+use crate::lock_order::{Level, Mutex, MutexGuard};
 use crate::memtable::MemTable;
 use crate::options::WalWriteMode;
-use parking_lot::{Mutex, MutexGuard};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,12 +52,20 @@ pub(crate) struct SpareWal {
 }
 
 /// Holds at most one [`SpareWal`].
-#[derive(Default)]
 pub(crate) struct SpareSlot {
     slot: Mutex<Option<SpareWal>>,
     /// Held while a spare is made, and by a resume throughout: a resume
     /// lists and deletes WALs, and must not meet one half made.
     making: Mutex<()>,
+}
+
+impl Default for SpareSlot {
+    fn default() -> Self {
+        SpareSlot {
+            slot: Mutex::new(Level::SpareSlot, None),
+            making: Mutex::new(Level::SpareMaking, ()),
+        }
+    }
 }
 
 impl SpareSlot {

@@ -127,7 +127,7 @@ pub(crate) fn encode_header(record_type: RecordType, payload: &[u8]) -> [u8; HEA
 /// The block position is `file_offset % BLOCK_SIZE`; if fewer than
 /// [`HEADER_SIZE`] bytes remain in that block they are zero-filled first.
 /// Returns the file offset just past the record, so a caller can frame several
-/// records back to back (the engine's WAL ring buffer does) and hand them to
+/// records back to back (the engine's WAL buffer does) and hand them to
 /// [`Writer::append_framed`](crate::Writer::append_framed).
 ///
 /// ```

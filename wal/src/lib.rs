@@ -58,6 +58,7 @@ pub use error::{CorruptionReason, Error, TornReason};
 pub use format::{
     encode_record, encoded_end, RecordType, BLOCK_SIZE, HEADER_SIZE, MAX_FRAGMENT_PAYLOAD,
 };
+pub use last_append::SECTOR_SIZE;
 pub use reader::{Reader, Record};
 pub use recovery::{Anomaly, LogEnd, RecoveryMode, TailRule};
 pub use sink::Sink;

@@ -3,7 +3,7 @@
 use crate::error::{CorruptionReason, Error, TornReason};
 use crate::format::RecordType;
 use crate::fragment::{parse_at, Parsed};
-use crate::last_append::written_after;
+use crate::last_append::crash_can_leave;
 use crate::proof::{sync_points_after, trusted_end, Found};
 use crate::recovery::{Anomaly, LogEnd, RecoveryMode, TailRule};
 use crate::scan::ForwardScan;
@@ -49,7 +49,7 @@ pub struct Record<'r> {
 /// a correct writer and is corruption. That is the default [`TailRule`];
 /// a log whose writer synced every record before writing the next (the
 /// MANIFEST) is read with [`TailRule::EveryRecordSyncedButLast`], which
-/// finds damage before the last record without waiting for proof.
+/// calls corruption whatever no crash can leave, without waiting for proof.
 ///
 /// What happens next depends on the [`RecoveryMode`]; see [`Reader::next_record`].
 ///
@@ -156,14 +156,14 @@ impl<'a> Reader<'a> {
     ///     writer.sync().unwrap();
     /// }
     /// let mut log = writer.into_inner();
-    /// log[4] ^= 0x40; // the first record's length now runs past the file
+    /// log[9] ^= 0x01; // a byte of the first record's payload
     ///
     /// // Sync points alone: they all sit in the damaged block, so this looks
     /// // like a crash's torn tail and the synced records would be dropped.
     /// let mut reader = Reader::new(&log, RecoveryMode::default());
     /// assert!(reader.next_record().unwrap().is_none());
-    /// // Every record but the last was synced: the valid records after the
-    /// // damage prove it was not a crash.
+    /// // Every record but the last was synced: no crash leaves a record
+    /// // that holds its length and a bad checksum followed by more records.
     /// let rule = TailRule::EveryRecordSyncedButLast;
     /// let mut reader = Reader::with_tail_rule(&log, RecoveryMode::default(), rule);
     /// assert!(reader.next_record().is_err());
@@ -428,7 +428,8 @@ impl<'a> Reader<'a> {
         let synced = match self.tail_rule {
             TailRule::SyncPoints => self.sync_points.proves(at),
             TailRule::EveryRecordSyncedButLast => {
-                self.sync_points.proves(at) || written_after(self.data, at, self.partial.is_some())
+                self.sync_points.proves(at)
+                    || !crash_can_leave(self.data, at, self.partial.is_some())
             }
         };
         if synced {

@@ -40,19 +40,21 @@ pub enum TailRule {
     /// the [`Writer`](crate::Writer) frames after a sync (the MANIFEST:
     /// each version edit is synced before the next is written). So only the
     /// last append can hold crash damage, and an anomaly at `X` is
-    /// corruption if the log shows anything written after `X`'s append:
-    /// valid fragments, found at *any* byte position after `X` (except
-    /// inside the damaged fragment's own extent, when its header stands
-    /// up), that one append cannot hold after `X` (a sync point stating more
-    /// than `X`, or anything after a record's end), or the proof
-    /// [`SyncPoints`](Self::SyncPoints) finds.
+    /// corruption unless a crash can have left the log as it reads from `X`
+    /// on: the last append, walked by the writer's framing from `X`, with
+    /// some of its 512-byte sectors reading as zeros and the file cut
+    /// anywhere (maybe followed by zeros), and nothing after it. Or if the
+    /// proof [`SyncPoints`](Self::SyncPoints) finds says so.
     ///
-    /// Caveat: the byte-by-byte search can take payload bytes that imitate
-    /// framing for fragments, so when a crash damages the last record's
-    /// header (its type byte or a length byte lost) or cuts the file inside
-    /// its payload, a record holding framed log bytes can make the damage
-    /// read as corruption. See docs/wal-format.md for why the MANIFEST
-    /// accepts this.
+    /// REQUIRES a writer that appends by `write(2)` or the like, which a
+    /// crash cuts short or leaves with whole sectors lost, never single
+    /// bytes (the engine writes its MANIFEST so; a copy into a mapped file,
+    /// as the WAL is written, can leave any byte lost).
+    ///
+    /// The last record's payload is never read as framing, whatever it
+    /// holds. The price: a length that runs past the end of the file reads
+    /// as the last append cut short, wherever it lies (see
+    /// docs/wal-format.md).
     EveryRecordSyncedButLast,
 }
 

@@ -17,15 +17,23 @@
 //! Logs written the MANIFEST's way (every record synced before the next)
 //! are also read with [`TailRule::EveryRecordSyncedButLast`]: crashes stay
 //! torn tails, and a flipped byte anywhere before the last record's append
-//! is corruption.
+//! is corruption (but a length made to run past the end of the file, which
+//! reads as the last append cut short). That rule is for a log appended by
+//! `write(2)`, as the MANIFEST is, which a crash leaves cut short or with
+//! whole 512-byte sectors lost, never bytes inside one: its crashes here
+//! lose pages and sectors, not a torn copy's bytes.
 
 #![allow(clippy::unwrap_used)] // an integration test crate: helpers outside #[test] fns unwrap too
 
 mod common;
 
-use common::{layout_of_ops, payload, read_all_with, walk_resumes_at, Layout, Op};
+use common::{
+    claims_past_the_file, layout_of_ops, payload, read_all_with, walk_resumes_at, Layout, Op,
+};
 use proptest::prelude::*;
-use strata_wal::{Error, LogEnd, RecoveryMode, Sink, TailRule, Writer, BLOCK_SIZE};
+use strata_wal::{
+    Error, LogEnd, RecoveryMode, Sink, TailRule, TornReason, Writer, BLOCK_SIZE, SECTOR_SIZE,
+};
 
 const PAGE_SIZE: usize = 4096;
 
@@ -153,8 +161,14 @@ impl Bits {
 
 /// Crash (a) with `synced` bytes durable and `written` written: every byte
 /// below `synced` kept; past it, each 4 KiB page kept or lost, maybe a torn
-/// copy, the file cut between the two lengths, maybe preallocated zeros after it.
-fn lose_pages(w: &Written, (synced, written): (usize, usize), seed: u64) -> Vec<u8> {
+/// copy (if `torn_copy`: a log written into a mapping), the file cut between
+/// the two lengths, maybe preallocated zeros after it.
+fn lose_pages(
+    w: &Written,
+    (synced, written): (usize, usize),
+    seed: u64,
+    torn_copy: bool,
+) -> Vec<u8> {
     let mut bits = Bits(seed | 1);
     let cut = bits.between(synced, written);
     let mut file = w.log[..cut].to_vec();
@@ -166,7 +180,7 @@ fn lose_pages(w: &Written, (synced, written): (usize, usize), seed: u64) -> Vec<
             file[from..to].fill(0);
         }
     }
-    if bits.next().is_multiple_of(2) && cut > synced {
+    if bits.next().is_multiple_of(2) && cut > synced && torn_copy {
         // A copy that died having stored some bytes and not others.
         let from = bits.between(synced, cut);
         let to = bits.between(from, cut.min(from + 64));
@@ -193,12 +207,21 @@ fn read_all(data: &[u8], mode: RecoveryMode) -> common::ReadOutcome {
 }
 
 /// Crash (c) with `synced` bytes durable and `written` written: the first
-/// bytes past `synced` lost (1 to 64 KiB of them, from the seed), the rest kept.
-fn lose_first_bytes(w: &Written, (synced, written): (usize, usize), seed: u64) -> Vec<u8> {
+/// bytes past `synced` lost (1 to 64 KiB of them, from the seed), the rest
+/// kept. If `unit` is given, the loss is rounded up to whole units.
+fn lose_first_bytes(
+    w: &Written,
+    (synced, written): (usize, usize),
+    seed: u64,
+    unit: Option<usize>,
+) -> Vec<u8> {
     let mut file = w.log[..written].to_vec();
     if written > synced {
         let lost = 1 + (seed as usize % (written - synced).min(2 * BLOCK_SIZE));
-        file[synced..synced + lost].fill(0);
+        let lost_to = unit.map_or(synced + lost, |unit| {
+            (synced + lost).next_multiple_of(unit).min(written)
+        });
+        file[synced..lost_to].fill(0);
     }
     file
 }
@@ -329,9 +352,9 @@ proptest! {
         for round in 0..4 {
             // After the last operation, and during a sync picked by the seed.
             let point = if round % 2 == 0 { last } else { points[(seed >> 32) as usize % points.len()] };
-            let file = lose_pages(&w, point, seed.wrapping_add(round));
+            let file = lose_pages(&w, point, seed.wrapping_add(round), true);
             check_crash_recovery(&w, point.0, &file, &format!("pages lost at {point:?}, round {round}"));
-            let file = lose_first_bytes(&w, point, seed >> (8 * round));
+            let file = lose_first_bytes(&w, point, seed >> (8 * round), None);
             check_crash_recovery(&w, point.0, &file, &format!("first bytes lost at {point:?}, round {round}"));
         }
     }
@@ -374,10 +397,11 @@ proptest! {
 /// What flipping the byte at `pos` of an undamaged log written the
 /// MANIFEST's way must give under [`TailRule::EveryRecordSyncedButLast`]:
 /// corruption where the damaged fragment lies before the last record's
-/// append (the records after it prove that append was synced); in the last
-/// append, the records before it and a torn tail, or corruption where the
-/// damage is none a crash leaves and valid fragments follow it; nothing at
-/// all in block-tail padding.
+/// append (the records after it prove that append was synced), unless its
+/// length now runs past the end of the file, which reads as the last append
+/// cut short (a torn tail); in the last append, the records before it and a
+/// torn tail, or corruption where the damage is none a crash leaves;
+/// nothing at all in block-tail padding.
 fn check_flip_every_record_synced(w: &Written, pos: usize, mask: u8) {
     let mut file = w.log.clone();
     file[pos] ^= mask;
@@ -405,7 +429,13 @@ fn check_flip_every_record_synced(w: &Written, pos: usize, mask: u8) {
         .map_or(0, |i| w.synced_lens[i]);
     let corruption =
         matches!(outcome.end, Err(Error::Corruption { offset, .. }) if offset == at as u64);
-    if at < last_append {
+    if at < last_append && claims_past_the_file(&file, at) {
+        assert!(
+            matches!(outcome.end, Ok(LogEnd::TornTail { offset, reason: TornReason::TruncatedPayload { .. } }) if offset == dropped_from as u64),
+            "{what}: a length past the file, got {:?}",
+            outcome.end
+        );
+    } else if at < last_append {
         assert!(
             corruption,
             "{what}: before the last append, got {:?}",
@@ -433,13 +463,13 @@ proptest! {
     ) {
         let w = write(&ops, seed as usize % 1000);
         for (point, round) in w.crash_points().into_iter().zip(0u64..) {
-            let file = lose_pages(&w, point, seed.wrapping_add(round));
+            let file = lose_pages(&w, point, seed.wrapping_add(round), false);
             let what = format!("pages lost at {point:?}");
             check_crash_recovery_with(&w, point.0, &file, &what, TailRule::EveryRecordSyncedButLast);
             // Small losses often: the sync point framed before the record.
             let first = if round % 2 == 0 { seed % 24 } else { seed >> 8 };
-            let file = lose_first_bytes(&w, point, first);
-            let what = format!("first bytes lost at {point:?}");
+            let file = lose_first_bytes(&w, point, first, Some(SECTOR_SIZE));
+            let what = format!("first sectors lost at {point:?}");
             check_crash_recovery_with(&w, point.0, &file, &what, TailRule::EveryRecordSyncedButLast);
             let cut = &w.log[..point.0 + (seed as usize % (point.1 - point.0 + 1))];
             let what = format!("cut at {} in {point:?}", cut.len());

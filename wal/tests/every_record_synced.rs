@@ -8,10 +8,13 @@
 
 mod common;
 
-use common::{layout_of_ops, payload, read_all, read_all_with, write_ops, Layout, Op, MODES};
+use common::{
+    claims_past_the_file, layout_of_ops, payload, read_all, read_all_with, write_ops, Layout, Op,
+    MODES,
+};
 use strata_wal::{
-    encode_record, encode_sync_point, Error, LogEnd, Reader, RecoveryMode, TailRule, BLOCK_SIZE,
-    HEADER_SIZE, SYNC_POINT_SIZE,
+    encode_record, encode_sync_point, Error, LogEnd, Reader, RecoveryMode, TailRule, TornReason,
+    BLOCK_SIZE, HEADER_SIZE, SECTOR_SIZE, SYNC_POINT_SIZE,
 };
 
 const RULE: TailRule = TailRule::EveryRecordSyncedButLast;
@@ -35,16 +38,18 @@ fn manifest_like(sizes: &[usize]) -> (Vec<u8>, Vec<Vec<u8>>, Layout) {
 
 /// A small MANIFEST in one block, like the engine's after a flush: every
 /// byte flipped three ways. Before the last append (the last record and the
-/// sync point framed before it) every flip is corruption. With sync points
-/// alone, all in the damaged block, many of the same flips read as torn
-/// tails, some (a length made to run past the end of the file) of a kind
-/// the engine accepts as a torn write: synced edits dropped silently.
+/// sync point framed before it) every flip is corruption, but one: a length
+/// made to run past the end of the file reads as the last append cut short
+/// (its payload could hold the records after it), a torn tail the engine
+/// judges by what its bytes hold. With sync points alone, all in the
+/// damaged block, many of the same flips read as torn tails.
 #[test]
 fn every_flip_before_the_last_append_is_corruption() {
     let (log, _, layout) = manifest_like(&[9, 9, 44, 30]);
     let last = *layout.sync_points.last().unwrap();
     assert_eq!(last.end, layout.records[3].start);
     let mut torn_with_sync_points_alone = 0;
+    let mut cut_lookalikes = 0;
     for pos in 0..last.start {
         let (_, fragment) = layout.fragment_containing(pos).unwrap();
         let damaged_record = fragment
@@ -55,12 +60,21 @@ fn every_flip_before_the_last_append_is_corruption() {
             damaged[pos] ^= mask;
             let what = format!("flip {mask:#04x} at {pos}");
             let outcome = read_all_with(&damaged, RecoveryMode::default(), RULE);
+            assert_eq!(outcome.records.len(), damaged_record, "{what}");
+            if claims_past_the_file(&damaged, fragment.start) {
+                cut_lookalikes += 1;
+                assert!(
+                    matches!(outcome.end, Ok(LogEnd::TornTail { offset, reason: TornReason::TruncatedPayload { .. } }) if offset == fragment.start as u64),
+                    "{what}: {:?}",
+                    outcome.end
+                );
+                continue;
+            }
             assert!(
                 matches!(outcome.end, Err(Error::Corruption { offset, .. }) if offset == fragment.start as u64),
                 "{what}: {:?}",
                 outcome.end
             );
-            assert_eq!(outcome.records.len(), damaged_record, "{what}");
             let plain = read_all(&damaged, RecoveryMode::default());
             assert_eq!(plain.records, outcome.records, "{what}");
             if matches!(plain.end, Ok(LogEnd::TornTail { .. })) {
@@ -69,23 +83,26 @@ fn every_flip_before_the_last_append_is_corruption() {
         }
     }
     assert!(torn_with_sync_points_alone > 0);
+    // Of each of the three records, the high length byte flipped by 0x01
+    // and 0x41 and the low one by 0xff; of the third (44 bytes, 52 before
+    // the end), the low one by 0x41 too.
+    assert_eq!(cut_lookalikes, 10);
 }
 
-/// The last append holds a sync point, then the record. A crash that loses
-/// the sync point's bytes and keeps the record (a page boundary between
-/// them, the first page lost; or a copy that stores its first bytes last)
-/// leaves a valid record after the damage, yet only the last append is
-/// damaged: a torn tail. ("Any valid fragment after the damage" called it
-/// corruption.)
+/// The last append holds a sync point, then the record. A power loss that
+/// loses the sector holding the sync point (all of it, or its header with a
+/// sector boundary inside it) and keeps the sector holding the record leaves
+/// a valid record after the damage, yet only the last append is damaged: a
+/// torn tail. ("Any valid fragment after the damage" called it corruption.)
 #[test]
 fn the_last_appends_sync_point_lost_and_its_record_kept_is_a_torn_tail() {
-    let (log, _, layout) = manifest_like(&[100, 200, 300]);
-    let point = *layout.sync_points.last().unwrap();
-    let record = layout.records[2];
-    assert_eq!(point.end, record.start);
-    for lost in [1, 7, SYNC_POINT_SIZE] {
+    for lost in [SYNC_POINT_SIZE, HEADER_SIZE, 3] {
+        // The last sync point starts `lost` bytes before the boundary.
+        let (log, _, layout) = manifest_like(&[100, SECTOR_SIZE - lost - 29 - 100, 300]);
+        let point = *layout.sync_points.last().unwrap();
+        assert_eq!(point.start + lost, SECTOR_SIZE);
         let mut file = log.clone();
-        file[point.start..point.start + lost].fill(0);
+        file[point.start..SECTOR_SIZE].fill(0);
         for mode in [
             RecoveryMode::TolerateCorruptedTailRecords,
             RecoveryMode::PointInTimeRecovery,
@@ -98,20 +115,33 @@ fn the_last_appends_sync_point_lost_and_its_record_kept_is_a_torn_tail() {
                 outcome.end
             );
         }
+        // One byte lost in a sector that kept the others is no crash's
+        // doing (only a copy into a mapped file leaves that).
+        let mut file = log.clone();
+        file[point.start] = 0;
+        let outcome = read_all_with(&file, RecoveryMode::default(), RULE);
+        assert!(
+            matches!(outcome.end, Err(Error::Corruption { offset, .. }) if offset == point.start as u64),
+            "{lost}: {:?}",
+            outcome.end
+        );
     }
 }
 
-/// A last record spanning blocks, whose FIRST fragment a crash damaged and
-/// whose MIDDLE and LAST survived: one append, a torn tail.
+/// A last record spanning blocks, whose FIRST fragment a crash damaged
+/// (sectors of it lost) and whose MIDDLE and LAST survived: one append, a
+/// torn tail.
 #[test]
 fn a_last_record_whose_first_fragment_is_lost_is_a_torn_tail() {
     let (log, _, layout) = manifest_like(&[100, 3 * BLOCK_SIZE]);
     let record = layout.records[1];
-    assert!(record.end > 3 * BLOCK_SIZE);
+    let point = *layout.sync_points.last().unwrap();
+    assert!(record.end > 3 * BLOCK_SIZE && record.start < SECTOR_SIZE);
     for (name, lost) in [
-        ("header", record.start..record.start + HEADER_SIZE),
-        ("payload", record.start + 100..record.start + 4000),
-        ("sync point and header", record.start - 15..record.start + 3),
+        ("header", record.start..SECTOR_SIZE),
+        ("payload", 2 * SECTOR_SIZE..8 * SECTOR_SIZE),
+        ("sync point and header", point.start..SECTOR_SIZE),
+        ("sync point to the FIRST's end", point.start..BLOCK_SIZE),
     ] {
         let mut file = log.clone();
         file[lost].fill(0);
@@ -125,7 +155,7 @@ fn a_last_record_whose_first_fragment_is_lost_is_a_torn_tail() {
     }
     // A MIDDLE fragment lost too (LAST kept): still one append.
     let mut file = log.clone();
-    file[record.start + 100..2 * BLOCK_SIZE + 50].fill(0);
+    file[SECTOR_SIZE..2 * BLOCK_SIZE + SECTOR_SIZE].fill(0);
     let outcome = read_all_with(&file, RecoveryMode::default(), RULE);
     assert!(
         matches!(outcome.end, Ok(LogEnd::TornTail { .. })),
@@ -156,45 +186,57 @@ fn imitations() -> Vec<u8> {
     out
 }
 
-/// The last record's payload is not searched when its header stands up (a
-/// known type, a length that fits, its end confirmed by the end of the
-/// file): a crash that lost only its checksum or payload bytes leaves a
-/// torn tail even when the payload imitates framing.
+/// The last record's payload is never read as framing, whatever a crash
+/// did to the record: its checksum's sector lost (a sector boundary inside
+/// its header), its header's type and length lost, a payload sector lost,
+/// or the file cut inside it. A payload imitating framing (a record, a sync
+/// point stating more than any offset here) leaves a torn tail.
 #[test]
-fn the_torn_last_records_own_payload_is_not_searched_when_its_header_stands() {
+fn the_torn_last_records_payload_is_never_read_as_framing() {
     let mut evil = payload(3, 200, false);
     evil.extend(imitations());
-    let records = vec![payload(1, 100, false), evil.clone()];
-    let ops = [Op::Record(100), Op::Sync, Op::Record(evil.len()), Op::Sync];
+    // The last record's header starts 4 bytes before the first boundary:
+    // its checksum in one sector, its length and type in the next.
+    let first = SECTOR_SIZE - 4 - SYNC_POINT_SIZE - HEADER_SIZE;
+    let records = vec![payload(1, first, false), evil.clone()];
+    let ops = [
+        Op::Record(first),
+        Op::Sync,
+        Op::Record(evil.len()),
+        Op::Sync,
+    ];
     let log = write_ops(&ops, &records);
     let layout = layout_of_ops(0, &ops);
+    let append = layout.sync_points[0].start;
     let evil_at = layout.records[1].start;
-    for (name, lost) in [
-        ("checksum", evil_at..evil_at + 4),
-        ("payload page", evil_at + 20..evil_at + 150),
-    ] {
+    assert_eq!(evil_at + 4, SECTOR_SIZE);
+    assert!(layout.records[1].end > 2 * SECTOR_SIZE);
+    let mut crashes = vec![
+        ("sync point and checksum", append..SECTOR_SIZE),
+        ("length and type", SECTOR_SIZE..2 * SECTOR_SIZE),
+        ("payload sector", 2 * SECTOR_SIZE..3 * SECTOR_SIZE),
+        ("whole header", append..2 * SECTOR_SIZE),
+    ];
+    crashes.retain(|(_, lost)| lost.end <= log.len());
+    for (name, lost) in crashes {
         let mut file = log.clone();
         file[lost].fill(0);
         let outcome = read_all_with(&file, RecoveryMode::default(), RULE);
         assert_eq!(outcome.records.len(), 1, "{name}");
         assert!(
-            matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset == evil_at as u64),
+            matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset >= append as u64),
             "{name}: {:?}",
             outcome.end
         );
     }
-    // The caveat that remains (docs/wal-format.md): with the type byte lost
-    // the extent is unknown, the payload is searched, and the imitation
-    // reads as a later append. If this starts to pass as a torn tail, the
-    // caveat can go from the docs.
-    let mut file = log.clone();
-    file[evil_at + 6] = 0;
-    let outcome = read_all_with(&file, RecoveryMode::default(), RULE);
-    assert!(
-        matches!(outcome.end, Err(Error::Corruption { .. })),
-        "{:?}",
-        outcome.end
-    );
+    for cut in evil_at + 1..log.len() {
+        let outcome = read_all_with(&log[..cut], RecoveryMode::default(), RULE);
+        assert!(
+            matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. }) if offset == evil_at as u64),
+            "cut at {cut}: {:?}",
+            outcome.end
+        );
+    }
 }
 
 #[test]
@@ -260,4 +302,95 @@ fn a_length_no_writer_writes_is_not_taken_for_crash_damage() {
         "{:?}",
         outcome.end
     );
+}
+
+/// The recipe of fuzz/corpus/wal_reader/seed-regression-cut-last-record-
+/// holding-framed-fragments (after its selector byte), the `wal_reader`
+/// fuzz target's counterexample as a write(2)-appended log meets it: two
+/// records, the first synced; the last one cut at 72,000 (then three zeros
+/// appended). The recipe, which fills the records, holds a framed FULL
+/// fragment at offset 10, as a MANIFEST edit's table boundary key may.
+const FUZZ_RECIPE: [u8; 28] = [
+    0xd2, 0x2c, 0xff, 0x00, 0xa3, 0x00, 0x6b, 0x92, 0x03, 0x00, 0x12, 0xe7, 0x31, 0x1a, 0x0b, 0x00,
+    0x01, 0x03, 0x01, 0x02, 0x03, 0x04, 0x05, 0x07, 0x08, 0x09, 0x0b, 0x01,
+];
+
+/// A record the way the fuzz target fills it: the recipe repeated, the
+/// first byte set to the record's index.
+fn fuzz_payload(index: u8, len: usize) -> Vec<u8> {
+    let mut payload = FUZZ_RECIPE.repeat(len / FUZZ_RECIPE.len() + 1);
+    payload.truncate(len);
+    payload[0] = index;
+    payload
+}
+
+/// A MANIFEST-like log of `first` (synced) and then the fuzz target's last
+/// record, unsynced: 256 bytes repeating the recipe, so nine framed FULL
+/// fragments lie in its payload. Returns the log and where the last append
+/// and its record start.
+fn with_framed_last_record(first: usize) -> (Vec<u8>, usize, usize) {
+    let records = vec![fuzz_payload(0, first), fuzz_payload(1, 256)];
+    let ops = [Op::Record(first), Op::Sync, Op::Record(256)];
+    let log = write_ops(&ops, &records);
+    let layout = layout_of_ops(0, &ops);
+    let point = *layout.sync_points.last().unwrap();
+    assert_eq!(point.end, layout.records[1].start);
+    (log, point.start, layout.records[1].start)
+}
+
+fn assert_torn_after_one_record(file: &[u8], append: usize, what: &str) {
+    for mode in [
+        RecoveryMode::TolerateCorruptedTailRecords,
+        RecoveryMode::PointInTimeRecovery,
+    ] {
+        let outcome = read_all_with(file, mode, RULE);
+        assert_eq!(outcome.records.len(), 1, "{what}, {mode:?}");
+        // A cut just past the sync point leaves a clean end.
+        assert!(
+            matches!(outcome.end, Ok(LogEnd::TornTail { offset, .. } | LogEnd::Clean { offset }) if offset >= append as u64),
+            "{what}, {mode:?}: {:?}",
+            outcome.end
+        );
+    }
+}
+
+/// The fuzz target's log (a synced record of 71,820 bytes, then the last
+/// one), cut anywhere in the last append, the crash every writer meets. The
+/// rule used to search every byte position after a cut header and took the
+/// framed fragments in the record's own payload for a later append: the
+/// MANIFEST would not open after a crash whenever its last edit held a key
+/// with framed log bytes in it.
+#[test]
+fn a_cut_last_record_holding_framed_fragments_is_a_torn_tail() {
+    let (log, append, record) = with_framed_last_record(71_820);
+    assert!(read_all_with(&log, RecoveryMode::default(), RULE)
+        .end
+        .is_ok());
+    // The corpus seed's crash.
+    let mut seed_crash = log[..72_000].to_vec();
+    seed_crash.extend([0; 3]);
+    assert_torn_after_one_record(&seed_crash, append, "cut at 72,000, three zeros after");
+    for cut in append + 1..log.len() {
+        let what = format!("cut at {cut} (record at {record})");
+        assert_torn_after_one_record(&log[..cut], append, &what);
+    }
+}
+
+/// The same last record, placed so that a sector boundary falls inside its
+/// header, 3 bytes in: a power loss that loses the sector before the
+/// boundary (the sync point and the header's checksum) and keeps the one
+/// after it. The rule used to search from the lost sync point on, past the
+/// damaged header, into the payload.
+#[test]
+fn a_last_record_whose_header_lost_a_sector_holding_framed_fragments_is_a_torn_tail() {
+    // The first record ends 15 + 3 bytes before the 1024-byte boundary.
+    let (log, append, record) = with_framed_last_record(2 * SECTOR_SIZE - 18 - HEADER_SIZE);
+    assert_eq!(record + 3, 2 * SECTOR_SIZE);
+    let mut file = log.clone();
+    file[append..2 * SECTOR_SIZE].fill(0);
+    assert_torn_after_one_record(&file, append, "the sector before the boundary lost");
+    // Cut as well.
+    for cut in 2 * SECTOR_SIZE..log.len() {
+        assert_torn_after_one_record(&file[..cut], append, &format!("lost and cut at {cut}"));
+    }
 }

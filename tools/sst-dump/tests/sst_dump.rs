@@ -614,13 +614,25 @@ fn sorted(mut files: Vec<LiveFile>) -> Vec<LiveFile> {
     files
 }
 
-/// A database with several tables (small write buffer), open.
+/// A database with several tables, open. How many memtables a flush
+/// takes at once, and when compaction merges L0, depend on the background
+/// threads' timing: the tables come from explicit flushes (at least six)
+/// and compaction never starts, so the count does not.
 fn build_many_tables(dir: &Path) -> Db {
-    let db = Db::open(dir, small_options()).unwrap();
+    let options = Options {
+        level0_file_num_compaction_trigger: 1000,
+        level0_slowdown_writes_trigger: 1000,
+        level0_stop_writes_trigger: 1000,
+        ..small_options()
+    };
+    let db = Db::open(dir, options).unwrap();
     for i in 0..3000 {
         db.put(key(i * 7919 % 3000), value(i)).unwrap();
         if i % 10 == 0 {
             db.delete(key(i / 2)).unwrap();
+        }
+        if i % 500 == 499 {
+            db.flush().unwrap();
         }
     }
     db.flush().unwrap();

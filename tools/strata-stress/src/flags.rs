@@ -72,9 +72,9 @@ pub struct StressFlags {
     /// RocksDB's max_write_batch_group_size_bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_write_group_bytes: usize,
-    /// Capacity of the ring between write groups and the WAL.
+    /// Capacity of the WAL buffer between write groups and the WAL.
     #[arg(long, default_value_t = 4 << 20)]
-    pub wal_ring_capacity_bytes: usize,
+    pub wal_buffer_capacity_bytes: usize,
     /// RocksDB's wal_bytes_per_sync (0: off).
     #[arg(long, default_value_t = 0)]
     pub wal_bytes_per_sync: u64,
@@ -124,7 +124,7 @@ impl StressFlags {
             level_compaction_dynamic_level_bytes: !rng.one_in(4),
             max_background_jobs: 2 + rng.below(3) as usize,
             max_write_group_bytes: pick(rng, &[4 << 10, 64 << 10, 1 << 20, 4 << 20]),
-            wal_ring_capacity_bytes: pick(rng, &[4 << 10, 64 << 10, 1 << 20, 4 << 20]),
+            wal_buffer_capacity_bytes: pick(rng, &[4 << 10, 64 << 10, 1 << 20, 4 << 20]),
             wal_bytes_per_sync: pick(rng, &[0, 0, 256 << 10]),
         }
     }
@@ -152,7 +152,7 @@ impl StressFlags {
             level_compaction_dynamic_level_bytes: self.level_compaction_dynamic_level_bytes,
             max_background_jobs: self.max_background_jobs,
             max_write_group_bytes: self.max_write_group_bytes,
-            wal_ring_capacity_bytes: self.wal_ring_capacity_bytes,
+            wal_buffer_capacity_bytes: self.wal_buffer_capacity_bytes,
             wal_bytes_per_sync: self.wal_bytes_per_sync,
             ..defaults
         }
@@ -212,8 +212,8 @@ impl StressFlags {
                 self.max_write_group_bytes.to_string(),
             ),
             (
-                "wal-ring-capacity-bytes",
-                self.wal_ring_capacity_bytes.to_string(),
+                "wal-buffer-capacity-bytes",
+                self.wal_buffer_capacity_bytes.to_string(),
             ),
             ("wal-bytes-per-sync", self.wal_bytes_per_sync.to_string()),
         ]

@@ -108,6 +108,20 @@ pub fn walk_resumes_at(file: &[u8], at: usize) -> Option<usize> {
     (known_type && header[4] != 0 && header[5] != 0 && fits).then_some(end)
 }
 
+/// Whether the fragment at `at` of `file` (the damaged bytes) is a record's
+/// FULL or LAST fragment whose length runs past the end of the file but not
+/// past its block: exactly what the log's last append cut short by a crash
+/// reads as, its payload (the user's bytes) holding whatever follows. Under
+/// `TailRule::EveryRecordSyncedButLast` that is a torn tail wherever it lies
+/// (docs/wal-format.md).
+pub fn claims_past_the_file(file: &[u8], at: usize) -> bool {
+    let Some(header) = file.get(at..at + HEADER_SIZE) else {
+        return false;
+    };
+    let end = at + HEADER_SIZE + usize::from(u16::from_le_bytes([header[4], header[5]]));
+    matches!(header[6], 1 | 4) && end > file.len() && end <= (at / BLOCK_SIZE + 1) * BLOCK_SIZE
+}
+
 /// What a [`Writer`] is asked to do, for the layout model.
 #[derive(Clone, Copy, Debug)]
 pub enum Op {

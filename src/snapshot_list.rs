@@ -1,0 +1,46 @@
+//! The live snapshots' sequence numbers: what flush and compaction must
+//! keep. The public handle, `Snapshot`, is in `snapshot.rs`.
+
+use crate::lock_order::{Level, Mutex};
+use std::collections::BTreeMap;
+use strata_sstable::SeqNo;
+
+/// The live snapshots' sequence numbers, so flush and compaction keep the
+/// versions they can still see.
+pub(crate) struct SnapshotList {
+    live: Mutex<BTreeMap<SeqNo, usize>>,
+}
+
+impl Default for SnapshotList {
+    fn default() -> Self {
+        SnapshotList {
+            live: Mutex::new(Level::Snapshots, BTreeMap::new()),
+        }
+    }
+}
+
+impl SnapshotList {
+    /// Register a snapshot at the sequence `current()` returns, read under
+    /// the list's lock so compaction never misses a snapshot being taken.
+    pub fn acquire(&self, current: impl FnOnce() -> SeqNo) -> SeqNo {
+        let mut live = self.live.lock();
+        let seq = current();
+        *live.entry(seq).or_default() += 1;
+        seq
+    }
+
+    pub fn release(&self, seq: SeqNo) {
+        let mut live = self.live.lock();
+        if let Some(n) = live.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&seq);
+            }
+        }
+    }
+
+    /// Sequence numbers of live snapshots, ascending.
+    pub fn sequences(&self) -> Vec<SeqNo> {
+        self.live.lock().keys().copied().collect()
+    }
+}

@@ -1,0 +1,97 @@
+//! The commit pipeline's environment in a database: `DbInner` gives it
+//! the WAL buffer, the memtable insert, room for a write (`room.rs`), the
+//! background error, statistics and test hooks.
+
+use super::pipeline::{CommitEnv, Durability, Leadership, Room};
+use crate::batch::WriteBatch;
+use crate::core::DbInner;
+use crate::error::{Error, Result};
+use crate::filename::wal_path;
+use crate::hook::HookPoint;
+use crate::memtable::MemTable;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use strata_sstable::SeqNo;
+
+impl CommitEnv for DbInner {
+    fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()> {
+        DbInner::make_room(self, leader, room)
+    }
+
+    fn log(&self, record: &[u8]) -> Result<u64> {
+        self.write_path
+            .wal
+            .push(record)
+            .map_err(|e| self.wal_failure(e))
+    }
+
+    fn wait_logged(&self, end: u64, durability: Durability, inline: bool) -> Result<()> {
+        let wal = &self.write_path.wal;
+        wal.wait(end, durability, inline, || self.write_stop_error())?;
+        if durability != Durability::Synced {
+            // `wal_bytes_per_sync`: have the syncer thread sync in the
+            // background once enough is written unsynced.
+            let bytes_per_sync = self.options.wal_bytes_per_sync;
+            let unsynced = wal.written().saturating_sub(wal.synced());
+            if bytes_per_sync > 0 && unsynced >= bytes_per_sync {
+                wal.request_sync(wal.written());
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, mem: &MemTable, first_seq: SeqNo, batch: &WriteBatch) {
+        mem.insert_batch(first_seq, batch.iter().flatten());
+    }
+
+    fn stop_error(&self) -> Option<Error> {
+        self.write_stop_error()
+    }
+
+    fn record_panic(&self, panic: Error) -> Arc<Error> {
+        self.set_bg_error(panic)
+    }
+
+    fn count_group(&self, writes: usize, records: u64, bytes: u64) {
+        self.stats.write_groups.fetch_add(1, Ordering::Relaxed);
+        self.stats.add_user_writes(writes as u64, records, bytes);
+    }
+
+    fn hook(&self, point: HookPoint) {
+        let _ = DbInner::hook(self, point);
+    }
+}
+
+impl DbInner {
+    /// The error that ends a writer's wait: a background failure, or a WAL
+    /// failure not yet recorded as one.
+    pub(crate) fn write_stop_error(&self) -> Option<Error> {
+        self.record_wal_failure();
+        self.check_bg_error().err()
+    }
+
+    /// Record the WAL buffer's failure, if it has failed, as the
+    /// background error (unless one is recorded already); returns the
+    /// background error then. Recorded under the buffer's failure lock, so
+    /// a failure a resume has cleared is never recorded after it.
+    fn record_wal_failure(&self) -> Option<Arc<Error>> {
+        let wal = &self.write_path.wal;
+        wal.failure()?;
+        let path = wal_path(&self.dir, wal.wal_number());
+        wal.record_failure(|e| self.set_bg_error(Error::io("write WAL", path, e)))
+    }
+
+    /// The error for a failed WAL operation: the background error it
+    /// became.
+    pub(crate) fn wal_failure(&self, e: std::io::Error) -> Error {
+        match self.record_wal_failure() {
+            Some(bg) => Error::Background(bg),
+            // A resume restarted the WAL since: the failure was this
+            // call's alone.
+            None => {
+                let path = wal_path(&self.dir, self.write_path.wal.wal_number());
+                Error::io("write WAL", path, e)
+            }
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! The commit pipeline: the one way a write goes from a batch to a
+//! durable, visible write (Pebble's `commitPipeline` is the model).
+//!
+//! Two invariants shape it. Batches reach the WAL in sequence-number
+//! order, and become visible to reads in sequence-number order, a prefix
+//! at a time. Writing the WAL buffer is a memory copy and is serialized
+//! (one leader at a time); memtable inserts are the slow part and run
+//! concurrently; publication is serialized again, but only over groups
+//! that have finished inserting.
+//!
+//! ```text
+//!  write ─► pool ─► queue ─┬─ leader: take group ─► sequence ─► hand off ─┐
+//!                          │          (make room, numbers, one WAL record) │
+//!                          └─ member: wait for the leader ◄───────────────┘
+//!                                          │
+//!           insert (each member its own, concurrently; a small group:
+//!           the leader alone) ─► last insert completes the group (its
+//!           record written) ─► publish in order ─► wait: synced if asked,
+//!           visible ─► pool
+//! ```
+//!
+//! Everything outside the pipeline's own ordering (making room: write
+//! stalls and memtable rotation; the WAL; the memtable insert; errors and
+//! statistics) goes through a [`CommitEnv`], so the ordering, grouping and
+//! failure handling are tested alone against a fake (`pipeline_tests.rs`).
+
+use super::backoff::ActiveWriters;
+use super::group::Group;
+use super::pool::WriterPool;
+use super::publish::Publisher;
+use super::queue::{Joined, WriteQueue};
+use super::writer::{Ask, Assignment, Member, Writer, WriterState};
+use crate::batch::{WriteBatch, HEADER_LEN};
+use crate::error::{Error, Result};
+use crate::hook::HookPoint;
+use crate::lock_order::{Level, Mutex, MutexGuard};
+use crate::memtable::MemTable;
+use crate::options::WriteOptions;
+use crate::panics::catch_panic;
+use std::sync::Arc;
+use strata_sstable::{SeqNo, MAX_SEQNO};
+
+/// A group whose batches total at most this many bytes is inserted by its
+/// leader alone; larger groups insert concurrently, each member its own.
+/// Each member of a small group is woken once, when its write is done:
+/// with more writers than cores a wake-up costs more than the insert.
+const SERIAL_INSERT_MAX_BYTES: u64 = 64 * 1024;
+
+/// How far a group's WAL record must have gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// In the WAL buffer (`manual_wal_flush`): lost with the process.
+    Buffered,
+    /// Handed to the operating system: survives a process crash.
+    Written,
+    /// fsynced: survives power loss.
+    Synced,
+}
+
+/// What a leader asks the environment to make room for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Room {
+    /// Fail with `WriteStall` rather than wait for a stall.
+    pub no_slowdown: bool,
+    /// Rotate the memtable even if it is not full (unless it is empty).
+    pub force: bool,
+    /// Bytes of the group about to be written (0 for a control leader).
+    pub bytes: u64,
+}
+
+/// What the pipeline needs from the database: the WAL, the memtable, room
+/// for a write, and where errors go. `DbInner` is the real one
+/// (`env.rs`); the tests use fakes.
+pub(crate) trait CommitEnv {
+    /// Before a group is sequenced: apply write stalls (waiting through
+    /// [`Leadership::stall`]) and rotate the memtable when it is full
+    /// ([`Leadership::switch_memtable`]).
+    fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()>;
+    /// Append one group's record to the WAL buffer; returns the log
+    /// position just past it. Called in sequence order.
+    fn log(&self, record: &[u8]) -> Result<u64>;
+    /// Wait until the log holds everything up to `end` with `durability`.
+    /// `inline`: the caller may do the writing or syncing itself when no
+    /// one else is. Ends early with the error a background failure left.
+    fn wait_logged(&self, end: u64, durability: Durability, inline: bool) -> Result<()>;
+    /// Insert `batch`'s records into `mem`, numbered from `first_seq`.
+    /// Called concurrently for different batches.
+    fn apply(&self, mem: &MemTable, first_seq: SeqNo, batch: &WriteBatch);
+    /// The error that ends a wait (a background failure), if one stands.
+    fn stop_error(&self) -> Option<Error>;
+    /// Record a writer's panic as the background error; returns the
+    /// background error that stands.
+    fn record_panic(&self, panic: Error) -> Arc<Error>;
+    /// A group of `writes` writes, `records` records and `bytes` bytes was
+    /// sequenced (statistics).
+    fn count_group(&self, _writes: usize, _records: u64, _bytes: u64) {}
+    /// A named point for tests to inject panics at.
+    fn hook(&self, _point: HookPoint) {}
+}
+
+/// How the pipeline waits and publishes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PipelineConfig {
+    /// The most bytes a group takes (`Options::max_write_group_bytes`).
+    pub max_group_bytes: usize,
+    /// A group publishes once its record is in the WAL buffer, before it
+    /// is written (`Options::manual_wal_flush`).
+    pub manual_wal_flush: bool,
+    /// Every writer syncs the WAL itself: there is no WAL syncer thread
+    /// (`Options::inline_background_work`). Otherwise only a lone writer
+    /// does, and with company the syncer thread coalesces the fsyncs.
+    pub sync_inline: bool,
+}
+
+/// The leader's state: touched only by whoever leads the write queue (the
+/// mutex is uncontended; it makes that rule checkable).
+pub(crate) struct Sequencer {
+    /// The last sequence number handed out.
+    last_seq: SeqNo,
+    /// The memtable groups insert into now (the current super version's).
+    mem: Arc<MemTable>,
+    /// Reused buffer for a multi-writer group's WAL record.
+    payload: Vec<u8>,
+}
+
+/// Proof of leading the write queue: no group is sequenced by anyone
+/// else while it lives. Held by a group's leader while it sequences, and
+/// by a control leader (a manual flush, a resume) for its whole task.
+pub(crate) struct Leadership<'a> {
+    sequencer: MutexGuard<'a, Sequencer>,
+    queue: &'a WriteQueue,
+    publisher: &'a Publisher,
+}
+
+impl Leadership<'_> {
+    /// The last sequence number handed out.
+    pub fn last_seq(&self) -> SeqNo {
+        self.sequencer.last_seq
+    }
+
+    /// The memtable groups insert into now.
+    pub fn mem(&self) -> &Arc<MemTable> {
+        &self.sequencer.mem
+    }
+
+    /// Send later groups to `mem`; returns the memtable they went to,
+    /// sealed at the last sequence number given to it. Groups sequenced
+    /// into it may still be inserting: once that number is published they
+    /// have all finished (see `MemTable::seal`).
+    pub fn switch_memtable(&mut self, mem: Arc<MemTable>) -> Arc<MemTable> {
+        let old = std::mem::replace(&mut self.sequencer.mem, mem);
+        old.seal(self.sequencer.last_seq);
+        old
+    }
+
+    /// Wait out a write stall with `wait`, with the stall barrier up:
+    /// queued `no_slowdown` writers fail now, and those arriving during
+    /// the wait fail as they join; none waits. With `no_slowdown` the
+    /// leader itself does not wait: it fails with `WriteStall`, and so do
+    /// the queued `no_slowdown` writers.
+    pub fn stall<R>(&self, no_slowdown: bool, wait: impl FnOnce() -> Result<R>) -> Result<R> {
+        if no_slowdown {
+            for m in self.queue.take_no_slowdown() {
+                m.fail(Error::WriteStall);
+            }
+            return Err(Error::WriteStall);
+        }
+        struct Barrier<'q>(&'q WriteQueue);
+        impl Drop for Barrier<'_> {
+            fn drop(&mut self) {
+                self.0.end_stall();
+            }
+        }
+        let _barrier = Barrier(self.queue);
+        for m in self.queue.begin_stall() {
+            m.fail(Error::WriteStall);
+        }
+        wait()
+    }
+
+    /// Wait until every group sequenced so far has inserted its batches
+    /// (a resume then writes the memtables out). Fails if a writer's panic
+    /// poisoned the queue meanwhile: its group may never finish.
+    pub fn wait_inserted(&self) -> Result<()> {
+        self.publisher
+            .wait_inserted(|| self.queue.poisoned().map(Error::Background))
+    }
+
+    /// Publish every group sequenced so far, finished or not. REQUIRES:
+    /// every one has inserted ([`wait_inserted`](Self::wait_inserted)) and
+    /// is durable elsewhere (a resume wrote the memtables to tables): the
+    /// groups a background error held back have an outcome, applied.
+    pub fn publish_all(&self) {
+        self.publisher.publish_all();
+    }
+}
+
+/// A group the leader sequenced, and how it is inserted.
+struct Sequenced {
+    group: Arc<Group>,
+    first_seq: SeqNo,
+    /// The leader inserts every batch (one writer, or a small group).
+    serial: bool,
+}
+
+pub(crate) struct CommitPipeline {
+    queue: WriteQueue,
+    pool: WriterPool,
+    sequencer: Mutex<Sequencer>,
+    publisher: Publisher,
+    active: ActiveWriters,
+    config: PipelineConfig,
+}
+
+impl CommitPipeline {
+    /// A pipeline that numbers writes after `last_seq` (every write up to
+    /// it visible) into `mem`.
+    pub fn new(config: PipelineConfig, last_seq: SeqNo, mem: Arc<MemTable>) -> Self {
+        CommitPipeline {
+            queue: WriteQueue::default(),
+            pool: WriterPool::default(),
+            sequencer: Mutex::new(
+                Level::Sequencer,
+                Sequencer {
+                    last_seq,
+                    mem,
+                    payload: Vec::new(),
+                },
+            ),
+            publisher: Publisher::new(last_seq),
+            active: ActiveWriters::default(),
+            config,
+        }
+    }
+
+    /// Apply a user's batch atomically; its buffer is recycled afterwards
+    /// (the buffer it displaces from the writer's slot is what
+    /// [`new_batch`](Self::new_batch) hands out next).
+    pub fn write_batch<E: CommitEnv>(
+        &self,
+        env: &E,
+        batch: WriteBatch,
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        self.write(env, opts, |slot| {
+            self.pool.install_batch(slot, batch);
+            Ok(())
+        })
+    }
+
+    /// Apply the writes `fill` adds to a pooled batch: no batch buffer is
+    /// allocated in steady state.
+    pub fn write_with<E: CommitEnv>(
+        &self,
+        env: &E,
+        opts: &WriteOptions,
+        fill: impl FnOnce(&mut WriteBatch),
+    ) -> Result<()> {
+        self.write(env, opts, |slot| {
+            fill(slot);
+            Ok(())
+        })
+    }
+
+    /// An empty batch with a recycled buffer.
+    pub fn new_batch(&self) -> WriteBatch {
+        self.pool.take_batch()
+    }
+
+    /// Take a writer slot, fill its batch, commit it, and give the slot
+    /// back: every write enters and leaves here.
+    fn write<E: CommitEnv>(
+        &self,
+        env: &E,
+        opts: &WriteOptions,
+        fill: impl FnOnce(&mut WriteBatch) -> Result<()>,
+    ) -> Result<()> {
+        let w = self.pool.take();
+        let ask = {
+            let mut slot = w.slot.lock();
+            fill(&mut slot.batch)
+                .and_then(|()| slot.batch.validate())
+                .map(|()| Ask::new(&slot.batch, opts))
+        };
+        let result = ask.and_then(|ask| self.commit(env, &w, ask));
+        self.pool.give_back(w);
+        result
+    }
+
+    /// Join the queue and carry the write through: lead a group, or follow
+    /// a leader, or collect what the leader did.
+    fn commit<E: CommitEnv>(&self, env: &E, w: &Arc<Writer>, ask: Ask) -> Result<()> {
+        let _active = self.active.enter();
+        let joined = self.queue.join(w, ask, self.active.backoff());
+        let place = match joined {
+            Joined::Leader => "write group leader",
+            Joined::Member(_) => "writer",
+        };
+        // [panic guard] A panic while writing, above all while leading a
+        // group, must not leave the group's members, the queue or later
+        // writers waiting forever (see `panicked`).
+        catch_panic(place, || match joined {
+            Joined::Leader => self.lead(env, w, ask),
+            Joined::Member(WriterState::Sequenced) => self.follow(env, w, ask),
+            Joined::Member(WriterState::Committed) => Ok(()),
+            Joined::Member(_) => Err(w.take_error()),
+        })
+        .unwrap_or_else(|panic| Err(self.panicked(env, w, panic)))
+    }
+
+    /// Lead a group: take it, sequence it, hand leadership on; then either
+    /// insert every batch here (one writer, or a small group) and release
+    /// the members with the outcome, or wake each member to insert its
+    /// own (helping those not yet awake); then wait like any writer.
+    fn lead<E: CommitEnv>(&self, env: &E, leader: &Arc<Writer>, ask: Ask) -> Result<()> {
+        let mut members = leader.members.lock();
+        let me = Member::new(Arc::clone(leader), ask);
+        self.queue
+            .take_group(me, self.config.max_group_bytes, &mut members);
+        env.hook(HookPoint::WriteGroupLeader);
+        let sequenced = self.sequence(env, &members);
+        // The next group forms while this one inserts.
+        self.queue.hand_off();
+        env.hook(HookPoint::WriteGroupSequenced);
+        let result = match sequenced {
+            Err(e) => {
+                for m in &members[1..] {
+                    m.fail(e.duplicate());
+                }
+                Err(e)
+            }
+            Ok(Sequenced {
+                group,
+                first_seq,
+                serial: true,
+            }) => {
+                let sync = members.iter().any(|m| m.ask.sync);
+                let result = self
+                    .insert_all(env, &members, &group, first_seq)
+                    .and_then(|()| self.wait(env, &group, sync));
+                for m in &members[1..] {
+                    match &result {
+                        Ok(()) => m.set(WriterState::Committed),
+                        Err(e) => m.fail(e.duplicate()),
+                    }
+                }
+                result
+            }
+            Ok(Sequenced {
+                group,
+                first_seq,
+                serial: false,
+            }) => {
+                let mut next = first_seq;
+                for m in members.iter() {
+                    if Arc::ptr_eq(&m.writer, leader) {
+                        let mut slot = leader.slot.lock();
+                        slot.assignment = Some(Assignment {
+                            group: Arc::clone(&group),
+                            first_seq: next,
+                        });
+                        slot.inserted = false;
+                    } else {
+                        m.assign(&group, next);
+                    }
+                    next += u64::from(m.ask.count);
+                }
+                let own = self.insert(env, leader);
+                let helped = self.help(env, &members[1..]);
+                own.and(helped)
+                    .and_then(|()| self.wait(env, &group, ask.sync))
+            }
+        };
+        // The list holds the members' slots (the leader's too): it must
+        // not outlive the write.
+        members.clear();
+        result
+    }
+
+    /// A member of a group whose members insert their own batches: insert
+    /// (unless the leader did already), then wait.
+    fn follow<E: CommitEnv>(&self, env: &E, w: &Writer, ask: Ask) -> Result<()> {
+        let group = w
+            .slot
+            .lock()
+            .assignment
+            .as_ref()
+            .map(|a| Arc::clone(&a.group));
+        let Some(group) = group else {
+            return Err(Error::Closed); // a leader sets it before waking us
+        };
+        self.insert(env, w)?;
+        self.wait(env, &group, ask.sync)
+    }
+
+    /// Make room, number the group, log its record, register it with the
+    /// publisher.
+    fn sequence<E: CommitEnv>(&self, env: &E, members: &[Member]) -> Result<Sequenced> {
+        let lead = members[0].ask;
+        let bytes: u64 = members.iter().map(|m| m.ask.bytes as u64).sum();
+        let records: u64 = members.iter().map(|m| u64::from(m.ask.count)).sum();
+        let mut leadership = self.leadership();
+        let room = Room {
+            no_slowdown: lead.no_slowdown,
+            force: false,
+            bytes,
+        };
+        env.make_room(&mut leadership, room)?;
+        let sq = &mut *leadership.sequencer;
+        let first = sq.last_seq + 1;
+        let last = first + records - 1;
+        // Recovery leaves `last_seq` within the 56 bits an internal key
+        // holds (checked as read); a write that would pass them is refused
+        // rather than stored under a wrapped or truncated number.
+        if last > MAX_SEQNO {
+            return Err(Error::InvalidArgument(format!(
+                "sequence numbers are exhausted: this write needs up to {last}, past {MAX_SEQNO}"
+            )));
+        }
+        let end_lsn = if lead.disable_wal {
+            sq.mem.mark_unlogged();
+            None
+        } else {
+            Some(Self::log(env, sq, members, first, records)?)
+        };
+        sq.last_seq = last;
+        env.count_group(members.len(), records, bytes);
+        let id = self.publisher.register(last);
+        let serial = members.len() == 1 || bytes <= SERIAL_INSERT_MAX_BYTES;
+        let inserts = if serial { 1 } else { members.len() };
+        let group = Group::new(id, last, Arc::clone(&sq.mem), end_lsn, inserts);
+        Ok(Sequenced {
+            group: Arc::new(group),
+            first_seq: first,
+            serial,
+        })
+    }
+
+    /// Log the group as one WAL record: a lone writer's batch as it is, a
+    /// group's batches under one header.
+    fn log<E: CommitEnv>(
+        env: &E,
+        sq: &mut Sequencer,
+        members: &[Member],
+        first: SeqNo,
+        records: u64,
+    ) -> Result<u64> {
+        if let [only] = members {
+            let mut slot = only.writer.slot.lock();
+            slot.batch.set_sequence(first);
+            return env.log(slot.batch.encoded());
+        }
+        encode_group(&mut sq.payload, first, records, members);
+        env.log(&sq.payload)
+    }
+
+    /// Insert every member's batch (the leader of a serial group), then
+    /// complete the group.
+    fn insert_all<E: CommitEnv>(
+        &self,
+        env: &E,
+        members: &[Member],
+        group: &Group,
+        first_seq: SeqNo,
+    ) -> Result<()> {
+        let mut next = first_seq;
+        for m in members {
+            let slot = m.writer.slot.lock();
+            env.apply(&group.mem, next, &slot.batch);
+            next += u64::from(m.ask.count);
+        }
+        let last = group.inserted();
+        debug_assert!(last, "a serial group has one insert");
+        self.complete(env, group)
+    }
+
+    /// Insert `w`'s batch unless someone has; if that was the group's last
+    /// insert, complete the group.
+    fn insert<E: CommitEnv>(&self, env: &E, w: &Writer) -> Result<()> {
+        let last = {
+            let mut slot = w.slot.lock();
+            let slot = &mut *slot;
+            let Some(a) = slot.assignment.as_ref() else {
+                return Ok(());
+            };
+            if slot.inserted {
+                return Ok(());
+            }
+            env.apply(&a.group.mem, a.first_seq, &slot.batch);
+            slot.inserted = true;
+            a.group.inserted().then(|| Arc::clone(&a.group))
+        };
+        match last {
+            Some(group) => self.complete(env, &group),
+            None => Ok(()),
+        }
+    }
+
+    /// The leader inserts the batches of members that have not woken up
+    /// yet. With more writers than cores, a member is often still waiting
+    /// for a core when its batch could be inserted; helping saves it a
+    /// second wake-up (it wakes to find its write already published). A
+    /// member that is running inserts its own batch, concurrently.
+    fn help<E: CommitEnv>(&self, env: &E, members: &[Member]) -> Result<()> {
+        let mut result = Ok(());
+        for m in members {
+            if let Err(e) = self.insert(env, &m.writer) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// The group's last insert is done: once its record is written (in
+    /// the buffer, with `manual_wal_flush`), publish it. If the log failed
+    /// the group is held back (inserted, not published).
+    fn complete<E: CommitEnv>(&self, env: &E, group: &Group) -> Result<()> {
+        if let Some(end) = group.end_lsn {
+            let durability = if self.config.manual_wal_flush {
+                Durability::Buffered
+            } else {
+                Durability::Written
+            };
+            if let Err(e) = env.wait_logged(end, durability, true) {
+                self.publisher.hold_back(group.id);
+                return Err(e);
+            }
+        }
+        self.publisher.complete(group.id);
+        Ok(())
+    }
+
+    /// Wait until `group` is visible, and synced first if `sync`.
+    fn wait<E: CommitEnv>(&self, env: &E, group: &Group, sync: bool) -> Result<()> {
+        if let (true, Some(end)) = (sync, group.end_lsn) {
+            // A lone writer syncs itself (no handoff to the syncer thread);
+            // with company, the syncer syncs while the others queue up, so
+            // one fsync covers many groups. fillsync on 2 cores: 1 writer
+            // ~15% faster inline; 8 writers ~25% faster through the syncer.
+            let inline = self.config.sync_inline || self.active.count() <= 1;
+            env.wait_logged(end, Durability::Synced, inline)?;
+        }
+        self.publisher
+            .wait_visible(group.last_seq, self.active.backoff(), || env.stop_error())
+    }
+
+    /// [panic guard] `w` panicked while writing: record the panic as the
+    /// background error (which wakes writers waiting for publication or
+    /// the WAL), fail the members its lead had not yet released, and
+    /// poison the queue, so that queued and later writers fail at once
+    /// instead of waiting for a leader or a publication that never comes.
+    fn panicked<E: CommitEnv>(&self, env: &E, w: &Arc<Writer>, panic: Error) -> Error {
+        let err = env.record_panic(panic);
+        for m in w.members.lock().drain(..) {
+            if !Arc::ptr_eq(&m.writer, w) {
+                m.fail_if_queued(Error::Background(Arc::clone(&err)));
+            }
+        }
+        self.queue.poison(&err);
+        // A resume waiting for every group's inserts stops at the poison.
+        self.publisher.wake_all();
+        Error::Background(err)
+    }
+
+    fn leadership(&self) -> Leadership<'_> {
+        Leadership {
+            sequencer: self.sequencer.lock(),
+            queue: &self.queue,
+            publisher: &self.publisher,
+        }
+    }
+
+    /// Run `f` leading the write queue, with no batch of its own (a manual
+    /// flush's rotation, a resume): no group is sequenced meanwhile.
+    pub fn with_leadership<E: CommitEnv, R>(
+        &self,
+        env: &E,
+        f: impl FnOnce(&mut Leadership<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let w = self.pool.take();
+        let result = match self.queue.join(&w, Ask::control(), self.active.backoff()) {
+            Joined::Leader => {
+                // [panic guard] As in `commit`: a panic here would leave
+                // the queue with a leader that never hands off.
+                let r = catch_panic("write group leader", || {
+                    env.hook(HookPoint::WriteGroupLeader);
+                    f(&mut self.leadership())
+                })
+                .unwrap_or_else(|panic| Err(self.panicked(env, &w, panic)));
+                self.queue.hand_off();
+                r
+            }
+            // The queue was poisoned by a writer's panic.
+            Joined::Member(WriterState::Failed) => Err(w.take_error()),
+            // A control writer never rides in a group: it can only be
+            // promoted, or fail.
+            Joined::Member(_) => Err(Error::Closed),
+        };
+        self.pool.give_back(w);
+        result
+    }
+
+    /// The last sequence number published.
+    pub fn visible(&self) -> SeqNo {
+        self.publisher.visible()
+    }
+
+    /// The last sequence number handed out.
+    pub fn last_seq(&self) -> SeqNo {
+        self.sequencer.lock().last_seq
+    }
+
+    /// Wait until every write up to `seq` is published (or `env` reports
+    /// an error).
+    pub fn wait_visible<E: CommitEnv>(&self, env: &E, seq: SeqNo) -> Result<()> {
+        self.publisher
+            .wait_visible(seq, self.active.backoff(), || env.stop_error())
+    }
+
+    /// Wake the writers waiting for publication, so they look at their
+    /// stop condition (a background error) now.
+    pub fn wake_waiters(&self) {
+        self.publisher.wake_all();
+    }
+
+    /// How many writers wait in the queue (tests shape groups with it).
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.queue.waiting_len()
+    }
+}
+
+/// One WAL payload for a group: a batch header with the group's first
+/// sequence number and total count, then every member's records.
+fn encode_group(out: &mut Vec<u8>, first: SeqNo, total: u64, members: &[Member]) {
+    out.clear();
+    out.extend_from_slice(&first.to_le_bytes());
+    // Groups are capped around a megabyte, far below u32::MAX records.
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    for m in members {
+        let slot = m.writer.slot.lock();
+        out.extend_from_slice(&slot.batch.encoded()[HEADER_LEN..]);
+    }
+}

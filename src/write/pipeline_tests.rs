@@ -1,0 +1,755 @@
+//! The commit pipeline alone, against a fake environment: the order of
+//! WAL records and publication, which writers share a group, which fail
+//! when the WAL or the environment fails, write stalls, and the
+//! durability each writer waits for.
+//!
+//! Groups are shaped deterministically: a helper thread holds the queue's
+//! leadership while writers join behind it in a known order, then hands
+//! leadership to the first of them. The fake blocks where a test needs a
+//! writer held (a gate per kind of call) and records every call.
+
+use super::pipeline::{CommitEnv, CommitPipeline, Durability, Leadership, PipelineConfig, Room};
+use crate::batch::{DecodedBatch, WriteBatch};
+use crate::error::{Error, Result};
+use crate::memtable::{Lookup, MemTable};
+use crate::options::WriteOptions;
+use parking_lot::{Condvar, Mutex};
+use std::io;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use strata_sstable::SeqNo;
+
+/// What the fake records, and the gates tests close.
+#[derive(Default)]
+struct Record {
+    /// WAL records appended, in order.
+    log: Vec<Vec<u8>>,
+    /// Log calls to fail (by index of the call).
+    fail_log_call: Option<usize>,
+    log_calls: usize,
+    /// `wait_logged` calls: (end, durability, inline).
+    waits: Vec<(u64, Durability, bool)>,
+    /// A `Written` wait for this end fails (the WAL write failed).
+    fail_written_at: Option<u64>,
+    /// The background error: set by a failure or a panic.
+    failed: Option<Arc<Error>>,
+    /// Batches applied: (first sequence number, the keys).
+    applied: Vec<(SeqNo, Vec<Vec<u8>>)>,
+    /// Groups sequenced: (writes, records, bytes).
+    groups: Vec<(usize, u64, u64)>,
+    /// Applying a batch holding this key panics.
+    panic_on_key: Option<Vec<u8>>,
+    /// Applying a batch holding this key waits while `apply_held`.
+    hold_key: Option<Vec<u8>>,
+    apply_held: bool,
+    /// A batch with `hold_key` is waiting in `apply`.
+    holding: bool,
+    /// Syncs wait while this is set.
+    syncs_held: bool,
+    /// Leaders meet a write stall while this is set.
+    stalled: bool,
+    /// Leaders waiting out the stall.
+    stalled_leaders: usize,
+}
+
+struct FakeEnv {
+    record: Mutex<Record>,
+    changed: Condvar,
+}
+
+impl FakeEnv {
+    fn new() -> Arc<FakeEnv> {
+        Arc::new(FakeEnv {
+            record: Mutex::new(Record::default()),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Record)) {
+        f(&mut self.record.lock());
+        self.changed.notify_all();
+    }
+
+    /// Wait until `cond` holds of the record (another thread brings it
+    /// about: no timing involved).
+    fn wait_for(&self, cond: impl Fn(&Record) -> bool) {
+        let mut r = self.record.lock();
+        while !cond(&r) {
+            self.changed.wait(&mut r);
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
+        f(&self.record.lock())
+    }
+}
+
+fn keys(batch: &WriteBatch) -> Vec<Vec<u8>> {
+    batch
+        .iter()
+        .map(|op| op.expect("valid").key.to_vec())
+        .collect()
+}
+
+impl CommitEnv for FakeEnv {
+    fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()> {
+        loop {
+            if !self.record.lock().stalled {
+                return Ok(());
+            }
+            leader.stall(room.no_slowdown, || {
+                self.set(|r| r.stalled_leaders += 1);
+                self.wait_for(|r| !r.stalled);
+                self.set(|r| r.stalled_leaders -= 1);
+                Ok(())
+            })?;
+        }
+    }
+
+    fn log(&self, record: &[u8]) -> Result<u64> {
+        let mut r = self.record.lock();
+        let call = r.log_calls;
+        r.log_calls += 1;
+        if r.fail_log_call == Some(call) {
+            return Err(Error::io(
+                "append",
+                "/fake.log",
+                io::Error::other("injected"),
+            ));
+        }
+        r.log.push(record.to_vec());
+        Ok(r.log.iter().map(|rec| rec.len() as u64).sum())
+    }
+
+    fn wait_logged(&self, end: u64, durability: Durability, inline: bool) -> Result<()> {
+        let mut r = self.record.lock();
+        r.waits.push((end, durability, inline));
+        self.changed.notify_all();
+        if durability == Durability::Written && r.fail_written_at == Some(end) {
+            let e = Error::io("write", "/fake.log", io::Error::other("injected"));
+            let e = Arc::clone(r.failed.get_or_insert_with(|| Arc::new(e)));
+            return Err(Error::Background(e));
+        }
+        while durability == Durability::Synced && r.syncs_held {
+            self.changed.wait(&mut r);
+        }
+        match &r.failed {
+            Some(e) => Err(Error::Background(Arc::clone(e))),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(&self, mem: &MemTable, first_seq: SeqNo, batch: &WriteBatch) {
+        let keys = keys(batch);
+        {
+            let mut r = self.record.lock();
+            if r.panic_on_key.as_ref().is_some_and(|k| keys.contains(k)) {
+                drop(r);
+                panic!("injected by the test");
+            }
+            if r.hold_key.as_ref().is_some_and(|k| keys.contains(k)) {
+                r.holding = true;
+                self.changed.notify_all();
+                while r.apply_held {
+                    self.changed.wait(&mut r);
+                }
+                r.holding = false;
+            }
+            r.applied.push((first_seq, keys));
+        }
+        self.changed.notify_all();
+        mem.insert_batch(first_seq, batch.iter().flatten());
+    }
+
+    fn stop_error(&self) -> Option<Error> {
+        let r = self.record.lock();
+        r.failed.as_ref().map(|e| Error::Background(Arc::clone(e)))
+    }
+
+    fn record_panic(&self, panic: Error) -> Arc<Error> {
+        let mut r = self.record.lock();
+        let e = Arc::clone(r.failed.get_or_insert_with(|| Arc::new(panic)));
+        drop(r);
+        self.changed.notify_all();
+        e
+    }
+
+    fn count_group(&self, writes: usize, records: u64, bytes: u64) {
+        self.set(|r| r.groups.push((writes, records, bytes)));
+    }
+}
+
+struct Fixture {
+    pipeline: Arc<CommitPipeline>,
+    env: Arc<FakeEnv>,
+    mem: Arc<MemTable>,
+}
+
+fn config() -> PipelineConfig {
+    PipelineConfig {
+        max_group_bytes: 1 << 20,
+        manual_wal_flush: false,
+        sync_inline: false,
+    }
+}
+
+fn fixture_with(config: PipelineConfig) -> Fixture {
+    let mem = Arc::new(MemTable::unfiltered(1, 64 << 20));
+    Fixture {
+        pipeline: Arc::new(CommitPipeline::new(config, 0, Arc::clone(&mem))),
+        env: FakeEnv::new(),
+        mem,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(config())
+}
+
+fn opts(sync: bool, disable_wal: bool, no_slowdown: bool) -> WriteOptions {
+    WriteOptions {
+        sync,
+        disable_wal,
+        no_slowdown,
+    }
+}
+
+fn plain() -> WriteOptions {
+    WriteOptions::default()
+}
+
+impl Fixture {
+    fn put(&self, key: &str, value_len: usize, opts: &WriteOptions) -> Result<()> {
+        let value = vec![b'v'; value_len];
+        self.pipeline
+            .write_with(&*self.env, opts, |b| b.put(key, &value))
+    }
+
+    /// Start a write of `key` on a thread of its own.
+    fn spawn_put(&self, key: &'static str, value_len: usize, o: WriteOptions) -> Writer {
+        let (pipeline, env) = (Arc::clone(&self.pipeline), Arc::clone(&self.env));
+        std::thread::spawn(move || {
+            let value = vec![b'v'; value_len];
+            pipeline.write_with(&*env, &o, |b| b.put(key, &value))
+        })
+    }
+
+    /// Start a write of `key` and return once it waits in the queue.
+    fn queue_put(&self, key: &'static str, value_len: usize, o: WriteOptions) -> Writer {
+        let queued = self.pipeline.queued();
+        let writer = self.spawn_put(key, value_len, o);
+        while self.pipeline.queued() != queued + 1 {
+            std::thread::yield_now();
+        }
+        writer
+    }
+
+    /// Hold the queue's leadership on a helper thread until released.
+    fn hold_leadership(&self) -> Held {
+        let (leading_tx, leading) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let (pipeline, env) = (Arc::clone(&self.pipeline), Arc::clone(&self.env));
+        let thread = std::thread::spawn(move || {
+            pipeline.with_leadership(&*env, |_| {
+                leading_tx.send(()).expect("test alive");
+                release_rx.recv().expect("test alive");
+                Ok(())
+            })
+        });
+        leading.recv().expect("the helper leads");
+        Held { release, thread }
+    }
+
+    /// The value of `key` visible now.
+    fn visible(&self, key: &str) -> bool {
+        matches!(
+            self.mem.get(key.as_bytes(), self.pipeline.visible()),
+            Lookup::Found(_)
+        )
+    }
+
+    /// The keys of each WAL record, in log order, with its first sequence
+    /// number.
+    fn logged(&self) -> Vec<(SeqNo, Vec<String>)> {
+        self.env.read(|r| {
+            r.log
+                .iter()
+                .map(|rec| {
+                    let batch = DecodedBatch::new(rec).expect("a batch");
+                    let keys = batch
+                        .iter()
+                        .map(|op| String::from_utf8(op.expect("valid").key.to_vec()).expect("utf8"))
+                        .collect();
+                    (batch.sequence(), keys)
+                })
+                .collect()
+        })
+    }
+}
+
+type Writer = JoinHandle<Result<()>>;
+
+struct Held {
+    release: mpsc::Sender<()>,
+    thread: JoinHandle<Result<()>>,
+}
+
+impl Held {
+    fn release(self) {
+        self.release.send(()).expect("helper alive");
+        self.thread
+            .join()
+            .expect("helper panicked")
+            .expect("helper failed");
+    }
+}
+
+fn join(w: Writer) -> Result<()> {
+    w.join().expect("writer panicked")
+}
+
+fn is_background_panic(e: &Error) -> bool {
+    matches!(e, Error::Background(inner) if matches!(**inner, Error::Panic { .. }))
+}
+
+/// Many writers at once: records reach the WAL in sequence order, every
+/// batch is applied once under the numbers its record says, and a writer
+/// returns only once its write is visible; the published number only
+/// moves forward, onto the end of a logged record.
+#[test]
+fn writes_are_logged_applied_and_published_in_sequence_order() {
+    let f = fixture();
+    const WRITERS: usize = 6;
+    const EACH: usize = 300;
+    let observer = {
+        let (pipeline, env) = (Arc::clone(&f.pipeline), Arc::clone(&f.env));
+        std::thread::spawn(move || {
+            let mut seen = vec![0];
+            while *seen.last().expect("one") < (WRITERS * EACH) as u64 {
+                let v = pipeline.visible();
+                let last = *seen.last().expect("one");
+                assert!(v >= last, "published went back");
+                if v > last {
+                    seen.push(v);
+                }
+                std::thread::yield_now();
+            }
+            // Every number seen ends some record.
+            let ends: Vec<SeqNo> = env.read(|r| {
+                r.log
+                    .iter()
+                    .map(|rec| {
+                        let b = DecodedBatch::new(rec).expect("a batch");
+                        b.sequence() + u64::from(b.count()) - 1
+                    })
+                    .collect()
+            });
+            for v in seen.into_iter().filter(|&v| v > 0) {
+                assert!(ends.contains(&v), "published {v}, inside a group");
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let (pipeline, env, mem) = (
+                Arc::clone(&f.pipeline),
+                Arc::clone(&f.env),
+                Arc::clone(&f.mem),
+            );
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let key = format!("w{t}-{i:04}");
+                    let o = opts(i % 7 == 0, false, false);
+                    pipeline
+                        .write_with(&*env, &o, |b| b.put(&key, b"v"))
+                        .expect("write");
+                    let seen = mem.get(key.as_bytes(), pipeline.visible());
+                    assert!(matches!(seen, Lookup::Found(_)), "{key} not visible");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    observer.join().expect("observer");
+    let mut next = 1;
+    for (first, keys) in f.logged() {
+        assert_eq!(first, next, "records out of sequence order");
+        next += keys.len() as u64;
+    }
+    assert_eq!(next - 1, (WRITERS * EACH) as u64);
+    assert_eq!(f.pipeline.visible(), (WRITERS * EACH) as u64);
+    let mut applied: Vec<(SeqNo, Vec<Vec<u8>>)> = f.env.read(|r| r.applied.clone());
+    applied.sort();
+    let mut next = 1;
+    for (first, keys) in applied {
+        assert_eq!(first, next, "a batch applied twice, or never");
+        next += keys.len() as u64;
+    }
+}
+
+/// A later group that finished inserting waits for an earlier one still
+/// inserting: nothing is published past a group that is not in the
+/// memtable.
+#[test]
+fn a_finished_group_is_not_published_before_an_earlier_one_still_inserting() {
+    let f = fixture();
+    f.env.set(|r| {
+        r.hold_key = Some(b"slow".to_vec());
+        r.apply_held = true;
+    });
+    let slow = f.spawn_put("slow", 10, plain());
+    f.env.wait_for(|r| r.holding);
+    // The slow writer handed leadership on before inserting: this one
+    // leads a group of its own, inserts it, completes it and (a sync
+    // write) waits for its sync, which comes after the completion.
+    let fast = f.spawn_put("fast", 10, opts(true, false, false));
+    f.env
+        .wait_for(|r| r.waits.iter().any(|w| w.1 == Durability::Synced));
+    assert_eq!(f.pipeline.visible(), 0, "published past a group inserting");
+    assert!(!f.visible("fast"));
+    f.env.set(|r| r.apply_held = false);
+    join(slow).expect("slow");
+    join(fast).expect("fast");
+    assert_eq!(f.pipeline.visible(), 2);
+    assert!(f.visible("slow") && f.visible("fast"));
+}
+
+/// The leader takes the queued writers with its own WAL and `no_slowdown`
+/// settings, in order, and stops at the first that differs; a control
+/// writer is never taken. One WAL record per logged group, none for a
+/// `disable_wal` group.
+#[test]
+fn groups_split_where_the_wal_or_no_slowdown_setting_changes() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let writers = vec![
+        f.queue_put("a", 10, plain()),
+        f.queue_put("b", 10, opts(true, false, false)),
+        f.queue_put("c", 10, opts(false, true, false)),
+        f.queue_put("d", 10, opts(false, true, false)),
+        f.queue_put("e", 10, plain()),
+        f.queue_put("f", 10, opts(false, false, true)),
+        f.queue_put("g", 10, plain()),
+    ];
+    held.release();
+    for w in writers {
+        join(w).expect("write");
+    }
+    let groups: Vec<usize> = f.env.read(|r| r.groups.iter().map(|g| g.0).collect());
+    assert_eq!(groups, vec![2, 2, 1, 1, 1]);
+    let logged: Vec<Vec<String>> = f.logged().into_iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        logged,
+        vec![vec!["a", "b"], vec!["e"], vec!["f"], vec!["g"]]
+    );
+    assert_eq!(f.pipeline.visible(), 7);
+}
+
+/// A group stops short of the byte cap: `max_group_bytes`, and for a
+/// small leader its own size plus 128 KiB (a tiny write does not wait for
+/// a megabyte of others).
+#[test]
+fn groups_stop_at_the_byte_cap() {
+    let f = fixture_with(PipelineConfig {
+        max_group_bytes: 256 << 10,
+        ..config()
+    });
+    let held = f.hold_leadership();
+    let writers = vec![
+        // A small leader: 100 + 64K fits its cap of 100 + 128K, a
+        // second 64K does not.
+        f.queue_put("small leader", 100, plain()),
+        f.queue_put("64k a", 64 << 10, plain()),
+        f.queue_put("64k b", 64 << 10, plain()),
+        // A large leader (200K) is capped by max_group_bytes (256K): the
+        // next 64K does not fit.
+        f.queue_put("200k", 200 << 10, plain()),
+        f.queue_put("64k c", 64 << 10, plain()),
+    ];
+    held.release();
+    for w in writers {
+        join(w).expect("write");
+    }
+    let logged: Vec<Vec<String>> = f.logged().into_iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        logged,
+        vec![
+            vec!["small leader", "64k a"],
+            vec!["64k b"],
+            vec!["200k"],
+            vec!["64k c"]
+        ]
+    );
+}
+
+/// A failed WAL append fails the writers of that group and no other: the
+/// group before and the group after (another record) succeed, and
+/// nothing of the failed group is applied or published.
+#[test]
+fn a_failed_log_append_fails_exactly_its_group() {
+    let f = fixture();
+    f.env.set(|r| r.fail_log_call = Some(1));
+    let held = f.hold_leadership();
+    let first = f.queue_put("first", 10, plain());
+    let doomed_a = f.queue_put("doomed a", 10, opts(false, false, true));
+    let doomed_b = f.queue_put("doomed b", 10, opts(false, false, true));
+    let after = f.queue_put("after", 10, plain());
+    held.release();
+    join(first).expect("the group before");
+    assert!(matches!(join(doomed_a), Err(Error::Io { .. })));
+    assert!(matches!(join(doomed_b), Err(Error::Io { .. })));
+    join(after).expect("the group after");
+    assert!(f.visible("first") && f.visible("after"));
+    assert!(!f.visible("doomed a") && !f.visible("doomed b"));
+    let applied: Vec<Vec<Vec<u8>>> = f
+        .env
+        .read(|r| r.applied.iter().map(|a| a.1.clone()).collect());
+    assert!(!applied.iter().flatten().any(|k| k.starts_with(b"doomed")));
+}
+
+/// A group whose record failed to be written is inserted but held back:
+/// its writers fail, a later group cannot be published past it (its
+/// writer fails with the background error instead of waiting forever),
+/// and a resume, leading the queue, publishes both once every insert is
+/// done.
+#[test]
+fn a_failed_log_write_holds_its_group_back_until_a_resume_publishes_it() {
+    let f = fixture();
+    f.put("before", 10, &plain()).expect("before");
+    let end = f
+        .env
+        .read(|r| r.log.iter().map(|rec| rec.len() as u64).sum::<u64>());
+    let doomed_len = {
+        let mut b = WriteBatch::new();
+        b.put("doomed", vec![b'v'; 10]);
+        b.encoded_size() as u64
+    };
+    f.env.set(|r| r.fail_written_at = Some(end + doomed_len));
+    let e = f.put("doomed", 10, &plain()).expect_err("the write failed");
+    assert!(matches!(e, Error::Background(_)));
+    // Unlogged, so it completes its insert and waits for publication.
+    let e = f
+        .put("later", 10, &opts(false, true, false))
+        .expect_err("later");
+    assert!(matches!(e, Error::Background(_)), "{e:?}");
+    assert!(f.visible("before"));
+    assert!(!f.visible("doomed") && !f.visible("later"));
+    f.pipeline
+        .with_leadership(&*f.env, |leader| {
+            leader.wait_inserted()?;
+            leader.publish_all();
+            Ok(())
+        })
+        .expect("resume");
+    assert!(f.visible("doomed") && f.visible("later"));
+}
+
+/// A panic applying a batch in a group its leader inserts alone: every
+/// member fails (none waits forever), the panic is the background error,
+/// and the queue is poisoned: later writers and control leaders fail at
+/// once.
+#[test]
+fn a_panic_in_the_environment_fails_the_group_and_poisons_the_queue() {
+    let f = fixture();
+    f.env.set(|r| r.panic_on_key = Some(b"boom".to_vec()));
+    let held = f.hold_leadership();
+    let a = f.queue_put("a", 10, plain());
+    let boom = f.queue_put("boom", 10, plain());
+    let c = f.queue_put("c", 10, plain());
+    held.release();
+    for w in [a, boom, c] {
+        let e = join(w).expect_err("the group failed");
+        assert!(is_background_panic(&e), "{e:?}");
+    }
+    let e = f.put("later", 10, &plain()).expect_err("poisoned");
+    assert!(is_background_panic(&e), "{e:?}");
+    let e = f
+        .pipeline
+        .with_leadership(&*f.env, |_| Ok(()))
+        .expect_err("poisoned");
+    assert!(is_background_panic(&e), "{e:?}");
+}
+
+/// A panic in one member's own insert (a large group, members insert
+/// concurrently): that member fails with the panic, and the others, whose
+/// group can then never complete, fail with the background error rather
+/// than wait for a publication that never comes.
+#[test]
+fn a_panic_in_a_members_insert_fails_every_writer_of_the_group() {
+    let f = fixture();
+    f.env.set(|r| r.panic_on_key = Some(b"boom".to_vec()));
+    let held = f.hold_leadership();
+    // 3 x 40 KiB: past the 64 KiB a leader inserts alone.
+    let writers = vec![
+        f.queue_put("a", 40 << 10, plain()),
+        f.queue_put("boom", 40 << 10, plain()),
+        f.queue_put("c", 40 << 10, plain()),
+    ];
+    held.release();
+    for w in writers {
+        let e = join(w).expect_err("the group cannot publish");
+        assert!(is_background_panic(&e), "{e:?}");
+    }
+    assert_eq!(f.pipeline.visible(), 0);
+}
+
+/// At a write stall the leader waits with the barrier up: queued
+/// `no_slowdown` writers fail, one arriving during the stall fails
+/// without queueing, and the others wait it out and succeed.
+#[test]
+fn a_stall_fails_no_slowdown_writers_and_holds_the_others() {
+    let f = fixture();
+    f.env.set(|r| r.stalled = true);
+    let held = f.hold_leadership();
+    let leader = f.queue_put("patient leader", 10, plain());
+    let queued_impatient = f.queue_put("impatient", 10, opts(false, false, true));
+    let queued_patient = f.queue_put("patient", 10, plain());
+    held.release();
+    f.env.wait_for(|r| r.stalled_leaders == 1);
+    assert!(matches!(join(queued_impatient), Err(Error::WriteStall)));
+    let late = f.spawn_put("late impatient", 10, opts(false, false, true));
+    assert!(
+        matches!(join(late), Err(Error::WriteStall)),
+        "a no_slowdown writer queued behind the stall"
+    );
+    f.env.set(|r| r.stalled = false);
+    join(leader).expect("waits out the stall");
+    join(queued_patient).expect("waits out the stall");
+    assert!(f.visible("patient leader") && f.visible("patient"));
+    assert!(!f.visible("impatient") && !f.visible("late impatient"));
+}
+
+/// A `no_slowdown` leader meeting a stall fails at once, and so do the
+/// `no_slowdown` writers queued behind it; a normal writer behind it is
+/// not in its group and waits the stall out.
+#[test]
+fn a_no_slowdown_leader_fails_at_a_stall_and_a_normal_follower_waits() {
+    let f = fixture();
+    f.env.set(|r| r.stalled = true);
+    let held = f.hold_leadership();
+    let leader = f.queue_put("impatient leader", 10, opts(false, false, true));
+    let follower = f.queue_put("patient", 10, plain());
+    held.release();
+    assert!(matches!(join(leader), Err(Error::WriteStall)));
+    f.env.wait_for(|r| r.stalled_leaders == 1);
+    f.env.set(|r| r.stalled = false);
+    join(follower).expect("waits out the stall");
+    assert!(f.visible("patient") && !f.visible("impatient leader"));
+}
+
+/// What each writer waits for: every logged group until its record is
+/// written, a sync writer until it is synced too (inline when alone),
+/// nothing for a `disable_wal` group, and with `manual_wal_flush` only
+/// until the record is buffered.
+#[test]
+fn each_write_waits_for_the_durability_it_asked() {
+    let f = fixture();
+    f.put("plain", 10, &plain()).expect("plain");
+    f.put("synced", 10, &opts(true, false, false))
+        .expect("synced");
+    f.put("unlogged", 10, &opts(true, true, false))
+        .expect("unlogged");
+    let waits = f.env.read(|r| r.waits.clone());
+    let ends = f.env.read(|r| {
+        let mut end = 0;
+        r.log
+            .iter()
+            .map(|rec| {
+                end += rec.len() as u64;
+                end
+            })
+            .collect::<Vec<u64>>()
+    });
+    assert_eq!(
+        waits,
+        vec![
+            (ends[0], Durability::Written, true),
+            (ends[1], Durability::Written, true),
+            (ends[1], Durability::Synced, true),
+        ]
+    );
+
+    let f = fixture_with(PipelineConfig {
+        manual_wal_flush: true,
+        ..config()
+    });
+    f.put("buffered", 10, &plain()).expect("buffered");
+    let waits = f.env.read(|r| r.waits.clone());
+    assert_eq!(waits.len(), 1);
+    assert_eq!(waits[0].1, Durability::Buffered);
+}
+
+/// A sync writer with company leaves the fsync to the syncer thread (not
+/// inline), and returns only once the sync is done, after which its write
+/// is visible; with `sync_inline` (no syncer thread) it syncs itself.
+#[test]
+fn a_sync_writer_with_company_waits_for_the_syncer() {
+    for sync_inline in [false, true] {
+        let f = fixture_with(PipelineConfig {
+            sync_inline,
+            ..config()
+        });
+        f.env.set(|r| r.syncs_held = true);
+        let held = f.hold_leadership();
+        let synced = f.queue_put("synced", 10, opts(true, false, false));
+        let plain_member = f.queue_put("plain", 10, plain());
+        held.release();
+        f.env
+            .wait_for(|r| r.waits.iter().any(|w| w.1 == Durability::Synced));
+        let inline = f.env.read(|r| {
+            r.waits
+                .iter()
+                .find(|w| w.1 == Durability::Synced)
+                .map(|w| w.2)
+        });
+        assert_eq!(inline, Some(sync_inline), "two writers in the pipeline");
+        // Blocked in the fake's sync (published, not yet durable).
+        assert!(!synced.is_finished(), "returned before its sync");
+        f.env.set(|r| r.syncs_held = false);
+        join(synced).expect("synced");
+        join(plain_member).expect("plain");
+        assert!(f.visible("synced") && f.visible("plain"));
+    }
+}
+
+/// Members of a large group insert their own batches, the leader helping
+/// those not awake: each batch is applied exactly once, under the numbers
+/// its record gives it.
+#[test]
+fn a_large_groups_batches_are_each_applied_once() {
+    let f = fixture();
+    for round in 0..20 {
+        let held = f.hold_leadership();
+        let names: Vec<&'static str> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|k| &*Box::leak(format!("{k}{round}").into_boxed_str()))
+            .collect();
+        let writers: Vec<_> = names
+            .iter()
+            .map(|k| f.queue_put(k, 20 << 10, plain()))
+            .collect();
+        held.release();
+        for w in writers {
+            join(w).expect("write");
+        }
+        for k in &names {
+            assert!(f.visible(k));
+        }
+    }
+    let applied = f.env.read(|r| r.applied.clone());
+    assert_eq!(applied.len(), 100);
+    let logged = f.logged();
+    for (first, keys) in &logged {
+        for (i, k) in keys.iter().enumerate() {
+            let at = applied
+                .iter()
+                .filter(|(_, ks)| ks == &[k.as_bytes().to_vec()])
+                .map(|(s, _)| *s)
+                .collect::<Vec<_>>();
+            assert_eq!(at, vec![first + i as u64], "{k}");
+        }
+    }
+}

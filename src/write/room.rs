@@ -1,0 +1,191 @@
+//! Room for a write: the write stalls a leader meets before sequencing its
+//! group (too many L0 tables, too many frozen memtables, RocksDB's delayed
+//! writes), and memtable rotation onto the WAL and memtable made ready
+//! ahead (`spare.rs`). The commit pipeline asks for room through
+//! `CommitEnv::make_room`; a manual flush asks with `force`.
+
+use super::pipeline::{Leadership, Room};
+use super::spare::{create_wal, SpareWal};
+use crate::core::DbInner;
+use crate::error::{Error, Result};
+use crate::filename::wal_path;
+use crate::memtable::MemTable;
+use crate::read::SuperVersion;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl DbInner {
+    /// Ensure the write may proceed: apply write stalls (too many L0
+    /// tables, too many frozen memtables) and rotate the memtable when full
+    /// (or when `room.force` and it is not empty). With `no_slowdown`, a
+    /// stall fails with `WriteStall` instead of waiting.
+    pub(crate) fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()> {
+        let mut delayed = false;
+        loop {
+            // Read before the state it guards: a flush or compaction that
+            // finishes after this read but before the stall's wait still
+            // ends the wait (it bumps the generation). Read after, its
+            // notification could fall between the check and the wait and
+            // the writer would wait for work that will never come.
+            let generation = self.bg.state.lock().generation;
+            self.check_bg_error()?;
+            let (l0, frozen) = {
+                let sv = self.super_version.load();
+                (sv.version.files(0).len(), sv.imms.len())
+            };
+            let mem = leader.mem();
+            let full = mem.approximate_bytes() >= self.options.write_buffer_size;
+            let needs_rotation = full || room.force && !mem.is_empty();
+            let stop = l0 >= self.options.level0_stop_writes_trigger
+                || needs_rotation && frozen >= self.options.max_write_buffer_number - 1;
+            if stop {
+                leader.stall(room.no_slowdown, || {
+                    self.wait_for_background(None, generation)
+                })?;
+                continue;
+            }
+            if !delayed && room.bytes > 0 && l0 >= self.options.level0_slowdown_writes_trigger {
+                delayed = true;
+                let slot = self.write_controller.lock().slot_for(room.bytes);
+                leader.stall(room.no_slowdown, || {
+                    self.wait_for_background(Some(slot), generation)
+                })?;
+                continue;
+            }
+            if l0 < self.options.level0_slowdown_writes_trigger {
+                self.write_controller.lock().reset();
+            }
+            return if needs_rotation {
+                self.rotate_memtable(leader)
+            } else {
+                Ok(())
+            };
+        }
+    }
+
+    /// A stall's wait: background progress since `generation` was read (a
+    /// flush or compaction finishing), or `deadline` when delaying; counts
+    /// the time as stall time.
+    fn wait_for_background(&self, deadline: Option<Instant>, generation: u64) -> Result<()> {
+        if self.options.inline_background_work {
+            // No thread will make progress for us: do the work here. A
+            // delay (deadline) is skipped: time is not simulated.
+            if deadline.is_none() && !self.background_step()? {
+                return Err(Error::InvalidArgument(
+                    "write stall with no background work to resolve it".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let start = Instant::now();
+        // A background error ends the wait too: the caller reports it.
+        let waited = self.bg.wait_for(deadline, |st| {
+            (st.generation != generation || self.check_bg_error().is_err()).then_some(Ok(()))
+        });
+        self.stats.record_stall(start.elapsed().as_micros() as u64);
+        waited.map(|_| ())
+    }
+
+    /// Freeze the active memtable and start a new one with a new WAL.
+    fn rotate_memtable(&self, leader: &mut Leadership<'_>) -> Result<()> {
+        let wp = &self.write_path;
+        // WAL numbers must grow in the order the WALs are used (recovery
+        // replays them by number). A spare numbered before the current WAL
+        // was made while a rotation that found none created its own: drop it.
+        let spare = match wp.spare.take() {
+            Some(spare) if spare.number > wp.wal.wal_number() => spare,
+            Some(stale) => {
+                self.remove_spare(stale);
+                self.new_wal()?
+            }
+            None => self.new_wal()?,
+        };
+        // Writes the old WAL out; it is synced before the new one is.
+        // With a syncer thread the old WAL is synced in the background, so
+        // rotation does not stall writers for a whole WAL's fsync.
+        let background = !self.options.inline_background_work;
+        wp.wal
+            .switch_file(spare.file, spare.number, background)
+            .map_err(|e| self.wal_failure(e))?;
+        let mem = spare.mem;
+        // Groups sequenced into the old memtable may still be inserting: a
+        // flush waits until the last sequence number sealed into it is
+        // published.
+        let frozen = leader.switch_memtable(Arc::clone(&mem));
+        self.update_super_version(|sv| SuperVersion {
+            mem,
+            imms: std::iter::once(frozen)
+                .chain(sv.imms.iter().cloned())
+                .collect(),
+            version: Arc::clone(&sv.version),
+        });
+        self.bg.notify_all();
+        Ok(())
+    }
+
+    /// A new WAL (created, preallocated, its directory entry synced) and
+    /// the memtable that will log to it.
+    pub(super) fn new_wal(&self) -> Result<SpareWal> {
+        let number = self.versions.lock().new_file_number()?;
+        let size = self.options.write_buffer_size;
+        let mode = self.options.wal_write_mode;
+        let file = create_wal(&*self.fs, &self.dir, number, size as u64, mode)?;
+        let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
+        Ok(SpareWal { number, file, mem })
+    }
+
+    /// Make the next rotation's WAL and memtable now, unless they are
+    /// ready (see `spare.rs`). A failure is left for the rotation to meet
+    /// and report: it then tries again itself.
+    pub(crate) fn prepare_spare_wal(&self) {
+        let _making = self.write_path.spare.making();
+        if self.write_path.spare.is_ready() {
+            return;
+        }
+        if let Ok(spare) = self.new_wal() {
+            self.write_path.spare.put(spare);
+        }
+    }
+
+    /// Remove the WAL made ahead, if any (a clean close, with the flush
+    /// thread stopped).
+    pub(crate) fn discard_spare_wal(&self) {
+        if let Some(spare) = self.write_path.spare.take() {
+            self.remove_spare(spare);
+        }
+    }
+
+    /// Close and delete an unused spare WAL. It holds no record, so a
+    /// failed removal only leaves an empty log the next open retires.
+    pub(super) fn remove_spare(&self, spare: SpareWal) {
+        let path = wal_path(&self.dir, spare.number);
+        drop(spare);
+        let _ = self.fs.remove(&path);
+    }
+
+    /// Freeze the active memtable (if it holds anything) and wait until
+    /// every frozen memtable is flushed.
+    pub(crate) fn flush_and_wait(&self) -> Result<()> {
+        let room = Room {
+            no_slowdown: false,
+            force: true,
+            bytes: 0,
+        };
+        self.write_path
+            .pipeline
+            .with_leadership(self, |leader| self.make_room(leader, room))?;
+        if self.options.inline_background_work {
+            while !self.super_version.load().imms.is_empty() {
+                self.background_step()?;
+            }
+            return Ok(());
+        }
+        self.bg.wait_for(None, |_| {
+            if let Err(e) = self.check_bg_error() {
+                return Some(Err(e));
+            }
+            self.super_version.load().imms.is_empty().then_some(Ok(()))
+        })?;
+        Ok(())
+    }
+}

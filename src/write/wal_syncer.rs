@@ -1,0 +1,278 @@
+//! The WAL syncer thread: an fsync coalescer. Sync writers with company
+//! ask it to sync up to their record; it fsyncs once for every request
+//! that arrived while the previous fsync ran. It also syncs the WAL files
+//! a rotation retired (in the background, so a rotation does not stall
+//! writers for a whole WAL's fsync), and warms each new WAL file up a step
+//! at a time while no sync is wanted (`WritableFile::warm_up`). A lone
+//! writer syncs inline instead (`WalBuffer::wait`).
+
+use super::wal_buffer::WalBuffer;
+use crate::fs::WarmUp;
+use crate::lock_order::{Condvar, Level, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the syncer thread is asked to do.
+pub(crate) struct SyncRequests {
+    /// Highest LSN some writer wants synced.
+    requested: AtomicU64,
+    /// The current file's warm-up, run a step at a time when no sync is
+    /// wanted.
+    warm_up: Mutex<Option<WarmUp>>,
+    /// Set to stop the thread. The thread waits on `wake` under this lock
+    /// for work.
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Default for SyncRequests {
+    fn default() -> Self {
+        SyncRequests {
+            requested: AtomicU64::new(0),
+            warm_up: Mutex::new(Level::SyncerWarmUp, None),
+            stop: Mutex::new(Level::SyncerStop, false),
+            wake: Condvar::new(),
+        }
+    }
+}
+
+impl SyncRequests {
+    /// Ask for a sync up to `lsn`; wakes the thread unless a request at
+    /// least as far is pending.
+    pub fn request(&self, lsn: u64) {
+        if self.requested.fetch_max(lsn, Ordering::AcqRel) < lsn {
+            self.wake();
+        }
+    }
+
+    /// Wake the thread to look for work (a retired file, a warm-up).
+    pub fn wake(&self) {
+        let _g = self.stop.lock();
+        self.wake.notify_one();
+    }
+
+    /// The warm-up of a new file, replacing any unfinished one.
+    pub fn set_warm_up(&self, job: Option<WarmUp>) {
+        *self.warm_up.lock() = job;
+    }
+
+    fn requested(&self) -> u64 {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// Run one step of the pending warm-up; true if one ran. A newer
+    /// file's warm-up installed meanwhile replaces this one.
+    fn warm_up_step(&self) -> bool {
+        let Some(mut job) = self.warm_up.lock().take() else {
+            return false;
+        };
+        if job() {
+            let mut slot = self.warm_up.lock();
+            if slot.is_none() {
+                *slot = Some(job);
+            }
+        }
+        true
+    }
+}
+
+impl WalBuffer {
+    /// Ask the syncer thread to sync up to `lsn` (`wal_bytes_per_sync`).
+    pub fn request_sync(&self, lsn: u64) {
+        self.syncer.request(lsn);
+    }
+
+    /// The syncer thread's loop: sync whenever a writer asks, coalescing
+    /// the requests that arrive while a sync is in progress into the next
+    /// one; sync retired files; warm up each new WAL file. Returns when
+    /// [`stop_syncer`](Self::stop_syncer) is called. `woke` is called each
+    /// time it wakes for work (a test hook).
+    pub fn run_syncer(&self, woke: &dyn Fn()) {
+        let s = &self.syncer;
+        s.set_warm_up(self.current_warm_up());
+        loop {
+            {
+                let mut stop = s.stop.lock();
+                // A failed buffer waits for `restart` (a resume) or stop.
+                while !*stop
+                    && (self.is_failed()
+                        || s.warm_up.lock().is_none()
+                            && s.requested() <= self.synced()
+                            && self.retired_unsynced() == 0)
+                {
+                    s.wake.wait(&mut stop);
+                }
+                if *stop {
+                    return;
+                }
+            }
+            woke();
+            // Sync requests first; otherwise warm the new file up a step at
+            // a time before the retired file's sync (which can take long):
+            // the writers are about to need those pages.
+            let sync_wanted = s.requested() > self.synced();
+            if !sync_wanted && s.warm_up_step() {
+                continue;
+            }
+            // Retired files first, outside the drain lock: syncing a whole
+            // 64 MiB WAL takes long, and writers keep appending meanwhile.
+            let result = self.sync_retired().and_then(|_| {
+                if s.requested() > self.synced() {
+                    self.sync_all()
+                } else {
+                    Ok(())
+                }
+            });
+            if result.is_err() {
+                // The failure already woke every waiter; nothing more to
+                // sync until a resume restarts the buffer.
+                debug_assert!(self.is_failed());
+                continue;
+            }
+            // Records pushed while we held the drain lock are ours to
+            // write (their pushers saw the lock taken).
+            let _ = self.drain_if_idle();
+        }
+    }
+
+    /// Stop the syncer thread.
+    pub fn stop_syncer(&self) {
+        let mut stop = self.syncer.stop.lock();
+        *stop = true;
+        self.syncer.wake.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{FileSystem, MemFileSystem, WritableFile};
+    use crate::write::pipeline::Durability;
+    use std::io;
+    use std::path::Path;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    fn buffer(capacity: usize) -> (MemFileSystem, Arc<WalBuffer>) {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(Path::new("/w")).unwrap();
+        let file = fs.create(Path::new("/w/1.log")).unwrap();
+        (fs, Arc::new(WalBuffer::new(capacity, file, 1)))
+    }
+
+    /// A file whose warm-up jobs come from `make`, so a test controls them.
+    struct WithWarmUp {
+        file: Box<dyn WritableFile>,
+        make: Box<dyn Fn() -> WarmUp + Send>,
+    }
+
+    impl WritableFile for WithWarmUp {
+        fn append(&mut self, data: &[u8]) -> io::Result<()> {
+            self.file.append(data)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.file.flush()
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.file.sync()
+        }
+        fn len(&self) -> u64 {
+            self.file.len()
+        }
+        fn warm_up(&self) -> Option<WarmUp> {
+            Some((self.make)())
+        }
+    }
+
+    #[test]
+    fn the_syncer_warms_up_each_new_file() {
+        let (fs, wal) = buffer(1 << 16);
+        let syncer = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.run_syncer(&|| {}))
+        };
+        let (ran, warmed) = std::sync::mpsc::channel();
+        for number in 2..4 {
+            let path = format!("/w/{number}.log");
+            let ran = ran.clone();
+            // Three steps, the last one reporting.
+            let make = move || -> WarmUp {
+                let (ran, mut steps) = (ran.clone(), 0);
+                Box::new(move || {
+                    steps += 1;
+                    if steps == 3 {
+                        ran.send(()).unwrap();
+                    }
+                    steps < 3
+                })
+            };
+            let file = WithWarmUp {
+                file: fs.create(Path::new(&path)).unwrap(),
+                make: Box::new(make),
+            };
+            wal.switch_file(Box::new(file), number, true).unwrap();
+            // A bound on a hang, not a synchronisation: the job runs as
+            // soon as the syncer wakes.
+            warmed
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the syncer ran the new file's warm-up");
+        }
+        wal.stop_syncer();
+        syncer.join().unwrap();
+    }
+
+    #[test]
+    fn a_sync_is_served_between_warm_up_steps() {
+        let (fs, wal) = buffer(1 << 16);
+        let syncer = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.run_syncer(&|| {}))
+        };
+        // A warm-up that never ends by itself: each step counts itself and
+        // waits for a token; the job ends when the token sender is gone.
+        let (token, tokens) = std::sync::mpsc::channel::<()>();
+        let tokens = Arc::new(parking_lot::Mutex::new(tokens));
+        let steps = Arc::new(AtomicUsize::new(0));
+        let make = {
+            let steps = Arc::clone(&steps);
+            move || -> WarmUp {
+                let (tokens, steps) = (Arc::clone(&tokens), Arc::clone(&steps));
+                Box::new(move || {
+                    steps.fetch_add(1, Ordering::SeqCst);
+                    tokens.lock().recv().is_ok()
+                })
+            }
+        };
+        let next = WithWarmUp {
+            file: fs.create(Path::new("/w/2.log")).unwrap(),
+            make: Box::new(make),
+        };
+        wal.switch_file(Box::new(next), 2, true).unwrap();
+        let lsn = wal.push(b"synced while warming up").unwrap();
+        // Asked before the token below ends the step under way (if one
+        // is): the syncer must sync before it starts another.
+        wal.request_sync(lsn);
+        let (done, synced) = std::sync::mpsc::channel();
+        let waiter = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                wal.wait(lsn, Durability::Synced, false, || None).unwrap();
+                done.send(()).unwrap();
+            })
+        };
+        token.send(()).unwrap();
+        // A bound on a hang, not a synchronisation: were the warm-up run
+        // before the sync, the next step would wait for a token that never
+        // comes and the sync with it.
+        let served = synced.recv_timeout(std::time::Duration::from_secs(30));
+        let steps_then = steps.load(Ordering::SeqCst);
+        drop(token); // ends the job, so the threads can finish either way
+        waiter.join().unwrap();
+        wal.stop_syncer();
+        syncer.join().unwrap();
+        served.expect("the sync waited for the warm-up");
+        assert!(
+            steps_then <= 2,
+            "{steps_then} warm-up steps ran before the sync"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! A writer's slot in the commit pipeline, and the states it passes
+//! through.
+//!
+//! ```text
+//!            join                     leader takes it into its group
+//!   ---> Queued ------------------+-----------------+-----------------+
+//!          |                      |                 |                 |
+//!          | promoted by          v                 v                 v
+//!          | the last leader  Sequenced         Committed          Failed
+//!          v                  (insert your      (a small group:    (the error
+//!       Leading               batch, wait)      the leader did     is in the
+//!       (form the next                          everything)        slot)
+//!        group)
+//! ```
+//!
+//! A writer waits in `Queued` (spinning, yielding, then parked) and leaves
+//! it only when another thread sets one of the other states: the leader
+//! that took it into a group, the leader handing leadership on, a leader
+//! failing it at a write stall, or a panic poisoning the queue. Only the
+//! thread that took the writer out of `Queued` sets its next state, once.
+//!
+//! The slot's batch is behind a mutex, but what the pipeline decides by
+//! (the batch's size and record count, the write options) is copied into
+//! an [`Ask`] when the writer joins, so grouping and sequencing read no
+//! batch.
+
+use super::backoff::Backoff;
+use super::group::Group;
+use crate::batch::WriteBatch;
+use crate::error::Error;
+use crate::lock_order::{Level, Mutex};
+use crate::options::WriteOptions;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::Thread;
+use strata_sstable::SeqNo;
+
+/// Where a writer is in the pipeline (see the module comment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum WriterState {
+    /// Waiting in the queue for a leader to take it, or to lead.
+    Queued = 0,
+    /// Promoted: it leads the next group.
+    Leading = 1,
+    /// In a sequenced group: insert your batch (unless your leader already
+    /// has), then wait for your write to be durable and visible.
+    Sequenced = 2,
+    /// Your leader inserted, logged and published your write.
+    Committed = 3,
+    /// Your write failed; the error is in the slot.
+    Failed = 4,
+}
+
+impl WriterState {
+    fn from_u8(v: u8) -> WriterState {
+        match v {
+            1 => WriterState::Leading,
+            2 => WriterState::Sequenced,
+            3 => WriterState::Committed,
+            4 => WriterState::Failed,
+            _ => WriterState::Queued,
+        }
+    }
+}
+
+/// What a writer asks of the pipeline: fixed from the moment it joins,
+/// read by its leader without touching its batch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ask {
+    /// The batch's encoded size.
+    pub bytes: usize,
+    /// Its records (sequence numbers it takes).
+    pub count: u32,
+    pub sync: bool,
+    pub disable_wal: bool,
+    pub no_slowdown: bool,
+}
+
+impl Ask {
+    pub fn new(batch: &WriteBatch, opts: &WriteOptions) -> Ask {
+        Ask {
+            bytes: batch.encoded_size(),
+            count: batch.count(),
+            sync: opts.sync,
+            disable_wal: opts.disable_wal,
+            no_slowdown: opts.no_slowdown,
+        }
+    }
+
+    /// A control writer's (a manual flush, a resume): no batch, options by
+    /// default. It leads or fails; it never rides in a group.
+    pub fn control() -> Ask {
+        Ask {
+            bytes: crate::batch::HEADER_LEN,
+            count: 0,
+            sync: false,
+            disable_wal: false,
+            no_slowdown: false,
+        }
+    }
+
+    /// A control writer's ask: it must lead, never ride along.
+    pub fn is_control(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Where a sequenced writer's batch goes.
+pub(crate) struct Assignment {
+    pub group: Arc<Group>,
+    /// The sequence number of the batch's first record.
+    pub first_seq: SeqNo,
+}
+
+/// The writer's batch and what its leader tells it.
+pub(crate) struct Slot {
+    pub batch: WriteBatch,
+    /// Set by the leader of a group whose members insert their own
+    /// batches.
+    pub assignment: Option<Assignment>,
+    /// The batch is in the memtable. Whoever holds this slot's lock and
+    /// finds it false (with an assignment) may insert it: the writer
+    /// itself, or its leader helping while the writer has not woken yet.
+    pub inserted: bool,
+    /// Why the write failed, set with [`WriterState::Failed`].
+    pub error: Option<Error>,
+}
+
+/// A writer's slot. Reused through the pool, so a steady stream of writes
+/// allocates nothing here.
+pub(crate) struct Writer {
+    pub slot: Mutex<Slot>,
+    /// The group this writer leads, when it leads one: the members with
+    /// what they ask, itself first. Kept with the slot so leading
+    /// allocates nothing; emptied before the write ends (it holds other
+    /// writers' slots).
+    pub members: Mutex<Vec<Member>>,
+    state: AtomicU8,
+}
+
+impl Writer {
+    pub fn new() -> Self {
+        Writer {
+            slot: Mutex::new(
+                Level::WriterSlot,
+                Slot {
+                    batch: WriteBatch::new(),
+                    assignment: None,
+                    inserted: false,
+                    error: None,
+                },
+            ),
+            members: Mutex::new(Level::WriterMembers, Vec::new()),
+            state: AtomicU8::new(WriterState::Queued as u8),
+        }
+    }
+
+    pub fn state(&self) -> WriterState {
+        WriterState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Enter the queue (or lead at once: `Leading`).
+    pub fn reset(&self, state: WriterState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// Wait until another thread moves this writer out of `Queued`.
+    pub fn wait(&self, mut backoff: Backoff) -> WriterState {
+        loop {
+            let state = self.state();
+            if state != WriterState::Queued {
+                return state;
+            }
+            if !backoff.snooze() {
+                // `Member::set` stores before it unparks, and park returns
+                // at once if an unpark came first: no lost wake-up.
+                std::thread::park();
+            }
+        }
+    }
+
+    /// The error a failed writer was given.
+    pub fn take_error(&self) -> Error {
+        self.slot.lock().error.take().unwrap_or(Error::Closed)
+    }
+}
+
+/// A writer as the queue and its leader hold it: the slot, what it asks,
+/// and the thread to wake.
+pub(crate) struct Member {
+    pub writer: Arc<Writer>,
+    pub ask: Ask,
+    thread: Thread,
+}
+
+impl Member {
+    pub fn new(writer: Arc<Writer>, ask: Ask) -> Member {
+        Member {
+            writer,
+            ask,
+            thread: std::thread::current(),
+        }
+    }
+
+    /// Move the writer out of `Queued` and wake it. REQUIRES: it is
+    /// `Queued`, and the caller took it out of the queue (only one thread
+    /// may decide its next state).
+    pub fn set(&self, state: WriterState) {
+        debug_assert_ne!(state, WriterState::Queued);
+        self.writer.state.store(state as u8, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    /// Give the writer its place in `group` and wake it to insert.
+    pub fn assign(&self, group: &Arc<Group>, first_seq: SeqNo) {
+        {
+            let mut slot = self.writer.slot.lock();
+            slot.assignment = Some(Assignment {
+                group: Arc::clone(group),
+                first_seq,
+            });
+            slot.inserted = false;
+        }
+        self.set(WriterState::Sequenced);
+    }
+
+    /// Fail the writer with `error` and wake it.
+    pub fn fail(&self, error: Error) {
+        self.writer.slot.lock().error = Some(error);
+        self.set(WriterState::Failed);
+    }
+
+    /// Fail the writer if it still waits in `Queued`. Used by a leader
+    /// that panicked: it alone decides its members' states, so one still
+    /// queued was not released and must not wait forever.
+    pub fn fail_if_queued(&self, error: Error) {
+        if self.writer.state() == WriterState::Queued {
+            self.fail(error);
+        }
+    }
+}
