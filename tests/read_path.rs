@@ -345,6 +345,23 @@ fn a_failed_block_read_is_an_io_error_and_the_next_read_succeeds() {
     assert_eq!(db.get(key(4242)).unwrap().unwrap(), lookup_value(4242));
 }
 
+/// A failed table write (a flush's output here) is named as a write, so a
+/// full disk under a flush does not read as a failed table read.
+#[test]
+fn a_failed_table_write_is_an_io_error_naming_the_write() {
+    let fs = MemFileSystem::new();
+    let db = Db::open(mem_dir(), options(&fs)).unwrap();
+    db.put(key(1), lookup_value(1)).unwrap();
+    fs.add_fault(strata::fs::FaultPlan {
+        path_contains: Some(".sst".into()),
+        ..strata::fs::FaultPlan::always(FsOp::Append)
+    });
+    let err = db.flush().unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("write table"), "{text}");
+    assert!(!text.contains("read table"), "{text}");
+}
+
 #[test]
 fn memory_mapped_reads_return_the_same_data() {
     let dir = tempfile::tempdir().unwrap();

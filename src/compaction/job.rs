@@ -5,7 +5,7 @@ use super::cut::CutPolicy;
 use super::picker::Compaction;
 use super::retain::{Decision, Retainer};
 use crate::core::DbInner;
-use crate::error::{table_error, Error, Result};
+use crate::error::{table_write_error, Error, Result};
 use crate::filename::table_path;
 use crate::flush::finish_table;
 use crate::fs::WriteAdapter;
@@ -227,13 +227,13 @@ impl<'a> Outputs<'a> {
                 self.db.table_writer(file, IoPriority::Low),
                 self.db.options.table_options(),
             )
-            .map_err(|e| table_error(&path, e))?;
+            .map_err(|e| table_write_error(&path, e))?;
             self.current = Some((number, builder));
         }
         if let Some((number, builder)) = self.current.as_mut() {
             builder
                 .add(user_key, seqno, kind, value)
-                .map_err(|e| table_error(table_path(&self.db.dir, *number), e))?;
+                .map_err(|e| table_write_error(table_path(&self.db.dir, *number), e))?;
         }
         Ok(())
     }
