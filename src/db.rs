@@ -291,7 +291,9 @@ impl Db {
     /// A named property as text, like RocksDB's `GetProperty`:
     /// `strata.stats` (the compaction stats table), `strata.levelstats`,
     /// `strata.sstables`, `strata.num-files-at-level<N>`,
-    /// `strata.block-cache-usage` (bytes of blocks in the block cache),
+    /// `strata.block-cache-usage` (bytes charged to the block cache),
+    /// `strata.block-cache-pinned-usage` (of which pinned index and filter
+    /// blocks),
     /// `strata.cur-size-active-mem-table` and `strata.size-all-mem-tables`
     /// (bytes of memory held by the active memtable, and by it and the
     /// frozen ones). `None` for an unknown name.

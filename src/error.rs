@@ -226,9 +226,20 @@ impl std::error::Error for Error {
     }
 }
 
-/// Turn a format crate's table error into an engine error naming the file.
+/// Turn a format crate's error reading a table into an engine error
+/// naming the file.
 pub(crate) fn table_error(file: impl Into<PathBuf>, e: strata_sstable::Error) -> Error {
-    let file = file.into();
+    table_error_during("read table", file.into(), e)
+}
+
+/// Turn a format crate's error building a table (a flush's or a
+/// compaction's output) into an engine error naming the file: a full disk
+/// there is a failed write, not a failed read.
+pub(crate) fn table_write_error(file: impl Into<PathBuf>, e: strata_sstable::Error) -> Error {
+    table_error_during("write table", file.into(), e)
+}
+
+fn table_error_during(op: &'static str, file: PathBuf, e: strata_sstable::Error) -> Error {
     match e {
         strata_sstable::Error::Corruption { offset, reason } => Error::Corruption {
             file,
@@ -236,7 +247,7 @@ pub(crate) fn table_error(file: impl Into<PathBuf>, e: strata_sstable::Error) ->
             reason,
         },
         strata_sstable::Error::Io(source) => Error::Io {
-            op: "table I/O",
+            op,
             path: file,
             source,
         },

@@ -2,7 +2,7 @@
 //! edit that also retires the memtable's WAL.
 
 use crate::core::DbInner;
-use crate::error::{table_error, Error, Result};
+use crate::error::{table_write_error, Error, Result};
 use crate::filename::{table_path, wal_path};
 use crate::fs::WriteAdapter;
 use crate::iter::InternalIterator;
@@ -147,7 +147,7 @@ pub(crate) fn write_memtable_table(
             .map_err(|e| Error::io("create", &path, e))?;
         let writer = WriteAdapter(file, limiter.map(|l| (l, IoPriority::High)));
         let mut builder = TableBuilder::new(writer, options.table_options())
-            .map_err(|e| table_error(&path, e))?;
+            .map_err(|e| table_write_error(&path, e))?;
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
         while it.valid() {
@@ -156,14 +156,14 @@ pub(crate) fn write_memtable_table(
             if k.seqno <= up_to {
                 builder
                     .add(k.user_key, k.seqno, k.kind, it.value())
-                    .map_err(|e| table_error(&path, e))?;
+                    .map_err(|e| table_write_error(&path, e))?;
             }
             it.next()?;
         }
         if builder.num_entries() == 0 {
             return Ok(None);
         }
-        let table = finish_table(opener, number, builder)?;
+        let table = finish_table(opener, number, builder, 0)?;
         opener
             .fs
             .sync_dir(&opener.dir)
@@ -190,19 +190,23 @@ pub(crate) fn finish_table(
     opener: &TableOpener,
     number: u64,
     builder: TableBuilder<WriteAdapter>,
+    level: usize,
 ) -> Result<Arc<TableFile>> {
     let path = table_path(&opener.dir, number);
-    let built = builder.finish().map_err(|e| table_error(&path, e))?;
+    let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
     let WriteAdapter(mut file, _) = built.writer;
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);
     let props = built.properties;
-    opener.open(FileMeta {
-        number,
-        size: built.file_size,
-        smallest: props.smallest_user_key,
-        largest: props.largest_user_key,
-        smallest_seqno: props.min_seqno,
-        largest_seqno: props.max_seqno,
-    })
+    opener.open(
+        FileMeta {
+            number,
+            size: built.file_size,
+            smallest: props.smallest_user_key,
+            largest: props.largest_user_key,
+            smallest_seqno: props.min_seqno,
+            largest_seqno: props.max_seqno,
+        },
+        level,
+    )
 }

@@ -94,6 +94,11 @@ impl DbInner {
                 let cache = versions.opener().cache.as_ref();
                 Some(cache.map_or(0, |c| c.usage_bytes()).to_string())
             }
+            "strata.block-cache-pinned-usage" => {
+                let versions = self.versions.lock();
+                let cache = versions.opener().cache.as_ref();
+                Some(cache.map_or(0, |c| c.pinned_usage_bytes()).to_string())
+            }
             "strata.cur-size-active-mem-table" => Some(
                 self.current_super_version()
                     .mem

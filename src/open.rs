@@ -3,7 +3,6 @@
 
 use crate::batch::DecodedBatch;
 use crate::batch::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
-use crate::cache::ShardedLruCache;
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
 use crate::filename::{current_path, lock_path, parse_checked, parse_file_name, FileKind};
@@ -58,13 +57,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             dir.display()
         )));
     }
-    let cache = (options.block_cache_bytes > 0)
-        .then(|| Arc::new(ShardedLruCache::new(options.block_cache_bytes)));
-    let opener = TableOpener {
-        fs: Arc::clone(&fs),
-        dir: dir.clone(),
-        cache,
-    };
+    let opener = TableOpener::new(Arc::clone(&fs), dir.clone(), &options);
     let mut versions = if exists {
         VersionSet::recover(opener)?
     } else {

@@ -44,10 +44,56 @@ pub struct Options {
     /// Block compression for tables. RocksDB: `compression`.
     /// Default: none.
     pub compression: Compression,
-    /// Bytes of decompressed blocks cached (only compressed tables use the
-    /// cache: uncompressed blocks are read in place from the mapping).
-    /// RocksDB: `block_cache` capacity. Default: 32 MiB.
+    /// Start each data block of an uncompressed table on a page (4 KiB)
+    /// boundary, padding with zeros (about 3% more space at 4 KiB
+    /// blocks): a lookup whose block is in neither cache then reads one
+    /// page instead of two, and the page cache holds whole blocks (under a
+    /// 512 MiB limit this halved the bytes read per lookup; see
+    /// docs/performance.md). Such tables are format version 2, which
+    /// strata builds before this option existed cannot read. Ignored for
+    /// compressed tables. RocksDB: `block_align` (off by default there).
+    /// Default: `true`.
+    pub block_align: bool,
+    /// Bytes of table blocks kept in memory: data blocks as read from
+    /// tables (decompressed), and index and filter blocks with
+    /// `cache_index_and_filter_blocks`. An LRU cache with a high-priority
+    /// pool for index and filter blocks and blocks hit more than once.
+    /// 0 disables it (every read then reads its blocks from the file).
+    /// RocksDB: `block_cache` capacity (an `LRUCache`). Default: 32 MiB.
     pub block_cache_bytes: usize,
+    /// Read tables through memory maps instead of `pread`: faster when the
+    /// data fits in memory but not in the block cache (no system call,
+    /// copy or cache insertion per block: 2.4x `pread`'s random point
+    /// reads at 5M keys with a 64 MiB cache in docs/performance.md), and
+    /// uncompressed blocks bypass the block cache. With the data larger
+    /// than memory it measured ahead of `pread` at one size and behind at
+    /// another. The price: an I/O error, or another program truncating a
+    /// table, raises SIGBUS in the process instead of returning an error
+    /// (UNSAFE.md). RocksDB: `allow_mmap_reads`. Default: `false`.
+    pub allow_mmap_reads: bool,
+    /// Keep each table's index and filter in the block cache (high
+    /// priority) instead of in memory for as long as the table is open:
+    /// their memory is then bounded by the cache, at the cost of a cache
+    /// lookup each and, after an eviction, a read. RocksDB:
+    /// `cache_index_and_filter_blocks`. Default: `false`.
+    pub cache_index_and_filter_blocks: bool,
+    /// With `cache_index_and_filter_blocks`: L0 tables keep their index
+    /// and filter pinned (charged to the cache, never evicted), since
+    /// every lookup probes every L0 table. RocksDB:
+    /// `pin_l0_filter_and_index_blocks_in_cache`. Default: `false`.
+    pub pin_l0_filter_and_index_blocks_in_cache: bool,
+    /// Bytes a compaction reads at once from each input table: large
+    /// sequential reads instead of one per block. RocksDB:
+    /// `compaction_readahead_size`. Default: 2 MiB.
+    pub compaction_readahead_size: usize,
+    /// Tell the operating system to drop a compaction's output tables from
+    /// the page cache once they are synced (`POSIX_FADV_DONTNEED`), so a
+    /// compaction's writes do not push out pages readers use. The price:
+    /// the new tables start cold, and reads of data that was in memory go
+    /// to storage until they are warm again (measured in
+    /// docs/performance.md). Compaction inputs are always dropped once the
+    /// compaction is installed. Default: `false`.
+    pub compaction_output_drop_page_cache: bool,
     /// How damage found in the WAL on open is treated. RocksDB:
     /// `wal_recovery_mode`. Default: tolerate a torn tail, refuse to open on
     /// corruption before it.
@@ -159,7 +205,13 @@ impl Default for Options {
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
             compression: Compression::None,
+            block_align: true,
             block_cache_bytes: 32 << 20,
+            allow_mmap_reads: false,
+            cache_index_and_filter_blocks: false,
+            pin_l0_filter_and_index_blocks_in_cache: false,
+            compaction_readahead_size: 2 << 20,
+            compaction_output_drop_page_cache: false,
             wal_recovery_mode: WalRecoveryMode::default(),
             paranoid_checks: false,
             max_write_group_bytes: 1 << 20,
@@ -198,7 +250,22 @@ impl fmt::Debug for Options {
             .field("block_restart_interval", &self.block_restart_interval)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
             .field("compression", &self.compression)
+            .field("block_align", &self.block_align)
             .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("allow_mmap_reads", &self.allow_mmap_reads)
+            .field(
+                "cache_index_and_filter_blocks",
+                &self.cache_index_and_filter_blocks,
+            )
+            .field(
+                "pin_l0_filter_and_index_blocks_in_cache",
+                &self.pin_l0_filter_and_index_blocks_in_cache,
+            )
+            .field("compaction_readahead_size", &self.compaction_readahead_size)
+            .field(
+                "compaction_output_drop_page_cache",
+                &self.compaction_output_drop_page_cache,
+            )
             .field("wal_recovery_mode", &self.wal_recovery_mode)
             .field("paranoid_checks", &self.paranoid_checks)
             .field("max_write_group_bytes", &self.max_write_group_bytes)
@@ -315,6 +382,7 @@ impl Options {
             restart_interval: self.block_restart_interval,
             bloom_bits_per_key: self.bloom_bits_per_key,
             compression: self.compression.clone(),
+            block_align: self.block_align,
         }
     }
 }
@@ -385,17 +453,22 @@ pub struct ReadOptions<'a> {
     /// Read as of this snapshot instead of the latest state.
     /// RocksDB: `ReadOptions::snapshot`. Default: `None`.
     pub snapshot: Option<&'a Snapshot>,
-    /// Verify the checksum of every table block the read uses (each block
-    /// once per open table: a block found intact stays trusted). With
-    /// `false` the read neither checks nor fails on a checksum, and may
-    /// return damaged data. RocksDB: `ReadOptions::verify_checksums`.
-    /// Default: `true`.
+    /// Verify the checksum of every table block the read reads from a
+    /// file (blocks in the block cache were checked when they entered it;
+    /// with `allow_mmap_reads`, a mapped block is checked once per open
+    /// table). With `false` the read neither checks nor fails on a
+    /// checksum, and may return damaged data. RocksDB:
+    /// `ReadOptions::verify_checksums`. Default: `true`.
     pub verify_checksums: bool,
-    /// Put blocks this read decompresses into the block cache (only
-    /// compressed tables use it); `false` for a scan that should not evict
-    /// what other reads need. Blocks already cached are used either way.
-    /// RocksDB: `ReadOptions::fill_cache`. Default: `true`.
+    /// Put the blocks this read reads from table files into the block
+    /// cache; `false` for a scan that should not evict what other reads
+    /// need. Blocks already cached are used either way. RocksDB:
+    /// `ReadOptions::fill_cache`. Default: `true`.
     pub fill_cache: bool,
+    /// Scans: bytes read at once from a table file; 0 reads ahead
+    /// automatically once a scan reads blocks in a row (8 KiB, doubling
+    /// up to 256 KiB). RocksDB: `ReadOptions::readahead_size`. Default: 0.
+    pub readahead_size: usize,
 }
 
 impl Default for ReadOptions<'_> {
@@ -404,6 +477,7 @@ impl Default for ReadOptions<'_> {
             snapshot: None,
             verify_checksums: true,
             fill_cache: true,
+            readahead_size: 0,
         }
     }
 }
@@ -416,6 +490,7 @@ impl ReadOptions<'_> {
             blocks: BlockReadOptions {
                 verify_checksums: self.verify_checksums,
                 fill_cache: self.fill_cache,
+                readahead_bytes: self.readahead_size,
             },
         }
     }

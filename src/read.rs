@@ -34,22 +34,12 @@ impl SuperVersion {
 /// read at (a snapshot's; `None`: the newest visible) and how table blocks
 /// are read. The public [`ReadOptions`](crate::ReadOptions) becomes one at
 /// the API's edge, so the engine below never sees a `Snapshot` handle.
-#[derive(Clone, Copy, Debug)]
+// Default: the newest visible state, blocks read as `BlockReadOptions`'s
+// default (checked, cached).
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ReadSpec {
     pub seq: Option<SeqNo>,
     pub blocks: BlockReadOptions,
-}
-
-impl Default for ReadSpec {
-    fn default() -> Self {
-        ReadSpec {
-            seq: None,
-            blocks: BlockReadOptions {
-                verify_checksums: true,
-                fill_cache: true,
-            },
-        }
-    }
 }
 
 /// A super version pinned at a sequence number.

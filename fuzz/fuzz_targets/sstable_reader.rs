@@ -32,7 +32,7 @@ fn touch(it: &TableIter) {
 fn raw_dump(table: &Table) {
     let _ = table.footer();
     let _ = table.properties().clone();
-    if let Some(f) = table.filter() {
+    if let Ok(Some(f)) = table.filter() {
         let _ = (f.num_lines(), f.num_probes(), f.padding());
     }
     let Ok(entries) = table.index_entries() else {

@@ -5,7 +5,7 @@ use super::cut::CutPolicy;
 use super::picker::Compaction;
 use super::retain::{Decision, Retainer};
 use crate::core::DbInner;
-use crate::error::{table_error, Error, Result};
+use crate::error::{table_write_error, Error, Result};
 use crate::filename::table_path;
 use crate::flush::finish_table;
 use crate::fs::WriteAdapter;
@@ -22,11 +22,15 @@ use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder};
 /// How a compaction reads its inputs: checked, but not put in the block
 /// cache, whose blocks of tables about to be deleted would only evict
 /// what readers use (RocksDB reads compaction inputs with
-/// `fill_cache = false` too).
-const INPUT_READS: BlockReadOptions = BlockReadOptions {
-    verify_checksums: true,
-    fill_cache: false,
-};
+/// `fill_cache = false` too), in large sequential reads of
+/// `compaction_readahead_size`.
+fn input_reads(readahead_bytes: usize) -> BlockReadOptions {
+    BlockReadOptions {
+        verify_checksums: true,
+        fill_cache: false,
+        readahead_bytes,
+    }
+}
 
 impl DbInner {
     /// Run `c` and install its result. On error nothing is installed and
@@ -64,6 +68,14 @@ impl DbInner {
                 version,
             });
         }
+        if !c.trivial_move {
+            // The inputs are out of the version: their pages in the page
+            // cache would only crowd out what readers use until the files
+            // are deleted (which an old iterator may delay).
+            for (_, f) in c.all_inputs() {
+                f.drop_page_cache();
+            }
+        }
         result.micros = start.elapsed().as_micros() as u64;
         self.stats.record_compaction(c.output_level, &result);
         Ok(result)
@@ -74,16 +86,17 @@ impl DbInner {
         c: &Compaction,
         result: &mut CompactionResult,
     ) -> Result<Vec<Arc<TableFile>>> {
+        let reads = input_reads(self.options.compaction_readahead_size);
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if c.level == 0 {
             for f in &c.inputs {
-                children.push(Box::new(TableFileIter::new(Arc::clone(f), INPUT_READS)));
+                children.push(Box::new(TableFileIter::new(Arc::clone(f), reads)));
             }
         } else {
-            children.push(Box::new(LevelIter::new(sorted(&c.inputs), INPUT_READS)));
+            children.push(Box::new(LevelIter::new(sorted(&c.inputs), reads)));
         }
         if !c.overlaps.is_empty() {
-            children.push(Box::new(LevelIter::new(sorted(&c.overlaps), INPUT_READS)));
+            children.push(Box::new(LevelIter::new(sorted(&c.overlaps), reads)));
         }
         let mut input = MergingIter::new(children);
         input.seek_to_first()?;
@@ -214,13 +227,13 @@ impl<'a> Outputs<'a> {
                 self.db.table_writer(file, IoPriority::Low),
                 self.db.options.table_options(),
             )
-            .map_err(|e| table_error(&path, e))?;
+            .map_err(|e| table_write_error(&path, e))?;
             self.current = Some((number, builder));
         }
         if let Some((number, builder)) = self.current.as_mut() {
             builder
                 .add(user_key, seqno, kind, value)
-                .map_err(|e| table_error(table_path(&self.db.dir, *number), e))?;
+                .map_err(|e| table_write_error(table_path(&self.db.dir, *number), e))?;
         }
         Ok(())
     }
@@ -230,7 +243,10 @@ impl<'a> Outputs<'a> {
             return Ok(());
         };
         let opener = self.db.versions.lock().opener().clone();
-        let table = finish_table(&opener, number, builder)?;
+        let table = finish_table(&opener, number, builder, self.c.output_level)?;
+        if self.db.options.compaction_output_drop_page_cache {
+            table.drop_page_cache();
+        }
         self.done.push(table);
         Ok(())
     }

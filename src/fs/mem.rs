@@ -17,6 +17,7 @@
 mod inode;
 mod mapping;
 mod quota;
+mod random_access;
 
 use super::mapped_log::MappedLog;
 use super::{FileLock, FileSystem, LogKind, WritableFile};
@@ -42,8 +43,11 @@ pub enum FsOp {
     Append,
     /// [`WritableFile::sync`].
     Sync,
-    /// [`FileSystem::read`].
+    /// [`FileSystem::read`] and [`FileSystem::open_random_access`].
     Read,
+    /// [`RandomAccessFile::read_at`](super::RandomAccessFile::read_at): a
+    /// table block (or readahead window) read.
+    ReadAt,
     /// [`FileSystem::rename`].
     Rename,
     /// [`FileSystem::remove`].
@@ -123,6 +127,8 @@ struct State {
     crash_at_op: Option<u64>,
     /// Operations seen, by kind (for reports), and faults injected by kind.
     op_counts: BTreeMap<FsOp, u64>,
+    /// Bytes returned by `read` and `read_at`, all files together.
+    bytes_read: u64,
     fault_counts: BTreeMap<FsOp, u64>,
     /// Open handles per inode, in this power-loss generation: an unlinked
     /// file's bytes count against the quota until its last handle closes.
@@ -235,6 +241,12 @@ impl MemFileSystem {
     /// Operations seen so far, by kind.
     pub fn op_counts(&self) -> BTreeMap<FsOp, u64> {
         self.state.lock().op_counts.clone()
+    }
+
+    /// Bytes read so far by [`FileSystem::read`] and by reads at offsets
+    /// (table blocks), all files together: what a read path costs.
+    pub fn bytes_read(&self) -> u64 {
+        self.state.lock().bytes_read
     }
 
     /// Faults injected so far, by kind.
@@ -545,7 +557,17 @@ impl FileSystem for MemFileSystem {
         st.check(FsOp::Read, path)?;
         let id = st.inode_of(path)?;
         let inode = st.inodes.get(&id).ok_or_else(|| not_found(path))?;
-        Ok(Bytes::copy_from_slice(inode.bytes()))
+        let bytes = Bytes::copy_from_slice(inode.bytes());
+        st.bytes_read += bytes.len() as u64;
+        Ok(bytes)
+    }
+
+    fn open_random_access(
+        &self,
+        path: &Path,
+        options: super::RandomAccessOptions,
+    ) -> io::Result<Arc<dyn super::RandomAccessFile>> {
+        random_access::open(self, path, options)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -2,21 +2,26 @@
 //! through [`FileSystem`].
 //!
 //! Two implementations ship: [`OsFileSystem`] (the real one; tables are
-//! read through memmap2 mappings) and [`MemFileSystem`] (in memory, for tests:
+//! read with `pread`, or through memmap2 mappings when asked) and
+//! [`MemFileSystem`] (in memory, for tests:
 //! it can simulate power loss by dropping or tearing unsynced data and
 //! unsynced directory entries, and it can fail chosen operations). Both
 //! write memory-mapped WALs with the same code (`mapped_log.rs`).
 
 mod mapped_log;
 mod mem;
-#[allow(unsafe_code)] // UNSAFE.md: table reads through memmap2
+#[allow(unsafe_code)] // UNSAFE.md: whole-file reads at open (MANIFEST, WALs) through memmap2
 mod os;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // UNSAFE.md: the mapped WAL and its warm-up
 mod os_mapping;
+#[allow(unsafe_code)] // UNSAFE.md: table maps, only with `allow_mmap_reads`
+mod os_random_access;
+mod random_access;
 
 pub use mem::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
 pub use os::OsFileSystem;
+pub use random_access::{RandomAccessFile, RandomAccessOptions};
 
 use bytes::Bytes;
 use std::io;
@@ -104,8 +109,20 @@ pub trait FileSystem: Send + Sync + 'static {
         LogKind::Write
     }
     /// The whole contents of a file. The OS implementation maps it with
-    /// memmap2, so reading a large table does not copy it.
+    /// memmap2, so reading a large file does not copy it.
     fn read(&self, path: &Path) -> io::Result<Bytes>;
+    /// Open a file to read at offsets (tables). The default reads the
+    /// whole file with [`read`](Self::read) and serves reads from memory.
+    fn open_random_access(
+        &self,
+        path: &Path,
+        options: RandomAccessOptions,
+    ) -> io::Result<std::sync::Arc<dyn RandomAccessFile>> {
+        let _ = options;
+        Ok(std::sync::Arc::new(random_access::InMemoryFile(
+            self.read(path)?,
+        )))
+    }
     /// Atomically replace `to` with `from`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Delete a file.

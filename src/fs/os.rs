@@ -1,6 +1,8 @@
-//! The real filesystem: std::fs for writes and metadata, memmap2 for reads.
+//! The real filesystem: std::fs for writes and metadata, `pread` (or
+//! memmap2, when asked) for tables, memmap2 for whole-file reads.
 
-use super::{FileLock, FileSystem, LogKind, WritableFile};
+use super::os_random_access::OsRandomAccessFile;
+use super::{FileLock, FileSystem, LogKind, RandomAccessFile, RandomAccessOptions, WritableFile};
 use bytes::Bytes;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -160,6 +162,16 @@ impl FileSystem for OsFileSystem {
         // prevent; the database directory is strata's own (see UNSAFE.md).
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Bytes::from_owner(map))
+    }
+
+    fn open_random_access(
+        &self,
+        path: &Path,
+        options: RandomAccessOptions,
+    ) -> io::Result<std::sync::Arc<dyn RandomAccessFile>> {
+        Ok(std::sync::Arc::new(OsRandomAccessFile::open(
+            path, options,
+        )?))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

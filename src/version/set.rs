@@ -62,7 +62,7 @@ impl VersionSet {
         let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] = Default::default();
         for (level, files) in contents.levels.iter().enumerate() {
             for meta in files.values() {
-                levels[level].push(set.opener.open(meta.clone())?);
+                levels[level].push(set.opener.open(meta.clone(), level)?);
             }
         }
         set.current = Arc::new(Version::from_levels(levels));

@@ -1,44 +1,69 @@
-//! A live table: its manifest metadata and its open reader. When a version
-//! edit removes a table, it is marked obsolete; the file is deleted when the
-//! last version or iterator holding it lets go.
+//! A live table: its manifest metadata, its open reader and the file
+//! under it. When a version edit removes a table, it is marked obsolete;
+//! the file is deleted when the last version or iterator holding it lets
+//! go.
 
 use super::edit::FileMeta;
 use crate::cache::ShardedLruCache;
 use crate::error::{table_error, Error, Result};
 use crate::filename::table_path;
-use crate::fs::FileSystem;
+use crate::fs::{FileSystem, RandomAccessFile, RandomAccessOptions};
+use crate::options::Options;
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use strata_sstable::{BlockCache, Table, TableReadOptions};
+use strata_sstable::{BlockCache, BlockSource, Table, TableReadOptions};
 
-/// Opens tables with the database's filesystem and block cache.
+/// Opens tables with the database's filesystem, block cache and table
+/// read options.
 #[derive(Clone)]
 pub struct TableOpener {
     pub fs: Arc<dyn FileSystem>,
     pub dir: PathBuf,
     pub cache: Option<Arc<ShardedLruCache>>,
+    /// `Options::allow_mmap_reads`.
+    pub mmap: bool,
+    /// `Options::cache_index_and_filter_blocks`.
+    pub cache_index_and_filter_blocks: bool,
+    /// `Options::pin_l0_filter_and_index_blocks_in_cache`.
+    pub pin_l0: bool,
 }
 
 impl TableOpener {
-    /// Map the table file and open its reader (footer, index and filter
-    /// are checked here).
-    pub fn open(&self, meta: FileMeta) -> Result<Arc<TableFile>> {
+    /// The opener for a database in `dir` opened with `options`, with a
+    /// block cache of `options.block_cache_bytes` (none if 0).
+    pub fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, options: &Options) -> TableOpener {
+        TableOpener {
+            fs,
+            dir,
+            cache: (options.block_cache_bytes > 0)
+                .then(|| Arc::new(ShardedLruCache::new(options.block_cache_bytes))),
+            mmap: options.allow_mmap_reads,
+            cache_index_and_filter_blocks: options.cache_index_and_filter_blocks,
+            pin_l0: options.pin_l0_filter_and_index_blocks_in_cache,
+        }
+    }
+
+    /// Open the table file and its reader (footer, index and filter are
+    /// read and checked here) for a table of `level`.
+    pub fn open(&self, meta: FileMeta, level: usize) -> Result<Arc<TableFile>> {
         let path = table_path(&self.dir, meta.number);
-        let data = self.fs.read(&path).map_err(|e| {
+        let options = RandomAccessOptions { mmap: self.mmap };
+        let file = self.fs.open_random_access(&path, options).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::corruption(&path, 0, "table referenced by the manifest is missing")
             } else {
-                Error::io("map table", &path, e)
+                Error::io("open table", &path, e)
             }
         })?;
-        if data.len() as u64 != meta.size {
+        if file.size() != meta.size {
             return Err(Error::corruption(
                 &path,
-                data.len() as u64,
+                file.size(),
                 format!(
                     "table is {} bytes but the manifest recorded {}",
-                    data.len(),
+                    file.size(),
                     meta.size
                 ),
             ));
@@ -46,12 +71,16 @@ impl TableOpener {
         let options = TableReadOptions {
             table_id: meta.number,
             cache: self.cache.clone().map(|c| c as Arc<dyn BlockCache>),
+            cache_index_and_filter_blocks: self.cache_index_and_filter_blocks,
+            pin_index_and_filter: self.pin_l0 && level == 0,
             ..TableReadOptions::default()
         };
-        let table = Table::open(data, options).map_err(|e| table_error(&path, e))?;
+        let source = Arc::new(FileSource(Arc::clone(&file)));
+        let table = Table::open_source(source, options).map_err(|e| table_error(&path, e))?;
         Ok(Arc::new(TableFile {
             meta,
             table: Arc::new(table),
+            file,
             path,
             fs: Arc::clone(&self.fs),
             obsolete: AtomicBool::new(false),
@@ -60,11 +89,38 @@ impl TableOpener {
     }
 }
 
+/// A table file as the sstable reader reads it.
+struct FileSource(Arc<dyn RandomAccessFile>);
+
+impl BlockSource for FileSource {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    #[inline]
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        self.0.read_at(offset, len)
+    }
+
+    fn read_at_into(&self, offset: u64, len: usize, buf: Vec<u8>) -> std::io::Result<Bytes> {
+        self.0.read_at_into(offset, len, buf)
+    }
+
+    fn in_memory(&self) -> Option<&Bytes> {
+        self.0.in_memory()
+    }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        self.0.will_need(offset, len);
+    }
+}
+
 /// A table that is (or was) part of a version.
 pub struct TableFile {
     /// What the manifest knows about it.
     pub meta: FileMeta,
     table: Arc<Table>,
+    file: Arc<dyn RandomAccessFile>,
     path: PathBuf,
     fs: Arc<dyn FileSystem>,
     obsolete: AtomicBool,
@@ -86,6 +142,12 @@ impl TableFile {
     /// Whether `user_key` lies within the table's key range.
     pub fn contains_key(&self, user_key: &[u8]) -> bool {
         self.meta.smallest.as_slice() <= user_key && user_key <= self.meta.largest.as_slice()
+    }
+
+    /// Tell the operating system the file's cached pages will not be read
+    /// again soon (a compaction input, once the compaction is installed).
+    pub fn drop_page_cache(&self) {
+        self.file.drop_cache();
     }
 
     /// Mark the file for deletion once nothing holds it. Called only after

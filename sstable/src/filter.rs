@@ -128,7 +128,7 @@ impl FilterBuilder {
     }
 }
 
-/// A table's bloom filter, a zero-copy slice of the table.
+/// A table's bloom filter: the filter block's contents, shared.
 #[derive(Clone, Debug)]
 pub struct BloomFilter {
     data: Bytes,
@@ -172,6 +172,11 @@ impl BloomFilter {
             num_lines,
             num_probes,
         })
+    }
+
+    /// Bytes of memory it holds (the block cache's charge).
+    pub fn charge(&self) -> usize {
+        self.data.len()
     }
 
     /// False only when `user_key` was certainly not added.

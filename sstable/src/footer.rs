@@ -6,7 +6,7 @@
 //!      8     8  meta-index handle: size    (u64 LE, trailer excluded)
 //!     16     8  index handle: offset       (u64 LE)
 //!     24     8  index handle: size         (u64 LE, trailer excluded)
-//!     32     4  format version             (u32 LE, = 1)
+//!     32     4  format version             (u32 LE, 1 or 2)
 //!     36     4  masked CRC-32 of bytes 0..36 (u32 LE)
 //!     40     8  magic                      (bytes 89 'S' 'S' 'T' 'r' 't' 'a' 0A)
 //!     48        end of file
@@ -21,8 +21,12 @@ use crate::handle::BlockHandle;
 
 /// Footer length in bytes.
 pub const FOOTER_LEN: usize = 48;
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this crate writes and reads: 2, data
+/// blocks aligned (padding between them). Tables without alignment are
+/// still written as version 1, which every version of this crate reads.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this crate reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 /// The magic number's bytes as they appear at the end of the file.
 pub const MAGIC_BYTES: [u8; 8] = [0x89, b'S', b'S', b'T', b'r', b't', b'a', b'\n'];
 /// The magic number read as a u64 LE.
@@ -44,14 +48,23 @@ pub struct Footer {
 }
 
 impl Footer {
-    /// Encodes a footer for the current format version.
+    /// Encodes a footer for format version 1.
     pub fn encode(meta_index: BlockHandle, index: BlockHandle) -> [u8; FOOTER_LEN] {
+        Footer::encode_version(meta_index, index, MIN_FORMAT_VERSION)
+    }
+
+    /// Encodes a footer for format `version`.
+    pub fn encode_version(
+        meta_index: BlockHandle,
+        index: BlockHandle,
+        version: u32,
+    ) -> [u8; FOOTER_LEN] {
         let mut out = [0u8; FOOTER_LEN];
         let fields = [meta_index.offset, meta_index.size, index.offset, index.size];
         for (chunk, v) in out.chunks_exact_mut(8).zip(fields) {
             chunk.copy_from_slice(&v.to_le_bytes());
         }
-        out[32..36].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[32..36].copy_from_slice(&version.to_le_bytes());
         let crc = masked_crc(&out[..36]);
         out[36..40].copy_from_slice(&crc.to_le_bytes());
         out[40..48].copy_from_slice(&MAGIC_BYTES);
@@ -61,14 +74,24 @@ impl Footer {
     /// Decodes and checks the footer at the end of `file`: magic, version,
     /// checksum, and handles (with trailers) inside `0..file.len() - 48`.
     pub fn decode(file: &[u8]) -> Result<Footer> {
-        let start = file.len().checked_sub(FOOTER_LEN).ok_or_else(|| {
-            Error::corruption(
-                0,
-                format!("file of {} bytes is shorter than the footer", file.len()),
-            )
-        })?;
-        let at = |pos: usize| (start + pos) as u64;
-        let f = file.get(start..).unwrap_or_default();
+        let start = file.len().saturating_sub(FOOTER_LEN);
+        Footer::decode_tail(file.get(start..).unwrap_or_default(), file.len() as u64)
+    }
+
+    /// [`Footer::decode`] from the last [`FOOTER_LEN`] bytes of a file of
+    /// `file_len` bytes (read on their own, without the rest of the file).
+    pub fn decode_tail(tail: &[u8], file_len: u64) -> Result<Footer> {
+        let start = file_len
+            .checked_sub(FOOTER_LEN as u64)
+            .filter(|_| tail.len() == FOOTER_LEN)
+            .ok_or_else(|| {
+                Error::corruption(
+                    0,
+                    format!("file of {file_len} bytes is shorter than the footer"),
+                )
+            })?;
+        let at = |pos: usize| start + pos as u64;
+        let f = tail;
         let word = |pos| read_u64_le(f, pos).unwrap_or(0);
         let magic = word(40);
         if magic != TABLE_MAGIC {
@@ -78,7 +101,7 @@ impl Footer {
             ));
         }
         let version = read_u32_le(f, 32).unwrap_or(0);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::corruption(
                 at(32),
                 format!("unsupported format version {version}"),
@@ -106,7 +129,7 @@ impl Footer {
             ("index", footer.index, 16),
         ] {
             match h.end_with_trailer() {
-                Some(end) if end <= start as u64 => {}
+                Some(end) if end <= start => {}
                 _ => {
                     return Err(Error::corruption(
                         at(pos),

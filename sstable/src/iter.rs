@@ -8,11 +8,13 @@ use bytes::Bytes;
 use crate::block::cursor::Cursor;
 use crate::block::Block;
 use crate::error::{Error, Result};
+use crate::index_block::IndexBlock;
 use crate::key::{
     compare_internal_keys, compare_to_target, key_prefix, parse_internal_key, split_key, ParsedKey,
     ValueKind,
 };
-use crate::table_reader::{BlockReadOptions, Table};
+use crate::readahead::Readahead;
+use crate::table_reader::{index_handle_at, BlockReadOptions, Table};
 
 /// Initial capacity of the iterator's key buffers.
 const KEY_BUFFER_CAPACITY: usize = 128;
@@ -25,11 +27,16 @@ const KEY_BUFFER_CAPACITY: usize = 128;
 /// iterator do nothing and return `Ok`, so a loop
 /// `while it.valid() { ..; it.next()? }` ends cleanly either way.
 ///
-/// No allocation per entry or per block move: the key buffer is reused,
-/// uncompressed blocks are slices of the table's bytes.
+/// No allocation per entry: the key buffer is reused. Blocks come from
+/// the block cache, or from the source, read ahead when the scan reads
+/// blocks in a row (see [`BlockReadOptions::readahead_bytes`]).
 pub struct TableIter {
     table: Arc<Table>,
     reads: BlockReadOptions,
+    /// The table's index, kept for the iterator's life (read into the
+    /// cache at the first move when the cache holds it).
+    index_block: Option<Arc<IndexBlock>>,
+    readahead: Readahead,
     index: Cursor,
     data: Cursor,
     /// The data block `data` walks, and its ordinal in the index.
@@ -38,9 +45,12 @@ pub struct TableIter {
 
 impl TableIter {
     pub(crate) fn new(table: Arc<Table>, reads: BlockReadOptions) -> TableIter {
+        let alignment = table.properties().data_block_alignment;
         TableIter {
+            index_block: table.index_shared().ok(),
             table,
             reads,
+            readahead: Readahead::new(reads.readahead_bytes, alignment),
             // Room for typical keys up front, so that a scan does not
             // regrow the buffers while it meets longer keys.
             index: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),
@@ -57,25 +67,27 @@ impl TableIter {
 
     /// Moves to the first entry.
     pub fn seek_to_first(&mut self) -> Result<()> {
-        let r = self.seek_to_first_inner();
+        let r = self.load_index().and_then(|()| self.seek_to_first_inner());
         self.settle(r)
     }
 
     /// Moves to the last entry.
     pub fn seek_to_last(&mut self) -> Result<()> {
-        let r = self.seek_to_last_inner();
+        let r = self.load_index().and_then(|()| self.seek_to_last_inner());
         self.settle(r)
     }
 
     /// Moves to the first entry whose internal key is >= `target`.
     pub fn seek(&mut self, target: &[u8]) -> Result<()> {
-        let r = self.seek_inner(target);
+        let r = self.load_index().and_then(|()| self.seek_inner(target));
         self.settle(r)
     }
 
     /// Moves to the last entry whose internal key is <= `target`.
     pub fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        let r = self.seek_for_prev_inner(target);
+        let r = self
+            .load_index()
+            .and_then(|()| self.seek_for_prev_inner(target));
         self.settle(r)
     }
 
@@ -151,6 +163,14 @@ impl TableIter {
         }
     }
 
+    /// Loads the table's index if the iterator does not hold it yet.
+    fn load_index(&mut self) -> Result<()> {
+        if self.index_block.is_none() {
+            self.index_block = Some(self.table.index_shared()?);
+        }
+        Ok(())
+    }
+
     /// On error, unposition; on success, check the entry's key is a
     /// well-formed internal key of a known kind.
     fn settle(&mut self, r: Result<()>) -> Result<()> {
@@ -185,9 +205,15 @@ impl TableIter {
         if matches!(&self.block, Some((o, _)) if *o == ordinal) {
             return Ok(());
         }
-        let index = self.table.index_block().view();
-        let handle = self.table.index_handle_at(&index, &self.index)?;
-        let block = self.table.data_block_owned(ordinal, handle, self.reads)?;
+        let index = loaded(&self.index_block)?.block.view();
+        let handle = index_handle_at(&index, &self.index)?;
+        self.readahead.note(handle);
+        // Let go of the old block first: if it was a slice of a readahead
+        // window, the window's memory can then be reused for the next.
+        self.block = None;
+        let block =
+            self.table
+                .data_block_owned(ordinal, handle, self.reads, Some(&mut self.readahead))?;
         self.block = Some((ordinal, block));
         Ok(())
     }
@@ -196,7 +222,7 @@ impl TableIter {
     /// to the first entry of the next non-empty block.
     fn skip_forward(&mut self) -> Result<()> {
         while !self.data.valid() {
-            let index = self.table.index_block().view();
+            let index = loaded(&self.index_block)?.block.view();
             self.index.next(&index)?;
             if !self.index.valid() {
                 return Ok(());
@@ -213,7 +239,7 @@ impl TableIter {
     /// to the last entry of the previous non-empty block.
     fn skip_backward(&mut self) -> Result<()> {
         while !self.data.valid() {
-            let index = self.table.index_block().view();
+            let index = loaded(&self.index_block)?.block.view();
             self.index.prev(&index)?;
             if !self.index.valid() {
                 return Ok(());
@@ -227,7 +253,7 @@ impl TableIter {
     }
 
     fn seek_to_first_inner(&mut self) -> Result<()> {
-        let index = self.table.index_block().view();
+        let index = loaded(&self.index_block)?.block.view();
         self.index.seek_to_first(&index)?;
         self.data.invalidate();
         if !self.index.valid() {
@@ -241,7 +267,7 @@ impl TableIter {
     }
 
     fn seek_to_last_inner(&mut self) -> Result<()> {
-        let index = self.table.index_block().view();
+        let index = loaded(&self.index_block)?.block.view();
         self.index.seek_to_last(&index)?;
         self.data.invalidate();
         if !self.index.valid() {
@@ -257,7 +283,7 @@ impl TableIter {
     fn seek_inner(&mut self, target: &[u8]) -> Result<()> {
         let (user_key, trailer) = split_key(target);
         let cmp = |k: &[u8]| compare_to_target(k, user_key, trailer);
-        let index = self.table.index_block().view();
+        let index = loaded(&self.index_block)?.block.view();
         // Seeking forward within the current block (the merging
         // iterator's usual pattern) skips the index search.
         let same_block = self.data.valid()
@@ -265,7 +291,7 @@ impl TableIter {
             && cmp(self.data.key()).is_lt()
             && cmp(self.index.key()).is_ge();
         if !same_block {
-            let fence = self.table.index_fence();
+            let fence = &loaded(&self.index_block)?.fence;
             self.index
                 .seek_by_fenced(&index, fence, key_prefix(user_key), cmp)?;
             self.data.invalidate();
@@ -305,4 +331,12 @@ impl TableIter {
         }
         self.skip_backward()
     }
+}
+
+/// The index an iterator holds; every move that can reach here loaded it
+/// first (`TableIter::load_index`).
+fn loaded(index: &Option<Arc<IndexBlock>>) -> Result<&IndexBlock> {
+    index.as_deref().ok_or_else(|| {
+        Error::InvalidArgument("table iterator moved before its index was read".into())
+    })
 }

@@ -36,6 +36,8 @@
 #![warn(missing_docs)]
 
 pub mod block;
+mod block_fetch;
+mod cache;
 mod checksum;
 mod coding;
 mod compression;
@@ -44,15 +46,19 @@ mod filter;
 mod footer;
 mod handle;
 mod index;
+mod index_block;
 mod iter;
 mod key;
 mod options;
 mod properties;
+mod readahead;
+mod source;
 mod table_builder;
 mod table_reader;
 
 /// The `bytes` crate this API speaks (`Table::open` takes `bytes::Bytes`).
 pub use bytes;
+pub use cache::{BlockCache, CacheKey, CachePriority, CachedBlock};
 pub use checksum::{mask as mask_crc, unmask as unmask_crc};
 pub use compression::{
     MAX_DECOMPRESSED_LEN, TYPE_NONE as COMPRESSION_TYPE_NONE, TYPE_ZSTD as COMPRESSION_TYPE_ZSTD,
@@ -62,8 +68,11 @@ pub use filter::{
     filter_hash, num_probes_for, BloomFilter, FILTER_KIND_FAST_LOCAL_BLOOM, FILTER_LINE_BYTES,
     FILTER_META_LEN,
 };
-pub use footer::{Footer, FOOTER_LEN, FORMAT_VERSION, MAGIC_BYTES, TABLE_MAGIC};
+pub use footer::{
+    Footer, FOOTER_LEN, FORMAT_VERSION, MAGIC_BYTES, MIN_FORMAT_VERSION, TABLE_MAGIC,
+};
 pub use handle::{BlockHandle, BLOCK_TRAILER_LEN};
+pub use index_block::IndexBlock;
 pub use iter::TableIter;
 pub use key::{
     compare_internal_keys, compare_user_keys, encode_internal_key, encode_seek_key, pack_trailer,
@@ -71,11 +80,13 @@ pub use key::{
     TRAILER_LEN,
 };
 pub use options::{
-    Compression, TableOptions, MAX_BLOCK_SIZE, MAX_BLOOM_BITS_PER_KEY, MAX_RESTART_INTERVAL,
-    MIN_BLOCK_SIZE,
+    Compression, TableOptions, MAX_BLOCK_SIZE, MAX_BLOOM_BITS_PER_KEY, MAX_DATA_BLOCK_ALIGNMENT,
+    MAX_RESTART_INTERVAL, MIN_BLOCK_SIZE,
 };
 pub use properties::{names as property_names, TableProperties};
+pub use readahead::MAX_AUTO_READAHEAD_BYTES;
+pub use source::BlockSource;
 pub use table_builder::{
     BuiltTable, TableBuilder, MAX_USER_KEY_LEN, MAX_VALUE_LEN, META_FILTER, META_PROPERTIES,
 };
-pub use table_reader::{BlockCache, BlockReadOptions, Found, Table, TableReadOptions};
+pub use table_reader::{BlockReadOptions, Found, Table, TableReadOptions, MAX_COPIED_VALUE_BYTES};

@@ -31,7 +31,8 @@ pub mod names {
     pub const RAW_KEY_BYTES: &str = "strata.raw_key_bytes";
     /// Sum of value lengths.
     pub const RAW_VALUE_BYTES: &str = "strata.raw_value_bytes";
-    /// Bytes of data blocks on disk, trailers included.
+    /// Bytes of data blocks on disk, trailers (and alignment padding)
+    /// included: where the data region ends.
     pub const DATA_BYTES: &str = "strata.data_bytes";
     /// Bytes of the index block on disk, trailer included.
     pub const INDEX_BYTES: &str = "strata.index_bytes";
@@ -57,6 +58,9 @@ pub mod names {
     pub const FORMAT_VERSION: &str = "strata.format_version";
     /// Unix seconds when the table was built.
     pub const CREATION_TIME: &str = "strata.creation_time";
+    /// What data blocks start on a multiple of (format version 2 only;
+    /// absent means 0, no alignment).
+    pub const DATA_BLOCK_ALIGNMENT: &str = "strata.data_block_alignment";
 }
 
 /// A table's statistics and build settings.
@@ -98,6 +102,9 @@ pub struct TableProperties {
     pub format_version: u32,
     /// Unix seconds at build time.
     pub creation_time: u64,
+    /// Data blocks start on a multiple of this (0: right after each
+    /// other); only in format version 2.
+    pub data_block_alignment: u64,
 }
 
 impl TableProperties {
@@ -128,6 +135,9 @@ impl TableProperties {
             (names::FORMAT_VERSION, num(u64::from(self.format_version))),
             (names::CREATION_TIME, num(self.creation_time)),
         ];
+        if self.data_block_alignment > 0 {
+            entries.push((names::DATA_BLOCK_ALIGNMENT, num(self.data_block_alignment)));
+        }
         entries.sort_by(|a, b| a.0.cmp(b.0));
         for (name, value) in entries {
             builder.add(name.as_bytes(), &value);
@@ -186,6 +196,9 @@ impl TableProperties {
                         .to_string();
                     (17, None)
                 }
+                k if k == names::DATA_BLOCK_ALIGNMENT.as_bytes() => {
+                    (u32::MAX, Some(&mut p.data_block_alignment))
+                }
                 // A name from a newer writer: skip it.
                 _ => (u32::MAX, None),
             };
@@ -231,6 +244,7 @@ mod tests {
             bloom_bits_per_key: 10,
             format_version: 1,
             creation_time: 1_700_000_000,
+            data_block_alignment: 0,
         }
     }
 

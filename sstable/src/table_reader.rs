@@ -1,8 +1,22 @@
-//! Opens a table from its bytes (normally an mmap) and answers point
-//! lookups. Scans go through [`crate::TableIter`].
+//! Opens a table from a [`BlockSource`] and answers point lookups. Scans
+//! go through [`crate::TableIter`].
+//!
+//! At open the reader reads the footer, meta-index, properties, filter
+//! and index, checking each. After that a lookup needs the filter, the
+//! index and one data block. Where those come from depends on the source:
+//!
+//! - a source that holds the file in memory (a `Bytes`, a memory map):
+//!   uncompressed blocks are read in place, compressed ones are
+//!   decompressed through the block cache;
+//! - a source read with positional reads: every data block comes from the
+//!   block cache, or is read from the source, checked and put in the cache
+//!   (low priority). The index and filter are held by the table, or, with
+//!   [`TableReadOptions::cache_index_and_filter_blocks`], live in the cache
+//!   with high priority.
 
 use std::cell::Cell;
 use std::fmt;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
@@ -11,46 +25,56 @@ use bytes::Bytes;
 use crate::block::cursor::Cursor;
 use crate::block::reader::{BlockView, Origin};
 use crate::block::Block;
-use crate::checksum::block_checksum;
-use crate::coding::read_u32_le;
+use crate::block_fetch::{
+    check_in_place, decode, fetch, is_intact, open_trailer, read_contents, read_error,
+    stored_in_place,
+};
+use crate::cache::{BlockCache, CacheKey, CachePriority, CachedBlock};
 use crate::compression::{decompress_zstd, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
-use crate::filter::BloomFilter;
+use crate::filter::{BloomFilter, FILTER_LINE_BYTES};
 use crate::footer::{Footer, FOOTER_LEN};
 use crate::handle::BlockHandle;
+use crate::index_block::{DataLayout, IndexBlock};
 use crate::iter::TableIter;
 use crate::key::{
-    compare_internal_keys, compare_to_target, key_prefix, parse_internal_key, seek_trailer,
-    split_key, SeqNo, ValueKind, TRAILER_LEN,
+    compare_to_target, key_prefix, parse_internal_key, seek_trailer, SeqNo, ValueKind,
 };
+use crate::options::MAX_DATA_BLOCK_ALIGNMENT;
 use crate::properties::TableProperties;
+use crate::readahead::Readahead;
+use crate::source::BlockSource;
 use crate::table_builder::{META_FILTER, META_PROPERTIES};
-
-/// Cache of *decompressed* blocks, implemented by the engine (sharded,
-/// bounded). Uncompressed blocks never go through it: they are slices of
-/// the mapped file already.
-pub trait BlockCache: Send + Sync {
-    /// The cached contents of the block at `block_offset` in table `table_id`.
-    fn get(&self, table_id: u64, block_offset: u64) -> Option<Bytes>;
-    /// Caches a block's decompressed (and checksum-verified) contents.
-    fn insert(&self, table_id: u64, block_offset: u64, block: Bytes);
-}
 
 /// How a [`Table`] reads.
 #[derive(Clone)]
 pub struct TableReadOptions {
     /// The table's identity in the block cache (e.g. its file number).
     pub table_id: u64,
-    /// Where decompressed blocks are cached; `None`: decompress on every read.
+    /// The block cache shared by the tables; `None`: every block is read
+    /// from the source (and decompressed) on every use.
     pub cache: Option<Arc<dyn BlockCache>>,
     /// Check block checksums (default true): the meta blocks and index at
     /// open, and data blocks for reads that pass no [`BlockReadOptions`].
-    /// Each block is checked the first time this `Table` reads it, not on
-    /// every read. The footer's own checksum is checked either way.
+    /// A block read from the source is checked on every read; a block in
+    /// a source held in memory is checked the first time this `Table`
+    /// reads it. The footer's own checksum is checked either way.
     pub verify_checksums: bool,
-    /// Insert blocks decompressed by reads that pass no
+    /// Insert the data blocks read by reads that pass no
     /// [`BlockReadOptions`] into the cache (default true).
     pub fill_cache: bool,
+    /// Keep the index and filter in the block cache, with high priority,
+    /// instead of in the table: their memory is then bounded by the cache,
+    /// at the price of a cache lookup each (and a read after an eviction).
+    /// Ignored without a cache or for a source held in memory. RocksDB:
+    /// `cache_index_and_filter_blocks`. Default false.
+    pub cache_index_and_filter_blocks: bool,
+    /// With `cache_index_and_filter_blocks`: this table keeps its index
+    /// and filter for its whole life, charged to the cache but never
+    /// evicted (the engine sets it for L0 tables, which every lookup
+    /// probes: RocksDB's `pin_l0_filter_and_index_blocks_in_cache`).
+    /// Default false.
+    pub pin_index_and_filter: bool,
 }
 
 impl Default for TableReadOptions {
@@ -60,6 +84,8 @@ impl Default for TableReadOptions {
             cache: None,
             verify_checksums: true,
             fill_cache: true,
+            cache_index_and_filter_blocks: false,
+            pin_index_and_filter: false,
         }
     }
 }
@@ -71,24 +97,34 @@ impl fmt::Debug for TableReadOptions {
             .field("cache", &self.cache.is_some())
             .field("verify_checksums", &self.verify_checksums)
             .field("fill_cache", &self.fill_cache)
+            .field(
+                "cache_index_and_filter_blocks",
+                &self.cache_index_and_filter_blocks,
+            )
+            .field("pin_index_and_filter", &self.pin_index_and_filter)
             .finish()
     }
 }
 
 /// How one read treats the data blocks it touches (RocksDB's
-/// `ReadOptions::verify_checksums` and `fill_cache`). A [`Table`]'s own
-/// [`TableReadOptions`] give the defaults for reads that pass none.
+/// `ReadOptions::verify_checksums`, `fill_cache` and `readahead_size`). A
+/// [`Table`]'s own [`TableReadOptions`] give the defaults for reads that
+/// pass none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockReadOptions {
-    /// Check each data block's checksum before using it (once per open
-    /// table: a block found intact is remembered). Without it a read
-    /// neither checks nor remembers, so it never fails on a checksum and
-    /// may return damaged bytes.
+    /// Check each data block's checksum before using it. Without it a read
+    /// never fails on a checksum and may return damaged bytes (blocks in
+    /// the cache were checked when they entered it).
     pub verify_checksums: bool,
-    /// Insert the blocks this read decompresses into the block cache. A
-    /// block enters the cache only once its checksum was verified, by
-    /// this read or an earlier one, so cached blocks are always intact.
+    /// Insert the blocks this read reads from the source into the block
+    /// cache (blocks a scan reads ahead excepted: they are served from
+    /// the scan's window). A block enters the cache only once its checksum
+    /// was verified, so cached blocks are always intact.
     pub fill_cache: bool,
+    /// Scans: bytes read ahead per read from the source; 0 reads ahead
+    /// automatically once a scan has read two blocks in a row (8 KiB,
+    /// doubling up to 256 KiB). Point lookups read one block either way.
+    pub readahead_bytes: usize,
 }
 
 impl Default for BlockReadOptions {
@@ -96,6 +132,7 @@ impl Default for BlockReadOptions {
         BlockReadOptions {
             verify_checksums: true,
             fill_cache: true,
+            readahead_bytes: 0,
         }
     }
 }
@@ -107,41 +144,66 @@ pub struct Found {
     pub seqno: SeqNo,
     /// Put or Delete (a Delete's value is whatever was stored, usually empty).
     pub kind: ValueKind,
-    /// The value; a zero-copy slice of the table for uncompressed blocks.
+    /// The value: a zero-copy slice of the cached block (or of the file
+    /// held in memory).
     pub value: Bytes,
 }
 
-/// Contents of a data block: borrowed from the mapped file or owned after
-/// decompression.
+/// A data block: its bytes borrowed from a file held in memory (parsed
+/// by the reader), or a parsed block of its own (read from the source,
+/// decompressed, or from the cache, which keeps blocks parsed).
 pub(crate) enum Contents<'a> {
-    Mapped { data: &'a [u8], offset: u64 },
-    Owned { data: Bytes, offset: u64 },
+    InPlace { data: &'a [u8], offset: u64 },
+    Parsed(Block),
+}
+
+/// The index or filter: borrowed from the table that holds it, or an
+/// `Arc` from the cache, kept for one lookup.
+pub(crate) enum Held<'a, T> {
+    Borrowed(&'a T),
+    Shared(Arc<T>),
+}
+
+impl<T> Deref for Held<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        match self {
+            Held::Borrowed(t) => t,
+            Held::Shared(t) => t,
+        }
+    }
 }
 
 /// An open table. `Send + Sync`: share it behind an `Arc`.
 pub struct Table {
-    data: Bytes,
+    source: Arc<dyn BlockSource>,
+    /// The whole file, when the source holds it in memory.
+    in_memory: Option<Bytes>,
+    file_size: u64,
     options: TableReadOptions,
     footer: Footer,
     properties: TableProperties,
     meta_index: Vec<(Vec<u8>, BlockHandle)>,
     properties_handle: BlockHandle,
     filter_handle: Option<BlockHandle>,
-    filter: Option<BloomFilter>,
-    index: Block,
-    /// The user-key prefix of each index entry (every one a restart
-    /// point), for `Cursor::seek_by_fenced`: 8 bytes per data block.
-    index_fence: Box<[u64]>,
-    /// Data blocks occupy `0..data_end`.
+    /// Held by the table, unless they live in the block cache.
+    index: Option<Arc<IndexBlock>>,
+    filter: Option<Arc<BloomFilter>>,
+    /// The index and filter are pinned in the cache: erased on drop.
+    pinned: bool,
+    /// Data blocks (and their alignment padding) occupy `0..data_end`.
     data_end: u64,
-    /// One bit per data block: checksum already verified by this table.
+    /// For a file held in memory: one bit per data block, checksum
+    /// already verified by this table.
     verified: Box<[AtomicU64]>,
 }
 
 impl fmt::Debug for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Table")
-            .field("file_size", &self.data.len())
+            .field("file_size", &self.file_size)
+            .field("in_memory", &self.in_memory.is_some())
             .field("options", &self.options)
             .field("footer", &self.footer)
             .field("properties", &self.properties)
@@ -155,16 +217,36 @@ thread_local! {
 }
 
 impl Table {
-    /// Opens a table over its bytes (the engine passes an mmap wrapped with
-    /// `Bytes::from_owner`). Validates the footer, meta-index, properties,
-    /// filter and index (each checksum verified once, every index handle
-    /// checked to chain through the data region); errors name the offset.
+    /// Opens a table held in memory (a `Bytes`, e.g. an mmap wrapped with
+    /// `Bytes::from_owner`): [`Table::open_source`] over it.
     pub fn open(data: Bytes, options: TableReadOptions) -> Result<Table> {
-        let footer = Footer::decode(&data)?;
-        let verify = options.verify_checksums;
-        let meta_limit = (data.len() - FOOTER_LEN) as u64;
+        Table::open_source(Arc::new(data), options)
+    }
 
-        let meta_block = read_block(&data, footer.meta_index, meta_limit, verify, "meta-index")?;
+    /// Opens a table read through `source`. Reads and validates the
+    /// footer, meta-index, properties, filter and index (each checksum
+    /// verified once, every index handle checked to chain through the
+    /// data region); errors name the offset.
+    pub fn open_source(source: Arc<dyn BlockSource>, options: TableReadOptions) -> Result<Table> {
+        let file_size = source.size();
+        let in_memory = source.in_memory().cloned();
+        let footer_offset = file_size.checked_sub(FOOTER_LEN as u64).ok_or_else(|| {
+            Error::corruption(
+                0,
+                format!("file of {file_size} bytes is shorter than the footer"),
+            )
+        })?;
+        let tail = source
+            .read_at(footer_offset, FOOTER_LEN)
+            .map_err(|e| read_error(e, footer_offset, "footer"))?;
+        let footer = Footer::decode_tail(&tail, file_size)?;
+        let verify = options.verify_checksums;
+        let meta_limit = footer_offset;
+        let src = &*source;
+
+        let (contents, exact) =
+            read_contents(src, footer.meta_index, meta_limit, verify, "meta-index")?;
+        let meta_block = Block::with_origin(contents, footer.meta_index.offset, exact)?;
         let mut meta_index = Vec::new();
         let mut it = meta_block.iter();
         it.seek_to_first()?;
@@ -186,7 +268,9 @@ impl Table {
         })?;
         let filter_handle = find(META_FILTER);
 
-        let props_block = read_block(&data, properties_handle, meta_limit, verify, "properties")?;
+        let (contents, exact) =
+            read_contents(src, properties_handle, meta_limit, verify, "properties")?;
+        let props_block = Block::with_origin(contents, properties_handle.offset, exact)?;
         let properties = TableProperties::decode(&props_block, properties_handle.offset)?;
         let props_bad = |reason: &str| {
             Error::corruption(properties_handle.offset, format!("properties: {reason}"))
@@ -198,47 +282,187 @@ impl Table {
         if data_end > meta_limit {
             return Err(props_bad("data region runs past the footer"));
         }
-
-        let filter = match filter_handle {
-            Some(h) => {
-                let (contents, _) = read_contents(&data, h, meta_limit, verify, "filter")?;
-                Some(BloomFilter::parse(contents, h.offset)?)
-            }
-            None => None,
+        let alignment = properties.data_block_alignment;
+        let alignment_ok = match footer.version {
+            1 => alignment == 0,
+            _ => alignment.is_power_of_two() && alignment <= MAX_DATA_BLOCK_ALIGNMENT as u64,
         };
-        if filter.is_some() != (properties.bloom_bits_per_key > 0) {
+        if !alignment_ok {
+            return Err(props_bad(&format!(
+                "data block alignment {alignment} invalid for format version {}",
+                footer.version
+            )));
+        }
+        if filter_handle.is_some() != (properties.bloom_bits_per_key > 0) {
             return Err(props_bad(
                 "bloom_bits_per_key disagrees with the filter's presence",
             ));
         }
 
-        let index = read_block(&data, footer.index, meta_limit, verify, "index")?;
-        let (num_blocks, index_fence) = check_index(&index, footer.index.offset, data_end)?;
-        if num_blocks != properties.num_data_blocks {
-            return Err(Error::corruption(
-                footer.index.offset,
-                format!(
-                    "index has {num_blocks} entries, properties say {}",
-                    properties.num_data_blocks
-                ),
-            ));
-        }
-        let words = (num_blocks as usize).div_ceil(64);
-        let verified = (0..words).map(|_| AtomicU64::new(0)).collect();
-        Ok(Table {
-            data,
-            options,
+        let mut table = Table {
+            source,
+            in_memory,
+            file_size,
             footer,
             properties,
             meta_index,
             properties_handle,
             filter_handle,
-            filter,
-            index,
-            index_fence,
+            index: None,
+            filter: None,
+            pinned: false,
             data_end,
-            verified,
-        })
+            verified: Box::new([]),
+            options,
+        };
+        let filter = table.load_filter(verify)?;
+        let index = table.load_index(verify)?;
+        let words = index.num_blocks().div_ceil(64);
+        if table.in_memory.is_some() {
+            table.verified = (0..words).map(|_| AtomicU64::new(0)).collect();
+        }
+        let cache = table.options.cache.clone();
+        match cache {
+            Some(cache)
+                if table.options.cache_index_and_filter_blocks && table.in_memory.is_none() =>
+            {
+                let pin = table.options.pin_index_and_filter;
+                let put = |offset: u64, block: CachedBlock| {
+                    let key = table.cache_key(offset);
+                    if pin {
+                        cache.insert_pinned(key, block);
+                    } else {
+                        cache.insert(key, block, CachePriority::High);
+                    }
+                };
+                put(
+                    table.footer.index.offset,
+                    CachedBlock::Index(Arc::clone(&index)),
+                );
+                if let (Some(f), Some(h)) = (&filter, table.filter_handle) {
+                    put(h.offset, CachedBlock::Filter(Arc::clone(f)));
+                }
+                if pin {
+                    table.pinned = true;
+                    table.index = Some(index);
+                    table.filter = filter;
+                }
+            }
+            _ => {
+                table.index = Some(index);
+                table.filter = filter;
+            }
+        }
+        Ok(table)
+    }
+
+    /// Reads, checks and parses the index block.
+    fn load_index(&self, verify: bool) -> Result<Arc<IndexBlock>> {
+        let h = self.footer.index;
+        let (contents, exact) =
+            read_contents(&*self.source, h, self.meta_limit(), verify, "index")?;
+        Ok(Arc::new(IndexBlock::parse(
+            contents,
+            h.offset,
+            exact,
+            self.data_layout(),
+            self.properties.num_data_blocks,
+        )?))
+    }
+
+    fn data_layout(&self) -> DataLayout {
+        DataLayout {
+            end: self.data_end,
+            alignment: self.properties.data_block_alignment,
+        }
+    }
+
+    /// Reads, checks and parses the filter block, if the table has one.
+    fn load_filter(&self, verify: bool) -> Result<Option<Arc<BloomFilter>>> {
+        let Some(h) = self.filter_handle else {
+            return Ok(None);
+        };
+        let (contents, _) = read_contents(&*self.source, h, self.meta_limit(), verify, "filter")?;
+        let contents = if self.in_memory.is_some() {
+            contents
+        } else {
+            align_filter_lines(&contents, h.offset)
+        };
+        Ok(Some(Arc::new(BloomFilter::parse(contents, h.offset)?)))
+    }
+
+    fn meta_limit(&self) -> u64 {
+        self.file_size - FOOTER_LEN as u64
+    }
+
+    #[inline]
+    fn cache_key(&self, offset: u64) -> CacheKey {
+        CacheKey {
+            table_id: self.options.table_id,
+            offset,
+        }
+    }
+
+    /// The index: the table's own, or the cache's (read into it on a miss).
+    #[inline]
+    pub(crate) fn index(&self) -> Result<Held<'_, IndexBlock>> {
+        match &self.index {
+            Some(index) => Ok(Held::Borrowed(index)),
+            None => Ok(Held::Shared(self.cached_index()?)),
+        }
+    }
+
+    /// The index as an `Arc`, for an iterator that keeps it.
+    pub(crate) fn index_shared(&self) -> Result<Arc<IndexBlock>> {
+        match &self.index {
+            Some(index) => Ok(Arc::clone(index)),
+            None => self.cached_index(),
+        }
+    }
+
+    /// The index from the cache, read into it on a miss.
+    fn cached_index(&self) -> Result<Arc<IndexBlock>> {
+        let key = self.cache_key(self.footer.index.offset);
+        let cache = self.options.cache.as_ref();
+        if let Some(CachedBlock::Index(index)) = cache.and_then(|c| c.lookup(key)) {
+            return Ok(index);
+        }
+        let index = self.load_index(true)?;
+        if let Some(cache) = cache {
+            cache.insert(
+                key,
+                CachedBlock::Index(Arc::clone(&index)),
+                CachePriority::High,
+            );
+        }
+        Ok(index)
+    }
+
+    /// The filter, if the table has one: the table's own, or the cache's.
+    #[inline]
+    fn filter_block(&self) -> Result<Option<Held<'_, BloomFilter>>> {
+        if let Some(filter) = &self.filter {
+            return Ok(Some(Held::Borrowed(filter)));
+        }
+        let Some(h) = self.filter_handle else {
+            return Ok(None);
+        };
+        let key = self.cache_key(h.offset);
+        let cache = self.options.cache.as_ref();
+        if let Some(CachedBlock::Filter(filter)) = cache.and_then(|c| c.lookup(key)) {
+            return Ok(Some(Held::Shared(filter)));
+        }
+        let Some(filter) = self.load_filter(true)? else {
+            return Ok(None);
+        };
+        if let Some(cache) = cache {
+            cache.insert(
+                key,
+                CachedBlock::Filter(Arc::clone(&filter)),
+                CachePriority::High,
+            );
+        }
+        Ok(Some(Held::Shared(filter)))
     }
 
     /// The table's properties.
@@ -248,7 +472,7 @@ impl Table {
 
     /// Size of the table file in bytes.
     pub fn file_size(&self) -> u64 {
-        self.data.len() as u64
+        self.file_size
     }
 
     /// The read options the table was opened with.
@@ -256,16 +480,27 @@ impl Table {
         &self.options
     }
 
-    /// Bloom filter probe; true when the table has no filter.
+    /// Whether the table reads from a source held in memory (blocks read
+    /// in place) rather than with positional reads.
+    pub fn is_in_memory(&self) -> bool {
+        self.in_memory.is_some()
+    }
+
+    /// Bloom filter probe; true when the table has no filter (or when the
+    /// filter could not be read: the lookup that follows reports why).
     #[inline]
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
-        self.filter.as_ref().is_none_or(|f| f.may_contain(user_key))
+        match self.filter_block() {
+            Ok(Some(f)) => f.may_contain(user_key),
+            Ok(None) | Err(_) => true,
+        }
     }
 
     /// The newest entry for `user_key` with seqno <= `seqno` (a Delete is
     /// returned as a `Found` with kind Delete). Asks the filter first, then
-    /// binary-searches the index and one data block. No allocation: the
-    /// key buffer is per thread, uncompressed values are slices of the file.
+    /// binary-searches the index and one data block. No allocation when
+    /// the block is cached (or the file in memory): the key buffer is per
+    /// thread, values are slices of the block.
     pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Result<Option<Found>> {
         self.get_with_options(user_key, seqno, self.block_read_options())
     }
@@ -277,8 +512,10 @@ impl Table {
         seqno: SeqNo,
         reads: BlockReadOptions,
     ) -> Result<Option<Found>> {
-        if !self.may_contain(user_key) {
-            return Ok(None);
+        if let Some(filter) = self.filter_block()? {
+            if !filter.may_contain(user_key) {
+                return Ok(None);
+            }
         }
         let buf = GET_KEY_BUFFER.with(Cell::take);
         let mut cursor = Cursor::with_key_buffer(buf);
@@ -293,6 +530,7 @@ impl Table {
         BlockReadOptions {
             verify_checksums: self.options.verify_checksums,
             fill_cache: self.options.fill_cache,
+            readahead_bytes: 0,
         }
     }
 
@@ -305,114 +543,174 @@ impl Table {
     ) -> Result<Option<Found>> {
         let trailer = seek_trailer(seqno);
         let cmp = |k: &[u8]| compare_to_target(k, user_key, trailer);
-        let index = self.index.view();
-        cursor.seek_by_fenced(&index, &self.index_fence, key_prefix(user_key), cmp)?;
+        let index_block = self.index()?;
+        let index = index_block.block.view();
+        cursor.seek_by_fenced(&index, &index_block.fence, key_prefix(user_key), cmp)?;
         if !cursor.valid() {
             return Ok(None);
         }
         let ordinal = cursor.restart_index();
-        let handle = self.index_handle_at(&index, cursor)?;
+        let handle = index_handle_at(&index, cursor)?;
         cursor.invalidate();
-        let contents = self.data_block(ordinal, handle, reads)?;
-        let (block, offset, exact) = match &contents {
-            Contents::Mapped { data, offset } => (*data, *offset, true),
-            Contents::Owned { data, offset } => (&data[..], *offset, false),
-        };
-        let view = BlockView::parse(
-            block,
-            Origin {
-                file_offset: offset,
-                exact,
-            },
-        )?;
-        cursor.seek_by(&view, cmp)?;
-        if !cursor.valid() {
-            return Ok(None);
-        }
-        let parsed = parse_internal_key(cursor.key())
-            .ok_or_else(|| bad_key(&view, cursor.entry_offset()))?;
-        if parsed.user_key != user_key {
-            return Ok(None);
-        }
-        let (start, end) = cursor.value_range();
-        let value = match contents {
-            Contents::Mapped { offset, .. } => {
-                let base = offset as usize;
-                self.data.slice(base + start..base + end)
+        // A cached block is searched while the cache holds it: no
+        // reference count is touched unless a large value is lent.
+        if let (None, Some(cache)) = (&self.in_memory, &self.options.cache) {
+            let mut found = None;
+            let hit = cache.lookup_with(self.cache_key(handle.offset), &mut |cached| {
+                if let CachedBlock::Data(block) = cached {
+                    found = Some(search_block(cursor, &block.view(), user_key, cmp, |r| {
+                        lend_or_copy(block.data(), r)
+                    }));
+                }
+            });
+            if let (true, Some(found)) = (hit, found) {
+                return found;
             }
-            Contents::Owned { data, .. } => data.slice(start..end),
-        };
-        Ok(Some(Found {
-            seqno: parsed.seqno,
-            kind: parsed.kind,
-            value,
-        }))
+            let block = self.read_data_block(handle, reads, None)?;
+            return search_block(cursor, &block.view(), user_key, cmp, |r| {
+                lend_or_copy(block.data(), r)
+            });
+        }
+        match self.data_block(ordinal, handle, reads, None)? {
+            Contents::InPlace { data, offset } => {
+                let origin = Origin {
+                    file_offset: offset,
+                    exact: true,
+                };
+                let view = BlockView::parse(data, origin)?;
+                search_block(cursor, &view, user_key, cmp, |(start, end)| {
+                    match &self.in_memory {
+                        Some(file) => {
+                            let base = offset as usize;
+                            file.slice(base + start..base + end)
+                        }
+                        None => Bytes::copy_from_slice(&data[start..end]),
+                    }
+                })
+            }
+            Contents::Parsed(block) => search_block(cursor, &block.view(), user_key, cmp, |r| {
+                lend_or_copy(block.data(), r)
+            }),
+        }
     }
 
-    /// The handle in the current index entry.
-    pub(crate) fn index_handle_at(
-        &self,
-        index: &BlockView<'_>,
-        cursor: &Cursor,
-    ) -> Result<BlockHandle> {
-        let (start, end) = cursor.value_range();
-        index
-            .data
-            .get(start..end)
-            .and_then(BlockHandle::decode_exact)
-            .ok_or_else(|| Error::corruption(index.origin.at(start), "index: bad block handle"))
-    }
-
-    /// Contents of data block number `ordinal` at `handle`: verified on
-    /// first use (if `reads` asks), decompressed through the cache when
-    /// compressed.
+    /// Data block number `ordinal` at `handle`, as `reads` says: in place
+    /// from a file held in memory (checked on first use), otherwise from
+    /// the cache or read from the source (through a scan's `readahead` if
+    /// given), checked, parsed and put in the cache.
     pub(crate) fn data_block(
         &self,
         ordinal: usize,
         handle: BlockHandle,
         reads: BlockReadOptions,
+        readahead: Option<&mut Readahead>,
     ) -> Result<Contents<'_>> {
-        let (contents, block_type) = stored_block(&self.data, handle, self.data_end, "data")?;
+        match &self.in_memory {
+            Some(file) => self.data_block_in_place(file, ordinal, handle, reads),
+            None => self.data_block_read(handle, reads, readahead),
+        }
+    }
+
+    fn data_block_read(
+        &self,
+        handle: BlockHandle,
+        reads: BlockReadOptions,
+        readahead: Option<&mut Readahead>,
+    ) -> Result<Contents<'_>> {
+        let key = self.cache_key(handle.offset);
+        let cache = self.options.cache.as_ref();
+        if let Some(CachedBlock::Data(block)) = cache.and_then(|c| c.lookup(key)) {
+            return Ok(Contents::Parsed(block));
+        }
+        self.read_data_block(handle, reads, readahead)
+            .map(Contents::Parsed)
+    }
+
+    /// Reads the data block at `handle` from the source (through a scan's
+    /// `readahead` if given), checks and parses it, and puts it in the
+    /// cache as `reads` says.
+    fn read_data_block(
+        &self,
+        handle: BlockHandle,
+        reads: BlockReadOptions,
+        readahead: Option<&mut Readahead>,
+    ) -> Result<Block> {
+        let key = self.cache_key(handle.offset);
+        let cache = self.options.cache.as_ref();
+        let (raw, windowed) = match readahead {
+            Some(ra) => ra.fetch(&*self.source, handle, self.data_end, "data")?,
+            None => (fetch(&*self.source, handle, self.data_end, "data")?, false),
+        };
+        let (stored, block_type) = open_trailer(&raw, handle, reads.verify_checksums, "data")?;
+        let (data, exact) = decode(stored, block_type, handle, "data")?;
+        let block = Block::with_origin(data, handle.offset, exact)?;
+        // A block a scan read ahead is served from its window and not
+        // cached: a scan long enough to read ahead would only churn the
+        // cache (copying, allocating and evicting a block per block read)
+        // and push out what point reads use; its windows make re-reading
+        // cheap. Only intact blocks enter the cache (a cache hit is never
+        // checked again): a read that skipped the check checks before it
+        // fills, and fills nothing if the check fails.
+        let fill = cache.filter(|_| {
+            reads.fill_cache && !windowed && (reads.verify_checksums || is_intact(&raw, handle))
+        });
+        if let Some(cache) = fill {
+            // An uncompressed block shares its allocation with its
+            // trailer: one byte past 4 KiB puts it in the allocator's next
+            // size class, 25% larger with jemalloc and mimalloc. The cache
+            // keeps a copy of its own size, so its charge is the memory it
+            // holds.
+            let cached = if exact { block.copied() } else { block };
+            cache.insert(key, CachedBlock::Data(cached.clone()), CachePriority::Low);
+            return Ok(cached);
+        }
+        Ok(block)
+    }
+
+    fn data_block_in_place<'a>(
+        &'a self,
+        file: &'a Bytes,
+        ordinal: usize,
+        handle: BlockHandle,
+        reads: BlockReadOptions,
+    ) -> Result<Contents<'a>> {
+        let (contents, block_type) = stored_in_place(file, handle, self.data_end, "data")?;
         let checked = reads.verify_checksums && !self.is_verified(ordinal);
         match block_type {
             TYPE_NONE => {
                 if checked {
-                    check_block(&self.data, handle, "data")?;
+                    check_in_place(file, handle, "data")?;
                     self.mark_verified(ordinal);
                 }
-                Ok(Contents::Mapped {
+                Ok(Contents::InPlace {
                     data: contents,
                     offset: handle.offset,
                 })
             }
             TYPE_ZSTD => {
+                let key = self.cache_key(handle.offset);
                 let cache = self.options.cache.as_ref();
-                if let Some(hit) = cache.and_then(|c| c.get(self.options.table_id, handle.offset)) {
-                    return Ok(Contents::Owned {
-                        data: hit,
-                        offset: handle.offset,
-                    });
+                if let Some(CachedBlock::Data(hit)) = cache.and_then(|c| c.lookup(key)) {
+                    return Ok(Contents::Parsed(hit));
                 }
                 if checked {
-                    check_block(&self.data, handle, "data")?;
+                    check_in_place(file, handle, "data")?;
                     self.mark_verified(ordinal);
                 }
                 let raw = Bytes::from(decompress_zstd(contents, handle.offset)?);
+                let block = Block::with_origin(raw, handle.offset, false)?;
                 // Only intact blocks enter the cache (a cache hit is never
                 // checked again): a read that skipped the check checks
                 // before it fills, and fills nothing if the check fails.
                 if let (Some(cache), true) = (cache, reads.fill_cache) {
-                    let intact = self.is_verified(ordinal)
-                        || check_block(&self.data, handle, "data").is_ok();
+                    let intact =
+                        self.is_verified(ordinal) || check_in_place(file, handle, "data").is_ok();
                     if intact {
                         self.mark_verified(ordinal);
-                        cache.insert(self.options.table_id, handle.offset, raw.clone());
+                        cache.insert(key, CachedBlock::Data(block.clone()), CachePriority::Low);
                     }
                 }
-                Ok(Contents::Owned {
-                    data: raw,
-                    offset: handle.offset,
-                })
+                Ok(Contents::Parsed(block))
             }
             other => Err(Error::corruption(
                 handle.offset,
@@ -427,14 +725,18 @@ impl Table {
         ordinal: usize,
         handle: BlockHandle,
         reads: BlockReadOptions,
+        readahead: Option<&mut Readahead>,
     ) -> Result<Block> {
-        match self.data_block(ordinal, handle, reads)? {
-            Contents::Mapped { data, offset } => {
+        match self.data_block(ordinal, handle, reads, readahead)? {
+            Contents::InPlace { data, offset } => {
                 let start = offset as usize;
-                let bytes = self.data.slice(start..start + data.len());
+                let bytes = match &self.in_memory {
+                    Some(file) => file.slice(start..start + data.len()),
+                    None => Bytes::copy_from_slice(data),
+                };
                 Block::with_origin(bytes, offset, true)
             }
-            Contents::Owned { data, offset } => Block::with_origin(data, offset, false),
+            Contents::Parsed(block) => Ok(block),
         }
     }
 
@@ -451,14 +753,6 @@ impl Table {
         }
     }
 
-    pub(crate) fn index_fence(&self) -> &[u64] {
-        &self.index_fence
-    }
-
-    pub(crate) fn index_block(&self) -> &Block {
-        &self.index
-    }
-
     /// An iterator over the whole table, unpositioned.
     pub fn iter(self: &Arc<Self>) -> TableIter {
         self.iter_with_options(self.block_read_options())
@@ -471,17 +765,41 @@ impl Table {
 
     /// Checks every block's checksum (data blocks in file order, then
     /// filter, index, properties, meta-index) and the footer. `Ok` or the
-    /// first bad block.
+    /// first bad block. Reads the file sequentially, bypassing the cache.
     pub fn verify(&self) -> Result<()> {
-        Footer::decode(&self.data)?;
-        let limit = (self.data.len() - FOOTER_LEN) as u64;
-        let mut it = self.index.iter();
+        let footer_offset = self.meta_limit();
+        let tail = self
+            .source
+            .read_at(footer_offset, FOOTER_LEN)
+            .map_err(|e| read_error(e, footer_offset, "footer"))?;
+        Footer::decode_tail(&tail, self.file_size)?;
+        let index = self.index()?;
+        let mut readahead =
+            Readahead::new(VERIFY_READAHEAD_BYTES, self.properties.data_block_alignment);
+        let mut it = index.block.iter();
         it.seek_to_first()?;
         while it.valid() {
             let handle = BlockHandle::decode_exact(it.value()).ok_or_else(|| {
                 Error::corruption(self.footer.index.offset, "index: bad block handle")
             })?;
-            check_block(&self.data, handle, "data")?;
+            readahead.note(handle);
+            let (raw, _) = readahead.fetch(&*self.source, handle, self.data_end, "data")?;
+            open_trailer(&raw, handle, true, "data")?;
+            // Alignment padding is not covered by a checksum: it must be
+            // zeros.
+            let end = handle.end_with_trailer().unwrap_or(u64::MAX);
+            let next = self.data_layout().next_start(end).unwrap_or(end);
+            if next > end && next <= self.data_end {
+                let gap = (next - end) as usize;
+                let (pad, _) =
+                    readahead.read(&*self.source, end, gap, self.data_end, "padding after data")?;
+                if let Some(i) = pad.iter().position(|&b| b != 0) {
+                    return Err(Error::corruption(
+                        end + i as u64,
+                        "padding after a data block is not zero",
+                    ));
+                }
+            }
             it.next()?;
         }
         let mut meta = vec![
@@ -493,8 +811,8 @@ impl Table {
             meta.insert(0, (h, "filter"));
         }
         for (h, what) in meta {
-            stored_block(&self.data, h, limit, what)?;
-            check_block(&self.data, h, what)?;
+            let raw = fetch(&*self.source, h, footer_offset, what)?;
+            open_trailer(&raw, h, true, what)?;
         }
         Ok(())
     }
@@ -511,33 +829,26 @@ impl Table {
 
     /// The index entries: separator key and data block handle.
     pub fn index_entries(&self) -> Result<Vec<(Vec<u8>, BlockHandle)>> {
-        let mut out = Vec::new();
-        let mut it = self.index.iter();
-        it.seek_to_first()?;
-        while it.valid() {
-            let handle = BlockHandle::decode_exact(it.value()).ok_or_else(|| {
-                Error::corruption(self.footer.index.offset, "index: bad block handle")
-            })?;
-            out.push((it.key().to_vec(), handle));
-            it.next()?;
-        }
-        Ok(out)
+        self.index()?.entries(self.footer.index.offset)
     }
 
     /// The bloom filter, if the table has one (its parameters: lines, probes).
-    pub fn filter(&self) -> Option<&BloomFilter> {
-        self.filter.as_ref()
+    pub fn filter(&self) -> Result<Option<Arc<BloomFilter>>> {
+        Ok(match self.filter_block()? {
+            Some(Held::Borrowed(f)) => Some(Arc::new(f.clone())),
+            Some(Held::Shared(f)) => Some(f),
+            None => None,
+        })
     }
 
     /// The decompressed contents of any block, checksum verified (when the
     /// table verifies checksums). For tools such as sst-dump; parse block
     /// format ones with [`Block::new`].
     pub fn read_block(&self, handle: BlockHandle) -> Result<Bytes> {
-        let limit = (self.data.len() - FOOTER_LEN) as u64;
         Ok(read_contents(
-            &self.data,
+            &*self.source,
             handle,
-            limit,
+            self.meta_limit(),
             self.options.verify_checksums,
             "requested",
         )?
@@ -545,138 +856,93 @@ impl Table {
     }
 }
 
+impl Drop for Table {
+    fn drop(&mut self) {
+        if !self.pinned {
+            return;
+        }
+        if let Some(cache) = &self.options.cache {
+            cache.erase(self.cache_key(self.footer.index.offset));
+            if let Some(h) = self.filter_handle {
+                cache.erase(self.cache_key(h.offset));
+            }
+        }
+    }
+}
+
+/// Readahead of [`Table::verify`], which reads every data block in order.
+const VERIFY_READAHEAD_BYTES: usize = 2 << 20;
+
+/// Values up to this size found in a cached block are returned as copies,
+/// larger ones as slices of the block: a copy of a short value costs less
+/// than bumping the block's shared reference count, a cache miss away.
+pub const MAX_COPIED_VALUE_BYTES: usize = 256;
+
+/// The value at `range` of a block's contents: a copy if short, a
+/// zero-copy slice otherwise.
+#[inline]
+fn lend_or_copy(data: &Bytes, (start, end): (usize, usize)) -> Bytes {
+    if end - start <= MAX_COPIED_VALUE_BYTES {
+        Bytes::copy_from_slice(&data[start..end])
+    } else {
+        data.slice(start..end)
+    }
+}
+
+/// The newest entry of `user_key` at or below the seek target in one
+/// data block, its value made by `value` from its range in the block.
+#[inline]
+fn search_block(
+    cursor: &mut Cursor,
+    view: &BlockView<'_>,
+    user_key: &[u8],
+    cmp: impl Fn(&[u8]) -> std::cmp::Ordering,
+    value: impl FnOnce((usize, usize)) -> Bytes,
+) -> Result<Option<Found>> {
+    cursor.seek_by(view, cmp)?;
+    if !cursor.valid() {
+        return Ok(None);
+    }
+    let parsed =
+        parse_internal_key(cursor.key()).ok_or_else(|| bad_key(view, cursor.entry_offset()))?;
+    if parsed.user_key != user_key {
+        return Ok(None);
+    }
+    Ok(Some(Found {
+        seqno: parsed.seqno,
+        kind: parsed.kind,
+        value: value(cursor.value_range()),
+    }))
+}
+
+/// The handle in the current index entry.
+pub(crate) fn index_handle_at(index: &BlockView<'_>, cursor: &Cursor) -> Result<BlockHandle> {
+    let (start, end) = cursor.value_range();
+    index
+        .data
+        .get(start..end)
+        .and_then(BlockHandle::decode_exact)
+        .ok_or_else(|| Error::corruption(index.origin.at(start), "index: bad block handle"))
+}
+
+/// A copy of filter contents (read from file offset `offset`) whose lines
+/// start on a 64-byte boundary in memory, as they do in the file, so each
+/// probe touches one CPU cache line.
+fn align_filter_lines(contents: &[u8], offset: u64) -> Bytes {
+    let line = FILTER_LINE_BYTES;
+    let pad = (line - (offset % line as u64) as usize) % line;
+    let mut buf = vec![0u8; contents.len() + line];
+    let skew = (buf.as_ptr() as usize + pad) % line;
+    let start = (line - skew) % line;
+    buf[start..start + contents.len()].copy_from_slice(contents);
+    Bytes::from(buf).slice(start..start + contents.len())
+}
+
 fn bad_key(view: &BlockView<'_>, pos: usize) -> Error {
     Error::corruption(
         view.origin.at(pos),
         "data block: malformed internal key or unknown kind",
     )
-}
-
-/// The stored contents and type byte of the block at `handle`, which must
-/// end (trailer included) at or before `limit`.
-fn stored_block<'a>(
-    data: &'a [u8],
-    handle: BlockHandle,
-    limit: u64,
-    what: &str,
-) -> Result<(&'a [u8], u8)> {
-    let bad = || {
-        Error::corruption(
-            handle.offset,
-            format!("{what} block handle outside its region"),
-        )
-    };
-    match handle.end_with_trailer() {
-        Some(end) if end <= limit => {}
-        _ => return Err(bad()),
-    }
-    let start = handle.offset as usize;
-    let end = start + handle.size as usize;
-    let contents = data.get(start..end).ok_or_else(bad)?;
-    let block_type = *data.get(end).ok_or_else(bad)?;
-    Ok((contents, block_type))
-}
-
-/// Verifies the checksum in the trailer of the block at `handle`.
-fn check_block(data: &[u8], handle: BlockHandle, what: &str) -> Result<()> {
-    let start = handle.offset as usize;
-    let end = start.saturating_add(handle.size as usize);
-    let contents = data.get(start..end);
-    let block_type = data.get(end).copied();
-    let stored = read_u32_le(data, end.saturating_add(1));
-    match (contents, block_type, stored) {
-        (Some(c), Some(t), Some(crc)) if block_checksum(&[c], t) == crc => Ok(()),
-        _ => Err(Error::corruption(
-            handle.offset,
-            format!("{what} block checksum mismatch"),
-        )),
-    }
-}
-
-/// Reads a block's contents: bounds, checksum, decompression. Returns the
-/// contents and whether they map byte for byte to the file (uncompressed).
-fn read_contents(
-    data: &Bytes,
-    handle: BlockHandle,
-    limit: u64,
-    verify: bool,
-    what: &str,
-) -> Result<(Bytes, bool)> {
-    let (contents, block_type) = stored_block(data, handle, limit, what)?;
-    if verify {
-        check_block(data, handle, what)?;
-    }
-    match block_type {
-        TYPE_NONE => {
-            let start = handle.offset as usize;
-            Ok((data.slice(start..start + contents.len()), true))
-        }
-        TYPE_ZSTD => Ok((
-            Bytes::from(decompress_zstd(contents, handle.offset)?),
-            false,
-        )),
-        other => Err(Error::corruption(
-            handle.offset,
-            format!("{what} block: unknown compression type {other}"),
-        )),
-    }
-}
-
-/// Reads a block in block format (meta-index, properties, index).
-fn read_block(
-    data: &Bytes,
-    handle: BlockHandle,
-    limit: u64,
-    verify: bool,
-    what: &str,
-) -> Result<Block> {
-    let (contents, exact) = read_contents(data, handle, limit, verify, what)?;
-    Block::with_origin(contents, handle.offset, exact)
-}
-
-/// Walks the index once: keys are internal keys in strictly increasing
-/// order, every entry is a restart point, and the handles tile
-/// `0..data_end` exactly. Returns the number of data blocks and the
-/// index's fence (each entry's user-key prefix).
-fn check_index(index: &Block, offset: u64, data_end: u64) -> Result<(u64, Box<[u64]>)> {
-    let bad = |reason: &str| Error::corruption(offset, format!("index: {reason}"));
-    let mut it = index.iter();
-    it.seek_to_first()?;
-    let mut expected_offset = 0u64;
-    let mut count = 0u64;
-    let mut prev: Vec<u8> = Vec::new();
-    let mut fence = Vec::new();
-    while it.valid() {
-        if it.key().len() < TRAILER_LEN {
-            return Err(bad("separator shorter than a trailer"));
-        }
-        if count > 0 && compare_internal_keys(&prev, it.key()).is_ge() {
-            return Err(bad("separators out of order"));
-        }
-        if it.restart_index() as u64 != count
-            || it.block().restart_point(it.restart_index()) != Some(it.entry_offset() as u32)
-        {
-            return Err(bad("entry is not a restart point"));
-        }
-        let handle =
-            BlockHandle::decode_exact(it.value()).ok_or_else(|| bad("bad block handle"))?;
-        if handle.offset != expected_offset {
-            return Err(bad("data block handles do not follow each other"));
-        }
-        expected_offset = handle
-            .end_with_trailer()
-            .filter(|&end| end <= data_end)
-            .ok_or_else(|| bad("data block past the data region"))?;
-        prev.clear();
-        prev.extend_from_slice(it.key());
-        fence.push(key_prefix(split_key(it.key()).0));
-        count += 1;
-        it.next()?;
-    }
-    if expected_offset != data_end {
-        return Err(bad("data blocks do not fill the data region"));
-    }
-    Ok((count, fence.into_boxed_slice()))
 }
 
 #[cfg(test)]

@@ -110,7 +110,17 @@ fn properties_round_trip_through_a_table() {
             (p.block_size, p.restart_interval, p.bloom_bits_per_key),
             (4096, 16, 10)
         );
-        assert_eq!(p.format_version, FORMAT_VERSION);
+        // Uncompressed tables have aligned data blocks (version 2);
+        // compressed ones cannot (version 1, readable by every version).
+        let (version, alignment) = match compression {
+            Compression::None => (FORMAT_VERSION, 4096),
+            _ => (MIN_FORMAT_VERSION, 0),
+        };
+        assert_eq!(
+            (p.format_version, p.data_block_alignment),
+            (version, alignment)
+        );
+        assert_eq!(table.footer().version, version);
         assert!(p.creation_time > 1_600_000_000);
         assert_eq!(
             p.num_data_blocks,
@@ -128,7 +138,7 @@ fn properties_round_trip_through_a_table() {
                 .1
                 .offset
         );
-        let filter = table.filter().unwrap();
+        let filter = table.filter().unwrap().unwrap();
         assert_eq!(filter.num_probes(), 6);
         // The filter's lines start on a 64-byte boundary of the file.
         let fh = table
@@ -162,7 +172,7 @@ fn no_filter_when_bloom_bits_is_zero() {
     );
     assert_eq!(props.filter_bytes, 0);
     let table = open(bytes);
-    assert!(table.filter().is_none());
+    assert!(table.filter().unwrap().is_none());
     assert!(table.may_contain(b"anything"));
     assert_eq!(table.meta_index_entries().len(), 1);
 }
@@ -193,30 +203,42 @@ fn estimated_file_size_tracks_output() {
 
 #[derive(Default)]
 struct MapCache {
-    blocks: Mutex<HashMap<(u64, u64), Bytes>>,
+    blocks: Mutex<HashMap<(u64, u64), block::Block>>,
     hits: AtomicUsize,
     inserts: AtomicUsize,
 }
 
 impl BlockCache for MapCache {
-    fn get(&self, table_id: u64, block_offset: u64) -> Option<Bytes> {
+    fn lookup(&self, key: CacheKey) -> Option<CachedBlock> {
         let hit = self
             .blocks
             .lock()
             .unwrap()
-            .get(&(table_id, block_offset))
+            .get(&(key.table_id, key.offset))
             .cloned();
         if hit.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
-        hit
+        hit.map(CachedBlock::Data)
     }
-    fn insert(&self, table_id: u64, block_offset: u64, block: Bytes) {
+    fn insert(&self, key: CacheKey, block: CachedBlock, _priority: CachePriority) {
+        let CachedBlock::Data(block) = block else {
+            panic!("an in-memory table cached its index or filter");
+        };
         self.inserts.fetch_add(1, Ordering::Relaxed);
         self.blocks
             .lock()
             .unwrap()
-            .insert((table_id, block_offset), block);
+            .insert((key.table_id, key.offset), block);
+    }
+    fn insert_pinned(&self, _key: CacheKey, _block: CachedBlock) {
+        panic!("an in-memory table pinned its index or filter");
+    }
+    fn erase(&self, key: CacheKey) {
+        self.blocks
+            .lock()
+            .unwrap()
+            .remove(&(key.table_id, key.offset));
     }
 }
 
@@ -447,20 +469,7 @@ fn fuzz_seeds_are_valid_for_the_current_format() {
 fn write_fuzz_seeds(tables: &std::path::Path, blocks: &std::path::Path) {
     std::fs::create_dir_all(tables).unwrap();
     std::fs::create_dir_all(blocks).unwrap();
-    let entries: Vec<Entry> = (0..12u32)
-        .flat_map(|i| {
-            (0..2u64).map(move |v| Entry {
-                user_key: format!("k{:02}", i * 2).into_bytes(),
-                seqno: 50 - v,
-                kind: if (i + v as u32) % 4 == 3 {
-                    ValueKind::Delete
-                } else {
-                    ValueKind::Put
-                },
-                value: format!("v{i}{v}v{i}{v}").into_bytes(),
-            })
-        })
-        .collect();
+    let entries = seed_entries();
     let small = TableOptions {
         block_size: 256,
         restart_interval: 4,
@@ -500,4 +509,107 @@ fn write_fuzz_seeds(tables: &std::path::Path, blocks: &std::path::Path) {
         }
         std::fs::write(blocks.join(format!("seed-restart-{interval}")), b.finish()).unwrap();
     }
+}
+
+#[test]
+fn data_blocks_stay_within_the_block_size_when_entries_are_small() {
+    // 116-byte entries: each block is cut once within 10% of 4 KiB, before
+    // the entry that would take it past (RocksDB's block_size_deviation),
+    // so a cached block fits a 4 KiB allocation.
+    let entries: Vec<Entry> = (0..20_000u32)
+        .map(|i| Entry {
+            user_key: format!("key{i:013}").into_bytes(),
+            seqno: 1,
+            kind: ValueKind::Put,
+            value: vec![b'v'; 100],
+        })
+        .collect();
+    for block_align in [false, true] {
+        let options = TableOptions {
+            block_align,
+            ..TableOptions::default()
+        };
+        let (bytes, _) = build(&entries, options);
+        let table = open(bytes);
+        let blocks = table.index_entries().unwrap();
+        assert!(blocks.len() > 500);
+        if !block_align {
+            // Unaligned blocks follow each other: most start off a page.
+            assert!(blocks.iter().filter(|(_, h)| h.offset % 4096 != 0).count() > 400);
+        }
+        // Aligned, a block and its trailer fit one 4 KiB page.
+        let most = if block_align { 4096 - 5 } else { 4096 };
+        for (_, h) in &blocks[..blocks.len() - 1] {
+            assert!(
+                (3687..=most).contains(&h.size),
+                "a data block of {} bytes",
+                h.size
+            );
+            if block_align {
+                assert_eq!(h.offset % 4096, 0, "an aligned block at {}", h.offset);
+            }
+        }
+    }
+    // An entry larger than the block still makes a block of its own.
+    let big = vec![Entry {
+        user_key: b"k".to_vec(),
+        seqno: 1,
+        kind: ValueKind::Put,
+        value: vec![7u8; 10_000],
+    }];
+    let (bytes, _) = build(&big, TableOptions::default());
+    assert_eq!(open(bytes).index_entries().unwrap().len(), 1);
+}
+
+#[test]
+fn alignment_and_format_version_must_agree() {
+    let entries: Vec<Entry> = (0..500u32)
+        .map(|i| Entry {
+            user_key: format!("key{i:05}").into_bytes(),
+            seqno: 1,
+            kind: ValueKind::Put,
+            value: vec![b'v'; 60],
+        })
+        .collect();
+    let (aligned, props) = build(&entries, TableOptions::default());
+    assert_eq!(props.data_block_alignment, 4096);
+    // The same table claiming format version 1 (footer rewritten, its
+    // checksum fixed): alignment is a version 2 feature.
+    let footer = Footer::decode(&aligned).unwrap();
+    let mut v1 = aligned.to_vec();
+    let n = v1.len();
+    v1[n - FOOTER_LEN..].copy_from_slice(&Footer::encode_version(
+        footer.meta_index,
+        footer.index,
+        1,
+    ));
+    match Table::open(Bytes::from(v1), TableReadOptions::default()) {
+        Err(Error::Corruption { reason, .. }) => {
+            assert!(reason.contains("format version"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A version this crate does not know is refused by name.
+    let mut v3 = aligned.to_vec();
+    v3[n - FOOTER_LEN..].copy_from_slice(&Footer::encode_version(
+        footer.meta_index,
+        footer.index,
+        3,
+    ));
+    match Table::open(Bytes::from(v3), TableReadOptions::default()) {
+        Err(Error::Corruption { reason, .. }) => {
+            assert!(reason.contains("unsupported format version 3"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // An unaligned table is version 1 and reads as before.
+    let (plain, props) = build(
+        &entries,
+        TableOptions {
+            block_align: false,
+            ..TableOptions::default()
+        },
+    );
+    assert_eq!((props.format_version, props.data_block_alignment), (1, 0));
+    assert_eq!(scan_forward(&open(plain)), entries);
 }

@@ -5,15 +5,14 @@
 //!
 //! Every byte of a table is covered by a check: block contents and type
 //! bytes by their block's CRC, block CRCs by themselves, footer fields by
-//! the footer CRC, the footer CRC by itself, the magic by comparison. So
-//! no flip is harmless, and the test asserts that each one is detected.
+//! the footer CRC, the footer CRC by itself, the magic by comparison, the
+//! zero padding that aligns data blocks by `verify`. So no flip is
+//! harmless, and the test asserts that each one is detected.
 
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
 
 mod common;
-
-use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
@@ -56,6 +55,17 @@ fn regions(table: &Table) -> Vec<(u64, u64)> {
         .into_iter()
         .map(|(_, h)| (h.offset, h.offset + h.size + BLOCK_TRAILER_LEN as u64))
         .collect();
+    // Alignment padding after each data block is a region of its own,
+    // checked (for zeros) by `verify`.
+    let alignment = table.properties().data_block_alignment;
+    if alignment > 0 {
+        let gaps: Vec<(u64, u64)> = out
+            .iter()
+            .map(|&(_, end)| (end, end.next_multiple_of(alignment)))
+            .filter(|(s, e)| s < e)
+            .collect();
+        out.extend(gaps);
+    }
     for (_, h) in table.meta_index_entries() {
         out.push((h.offset, h.offset + h.size + BLOCK_TRAILER_LEN as u64));
     }
@@ -78,14 +88,15 @@ fn regions(table: &Table) -> Vec<(u64, u64)> {
 /// Runs every read path; returns the errors seen. Panics if any path
 /// returns data that differs from the model.
 fn exercise(
+    path: ReadPath,
     bytes: Bytes,
     options: TableReadOptions,
     model: &[Entry],
     check_data: bool,
 ) -> Vec<Error> {
     let mut errors = Vec::new();
-    let table = match Table::open(bytes, options) {
-        Ok(t) => Arc::new(t),
+    let table = match open_via(path, bytes, options) {
+        Ok(t) => t,
         Err(e) => return vec![e],
     };
     let mut it = table.iter();
@@ -171,16 +182,27 @@ fn run(options: TableOptions) -> (usize, usize) {
         bytes.len()
     );
     let regions = regions(&intact);
-    assert!(exercise(bytes.clone(), TableReadOptions::default(), &model, true).is_empty());
+    for path in READ_PATHS {
+        let errors = exercise(
+            path,
+            bytes.clone(),
+            TableReadOptions::default(),
+            &model,
+            true,
+        );
+        assert!(errors.is_empty(), "{path:?}: {errors:?}");
+    }
 
     // Truncation: the footer is gone or shifted, so open must fail.
     for len in 0..bytes.len() {
         let cut = bytes.slice(..len);
-        match Table::open(cut, TableReadOptions::default()) {
-            Err(Error::Corruption { offset, .. }) => {
-                assert!(offset <= len as u64, "len {len}: offset {offset}")
+        for path in READ_PATHS {
+            match open_via(path, cut.clone(), TableReadOptions::default()) {
+                Err(Error::Corruption { offset, .. }) => {
+                    assert!(offset <= len as u64, "{path:?} len {len}: offset {offset}")
+                }
+                other => panic!("{path:?} truncated to {len}: {other:?}"),
             }
-            other => panic!("truncated to {len}: {other:?}"),
         }
     }
 
@@ -194,24 +216,36 @@ fn run(options: TableOptions) -> (usize, usize) {
             let mut damaged = bytes.to_vec();
             damaged[pos] ^= mask;
             let damaged = Bytes::from(damaged);
-            let errors = exercise(damaged.clone(), TableReadOptions::default(), &model, true);
-            assert!(!errors.is_empty(), "flip {mask:#x} at {pos} went unnoticed");
-            for e in &errors {
-                match e {
-                    Error::Corruption { offset, .. } => assert!(
-                        (start..end).contains(offset),
-                        "flip at {pos} (block {start}..{end}) reported at {offset}: {e}"
-                    ),
-                    other => panic!("flip at {pos}: not corruption: {other}"),
+            for path in READ_PATHS {
+                let errors = exercise(
+                    path,
+                    damaged.clone(),
+                    TableReadOptions::default(),
+                    &model,
+                    true,
+                );
+                assert!(
+                    !errors.is_empty(),
+                    "{path:?}: flip {mask:#x} at {pos} went unnoticed"
+                );
+                for e in &errors {
+                    match e {
+                        Error::Corruption { offset, .. } => assert!(
+                            (start..end).contains(offset),
+                            "{path:?}: flip at {pos} (block {start}..{end}) reported at {offset}: {e}"
+                        ),
+                        other => panic!("{path:?}: flip at {pos}: not corruption: {other}"),
+                    }
                 }
+                // Without checksums the decoders see the damage raw: they
+                // may return wrong data but must not panic or allocate
+                // unboundedly.
+                let unchecked = TableReadOptions {
+                    verify_checksums: false,
+                    ..Default::default()
+                };
+                let _ = exercise(path, damaged.clone(), unchecked, &model, false);
             }
-            // Without checksums the decoders see the damage raw: they may
-            // return wrong data but must not panic or allocate unboundedly.
-            let unchecked = TableReadOptions {
-                verify_checksums: false,
-                ..Default::default()
-            };
-            let _ = exercise(damaged, unchecked, &model, false);
             cases += 1;
         }
     }

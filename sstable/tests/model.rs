@@ -1,5 +1,7 @@
 //! Tables built from arbitrary sorted entries, with random options, read
-//! back through every access path and checked against a sorted model.
+//! back through every access path (in memory; positional reads without a
+//! cache, with one, with the index and filter in it) and checked against a
+//! sorted model.
 
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -7,6 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use common::*;
 use proptest::prelude::*;
@@ -40,15 +43,24 @@ fn options() -> impl Strategy<Value = TableOptions> {
             (1i32..4).prop_map(|level| Compression::Zstd { level })
         ],
         1usize..=32,
-        prop_oneof![Just(256usize), 256usize..=65536],
+        prop_oneof![
+            Just(256usize),
+            Just(512usize),
+            Just(4096usize),
+            256usize..=65536
+        ],
         prop::sample::select(vec![0u32, 10]),
+        any::<bool>(),
     )
         .prop_map(
-            |(compression, restart_interval, block_size, bloom_bits_per_key)| TableOptions {
-                block_size,
-                restart_interval,
-                bloom_bits_per_key,
-                compression,
+            |(compression, restart_interval, block_size, bloom_bits_per_key, block_align)| {
+                TableOptions {
+                    block_size,
+                    restart_interval,
+                    bloom_bits_per_key,
+                    compression,
+                    block_align,
+                }
             },
         )
 }
@@ -92,11 +104,23 @@ fn check_table(
 ) {
     let (bytes, props) = build(entries, options.clone());
     assert_eq!(props.num_entries, entries.len() as u64);
-    let table = open(bytes);
-    assert_eq!(table.properties(), &props);
+    for path in READ_PATHS {
+        let table = open_via(path, bytes.clone(), TableReadOptions::default()).unwrap();
+        assert_eq!(table.properties(), &props);
+        check_reads(&table, entries, extra_targets, walk);
+    }
+}
 
+/// Every read of `table` (scans both ways, lookups, seeks, a random walk,
+/// verification) against the model.
+fn check_reads(
+    table: &Arc<Table>,
+    entries: &[Entry],
+    extra_targets: &[(Vec<u8>, u64)],
+    walk: &[u8],
+) {
     // Full forward and backward iteration.
-    assert_eq!(scan_forward(&table), entries);
+    assert_eq!(scan_forward(table), entries);
     let mut it = table.iter();
     it.seek_to_last().unwrap();
     let mut back = Vec::new();

@@ -122,6 +122,15 @@ impl Block {
         })
     }
 
+    /// The same block in memory of its own (when this one is a slice of
+    /// a larger buffer that should not be kept alive).
+    pub(crate) fn copied(&self) -> Block {
+        Block {
+            data: Bytes::copy_from_slice(&self.data),
+            ..*self
+        }
+    }
+
     #[inline]
     pub(crate) fn view(&self) -> BlockView<'_> {
         BlockView {
@@ -135,6 +144,11 @@ impl Block {
     /// The block's contents, restart array included.
     pub fn data(&self) -> &Bytes {
         &self.data
+    }
+
+    /// The block's contents, restart array included, taken out of it.
+    pub fn into_data(self) -> Bytes {
+        self.data
     }
 
     /// Number of restart points.

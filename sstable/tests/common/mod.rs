@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use strata_sstable::*;
@@ -43,6 +45,165 @@ pub fn build(entries: &[Entry], options: TableOptions) -> (Bytes, TablePropertie
 
 pub fn open(bytes: Bytes) -> Arc<Table> {
     Arc::new(Table::open(bytes, TableReadOptions::default()).unwrap())
+}
+
+/// A table file read with positional reads, as the engine reads one from
+/// storage: every `read_at` copies (nothing is lent from memory), and the
+/// reads and bytes are counted.
+pub struct Positional {
+    pub file: Bytes,
+    pub reads: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl Positional {
+    pub fn new(file: Bytes) -> Arc<Positional> {
+        Arc::new(Positional {
+            file,
+            reads: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        })
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes.load(AtomicOrdering::Relaxed)
+    }
+}
+
+impl BlockSource for Positional {
+    fn size(&self) -> u64 {
+        self.file.len() as u64
+    }
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        self.reads.fetch_add(1, AtomicOrdering::Relaxed);
+        self.bytes.fetch_add(len as u64, AtomicOrdering::Relaxed);
+        let lent = self.file.read_at(offset, len)?;
+        Ok(Bytes::copy_from_slice(&lent))
+    }
+}
+
+/// An unbounded block cache that records what it was given.
+#[derive(Default)]
+pub struct RecordingCache {
+    pub entries: Mutex<HashMap<CacheKey, (CachedBlock, Option<CachePriority>)>>,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+impl RecordingCache {
+    /// Entries of each kind: (data, index, filter, pinned).
+    pub fn census(&self) -> (usize, usize, usize, usize) {
+        let entries = self.entries.lock().unwrap();
+        let mut counts = (0, 0, 0, 0);
+        for (block, priority) in entries.values() {
+            match block {
+                CachedBlock::Data(_) => counts.0 += 1,
+                CachedBlock::Index(_) => counts.1 += 1,
+                CachedBlock::Filter(_) => counts.2 += 1,
+            }
+            if priority.is_none() {
+                counts.3 += 1;
+            }
+        }
+        counts
+    }
+
+    /// Drops every entry that is not pinned (a cache that evicted all).
+    pub fn evict_all(&self) {
+        self.entries.lock().unwrap().retain(|_, (_, p)| p.is_none());
+    }
+}
+
+impl BlockCache for RecordingCache {
+    fn lookup(&self, key: CacheKey) -> Option<CachedBlock> {
+        let hit = self
+            .entries
+            .lock()
+            .unwrap()
+            .get(&key)
+            .map(|(b, _)| b.clone());
+        let counter = if hit.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, AtomicOrdering::Relaxed);
+        hit
+    }
+    fn insert(&self, key: CacheKey, block: CachedBlock, priority: CachePriority) {
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(key, (block, Some(priority)));
+    }
+    fn insert_pinned(&self, key: CacheKey, block: CachedBlock) {
+        self.entries.lock().unwrap().insert(key, (block, None));
+    }
+    fn erase(&self, key: CacheKey) {
+        self.entries.lock().unwrap().remove(&key);
+    }
+}
+
+/// The ways a table can be read: from memory, or with positional reads
+/// without a cache, with one, and with the index and filter in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPath {
+    InMemory,
+    Positional,
+    PositionalCached,
+    PositionalIndexInCache,
+}
+
+pub const READ_PATHS: [ReadPath; 4] = [
+    ReadPath::InMemory,
+    ReadPath::Positional,
+    ReadPath::PositionalCached,
+    ReadPath::PositionalIndexInCache,
+];
+
+/// Opens `bytes` the way `path` says, with `options` otherwise.
+pub fn open_via(path: ReadPath, bytes: Bytes, options: TableReadOptions) -> Result<Arc<Table>> {
+    let cache = || Some(Arc::new(RecordingCache::default()) as Arc<dyn BlockCache>);
+    let (source, options): (Arc<dyn BlockSource>, _) = match path {
+        ReadPath::InMemory => (Arc::new(bytes), options),
+        ReadPath::Positional => (Positional::new(bytes), options),
+        ReadPath::PositionalCached => (
+            Positional::new(bytes),
+            TableReadOptions {
+                cache: cache(),
+                ..options
+            },
+        ),
+        ReadPath::PositionalIndexInCache => (
+            Positional::new(bytes),
+            TableReadOptions {
+                cache: cache(),
+                cache_index_and_filter_blocks: true,
+                ..options
+            },
+        ),
+    };
+    Table::open_source(source, options).map(Arc::new)
+}
+
+/// The entries of the fuzzers' seed tables (`write_fuzz_seeds` in
+/// `builder.rs`) and of the format-version-1 fixtures written from them:
+/// 12 user keys with two versions each, some of them deletions.
+pub fn seed_entries() -> Vec<Entry> {
+    (0..12u32)
+        .flat_map(|i| {
+            (0..2u64).map(move |v| Entry {
+                user_key: format!("k{:02}", i * 2).into_bytes(),
+                seqno: 50 - v,
+                kind: if (i + v as u32) % 4 == 3 {
+                    ValueKind::Delete
+                } else {
+                    ValueKind::Put
+                },
+                value: format!("v{i}{v}v{i}{v}").into_bytes(),
+            })
+        })
+        .collect()
 }
 
 /// What `get(user_key, seqno)` must return.

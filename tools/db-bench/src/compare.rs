@@ -14,6 +14,9 @@ pub struct Row {
     pub ops_per_sec: Option<f64>,
     /// Over all measured runs, all kinds of operation.
     pub p99_us: Option<f64>,
+    /// Bytes the process read from storage per operation, over all
+    /// measured runs (`/proc/self/io`).
+    pub read_bytes_per_op: Option<f64>,
 }
 
 /// Engines in run order, each with its rows in `--benchmarks` order.
@@ -59,6 +62,32 @@ pub fn table(results: &[(EngineKind, Vec<Row>)]) -> String {
             let _ = write!(out, "{ratio:>18}");
         }
         out.push('\n');
+    }
+    let any_reads = results.iter().any(|(_, rows)| {
+        rows.iter()
+            .any(|r| r.read_bytes_per_op.unwrap_or(0.0) > 0.0)
+    });
+    if any_reads {
+        let _ = writeln!(
+            out,
+            "\nStorage read per operation (/proc/self/io read_bytes, background work included)"
+        );
+        let _ = write!(out, "{:<24}", "benchmark");
+        for (k, _) in results {
+            let _ = write!(out, "{:>18}", k.name());
+        }
+        out.push('\n');
+        for (row_index, row) in results[base].1.iter().enumerate() {
+            let _ = write!(out, "{:<24}", row.benchmark);
+            for (_, rows) in results {
+                let cell = rows
+                    .get(row_index)
+                    .and_then(|r| r.read_bytes_per_op)
+                    .map_or("-".to_string(), crate::result::bytes_text);
+                let _ = write!(out, "{cell:>18}");
+            }
+            out.push('\n');
+        }
     }
     out
 }
@@ -112,6 +141,7 @@ mod tests {
             benchmark: "fillseq".into(),
             ops_per_sec: Some(ops),
             p99_us: Some(7.3),
+            read_bytes_per_op: Some(ops / 100.0),
         };
         let t = table(&[
             (EngineKind::Rocksdb, vec![row(100_000.0)]),
@@ -119,5 +149,7 @@ mod tests {
         ]);
         assert!(t.contains("strata/rocksdb"), "{t}");
         assert!(t.contains("1.50x"), "{t}");
+        assert!(t.contains("Storage read per operation"), "{t}");
+        assert!(t.contains("1.5 KB"), "{t}");
     }
 }

@@ -200,6 +200,31 @@ pub struct Flags {
     #[arg(long)]
     pub plot: Option<PathBuf>,
 
+    /// Keep index and filter blocks in the block cache (high priority)
+    /// instead of in memory for the table's life. RocksDB's
+    /// `cache_index_and_filter_blocks`.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub cache_index_and_filter_blocks: bool,
+
+    /// With --cache_index_and_filter_blocks: pin L0 tables' index and
+    /// filter in the cache. RocksDB's `pin_l0_filter_and_index_blocks_in_cache`.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub pin_l0_filter_and_index_blocks_in_cache: bool,
+
+    /// Read tables through memory maps (RocksDB's `allow_mmap_reads`).
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub mmap_read: bool,
+
+    /// Bytes a compaction reads at once from each input. RocksDB's
+    /// `compaction_readahead_size`.
+    #[arg(long, default_value_t = 2 << 20)]
+    pub compaction_readahead_size: u64,
+
+    /// strata: drop compaction outputs from the page cache once synced
+    /// (`compaction_output_drop_page_cache`).
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub compaction_output_drop_page_cache: bool,
+
     /// Engines to run, comma-separated: strata, rocksdb, fjall, sled.
     /// Peers need their cargo feature (`--features rocksdb`). With several,
     /// every benchmark runs on each and a ratio table ends the run.

@@ -33,6 +33,13 @@ struct Record<'a> {
     latency_us: Option<LatencySummary>,
     /// Per kind (`read`, `write`, `seek`, ...).
     latency_by_op_us: BTreeMap<&'static str, LatencySummary>,
+    /// Storage bytes read and written by the process during the run, and
+    /// its CPU time (`/proc/self/io`, `/proc/self/stat`).
+    storage_read_bytes: Option<u64>,
+    storage_written_bytes: Option<u64>,
+    storage_read_bytes_per_op: Option<f64>,
+    cpu_user_secs: Option<f64>,
+    cpu_system_secs: Option<f64>,
     num: i64,
     key_size: u32,
     value_size: u32,
@@ -86,6 +93,11 @@ impl JsonOut {
                 .iter()
                 .map(|(k, h)| (k.name(), h.summary()))
                 .collect(),
+            storage_read_bytes: r.process.map(|p| p.read_bytes),
+            storage_written_bytes: r.process.map(|p| p.write_bytes),
+            storage_read_bytes_per_op: r.read_bytes_per_op(),
+            cpu_user_secs: r.process.map(|p| p.user_secs),
+            cpu_system_secs: r.process.map(|p| p.system_secs),
             num: flags.num,
             key_size: flags.key_size,
             value_size: flags.value_size,

@@ -10,6 +10,7 @@
 //! ops/sec is operations over wall time.
 
 use crate::histogram::{LatencyHist, LatencySummary};
+use crate::procio::ProcessCost;
 use crate::stats::{append_with_space, OpKind, Stats};
 use std::fmt::Write as _;
 
@@ -26,6 +27,9 @@ pub struct RunResult {
     /// Some thread found the benchmark unsupported by the engine.
     pub unsupported: bool,
     pub hists: Vec<(OpKind, LatencyHist)>,
+    /// Storage I/O and CPU time of the whole process during the run
+    /// (background threads included), where the kernel tells.
+    pub process: Option<ProcessCost>,
 }
 
 impl RunResult {
@@ -41,6 +45,7 @@ impl RunResult {
             message: String::new(),
             unsupported: false,
             hists: Vec::new(),
+            process: None,
         };
         let mut slots: [Option<LatencyHist>; OpKind::COUNT] = Default::default();
         let mut start = None;
@@ -129,6 +134,31 @@ impl RunResult {
         )
     }
 
+    /// Bytes the process read from storage per operation, if known.
+    pub fn read_bytes_per_op(&self) -> Option<f64> {
+        self.process
+            .map(|p| p.read_bytes as f64 / self.ops() as f64)
+    }
+
+    /// The line after the result line: what the kernel counted for the
+    /// process during the run (empty where it does not tell).
+    pub fn process_line(&self) -> String {
+        let Some(p) = self.process else {
+            return String::new();
+        };
+        let ops = self.ops() as f64;
+        format!(
+            "{:<12} : storage {} read/op, {} written/op ({:.1} MB read, {:.1} MB written); CPU {:.2} s user, {:.2} s system\n",
+            self.name,
+            bytes_text(p.read_bytes as f64 / ops),
+            bytes_text(p.write_bytes as f64 / ops),
+            p.read_bytes as f64 / 1_048_576.0,
+            p.write_bytes as f64 / 1_048_576.0,
+            p.user_secs,
+            p.system_secs,
+        )
+    }
+
     /// The `--histogram=1` block: `Microseconds per <kind>:` and the
     /// histogram, for each kind of operation.
     pub fn histogram_text(&self) -> String {
@@ -142,6 +172,17 @@ impl RunResult {
             );
         }
         out
+    }
+}
+
+/// 2.4 KB, 1.7 MB, 12 B: bytes in a short form (powers of 1024).
+pub fn bytes_text(b: f64) -> String {
+    if b >= 1_048_576.0 {
+        format!("{:.1} MB", b / 1_048_576.0)
+    } else if b >= 1024.0 {
+        format!("{:.1} KB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
     }
 }
 
@@ -259,7 +300,28 @@ mod tests {
             message: msg.into(),
             unsupported: false,
             hists: Vec::new(),
+            process: None,
         }
+    }
+
+    #[test]
+    fn process_line_gives_storage_reads_per_operation() {
+        let mut r = result(200_000, 2.0, 0, "");
+        assert_eq!(r.process_line(), "");
+        r.process = Some(ProcessCost {
+            read_bytes: 485 << 20,
+            write_bytes: 0,
+            user_secs: 3.25,
+            system_secs: 2.0,
+        });
+        assert_eq!(
+            r.read_bytes_per_op(),
+            Some((485u64 << 20) as f64 / 200_000.0)
+        );
+        assert_eq!(
+            r.process_line(),
+            "readrandom   : storage 2.5 KB read/op, 0 B written/op (485.0 MB read, 0.0 MB written); CPU 3.25 s user, 2.00 s system\n"
+        );
     }
 
     #[test]

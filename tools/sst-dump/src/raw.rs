@@ -129,7 +129,7 @@ pub fn raw(data: &Bytes, style: Style) -> RawDump {
     );
     dump.meta_index = Some(meta);
     dump.properties = Some(Properties::of(table.properties(), table.file_size(), style));
-    if let (Some(f), Some((_, h))) = (
+    if let (Ok(Some(f)), Some((_, h))) = (
         table.filter(),
         table
             .meta_index_entries()

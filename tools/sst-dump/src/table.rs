@@ -108,6 +108,8 @@ pub struct Properties {
     pub block_size: u64,
     pub restart_interval: u64,
     pub format_version: u32,
+    /// Data blocks start on multiples of this (format version 2; 0 in 1).
+    pub data_block_alignment: u64,
     pub creation_time: u64,
     pub smallest_user_key: String,
     pub largest_user_key: String,
@@ -150,6 +152,7 @@ impl Properties {
             block_size: p.block_size,
             restart_interval: p.restart_interval,
             format_version: p.format_version,
+            data_block_alignment: p.data_block_alignment,
             creation_time: p.creation_time,
             smallest_user_key: style.show(&p.smallest_user_key),
             largest_user_key: style.show(&p.largest_user_key),
@@ -161,7 +164,7 @@ impl Properties {
 
     /// RocksDB's "Table Properties:" listing.
     pub fn text(&self, out: &mut String) {
-        let lines: [(&str, String); 22] = [
+        let lines: [(&str, String); 23] = [
             ("# data blocks", self.num_data_blocks.to_string()),
             ("# entries", self.num_entries.to_string()),
             ("# deletions", self.num_deletions.to_string()),
@@ -184,6 +187,10 @@ impl Properties {
             ("block size", self.block_size.to_string()),
             ("block restart interval", self.restart_interval.to_string()),
             ("format version", self.format_version.to_string()),
+            (
+                "data block alignment",
+                self.data_block_alignment.to_string(),
+            ),
             ("creation time", self.creation_time.to_string()),
             ("smallest user key", format!("'{}'", self.smallest_user_key)),
             ("largest user key", format!("'{}'", self.largest_user_key)),

@@ -358,6 +358,97 @@ fn a_flipped_byte_is_found_at_its_blocks_offset() {
     assert!(text.contains("(MISMATCH)"), "{text}");
 }
 
+/// A copy of a format-version-1 table main wrote before version 2 existed
+/// (strata-sstable's fixture), in `dir`: raw writes beside its input.
+fn version_1_fixture(dir: &Path) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../sstable/tests/fixtures/format-v1/none.sst");
+    let copy = dir.join("000001.sst");
+    std::fs::copy(fixture, &copy).unwrap();
+    copy
+}
+
+#[test]
+fn a_version_1_table_checks_scans_and_dumps_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let sst = version_1_fixture(dir.path());
+    let run = dump(&sst, &["--command=check"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("read 24 entries (6 deletions)"),
+        "{}",
+        run.stdout
+    );
+    let run = dump(&sst, &["--command=verify"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "ok\n"));
+    let scan = dump(&sst, &["--command=scan"]);
+    let lines = scan_lines(&scan);
+    assert_eq!(lines.len(), 24);
+    assert_eq!(lines[0], "'k00' seq:50, type:1 => v00v00");
+
+    let run = dump(&sst, &["--show_properties"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("  format version: 1\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("  data block alignment: 0\n"),
+        "{}",
+        run.stdout
+    );
+    let run = dump(&sst, &["--command=raw"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let text = std::fs::read_to_string(format!("{}_dump.txt", sst.display())).unwrap();
+    assert!(text.contains("  format version: 1\n"), "{text}");
+    assert!(text.contains("'k22' seq:49"), "{text}");
+}
+
+#[test]
+fn a_version_2_table_shows_its_alignment_and_nonzero_padding_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sst, _) = build_one_table(dir.path());
+    let run = dump(&sst, &["--show_properties"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("  format version: 2\n"),
+        "{}",
+        run.stdout
+    );
+    // block_size 1024: blocks start on multiples of 1 KiB.
+    assert!(
+        run.stdout.contains("  data block alignment: 1024\n"),
+        "{}",
+        run.stdout
+    );
+
+    let table = open_table(&sst);
+    let blocks = table.index_entries().unwrap();
+    let (gap_start, gap_end) = blocks
+        .windows(2)
+        .map(|w| (w[0].1.end_with_trailer().unwrap(), w[1].1.offset))
+        .find(|(end, next)| next > end)
+        .expect("padding between two data blocks");
+    assert_eq!(gap_end % 1024, 0);
+    let damaged = sst.with_extension("damaged");
+    std::fs::copy(&sst, &damaged).unwrap();
+    flip(&damaged, gap_start);
+    // No entry covers padding, so only the commands that check the whole
+    // file see it.
+    for command in ["--command=check", "--command=verify"] {
+        let run = dump(&damaged, &[command]);
+        assert_eq!(run.code, 1, "{command}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains(&format!(
+                "corruption at offset {gap_start}: padding after a data block is not zero"
+            )),
+            "{command}: {}",
+            run.stdout
+        );
+    }
+}
+
 #[test]
 fn raw_writes_every_block_and_recompress_reports_sizes() {
     let dir = tempfile::tempdir().unwrap();

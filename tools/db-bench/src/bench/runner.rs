@@ -13,6 +13,7 @@ use crate::histogram::LatencyHist;
 use crate::json::{JsonOut, RunInfo};
 use crate::keys;
 use crate::plan::{Action, Method, Plan};
+use crate::procio;
 use crate::progress::Progress;
 use crate::reporter::{IntervalSlot, Reporter};
 use crate::result::{Combined, RunResult};
@@ -136,16 +137,19 @@ impl<E: Engine> Runner<'_, '_, E> {
         for _ in 0..spec.warmup {
             let r = self.run_once(&plan, method)?;
             print(&r.line());
+            print(&r.process_line());
         }
         if spec.repeat > 1 {
             print(&format!("Running benchmark for {} times\n", spec.repeat));
         }
         let mut combined = Combined::default();
         let mut latency: Option<LatencyHist> = None;
+        let mut read_bytes: Option<(f64, f64)> = None;
         let mut unsupported = false;
         for run in 1..=spec.repeat {
             let r = self.run_once(&plan, method)?;
             print(&r.line());
+            print(&r.process_line());
             if flags.histogram {
                 print(&r.histogram_text());
             }
@@ -161,6 +165,11 @@ impl<E: Engine> Runner<'_, '_, E> {
                 latency.get_or_insert_with(LatencyHist::default).merge(h);
             }
             unsupported |= r.unsupported;
+            if let Some(p) = r.process {
+                let (bytes, ops) = read_bytes.get_or_insert((0.0, 0.0));
+                *bytes += p.read_bytes as f64;
+                *ops += r.ops() as f64;
+            }
             combined.add(&r);
             if let Some(avg) = combined.report(&plan.name) {
                 print(&avg);
@@ -175,6 +184,7 @@ impl<E: Engine> Runner<'_, '_, E> {
             p99_us: latency
                 .filter(|h| h.count() > 0)
                 .map(|h| h.percentile_us(99.0)),
+            read_bytes_per_op: read_bytes.map(|(bytes, ops)| bytes / ops.max(1.0)),
         }))
     }
 
@@ -200,11 +210,15 @@ impl<E: Engine> Runner<'_, '_, E> {
                 slots.iter().flatten().cloned().collect(),
             );
         }
-        let result = if method == Method::Open {
+        let before = procio::Sample::now();
+        let mut result = if method == Method::Open {
             self.run_open(plan, &progress, slots.into_iter().next().flatten())
         } else {
             self.run_threads(plan, method, &progress, slots)
         };
+        if let Ok(r) = &mut result {
+            r.process = before.and_then(|b| b.elapsed());
+        }
         progress.finish();
         if let Some(rep) = &self.env.reporter {
             rep.detach();

@@ -54,6 +54,27 @@ fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
     let cache = Cache::new_lru_cache(flags.cache_size as usize);
     table.set_block_cache(&cache);
     m.map("cache_size", flags.cache_size, "LRU block_cache");
+    table.set_cache_index_and_filter_blocks(flags.cache_index_and_filter_blocks);
+    m.map(
+        "cache_index_and_filter_blocks",
+        flags.cache_index_and_filter_blocks,
+        "BlockBasedTableOptions::cache_index_and_filter_blocks",
+    );
+    table
+        .set_pin_l0_filter_and_index_blocks_in_cache(flags.pin_l0_filter_and_index_blocks_in_cache);
+    m.map(
+        "pin_l0_filter_and_index_blocks_in_cache",
+        flags.pin_l0_filter_and_index_blocks_in_cache,
+        "BlockBasedTableOptions::pin_l0_filter_and_index_blocks_in_cache",
+    );
+    o.set_allow_mmap_reads(flags.mmap_read);
+    m.map("mmap_read", flags.mmap_read, "allow_mmap_reads");
+    o.set_compaction_readahead_size(flags.compaction_readahead_size as usize);
+    m.map(
+        "compaction_readahead_size",
+        flags.compaction_readahead_size,
+        "compaction_readahead_size",
+    );
     let bits = flags.bloom_bits_per_key();
     if bits > 0 {
         table.set_bloom_filter(f64::from(bits), false);

@@ -35,10 +35,32 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
     o.bloom_bits_per_key = flags.bloom_bits_per_key();
     m.map("bloom_bits", o.bloom_bits_per_key, "bloom_bits_per_key");
     o.block_cache_bytes = flags.cache_size as usize;
+    m.map("cache_size", flags.cache_size, "block_cache_bytes");
+    o.cache_index_and_filter_blocks = flags.cache_index_and_filter_blocks;
     m.map(
-        "cache_size",
-        flags.cache_size,
-        "block_cache_bytes (caches decompressed blocks; uncompressed tables are read from the page cache)",
+        "cache_index_and_filter_blocks",
+        flags.cache_index_and_filter_blocks,
+        "cache_index_and_filter_blocks",
+    );
+    o.pin_l0_filter_and_index_blocks_in_cache = flags.pin_l0_filter_and_index_blocks_in_cache;
+    m.map(
+        "pin_l0_filter_and_index_blocks_in_cache",
+        flags.pin_l0_filter_and_index_blocks_in_cache,
+        "pin_l0_filter_and_index_blocks_in_cache",
+    );
+    o.allow_mmap_reads = flags.mmap_read;
+    m.map("mmap_read", flags.mmap_read, "allow_mmap_reads");
+    o.compaction_output_drop_page_cache = flags.compaction_output_drop_page_cache;
+    m.map(
+        "compaction_output_drop_page_cache",
+        flags.compaction_output_drop_page_cache,
+        "compaction_output_drop_page_cache",
+    );
+    o.compaction_readahead_size = flags.compaction_readahead_size as usize;
+    m.map(
+        "compaction_readahead_size",
+        flags.compaction_readahead_size,
+        "compaction_readahead_size",
     );
     o.compression = match flags.compression_type {
         CompressionType::None => Compression::None,
