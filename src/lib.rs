@@ -56,6 +56,7 @@ mod options;
 mod panics;
 mod rate_limiter;
 mod read;
+mod read_options;
 mod resume;
 mod snapshot;
 mod snapshot_list;
@@ -79,6 +80,7 @@ pub use error::{Error, Result};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
-pub use options::{Compression, Options, ReadOptions, WalRecoveryMode, WalWriteMode, WriteOptions};
+pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};
+pub use read_options::ReadOptions;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
