@@ -33,8 +33,11 @@ fn wal_sizes(fs: &dyn FileSystem, dir: &Path) -> Vec<u64> {
     sizes
 }
 
+/// The live WAL is preallocated, and so is every other one, except a
+/// spare the flush thread is making ahead of the next rotation, which may
+/// be caught between its creation and its `fallocate` (empty).
 fn preallocated(sizes: &[u64]) -> bool {
-    sizes.iter().all(|&s| s >= 1 << 20)
+    sizes.iter().any(|&s| s >= 1 << 20) && sizes.iter().all(|&s| s == 0 || s >= 1 << 20)
 }
 
 fn appended(sizes: &[u64]) -> bool {
