@@ -10,6 +10,7 @@
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
+use crate::keyspace::KeyspaceState;
 use crate::lock_order::{Condvar, Level, Mutex};
 use crate::memtable::MemTable;
 use crate::panics::catch_panic;
@@ -230,7 +231,7 @@ impl Drop for Flushing<'_> {
 
 /// What the flush thread does next.
 enum FlushJob<'a> {
-    Flush(Arc<MemTable>, Flushing<'a>),
+    Flush(Arc<KeyspaceState>, Arc<MemTable>, Flushing<'a>),
     /// Try to resume after a no-space background error (`resume.rs`).
     Resume,
 }
@@ -259,11 +260,11 @@ fn flush_loop(inner: &DbInner) {
                 }
                 // Bound first: a temporary in the `match` would hold the
                 // super version (and the tables it holds) while waiting.
-                let oldest = inner.current_super_version().imms.last().cloned();
+                let oldest = inner.oldest_frozen();
                 match oldest {
-                    Some(imm) => {
+                    Some((ks, imm)) => {
                         st.flushing = true;
-                        break FlushJob::Flush(imm, Flushing(&inner.bg));
+                        break FlushJob::Flush(ks, imm, Flushing(&inner.bg));
                     }
                     None => inner.bg.work.wait(&mut st),
                 }
@@ -275,7 +276,7 @@ fn flush_loop(inner: &DbInner) {
                 // retried when next due.
                 let _ = inner.auto_resume();
             }
-            FlushJob::Flush(imm, flushing) => {
+            FlushJob::Flush(ks, imm, flushing) => {
                 // The rotation that froze `imm` took the spare: make the
                 // next one before the flush, which takes long enough for
                 // another rotation to come.
@@ -283,7 +284,7 @@ fn flush_loop(inner: &DbInner) {
                 // A failure is recorded while the flush still counts as
                 // running: a resume waits for none to run, and must not
                 // meet its error after it cleared the one it resumed from.
-                if let Err(e) = inner.flush_memtable(&imm) {
+                if let Err(e) = inner.flush_memtable(&ks, &imm) {
                     inner.set_bg_error(e);
                 }
                 drop(flushing);
@@ -294,6 +295,27 @@ fn flush_loop(inner: &DbInner) {
 }
 
 impl DbInner {
+    /// The oldest frozen memtable of any live keyspace (the smallest
+    /// sealed sequence number), with its keyspace: what to flush next.
+    pub(crate) fn oldest_frozen(&self) -> Option<(Arc<KeyspaceState>, Arc<MemTable>)> {
+        self.keyspaces
+            .load()
+            .iter()
+            .filter_map(|ks| {
+                let imm = ks.super_version.load().imms.last().cloned()?;
+                Some((Arc::clone(ks), imm))
+            })
+            .min_by_key(|(_, imm)| imm.sealed_seq())
+    }
+
+    /// Whether some live keyspace has a frozen memtable.
+    pub(crate) fn any_frozen(&self) -> bool {
+        self.keyspaces
+            .load()
+            .iter()
+            .any(|ks| !ks.super_version.load().imms.is_empty())
+    }
+
     /// One unit of background work in the calling thread: flush the oldest
     /// frozen memtable, or else run the most urgent compaction. Returns
     /// whether there was anything to do. Used with
@@ -303,18 +325,18 @@ impl DbInner {
         let flush = {
             let mut st = self.bg.state.lock();
             self.check_bg_error()?;
-            let oldest = self.current_super_version().imms.last().cloned();
+            let oldest = self.oldest_frozen();
             match oldest {
-                Some(imm) if !st.flushing => {
+                Some((ks, imm)) if !st.flushing => {
                     st.flushing = true;
-                    Some((imm, Flushing(&self.bg)))
+                    Some((ks, imm, Flushing(&self.bg)))
                 }
                 _ => None,
             }
         };
         let step = catch_panic("background work", || {
-            if let Some((imm, _)) = &flush {
-                Some(self.flush_memtable(imm))
+            if let Some((ks, imm, _)) = &flush {
+                Some(self.flush_memtable(ks, imm))
             } else {
                 self.run_one_compaction()
             }

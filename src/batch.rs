@@ -7,7 +7,10 @@
 //! +-------------+-----------+-----------+-----+-----------+
 //!    8 bytes LE   4 bytes LE
 //!
-//! record = kind u8 (1 = put, 0 = delete)
+//! record = tag u8: kind (1 = put, 0 = delete), plus 0x80 when a
+//!                  keyspace id follows
+//!          keyspace varint32               (tag & 0x80 only; else 0,
+//!                                           the default keyspace)
 //!          key_len varint32, key
 //!          value_len varint32, value      (puts only)
 //! ```
@@ -15,7 +18,7 @@
 //! `sequence + i`. The format is documented in `docs/wal-format.md`.
 
 use crate::error::{Error, Result};
-use crate::varint::{get_length_prefixed, put_length_prefixed};
+use crate::varint::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};
 use strata_sstable::{SeqNo, ValueKind};
 
 /// The largest key strata accepts, in bytes (64 KiB). Longer keys are
@@ -27,6 +30,12 @@ pub const MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
 
 /// Bytes before the first record: the sequence number and the count.
 pub const HEADER_LEN: usize = 12;
+
+/// Set in a record's tag when a keyspace id follows it.
+const KEYSPACE_FLAG: u8 = 0x80;
+
+/// The default keyspace's id: what a record without a keyspace is in.
+const DEFAULT_KEYSPACE: u32 = 0;
 
 /// An atomic group of writes: after a crash, either all of them are in the
 /// database or none is.
@@ -43,6 +52,10 @@ pub struct WriteBatch {
     /// The first key or value over the size limit, reported at write time
     /// (`put` cannot fail, so the check is remembered here).
     oversized: Option<String>,
+    /// The keyspaces the records are in, each once, in order of first
+    /// use: almost always one, so a write checks and inserts per
+    /// keyspace without decoding the records.
+    keyspaces: Vec<u32>,
 }
 
 impl Default for WriteBatch {
@@ -73,27 +86,68 @@ impl WriteBatch {
         WriteBatch {
             rep,
             oversized: None,
+            keyspaces: Vec::new(),
         }
     }
 
-    /// Add a put of `key` = `value`.
+    /// Add a put of `key` = `value` (in the default keyspace).
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let (key, value) = (key.as_ref(), value.as_ref());
+        self.put_in_id(DEFAULT_KEYSPACE, key.as_ref(), value.as_ref());
+    }
+
+    /// Add a delete of `key` (in the default keyspace).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        self.delete_in_id(DEFAULT_KEYSPACE, key.as_ref());
+    }
+
+    /// Add a put of `key` = `value` in `keyspace`: applied atomically with
+    /// the batch's other records, whatever keyspaces they are in.
+    pub fn put_in(
+        &mut self,
+        keyspace: &crate::Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) {
+        self.put_in_id(keyspace.id(), key.as_ref(), value.as_ref());
+    }
+
+    /// Add a delete of `key` in `keyspace`.
+    pub fn delete_in(&mut self, keyspace: &crate::Keyspace, key: impl AsRef<[u8]>) {
+        self.delete_in_id(keyspace.id(), key.as_ref());
+    }
+
+    pub(crate) fn put_in_id(&mut self, keyspace: u32, key: &[u8], value: &[u8]) {
         self.check_size("key", key.len(), MAX_KEY_SIZE);
         self.check_size("value", value.len(), MAX_VALUE_SIZE);
-        self.rep.push(ValueKind::Put as u8);
+        self.push_tag(ValueKind::Put, keyspace);
         put_length_prefixed(&mut self.rep, key);
         put_length_prefixed(&mut self.rep, value);
         self.bump_count();
     }
 
-    /// Add a delete of `key`.
-    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
-        let key = key.as_ref();
+    pub(crate) fn delete_in_id(&mut self, keyspace: u32, key: &[u8]) {
         self.check_size("key", key.len(), MAX_KEY_SIZE);
-        self.rep.push(ValueKind::Delete as u8);
+        self.push_tag(ValueKind::Delete, keyspace);
         put_length_prefixed(&mut self.rep, key);
         self.bump_count();
+    }
+
+    /// A record's tag (and keyspace id, unless the default).
+    fn push_tag(&mut self, kind: ValueKind, keyspace: u32) {
+        if self.keyspaces.last() != Some(&keyspace) && !self.keyspaces.contains(&keyspace) {
+            self.keyspaces.push(keyspace);
+        }
+        if keyspace == DEFAULT_KEYSPACE {
+            self.rep.push(kind as u8);
+        } else {
+            self.rep.push(kind as u8 | KEYSPACE_FLAG);
+            put_varint64(&mut self.rep, u64::from(keyspace));
+        }
+    }
+
+    /// The keyspaces the records are in, each once.
+    pub(crate) fn keyspaces(&self) -> &[u32] {
+        &self.keyspaces
     }
 
     /// Remove every record, keeping the allocated buffer.
@@ -101,6 +155,7 @@ impl WriteBatch {
         self.rep.truncate(HEADER_LEN);
         self.rep.fill(0);
         self.oversized = None;
+        self.keyspaces.clear();
     }
 
     /// Number of records.
@@ -182,6 +237,8 @@ fn read_u64(b: &[u8]) -> u64 {
 /// One record of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOp<'a> {
+    /// The keyspace's id (0: the default keyspace).
+    pub keyspace: u32,
     /// Put or delete.
     pub kind: ValueKind,
     /// The user key.
@@ -247,21 +304,33 @@ impl<'a> BatchIter<'a> {
             .input
             .split_first()
             .ok_or("batch ends before its counted records")?;
-        let kind = match ValueKind::from_u8(tag) {
+        let kind = match ValueKind::from_u8(tag & !KEYSPACE_FLAG) {
             Some(k @ (ValueKind::Put | ValueKind::Delete)) => k,
             _ => return Err("unknown record kind"),
         };
-        let (key, n) = get_length_prefixed(rest).ok_or("truncated key")?;
-        let mut used = 1 + n;
+        let mut used = 1;
+        let mut keyspace = DEFAULT_KEYSPACE;
+        if tag & KEYSPACE_FLAG != 0 {
+            let (id, n) = get_varint64(rest).ok_or("truncated keyspace id")?;
+            keyspace = u32::try_from(id).map_err(|_| "keyspace id out of range")?;
+            used += n;
+        }
+        let (key, n) = get_length_prefixed(&self.input[used..]).ok_or("truncated key")?;
+        used += n;
         let mut value: &[u8] = &[];
         if kind == ValueKind::Put {
-            let (v, m) = get_length_prefixed(&rest[n..]).ok_or("truncated value")?;
+            let (v, m) = get_length_prefixed(&self.input[used..]).ok_or("truncated value")?;
             value = v;
             used += m;
         }
         self.input = &self.input[used..];
         self.offset += used;
-        Ok(BatchOp { kind, key, value })
+        Ok(BatchOp {
+            keyspace,
+            kind,
+            key,
+            value,
+        })
     }
 }
 
@@ -325,22 +394,53 @@ mod tests {
             ops,
             [
                 BatchOp {
+                    keyspace: 0,
                     kind: ValueKind::Put,
                     key: b"k1",
                     value: b"v1"
                 },
                 BatchOp {
+                    keyspace: 0,
                     kind: ValueKind::Delete,
                     key: b"k2",
                     value: b""
                 },
                 BatchOp {
+                    keyspace: 0,
                     kind: ValueKind::Put,
                     key: b"",
                     value: b""
                 },
             ]
         );
+    }
+
+    #[test]
+    fn records_carry_their_keyspace() {
+        let mut b = WriteBatch::new();
+        b.put_in_id(7, b"a", b"1");
+        b.put(b"b", b"2");
+        b.delete_in_id(300, b"c");
+        b.put_in_id(7, b"d", b"4");
+        assert_eq!(b.keyspaces(), &[7, 0, 300]);
+        b.set_sequence(10);
+        let decoded = DecodedBatch::new(b.encoded()).unwrap();
+        let ops: Vec<_> = decoded
+            .iter()
+            .map(|op| op.map(|op| (op.keyspace, op.kind, op.key, op.value)))
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            ops,
+            [
+                (7, ValueKind::Put, &b"a"[..], &b"1"[..]),
+                (0, ValueKind::Put, b"b", b"2"),
+                (300, ValueKind::Delete, b"c", b""),
+                (7, ValueKind::Put, b"d", b"4"),
+            ]
+        );
+        b.clear();
+        assert!(b.keyspaces().is_empty());
     }
 
     #[test]

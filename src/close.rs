@@ -42,17 +42,20 @@ impl DbInner {
         if self.write_path.wal.failure().is_some() {
             return true;
         }
-        let sv = self.super_version.load();
-        std::iter::once(&sv.mem)
-            .chain(sv.imms.iter())
-            .any(|m| m.has_unlogged_writes())
+        self.keyspaces.load().iter().any(|ks| {
+            let sv = ks.super_version.load();
+            std::iter::once(&sv.mem)
+                .chain(sv.imms.iter())
+                .any(|m| m.has_unlogged_writes())
+        })
     }
 
-    /// Write every memtable, oldest first, to an L0 table and install them
-    /// with a log number past every WAL, so none is replayed.
+    /// Write every keyspace's memtables, oldest first, to L0 tables and
+    /// install them with a log number past every WAL, so none is
+    /// replayed. One edit per keyspace: a crash between them leaves the
+    /// keyspaces not yet written to replay the WALs, which stay until all
+    /// are.
     fn flush_memtables_at_close(&self) -> Result<()> {
-        let sv = self.super_version.load_full();
-        let oldest_first = sv.memtables_oldest_first();
         // Only published writes: a group sequenced but never published
         // (its writers failed, e.g. after a panic) may sit in the memtable
         // without an earlier group that failed before inserting; keeping
@@ -60,15 +63,17 @@ impl DbInner {
         let published = self.visible_sequence();
         let last_seq = self.write_path.pipeline.last_seq();
         let log_number = self.versions.lock().new_file_number()?;
-        self.flush_memtables_to_l0(&oldest_first, log_number, last_seq, published)?;
+        let mut wals = vec![self.write_path.wal.wal_number()];
+        for ks in self.keyspaces.load().iter() {
+            let sv = ks.super_version.load_full();
+            let oldest_first = sv.memtables_oldest_first();
+            self.flush_memtables_to_l0(ks, &oldest_first, log_number, last_seq, published)?;
+            wals.extend(oldest_first.iter().map(|m| m.wal_number()));
+        }
         // Every WAL is obsolete now. Best effort: the next open deletes
         // what is left.
-        let current = self.write_path.wal.wal_number();
-        for number in oldest_first
-            .iter()
-            .map(|m| m.wal_number())
-            .chain(std::iter::once(current))
-        {
+        wals.sort_unstable();
+        for number in (wals[0]..=self.write_path.wal.wal_number()).rev() {
             let _ = self.fs.remove(&wal_path(&self.dir, number));
         }
         Ok(())

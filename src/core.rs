@@ -7,6 +7,7 @@ use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
 use crate::fs::{FileLock, FileSystem};
 use crate::fs::{WritableFile, WriteAdapter};
+use crate::keyspace::{KeyspaceState, Keyspaces};
 use crate::lock_order::{Level, Mutex};
 use crate::options::Options;
 use crate::rate_limiter::{IoPriority, RateLimiter};
@@ -14,24 +15,33 @@ use crate::read::{ReadSpec, ReadView, SuperVersion};
 use crate::resume::ResumeState;
 use crate::snapshot_list::SnapshotList;
 use crate::stats::StatsCounters;
-use crate::version::{Version, VersionSet};
+use crate::version::{VersionSet, DEFAULT_KEYSPACE_ID};
 use crate::write::WritePath;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
 pub(crate) struct DbInner {
     pub dir: PathBuf,
+    /// The options the database was opened with; each keyspace reads its
+    /// own fields from `KeyspaceState::options`.
     pub options: Options,
     pub fs: Arc<dyn FileSystem>,
-    /// What readers see; replaced (never mutated) on rotation, flush and
-    /// compaction, under `sv_update`. Lock order: `versions` before
-    /// `sv_update`.
-    pub super_version: ArcSwap<SuperVersion>,
+    /// The default keyspace, which `Db`'s own methods read and write.
+    pub default_ks: Arc<KeyspaceState>,
+    /// Every live keyspace, the default one included. Replaced (never
+    /// mutated) when one is created or dropped, under `keyspace_admin`.
+    pub keyspaces: ArcSwap<Keyspaces>,
+    /// Held while a keyspace is created or dropped.
+    pub keyspace_admin: Mutex<()>,
+    /// Which keyspace a background compaction looks at first: turns.
+    pub compaction_turn: AtomicUsize,
+    /// Serializes super version updates (each keyspace's is replaced,
+    /// never mutated). Lock order: `versions` before `sv_update`.
     sv_update: Mutex<()>,
     pub versions: Mutex<VersionSet>,
     pub snapshots: SnapshotList,
@@ -56,22 +66,28 @@ impl DbInner {
         crate::hook::call(&self.options.test_hook, point)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dir: PathBuf,
         options: Options,
         versions: VersionSet,
-        super_version: SuperVersion,
+        keyspaces: Keyspaces,
         write_path: WritePath,
         lock: Box<dyn FileLock>,
     ) -> Self {
         let options_rate = options.rate_limiter_bytes_per_sec;
         let delayed_write_rate = options.delayed_write_rate;
+        let default_ks = match keyspaces.get(DEFAULT_KEYSPACE_ID) {
+            Some(ks) => Arc::clone(ks),
+            None => unreachable!("open makes the default keyspace"),
+        };
         DbInner {
             dir,
             fs: Arc::clone(&options.fs),
             options,
-            super_version: ArcSwap::from_pointee(super_version),
+            default_ks,
+            keyspaces: ArcSwap::from_pointee(keyspaces),
+            keyspace_admin: Mutex::new(Level::KeyspaceAdmin, ()),
+            compaction_turn: AtomicUsize::new(0),
             sv_update: Mutex::new(Level::SvUpdate, ()),
             versions: Mutex::new(Level::Versions, versions),
             snapshots: SnapshotList::default(),
@@ -91,21 +107,19 @@ impl DbInner {
         }
     }
 
-    pub fn current_super_version(&self) -> Arc<SuperVersion> {
-        self.super_version.load_full()
+    /// Every live keyspace (the default one first).
+    pub fn all_keyspaces(&self) -> Arc<Keyspaces> {
+        self.keyspaces.load_full()
     }
 
-    pub fn current_version(&self) -> Arc<Version> {
-        Arc::clone(&self.super_version.load().version)
-    }
-
-    /// Pin what a read needs. The sequence number is read before the super
-    /// version: every write at or below it is already in a memtable that
-    /// this (or a later) super version holds, or in a table it holds.
-    pub fn read_view(&self, spec: ReadSpec) -> ReadView {
+    /// Pin what a read of `ks` needs. The sequence number is read before
+    /// the super version: every write at or below it is already in a
+    /// memtable that this (or a later) super version holds, or in a table
+    /// it holds.
+    pub fn read_view(&self, ks: &KeyspaceState, spec: ReadSpec) -> ReadView {
         let seq = self.read_sequence(spec);
         ReadView {
-            sv: self.current_super_version(),
+            sv: ks.current_super_version(),
             seq,
             blocks: spec.blocks,
         }
@@ -116,14 +130,19 @@ impl DbInner {
         spec.seq.unwrap_or_else(|| self.visible_sequence())
     }
 
-    pub fn get(&self, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
+    pub fn get(&self, ks: &KeyspaceState, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
         // Read before the super version, as in `read_view`. A borrowed
         // load: no reference count touched for a point read.
         let seq = self.read_sequence(spec);
-        crate::read::get(&self.super_version.load(), key, seq, spec.blocks)
+        crate::read::get(&ks.super_version.load(), key, seq, spec.blocks)
     }
 
-    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R, spec: ReadSpec) -> Iter {
+    pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        ks: &KeyspaceState,
+        range: R,
+        spec: ReadSpec,
+    ) -> Iter {
         let lower = match range.start_bound() {
             Bound::Included(k) => Some(k.as_ref().to_vec()),
             Bound::Excluded(k) => Some(successor_key(k.as_ref())),
@@ -134,16 +153,16 @@ impl DbInner {
             Bound::Excluded(k) => Some(k.as_ref().to_vec()),
             Bound::Unbounded => None,
         };
-        Iter::new(self.read_view(spec), lower, upper)
+        Iter::new(self.read_view(ks, spec), lower, upper)
     }
 
-    pub fn prefix(&self, prefix: &[u8], spec: ReadSpec) -> Iter {
+    pub fn prefix(&self, ks: &KeyspaceState, prefix: &[u8], spec: ReadSpec) -> Iter {
         let upper = prefix_upper_bound(prefix);
-        Iter::new(self.read_view(spec), Some(prefix.to_vec()), upper)
+        Iter::new(self.read_view(ks, spec), Some(prefix.to_vec()), upper)
     }
 
-    pub fn cursor(&self, spec: ReadSpec) -> Cursor {
-        Cursor::new(self.read_view(spec).db_iter(None, None))
+    pub fn cursor(&self, ks: &KeyspaceState, spec: ReadSpec) -> Cursor {
+        Cursor::new(self.read_view(ks, spec).db_iter(None, None))
     }
 
     /// Record a background failure: from now on writes fail with it.
@@ -206,11 +225,15 @@ impl DbInner {
         WriteAdapter(file, self.rate_limiter.clone().map(|l| (l, priority)))
     }
 
-    /// Swap in a new super version built from the current one.
-    pub fn update_super_version(&self, f: impl FnOnce(&SuperVersion) -> SuperVersion) {
+    /// Swap in a new super version of `ks` built from its current one.
+    pub fn update_super_version(
+        &self,
+        ks: &KeyspaceState,
+        f: impl FnOnce(&SuperVersion) -> SuperVersion,
+    ) {
         let _serial = self.sv_update.lock();
-        let next = f(&self.super_version.load());
-        self.super_version.store(Arc::new(next));
+        let next = f(&ks.super_version.load());
+        ks.super_version.store(Arc::new(next));
     }
 }
 

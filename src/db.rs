@@ -6,6 +6,7 @@ use crate::batch::WriteBatch;
 use crate::core::DbInner;
 use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
+use crate::keyspace::{Keyspace, KeyspaceOptions, KeyspaceState};
 use crate::open;
 use crate::options::{Options, WriteOptions};
 use crate::read::ReadSpec;
@@ -95,8 +96,48 @@ impl Db {
         })
     }
 
-    fn inner(&self) -> &Arc<DbInner> {
+    pub(crate) fn inner(&self) -> &Arc<DbInner> {
         &self.handle.inner
+    }
+
+    fn default_ks(&self) -> &Arc<KeyspaceState> {
+        &self.handle.inner.default_ks
+    }
+
+    /// The keyspace named `name`, created with the database's keyspace
+    /// options ([`Options::keyspace_options`]: the per-keyspace fields of
+    /// the `Options` it was opened with) if it does not exist. The name
+    /// `"default"` is the default keyspace, the one `Db`'s own methods
+    /// read and write. Creating one is durable when this returns. RocksDB:
+    /// `CreateColumnFamily` (or the handle `DB::Open` returns for it).
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace> {
+        let state = self.inner().open_keyspace(name, None)?;
+        Ok(Keyspace::new(self.clone(), state))
+    }
+
+    /// The keyspace named `name`, created with `options` if it does not
+    /// exist; an existing one is read and written with `options` from now
+    /// on (options are not stored: a keyspace recovered at open has the
+    /// database's keyspace options until opened this way).
+    pub fn keyspace_with(&self, name: &str, options: KeyspaceOptions) -> Result<Keyspace> {
+        let state = self.inner().open_keyspace(name, Some(&options))?;
+        Ok(Keyspace::new(self.clone(), state))
+    }
+
+    /// Drop the keyspace named `name`: durable when this returns, O(1) in
+    /// its size. Writes through its handles fail from then on; reads
+    /// through handles, snapshots and iterators already open still see its
+    /// data, and its files are deleted once the last of those is gone.
+    /// The default keyspace cannot be dropped. RocksDB:
+    /// `DropColumnFamily`.
+    pub fn drop_keyspace(&self, name: &str) -> Result<()> {
+        self.inner().drop_keyspace(name)
+    }
+
+    /// The names of the live keyspaces, `"default"` first. RocksDB:
+    /// `ListColumnFamilies`.
+    pub fn keyspace_names(&self) -> Vec<String> {
+        self.inner().keyspace_names()
     }
 
     /// Set `key` to `value`.
@@ -190,22 +231,26 @@ impl Db {
 
     /// The current value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.inner().get(key.as_ref(), ReadSpec::default())
+        self.inner()
+            .get(self.default_ks(), key.as_ref(), ReadSpec::default())
     }
 
     /// The value of `key` with explicit read options (e.g. a snapshot).
     pub fn get_opt(&self, key: impl AsRef<[u8]>, opts: &ReadOptions<'_>) -> Result<Option<Bytes>> {
-        self.inner().get(key.as_ref(), opts.spec())
+        self.inner()
+            .get(self.default_ks(), key.as_ref(), opts.spec())
     }
 
     /// Every entry in key order; double-ended (`.rev()` works).
     pub fn iter(&self) -> Iter {
-        self.inner().iter::<&[u8], _>(.., ReadSpec::default())
+        self.inner()
+            .iter::<&[u8], _>(self.default_ks(), .., ReadSpec::default())
     }
 
     /// Entries whose keys lie in `range`, e.g. `db.range(b"a".as_slice()..b"m".as_slice())`.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        self.inner().iter(range, ReadSpec::default())
+        self.inner()
+            .iter(self.default_ks(), range, ReadSpec::default())
     }
 
     /// Like [`Db::range`] with explicit read options.
@@ -214,22 +259,23 @@ impl Db {
         range: R,
         opts: &ReadOptions<'_>,
     ) -> Iter {
-        self.inner().iter(range, opts.spec())
+        self.inner().iter(self.default_ks(), range, opts.spec())
     }
 
     /// Entries whose keys start with `prefix`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        self.inner().prefix(prefix.as_ref(), ReadSpec::default())
+        self.inner()
+            .prefix(self.default_ks(), prefix.as_ref(), ReadSpec::default())
     }
 
     /// A seekable cursor over the current state.
     pub fn cursor(&self) -> Cursor {
-        self.inner().cursor(ReadSpec::default())
+        self.inner().cursor(self.default_ks(), ReadSpec::default())
     }
 
     /// A cursor with explicit read options.
     pub fn cursor_opt(&self, opts: &ReadOptions<'_>) -> Cursor {
-        self.inner().cursor(opts.spec())
+        self.inner().cursor(self.default_ks(), opts.spec())
     }
 
     /// A snapshot of the current state.
@@ -237,10 +283,24 @@ impl Db {
         Snapshot::new(Arc::clone(self.inner()))
     }
 
-    /// Write the memtable to an L0 table and wait until it (and every
-    /// memtable frozen before it) is on disk.
+    /// Write the default keyspace's memtable to an L0 table and wait until
+    /// it (and every memtable of it frozen before) is on disk
+    /// ([`Keyspace::flush`] for another keyspace, [`Db::flush_all`] for
+    /// all).
     pub fn flush(&self) -> Result<()> {
-        self.inner().flush_and_wait()
+        self.inner().flush_and_wait(self.default_ks())
+    }
+
+    /// Flush every keyspace's memtable, as [`Db::flush`] does the default
+    /// one's.
+    pub fn flush_all(&self) -> Result<()> {
+        for ks in self.inner().all_keyspaces().iter() {
+            match self.inner().flush_and_wait(ks) {
+                Ok(()) | Err(Error::KeyspaceDropped { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Compact every table overlapping `range` down to the last level
@@ -248,16 +308,8 @@ impl Db {
     /// for the whole key space. Drops overwritten versions and tombstones
     /// that no snapshot needs. RocksDB: `CompactRange`.
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
-        use std::ops::Bound;
-        let lower = match range.start_bound() {
-            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref()),
-            Bound::Unbounded => None,
-        };
-        let upper = match range.end_bound() {
-            Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref()),
-            Bound::Unbounded => None,
-        };
-        self.inner().compact_range(lower, upper)
+        let (lower, upper) = range_ends(&range);
+        self.inner().compact_range(self.default_ks(), lower, upper)
     }
 
     /// Run pending flushes and compactions in the calling thread until
@@ -286,7 +338,7 @@ impl Db {
     /// Statistics: per-level sizes, scores and compaction counters, and
     /// cumulative write, WAL, flush, compaction and stall figures.
     pub fn stats(&self) -> crate::DbStats {
-        self.inner().stats()
+        self.inner().stats_of(self.default_ks())
     }
 
     /// A named property as text, like RocksDB's `GetProperty`:
@@ -299,7 +351,7 @@ impl Db {
     /// (bytes of memory held by the active memtable, and by it and the
     /// frozen ones). `None` for an unknown name.
     pub fn property(&self, name: &str) -> Option<String> {
-        self.inner().property(name)
+        self.inner().property_of(self.default_ks(), name)
     }
 
     /// Check the structural invariants of the live version (L1+ sorted and
@@ -309,10 +361,12 @@ impl Db {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> std::result::Result<(), String> {
         let inner = self.inner();
-        let quiet =
-            inner.bg.compactions_running() == 0 && inner.current_super_version().imms.is_empty();
-        let version = inner.current_version();
-        crate::version::invariants::check(&version, &*inner.fs, &inner.dir, quiet)
+        let quiet = inner.bg.compactions_running() == 0 && !inner.any_frozen();
+        let versions: Vec<_> = {
+            let set = inner.versions.lock();
+            set.keyspaces().map(|(id, _)| set.current(id)).collect()
+        };
+        crate::version::invariants::check(&versions, &*inner.fs, &inner.dir, quiet)
     }
 
     /// Close the database if this is its last handle, and report whether
@@ -333,4 +387,21 @@ impl Db {
     pub fn path(&self) -> &Path {
         &self.handle.inner.dir
     }
+}
+
+/// The keys bounding `range`, inclusive or not (a compaction's bounds
+/// include both ends).
+pub(crate) fn range_ends<'r, K: AsRef<[u8]> + 'r, R: RangeBounds<K>>(
+    range: &'r R,
+) -> (Option<&'r [u8]>, Option<&'r [u8]>) {
+    use std::ops::Bound;
+    let lower = match range.start_bound() {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref()),
+        Bound::Unbounded => None,
+    };
+    let upper = match range.end_bound() {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k.as_ref()),
+        Bound::Unbounded => None,
+    };
+    (lower, upper)
 }

@@ -50,6 +50,13 @@ pub enum Error {
     WriteStall,
     /// The database was asked to do something after it began closing.
     Closed,
+    /// The keyspace was dropped ([`Db::drop_keyspace`](crate::Db::drop_keyspace)):
+    /// writes to it, and flushes and compactions of it, are refused. Reads
+    /// through handles and iterators opened before the drop still work.
+    KeyspaceDropped {
+        /// The keyspace's name.
+        name: String,
+    },
     /// Code panicked in a background thread (flush, compaction, WAL
     /// syncer) or while writing (leading a write group). The panic is
     /// kept as a [`Error::Background`]: writes fail with it until the
@@ -110,6 +117,7 @@ impl Error {
             Error::Background(e) => Error::Background(Arc::clone(e)),
             Error::WriteStall => Error::WriteStall,
             Error::Closed => Error::Closed,
+            Error::KeyspaceDropped { name } => Error::KeyspaceDropped { name: name.clone() },
             Error::Panic { place, message } => Error::Panic {
                 place,
                 message: message.clone(),
@@ -211,6 +219,7 @@ impl fmt::Display for Error {
                 "write would stall and no_slowdown was set; nothing was written"
             ),
             Error::Closed => write!(f, "database is closing"),
+            Error::KeyspaceDropped { name } => write!(f, "keyspace {name:?} was dropped"),
             Error::Panic { place, message } => write!(f, "panic in {place}: {message}"),
         }
     }

@@ -3,9 +3,10 @@
 
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
-use crate::filename::{table_path, wal_path};
+use crate::filename::{parse_file_name, table_path, wal_path, FileKind};
 use crate::fs::WriteAdapter;
 use crate::iter::InternalIterator;
+use crate::keyspace::KeyspaceState;
 use crate::memtable::{MemTable, MemTableIter};
 use crate::options::Options;
 use crate::rate_limiter::{IoPriority, RateLimiter};
@@ -15,9 +16,11 @@ use std::sync::Arc;
 use strata_sstable::{parse_internal_key, SeqNo, TableBuilder};
 
 impl DbInner {
-    /// Write `imm` to an L0 table and install it. REQUIRES: `imm` is the
-    /// oldest frozen memtable (flushes install in order).
-    pub(crate) fn flush_memtable(&self, imm: &Arc<MemTable>) -> Result<()> {
+    /// Write `imm`, a frozen memtable of `ks`, to an L0 table and install
+    /// it. REQUIRES: `imm` is `ks`'s oldest frozen memtable (flushes of a
+    /// keyspace install in order). A keyspace dropped meanwhile installs
+    /// nothing and is no error.
+    pub(crate) fn flush_memtable(&self, ks: &KeyspaceState, imm: &Arc<MemTable>) -> Result<()> {
         let _ = self.hook(crate::hook::HookPoint::Flush);
         let start = std::time::Instant::now();
         // Tables hold only published writes, so compaction can treat the
@@ -28,10 +31,20 @@ impl DbInner {
         let sealed = imm.sealed_seq();
         debug_assert!(sealed.is_some(), "a flush of a memtable never sealed");
         self.wait_published(sealed.unwrap_or_else(|| imm.max_seq()))?;
+        let several = self.keyspaces.load().len() > 1;
+        if several {
+            // Other keyspaces' memtables may hold writes older than this
+            // table's newest, in WALs not yet synced. Once the table is
+            // installed, a power loss that cut those WALs would leave the
+            // table's writes without the older ones: not a prefix (RocksDB
+            // users meet this as "SST file is ahead of WALs"). So the WAL
+            // is made durable first.
+            self.flush_wal(true)?;
+        }
         let number = self.versions.lock().new_file_number()?;
         let opener = self.versions.lock().opener().clone();
         let file = write_memtable_table(
-            &self.options,
+            &ks.options(),
             &opener,
             number,
             imm,
@@ -41,18 +54,21 @@ impl DbInner {
         let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
 
         let mut versions = self.versions.lock();
-        // WALs older than the oldest memtable still unflushed are done.
-        let log_number = {
-            let sv = self.super_version.load();
-            std::iter::once(&sv.mem)
-                .chain(sv.imms.iter())
-                .filter(|m| !Arc::ptr_eq(m, imm))
-                .map(|m| m.wal_number())
-                .min()
-                .unwrap_or(imm.wal_number() + 1)
-        };
+        // This keyspace's WALs older than its oldest memtable still
+        // unflushed are done. Its newer memtables were made by rotations
+        // after `imm`'s, so this is the WAL `imm`'s rotation started.
+        let sv = ks.super_version.load();
+        let log_number = std::iter::once(&sv.mem)
+            .chain(sv.imms.iter())
+            .filter(|m| !Arc::ptr_eq(m, imm))
+            .map(|m| m.wal_number())
+            .min()
+            .unwrap_or(imm.wal_number() + 1);
+        drop(sv);
         let mut edit = VersionEdit {
+            keyspace: ks.id,
             log_number: Some(log_number),
+            keyspace_log_numbers: self.idle_keyspaces(ks.id, log_number),
             ..VersionEdit::default()
         };
         let added: Vec<Arc<TableFile>> = file.into_iter().collect();
@@ -60,8 +76,18 @@ impl DbInner {
             edit.new_files.push((0, f.meta.clone()));
             edit.last_sequence = Some(f.meta.largest_seqno);
         }
-        let version = versions.log_and_apply(edit, &added)?;
-        self.update_super_version(|sv| SuperVersion {
+        let version = match versions.log_and_apply(edit, &added) {
+            Ok(version) => version,
+            Err(Error::KeyspaceDropped { .. }) => {
+                drop(versions);
+                for f in &added {
+                    f.mark_obsolete();
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        self.update_super_version(ks, |sv| SuperVersion {
             mem: Arc::clone(&sv.mem),
             imms: sv
                 .imms
@@ -71,18 +97,61 @@ impl DbInner {
                 .collect(),
             version,
         });
+        let wal_log_number = versions.log_number();
         drop(versions);
-        // The memtable's writes are in a table now; its WAL is not needed.
-        let _ = self.fs.remove(&wal_path(&self.dir, imm.wal_number()));
+        // The WALs no keyspace needs any more.
+        self.write_path.note_log_number(wal_log_number);
+        if several {
+            self.remove_wals_below(wal_log_number);
+        } else {
+            let _ = self.fs.remove(&wal_path(&self.dir, imm.wal_number()));
+        }
         self.stats
             .record_flush(flushed_bytes, start.elapsed().as_micros() as u64);
         Ok(())
     }
 
-    /// Write the entries of `mems` (oldest first) with sequence numbers at
-    /// most `up_to` to L0 tables and install them with one edit that sets
-    /// the log number to `log_number` (so no WAL below it is replayed) and
-    /// the last sequence number to at least `last_seq`.
+    /// The other keyspaces holding nothing unflushed, with `log_number`
+    /// as their new log number: a flush of another keyspace moves them
+    /// forward, so that a keyspace not written for a while keeps no WAL
+    /// (RocksDB does the same for empty column families). REQUIRES: every
+    /// write numbered before the rotation that started WAL `log_number` is
+    /// published (the flush waited for it): such a write is then in its
+    /// keyspace's memtable or tables, and any later one is in that WAL or
+    /// a newer one.
+    fn idle_keyspaces(&self, flushed: u32, log_number: u64) -> Vec<(u32, u64)> {
+        self.keyspaces
+            .load()
+            .iter()
+            .filter(|ks| ks.id != flushed)
+            .filter(|ks| {
+                let sv = ks.super_version.load();
+                sv.imms.is_empty() && sv.mem.is_empty()
+            })
+            .map(|ks| (ks.id, log_number))
+            .collect()
+    }
+
+    /// Delete the WAL files below `log_number` (best effort: what is left
+    /// goes at the next open).
+    pub(crate) fn remove_wals_below(&self, log_number: u64) {
+        let Ok(names) = self.fs.list(&self.dir) else {
+            return;
+        };
+        for name in names {
+            if let Some(FileKind::Wal(n)) = parse_file_name(&name) {
+                if n < log_number {
+                    let _ = self.fs.remove(&wal_path(&self.dir, n));
+                }
+            }
+        }
+    }
+
+    /// Write the entries of `mems` (`ks`'s, oldest first) with sequence
+    /// numbers at most `up_to` to L0 tables and install them with one edit
+    /// that sets `ks`'s log number to `log_number` (so no WAL below it is
+    /// replayed into it) and the last sequence number to at least
+    /// `last_seq`.
     /// Used where every memtable must reach a table at once, whatever its
     /// WAL holds: a clean close with writes no WAL holds (`close.rs`), and
     /// a resume after a background error (`resume.rs`). Nothing waits for
@@ -92,6 +161,7 @@ impl DbInner {
     /// durable), when the next open or resume removes them.
     pub(crate) fn flush_memtables_to_l0(
         &self,
+        ks: &KeyspaceState,
         mems: &[&Arc<MemTable>],
         log_number: u64,
         last_seq: strata_sstable::SeqNo,
@@ -102,7 +172,7 @@ impl DbInner {
         let mut tables = Vec::new();
         let written = mems.iter().try_for_each(|mem| {
             let number = versions.new_file_number()?;
-            if let Some(t) = write_memtable_table(&self.options, &opener, number, mem, None, up_to)?
+            if let Some(t) = write_memtable_table(&ks.options(), &opener, number, mem, None, up_to)?
             {
                 tables.push(t);
             }
@@ -116,6 +186,7 @@ impl DbInner {
             return Err(e);
         }
         let edit = VersionEdit {
+            keyspace: ks.id,
             log_number: Some(log_number),
             last_sequence: Some(last_seq.max(versions.last_sequence())),
             new_files: tables.iter().map(|t| (0, t.meta.clone())).collect(),
@@ -146,7 +217,7 @@ pub(crate) fn write_memtable_table(
             .create(&path)
             .map_err(|e| Error::io("create", &path, e))?;
         let writer = WriteAdapter(file, limiter.map(|l| (l, IoPriority::High)));
-        let mut builder = TableBuilder::new(writer, options.table_options())
+        let mut builder = TableBuilder::new(writer, options.table_options(0))
             .map_err(|e| table_write_error(&path, e))?;
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;

@@ -3,6 +3,7 @@
 
 use crate::core::DbInner;
 use crate::error::{table_error, Result};
+use crate::keyspace::KeyspaceState;
 use crate::version::NUM_LEVELS;
 use std::fmt::Write as _;
 use strata_sstable::SeqNo;
@@ -10,6 +11,8 @@ use strata_sstable::SeqNo;
 /// A live table, as [`Db::live_files`](crate::Db::live_files) reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveFile {
+    /// The keyspace's name (`"default"` for the default keyspace).
+    pub keyspace: String,
     /// Level (0 = L0).
     pub level: usize,
     /// File number (`NNNNNN.sst`).
@@ -31,13 +34,24 @@ pub struct LiveFile {
 }
 
 impl DbInner {
+    /// The live tables of every keyspace.
     pub(crate) fn live_files(&self) -> Vec<LiveFile> {
-        let version = self.current_version();
+        let keyspaces = self.all_keyspaces();
+        keyspaces
+            .iter()
+            .flat_map(|ks| self.live_files_of(ks))
+            .collect()
+    }
+
+    /// The live tables of `ks`.
+    pub(crate) fn live_files_of(&self, ks: &KeyspaceState) -> Vec<LiveFile> {
+        let version = self.versions.lock().current(ks.id);
         version
             .all_files()
             .map(|(level, f)| {
                 let props = f.table().properties();
                 LiveFile {
+                    keyspace: ks.name.clone(),
                     level,
                     number: f.meta.number,
                     size: f.meta.size,
@@ -54,19 +68,27 @@ impl DbInner {
 
     /// Check every block checksum of every live table.
     pub(crate) fn verify_checksums(&self) -> Result<()> {
-        let version = self.current_version();
-        for (_, file) in version.all_files() {
-            file.table()
-                .verify()
-                .map_err(|e| table_error(file.path(), e))?;
+        let versions: Vec<_> = {
+            let set = self.versions.lock();
+            set.keyspaces().map(|(id, _)| set.current(id)).collect()
+        };
+        for version in versions {
+            for (_, file) in version.all_files() {
+                file.table()
+                    .verify()
+                    .map_err(|e| table_error(file.path(), e))?;
+            }
         }
         Ok(())
     }
 
-    pub(crate) fn stats(&self) -> crate::stats::DbStats {
-        let version = self.current_version();
-        let targets = crate::compaction::level_targets(&version, &self.options);
-        let scores = crate::compaction::level_scores(&version, &self.options, &targets);
+    /// Statistics with the level shape of `ks`; the write, WAL, flush,
+    /// compaction and stall counters are the database's.
+    pub(crate) fn stats_of(&self, ks: &KeyspaceState) -> crate::stats::DbStats {
+        let version = ks.super_version.load().version.clone();
+        let options = ks.options();
+        let targets = crate::compaction::level_targets(&version, &options);
+        let scores = crate::compaction::level_scores(&version, &options, &targets);
         let shape: Vec<(usize, u64, f64, u64)> = (0..NUM_LEVELS)
             .map(|l| {
                 (
@@ -78,17 +100,21 @@ impl DbInner {
             })
             .collect();
         let wal = &self.write_path.wal;
-        self.stats.snapshot(&shape, wal.written(), wal.syncs())
+        let mut stats = self.stats.snapshot(&shape, wal.written(), wal.syncs());
+        stats.keyspace = ks.name.clone();
+        stats
     }
 
-    pub(crate) fn property(&self, name: &str) -> Option<String> {
-        let version = self.current_version();
+    /// A property of `ks` (the block cache's are the database's).
+    pub(crate) fn property_of(&self, ks: &KeyspaceState, name: &str) -> Option<String> {
+        let version = ks.super_version.load().version.clone();
         if let Some(level) = name.strip_prefix("strata.num-files-at-level") {
             let level: usize = level.parse().ok().filter(|&l| l < NUM_LEVELS)?;
             return Some(version.files(level).len().to_string());
         }
         match name {
-            "strata.stats" => Some(self.stats().to_text()),
+            "strata.stats" => Some(self.stats_of(ks).to_text()),
+            "strata.keyspaces" => Some(self.keyspace_names().join("\n") + "\n"),
             "strata.block-cache-usage" => {
                 let versions = self.versions.lock();
                 let cache = versions.opener().cache.as_ref();
@@ -99,20 +125,17 @@ impl DbInner {
                 let cache = versions.opener().cache.as_ref();
                 Some(cache.map_or(0, |c| c.pinned_usage_bytes()).to_string())
             }
-            "strata.cur-size-active-mem-table" => Some(
-                self.current_super_version()
-                    .mem
-                    .approximate_bytes()
-                    .to_string(),
-            ),
+            "strata.cur-size-active-mem-table" => {
+                Some(ks.super_version.load().mem.approximate_bytes().to_string())
+            }
             "strata.size-all-mem-tables" => {
-                let sv = self.current_super_version();
+                let sv = ks.current_super_version();
                 let imms = sv.imms.iter().map(|m| m.approximate_bytes());
                 Some((sv.mem.approximate_bytes() + imms.sum::<usize>()).to_string())
             }
             "strata.sstables" => {
                 let mut out = String::new();
-                for f in self.live_files() {
+                for f in self.live_files_of(ks) {
                     let _ = writeln!(
                         out,
                         "L{} {:06}.sst {} bytes [{} .. {}] seq [{} .. {}]",

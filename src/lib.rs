@@ -49,6 +49,7 @@ mod ikey;
 mod info;
 pub mod inspect;
 mod iter;
+mod keyspace;
 mod lock_order;
 mod memtable;
 mod open;
@@ -80,7 +81,8 @@ pub use error::{Error, Result};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
+pub use keyspace::{Keyspace, KeyspaceOptions};
 pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};
 pub use read_options::ReadOptions;
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, SnapshotKeyspace};
 pub use stats::{DbStats, LevelStats};

@@ -29,6 +29,11 @@ pub(crate) use parking_lot::WaitTimeoutResult;
 /// A mutex's place in the lock order, lowest (taken first) first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Level {
+    /// Creating or dropping a keyspace, one at a time
+    /// (`keyspace/lifecycle.rs`). Under it: the write queue's leadership
+    /// (the sequencer) and what a rotation takes, the versions, the super
+    /// versions.
+    KeyspaceAdmin,
     /// A resume, one at a time (`resume.rs`); held throughout: it then
     /// leads the write queue and takes nearly everything below.
     ResumeRunning,

@@ -7,12 +7,16 @@ use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
 use crate::filename::{current_path, lock_path, parse_checked, parse_file_name, FileKind};
 use crate::flush::write_memtable_table;
-use crate::memtable::MemTable;
+use crate::keyspace::{KeyspaceState, Keyspaces};
+use crate::memtable::{ActiveMemTables, MemTable};
 use crate::options::Options;
 use crate::read::SuperVersion;
-use crate::version::{TableFile, TableOpener, VersionEdit, VersionSet};
+use crate::version::{
+    TableFile, TableOpener, Version, VersionEdit, VersionSet, DEFAULT_KEYSPACE_ID,
+};
 use crate::wal_replay::{read_wal_chain, BatchOutcome};
 use crate::write::{create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_sstable::{SeqNo, MAX_SEQNO};
@@ -74,33 +78,46 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         options.write_buffer_size as u64,
         options.wal_write_mode,
     )?;
-    let edit = VersionEdit {
-        log_number: Some(wal_number),
-        last_sequence: Some(replayed.last_seq),
-        new_files: replayed
-            .tables
-            .iter()
-            .map(|f| (0, f.meta.clone()))
-            .collect(),
-        ..VersionEdit::default()
-    };
-    let version = versions.log_and_apply(edit, &replayed.tables)?;
+    let versions_by_keyspace = log_replayed_tables(&mut versions, replayed, wal_number)?;
     remove_obsolete_files(&options, &dir, &versions)?;
 
     if options.paranoid_checks {
-        for (_, file) in version.all_files() {
-            file.table()
-                .verify()
-                .map_err(|e| table_error(file.path(), e))?;
+        for version in versions_by_keyspace.values() {
+            for (_, file) in version.all_files() {
+                file.table()
+                    .verify()
+                    .map_err(|e| table_error(file.path(), e))?;
+            }
         }
     }
 
-    let mem = Arc::new(MemTable::sized_for(wal_number, options.write_buffer_size));
-    let super_version = SuperVersion {
-        mem: Arc::clone(&mem),
-        imms: Vec::new(),
-        version,
-    };
+    // Every keyspace starts with the database's keyspace options; opening
+    // one with others (`Db::keyspace_with`) replaces them.
+    let mut states = Vec::new();
+    let mut mems: Option<ActiveMemTables> = None;
+    for (id, name) in versions.keyspaces() {
+        let mem = Arc::new(MemTable::sized_for(wal_number, options.write_buffer_size));
+        let version = versions_by_keyspace
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| versions.current(id));
+        states.push(Arc::new(KeyspaceState::new(
+            id,
+            name.to_owned(),
+            options.clone(),
+            SuperVersion {
+                mem: Arc::clone(&mem),
+                imms: Vec::new(),
+                version,
+            },
+        )));
+        // Ids in order: the default keyspace (0) first.
+        mems = Some(match mems {
+            None => ActiveMemTables::single(mem),
+            Some(m) => m.with(id, Some(mem)),
+        });
+    }
+    let mems = mems.unwrap_or_else(|| unreachable!("the default keyspace is always live"));
     let wal = Arc::new(WalBuffer::new(
         options.wal_buffer_capacity_bytes,
         wal,
@@ -111,28 +128,78 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         manual_wal_flush: options.manual_wal_flush,
         sync_inline: options.inline_background_work,
     };
-    let pipeline = CommitPipeline::new(config, replayed.last_seq, mem);
+    let last_seq = versions.last_sequence();
+    let pipeline = CommitPipeline::new(config, last_seq, mems);
     let write_path = WritePath::new(pipeline, wal);
     Ok(DbInner::new(
         dir,
         options,
         versions,
-        super_version,
+        Keyspaces::new(states),
         write_path,
         lock,
     ))
 }
 
+/// Install the tables replay wrote, each keyspace's with an edit of its
+/// own that moves its log number to the fresh WAL `wal_number`; the
+/// keyspaces with no table move theirs in the default keyspace's edit.
+/// A crash between the edits is safe: a keyspace whose edit is not durable
+/// replays the WALs again, which stay until every keyspace is past them.
+/// Returns each keyspace's version.
+fn log_replayed_tables(
+    versions: &mut VersionSet,
+    replayed: Replayed,
+    wal_number: u64,
+) -> Result<BTreeMap<u32, Arc<Version>>> {
+    let mut installed = BTreeMap::new();
+    let ids: Vec<u32> = versions.keyspaces().map(|(id, _)| id).collect();
+    let mut tables = replayed.tables;
+    for &id in ids.iter().rev() {
+        // The default keyspace (0) last, carrying the others' log numbers.
+        let added = tables.remove(&id).unwrap_or_default();
+        if id != DEFAULT_KEYSPACE_ID && added.is_empty() {
+            continue;
+        }
+        let mut edit = VersionEdit {
+            keyspace: id,
+            log_number: Some(wal_number),
+            last_sequence: Some(replayed.last_seq),
+            new_files: added.iter().map(|f| (0, f.meta.clone())).collect(),
+            ..VersionEdit::default()
+        };
+        if id == DEFAULT_KEYSPACE_ID {
+            edit.keyspace_log_numbers = ids
+                .iter()
+                .filter(|&&other| other != id && !installed.contains_key(&other))
+                .map(|&other| (other, wal_number))
+                .collect();
+        }
+        installed.insert(id, versions.log_and_apply(edit, &added)?);
+    }
+    Ok(installed)
+}
+
 struct Replayed {
     last_seq: SeqNo,
-    /// L0 tables written from the replayed writes.
-    tables: Vec<Arc<TableFile>>,
+    /// L0 tables written from the replayed writes, by keyspace.
+    tables: BTreeMap<u32, Vec<Arc<TableFile>>>,
+}
+
+/// One keyspace's side of replay: the memtable its replayed writes go to,
+/// and the WAL from which on they are replayed into it.
+struct ReplayTarget {
+    mem: Arc<MemTable>,
+    log_number: u64,
 }
 
 /// Replay, in order, every WAL not yet covered by a flush into memtables,
-/// writing them out as L0 tables. The recovery mode decides what damage is
-/// tolerated; the result is always a prefix of the logged writes (except
-/// in `SkipAnyCorruptedRecords`, which salvages what checks out).
+/// writing them out as L0 tables: each keyspace's records from the WALs
+/// at or above its log number (the older ones are in its tables), records
+/// of keyspaces no longer live not at all. The recovery mode decides what
+/// damage is tolerated; the result is always a prefix of the logged
+/// writes (except in `SkipAnyCorruptedRecords`, which salvages what
+/// checks out).
 fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Result<Replayed> {
     let fs = &options.fs;
     let mut numbers = Vec::new();
@@ -145,31 +212,48 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     numbers.sort_unstable();
 
     let mode = options.wal_recovery_mode;
-    let mut last_seq = versions.last_sequence();
-    let mut mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
-    let mut tables = Vec::new();
-    let flush = |mem: &Arc<MemTable>,
+    // Replayed records follow everything the tables of the keyspaces they
+    // go to hold. With one keyspace that is the manifest's last sequence;
+    // with several, a keyspace flushed later may hold newer writes than
+    // the WALs another still needs, so the floor is the lowest keyspace's.
+    let mut last_seq = replay_floor(versions);
+    let manifest_last_seq = versions.last_sequence();
+    let mut targets: BTreeMap<u32, ReplayTarget> = versions
+        .keyspaces()
+        .map(|(id, _)| {
+            let target = ReplayTarget {
+                mem: Arc::new(MemTable::unfiltered(0, options.write_buffer_size)),
+                log_number: versions.keyspace_log_number(id).unwrap_or(0),
+            };
+            (id, target)
+        })
+        .collect();
+    let mut tables: BTreeMap<u32, Vec<Arc<TableFile>>> = BTreeMap::new();
+    let flush = |id: u32,
+                 mem: &Arc<MemTable>,
                  versions: &mut VersionSet,
-                 tables: &mut Vec<Arc<TableFile>>| {
+                 tables: &mut BTreeMap<u32, Vec<Arc<TableFile>>>| {
         let number = versions.new_file_number()?;
         let opener = versions.opener().clone();
         if let Some(t) = write_memtable_table(options, &opener, number, mem, None, SeqNo::MAX)? {
-            tables.push(t);
+            tables.entry(id).or_default().push(t);
         }
         Ok::<_, Error>(())
     };
 
     let log_number = versions.log_number();
     let manifest = versions.recovered_from();
-    let mut on_batch = |_wal: u64, _offset: u64, batch: &[u8]| -> Result<BatchOutcome> {
-        match apply_record(batch, &mem, last_seq) {
+    let mut on_batch = |wal: u64, _offset: u64, batch: &[u8]| -> Result<BatchOutcome> {
+        match apply_record(batch, wal, &targets, last_seq) {
             Ok(Some(end)) => last_seq = last_seq.max(end),
             Ok(None) => {}
             Err(reason) => return Ok(Err(reason)),
         }
-        if mem.approximate_bytes() >= options.write_buffer_size {
-            flush(&mem, versions, &mut tables)?;
-            mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
+        for (&id, target) in targets.iter_mut() {
+            if target.mem.approximate_bytes() >= options.write_buffer_size {
+                flush(id, &target.mem, versions, &mut tables)?;
+                target.mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
+            }
         }
         Ok(Ok(()))
     };
@@ -182,21 +266,51 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
         mode,
         &mut on_batch,
     )?;
-    flush(&mem, versions, &mut tables)?;
-    Ok(Replayed { last_seq, tables })
+    for (&id, target) in &targets {
+        flush(id, &target.mem, versions, &mut tables)?;
+    }
+    Ok(Replayed {
+        last_seq: last_seq.max(manifest_last_seq),
+        tables,
+    })
 }
 
-/// Insert one WAL record's batch into `mem`; returns its last sequence
-/// number. The batch is decoded fully before anything is inserted, so a
-/// damaged batch is applied not at all, never in part. `after` is the
-/// last sequence number recovered so far (the manifest's, then each
-/// replayed record's): see [`check_sequence`].
+/// The sequence number every replayed record must follow: the manifest's
+/// last sequence with one keyspace; with several, the smallest of the
+/// keyspaces' newest table entries (a keyspace's replayed records follow
+/// its own tables, not another's).
+fn replay_floor(versions: &VersionSet) -> SeqNo {
+    let ids: Vec<u32> = versions.keyspaces().map(|(id, _)| id).collect();
+    if ids.len() == 1 {
+        return versions.last_sequence();
+    }
+    ids.iter()
+        .map(|&id| {
+            versions
+                .current(id)
+                .all_files()
+                .map(|(_, f)| f.meta.largest_seqno)
+                .max()
+                .unwrap_or(0)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// Insert one WAL record's batch, read from WAL `wal`, into the replay
+/// memtables of its keyspaces (those whose log number the WAL is at or
+/// above); returns its last sequence number. The batch is decoded fully
+/// before anything is inserted, so a damaged batch is applied not at all,
+/// never in part. `after` is the last sequence number recovered so far
+/// (the floor, then each replayed record's): see [`check_sequence`].
 fn apply_record(
     data: &[u8],
-    mem: &MemTable,
+    wal: u64,
+    targets: &BTreeMap<u32, ReplayTarget>,
     after: SeqNo,
 ) -> std::result::Result<Option<SeqNo>, String> {
     let batch = DecodedBatch::new(data).map_err(|e| e.reason.to_owned())?;
+    let mut keyspaces: Vec<u32> = Vec::new();
     for op in batch.iter() {
         let op = op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
         // A write never carries more than these (`WriteBatch` refuses it),
@@ -208,6 +322,9 @@ fn apply_record(
                 op.value.len()
             ));
         }
+        if !keyspaces.contains(&op.keyspace) {
+            keyspaces.push(op.keyspace);
+        }
     }
     let first = batch.sequence();
     let count = u64::from(batch.count());
@@ -215,7 +332,19 @@ fn apply_record(
         return Ok(None);
     }
     let last = check_sequence(first, count, after)?;
-    mem.insert_batch(first, batch.iter().flatten());
+    for id in keyspaces {
+        // A keyspace not live was dropped: its writes go nowhere.
+        let Some(target) = targets.get(&id) else {
+            continue;
+        };
+        if wal < target.log_number {
+            continue; // already in the keyspace's tables
+        }
+        let entries = (first..)
+            .zip(batch.iter().flatten())
+            .filter(move |(_, op)| op.keyspace == id);
+        target.mem.insert_entries(entries);
+    }
     Ok(Some(last))
 }
 
@@ -247,11 +376,13 @@ fn check_sequence(first: SeqNo, count: u64, after: SeqNo) -> std::result::Result
 /// database with tables below it cannot be opened with fewer levels.
 /// RocksDB refuses it the same way.
 fn refuse_levels_past_num_levels(options: &Options, versions: &VersionSet) -> Result<()> {
-    let version = versions.current();
-    let deepest = version
-        .all_files()
-        .map(|(level, f)| (level, f.meta.number))
-        .find(|(level, _)| *level >= options.num_levels);
+    let deepest = versions.keyspaces().find_map(|(id, _)| {
+        versions
+            .current(id)
+            .all_files()
+            .map(|(level, f)| (level, f.meta.number))
+            .find(|(level, _)| *level >= options.num_levels)
+    });
     match deepest {
         Some((level, number)) => Err(Error::InvalidArgument(format!(
             "table {number} is in L{level}, but num_levels is {}: open with num_levels {} or more",
@@ -296,11 +427,7 @@ pub(crate) fn remove_obsolete_files(
     versions: &VersionSet,
 ) -> Result<()> {
     let fs = &options.fs;
-    let live: std::collections::HashSet<u64> = versions
-        .current()
-        .all_files()
-        .map(|(_, f)| f.meta.number)
-        .collect();
+    let live = versions.live_table_numbers();
     for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
         let obsolete = match parse_file_name(&name) {
             Some(FileKind::Table(n)) => !live.contains(&n),

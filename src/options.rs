@@ -41,6 +41,10 @@ pub struct Options {
     /// Block compression for tables. RocksDB: `compression`.
     /// Default: none.
     pub compression: Compression,
+    /// Block compression for each level's tables, L0 first; a level past
+    /// the end uses the last entry. Empty: `compression` for every level.
+    /// RocksDB: `compression_per_level`. Default: empty.
+    pub compression_per_level: Vec<Compression>,
     /// Start each data block of an uncompressed table on a page (4 KiB)
     /// boundary, padding with zeros (about 3% more space at 4 KiB
     /// blocks): a lookup whose block is in neither cache then reads one
@@ -148,6 +152,19 @@ pub struct Options {
     /// first non-empty level. RocksDB:
     /// `level_compaction_dynamic_level_bytes`. Default: `true`.
     pub level_compaction_dynamic_level_bytes: bool,
+    /// Bytes all keyspaces' memtables may hold together: above it, the
+    /// keyspace with the largest active memtable is flushed (RocksDB's
+    /// WriteBufferManager rule: active memtables over 7/8 of it, or all
+    /// memtables at it with the active ones at half). 0: no limit.
+    /// RocksDB: `db_write_buffer_size`. Default: 0.
+    pub db_write_buffer_size: usize,
+    /// Bytes the live WALs may hold, with more than one keyspace: above
+    /// it, the keyspaces whose unflushed writes keep the oldest WAL alive
+    /// are flushed, so that a rarely written keyspace does not keep old
+    /// WALs. 0: four times the memtables' total capacity (the sum over
+    /// keyspaces of `write_buffer_size * max_write_buffer_number`).
+    /// RocksDB: `max_total_wal_size`. Default: 0.
+    pub max_total_wal_size: u64,
     /// Background threads for flushes and compactions; one is kept for
     /// flushes, which take priority. RocksDB: `max_background_jobs`.
     /// Default: 2.
@@ -202,6 +219,7 @@ impl Default for Options {
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
             compression: Compression::None,
+            compression_per_level: Vec::new(),
             block_align: true,
             block_cache_bytes: 32 << 20,
             allow_mmap_reads: false,
@@ -224,6 +242,8 @@ impl Default for Options {
             target_file_size_base: 64 << 20,
             num_levels: 7,
             level_compaction_dynamic_level_bytes: true,
+            db_write_buffer_size: 0,
+            max_total_wal_size: 0,
             max_background_jobs: 2,
             delayed_write_rate: 16 << 20,
             rate_limiter_bytes_per_sec: 0,
@@ -247,6 +267,7 @@ impl fmt::Debug for Options {
             .field("block_restart_interval", &self.block_restart_interval)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
             .field("compression", &self.compression)
+            .field("compression_per_level", &self.compression_per_level)
             .field("block_align", &self.block_align)
             .field("block_cache_bytes", &self.block_cache_bytes)
             .field("allow_mmap_reads", &self.allow_mmap_reads)
@@ -293,6 +314,8 @@ impl fmt::Debug for Options {
                 "level_compaction_dynamic_level_bytes",
                 &self.level_compaction_dynamic_level_bytes,
             )
+            .field("db_write_buffer_size", &self.db_write_buffer_size)
+            .field("max_total_wal_size", &self.max_total_wal_size)
             .field("max_background_jobs", &self.max_background_jobs)
             .field("delayed_write_rate", &self.delayed_write_rate)
             .field(
@@ -368,17 +391,27 @@ impl Options {
         if self.max_background_jobs == 0 || self.delayed_write_rate == 0 {
             return bad("max_background_jobs and delayed_write_rate must be positive".into());
         }
-        self.table_options()
-            .validate()
-            .map_err(|e| Error::InvalidArgument(e.to_string()))
+        (0..self.num_levels).try_for_each(|level| {
+            self.table_options(level)
+                .validate()
+                .map_err(|e| Error::InvalidArgument(format!("L{level} tables: {e}")))
+        })
     }
 
-    pub(crate) fn table_options(&self) -> strata_sstable::TableOptions {
+    /// How tables of `level` are built.
+    pub(crate) fn table_options(&self, level: usize) -> strata_sstable::TableOptions {
+        let compression = match self.compression_per_level.get(level) {
+            Some(c) => c,
+            None => self
+                .compression_per_level
+                .last()
+                .unwrap_or(&self.compression),
+        };
         strata_sstable::TableOptions {
             block_size: self.block_size,
             restart_interval: self.block_restart_interval,
             bloom_bits_per_key: self.bloom_bits_per_key,
-            compression: self.compression.clone(),
+            compression: compression.clone(),
             block_align: self.block_align,
         }
     }

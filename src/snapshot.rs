@@ -3,6 +3,7 @@
 use crate::core::DbInner;
 use crate::cursor::{Cursor, Iter};
 use crate::error::Result;
+use crate::keyspace::Keyspace;
 use crate::read::ReadSpec;
 use bytes::Bytes;
 use std::ops::RangeBounds;
@@ -57,27 +58,94 @@ impl Snapshot {
 
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.inner.get(key.as_ref(), self.spec())
+        self.inner
+            .get(&self.inner.default_ks, key.as_ref(), self.spec())
     }
 
     /// All entries as of the snapshot, in key order (double-ended).
     pub fn iter(&self) -> Iter {
-        self.inner.iter::<&[u8], _>(.., self.spec())
+        self.inner
+            .iter::<&[u8], _>(&self.inner.default_ks, .., self.spec())
     }
 
     /// Entries with keys in `range`, as of the snapshot.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        self.inner.iter(range, self.spec())
+        self.inner.iter(&self.inner.default_ks, range, self.spec())
     }
 
     /// Entries whose keys start with `prefix`, as of the snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        self.inner.prefix(prefix.as_ref(), self.spec())
+        self.inner
+            .prefix(&self.inner.default_ks, prefix.as_ref(), self.spec())
     }
 
     /// A seekable cursor as of the snapshot.
     pub fn cursor(&self) -> Cursor {
-        self.inner.cursor(self.spec())
+        self.inner.cursor(&self.inner.default_ks, self.spec())
+    }
+}
+
+impl Snapshot {
+    /// This snapshot's view of `keyspace`: the same point in the write
+    /// sequence, so views of several keyspaces are consistent with each
+    /// other (a batch writing to several shows in all or none).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// let users = db.keyspace("users")?;
+    /// let snap = db.snapshot();
+    /// users.put(b"u2", b"grace")?;
+    /// assert!(snap.keyspace(&users).get(b"u2")?.is_none());
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn keyspace<'a>(&'a self, keyspace: &'a Keyspace) -> SnapshotKeyspace<'a> {
+        SnapshotKeyspace {
+            snapshot: self,
+            keyspace,
+        }
+    }
+}
+
+/// A [`Snapshot`]'s view of one keyspace ([`Snapshot::keyspace`]).
+pub struct SnapshotKeyspace<'a> {
+    snapshot: &'a Snapshot,
+    keyspace: &'a Keyspace,
+}
+
+impl SnapshotKeyspace<'_> {
+    fn inner(&self) -> &DbInner {
+        &self.snapshot.inner
+    }
+
+    /// The value `key` had.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        self.inner()
+            .get(self.keyspace.state(), key.as_ref(), self.snapshot.spec())
+    }
+
+    /// Every entry it had, in key order.
+    pub fn iter(&self) -> Iter {
+        self.inner()
+            .iter::<&[u8], _>(self.keyspace.state(), .., self.snapshot.spec())
+    }
+
+    /// The entries it had in `range`.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
+        self.inner()
+            .iter(self.keyspace.state(), range, self.snapshot.spec())
+    }
+
+    /// The entries it had whose keys start with `prefix`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
+        self.inner()
+            .prefix(self.keyspace.state(), prefix.as_ref(), self.snapshot.spec())
+    }
+
+    /// A seekable cursor over what it had.
+    pub fn cursor(&self) -> Cursor {
+        self.inner()
+            .cursor(self.keyspace.state(), self.snapshot.spec())
     }
 }
 

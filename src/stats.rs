@@ -135,6 +135,7 @@ impl StatsCounters {
         let user_bytes = self.user_bytes.load(Ordering::Relaxed);
         let disk_bytes = wal_bytes + flush_bytes + compaction_written;
         DbStats {
+            keyspace: crate::version::DEFAULT_KEYSPACE_NAME.to_owned(),
             levels,
             uptime_secs: self.opened.elapsed().as_secs_f64(),
             user_writes: self.user_writes.load(Ordering::Relaxed),
@@ -197,6 +198,9 @@ pub struct LevelStats {
 /// A point-in-time copy of the database's statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DbStats {
+    /// The keyspace whose levels `levels` shows (the flush, compaction,
+    /// write and stall counters are the whole database's).
+    pub keyspace: String,
     /// One row per level.
     pub levels: Vec<LevelStats>,
     /// Seconds since open.
@@ -239,7 +243,7 @@ impl DbStats {
     /// the cumulative lines).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "\n** Compaction Stats [default] **");
+        let _ = writeln!(out, "\n** Compaction Stats [{}] **", self.keyspace);
         let _ = writeln!(
             out,
             "Level    Files   Size     Score Read(GB)  Rn(GB) Rnp1(GB) Write(GB) Moved(GB) W-Amp Rd(MB/s) Wr(MB/s) Comp(sec) Comp(cnt) KeyIn KeyDrop"

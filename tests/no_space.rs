@@ -169,7 +169,7 @@ fn assert_tables_live(fs: &MemFileSystem, when: &str) {
     for name in fs.list(&dir).unwrap() {
         if let Some(FileKind::Table(n)) = parse_file_name(&name) {
             assert!(
-                contents.levels.iter().any(|level| level.contains_key(&n)),
+                contents.all_tables().any(|(_, _, meta)| meta.number == n),
                 "{when}: table {name} is not in the version"
             );
         }
@@ -185,9 +185,8 @@ fn assert_no_orphans(fs: &MemFileSystem, when: &str) {
     let (manifest, data) = read_current_manifest(fs, &dir).unwrap();
     let contents = read_manifest(&manifest, &data).unwrap();
     let live: HashSet<u64> = contents
-        .levels
-        .iter()
-        .flat_map(|level| level.keys().copied())
+        .all_tables()
+        .map(|(_, _, meta)| meta.number)
         .collect();
     let mut wals = Vec::new();
     for name in fs.list(&dir).unwrap() {
@@ -200,9 +199,9 @@ fn assert_no_orphans(fs: &MemFileSystem, when: &str) {
             }
             Some(FileKind::Wal(n)) => {
                 assert!(
-                    n >= contents.log_number,
+                    n >= contents.log_number(),
                     "{when}: WAL {name} is older than the log number {}",
-                    contents.log_number
+                    contents.log_number()
                 );
                 wals.push(name);
             }

@@ -219,7 +219,7 @@ fn manifest_with_last_edit_across(boundary: usize) -> (PathBuf, Vec<u8>, usize) 
     });
     let edit_bytes = encoded(VersionEdit {
         next_file_number: Some(contents.next_file_number),
-        log_number: Some(contents.log_number),
+        log_number: Some(contents.log_number()),
         last_sequence: Some(contents.last_sequence),
         ..VersionEdit::default()
     });

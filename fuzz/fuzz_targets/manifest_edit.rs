@@ -35,11 +35,17 @@ fn check(result: strata::Result<strata::inspect::ManifestContents>) {
         return;
     };
     let mut seen = std::collections::BTreeSet::new();
-    for level in &contents.levels {
-        for (number, meta) in level {
-            assert_eq!(*number, meta.number);
-            assert!(seen.insert(*number), "table {number} live in two levels");
-            assert!(meta.smallest <= meta.largest);
+    for keyspace in contents.keyspaces.values() {
+        for level in &keyspace.levels {
+            for (number, meta) in level {
+                assert_eq!(*number, meta.number);
+                assert!(seen.insert(*number), "table {number} live twice");
+                assert!(meta.smallest <= meta.largest);
+            }
         }
     }
+    assert!(
+        contents.keyspaces.contains_key(&0),
+        "the default keyspace is always live"
+    );
 }

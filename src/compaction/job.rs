@@ -10,6 +10,8 @@ use crate::filename::table_path;
 use crate::flush::finish_table;
 use crate::fs::WriteAdapter;
 use crate::iter::{InternalIterator, LevelIter, MergingIter, TableFileIter};
+use crate::keyspace::KeyspaceState;
+use crate::options::Options;
 use crate::rate_limiter::IoPriority;
 use crate::read::SuperVersion;
 use crate::stats::CompactionResult;
@@ -33,13 +35,21 @@ fn input_reads(readahead_bytes: usize) -> BlockReadOptions {
 }
 
 impl DbInner {
-    /// Run `c` and install its result. On error nothing is installed and
-    /// any output written is removed.
-    pub(crate) fn run_compaction(&self, c: Compaction) -> Result<CompactionResult> {
+    /// Run `c`, a compaction of `ks`, and install its result. On error
+    /// nothing is installed and any output written is removed. A keyspace
+    /// dropped meanwhile installs nothing and is no error.
+    pub(crate) fn run_compaction(
+        &self,
+        ks: &KeyspaceState,
+        c: Compaction,
+    ) -> Result<CompactionResult> {
         let _ = self.hook(crate::hook::HookPoint::Compaction);
         let start = Instant::now();
         let mut result = CompactionResult::default();
-        let mut edit = VersionEdit::default();
+        let mut edit = VersionEdit {
+            keyspace: ks.id,
+            ..VersionEdit::default()
+        };
         for (level, f) in c.all_inputs() {
             edit.deleted_files.push((level, f.meta.number));
         }
@@ -51,7 +61,7 @@ impl DbInner {
             let (r_in, r_out) = c.input_bytes();
             result.read_input_level = r_in;
             result.read_output_level = r_out;
-            self.write_outputs(&c, &mut result)?
+            self.write_outputs(ks, &c, &mut result)?
         };
         for f in &outputs {
             edit.new_files.push((c.output_level, f.meta.clone()));
@@ -61,8 +71,19 @@ impl DbInner {
         }
         {
             let mut versions = self.versions.lock();
-            let version = versions.log_and_apply(edit, &outputs)?;
-            self.update_super_version(|sv| SuperVersion {
+            let version = match versions.log_and_apply(edit, &outputs) {
+                Ok(version) => version,
+                Err(Error::KeyspaceDropped { .. }) => {
+                    if !c.trivial_move {
+                        for f in &outputs {
+                            f.mark_obsolete();
+                        }
+                    }
+                    return Ok(result);
+                }
+                Err(e) => return Err(e),
+            };
+            self.update_super_version(ks, |sv| SuperVersion {
                 mem: Arc::clone(&sv.mem),
                 imms: sv.imms.clone(),
                 version,
@@ -83,6 +104,7 @@ impl DbInner {
 
     fn write_outputs(
         &self,
+        ks: &KeyspaceState,
         c: &Compaction,
         result: &mut CompactionResult,
     ) -> Result<Vec<Arc<TableFile>>> {
@@ -104,7 +126,8 @@ impl DbInner {
         let mut snapshots = self.snapshots.sequences();
         snapshots.push(self.visible_sequence());
         let mut retainer = Retainer::new(snapshots);
-        let num_levels = self.options.num_levels;
+        let options = ks.options();
+        let num_levels = options.num_levels;
         let deeper = |ukey: &[u8]| {
             ((c.output_level + 1)..num_levels).any(|level| {
                 let files = c.version.files(level);
@@ -115,7 +138,7 @@ impl DbInner {
             })
         };
 
-        let mut out = Outputs::new(self, c);
+        let mut out = Outputs::new(self, c, &options);
         let mut last_key: Vec<u8> = Vec::new();
         let mut first = true;
         let written = (|| {
@@ -172,6 +195,8 @@ fn sorted(files: &[Arc<TableFile>]) -> Arc<[Arc<TableFile>]> {
 struct Outputs<'a> {
     db: &'a DbInner,
     c: &'a Compaction,
+    /// The keyspace's options.
+    options: &'a Options,
     current: Option<(u64, TableBuilder<WriteAdapter>)>,
     done: Vec<Arc<TableFile>>,
     /// Numbers of files created, finished or not (removed on failure).
@@ -180,10 +205,11 @@ struct Outputs<'a> {
 }
 
 impl<'a> Outputs<'a> {
-    fn new(db: &'a DbInner, c: &'a Compaction) -> Self {
+    fn new(db: &'a DbInner, c: &'a Compaction, options: &'a Options) -> Self {
         Outputs {
             db,
             c,
+            options,
             current: None,
             done: Vec::new(),
             created: Vec::new(),
@@ -200,7 +226,7 @@ impl<'a> Outputs<'a> {
             .iter()
             .map(|g| (g.meta.largest.as_slice(), g.meta.size));
         let size = self.current.as_ref().map(|(_, b)| b.estimated_file_size());
-        let target = self.db.options.target_file_size_base;
+        let target = self.options.target_file_size_base;
         if self.cut.cut_before(grandparents, user_key, size, target) {
             self.finish_current()?;
         }
@@ -225,7 +251,7 @@ impl<'a> Outputs<'a> {
                 .map_err(|e| Error::io("create", &path, e))?;
             let builder = TableBuilder::new(
                 self.db.table_writer(file, IoPriority::Low),
-                self.db.options.table_options(),
+                self.options.table_options(self.c.output_level),
             )
             .map_err(|e| table_write_error(&path, e))?;
             self.current = Some((number, builder));

@@ -15,41 +15,61 @@ pub(crate) use stall::WriteController;
 use crate::background::CompactionRunning;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
+use crate::keyspace::KeyspaceState;
 use crate::panics::catch_panic;
 use picker::{pick_compaction, pick_manual, Compaction};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 impl DbInner {
-    /// Pick the most urgent compaction and count it as running; none
-    /// while a background error stands (checked under the version set
-    /// lock, so a resume that saw none running under it sees none start).
-    fn pick_background_compaction(&self) -> Option<(Compaction, CompactionRunning<'_>)> {
+    /// Pick the most urgent compaction of some keyspace and count it as
+    /// running; none while a background error stands (checked under the
+    /// version set lock, so a resume that saw none running under it sees
+    /// none start). Keyspaces take turns: the search starts one further
+    /// each time.
+    fn pick_background_compaction(
+        &self,
+    ) -> Option<(Arc<KeyspaceState>, Compaction, CompactionRunning<'_>)> {
         let versions = self.versions.lock();
         self.check_bg_error().ok()?;
-        let picked = pick_compaction(&versions.current(), &self.options)?;
-        Some((picked, self.bg.compaction_started()))
+        let keyspaces = self.keyspaces.load();
+        let start = self.compaction_turn.fetch_add(1, Ordering::Relaxed);
+        let all: Vec<&Arc<KeyspaceState>> = keyspaces.iter().collect();
+        let n = all.len().max(1);
+        for i in 0..all.len() {
+            let ks = all[(start + i) % n];
+            if let Some(picked) = pick_compaction(&versions.current(ks.id), &ks.options()) {
+                return Some((Arc::clone(ks), picked, self.bg.compaction_started()));
+            }
+        }
+        None
     }
 
     /// Pick and run one compaction in the calling thread, if one is due.
     /// A failure is recorded as the background error while the compaction
     /// still counts as running (see `compaction_loop`).
     pub(crate) fn run_one_compaction(&self) -> Option<Result<()>> {
-        let (c, _running) = self.pick_background_compaction()?;
+        let (ks, c, _running) = self.pick_background_compaction()?;
         Some(
-            self.run_compaction(c)
+            self.run_compaction(&ks, c)
                 .map(|_| ())
                 .map_err(|e| Error::Background(self.set_bg_error(e))),
         )
     }
 
-    /// Whether some level scores at least 1 (a compaction is due).
+    /// Whether some level of some keyspace scores at least 1 (a
+    /// compaction is due).
     fn compaction_needed(&self) -> bool {
-        let version = self.versions.lock().current();
-        let targets = level_targets(&version, &self.options);
-        let scores = level_scores(&version, &self.options, &targets);
-        scores
-            .iter()
-            .take(self.options.num_levels - 1)
-            .any(|&s| s >= 1.0)
+        self.keyspaces.load().iter().any(|ks| {
+            let version = self.versions.lock().current(ks.id);
+            let options = ks.options();
+            let targets = level_targets(&version, &options);
+            let scores = level_scores(&version, &options, &targets);
+            scores
+                .iter()
+                .take(options.num_levels - 1)
+                .any(|&s| s >= 1.0)
+        })
     }
 
     /// A background compaction thread: run compactions while any is due,
@@ -69,12 +89,12 @@ impl DbInner {
                 None
             };
             match picked {
-                Some((c, running)) => {
+                Some((ks, c, running)) => {
                     // A failure is recorded while the compaction still
                     // counts as running: a resume waits for none to run,
                     // and must not meet its error after it cleared the one
                     // it resumed from.
-                    match self.run_compaction(c) {
+                    match self.run_compaction(&ks, c) {
                         Ok(_) | Err(Error::Closed) => {}
                         Err(e) => {
                             self.set_bg_error(e);
@@ -92,16 +112,23 @@ impl DbInner {
         }
     }
 
-    /// Compact everything overlapping `[lower, upper]` down to the last
-    /// level: flush, then L0 into the base level, then each level into the
-    /// next, and finally rewrite the last level's tables that hold
-    /// tombstones, which only a compaction of the last level can drop.
-    pub(crate) fn compact_range(&self, lower: Option<&[u8]>, upper: Option<&[u8]>) -> Result<()> {
-        self.flush_and_wait()?;
-        let last = self.options.num_levels - 1;
+    /// Compact everything of `ks` overlapping `[lower, upper]` down to
+    /// the last level: flush, then L0 into the base level, then each level
+    /// into the next, and finally rewrite the last level's tables that
+    /// hold tombstones, which only a compaction of the last level can
+    /// drop.
+    pub(crate) fn compact_range(
+        &self,
+        ks: &Arc<KeyspaceState>,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+    ) -> Result<()> {
+        self.flush_and_wait(ks)?;
+        let options = ks.options();
+        let last = options.num_levels - 1;
         for level in 0..=last {
             if level == last {
-                let version = self.current_version();
+                let version = self.versions.lock().current(ks.id);
                 let has_tombstones = version.files(last).iter().any(|f| {
                     f.table().properties().num_deletions > 0
                         && lower.is_none_or(|lo| f.meta.largest.as_slice() >= lo)
@@ -118,9 +145,10 @@ impl DbInner {
                     let versions = self.versions.lock();
                     // Again under the lock: see `pick_background_compaction`.
                     self.check_bg_error()?;
-                    let version = versions.current();
+                    ks.check_live()?;
+                    let version = versions.current(ks.id);
                     let output = if level == 0 {
-                        level_targets(&version, &self.options).base_level
+                        level_targets(&version, &options).base_level
                     } else {
                         (level + 1).min(last)
                     };
@@ -132,10 +160,11 @@ impl DbInner {
                     Ok(Some((c, running))) => {
                         // Runs in the caller's thread: a panic in it is
                         // still the database's background error.
-                        let result = catch_panic("manual compaction", || self.run_compaction(c))
-                            .unwrap_or_else(|panic| {
-                                Err(Error::Background(self.set_bg_error(panic)))
-                            });
+                        let result =
+                            catch_panic("manual compaction", || self.run_compaction(ks, c))
+                                .unwrap_or_else(|panic| {
+                                    Err(Error::Background(self.set_bg_error(panic)))
+                                });
                         drop(running);
                         result?;
                         break;
@@ -165,7 +194,7 @@ impl DbInner {
             if let Err(e) = self.check_bg_error() {
                 return Some(Err(e));
             }
-            let idle = self.super_version.load().imms.is_empty()
+            let idle = !self.any_frozen()
                 && !st.flushing
                 && self.bg.compactions_running() == 0
                 && !self.compaction_needed();

@@ -2,6 +2,7 @@
 //! (crossbeam-skiplist). Writers insert concurrently without a mutex;
 //! readers search it at a sequence number.
 
+mod active;
 #[allow(unsafe_code)] // UNSAFE.md: the arena's raw blocks
 mod arena;
 mod bloom;
@@ -10,6 +11,7 @@ mod iter;
 #[allow(unsafe_code)] // UNSAFE.md: IKey's cast, entries pointing into the arena
 mod key;
 
+pub(crate) use active::ActiveMemTables;
 pub use iter::MemTableIter;
 pub(crate) use key::IKey;
 
@@ -114,6 +116,7 @@ impl MemTable {
     #[cfg(test)]
     pub fn insert(&self, user_key: &[u8], seqno: SeqNo, kind: ValueKind, value: &[u8]) {
         let op = BatchOp {
+            keyspace: 0,
             kind,
             key: user_key,
             value,
@@ -124,19 +127,28 @@ impl MemTable {
     /// Insert a batch's entries with consecutive sequence numbers from
     /// `first_seq`. The batch's arena bytes are reserved in one step and
     /// the shared counters updated once.
-    #[allow(unsafe_code)] // UNSAFE.md: `MemEntry::new`'s contract, kept here
     pub fn insert_batch<'a>(
         &self,
         first_seq: SeqNo,
         ops: impl Iterator<Item = BatchOp<'a>> + Clone,
     ) {
-        let arena_bytes = ops
+        self.insert_entries((first_seq..).zip(ops));
+    }
+
+    /// Insert entries, each with its own sequence number (a batch's
+    /// records of one keyspace: their numbers need not be consecutive).
+    /// The arena bytes are reserved in one step and the shared counters
+    /// updated once.
+    #[allow(unsafe_code)] // UNSAFE.md: `MemEntry::new`'s contract, kept here
+    pub fn insert_entries<'a>(&self, entries: impl Iterator<Item = (SeqNo, BatchOp<'a>)> + Clone) {
+        let arena_bytes = entries
             .clone()
-            .map(|op| MemEntry::arena_bytes(op.key, op.value))
+            .map(|(_, op)| MemEntry::arena_bytes(op.key, op.value))
             .sum();
         let mut region = self.arena.reserve(arena_bytes);
-        let mut seq = first_seq;
-        for op in ops {
+        let mut count = 0;
+        let mut max_seq = 0;
+        for (seq, op) in entries {
             let trailer = pack_trailer(seq, op.kind).to_le_bytes();
             // SAFETY: the entry goes into `self.map`, which is dropped
             // before `self.arena` (field order); a reader can only reach
@@ -148,14 +160,14 @@ impl MemTable {
             // Filter bits first: whoever can see the entry sees its bits.
             self.bloom.insert(op.key);
             self.map.insert(entry, ());
-            seq += 1;
+            count += 1;
+            max_seq = max_seq.max(seq);
         }
         debug_assert_eq!(region.left(), 0, "arena bytes reserved but not used");
-        if seq > first_seq {
-            let entries = (seq - first_seq) as usize;
+        if count > 0 {
             self.node_bytes
-                .fetch_add(entries * NODE_BYTES, Ordering::Relaxed);
-            self.max_seq.fetch_max(seq - 1, Ordering::Release);
+                .fetch_add(count * NODE_BYTES, Ordering::Relaxed);
+            self.max_seq.fetch_max(max_seq, Ordering::Release);
         }
     }
 

@@ -25,6 +25,17 @@ const TAG_NEXT_FILE_NUMBER: u64 = 2;
 const TAG_LAST_SEQUENCE: u64 = 3;
 const TAG_DELETED_FILE: u64 = 4;
 const TAG_NEW_FILE: u64 = 5;
+const TAG_KEYSPACE: u64 = 6;
+const TAG_CREATE_KEYSPACE: u64 = 7;
+const TAG_DROP_KEYSPACE: u64 = 8;
+const TAG_KEYSPACE_LOG_NUMBER: u64 = 9;
+const TAG_NEXT_KEYSPACE_ID: u64 = 10;
+/// The largest tag an edit of this version holds.
+const TAG_LAST: u64 = TAG_NEXT_KEYSPACE_ID;
+
+/// The id of the default keyspace, which every database has and which
+/// edits without a keyspace field are about.
+pub const DEFAULT_KEYSPACE_ID: u32 = 0;
 
 /// What the manifest records about a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +54,28 @@ pub struct FileMeta {
     pub largest_seqno: SeqNo,
 }
 
-/// A change to the set of live tables and counters.
+/// A change to the set of live tables and counters. The log number, the
+/// tables and the creation or drop are about one keyspace, `keyspace`;
+/// the counters are the database's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VersionEdit {
-    /// WALs numbered below this are fully flushed and no longer needed.
+    /// The keyspace the log number, tables, creation and drop are about
+    /// ([`DEFAULT_KEYSPACE_ID`] unless said).
+    pub keyspace: u32,
+    /// The edit creates `keyspace` with this name (and the log number,
+    /// the WAL from which on its writes are logged).
+    pub create_keyspace: Option<String>,
+    /// The edit drops `keyspace`: its tables are no longer live.
+    pub drop_keyspace: bool,
+    /// WALs numbered below this hold nothing of `keyspace` that is not in
+    /// its tables: recovery replays none of their records into it.
     pub log_number: Option<u64>,
+    /// Log numbers of other keyspaces moved forward by this edit (those
+    /// holding nothing unflushed), so that they do not keep old WALs.
+    pub keyspace_log_numbers: Vec<(u32, u64)>,
+    /// The next keyspace id to hand out: ids are never reused, so a WAL
+    /// record of a dropped keyspace never reaches a new one.
+    pub next_keyspace_id: Option<u32>,
     /// The next file number to hand out.
     pub next_file_number: Option<u64>,
     /// The last sequence number used by writes in the tables.
@@ -75,6 +103,32 @@ impl VersionEdit {
             put_varint64(out, tag);
             put_length_prefixed(out, body);
         };
+        // Written only when not the default, so an edit of a database
+        // without keyspaces reads as before in an older strata.
+        if self.keyspace != DEFAULT_KEYSPACE_ID {
+            body.clear();
+            put_varint64(&mut body, u64::from(self.keyspace));
+            field(out, TAG_KEYSPACE, &body);
+        }
+        if let Some(name) = &self.create_keyspace {
+            body.clear();
+            put_length_prefixed(&mut body, name.as_bytes());
+            field(out, TAG_CREATE_KEYSPACE, &body);
+        }
+        if self.drop_keyspace {
+            field(out, TAG_DROP_KEYSPACE, &[]);
+        }
+        for &(keyspace, number) in &self.keyspace_log_numbers {
+            body.clear();
+            put_varint64(&mut body, u64::from(keyspace));
+            put_varint64(&mut body, number);
+            field(out, TAG_KEYSPACE_LOG_NUMBER, &body);
+        }
+        if let Some(id) = self.next_keyspace_id {
+            body.clear();
+            put_varint64(&mut body, u64::from(id));
+            field(out, TAG_NEXT_KEYSPACE_ID, &body);
+        }
         for (tag, value) in [
             (TAG_LOG_NUMBER, self.log_number),
             (TAG_NEXT_FILE_NUMBER, self.next_file_number),
@@ -140,7 +194,7 @@ impl VersionEdit {
             let Some((tag, n)) = get_varint64(rest) else {
                 return cut_varint(rest);
             };
-            if !(1..=TAG_NEW_FILE).contains(&tag) && tag < SAFE_TO_IGNORE {
+            if !(1..=TAG_LAST).contains(&tag) && tag < SAFE_TO_IGNORE {
                 return false;
             }
             let Some((len, m)) = get_varint64(&rest[n..]) else {
@@ -187,6 +241,22 @@ impl VersionEdit {
                 self.new_files.push((level, meta));
                 Some(())
             })(),
+            TAG_KEYSPACE => r.keyspace().map(|id| self.keyspace = id),
+            TAG_CREATE_KEYSPACE => r
+                .bytes()
+                .and_then(|name| std::str::from_utf8(name).ok())
+                .map(|name| self.create_keyspace = Some(name.to_owned())),
+            TAG_DROP_KEYSPACE => {
+                self.drop_keyspace = true;
+                Some(())
+            }
+            TAG_KEYSPACE_LOG_NUMBER => (|| {
+                let keyspace = r.keyspace()?;
+                let number = r.u64()?;
+                self.keyspace_log_numbers.push((keyspace, number));
+                Some(())
+            })(),
+            TAG_NEXT_KEYSPACE_ID => r.keyspace().map(|id| self.next_keyspace_id = Some(id)),
             t if t >= SAFE_TO_IGNORE => Some(()),
             t => {
                 return Err(format!(
@@ -222,6 +292,10 @@ impl<'a> BodyReader<'a> {
         (level < crate::version::NUM_LEVELS as u64).then_some(level as usize)
     }
 
+    fn keyspace(&mut self) -> Option<u32> {
+        u32::try_from(self.u64()?).ok()
+    }
+
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let (b, n) = get_length_prefixed(self.body.get(self.pos..)?)?;
         self.pos += n;
@@ -253,6 +327,18 @@ mod tests {
             last_sequence: Some(1 << 50),
             deleted_files: vec![(0, 3), (4, 17)],
             new_files: vec![(1, meta(20)), (6, meta(21))],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        edit.encode(&mut buf);
+        assert_eq!(VersionEdit::decode(&buf), Ok(edit));
+        let edit = VersionEdit {
+            keyspace: 7,
+            create_keyspace: Some("users".into()),
+            log_number: Some(30),
+            keyspace_log_numbers: vec![(0, 30), (3, 29)],
+            next_keyspace_id: Some(8),
+            ..Default::default()
         };
         let mut buf = Vec::new();
         edit.encode(&mut buf);
@@ -304,7 +390,12 @@ mod tests {
     #[test]
     fn every_prefix_of_an_edit_begins_one_and_other_bytes_do_not() {
         let edit = VersionEdit {
+            keyspace: 2,
+            create_keyspace: Some("events".into()),
+            drop_keyspace: true,
             log_number: Some(12),
+            keyspace_log_numbers: vec![(1, 9)],
+            next_keyspace_id: Some(3),
             next_file_number: Some(400),
             last_sequence: Some(1 << 50),
             deleted_files: vec![(0, 3)],

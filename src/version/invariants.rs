@@ -13,11 +13,40 @@ use strata_sstable::MAX_SEQNO;
 /// reference (valid only when no flush or compaction is writing outputs
 /// and no reader holds an obsolete version).
 pub(crate) fn check(
-    version: &Version,
+    versions: &[std::sync::Arc<Version>],
     fs: &dyn FileSystem,
     dir: &Path,
     expect_no_strays: bool,
 ) -> Result<(), String> {
+    for version in versions {
+        check_version(version)?;
+    }
+    // Files on disk.
+    let names = fs.list(dir).map_err(|e| e.to_string())?;
+    let on_disk: BTreeSet<u64> = names
+        .iter()
+        .filter_map(|n| match parse_file_name(n) {
+            Some(FileKind::Table(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let live: BTreeSet<u64> = versions
+        .iter()
+        .flat_map(|v| v.all_files().map(|(_, f)| f.meta.number))
+        .collect();
+    if let Some(missing) = live.difference(&on_disk).next() {
+        return Err(format!("table {missing} is in the version but not on disk"));
+    }
+    if expect_no_strays {
+        if let Some(stray) = on_disk.difference(&live).next() {
+            return Err(format!("table {stray} is on disk but in no version"));
+        }
+    }
+    Ok(())
+}
+
+/// One keyspace's version: level order and the newer-above-older rule.
+fn check_version(version: &Version) -> Result<(), String> {
     // L0: newest first, with disjoint sequence ranges (one flush each).
     for pair in version.files(0).windows(2) {
         let (newer, older) = (&pair[0].meta, &pair[1].meta);
@@ -87,24 +116,6 @@ pub(crate) fn check(
                 }
                 it.next().map_err(|e| e.to_string())?;
             }
-        }
-    }
-    // Files on disk.
-    let names = fs.list(dir).map_err(|e| e.to_string())?;
-    let on_disk: BTreeSet<u64> = names
-        .iter()
-        .filter_map(|n| match parse_file_name(n) {
-            Some(FileKind::Table(n)) => Some(n),
-            _ => None,
-        })
-        .collect();
-    let live: BTreeSet<u64> = version.all_files().map(|(_, f)| f.meta.number).collect();
-    if let Some(missing) = live.difference(&on_disk).next() {
-        return Err(format!("table {missing} is in the version but not on disk"));
-    }
-    if expect_no_strays {
-        if let Some(stray) = on_disk.difference(&live).next() {
-            return Err(format!("table {stray} is on disk but in no version"));
         }
     }
     Ok(())

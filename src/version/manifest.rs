@@ -1,7 +1,7 @@
 //! Reading a MANIFEST: a log (framed by the wal crate) of version edits,
 //! replayed in order into the set of live tables and the counters.
 
-use super::edit::{FileMeta, VersionEdit};
+use super::edit::{FileMeta, VersionEdit, DEFAULT_KEYSPACE_ID};
 use super::NUM_LEVELS;
 use crate::error::{Error, Result};
 use crate::filename::MAX_FILE_NUMBER;
@@ -14,14 +14,14 @@ use strata_wal::{
 };
 
 /// The state a manifest describes, and the edits that built it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ManifestContents {
     /// Each edit with the file offset of its record.
     pub edits: Vec<(u64, VersionEdit)>,
-    /// Live tables per level, by file number.
-    pub levels: [BTreeMap<u64, FileMeta>; NUM_LEVELS],
-    /// WALs below this number are no longer needed.
-    pub log_number: u64,
+    /// The live keyspaces by id (the default keyspace, id 0, always).
+    pub keyspaces: BTreeMap<u32, KeyspaceContents>,
+    /// The next keyspace id to hand out: above every id ever used.
+    pub next_keyspace_id: u32,
     /// The next file number to hand out.
     pub next_file_number: u64,
     /// The last sequence number recorded.
@@ -29,6 +29,38 @@ pub struct ManifestContents {
     /// How the log ended (clean, or a torn tail: an edit that was being
     /// written when the process stopped, never acknowledged).
     pub end: Option<LogEnd>,
+}
+
+/// What a manifest says of one keyspace.
+#[derive(Debug, Clone, Default)]
+pub struct KeyspaceContents {
+    /// Its name.
+    pub name: String,
+    /// Live tables per level, by file number.
+    pub levels: [BTreeMap<u64, FileMeta>; NUM_LEVELS],
+    /// WALs below this number hold nothing of it that is not in its
+    /// tables.
+    pub log_number: u64,
+}
+
+/// The default keyspace's name.
+pub const DEFAULT_KEYSPACE_NAME: &str = "default";
+
+impl Default for ManifestContents {
+    fn default() -> Self {
+        let default = KeyspaceContents {
+            name: DEFAULT_KEYSPACE_NAME.to_owned(),
+            ..KeyspaceContents::default()
+        };
+        ManifestContents {
+            edits: Vec::new(),
+            keyspaces: BTreeMap::from([(DEFAULT_KEYSPACE_ID, default)]),
+            next_keyspace_id: DEFAULT_KEYSPACE_ID + 1,
+            next_file_number: 0,
+            last_sequence: 0,
+            end: None,
+        }
+    }
 }
 
 /// Whether a power loss can have lost some of the append from `offset` on
@@ -165,9 +197,8 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
     // Writes after the open take sequence numbers above the last sequence:
     // a table holding a higher one would shadow them.
     if let Some(meta) = contents
-        .levels
-        .iter()
-        .flat_map(|l| l.values())
+        .all_tables()
+        .map(|(_, _, m)| m)
         .find(|m| m.largest_seqno > contents.last_sequence)
     {
         return Err(Error::corruption(
@@ -185,33 +216,97 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
 impl ManifestContents {
     /// The largest number of a live table.
     pub fn max_table_number(&self) -> Option<u64> {
-        self.levels
-            .iter()
-            .filter_map(|l| l.keys().next_back().copied())
-            .max()
+        self.all_tables().map(|(_, _, m)| m.number).max()
+    }
+
+    /// Every live table of every keyspace: (keyspace id, level, table).
+    pub fn all_tables(&self) -> impl Iterator<Item = (u32, usize, &FileMeta)> {
+        self.keyspaces.iter().flat_map(|(&id, ks)| {
+            ks.levels
+                .iter()
+                .enumerate()
+                .flat_map(move |(level, files)| files.values().map(move |m| (id, level, m)))
+        })
+    }
+
+    /// WALs below this number are no longer needed: the smallest log
+    /// number of a live keyspace.
+    pub fn log_number(&self) -> u64 {
+        self.keyspaces
+            .values()
+            .map(|ks| ks.log_number)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The default keyspace.
+    pub fn default_keyspace(&self) -> &KeyspaceContents {
+        &self.keyspaces[&DEFAULT_KEYSPACE_ID]
     }
 }
 
 fn apply(c: &mut ManifestContents, edit: &VersionEdit) -> std::result::Result<(), String> {
     check_numbers(edit)?;
-    if let Some(v) = edit.log_number {
-        c.log_number = v;
-    }
     if let Some(v) = edit.next_file_number {
         c.next_file_number = v;
     }
     if let Some(v) = edit.last_sequence {
         c.last_sequence = v;
     }
+    if let Some(v) = edit.next_keyspace_id {
+        c.next_keyspace_id = c.next_keyspace_id.max(v);
+    }
+    for &(id, number) in &edit.keyspace_log_numbers {
+        // A keyspace dropped since is no longer tracked.
+        if let Some(ks) = c.keyspaces.get_mut(&id) {
+            ks.log_number = ks.log_number.max(number);
+        }
+    }
+    let id = edit.keyspace;
+    if let Some(name) = &edit.create_keyspace {
+        if let Some((other, _)) = c.keyspaces.iter().find(|(_, ks)| &ks.name == name) {
+            return Err(format!(
+                "edit creates keyspace {id} named {name:?}, the name of keyspace {other}"
+            ));
+        }
+        if c.keyspaces.contains_key(&id) {
+            return Err(format!("edit creates keyspace {id}, which exists"));
+        }
+        c.keyspaces.insert(
+            id,
+            KeyspaceContents {
+                name: name.clone(),
+                ..KeyspaceContents::default()
+            },
+        );
+        c.next_keyspace_id = c.next_keyspace_id.max(id.saturating_add(1));
+    }
+    let Some(ks) = c.keyspaces.get_mut(&id) else {
+        return Err(format!("edit changes keyspace {id}, which does not exist"));
+    };
+    if let Some(v) = edit.log_number {
+        ks.log_number = v;
+    }
     for &(level, number) in &edit.deleted_files {
-        if c.levels[level].remove(&number).is_none() {
+        if ks.levels[level].remove(&number).is_none() {
             return Err(format!(
                 "edit deletes table {number} which is not live in L{level}"
             ));
         }
     }
+    if edit.drop_keyspace {
+        if id == DEFAULT_KEYSPACE_ID {
+            return Err("edit drops the default keyspace".to_owned());
+        }
+        c.keyspaces.remove(&id);
+        if !edit.new_files.is_empty() {
+            return Err(format!("edit drops keyspace {id} and adds tables to it"));
+        }
+        return Ok(());
+    }
     for (level, meta) in &edit.new_files {
-        if c.levels.iter().any(|l| l.contains_key(&meta.number)) {
+        let live = |k: &KeyspaceContents| k.levels.iter().any(|l| l.contains_key(&meta.number));
+        if c.keyspaces.values().any(live) {
             return Err(format!(
                 "edit adds table {} which is already live",
                 meta.number
@@ -223,7 +318,9 @@ fn apply(c: &mut ManifestContents, edit: &VersionEdit) -> std::result::Result<()
                 meta.number
             ));
         }
-        c.levels[*level].insert(meta.number, meta.clone());
+        if let Some(ks) = c.keyspaces.get_mut(&id) {
+            ks.levels[*level].insert(meta.number, meta.clone());
+        }
     }
     Ok(())
 }
@@ -252,6 +349,9 @@ fn check_numbers(edit: &VersionEdit) -> std::result::Result<(), String> {
     };
     if let Some(n) = edit.log_number {
         file("log number", n)?;
+    }
+    for &(_, n) in &edit.keyspace_log_numbers {
+        file("keyspace log number", n)?;
     }
     if let Some(n) = edit.next_file_number {
         if n == 0 || n > MAX_FILE_NUMBER + 1 {

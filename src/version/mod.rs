@@ -9,9 +9,9 @@ mod manifest;
 mod set;
 mod table_file;
 
-pub use edit::{FileMeta, VersionEdit};
+pub use edit::{FileMeta, VersionEdit, DEFAULT_KEYSPACE_ID};
 pub(crate) use manifest::wal_error_offset;
-pub use manifest::{read_manifest, ManifestContents};
+pub use manifest::{read_manifest, KeyspaceContents, ManifestContents, DEFAULT_KEYSPACE_NAME};
 pub use set::read_current_manifest;
 pub(crate) use set::VersionSet;
 pub use table_file::{TableFile, TableOpener};

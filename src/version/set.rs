@@ -6,8 +6,8 @@
 //! installed, so after a crash the manifest describes either the old or
 //! the new version, never a mix.
 
-use super::edit::VersionEdit;
-use super::manifest::read_manifest;
+use super::edit::{VersionEdit, DEFAULT_KEYSPACE_ID};
+use super::manifest::{read_manifest, DEFAULT_KEYSPACE_NAME};
 use super::{TableFile, TableOpener, Version, NUM_LEVELS};
 use crate::error::{Error, Result};
 use crate::filename::{
@@ -15,7 +15,7 @@ use crate::filename::{
     FileKind, MAX_FILE_NUMBER,
 };
 use crate::fs::{FileSystem, WritableFile};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
@@ -24,13 +24,22 @@ use strata_sstable::SeqNo;
 /// fresh file, so replay on open stays quick.
 const MANIFEST_ROLLOVER_BYTES: u64 = 64 << 20;
 
+/// One keyspace's part of the version set: its name, its live tables and
+/// its log number.
+struct KeyspaceVersions {
+    name: String,
+    current: Arc<Version>,
+    /// WALs below this hold nothing of the keyspace not in its tables.
+    log_number: u64,
+}
+
 pub(crate) struct VersionSet {
     dir: PathBuf,
     fs: Arc<dyn FileSystem>,
     opener: TableOpener,
-    current: Arc<Version>,
+    keyspaces: BTreeMap<u32, KeyspaceVersions>,
+    next_keyspace_id: u32,
     next_file_number: u64,
-    log_number: u64,
     last_sequence: SeqNo,
     manifest: Option<strata_wal::Writer<Box<dyn WritableFile>>>,
     manifest_number: u64,
@@ -51,7 +60,7 @@ impl VersionSet {
         Ok(set)
     }
 
-    /// Load the live version from CURRENT and the manifest it names, open
+    /// Load the live versions from CURRENT and the manifest it names, open
     /// every live table, then continue in a fresh manifest.
     pub fn recover(opener: TableOpener) -> Result<VersionSet> {
         let mut set = VersionSet::empty(opener);
@@ -59,23 +68,39 @@ impl VersionSet {
         let contents = read_manifest(&path, &data)?;
         set.recovered_from = Some(path.clone());
 
-        let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] = Default::default();
-        for (level, files) in contents.levels.iter().enumerate() {
-            for meta in files.values() {
-                levels[level].push(set.opener.open(meta.clone(), level)?);
+        set.keyspaces.clear();
+        for (&id, ks) in &contents.keyspaces {
+            let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] = Default::default();
+            for (level, files) in ks.levels.iter().enumerate() {
+                for meta in files.values() {
+                    levels[level].push(set.opener.open(meta.clone(), level)?);
+                }
             }
+            set.keyspaces.insert(
+                id,
+                KeyspaceVersions {
+                    name: ks.name.clone(),
+                    current: Arc::new(Version::from_levels(levels)),
+                    log_number: ks.log_number,
+                },
+            );
         }
-        set.current = Arc::new(Version::from_levels(levels));
-        set.log_number = contents.log_number;
+        set.next_keyspace_id = contents.next_keyspace_id;
         set.last_sequence = contents.last_sequence;
         // Files may exist with numbers the manifest had not yet recorded
         // (created just before a crash): never hand those numbers out
-        // again, nor the log number's or a live table's. Every number here
+        // again, nor a log number's or a live table's. Every number here
         // is at most MAX_FILE_NUMBER (checked when read), so `+ 1` cannot
         // wrap.
+        let max_log_number = contents
+            .keyspaces
+            .values()
+            .map(|ks| ks.log_number)
+            .max()
+            .unwrap_or(0);
         let mut next = contents
             .next_file_number
-            .max(contents.log_number + 1)
+            .max(max_log_number + 1)
             .max(contents.max_table_number().map_or(0, |n| n + 1));
         for name in set
             .fs
@@ -92,13 +117,18 @@ impl VersionSet {
     }
 
     fn empty(opener: TableOpener) -> VersionSet {
+        let default = KeyspaceVersions {
+            name: DEFAULT_KEYSPACE_NAME.to_owned(),
+            current: Arc::new(Version::default()),
+            log_number: 0,
+        };
         VersionSet {
             dir: opener.dir.clone(),
             fs: Arc::clone(&opener.fs),
             opener,
-            current: Arc::new(Version::default()),
+            keyspaces: BTreeMap::from([(DEFAULT_KEYSPACE_ID, default)]),
+            next_keyspace_id: DEFAULT_KEYSPACE_ID + 1,
             next_file_number: 1,
-            log_number: 0,
             last_sequence: 0,
             manifest: None,
             manifest_number: 0,
@@ -107,8 +137,38 @@ impl VersionSet {
         }
     }
 
-    pub fn current(&self) -> Arc<Version> {
-        Arc::clone(&self.current)
+    /// The live version of keyspace `id` (an empty one if it was
+    /// dropped).
+    pub fn current(&self, id: u32) -> Arc<Version> {
+        self.keyspaces.get(&id).map_or_else(
+            || Arc::new(Version::default()),
+            |ks| Arc::clone(&ks.current),
+        )
+    }
+
+    /// The live keyspaces: (id, name).
+    pub fn keyspaces(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.keyspaces
+            .iter()
+            .map(|(&id, ks)| (id, ks.name.as_str()))
+    }
+
+    /// The numbers of every live table, of every keyspace.
+    pub fn live_table_numbers(&self) -> std::collections::HashSet<u64> {
+        self.keyspaces
+            .values()
+            .flat_map(|ks| ks.current.all_files().map(|(_, f)| f.meta.number))
+            .collect()
+    }
+
+    /// Hand out the id for a new keyspace (recorded in the manifest by
+    /// the edit that creates it); an error once ids are exhausted.
+    pub fn new_keyspace_id(&mut self) -> Result<u32> {
+        let id = self.next_keyspace_id;
+        self.next_keyspace_id = id.checked_add(1).ok_or_else(|| {
+            Error::InvalidArgument("keyspace ids are exhausted (2^32 were created)".into())
+        })?;
+        Ok(id)
     }
 
     pub fn opener(&self) -> &TableOpener {
@@ -139,9 +199,20 @@ impl VersionSet {
         Ok(n)
     }
 
-    /// WALs below this number are no longer needed.
+    /// WALs below this number are no longer needed: the smallest log
+    /// number of a live keyspace.
     pub fn log_number(&self) -> u64 {
-        self.log_number
+        self.keyspaces
+            .values()
+            .map(|ks| ks.log_number)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Keyspace `id`'s log number: WALs below it hold nothing of it that
+    /// is not in its tables (`None` if it is not live).
+    pub fn keyspace_log_number(&self, id: u32) -> Option<u64> {
+        self.keyspaces.get(&id).map(|ks| ks.log_number)
     }
 
     /// The last sequence number recorded in the manifest.
@@ -161,8 +232,10 @@ impl VersionSet {
             .unwrap_or_else(|| manifest_path(&self.dir, self.manifest_number))
     }
 
-    /// Log `edit` durably, then install the version it produces. `added`
-    /// holds the opened tables for the edit's new files.
+    /// Log `edit` durably, then install the version it produces for its
+    /// keyspace, which it returns. `added` holds the opened tables for the
+    /// edit's new files. An edit about a keyspace that is not live (it
+    /// was dropped) fails with [`Error::KeyspaceDropped`] and logs nothing.
     pub fn log_and_apply(
         &mut self,
         mut edit: VersionEdit,
@@ -173,16 +246,43 @@ impl VersionSet {
                 "the manifest cannot be written after an earlier write to it failed".into(),
             ));
         }
-        let log_number = edit
-            .log_number
-            .unwrap_or(self.log_number)
-            .max(self.log_number);
+        let id = edit.keyspace;
+        let (base, log_number) = match (&edit.create_keyspace, self.keyspaces.get(&id)) {
+            (Some(name), None) => {
+                if self.keyspaces.values().any(|ks| &ks.name == name) {
+                    return Err(Error::InvalidArgument(format!("keyspace {name:?} exists")));
+                }
+                edit.next_keyspace_id = Some(self.next_keyspace_id);
+                (Arc::new(Version::default()), edit.log_number.unwrap_or(0))
+            }
+            (Some(name), Some(_)) => {
+                return Err(Error::InvalidArgument(format!(
+                    "keyspace id {id} for {name:?} is taken"
+                )))
+            }
+            (None, Some(ks)) => (
+                Arc::clone(&ks.current),
+                edit.log_number.unwrap_or(ks.log_number).max(ks.log_number),
+            ),
+            (None, None) => {
+                return Err(Error::KeyspaceDropped {
+                    name: format!("#{id}"),
+                })
+            }
+        };
         let last_sequence = edit.last_sequence.unwrap_or(0).max(self.last_sequence);
         edit.log_number = Some(log_number);
         edit.last_sequence = Some(last_sequence);
         edit.next_file_number = Some(self.next_file_number);
+        // Only live keyspaces' log numbers move (one dropped meanwhile is
+        // left out), and never back.
+        edit.keyspace_log_numbers.retain(|&(other, number)| {
+            self.keyspaces
+                .get(&other)
+                .is_some_and(|ks| other != id && number > ks.log_number)
+        });
 
-        let new_version = self.apply_to_current(&edit, added)?;
+        let new_version = apply_to(&base, &edit, added)?;
         let mut record = Vec::new();
         edit.encode(&mut record);
         let path = manifest_path(&self.dir, self.manifest_number);
@@ -194,19 +294,48 @@ impl VersionSet {
             self.poisoned = true;
             return Err(Error::io("append to manifest", path, e));
         }
-        self.log_number = log_number;
         self.last_sequence = last_sequence;
-        self.install(new_version, &edit);
+        for &(other, number) in &edit.keyspace_log_numbers {
+            if let Some(ks) = self.keyspaces.get_mut(&other) {
+                ks.log_number = number;
+            }
+        }
+        let installed = Arc::new(new_version);
+        if edit.drop_keyspace {
+            if let Some(ks) = self.keyspaces.remove(&id) {
+                for (_, f) in ks.current.all_files() {
+                    f.mark_obsolete();
+                }
+            }
+        } else {
+            mark_deleted_obsolete(&base, &edit);
+            let name = match &edit.create_keyspace {
+                Some(name) => name.clone(),
+                None => self
+                    .keyspaces
+                    .get(&id)
+                    .map(|ks| ks.name.clone())
+                    .unwrap_or_default(),
+            };
+            self.keyspaces.insert(
+                id,
+                KeyspaceVersions {
+                    name,
+                    current: Arc::clone(&installed),
+                    log_number,
+                },
+            );
+        }
 
         let manifest_bytes = self.manifest.as_ref().map_or(0, |m| m.offset_written());
         if manifest_bytes > MANIFEST_ROLLOVER_BYTES {
             self.write_new_manifest()?;
         }
-        Ok(self.current())
+        Ok(installed)
     }
 
     /// After a failed manifest write, start a fresh manifest describing
-    /// the current version (and point CURRENT at it), so edits can be
+    /// the current versions (and point CURRENT at it), so edits can be
     /// logged again; nothing to do otherwise. The failed edit's outcome is
     /// unknown (its record may be durable in the old manifest), so the
     /// tables it added stay on disk until this succeeds: from then on the
@@ -220,70 +349,43 @@ impl VersionSet {
         Ok(())
     }
 
-    fn apply_to_current(&self, edit: &VersionEdit, added: &[Arc<TableFile>]) -> Result<Version> {
-        let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] =
-            std::array::from_fn(|level| self.current.files(level).to_vec());
-        for &(level, number) in &edit.deleted_files {
-            let before = levels[level].len();
-            levels[level].retain(|f| f.meta.number != number);
-            if levels[level].len() == before {
-                return Err(Error::InvalidArgument(format!(
-                    "version edit deletes table {number} which is not live in L{level}"
-                )));
-            }
-        }
-        let by_number: HashMap<u64, &Arc<TableFile>> =
-            added.iter().map(|f| (f.meta.number, f)).collect();
-        for (level, meta) in &edit.new_files {
-            let file = by_number.get(&meta.number).ok_or_else(|| {
-                Error::InvalidArgument(format!("table {} added without its reader", meta.number))
-            })?;
-            levels[*level].push(Arc::clone(file));
-        }
-        Ok(Version::from_levels(levels))
-    }
-
-    fn install(&mut self, version: Version, edit: &VersionEdit) {
-        for &(level, number) in &edit.deleted_files {
-            // A trivial move deletes and re-adds the same table.
-            if edit.new_files.iter().any(|(_, m)| m.number == number) {
-                continue;
-            }
-            if let Some(f) = self
-                .current
-                .files(level)
-                .iter()
-                .find(|f| f.meta.number == number)
-            {
-                f.mark_obsolete();
-            }
-        }
-        self.current = Arc::new(version);
-    }
-
-    /// Start a fresh manifest holding one edit that describes the whole
-    /// current state, point CURRENT at it, and delete the old one.
+    /// Start a fresh manifest describing the whole current state (one
+    /// edit with the counters and the default keyspace, then one creating
+    /// each other keyspace with its tables), point CURRENT at it, and
+    /// delete the old one. The new manifest counts only once CURRENT
+    /// names it, after every edit in it is synced.
     fn write_new_manifest(&mut self) -> Result<()> {
         let number = self.new_file_number()?;
         let path = manifest_path(&self.dir, number);
-        let mut snapshot = VersionEdit {
-            log_number: Some(self.log_number),
-            next_file_number: Some(self.next_file_number),
-            last_sequence: Some(self.last_sequence),
-            ..VersionEdit::default()
-        };
-        for (level, file) in self.current.all_files() {
-            snapshot.new_files.push((level, file.meta.clone()));
+        let mut records = Vec::new();
+        for (&id, ks) in &self.keyspaces {
+            let mut snapshot = VersionEdit {
+                keyspace: id,
+                log_number: Some(ks.log_number),
+                ..VersionEdit::default()
+            };
+            if id == DEFAULT_KEYSPACE_ID {
+                snapshot.next_file_number = Some(self.next_file_number);
+                snapshot.last_sequence = Some(self.last_sequence);
+                snapshot.next_keyspace_id = Some(self.next_keyspace_id);
+            } else {
+                snapshot.create_keyspace = Some(ks.name.clone());
+            }
+            for (level, file) in ks.current.all_files() {
+                snapshot.new_files.push((level, file.meta.clone()));
+            }
+            let mut record = Vec::new();
+            snapshot.encode(&mut record);
+            records.push(record);
         }
-        let mut record = Vec::new();
-        snapshot.encode(&mut record);
         let file = self
             .fs
             .create(&path)
             .map_err(|e| Error::io("create", &path, e))?;
         let mut writer = strata_wal::Writer::new(file);
-        writer
-            .add_record(&record)
+        records
+            .iter()
+            .try_for_each(|record| writer.add_record(record).map(|_| ()))
             .and_then(|_| writer.sync())
             .map_err(|e| Error::io("write manifest", &path, e))?;
         let temp_number = self.new_file_number()?;
@@ -296,6 +398,48 @@ impl VersionSet {
             let _ = self.fs.remove(&manifest_path(&self.dir, old));
         }
         Ok(())
+    }
+}
+
+/// The version `edit` makes of `base` (empty for a drop). `added` holds
+/// the opened tables for the edit's new files.
+fn apply_to(base: &Version, edit: &VersionEdit, added: &[Arc<TableFile>]) -> Result<Version> {
+    if edit.drop_keyspace {
+        return Ok(Version::default());
+    }
+    let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] =
+        std::array::from_fn(|level| base.files(level).to_vec());
+    for &(level, number) in &edit.deleted_files {
+        let before = levels[level].len();
+        levels[level].retain(|f| f.meta.number != number);
+        if levels[level].len() == before {
+            return Err(Error::InvalidArgument(format!(
+                "version edit deletes table {number} which is not live in L{level}"
+            )));
+        }
+    }
+    let by_number: HashMap<u64, &Arc<TableFile>> =
+        added.iter().map(|f| (f.meta.number, f)).collect();
+    for (level, meta) in &edit.new_files {
+        let file = by_number.get(&meta.number).ok_or_else(|| {
+            Error::InvalidArgument(format!("table {} added without its reader", meta.number))
+        })?;
+        levels[*level].push(Arc::clone(file));
+    }
+    Ok(Version::from_levels(levels))
+}
+
+/// Mark the tables `edit` removed from `base` obsolete: each is deleted
+/// when the last version or iterator holding it lets go.
+fn mark_deleted_obsolete(base: &Version, edit: &VersionEdit) {
+    for &(level, number) in &edit.deleted_files {
+        // A trivial move deletes and re-adds the same table.
+        if edit.new_files.iter().any(|(_, m)| m.number == number) {
+            continue;
+        }
+        if let Some(f) = base.files(level).iter().find(|f| f.meta.number == number) {
+            f.mark_obsolete();
+        }
     }
 }
 

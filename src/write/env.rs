@@ -8,7 +8,7 @@ use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
 use crate::hook::HookPoint;
-use crate::memtable::MemTable;
+use crate::memtable::ActiveMemTables;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use strata_sstable::SeqNo;
@@ -40,8 +40,8 @@ impl CommitEnv for DbInner {
         Ok(())
     }
 
-    fn apply(&self, mem: &MemTable, first_seq: SeqNo, batch: &WriteBatch) {
-        mem.insert_batch(first_seq, batch.iter().flatten());
+    fn apply(&self, mems: &ActiveMemTables, first_seq: SeqNo, batch: &WriteBatch) {
+        mems.insert(first_seq, batch);
     }
 
     fn stop_error(&self) -> Option<Error> {

@@ -2,7 +2,7 @@
 //! given them sequence numbers and logged their record.
 
 use super::sync::{AtomicUsize, Ordering};
-use crate::memtable::MemTable;
+use crate::memtable::ActiveMemTables;
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -11,8 +11,8 @@ pub(crate) struct Group {
     pub id: u64,
     /// The group's last sequence number: visible once the group publishes.
     pub last_seq: SeqNo,
-    /// The memtable every member inserts into.
-    pub mem: Arc<MemTable>,
+    /// The memtables the members insert into.
+    pub mems: Arc<ActiveMemTables>,
     /// Log position just past the group's WAL record (`None` when the
     /// group skips the WAL).
     pub end_lsn: Option<u64>,
@@ -25,14 +25,14 @@ impl Group {
     pub fn new(
         id: u64,
         last_seq: SeqNo,
-        mem: Arc<MemTable>,
+        mems: Arc<ActiveMemTables>,
         end_lsn: Option<u64>,
         inserts: usize,
     ) -> Self {
         Group {
             id,
             last_seq,
-            mem,
+            mems,
             end_lsn,
             inserts_left: AtomicUsize::new(inserts),
         }

@@ -46,13 +46,14 @@ fn reach_stop_trigger(db: &DbInner) {
             b.put(format!("table {i}"), "v")
         })
         .expect("write");
-        db.flush_and_wait().expect("flush");
+        db.flush_and_wait(&db.default_ks).expect("flush");
     }
-    assert_eq!(db.super_version.load().version.files(0).len(), 2);
+    assert_eq!(db.default_ks.super_version.load().version.files(0).len(), 2);
 }
 
 fn get(db: &DbInner, key: &str) -> Option<Bytes> {
-    db.get(key.as_bytes(), ReadSpec::default()).expect("get")
+    db.get(&db.default_ks, key.as_bytes(), ReadSpec::default())
+        .expect("get")
 }
 
 fn no_slowdown() -> WriteOptions {
@@ -131,7 +132,7 @@ fn a_normal_writer_behind_a_no_slowdown_leader_waits_out_the_stall() {
     assert!(get(&db, "patient follower").is_some());
     assert_eq!(get(&db, "impatient leader"), None);
     assert!(
-        db.super_version.load().version.files(0).len() < 2,
+        db.default_ks.super_version.load().version.files(0).len() < 2,
         "the stall ended"
     );
 }
@@ -341,13 +342,13 @@ fn a_manual_flush_queued_at_a_stall_is_not_failed_by_a_recycled_slots_options() 
     // The helper, once released, meets the stall as a leader.
     let room = Room {
         no_slowdown: false,
-        force: false,
+        force: None,
         bytes: 1,
     };
     let held = hold_leadership(&db, move |db, leader| db.make_room(leader, room));
     let flush = {
         let db = Arc::clone(&db);
-        std::thread::spawn(move || db.flush_and_wait())
+        std::thread::spawn(move || db.flush_and_wait(&db.default_ks))
     };
     wait_until(|| db.write_path.pipeline.queued() == 1);
     held.release().expect("the helper waits out the stall");

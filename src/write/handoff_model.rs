@@ -30,7 +30,7 @@ use super::backoff::Backoff;
 use super::group::Group;
 use super::publish::Publisher;
 use crate::error::Error;
-use crate::memtable::MemTable;
+use crate::memtable::{ActiveMemTables, MemTable};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
@@ -107,7 +107,8 @@ fn sequence(
     inserts: usize,
 ) -> Arc<Group> {
     let id = publisher.register(last_seq);
-    Arc::new(Group::new(id, last_seq, Arc::clone(mem), None, inserts))
+    let mems = Arc::new(ActiveMemTables::single(Arc::clone(mem)));
+    Arc::new(Group::new(id, last_seq, mems, None, inserts))
 }
 
 struct Writes {

@@ -62,6 +62,7 @@ use crate::core::DbInner;
 use crate::error::Result;
 use crate::options::WriteOptions;
 use spare::SpareSlot;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -72,15 +73,49 @@ pub(crate) struct WritePath {
     pub wal: Arc<WalBuffer>,
     /// The next WAL and memtable, made by the flush thread.
     spare: SpareSlot,
+    /// Each live WAL's number and the log position it began at, oldest
+    /// first: what `max_total_wal_size` measures. A leaf lock.
+    wal_starts: parking_lot::Mutex<VecDeque<(u64, u64)>>,
 }
 
 impl WritePath {
     pub fn new(pipeline: CommitPipeline, wal: Arc<WalBuffer>) -> Self {
+        let first = (wal.wal_number(), wal.written());
         WritePath {
             pipeline,
             wal,
             spare: SpareSlot::default(),
+            wal_starts: parking_lot::Mutex::new(VecDeque::from([first])),
         }
+    }
+
+    /// WAL `number` began at log position `lsn` (a rotation).
+    pub(crate) fn note_wal_started(&self, number: u64, lsn: u64) {
+        self.wal_starts.lock().push_back((number, lsn));
+    }
+
+    /// WALs below `log_number` are no longer needed: stop counting them.
+    pub(crate) fn note_log_number(&self, log_number: u64) {
+        let mut starts = self.wal_starts.lock();
+        while starts.len() > 1 && starts[1].0 <= log_number {
+            starts.pop_front();
+        }
+    }
+
+    /// Only WAL `number`, begun at `lsn`, is live (a resume's restart).
+    pub(crate) fn reset_wal_starts(&self, number: u64, lsn: u64) {
+        *self.wal_starts.lock() = VecDeque::from([(number, lsn)]);
+    }
+
+    /// The oldest WAL still needed.
+    pub(crate) fn oldest_live_wal(&self) -> u64 {
+        self.wal_starts.lock().front().map_or(0, |&(n, _)| n)
+    }
+
+    /// Bytes written to the live WALs.
+    pub(crate) fn live_wal_bytes(&self) -> u64 {
+        let start = self.wal_starts.lock().front().map_or(0, |&(_, lsn)| lsn);
+        self.wal.written().saturating_sub(start)
     }
 
     /// Wake writers waiting on publication or on the WAL so they notice a
@@ -95,6 +130,7 @@ impl DbInner {
     /// Apply a user's batch atomically; its buffer is recycled afterwards.
     pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         batch.validate()?;
+        self.check_keyspaces(&batch)?;
         if batch.is_empty() {
             // Still a sync point: what was acknowledged before it must be
             // durable when a sync write returns.
@@ -104,6 +140,25 @@ impl DbInner {
             return Ok(());
         }
         self.write_path.pipeline.write_batch(self, batch, opts)
+    }
+
+    /// `Err(KeyspaceDropped)` if a record of `batch` is in a keyspace that
+    /// is not live (dropped, or never created in this database).
+    fn check_keyspaces(&self, batch: &WriteBatch) -> Result<()> {
+        let ids = batch.keyspaces();
+        if ids
+            .iter()
+            .all(|&id| id == crate::version::DEFAULT_KEYSPACE_ID)
+        {
+            return Ok(());
+        }
+        let keyspaces = self.keyspaces.load();
+        match ids.iter().find(|&&id| keyspaces.get(id).is_none()) {
+            Some(id) => Err(crate::Error::KeyspaceDropped {
+                name: format!("#{id}"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// An empty batch with a recycled buffer (see [`crate::Db::new_batch`]).

@@ -34,7 +34,7 @@ use crate::batch::{WriteBatch, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
 use crate::lock_order::{Level, Mutex, MutexGuard};
-use crate::memtable::MemTable;
+use crate::memtable::{ActiveMemTables, MemTable};
 use crate::options::WriteOptions;
 use crate::panics::catch_panic;
 use std::sync::Arc;
@@ -62,8 +62,9 @@ pub(crate) enum Durability {
 pub(crate) struct Room {
     /// Fail with `WriteStall` rather than wait for a stall.
     pub no_slowdown: bool,
-    /// Rotate the memtable even if it is not full (unless it is empty).
-    pub force: bool,
+    /// Rotate this keyspace's memtable even if it is not full (unless it
+    /// is empty).
+    pub force: Option<u32>,
     /// Bytes of the group about to be written (0 for a control leader).
     pub bytes: u64,
 }
@@ -83,9 +84,10 @@ pub(crate) trait CommitEnv {
     /// `inline`: the caller may do the writing or syncing itself when no
     /// one else is. Ends early with the error a background failure left.
     fn wait_logged(&self, end: u64, durability: Durability, inline: bool) -> Result<()>;
-    /// Insert `batch`'s records into `mem`, numbered from `first_seq`.
+    /// Insert `batch`'s records into the memtables of their keyspaces,
+    /// numbered from `first_seq`.
     /// Called concurrently for different batches.
-    fn apply(&self, mem: &MemTable, first_seq: SeqNo, batch: &WriteBatch);
+    fn apply(&self, mems: &ActiveMemTables, first_seq: SeqNo, batch: &WriteBatch);
     /// The error that ends a wait (a background failure), if one stands.
     fn stop_error(&self) -> Option<Error>;
     /// Record a writer's panic as the background error; returns the
@@ -117,8 +119,9 @@ pub(crate) struct PipelineConfig {
 pub(crate) struct Sequencer {
     /// The last sequence number handed out.
     last_seq: SeqNo,
-    /// The memtable groups insert into now (the current super version's).
-    mem: Arc<MemTable>,
+    /// The memtables groups insert into now (each keyspace's current
+    /// super version's).
+    mems: Arc<ActiveMemTables>,
     /// Reused buffer for a multi-writer group's WAL record.
     payload: Vec<u8>,
 }
@@ -138,19 +141,32 @@ impl Leadership<'_> {
         self.sequencer.last_seq
     }
 
-    /// The memtable groups insert into now.
-    pub fn mem(&self) -> &Arc<MemTable> {
-        &self.sequencer.mem
+    /// The memtables groups insert into now.
+    pub fn mems(&self) -> &Arc<ActiveMemTables> {
+        &self.sequencer.mems
     }
 
-    /// Send later groups to `mem`; returns the memtable they went to,
-    /// sealed at the last sequence number given to it. Groups sequenced
-    /// into it may still be inserting: once that number is published they
-    /// have all finished (see `MemTable::seal`).
-    pub fn switch_memtable(&mut self, mem: Arc<MemTable>) -> Arc<MemTable> {
-        let old = std::mem::replace(&mut self.sequencer.mem, mem);
-        old.seal(self.sequencer.last_seq);
-        old
+    /// Send later groups to `mems`, in which some keyspaces' memtables are
+    /// replaced (or added, or removed); each replaced or removed memtable
+    /// is sealed at the last sequence number given to it, and returned
+    /// with its keyspace id. Groups sequenced into it may still be
+    /// inserting: once that number is published they have all finished
+    /// (see `MemTable::seal`).
+    pub fn switch_memtables(&mut self, mems: ActiveMemTables) -> Vec<(u32, Arc<MemTable>)> {
+        let old = std::mem::replace(&mut self.sequencer.mems, Arc::new(mems));
+        let mut replaced = Vec::new();
+        for (id, mem) in old.iter() {
+            let kept = self
+                .sequencer
+                .mems
+                .get(id)
+                .is_some_and(|now| Arc::ptr_eq(now, mem));
+            if !kept {
+                mem.seal(self.sequencer.last_seq);
+                replaced.push((id, Arc::clone(mem)));
+            }
+        }
+        replaced
     }
 
     /// Wait out a write stall with `wait`, with the stall barrier up:
@@ -214,8 +230,8 @@ pub(crate) struct CommitPipeline {
 
 impl CommitPipeline {
     /// A pipeline that numbers writes after `last_seq` (every write up to
-    /// it visible) into `mem`.
-    pub fn new(config: PipelineConfig, last_seq: SeqNo, mem: Arc<MemTable>) -> Self {
+    /// it visible) into `mems`.
+    pub fn new(config: PipelineConfig, last_seq: SeqNo, mems: ActiveMemTables) -> Self {
         CommitPipeline {
             queue: WriteQueue::default(),
             pool: WriterPool::default(),
@@ -223,7 +239,7 @@ impl CommitPipeline {
                 Level::Sequencer,
                 Sequencer {
                     last_seq,
-                    mem,
+                    mems: Arc::new(mems),
                     payload: Vec::new(),
                 },
             ),
@@ -402,7 +418,7 @@ impl CommitPipeline {
         let mut leadership = self.leadership();
         let room = Room {
             no_slowdown: lead.no_slowdown,
-            force: false,
+            force: None,
             bytes,
         };
         env.make_room(&mut leadership, room)?;
@@ -418,7 +434,10 @@ impl CommitPipeline {
             )));
         }
         let end_lsn = if lead.disable_wal {
-            sq.mem.mark_unlogged();
+            for m in members {
+                sq.mems
+                    .mark_unlogged(m.writer.slot.lock().batch.keyspaces());
+            }
             None
         } else {
             Some(Self::log(env, sq, members, first, records)?)
@@ -428,7 +447,7 @@ impl CommitPipeline {
         let id = self.publisher.register(last);
         let serial = members.len() == 1 || bytes <= SERIAL_INSERT_MAX_BYTES;
         let inserts = if serial { 1 } else { members.len() };
-        let group = Group::new(id, last, Arc::clone(&sq.mem), end_lsn, inserts);
+        let group = Group::new(id, last, Arc::clone(&sq.mems), end_lsn, inserts);
         Ok(Sequenced {
             group: Arc::new(group),
             first_seq: first,
@@ -466,7 +485,7 @@ impl CommitPipeline {
         let mut next = first_seq;
         for m in members {
             let slot = m.writer.slot.lock();
-            env.apply(&group.mem, next, &slot.batch);
+            env.apply(&group.mems, next, &slot.batch);
             next += u64::from(m.ask.count);
         }
         let last = group.inserted();
@@ -486,7 +505,7 @@ impl CommitPipeline {
             if slot.inserted {
                 return Ok(());
             }
-            env.apply(&a.group.mem, a.first_seq, &slot.batch);
+            env.apply(&a.group.mems, a.first_seq, &slot.batch);
             slot.inserted = true;
             a.group.inserted().then(|| Arc::clone(&a.group))
         };

@@ -11,7 +11,7 @@
 use super::pipeline::{CommitEnv, CommitPipeline, Durability, Leadership, PipelineConfig, Room};
 use crate::batch::{DecodedBatch, WriteBatch};
 use crate::error::{Error, Result};
-use crate::memtable::{Lookup, MemTable};
+use crate::memtable::{ActiveMemTables, Lookup, MemTable};
 use crate::options::WriteOptions;
 use parking_lot::{Condvar, Mutex};
 use std::io;
@@ -140,7 +140,7 @@ impl CommitEnv for FakeEnv {
         }
     }
 
-    fn apply(&self, mem: &MemTable, first_seq: SeqNo, batch: &WriteBatch) {
+    fn apply(&self, mems: &ActiveMemTables, first_seq: SeqNo, batch: &WriteBatch) {
         let keys = keys(batch);
         {
             let mut r = self.record.lock();
@@ -159,7 +159,7 @@ impl CommitEnv for FakeEnv {
             r.applied.push((first_seq, keys));
         }
         self.changed.notify_all();
-        mem.insert_batch(first_seq, batch.iter().flatten());
+        mems.insert(first_seq, batch);
     }
 
     fn stop_error(&self) -> Option<Error> {
@@ -197,7 +197,11 @@ fn config() -> PipelineConfig {
 fn fixture_with(config: PipelineConfig) -> Fixture {
     let mem = Arc::new(MemTable::unfiltered(1, 64 << 20));
     Fixture {
-        pipeline: Arc::new(CommitPipeline::new(config, 0, Arc::clone(&mem))),
+        pipeline: Arc::new(CommitPipeline::new(
+            config,
+            0,
+            ActiveMemTables::single(Arc::clone(&mem)),
+        )),
         env: FakeEnv::new(),
         mem,
     }

@@ -16,10 +16,11 @@ use super::pipeline::Leadership;
 use super::spare::SpareWal;
 use crate::core::DbInner;
 use crate::error::Result;
+use crate::keyspace::KeyspaceState;
 use crate::lock_order::MutexGuard;
 use crate::memtable::MemTable;
 use crate::read::SuperVersion;
-use crate::version::Version;
+use crate::version::{Version, DEFAULT_KEYSPACE_ID};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -46,22 +47,24 @@ impl DbInner {
     }
 
     /// Start over in a fresh WAL. `write_out` writes the given memtables
-    /// (oldest first) to tables and installs them with the given log
-    /// number (the fresh WAL's, so no older WAL is ever replayed) and last
-    /// sequence number; once it succeeds, readers see the new version and
-    /// an empty memtable, every group is published, and the WAL buffer goes on
-    /// in the fresh WAL, the old ones closed (the caller deletes them). If
-    /// it fails, nothing changes and the fresh WAL is kept as the spare.
+    /// of a keyspace (oldest first) to tables and installs them with the
+    /// given log number (the fresh WAL's, so no older WAL is ever replayed
+    /// into it) and last sequence number; it is called for every keyspace,
+    /// and each that succeeds gets an empty memtable at once. Once all
+    /// succeed, every group is published, and the WAL buffer goes on in
+    /// the fresh WAL, the old ones closed (the caller deletes them). If
+    /// one fails, the keyspaces written so far stay written (a retry
+    /// writes only the rest) and the fresh WAL is kept as the spare.
     /// REQUIRES: writes stopped ([`with_writes_stopped`](Self::with_writes_stopped)),
     /// no flush or compaction running, and the making of spares held off.
     pub(crate) fn start_over(
         &self,
         leader: &mut Leadership<'_>,
-        write_out: impl FnOnce(&[&Arc<MemTable>], u64, SeqNo) -> Result<Arc<Version>>,
+        mut write_out: impl FnMut(&KeyspaceState, &[&Arc<MemTable>], u64, SeqNo) -> Result<Arc<Version>>,
     ) -> Result<()> {
         let wp = &self.write_path;
         let wal = match wp.spare.take() {
-            // Numbered after the current WAL (see `rotate_memtable`), so
+            // Numbered after the current WAL (see `rotate_memtables`), so
             // after every WAL a memtable logs to.
             Some(spare) if spare.number > wp.wal.wal_number() => spare,
             Some(stale) => {
@@ -70,28 +73,58 @@ impl DbInner {
             }
             None => self.new_wal()?,
         };
-        let sv = self.current_super_version();
-        let oldest_first = sv.memtables_oldest_first();
-        let version = match write_out(&oldest_first, wal.number, leader.last_seq()) {
-            Ok(version) => version,
-            Err(e) => {
-                wp.spare.put(wal);
-                return Err(e);
-            }
-        };
-        let SpareWal { number, file, mem } = wal;
-        self.update_super_version(|_| SuperVersion {
-            mem: Arc::clone(&mem),
-            imms: Vec::new(),
-            version,
-        });
-        leader.switch_memtable(mem);
+        let SpareWal {
+            number,
+            file,
+            mem: spare_mem,
+        } = wal;
+        let mut spare_mem = Some(spare_mem);
+        let mut mems = (**leader.mems()).clone();
+        let mut written = Ok(());
+        for ks in self.keyspaces.load().iter() {
+            let sv = ks.current_super_version();
+            let oldest_first = sv.memtables_oldest_first();
+            let version = match write_out(ks, &oldest_first, number, leader.last_seq()) {
+                Ok(version) => version,
+                Err(e) => {
+                    written = Err(e);
+                    break;
+                }
+            };
+            let size = ks.options().write_buffer_size;
+            let mem = match spare_mem.take() {
+                Some(mem)
+                    if ks.id == DEFAULT_KEYSPACE_ID && size == self.options.write_buffer_size =>
+                {
+                    mem
+                }
+                other => {
+                    spare_mem = other;
+                    Arc::new(MemTable::sized_for(number, size))
+                }
+            };
+            self.update_super_version(ks, |_| SuperVersion {
+                mem: Arc::clone(&mem),
+                imms: Vec::new(),
+                version,
+            });
+            mems = mems.with(ks.id, Some(mem));
+        }
+        leader.switch_memtables(mems);
+        if let Err(e) = written {
+            let mem = spare_mem.unwrap_or_else(|| {
+                Arc::new(MemTable::sized_for(number, self.options.write_buffer_size))
+            });
+            wp.spare.put(SpareWal { number, file, mem });
+            return Err(e);
+        }
         // Every group is inserted (`with_writes_stopped`) and in a synced
         // table now: those a background error kept from completing become
         // visible too.
         leader.publish_all();
         // Closed here, so an unlinked WAL frees its space.
         drop(wp.wal.restart(file, number));
+        wp.reset_wal_starts(number, wp.wal.written());
         Ok(())
     }
 }

@@ -9,16 +9,32 @@ use super::spare::{create_wal, SpareWal};
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
+use crate::keyspace::{KeyspaceState, Keyspaces};
 use crate::memtable::MemTable;
 use crate::read::SuperVersion;
+use crate::version::DEFAULT_KEYSPACE_ID;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// What the keyspaces ask of a write, as `make_room` finds it.
+#[derive(Default)]
+struct Pressure {
+    /// Some keyspace is at a stop trigger: wait.
+    stop: bool,
+    /// Some keyspace is at a slowdown trigger: delay.
+    slowdown: bool,
+    /// Keyspaces whose memtable is to be frozen now.
+    rotate: Vec<Arc<KeyspaceState>>,
+}
+
 impl DbInner {
     /// Ensure the write may proceed: apply write stalls (too many L0
-    /// tables, too many frozen memtables) and rotate the memtable when full
-    /// (or when `room.force` and it is not empty). With `no_slowdown`, a
-    /// stall fails with `WriteStall` instead of waiting.
+    /// tables, too many frozen memtables, in any keyspace: the write
+    /// controller is the database's, as in RocksDB) and rotate the
+    /// memtables that are full (or the one `room.force` names, if not
+    /// empty), or that the database-wide budgets (`db_write_buffer_size`,
+    /// `max_total_wal_size`) pick. With `no_slowdown`, a stall fails with
+    /// `WriteStall` instead of waiting.
     pub(crate) fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()> {
         let mut delayed = false;
         loop {
@@ -29,22 +45,14 @@ impl DbInner {
             // the writer would wait for work that will never come.
             let generation = self.bg.state.lock().generation;
             self.check_bg_error()?;
-            let (l0, frozen) = {
-                let sv = self.super_version.load();
-                (sv.version.files(0).len(), sv.imms.len())
-            };
-            let mem = leader.mem();
-            let full = mem.approximate_bytes() >= self.options.write_buffer_size;
-            let needs_rotation = full || room.force && !mem.is_empty();
-            let stop = l0 >= self.options.level0_stop_writes_trigger
-                || needs_rotation && frozen >= self.options.max_write_buffer_number - 1;
-            if stop {
+            let pressure = self.pressure(leader, &room);
+            if pressure.stop {
                 leader.stall(room.no_slowdown, || {
                     self.wait_for_background(None, generation)
                 })?;
                 continue;
             }
-            if !delayed && room.bytes > 0 && l0 >= self.options.level0_slowdown_writes_trigger {
+            if !delayed && room.bytes > 0 && pressure.slowdown {
                 delayed = true;
                 let slot = self.write_controller.lock().slot_for(room.bytes);
                 leader.stall(room.no_slowdown, || {
@@ -52,15 +60,128 @@ impl DbInner {
                 })?;
                 continue;
             }
-            if l0 < self.options.level0_slowdown_writes_trigger {
+            if !pressure.slowdown {
                 self.write_controller.lock().reset();
             }
-            return if needs_rotation {
-                self.rotate_memtable(leader)
-            } else {
+            return if pressure.rotate.is_empty() {
                 Ok(())
+            } else {
+                self.rotate_memtables(leader, &pressure.rotate)
             };
         }
+    }
+
+    /// Which keyspaces stall the write, and which memtables to freeze.
+    fn pressure(&self, leader: &Leadership<'_>, room: &Room) -> Pressure {
+        let keyspaces = self.keyspaces.load();
+        let mut p = Pressure::default();
+        let mut mutable_bytes = 0;
+        let mut all_bytes = 0;
+        for ks in keyspaces.iter() {
+            let Some(mem) = leader.mems().get(ks.id) else {
+                continue;
+            };
+            let opts = ks.options();
+            let sv = ks.super_version.load();
+            let (l0, frozen) = (sv.version.files(0).len(), sv.imms.len());
+            let mem_bytes = mem.approximate_bytes();
+            mutable_bytes += mem_bytes;
+            all_bytes += mem_bytes + sv.imms.iter().map(|m| m.approximate_bytes()).sum::<usize>();
+            let full = mem_bytes >= opts.write_buffer_size;
+            let forced = room.force == Some(ks.id) && !mem.is_empty();
+            let rotate = full || forced;
+            p.stop |= l0 >= opts.level0_stop_writes_trigger
+                || rotate && frozen >= opts.max_write_buffer_number - 1;
+            p.slowdown |= l0 >= opts.level0_slowdown_writes_trigger;
+            if rotate {
+                p.rotate.push(Arc::clone(ks));
+            }
+        }
+        if p.rotate.is_empty() && !p.stop {
+            if let Some(ks) =
+                self.over_memtable_budget(leader, &keyspaces, mutable_bytes, all_bytes)
+            {
+                p.rotate.push(ks);
+            }
+        }
+        if p.rotate.is_empty() && !p.stop {
+            p.rotate = self.pinning_old_wals(leader, &keyspaces);
+        }
+        p
+    }
+
+    /// With `db_write_buffer_size` set and exceeded (RocksDB's
+    /// WriteBufferManager rule: the active memtables above 7/8 of it, or
+    /// all memtables at it with the active ones at half), the keyspace
+    /// with the largest active memtable, unless it may not freeze another.
+    fn over_memtable_budget(
+        &self,
+        leader: &Leadership<'_>,
+        keyspaces: &Keyspaces,
+        mutable_bytes: usize,
+        all_bytes: usize,
+    ) -> Option<Arc<KeyspaceState>> {
+        let budget = self.options.db_write_buffer_size;
+        let over = budget > 0
+            && (mutable_bytes > budget / 8 * 7
+                || all_bytes >= budget && mutable_bytes >= budget / 2);
+        if !over {
+            return None;
+        }
+        keyspaces
+            .iter()
+            .filter_map(|ks| Some((ks, leader.mems().get(ks.id)?)))
+            .filter(|(ks, mem)| {
+                !mem.is_empty()
+                    && ks.super_version.load().imms.len() < ks.options().max_write_buffer_number - 1
+            })
+            .max_by_key(|(_, mem)| mem.approximate_bytes())
+            .map(|(ks, _)| Arc::clone(ks))
+    }
+
+    /// With several keyspaces and the live WALs over `max_total_wal_size`,
+    /// the keyspaces whose memtables keep the oldest live WAL (a rarely
+    /// written keyspace must not keep gigabytes of log: RocksDB's
+    /// `SwitchWAL`). Those that may not freeze another memtable wait for
+    /// their flush.
+    fn pinning_old_wals(
+        &self,
+        leader: &Leadership<'_>,
+        keyspaces: &Keyspaces,
+    ) -> Vec<Arc<KeyspaceState>> {
+        if keyspaces.len() < 2 {
+            return Vec::new();
+        }
+        let limit = match self.options.max_total_wal_size {
+            0 => {
+                4 * keyspaces
+                    .iter()
+                    .map(|ks| {
+                        let o = ks.options();
+                        (o.write_buffer_size * o.max_write_buffer_number) as u64
+                    })
+                    .sum::<u64>()
+            }
+            limit => limit,
+        };
+        let oldest = self.write_path.oldest_live_wal();
+        let live_bytes = self.write_path.live_wal_bytes();
+        if live_bytes <= limit {
+            return Vec::new();
+        }
+        keyspaces
+            .iter()
+            .filter(|ks| {
+                let Some(mem) = leader.mems().get(ks.id) else {
+                    return false;
+                };
+                let sv = ks.super_version.load();
+                !mem.is_empty()
+                    && mem.wal_number() <= oldest
+                    && sv.imms.len() < ks.options().max_write_buffer_number - 1
+            })
+            .cloned()
+            .collect()
     }
 
     /// A stall's wait: background progress since `generation` was read (a
@@ -86,8 +207,13 @@ impl DbInner {
         waited.map(|_| ())
     }
 
-    /// Freeze the active memtable and start a new one with a new WAL.
-    fn rotate_memtable(&self, leader: &mut Leadership<'_>) -> Result<()> {
+    /// Freeze the active memtables of `which` and start new ones, with a
+    /// new WAL (every keyspace's later writes go to it).
+    fn rotate_memtables(
+        &self,
+        leader: &mut Leadership<'_>,
+        which: &[Arc<KeyspaceState>],
+    ) -> Result<()> {
         let wp = &self.write_path;
         // WAL numbers must grow in the order the WALs are used (recovery
         // replays them by number). A spare numbered before the current WAL
@@ -107,18 +233,44 @@ impl DbInner {
         wp.wal
             .switch_file(spare.file, spare.number, background)
             .map_err(|e| self.wal_failure(e))?;
-        let mem = spare.mem;
-        // Groups sequenced into the old memtable may still be inserting: a
-        // flush waits until the last sequence number sealed into it is
+        wp.note_wal_started(spare.number, wp.wal.written());
+        // The spare's memtable is sized for the default keyspace as the
+        // database was opened; any other gets its own.
+        let mut spare_mem = Some(spare.mem);
+        let mut mems = (**leader.mems()).clone();
+        let mut fresh = Vec::with_capacity(which.len());
+        for ks in which {
+            let size = ks.options().write_buffer_size;
+            let mem = match spare_mem.take() {
+                Some(mem)
+                    if ks.id == DEFAULT_KEYSPACE_ID && size == self.options.write_buffer_size =>
+                {
+                    mem
+                }
+                other => {
+                    spare_mem = other;
+                    Arc::new(MemTable::sized_for(spare.number, size))
+                }
+            };
+            mems = mems.with(ks.id, Some(Arc::clone(&mem)));
+            fresh.push((ks, mem));
+        }
+        // Groups sequenced into the old memtables may still be inserting:
+        // a flush waits until the last sequence number sealed into one is
         // published.
-        let frozen = leader.switch_memtable(Arc::clone(&mem));
-        self.update_super_version(|sv| SuperVersion {
-            mem,
-            imms: std::iter::once(frozen)
-                .chain(sv.imms.iter().cloned())
-                .collect(),
-            version: Arc::clone(&sv.version),
-        });
+        let frozen = leader.switch_memtables(mems);
+        for (ks, mem) in fresh {
+            let Some((_, old)) = frozen.iter().find(|(id, _)| *id == ks.id) else {
+                continue;
+            };
+            self.update_super_version(ks, |sv| SuperVersion {
+                mem,
+                imms: std::iter::once(Arc::clone(old))
+                    .chain(sv.imms.iter().cloned())
+                    .collect(),
+                version: Arc::clone(&sv.version),
+            });
+        }
         self.bg.notify_all();
         Ok(())
     }
@@ -163,28 +315,29 @@ impl DbInner {
         let _ = self.fs.remove(&path);
     }
 
-    /// Freeze the active memtable (if it holds anything) and wait until
-    /// every frozen memtable is flushed.
-    pub(crate) fn flush_and_wait(&self) -> Result<()> {
+    /// Freeze `ks`'s active memtable (if it holds anything) and wait until
+    /// every frozen memtable of it is flushed.
+    pub(crate) fn flush_and_wait(&self, ks: &Arc<KeyspaceState>) -> Result<()> {
         let room = Room {
             no_slowdown: false,
-            force: true,
+            force: Some(ks.id),
             bytes: 0,
         };
         self.write_path
             .pipeline
             .with_leadership(self, |leader| self.make_room(leader, room))?;
         if self.options.inline_background_work {
-            while !self.super_version.load().imms.is_empty() {
+            while !ks.super_version.load().imms.is_empty() {
+                ks.check_live()?;
                 self.background_step()?;
             }
             return Ok(());
         }
         self.bg.wait_for(None, |_| {
-            if let Err(e) = self.check_bg_error() {
+            if let Err(e) = self.check_bg_error().and_then(|_| ks.check_live()) {
                 return Some(Err(e));
             }
-            self.super_version.load().imms.is_empty().then_some(Ok(()))
+            ks.super_version.load().imms.is_empty().then_some(Ok(()))
         })?;
         Ok(())
     }

@@ -133,7 +133,7 @@ pub fn inspect(dir: &Path, style: Style, max_input_bytes: u64) -> DirReport {
         return report;
     };
     let mut live_numbers = std::collections::BTreeSet::new();
-    for (level, files) in contents.levels.iter().enumerate() {
+    for (level, files) in crate::manifest::merged_levels(&contents).iter().enumerate() {
         let mut bytes = 0;
         for f in files.values() {
             live_numbers.insert(f.number);
@@ -173,7 +173,7 @@ pub fn inspect(dir: &Path, style: Style, max_input_bytes: u64) -> DirReport {
     names.sort();
     for n in names {
         match parse_file_name(&n) {
-            Some(FileKind::Wal(number)) if number >= contents.log_number => {
+            Some(FileKind::Wal(number)) if number >= contents.log_number() => {
                 let log = check_log(&dir.join(&n), &n, max_input_bytes);
                 if log.status != "ok" {
                     report
@@ -190,7 +190,7 @@ pub fn inspect(dir: &Path, style: Style, max_input_bytes: u64) -> DirReport {
     }
     report.version = Some(VersionInfo {
         version: contents.edits.len(),
-        log_number: contents.log_number,
+        log_number: contents.log_number(),
         next_file_number: contents.next_file_number,
         last_sequence: contents.last_sequence,
         before_damage,

@@ -84,8 +84,7 @@ pub struct LiveVersion {
 
 impl LiveVersion {
     pub fn of(c: &ManifestContents, before_damage: bool, style: Style) -> LiveVersion {
-        let levels: Vec<Vec<TableMeta>> = c
-            .levels
+        let levels: Vec<Vec<TableMeta>> = merged_levels(c)
             .iter()
             .enumerate()
             .map(|(level, files)| {
@@ -100,7 +99,7 @@ impl LiveVersion {
             total_files: levels.iter().map(Vec::len).sum(),
             total_bytes: levels.iter().flatten().map(|f| f.size).sum(),
             levels,
-            log_number: c.log_number,
+            log_number: c.log_number(),
             next_file_number: c.next_file_number,
             last_sequence: c.last_sequence,
             before_damage,
@@ -275,3 +274,15 @@ fn edit_text(out: &mut String, i: usize, e: &EditReport) {
 
 /// Levels are 0..NUM_LEVELS; kept here so the directory report can size its table.
 pub const LEVELS: usize = NUM_LEVELS;
+
+/// Every keyspace's live tables, level by level.
+pub fn merged_levels(
+    c: &ManifestContents,
+) -> [std::collections::BTreeMap<u64, strata::inspect::FileMeta>; NUM_LEVELS] {
+    let mut levels: [std::collections::BTreeMap<u64, strata::inspect::FileMeta>; NUM_LEVELS] =
+        Default::default();
+    for (_, level, meta) in c.all_tables() {
+        levels[level].insert(meta.number, meta.clone());
+    }
+    levels
+}

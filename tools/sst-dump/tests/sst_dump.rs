@@ -594,6 +594,7 @@ fn live_files_json(tables: &Value) -> Vec<LiveFile> {
         .unwrap()
         .iter()
         .map(|t| LiveFile {
+            keyspace: "default".into(),
             level: t["level"].as_u64().unwrap() as usize,
             number: t["number"].as_u64().unwrap(),
             size: t["size"].as_u64().unwrap(),

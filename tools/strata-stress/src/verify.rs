@@ -266,9 +266,8 @@ fn inspect_directory(dir: &Path, report: &mut Report) -> Result<(), AnyError> {
     let fs = strata::fs::OsFileSystem;
     let live: std::collections::BTreeSet<u64> = match read_current_manifest(&fs, dir) {
         Ok((path, data)) => read_manifest(&path, &data)?
-            .levels
-            .iter()
-            .flat_map(|l| l.keys().copied())
+            .all_tables()
+            .map(|(_, _, meta)| meta.number)
             .collect(),
         Err(_) => return Ok(()), // killed before the database was created
     };

@@ -78,7 +78,7 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
         last_seq: manifest.last_sequence,
         ..WriteLog::default()
     };
-    for meta in manifest.levels[0].values() {
+    for meta in manifest.default_keyspace().levels[0].values() {
         let path = dir.join(format!("{:06}.sst", meta.number));
         let table = Table::open(
             Bytes::from(std::fs::read(&path)?),
@@ -104,7 +104,7 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
         .filter_map(|e| e.ok())
         .filter_map(
             |e| match parse_file_name(&e.file_name().to_string_lossy()) {
-                Some(FileKind::Wal(n)) if n >= manifest.log_number => Some(n),
+                Some(FileKind::Wal(n)) if n >= manifest.log_number() => Some(n),
                 _ => None,
             },
         )
@@ -118,7 +118,7 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
         &fs,
         dir,
         &manifest_path,
-        manifest.log_number,
+        manifest.log_number(),
         &numbers,
         RecoveryMode::TolerateCorruptedTailRecords,
         &mut |wal, _offset, batch| Ok(log.add_record(batch, wal)),

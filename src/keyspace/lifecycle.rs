@@ -1,0 +1,172 @@
+//! Creating and dropping keyspaces.
+//!
+//! Both happen while leading the write queue, so no write group is being
+//! sequenced meanwhile: a created keyspace's memtable is in the set groups
+//! insert into before any write can name it, and a dropped one's is out
+//! of it before the drop returns (a write that named it and was checked
+//! before the drop still goes in, and counts as made just before it).
+
+use super::options::KeyspaceOptions;
+use super::state::KeyspaceState;
+use crate::core::DbInner;
+use crate::error::{Error, Result};
+use crate::memtable::MemTable;
+use crate::read::SuperVersion;
+use crate::version::{VersionEdit, DEFAULT_KEYSPACE_NAME};
+use std::sync::Arc;
+
+/// The longest keyspace name, in bytes.
+pub const MAX_KEYSPACE_NAME_LEN: usize = 255;
+
+impl DbInner {
+    /// The keyspace named `name`, created (with `options`, or the
+    /// database's keyspace options) if it does not exist. Given
+    /// `options`, an existing keyspace is read and written with them from
+    /// now on.
+    pub(crate) fn open_keyspace(
+        &self,
+        name: &str,
+        options: Option<&KeyspaceOptions>,
+    ) -> Result<Arc<KeyspaceState>> {
+        check_name(name)?;
+        let resolved = match options {
+            Some(o) => Some(self.options.for_keyspace(o)?),
+            None => None,
+        };
+        let _admin = self.keyspace_admin.lock();
+        if let Some(ks) = self.keyspaces.load().by_name(name) {
+            if let Some(options) = resolved {
+                let version = self.versions.lock().current(ks.id);
+                if let Some((level, f)) = version
+                    .all_files()
+                    .find(|(level, _)| *level >= options.num_levels)
+                {
+                    return Err(Error::InvalidArgument(format!(
+                        "keyspace {name:?} has table {} in L{level}, but num_levels is {}",
+                        f.meta.number, options.num_levels
+                    )));
+                }
+                ks.set_options(options);
+            }
+            return Ok(Arc::clone(ks));
+        }
+        self.check_bg_error()?;
+        let options = match resolved {
+            Some(options) => options,
+            None => self
+                .options
+                .for_keyspace(&self.options.keyspace_options())?,
+        };
+        self.write_path.pipeline.with_leadership(self, |leader| {
+            // Its writes go to the current WAL and later ones: the log
+            // number recovery replays them into it from.
+            let wal_number = self.write_path.wal.wal_number();
+            let mem = Arc::new(MemTable::sized_for(wal_number, options.write_buffer_size));
+            let mut versions = self.versions.lock();
+            let id = versions.new_keyspace_id()?;
+            let edit = VersionEdit {
+                keyspace: id,
+                create_keyspace: Some(name.to_owned()),
+                log_number: Some(wal_number),
+                ..VersionEdit::default()
+            };
+            let version = versions
+                .log_and_apply(edit, &[])
+                .map_err(|e| self.manifest_failure(e))?;
+            drop(versions);
+            let state = Arc::new(KeyspaceState::new(
+                id,
+                name.to_owned(),
+                options,
+                SuperVersion {
+                    mem: Arc::clone(&mem),
+                    imms: Vec::new(),
+                    version,
+                },
+            ));
+            let mems = leader.mems().with(id, Some(mem));
+            leader.switch_memtables(mems);
+            let keyspaces = self.keyspaces.load().with(Arc::clone(&state));
+            self.keyspaces.store(Arc::new(keyspaces));
+            Ok(state)
+        })
+    }
+
+    /// Drop the keyspace named `name`: recorded in the MANIFEST at once;
+    /// its memtables and tables stay readable through handles, snapshots
+    /// and iterators already open on it, and its table files are deleted
+    /// when the last of those lets go (at once if none is left).
+    pub(crate) fn drop_keyspace(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_KEYSPACE_NAME {
+            return Err(Error::InvalidArgument(
+                "the default keyspace cannot be dropped".into(),
+            ));
+        }
+        let _admin = self.keyspace_admin.lock();
+        let Some(ks) = self.keyspaces.load().by_name(name).cloned() else {
+            return Err(Error::InvalidArgument(format!(
+                "no keyspace named {name:?}"
+            )));
+        };
+        self.check_bg_error()?;
+        self.write_path.pipeline.with_leadership(self, |leader| {
+            let edit = VersionEdit {
+                keyspace: ks.id,
+                drop_keyspace: true,
+                ..VersionEdit::default()
+            };
+            let mut versions = self.versions.lock();
+            versions
+                .log_and_apply(edit, &[])
+                .map_err(|e| self.manifest_failure(e))?;
+            let log_number = versions.log_number();
+            drop(versions);
+            ks.mark_dropped();
+            let mems = leader.mems().with(ks.id, None);
+            leader.switch_memtables(mems);
+            let keyspaces = self.keyspaces.load().without(ks.id);
+            self.keyspaces.store(Arc::new(keyspaces));
+            // It kept no WAL alive from now on.
+            self.write_path.note_log_number(log_number);
+            self.remove_wals_below(log_number);
+            Ok(())
+        })?;
+        // Flushes and compactions of it stop; waiters on it look again.
+        self.bg.notify_all();
+        Ok(())
+    }
+
+    /// The names of the live keyspaces, the default one first.
+    pub(crate) fn keyspace_names(&self) -> Vec<String> {
+        self.keyspaces
+            .load()
+            .iter()
+            .map(|ks| ks.name.clone())
+            .collect()
+    }
+
+    /// A failed manifest write stops writes like any failed background
+    /// write (until a resume rewrites the manifest).
+    fn manifest_failure(&self, e: Error) -> Error {
+        match e {
+            Error::Io { .. } => Error::Background(self.set_bg_error(e)),
+            other => other,
+        }
+    }
+}
+
+/// A keyspace name: 1 to 255 bytes of UTF-8, no control characters (it
+/// is shown in stats, properties and `sst-dump`).
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_KEYSPACE_NAME_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "keyspace name {name:?} must be 1 to {MAX_KEYSPACE_NAME_LEN} bytes"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!(
+            "keyspace name {name:?} holds a control character"
+        )));
+    }
+    Ok(())
+}

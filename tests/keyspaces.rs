@@ -1,0 +1,312 @@
+//! Keyspaces: isolation, atomic batches across them, snapshots, drop,
+//! recovery with some flushed and others not, and WAL retention with a
+//! keyspace written once and never again.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use strata::fs::{FileSystem, MemFileSystem, UnsyncedData};
+use strata::{Compression, Db, Error, Keyspace, KeyspaceOptions, Options, WriteOptions};
+
+fn scan(ks: &Keyspace) -> Vec<(Vec<u8>, Vec<u8>)> {
+    ks.iter()
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
+    (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+}
+
+#[test]
+fn keyspaces_are_separate_and_a_batch_across_them_is_one_write() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    let users = db.keyspace("users").unwrap();
+    let events = db
+        .keyspace_with(
+            "events",
+            KeyspaceOptions {
+                compression: Compression::Zstd { level: 3 },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    users.put(b"u1", b"ada").unwrap();
+    events.put(b"2026-01", b"e").unwrap();
+    db.put(b"u1", b"default").unwrap();
+    assert_eq!(users.get(b"u1").unwrap().as_deref(), Some(&b"ada"[..]));
+    assert_eq!(db.get(b"u1").unwrap().as_deref(), Some(&b"default"[..]));
+    assert_eq!(events.get(b"u1").unwrap(), None);
+
+    let before = db.snapshot();
+    let mut batch = db.new_batch();
+    batch.put_in(&users, b"u2", b"grace");
+    batch.delete_in(&events, b"2026-01");
+    batch.put_in(&events, b"2026-02", b"f");
+    batch.put(b"d", b"1");
+    db.write(batch).unwrap();
+    let after = db.snapshot();
+    assert_eq!(before.keyspace(&users).get(b"u2").unwrap(), None);
+    assert!(before.keyspace(&events).get(b"2026-01").unwrap().is_some());
+    assert!(after.keyspace(&users).get(b"u2").unwrap().is_some());
+    assert_eq!(after.keyspace(&events).get(b"2026-01").unwrap(), None);
+    let prefixed: Vec<_> = events
+        .prefix(b"2026-")
+        .map(|r| r.unwrap().0.to_vec())
+        .collect();
+    assert_eq!(prefixed, vec![b"2026-02".to_vec()]);
+    assert_eq!(
+        db.keyspace_names(),
+        vec!["default".to_string(), "users".into(), "events".into()]
+    );
+    assert_eq!(db.keyspace("default").unwrap().get(b"d").unwrap().as_deref(), Some(&b"1"[..]));
+    assert!(matches!(db.keyspace(""), Err(Error::InvalidArgument(_))));
+    assert!(matches!(db.drop_keyspace("default"), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn keyspaces_and_their_data_survive_reopen_flushed_or_not() {
+    let fs = MemFileSystem::new();
+    {
+        let db = open_mem(&fs);
+        let a = db.keyspace("a").unwrap();
+        let b = db.keyspace("b").unwrap();
+        for i in 0..2000 {
+            a.put(key(i), value(i, 0)).unwrap();
+            if i % 3 == 0 {
+                b.put(key(i), value(i, 1)).unwrap();
+            }
+        }
+        a.flush().unwrap();
+        b.put(b"only-in-wal", b"x").unwrap();
+        db.close().unwrap();
+    }
+    let db = open_mem(&fs);
+    assert_eq!(db.keyspace_names(), vec!["default", "a", "b"]);
+    let a = db.keyspace("a").unwrap();
+    let b = db.keyspace("b").unwrap();
+    assert_eq!(scan(&a).len(), 2000);
+    assert_eq!(scan(&b).len(), 2000 / 3 + 2);
+    assert_eq!(b.get(b"only-in-wal").unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(a.get(b"only-in-wal").unwrap(), None);
+    assert!(scan_all(&db).is_empty());
+    db.check_invariants().unwrap();
+}
+
+/// After a power loss, a batch that moved a value from one keyspace to
+/// another shows it in exactly one, with one keyspace flushed since and
+/// the other not (its writes replayed from the WAL, the other's not).
+#[test]
+fn a_move_across_keyspaces_is_atomic_through_power_loss() {
+    for seed in 0..20u64 {
+        let fs = MemFileSystem::new();
+        let db = open_mem(&fs);
+        let from = db.keyspace("from").unwrap();
+        let to = db.keyspace("to").unwrap();
+        let n = 300;
+        for i in 0..n {
+            from.put(key(i), value(i, 0)).unwrap();
+        }
+        let mut rng = Rng(seed);
+        let mut synced_moves = 0;
+        for i in 0..n {
+            let mut batch = db.new_batch();
+            batch.delete_in(&from, key(i));
+            batch.put_in(&to, key(i), value(i, 0));
+            let sync = rng.one_in(4);
+            db.write_opt(batch, &WriteOptions { sync, ..Default::default() })
+                .unwrap();
+            if sync {
+                synced_moves = i + 1;
+            }
+            if rng.one_in(50) {
+                to.flush().unwrap();
+            }
+        }
+        power_cycle(&fs, db, UnsyncedData::KeepRandomPages(seed));
+        let db = open_mem(&fs);
+        let from = db.keyspace("from").unwrap();
+        let to = db.keyspace("to").unwrap();
+        let mut moved = 0;
+        for i in 0..n {
+            let in_from = from.get(key(i)).unwrap().is_some();
+            let in_to = to.get(key(i)).unwrap().is_some();
+            assert!(in_from != in_to, "seed {seed}: key {i} in both or neither");
+            if in_to {
+                assert_eq!(moved, i, "seed {seed}: moves are a prefix");
+                moved += 1;
+            }
+        }
+        assert!(moved >= synced_moves, "seed {seed}: a synced move was lost");
+    }
+}
+
+#[test]
+fn drop_keeps_open_readers_working_and_removes_the_files_after() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    let tmp = db.keyspace("tmp").unwrap();
+    for i in 0..500 {
+        tmp.put(key(i), value(i, 0)).unwrap();
+    }
+    tmp.flush().unwrap();
+    let tables = tmp.live_files();
+    assert!(!tables.is_empty());
+    assert!(tables.iter().all(|f| f.keyspace == "tmp"));
+    let snap = db.snapshot();
+    let mut iter = tmp.iter();
+    db.drop_keyspace("tmp").unwrap();
+    assert_eq!(db.keyspace_names(), vec!["default"]);
+    assert!(matches!(tmp.put(b"k", b"v"), Err(Error::KeyspaceDropped { .. })));
+    let mut batch = db.new_batch();
+    batch.put_in(&tmp, b"k", b"v");
+    assert!(matches!(db.write(batch), Err(Error::KeyspaceDropped { .. })));
+    // Readers opened before (and the handle) still see the data.
+    assert_eq!(iter.by_ref().count(), 500);
+    assert!(snap.keyspace(&tmp).get(key(7)).unwrap().is_some());
+    assert!(tmp.get(key(7)).unwrap().is_some());
+    let table_path = |n: u64| mem_dir().join(format!("{n:06}.sst"));
+    assert!(fs.exists(&table_path(tables[0].number)));
+    drop((iter, snap, tmp));
+    // A compaction of it that was running lets go of its inputs.
+    db.wait_for_compactions().unwrap();
+    for f in &tables {
+        assert!(!fs.exists(&table_path(f.number)), "table {} left", f.number);
+    }
+    // A new keyspace of the same name is another, empty one.
+    let again = db.keyspace("tmp").unwrap();
+    assert_eq!(again.get(key(7)).unwrap(), None);
+    drop(again);
+    db.close().unwrap();
+    let db = open_mem(&fs);
+    assert_eq!(db.keyspace_names(), vec!["default", "tmp"]);
+    assert_eq!(db.keyspace("tmp").unwrap().get(key(7)).unwrap(), None);
+}
+
+/// A crash right after the drop is durable, with the dropped keyspace's
+/// files still on disk: the open removes them.
+#[test]
+fn a_crash_mid_drop_leaves_no_files_behind() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    let tmp = db.keyspace("tmp").unwrap();
+    for i in 0..500 {
+        tmp.put(key(i), value(i, 0)).unwrap();
+    }
+    tmp.flush().unwrap();
+    let tables = tmp.live_files();
+    db.drop_keyspace("tmp").unwrap();
+    // The handle holds the files: the process dies before they go.
+    fs.crash();
+    drop(tmp);
+    power_cycle(&fs, db, UnsyncedData::Drop);
+    let table_path = |n: u64| mem_dir().join(format!("{n:06}.sst"));
+    assert!(fs.exists(&table_path(tables[0].number)), "still there before the open");
+    let db = open_mem(&fs);
+    assert_eq!(db.keyspace_names(), vec!["default"]);
+    for f in &tables {
+        assert!(!fs.exists(&table_path(f.number)));
+    }
+}
+
+/// Writes to the default keyspace with a keyspace written once beside
+/// it; returns the most WALs live at once.
+fn most_wals_with_a_cold_keyspace(max_total_wal_size: u64) -> usize {
+    let fs = MemFileSystem::new();
+    let options = Options {
+        max_total_wal_size,
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options.clone()).unwrap();
+    let cold = db.keyspace("cold").unwrap();
+    cold.put(b"written", b"once").unwrap();
+    let mut most_wals = 0;
+    for i in 0..20_000 {
+        db.put(key(i % 3000), value(i, 100)).unwrap();
+        if i % 500 == 0 {
+            most_wals = most_wals.max(files_with_ext(&fs, &mem_dir(), ".log").len());
+        }
+    }
+    db.wait_for_compactions().unwrap();
+    drop(cold);
+    db.close().unwrap();
+    let db = Db::open(mem_dir(), options).unwrap();
+    let cold = db.keyspace("cold").unwrap();
+    assert_eq!(cold.get(b"written").unwrap().as_deref(), Some(&b"once"[..]));
+    most_wals
+}
+
+/// A keyspace written once and never again does not keep every WAL after
+/// it: past `max_total_wal_size` it is flushed, and the WALs go.
+#[test]
+fn a_cold_keyspace_does_not_pin_the_wals() {
+    // 20,000 writes of ~130 bytes fill some 40 memtables of 64 KiB.
+    let unlimited = most_wals_with_a_cold_keyspace(u64::MAX);
+    assert!(unlimited >= 30, "the cold keyspace pins every WAL: {unlimited}");
+    // 256 KiB is four WALs, plus the current one, the one made ahead and
+    // those of memtables waiting for their flush.
+    let limited = most_wals_with_a_cold_keyspace(256 * 1024);
+    assert!(limited <= 12, "{limited} WALs live at once");
+}
+
+/// The default keyspace's flushes move an idle keyspace's log number, so
+/// an empty keyspace never keeps a WAL.
+#[test]
+fn an_empty_keyspace_keeps_no_wal() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    let _idle = db.keyspace("idle").unwrap();
+    for i in 0..5_000 {
+        db.put(key(i), value(i, 100)).unwrap();
+    }
+    db.flush().unwrap();
+    let wals = files_with_ext(&fs, &mem_dir(), ".log").len();
+    assert!(wals <= 2, "{wals} WALs after a flush of the only written keyspace");
+}
+
+/// Reopening with other options per keyspace: they apply from then on.
+#[test]
+fn reopen_with_other_keyspace_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    let ks = db.keyspace("k").unwrap();
+    for i in 0..3000 {
+        ks.put(key(i), value(i, 0)).unwrap();
+    }
+    ks.flush().unwrap();
+    drop(ks); // a handle keeps the database open, as a clone of it does
+    db.close().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    let ks = db
+        .keyspace_with(
+            "k",
+            KeyspaceOptions {
+                compression: Compression::Zstd { level: 1 },
+                write_buffer_size: 1 << 20,
+                ..small_options().keyspace_options()
+            },
+        )
+        .unwrap();
+    for i in 3000..6000 {
+        ks.put(key(i), value(i, 0)).unwrap();
+    }
+    ks.compact_range::<&[u8], _>(..).unwrap();
+    assert_eq!(scan(&ks).len(), 6000);
+    assert!(ks.property("strata.stats").unwrap().contains("[k]"));
+    assert!(matches!(
+        db.keyspace_with(
+            "k",
+            KeyspaceOptions {
+                num_levels: 2,
+                ..Default::default()
+            }
+        ),
+        Err(Error::InvalidArgument(_))
+    ) || ks.live_files().iter().all(|f| f.level < 2));
+    assert_eq!(kv("a", "b").0, b"a");
+}
