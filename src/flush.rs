@@ -31,16 +31,14 @@ impl DbInner {
         let sealed = imm.sealed_seq();
         debug_assert!(sealed.is_some(), "a flush of a memtable never sealed");
         self.wait_published(sealed.unwrap_or_else(|| imm.max_seq()))?;
-        let several = self.keyspaces.load().len() > 1;
-        if several {
-            // Other keyspaces' memtables may hold writes older than this
-            // table's newest, in WALs not yet synced. Once the table is
-            // installed, a power loss that cut those WALs would leave the
-            // table's writes without the older ones: not a prefix (RocksDB
-            // users meet this as "SST file is ahead of WALs"). So the WAL
-            // is made durable first.
-            self.flush_wal(true)?;
-        }
+        // Other keyspaces' memtables may hold writes older than this
+        // table's newest, in a WAL not yet synced. Once the table is
+        // installed, a power loss that cut that WAL would leave the table's
+        // writes without the older ones: not a prefix (RocksDB users meet
+        // this as "SST file is ahead of WALs"). So the WAL is made durable
+        // first, also with one keyspace: another may be created while this
+        // flush runs, and it is one fsync per memtable.
+        self.flush_wal(true)?;
         let number = self.versions.lock().new_file_number()?;
         let opener = self.versions.lock().opener().clone();
         let file = write_memtable_table(
@@ -101,13 +99,12 @@ impl DbInner {
         drop(versions);
         // The WALs no keyspace needs any more.
         self.write_path.note_log_number(wal_log_number);
-        if several {
-            self.remove_wals_below(wal_log_number);
-        } else {
-            let _ = self.fs.remove(&wal_path(&self.dir, imm.wal_number()));
-        }
-        self.stats
-            .record_flush(flushed_bytes, start.elapsed().as_micros() as u64);
+        self.remove_wals_below(wal_log_number);
+        self.stats.record_flush(
+            &ks.counters,
+            flushed_bytes,
+            start.elapsed().as_micros() as u64,
+        );
         Ok(())
     }
 

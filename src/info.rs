@@ -100,7 +100,9 @@ impl DbInner {
             })
             .collect();
         let wal = &self.write_path.wal;
-        let mut stats = self.stats.snapshot(&shape, wal.written(), wal.syncs());
+        let mut stats = self
+            .stats
+            .snapshot(&shape, ks.counters.get(), wal.written(), wal.syncs());
         stats.keyspace = ks.name.clone();
         stats
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 #[derive(Default, Clone, Copy)]
-struct LevelCounters {
+pub(crate) struct LevelCounters {
     read_input: u64,
     read_output: u64,
     written: u64,
@@ -17,6 +17,45 @@ struct LevelCounters {
     micros: u64,
     keys_in: u64,
     keys_dropped: u64,
+}
+
+/// One keyspace's compaction counters, by output level (L0's row counts
+/// flushes): the rows of its compaction stats table. The database's
+/// [`StatsCounters`] hold the totals over every keyspace.
+#[derive(Default)]
+pub(crate) struct KeyspaceCounters(Mutex<[LevelCounters; NUM_LEVELS]>);
+
+impl KeyspaceCounters {
+    pub fn record_flush(&self, bytes: u64, micros: u64) {
+        LevelCounters::add_flush(&mut self.0.lock(), bytes, micros);
+    }
+
+    pub fn record_compaction(&self, output_level: usize, r: &CompactionResult) {
+        self.0.lock()[output_level].add_compaction(r);
+    }
+
+    pub fn get(&self) -> [LevelCounters; NUM_LEVELS] {
+        *self.0.lock()
+    }
+}
+
+impl LevelCounters {
+    fn add_flush(levels: &mut [LevelCounters; NUM_LEVELS], bytes: u64, micros: u64) {
+        levels[0].written += bytes;
+        levels[0].micros += micros;
+        levels[0].compactions += 1;
+    }
+
+    fn add_compaction(&mut self, r: &CompactionResult) {
+        self.read_input += r.read_input_level;
+        self.read_output += r.read_output_level;
+        self.written += r.written;
+        self.moved += r.moved;
+        self.compactions += 1;
+        self.micros += r.micros;
+        self.keys_in += r.keys_in;
+        self.keys_dropped += r.keys_dropped;
+    }
 }
 
 /// What one compaction did, for the statistics.
@@ -62,25 +101,22 @@ impl Default for StatsCounters {
 }
 
 impl StatsCounters {
-    pub fn record_flush(&self, bytes: u64, micros: u64) {
+    /// A flush of `keyspace`'s memtable wrote `bytes`.
+    pub fn record_flush(&self, keyspace: &KeyspaceCounters, bytes: u64, micros: u64) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
-        let mut l = self.levels.lock();
-        l[0].written += bytes;
-        l[0].micros += micros;
-        l[0].compactions += 1;
+        LevelCounters::add_flush(&mut self.levels.lock(), bytes, micros);
+        keyspace.record_flush(bytes, micros);
     }
 
-    pub fn record_compaction(&self, output_level: usize, r: &CompactionResult) {
-        let mut l = self.levels.lock();
-        let c = &mut l[output_level];
-        c.read_input += r.read_input_level;
-        c.read_output += r.read_output_level;
-        c.written += r.written;
-        c.moved += r.moved;
-        c.compactions += 1;
-        c.micros += r.micros;
-        c.keys_in += r.keys_in;
-        c.keys_dropped += r.keys_dropped;
+    /// A compaction of `keyspace` into `output_level`.
+    pub fn record_compaction(
+        &self,
+        keyspace: &KeyspaceCounters,
+        output_level: usize,
+        r: &CompactionResult,
+    ) {
+        self.levels.lock()[output_level].add_compaction(r);
+        keyspace.record_compaction(output_level, r);
     }
 
     pub fn record_stall(&self, micros: u64) {
@@ -95,16 +131,19 @@ impl StatsCounters {
         self.user_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// The statistics with the level rows of one keyspace (its `shape`
+    /// and `rows`) and the database's totals.
     pub fn snapshot(
         &self,
         shape: &[(usize, u64, f64, u64)],
+        rows: [LevelCounters; NUM_LEVELS],
         wal_bytes: u64,
         wal_syncs: u64,
     ) -> DbStats {
         let counters = *self.levels.lock();
         let levels: Vec<LevelStats> = (0..NUM_LEVELS)
             .map(|level| {
-                let c = counters[level];
+                let c = rows[level];
                 let (files, size_bytes, score, target_bytes) =
                     shape.get(level).copied().unwrap_or_default();
                 LevelStats {
@@ -198,8 +237,9 @@ pub struct LevelStats {
 /// A point-in-time copy of the database's statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DbStats {
-    /// The keyspace whose levels `levels` shows (the flush, compaction,
-    /// write and stall counters are the whole database's).
+    /// The keyspace whose levels `levels` shows (shape and compaction
+    /// counters); the totals below (writes, WAL, flushes, compactions,
+    /// stalls) are the whole database's.
     pub keyspace: String,
     /// One row per level.
     pub levels: Vec<LevelStats>,

@@ -98,7 +98,8 @@ impl DbInner {
             }
         }
         result.micros = start.elapsed().as_micros() as u64;
-        self.stats.record_compaction(c.output_level, &result);
+        self.stats
+            .record_compaction(&ks.counters, c.output_level, &result);
         Ok(result)
     }
 

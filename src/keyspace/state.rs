@@ -4,6 +4,7 @@
 
 use crate::options::Options;
 use crate::read::SuperVersion;
+use crate::stats::KeyspaceCounters;
 use arc_swap::{ArcSwap, Guard};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub(crate) struct KeyspaceState {
     /// Set once the drop is in the MANIFEST: no more writes, flushes or
     /// compactions of it.
     dropped: AtomicBool,
+    /// Its flush and compaction counters, by level.
+    pub counters: KeyspaceCounters,
 }
 
 impl KeyspaceState {
@@ -33,6 +36,7 @@ impl KeyspaceState {
             options: ArcSwap::from_pointee(options),
             super_version: ArcSwap::from_pointee(super_version),
             dropped: AtomicBool::new(false),
+            counters: KeyspaceCounters::default(),
         }
     }
 
