@@ -56,6 +56,10 @@ pub struct WriteBatch {
     /// use: almost always one, so a write checks and inserts per
     /// keyspace without decoding the records.
     keyspaces: Vec<u32>,
+    /// The database the keyspaces of `put_in` and `delete_in` belong to
+    /// (`DbInner::instance`); `Some(0)` once keyspaces of two databases
+    /// were named, which no write accepts.
+    owner: Option<u64>,
 }
 
 impl Default for WriteBatch {
@@ -87,6 +91,7 @@ impl WriteBatch {
             rep,
             oversized: None,
             keyspaces: Vec::new(),
+            owner: None,
         }
     }
 
@@ -108,12 +113,27 @@ impl WriteBatch {
         key: impl AsRef<[u8]>,
         value: impl AsRef<[u8]>,
     ) {
+        self.note_owner(keyspace.db_instance());
         self.put_in_id(keyspace.id(), key.as_ref(), value.as_ref());
     }
 
     /// Add a delete of `key` in `keyspace`.
     pub fn delete_in(&mut self, keyspace: &crate::Keyspace, key: impl AsRef<[u8]>) {
+        self.note_owner(keyspace.db_instance());
         self.delete_in_id(keyspace.id(), key.as_ref());
+    }
+
+    fn note_owner(&mut self, instance: u64) {
+        self.owner = match self.owner {
+            None => Some(instance),
+            Some(owner) if owner == instance => Some(owner),
+            Some(_) => Some(0),
+        };
+    }
+
+    /// The database whose keyspaces the batch names (see `owner`).
+    pub(crate) fn owner(&self) -> Option<u64> {
+        self.owner
     }
 
     pub(crate) fn put_in_id(&mut self, keyspace: u32, key: &[u8], value: &[u8]) {
@@ -156,6 +176,7 @@ impl WriteBatch {
         self.rep.fill(0);
         self.oversized = None;
         self.keyspaces.clear();
+        self.owner = None;
     }
 
     /// Number of records.

@@ -51,10 +51,9 @@ impl DbInner {
     }
 
     /// Write every keyspace's memtables, oldest first, to L0 tables and
-    /// install them with a log number past every WAL, so none is
-    /// replayed. One edit per keyspace: a crash between them leaves the
-    /// keyspaces not yet written to replay the WALs, which stay until all
-    /// are.
+    /// install them with a log number past every WAL, so none is replayed:
+    /// one edit for all keyspaces, so a batch across them that no WAL
+    /// holds is kept whole or not at all.
     fn flush_memtables_at_close(&self) -> Result<()> {
         // Only published writes: a group sequenced but never published
         // (its writers failed, e.g. after a panic) may sit in the memtable
@@ -63,17 +62,24 @@ impl DbInner {
         let published = self.visible_sequence();
         let last_seq = self.write_path.pipeline.last_seq();
         let log_number = self.versions.lock().new_file_number()?;
-        let mut wals = vec![self.write_path.wal.wal_number()];
-        for ks in self.keyspaces.load().iter() {
-            let sv = ks.super_version.load_full();
-            let oldest_first = sv.memtables_oldest_first();
-            self.flush_memtables_to_l0(ks, &oldest_first, log_number, last_seq, published)?;
-            wals.extend(oldest_first.iter().map(|m| m.wal_number()));
-        }
+        let keyspaces = self.keyspaces.load_full();
+        let svs: Vec<_> = keyspaces
+            .iter()
+            .map(|ks| (ks, ks.super_version.load_full()))
+            .collect();
+        let all: Vec<_> = svs
+            .iter()
+            .map(|(ks, sv)| (&***ks, sv.memtables_oldest_first()))
+            .collect();
+        self.flush_all_to_l0(&all, log_number, last_seq, published)?;
         // Every WAL is obsolete now. Best effort: the next open deletes
         // what is left.
-        wals.sort_unstable();
-        for number in (wals[0]..=self.write_path.wal.wal_number()).rev() {
+        let oldest = all
+            .iter()
+            .flat_map(|(_, mems)| mems.iter().map(|m| m.wal_number()))
+            .min()
+            .unwrap_or(log_number);
+        for number in (oldest..=self.write_path.wal.wal_number()).rev() {
             let _ = self.fs.remove(&wal_path(&self.dir, number));
         }
         Ok(())

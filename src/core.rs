@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -40,6 +40,9 @@ pub(crate) struct DbInner {
     pub keyspace_admin: Mutex<()>,
     /// Which keyspace a background compaction looks at first: turns.
     pub compaction_turn: AtomicUsize,
+    /// Tells this open database from every other in the process: a batch
+    /// naming a keyspace of another is refused.
+    pub instance: u64,
     /// Serializes super version updates (each keyspace's is replaced,
     /// never mutated). Lock order: `versions` before `sv_update`.
     sv_update: Mutex<()>,
@@ -88,6 +91,10 @@ impl DbInner {
             keyspaces: ArcSwap::from_pointee(keyspaces),
             keyspace_admin: Mutex::new(Level::KeyspaceAdmin, ()),
             compaction_turn: AtomicUsize::new(0),
+            instance: {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
             sv_update: Mutex::new(Level::SvUpdate, ()),
             versions: Mutex::new(Level::Versions, versions),
             snapshots: SnapshotList::default(),

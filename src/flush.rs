@@ -144,35 +144,48 @@ impl DbInner {
         }
     }
 
-    /// Write the entries of `mems` (`ks`'s, oldest first) with sequence
-    /// numbers at most `up_to` to L0 tables and install them with one edit
-    /// that sets `ks`'s log number to `log_number` (so no WAL below it is
-    /// replayed into it) and the last sequence number to at least
-    /// `last_seq`.
+    /// Write the entries of every keyspace's memtables (`(keyspace, its
+    /// memtables oldest first)`) with sequence numbers at most `up_to` to
+    /// L0 tables and install them with one edit, all keyspaces or none,
+    /// that sets each one's log number to `log_number` (so no WAL below it
+    /// is replayed) and the last sequence number to at least `last_seq`.
+    /// Returns each keyspace's new version, in order.
     /// Used where every memtable must reach a table at once, whatever its
     /// WAL holds: a clean close with writes no WAL holds (`close.rs`), and
-    /// a resume after a background error (`resume.rs`). Nothing waits for
+    /// a resume after a background error (`resume.rs`). One edit, because
+    /// a batch across keyspaces may be in these memtables and in no WAL:
+    /// a crash between two edits would keep half of it. Nothing waits for
     /// publication: the caller has stopped writes. A failure installs
     /// nothing; the tables written so far are removed, unless the
     /// manifest write failed (its outcome is unknown: the edit may be
     /// durable), when the next open or resume removes them.
-    pub(crate) fn flush_memtables_to_l0(
+    pub(crate) fn flush_all_to_l0(
         &self,
-        ks: &KeyspaceState,
-        mems: &[&Arc<MemTable>],
+        all: &[(&KeyspaceState, Vec<&Arc<MemTable>>)],
         log_number: u64,
         last_seq: strata_sstable::SeqNo,
         up_to: strata_sstable::SeqNo,
-    ) -> Result<Arc<crate::version::Version>> {
+    ) -> Result<Vec<Arc<crate::version::Version>>> {
         let mut versions = self.versions.lock();
         let opener = versions.opener().clone();
         let mut tables = Vec::new();
-        let written = mems.iter().try_for_each(|mem| {
-            let number = versions.new_file_number()?;
-            if let Some(t) = write_memtable_table(&ks.options(), &opener, number, mem, None, up_to)?
-            {
-                tables.push(t);
+        let mut parts = Vec::new();
+        let written = all.iter().try_for_each(|(ks, mems)| {
+            let mut part = VersionEdit {
+                keyspace: ks.id,
+                log_number: Some(log_number),
+                ..VersionEdit::default()
+            };
+            for mem in mems {
+                let number = versions.new_file_number()?;
+                let options = ks.options();
+                if let Some(t) = write_memtable_table(&options, &opener, number, mem, None, up_to)?
+                {
+                    part.new_files.push((0, t.meta.clone()));
+                    tables.push(t);
+                }
             }
+            parts.push(part);
             Ok::<_, Error>(())
         });
         if let Err(e) = written {
@@ -182,14 +195,13 @@ impl DbInner {
             }
             return Err(e);
         }
-        let edit = VersionEdit {
-            keyspace: ks.id,
-            log_number: Some(log_number),
-            last_sequence: Some(last_seq.max(versions.last_sequence())),
-            new_files: tables.iter().map(|t| (0, t.meta.clone())).collect(),
-            ..VersionEdit::default()
-        };
-        versions.log_and_apply(edit, &tables)
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut edit = parts.remove(0);
+        edit.last_sequence = Some(last_seq.max(versions.last_sequence()));
+        edit.parts = parts;
+        versions.log_and_apply_all(edit, &tables)
     }
 }
 

@@ -11,9 +11,7 @@ use crate::keyspace::{KeyspaceState, Keyspaces};
 use crate::memtable::{ActiveMemTables, MemTable};
 use crate::options::Options;
 use crate::read::SuperVersion;
-use crate::version::{
-    TableFile, TableOpener, Version, VersionEdit, VersionSet, DEFAULT_KEYSPACE_ID,
-};
+use crate::version::{TableFile, TableOpener, Version, VersionEdit, VersionSet};
 use crate::wal_replay::{read_wal_chain, BatchOutcome};
 use crate::write::{create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath};
 use std::collections::BTreeMap;
@@ -141,43 +139,40 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     ))
 }
 
-/// Install the tables replay wrote, each keyspace's with an edit of its
-/// own that moves its log number to the fresh WAL `wal_number`; the
-/// keyspaces with no table move theirs in the default keyspace's edit.
-/// A crash between the edits is safe: a keyspace whose edit is not durable
-/// replays the WALs again, which stay until every keyspace is past them.
-/// Returns each keyspace's version.
+/// Install the tables replay wrote and move every keyspace's log number
+/// to the fresh WAL `wal_number`, with one edit: the WALs replayed may
+/// hold unsynced bytes a power loss during this open can still take, so
+/// no keyspace's replayed writes may become durable in tables without
+/// every other's (a batch across keyspaces would be torn). Returns each
+/// keyspace's version.
 fn log_replayed_tables(
     versions: &mut VersionSet,
     replayed: Replayed,
     wal_number: u64,
 ) -> Result<BTreeMap<u32, Arc<Version>>> {
-    let mut installed = BTreeMap::new();
     let ids: Vec<u32> = versions.keyspaces().map(|(id, _)| id).collect();
     let mut tables = replayed.tables;
-    for &id in ids.iter().rev() {
-        // The default keyspace (0) last, carrying the others' log numbers.
-        let added = tables.remove(&id).unwrap_or_default();
-        if id != DEFAULT_KEYSPACE_ID && added.is_empty() {
-            continue;
-        }
-        let mut edit = VersionEdit {
-            keyspace: id,
-            log_number: Some(wal_number),
-            last_sequence: Some(replayed.last_seq),
-            new_files: added.iter().map(|f| (0, f.meta.clone())).collect(),
-            ..VersionEdit::default()
-        };
-        if id == DEFAULT_KEYSPACE_ID {
-            edit.keyspace_log_numbers = ids
-                .iter()
-                .filter(|&&other| other != id && !installed.contains_key(&other))
-                .map(|&other| (other, wal_number))
-                .collect();
-        }
-        installed.insert(id, versions.log_and_apply(edit, &added)?);
-    }
-    Ok(installed)
+    let mut added = Vec::new();
+    let mut parts: Vec<VersionEdit> = ids
+        .iter()
+        .map(|&id| {
+            let mine = tables.remove(&id).unwrap_or_default();
+            let part = VersionEdit {
+                keyspace: id,
+                log_number: Some(wal_number),
+                new_files: mine.iter().map(|f| (0, f.meta.clone())).collect(),
+                ..VersionEdit::default()
+            };
+            added.extend(mine);
+            part
+        })
+        .collect();
+    // The default keyspace (always live, first) carries the others.
+    let mut edit = parts.remove(0);
+    edit.last_sequence = Some(replayed.last_seq);
+    edit.parts = parts;
+    let installed = versions.log_and_apply_all(edit, &added)?;
+    Ok(ids.into_iter().zip(installed).collect())
 }
 
 struct Replayed {
@@ -213,9 +208,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 
     let mode = options.wal_recovery_mode;
     // Replayed records follow everything the tables of the keyspaces they
-    // go to hold. With one keyspace that is the manifest's last sequence;
-    // with several, a keyspace flushed later may hold newer writes than
-    // the WALs another still needs, so the floor is the lowest keyspace's.
+    // go to hold (see `replay_floor`).
     let mut last_seq = replay_floor(versions);
     let manifest_last_seq = versions.last_sequence();
     let mut targets: BTreeMap<u32, ReplayTarget> = versions
@@ -276,14 +269,18 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 }
 
 /// The sequence number every replayed record must follow: the manifest's
-/// last sequence with one keyspace; with several, the smallest of the
-/// keyspaces' newest table entries (a keyspace's replayed records follow
-/// its own tables, not another's).
+/// last sequence in a database that never had a keyspace besides the
+/// default one; otherwise the smallest of the live keyspaces' newest table
+/// entries (a keyspace's replayed records follow its own tables, not
+/// another's).
 fn replay_floor(versions: &VersionSet) -> SeqNo {
-    let ids: Vec<u32> = versions.keyspaces().map(|(id, _)| id).collect();
-    if ids.len() == 1 {
+    // A keyspace since dropped may have flushed writes newer than those
+    // the default one replays: only a database that never had another
+    // keyspace can use the manifest's last sequence.
+    if !versions.had_keyspaces() {
         return versions.last_sequence();
     }
+    let ids: Vec<u32> = versions.keyspaces().map(|(id, _)| id).collect();
     ids.iter()
         .map(|&id| {
             versions

@@ -467,8 +467,11 @@ pub struct WriteOptions {
     /// lost with the machine. RocksDB: `WriteOptions::sync`. Default: `false`.
     pub sync: bool,
     /// Skip the write-ahead log: the write lives only in the memtable until
-    /// a flush, and a crash loses it. RocksDB: `WriteOptions::disableWAL`.
-    /// Default: `false`.
+    /// a flush, and a crash loses it. A batch across keyspaces written this
+    /// way is flushed keyspace by keyspace, so a crash after one keyspace's
+    /// flush and before another's keeps part of it (as in RocksDB without
+    /// `atomic_flush`); a clean close keeps all of it. RocksDB:
+    /// `WriteOptions::disableWAL`. Default: `false`.
     pub disable_wal: bool,
     /// Fail with [`Error::WriteStall`] instead of waiting when the write
     /// would be delayed or stopped by a write stall. RocksDB:

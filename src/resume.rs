@@ -116,8 +116,8 @@ impl DbInner {
         // After the jobs: a flush holds `flushing` while it makes a spare.
         let _no_spares = self.stop_making_wals();
         self.versions.lock().rewrite_manifest_if_failed()?;
-        self.start_over(leader, |ks, mems, log_number, last_seq| {
-            self.flush_memtables_to_l0(ks, mems, log_number, last_seq, strata_sstable::SeqNo::MAX)
+        self.start_over(leader, |all, log_number, last_seq| {
+            self.flush_all_to_l0(all, log_number, last_seq, strata_sstable::SeqNo::MAX)
         })?;
         // Nothing runs that creates files: whatever the version does not
         // reference is a leftover (the old WALs, failed tables, a failed

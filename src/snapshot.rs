@@ -118,8 +118,19 @@ impl SnapshotKeyspace<'_> {
         &self.snapshot.inner
     }
 
+    /// Whether the keyspace is this snapshot's database's: a snapshot's
+    /// sequence number means nothing in another.
+    fn same_database(&self) -> bool {
+        self.keyspace.db_instance() == self.snapshot.inner.instance
+    }
+
     /// The value `key` had.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        if !self.same_database() {
+            return Err(crate::Error::InvalidArgument(
+                "a snapshot of one database read with a keyspace of another".into(),
+            ));
+        }
         self.inner()
             .get(self.keyspace.state(), key.as_ref(), self.snapshot.spec())
     }

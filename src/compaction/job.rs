@@ -128,9 +128,11 @@ impl DbInner {
         snapshots.push(self.visible_sequence());
         let mut retainer = Retainer::new(snapshots);
         let options = ks.options();
-        let num_levels = options.num_levels;
+        // Every level below, up to the deepest there is: a table left below
+        // `num_levels` (a compaction picked before the keyspace's options
+        // changed) must keep the tombstones above it.
         let deeper = |ukey: &[u8]| {
-            ((c.output_level + 1)..num_levels).any(|level| {
+            ((c.output_level + 1)..crate::version::NUM_LEVELS).any(|level| {
                 let files = c.version.files(level);
                 let i = files.partition_point(|f| f.meta.largest.as_slice() < ukey);
                 files

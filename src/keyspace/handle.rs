@@ -63,6 +63,11 @@ impl Keyspace {
         &self.state
     }
 
+    /// The open database it belongs to (`DbInner::instance`).
+    pub(crate) fn db_instance(&self) -> u64 {
+        self.db.inner().instance
+    }
+
     /// Its name.
     pub fn name(&self) -> &str {
         &self.state.name

@@ -36,6 +36,16 @@ impl DbInner {
         let _admin = self.keyspace_admin.lock();
         if let Some(ks) = self.keyspaces.load().by_name(name) {
             if let Some(options) = resolved {
+                // Fewer levels would make a level holding tables (or
+                // about to, from a compaction picked with the old
+                // options) the last, where tombstones are dropped.
+                let levels = ks.options().num_levels;
+                if options.num_levels < levels {
+                    return Err(Error::InvalidArgument(format!(
+                        "keyspace {name:?} is open with num_levels {levels}: reopen the database to lower it to {}",
+                        options.num_levels
+                    )));
+                }
                 let version = self.versions.lock().current(ks.id);
                 if let Some((level, f)) = version
                     .all_files()

@@ -30,8 +30,9 @@ const TAG_CREATE_KEYSPACE: u64 = 7;
 const TAG_DROP_KEYSPACE: u64 = 8;
 const TAG_KEYSPACE_LOG_NUMBER: u64 = 9;
 const TAG_NEXT_KEYSPACE_ID: u64 = 10;
+const TAG_KEYSPACE_PART: u64 = 11;
 /// The largest tag an edit of this version holds.
-const TAG_LAST: u64 = TAG_NEXT_KEYSPACE_ID;
+const TAG_LAST: u64 = TAG_KEYSPACE_PART;
 
 /// The id of the default keyspace, which every database has and which
 /// edits without a keyspace field are about.
@@ -84,6 +85,11 @@ pub struct VersionEdit {
     pub deleted_files: Vec<(usize, u64)>,
     /// Tables added: (level, metadata).
     pub new_files: Vec<(usize, FileMeta)>,
+    /// The same changes (log number, tables) to other keyspaces, logged
+    /// in the same record: applied all together or not at all (a close or
+    /// a resume writing every keyspace's memtables out at once). A part
+    /// holds no counters, creation, drop or parts of its own.
+    pub parts: Vec<VersionEdit>,
 }
 
 /// Why an edit could not be decoded.
@@ -157,10 +163,21 @@ impl VersionEdit {
             put_varint64(&mut body, f.largest_seqno);
             field(out, TAG_NEW_FILE, &body);
         }
+        for part in &self.parts {
+            body.clear();
+            part.encode(&mut body);
+            field(out, TAG_KEYSPACE_PART, &body);
+        }
     }
 
     /// Decode an edit; never panics, whatever the bytes.
     pub fn decode(input: &[u8]) -> Result<VersionEdit, EditError> {
+        Self::decode_nested(input, false)
+    }
+
+    /// Decode an edit, or a keyspace part of one (`part`: which may hold
+    /// no parts itself, so decoding never recurses deeper).
+    fn decode_nested(input: &[u8], part: bool) -> Result<VersionEdit, EditError> {
         let mut edit = VersionEdit::default();
         let mut pos = 0;
         while pos < input.len() {
@@ -171,7 +188,7 @@ impl VersionEdit {
             let (tag, n) = get_varint64(&input[pos..]).ok_or_else(|| err("bad field tag"))?;
             let (body, m) = get_length_prefixed(&input[pos + n..])
                 .ok_or_else(|| err("field length runs past the end of the edit"))?;
-            edit.decode_field(tag, body)
+            edit.decode_field(tag, body, part)
                 .map_err(|reason| err(&reason))?;
             pos += n + m;
         }
@@ -207,7 +224,7 @@ impl VersionEdit {
             else {
                 return true; // the body is cut short
             };
-            if edit.decode_field(tag, body).is_err() {
+            if edit.decode_field(tag, body, false).is_err() {
                 return false;
             }
             rest = &after_length[body.len()..];
@@ -216,7 +233,7 @@ impl VersionEdit {
     }
 
     /// Applies one whole field to `self`, or says why it cannot be.
-    fn decode_field(&mut self, tag: u64, body: &[u8]) -> Result<(), String> {
+    fn decode_field(&mut self, tag: u64, body: &[u8], in_part: bool) -> Result<(), String> {
         let mut r = BodyReader { body, pos: 0 };
         let parsed = match tag {
             TAG_LOG_NUMBER => r.u64().map(|v| self.log_number = Some(v)),
@@ -257,6 +274,27 @@ impl VersionEdit {
                 Some(())
             })(),
             TAG_NEXT_KEYSPACE_ID => r.keyspace().map(|id| self.next_keyspace_id = Some(id)),
+            TAG_KEYSPACE_PART => {
+                if in_part {
+                    return Err("keyspace parts do not nest".to_owned());
+                }
+                let part = VersionEdit::decode_nested(body, true)
+                    .map_err(|e| format!("keyspace part: {} at byte {}", e.reason, e.offset))?;
+                let only_keyspace_fields = part.create_keyspace.is_none()
+                    && !part.drop_keyspace
+                    && part.next_file_number.is_none()
+                    && part.last_sequence.is_none()
+                    && part.next_keyspace_id.is_none()
+                    && part.keyspace_log_numbers.is_empty();
+                if !only_keyspace_fields {
+                    return Err(
+                        "a keyspace part holds more than a keyspace's log number and tables"
+                            .to_owned(),
+                    );
+                }
+                self.parts.push(part);
+                return Ok(());
+            }
             t if t >= SAFE_TO_IGNORE => Some(()),
             t => {
                 return Err(format!(
@@ -333,6 +371,27 @@ mod tests {
         edit.encode(&mut buf);
         assert_eq!(VersionEdit::decode(&buf), Ok(edit));
         let edit = VersionEdit {
+            log_number: Some(3),
+            new_files: vec![(0, meta(5))],
+            parts: vec![
+                VersionEdit {
+                    keyspace: 2,
+                    log_number: Some(3),
+                    new_files: vec![(0, meta(6))],
+                    ..Default::default()
+                },
+                VersionEdit {
+                    keyspace: 4,
+                    log_number: Some(3),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        edit.encode(&mut buf);
+        assert_eq!(VersionEdit::decode(&buf), Ok(edit));
+        let edit = VersionEdit {
             keyspace: 7,
             create_keyspace: Some("users".into()),
             log_number: Some(30),
@@ -377,6 +436,35 @@ mod tests {
     }
 
     #[test]
+    fn a_part_holds_only_a_keyspace_change() {
+        let nested = VersionEdit {
+            parts: vec![VersionEdit {
+                keyspace: 1,
+                parts: vec![VersionEdit::default()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        nested.encode(&mut buf);
+        assert!(VersionEdit::decode(&buf).is_err(), "parts do not nest");
+        let counters = VersionEdit {
+            parts: vec![VersionEdit {
+                keyspace: 1,
+                last_sequence: Some(9),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        counters.encode(&mut buf);
+        assert!(
+            VersionEdit::decode(&buf).is_err(),
+            "counters are the edit's"
+        );
+    }
+
+    #[test]
     fn levels_out_of_range_are_rejected() {
         let mut buf = Vec::new();
         VersionEdit {
@@ -400,6 +488,11 @@ mod tests {
             last_sequence: Some(1 << 50),
             deleted_files: vec![(0, 3)],
             new_files: vec![(1, meta(20))],
+            parts: vec![VersionEdit {
+                keyspace: 1,
+                log_number: Some(12),
+                ..Default::default()
+            }],
         };
         let mut buf = Vec::new();
         edit.encode(&mut buf);

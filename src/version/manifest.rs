@@ -262,6 +262,20 @@ fn apply(c: &mut ManifestContents, edit: &VersionEdit) -> std::result::Result<()
             ks.log_number = ks.log_number.max(number);
         }
     }
+    apply_keyspace_change(c, edit)?;
+    for part in &edit.parts {
+        check_numbers(part)?;
+        apply_keyspace_change(c, part)?;
+    }
+    Ok(())
+}
+
+/// The part of `edit` about its keyspace: creation, log number, tables,
+/// drop.
+fn apply_keyspace_change(
+    c: &mut ManifestContents,
+    edit: &VersionEdit,
+) -> std::result::Result<(), String> {
     let id = edit.keyspace;
     if let Some(name) = &edit.create_keyspace {
         if let Some((other, _)) = c.keyspaces.iter().find(|(_, ks)| &ks.name == name) {

@@ -209,6 +209,11 @@ impl VersionSet {
             .unwrap_or(0)
     }
 
+    /// Whether any keyspace besides the default one was ever created.
+    pub fn had_keyspaces(&self) -> bool {
+        self.next_keyspace_id > DEFAULT_KEYSPACE_ID + 1
+    }
+
     /// Keyspace `id`'s log number: WALs below it hold nothing of it that
     /// is not in its tables (`None` if it is not live).
     pub fn keyspace_log_number(&self, id: u32) -> Option<u64> {
@@ -238,12 +243,31 @@ impl VersionSet {
     /// was dropped) fails with [`Error::KeyspaceDropped`] and logs nothing.
     pub fn log_and_apply(
         &mut self,
-        mut edit: VersionEdit,
+        edit: VersionEdit,
         added: &[Arc<TableFile>],
     ) -> Result<Arc<Version>> {
+        let mut versions = self.log_and_apply_all(edit, added)?;
+        Ok(versions.swap_remove(0))
+    }
+
+    /// Log `edit` and its keyspace parts as one record, durably, then
+    /// install the version each produces: all or none, whatever a crash
+    /// interrupts. Returns the new versions, the edit's own keyspace's
+    /// first, then its parts' in order. `added` holds the opened tables
+    /// for every new file of the edit and its parts.
+    pub fn log_and_apply_all(
+        &mut self,
+        mut edit: VersionEdit,
+        added: &[Arc<TableFile>],
+    ) -> Result<Vec<Arc<Version>>> {
         if self.poisoned {
             return Err(Error::InvalidArgument(
                 "the manifest cannot be written after an earlier write to it failed".into(),
+            ));
+        }
+        if !edit.parts.is_empty() && (edit.create_keyspace.is_some() || edit.drop_keyspace) {
+            return Err(Error::InvalidArgument(
+                "a keyspace is created or dropped by an edit of its own".into(),
             ));
         }
         let id = edit.keyspace;
@@ -282,7 +306,29 @@ impl VersionSet {
                 .is_some_and(|ks| other != id && number > ks.log_number)
         });
 
-        let new_version = apply_to(&base, &edit, added)?;
+        // Each keyspace changed: (id, its new version, its log number).
+        let mut changed = vec![(id, apply_to(&base, &edit, added)?, log_number)];
+        for part in &mut edit.parts {
+            let Some(ks) = self.keyspaces.get(&part.keyspace) else {
+                return Err(Error::KeyspaceDropped {
+                    name: format!("#{}", part.keyspace),
+                });
+            };
+            if changed.iter().any(|(other, _, _)| *other == part.keyspace) {
+                return Err(Error::InvalidArgument(format!(
+                    "keyspace {} changed twice in one edit",
+                    part.keyspace
+                )));
+            }
+            let log_number = part.log_number.unwrap_or(ks.log_number).max(ks.log_number);
+            part.log_number = Some(log_number);
+            changed.push((
+                part.keyspace,
+                apply_to(&ks.current, part, added)?,
+                log_number,
+            ));
+        }
+
         let mut record = Vec::new();
         edit.encode(&mut record);
         let path = manifest_path(&self.dir, self.manifest_number);
@@ -300,31 +346,35 @@ impl VersionSet {
                 ks.log_number = number;
             }
         }
-        let installed = Arc::new(new_version);
         if edit.drop_keyspace {
             if let Some(ks) = self.keyspaces.remove(&id) {
                 for (_, f) in ks.current.all_files() {
                     f.mark_obsolete();
                 }
             }
-        } else {
-            mark_deleted_obsolete(&base, &edit);
-            let name = match &edit.create_keyspace {
-                Some(name) => name.clone(),
-                None => self
-                    .keyspaces
-                    .get(&id)
-                    .map(|ks| ks.name.clone())
-                    .unwrap_or_default(),
+            return Ok(vec![Arc::new(Version::default())]);
+        }
+        let parts = std::iter::once(&edit).chain(edit.parts.iter());
+        let mut installed = Vec::with_capacity(changed.len());
+        for (part, (ks_id, version, log_number)) in parts.zip(changed) {
+            let version = Arc::new(version);
+            let name = match (&part.create_keyspace, self.keyspaces.get(&ks_id)) {
+                (Some(name), _) => name.clone(),
+                (None, Some(ks)) => {
+                    mark_deleted_obsolete(&ks.current, part);
+                    ks.name.clone()
+                }
+                (None, None) => String::new(),
             };
             self.keyspaces.insert(
-                id,
+                ks_id,
                 KeyspaceVersions {
                     name,
-                    current: Arc::clone(&installed),
+                    current: Arc::clone(&version),
                     log_number,
                 },
             );
+            installed.push(version);
         }
 
         let manifest_bytes = self.manifest.as_ref().map_or(0, |m| m.offset_written());
@@ -367,7 +417,11 @@ impl VersionSet {
             if id == DEFAULT_KEYSPACE_ID {
                 snapshot.next_file_number = Some(self.next_file_number);
                 snapshot.last_sequence = Some(self.last_sequence);
-                snapshot.next_keyspace_id = Some(self.next_keyspace_id);
+                // Only once a keyspace was made: a database that never had
+                // one stays readable by a strata from before keyspaces.
+                if self.next_keyspace_id > DEFAULT_KEYSPACE_ID + 1 {
+                    snapshot.next_keyspace_id = Some(self.next_keyspace_id);
+                }
             } else {
                 snapshot.create_keyspace = Some(ks.name.clone());
             }

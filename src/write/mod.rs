@@ -143,8 +143,14 @@ impl DbInner {
     }
 
     /// `Err(KeyspaceDropped)` if a record of `batch` is in a keyspace that
-    /// is not live (dropped, or never created in this database).
+    /// is not live (dropped), `Err(InvalidArgument)` if it names a keyspace
+    /// of another database.
     fn check_keyspaces(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.owner().is_some_and(|owner| owner != self.instance) {
+            return Err(crate::Error::InvalidArgument(
+                "the batch names a keyspace of another database".into(),
+            ));
+        }
         let ids = batch.keyspaces();
         if ids
             .iter()

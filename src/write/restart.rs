@@ -46,21 +46,24 @@ impl DbInner {
         self.write_path.spare.making()
     }
 
-    /// Start over in a fresh WAL. `write_out` writes the given memtables
-    /// of a keyspace (oldest first) to tables and installs them with the
-    /// given log number (the fresh WAL's, so no older WAL is ever replayed
-    /// into it) and last sequence number; it is called for every keyspace,
-    /// and each that succeeds gets an empty memtable at once. Once all
-    /// succeed, every group is published, and the WAL buffer goes on in
-    /// the fresh WAL, the old ones closed (the caller deletes them). If
-    /// one fails, the keyspaces written so far stay written (a retry
-    /// writes only the rest) and the fresh WAL is kept as the spare.
+    /// Start over in a fresh WAL. `write_out` writes every keyspace's
+    /// memtables (oldest first) to tables and installs them with one edit
+    /// with the given log number (the fresh WAL's, so no older WAL is ever
+    /// replayed) and last sequence number, returning each keyspace's new
+    /// version; once it succeeds, readers see the new versions and empty
+    /// memtables, every group is published, and the WAL buffer goes on in
+    /// the fresh WAL, the old ones closed (the caller deletes them). If it
+    /// fails, nothing changes and the fresh WAL is kept as the spare.
     /// REQUIRES: writes stopped ([`with_writes_stopped`](Self::with_writes_stopped)),
     /// no flush or compaction running, and the making of spares held off.
     pub(crate) fn start_over(
         &self,
         leader: &mut Leadership<'_>,
-        mut write_out: impl FnMut(&KeyspaceState, &[&Arc<MemTable>], u64, SeqNo) -> Result<Arc<Version>>,
+        write_out: impl FnOnce(
+            &[(&KeyspaceState, Vec<&Arc<MemTable>>)],
+            u64,
+            SeqNo,
+        ) -> Result<Vec<Arc<Version>>>,
     ) -> Result<()> {
         let wp = &self.write_path;
         let wal = match wp.spare.take() {
@@ -73,6 +76,22 @@ impl DbInner {
             }
             None => self.new_wal()?,
         };
+        let keyspaces = self.keyspaces.load_full();
+        let svs: Vec<_> = keyspaces
+            .iter()
+            .map(|ks| (ks, ks.current_super_version()))
+            .collect();
+        let all: Vec<_> = svs
+            .iter()
+            .map(|(ks, sv)| (&***ks, sv.memtables_oldest_first()))
+            .collect();
+        let versions = match write_out(&all, wal.number, leader.last_seq()) {
+            Ok(versions) => versions,
+            Err(e) => {
+                wp.spare.put(wal);
+                return Err(e);
+            }
+        };
         let SpareWal {
             number,
             file,
@@ -80,17 +99,7 @@ impl DbInner {
         } = wal;
         let mut spare_mem = Some(spare_mem);
         let mut mems = (**leader.mems()).clone();
-        let mut written = Ok(());
-        for ks in self.keyspaces.load().iter() {
-            let sv = ks.current_super_version();
-            let oldest_first = sv.memtables_oldest_first();
-            let version = match write_out(ks, &oldest_first, number, leader.last_seq()) {
-                Ok(version) => version,
-                Err(e) => {
-                    written = Err(e);
-                    break;
-                }
-            };
+        for ((ks, _), version) in svs.iter().zip(versions) {
             let size = ks.options().write_buffer_size;
             let mem = match spare_mem.take() {
                 Some(mem)
@@ -111,13 +120,6 @@ impl DbInner {
             mems = mems.with(ks.id, Some(mem));
         }
         leader.switch_memtables(mems);
-        if let Err(e) = written {
-            let mem = spare_mem.unwrap_or_else(|| {
-                Arc::new(MemTable::sized_for(number, self.options.write_buffer_size))
-            });
-            wp.spare.put(SpareWal { number, file, mem });
-            return Err(e);
-        }
         // Every group is inserted (`with_writes_stopped`) and in a synced
         // table now: those a background error kept from completing become
         // visible too.
