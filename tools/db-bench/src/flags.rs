@@ -174,6 +174,13 @@ pub struct Flags {
     #[arg(long, default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub target_file_size_base: u64,
 
+    /// Keyspaces (RocksDB's column families) the keys are spread over:
+    /// key `k` lives in keyspace `k % num_column_families`, as db_bench's
+    /// `GetCfh(rand_num)` picks it; keyspace 0 is the default, the others
+    /// are named `column_family_name_000001` and on.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub num_column_families: u32,
+
     /// Background flush and compaction threads.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=256))]
     pub max_background_jobs: i32,
@@ -283,6 +290,22 @@ impl Flags {
             ));
         }
         Ok(())
+    }
+
+    /// The keyspace (column family) index of key number `k`: db_bench's
+    /// `GetCfh(rand_num)`, `rand_num % num_column_families`.
+    #[inline]
+    pub fn keyspace_of(&self, k: u64) -> usize {
+        (k % u64::from(self.num_column_families)) as usize
+    }
+
+    /// The name of keyspace `index`: db_bench's `ColumnFamilyName(i)`.
+    pub fn keyspace_name(index: usize) -> String {
+        if index == 0 {
+            "default".to_string()
+        } else {
+            format!("column_family_name_{index:06}")
+        }
     }
 
     /// Bloom bits every engine gets: `--bloom_bits`, or 10 when negative.

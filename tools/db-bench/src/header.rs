@@ -56,6 +56,13 @@ pub fn header(kind: EngineKind, mapping: &Mapping, flags: &Flags, db: &Path, see
     let _ = writeln!(h, "DB:         {}", db.display());
     let _ = writeln!(h, "Seed:       {seed}");
     let _ = writeln!(h, "Threads:    {}", flags.threads);
+    if flags.num_column_families > 1 {
+        let _ = writeln!(
+            h,
+            "Column families: {} (key k in k % {})",
+            flags.num_column_families, flags.num_column_families
+        );
+    }
     let _ = writeln!(h, "Durability: {}", mapping.durability);
     let _ = writeln!(h, "--sync=1:   {}", mapping.sync_durability);
     for (i, m) in mapping.mapped.iter().enumerate() {

@@ -45,6 +45,7 @@ struct Record<'a> {
     value_size: u32,
     compression_type: &'static str,
     sync: bool,
+    num_column_families: u32,
 }
 
 pub struct JsonOut {
@@ -103,6 +104,7 @@ impl JsonOut {
             value_size: flags.value_size,
             compression_type: flags.compression_type.rocksdb_name(),
             sync: flags.sync,
+            num_column_families: flags.num_column_families,
         };
         serde_json::to_writer(&mut self.out, &rec)?;
         self.out.write_all(b"\n")?;

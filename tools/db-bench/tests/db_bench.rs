@@ -255,6 +255,54 @@ fn use_existing_db_reads_what_a_previous_fill_wrote() {
     assert!(err.contains("does not exist"), "{err}");
 }
 
+/// `--num_column_families=4`: key `k` goes to keyspace `k % 4`, as
+/// RocksDB's db_bench picks the column family, and reads find every key
+/// in its own keyspace.
+#[test]
+fn num_column_families_spreads_keys_over_keyspaces_by_key_modulo() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let stdout = run_ok(&[
+        "--benchmarks=fillseq,readrandom,readseq,seekrandom",
+        "--num=1000",
+        "--num_column_families=4",
+        "--seek_nexts=0",
+        &path_arg("db", &db),
+    ]);
+    let lines = result_lines(&stdout);
+    assert!(line_for(&lines, "readrandom")
+        .extra
+        .ends_with("(1000 of 1000 found)"));
+    assert!(line_for(&lines, "seekrandom")
+        .extra
+        .ends_with("(1000 of 1000 found)"));
+    assert_eq!(line_for(&lines, "readseq").operations, 1000);
+
+    let db = strata::Db::open(&db, strata::Options::default()).unwrap();
+    let names = db.keyspace_names();
+    assert_eq!(
+        names,
+        [
+            "default",
+            "column_family_name_000001",
+            "column_family_name_000002",
+            "column_family_name_000003"
+        ]
+    );
+    for (index, name) in names.iter().enumerate() {
+        let keyspace = db.keyspace(name).unwrap();
+        let keys: Vec<u64> = keyspace
+            .iter()
+            .map(|entry| {
+                let (key, _) = entry.unwrap();
+                u64::from_be_bytes(key[..8].try_into().unwrap())
+            })
+            .collect();
+        let want: Vec<u64> = (0..1000).filter(|k| k % 4 == index as u64).collect();
+        assert_eq!(keys, want, "keyspace {name}");
+    }
+}
+
 #[test]
 fn repeat_suffix_reports_average_and_median() {
     let stdout = run_ok(&["--benchmarks=fillseq,readrandom[X3-W1]", "--num=200"]);

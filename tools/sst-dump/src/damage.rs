@@ -11,6 +11,7 @@ use strata_sstable::{Compression, TableBuilder, TableOptions, ValueKind};
 use strata_wal::Writer;
 
 use crate::escape::Style;
+use crate::keyspaces::KeyspaceNames;
 use crate::output::Report;
 use crate::scan::Bounds;
 use crate::{check, identify, manifest, raw, recompress, scan, verify, wal};
@@ -42,7 +43,12 @@ fn wal_log() -> Vec<u8> {
         batch.extend_from_slice(&(1 + 3 * r).to_le_bytes());
         batch.extend_from_slice(&3u32.to_le_bytes());
         for op in 0..3u8 {
-            batch.push(u8::from(op != 1)); // put, delete, put
+            // put, delete, put; the last in keyspace r (flag 0x80, varint id)
+            if op == 2 && r > 0 {
+                batch.extend_from_slice(&[1 | 0x80, r as u8]);
+            } else {
+                batch.push(u8::from(op != 1));
+            }
             batch.extend_from_slice(&[4, b'k', b'0' + r as u8, b'-', b'0' + op]);
             if op != 1 {
                 batch.extend_from_slice(&[2, b'v', b'v']);
@@ -82,6 +88,33 @@ fn manifest_log() -> Vec<u8> {
             deleted_files: vec![(0, 4)],
             ..VersionEdit::default()
         },
+        VersionEdit {
+            keyspace: 1,
+            create_keyspace: Some("events".into()),
+            log_number: Some(3),
+            next_keyspace_id: Some(2),
+            ..VersionEdit::default()
+        },
+        VersionEdit {
+            keyspace: 1,
+            log_number: Some(7),
+            keyspace_log_numbers: vec![(0, 7)],
+            next_file_number: Some(9),
+            new_files: vec![(0, meta(8))],
+            ..VersionEdit::default()
+        },
+        VersionEdit {
+            keyspace: 2,
+            create_keyspace: Some("scratch".into()),
+            log_number: Some(7),
+            next_keyspace_id: Some(3),
+            ..VersionEdit::default()
+        },
+        VersionEdit {
+            keyspace: 2,
+            drop_keyspace: true,
+            ..VersionEdit::default()
+        },
     ];
     let mut w = Writer::new(Vec::new());
     for e in edits {
@@ -108,7 +141,8 @@ fn run_all(data: &[u8]) {
     let _ = verify::verify(&bytes);
     let _ = raw::raw(&bytes, style).dump_text();
     let _ = recompress::recompress(&bytes, &[], false);
-    let _ = wal::dump(data, true, style);
+    let _ = wal::dump(data, true, style, None);
+    let _ = wal::dump(data, false, style, Some(&KeyspaceNames::default()));
     let _ = manifest::dump(Path::new("MANIFEST-000001"), data, style);
 }
 
@@ -140,16 +174,25 @@ fn healthy_inputs_check_out() {
     }
     let log = wal_log();
     assert_eq!(identify::identify(&log).kind, identify::Kind::Wal);
-    let w = wal::dump(&log, false, Style::default());
+    let w = wal::dump(&log, false, Style::default(), None);
     assert!(w.ok());
     assert_eq!(w.records.len(), 6);
+    let keyspaces: Vec<u32> = w.records.iter().map(|r| r.ops[2].keyspace).collect();
+    assert_eq!(keyspaces, [0, 1, 2, 3, 4, 5]);
     let m = manifest_log();
     assert_eq!(identify::identify(&m).kind, identify::Kind::Manifest);
     let report = manifest::dump(Path::new("MANIFEST-000001"), &m, Style::default());
     assert!(report.ok(), "{:?}", report.problems);
     let live = report.live.unwrap();
-    assert_eq!(live.total_files, 1);
-    assert_eq!(live.levels[1][0].number, 6);
+    assert_eq!(live.total_files, 2);
+    assert_eq!(live.keyspaces[0].levels[1][0].number, 6);
+    assert_eq!(live.keyspaces[1].name, "events");
+    assert_eq!(live.keyspaces[1].levels[0][0].number, 8);
+    assert_eq!(live.keyspaces.len(), 2, "scratch was dropped");
+    assert_eq!(live.log_number, 7);
+    let dropped = report.edits.last().unwrap();
+    assert!(dropped.drop_keyspace);
+    assert_eq!(dropped.keyspace_name.as_deref(), Some("scratch"));
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! A database directory: the live version per level (from CURRENT and the
-//! manifest it names), totals, and `verify` of every live table and every
-//! live WAL. Read-only: files are read with plain reads (regular files up
+//! A database directory: the live version per keyspace and level (from
+//! CURRENT and the manifest it names), totals, and `verify` of every live
+//! table and every live WAL. Read-only: files are read with plain reads (regular files up
 //! to `--max_input_bytes` only, `input.rs`), the LOCK is never taken,
 //! nothing is written, so a running database can be inspected.
 
@@ -21,6 +21,9 @@ use crate::{input, table, verify};
 /// A live table and what verifying it found.
 #[derive(Debug, Serialize)]
 pub struct LiveTable {
+    /// The name of the keyspace it belongs to, and its id.
+    pub keyspace: String,
+    pub keyspace_id: u32,
     #[serde(flatten)]
     pub meta: TableMeta,
     pub num_entries: Option<u64>,
@@ -46,6 +49,19 @@ pub struct LevelSummary {
     pub bytes: u64,
 }
 
+/// One live keyspace: its log number and files per level (its tables are
+/// in `DirReport::tables`).
+#[derive(Debug, Serialize)]
+pub struct KeyspaceSummary {
+    pub id: u32,
+    pub name: String,
+    /// WALs below this hold nothing of it that is not in its tables.
+    pub log_number: u64,
+    pub files: usize,
+    pub bytes: u64,
+    pub levels: Vec<LevelSummary>,
+}
+
 /// The live version's number and counters (its tables are in `tables`).
 #[derive(Debug, Serialize)]
 pub struct VersionInfo {
@@ -64,7 +80,11 @@ pub struct DirReport {
     pub path: String,
     pub manifest: Option<String>,
     pub version: Option<VersionInfo>,
+    /// Live keyspaces by id, the default (id 0) first.
+    pub keyspaces: Vec<KeyspaceSummary>,
+    /// Every live table, keyspace by keyspace.
     pub tables: Vec<LiveTable>,
+    /// Files per level, all keyspaces together.
     pub levels: Vec<LevelSummary>,
     pub total_files: usize,
     pub total_bytes: u64,
@@ -133,20 +153,43 @@ pub fn inspect(dir: &Path, style: Style, max_input_bytes: u64) -> DirReport {
         return report;
     };
     let mut live_numbers = std::collections::BTreeSet::new();
-    for (level, files) in crate::manifest::merged_levels(&contents).iter().enumerate() {
-        let mut bytes = 0;
-        for f in files.values() {
-            live_numbers.insert(f.number);
-            bytes += f.size;
-            let t = check_table(dir, level, f, style, max_input_bytes);
-            report.total_entries += t.num_entries.unwrap_or(0);
-            report.tables.push(t);
-        }
-        report.levels.push(LevelSummary {
+    report.levels = (0..manifest::LEVELS)
+        .map(|level| LevelSummary {
             level,
-            files: files.len(),
-            bytes,
-        });
+            files: 0,
+            bytes: 0,
+        })
+        .collect();
+    for (&id, ks) in &contents.keyspaces {
+        let mut summary = KeyspaceSummary {
+            id,
+            name: ks.name.clone(),
+            log_number: ks.log_number,
+            files: 0,
+            bytes: 0,
+            levels: Vec::new(),
+        };
+        for (level, files) in ks.levels.iter().enumerate() {
+            let mut bytes = 0;
+            for f in files.values() {
+                live_numbers.insert(f.number);
+                bytes += f.size;
+                let mut t = check_table(dir, level, f, style, max_input_bytes);
+                (t.keyspace, t.keyspace_id) = (ks.name.clone(), id);
+                report.total_entries += t.num_entries.unwrap_or(0);
+                report.tables.push(t);
+            }
+            summary.levels.push(LevelSummary {
+                level,
+                files: files.len(),
+                bytes,
+            });
+            summary.files += files.len();
+            summary.bytes += bytes;
+            report.levels[level].files += files.len();
+            report.levels[level].bytes += bytes;
+        }
+        report.keyspaces.push(summary);
     }
     for t in &report.tables {
         if t.status != "ok" {
@@ -207,6 +250,8 @@ fn check_table(
     max_input_bytes: u64,
 ) -> LiveTable {
     let mut t = LiveTable {
+        keyspace: String::new(),
+        keyspace_id: 0,
         meta: TableMeta::of(level, f, style),
         num_entries: None,
         num_deletions: None,
@@ -276,7 +321,7 @@ fn check_log(path: &Path, name: &str, max_input_bytes: u64) -> LiveLog {
             }
         }
     };
-    let w = wal::dump(&data, false, Style::default());
+    let w = wal::dump(&data, false, Style::default(), None);
     let status = match w.problems.first() {
         None => "ok".to_string(),
         Some(p) => p.to_string(),
@@ -303,18 +348,29 @@ impl Report for DirReport {
             if v.before_damage {
                 out.push_str("live version as of the last edit before the damage:\n");
             }
-            for level in 0..manifest::LEVELS {
-                let mut files = self
-                    .tables
-                    .iter()
-                    .filter(|t| t.meta.level == level)
-                    .peekable();
-                if files.peek().is_none() {
-                    continue;
-                }
-                let _ = writeln!(out, "--- level {level} --- version# {} ---", v.version);
-                for t in files {
-                    let _ = writeln!(out, " {} {}", t.meta.line(), t.status);
+            for ks in &self.keyspaces {
+                let _ = writeln!(
+                    out,
+                    "--- keyspace \"{}\" (id {}) log_number {}: {} files, {} bytes ---",
+                    escaped(ks.name.as_bytes()),
+                    ks.id,
+                    ks.log_number,
+                    ks.files,
+                    ks.bytes
+                );
+                for level in 0..manifest::LEVELS {
+                    let mut files = self
+                        .tables
+                        .iter()
+                        .filter(|t| t.keyspace_id == ks.id && t.meta.level == level)
+                        .peekable();
+                    if files.peek().is_none() {
+                        continue;
+                    }
+                    let _ = writeln!(out, "--- level {level} --- version# {} ---", v.version);
+                    for t in files {
+                        let _ = writeln!(out, " {} {}", t.meta.line(), t.status);
+                    }
                 }
             }
             out.push_str("Level Files Size(bytes)\n");

@@ -16,6 +16,7 @@ mod dir;
 mod escape;
 mod identify;
 mod input;
+mod keyspaces;
 mod manifest;
 mod output;
 mod raw;
@@ -105,7 +106,13 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
             Kind::Wal | Kind::Empty,
             Command::Dump | Command::Scan | Command::Check | Command::Verify,
         ) => {
-            let mut report = wal::dump(&data, cli.print_value, style);
+            // The names of the keyspaces are in the MANIFEST beside the log.
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let names = keyspaces::KeyspaceNames::of_directory(dir, cli.max_input_bytes);
+            let mut report = wal::dump(&data, cli.print_value, style, names.as_ref());
             report.summary_only = matches!(command, Command::Check | Command::Verify);
             Outcome::of(&report)
         }

@@ -1,17 +1,22 @@
-//! A MANIFEST, like ldb's `manifest_dump`: each version edit, then the live
-//! version it leaves, level by level, each table as
-//! `num:size[seq .. seq]['smallest' .. 'largest']`. The verdict and the
-//! live version come from the engine's own replay (`read_manifest`); when
-//! the manifest is damaged, the version is the one before the damage.
+//! A MANIFEST, like ldb's `manifest_dump`: each version edit (with the
+//! keyspace it is about), then the live version it leaves, keyspace by
+//! keyspace (ldb: column family by column family) and level by level, each
+//! table as `num:size[seq .. seq]['smallest' .. 'largest']`. The verdict
+//! and the live version come from the engine's own replay
+//! (`read_manifest`); when the manifest is damaged, the version is the one
+//! before the damage.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
-use strata::inspect::{read_manifest, FileMeta, ManifestContents, VersionEdit, NUM_LEVELS};
+use strata::inspect::{
+    read_manifest, FileMeta, KeyspaceContents, ManifestContents, VersionEdit, NUM_LEVELS,
+};
 use strata_wal::{Reader, RecoveryMode, TailRule};
 
-use crate::escape::Style;
+use crate::escape::{escaped, Style};
+use crate::keyspaces::KeyspaceNames;
 use crate::output::{problems_text, Problem, Report};
 use crate::wal::End;
 
@@ -58,6 +63,22 @@ impl TableMeta {
 #[derive(Debug, Serialize)]
 pub struct EditReport {
     pub offset: u64,
+    /// The keyspace the log number, tables, creation and drop are about.
+    pub keyspace: u32,
+    /// Its name, from this or an earlier edit that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyspace_name: Option<String>,
+    /// The edit creates the keyspace with this name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_keyspace: Option<String>,
+    /// The edit drops the keyspace.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drop_keyspace: bool,
+    /// Other keyspaces' log numbers moved forward: (keyspace id, log number).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keyspace_log_numbers: Vec<(u32, u64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_keyspace_id: Option<u32>,
     pub log_number: Option<u64>,
     pub next_file_number: Option<u64>,
     pub last_sequence: Option<u64>,
@@ -67,24 +88,22 @@ pub struct EditReport {
     pub error: Option<String>,
 }
 
-/// The live version: tables per level and the counters.
+/// One live keyspace: its tables per level.
 #[derive(Debug, Serialize)]
-pub struct LiveVersion {
-    /// Edits applied to reach it (RocksDB's "version#").
-    pub version: usize,
-    pub levels: Vec<Vec<TableMeta>>,
+pub struct KeyspaceVersion {
+    pub id: u32,
+    pub name: String,
+    /// WALs below this hold nothing of it that is not in its tables.
     pub log_number: u64,
-    pub next_file_number: u64,
-    pub last_sequence: u64,
-    pub total_files: usize,
-    pub total_bytes: u64,
-    /// True when the manifest is damaged and this is the version before the damage.
-    pub before_damage: bool,
+    pub levels: Vec<Vec<TableMeta>>,
+    pub files: usize,
+    pub bytes: u64,
 }
 
-impl LiveVersion {
-    pub fn of(c: &ManifestContents, before_damage: bool, style: Style) -> LiveVersion {
-        let levels: Vec<Vec<TableMeta>> = merged_levels(c)
+impl KeyspaceVersion {
+    pub fn of(id: u32, ks: &KeyspaceContents, style: Style) -> KeyspaceVersion {
+        let levels: Vec<Vec<TableMeta>> = ks
+            .levels
             .iter()
             .enumerate()
             .map(|(level, files)| {
@@ -94,14 +113,65 @@ impl LiveVersion {
                     .collect()
             })
             .collect();
+        KeyspaceVersion {
+            id,
+            name: ks.name.clone(),
+            log_number: ks.log_number,
+            files: levels.iter().map(Vec::len).sum(),
+            bytes: levels.iter().flatten().map(|f| f.size).sum(),
+            levels,
+        }
+    }
+
+    /// `--- keyspace "name" (id N) log_number L: F files, B bytes ---`,
+    /// ldb's `Column family "name" (ID N)` line.
+    pub fn heading(&self) -> String {
+        format!(
+            "--- keyspace \"{}\" (id {}) log_number {}: {} files, {} bytes ---",
+            escaped(self.name.as_bytes()),
+            self.id,
+            self.log_number,
+            self.files,
+            self.bytes
+        )
+    }
+}
+
+/// The live version: each live keyspace's tables, and the counters.
+#[derive(Debug, Serialize)]
+pub struct LiveVersion {
+    /// Edits applied to reach it (RocksDB's "version#").
+    pub version: usize,
+    /// By id, the default keyspace (id 0) first.
+    pub keyspaces: Vec<KeyspaceVersion>,
+    /// The smallest log number of a live keyspace: WALs below it are not
+    /// needed.
+    pub log_number: u64,
+    pub next_file_number: u64,
+    pub last_sequence: u64,
+    pub next_keyspace_id: u32,
+    pub total_files: usize,
+    pub total_bytes: u64,
+    /// True when the manifest is damaged and this is the version before the damage.
+    pub before_damage: bool,
+}
+
+impl LiveVersion {
+    pub fn of(c: &ManifestContents, before_damage: bool, style: Style) -> LiveVersion {
+        let keyspaces: Vec<KeyspaceVersion> = c
+            .keyspaces
+            .iter()
+            .map(|(&id, ks)| KeyspaceVersion::of(id, ks, style))
+            .collect();
         LiveVersion {
             version: c.edits.len(),
-            total_files: levels.iter().map(Vec::len).sum(),
-            total_bytes: levels.iter().flatten().map(|f| f.size).sum(),
-            levels,
+            total_files: keyspaces.iter().map(|k| k.files).sum(),
+            total_bytes: keyspaces.iter().map(|k| k.bytes).sum(),
+            keyspaces,
             log_number: c.log_number(),
             next_file_number: c.next_file_number,
             last_sequence: c.last_sequence,
+            next_keyspace_id: c.next_keyspace_id,
             before_damage,
         }
     }
@@ -110,21 +180,26 @@ impl LiveVersion {
         if self.before_damage {
             out.push_str("live version as of the last edit before the damage:\n");
         }
-        for (level, files) in self.levels.iter().enumerate() {
-            let _ = writeln!(out, "--- level {level} --- version# {} ---", self.version);
-            for f in files {
-                let _ = writeln!(out, " {}", f.line());
+        for ks in &self.keyspaces {
+            let _ = writeln!(out, "{}", ks.heading());
+            for (level, files) in ks.levels.iter().enumerate() {
+                let _ = writeln!(out, "--- level {level} --- version# {} ---", self.version);
+                for f in files {
+                    let _ = writeln!(out, " {}", f.line());
+                }
             }
         }
         let _ = writeln!(
             out,
-            "log_number {} next_file_number {} last_sequence {}",
-            self.log_number, self.next_file_number, self.last_sequence
+            "log_number {} next_file_number {} last_sequence {} next_keyspace_id {}",
+            self.log_number, self.next_file_number, self.last_sequence, self.next_keyspace_id
         );
         let _ = writeln!(
             out,
-            "total: {} files, {} bytes",
-            self.total_files, self.total_bytes
+            "total: {} keyspaces, {} files, {} bytes",
+            self.keyspaces.len(),
+            self.total_files,
+            self.total_bytes
         );
     }
 }
@@ -168,10 +243,20 @@ pub fn dump(path: &Path, data: &[u8], style: Style) -> ManifestReport {
         RecoveryMode::PointInTimeRecovery,
         TailRule::EveryRecordSyncedButLast,
     );
+    let mut names = KeyspaceNames::default();
     while let Ok(Some(record)) = reader.next_record() {
         edits.push(match VersionEdit::decode(record.data) {
             Ok(e) => EditReport {
                 offset: record.offset,
+                keyspace: e.keyspace,
+                keyspace_name: {
+                    names.learn(&e);
+                    names.name(e.keyspace)
+                },
+                create_keyspace: e.create_keyspace.clone(),
+                drop_keyspace: e.drop_keyspace,
+                keyspace_log_numbers: e.keyspace_log_numbers.clone(),
+                next_keyspace_id: e.next_keyspace_id,
                 log_number: e.log_number,
                 next_file_number: e.next_file_number,
                 last_sequence: e.last_sequence,
@@ -185,6 +270,12 @@ pub fn dump(path: &Path, data: &[u8], style: Style) -> ManifestReport {
             },
             Err(e) => EditReport {
                 offset: record.offset,
+                keyspace: 0,
+                keyspace_name: None,
+                create_keyspace: None,
+                drop_keyspace: false,
+                keyspace_log_numbers: Vec::new(),
+                next_keyspace_id: None,
                 log_number: None,
                 next_file_number: None,
                 last_sequence: None,
@@ -251,6 +342,33 @@ impl Report for ManifestReport {
 
 fn edit_text(out: &mut String, i: usize, e: &EditReport) {
     let _ = write!(out, "edit #{i} @ offset {}:", e.offset);
+    if e.error.is_none() {
+        match &e.keyspace_name {
+            Some(name) => {
+                let _ = write!(
+                    out,
+                    " keyspace \"{}\" (id {})",
+                    escaped(name.as_bytes()),
+                    e.keyspace
+                );
+            }
+            None => {
+                let _ = write!(out, " keyspace #{}", e.keyspace);
+            }
+        }
+    }
+    if let Some(name) = &e.create_keyspace {
+        let _ = write!(out, " create_keyspace \"{}\"", escaped(name.as_bytes()));
+    }
+    if e.drop_keyspace {
+        out.push_str(" drop_keyspace");
+    }
+    for (id, number) in &e.keyspace_log_numbers {
+        let _ = write!(out, " keyspace_log_number {id}:{number}");
+    }
+    if let Some(id) = e.next_keyspace_id {
+        let _ = write!(out, " next_keyspace_id {id}");
+    }
     for (name, v) in [
         ("log_number", e.log_number),
         ("next_file_number", e.next_file_number),
@@ -274,15 +392,3 @@ fn edit_text(out: &mut String, i: usize, e: &EditReport) {
 
 /// Levels are 0..NUM_LEVELS; kept here so the directory report can size its table.
 pub const LEVELS: usize = NUM_LEVELS;
-
-/// Every keyspace's live tables, level by level.
-pub fn merged_levels(
-    c: &ManifestContents,
-) -> [std::collections::BTreeMap<u64, strata::inspect::FileMeta>; NUM_LEVELS] {
-    let mut levels: [std::collections::BTreeMap<u64, strata::inspect::FileMeta>; NUM_LEVELS] =
-        Default::default();
-    for (_, level, meta) in c.all_tables() {
-        levels[level].insert(meta.number, meta.clone());
-    }
-    levels
-}

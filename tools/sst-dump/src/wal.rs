@@ -1,6 +1,6 @@
 //! A write-ahead log, record by record, like ldb's `dump_wal`: sequence
-//! number, operation count, byte size, file offset, and the operations;
-//! then where and how the log ends. Damaged regions are skipped (and
+//! number, operation count, byte size, file offset, and the operations
+//! with their keyspace (ldb: `PUT(cf)`); then where and how the log ends. Damaged regions are skipped (and
 //! reported) so that the records after them are shown too.
 
 use std::fmt::Write as _;
@@ -10,6 +10,7 @@ use strata::inspect::DecodedBatch;
 use strata_wal::{LogEnd, Reader, RecoveryMode};
 
 use crate::escape::Style;
+use crate::keyspaces::KeyspaceNames;
 use crate::output::{problems_text, Problem, Report};
 use crate::scan::kind_name;
 
@@ -17,6 +18,15 @@ use crate::scan::kind_name;
 #[derive(Debug, Serialize)]
 pub struct Op {
     pub op: &'static str,
+    /// The keyspace's id (0: the default keyspace).
+    pub keyspace: u32,
+    /// Its name, when the MANIFEST beside the log gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyspace_name: Option<String>,
+    /// Shown in text after the operation: `PUT(name)`, or `PUT(#id)`
+    /// when the name is not known; empty for the default keyspace.
+    #[serde(skip)]
+    pub keyspace_label: String,
     pub key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -103,13 +113,19 @@ pub struct WalReport {
     pub summary_only: bool,
 }
 
-/// Reads `data` as a WAL. Never panics.
-pub fn dump(data: &[u8], print_values: bool, style: Style) -> WalReport {
+/// Reads `data` as a WAL; keyspace ids are named from `names` when given.
+/// Never panics.
+pub fn dump(
+    data: &[u8],
+    print_values: bool,
+    style: Style,
+    names: Option<&KeyspaceNames>,
+) -> WalReport {
     let mut reader = Reader::new(data, RecoveryMode::SkipAnyCorruptedRecords);
     let mut records = Vec::new();
     let mut problems = Vec::new();
     while let Ok(Some(record)) = reader.next_record() {
-        let r = decode(record.offset, record.data, print_values, style);
+        let r = decode(record.offset, record.data, print_values, style, names);
         if let Some(e) = &r.error {
             problems.push(Problem::at(
                 record.offset,
@@ -153,7 +169,13 @@ pub fn dump(data: &[u8], print_values: bool, style: Style) -> WalReport {
     }
 }
 
-fn decode(offset: u64, payload: &[u8], print_values: bool, style: Style) -> WalRecord {
+fn decode(
+    offset: u64,
+    payload: &[u8],
+    print_values: bool,
+    style: Style,
+    names: Option<&KeyspaceNames>,
+) -> WalRecord {
     let mut r = WalRecord {
         offset,
         byte_size: payload.len(),
@@ -192,6 +214,13 @@ fn decode(offset: u64, payload: &[u8], print_values: bool, style: Style) -> WalR
         match op {
             Ok(op) => r.ops.push(Op {
                 op: kind_name(op.kind),
+                keyspace: op.keyspace,
+                keyspace_name: names.and_then(|n| n.name(op.keyspace)),
+                keyspace_label: match (op.keyspace, names) {
+                    (0, _) => String::new(),
+                    (id, Some(n)) => format!("({})", n.label(id)),
+                    (id, None) => format!("(#{id})"),
+                },
                 key: style.show(op.key),
                 value: (print_values && op.kind == strata_sstable::ValueKind::Put)
                     .then(|| style.show(op.value)),
@@ -227,8 +256,10 @@ impl Report for WalReport {
                     .ops
                     .iter()
                     .map(|op| match &op.value {
-                        Some(v) => format!("{} '{}' => '{}'", op.op, op.key, v),
-                        None => format!("{} '{}'", op.op, op.key),
+                        Some(v) => {
+                            format!("{}{} '{}' => '{}'", op.op, op.keyspace_label, op.key, v)
+                        }
+                        None => format!("{}{} '{}'", op.op, op.keyspace_label, op.key),
                     })
                     .collect();
                 out.push_str(&ops.join(" "));

@@ -594,7 +594,7 @@ fn live_files_json(tables: &Value) -> Vec<LiveFile> {
         .unwrap()
         .iter()
         .map(|t| LiveFile {
-            keyspace: "default".into(),
+            keyspace: t["keyspace"].as_str().unwrap_or("default").into(),
             level: t["level"].as_u64().unwrap() as usize,
             number: t["number"].as_u64().unwrap(),
             size: t["size"].as_u64().unwrap(),
@@ -608,6 +608,22 @@ fn live_files_json(tables: &Value) -> Vec<LiveFile> {
         .collect();
     files.sort_by_key(|f| f.number);
     files
+}
+
+/// The live tables of a MANIFEST dump's JSON, each with its keyspace's
+/// name as directory mode gives it.
+fn manifest_tables(json: &Value) -> Vec<Value> {
+    let mut tables = Vec::new();
+    for ks in json["live"]["keyspaces"].as_array().unwrap() {
+        for level in ks["levels"].as_array().unwrap() {
+            for t in level.as_array().unwrap() {
+                let mut t = t.clone();
+                t["keyspace"] = ks["name"].clone();
+                tables.push(t);
+            }
+        }
+    }
+    tables
 }
 
 fn sorted(mut files: Vec<LiveFile>) -> Vec<LiveFile> {
@@ -669,12 +685,7 @@ fn manifest_dump_gives_the_engines_live_version() {
 
     let json = dump(&manifest, &["--json"]).json();
     assert_eq!(json["kind"], "manifest");
-    let tables: Vec<Value> = json["live"]["levels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|l| l.as_array().unwrap().clone())
-        .collect();
+    let tables = manifest_tables(&json);
     let mut got = live_files_json(&Value::Array(tables));
     for (g, l) in got.iter_mut().zip(&live) {
         (g.num_entries, g.num_deletions) = (l.num_entries, l.num_deletions);
@@ -940,4 +951,282 @@ fn directory_mode_reports_a_live_wal_that_is_a_device() {
         "{}",
         run.stdout
     );
+}
+
+/// What `build_keyspaces` wrote and the engine reported.
+struct Keyspaces {
+    /// Every live table, with its keyspace's name.
+    live: Vec<LiveFile>,
+    /// The live keyspaces' names.
+    names: Vec<String>,
+    /// The operations left in the WAL, in order: (keyspace name, op, key).
+    unflushed: Vec<(&'static str, &'static str, String)>,
+}
+
+/// A closed database with the keyspaces "default", "users" and "events"
+/// and a dropped one, "scratch", each of which had tables from explicit
+/// flushes (compaction never starts, no memtable fills, so the tables do
+/// not depend on timing); then writes to every keyspace, one batch over
+/// several, and a write to "scratch" before it was dropped, all left in
+/// the WAL.
+fn build_keyspaces(dir: &Path) -> Keyspaces {
+    let options = Options {
+        write_buffer_size: 16 << 20,
+        level0_file_num_compaction_trigger: 1000,
+        level0_slowdown_writes_trigger: 1000,
+        level0_stop_writes_trigger: 1000,
+        ..Options::default()
+    };
+    let db = Db::open(dir, options).unwrap();
+    let users = db.keyspace("users").unwrap();
+    let scratch = db.keyspace("scratch").unwrap();
+    let events = db.keyspace("events").unwrap();
+    for i in 0..600 {
+        db.put(key(i), value(i)).unwrap();
+        users.put(key(i * 7 % 600), value(i)).unwrap();
+        events.put(key(i / 2), value(i)).unwrap();
+        if i % 3 == 0 {
+            scratch.put(key(i), b"gone").unwrap();
+        }
+        if i % 200 == 199 {
+            users.flush().unwrap();
+            events.flush().unwrap();
+        }
+        if i % 300 == 299 {
+            db.flush().unwrap();
+            scratch.flush().unwrap();
+        }
+    }
+    let mut batch = WriteBatch::new();
+    batch.put_in(&users, b"u-unflushed", b"1");
+    batch.put(b"d-unflushed", b"2");
+    batch.delete_in(&events, b"e-unflushed");
+    db.write(batch).unwrap();
+    scratch.put(b"s-unflushed", b"3").unwrap();
+    users.delete(b"u-deleted").unwrap();
+    let unflushed = vec![
+        ("users", "PUT", "u-unflushed".to_string()),
+        ("default", "PUT", "d-unflushed".to_string()),
+        ("events", "DELETE", "e-unflushed".to_string()),
+        ("scratch", "PUT", "s-unflushed".to_string()),
+        ("users", "DELETE", "u-deleted".to_string()),
+    ];
+    db.drop_keyspace("scratch").unwrap();
+    let live = sorted(db.live_files());
+    let names = db.keyspace_names();
+    drop((users, scratch, events));
+    drop(db);
+    Keyspaces {
+        live,
+        names,
+        unflushed,
+    }
+}
+
+/// The id each live keyspace has in a dump's JSON, by name.
+fn keyspace_ids(keyspaces: &Value) -> std::collections::BTreeMap<String, u64> {
+    keyspaces
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let name = k["name"].as_str().unwrap().to_string();
+            (name, k["id"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// The tables listed under each `--- keyspace "name" ...` heading of a
+/// text dump, by file number.
+fn tables_by_keyspace_text(text: &str) -> Vec<(String, u64)> {
+    let mut current = None;
+    let mut tables = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("--- keyspace \"") {
+            current = Some(rest.split('"').next().unwrap().to_string());
+        } else if let Some(table) = line.strip_prefix(' ') {
+            let number = table.split(':').next().unwrap();
+            if let (Some(ks), Ok(number)) = (&current, number.parse()) {
+                tables.push((ks.clone(), number));
+            }
+        }
+    }
+    tables.sort_by_key(|&(_, number)| number);
+    tables
+}
+
+#[test]
+fn manifest_and_directory_dumps_show_each_keyspace_and_its_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = build_keyspaces(dir.path());
+    let mut names = built.names.clone();
+    names.sort();
+    assert_eq!(names, ["default", "events", "users"]);
+    for name in &names {
+        assert!(built.live.iter().any(|f| &f.keyspace == name), "{name}");
+    }
+    let by_keyspace: Vec<(String, u64)> = built
+        .live
+        .iter()
+        .map(|f| (f.keyspace.clone(), f.number))
+        .collect();
+    let current = std::fs::read_to_string(dir.path().join("CURRENT")).unwrap();
+    let manifest = dir.path().join(current.trim_end());
+
+    // MANIFEST mode: the live keyspaces, their tables, the edits.
+    let json = dump(&manifest, &["--json"]).json();
+    assert_eq!(json["ok"], true, "{json:#}");
+    let ids = keyspace_ids(&json["live"]["keyspaces"]);
+    assert_eq!(ids.keys().cloned().collect::<Vec<_>>(), names);
+    assert_eq!(ids["default"], 0);
+    let mut got = live_files_json(&Value::Array(manifest_tables(&json)));
+    for (g, l) in got.iter_mut().zip(&built.live) {
+        (g.num_entries, g.num_deletions) = (l.num_entries, l.num_deletions);
+    }
+    assert_eq!(got, built.live);
+    let log_numbers: Vec<u64> = json["live"]["keyspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["log_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        json["live"]["log_number"].as_u64(),
+        log_numbers.iter().min().copied()
+    );
+    let edits = json["edits"].as_array().unwrap();
+    let created: Vec<(&str, u64)> = edits
+        .iter()
+        .filter_map(|e| Some((e["create_keyspace"].as_str()?, e["keyspace"].as_u64()?)))
+        .collect();
+    let scratch_id = created.iter().find(|(n, _)| *n == "scratch").unwrap().1;
+    assert_eq!(created.len(), 3, "{created:?}");
+    for (name, id) in &created {
+        if *name != "scratch" {
+            assert_eq!(ids[*name], *id, "{name}");
+        }
+    }
+    assert!(!ids.values().any(|&id| id == scratch_id));
+    let drops: Vec<&Value> = edits
+        .iter()
+        .filter(|e| e["drop_keyspace"] == true)
+        .collect();
+    assert_eq!(drops.len(), 1);
+    assert_eq!(drops[0]["keyspace"], scratch_id);
+    assert_eq!(drops[0]["keyspace_name"], "scratch");
+    // Every edit names its keyspace; tables are added to the keyspace
+    // they are live in.
+    for e in edits {
+        let name = e["keyspace_name"].as_str().unwrap();
+        for f in e["added"].as_array().unwrap() {
+            let number = f["number"].as_u64().unwrap();
+            if let Some(live) = built.live.iter().find(|l| l.number == number) {
+                assert_eq!(live.keyspace, name, "table {number}");
+            }
+        }
+    }
+
+    let run = dump(&manifest, &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(tables_by_keyspace_text(&run.stdout), by_keyspace);
+    let drop_line = format!("keyspace \"scratch\" (id {scratch_id}) drop_keyspace");
+    assert!(run.stdout.contains(&drop_line), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!(
+            "keyspace \"scratch\" (id {scratch_id}) create_keyspace \"scratch\""
+        )),
+        "{}",
+        run.stdout
+    );
+
+    // Directory mode: the same keyspaces and tables, each table checked.
+    let json = dump(dir.path(), &["--json"]).json();
+    assert_eq!(json["ok"], true, "{json:#}");
+    assert_eq!(keyspace_ids(&json["keyspaces"]), ids);
+    assert_eq!(live_files_json(&json["tables"]), built.live);
+    for k in json["keyspaces"].as_array().unwrap() {
+        let name = k["name"].as_str().unwrap();
+        let mine: Vec<&LiveFile> = built.live.iter().filter(|f| f.keyspace == name).collect();
+        assert_eq!(k["files"], mine.len(), "{name}");
+        assert_eq!(
+            k["bytes"],
+            mine.iter().map(|f| f.size).sum::<u64>(),
+            "{name}"
+        );
+    }
+    assert_eq!(json["total_files"], built.live.len());
+    let run = dump(dir.path(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(tables_by_keyspace_text(&run.stdout), by_keyspace);
+    assert!(run.stdout.contains("verify: ok"), "{}", run.stdout);
+}
+
+#[test]
+fn wal_dump_names_each_operations_keyspace_from_the_manifest_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = build_keyspaces(dir.path());
+    let wal = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max()
+        .unwrap();
+    let current = std::fs::read_to_string(dir.path().join("CURRENT")).unwrap();
+    let manifest = dump(&dir.path().join(current.trim_end()), &["--json"]).json();
+    let mut ids = std::collections::BTreeMap::new();
+    for e in manifest["edits"].as_array().unwrap() {
+        if let Some(name) = e["create_keyspace"].as_str() {
+            ids.insert(name.to_string(), e["keyspace"].as_u64().unwrap());
+        }
+    }
+    ids.insert("default".into(), 0);
+
+    // The last records of the newest WAL are the unflushed writes.
+    let json = dump(&wal, &["--json"]).json();
+    assert_eq!(json["ok"], true, "{json:#}");
+    let ops: Vec<Value> = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["ops"].as_array().unwrap().clone())
+        .collect();
+    let tail = &ops[ops.len() - built.unflushed.len()..];
+    for (op, (name, kind, key)) in tail.iter().zip(&built.unflushed) {
+        assert_eq!(op["op"], *kind);
+        assert_eq!(op["key"], key.as_str());
+        assert_eq!(op["keyspace"], ids[*name], "{op}");
+        assert_eq!(op["keyspace_name"], *name, "{op}");
+    }
+    let run = dump(&wal, &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let batch_line = "PUT(users) 'u-unflushed' PUT 'd-unflushed' DELETE(events) 'e-unflushed'";
+    assert!(run.stdout.contains(batch_line), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("PUT(scratch) 's-unflushed'"),
+        "{}",
+        run.stdout
+    );
+
+    // Without the MANIFEST beside it, ids only.
+    let alone = tempfile::tempdir().unwrap();
+    let copy = alone.path().join(wal.file_name().unwrap());
+    std::fs::copy(&wal, &copy).unwrap();
+    let json = dump(&copy, &["--json"]).json();
+    let ops: Vec<Value> = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["ops"].as_array().unwrap().clone())
+        .collect();
+    let tail = &ops[ops.len() - built.unflushed.len()..];
+    for (op, (name, _, _)) in tail.iter().zip(&built.unflushed) {
+        assert_eq!(op["keyspace"], ids[*name], "{op}");
+        assert!(op.get("keyspace_name").is_none(), "{op}");
+    }
+    let run = dump(&copy, &[]);
+    let batch_line = format!(
+        "PUT(#{}) 'u-unflushed' PUT 'd-unflushed' DELETE(#{}) 'e-unflushed'",
+        ids["users"], ids["events"]
+    );
+    assert!(run.stdout.contains(&batch_line), "{}", run.stdout);
 }

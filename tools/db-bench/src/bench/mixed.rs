@@ -35,15 +35,19 @@ pub fn read_random_write_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadStat
             put_weight = 100 - get_weight;
         }
         if get_weight > 0 {
-            if ctx.db.get(key.set(k))?.is_some() {
+            if ctx.db.get(ctx.flags.keyspace_of(k), key.set(k))?.is_some() {
                 found += 1;
             }
             get_weight -= 1;
             reads += 1;
             th.stats.finished_ops(1, OpKind::Read);
         } else {
-            ctx.db
-                .put(key.set(k), values.generate(p.value_size), p.write)?;
+            ctx.db.put(
+                ctx.flags.keyspace_of(k),
+                key.set(k),
+                values.generate(p.value_size),
+                p.write,
+            )?;
             put_weight -= 1;
             writes += 1;
             th.stats.finished_ops(1, OpKind::Write);
@@ -64,12 +68,13 @@ pub fn update_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Resul
     let (mut found, mut bytes) = (0u64, 0u64);
     while !budget.done(1) {
         let k = th.rng.uniform(p.key_range);
-        if let Some(len) = ctx.db.get(key.set(k))? {
+        let keyspace = ctx.flags.keyspace_of(k);
+        if let Some(len) = ctx.db.get(keyspace, key.set(k))? {
             found += 1;
             bytes += (p.key_size + len) as u64;
         }
         ctx.db
-            .put(key.set(k), values.generate(p.value_size), p.write)?;
+            .put(keyspace, key.set(k), values.generate(p.value_size), p.write)?;
         bytes += (p.key_size + p.value_size) as u64;
         th.stats.finished_ops(1, OpKind::Update);
     }

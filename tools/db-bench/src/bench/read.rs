@@ -17,7 +17,7 @@ pub fn read_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, range: u64
     while !budget.done(1) {
         let k = th.rng.uniform(range.max(1));
         read += 1;
-        if let Some(len) = ctx.db.get(key.set(k))? {
+        if let Some(len) = ctx.db.get(ctx.flags.keyspace_of(k), key.set(k))? {
             found += 1;
             bytes += (p.key_size + len) as u64;
         }
@@ -30,7 +30,8 @@ pub fn read_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, range: u64
 }
 
 /// Scan up to `reads` entries from the first key forward, or from the last
-/// key backward.
+/// key backward: keyspace after keyspace, from the first (the default;
+/// RocksDB's db_bench walks the default column family only).
 pub fn read_sequential<E: Engine>(
     ctx: &Ctx<'_, E>,
     th: &mut ThreadState,
@@ -41,15 +42,17 @@ pub fn read_sequential<E: Engine>(
     } else {
         ScanStart::First
     };
-    let mut scan = ctx.db.scan(start)?;
     let (mut i, mut bytes) = (0u64, 0u64);
-    while i < ctx.plan.reads {
-        let Some((k, v)) = scan.next_entry()? else {
-            break;
-        };
-        bytes += (k.len() + v.len()) as u64;
-        th.stats.finished_ops(1, OpKind::Read);
-        i += 1;
+    for keyspace in 0..ctx.flags.num_column_families as usize {
+        let mut scan = ctx.db.scan(keyspace, start)?;
+        while i < ctx.plan.reads {
+            let Some((k, v)) = scan.next_entry()? else {
+                break;
+            };
+            bytes += (k.len() + v.len()) as u64;
+            th.stats.finished_ops(1, OpKind::Read);
+            i += 1;
+        }
     }
     th.stats.add_bytes(bytes);
     Ok(())

@@ -29,7 +29,11 @@ pub fn seek<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: SeekOrder)
             SeekOrder::Ordered => read % range,
         };
         let target = key.set(k);
-        let mut scan = ctx.db.scan(ScanStart::Seek(target))?;
+        // In the key's keyspace (RocksDB's db_bench seeks the default
+        // column family only, missing the keys of the others).
+        let mut scan = ctx
+            .db
+            .scan(ctx.flags.keyspace_of(k), ScanStart::Seek(target))?;
         read += 1;
         let mut entry = scan.next_entry()?;
         if entry.is_some_and(|(ek, _)| ek == target) {

@@ -31,13 +31,21 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
     while !budget.done(per_batch) {
         if per_batch == 1 {
             let k = keys.next(&mut th.rng);
-            ctx.db
-                .put(key.set(k), values.generate(p.value_size), p.write)?;
+            ctx.db.put(
+                ctx.flags.keyspace_of(k),
+                key.set(k),
+                values.generate(p.value_size),
+                p.write,
+            )?;
         } else {
             batch.clear();
             for _ in 0..per_batch {
                 let k = keys.next(&mut th.rng);
-                batch.put(key.set(k), values.generate(p.value_size));
+                batch.put(
+                    ctx.flags.keyspace_of(k),
+                    key.set(k),
+                    values.generate(p.value_size),
+                );
             }
             ctx.db.write(&batch, p.write)?;
         }
@@ -66,12 +74,13 @@ pub fn delete<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, sequential: boo
         };
         if per_batch == 1 {
             let k = next_key(0, th);
-            ctx.db.delete(key.set(k), p.write)?;
+            ctx.db
+                .delete(ctx.flags.keyspace_of(k), key.set(k), p.write)?;
         } else {
             batch.clear();
             for j in 0..per_batch {
                 let k = next_key(j, th);
-                batch.delete(key.set(k));
+                batch.delete(ctx.flags.keyspace_of(k), key.set(k));
             }
             ctx.db.write(&batch, p.write)?;
         }
@@ -90,8 +99,12 @@ pub fn background_writer<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> R
     let mut values = ValueGen::new(ctx.values);
     while !ctx.shared.foreground_done() {
         let k = th.rng.uniform(p.key_range);
-        ctx.db
-            .put(key.set(k), values.generate(p.value_size), p.write)?;
+        ctx.db.put(
+            ctx.flags.keyspace_of(k),
+            key.set(k),
+            values.generate(p.value_size),
+            p.write,
+        )?;
         th.stats.finished_ops(1, OpKind::Write);
     }
     Ok(())

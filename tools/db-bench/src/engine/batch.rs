@@ -7,8 +7,9 @@ use std::ops::Range;
 #[derive(Default)]
 pub struct Batch {
     data: Vec<u8>,
-    /// Key range in `data`, and the value range (`None` for a delete).
-    entries: Vec<(Range<usize>, Option<Range<usize>>)>,
+    /// Keyspace index, key range in `data`, and the value range (`None`
+    /// for a delete).
+    entries: Vec<(usize, Range<usize>, Option<Range<usize>>)>,
 }
 
 impl Batch {
@@ -17,15 +18,17 @@ impl Batch {
         self.entries.clear();
     }
 
-    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+    /// Put `key` in keyspace `keyspace` (an index, 0 the default).
+    pub fn put(&mut self, keyspace: usize, key: &[u8], value: &[u8]) {
         let k = self.push(key);
         let v = self.push(value);
-        self.entries.push((k, Some(v)));
+        self.entries.push((keyspace, k, Some(v)));
     }
 
-    pub fn delete(&mut self, key: &[u8]) {
+    /// Delete `key` in keyspace `keyspace`.
+    pub fn delete(&mut self, keyspace: usize, key: &[u8]) {
         let k = self.push(key);
-        self.entries.push((k, None));
+        self.entries.push((keyspace, k, None));
     }
 
     fn push(&mut self, bytes: &[u8]) -> Range<usize> {
@@ -39,11 +42,12 @@ impl Batch {
         self.entries.len()
     }
 
-    /// `(key, Some(value))` for a put, `(key, None)` for a delete, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    /// `(keyspace, key, Some(value))` for a put, `(keyspace, key, None)`
+    /// for a delete, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], Option<&[u8]>)> {
         self.entries
             .iter()
-            .map(|(k, v)| (&self.data[k.clone()], v.clone().map(|v| &self.data[v])))
+            .map(|(ks, k, v)| (*ks, &self.data[k.clone()], v.clone().map(|v| &self.data[v])))
     }
 }
 
@@ -54,12 +58,12 @@ mod tests {
     #[test]
     fn entries_come_back_in_order() {
         let mut b = Batch::default();
-        b.put(b"k1", b"v1");
-        b.delete(b"k2");
+        b.put(0, b"k1", b"v1");
+        b.delete(3, b"k2");
         let all: Vec<_> = b.iter().collect();
         assert_eq!(
             all,
-            vec![(&b"k1"[..], Some(&b"v1"[..])), (&b"k2"[..], None)]
+            vec![(0, &b"k1"[..], Some(&b"v1"[..])), (3, &b"k2"[..], None)]
         );
         b.clear();
         assert_eq!(b.len(), 0);

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 pub struct FjallEngine {
     db: Database,
-    tree: Keyspace,
+    /// The keyspaces of `--num_column_families`, by index ("default"
+    /// first).
+    trees: Vec<Keyspace>,
 }
 
 impl From<fjall::Error> for BenchError {
@@ -150,28 +152,30 @@ impl Engine for FjallEngine {
             .journal_compression(fjall::CompressionType::None)
             .open()
             .map_err(|e| BenchError::new(format!("fjall: open {}: {e}", path.display())))?;
-        let tree = db.keyspace("default", || options)?;
-        Ok(FjallEngine { db, tree })
+        let trees = (0..flags.num_column_families as usize)
+            .map(|i| db.keyspace(&Flags::keyspace_name(i), || options.clone()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(FjallEngine { db, trees })
     }
 
     #[inline]
-    fn put(&self, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()> {
-        self.tree.insert(key, value)?;
+    fn put(&self, keyspace: usize, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()> {
+        self.trees[keyspace].insert(key, value)?;
         self.after_write(w)
     }
 
     #[inline]
-    fn delete(&self, key: &[u8], w: WriteOpts) -> Result<()> {
-        self.tree.remove(key)?;
+    fn delete(&self, keyspace: usize, key: &[u8], w: WriteOpts) -> Result<()> {
+        self.trees[keyspace].remove(key)?;
         self.after_write(w)
     }
 
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
         let mut b = self.db.batch();
-        for (k, v) in batch.iter() {
+        for (keyspace, k, v) in batch.iter() {
             match v {
-                Some(v) => b.insert(&self.tree, k, v),
-                None => b.remove(&self.tree, k),
+                Some(v) => b.insert(&self.trees[keyspace], k, v),
+                None => b.remove(&self.trees[keyspace], k),
             }
         }
         b.commit()?;
@@ -179,15 +183,16 @@ impl Engine for FjallEngine {
     }
 
     #[inline]
-    fn get(&self, key: &[u8]) -> Result<Option<usize>> {
-        Ok(self.tree.get(key)?.map(|v| v.len()))
+    fn get(&self, keyspace: usize, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self.trees[keyspace].get(key)?.map(|v| v.len()))
     }
 
-    fn scan(&self, start: ScanStart<'_>) -> Result<FjallScan> {
+    fn scan(&self, keyspace: usize, start: ScanStart<'_>) -> Result<FjallScan> {
+        let tree = &self.trees[keyspace];
         let (iter, reverse) = match start {
-            ScanStart::First => (self.tree.iter(), false),
-            ScanStart::Last => (self.tree.iter(), true),
-            ScanStart::Seek(k) => (self.tree.range(k..), false),
+            ScanStart::First => (tree.iter(), false),
+            ScanStart::Last => (tree.iter(), true),
+            ScanStart::Seek(k) => (tree.range(k..), false),
         };
         Ok(FjallScan {
             iter,
@@ -197,11 +202,16 @@ impl Engine for FjallEngine {
     }
 
     fn flush(&self) -> Result<()> {
-        Ok(self.tree.rotate_memtable_and_wait()?)
+        for tree in &self.trees {
+            tree.rotate_memtable_and_wait()?;
+        }
+        Ok(())
     }
 
     fn compact(&self) -> Result<bool> {
-        self.tree.major_compact()?;
+        for tree in &self.trees {
+            tree.major_compact()?;
+        }
         Ok(true)
     }
 
@@ -222,8 +232,11 @@ impl Engine for FjallEngine {
             Property::Stats => Some(format!(
                 "fjall: {} tables ({} in L0), {} journals, {} bytes on disk, \
                  {} compactions done, {} running, {:.1} s compacting",
-                self.tree.table_count(),
-                self.tree.l0_table_count(),
+                self.trees.iter().map(Keyspace::table_count).sum::<usize>(),
+                self.trees
+                    .iter()
+                    .map(Keyspace::l0_table_count)
+                    .sum::<usize>(),
                 self.db.journal_count(),
                 self.db.disk_space().unwrap_or(0),
                 self.db.compactions_completed(),
@@ -232,8 +245,11 @@ impl Engine for FjallEngine {
             )),
             Property::LevelStats => Some(format!(
                 "tables: {} ({} in L0)",
-                self.tree.table_count(),
-                self.tree.l0_table_count()
+                self.trees.iter().map(Keyspace::table_count).sum::<usize>(),
+                self.trees
+                    .iter()
+                    .map(Keyspace::l0_table_count)
+                    .sum::<usize>()
             )),
             Property::SsTables => None,
         }

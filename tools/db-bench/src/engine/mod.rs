@@ -139,18 +139,20 @@ pub trait Engine: Sized + Send + Sync {
     /// Open (creating unless `--use_existing_db`) the database at `path`.
     fn open(path: &Path, flags: &Flags) -> Result<Self>;
 
-    fn put(&self, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()>;
-    fn delete(&self, key: &[u8], w: WriteOpts) -> Result<()>;
+    // `keyspace` is an index below `--num_column_families` (0: the
+    // default keyspace), the one `Flags::keyspace_of` gives the key.
+    fn put(&self, keyspace: usize, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()>;
+    fn delete(&self, keyspace: usize, key: &[u8], w: WriteOpts) -> Result<()>;
     /// Apply every entry of `batch` atomically.
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()>;
     /// The length of `key`'s value, or `None` if absent. The value is read
     /// in full by the engine, as a `Get` would.
-    fn get(&self, key: &[u8]) -> Result<Option<usize>>;
-    fn scan(&self, start: ScanStart<'_>) -> Result<Self::Scan<'_>>;
+    fn get(&self, keyspace: usize, key: &[u8]) -> Result<Option<usize>>;
+    fn scan(&self, keyspace: usize, start: ScanStart<'_>) -> Result<Self::Scan<'_>>;
 
-    /// Write the memtable out and wait for it.
+    /// Write the memtables of every keyspace out and wait for it.
     fn flush(&self) -> Result<()>;
-    /// Compact the whole key space; `Ok(false)` if the engine has no such
+    /// Compact every keyspace whole; `Ok(false)` if the engine has no such
     /// operation.
     fn compact(&self) -> Result<bool>;
     /// Wait until no flush or compaction is pending.

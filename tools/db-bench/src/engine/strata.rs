@@ -4,10 +4,14 @@ use super::{Batch, Engine, EngineKind, Mapping, Property, Scan, ScanStart, Write
 use crate::error::{Context, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use std::path::Path;
-use strata::{Compression, Cursor, Db, Options, WriteOptions};
+use strata::{Compression, Cursor, Db, Keyspace, Options, WriteOptions};
 
 pub struct StrataEngine {
     db: Db,
+    /// Keyspaces 1.. of `--num_column_families` (`keyspaces[i - 1]` is
+    /// index `i`); index 0 is `db` itself, so a single-keyspace run takes
+    /// exactly the path it took before keyspaces.
+    keyspaces: Vec<Keyspace>,
 }
 
 /// THE mapping from db_bench flags to strata's `Options`, in one place.
@@ -138,37 +142,62 @@ impl Engine for StrataEngine {
     fn open(path: &Path, flags: &Flags) -> Result<Self> {
         let (options, _) = strata_options(flags);
         let db = Db::open(path, options).context(format!("open {}", path.display()))?;
-        Ok(StrataEngine { db })
+        // Created with the options the database was opened with, as
+        // db_bench creates its column families with the same options.
+        let keyspaces = (1..flags.num_column_families as usize)
+            .map(|i| {
+                let name = Flags::keyspace_name(i);
+                db.keyspace(&name).context(format!("keyspace {name}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StrataEngine { db, keyspaces })
     }
 
     #[inline]
-    fn put(&self, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()> {
-        Ok(self.db.put_opt(key, value, &write_options(w))?)
+    fn put(&self, keyspace: usize, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()> {
+        let w = write_options(w);
+        Ok(match keyspace {
+            0 => self.db.put_opt(key, value, &w),
+            i => self.keyspaces[i - 1].put_opt(key, value, &w),
+        }?)
     }
 
     #[inline]
-    fn delete(&self, key: &[u8], w: WriteOpts) -> Result<()> {
-        Ok(self.db.delete_opt(key, &write_options(w))?)
+    fn delete(&self, keyspace: usize, key: &[u8], w: WriteOpts) -> Result<()> {
+        let w = write_options(w);
+        Ok(match keyspace {
+            0 => self.db.delete_opt(key, &w),
+            i => self.keyspaces[i - 1].delete_opt(key, &w),
+        }?)
     }
 
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
         let mut b = self.db.new_batch();
-        for (k, v) in batch.iter() {
-            match v {
-                Some(v) => b.put(k, v),
-                None => b.delete(k),
+        for (keyspace, k, v) in batch.iter() {
+            match (keyspace, v) {
+                (0, Some(v)) => b.put(k, v),
+                (0, None) => b.delete(k),
+                (i, Some(v)) => b.put_in(&self.keyspaces[i - 1], k, v),
+                (i, None) => b.delete_in(&self.keyspaces[i - 1], k),
             }
         }
         Ok(self.db.write_opt(b, &write_options(w))?)
     }
 
     #[inline]
-    fn get(&self, key: &[u8]) -> Result<Option<usize>> {
-        Ok(self.db.get(key)?.map(|v| v.len()))
+    fn get(&self, keyspace: usize, key: &[u8]) -> Result<Option<usize>> {
+        let value = match keyspace {
+            0 => self.db.get(key),
+            i => self.keyspaces[i - 1].get(key),
+        }?;
+        Ok(value.map(|v| v.len()))
     }
 
-    fn scan(&self, start: ScanStart<'_>) -> Result<StrataScan> {
-        let mut cursor = self.db.cursor();
+    fn scan(&self, keyspace: usize, start: ScanStart<'_>) -> Result<StrataScan> {
+        let mut cursor = match keyspace {
+            0 => self.db.cursor(),
+            i => self.keyspaces[i - 1].cursor(),
+        };
         let reverse = matches!(start, ScanStart::Last);
         match start {
             ScanStart::First => cursor.seek_to_first()?,
@@ -183,11 +212,14 @@ impl Engine for StrataEngine {
     }
 
     fn flush(&self) -> Result<()> {
-        Ok(self.db.flush()?)
+        Ok(self.db.flush_all()?)
     }
 
     fn compact(&self) -> Result<bool> {
         self.db.compact_range::<&[u8], _>(..)?;
+        for keyspace in &self.keyspaces {
+            keyspace.compact_range::<&[u8], _>(..)?;
+        }
         Ok(true)
     }
 
