@@ -84,8 +84,44 @@ pub struct EditReport {
     pub last_sequence: Option<u64>,
     pub deleted: Vec<(usize, u64)>,
     pub added: Vec<TableMeta>,
+    /// Other keyspaces' log numbers and tables changed in the same record
+    /// (all or none: a close, a resume, an open's replay).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<EditReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl EditReport {
+    fn of(offset: u64, e: &VersionEdit, names: &mut KeyspaceNames, style: Style) -> EditReport {
+        EditReport {
+            offset,
+            keyspace: e.keyspace,
+            keyspace_name: {
+                names.learn(e);
+                names.name(e.keyspace)
+            },
+            create_keyspace: e.create_keyspace.clone(),
+            drop_keyspace: e.drop_keyspace,
+            keyspace_log_numbers: e.keyspace_log_numbers.clone(),
+            next_keyspace_id: e.next_keyspace_id,
+            log_number: e.log_number,
+            next_file_number: e.next_file_number,
+            last_sequence: e.last_sequence,
+            deleted: e.deleted_files.clone(),
+            added: e
+                .new_files
+                .iter()
+                .map(|(l, f)| TableMeta::of(*l, f, style))
+                .collect(),
+            parts: e
+                .parts
+                .iter()
+                .map(|part| EditReport::of(offset, part, names, style))
+                .collect(),
+            error: None,
+        }
+    }
 }
 
 /// One live keyspace: its tables per level.
@@ -246,28 +282,7 @@ pub fn dump(path: &Path, data: &[u8], style: Style) -> ManifestReport {
     let mut names = KeyspaceNames::default();
     while let Ok(Some(record)) = reader.next_record() {
         edits.push(match VersionEdit::decode(record.data) {
-            Ok(e) => EditReport {
-                offset: record.offset,
-                keyspace: e.keyspace,
-                keyspace_name: {
-                    names.learn(&e);
-                    names.name(e.keyspace)
-                },
-                create_keyspace: e.create_keyspace.clone(),
-                drop_keyspace: e.drop_keyspace,
-                keyspace_log_numbers: e.keyspace_log_numbers.clone(),
-                next_keyspace_id: e.next_keyspace_id,
-                log_number: e.log_number,
-                next_file_number: e.next_file_number,
-                last_sequence: e.last_sequence,
-                deleted: e.deleted_files.clone(),
-                added: e
-                    .new_files
-                    .iter()
-                    .map(|(l, f)| TableMeta::of(*l, f, style))
-                    .collect(),
-                error: None,
-            },
+            Ok(e) => EditReport::of(record.offset, &e, &mut names, style),
             Err(e) => EditReport {
                 offset: record.offset,
                 keyspace: 0,
@@ -281,6 +296,7 @@ pub fn dump(path: &Path, data: &[u8], style: Style) -> ManifestReport {
                 last_sequence: None,
                 deleted: Vec::new(),
                 added: Vec::new(),
+                parts: Vec::new(),
                 error: Some(format!("{} at byte {} of the edit", e.reason, e.offset)),
             },
         });
@@ -342,6 +358,15 @@ impl Report for ManifestReport {
 
 fn edit_text(out: &mut String, i: usize, e: &EditReport) {
     let _ = write!(out, "edit #{i} @ offset {}:", e.offset);
+    edit_body_text(out, e);
+    for part in &e.parts {
+        out.push_str("  and");
+        edit_body_text(out, part);
+    }
+}
+
+/// An edit's keyspace change, counters and tables (after its heading).
+fn edit_body_text(out: &mut String, e: &EditReport) {
     if e.error.is_none() {
         match &e.keyspace_name {
             Some(name) => {

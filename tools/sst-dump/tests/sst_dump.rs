@@ -1230,3 +1230,38 @@ fn wal_dump_names_each_operations_keyspace_from_the_manifest_beside_it() {
     );
     assert!(run.stdout.contains(&batch_line), "{}", run.stdout);
 }
+
+/// A close with writes no WAL holds, in two keyspaces, installs both
+/// keyspaces' tables with one edit: the dump shows its keyspace parts.
+#[test]
+fn manifest_dump_shows_an_edit_with_keyspace_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    let users = db.keyspace("users").unwrap();
+    let mut batch = db.new_batch();
+    batch.put(b"a", b"1");
+    batch.put_in(&users, b"u", b"2");
+    let unlogged = strata::WriteOptions {
+        disable_wal: true,
+        ..Default::default()
+    };
+    db.write_opt(batch, &unlogged).unwrap();
+    drop(users);
+    db.close().unwrap();
+    let current = std::fs::read_to_string(dir.path().join("CURRENT")).unwrap();
+    let manifest = dir.path().join(current.trim_end());
+    let json = dump(&manifest, &["--json"]).json();
+    let with_parts: Vec<&Value> = json["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["parts"].as_array().is_some_and(|p| !p.is_empty()))
+        .collect();
+    assert_eq!(with_parts.len(), 1, "{json:#}");
+    let part = &with_parts[0]["parts"][0];
+    assert_eq!(part["keyspace_name"], "users");
+    assert_eq!(part["added"].as_array().unwrap().len(), 1);
+    assert_eq!(with_parts[0]["added"].as_array().unwrap().len(), 1);
+    let text = dump(&manifest, &[]).stdout;
+    assert!(text.contains("  and keyspace \"users\""), "{text}");
+}
