@@ -40,6 +40,10 @@ pub(crate) struct DbInner {
     pub keyspace_admin: Mutex<()>,
     /// Which keyspace a background compaction looks at first: turns.
     pub compaction_turn: AtomicUsize,
+    /// `make_room`'s view of the keyspaces' limits, kept between groups
+    /// while no background work changes them. A leaf lock: only the write
+    /// queue's leader takes it.
+    pub room_limits: parking_lot::Mutex<Option<Arc<crate::write::Limits>>>,
     /// Tells this open database from every other in the process: a batch
     /// naming a keyspace of another is refused.
     pub instance: u64,
@@ -91,6 +95,7 @@ impl DbInner {
             keyspaces: ArcSwap::from_pointee(keyspaces),
             keyspace_admin: Mutex::new(Level::KeyspaceAdmin, ()),
             compaction_turn: AtomicUsize::new(0),
+            room_limits: parking_lot::Mutex::new(None),
             instance: {
                 static NEXT: AtomicU64 = AtomicU64::new(1);
                 NEXT.fetch_add(1, Ordering::Relaxed)

@@ -57,6 +57,8 @@ impl DbInner {
                     )));
                 }
                 ks.set_options(options);
+                // Writers look at the keyspaces' limits again.
+                self.bg.notify_all();
             }
             return Ok(Arc::clone(ks));
         }
@@ -100,6 +102,7 @@ impl DbInner {
             self.keyspaces.store(Arc::new(keyspaces));
             Ok(state)
         })
+        .inspect(|_| self.bg.notify_all())
     }
 
     /// Drop the keyspace named `name`: recorded in the MANIFEST at once;
@@ -136,6 +139,9 @@ impl DbInner {
             leader.switch_memtables(mems);
             let keyspaces = self.keyspaces.load().without(ks.id);
             self.keyspaces.store(Arc::new(keyspaces));
+            // The writers' cached view holds the keyspaces it looked at:
+            // it must not keep this one's tables.
+            *self.room_limits.lock() = None;
             // It kept no WAL alive from now on.
             self.write_path.note_log_number(log_number);
             self.remove_wals_below(log_number);

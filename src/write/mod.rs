@@ -54,6 +54,7 @@ mod wal_syncer;
 mod writer;
 
 pub(crate) use pipeline::{CommitPipeline, Leadership, PipelineConfig};
+pub(crate) use room::Limits;
 pub(crate) use spare::create_wal;
 pub(crate) use wal_buffer::WalBuffer;
 

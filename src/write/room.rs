@@ -16,6 +16,25 @@ use crate::version::DEFAULT_KEYSPACE_ID;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// What the keyspaces' levels and frozen memtables allow a write, as of
+/// one background generation: the part of `make_room`'s judgement that
+/// only background work (and keyspace creation and drop) changes.
+pub(crate) struct Limits {
+    generation: u64,
+    /// Some keyspace's L0 is at its stop trigger.
+    stop: bool,
+    /// Some keyspace's L0 is at its slowdown trigger.
+    slowdown: bool,
+    /// Keyspaces that may not freeze another memtable.
+    at_frozen_limit: Vec<u32>,
+    /// Bytes of every keyspace's frozen memtables.
+    frozen_bytes: usize,
+    /// `max_total_wal_size`, or its default for these keyspaces.
+    wal_limit: u64,
+    /// The keyspaces looked at.
+    keyspaces: Arc<Keyspaces>,
+}
+
 /// What the keyspaces ask of a write, as `make_room` finds it.
 #[derive(Default)]
 struct Pressure {
@@ -45,7 +64,7 @@ impl DbInner {
             // the writer would wait for work that will never come.
             let generation = self.bg.state.lock().generation;
             self.check_bg_error()?;
-            let pressure = self.pressure(leader, &room);
+            let pressure = self.pressure(leader, &room, generation);
             if pressure.stop {
                 leader.stall(room.no_slowdown, || {
                     self.wait_for_background(None, generation)
@@ -72,42 +91,86 @@ impl DbInner {
     }
 
     /// Which keyspaces stall the write, and which memtables to freeze.
-    fn pressure(&self, leader: &Leadership<'_>, room: &Room) -> Pressure {
-        let keyspaces = self.keyspaces.load();
-        let mut p = Pressure::default();
+    /// What only background work changes (tables in L0, frozen memtables,
+    /// the keyspaces and their options) is looked at once per background
+    /// `generation` (`Limits`); per group only the active memtables are.
+    fn pressure(&self, leader: &Leadership<'_>, room: &Room, generation: u64) -> Pressure {
+        let limits = self.limits(generation);
+        let mut p = Pressure {
+            stop: limits.stop,
+            slowdown: limits.slowdown,
+            rotate: Vec::new(),
+        };
         let mut mutable_bytes = 0;
-        let mut all_bytes = 0;
-        for ks in keyspaces.iter() {
-            let Some(mem) = leader.mems().get(ks.id) else {
+        for (id, mem) in leader.mems().iter() {
+            let Some(ks) = limits.keyspaces.get(id) else {
                 continue;
             };
-            let opts = ks.options();
-            let sv = ks.super_version.load();
-            let (l0, frozen) = (sv.version.files(0).len(), sv.imms.len());
-            let mem_bytes = mem.approximate_bytes();
-            mutable_bytes += mem_bytes;
-            all_bytes += mem_bytes + sv.imms.iter().map(|m| m.approximate_bytes()).sum::<usize>();
-            let full = mem_bytes >= opts.write_buffer_size;
-            let forced = room.force == Some(ks.id) && !mem.is_empty();
-            let rotate = full || forced;
-            p.stop |= l0 >= opts.level0_stop_writes_trigger
-                || rotate && frozen >= opts.max_write_buffer_number - 1;
-            p.slowdown |= l0 >= opts.level0_slowdown_writes_trigger;
-            if rotate {
+            mutable_bytes += mem.approximate_bytes();
+            let rotate = mem.is_full() || room.force == Some(id) && !mem.is_empty();
+            if !rotate {
+                continue;
+            }
+            if limits.at_frozen_limit.contains(&id) {
+                p.stop = true;
+            } else {
                 p.rotate.push(Arc::clone(ks));
             }
         }
         if p.rotate.is_empty() && !p.stop {
+            let all_bytes = mutable_bytes + limits.frozen_bytes;
             if let Some(ks) =
-                self.over_memtable_budget(leader, &keyspaces, mutable_bytes, all_bytes)
+                self.over_memtable_budget(leader, &limits, mutable_bytes, all_bytes)
             {
                 p.rotate.push(ks);
             }
         }
         if p.rotate.is_empty() && !p.stop {
-            p.rotate = self.pinning_old_wals(leader, &keyspaces);
+            p.rotate = self.pinning_old_wals(leader, &limits);
         }
         p
+    }
+
+    /// The keyspaces' limits as of background `generation`, computed again
+    /// only when the generation moved (every flush, compaction, rotation,
+    /// resume and keyspace creation or drop bumps it after its change) or
+    /// the set of keyspaces changed.
+    fn limits(&self, generation: u64) -> Arc<Limits> {
+        let keyspaces = self.keyspaces.load_full();
+        let mut cached = self.room_limits.lock();
+        if let Some(limits) = cached.as_ref() {
+            if limits.generation == generation && Arc::ptr_eq(&limits.keyspaces, &keyspaces) {
+                return Arc::clone(limits);
+            }
+        }
+        let mut limits = Limits {
+            generation,
+            stop: false,
+            slowdown: false,
+            at_frozen_limit: Vec::new(),
+            frozen_bytes: 0,
+            wal_limit: 0,
+            keyspaces: Arc::clone(&keyspaces),
+        };
+        for ks in keyspaces.iter() {
+            let opts = ks.options();
+            let sv = ks.super_version.load();
+            let (l0, frozen) = (sv.version.files(0).len(), sv.imms.len());
+            limits.stop |= l0 >= opts.level0_stop_writes_trigger;
+            limits.slowdown |= l0 >= opts.level0_slowdown_writes_trigger;
+            if frozen >= opts.max_write_buffer_number - 1 {
+                limits.at_frozen_limit.push(ks.id);
+            }
+            limits.frozen_bytes += sv.imms.iter().map(|m| m.approximate_bytes()).sum::<usize>();
+            limits.wal_limit += (opts.write_buffer_size * opts.max_write_buffer_number) as u64;
+        }
+        limits.wal_limit = match self.options.max_total_wal_size {
+            0 => 4 * limits.wal_limit,
+            limit => limit,
+        };
+        let limits = Arc::new(limits);
+        *cached = Some(Arc::clone(&limits));
+        limits
     }
 
     /// With `db_write_buffer_size` set and exceeded (RocksDB's
@@ -117,7 +180,7 @@ impl DbInner {
     fn over_memtable_budget(
         &self,
         leader: &Leadership<'_>,
-        keyspaces: &Keyspaces,
+        limits: &Limits,
         mutable_bytes: usize,
         all_bytes: usize,
     ) -> Option<Arc<KeyspaceState>> {
@@ -128,15 +191,12 @@ impl DbInner {
         if !over {
             return None;
         }
-        keyspaces
+        leader
+            .mems()
             .iter()
-            .filter_map(|ks| Some((ks, leader.mems().get(ks.id)?)))
-            .filter(|(ks, mem)| {
-                !mem.is_empty()
-                    && ks.super_version.load().imms.len() < ks.options().max_write_buffer_number - 1
-            })
+            .filter(|(id, mem)| !mem.is_empty() && !limits.at_frozen_limit.contains(id))
             .max_by_key(|(_, mem)| mem.approximate_bytes())
-            .map(|(ks, _)| Arc::clone(ks))
+            .and_then(|(id, _)| limits.keyspaces.get(id).cloned())
     }
 
     /// With several keyspaces and the live WALs over `max_total_wal_size`,
@@ -144,43 +204,18 @@ impl DbInner {
     /// written keyspace must not keep gigabytes of log: RocksDB's
     /// `SwitchWAL`). Those that may not freeze another memtable wait for
     /// their flush.
-    fn pinning_old_wals(
-        &self,
-        leader: &Leadership<'_>,
-        keyspaces: &Keyspaces,
-    ) -> Vec<Arc<KeyspaceState>> {
-        if keyspaces.len() < 2 {
+    fn pinning_old_wals(&self, leader: &Leadership<'_>, limits: &Limits) -> Vec<Arc<KeyspaceState>> {
+        if limits.keyspaces.len() < 2 || self.write_path.live_wal_bytes() <= limits.wal_limit {
             return Vec::new();
         }
-        let limit = match self.options.max_total_wal_size {
-            0 => {
-                4 * keyspaces
-                    .iter()
-                    .map(|ks| {
-                        let o = ks.options();
-                        (o.write_buffer_size * o.max_write_buffer_number) as u64
-                    })
-                    .sum::<u64>()
-            }
-            limit => limit,
-        };
         let oldest = self.write_path.oldest_live_wal();
-        let live_bytes = self.write_path.live_wal_bytes();
-        if live_bytes <= limit {
-            return Vec::new();
-        }
-        keyspaces
+        leader
+            .mems()
             .iter()
-            .filter(|ks| {
-                let Some(mem) = leader.mems().get(ks.id) else {
-                    return false;
-                };
-                let sv = ks.super_version.load();
-                !mem.is_empty()
-                    && mem.wal_number() <= oldest
-                    && sv.imms.len() < ks.options().max_write_buffer_number - 1
+            .filter(|(id, mem)| {
+                !mem.is_empty() && mem.wal_number() <= oldest && !limits.at_frozen_limit.contains(id)
             })
-            .cloned()
+            .filter_map(|(id, _)| limits.keyspaces.get(id).cloned())
             .collect()
     }
 
