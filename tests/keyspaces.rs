@@ -64,9 +64,19 @@ fn keyspaces_are_separate_and_a_batch_across_them_is_one_write() {
         db.keyspace_names(),
         vec!["default".to_string(), "users".into(), "events".into()]
     );
-    assert_eq!(db.keyspace("default").unwrap().get(b"d").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        db.keyspace("default")
+            .unwrap()
+            .get(b"d")
+            .unwrap()
+            .as_deref(),
+        Some(&b"1"[..])
+    );
     assert!(matches!(db.keyspace(""), Err(Error::InvalidArgument(_))));
-    assert!(matches!(db.drop_keyspace("default"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        db.drop_keyspace("default"),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]
@@ -119,8 +129,14 @@ fn a_move_across_keyspaces_is_atomic_through_power_loss() {
             batch.delete_in(&from, key(i));
             batch.put_in(&to, key(i), value(i, 0));
             let sync = rng.one_in(4);
-            db.write_opt(batch, &WriteOptions { sync, ..Default::default() })
-                .unwrap();
+            db.write_opt(
+                batch,
+                &WriteOptions {
+                    sync,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             if sync {
                 synced_moves = i + 1;
             }
@@ -162,10 +178,16 @@ fn drop_keeps_open_readers_working_and_removes_the_files_after() {
     let mut iter = tmp.iter();
     db.drop_keyspace("tmp").unwrap();
     assert_eq!(db.keyspace_names(), vec!["default"]);
-    assert!(matches!(tmp.put(b"k", b"v"), Err(Error::KeyspaceDropped { .. })));
+    assert!(matches!(
+        tmp.put(b"k", b"v"),
+        Err(Error::KeyspaceDropped { .. })
+    ));
     let mut batch = db.new_batch();
     batch.put_in(&tmp, b"k", b"v");
-    assert!(matches!(db.write(batch), Err(Error::KeyspaceDropped { .. })));
+    assert!(matches!(
+        db.write(batch),
+        Err(Error::KeyspaceDropped { .. })
+    ));
     // Readers opened before (and the handle) still see the data.
     assert_eq!(iter.by_ref().count(), 500);
     assert!(snap.keyspace(&tmp).get(key(7)).unwrap().is_some());
@@ -206,7 +228,10 @@ fn a_crash_mid_drop_leaves_no_files_behind() {
     drop(tmp);
     power_cycle(&fs, db, UnsyncedData::Drop);
     let table_path = |n: u64| mem_dir().join(format!("{n:06}.sst"));
-    assert!(fs.exists(&table_path(tables[0].number)), "still there before the open");
+    assert!(
+        fs.exists(&table_path(tables[0].number)),
+        "still there before the open"
+    );
     let db = open_mem(&fs);
     assert_eq!(db.keyspace_names(), vec!["default"]);
     for f in &tables {
@@ -247,7 +272,10 @@ fn most_wals_with_a_cold_keyspace(max_total_wal_size: u64) -> usize {
 fn a_cold_keyspace_does_not_pin_the_wals() {
     // 20,000 writes of ~130 bytes fill some 40 memtables of 64 KiB.
     let unlimited = most_wals_with_a_cold_keyspace(u64::MAX);
-    assert!(unlimited >= 30, "the cold keyspace pins every WAL: {unlimited}");
+    assert!(
+        unlimited >= 30,
+        "the cold keyspace pins every WAL: {unlimited}"
+    );
     // 256 KiB is four WALs, plus the current one, the one made ahead and
     // those of memtables waiting for their flush.
     let limited = most_wals_with_a_cold_keyspace(256 * 1024);
@@ -266,7 +294,10 @@ fn an_empty_keyspace_keeps_no_wal() {
     }
     db.flush().unwrap();
     let wals = files_with_ext(&fs, &mem_dir(), ".log").len();
-    assert!(wals <= 2, "{wals} WALs after a flush of the only written keyspace");
+    assert!(
+        wals <= 2,
+        "{wals} WALs after a flush of the only written keyspace"
+    );
 }
 
 /// Reopening with other options per keyspace: they apply from then on.
@@ -298,15 +329,17 @@ fn reopen_with_other_keyspace_options() {
     ks.compact_range::<&[u8], _>(..).unwrap();
     assert_eq!(scan(&ks).len(), 6000);
     assert!(ks.property("strata.stats").unwrap().contains("[k]"));
-    assert!(matches!(
-        db.keyspace_with(
-            "k",
-            KeyspaceOptions {
-                num_levels: 2,
-                ..Default::default()
-            }
-        ),
-        Err(Error::InvalidArgument(_))
-    ) || ks.live_files().iter().all(|f| f.level < 2));
+    assert!(
+        matches!(
+            db.keyspace_with(
+                "k",
+                KeyspaceOptions {
+                    num_levels: 2,
+                    ..Default::default()
+                }
+            ),
+            Err(Error::InvalidArgument(_))
+        ) || ks.live_files().iter().all(|f| f.level < 2)
+    );
     assert_eq!(kv("a", "b").0, b"a");
 }
