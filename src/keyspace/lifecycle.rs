@@ -109,6 +109,11 @@ impl DbInner {
             )));
         };
         self.check_bg_error()?;
+        // The drop is durable once its MANIFEST edit is: the writes
+        // acknowledged before it must be too, or a power loss could keep
+        // the drop and lose them, a state no prefix of the acknowledged
+        // writes gives (as for a flush with several keyspaces).
+        self.flush_wal(true)?;
         self.write_path.pipeline.with_leadership(self, |leader| {
             let edit = VersionEdit {
                 keyspace: ks.id,
