@@ -276,12 +276,14 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 }
 
 /// The sequence number every replayed record must follow: the manifest's
-/// last sequence with one keyspace; with several, the smallest of the
-/// keyspaces' newest table entries (a keyspace's replayed records follow
-/// its own tables, not another's).
+/// last sequence while the database never had a keyspace besides the
+/// default one; otherwise the smallest of the live keyspaces' newest
+/// table entries (a keyspace's replayed records follow its own tables,
+/// not another's, and a dropped keyspace's flushes raised the last
+/// sequence past older writes of the live ones still in the WALs).
 fn replay_floor(versions: &VersionSet) -> SeqNo {
     let ids: Vec<u32> = versions.keyspaces().map(|(id, _)| id).collect();
-    if ids.len() == 1 {
+    if versions.only_ever_default_keyspace() {
         return versions.last_sequence();
     }
     ids.iter()

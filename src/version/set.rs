@@ -161,6 +161,11 @@ impl VersionSet {
             .collect()
     }
 
+    /// No keyspace but the default one was ever created.
+    pub fn only_ever_default_keyspace(&self) -> bool {
+        self.next_keyspace_id == DEFAULT_KEYSPACE_ID + 1
+    }
+
     /// Hand out the id for a new keyspace (recorded in the manifest by
     /// the edit that creates it); an error once ids are exhausted.
     pub fn new_keyspace_id(&mut self) -> Result<u32> {
