@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use strata::fs::{FileSystem, MemFileSystem, UnsyncedData};
+use strata::fs::{FaultPlan, FileSystem, FsOp, MemFileSystem, UnsyncedData};
 use strata::{Compression, Db, Error, Keyspace, KeyspaceOptions, Options, WriteOptions};
 
 fn scan(ks: &Keyspace) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -299,6 +299,54 @@ fn a_flushed_then_dropped_keyspace_leaves_a_database_that_opens() {
             db.get(b"d").unwrap().as_deref(),
             Some(&b"1"[..]),
             "a synced write lost"
+        );
+    }
+}
+
+/// A MANIFEST write that fails while creating or dropping a keyspace
+/// stops writes like any failed background write and reports the I/O
+/// error, with no panic on the way: the error used to be recorded while
+/// holding the version set's lock, and recording it wakes the background
+/// threads under theirs, a lock-order inversion (a possible deadlock; a
+/// panic of the lock-order check in checked builds, which the write
+/// queue's panic guard swallowed). Found by the simulation.
+#[test]
+fn a_failed_manifest_write_in_create_or_drop_is_an_io_error() {
+    // Count the panics of this test's thread (the engine catches them).
+    static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let me = std::thread::current().name().map(str::to_owned);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name().map(str::to_owned) == me {
+            PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        previous(info);
+    }));
+    for drop_it in [false, true] {
+        let fs = MemFileSystem::new();
+        let db = open_mem(&fs);
+        drop(db.keyspace("tmp").unwrap());
+        fs.add_fault(FaultPlan {
+            op: Some(FsOp::Append),
+            path_contains: Some("MANIFEST".into()),
+            skip: 0,
+            count: 1,
+        });
+        let e = if drop_it {
+            db.drop_keyspace("tmp").unwrap_err()
+        } else {
+            db.keyspace("other").unwrap_err()
+        };
+        assert!(
+            matches!(e, Error::Background(_)) && e.to_string().contains("injected fault"),
+            "drop {drop_it}: {e:?}"
+        );
+        let later = db.put(b"k", b"v").unwrap_err();
+        assert!(later.to_string().contains("injected fault"), "{later:?}");
+        assert_eq!(
+            PANICS.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "drop {drop_it}: a panic on the way"
         );
     }
 }

@@ -70,10 +70,11 @@ impl DbInner {
                 log_number: Some(wal_number),
                 ..VersionEdit::default()
             };
-            let version = versions
-                .log_and_apply(edit, &[])
-                .map_err(|e| self.manifest_failure(e))?;
+            let applied = versions.log_and_apply(edit, &[]);
+            // A failure is recorded after letting go of the version set:
+            // recording it wakes the background threads under their lock.
             drop(versions);
+            let version = applied.map_err(|e| self.manifest_failure(e))?;
             let state = Arc::new(KeyspaceState::new(
                 id,
                 name.to_owned(),
@@ -121,11 +122,11 @@ impl DbInner {
                 ..VersionEdit::default()
             };
             let mut versions = self.versions.lock();
-            versions
-                .log_and_apply(edit, &[])
-                .map_err(|e| self.manifest_failure(e))?;
+            let applied = versions.log_and_apply(edit, &[]);
             let log_number = versions.log_number();
+            // As in `open_keyspace`: the failure is recorded unlocked.
             drop(versions);
+            applied.map_err(|e| self.manifest_failure(e))?;
             ks.mark_dropped();
             let mems = leader.mems().with(ks.id, None);
             leader.switch_memtables(mems);
