@@ -52,9 +52,11 @@ impl DbInner {
 
     /// Write every keyspace's memtables, oldest first, to L0 tables and
     /// install them with a log number past every WAL, so none is
-    /// replayed. One edit per keyspace: a crash between them leaves the
-    /// keyspaces not yet written to replay the WALs, which stay until all
-    /// are.
+    /// replayed. With several keyspaces all take effect at once (a new
+    /// MANIFEST): the WAL may not hold their writes (it failed, or they
+    /// skipped it), so installed one keyspace at a time, a crash between
+    /// two would leave a batch across them in one keyspace's table and
+    /// lost from the other's WAL, torn.
     fn flush_memtables_at_close(&self) -> Result<()> {
         // Only published writes: a group sequenced but never published
         // (its writers failed, e.g. after a panic) may sit in the memtable
@@ -64,11 +66,41 @@ impl DbInner {
         let last_seq = self.write_path.pipeline.last_seq();
         let log_number = self.versions.lock().new_file_number()?;
         let mut wals = vec![self.write_path.wal.wal_number()];
-        for ks in self.keyspaces.load().iter() {
-            let sv = ks.super_version.load_full();
-            let oldest_first = sv.memtables_oldest_first();
-            self.flush_memtables_to_l0(ks, &oldest_first, log_number, last_seq, published)?;
-            wals.extend(oldest_first.iter().map(|m| m.wal_number()));
+        let keyspaces = self.keyspaces.load();
+        if keyspaces.len() == 1 {
+            for ks in keyspaces.iter() {
+                let sv = ks.super_version.load_full();
+                let oldest_first = sv.memtables_oldest_first();
+                self.flush_memtables_to_l0(ks, &oldest_first, log_number, last_seq, published)?;
+                wals.extend(oldest_first.iter().map(|m| m.wal_number()));
+            }
+        } else {
+            let mut versions = self.versions.lock();
+            let mut edits = Vec::new();
+            for ks in keyspaces.iter() {
+                let sv = ks.super_version.load_full();
+                let oldest_first = sv.memtables_oldest_first();
+                let written = self.write_memtables_to_l0(
+                    &mut versions,
+                    ks,
+                    &oldest_first,
+                    log_number,
+                    last_seq,
+                    published,
+                );
+                match written {
+                    Ok(edit) => edits.push(edit),
+                    Err(e) => {
+                        // Not installed: the tables written so far go.
+                        for t in edits.iter().flat_map(|(_, tables)| tables) {
+                            let _ = self.fs.remove(t.path());
+                        }
+                        return Err(e);
+                    }
+                }
+                wals.extend(oldest_first.iter().map(|m| m.wal_number()));
+            }
+            versions.apply_atomically(edits)?;
         }
         // Every WAL is obsolete now. Best effort: the next open deletes
         // what is left.

@@ -168,6 +168,23 @@ impl DbInner {
         up_to: strata_sstable::SeqNo,
     ) -> Result<Arc<crate::version::Version>> {
         let mut versions = self.versions.lock();
+        let (edit, tables) =
+            self.write_memtables_to_l0(&mut versions, ks, mems, log_number, last_seq, up_to)?;
+        versions.log_and_apply(edit, &tables)
+    }
+
+    /// The tables and the edit of [`Self::flush_memtables_to_l0`], not
+    /// installed (the caller installs them, possibly with other
+    /// keyspaces' at once). On failure the tables written are removed.
+    pub(crate) fn write_memtables_to_l0(
+        &self,
+        versions: &mut crate::version::VersionSet,
+        ks: &KeyspaceState,
+        mems: &[&Arc<MemTable>],
+        log_number: u64,
+        last_seq: strata_sstable::SeqNo,
+        up_to: strata_sstable::SeqNo,
+    ) -> Result<(VersionEdit, Vec<Arc<TableFile>>)> {
         let opener = versions.opener().clone();
         let mut tables = Vec::new();
         let written = mems.iter().try_for_each(|mem| {
@@ -192,7 +209,7 @@ impl DbInner {
             new_files: tables.iter().map(|t| (0, t.meta.clone())).collect(),
             ..VersionEdit::default()
         };
-        versions.log_and_apply(edit, &tables)
+        Ok((edit, tables))
     }
 }
 

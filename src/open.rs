@@ -144,17 +144,20 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
 /// Install the tables replay wrote, each keyspace's with an edit of its
 /// own that moves its log number to the fresh WAL `wal_number`; the
 /// keyspaces with no table move theirs in the default keyspace's edit.
-/// A crash between the edits is safe: a keyspace whose edit is not durable
-/// replays the WALs again, which stay until every keyspace is past them.
+/// With several edits they take effect at once (a new MANIFEST): the WALs
+/// replayed may hold writes never synced (a process crash leaves them to
+/// the page cache), which a power loss after the open takes; installed
+/// one keyspace at a time, a crash between two would leave a batch across
+/// them in one keyspace's table and lost from the other's WAL, torn.
 /// Returns each keyspace's version.
 fn log_replayed_tables(
     versions: &mut VersionSet,
     replayed: Replayed,
     wal_number: u64,
 ) -> Result<BTreeMap<u32, Arc<Version>>> {
-    let mut installed = BTreeMap::new();
     let ids: Vec<u32> = versions.keyspaces().map(|(id, _)| id).collect();
     let mut tables = replayed.tables;
+    let mut edits = Vec::new();
     for &id in ids.iter().rev() {
         // The default keyspace (0) last, carrying the others' log numbers.
         let added = tables.remove(&id).unwrap_or_default();
@@ -171,13 +174,28 @@ fn log_replayed_tables(
         if id == DEFAULT_KEYSPACE_ID {
             edit.keyspace_log_numbers = ids
                 .iter()
-                .filter(|&&other| other != id && !installed.contains_key(&other))
+                .filter(|&&other| {
+                    other != id
+                        && !edits
+                            .iter()
+                            .any(|(e, _): &(VersionEdit, _)| e.keyspace == other)
+                })
                 .map(|&other| (other, wal_number))
                 .collect();
         }
-        installed.insert(id, versions.log_and_apply(edit, &added)?);
+        edits.push((edit, added));
     }
-    Ok(installed)
+    let edited: Vec<u32> = edits.iter().map(|(e, _)| e.keyspace).collect();
+    if edits.len() == 1 {
+        let (edit, added) = edits.remove(0);
+        versions.log_and_apply(edit, &added)?;
+    } else {
+        versions.apply_atomically(edits)?;
+    }
+    Ok(edited
+        .into_iter()
+        .map(|id| (id, versions.current(id)))
+        .collect())
 }
 
 struct Replayed {

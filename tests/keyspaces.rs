@@ -351,6 +351,111 @@ fn a_failed_manifest_write_in_create_or_drop_is_an_io_error() {
     }
 }
 
+/// After the WAL failed, a close writes every keyspace's memtables to
+/// tables, since the WAL may not hold their writes: the tables must take
+/// effect together. One MANIFEST edit per keyspace, with the close cut
+/// short between two (a failed MANIFEST write, or a crash), left a batch
+/// across keyspaces in one keyspace's table and, in the other, only in
+/// the unsynced WAL a power loss takes: a torn batch. Found by the
+/// simulation (seeds 5736 and 13753).
+#[test]
+fn a_close_after_a_wal_failure_installs_every_keyspace_at_once() {
+    for fail_edit in 1..4 {
+        let fs = MemFileSystem::new();
+        let db = open_mem(&fs);
+        let a = db.keyspace("a").unwrap();
+        let b = db.keyspace("b").unwrap();
+        let mut batch = db.new_batch();
+        batch.put_in(&a, b"x", b"1");
+        batch.put_in(&b, b"y", b"1");
+        db.write(batch).unwrap();
+        // The WAL fails: the next synced write errs and writes stop.
+        fs.add_fault(FaultPlan {
+            op: Some(FsOp::Sync),
+            path_contains: Some(".log".into()),
+            skip: 0,
+            count: u64::MAX,
+        });
+        let sync = WriteOptions {
+            sync: true,
+            ..Default::default()
+        };
+        assert!(db.put_opt(b"d", b"1", &sync).is_err());
+        // The close's MANIFEST write number `fail_edit` fails.
+        fs.add_fault(FaultPlan {
+            op: Some(FsOp::Append),
+            path_contains: Some("MANIFEST".into()),
+            skip: fail_edit - 1,
+            count: 1,
+        });
+        drop((a, b));
+        let _ = db.close();
+        fs.crash();
+        fs.power_loss(UnsyncedData::Drop);
+        let db = open_mem(&fs);
+        let x = db.keyspace("a").unwrap().get(b"x").unwrap();
+        let y = db.keyspace("b").unwrap().get(b"y").unwrap();
+        assert_eq!(
+            x.is_some(),
+            y.is_some(),
+            "failed MANIFEST write {fail_edit}: a batch across keyspaces is torn: x {x:?}, y {y:?}"
+        );
+    }
+}
+
+/// Recovery writes what it replays to tables, per keyspace. After a
+/// process crash the WAL may hold writes never synced (the page cache
+/// kept them): the keyspaces' tables must then take effect together, or
+/// an open cut short between two edits, followed by a power loss, leaves
+/// a batch across keyspaces torn. Found by the simulation (seeds 5736 and
+/// 13753).
+#[test]
+fn recovery_installs_every_keyspace_at_once() {
+    let mut torn = Vec::new();
+    for fail_edit in 1..6 {
+        let fs = MemFileSystem::new();
+        let db = open_mem(&fs);
+        let a = db.keyspace("a").unwrap();
+        let b = db.keyspace("b").unwrap();
+        let mut batch = db.new_batch();
+        batch.put_in(&a, b"x", b"1");
+        batch.put_in(&b, b"y", b"1");
+        db.write(batch).unwrap();
+        drop((a, b));
+        // The close cannot sync the WAL: the batch is in the page cache
+        // only, as a process crash leaves it.
+        fs.add_fault(FaultPlan {
+            op: Some(FsOp::Sync),
+            path_contains: Some(".log".into()),
+            skip: 0,
+            count: 1,
+        });
+        assert!(db.close().is_err());
+        // The open replays it, and its MANIFEST write `fail_edit` fails.
+        fs.add_fault(FaultPlan {
+            op: Some(FsOp::Append),
+            path_contains: Some("MANIFEST".into()),
+            skip: fail_edit - 1,
+            count: 1,
+        });
+        if let Ok(db) = Db::open(mem_dir(), mem_options(&fs)) {
+            drop(db);
+        }
+        fs.crash();
+        fs.power_loss(UnsyncedData::Drop);
+        let db = open_mem(&fs);
+        let x = db.keyspace("a").unwrap().get(b"x").unwrap();
+        let y = db.keyspace("b").unwrap().get(b"y").unwrap();
+        if x.is_some() != y.is_some() {
+            torn.push(fail_edit);
+        }
+    }
+    assert!(
+        torn.is_empty(),
+        "a batch across keyspaces torn when MANIFEST write {torn:?} of the open failed"
+    );
+}
+
 /// Writes to the default keyspace with a keyspace written once beside
 /// it; returns the most WALs live at once.
 fn most_wals_with_a_cold_keyspace(max_total_wal_size: u64) -> usize {

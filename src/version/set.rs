@@ -243,8 +243,47 @@ impl VersionSet {
     /// was dropped) fails with [`Error::KeyspaceDropped`] and logs nothing.
     pub fn log_and_apply(
         &mut self,
+        edit: VersionEdit,
+        added: &[Arc<TableFile>],
+    ) -> Result<Arc<Version>> {
+        self.apply_edit(edit, added, true)
+    }
+
+    /// Apply `edits` (each with its opened tables) all at once: none is
+    /// logged on its own; a new MANIFEST describing the result replaces
+    /// the current one, and the switch of CURRENT to it is the moment they
+    /// all take effect (a crash before leaves none of them). For tables
+    /// of several keyspaces whose writes no durable WAL holds: installed
+    /// one by one, a crash between two would leave a batch across them
+    /// torn. On failure the version set must not be written again before
+    /// `rewrite_manifest_if_failed` (which writes what was applied).
+    pub fn apply_atomically(
+        &mut self,
+        edits: Vec<(VersionEdit, Vec<Arc<TableFile>>)>,
+    ) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::InvalidArgument(
+                "the manifest cannot be written after an earlier write to it failed".into(),
+            ));
+        }
+        // From the first applied edit on, memory is ahead of the MANIFEST
+        // until the new one is in place.
+        let result = edits
+            .into_iter()
+            .try_for_each(|(edit, added)| self.apply_edit(edit, &added, false).map(|_| ()))
+            .and_then(|()| self.write_new_manifest());
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    /// [`Self::log_and_apply`], logging the edit only if `log`.
+    fn apply_edit(
+        &mut self,
         mut edit: VersionEdit,
         added: &[Arc<TableFile>],
+        log: bool,
     ) -> Result<Arc<Version>> {
         if self.poisoned {
             return Err(Error::InvalidArgument(
@@ -292,6 +331,7 @@ impl VersionSet {
         edit.encode(&mut record);
         let path = manifest_path(&self.dir, self.manifest_number);
         let written = match self.manifest.as_mut() {
+            _ if !log => Ok(()),
             Some(m) => m.add_record(&record).and_then(|_| m.sync()),
             None => Err(std::io::Error::other("no manifest open")),
         };
@@ -333,7 +373,7 @@ impl VersionSet {
         }
 
         let manifest_bytes = self.manifest.as_ref().map_or(0, |m| m.offset_written());
-        if manifest_bytes > MANIFEST_ROLLOVER_BYTES {
+        if log && manifest_bytes > MANIFEST_ROLLOVER_BYTES {
             self.write_new_manifest()?;
         }
         Ok(installed)
