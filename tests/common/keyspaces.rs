@@ -19,11 +19,6 @@ pub fn model_key(ks: usize, key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The keyspace index and the key of a model key.
-pub fn split_key(model_key: &[u8]) -> (usize, &[u8]) {
-    (usize::from(model_key[0]), &model_key[1..])
-}
-
 /// Keyspace `ks`'s entries in the model, by their own keys.
 pub fn entries_of(model: &Model, ks: usize) -> impl Iterator<Item = (&[u8], &Vec<u8>)> {
     model
