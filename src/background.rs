@@ -287,6 +287,9 @@ fn flush_loop(inner: &DbInner) {
                 if let Err(e) = inner.flush_memtable(&ks, &imm) {
                     inner.set_bg_error(e);
                 }
+                // Let go of the keyspace before the end is announced (see
+                // `run_one_compaction`).
+                drop((ks, imm));
                 drop(flushing);
             }
         }

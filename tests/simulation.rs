@@ -5,7 +5,12 @@
 //! Each seed runs a few hundred random operations (writes, batches, reads,
 //! scans in both directions, snapshots, flushes, compactions, clean
 //! reopens) while arming power losses at random points (`crash_after`) and
-//! I/O errors on every kind of filesystem operation. The rules checked:
+//! I/O errors on every kind of filesystem operation. The operations spread
+//! over the default keyspace and three more (`tests/common/keyspaces.rs`),
+//! created on first use and now and then dropped (and later re-created);
+//! batches span keyspaces, some move a value from one to another, flushes
+//! and compactions are per keyspace, and snapshot reads go through the
+//! handle open when the snapshot was taken. The rules checked:
 //!
 //! - every read agrees with a `BTreeMap` model;
 //! - an injected error surfaces as an `Err` naming it (then the machine
@@ -13,7 +18,9 @@
 //! - after every power loss, reopening gives exactly the state after a
 //!   prefix of the acknowledged writes (plus, possibly, the one write that
 //!   failed), and that prefix holds every write acknowledged with
-//!   `sync: true` or followed by a successful `flush`;
+//!   `sync: true` or followed by a successful `flush` (of its keyspace, or
+//!   of a keyspace written after it) or `drop_keyspace`; a move is in
+//!   exactly one of its keyspaces, as the prefix rule implies;
 //! - a reopen without power loss loses nothing acknowledged;
 //! - reopening after a plain power loss (no fault armed) never fails.
 //!
@@ -36,6 +43,7 @@
 mod common;
 
 use common::ack_log::{apply, AckLog, Model, Write};
+use common::keyspaces::{drop_write, entries_of, model_key, scan_keyspaces, KEYSPACES};
 use common::Rng;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -45,7 +53,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
 use strata::{
-    Db, Error, Options, Snapshot, WalRecoveryMode, WalWriteMode, WriteBatch, WriteOptions,
+    Compression, Db, Error, Keyspace, KeyspaceOptions, Options, Snapshot, WalRecoveryMode,
+    WalWriteMode, WriteBatch, WriteOptions,
 };
 
 /// An iterator over a scan's entries, in either direction.
@@ -54,6 +63,10 @@ type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::By
 type Entry = (Vec<u8>, Vec<u8>);
 
 const KEYS: u64 = 300;
+/// A dropped keyspace stays dropped through a power loss, and so does
+/// every write acknowledged before the drop: the drop is a MANIFEST edit,
+/// synced before it returns, and the state after it must be a prefix.
+const DROP_IS_DURABLE: bool = true;
 const FAULT_KINDS: [FsOp; 8] = [
     FsOp::Append,
     FsOp::Sync,
@@ -81,6 +94,9 @@ struct Figures {
     in_doubt_dropped: u64,
     unsynced_writes_lost: u64,
     absolute_refusals: u64,
+    moves: u64,
+    keyspace_drops: u64,
+    keyspace_flushes: u64,
     faults: BTreeMap<String, u64>,
 }
 
@@ -99,6 +115,9 @@ impl Figures {
         self.in_doubt_dropped += o.in_doubt_dropped;
         self.unsynced_writes_lost += o.unsynced_writes_lost;
         self.absolute_refusals += o.absolute_refusals;
+        self.moves += o.moves;
+        self.keyspace_drops += o.keyspace_drops;
+        self.keyspace_flushes += o.keyspace_flushes;
         for (k, v) in &o.faults {
             *self.faults.entry(k.clone()).or_default() += v;
         }
@@ -113,9 +132,19 @@ struct Sim {
     /// Writes acknowledged since the last reboot, which must survive a
     /// power loss, and a failed one that may or may not have.
     acks: AckLog,
-    /// What reads must see now.
+    /// What reads must see now, over every keyspace (`common::keyspaces`).
     model: Model,
-    snapshots: Vec<(Snapshot, Model)>,
+    /// Handles on the keyspaces of [`KEYSPACES`] opened since the last
+    /// (re)open; the others are opened, and created, on first use.
+    handles: [Option<Keyspace>; KEYSPACES.len()],
+    /// Each snapshot with the model it must see and the handles open when
+    /// it was taken (a keyspace dropped since reads through its old one).
+    snapshots: Vec<(Snapshot, Model, Vec<Option<Keyspace>>)>,
+    /// How many times each keyspace was dropped: a snapshot holding a
+    /// handle from before a drop keeps the dropped keyspace's tables.
+    drops: [u64; KEYSPACES.len()],
+    /// `drops` when each snapshot was taken.
+    snapshot_drops: Vec<[u64; KEYSPACES.len()]>,
     /// A fault plan or crash point is armed (errors are expected).
     armed: bool,
     /// Recovery mode for this seed.
@@ -147,8 +176,66 @@ impl Sim {
             level0_file_num_compaction_trigger: 2,
             wal_recovery_mode: self.mode,
             wal_write_mode: self.wal_write_mode,
+            // A quarter of the seeds cap the WALs and the memtables'
+            // total, which flush the keyspaces pinning the oldest WAL and
+            // the largest memtable.
+            max_total_wal_size: if self.seed % 4 == 1 { 192 * 1024 } else { 0 },
+            db_write_buffer_size: if self.seed % 4 == 1 { 160 * 1024 } else { 0 },
             ..Options::default()
         }
+    }
+
+    /// `ks2` runs with options of its own (larger memtables and blocks,
+    /// another compression), as an application may give each keyspace.
+    fn keyspace_options(&self, ks: usize) -> Option<KeyspaceOptions> {
+        (ks == 2).then(|| KeyspaceOptions {
+            write_buffer_size: 96 * 1024,
+            block_size: 2048,
+            compression: Compression::Zstd { level: 1 },
+            ..self.options().keyspace_options()
+        })
+    }
+
+    /// The handle on keyspace `ks`, opening (creating) it on first use.
+    fn handle(&mut self, ks: usize) -> Result<Keyspace, Error> {
+        if let Some(h) = &self.handles[ks] {
+            return Ok(h.clone());
+        }
+        let h = match self.keyspace_options(ks) {
+            Some(o) => self.db().keyspace_with(KEYSPACES[ks], o)?,
+            None => self.db().keyspace(KEYSPACES[ks])?,
+        };
+        self.handles[ks] = Some(h.clone());
+        Ok(h)
+    }
+
+    /// A keyspace to work on: the default one as often as the others
+    /// together.
+    fn pick_keyspace(&mut self) -> usize {
+        if self.rng.one_in(2) {
+            0
+        } else {
+            1 + self.rng.below(KEYSPACES.len() as u64 - 1) as usize
+        }
+    }
+
+    /// A snapshot holds a handle on a keyspace dropped since: its tables
+    /// stay on disk, in no version, until the snapshot goes.
+    fn dropped_keyspace_held(&self) -> bool {
+        self.snapshots
+            .iter()
+            .zip(&self.snapshot_drops)
+            .any(|((_, _, handles), drops)| {
+                (0..KEYSPACES.len()).any(|i| handles[i].is_some() && drops[i] != self.drops[i])
+            })
+    }
+
+    /// Handles hold the database open: a close or crash lets go of them.
+    fn close_db(&mut self) {
+        self.snapshots.clear();
+        self.snapshot_drops.clear();
+        self.handles = Default::default();
+        drop(self.db.take());
     }
 
     fn new(seed: u64) -> Sim {
@@ -159,7 +246,10 @@ impl Sim {
             db: None,
             acks: AckLog::default(),
             model: Model::new(),
+            handles: Default::default(),
             snapshots: Vec::new(),
+            drops: Default::default(),
+            snapshot_drops: Vec::new(),
             armed: false,
             // Half the seeds recover in the default mode, the rest in the
             // other three.
@@ -233,12 +323,15 @@ impl Sim {
         let outcome: Result<String, (Error, Option<Write>)> = match r {
             0..=299 => self.write_one(false),
             300..=379 => self.write_one(true),
-            380..=469 => self.write_batch(),
+            380..=439 => self.write_batch(),
+            440..=469 => self.move_between_keyspaces(),
             470..=589 => self.get().map_err(|e| (e, None)),
             590..=659 => self.scan().map_err(|e| (e, None)),
             660..=689 => {
                 let snap = self.db().snapshot();
-                self.snapshots.push((snap, self.model.clone()));
+                let handles = self.handles.to_vec();
+                self.snapshots.push((snap, self.model.clone(), handles));
+                self.snapshot_drops.push(self.drops);
                 Ok("snapshot".into())
             }
             690..=729 => self.snapshot_read().map_err(|e| (e, None)),
@@ -246,37 +339,22 @@ impl Sim {
                 if !self.snapshots.is_empty() {
                     let n = self.rng.below(self.snapshots.len() as u64) as usize;
                     self.snapshots.remove(n);
+                    self.snapshot_drops.remove(n);
                 }
                 Ok("drop snapshot".into())
             }
-            740..=769 => self
-                .db()
-                .flush()
-                .map(|_| {
-                    self.acks.all_durable();
-                    "flush".into()
-                })
-                .map_err(|e| (e, None)),
-            770..=789 => {
-                let (a, b) = (self.rng.below(KEYS), self.rng.below(KEYS));
-                let (lo, hi) = (key(a.min(b)), key(a.max(b)));
-                self.db()
-                    .compact_range(lo.as_slice()..=hi.as_slice())
-                    .map(|_| {
-                        self.acks.all_durable();
-                        "compact_range".into()
-                    })
-                    .map_err(|e| (e, None))
-            }
+            740..=769 => self.flush().map_err(|e| (e, None)),
+            770..=789 => self.compact_range().map_err(|e| (e, None)),
             790..=819 => self
                 .db()
                 .run_background_work()
                 .map(|_| "background work".into())
                 .map_err(|e| (e, None)),
-            820..=839 => {
+            820..=834 => {
                 self.clean_reopen();
                 Ok("clean reopen".into())
             }
+            835..=839 => self.drop_keyspace(),
             840..=869 => {
                 self.power_loss_and_recover("power loss");
                 Ok("power loss".into())
@@ -289,7 +367,7 @@ impl Sim {
             }
             910..=969 => Ok(self.arm_fault()),
             _ => {
-                if !self.armed {
+                if !self.armed && !self.dropped_keyspace_held() {
                     if let Err(e) = self.db().check_invariants() {
                         self.fail(format!("invariants: {e}"));
                     }
@@ -347,39 +425,73 @@ impl Sim {
     }
 
     fn write_one(&mut self, delete: bool) -> Result<String, (Error, Option<Write>)> {
+        let ks = self.pick_keyspace();
         let k = self.rng.below(KEYS);
         let w: Write = if delete {
-            vec![(key(k), None)]
+            vec![(model_key(ks, &key(k)), None)]
         } else {
             let v = self.value(k);
-            vec![(key(k), Some(v))]
+            vec![(model_key(ks, &key(k)), Some(v))]
         };
         self.apply_write(w)
     }
 
     fn write_batch(&mut self) -> Result<String, (Error, Option<Write>)> {
         // Empty batches too: an empty sync write is still a sync point.
+        // Each entry in a keyspace of its own choosing: one atomic write
+        // across them.
         let n = self.rng.below(7);
         let mut w = Write::new();
         for _ in 0..n {
+            let ks = self.pick_keyspace();
             let k = self.rng.below(KEYS);
             if self.rng.one_in(4) {
-                w.push((key(k), None));
+                w.push((model_key(ks, &key(k)), None));
             } else {
                 let v = self.value(k);
-                w.push((key(k), Some(v)));
+                w.push((model_key(ks, &key(k)), Some(v)));
             }
         }
+        self.apply_write(w)
+    }
+
+    /// Move a key's value from one keyspace to another in one batch (a
+    /// delete in one, a put in the other): after any power loss it is in
+    /// exactly one of them, which the prefix rule checks. A key in
+    /// neither is put in the first.
+    fn move_between_keyspaces(&mut self) -> Result<String, (Error, Option<Write>)> {
+        let a = self.pick_keyspace();
+        let b = (a + 1 + self.rng.below(KEYSPACES.len() as u64 - 1) as usize) % KEYSPACES.len();
+        let k = key(self.rng.below(KEYS));
+        let (from, to) = if self.model.contains_key(&model_key(b, &k)) {
+            (b, a)
+        } else {
+            (a, b)
+        };
+        let w: Write = match self.model.get(&model_key(from, &k)).cloned() {
+            Some(v) => {
+                self.fig.moves += 1;
+                vec![(model_key(from, &k), None), (model_key(to, &k), Some(v))]
+            }
+            None => {
+                let v = self.value(0);
+                vec![(model_key(from, &k), Some(v))]
+            }
+        };
         self.apply_write(w)
     }
 
     fn apply_write(&mut self, w: Write) -> Result<String, (Error, Option<Write>)> {
         let sync = self.rng.one_in(5);
         let mut batch = WriteBatch::new();
-        for (k, v) in &w {
+        for (mk, v) in &w {
+            let ks = usize::from(mk[0]);
+            // Opening a keyspace the first time creates it: a MANIFEST
+            // write, which may fail; the model holds nothing for it yet.
+            let h = self.handle(ks).map_err(|e| (e, None))?;
             match v {
-                Some(v) => batch.put(k, v),
-                None => batch.delete(k),
+                Some(v) => batch.put_in(&h, &mk[1..], v),
+                None => batch.delete_in(&h, &mk[1..]),
             }
         }
         let opts = WriteOptions {
@@ -389,89 +501,167 @@ impl Sim {
         match self.db().write_opt(batch, &opts) {
             Ok(()) => {
                 apply(&mut self.model, &w);
-                let keys = w.len();
+                let keys: Vec<String> = w
+                    .iter()
+                    .map(|(k, v)| {
+                        let op = if v.is_some() { "put" } else { "delete" };
+                        format!("{op} {}/{}", KEYSPACES[usize::from(k[0])], short(&k[1..]))
+                    })
+                    .collect();
                 self.acks.acknowledged(w, sync);
                 self.fig.acked_writes += 1;
                 if sync {
                     self.fig.acked_sync_writes += 1;
                 }
-                Ok(format!("write of {keys} keys (sync {sync})"))
+                Ok(format!("write {keys:?} (sync {sync})"))
             }
             Err(e) => Err((e, Some(w))),
         }
     }
 
     fn get(&mut self) -> Result<String, Error> {
+        let ks = self.pick_keyspace();
         let k = key(self.rng.below(KEYS));
-        let got = self.db().get(&k)?.map(|v| v.to_vec());
-        if got.as_ref() != self.model.get(&k) {
+        let got = self.handle(ks)?.get(&k)?.map(|v| v.to_vec());
+        let want = self.model.get(&model_key(ks, &k));
+        if got.as_ref() != want {
             self.fail(format!(
-                "wrong read: get {:?} returned {:?}, the model has {:?}",
+                "wrong read: get {:?} in {} returned {:?}, the model has {:?}",
                 String::from_utf8_lossy(&k),
+                KEYSPACES[ks],
                 got.map(|v| short(&v)),
-                self.model.get(&k).map(|v| short(v))
+                want.map(|v| short(v))
             ));
         }
-        Ok("get".into())
+        Ok(format!("get in {}", KEYSPACES[ks]))
     }
 
     fn scan(&mut self) -> Result<String, Error> {
+        let ks = self.pick_keyspace();
         let (a, b) = (self.rng.below(KEYS + 1), self.rng.below(KEYS + 1));
         let (lo, hi) = (key(a.min(b)), key(a.max(b)));
         let reverse = self.rng.one_in(2);
-        let it = self.db().range(lo.as_slice()..hi.as_slice());
+        let it = self.handle(ks)?.range(lo.as_slice()..hi.as_slice());
         let got = collect(it, reverse)?;
         let mut want: Vec<Entry> = self
             .model
-            .range(lo.clone()..hi.clone())
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .range(model_key(ks, &lo)..model_key(ks, &hi))
+            .map(|(k, v)| (k[1..].to_vec(), v.clone()))
             .collect();
         if reverse {
             want.reverse();
         }
         if got != want {
             self.fail(format!(
-                "wrong read: scan [{a}, {b}) reverse={reverse} returned {} entries, the model has {}",
+                "wrong read: scan [{a}, {b}) of {} reverse={reverse} returned {} entries, the model has {}",
+                KEYSPACES[ks],
                 got.len(),
                 want.len()
             ));
         }
-        Ok(format!("scan reverse={reverse}"))
+        Ok(format!("scan of {} reverse={reverse}", KEYSPACES[ks]))
     }
 
+    /// A scan of one keyspace as of a snapshot, through the handle open
+    /// when it was taken (the keyspace may have been dropped since).
     fn snapshot_read(&mut self) -> Result<String, Error> {
         if self.snapshots.is_empty() {
             return Ok("no snapshot".into());
         }
         let n = self.rng.below(self.snapshots.len() as u64) as usize;
+        let ks = self.pick_keyspace();
         let reverse = self.rng.one_in(2);
-        let (snap, model) = &self.snapshots[n];
-        let got = collect(snap.iter(), reverse)?;
-        let mut want: Vec<Entry> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let (snap, model, handles) = &self.snapshots[n];
+        let Some(h) = &handles[ks] else {
+            return Ok("no handle at the snapshot".into());
+        };
+        let got = collect(snap.keyspace(h).iter(), reverse)?;
+        let mut want: Vec<Entry> = entries_of(model, ks)
+            .map(|(k, v)| (k.to_vec(), v.clone()))
+            .collect();
         if reverse {
             want.reverse();
         }
         if got != want {
             self.fail(format!(
-                "wrong read: snapshot scan returned {} entries, its model has {}",
+                "wrong read: snapshot scan of {} returned {} entries, its model has {}",
+                KEYSPACES[ks],
                 got.len(),
                 want.len()
             ));
         }
-        Ok("snapshot scan".into())
+        Ok(format!("snapshot scan of {}", KEYSPACES[ks]))
+    }
+
+    /// Flush the default keyspace, another one, or all. A keyspace's
+    /// flush makes its writes durable, and with them every write before
+    /// (a flush syncs the WAL first when there are several keyspaces);
+    /// later writes to other keyspaces may still be lost.
+    fn flush(&mut self) -> Result<String, Error> {
+        match self.rng.below(4) {
+            0 => {
+                self.db().flush()?;
+                self.acks.durable_through_last(|k| k[0] == 0);
+                Ok("flush of default".to_owned())
+            }
+            1 => {
+                self.db().flush_all()?;
+                self.acks.all_durable();
+                Ok("flush of all keyspaces".to_owned())
+            }
+            _ => {
+                let ks = 1 + self.rng.below(KEYSPACES.len() as u64 - 1) as usize;
+                self.handle(ks)?.flush()?;
+                self.acks.durable_through_last(|k| usize::from(k[0]) == ks);
+                self.fig.keyspace_flushes += 1;
+                Ok(format!("flush of {}", KEYSPACES[ks]))
+            }
+        }
+    }
+
+    fn compact_range(&mut self) -> Result<String, Error> {
+        let ks = self.pick_keyspace();
+        let (a, b) = (self.rng.below(KEYS), self.rng.below(KEYS));
+        let (lo, hi) = (key(a.min(b)), key(a.max(b)));
+        self.handle(ks)?
+            .compact_range(lo.as_slice()..=hi.as_slice())?;
+        // It flushes the keyspace first.
+        self.acks.durable_through_last(|k| usize::from(k[0]) == ks);
+        Ok(format!("compact_range of {}", KEYSPACES[ks]))
+    }
+
+    /// Drop a keyspace (a later write re-creates it empty): to the model,
+    /// a write deleting every key it held.
+    fn drop_keyspace(&mut self) -> Result<String, (Error, Option<Write>)> {
+        let ks = 1 + self.rng.below(KEYSPACES.len() as u64 - 1) as usize;
+        let name = KEYSPACES[ks];
+        if !self.db().keyspace_names().iter().any(|n| n == name) {
+            return Ok(format!("no {name} to drop"));
+        }
+        let w = drop_write(&self.model, ks);
+        match self.db().drop_keyspace(name) {
+            Ok(()) => {
+                self.handles[ks] = None;
+                self.drops[ks] += 1;
+                apply(&mut self.model, &w);
+                self.acks.acknowledged(w, DROP_IS_DURABLE);
+                self.fig.keyspace_drops += 1;
+                Ok(format!("drop {name}"))
+            }
+            Err(e) => Err((e, Some(w))),
+        }
     }
 
     /// Close cleanly (no power loss) and reopen: nothing acknowledged may
     /// be lost. A fault armed during close or open may make the open fail;
     /// that is handled as a power loss.
     fn clean_reopen(&mut self) {
-        self.snapshots.clear();
-        drop(self.db.take());
+        self.close_db();
         self.fig.clean_reopens += 1;
         match Db::open(dir(), self.options()) {
             Ok(db) => {
                 self.db = Some(db);
-                let got = match scan_model(self.db()) {
+                let got = match scan_keyspaces(self.db()) {
                     Ok(m) => m,
                     Err(e) => {
                         self.check_error(&e, "the scan after a clean reopen");
@@ -502,8 +692,7 @@ impl Sim {
             self.fig.crash_points_hit += 1;
         }
         self.fs.crash();
-        self.snapshots.clear();
-        drop(self.db.take());
+        self.close_db();
         let mut attempts = 0;
         let mut in_default_mode = false;
         let db = loop {
@@ -565,7 +754,7 @@ impl Sim {
             }
         };
         self.db = Some(db);
-        let got = match scan_model(self.db()) {
+        let got = match scan_keyspaces(self.db()) {
             Ok(m) => m,
             Err(e) => {
                 self.check_error(&e, "the scan after recovery");
@@ -617,10 +806,6 @@ fn collect(it: strata::Iter, reverse: bool) -> Result<Vec<Entry>, Error> {
     items
         .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
         .collect()
-}
-
-fn scan_model(db: &Db) -> Result<Model, Error> {
-    Ok(collect(db.iter(), false)?.into_iter().collect())
 }
 
 /// Run one seed; `Err` holds the panic message.
@@ -682,7 +867,8 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         "simulation: seeds={} ops={} acked_writes={} acked_sync_writes={} power_losses={} \
          crash_points_hit={} clean_reopens={} failed_opens={} errors_surfaced={} \
          in_doubt_applied={} in_doubt_dropped={} unsynced_writes_lost={} \
-         absolute_consistency_refusals={} seconds={:.1}",
+         absolute_consistency_refusals={} moves={} keyspace_drops={} keyspace_flushes={} \
+         seconds={:.1}",
         t.seeds,
         t.ops,
         t.acked_writes,
@@ -696,6 +882,9 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         t.in_doubt_dropped,
         t.unsynced_writes_lost,
         t.absolute_refusals,
+        t.moves,
+        t.keyspace_drops,
+        t.keyspace_flushes,
         start.elapsed().as_secs_f64()
     );
     let faults: u64 = t.faults.values().sum();

@@ -1,5 +1,7 @@
 //! The simulation with real threads: several writers and the background
 //! threads (flush, compaction, WAL syncing) on the in-memory filesystem,
+//! writing over four keyspaces (batches span them; some move a value from
+//! one keyspace to another; the main thread flushes one now and then),
 //! the plug pulled at a random moment, power lost keeping a random subset
 //! of unsynced pages, and the recovered state checked against what the
 //! writers were told. Thread scheduling makes a seed's run differ from run
@@ -25,6 +27,7 @@
 mod common;
 
 use common::ack_log::{apply, Model, Write};
+use common::keyspaces::{model_key, scan_keyspaces, KEYSPACES};
 use common::Rng;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -77,6 +80,11 @@ fn run_seed(seed: u64) -> Result<String, String> {
         ..Options::default()
     };
     let db = Db::open("/db", options.clone()).map_err(|e| format!("open: {e}"))?;
+    let handles: Vec<strata::Keyspace> = KEYSPACES
+        .iter()
+        .map(|name| db.keyspace(name))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("open the keyspaces: {e}"))?;
     let acks = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (ack_tx, ack_rx) = mpsc::channel::<()>();
@@ -84,9 +92,13 @@ fn run_seed(seed: u64) -> Result<String, String> {
     let threads: Vec<_> = (0..writers)
         .map(|t| {
             let (db, acks, stop, ack_tx) = (db.clone(), acks.clone(), stop.clone(), ack_tx.clone());
+            let handles = handles.clone();
             let log = Arc::clone(&logs[t]);
             let mut rng = Rng(seed ^ (t as u64 + 1).wrapping_mul(0xa076_1d64_78bd_642f));
             std::thread::spawn(move || {
+                // What this writer's keys hold (they are its own), so a
+                // move knows where a key is.
+                let mut mine = Model::new();
                 for n in 0u64.. {
                     if stop.load(Ordering::Acquire) {
                         return;
@@ -94,10 +106,20 @@ fn run_seed(seed: u64) -> Result<String, String> {
                     let mut write = Write::new();
                     let mut batch = WriteBatch::new();
                     for _ in 0..1 + rng.below(3) {
+                        let ks = rng.below(KEYSPACES.len() as u64) as usize;
                         let k = key(t, rng.below(KEYS_PER_WRITER));
-                        if rng.one_in(5) {
-                            batch.delete(&k);
-                            write.push((k, None));
+                        let to = (ks + 1 + rng.below(KEYSPACES.len() as u64 - 1) as usize)
+                            % KEYSPACES.len();
+                        let moved = mine.get(&model_key(ks, &k)).cloned();
+                        if let (Some(v), true) = (moved, rng.one_in(3)) {
+                            // A move: gone from one keyspace, in the other.
+                            batch.delete_in(&handles[ks], &k);
+                            batch.put_in(&handles[to], &k, &v);
+                            write.push((model_key(ks, &k), None));
+                            write.push((model_key(to, &k), Some(v)));
+                        } else if rng.one_in(5) {
+                            batch.delete_in(&handles[ks], &k);
+                            write.push((model_key(ks, &k), None));
                         } else {
                             let len = if rng.one_in(10) {
                                 3000
@@ -106,10 +128,11 @@ fn run_seed(seed: u64) -> Result<String, String> {
                             };
                             let mut v = format!("{seed}:{t}:{n}:").into_bytes();
                             v.resize(len as usize, b'a' + (n % 26) as u8);
-                            batch.put(&k, &v);
-                            write.push((k, Some(v)));
+                            batch.put_in(&handles[ks], &k, &v);
+                            write.push((model_key(ks, &k), Some(v)));
                         }
                     }
+                    apply(&mut mine, &write);
                     let sync = rng.one_in(4);
                     let issued_after = acks.load(Ordering::SeqCst);
                     log.lock().unwrap().push(Attempt {
@@ -138,14 +161,23 @@ fn run_seed(seed: u64) -> Result<String, String> {
         .collect();
     drop(ack_tx);
     let pull_after = 200 + rng.below(1500);
-    for _ in 0..pull_after {
+    for n in 0..pull_after {
         if ack_rx.recv().is_err() {
             break;
+        }
+        // A keyspace's flush syncs the WAL first (there are several):
+        // the writers' later writes race with it.
+        if n % 150 == 149 {
+            let ks = rng.below(KEYSPACES.len() as u64) as usize;
+            if let Err(e) = handles[ks].flush() {
+                return Err(format!("flush of {} with power on: {e}", KEYSPACES[ks]));
+            }
         }
     }
     fs.crash();
     stop.store(true, Ordering::Release);
     drop(ack_rx);
+    drop(handles);
     for t in threads {
         t.join().map_err(|_| "a writer panicked".to_owned())?;
     }
@@ -157,11 +189,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
     };
     fs.power_loss(loss);
     let db = Db::open("/db", options).map_err(|e| format!("reopen after {loss:?}: {e}"))?;
-    let recovered: Model = db
-        .iter()
-        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("scan: {e}"))?;
+    let recovered: Model = scan_keyspaces(&db).map_err(|e| format!("scan: {e}"))?;
     let logs: Vec<Vec<Attempt>> = logs.iter().map(|l| l.lock().unwrap().clone()).collect();
     check(&logs, &recovered).map_err(|e| format!("{e} (after {loss:?}, {writers} writers)"))?;
     Ok(format!("{writers} writers, {pull_after} acks, {loss:?}"))
@@ -176,7 +204,7 @@ fn check(logs: &[Vec<Attempt>], recovered: &Model) -> Result<(), String> {
         let prefix = format!("w{t}-").into_bytes();
         let mine: Model = recovered
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k[1..].starts_with(&prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut state = Model::new();

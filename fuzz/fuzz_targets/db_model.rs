@@ -5,24 +5,36 @@
 //! points) on the in-memory filesystem with `inline_background_work`, so
 //! each input is deterministic.
 //!
+//! Operations spread over four keyspaces (`tests/common/keyspaces.rs`):
+//! bits 4-6 of an operation's byte pick one (most values the default
+//! keyspace, so inputs from before keyspaces keep their meaning); a batch
+//! spans keyspaces; a get with the high bit set moves a key's value to
+//! another keyspace in one batch; `run_background_work` with the high bit
+//! set drops the keyspace picked, or flushes all of them for the default.
+//!
 //! Checked: every read agrees with the model; an error only follows an
 //! injected fault or crash point; after a power loss the database holds
 //! the state after a prefix of the acknowledged writes that includes every
-//! durable one (sync, or followed by a flush), possibly plus the one write
-//! that failed; a clean reopen loses nothing.
+//! durable one (sync, or followed by a flush of its keyspace or a later
+//! written one, or by a drop), possibly plus the one write that failed; a
+//! clean reopen loses nothing.
 #![no_main]
 
 // The acknowledged-writes ledger and its prefix rule, shared with the
 // crash tests (tests/simulation.rs, tests/model.rs).
 #[path = "../../tests/common/ack_log.rs"]
 mod ack_log;
+// One model over the keyspaces, shared with the simulation.
+#[path = "../../tests/common/keyspaces.rs"]
+mod keyspaces;
 
 use ack_log::{apply, AckLog, Model, Write};
+use keyspaces::{drop_write, entries_of, model_key, scan_keyspaces, KEYSPACES};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
-use strata::{Db, Options, WriteBatch, WriteOptions};
+use strata::{Db, Keyspace, Options, WriteBatch, WriteOptions};
 
 const KINDS: [FsOp; 8] = [
     FsOp::Append,
@@ -67,17 +79,31 @@ fn sorted(x: Vec<u8>, y: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn scan(db: &Db) -> strata::Result<Model> {
-    db.iter()
-        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-        .collect()
+    scan_keyspaces(db)
 }
+
+/// The keyspace bits 4-6 of an operation's byte pick: the default one
+/// for five of the eight values.
+fn pick(op: u8) -> usize {
+    match (op >> 4) & 7 {
+        5 => 1,
+        6 => 2,
+        7 => 3,
+        _ => 0,
+    }
+}
+
+type Handles = [Option<Keyspace>; KEYSPACES.len()];
 
 struct State {
     fs: MemFileSystem,
     db: Option<Db>,
+    /// Handles opened since the last open (a handle holds it open).
+    handles: Handles,
     acks: AckLog,
     model: Model,
-    snapshot: Option<(strata::Snapshot, Model)>,
+    /// A snapshot, the model it must see, and the handles open then.
+    snapshot: Option<(strata::Snapshot, Model, Handles)>,
     armed: bool,
     writes: u64,
 }
@@ -85,6 +111,23 @@ struct State {
 impl State {
     fn db(&self) -> &Db {
         self.db.as_ref().expect("open")
+    }
+
+    /// The handle on keyspace `ks`, created on first use (a MANIFEST
+    /// write, which an armed fault may fail).
+    fn handle(&mut self, ks: usize) -> strata::Result<Keyspace> {
+        if let Some(h) = &self.handles[ks] {
+            return Ok(h.clone());
+        }
+        let h = self.db().keyspace(KEYSPACES[ks])?;
+        self.handles[ks] = Some(h.clone());
+        Ok(h)
+    }
+
+    fn close(&mut self) {
+        self.snapshot = None;
+        self.handles = Default::default();
+        drop(self.db.take());
     }
 
     fn error(&mut self, e: strata::Error, write: Option<Write>, seed: u8) {
@@ -100,8 +143,7 @@ impl State {
 
     fn power_loss(&mut self, seed: u8) {
         self.fs.crash();
-        self.snapshot = None;
-        drop(self.db.take());
+        self.close();
         let mode = match seed % 3 {
             0 => UnsyncedData::Drop,
             1 => UnsyncedData::KeepRandomPrefix(u64::from(seed)),
@@ -118,12 +160,17 @@ impl State {
         self.model = got;
     }
 
+    /// Write `w` (model keys: keyspace, then key) as one batch.
     fn write(&mut self, w: Write, sync: bool, seed: u8) {
         let mut batch = WriteBatch::new();
         for (k, v) in &w {
+            let h = match self.handle(usize::from(k[0])) {
+                Ok(h) => h,
+                Err(e) => return self.error(e, None, seed),
+            };
             match v {
-                Some(v) => batch.put(k, v),
-                None => batch.delete(k),
+                Some(v) => batch.put_in(&h, &k[1..], v),
+                None => batch.delete_in(&h, &k[1..]),
             }
         }
         let opts = WriteOptions {
@@ -146,6 +193,7 @@ fuzz_target!(|data: &[u8]| {
     let mut s = State {
         fs,
         db: Some(db),
+        handles: Default::default(),
         acks: AckLog::default(),
         model: Model::new(),
         snapshot: None,
@@ -158,29 +206,59 @@ fuzz_target!(|data: &[u8]| {
             *chunk.get(1).unwrap_or(&0),
             *chunk.get(2).unwrap_or(&0),
         ];
+        let ks = pick(op);
         match op % 16 {
             0..=3 => {
                 s.writes += 1;
-                let w = vec![(key(a), Some(value(b, s.writes)))];
+                let w = vec![(model_key(ks, &key(a)), Some(value(b, s.writes)))];
                 s.write(w, op & 0x80 != 0, b);
             }
-            4 => s.write(vec![(key(a), None)], op & 0x80 != 0, b),
+            4 => s.write(vec![(model_key(ks, &key(a)), None)], op & 0x80 != 0, b),
             5 => {
+                // Entry `i` in the keyspace bits 4-6 plus `i` pick.
                 let mut w = Write::new();
                 for i in 0..b % 8 {
                     s.writes += 1;
                     let k = key(a.wrapping_add(i.wrapping_mul(7)));
-                    w.push((k, (i % 3 != 2).then(|| value(i * 9, s.writes))));
+                    let in_ks = pick(op.wrapping_add(i << 4));
+                    w.push((
+                        model_key(in_ks, &k),
+                        (i % 3 != 2).then(|| value(i * 9, s.writes)),
+                    ));
                 }
                 s.write(w, op & 0x80 != 0, b);
             }
-            6 => match s.db().get(key(a)) {
-                Ok(v) => assert_eq!(v.map(|v| v.to_vec()).as_ref(), s.model.get(&key(a))),
+            6 if op & 0x80 != 0 => {
+                // Move: delete in one keyspace, put in another, one batch.
+                let to = match 1 + usize::from(b) % 3 {
+                    t if t == ks => 0,
+                    t => t,
+                };
+                if let Some(v) = s.model.get(&model_key(ks, &key(a))).cloned() {
+                    let w = vec![
+                        (model_key(ks, &key(a)), None),
+                        (model_key(to, &key(a)), Some(v)),
+                    ];
+                    s.write(w, b & 1 != 0, b);
+                }
+            }
+            6 => match s.handle(ks).and_then(|h| h.get(key(a))) {
+                Ok(v) => assert_eq!(
+                    v.map(|v| v.to_vec()).as_ref(),
+                    s.model.get(&model_key(ks, &key(a)))
+                ),
                 Err(e) => s.error(e, None, b),
             },
             7 => {
                 let (lo, hi) = sorted(key(a), key(b));
-                let it = s.db().range(lo.as_slice()..hi.as_slice());
+                let h = match s.handle(ks) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        s.error(e, None, b);
+                        continue;
+                    }
+                };
+                let it = h.range(lo.as_slice()..hi.as_slice());
                 let got: strata::Result<Vec<_>> = if op & 0x80 != 0 {
                     it.rev()
                         .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
@@ -191,8 +269,8 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let mut want: Vec<_> = s
                     .model
-                    .range(lo..hi)
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .range(model_key(ks, &lo)..model_key(ks, &hi))
+                    .map(|(k, v)| (k[1..].to_vec(), v.clone()))
                     .collect();
                 if op & 0x80 != 0 {
                     want.reverse();
@@ -202,15 +280,37 @@ fuzz_target!(|data: &[u8]| {
                     Err(e) => s.error(e, None, b),
                 }
             }
-            8 => match s.db().flush() {
-                Ok(()) => s.acks.all_durable(),
+            // A keyspace's flush makes its writes durable, and all before.
+            8 => match s.handle(ks).and_then(|h| h.flush()) {
+                Ok(()) => s.acks.durable_through_last(|k| usize::from(k[0]) == ks),
                 Err(e) => s.error(e, None, b),
             },
             9 => {
                 let (lo, hi) = sorted(key(a), key(b));
-                match s.db().compact_range(lo.as_slice()..=hi.as_slice()) {
-                    Ok(()) => s.acks.all_durable(),
+                match s
+                    .handle(ks)
+                    .and_then(|h| h.compact_range(lo.as_slice()..=hi.as_slice()))
+                {
+                    Ok(()) => s.acks.durable_through_last(|k| usize::from(k[0]) == ks),
                     Err(e) => s.error(e, None, b),
+                }
+            }
+            10 if op & 0x80 != 0 && ks == 0 => match s.db().flush_all() {
+                Ok(()) => s.acks.all_durable(),
+                Err(e) => s.error(e, None, b),
+            },
+            10 if op & 0x80 != 0 => {
+                // Drop: durable, with every write before it.
+                if s.db().keyspace_names().iter().any(|n| n == KEYSPACES[ks]) {
+                    let w = drop_write(&s.model, ks);
+                    match s.db().drop_keyspace(KEYSPACES[ks]) {
+                        Ok(()) => {
+                            s.handles[ks] = None;
+                            apply(&mut s.model, &w);
+                            s.acks.acknowledged(w, true);
+                        }
+                        Err(e) => s.error(e, Some(w), b),
+                    }
                 }
             }
             10 => {
@@ -219,8 +319,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             11 => {
-                s.snapshot = None;
-                drop(s.db.take());
+                s.close();
                 match Db::open("/db", options(&s.fs)) {
                     // Tables are read through the filesystem (pread), so
                     // an armed fault or crash may fire in the scan too.
@@ -242,15 +341,23 @@ fuzz_target!(|data: &[u8]| {
             13 => {
                 if op & 0x80 != 0 {
                     let snap = s.db().snapshot();
-                    s.snapshot = Some((snap, s.model.clone()));
-                } else if let Some((snap, m)) = &s.snapshot {
-                    let got: strata::Result<Model> = snap
-                        .iter()
-                        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-                        .collect();
-                    match got {
-                        Ok(got) => assert_eq!(&got, m, "snapshot scan"),
-                        Err(e) => s.error(e, None, b),
+                    s.snapshot = Some((snap, s.model.clone(), s.handles.clone()));
+                } else if let Some((snap, m, handles)) = &s.snapshot {
+                    // Through the handle open then (its keyspace may have
+                    // been dropped since).
+                    if let Some(h) = &handles[ks] {
+                        let got: strata::Result<Model> = snap
+                            .keyspace(h)
+                            .iter()
+                            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                            .collect();
+                        let want: Model = entries_of(m, ks)
+                            .map(|(k, v)| (k.to_vec(), v.clone()))
+                            .collect();
+                        match got {
+                            Ok(got) => assert_eq!(got, want, "snapshot scan"),
+                            Err(e) => s.error(e, None, b),
+                        }
                     }
                 }
             }
@@ -272,8 +379,7 @@ fuzz_target!(|data: &[u8]| {
     if s.armed {
         s.power_loss(0);
     }
-    s.snapshot = None;
-    drop(s.db.take());
+    s.close();
     let db = Db::open("/db", options(&s.fs)).expect("final reopen");
     assert_eq!(scan(&db).expect("final scan"), s.model);
 });

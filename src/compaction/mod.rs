@@ -49,12 +49,17 @@ impl DbInner {
     /// A failure is recorded as the background error while the compaction
     /// still counts as running (see `compaction_loop`).
     pub(crate) fn run_one_compaction(&self) -> Option<Result<()>> {
-        let (ks, c, _running) = self.pick_background_compaction()?;
-        Some(
-            self.run_compaction(&ks, c)
-                .map(|_| ())
-                .map_err(|e| Error::Background(self.set_bg_error(e))),
-        )
+        let (ks, c, running) = self.pick_background_compaction()?;
+        let result = self
+            .run_compaction(&ks, c)
+            .map(|_| ())
+            .map_err(|e| Error::Background(self.set_bg_error(e)));
+        // Let go of the keyspace before the end is announced: the last
+        // reference to a dropped one frees its tables, which a waiter for
+        // compactions expects gone.
+        drop(ks);
+        drop(running);
+        Some(result)
     }
 
     /// Whether some level of some keyspace scores at least 1 (a
@@ -100,6 +105,8 @@ impl DbInner {
                             self.set_bg_error(e);
                         }
                     }
+                    // As in `run_one_compaction`: the keyspace first.
+                    drop(ks);
                     drop(running);
                 }
                 None => {

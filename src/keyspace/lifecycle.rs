@@ -69,40 +69,43 @@ impl DbInner {
                 .options
                 .for_keyspace(&self.options.keyspace_options())?,
         };
-        self.write_path.pipeline.with_leadership(self, |leader| {
-            // Its writes go to the current WAL and later ones: the log
-            // number recovery replays them into it from.
-            let wal_number = self.write_path.wal.wal_number();
-            let mem = Arc::new(MemTable::sized_for(wal_number, options.write_buffer_size));
-            let mut versions = self.versions.lock();
-            let id = versions.new_keyspace_id()?;
-            let edit = VersionEdit {
-                keyspace: id,
-                create_keyspace: Some(name.to_owned()),
-                log_number: Some(wal_number),
-                ..VersionEdit::default()
-            };
-            let version = versions
-                .log_and_apply(edit, &[])
-                .map_err(|e| self.manifest_failure(e))?;
-            drop(versions);
-            let state = Arc::new(KeyspaceState::new(
-                id,
-                name.to_owned(),
-                options,
-                SuperVersion {
-                    mem: Arc::clone(&mem),
-                    imms: Vec::new(),
-                    version,
-                },
-            ));
-            let mems = leader.mems().with(id, Some(mem));
-            leader.switch_memtables(mems);
-            let keyspaces = self.keyspaces.load().with(Arc::clone(&state));
-            self.keyspaces.store(Arc::new(keyspaces));
-            Ok(state)
-        })
-        .inspect(|_| self.bg.notify_all())
+        self.write_path
+            .pipeline
+            .with_leadership(self, |leader| {
+                // Its writes go to the current WAL and later ones: the log
+                // number recovery replays them into it from.
+                let wal_number = self.write_path.wal.wal_number();
+                let mem = Arc::new(MemTable::sized_for(wal_number, options.write_buffer_size));
+                let mut versions = self.versions.lock();
+                let id = versions.new_keyspace_id()?;
+                let edit = VersionEdit {
+                    keyspace: id,
+                    create_keyspace: Some(name.to_owned()),
+                    log_number: Some(wal_number),
+                    ..VersionEdit::default()
+                };
+                let applied = versions.log_and_apply(edit, &[]);
+                // A failure is recorded after letting go of the version set:
+                // recording it wakes the background threads under their lock.
+                drop(versions);
+                let version = applied.map_err(|e| self.manifest_failure(e))?;
+                let state = Arc::new(KeyspaceState::new(
+                    id,
+                    name.to_owned(),
+                    options,
+                    SuperVersion {
+                        mem: Arc::clone(&mem),
+                        imms: Vec::new(),
+                        version,
+                    },
+                ));
+                let mems = leader.mems().with(id, Some(mem));
+                leader.switch_memtables(mems);
+                let keyspaces = self.keyspaces.load().with(Arc::clone(&state));
+                self.keyspaces.store(Arc::new(keyspaces));
+                Ok(state)
+            })
+            .inspect(|_| self.bg.notify_all())
     }
 
     /// Drop the keyspace named `name`: recorded in the MANIFEST at once;
@@ -122,6 +125,11 @@ impl DbInner {
             )));
         };
         self.check_bg_error()?;
+        // The drop is durable once its MANIFEST edit is: the writes
+        // acknowledged before it must be too, or a power loss could keep
+        // the drop and lose them, a state no prefix of the acknowledged
+        // writes gives (as for a flush with several keyspaces).
+        self.flush_wal(true)?;
         self.write_path.pipeline.with_leadership(self, |leader| {
             let edit = VersionEdit {
                 keyspace: ks.id,
@@ -129,11 +137,11 @@ impl DbInner {
                 ..VersionEdit::default()
             };
             let mut versions = self.versions.lock();
-            versions
-                .log_and_apply(edit, &[])
-                .map_err(|e| self.manifest_failure(e))?;
+            let applied = versions.log_and_apply(edit, &[]);
             let log_number = versions.log_number();
+            // As in `open_keyspace`: the failure is recorded unlocked.
             drop(versions);
+            applied.map_err(|e| self.manifest_failure(e))?;
             ks.mark_dropped();
             let mems = leader.mems().with(ks.id, None);
             leader.switch_memtables(mems);

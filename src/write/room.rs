@@ -119,9 +119,7 @@ impl DbInner {
         }
         if p.rotate.is_empty() && !p.stop {
             let all_bytes = mutable_bytes + limits.frozen_bytes;
-            if let Some(ks) =
-                self.over_memtable_budget(leader, &limits, mutable_bytes, all_bytes)
-            {
+            if let Some(ks) = self.over_memtable_budget(leader, &limits, mutable_bytes, all_bytes) {
                 p.rotate.push(ks);
             }
         }
@@ -204,7 +202,11 @@ impl DbInner {
     /// written keyspace must not keep gigabytes of log: RocksDB's
     /// `SwitchWAL`). Those that may not freeze another memtable wait for
     /// their flush.
-    fn pinning_old_wals(&self, leader: &Leadership<'_>, limits: &Limits) -> Vec<Arc<KeyspaceState>> {
+    fn pinning_old_wals(
+        &self,
+        leader: &Leadership<'_>,
+        limits: &Limits,
+    ) -> Vec<Arc<KeyspaceState>> {
         if limits.keyspaces.len() < 2 || self.write_path.live_wal_bytes() <= limits.wal_limit {
             return Vec::new();
         }
@@ -213,7 +215,9 @@ impl DbInner {
             .mems()
             .iter()
             .filter(|(id, mem)| {
-                !mem.is_empty() && mem.wal_number() <= oldest && !limits.at_frozen_limit.contains(id)
+                !mem.is_empty()
+                    && mem.wal_number() <= oldest
+                    && !limits.at_frozen_limit.contains(id)
             })
             .filter_map(|(id, _)| limits.keyspaces.get(id).cloned())
             .collect()

@@ -69,6 +69,20 @@ impl AckLog {
         self.durable = self.log.len();
     }
 
+    /// Every acknowledged write up to the last one holding a key `touched`
+    /// accepts must survive: after a flush of one keyspace, which makes
+    /// its writes durable and, by the prefix rule, all before them, but
+    /// not later writes to other keyspaces.
+    pub fn durable_through_last(&mut self, touched: impl Fn(&[u8]) -> bool) {
+        if let Some(i) = self
+            .log
+            .iter()
+            .rposition(|w| w.iter().any(|(k, _)| touched(k)))
+        {
+            self.durable = self.durable.max(i + 1);
+        }
+    }
+
     /// A write failed without saying whether it was applied.
     pub fn in_doubt(&mut self, w: Option<Write>) {
         self.in_doubt = w;
@@ -100,7 +114,8 @@ impl AckLog {
         let Some(prefix) = prefix else {
             return Err(format!(
                 "the recovered state ({} keys) is no prefix of the {} writes acknowledged \
-                 since the last recovery (the first {} durable{}): lost acknowledged data or a hole",
+                 since the last recovery (the first {} durable{}): lost acknowledged data or a hole; \
+                 it differs from the durable prefix in {}",
                 got.len(),
                 self.log.len(),
                 self.durable,
@@ -108,7 +123,8 @@ impl AckLog {
                     ", one more in doubt"
                 } else {
                     ""
-                }
+                },
+                self.differences(got)
             ));
         };
         let report = Recovered {
@@ -118,6 +134,34 @@ impl AckLog {
         };
         *self = AckLog::new(got.clone());
         Ok(report)
+    }
+
+    /// The first keys where `got` differs from the state after the
+    /// durable writes, and which acknowledged writes touch each.
+    fn differences(&self, got: &Model) -> String {
+        let mut state = self.base.clone();
+        for w in &self.log[..self.durable] {
+            apply(&mut state, w);
+        }
+        let mut keys: std::collections::BTreeSet<&Vec<u8>> = state.keys().collect();
+        keys.extend(got.keys());
+        let out: Vec<String> =
+            keys.into_iter()
+                .filter(|k| state.get(*k) != got.get(*k))
+                .take(6)
+                .map(|k| {
+                    let writes: Vec<usize> = (0..self.log.len())
+                        .filter(|i| self.log[*i].iter().any(|(wk, _)| wk == k))
+                        .collect();
+                    format!(
+                    "{:?} (durable: {}, recovered: {}, written by acknowledged writes {writes:?})",
+                    String::from_utf8_lossy(k),
+                    if state.contains_key(k) { "present" } else { "absent" },
+                    if got.contains_key(k) { "present" } else { "absent" },
+                )
+                })
+                .collect();
+        out.join("; ")
     }
 
     /// Check what a salvaging recovery (`SkipAnyCorruptedRecords`) found:

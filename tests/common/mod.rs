@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ack_log;
+pub mod keyspaces;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -84,6 +84,11 @@ pub struct Totals {
     pub l0_tables: u64,
     /// In-flight batches found in the log, each present after recovery.
     pub in_flight_logged: u64,
+    /// Tokens found in exactly one of the two move keyspaces, over all
+    /// verifications, and the most moves seen (a count of the moves that
+    /// survived, since every run moves them further).
+    pub tokens_verified: u64,
+    pub token_moves: u64,
     /// Verifications that opened with `Options::default()`.
     pub default_option_opens: u64,
 }
@@ -260,6 +265,8 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         totals.logged_keys += field("logged_keys")?;
         totals.l0_tables += field("l0_tables")?;
         totals.in_flight_logged += field("in_flight_logged")?;
+        totals.tokens_verified += field("tokens")?;
+        totals.token_moves = totals.token_moves.max(field("token_moves")?);
         totals.cycles += 1;
         if totals.cycles.is_multiple_of(10) {
             println!(

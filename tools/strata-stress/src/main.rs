@@ -15,6 +15,7 @@
 mod crash;
 mod expected;
 mod flags;
+mod moves;
 mod rng;
 mod stress_dir;
 mod value;
@@ -241,7 +242,8 @@ fn crash_cmd(
         "crash test ok: cycles={} sigkills={} kills_before_first_write={} key_writes={} min_cycle_key_writes={} \
          logged_writes_in_sequence={} logged_keys_applied={} l0_tables_in_sequence={} in_flight_batches_logged={} \
          kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} \
-         in_flight_batches={} keys_verified={} range_scans={} default_option_opens={} seconds={:.0}",
+         in_flight_batches={} keys_verified={} range_scans={} tokens_in_one_keyspace={} token_moves={} \
+         default_option_opens={} seconds={:.0}",
         t.cycles,
         t.killed,
         t.kills_before_first_write,
@@ -258,6 +260,8 @@ fn crash_cmd(
         t.pending_batches,
         t.keys_verified,
         t.range_scans,
+        t.tokens_verified,
+        t.token_moves,
         t.default_option_opens,
         start.elapsed().as_secs_f64()
     );

@@ -45,6 +45,10 @@ pub struct Report {
     pub in_flight_logged: u32,
     /// The log's last sequence number.
     pub last_seq: u64,
+    /// Tokens found in exactly one of the two move keyspaces, and their
+    /// moves in all.
+    pub tokens: u32,
+    pub token_moves: u64,
     /// Acknowledged (or recovered in-flight) writes of every key so far:
     /// the sum of the keys' generations, for the crash test's progress.
     pub key_writes: u64,
@@ -53,7 +57,7 @@ pub struct Report {
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} l0_tables={} in_flight_logged={} last_seq={} key_writes={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -67,7 +71,9 @@ impl Report {
             self.l0_tables,
             self.in_flight_logged,
             self.last_seq,
-            self.key_writes
+            self.key_writes,
+            self.tokens,
+            self.token_moves
         )
     }
 }
@@ -99,6 +105,12 @@ pub fn verify(
         report.logged_writes = log.logged_writes;
         report.l0_tables = log.l0_tables;
         report.last_seq = log.last_seq;
+    }
+    // Every token in exactly one of the move keyspaces: moves are atomic.
+    // Looking them up creates the keyspaces in a database without them.
+    if let Some(tokens) = crate::moves::locate(&crate::moves::open(&db)?)? {
+        report.tokens = tokens.len() as u32;
+        report.token_moves = tokens.iter().map(|(_, m)| m).sum();
     }
     // Open may start compactions; the stray-file check needs them done.
     db.wait_for_compactions()?;

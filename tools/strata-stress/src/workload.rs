@@ -7,17 +7,22 @@
 //! read of them exactly; reads of other threads' keys are checked for
 //! integrity (the value belongs to the key, its checksum holds).
 //!
+//! Besides the default keyspace's keys, threads move tokens between two
+//! other keyspaces in batches across them (`moves.rs`), and flush any of
+//! the three.
+//!
 //! No write uses `disable_wal`: the crash test's verifier relies on every
 //! sequence number being logged (`write_log.rs`).
 
 use crate::expected::{AnyError, Pending, SharedState, Slot};
+use crate::moves;
 use crate::rng::Rng;
 use crate::value::{self, ValueId, ValueSizes};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use strata::{Db, WriteBatch, WriteOptions};
+use strata::{Db, Keyspace, WriteBatch, WriteOptions};
 
 /// An iterator over a scan's entries, in either direction.
 type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::Bytes)>>>;
@@ -55,13 +60,14 @@ pub struct Counters {
     pub snapshot_reads: AtomicU64,
     pub flushes: AtomicU64,
     pub compactions: AtomicU64,
+    pub moves: AtomicU64,
 }
 
 impl Counters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={}",
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={}",
             g(&self.puts),
             g(&self.deletes),
             g(&self.batches),
@@ -70,7 +76,8 @@ impl Counters {
             g(&self.scans),
             g(&self.snapshot_reads),
             g(&self.flushes),
-            g(&self.compactions)
+            g(&self.compactions),
+            g(&self.moves)
         )
     }
 }
@@ -80,9 +87,16 @@ pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<C
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let first_write = Arc::new(AtomicBool::new(false));
+    let move_keyspaces = moves::open(db)?;
+    let tokens = moves::place(db, &move_keyspaces)?;
     let handles: Vec<_> = (0..w.threads)
         .map(|t| {
             let mut worker = Worker {
+                move_keyspaces: move_keyspaces.clone(),
+                tokens: (0..moves::TOKENS)
+                    .filter(|j| j % w.threads == t)
+                    .map(|j| (j, tokens[j as usize]))
+                    .collect(),
                 db: db.clone(),
                 state: Arc::clone(&state),
                 counters: Arc::clone(&counters),
@@ -125,6 +139,9 @@ struct Worker {
     next_batch: u64,
     /// Set by the first write acknowledged, by any thread.
     first_write: Arc<AtomicBool>,
+    move_keyspaces: [Keyspace; 2],
+    /// This thread's tokens: number, keyspace and moves so far.
+    tokens: Vec<(u32, (usize, u64))>,
 }
 
 impl Worker {
@@ -144,7 +161,10 @@ impl Worker {
             done += 1;
             let choice = self.rng.below(100);
             if self.w.flush_one_in > 0 && self.rng.one_in(self.w.flush_one_in) {
-                self.db.flush()?;
+                match self.rng.below(3) {
+                    0 => self.db.flush()?,
+                    n => self.move_keyspaces[n as usize - 1].flush()?,
+                }
                 self.counters.flushes.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -154,6 +174,14 @@ impl Worker {
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
                 self.db.compact_range(lo.as_slice()..=hi.as_slice())?;
                 self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if !self.tokens.is_empty() && self.rng.one_in(10) {
+                let n = self.rng.below(self.tokens.len() as u64) as usize;
+                let (j, at) = self.tokens[n];
+                let sync = self.rng.one_in(self.w.sync_one_in);
+                self.tokens[n].1 = moves::move_token(&self.db, &self.move_keyspaces, j, at, sync)?;
+                self.counters.moves.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             match choice {

@@ -19,6 +19,19 @@
 //!    last logged write left (`WriteLog::check_applied`): recovery applied
 //!    the logged prefix, no less (a lost write) and no more.
 //!
+//! With several keyspaces (the workload moves tokens between two, see
+//! `moves.rs`) each keyspace has its own memtables and log number: a
+//! keyspace's L0 table holds only its share of a run of sequence numbers,
+//! so rule 1 applies while the database has one keyspace; rule 2 holds
+//! for the chain of live WALs (those at or above the smallest log
+//! number), continuing the MANIFEST's `last_sequence` when every keyspace
+//! has the same log number (all were flushed, or idle, at the rotation
+//! that started that WAL, so every earlier write is in a table; none was
+//! ever dropped, whose flushes would have raised `last_sequence` past
+//! them), and otherwise from its first record on; and rule 3 counts a record's
+//! writes to a keyspace only from WALs at or above that keyspace's log
+//! number (older ones are in its tables), and never a dropped keyspace's.
+//!
 //! Together with the expected state (every acknowledged write present)
 //! that is the prefix rule: the database holds exactly the writes numbered
 //! up to the end of the log, so an in-flight write of one thread is present
@@ -48,8 +61,11 @@ pub struct LastWrite {
 /// What the live WALs and L0 tables say.
 #[derive(Debug, Default)]
 pub struct WriteLog {
-    /// Per user key, its last write in the live WALs.
-    pub last_write: HashMap<Vec<u8>, LastWrite>,
+    /// Per keyspace name and user key, its last write in the live WALs
+    /// that recovery replays into that keyspace.
+    pub last_write: HashMap<(String, Vec<u8>), LastWrite>,
+    /// The live keyspaces by id: name and log number.
+    pub keyspaces: HashMap<u32, (String, u64)>,
     /// Batch ids of the values put in the live WALs, with their sequence
     /// numbers (the smallest, for a batch of several keys).
     pub batch_seq: HashMap<u64, u64>,
@@ -73,12 +89,36 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
     let fs = strata::fs::OsFileSystem;
     let (manifest_path, data) = read_current_manifest(&fs, dir)?;
     let manifest = read_manifest(&manifest_path, &data)?;
+    let several = manifest.keyspaces.len() > 1;
+    let log_numbers: std::collections::BTreeSet<u64> = manifest
+        .keyspaces
+        .values()
+        .map(|ks| ks.log_number)
+        .collect();
+    let none_dropped = manifest.next_keyspace_id as usize == manifest.keyspaces.len();
+    // Rule 2 from the MANIFEST's last sequence, or from the first record.
+    let from_manifest = !several || (log_numbers.len() == 1 && none_dropped);
     let mut log = WriteLog {
         flushed_seq: manifest.last_sequence,
         last_seq: manifest.last_sequence,
+        keyspaces: manifest
+            .keyspaces
+            .iter()
+            .map(|(&id, ks)| (id, (ks.name.clone(), ks.log_number)))
+            .collect(),
         ..WriteLog::default()
     };
-    for meta in manifest.default_keyspace().levels[0].values() {
+    // With several keyspaces a table holds one keyspace's share of a run
+    // of sequence numbers: rule 1 cannot be checked there.
+    let one_keyspace_tables = if several {
+        None
+    } else {
+        Some(manifest.default_keyspace())
+    };
+    for meta in one_keyspace_tables
+        .iter()
+        .flat_map(|ks| ks.levels[0].values())
+    {
         let path = dir.join(format!("{:06}.sst", meta.number));
         let table = Table::open(
             Bytes::from(std::fs::read(&path)?),
@@ -121,21 +161,28 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
         manifest.log_number(),
         &numbers,
         RecoveryMode::TolerateCorruptedTailRecords,
-        &mut |wal, _offset, batch| Ok(log.add_record(batch, wal)),
+        &mut |wal, _offset, batch| Ok(log.add_record(batch, wal, from_manifest)),
     )
     .map_err(|e| format!("recovery will refuse these WALs: {e}"))?;
     Ok(Some(log))
 }
 
 impl WriteLog {
-    /// One WAL record: its writes must continue the sequence exactly.
-    fn add_record(&mut self, data: &[u8], wal: u64) -> Result<(), String> {
+    /// One WAL record: its writes must continue the sequence exactly
+    /// (from the manifest's last sequence, or, unless `from_manifest`,
+    /// from the first record: a keyspace flushed later may have raised
+    /// the last sequence past records others still replay).
+    fn add_record(&mut self, data: &[u8], wal: u64, from_manifest: bool) -> Result<(), String> {
         let batch = DecodedBatch::new(data)
             .map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
         if batch.count() == 0 {
             return Ok(());
         }
         let first = batch.sequence();
+        let first_record = self.logged_writes == 0;
+        if !from_manifest && first_record {
+            self.last_seq = first - 1;
+        }
         if first != self.last_seq + 1 {
             return Err(format!(
                 "hole in the write sequence: this record's writes start at sequence number \
@@ -148,12 +195,23 @@ impl WriteLog {
                 op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
             let seq = first + i as u64;
             let value = (op.kind == ValueKind::Put).then(|| op.value.to_vec());
-            if let Some(Ok(Some(id))) = value.as_deref().map(value::decode) {
-                self.batch_seq.entry(id.batch).or_insert(seq);
-            }
-            self.last_write
-                .insert(op.key.to_vec(), LastWrite { seq, value, wal });
             self.logged_writes += 1;
+            // Only what recovery replays into a live keyspace.
+            let Some((name, log_number)) = self.keyspaces.get(&op.keyspace) else {
+                continue;
+            };
+            if wal < *log_number {
+                continue;
+            }
+            if op.keyspace == 0 {
+                if let Some(Ok(Some(id))) = value.as_deref().map(value::decode) {
+                    self.batch_seq.entry(id.batch).or_insert(seq);
+                }
+            }
+            self.last_write.insert(
+                (name.clone(), op.key.to_vec()),
+                LastWrite { seq, value, wal },
+            );
         }
         self.last_seq = first + u64::from(batch.count()) - 1;
         Ok(())
@@ -162,17 +220,17 @@ impl WriteLog {
     /// After reopening: every key the live WALs write holds what its last
     /// logged write left. Returns the keys checked.
     pub fn check_applied(&self, db: &Db) -> Result<u64, AnyError> {
-        for (key, last) in &self.last_write {
-            let got = db.get(key)?;
+        for ((keyspace, key), last) in &self.last_write {
+            let got = db.keyspace(keyspace)?.get(key)?;
             if got.as_deref() != last.value.as_deref() {
                 let show = |v: Option<&[u8]>| match v {
                     None => "nothing".to_string(),
                     Some(v) => format!("{} bytes {:?}", v.len(), value::decode(v)),
                 };
                 return Err(format!(
-                    "recovery did not apply exactly the logged prefix: key {:?}'s last logged \
-                     write (sequence number {} in WAL {}, log ends at {}) left {}, the reopened \
-                     database holds {}",
+                    "recovery did not apply exactly the logged prefix: key {:?} of keyspace \
+                     {keyspace:?}: its last logged write (sequence number {} in WAL {}, log ends \
+                     at {}) left {}, the reopened database holds {}",
                     String::from_utf8_lossy(key),
                     last.seq,
                     last.wal,
@@ -203,14 +261,15 @@ mod tests {
         let log = read(dir.path()).unwrap().unwrap();
         assert_eq!(log.logged_writes, 4);
         assert_eq!((log.flushed_seq, log.last_seq), (0, 4));
-        assert_eq!(log.last_write[&b"a"[..]].value.as_deref(), Some(&b"2"[..]));
-        assert_eq!(log.last_write[&b"b"[..]].value, None);
+        let at = |k: &[u8]| ("default".to_string(), k.to_vec());
+        assert_eq!(log.last_write[&at(b"a")].value.as_deref(), Some(&b"2"[..]));
+        assert_eq!(log.last_write[&at(b"b")].value, None);
 
         let db = Db::open(dir.path(), strata::Options::default()).unwrap();
         assert_eq!(log.check_applied(&db).unwrap(), 3);
         // A state the log does not end in: refused, naming the key.
         db.put(b"b", b"back").unwrap();
         let e = log.check_applied(&db).unwrap_err().to_string();
-        assert!(e.contains("key \"b\"'s last logged write"), "{e}");
+        assert!(e.contains("key \"b\" of keyspace \"default\""), "{e}");
     }
 }
