@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::block::Block;
 use crate::error::{Error, Result};
+use crate::fence::Fence;
 use crate::handle::BlockHandle;
 use crate::key::{compare_internal_keys, key_prefix, split_key, TRAILER_LEN};
 
@@ -15,8 +16,8 @@ use crate::key::{compare_internal_keys, key_prefix, split_key, TRAILER_LEN};
 pub struct IndexBlock {
     pub(crate) block: Block,
     /// The user-key prefix of each entry (every one a restart point), for
-    /// `Cursor::seek_by_fenced`: 8 bytes per data block.
-    pub(crate) fence: Box<[u64]>,
+    /// `Cursor::seek_by_fenced`: 8 bytes per data block, and a summary.
+    pub(crate) fence: Fence,
 }
 
 impl IndexBlock {
@@ -39,12 +40,15 @@ impl IndexBlock {
                 format!("index has {num_blocks} entries, properties say {expected_blocks}"),
             ));
         }
-        Ok(IndexBlock { block, fence })
+        Ok(IndexBlock {
+            block,
+            fence: Fence::new(fence),
+        })
     }
 
     /// Bytes of memory it holds, for the block cache's charge.
     pub fn charge(&self) -> usize {
-        self.block.data().len() + self.fence.len() * std::mem::size_of::<u64>()
+        self.block.data().len() + self.fence.charge()
     }
 
     /// Number of data blocks it indexes.
@@ -90,7 +94,7 @@ impl DataLayout {
 /// order, every entry is a restart point, and the handles fill the data
 /// region exactly as `layout` says. Returns the number of data blocks and
 /// the index's fence (each entry's user-key prefix).
-fn check_index(index: &Block, offset: u64, layout: DataLayout) -> Result<(u64, Box<[u64]>)> {
+fn check_index(index: &Block, offset: u64, layout: DataLayout) -> Result<(u64, Vec<u64>)> {
     let data_end = layout.end;
     let bad = |reason: &str| Error::corruption(offset, format!("index: {reason}"));
     let mut it = index.iter();
@@ -130,5 +134,5 @@ fn check_index(index: &Block, offset: u64, layout: DataLayout) -> Result<(u64, B
     if expected_offset != data_end {
         return Err(bad("data blocks do not fill the data region"));
     }
-    Ok((count, fence.into_boxed_slice()))
+    Ok((count, fence))
 }

@@ -42,6 +42,7 @@ mod checksum;
 mod coding;
 mod compression;
 mod error;
+mod fence;
 mod filter;
 mod footer;
 mod handle;

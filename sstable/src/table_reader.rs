@@ -34,7 +34,7 @@ use crate::compression::{decompress_zstd, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
 use crate::filter::{BloomFilter, FILTER_LINE_BYTES};
 use crate::footer::{Footer, FOOTER_LEN};
-use crate::handle::BlockHandle;
+use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::index_block::{DataLayout, IndexBlock};
 use crate::iter::TableIter;
 use crate::key::{
@@ -656,11 +656,17 @@ impl Table {
         });
         if let Some(cache) = fill {
             // An uncompressed block shares its allocation with its
-            // trailer: one byte past 4 KiB puts it in the allocator's next
-            // size class, 25% larger with jemalloc and mimalloc. The cache
-            // keeps a copy of its own size, so its charge is the memory it
-            // holds.
-            let cached = if exact { block.copied() } else { block };
+            // trailer. When the trailer takes that allocation past a 4 KiB
+            // multiple (an unaligned 4 KiB block: the allocator's next
+            // size class, 25% larger with jemalloc and mimalloc), the cache
+            // keeps a copy of the block's own size, so its charge is the
+            // memory it holds. An aligned block and its trailer fit one
+            // 4 KiB unit: it is cached as read, with no copy.
+            let cached = if exact && trailer_crosses_a_page(raw.len()) {
+                block.copied()
+            } else {
+                block
+            };
             cache.insert(key, CachedBlock::Data(cached.clone()), CachePriority::Low);
             return Ok(cached);
         }
@@ -945,6 +951,15 @@ fn bad_key(view: &BlockView<'_>, pos: usize) -> Error {
     )
 }
 
+/// Whether a block read with its trailer (`raw_len` bytes) needs more
+/// 4 KiB pages than its contents alone (allocations of a few KiB come in
+/// page-sized classes).
+fn trailer_crosses_a_page(raw_len: usize) -> bool {
+    const PAGE: usize = 4096;
+    let contents = raw_len.saturating_sub(BLOCK_TRAILER_LEN);
+    raw_len.div_ceil(PAGE) != contents.div_ceil(PAGE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -958,5 +973,18 @@ mod tests {
         assert_send_sync::<Table>();
         assert_send::<TableIter>();
         assert_send_sync::<TableReadOptions>();
+    }
+
+    #[test]
+    fn only_a_trailer_that_spills_into_another_page_is_worth_a_copy() {
+        // An unaligned 4 KiB block: its trailer takes the read to a
+        // second page.
+        assert!(trailer_crosses_a_page(4096 + BLOCK_TRAILER_LEN));
+        assert!(trailer_crosses_a_page(4093 + BLOCK_TRAILER_LEN));
+        // An aligned block: contents and trailer fit one page.
+        assert!(!trailer_crosses_a_page(4096));
+        assert!(!trailer_crosses_a_page(3000));
+        // A large block whose trailer stays in its last page.
+        assert!(!trailer_crosses_a_page(9000));
     }
 }

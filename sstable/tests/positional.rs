@@ -234,8 +234,9 @@ fn a_fixed_readahead_reads_the_table_in_windows_and_never_fills_the_cache() {
     }
     drop(it);
     assert_eq!(cache.census(), (0, 0, 0, 0));
-    // Blocks read one at a time are cached, each a copy of its own size
-    // (not sharing the buffer it was read into with its trailer).
+    // Blocks read one at a time are cached, each in memory of no more
+    // pages than its contents need (an aligned block keeps the buffer it
+    // was read into with its trailer: both fit one page).
     for e in entries.iter().step_by(1000) {
         table.get(&e.user_key, 5).unwrap().unwrap();
     }
@@ -248,9 +249,67 @@ fn a_fixed_readahead_reads_the_table_in_windows_and_never_fills_the_cache() {
         let data = data.into_data();
         let len = data.len();
         assert!(
-            data.try_into_mut().is_ok_and(|m| m.capacity() == len),
-            "a cached block holds more than its contents"
+            data.try_into_mut()
+                .is_ok_and(|m| m.capacity().div_ceil(4096) == len.div_ceil(4096)),
+            "a cached block holds more pages than its contents"
         );
+    }
+}
+
+#[test]
+fn a_cached_block_holds_no_more_pages_than_its_contents() {
+    // Values of varied sizes, so blocks end anywhere near their size: in
+    // an unaligned table some end within a trailer of a page boundary,
+    // and read with their trailer would take a page more than they need.
+    let entries: Vec<Entry> = (0..20_000u32)
+        .map(|i| Entry {
+            user_key: format!("key{i:013}").into_bytes(),
+            seqno: 1,
+            kind: ValueKind::Put,
+            value: vec![(i % 251) as u8; (i as usize * 37) % 300],
+        })
+        .collect();
+    for block_align in [false, true] {
+        // Unaligned blocks cut a little past 4 KiB end on both sides of a
+        // page boundary.
+        let options = TableOptions {
+            block_align,
+            block_size: if block_align { 4096 } else { 4128 },
+            ..TableOptions::default()
+        };
+        let (bytes, _) = build(&entries, options);
+        let cache = Arc::new(RecordingCache::default());
+        let (_source, table) = open_positional(
+            &bytes,
+            TableReadOptions {
+                cache: Some(cache.clone()),
+                ..Default::default()
+            },
+        );
+        for e in entries.iter().step_by(10) {
+            table.get(&e.user_key, 5).unwrap().unwrap();
+        }
+        let cached = std::mem::take(&mut *cache.entries.lock().unwrap());
+        let mut spilled = 0;
+        for (_, (block, _)) in cached {
+            let CachedBlock::Data(data) = block else {
+                panic!("not a data block")
+            };
+            let data = data.into_data();
+            let len = data.len();
+            spilled += usize::from((len + BLOCK_TRAILER_LEN).div_ceil(4096) > len.div_ceil(4096));
+            assert!(
+                data.try_into_mut()
+                    .is_ok_and(|m| m.capacity().div_ceil(4096) == len.div_ceil(4096)),
+                "block_align {block_align}: a cached block of {len} bytes holds more pages"
+            );
+        }
+        if !block_align {
+            assert!(
+                spilled > 0,
+                "no block near a page boundary: the test checks nothing"
+            );
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use crate::block::reader::BlockView;
 use crate::coding::get_varint32;
 use crate::error::{Error, Result};
+use crate::fence::Fence;
 
 /// `current` of an unpositioned cursor.
 const INVALID: usize = usize::MAX;
@@ -240,7 +241,7 @@ impl Cursor {
     pub(crate) fn seek_by_fenced<F>(
         &mut self,
         v: &BlockView<'_>,
-        fence: &[u64],
+        fence: &Fence,
         prefix: u64,
         cmp: F,
     ) -> Result<()>
@@ -250,11 +251,17 @@ impl Cursor {
         if fence.len() != v.num_restarts {
             return self.seek_by(v, cmp);
         }
-        let lo = fence.partition_point(|&f| f < prefix);
-        let hi = lo + fence[lo..].partition_point(|&f| f <= prefix);
+        let (lo, hi) = fence.equal_range(prefix);
         // Restarts before `lo` sort before the target, those from `hi` on
         // after it: the last restart before the target is in lo-1..hi.
-        let left = lo.saturating_sub(1);
+        // When no restart shares the target's prefix, restart `lo` (if
+        // any) is the first not before it: start there, reading one key
+        // of the index block instead of two.
+        let left = if lo == hi && lo < fence.len() {
+            lo
+        } else {
+            lo.saturating_sub(1)
+        };
         let right = hi.saturating_sub(1).max(left);
         self.search_restarts(v, left, right, cmp)
     }
