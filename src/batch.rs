@@ -165,6 +165,15 @@ impl WriteBatch {
         }
     }
 
+    /// Add a record as read back from a batch ([`DecodedBatch::iter`]),
+    /// in the keyspace it names: for tools that rewrite logged batches.
+    pub fn push_op(&mut self, op: BatchOp<'_>) {
+        match op.kind {
+            ValueKind::Put => self.put_in_id(op.keyspace, op.key, op.value),
+            ValueKind::Delete => self.delete_in_id(op.keyspace, op.key),
+        }
+    }
+
     /// The keyspaces the records are in, each once.
     pub(crate) fn keyspaces(&self) -> &[u32] {
         &self.keyspaces

@@ -6,7 +6,6 @@
 use libfuzzer_sys::fuzz_target;
 use strata::inspect::{BatchOp, DecodedBatch};
 use strata::WriteBatch;
-use strata_sstable::ValueKind;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(decoded) = DecodedBatch::new(data) else {
@@ -30,10 +29,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(ops.len() as u64 <= u64::from(decoded.count()));
     let mut batch = WriteBatch::new();
     for op in &ops {
-        match op.kind {
-            ValueKind::Put => batch.put(op.key, op.value),
-            ValueKind::Delete => batch.delete(op.key),
-        }
+        batch.push_op(*op);
     }
     assert_eq!(batch.len(), ops.len());
     let again: Vec<BatchOp<'_>> = batch.iter().map(|r| r.expect("own encoding")).collect();
