@@ -642,25 +642,19 @@ fn the_memtable_budget_spans_keyspaces() {
 
 // Found by review: recovery and atomicity after a drop, a close and a resume.
 
-/// Default keyspace written but never flushed; another keyspace written,
-/// flushed (raising the manifest's last sequence), then dropped: the
-/// default keyspace's WAL records lie below the manifest's last sequence,
-/// and must still be replayed (the open refused them as damage).
-#[test]
-fn drop_leaves_one_keyspace_whose_wal_is_below_last_sequence() {
-    let fs = MemFileSystem::new();
-    let db = open_mem(&fs);
+/// Default keyspace written (synced) but never flushed; another keyspace
+/// written, flushed (raising the manifest's last sequence), then dropped:
+/// the default keyspace's WAL records lie below the manifest's last
+/// sequence, and must still be replayed (the open refused them as damage).
+fn default_writes_then_a_flushed_keyspace_dropped(fs: &MemFileSystem) -> Db {
+    let db = open_mem(fs);
     let b = db.keyspace("b").unwrap();
+    let sync = WriteOptions {
+        sync: true,
+        ..Default::default()
+    };
     for i in 0..10 {
-        db.put_opt(
-            key(i),
-            value(i, 0),
-            &WriteOptions {
-                sync: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        db.put_opt(key(i), value(i, 0), &sync).unwrap();
     }
     for i in 0..100 {
         b.put(key(i), value(i, 1)).unwrap();
@@ -668,52 +662,38 @@ fn drop_leaves_one_keyspace_whose_wal_is_below_last_sequence() {
     b.flush().unwrap();
     drop(b);
     db.drop_keyspace("b").unwrap();
-    db.close().unwrap();
-    let db = open_mem(&fs);
+    db
+}
+
+fn assert_default_writes_kept(db: &Db, when: &str) {
     for i in 0..10 {
         assert!(
             db.get(key(i)).unwrap().is_some(),
-            "default key {i} lost after clean close"
+            "default key {i} lost {when}"
         );
     }
+}
+
+#[test]
+fn drop_leaves_one_keyspace_whose_wal_is_below_last_sequence() {
+    let fs = MemFileSystem::new();
+    let db = default_writes_then_a_flushed_keyspace_dropped(&fs);
+    db.close().unwrap();
+    let db = open_mem(&fs);
+    assert_default_writes_kept(&db, "after a clean close");
     power_cycle(&fs, db, UnsyncedData::Drop);
     let db = open_mem(&fs);
-    for i in 0..10 {
-        assert!(db.get(key(i)).unwrap().is_some(), "default key {i} lost");
-    }
+    assert_default_writes_kept(&db, "after a power loss");
 }
 
 /// Same, with a crash instead of a clean close.
 #[test]
 fn drop_then_crash() {
     let fs = MemFileSystem::new();
-    let db = open_mem(&fs);
-    let b = db.keyspace("b").unwrap();
-    for i in 0..10 {
-        db.put_opt(
-            key(i),
-            value(i, 0),
-            &WriteOptions {
-                sync: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    }
-    for i in 0..100 {
-        b.put(key(i), value(i, 1)).unwrap();
-    }
-    b.flush().unwrap();
-    drop(b);
-    db.drop_keyspace("b").unwrap();
+    let db = default_writes_then_a_flushed_keyspace_dropped(&fs);
     power_cycle(&fs, db, UnsyncedData::Drop);
     let db = open_mem(&fs);
-    for i in 0..10 {
-        assert!(
-            db.get(key(i)).unwrap().is_some(),
-            "synced default key {i} lost"
-        );
-    }
+    assert_default_writes_kept(&db, "after a crash");
 }
 
 /// A batch across two keyspaces written with disable_wal: a close writes

@@ -20,7 +20,7 @@ use crate::keyspace::KeyspaceState;
 use crate::lock_order::MutexGuard;
 use crate::memtable::MemTable;
 use crate::read::SuperVersion;
-use crate::version::{Version, DEFAULT_KEYSPACE_ID};
+use crate::version::Version;
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -100,18 +100,7 @@ impl DbInner {
         let mut spare_mem = Some(spare_mem);
         let mut mems = (**leader.mems()).clone();
         for ((ks, _), version) in svs.iter().zip(versions) {
-            let size = ks.options().write_buffer_size;
-            let mem = match spare_mem.take() {
-                Some(mem)
-                    if ks.id == DEFAULT_KEYSPACE_ID && size == self.options.write_buffer_size =>
-                {
-                    mem
-                }
-                other => {
-                    spare_mem = other;
-                    Arc::new(MemTable::sized_for(number, size))
-                }
-            };
+            let mem = self.fresh_memtable(ks, number, &mut spare_mem);
             self.update_super_version(ks, |_| SuperVersion {
                 mem: Arc::clone(&mem),
                 imms: Vec::new(),

@@ -279,18 +279,7 @@ impl DbInner {
         let mut mems = (**leader.mems()).clone();
         let mut fresh = Vec::with_capacity(which.len());
         for ks in which {
-            let size = ks.options().write_buffer_size;
-            let mem = match spare_mem.take() {
-                Some(mem)
-                    if ks.id == DEFAULT_KEYSPACE_ID && size == self.options.write_buffer_size =>
-                {
-                    mem
-                }
-                other => {
-                    spare_mem = other;
-                    Arc::new(MemTable::sized_for(spare.number, size))
-                }
-            };
+            let mem = self.fresh_memtable(ks, spare.number, &mut spare_mem);
             mems = mems.with(ks.id, Some(Arc::clone(&mem)));
             fresh.push((ks, mem));
         }
@@ -312,6 +301,24 @@ impl DbInner {
         }
         self.bg.notify_all();
         Ok(())
+    }
+
+    /// A new active memtable for `ks`, logging to WAL `wal_number`: the
+    /// spare's (made ahead, sized for the default keyspace as the database
+    /// was opened) if it fits, else a new one.
+    pub(super) fn fresh_memtable(
+        &self,
+        ks: &KeyspaceState,
+        wal_number: u64,
+        spare_mem: &mut Option<Arc<MemTable>>,
+    ) -> Arc<MemTable> {
+        let size = ks.options().write_buffer_size;
+        if ks.id == DEFAULT_KEYSPACE_ID && size == self.options.write_buffer_size {
+            if let Some(mem) = spare_mem.take() {
+                return mem;
+            }
+        }
+        Arc::new(MemTable::sized_for(wal_number, size))
     }
 
     /// A new WAL (created, preallocated, its directory entry synced) and
