@@ -149,26 +149,19 @@ mod tests {
             cache.len()
         );
         assert_eq!(cache.usage_bytes(), cache.len() * per_entry);
-        let recent = (n - 50..n)
-            .filter(|&i| {
-                let key = CacheKey {
-                    table_id: i % 7,
-                    offset: i * 4096,
-                };
-                cache.lookup(key).is_some()
-            })
-            .count();
-        assert_eq!(recent, 50);
-        let old = (0..50)
-            .filter(|&i| {
-                let key = CacheKey {
-                    table_id: i % 7,
-                    offset: i * 4096,
-                };
-                cache.lookup(key).is_some()
-            })
-            .count();
-        assert_eq!(old, 0);
+        let cached = |i| {
+            let key = CacheKey {
+                table_id: i % 7,
+                offset: i * 4096,
+            };
+            cache.lookup(key).is_some()
+        };
+        assert_eq!((n - 50..n).filter(|&i| cached(i)).count(), 50);
+        assert_eq!(
+            (0..50).filter(|&i| cached(i)).count(),
+            0,
+            "the oldest were evicted"
+        );
     }
 
     #[test]
