@@ -819,3 +819,44 @@ fn a_keyspace_of_another_database_is_refused() {
     ));
     assert_eq!(_a2.get(b"k").unwrap(), None);
 }
+
+/// A smaller `write_buffer_size` given to an open keyspace applies to the
+/// memtable it is writing now, not only to the next one (after a reopen
+/// every keyspace's first memtable has the database's size).
+#[test]
+fn a_smaller_write_buffer_applies_to_the_active_memtable() {
+    let fs = MemFileSystem::new();
+    let options = Options {
+        write_buffer_size: 4 << 20,
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    // Made with the database's 4 MiB, then given its own size.
+    let _made = db.keyspace("logs").unwrap();
+    let logs = db
+        .keyspace_with(
+            "logs",
+            KeyspaceOptions {
+                write_buffer_size: 256 * 1024,
+                ..db_keyspace_defaults()
+            },
+        )
+        .unwrap();
+    // About 650 KiB: past 256 KiB, far below 4 MiB.
+    for i in 0..5000 {
+        logs.put(key(i), value(i, 100)).unwrap();
+    }
+    db.wait_for_compactions().unwrap();
+    assert!(
+        !logs.live_files().is_empty(),
+        "the keyspace was flushed at its own size"
+    );
+}
+
+fn db_keyspace_defaults() -> KeyspaceOptions {
+    Options {
+        write_buffer_size: 4 << 20,
+        ..small_options()
+    }
+    .keyspace_options()
+}

@@ -67,8 +67,6 @@ pub struct MemTable {
     node_bytes: AtomicUsize,
     /// The write-ahead log that holds this memtable's writes.
     wal_number: u64,
-    /// Bytes it is sized for (`write_buffer_size`): full at this many.
-    capacity: usize,
     /// The largest sequence number inserted.
     max_seq: AtomicU64,
     /// The last sequence number given to a write into this memtable, set
@@ -107,7 +105,6 @@ impl MemTable {
             bloom: MemBloom::new(filter_bytes),
             node_bytes: AtomicUsize::new(0),
             wal_number,
-            capacity,
             max_seq: AtomicU64::new(0),
             sealed_seq: AtomicU64::new(NOT_SEALED),
             unlogged: AtomicBool::new(false),
@@ -224,11 +221,6 @@ impl MemTable {
     /// Approximate heap bytes held: skiplist nodes and arena blocks.
     pub fn approximate_bytes(&self) -> usize {
         self.node_bytes.load(Ordering::Relaxed) + self.arena.allocated_bytes()
-    }
-
-    /// Whether it holds the bytes it was sized for: time to freeze it.
-    pub fn is_full(&self) -> bool {
-        self.approximate_bytes() >= self.capacity
     }
 
     /// The WAL holding this memtable's writes.

@@ -31,8 +31,21 @@ pub(crate) struct Limits {
     frozen_bytes: usize,
     /// `max_total_wal_size`, or its default for these keyspaces.
     wal_limit: u64,
+    /// Each keyspace's `write_buffer_size`, by id.
+    write_buffer_sizes: Vec<(u32, usize)>,
     /// The keyspaces looked at.
     keyspaces: Arc<Keyspaces>,
+}
+
+impl Limits {
+    /// Keyspace `id`'s `write_buffer_size` (`usize::MAX`, never full, for
+    /// one not looked at).
+    fn write_buffer_size(&self, id: u32) -> usize {
+        self.write_buffer_sizes
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map_or(usize::MAX, |(_, size)| *size)
+    }
 }
 
 /// What the keyspaces ask of a write, as `make_room` finds it.
@@ -106,8 +119,12 @@ impl DbInner {
             let Some(ks) = limits.keyspaces.get(id) else {
                 continue;
             };
-            mutable_bytes += mem.approximate_bytes();
-            let rotate = mem.is_full() || room.force == Some(id) && !mem.is_empty();
+            let bytes = mem.approximate_bytes();
+            mutable_bytes += bytes;
+            // The keyspace's size as it is now: options changed since the
+            // memtable was made apply to it too.
+            let full = bytes >= limits.write_buffer_size(id);
+            let rotate = full || room.force == Some(id) && !mem.is_empty();
             if !rotate {
                 continue;
             }
@@ -148,6 +165,7 @@ impl DbInner {
             at_frozen_limit: Vec::new(),
             frozen_bytes: 0,
             wal_limit: 0,
+            write_buffer_sizes: Vec::with_capacity(keyspaces.len()),
             keyspaces: Arc::clone(&keyspaces),
         };
         for ks in keyspaces.iter() {
@@ -161,6 +179,9 @@ impl DbInner {
             }
             limits.frozen_bytes += sv.imms.iter().map(|m| m.approximate_bytes()).sum::<usize>();
             limits.wal_limit += (opts.write_buffer_size * opts.max_write_buffer_number) as u64;
+            limits
+                .write_buffer_sizes
+                .push((ks.id, opts.write_buffer_size));
         }
         limits.wal_limit = match self.options.max_total_wal_size {
             0 => 4 * limits.wal_limit,
