@@ -203,7 +203,8 @@ impl DbIter {
                 }
                 if k.seqno <= self.seq {
                     match k.kind {
-                        ValueKind::Delete => {
+                        // `parse_internal_key` yields point kinds only.
+                        ValueKind::Delete | ValueKind::RangeDelete => {
                             self.saved_key.clear();
                             self.saved_key.extend_from_slice(k.user_key);
                             skipping = true;

@@ -187,7 +187,8 @@ impl MemTable {
         match parse_internal_key(mem_entry.ikey()) {
             Some(k) if k.user_key == user_key => match k.kind {
                 ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(mem_entry.value())),
-                ValueKind::Delete => Lookup::Deleted,
+                // `parse_internal_key` yields point kinds only.
+                ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
             },
             _ => Lookup::Absent,
         }

@@ -132,6 +132,7 @@ fn lookup(
         .map_err(|e| table_error(file.path(), e))?;
     Ok(found.map(|f| match f.kind {
         ValueKind::Put => Lookup::Found(f.value),
-        ValueKind::Delete => Lookup::Deleted,
+        // A table's point lookup yields point kinds only.
+        ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
     }))
 }

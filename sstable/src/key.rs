@@ -28,8 +28,11 @@ pub const TRAILER_LEN: usize = 8;
 /// added later (Merge = 2, RangeDelete = 3 are reserved).
 pub const SEEK_KIND: u8 = 0xff;
 
-/// What an entry is. 2 (Merge) and 3 (RangeDelete) are reserved; a reader
-/// meeting any kind it does not know reports corruption.
+/// What an entry is. 2 (Merge) is reserved; a reader meeting any kind it
+/// does not know reports corruption. Data blocks and the memtable's point
+/// skiplist hold only the point kinds (`Delete`, `Put`); a `RangeDelete`
+/// lives in a batch record, the memtable's range-deletion list and a
+/// table's range-deletion block, never among point entries.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ValueKind {
@@ -37,6 +40,9 @@ pub enum ValueKind {
     Delete = 0,
     /// A value.
     Put = 1,
+    /// A range tombstone: every version older than this sequence number of
+    /// every user key in `[start, end)` is deleted.
+    RangeDelete = 3,
 }
 
 impl ValueKind {
@@ -46,8 +52,16 @@ impl ValueKind {
         match b {
             0 => Some(ValueKind::Delete),
             1 => Some(ValueKind::Put),
+            3 => Some(ValueKind::RangeDelete),
             _ => None,
         }
+    }
+
+    /// Whether this kind may be stored as a point entry (a data block's or
+    /// the memtable skiplist's): `Delete` and `Put`.
+    #[inline]
+    pub fn is_point(self) -> bool {
+        matches!(self, ValueKind::Delete | ValueKind::Put)
     }
 }
 
@@ -88,18 +102,20 @@ pub struct ParsedKey<'a> {
     pub user_key: &'a [u8],
     /// Sequence number of the write.
     pub seqno: SeqNo,
-    /// Put or Delete.
+    /// Put or Delete (never `RangeDelete`: see `parse_internal_key`).
     pub kind: ValueKind,
 }
 
-/// Splits an internal key; `None` if shorter than the trailer or the kind
-/// is unknown.
+/// Splits a point entry's internal key; `None` if shorter than the trailer
+/// or the kind is not a point kind (unknown, or a range deletion, which is
+/// never stored among point entries), so every caller reports such an
+/// entry as corruption.
 #[inline]
 pub fn parse_internal_key(ikey: &[u8]) -> Option<ParsedKey<'_>> {
     let split = ikey.len().checked_sub(TRAILER_LEN)?;
     let (user_key, trailer) = ikey.split_at(split);
     let trailer = u64::from_le_bytes(trailer.try_into().ok()?);
-    let kind = ValueKind::from_u8(trailer as u8)?;
+    let kind = ValueKind::from_u8(trailer as u8).filter(|k| k.is_point())?;
     Some(ParsedKey {
         user_key,
         seqno: trailer >> 8,
@@ -215,6 +231,14 @@ mod tests {
             (p.user_key, p.seqno, p.kind),
             (&b""[..], MAX_SEQNO, ValueKind::Delete)
         );
+    }
+
+    #[test]
+    fn a_range_deletion_is_a_known_kind_but_not_a_point_entry() {
+        assert_eq!(ValueKind::from_u8(3), Some(ValueKind::RangeDelete));
+        assert!(!ValueKind::RangeDelete.is_point());
+        assert!(ValueKind::Put.is_point() && ValueKind::Delete.is_point());
+        assert_eq!(ValueKind::from_u8(2), None, "merge is still reserved");
     }
 
     #[test]

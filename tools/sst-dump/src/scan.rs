@@ -114,6 +114,7 @@ pub fn kind_name(kind: ValueKind) -> &'static str {
     match kind {
         ValueKind::Put => "PUT",
         ValueKind::Delete => "DELETE",
+        ValueKind::RangeDelete => "DELETE_RANGE",
     }
 }
 
