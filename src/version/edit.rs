@@ -14,6 +14,7 @@
 //! strata and is an error. Inside a body, a reader ignores bytes after the
 //! fields it knows, so a later version may append fields to a body.
 
+use super::bounds::LargestBound;
 use crate::varint::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};
 use strata_sstable::SeqNo;
 
@@ -45,10 +46,15 @@ pub struct FileMeta {
     pub number: u64,
     /// Size in bytes.
     pub size: u64,
-    /// Smallest user key in the table.
+    /// Smallest user key in the table (always inclusive).
     pub smallest: Vec<u8>,
-    /// Largest user key in the table.
+    /// Largest user key in the table, bounding it as `largest_bound` says
+    /// (empty when that is `Unbounded`). Compare bounds only through the
+    /// methods in `bounds.rs`: `ends_before`, `may_contain`, `overlaps`.
     pub largest: Vec<u8>,
+    /// Whether `largest` is in the table's range, just past it (a range
+    /// tombstone's end), or the range has no end.
+    pub largest_bound: LargestBound,
     /// Smallest sequence number in the table.
     pub smallest_seqno: SeqNo,
     /// Largest sequence number in the table.
@@ -153,6 +159,12 @@ impl VersionEdit {
             field(out, TAG_DELETED_FILE, &body);
         }
         for (level, f) in &self.new_files {
+            debug_assert_eq!(
+                f.largest_bound,
+                LargestBound::Included,
+                "table {}: the manifest records only inclusive ends so far",
+                f.number
+            );
             body.clear();
             put_varint64(&mut body, *level as u64);
             put_varint64(&mut body, f.number);
@@ -252,6 +264,7 @@ impl VersionEdit {
                     size: r.u64()?,
                     smallest: r.bytes()?.to_vec(),
                     largest: r.bytes()?.to_vec(),
+                    largest_bound: LargestBound::Included,
                     smallest_seqno: r.u64()?,
                     largest_seqno: r.u64()?,
                 };
@@ -352,6 +365,7 @@ mod tests {
             size: 4096 * number,
             smallest: b"apple".to_vec(),
             largest: b"zebra".to_vec(),
+            largest_bound: LargestBound::Included,
             smallest_seqno: 7,
             largest_seqno: 99,
         }

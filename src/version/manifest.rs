@@ -326,7 +326,7 @@ fn apply_keyspace_change(
                 meta.number
             ));
         }
-        if meta.smallest > meta.largest || meta.smallest_seqno > meta.largest_seqno {
+        if meta.key_range().is_empty() || meta.smallest_seqno > meta.largest_seqno {
             return Err(format!(
                 "table {} has an inverted key or sequence range",
                 meta.number
