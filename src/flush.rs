@@ -11,7 +11,7 @@ use crate::memtable::{MemTable, MemTableIter};
 use crate::options::Options;
 use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
-use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
+use crate::version::{FileMeta, LargestBound, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
 use strata_sstable::{parse_internal_key, SeqNo, TableBuilder};
 
@@ -284,6 +284,7 @@ pub(crate) fn finish_table(
             size: built.file_size,
             smallest: props.smallest_user_key,
             largest: props.largest_user_key,
+            largest_bound: LargestBound::Included,
             smallest_seqno: props.min_seqno,
             largest_seqno: props.max_seqno,
         },
