@@ -52,6 +52,7 @@ mod iter;
 mod key;
 mod options;
 mod properties;
+mod range_del;
 mod readahead;
 mod source;
 mod table_builder;
@@ -85,6 +86,9 @@ pub use options::{
     MAX_RESTART_INTERVAL, MIN_BLOCK_SIZE,
 };
 pub use properties::{names as property_names, TableProperties};
+pub use range_del::{
+    Covering, FragmentedRangeTombstones, RangeEnd, RangeTombstone, TombstoneStack,
+};
 pub use readahead::MAX_AUTO_READAHEAD_BYTES;
 pub use source::BlockSource;
 pub use table_builder::{

@@ -1,0 +1,578 @@
+//! Range tombstones and their fragmented form.
+//!
+//! A range tombstone `[start, end)@t` deletes every version `k@q` with
+//! `start <= k < end` and `q < t`; a reader at sequence number `r` sees
+//! only tombstones with `t <= r`. `end` may be absent: the range then
+//! runs past every key.
+//!
+//! Tombstones overlap freely as written. [`FragmentedRangeTombstones`]
+//! cuts them at every start and end into non-overlapping *stacks*: each
+//! stack is a `[start, end)` span with the seqnos of every tombstone
+//! covering all of it, newest first. A lookup is then one binary search
+//! for the stack and one for the newest seqno visible to the read. This is
+//! RocksDB's `FragmentedRangeTombstoneList`; the memtable, the table's
+//! `strata.range_del` block and compaction all use this one type.
+//!
+//! ```text
+//! written:     [b ........ f)@5
+//!                    [d .......... h)@7
+//! fragmented:  [b,d){5} [d,f){7,5} [f,h){7}
+//! ```
+//!
+//! A *fragment* is one (stack, seqno) pair: the example holds 4.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use bytes::Bytes;
+
+use crate::key::SeqNo;
+
+/// One range deletion as written: every version older than `seqno` of
+/// every user key in `[start, end)` is deleted (`end: None` is no end).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RangeTombstone {
+    /// First user key deleted (inclusive).
+    pub start: Bytes,
+    /// First user key not deleted; `None`: the range has no end.
+    pub end: Option<Bytes>,
+    /// Sequence number of the deletion (>= 1 in a database).
+    pub seqno: SeqNo,
+}
+
+impl RangeTombstone {
+    /// Whether the range holds no key (`start >= end`). Such a tombstone
+    /// deletes nothing; the fragmenter drops it.
+    pub fn is_empty_range(&self) -> bool {
+        matches!(&self.end, Some(end) if self.start >= *end)
+    }
+}
+
+/// The end of a range: a key (exclusive), or no end at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeEnd<'a> {
+    /// The range ends before this user key.
+    Bounded(&'a [u8]),
+    /// The range runs past every key.
+    Unbounded,
+}
+
+/// The newest tombstone fragment covering a key at a read's sequence
+/// number: its seqno and the bounds of the stack it belongs to. Every key
+/// in `[start, end)` is covered by the same seqnos, so a reader may skip
+/// the whole span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Covering {
+    /// The newest covering seqno `<= read_seq`.
+    pub seqno: SeqNo,
+    /// The stack's first key (inclusive).
+    pub start: Bytes,
+    /// The stack's end (exclusive); `None`: no end.
+    pub end: Option<Bytes>,
+}
+
+/// A stack as stored: its span and its range in `seqnos`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stack {
+    start: Bytes,
+    end: Option<Bytes>,
+    seq_begin: usize,
+    seq_end: usize,
+}
+
+/// Range tombstones cut into non-overlapping stacks sorted by start.
+///
+/// Invariants (checked by `debug_check` in tests): stacks are sorted by
+/// start; each stack's `start < end`; `end(i) <= start(i + 1)`; only the
+/// last stack may have no end; each stack holds at least one seqno, and
+/// its seqnos strictly descend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FragmentedRangeTombstones {
+    stacks: Vec<Stack>,
+    /// Stack `i` owns `seqnos[stacks[i].seq_begin..stacks[i].seq_end]`.
+    seqnos: Vec<SeqNo>,
+}
+
+/// A view of one stack: a span and the seqnos of every tombstone that
+/// covers all of it, newest first.
+#[derive(Clone, Copy, Debug)]
+pub struct TombstoneStack<'a> {
+    stack: &'a Stack,
+    seqnos: &'a [SeqNo],
+}
+
+impl<'a> TombstoneStack<'a> {
+    /// The stack's first user key (inclusive).
+    pub fn start(&self) -> &'a [u8] {
+        &self.stack.start
+    }
+
+    /// The stack's end (exclusive); `None`: the stack has no end.
+    pub fn end(&self) -> Option<&'a [u8]> {
+        self.stack.end.as_deref()
+    }
+
+    /// The seqnos covering the stack, strictly descending, never empty.
+    pub fn seqnos(&self) -> &'a [SeqNo] {
+        self.seqnos
+    }
+
+    /// Whether `start <= ukey < end`.
+    pub fn contains(&self, ukey: &[u8]) -> bool {
+        self.stack.start[..] <= *ukey && self.ends_after(ukey)
+    }
+
+    /// Whether the stack's end is after `ukey` (always, without an end).
+    pub fn ends_after(&self, ukey: &[u8]) -> bool {
+        self.stack.end.as_ref().is_none_or(|end| *ukey < end[..])
+    }
+
+    /// The newest seqno a read at `read_seq` sees, if any.
+    pub fn visible_seqno(&self, read_seq: SeqNo) -> Option<SeqNo> {
+        // Descending: skip the seqnos newer than the read.
+        let first_visible = self.seqnos.partition_point(|&s| s > read_seq);
+        self.seqnos.get(first_visible).copied()
+    }
+
+    /// The stack as a [`Covering`] at `read_seq`, `None` if no seqno is
+    /// visible. The key is not checked: see [`TombstoneStack::contains`].
+    pub fn covering(&self, read_seq: SeqNo) -> Option<Covering> {
+        self.visible_seqno(read_seq).map(|seqno| Covering {
+            seqno,
+            start: self.stack.start.clone(),
+            end: self.stack.end.clone(),
+        })
+    }
+}
+
+impl FragmentedRangeTombstones {
+    /// Cuts `tombstones` (any order, overlapping freely) into stacks.
+    /// Tombstones with an empty range (`start >= end`) cover nothing and
+    /// are dropped; a seqno written twice over the same span is kept once.
+    /// Runs in O(n log n) plus the size of the output.
+    pub fn fragment(tombstones: impl IntoIterator<Item = RangeTombstone>) -> Self {
+        let mut tombstones: Vec<RangeTombstone> = tombstones
+            .into_iter()
+            .filter(|t| !t.is_empty_range())
+            .collect();
+        tombstones.sort_by(|a, b| a.start.cmp(&b.start));
+
+        // Every start and end is a cut point; between two consecutive
+        // points the set of covering tombstones is constant.
+        let mut points: Vec<Bytes> = Vec::with_capacity(tombstones.len() * 2);
+        for t in &tombstones {
+            points.push(t.start.clone());
+            if let Some(end) = &t.end {
+                points.push(end.clone());
+            }
+        }
+        points.sort();
+        points.dedup();
+
+        let mut out = FragmentedRangeTombstones::default();
+        // Active tombstones: a multiset of seqnos, and the bounded ends
+        // (smallest first) that take them out again.
+        let mut active: BTreeMap<SeqNo, usize> = BTreeMap::new();
+        let mut ending: BinaryHeap<Reverse<(Bytes, SeqNo)>> = BinaryHeap::new();
+        let mut next = tombstones.into_iter().peekable();
+        for (i, point) in points.iter().enumerate() {
+            while let Some(Reverse((end, seqno))) = ending.peek() {
+                if end > point {
+                    break;
+                }
+                let seqno = *seqno;
+                ending.pop();
+                if let Some(count) = active.get_mut(&seqno) {
+                    *count -= 1;
+                    if *count == 0 {
+                        active.remove(&seqno);
+                    }
+                }
+            }
+            while let Some(t) = next.next_if(|t| t.start <= *point) {
+                *active.entry(t.seqno).or_insert(0) += 1;
+                if let Some(end) = t.end {
+                    ending.push(Reverse((end, t.seqno)));
+                }
+            }
+            if active.is_empty() {
+                continue;
+            }
+            // Past the last point only tombstones without an end remain
+            // (every bounded end is a point).
+            let seq_begin = out.seqnos.len();
+            out.seqnos.extend(active.keys().rev().copied());
+            out.stacks.push(Stack {
+                start: point.clone(),
+                end: points.get(i + 1).cloned(),
+                seq_begin,
+                seq_end: out.seqnos.len(),
+            });
+        }
+        out
+    }
+
+    /// Whether there are no tombstones.
+    pub fn is_empty(&self) -> bool {
+        self.stacks.is_empty()
+    }
+
+    /// The number of fragments: (stack, seqno) pairs, i.e. the entries of
+    /// a table's `strata.range_del` block.
+    pub fn len(&self) -> usize {
+        self.seqnos.len()
+    }
+
+    /// The number of stacks.
+    pub fn num_stacks(&self) -> usize {
+        self.stacks.len()
+    }
+
+    /// Stack `index` (in start order), `None` past the last.
+    pub fn stack(&self, index: usize) -> Option<TombstoneStack<'_>> {
+        self.stacks.get(index).map(|stack| self.view(stack))
+    }
+
+    /// The stacks in start order.
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = TombstoneStack<'_>> + ExactSizeIterator + '_ {
+        self.stacks.iter().map(|stack| self.view(stack))
+    }
+
+    fn view<'a>(&'a self, stack: &'a Stack) -> TombstoneStack<'a> {
+        TombstoneStack {
+            stack,
+            seqnos: self
+                .seqnos
+                .get(stack.seq_begin..stack.seq_end)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every fragment as a tombstone, in internal-key order (start
+    /// ascending, seqno descending): the order of the `strata.range_del`
+    /// block. Fragmenting them again gives back `self`.
+    pub fn fragments(&self) -> impl Iterator<Item = RangeTombstone> + '_ {
+        self.iter().flat_map(|s| {
+            s.seqnos.iter().map(move |&seqno| RangeTombstone {
+                start: s.stack.start.clone(),
+                end: s.stack.end.clone(),
+                seqno,
+            })
+        })
+    }
+
+    /// The index of the stack holding `ukey` (`start <= ukey < end`).
+    pub fn stack_at(&self, ukey: &[u8]) -> Option<usize> {
+        let i = self.stack_index_at_or_before(ukey)?;
+        self.stack(i)?.ends_after(ukey).then_some(i)
+    }
+
+    /// The index of the first stack that ends after `ukey`: the one
+    /// holding `ukey`, else the first starting after it. `None` when every
+    /// stack ends at or before `ukey`. A forward seek to `ukey` meets
+    /// tombstones from this stack on.
+    pub fn stack_index_at_or_after(&self, ukey: &[u8]) -> Option<usize> {
+        // Ends ascend with starts (stacks do not overlap); only the last
+        // may have no end, which is after every key.
+        let i = self
+            .stacks
+            .partition_point(|s| s.end.as_ref().is_some_and(|end| end[..] <= *ukey));
+        (i < self.stacks.len()).then_some(i)
+    }
+
+    /// The index of the last stack starting at or before `ukey`: the one
+    /// holding `ukey`, else the last one ending at or before it. `None`
+    /// when every stack starts after `ukey`. A reverse seek to `ukey` meets
+    /// tombstones from this stack down.
+    pub fn stack_index_at_or_before(&self, ukey: &[u8]) -> Option<usize> {
+        self.stacks
+            .partition_point(|s| s.start[..] <= *ukey)
+            .checked_sub(1)
+    }
+
+    /// The newest seqno `<= read_seq` of a tombstone covering `ukey`.
+    /// A version `ukey@q` with `q < ` this seqno is deleted.
+    pub fn max_covering_seqno(&self, ukey: &[u8], read_seq: SeqNo) -> Option<SeqNo> {
+        self.stack(self.stack_at(ukey)?)?.visible_seqno(read_seq)
+    }
+
+    /// Like [`max_covering_seqno`](Self::max_covering_seqno), with the
+    /// bounds of the stack holding `ukey`.
+    pub fn covering(&self, ukey: &[u8], read_seq: SeqNo) -> Option<Covering> {
+        self.stack(self.stack_at(ukey)?)?.covering(read_seq)
+    }
+
+    /// The first stack's start: the smallest key any tombstone covers.
+    pub fn smallest_start(&self) -> Option<&[u8]> {
+        self.stacks.first().map(|s| &s.start[..])
+    }
+
+    /// The last stack's end; `None` when there are no tombstones.
+    pub fn largest_end(&self) -> Option<RangeEnd<'_>> {
+        self.stacks.last().map(|s| match &s.end {
+            Some(end) => RangeEnd::Bounded(end),
+            None => RangeEnd::Unbounded,
+        })
+    }
+
+    /// `(smallest, largest)` seqno of all tombstones; `None` when there
+    /// are none (0 is a valid seqno, not a marker).
+    pub fn seqno_range(&self) -> Option<(SeqNo, SeqNo)> {
+        let min = self.seqnos.iter().min()?;
+        let max = self.seqnos.iter().max()?;
+        Some((*min, *max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t(start: &str, end: Option<&str>, seqno: SeqNo) -> RangeTombstone {
+        RangeTombstone {
+            start: Bytes::copy_from_slice(start.as_bytes()),
+            end: end.map(|e| Bytes::copy_from_slice(e.as_bytes())),
+            seqno,
+        }
+    }
+
+    /// A stack as owned parts: start, end, seqnos.
+    type OwnedStack = (Vec<u8>, Option<Vec<u8>>, Vec<SeqNo>);
+
+    fn stacks(f: &FragmentedRangeTombstones) -> Vec<OwnedStack> {
+        f.iter()
+            .map(|s| {
+                (
+                    s.start().to_vec(),
+                    s.end().map(<[u8]>::to_vec),
+                    s.seqnos().to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    fn st(start: &str, end: Option<&str>, seqnos: &[SeqNo]) -> OwnedStack {
+        (
+            start.as_bytes().to_vec(),
+            end.map(|e| e.as_bytes().to_vec()),
+            seqnos.to_vec(),
+        )
+    }
+
+    /// The invariants the type documents.
+    fn debug_check(f: &FragmentedRangeTombstones) {
+        let all: Vec<_> = f.iter().collect();
+        for (i, s) in all.iter().enumerate() {
+            assert!(!s.seqnos().is_empty(), "stack {i} without seqnos");
+            assert!(
+                s.seqnos().windows(2).all(|w| w[0] > w[1]),
+                "stack {i} seqnos"
+            );
+            match s.end() {
+                Some(end) => assert!(s.start() < end, "stack {i} empty"),
+                None => assert_eq!(i + 1, all.len(), "stack {i} without end is not last"),
+            }
+            if let Some(next) = all.get(i + 1) {
+                assert!(
+                    s.end().unwrap() <= next.start(),
+                    "stacks {i} and {} overlap",
+                    i + 1
+                );
+            }
+        }
+        assert_eq!(f.len(), all.iter().map(|s| s.seqnos().len()).sum::<usize>());
+    }
+
+    #[test]
+    fn overlapping_tombstones_become_stacks() {
+        let f = FragmentedRangeTombstones::fragment([t("b", Some("f"), 5), t("d", Some("h"), 7)]);
+        debug_check(&f);
+        assert_eq!(
+            stacks(&f),
+            vec![
+                st("b", Some("d"), &[5]),
+                st("d", Some("f"), &[7, 5]),
+                st("f", Some("h"), &[7]),
+            ]
+        );
+        assert_eq!(f.len(), 4);
+        assert_eq!(f.num_stacks(), 3);
+        assert_eq!(f.smallest_start(), Some(&b"b"[..]));
+        assert_eq!(f.largest_end(), Some(RangeEnd::Bounded(b"h")));
+        assert_eq!(f.seqno_range(), Some((5, 7)));
+    }
+
+    #[test]
+    fn gaps_are_not_stacks_and_unbounded_ends_reach_the_last_stack() {
+        let f = FragmentedRangeTombstones::fragment([
+            t("x", None, 3),
+            t("a", Some("c"), 4),
+            t("z", Some("zz"), 9),
+            t("q", Some("q"), 8), // empty: dropped
+        ]);
+        debug_check(&f);
+        assert_eq!(
+            stacks(&f),
+            vec![
+                st("a", Some("c"), &[4]),
+                st("x", Some("z"), &[3]),
+                st("z", Some("zz"), &[9, 3]),
+                st("zz", None, &[3]),
+            ]
+        );
+        assert_eq!(f.largest_end(), Some(RangeEnd::Unbounded));
+        assert_eq!(f.max_covering_seqno(b"d", 100), None, "gap");
+        assert_eq!(f.max_covering_seqno(b"\xff\xff", 100), Some(3));
+        assert_eq!(f.max_covering_seqno(b"z", 8), Some(3));
+        assert_eq!(f.max_covering_seqno(b"z", 9), Some(9));
+        assert_eq!(f.max_covering_seqno(b"z", 2), None);
+        assert_eq!(
+            f.covering(b"zb", 9),
+            Some(Covering {
+                seqno: 9,
+                start: Bytes::from_static(b"z"),
+                end: Some(Bytes::from_static(b"zz")),
+            })
+        );
+    }
+
+    #[test]
+    fn nothing_in_nothing_out() {
+        let f = FragmentedRangeTombstones::fragment([]);
+        assert!(f.is_empty());
+        assert_eq!(f.len(), 0);
+        assert_eq!(f.seqno_range(), None);
+        assert_eq!(f.smallest_start(), None);
+        assert_eq!(f.largest_end(), None);
+        assert_eq!(f.stack_at(b"a"), None);
+        assert_eq!(f.stack_index_at_or_after(b""), None);
+        assert_eq!(f.stack_index_at_or_before(b"\xff"), None);
+        assert!(FragmentedRangeTombstones::fragment([t("b", Some("a"), 1)]).is_empty());
+    }
+
+    #[test]
+    fn seek_helpers_find_the_stack_at_or_beside_a_key() {
+        // [b,d){1} gap [f,h){2} [h,k){3}
+        let f = FragmentedRangeTombstones::fragment([
+            t("b", Some("d"), 1),
+            t("f", Some("h"), 2),
+            t("h", Some("k"), 3),
+        ]);
+        type Case = (&'static str, Option<usize>, Option<usize>, Option<usize>);
+        let cases: [Case; 8] = [
+            // key, at, at_or_after, at_or_before
+            ("a", None, Some(0), None),
+            ("b", Some(0), Some(0), Some(0)),
+            ("c", Some(0), Some(0), Some(0)),
+            ("d", None, Some(1), Some(0)),
+            ("e", None, Some(1), Some(0)),
+            ("h", Some(2), Some(2), Some(2)),
+            ("j", Some(2), Some(2), Some(2)),
+            ("k", None, None, Some(2)),
+        ];
+        for (key, at, after, before) in cases {
+            let key = key.as_bytes();
+            assert_eq!(f.stack_at(key), at, "stack_at {key:?}");
+            assert_eq!(f.stack_index_at_or_after(key), after, "after {key:?}");
+            assert_eq!(f.stack_index_at_or_before(key), before, "before {key:?}");
+        }
+    }
+
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop::sample::select(vec![0u8, b'a', b'b', b'c', 0xff]),
+            0..4,
+        )
+    }
+
+    fn tombstone() -> impl Strategy<Value = RangeTombstone> {
+        (key(), prop::option::weighted(0.85, key()), 1u64..12).prop_map(|(start, end, seqno)| {
+            RangeTombstone {
+                start: start.into(),
+                end: end.map(Bytes::from),
+                seqno,
+            }
+        })
+    }
+
+    /// The newest seqno <= read_seq covering `k`, read off the
+    /// unfragmented list.
+    fn brute_max(ts: &[RangeTombstone], k: &[u8], read_seq: SeqNo) -> Option<SeqNo> {
+        ts.iter()
+            .filter(|t| covers(t, k) && t.seqno <= read_seq)
+            .map(|t| t.seqno)
+            .max()
+    }
+
+    fn covers(t: &RangeTombstone, k: &[u8]) -> bool {
+        t.start[..] <= *k && t.end.as_ref().is_none_or(|e| *k < e[..])
+    }
+
+    proptest! {
+        #[test]
+        fn queries_match_the_unfragmented_list(
+            ts in prop::collection::vec(tombstone(), 0..10),
+            probes in prop::collection::vec((key(), 0u64..14), 1..24),
+        ) {
+            let f = FragmentedRangeTombstones::fragment(ts.clone());
+            debug_check(&f);
+            for (k, read_seq) in probes {
+                let want = brute_max(&ts, &k, read_seq);
+                prop_assert_eq!(f.max_covering_seqno(&k, read_seq), want, "key {:?} @{}", k, read_seq);
+
+                // The stack holds exactly the seqnos covering k.
+                let mut all: Vec<SeqNo> =
+                    ts.iter().filter(|t| covers(t, &k)).map(|t| t.seqno).collect();
+                all.sort_unstable_by(|a, b| b.cmp(a));
+                all.dedup();
+                let stack = f.stack_at(&k).and_then(|i| f.stack(i));
+                prop_assert_eq!(stack.map(|s| s.seqnos().to_vec()).unwrap_or_default(), all);
+
+                // The covering span runs from the last cut point at or
+                // before k to the first after it.
+                let covering = f.covering(&k, read_seq);
+                prop_assert_eq!(covering.as_ref().map(|c| c.seqno), want);
+                if let Some(c) = covering {
+                    let cuts = ts.iter().filter(|t| !t.is_empty_range()).flat_map(|t| {
+                        std::iter::once(t.start.clone()).chain(t.end.clone())
+                    });
+                    let (mut lo, mut hi): (Option<Bytes>, Option<Bytes>) = (None, None);
+                    for p in cuts {
+                        if p[..] <= k[..] && lo.as_ref().is_none_or(|l| p > *l) {
+                            lo = Some(p);
+                        } else if p[..] > k[..] && hi.as_ref().is_none_or(|h| p < *h) {
+                            hi = Some(p);
+                        }
+                    }
+                    prop_assert_eq!(Some(c.start), lo);
+                    prop_assert_eq!(c.end, hi);
+                }
+
+                // Seek helpers agree with a scan of the stacks.
+                let after = f.iter().position(|s| s.ends_after(&k));
+                prop_assert_eq!(f.stack_index_at_or_after(&k), after);
+                let before = f.iter().rposition(|s| s.start() <= &k[..]);
+                prop_assert_eq!(f.stack_index_at_or_before(&k), before);
+            }
+            let live: Vec<SeqNo> =
+                ts.iter().filter(|t| !t.is_empty_range()).map(|t| t.seqno).collect();
+            prop_assert_eq!(
+                f.seqno_range(),
+                live.iter().min().copied().zip(live.iter().max().copied())
+            );
+        }
+
+        #[test]
+        fn fragmenting_is_idempotent(ts in prop::collection::vec(tombstone(), 0..10)) {
+            let once = FragmentedRangeTombstones::fragment(ts);
+            let twice = FragmentedRangeTombstones::fragment(once.fragments());
+            prop_assert_eq!(&twice, &once);
+            prop_assert_eq!(once.fragments().count(), once.len());
+        }
+    }
+}
