@@ -17,7 +17,7 @@ use crate::write::{create_wal, CommitPipeline, PipelineConfig, WalBuffer, WriteP
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use strata_sstable::{SeqNo, ValueKind, MAX_SEQNO};
+use strata_sstable::{SeqNo, MAX_SEQNO};
 
 pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     options.validate()?;
@@ -243,7 +243,10 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
             Err(reason) => return Ok(Err(reason)),
         }
         for (&id, target) in targets.iter_mut() {
-            if target.mem.approximate_bytes() >= options.write_buffer_size {
+            if target.mem.is_full(
+                options.write_buffer_size,
+                options.memtable_max_range_deletions,
+            ) {
                 flush(id, &target.mem, versions, &mut tables)?;
                 target.mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
             }
@@ -319,11 +322,6 @@ fn apply_record(
                 op.value.len(),
                 MAX_KEY_SIZE + 1
             ));
-        }
-        // Until the memtable keeps range tombstones, a logged one would
-        // be ignored: no write of this build carries one.
-        if op.kind == ValueKind::RangeDelete {
-            return Err("range delete record, not applied by this build yet".to_string());
         }
         if !keyspaces.contains(&op.keyspace) {
             keyspaces.push(op.keyspace);

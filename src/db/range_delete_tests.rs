@@ -1,17 +1,40 @@
-//! `Db` and `Keyspace` range deletes: argument checks and what reaches the
-//! write path. (The API is crate-private until reads honour range
-//! tombstones everywhere; then these move to `tests/range_deletes.rs`.)
+//! `Db` and `Keyspace` range deletes: argument checks, what reaches the
+//! write path, reads of memtables, flush and WAL replay. (The API is
+//! crate-private until tables and iterators honour range tombstones too;
+//! then these move to `tests/range_deletes.rs`.)
 
-use crate::fs::MemFileSystem;
+use crate::fs::{FileSystem, MemFileSystem, UnsyncedData};
+use crate::inspect::BatchOp;
 use crate::{Db, Error, Options, WriteBatch, WriteOptions};
+use bytes::Bytes;
 use std::sync::Arc;
+use strata_sstable::{FragmentedRangeTombstones, ValueKind};
 
 fn open() -> Db {
+    open_on(Arc::new(MemFileSystem::new()), Options::default())
+}
+
+fn open_on(fs: Arc<MemFileSystem>, options: Options) -> Db {
     let options = Options {
-        fs: Arc::new(MemFileSystem::new()),
-        ..Options::default()
+        fs: fs as Arc<dyn FileSystem>,
+        ..options
     };
     Db::open("/db", options).expect("open")
+}
+
+fn get(db: &Db, key: &str) -> Option<Bytes> {
+    db.get(key).expect("get")
+}
+
+/// The range tombstones of the default keyspace's L0 tables, newest
+/// table first.
+fn l0_tombstones(db: &Db) -> Vec<Option<Arc<FragmentedRangeTombstones>>> {
+    let sv = db.inner().default_ks.super_version.load();
+    sv.version
+        .files(0)
+        .iter()
+        .map(|f| f.table().range_tombstones().cloned())
+        .collect()
 }
 
 fn visible(db: &Db) -> u64 {
@@ -73,26 +96,6 @@ fn a_keyspace_checks_its_ranges_and_that_it_is_live() {
 }
 
 #[test]
-fn range_deletes_are_refused_until_the_memtable_keeps_them() {
-    let db = open();
-    db.put(b"p1", b"v").unwrap();
-    let before = visible(&db);
-    for result in [
-        db.delete_range("a".."z"),
-        db.delete_prefix("p"),
-        db.delete_prefix_opt("", &sync()),
-    ] {
-        let e = result.unwrap_err();
-        assert!(
-            matches!(&e, Error::InvalidArgument(m) if m.contains("not applied")),
-            "{e}"
-        );
-    }
-    assert_eq!(visible(&db), before);
-    assert_eq!(db.get(b"p1").unwrap().as_deref(), Some(&b"v"[..]));
-}
-
-#[test]
 fn a_batch_names_the_keyspace_of_its_range_deletes() {
     let db = open();
     let ks = db.keyspace("ks").unwrap();
@@ -119,4 +122,158 @@ fn a_batch_names_the_keyspace_of_its_range_deletes() {
     batch.delete_range_in(&ks, "a".."c");
     batch.delete_prefix_in(&theirs, "p");
     assert_eq!(batch.owner(), Some(0));
+}
+
+#[test]
+fn a_range_delete_hides_older_keys_in_the_memtable_and_not_newer_ones() {
+    let db = open();
+    for k in ["a", "b", "ba", "c"] {
+        db.put(k, "old").unwrap();
+    }
+    let snapshot = db.snapshot();
+    db.delete_range("b".."c").unwrap();
+    assert_eq!(get(&db, "a").as_deref(), Some(&b"old"[..]));
+    assert_eq!(get(&db, "b"), None);
+    assert_eq!(get(&db, "ba"), None);
+    assert_eq!(
+        get(&db, "c").as_deref(),
+        Some(&b"old"[..]),
+        "the end is exclusive"
+    );
+    // A snapshot taken before it still sees the keys.
+    assert_eq!(snapshot.get("ba").unwrap().as_deref(), Some(&b"old"[..]));
+    db.put("b", "new").unwrap();
+    assert_eq!(get(&db, "b").as_deref(), Some(&b"new"[..]));
+    assert_eq!(get(&db, "ba"), None);
+    db.delete_range_opt("a"..="a", &sync()).unwrap();
+    assert_eq!(get(&db, "a"), None, "an included end");
+}
+
+#[test]
+fn a_prefix_delete_hides_exactly_the_keys_with_the_prefix() {
+    let db = open();
+    for k in [
+        &b"us"[..],
+        b"user",
+        b"user:1",
+        b"user\xff",
+        b"usf",
+        b"\xff\xff",
+    ] {
+        db.put(k, "v").unwrap();
+    }
+    db.delete_prefix("use").unwrap();
+    let left: Vec<bool> = [&b"us"[..], b"user", b"user:1", b"user\xff", b"usf"]
+        .iter()
+        .map(|k| db.get(k).unwrap().is_some())
+        .collect();
+    assert_eq!(left, [true, false, false, false, true]);
+    db.delete_prefix_opt(b"\xff", &sync()).unwrap();
+    assert_eq!(
+        db.get(b"\xff\xff").unwrap(),
+        None,
+        "a prefix without successor"
+    );
+    db.delete_prefix("").unwrap();
+    assert_eq!(get(&db, "us"), None, "the empty prefix: every key");
+}
+
+#[test]
+fn a_keyspace_range_delete_stays_in_its_keyspace() {
+    let db = open();
+    let ks = db.keyspace("ks").unwrap();
+    db.put("k", "default").unwrap();
+    ks.put("k", "ks").unwrap();
+    ks.delete_range("a".."z").unwrap();
+    assert_eq!(ks.get("k").unwrap(), None);
+    assert_eq!(get(&db, "k").as_deref(), Some(&b"default"[..]));
+    ks.put("k2", "v").unwrap();
+    ks.delete_prefix_opt("k2", &sync()).unwrap();
+    assert_eq!(ks.get("k2").unwrap(), None);
+    // One batch: a range delete in one keyspace, a put in the other.
+    let mut batch = WriteBatch::new();
+    batch.delete_range("a".."z");
+    batch.put_in(&ks, "k3", "v");
+    db.write(batch).unwrap();
+    assert_eq!(get(&db, "k"), None);
+    assert_eq!(ks.get("k3").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_range_delete_through_push_op_is_refused_until_reads_honour_it() {
+    let db = open();
+    db.put("b", "v").unwrap();
+    let mut batch = WriteBatch::new();
+    batch.push_op(BatchOp {
+        keyspace: 0,
+        kind: ValueKind::RangeDelete,
+        key: b"a",
+        value: b"c",
+    });
+    assert_eq!(batch.len(), 1, "encoded");
+    let e = db.write(batch).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("read path")),
+        "{e}"
+    );
+    assert_eq!(get(&db, "b").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_memtable_holding_only_a_range_delete_is_flushed_to_a_table() {
+    let db = open();
+    db.put("b", "v").unwrap();
+    db.flush().unwrap();
+    db.delete_range("a".."c").unwrap();
+    let seq = db.inner().visible_sequence();
+    db.flush().unwrap();
+    let tables = l0_tombstones(&db);
+    assert_eq!(tables.len(), 2, "the range delete made a table");
+    let tombstones = tables[0].as_ref().expect("the newest table holds it");
+    assert_eq!(tombstones.max_covering_seqno(b"b", seq), Some(seq));
+    assert_eq!(tombstones.max_covering_seqno(b"c", seq), None);
+    assert!(tables[1].is_none(), "the older table holds only the put");
+}
+
+#[test]
+fn a_wal_holding_only_a_range_delete_replays_into_a_table() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_on(Arc::clone(&fs), Options::default());
+    db.put("b", "v").unwrap();
+    db.flush().unwrap();
+    db.delete_range_opt("a".."c", &sync()).unwrap();
+    let seq = db.inner().visible_sequence();
+    // Crash: the range delete is only in the WAL.
+    fs.crash();
+    drop(db);
+    fs.power_loss(UnsyncedData::Drop);
+    let db = open_on(fs, Options::default());
+    assert!(
+        db.inner().visible_sequence() >= seq,
+        "its sequence number was recovered"
+    );
+    let tables = l0_tombstones(&db);
+    assert_eq!(tables.len(), 2, "replay flushed the range delete to L0");
+    let tombstones = tables[0].as_ref().expect("the replayed table holds it");
+    assert_eq!(tombstones.len(), 1);
+    assert_eq!(tombstones.max_covering_seqno(b"a", seq), Some(seq));
+    assert_eq!(tombstones.max_covering_seqno(b"b", seq - 1), None);
+}
+
+#[test]
+fn a_memtable_with_memtable_max_range_deletions_of_them_is_frozen() {
+    let options = Options {
+        memtable_max_range_deletions: 2,
+        ..Options::default()
+    };
+    let db = open_on(Arc::new(MemFileSystem::new()), options);
+    let active = || db.inner().default_ks.super_version.load().mem.clone();
+    db.delete_range("a".."b").unwrap();
+    db.delete_range("c".."d").unwrap();
+    let full = active();
+    assert_eq!(full.range_tombstones().len(), 2);
+    db.put("k", "v").unwrap();
+    assert!(!Arc::ptr_eq(&full, &active()), "the next write froze it");
+    assert!(active().range_tombstones().is_empty());
+    assert_eq!(get(&db, "k").as_deref(), Some(&b"v"[..]));
 }
