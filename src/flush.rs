@@ -11,7 +11,7 @@ use crate::memtable::{MemTable, MemTableIter};
 use crate::options::Options;
 use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
-use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
+use crate::version::{FileMeta, LargestBound, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
 use strata_sstable::{parse_internal_key, SeqNo, TableBuilder};
 
@@ -205,9 +205,11 @@ impl DbInner {
     }
 }
 
-/// Write every entry of `mem` with a sequence number at most `up_to`
-/// into table `number`, sync it, and open it. `None` when no entry
-/// qualifies. On failure the partial file is removed.
+/// Write every entry and range tombstone of `mem` with a sequence number
+/// at most `up_to` into table `number`, sync it, and open it. `None` when
+/// nothing qualifies (a memtable holding only a range delete makes a
+/// table of it: dropping it would bring the keys it deletes back). On
+/// failure the partial file is removed.
 pub(crate) fn write_memtable_table(
     options: &Options,
     opener: &TableOpener,
@@ -240,7 +242,14 @@ pub(crate) fn write_memtable_table(
             }
             it.next()?;
         }
-        if builder.num_entries() == 0 {
+        for t in mem.range_tombstones() {
+            if t.seqno <= up_to {
+                builder
+                    .add_range_tombstone(&t.start, t.end.as_deref(), t.seqno)
+                    .map_err(|e| table_write_error(&path, e))?;
+            }
+        }
+        if builder.num_entries() == 0 && builder.num_range_tombstones() == 0 {
             return Ok(None);
         }
         let table = finish_table(opener, number, builder, 0)?;
@@ -284,6 +293,7 @@ pub(crate) fn finish_table(
             size: built.file_size,
             smallest: props.smallest_user_key,
             largest: props.largest_user_key,
+            largest_bound: LargestBound::Included,
             smallest_seqno: props.min_seqno,
             largest_seqno: props.max_seqno,
         },

@@ -4,7 +4,7 @@
 use crate::core::DbInner;
 use crate::error::{table_error, Result};
 use crate::keyspace::KeyspaceState;
-use crate::version::NUM_LEVELS;
+use crate::version::{LargestBound, NUM_LEVELS};
 use std::fmt::Write as _;
 use strata_sstable::SeqNo;
 
@@ -21,8 +21,11 @@ pub struct LiveFile {
     pub size: u64,
     /// Smallest user key.
     pub smallest: Vec<u8>,
-    /// Largest user key.
+    /// Largest user key (empty when `largest_bound` is `Unbounded`).
     pub largest: Vec<u8>,
+    /// Whether the table's range holds `largest`, ends just before it (a
+    /// range tombstone's end), or has no end.
+    pub largest_bound: LargestBound,
     /// Smallest sequence number.
     pub smallest_seqno: SeqNo,
     /// Largest sequence number.
@@ -57,6 +60,7 @@ impl DbInner {
                     size: f.meta.size,
                     smallest: f.meta.smallest.clone(),
                     largest: f.meta.largest.clone(),
+                    largest_bound: f.meta.largest_bound,
                     smallest_seqno: f.meta.smallest_seqno,
                     largest_seqno: f.meta.largest_seqno,
                     num_entries: props.num_entries,
@@ -140,12 +144,12 @@ impl DbInner {
                 for f in self.live_files_of(ks) {
                     let _ = writeln!(
                         out,
-                        "L{} {:06}.sst {} bytes [{} .. {}] seq [{} .. {}]",
+                        "L{} {:06}.sst {} bytes [{} .. {} seq [{} .. {}]",
                         f.level,
                         f.number,
                         f.size,
                         escape(&f.smallest),
-                        escape(&f.largest),
+                        f.largest_bound.close(&escape(&f.largest)),
                         f.smallest_seqno,
                         f.largest_seqno
                     );

@@ -6,8 +6,8 @@
 pub use crate::batch::{BatchError, BatchOp, DecodedBatch};
 pub use crate::filename::{parse_file_name, FileKind, MAX_FILE_NUMBER};
 pub use crate::version::{
-    read_current_manifest, read_manifest, FileMeta, KeyspaceContents, ManifestContents,
-    VersionEdit, DEFAULT_KEYSPACE_ID, DEFAULT_KEYSPACE_NAME, NUM_LEVELS,
+    read_current_manifest, read_manifest, FileMeta, KeyRange, KeyspaceContents, LargestBound,
+    ManifestContents, VersionEdit, DEFAULT_KEYSPACE_ID, DEFAULT_KEYSPACE_NAME, NUM_LEVELS,
 };
 pub use crate::wal_record::WalRecord;
 pub use crate::wal_replay::{read_wal_chain, BatchOutcome};

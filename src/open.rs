@@ -243,7 +243,10 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
             Err(reason) => return Ok(Err(reason)),
         }
         for (&id, target) in targets.iter_mut() {
-            if target.mem.approximate_bytes() >= options.write_buffer_size {
+            if target.mem.is_full(
+                options.write_buffer_size,
+                options.memtable_max_range_deletions,
+            ) {
                 flush(id, &target.mem, versions, &mut tables)?;
                 target.mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
             }
@@ -312,11 +315,12 @@ fn apply_record(
         let op = op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
         // A write never carries more than these (`WriteBatch` refuses it),
         // so a longer one is damage; the memtable relies on the limits.
-        if op.key.len() > MAX_KEY_SIZE || op.value.len() > MAX_VALUE_SIZE {
+        if op.exceeds_limits() {
             return Err(format!(
-                "write batch entry of {} key and {} value bytes exceeds the limits ({MAX_KEY_SIZE}, {MAX_VALUE_SIZE})",
+                "write batch entry of {} key and {} value bytes exceeds the limits ({MAX_KEY_SIZE}, {MAX_VALUE_SIZE}; a range delete's ends {} each)",
                 op.key.len(),
-                op.value.len()
+                op.value.len(),
+                MAX_KEY_SIZE + 1
             ));
         }
         if !keyspaces.contains(&op.keyspace) {

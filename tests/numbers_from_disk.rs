@@ -189,6 +189,7 @@ fn a_table_newer_than_the_last_sequence_is_corruption() {
         size: table.size,
         smallest: table.smallest.clone(),
         largest: table.largest.clone(),
+        largest_bound: table.largest_bound,
         smallest_seqno: table.smallest_seqno,
         largest_seqno: 1 << 40,
     };

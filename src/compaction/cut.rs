@@ -26,6 +26,8 @@
 //! table was rewritten by two compactions: 29 base-to-last compactions
 //! writing 2.9 GB where RocksDB ran 21-24 writing 2.5 GB.
 
+use crate::version::FileMeta;
+
 /// See the module comment.
 const MAX_GRANDPARENT_OVERLAP_FILES: u64 = 10;
 const ALIGN_MIN_PERCENT: u64 = 50;
@@ -37,8 +39,7 @@ const ALIGN_MAX_PERCENT: u64 = 90;
 const SWITCHES_PER_TABLE: u64 = 2;
 
 /// Walks the tables of the level below the output level ("grandparents",
-/// given as `(largest user key, size)` in key order) alongside the
-/// compaction's output keys.
+/// in key order) alongside the compaction's output keys.
 #[derive(Debug, Default)]
 pub(crate) struct CutPolicy {
     grandparent_index: usize,
@@ -54,7 +55,7 @@ impl CutPolicy {
     /// first.
     pub fn cut_before<'g>(
         &mut self,
-        grandparents: impl ExactSizeIterator<Item = (&'g [u8], u64)> + Clone,
+        grandparents: impl ExactSizeIterator<Item = &'g FileMeta> + Clone,
         user_key: &[u8],
         current_size: Option<u64>,
         target: u64,
@@ -67,10 +68,11 @@ impl CutPolicy {
         // Tables passed before this key, their bytes, and the bytes of
         // those passed whole (all but the first, which the table was in).
         let (mut passed, mut passed_bytes, mut skipped_bytes) = (0, 0, 0);
-        for (largest, size) in grandparents.skip(self.grandparent_index) {
-            if user_key <= largest {
+        for grandparent in grandparents.skip(self.grandparent_index) {
+            if !grandparent.ends_before(user_key) {
                 break;
             }
+            let size = grandparent.size;
             if self.seen_key {
                 if passed > 0 {
                     skipped_bytes += size;
@@ -105,6 +107,7 @@ impl CutPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::version::LargestBound;
 
     const TARGET: u64 = 1000;
 
@@ -126,9 +129,30 @@ mod tests {
         keys: impl IntoIterator<Item = u32>,
         bytes_per_key: u64,
     ) -> Vec<u32> {
-        let gps: Vec<(Vec<u8>, u64)> = grandparents
+        cuts_for_keys_ending(grandparents, LargestBound::Included, keys, bytes_per_key)
+    }
+
+    /// As `cuts_for_keys`, with grandparents ending at their keys as
+    /// `bound` says.
+    fn cuts_for_keys_ending(
+        grandparents: &[(u32, u64)],
+        bound: LargestBound,
+        keys: impl IntoIterator<Item = u32>,
+        bytes_per_key: u64,
+    ) -> Vec<u32> {
+        // Only where a grandparent ends and its size matter here.
+        let gps: Vec<FileMeta> = grandparents
             .iter()
-            .map(|&(k, s)| (k.to_be_bytes().to_vec(), s))
+            .enumerate()
+            .map(|(i, &(k, size))| FileMeta {
+                number: i as u64,
+                size,
+                smallest: Vec::new(),
+                largest: k.to_be_bytes().to_vec(),
+                largest_bound: bound,
+                smallest_seqno: 0,
+                largest_seqno: 0,
+            })
             .collect();
         let mut policy = CutPolicy::default();
         let mut size = None;
@@ -136,8 +160,7 @@ mod tests {
         let mut previous = None;
         for k in keys {
             let key = k.to_be_bytes();
-            let it = gps.iter().map(|(l, s)| (l.as_slice(), *s));
-            if policy.cut_before(it, &key, size, TARGET) {
+            if policy.cut_before(gps.iter(), &key, size, TARGET) {
                 cuts.extend(previous);
                 size = None;
             }
@@ -160,6 +183,20 @@ mod tests {
         // cut there rather than at 100 keys.
         let gps = ending_every(70, 9, 5000);
         assert_eq!(cut_points(&gps, 300, 10), vec![69, 139, 209, 279]);
+    }
+
+    #[test]
+    fn a_grandparent_ending_before_a_key_is_passed_at_that_key() {
+        // Ending just before 70, 140, ... is ending at 69, 139, ...: the
+        // key at the exclusive end already lies in the next grandparent.
+        let included = ending_every(70, 9, 5000);
+        let excluded: Vec<_> = included.iter().map(|&(k, s)| (k + 1, s)).collect();
+        let want = vec![69, 139, 209, 279];
+        assert_eq!(cut_points(&included, 300, 10), want);
+        assert_eq!(
+            cuts_for_keys_ending(&excluded, LargestBound::Excluded, 0..300, 10),
+            want
+        );
     }
 
     #[test]

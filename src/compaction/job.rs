@@ -134,10 +134,8 @@ impl DbInner {
         let deeper = |ukey: &[u8]| {
             ((c.output_level + 1)..crate::version::NUM_LEVELS).any(|level| {
                 let files = c.version.files(level);
-                let i = files.partition_point(|f| f.meta.largest.as_slice() < ukey);
-                files
-                    .get(i)
-                    .is_some_and(|f| f.meta.smallest.as_slice() <= ukey)
+                let i = files.partition_point(|f| f.meta.ends_before(ukey));
+                files.get(i).is_some_and(|f| f.meta.may_contain(ukey))
             })
         };
 
@@ -223,11 +221,7 @@ impl<'a> Outputs<'a> {
     /// Finish the current table before `user_key` where the cut policy
     /// says so (`cut.rs`).
     fn maybe_cut(&mut self, user_key: &[u8]) -> Result<()> {
-        let grandparents = self
-            .c
-            .grandparents
-            .iter()
-            .map(|g| (g.meta.largest.as_slice(), g.meta.size));
+        let grandparents = self.c.grandparents.iter().map(|g| &g.meta);
         let size = self.current.as_ref().map(|(_, b)| b.estimated_file_size());
         let target = self.options.target_file_size_base;
         if self.cut.cut_before(grandparents, user_key, size, target) {

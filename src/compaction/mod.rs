@@ -17,6 +17,7 @@ use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::keyspace::KeyspaceState;
 use crate::panics::catch_panic;
+use crate::version::KeyRange;
 use picker::{pick_compaction, pick_manual, Compaction};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -133,14 +134,14 @@ impl DbInner {
         self.flush_and_wait(ks)?;
         let options = ks.options();
         let last = options.num_levels - 1;
+        let range = KeyRange::inclusive(lower, upper);
         for level in 0..=last {
             if level == last {
                 let version = self.versions.lock().current(ks.id);
-                let has_tombstones = version.files(last).iter().any(|f| {
-                    f.table().properties().num_deletions > 0
-                        && lower.is_none_or(|lo| f.meta.largest.as_slice() >= lo)
-                        && upper.is_none_or(|hi| f.meta.smallest.as_slice() <= hi)
-                });
+                let has_tombstones = version
+                    .files(last)
+                    .iter()
+                    .any(|f| f.table().properties().num_deletions > 0 && f.meta.overlaps(&range));
                 if !has_tombstones {
                     break;
                 }
@@ -159,7 +160,7 @@ impl DbInner {
                     } else {
                         (level + 1).min(last)
                     };
-                    pick_manual(&version, level, output, lower, upper)
+                    pick_manual(&version, level, output, &range)
                         .map(|c| c.map(|c| (c, self.bg.compaction_started())))
                 };
                 match picked {

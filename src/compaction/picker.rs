@@ -7,7 +7,7 @@
 //! above 1 is compacted. See `docs/compaction.md`.
 
 use crate::options::Options;
-use crate::version::{TableFile, Version, NUM_LEVELS};
+use crate::version::{FileMeta, KeyRange, TableFile, Version, NUM_LEVELS};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -49,11 +49,12 @@ impl Compaction {
         inputs: Vec<Arc<TableFile>>,
         overlaps: Vec<Arc<TableFile>>,
     ) -> Compaction {
-        let (lo, hi) = key_range(inputs.iter().chain(overlaps.iter()));
-        let grandparents = if output_level + 1 < NUM_LEVELS {
-            overlapping(version.files(output_level + 1), &lo, &hi)
-        } else {
-            Vec::new()
+        let range = key_range(inputs.iter().chain(overlaps.iter()).map(|f| &f.meta));
+        let grandparents = match range {
+            Some(range) if output_level + 1 < NUM_LEVELS => {
+                overlapping(version.files(output_level + 1), &range)
+            }
+            _ => Vec::new(),
         };
         let trivial_move = overlaps.is_empty() && inputs.len() == 1;
         for f in inputs.iter().chain(overlaps.iter()) {
@@ -213,8 +214,8 @@ fn pick_l0(v: &Arc<Version>, base_level: usize) -> Option<Compaction> {
     if inputs.is_empty() || inputs.iter().any(busy) {
         return None;
     }
-    let (lo, hi) = key_range(inputs.iter());
-    let overlaps = overlapping(v.files(base_level), &lo, &hi);
+    let range = key_range(inputs.iter().map(|f| &f.meta))?;
+    let overlaps = overlapping(v.files(base_level), &range);
     if overlaps.iter().any(busy) {
         return None;
     }
@@ -229,7 +230,7 @@ fn pick_level(v: &Arc<Version>, level: usize) -> Option<Compaction> {
     type Candidate<'a> = (u128, &'a Arc<TableFile>, Vec<Arc<TableFile>>);
     let mut best: Option<Candidate<'_>> = None;
     for f in v.files(level).iter().filter(|f| !busy(f)) {
-        let overlaps = overlapping(next, &f.meta.smallest, &f.meta.largest);
+        let overlaps = overlapping(next, &f.meta.key_range());
         if overlaps.iter().any(busy) {
             continue;
         }
@@ -249,15 +250,14 @@ fn pick_level(v: &Arc<Version>, level: usize) -> Option<Compaction> {
     ))
 }
 
-/// A manual compaction of `level`'s tables overlapping `[lo, hi]` (user
-/// keys, `None` = unbounded) into `output_level`; `None` if the level has
-/// no such table. `Err(())` if a needed table is busy (retry later).
+/// A manual compaction of `level`'s tables overlapping `range` into
+/// `output_level`; `None` if the level has no such table. `Err(())` if a
+/// needed table is busy (retry later).
 pub(crate) fn pick_manual(
     v: &Arc<Version>,
     level: usize,
     output_level: usize,
-    lo: Option<&[u8]>,
-    hi: Option<&[u8]>,
+    range: &KeyRange,
 ) -> Result<Option<Compaction>, ()> {
     let inputs: Vec<_> = if level == 0 {
         // L0 tables overlap one another: take them all, oldest included.
@@ -265,22 +265,18 @@ pub(crate) fn pick_manual(
     } else {
         v.files(level)
             .iter()
-            .filter(|f| {
-                lo.is_none_or(|lo| f.meta.largest.as_slice() >= lo)
-                    && hi.is_none_or(|hi| f.meta.smallest.as_slice() <= hi)
-            })
+            .filter(|f| f.meta.overlaps(range))
             .cloned()
             .collect()
     };
-    if inputs.is_empty() {
+    let Some(inputs_range) = key_range(inputs.iter().map(|f| &f.meta)) else {
         return Ok(None);
-    }
-    let (l, h) = key_range(inputs.iter());
+    };
     let overlaps = if output_level == level {
         // Rewriting the last level in place: the inputs are the overlap.
         Vec::new()
     } else {
-        overlapping(v.files(output_level), &l, &h)
+        overlapping(v.files(output_level), &inputs_range)
     };
     if inputs.iter().chain(overlaps.iter()).any(busy) {
         return Err(());
@@ -296,30 +292,137 @@ fn busy(f: &Arc<TableFile>) -> bool {
     f.being_compacted.load(Ordering::Acquire)
 }
 
-/// Smallest and largest user key over `files`.
-fn key_range<'a>(files: impl Iterator<Item = &'a Arc<TableFile>>) -> (Vec<u8>, Vec<u8>) {
-    let mut lo: Option<&[u8]> = None;
-    let mut hi: Option<&[u8]> = None;
+/// The range covering every table of `files` (the smallest start, the
+/// greatest end under `LargestBound::cmp_end`); `None` without tables.
+fn key_range<'a>(mut files: impl Iterator<Item = &'a FileMeta>) -> Option<KeyRange> {
+    let mut range = files.next()?.key_range();
     for f in files {
-        if lo.is_none_or(|l| f.meta.smallest.as_slice() < l) {
-            lo = Some(&f.meta.smallest);
-        }
-        if hi.is_none_or(|h| f.meta.largest.as_slice() > h) {
-            hi = Some(&f.meta.largest);
-        }
+        range.cover(&f.key_range());
     }
-    (
-        lo.unwrap_or_default().to_vec(),
-        hi.unwrap_or_default().to_vec(),
-    )
+    Some(range)
 }
 
-/// The tables of a sorted level (L1+) whose key range meets `[lo, hi]`.
-pub(crate) fn overlapping(files: &[Arc<TableFile>], lo: &[u8], hi: &[u8]) -> Vec<Arc<TableFile>> {
-    let start = files.partition_point(|f| f.meta.largest.as_slice() < lo);
-    files[start..]
+/// The tables of a sorted level (L1+) whose key range meets `range`.
+pub(crate) fn overlapping(files: &[Arc<TableFile>], range: &KeyRange) -> Vec<Arc<TableFile>> {
+    files[overlapping_span(files, |f| &f.meta, range)].to_vec()
+}
+
+/// Where in a sorted level (L1+) the tables whose key range meets `range`
+/// lie. A table ending `Excluded(c)` does not meet a range starting at
+/// `c`, nor does a range ending `Excluded(c)` meet a table starting there.
+fn overlapping_span<T>(
+    files: &[T],
+    meta: impl Fn(&T) -> &FileMeta,
+    range: &KeyRange,
+) -> std::ops::Range<usize> {
+    let start = files.partition_point(|f| meta(f).ends_before(&range.start));
+    let count = files[start..]
         .iter()
-        .take_while(|f| f.meta.smallest.as_slice() <= hi)
-        .cloned()
-        .collect()
+        .take_while(|f| meta(f).overlaps(range))
+        .count();
+    start..start + count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::LargestBound::{self, Excluded, Included, Unbounded};
+
+    fn table(number: u64, smallest: &[u8], largest: &[u8], bound: LargestBound) -> FileMeta {
+        FileMeta {
+            number,
+            size: 100,
+            smallest: smallest.to_vec(),
+            largest: largest.to_vec(),
+            largest_bound: bound,
+            smallest_seqno: number,
+            largest_seqno: number,
+        }
+    }
+
+    /// The numbers of the tables of `level` overlapping `range`.
+    fn overlaps(level: &[FileMeta], range: &KeyRange) -> Vec<u64> {
+        level[overlapping_span(level, |f| f, range)]
+            .iter()
+            .map(|f| f.number)
+            .collect()
+    }
+
+    /// A level whose tables meet at `c` and at `g`: the first ends just
+    /// before `c`, where the second starts; the second holds `g`, the
+    /// third starts after it.
+    fn level() -> Vec<FileMeta> {
+        vec![
+            table(1, b"a", b"c", Excluded),
+            table(2, b"c", b"g", Included),
+            table(3, b"h", b"", Unbounded),
+        ]
+    }
+
+    #[test]
+    fn a_table_ending_excluded_at_c_does_not_pull_in_the_next_starting_at_c() {
+        let below = level();
+        assert_eq!(overlaps(&below, &below[0].key_range()), vec![1]);
+        assert_eq!(
+            overlaps(&below, &KeyRange::new(b"a", b"c", Excluded)),
+            vec![1]
+        );
+        assert_eq!(
+            overlaps(&below, &KeyRange::new(b"a", b"c", Included)),
+            vec![1, 2]
+        );
+        assert_eq!(
+            overlaps(&below, &KeyRange::new(b"c", b"c", Included)),
+            vec![2]
+        );
+        assert_eq!(
+            overlaps(&below, &KeyRange::new(b"b", b"h", Excluded)),
+            vec![1, 2]
+        );
+        assert_eq!(
+            overlaps(&below, &KeyRange::new(b"g", b"h", Included)),
+            vec![2, 3]
+        );
+        assert_eq!(
+            overlaps(&below, &KeyRange::new(b"g\0", b"h", Excluded)),
+            vec![]
+        );
+        assert_eq!(
+            overlaps(&below, &KeyRange::inclusive(Some(b"zz"), None)),
+            vec![3]
+        );
+        assert_eq!(
+            overlaps(&below, &KeyRange::inclusive(None, None)),
+            vec![1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn the_range_of_several_tables_ends_at_their_latest_end() {
+        let below = [table(9, b"c", b"e", Included)];
+        // Two inputs ending at c, one exclusively: together they hold c.
+        let inputs = [
+            table(1, b"a", b"c", Excluded),
+            table(2, b"b", b"c", Included),
+        ];
+        let range = key_range(inputs.iter()).unwrap();
+        assert_eq!(range, KeyRange::new(b"a", b"c", Included));
+        assert_eq!(overlaps(&below, &range), vec![9]);
+        // Both ending just before c: the table starting at c stays out.
+        let inputs = [
+            table(1, b"b", b"c", Excluded),
+            table(2, b"a", b"c", Excluded),
+        ];
+        let range = key_range(inputs.iter()).unwrap();
+        assert_eq!(range, KeyRange::new(b"a", b"c", Excluded));
+        assert!(overlaps(&below, &range).is_empty());
+        // One without end: the range has none either.
+        let inputs = [
+            table(1, b"x", b"", Unbounded),
+            table(2, b"a", b"c", Included),
+        ];
+        let range = key_range(inputs.iter()).unwrap();
+        assert_eq!(range, KeyRange::new(b"a", b"", Unbounded));
+        assert!(key_range(std::iter::empty()).is_none());
+    }
 }

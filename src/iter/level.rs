@@ -100,10 +100,8 @@ impl InternalIterator for LevelIter {
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         let ukey = user_key(target);
-        // The first file whose largest key is >= the target's user key.
-        let i = self
-            .files
-            .partition_point(|f| f.meta.largest.as_slice() < ukey);
+        // The first file not ending before the target's user key.
+        let i = self.files.partition_point(|f| f.meta.ends_before(ukey));
         if i >= self.files.len() {
             self.current = None;
             return Ok(());
@@ -117,10 +115,8 @@ impl InternalIterator for LevelIter {
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         let ukey = user_key(target);
-        // The last file whose smallest key is <= the target's user key.
-        let i = self
-            .files
-            .partition_point(|f| f.meta.smallest.as_slice() <= ukey);
+        // The last file not starting after the target's user key.
+        let i = self.files.partition_point(|f| !f.meta.starts_after(ukey));
         if i == 0 {
             self.current = None;
             return Ok(());

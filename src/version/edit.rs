@@ -14,6 +14,7 @@
 //! strata and is an error. Inside a body, a reader ignores bytes after the
 //! fields it knows, so a later version may append fields to a body.
 
+use super::bounds::LargestBound;
 use crate::varint::{get_length_prefixed, get_varint64, put_length_prefixed, put_varint64};
 use strata_sstable::SeqNo;
 
@@ -34,6 +35,13 @@ const TAG_KEYSPACE_PART: u64 = 11;
 /// The largest tag an edit of this version holds.
 const TAG_LAST: u64 = TAG_KEYSPACE_PART;
 
+/// Tag 5's trailing bounds flags: the largest key is a range tombstone's
+/// exclusive end ([`LargestBound::Excluded`]).
+const BOUNDS_LARGEST_EXCLUDED: u64 = 1;
+/// Tag 5's trailing bounds flags: the table's range has no end
+/// ([`LargestBound::Unbounded`]); the largest key field is empty.
+const BOUNDS_NO_LARGEST: u64 = 2;
+
 /// The id of the default keyspace, which every database has and which
 /// edits without a keyspace field are about.
 pub const DEFAULT_KEYSPACE_ID: u32 = 0;
@@ -45,10 +53,15 @@ pub struct FileMeta {
     pub number: u64,
     /// Size in bytes.
     pub size: u64,
-    /// Smallest user key in the table.
+    /// Smallest user key in the table (always inclusive).
     pub smallest: Vec<u8>,
-    /// Largest user key in the table.
+    /// Largest user key in the table, bounding it as `largest_bound` says
+    /// (empty when that is `Unbounded`). Compare bounds only through the
+    /// methods in `bounds.rs`: `ends_before`, `may_contain`, `overlaps`.
     pub largest: Vec<u8>,
+    /// Whether `largest` is in the table's range, just past it (a range
+    /// tombstone's end), or the range has no end.
+    pub largest_bound: LargestBound,
     /// Smallest sequence number in the table.
     pub smallest_seqno: SeqNo,
     /// Largest sequence number in the table.
@@ -158,9 +171,24 @@ impl VersionEdit {
             put_varint64(&mut body, f.number);
             put_varint64(&mut body, f.size);
             put_length_prefixed(&mut body, &f.smallest);
-            put_length_prefixed(&mut body, &f.largest);
+            let (largest, flags): (&[u8], u64) = match f.largest_bound {
+                LargestBound::Included => (&f.largest, 0),
+                LargestBound::Excluded => (&f.largest, BOUNDS_LARGEST_EXCLUDED),
+                LargestBound::Unbounded => (&[], BOUNDS_NO_LARGEST),
+            };
+            debug_assert!(
+                f.largest_bound != LargestBound::Unbounded || f.largest.is_empty(),
+                "table {} has no end but a largest key",
+                f.number
+            );
+            put_length_prefixed(&mut body, largest);
             put_varint64(&mut body, f.smallest_seqno);
             put_varint64(&mut body, f.largest_seqno);
+            // Only when not zero: a table without range tombstones is
+            // recorded byte for byte as before they existed.
+            if flags != 0 {
+                put_varint64(&mut body, flags);
+            }
             field(out, TAG_NEW_FILE, &body);
         }
         for part in &self.parts {
@@ -245,19 +273,11 @@ impl VersionEdit {
                 self.deleted_files.push((level, number));
                 Some(())
             })(),
-            TAG_NEW_FILE => (|| {
-                let level = r.level()?;
-                let meta = FileMeta {
-                    number: r.u64()?,
-                    size: r.u64()?,
-                    smallest: r.bytes()?.to_vec(),
-                    largest: r.bytes()?.to_vec(),
-                    smallest_seqno: r.u64()?,
-                    largest_seqno: r.u64()?,
-                };
-                self.new_files.push((level, meta));
-                Some(())
-            })(),
+            TAG_NEW_FILE => {
+                let new_file = r.new_file()?;
+                self.new_files.push(new_file);
+                return Ok(());
+            }
             TAG_KEYSPACE => r.keyspace().map(|id| self.keyspace = id),
             TAG_CREATE_KEYSPACE => r
                 .bytes()
@@ -339,6 +359,54 @@ impl<'a> BodyReader<'a> {
         self.pos += n;
         Some(b)
     }
+
+    /// A new-file body (tag 5): level and table.
+    fn new_file(&mut self) -> Result<(usize, FileMeta), String> {
+        let malformed = || format!("field with tag {TAG_NEW_FILE} is malformed");
+        let level = self.level().ok_or_else(malformed)?;
+        let mut meta = FileMeta {
+            number: self.u64().ok_or_else(malformed)?,
+            size: self.u64().ok_or_else(malformed)?,
+            smallest: self.bytes().ok_or_else(malformed)?.to_vec(),
+            largest: self.bytes().ok_or_else(malformed)?.to_vec(),
+            largest_bound: LargestBound::Included,
+            smallest_seqno: self.u64().ok_or_else(malformed)?,
+            largest_seqno: self.u64().ok_or_else(malformed)?,
+        };
+        // Written only when not zero (and never by a strata from before
+        // range deletes).
+        let flags = if self.pos < self.body.len() {
+            self.u64().ok_or_else(malformed)?
+        } else {
+            0
+        };
+        let number = meta.number;
+        meta.largest_bound = match flags {
+            0 => LargestBound::Included,
+            BOUNDS_LARGEST_EXCLUDED => LargestBound::Excluded,
+            BOUNDS_NO_LARGEST if meta.largest.is_empty() => LargestBound::Unbounded,
+            BOUNDS_NO_LARGEST => {
+                return Err(format!(
+                    "table {number}'s bounds flags say it has no largest key, \
+                     but the field holds {} bytes",
+                    meta.largest.len()
+                ))
+            }
+            f if f == BOUNDS_LARGEST_EXCLUDED | BOUNDS_NO_LARGEST => {
+                return Err(format!(
+                    "table {number}'s bounds flags {f} say both that its largest key \
+                     is exclusive and that it has none"
+                ))
+            }
+            f => {
+                return Err(format!(
+                    "table {number}'s bounds flags {f:#x} hold unknown bits \
+                     (written by a newer strata?)"
+                ))
+            }
+        };
+        Ok((level, meta))
+    }
 }
 
 #[cfg(test)]
@@ -352,8 +420,107 @@ mod tests {
             size: 4096 * number,
             smallest: b"apple".to_vec(),
             largest: b"zebra".to_vec(),
+            largest_bound: LargestBound::Included,
             smallest_seqno: 7,
             largest_seqno: 99,
+        }
+    }
+
+    /// The body of a new-file field as `encode` wrote it before range
+    /// deletes (no bounds flags), with `trailer` appended.
+    fn new_file_field(level: u64, m: &FileMeta, trailer: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_varint64(&mut body, level);
+        put_varint64(&mut body, m.number);
+        put_varint64(&mut body, m.size);
+        put_length_prefixed(&mut body, &m.smallest);
+        put_length_prefixed(&mut body, &m.largest);
+        put_varint64(&mut body, m.smallest_seqno);
+        put_varint64(&mut body, m.largest_seqno);
+        body.extend_from_slice(trailer);
+        let mut field = Vec::new();
+        put_varint64(&mut field, TAG_NEW_FILE);
+        put_length_prefixed(&mut field, &body);
+        field
+    }
+
+    #[test]
+    fn a_table_with_an_included_end_is_recorded_as_before_bounds_flags() {
+        let m = meta(9);
+        let mut buf = Vec::new();
+        VersionEdit {
+            new_files: vec![(2, m.clone())],
+            ..Default::default()
+        }
+        .encode(&mut buf);
+        assert_eq!(buf, new_file_field(2, &m, &[]));
+    }
+
+    #[test]
+    fn every_largest_bound_round_trips_through_its_flags() {
+        let excluded = FileMeta {
+            largest_bound: LargestBound::Excluded,
+            ..meta(10)
+        };
+        let unbounded = FileMeta {
+            largest: Vec::new(),
+            largest_bound: LargestBound::Unbounded,
+            ..meta(11)
+        };
+        let edit = VersionEdit {
+            new_files: vec![(1, meta(9)), (1, excluded.clone()), (6, unbounded.clone())],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        edit.encode(&mut buf);
+        assert_eq!(VersionEdit::decode(&buf), Ok(edit));
+        // The flags are the body's last field: 1 for an exclusive end, 2
+        // (with an empty key) for none.
+        let mut one = Vec::new();
+        VersionEdit {
+            new_files: vec![(1, excluded.clone())],
+            ..Default::default()
+        }
+        .encode(&mut one);
+        assert_eq!(one, new_file_field(1, &excluded, &[1]));
+        let mut two = Vec::new();
+        VersionEdit {
+            new_files: vec![(6, unbounded.clone())],
+            ..Default::default()
+        }
+        .encode(&mut two);
+        assert_eq!(two, new_file_field(6, &unbounded, &[2]));
+        // A zero written anyway, and bytes after the flags, read as before.
+        for trailer in [&[0][..], &[1, 7, 7], &[0, 0x85, 1]] {
+            let decoded = VersionEdit::decode(&new_file_field(1, &excluded, trailer)).unwrap();
+            let want = if trailer[0] == 1 {
+                LargestBound::Excluded
+            } else {
+                LargestBound::Included
+            };
+            assert_eq!(decoded.new_files[0].1.largest_bound, want, "{trailer:?}");
+        }
+    }
+
+    #[test]
+    fn bounds_flags_with_unknown_bits_or_both_bits_are_rejected() {
+        let m = meta(12);
+        let empty_largest = FileMeta {
+            largest: Vec::new(),
+            ..meta(13)
+        };
+        for (table, flags, says) in [
+            (&m, vec![3], "both"),
+            (&empty_largest, vec![3], "both"),
+            (&m, vec![4], "unknown bits"),
+            (&m, vec![0x85, 0x01], "unknown bits"),
+            (&m, vec![2], "no largest key"),
+            (&m, vec![0x80], "malformed"),
+        ] {
+            let field = new_file_field(1, table, &flags);
+            let err = VersionEdit::decode(&field).unwrap_err();
+            assert!(err.reason.contains(says), "{flags:?}: {err:?}");
+            assert!(!VersionEdit::begins_an_edit(&field), "{flags:?}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! The invariants every installed version keeps, checked on demand (tests
 //! call it through `Db::check_invariants`).
 
-use super::{Version, NUM_LEVELS};
+use super::{FileMeta, LargestBound, Version, NUM_LEVELS};
 use crate::filename::{parse_file_name, FileKind};
 use crate::fs::FileSystem;
 use std::collections::BTreeSet;
@@ -60,19 +60,25 @@ fn check_version(version: &Version) -> Result<(), String> {
     // L1+: sorted, non-overlapping.
     for level in 1..NUM_LEVELS {
         for pair in version.files(level).windows(2) {
-            if pair[0].meta.largest >= pair[1].meta.smallest {
-                return Err(format!(
-                    "L{level} tables {} and {} overlap or are out of order",
-                    pair[0].meta.number, pair[1].meta.number
-                ));
+            if let Err(why) = ordered_in_a_level(&pair[0].meta, &pair[1].meta) {
+                return Err(format!("L{level} {why}"));
             }
         }
     }
     // Every table's contents lie within the range the manifest records.
     for (level, f) in version.all_files() {
+        if f.meta.key_range().is_empty() {
+            return Err(format!(
+                "L{level} table {}: its range holds no key",
+                f.meta.number
+            ));
+        }
         let p = f.table().properties();
-        if p.smallest_user_key != f.meta.smallest
-            || p.largest_user_key != f.meta.largest
+        let points = (p.num_entries > 0).then_some((
+            p.smallest_user_key.as_slice(),
+            p.largest_user_key.as_slice(),
+        ));
+        if !bounds_match_points(&f.meta, points)
             || p.min_seqno != f.meta.smallest_seqno
             || p.max_seqno != f.meta.largest_seqno
         {
@@ -119,4 +125,81 @@ fn check_version(version: &Version) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `a` ends before `b` starts, as adjacent tables of a sorted
+/// level must: they share no key, except that `a` may end exclusively at
+/// the key `b` starts with (a range tombstone cut there, its rest in `b`).
+/// A table with no end is the level's last.
+fn ordered_in_a_level(a: &FileMeta, b: &FileMeta) -> Result<(), String> {
+    if !a.ends_before(&b.smallest) {
+        return Err(format!(
+            "tables {} and {} overlap or are out of order",
+            a.number, b.number
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a table's recorded bounds agree with its point keys' (the
+/// smallest and largest, from its properties; `None` when it holds none):
+/// equal while its end is inclusive, which is all a table without range
+/// tombstones has. An exclusive end or none comes from a range tombstone
+/// past the last point key, and the point keys lie inside the bounds.
+fn bounds_match_points(meta: &FileMeta, points: Option<(&[u8], &[u8])>) -> bool {
+    match (meta.largest_bound, points) {
+        (LargestBound::Included, Some((smallest, largest))) => {
+            meta.smallest == smallest && meta.largest == largest
+        }
+        (LargestBound::Included, None) => false,
+        (LargestBound::Excluded | LargestBound::Unbounded, Some((smallest, largest))) => {
+            meta.may_contain(smallest) && meta.may_contain(largest)
+        }
+        (LargestBound::Excluded | LargestBound::Unbounded, None) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use LargestBound::{Excluded, Included, Unbounded};
+
+    fn meta(number: u64, smallest: &[u8], largest: &[u8], bound: LargestBound) -> FileMeta {
+        FileMeta {
+            number,
+            size: 10,
+            smallest: smallest.to_vec(),
+            largest: largest.to_vec(),
+            largest_bound: bound,
+            smallest_seqno: 1,
+            largest_seqno: 1,
+        }
+    }
+
+    #[test]
+    fn adjacent_tables_share_a_key_only_across_an_exclusive_end() {
+        let next = meta(2, b"c", b"e", Included);
+        let ok = |a: FileMeta| ordered_in_a_level(&a, &next).is_ok();
+        assert!(ok(meta(1, b"a", b"c", Excluded)));
+        assert!(ok(meta(1, b"a", b"b", Included)));
+        assert!(!ok(meta(1, b"a", b"c", Included)));
+        assert!(!ok(meta(1, b"a", b"c\0", Excluded)));
+        assert!(!ok(meta(1, b"a", b"", Unbounded)));
+        assert!(!ok(meta(1, b"d", b"d", Included)), "out of order");
+    }
+
+    #[test]
+    fn an_inclusive_end_is_the_last_point_key_and_others_cover_it() {
+        let matches = |m: FileMeta| bounds_match_points(&m, Some((b"a", b"c")));
+        assert!(matches(meta(1, b"a", b"c", Included)));
+        assert!(!matches(meta(1, b"a", b"d", Included)));
+        assert!(!matches(meta(1, b"b", b"c", Included)));
+        assert!(matches(meta(1, b"a", b"d", Excluded)));
+        assert!(!matches(meta(1, b"a", b"c", Excluded)));
+        assert!(matches(meta(1, b"a", b"", Unbounded)));
+        assert!(!matches(meta(1, b"b", b"", Unbounded)));
+        // Only a range tombstone's end bounds a table without point keys.
+        assert!(!bounds_match_points(&meta(1, b"a", b"c", Included), None));
+        assert!(bounds_match_points(&meta(1, b"a", b"c", Excluded), None));
+    }
 }

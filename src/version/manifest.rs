@@ -326,7 +326,7 @@ fn apply_keyspace_change(
                 meta.number
             ));
         }
-        if meta.smallest > meta.largest || meta.smallest_seqno > meta.largest_seqno {
+        if meta.key_range().is_empty() || meta.smallest_seqno > meta.largest_seqno {
             return Err(format!(
                 "table {} has an inverted key or sequence range",
                 meta.number
@@ -398,5 +398,116 @@ pub(crate) fn wal_error_offset(e: &strata_wal::Error) -> u64 {
         | strata_wal::Error::TornTail { offset, .. } => *offset,
         #[allow(unreachable_patterns)]
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::LargestBound;
+    use std::path::PathBuf;
+
+    const PATH: &str = "/db/MANIFEST-000004";
+
+    fn table(number: u64, largest: &[u8], largest_bound: LargestBound) -> FileMeta {
+        FileMeta {
+            number,
+            size: 1000,
+            smallest: b"b".to_vec(),
+            largest: largest.to_vec(),
+            largest_bound,
+            smallest_seqno: 1,
+            largest_seqno: 2,
+        }
+    }
+
+    /// A manifest of a snapshot edit, then one adding `meta` to L1 whose
+    /// last byte (its bounds flags, when it has any) `patch` may change;
+    /// and the second record's offset.
+    fn manifest(meta: FileMeta, patch: Option<u8>) -> (Vec<u8>, u64) {
+        let mut log = strata_wal::Writer::new(Vec::new());
+        let mut snapshot = Vec::new();
+        VersionEdit {
+            log_number: Some(3),
+            next_file_number: Some(20),
+            last_sequence: Some(9),
+            ..Default::default()
+        }
+        .encode(&mut snapshot);
+        log.add_record(&snapshot).unwrap();
+        let offset = log.offset_written();
+        let mut edit = Vec::new();
+        VersionEdit {
+            new_files: vec![(1, meta)],
+            ..Default::default()
+        }
+        .encode(&mut edit);
+        if let (Some(byte), Some(last)) = (patch, edit.last_mut()) {
+            *last = byte;
+        }
+        log.add_record(&edit).unwrap();
+        (log.into_inner(), offset)
+    }
+
+    fn replayed(data: &[u8]) -> Result<FileMeta> {
+        let contents = read_manifest(Path::new(PATH), data)?;
+        Ok(contents.default_keyspace().levels[1][&7].clone())
+    }
+
+    fn corruption(data: &[u8]) -> (PathBuf, u64, String) {
+        match read_manifest(Path::new(PATH), data) {
+            Err(Error::Corruption {
+                file,
+                offset,
+                reason,
+            }) => (file, offset, reason),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tables_with_each_largest_bound_replay_as_written() {
+        for meta in [
+            table(7, b"m", LargestBound::Included),
+            table(7, b"m", LargestBound::Excluded),
+            table(7, b"", LargestBound::Unbounded),
+        ] {
+            let (data, _) = manifest(meta.clone(), None);
+            assert_eq!(replayed(&data).unwrap(), meta);
+        }
+    }
+
+    #[test]
+    fn bad_bounds_flags_are_corruption_at_their_edit() {
+        // The flags are the edit's last byte: 1 for an exclusive end.
+        let excluded = table(7, b"m", LargestBound::Excluded);
+        for (flags, says) in [(3, "both"), (4, "unknown bits"), (0x41, "unknown bits")] {
+            let (data, offset) = manifest(excluded.clone(), Some(flags));
+            let (file, at, reason) = corruption(&data);
+            assert_eq!((file.as_path(), at), (Path::new(PATH), offset), "{reason}");
+            assert!(reason.contains(says), "{flags}: {reason}");
+        }
+        // No largest key, yet one in the field.
+        let (data, offset) = manifest(excluded, Some(2));
+        let (_, at, reason) = corruption(&data);
+        assert_eq!(at, offset);
+        assert!(reason.contains("no largest key"), "{reason}");
+    }
+
+    #[test]
+    fn a_table_ending_at_or_before_its_start_is_corruption() {
+        // `b` is the smallest key: `[b, b]` holds it, `[b, b)` nothing.
+        let (data, _) = manifest(table(7, b"b", LargestBound::Included), None);
+        assert!(replayed(&data).is_ok());
+        for meta in [
+            table(7, b"b", LargestBound::Excluded),
+            table(7, b"a", LargestBound::Included),
+            table(7, b"a\xff", LargestBound::Excluded),
+        ] {
+            let (data, offset) = manifest(meta, None);
+            let (_, at, reason) = corruption(&data);
+            assert_eq!(at, offset);
+            assert!(reason.contains("inverted key"), "{reason}");
+        }
     }
 }

@@ -3,12 +3,14 @@
 //! logged in the MANIFEST by the [`VersionSet`]. Readers pin the version
 //! they started on, so its tables stay readable until they finish.
 
+mod bounds;
 mod edit;
 pub(crate) mod invariants;
 mod manifest;
 mod set;
 mod table_file;
 
+pub use bounds::{KeyRange, LargestBound};
 pub use edit::{FileMeta, VersionEdit, DEFAULT_KEYSPACE_ID};
 pub(crate) use manifest::wal_error_offset;
 pub use manifest::{read_manifest, KeyspaceContents, ManifestContents, DEFAULT_KEYSPACE_NAME};
@@ -90,9 +92,9 @@ impl Version {
             }
         }
         for files in &self.levels[1..] {
-            let i = files.partition_point(|f| f.meta.largest.as_slice() < user_key);
+            let i = files.partition_point(|f| f.meta.ends_before(user_key));
             if let Some(file) = files.get(i) {
-                if file.meta.smallest.as_slice() <= user_key {
+                if file.meta.may_contain(user_key) {
                     if let Some(found) = lookup(file, user_key, seqno, blocks)? {
                         return Ok(found);
                     }
@@ -135,4 +137,59 @@ fn lookup(
         // A table's point lookup yields point kinds only.
         ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::MemFileSystem;
+    use crate::options::Options;
+    use std::path::PathBuf;
+    use strata_sstable::{TableBuilder, TableOptions};
+
+    /// L1 as a range tombstone cut at `c` leaves it: table 1 holds `a` and
+    /// `b` and ends just before `c`, table 2 holds `c` and `d`.
+    fn level_meeting_at_c() -> Version {
+        let fs = Arc::new(MemFileSystem::new());
+        let dir = PathBuf::from("/db");
+        let opener = TableOpener::new(fs.clone(), dir.clone(), &Options::default());
+        let table = |number: u64, keys: [&[u8]; 2], largest: &[u8], bound: LargestBound| {
+            let mut b = TableBuilder::new(Vec::new(), TableOptions::default()).unwrap();
+            for key in keys {
+                b.add(key, number, ValueKind::Put, key).unwrap();
+            }
+            let built = b.finish().unwrap();
+            fs.write_durable(&crate::filename::table_path(&dir, number), &built.writer);
+            let meta = FileMeta {
+                number,
+                size: built.file_size,
+                smallest: keys[0].to_vec(),
+                largest: largest.to_vec(),
+                largest_bound: bound,
+                smallest_seqno: number,
+                largest_seqno: number,
+            };
+            opener.open(meta, 1).unwrap()
+        };
+        let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] = Default::default();
+        levels[1] = vec![
+            table(1, [b"a", b"b"], b"c", LargestBound::Excluded),
+            table(2, [b"c", b"d"], b"d", LargestBound::Included),
+        ];
+        Version::from_levels(levels)
+    }
+
+    #[test]
+    fn a_get_at_a_tables_exclusive_end_reads_the_next_table() {
+        let v = level_meeting_at_c();
+        for key in [&b"a"[..], b"b", b"c", b"d"] {
+            let found = v.get(key, 10, BlockReadOptions::default()).unwrap();
+            assert!(
+                matches!(&found, Lookup::Found(value) if value.as_ref() == key),
+                "{key:?}: {found:?}"
+            );
+        }
+        let found = v.get(b"bb", 10, BlockReadOptions::default()).unwrap();
+        assert!(matches!(found, Lookup::Absent), "{found:?}");
+    }
 }

@@ -139,9 +139,10 @@ impl TableFile {
         &self.path
     }
 
-    /// Whether `user_key` lies within the table's key range.
+    /// Whether `user_key` lies within the table's key range
+    /// ([`FileMeta::may_contain`]).
     pub fn contains_key(&self, user_key: &[u8]) -> bool {
-        self.meta.smallest.as_slice() <= user_key && user_key <= self.meta.largest.as_slice()
+        self.meta.may_contain(user_key)
     }
 
     /// Tell the operating system the file's cached pages will not be read

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use strata::inspect::{FileMeta, VersionEdit};
+use strata::inspect::{FileMeta, LargestBound, VersionEdit};
 use strata_sstable::bytes::Bytes;
 use strata_sstable::{Compression, TableBuilder, TableOptions, ValueKind};
 use strata_wal::Writer;
@@ -65,6 +65,7 @@ fn manifest_log() -> Vec<u8> {
         size: 1000 + number,
         smallest: b"a".to_vec(),
         largest: b"m".to_vec(),
+        largest_bound: LargestBound::Included,
         smallest_seqno: number,
         largest_seqno: number + 10,
     };

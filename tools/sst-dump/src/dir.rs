@@ -9,7 +9,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use serde::Serialize;
-use strata::inspect::{parse_file_name, FileKind, FileMeta};
+use strata::inspect::{parse_file_name, FileKind, FileMeta, LargestBound};
 use strata_sstable::bytes::Bytes;
 
 use crate::escape::{escaped, Style};
@@ -283,13 +283,24 @@ fn check_table(
     if table.file_size() != f.size {
         wrong.push(format!("size {} (manifest: {})", table.file_size(), f.size));
     }
-    if p.smallest_user_key != f.smallest || p.largest_user_key != f.largest {
+    // An inclusive end is the last point key; an exclusive one or none
+    // comes from a range tombstone past it, and the points lie inside.
+    let keys_agree = match f.largest_bound {
+        LargestBound::Included => {
+            p.smallest_user_key == f.smallest && p.largest_user_key == f.largest
+        }
+        LargestBound::Excluded | LargestBound::Unbounded => {
+            p.num_entries == 0
+                || (f.may_contain(&p.smallest_user_key) && f.may_contain(&p.largest_user_key))
+        }
+    };
+    if !keys_agree {
         wrong.push(format!(
-            "key range ['{}' .. '{}'] (manifest: ['{}' .. '{}'])",
+            "key range ['{}' .. '{}'] (manifest: ['{}' .. {})",
             escaped(&p.smallest_user_key),
             escaped(&p.largest_user_key),
             escaped(&f.smallest),
-            escaped(&f.largest)
+            f.largest_bound.close(&format!("'{}'", escaped(&f.largest)))
         ));
     }
     if (p.min_seqno, p.max_seqno) != (f.smallest_seqno, f.largest_seqno) {

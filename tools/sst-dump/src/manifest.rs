@@ -1,7 +1,9 @@
 //! A MANIFEST, like ldb's `manifest_dump`: each version edit (with the
 //! keyspace it is about), then the live version it leaves, keyspace by
 //! keyspace (ldb: column family by column family) and level by level, each
-//! table as `num:size[seq .. seq]['smallest' .. 'largest']`. The verdict
+//! table as `num:size[seq .. seq]['smallest' .. 'largest']` (its range
+//! closed by `)` when a range tombstone's exclusive end bounds it, and
+//! `.. +inf)` when it has no end). The verdict
 //! and the live version come from the engine's own replay
 //! (`read_manifest`); when the manifest is damaged, the version is the one
 //! before the damage.
@@ -11,7 +13,8 @@ use std::path::Path;
 
 use serde::Serialize;
 use strata::inspect::{
-    read_manifest, FileMeta, KeyspaceContents, ManifestContents, VersionEdit, NUM_LEVELS,
+    read_manifest, FileMeta, KeyspaceContents, LargestBound, ManifestContents, VersionEdit,
+    NUM_LEVELS,
 };
 use strata_wal::{Reader, RecoveryMode, TailRule};
 
@@ -28,8 +31,28 @@ pub struct TableMeta {
     pub size: u64,
     pub smallest: String,
     pub largest: String,
+    /// How `largest` bounds the table: in JSON only when it is not the
+    /// table's last key ("excluded": a range tombstone's end; "unbounded":
+    /// no end, `largest` empty).
+    #[serde(
+        skip_serializing_if = "is_included",
+        serialize_with = "serialize_bound"
+    )]
+    pub largest_bound: LargestBound,
     pub smallest_seqno: u64,
     pub largest_seqno: u64,
+}
+
+fn is_included(bound: &LargestBound) -> bool {
+    *bound == LargestBound::Included
+}
+
+fn serialize_bound<S: serde::Serializer>(bound: &LargestBound, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match bound {
+        LargestBound::Included => "included",
+        LargestBound::Excluded => "excluded",
+        LargestBound::Unbounded => "unbounded",
+    })
 }
 
 impl TableMeta {
@@ -40,21 +63,23 @@ impl TableMeta {
             size: f.size,
             smallest: style.show(&f.smallest),
             largest: style.show(&f.largest),
+            largest_bound: f.largest_bound,
             smallest_seqno: f.smallest_seqno,
             largest_seqno: f.largest_seqno,
         }
     }
 
-    /// `num:size[seq .. seq]['smallest' .. 'largest']`
+    /// `num:size[seq .. seq]['smallest' .. 'largest']`, or `.. 'largest')`
+    /// or `.. +inf)`.
     pub fn line(&self) -> String {
         format!(
-            "{}:{}[{} .. {}]['{}' .. '{}']",
+            "{}:{}[{} .. {}]['{}' .. {}",
             self.number,
             self.size,
             self.smallest_seqno,
             self.largest_seqno,
             self.smallest,
-            self.largest
+            self.largest_bound.close(&format!("'{}'", self.largest))
         )
     }
 }
@@ -417,3 +442,35 @@ fn edit_body_text(out: &mut String, e: &EditReport) {
 
 /// Levels are 0..NUM_LEVELS; kept here so the directory report can size its table.
 pub const LEVELS: usize = NUM_LEVELS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(largest: &[u8], largest_bound: LargestBound) -> (String, serde_json::Value) {
+        let meta = FileMeta {
+            number: 7,
+            size: 100,
+            smallest: b"a".to_vec(),
+            largest: largest.to_vec(),
+            largest_bound,
+            smallest_seqno: 1,
+            largest_seqno: 2,
+        };
+        let t = TableMeta::of(1, &meta, Style::default());
+        (t.line(), serde_json::to_value(&t).unwrap())
+    }
+
+    #[test]
+    fn a_tables_range_closes_as_its_largest_key_bounds_it() {
+        let (line, json) = shown(b"m", LargestBound::Included);
+        assert_eq!(line, "7:100[1 .. 2]['a' .. 'm']");
+        assert!(json.get("largest_bound").is_none(), "{json}");
+        let (line, json) = shown(b"m", LargestBound::Excluded);
+        assert_eq!(line, "7:100[1 .. 2]['a' .. 'm')");
+        assert_eq!(json["largest_bound"], "excluded");
+        let (line, json) = shown(b"", LargestBound::Unbounded);
+        assert_eq!(line, "7:100[1 .. 2]['a' .. +inf)");
+        assert_eq!(json["largest_bound"], "unbounded");
+    }
+}

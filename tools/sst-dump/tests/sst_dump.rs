@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use strata::inspect::LargestBound;
 use strata::{Db, LiveFile, Options, WriteBatch};
 use strata_sstable::bytes::Bytes;
 use strata_sstable::{Table, TableReadOptions, FOOTER_LEN};
@@ -600,6 +601,12 @@ fn live_files_json(tables: &Value) -> Vec<LiveFile> {
             size: t["size"].as_u64().unwrap(),
             smallest: t["smallest"].as_str().unwrap().as_bytes().to_vec(),
             largest: t["largest"].as_str().unwrap().as_bytes().to_vec(),
+            largest_bound: match t["largest_bound"].as_str() {
+                None => LargestBound::Included,
+                Some("excluded") => LargestBound::Excluded,
+                Some("unbounded") => LargestBound::Unbounded,
+                Some(other) => panic!("largest_bound {other:?}"),
+            },
             smallest_seqno: t["smallest_seqno"].as_u64().unwrap(),
             largest_seqno: t["largest_seqno"].as_u64().unwrap(),
             num_entries: t["num_entries"].as_u64().unwrap_or(0),
