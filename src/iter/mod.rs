@@ -19,13 +19,6 @@ mod vec_iter;
 pub(crate) use db_iter::DbIter;
 pub(crate) use level::LevelIter;
 pub(crate) use merging::MergingIter;
-#[cfg_attr(
-    not(test),
-    expect(
-        unused_imports,
-        reason = "built by ReadView::db_iter once memtables and tables expose their tombstones"
-    )
-)]
 pub(crate) use range_del::{RangeDelSkipper, TombstoneSource};
 pub(crate) use table::TableFileIter;
 

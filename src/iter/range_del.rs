@@ -23,13 +23,6 @@ pub(crate) struct TombstoneSource {
     lists: Box<[Arc<FragmentedRangeTombstones>]>,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "built by ReadView::db_iter once memtables and tables expose their tombstones"
-    )
-)]
 impl TombstoneSource {
     /// One fragmented list: a memtable's or an L0 table's. `None` when it
     /// is empty, so the child costs nothing.
@@ -152,8 +145,12 @@ fn first_ending_after(
 /// sequence number.
 pub(crate) struct RangeDelSkipper {
     read_seq: SeqNo,
-    /// Index = the merging iterator's child index.
+    /// Index = the merging iterator's child index; children after the
+    /// last one with tombstones are left out, so a read without any
+    /// tombstone allocates nothing here.
     cursors: Vec<Option<TombstoneCursor>>,
+    /// How many children were pushed.
+    children: usize,
     /// The children that have tombstones, ascending (newest source
     /// first). Empty: nothing is ever deleted, and skipping costs one
     /// branch per step.
@@ -173,29 +170,25 @@ impl RangeDelSkipper {
         RangeDelSkipper {
             read_seq,
             cursors: Vec::new(),
+            children: 0,
             active: Vec::new(),
         }
     }
 
     /// The tombstones of the next child, in the merging iterator's child
     /// order (`None`: the child has none).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "built by ReadView::db_iter once memtables and tables expose their tombstones"
-        )
-    )]
     pub fn push(&mut self, source: Option<TombstoneSource>) {
-        if source.is_some() {
-            self.active.push(self.cursors.len());
+        if let Some(source) = source {
+            self.cursors.resize_with(self.children, || None);
+            self.cursors.push(Some(TombstoneCursor::new(source)));
+            self.active.push(self.children);
         }
-        self.cursors.push(source.map(TombstoneCursor::new));
+        self.children += 1;
     }
 
     /// The number of children pushed.
     pub fn len(&self) -> usize {
-        self.cursors.len()
+        self.children
     }
 
     /// Whether no child has tombstones.
