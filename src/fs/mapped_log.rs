@@ -29,10 +29,13 @@
 //! faults never meet a full disk (no SIGBUS). The file starts at the
 //! allocation its creator asks for (small for a database that has written
 //! little: an idle database should not hold two 64 MiB logs) and grows in
-//! steps as appends pass its end ([`next_allocation`]: doubling, up to
-//! [`MAX_GROWTH_STEP`] at a time): the writer pays one `fallocate` (tens
-//! of microseconds) per step. So a log that grew holds less than twice
-//! its records, and at most 8 MiB more than them once large. The mapping is made once over more address space
+//! steps as appends near its end ([`next_allocation`]: doubling, up to
+//! [`MAX_GROWTH_STEP`] at a time). A growth happens half a step ahead of
+//! need ([`MappedLog::grow_at`]): the writer pays one `fallocate` (tens of
+//! microseconds) for pages the WAL syncer warms up
+//! ([`WritableFile::take_warm_up`]) before the writer reaches them. So a
+//! log that grew holds less than four times its records, and at most
+//! 12 MiB more than them once large. The mapping is made once over more address space
 //! than the file holds (a reservation, [`reservation`]), so a growth is
 //! one `fallocate` and no remap; stores never reach past the allocated end
 //! (a page there would be a SIGBUS). A clean close truncates the file to
@@ -63,7 +66,8 @@
 //! started within one record of an 8 MiB boundary). [`MappedLog::warm_up`]
 //! faults the first page of every 1 MiB allocated in through a mapping of
 //! its own (`MADV_POPULATE_WRITE`, which changes no byte), on the WAL
-//! syncer thread, so the writer's own fault there finds that work done.
+//! syncer thread, so the writer's own fault there finds that work done;
+//! [`MappedLog::take_warm_up`] does the same for each growth.
 //!
 //! The logic here is generic over a [`LogBackend`]: the operating system's
 //! (`os_mapping.rs`: a `File` and a memmap2 mapping, monomorphised, so the
@@ -168,6 +172,9 @@ pub(crate) struct MappedLog<B: LogBackend> {
     synced: u64,
     /// The file's allocated length: stores go only below it.
     allocated: u64,
+    /// The allocated length when the last warm-up job was handed out:
+    /// what growth added past it is not warmed yet.
+    warmed: u64,
 }
 
 impl<B: LogBackend> MappedLog<B> {
@@ -184,6 +191,7 @@ impl<B: LogBackend> MappedLog<B> {
             len: 0,
             synced: 0,
             allocated,
+            warmed: allocated,
         })
     }
 
@@ -191,6 +199,15 @@ impl<B: LogBackend> MappedLog<B> {
     #[cfg(test)]
     pub fn synced(&self) -> u64 {
         self.synced
+    }
+
+    /// An append ending past this grows the file first: half the next
+    /// step before its end, so the step is allocated (and warmed up)
+    /// ahead of the writer, which then rarely waits for either.
+    fn grow_at(&self) -> u64 {
+        let page = self.backend.page_size() as u64;
+        let step = next_allocation(self.allocated, self.allocated, page) - self.allocated;
+        self.allocated - step / 2
     }
 
     /// Allocate the file past `needed` bytes: one step, or more if one
@@ -253,7 +270,7 @@ impl<B: LogBackend> WritableFile for MappedLog<B> {
             return Err(io::Error::other("append to a retired log"));
         };
         let end = self.len + data.len() as u64;
-        if end > self.allocated {
+        if end > self.grow_at() {
             self.grow(end)?;
         }
         let mut mapped = mapped;
@@ -295,13 +312,24 @@ impl<B: LogBackend> WritableFile for MappedLog<B> {
     }
 
     fn warm_up(&self) -> Option<WarmUp> {
-        // What is allocated now: a log made for a busy database is made
-        // at the size its predecessor reached (`src/write/spare.rs`), so
-        // this covers it; what a growth adds later is not warmed.
+        // What is allocated now; what growth adds later comes from
+        // `take_warm_up`.
         self.backend.mapped_len()?;
         let len = self.allocated as usize;
         let warmer = self.backend.warmer(len)?;
         Some(warm_up_job(warmer, 0, len, self.backend.page_size()))
+    }
+
+    fn take_warm_up(&mut self) -> Option<WarmUp> {
+        let (from, to) = (self.warmed as usize, self.allocated as usize);
+        // Only a growth that reaches a new warm-up stride has work.
+        if from.next_multiple_of(WARM_UP_STRIDE).max(WARM_UP_STRIDE) >= to {
+            return None;
+        }
+        self.backend.mapped_len()?;
+        self.warmed = self.allocated;
+        let warmer = self.backend.warmer(to)?;
+        Some(warm_up_job(warmer, from, to, self.backend.page_size()))
     }
 
     fn retire(&mut self) {

@@ -52,6 +52,12 @@ pub trait WritableFile: Send {
     fn warm_up(&self) -> Option<WarmUp> {
         None
     }
+    /// Warm-up work for what appends have added to the file since this
+    /// was last asked (a preallocated file's growth), to be run as
+    /// [`warm_up`](Self::warm_up)'s is, after it. The default has none.
+    fn take_warm_up(&mut self) -> Option<WarmUp> {
+        None
+    }
 }
 
 /// A background job returned by [`WritableFile::warm_up`], run in short

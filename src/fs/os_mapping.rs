@@ -238,4 +238,32 @@ mod tests {
         drop(log);
         assert_eq!(std::fs::read(&path).unwrap(), expected);
     }
+
+    #[test]
+    fn a_log_grown_from_one_page_warms_its_growth_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000004.log");
+        let mut log = OsMapping::create_log(&path, 4096).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096);
+        let mut expected = Vec::new();
+        let mut warmed = 0;
+        for i in 0..60_000u32 {
+            let record = i.to_le_bytes().repeat(25);
+            log.append(&record).unwrap();
+            expected.extend_from_slice(&record);
+            if let Some(mut job) = log.take_warm_up() {
+                while job() {}
+                warmed += 1;
+            }
+        }
+        assert!(warmed >= 2, "{warmed} growth warm-ups over 6 MB");
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size > expected.len() as u64 && size.is_multiple_of(4096));
+        log.sync().unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(&on_disk[..expected.len()], &expected[..]);
+        assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
 }
