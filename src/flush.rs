@@ -11,7 +11,7 @@ use crate::memtable::{MemTable, MemTableIter};
 use crate::options::Options;
 use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
-use crate::version::{FileMeta, LargestBound, TableFile, TableOpener, VersionEdit};
+use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
 use strata_sstable::{parse_internal_key, SeqNo, TableBuilder};
 
@@ -287,13 +287,17 @@ pub(crate) fn finish_table(
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);
     let props = built.properties;
+    // The bounds cover the range tombstones too (a tombstone-only table has
+    // no point keys; one may reach past the last point key), so they come
+    // from the built table, not from the point keys' properties.
+    let bounds = built.bounds;
     opener.open(
         FileMeta {
             number,
             size: built.file_size,
-            smallest: props.smallest_user_key,
-            largest: props.largest_user_key,
-            largest_bound: LargestBound::Included,
+            smallest: bounds.smallest,
+            largest: bounds.largest,
+            largest_bound: bounds.largest_bound,
             smallest_seqno: props.min_seqno,
             largest_seqno: props.max_seqno,
         },

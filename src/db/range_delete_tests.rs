@@ -341,3 +341,31 @@ fn iterators_skip_range_deleted_keys_in_memtables_and_tables_both_ways() {
         "the flush kept the tombstone"
     );
 }
+
+#[test]
+fn a_table_range_delete_hides_older_tables_keys_and_not_its_newer_points() {
+    let db = open();
+    for k in ["a", "b", "c", "d"] {
+        db.put(k, "old").unwrap();
+    }
+    db.flush().unwrap();
+    let before = db.snapshot();
+    db.delete_range("b".."d").unwrap();
+    // Written after the range delete into the same memtable: survives it.
+    db.put("c", "new").unwrap();
+    db.flush().unwrap();
+    assert_eq!(l0_tombstones(&db).len(), 2, "both memtables are tables");
+    assert_eq!(get(&db, "a").as_deref(), Some(&b"old"[..]));
+    // "b" is in the older table only; the newer table's bloom filter says
+    // no for it, and its tombstone still deletes it.
+    assert_eq!(get(&db, "b"), None);
+    assert_eq!(get(&db, "c").as_deref(), Some(&b"new"[..]));
+    assert_eq!(
+        get(&db, "d").as_deref(),
+        Some(&b"old"[..]),
+        "the end is exclusive"
+    );
+    // A snapshot taken before the range delete still sees the old keys.
+    assert_eq!(before.get("b").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(before.get("c").unwrap().as_deref(), Some(&b"old"[..]));
+}

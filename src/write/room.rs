@@ -5,7 +5,7 @@
 //! `CommitEnv::make_room`; a manual flush asks with `force`.
 
 use super::pipeline::{Leadership, Room};
-use super::spare::{create_wal, SpareWal};
+use super::spare::{create_wal, spare_wal_bytes, SpareWal};
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
@@ -345,13 +345,15 @@ impl DbInner {
         Arc::new(MemTable::sized_for(wal_number, size))
     }
 
-    /// A new WAL (created, preallocated, its directory entry synced) and
-    /// the memtable that will log to it.
+    /// A new WAL (created, allocated as large as the last one grew, its
+    /// directory entry synced: `spare.rs`) and the memtable that will log
+    /// to it.
     pub(super) fn new_wal(&self) -> Result<SpareWal> {
         let number = self.versions.lock().new_file_number()?;
         let size = self.options.write_buffer_size;
+        let initial = spare_wal_bytes(self.write_path.last_wal_bytes(), size as u64);
         let mode = self.options.wal_write_mode;
-        let file = create_wal(&*self.fs, &self.dir, number, size as u64, mode)?;
+        let file = create_wal(&*self.fs, &self.dir, number, initial, mode)?;
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
         Ok(SpareWal { number, file, mem })
     }
