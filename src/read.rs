@@ -7,7 +7,7 @@ use crate::memtable::{Lookup, MemTable, MemTableIter};
 use crate::version::Version;
 use bytes::Bytes;
 use std::sync::Arc;
-use strata_sstable::{BlockReadOptions, FragmentedRangeTombstones, SeqNo};
+use strata_sstable::{BlockReadOptions, SeqNo};
 
 /// Everything a read needs, swapped as a unit: the active memtable, the
 /// frozen ones (newest first) and the table version. Readers clone the
@@ -111,9 +111,5 @@ impl ReadView {
 // one atomic load when empty) but does not expose it yet; until it does,
 // this takes the list's lock and fragments a copy on every iterator.
 fn memtable_tombstones(mem: &MemTable) -> Option<TombstoneSource> {
-    let tombstones = mem.range_tombstones();
-    if tombstones.is_empty() {
-        return None;
-    }
-    TombstoneSource::list(Arc::new(FragmentedRangeTombstones::fragment(tombstones)))
+    TombstoneSource::list(mem.range_del_snapshot()?)
 }
