@@ -14,7 +14,8 @@ use super::backoff::Backoff;
 use super::sync::thread::{self, Thread};
 use super::sync::{AtomicU64, Mutex, Ordering};
 use crate::lock_order::Level;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 use strata_sstable::SeqNo;
 
@@ -41,6 +42,9 @@ struct Pending {
     groups: VecDeque<(SeqNo, Stage)>,
     /// Parked writers and the sequence number each waits for.
     waiters: Vec<(SeqNo, Thread)>,
+    /// Async writers' tasks, by the sequence number they wait for: woken
+    /// a published prefix at a time (thousands of tasks may wait).
+    tasks: BTreeMap<SeqNo, Vec<Waker>>,
     /// A resume waiting for every group's inserts (`wait_inserted`).
     inserts_waiter: Option<Thread>,
 }
@@ -63,6 +67,7 @@ impl Publisher {
                     front_id: 0,
                     groups: VecDeque::with_capacity(64),
                     waiters: Vec::with_capacity(64),
+                    tasks: BTreeMap::new(),
                     inserts_waiter: None,
                 },
             ),
@@ -174,6 +179,11 @@ impl Publisher {
                 }
                 !ready
             });
+            if !p.tasks.is_empty() {
+                let later = p.tasks.split_off(&(last + 1));
+                let ready = std::mem::replace(&mut p.tasks, later);
+                ready.into_values().flatten().for_each(Waker::wake);
+            }
         }
     }
 
@@ -185,6 +195,39 @@ impl Publisher {
         }
         if let Some(t) = &p.inserts_waiter {
             t.unpark();
+        }
+        std::mem::take(&mut p.tasks)
+            .into_values()
+            .flatten()
+            .for_each(Waker::wake);
+    }
+
+    /// [`wait_visible`](Self::wait_visible) for a task: ready once
+    /// `visible >= seq` or `stop` reports an error; otherwise `waker` is
+    /// woken when either may have changed.
+    #[cfg(not(loom))]
+    pub fn poll_visible(
+        &self,
+        seq: SeqNo,
+        waker: &Waker,
+        stop: impl Fn() -> Option<crate::Error>,
+    ) -> Poll<crate::Result<()>> {
+        if self.visible.load(Ordering::Acquire) >= seq {
+            return Poll::Ready(Ok(()));
+        }
+        {
+            let mut p = self.pending.lock();
+            // Under the lock `advance` publishes under, as in `wait_visible`.
+            if self.visible.load(Ordering::Acquire) >= seq {
+                return Poll::Ready(Ok(()));
+            }
+            p.tasks.entry(seq).or_default().push(waker.clone());
+        }
+        // Asked once registered: an error recorded later wakes the task
+        // (`wake_all`).
+        match stop() {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Pending,
         }
     }
 

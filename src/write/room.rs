@@ -6,12 +6,15 @@
 
 use super::pipeline::{Leadership, Room};
 use super::spare::{create_wal, SpareWal};
+use super::stall_park::StallPark;
+use super::timer;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
 use crate::memtable::MemTable;
 use crate::read::SuperVersion;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 impl DbInner {
@@ -20,7 +23,9 @@ impl DbInner {
     /// (or when `room.force` and it is not empty). With `no_slowdown`, a
     /// stall fails with `WriteStall` instead of waiting.
     pub(crate) fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()> {
-        let mut delayed = false;
+        // An async leader's group may have waited out its delay in an
+        // earlier poll.
+        let mut delayed = leader.delay_served();
         loop {
             // Read before the state it guards: a flush or compaction that
             // finishes after this read but before the stall's wait still
@@ -39,16 +44,16 @@ impl DbInner {
             let stop = l0 >= self.options.level0_stop_writes_trigger
                 || needs_rotation && frozen >= self.options.max_write_buffer_number - 1;
             if stop {
-                leader.stall(room.no_slowdown, || {
-                    self.wait_for_background(None, generation)
+                leader.stall(room.no_slowdown, |park| {
+                    self.wait_for_background(None, generation, park)
                 })?;
                 continue;
             }
             if !delayed && room.bytes > 0 && l0 >= self.options.level0_slowdown_writes_trigger {
                 delayed = true;
                 let slot = self.write_controller.lock().slot_for(room.bytes);
-                leader.stall(room.no_slowdown, || {
-                    self.wait_for_background(Some(slot), generation)
+                leader.stall(room.no_slowdown, |park| {
+                    self.wait_for_background(Some(slot), generation, park)
                 })?;
                 continue;
             }
@@ -65,17 +70,27 @@ impl DbInner {
 
     /// A stall's wait: background progress since `generation` was read (a
     /// flush or compaction finishing), or `deadline` when delaying; counts
-    /// the time as stall time.
-    fn wait_for_background(&self, deadline: Option<Instant>, generation: u64) -> Result<()> {
+    /// the time as stall time. An async leader's `park` parks its task
+    /// instead (`Pending`), woken by that progress or at the deadline.
+    fn wait_for_background(
+        &self,
+        deadline: Option<Instant>,
+        generation: u64,
+        park: Option<&mut StallPark>,
+    ) -> Result<Poll<()>> {
         if self.options.inline_background_work {
-            // No thread will make progress for us: do the work here. A
+            // No thread will make progress for us: do the work here (an
+            // async leader too: this mode has no background threads). A
             // delay (deadline) is skipped: time is not simulated.
             if deadline.is_none() && !self.background_step()? {
                 return Err(Error::InvalidArgument(
                     "write stall with no background work to resolve it".into(),
                 ));
             }
-            return Ok(());
+            return Ok(Poll::Ready(()));
+        }
+        if let Some(park) = park {
+            return self.park_for_background(deadline, generation, park);
         }
         let start = Instant::now();
         // A background error ends the wait too: the caller reports it.
@@ -83,7 +98,36 @@ impl DbInner {
             (st.generation != generation || self.check_bg_error().is_err()).then_some(Ok(()))
         });
         self.stats.record_stall(start.elapsed().as_micros() as u64);
-        waited.map(|_| ())
+        waited.map(|_| Poll::Ready(()))
+    }
+
+    /// An async leader's stall: ready if background progress came since
+    /// `generation` was read (or a background error stands, for the caller
+    /// to report), or the delay's `deadline` passed; otherwise its task
+    /// is woken at the next progress or at the deadline.
+    fn park_for_background(
+        &self,
+        deadline: Option<Instant>,
+        generation: u64,
+        park: &mut StallPark,
+    ) -> Result<Poll<()>> {
+        if deadline.is_some() {
+            // Served once woken, by the deadline or by progress, as a
+            // blocking leader's delay is.
+            park.delay_served = true;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Poll::Ready(()));
+            }
+        }
+        let progressed = self.bg.poll_for(&park.waker, |st| {
+            (st.generation != generation || self.check_bg_error().is_err()).then_some(Ok(()))
+        })?;
+        if progressed.is_pending() {
+            if let Some(d) = deadline {
+                timer::wake_at(d, &park.waker);
+            }
+        }
+        Ok(progressed)
     }
 
     /// Freeze the active memtable and start a new one with a new WAL.

@@ -28,8 +28,10 @@ use super::pipeline::Durability;
 use super::wal_syncer::SyncRequests;
 use crate::fs::WritableFile;
 use crate::lock_order::{Condvar, Level, Mutex};
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 /// A wait on progress re-checks its condition at least this often. The
@@ -59,6 +61,33 @@ pub(crate) struct Drain {
     spare: Vec<u8>,
 }
 
+/// Tasks waiting for a position, by the position: woken a reached prefix
+/// at a time. A leaf lock (no engine lock is taken under it); the wakers
+/// are woken after it is released.
+#[derive(Default)]
+struct TaskWaiters {
+    written: BTreeMap<u64, Vec<Waker>>,
+    synced: BTreeMap<u64, Vec<Waker>>,
+}
+
+impl TaskWaiters {
+    fn len(&self) -> usize {
+        self.written.len() + self.synced.len()
+    }
+}
+
+/// The wakers in `map` at positions up to `reached`, removed.
+fn take_reached(map: &mut BTreeMap<u64, Vec<Waker>>, reached: u64) -> Vec<Waker> {
+    if map.first_key_value().is_none_or(|(&lsn, _)| lsn > reached) {
+        return Vec::new();
+    }
+    let later = map.split_off(&(reached + 1));
+    std::mem::replace(map, later)
+        .into_values()
+        .flatten()
+        .collect()
+}
+
 pub(crate) struct WalBuffer {
     capacity: usize,
     producer: Mutex<Producer>,
@@ -80,6 +109,13 @@ pub(crate) struct WalBuffer {
     /// (a lock and a futex call) when there are none.
     progress_waiters: AtomicUsize,
     progress: Condvar,
+    /// Async writers' tasks waiting for a position (`poll_wait`); counted
+    /// in `progress_waiters` too, so a drain with no waiter of either kind
+    /// still skips the notification.
+    tasks: parking_lot::Mutex<TaskWaiters>,
+    /// Positions tasks wait for (`tasks`' keys): the blocking path looks
+    /// at the task list only when some task waits.
+    task_positions: AtomicUsize,
     /// WAL files the buffer has moved past, written in full but maybe not
     /// synced; the syncer syncs them in the background, and a sync of the
     /// current file first makes sure they are synced (WALs become durable
@@ -129,6 +165,8 @@ impl WalBuffer {
             progress_lock: Mutex::new(Level::WalProgress, ()),
             progress_waiters: AtomicUsize::new(0),
             progress: Condvar::new(),
+            tasks: parking_lot::Mutex::new(TaskWaiters::default()),
+            task_positions: AtomicUsize::new(0),
             retired: Mutex::new(Level::WalRetired, Vec::new()),
             retired_unsynced: AtomicUsize::new(0),
             files_left: AtomicU64::new(0),
@@ -363,6 +401,96 @@ impl WalBuffer {
         }
     }
 
+    /// [`wait`](Self::wait) for a task: ready once `lsn` has the given
+    /// durability, or `stop` reports an error; otherwise `waker` is woken
+    /// when the position advances or the buffer fails. Never blocks: the
+    /// record is written out here only if no one else holds the drain lock
+    /// (a `write`, no fsync), and a sync is always the syncer thread's.
+    pub fn poll_wait(
+        &self,
+        lsn: u64,
+        durability: Durability,
+        waker: &Waker,
+        stop: impl Fn() -> Option<crate::Error>,
+    ) -> Poll<crate::Result<()>> {
+        let reached = |wal: &Self| match durability {
+            Durability::Buffered => true,
+            Durability::Written => wal.written.load(Ordering::Acquire) >= lsn,
+            Durability::Synced => wal.synced.load(Ordering::Acquire) >= lsn,
+        };
+        if reached(self) {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = stop() {
+            return Poll::Ready(Err(e));
+        }
+        match durability {
+            Durability::Buffered => {}
+            // A failure is reported by `stop` at the next poll.
+            Durability::Written => {
+                let _ = self.drain_if_idle();
+            }
+            Durability::Synced => self.syncer.request(lsn),
+        }
+        if reached(self) {
+            return Poll::Ready(Ok(()));
+        }
+        {
+            let mut tasks = self.tasks.lock();
+            let map = match durability {
+                Durability::Synced => &mut tasks.synced,
+                _ => &mut tasks.written,
+            };
+            let entry = map.entry(lsn).or_default();
+            if entry.is_empty() {
+                // One count per position waited for (see `notify_progress`).
+                self.progress_waiters.fetch_add(1, Ordering::SeqCst);
+                self.task_positions.fetch_add(1, Ordering::SeqCst);
+            }
+            entry.push(waker.clone());
+        }
+        // Registered before the re-check (SeqCst on both sides, as in
+        // `wait`): a notifier that advanced after this look sees us.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if reached(self) {
+            return Poll::Ready(Ok(()));
+        }
+        if self.failed.load(Ordering::SeqCst) {
+            if let Some(e) = stop() {
+                return Poll::Ready(Err(e));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Wake the tasks whose positions were reached (every one when `all`,
+    /// or when the buffer failed: they then look at their stop condition).
+    fn wake_tasks(&self, all: bool) {
+        let ready = {
+            let mut tasks = self.tasks.lock();
+            let before = tasks.len();
+            let ready = if all || self.failed.load(Ordering::Acquire) {
+                let t = std::mem::take(&mut *tasks);
+                t.written
+                    .into_values()
+                    .chain(t.synced.into_values())
+                    .flatten()
+                    .collect()
+            } else {
+                let mut ready = take_reached(&mut tasks.written, self.written());
+                ready.extend(take_reached(&mut tasks.synced, self.synced()));
+                ready
+            };
+            let removed = before - tasks.len();
+            if removed > 0 {
+                self.progress_waiters.fetch_sub(removed, Ordering::SeqCst);
+                self.task_positions.fetch_sub(removed, Ordering::SeqCst);
+            }
+            ready
+        };
+        ready.into_iter().for_each(Waker::wake);
+    }
+
     /// Switch to a new WAL file: write everything to the old one, then
     /// frame from offset 0 of the new file. The old file is synced in the
     /// background by the syncer thread (`background`), or here; either
@@ -516,7 +644,7 @@ impl WalBuffer {
         self.synced.load(Ordering::Acquire)
     }
 
-    #[cfg(test)]
+    /// The log position just past the last record pushed.
     pub fn pushed(&self) -> u64 {
         self.producer.lock().pushed
     }
@@ -554,6 +682,7 @@ impl WalBuffer {
     /// stop condition (a background error) now.
     pub fn wake_waiters(&self) {
         self.notify_progress();
+        self.wake_tasks(true);
     }
 
     /// Why the buffer stopped, if an append or sync failed.
@@ -597,8 +726,13 @@ impl WalBuffer {
         if self.progress_waiters.load(Ordering::SeqCst) == 0 {
             return;
         }
-        let _g = self.progress_lock.lock();
-        self.progress.notify_all();
+        {
+            let _g = self.progress_lock.lock();
+            self.progress.notify_all();
+        }
+        if self.task_positions.load(Ordering::SeqCst) > 0 {
+            self.wake_tasks(false);
+        }
     }
 
     #[cfg(test)]
