@@ -573,3 +573,113 @@ fn a_stalled_async_leader_parks_and_can_be_dropped() {
         "the dropped leader's write was applied"
     );
 }
+
+/// A waker that counts its wakes and unparks the test thread.
+struct CountingWaker {
+    thread: std::thread::Thread,
+    wakes: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingWaker {
+    fn new() -> Arc<Self> {
+        Arc::new(CountingWaker {
+            thread: std::thread::current(),
+            wakes: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn wakes(&self) -> usize {
+        self.wakes.load(Ordering::SeqCst)
+    }
+
+    /// Park until woken at least once more than `seen` (or `HANG`
+    /// passes: then the test fails on what it finds).
+    fn wait_past(&self, seen: usize) {
+        let until = std::time::Instant::now() + HANG;
+        while self.wakes() <= seen {
+            let now = std::time::Instant::now();
+            if now >= until {
+                return;
+            }
+            std::thread::park_timeout(until - now);
+        }
+    }
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// Open a database whose WAL fsyncs can be held at a gate.
+fn open_gated(fs: &MemFileSystem) -> (Db, Arc<SyncGate>) {
+    let gate = Arc::new(SyncGate::default());
+    let gated = GatedFs {
+        fs: fs.clone(),
+        gate: Arc::clone(&gate),
+    };
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            fs: Arc::new(gated),
+            ..mem_options(fs)
+        },
+    )
+    .expect("open");
+    (db, gate)
+}
+
+/// Close the gate: the next WAL fsync reports its arrival and waits
+/// until the returned sender sends.
+fn hold_next_fsync(
+    gate: &SyncGate,
+) -> (tokio::sync::mpsc::UnboundedReceiver<()>, mpsc::Sender<()>) {
+    let (arrived_tx, arrived) = tokio::sync::mpsc::unbounded_channel();
+    let (open, open_rx) = mpsc::channel();
+    *gate.arrived.lock().unwrap() = Some(arrived_tx);
+    *gate.open.lock().unwrap() = Some(open_rx);
+    gate.closed.store(true, Ordering::SeqCst);
+    (arrived, open)
+}
+
+/// An async write whose record is pushed while `Db::flush_wal` holds the
+/// WAL's drain lock (in its fsync) cannot write the record out itself;
+/// the flush, releasing the lock, must, and wake the task. (A blocking
+/// writer escapes by re-checking now and then; a task is polled only
+/// when woken, so it waited forever.)
+#[test]
+fn an_async_write_behind_a_flush_wal_is_written_and_woken() {
+    let fs = MemFileSystem::new();
+    let (db, gate) = open_gated(&fs);
+    db.put(b"a", b"1").unwrap(); // written, not synced: the flush fsyncs
+    let (mut arrived, open) = hold_next_fsync(&gate);
+    let flusher = {
+        let db = db.clone();
+        std::thread::spawn(move || db.flush_wal(true))
+    };
+    arrived
+        .blocking_recv()
+        .expect("the flush holds the drain lock, in its fsync");
+    let mut write = Box::pin(db.put_async(b"b", b"2", &WriteOptions::default()));
+    let counter = CountingWaker::new();
+    let waker = Waker::from(Arc::clone(&counter));
+    let mut cx = Context::from_waker(&waker);
+    assert!(
+        write.as_mut().poll(&mut cx).is_pending(),
+        "its record cannot be written while the flush holds the lock"
+    );
+    open.send(()).expect("open the gate");
+    flusher.join().expect("flusher").expect("flush_wal");
+    counter.wait_past(0);
+    assert!(counter.wakes() > 0, "the task was never woken");
+    match write.as_mut().poll(&mut cx) {
+        Poll::Ready(result) => result.expect("the write"),
+        Poll::Pending => panic!("woken, but its record is not written"),
+    }
+    assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+}

@@ -18,6 +18,12 @@
 //! with `try_lock`; a drainer empties the buffer, releases the lock, then
 //! checks the buffer again and retries if anything arrived. A producer
 //! whose `try_lock` fails therefore knows the holder will see its record.
+//! Every holder of the drain lock keeps that promise, not only the
+//! drainers: the lock is only ever held through a [`DrainGuard`], whose
+//! release looks at the buffer again (a flush, a sync, a rotation, a look
+//! at the WAL number). A blocking writer would escape a broken promise by
+//! its periodic re-check (`WAIT_SLICE`); an async writer's task would not:
+//! it is woken only by the drain that writes its record.
 //!
 //! The buffer also keeps the WAL files a rotation moved past ("retired"):
 //! written in full, synced in the background by the syncer thread, and
@@ -27,7 +33,7 @@
 use super::pipeline::Durability;
 use super::wal_syncer::SyncRequests;
 use crate::fs::WritableFile;
-use crate::lock_order::{Condvar, Level, Mutex};
+use crate::lock_order::{Condvar, Level, Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -59,6 +65,43 @@ pub(crate) struct Drain {
     file: Box<dyn WritableFile>,
     number: u64,
     spare: Vec<u8>,
+}
+
+/// The drain lock, held: released, it looks at the buffer again and
+/// drains what was pushed meanwhile if no one else holds the lock (see
+/// the module comment), so a producer whose `try_lock` failed is never
+/// left with its record in the buffer.
+pub(crate) struct DrainGuard<'a> {
+    guard: Option<MutexGuard<'a, Drain>>,
+    wal: &'a WalBuffer,
+}
+
+impl std::ops::Deref for DrainGuard<'_> {
+    type Target = Drain;
+    fn deref(&self) -> &Drain {
+        self.guard.as_deref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for DrainGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Drain {
+        self.guard.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if std::thread::panicking() {
+            // The panic is recorded as a background error, which fails
+            // every waiter; a second panic here would abort.
+            return;
+        }
+        if !self.wal.producer.lock().buf.is_empty() {
+            // A failure is recorded (`fail`) and wakes the waiters.
+            let _ = self.wal.drain_if_idle();
+        }
+    }
 }
 
 /// Tasks waiting for a position, by the position: woken a reached prefix
@@ -175,6 +218,14 @@ impl WalBuffer {
         }
     }
 
+    /// Take the drain lock, waiting for it.
+    fn lock_drain(&self) -> DrainGuard<'_> {
+        DrainGuard {
+            guard: Some(self.drain.lock()),
+            wal: self,
+        }
+    }
+
     /// Frame `payload` as one log record and append it. Returns the LSN
     /// just past it. REQUIRES: callers are serialized (the write-group
     /// leader), so records enter in sequence order.
@@ -195,7 +246,7 @@ impl WalBuffer {
             // drainer holds it. Never drop, never grow past the capacity
             // (except for one oversized record into an empty buffer).
             drop(p);
-            let mut d = self.drain.lock();
+            let mut d = self.lock_drain();
             self.drain_locked(&mut d)?;
         }
     }
@@ -275,14 +326,14 @@ impl WalBuffer {
 
     /// Drain, waiting for the drain lock.
     pub fn drain_all(&self) -> io::Result<()> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         self.drain_locked(&mut d)
     }
 
     /// Drain, then fsync. Everything pushed before the call is durable
     /// when it returns.
     pub fn sync_all(&self) -> io::Result<()> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         self.sync_locked(&mut d)
     }
 
@@ -503,7 +554,7 @@ impl WalBuffer {
         number: u64,
         background: bool,
     ) -> io::Result<()> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         if !background {
             self.sync_locked(&mut d)?;
         }
@@ -554,7 +605,7 @@ impl WalBuffer {
     /// crash's torn tail (a clean close does this last). Nothing may be
     /// pushed after it.
     pub fn seal(&self) -> io::Result<()> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         self.sync_locked(&mut d)?;
         {
             let mut p = self.producer.lock();
@@ -583,7 +634,7 @@ impl WalBuffer {
     /// REQUIRES: that, and no concurrent `push` (the caller leads the
     /// write queue).
     pub fn restart(&self, file: Box<dyn WritableFile>, number: u64) -> Vec<Box<dyn WritableFile>> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         let mut abandoned = Vec::new();
         {
             // A retired file another thread is syncing is off the list:
@@ -628,7 +679,7 @@ impl WalBuffer {
 
     /// The number of the WAL file records currently go to.
     pub fn wal_number(&self) -> u64 {
-        self.drain.lock().number
+        self.lock_drain().number
     }
 
     pub fn written(&self) -> u64 {
@@ -661,7 +712,7 @@ impl WalBuffer {
 
     /// The warm-up of the file written now.
     pub(super) fn current_warm_up(&self) -> Option<crate::fs::WarmUp> {
-        self.drain.lock().file.warm_up()
+        self.lock_drain().file.warm_up()
     }
 
     fn fail(&self, e: &io::Error) {
