@@ -10,6 +10,7 @@
 
 use crate::error::Result;
 use crate::options::WriteOptions;
+use crate::panics::catch_panic;
 use crate::write::AsyncWrite;
 use crate::{Db, WriteBatch};
 use std::future::Future;
@@ -85,7 +86,11 @@ fn finish_detached(db: Db, op: AsyncWrite) {
         .name("strata-write-finisher".into())
         .spawn(move || {
             if let Some((db, op)) = theirs.lock().take() {
-                run(db, op);
+                // A panic in a step is a background error already (the
+                // poll's guard); one outside it must not go unheard.
+                if let Err(e) = catch_panic("write finisher", || run(db.clone(), op)) {
+                    db.inner().set_bg_error(e);
+                }
             }
         });
     if spawned.is_err() {

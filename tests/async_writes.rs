@@ -683,3 +683,123 @@ fn an_async_write_behind_a_flush_wal_is_written_and_woken() {
     }
     assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
 }
+
+/// A file system whose WAL append panics once, when armed.
+#[derive(Clone)]
+struct PanickyFs {
+    fs: MemFileSystem,
+    armed: Arc<AtomicBool>,
+}
+
+struct PanickyFile {
+    file: Box<dyn WritableFile>,
+    armed: Arc<AtomicBool>,
+}
+
+impl WritableFile for PanickyFile {
+    fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            panic!("injected WAL append panic");
+        }
+        self.file.append(data)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync()
+    }
+    fn len(&self) -> u64 {
+        self.file.len()
+    }
+}
+
+impl FileSystem for PanickyFs {
+    fn create_dir_all(&self, d: &Path) -> std::io::Result<()> {
+        self.fs.create_dir_all(d)
+    }
+    fn create(&self, p: &Path) -> std::io::Result<Box<dyn WritableFile>> {
+        let file = self.fs.create(p)?;
+        if p.extension().is_some_and(|e| e == "log") {
+            return Ok(Box::new(PanickyFile {
+                file,
+                armed: Arc::clone(&self.armed),
+            }));
+        }
+        Ok(file)
+    }
+    fn read(&self, p: &Path) -> std::io::Result<strata::Bytes> {
+        self.fs.read(p)
+    }
+    fn rename(&self, f: &Path, t: &Path) -> std::io::Result<()> {
+        self.fs.rename(f, t)
+    }
+    fn remove(&self, p: &Path) -> std::io::Result<()> {
+        self.fs.remove(p)
+    }
+    fn list(&self, d: &Path) -> std::io::Result<Vec<String>> {
+        self.fs.list(d)
+    }
+    fn exists(&self, p: &Path) -> bool {
+        self.fs.exists(p)
+    }
+    fn file_size(&self, p: &Path) -> std::io::Result<u64> {
+        self.fs.file_size(p)
+    }
+    fn sync_dir(&self, d: &Path) -> std::io::Result<()> {
+        self.fs.sync_dir(d)
+    }
+    fn lock(&self, p: &Path) -> std::io::Result<Box<dyn FileLock>> {
+        self.fs.lock(p)
+    }
+}
+
+/// A panic in an async writer's poll outside its leading (here the WAL
+/// append of its own group's record, while it completes the group) is
+/// what a blocking writer's panic is: the write fails with the panic as
+/// the background error, and later writers fail at once instead of
+/// waiting for a group that is never completed.
+#[test]
+fn a_panic_while_an_async_writer_completes_its_group_fails_later_writes() {
+    let fs = MemFileSystem::new();
+    let armed = Arc::new(AtomicBool::new(false));
+    let panicky = PanickyFs {
+        fs: fs.clone(),
+        armed: Arc::clone(&armed),
+    };
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            fs: Arc::new(panicky),
+            ..mem_options(&fs)
+        },
+    )
+    .expect("open");
+    db.put(b"a", b"1").unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let first = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            futures_executor::block_on(db.put_async(b"b", b"2", &WriteOptions::default()))
+        })
+    };
+    let first = first
+        .join()
+        .expect("the panic unwound out of the write's poll");
+    assert!(
+        matches!(first, Err(strata::Error::Background(_))),
+        "{first:?}"
+    );
+    assert!(!armed.load(Ordering::SeqCst), "the append panicked");
+    let (done, finished) = mpsc::channel();
+    {
+        let db = db.clone();
+        std::thread::spawn(move || done.send(db.put(b"c", b"3")));
+    }
+    let later = finished.recv_timeout(HANG).expect("a later write hung");
+    assert!(
+        matches!(later, Err(strata::Error::Background(_))),
+        "{later:?}"
+    );
+    drop(db);
+}

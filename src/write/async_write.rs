@@ -73,6 +73,20 @@ enum Step {
     Done,
 }
 
+impl Step {
+    /// The step's writer, if it has one yet.
+    fn writer(&self) -> Option<Arc<Writer>> {
+        match self {
+            Step::Start(..) | Step::Done => None,
+            Step::Queued(w, _)
+            | Step::Leading(w, _, _)
+            | Step::Sequenced(w, _)
+            | Step::Completing(w, _, _)
+            | Step::Settling(w, _, _) => Some(Arc::clone(w)),
+        }
+    }
+}
+
 /// An async write's state, polled by [`CommitPipeline::poll_write`].
 pub(crate) struct AsyncWrite {
     step: Step,
@@ -117,7 +131,21 @@ impl CommitPipeline {
     ) -> Poll<Result<()>> {
         loop {
             let step = std::mem::replace(&mut op.step, Step::Done);
-            match self.step(env, op, step, cx) {
+            let writer = step.writer();
+            // [panic guard] Every step, as the blocking `commit` guards
+            // the whole write: a panic (a file system's append in a drain,
+            // say) must not unwind out of the poll with the group neither
+            // completed nor held back and the queue not poisoned.
+            let next = catch_panic("async writer", || self.step(env, op, step, cx)).unwrap_or_else(
+                |panic| {
+                    // Panicked in `Start`: no writer of its own yet (or
+                    // lost in the unwinding); a fresh one stands in.
+                    let w = writer.unwrap_or_else(|| self.pool.take());
+                    let e = self.panicked(env, &w, panic);
+                    Next::Finish(w, Err(e))
+                },
+            );
+            match next {
                 Next::Go(step) => op.step = step,
                 Next::Wait(step) => {
                     op.step = step;
