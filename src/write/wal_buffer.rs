@@ -506,12 +506,13 @@ impl WalBuffer {
         if reached(self) {
             return Poll::Ready(Ok(()));
         }
-        if self.failed.load(Ordering::SeqCst) {
-            if let Some(e) = stop() {
-                return Poll::Ready(Err(e));
-            }
+        // Asked again once registered: an error recorded since the first
+        // look woke the tasks registered then (`wake_waiters`), not this
+        // one; one recorded from now on wakes it.
+        match stop() {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Pending,
         }
-        Poll::Pending
     }
 
     /// Wake the tasks whose positions were reached (every one when `all`,
@@ -814,6 +815,42 @@ mod tests {
             out.push(rec.data.to_vec());
         }
         out
+    }
+
+    /// A waker that counts its wakes.
+    struct CountWakes(AtomicUsize);
+
+    impl std::task::Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A background error recorded (and its waiters woken) between a
+    /// task's first look at its stop condition and its registration:
+    /// the poll sees it, as it sees one recorded after (which wakes it).
+    #[test]
+    fn a_task_registering_after_an_error_was_recorded_sees_it() {
+        let (_fs, wal) = buffer(1 << 16);
+        let lsn = wal.push(b"record").unwrap();
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let looks = AtomicUsize::new(0);
+        let stop = || {
+            if looks.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Recorded just after this look: its wake finds no task.
+                wal.wake_waiters();
+                return None;
+            }
+            Some(crate::Error::Closed)
+        };
+        // No syncer thread here: a synced position is never reached.
+        let polled = wal.poll_wait(lsn, Durability::Synced, &waker, stop);
+        assert!(
+            matches!(polled, Poll::Ready(Err(crate::Error::Closed)))
+                || wakes.0.load(Ordering::SeqCst) > 0,
+            "the task waits, unwoken, though an error was recorded: {polled:?}"
+        );
     }
 
     #[test]
