@@ -498,7 +498,10 @@ impl WalBuffer {
                 self.progress_waiters.fetch_add(1, Ordering::SeqCst);
                 self.task_positions.fetch_add(1, Ordering::SeqCst);
             }
-            entry.push(waker.clone());
+            // Once per task, however often it is polled.
+            if !entry.iter().any(|w| w.will_wake(waker)) {
+                entry.push(waker.clone());
+            }
         }
         // Registered before the re-check (SeqCst on both sides, as in
         // `wait`): a notifier that advanced after this look sees us.
@@ -851,6 +854,29 @@ mod tests {
                 || wakes.0.load(Ordering::SeqCst) > 0,
             "the task waits, unwoken, though an error was recorded: {polled:?}"
         );
+    }
+
+    /// A task polled again while it waits is woken once, not once per
+    /// poll: its waker is kept once.
+    #[test]
+    fn a_task_polled_twice_is_woken_once() {
+        let (_fs, wal) = buffer(1 << 16);
+        let lsn = wal.push(b"record").unwrap();
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        {
+            // Held: the polls cannot write the record out themselves.
+            let _held = wal.drain_lock_for_test();
+            for _ in 0..3 {
+                let polled = wal.poll_wait(lsn, Durability::Written, &waker, || None);
+                assert!(polled.is_pending());
+            }
+        }
+        wal.drain_all().unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(wal
+            .poll_wait(lsn, Durability::Written, &waker, || None)
+            .is_ready());
     }
 
     #[test]
