@@ -803,3 +803,44 @@ fn a_panic_while_an_async_writer_completes_its_group_fails_later_writes() {
     );
     drop(db);
 }
+
+/// The completion of an async leader's group (publishing it once its
+/// record is written) does not wait for the leader's task to be polled
+/// again: here the task is never polled again after its first poll, and
+/// its write is published, and a blocking write after it goes through,
+/// all the same. (Were the completion the task's, every later group
+/// would wait for an executor to poll it: a blocking `put` inside a
+/// single-threaded runtime would deadlock.)
+#[test]
+fn a_group_is_published_without_its_async_leader_being_polled_again() {
+    let fs = MemFileSystem::new();
+    let (db, gate) = open_gated(&fs);
+    db.put(b"a", b"1").unwrap(); // written, not synced: the flush fsyncs
+    let (mut arrived, open) = hold_next_fsync(&gate);
+    let flusher = {
+        let db = db.clone();
+        std::thread::spawn(move || db.flush_wal(true))
+    };
+    arrived
+        .blocking_recv()
+        .expect("the flush holds the drain lock, in its fsync");
+    let mut unpolled = Box::pin(db.put_async(b"b", b"2", &WriteOptions::default()));
+    assert!(
+        poll_once(unpolled.as_mut()).is_pending(),
+        "its record cannot be written while the flush holds the lock"
+    );
+    open.send(()).expect("open the gate");
+    flusher.join().expect("flusher").expect("flush_wal");
+    let (done, finished) = mpsc::channel();
+    {
+        let db = db.clone();
+        std::thread::spawn(move || done.send(db.put(b"c", b"3")));
+    }
+    finished
+        .recv_timeout(HANG)
+        .expect("a later write waited for the unpolled task")
+        .expect("the later write");
+    assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
+    assert!(matches!(poll_once(unpolled.as_mut()), Poll::Ready(Ok(()))));
+}

@@ -24,8 +24,12 @@
 //! An async leader of a small group inserts every batch, then releases
 //! its members to wait for their own durability and visibility
 //! (`Sequenced`, already inserted), instead of waking them only when all
-//! is done as a blocking leader does: its task then owes them nothing
-//! but the group's completion.
+//! is done as a blocking leader does. The group's completion (publishing
+//! it once its record is written) is not left to the task either: if the
+//! record is not yet written, it is handed to whoever writes it out
+//! (`WalBuffer::when_written`), so no group, and no later writer, ever
+//! waits for an executor to poll a task, or for a future never polled
+//! again.
 //!
 //! **Cancellation.** Dropping the future never leaves half a batch:
 //! - while it waits in the queue, it is withdrawn and not applied;
@@ -33,9 +37,10 @@
 //!   sequenced), its own write is not applied, the members it took go
 //!   back to the front of the queue and leadership passes on;
 //! - once a leader took it into a group (or it became leader with its
-//!   own write sequenced), it is applied, and what it owed the group (its
-//!   completion once its record is written) is finished by a helper
-//!   thread. A dropped write in that window becomes durable as any other.
+//!   own write sequenced), it is applied, and it owes the group nothing
+//!   (the group's completion is done, or handed to whoever writes the
+//!   record, in the poll that did the last insert). A dropped write in
+//!   that window becomes durable as any other.
 //!
 //! Between the first two and the last there is a moment when a leader has
 //! taken the writer out of the queue but not yet told it: a drop then
@@ -65,8 +70,9 @@ enum Step {
     Leading(Arc<Writer>, Ask, Option<StallPark>),
     /// In a group whose members insert their own batches.
     Sequenced(Arc<Writer>, Ask),
-    /// Did the group's last insert: completes it once its record is
-    /// written (others wait for that to see their writes published).
+    /// Did the group's last insert: completes it now if its record is
+    /// written, or hands the completion over to whoever writes it
+    /// (`CommitEnv::when_logged`); never waits here.
     Completing(Arc<Writer>, Ask, Arc<Group>),
     /// Waits for its record to be synced (if it asked) and published.
     Settling(Arc<Writer>, Ask, Arc<Group>),
@@ -238,22 +244,36 @@ impl CommitPipeline {
                 }
             }
             Step::Completing(w, ask, group) => {
-                if let Some(end) = group.end_lsn {
-                    let durability = if self.config.manual_wal_flush {
-                        Durability::Buffered
-                    } else {
-                        Durability::Written
-                    };
-                    match env.poll_logged(end, durability, cx.waker()) {
-                        Poll::Pending => return Next::Wait(Step::Completing(w, ask, group)),
-                        Poll::Ready(Err(e)) => {
-                            self.publisher.hold_back(group.id);
-                            return Next::Finish(w, Err(e));
-                        }
-                        Poll::Ready(Ok(())) => {}
+                match group.end_lsn {
+                    // Handed over, not awaited: were the completion this
+                    // task's to do at its next poll, every later group
+                    // (blocking writers' too) would wait for the executor
+                    // to poll it, and forever for a future never polled
+                    // again. Whoever writes the record out completes the
+                    // group (or holds it back if the log failed), then
+                    // wakes the task to look at the outcome.
+                    Some(end) if !self.config.manual_wal_flush => {
+                        let publisher = Arc::clone(&self.publisher);
+                        let id = group.id;
+                        let task = cx.waker().clone();
+                        env.when_logged(
+                            end,
+                            Box::new(move |written| {
+                                if written {
+                                    // Wakes the task with the others
+                                    // waiting for publication.
+                                    publisher.complete(id);
+                                } else {
+                                    publisher.hold_back(id);
+                                    // To find the failure (`stop`).
+                                    task.wake();
+                                }
+                            }),
+                        );
                     }
+                    // In the buffer is enough (`manual_wal_flush`).
+                    _ => self.publisher.complete(group.id),
                 }
-                self.publisher.complete(group.id);
                 Next::Go(Step::Settling(w, ask, group))
             }
             Step::Settling(w, _, _) if op.cancelled => Next::Finish(w, Err(Error::Closed)),
@@ -416,6 +436,8 @@ impl CommitPipeline {
                 self.pool.give_back(w);
                 None
             }
+            // Not waited in (left in the poll that reached it); were it,
+            // the completion would be owed.
             step @ Step::Completing(..) => Some(step),
             // Nothing owed: a member's batch is inserted by its leader if
             // not by itself; a completed group needs no one.

@@ -49,6 +49,11 @@ impl CommitEnv for DbInner {
         polled
     }
 
+    fn when_logged(&self, end: u64, then: super::wal_buffer::WrittenThen) {
+        self.write_path.wal.when_written(end, then);
+        self.sync_in_background_if_due();
+    }
+
     fn apply(&self, mem: &MemTable, first_seq: SeqNo, batch: &WriteBatch) {
         mem.insert_batch(first_seq, batch.iter().flatten());
     }

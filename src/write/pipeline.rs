@@ -97,6 +97,14 @@ pub(crate) trait CommitEnv {
     ) -> Poll<Result<()>> {
         Poll::Ready(self.wait_logged(end, durability, false))
     }
+    /// Run `then` once the record ending at `end` is written to the WAL
+    /// file (`then(true)`) or the log failed first (`then(false)`), never
+    /// blocking: by whoever writes it out (see `WalBuffer::when_written`).
+    /// How an async writer hands its group's completion over. Fakes
+    /// without a WAL of their own may block.
+    fn when_logged(&self, end: u64, then: super::wal_buffer::WrittenThen) {
+        then(self.wait_logged(end, Durability::Written, true).is_ok());
+    }
     /// Insert `batch`'s records into `mem`, numbered from `first_seq`.
     /// Called concurrently for different batches.
     fn apply(&self, mem: &MemTable, first_seq: SeqNo, batch: &WriteBatch);
@@ -251,7 +259,8 @@ pub(crate) struct CommitPipeline {
     pub(super) queue: WriteQueue,
     pub(super) pool: WriterPool,
     sequencer: Mutex<Sequencer>,
-    pub(super) publisher: Publisher,
+    /// Shared with the work async writers hand over (`when_logged`).
+    pub(super) publisher: Arc<Publisher>,
     pub(super) active: ActiveWriters,
     pub(super) config: PipelineConfig,
 }
@@ -271,7 +280,7 @@ impl CommitPipeline {
                     payload: Vec::new(),
                 },
             ),
-            publisher: Publisher::new(last_seq),
+            publisher: Arc::new(Publisher::new(last_seq)),
             active: ActiveWriters::default(),
             config,
         }

@@ -37,6 +37,7 @@ use crate::lock_order::{Condvar, Level, Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -111,16 +112,35 @@ impl Drop for DrainGuard<'_> {
 struct TaskWaiters {
     written: BTreeMap<u64, Vec<Waker>>,
     synced: BTreeMap<u64, Vec<Waker>>,
+    /// Work handed over to whoever writes a position out (`when_written`).
+    on_written: BTreeMap<u64, Vec<Arc<OnWritten>>>,
 }
 
 impl TaskWaiters {
     fn len(&self) -> usize {
-        self.written.len() + self.synced.len()
+        self.written.len() + self.synced.len() + self.on_written.len()
     }
 }
 
-/// The wakers in `map` at positions up to `reached`, removed.
-fn take_reached(map: &mut BTreeMap<u64, Vec<Waker>>, reached: u64) -> Vec<Waker> {
+/// What to do once a position is written: run once, by whoever sees the
+/// position reached (or the buffer failed) first.
+pub(crate) type WrittenThen = Box<dyn FnOnce(bool) + Send>;
+
+struct OnWritten(parking_lot::Mutex<Option<WrittenThen>>);
+
+impl OnWritten {
+    /// Run it (`true`: written; `false`: the buffer failed first), unless
+    /// someone has.
+    fn run(&self, written: bool) {
+        let then = self.0.lock().take();
+        if let Some(then) = then {
+            then(written);
+        }
+    }
+}
+
+/// The entries in `map` at positions up to `reached`, removed.
+fn take_reached<T>(map: &mut BTreeMap<u64, Vec<T>>, reached: u64) -> Vec<T> {
     if map.first_key_value().is_none_or(|(&lsn, _)| lsn > reached) {
         return Vec::new();
     }
@@ -518,17 +538,55 @@ impl WalBuffer {
         }
     }
 
+    /// Run `then` once everything up to `lsn` is written to the file
+    /// (`then(true)`), or the buffer fails first (`then(false)`): here, if
+    /// it is already, or by whoever writes it out, which a drain of the
+    /// buffer now, or a holder of the drain lock releasing it (see the
+    /// module comment), always does. Never blocks: how an async writer
+    /// hands its group's completion over instead of waiting for its task
+    /// to be polled again. `then` runs with no engine lock held but,
+    /// maybe, the drain lock.
+    pub fn when_written(&self, lsn: u64, then: WrittenThen) {
+        let _ = self.drain_if_idle(); // a failure is `then(false)`, below
+        let reached = |wal: &Self| wal.written.load(Ordering::Acquire) >= lsn;
+        if reached(self) {
+            return then(true);
+        }
+        let once = Arc::new(OnWritten(parking_lot::Mutex::new(Some(then))));
+        {
+            let mut tasks = self.tasks.lock();
+            let entry = tasks.on_written.entry(lsn).or_default();
+            if entry.is_empty() {
+                self.progress_waiters.fetch_add(1, Ordering::SeqCst);
+                self.task_positions.fetch_add(1, Ordering::SeqCst);
+            }
+            entry.push(Arc::clone(&once));
+        }
+        // Registered before the re-check, as in `poll_wait`: either the
+        // drain that reached `lsn` sees it, or this look sees the drain.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if reached(self) {
+            once.run(true);
+        } else if self.failed.load(Ordering::SeqCst) {
+            once.run(false);
+        }
+    }
+
     /// Wake the tasks whose positions were reached (every one when `all`,
-    /// or when the buffer failed: they then look at their stop condition).
+    /// or when the buffer failed: they then look at their stop condition),
+    /// and run what was handed over to the positions reached (or all of
+    /// it, when the buffer failed).
     fn wake_tasks(&self, all: bool) {
-        let ready = {
+        let (ready, then) = {
             let mut tasks = self.tasks.lock();
             let before = tasks.len();
-            let ready = if all || self.failed.load(Ordering::Acquire) {
-                let t = std::mem::take(&mut *tasks);
-                t.written
+            let failed = self.failed.load(Ordering::Acquire);
+            let ready = if all || failed {
+                let written = std::mem::take(&mut tasks.written);
+                let synced = std::mem::take(&mut tasks.synced);
+                written
                     .into_values()
-                    .chain(t.synced.into_values())
+                    .chain(synced.into_values())
                     .flatten()
                     .collect()
             } else {
@@ -536,13 +594,29 @@ impl WalBuffer {
                 ready.extend(take_reached(&mut tasks.synced, self.synced()));
                 ready
             };
+            let written = self.written();
+            let then: Vec<(bool, Arc<OnWritten>)> = if failed {
+                let all = std::mem::take(&mut tasks.on_written);
+                // Those reached before the failure are written all the same.
+                all.into_iter()
+                    .flat_map(|(lsn, v)| v.into_iter().map(move |o| (lsn <= written, o)))
+                    .collect()
+            } else {
+                take_reached(&mut tasks.on_written, written)
+                    .into_iter()
+                    .map(|o| (true, o))
+                    .collect()
+            };
             let removed = before - tasks.len();
             if removed > 0 {
                 self.progress_waiters.fetch_sub(removed, Ordering::SeqCst);
                 self.task_positions.fetch_sub(removed, Ordering::SeqCst);
             }
-            ready
+            (ready, then)
         };
+        for (written, once) in then {
+            once.run(written);
+        }
         ready.into_iter().for_each(Waker::wake);
     }
 
@@ -877,6 +951,38 @@ mod tests {
         assert!(wal
             .poll_wait(lsn, Durability::Written, &waker, || None)
             .is_ready());
+    }
+
+    /// Work handed to whoever writes a position out runs once: with
+    /// `true` by the drain that writes it, with `false` when the buffer
+    /// fails first; neither while the position is only pushed.
+    #[test]
+    fn work_handed_over_runs_once_when_written_or_failed() {
+        let (fs, wal) = buffer(1 << 16);
+        let runs = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let then = |runs: &Arc<parking_lot::Mutex<Vec<bool>>>| -> WrittenThen {
+            let runs = Arc::clone(runs);
+            Box::new(move |written| runs.lock().push(written))
+        };
+        let first = wal.push(b"first").unwrap();
+        {
+            // Held: the hand-over cannot write the record out itself.
+            let _held = wal.drain_lock_for_test();
+            wal.when_written(first, then(&runs));
+            assert!(runs.lock().is_empty(), "ran before its record was written");
+        }
+        wal.drain_all().unwrap();
+        assert_eq!(*runs.lock(), [true]);
+        wal.drain_all().unwrap();
+        assert_eq!(*runs.lock(), [true], "ran twice");
+        let second = wal.push(b"second").unwrap();
+        {
+            let _held = wal.drain_lock_for_test();
+            wal.when_written(second, then(&runs));
+        }
+        fs.add_fault(crate::fs::FaultPlan::always(crate::fs::FsOp::Append));
+        assert!(wal.drain_all().is_err());
+        assert_eq!(*runs.lock(), [true, false]);
     }
 
     #[test]
