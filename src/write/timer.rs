@@ -71,10 +71,16 @@ mod tests {
     use std::sync::Arc;
     use std::task::Wake;
 
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
+    /// Notes when it is woken, and unparks the test thread.
+    struct Woken {
+        thread: std::thread::Thread,
+        at: parking_lot::Mutex<Option<Instant>>,
+    }
+
+    impl Wake for Woken {
         fn wake(self: Arc<Self>) {
-            self.0.unpark();
+            *self.at.lock() = Some(Instant::now());
+            self.thread.unpark();
         }
     }
 
@@ -82,12 +88,20 @@ mod tests {
     #[test]
     fn a_task_is_woken_once_its_deadline_passed() {
         let deadline = Instant::now() + std::time::Duration::from_millis(20);
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        wake_at(deadline, &waker);
-        // Parks until woken (a spurious wake-up loops).
-        while Instant::now() < deadline {
-            std::thread::park();
-        }
-        assert!(Instant::now() >= deadline);
+        let woken = Arc::new(Woken {
+            thread: std::thread::current(),
+            at: parking_lot::Mutex::new(None),
+        });
+        wake_at(deadline, &Waker::from(Arc::clone(&woken)));
+        // A bound on a hang, not a synchronisation.
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        let at = loop {
+            if let Some(at) = *woken.at.lock() {
+                break at;
+            }
+            assert!(Instant::now() < until, "never woken");
+            std::thread::park_timeout(until - Instant::now());
+        };
+        assert!(at >= deadline, "woken before its deadline");
     }
 }
