@@ -844,3 +844,61 @@ fn a_group_is_published_without_its_async_leader_being_polled_again() {
     assert_eq!(db.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
     assert!(matches!(poll_once(unpolled.as_mut()), Poll::Ready(Ok(()))));
 }
+
+/// An async leader delayed by `delayed_write_rate` waits out the delay
+/// even when polled for nothing before the deadline (executors may poll
+/// spuriously): the delay ends at its deadline or at background progress,
+/// not at the next poll.
+#[test]
+fn a_delayed_async_write_is_not_let_through_by_a_spurious_poll() {
+    let fs = MemFileSystem::new();
+    // Compactions are held at their start: no background progress ends
+    // the delay while the test looks.
+    let compactions = FlushGate::default();
+    let (entered_tx, entered) = mpsc::channel();
+    let entered_tx = Mutex::new(Some(entered_tx));
+    let options = {
+        let compactions = compactions.clone();
+        Options {
+            level0_file_num_compaction_trigger: 1,
+            level0_slowdown_writes_trigger: 1,
+            level0_stop_writes_trigger: 100,
+            // About a minute for the write below: far past this test.
+            delayed_write_rate: 1,
+            test_hook: Some(Arc::new(move |point| {
+                if point == HookPoint::Compaction {
+                    if let Some(tx) = entered_tx.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                    compactions.wait();
+                }
+                Ok(())
+            })),
+            ..mem_options(&fs)
+        }
+    };
+    let db = Db::open(mem_dir(), options).expect("open");
+    compactions.hold();
+    /// Released however the test ends, so the database can close.
+    struct Release(FlushGate);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.release();
+        }
+    }
+    let _release = Release(compactions.clone());
+    db.put(b"a", b"1").unwrap();
+    db.flush().unwrap(); // one table in L0: writes are delayed
+    entered
+        .recv_timeout(HANG)
+        .expect("the compaction of L0 started");
+    let mut delayed = Box::pin(db.put_async(b"delayed", vec![b'v'; 60], &WriteOptions::default()));
+    assert!(poll_once(delayed.as_mut()).is_pending(), "it is delayed");
+    assert!(
+        poll_once(delayed.as_mut()).is_pending(),
+        "a spurious poll let the delayed write through"
+    );
+    assert_eq!(db.get(b"delayed").unwrap(), None);
+    drop(delayed); // parked in its delay: withdrawn, not applied
+    assert_eq!(db.get(b"delayed").unwrap(), None);
+}

@@ -208,6 +208,7 @@ impl CommitPipeline {
                 let mut park = park.unwrap_or_else(|| StallPark::new(cx.waker()));
                 if !park.waker.will_wake(cx.waker()) {
                     park.waker = cx.waker().clone();
+                    park.timer_armed = false; // it holds the old waker
                 }
                 park.parked = false;
                 // [panic guard] as the blocking `commit`'s.

@@ -203,11 +203,17 @@ impl Leadership<'_> {
                 m.fail(Error::WriteStall);
             }
             park.barrier = true;
-            return match wait(Some(park))? {
-                Poll::Ready(()) => Ok(()),
-                Poll::Pending => {
+            return match wait(Some(&mut *park)) {
+                Ok(Poll::Pending) => {
                     park.parked = true;
                     Err(Error::WriteStall)
+                }
+                // Over (or failed): down now, as a blocking leader's
+                // barrier comes down here, not after a rotation.
+                waited => {
+                    park.barrier = false;
+                    self.queue.end_stall();
+                    waited.map(|_| ())
                 }
             };
         }
@@ -228,6 +234,12 @@ impl Leadership<'_> {
     /// group already waited out its delay (in an earlier poll).
     pub fn delay_served(&self) -> bool {
         self.park.as_ref().is_some_and(|p| p.delay_served)
+    }
+
+    /// An async leader parked in its group's delay: the deadline and the
+    /// background generation the delay started from.
+    pub fn pending_delay(&self) -> Option<(std::time::Instant, u64)> {
+        self.park.as_ref().and_then(|p| p.delay_pending)
     }
 
     /// Wait until every group sequenced so far has inserted its batches

@@ -51,9 +51,17 @@ impl DbInner {
             }
             if !delayed && room.bytes > 0 && l0 >= self.options.level0_slowdown_writes_trigger {
                 delayed = true;
-                let slot = self.write_controller.lock().slot_for(room.bytes);
+                // An async leader parked in this delay keeps its deadline
+                // and the progress that ends it early.
+                let (slot, since) = match leader.pending_delay() {
+                    Some(pending) => pending,
+                    None => (
+                        self.write_controller.lock().slot_for(room.bytes),
+                        generation,
+                    ),
+                };
                 leader.stall(room.no_slowdown, |park| {
-                    self.wait_for_background(Some(slot), generation, park)
+                    self.wait_for_background(Some(slot), since, park)
                 })?;
                 continue;
             }
@@ -111,20 +119,27 @@ impl DbInner {
         generation: u64,
         park: &mut StallPark,
     ) -> Result<Poll<()>> {
-        if deadline.is_some() {
-            // Served once woken, by the deadline or by progress, as a
-            // blocking leader's delay is.
-            park.delay_served = true;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(Poll::Ready(()));
-            }
-        }
-        let progressed = self.bg.poll_for(&park.waker, |st| {
-            (st.generation != generation || self.check_bg_error().is_err()).then_some(Ok(()))
-        })?;
-        if progressed.is_pending() {
-            if let Some(d) = deadline {
-                timer::wake_at(d, &park.waker);
+        let passed = deadline.is_some_and(|d| Instant::now() >= d);
+        let progressed = if passed {
+            Poll::Ready(())
+        } else {
+            self.bg.poll_for(&park.waker, |st| {
+                (st.generation != generation || self.check_bg_error().is_err()).then_some(Ok(()))
+            })?
+        };
+        if let Some(d) = deadline {
+            if progressed.is_ready() {
+                // Served at its deadline or at progress, as a blocking
+                // leader's delay is; a poll that finds neither (woken for
+                // nothing) parks again.
+                park.delay_served = true;
+                park.delay_pending = None;
+            } else {
+                if !park.timer_armed || park.delay_pending != Some((d, generation)) {
+                    timer::wake_at(d, &park.waker);
+                    park.timer_armed = true;
+                }
+                park.delay_pending = Some((d, generation));
             }
         }
         Ok(progressed)

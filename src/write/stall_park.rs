@@ -9,6 +9,7 @@
 //! after each wake-up.
 
 use std::task::Waker;
+use std::time::Instant;
 
 pub(crate) struct StallPark {
     /// The leader's task.
@@ -17,10 +18,16 @@ pub(crate) struct StallPark {
     /// it stays up across polls, until the leader sequences its group or
     /// gives it up.
     pub barrier: bool,
-    /// The leader parked on a delay (`delayed_write_rate`): a group is
+    /// The group waited out its delay (`delayed_write_rate`): a group is
     /// delayed once, and the delay ends at its deadline or at background
     /// progress, as a blocking leader's does.
     pub delay_served: bool,
+    /// Parked in its delay: the deadline and the background generation
+    /// read before it, kept across polls so that a poll that finds
+    /// neither passed (a spurious one) parks again, not skip the delay.
+    pub delay_pending: Option<(Instant, u64)>,
+    /// The timer holds `waker` for the pending delay's deadline.
+    pub timer_armed: bool,
     /// The last poll parked (the room it asked for was not there).
     pub parked: bool,
 }
@@ -31,6 +38,8 @@ impl StallPark {
             waker: waker.clone(),
             barrier: false,
             delay_served: false,
+            delay_pending: None,
+            timer_armed: false,
             parked: false,
         }
     }
