@@ -902,3 +902,96 @@ fn a_delayed_async_write_is_not_let_through_by_a_spurious_poll() {
     drop(delayed); // parked in its delay: withdrawn, not applied
     assert_eq!(db.get(b"delayed").unwrap(), None);
 }
+
+/// A stalled async leader that took other writers into its group, dropped
+/// while parked: its own write is not applied, the writers it took go
+/// back to the front of the queue (not lost, not applied twice), and the
+/// first of them leads once the stall ends.
+#[test]
+fn a_stalled_async_leader_dropped_with_taken_members_requeues_them() {
+    let fs = MemFileSystem::new();
+    let flushes = FlushGate::default();
+    let leaders = LeaderGate::default();
+    let options = {
+        let flushes = flushes.clone();
+        let leader_hook = leaders
+            .options(&fs)
+            .test_hook
+            .expect("the leader gate's hook");
+        Options {
+            write_buffer_size: 64 * 1024,
+            max_write_buffer_number: 2,
+            test_hook: Some(Arc::new(move |point| {
+                if point == HookPoint::Flush {
+                    flushes.wait();
+                }
+                leader_hook(point)
+            })),
+            ..mem_options(&fs)
+        }
+    };
+    let db = Db::open(mem_dir(), options).expect("open");
+    flushes.hold();
+    /// Released however the test ends, so the database can close.
+    struct Release(FlushGate);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.release();
+        }
+    }
+    let _release = Release(flushes.clone());
+    let value = vec![b'v'; 1024];
+    let no_slowdown = WriteOptions {
+        no_slowdown: true,
+        ..Default::default()
+    };
+    for i in 0.. {
+        match db.put_opt(format!("k{i:04}"), &value, &no_slowdown) {
+            Ok(()) => assert!(i < 1000, "no stall after {i} writes"),
+            Err(strata::Error::WriteStall) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // A leader held at the gate, so that two async writers queue up.
+    let (entered, release) = leaders.arm();
+    let gatekeeper = {
+        let db = db.clone();
+        std::thread::spawn(move || db.put_opt(b"gatekeeper", b"0", &no_slowdown))
+    };
+    entered.recv_timeout(HANG).expect("the gatekeeper leads");
+    let mut leader = Box::pin(db.put_async(b"leader", b"1", &WriteOptions::default()));
+    let mut member = Box::pin(db.put_async(b"member", b"2", &WriteOptions::default()));
+    assert!(poll_once(leader.as_mut()).is_pending(), "queued");
+    assert!(poll_once(member.as_mut()).is_pending(), "queued behind it");
+    release.send(()).expect("release the gatekeeper");
+    let kept_out = gatekeeper.join().expect("gatekeeper");
+    assert!(
+        matches!(kept_out, Err(strata::Error::WriteStall)),
+        "{kept_out:?}"
+    );
+    // Promoted, it takes `member` into its group and parks in the stall.
+    assert!(
+        poll_once(leader.as_mut()).is_pending(),
+        "it waits out the stall"
+    );
+    assert!(
+        poll_once(member.as_mut()).is_pending(),
+        "taken, not released"
+    );
+    drop(leader);
+    flushes.release();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || done.send(futures_executor::block_on(member)));
+    finished
+        .recv_timeout(HANG)
+        .expect("the taken writer was lost")
+        .expect("the taken writer's write");
+    assert_eq!(db.get(b"member").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(
+        db.get(b"leader").unwrap(),
+        None,
+        "the dropped leader's write"
+    );
+    assert_eq!(db.get(b"gatekeeper").unwrap(), None);
+    db.put(b"after", b"3").expect("the queue goes on");
+}
