@@ -216,7 +216,6 @@ impl Publisher {
     /// [`wait_visible`](Self::wait_visible) for a task: ready once
     /// `visible >= seq` or `stop` reports an error; otherwise `waker` is
     /// woken when either may have changed.
-    #[cfg(not(loom))]
     pub fn poll_visible(
         &self,
         seq: SeqNo,
