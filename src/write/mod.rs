@@ -32,6 +32,7 @@
 //! environment (`CommitEnv`, implemented for `DbInner` in `env.rs`). A
 //! resume's side of the write path is `restart.rs`.
 
+mod async_write;
 pub(crate) mod backoff;
 mod env;
 mod group;
@@ -48,11 +49,15 @@ mod queue;
 mod restart;
 mod room;
 mod spare;
+mod stall_park;
 mod sync;
+mod timer;
+mod waker_slot;
 mod wal_buffer;
 mod wal_syncer;
 mod writer;
 
+pub(crate) use async_write::AsyncWrite;
 pub(crate) use pipeline::{CommitPipeline, Leadership, PipelineConfig};
 pub(crate) use room::Limits;
 pub(crate) use spare::create_wal;

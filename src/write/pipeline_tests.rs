@@ -98,11 +98,11 @@ impl CommitEnv for FakeEnv {
             if !self.record.lock().stalled {
                 return Ok(());
             }
-            leader.stall(room.no_slowdown, || {
+            leader.stall(room.no_slowdown, |_| {
                 self.set(|r| r.stalled_leaders += 1);
                 self.wait_for(|r| !r.stalled);
                 self.set(|r| r.stalled_leaders -= 1);
-                Ok(())
+                Ok(std::task::Poll::Ready(()))
             })?;
         }
     }

@@ -66,29 +66,67 @@ impl WriteQueue {
     /// in a poisoned queue, and with `WriteStall` for a `no_slowdown`
     /// writer arriving during a stall.
     pub fn join(&self, w: &Arc<Writer>, ask: Ask, backoff: Backoff) -> Joined {
-        {
-            let mut q = self.state.lock();
-            if let Some(e) = &q.poisoned {
-                w.slot.lock().error = Some(Error::Background(Arc::clone(e)));
-                w.reset(WriterState::Failed);
-                return Joined::Member(WriterState::Failed);
-            }
-            if !q.leader_active {
-                q.leader_active = true;
-                w.reset(WriterState::Leading);
-                return Joined::Leader;
-            }
-            if q.stalled && ask.no_slowdown {
-                w.slot.lock().error = Some(Error::WriteStall);
-                w.reset(WriterState::Failed);
-                return Joined::Member(WriterState::Failed);
-            }
-            w.reset(WriterState::Queued);
-            q.waiting.push_back(Member::new(Arc::clone(w), ask));
+        if let Some(joined) = self.enter(w, ask, || Member::new(Arc::clone(w), ask)) {
+            return joined;
         }
         match w.wait(backoff) {
             WriterState::Leading => Joined::Leader,
             state => Joined::Member(state),
+        }
+    }
+
+    /// Join without waiting (an async writer): `None` when it was queued,
+    /// and then its task is woken through `w.task` when a leader or the
+    /// previous leader moves it on. Fails as [`join`](Self::join) does.
+    pub fn join_task(&self, w: &Arc<Writer>, ask: Ask) -> Option<Joined> {
+        self.enter(w, ask, || Member::for_task(Arc::clone(w), ask))
+    }
+
+    /// Lead at once, fail at once, or queue (`None`) as `member()`.
+    fn enter(&self, w: &Arc<Writer>, ask: Ask, member: impl FnOnce() -> Member) -> Option<Joined> {
+        let mut q = self.state.lock();
+        if let Some(e) = &q.poisoned {
+            w.slot.lock().error = Some(Error::Background(Arc::clone(e)));
+            w.reset(WriterState::Failed);
+            return Some(Joined::Member(WriterState::Failed));
+        }
+        if !q.leader_active {
+            q.leader_active = true;
+            w.reset(WriterState::Leading);
+            return Some(Joined::Leader);
+        }
+        if q.stalled && ask.no_slowdown {
+            w.slot.lock().error = Some(Error::WriteStall);
+            w.reset(WriterState::Failed);
+            return Some(Joined::Member(WriterState::Failed));
+        }
+        w.reset(WriterState::Queued);
+        q.waiting.push_back(member());
+        None
+    }
+
+    /// Take a queued writer back out of the queue (an async write dropped
+    /// before a leader took it): true if it was still waiting there, and
+    /// so will never be written. False once a leader took it into a group
+    /// or is promoting it: its state is about to change.
+    pub fn withdraw(&self, w: &Arc<Writer>) -> bool {
+        let mut q = self.state.lock();
+        match q.waiting.iter().position(|m| Arc::ptr_eq(&m.writer, w)) {
+            Some(i) => {
+                q.waiting.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Put writers a leader took but will not sequence back at the front
+    /// of the queue, in their order (an async leader dropped while its
+    /// group waited out a write stall): the next leader takes them.
+    pub fn requeue_front(&self, members: impl DoubleEndedIterator<Item = Member>) {
+        let mut q = self.state.lock();
+        for m in members.rev() {
+            q.waiting.push_front(m);
         }
     }
 

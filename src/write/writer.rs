@@ -26,6 +26,7 @@
 
 use super::backoff::Backoff;
 use super::group::Group;
+use super::waker_slot::WakerSlot;
 use crate::batch::WriteBatch;
 use crate::error::Error;
 use crate::lock_order::{Level, Mutex};
@@ -137,6 +138,9 @@ pub(crate) struct Writer {
     /// writers' slots).
     pub members: Mutex<Vec<Member>>,
     state: AtomicU8,
+    /// The task to wake when an async writer (`async_write.rs`) leaves
+    /// `Queued`: it registers its waker here before each look at the state.
+    pub task: WakerSlot,
 }
 
 impl Writer {
@@ -153,6 +157,7 @@ impl Writer {
             ),
             members: Mutex::new(Level::WriterMembers, Vec::new()),
             state: AtomicU8::new(WriterState::Queued as u8),
+            task: WakerSlot::default(),
         }
     }
 
@@ -186,20 +191,38 @@ impl Writer {
     }
 }
 
+/// Who waits for a writer's state to change.
+enum Waiter {
+    /// A thread in the blocking API, parked in [`Writer::wait`].
+    Thread(Thread),
+    /// An async writer's task, through its [`Writer::task`] slot.
+    Task,
+}
+
 /// A writer as the queue and its leader hold it: the slot, what it asks,
-/// and the thread to wake.
+/// and who to wake.
 pub(crate) struct Member {
     pub writer: Arc<Writer>,
     pub ask: Ask,
-    thread: Thread,
+    waiter: Waiter,
 }
 
 impl Member {
+    /// A writer whose thread waits (the blocking API).
     pub fn new(writer: Arc<Writer>, ask: Ask) -> Member {
         Member {
             writer,
             ask,
-            thread: std::thread::current(),
+            waiter: Waiter::Thread(std::thread::current()),
+        }
+    }
+
+    /// A writer whose task waits (the async API): woken through its slot.
+    pub fn for_task(writer: Arc<Writer>, ask: Ask) -> Member {
+        Member {
+            writer,
+            ask,
+            waiter: Waiter::Task,
         }
     }
 
@@ -209,7 +232,10 @@ impl Member {
     pub fn set(&self, state: WriterState) {
         debug_assert_ne!(state, WriterState::Queued);
         self.writer.state.store(state as u8, Ordering::Release);
-        self.thread.unpark();
+        match &self.waiter {
+            Waiter::Thread(thread) => thread.unpark(),
+            Waiter::Task => self.writer.task.wake(),
+        }
     }
 
     /// Give the writer its place in `group` and wake it to insert.
