@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::options::WriteOptions;
 use crate::panics::catch_panic;
 use crate::write::AsyncWrite;
-use crate::{Db, WriteBatch};
+use crate::{Db, Keyspace, WriteBatch};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -142,6 +142,17 @@ impl Future for WaitFuture {
     }
 }
 
+impl WriteFuture {
+    /// A future that resolves at once with `result` (a write refused
+    /// before it reached the write path).
+    fn ready(db: Db, result: Result<()>) -> Self {
+        WriteFuture {
+            db,
+            state: State::Ready(Some(result)),
+        }
+    }
+}
+
 impl Db {
     /// [`write_opt`](Db::write_opt) as a future: it joins the same write
     /// groups as the blocking writers and resolves when the batch is
@@ -170,7 +181,7 @@ impl Db {
                 State::SyncPoint(self.inner().wal_flush_target())
             }
             Ok(None) => State::Ready(Some(Ok(()))),
-            Err(e) => State::Ready(Some(Err(e))),
+            Err(e) => return WriteFuture::ready(self.clone(), Err(e)),
         };
         WriteFuture {
             db: self.clone(),
@@ -215,5 +226,46 @@ impl Db {
             db: self.clone(),
             what: Wait::CompactionsIdle,
         }
+    }
+}
+
+impl Keyspace {
+    /// [`put_opt`](Keyspace::put_opt) as a future (see
+    /// [`Db::write_async`]). After [`Db::drop_keyspace`] it resolves to
+    /// [`Error::KeyspaceDropped`](crate::Error::KeyspaceDropped), as
+    /// `put_opt` fails.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// let users = db.keyspace("users")?;
+    /// let opts = strata::WriteOptions { sync: true, ..Default::default() };
+    /// futures_executor::block_on(users.put_async(b"u1", b"ada", &opts))?;
+    /// assert_eq!(users.get(b"u1")?.as_deref(), Some(&b"ada"[..]));
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn put_async(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> WriteFuture {
+        if let Err(e) = self.state().check_live() {
+            return WriteFuture::ready(self.db().clone(), Err(e));
+        }
+        let mut batch = self.db().new_batch();
+        batch.put_in(self, key, value);
+        self.db().write_async(batch, opts)
+    }
+
+    /// [`delete_opt`](Keyspace::delete_opt) as a future (see
+    /// [`put_async`](Keyspace::put_async)).
+    pub fn delete_async(&self, key: impl AsRef<[u8]>, opts: &WriteOptions) -> WriteFuture {
+        if let Err(e) = self.state().check_live() {
+            return WriteFuture::ready(self.db().clone(), Err(e));
+        }
+        let mut batch = self.db().new_batch();
+        batch.delete_in(self, key);
+        self.db().write_async(batch, opts)
     }
 }

@@ -995,3 +995,78 @@ fn a_stalled_async_leader_dropped_with_taken_members_requeues_them() {
     assert_eq!(db.get(b"gatekeeper").unwrap(), None);
     db.put(b"after", b"3").expect("the queue goes on");
 }
+
+/// Keyspaces through the async API: `Keyspace::put_async` and
+/// `delete_async` write the keyspace they are called on, a batch across
+/// keyspaces is applied whole, and a write is checked as a blocking one
+/// is: a batch naming another database's keyspace is refused, and so is
+/// a write to a dropped keyspace.
+#[test]
+fn async_writes_reach_their_keyspaces_and_are_checked_as_blocking_writes_are() {
+    use futures_executor::block_on;
+    let fs = MemFileSystem::new();
+    let db = common::open_mem(&fs);
+    let users = db.keyspace("users").unwrap();
+    let sync = WriteOptions {
+        sync: true,
+        ..Default::default()
+    };
+    block_on(users.put_async(b"u1", b"ada", &sync)).unwrap();
+    block_on(users.put_async(b"u2", b"bob", &sync)).unwrap();
+    block_on(users.delete_async(b"u2", &sync)).unwrap();
+    assert_eq!(users.get(b"u1").unwrap().as_deref(), Some(&b"ada"[..]));
+    assert_eq!(users.get(b"u2").unwrap(), None);
+    assert_eq!(
+        db.get(b"u1").unwrap(),
+        None,
+        "the default keyspace is another"
+    );
+
+    let mut both = db.new_batch();
+    both.put(b"count", b"1");
+    both.put_in(&users, b"u3", b"cy");
+    block_on(db.write_async(both, &sync)).unwrap();
+    assert_eq!(db.get(b"count").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(users.get(b"u3").unwrap().as_deref(), Some(&b"cy"[..]));
+
+    // Another database with a keyspace of the same id: its handle must
+    // not write into this one.
+    let other_fs = MemFileSystem::new();
+    let other = common::open_mem(&other_fs);
+    let foreign = other.keyspace("users").unwrap();
+    let mut batch = db.new_batch();
+    batch.put_in(&foreign, b"u4", b"mallory");
+    let refused = block_on(db.write_async(batch, &sync));
+    assert!(
+        matches!(refused, Err(strata::Error::InvalidArgument(_))),
+        "{refused:?}"
+    );
+    assert_eq!(users.get(b"u4").unwrap(), None);
+
+    // A batch built before its keyspace is dropped, and a write through
+    // the dropped keyspace's handle.
+    let mut before_drop = db.new_batch();
+    before_drop.put_in(&users, b"u5", b"late");
+    db.drop_keyspace("users").unwrap();
+    let late = block_on(db.write_async(before_drop, &sync));
+    assert!(
+        matches!(late, Err(strata::Error::KeyspaceDropped { .. })),
+        "{late:?}"
+    );
+    let through_handle = block_on(users.put_async(b"u6", b"late", &sync));
+    assert!(
+        matches!(through_handle, Err(strata::Error::KeyspaceDropped { .. })),
+        "{through_handle:?}"
+    );
+    let delete = block_on(users.delete_async(b"u1", &sync));
+    assert!(
+        matches!(delete, Err(strata::Error::KeyspaceDropped { .. })),
+        "{delete:?}"
+    );
+
+    // What was acknowledged survives a power loss.
+    common::power_cycle(&fs, db, strata::fs::UnsyncedData::Drop);
+    let db = common::open_mem(&fs);
+    assert_eq!(db.get(b"count").unwrap().as_deref(), Some(&b"1"[..]));
+    assert!(db.keyspace_names().iter().all(|n| n != "users"));
+}
