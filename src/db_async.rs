@@ -36,7 +36,10 @@ enum State {
     Write(AsyncWrite),
     /// An empty `sync` batch: a sync point for what came before.
     SyncPoint(u64),
-    Ready(Option<Result<()>>),
+    /// Refused (or nothing to do) before it started: the answer.
+    Ready(Result<()>),
+    /// Resolved: its answer was given.
+    Resolved,
 }
 
 impl Future for WriteFuture {
@@ -45,11 +48,27 @@ impl Future for WriteFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         let inner = this.db.inner();
-        match &mut this.state {
+        let polled = match &mut this.state {
             State::Write(op) => inner.poll_async_write(op, cx),
             State::SyncPoint(target) => inner.poll_flush_wal(*target, true, cx.waker()),
-            State::Ready(result) => Poll::Ready(result.take().unwrap_or(Ok(()))),
+            // Taken out; the state becomes `Resolved` below.
+            State::Ready(result) => {
+                Poll::Ready(std::mem::replace(result, Err(crate::Error::Closed)))
+            }
+            // Polling a finished future breaks `Future`'s contract; an
+            // answer of `Pending` with no waker kept would hang its
+            // executor (a test did so), and `Ok` would repeat a success
+            // that may have been a failure.
+            State::Resolved => {
+                return Poll::Ready(Err(crate::Error::InvalidArgument(
+                    "a WriteFuture was polled again after it resolved".into(),
+                )))
+            }
+        };
+        if polled.is_ready() {
+            this.state = State::Resolved;
         }
+        polled
     }
 }
 
@@ -69,8 +88,9 @@ impl Drop for WriteFuture {
 
 /// Finish what a dropped write owes its group on a thread of its own, so
 /// the drop never blocks the executor thread it runs on. Rare: only a
-/// write dropped in the moment a leader held it but had not told it, or
-/// while its group's record was being written by someone else.
+/// write dropped in the moment a leader had taken it out of the queue
+/// but not yet told it what it did with it. Until the thread is done it
+/// holds the database open.
 fn finish_detached(db: Db, op: AsyncWrite) {
     fn run(db: Db, mut op: AsyncWrite) {
         let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
@@ -148,7 +168,7 @@ impl WriteFuture {
     fn ready(db: Db, result: Result<()>) -> Self {
         WriteFuture {
             db,
-            state: State::Ready(Some(result)),
+            state: State::Ready(result),
         }
     }
 }
@@ -180,7 +200,7 @@ impl Db {
             Ok(None) if opts.sync && !opts.disable_wal => {
                 State::SyncPoint(self.inner().wal_flush_target())
             }
-            Ok(None) => State::Ready(Some(Ok(()))),
+            Ok(None) => State::Ready(Ok(())),
             Err(e) => return WriteFuture::ready(self.clone(), Err(e)),
         };
         WriteFuture {

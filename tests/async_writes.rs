@@ -320,10 +320,15 @@ fn a_write_dropped_after_its_leader_took_it_is_applied() {
     release.send(()).expect("release");
     first.join().expect("first").expect("first write");
     // The first leader handed leadership to `next_leader`: polled, it
-    // takes `taken` into its group and sequences both.
-    let _ = poll_once(next_leader.as_mut());
+    // takes `taken` into its group and sequences both (and may finish its
+    // write in this poll: then it must not be polled again).
+    let led = poll_once(next_leader.as_mut());
     drop(taken);
-    futures_executor::block_on(next_leader).expect("the leader's write");
+    let result = match led {
+        Poll::Ready(result) => result,
+        Poll::Pending => futures_executor::block_on(next_leader),
+    };
+    result.expect("the leader's write");
     // Its group is published only once both batches are in: `taken`'s is.
     assert_eq!(db.get(b"taken").unwrap().as_deref(), Some(&b"3"[..]));
     // And synced with its group: it survives a power loss.
@@ -1069,4 +1074,42 @@ fn async_writes_reach_their_keyspaces_and_are_checked_as_blocking_writes_are() {
     let db = common::open_mem(&fs);
     assert_eq!(db.get(b"count").unwrap().as_deref(), Some(&b"1"[..]));
     assert!(db.keyspace_names().iter().all(|n| n != "users"));
+}
+
+/// A write future polled again after it resolved says so, with an error,
+/// instead of never resolving (it used to answer `Pending` with no waker
+/// kept, and an executor polling it waited forever: the hang in
+/// `a_write_dropped_after_its_leader_took_it_is_applied`, which polled
+/// its leader once more after that poll had finished the write).
+#[test]
+fn a_write_future_polled_after_it_resolved_is_an_error_not_a_hang() {
+    let fs = MemFileSystem::new();
+    let db = common::open_mem(&fs);
+    let sync = WriteOptions {
+        sync: true,
+        ..Default::default()
+    };
+    let mut write = Box::pin(db.put_async(b"k", b"v", &sync));
+    let first = futures_executor::block_on(write.as_mut());
+    first.expect("the write");
+    let again = poll_once(write.as_mut());
+    assert!(
+        matches!(again, Poll::Ready(Err(strata::Error::InvalidArgument(_)))),
+        "{again:?}"
+    );
+    // The same for a write refused before it started, and for an empty
+    // sync batch (a sync point).
+    let mut refused = Box::pin(db.put_async(vec![0u8; 10 << 20], b"v", &sync));
+    assert!(futures_executor::block_on(refused.as_mut()).is_err());
+    assert!(matches!(
+        poll_once(refused.as_mut()),
+        Poll::Ready(Err(strata::Error::InvalidArgument(_)))
+    ));
+    let mut sync_point = Box::pin(db.write_async(db.new_batch(), &sync));
+    futures_executor::block_on(sync_point.as_mut()).expect("a sync point");
+    assert!(matches!(
+        poll_once(sync_point.as_mut()),
+        Poll::Ready(Err(strata::Error::InvalidArgument(_)))
+    ));
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }

@@ -33,6 +33,8 @@
 //!
 //! **Cancellation.** Dropping the future never leaves half a batch:
 //! - while it waits in the queue, it is withdrawn and not applied;
+//! - promoted to lead but not polled since, its own write is not applied
+//!   and leadership passes on in the drop;
 //! - while it leads a group that waits out a write stall (not yet
 //!   sequenced), its own write is not applied, the members it took go
 //!   back to the front of the queue and leadership passes on;
@@ -42,11 +44,13 @@
 //!   record, in the poll that did the last insert). A dropped write in
 //!   that window becomes durable as any other.
 //!
-//! Between the first two and the last there is a moment when a leader has
+//! Between the first and the last there is a moment when a leader has
 //! taken the writer out of the queue but not yet told it: a drop then
 //! cannot tell whether it will be applied, so a helper thread waits for
 //! the answer and does what is owed (leads nothing: a promoted writer
-//! whose future is gone hands leadership on at once, unapplied).
+//! whose future is gone hands leadership on at once, unapplied). Only
+//! that moment: a drop that finds the answer given finishes in place,
+//! so a dropped write leaves no thread holding the database open.
 
 use super::group::Group;
 use super::pipeline::{CommitEnv, CommitPipeline, Durability, Sequenced};
@@ -420,7 +424,29 @@ impl CommitPipeline {
                     self.pool.give_back(w);
                     None
                 } else {
-                    Some(Step::Queued(w, ask))
+                    // Out of the queue: what became of it decides what is
+                    // owed. A state other than `Queued` is final here
+                    // (only the writer itself moves it on from there).
+                    match w.state() {
+                        // Promoted, and its task never ran since: pass
+                        // leadership on now, its own write not applied.
+                        WriterState::Leading => {
+                            self.queue.hand_off();
+                            self.pool.give_back(w);
+                            None
+                        }
+                        // Its leader decided: applied (a member's batch is
+                        // inserted by its leader if not by itself) or
+                        // failed. Nothing owed; the slot is not given back
+                        // to the pool, as the leader may still be
+                        // inserting from it (it holds the slot too).
+                        WriterState::Sequenced | WriterState::Committed | WriterState::Failed => {
+                            None
+                        }
+                        // Taken by a leader that has not said yet what it
+                        // did with it: only waiting tells.
+                        WriterState::Queued => Some(Step::Queued(w, ask)),
+                    }
                 }
             }
             Step::Leading(w, _, park) => {

@@ -8,7 +8,9 @@
 //! leadership to the first of them. The fake blocks where a test needs a
 //! writer held (a gate per kind of call) and records every call.
 
+use super::async_write::AsyncWrite;
 use super::pipeline::{CommitEnv, CommitPipeline, Durability, Leadership, PipelineConfig, Room};
+use super::writer::Ask;
 use crate::batch::{DecodedBatch, WriteBatch};
 use crate::error::{Error, Result};
 use crate::memtable::{ActiveMemTables, Lookup, MemTable};
@@ -17,6 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use std::io;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use strata_sstable::SeqNo;
 
@@ -263,6 +266,20 @@ impl Fixture {
         });
         leading.recv().expect("the helper leads");
         Held { release, thread }
+    }
+
+    /// An async write of `key` (not yet polled).
+    fn async_put(&self, key: &str) -> AsyncWrite {
+        let mut batch = WriteBatch::new();
+        batch.put(key, b"v");
+        let ask = Ask::new(&batch, &plain());
+        AsyncWrite::new(batch, ask)
+    }
+
+    /// Poll an async write once (no one is woken: the test polls again).
+    fn poll(&self, op: &mut AsyncWrite) -> Poll<Result<()>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.pipeline.poll_write(&*self.env, op, &mut cx)
     }
 
     /// The value of `key` visible now.
@@ -756,4 +773,48 @@ fn a_large_groups_batches_are_each_applied_once() {
             assert_eq!(at, vec![first + i as u64], "{k}");
         }
     }
+}
+
+/// An async write dropped after its leader released it (a small group:
+/// the leader inserted its batch and moved it on) is applied, and owes
+/// nothing: the drop finishes at once. It used to hand the write to a
+/// finisher thread, whose handle on the database outlived the drop (a
+/// test's simulated power loss then ran while the old database was
+/// still open).
+#[test]
+fn an_async_write_dropped_after_its_leader_released_it_owes_nothing() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut leader = f.async_put("leader");
+    let mut member = f.async_put("member");
+    assert!(f.poll(&mut leader).is_pending(), "queued");
+    assert!(f.poll(&mut member).is_pending(), "queued behind it");
+    held.release();
+    assert!(matches!(f.poll(&mut leader), Poll::Ready(Ok(()))));
+    assert!(
+        f.pipeline.cancel(&mut member).is_none(),
+        "the drop of a released writer left work for a finisher"
+    );
+    assert!(f.visible("member"), "taken into the group: applied");
+}
+
+/// An async write promoted to lead but dropped before its task ran hands
+/// leadership on in the drop (its own write not applied): the next
+/// writer leads without a finisher thread in between.
+#[test]
+fn an_async_write_dropped_once_promoted_hands_leadership_on_in_the_drop() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut promoted = f.async_put("promoted");
+    let mut next = f.async_put("next");
+    assert!(f.poll(&mut promoted).is_pending(), "queued");
+    assert!(f.poll(&mut next).is_pending(), "queued behind it");
+    held.release();
+    assert!(
+        f.pipeline.cancel(&mut promoted).is_none(),
+        "the drop of a promoted writer left leadership to a finisher"
+    );
+    assert!(matches!(f.poll(&mut next), Poll::Ready(Ok(()))), "it leads");
+    assert!(f.visible("next"));
+    assert!(!f.visible("promoted"), "dropped before it led: not applied");
 }
