@@ -180,7 +180,10 @@ impl Db {
     /// syncer thread's fsync covers it), without blocking or parking the
     /// thread that polls it. A write stall is awaited, not slept.
     /// Dropping the future before it resolves never half-applies the
-    /// batch (see [`WriteFuture`]).
+    /// batch (see [`WriteFuture`]). Blocking writes may be mixed with
+    /// async ones, even on the executor's own threads: a blocking write
+    /// never waits for a future to be polled (it leads that write's group
+    /// itself if it must).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();

@@ -501,12 +501,11 @@ impl FlushGate {
     }
 }
 
-/// A leader that meets a write stall parks its task (the poll returns)
-/// instead of blocking; dropped there, its own write is not applied and
-/// the writers queued behind it go on once the stall ends.
-#[test]
-fn a_stalled_async_leader_parks_and_can_be_dropped() {
-    let fs = MemFileSystem::new();
+/// A database whose writes stall: its flushes wait at the returned gate
+/// (held), and the memtable and the one frozen memtable allowed are
+/// full, so a write must wait for a flush (a `no_slowdown` write found
+/// out when).
+fn open_stalled(fs: &MemFileSystem) -> (Db, FlushGate) {
     let flushes = FlushGate::default();
     let options = {
         let flushes = flushes.clone();
@@ -519,13 +518,11 @@ fn a_stalled_async_leader_parks_and_can_be_dropped() {
                 }
                 Ok(())
             })),
-            ..mem_options(&fs)
+            ..mem_options(fs)
         }
     };
     let db = Db::open(mem_dir(), options).expect("open");
     flushes.hold();
-    // Fill the memtable and the one frozen memtable allowed: then a write
-    // must wait for the held flush. A `no_slowdown` write finds out when.
     let value = vec![b'v'; 1024];
     let no_slowdown = WriteOptions {
         no_slowdown: true,
@@ -538,8 +535,15 @@ fn a_stalled_async_leader_parks_and_can_be_dropped() {
             Err(e) => panic!("{e}"),
         }
     }
-    // Should the poll below block in the stall, this ends the hang (and
-    // the test fails): nothing else releases the flush meanwhile.
+    (db, flushes)
+}
+
+/// Poll `write` once, failing (not hanging) if the poll blocks in the
+/// stall: a watchdog releases the flushes after `HANG`.
+fn poll_once_in_stall<F: Future>(
+    flushes: &FlushGate,
+    write: std::pin::Pin<&mut F>,
+) -> Poll<F::Output> {
     let (polled, watchdog) = mpsc::channel::<()>();
     let timed_out = Arc::new(AtomicBool::new(false));
     {
@@ -551,22 +555,35 @@ fn a_stalled_async_leader_parks_and_can_be_dropped() {
             }
         });
     }
-    let mut stalled = Box::pin(db.put_async(b"stalled", b"x", &WriteOptions::default()));
-    let first_poll = poll_once(stalled.as_mut());
+    let poll = poll_once(write);
     let _ = polled.send(());
     assert!(
         !timed_out.load(Ordering::SeqCst),
         "the poll blocked in the stall"
     );
-    assert!(first_poll.is_pending(), "it waits out the stall");
-    // A blocking writer queues behind the stalled leader.
-    let (done, finished) = mpsc::channel();
-    {
-        let db = db.clone();
-        std::thread::spawn(move || done.send(db.put(b"behind", b"1")));
-    }
+    poll
+}
+
+/// A leader that meets a write stall parks its task (the poll returns)
+/// instead of blocking; dropped there, its own write is not applied and
+/// the writer queued behind it leads once the stall ends.
+#[test]
+fn a_stalled_async_leader_parks_and_can_be_dropped() {
+    let fs = MemFileSystem::new();
+    let (db, flushes) = open_stalled(&fs);
+    let mut stalled = Box::pin(db.put_async(b"stalled", b"x", &WriteOptions::default()));
+    assert!(
+        poll_once_in_stall(&flushes, stalled.as_mut()).is_pending(),
+        "it waits out the stall"
+    );
+    // An async writer queues behind the stalled leader. (A blocking one
+    // would take its group over: see the test below.)
+    let mut behind = Box::pin(db.put_async(b"behind", b"1", &WriteOptions::default()));
+    assert!(poll_once(behind.as_mut()).is_pending(), "queued");
     drop(stalled);
     flushes.release();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || done.send(futures_executor::block_on(behind)));
     finished
         .recv_timeout(HANG)
         .expect("the writer behind the dropped leader went on")
@@ -577,6 +594,102 @@ fn a_stalled_async_leader_parks_and_can_be_dropped() {
         None,
         "the dropped leader's write was applied"
     );
+}
+
+/// A blocking writer arriving behind an async leader parked in a write
+/// stall does not wait for that task to be polled again (it may never
+/// be): it takes the parked group over, waits out the stall on its own
+/// thread, and writes the group, then its own write. The task, polled
+/// afterwards, finds its write done. (It used to wait for the task's
+/// next poll; with the task never polled, forever.)
+#[test]
+fn a_blocking_writer_behind_a_parked_async_leader_leads_its_group_without_its_task() {
+    let fs = MemFileSystem::new();
+    let (db, flushes) = open_stalled(&fs);
+    let mut parked = Box::pin(db.put_async(b"parked", b"x", &WriteOptions::default()));
+    assert!(
+        poll_once_in_stall(&flushes, parked.as_mut()).is_pending(),
+        "it waits out the stall"
+    );
+    let (done, finished) = mpsc::channel();
+    {
+        let db = db.clone();
+        std::thread::spawn(move || done.send(db.put(b"behind", b"1")));
+    }
+    // Not polled again until the blocking write is through.
+    flushes.release();
+    finished
+        .recv_timeout(HANG)
+        .expect("the blocking writer waited for the parked task")
+        .expect("its write");
+    assert_eq!(db.get(b"behind").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        db.get(b"parked").unwrap().as_deref(),
+        Some(&b"x"[..]),
+        "the parked group was written with the blocking writer's"
+    );
+    assert!(matches!(poll_once(parked.as_mut()), Poll::Ready(Ok(()))));
+    db.put(b"after", b"2").expect("the queue goes on");
+}
+
+/// On a runtime with one thread, a task's blocking `put` behind an async
+/// writer of another task does not deadlock. Leadership reaches the async
+/// writer while the runtime's only thread is blocked in the `put`, so its
+/// task cannot run; the blocking writer leads the async writer's group
+/// in its place. (Before, it waited for that task: a deadlock.)
+#[test]
+fn a_blocking_put_on_a_single_threaded_runtime_does_not_wait_for_an_async_writer() {
+    let fs = MemFileSystem::new();
+    let gate = LeaderGate::default();
+    let db = Db::open(mem_dir(), gate.options(&fs)).expect("open");
+    let (entered, release) = gate.arm();
+    let first = {
+        let db = db.clone();
+        std::thread::spawn(move || db.put(b"first", b"0"))
+    };
+    entered
+        .recv_timeout(HANG)
+        .expect("the first leader holds the queue");
+    let (done, finished) = mpsc::channel();
+    {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            let result = rt.block_on(async move {
+                let (queued_tx, queued) = tokio::sync::oneshot::channel::<()>();
+                let writer = {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        let mut write =
+                            Box::pin(db.put_async(b"async", b"1", &WriteOptions::default()));
+                        // Queued behind the held leader, then left to the
+                        // executor.
+                        assert!(poll_once(write.as_mut()).is_pending(), "queued");
+                        queued_tx.send(()).expect("test alive");
+                        write.await
+                    })
+                };
+                queued.await.expect("the async writer queued");
+                // The leader goes on and hands leadership to the async
+                // writer, whose task cannot run while this one blocks.
+                release.send(()).expect("release");
+                let blocking = db.put(b"blocking", b"2");
+                let written = writer.await.expect("async task");
+                (blocking, written)
+            });
+            let _ = done.send(result);
+        });
+    }
+    let (blocking, written) = finished
+        .recv_timeout(HANG)
+        .expect("the blocking put waited for a task its thread was to run");
+    blocking.expect("the blocking put");
+    written.expect("the async write");
+    first.join().expect("first").expect("first write");
+    assert_eq!(db.get(b"async").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"blocking").unwrap().as_deref(), Some(&b"2"[..]));
 }
 
 /// A waker that counts its wakes and unparks the test thread.

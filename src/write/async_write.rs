@@ -29,7 +29,11 @@
 //! record is not yet written, it is handed to whoever writes it out
 //! (`WalBuffer::when_written`), so no group, and no later writer, ever
 //! waits for an executor to poll a task, or for a future never polled
-//! again.
+//! again. Nor does a blocking writer wait for a task's lead: while a task
+//! holds leadership between polls (promoted, or parked in a stall), a
+//! blocking writer takes it over and leads the task's group itself
+//! (`proxy.rs`); the task learns it when it claims the lead at its next
+//! poll (`Lead`).
 //!
 //! **Cancellation.** Dropping the future never leaves half a batch:
 //! - while it waits in the queue, it is withdrawn and not applied;
@@ -71,7 +75,7 @@ enum Step {
     /// Waiting in the queue for a leader, or to lead.
     Queued(Arc<Writer>, Ask),
     /// Leading a group; parked in a write stall if stored here.
-    Leading(Arc<Writer>, Ask, Option<StallPark>),
+    Leading(Arc<Writer>, Ask, Lead),
     /// In a group whose members insert their own batches.
     Sequenced(Arc<Writer>, Ask),
     /// Did the group's last insert: completes it now if its record is
@@ -95,6 +99,18 @@ impl Step {
             | Step::Settling(w, _, _) => Some(Arc::clone(w)),
         }
     }
+}
+
+/// How an async writer holds the lead it is about to use.
+enum Lead {
+    /// It joined an idle queue in this poll: no one else can have it.
+    Held,
+    /// Handed to it by the last leader: to claim, as a blocking writer
+    /// may have taken it over before the task ran.
+    Offered,
+    /// Parked in a write stall with its group since an earlier poll: to
+    /// claim again, likewise.
+    Parked(StallPark),
 }
 
 /// An async write's state, polled by [`CommitPipeline::poll_write`].
@@ -186,7 +202,7 @@ impl CommitPipeline {
                 self.active.enter_task();
                 op.active = true;
                 match self.queue.join_task(&w, ask) {
-                    Some(Joined::Leader) => Next::Go(Step::Leading(w, ask, None)),
+                    Some(Joined::Leader) => Next::Go(Step::Leading(w, ask, Lead::Held)),
                     Some(Joined::Member(state)) => Self::moved_on(w, ask, state),
                     None => Next::Go(Step::Queued(w, ask)),
                 }
@@ -202,13 +218,23 @@ impl CommitPipeline {
                     }
                 }
             }
-            Step::Leading(w, _, _) if op.cancelled => {
-                // Promoted after its future was dropped (a helper thread
-                // polls it): write nothing, pass leadership on.
-                self.queue.hand_off();
-                Next::Finish(w, Err(Error::Closed))
-            }
-            Step::Leading(w, ask, park) => {
+            Step::Leading(w, ask, lead) => {
+                let park = match lead {
+                    Lead::Held => None,
+                    Lead::Offered | Lead::Parked(_) if !self.queue.claim_lead(&w) => {
+                        // A blocking writer took the lead over, with this
+                        // write in the group it leads: wait as a member.
+                        return Next::Go(Step::Queued(w, ask));
+                    }
+                    Lead::Offered => None,
+                    Lead::Parked(park) => Some(park),
+                };
+                if op.cancelled {
+                    // Promoted after its future was dropped (a helper
+                    // thread polls it): write nothing, pass leadership on.
+                    self.queue.hand_off();
+                    return Next::Finish(w, Err(Error::Closed));
+                }
                 let mut park = park.unwrap_or_else(|| StallPark::new(cx.waker()));
                 if !park.waker.will_wake(cx.waker()) {
                     park.waker = cx.waker().clone();
@@ -219,7 +245,12 @@ impl CommitPipeline {
                 match catch_panic("write group leader", || {
                     self.poll_lead(env, &w, ask, &mut park)
                 }) {
-                    Ok(Poll::Pending) => Next::Wait(Step::Leading(w, ask, Some(park))),
+                    // Parked holding the lead, unless a blocking writer
+                    // waits: that one leads the group now, on its thread.
+                    Ok(Poll::Pending) if self.queue.park_lead(&w) => {
+                        Next::Wait(Step::Leading(w, ask, Lead::Parked(park)))
+                    }
+                    Ok(Poll::Pending) => Next::Go(Step::Queued(w, ask)),
                     Ok(Poll::Ready(Ok((group, true)))) => Next::Go(Step::Completing(w, ask, group)),
                     Ok(Poll::Ready(Ok((group, false)))) => Next::Go(Step::Settling(w, ask, group)),
                     Ok(Poll::Ready(Err(e))) => Next::Finish(w, Err(e)),
@@ -310,7 +341,7 @@ impl CommitPipeline {
     /// A queued writer's next step once moved out of `Queued`.
     fn moved_on(w: Arc<Writer>, ask: Ask, state: WriterState) -> Next {
         match state {
-            WriterState::Leading => Next::Go(Step::Leading(w, ask, None)),
+            WriterState::Leading => Next::Go(Step::Leading(w, ask, Lead::Offered)),
             WriterState::Sequenced => Next::Go(Step::Sequenced(w, ask)),
             WriterState::Committed => Next::Finish(w, Ok(())),
             WriterState::Failed => {
@@ -339,7 +370,8 @@ impl CommitPipeline {
                 .take_group(me, self.config.max_group_bytes, &mut members);
             env.hook(HookPoint::WriteGroupLeader);
         }
-        let sequenced = match self.try_sequence(env, &members, Some(park)) {
+        let no_slowdown = members[0].ask.no_slowdown;
+        let sequenced = match self.try_sequence(env, &members, Some(park), no_slowdown) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(sequenced) => sequenced,
         };
@@ -349,9 +381,29 @@ impl CommitPipeline {
         // The next group forms while this one inserts.
         self.queue.hand_off();
         env.hook(HookPoint::WriteGroupSequenced);
-        let result = match sequenced {
+        let result = Self::insert_and_release(env, Some(leader), &members, sequenced);
+        // The list holds the members' slots (the leader's too).
+        members.clear();
+        Poll::Ready(result)
+    }
+
+    /// After sequencing, by a leader that must not wait for its members
+    /// (an async leader, `own`; a blocking writer leading a task's group,
+    /// `lead_for_task`, with no write of its own in it): insert every
+    /// batch it can and release the members to wait for their own
+    /// durability and visibility, or fail them with the group's error.
+    /// Returns the group, and whether the caller did its last insert and
+    /// so owes its completion.
+    pub(super) fn insert_and_release<E: CommitEnv>(
+        env: &E,
+        own: Option<&Arc<Writer>>,
+        members: &[Member],
+        sequenced: Result<Sequenced>,
+    ) -> Result<(Arc<Group>, bool)> {
+        let is_own = |m: &Member| own.is_some_and(|w| Arc::ptr_eq(&m.writer, w));
+        match sequenced {
             Err(e) => {
-                for m in &members[1..] {
+                for m in members.iter().filter(|m| !is_own(m)) {
                     m.fail(e.duplicate());
                 }
                 Err(e)
@@ -364,7 +416,7 @@ impl CommitPipeline {
                 // Every batch inserted here; the members then wait for
                 // their own durability and visibility.
                 let mut next = first_seq;
-                for m in members.iter() {
+                for m in members {
                     let mut slot = m.writer.slot.lock();
                     env.apply(&group.mems, next, &slot.batch);
                     slot.assignment = Some(Assignment {
@@ -376,7 +428,7 @@ impl CommitPipeline {
                 }
                 let last = group.inserted();
                 debug_assert!(last, "a serial group has one insert");
-                for m in &members[1..] {
+                for m in members.iter().filter(|m| !is_own(m)) {
                     m.set(WriterState::Sequenced);
                 }
                 Ok((group, true))
@@ -387,9 +439,9 @@ impl CommitPipeline {
                 serial: false,
             }) => {
                 let mut next = first_seq;
-                for m in members.iter() {
-                    if Arc::ptr_eq(&m.writer, leader) {
-                        let mut slot = leader.slot.lock();
+                for m in members {
+                    if is_own(m) {
+                        let mut slot = m.writer.slot.lock();
                         slot.assignment = Some(Assignment {
                             group: Arc::clone(&group),
                             first_seq: next,
@@ -402,15 +454,43 @@ impl CommitPipeline {
                 }
                 // Its own batch, then those of members not yet awake.
                 let mut owes = false;
-                for m in members.iter() {
+                for m in members {
                     owes |= Self::apply_assigned(env, &m.writer).is_some();
                 }
                 Ok((group, owes))
             }
-        };
-        // The list holds the members' slots (the leader's too).
-        members.clear();
-        Poll::Ready(result)
+        }
+    }
+
+    /// What a dropped writer owes once out of the queue (not withdrawn):
+    /// its state says. A state other than `Queued` is final here, except
+    /// a task's `Leading`, which a blocking writer may take back (see
+    /// `WriteQueue::claim_lead`): claimed, it is passed on.
+    fn cancel_taken(&self, w: Arc<Writer>, ask: Ask) -> Option<Step> {
+        loop {
+            match w.state() {
+                // Promoted, and its task never ran since: pass
+                // leadership on now, its own write not applied.
+                WriterState::Leading => {
+                    if self.queue.claim_lead(&w) {
+                        self.queue.hand_off();
+                        self.pool.give_back(w);
+                        return None;
+                    }
+                    // Taken over: `Queued` now (the claim's lock shows it).
+                }
+                // Its leader decided: applied (a member's batch is inserted
+                // by its leader if not by itself) or failed. Nothing owed;
+                // the slot is not given back to the pool, as the leader
+                // may still be inserting from it (it holds the slot too).
+                WriterState::Sequenced | WriterState::Committed | WriterState::Failed => {
+                    return None;
+                }
+                // Taken by a leader that has not said yet what it did with
+                // it: only waiting tells.
+                WriterState::Queued => return Some(Step::Queued(w, ask)),
+            }
+        }
     }
 
     /// The future of `op` was dropped. Undo what can be undone without
@@ -424,45 +504,32 @@ impl CommitPipeline {
                     self.pool.give_back(w);
                     None
                 } else {
-                    // Out of the queue: what became of it decides what is
-                    // owed. A state other than `Queued` is final here
-                    // (only the writer itself moves it on from there).
-                    match w.state() {
-                        // Promoted, and its task never ran since: pass
-                        // leadership on now, its own write not applied.
-                        WriterState::Leading => {
-                            self.queue.hand_off();
-                            self.pool.give_back(w);
-                            None
-                        }
-                        // Its leader decided: applied (a member's batch is
-                        // inserted by its leader if not by itself) or
-                        // failed. Nothing owed; the slot is not given back
-                        // to the pool, as the leader may still be
-                        // inserting from it (it holds the slot too).
-                        WriterState::Sequenced | WriterState::Committed | WriterState::Failed => {
-                            None
-                        }
-                        // Taken by a leader that has not said yet what it
-                        // did with it: only waiting tells.
-                        WriterState::Queued => Some(Step::Queued(w, ask)),
+                    self.cancel_taken(w, ask)
+                }
+            }
+            // Parked in a stall, before sequencing; the lead is to claim
+            // again (a blocking writer may have taken it over).
+            Step::Leading(w, ask, Lead::Parked(park)) => {
+                if self.queue.claim_lead(&w) {
+                    {
+                        let mut members = w.members.lock();
+                        let taken: Vec<Member> = members.drain(..).skip(1).collect();
+                        self.queue.requeue_front(taken.into_iter());
                     }
+                    if park.barrier {
+                        self.queue.end_stall();
+                    }
+                    self.queue.hand_off();
+                    self.pool.give_back(w);
+                    None
+                } else {
+                    // In the group the blocking writer leads now.
+                    self.cancel_taken(w, ask)
                 }
             }
-            Step::Leading(w, _, park) => {
-                // Parked in a stall, before sequencing.
-                {
-                    let mut members = w.members.lock();
-                    let taken: Vec<Member> = members.drain(..).skip(1).collect();
-                    self.queue.requeue_front(taken.into_iter());
-                }
-                if park.is_some_and(|p| p.barrier) {
-                    self.queue.end_stall();
-                }
-                self.queue.hand_off();
-                self.pool.give_back(w);
-                None
-            }
+            // Not stored (left in the poll that reached them); as a writer
+            // out of the queue whose state says what it owes.
+            Step::Leading(w, ask, Lead::Held | Lead::Offered) => self.cancel_taken(w, ask),
             // Not waited in (left in the poll that reached it); were it,
             // the completion would be owed.
             step @ Step::Completing(..) => Some(step),

@@ -44,6 +44,7 @@ mod pipeline;
 #[cfg(test)]
 mod pipeline_tests;
 mod pool;
+mod proxy;
 mod publish;
 mod queue;
 mod restart;

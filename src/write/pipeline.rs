@@ -381,7 +381,12 @@ impl CommitPipeline {
         // group, must not leave the group's members, the queue or later
         // writers waiting forever (see `panicked`).
         catch_panic(place, || match joined {
-            Joined::Leader => self.lead(env, w, ask),
+            Joined::Leader => {
+                if let Some(stolen) = self.queue.take_stolen() {
+                    self.lead_for_task(env, w, ask.no_slowdown, stolen)?;
+                }
+                self.lead(env, w, ask)
+            }
             Joined::Member(WriterState::Sequenced) => self.follow(env, w, ask),
             Joined::Member(WriterState::Committed) => Ok(()),
             Joined::Member(_) => Err(w.take_error()),
@@ -477,7 +482,8 @@ impl CommitPipeline {
     /// Make room, number the group, log its record, register it with the
     /// publisher.
     fn sequence<E: CommitEnv>(&self, env: &E, members: &[Member]) -> Result<Sequenced> {
-        match self.try_sequence(env, members, None) {
+        let no_slowdown = members[0].ask.no_slowdown;
+        match self.try_sequence(env, members, None, no_slowdown) {
             Poll::Ready(result) => result,
             // Only a leader with a stall park parks.
             Poll::Pending => Err(Error::WriteStall),
@@ -485,20 +491,23 @@ impl CommitPipeline {
     }
 
     /// [`sequence`](Self::sequence); with an async leader's `park`, a
-    /// write stall parks its task (`Pending`) instead of blocking.
+    /// write stall parks its task (`Pending`) instead of blocking. With
+    /// `no_slowdown` a stall fails with `WriteStall` instead (the group's
+    /// lead asked so, or a blocking writer leading a task's group did:
+    /// see `lead_for_task`).
     pub(super) fn try_sequence<E: CommitEnv>(
         &self,
         env: &E,
         members: &[Member],
         park: Option<&mut StallPark>,
+        no_slowdown: bool,
     ) -> Poll<Result<Sequenced>> {
-        let lead = members[0].ask;
         let bytes: u64 = members.iter().map(|m| m.ask.bytes as u64).sum();
         let records: u64 = members.iter().map(|m| u64::from(m.ask.count)).sum();
         let mut leadership = self.leadership();
         leadership.park = park;
         let room = Room {
-            no_slowdown: lead.no_slowdown,
+            no_slowdown,
             force: None,
             bytes,
         };
@@ -703,6 +712,12 @@ impl CommitPipeline {
                 // [panic guard] As in `commit`: a panic here would leave
                 // the queue with a leader that never hands off.
                 let r = catch_panic("write group leader", || {
+                    if let Some(stolen) = self.queue.take_stolen() {
+                        // Never `Err`: a control writer waits out a stall
+                        // (see `lead_for_task`), so it never gives the
+                        // group back and leadership stays here.
+                        self.lead_for_task(env, &w, false, stolen)?;
+                    }
                     env.hook(HookPoint::WriteGroupLeader);
                     f(&mut self.leadership())
                 })

@@ -818,3 +818,115 @@ fn an_async_write_dropped_once_promoted_hands_leadership_on_in_the_drop() {
     assert!(f.visible("next"));
     assert!(!f.visible("promoted"), "dropped before it led: not applied");
 }
+
+impl Fixture {
+    /// Start a blocking write of `key` on a thread of its own, return once
+    /// it waits in the queue; its result comes on the returned channel.
+    fn queue_put_reporting(
+        &self,
+        key: &'static str,
+        o: WriteOptions,
+    ) -> mpsc::Receiver<Result<()>> {
+        let queued = self.pipeline.queued();
+        let result = self.spawn_put_reporting(key, o);
+        while self.pipeline.queued() != queued + 1 {
+            std::thread::yield_now();
+        }
+        result
+    }
+
+    /// Start a blocking write of `key` on a thread of its own; its result
+    /// comes on the returned channel.
+    fn spawn_put_reporting(
+        &self,
+        key: &'static str,
+        o: WriteOptions,
+    ) -> mpsc::Receiver<Result<()>> {
+        let (done, result) = mpsc::channel();
+        let (pipeline, env) = (Arc::clone(&self.pipeline), Arc::clone(&self.env));
+        std::thread::spawn(move || {
+            let _ = done.send(pipeline.write_with(&*env, &o, |b| b.put(key, b"v")));
+        });
+        result
+    }
+}
+
+/// A bound on a hang in the tests below, not a synchronisation.
+const HANG: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Leadership handed on while an async writer heads the queue and a
+/// blocking writer waits behind it goes to the blocking writer, which
+/// leads the async writer's group first (its record first), then its own:
+/// it never waits for the task to be polled. The task, polled afterwards,
+/// finds its write done.
+#[test]
+fn a_blocking_writer_queued_behind_an_async_writer_leads_its_group_in_its_place() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut task = f.async_put("task");
+    assert!(f.poll(&mut task).is_pending(), "queued");
+    let blocking = f.queue_put_reporting("blocking", plain());
+    held.release();
+    blocking
+        .recv_timeout(HANG)
+        .expect("the blocking writer waited for the task")
+        .expect("its write");
+    assert_eq!(
+        f.logged(),
+        vec![
+            (1, vec!["task".to_owned()]),
+            (2, vec!["blocking".to_owned()])
+        ]
+    );
+    assert!(f.visible("task"), "not polled, yet written and published");
+    assert!(matches!(f.poll(&mut task), Poll::Ready(Ok(()))));
+}
+
+/// A blocking writer arriving while leadership waits for an async
+/// writer's task (handed to it, not yet polled) takes it over at once and
+/// leads the task's group, then its own.
+#[test]
+fn a_blocking_writer_arriving_while_a_task_holds_the_lead_takes_it_over() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut task = f.async_put("task");
+    assert!(f.poll(&mut task).is_pending(), "queued");
+    held.release(); // handed to the task, whose poll has not run
+    f.spawn_put_reporting("blocking", plain())
+        .recv_timeout(HANG)
+        .expect("the blocking writer waited for the task")
+        .expect("its write");
+    assert_eq!(
+        f.logged(),
+        vec![
+            (1, vec!["task".to_owned()]),
+            (2, vec!["blocking".to_owned()])
+        ]
+    );
+    assert!(matches!(f.poll(&mut task), Poll::Ready(Ok(()))));
+    assert!(f.visible("task"));
+}
+
+/// A `no_slowdown` blocking writer taking over a task's group that meets a
+/// write stall does not wait it out (the group asked to wait; it did not):
+/// it fails with `WriteStall` as at any stall, and the group goes back to
+/// the task, which leads it once the stall is over.
+#[test]
+fn a_no_slowdown_writer_gives_a_stalled_task_group_back() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut task = f.async_put("task");
+    assert!(f.poll(&mut task).is_pending(), "queued");
+    held.release();
+    f.env.set(|r| r.stalled = true);
+    let refused = f.put("hasty", 10, &opts(false, false, true));
+    assert!(matches!(refused, Err(Error::WriteStall)), "{refused:?}");
+    assert!(f.logged().is_empty(), "nothing was sequenced");
+    f.env.set(|r| r.stalled = false);
+    assert!(
+        matches!(f.poll(&mut task), Poll::Ready(Ok(()))),
+        "the task leads its group again"
+    );
+    assert_eq!(f.logged(), vec![(1, vec!["task".to_owned()])]);
+    assert!(!f.visible("hasty"));
+}

@@ -4,7 +4,9 @@
 //! waker is registered on background progress (`Background::poll_for`)
 //! and, for a delayed write, on a timer (`timer.rs`), and its poll
 //! returns `Pending` with the group it took still held and leadership not
-//! handed on. Each poll makes room again from the state as it is then,
+//! handed on (unless a blocking writer waits, or arrives before the next
+//! poll: that one takes the group over and waits out the stall on its
+//! own thread, see `proxy.rs`). Each poll makes room again from the state as it is then,
 //! so the stall is re-judged exactly as a blocking leader re-judges it
 //! after each wake-up.
 
