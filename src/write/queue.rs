@@ -40,7 +40,7 @@ const SMALL_LEADER_BYTES: usize = 128 << 10;
 
 #[derive(Default)]
 struct QueueState {
-    waiting: VecDeque<Member>,
+    waiting: Waiting,
     leader_active: bool,
     /// The leader is waiting out a write stall (`begin_stall`).
     stalled: bool,
@@ -162,13 +162,9 @@ impl WriteQueue {
     /// or is promoting it: its state is about to change.
     pub fn withdraw(&self, w: &Arc<Writer>) -> bool {
         let mut q = self.state.lock();
-        match q.waiting.iter().position(|m| Arc::ptr_eq(&m.writer, w)) {
-            Some(i) => {
-                q.waiting.remove(i);
-                true
-            }
-            None => false,
-        }
+        q.waiting
+            .take_first(|m| Arc::ptr_eq(&m.writer, w))
+            .is_some()
     }
 
     /// Put writers a leader took but will not sequence back at the front
@@ -241,9 +237,7 @@ impl WriteQueue {
     }
 
     fn drain_no_slowdown(q: &mut QueueState) -> Vec<Member> {
-        let (fail, keep): (Vec<_>, Vec<_>) = q.waiting.drain(..).partition(|m| m.ask.no_slowdown);
-        q.waiting = keep.into();
-        fail
+        q.waiting.take_all_of(|m| m.ask.no_slowdown)
     }
 
     /// How many writers wait in the queue (tests hold writers there to
@@ -259,7 +253,7 @@ impl WriteQueue {
         let waiting = {
             let mut q = self.state.lock();
             q.poisoned.get_or_insert_with(|| Arc::clone(error));
-            std::mem::take(&mut q.waiting)
+            std::mem::take(&mut q.waiting).members
         };
         for m in waiting {
             m.fail(Error::Background(Arc::clone(error)));
@@ -367,7 +361,73 @@ impl WriteQueue {
 
     /// The first blocking writer waiting, taken out of the queue to lead.
     fn take_proxy(q: &mut QueueState) -> Option<Member> {
-        let i = q.waiting.iter().position(|m| !m.is_task())?;
-        q.waiting.remove(i)
+        if q.waiting.threads == 0 {
+            return None; // no walk through thousands of queued tasks
+        }
+        q.waiting.take_first(|m| !m.is_task())
+    }
+}
+
+/// The queued writers in order, counting the blocking ones (a hand-off to
+/// a task asks whether one waits: with thousands of tasks queued, the
+/// answer must not cost a walk through them).
+#[derive(Default)]
+struct Waiting {
+    members: VecDeque<Member>,
+    /// Members that are not tasks.
+    threads: usize,
+}
+
+impl Waiting {
+    fn count(&mut self, m: &Member, added: bool) {
+        if !m.is_task() {
+            if added {
+                self.threads += 1;
+            } else {
+                self.threads -= 1;
+            }
+        }
+    }
+
+    fn push_back(&mut self, m: Member) {
+        self.count(&m, true);
+        self.members.push_back(m);
+    }
+
+    fn push_front(&mut self, m: Member) {
+        self.count(&m, true);
+        self.members.push_front(m);
+    }
+
+    fn front(&self) -> Option<&Member> {
+        self.members.front()
+    }
+
+    fn pop_front(&mut self) -> Option<Member> {
+        let m = self.members.pop_front()?;
+        self.count(&m, false);
+        Some(m)
+    }
+
+    /// Remove and return the first member `pick` chooses.
+    fn take_first(&mut self, pick: impl Fn(&Member) -> bool) -> Option<Member> {
+        let i = self.members.iter().position(pick)?;
+        let m = self.members.remove(i)?;
+        self.count(&m, false);
+        Some(m)
+    }
+
+    /// Remove and return every member `pick` chooses, the others kept in
+    /// order.
+    fn take_all_of(&mut self, pick: impl Fn(&Member) -> bool) -> Vec<Member> {
+        let (taken, kept): (Vec<_>, Vec<_>) = self.members.drain(..).partition(pick);
+        self.members = kept.into();
+        self.threads = self.members.iter().filter(|m| !m.is_task()).count();
+        taken
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.members.len()
     }
 }
