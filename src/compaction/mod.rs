@@ -198,16 +198,33 @@ impl DbInner {
         if self.options.inline_background_work {
             return self.run_background_work();
         }
-        self.bg.wait_for(None, |st| {
-            if let Err(e) = self.check_bg_error() {
-                return Some(Err(e));
-            }
-            let idle = !self.any_frozen()
-                && !st.flushing
-                && self.bg.compactions_running() == 0
-                && !self.compaction_needed();
-            idle.then_some(Ok(()))
-        })?;
+        self.bg.wait_for(None, |st| self.compactions_idle(st))?;
         Ok(())
+    }
+
+    /// [`wait_for_compactions`](Self::wait_for_compactions) for a task.
+    /// With `inline_background_work` the work is done here, blocking: that
+    /// mode has no background threads to wait for.
+    pub(crate) fn poll_compactions_idle(
+        &self,
+        waker: &std::task::Waker,
+    ) -> std::task::Poll<Result<()>> {
+        if self.options.inline_background_work {
+            return std::task::Poll::Ready(self.run_background_work());
+        }
+        self.bg.poll_for(waker, |st| self.compactions_idle(st))
+    }
+
+    /// `Some` when no flush or compaction runs or is due (or with the
+    /// background error that stops them).
+    fn compactions_idle(&self, st: &crate::background::BgState) -> Option<Result<()>> {
+        if let Err(e) = self.check_bg_error() {
+            return Some(Err(e));
+        }
+        let idle = !self.any_frozen()
+            && !st.flushing
+            && self.bg.compactions_running() == 0
+            && !self.compaction_needed();
+        idle.then_some(Ok(()))
     }
 }

@@ -32,6 +32,7 @@
 //! environment (`CommitEnv`, implemented for `DbInner` in `env.rs`). A
 //! resume's side of the write path is `restart.rs`.
 
+mod async_write;
 pub(crate) mod backoff;
 mod env;
 mod group;
@@ -43,16 +44,21 @@ mod pipeline;
 #[cfg(test)]
 mod pipeline_tests;
 mod pool;
+mod proxy;
 mod publish;
 mod queue;
 mod restart;
 mod room;
 mod spare;
+mod stall_park;
 mod sync;
+mod timer;
+mod waker_slot;
 mod wal_buffer;
 mod wal_syncer;
 mod writer;
 
+pub(crate) use async_write::AsyncWrite;
 pub(crate) use pipeline::{CommitPipeline, Leadership, PipelineConfig};
 pub(crate) use room::Limits;
 pub(crate) use spare::{create_wal, WAL_FIRST_BYTES};
