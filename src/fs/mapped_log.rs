@@ -35,7 +35,10 @@
 //! microseconds) for pages the WAL syncer warms up
 //! ([`WritableFile::take_warm_up`]) before the writer reaches them. So a
 //! log that grew holds less than four times its records, and at most
-//! 12 MiB more than them once large. The mapping is made once over more address space
+//! 12 MiB more than them once large. On a full disk an early growth fails
+//! no append: what fits in the allocated pages goes in, and only an
+//! append past them (which first asks for just its own pages) fails. The
+//! mapping is made once over more address space
 //! than the file holds (a reservation, [`reservation`]), so a growth is
 //! one `fallocate` and no remap; stores never reach past the allocated end
 //! (a page there would be a SIGBUS). A clean close truncates the file to
@@ -211,11 +214,30 @@ impl<B: LogBackend> MappedLog<B> {
     }
 
     /// Allocate the file past `needed` bytes: one step, or more if one
-    /// append needs it. On failure (a full disk) nothing changed: the
-    /// append fails and the log stays usable up to its old end.
+    /// append needs it. A growth runs half a step early, so a full disk
+    /// must not fail an append that fits in what is allocated (a failed
+    /// append stops writes until a resume): then the growth is left for
+    /// a later append to try again. An append that does not fit asks for
+    /// just its own pages before it fails. On failure nothing changed:
+    /// the log stays usable up to its old end.
     fn grow(&mut self, needed: u64) -> io::Result<()> {
         let page = self.backend.page_size() as u64;
-        let target = next_allocation(self.allocated, needed, page);
+        let step = next_allocation(self.allocated, needed, page);
+        let Err(e) = self.allocate_to(step) else {
+            return Ok(());
+        };
+        let exact = needed.next_multiple_of(page);
+        if needed <= self.allocated {
+            Ok(())
+        } else if exact < step {
+            self.allocate_to(exact)
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Extend the allocation to `target` bytes.
+    fn allocate_to(&mut self, target: u64) -> io::Result<()> {
         self.backend
             .preallocate(self.allocated, target - self.allocated)?;
         self.allocated = target;
