@@ -304,9 +304,12 @@ impl<B: LogBackend> WritableFile for MappedLog<B> {
         }
         let start = self.len as usize;
         let page = self.backend.page_size();
-        if let Some(mut map) = self.backend.mapping(self.allocated.min(mapped)) {
-            copy_in_file_order(&mut map, data, start, page)?;
-        }
+        let Some(mut map) = self.backend.mapping(self.allocated.min(mapped)) else {
+            // Not reached (mapped above); were it, the record would be
+            // counted and never stored.
+            return Err(io::Error::other("append to a log with no mapping"));
+        };
+        copy_in_file_order(&mut map, data, start, page)?;
         self.len = end;
         Ok(())
     }
@@ -403,6 +406,61 @@ mod tests {
                 assert_eq!(&file[offset..], &src[..len], "offset {offset} len {len}");
             }
         }
+    }
+
+    /// A backend whose mapping is never handed out, as if lost.
+    struct NoMapping(Option<u64>);
+
+    impl LogBackend for NoMapping {
+        type Mapping<'a> = Stores;
+        type Warmer = NoWarmer;
+
+        fn page_size(&self) -> usize {
+            4096
+        }
+        fn preallocate(&mut self, _: u64, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn map(&mut self, len: u64) -> io::Result<()> {
+            self.0 = Some(len);
+            Ok(())
+        }
+        fn unmap(&mut self) {
+            self.0 = None;
+        }
+        fn mapped_len(&self) -> Option<u64> {
+            self.0
+        }
+        fn mapping(&mut self, _: u64) -> Option<Stores> {
+            None
+        }
+        fn sync_mapped(&mut self, _: usize, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn sync_data(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_len(&mut self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn warmer(&self, _: usize) -> Option<NoWarmer> {
+            None
+        }
+    }
+
+    struct NoWarmer;
+
+    impl PageWarmer for NoWarmer {
+        fn populate(&mut self, _: usize, _: usize) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn an_append_with_no_mapping_to_store_into_fails_and_is_not_counted() {
+        let mut log = MappedLog::create(NoMapping(None), 4096).unwrap();
+        assert!(log.append(b"record").is_err());
+        assert_eq!(log.len(), 0, "a record counted that was never stored");
     }
 
     /// Records each store, to see the split.
