@@ -38,9 +38,11 @@
 //! 12 MiB more than them once large. On a full disk an early growth fails
 //! no append: what fits in the allocated pages goes in, and only an
 //! append past them (which first asks for just its own pages) fails. The
-//! mapping is made once over more address space
-//! than the file holds (a reservation, [`reservation`]), so a growth is
-//! one `fallocate` and no remap; stores never reach past the allocated end
+//! mapping is made over more address space than the file holds (a
+//! reservation, [`reservation`]), so a growth is one `fallocate` and no
+//! remap, until the file passes the reservation (a log grown far past
+//! its start): it is then mapped again, with room to double. Stores
+//! never reach past the allocated end
 //! (a page there would be a SIGBUS). A clean close truncates the file to
 //! the bytes written; after a crash the tail is zeros, which the log
 //! reader treats as the end of the log.
@@ -202,6 +204,12 @@ impl<B: LogBackend> MappedLog<B> {
     #[cfg(test)]
     pub fn synced(&self) -> u64 {
         self.synced
+    }
+
+    /// The mapping's length, reservation included.
+    #[cfg(test)]
+    pub fn mapped_len(&self) -> Option<u64> {
+        self.backend.mapped_len()
     }
 
     /// An append ending past this grows the file first: half the next
