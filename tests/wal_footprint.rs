@@ -62,10 +62,12 @@ fn an_open_database_holding_one_key_takes_under_two_mib() {
         "{used} bytes after one put: {:?}",
         listing(&fs, &mem_dir())
     );
-    // A flush rotates onto the spare, and the flush thread makes the next
-    // one before it writes the table: now both WALs exist.
+    // A flush rotates onto a new WAL, and the flush thread makes a spare
+    // for the next rotation: the bound holds with both. (Whether a spare
+    // is there now is a race: a rotation that comes while the first spare
+    // is being made makes its own WAL, numbered after the spare, and the
+    // flush deletes the spare's file as obsolete.)
     db.flush().unwrap();
-    assert!(files_with_ext(&fs, &mem_dir(), "log").len() >= 2);
     let beyond_data = fs.used_bytes() - table_bytes(&fs, &mem_dir());
     assert!(
         beyond_data < FOOTPRINT_BOUND,

@@ -35,9 +35,14 @@
 //! microseconds) for pages the WAL syncer warms up
 //! ([`WritableFile::take_warm_up`]) before the writer reaches them. So a
 //! log that grew holds less than four times its records, and at most
-//! 12 MiB more than them once large. The mapping is made once over more address space
-//! than the file holds (a reservation, [`reservation`]), so a growth is
-//! one `fallocate` and no remap; stores never reach past the allocated end
+//! 12 MiB more than them once large. On a full disk an early growth fails
+//! no append: what fits in the allocated pages goes in, and only an
+//! append past them (which first asks for just its own pages) fails. The
+//! mapping is made over more address space than the file holds (a
+//! reservation, [`reservation`]), so a growth is one `fallocate` and no
+//! remap, until the file passes the reservation (a log grown far past
+//! its start): it is then mapped again, with room to double. Stores
+//! never reach past the allocated end
 //! (a page there would be a SIGBUS). A clean close truncates the file to
 //! the bytes written; after a crash the tail is zeros, which the log
 //! reader treats as the end of the log.
@@ -201,6 +206,12 @@ impl<B: LogBackend> MappedLog<B> {
         self.synced
     }
 
+    /// The mapping's length, reservation included.
+    #[cfg(test)]
+    pub fn mapped_len(&self) -> Option<u64> {
+        self.backend.mapped_len()
+    }
+
     /// An append ending past this grows the file first: half the next
     /// step before its end, so the step is allocated (and warmed up)
     /// ahead of the writer, which then rarely waits for either.
@@ -211,11 +222,30 @@ impl<B: LogBackend> MappedLog<B> {
     }
 
     /// Allocate the file past `needed` bytes: one step, or more if one
-    /// append needs it. On failure (a full disk) nothing changed: the
-    /// append fails and the log stays usable up to its old end.
+    /// append needs it. A growth runs half a step early, so a full disk
+    /// must not fail an append that fits in what is allocated (a failed
+    /// append stops writes until a resume): then the growth is left for
+    /// a later append to try again. An append that does not fit asks for
+    /// just its own pages before it fails. On failure nothing changed:
+    /// the log stays usable up to its old end.
     fn grow(&mut self, needed: u64) -> io::Result<()> {
         let page = self.backend.page_size() as u64;
-        let target = next_allocation(self.allocated, needed, page);
+        let step = next_allocation(self.allocated, needed, page);
+        let Err(e) = self.allocate_to(step) else {
+            return Ok(());
+        };
+        let exact = needed.next_multiple_of(page);
+        if needed <= self.allocated {
+            Ok(())
+        } else if exact < step {
+            self.allocate_to(exact)
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Extend the allocation to `target` bytes.
+    fn allocate_to(&mut self, target: u64) -> io::Result<()> {
         self.backend
             .preallocate(self.allocated, target - self.allocated)?;
         self.allocated = target;
@@ -282,9 +312,12 @@ impl<B: LogBackend> WritableFile for MappedLog<B> {
         }
         let start = self.len as usize;
         let page = self.backend.page_size();
-        if let Some(mut map) = self.backend.mapping(self.allocated.min(mapped)) {
-            copy_in_file_order(&mut map, data, start, page)?;
-        }
+        let Some(mut map) = self.backend.mapping(self.allocated.min(mapped)) else {
+            // Not reached (mapped above); were it, the record would be
+            // counted and never stored.
+            return Err(io::Error::other("append to a log with no mapping"));
+        };
+        copy_in_file_order(&mut map, data, start, page)?;
         self.len = end;
         Ok(())
     }
@@ -381,6 +414,61 @@ mod tests {
                 assert_eq!(&file[offset..], &src[..len], "offset {offset} len {len}");
             }
         }
+    }
+
+    /// A backend whose mapping is never handed out, as if lost.
+    struct NoMapping(Option<u64>);
+
+    impl LogBackend for NoMapping {
+        type Mapping<'a> = Stores;
+        type Warmer = NoWarmer;
+
+        fn page_size(&self) -> usize {
+            4096
+        }
+        fn preallocate(&mut self, _: u64, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn map(&mut self, len: u64) -> io::Result<()> {
+            self.0 = Some(len);
+            Ok(())
+        }
+        fn unmap(&mut self) {
+            self.0 = None;
+        }
+        fn mapped_len(&self) -> Option<u64> {
+            self.0
+        }
+        fn mapping(&mut self, _: u64) -> Option<Stores> {
+            None
+        }
+        fn sync_mapped(&mut self, _: usize, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn sync_data(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_len(&mut self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn warmer(&self, _: usize) -> Option<NoWarmer> {
+            None
+        }
+    }
+
+    struct NoWarmer;
+
+    impl PageWarmer for NoWarmer {
+        fn populate(&mut self, _: usize, _: usize) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn an_append_with_no_mapping_to_store_into_fails_and_is_not_counted() {
+        let mut log = MappedLog::create(NoMapping(None), 4096).unwrap();
+        assert!(log.append(b"record").is_err());
+        assert_eq!(log.len(), 0, "a record counted that was never stored");
     }
 
     /// Records each store, to see the split.

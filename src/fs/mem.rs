@@ -856,8 +856,9 @@ mod tests {
         assert_eq!(fs.used_bytes(), mib, "the preallocation counts");
         // Stores into the preallocated pages need no room.
         log.append(&[5; 10_000]).unwrap();
-        // Growing past 1 MiB preallocates another MiB: refused.
-        let e = log.append(&vec![6; mib as usize]).unwrap_err();
+        // Growing past the quota, even by just the pages the append
+        // needs: refused.
+        let e = log.append(&vec![6; (mib + mib / 2) as usize]).unwrap_err();
         assert!(is_no_space(&e), "{e}");
         assert_eq!(log.len(), 10_000);
         // A second log cannot even preallocate; its empty file is left

@@ -3,7 +3,7 @@
 //! over more address space than it holds (`mapped_log.rs`).
 
 use super::mapped_log::{LogBackend, MappedLog, PageWarmer};
-use memmap2::{MmapMut, MmapRaw};
+use memmap2::MmapRaw;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
@@ -117,28 +117,29 @@ impl LogBackend for OsMapping {
     }
 }
 
-/// A warm-up's own mapping of the log, made at its first step.
+/// A warm-up's own mapping of the log, made at its first step. Raw, as
+/// the writer's is: a job queued or running when the log is closed
+/// outlives the truncate to its records, and its mapping then covers
+/// bytes past the file's end, which no Rust reference may cover.
 pub(crate) struct OsWarmer {
     file: File,
     len: usize,
-    map: Option<MmapMut>,
+    map: Option<MmapRaw>,
 }
 
 impl PageWarmer for OsWarmer {
     fn populate(&mut self, offset: usize, len: usize) -> bool {
         if self.map.is_none() {
-            // SAFETY: as in `OsMapping::map`: this process owns the file
-            // and only grows it while it is live. Nothing ever reads or
-            // writes through this mapping (`MADV_POPULATE_WRITE` faults
-            // pages in without touching their bytes), so the writer's
-            // stores cannot race with it. If the log is retired and
-            // truncated before the job ends, populating past the new end
-            // fails with `EFAULT` (no signal) and the job stops.
-            match unsafe {
-                memmap2::MmapOptions::new()
-                    .len(self.len)
-                    .map_mut(&self.file)
-            } {
+            // Nothing ever reads or writes through this mapping
+            // (`MADV_POPULATE_WRITE` faults pages in without touching
+            // their bytes), so the writer's stores cannot race with it.
+            // If the log is closed and truncated before the job ends,
+            // populating past the new end fails with `EFAULT` (no signal)
+            // and the job stops.
+            match memmap2::MmapOptions::new()
+                .len(self.len)
+                .map_raw(&self.file)
+            {
                 Ok(m) => {
                     // No readahead: a fault would otherwise bring in (and
                     // dirty) a large folio around each page, which counted
@@ -265,5 +266,45 @@ mod tests {
         assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
         drop(log);
         assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_log_grown_past_its_address_reservation_is_mapped_again_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000005.log");
+        let mut log = OsMapping::create_log(&path, 4096).unwrap();
+        let reserved = log.mapped_len().unwrap();
+        // Past the address space reserved at creation (64 MiB), in 1 MiB
+        // appends.
+        let chunk = |i: u64| vec![(i % 251) as u8 | 1; 1 << 20];
+        let chunks = reserved / (1 << 20) + 2;
+        for i in 0..chunks {
+            log.append(&chunk(i)).unwrap();
+        }
+        let mapped = log.mapped_len().unwrap();
+        assert!(mapped > reserved, "not mapped again: {mapped} bytes");
+        log.sync().unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        for i in 0..chunks {
+            let at = (i << 20) as usize;
+            assert!(on_disk[at..at + (1 << 20)] == chunk(i)[..], "MiB {i}");
+        }
+        drop(log);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), chunks << 20);
+    }
+
+    #[test]
+    fn a_warm_up_that_outlives_its_log_ends_without_a_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000006.log");
+        let mut log = OsMapping::create_log(&path, 4 * WARM_UP_STRIDE as u64).unwrap();
+        log.append(b"record").unwrap();
+        let mut job = log.warm_up().expect("a mapped log has a warm-up");
+        // Closed: cut to its record, under the job's mapping of 4 MiB.
+        drop(log);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 6);
+        // Its pages past the end: `EFAULT`, not SIGBUS; the job ends.
+        assert!(!job(), "a warm-up step past the file's end succeeded");
+        assert_eq!(std::fs::read(&path).unwrap(), b"record");
     }
 }

@@ -408,9 +408,14 @@ impl DbInner {
     /// directory entry synced: `spare.rs`) and the memtable that will log
     /// to it.
     pub(super) fn new_wal(&self) -> Result<SpareWal> {
+        let size = self.options.write_buffer_size as u64;
+        self.new_wal_of(spare_wal_bytes(self.write_path.last_wal_bytes(), size))
+    }
+
+    /// A new WAL allocated to `initial` bytes at first (if mapped), and
+    /// its memtable.
+    pub(super) fn new_wal_of(&self, initial: u64) -> Result<SpareWal> {
         let number = self.versions.lock().new_file_number()?;
-        let size = self.options.write_buffer_size;
-        let initial = spare_wal_bytes(self.write_path.last_wal_bytes(), size as u64);
         let mode = self.options.wal_write_mode;
         let file = create_wal(&*self.fs, &self.dir, number, initial, mode)?;
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));

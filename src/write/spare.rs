@@ -17,7 +17,8 @@
 //! not pay for growth on the write path: a spare made after a rotation
 //! starts at the size the WAL it follows reached (at most
 //! `write_buffer_size`, the old fixed preallocation), so it is allocated,
-//! and warmed up by the WAL syncer, before a writer reaches it.
+//! and warmed up by the WAL syncer, before a writer reaches it. A WAL a
+//! resume makes starts small again (`restart.rs`: after a full disk).
 
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
@@ -35,8 +36,10 @@ use std::sync::Arc;
 pub(crate) const WAL_FIRST_BYTES: u64 = 256 << 10;
 
 /// The first allocation of a spare WAL made after the WAL in use reached
-/// `last_wal_bytes`: that much (a busy database's next WAL will too), at
-/// least [`WAL_FIRST_BYTES`], at most `write_buffer_size`.
+/// `last_wal_bytes`: that much (a busy database's next WAL will too), cut
+/// to `write_buffer_size`, and never below [`WAL_FIRST_BYTES`] (which
+/// wins over a smaller `write_buffer_size`: the WAL an open starts is
+/// that large too).
 pub(crate) fn spare_wal_bytes(last_wal_bytes: u64, write_buffer_size: u64) -> u64 {
     last_wal_bytes.min(write_buffer_size).max(WAL_FIRST_BYTES)
 }

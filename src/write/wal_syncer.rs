@@ -18,7 +18,7 @@ pub(crate) struct SyncRequests {
     requested: AtomicU64,
     /// The current file's warm-up, run a step at a time when no sync is
     /// wanted.
-    warm_up: Mutex<Option<WarmUp>>,
+    warm_up: Mutex<WarmUpSlot>,
     /// The thread runs: warm-ups of growth are worth handing it (without
     /// it nothing would run them, and they would hold their file open).
     running: AtomicBool,
@@ -32,7 +32,7 @@ impl Default for SyncRequests {
     fn default() -> Self {
         SyncRequests {
             requested: AtomicU64::new(0),
-            warm_up: Mutex::new(Level::SyncerWarmUp, None),
+            warm_up: Mutex::new(Level::SyncerWarmUp, WarmUpSlot::default()),
             running: AtomicBool::new(false),
             stop: Mutex::new(Level::SyncerStop, false),
             wake: Condvar::new(),
@@ -57,7 +57,9 @@ impl SyncRequests {
 
     /// The warm-up of a new file, replacing any unfinished one.
     pub fn set_warm_up(&self, job: Option<WarmUp>) {
-        *self.warm_up.lock() = job;
+        let mut slot = self.warm_up.lock();
+        slot.job = job;
+        slot.file += 1;
     }
 
     /// Whether the syncer thread runs (and so runs warm-ups).
@@ -69,13 +71,7 @@ impl SyncRequests {
     /// one (which covers the pages the writer reaches first); wakes the
     /// thread.
     pub fn add_warm_up(&self, job: WarmUp) {
-        {
-            let mut slot = self.warm_up.lock();
-            *slot = Some(match slot.take() {
-                None => job,
-                Some(earlier) => chain(earlier, job),
-            });
-        }
+        self.warm_up.lock().queue(job);
         self.wake();
     }
 
@@ -83,19 +79,49 @@ impl SyncRequests {
         self.requested.load(Ordering::Acquire)
     }
 
-    /// Run one step of the pending warm-up; true if one ran. A newer
-    /// file's warm-up installed meanwhile replaces this one.
+    /// Run one step of the pending warm-up; true if one ran. The step
+    /// runs outside the lock: a newer file's warm-up installed meanwhile
+    /// replaces the rest of this one, and a growth's added meanwhile runs
+    /// after it.
     fn warm_up_step(&self) -> bool {
-        let Some(mut job) = self.warm_up.lock().take() else {
-            return false;
+        let (mut job, file) = {
+            let mut slot = self.warm_up.lock();
+            let Some(job) = slot.job.take() else {
+                return false;
+            };
+            (job, slot.file)
         };
         if job() {
             let mut slot = self.warm_up.lock();
-            if slot.is_none() {
-                *slot = Some(job);
+            if slot.file == file {
+                let added = slot.job.take();
+                slot.job = Some(job);
+                if let Some(added) = added {
+                    slot.queue(added);
+                }
             }
         }
         true
+    }
+}
+
+/// The pending warm-up, and which file it is for.
+#[derive(Default)]
+struct WarmUpSlot {
+    job: Option<WarmUp>,
+    /// Counts `set_warm_up` calls (one per new file), so that a step run
+    /// outside the lock can tell whether its job is still the current
+    /// file's.
+    file: u64,
+}
+
+impl WarmUpSlot {
+    /// Queue `job` after the pending one, if any.
+    fn queue(&mut self, job: WarmUp) {
+        self.job = Some(match self.job.take() {
+            None => job,
+            Some(earlier) => chain(earlier, job),
+        });
     }
 }
 
@@ -132,7 +158,7 @@ impl WalBuffer {
                 // A failed buffer waits for `restart` (a resume) or stop.
                 while !*stop
                     && (self.is_failed()
-                        || s.warm_up.lock().is_none()
+                        || s.warm_up.lock().job.is_none()
                             && s.requested() <= self.synced()
                             && self.retired_unsynced() == 0)
                 {
@@ -307,6 +333,70 @@ mod tests {
         }
         assert_eq!(*order.lock(), ["earlier", "earlier", "growth", "growth"]);
         assert_eq!(more, [true, true, true, false]);
+    }
+
+    /// A warm-up job of `steps` steps that records `name` at each; the
+    /// first step reports on `entered` and waits for `go`.
+    fn held_job(
+        order: &Arc<parking_lot::Mutex<Vec<&'static str>>>,
+        name: &'static str,
+        steps: usize,
+        entered: std::sync::mpsc::Sender<()>,
+        go: std::sync::mpsc::Receiver<()>,
+    ) -> WarmUp {
+        let (order, mut left, mut first) = (Arc::clone(order), steps, true);
+        Box::new(move || {
+            if std::mem::take(&mut first) {
+                entered.send(()).unwrap();
+                go.recv().unwrap();
+            }
+            order.lock().push(name);
+            left -= 1;
+            left > 0
+        })
+    }
+
+    #[test]
+    fn a_warm_up_handed_over_during_a_step_runs_after_the_rest_of_the_job_or_replaces_it() {
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let job = |name: &'static str, steps: usize| -> WarmUp {
+            let (order, mut left) = (Arc::clone(&order), steps);
+            Box::new(move || {
+                order.lock().push(name);
+                left -= 1;
+                left > 0
+            })
+        };
+        // While a step of the file's warm-up runs (outside the lock), a
+        // drain adds a growth's: it runs after the rest of the job; or a
+        // new file's is set (or none, for a file with no warm-up): it
+        // replaces the rest.
+        for handed_over in ["growth", "next file", "none"] {
+            order.lock().clear();
+            let requests = Arc::new(SyncRequests::default());
+            let (entered, in_step) = std::sync::mpsc::channel();
+            let (go, wait) = std::sync::mpsc::channel();
+            requests.set_warm_up(Some(held_job(&order, "first", 3, entered, wait)));
+            let stepping = {
+                let requests = Arc::clone(&requests);
+                std::thread::spawn(move || requests.warm_up_step())
+            };
+            in_step.recv().unwrap();
+            match handed_over {
+                "growth" => requests.add_warm_up(job("growth", 1)),
+                "next file" => requests.set_warm_up(Some(job("next file", 1))),
+                _ => requests.set_warm_up(None),
+            }
+            go.send(()).unwrap();
+            assert!(stepping.join().unwrap());
+            while requests.warm_up_step() {}
+            let expected: &[&str] = match handed_over {
+                "growth" => &["first", "first", "first", "growth"],
+                "next file" => &["first", "next file"],
+                _ => &["first"],
+            };
+            assert_eq!(*order.lock(), expected, "handed over: {handed_over}");
+        }
     }
 
     #[test]

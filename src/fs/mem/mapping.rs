@@ -147,6 +147,7 @@ impl PageWarmer for MemWarmer {
 #[cfg(test)]
 mod tests {
     use crate::fs::{FaultPlan, FileSystem, FsOp, LogKind, MemFileSystem, UnsyncedData};
+    use std::io;
     use std::path::{Path, PathBuf};
 
     const KINDS: [LogKind; 2] = [LogKind::MemoryMapped, LogKind::Write];
@@ -443,6 +444,44 @@ mod tests {
             lost_growth |= (after.len() as u64) < grown_size;
         }
         assert!(lost_growth, "no seed lost the unsynced growth's length");
+    }
+
+    #[test]
+    fn a_full_disk_fails_only_an_append_past_the_allocated_pages_and_that_one_asks_for_them_alone()
+    {
+        let (fs, path) = new_fs();
+        let mib = 1u64 << 20;
+        let mut log = fs
+            .create_log(&path, 2 * mib, LogKind::MemoryMapped)
+            .unwrap();
+        // Not one byte free: every growth fails from here on.
+        fs.set_quota(Some(fs.used_bytes()));
+        // Past half the allocation (where it would grow), up to its end.
+        let chunk = |i: u64| vec![(i % 251) as u8 | 1; 64 << 10];
+        for i in 0..32 {
+            log.append(&chunk(i))
+                .unwrap_or_else(|e| panic!("append {i} fits in the allocated pages: {e}"));
+        }
+        assert_eq!(log.len(), 2 * mib);
+        assert_eq!(fs.file_size(&path).unwrap(), 2 * mib, "grew past the quota");
+        let e = log.append(b"past the end").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        assert_eq!(log.len(), 2 * mib, "a failed append is not counted");
+        // Room for one page, not for a step (2 MiB): the append past the
+        // end gets its page.
+        fs.set_quota(Some(fs.used_bytes() + 4096));
+        log.append(b"past the end").unwrap();
+        assert_eq!(fs.file_size(&path).unwrap(), 2 * mib + 4096);
+        let live = fs.read(&path).unwrap();
+        for i in 0..32 {
+            let at = (i << 16) as usize;
+            assert!(live[at..at + (64 << 10)] == chunk(i)[..], "chunk {i}");
+        }
+        assert_eq!(&live[2 << 20..(2 << 20) + 12], b"past the end");
+        // Room again: the growth deferred by the full disk happens.
+        fs.set_quota(None);
+        log.append(&chunk(99)).unwrap();
+        assert!(fs.file_size(&path).unwrap() > 2 * mib + 4096);
     }
 
     #[test]
