@@ -6,7 +6,10 @@
 //! own (identify), properties and filter parameters (--show_properties),
 //! every data block read by handle and walked as a block (raw), the order
 //! check of a full scan (check), and a rebuild of what was read
-//! (recompress), which must reopen with exactly the same entries.
+//! (recompress), which must reopen with exactly the same entries and
+//! range tombstones. A table that opens holds range tombstones that keep
+//! every rule of the `strata.range_del` block, so fragmenting them again
+//! changes nothing.
 #![no_main]
 
 use std::sync::Arc;
@@ -15,8 +18,8 @@ use libfuzzer_sys::fuzz_target;
 use strata_sstable::block::Block;
 use strata_sstable::bytes::Bytes;
 use strata_sstable::{
-    compare_internal_keys, encode_seek_key, parse_internal_key, Footer, Table, TableBuilder,
-    TableIter, TableOptions, TableReadOptions, MAX_SEQNO, MIN_BLOCK_SIZE,
+    compare_internal_keys, encode_seek_key, parse_internal_key, Footer, FragmentedRangeTombstones,
+    Table, TableBuilder, TableIter, TableOptions, TableReadOptions, MAX_SEQNO, MIN_BLOCK_SIZE,
 };
 
 /// Upper bound on steps per scan; a table cannot hold more entries than bytes.
@@ -57,9 +60,10 @@ fn raw_dump(table: &Table) {
 }
 
 /// sst-dump's recompress: entries read in strictly increasing order build a
-/// table again, and that table reads back exactly those entries.
-fn rebuild(entries: &[(Vec<u8>, Vec<u8>)]) {
-    if entries.is_empty()
+/// table again, with the range tombstones read, and that table reads back
+/// exactly those entries and tombstones.
+fn rebuild(entries: &[(Vec<u8>, Vec<u8>)], tombstones: Option<&FragmentedRangeTombstones>) {
+    if (entries.is_empty() && tombstones.is_none())
         || entries
             .windows(2)
             .any(|w| compare_internal_keys(&w[0].0, &w[1].0).is_ge())
@@ -77,6 +81,11 @@ fn rebuild(entries: &[(Vec<u8>, Vec<u8>)]) {
             .add(k.user_key, k.seqno, k.kind, value)
             .expect("entries in order rebuild");
     }
+    if let Some(t) = tombstones {
+        builder
+            .add_fragments(t)
+            .expect("the tombstones of a table rebuild");
+    }
     let built = builder.finish().expect("finish into a Vec");
     let table = Arc::new(
         Table::open(built.writer.into(), TableReadOptions::default())
@@ -91,6 +100,11 @@ fn rebuild(entries: &[(Vec<u8>, Vec<u8>)]) {
         it.next().expect("rebuilt: next");
     }
     assert!(!it.valid(), "rebuilt table has more entries");
+    assert_eq!(
+        table.range_tombstones().map(|t| &**t),
+        tombstones,
+        "rebuilt table has other range tombstones"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -111,6 +125,15 @@ fuzz_target!(|data: &[u8]| {
             let _ = table.read_block(*handle);
         }
         raw_dump(&table);
+        let _ = table.bounds();
+        let tombstones = table.range_tombstones().cloned();
+        if let Some(t) = &tombstones {
+            assert!(!t.is_empty(), "an empty range-del block opened");
+            for stack in t.iter().take(64) {
+                assert!(!stack.seqnos().is_empty());
+                assert!(stack.end().is_none_or(|end| stack.start() < end));
+            }
+        }
 
         let mut it = table.iter();
         let mut seen = Vec::new();
@@ -127,7 +150,7 @@ fuzz_target!(|data: &[u8]| {
             steps += 1;
         }
         if r.is_ok() && !it.valid() {
-            rebuild(&all);
+            rebuild(&all, tombstones.as_deref());
         }
         let mut r = it.seek_to_last();
         steps = 0;
@@ -144,6 +167,11 @@ fuzz_target!(|data: &[u8]| {
             for seqno in [MAX_SEQNO, 1] {
                 if let Ok(Some(found)) = table.get(key, seqno) {
                     assert!(found.seqno <= seqno);
+                }
+                let covering = table.max_covering_tombstone(key, seqno);
+                assert!(covering.is_none_or(|t| t <= seqno));
+                if let Some(t) = &tombstones {
+                    assert_eq!(t.covering(key, seqno).map(|c| c.seqno), covering);
                 }
                 let mut target = Vec::new();
                 encode_seek_key(&mut target, key, seqno);

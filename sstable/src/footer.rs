@@ -6,7 +6,7 @@
 //!      8     8  meta-index handle: size    (u64 LE, trailer excluded)
 //!     16     8  index handle: offset       (u64 LE)
 //!     24     8  index handle: size         (u64 LE, trailer excluded)
-//!     32     4  format version             (u32 LE, 1 or 2)
+//!     32     4  format version             (u32 LE, 1, 2 or 3)
 //!     36     4  masked CRC-32 of bytes 0..36 (u32 LE)
 //!     40     8  magic                      (bytes 89 'S' 'S' 'T' 'r' 't' 'a' 0A)
 //!     48        end of file
@@ -21,12 +21,24 @@ use crate::handle::BlockHandle;
 
 /// Footer length in bytes.
 pub const FOOTER_LEN: usize = 48;
-/// The newest format version this crate writes and reads: 2, data
-/// blocks aligned (padding between them). Tables without alignment are
-/// still written as version 1, which every version of this crate reads.
-pub const FORMAT_VERSION: u32 = 2;
-/// The oldest format version this crate reads.
+/// The newest format version this crate writes and reads:
+/// [`FORMAT_VERSION_RANGE_DELS`]. The builder writes the oldest version
+/// that can hold the table, so a table without range deletions stays
+/// readable by builds that predate them.
+pub const FORMAT_VERSION: u32 = FORMAT_VERSION_RANGE_DELS;
+/// The oldest format version this crate reads: data blocks back to back.
+/// Written for tables without alignment and without range deletions.
 pub const MIN_FORMAT_VERSION: u32 = 1;
+/// Format version 2: data blocks aligned (padding between them), no range
+/// deletions. Written for aligned tables without range deletions.
+pub const FORMAT_VERSION_ALIGNED: u32 = 2;
+/// Format version 3: the data region as in version 1, or as in version 2
+/// when `strata.data_block_alignment` is set, and a `strata.range_del`
+/// block may be present. Written only for tables holding range
+/// deletions: a build that predates it refuses the table ("unsupported
+/// format version 3") instead of ignoring the unknown meta block and
+/// bringing deleted keys back.
+pub const FORMAT_VERSION_RANGE_DELS: u32 = 3;
 /// The magic number's bytes as they appear at the end of the file.
 pub const MAGIC_BYTES: [u8; 8] = [0x89, b'S', b'S', b'T', b'r', b't', b'a', b'\n'];
 /// The magic number read as a u64 LE.

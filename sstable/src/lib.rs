@@ -3,24 +3,34 @@
 //! A table is an immutable sorted file of internal keys (user key,
 //! sequence number, kind) and values: prefix-compressed data blocks, a
 //! whole-table bloom filter over user keys, an index of block separators,
-//! a properties block, a meta-index and a fixed footer. The byte layout is
-//! documented in `docs/sstable-format.md` and drawn at the top of each
-//! encoder file.
+//! a properties block, a meta-index and a fixed footer. A table may also
+//! hold range tombstones ([`RangeTombstone`]), stored fragmented in a
+//! `strata.range_del` block (format version 3) and kept decoded in memory
+//! by the open [`Table`]. The byte layout is documented in
+//! `docs/sstable-format.md` and drawn at the top of each encoder file.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use strata_sstable::{Table, TableBuilder, TableOptions, TableReadOptions, ValueKind};
+//! use strata_sstable::{
+//!     LargestBound, Table, TableBuilder, TableOptions, TableReadOptions, ValueKind,
+//! };
 //!
 //! let mut builder = TableBuilder::new(Vec::new(), TableOptions::default())?;
 //! builder.add(b"apple", 2, ValueKind::Put, b"red")?;
 //! builder.add(b"apple", 1, ValueKind::Put, b"green")?;
 //! builder.add(b"pear", 3, ValueKind::Delete, b"")?;
+//! // Deletes every version older than seqno 4 of every key in [b, p).
+//! builder.add_range_tombstone(b"b", Some(b"p"), 4)?;
 //! let built = builder.finish()?;
+//! // The last key, "pear", is past the tombstone's end: it bounds the table.
+//! assert_eq!(built.bounds.largest_bound, LargestBound::Included);
 //!
 //! let table = Arc::new(Table::open(built.writer.into(), TableReadOptions::default())?);
 //! let found = table.get(b"apple", 1)?.expect("an apple at seqno 1");
 //! assert_eq!(&found.value[..], b"green");
 //! assert_eq!(table.get(b"pear", 9)?.map(|f| f.kind), Some(ValueKind::Delete));
+//! assert_eq!(table.max_covering_tombstone(b"banana", 9), Some(4));
+//! assert_eq!(table.max_covering_tombstone(b"banana", 3), None);
 //!
 //! let mut it = table.iter();
 //! it.seek_to_first()?;
@@ -37,6 +47,7 @@
 
 pub mod block;
 mod block_fetch;
+mod bounds;
 mod cache;
 mod checksum;
 mod coding;
@@ -53,11 +64,13 @@ mod key;
 mod options;
 mod properties;
 mod range_del;
+mod range_del_block;
 mod readahead;
 mod source;
 mod table_builder;
 mod table_reader;
 
+pub use bounds::{LargestBound, TableBounds};
 /// The `bytes` crate this API speaks (`Table::open` takes `bytes::Bytes`).
 pub use bytes;
 pub use cache::{BlockCache, CacheKey, CachePriority, CachedBlock};
@@ -71,7 +84,8 @@ pub use filter::{
     FILTER_META_LEN,
 };
 pub use footer::{
-    Footer, FOOTER_LEN, FORMAT_VERSION, MAGIC_BYTES, MIN_FORMAT_VERSION, TABLE_MAGIC,
+    Footer, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_RANGE_DELS,
+    MAGIC_BYTES, MIN_FORMAT_VERSION, TABLE_MAGIC,
 };
 pub use handle::{BlockHandle, BLOCK_TRAILER_LEN};
 pub use index_block::IndexBlock;
@@ -93,5 +107,6 @@ pub use readahead::MAX_AUTO_READAHEAD_BYTES;
 pub use source::BlockSource;
 pub use table_builder::{
     BuiltTable, TableBuilder, MAX_USER_KEY_LEN, MAX_VALUE_LEN, META_FILTER, META_PROPERTIES,
+    META_RANGE_DEL,
 };
 pub use table_reader::{BlockReadOptions, Found, Table, TableReadOptions, MAX_COPIED_VALUE_BYTES};

@@ -10,6 +10,9 @@
 //!   ...                        (every name in `names` below)
 //!   "strata.smallest_user_key" → raw bytes
 //! ```
+//! `strata.data_block_alignment` is written only when not 0, and
+//! `strata.num_range_deletions` only in format version 3 (where it is
+//! required), so tables of versions 1 and 2 are unchanged.
 //! Numbers are varint64 filling the value exactly. A reader ignores names
 //! it does not know (forward compatibility); a missing known name is
 //! corruption.
@@ -17,6 +20,7 @@
 use crate::block::{Block, BlockBuilder};
 use crate::coding::{get_varint64, put_varint64};
 use crate::error::{Error, Result};
+use crate::footer::FORMAT_VERSION_RANGE_DELS;
 use crate::key::SeqNo;
 
 /// Property names as stored.
@@ -58,9 +62,12 @@ pub mod names {
     pub const FORMAT_VERSION: &str = "strata.format_version";
     /// Unix seconds when the table was built.
     pub const CREATION_TIME: &str = "strata.creation_time";
-    /// What data blocks start on a multiple of (format version 2 only;
+    /// What data blocks start on a multiple of (format versions 2 and 3;
     /// absent means 0, no alignment).
     pub const DATA_BLOCK_ALIGNMENT: &str = "strata.data_block_alignment";
+    /// Range deletion fragments in the `strata.range_del` block (required
+    /// in format version 3, absent before).
+    pub const NUM_RANGE_DELETIONS: &str = "strata.num_range_deletions";
 }
 
 /// A table's statistics and build settings.
@@ -82,13 +89,17 @@ pub struct TableProperties {
     pub index_bytes: u64,
     /// Filter block's bytes on disk, trailer included (0: no filter).
     pub filter_bytes: u64,
-    /// Smallest user key (empty for an empty table).
+    /// Smallest user key of the point entries (empty when `num_entries`
+    /// is 0). Range tombstones do not count: see `TableBounds`.
     pub smallest_user_key: Vec<u8>,
-    /// Largest user key (empty for an empty table).
+    /// Largest user key of the point entries (empty when `num_entries`
+    /// is 0).
     pub largest_user_key: Vec<u8>,
-    /// Smallest sequence number (0 for an empty table).
+    /// Smallest sequence number of the point entries and range tombstones
+    /// (0 for an empty table).
     pub min_seqno: SeqNo,
-    /// Largest sequence number (0 for an empty table).
+    /// Largest sequence number of the point entries and range tombstones
+    /// (0 for an empty table).
     pub max_seqno: SeqNo,
     /// "none" or "zstd:<level>".
     pub compression: String,
@@ -103,8 +114,11 @@ pub struct TableProperties {
     /// Unix seconds at build time.
     pub creation_time: u64,
     /// Data blocks start on a multiple of this (0: right after each
-    /// other); only in format version 2.
+    /// other); only in format versions 2 and 3.
     pub data_block_alignment: u64,
+    /// Range deletion fragments, (stack, seqno) pairs of the
+    /// `strata.range_del` block; 0 before format version 3.
+    pub num_range_deletions: u64,
 }
 
 impl TableProperties {
@@ -138,6 +152,10 @@ impl TableProperties {
         if self.data_block_alignment > 0 {
             entries.push((names::DATA_BLOCK_ALIGNMENT, num(self.data_block_alignment)));
         }
+        // Only in version 3, so older tables stay byte for byte as before.
+        if self.format_version >= FORMAT_VERSION_RANGE_DELS {
+            entries.push((names::NUM_RANGE_DELETIONS, num(self.num_range_deletions)));
+        }
         entries.sort_by(|a, b| a.0.cmp(b.0));
         for (name, value) in entries {
             builder.add(name.as_bytes(), &value);
@@ -149,6 +167,7 @@ impl TableProperties {
         let bad = |reason: String| Error::corruption(offset, format!("properties block: {reason}"));
         let mut p = TableProperties::default();
         let mut seen = 0u32;
+        let mut has_range_deletions = false;
         let mut it = block.iter();
         it.seek_to_first()?;
         while it.valid() {
@@ -199,6 +218,10 @@ impl TableProperties {
                 k if k == names::DATA_BLOCK_ALIGNMENT.as_bytes() => {
                     (u32::MAX, Some(&mut p.data_block_alignment))
                 }
+                k if k == names::NUM_RANGE_DELETIONS.as_bytes() => {
+                    has_range_deletions = true;
+                    (u32::MAX, Some(&mut p.num_range_deletions))
+                }
                 // A name from a newer writer: skip it.
                 _ => (u32::MAX, None),
             };
@@ -214,6 +237,13 @@ impl TableProperties {
         if seen != ALL {
             let missing = (0..18).find(|b| seen & (1 << b) == 0).unwrap_or(0);
             return Err(bad(format!("required property #{missing} missing")));
+        }
+        if p.format_version >= FORMAT_VERSION_RANGE_DELS && !has_range_deletions {
+            return Err(bad(format!(
+                "{} missing in format version {}",
+                names::NUM_RANGE_DELETIONS,
+                p.format_version
+            )));
         }
         Ok(p)
     }
@@ -245,6 +275,7 @@ mod tests {
             format_version: 1,
             creation_time: 1_700_000_000,
             data_block_alignment: 0,
+            num_range_deletions: 0,
         }
     }
 
@@ -295,6 +326,36 @@ mod tests {
             let err = TableProperties::decode(&block, 99).unwrap_err();
             assert!(matches!(err, Error::Corruption { offset: 99, .. }), "{err}");
         }
+    }
+
+    #[test]
+    fn version_3_requires_the_range_deletion_count() {
+        let mut p = sample();
+        p.format_version = 3;
+        p.num_range_deletions = 4;
+        assert_eq!(TableProperties::decode(&encode(&p), 0).unwrap(), p);
+        // Version 1 does not write it (tables stay as they were).
+        let v1 = encode(&sample());
+        let mut it = v1.iter();
+        it.seek_to_first().unwrap();
+        while it.valid() {
+            assert_ne!(it.key(), names::NUM_RANGE_DELETIONS.as_bytes());
+            it.next().unwrap();
+        }
+        // Version 3 without it is corruption.
+        let mut b = BlockBuilder::new(1);
+        let full = encode(&p);
+        let mut it = full.iter();
+        it.seek_to_first().unwrap();
+        while it.valid() {
+            if it.key() != names::NUM_RANGE_DELETIONS.as_bytes() {
+                b.add(it.key(), it.value());
+            }
+            it.next().unwrap();
+        }
+        let block = Block::new(Bytes::copy_from_slice(b.finish())).unwrap();
+        let err = TableProperties::decode(&block, 42).unwrap_err();
+        assert!(matches!(err, Error::Corruption { offset: 42, .. }), "{err}");
     }
 
     #[test]

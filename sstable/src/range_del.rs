@@ -304,6 +304,28 @@ impl FragmentedRangeTombstones {
         self.stack(self.stack_at(ukey)?)?.covering(read_seq)
     }
 
+    /// Appends a fragment that sorts after every fragment held, in the
+    /// order of the `strata.range_del` block (start ascending, seqno
+    /// descending): a start equal to the last stack's adds a seqno to it,
+    /// any other starts a new stack. REQUIRES: the fragment keeps the
+    /// invariants (the block decoder checks every rule first).
+    pub(crate) fn push_fragment(&mut self, start: &[u8], end: Option<&[u8]>, seqno: SeqNo) {
+        let len = self.seqnos.len();
+        self.seqnos.push(seqno);
+        match self.stacks.last_mut() {
+            Some(last) if last.start[..] == *start => {
+                debug_assert_eq!(last.end.as_deref(), end);
+                last.seq_end = len + 1;
+            }
+            _ => self.stacks.push(Stack {
+                start: Bytes::copy_from_slice(start),
+                end: end.map(Bytes::copy_from_slice),
+                seq_begin: len,
+                seq_end: len + 1,
+            }),
+        }
+    }
+
     /// The first stack's start: the smallest key any tombstone covers.
     pub fn smallest_start(&self) -> Option<&[u8]> {
         self.stacks.first().map(|s| &s.start[..])

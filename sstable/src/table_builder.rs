@@ -1,27 +1,36 @@
-//! Writes a table: data blocks, filter, index, properties, meta-index,
-//! footer, in that order.
+//! Writes a table: data blocks, filter, index, range deletions,
+//! properties, meta-index, footer, in that order.
 //!
 //! ```text
-//! +--------------+-----+--------------+--------+-------+------------+------------+--------+
-//! | data block 0 | ... | data block n | filter | index | properties | meta-index | footer |
-//! +--------------+-----+--------------+--------+-------+------------+------------+--------+
+//! +--------------+-----+--------------+--------+-------+-----------+------------+------------+--------+
+//! | data block 0 | ... | data block n | filter | index | range_del | properties | meta-index | footer |
+//! +--------------+-----+--------------+--------+-------+-----------+------------+------------+--------+
 //!   each block: contents (raw or zstd) | type: u8 | masked crc32: u32 LE
-//!   (the filter is absent when bloom_bits_per_key = 0; footer: 48 bytes)
+//!   (the filter is absent when bloom_bits_per_key = 0, the range_del
+//!   block when there are no range tombstones; footer: 48 bytes)
 //! ```
 //! Only data and index blocks are ever compressed. The meta-index maps
-//! `strata.filter.bloom` and `strata.properties` to their handles; the
-//! footer points at the meta-index and the index.
+//! `strata.filter.bloom`, `strata.properties` and `strata.range_del` to
+//! their handles; the footer points at the meta-index and the index.
+//!
+//! A table holding range tombstones is format version 3; one without is
+//! version 1 or 2 exactly as before (see `footer.rs`).
 
 use std::cmp::Ordering;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use crate::block::BlockBuilder;
+use crate::bounds::TableBounds;
 use crate::checksum::block_checksum;
 use crate::compression::{BlockCompressor, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
 use crate::filter::{filter_hash, FilterBuilder};
-use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION, MIN_FORMAT_VERSION};
+use crate::footer::{
+    Footer, FOOTER_LEN, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_RANGE_DELS, MIN_FORMAT_VERSION,
+};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::index::{short_successor, shortest_separator};
 use crate::key::{
@@ -29,6 +38,8 @@ use crate::key::{
 };
 use crate::options::{Compression, TableOptions, MAX_DATA_BLOCK_ALIGNMENT};
 use crate::properties::TableProperties;
+use crate::range_del::{FragmentedRangeTombstones, RangeTombstone};
+use crate::range_del_block;
 
 /// A data block within this percentage of the block size is cut before
 /// an entry that would take it past (RocksDB's `block_size_deviation`
@@ -39,6 +50,8 @@ pub const BLOCK_SIZE_DEVIATION_PERCENT: usize = 10;
 pub const META_FILTER: &str = "strata.filter.bloom";
 /// Meta-index name of the properties block.
 pub const META_PROPERTIES: &str = "strata.properties";
+/// Meta-index name of the range deletion block (format version 3).
+pub const META_RANGE_DEL: &str = "strata.range_del";
 
 /// Longest user key [`TableBuilder::add`] accepts (64 MiB).
 pub const MAX_USER_KEY_LEN: usize = 64 << 20;
@@ -55,11 +68,15 @@ pub struct BuiltTable<W> {
     pub properties: TableProperties,
     /// Bytes written.
     pub file_size: u64,
+    /// The user-key range the table covers, its range tombstones
+    /// included (what the engine records for the file).
+    pub bounds: TableBounds,
 }
 
 /// Builds a table from entries given in strictly increasing internal-key
-/// order. Buffers are reused across blocks: adding an entry allocates only
-/// when a buffer grows (amortised) or the filter's hash list grows.
+/// order, and range tombstones given in any order. Buffers are reused
+/// across blocks: adding an entry allocates only when a buffer grows
+/// (amortised) or the filter's hash list grows.
 ///
 /// `W` should be buffered (a `BufWriter<File>`, a `Vec<u8>`): blocks are
 /// written in a few `write_all` calls each.
@@ -82,6 +99,10 @@ pub struct TableBuilder<W: Write> {
     filter: Option<FilterBuilder>,
     compressor: Option<BlockCompressor>,
     props: TableProperties,
+    /// Range tombstones as added, fragmented in `finish`.
+    range_tombstones: Vec<RangeTombstone>,
+    /// Their keys' bytes, for the size estimate.
+    range_tombstone_bytes: u64,
     /// Set after an I/O error: the output is unusable.
     failed: bool,
 }
@@ -103,9 +124,10 @@ impl<W: Write> TableBuilder<W> {
             restart_interval: options.restart_interval as u64,
             bloom_bits_per_key: u64::from(options.bloom_bits_per_key),
             // Version 1 unless blocks are aligned, so that tables without
-            // padding stay readable by every version.
+            // padding stay readable by every version (`finish` makes it 3
+            // if the table holds range tombstones).
             format_version: if alignment > 0 {
-                FORMAT_VERSION
+                FORMAT_VERSION_ALIGNED
             } else {
                 MIN_FORMAT_VERSION
             },
@@ -126,14 +148,18 @@ impl<W: Write> TableBuilder<W> {
             filter,
             compressor,
             props,
+            range_tombstones: Vec::new(),
+            range_tombstone_bytes: 0,
             failed: false,
         })
     }
 
-    /// Adds an entry. Entries must come in strictly increasing internal-key
-    /// order (user key ascending, then seqno descending); otherwise
-    /// `Err(InvalidArgument)` and the table is unchanged. Also rejects
-    /// seqnos above [`MAX_SEQNO`] and oversized keys or values.
+    /// Adds a point entry. Entries must come in strictly increasing
+    /// internal-key order (user key ascending, then seqno descending);
+    /// otherwise `Err(InvalidArgument)` and the table is unchanged. Also
+    /// rejects seqnos above [`MAX_SEQNO`], oversized keys or values, and
+    /// kinds that are not point kinds (a range deletion goes through
+    /// [`TableBuilder::add_range_tombstone`]).
     pub fn add(
         &mut self,
         user_key: &[u8],
@@ -147,6 +173,11 @@ impl<W: Write> TableBuilder<W> {
         if seqno > MAX_SEQNO {
             return Err(Error::InvalidArgument(format!(
                 "seqno {seqno} above MAX_SEQNO"
+            )));
+        }
+        if !kind.is_point() {
+            return Err(Error::InvalidArgument(format!(
+                "{kind:?} is not a point entry: use add_range_tombstone"
             )));
         }
         if user_key.len() > MAX_USER_KEY_LEN || value.len() > MAX_VALUE_LEN {
@@ -243,20 +274,87 @@ impl<W: Write> TableBuilder<W> {
         }
     }
 
-    /// Entries added so far.
+    /// Adds a range tombstone: every version older than `seqno` of every
+    /// user key in `[start, end)` is deleted (`end: None`: no end).
+    /// Tombstones may come in any order and overlap; `finish` fragments
+    /// them. `Err(InvalidArgument)` for an end not after its start, a
+    /// seqno above [`MAX_SEQNO`] or a key above [`MAX_USER_KEY_LEN`].
+    pub fn add_range_tombstone(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        seqno: SeqNo,
+    ) -> Result<()> {
+        self.push_range_tombstone(RangeTombstone {
+            start: Bytes::copy_from_slice(start),
+            end: end.map(Bytes::copy_from_slice),
+            seqno,
+        })
+    }
+
+    /// Adds every fragment of `fragments` (e.g. tombstones a compaction
+    /// truncated to its output's range), as [`add_range_tombstone`] would.
+    /// On `Err` the fragments before the bad one were added.
+    ///
+    /// [`add_range_tombstone`]: TableBuilder::add_range_tombstone
+    pub fn add_fragments(&mut self, fragments: &FragmentedRangeTombstones) -> Result<()> {
+        self.range_tombstones.reserve(fragments.len());
+        fragments
+            .fragments()
+            .try_for_each(|t| self.push_range_tombstone(t))
+    }
+
+    fn push_range_tombstone(&mut self, t: RangeTombstone) -> Result<()> {
+        if self.failed {
+            return Err(failed_error());
+        }
+        if t.seqno > MAX_SEQNO {
+            return Err(Error::InvalidArgument(format!(
+                "range deletion seqno {} above MAX_SEQNO",
+                t.seqno
+            )));
+        }
+        let end_len = t.end.as_ref().map_or(0, |e| e.len());
+        if t.start.len() > MAX_USER_KEY_LEN || end_len > MAX_USER_KEY_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "range deletion key of {} bytes too large",
+                t.start.len().max(end_len)
+            )));
+        }
+        if t.is_empty_range() {
+            return Err(Error::InvalidArgument(format!(
+                "range deletion {:?}..{:?}@{}: its end is not after its start",
+                String::from_utf8_lossy(&t.start),
+                t.end.as_deref().map(String::from_utf8_lossy),
+                t.seqno
+            )));
+        }
+        self.range_tombstone_bytes += (t.start.len() + end_len + TRAILER_LEN) as u64;
+        self.range_tombstones.push(t);
+        Ok(())
+    }
+
+    /// Point entries added so far.
     pub fn num_entries(&self) -> u64 {
         self.props.num_entries
     }
 
-    /// Bytes written so far plus the pending data block: what the file
-    /// would take if finished now, less the index, filter and footer.
+    /// Range tombstones added so far (as added, before fragmenting). A
+    /// table with no entries and no tombstones holds nothing.
+    pub fn num_range_tombstones(&self) -> usize {
+        self.range_tombstones.len()
+    }
+
+    /// Bytes written so far plus the pending data block and the range
+    /// tombstones' keys: what the file would take if finished now, less
+    /// the index, filter and footer.
     pub fn estimated_file_size(&self) -> u64 {
         let pending = if self.data_block.is_empty() {
             0
         } else {
             self.data_block.current_size_estimate() + BLOCK_TRAILER_LEN
         };
-        self.offset + pending as u64
+        self.offset + pending as u64 + self.range_tombstone_bytes
     }
 
     fn add_index_entry(&mut self, handle: BlockHandle) {
@@ -324,6 +422,20 @@ impl<W: Write> TableBuilder<W> {
         {
             self.props.largest_user_key = user_key.to_vec();
         }
+        let tombstones =
+            FragmentedRangeTombstones::fragment(std::mem::take(&mut self.range_tombstones));
+        if let Some((min, max)) = tombstones.seqno_range() {
+            let p = &mut self.props;
+            // Tombstones count in the seqno range: the engine orders L0
+            // tables and judges what a tombstone may delete by it.
+            (p.min_seqno, p.max_seqno) = if p.num_entries == 0 {
+                (min, max)
+            } else {
+                (p.min_seqno.min(min), p.max_seqno.max(max))
+            };
+            p.num_range_deletions = tombstones.len() as u64;
+            p.format_version = FORMAT_VERSION_RANGE_DELS;
+        }
 
         let mut meta_index = BlockBuilder::new(1);
         let mut handle_buf = Vec::new();
@@ -345,6 +457,19 @@ impl<W: Write> TableBuilder<W> {
         )?;
         self.props.index_bytes = index.size + BLOCK_TRAILER_LEN as u64;
 
+        let range_del = if tombstones.is_empty() {
+            None
+        } else {
+            let mut block = BlockBuilder::new(1);
+            range_del_block::encode(&tombstones, &mut block)?;
+            Some(write_block(
+                &mut self.writer,
+                &mut self.offset,
+                None,
+                block.finish(),
+            )?)
+        };
+
         self.props.creation_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -359,6 +484,12 @@ impl<W: Write> TableBuilder<W> {
         handle_buf.clear();
         props.encode_to(&mut handle_buf);
         meta_index.add(META_PROPERTIES.as_bytes(), &handle_buf);
+        // Names in bytewise order: strata.range_del sorts last.
+        if let Some(h) = range_del {
+            handle_buf.clear();
+            h.encode_to(&mut handle_buf);
+            meta_index.add(META_RANGE_DEL.as_bytes(), &handle_buf);
+        }
 
         let meta = write_block(
             &mut self.writer,
@@ -370,10 +501,12 @@ impl<W: Write> TableBuilder<W> {
         self.writer.write_all(&footer)?;
         self.offset += FOOTER_LEN as u64;
         self.writer.flush()?;
+        let bounds = TableBounds::new(&self.props, Some(&tombstones));
         Ok(BuiltTable {
             writer: self.writer,
             properties: self.props,
             file_size: self.offset,
+            bounds,
         })
     }
 }

@@ -1,9 +1,12 @@
 //! Opens a table from a [`BlockSource`] and answers point lookups. Scans
 //! go through [`crate::TableIter`].
 //!
-//! At open the reader reads the footer, meta-index, properties, filter
-//! and index, checking each. After that a lookup needs the filter, the
-//! index and one data block. Where those come from depends on the source:
+//! At open the reader reads the footer, meta-index, properties, filter,
+//! index and range deletions, checking each. The range deletions stay in
+//! memory, decoded, for the table's life (every lookup and iterator needs
+//! them; they never go to the block cache). After that a lookup needs the
+//! filter, the index and one data block. Where those come from depends on
+//! the source:
 //!
 //! - a source that holds the file in memory (a `Bytes`, a memory map):
 //!   uncompressed blocks are read in place, compressed ones are
@@ -29,11 +32,12 @@ use crate::block_fetch::{
     check_in_place, decode, fetch, is_intact, open_trailer, read_contents, read_error,
     stored_in_place,
 };
+use crate::bounds::TableBounds;
 use crate::cache::{BlockCache, CacheKey, CachePriority, CachedBlock};
 use crate::compression::{decompress_zstd, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
 use crate::filter::{BloomFilter, FILTER_LINE_BYTES};
-use crate::footer::{Footer, FOOTER_LEN};
+use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION_RANGE_DELS};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::index_block::{DataLayout, IndexBlock};
 use crate::iter::TableIter;
@@ -42,9 +46,11 @@ use crate::key::{
 };
 use crate::options::MAX_DATA_BLOCK_ALIGNMENT;
 use crate::properties::TableProperties;
+use crate::range_del::FragmentedRangeTombstones;
+use crate::range_del_block;
 use crate::readahead::Readahead;
 use crate::source::BlockSource;
-use crate::table_builder::{META_FILTER, META_PROPERTIES};
+use crate::table_builder::{META_FILTER, META_PROPERTIES, META_RANGE_DEL};
 
 /// How a [`Table`] reads.
 #[derive(Clone)]
@@ -192,6 +198,9 @@ pub struct Table {
     filter: Option<Arc<BloomFilter>>,
     /// The index and filter are pinned in the cache: erased on drop.
     pinned: bool,
+    range_del_handle: Option<BlockHandle>,
+    /// The `strata.range_del` block, decoded at open; `None` without one.
+    range_tombstones: Option<Arc<FragmentedRangeTombstones>>,
     /// Data blocks (and their alignment padding) occupy `0..data_end`.
     data_end: u64,
     /// For a file held in memory: one bit per data block, checksum
@@ -224,9 +233,10 @@ impl Table {
     }
 
     /// Opens a table read through `source`. Reads and validates the
-    /// footer, meta-index, properties, filter and index (each checksum
-    /// verified once, every index handle checked to chain through the
-    /// data region); errors name the offset.
+    /// footer, meta-index, properties, filter, index and range deletions
+    /// (each checksum verified once, every index handle checked to chain
+    /// through the data region, every range deletion rule checked);
+    /// errors name the offset.
     pub fn open_source(source: Arc<dyn BlockSource>, options: TableReadOptions) -> Result<Table> {
         let file_size = source.size();
         let in_memory = source.in_memory().cloned();
@@ -267,6 +277,18 @@ impl Table {
             Error::corruption(footer.meta_index.offset, "meta-index: no properties block")
         })?;
         let filter_handle = find(META_FILTER);
+        let range_del_handle = find(META_RANGE_DEL);
+        if range_del_handle.is_some() && footer.version < FORMAT_VERSION_RANGE_DELS {
+            // A build that predates range deletions would ignore the
+            // block and bring deleted keys back; no writer does this.
+            return Err(Error::corruption(
+                footer.meta_index.offset,
+                format!(
+                    "meta-index: {META_RANGE_DEL} in format version {}",
+                    footer.version
+                ),
+            ));
+        }
 
         let (contents, exact) =
             read_contents(src, properties_handle, meta_limit, verify, "properties")?;
@@ -283,9 +305,12 @@ impl Table {
             return Err(props_bad("data region runs past the footer"));
         }
         let alignment = properties.data_block_alignment;
+        let aligned = alignment.is_power_of_two() && alignment <= MAX_DATA_BLOCK_ALIGNMENT as u64;
         let alignment_ok = match footer.version {
             1 => alignment == 0,
-            _ => alignment.is_power_of_two() && alignment <= MAX_DATA_BLOCK_ALIGNMENT as u64,
+            2 => aligned,
+            // Version 3 lays the data region out as 1 or as 2.
+            _ => alignment == 0 || aligned,
         };
         if !alignment_ok {
             return Err(props_bad(&format!(
@@ -298,6 +323,25 @@ impl Table {
                 "bloom_bits_per_key disagrees with the filter's presence",
             ));
         }
+        if range_del_handle.is_some() != (properties.num_range_deletions > 0) {
+            return Err(props_bad(
+                "num_range_deletions disagrees with the range-del block's presence",
+            ));
+        }
+        let range_tombstones = match range_del_handle {
+            Some(h) => {
+                let (contents, exact) = read_contents(src, h, meta_limit, verify, "range-del")?;
+                let block = Block::with_origin(contents, h.offset, exact)?;
+                let origin = Origin {
+                    file_offset: h.offset,
+                    exact,
+                };
+                let decoded =
+                    range_del_block::decode(&block, origin, properties.num_range_deletions)?;
+                Some(Arc::new(decoded))
+            }
+            None => None,
+        };
 
         let mut table = Table {
             source,
@@ -311,6 +355,8 @@ impl Table {
             index: None,
             filter: None,
             pinned: false,
+            range_del_handle,
+            range_tombstones,
             data_end,
             verified: Box::new([]),
             options,
@@ -468,6 +514,28 @@ impl Table {
     /// The table's properties.
     pub fn properties(&self) -> &TableProperties {
         &self.properties
+    }
+
+    /// The table's range tombstones, fragmented; `None` when it has none
+    /// (every table before format version 3). Held in memory since open.
+    pub fn range_tombstones(&self) -> Option<&Arc<FragmentedRangeTombstones>> {
+        self.range_tombstones.as_ref()
+    }
+
+    /// The newest seqno `<= read_seq` of a range tombstone of this table
+    /// covering `user_key`: every version of `user_key` in this table and
+    /// in older sources with a smaller seqno is deleted. No I/O.
+    #[inline]
+    pub fn max_covering_tombstone(&self, user_key: &[u8], read_seq: SeqNo) -> Option<SeqNo> {
+        self.range_tombstones
+            .as_ref()?
+            .max_covering_seqno(user_key, read_seq)
+    }
+
+    /// The user-key range the table covers, range tombstones included:
+    /// what [`crate::BuiltTable::bounds`] said when it was written.
+    pub fn bounds(&self) -> TableBounds {
+        TableBounds::new(&self.properties, self.range_tombstones.as_deref())
     }
 
     /// Size of the table file in bytes.
@@ -770,7 +838,8 @@ impl Table {
     }
 
     /// Checks every block's checksum (data blocks in file order, then
-    /// filter, index, properties, meta-index) and the footer. `Ok` or the
+    /// filter, index, range deletions, properties, meta-index) and the
+    /// footer. `Ok` or the
     /// first bad block. Reads the file sequentially, bypassing the cache.
     pub fn verify(&self) -> Result<()> {
         let footer_offset = self.meta_limit();
@@ -808,14 +877,15 @@ impl Table {
             }
             it.next()?;
         }
-        let mut meta = vec![
-            (self.footer.index, "index"),
-            (self.properties_handle, "properties"),
-            (self.footer.meta_index, "meta-index"),
-        ];
+        let mut meta = vec![(self.footer.index, "index")];
         if let Some(h) = self.filter_handle {
             meta.insert(0, (h, "filter"));
         }
+        if let Some(h) = self.range_del_handle {
+            meta.push((h, "range-del"));
+        }
+        meta.push((self.properties_handle, "properties"));
+        meta.push((self.footer.meta_index, "meta-index"));
         for (h, what) in meta {
             let raw = fetch(&*self.source, h, footer_offset, what)?;
             open_trailer(&raw, h, true, what)?;

@@ -113,7 +113,7 @@ fn properties_round_trip_through_a_table() {
         // Uncompressed tables have aligned data blocks (version 2);
         // compressed ones cannot (version 1, readable by every version).
         let (version, alignment) = match compression {
-            Compression::None => (FORMAT_VERSION, 4096),
+            Compression::None => (FORMAT_VERSION_ALIGNED, 4096),
             _ => (MIN_FORMAT_VERSION, 0),
         };
         assert_eq!(
@@ -465,16 +465,21 @@ fn fuzz_seeds_are_valid_for_the_current_format() {
     assert!(checked >= 6, "seed corpus missing: {checked} files");
 }
 
+/// The options of the fuzzers' seed tables: several small blocks.
+fn small_options() -> TableOptions {
+    TableOptions {
+        block_size: 256,
+        restart_interval: 4,
+        ..Default::default()
+    }
+}
+
 /// Writes the fuzzers' seed corpus: small valid tables and blocks.
 fn write_fuzz_seeds(tables: &std::path::Path, blocks: &std::path::Path) {
     std::fs::create_dir_all(tables).unwrap();
     std::fs::create_dir_all(blocks).unwrap();
     let entries = seed_entries();
-    let small = TableOptions {
-        block_size: 256,
-        restart_interval: 4,
-        ..Default::default()
-    };
+    let small = small_options();
     let seeds = [
         ("seed-none", small.clone()),
         (
@@ -502,6 +507,19 @@ fn write_fuzz_seeds(tables: &std::path::Path, blocks: &std::path::Path) {
         build(&[], TableOptions::default()).0,
     )
     .unwrap();
+    // Format version 3: a range-del block beside points, and alone.
+    let (with_points, _, _) =
+        build_with_tombstones(&entries, &seed_range_tombstones(), small_options());
+    std::fs::write(tables.join("seed-range-del"), &with_points).unwrap();
+    let (alone, _, _) = build_with_tombstones(
+        &[],
+        &seed_lone_tombstones(),
+        TableOptions {
+            bloom_bits_per_key: 0,
+            ..small_options()
+        },
+    );
+    std::fs::write(tables.join("seed-range-del-only"), &alone).unwrap();
     for interval in [1usize, 3] {
         let mut b = strata_sstable::block::BlockBuilder::new(interval);
         for e in entries.iter().take(9) {
@@ -590,15 +608,15 @@ fn alignment_and_format_version_must_agree() {
         other => panic!("{other:?}"),
     }
     // A version this crate does not know is refused by name.
-    let mut v3 = aligned.to_vec();
-    v3[n - FOOTER_LEN..].copy_from_slice(&Footer::encode_version(
+    let mut v4 = aligned.to_vec();
+    v4[n - FOOTER_LEN..].copy_from_slice(&Footer::encode_version(
         footer.meta_index,
         footer.index,
-        3,
+        FORMAT_VERSION + 1,
     ));
-    match Table::open(Bytes::from(v3), TableReadOptions::default()) {
+    match Table::open(Bytes::from(v4), TableReadOptions::default()) {
         Err(Error::Corruption { reason, .. }) => {
-            assert!(reason.contains("unsupported format version 3"), "{reason}");
+            assert!(reason.contains("unsupported format version 4"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
