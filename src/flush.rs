@@ -11,7 +11,7 @@ use crate::memtable::{MemTable, MemTableIter};
 use crate::options::Options;
 use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
-use crate::version::{FileMeta, LargestBound, TableFile, TableOpener, VersionEdit};
+use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
 use strata_sstable::{parse_internal_key, SeqNo, TableBuilder};
 
@@ -274,20 +274,9 @@ pub(crate) fn finish_table(
 ) -> Result<Arc<TableFile>> {
     let path = table_path(&opener.dir, number);
     let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
+    let meta = FileMeta::from_built(number, &built);
     let WriteAdapter(mut file, _) = built.writer;
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);
-    let props = built.properties;
-    opener.open(
-        FileMeta {
-            number,
-            size: built.file_size,
-            smallest: props.smallest_user_key,
-            largest: props.largest_user_key,
-            largest_bound: LargestBound::Included,
-            smallest_seqno: props.min_seqno,
-            largest_seqno: props.max_seqno,
-        },
-        level,
-    )
+    opener.open(meta, level)
 }

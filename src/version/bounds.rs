@@ -71,6 +71,18 @@ impl LargestBound {
     }
 }
 
+/// The table format's bound, as the table's builder and reader report it
+/// (`strata_sstable::TableBounds`): the same three cases.
+impl From<strata_sstable::LargestBound> for LargestBound {
+    fn from(bound: strata_sstable::LargestBound) -> LargestBound {
+        match bound {
+            strata_sstable::LargestBound::Included => LargestBound::Included,
+            strata_sstable::LargestBound::Excluded => LargestBound::Excluded,
+            strata_sstable::LargestBound::Unbounded => LargestBound::Unbounded,
+        }
+    }
+}
+
 /// A range of user keys: from `start` (inclusive) to `end`, bounded as
 /// `end_bound` says (`end` empty when it is `Unbounded`). The empty key
 /// is the smallest there is, so a range with no start starts at `b""`.
