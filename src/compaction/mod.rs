@@ -1,11 +1,17 @@
 //! Leveled compaction: picking (`picker.rs`), which versions survive
-//! (`retain.rs`), running and installing (`job.rs`), write stalls
-//! (`stall.rs`), the background loop and the manual controls (here).
+//! (`retain.rs`, with the range tombstones of `range_dels.rs`), running
+//! and installing (`job.rs`) into output tables (`outputs.rs`, cut where
+//! `cut.rs` says), write stalls (`stall.rs`), the background loop and the
+//! manual controls (here).
 //! `docs/compaction.md` explains the policy and its invariants.
 
 mod cut;
 mod job;
+mod outputs;
 mod picker;
+#[cfg(test)]
+mod range_del_tests;
+mod range_dels;
 mod retain;
 mod stall;
 
@@ -138,10 +144,10 @@ impl DbInner {
         for level in 0..=last {
             if level == last {
                 let version = self.versions.lock().current(ks.id);
-                let has_tombstones = version
-                    .files(last)
-                    .iter()
-                    .any(|f| f.table().properties().num_deletions > 0 && f.meta.overlaps(&range));
+                let has_tombstones = version.files(last).iter().any(|f| {
+                    let p = f.table().properties();
+                    (p.num_deletions > 0 || p.num_range_deletions > 0) && f.meta.overlaps(&range)
+                });
                 if !has_tombstones {
                     break;
                 }

@@ -307,6 +307,11 @@ pub(crate) fn overlapping(files: &[Arc<TableFile>], range: &KeyRange) -> Vec<Arc
     files[overlapping_span(files, |f| &f.meta, range)].to_vec()
 }
 
+/// Whether any table of a sorted level (L1+) meets `range`.
+pub(crate) fn any_overlapping(files: &[Arc<TableFile>], range: &KeyRange) -> bool {
+    !overlapping_span(files, |f| &f.meta, range).is_empty()
+}
+
 /// Where in a sorted level (L1+) the tables whose key range meets `range`
 /// lie. A table ending `Excluded(c)` does not meet a range starting at
 /// `c`, nor does a range ending `Excluded(c)` meet a table starting there.
