@@ -53,7 +53,11 @@ impl DbInner {
         for (level, f) in c.all_inputs() {
             edit.deleted_files.push((level, f.meta.number));
         }
-        let outputs = if c.trivial_move {
+        let outputs = if c.delete_only {
+            // Covered for every reader (`delete_only.rs`): nothing to read.
+            result.deleted_only_bytes = c.input_bytes().0;
+            Vec::new()
+        } else if c.trivial_move {
             let f = Arc::clone(&c.inputs[0]);
             result.moved = f.meta.size;
             vec![f]

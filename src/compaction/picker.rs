@@ -39,6 +39,10 @@ pub(crate) struct Compaction {
     pub version: Arc<Version>,
     /// Move the single input table down by a manifest edit alone.
     pub trivial_move: bool,
+    /// Delete the input tables by a manifest edit alone: range tombstones
+    /// in newer sources cover them for every reader (`delete_only.rs`).
+    /// Nothing is read or written; `output_level` is `level`.
+    pub delete_only: bool,
 }
 
 impl Compaction {
@@ -69,6 +73,29 @@ impl Compaction {
             grandparents,
             version: Arc::clone(version),
             trivial_move,
+            delete_only: false,
+        }
+    }
+
+    /// A delete-only compaction of `victims`, tables of `level`.
+    pub fn delete_only(
+        version: &Arc<Version>,
+        level: usize,
+        victims: Vec<Arc<TableFile>>,
+    ) -> Compaction {
+        for f in &victims {
+            let was = f.being_compacted.swap(true, Ordering::AcqRel);
+            debug_assert!(!was, "table {} picked twice", f.meta.number);
+        }
+        Compaction {
+            level,
+            output_level: level,
+            inputs: victims,
+            overlaps: Vec::new(),
+            grandparents: Vec::new(),
+            version: Arc::clone(version),
+            trivial_move: false,
+            delete_only: true,
         }
     }
 
@@ -288,7 +315,7 @@ pub(crate) fn pick_manual(
     Ok(Some(c))
 }
 
-fn busy(f: &Arc<TableFile>) -> bool {
+pub(crate) fn busy(f: &Arc<TableFile>) -> bool {
     f.being_compacted.load(Ordering::Acquire)
 }
 

@@ -1,6 +1,6 @@
 //! Compactions of a database holding range tombstones: covered versions
 //! dropped, tombstones kept for snapshots and cut across output tables,
-//! the last level rewritten for them.
+//! the last level rewritten for them, covered tables deleted unread.
 //!
 //! Until the write path takes range deletes, the tombstones are put in
 //! tables built here and installed by a version edit, at a sequence number
@@ -172,4 +172,64 @@ fn compaction_drops_covered_keys_and_keeps_the_tombstone_for_a_snapshot() {
     assert!(tables(&db).iter().all(|&(_, _, range_dels)| !range_dels));
     let dropped: u64 = db.stats().levels.iter().map(|l| l.keys_dropped).sum();
     assert!(dropped >= 20, "{}", db.stats().to_text());
+}
+
+#[test]
+fn a_wholly_covered_table_is_deleted_unread_unless_a_snapshot_sees_it() {
+    for with_snapshot in [false, true] {
+        let fs = MemFileSystem::new();
+        let db = open(&fs, 64 << 20);
+        fill_last_level(&db, 100);
+        let covered: Vec<u64> = tables(&db).iter().map(|&(_, n, _)| n).collect();
+        assert_eq!(covered.len(), 1, "{:?}", tables(&db));
+        let snapshot = with_snapshot.then(|| db.snapshot());
+        let t = next_seqno(&db);
+        let tombstone = install_tombstone(&db, 5, b"k", Some(b"l"), t).unwrap();
+
+        let read_before = fs.bytes_read();
+        db.run_background_work().unwrap();
+        // Nothing was read either way: the table goes by a manifest edit
+        // alone, or stays.
+        assert_eq!(fs.bytes_read(), read_before);
+        db.check_invariants().unwrap();
+        let live: Vec<u64> = tables(&db).iter().map(|&(_, n, _)| n).collect();
+        let deleted_bytes: u64 = db.stats().levels.iter().map(|l| l.deleted_only_bytes).sum();
+        if with_snapshot {
+            // The snapshot sees k00..k29 and not the tombstone.
+            assert_eq!(live, vec![tombstone.meta.number, covered[0]]);
+            assert_eq!(deleted_bytes, 0);
+            drop(snapshot);
+        } else {
+            assert_eq!(live, vec![tombstone.meta.number]);
+            assert!(deleted_bytes > 0);
+            assert_eq!(db.stats().levels[6].deleted_only_bytes, deleted_bytes);
+        }
+    }
+}
+
+#[test]
+fn compact_range_deletes_covered_tables_before_rewriting_the_rest() {
+    let fs = MemFileSystem::new();
+    let db = open(&fs, 64 << 20);
+    fill_last_level(&db, 1000);
+    let covered_bytes = {
+        let version = db.inner().versions.lock().current(db.inner().default_ks.id);
+        version.level_bytes(6)
+    };
+    let t = next_seqno(&db);
+    install_tombstone(&db, 5, b"a", Some(b"~"), t).unwrap();
+    let read_before = fs.bytes_read();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.check_invariants().unwrap();
+    // The L6 table went unread; the flushed marker's table and the
+    // tombstone's were compacted (read) into the last level, which the
+    // tombstone, covering nothing deeper by then, did not reach.
+    assert_eq!(db.stats().levels[6].deleted_only_bytes, covered_bytes);
+    assert_eq!(keys(&db), vec![b"~marker".to_vec()]);
+    assert!(tables(&db).iter().all(|&(_, _, range_dels)| !range_dels));
+    let read = fs.bytes_read() - read_before;
+    assert!(
+        read < covered_bytes,
+        "read {read} bytes: the covered table ({covered_bytes} bytes) was read"
+    );
 }

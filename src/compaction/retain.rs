@@ -39,6 +39,13 @@ impl Stripes {
     pub fn of(&self, seqno: SeqNo) -> usize {
         self.snapshots.partition_point(|&s| s < seqno)
     }
+
+    /// Whether some snapshot lies in `[from, to)`: a reader there sees a
+    /// version at `from` but not a tombstone at `to`.
+    pub fn any_in(&self, from: SeqNo, to: SeqNo) -> bool {
+        let i = self.snapshots.partition_point(|&s| s < from);
+        self.snapshots.get(i).is_some_and(|&s| s < to)
+    }
 }
 
 pub(crate) struct Retainer {
@@ -268,11 +275,13 @@ mod tests {
     }
 
     #[test]
-    fn stripes_are_cut_at_each_snapshot() {
+    fn stripes_tell_whether_a_snapshot_lies_between_two_seqnos() {
         let s = Stripes::new(vec![7, 4, 4]);
         assert_eq!(
             [s.of(1), s.of(4), s.of(5), s.of(7), s.of(8)],
             [0, 0, 1, 1, 2]
         );
+        assert!(s.any_in(3, 5) && s.any_in(4, 5) && s.any_in(7, 8));
+        assert!(!s.any_in(5, 7) && !s.any_in(8, 100) && !s.any_in(1, 4));
     }
 }
