@@ -251,7 +251,7 @@ impl DbInner {
 
 /// The smallest key greater than `key` (for an exclusive start or an
 /// inclusive end bound): `key` followed by a zero byte.
-fn successor_key(key: &[u8]) -> Vec<u8> {
+pub(crate) fn successor_key(key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 1);
     k.extend_from_slice(key);
     k.push(0);

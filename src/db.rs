@@ -2,7 +2,7 @@
 //! delegates to the engine's rooms (write path, read path, flush).
 
 use crate::background;
-use crate::batch::WriteBatch;
+use crate::batch::{prefix_span, range_to_span, Span, WriteBatch};
 use crate::core::DbInner;
 use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
@@ -12,6 +12,7 @@ use crate::options::{Options, WriteOptions};
 use crate::read::ReadSpec;
 use crate::read_options::ReadOptions;
 use crate::snapshot::Snapshot;
+use crate::version::DEFAULT_KEYSPACE_ID;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::ops::RangeBounds;
@@ -388,6 +389,80 @@ impl Db {
         &self.handle.inner.dir
     }
 }
+
+/// Range deletes. Crate-private until reads honour range tombstones in
+/// every source (docs/design/range-deletes.md §12, commit 7); until then
+/// only tests call them.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "public once reads honour range deletes")
+)]
+impl Db {
+    /// Remove every key in `range`: each version written before this call
+    /// is deleted, and nothing written after it. An empty range writes
+    /// nothing; a start after the end is
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument). RocksDB:
+    /// `DeleteRange`, which takes `start..end` only. The full range `..`
+    /// needs its key type named: `db.delete_range::<&[u8]>(..)`.
+    pub(crate) fn delete_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<()> {
+        self.delete_range_opt(range, &WriteOptions::default())
+    }
+
+    /// Remove every key in `range` with explicit write options.
+    pub(crate) fn delete_range_opt<K: AsRef<[u8]>>(
+        &self,
+        range: impl RangeBounds<K>,
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        write_range_delete(
+            self.inner(),
+            DEFAULT_KEYSPACE_ID,
+            range_to_span(&range),
+            opts,
+        )
+    }
+
+    /// Remove every key starting with `prefix` (every key, for the empty
+    /// prefix).
+    pub(crate) fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        self.delete_prefix_opt(prefix, &WriteOptions::default())
+    }
+
+    /// Remove every key starting with `prefix` with explicit write options.
+    pub(crate) fn delete_prefix_opt(
+        &self,
+        prefix: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        write_range_delete(
+            self.inner(),
+            DEFAULT_KEYSPACE_ID,
+            prefix_span(prefix.as_ref()),
+            opts,
+        )
+    }
+}
+
+/// Write one range delete of `span` (made by `range_to_span`) in keyspace
+/// `keyspace`. An empty range writes no record, but is a sync point like
+/// an empty batch: what was acknowledged before it is durable when a sync
+/// call returns.
+pub(crate) fn write_range_delete(
+    inner: &DbInner,
+    keyspace: u32,
+    span: std::result::Result<Option<Span>, String>,
+    opts: &WriteOptions,
+) -> Result<()> {
+    match span.map_err(Error::InvalidArgument)? {
+        Some((start, end)) => inner.write_with(opts, |b| {
+            b.delete_range_in_id(keyspace, &start, end.as_deref());
+        }),
+        None => inner.write(WriteBatch::new(), opts),
+    }
+}
+
+#[cfg(test)]
+mod range_delete_tests;
 
 /// The keys bounding `range`, inclusive or not (a compaction's bounds
 /// include both ends).

@@ -205,9 +205,11 @@ impl DbInner {
     }
 }
 
-/// Write every entry of `mem` with a sequence number at most `up_to`
-/// into table `number`, sync it, and open it. `None` when no entry
-/// qualifies. On failure the partial file is removed.
+/// Write every entry and range tombstone of `mem` with a sequence number
+/// at most `up_to` into table `number`, sync it, and open it. `None` when
+/// nothing qualifies (a memtable holding only a range delete makes a
+/// table of it: dropping it would bring the keys it deletes back). On
+/// failure the partial file is removed.
 pub(crate) fn write_memtable_table(
     options: &Options,
     opener: &TableOpener,
@@ -240,7 +242,14 @@ pub(crate) fn write_memtable_table(
             }
             it.next()?;
         }
-        if builder.num_entries() == 0 {
+        for t in mem.range_tombstones() {
+            if t.seqno <= up_to {
+                builder
+                    .add_range_tombstone(&t.start, t.end.as_deref(), t.seqno)
+                    .map_err(|e| table_write_error(&path, e))?;
+            }
+        }
+        if builder.num_entries() == 0 && builder.num_range_tombstones() == 0 {
             return Ok(None);
         }
         let table = finish_table(opener, number, builder, 0)?;
@@ -278,5 +287,8 @@ pub(crate) fn finish_table(
     let WriteAdapter(mut file, _) = built.writer;
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);
+    // The bounds cover the range tombstones too (a tombstone-only table has
+    // no point keys; one may reach past the last point key): `meta` takes
+    // them from the built table, not from the point keys' properties.
     opener.open(meta, level)
 }

@@ -16,9 +16,11 @@
 //!
 //! Not under this order: the filesystem's own locks (`src/fs/`: the
 //! in-memory filesystem is a test double below the engine), the block
-//! cache's shards, the memtable arena, statistics, the rate limiter and
-//! the handle's list of background threads (`db.rs`, emptied at close):
-//! leaves that take no engine lock while held. Under `cfg(loom)` the
+//! cache's shards, the memtable arena, a memtable's range tombstone list
+//! (`memtable/range_del.rs`: appended to and fragmented under it),
+//! statistics, the rate limiter and the handle's list of background
+//! threads (`db.rs`, emptied at close): leaves that take no engine lock
+//! while held. Under `cfg(loom)` the
 //! publisher's mutex is loom's (`write/sync.rs`), outside the check.
 
 use std::ops::{Deref, DerefMut};

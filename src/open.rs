@@ -13,7 +13,9 @@ use crate::options::Options;
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, Version, VersionEdit, VersionSet};
 use crate::wal_replay::{read_wal_chain, BatchOutcome};
-use crate::write::{create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath};
+use crate::write::{
+    create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath, WAL_FIRST_BYTES,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,7 +75,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         &*fs,
         &dir,
         wal_number,
-        options.write_buffer_size as u64,
+        WAL_FIRST_BYTES,
         options.wal_write_mode,
     )?;
     let versions_by_keyspace = log_replayed_tables(&mut versions, replayed, wal_number)?;
@@ -243,7 +245,10 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
             Err(reason) => return Ok(Err(reason)),
         }
         for (&id, target) in targets.iter_mut() {
-            if target.mem.approximate_bytes() >= options.write_buffer_size {
+            if target.mem.is_full(
+                options.write_buffer_size,
+                options.memtable_max_range_deletions,
+            ) {
                 flush(id, &target.mem, versions, &mut tables)?;
                 target.mem = Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
             }
@@ -312,11 +317,12 @@ fn apply_record(
         let op = op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
         // A write never carries more than these (`WriteBatch` refuses it),
         // so a longer one is damage; the memtable relies on the limits.
-        if op.key.len() > MAX_KEY_SIZE || op.value.len() > MAX_VALUE_SIZE {
+        if op.exceeds_limits() {
             return Err(format!(
-                "write batch entry of {} key and {} value bytes exceeds the limits ({MAX_KEY_SIZE}, {MAX_VALUE_SIZE})",
+                "write batch entry of {} key and {} value bytes exceeds the limits ({MAX_KEY_SIZE}, {MAX_VALUE_SIZE}; a range delete's ends {} each)",
                 op.key.len(),
-                op.value.len()
+                op.value.len(),
+                MAX_KEY_SIZE + 1
             ));
         }
         if !keyspaces.contains(&op.keyspace) {

@@ -29,6 +29,12 @@ pub struct Options {
     /// ones reach `max_write_buffer_number - 1`, writes wait for a flush.
     /// RocksDB: `max_write_buffer_number`. Default: 2.
     pub max_write_buffer_number: usize,
+    /// Range deletes a memtable holds before it is frozen and flushed,
+    /// whatever its size. Each one makes the next read of the memtable
+    /// fragment its range tombstones again, so thousands of them with
+    /// reads in between make reads slow. 0: no limit. RocksDB:
+    /// `memtable_max_range_deletions`. Default: 0.
+    pub memtable_max_range_deletions: usize,
     /// Target size of a table's data block before compression. RocksDB:
     /// `block_size`. Default: 4 KiB.
     pub block_size: usize,
@@ -215,6 +221,7 @@ impl Default for Options {
             error_if_exists: false,
             write_buffer_size: 64 << 20,
             max_write_buffer_number: 2,
+            memtable_max_range_deletions: 0,
             block_size: 4096,
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -263,6 +270,10 @@ impl fmt::Debug for Options {
             .field("error_if_exists", &self.error_if_exists)
             .field("write_buffer_size", &self.write_buffer_size)
             .field("max_write_buffer_number", &self.max_write_buffer_number)
+            .field(
+                "memtable_max_range_deletions",
+                &self.memtable_max_range_deletions,
+            )
             .field("block_size", &self.block_size)
             .field("block_restart_interval", &self.block_restart_interval)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)

@@ -51,7 +51,12 @@ pub(crate) struct ReadView {
 }
 
 /// The newest value of `key` visible at `seq`: memtable, frozen memtables
-/// (newest first), then tables.
+/// (newest first), then tables. The first source with an answer decides:
+/// a memtable's answer weighs its points against its own range tombstones
+/// (`MemTable::get`), and a tombstone covering `key` with no newer point
+/// beside it is `Deleted`, with no need to look further, since every
+/// older source holds only older versions of `key` (the source-order
+/// invariant, docs/design/range-deletes.md §0).
 pub(crate) fn get(
     sv: &SuperVersion,
     key: &[u8],

@@ -1,11 +1,14 @@
 //! Arbitrary bytes as a write batch read back from a WAL record. Nothing
-//! may panic; no more records decode than the header counts; the records
-//! that decode, put into a new `WriteBatch`, come back out identical.
+//! may panic; no more records decode than the header counts; a range
+//! delete that decodes has no end or an end after its start; the records
+//! that decode (puts, deletes, range deletes), put into a new `WriteBatch`
+//! with `push_op`, come back out identical.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use strata::inspect::{BatchOp, DecodedBatch};
 use strata::WriteBatch;
+use strata_sstable::ValueKind;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(decoded) = DecodedBatch::new(data) else {
@@ -18,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
         match op {
             Ok(op) => {
                 assert!(!failed, "a record after an error");
+                if op.kind == ValueKind::RangeDelete {
+                    assert!(op.range_end().is_none_or(|end| end > op.key));
+                }
                 ops.push(op);
             }
             Err(e) => {

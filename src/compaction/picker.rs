@@ -417,7 +417,7 @@ mod tests {
         );
         assert_eq!(
             overlaps(&below, &KeyRange::new(b"g\0", b"h", Excluded)),
-            vec![]
+            Vec::<u64>::new()
         );
         assert_eq!(
             overlaps(&below, &KeyRange::inclusive(Some(b"zz"), None)),

@@ -30,6 +30,8 @@ pub struct KeyspaceOptions {
     pub write_buffer_size: usize,
     /// [`Options::max_write_buffer_number`].
     pub max_write_buffer_number: usize,
+    /// [`Options::memtable_max_range_deletions`].
+    pub memtable_max_range_deletions: usize,
     /// [`Options::block_size`].
     pub block_size: usize,
     /// [`Options::block_restart_interval`].
@@ -74,6 +76,7 @@ impl Options {
         KeyspaceOptions {
             write_buffer_size: self.write_buffer_size,
             max_write_buffer_number: self.max_write_buffer_number,
+            memtable_max_range_deletions: self.memtable_max_range_deletions,
             block_size: self.block_size,
             block_restart_interval: self.block_restart_interval,
             bloom_bits_per_key: self.bloom_bits_per_key,
@@ -98,6 +101,7 @@ impl Options {
         let options = Options {
             write_buffer_size: ks.write_buffer_size,
             max_write_buffer_number: ks.max_write_buffer_number,
+            memtable_max_range_deletions: ks.memtable_max_range_deletions,
             block_size: ks.block_size,
             block_restart_interval: ks.block_restart_interval,
             bloom_bits_per_key: ks.bloom_bits_per_key,

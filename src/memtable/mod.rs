@@ -1,6 +1,7 @@
 //! The memtable: recent writes, sorted in a lock-free skiplist
-//! (crossbeam-skiplist). Writers insert concurrently without a mutex;
-//! readers search it at a sequence number.
+//! (crossbeam-skiplist), and its range tombstones (`range_del.rs`).
+//! Writers insert points concurrently without a mutex; readers search it
+//! at a sequence number.
 
 mod active;
 #[allow(unsafe_code)] // UNSAFE.md: the arena's raw blocks
@@ -10,6 +11,7 @@ mod bloom;
 mod iter;
 #[allow(unsafe_code)] // UNSAFE.md: IKey's cast, entries pointing into the arena
 mod key;
+mod range_del;
 
 pub(crate) use active::ActiveMemTables;
 pub use iter::MemTableIter;
@@ -22,9 +24,10 @@ use bloom::MemBloom;
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 use key::MemEntry;
+use range_del::RangeDelList;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use strata_sstable::{pack_trailer, parse_internal_key, SeqNo, ValueKind};
+use strata_sstable::{pack_trailer, parse_internal_key, RangeTombstone, SeqNo, ValueKind};
 
 /// The memtable's key filter gets one byte per this many bytes of
 /// capacity: 64 MiB of memtable, 1 MiB of filter, some 12 to 25 bits per
@@ -65,9 +68,12 @@ pub struct MemTable {
     bloom: MemBloom,
     /// Bytes of the skiplist nodes (the arena counts its own).
     node_bytes: AtomicUsize,
+    /// The range deletes, kept out of the skiplist: a reader asks which
+    /// of them cover its key before it looks for the key's points.
+    range_dels: RangeDelList,
     /// The write-ahead log that holds this memtable's writes.
     wal_number: u64,
-    /// The largest sequence number inserted.
+    /// The largest sequence number inserted (points and range deletes).
     max_seq: AtomicU64,
     /// The last sequence number given to a write into this memtable, set
     /// when it is frozen ([`NOT_SEALED`] while it is active). Writes in
@@ -104,6 +110,7 @@ impl MemTable {
             arena: Arena::new(capacity),
             bloom: MemBloom::new(filter_bytes),
             node_bytes: AtomicUsize::new(0),
+            range_dels: RangeDelList::new(),
             wal_number,
             max_seq: AtomicU64::new(0),
             sealed_seq: AtomicU64::new(NOT_SEALED),
@@ -137,18 +144,25 @@ impl MemTable {
 
     /// Insert entries, each with its own sequence number (a batch's
     /// records of one keyspace: their numbers need not be consecutive).
-    /// The arena bytes are reserved in one step and the shared counters
-    /// updated once.
+    /// Points go to the skiplist, whose arena bytes are reserved in one
+    /// step and shared counters updated once; range deletes go to the
+    /// range tombstone list.
     #[allow(unsafe_code)] // UNSAFE.md: `MemEntry::new`'s contract, kept here
     pub fn insert_entries<'a>(&self, entries: impl Iterator<Item = (SeqNo, BatchOp<'a>)> + Clone) {
         let arena_bytes = entries
             .clone()
+            .filter(|(_, op)| op.kind.is_point())
             .map(|(_, op)| MemEntry::arena_bytes(op.key, op.value))
             .sum();
         let mut region = self.arena.reserve(arena_bytes);
         let mut count = 0;
         let mut max_seq = 0;
         for (seq, op) in entries {
+            max_seq = max_seq.max(seq);
+            if op.kind == ValueKind::RangeDelete {
+                self.range_dels.insert(op.key, op.range_end(), seq);
+                continue;
+            }
             let trailer = pack_trailer(seq, op.kind).to_le_bytes();
             // SAFETY: the entry goes into `self.map`, which is dropped
             // before `self.arena` (field order); a reader can only reach
@@ -161,37 +175,54 @@ impl MemTable {
             self.bloom.insert(op.key);
             self.map.insert(entry, ());
             count += 1;
-            max_seq = max_seq.max(seq);
         }
         debug_assert_eq!(region.left(), 0, "arena bytes reserved but not used");
         if count > 0 {
             self.node_bytes
                 .fetch_add(count * NODE_BYTES, Ordering::Relaxed);
+        }
+        if max_seq > 0 {
             self.max_seq.fetch_max(max_seq, Ordering::Release);
         }
     }
 
-    /// The newest version of `user_key` with a sequence number `<= seqno`.
-    /// A found value is copied out: it is what the caller returns to the user.
+    /// The newest version of `user_key` with a sequence number `<= seqno`,
+    /// range deletes included: a point newer than every range tombstone
+    /// covering the key (at `seqno`) is the answer, else a covering
+    /// tombstone makes it `Deleted`. A found value is copied out: it is
+    /// what the caller returns to the user.
     pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Lookup<Bytes> {
-        if !self.bloom.may_contain(user_key) {
-            return Lookup::Absent;
-        }
-        let found = with_seek_key(user_key, seqno, |target| {
-            self.map.lower_bound(Bound::Included(IKey::new(target)))
-        });
-        let Some(entry) = found else {
-            return Lookup::Absent;
+        // One atomic load when the memtable holds no range delete.
+        let covering = self.range_dels.max_covering_seqno(user_key, seqno);
+        let point = if self.bloom.may_contain(user_key) {
+            self.newest_point(user_key, seqno)
+        } else {
+            // A filter miss proves no point; a covering tombstone still
+            // answers.
+            None
         };
-        let mem_entry = entry.key();
-        match parse_internal_key(mem_entry.ikey()) {
-            Some(k) if k.user_key == user_key => match k.kind {
-                ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(mem_entry.value())),
-                // `parse_internal_key` yields point kinds only.
-                ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
-            },
-            _ => Lookup::Absent,
+        match (point, covering) {
+            (Some((_, found)), None) => found,
+            (Some((q, found)), Some(t)) if q > t => found,
+            (_, Some(_)) => Lookup::Deleted,
+            (None, None) => Lookup::Absent,
         }
+    }
+
+    /// The newest point entry of `user_key` at or below `seqno`: its
+    /// sequence number and what it says.
+    fn newest_point(&self, user_key: &[u8], seqno: SeqNo) -> Option<(SeqNo, Lookup<Bytes>)> {
+        let entry = with_seek_key(user_key, seqno, |target| {
+            self.map.lower_bound(Bound::Included(IKey::new(target)))
+        })?;
+        let mem_entry = entry.key();
+        let k = parse_internal_key(mem_entry.ikey()).filter(|k| k.user_key == user_key)?;
+        let found = match k.kind {
+            ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(mem_entry.value())),
+            // `parse_internal_key` yields point kinds only.
+            ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
+        };
+        Some((k.seqno, found))
     }
 
     /// The largest sequence number inserted so far (0 if empty).
@@ -219,9 +250,26 @@ impl MemTable {
         }
     }
 
-    /// Approximate heap bytes held: skiplist nodes and arena blocks.
+    /// Approximate heap bytes held: skiplist nodes, arena blocks and
+    /// range tombstones.
     pub fn approximate_bytes(&self) -> usize {
-        self.node_bytes.load(Ordering::Relaxed) + self.arena.allocated_bytes()
+        self.node_bytes.load(Ordering::Relaxed)
+            + self.arena.allocated_bytes()
+            + self.range_dels.bytes()
+    }
+
+    /// Whether the memtable is to be frozen: it holds `write_buffer_size`
+    /// bytes, or `max_range_deletions` range deletes (0: no limit; each
+    /// new one makes the next read fragment the list again). RocksDB:
+    /// `write_buffer_size`, `memtable_max_range_deletions`.
+    pub fn is_full(&self, write_buffer_size: usize, max_range_deletions: usize) -> bool {
+        self.approximate_bytes() >= write_buffer_size
+            || max_range_deletions > 0 && self.range_dels.len() >= max_range_deletions
+    }
+
+    /// Every range tombstone inserted, unfragmented, in insertion order.
+    pub fn range_tombstones(&self) -> Vec<RangeTombstone> {
+        self.range_dels.tombstones()
     }
 
     /// The WAL holding this memtable's writes.
@@ -239,9 +287,10 @@ impl MemTable {
         self.unlogged.load(Ordering::Acquire)
     }
 
-    /// True when nothing has been inserted.
+    /// True when nothing has been inserted (neither points nor range
+    /// deletes).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.range_dels.is_empty()
     }
 
     pub(crate) fn map(&self) -> &SkipMap<MemEntry, ()> {
@@ -278,5 +327,115 @@ mod tests {
         assert_eq!(m.get(b"j", 9), Lookup::Absent);
         assert_eq!(m.get(b"kk", 9), Lookup::Found(Bytes::from_static(b"other")));
         assert!(m.approximate_bytes() >= 4 * NODE_BYTES + 2 + 2 + 5);
+    }
+
+    fn range_delete(m: &MemTable, start: &[u8], end: Option<&[u8]>, seq: SeqNo) {
+        let op = BatchOp {
+            keyspace: 0,
+            kind: ValueKind::RangeDelete,
+            key: start,
+            value: end.unwrap_or_default(),
+        };
+        m.insert_batch(seq, std::iter::once(op));
+    }
+
+    fn found(v: &'static [u8]) -> Lookup<Bytes> {
+        Lookup::Found(Bytes::from_static(v))
+    }
+
+    #[test]
+    fn get_weighs_points_against_range_deletes_at_the_read_sequence() {
+        let m = MemTable::unfiltered(1, 1 << 20);
+        m.insert(b"k", 1, ValueKind::Put, b"v1");
+        m.insert(b"k", 3, ValueKind::Put, b"v3");
+        range_delete(&m, b"c", Some(b"m"), 5);
+        m.insert(b"k", 7, ValueKind::Put, b"v7");
+        range_delete(&m, b"j", None, 9);
+        let cases: [(&[u8], SeqNo, Lookup<Bytes>); 14] = [
+            (b"k", 2, found(b"v1")),
+            (b"k", 4, found(b"v3")),
+            (b"k", 5, Lookup::Deleted),
+            (b"k", 6, Lookup::Deleted),
+            (b"k", 7, found(b"v7")),
+            (b"k", 8, found(b"v7")),
+            (b"k", 9, Lookup::Deleted),
+            // Keys with no point: deleted only while a tombstone is visible.
+            (b"d", 4, Lookup::Absent),
+            (b"d", 5, Lookup::Deleted),
+            (b"c", 5, Lookup::Deleted),
+            (b"b", 9, Lookup::Absent),
+            // The end is exclusive, but the second tombstone has none.
+            (b"m", 8, Lookup::Absent),
+            (b"m", 9, Lookup::Deleted),
+            (b"\xff\xff", 100, Lookup::Deleted),
+        ];
+        for (key, seq, want) in cases {
+            assert_eq!(m.get(key, seq), want, "{} @{seq}", key.escape_ascii());
+        }
+    }
+
+    #[test]
+    fn a_put_after_a_range_delete_in_the_same_memtable_survives_it() {
+        let m = MemTable::sized_for(1, 1 << 20);
+        m.insert(b"a", 1, ValueKind::Put, b"old");
+        m.insert(b"b", 2, ValueKind::Put, b"old");
+        range_delete(&m, b"a", Some(b"z"), 3);
+        m.insert(b"b", 4, ValueKind::Put, b"new");
+        m.insert(b"a", 5, ValueKind::Delete, b"");
+        assert_eq!(m.get(b"b", 10), found(b"new"));
+        assert_eq!(m.get(b"b", 3), Lookup::Deleted);
+        assert_eq!(m.get(b"a", 4), Lookup::Deleted, "the range delete");
+        assert_eq!(m.get(b"a", 10), Lookup::Deleted, "the point delete");
+        assert_eq!(m.get(b"a", 2), found(b"old"));
+    }
+
+    #[test]
+    fn a_key_the_filter_has_never_seen_is_still_deleted_by_a_range() {
+        let m = MemTable::sized_for(1, 1 << 20);
+        m.insert(b"k", 1, ValueKind::Put, b"v");
+        range_delete(&m, b"a", Some(b"z"), 2);
+        assert!(!m.bloom.may_contain(b"q"), "the filter misses the key");
+        assert_eq!(m.get(b"q", 2), Lookup::Deleted);
+        assert_eq!(m.get(b"q", 1), Lookup::Absent);
+        assert!(!m.bloom.may_contain(b"zz"));
+        assert_eq!(m.get(b"zz", 2), Lookup::Absent);
+    }
+
+    #[test]
+    fn range_deletes_count_toward_size_emptiness_and_sequence() {
+        let m = MemTable::unfiltered(1, 1 << 20);
+        assert!(m.is_empty());
+        assert!(!m.is_full(1 << 20, 2));
+        let before = m.approximate_bytes();
+        // A batch mixing points and range deletes: only the points take
+        // arena bytes (reserved exactly: asserted in `insert_entries`).
+        let ops = [
+            BatchOp {
+                keyspace: 0,
+                kind: ValueKind::Put,
+                key: b"a",
+                value: b"1",
+            },
+            BatchOp {
+                keyspace: 0,
+                kind: ValueKind::RangeDelete,
+                key: b"b",
+                value: b"c",
+            },
+        ];
+        m.insert_batch(10, ops.into_iter());
+        assert_eq!(m.max_seq(), 11, "the range delete's sequence number");
+        let only_range = MemTable::unfiltered(1, 1 << 20);
+        range_delete(&only_range, b"x", None, 4);
+        assert!(!only_range.is_empty());
+        assert_eq!(only_range.max_seq(), 4);
+        assert!(only_range.approximate_bytes() > before);
+        assert_eq!(only_range.range_tombstones().len(), 1);
+        // Full at `max_range_deletions` range deletes, whatever the size.
+        assert!(!m.is_full(1 << 20, 2));
+        range_delete(&m, b"d", Some(b"e"), 12);
+        assert!(m.is_full(1 << 20, 2));
+        assert!(!m.is_full(1 << 20, 0), "0: no limit");
+        assert!(m.is_full(m.approximate_bytes(), 0));
     }
 }

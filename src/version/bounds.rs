@@ -13,75 +13,10 @@
 use super::edit::FileMeta;
 use std::cmp::Ordering;
 
-/// How a table's (or a [`KeyRange`]'s) largest key bounds it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum LargestBound {
-    /// The largest key is the last key the range holds: `[smallest,
-    /// largest]`. What a table of point keys has.
-    #[default]
-    Included,
-    /// The range ends just before the largest key: `[smallest, largest)`.
-    /// A range tombstone's exclusive end.
-    Excluded,
-    /// The range has no end (a range tombstone without one); the largest
-    /// key is empty.
-    Unbounded,
-}
-
-impl LargestBound {
-    /// The order of range ends `(key, bound)`: `Excluded(k) < Included(k)
-    /// < Excluded(k')` for `k < k'`, and `Unbounded` above every end. The
-    /// end of several ranges together is the greatest of their ends.
-    /// (`Excluded(k ++ [0])` holds exactly the keys `Included(k)` holds
-    /// yet sorts after it: the order never puts an end holding more keys
-    /// below one holding fewer, which is what a union needs.)
-    pub fn cmp_end(a: &[u8], a_bound: LargestBound, b: &[u8], b_bound: LargestBound) -> Ordering {
-        use LargestBound::{Excluded, Included, Unbounded};
-        // Among ends at the same key, an exclusive one holds one key fewer.
-        let rank = |bound| match bound {
-            Excluded => 0,
-            Included | Unbounded => 1,
-        };
-        match (a_bound, b_bound) {
-            (Unbounded, Unbounded) => Ordering::Equal,
-            (Unbounded, _) => Ordering::Greater,
-            (_, Unbounded) => Ordering::Less,
-            _ => a.cmp(b).then(rank(a_bound).cmp(&rank(b_bound))),
-        }
-    }
-
-    /// Whether a range ending at `end` (bounded by `self`) holds no key at
-    /// or after `user_key`.
-    fn ends_before(self, end: &[u8], user_key: &[u8]) -> bool {
-        match self {
-            LargestBound::Included => end < user_key,
-            LargestBound::Excluded => end <= user_key,
-            LargestBound::Unbounded => false,
-        }
-    }
-
-    /// How a printed range closes after its `shown` largest key:
-    /// `shown]`, `shown)`, or `+inf)` when it has no end.
-    pub fn close(self, shown: &str) -> String {
-        match self {
-            LargestBound::Included => format!("{shown}]"),
-            LargestBound::Excluded => format!("{shown})"),
-            LargestBound::Unbounded => "+inf)".to_owned(),
-        }
-    }
-}
-
-/// The table format's bound, as the table's builder and reader report it
-/// (`strata_sstable::TableBounds`): the same three cases.
-impl From<strata_sstable::LargestBound> for LargestBound {
-    fn from(bound: strata_sstable::LargestBound) -> LargestBound {
-        match bound {
-            strata_sstable::LargestBound::Included => LargestBound::Included,
-            strata_sstable::LargestBound::Excluded => LargestBound::Excluded,
-            strata_sstable::LargestBound::Unbounded => LargestBound::Unbounded,
-        }
-    }
-}
+/// How a table's (or a [`KeyRange`]'s) largest key bounds it: the
+/// sstable crate's type, which a built table reports in its bounds, so a
+/// `FileMeta` takes it from the table unchanged.
+pub use strata_sstable::LargestBound;
 
 /// A range of user keys: from `start` (inclusive) to `end`, bounded as
 /// `end_bound` says (`end` empty when it is `Unbounded`). The empty key
@@ -122,7 +57,7 @@ impl KeyRange {
 
     /// Whether every key of the range is below `user_key`.
     pub fn ends_before(&self, user_key: &[u8]) -> bool {
-        self.end_bound.ends_before(&self.end, user_key)
+        self.end_bound.ends_before_key(&self.end, user_key)
     }
 
     /// Whether every key of the range is above `user_key`.
@@ -169,7 +104,7 @@ impl FileMeta {
     /// Whether every key the table may hold is below `user_key`: no
     /// deeper table's version of it, and no seek to it, needs this table.
     pub fn ends_before(&self, user_key: &[u8]) -> bool {
-        self.largest_bound.ends_before(&self.largest, user_key)
+        self.largest_bound.ends_before_key(&self.largest, user_key)
     }
 
     /// Whether every key the table may hold is above `user_key`.

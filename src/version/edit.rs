@@ -78,7 +78,7 @@ impl FileMeta {
             size: built.file_size,
             smallest: built.bounds.smallest.clone(),
             largest: built.bounds.largest.clone(),
-            largest_bound: built.bounds.largest_bound.into(),
+            largest_bound: built.bounds.largest_bound,
             smallest_seqno: built.properties.min_seqno,
             largest_seqno: built.properties.max_seqno,
         }

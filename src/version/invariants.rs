@@ -1,7 +1,7 @@
 //! The invariants every installed version keeps, checked on demand (tests
 //! call it through `Db::check_invariants`).
 
-use super::{FileMeta, LargestBound, Version, NUM_LEVELS};
+use super::{FileMeta, Version, NUM_LEVELS};
 use crate::filename::{parse_file_name, FileKind};
 use crate::fs::FileSystem;
 use std::collections::BTreeSet;
@@ -74,16 +74,13 @@ fn check_version(version: &Version) -> Result<(), String> {
             ));
         }
         let p = f.table().properties();
-        let points = (p.num_entries > 0).then_some((
-            p.smallest_user_key.as_slice(),
-            p.largest_user_key.as_slice(),
-        ));
-        let bounds = f.table().bounds();
-        let recorded_as_built = f.meta.smallest == bounds.smallest
-            && f.meta.largest == bounds.largest
-            && f.meta.largest_bound == LargestBound::from(bounds.largest_bound);
-        if !recorded_as_built
-            || !bounds_match_points(&f.meta, points)
+        let b = f.table().bounds();
+        if (b.smallest.as_slice(), b.largest.as_slice(), b.largest_bound)
+            != (
+                f.meta.smallest.as_slice(),
+                f.meta.largest.as_slice(),
+                f.meta.largest_bound,
+            )
             || p.min_seqno != f.meta.smallest_seqno
             || p.max_seqno != f.meta.largest_seqno
         {
@@ -165,27 +162,10 @@ fn ordered_in_a_level(a: &FileMeta, b: &FileMeta) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a table's recorded bounds agree with its point keys' (the
-/// smallest and largest, from its properties; `None` when it holds none):
-/// equal while its end is inclusive, which is all a table without range
-/// tombstones has. An exclusive end or none comes from a range tombstone
-/// past the last point key, and the point keys lie inside the bounds.
-fn bounds_match_points(meta: &FileMeta, points: Option<(&[u8], &[u8])>) -> bool {
-    match (meta.largest_bound, points) {
-        (LargestBound::Included, Some((smallest, largest))) => {
-            meta.smallest == smallest && meta.largest == largest
-        }
-        (LargestBound::Included, None) => false,
-        (LargestBound::Excluded | LargestBound::Unbounded, Some((smallest, largest))) => {
-            meta.may_contain(smallest) && meta.may_contain(largest)
-        }
-        (LargestBound::Excluded | LargestBound::Unbounded, None) => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::version::LargestBound;
     use LargestBound::{Excluded, Included, Unbounded};
 
     fn meta(number: u64, smallest: &[u8], largest: &[u8], bound: LargestBound) -> FileMeta {
@@ -210,21 +190,6 @@ mod tests {
         assert!(!ok(meta(1, b"a", b"c\0", Excluded)));
         assert!(!ok(meta(1, b"a", b"", Unbounded)));
         assert!(!ok(meta(1, b"d", b"d", Included)), "out of order");
-    }
-
-    #[test]
-    fn an_inclusive_end_is_the_last_point_key_and_others_cover_it() {
-        let matches = |m: FileMeta| bounds_match_points(&m, Some((b"a", b"c")));
-        assert!(matches(meta(1, b"a", b"c", Included)));
-        assert!(!matches(meta(1, b"a", b"d", Included)));
-        assert!(!matches(meta(1, b"b", b"c", Included)));
-        assert!(matches(meta(1, b"a", b"d", Excluded)));
-        assert!(!matches(meta(1, b"a", b"c", Excluded)));
-        assert!(matches(meta(1, b"a", b"", Unbounded)));
-        assert!(!matches(meta(1, b"b", b"", Unbounded)));
-        // Only a range tombstone's end bounds a table without point keys.
-        assert!(!bounds_match_points(&meta(1, b"a", b"c", Included), None));
-        assert!(bounds_match_points(&meta(1, b"a", b"c", Excluded), None));
     }
 
     type TableSpec<'a> = (usize, &'a [(&'a str, u64)], &'a [(&'a str, &'a str, u64)]);

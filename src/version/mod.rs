@@ -122,21 +122,32 @@ impl Version {
     }
 }
 
+/// The answer of one table for `user_key` at `seqno`, its range
+/// tombstones included: a point newer than the newest tombstone covering
+/// the key decides; otherwise a covering tombstone deletes the key, and by
+/// the source-order invariant (ARCHITECTURE.md, "Range deletes") every
+/// version in an older table too, so the caller stops. The tombstones are
+/// in memory: the check costs a binary search and no I/O, and it comes
+/// first so that a bloom miss cannot hide a covered key as absent.
 fn lookup(
     file: &TableFile,
     user_key: &[u8],
     seqno: SeqNo,
     blocks: BlockReadOptions,
 ) -> Result<Option<Lookup<Bytes>>> {
-    let found = file
-        .table()
+    let table = file.table();
+    let covered_at = table.max_covering_tombstone(user_key, seqno);
+    let found = table
         .get_with_options(user_key, seqno, blocks)
         .map_err(|e| table_error(file.path(), e))?;
-    Ok(found.map(|f| match f.kind {
-        ValueKind::Put => Lookup::Found(f.value),
-        // A table's point lookup yields point kinds only.
-        ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
-    }))
+    Ok(match found {
+        Some(f) if covered_at.is_none_or(|t| f.seqno > t) => Some(match f.kind {
+            ValueKind::Put => Lookup::Found(f.value),
+            // A table's point lookup yields point kinds only.
+            ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
+        }),
+        _ => covered_at.map(|_| Lookup::Deleted),
+    })
 }
 
 #[cfg(test)]

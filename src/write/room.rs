@@ -5,7 +5,7 @@
 //! `CommitEnv::make_room`; a manual flush asks with `force`.
 
 use super::pipeline::{Leadership, Room};
-use super::spare::{create_wal, SpareWal};
+use super::spare::{create_wal, spare_wal_bytes, SpareWal};
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
@@ -31,20 +31,21 @@ pub(crate) struct Limits {
     frozen_bytes: usize,
     /// `max_total_wal_size`, or its default for these keyspaces.
     wal_limit: u64,
-    /// Each keyspace's `write_buffer_size`, by id.
-    write_buffer_sizes: Vec<(u32, usize)>,
+    /// Each keyspace's `write_buffer_size` and
+    /// `memtable_max_range_deletions`, by id.
+    memtable_limits: Vec<(u32, usize, usize)>,
     /// The keyspaces looked at.
     keyspaces: Arc<Keyspaces>,
 }
 
 impl Limits {
-    /// Keyspace `id`'s `write_buffer_size` (`usize::MAX`, never full, for
-    /// one not looked at).
-    fn write_buffer_size(&self, id: u32) -> usize {
-        self.write_buffer_sizes
+    /// Whether keyspace `id`'s memtable `mem` is full (never, for a
+    /// keyspace not looked at).
+    fn memtable_full(&self, id: u32, mem: &MemTable) -> bool {
+        self.memtable_limits
             .iter()
-            .find(|(k, _)| *k == id)
-            .map_or(usize::MAX, |(_, size)| *size)
+            .find(|(k, _, _)| *k == id)
+            .is_some_and(|&(_, size, range_deletions)| mem.is_full(size, range_deletions))
     }
 }
 
@@ -123,7 +124,7 @@ impl DbInner {
             mutable_bytes += bytes;
             // The keyspace's size as it is now: options changed since the
             // memtable was made apply to it too.
-            let full = bytes >= limits.write_buffer_size(id);
+            let full = limits.memtable_full(id, mem);
             let rotate = full || room.force == Some(id) && !mem.is_empty();
             if !rotate {
                 continue;
@@ -165,7 +166,7 @@ impl DbInner {
             at_frozen_limit: Vec::new(),
             frozen_bytes: 0,
             wal_limit: 0,
-            write_buffer_sizes: Vec::with_capacity(keyspaces.len()),
+            memtable_limits: Vec::with_capacity(keyspaces.len()),
             keyspaces: Arc::clone(&keyspaces),
         };
         for ks in keyspaces.iter() {
@@ -179,9 +180,11 @@ impl DbInner {
             }
             limits.frozen_bytes += sv.imms.iter().map(|m| m.approximate_bytes()).sum::<usize>();
             limits.wal_limit += (opts.write_buffer_size * opts.max_write_buffer_number) as u64;
-            limits
-                .write_buffer_sizes
-                .push((ks.id, opts.write_buffer_size));
+            limits.memtable_limits.push((
+                ks.id,
+                opts.write_buffer_size,
+                opts.memtable_max_range_deletions,
+            ));
         }
         limits.wal_limit = match self.options.max_total_wal_size {
             0 => 4 * limits.wal_limit,
@@ -342,13 +345,15 @@ impl DbInner {
         Arc::new(MemTable::sized_for(wal_number, size))
     }
 
-    /// A new WAL (created, preallocated, its directory entry synced) and
-    /// the memtable that will log to it.
+    /// A new WAL (created, allocated as large as the last one grew, its
+    /// directory entry synced: `spare.rs`) and the memtable that will log
+    /// to it.
     pub(super) fn new_wal(&self) -> Result<SpareWal> {
         let number = self.versions.lock().new_file_number()?;
         let size = self.options.write_buffer_size;
+        let initial = spare_wal_bytes(self.write_path.last_wal_bytes(), size as u64);
         let mode = self.options.wal_write_mode;
-        let file = create_wal(&*self.fs, &self.dir, number, size as u64, mode)?;
+        let file = create_wal(&*self.fs, &self.dir, number, initial, mode)?;
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
         Ok(SpareWal { number, file, mem })
     }

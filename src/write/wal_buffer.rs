@@ -207,6 +207,13 @@ impl WalBuffer {
                 self.fail(&e);
                 return Err(e);
             }
+            // A growth of the file: its new pages are warmed up in the
+            // background before the writer reaches them.
+            if self.syncer.is_running() {
+                if let Some(job) = d.file.take_warm_up() {
+                    self.syncer.add_warm_up(job);
+                }
+            }
             self.written.store(end, Ordering::Release);
             self.notify_progress();
         }

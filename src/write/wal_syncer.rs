@@ -3,13 +3,14 @@
 //! that arrived while the previous fsync ran. It also syncs the WAL files
 //! a rotation retired (in the background, so a rotation does not stall
 //! writers for a whole WAL's fsync), and warms each new WAL file up a step
-//! at a time while no sync is wanted (`WritableFile::warm_up`). A lone
-//! writer syncs inline instead (`WalBuffer::wait`).
+//! at a time while no sync is wanted (`WritableFile::warm_up`), and each
+//! growth of it (`WritableFile::take_warm_up`). A lone writer syncs inline
+//! instead (`WalBuffer::wait`).
 
 use super::wal_buffer::WalBuffer;
 use crate::fs::WarmUp;
 use crate::lock_order::{Condvar, Level, Mutex};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What the syncer thread is asked to do.
 pub(crate) struct SyncRequests {
@@ -18,6 +19,9 @@ pub(crate) struct SyncRequests {
     /// The current file's warm-up, run a step at a time when no sync is
     /// wanted.
     warm_up: Mutex<Option<WarmUp>>,
+    /// The thread runs: warm-ups of growth are worth handing it (without
+    /// it nothing would run them, and they would hold their file open).
+    running: AtomicBool,
     /// Set to stop the thread. The thread waits on `wake` under this lock
     /// for work.
     stop: Mutex<bool>,
@@ -29,6 +33,7 @@ impl Default for SyncRequests {
         SyncRequests {
             requested: AtomicU64::new(0),
             warm_up: Mutex::new(Level::SyncerWarmUp, None),
+            running: AtomicBool::new(false),
             stop: Mutex::new(Level::SyncerStop, false),
             wake: Condvar::new(),
         }
@@ -55,6 +60,25 @@ impl SyncRequests {
         *self.warm_up.lock() = job;
     }
 
+    /// Whether the syncer thread runs (and so runs warm-ups).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// The warm-up of the current file's growth, run after any unfinished
+    /// one (which covers the pages the writer reaches first); wakes the
+    /// thread.
+    pub fn add_warm_up(&self, job: WarmUp) {
+        {
+            let mut slot = self.warm_up.lock();
+            *slot = Some(match slot.take() {
+                None => job,
+                Some(earlier) => chain(earlier, job),
+            });
+        }
+        self.wake();
+    }
+
     fn requested(&self) -> u64 {
         self.requested.load(Ordering::Acquire)
     }
@@ -75,6 +99,18 @@ impl SyncRequests {
     }
 }
 
+/// `first`'s steps, then `then`'s.
+fn chain(mut first: WarmUp, mut then: WarmUp) -> WarmUp {
+    let mut first_done = false;
+    Box::new(move || {
+        if !first_done {
+            first_done = !first();
+            return true;
+        }
+        then()
+    })
+}
+
 impl WalBuffer {
     /// Ask the syncer thread to sync up to `lsn` (`wal_bytes_per_sync`).
     pub fn request_sync(&self, lsn: u64) {
@@ -89,6 +125,7 @@ impl WalBuffer {
     pub fn run_syncer(&self, woke: &dyn Fn()) {
         let s = &self.syncer;
         s.set_warm_up(self.current_warm_up());
+        s.running.store(true, Ordering::Release);
         loop {
             {
                 let mut stop = s.stop.lock();
@@ -102,6 +139,7 @@ impl WalBuffer {
                     s.wake.wait(&mut stop);
                 }
                 if *stop {
+                    s.running.store(false, Ordering::Release);
                     return;
                 }
             }
@@ -181,6 +219,94 @@ mod tests {
         fn warm_up(&self) -> Option<WarmUp> {
             Some((self.make)())
         }
+    }
+
+    /// A file that grows at its first append: `take_warm_up` then hands
+    /// out `growth`. Its own warm-up reports on `started`.
+    struct Growing {
+        file: Box<dyn WritableFile>,
+        started: std::sync::mpsc::Sender<()>,
+        growth: Option<WarmUp>,
+    }
+
+    impl WritableFile for Growing {
+        fn append(&mut self, data: &[u8]) -> io::Result<()> {
+            self.file.append(data)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.file.flush()
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.file.sync()
+        }
+        fn len(&self) -> u64 {
+            self.file.len()
+        }
+        fn warm_up(&self) -> Option<WarmUp> {
+            let started = self.started.clone();
+            Some(Box::new(move || {
+                let _ = started.send(());
+                false
+            }))
+        }
+        fn take_warm_up(&mut self) -> Option<WarmUp> {
+            (!self.file.is_empty())
+                .then(|| self.growth.take())
+                .flatten()
+        }
+    }
+
+    #[test]
+    fn the_syncer_warms_up_a_growth_of_the_current_file() {
+        let (fs, wal) = buffer(1 << 16);
+        let syncer = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.run_syncer(&|| {}))
+        };
+        let (started, running) = std::sync::mpsc::channel();
+        let (ran, warmed) = std::sync::mpsc::channel();
+        let growth: WarmUp = Box::new(move || {
+            ran.send(()).unwrap();
+            false
+        });
+        let file = Growing {
+            file: fs.create(Path::new("/w/2.log")).unwrap(),
+            started,
+            growth: Some(growth),
+        };
+        wal.switch_file(Box::new(file), 2, true).unwrap();
+        // Bounds on a hang, not synchronisations: the file's own warm-up
+        // runs once the thread runs, and then a drain hands it the growth.
+        running
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the syncer ran the new file's warm-up");
+        wal.push(b"a record that grows the file").unwrap();
+        wal.drain_all().unwrap();
+        warmed
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the syncer ran the growth's warm-up");
+        wal.stop_syncer();
+        syncer.join().unwrap();
+    }
+
+    #[test]
+    fn a_growth_warm_up_runs_after_the_unfinished_one_it_joins() {
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let job = |name: &'static str, steps: usize| -> WarmUp {
+            let (order, mut left) = (Arc::clone(&order), steps);
+            Box::new(move || {
+                order.lock().push(name);
+                left -= 1;
+                left > 0
+            })
+        };
+        let mut both = chain(job("earlier", 2), job("growth", 2));
+        let mut more = Vec::new();
+        for _ in 0..4 {
+            more.push(both());
+        }
+        assert_eq!(*order.lock(), ["earlier", "earlier", "growth", "growth"]);
+        assert_eq!(more, [true, true, true, false]);
     }
 
     #[test]

@@ -9,17 +9,63 @@
 
 use crate::properties::TableProperties;
 use crate::range_del::{FragmentedRangeTombstones, RangeEnd};
+use std::cmp::Ordering;
 
 /// How a table's `largest` key bounds it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum LargestBound {
     /// `largest` is a key of the table: the range ends at it, inclusive.
+    /// What a table of point keys has.
+    #[default]
     Included,
     /// `largest` is a range tombstone's end: the range ends before it.
     Excluded,
     /// A range tombstone without an end: the table's range runs past
     /// every key (`largest` is empty).
     Unbounded,
+}
+
+impl LargestBound {
+    /// The order of range ends `(key, bound)`: `Excluded(k) < Included(k)
+    /// < Excluded(k')` for `k < k'`, and `Unbounded` above every end. The
+    /// end of several ranges together is the greatest of their ends.
+    /// (`Excluded(k ++ [0])` holds exactly the keys `Included(k)` holds
+    /// yet sorts after it: the order never puts an end holding more keys
+    /// below one holding fewer, which is what a union needs.)
+    pub fn cmp_end(a: &[u8], a_bound: LargestBound, b: &[u8], b_bound: LargestBound) -> Ordering {
+        use LargestBound::{Excluded, Included, Unbounded};
+        // Among ends at the same key, an exclusive one holds one key fewer.
+        let rank = |bound| match bound {
+            Excluded => 0,
+            Included | Unbounded => 1,
+        };
+        match (a_bound, b_bound) {
+            (Unbounded, Unbounded) => Ordering::Equal,
+            (Unbounded, _) => Ordering::Greater,
+            (_, Unbounded) => Ordering::Less,
+            _ => a.cmp(b).then(rank(a_bound).cmp(&rank(b_bound))),
+        }
+    }
+
+    /// Whether a range ending at `end` (bounded by `self`) holds no key at
+    /// or after `user_key`.
+    pub fn ends_before_key(self, end: &[u8], user_key: &[u8]) -> bool {
+        match self {
+            LargestBound::Included => end < user_key,
+            LargestBound::Excluded => end <= user_key,
+            LargestBound::Unbounded => false,
+        }
+    }
+
+    /// How a printed range closes after its `shown` largest key:
+    /// `shown]`, `shown)`, or `+inf)` when it has no end.
+    pub fn close(self, shown: &str) -> String {
+        match self {
+            LargestBound::Included => format!("{shown}]"),
+            LargestBound::Excluded => format!("{shown})"),
+            LargestBound::Unbounded => "+inf)".to_owned(),
+        }
+    }
 }
 
 /// The user-key range a table covers, tombstones included.

@@ -9,7 +9,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use serde::Serialize;
-use strata::inspect::{parse_file_name, FileKind, FileMeta, LargestBound};
+use strata::inspect::{parse_file_name, FileKind, FileMeta};
 use strata_sstable::bytes::Bytes;
 
 use crate::escape::{escaped, Style};
@@ -283,22 +283,14 @@ fn check_table(
     if table.file_size() != f.size {
         wrong.push(format!("size {} (manifest: {})", table.file_size(), f.size));
     }
-    // An inclusive end is the last point key; an exclusive one or none
-    // comes from a range tombstone past it, and the points lie inside.
-    let keys_agree = match f.largest_bound {
-        LargestBound::Included => {
-            p.smallest_user_key == f.smallest && p.largest_user_key == f.largest
-        }
-        LargestBound::Excluded | LargestBound::Unbounded => {
-            p.num_entries == 0
-                || (f.may_contain(&p.smallest_user_key) && f.may_contain(&p.largest_user_key))
-        }
-    };
-    if !keys_agree {
+    // The table's bounds cover its point keys and its range tombstones;
+    // the manifest records exactly those.
+    let b = table.bounds();
+    if (&b.smallest, &b.largest, b.largest_bound) != (&f.smallest, &f.largest, f.largest_bound) {
         wrong.push(format!(
-            "key range ['{}' .. '{}'] (manifest: ['{}' .. {})",
-            escaped(&p.smallest_user_key),
-            escaped(&p.largest_user_key),
+            "key range ['{}' .. {} (manifest: ['{}' .. {})",
+            escaped(&b.smallest),
+            b.largest_bound.close(&format!("'{}'", escaped(&b.largest))),
             escaped(&f.smallest),
             f.largest_bound.close(&format!("'{}'", escaped(&f.largest)))
         ));

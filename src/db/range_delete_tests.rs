@@ -1,0 +1,313 @@
+//! `Db` and `Keyspace` range deletes: argument checks, what reaches the
+//! write path, reads of memtables, flush and WAL replay. (The API is
+//! crate-private until tables and iterators honour range tombstones too;
+//! then these move to `tests/range_deletes.rs`.)
+
+use crate::fs::{FileSystem, MemFileSystem, UnsyncedData};
+use crate::inspect::BatchOp;
+use crate::{Db, Error, Options, WriteBatch, WriteOptions};
+use bytes::Bytes;
+use std::sync::Arc;
+use strata_sstable::{FragmentedRangeTombstones, ValueKind};
+
+fn open() -> Db {
+    open_on(Arc::new(MemFileSystem::new()), Options::default())
+}
+
+fn open_on(fs: Arc<MemFileSystem>, options: Options) -> Db {
+    let options = Options {
+        fs: fs as Arc<dyn FileSystem>,
+        ..options
+    };
+    Db::open("/db", options).expect("open")
+}
+
+fn get(db: &Db, key: &str) -> Option<Bytes> {
+    db.get(key).expect("get")
+}
+
+/// The range tombstones of the default keyspace's L0 tables, newest
+/// table first.
+fn l0_tombstones(db: &Db) -> Vec<Option<Arc<FragmentedRangeTombstones>>> {
+    let sv = db.inner().default_ks.super_version.load();
+    sv.version
+        .files(0)
+        .iter()
+        .map(|f| f.table().range_tombstones().cloned())
+        .collect()
+}
+
+fn visible(db: &Db) -> u64 {
+    db.inner().visible_sequence()
+}
+
+fn sync() -> WriteOptions {
+    WriteOptions {
+        sync: true,
+        ..WriteOptions::default()
+    }
+}
+
+#[test]
+fn an_inverted_range_is_an_invalid_argument_and_writes_nothing() {
+    let db = open();
+    db.put(b"k", b"v").unwrap();
+    let before = visible(&db);
+    let e = db.delete_range("c".."a").unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("start 'c'")),
+        "{e}"
+    );
+    // In a batch, the batch's other records are not written either.
+    let mut batch = WriteBatch::new();
+    batch.put(b"x", b"1");
+    batch.delete_range("c"..="a");
+    let e = db.write(batch).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert_eq!(visible(&db), before, "no sequence number was taken");
+    assert_eq!(db.get(b"x").unwrap(), None);
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn an_empty_range_writes_nothing() {
+    let db = open();
+    db.put(b"a", b"v").unwrap();
+    let before = visible(&db);
+    db.delete_range("a".."a").unwrap();
+    // A sync call is still a sync point, as an empty batch is.
+    db.delete_range_opt("b".."b", &sync()).unwrap();
+    assert_eq!(visible(&db), before, "no sequence number was taken");
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_keyspace_checks_its_ranges_and_that_it_is_live() {
+    let db = open();
+    let ks = db.keyspace("ks").unwrap();
+    let e = ks.delete_range("b".."a").unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    ks.delete_range("a".."a").unwrap();
+    db.drop_keyspace("ks").unwrap();
+    let e = ks.delete_range("a".."b").unwrap_err();
+    assert!(matches!(e, Error::KeyspaceDropped { .. }), "{e}");
+    let e = ks.delete_prefix("a").unwrap_err();
+    assert!(matches!(e, Error::KeyspaceDropped { .. }), "{e}");
+}
+
+#[test]
+fn a_batch_names_the_keyspace_of_its_range_deletes() {
+    let db = open();
+    let ks = db.keyspace("ks").unwrap();
+    let mut batch = WriteBatch::new();
+    batch.delete_range_in(&ks, "a".."c");
+    batch.delete_prefix_in(&ks, "p");
+    batch.delete_range_in(&ks, "x".."x");
+    assert_eq!(batch.keyspaces(), &[ks.id()]);
+    let ops: Vec<_> = batch.iter().map(|op| op.unwrap()).collect();
+    assert_eq!(ops.len(), 2, "the empty range added nothing");
+    assert!(ops.iter().all(|op| op.keyspace == ks.id()));
+    assert_eq!(
+        (ops[0].key, ops[0].range_end()),
+        (&b"a"[..], Some(&b"c"[..]))
+    );
+    assert_eq!(
+        (ops[1].key, ops[1].range_end()),
+        (&b"p"[..], Some(&b"q"[..]))
+    );
+    // A keyspace of another database makes the batch fail.
+    let other = open();
+    let theirs = other.keyspace("ks").unwrap();
+    let mut batch = WriteBatch::new();
+    batch.delete_range_in(&ks, "a".."c");
+    batch.delete_prefix_in(&theirs, "p");
+    assert_eq!(batch.owner(), Some(0));
+}
+
+#[test]
+fn a_range_delete_hides_older_keys_in_the_memtable_and_not_newer_ones() {
+    let db = open();
+    for k in ["a", "b", "ba", "c"] {
+        db.put(k, "old").unwrap();
+    }
+    let snapshot = db.snapshot();
+    db.delete_range("b".."c").unwrap();
+    assert_eq!(get(&db, "a").as_deref(), Some(&b"old"[..]));
+    assert_eq!(get(&db, "b"), None);
+    assert_eq!(get(&db, "ba"), None);
+    assert_eq!(
+        get(&db, "c").as_deref(),
+        Some(&b"old"[..]),
+        "the end is exclusive"
+    );
+    // A snapshot taken before it still sees the keys.
+    assert_eq!(snapshot.get("ba").unwrap().as_deref(), Some(&b"old"[..]));
+    db.put("b", "new").unwrap();
+    assert_eq!(get(&db, "b").as_deref(), Some(&b"new"[..]));
+    assert_eq!(get(&db, "ba"), None);
+    db.delete_range_opt("a"..="a", &sync()).unwrap();
+    assert_eq!(get(&db, "a"), None, "an included end");
+}
+
+#[test]
+fn a_prefix_delete_hides_exactly_the_keys_with_the_prefix() {
+    let db = open();
+    for k in [
+        &b"us"[..],
+        b"user",
+        b"user:1",
+        b"user\xff",
+        b"usf",
+        b"\xff\xff",
+    ] {
+        db.put(k, "v").unwrap();
+    }
+    db.delete_prefix("use").unwrap();
+    let left: Vec<bool> = [&b"us"[..], b"user", b"user:1", b"user\xff", b"usf"]
+        .iter()
+        .map(|k| db.get(k).unwrap().is_some())
+        .collect();
+    assert_eq!(left, [true, false, false, false, true]);
+    db.delete_prefix_opt(b"\xff", &sync()).unwrap();
+    assert_eq!(
+        db.get(b"\xff\xff").unwrap(),
+        None,
+        "a prefix without successor"
+    );
+    db.delete_prefix("").unwrap();
+    assert_eq!(get(&db, "us"), None, "the empty prefix: every key");
+}
+
+#[test]
+fn a_keyspace_range_delete_stays_in_its_keyspace() {
+    let db = open();
+    let ks = db.keyspace("ks").unwrap();
+    db.put("k", "default").unwrap();
+    ks.put("k", "ks").unwrap();
+    ks.delete_range("a".."z").unwrap();
+    assert_eq!(ks.get("k").unwrap(), None);
+    assert_eq!(get(&db, "k").as_deref(), Some(&b"default"[..]));
+    ks.put("k2", "v").unwrap();
+    ks.delete_prefix_opt("k2", &sync()).unwrap();
+    assert_eq!(ks.get("k2").unwrap(), None);
+    // One batch: a range delete in one keyspace, a put in the other.
+    let mut batch = WriteBatch::new();
+    batch.delete_range("a".."z");
+    batch.put_in(&ks, "k3", "v");
+    db.write(batch).unwrap();
+    assert_eq!(get(&db, "k"), None);
+    assert_eq!(ks.get("k3").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_range_delete_through_push_op_is_refused_until_reads_honour_it() {
+    let db = open();
+    db.put("b", "v").unwrap();
+    let mut batch = WriteBatch::new();
+    batch.push_op(BatchOp {
+        keyspace: 0,
+        kind: ValueKind::RangeDelete,
+        key: b"a",
+        value: b"c",
+    });
+    assert_eq!(batch.len(), 1, "encoded");
+    let e = db.write(batch).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("read path")),
+        "{e}"
+    );
+    assert_eq!(get(&db, "b").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_memtable_holding_only_a_range_delete_is_flushed_to_a_table() {
+    let db = open();
+    // "d" keeps the older table out of the range delete's reach: a table
+    // it covered whole would go by a delete-only compaction.
+    db.put("b", "v").unwrap();
+    db.put("d", "v").unwrap();
+    db.flush().unwrap();
+    db.delete_range("a".."c").unwrap();
+    let seq = db.inner().visible_sequence();
+    db.flush().unwrap();
+    let tables = l0_tombstones(&db);
+    assert_eq!(tables.len(), 2, "the range delete made a table");
+    let tombstones = tables[0].as_ref().expect("the newest table holds it");
+    assert_eq!(tombstones.max_covering_seqno(b"b", seq), Some(seq));
+    assert_eq!(tombstones.max_covering_seqno(b"c", seq), None);
+    assert!(tables[1].is_none(), "the older table holds only the put");
+}
+
+#[test]
+fn a_wal_holding_only_a_range_delete_replays_into_a_table() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_on(Arc::clone(&fs), Options::default());
+    // "d" keeps the older table out of the range delete's reach (see
+    // above).
+    db.put("b", "v").unwrap();
+    db.put("d", "v").unwrap();
+    db.flush().unwrap();
+    db.delete_range_opt("a".."c", &sync()).unwrap();
+    let seq = db.inner().visible_sequence();
+    // Crash: the range delete is only in the WAL.
+    fs.crash();
+    drop(db);
+    fs.power_loss(UnsyncedData::Drop);
+    let db = open_on(fs, Options::default());
+    assert!(
+        db.inner().visible_sequence() >= seq,
+        "its sequence number was recovered"
+    );
+    let tables = l0_tombstones(&db);
+    assert_eq!(tables.len(), 2, "replay flushed the range delete to L0");
+    let tombstones = tables[0].as_ref().expect("the replayed table holds it");
+    assert_eq!(tombstones.len(), 1);
+    assert_eq!(tombstones.max_covering_seqno(b"a", seq), Some(seq));
+    assert_eq!(tombstones.max_covering_seqno(b"b", seq - 1), None);
+}
+
+#[test]
+fn a_memtable_with_memtable_max_range_deletions_of_them_is_frozen() {
+    let options = Options {
+        memtable_max_range_deletions: 2,
+        ..Options::default()
+    };
+    let db = open_on(Arc::new(MemFileSystem::new()), options);
+    let active = || db.inner().default_ks.super_version.load().mem.clone();
+    db.delete_range("a".."b").unwrap();
+    db.delete_range("c".."d").unwrap();
+    let full = active();
+    assert_eq!(full.range_tombstones().len(), 2);
+    db.put("k", "v").unwrap();
+    assert!(!Arc::ptr_eq(&full, &active()), "the next write froze it");
+    assert!(active().range_tombstones().is_empty());
+    assert_eq!(get(&db, "k").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_table_range_delete_hides_older_tables_keys_and_not_its_newer_points() {
+    let db = open();
+    for k in ["a", "b", "c", "d"] {
+        db.put(k, "old").unwrap();
+    }
+    db.flush().unwrap();
+    let before = db.snapshot();
+    db.delete_range("b".."d").unwrap();
+    // Written after the range delete into the same memtable: survives it.
+    db.put("c", "new").unwrap();
+    db.flush().unwrap();
+    assert_eq!(l0_tombstones(&db).len(), 2, "both memtables are tables");
+    assert_eq!(get(&db, "a").as_deref(), Some(&b"old"[..]));
+    // "b" is in the older table only; the newer table's bloom filter says
+    // no for it, and its tombstone still deletes it.
+    assert_eq!(get(&db, "b"), None);
+    assert_eq!(get(&db, "c").as_deref(), Some(&b"new"[..]));
+    assert_eq!(
+        get(&db, "d").as_deref(),
+        Some(&b"old"[..]),
+        "the end is exclusive"
+    );
+    // A snapshot taken before the range delete still sees the old keys.
+    assert_eq!(before.get("b").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(before.get("c").unwrap().as_deref(), Some(&b"old"[..]));
+}
