@@ -284,6 +284,70 @@ fn a_memtable_with_memtable_max_range_deletions_of_them_is_frozen() {
     assert_eq!(get(&db, "k").as_deref(), Some(&b"v"[..]));
 }
 
+fn keys(iter: impl Iterator<Item = crate::Result<(Bytes, Bytes)>>) -> Vec<String> {
+    iter.map(|r| String::from_utf8(r.expect("iterate").0.to_vec()).expect("utf-8"))
+        .collect()
+}
+
+fn key_range(from: usize, to: usize) -> impl Iterator<Item = String> {
+    (from..to).map(|i| format!("k{i:03}"))
+}
+
+#[test]
+fn iterators_skip_range_deleted_keys_in_memtables_and_tables_both_ways() {
+    let db = open();
+    for k in key_range(0, 200) {
+        db.put(&k, "old").unwrap();
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let before = db.snapshot();
+    db.delete_range("k050".."k150").unwrap();
+    db.put("k100", "new").unwrap();
+    let want: Vec<String> = key_range(0, 50)
+        .chain(["k100".to_string()])
+        .chain(key_range(150, 200))
+        .collect();
+    let mut reversed = want.clone();
+    reversed.reverse();
+
+    // The tombstone in the memtable, then flushed into an L0 table, over
+    // the keys in a deeper level.
+    for stage in ["memtable", "L0 table"] {
+        assert_eq!(keys(db.iter()), want, "{stage}: forward");
+        assert_eq!(keys(db.iter().rev()), reversed, "{stage}: reverse");
+        assert_eq!(
+            keys(db.range("k040".."k160")),
+            want[40..want.len() - 40],
+            "{stage}: bounded"
+        );
+        let mut cursor = db.cursor();
+        cursor.seek("k060").unwrap();
+        assert_eq!(
+            cursor.key(),
+            Some(&b"k100"[..]),
+            "{stage}: seek into the span"
+        );
+        cursor.prev().unwrap();
+        assert_eq!(cursor.key(), Some(&b"k049"[..]), "{stage}: back across it");
+        cursor.seek_for_prev("k140").unwrap();
+        assert_eq!(cursor.key(), Some(&b"k100"[..]), "{stage}: seek_for_prev");
+        cursor.next().unwrap();
+        assert_eq!(
+            cursor.key(),
+            Some(&b"k150"[..]),
+            "{stage}: forward across it"
+        );
+        assert_eq!(keys(before.iter()).len(), 200, "{stage}: an older snapshot");
+        db.flush().unwrap();
+        assert_eq!(l0_tombstones(&db).len(), 1);
+    }
+    assert!(
+        l0_tombstones(&db)[0].is_some(),
+        "the flush kept the tombstone"
+    );
+}
+
 #[test]
 fn a_table_range_delete_hides_older_tables_keys_and_not_its_newer_points() {
     let db = open();
