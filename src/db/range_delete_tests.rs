@@ -222,7 +222,10 @@ fn a_range_delete_through_push_op_is_refused_until_reads_honour_it() {
 #[test]
 fn a_memtable_holding_only_a_range_delete_is_flushed_to_a_table() {
     let db = open();
+    // "d" keeps the older table out of the range delete's reach: a table
+    // it covered whole would go by a delete-only compaction.
     db.put("b", "v").unwrap();
+    db.put("d", "v").unwrap();
     db.flush().unwrap();
     db.delete_range("a".."c").unwrap();
     let seq = db.inner().visible_sequence();
@@ -239,7 +242,10 @@ fn a_memtable_holding_only_a_range_delete_is_flushed_to_a_table() {
 fn a_wal_holding_only_a_range_delete_replays_into_a_table() {
     let fs = Arc::new(MemFileSystem::new());
     let db = open_on(Arc::clone(&fs), Options::default());
+    // "d" keeps the older table out of the range delete's reach (see
+    // above).
     db.put("b", "v").unwrap();
+    db.put("d", "v").unwrap();
     db.flush().unwrap();
     db.delete_range_opt("a".."c", &sync()).unwrap();
     let seq = db.inner().visible_sequence();
