@@ -16,6 +16,7 @@ use crate::memtable::MemTable;
 use crate::panics::catch_panic;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -43,6 +44,9 @@ pub(crate) struct BgState {
     /// before checking for work waits only while it is still `g`, so no
     /// change is missed between its check and its wait.
     pub generation: u64,
+    /// Tasks waiting for background progress ([`Background::poll_for`]):
+    /// woken, and forgotten, at the next change.
+    tasks: Vec<Waker>,
 }
 
 impl Default for Background {
@@ -66,10 +70,35 @@ pub(crate) enum Waited<T> {
 
 impl Background {
     pub fn notify_all(&self) {
-        let mut state = self.state.lock();
-        state.generation += 1;
-        self.work.notify_all();
-        self.done.notify_all();
+        let tasks = {
+            let mut state = self.state.lock();
+            state.generation += 1;
+            self.work.notify_all();
+            self.done.notify_all();
+            std::mem::take(&mut state.tasks)
+        };
+        tasks.into_iter().for_each(Waker::wake);
+    }
+
+    /// [`wait_for`](Self::wait_for) for a task, without a deadline: ready
+    /// when `check` gives a result (or the threads are shutting down);
+    /// otherwise `waker` is woken at the next change announced.
+    pub fn poll_for<T>(
+        &self,
+        waker: &Waker,
+        check: impl FnOnce(&BgState) -> Option<Result<T>>,
+    ) -> Poll<Result<T>> {
+        let mut st = self.state.lock();
+        if st.shutting_down {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        if let Some(result) = check(&st) {
+            return Poll::Ready(result);
+        }
+        if !st.tasks.iter().any(|t| t.will_wake(waker)) {
+            st.tasks.push(waker.clone());
+        }
+        Poll::Pending
     }
 
     /// Wait for background progress until `check` is satisfied: it is
@@ -221,11 +250,15 @@ pub(crate) struct Flushing<'a>(&'a Background);
 
 impl Drop for Flushing<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock();
-        state.flushing = false;
-        state.generation += 1;
-        self.0.work.notify_all();
-        self.0.done.notify_all();
+        let tasks = {
+            let mut state = self.0.state.lock();
+            state.flushing = false;
+            state.generation += 1;
+            self.0.work.notify_all();
+            self.0.done.notify_all();
+            std::mem::take(&mut state.tasks)
+        };
+        tasks.into_iter().for_each(Waker::wake);
     }
 }
 

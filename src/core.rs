@@ -124,29 +124,67 @@ impl DbInner {
         self.keyspaces.load_full()
     }
 
-    /// Pin what a read of `ks` needs. The sequence number is read before
-    /// the super version: every write at or below it is already in a
-    /// memtable that this (or a later) super version holds, or in a table
-    /// it holds.
+    /// Pin what a read of `ks` needs: a super version and the sequence
+    /// number to read at.
     pub fn read_view(&self, ks: &KeyspaceState, spec: ReadSpec) -> ReadView {
-        let seq = self.read_sequence(spec);
+        let (sv, seq) = self.pin(ks, spec);
         ReadView {
-            sv: ks.current_super_version(),
+            sv: arc_swap::Guard::into_inner(sv),
             seq,
             blocks: spec.blocks,
         }
     }
 
-    /// The snapshot's sequence number, or else the visible one.
-    fn read_sequence(&self, spec: ReadSpec) -> SeqNo {
-        spec.seq.unwrap_or_else(|| self.visible_sequence())
+    /// The super version and sequence number a read uses. A snapshot's
+    /// sequence number is registered, so every compaction keeps what it
+    /// needs. The visible one is not, so the super version must be one
+    /// that every version at or below it is in, and that no compaction
+    /// which ignored it changed:
+    /// - the sequence number is read before the super version the read
+    ///   uses: every write at or below it is already in a memtable or a
+    ///   table that super version holds;
+    /// - that super version was also current before the sequence number
+    ///   was read (the same one loaded on both sides of it): every
+    ///   compaction it reflects took its stripes from a visible sequence
+    ///   number at or below this one, so what it dropped as shadowed or
+    ///   covered (a version, or a whole table in a delete-only compaction)
+    ///   was hidden at this sequence number too. A super version installed
+    ///   in between is rare (nanoseconds apart); the read tries again.
+    fn pin(
+        &self,
+        ks: &KeyspaceState,
+        spec: ReadSpec,
+    ) -> (arc_swap::Guard<Arc<SuperVersion>>, SeqNo) {
+        self.pin_with(ks, spec, || {})
+    }
+
+    /// `pin`, calling `between` after the sequence number is read and
+    /// before the super version is loaded again: tests change the
+    /// database there.
+    pub(crate) fn pin_with(
+        &self,
+        ks: &KeyspaceState,
+        spec: ReadSpec,
+        mut between: impl FnMut(),
+    ) -> (arc_swap::Guard<Arc<SuperVersion>>, SeqNo) {
+        if let Some(seq) = spec.seq {
+            return (ks.super_version.load(), seq);
+        }
+        loop {
+            let before = ks.super_version.load();
+            let seq = self.visible_sequence();
+            between();
+            let sv = ks.super_version.load();
+            if Arc::ptr_eq(&before, &sv) {
+                return (sv, seq);
+            }
+        }
     }
 
     pub fn get(&self, ks: &KeyspaceState, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
-        // Read before the super version, as in `read_view`. A borrowed
-        // load: no reference count touched for a point read.
-        let seq = self.read_sequence(spec);
-        crate::read::get(&ks.super_version.load(), key, seq, spec.blocks)
+        // Borrowed loads: no reference count touched for a point read.
+        let (sv, seq) = self.pin(ks, spec);
+        crate::read::get(&sv, key, seq, spec.blocks)
     }
 
     pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(

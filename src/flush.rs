@@ -283,24 +283,12 @@ pub(crate) fn finish_table(
 ) -> Result<Arc<TableFile>> {
     let path = table_path(&opener.dir, number);
     let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
+    let meta = FileMeta::from_built(number, &built);
     let WriteAdapter(mut file, _) = built.writer;
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);
-    let props = built.properties;
     // The bounds cover the range tombstones too (a tombstone-only table has
-    // no point keys; one may reach past the last point key), so they come
-    // from the built table, not from the point keys' properties.
-    let bounds = built.bounds;
-    opener.open(
-        FileMeta {
-            number,
-            size: built.file_size,
-            smallest: bounds.smallest,
-            largest: bounds.largest,
-            largest_bound: bounds.largest_bound,
-            smallest_seqno: props.min_seqno,
-            largest_seqno: props.max_seqno,
-        },
-        level,
-    )
+    // no point keys; one may reach past the last point key): `meta` takes
+    // them from the built table, not from the point keys' properties.
+    opener.open(meta, level)
 }

@@ -40,6 +40,7 @@ mod compaction;
 mod core;
 mod cursor;
 mod db;
+mod db_async;
 mod error;
 mod filename;
 mod flush;
@@ -77,6 +78,7 @@ pub use batch::{WriteBatch, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 pub use bytes::Bytes;
 pub use cursor::{Cursor, Iter};
 pub use db::Db;
+pub use db_async::{WaitFuture, WriteFuture};
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};

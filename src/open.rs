@@ -13,7 +13,9 @@ use crate::options::Options;
 use crate::read::SuperVersion;
 use crate::version::{TableFile, TableOpener, Version, VersionEdit, VersionSet};
 use crate::wal_replay::{read_wal_chain, BatchOutcome};
-use crate::write::{create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath};
+use crate::write::{
+    create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath, WAL_FIRST_BYTES,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,7 +75,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         &*fs,
         &dir,
         wal_number,
-        options.write_buffer_size as u64,
+        WAL_FIRST_BYTES,
         options.wal_write_mode,
     )?;
     let versions_by_keyspace = log_replayed_tables(&mut versions, replayed, wal_number)?;

@@ -2,7 +2,7 @@
 //! number, searched newest first.
 
 use crate::error::Result;
-use crate::iter::{DbIter, InternalIterator, MergingIter};
+use crate::iter::{DbIter, InternalIterator, MergingIter, RangeDelSkipper, TombstoneSource};
 use crate::memtable::{Lookup, MemTable, MemTableIter};
 use crate::version::Version;
 use bytes::Bytes;
@@ -78,16 +78,38 @@ pub(crate) fn get(
 }
 
 impl ReadView {
-    /// A merging iterator over every source, hidden behind the user-key
-    /// view at this sequence number, bounded to `[lower, upper)`.
+    /// A merging iterator over every source, newest first, skipping what
+    /// their range tombstones delete, hidden behind the user-key view at
+    /// this sequence number, bounded to `[lower, upper)`.
     pub fn db_iter(&self, lower: Option<Vec<u8>>, upper: Option<Vec<u8>>) -> DbIter {
         let mut children: Vec<Box<dyn InternalIterator>> =
             Vec::with_capacity(2 + self.sv.imms.len() + self.sv.version.files(0).len() + 6);
-        children.push(Box::new(MemTableIter::new(Arc::clone(&self.sv.mem))));
-        for imm in &self.sv.imms {
-            children.push(Box::new(MemTableIter::new(Arc::clone(imm))));
+        let mut range_dels = RangeDelSkipper::new(self.seq);
+        // The memtables' tombstones are taken here, after `self.seq` was
+        // read (`Core::read_view` reads it first): every tombstone at or
+        // below it was inserted before it was published, so it is in the
+        // list. Taken the other way round, a range delete published in
+        // between would be visible by its seqno and missing from the list.
+        for mem in std::iter::once(&self.sv.mem).chain(&self.sv.imms) {
+            children.push(Box::new(MemTableIter::new(Arc::clone(mem))));
+            range_dels.push(memtable_tombstones(mem));
         }
-        self.sv.version.add_iterators(&mut children, self.blocks);
-        DbIter::new(MergingIter::new(children), self.seq, lower, upper)
+        self.sv
+            .version
+            .add_iterators(&mut children, &mut range_dels, self.blocks);
+        DbIter::new(
+            MergingIter::with_range_dels(children, range_dels),
+            self.seq,
+            lower,
+            upper,
+        )
     }
+}
+
+/// A memtable's range tombstones, fragmented.
+// `MemTable` keeps a cached fragmented list (`RangeDelList::snapshot`,
+// one atomic load when empty) but does not expose it yet; until it does,
+// this takes the list's lock and fragments a copy on every iterator.
+fn memtable_tombstones(mem: &MemTable) -> Option<TombstoneSource> {
+    TombstoneSource::list(mem.range_del_snapshot()?)
 }

@@ -17,6 +17,7 @@ pub(crate) struct LevelCounters {
     micros: u64,
     keys_in: u64,
     keys_dropped: u64,
+    deleted_only: u64,
 }
 
 /// One keyspace's compaction counters, by output level (L0's row counts
@@ -55,6 +56,7 @@ impl LevelCounters {
         self.micros += r.micros;
         self.keys_in += r.keys_in;
         self.keys_dropped += r.keys_dropped;
+        self.deleted_only += r.deleted_only_bytes;
     }
 }
 
@@ -67,6 +69,8 @@ pub(crate) struct CompactionResult {
     pub moved: u64,
     pub keys_in: u64,
     pub keys_dropped: u64,
+    /// Bytes of tables a delete-only compaction removed unread.
+    pub deleted_only_bytes: u64,
     pub micros: u64,
 }
 
@@ -165,6 +169,7 @@ impl StatsCounters {
                     compaction_micros: c.micros,
                     keys_in: c.keys_in,
                     keys_dropped: c.keys_dropped,
+                    deleted_only_bytes: c.deleted_only,
                 }
             })
             .collect();
@@ -230,8 +235,12 @@ pub struct LevelStats {
     pub compaction_micros: u64,
     /// Entries read by those compactions.
     pub keys_in: u64,
-    /// Entries they dropped (overwritten versions, tombstones).
+    /// Entries they dropped (overwritten versions, tombstones, versions
+    /// range tombstones cover).
     pub keys_dropped: u64,
+    /// Bytes of this level's tables removed unread by delete-only
+    /// compactions (range tombstones above covered them whole).
+    pub deleted_only_bytes: u64,
 }
 
 /// A point-in-time copy of the database's statistics.
@@ -304,6 +313,7 @@ impl DbStats {
             compaction_micros: 0,
             keys_in: 0,
             keys_dropped: 0,
+            deleted_only_bytes: 0,
         };
         for l in &self.levels {
             if l.files == 0 && l.compactions == 0 {
@@ -320,6 +330,7 @@ impl DbStats {
             sum.compaction_micros += l.compaction_micros;
             sum.keys_in += l.keys_in;
             sum.keys_dropped += l.keys_dropped;
+            sum.deleted_only_bytes += l.deleted_only_bytes;
         }
         let flushed = self.levels.first().map_or(0, |l| l.write_bytes);
         sum.write_amplification = if flushed > 0 {

@@ -282,9 +282,9 @@ fn a_full_disk_stops_writes_with_a_clear_error_and_resume_brings_them_back() {
 #[test]
 fn failed_wal_creations_leave_no_file_behind_and_writes_go_on_once_there_is_room() {
     let fs = MemFileSystem::new();
-    // Mapped WALs (MemFileSystem's default): each new WAL preallocates a
-    // megabyte, so a disk with less room fails its creation. Inline
-    // background work: no flush frees room meanwhile.
+    // Mapped WALs (MemFileSystem's default): a new WAL is allocated
+    // 256 KiB at creation, at least, so a disk with less room fails its
+    // creation. Inline background work: no flush frees room meanwhile.
     let opts = || options(&fs, true, WalWriteMode::Auto);
     let db = Db::open(mem_dir(), opts()).unwrap();
     let mut ledger = Ledger::default();
@@ -321,6 +321,105 @@ fn failed_wal_creations_leave_no_file_behind_and_writes_go_on_once_there_is_room
     ledger.check(&db, "after writes went on");
     drop(db);
     let db = Db::open(mem_dir(), opts()).unwrap();
+    ledger.check(&db, "after a reopen");
+}
+
+/// The size of the largest WAL in the directory (the one in use, grown
+/// past any spare).
+fn largest_wal(fs: &MemFileSystem) -> u64 {
+    files_with_ext(fs, &mem_dir(), ".log")
+        .iter()
+        .map(|p| fs.file_size(p).unwrap())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Options with a memtable far larger than the WALs here grow: no
+/// rotation, no flush, unless a test asks for one.
+fn large_memtable(fs: &MemFileSystem, inline: bool) -> Options {
+    Options {
+        write_buffer_size: 32 << 20,
+        ..options(fs, inline, WalWriteMode::MemoryMapped)
+    }
+}
+
+#[test]
+fn a_full_disk_stops_no_write_that_fits_in_the_wal_already_allocated() {
+    // A mapped WAL grows half a step before it needs the room: a full disk
+    // must not fail the write that asked early (writes would stop until a
+    // resume), only one past what the WAL holds. (Appended WALs grow with
+    // each write: there every write meets the full disk.) With and
+    // without background threads (the syncer warms up each growth).
+    for inline in [true, false] {
+        let fs = MemFileSystem::new();
+        let db = Db::open(mem_dir(), large_memtable(&fs, inline)).unwrap();
+        let mut ledger = Ledger::default();
+        // The WAL starts at 256 KiB and doubles half a step early: it is
+        // 2 MiB once 512 KiB are written (and grows again at 1 MiB).
+        while largest_wal(&fs) < 2 << 20 {
+            ledger.write(&db, &no_sync()).unwrap();
+        }
+        // Room for a spare WAL (256 KiB) the flush thread may be making,
+        // not for the next growth (2 MiB).
+        fs.set_quota(Some(fs.used_bytes() + (300 << 10)));
+        // Past 1 MiB and short of 2 MiB: 1.25 MiB more, at most 1100
+        // bytes a write (key, value, batch header, record header).
+        let from = ledger.acknowledged.len();
+        while (ledger.acknowledged.len() - from) * 1100 < (1 << 20) + (256 << 10) {
+            let i = ledger.acknowledged.len() - from;
+            ledger
+                .write(&db, &no_sync())
+                .unwrap_or_else(|e| panic!("inline {inline}: write {i} fits in the WAL: {e}"));
+        }
+        // Past the WAL's end writes stop, once even the pages a write
+        // needs do not fit.
+        let stopped = fill_until_stopped(&db, &mut ledger);
+        assert!(stopped.is_no_space(), "inline {inline}: {stopped}");
+        ledger.check(&db, "while full");
+        fs.set_quota(None);
+        db.resume().unwrap();
+        ledger.all_durable();
+        ledger.check(&db, "after the resume");
+        ledger.write(&db, &synced()).unwrap();
+        ledger.check(&db, "after writing on");
+    }
+}
+
+#[test]
+fn a_resume_after_a_full_disk_starts_a_small_wal_whatever_size_the_last_one_reached() {
+    let fs = MemFileSystem::new();
+    // No background threads: no spare WAL for the resume to take.
+    let db = Db::open(mem_dir(), large_memtable(&fs, true)).unwrap();
+    let mut ledger = Ledger::default();
+    for _ in 0..3000 {
+        ledger.write(&db, &no_sync()).unwrap();
+    }
+    // The next WAL made after this one (3 MiB) moved on is made as large.
+    let last_wal = largest_wal(&fs);
+    assert!(last_wal >= 2 << 20, "{last_wal} bytes: no large WAL");
+    db.flush().unwrap();
+    ledger.all_durable();
+    ledger.write(&db, &no_sync()).unwrap();
+    // Below what is in use: the next store into the WAL fails.
+    fs.set_quota(Some(fs.used_bytes() - 1));
+    let e = ledger.write(&db, &no_sync()).unwrap_err();
+    assert!(matches!(e, Error::Background(_)) && e.is_no_space(), "{e}");
+    // Room for a table of two writes and a small WAL, not for a WAL as
+    // large as the last.
+    fs.set_quota(Some(fs.used_bytes() + (1 << 20)));
+    db.resume().unwrap();
+    ledger.all_durable();
+    assert_no_orphans(&fs, "after the resume");
+    assert!(
+        largest_wal(&fs) < last_wal,
+        "the resume made a WAL as large as the last"
+    );
+    for _ in 0..300 {
+        ledger.write(&db, &no_sync()).unwrap();
+    }
+    ledger.check(&db, "after writing on");
+    drop(db);
+    let db = Db::open(mem_dir(), large_memtable(&fs, true)).unwrap();
     ledger.check(&db, "after a reopen");
 }
 

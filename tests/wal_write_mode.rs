@@ -33,15 +33,23 @@ fn wal_sizes(fs: &dyn FileSystem, dir: &Path) -> Vec<u64> {
     sizes
 }
 
-/// The live WAL is preallocated, and so is every other one, except a
-/// spare the flush thread is making ahead of the next rotation, which may
-/// be caught between its creation and its `fallocate` (empty).
+/// What a mapped WAL is allocated to at least (`WAL_FIRST_BYTES` in
+/// src/write/spare.rs), far more than the appended WALs here hold.
+const FIRST_ALLOCATION: u64 = 256 << 10;
+
+/// The live WAL is preallocated (in whole pages), and so is every other
+/// one, except a spare the flush thread is making ahead of the next
+/// rotation, which may be caught between its creation and its
+/// `fallocate` (empty).
 fn preallocated(sizes: &[u64]) -> bool {
-    sizes.iter().any(|&s| s >= 1 << 20) && sizes.iter().all(|&s| s == 0 || s >= 1 << 20)
+    sizes.iter().any(|&s| s >= FIRST_ALLOCATION)
+        && sizes
+            .iter()
+            .all(|&s| s == 0 || s >= FIRST_ALLOCATION && s.is_multiple_of(4096))
 }
 
 fn appended(sizes: &[u64]) -> bool {
-    sizes.iter().all(|&s| s < 1 << 20)
+    sizes.iter().all(|&s| s < FIRST_ALLOCATION)
 }
 
 fn put_all(db: &Db, n: u32, sync: bool) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -1,9 +1,10 @@
 //! Running a compaction: a k-way merge of the inputs into new tables of the
 //! output level, installed with one version edit.
 
-use super::cut::CutPolicy;
-use super::picker::Compaction;
-use super::retain::{Decision, Retainer};
+use super::outputs::{OutputSink, Outputs};
+use super::picker::{any_overlapping, Compaction};
+use super::range_dels::{CompactionRangeDels, PendingTombstones};
+use super::retain::{Decision, Retainer, Stripes};
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::filename::table_path;
@@ -11,15 +12,14 @@ use crate::flush::finish_table;
 use crate::fs::WriteAdapter;
 use crate::iter::{InternalIterator, LevelIter, MergingIter, TableFileIter};
 use crate::keyspace::KeyspaceState;
-use crate::options::Options;
 use crate::rate_limiter::IoPriority;
 use crate::read::SuperVersion;
 use crate::stats::CompactionResult;
-use crate::version::{TableFile, VersionEdit};
+use crate::version::{KeyRange, TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder};
+use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder, TableOptions};
 
 /// How a compaction reads its inputs: checked, but not put in the block
 /// cache, whose blocks of tables about to be deleted would only evict
@@ -53,7 +53,11 @@ impl DbInner {
         for (level, f) in c.all_inputs() {
             edit.deleted_files.push((level, f.meta.number));
         }
-        let outputs = if c.trivial_move {
+        let outputs = if c.delete_only {
+            // Covered for every reader (`delete_only.rs`): nothing to read.
+            result.deleted_only_bytes = c.input_bytes().0;
+            Vec::new()
+        } else if c.trivial_move {
             let f = Arc::clone(&c.inputs[0]);
             result.moved = f.meta.size;
             vec![f]
@@ -103,6 +107,17 @@ impl DbInner {
         Ok(result)
     }
 
+    /// The snapshot stripes a compaction keeps versions for: the live
+    /// snapshots and the visible sequence number (what every later reader
+    /// sees at least). A snapshot taken after this reads a sequence number
+    /// at least that visible one (`SnapshotList::acquire`), so one missing
+    /// here is newer than everything in the tables.
+    pub(crate) fn compaction_stripes(&self) -> Stripes {
+        let mut snapshots = self.snapshots.sequences();
+        snapshots.push(self.visible_sequence());
+        Stripes::new(snapshots)
+    }
+
     fn write_outputs(
         &self,
         ks: &KeyspaceState,
@@ -121,25 +136,50 @@ impl DbInner {
         if !c.overlaps.is_empty() {
             children.push(Box::new(LevelIter::new(sorted(&c.overlaps), reads)));
         }
+        // Without range tombstones' skipping: the merge must see every
+        // entry, covered or not, to decide on it (`retain.rs`).
         let mut input = MergingIter::new(children);
         input.seek_to_first()?;
 
-        let mut snapshots = self.snapshots.sequences();
-        snapshots.push(self.visible_sequence());
-        let mut retainer = Retainer::new(snapshots);
+        let stripes = self.compaction_stripes();
         let options = ks.options();
         // Every level below, up to the deepest there is: a table left below
         // `num_levels` (a compaction picked before the keyspace's options
         // changed) must keep the tombstones above it.
+        let deeper_levels = (c.output_level + 1)..crate::version::NUM_LEVELS;
         let deeper = |ukey: &[u8]| {
-            ((c.output_level + 1)..crate::version::NUM_LEVELS).any(|level| {
+            deeper_levels.clone().any(|level| {
                 let files = c.version.files(level);
                 let i = files.partition_point(|f| f.meta.ends_before(ukey));
                 files.get(i).is_some_and(|f| f.meta.may_contain(ukey))
             })
         };
+        let deeper_overlaps = |range: &KeyRange| {
+            deeper_levels
+                .clone()
+                .any(|level| any_overlapping(c.version.files(level), range))
+        };
+        let mut range_dels = CompactionRangeDels::new(
+            c.all_inputs()
+                .filter_map(|(_, f)| f.table().range_tombstones().map(|l| &**l)),
+        );
+        let retained = range_dels.retained(&stripes, deeper_overlaps);
+        let mut retainer = Retainer::new(stripes);
 
-        let mut out = Outputs::new(self, c, &options);
+        let sink = TableFiles {
+            db: self,
+            table_options: options.table_options(c.output_level),
+            level: c.output_level,
+            current: None,
+            created: Vec::new(),
+            done: Vec::new(),
+        };
+        let mut out = Outputs::new(
+            sink,
+            PendingTombstones::new(&retained),
+            &c.grandparents,
+            options.target_file_size_base,
+        );
         let mut last_key: Vec<u8> = Vec::new();
         let mut first = true;
         let written = (|| {
@@ -164,21 +204,25 @@ impl DbInner {
                     last_key.extend_from_slice(k.user_key);
                     first = false;
                 }
-                match retainer.decide(k.user_key, k.seqno, k.kind, deeper) {
+                let covering = range_dels.covering_seqnos(k.user_key);
+                match retainer.decide(k.user_key, k.seqno, k.kind, covering, deeper) {
                     Decision::Keep => out.add(k.user_key, k.seqno, k.kind, input.value())?,
-                    Decision::DropShadowed | Decision::DropTombstone => result.keys_dropped += 1,
+                    Decision::DropShadowed | Decision::DropTombstone | Decision::DropCovered => {
+                        result.keys_dropped += 1
+                    }
                 }
                 input.next()?;
             }
-            out.finish_current()?;
+            out.finish()?;
             self.fs
                 .sync_dir(&self.dir)
                 .map_err(|e| Error::io("sync directory", &self.dir, e))
         })();
+        let sink = out.into_sink();
         match written {
-            Ok(()) => Ok(out.done),
+            Ok(()) => Ok(sink.done),
             Err(e) => {
-                out.abandon();
+                sink.abandon();
                 Err(e)
             }
         }
@@ -191,92 +235,58 @@ fn sorted(files: &[Arc<TableFile>]) -> Arc<[Arc<TableFile>]> {
     Arc::from(v)
 }
 
-/// The output tables of one compaction, cut by size and by overlap with
-/// the level below.
-struct Outputs<'a> {
+/// A compaction's output tables as files of the database.
+struct TableFiles<'a> {
     db: &'a DbInner,
-    c: &'a Compaction,
-    /// The keyspace's options.
-    options: &'a Options,
-    current: Option<(u64, TableBuilder<WriteAdapter>)>,
-    done: Vec<Arc<TableFile>>,
+    table_options: TableOptions,
+    /// The output level.
+    level: usize,
+    /// The number of the table being written.
+    current: Option<u64>,
     /// Numbers of files created, finished or not (removed on failure).
     created: Vec<u64>,
-    cut: CutPolicy,
+    done: Vec<Arc<TableFile>>,
 }
 
-impl<'a> Outputs<'a> {
-    fn new(db: &'a DbInner, c: &'a Compaction, options: &'a Options) -> Self {
-        Outputs {
-            db,
-            c,
-            options,
-            current: None,
-            done: Vec::new(),
-            created: Vec::new(),
-            cut: CutPolicy::default(),
-        }
+impl OutputSink for TableFiles<'_> {
+    type Writer = WriteAdapter;
+
+    fn create(&mut self) -> Result<TableBuilder<WriteAdapter>> {
+        let number = self.db.versions.lock().new_file_number()?;
+        self.created.push(number);
+        self.current = Some(number);
+        let path = table_path(&self.db.dir, number);
+        let file = self
+            .db
+            .fs
+            .create(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        TableBuilder::new(
+            self.db.table_writer(file, IoPriority::Low),
+            self.table_options.clone(),
+        )
+        .map_err(|e| table_write_error(&path, e))
     }
 
-    /// Finish the current table before `user_key` where the cut policy
-    /// says so (`cut.rs`).
-    fn maybe_cut(&mut self, user_key: &[u8]) -> Result<()> {
-        let grandparents = self.c.grandparents.iter().map(|g| &g.meta);
-        let size = self.current.as_ref().map(|(_, b)| b.estimated_file_size());
-        let target = self.options.target_file_size_base;
-        if self.cut.cut_before(grandparents, user_key, size, target) {
-            self.finish_current()?;
-        }
-        Ok(())
+    fn write_error(&self, e: strata_sstable::Error) -> Error {
+        table_write_error(table_path(&self.db.dir, self.current.unwrap_or(0)), e)
     }
 
-    fn add(
-        &mut self,
-        user_key: &[u8],
-        seqno: u64,
-        kind: strata_sstable::ValueKind,
-        value: &[u8],
-    ) -> Result<()> {
-        if self.current.is_none() {
-            let number = self.db.versions.lock().new_file_number()?;
-            self.created.push(number);
-            let path = table_path(&self.db.dir, number);
-            let file = self
-                .db
-                .fs
-                .create(&path)
-                .map_err(|e| Error::io("create", &path, e))?;
-            let builder = TableBuilder::new(
-                self.db.table_writer(file, IoPriority::Low),
-                self.options.table_options(self.c.output_level),
-            )
-            .map_err(|e| table_write_error(&path, e))?;
-            self.current = Some((number, builder));
-        }
-        if let Some((number, builder)) = self.current.as_mut() {
-            builder
-                .add(user_key, seqno, kind, value)
-                .map_err(|e| table_write_error(table_path(&self.db.dir, *number), e))?;
-        }
-        Ok(())
-    }
-
-    fn finish_current(&mut self) -> Result<()> {
-        let Some((number, builder)) = self.current.take() else {
-            return Ok(());
-        };
+    fn finish(&mut self, builder: TableBuilder<WriteAdapter>) -> Result<()> {
+        let number = self.current.take().unwrap_or(0);
         let opener = self.db.versions.lock().opener().clone();
-        let table = finish_table(&opener, number, builder, self.c.output_level)?;
+        let table = finish_table(&opener, number, builder, self.level)?;
         if self.db.options.compaction_output_drop_page_cache {
             table.drop_page_cache();
         }
         self.done.push(table);
         Ok(())
     }
+}
 
+impl TableFiles<'_> {
     /// Remove every output file (the compaction failed).
     fn abandon(self) {
-        drop(self.current);
         drop(self.done);
         for number in self.created {
             let _ = self.db.fs.remove(&table_path(&self.db.dir, number));

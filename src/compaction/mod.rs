@@ -1,11 +1,19 @@
 //! Leveled compaction: picking (`picker.rs`), which versions survive
-//! (`retain.rs`), running and installing (`job.rs`), write stalls
-//! (`stall.rs`), the background loop and the manual controls (here).
+//! (`retain.rs`, with the range tombstones of `range_dels.rs`), running
+//! and installing (`job.rs`) into output tables (`outputs.rs`, cut where
+//! `cut.rs` says), dropping covered tables unread (`delete_only.rs`),
+//! write stalls (`stall.rs`), the background loop and the manual controls
+//! (here).
 //! `docs/compaction.md` explains the policy and its invariants.
 
 mod cut;
+mod delete_only;
 mod job;
+mod outputs;
 mod picker;
+#[cfg(test)]
+mod range_del_tests;
+mod range_dels;
 mod retain;
 mod stall;
 
@@ -18,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::keyspace::KeyspaceState;
 use crate::panics::catch_panic;
 use crate::version::KeyRange;
+use delete_only::{covered_tables, pick_delete_only};
 use picker::{pick_compaction, pick_manual, Compaction};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,19 +36,27 @@ impl DbInner {
     /// running; none while a background error stands (checked under the
     /// version set lock, so a resume that saw none running under it sees
     /// none start). Keyspaces take turns: the search starts one further
-    /// each time.
+    /// each time. In each, a delete-only compaction comes first: it costs
+    /// one manifest edit and may leave the score picks less to do.
     fn pick_background_compaction(
         &self,
     ) -> Option<(Arc<KeyspaceState>, Compaction, CompactionRunning<'_>)> {
         let versions = self.versions.lock();
         self.check_bg_error().ok()?;
+        // After the lock: every version seen below was installed before
+        // the snapshots are read (see `pick_delete_only`).
+        let stripes = self.compaction_stripes();
+        let everything = KeyRange::inclusive(None, None);
         let keyspaces = self.keyspaces.load();
         let start = self.compaction_turn.fetch_add(1, Ordering::Relaxed);
         let all: Vec<&Arc<KeyspaceState>> = keyspaces.iter().collect();
         let n = all.len().max(1);
         for i in 0..all.len() {
             let ks = all[(start + i) % n];
-            if let Some(picked) = pick_compaction(&versions.current(ks.id), &ks.options()) {
+            let version = versions.current(ks.id);
+            let picked = pick_delete_only(&version, &stripes, &everything)
+                .or_else(|| pick_compaction(&version, &ks.options()));
+            if let Some(picked) = picked {
                 return Some((Arc::clone(ks), picked, self.bg.compaction_started()));
             }
         }
@@ -63,8 +80,9 @@ impl DbInner {
         Some(result)
     }
 
-    /// Whether some level of some keyspace scores at least 1 (a
-    /// compaction is due).
+    /// Whether some level of some keyspace scores at least 1, or some
+    /// table is covered for a delete-only compaction (a compaction is
+    /// due).
     fn compaction_needed(&self) -> bool {
         self.keyspaces.load().iter().any(|ks| {
             let version = self.versions.lock().current(ks.id);
@@ -75,6 +93,12 @@ impl DbInner {
                 .iter()
                 .take(options.num_levels - 1)
                 .any(|&s| s >= 1.0)
+                || covered_tables(
+                    &version,
+                    &self.compaction_stripes(),
+                    &KeyRange::inclusive(None, None),
+                )
+                .is_some()
         })
     }
 
@@ -121,7 +145,8 @@ impl DbInner {
     }
 
     /// Compact everything of `ks` overlapping `[lower, upper]` down to
-    /// the last level: flush, then L0 into the base level, then each level
+    /// the last level: flush, drop the tables range tombstones cover
+    /// whole (delete-only), then L0 into the base level, then each level
     /// into the next, and finally rewrite the last level's tables that
     /// hold tombstones, which only a compaction of the last level can
     /// drop.
@@ -135,13 +160,14 @@ impl DbInner {
         let options = ks.options();
         let last = options.num_levels - 1;
         let range = KeyRange::inclusive(lower, upper);
+        self.delete_covered_tables(ks, &range)?;
         for level in 0..=last {
             if level == last {
                 let version = self.versions.lock().current(ks.id);
-                let has_tombstones = version
-                    .files(last)
-                    .iter()
-                    .any(|f| f.table().properties().num_deletions > 0 && f.meta.overlaps(&range));
+                let has_tombstones = version.files(last).iter().any(|f| {
+                    let p = f.table().properties();
+                    (p.num_deletions > 0 || p.num_range_deletions > 0) && f.meta.overlaps(&range)
+                });
                 if !has_tombstones {
                     break;
                 }
@@ -193,21 +219,63 @@ impl DbInner {
         Ok(())
     }
 
+    /// Run delete-only compactions of `ks` over `range` in the calling
+    /// thread until no idle table there is covered (each removes one
+    /// level's covered tables), so that the rest of a manual compaction
+    /// rewrites only what tombstones cover in part.
+    fn delete_covered_tables(&self, ks: &Arc<KeyspaceState>, range: &KeyRange) -> Result<()> {
+        loop {
+            let picked = {
+                let versions = self.versions.lock();
+                self.check_bg_error()?;
+                ks.check_live()?;
+                let version = versions.current(ks.id);
+                let stripes = self.compaction_stripes();
+                pick_delete_only(&version, &stripes, range)
+                    .map(|c| (c, self.bg.compaction_started()))
+            };
+            let Some((c, running)) = picked else {
+                return Ok(());
+            };
+            let result = catch_panic("delete-only compaction", || self.run_compaction(ks, c))
+                .unwrap_or_else(|panic| Err(Error::Background(self.set_bg_error(panic))));
+            drop(running);
+            result?;
+        }
+    }
+
     /// Wait until no flush or compaction is pending or running.
     pub(crate) fn wait_for_compactions(&self) -> Result<()> {
         if self.options.inline_background_work {
             return self.run_background_work();
         }
-        self.bg.wait_for(None, |st| {
-            if let Err(e) = self.check_bg_error() {
-                return Some(Err(e));
-            }
-            let idle = !self.any_frozen()
-                && !st.flushing
-                && self.bg.compactions_running() == 0
-                && !self.compaction_needed();
-            idle.then_some(Ok(()))
-        })?;
+        self.bg.wait_for(None, |st| self.compactions_idle(st))?;
         Ok(())
+    }
+
+    /// [`wait_for_compactions`](Self::wait_for_compactions) for a task.
+    /// With `inline_background_work` the work is done here, blocking: that
+    /// mode has no background threads to wait for.
+    pub(crate) fn poll_compactions_idle(
+        &self,
+        waker: &std::task::Waker,
+    ) -> std::task::Poll<Result<()>> {
+        if self.options.inline_background_work {
+            return std::task::Poll::Ready(self.run_background_work());
+        }
+        self.bg.poll_for(waker, |st| self.compactions_idle(st))
+    }
+
+    /// `Some` when no flush or compaction runs or is due (or with the
+    /// background error that stops them).
+    fn compactions_idle(&self, st: &crate::background::BgState) -> Option<Result<()>> {
+        if let Err(e) = self.check_bg_error() {
+            return Some(Err(e));
+        }
+        let idle = !self.any_frozen()
+            && !st.flushing
+            && self.bg.compactions_running() == 0
+            && !self.compaction_needed();
+        idle.then_some(Ok(()))
     }
 }

@@ -39,6 +39,10 @@ pub(crate) struct Compaction {
     pub version: Arc<Version>,
     /// Move the single input table down by a manifest edit alone.
     pub trivial_move: bool,
+    /// Delete the input tables by a manifest edit alone: range tombstones
+    /// in newer sources cover them for every reader (`delete_only.rs`).
+    /// Nothing is read or written; `output_level` is `level`.
+    pub delete_only: bool,
 }
 
 impl Compaction {
@@ -69,6 +73,29 @@ impl Compaction {
             grandparents,
             version: Arc::clone(version),
             trivial_move,
+            delete_only: false,
+        }
+    }
+
+    /// A delete-only compaction of `victims`, tables of `level`.
+    pub fn delete_only(
+        version: &Arc<Version>,
+        level: usize,
+        victims: Vec<Arc<TableFile>>,
+    ) -> Compaction {
+        for f in &victims {
+            let was = f.being_compacted.swap(true, Ordering::AcqRel);
+            debug_assert!(!was, "table {} picked twice", f.meta.number);
+        }
+        Compaction {
+            level,
+            output_level: level,
+            inputs: victims,
+            overlaps: Vec::new(),
+            grandparents: Vec::new(),
+            version: Arc::clone(version),
+            trivial_move: false,
+            delete_only: true,
         }
     }
 
@@ -288,7 +315,7 @@ pub(crate) fn pick_manual(
     Ok(Some(c))
 }
 
-fn busy(f: &Arc<TableFile>) -> bool {
+pub(crate) fn busy(f: &Arc<TableFile>) -> bool {
     f.being_compacted.load(Ordering::Acquire)
 }
 
@@ -305,6 +332,11 @@ fn key_range<'a>(mut files: impl Iterator<Item = &'a FileMeta>) -> Option<KeyRan
 /// The tables of a sorted level (L1+) whose key range meets `range`.
 pub(crate) fn overlapping(files: &[Arc<TableFile>], range: &KeyRange) -> Vec<Arc<TableFile>> {
     files[overlapping_span(files, |f| &f.meta, range)].to_vec()
+}
+
+/// Whether any table of a sorted level (L1+) meets `range`.
+pub(crate) fn any_overlapping(files: &[Arc<TableFile>], range: &KeyRange) -> bool {
+    !overlapping_span(files, |f| &f.meta, range).is_empty()
 }
 
 /// Where in a sorted level (L1+) the tables whose key range meets `range`

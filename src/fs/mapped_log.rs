@@ -25,19 +25,54 @@
 //! faults mid-page; a kill in exactly that fault can still leave a hole
 //! inside the page. That window is a few nanoseconds per writeback.)
 //!
-//! The file is preallocated with `fallocate`, so page faults never meet a
-//! full disk (no SIGBUS), and grows by doubling. A clean close truncates
-//! it to the bytes written; after a crash the tail is zeros, which the
-//! log reader treats as the end of the log.
+//! Every page a store touches is allocated first with `fallocate`, so page
+//! faults never meet a full disk (no SIGBUS). The file starts at the
+//! allocation its creator asks for (small for a database that has written
+//! little: an idle database should not hold two 64 MiB logs) and grows in
+//! steps as appends near its end ([`next_allocation`]: doubling, up to
+//! [`MAX_GROWTH_STEP`] at a time). A growth happens half a step ahead of
+//! need ([`MappedLog::grow_at`]): the writer pays one `fallocate` (tens of
+//! microseconds) for pages the WAL syncer warms up
+//! ([`WritableFile::take_warm_up`]) before the writer reaches them. So a
+//! log that grew holds less than four times its records, and at most
+//! 12 MiB more than them once large. On a full disk an early growth fails
+//! no append: what fits in the allocated pages goes in, and only an
+//! append past them (which first asks for just its own pages) fails. The
+//! mapping is made over more address space than the file holds (a
+//! reservation, [`reservation`]), so a growth is one `fallocate` and no
+//! remap, until the file passes the reservation (a log grown far past
+//! its start): it is then mapped again, with room to double. Stores
+//! never reach past the allocated end
+//! (a page there would be a SIGBUS). A clean close truncates the file to
+//! the bytes written; after a crash the tail is zeros, which the log
+//! reader treats as the end of the log.
+//!
+//! RocksDB allocates its WAL in steps too (`PrepareWrite`, in blocks of
+//! `preallocation_block_size`), but its block is 1.1 times
+//! `write_buffer_size`, so its first write allocates a whole memtable's
+//! worth (with `FALLOC_FL_KEEP_SIZE`: `du` counts it, the apparent size
+//! does not). It has no option for the step; neither has strata.
+//!
+//! What a growth relies on for durability: `fallocate` extends the file's
+//! size, which is metadata, durable only once a later `fdatasync` (or
+//! `msync(MS_SYNC)`, which runs the same path on Linux: a size change is
+//! what `fdatasync` must commit) of this file commits it. A sync covers
+//! the record it was asked for and the size of the file up to its end, so
+//! a `sync: true` write's record is durable with the length that holds
+//! it. A growth no sync covered may be lost by a power loss, with the
+//! unsynced records in it: the file then ends earlier, or the grown
+//! region reads as zeros, both the end of the log to the reader. The
+//! in-memory filesystem models exactly that (`mem/inode.rs`).
 //!
 //! ext4 preallocates in extents of up to 8 MiB, and the first write fault
 //! in each extent does the extent's bookkeeping under a journal handle,
 //! which waits for a running journal commit: 13-38 ms per extent while
 //! compactions write (measured on 10M fillrandom: the longest writes all
 //! started within one record of an 8 MiB boundary). [`MappedLog::warm_up`]
-//! faults the first page of every 1 MiB in through a mapping of its own
-//! (`MADV_POPULATE_WRITE`, which changes no byte), on the WAL syncer
-//! thread, so the writer's own fault there finds that work done.
+//! faults the first page of every 1 MiB allocated in through a mapping of
+//! its own (`MADV_POPULATE_WRITE`, which changes no byte), on the WAL
+//! syncer thread, so the writer's own fault there finds that work done;
+//! [`MappedLog::take_warm_up`] does the same for each growth.
 //!
 //! The logic here is generic over a [`LogBackend`]: the operating system's
 //! (`os_mapping.rs`: a `File` and a memmap2 mapping, monomorphised, so the
@@ -63,17 +98,21 @@ pub(crate) trait LogBackend: Send + 'static {
     /// Allocate the blocks of `offset..offset + len`, extending the file
     /// (`fallocate`). `Unsupported` if the filesystem cannot.
     fn preallocate(&mut self, offset: u64, len: u64) -> io::Result<()>;
-    /// Map the whole file writable, replacing the old mapping only once
-    /// the new one exists.
-    fn map(&mut self) -> io::Result<()>;
+    /// Map `len` bytes of the file writable from its start, replacing the
+    /// old mapping only once the new one exists. `len` may pass the
+    /// file's end: the rest is address space reserved for its growth,
+    /// never stored to before it is allocated.
+    fn map(&mut self, len: u64) -> io::Result<()>;
     /// Drop the mapping; written bytes stay in the page cache.
     fn unmap(&mut self);
-    /// The mapping's length; `None` when unmapped.
+    /// The mapping's length (reservation included); `None` when unmapped.
     fn mapped_len(&self) -> Option<u64>;
-    /// The mapping, if mapped.
-    fn mapping(&mut self) -> Option<Self::Mapping<'_>>;
+    /// The mapping's first `allocated` bytes, if mapped. REQUIRES:
+    /// `allocated` is at most the mapping's length and the file's
+    /// allocated length (stores there never fault on a missing block).
+    fn mapping(&mut self, allocated: u64) -> Option<Self::Mapping<'_>>;
     /// Make the pages of `offset..offset + len` durable through the
-    /// mapping (`msync(MS_SYNC)`).
+    /// mapping (`msync(MS_SYNC)`), and the file's size with them.
     fn sync_mapped(&mut self, offset: usize, len: usize) -> io::Result<()>;
     /// Make everything written durable (`fdatasync`), mapped or not.
     fn sync_data(&mut self) -> io::Result<()>;
@@ -109,24 +148,55 @@ pub(crate) trait PageWarmer: Send + 'static {
     fn populate(&mut self, offset: usize, len: usize) -> bool;
 }
 
+/// A growth allocates at most this much at once: past it the file grows
+/// linearly, so a large log holds at most this much unwritten.
+pub(crate) const MAX_GROWTH_STEP: u64 = 8 << 20;
+
+/// Address space is reserved for a log of at least this size, so a log
+/// that grows from a small start to a memtable's worth (64 MiB by
+/// default) is not remapped on the way.
+const MIN_RESERVATION: u64 = 64 << 20;
+
+/// How far the file is allocated once an append needs `needed` bytes of
+/// a file allocated to `allocated`: past `needed`, by a step that doubles
+/// the allocation, at most [`MAX_GROWTH_STEP`], rounded up to whole pages.
+pub(crate) fn next_allocation(allocated: u64, needed: u64, page: u64) -> u64 {
+    let step = allocated.clamp(page, MAX_GROWTH_STEP);
+    needed.max(allocated + step).next_multiple_of(page)
+}
+
+/// The address space to reserve for a file allocated to `allocated`:
+/// room to double, and at least [`MIN_RESERVATION`].
+fn reservation(allocated: u64) -> u64 {
+    allocated.saturating_mul(2).max(MIN_RESERVATION)
+}
+
 pub(crate) struct MappedLog<B: LogBackend> {
     backend: B,
     len: u64,
     synced: u64,
+    /// The file's allocated length: stores go only below it.
+    allocated: u64,
+    /// The allocated length when the last warm-up job was handed out:
+    /// what growth added past it is not warmed yet.
+    warmed: u64,
 }
 
 impl<B: LogBackend> MappedLog<B> {
-    /// Preallocate `expected_bytes` (at least 1 MiB) of the empty file
-    /// `backend` and map it. `Unsupported` if the filesystem cannot
-    /// preallocate.
-    pub fn create(mut backend: B, expected_bytes: u64) -> io::Result<MappedLog<B>> {
-        let size = expected_bytes.max(1 << 20);
-        backend.preallocate(0, size)?;
-        backend.map()?;
+    /// Allocate `initial_bytes` (whole pages, at least one) of the empty
+    /// file `backend` and map it, with address space reserved for its
+    /// growth. `Unsupported` if the filesystem cannot preallocate.
+    pub fn create(mut backend: B, initial_bytes: u64) -> io::Result<MappedLog<B>> {
+        let page = backend.page_size() as u64;
+        let allocated = initial_bytes.max(1).next_multiple_of(page);
+        backend.preallocate(0, allocated)?;
+        backend.map(reservation(allocated))?;
         Ok(MappedLog {
             backend,
             len: 0,
             synced: 0,
+            allocated,
+            warmed: allocated,
         })
     }
 
@@ -136,11 +206,50 @@ impl<B: LogBackend> MappedLog<B> {
         self.synced
     }
 
+    /// The mapping's length, reservation included.
+    #[cfg(test)]
+    pub fn mapped_len(&self) -> Option<u64> {
+        self.backend.mapped_len()
+    }
+
+    /// An append ending past this grows the file first: half the next
+    /// step before its end, so the step is allocated (and warmed up)
+    /// ahead of the writer, which then rarely waits for either.
+    fn grow_at(&self) -> u64 {
+        let page = self.backend.page_size() as u64;
+        let step = next_allocation(self.allocated, self.allocated, page) - self.allocated;
+        self.allocated - step / 2
+    }
+
+    /// Allocate the file past `needed` bytes: one step, or more if one
+    /// append needs it. A growth runs half a step early, so a full disk
+    /// must not fail an append that fits in what is allocated (a failed
+    /// append stops writes until a resume): then the growth is left for
+    /// a later append to try again. An append that does not fit asks for
+    /// just its own pages before it fails. On failure nothing changed:
+    /// the log stays usable up to its old end.
     fn grow(&mut self, needed: u64) -> io::Result<()> {
-        let current = self.backend.mapped_len().unwrap_or(0);
-        let size = (current * 2).max(needed);
-        self.backend.preallocate(current, size - current)?;
-        self.backend.map()
+        let page = self.backend.page_size() as u64;
+        let step = next_allocation(self.allocated, needed, page);
+        let Err(e) = self.allocate_to(step) else {
+            return Ok(());
+        };
+        let exact = needed.next_multiple_of(page);
+        if needed <= self.allocated {
+            Ok(())
+        } else if exact < step {
+            self.allocate_to(exact)
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Extend the allocation to `target` bytes.
+    fn allocate_to(&mut self, target: u64) -> io::Result<()> {
+        self.backend
+            .preallocate(self.allocated, target - self.allocated)?;
+        self.allocated = target;
+        Ok(())
     }
 }
 
@@ -169,18 +278,19 @@ fn copy_in_file_order<S: PageStore>(
 /// extent size ext4 (or another filesystem) is likely to preallocate.
 pub(crate) const WARM_UP_STRIDE: usize = 1 << 20;
 
-/// A warm-up up to `len`: each step faults in, writable, the first page of
-/// the next `WARM_UP_STRIDE` bytes. Best effort: a failure only means the
-/// writer pays for the fault itself, so the job just ends.
-fn warm_up_job<W: PageWarmer>(mut warmer: W, len: usize, page: usize) -> WarmUp {
-    let mut offset = WARM_UP_STRIDE; // the writer is already at the start
+/// A warm-up of `from..to`: each step faults in, writable, the first page
+/// of the next `WARM_UP_STRIDE` multiple in it (never offset 0: the writer
+/// starts there). Best effort: a failure only means the writer pays for
+/// the fault itself, so the job just ends.
+fn warm_up_job<W: PageWarmer>(mut warmer: W, from: usize, to: usize, page: usize) -> WarmUp {
+    let mut offset = from.next_multiple_of(WARM_UP_STRIDE).max(WARM_UP_STRIDE);
     Box::new(move || {
-        if offset >= len {
+        if offset >= to {
             return false;
         }
-        let populated = warmer.populate(offset, page.min(len - offset));
+        let populated = warmer.populate(offset, page.min(to - offset));
         offset += WARM_UP_STRIDE;
-        populated && offset < len
+        populated && offset < to
     })
 }
 
@@ -190,14 +300,24 @@ impl<B: LogBackend> WritableFile for MappedLog<B> {
             return Err(io::Error::other("append to a retired log"));
         };
         let end = self.len + data.len() as u64;
-        if end > mapped {
+        if end > self.grow_at() {
             self.grow(end)?;
+        }
+        let mut mapped = mapped;
+        if end > mapped {
+            // Past the reservation (a log far larger than its start): map
+            // again, with room to double.
+            self.backend.map(reservation(self.allocated))?;
+            mapped = self.backend.mapped_len().unwrap_or(0);
         }
         let start = self.len as usize;
         let page = self.backend.page_size();
-        if let Some(mut map) = self.backend.mapping() {
-            copy_in_file_order(&mut map, data, start, page)?;
-        }
+        let Some(mut map) = self.backend.mapping(self.allocated.min(mapped)) else {
+            // Not reached (mapped above); were it, the record would be
+            // counted and never stored.
+            return Err(io::Error::other("append to a log with no mapping"));
+        };
+        copy_in_file_order(&mut map, data, start, page)?;
         self.len = end;
         Ok(())
     }
@@ -225,9 +345,24 @@ impl<B: LogBackend> WritableFile for MappedLog<B> {
     }
 
     fn warm_up(&self) -> Option<WarmUp> {
-        let len = self.backend.mapped_len().unwrap_or(0) as usize;
+        // What is allocated now; what growth adds later comes from
+        // `take_warm_up`.
+        self.backend.mapped_len()?;
+        let len = self.allocated as usize;
         let warmer = self.backend.warmer(len)?;
-        Some(warm_up_job(warmer, len, self.backend.page_size()))
+        Some(warm_up_job(warmer, 0, len, self.backend.page_size()))
+    }
+
+    fn take_warm_up(&mut self) -> Option<WarmUp> {
+        let (from, to) = (self.warmed as usize, self.allocated as usize);
+        // Only a growth that reaches a new warm-up stride has work.
+        if from.next_multiple_of(WARM_UP_STRIDE).max(WARM_UP_STRIDE) >= to {
+            return None;
+        }
+        self.backend.mapped_len()?;
+        self.warmed = self.allocated;
+        let warmer = self.backend.warmer(to)?;
+        Some(warm_up_job(warmer, from, to, self.backend.page_size()))
     }
 
     fn retire(&mut self) {
@@ -250,6 +385,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn allocation_doubles_from_a_page_then_grows_by_at_most_the_largest_step() {
+        let page = 4096;
+        let mut allocated = page;
+        let mut sizes = vec![allocated];
+        while allocated < 64 << 20 {
+            allocated = next_allocation(allocated, allocated + 1, page);
+            sizes.push(allocated);
+        }
+        let doubling: Vec<u64> = (12..=23).map(|shift| 1 << shift).collect();
+        assert_eq!(sizes[..doubling.len()], doubling[..], "{sizes:?}");
+        for pair in sizes[doubling.len() - 1..].windows(2) {
+            assert_eq!(pair[1] - pair[0], MAX_GROWTH_STEP, "{sizes:?}");
+        }
+        // One append larger than a step gets all it needs, in pages.
+        assert_eq!(next_allocation(page, 10 * page + 1, page), 11 * page);
+        assert_eq!(next_allocation(5000, 5001, page), 12288);
+    }
+
+    #[test]
     fn page_ordered_copies_write_every_byte_at_any_offset_and_length() {
         let page = 4096;
         let src: Vec<u8> = (0..3 * page + 100).map(|i| (i * 31 % 251) as u8).collect();
@@ -260,6 +414,61 @@ mod tests {
                 assert_eq!(&file[offset..], &src[..len], "offset {offset} len {len}");
             }
         }
+    }
+
+    /// A backend whose mapping is never handed out, as if lost.
+    struct NoMapping(Option<u64>);
+
+    impl LogBackend for NoMapping {
+        type Mapping<'a> = Stores;
+        type Warmer = NoWarmer;
+
+        fn page_size(&self) -> usize {
+            4096
+        }
+        fn preallocate(&mut self, _: u64, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn map(&mut self, len: u64) -> io::Result<()> {
+            self.0 = Some(len);
+            Ok(())
+        }
+        fn unmap(&mut self) {
+            self.0 = None;
+        }
+        fn mapped_len(&self) -> Option<u64> {
+            self.0
+        }
+        fn mapping(&mut self, _: u64) -> Option<Stores> {
+            None
+        }
+        fn sync_mapped(&mut self, _: usize, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn sync_data(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_len(&mut self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn warmer(&self, _: usize) -> Option<NoWarmer> {
+            None
+        }
+    }
+
+    struct NoWarmer;
+
+    impl PageWarmer for NoWarmer {
+        fn populate(&mut self, _: usize, _: usize) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn an_append_with_no_mapping_to_store_into_fails_and_is_not_counted() {
+        let mut log = MappedLog::create(NoMapping(None), 4096).unwrap();
+        assert!(log.append(b"record").is_err());
+        assert_eq!(log.len(), 0, "a record counted that was never stored");
     }
 
     /// Records each store, to see the split.

@@ -534,13 +534,13 @@ impl FileSystem for MemFileSystem {
     fn create_log(
         &self,
         path: &Path,
-        expected_bytes: u64,
+        initial_bytes: u64,
         kind: LogKind,
     ) -> io::Result<Box<dyn WritableFile>> {
         match kind {
             LogKind::MemoryMapped => {
                 let backend = mapping::MemMapping::new(self.create_file(path)?);
-                Ok(Box::new(MappedLog::create(backend, expected_bytes)?))
+                Ok(Box::new(MappedLog::create(backend, initial_bytes)?))
             }
             LogKind::Write => self.create(path),
         }
@@ -851,19 +851,20 @@ mod tests {
         let mib = 1u64 << 20;
         fs.set_quota(Some(mib + mib / 2));
         let mut log = fs
-            .create_log(&p("/d/1.log"), 4096, LogKind::MemoryMapped)
+            .create_log(&p("/d/1.log"), mib, LogKind::MemoryMapped)
             .unwrap();
         assert_eq!(fs.used_bytes(), mib, "the preallocation counts");
         // Stores into the preallocated pages need no room.
         log.append(&[5; 10_000]).unwrap();
-        // Growing past 1 MiB preallocates another MiB: refused.
-        let e = log.append(&vec![6; mib as usize]).unwrap_err();
+        // Growing past the quota, even by just the pages the append
+        // needs: refused.
+        let e = log.append(&vec![6; (mib + mib / 2) as usize]).unwrap_err();
         assert!(is_no_space(&e), "{e}");
         assert_eq!(log.len(), 10_000);
         // A second log cannot even preallocate; its empty file is left
         // for its creator to remove.
         let e = fs
-            .create_log(&p("/d/2.log"), 4096, LogKind::MemoryMapped)
+            .create_log(&p("/d/2.log"), mib, LogKind::MemoryMapped)
             .err()
             .expect("a preallocation past the quota");
         assert!(is_no_space(&e), "{e}");

@@ -52,6 +52,12 @@ pub trait WritableFile: Send {
     fn warm_up(&self) -> Option<WarmUp> {
         None
     }
+    /// Warm-up work for what appends have added to the file since this
+    /// was last asked (a preallocated file's growth), to be run as
+    /// [`warm_up`](Self::warm_up)'s is, after it. The default has none.
+    fn take_warm_up(&mut self) -> Option<WarmUp> {
+        None
+    }
 }
 
 /// A background job returned by [`WritableFile::warm_up`], run in short
@@ -86,19 +92,20 @@ pub trait FileSystem: Send + Sync + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Create (or truncate) a file for appending.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
-    /// Create a write-ahead log expected to grow to about `expected_bytes`.
-    /// For [`LogKind::MemoryMapped`] an implementation may preallocate it
-    /// and append by memory copy (both shipped ones do, the OS one falling
-    /// back to appends where `fallocate` is unsupported); unused
-    /// preallocated space reads as zeros, which log readers treat as the
-    /// end of the log. The default ignores `kind` and appends.
+    /// Create a write-ahead log. For [`LogKind::MemoryMapped`] an
+    /// implementation may preallocate it, `initial_bytes` at first and
+    /// more in steps as appends pass its end, and append by memory copy
+    /// (both shipped ones do, the OS one falling back to appends where
+    /// `fallocate` is unsupported); unused preallocated space reads as
+    /// zeros, which log readers treat as the end of the log. The default
+    /// ignores `kind` and appends.
     fn create_log(
         &self,
         path: &Path,
-        expected_bytes: u64,
+        initial_bytes: u64,
         kind: LogKind,
     ) -> io::Result<Box<dyn WritableFile>> {
-        let _ = (expected_bytes, kind);
+        let _ = (initial_bytes, kind);
         self.create(path)
     }
     /// The log kind [`WalWriteMode::Auto`](crate::WalWriteMode::Auto)

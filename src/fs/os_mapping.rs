@@ -1,30 +1,32 @@
 //! The operating system's backend for the memory-mapped WAL: a `File`
-//! preallocated with `fallocate` and mapped with memmap2.
+//! allocated with `fallocate` as it grows, and mapped once with memmap2
+//! over more address space than it holds (`mapped_log.rs`).
 
 use super::mapped_log::{LogBackend, MappedLog, PageWarmer};
-use memmap2::MmapMut;
+use memmap2::MmapRaw;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 
 pub(crate) struct OsMapping {
     file: File,
-    /// `None` once retired.
-    map: Option<MmapMut>,
+    /// `None` once retired. Raw: its tail past the file's end must never
+    /// be reachable through a Rust reference (a page there is a SIGBUS).
+    map: Option<MmapRaw>,
 }
 
 impl OsMapping {
-    /// Create (truncate) `path` and make it a mapped log preallocated for
-    /// `expected_bytes`. `Unsupported` if the filesystem cannot
+    /// Create (truncate) `path` and make it a mapped log allocated to
+    /// `initial_bytes`. `Unsupported` if the filesystem cannot
     /// preallocate.
-    pub fn create_log(path: &Path, expected_bytes: u64) -> io::Result<MappedLog<OsMapping>> {
+    pub fn create_log(path: &Path, initial_bytes: u64) -> io::Result<MappedLog<OsMapping>> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)?;
-        MappedLog::create(OsMapping { file, map: None }, expected_bytes)
+        MappedLog::create(OsMapping { file, map: None }, initial_bytes)
     }
 }
 
@@ -50,13 +52,21 @@ impl LogBackend for OsMapping {
         )
     }
 
-    fn map(&mut self) -> io::Result<()> {
+    fn map(&mut self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "log mapping larger than memory",
+            )
+        })?;
         // SAFETY: the file was created (truncated) by this writer, which is
         // the only code in the process that maps or writes it while it is
         // live (recovery reads only older logs; tools read with plain
-        // reads). Its length only grows while mapped, so the mapping never
-        // covers bytes past the end of the file. See UNSAFE.md.
-        self.map = Some(unsafe { MmapMut::map_mut(&self.file)? });
+        // reads). The mapping may pass the file's end (address space
+        // reserved for growth): it is a raw mapping, so no reference
+        // covers that part; `mapping` hands out only the allocated part,
+        // and the file never shrinks while mapped. See UNSAFE.md.
+        self.map = Some(memmap2::MmapOptions::new().len(len).map_raw(&self.file)?);
         Ok(())
     }
 
@@ -70,8 +80,17 @@ impl LogBackend for OsMapping {
     }
 
     #[inline]
-    fn mapping(&mut self) -> Option<&mut [u8]> {
-        self.map.as_deref_mut()
+    fn mapping(&mut self, allocated: u64) -> Option<&mut [u8]> {
+        let map = self.map.as_ref()?;
+        let len = (allocated as usize).min(map.len());
+        // SAFETY: the first `len` bytes of the mapping lie within the
+        // file's allocated blocks (the caller's contract, and within the
+        // mapping by the `min`), so every byte is readable and writable
+        // without a fault that could fail. The slice borrows `self`
+        // mutably, so it is the only reference into the mapping while it
+        // lives (the warm-up's mapping is another one, never read or
+        // written through).
+        Some(unsafe { std::slice::from_raw_parts_mut(map.as_mut_ptr(), len) })
     }
 
     fn sync_mapped(&mut self, offset: usize, len: usize) -> io::Result<()> {
@@ -98,28 +117,29 @@ impl LogBackend for OsMapping {
     }
 }
 
-/// A warm-up's own mapping of the log, made at its first step.
+/// A warm-up's own mapping of the log, made at its first step. Raw, as
+/// the writer's is: a job queued or running when the log is closed
+/// outlives the truncate to its records, and its mapping then covers
+/// bytes past the file's end, which no Rust reference may cover.
 pub(crate) struct OsWarmer {
     file: File,
     len: usize,
-    map: Option<MmapMut>,
+    map: Option<MmapRaw>,
 }
 
 impl PageWarmer for OsWarmer {
     fn populate(&mut self, offset: usize, len: usize) -> bool {
         if self.map.is_none() {
-            // SAFETY: as in `OsMapping::map`: this process owns the file
-            // and only grows it while it is live. Nothing ever reads or
-            // writes through this mapping (`MADV_POPULATE_WRITE` faults
-            // pages in without touching their bytes), so the writer's
-            // stores cannot race with it. If the log is retired and
-            // truncated before the job ends, populating past the new end
-            // fails with `EFAULT` (no signal) and the job stops.
-            match unsafe {
-                memmap2::MmapOptions::new()
-                    .len(self.len)
-                    .map_mut(&self.file)
-            } {
+            // Nothing ever reads or writes through this mapping
+            // (`MADV_POPULATE_WRITE` faults pages in without touching
+            // their bytes), so the writer's stores cannot race with it.
+            // If the log is closed and truncated before the job ends,
+            // populating past the new end fails with `EFAULT` (no signal)
+            // and the job stops.
+            match memmap2::MmapOptions::new()
+                .len(self.len)
+                .map_raw(&self.file)
+            {
                 Ok(m) => {
                     // No readahead: a fault would otherwise bring in (and
                     // dirty) a large folio around each page, which counted
@@ -218,5 +238,73 @@ mod tests {
         while again() {}
         drop(log);
         assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_log_grown_from_one_page_warms_its_growth_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000004.log");
+        let mut log = OsMapping::create_log(&path, 4096).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096);
+        let mut expected = Vec::new();
+        let mut warmed = 0;
+        for i in 0..60_000u32 {
+            let record = i.to_le_bytes().repeat(25);
+            log.append(&record).unwrap();
+            expected.extend_from_slice(&record);
+            if let Some(mut job) = log.take_warm_up() {
+                while job() {}
+                warmed += 1;
+            }
+        }
+        assert!(warmed >= 2, "{warmed} growth warm-ups over 6 MB");
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size > expected.len() as u64 && size.is_multiple_of(4096));
+        log.sync().unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(&on_disk[..expected.len()], &expected[..]);
+        assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_log_grown_past_its_address_reservation_is_mapped_again_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000005.log");
+        let mut log = OsMapping::create_log(&path, 4096).unwrap();
+        let reserved = log.mapped_len().unwrap();
+        // Past the address space reserved at creation (64 MiB), in 1 MiB
+        // appends.
+        let chunk = |i: u64| vec![(i % 251) as u8 | 1; 1 << 20];
+        let chunks = reserved / (1 << 20) + 2;
+        for i in 0..chunks {
+            log.append(&chunk(i)).unwrap();
+        }
+        let mapped = log.mapped_len().unwrap();
+        assert!(mapped > reserved, "not mapped again: {mapped} bytes");
+        log.sync().unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        for i in 0..chunks {
+            let at = (i << 20) as usize;
+            assert!(on_disk[at..at + (1 << 20)] == chunk(i)[..], "MiB {i}");
+        }
+        drop(log);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), chunks << 20);
+    }
+
+    #[test]
+    fn a_warm_up_that_outlives_its_log_ends_without_a_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000006.log");
+        let mut log = OsMapping::create_log(&path, 4 * WARM_UP_STRIDE as u64).unwrap();
+        log.append(b"record").unwrap();
+        let mut job = log.warm_up().expect("a mapped log has a warm-up");
+        // Closed: cut to its record, under the job's mapping of 4 MiB.
+        drop(log);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 6);
+        // Its pages past the end: `EFAULT`, not SIGBUS; the job ends.
+        assert!(!job(), "a warm-up step past the file's end succeeded");
+        assert_eq!(std::fs::read(&path).unwrap(), b"record");
     }
 }

@@ -3,15 +3,23 @@
 //! iterator over all of them, and the user-facing iterator that hides
 //! sequence numbers, old versions and tombstones. The public iterators
 //! over a read view (`Cursor`, `Iter`) are in `cursor.rs`, one layer up.
+//! Range tombstones are applied in the merging iterator, which skips the
+//! entries they delete (`range_del.rs`).
 
 mod db_iter;
 mod level;
 mod merging;
+mod range_del;
+#[cfg(test)]
+mod range_del_model_tests;
 mod table;
+#[cfg(test)]
+mod vec_iter;
 
 pub(crate) use db_iter::DbIter;
 pub(crate) use level::LevelIter;
 pub(crate) use merging::MergingIter;
+pub(crate) use range_del::{RangeDelSkipper, TombstoneSource};
 pub(crate) use table::TableFileIter;
 
 use crate::error::Result;

@@ -272,6 +272,16 @@ impl MemTable {
         self.range_dels.tombstones()
     }
 
+    /// The range tombstones fragmented, shared with every reader since the
+    /// last one was added; `None` when there are none (one atomic load).
+    /// Take the read's sequence number first: every tombstone at or below
+    /// it is then in the list.
+    pub fn range_del_snapshot(
+        &self,
+    ) -> Option<std::sync::Arc<strata_sstable::FragmentedRangeTombstones>> {
+        self.range_dels.snapshot()
+    }
+
     /// The WAL holding this memtable's writes.
     pub fn wal_number(&self) -> u64 {
         self.wal_number

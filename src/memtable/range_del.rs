@@ -18,7 +18,6 @@
 //! below it (inserted before it was published) is in the snapshot.
 
 use arc_swap::ArcSwapOption;
-use bytes::Bytes;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -66,11 +65,7 @@ impl RangeDelList {
 
     /// Add `[start, end)@seqno` (`end` `None`: no end).
     pub fn insert(&self, start: &[u8], end: Option<&[u8]>, seqno: SeqNo) {
-        let tombstone = RangeTombstone {
-            start: Bytes::copy_from_slice(start),
-            end: end.map(Bytes::copy_from_slice),
-            seqno,
-        };
+        let tombstone = RangeTombstone::new(start, end, seqno);
         let bytes = start.len() + end.map_or(0, <[u8]>::len) + TOMBSTONE_OVERHEAD_BYTES;
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         let mut tombstones = self.tombstones.lock();

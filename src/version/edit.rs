@@ -68,6 +68,23 @@ pub struct FileMeta {
     pub largest_seqno: SeqNo,
 }
 
+impl FileMeta {
+    /// What the manifest records about table `number` as its builder
+    /// finished it: its size, its bounds (range tombstones included) and
+    /// its seqno range (tombstones' included).
+    pub fn from_built<W>(number: u64, built: &strata_sstable::BuiltTable<W>) -> FileMeta {
+        FileMeta {
+            number,
+            size: built.file_size,
+            smallest: built.bounds.smallest.clone(),
+            largest: built.bounds.largest.clone(),
+            largest_bound: built.bounds.largest_bound,
+            smallest_seqno: built.properties.min_seqno,
+            largest_seqno: built.properties.max_seqno,
+        }
+    }
+}
+
 /// A change to the set of live tables and counters. The log number, the
 /// tables and the creation or drop are about one keyspace, `keyspace`;
 /// the counters are the database's.

@@ -108,6 +108,25 @@ fn check_version(version: &Version) -> Result<(), String> {
                             .table()
                             .get(k.user_key, MAX_SEQNO)
                             .map_err(|e| e.to_string())?;
+                        // A range tombstone covering the key in a newer
+                        // source is newer than every version of it below
+                        // (the source-order invariant the merging
+                        // iterator's skip relies on).
+                        let oldest_covering = g.table().range_tombstones().and_then(|list| {
+                            list.stack(list.stack_at(k.user_key)?)?
+                                .seqnos()
+                                .last()
+                                .copied()
+                        });
+                        if let Some(t) = oldest_covering.filter(|&t| t <= k.seqno) {
+                            return Err(format!(
+                                "key {:?} at seq {} in L{lower} table {} is not older than the range tombstone at seq {t} covering it in L{upper} table {}",
+                                k.user_key.escape_ascii().to_string(),
+                                k.seqno,
+                                f.meta.number,
+                                g.meta.number
+                            ));
+                        }
                         if let Some(found) = newest {
                             if found.seqno <= k.seqno {
                                 return Err(format!(
@@ -171,5 +190,66 @@ mod tests {
         assert!(!ok(meta(1, b"a", b"c\0", Excluded)));
         assert!(!ok(meta(1, b"a", b"", Unbounded)));
         assert!(!ok(meta(1, b"d", b"d", Included)), "out of order");
+    }
+
+    type TableSpec<'a> = (usize, &'a [(&'a str, u64)], &'a [(&'a str, &'a str, u64)]);
+
+    /// Opens tables built in memory (`(level, points, tombstones)`) as one
+    /// version.
+    fn version_of(tables: &[TableSpec<'_>]) -> Version {
+        version_recorded_as(tables, |_| {})
+    }
+
+    /// As `version_of`, with each table's metadata changed by `record`.
+    fn version_recorded_as(tables: &[TableSpec<'_>], record: impl Fn(&mut FileMeta)) -> Version {
+        use crate::{
+            filename::table_path, fs::MemFileSystem, options::Options, version::TableOpener,
+        };
+        use strata_sstable::{TableBuilder, TableOptions, ValueKind};
+        let fs = std::sync::Arc::new(MemFileSystem::new());
+        let opener = TableOpener::new(fs.clone(), "/db".into(), &Options::default());
+        let mut levels: [Vec<_>; NUM_LEVELS] = Default::default();
+        for (i, &(level, points, tombstones)) in tables.iter().enumerate() {
+            let mut b = TableBuilder::new(Vec::new(), TableOptions::default()).unwrap();
+            for &(key, seqno) in points {
+                b.add(key.as_bytes(), seqno, ValueKind::Put, b"v").unwrap();
+            }
+            for &(start, end, seqno) in tombstones {
+                b.add_range_tombstone(start.as_bytes(), Some(end.as_bytes()), seqno)
+                    .unwrap();
+            }
+            let built = b.finish().unwrap();
+            let number = i as u64 + 1;
+            fs.write_durable(&table_path(&opener.dir, number), &built.writer);
+            let mut meta = FileMeta::from_built(number, &built);
+            record(&mut meta);
+            levels[level].push(opener.open(meta, level).unwrap());
+        }
+        Version::from_levels(levels)
+    }
+
+    #[test]
+    fn a_range_tombstone_above_must_be_newer_than_the_keys_it_covers_below() {
+        let newer = version_of(&[(1, &[], &[("a", "m", 9)]), (2, &[("c", 5)], &[])]);
+        assert_eq!(check_version(&newer), Ok(()));
+        let older = version_of(&[(1, &[], &[("a", "m", 4)]), (2, &[("c", 5)], &[])]);
+        let err = check_version(&older).unwrap_err();
+        assert!(err.contains("range tombstone at seq 4"), "{err}");
+        // Not covering the key: no constraint.
+        let beside = version_of(&[(1, &[], &[("d", "m", 4)]), (2, &[("c", 5)], &[])]);
+        assert_eq!(check_version(&beside), Ok(()));
+    }
+
+    #[test]
+    fn recorded_bounds_must_be_the_tables_own() {
+        // A table of b@3 and [a, m)@9 ends just before m.
+        let table: [TableSpec<'_>; 1] = [(1, &[("b", 3)], &[("a", "m", 9)])];
+        assert_eq!(check_version(&version_of(&table)), Ok(()));
+        let inclusive = version_recorded_as(&table, |m| m.largest_bound = Included);
+        let err = check_version(&inclusive).unwrap_err();
+        assert!(err.contains("disagree"), "{err}");
+        let shorter = version_recorded_as(&table, |m| m.largest = b"l".to_vec());
+        let err = check_version(&shorter).unwrap_err();
+        assert!(err.contains("disagree"), "{err}");
     }
 }

@@ -19,7 +19,7 @@ pub(crate) use set::VersionSet;
 pub use table_file::{TableFile, TableOpener};
 
 use crate::error::{table_error, Result};
-use crate::iter::{InternalIterator, LevelIter, TableFileIter};
+use crate::iter::{InternalIterator, LevelIter, RangeDelSkipper, TableFileIter, TombstoneSource};
 use crate::memtable::Lookup;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -105,18 +105,30 @@ impl Version {
     }
 
     /// Add one internal iterator per L0 table and one per non-empty deeper
-    /// level to `out`, reading blocks as `blocks` says.
+    /// level to `out`, newest first, reading blocks as `blocks` says, and
+    /// each one's range tombstones to `range_dels` in the same order.
     pub fn add_iterators(
         &self,
         out: &mut Vec<Box<dyn InternalIterator>>,
+        range_dels: &mut RangeDelSkipper,
         blocks: BlockReadOptions,
     ) {
         for file in self.levels[0].iter() {
             out.push(Box::new(TableFileIter::new(Arc::clone(file), blocks)));
+            range_dels.push(
+                file.table()
+                    .range_tombstones()
+                    .and_then(|t| TombstoneSource::list(Arc::clone(t))),
+            );
         }
         for files in &self.levels[1..] {
             if !files.is_empty() {
                 out.push(Box::new(LevelIter::new(Arc::clone(files), blocks)));
+                range_dels.push(TombstoneSource::level(
+                    files
+                        .iter()
+                        .filter_map(|f| f.table().range_tombstones().cloned()),
+                ));
             }
         }
     }
@@ -188,6 +200,122 @@ mod tests {
             table(2, [b"c", b"d"], b"d", LargestBound::Included),
         ];
         Version::from_levels(levels)
+    }
+
+    /// Point entries `(key, seqno)` and range tombstones of one table.
+    type TableContents<'a> = (
+        &'a [(&'a str, SeqNo)],
+        &'a [(&'a str, Option<&'a str>, SeqNo)],
+    );
+
+    /// A version of the given tables per level, each table's bounds and
+    /// seqnos as its builder reports them.
+    fn version_of(levels_contents: &[(usize, TableContents<'_>)]) -> Version {
+        let fs = Arc::new(MemFileSystem::new());
+        let dir = PathBuf::from("/db");
+        let opener = TableOpener::new(fs.clone(), dir.clone(), &Options::default());
+        let mut levels: [Vec<Arc<TableFile>>; NUM_LEVELS] = Default::default();
+        for (number, (level, (points, tombstones))) in (1..).zip(levels_contents) {
+            let mut b = TableBuilder::new(Vec::new(), TableOptions::default()).unwrap();
+            for &(key, seqno) in points.iter() {
+                let value = format!("{key}{seqno}");
+                b.add(key.as_bytes(), seqno, ValueKind::Put, value.as_bytes())
+                    .unwrap();
+            }
+            for &(start, end, seqno) in tombstones.iter() {
+                b.add_range_tombstone(start.as_bytes(), end.map(str::as_bytes), seqno)
+                    .unwrap();
+            }
+            let seqnos = points
+                .iter()
+                .map(|p| p.1)
+                .chain(tombstones.iter().map(|t| t.2));
+            let (smallest_seqno, largest_seqno) = (seqnos.clone().min(), seqnos.max());
+            let built = b.finish().unwrap();
+            fs.write_durable(&crate::filename::table_path(&dir, number), &built.writer);
+            let meta = FileMeta {
+                number,
+                size: built.file_size,
+                smallest: built.bounds.smallest,
+                largest: built.bounds.largest,
+                largest_bound: built.bounds.largest_bound,
+                smallest_seqno: smallest_seqno.unwrap(),
+                largest_seqno: largest_seqno.unwrap(),
+            };
+            levels[*level].push(opener.open(meta, 1).unwrap());
+        }
+        Version::from_levels(levels)
+    }
+
+    /// The `key value` pairs a scan of `v` at `seq` shows, forward and
+    /// backward (checked equal).
+    fn scan(v: &Version, seq: SeqNo) -> Vec<String> {
+        let mut children = Vec::new();
+        let mut range_dels = RangeDelSkipper::new(seq);
+        v.add_iterators(&mut children, &mut range_dels, BlockReadOptions::default());
+        let merged = crate::iter::MergingIter::with_range_dels(children, range_dels);
+        let mut it = crate::iter::DbIter::new(merged, seq, None, None);
+        let entry = |it: &crate::iter::DbIter| {
+            format!(
+                "{} {}",
+                String::from_utf8_lossy(it.key()),
+                String::from_utf8_lossy(it.value())
+            )
+        };
+        let mut forward = Vec::new();
+        it.seek_to_first().unwrap();
+        while it.valid() {
+            forward.push(entry(&it));
+            it.next().unwrap();
+        }
+        let mut backward = Vec::new();
+        it.seek_to_last().unwrap();
+        while it.valid() {
+            backward.push(entry(&it));
+            it.prev().unwrap();
+        }
+        backward.reverse();
+        assert_eq!(forward, backward, "at {seq}");
+        forward
+    }
+
+    #[test]
+    fn iterators_apply_the_tombstones_of_l0_tables_and_of_each_levels_tables() {
+        let v = version_of(&[
+            // L0: [f, g)@20 over everything older; g@21 beside it.
+            (0, (&[("g", 21)], &[("f", Some("g"), 20)])),
+            // L1, two tables meeting at d: [b, d)@10 with a newer a@11;
+            // [d, f)@13 with e@14, newer than it.
+            (1, (&[("a", 11)], &[("b", Some("d"), 10)])),
+            (1, (&[("e", 14)], &[("d", Some("f"), 13)])),
+            // L2: a..g @1..7.
+            (
+                2,
+                (
+                    &[
+                        ("a", 1),
+                        ("b", 2),
+                        ("c", 3),
+                        ("d", 4),
+                        ("e", 5),
+                        ("f", 6),
+                        ("g", 7),
+                    ],
+                    &[],
+                ),
+            ),
+        ]);
+        assert_eq!(v.files(1)[0].meta.largest_bound, LargestBound::Excluded);
+        assert_eq!(scan(&v, 100), ["a a11", "e e14", "g g21"]);
+        assert_eq!(
+            scan(&v, 12),
+            ["a a11", "d d4", "e e5", "f f6", "g g7"],
+            "only [b, d) is visible at 12"
+        );
+        assert_eq!(
+            scan(&v, 9),
+            ["a a1", "b b2", "c c3", "d d4", "e e5", "f f6", "g g7"]
+        );
     }
 
     #[test]

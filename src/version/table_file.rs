@@ -145,6 +145,12 @@ impl TableFile {
         self.meta.may_contain(user_key)
     }
 
+    /// Whether the table holds range tombstones (decoded at open, so this
+    /// reads nothing): the tables delete-only compaction starts from.
+    pub fn has_range_dels(&self) -> bool {
+        self.table.range_tombstones().is_some_and(|t| !t.is_empty())
+    }
+
     /// Tell the operating system the file's cached pages will not be read
     /// again soon (a compaction input, once the compaction is installed).
     pub fn drop_page_cache(&self) {

@@ -51,6 +51,18 @@ impl ActiveWriters {
         ActiveGuard(&self.0)
     }
 
+    /// An async writer entered the write path; it calls
+    /// [`leave_task`](Self::leave_task) when its write ends, in whatever
+    /// poll or thread that is (it cannot hold a guard across polls).
+    pub fn enter_task(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An async writer's write ended (or was dropped).
+    pub fn leave_task(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Writers inside the write path now.
     pub fn count(&self) -> usize {
         self.0.load(Ordering::Relaxed)

@@ -11,6 +11,7 @@ use crate::hook::HookPoint;
 use crate::memtable::ActiveMemTables;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use strata_sstable::SeqNo;
 
 impl CommitEnv for DbInner {
@@ -29,15 +30,28 @@ impl CommitEnv for DbInner {
         let wal = &self.write_path.wal;
         wal.wait(end, durability, inline, || self.write_stop_error())?;
         if durability != Durability::Synced {
-            // `wal_bytes_per_sync`: have the syncer thread sync in the
-            // background once enough is written unsynced.
-            let bytes_per_sync = self.options.wal_bytes_per_sync;
-            let unsynced = wal.written().saturating_sub(wal.synced());
-            if bytes_per_sync > 0 && unsynced >= bytes_per_sync {
-                wal.request_sync(wal.written());
-            }
+            self.sync_in_background_if_due();
         }
         Ok(())
+    }
+
+    fn poll_logged(&self, end: u64, durability: Durability, waker: &Waker) -> Poll<Result<()>> {
+        if durability == Durability::Synced && self.options.inline_background_work {
+            // No syncer thread to hand the fsync to: this mode does its
+            // background work in the caller, an async one too.
+            return Poll::Ready(self.wait_logged(end, durability, true));
+        }
+        let wal = &self.write_path.wal;
+        let polled = wal.poll_wait(end, durability, waker, || self.write_stop_error());
+        if durability != Durability::Synced && polled.is_ready() {
+            self.sync_in_background_if_due();
+        }
+        polled
+    }
+
+    fn when_logged(&self, end: u64, then: super::wal_buffer::WrittenThen) {
+        self.write_path.wal.when_written(end, then);
+        self.sync_in_background_if_due();
     }
 
     fn apply(&self, mems: &ActiveMemTables, first_seq: SeqNo, batch: &WriteBatch) {
@@ -63,6 +77,17 @@ impl CommitEnv for DbInner {
 }
 
 impl DbInner {
+    /// `wal_bytes_per_sync`: have the syncer thread sync in the background
+    /// once enough is written unsynced.
+    fn sync_in_background_if_due(&self) {
+        let wal = &self.write_path.wal;
+        let bytes_per_sync = self.options.wal_bytes_per_sync;
+        let unsynced = wal.written().saturating_sub(wal.synced());
+        if bytes_per_sync > 0 && unsynced >= bytes_per_sync {
+            wal.request_sync(wal.written());
+        }
+    }
+
     /// The error that ends a writer's wait: a background failure, or a WAL
     /// failure not yet recorded as one.
     pub(crate) fn write_stop_error(&self) -> Option<Error> {

@@ -32,6 +32,7 @@
 //! environment (`CommitEnv`, implemented for `DbInner` in `env.rs`). A
 //! resume's side of the write path is `restart.rs`.
 
+mod async_write;
 pub(crate) mod backoff;
 mod env;
 mod group;
@@ -43,19 +44,24 @@ mod pipeline;
 #[cfg(test)]
 mod pipeline_tests;
 mod pool;
+mod proxy;
 mod publish;
 mod queue;
 mod restart;
 mod room;
 mod spare;
+mod stall_park;
 mod sync;
+mod timer;
+mod waker_slot;
 mod wal_buffer;
 mod wal_syncer;
 mod writer;
 
+pub(crate) use async_write::AsyncWrite;
 pub(crate) use pipeline::{CommitPipeline, Leadership, PipelineConfig};
 pub(crate) use room::Limits;
-pub(crate) use spare::create_wal;
+pub(crate) use spare::{create_wal, WAL_FIRST_BYTES};
 pub(crate) use wal_buffer::WalBuffer;
 
 use crate::batch::WriteBatch;
@@ -64,6 +70,7 @@ use crate::error::Result;
 use crate::options::WriteOptions;
 use spare::SpareSlot;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use strata_sstable::SeqNo;
 
@@ -77,6 +84,9 @@ pub(crate) struct WritePath {
     /// Each live WAL's number and the log position it began at, oldest
     /// first: what `max_total_wal_size` measures. A leaf lock.
     wal_starts: parking_lot::Mutex<VecDeque<(u64, u64)>>,
+    /// Bytes the last WAL a rotation moved past reached: how large the
+    /// next spare starts (`spare.rs`).
+    last_wal_bytes: AtomicU64,
 }
 
 impl WritePath {
@@ -87,12 +97,24 @@ impl WritePath {
             wal,
             spare: SpareSlot::default(),
             wal_starts: parking_lot::Mutex::new(VecDeque::from([first])),
+            last_wal_bytes: AtomicU64::new(0),
         }
     }
 
     /// WAL `number` began at log position `lsn` (a rotation).
     pub(crate) fn note_wal_started(&self, number: u64, lsn: u64) {
-        self.wal_starts.lock().push_back((number, lsn));
+        let mut starts = self.wal_starts.lock();
+        if let Some(&(_, previous)) = starts.back() {
+            self.last_wal_bytes
+                .store(lsn.saturating_sub(previous), Ordering::Relaxed);
+        }
+        starts.push_back((number, lsn));
+    }
+
+    /// Bytes the WAL before the current one reached (0 before the first
+    /// rotation).
+    pub(crate) fn last_wal_bytes(&self) -> u64 {
+        self.last_wal_bytes.load(Ordering::Relaxed)
     }
 
     /// WALs below `log_number` are no longer needed: stop counting them.

@@ -29,6 +29,7 @@ use super::group::Group;
 use super::pool::WriterPool;
 use super::publish::Publisher;
 use super::queue::{Joined, WriteQueue};
+use super::stall_park::StallPark;
 use super::writer::{Ask, Assignment, Member, Writer, WriterState};
 use crate::batch::{WriteBatch, HEADER_LEN};
 use crate::error::{Error, Result};
@@ -38,6 +39,7 @@ use crate::memtable::{ActiveMemTables, MemTable};
 use crate::options::WriteOptions;
 use crate::panics::catch_panic;
 use std::sync::Arc;
+use std::task::Poll;
 use strata_sstable::{SeqNo, MAX_SEQNO};
 
 /// A group whose batches total at most this many bytes is inserted by its
@@ -84,6 +86,26 @@ pub(crate) trait CommitEnv {
     /// `inline`: the caller may do the writing or syncing itself when no
     /// one else is. Ends early with the error a background failure left.
     fn wait_logged(&self, end: u64, durability: Durability, inline: bool) -> Result<()>;
+    /// [`wait_logged`](Self::wait_logged) for an async writer's task:
+    /// ready when done, or woken through `waker` when it may be; never
+    /// blocks (a sync is left to the WAL syncer thread). Fakes without a
+    /// WAL of their own may block.
+    fn poll_logged(
+        &self,
+        end: u64,
+        durability: Durability,
+        _waker: &std::task::Waker,
+    ) -> Poll<Result<()>> {
+        Poll::Ready(self.wait_logged(end, durability, false))
+    }
+    /// Run `then` once the record ending at `end` is written to the WAL
+    /// file (`then(true)`) or the log failed first (`then(false)`), never
+    /// blocking: by whoever writes it out (see `WalBuffer::when_written`).
+    /// How an async writer hands its group's completion over. Fakes
+    /// without a WAL of their own may block.
+    fn when_logged(&self, end: u64, then: super::wal_buffer::WrittenThen) {
+        then(self.wait_logged(end, Durability::Written, true).is_ok());
+    }
     /// Insert `batch`'s records into the memtables of their keyspaces,
     /// numbered from `first_seq`.
     /// Called concurrently for different batches.
@@ -133,6 +155,8 @@ pub(crate) struct Leadership<'a> {
     sequencer: MutexGuard<'a, Sequencer>,
     queue: &'a WriteQueue,
     publisher: &'a Publisher,
+    /// An async leader's task: a stall parks it instead of blocking.
+    park: Option<&'a mut StallPark>,
 }
 
 impl Leadership<'_> {
@@ -174,12 +198,40 @@ impl Leadership<'_> {
     /// the wait fail as they join; none waits. With `no_slowdown` the
     /// leader itself does not wait: it fails with `WriteStall`, and so do
     /// the queued `no_slowdown` writers.
-    pub fn stall<R>(&self, no_slowdown: bool, wait: impl FnOnce() -> Result<R>) -> Result<R> {
+    ///
+    /// An async leader's `wait` is given its [`StallPark`] and may park
+    /// (`Poll::Pending`): the barrier then stays up, `park.parked` is set,
+    /// and this returns `WriteStall` for `make_room` to pass up; the
+    /// leader tries again when woken.
+    pub fn stall(
+        &mut self,
+        no_slowdown: bool,
+        wait: impl FnOnce(Option<&mut StallPark>) -> Result<Poll<()>>,
+    ) -> Result<()> {
         if no_slowdown {
             for m in self.queue.take_no_slowdown() {
                 m.fail(Error::WriteStall);
             }
             return Err(Error::WriteStall);
+        }
+        if let Some(park) = self.park.as_deref_mut() {
+            for m in self.queue.begin_stall() {
+                m.fail(Error::WriteStall);
+            }
+            park.barrier = true;
+            return match wait(Some(&mut *park)) {
+                Ok(Poll::Pending) => {
+                    park.parked = true;
+                    Err(Error::WriteStall)
+                }
+                // Over (or failed): down now, as a blocking leader's
+                // barrier comes down here, not after a rotation.
+                waited => {
+                    park.barrier = false;
+                    self.queue.end_stall();
+                    waited.map(|_| ())
+                }
+            };
         }
         struct Barrier<'q>(&'q WriteQueue);
         impl Drop for Barrier<'_> {
@@ -191,7 +243,19 @@ impl Leadership<'_> {
         for m in self.queue.begin_stall() {
             m.fail(Error::WriteStall);
         }
-        wait()
+        wait(None).map(|_| ())
+    }
+
+    /// A delayed write waits once per group: true when an async leader's
+    /// group already waited out its delay (in an earlier poll).
+    pub fn delay_served(&self) -> bool {
+        self.park.as_ref().is_some_and(|p| p.delay_served)
+    }
+
+    /// An async leader parked in its group's delay: the deadline and the
+    /// background generation the delay started from.
+    pub fn pending_delay(&self) -> Option<(std::time::Instant, u64)> {
+        self.park.as_ref().and_then(|p| p.delay_pending)
     }
 
     /// Wait until every group sequenced so far has inserted its batches
@@ -212,20 +276,21 @@ impl Leadership<'_> {
 }
 
 /// A group the leader sequenced, and how it is inserted.
-struct Sequenced {
-    group: Arc<Group>,
-    first_seq: SeqNo,
+pub(super) struct Sequenced {
+    pub group: Arc<Group>,
+    pub first_seq: SeqNo,
     /// The leader inserts every batch (one writer, or a small group).
-    serial: bool,
+    pub serial: bool,
 }
 
 pub(crate) struct CommitPipeline {
-    queue: WriteQueue,
-    pool: WriterPool,
+    pub(super) queue: WriteQueue,
+    pub(super) pool: WriterPool,
     sequencer: Mutex<Sequencer>,
-    publisher: Publisher,
-    active: ActiveWriters,
-    config: PipelineConfig,
+    /// Shared with the work async writers hand over (`when_logged`).
+    pub(super) publisher: Arc<Publisher>,
+    pub(super) active: ActiveWriters,
+    pub(super) config: PipelineConfig,
 }
 
 impl CommitPipeline {
@@ -243,7 +308,7 @@ impl CommitPipeline {
                     payload: Vec::new(),
                 },
             ),
-            publisher: Publisher::new(last_seq),
+            publisher: Arc::new(Publisher::new(last_seq)),
             active: ActiveWriters::default(),
             config,
         }
@@ -316,7 +381,12 @@ impl CommitPipeline {
         // group, must not leave the group's members, the queue or later
         // writers waiting forever (see `panicked`).
         catch_panic(place, || match joined {
-            Joined::Leader => self.lead(env, w, ask),
+            Joined::Leader => {
+                if let Some(stolen) = self.queue.take_stolen() {
+                    self.lead_for_task(env, w, ask.no_slowdown, stolen)?;
+                }
+                self.lead(env, w, ask)
+            }
             Joined::Member(WriterState::Sequenced) => self.follow(env, w, ask),
             Joined::Member(WriterState::Committed) => Ok(()),
             Joined::Member(_) => Err(w.take_error()),
@@ -412,16 +482,54 @@ impl CommitPipeline {
     /// Make room, number the group, log its record, register it with the
     /// publisher.
     fn sequence<E: CommitEnv>(&self, env: &E, members: &[Member]) -> Result<Sequenced> {
-        let lead = members[0].ask;
+        let no_slowdown = members[0].ask.no_slowdown;
+        match self.try_sequence(env, members, None, no_slowdown) {
+            Poll::Ready(result) => result,
+            // Only a leader with a stall park parks.
+            Poll::Pending => Err(Error::WriteStall),
+        }
+    }
+
+    /// [`sequence`](Self::sequence); with an async leader's `park`, a
+    /// write stall parks its task (`Pending`) instead of blocking. With
+    /// `no_slowdown` a stall fails with `WriteStall` instead (the group's
+    /// lead asked so, or a blocking writer leading a task's group did:
+    /// see `lead_for_task`).
+    pub(super) fn try_sequence<E: CommitEnv>(
+        &self,
+        env: &E,
+        members: &[Member],
+        park: Option<&mut StallPark>,
+        no_slowdown: bool,
+    ) -> Poll<Result<Sequenced>> {
         let bytes: u64 = members.iter().map(|m| m.ask.bytes as u64).sum();
         let records: u64 = members.iter().map(|m| u64::from(m.ask.count)).sum();
         let mut leadership = self.leadership();
+        leadership.park = park;
         let room = Room {
-            no_slowdown: lead.no_slowdown,
+            no_slowdown,
             force: None,
             bytes,
         };
-        env.make_room(&mut leadership, room)?;
+        if let Err(e) = env.make_room(&mut leadership, room) {
+            if leadership.park.as_ref().is_some_and(|p| p.parked) {
+                return Poll::Pending;
+            }
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(self.number_and_log(env, leadership, members, records, bytes))
+    }
+
+    /// The rest of sequencing, with room made.
+    fn number_and_log<E: CommitEnv>(
+        &self,
+        env: &E,
+        mut leadership: Leadership<'_>,
+        members: &[Member],
+        records: u64,
+        bytes: u64,
+    ) -> Result<Sequenced> {
+        let lead = members[0].ask;
         let sq = &mut *leadership.sequencer;
         let first = sq.last_seq + 1;
         let last = first + records - 1;
@@ -496,23 +604,24 @@ impl CommitPipeline {
     /// Insert `w`'s batch unless someone has; if that was the group's last
     /// insert, complete the group.
     fn insert<E: CommitEnv>(&self, env: &E, w: &Writer) -> Result<()> {
-        let last = {
-            let mut slot = w.slot.lock();
-            let slot = &mut *slot;
-            let Some(a) = slot.assignment.as_ref() else {
-                return Ok(());
-            };
-            if slot.inserted {
-                return Ok(());
-            }
-            env.apply(&a.group.mems, a.first_seq, &slot.batch);
-            slot.inserted = true;
-            a.group.inserted().then(|| Arc::clone(&a.group))
-        };
-        match last {
+        match Self::apply_assigned(env, w) {
             Some(group) => self.complete(env, &group),
             None => Ok(()),
         }
+    }
+
+    /// Insert `w`'s batch unless someone has; returns its group if that
+    /// was the group's last insert (the caller then completes it).
+    pub(super) fn apply_assigned<E: CommitEnv>(env: &E, w: &Writer) -> Option<Arc<Group>> {
+        let mut slot = w.slot.lock();
+        let slot = &mut *slot;
+        let a = slot.assignment.as_ref()?;
+        if slot.inserted {
+            return None;
+        }
+        env.apply(&a.group.mems, a.first_seq, &slot.batch);
+        slot.inserted = true;
+        a.group.inserted().then(|| Arc::clone(&a.group))
     }
 
     /// The leader inserts the batches of members that have not woken up
@@ -533,7 +642,7 @@ impl CommitPipeline {
     /// The group's last insert is done: once its record is written (in
     /// the buffer, with `manual_wal_flush`), publish it. If the log failed
     /// the group is held back (inserted, not published).
-    fn complete<E: CommitEnv>(&self, env: &E, group: &Group) -> Result<()> {
+    pub(super) fn complete<E: CommitEnv>(&self, env: &E, group: &Group) -> Result<()> {
         if let Some(end) = group.end_lsn {
             let durability = if self.config.manual_wal_flush {
                 Durability::Buffered
@@ -568,7 +677,7 @@ impl CommitPipeline {
     /// the WAL), fail the members its lead had not yet released, and
     /// poison the queue, so that queued and later writers fail at once
     /// instead of waiting for a leader or a publication that never comes.
-    fn panicked<E: CommitEnv>(&self, env: &E, w: &Arc<Writer>, panic: Error) -> Error {
+    pub(super) fn panicked<E: CommitEnv>(&self, env: &E, w: &Arc<Writer>, panic: Error) -> Error {
         let err = env.record_panic(panic);
         for m in w.members.lock().drain(..) {
             if !Arc::ptr_eq(&m.writer, w) {
@@ -586,6 +695,7 @@ impl CommitPipeline {
             sequencer: self.sequencer.lock(),
             queue: &self.queue,
             publisher: &self.publisher,
+            park: None,
         }
     }
 
@@ -602,6 +712,12 @@ impl CommitPipeline {
                 // [panic guard] As in `commit`: a panic here would leave
                 // the queue with a leader that never hands off.
                 let r = catch_panic("write group leader", || {
+                    if let Some(stolen) = self.queue.take_stolen() {
+                        // Never `Err`: a control writer waits out a stall
+                        // (see `lead_for_task`), so it never gives the
+                        // group back and leadership stays here.
+                        self.lead_for_task(env, &w, false, stolen)?;
+                    }
                     env.hook(HookPoint::WriteGroupLeader);
                     f(&mut self.leadership())
                 })

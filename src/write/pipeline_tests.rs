@@ -8,7 +8,9 @@
 //! leadership to the first of them. The fake blocks where a test needs a
 //! writer held (a gate per kind of call) and records every call.
 
+use super::async_write::AsyncWrite;
 use super::pipeline::{CommitEnv, CommitPipeline, Durability, Leadership, PipelineConfig, Room};
+use super::writer::Ask;
 use crate::batch::{DecodedBatch, WriteBatch};
 use crate::error::{Error, Result};
 use crate::memtable::{ActiveMemTables, Lookup, MemTable};
@@ -17,6 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use std::io;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use strata_sstable::SeqNo;
 
@@ -98,11 +101,11 @@ impl CommitEnv for FakeEnv {
             if !self.record.lock().stalled {
                 return Ok(());
             }
-            leader.stall(room.no_slowdown, || {
+            leader.stall(room.no_slowdown, |_| {
                 self.set(|r| r.stalled_leaders += 1);
                 self.wait_for(|r| !r.stalled);
                 self.set(|r| r.stalled_leaders -= 1);
-                Ok(())
+                Ok(std::task::Poll::Ready(()))
             })?;
         }
     }
@@ -263,6 +266,20 @@ impl Fixture {
         });
         leading.recv().expect("the helper leads");
         Held { release, thread }
+    }
+
+    /// An async write of `key` (not yet polled).
+    fn async_put(&self, key: &str) -> AsyncWrite {
+        let mut batch = WriteBatch::new();
+        batch.put(key, b"v");
+        let ask = Ask::new(&batch, &plain());
+        AsyncWrite::new(batch, ask)
+    }
+
+    /// Poll an async write once (no one is woken: the test polls again).
+    fn poll(&self, op: &mut AsyncWrite) -> Poll<Result<()>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.pipeline.poll_write(&*self.env, op, &mut cx)
     }
 
     /// The value of `key` visible now.
@@ -756,4 +773,160 @@ fn a_large_groups_batches_are_each_applied_once() {
             assert_eq!(at, vec![first + i as u64], "{k}");
         }
     }
+}
+
+/// An async write dropped after its leader released it (a small group:
+/// the leader inserted its batch and moved it on) is applied, and owes
+/// nothing: the drop finishes at once. It used to hand the write to a
+/// finisher thread, whose handle on the database outlived the drop (a
+/// test's simulated power loss then ran while the old database was
+/// still open).
+#[test]
+fn an_async_write_dropped_after_its_leader_released_it_owes_nothing() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut leader = f.async_put("leader");
+    let mut member = f.async_put("member");
+    assert!(f.poll(&mut leader).is_pending(), "queued");
+    assert!(f.poll(&mut member).is_pending(), "queued behind it");
+    held.release();
+    assert!(matches!(f.poll(&mut leader), Poll::Ready(Ok(()))));
+    assert!(
+        f.pipeline.cancel(&mut member).is_none(),
+        "the drop of a released writer left work for a finisher"
+    );
+    assert!(f.visible("member"), "taken into the group: applied");
+}
+
+/// An async write promoted to lead but dropped before its task ran hands
+/// leadership on in the drop (its own write not applied): the next
+/// writer leads without a finisher thread in between.
+#[test]
+fn an_async_write_dropped_once_promoted_hands_leadership_on_in_the_drop() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut promoted = f.async_put("promoted");
+    let mut next = f.async_put("next");
+    assert!(f.poll(&mut promoted).is_pending(), "queued");
+    assert!(f.poll(&mut next).is_pending(), "queued behind it");
+    held.release();
+    assert!(
+        f.pipeline.cancel(&mut promoted).is_none(),
+        "the drop of a promoted writer left leadership to a finisher"
+    );
+    assert!(matches!(f.poll(&mut next), Poll::Ready(Ok(()))), "it leads");
+    assert!(f.visible("next"));
+    assert!(!f.visible("promoted"), "dropped before it led: not applied");
+}
+
+impl Fixture {
+    /// Start a blocking write of `key` on a thread of its own, return once
+    /// it waits in the queue; its result comes on the returned channel.
+    fn queue_put_reporting(
+        &self,
+        key: &'static str,
+        o: WriteOptions,
+    ) -> mpsc::Receiver<Result<()>> {
+        let queued = self.pipeline.queued();
+        let result = self.spawn_put_reporting(key, o);
+        while self.pipeline.queued() != queued + 1 {
+            std::thread::yield_now();
+        }
+        result
+    }
+
+    /// Start a blocking write of `key` on a thread of its own; its result
+    /// comes on the returned channel.
+    fn spawn_put_reporting(
+        &self,
+        key: &'static str,
+        o: WriteOptions,
+    ) -> mpsc::Receiver<Result<()>> {
+        let (done, result) = mpsc::channel();
+        let (pipeline, env) = (Arc::clone(&self.pipeline), Arc::clone(&self.env));
+        std::thread::spawn(move || {
+            let _ = done.send(pipeline.write_with(&*env, &o, |b| b.put(key, b"v")));
+        });
+        result
+    }
+}
+
+/// A bound on a hang in the tests below, not a synchronisation.
+const HANG: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Leadership handed on while an async writer heads the queue and a
+/// blocking writer waits behind it goes to the blocking writer, which
+/// leads the async writer's group first (its record first), then its own:
+/// it never waits for the task to be polled. The task, polled afterwards,
+/// finds its write done.
+#[test]
+fn a_blocking_writer_queued_behind_an_async_writer_leads_its_group_in_its_place() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut task = f.async_put("task");
+    assert!(f.poll(&mut task).is_pending(), "queued");
+    let blocking = f.queue_put_reporting("blocking", plain());
+    held.release();
+    blocking
+        .recv_timeout(HANG)
+        .expect("the blocking writer waited for the task")
+        .expect("its write");
+    assert_eq!(
+        f.logged(),
+        vec![
+            (1, vec!["task".to_owned()]),
+            (2, vec!["blocking".to_owned()])
+        ]
+    );
+    assert!(f.visible("task"), "not polled, yet written and published");
+    assert!(matches!(f.poll(&mut task), Poll::Ready(Ok(()))));
+}
+
+/// A blocking writer arriving while leadership waits for an async
+/// writer's task (handed to it, not yet polled) takes it over at once and
+/// leads the task's group, then its own.
+#[test]
+fn a_blocking_writer_arriving_while_a_task_holds_the_lead_takes_it_over() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut task = f.async_put("task");
+    assert!(f.poll(&mut task).is_pending(), "queued");
+    held.release(); // handed to the task, whose poll has not run
+    f.spawn_put_reporting("blocking", plain())
+        .recv_timeout(HANG)
+        .expect("the blocking writer waited for the task")
+        .expect("its write");
+    assert_eq!(
+        f.logged(),
+        vec![
+            (1, vec!["task".to_owned()]),
+            (2, vec!["blocking".to_owned()])
+        ]
+    );
+    assert!(matches!(f.poll(&mut task), Poll::Ready(Ok(()))));
+    assert!(f.visible("task"));
+}
+
+/// A `no_slowdown` blocking writer taking over a task's group that meets a
+/// write stall does not wait it out (the group asked to wait; it did not):
+/// it fails with `WriteStall` as at any stall, and the group goes back to
+/// the task, which leads it once the stall is over.
+#[test]
+fn a_no_slowdown_writer_gives_a_stalled_task_group_back() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let mut task = f.async_put("task");
+    assert!(f.poll(&mut task).is_pending(), "queued");
+    held.release();
+    f.env.set(|r| r.stalled = true);
+    let refused = f.put("hasty", 10, &opts(false, false, true));
+    assert!(matches!(refused, Err(Error::WriteStall)), "{refused:?}");
+    assert!(f.logged().is_empty(), "nothing was sequenced");
+    f.env.set(|r| r.stalled = false);
+    assert!(
+        matches!(f.poll(&mut task), Poll::Ready(Ok(()))),
+        "the task leads its group again"
+    );
+    assert_eq!(f.logged(), vec![(1, vec!["task".to_owned()])]);
+    assert!(!f.visible("hasty"));
 }

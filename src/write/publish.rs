@@ -14,7 +14,8 @@ use super::backoff::Backoff;
 use super::sync::thread::{self, Thread};
 use super::sync::{AtomicU64, Mutex, Ordering};
 use crate::lock_order::Level;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 use strata_sstable::SeqNo;
 
@@ -41,6 +42,9 @@ struct Pending {
     groups: VecDeque<(SeqNo, Stage)>,
     /// Parked writers and the sequence number each waits for.
     waiters: Vec<(SeqNo, Thread)>,
+    /// Async writers' tasks, by the sequence number they wait for: woken
+    /// a published prefix at a time (thousands of tasks may wait).
+    tasks: BTreeMap<SeqNo, Vec<Waker>>,
     /// A resume waiting for every group's inserts (`wait_inserted`).
     inserts_waiter: Option<Thread>,
 }
@@ -63,6 +67,7 @@ impl Publisher {
                     front_id: 0,
                     groups: VecDeque::with_capacity(64),
                     waiters: Vec::with_capacity(64),
+                    tasks: BTreeMap::new(),
                     inserts_waiter: None,
                 },
             ),
@@ -82,9 +87,12 @@ impl Publisher {
     /// group at the front. A group [`publish_all`](Self::publish_all)
     /// already published is left alone.
     pub fn complete(&self, id: u64) {
-        let mut p = self.pending.lock();
-        Self::set_stage(&mut p, id, Stage::Complete);
-        self.advance(&mut p);
+        let ready = {
+            let mut p = self.pending.lock();
+            Self::set_stage(&mut p, id, Stage::Complete);
+            self.advance(&mut p)
+        };
+        ready.into_iter().for_each(Waker::wake);
     }
 
     /// The last published sequence number.
@@ -144,16 +152,22 @@ impl Publisher {
     /// applied). REQUIRES: no group is being registered (the caller leads
     /// the write queue).
     pub fn publish_all(&self) {
-        let mut p = self.pending.lock();
-        for g in p.groups.iter_mut() {
-            g.1 = Stage::Complete;
-        }
-        self.advance(&mut p);
+        let ready = {
+            let mut p = self.pending.lock();
+            for g in p.groups.iter_mut() {
+                g.1 = Stage::Complete;
+            }
+            self.advance(&mut p)
+        };
+        ready.into_iter().for_each(Waker::wake);
     }
 
     /// Advance `visible` over the finished groups at the front and wake
-    /// the waiters that now see their writes.
-    fn advance(&self, p: &mut Pending) {
+    /// the threads that now see their writes; returns the tasks that do,
+    /// for the caller to wake once the lock is released (a waker's wake,
+    /// or its drop, may run code that re-enters the engine).
+    #[must_use = "the tasks must be woken"]
+    fn advance(&self, p: &mut Pending) -> Vec<Waker> {
         let mut advanced = None;
         while let Some(&(last, Stage::Complete)) = p.groups.front() {
             p.groups.pop_front();
@@ -174,17 +188,60 @@ impl Publisher {
                 }
                 !ready
             });
+            if !p.tasks.is_empty() {
+                let later = p.tasks.split_off(&(last + 1));
+                let ready = std::mem::replace(&mut p.tasks, later);
+                return ready.into_values().flatten().collect();
+            }
         }
+        Vec::new()
     }
 
     /// Wake every parked waiter (an error ended the waits).
     pub fn wake_all(&self) {
-        let mut p = self.pending.lock();
-        for (_, thread) in p.waiters.drain(..) {
-            thread.unpark();
+        let tasks = {
+            let mut p = self.pending.lock();
+            for (_, thread) in p.waiters.drain(..) {
+                thread.unpark();
+            }
+            if let Some(t) = &p.inserts_waiter {
+                t.unpark();
+            }
+            std::mem::take(&mut p.tasks)
+        };
+        // Woken (and dropped) with the lock released, as in `complete`.
+        tasks.into_values().flatten().for_each(Waker::wake);
+    }
+
+    /// [`wait_visible`](Self::wait_visible) for a task: ready once
+    /// `visible >= seq` or `stop` reports an error; otherwise `waker` is
+    /// woken when either may have changed.
+    pub fn poll_visible(
+        &self,
+        seq: SeqNo,
+        waker: &Waker,
+        stop: impl Fn() -> Option<crate::Error>,
+    ) -> Poll<crate::Result<()>> {
+        if self.visible.load(Ordering::Acquire) >= seq {
+            return Poll::Ready(Ok(()));
         }
-        if let Some(t) = &p.inserts_waiter {
-            t.unpark();
+        {
+            let mut p = self.pending.lock();
+            // Under the lock `advance` publishes under, as in `wait_visible`.
+            if self.visible.load(Ordering::Acquire) >= seq {
+                return Poll::Ready(Ok(()));
+            }
+            let wakers = p.tasks.entry(seq).or_default();
+            // Once per task, however often it is polled.
+            if !wakers.iter().any(|w| w.will_wake(waker)) {
+                wakers.push(waker.clone());
+            }
+        }
+        // Asked once registered: an error recorded later wakes the task
+        // (`wake_all`).
+        match stop() {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Pending,
         }
     }
 
@@ -242,6 +299,52 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A waker whose wake re-enters the publisher (as a task's wake or
+    /// drop may, through the engine): wakes it once.
+    struct Reenter {
+        publisher: std::sync::Arc<Publisher>,
+        woken: std::sync::atomic::AtomicUsize,
+    }
+
+    impl std::task::Wake for Reenter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.woken.fetch_add(1, Ordering::SeqCst);
+            self.publisher.wake_all();
+        }
+    }
+
+    /// Tasks are woken with the publisher's lock released: a wake that
+    /// takes it again (here `wake_all`) neither deadlocks nor trips the
+    /// lock order. Polled twice, the task is woken once.
+    #[test]
+    fn tasks_are_woken_outside_the_lock_once_each() {
+        use std::sync::Arc;
+        let publisher = Arc::new(Publisher::new(0));
+        let id = publisher.register(1);
+        let reenter = Arc::new(Reenter {
+            publisher: Arc::clone(&publisher),
+            woken: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let waker = Waker::from(Arc::clone(&reenter));
+        for _ in 0..2 {
+            assert!(publisher.poll_visible(1, &waker, || None).is_pending());
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        let completer = {
+            let publisher = Arc::clone(&publisher);
+            std::thread::spawn(move || {
+                publisher.complete(id);
+                let _ = done.send(());
+            })
+        };
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("completing deadlocked in the task's wake");
+        completer.join().expect("completer");
+        assert_eq!(reenter.woken.load(Ordering::SeqCst), 1);
+        assert!(publisher.poll_visible(1, &waker, || None).is_ready());
+    }
 
     /// Regression: `stop` records a background error, which wakes every
     /// waiter through the publisher's lock. Called under that lock, it

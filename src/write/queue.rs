@@ -16,6 +16,16 @@
 //! While the leader waits out a stall, the queue is marked stalled and a
 //! `no_slowdown` writer that arrives fails at once instead of queueing
 //! behind the stall (RocksDB's write-stall barrier in `LinkOne`).
+//!
+//! An async writer leads from its task's polls (`async_write.rs`), and a
+//! task may not be polled for a while, or ever (its executor thread busy,
+//! or blocked in a blocking call). A blocking writer must never wait for
+//! that: while leadership sits with a task between polls (handed to it
+//! and not yet claimed by its poll, or held by it parked in a write
+//! stall), a blocking writer that waits or arrives takes it over and
+//! leads the task's group on its own thread before its own
+//! (`proxy.rs`); the task, polled later, finds itself a member of that
+//! group.
 
 use super::backoff::Backoff;
 use super::writer::{Ask, Member, Writer, WriterState};
@@ -30,13 +40,39 @@ const SMALL_LEADER_BYTES: usize = 128 << 10;
 
 #[derive(Default)]
 struct QueueState {
-    waiting: VecDeque<Member>,
+    waiting: Waiting,
     leader_active: bool,
     /// The leader is waiting out a write stall (`begin_stall`).
     stalled: bool,
     /// Set when a writer panicked: every writer joining from then on
     /// fails with it at once (no leader may be left to serve the queue).
     poisoned: Option<Arc<Error>>,
+    /// Leadership is an async writer's, and its task is between polls: a
+    /// blocking writer may take it over.
+    task_lead: Option<TaskLead>,
+    /// A task's leadership a blocking writer took over: what that writer
+    /// leads first (`take_stolen`), before its own group.
+    stolen: Option<Stolen>,
+}
+
+/// An async writer holding leadership between polls of its task.
+enum TaskLead {
+    /// Handed to it (`hand_off`); its poll has not claimed it yet.
+    Offered(Member),
+    /// Its poll took a group and parked in a write stall (`park_lead`);
+    /// the group is in the writer's `members`.
+    Parked(Arc<Writer>),
+}
+
+/// A task's leadership, taken over by a blocking writer, which leads this
+/// group on its own thread before its own (see `proxy.rs`).
+pub(crate) enum Stolen {
+    /// The group this writer (an async one, put back in `Queued`) heads,
+    /// to be formed from the front of the queue.
+    Offered(Member),
+    /// The group this writer (an async one, put back in `Queued`) took
+    /// before it parked: its `members`, itself first.
+    Parked(Arc<Writer>),
 }
 
 /// What became of a writer that joined the queue.
@@ -66,29 +102,78 @@ impl WriteQueue {
     /// in a poisoned queue, and with `WriteStall` for a `no_slowdown`
     /// writer arriving during a stall.
     pub fn join(&self, w: &Arc<Writer>, ask: Ask, backoff: Backoff) -> Joined {
-        {
-            let mut q = self.state.lock();
-            if let Some(e) = &q.poisoned {
-                w.slot.lock().error = Some(Error::Background(Arc::clone(e)));
-                w.reset(WriterState::Failed);
-                return Joined::Member(WriterState::Failed);
-            }
-            if !q.leader_active {
-                q.leader_active = true;
-                w.reset(WriterState::Leading);
-                return Joined::Leader;
-            }
-            if q.stalled && ask.no_slowdown {
-                w.slot.lock().error = Some(Error::WriteStall);
-                w.reset(WriterState::Failed);
-                return Joined::Member(WriterState::Failed);
-            }
-            w.reset(WriterState::Queued);
-            q.waiting.push_back(Member::new(Arc::clone(w), ask));
+        if let Some(joined) = self.enter(w, ask, true, || Member::new(Arc::clone(w), ask)) {
+            return joined;
         }
         match w.wait(backoff) {
             WriterState::Leading => Joined::Leader,
             state => Joined::Member(state),
+        }
+    }
+
+    /// Join without waiting (an async writer): `None` when it was queued,
+    /// and then its task is woken through `w.task` when a leader or the
+    /// previous leader moves it on. Fails as [`join`](Self::join) does.
+    pub fn join_task(&self, w: &Arc<Writer>, ask: Ask) -> Option<Joined> {
+        self.enter(w, ask, false, || Member::for_task(Arc::clone(w), ask))
+    }
+
+    /// Lead at once, fail at once, or queue (`None`) as `member()`. A
+    /// blocking writer (`takes_over`) finding leadership with a task
+    /// between polls takes it over and leads (`take_stolen` says what).
+    fn enter(
+        &self,
+        w: &Arc<Writer>,
+        ask: Ask,
+        takes_over: bool,
+        member: impl FnOnce() -> Member,
+    ) -> Option<Joined> {
+        let mut q = self.state.lock();
+        if let Some(e) = &q.poisoned {
+            w.slot.lock().error = Some(Error::Background(Arc::clone(e)));
+            w.reset(WriterState::Failed);
+            return Some(Joined::Member(WriterState::Failed));
+        }
+        if !q.leader_active {
+            q.leader_active = true;
+            w.reset(WriterState::Leading);
+            return Some(Joined::Leader);
+        }
+        if q.stalled && ask.no_slowdown {
+            w.slot.lock().error = Some(Error::WriteStall);
+            w.reset(WriterState::Failed);
+            return Some(Joined::Member(WriterState::Failed));
+        }
+        if takes_over {
+            if let Some(lead) = q.task_lead.take() {
+                q.stolen = Some(Self::take_back(&mut q, lead));
+                w.reset(WriterState::Leading);
+                return Some(Joined::Leader);
+            }
+        }
+        w.reset(WriterState::Queued);
+        q.waiting.push_back(member());
+        None
+    }
+
+    /// Take a queued writer back out of the queue (an async write dropped
+    /// before a leader took it): true if it was still waiting there, and
+    /// so will never be written. False once a leader took it into a group
+    /// or is promoting it: its state is about to change.
+    pub fn withdraw(&self, w: &Arc<Writer>) -> bool {
+        let mut q = self.state.lock();
+        q.waiting
+            .take_first(|m| Arc::ptr_eq(&m.writer, w))
+            .is_some()
+    }
+
+    /// Put writers a leader took but will not sequence back at the front
+    /// of the queue, in their order (an async leader dropped while its
+    /// group waited out a write stall): the next leader takes them.
+    pub fn requeue_front(&self, members: impl DoubleEndedIterator<Item = Member>) {
+        let mut q = self.state.lock();
+        for m in members.rev() {
+            q.waiting.push_front(m);
         }
     }
 
@@ -152,9 +237,7 @@ impl WriteQueue {
     }
 
     fn drain_no_slowdown(q: &mut QueueState) -> Vec<Member> {
-        let (fail, keep): (Vec<_>, Vec<_>) = q.waiting.drain(..).partition(|m| m.ask.no_slowdown);
-        q.waiting = keep.into();
-        fail
+        q.waiting.take_all_of(|m| m.ask.no_slowdown)
     }
 
     /// How many writers wait in the queue (tests hold writers there to
@@ -170,7 +253,7 @@ impl WriteQueue {
         let waiting = {
             let mut q = self.state.lock();
             q.poisoned.get_or_insert_with(|| Arc::clone(error));
-            std::mem::take(&mut q.waiting)
+            std::mem::take(&mut q.waiting).members
         };
         for m in waiting {
             m.fail(Error::Background(Arc::clone(error)));
@@ -182,18 +265,169 @@ impl WriteQueue {
         self.state.lock().poisoned.clone()
     }
 
-    /// Pass leadership to the next queued writer, or mark none active.
+    /// Pass leadership to the next queued writer, or mark none active. An
+    /// async writer's task gets it only if no blocking writer waits: one
+    /// that does leads the task's group in its place, now (see the module
+    /// comment), rather than wait for the task to be polled.
     pub fn hand_off(&self) {
-        let next = {
+        let promoted = {
             let mut q = self.state.lock();
-            let next = q.waiting.pop_front();
-            if next.is_none() {
+            // Called by the one leader, which no task holds between polls.
+            debug_assert!(q.task_lead.is_none() && q.stolen.is_none());
+            let Some(next) = q.waiting.pop_front() else {
                 q.leader_active = false;
+                return;
+            };
+            if !next.is_task() {
+                next.mark(WriterState::Leading);
+                next
+            } else if let Some(proxy) = Self::take_proxy(&mut q) {
+                // The task was never told: it stays `Queued`.
+                q.stolen = Some(Stolen::Offered(next));
+                proxy.mark(WriterState::Leading);
+                proxy
+            } else {
+                // Marked under the lock: a blocking writer taking it over
+                // (`take_back`) must find it `Leading`, not have its
+                // `Queued` overwritten by a late mark.
+                next.mark(WriterState::Leading);
+                q.task_lead = Some(TaskLead::Offered(next.clone()));
+                next
             }
-            next
         };
-        if let Some(m) = next {
-            m.set(WriterState::Leading);
+        promoted.wake();
+    }
+
+    /// An async leader `w` is polled to lead: true if the lead is still
+    /// its own (it was handed to it, or it parked holding it), false if a
+    /// blocking writer took it over meanwhile (then `w` is `Queued` again,
+    /// in the group that writer leads: it waits as a member).
+    pub fn claim_lead(&self, w: &Arc<Writer>) -> bool {
+        let mut q = self.state.lock();
+        let own = match &q.task_lead {
+            Some(TaskLead::Offered(m)) => Arc::ptr_eq(&m.writer, w),
+            Some(TaskLead::Parked(t)) => Arc::ptr_eq(t, w),
+            None => false,
+        };
+        if own {
+            q.task_lead = None;
         }
+        own
+    }
+
+    /// An async leader `w` parks in a write stall holding its group (in
+    /// its `members`) and the stall barrier: true if it keeps leadership
+    /// until a later poll; false if a blocking writer waiting in the queue
+    /// takes the group over now (then `w` is `Queued` again, as in
+    /// [`claim_lead`](Self::claim_lead), and the stall barrier is down
+    /// until that writer meets the stall itself).
+    pub fn park_lead(&self, w: &Arc<Writer>) -> bool {
+        let promoted = {
+            let mut q = self.state.lock();
+            debug_assert!(q.task_lead.is_none() && q.stolen.is_none());
+            let Some(proxy) = Self::take_proxy(&mut q) else {
+                q.task_lead = Some(TaskLead::Parked(Arc::clone(w)));
+                return true;
+            };
+            q.stolen = Some(Self::take_back(&mut q, TaskLead::Parked(Arc::clone(w))));
+            proxy.mark(WriterState::Leading);
+            proxy
+        };
+        promoted.wake();
+        false
+    }
+
+    /// The task's leadership a blocking writer took over when it was
+    /// made leader, if it was: to lead before its own group.
+    pub fn take_stolen(&self) -> Option<Stolen> {
+        self.state.lock().stolen.take()
+    }
+
+    /// Take a task's leadership back: the task is `Queued` again (its next
+    /// claim fails), and the barrier of a parked one comes down.
+    fn take_back(q: &mut QueueState, lead: TaskLead) -> Stolen {
+        match lead {
+            TaskLead::Offered(m) => {
+                m.writer.reset(WriterState::Queued);
+                Stolen::Offered(m)
+            }
+            TaskLead::Parked(t) => {
+                t.reset(WriterState::Queued);
+                q.stalled = false;
+                Stolen::Parked(t)
+            }
+        }
+    }
+
+    /// The first blocking writer waiting, taken out of the queue to lead.
+    fn take_proxy(q: &mut QueueState) -> Option<Member> {
+        if q.waiting.threads == 0 {
+            return None; // no walk through thousands of queued tasks
+        }
+        q.waiting.take_first(|m| !m.is_task())
+    }
+}
+
+/// The queued writers in order, counting the blocking ones (a hand-off to
+/// a task asks whether one waits: with thousands of tasks queued, the
+/// answer must not cost a walk through them).
+#[derive(Default)]
+struct Waiting {
+    members: VecDeque<Member>,
+    /// Members that are not tasks.
+    threads: usize,
+}
+
+impl Waiting {
+    fn count(&mut self, m: &Member, added: bool) {
+        if !m.is_task() {
+            if added {
+                self.threads += 1;
+            } else {
+                self.threads -= 1;
+            }
+        }
+    }
+
+    fn push_back(&mut self, m: Member) {
+        self.count(&m, true);
+        self.members.push_back(m);
+    }
+
+    fn push_front(&mut self, m: Member) {
+        self.count(&m, true);
+        self.members.push_front(m);
+    }
+
+    fn front(&self) -> Option<&Member> {
+        self.members.front()
+    }
+
+    fn pop_front(&mut self) -> Option<Member> {
+        let m = self.members.pop_front()?;
+        self.count(&m, false);
+        Some(m)
+    }
+
+    /// Remove and return the first member `pick` chooses.
+    fn take_first(&mut self, pick: impl Fn(&Member) -> bool) -> Option<Member> {
+        let i = self.members.iter().position(pick)?;
+        let m = self.members.remove(i)?;
+        self.count(&m, false);
+        Some(m)
+    }
+
+    /// Remove and return every member `pick` chooses, the others kept in
+    /// order.
+    fn take_all_of(&mut self, pick: impl Fn(&Member) -> bool) -> Vec<Member> {
+        let (taken, kept): (Vec<_>, Vec<_>) = self.members.drain(..).partition(pick);
+        self.members = kept.into();
+        self.threads = self.members.iter().filter(|m| !m.is_task()).count();
+        taken
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.members.len()
     }
 }

@@ -13,7 +13,7 @@
 //! published, the WAL buffer's positions moved past every record pushed.
 
 use super::pipeline::Leadership;
-use super::spare::SpareWal;
+use super::spare::{SpareWal, WAL_FIRST_BYTES};
 use crate::core::DbInner;
 use crate::error::Result;
 use crate::keyspace::KeyspaceState;
@@ -66,15 +66,19 @@ impl DbInner {
         ) -> Result<Vec<Arc<Version>>>,
     ) -> Result<()> {
         let wp = &self.write_path;
+        // A WAL made here starts small, not as large as the last one grew:
+        // a resume usually follows a full disk, and one that frees room
+        // for the tables should not then fail on the WAL's allocation. It
+        // grows as it fills.
         let wal = match wp.spare.take() {
             // Numbered after the current WAL (see `rotate_memtables`), so
             // after every WAL a memtable logs to.
             Some(spare) if spare.number > wp.wal.wal_number() => spare,
             Some(stale) => {
                 self.remove_spare(stale);
-                self.new_wal()?
+                self.new_wal_of(WAL_FIRST_BYTES)?
             }
-            None => self.new_wal()?,
+            None => self.new_wal_of(WAL_FIRST_BYTES)?,
         };
         let keyspaces = self.keyspaces.load_full();
         let svs: Vec<_> = keyspaces

@@ -5,7 +5,9 @@
 //! `CommitEnv::make_room`; a manual flush asks with `force`.
 
 use super::pipeline::{Leadership, Room};
-use super::spare::{create_wal, SpareWal};
+use super::spare::{create_wal, spare_wal_bytes, SpareWal};
+use super::stall_park::StallPark;
+use super::timer;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
@@ -14,6 +16,7 @@ use crate::memtable::MemTable;
 use crate::read::SuperVersion;
 use crate::version::DEFAULT_KEYSPACE_ID;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 /// What the keyspaces' levels and frozen memtables allow a write, as of
@@ -69,7 +72,9 @@ impl DbInner {
     /// `max_total_wal_size`) pick. With `no_slowdown`, a stall fails with
     /// `WriteStall` instead of waiting.
     pub(crate) fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()> {
-        let mut delayed = false;
+        // An async leader's group may have waited out its delay in an
+        // earlier poll.
+        let mut delayed = leader.delay_served();
         loop {
             // Read before the state it guards: a flush or compaction that
             // finishes after this read but before the stall's wait still
@@ -80,16 +85,24 @@ impl DbInner {
             self.check_bg_error()?;
             let pressure = self.pressure(leader, &room, generation);
             if pressure.stop {
-                leader.stall(room.no_slowdown, || {
-                    self.wait_for_background(None, generation)
+                leader.stall(room.no_slowdown, |park| {
+                    self.wait_for_background(None, generation, park)
                 })?;
                 continue;
             }
             if !delayed && room.bytes > 0 && pressure.slowdown {
                 delayed = true;
-                let slot = self.write_controller.lock().slot_for(room.bytes);
-                leader.stall(room.no_slowdown, || {
-                    self.wait_for_background(Some(slot), generation)
+                // An async leader parked in this delay keeps its deadline
+                // and the progress that ends it early.
+                let (slot, since) = match leader.pending_delay() {
+                    Some(pending) => pending,
+                    None => (
+                        self.write_controller.lock().slot_for(room.bytes),
+                        generation,
+                    ),
+                };
+                leader.stall(room.no_slowdown, |park| {
+                    self.wait_for_background(Some(slot), since, park)
                 })?;
                 continue;
             }
@@ -249,17 +262,27 @@ impl DbInner {
 
     /// A stall's wait: background progress since `generation` was read (a
     /// flush or compaction finishing), or `deadline` when delaying; counts
-    /// the time as stall time.
-    fn wait_for_background(&self, deadline: Option<Instant>, generation: u64) -> Result<()> {
+    /// the time as stall time. An async leader's `park` parks its task
+    /// instead (`Pending`), woken by that progress or at the deadline.
+    fn wait_for_background(
+        &self,
+        deadline: Option<Instant>,
+        generation: u64,
+        park: Option<&mut StallPark>,
+    ) -> Result<Poll<()>> {
         if self.options.inline_background_work {
-            // No thread will make progress for us: do the work here. A
+            // No thread will make progress for us: do the work here (an
+            // async leader too: this mode has no background threads). A
             // delay (deadline) is skipped: time is not simulated.
             if deadline.is_none() && !self.background_step()? {
                 return Err(Error::InvalidArgument(
                     "write stall with no background work to resolve it".into(),
                 ));
             }
-            return Ok(());
+            return Ok(Poll::Ready(()));
+        }
+        if let Some(park) = park {
+            return self.park_for_background(deadline, generation, park);
         }
         let start = Instant::now();
         // A background error ends the wait too: the caller reports it.
@@ -267,7 +290,43 @@ impl DbInner {
             (st.generation != generation || self.check_bg_error().is_err()).then_some(Ok(()))
         });
         self.stats.record_stall(start.elapsed().as_micros() as u64);
-        waited.map(|_| ())
+        waited.map(|_| Poll::Ready(()))
+    }
+
+    /// An async leader's stall: ready if background progress came since
+    /// `generation` was read (or a background error stands, for the caller
+    /// to report), or the delay's `deadline` passed; otherwise its task
+    /// is woken at the next progress or at the deadline.
+    fn park_for_background(
+        &self,
+        deadline: Option<Instant>,
+        generation: u64,
+        park: &mut StallPark,
+    ) -> Result<Poll<()>> {
+        let passed = deadline.is_some_and(|d| Instant::now() >= d);
+        let progressed = if passed {
+            Poll::Ready(())
+        } else {
+            self.bg.poll_for(&park.waker, |st| {
+                (st.generation != generation || self.check_bg_error().is_err()).then_some(Ok(()))
+            })?
+        };
+        if let Some(d) = deadline {
+            if progressed.is_ready() {
+                // Served at its deadline or at progress, as a blocking
+                // leader's delay is; a poll that finds neither (woken for
+                // nothing) parks again.
+                park.delay_served = true;
+                park.delay_pending = None;
+            } else {
+                if !park.timer_armed || park.delay_pending != Some((d, generation)) {
+                    timer::wake_at(d, &park.waker);
+                    park.timer_armed = true;
+                }
+                park.delay_pending = Some((d, generation));
+            }
+        }
+        Ok(progressed)
     }
 
     /// Freeze the active memtables of `which` and start new ones, with a
@@ -345,13 +404,20 @@ impl DbInner {
         Arc::new(MemTable::sized_for(wal_number, size))
     }
 
-    /// A new WAL (created, preallocated, its directory entry synced) and
-    /// the memtable that will log to it.
+    /// A new WAL (created, allocated as large as the last one grew, its
+    /// directory entry synced: `spare.rs`) and the memtable that will log
+    /// to it.
     pub(super) fn new_wal(&self) -> Result<SpareWal> {
+        let size = self.options.write_buffer_size as u64;
+        self.new_wal_of(spare_wal_bytes(self.write_path.last_wal_bytes(), size))
+    }
+
+    /// A new WAL allocated to `initial` bytes at first (if mapped), and
+    /// its memtable.
+    pub(super) fn new_wal_of(&self, initial: u64) -> Result<SpareWal> {
         let number = self.versions.lock().new_file_number()?;
-        let size = self.options.write_buffer_size;
         let mode = self.options.wal_write_mode;
-        let file = create_wal(&*self.fs, &self.dir, number, size as u64, mode)?;
+        let file = create_wal(&*self.fs, &self.dir, number, initial, mode)?;
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
         Ok(SpareWal { number, file, mem })
     }

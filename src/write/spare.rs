@@ -9,6 +9,16 @@
 //! thread, woken by every rotation, makes the next pair ready instead, and
 //! a rotation only swaps it in (or creates one itself if none is ready:
 //! no background threads, or a rotation right after another).
+//!
+//! A mapped WAL is allocated as it grows (`src/fs/mapped_log.rs`), from
+//! what its creator asks for. An idle database should hold little: the
+//! WAL an open starts and a spare made after small WALs (a manual flush,
+//! an idle database) start at [`WAL_FIRST_BYTES`]. A busy database should
+//! not pay for growth on the write path: a spare made after a rotation
+//! starts at the size the WAL it follows reached (at most
+//! `write_buffer_size`, the old fixed preallocation), so it is allocated,
+//! and warmed up by the WAL syncer, before a writer reaches it. A WAL a
+//! resume makes starts small again (`restart.rs`: after a full disk).
 
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
@@ -19,8 +29,23 @@ use crate::options::WalWriteMode;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Create WAL `number` in `dir`, written as `mode` says (preallocated for
-/// `expected_bytes` if mapped), with its directory entry synced: a sync of
+/// What a WAL no rotation has sized starts at, if mapped: small enough
+/// that an open database holding little (two WALs: the one in use and
+/// the spare) takes well under 2 MiB, large enough for a few hundred
+/// small writes before its first growth.
+pub(crate) const WAL_FIRST_BYTES: u64 = 256 << 10;
+
+/// The first allocation of a spare WAL made after the WAL in use reached
+/// `last_wal_bytes`: that much (a busy database's next WAL will too), cut
+/// to `write_buffer_size`, and never below [`WAL_FIRST_BYTES`] (which
+/// wins over a smaller `write_buffer_size`: the WAL an open starts is
+/// that large too).
+pub(crate) fn spare_wal_bytes(last_wal_bytes: u64, write_buffer_size: u64) -> u64 {
+    last_wal_bytes.min(write_buffer_size).max(WAL_FIRST_BYTES)
+}
+
+/// Create WAL `number` in `dir`, written as `mode` says (allocated to
+/// `initial_bytes` if mapped, and grown as appends pass its end), with its directory entry synced: a sync of
 /// the log then makes its records durable with nothing else to wait for.
 /// Used at open and for spares. On failure (a full disk fails the
 /// preallocation after the create) the file is removed, best effort: no
@@ -30,12 +55,12 @@ pub(crate) fn create_wal(
     fs: &dyn FileSystem,
     dir: &Path,
     number: u64,
-    expected_bytes: u64,
+    initial_bytes: u64,
     mode: WalWriteMode,
 ) -> Result<Box<dyn WritableFile>> {
     let path = wal_path(dir, number);
     let created = fs
-        .create_log(&path, expected_bytes, mode.log_kind(fs, dir))
+        .create_log(&path, initial_bytes, mode.log_kind(fs, dir))
         .and_then(|f| fs.sync_dir(dir).map(|_| f));
     created.map_err(|e| {
         let _ = fs.remove(&path);
@@ -43,7 +68,7 @@ pub(crate) fn create_wal(
     })
 }
 
-/// A created, preallocated WAL whose directory entry is durable, and an
+/// A created WAL (allocated, if mapped) whose directory entry is durable, and an
 /// empty memtable that logs to it.
 pub(crate) struct SpareWal {
     pub number: u64,

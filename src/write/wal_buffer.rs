@@ -18,6 +18,12 @@
 //! with `try_lock`; a drainer empties the buffer, releases the lock, then
 //! checks the buffer again and retries if anything arrived. A producer
 //! whose `try_lock` fails therefore knows the holder will see its record.
+//! Every holder of the drain lock keeps that promise, not only the
+//! drainers: the lock is only ever held through a [`DrainGuard`], whose
+//! release looks at the buffer again (a flush, a sync, a rotation, a look
+//! at the WAL number). A blocking writer would escape a broken promise by
+//! its periodic re-check (`WAIT_SLICE`); an async writer's task would not:
+//! it is woken only by the drain that writes its record.
 //!
 //! The buffer also keeps the WAL files a rotation moved past ("retired"):
 //! written in full, synced in the background by the syncer thread, and
@@ -27,9 +33,12 @@
 use super::pipeline::Durability;
 use super::wal_syncer::SyncRequests;
 use crate::fs::WritableFile;
-use crate::lock_order::{Condvar, Level, Mutex};
+use crate::lock_order::{Condvar, Level, Mutex, MutexGuard};
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 /// A wait on progress re-checks its condition at least this often. The
@@ -59,6 +68,89 @@ pub(crate) struct Drain {
     spare: Vec<u8>,
 }
 
+/// The drain lock, held: released, it looks at the buffer again and
+/// drains what was pushed meanwhile if no one else holds the lock (see
+/// the module comment), so a producer whose `try_lock` failed is never
+/// left with its record in the buffer.
+pub(crate) struct DrainGuard<'a> {
+    guard: Option<MutexGuard<'a, Drain>>,
+    wal: &'a WalBuffer,
+}
+
+impl std::ops::Deref for DrainGuard<'_> {
+    type Target = Drain;
+    fn deref(&self) -> &Drain {
+        self.guard.as_deref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for DrainGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Drain {
+        self.guard.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if std::thread::panicking() {
+            // The panic is recorded as a background error, which fails
+            // every waiter; a second panic here would abort.
+            return;
+        }
+        if !self.wal.producer.lock().buf.is_empty() {
+            // A failure is recorded (`fail`) and wakes the waiters.
+            let _ = self.wal.drain_if_idle();
+        }
+    }
+}
+
+/// Tasks waiting for a position, by the position: woken a reached prefix
+/// at a time. A leaf lock (no engine lock is taken under it); the wakers
+/// are woken after it is released.
+#[derive(Default)]
+struct TaskWaiters {
+    written: BTreeMap<u64, Vec<Waker>>,
+    synced: BTreeMap<u64, Vec<Waker>>,
+    /// Work handed over to whoever writes a position out (`when_written`).
+    on_written: BTreeMap<u64, Vec<Arc<OnWritten>>>,
+}
+
+impl TaskWaiters {
+    fn len(&self) -> usize {
+        self.written.len() + self.synced.len() + self.on_written.len()
+    }
+}
+
+/// What to do once a position is written: run once, by whoever sees the
+/// position reached (or the buffer failed) first.
+pub(crate) type WrittenThen = Box<dyn FnOnce(bool) + Send>;
+
+struct OnWritten(parking_lot::Mutex<Option<WrittenThen>>);
+
+impl OnWritten {
+    /// Run it (`true`: written; `false`: the buffer failed first), unless
+    /// someone has.
+    fn run(&self, written: bool) {
+        let then = self.0.lock().take();
+        if let Some(then) = then {
+            then(written);
+        }
+    }
+}
+
+/// The entries in `map` at positions up to `reached`, removed.
+fn take_reached<T>(map: &mut BTreeMap<u64, Vec<T>>, reached: u64) -> Vec<T> {
+    if map.first_key_value().is_none_or(|(&lsn, _)| lsn > reached) {
+        return Vec::new();
+    }
+    let later = map.split_off(&(reached + 1));
+    std::mem::replace(map, later)
+        .into_values()
+        .flatten()
+        .collect()
+}
+
 pub(crate) struct WalBuffer {
     capacity: usize,
     producer: Mutex<Producer>,
@@ -80,6 +172,13 @@ pub(crate) struct WalBuffer {
     /// (a lock and a futex call) when there are none.
     progress_waiters: AtomicUsize,
     progress: Condvar,
+    /// Async writers' tasks waiting for a position (`poll_wait`); counted
+    /// in `progress_waiters` too, so a drain with no waiter of either kind
+    /// still skips the notification.
+    tasks: parking_lot::Mutex<TaskWaiters>,
+    /// Positions tasks wait for (`tasks`' keys): the blocking path looks
+    /// at the task list only when some task waits.
+    task_positions: AtomicUsize,
     /// WAL files the buffer has moved past, written in full but maybe not
     /// synced; the syncer syncs them in the background, and a sync of the
     /// current file first makes sure they are synced (WALs become durable
@@ -129,11 +228,21 @@ impl WalBuffer {
             progress_lock: Mutex::new(Level::WalProgress, ()),
             progress_waiters: AtomicUsize::new(0),
             progress: Condvar::new(),
+            tasks: parking_lot::Mutex::new(TaskWaiters::default()),
+            task_positions: AtomicUsize::new(0),
             retired: Mutex::new(Level::WalRetired, Vec::new()),
             retired_unsynced: AtomicUsize::new(0),
             files_left: AtomicU64::new(0),
             files_left_synced: AtomicU64::new(0),
             retired_synced: Condvar::new(),
+        }
+    }
+
+    /// Take the drain lock, waiting for it.
+    fn lock_drain(&self) -> DrainGuard<'_> {
+        DrainGuard {
+            guard: Some(self.drain.lock()),
+            wal: self,
         }
     }
 
@@ -157,7 +266,7 @@ impl WalBuffer {
             // drainer holds it. Never drop, never grow past the capacity
             // (except for one oversized record into an empty buffer).
             drop(p);
-            let mut d = self.drain.lock();
+            let mut d = self.lock_drain();
             self.drain_locked(&mut d)?;
         }
     }
@@ -207,6 +316,13 @@ impl WalBuffer {
                 self.fail(&e);
                 return Err(e);
             }
+            // A growth of the file: its new pages are warmed up in the
+            // background before the writer reaches them.
+            if self.syncer.is_running() {
+                if let Some(job) = d.file.take_warm_up() {
+                    self.syncer.add_warm_up(job);
+                }
+            }
             self.written.store(end, Ordering::Release);
             self.notify_progress();
         }
@@ -237,14 +353,14 @@ impl WalBuffer {
 
     /// Drain, waiting for the drain lock.
     pub fn drain_all(&self) -> io::Result<()> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         self.drain_locked(&mut d)
     }
 
     /// Drain, then fsync. Everything pushed before the call is durable
     /// when it returns.
     pub fn sync_all(&self) -> io::Result<()> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         self.sync_locked(&mut d)
     }
 
@@ -363,6 +479,154 @@ impl WalBuffer {
         }
     }
 
+    /// [`wait`](Self::wait) for a task: ready once `lsn` has the given
+    /// durability, or `stop` reports an error; otherwise `waker` is woken
+    /// when the position advances or the buffer fails. Never blocks: the
+    /// record is written out here only if no one else holds the drain lock
+    /// (a `write`, no fsync), and a sync is always the syncer thread's.
+    pub fn poll_wait(
+        &self,
+        lsn: u64,
+        durability: Durability,
+        waker: &Waker,
+        stop: impl Fn() -> Option<crate::Error>,
+    ) -> Poll<crate::Result<()>> {
+        let reached = |wal: &Self| match durability {
+            Durability::Buffered => true,
+            Durability::Written => wal.written.load(Ordering::Acquire) >= lsn,
+            Durability::Synced => wal.synced.load(Ordering::Acquire) >= lsn,
+        };
+        if reached(self) {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = stop() {
+            return Poll::Ready(Err(e));
+        }
+        match durability {
+            Durability::Buffered => {}
+            // A failure is reported by `stop` at the next poll.
+            Durability::Written => {
+                let _ = self.drain_if_idle();
+            }
+            Durability::Synced => self.syncer.request(lsn),
+        }
+        if reached(self) {
+            return Poll::Ready(Ok(()));
+        }
+        {
+            let mut tasks = self.tasks.lock();
+            let map = match durability {
+                Durability::Synced => &mut tasks.synced,
+                _ => &mut tasks.written,
+            };
+            let entry = map.entry(lsn).or_default();
+            if entry.is_empty() {
+                // One count per position waited for (see `notify_progress`).
+                self.progress_waiters.fetch_add(1, Ordering::SeqCst);
+                self.task_positions.fetch_add(1, Ordering::SeqCst);
+            }
+            // Once per task, however often it is polled.
+            if !entry.iter().any(|w| w.will_wake(waker)) {
+                entry.push(waker.clone());
+            }
+        }
+        // Registered before the re-check (SeqCst on both sides, as in
+        // `wait`): a notifier that advanced after this look sees us.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if reached(self) {
+            return Poll::Ready(Ok(()));
+        }
+        // Asked again once registered: an error recorded since the first
+        // look woke the tasks registered then (`wake_waiters`), not this
+        // one; one recorded from now on wakes it.
+        match stop() {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Run `then` once everything up to `lsn` is written to the file
+    /// (`then(true)`), or the buffer fails first (`then(false)`): here, if
+    /// it is already, or by whoever writes it out, which a drain of the
+    /// buffer now, or a holder of the drain lock releasing it (see the
+    /// module comment), always does. Never blocks: how an async writer
+    /// hands its group's completion over instead of waiting for its task
+    /// to be polled again. `then` runs with no engine lock held but,
+    /// maybe, the drain lock.
+    pub fn when_written(&self, lsn: u64, then: WrittenThen) {
+        let _ = self.drain_if_idle(); // a failure is `then(false)`, below
+        let reached = |wal: &Self| wal.written.load(Ordering::Acquire) >= lsn;
+        if reached(self) {
+            return then(true);
+        }
+        let once = Arc::new(OnWritten(parking_lot::Mutex::new(Some(then))));
+        {
+            let mut tasks = self.tasks.lock();
+            let entry = tasks.on_written.entry(lsn).or_default();
+            if entry.is_empty() {
+                self.progress_waiters.fetch_add(1, Ordering::SeqCst);
+                self.task_positions.fetch_add(1, Ordering::SeqCst);
+            }
+            entry.push(Arc::clone(&once));
+        }
+        // Registered before the re-check, as in `poll_wait`: either the
+        // drain that reached `lsn` sees it, or this look sees the drain.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if reached(self) {
+            once.run(true);
+        } else if self.failed.load(Ordering::SeqCst) {
+            once.run(false);
+        }
+    }
+
+    /// Wake the tasks whose positions were reached (every one when `all`,
+    /// or when the buffer failed: they then look at their stop condition),
+    /// and run what was handed over to the positions reached (or all of
+    /// it, when the buffer failed).
+    fn wake_tasks(&self, all: bool) {
+        let (ready, then) = {
+            let mut tasks = self.tasks.lock();
+            let before = tasks.len();
+            let failed = self.failed.load(Ordering::Acquire);
+            let ready = if all || failed {
+                let written = std::mem::take(&mut tasks.written);
+                let synced = std::mem::take(&mut tasks.synced);
+                written
+                    .into_values()
+                    .chain(synced.into_values())
+                    .flatten()
+                    .collect()
+            } else {
+                let mut ready = take_reached(&mut tasks.written, self.written());
+                ready.extend(take_reached(&mut tasks.synced, self.synced()));
+                ready
+            };
+            let written = self.written();
+            let then: Vec<(bool, Arc<OnWritten>)> = if failed {
+                let all = std::mem::take(&mut tasks.on_written);
+                // Those reached before the failure are written all the same.
+                all.into_iter()
+                    .flat_map(|(lsn, v)| v.into_iter().map(move |o| (lsn <= written, o)))
+                    .collect()
+            } else {
+                take_reached(&mut tasks.on_written, written)
+                    .into_iter()
+                    .map(|o| (true, o))
+                    .collect()
+            };
+            let removed = before - tasks.len();
+            if removed > 0 {
+                self.progress_waiters.fetch_sub(removed, Ordering::SeqCst);
+                self.task_positions.fetch_sub(removed, Ordering::SeqCst);
+            }
+            (ready, then)
+        };
+        for (written, once) in then {
+            once.run(written);
+        }
+        ready.into_iter().for_each(Waker::wake);
+    }
+
     /// Switch to a new WAL file: write everything to the old one, then
     /// frame from offset 0 of the new file. The old file is synced in the
     /// background by the syncer thread (`background`), or here; either
@@ -375,7 +639,7 @@ impl WalBuffer {
         number: u64,
         background: bool,
     ) -> io::Result<()> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         if !background {
             self.sync_locked(&mut d)?;
         }
@@ -426,7 +690,7 @@ impl WalBuffer {
     /// crash's torn tail (a clean close does this last). Nothing may be
     /// pushed after it.
     pub fn seal(&self) -> io::Result<()> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         self.sync_locked(&mut d)?;
         {
             let mut p = self.producer.lock();
@@ -455,7 +719,7 @@ impl WalBuffer {
     /// REQUIRES: that, and no concurrent `push` (the caller leads the
     /// write queue).
     pub fn restart(&self, file: Box<dyn WritableFile>, number: u64) -> Vec<Box<dyn WritableFile>> {
-        let mut d = self.drain.lock();
+        let mut d = self.lock_drain();
         let mut abandoned = Vec::new();
         {
             // A retired file another thread is syncing is off the list:
@@ -500,7 +764,7 @@ impl WalBuffer {
 
     /// The number of the WAL file records currently go to.
     pub fn wal_number(&self) -> u64 {
-        self.drain.lock().number
+        self.lock_drain().number
     }
 
     pub fn written(&self) -> u64 {
@@ -516,7 +780,7 @@ impl WalBuffer {
         self.synced.load(Ordering::Acquire)
     }
 
-    #[cfg(test)]
+    /// The log position just past the last record pushed.
     pub fn pushed(&self) -> u64 {
         self.producer.lock().pushed
     }
@@ -533,7 +797,7 @@ impl WalBuffer {
 
     /// The warm-up of the file written now.
     pub(super) fn current_warm_up(&self) -> Option<crate::fs::WarmUp> {
-        self.drain.lock().file.warm_up()
+        self.lock_drain().file.warm_up()
     }
 
     fn fail(&self, e: &io::Error) {
@@ -554,6 +818,7 @@ impl WalBuffer {
     /// stop condition (a background error) now.
     pub fn wake_waiters(&self) {
         self.notify_progress();
+        self.wake_tasks(true);
     }
 
     /// Why the buffer stopped, if an append or sync failed.
@@ -597,8 +862,13 @@ impl WalBuffer {
         if self.progress_waiters.load(Ordering::SeqCst) == 0 {
             return;
         }
-        let _g = self.progress_lock.lock();
-        self.progress.notify_all();
+        {
+            let _g = self.progress_lock.lock();
+            self.progress.notify_all();
+        }
+        if self.task_positions.load(Ordering::SeqCst) > 0 {
+            self.wake_tasks(false);
+        }
     }
 
     #[cfg(test)]
@@ -629,6 +899,97 @@ mod tests {
             out.push(rec.data.to_vec());
         }
         out
+    }
+
+    /// A waker that counts its wakes.
+    struct CountWakes(AtomicUsize);
+
+    impl std::task::Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A background error recorded (and its waiters woken) between a
+    /// task's first look at its stop condition and its registration:
+    /// the poll sees it, as it sees one recorded after (which wakes it).
+    #[test]
+    fn a_task_registering_after_an_error_was_recorded_sees_it() {
+        let (_fs, wal) = buffer(1 << 16);
+        let lsn = wal.push(b"record").unwrap();
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let looks = AtomicUsize::new(0);
+        let stop = || {
+            if looks.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Recorded just after this look: its wake finds no task.
+                wal.wake_waiters();
+                return None;
+            }
+            Some(crate::Error::Closed)
+        };
+        // No syncer thread here: a synced position is never reached.
+        let polled = wal.poll_wait(lsn, Durability::Synced, &waker, stop);
+        assert!(
+            matches!(polled, Poll::Ready(Err(crate::Error::Closed)))
+                || wakes.0.load(Ordering::SeqCst) > 0,
+            "the task waits, unwoken, though an error was recorded: {polled:?}"
+        );
+    }
+
+    /// A task polled again while it waits is woken once, not once per
+    /// poll: its waker is kept once.
+    #[test]
+    fn a_task_polled_twice_is_woken_once() {
+        let (_fs, wal) = buffer(1 << 16);
+        let lsn = wal.push(b"record").unwrap();
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        {
+            // Held: the polls cannot write the record out themselves.
+            let _held = wal.drain_lock_for_test();
+            for _ in 0..3 {
+                let polled = wal.poll_wait(lsn, Durability::Written, &waker, || None);
+                assert!(polled.is_pending());
+            }
+        }
+        wal.drain_all().unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(wal
+            .poll_wait(lsn, Durability::Written, &waker, || None)
+            .is_ready());
+    }
+
+    /// Work handed to whoever writes a position out runs once: with
+    /// `true` by the drain that writes it, with `false` when the buffer
+    /// fails first; neither while the position is only pushed.
+    #[test]
+    fn work_handed_over_runs_once_when_written_or_failed() {
+        let (fs, wal) = buffer(1 << 16);
+        let runs = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let then = |runs: &Arc<parking_lot::Mutex<Vec<bool>>>| -> WrittenThen {
+            let runs = Arc::clone(runs);
+            Box::new(move |written| runs.lock().push(written))
+        };
+        let first = wal.push(b"first").unwrap();
+        {
+            // Held: the hand-over cannot write the record out itself.
+            let _held = wal.drain_lock_for_test();
+            wal.when_written(first, then(&runs));
+            assert!(runs.lock().is_empty(), "ran before its record was written");
+        }
+        wal.drain_all().unwrap();
+        assert_eq!(*runs.lock(), [true]);
+        wal.drain_all().unwrap();
+        assert_eq!(*runs.lock(), [true], "ran twice");
+        let second = wal.push(b"second").unwrap();
+        {
+            let _held = wal.drain_lock_for_test();
+            wal.when_written(second, then(&runs));
+        }
+        fs.add_fault(crate::fs::FaultPlan::always(crate::fs::FsOp::Append));
+        assert!(wal.drain_all().is_err());
+        assert_eq!(*runs.lock(), [true, false]);
     }
 
     #[test]

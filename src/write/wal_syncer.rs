@@ -3,13 +3,14 @@
 //! that arrived while the previous fsync ran. It also syncs the WAL files
 //! a rotation retired (in the background, so a rotation does not stall
 //! writers for a whole WAL's fsync), and warms each new WAL file up a step
-//! at a time while no sync is wanted (`WritableFile::warm_up`). A lone
-//! writer syncs inline instead (`WalBuffer::wait`).
+//! at a time while no sync is wanted (`WritableFile::warm_up`), and each
+//! growth of it (`WritableFile::take_warm_up`). A lone writer syncs inline
+//! instead (`WalBuffer::wait`).
 
 use super::wal_buffer::WalBuffer;
 use crate::fs::WarmUp;
 use crate::lock_order::{Condvar, Level, Mutex};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What the syncer thread is asked to do.
 pub(crate) struct SyncRequests {
@@ -17,7 +18,10 @@ pub(crate) struct SyncRequests {
     requested: AtomicU64,
     /// The current file's warm-up, run a step at a time when no sync is
     /// wanted.
-    warm_up: Mutex<Option<WarmUp>>,
+    warm_up: Mutex<WarmUpSlot>,
+    /// The thread runs: warm-ups of growth are worth handing it (without
+    /// it nothing would run them, and they would hold their file open).
+    running: AtomicBool,
     /// Set to stop the thread. The thread waits on `wake` under this lock
     /// for work.
     stop: Mutex<bool>,
@@ -28,7 +32,8 @@ impl Default for SyncRequests {
     fn default() -> Self {
         SyncRequests {
             requested: AtomicU64::new(0),
-            warm_up: Mutex::new(Level::SyncerWarmUp, None),
+            warm_up: Mutex::new(Level::SyncerWarmUp, WarmUpSlot::default()),
+            running: AtomicBool::new(false),
             stop: Mutex::new(Level::SyncerStop, false),
             wake: Condvar::new(),
         }
@@ -52,27 +57,84 @@ impl SyncRequests {
 
     /// The warm-up of a new file, replacing any unfinished one.
     pub fn set_warm_up(&self, job: Option<WarmUp>) {
-        *self.warm_up.lock() = job;
+        let mut slot = self.warm_up.lock();
+        slot.job = job;
+        slot.file += 1;
+    }
+
+    /// Whether the syncer thread runs (and so runs warm-ups).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// The warm-up of the current file's growth, run after any unfinished
+    /// one (which covers the pages the writer reaches first); wakes the
+    /// thread.
+    pub fn add_warm_up(&self, job: WarmUp) {
+        self.warm_up.lock().queue(job);
+        self.wake();
     }
 
     fn requested(&self) -> u64 {
         self.requested.load(Ordering::Acquire)
     }
 
-    /// Run one step of the pending warm-up; true if one ran. A newer
-    /// file's warm-up installed meanwhile replaces this one.
+    /// Run one step of the pending warm-up; true if one ran. The step
+    /// runs outside the lock: a newer file's warm-up installed meanwhile
+    /// replaces the rest of this one, and a growth's added meanwhile runs
+    /// after it.
     fn warm_up_step(&self) -> bool {
-        let Some(mut job) = self.warm_up.lock().take() else {
-            return false;
+        let (mut job, file) = {
+            let mut slot = self.warm_up.lock();
+            let Some(job) = slot.job.take() else {
+                return false;
+            };
+            (job, slot.file)
         };
         if job() {
             let mut slot = self.warm_up.lock();
-            if slot.is_none() {
-                *slot = Some(job);
+            if slot.file == file {
+                let added = slot.job.take();
+                slot.job = Some(job);
+                if let Some(added) = added {
+                    slot.queue(added);
+                }
             }
         }
         true
     }
+}
+
+/// The pending warm-up, and which file it is for.
+#[derive(Default)]
+struct WarmUpSlot {
+    job: Option<WarmUp>,
+    /// Counts `set_warm_up` calls (one per new file), so that a step run
+    /// outside the lock can tell whether its job is still the current
+    /// file's.
+    file: u64,
+}
+
+impl WarmUpSlot {
+    /// Queue `job` after the pending one, if any.
+    fn queue(&mut self, job: WarmUp) {
+        self.job = Some(match self.job.take() {
+            None => job,
+            Some(earlier) => chain(earlier, job),
+        });
+    }
+}
+
+/// `first`'s steps, then `then`'s.
+fn chain(mut first: WarmUp, mut then: WarmUp) -> WarmUp {
+    let mut first_done = false;
+    Box::new(move || {
+        if !first_done {
+            first_done = !first();
+            return true;
+        }
+        then()
+    })
 }
 
 impl WalBuffer {
@@ -89,19 +151,21 @@ impl WalBuffer {
     pub fn run_syncer(&self, woke: &dyn Fn()) {
         let s = &self.syncer;
         s.set_warm_up(self.current_warm_up());
+        s.running.store(true, Ordering::Release);
         loop {
             {
                 let mut stop = s.stop.lock();
                 // A failed buffer waits for `restart` (a resume) or stop.
                 while !*stop
                     && (self.is_failed()
-                        || s.warm_up.lock().is_none()
+                        || s.warm_up.lock().job.is_none()
                             && s.requested() <= self.synced()
                             && self.retired_unsynced() == 0)
                 {
                     s.wake.wait(&mut stop);
                 }
                 if *stop {
+                    s.running.store(false, Ordering::Release);
                     return;
                 }
             }
@@ -180,6 +244,158 @@ mod tests {
         }
         fn warm_up(&self) -> Option<WarmUp> {
             Some((self.make)())
+        }
+    }
+
+    /// A file that grows at its first append: `take_warm_up` then hands
+    /// out `growth`. Its own warm-up reports on `started`.
+    struct Growing {
+        file: Box<dyn WritableFile>,
+        started: std::sync::mpsc::Sender<()>,
+        growth: Option<WarmUp>,
+    }
+
+    impl WritableFile for Growing {
+        fn append(&mut self, data: &[u8]) -> io::Result<()> {
+            self.file.append(data)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.file.flush()
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.file.sync()
+        }
+        fn len(&self) -> u64 {
+            self.file.len()
+        }
+        fn warm_up(&self) -> Option<WarmUp> {
+            let started = self.started.clone();
+            Some(Box::new(move || {
+                let _ = started.send(());
+                false
+            }))
+        }
+        fn take_warm_up(&mut self) -> Option<WarmUp> {
+            (!self.file.is_empty())
+                .then(|| self.growth.take())
+                .flatten()
+        }
+    }
+
+    #[test]
+    fn the_syncer_warms_up_a_growth_of_the_current_file() {
+        let (fs, wal) = buffer(1 << 16);
+        let syncer = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.run_syncer(&|| {}))
+        };
+        let (started, running) = std::sync::mpsc::channel();
+        let (ran, warmed) = std::sync::mpsc::channel();
+        let growth: WarmUp = Box::new(move || {
+            ran.send(()).unwrap();
+            false
+        });
+        let file = Growing {
+            file: fs.create(Path::new("/w/2.log")).unwrap(),
+            started,
+            growth: Some(growth),
+        };
+        wal.switch_file(Box::new(file), 2, true).unwrap();
+        // Bounds on a hang, not synchronisations: the file's own warm-up
+        // runs once the thread runs, and then a drain hands it the growth.
+        running
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the syncer ran the new file's warm-up");
+        wal.push(b"a record that grows the file").unwrap();
+        wal.drain_all().unwrap();
+        warmed
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the syncer ran the growth's warm-up");
+        wal.stop_syncer();
+        syncer.join().unwrap();
+    }
+
+    #[test]
+    fn a_growth_warm_up_runs_after_the_unfinished_one_it_joins() {
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let job = |name: &'static str, steps: usize| -> WarmUp {
+            let (order, mut left) = (Arc::clone(&order), steps);
+            Box::new(move || {
+                order.lock().push(name);
+                left -= 1;
+                left > 0
+            })
+        };
+        let mut both = chain(job("earlier", 2), job("growth", 2));
+        let mut more = Vec::new();
+        for _ in 0..4 {
+            more.push(both());
+        }
+        assert_eq!(*order.lock(), ["earlier", "earlier", "growth", "growth"]);
+        assert_eq!(more, [true, true, true, false]);
+    }
+
+    /// A warm-up job of `steps` steps that records `name` at each; the
+    /// first step reports on `entered` and waits for `go`.
+    fn held_job(
+        order: &Arc<parking_lot::Mutex<Vec<&'static str>>>,
+        name: &'static str,
+        steps: usize,
+        entered: std::sync::mpsc::Sender<()>,
+        go: std::sync::mpsc::Receiver<()>,
+    ) -> WarmUp {
+        let (order, mut left, mut first) = (Arc::clone(order), steps, true);
+        Box::new(move || {
+            if std::mem::take(&mut first) {
+                entered.send(()).unwrap();
+                go.recv().unwrap();
+            }
+            order.lock().push(name);
+            left -= 1;
+            left > 0
+        })
+    }
+
+    #[test]
+    fn a_warm_up_handed_over_during_a_step_runs_after_the_rest_of_the_job_or_replaces_it() {
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let job = |name: &'static str, steps: usize| -> WarmUp {
+            let (order, mut left) = (Arc::clone(&order), steps);
+            Box::new(move || {
+                order.lock().push(name);
+                left -= 1;
+                left > 0
+            })
+        };
+        // While a step of the file's warm-up runs (outside the lock), a
+        // drain adds a growth's: it runs after the rest of the job; or a
+        // new file's is set (or none, for a file with no warm-up): it
+        // replaces the rest.
+        for handed_over in ["growth", "next file", "none"] {
+            order.lock().clear();
+            let requests = Arc::new(SyncRequests::default());
+            let (entered, in_step) = std::sync::mpsc::channel();
+            let (go, wait) = std::sync::mpsc::channel();
+            requests.set_warm_up(Some(held_job(&order, "first", 3, entered, wait)));
+            let stepping = {
+                let requests = Arc::clone(&requests);
+                std::thread::spawn(move || requests.warm_up_step())
+            };
+            in_step.recv().unwrap();
+            match handed_over {
+                "growth" => requests.add_warm_up(job("growth", 1)),
+                "next file" => requests.set_warm_up(Some(job("next file", 1))),
+                _ => requests.set_warm_up(None),
+            }
+            go.send(()).unwrap();
+            assert!(stepping.join().unwrap());
+            while requests.warm_up_step() {}
+            let expected: &[&str] = match handed_over {
+                "growth" => &["first", "first", "first", "growth"],
+                "next file" => &["first", "next file"],
+                _ => &["first"],
+            };
+            assert_eq!(*order.lock(), expected, "handed over: {handed_over}");
         }
     }
 

@@ -18,6 +18,11 @@
 //! that took it into a group, the leader handing leadership on, a leader
 //! failing it at a write stall, or a panic poisoning the queue. Only the
 //! thread that took the writer out of `Queued` sets its next state, once.
+//! One exception: an async writer's `Leading`, while its task has not
+//! taken up the lead (not yet polled, or parked in a write stall), may be
+//! taken back to `Queued`, under the queue's lock, by a blocking writer
+//! that leads its group in its place (`proxy.rs`); the task learns it
+//! when it claims the lead (`WriteQueue::claim_lead`).
 //!
 //! The slot's batch is behind a mutex, but what the pipeline decides by
 //! (the batch's size and record count, the write options) is copied into
@@ -26,6 +31,7 @@
 
 use super::backoff::Backoff;
 use super::group::Group;
+use super::waker_slot::WakerSlot;
 use crate::batch::WriteBatch;
 use crate::error::Error;
 use crate::lock_order::{Level, Mutex};
@@ -137,6 +143,9 @@ pub(crate) struct Writer {
     /// writers' slots).
     pub members: Mutex<Vec<Member>>,
     state: AtomicU8,
+    /// The task to wake when an async writer (`async_write.rs`) leaves
+    /// `Queued`: it registers its waker here before each look at the state.
+    pub task: WakerSlot,
 }
 
 impl Writer {
@@ -153,6 +162,7 @@ impl Writer {
             ),
             members: Mutex::new(Level::WriterMembers, Vec::new()),
             state: AtomicU8::new(WriterState::Queued as u8),
+            task: WakerSlot::default(),
         }
     }
 
@@ -186,20 +196,40 @@ impl Writer {
     }
 }
 
+/// Who waits for a writer's state to change.
+#[derive(Clone)]
+enum Waiter {
+    /// A thread in the blocking API, parked in [`Writer::wait`].
+    Thread(Thread),
+    /// An async writer's task, through its [`Writer::task`] slot.
+    Task,
+}
+
 /// A writer as the queue and its leader hold it: the slot, what it asks,
-/// and the thread to wake.
+/// and who to wake.
+#[derive(Clone)]
 pub(crate) struct Member {
     pub writer: Arc<Writer>,
     pub ask: Ask,
-    thread: Thread,
+    waiter: Waiter,
 }
 
 impl Member {
+    /// A writer whose thread waits (the blocking API).
     pub fn new(writer: Arc<Writer>, ask: Ask) -> Member {
         Member {
             writer,
             ask,
-            thread: std::thread::current(),
+            waiter: Waiter::Thread(std::thread::current()),
+        }
+    }
+
+    /// A writer whose task waits (the async API): woken through its slot.
+    pub fn for_task(writer: Arc<Writer>, ask: Ask) -> Member {
+        Member {
+            writer,
+            ask,
+            waiter: Waiter::Task,
         }
     }
 
@@ -207,9 +237,29 @@ impl Member {
     /// `Queued`, and the caller took it out of the queue (only one thread
     /// may decide its next state).
     pub fn set(&self, state: WriterState) {
+        self.mark(state);
+        self.wake();
+    }
+
+    /// [`set`](Self::set)'s first half: the new state, stored (under the
+    /// queue's lock when the queue may take it back, see
+    /// `WriteQueue::hand_off`), and woken later with [`wake`](Self::wake).
+    pub fn mark(&self, state: WriterState) {
         debug_assert_ne!(state, WriterState::Queued);
         self.writer.state.store(state as u8, Ordering::Release);
-        self.thread.unpark();
+    }
+
+    /// Wake whoever waits for this writer to move on.
+    pub fn wake(&self) {
+        match &self.waiter {
+            Waiter::Thread(thread) => thread.unpark(),
+            Waiter::Task => self.writer.task.wake(),
+        }
+    }
+
+    /// An async writer's (its task waits, not a thread).
+    pub fn is_task(&self) -> bool {
+        matches!(self.waiter, Waiter::Task)
     }
 
     /// Give the writer its place in `group` and wake it to insert.

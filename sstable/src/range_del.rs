@@ -41,6 +41,15 @@ pub struct RangeTombstone {
 }
 
 impl RangeTombstone {
+    /// `[start, end)@seqno`, copying the keys (`end` `None`: no end).
+    pub fn new(start: &[u8], end: Option<&[u8]>, seqno: SeqNo) -> RangeTombstone {
+        RangeTombstone {
+            start: Bytes::copy_from_slice(start),
+            end: end.map(Bytes::copy_from_slice),
+            seqno,
+        }
+    }
+
     /// Whether the range holds no key (`start >= end`). Such a tombstone
     /// deletes nothing; the fragmenter drops it.
     pub fn is_empty_range(&self) -> bool {
@@ -356,11 +365,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn t(start: &str, end: Option<&str>, seqno: SeqNo) -> RangeTombstone {
-        RangeTombstone {
-            start: Bytes::copy_from_slice(start.as_bytes()),
-            end: end.map(|e| Bytes::copy_from_slice(e.as_bytes())),
-            seqno,
-        }
+        RangeTombstone::new(start.as_bytes(), end.map(str::as_bytes), seqno)
     }
 
     /// A stack as owned parts: start, end, seqnos.

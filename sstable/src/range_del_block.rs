@@ -131,11 +131,7 @@ mod tests {
     use bytes::Bytes;
 
     fn t(start: &str, end: Option<&str>, seqno: SeqNo) -> RangeTombstone {
-        RangeTombstone {
-            start: Bytes::copy_from_slice(start.as_bytes()),
-            end: end.map(|e| Bytes::copy_from_slice(e.as_bytes())),
-            seqno,
-        }
+        RangeTombstone::new(start.as_bytes(), end.map(str::as_bytes), seqno)
     }
 
     fn origin(file_offset: u64) -> Origin {

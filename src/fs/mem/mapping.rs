@@ -5,7 +5,8 @@
 //! page dirty. Each store is one filesystem operation ([`FsOp::Append`]),
 //! so a simulated crash or an injected fault can stop a copy between two
 //! pages, as a kill in a page fault does; a store past the file's end
-//! (the file was cut under the mapping) fails where the OS raises SIGBUS.
+//! (not yet allocated, or cut under the mapping) fails where the OS
+//! raises SIGBUS.
 //! A quota (`quota.rs`) refuses a preallocation that does not fit, and a
 //! store only when the files already take more than the limit.
 
@@ -53,9 +54,11 @@ impl LogBackend for MemMapping {
         )
     }
 
-    fn map(&mut self) -> io::Result<()> {
-        let len = self.handle.with_inode(None, |inode| inode.len())?;
-        self.mapped_len = Some(len as u64);
+    fn map(&mut self, len: u64) -> io::Result<()> {
+        // Only a live handle maps; the length may pass the file's end (a
+        // reservation), where a store fails as the OS's SIGBUS would.
+        self.handle.with_inode(None, |_| ())?;
+        self.mapped_len = Some(len);
         Ok(())
     }
 
@@ -67,7 +70,8 @@ impl LogBackend for MemMapping {
         self.mapped_len
     }
 
-    fn mapping(&mut self) -> Option<&mut MemMapping> {
+    fn mapping(&mut self, allocated: u64) -> Option<&mut MemMapping> {
+        let _ = allocated; // a store checks the file's end itself
         self.mapped_len.is_some().then_some(self)
     }
 
@@ -143,6 +147,7 @@ impl PageWarmer for MemWarmer {
 #[cfg(test)]
 mod tests {
     use crate::fs::{FaultPlan, FileSystem, FsOp, LogKind, MemFileSystem, UnsyncedData};
+    use std::io;
     use std::path::{Path, PathBuf};
 
     const KINDS: [LogKind; 2] = [LogKind::MemoryMapped, LogKind::Write];
@@ -175,9 +180,10 @@ mod tests {
             let live = fs.read(&path).unwrap();
             assert!(live[..expected.len()] == expected[..], "{kind:?}");
             match kind {
-                // Preallocated (1 MiB, then doubled), zeros past the records.
+                // Allocated ahead of the records in whole pages (grown
+                // from one page), zeros past them.
                 LogKind::MemoryMapped => {
-                    assert!(live.len() >= 1 << 20 && live.len() > expected.len());
+                    assert!(live.len() > expected.len() && live.len().is_multiple_of(4096));
                     assert!(live[expected.len()..].iter().all(|&b| b == 0));
                 }
                 LogKind::Write => assert_eq!(live.len(), expected.len()),
@@ -242,7 +248,10 @@ mod tests {
     fn a_crash_stops_a_mapped_copy_between_pages() {
         for seed in 0..20 {
             let (fs, path) = new_fs();
-            let mut log = fs.create_log(&path, 4096, LogKind::MemoryMapped).unwrap();
+            // Allocated for every store below: no growth between them.
+            let mut log = fs
+                .create_log(&path, 5 * 4096, LogKind::MemoryMapped)
+                .unwrap();
             fs.sync_dir(Path::new("/d")).unwrap();
             log.append(&[1; 100]).unwrap();
             log.sync().unwrap();
@@ -271,7 +280,10 @@ mod tests {
     #[test]
     fn a_failed_store_leaves_the_earlier_pages_visible() {
         let (fs, path) = new_fs();
-        let mut log = fs.create_log(&path, 4096, LogKind::MemoryMapped).unwrap();
+        // Room for the append without growing (no preallocation counted).
+        let mut log = fs
+            .create_log(&path, 8 * 4096, LogKind::MemoryMapped)
+            .unwrap();
         // The first page's store succeeds, the second's fails.
         fs.add_fault(FaultPlan {
             path_contains: Some("000001.log".into()),
@@ -314,5 +326,194 @@ mod tests {
         assert_eq!(&fs.read(&path).unwrap()[..4], b"abc\0");
         fs.crash();
         assert!(!job(), "the job goes on on a stopped machine");
+    }
+
+    /// The file's length after each append, and the bytes appended.
+    fn grow_by_records(
+        log: &mut Box<dyn crate::fs::WritableFile>,
+        fs: &MemFileSystem,
+        path: &Path,
+        bytes: usize,
+    ) -> (Vec<u64>, Vec<u8>) {
+        let (mut sizes, mut expected) = (Vec::new(), Vec::new());
+        let mut n = 0;
+        while expected.len() < bytes {
+            log.append(&record(n)).unwrap();
+            expected.extend(record(n));
+            sizes.push(fs.file_size(path).unwrap());
+            n += 1;
+        }
+        (sizes, expected)
+    }
+
+    #[test]
+    fn a_log_created_small_grows_in_steps_and_reads_back_whole() {
+        let (fs, path) = new_fs();
+        let mut log = fs.create_log(&path, 4096, LogKind::MemoryMapped).unwrap();
+        assert_eq!(fs.file_size(&path).unwrap(), 4096);
+        let (sizes, expected) = grow_by_records(&mut log, &fs, &path, 3 << 20);
+        let mut steps: Vec<u64> = sizes.clone();
+        steps.dedup();
+        assert!(steps.len() >= 8, "3 MiB from one page in {steps:?}");
+        for (written, size) in expected_ends(&expected, &sizes) {
+            // Never behind the records; ahead by a doubling made half a
+            // step early (less than four times the records), or by the
+            // one append that needed more.
+            assert!(
+                size >= written && size < 4 * written + 9000,
+                "{written} in {size}"
+            );
+        }
+        let live = fs.read(&path).unwrap();
+        assert!(live[..expected.len()] == expected[..]);
+        assert!(live[expected.len()..].iter().all(|&b| b == 0));
+        drop(log);
+        assert!(
+            fs.read(&path).unwrap() == expected,
+            "cut to the records on close"
+        );
+    }
+
+    /// (bytes appended, file length) after each append.
+    fn expected_ends(expected: &[u8], sizes: &[u64]) -> Vec<(u64, u64)> {
+        let mut end = 0u64;
+        (0u32..)
+            .zip(sizes)
+            .map(|(n, &size)| {
+                end += record(n).len() as u64;
+                (end, size)
+            })
+            .take_while(|&(end, _)| end <= expected.len() as u64)
+            .collect()
+    }
+
+    #[test]
+    fn a_log_past_its_address_reservation_is_mapped_again_and_reads_back() {
+        let (fs, path) = new_fs();
+        let mut log = fs.create_log(&path, 4096, LogKind::MemoryMapped).unwrap();
+        // Past the 64 MiB reserved at creation, in 1 MiB appends.
+        let chunk = |i: usize| vec![(i % 251) as u8 | 1; 1 << 20];
+        for i in 0..70 {
+            log.append(&chunk(i)).unwrap();
+        }
+        let live = fs.read(&path).unwrap();
+        for i in 0..70 {
+            assert!(live[i << 20..(i + 1) << 20] == chunk(i)[..], "MiB {i}");
+        }
+    }
+
+    #[test]
+    fn a_sync_makes_a_grown_length_durable_and_a_growth_no_sync_covered_may_be_lost() {
+        let mut lost_growth = false;
+        for seed in 0..40 {
+            let (fs, path) = new_fs();
+            let mut log = fs.create_log(&path, 4096, LogKind::MemoryMapped).unwrap();
+            fs.sync_dir(Path::new("/d")).unwrap();
+            // Synced records across several growths, then a growth whose
+            // records no sync covered.
+            let (_, synced) = grow_by_records(&mut log, &fs, &path, 200_000);
+            log.sync().unwrap();
+            let synced_size = fs.file_size(&path).unwrap();
+            let (_, unsynced) = grow_by_records(&mut log, &fs, &path, 300_000);
+            let grown_size = fs.file_size(&path).unwrap();
+            assert!(grown_size > synced_size, "no growth after the sync");
+            fs.crash();
+            drop(log);
+            fs.power_loss(UnsyncedData::KeepRandomPages(seed));
+            let after = fs.read(&path).unwrap();
+            assert!(
+                after.len() as u64 >= synced_size && after[..synced.len()] == synced[..],
+                "seed {seed}: a synced record or the length holding it was lost"
+            );
+            // Each page holds what was appended or what was synced (zeros
+            // past the synced records): a kept or a reverted page.
+            let all = [synced.clone(), unsynced].concat();
+            let version = |upto: usize, at: usize, len: usize| -> Vec<u8> {
+                (at..at + len)
+                    .map(|i| if i < upto { all[i] } else { 0 })
+                    .collect()
+            };
+            for (i, page) in after.chunks(4096).enumerate() {
+                let (at, len) = (i * 4096, page.len());
+                assert!(
+                    *page == version(all.len(), at, len)[..]
+                        || *page == version(synced.len(), at, len)[..],
+                    "seed {seed}: page {i} is neither appended nor synced content"
+                );
+            }
+            lost_growth |= (after.len() as u64) < grown_size;
+        }
+        assert!(lost_growth, "no seed lost the unsynced growth's length");
+    }
+
+    #[test]
+    fn a_full_disk_fails_only_an_append_past_the_allocated_pages_and_that_one_asks_for_them_alone()
+    {
+        let (fs, path) = new_fs();
+        let mib = 1u64 << 20;
+        let mut log = fs
+            .create_log(&path, 2 * mib, LogKind::MemoryMapped)
+            .unwrap();
+        // Not one byte free: every growth fails from here on.
+        fs.set_quota(Some(fs.used_bytes()));
+        // Past half the allocation (where it would grow), up to its end.
+        let chunk = |i: u64| vec![(i % 251) as u8 | 1; 64 << 10];
+        for i in 0..32 {
+            log.append(&chunk(i))
+                .unwrap_or_else(|e| panic!("append {i} fits in the allocated pages: {e}"));
+        }
+        assert_eq!(log.len(), 2 * mib);
+        assert_eq!(fs.file_size(&path).unwrap(), 2 * mib, "grew past the quota");
+        let e = log.append(b"past the end").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        assert_eq!(log.len(), 2 * mib, "a failed append is not counted");
+        // Room for one page, not for a step (2 MiB): the append past the
+        // end gets its page.
+        fs.set_quota(Some(fs.used_bytes() + 4096));
+        log.append(b"past the end").unwrap();
+        assert_eq!(fs.file_size(&path).unwrap(), 2 * mib + 4096);
+        let live = fs.read(&path).unwrap();
+        for i in 0..32 {
+            let at = (i << 16) as usize;
+            assert!(live[at..at + (64 << 10)] == chunk(i)[..], "chunk {i}");
+        }
+        assert_eq!(&live[2 << 20..(2 << 20) + 12], b"past the end");
+        // Room again: the growth deferred by the full disk happens.
+        fs.set_quota(None);
+        log.append(&chunk(99)).unwrap();
+        assert!(fs.file_size(&path).unwrap() > 2 * mib + 4096);
+    }
+
+    #[test]
+    fn a_growth_across_a_warm_up_stride_hands_out_a_warm_up_of_the_new_pages_once() {
+        let (fs, path) = new_fs();
+        let mut log = fs.create_log(&path, 4096, LogKind::MemoryMapped).unwrap();
+        let mut jobs = 0;
+        let mut steps = 0;
+        let mut written = 0;
+        while written < 5 << 20 {
+            log.append(&[9; 64 << 10]).unwrap();
+            written += 64 << 10;
+            if let Some(mut job) = log.take_warm_up() {
+                jobs += 1;
+                steps += 1;
+                while job() {
+                    steps += 1;
+                }
+                assert!(
+                    log.take_warm_up().is_none(),
+                    "the same growth handed out twice"
+                );
+            }
+        }
+        // Grown to 16 MiB (8 MiB were half a step short of 5 MiB): the
+        // first page of each MiB from the second on was warmed, once, by
+        // the growths to 2, 4, 8 and 16 MiB (those below 1 MiB cross no
+        // MiB boundary).
+        assert_eq!(fs.file_size(&path).unwrap(), 16 << 20);
+        assert_eq!(jobs, 4, "warm-ups handed out");
+        assert_eq!(steps, 15, "one step per MiB after the first");
+        let live = fs.read(&path).unwrap();
+        assert!(live[..written].iter().all(|&b| b == 9) && live[written..].iter().all(|&b| b == 0));
     }
 }

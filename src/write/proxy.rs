@@ -1,0 +1,94 @@
+//! A blocking writer leading an async writer's group in its place.
+//!
+//! An async writer leads from its task's polls, and a task may not be
+//! polled for a while, or ever: its executor may be busy, shut down, or
+//! blocked, say in a blocking `put` that waits in the queue behind it (a
+//! single-threaded runtime would then deadlock). So leadership never
+//! waits with a task while a blocking writer waits for it: when it is
+//! handed to a task and a blocking writer waits, when a task parks in a
+//! write stall holding it and one waits, or when one arrives while a task
+//! holds it between polls, the blocking writer takes it over
+//! (`WriteQueue`: `hand_off`, `park_lead`, `enter`) and leads the task's
+//! group here, on its own thread, waiting out a stall if there is one;
+//! then it leads its own group as any leader does. The group is
+//! released as an async leader releases one (`insert_and_release`): its
+//! batches inserted, its members (the task first) moved on to wait for
+//! their own durability and visibility, so the blocking writer waits for
+//! none of them. The task, polled later, finds the lead taken back
+//! (`WriteQueue::claim_lead`) and itself a member of the group.
+//!
+//! A `no_slowdown` writer does not wait out a stall for a group that
+//! asked to wait: at one it puts the group back at the front of the queue
+//! for a leader that may wait, and fails with `WriteStall` as it would in
+//! its own group.
+
+use super::pipeline::{CommitEnv, CommitPipeline};
+use super::queue::Stolen;
+use super::writer::{Member, Writer};
+use crate::error::{Error, Result};
+use crate::hook::HookPoint;
+use std::sync::Arc;
+use std::task::Poll;
+
+impl CommitPipeline {
+    /// Lead `stolen`, an async writer's group, from the blocking writer
+    /// `proxy` that was made leader in its place (see the module comment),
+    /// keeping the lead for `proxy`'s own group. The group's failure is
+    /// its members' (they are told), not `proxy`'s. `Err(WriteStall)`
+    /// only when `proxy_no_slowdown` and the group met a stall it asked to
+    /// wait out: the group went back to the queue and the lead was handed
+    /// on; `proxy` fails.
+    pub(super) fn lead_for_task<E: CommitEnv>(
+        &self,
+        env: &E,
+        proxy: &Arc<Writer>,
+        proxy_no_slowdown: bool,
+        stolen: Stolen,
+    ) -> Result<()> {
+        // Taken out of the task's list before `proxy`'s is locked: both
+        // are member lists, which the lock order does not nest.
+        let parked: Vec<Member> = match &stolen {
+            Stolen::Parked(task) => task.members.lock().drain(..).collect(),
+            Stolen::Offered(_) => Vec::new(),
+        };
+        // `proxy`'s list holds the group, so that a panic here fails its
+        // members still waiting (`panicked`).
+        let mut members = proxy.members.lock();
+        debug_assert!(members.is_empty());
+        match stolen {
+            Stolen::Offered(head) => {
+                self.queue
+                    .take_group(head, self.config.max_group_bytes, &mut members)
+            }
+            Stolen::Parked(_) => members.extend(parked),
+        }
+        if members.is_empty() {
+            return Ok(());
+        }
+        env.hook(HookPoint::WriteGroupLeader);
+        let group_no_slowdown = members[0].ask.no_slowdown;
+        let sequenced =
+            match self.try_sequence(env, &members, None, group_no_slowdown || proxy_no_slowdown) {
+                Poll::Ready(sequenced) => sequenced,
+                // Only a leader with a stall park parks.
+                Poll::Pending => Err(Error::WriteStall),
+            };
+        if proxy_no_slowdown && !group_no_slowdown && matches!(sequenced, Err(Error::WriteStall)) {
+            self.queue.requeue_front(members.drain(..));
+            self.queue.hand_off();
+            return Err(Error::WriteStall);
+        }
+        env.hook(HookPoint::WriteGroupSequenced);
+        let released = Self::insert_and_release(env, None, &members, sequenced);
+        // The list holds the members' slots: emptied before `proxy`
+        // takes its own group into it.
+        members.clear();
+        drop(members);
+        if let Ok((group, true)) = released {
+            // A failure is the group's: held back, recorded as the
+            // background error, which its members meet.
+            let _ = self.complete(env, &group);
+        }
+        Ok(())
+    }
+}
