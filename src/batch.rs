@@ -213,16 +213,7 @@ impl WriteBatch {
         match op.kind {
             ValueKind::Put => self.put_in_id(op.keyspace, op.key, op.value),
             ValueKind::Delete => self.delete_in_id(op.keyspace, op.key),
-            ValueKind::RangeDelete => {
-                self.delete_range_in_id(op.keyspace, op.key, op.range_end());
-                // The only public way to a range delete until tables and
-                // iterators honour them (range-deletes.md §12, commit 7):
-                // encoded, but refused when written.
-                self.note_invalid(|| {
-                    "range deletes are not yet honoured by every read path of this build"
-                        .to_string()
-                });
-            }
+            ValueKind::RangeDelete => self.delete_range_in_id(op.keyspace, op.key, op.range_end()),
         }
     }
 
@@ -312,31 +303,48 @@ impl WriteBatch {
     }
 }
 
-/// Range deletes. Crate-private until reads honour range tombstones in
-/// every source (memtables, tables, iterators: docs/design/range-deletes.md
-/// §12, commit 7); until then only tests call them.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "public once reads honour range deletes")
-)]
+/// Range deletes (RocksDB: `WriteBatch::DeleteRange`).
 impl WriteBatch {
     /// Add a range delete of every key in `range` (in the default
     /// keyspace): each version of each such key written before it is
-    /// deleted, and nothing written after it. An empty range adds nothing; a
-    /// range whose start is after its end makes the write fail with
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument), and
-    /// nothing in the batch is written. RocksDB: `DeleteRange`, which takes
-    /// `start..end` only.
+    /// deleted, and nothing written after it. Any range of byte strings
+    /// works: `a..b`, `a..=b`, `a..` (no end), `..b`, `..`. An empty range
+    /// adds nothing; a range whose start is after its end makes the write
+    /// fail with [`Error::InvalidArgument`](crate::Error::InvalidArgument),
+    /// and nothing in the batch is written. RocksDB:
+    /// `WriteBatch::DeleteRange`, which takes `start..end` only.
     ///
     /// The full range `..` needs its key type named:
     /// `batch.delete_range::<&[u8]>(..)`, or use `delete_prefix(b"")`.
-    pub(crate) fn delete_range<K: AsRef<[u8]>>(&mut self, range: impl RangeBounds<K>) {
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// for k in ["a", "b", "c", "d"] {
+    ///     db.put(k, "v")?;
+    /// }
+    /// let mut batch = strata::WriteBatch::new();
+    /// batch.delete_range("b".."d"); // b and c, not d
+    /// batch.put("c", "new"); // after the range delete: survives it
+    /// db.write(batch)?;
+    /// assert!(db.get("b")?.is_none());
+    /// assert_eq!(db.get("c")?.as_deref(), Some(&b"new"[..]));
+    /// assert!(db.get("d")?.is_some());
+    ///
+    /// let mut inverted = strata::WriteBatch::new();
+    /// inverted.put("e", "v");
+    /// inverted.delete_range("z"..="a");
+    /// assert!(matches!(db.write(inverted), Err(strata::Error::InvalidArgument(_))));
+    /// assert!(db.get("e")?.is_none(), "nothing in the batch was written");
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_range<K: AsRef<[u8]>>(&mut self, range: impl RangeBounds<K>) {
         self.push_span(DEFAULT_KEYSPACE, range_to_span(&range));
     }
 
     /// Add a range delete of every key in `range` in `keyspace` (see
     /// [`delete_range`](Self::delete_range)).
-    pub(crate) fn delete_range_in<K: AsRef<[u8]>>(
+    pub fn delete_range_in<K: AsRef<[u8]>>(
         &mut self,
         keyspace: &crate::Keyspace,
         range: impl RangeBounds<K>,
@@ -346,18 +354,30 @@ impl WriteBatch {
     }
 
     /// Add a range delete of every key starting with `prefix` (in the
-    /// default keyspace); the empty prefix deletes every key.
-    pub(crate) fn delete_prefix(&mut self, prefix: impl AsRef<[u8]>) {
+    /// default keyspace): the range from `prefix` up to the next byte
+    /// string without that prefix. The empty prefix, or one of only 0xff
+    /// bytes, has no such string: the range then has no end (the empty
+    /// prefix deletes every key).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// db.put("user:1", "ada")?;
+    /// db.put("users", "list")?;
+    /// let mut batch = strata::WriteBatch::new();
+    /// batch.delete_prefix("user:");
+    /// db.write(batch)?;
+    /// assert!(db.get("user:1")?.is_none());
+    /// assert!(db.get("users")?.is_some());
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_prefix(&mut self, prefix: impl AsRef<[u8]>) {
         self.push_span(DEFAULT_KEYSPACE, prefix_span(prefix.as_ref()));
     }
 
     /// Add a range delete of every key starting with `prefix` in
     /// `keyspace`.
-    pub(crate) fn delete_prefix_in(
-        &mut self,
-        keyspace: &crate::Keyspace,
-        prefix: impl AsRef<[u8]>,
-    ) {
+    pub fn delete_prefix_in(&mut self, keyspace: &crate::Keyspace, prefix: impl AsRef<[u8]>) {
         self.note_owner(keyspace.db_instance());
         self.push_span(keyspace.id(), prefix_span(prefix.as_ref()));
     }

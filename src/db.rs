@@ -390,26 +390,37 @@ impl Db {
     }
 }
 
-/// Range deletes. Crate-private until reads honour range tombstones in
-/// every source (docs/design/range-deletes.md §12, commit 7); until then
-/// only tests call them.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "public once reads honour range deletes")
-)]
+/// Range deletes (RocksDB: `DeleteRange`).
 impl Db {
     /// Remove every key in `range`: each version written before this call
-    /// is deleted, and nothing written after it. An empty range writes
-    /// nothing; a start after the end is
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument). RocksDB:
-    /// `DeleteRange`, which takes `start..end` only. The full range `..`
-    /// needs its key type named: `db.delete_range::<&[u8]>(..)`.
-    pub(crate) fn delete_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<()> {
+    /// is deleted, and nothing written after it. Takes any range of byte
+    /// strings (`a..b`, `a..=b`, `a..`, `..b`, `..`) and writes one record,
+    /// however many keys the range holds: the deleted keys are dropped
+    /// later, by compaction. An empty range writes nothing; a start after
+    /// the end is [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    /// RocksDB: `DeleteRange`, which takes `start..end` only. The full
+    /// range `..` needs its key type named: `db.delete_range::<&[u8]>(..)`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// for k in ["a", "b", "c", "d"] {
+    ///     db.put(k, "v")?;
+    /// }
+    /// db.delete_range("b".."d")?; // b and c, not d
+    /// assert!(db.get("b")?.is_none() && db.get("c")?.is_none());
+    /// assert!(db.get("a")?.is_some() && db.get("d")?.is_some());
+    /// db.delete_range("c"..)?; // no end
+    /// assert!(db.get("d")?.is_none());
+    /// assert!(db.delete_range("z".."a").is_err(), "inverted");
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<()> {
         self.delete_range_opt(range, &WriteOptions::default())
     }
 
     /// Remove every key in `range` with explicit write options.
-    pub(crate) fn delete_range_opt<K: AsRef<[u8]>>(
+    pub fn delete_range_opt<K: AsRef<[u8]>>(
         &self,
         range: impl RangeBounds<K>,
         opts: &WriteOptions,
@@ -423,17 +434,25 @@ impl Db {
     }
 
     /// Remove every key starting with `prefix` (every key, for the empty
-    /// prefix).
-    pub(crate) fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+    /// prefix), as one range delete: see
+    /// [`WriteBatch::delete_prefix`](crate::WriteBatch::delete_prefix).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// db.put("session:1", "x")?;
+    /// db.put("sessions", "y")?;
+    /// db.delete_prefix("session:")?;
+    /// assert!(db.get("session:1")?.is_none());
+    /// assert!(db.get("sessions")?.is_some());
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
         self.delete_prefix_opt(prefix, &WriteOptions::default())
     }
 
     /// Remove every key starting with `prefix` with explicit write options.
-    pub(crate) fn delete_prefix_opt(
-        &self,
-        prefix: impl AsRef<[u8]>,
-        opts: &WriteOptions,
-    ) -> Result<()> {
+    pub fn delete_prefix_opt(&self, prefix: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
         write_range_delete(
             self.inner(),
             DEFAULT_KEYSPACE_ID,

@@ -162,6 +162,13 @@ impl SnapshotKeyspace<'_> {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        self.inner.snapshots.release(self.seq);
+        // A snapshot between a range tombstone and the keys it covers
+        // keeps a delete-only compaction from dropping them; once it goes,
+        // the compaction is due, and the background threads (which last
+        // looked while it was live) and `wait_for_compactions` must look
+        // again.
+        if self.inner.snapshots.release(self.seq) {
+            self.inner.bg.notify_all();
+        }
     }
 }

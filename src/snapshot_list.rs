@@ -29,14 +29,19 @@ impl SnapshotList {
         seq
     }
 
-    pub fn release(&self, seq: SeqNo) {
+    /// Let go of one snapshot at `seq`; true when it was the last one
+    /// there (the list changed, and with it what compaction may drop).
+    pub fn release(&self, seq: SeqNo) -> bool {
         let mut live = self.live.lock();
-        if let Some(n) = live.get_mut(&seq) {
-            *n -= 1;
-            if *n == 0 {
-                live.remove(&seq);
-            }
+        let Some(n) = live.get_mut(&seq) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            live.remove(&seq);
+            return true;
         }
+        false
     }
 
     /// Sequence numbers of live snapshots, ascending.

@@ -1,19 +1,20 @@
 //! Model test: random operation sequences against strata and a `BTreeMap`,
-//! including snapshots (each with its own copy of the model), flushes and
-//! reopens. Any divergence fails with the shrunk sequence.
+//! including range and prefix deletes (alone and in batches), snapshots
+//! (each with its own copy of the model), flushes and reopens. Any
+//! divergence fails with the shrunk sequence.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::ack_log::{apply, AckLog, Model};
+use common::ack_log::{apply, AckLog, Model, WriteOp};
 use common::keyspaces::KEYSPACES;
 use common::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use strata::fs::MemFileSystem;
-use strata::{Db, Keyspace, WriteBatch};
+use strata::{Db, Error, Keyspace, WriteBatch};
 
 /// How a batch is written. Every kind must be readable at once and survive
 /// a clean close (`Reopen`): unlogged writes too, which the close flushes.
@@ -42,8 +43,14 @@ impl WriteMode {
 enum Op {
     Put(u8, u8, u16),
     Delete(u8, u8),
+    /// `delete_range(k(a)..k(b))`: `a > b` is an invalid argument that
+    /// changes nothing, `a == b` an empty range; `b` = [`NO_END`] is
+    /// `k(a)..`.
+    DeleteRange(u8, u8, u8),
+    /// `delete_prefix` of [`prefix`]`(p)`.
+    DeletePrefix(u8, u8),
     /// A batch across keyspaces, written as the `WriteMode` says.
-    Batch(Vec<(u8, u8, Option<u16>)>, WriteMode),
+    Batch(Vec<BatchItem>, WriteMode),
     /// Move a key's value from one keyspace to another in one batch.
     Move(u8, u8, u8),
     Get(u8, u8),
@@ -60,6 +67,48 @@ enum Op {
     WaitForCompactions,
     DropKeyspace(u8),
     Reopen,
+}
+
+/// One record of an `Op::Batch`, in keyspace `.0`.
+#[derive(Debug, Clone)]
+enum BatchItem {
+    Put(u8, u8, u16),
+    Delete(u8, u8),
+    /// As `Op::DeleteRange`; an inverted one fails the whole batch.
+    DeleteRange(u8, u8, u8),
+}
+
+/// `Op::DeleteRange`'s end meaning no end.
+const NO_END: u8 = 255;
+
+/// The range `Op::DeleteRange(_, a, b)` deletes, in the model's terms:
+/// `Err` for an inverted range.
+fn range_op(a: u8, b: u8) -> Result<WriteOp, ()> {
+    match b {
+        NO_END => Ok(WriteOp::DeleteRange(k(a), None)),
+        b if a <= b => Ok(WriteOp::DeleteRange(k(a), Some(k(b)))),
+        _ => Err(()),
+    }
+}
+
+/// Add `Op::DeleteRange(_, a, b)` to a batch.
+fn add_range(batch: &mut WriteBatch, ks: &Keyspace, a: u8, b: u8) {
+    match b {
+        NO_END => batch.delete_range_in(ks, k(a)..),
+        b => batch.delete_range_in(ks, k(a)..k(b)),
+    }
+}
+
+/// The prefix `Op::DeletePrefix` deletes: one letter (the keys of a
+/// group of eight) for `p < 5`, a whole key for `5 <= p < 45` (its
+/// successor ends in a byte the key space never uses), every key for the
+/// empty prefix otherwise.
+fn prefix(p: u8) -> Vec<u8> {
+    match p {
+        0..5 => vec![b'a' + p],
+        5..45 => k(p - 5),
+        _ => Vec::new(),
+    }
 }
 
 /// Keys from a small space so operations collide; two-byte keys make
@@ -80,14 +129,31 @@ fn keyspace() -> impl Strategy<Value = u8> {
     prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)]
 }
 
+/// The end of a range delete: mostly a key near any start, now and then
+/// no end.
+fn range_end() -> impl Strategy<Value = u8> {
+    prop_oneof![8 => 0u8..40, 1 => Just(NO_END)]
+}
+
+fn batch_item() -> impl Strategy<Value = BatchItem> {
+    let key = 0u8..40;
+    prop_oneof![
+        6 => (keyspace(), key.clone(), any::<u16>()).prop_map(|(s, a, n)| BatchItem::Put(s, a, n)),
+        2 => (keyspace(), key.clone()).prop_map(|(s, a)| BatchItem::Delete(s, a)),
+        1 => (keyspace(), key, range_end()).prop_map(|(s, a, b)| BatchItem::DeleteRange(s, a, b)),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let key = 0u8..40;
     let ks = keyspace;
     prop_oneof![
         8 => (ks(), key.clone(), any::<u16>()).prop_map(|(s, a, b)| Op::Put(s, a, b)),
         3 => (ks(), key.clone()).prop_map(|(s, a)| Op::Delete(s, a)),
+        2 => (ks(), key.clone(), range_end()).prop_map(|(s, a, b)| Op::DeleteRange(s, a, b)),
+        1 => (ks(), 0u8..46).prop_map(|(s, p)| Op::DeletePrefix(s, p)),
         2 => (
-            proptest::collection::vec((ks(), key.clone(), proptest::option::of(any::<u16>())), 0..8),
+            proptest::collection::vec(batch_item(), 0..8),
             prop_oneof![Just(WriteMode::Default), Just(WriteMode::Sync), Just(WriteMode::DisableWal)],
         )
             .prop_map(|(items, mode)| Op::Batch(items, mode)),
@@ -203,22 +269,69 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 h.ks(s).delete(k(key)).unwrap();
                 h.model(s).remove(&k(key));
             }
+            Op::DeleteRange(s, a, b) => {
+                let ks = h.ks(s);
+                let r = match b {
+                    NO_END => ks.delete_range(k(a)..),
+                    b => ks.delete_range(k(a)..k(b)),
+                };
+                match range_op(a, b) {
+                    Ok(w) => {
+                        r.unwrap();
+                        apply(h.model(s), &vec![w]);
+                    }
+                    // The model is unchanged, and so must the database be.
+                    Err(()) => prop_assert!(
+                        matches!(r, Err(Error::InvalidArgument(_))),
+                        "an inverted range gave {:?}",
+                        r
+                    ),
+                }
+            }
+            Op::DeletePrefix(s, p) => {
+                let prefix = prefix(p);
+                h.ks(s).delete_prefix(&prefix).unwrap();
+                h.model(s).retain(|k, _| !k.starts_with(&prefix));
+            }
             Op::Batch(items, mode) => {
                 let mut b = WriteBatch::new();
-                for (s, key, val) in items {
+                // Each keyspace's model as the batch would leave it.
+                let mut after = h.models.clone();
+                let mut inverted = false;
+                for item in items {
+                    let s = match item {
+                        BatchItem::Put(s, ..)
+                        | BatchItem::Delete(s, _)
+                        | BatchItem::DeleteRange(s, ..) => s,
+                    };
                     let ks = h.ks(s);
-                    match val {
-                        Some(n) => {
+                    let model = after.entry(KEYSPACES[usize::from(s)]).or_default();
+                    match item {
+                        BatchItem::Put(_, key, n) => {
                             b.put_in(&ks, k(key), v(key, n));
-                            h.model(s).insert(k(key), v(key, n));
+                            model.insert(k(key), v(key, n));
                         }
-                        None => {
+                        BatchItem::Delete(_, key) => {
                             b.delete_in(&ks, k(key));
-                            h.model(s).remove(&k(key));
+                            model.remove(&k(key));
+                        }
+                        BatchItem::DeleteRange(_, a, e) => {
+                            add_range(&mut b, &ks, a, e);
+                            match range_op(a, e) {
+                                Ok(w) => apply(model, &vec![w]),
+                                Err(()) => inverted = true,
+                            }
                         }
                     }
                 }
-                h.db().write_opt(b, &mode.options()).unwrap();
+                let r = h.db().write_opt(b, &mode.options());
+                if inverted {
+                    // Nothing of the batch is written.
+                    prop_assert!(matches!(r, Err(Error::InvalidArgument(_))), "{:?}", r);
+                } else {
+                    r.unwrap();
+                    h.models = after;
+                }
             }
             Op::Move(from, to, key) if from != to => {
                 let Some(value) = h.model(from).remove(&k(key)) else {
@@ -426,6 +539,8 @@ fn regression_put_then_delete_of_one_key() {
 enum CrashOp {
     Put(u8, u8, u16, bool),
     Delete(u8, u8, bool),
+    /// As `Op::DeleteRange` (inverted ranges are left to `run`).
+    DeleteRange(u8, u8, u8, bool),
     Move(u8, u8, u8, bool),
     Get(u8, u8),
     Range(u8, u8, u8, bool),
@@ -443,6 +558,7 @@ fn crash_op() -> impl Strategy<Value = CrashOp> {
     prop_oneof![
         10 => (ks(), key.clone(), any::<u16>(), sync()).prop_map(|(s, a, b, y)| CrashOp::Put(s, a, b, y)),
         3 => (ks(), key.clone(), sync()).prop_map(|(s, a, y)| CrashOp::Delete(s, a, y)),
+        2 => (ks(), key.clone(), range_end(), sync()).prop_map(|(s, a, b, y)| CrashOp::DeleteRange(s, a, b, y)),
         3 => (ks(), ks(), key.clone(), sync()).prop_map(|(a, b, k, y)| CrashOp::Move(a, b, k, y)),
         3 => (ks(), key.clone()).prop_map(|(s, a)| CrashOp::Get(s, a)),
         2 => (ks(), key.clone(), key.clone(), any::<bool>()).prop_map(|(s, a, b, r)| CrashOp::Range(s, a, b, r)),
@@ -460,7 +576,7 @@ fn crash_op() -> impl Strategy<Value = CrashOp> {
 /// one: synced, followed by a flush of its keyspace or of one written
 /// after it, or by a drop; in between, reads agree with the model.
 fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
-    use common::keyspaces::{drop_write, model_key, scan_keyspaces};
+    use common::keyspaces::{drop_write, model_key, model_range, scan_keyspaces};
     use strata::fs::UnsyncedData;
     use strata::WriteOptions;
     let fs = MemFileSystem::new();
@@ -483,13 +599,29 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
         match op {
             CrashOp::Put(s, key, n, sync) => {
                 ks(s).put_opt(k(key), v(key, n), &opts(sync)).unwrap();
-                let w = vec![(model_key(s.into(), &k(key)), Some(v(key, n)))];
+                let w = vec![WriteOp::Put(model_key(s.into(), &k(key)), v(key, n))];
                 apply(&mut model, &w);
                 acks.acknowledged(w, sync);
             }
             CrashOp::Delete(s, key, sync) => {
                 ks(s).delete_opt(k(key), &opts(sync)).unwrap();
-                let w = vec![(model_key(s.into(), &k(key)), None)];
+                let w = vec![WriteOp::Delete(model_key(s.into(), &k(key)))];
+                apply(&mut model, &w);
+                acks.acknowledged(w, sync);
+            }
+            CrashOp::DeleteRange(s, a, b, sync) => {
+                let (start, end) = match b {
+                    NO_END => (k(a), None),
+                    b => (k(a.min(b)), Some(k(a.max(b)))),
+                };
+                let w = vec![model_range(s.into(), &start, end.as_deref())];
+                match &end {
+                    None => ks(s).delete_range_opt(start.as_slice().., &opts(sync)),
+                    Some(end) => {
+                        ks(s).delete_range_opt(start.as_slice()..end.as_slice(), &opts(sync))
+                    }
+                }
+                .unwrap();
                 apply(&mut model, &w);
                 acks.acknowledged(w, sync);
             }
@@ -502,8 +634,8 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
                 batch.put_in(&ks(to), k(key), &value);
                 d.write_opt(batch, &opts(sync)).unwrap();
                 let w = vec![
-                    (model_key(from.into(), &k(key)), None),
-                    (model_key(to.into(), &k(key)), Some(value)),
+                    WriteOp::Delete(model_key(from.into(), &k(key))),
+                    WriteOp::Put(model_key(to.into(), &k(key)), value),
                 ];
                 apply(&mut model, &w);
                 acks.acknowledged(w, sync);
@@ -533,7 +665,7 @@ fn run_with_power_loss(ops: Vec<CrashOp>) -> Result<(), TestCaseError> {
                 if d.keyspace_names().iter().any(|n| n == name) {
                     handles.remove(&s);
                     d.drop_keyspace(name).unwrap();
-                    let w = drop_write(&model, s.into());
+                    let w = drop_write(s.into());
                     apply(&mut model, &w);
                     acks.acknowledged(w, true);
                 }
@@ -580,7 +712,7 @@ mod ack_log_rule {
     use super::common::ack_log::*;
 
     fn put(k: &str, v: &str) -> Write {
-        vec![(k.into(), Some(v.into()))]
+        vec![WriteOp::Put(k.into(), v.into())]
     }
 
     fn model(pairs: &[(&str, &str)]) -> Model {
@@ -625,5 +757,113 @@ mod ack_log_rule {
         assert!(acks
             .recovered(&model(&[("a", "1"), ("b", "1"), ("c", "1")]))
             .is_ok());
+    }
+}
+
+/// Range deletes in the shared ledger: applied as ranges, checked by the
+/// same prefix rule, made durable by a flush of the keyspace their start
+/// is in, and allowed by salvage to have removed any key in their range.
+mod ack_log_range_deletes {
+    use super::common::ack_log::*;
+    use super::common::keyspaces::{keyspace_range, model_key, model_range};
+    use std::ops::Bound;
+
+    fn model(keys: &[&str]) -> Model {
+        keys.iter()
+            .map(|k| (k.as_bytes().to_vec(), b"v".to_vec()))
+            .collect()
+    }
+
+    fn range(start: &str, end: Option<&str>) -> Write {
+        vec![WriteOp::DeleteRange(start.into(), end.map(Into::into))]
+    }
+
+    #[test]
+    fn a_range_delete_removes_exactly_its_keys() {
+        let mut m = model(&["a", "b", "ba", "c", "d"]);
+        apply(&mut m, &range("b", Some("c")));
+        assert_eq!(m, model(&["a", "c", "d"]));
+        apply(&mut m, &range("c", None));
+        assert_eq!(m, model(&["a"]));
+        // Not after its start: nothing.
+        apply(&mut m, &range("b", Some("a")));
+        assert_eq!(m, model(&["a"]));
+    }
+
+    #[test]
+    fn a_lost_durable_range_delete_fails_and_a_lost_unsynced_one_passes() {
+        let base = model(&["a", "b", "c"]);
+        let mut acks = AckLog::new(base.clone());
+        acks.acknowledged(range("a", Some("c")), true);
+        assert!(acks.recovered(&base).is_err(), "the synced delete was lost");
+
+        let mut acks = AckLog::new(base.clone());
+        acks.acknowledged(range("a", Some("c")), false);
+        let r = acks.recovered(&base).unwrap();
+        assert_eq!((r.prefix, r.acknowledged), (0, 1));
+        // Half a range delete is no prefix.
+        let mut acks = AckLog::new(base);
+        acks.acknowledged(range("a", Some("c")), false);
+        assert!(acks.recovered(&model(&["b", "c"])).is_err());
+    }
+
+    #[test]
+    fn a_flush_makes_a_range_delete_durable_by_its_start_keyspace() {
+        let base: Model = [model_key(1, b"k"), model_key(2, b"k")]
+            .into_iter()
+            .map(|k| (k, b"v".to_vec()))
+            .collect();
+        let mut acks = AckLog::new(base.clone());
+        acks.acknowledged(vec![model_range(1, b"", None)], false);
+        acks.durable_through_last(|k| k[0] == 2);
+        assert!(acks.recovered(&base).is_ok(), "keyspace 2's flush");
+        let mut acks = AckLog::new(base.clone());
+        acks.acknowledged(vec![model_range(1, b"", None)], false);
+        acks.durable_through_last(|k| k[0] == 1);
+        assert!(acks.recovered(&base).is_err(), "keyspace 1's flush");
+    }
+
+    /// Found by the power-loss model: an empty range writes no record,
+    /// so a flush of its keyspace makes nothing before it durable.
+    #[test]
+    fn an_empty_range_makes_nothing_durable() {
+        let mut acks = AckLog::new(Model::new());
+        acks.acknowledged(vec![WriteOp::Put(model_key(0, b"k"), b"v".to_vec())], false);
+        acks.acknowledged(vec![model_range(2, b"a", Some(b"a"))], false);
+        acks.durable_through_last(|k| k[0] == 2);
+        assert!(acks.recovered(&Model::new()).is_ok());
+    }
+
+    #[test]
+    fn a_keyspace_range_round_trips_through_the_model() {
+        let WriteOp::DeleteRange(start, end) = model_range(2, b"a", None) else {
+            unreachable!()
+        };
+        assert_eq!(end.as_deref(), Some(&[3u8][..]), "the next keyspace");
+        let (ks, bounds) = keyspace_range(&start, end.as_deref());
+        assert_eq!(ks, 2);
+        assert_eq!(bounds, (Bound::Included(&b"a"[..]), Bound::Unbounded));
+        let WriteOp::DeleteRange(start, end) = model_range(2, b"a", Some(b"c")) else {
+            unreachable!()
+        };
+        let (_, bounds) = keyspace_range(&start, end.as_deref());
+        assert_eq!(
+            bounds,
+            (Bound::Included(&b"a"[..]), Bound::Excluded(&b"c"[..]))
+        );
+    }
+
+    #[test]
+    fn salvage_may_lose_keys_in_a_later_range_only() {
+        let base = model(&["a", "b", "c"]);
+        let mut acks = AckLog::new(base.clone());
+        acks.acknowledged(range("b", Some("c")), false);
+        assert!(acks.salvaged(&model(&["a", "c"])).is_ok());
+        let mut acks = AckLog::new(base);
+        acks.acknowledged(range("b", Some("c")), false);
+        assert!(
+            acks.salvaged(&model(&["a", "b"])).is_err(),
+            "c is outside the range"
+        );
     }
 }

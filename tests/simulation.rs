@@ -2,9 +2,9 @@
 //! with `inline_background_work` (no threads: flushes and compactions run
 //! as steps of the one simulated thread), driven from a seed.
 //!
-//! Each seed runs a few hundred random operations (writes, batches, reads,
-//! scans in both directions, snapshots, flushes, compactions, clean
-//! reopens) while arming power losses at random points (`crash_after`) and
+//! Each seed runs a few hundred random operations (writes, batches, range
+//! and prefix deletes, alone and in batches, reads, scans in both
+//! directions, snapshots, flushes, compactions, clean reopens) while arming power losses at random points (`crash_after`) and
 //! I/O errors on every kind of filesystem operation. The operations spread
 //! over the default keyspace and three more (`tests/common/keyspaces.rs`),
 //! created on first use and now and then dropped (and later re-created);
@@ -42,8 +42,10 @@
 
 mod common;
 
-use common::ack_log::{apply, AckLog, Model, Write};
-use common::keyspaces::{drop_write, entries_of, model_key, scan_keyspaces, KEYSPACES};
+use common::ack_log::{apply, AckLog, Model, Write, WriteOp};
+use common::keyspaces::{
+    drop_write, entries_of, keyspace_range, model_key, model_range, scan_keyspaces, KEYSPACES,
+};
 use common::Rng;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -97,6 +99,9 @@ struct Figures {
     moves: u64,
     keyspace_drops: u64,
     keyspace_flushes: u64,
+    /// Acknowledged range deletes (alone or in a batch) and prefix deletes.
+    range_deletes: u64,
+    prefix_deletes: u64,
     faults: BTreeMap<String, u64>,
 }
 
@@ -118,6 +123,8 @@ impl Figures {
         self.moves += o.moves;
         self.keyspace_drops += o.keyspace_drops;
         self.keyspace_flushes += o.keyspace_flushes;
+        self.range_deletes += o.range_deletes;
+        self.prefix_deletes += o.prefix_deletes;
         for (k, v) in &o.faults {
             *self.faults.entry(k.clone()).or_default() += v;
         }
@@ -322,7 +329,8 @@ impl Sim {
         let r = self.rng.below(1000);
         let outcome: Result<String, (Error, Option<Write>)> = match r {
             0..=299 => self.write_one(false),
-            300..=379 => self.write_one(true),
+            300..=359 => self.write_one(true),
+            360..=379 => self.delete_range(),
             380..=439 => self.write_batch(),
             440..=469 => self.move_between_keyspaces(),
             470..=589 => self.get().map_err(|e| (e, None)),
@@ -428,10 +436,10 @@ impl Sim {
         let ks = self.pick_keyspace();
         let k = self.rng.below(KEYS);
         let w: Write = if delete {
-            vec![(model_key(ks, &key(k)), None)]
+            vec![WriteOp::Delete(model_key(ks, &key(k)))]
         } else {
             let v = self.value(k);
-            vec![(model_key(ks, &key(k)), Some(v))]
+            vec![WriteOp::Put(model_key(ks, &key(k)), v)]
         };
         self.apply_write(w)
     }
@@ -445,11 +453,14 @@ impl Sim {
         for _ in 0..n {
             let ks = self.pick_keyspace();
             let k = self.rng.below(KEYS);
-            if self.rng.one_in(4) {
-                w.push((model_key(ks, &key(k)), None));
+            if self.rng.one_in(12) {
+                let range = self.pick_range(ks);
+                w.push(range);
+            } else if self.rng.one_in(4) {
+                w.push(WriteOp::Delete(model_key(ks, &key(k))));
             } else {
                 let v = self.value(k);
-                w.push((model_key(ks, &key(k)), Some(v)));
+                w.push(WriteOp::Put(model_key(ks, &key(k)), v));
             }
         }
         self.apply_write(w)
@@ -471,29 +482,80 @@ impl Sim {
         let w: Write = match self.model.get(&model_key(from, &k)).cloned() {
             Some(v) => {
                 self.fig.moves += 1;
-                vec![(model_key(from, &k), None), (model_key(to, &k), Some(v))]
+                vec![
+                    WriteOp::Delete(model_key(from, &k)),
+                    WriteOp::Put(model_key(to, &k), v),
+                ]
             }
             None => {
                 let v = self.value(0);
-                vec![(model_key(from, &k), Some(v))]
+                vec![WriteOp::Put(model_key(from, &k), v)]
             }
         };
         self.apply_write(w)
     }
 
-    fn apply_write(&mut self, w: Write) -> Result<String, (Error, Option<Write>)> {
-        let sync = self.rng.one_in(5);
+    /// A range of keyspace `ks`'s keys as a model range delete, like
+    /// db_stress's `TestDeleteRange`: `[i, i + width)` in key order, the
+    /// width mostly under 16, now and then a tenth of the key space or no
+    /// end at all.
+    fn pick_range(&mut self, ks: usize) -> WriteOp {
+        let start = self.rng.below(KEYS);
+        let width = match self.rng.below(10) {
+            0 => KEYS / 10,
+            1 => return model_range(ks, &key(start), None),
+            _ => 1 + self.rng.below(15),
+        };
+        model_range(ks, &key(start), Some(&key(start + width)))
+    }
+
+    /// A write of one range delete (or, one time in three, a prefix
+    /// delete over the key encoding's prefix: `key001` is keys
+    /// 100..200, `key0012` keys 120..130).
+    fn delete_range(&mut self) -> Result<String, (Error, Option<Write>)> {
+        let ks = self.pick_keyspace();
+        if !self.rng.one_in(3) {
+            let range = self.pick_range(ks);
+            return self.apply_write(vec![range]);
+        }
+        let digits = if self.rng.one_in(2) { 3 } else { 4 };
+        let mut prefix = key(self.rng.below(KEYS));
+        prefix.truncate(3 + digits);
+        // Its successor: the key encoding's digits are never 0xff.
+        let mut end = prefix.clone();
+        *end.last_mut().unwrap() += 1;
+        let w = vec![model_range(ks, &prefix, Some(&end))];
         let mut batch = WriteBatch::new();
-        for (mk, v) in &w {
-            let ks = usize::from(mk[0]);
+        batch.delete_prefix_in(&self.handle(ks).map_err(|e| (e, None))?, &prefix);
+        let r = self.commit(w, batch);
+        if r.is_ok() {
+            self.fig.prefix_deletes += 1;
+        }
+        r
+    }
+
+    fn apply_write(&mut self, w: Write) -> Result<String, (Error, Option<Write>)> {
+        let mut batch = WriteBatch::new();
+        for op in &w {
+            let ks = usize::from(op.first_key()[0]);
             // Opening a keyspace the first time creates it: a MANIFEST
             // write, which may fail; the model holds nothing for it yet.
             let h = self.handle(ks).map_err(|e| (e, None))?;
-            match v {
-                Some(v) => batch.put_in(&h, &mk[1..], v),
-                None => batch.delete_in(&h, &mk[1..]),
+            match op {
+                WriteOp::Put(mk, v) => batch.put_in(&h, &mk[1..], v),
+                WriteOp::Delete(mk) => batch.delete_in(&h, &mk[1..]),
+                WriteOp::DeleteRange(start, end) => {
+                    let (_, bounds) = keyspace_range(start, end.as_deref());
+                    batch.delete_range_in::<&[u8]>(&h, bounds);
+                }
             }
         }
+        self.commit(w, batch)
+    }
+
+    /// Write `batch`, which `w` describes to the model.
+    fn commit(&mut self, w: Write, batch: WriteBatch) -> Result<String, (Error, Option<Write>)> {
+        let sync = self.rng.one_in(5);
         let opts = WriteOptions {
             sync,
             ..Default::default()
@@ -503,9 +565,26 @@ impl Sim {
                 apply(&mut self.model, &w);
                 let keys: Vec<String> = w
                     .iter()
-                    .map(|(k, v)| {
-                        let op = if v.is_some() { "put" } else { "delete" };
-                        format!("{op} {}/{}", KEYSPACES[usize::from(k[0])], short(&k[1..]))
+                    .map(|op| {
+                        let k = op.first_key();
+                        let (what, end) = match op {
+                            WriteOp::Put(..) => ("put", String::new()),
+                            WriteOp::Delete(_) => ("delete", String::new()),
+                            WriteOp::DeleteRange(_, end) => {
+                                self.fig.range_deletes += 1;
+                                // The next keyspace's first model key: no end.
+                                let end = match end.as_deref() {
+                                    Some(e) if e.len() > 1 => short(&e[1..]),
+                                    _ => "+inf".to_owned(),
+                                };
+                                ("delete_range", format!(" .. {end}"))
+                            }
+                        };
+                        format!(
+                            "{what} {}/{}{end}",
+                            KEYSPACES[usize::from(k[0])],
+                            short(&k[1..])
+                        )
                     })
                     .collect();
                 self.acks.acknowledged(w, sync);
@@ -638,7 +717,7 @@ impl Sim {
         if !self.db().keyspace_names().iter().any(|n| n == name) {
             return Ok(format!("no {name} to drop"));
         }
-        let w = drop_write(&self.model, ks);
+        let w = drop_write(ks);
         match self.db().drop_keyspace(name) {
             Ok(()) => {
                 self.handles[ks] = None;
@@ -868,7 +947,7 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
          crash_points_hit={} clean_reopens={} failed_opens={} errors_surfaced={} \
          in_doubt_applied={} in_doubt_dropped={} unsynced_writes_lost={} \
          absolute_consistency_refusals={} moves={} keyspace_drops={} keyspace_flushes={} \
-         seconds={:.1}",
+         range_deletes={} prefix_deletes={} seconds={:.1}",
         t.seeds,
         t.ops,
         t.acked_writes,
@@ -885,6 +964,8 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         t.moves,
         t.keyspace_drops,
         t.keyspace_flushes,
+        t.range_deletes,
+        t.prefix_deletes,
         start.elapsed().as_secs_f64()
     );
     let faults: u64 = t.faults.values().sum();

@@ -1,7 +1,9 @@
 //! The simulation with real threads: several writers and the background
 //! threads (flush, compaction, WAL syncing) on the in-memory filesystem,
 //! writing over four keyspaces (batches span them; some move a value from
-//! one keyspace to another; the main thread flushes one now and then),
+//! one keyspace to another; some range-delete or prefix-delete keys, each
+//! writer only inside its own partition of the key space, `w{t}-`, so its
+//! model stays exact; the main thread flushes one now and then),
 //! the plug pulled at a random moment, power lost keeping a random subset
 //! of unsynced pages, and the recovered state checked against what the
 //! writers were told. Thread scheduling makes a seed's run differ from run
@@ -26,8 +28,8 @@
 
 mod common;
 
-use common::ack_log::{apply, Model, Write};
-use common::keyspaces::{model_key, scan_keyspaces, KEYSPACES};
+use common::ack_log::{apply, Model, Write, WriteOp};
+use common::keyspaces::{model_key, model_range, scan_keyspaces, KEYSPACES};
 use common::Rng;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -115,11 +117,13 @@ fn run_seed(seed: u64) -> Result<String, String> {
                             // A move: gone from one keyspace, in the other.
                             batch.delete_in(&handles[ks], &k);
                             batch.put_in(&handles[to], &k, &v);
-                            write.push((model_key(ks, &k), None));
-                            write.push((model_key(to, &k), Some(v)));
+                            write.push(WriteOp::Delete(model_key(ks, &k)));
+                            write.push(WriteOp::Put(model_key(to, &k), v));
+                        } else if rng.one_in(12) {
+                            write.push(range_delete(&mut rng, &mut batch, &handles[ks], ks, t));
                         } else if rng.one_in(5) {
                             batch.delete_in(&handles[ks], &k);
-                            write.push((model_key(ks, &k), None));
+                            write.push(WriteOp::Delete(model_key(ks, &k)));
                         } else {
                             let len = if rng.one_in(10) {
                                 3000
@@ -129,7 +133,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
                             let mut v = format!("{seed}:{t}:{n}:").into_bytes();
                             v.resize(len as usize, b'a' + (n % 26) as u8);
                             batch.put_in(&handles[ks], &k, &v);
-                            write.push((model_key(ks, &k), Some(v)));
+                            write.push(WriteOp::Put(model_key(ks, &k), v));
                         }
                     }
                     apply(&mut mine, &write);
@@ -193,6 +197,40 @@ fn run_seed(seed: u64) -> Result<String, String> {
     let logs: Vec<Vec<Attempt>> = logs.iter().map(|l| l.lock().unwrap().clone()).collect();
     check(&logs, &recovered).map_err(|e| format!("{e} (after {loss:?}, {writers} writers)"))?;
     Ok(format!("{writers} writers, {pull_after} acks, {loss:?}"))
+}
+
+/// Add a range delete inside writer `t`'s partition of keyspace `ks` to
+/// `batch`, and return it as the model sees it: keys `[a, a + width)`
+/// (width mostly under 16, its end may pass the last key), the ten keys
+/// of a prefix `w{t}-k0{d}`, or the whole partition, prefix `w{t}-`.
+fn range_delete(
+    rng: &mut Rng,
+    batch: &mut WriteBatch,
+    handle: &strata::Keyspace,
+    ks: usize,
+    t: usize,
+) -> WriteOp {
+    let (start, end) = match rng.below(8) {
+        0 => {
+            let d = rng.below(KEYS_PER_WRITER / 10);
+            let prefix = format!("w{t}-k0{d}").into_bytes();
+            batch.delete_prefix_in(handle, &prefix);
+            (prefix, format!("w{t}-k0{}", d + 1).into_bytes())
+        }
+        1 => {
+            let prefix = format!("w{t}-").into_bytes();
+            batch.delete_prefix_in(handle, &prefix);
+            // The successor of the prefix: '-' + 1.
+            (prefix, format!("w{t}.").into_bytes())
+        }
+        _ => {
+            let a = rng.below(KEYS_PER_WRITER);
+            let (start, end) = (key(t, a), key(t, a + 1 + rng.below(15)));
+            batch.delete_range_in(handle, start.as_slice()..end.as_slice());
+            (start, end)
+        }
+    };
+    model_range(ks, &start, Some(&end))
 }
 
 /// The rules in the module comment.

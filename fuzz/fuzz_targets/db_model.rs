@@ -1,6 +1,7 @@
 //! The whole database against a `BTreeMap` model (redb's and sled's model
-//! fuzzers): the input is a sequence of operations (puts, deletes,
-//! batches, sync writes, gets, scans both ways, snapshots, flushes,
+//! fuzzers): the input is a sequence of operations (puts, deletes, range
+//! and prefix deletes, batches, sync writes, gets, scans both ways,
+//! snapshots, flushes,
 //! compactions, clean reopens, power losses, injected I/O errors and crash
 //! points) on the in-memory filesystem with `inline_background_work`, so
 //! each input is deterministic.
@@ -28,8 +29,10 @@ mod ack_log;
 #[path = "../../tests/common/keyspaces.rs"]
 mod keyspaces;
 
-use ack_log::{apply, AckLog, Model, Write};
-use keyspaces::{drop_write, entries_of, model_key, scan_keyspaces, KEYSPACES};
+use ack_log::{apply, AckLog, Model, Write, WriteOp};
+use keyspaces::{
+    drop_write, entries_of, keyspace_range, model_key, model_range, scan_keyspaces, KEYSPACES,
+};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use std::sync::Arc;
@@ -163,16 +166,50 @@ impl State {
     /// Write `w` (model keys: keyspace, then key) as one batch.
     fn write(&mut self, w: Write, sync: bool, seed: u8) {
         let mut batch = WriteBatch::new();
-        for (k, v) in &w {
-            let h = match self.handle(usize::from(k[0])) {
+        for op in &w {
+            let h = match self.handle(usize::from(op.first_key()[0])) {
                 Ok(h) => h,
                 Err(e) => return self.error(e, None, seed),
             };
-            match v {
-                Some(v) => batch.put_in(&h, &k[1..], v),
-                None => batch.delete_in(&h, &k[1..]),
+            match op {
+                WriteOp::Put(k, v) => batch.put_in(&h, &k[1..], v),
+                WriteOp::Delete(k) => batch.delete_in(&h, &k[1..]),
+                WriteOp::DeleteRange(start, end) => {
+                    let (_, bounds) = keyspace_range(start, end.as_deref());
+                    batch.delete_range_in::<&[u8]>(&h, bounds);
+                }
             }
         }
+        self.commit(w, batch, sync, seed);
+    }
+
+    /// A prefix delete in keyspace `ks`, through `delete_prefix`: to the
+    /// model, the range from the prefix to its successor (none for the
+    /// empty prefix).
+    fn delete_prefix(&mut self, ks: usize, prefix: &[u8], sync: bool, seed: u8) {
+        // The handle goes before the write: a failed write reopens the
+        // database, which a handle of the old one would keep alive.
+        let mut batch = WriteBatch::new();
+        match self.handle(ks) {
+            Ok(h) => batch.delete_prefix_in(&h, prefix),
+            Err(e) => return self.error(e, None, seed),
+        }
+        let successor = (!prefix.is_empty()).then(|| {
+            let mut s = prefix.to_vec();
+            // The keys' bytes are letters and digits, never 0xff.
+            *s.last_mut().expect("not empty") += 1;
+            s
+        });
+        self.commit(
+            vec![model_range(ks, prefix, successor.as_deref())],
+            batch,
+            sync,
+            seed,
+        );
+    }
+
+    /// Write `batch`, which `w` describes to the model.
+    fn commit(&mut self, w: Write, batch: WriteBatch, sync: bool, seed: u8) {
         let opts = WriteOptions {
             sync,
             ..Default::default()
@@ -208,12 +245,35 @@ fuzz_target!(|data: &[u8]| {
         ];
         let ks = pick(op);
         match op % 16 {
-            0..=3 => {
+            0..=2 => {
                 s.writes += 1;
-                let w = vec![(model_key(ks, &key(a)), Some(value(b, s.writes)))];
+                let w = vec![WriteOp::Put(model_key(ks, &key(a)), value(b, s.writes))];
                 s.write(w, op & 0x80 != 0, b);
             }
-            4 => s.write(vec![(model_key(ks, &key(a)), None)], op & 0x80 != 0, b),
+            // A range delete or a prefix delete, narrow or wide, by the
+            // low bits of `b`.
+            3 => {
+                let sync = op & 0x80 != 0;
+                match b % 4 {
+                    0 => {
+                        // Up to eight keys on from key(a) (a letter
+                        // wrapping round makes the end the start).
+                        let (lo, hi) = sorted(key(a), key(a.wrapping_add(1 + (b >> 2) % 8)));
+                        s.write(vec![model_range(ks, &lo, Some(&hi))], sync, b);
+                    }
+                    1 => s.write(vec![model_range(ks, &key(a), None)], sync, b),
+                    // The keys of one letter.
+                    2 => s.delete_prefix(ks, &key(a)[..2], sync, b),
+                    // Every key: a prefix with or without a successor.
+                    _ if (b >> 2) & 1 == 0 => s.delete_prefix(ks, b"", sync, b),
+                    _ => s.delete_prefix(ks, b"k", sync, b),
+                }
+            }
+            4 => s.write(
+                vec![WriteOp::Delete(model_key(ks, &key(a)))],
+                op & 0x80 != 0,
+                b,
+            ),
             5 => {
                 // Entry `i` in the keyspace bits 4-6 plus `i` pick.
                 let mut w = Write::new();
@@ -221,10 +281,15 @@ fuzz_target!(|data: &[u8]| {
                     s.writes += 1;
                     let k = key(a.wrapping_add(i.wrapping_mul(7)));
                     let in_ks = pick(op.wrapping_add(i << 4));
-                    w.push((
-                        model_key(in_ks, &k),
-                        (i % 3 != 2).then(|| value(i * 9, s.writes)),
-                    ));
+                    w.push(match i % 3 {
+                        // The sixth entry: a range delete among the rest.
+                        2 if i == 5 => {
+                            let (lo, hi) = sorted(k.clone(), key(a.wrapping_add(40)));
+                            model_range(in_ks, &lo, Some(&hi))
+                        }
+                        2 => WriteOp::Delete(model_key(in_ks, &k)),
+                        _ => WriteOp::Put(model_key(in_ks, &k), value(i * 9, s.writes)),
+                    });
                 }
                 s.write(w, op & 0x80 != 0, b);
             }
@@ -236,8 +301,8 @@ fuzz_target!(|data: &[u8]| {
                 };
                 if let Some(v) = s.model.get(&model_key(ks, &key(a))).cloned() {
                     let w = vec![
-                        (model_key(ks, &key(a)), None),
-                        (model_key(to, &key(a)), Some(v)),
+                        WriteOp::Delete(model_key(ks, &key(a))),
+                        WriteOp::Put(model_key(to, &key(a)), v),
                     ];
                     s.write(w, b & 1 != 0, b);
                 }
@@ -302,7 +367,7 @@ fuzz_target!(|data: &[u8]| {
             10 if op & 0x80 != 0 => {
                 // Drop: durable, with every write before it.
                 if s.db().keyspace_names().iter().any(|n| n == KEYSPACES[ks]) {
-                    let w = drop_write(&s.model, ks);
+                    let w = drop_write(ks);
                     match s.db().drop_keyspace(KEYSPACES[ks]) {
                         Ok(()) => {
                             s.handles[ks] = None;

@@ -195,23 +195,30 @@ impl Keyspace {
     }
 }
 
-/// Range deletes. Crate-private until reads honour range tombstones in
-/// every source (docs/design/range-deletes.md §12, commit 7); until then
-/// only tests call them.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "public once reads honour range deletes")
-)]
+/// Range deletes (RocksDB: `DeleteRange`).
 impl Keyspace {
     /// Remove every key of this keyspace in `range`, as
-    /// [`Db::delete_range`] does in the default keyspace.
-    pub(crate) fn delete_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<()> {
+    /// [`Db::delete_range`] does in the default keyspace; other keyspaces
+    /// keep their keys. RocksDB: `DeleteRange(cf, ..)`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// let users = db.keyspace("users")?;
+    /// users.put("a", "1")?;
+    /// db.put("a", "default")?;
+    /// users.delete_range("a"..="z")?;
+    /// assert!(users.get("a")?.is_none());
+    /// assert!(db.get("a")?.is_some());
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<()> {
         self.delete_range_opt(range, &WriteOptions::default())
     }
 
     /// Remove every key of this keyspace in `range` with explicit write
     /// options.
-    pub(crate) fn delete_range_opt<K: AsRef<[u8]>>(
+    pub fn delete_range_opt<K: AsRef<[u8]>>(
         &self,
         range: impl RangeBounds<K>,
         opts: &WriteOptions,
@@ -222,17 +229,13 @@ impl Keyspace {
     }
 
     /// Remove every key of this keyspace starting with `prefix`.
-    pub(crate) fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
         self.delete_prefix_opt(prefix, &WriteOptions::default())
     }
 
     /// Remove every key of this keyspace starting with `prefix` with
     /// explicit write options.
-    pub(crate) fn delete_prefix_opt(
-        &self,
-        prefix: impl AsRef<[u8]>,
-        opts: &WriteOptions,
-    ) -> Result<()> {
+    pub fn delete_prefix_opt(&self, prefix: impl AsRef<[u8]>, opts: &WriteOptions) -> Result<()> {
         self.state.check_live()?;
         let span = crate::batch::prefix_span(prefix.as_ref());
         crate::db::write_range_delete(self.db.inner(), self.id(), span, opts)

@@ -7,22 +7,75 @@
 //!
 //! Shared by tests/simulation.rs, tests/model.rs and the `db_model` fuzz
 //! target (which includes this file by `#[path]`), so the rule is written
-//! once. It uses nothing but std.
+//! once. It uses nothing but std. A write's operations are puts, deletes
+//! and range deletes, on model keys.
 
 use std::collections::BTreeMap;
 
 /// What the database should hold: key to value.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// One atomic write: puts (`Some`) and deletes (`None`), applied in order.
-pub type Write = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+/// One operation of a write, on model keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    /// Every key `k` with `start <= k < end`; `None`: no end. (Model keys
+    /// carry their keyspace, so a range of one keyspace has an end:
+    /// `keyspaces::model_range`.)
+    DeleteRange(Vec<u8>, Option<Vec<u8>>),
+}
+
+impl WriteOp {
+    /// The key a point operation writes, or where a range starts: with
+    /// model keys, it names the keyspace the operation is in.
+    pub fn first_key(&self) -> &[u8] {
+        match self {
+            WriteOp::Put(k, _) | WriteOp::Delete(k) | WriteOp::DeleteRange(k, _) => k,
+        }
+    }
+
+    /// A range delete whose end is not after its start: the database
+    /// writes no record for it, so it makes nothing durable.
+    pub fn is_empty_range(&self) -> bool {
+        matches!(self, WriteOp::DeleteRange(start, Some(end)) if end <= start)
+    }
+
+    /// Whether this operation writes `key`.
+    pub fn touches(&self, key: &[u8]) -> bool {
+        match self {
+            WriteOp::Put(k, _) | WriteOp::Delete(k) => k.as_slice() == key,
+            WriteOp::DeleteRange(start, end) => in_range(key, start, end.as_deref()),
+        }
+    }
+}
+
+/// `start <= key < end` (`end` `None`: no end).
+pub fn in_range(key: &[u8], start: &[u8], end: Option<&[u8]>) -> bool {
+    start <= key && end.is_none_or(|e| key < e)
+}
+
+/// One atomic write: its operations, applied in order.
+pub type Write = Vec<WriteOp>;
 
 pub fn apply(m: &mut Model, w: &Write) {
-    for (k, v) in w {
-        match v {
-            Some(v) => m.insert(k.clone(), v.clone()),
-            None => m.remove(k),
-        };
+    for op in w {
+        match op {
+            WriteOp::Put(k, v) => {
+                m.insert(k.clone(), v.clone());
+            }
+            WriteOp::Delete(k) => {
+                m.remove(k);
+            }
+            WriteOp::DeleteRange(start, end) => {
+                // Cut out [start, end) and put back what follows it.
+                let mut from_start = m.split_off(start.as_slice());
+                if let Some(end) = end {
+                    let mut after = from_start.split_off(end.as_slice());
+                    m.append(&mut after);
+                }
+            }
+        }
     }
 }
 
@@ -70,15 +123,15 @@ impl AckLog {
     }
 
     /// Every acknowledged write up to the last one holding a key `touched`
-    /// accepts must survive: after a flush of one keyspace, which makes
-    /// its writes durable and, by the prefix rule, all before them, but
-    /// not later writes to other keyspaces.
+    /// accepts (a range delete: its start; an empty range holds none) must
+    /// survive: after a flush of
+    /// one keyspace, which makes its writes durable and, by the prefix
+    /// rule, all before them, but not later writes to other keyspaces.
     pub fn durable_through_last(&mut self, touched: impl Fn(&[u8]) -> bool) {
-        if let Some(i) = self
-            .log
-            .iter()
-            .rposition(|w| w.iter().any(|(k, _)| touched(k)))
-        {
+        if let Some(i) = self.log.iter().rposition(|w| {
+            w.iter()
+                .any(|op| !op.is_empty_range() && touched(op.first_key()))
+        }) {
             self.durable = self.durable.max(i + 1);
         }
     }
@@ -151,7 +204,7 @@ impl AckLog {
                 .take(6)
                 .map(|k| {
                     let writes: Vec<usize> = (0..self.log.len())
-                        .filter(|i| self.log[*i].iter().any(|(wk, _)| wk == k))
+                        .filter(|i| self.log[*i].iter().any(|op| op.touches(k)))
                         .collect();
                     format!(
                     "{:?} (durable: {}, recovered: {}, written by acknowledged writes {writes:?})",
@@ -175,11 +228,19 @@ impl AckLog {
         for w in &self.log[..self.durable] {
             apply(&mut state, w);
         }
-        // Per key: what a later write may have left (None: deleted).
+        // Per key: what a later write may have left (None: deleted), and
+        // the ranges a later write deleted.
         let mut later: BTreeMap<&[u8], Vec<Option<&Vec<u8>>>> = BTreeMap::new();
-        for w in self.log[self.durable..].iter().chain(self.in_doubt.iter()) {
-            for (k, v) in w {
-                later.entry(k.as_slice()).or_default().push(v.as_ref());
+        let mut later_ranges: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+        for op in self.log[self.durable..]
+            .iter()
+            .chain(self.in_doubt.iter())
+            .flatten()
+        {
+            match op {
+                WriteOp::Put(k, v) => later.entry(k.as_slice()).or_default().push(Some(v)),
+                WriteOp::Delete(k) => later.entry(k.as_slice()).or_default().push(None),
+                WriteOp::DeleteRange(start, end) => later_ranges.push((start, end.as_deref())),
             }
         }
         let mut keys: std::collections::BTreeSet<&[u8]> = state.keys().map(Vec::as_slice).collect();
@@ -187,7 +248,9 @@ impl AckLog {
         keys.extend(later.keys().copied());
         for k in keys {
             let have = got.get(k);
-            let allowed = have == state.get(k) || later.get(k).is_some_and(|vs| vs.contains(&have));
+            let allowed = have == state.get(k)
+                || later.get(k).is_some_and(|vs| vs.contains(&have))
+                || (have.is_none() && later_ranges.iter().any(|(s, e)| in_range(k, s, *e)));
             if !allowed {
                 return Err(format!(
                     "salvage left key {:?} with a value no acknowledged write gave it \

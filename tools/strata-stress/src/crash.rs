@@ -82,6 +82,8 @@ pub struct Totals {
     pub logged_writes: u64,
     pub logged_keys: u64,
     pub l0_tables: u64,
+    /// Range deletes in the live WALs, each checked applied on reopen.
+    pub logged_range_deletes: u64,
     /// In-flight batches found in the log, each present after recovery.
     pub in_flight_logged: u64,
     /// Tokens found in exactly one of the two move keyspaces, over all
@@ -264,6 +266,7 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         totals.logged_writes += field("logged_writes")?;
         totals.logged_keys += field("logged_keys")?;
         totals.l0_tables += field("l0_tables")?;
+        totals.logged_range_deletes += field("logged_range_deletes")?;
         totals.in_flight_logged += field("in_flight_logged")?;
         totals.tokens_verified += field("tokens")?;
         totals.token_moves = totals.token_moves.max(field("token_moves")?);

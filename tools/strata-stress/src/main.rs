@@ -191,6 +191,7 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
         sync_one_in: f.sync_one_in.max(1),
         flush_one_in: f.flush_one_in,
         compact_one_in: f.compact_one_in,
+        delete_range_one_in: f.delete_range_one_in,
         value_sizes: f.value_sizes(),
     };
     let counters = workload::run(&db, Arc::new(state.into_shared()), &workload, run)?;
@@ -240,7 +241,8 @@ fn crash_cmd(
     let t = crash::run(&test)?;
     println!(
         "crash test ok: cycles={} sigkills={} kills_before_first_write={} key_writes={} min_cycle_key_writes={} \
-         logged_writes_in_sequence={} logged_keys_applied={} l0_tables_in_sequence={} in_flight_batches_logged={} \
+         logged_writes_in_sequence={} logged_keys_applied={} logged_range_deletes_applied={} l0_tables_in_sequence={} \
+         in_flight_batches_logged={} \
          kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} \
          in_flight_batches={} keys_verified={} range_scans={} tokens_in_one_keyspace={} token_moves={} \
          default_option_opens={} seconds={:.0}",
@@ -251,6 +253,7 @@ fn crash_cmd(
         t.min_cycle_writes.unwrap_or(0),
         t.logged_writes,
         t.logged_keys,
+        t.logged_range_deletes,
         t.l0_tables,
         t.in_flight_logged,
         t.kills_with_strays,

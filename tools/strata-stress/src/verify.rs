@@ -38,6 +38,9 @@ pub struct Report {
     pub logged_writes: u64,
     /// Keys checked to hold their last logged write after the reopen.
     pub logged_keys: u64,
+    /// Range deletes in the live WALs, each checked applied (its range
+    /// holds only keys put after it).
+    pub logged_range_deletes: u64,
     /// L0 tables checked to hold every sequence number of their range.
     pub l0_tables: u32,
     /// In-flight batches found in the live WALs (their record was
@@ -57,7 +60,7 @@ pub struct Report {
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -68,6 +71,7 @@ impl Report {
             self.range_scans,
             self.logged_writes,
             self.logged_keys,
+            self.logged_range_deletes,
             self.l0_tables,
             self.in_flight_logged,
             self.last_seq,
@@ -103,6 +107,7 @@ pub fn verify(
     if let Some(log) = &log {
         report.logged_keys = log.check_applied(&db)?;
         report.logged_writes = log.logged_writes;
+        report.logged_range_deletes = log.range_deletes.len() as u64;
         report.l0_tables = log.l0_tables;
         report.last_seq = log.last_seq;
     }

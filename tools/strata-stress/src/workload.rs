@@ -7,6 +7,11 @@
 //! read of them exactly; reads of other threads' keys are checked for
 //! integrity (the value belongs to the key, its checksum holds).
 //!
+//! A range delete (db_stress's `TestDeleteRange`) covers a run of
+//! consecutive keys, every thread's: it runs alone, holding the write side
+//! of a lock every other operation on the keys holds the read side of, so
+//! each thread's knowledge of its own keys stays exact.
+//!
 //! Besides the default keyspace's keys, threads move tokens between two
 //! other keyspaces in batches across them (`moves.rs`), and flush any of
 //! the three.
@@ -18,6 +23,7 @@ use crate::expected::{AnyError, Pending, SharedState, Slot};
 use crate::moves;
 use crate::rng::Rng;
 use crate::value::{self, ValueId, ValueSizes};
+use parking_lot::RwLock;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,6 +47,9 @@ pub struct Workload {
     pub flush_one_in: u64,
     /// One operation in `compact_one_in` is a compact_range (0: never).
     pub compact_one_in: u64,
+    /// One operation in `delete_range_one_in` is a range or prefix delete
+    /// (0: never).
+    pub delete_range_one_in: u64,
     pub value_sizes: ValueSizes,
 }
 
@@ -61,13 +70,17 @@ pub struct Counters {
     pub flushes: AtomicU64,
     pub compactions: AtomicU64,
     pub moves: AtomicU64,
+    pub range_deletes: AtomicU64,
+    pub prefix_deletes: AtomicU64,
+    /// Keys the range and prefix deletes covered, in all.
+    pub range_deleted_keys: AtomicU64,
 }
 
 impl Counters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={}",
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} range_deletes={} prefix_deletes={} range_deleted_keys={}",
             g(&self.puts),
             g(&self.deletes),
             g(&self.batches),
@@ -77,7 +90,10 @@ impl Counters {
             g(&self.snapshot_reads),
             g(&self.flushes),
             g(&self.compactions),
-            g(&self.moves)
+            g(&self.moves),
+            g(&self.range_deletes),
+            g(&self.prefix_deletes),
+            g(&self.range_deleted_keys)
         )
     }
 }
@@ -89,6 +105,7 @@ pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<C
     let first_write = Arc::new(AtomicBool::new(false));
     let move_keyspaces = moves::open(db)?;
     let tokens = moves::place(db, &move_keyspaces)?;
+    let keys_lock = Arc::new(RwLock::new(()));
     let handles: Vec<_> = (0..w.threads)
         .map(|t| {
             let mut worker = Worker {
@@ -105,6 +122,7 @@ pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<C
                 rng: Rng::new(w.seed ^ (u64::from(t) << 48) ^ run.wrapping_mul(0x2545_f491)),
                 next_batch: (run << 32) | (u64::from(t) << 24),
                 first_write: Arc::clone(&first_write),
+                keys_lock: Arc::clone(&keys_lock),
             };
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
@@ -142,6 +160,10 @@ struct Worker {
     move_keyspaces: [Keyspace; 2],
     /// This thread's tokens: number, keyspace and moves so far.
     tokens: Vec<(u32, (usize, u64))>,
+    /// Held for reading by every operation on the keys and their expected
+    /// state, for writing by a range delete, which covers other threads'
+    /// keys.
+    keys_lock: Arc<RwLock<()>>,
 }
 
 impl Worker {
@@ -184,6 +206,13 @@ impl Worker {
                 self.counters.moves.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            let keys_lock = Arc::clone(&self.keys_lock);
+            if self.w.delete_range_one_in > 0 && self.rng.one_in(self.w.delete_range_one_in) {
+                let _alone = keys_lock.write();
+                self.delete_range()?;
+                continue;
+            }
+            let _shared = keys_lock.read();
             match choice {
                 0..=39 => self.write(1, false)?,
                 40..=49 => self.write(1, true)?,
@@ -264,6 +293,90 @@ impl Worker {
             )?;
             planned.push((i, pending));
         }
+        self.commit(batch, sync, planned)?;
+        let c = &self.counters;
+        match (indices.len(), delete) {
+            (1, true) => c.deletes.fetch_add(1, Ordering::Relaxed),
+            (1, false) => c.puts.fetch_add(1, Ordering::Relaxed),
+            _ => c.batches.fetch_add(1, Ordering::Relaxed),
+        };
+        if sync {
+            c.sync_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A range delete over key indices `[i, i + width)`, the width mostly
+    /// under 16 and one time in ten a tenth of the keys (db_stress's
+    /// `TestDeleteRange`), or, one time in four, a prefix delete over the
+    /// key encoding's prefix: `k` and 7 or 6 of the 8 digits, 10 or 100
+    /// consecutive indices. Every slot the range covers, whichever thread
+    /// owns it, is marked pending-absent with the batch id before the
+    /// write (so a crash leaves each old or new, the batch atomic, as for
+    /// any batch), and committed after it. REQUIRES: `keys_lock` held for
+    /// writing.
+    fn delete_range(&mut self) -> Result<(), AnyError> {
+        let keys = self.state.keys();
+        let i = self.rng.below(u64::from(keys)) as u32;
+        let mut batch = WriteBatch::new();
+        let covered: Vec<u32> = if self.rng.one_in(4) {
+            let digits = if self.rng.one_in(2) { 7 } else { 6 };
+            let span = 10u32.pow(8 - digits);
+            // Index 0's key is empty: take the prefix of the first key
+            // of `i`'s run of `span`, which no index outside it shares.
+            let lo = i / span * span;
+            let prefix = value::key(lo.max(1))[..1 + digits as usize].to_vec();
+            batch.delete_prefix(&prefix);
+            self.counters.prefix_deletes.fetch_add(1, Ordering::Relaxed);
+            (lo..lo.saturating_add(span).min(keys))
+                .filter(|&j| value::key(j).starts_with(&prefix))
+                .collect()
+        } else {
+            let width = if self.rng.one_in(10) {
+                (keys / 10).max(1)
+            } else {
+                1 + self.rng.below(15) as u32
+            };
+            let end = i.saturating_add(width);
+            batch.delete_range(value::key(i)..value::key(end));
+            self.counters.range_deletes.fetch_add(1, Ordering::Relaxed);
+            (i..end.min(keys)).collect()
+        };
+        let batch_id = self.next_batch;
+        self.next_batch += 1;
+        let sync = self.rng.one_in(self.w.sync_one_in);
+        let mut planned = Vec::with_capacity(covered.len());
+        for &j in &covered {
+            let slot = self.state.get(j);
+            let pending = Pending {
+                gen: slot.gen + 1,
+                present: false,
+                batch: batch_id,
+            };
+            self.state.set(
+                j,
+                Slot {
+                    pending: Some(pending),
+                    ..slot
+                },
+            )?;
+            planned.push((j, pending));
+        }
+        self.commit(batch, sync, planned)?;
+        self.counters
+            .range_deleted_keys
+            .fetch_add(covered.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write `batch`, whose keys' slots are marked pending as `planned`
+    /// says, and commit those slots once it is acknowledged.
+    fn commit(
+        &mut self,
+        batch: WriteBatch,
+        sync: bool,
+        planned: Vec<(u32, Pending)>,
+    ) -> Result<(), AnyError> {
         if sync {
             // The expected state must be durable before a write that will be.
             self.state.sync()?;
@@ -290,15 +403,6 @@ impl Worker {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{FIRST_WRITE_LINE}")?;
             out.flush()?;
-        }
-        let c = &self.counters;
-        match (indices.len(), delete) {
-            (1, true) => c.deletes.fetch_add(1, Ordering::Relaxed),
-            (1, false) => c.puts.fetch_add(1, Ordering::Relaxed),
-            _ => c.batches.fetch_add(1, Ordering::Relaxed),
-        };
-        if sync {
-            c.sync_writes.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -11,13 +11,17 @@
 //! must show one unbroken sequence:
 //!
 //! 1. each L0 table holds exactly `largest_seqno - smallest_seqno + 1`
-//!    entries (a missing write in a flushed memtable is a hole);
+//!    writes: its entries and its range deletes (the distinct sequence
+//!    numbers of its tombstone fragments; a missing write in a flushed
+//!    memtable is a hole);
 //! 2. the records of the live WALs (those recovery replays, read with the
 //!    same reader and the same stopping rules) number their writes
 //!    `last_sequence + 1, + 2, ...` with no gap and no overlap;
 //! 3. after reopening, every key the live WALs write holds exactly what its
 //!    last logged write left (`WriteLog::check_applied`): recovery applied
-//!    the logged prefix, no less (a lost write) and no more.
+//!    the logged prefix, no less (a lost write) and no more. A logged range
+//!    delete is the last write of every key in its range logged before it,
+//!    and after reopening its range holds only keys put after it.
 //!
 //! With several keyspaces (the workload moves tokens between two, see
 //! `moves.rs`) each keyspace has its own memtables and log number: a
@@ -40,6 +44,7 @@
 use crate::expected::AnyError;
 use crate::value;
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
 use strata::inspect::{
     parse_file_name, read_current_manifest, read_manifest, read_wal_chain, DecodedBatch, FileKind,
@@ -58,12 +63,34 @@ pub struct LastWrite {
     pub wal: u64,
 }
 
+/// A range delete in the live WALs: every key of `keyspace` in `[start,
+/// end)` (`end` `None`: no end) written before `seq` is deleted.
+#[derive(Debug, Clone)]
+pub struct LoggedRangeDelete {
+    pub keyspace: String,
+    pub start: Vec<u8>,
+    pub end: Option<Vec<u8>>,
+    pub seq: u64,
+    pub wal: u64,
+}
+
+impl LoggedRangeDelete {
+    fn covers(&self, keyspace: &str, key: &[u8]) -> bool {
+        self.keyspace == keyspace
+            && self.start.as_slice() <= key
+            && self.end.as_deref().is_none_or(|end| key < end)
+    }
+}
+
 /// What the live WALs and L0 tables say.
 #[derive(Debug, Default)]
 pub struct WriteLog {
     /// Per keyspace name and user key, its last write in the live WALs
-    /// that recovery replays into that keyspace.
+    /// that recovery replays into that keyspace (a range delete covering
+    /// the key counts: its value is then `None`).
     pub last_write: HashMap<(String, Vec<u8>), LastWrite>,
+    /// The range deletes recovery replays, in log order.
+    pub range_deletes: Vec<LoggedRangeDelete>,
     /// The live keyspaces by id: name and log number.
     pub keyspaces: HashMap<u32, (String, u64)>,
     /// Batch ids of the values put in the live WALs, with their sequence
@@ -125,12 +152,18 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
             TableReadOptions::default(),
         )
         .map_err(|e| format!("{}: {e}", path.display()))?;
-        let entries = table.properties().num_entries;
+        // A range delete's fragments share its sequence number.
+        let range_deletes = table.range_tombstones().map_or(0, |t| {
+            let seqnos: std::collections::BTreeSet<u64> = t.fragments().map(|f| f.seqno).collect();
+            seqnos.len() as u64
+        });
+        let entries = table.properties().num_entries + range_deletes;
         let span = meta.largest_seqno - meta.smallest_seqno + 1;
         if entries != span {
             return Err(format!(
-                "hole in the write sequence: L0 table {} holds {entries} entries for the {span} \
-                 sequence numbers {}..={} (a flushed memtable missed a write)",
+                "hole in the write sequence: L0 table {} holds {entries} writes (entries and \
+                 range deletes) for the {span} sequence numbers {}..={} (a flushed memtable \
+                 missed a write)",
                 path.display(),
                 meta.smallest_seqno,
                 meta.largest_seqno
@@ -203,6 +236,27 @@ impl WriteLog {
             if wal < *log_number {
                 continue;
             }
+            if op.kind == ValueKind::RangeDelete {
+                let range = LoggedRangeDelete {
+                    keyspace: name.clone(),
+                    start: op.key.to_vec(),
+                    end: op.range_end().map(<[u8]>::to_vec),
+                    seq,
+                    wal,
+                };
+                // The last write of every key logged in the range so far.
+                for ((ks, key), last) in self.last_write.iter_mut() {
+                    if range.covers(ks, key) {
+                        *last = LastWrite {
+                            seq,
+                            value: None,
+                            wal,
+                        };
+                    }
+                }
+                self.range_deletes.push(range);
+                continue;
+            }
             if op.keyspace == 0 {
                 if let Some(Ok(Some(id))) = value.as_deref().map(value::decode) {
                     self.batch_seq.entry(id.batch).or_insert(seq);
@@ -218,8 +272,38 @@ impl WriteLog {
     }
 
     /// After reopening: every key the live WALs write holds what its last
-    /// logged write left. Returns the keys checked.
+    /// logged write left, and every logged range delete's range holds only
+    /// keys put after it. Returns the keys checked.
     pub fn check_applied(&self, db: &Db) -> Result<u64, AnyError> {
+        for range in &self.range_deletes {
+            let keyspace = db.keyspace(&range.keyspace)?;
+            let end = match &range.end {
+                Some(end) => Bound::Excluded(end.as_slice()),
+                None => Bound::Unbounded,
+            };
+            for entry in keyspace.range::<&[u8], _>((Bound::Included(range.start.as_slice()), end))
+            {
+                let (key, _) = entry?;
+                let rewritten = self
+                    .last_write
+                    .get(&(range.keyspace.clone(), key.to_vec()))
+                    .is_some_and(|last| last.seq > range.seq);
+                if !rewritten {
+                    return Err(format!(
+                        "recovery did not apply exactly the logged prefix: key {:?} of keyspace \
+                         {:?} is in the range deleted at sequence number {} (WAL {}, {:?} .. {:?}) \
+                         and no write logged after it put it back",
+                        String::from_utf8_lossy(&key),
+                        range.keyspace,
+                        range.seq,
+                        range.wal,
+                        String::from_utf8_lossy(&range.start),
+                        range.end.as_deref().map(String::from_utf8_lossy)
+                    )
+                    .into());
+                }
+            }
+        }
         for ((keyspace, key), last) in &self.last_write {
             let got = db.keyspace(keyspace)?.get(key)?;
             if got.as_deref() != last.value.as_deref() {
@@ -271,5 +355,52 @@ mod tests {
         db.put(b"b", b"back").unwrap();
         let e = log.check_applied(&db).unwrap_err().to_string();
         assert!(e.contains("key \"b\" of keyspace \"default\""), "{e}");
+    }
+
+    #[test]
+    fn a_logged_range_delete_is_the_last_write_of_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        for k in ["a", "b", "c"] {
+            db.put(k, "1").unwrap();
+        }
+        db.delete_range("a".."c").unwrap();
+        db.put("b", "2").unwrap();
+        drop(db);
+        let log = read(dir.path()).unwrap().unwrap();
+        assert_eq!((log.logged_writes, log.last_seq), (5, 5));
+        let at = |k: &str| ("default".to_string(), k.as_bytes().to_vec());
+        assert_eq!(log.last_write[&at("a")].value, None, "deleted by the range");
+        assert_eq!(log.last_write[&at("a")].seq, 4);
+        assert_eq!(log.last_write[&at("b")].value.as_deref(), Some(&b"2"[..]));
+        assert_eq!(log.last_write[&at("c")].value.as_deref(), Some(&b"1"[..]));
+        assert_eq!(log.range_deletes.len(), 1);
+        assert_eq!(log.range_deletes[0].end.as_deref(), Some(&b"c"[..]));
+
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        assert_eq!(log.check_applied(&db).unwrap(), 3);
+        // A key in the range that no logged write after it put back.
+        db.put("ab", "back").unwrap();
+        let e = log.check_applied(&db).unwrap_err().to_string();
+        assert!(
+            e.contains("key \"ab\"") && e.contains("range deleted"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_l0_table_counts_its_range_deletes_as_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        db.put("a", "1").unwrap();
+        db.delete_range("b".."d").unwrap();
+        db.delete_range("c".."e").unwrap();
+        db.put("f", "1").unwrap();
+        db.flush().unwrap();
+        drop(db);
+        // Four sequence numbers: two entries, two range deletes (three
+        // fragments).
+        let log = read(dir.path()).unwrap().unwrap();
+        assert_eq!((log.l0_tables, log.flushed_seq), (1, 4));
     }
 }

@@ -1,7 +1,7 @@
 //! The blackbox crash test: `strata-stress crash` runs the stress tool in
 //! a child process with options drawn for each cycle (tiny memtables,
 //! compression on or off, values up to 1 MiB, the empty key, 1-8 threads,
-//! sync and non-sync writes), kills it with SIGKILL at seed-chosen moments
+//! sync and non-sync writes, range and prefix deletes), kills it with SIGKILL at seed-chosen moments
 //! (during writes, flushes, compactions and recovery alike), checks before
 //! reopening that the live WALs and L0 tables hold one unbroken sequence
 //! of writes, then that the reopened database holds exactly that logged
@@ -77,6 +77,8 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
     // The sequence-number check had writes to check.
     assert!(field("logged_writes_in_sequence") > 0, "{summary}");
     assert!(field("logged_keys_applied") > 0, "{summary}");
+    // Range deletes reached the logs, and each was checked applied.
+    assert!(field("logged_range_deletes_applied") > 0, "{summary}");
 }
 
 /// The stress tool's own checks: a run against a fresh directory, then
