@@ -47,10 +47,7 @@ pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 /// The inverse of [`model_range`]: the keyspace a model range delete is
 /// in and the bounds to hand `delete_range` (an end at the next
 /// keyspace: no end).
-pub fn keyspace_range<'a>(
-    start: &'a [u8],
-    end: Option<&'a [u8]>,
-) -> (usize, KeyBounds<'a>) {
+pub fn keyspace_range<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> (usize, KeyBounds<'a>) {
     let ks = start[0];
     let end = match end {
         Some(e) if e.first() == Some(&ks) => Bound::Excluded(&e[1..]),
