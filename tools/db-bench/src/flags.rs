@@ -150,6 +150,26 @@ pub struct Flags {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: u64,
 
+    /// Writes a fill makes before its first range tombstone.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    pub writes_before_delete_range: i64,
+
+    /// The fill benchmarks write a range tombstone after every N writes
+    /// (`delete_range(k, k + --range_tombstone_width)`, `k` the next key the
+    /// fill would write), at most --max_num_range_tombstones of them; 0
+    /// writes none.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    pub writes_per_range_tombstone: i64,
+
+    /// Keys a range tombstone spans, in the fills and in deleterange.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+    pub range_tombstone_width: i64,
+
+    /// Most range tombstones a fill writes per thread (0, the default,
+    /// writes none, as in db_bench).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    pub max_num_range_tombstones: i64,
+
     /// Percentage of reads in readrandomwriterandom.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub readwritepercent: u32,
@@ -292,6 +312,27 @@ impl Flags {
         Ok(())
     }
 
+    /// Whether the fills write range tombstones.
+    pub fn range_tombstones(&self) -> bool {
+        self.writes_per_range_tombstone > 0 && self.max_num_range_tombstones > 0
+    }
+
+    /// Whether a fill that has made `written` writes adds a range
+    /// tombstone now: db_bench's test in `DoWrite`, after every
+    /// `--writes_per_range_tombstone` writes past
+    /// `--writes_before_delete_range`, up to `--max_num_range_tombstones`.
+    #[inline]
+    pub fn range_tombstone_due(&self, written: u64) -> bool {
+        let (before, per) = (
+            self.writes_before_delete_range as u64,
+            self.writes_per_range_tombstone as u64,
+        );
+        per > 0
+            && written > before
+            && (written - before) / per <= self.max_num_range_tombstones as u64
+            && (written - before).is_multiple_of(per)
+    }
+
     /// The keyspace (column family) index of key number `k`: db_bench's
     /// `GetCfh(rand_num)`, `rand_num % num_column_families`.
     #[inline]
@@ -354,6 +395,24 @@ mod tests {
         assert_eq!(f.max_background_jobs, 2);
         assert!(!f.sync && !f.disable_wal && !f.use_existing_db && !f.histogram);
         assert_eq!(f.engine.0, vec![EngineKind::Strata]);
+    }
+
+    #[test]
+    fn range_tombstones_come_every_n_writes_up_to_the_maximum() {
+        let f = parse(&[
+            "--writes_before_delete_range=10",
+            "--writes_per_range_tombstone=5",
+            "--max_num_range_tombstones=3",
+        ])
+        .unwrap();
+        assert_eq!(f.range_tombstone_width, 100, "db_bench's default width");
+        let due: Vec<u64> = (0..100).filter(|&w| f.range_tombstone_due(w)).collect();
+        assert_eq!(due, [15, 20, 25]);
+        // As in db_bench, no maximum means no tombstone.
+        let none = parse(&["--writes_per_range_tombstone=5"]).unwrap();
+        assert!(!none.range_tombstones());
+        assert!((0..100).all(|w| !none.range_tombstone_due(w)));
+        assert!(parse(&["--range_tombstone_width=0"]).is_err());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub const KNOWN_BENCHMARKS: &[&str] = &[
     "seekordered",
     "deleteseq",
     "deleterandom",
+    "deleterange",
     "readwhilewriting",
     "seekrandomwhilewriting",
     "readrandomwriterandom",
@@ -47,7 +48,11 @@ pub const KNOWN_BENCHMARKS: &[&str] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Fill(KeyOrder),
-    Delete { sequential: bool },
+    Delete {
+        sequential: bool,
+    },
+    /// Range deletes of `--range_tombstone_width` keys, in key order.
+    DeleteRange,
     ReadRandom,
     ReadHot,
     ReadSeq,
@@ -109,6 +114,8 @@ pub struct Plan {
     pub key_size: usize,
     pub value_size: usize,
     pub entries_per_batch: u64,
+    /// Keys one range delete spans (`--range_tombstone_width`).
+    pub range_width: u64,
     pub write: WriteOpts,
     /// `--duration` for the benchmarks it applies to, else 0.
     pub duration_secs: u64,
@@ -141,6 +148,7 @@ impl Plan {
             key_size: flags.key_size as usize,
             value_size: flags.value_size as usize,
             entries_per_batch: flags.batch_size,
+            range_width: flags.range_tombstone_width.max(1) as u64,
             write: WriteOpts {
                 sync: flags.sync,
                 disable_wal: flags.disable_wal,
@@ -190,6 +198,7 @@ impl Plan {
             "seekordered" => p.action = Action::Run(Method::SeekOrdered),
             "deleteseq" => p.action = Action::Run(Method::Delete { sequential: true }),
             "deleterandom" => p.action = Action::Run(Method::Delete { sequential: false }),
+            "deleterange" => p.action = Action::Run(Method::DeleteRange),
             "readwhilewriting" | "seekrandomwhilewriting" => {
                 p.action = Action::Run(if name == "readwhilewriting" {
                     Method::ReadWhileWriting
@@ -263,5 +272,8 @@ mod tests {
         assert_eq!(Plan::new("filluniquerandom", &f).threads, 1);
         assert_eq!(Plan::new("readrandom", &f).reads, 5000);
         assert_eq!(Plan::new("readrandom", &flags(&["--reads=7"])).reads, 7);
+        let range = Plan::new("deleterange", &flags(&["--range_tombstone_width=7"]));
+        assert_eq!(range.action, Action::Run(Method::DeleteRange));
+        assert_eq!(range.range_width, 7);
     }
 }

@@ -118,6 +118,7 @@ fn every_benchmark_prints_a_rocksdb_result_line() {
         "seekordered",
         "deleteseq",
         "deleterandom",
+        "deleterange",
         "readwhilewriting",
         "seekrandomwhilewriting",
         "readrandomwriterandom",
@@ -258,6 +259,75 @@ fn use_existing_db_reads_what_a_previous_fill_wrote() {
 /// `--num_column_families=4`: key `k` goes to keyspace `k % 4`, as
 /// RocksDB's db_bench picks the column family, and reads find every key
 /// in its own keyspace.
+/// The keys left in the database at `db`, by index.
+fn key_indexes(db: &Path) -> Vec<u64> {
+    let db = strata::Db::open(db, strata::Options::default()).unwrap();
+    db.iter()
+        .map(|entry| {
+            let (key, _) = entry.unwrap();
+            u64::from_be_bytes(key[..8].try_into().unwrap())
+        })
+        .collect()
+}
+
+/// db_bench's range tombstones in a fill: after every
+/// --writes_per_range_tombstone writes, up to --max_num_range_tombstones,
+/// a tombstone over --range_tombstone_width keys from the next key the
+/// fill would write, which it then skips.
+#[test]
+fn a_fill_writes_range_tombstones_every_n_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let stdout = run_ok(&[
+        "--benchmarks=fillseq",
+        "--num=1000",
+        "--writes_per_range_tombstone=100",
+        "--range_tombstone_width=10",
+        "--max_num_range_tombstones=3",
+        &path_arg("db", &db),
+    ]);
+    let lines = result_lines(&stdout);
+    let fill = line_for(&lines, "fillseq");
+    assert_eq!(fill.operations, 1000);
+    assert!(fill.extra.ends_with("(3 range tombstones)"), "{fill:?}");
+    // Keys 100, 201 and 302 began tombstones; the keys after them were
+    // written later, so the tombstones left them.
+    let want: Vec<u64> = (0..1003).filter(|k| ![100, 201, 302].contains(k)).collect();
+    assert_eq!(key_indexes(&db), want);
+    // In batches, the tombstone goes into the batch.
+    let stdout = run_ok(&[
+        "--benchmarks=fillseq",
+        "--num=1000",
+        "--batch_size=50",
+        "--writes_per_range_tombstone=100",
+        "--max_num_range_tombstones=1",
+        &path_arg("db", &db),
+    ]);
+    let lines = result_lines(&stdout);
+    assert!(line_for(&lines, "fillseq")
+        .extra
+        .ends_with("(1 range tombstone)"));
+    let want: Vec<u64> = (0..1001).filter(|k| *k != 100).collect();
+    assert_eq!(key_indexes(&db), want);
+}
+
+#[test]
+fn deleterange_deletes_the_keys_in_order_width_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let stdout = run_ok(&[
+        "--benchmarks=fillseq,deleterange",
+        "--num=1000",
+        "--deletes=450",
+        "--range_tombstone_width=100",
+        &path_arg("db", &db),
+    ]);
+    let lines = result_lines(&stdout);
+    assert_eq!(line_for(&lines, "deleterange").operations, 5);
+    let want: Vec<u64> = (500..1000).collect();
+    assert_eq!(key_indexes(&db), want);
+}
+
 #[test]
 fn num_column_families_spreads_keys_over_keyspaces_by_key_modulo() {
     let dir = tempfile::tempdir().unwrap();

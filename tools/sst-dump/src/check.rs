@@ -1,6 +1,9 @@
 //! `check` (the default table command): read every entry, checking each
 //! block on the way, keys in strictly increasing order, and the totals
-//! against the properties block.
+//! against the properties block. The range tombstone fragments are checked
+//! by the reader when it opens the table (their order, their count against
+//! the properties); their sequence numbers count toward the table's
+//! sequence range.
 
 use std::fmt::Write as _;
 
@@ -18,6 +21,8 @@ use crate::table;
 pub struct CheckReport {
     pub entries_read: u64,
     pub deletions_read: u64,
+    /// Range tombstone fragments (the `strata.range_del` block).
+    pub range_deletions: u64,
     /// What the properties block says (absent if the table did not open).
     pub properties_entries: Option<u64>,
     pub properties_deletions: Option<u64>,
@@ -84,6 +89,14 @@ pub fn check(data: &Bytes, verify_checksums: bool) -> CheckReport {
         report.problems.push(p);
         return report;
     }
+    // The properties' sequence range covers the tombstones too.
+    if let Some(tombstones) = table.range_tombstones() {
+        report.range_deletions = tombstones.len() as u64;
+        for f in tombstones.fragments() {
+            seen.min_seqno = seen.min_seqno.min(f.seqno);
+            seen.max_seqno = seen.max_seqno.max(f.seqno);
+        }
+    }
     let mut mismatch = |what: &str, read: String, stored: String| {
         report.problems.push(Problem::nowhere(format!(
             "{what}: read {read}, the properties block says {stored}"
@@ -101,6 +114,14 @@ pub fn check(data: &Bytes, verify_checksums: bool) -> CheckReport {
             "deletion count",
             seen.deletions.to_string(),
             props.num_deletions.to_string(),
+        );
+    }
+    let any = seen.entries > 0 || report.range_deletions > 0;
+    if any && (seen.min_seqno, seen.max_seqno) != (props.min_seqno, props.max_seqno) {
+        mismatch(
+            "sequence range",
+            format!("[{} .. {}]", seen.min_seqno, seen.max_seqno),
+            format!("[{} .. {}]", props.min_seqno, props.max_seqno),
         );
     }
     if seen.entries > 0 {
@@ -121,13 +142,6 @@ pub fn check(data: &Bytes, verify_checksums: bool) -> CheckReport {
                 "largest user key",
                 escaped(last_user_key),
                 escaped(&props.largest_user_key),
-            );
-        }
-        if (seen.min_seqno, seen.max_seqno) != (props.min_seqno, props.max_seqno) {
-            mismatch(
-                "sequence range",
-                format!("[{} .. {}]", seen.min_seqno, seen.max_seqno),
-                format!("[{} .. {}]", props.min_seqno, props.max_seqno),
             );
         }
     }
@@ -157,6 +171,9 @@ impl Report for CheckReport {
             "read {} entries ({} deletions)",
             self.entries_read, self.deletions_read
         );
+        if self.range_deletions > 0 {
+            let _ = writeln!(out, "{} range deletions", self.range_deletions);
+        }
         if let (Some(e), Some(d)) = (self.properties_entries, self.properties_deletions) {
             let _ = writeln!(out, "properties block: {e} entries ({d} deletions)");
         }

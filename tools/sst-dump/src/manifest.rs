@@ -47,7 +47,10 @@ fn is_included(bound: &LargestBound) -> bool {
     *bound == LargestBound::Included
 }
 
-fn serialize_bound<S: serde::Serializer>(bound: &LargestBound, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_bound<S: serde::Serializer>(
+    bound: &LargestBound,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_str(match bound {
         LargestBound::Included => "included",
         LargestBound::Excluded => "excluded",

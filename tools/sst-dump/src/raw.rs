@@ -1,6 +1,7 @@
 //! `raw`: the table block by block — footer, meta-index, properties,
-//! filter, index (separators with block handles) and every data block with
-//! its entries — for `<file>_dump.txt`. Each block shows where it lies,
+//! filter, range deletions (`strata.range_del`: each fragment with its
+//! offset in the file), index (separators with block handles) and every
+//! data block with its entries — for `<file>_dump.txt`. Each block shows where it lies,
 //! how it is stored and whether its checksum matches; a damaged block is
 //! reported in place and the dump goes on with the next.
 
@@ -11,7 +12,8 @@ use serde::Serialize;
 use strata_sstable::block::Block;
 use strata_sstable::bytes::Bytes;
 use strata_sstable::{
-    mask_crc, BlockHandle, Footer, Table, COMPRESSION_TYPE_NONE, COMPRESSION_TYPE_ZSTD, TRAILER_LEN,
+    mask_crc, BlockHandle, Footer, Table, COMPRESSION_TYPE_NONE, COMPRESSION_TYPE_ZSTD,
+    META_RANGE_DEL, TRAILER_LEN,
 };
 
 use crate::escape::{escaped, hex, Style};
@@ -26,6 +28,9 @@ pub struct RawDump {
     pub meta_index: Option<BlockDump>,
     pub properties: Option<Properties>,
     pub filter: Option<FilterDump>,
+    /// The `strata.range_del` block (format version 3), when the table
+    /// has one.
+    pub range_del: Option<BlockDump>,
     pub index: Option<BlockDump>,
     pub data_blocks: Vec<BlockDump>,
     pub problems: Vec<Problem>,
@@ -82,6 +87,10 @@ pub struct BlockDump {
 
 #[derive(Debug, Serialize)]
 pub struct RawEntry {
+    /// Where the entry starts in the file (range deletions only: the
+    /// reader's reasons name these offsets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     pub key: String,
     pub value: String,
 }
@@ -128,7 +137,7 @@ pub fn raw(data: &Bytes, style: Style) -> RawDump {
         style,
     );
     dump.meta_index = Some(meta);
-    dump.properties = Some(Properties::of(table.properties(), table.file_size(), style));
+    dump.properties = Some(Properties::of(&table, style));
     if let (Ok(Some(f)), Some((_, h))) = (
         table.filter(),
         table
@@ -143,6 +152,14 @@ pub fn raw(data: &Bytes, style: Style) -> RawDump {
             probes: f.num_probes(),
             padding: f.padding(),
         });
+    }
+    if let Some((_, h)) = table
+        .meta_index_entries()
+        .iter()
+        .find(|(n, _)| n.as_slice() == META_RANGE_DEL.as_bytes())
+    {
+        let block = block_dump(data, &table, META_RANGE_DEL, *h, Layout::RangeDel, style);
+        dump.range_del = Some(block);
     }
     let index = block_dump(data, &table, "index", footer.index, Layout::Index, style);
     dump.index = Some(index);
@@ -160,6 +177,7 @@ pub fn raw(data: &Bytes, style: Style) -> RawDump {
         .meta_index
         .iter()
         .chain(dump.filter.as_ref().map(|f| &f.block))
+        .chain(dump.range_del.iter())
         .chain(dump.index.iter())
         .chain(dump.data_blocks.iter());
     let mut found: Vec<Problem> = blocks
@@ -186,6 +204,8 @@ enum Layout {
     Index,
     /// Names and block handles.
     Handles,
+    /// Range tombstone fragments: start internal keys and ends.
+    RangeDel,
     /// Not in block format (the filter).
     Opaque,
 }
@@ -198,14 +218,26 @@ impl Layout {
         };
         match self {
             Layout::Data => RawEntry {
+                offset: None,
                 key: internal_key_text(key, style),
                 value: style.show(value),
             },
             Layout::Index => RawEntry {
+                offset: None,
                 key: internal_key_text(key, style),
                 value: handle(),
             },
+            Layout::RangeDel => RawEntry {
+                offset: None,
+                key: internal_key_text(key, style),
+                value: if value.is_empty() {
+                    "+inf (no end)".to_owned()
+                } else {
+                    format!("'{}'", style.show(value))
+                },
+            },
             Layout::Handles | Layout::Opaque => RawEntry {
+                offset: None,
                 key: escaped(key),
                 value: handle(),
             },
@@ -279,7 +311,13 @@ fn block_dump(
         if !it.valid() {
             break;
         }
-        b.entries.push(layout.entry(it.key(), it.value(), style));
+        let mut entry = layout.entry(it.key(), it.value(), style);
+        // Stored raw, the entry's place in the block is its place in the
+        // file after the block's offset.
+        if layout == Layout::RangeDel && kind == COMPRESSION_TYPE_NONE {
+            entry.offset = Some(h.offset + it.entry_offset() as u64);
+        }
+        b.entries.push(entry);
         step = it.next();
     }
     b
@@ -310,7 +348,7 @@ impl Report for RawDump {
 
     /// The summary printed on stdout; [`RawDump::dump_text`] is the file.
     fn text(&self, out: &mut String) {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{} data blocks, {} entries",
             self.data_blocks.len(),
@@ -319,6 +357,12 @@ impl Report for RawDump {
                 .map(|b| b.entries.len())
                 .sum::<usize>()
         );
+        match &self.range_del {
+            Some(b) => {
+                let _ = writeln!(out, ", {} range deletions", b.entries.len());
+            }
+            None => out.push('\n'),
+        }
         problems_text(out, &self.problems);
     }
 }
@@ -361,6 +405,10 @@ impl RawDump {
                 f.lines, f.probes, f.padding
             );
         }
+        if let Some(b) = &self.range_del {
+            section(&mut out, "Range Deletions Details:");
+            block_text(&mut out, b);
+        }
         if let Some(b) = &self.index {
             section(&mut out, "Index Details:");
             block_text(&mut out, b);
@@ -399,7 +447,14 @@ fn block_text(out: &mut String, b: &BlockDump) {
             .unwrap_or_default(),
     );
     for e in &b.entries {
-        let _ = writeln!(out, "  {} => {}", e.key, e.value);
+        match e.offset {
+            Some(offset) => {
+                let _ = writeln!(out, "  @{offset} {} => {}", e.key, e.value);
+            }
+            None => {
+                let _ = writeln!(out, "  {} => {}", e.key, e.value);
+            }
+        }
     }
     if let Some(e) = &b.error {
         let _ = writeln!(out, "  error: {e}");

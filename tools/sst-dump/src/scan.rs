@@ -1,6 +1,9 @@
 //! `scan`: the entries of a table, one line each, as RocksDB prints them:
 //! `'key' seq:N, type:T => value`, bounded by `--from`/`--to` (user keys,
-//! from inclusive, to exclusive) or `--prefix`, at most `--read_num`.
+//! from inclusive, to exclusive) or `--prefix`, at most `--read_num`;
+//! then the table's range tombstones that overlap those bounds, one line
+//! per fragment: `'start' .. 'end' @seq RANGE_DEL`, `.. +inf` when it has
+//! no end (the fragments a get or a scan weighs, as stored).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -37,6 +40,25 @@ impl Bounds {
         }
     }
 
+    /// Whether the range `[start, end)` (`end` `None`: no end) holds a
+    /// user key within the bounds.
+    fn overlaps(&self, start: &[u8], end: Option<&[u8]>) -> bool {
+        // The bounds as [lower, upper): `to` and the prefix's successor
+        // both cut above.
+        let lower = match (&self.prefix, &self.from) {
+            (Some(p), Some(f)) => p.max(f).as_slice(),
+            (Some(p), None) => p.as_slice(),
+            (None, Some(f)) => f.as_slice(),
+            (None, None) => &[],
+        };
+        let after_prefix = self.prefix.as_deref().and_then(successor);
+        let upper = match (self.to.as_deref(), after_prefix.as_deref()) {
+            (Some(t), Some(p)) => Some(t.min(p)),
+            (t, p) => t.or(p),
+        };
+        end.is_none_or(|e| e > lower) && upper.is_none_or(|u| start < u)
+    }
+
     /// True once `user_key` (in ascending order) is past the bounds.
     fn past_end(&self, user_key: &[u8]) -> bool {
         self.to.as_deref().is_some_and(|to| user_key >= to)
@@ -45,6 +67,15 @@ impl Bounds {
                 .as_deref()
                 .is_some_and(|p| !user_key.starts_with(p))
     }
+}
+
+/// The first byte string after every one starting with `prefix`: `None`
+/// for an empty or all-0xff prefix, which has none.
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xff)?;
+    let mut s = prefix[..=last].to_vec();
+    s[last] += 1;
+    Some(s)
 }
 
 /// Walks `table` in order from the first entry at or after `start` (a user
@@ -118,6 +149,26 @@ pub fn kind_name(kind: ValueKind) -> &'static str {
     }
 }
 
+/// One range tombstone fragment as shown.
+#[derive(Debug, Serialize)]
+pub struct RangeDeletion {
+    pub start: String,
+    /// `None` (JSON null): the range has no end.
+    pub end: Option<String>,
+    pub seq: u64,
+}
+
+impl RangeDeletion {
+    /// `'start' .. 'end' @seq RANGE_DEL`, or `.. +inf`.
+    pub fn line(&self, out: &mut String) {
+        let end = match &self.end {
+            Some(e) => format!("'{e}'"),
+            None => "+inf".to_owned(),
+        };
+        let _ = writeln!(out, "'{}' .. {end} @{} RANGE_DEL", self.start, self.seq);
+    }
+}
+
 /// The result of `scan`.
 #[derive(Debug, Serialize)]
 pub struct ScanReport {
@@ -125,6 +176,9 @@ pub struct ScanReport {
     pub to: Option<String>,
     pub prefix: Option<String>,
     pub entries: Vec<Entry>,
+    /// The range tombstone fragments overlapping the bounds, in the
+    /// table's order (start ascending, newest first).
+    pub range_deletions: Vec<RangeDeletion>,
     pub problems: Vec<Problem>,
 }
 
@@ -135,6 +189,7 @@ pub fn scan(data: &Bytes, bounds: &Bounds, verify_checksums: bool, style: Style)
         to: bounds.to.as_deref().map(|k| style.show(k)),
         prefix: bounds.prefix.as_deref().map(|k| style.show(k)),
         entries: Vec::new(),
+        range_deletions: Vec::new(),
         problems: Vec::new(),
     };
     let table = match table::open(data, verify_checksums) {
@@ -156,6 +211,17 @@ pub fn scan(data: &Bytes, bounds: &Bounds, verify_checksums: bool, style: Style)
     if let Err(p) = walked {
         report.problems.push(p);
     }
+    if let Some(tombstones) = table.range_tombstones() {
+        report.range_deletions = tombstones
+            .fragments()
+            .filter(|f| bounds.overlaps(&f.start, f.end.as_deref()))
+            .map(|f| RangeDeletion {
+                start: style.show(&f.start),
+                end: f.end.as_deref().map(|e| style.show(e)),
+                seq: f.seqno,
+            })
+            .collect();
+    }
     report
 }
 
@@ -176,6 +242,9 @@ impl Report for ScanReport {
         }
         for e in &self.entries {
             e.line(out);
+        }
+        for r in &self.range_deletions {
+            r.line(out);
         }
         problems_text(out, &self.problems);
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use strata_sstable::bytes::Bytes;
 use strata_sstable::{
-    BlockHandle, Table, TableProperties, TableReadOptions, BLOCK_TRAILER_LEN, FOOTER_LEN,
+    BlockHandle, LargestBound, Table, TableReadOptions, BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
 
 use crate::escape::Style;
@@ -94,6 +94,8 @@ pub struct Properties {
     pub num_data_blocks: u64,
     pub num_entries: u64,
     pub num_deletions: u64,
+    /// Range tombstone fragments in `strata.range_del` (format version 3).
+    pub num_range_deletions: u64,
     pub raw_key_bytes: u64,
     pub raw_average_key_bytes: f64,
     pub raw_value_bytes: u64,
@@ -113,13 +115,21 @@ pub struct Properties {
     pub creation_time: u64,
     pub smallest_user_key: String,
     pub largest_user_key: String,
+    /// The table's bounds, its range tombstones included (what the
+    /// MANIFEST records): `largest_key` is read as `largest_bound` says.
+    pub smallest_key: String,
+    pub largest_key: String,
+    #[serde(serialize_with = "crate::manifest::serialize_bound")]
+    pub largest_bound: LargestBound,
     pub smallest_seqno: u64,
     pub largest_seqno: u64,
     pub file_size: u64,
 }
 
 impl Properties {
-    pub fn of(p: &TableProperties, file_size: u64, style: Style) -> Properties {
+    pub fn of(table: &Table, style: Style) -> Properties {
+        let p = table.properties();
+        let bounds = table.bounds();
         let avg = |total: u64| {
             if p.num_entries == 0 {
                 0.0
@@ -131,6 +141,7 @@ impl Properties {
             num_data_blocks: p.num_data_blocks,
             num_entries: p.num_entries,
             num_deletions: p.num_deletions,
+            num_range_deletions: p.num_range_deletions,
             raw_key_bytes: p.raw_key_bytes,
             raw_average_key_bytes: avg(p.raw_key_bytes),
             raw_value_bytes: p.raw_value_bytes,
@@ -156,18 +167,22 @@ impl Properties {
             creation_time: p.creation_time,
             smallest_user_key: style.show(&p.smallest_user_key),
             largest_user_key: style.show(&p.largest_user_key),
+            smallest_key: style.show(&bounds.smallest),
+            largest_key: style.show(&bounds.largest),
+            largest_bound: bounds.largest_bound,
             smallest_seqno: p.min_seqno,
             largest_seqno: p.max_seqno,
-            file_size,
+            file_size: table.file_size(),
         }
     }
 
     /// RocksDB's "Table Properties:" listing.
     pub fn text(&self, out: &mut String) {
-        let lines: [(&str, String); 23] = [
+        let lines: [(&str, String); 25] = [
             ("# data blocks", self.num_data_blocks.to_string()),
             ("# entries", self.num_entries.to_string()),
             ("# deletions", self.num_deletions.to_string()),
+            ("# range deletions", self.num_range_deletions.to_string()),
             ("raw key size", self.raw_key_bytes.to_string()),
             (
                 "raw average key size",
@@ -194,6 +209,14 @@ impl Properties {
             ("creation time", self.creation_time.to_string()),
             ("smallest user key", format!("'{}'", self.smallest_user_key)),
             ("largest user key", format!("'{}'", self.largest_user_key)),
+            (
+                "key range (range deletions included)",
+                format!(
+                    "['{}' .. {}",
+                    self.smallest_key,
+                    self.largest_bound.close(&format!("'{}'", self.largest_key))
+                ),
+            ),
             ("smallest sequence number", self.smallest_seqno.to_string()),
             ("largest sequence number", self.largest_seqno.to_string()),
             ("file size", self.file_size.to_string()),
@@ -243,8 +266,7 @@ impl TableInfo {
             }
         };
         TableInfo {
-            properties: show_properties
-                .then(|| Properties::of(table.properties(), table.file_size(), style)),
+            properties: show_properties.then(|| Properties::of(&table, style)),
             meta_blocks: list_meta_blocks.then(|| meta_blocks(&table)),
             problems: Vec::new(),
         }

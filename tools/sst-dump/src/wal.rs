@@ -1,6 +1,7 @@
 //! A write-ahead log, record by record, like ldb's `dump_wal`: sequence
 //! number, operation count, byte size, file offset, and the operations
-//! with their keyspace (ldb: `PUT(cf)`); then where and how the log ends. Damaged regions are skipped (and
+//! with their keyspace (ldb: `PUT(cf)`; a range delete as
+//! `DELETE_RANGE(cf) 'start' .. 'end'`, `.. +inf` without end); then where and how the log ends. Damaged regions are skipped (and
 //! reported) so that the records after them are shown too.
 
 use std::fmt::Write as _;
@@ -27,9 +28,14 @@ pub struct Op {
     /// when the name is not known; empty for the default keyspace.
     #[serde(skip)]
     pub keyspace_label: String,
+    /// A range delete's start, or the key.
     pub key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// A range delete's end: `Some(None)` (JSON null) when it has none;
+    /// absent for other operations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<Option<String>>,
 }
 
 /// One record of the log.
@@ -224,6 +230,8 @@ fn decode(
                 key: style.show(op.key),
                 value: (print_values && op.kind == strata_sstable::ValueKind::Put)
                     .then(|| style.show(op.value)),
+                end: (op.kind == strata_sstable::ValueKind::RangeDelete)
+                    .then(|| op.range_end().map(|e| style.show(e))),
             }),
             Err(e) => {
                 r.error = Some(format!("{} at byte {} of the batch", e.reason, e.offset));
@@ -255,11 +263,19 @@ impl Report for WalReport {
                 let ops: Vec<String> = r
                     .ops
                     .iter()
-                    .map(|op| match &op.value {
-                        Some(v) => {
+                    .map(|op| match (&op.value, &op.end) {
+                        (Some(v), _) => {
                             format!("{}{} '{}' => '{}'", op.op, op.keyspace_label, op.key, v)
                         }
-                        None => format!("{}{} '{}'", op.op, op.keyspace_label, op.key),
+                        (None, Some(end)) => format!(
+                            "{}{} '{}' .. {}",
+                            op.op,
+                            op.keyspace_label,
+                            op.key,
+                            end.as_ref()
+                                .map_or_else(|| "+inf".to_owned(), |e| format!("'{e}'"))
+                        ),
+                        (None, None) => format!("{}{} '{}'", op.op, op.keyspace_label, op.key),
                     })
                     .collect();
                 out.push_str(&ops.join(" "));

@@ -1,7 +1,8 @@
 //! fillseq, fillrandom, filluniquerandom, fillbatch, fillsync, fill100K,
-//! overwrite (db_bench's `DoWrite`); deleteseq and deleterandom
-//! (`DoDelete`); and the background writer of the *whilewriting
-//! benchmarks (`BGWriter`).
+//! overwrite (db_bench's `DoWrite`, with its range tombstones every
+//! `--writes_per_range_tombstone` writes); deleteseq and deleterandom
+//! (`DoDelete`); deleterange; and the background writer of the
+//! *whilewriting benchmarks (`BGWriter`).
 
 use super::{Ctx, OpBudget, ThreadState};
 use crate::engine::{Batch, Engine};
@@ -10,8 +11,22 @@ use crate::keys::{KeyBuf, KeyGen, KeyOrder};
 use crate::stats::OpKind;
 use crate::values::ValueGen;
 
+/// Says so on the result line and returns true when the benchmark needs
+/// range deletes and `E` has none.
+fn lacks_range_deletes<E: Engine>(th: &mut ThreadState) -> bool {
+    if !E::RANGE_DELETES {
+        th.stats
+            .unsupported(&format!("({} has no range delete)", E::KIND.name()));
+    }
+    !E::RANGE_DELETES
+}
+
 pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) -> Result<()> {
     let p = ctx.plan;
+    let tombstones = ctx.flags.range_tombstones();
+    if tombstones && lacks_range_deletes::<E>(th) {
+        return Ok(());
+    }
     let secs = if order == KeyOrder::Random {
         p.duration_secs
     } else {
@@ -20,6 +35,7 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
     let mut budget = OpBudget::new(secs, p.writes);
     let mut keys = KeyGen::new(order, p.num, ctx.permutation);
     let mut key = KeyBuf::new(p.key_size);
+    let mut end_key = KeyBuf::new(p.key_size);
     let mut values = ValueGen::new(ctx.values);
     let mut batch = Batch::default();
     let per_batch = p.entries_per_batch;
@@ -28,6 +44,10 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
     }
     let entry_bytes = (p.key_size + p.value_size) as u64;
     let mut bytes = 0u64;
+    // As db_bench: a tombstone starts at the next key the fill would
+    // write (which it then skips) and spans --range_tombstone_width keys.
+    let mut written = 0u64;
+    let mut range_deletes = 0u64;
     while !budget.done(per_batch) {
         if per_batch == 1 {
             let k = keys.next(&mut th.rng);
@@ -37,6 +57,14 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
                 values.generate(p.value_size),
                 p.write,
             )?;
+            written += 1;
+            if tombstones && ctx.flags.range_tombstone_due(written) {
+                let b = keys.next(&mut th.rng);
+                let (start, end) = (key.set(b), end_key.set(b + p.range_width));
+                ctx.db
+                    .delete_range(ctx.flags.keyspace_of(b), start, end, p.write)?;
+                range_deletes += 1;
+            }
         } else {
             batch.clear();
             for _ in 0..per_batch {
@@ -46,6 +74,13 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
                     key.set(k),
                     values.generate(p.value_size),
                 );
+                written += 1;
+                if tombstones && ctx.flags.range_tombstone_due(written) {
+                    let b = keys.next(&mut th.rng);
+                    let (start, end) = (key.set(b), end_key.set(b + p.range_width));
+                    batch.delete_range(ctx.flags.keyspace_of(b), start, end);
+                    range_deletes += 1;
+                }
             }
             ctx.db.write(&batch, p.write)?;
         }
@@ -53,6 +88,48 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
         th.stats.finished_ops(per_batch, OpKind::Write);
     }
     th.stats.add_bytes(bytes);
+    if range_deletes > 0 {
+        let s = if range_deletes == 1 { "" } else { "s" };
+        th.stats
+            .add_message(&format!("({range_deletes} range tombstone{s})"));
+    }
+    Ok(())
+}
+
+/// deleterange: range deletes of `--range_tombstone_width` keys each,
+/// walking the keys in order from the first (every thread the same keys,
+/// as deleteseq does) until `--deletes` keys are covered; with
+/// `--batch_size`, that many range deletes per batch. A range lies in the
+/// keyspace of its first key (`--num_column_families`).
+pub fn delete_range<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
+    if lacks_range_deletes::<E>(th) {
+        return Ok(());
+    }
+    let p = ctx.plan;
+    let width = p.range_width;
+    let mut budget = OpBudget::new(0, p.deletes.div_ceil(width));
+    let mut start = KeyBuf::new(p.key_size);
+    let mut end = KeyBuf::new(p.key_size);
+    let mut batch = Batch::default();
+    let per_batch = p.entries_per_batch;
+    let mut k = 0u64;
+    while !budget.done(per_batch) {
+        if per_batch == 1 {
+            let ks = ctx.flags.keyspace_of(k);
+            ctx.db
+                .delete_range(ks, start.set(k), end.set(k + width), p.write)?;
+            k += width;
+        } else {
+            batch.clear();
+            for _ in 0..per_batch {
+                let ks = ctx.flags.keyspace_of(k);
+                batch.delete_range(ks, start.set(k), end.set(k + width));
+                k += width;
+            }
+            ctx.db.write(&batch, p.write)?;
+        }
+        th.stats.finished_ops(per_batch, OpKind::Delete);
+    }
     Ok(())
 }
 

@@ -4,12 +4,29 @@
 
 use std::ops::Range;
 
+/// What one entry of a [`Batch`] does to its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op<'a> {
+    Put(&'a [u8]),
+    Delete,
+    /// Delete every key from the entry's key up to this one (excluded):
+    /// RocksDB's `DeleteRange`.
+    DeleteRange(&'a [u8]),
+}
+
+/// How an entry is stored: ranges in `Batch::data`.
+#[derive(Clone)]
+enum Stored {
+    Put(Range<usize>),
+    Delete,
+    DeleteRange(Range<usize>),
+}
+
 #[derive(Default)]
 pub struct Batch {
     data: Vec<u8>,
-    /// Keyspace index, key range in `data`, and the value range (`None`
-    /// for a delete).
-    entries: Vec<(usize, Range<usize>, Option<Range<usize>>)>,
+    /// Keyspace index, key range in `data`, and what the entry does.
+    entries: Vec<(usize, Range<usize>, Stored)>,
 }
 
 impl Batch {
@@ -22,13 +39,20 @@ impl Batch {
     pub fn put(&mut self, keyspace: usize, key: &[u8], value: &[u8]) {
         let k = self.push(key);
         let v = self.push(value);
-        self.entries.push((keyspace, k, Some(v)));
+        self.entries.push((keyspace, k, Stored::Put(v)));
     }
 
     /// Delete `key` in keyspace `keyspace`.
     pub fn delete(&mut self, keyspace: usize, key: &[u8]) {
         let k = self.push(key);
-        self.entries.push((keyspace, k, None));
+        self.entries.push((keyspace, k, Stored::Delete));
+    }
+
+    /// Delete every key of keyspace `keyspace` in `[start, end)`.
+    pub fn delete_range(&mut self, keyspace: usize, start: &[u8], end: &[u8]) {
+        let k = self.push(start);
+        let e = self.push(end);
+        self.entries.push((keyspace, k, Stored::DeleteRange(e)));
     }
 
     fn push(&mut self, bytes: &[u8]) -> Range<usize> {
@@ -42,12 +66,17 @@ impl Batch {
         self.entries.len()
     }
 
-    /// `(keyspace, key, Some(value))` for a put, `(keyspace, key, None)`
-    /// for a delete, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], Option<&[u8]>)> {
-        self.entries
-            .iter()
-            .map(|(ks, k, v)| (*ks, &self.data[k.clone()], v.clone().map(|v| &self.data[v])))
+    /// `(keyspace, key, op)` for each entry, in order (a range delete's
+    /// key is its start).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], Op<'_>)> {
+        self.entries.iter().map(|(ks, k, stored)| {
+            let op = match stored {
+                Stored::Put(v) => Op::Put(&self.data[v.clone()]),
+                Stored::Delete => Op::Delete,
+                Stored::DeleteRange(e) => Op::DeleteRange(&self.data[e.clone()]),
+            };
+            (*ks, &self.data[k.clone()], op)
+        })
     }
 }
 
@@ -60,10 +89,15 @@ mod tests {
         let mut b = Batch::default();
         b.put(0, b"k1", b"v1");
         b.delete(3, b"k2");
+        b.delete_range(1, b"a", b"c");
         let all: Vec<_> = b.iter().collect();
         assert_eq!(
             all,
-            vec![(0, &b"k1"[..], Some(&b"v1"[..])), (3, &b"k2"[..], None)]
+            vec![
+                (0, &b"k1"[..], Op::Put(b"v1")),
+                (3, &b"k2"[..], Op::Delete),
+                (1, &b"a"[..], Op::DeleteRange(b"c")),
+            ]
         );
         b.clear();
         assert_eq!(b.len(), 0);

@@ -1,6 +1,6 @@
 //! fjall 3 behind the [`Engine`] trait. Built only with `--features fjall`.
 
-use super::{Batch, Engine, EngineKind, Mapping, Property, Scan, ScanStart, WriteOpts};
+use super::{Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, WriteOpts};
 use crate::error::{BenchError, Result};
 use crate::flags::{CompressionType, Flags};
 use fjall::config::{
@@ -114,6 +114,14 @@ fn fjall_options(flags: &Flags) -> (KeyspaceCreateOptions, Mapping) {
         );
     }
 
+    if flags.writes_per_range_tombstone > 0 {
+        m.unmatched(
+            "writes_per_range_tombstone",
+            flags.writes_per_range_tombstone,
+            NO_RANGE_DELETE,
+        );
+    }
+
     m.durability = "journal flushed to the OS (write syscall, PersistMode::Buffer) before a write \
                     returns: fjall's default (manual_journal_persist = false)"
         .into();
@@ -132,8 +140,13 @@ impl FjallEngine {
     }
 }
 
+/// Why the range delete benchmarks report fjall unsupported.
+const NO_RANGE_DELETE: &str = "fjall has no range delete (RocksDB's DeleteRange); \
+                               the benchmarks that need one report it unsupported";
+
 impl Engine for FjallEngine {
     const KIND: EngineKind = EngineKind::Fjall;
+    const RANGE_DELETES: bool = false;
     type Scan<'a> = FjallScan;
 
     fn mapping(flags: &Flags) -> Mapping {
@@ -170,12 +183,17 @@ impl Engine for FjallEngine {
         self.after_write(w)
     }
 
+    fn delete_range(&self, _: usize, _: &[u8], _: &[u8], _: WriteOpts) -> Result<()> {
+        Err(BenchError::new(NO_RANGE_DELETE))
+    }
+
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
         let mut b = self.db.batch();
-        for (keyspace, k, v) in batch.iter() {
-            match v {
-                Some(v) => b.insert(&self.trees[keyspace], k, v),
-                None => b.remove(&self.trees[keyspace], k),
+        for (keyspace, k, op) in batch.iter() {
+            match op {
+                Op::Put(v) => b.insert(&self.trees[keyspace], k, v),
+                Op::Delete => b.remove(&self.trees[keyspace], k),
+                Op::DeleteRange(_) => return Err(BenchError::new(NO_RANGE_DELETE)),
             }
         }
         b.commit()?;

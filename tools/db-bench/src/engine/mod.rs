@@ -14,7 +14,7 @@ mod rocksdb;
 #[cfg(feature = "sled")]
 mod sled;
 
-pub use batch::Batch;
+pub use batch::{Batch, Op};
 pub use mapping::Mapping;
 pub use strata::StrataEngine;
 
@@ -128,6 +128,10 @@ pub trait Engine: Sized + Send + Sync {
     /// The `--engine` name.
     const KIND: EngineKind;
 
+    /// Whether the engine has a range delete (RocksDB's `DeleteRange`):
+    /// without one, the benchmarks that need it report it unsupported.
+    const RANGE_DELETES: bool = true;
+
     type Scan<'a>: Scan
     where
         Self: 'a;
@@ -143,7 +147,11 @@ pub trait Engine: Sized + Send + Sync {
     // default keyspace), the one `Flags::keyspace_of` gives the key.
     fn put(&self, keyspace: usize, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()>;
     fn delete(&self, keyspace: usize, key: &[u8], w: WriteOpts) -> Result<()>;
-    /// Apply every entry of `batch` atomically.
+    /// Delete every key of `keyspace` in `[start, end)` with one range
+    /// tombstone. An engine without [`Engine::RANGE_DELETES`] fails.
+    fn delete_range(&self, keyspace: usize, start: &[u8], end: &[u8], w: WriteOpts) -> Result<()>;
+    /// Apply every entry of `batch` atomically (a batch holding a range
+    /// delete fails on an engine without [`Engine::RANGE_DELETES`]).
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()>;
     /// The length of `key`'s value, or `None` if absent. The value is read
     /// in full by the engine, as a `Get` would.

@@ -1,7 +1,7 @@
 //! RocksDB (through the `rocksdb` crate) behind the [`Engine`] trait.
 //! Built only with `--features rocksdb`.
 
-use super::{Batch, Engine, EngineKind, Mapping, Property, Scan, ScanStart, WriteOpts};
+use super::{Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, WriteOpts};
 use crate::error::{BenchError, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use rocksdb::{
@@ -225,14 +225,23 @@ impl Engine for RocksEngine {
         }?)
     }
 
+    fn delete_range(&self, keyspace: usize, start: &[u8], end: &[u8], w: WriteOpts) -> Result<()> {
+        let w = self.write_opts(w);
+        Ok(self
+            .db
+            .delete_range_cf_opt(self.cf(keyspace)?, start, end, w)?)
+    }
+
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
         let mut b = WriteBatch::default();
-        for (keyspace, k, v) in batch.iter() {
-            match (keyspace, v) {
-                (0, Some(v)) => b.put(k, v),
-                (0, None) => b.delete(k),
-                (i, Some(v)) => b.put_cf(self.cf(i)?, k, v),
-                (i, None) => b.delete_cf(self.cf(i)?, k),
+        for (keyspace, k, op) in batch.iter() {
+            match (keyspace, op) {
+                (0, Op::Put(v)) => b.put(k, v),
+                (0, Op::Delete) => b.delete(k),
+                (0, Op::DeleteRange(end)) => b.delete_range(k, end),
+                (i, Op::Put(v)) => b.put_cf(self.cf(i)?, k, v),
+                (i, Op::Delete) => b.delete_cf(self.cf(i)?, k),
+                (i, Op::DeleteRange(end)) => b.delete_range_cf(self.cf(i)?, k, end),
             }
         }
         Ok(self.db.write_opt(b, self.write_opts(w))?)

@@ -1,6 +1,6 @@
 //! sled 0.34 behind the [`Engine`] trait. Built only with `--features sled`.
 
-use super::{Batch, Engine, EngineKind, Mapping, Property, Scan, ScanStart, WriteOpts};
+use super::{Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, WriteOpts};
 use crate::error::{BenchError, Result};
 use crate::flags::{CompressionType, Flags};
 use sled::IVec;
@@ -47,6 +47,13 @@ fn sled_mapping(flags: &Flags) -> Mapping {
         "-",
         "not an LSM tree",
     );
+    if flags.writes_per_range_tombstone > 0 {
+        m.unmatched(
+            "writes_per_range_tombstone",
+            flags.writes_per_range_tombstone,
+            NO_RANGE_DELETE,
+        );
+    }
     m.durability = format!(
         "WEAKER than the others: writes stay in sled's user-space buffers until its \
          background flush (every {FLUSH_EVERY_MS} ms); sled cannot hand each write to the OS"
@@ -66,8 +73,13 @@ impl SledEngine {
     }
 }
 
+/// Why the range delete benchmarks report sled unsupported.
+const NO_RANGE_DELETE: &str = "sled has no range delete (RocksDB's DeleteRange); \
+                               the benchmarks that need one report it unsupported";
+
 impl Engine for SledEngine {
     const KIND: EngineKind = EngineKind::Sled;
+    const RANGE_DELETES: bool = false;
     type Scan<'a> = SledScan;
 
     fn mapping(flags: &Flags) -> Mapping {
@@ -103,12 +115,17 @@ impl Engine for SledEngine {
         self.after_write(w)
     }
 
+    fn delete_range(&self, _: usize, _: &[u8], _: &[u8], _: WriteOpts) -> Result<()> {
+        Err(BenchError::new(NO_RANGE_DELETE))
+    }
+
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
         let mut b = sled::Batch::default();
-        for (_, k, v) in batch.iter() {
-            match v {
-                Some(v) => b.insert(k, v),
-                None => b.remove(k),
+        for (_, k, op) in batch.iter() {
+            match op {
+                Op::Put(v) => b.insert(k, v),
+                Op::Delete => b.remove(k),
+                Op::DeleteRange(_) => return Err(BenchError::new(NO_RANGE_DELETE)),
             }
         }
         self.db.apply_batch(b)?;

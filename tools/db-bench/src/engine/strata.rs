@@ -1,6 +1,6 @@
 //! strata behind the [`Engine`] trait.
 
-use super::{Batch, Engine, EngineKind, Mapping, Property, Scan, ScanStart, WriteOpts};
+use super::{Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, WriteOpts};
 use crate::error::{Context, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use std::path::Path;
@@ -171,14 +171,24 @@ impl Engine for StrataEngine {
         }?)
     }
 
+    fn delete_range(&self, keyspace: usize, start: &[u8], end: &[u8], w: WriteOpts) -> Result<()> {
+        let w = write_options(w);
+        Ok(match keyspace {
+            0 => self.db.delete_range_opt(start..end, &w),
+            i => self.keyspaces[i - 1].delete_range_opt(start..end, &w),
+        }?)
+    }
+
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
         let mut b = self.db.new_batch();
-        for (keyspace, k, v) in batch.iter() {
-            match (keyspace, v) {
-                (0, Some(v)) => b.put(k, v),
-                (0, None) => b.delete(k),
-                (i, Some(v)) => b.put_in(&self.keyspaces[i - 1], k, v),
-                (i, None) => b.delete_in(&self.keyspaces[i - 1], k),
+        for (keyspace, k, op) in batch.iter() {
+            match (keyspace, op) {
+                (0, Op::Put(v)) => b.put(k, v),
+                (0, Op::Delete) => b.delete(k),
+                (0, Op::DeleteRange(end)) => b.delete_range(k..end),
+                (i, Op::Put(v)) => b.put_in(&self.keyspaces[i - 1], k, v),
+                (i, Op::Delete) => b.delete_in(&self.keyspaces[i - 1], k),
+                (i, Op::DeleteRange(end)) => b.delete_range_in(&self.keyspaces[i - 1], k..end),
             }
         }
         Ok(self.db.write_opt(b, &write_options(w))?)
