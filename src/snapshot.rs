@@ -166,8 +166,17 @@ impl Drop for Snapshot {
         // keeps a delete-only compaction from dropping them; once it goes,
         // the compaction is due, and the background threads (which last
         // looked while it was live) and `wait_for_compactions` must look
-        // again.
-        if self.inner.snapshots.release(self.seq) {
+        // again. Only then: a wake-up ends write delays early and makes
+        // every background thread pick again, which a service taking a
+        // snapshot per request must not pay when no table holds range
+        // tombstones.
+        if self.inner.snapshots.release(self.seq)
+            && self
+                .inner
+                .all_keyspaces()
+                .iter()
+                .any(|ks| ks.super_version.load().version.has_range_dels())
+        {
             self.inner.bg.notify_all();
         }
     }

@@ -61,7 +61,7 @@ pub(crate) fn covered_tables(
     stripes: &Stripes,
     within: &KeyRange,
 ) -> Option<(usize, Vec<Arc<TableFile>>)> {
-    if !v.all_files().any(|(_, f)| f.has_range_dels()) {
+    if !v.has_range_dels() {
         return None;
     }
     let mut victims: [Vec<Arc<TableFile>>; NUM_LEVELS] = Default::default();

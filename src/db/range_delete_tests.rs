@@ -434,3 +434,41 @@ fn a_read_pins_a_super_version_no_compaction_changed_after_its_sequence_number()
         "read at seq {seq}"
     );
 }
+
+/// Releasing a snapshot wakes the background threads (a delete-only
+/// compaction it blocked may be due) only when some table holds range
+/// tombstones: a wake-up ends write delays early and makes every thread
+/// pick again, which a snapshot per request must not cost otherwise.
+#[test]
+fn releasing_a_snapshot_wakes_the_background_only_with_range_tombstones_in_tables() {
+    // Inline: no background thread bumps the generation meanwhile.
+    let db = open_on(
+        Arc::new(MemFileSystem::new()),
+        Options {
+            inline_background_work: true,
+            ..Options::default()
+        },
+    );
+    let generation = |db: &Db| db.inner().bg.state.lock().generation;
+    db.put("a", "v").unwrap();
+    db.flush().unwrap();
+    let before = generation(&db);
+    drop(db.snapshot());
+    assert_eq!(generation(&db), before, "no table holds range tombstones");
+    // Delete-only compaction removes the tables the tombstone covers, not
+    // the tombstone's own table: it stays after the background work.
+    db.delete_range("a".."b").unwrap();
+    db.flush().unwrap();
+    db.run_background_work().unwrap();
+    let before = generation(&db);
+    let first = db.snapshot();
+    let second = db.snapshot();
+    drop(first);
+    assert_eq!(
+        generation(&db),
+        before,
+        "another snapshot at that seq lives"
+    );
+    drop(second);
+    assert!(generation(&db) > before, "the last one at its seq went");
+}

@@ -33,12 +33,17 @@ pub const NUM_LEVELS: usize = 7;
 #[derive(Clone)]
 pub struct Version {
     levels: [Arc<[Arc<TableFile>]>; NUM_LEVELS],
+    /// Some table holds range tombstones: what delete-only compaction and
+    /// a snapshot's release look at, computed once per version instead of
+    /// a scan of every table each time.
+    has_range_dels: bool,
 }
 
 impl Default for Version {
     fn default() -> Self {
         Version {
             levels: std::array::from_fn(|_| Arc::from(Vec::new())),
+            has_range_dels: false,
         }
     }
 }
@@ -53,9 +58,16 @@ impl Version {
         for level in &mut levels[1..] {
             level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
+        let has_range_dels = levels.iter().flatten().any(|f| f.has_range_dels());
         Version {
             levels: levels.map(Arc::from),
+            has_range_dels,
         }
+    }
+
+    /// Whether some table of this version holds range tombstones.
+    pub fn has_range_dels(&self) -> bool {
+        self.has_range_dels
     }
 
     /// The tables of `level`, in the level's order.

@@ -41,7 +41,9 @@
 //!   and leadership passes on in the drop;
 //! - while it leads a group that waits out a write stall (not yet
 //!   sequenced), its own write is not applied, the members it took go
-//!   back to the front of the queue and leadership passes on;
+//!   back to the front of the queue and leadership passes on; unless a
+//!   blocking writer took that parked group over (`proxy.rs`): then the
+//!   group, its own write included, is applied;
 //! - once a leader took it into a group (or it became leader with its
 //!   own write sequenced), it is applied, and it owes the group nothing
 //!   (the group's completion is done, or handed to whoever writes the
