@@ -132,6 +132,7 @@ impl DbInner {
             sv: arc_swap::Guard::into_inner(sv),
             seq,
             blocks: spec.blocks,
+            max_skip: ks.options().max_sequential_skip_in_iterations,
         }
     }
 

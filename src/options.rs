@@ -35,6 +35,14 @@ pub struct Options {
     /// reads in between make reads slow. 0: no limit. RocksDB:
     /// `memtable_max_range_deletions`. Default: 0.
     pub memtable_max_range_deletions: usize,
+    /// Versions of one key an iterator steps over in a row before it skips
+    /// the rest with a seek. A key written often (a counter, a session)
+    /// keeps every version in the memtable until a flush, and a scan
+    /// stepping over each would cost time linear in them; past this many
+    /// it seeks past them instead (a seek costs a few steps' time, so a
+    /// small number). RocksDB: `max_sequential_skip_in_iterations`.
+    /// Default: 8.
+    pub max_sequential_skip_in_iterations: usize,
     /// Target size of a table's data block before compression. RocksDB:
     /// `block_size`. Default: 4 KiB.
     pub block_size: usize,
@@ -222,6 +230,7 @@ impl Default for Options {
             write_buffer_size: 64 << 20,
             max_write_buffer_number: 2,
             memtable_max_range_deletions: 0,
+            max_sequential_skip_in_iterations: 8,
             block_size: 4096,
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -273,6 +282,10 @@ impl fmt::Debug for Options {
             .field(
                 "memtable_max_range_deletions",
                 &self.memtable_max_range_deletions,
+            )
+            .field(
+                "max_sequential_skip_in_iterations",
+                &self.max_sequential_skip_in_iterations,
             )
             .field("block_size", &self.block_size)
             .field("block_restart_interval", &self.block_restart_interval)

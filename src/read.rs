@@ -48,6 +48,8 @@ pub(crate) struct ReadView {
     pub seq: SeqNo,
     /// How the read's table blocks are read (`ReadOptions`).
     pub blocks: BlockReadOptions,
+    /// The keyspace's `max_sequential_skip_in_iterations`.
+    pub max_skip: usize,
 }
 
 /// The newest value of `key` visible at `seq`: memtable, frozen memtables
@@ -103,6 +105,7 @@ impl ReadView {
             lower,
             upper,
         )
+        .with_max_skip(self.max_skip)
     }
 }
 

@@ -188,6 +188,9 @@ impl Sim {
             // the largest memtable.
             max_total_wal_size: if self.seed % 4 == 1 { 192 * 1024 } else { 0 },
             db_write_buffer_size: if self.seed % 4 == 1 { 160 * 1024 } else { 0 },
+            // Scans step over 0, 1 or 8 (the default) versions of a key
+            // before seeking past the rest.
+            max_sequential_skip_in_iterations: [0, 1, 8][(self.seed % 3) as usize],
             ..Options::default()
         }
     }

@@ -1,12 +1,25 @@
 //! The user-facing view of an internal iterator: one entry per user key
 //! (its newest version visible at the read's sequence number), tombstones
-//! hidden, optional key bounds. The logic follows LevelDB's DBIter.
+//! hidden, optional key bounds. The logic follows LevelDB's DBIter, with
+//! RocksDB's bound on stepping over the versions of one key
+//! (`max_sequential_skip_in_iterations`): past it, the rest are skipped
+//! with a seek, so a scan's cost does not grow with a hot key's versions.
 
 use super::{user_key, InternalIterator, MergingIter};
 use crate::error::Result;
 use crate::ikey::{push_seek_key, seek_trailer};
 use bytes::Bytes;
-use strata_sstable::{compare_user_keys, parse_internal_key, SeqNo, ValueKind, MAX_SEQNO};
+use strata_sstable::{
+    compare_user_keys, parse_internal_key, SeqNo, ValueKind, MAX_SEQNO, TRAILER_LEN,
+};
+
+/// `max_sequential_skip_in_iterations` when none is given (RocksDB's
+/// default).
+const DEFAULT_MAX_SKIP: usize = 8;
+
+/// The trailer that sorts after every version of a user key (sequence
+/// number 0, the lowest kind): seeking to `key ++ this` passes them all.
+const AFTER_EVERY_VERSION: [u8; TRAILER_LEN] = [0; TRAILER_LEN];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Direction {
@@ -28,6 +41,9 @@ pub struct DbIter {
     lower: Option<Vec<u8>>,
     upper: Option<Vec<u8>>,
     scratch: Vec<u8>,
+    /// Entries of one user key stepped over in a row before the rest are
+    /// skipped with a seek.
+    max_skip: usize,
 }
 
 impl DbIter {
@@ -47,7 +63,15 @@ impl DbIter {
             lower,
             upper,
             scratch: Vec::new(),
+            max_skip: DEFAULT_MAX_SKIP,
         }
+    }
+
+    /// Step over at most `max_skip` entries of one user key in a row, then
+    /// seek (`max_sequential_skip_in_iterations`).
+    pub fn with_max_skip(mut self, max_skip: usize) -> Self {
+        self.max_skip = max_skip;
+        self
     }
 
     pub fn valid(&self) -> bool {
@@ -172,11 +196,18 @@ impl DbIter {
     pub fn prev(&mut self) -> Result<()> {
         debug_assert!(self.valid);
         if self.direction == Direction::Forward {
-            // Scan back past every entry of the current key.
+            // Back past every entry of the current key: a few steps, then
+            // a seek to before its newest possible version.
             self.saved_key.clear();
             self.saved_key.extend_from_slice(user_key(self.inner.key()));
+            let mut steps = 0;
             loop {
-                self.inner.prev()?;
+                if steps == self.max_skip {
+                    self.seek_before_saved_key()?;
+                } else {
+                    steps += 1;
+                    self.inner.prev()?;
+                }
                 if !self.inner.valid() {
                     self.valid = false;
                     self.saved_key.clear();
@@ -192,9 +223,24 @@ impl DbIter {
         self.find_prev_user_entry()
     }
 
+    /// Position the inner iterator at the last entry before every version
+    /// of `saved_key`.
+    fn seek_before_saved_key(&mut self) -> Result<()> {
+        self.scratch.clear();
+        push_seek_key(&mut self.scratch, &self.saved_key, MAX_SEQNO);
+        self.inner.seek_for_prev(&self.scratch)
+    }
+
     /// Forward: skip entries newer than the read, older versions of
-    /// `saved_key` (when `skipping`), and deleted keys.
+    /// `saved_key` (when `skipping`), and deleted keys. More than
+    /// `max_skip` entries of one key in a row are passed with a seek
+    /// (RocksDB's `FindNextUserEntryInternal`).
     fn find_next_user_entry(&mut self, mut skipping: bool) -> Result<()> {
+        // Entries of `saved_key` passed over in a row, and whether they
+        // were already cut short by a seek (once per key: a seek that
+        // lands on more of them must not loop).
+        let mut skipped = 0usize;
+        let mut reseeked = false;
         while self.inner.valid() {
             let ikey = self.inner.key();
             if let Some(k) = parse_internal_key(ikey) {
@@ -202,22 +248,51 @@ impl DbIter {
                     break;
                 }
                 if k.seqno <= self.seq {
-                    match k.kind {
-                        // `parse_internal_key` yields point kinds only.
-                        ValueKind::Delete | ValueKind::RangeDelete => {
-                            self.saved_key.clear();
-                            self.saved_key.extend_from_slice(k.user_key);
-                            skipping = true;
-                        }
-                        ValueKind::Put => {
-                            if !(skipping && compare_user_keys(k.user_key, &self.saved_key).is_le())
-                            {
+                    if skipping && compare_user_keys(k.user_key, &self.saved_key).is_le() {
+                        skipped += 1;
+                    } else {
+                        skipped = 0;
+                        reseeked = false;
+                        match k.kind {
+                            // `parse_internal_key` yields point kinds only.
+                            ValueKind::Delete | ValueKind::RangeDelete => {
+                                self.saved_key.clear();
+                                self.saved_key.extend_from_slice(k.user_key);
+                                skipping = true;
+                            }
+                            ValueKind::Put => {
                                 self.valid = true;
                                 self.saved_key.clear();
                                 return Ok(());
                             }
                         }
                     }
+                } else if k.user_key == self.saved_key.as_slice() {
+                    // Newer than the read: a run of them is skipped too.
+                    skipped += 1;
+                } else {
+                    // A new key, newer than the read: what was skipped
+                    // before it is behind us.
+                    self.saved_key.clear();
+                    self.saved_key.extend_from_slice(k.user_key);
+                    skipping = false;
+                    skipped = 1;
+                    reseeked = false;
+                }
+                if skipped > self.max_skip && !reseeked {
+                    skipped = 0;
+                    reseeked = true;
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(&self.saved_key);
+                    if skipping {
+                        // Past every version of the key being skipped.
+                        self.scratch.extend_from_slice(&AFTER_EVERY_VERSION);
+                    } else {
+                        // To its newest version the read can see.
+                        self.scratch.extend_from_slice(&seek_trailer(self.seq));
+                    }
+                    self.inner.seek(&self.scratch)?;
+                    continue;
                 }
             }
             self.inner.next()?;
@@ -228,29 +303,41 @@ impl DbIter {
     }
 
     /// Reverse: find the previous key whose newest visible version is a
-    /// put, leaving the inner iterator before all its entries.
+    /// put, leaving the inner iterator before all its entries. Walking
+    /// back meets a key's versions oldest first; past `max_skip` of them
+    /// the newest visible one is found with a seek instead (RocksDB's
+    /// `FindValueForCurrentKeyUsingSeek`).
     fn find_prev_user_entry(&mut self) -> Result<()> {
-        let mut kind = ValueKind::Delete;
+        // What the key in `saved_key` holds at the read's sequence number,
+        // from the entries seen so far: a value (in `saved_value`), or not
+        // (deleted, or nothing visible yet).
+        let mut has_value = false;
+        // Entries of `saved_key` seen; 0 before the first key.
+        let mut seen = 0usize;
         while self.inner.valid() {
             let ikey = self.inner.key();
             if let Some(k) = parse_internal_key(ikey) {
-                if kind != ValueKind::Delete
-                    && compare_user_keys(k.user_key, &self.saved_key).is_lt()
-                {
-                    // Entries of an earlier key: the saved one is the answer.
-                    break;
+                if seen == 0 || compare_user_keys(k.user_key, &self.saved_key).is_lt() {
+                    if has_value {
+                        // Entries of an earlier key: the saved one is the answer.
+                        break;
+                    }
+                    if self.below_lower(k.user_key) {
+                        break;
+                    }
+                    self.saved_key.clear();
+                    self.saved_key.extend_from_slice(k.user_key);
+                    seen = 0;
                 }
-                if self.below_lower(k.user_key) {
-                    break;
+                seen += 1;
+                if seen > self.max_skip {
+                    has_value = self.newest_visible_value_of_saved_key()?;
+                    self.seek_before_saved_key()?;
+                    continue;
                 }
                 if k.seqno <= self.seq && !self.above_upper(k.user_key) {
-                    kind = k.kind;
-                    if kind == ValueKind::Delete {
-                        self.saved_key.clear();
-                        self.saved_value.clear();
-                    } else {
-                        self.saved_key.clear();
-                        self.saved_key.extend_from_slice(k.user_key);
+                    has_value = k.kind == ValueKind::Put;
+                    if has_value {
                         self.saved_value.clear();
                         self.saved_value.extend_from_slice(self.inner.value());
                     }
@@ -258,14 +345,37 @@ impl DbIter {
             }
             self.inner.prev()?;
         }
-        if kind == ValueKind::Delete {
+        if has_value {
+            self.valid = true;
+        } else {
             self.valid = false;
             self.saved_key.clear();
             self.saved_value.clear();
             self.direction = Direction::Forward;
-        } else {
-            self.valid = true;
         }
         Ok(())
+    }
+
+    /// Seek to the newest version of `saved_key` the read can see and
+    /// take its value into `saved_value`: whether it has one (a put, not
+    /// a delete, a range deletion or nothing).
+    fn newest_visible_value_of_saved_key(&mut self) -> Result<bool> {
+        if self.above_upper(&self.saved_key) {
+            return Ok(false);
+        }
+        self.scratch.clear();
+        push_seek_key(&mut self.scratch, &self.saved_key, self.seq);
+        self.inner.seek(&self.scratch)?;
+        if !self.inner.valid() {
+            return Ok(false);
+        }
+        match parse_internal_key(self.inner.key()) {
+            Some(k) if k.user_key == self.saved_key.as_slice() && k.kind == ValueKind::Put => {
+                self.saved_value.clear();
+                self.saved_value.extend_from_slice(self.inner.value());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }

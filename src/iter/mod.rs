@@ -7,6 +7,8 @@
 //! entries they delete (`range_del.rs`).
 
 mod db_iter;
+#[cfg(test)]
+mod db_iter_tests;
 mod level;
 mod merging;
 mod range_del;

@@ -376,6 +376,7 @@ proptest! {
         lower in prop::option::of(key()),
         upper in prop::option::of(key()),
         moves in moves(),
+        max_skip in 0usize..4,
     ) {
         let history = History(writes);
         let read_seq = read_seq_pick.index(history.0.len() + 2) as SeqNo;
@@ -389,7 +390,12 @@ proptest! {
             .filter(|(k, _)| in_bounds(k))
             .collect();
 
-        let db_iter = || DbIter::new(merging(&points, &lists, read_seq), read_seq, lower.clone(), upper.clone());
+        // A small `max_skip` makes the seeks past a key's versions run
+        // as often as the steps.
+        let db_iter = || {
+            DbIter::new(merging(&points, &lists, read_seq), read_seq, lower.clone(), upper.clone())
+                .with_max_skip(max_skip)
+        };
         let mut it = db_iter();
         it.seek_to_first().unwrap();
         let mut got = Vec::new();

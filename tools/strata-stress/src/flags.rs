@@ -82,6 +82,10 @@ pub struct StressFlags {
     /// RocksDB's wal_bytes_per_sync (0: off).
     #[arg(long, default_value_t = 0)]
     pub wal_bytes_per_sync: u64,
+    /// RocksDB's max_sequential_skip_in_iterations: versions of one key
+    /// the verifier's scans step over before seeking past the rest.
+    #[arg(long, default_value_t = 8)]
+    pub max_sequential_skip_in_iterations: usize,
 }
 
 /// One of `choices`, uniformly.
@@ -131,6 +135,7 @@ impl StressFlags {
             max_write_group_bytes: pick(rng, &[4 << 10, 64 << 10, 1 << 20, 4 << 20]),
             wal_buffer_capacity_bytes: pick(rng, &[4 << 10, 64 << 10, 1 << 20, 4 << 20]),
             wal_bytes_per_sync: pick(rng, &[0, 0, 256 << 10]),
+            max_sequential_skip_in_iterations: pick(rng, &[0, 1, 8]),
         }
     }
 
@@ -159,6 +164,7 @@ impl StressFlags {
             max_write_group_bytes: self.max_write_group_bytes,
             wal_buffer_capacity_bytes: self.wal_buffer_capacity_bytes,
             wal_bytes_per_sync: self.wal_bytes_per_sync,
+            max_sequential_skip_in_iterations: self.max_sequential_skip_in_iterations,
             ..defaults
         }
     }
@@ -222,6 +228,10 @@ impl StressFlags {
                 self.wal_buffer_capacity_bytes.to_string(),
             ),
             ("wal-bytes-per-sync", self.wal_bytes_per_sync.to_string()),
+            (
+                "max-sequential-skip-in-iterations",
+                self.max_sequential_skip_in_iterations.to_string(),
+            ),
         ]
         .into_iter()
         .flat_map(|(name, value)| [format!("--{name}"), value])
