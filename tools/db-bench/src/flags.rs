@@ -247,6 +247,11 @@ pub struct Flags {
     #[arg(long, default_value_t = 2 << 20)]
     pub compaction_readahead_size: u64,
 
+    /// Versions of one key an iterator steps over before seeking past the
+    /// rest. RocksDB's `max_sequential_skip_in_iterations` (default 8).
+    #[arg(long, default_value_t = 8)]
+    pub max_sequential_skip_in_iterations: u64,
+
     /// strata: drop compaction outputs from the page cache once synced
     /// (`compaction_output_drop_page_cache`).
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]

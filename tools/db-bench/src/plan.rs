@@ -17,6 +17,7 @@ pub const KNOWN_BENCHMARKS: &[&str] = &[
     "fillsync",
     "fill100K",
     "overwrite",
+    "overwritezipf",
     "readseq",
     "readreverse",
     "readrandom",
@@ -176,6 +177,10 @@ impl Plan {
                 }
             }
             "overwrite" => p.action = Action::Run(Method::Fill(KeyOrder::Random)),
+            // Not db_bench's: overwrite with Zipf-distributed keys, so a
+            // few keys pile up versions in the memtable (issue 24 item 2:
+            // follow it with seekrandom, no flush between).
+            "overwritezipf" => p.action = Action::Run(Method::Fill(KeyOrder::Zipf)),
             "fillsync" => {
                 fill(&mut p, KeyOrder::Random);
                 p.num = (flag_num / 1000).max(1);

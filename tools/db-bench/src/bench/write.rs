@@ -27,7 +27,7 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
     if tombstones && lacks_range_deletes::<E>(th) {
         return Ok(());
     }
-    let secs = if order == KeyOrder::Random {
+    let secs = if matches!(order, KeyOrder::Random | KeyOrder::Zipf) {
         p.duration_secs
     } else {
         0

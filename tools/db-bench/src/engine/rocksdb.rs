@@ -76,6 +76,12 @@ fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
     );
     o.set_allow_mmap_reads(flags.mmap_read);
     m.map("mmap_read", flags.mmap_read, "allow_mmap_reads");
+    o.set_max_sequential_skip_in_iterations(flags.max_sequential_skip_in_iterations);
+    m.map(
+        "max_sequential_skip_in_iterations",
+        flags.max_sequential_skip_in_iterations,
+        "max_sequential_skip_in_iterations",
+    );
     o.set_compaction_readahead_size(flags.compaction_readahead_size as usize);
     m.map(
         "compaction_readahead_size",

@@ -60,6 +60,13 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
         flags.compaction_output_drop_page_cache,
         "compaction_output_drop_page_cache",
     );
+    o.max_sequential_skip_in_iterations =
+        usize::try_from(flags.max_sequential_skip_in_iterations).unwrap_or(usize::MAX);
+    m.map(
+        "max_sequential_skip_in_iterations",
+        flags.max_sequential_skip_in_iterations,
+        "max_sequential_skip_in_iterations",
+    );
     o.compaction_readahead_size = flags.compaction_readahead_size as usize;
     m.map(
         "compaction_readahead_size",
