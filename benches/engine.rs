@@ -1,6 +1,7 @@
 //! Engine benchmarks: point gets from the memtable and from tables (hit
-//! and miss), a 100-entry range scan, sequential and random puts, and the
-//! flush of a full 64 MiB memtable.
+//! and miss), a 100-entry range scan, scans across a key with 100,000
+//! versions in the memtable (and the same with one), sequential and random
+//! puts, and the flush of a full 64 MiB memtable.
 #![allow(clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -82,6 +83,54 @@ fn scans(c: &mut Criterion) {
     g.finish();
 }
 
+/// Issue 24 item 2: 1,000 keys, one of them (`key(500)`) written
+/// `versions` times, all in the memtable; a seek plus 10 `next` across the
+/// hot key, and a 10-step reverse scan across it. `no_skip_limit` is the
+/// iterator before `max_sequential_skip_in_iterations` (a step per
+/// version), for a same-run ratio.
+fn hot_key(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hot_key");
+    for (versions, max_skip, label) in [
+        (1u64, 8, "1_version"),
+        (100_000, 8, "100000_versions"),
+        (100_000, usize::MAX, "100000_versions_no_skip_limit"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            max_sequential_skip_in_iterations: max_skip,
+            ..Options::default()
+        };
+        let db = Db::open(dir.path(), options).unwrap();
+        for i in 0..1_000 {
+            db.put(key(i), value(i)).unwrap();
+        }
+        for v in 1..versions {
+            db.put(key(500), value(v)).unwrap();
+        }
+        g.bench_function(format!("seek_next_10/{label}"), |b| {
+            let mut cursor = db.cursor();
+            b.iter(|| {
+                cursor.seek(key(495)).unwrap();
+                for _ in 0..10 {
+                    cursor.next().unwrap();
+                }
+                black_box(cursor.valid());
+            })
+        });
+        g.bench_function(format!("seek_for_prev_prev_10/{label}"), |b| {
+            let mut cursor = db.cursor();
+            b.iter(|| {
+                cursor.seek_for_prev(key(505)).unwrap();
+                for _ in 0..10 {
+                    cursor.prev().unwrap();
+                }
+                black_box(cursor.valid());
+            })
+        });
+    }
+    g.finish();
+}
+
 fn puts(c: &mut Criterion) {
     let mut g = c.benchmark_group("put");
     g.throughput(Throughput::Elements(1));
@@ -131,5 +180,5 @@ fn flush(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gets, scans, puts, flush);
+criterion_group!(benches, gets, scans, hot_key, puts, flush);
 criterion_main!(benches);
