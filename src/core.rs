@@ -132,6 +132,7 @@ impl DbInner {
             sv: arc_swap::Guard::into_inner(sv),
             seq,
             blocks: spec.blocks,
+            merge_operator: ks.options().merge_operator.clone(),
         }
     }
 
@@ -184,7 +185,8 @@ impl DbInner {
     pub fn get(&self, ks: &KeyspaceState, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
         // Borrowed loads: no reference count touched for a point read.
         let (sv, seq) = self.pin(ks, spec);
-        crate::read::get(&sv, key, seq, spec.blocks)
+        let options = ks.options();
+        crate::read::get(&sv, key, seq, spec.blocks, options.merge_operator.as_ref())
     }
 
     pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(

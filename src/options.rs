@@ -35,6 +35,12 @@ pub struct Options {
     /// reads in between make reads slow. 0: no limit. RocksDB:
     /// `memtable_max_range_deletions`. Default: 0.
     pub memtable_max_range_deletions: usize,
+    /// What combines the default keyspace's merge operands
+    /// ([`Db::merge`](crate::Db::merge)); `None`: merges are stored, and a
+    /// read of a key with operands fails. Opening a database whose tables
+    /// hold operands written for another operator (or with none, while
+    /// operands exist) fails. RocksDB: `merge_operator`. Default: `None`.
+    pub merge_operator: Option<Arc<dyn crate::MergeOperator>>,
     /// Target size of a table's data block before compression. RocksDB:
     /// `block_size`. Default: 4 KiB.
     pub block_size: usize,
@@ -222,6 +228,7 @@ impl Default for Options {
             write_buffer_size: 64 << 20,
             max_write_buffer_number: 2,
             memtable_max_range_deletions: 0,
+            merge_operator: None,
             block_size: 4096,
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -274,6 +281,7 @@ impl fmt::Debug for Options {
                 "memtable_max_range_deletions",
                 &self.memtable_max_range_deletions,
             )
+            .field("merge_operator", &self.merge_operator)
             .field("block_size", &self.block_size)
             .field("block_restart_interval", &self.block_restart_interval)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)

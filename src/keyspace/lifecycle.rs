@@ -56,6 +56,13 @@ impl DbInner {
                         f.meta.number, options.num_levels
                     )));
                 }
+                let sv = ks.current_super_version();
+                crate::merge::check_merge_operator(
+                    name,
+                    options.merge_operator.as_ref(),
+                    &version,
+                    std::iter::once(&sv.mem).chain(&sv.imms),
+                )?;
                 ks.set_options(options);
                 // Writers look at the keyspaces' limits again.
                 self.bg.notify_all();

@@ -32,6 +32,8 @@ pub struct KeyspaceOptions {
     pub max_write_buffer_number: usize,
     /// [`Options::memtable_max_range_deletions`].
     pub memtable_max_range_deletions: usize,
+    /// [`Options::merge_operator`].
+    pub merge_operator: Option<std::sync::Arc<dyn crate::MergeOperator>>,
     /// [`Options::block_size`].
     pub block_size: usize,
     /// [`Options::block_restart_interval`].
@@ -77,6 +79,7 @@ impl Options {
             write_buffer_size: self.write_buffer_size,
             max_write_buffer_number: self.max_write_buffer_number,
             memtable_max_range_deletions: self.memtable_max_range_deletions,
+            merge_operator: self.merge_operator.clone(),
             block_size: self.block_size,
             block_restart_interval: self.block_restart_interval,
             bloom_bits_per_key: self.bloom_bits_per_key,
@@ -102,6 +105,7 @@ impl Options {
             write_buffer_size: ks.write_buffer_size,
             max_write_buffer_number: ks.max_write_buffer_number,
             memtable_max_range_deletions: ks.memtable_max_range_deletions,
+            merge_operator: ks.merge_operator.clone(),
             block_size: ks.block_size,
             block_restart_interval: ks.block_restart_interval,
             bloom_bits_per_key: ks.bloom_bits_per_key,
