@@ -445,3 +445,31 @@ fn keyspaces_have_their_own_operators_checked_when_opened_with_options() {
     assert_eq!(tags.get("t").unwrap().as_deref(), Some(&b"a|b|c"[..]));
     assert_eq!(db.get("n").unwrap().as_deref(), Some(&counter(6)[..]));
 }
+
+/// A keyspace recovered at open has no merge operator of its own (it may
+/// not be the database's); opened without options it takes the
+/// database's, as every other option, after the check.
+#[test]
+fn a_recovered_keyspace_opened_without_options_takes_the_databases_operator() {
+    let fs = Arc::new(MemFileSystem::new());
+    let append = || -> Arc<dyn MergeOperator> { Arc::new(Append::with_separator("+")) };
+    let db = open_with(&fs, Some(append())).unwrap();
+    let ks = db.keyspace("log").unwrap();
+    ks.merge("k", "a").unwrap();
+    ks.flush().unwrap();
+    ks.merge("k", "b").unwrap();
+    drop(ks);
+    db.close().unwrap();
+    let db = open_with(&fs, Some(append())).unwrap();
+    let ks = db.keyspace("log").unwrap();
+    assert_eq!(ks.get("k").unwrap().as_deref(), Some(&b"a+b"[..]));
+    drop(ks);
+    db.close().unwrap();
+    // The database's operator is not the one the keyspace's tables name.
+    let db = open_with(&fs, Some(Arc::new(Max))).unwrap();
+    let e = db.keyspace("log").map(drop).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("stringappend")),
+        "{e}"
+    );
+}
