@@ -188,6 +188,8 @@ impl Sim {
             // the largest memtable.
             max_total_wal_size: if self.seed % 4 == 1 { 192 * 1024 } else { 0 },
             db_write_buffer_size: if self.seed % 4 == 1 { 160 * 1024 } else { 0 },
+            // Merges append (the model's `WriteOp::Merge`).
+            merge_operator: Some(Arc::new(strata::Append::with_separator(","))),
             ..Options::default()
         }
     }
@@ -456,6 +458,9 @@ impl Sim {
             if self.rng.one_in(12) {
                 let range = self.pick_range(ks);
                 w.push(range);
+            } else if self.rng.one_in(5) {
+                let operand = format!("m{}", self.rng.below(100)).into_bytes();
+                w.push(WriteOp::Merge(model_key(ks, &key(k)), operand));
             } else if self.rng.one_in(4) {
                 w.push(WriteOp::Delete(model_key(ks, &key(k))));
             } else {
@@ -544,6 +549,7 @@ impl Sim {
             match op {
                 WriteOp::Put(mk, v) => batch.put_in(&h, &mk[1..], v),
                 WriteOp::Delete(mk) => batch.delete_in(&h, &mk[1..]),
+                WriteOp::Merge(mk, operand) => batch.merge_in(&h, &mk[1..], operand),
                 WriteOp::DeleteRange(start, end) => {
                     let (_, bounds) = keyspace_range(start, end.as_deref());
                     batch.delete_range_in::<&[u8]>(&h, bounds);
@@ -570,6 +576,7 @@ impl Sim {
                         let (what, end) = match op {
                             WriteOp::Put(..) => ("put", String::new()),
                             WriteOp::Delete(_) => ("delete", String::new()),
+                            WriteOp::Merge(..) => ("merge", String::new()),
                             WriteOp::DeleteRange(_, end) => {
                                 self.fig.range_deletes += 1;
                                 // The next keyspace's first model key: no end.
