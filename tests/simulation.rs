@@ -102,6 +102,8 @@ struct Figures {
     /// Acknowledged range deletes (alone or in a batch) and prefix deletes.
     range_deletes: u64,
     prefix_deletes: u64,
+    /// Acknowledged merge operands (in batches).
+    merges: u64,
     faults: BTreeMap<String, u64>,
 }
 
@@ -125,6 +127,7 @@ impl Figures {
         self.keyspace_flushes += o.keyspace_flushes;
         self.range_deletes += o.range_deletes;
         self.prefix_deletes += o.prefix_deletes;
+        self.merges += o.merges;
         for (k, v) in &o.faults {
             *self.faults.entry(k.clone()).or_default() += v;
         }
@@ -576,7 +579,10 @@ impl Sim {
                         let (what, end) = match op {
                             WriteOp::Put(..) => ("put", String::new()),
                             WriteOp::Delete(_) => ("delete", String::new()),
-                            WriteOp::Merge(..) => ("merge", String::new()),
+                            WriteOp::Merge(..) => {
+                                self.fig.merges += 1;
+                                ("merge", String::new())
+                            }
                             WriteOp::DeleteRange(_, end) => {
                                 self.fig.range_deletes += 1;
                                 // The next keyspace's first model key: no end.
@@ -954,7 +960,7 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
          crash_points_hit={} clean_reopens={} failed_opens={} errors_surfaced={} \
          in_doubt_applied={} in_doubt_dropped={} unsynced_writes_lost={} \
          absolute_consistency_refusals={} moves={} keyspace_drops={} keyspace_flushes={} \
-         range_deletes={} prefix_deletes={} seconds={:.1}",
+         range_deletes={} prefix_deletes={} merges={} seconds={:.1}",
         t.seeds,
         t.ops,
         t.acked_writes,
@@ -973,6 +979,7 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         t.keyspace_flushes,
         t.range_deletes,
         t.prefix_deletes,
+        t.merges,
         start.elapsed().as_secs_f64()
     );
     let faults: u64 = t.faults.values().sum();
