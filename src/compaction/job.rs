@@ -238,6 +238,8 @@ impl DbInner {
                                 deeper_has_key,
                             )?;
                             result.keys_in += consumed - 1;
+                            // Operands merged into fewer entries.
+                            result.keys_dropped += consumed - merged.len() as u64;
                             for (q, kind, value) in &merged {
                                 out.add(&last_key, *q, *kind, value)?;
                             }
