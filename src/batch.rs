@@ -1,4 +1,4 @@
-//! `WriteBatch`: a group of puts, deletes and range deletes applied
+//! `WriteBatch`: a group of puts, deletes, merges and range deletes applied
 //! atomically, and its encoding, which is also the payload of a WAL record.
 //!
 //! ```text
@@ -7,12 +7,14 @@
 //! +-------------+-----------+-----------+-----+-----------+
 //!    8 bytes LE   4 bytes LE
 //!
-//! record = tag u8: kind (1 = put, 0 = delete, 3 = range delete), plus
+//! record = tag u8: kind (1 = put, 0 = delete, 2 = merge, 3 = range
+//!                  delete), plus
 //!                  0x80 when a keyspace id follows
 //!          keyspace varint32               (tag & 0x80 only; else 0,
 //!                                           the default keyspace)
 //!          key_len varint32, key           (a range delete's start)
-//!          value_len varint32, value      (puts: the value; range
+//!          value_len varint32, value      (puts: the value; merges: the
+//!                                           operand; range
 //!                                           deletes: the end, empty for
 //!                                           no end; deletes: absent)
 //! ```
@@ -134,6 +136,25 @@ impl WriteBatch {
         self.delete_in_id(keyspace.id(), key.as_ref());
     }
 
+    /// Add a merge of `operand` into `key` (in the default keyspace): the
+    /// keyspace's merge operator combines it with the key's value when it
+    /// is read (see [`Db::merge`](crate::Db::merge)). RocksDB:
+    /// `WriteBatch::Merge`.
+    pub fn merge(&mut self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) {
+        self.merge_in_id(DEFAULT_KEYSPACE, key.as_ref(), operand.as_ref());
+    }
+
+    /// Add a merge of `operand` into `key` in `keyspace`.
+    pub fn merge_in(
+        &mut self,
+        keyspace: &crate::Keyspace,
+        key: impl AsRef<[u8]>,
+        operand: impl AsRef<[u8]>,
+    ) {
+        self.note_owner(keyspace.db_instance());
+        self.merge_in_id(keyspace.id(), key.as_ref(), operand.as_ref());
+    }
+
     /// Add the range delete `range_to_span` made of a range: nothing for
     /// an empty range, the remembered error for an inverted one.
     fn push_span(&mut self, keyspace: u32, span: std::result::Result<Option<Span>, String>) {
@@ -163,6 +184,15 @@ impl WriteBatch {
         self.push_tag(ValueKind::Put, keyspace);
         put_length_prefixed(&mut self.rep, key);
         put_length_prefixed(&mut self.rep, value);
+        self.bump_count();
+    }
+
+    pub(crate) fn merge_in_id(&mut self, keyspace: u32, key: &[u8], operand: &[u8]) {
+        self.check_size("key", key.len(), MAX_KEY_SIZE);
+        self.check_size("merge operand", operand.len(), MAX_VALUE_SIZE);
+        self.push_tag(ValueKind::Merge, keyspace);
+        put_length_prefixed(&mut self.rep, key);
+        put_length_prefixed(&mut self.rep, operand);
         self.bump_count();
     }
 
@@ -213,6 +243,7 @@ impl WriteBatch {
         match op.kind {
             ValueKind::Put => self.put_in_id(op.keyspace, op.key, op.value),
             ValueKind::Delete => self.delete_in_id(op.keyspace, op.key),
+            ValueKind::Merge => self.merge_in_id(op.keyspace, op.key, op.value),
             ValueKind::RangeDelete => self.delete_range_in_id(op.keyspace, op.key, op.range_end()),
         }
     }
@@ -465,11 +496,12 @@ fn read_u64(b: &[u8]) -> u64 {
 pub struct BatchOp<'a> {
     /// The keyspace's id (0: the default keyspace).
     pub keyspace: u32,
-    /// Put, delete or range delete.
+    /// Put, delete, merge or range delete.
     pub kind: ValueKind,
     /// The user key (a range delete's start).
     pub key: &'a [u8],
-    /// The value (empty for deletes; a range delete's end, empty for no
+    /// The value (a merge's operand; empty for deletes; a range delete's
+    /// end, empty for no
     /// end: see [`range_end`](Self::range_end)).
     pub value: &'a [u8],
 }
@@ -488,7 +520,7 @@ impl<'a> BatchOp<'a> {
             ValueKind::RangeDelete => {
                 self.key.len() > MAX_RANGE_END_SIZE || self.value.len() > MAX_RANGE_END_SIZE
             }
-            ValueKind::Put | ValueKind::Delete => {
+            ValueKind::Put | ValueKind::Delete | ValueKind::Merge => {
                 self.key.len() > MAX_KEY_SIZE || self.value.len() > MAX_VALUE_SIZE
             }
         }
@@ -566,7 +598,7 @@ impl<'a> BatchIter<'a> {
         used += n;
         let mut value: &[u8] = &[];
         match kind {
-            ValueKind::Put => {
+            ValueKind::Put | ValueKind::Merge => {
                 let (v, m) = get_length_prefixed(&self.input[used..]).ok_or("truncated value")?;
                 value = v;
                 used += m;
@@ -778,6 +810,33 @@ mod tests {
         assert_eq!(b.encoded(), documented);
     }
 
+    /// A merge record is a put's layout with tag 2 (docs/wal-format.md).
+    #[test]
+    fn a_merge_record_is_laid_out_as_documented() {
+        let mut b = WriteBatch::new();
+        b.merge(b"n", b"+1");
+        b.merge_in_id(7, b"n", b"");
+        b.set_sequence(100);
+        #[rustfmt::skip]
+        let documented = [
+            0x64, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+            0x02, 0x01, 0x6e, 0x02, 0x2b, 0x31,
+            0x82, 0x07, 0x01, 0x6e, 0x00,
+        ];
+        assert_eq!(b.encoded(), documented);
+        let ops = decode_all(&b);
+        assert_eq!((ops[0].kind, ops[0].value), (ValueKind::Merge, &b"+1"[..]));
+        assert_eq!((ops[1].keyspace, ops[1].value), (7, &b""[..]));
+    }
+
+    #[test]
+    fn an_oversized_merge_operand_is_reported_at_validation() {
+        let mut b = WriteBatch::new();
+        b.merge(b"k", vec![0u8; MAX_VALUE_SIZE + 1]);
+        let err = b.validate().unwrap_err().to_string();
+        assert!(err.contains("merge operand"), "{err}");
+    }
+
     /// A batch header (sequence 1) with `count` records, then `records`.
     fn raw_batch(count: u32, records: &[u8]) -> Vec<u8> {
         let mut rep = 1u64.to_le_bytes().to_vec();
@@ -810,8 +869,8 @@ mod tests {
         // A record cut off before its end length.
         let e = decode_error(&raw_batch(1, &[3, 1, b'a']));
         assert_eq!(e.reason, "truncated range delete end");
-        // Kind 2 (merge) is still unknown.
-        let e = decode_error(&raw_batch(1, &[2, 1, b'a', 1, b'b']));
+        // Kind 4 is unknown.
+        let e = decode_error(&raw_batch(1, &[4, 1, b'a', 1, b'b']));
         assert_eq!(e.reason, "unknown record kind");
     }
 
@@ -939,11 +998,11 @@ mod tests {
         }
     }
 
-    /// One record as a proptest draws it: kind 0, 1 or 3 (a range
+    /// One record as a proptest draws it: kind 0, 1, 2 or 3 (a range
     /// delete's end is `key ++ value`, or none when `value` is empty).
     fn arbitrary_op() -> impl Strategy<Value = (u8, u32, Vec<u8>, Vec<u8>)> {
         (
-            prop_oneof![Just(0u8), Just(1), Just(3)],
+            prop_oneof![Just(0u8), Just(1), Just(2), Just(3)],
             prop_oneof![Just(0u32), 1..400u32],
             proptest::collection::vec(any::<u8>(), 0..6),
             proptest::collection::vec(any::<u8>(), 0..6),
@@ -956,6 +1015,7 @@ mod tests {
             match kind {
                 0 => b.delete_in_id(*keyspace, key),
                 1 => b.put_in_id(*keyspace, key, value),
+                2 => b.merge_in_id(*keyspace, key, value),
                 _ => {
                     let end = [&key[..], value].concat();
                     b.delete_range_in_id(*keyspace, key, (!value.is_empty()).then_some(&end));
@@ -1017,7 +1077,7 @@ mod tests {
                 prop_assert_eq!(op.key, &key[..]);
                 match kind {
                     0 => prop_assert_eq!(op.value, b""),
-                    1 => prop_assert_eq!(op.value, &value[..]),
+                    1 | 2 => prop_assert_eq!(op.value, &value[..]),
                     _ => {
                         let end = [&key[..], value].concat();
                         prop_assert_eq!(op.range_end(), (!value.is_empty()).then_some(&end[..]));

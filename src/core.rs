@@ -133,6 +133,7 @@ impl DbInner {
             seq,
             blocks: spec.blocks,
             max_skip: ks.options().max_sequential_skip_in_iterations,
+            merge_operator: ks.options().merge_operator.clone(),
         }
     }
 
@@ -185,7 +186,8 @@ impl DbInner {
     pub fn get(&self, ks: &KeyspaceState, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
         // Borrowed loads: no reference count touched for a point read.
         let (sv, seq) = self.pin(ks, spec);
-        crate::read::get(&sv, key, seq, spec.blocks)
+        let options = ks.options();
+        crate::read::get(&sv, key, seq, spec.blocks, options.merge_operator.as_ref())
     }
 
     pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(

@@ -166,6 +166,26 @@ impl Db {
         self.inner().write_with(opts, |b| b.delete(key))
     }
 
+    /// Merge `operand` into `key`: the default keyspace's merge operator
+    /// ([`Options::merge_operator`](crate::Options::merge_operator))
+    /// combines it with the key's value when the key is read, so the
+    /// write reads nothing (a counter's increment, an append). Without an
+    /// operator the write is accepted and reads of the key fail with
+    /// [`Error::MergeFailed`](crate::Error::MergeFailed). RocksDB: `Merge`.
+    pub fn merge(&self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> Result<()> {
+        self.merge_opt(key, operand, &WriteOptions::default())
+    }
+
+    /// Merge `operand` into `key` with explicit write options.
+    pub fn merge_opt(
+        &self,
+        key: impl AsRef<[u8]>,
+        operand: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        self.inner().write_with(opts, |b| b.merge(key, operand))
+    }
+
     /// An empty [`WriteBatch`] whose buffer is recycled from earlier
     /// writes: the same as [`WriteBatch::new`], but a program that builds
     /// each batch with `new_batch` and hands it to [`write`](Self::write)

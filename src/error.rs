@@ -68,6 +68,15 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// The keyspace's merge operator failed to combine a key's operands
+    /// (or the keyspace has none): on a read, that read fails; in a flush
+    /// or compaction, the job fails as a background error, as in RocksDB.
+    MergeFailed {
+        /// The key (its first 64 bytes, then `..`, if longer).
+        key: Vec<u8>,
+        /// The operator's name and its error.
+        reason: String,
+    },
 }
 
 /// `Result` with strata's [`Error`].
@@ -121,6 +130,10 @@ impl Error {
             Error::Panic { place, message } => Error::Panic {
                 place,
                 message: message.clone(),
+            },
+            Error::MergeFailed { key, reason } => Error::MergeFailed {
+                key: key.clone(),
+                reason: reason.clone(),
             },
         }
     }
@@ -221,6 +234,9 @@ impl fmt::Display for Error {
             Error::Closed => write!(f, "database is closing"),
             Error::KeyspaceDropped { name } => write!(f, "keyspace {name:?} was dropped"),
             Error::Panic { place, message } => write!(f, "panic in {place}: {message}"),
+            Error::MergeFailed { key, reason } => {
+                write!(f, "merge of key '{}' failed: {reason}", key.escape_ascii())
+            }
         }
     }
 }

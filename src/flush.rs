@@ -230,6 +230,10 @@ pub(crate) fn write_memtable_table(
         let writer = WriteAdapter(file, limiter.map(|l| (l, IoPriority::High)));
         let mut builder = TableBuilder::new(writer, options.table_options(0))
             .map_err(|e| table_write_error(&path, e))?;
+        // The operands are the keyspace's operator's (none: unknown).
+        if let Some(operator) = &options.merge_operator {
+            builder.set_merge_operator_name(operator.name());
+        }
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
         while it.valid() {

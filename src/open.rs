@@ -9,9 +9,13 @@ use crate::filename::{current_path, lock_path, parse_checked, parse_file_name, F
 use crate::flush::write_memtable_table;
 use crate::keyspace::{KeyspaceState, Keyspaces};
 use crate::memtable::{ActiveMemTables, MemTable};
+use crate::merge::check_merge_operator;
 use crate::options::Options;
 use crate::read::SuperVersion;
-use crate::version::{TableFile, TableOpener, Version, VersionEdit, VersionSet};
+use crate::version::{
+    TableFile, TableOpener, Version, VersionEdit, VersionSet, DEFAULT_KEYSPACE_ID,
+    DEFAULT_KEYSPACE_NAME,
+};
 use crate::wal_replay::{read_wal_chain, BatchOutcome};
 use crate::write::{
     create_wal, CommitPipeline, PipelineConfig, WalBuffer, WritePath, WAL_FIRST_BYTES,
@@ -92,7 +96,9 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     }
 
     // Every keyspace starts with the database's keyspace options; opening
-    // one with others (`Db::keyspace_with`) replaces them.
+    // one with others (`Db::keyspace_with`) replaces them. The merge
+    // operator is the default keyspace's own: another keyspace has none
+    // until opened with one (docs/design/merge.md §5).
     let mut states = Vec::new();
     let mut mems: Option<ActiveMemTables> = None;
     for (id, name) in versions.keyspaces() {
@@ -101,10 +107,19 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             .get(&id)
             .cloned()
             .unwrap_or_else(|| versions.current(id));
+        let ks_options = if id == DEFAULT_KEYSPACE_ID {
+            check_merge_operator(name, options.merge_operator.as_ref(), &version, [&mem])?;
+            options.clone()
+        } else {
+            Options {
+                merge_operator: None,
+                ..options.clone()
+            }
+        };
         states.push(Arc::new(KeyspaceState::new(
             id,
             name.to_owned(),
-            options.clone(),
+            ks_options,
             SuperVersion {
                 mem: Arc::clone(&mem),
                 imms: Vec::new(),
@@ -230,7 +245,28 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
                  tables: &mut BTreeMap<u32, Vec<Arc<TableFile>>>| {
         let number = versions.new_file_number()?;
         let opener = versions.opener().clone();
-        if let Some(t) = write_memtable_table(options, &opener, number, mem, None, SeqNo::MAX)? {
+        // Only the default keyspace's operator is known here: the others'
+        // operands get no operator's name (docs/design/merge.md §5). The
+        // WAL names no operator, so only a missing one can be caught.
+        if id == DEFAULT_KEYSPACE_ID && options.merge_operator.is_none() && mem.has_merge_operands()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "keyspace {DEFAULT_KEYSPACE_NAME:?} holds merge operands in the write-ahead log but no merge operator is set"
+            )));
+        }
+        let unlabelled;
+        let table_options = if id == DEFAULT_KEYSPACE_ID {
+            options
+        } else {
+            unlabelled = Options {
+                merge_operator: None,
+                ..options.clone()
+            };
+            &unlabelled
+        };
+        if let Some(t) =
+            write_memtable_table(table_options, &opener, number, mem, None, SeqNo::MAX)?
+        {
             tables.entry(id).or_default().push(t);
         }
         Ok::<_, Error>(())

@@ -43,6 +43,12 @@ pub struct Options {
     /// small number). RocksDB: `max_sequential_skip_in_iterations`.
     /// Default: 8.
     pub max_sequential_skip_in_iterations: usize,
+    /// What combines the default keyspace's merge operands
+    /// ([`Db::merge`](crate::Db::merge)); `None`: merges are stored, and a
+    /// read of a key with operands fails. Opening a database whose tables
+    /// hold operands written for another operator (or with none, while
+    /// operands exist) fails. RocksDB: `merge_operator`. Default: `None`.
+    pub merge_operator: Option<Arc<dyn crate::MergeOperator>>,
     /// Target size of a table's data block before compression. RocksDB:
     /// `block_size`. Default: 4 KiB.
     pub block_size: usize,
@@ -231,6 +237,7 @@ impl Default for Options {
             max_write_buffer_number: 2,
             memtable_max_range_deletions: 0,
             max_sequential_skip_in_iterations: 8,
+            merge_operator: None,
             block_size: 4096,
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -287,6 +294,7 @@ impl fmt::Debug for Options {
                 "max_sequential_skip_in_iterations",
                 &self.max_sequential_skip_in_iterations,
             )
+            .field("merge_operator", &self.merge_operator)
             .field("block_size", &self.block_size)
             .field("block_restart_interval", &self.block_restart_interval)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)

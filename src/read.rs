@@ -4,6 +4,7 @@
 use crate::error::Result;
 use crate::iter::{DbIter, InternalIterator, MergingIter, RangeDelSkipper, TombstoneSource};
 use crate::memtable::{Lookup, MemTable, MemTableIter};
+use crate::merge::{full_merge, MergeOperator};
 use crate::version::Version;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub(crate) struct ReadView {
     pub blocks: BlockReadOptions,
     /// The keyspace's `max_sequential_skip_in_iterations`.
     pub max_skip: usize,
+    /// What combines merge operands (the keyspace's operator when the
+    /// view was made).
+    pub merge_operator: Option<Arc<dyn MergeOperator>>,
 }
 
 /// The newest value of `key` visible at `seq`: memtable, frozen memtables
@@ -59,24 +63,65 @@ pub(crate) struct ReadView {
 /// beside it is `Deleted`, with no need to look further, since every
 /// older source holds only older versions of `key` (the source-order
 /// invariant, docs/design/range-deletes.md §0).
+///
+/// A merge operand is collected and the walk goes on below it, asking the
+/// same source again at the operand's sequence number minus one (every
+/// newer source had nothing at `seq`, so nothing below it either) until a
+/// put, a delete, a covering tombstone or the end; then `operator`
+/// combines them once (docs/design/merge.md §3).
 pub(crate) fn get(
     sv: &SuperVersion,
     key: &[u8],
     seq: SeqNo,
     blocks: BlockReadOptions,
+    operator: Option<&Arc<dyn MergeOperator>>,
 ) -> Result<Option<Bytes>> {
+    let mut operands: Vec<Bytes> = Vec::new();
+    let mut at = seq;
     let memtables = std::iter::once(&sv.mem).chain(sv.imms.iter());
     for mem in memtables {
-        match mem.get(key, seq) {
-            Lookup::Found(v) => return Ok(Some(v)),
-            Lookup::Deleted => return Ok(None),
-            Lookup::Absent => {}
+        loop {
+            match mem.get(key, at) {
+                Lookup::Found(v) => return resolve(operator, key, Some(v), operands),
+                Lookup::Deleted => return resolve(operator, key, None, operands),
+                Lookup::Operand(q, operand) => {
+                    operands.push(operand);
+                    match q.checked_sub(1) {
+                        Some(below) => at = below,
+                        None => return resolve(operator, key, None, operands),
+                    }
+                }
+                Lookup::Absent => break,
+            }
         }
     }
-    match sv.version.get(key, seq, blocks)? {
-        Lookup::Found(v) => Ok(Some(v)),
-        Lookup::Deleted | Lookup::Absent => Ok(None),
+    loop {
+        match sv.version.get(key, at, blocks)? {
+            Lookup::Found(v) => return resolve(operator, key, Some(v), operands),
+            Lookup::Deleted | Lookup::Absent => return resolve(operator, key, None, operands),
+            Lookup::Operand(q, operand) => {
+                operands.push(operand);
+                match q.checked_sub(1) {
+                    Some(below) => at = below,
+                    None => return resolve(operator, key, None, operands),
+                }
+            }
+        }
     }
+}
+
+/// The value a read returns: `base` itself when no operand lies above it,
+/// else the operands (newest first) merged onto it.
+fn resolve(
+    operator: Option<&Arc<dyn MergeOperator>>,
+    key: &[u8],
+    base: Option<Bytes>,
+    operands: Vec<Bytes>,
+) -> Result<Option<Bytes>> {
+    if operands.is_empty() {
+        return Ok(base);
+    }
+    full_merge(operator, key, base.as_deref(), &operands).map(|v| Some(Bytes::from(v)))
 }
 
 impl ReadView {
@@ -106,6 +151,7 @@ impl ReadView {
             upper,
         )
         .with_max_skip(self.max_skip)
+        .with_merge_operator(self.merge_operator.clone())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Model test: random operation sequences against strata and a `BTreeMap`,
-//! including range and prefix deletes (alone and in batches), snapshots
+//! including range and prefix deletes and merges (alone and in batches;
+//! the operator appends, so an operand out of turn shows), snapshots
 //! (each with its own copy of the model), flushes and reopens. Any
 //! divergence fails with the shrunk sequence.
 
@@ -13,8 +14,9 @@ use common::keyspaces::KEYSPACES;
 use common::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use strata::fs::MemFileSystem;
-use strata::{Db, Error, Keyspace, WriteBatch};
+use strata::{Append, Db, Error, Keyspace, Options, WriteBatch};
 
 /// How a batch is written. Every kind must be readable at once and survive
 /// a clean close (`Reopen`): unlogged writes too, which the close flushes.
@@ -43,6 +45,8 @@ impl WriteMode {
 enum Op {
     Put(u8, u8, u16),
     Delete(u8, u8),
+    /// `merge` of [`operand`]`(n)` (every keyspace appends with `,`).
+    Merge(u8, u8, u16),
     /// `delete_range(k(a)..k(b))`: `a > b` is an invalid argument that
     /// changes nothing, `a == b` an empty range; `b` = [`NO_END`] is
     /// `k(a)..`.
@@ -74,6 +78,7 @@ enum Op {
 enum BatchItem {
     Put(u8, u8, u16),
     Delete(u8, u8),
+    Merge(u8, u8, u16),
     /// As `Op::DeleteRange`; an inverted one fails the whole batch.
     DeleteRange(u8, u8, u8),
 }
@@ -124,6 +129,33 @@ fn v(key: u8, n: u16) -> Vec<u8> {
     out
 }
 
+/// A merge operand: short, so merged values stay readable.
+fn operand(n: u16) -> Vec<u8> {
+    format!("{}", n % 100).into_bytes()
+}
+
+/// The model's merge: what `Append` with `,` makes of `key`'s value.
+fn merge_into(model: &mut Model, key: Vec<u8>, operand: Vec<u8>) {
+    match model.get_mut(&key) {
+        Some(value) => {
+            value.push(b',');
+            value.extend_from_slice(&operand);
+        }
+        None => {
+            model.insert(key, operand);
+        }
+    }
+}
+
+/// The options every keyspace of the model test has: the in-memory
+/// database's, with an appending merge operator.
+fn merge_options(fs: &MemFileSystem) -> Options {
+    Options {
+        merge_operator: Some(Arc::new(Append::with_separator(","))),
+        ..mem_options(fs)
+    }
+}
+
 /// A keyspace: the default one as often as the three others together.
 fn keyspace() -> impl Strategy<Value = u8> {
     prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)]
@@ -140,6 +172,7 @@ fn batch_item() -> impl Strategy<Value = BatchItem> {
     prop_oneof![
         6 => (keyspace(), key.clone(), any::<u16>()).prop_map(|(s, a, n)| BatchItem::Put(s, a, n)),
         2 => (keyspace(), key.clone()).prop_map(|(s, a)| BatchItem::Delete(s, a)),
+        2 => (keyspace(), key.clone(), any::<u16>()).prop_map(|(s, a, n)| BatchItem::Merge(s, a, n)),
         1 => (keyspace(), key, range_end()).prop_map(|(s, a, b)| BatchItem::DeleteRange(s, a, b)),
     ]
 }
@@ -150,6 +183,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (ks(), key.clone(), any::<u16>()).prop_map(|(s, a, b)| Op::Put(s, a, b)),
         3 => (ks(), key.clone()).prop_map(|(s, a)| Op::Delete(s, a)),
+        5 => (ks(), key.clone(), any::<u16>()).prop_map(|(s, a, n)| Op::Merge(s, a, n)),
         2 => (ks(), key.clone(), range_end()).prop_map(|(s, a, b)| Op::DeleteRange(s, a, b)),
         1 => (ks(), 0u8..46).prop_map(|(s, p)| Op::DeletePrefix(s, p)),
         2 => (
@@ -206,7 +240,7 @@ struct Harness {
 impl Harness {
     fn new() -> Harness {
         let fs = MemFileSystem::new();
-        let db = open_mem(&fs);
+        let db = Db::open(mem_dir(), merge_options(&fs)).unwrap();
         Harness {
             fs,
             db: Some(db),
@@ -227,10 +261,17 @@ impl Harness {
         if let Some(h) = self.handles.get(name) {
             return h.clone();
         }
-        let h = self.db().keyspace(name).unwrap();
+        let h = self.open_keyspace(name);
         self.models.entry(name).or_default();
         self.handles.insert(name, h.clone());
         h
+    }
+
+    /// A keyspace opened with the merge operator: one recovered at open
+    /// has none until opened with options (docs/design/merge.md §5).
+    fn open_keyspace(&self, name: &str) -> Keyspace {
+        let options = merge_options(&self.fs).keyspace_options();
+        self.db().keyspace_with(name, options).unwrap()
     }
 
     fn model(&mut self, i: u8) -> &mut Model {
@@ -243,13 +284,13 @@ impl Harness {
         self.snapshots.clear();
         self.handles.clear();
         drop(self.db.take());
-        self.db = Some(open_mem(&self.fs));
+        self.db = Some(Db::open(mem_dir(), merge_options(&self.fs)).unwrap());
         let names: Vec<String> = self.models.keys().map(|n| n.to_string()).collect();
         let mut live = self.db().keyspace_names();
         live.sort();
         prop_assert_eq!(live, names);
         for (name, model) in &self.models {
-            let got = collect(self.db().keyspace(name).unwrap().iter());
+            let got = collect(self.open_keyspace(name).iter());
             let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             prop_assert_eq!(got, want, "keyspace {}", name);
         }
@@ -268,6 +309,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Delete(s, key) => {
                 h.ks(s).delete(k(key)).unwrap();
                 h.model(s).remove(&k(key));
+            }
+            Op::Merge(s, key, n) => {
+                h.ks(s).merge(k(key), operand(n)).unwrap();
+                merge_into(h.model(s), k(key), operand(n));
             }
             Op::DeleteRange(s, a, b) => {
                 let ks = h.ks(s);
@@ -302,6 +347,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let s = match item {
                         BatchItem::Put(s, ..)
                         | BatchItem::Delete(s, _)
+                        | BatchItem::Merge(s, ..)
                         | BatchItem::DeleteRange(s, ..) => s,
                     };
                     let ks = h.ks(s);
@@ -314,6 +360,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         BatchItem::Delete(_, key) => {
                             b.delete_in(&ks, k(key));
                             model.remove(&k(key));
+                        }
+                        BatchItem::Merge(_, key, n) => {
+                            b.merge_in(&ks, k(key), operand(n));
+                            merge_into(model, k(key), operand(n));
                         }
                         BatchItem::DeleteRange(_, a, e) => {
                             add_range(&mut b, &ks, a, e);

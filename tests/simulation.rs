@@ -102,6 +102,8 @@ struct Figures {
     /// Acknowledged range deletes (alone or in a batch) and prefix deletes.
     range_deletes: u64,
     prefix_deletes: u64,
+    /// Acknowledged merge operands (in batches).
+    merges: u64,
     faults: BTreeMap<String, u64>,
 }
 
@@ -125,6 +127,7 @@ impl Figures {
         self.keyspace_flushes += o.keyspace_flushes;
         self.range_deletes += o.range_deletes;
         self.prefix_deletes += o.prefix_deletes;
+        self.merges += o.merges;
         for (k, v) in &o.faults {
             *self.faults.entry(k.clone()).or_default() += v;
         }
@@ -191,6 +194,8 @@ impl Sim {
             // Scans step over 0, 1 or 8 (the default) versions of a key
             // before seeking past the rest.
             max_sequential_skip_in_iterations: [0, 1, 8][(self.seed % 3) as usize],
+            // Merges append (the model's `WriteOp::Merge`).
+            merge_operator: Some(Arc::new(strata::Append::with_separator(","))),
             ..Options::default()
         }
     }
@@ -459,6 +464,9 @@ impl Sim {
             if self.rng.one_in(12) {
                 let range = self.pick_range(ks);
                 w.push(range);
+            } else if self.rng.one_in(5) {
+                let operand = format!("m{}", self.rng.below(100)).into_bytes();
+                w.push(WriteOp::Merge(model_key(ks, &key(k)), operand));
             } else if self.rng.one_in(4) {
                 w.push(WriteOp::Delete(model_key(ks, &key(k))));
             } else {
@@ -547,6 +555,7 @@ impl Sim {
             match op {
                 WriteOp::Put(mk, v) => batch.put_in(&h, &mk[1..], v),
                 WriteOp::Delete(mk) => batch.delete_in(&h, &mk[1..]),
+                WriteOp::Merge(mk, operand) => batch.merge_in(&h, &mk[1..], operand),
                 WriteOp::DeleteRange(start, end) => {
                     let (_, bounds) = keyspace_range(start, end.as_deref());
                     batch.delete_range_in::<&[u8]>(&h, bounds);
@@ -573,6 +582,10 @@ impl Sim {
                         let (what, end) = match op {
                             WriteOp::Put(..) => ("put", String::new()),
                             WriteOp::Delete(_) => ("delete", String::new()),
+                            WriteOp::Merge(..) => {
+                                self.fig.merges += 1;
+                                ("merge", String::new())
+                            }
                             WriteOp::DeleteRange(_, end) => {
                                 self.fig.range_deletes += 1;
                                 // The next keyspace's first model key: no end.
@@ -950,7 +963,7 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
          crash_points_hit={} clean_reopens={} failed_opens={} errors_surfaced={} \
          in_doubt_applied={} in_doubt_dropped={} unsynced_writes_lost={} \
          absolute_consistency_refusals={} moves={} keyspace_drops={} keyspace_flushes={} \
-         range_deletes={} prefix_deletes={} seconds={:.1}",
+         range_deletes={} prefix_deletes={} merges={} seconds={:.1}",
         t.seeds,
         t.ops,
         t.acked_writes,
@@ -969,6 +982,7 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         t.keyspace_flushes,
         t.range_deletes,
         t.prefix_deletes,
+        t.merges,
         start.elapsed().as_secs_f64()
     );
     let faults: u64 = t.faults.values().sum();

@@ -1,6 +1,6 @@
 //! The whole database against a `BTreeMap` model (redb's and sled's model
-//! fuzzers): the input is a sequence of operations (puts, deletes, range
-//! and prefix deletes, batches, sync writes, gets, scans both ways,
+//! fuzzers): the input is a sequence of operations (puts, deletes, merges
+//! (appending with `,`), range and prefix deletes, batches, sync writes, gets, scans both ways,
 //! snapshots, flushes,
 //! compactions, clean reopens, power losses, injected I/O errors and crash
 //! points) on the in-memory filesystem with `inline_background_work`, so
@@ -62,6 +62,7 @@ fn options(fs: &MemFileSystem) -> Options {
         // Scans seek past a key's versions after one step: the fuzzer's
         // few keys with many versions run those seeks often.
         max_sequential_skip_in_iterations: 1,
+        merge_operator: Some(Arc::new(strata::Append::with_separator(","))),
         ..Options::default()
     }
 }
@@ -177,6 +178,7 @@ impl State {
             match op {
                 WriteOp::Put(k, v) => batch.put_in(&h, &k[1..], v),
                 WriteOp::Delete(k) => batch.delete_in(&h, &k[1..]),
+                WriteOp::Merge(k, operand) => batch.merge_in(&h, &k[1..], operand),
                 WriteOp::DeleteRange(start, end) => {
                     let (_, bounds) = keyspace_range(start, end.as_deref());
                     batch.delete_range_in::<&[u8]>(&h, bounds);
@@ -248,9 +250,16 @@ fuzz_target!(|data: &[u8]| {
         ];
         let ks = pick(op);
         match op % 16 {
-            0..=2 => {
+            0..=1 => {
                 s.writes += 1;
                 let w = vec![WriteOp::Put(model_key(ks, &key(a)), value(b, s.writes))];
+                s.write(w, op & 0x80 != 0, b);
+            }
+            // A merge of a short operand.
+            2 => {
+                s.writes += 1;
+                let operand = format!("{}", s.writes % 1000).into_bytes();
+                let w = vec![WriteOp::Merge(model_key(ks, &key(a)), operand)];
                 s.write(w, op & 0x80 != 0, b);
             }
             // A range delete or a prefix delete, narrow or wide, by the

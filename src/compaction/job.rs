@@ -1,6 +1,7 @@
 //! Running a compaction: a k-way merge of the inputs into new tables of the
 //! output level, installed with one version edit.
 
+use super::merge_collect::{output_label, MergeCollector};
 use super::outputs::{OutputSink, Outputs};
 use super::picker::{any_overlapping, Compaction};
 use super::range_dels::{CompactionRangeDels, PendingTombstones};
@@ -19,7 +20,7 @@ use crate::version::{KeyRange, TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder, TableOptions};
+use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder, TableOptions, ValueKind};
 
 /// How a compaction reads its inputs: checked, but not put in the block
 /// cache, whose blocks of tables about to be deleted would only evict
@@ -164,12 +165,26 @@ impl DbInner {
                 .filter_map(|(_, f)| f.table().range_tombstones().map(|l| &**l)),
         );
         let retained = range_dels.retained(&stripes, deeper_overlaps);
-        let mut retainer = Retainer::new(stripes);
+        // Operands are combined only with the operator they were written
+        // for (docs/design/merge.md §4).
+        let (merge_label, may_merge) = output_label(
+            options.merge_operator.as_ref(),
+            c.all_inputs()
+                .map(|(_, f)| f.table().properties())
+                .filter(|p| p.num_merge_operands > 0)
+                .map(|p| p.merge_operator.as_str()),
+        );
+        let merges = MergeCollector {
+            operator: options.merge_operator.as_ref().filter(|_| may_merge),
+            stripes: &stripes,
+        };
+        let mut retainer = Retainer::new(stripes.clone());
 
         let sink = TableFiles {
             db: self,
             table_options: options.table_options(c.output_level),
             level: c.output_level,
+            merge_label,
             current: None,
             created: Vec::new(),
             done: Vec::new(),
@@ -206,6 +221,32 @@ impl DbInner {
                 }
                 let covering = range_dels.covering_seqnos(k.user_key);
                 match retainer.decide(k.user_key, k.seqno, k.kind, covering, deeper) {
+                    Decision::Keep if k.kind == ValueKind::Merge => {
+                        if merges.operator.is_none() {
+                            // Kept as they are; what lies below them
+                            // still counts, so judge it afresh.
+                            out.add(k.user_key, k.seqno, k.kind, input.value())?;
+                            retainer.forget_key();
+                        } else {
+                            let (seqno, covering) = (k.seqno, covering.to_vec());
+                            let deeper_has_key = deeper(k.user_key);
+                            let (merged, consumed) = merges.collect(
+                                &mut input,
+                                &last_key,
+                                seqno,
+                                &covering,
+                                deeper_has_key,
+                            )?;
+                            result.keys_in += consumed - 1;
+                            // Operands merged into fewer entries.
+                            result.keys_dropped += consumed - merged.len() as u64;
+                            for (q, kind, value) in &merged {
+                                out.add(&last_key, *q, *kind, value)?;
+                            }
+                            // `input` is at the entry that ended the walk.
+                            continue;
+                        }
+                    }
                     Decision::Keep => out.add(k.user_key, k.seqno, k.kind, input.value())?,
                     Decision::DropShadowed | Decision::DropTombstone | Decision::DropCovered => {
                         result.keys_dropped += 1
@@ -241,6 +282,8 @@ struct TableFiles<'a> {
     table_options: TableOptions,
     /// The output level.
     level: usize,
+    /// The merge operator name the outputs' operands are labelled with.
+    merge_label: String,
     /// The number of the table being written.
     current: Option<u64>,
     /// Numbers of files created, finished or not (removed on failure).
@@ -261,11 +304,13 @@ impl OutputSink for TableFiles<'_> {
             .fs
             .create(&path)
             .map_err(|e| Error::io("create", &path, e))?;
-        TableBuilder::new(
+        let mut builder = TableBuilder::new(
             self.db.table_writer(file, IoPriority::Low),
             self.table_options.clone(),
         )
-        .map_err(|e| table_write_error(&path, e))
+        .map_err(|e| table_write_error(&path, e))?;
+        builder.set_merge_operator_name(&self.merge_label);
+        Ok(builder)
     }
 
     fn write_error(&self, e: strata_sstable::Error) -> Error {

@@ -9,6 +9,7 @@
 mod cut;
 mod delete_only;
 mod job;
+mod merge_collect;
 mod outputs;
 mod picker;
 #[cfg(test)]

@@ -80,6 +80,13 @@ impl Retainer {
         }
     }
 
+    /// Judge the current key's next entry as if it were the first: the
+    /// entry kept before it was a merge operand written as it was, which
+    /// shadows nothing below it.
+    pub fn forget_key(&mut self) {
+        self.prev_stripe = None;
+    }
+
     /// Decide for the next entry. `covering` holds the seqnos of the
     /// compaction's range tombstones covering `user_key`, newest first
     /// (empty if none). `deeper_may_have_key` is asked only for point

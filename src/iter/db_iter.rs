@@ -1,14 +1,17 @@
 //! The user-facing view of an internal iterator: one entry per user key
 //! (its newest version visible at the read's sequence number), tombstones
-//! hidden, optional key bounds. The logic follows LevelDB's DBIter, with
-//! RocksDB's bound on stepping over the versions of one key
-//! (`max_sequential_skip_in_iterations`): past it, the rest are skipped
-//! with a seek, so a scan's cost does not grow with a hot key's versions.
+//! hidden, merge operands combined, optional key bounds. The logic
+//! follows LevelDB's DBIter, and RocksDB's for merges and for its bound on
+//! stepping over the versions of one key (`max_sequential_skip_in_
+//! iterations`): past it, the rest are skipped with a seek, so a scan's
+//! cost does not grow with a hot key's versions.
 
 use super::{user_key, InternalIterator, MergingIter};
 use crate::error::Result;
 use crate::ikey::{push_seek_key, seek_trailer};
+use crate::merge::{full_merge, MergeOperator};
 use bytes::Bytes;
+use std::sync::Arc;
 use strata_sstable::{
     compare_user_keys, parse_internal_key, SeqNo, ValueKind, MAX_SEQNO, TRAILER_LEN,
 };
@@ -44,6 +47,15 @@ pub struct DbIter {
     /// Entries of one user key stepped over in a row before the rest are
     /// skipped with a seek.
     max_skip: usize,
+    merge_operator: Option<Arc<dyn MergeOperator>>,
+    /// Moving forward, the current key's value was merged: the key is in
+    /// `saved_key`, the value in `saved_value`, and the inner iterator is
+    /// wherever collecting the operands stopped (at an older version of
+    /// the key, or past it).
+    merged: bool,
+    /// The operands being collected (newest first forward, oldest first
+    /// in reverse).
+    operands: Vec<Vec<u8>>,
 }
 
 impl DbIter {
@@ -64,6 +76,9 @@ impl DbIter {
             upper,
             scratch: Vec::new(),
             max_skip: DEFAULT_MAX_SKIP,
+            merge_operator: None,
+            merged: false,
+            operands: Vec::new(),
         }
     }
 
@@ -74,6 +89,13 @@ impl DbIter {
         self
     }
 
+    /// Combine merge operands with `operator` (none: a key with operands
+    /// is an error when the iterator reaches it).
+    pub fn with_merge_operator(mut self, operator: Option<Arc<dyn MergeOperator>>) -> Self {
+        self.merge_operator = operator;
+        self
+    }
+
     pub fn valid(&self) -> bool {
         self.valid
     }
@@ -81,16 +103,16 @@ impl DbIter {
     /// The current user key. REQUIRES: `valid()`.
     pub fn key(&self) -> &[u8] {
         match self.direction {
-            Direction::Forward => user_key(self.inner.key()),
-            Direction::Reverse => &self.saved_key,
+            Direction::Forward if !self.merged => user_key(self.inner.key()),
+            _ => &self.saved_key,
         }
     }
 
     /// The current value. REQUIRES: `valid()`.
     pub fn value(&self) -> &[u8] {
         match self.direction {
-            Direction::Forward => self.inner.value(),
-            Direction::Reverse => &self.saved_value,
+            Direction::Forward if !self.merged => self.inner.value(),
+            _ => &self.saved_value,
         }
     }
 
@@ -98,8 +120,8 @@ impl DbIter {
     /// table when moving forward).
     pub fn value_bytes(&self) -> Bytes {
         match self.direction {
-            Direction::Forward => self.inner.value_bytes(),
-            Direction::Reverse => Bytes::copy_from_slice(&self.saved_value),
+            Direction::Forward if !self.merged => self.inner.value_bytes(),
+            _ => Bytes::copy_from_slice(&self.saved_value),
         }
     }
 
@@ -122,6 +144,7 @@ impl DbIter {
             _ => target.to_vec(),
         };
         self.direction = Direction::Forward;
+        self.merged = false;
         self.scratch.clear();
         push_seek_key(&mut self.scratch, &target, self.seq);
         self.inner.seek(&self.scratch)?;
@@ -134,6 +157,7 @@ impl DbIter {
             return self.seek_to_last();
         }
         self.direction = Direction::Reverse;
+        self.merged = false;
         self.scratch.clear();
         // The oldest possible entry of `target`: every version of it sorts
         // at or before this key.
@@ -148,12 +172,14 @@ impl DbIter {
             return self.seek(&lower);
         }
         self.direction = Direction::Forward;
+        self.merged = false;
         self.inner.seek_to_first()?;
         self.find_next_user_entry(false)
     }
 
     pub fn seek_to_last(&mut self) -> Result<()> {
         self.direction = Direction::Reverse;
+        self.merged = false;
         match self.upper.as_deref() {
             Some(upper) => {
                 // The key before every version of `upper` (exclusive bound).
@@ -184,6 +210,10 @@ impl DbIter {
                 self.saved_key.clear();
                 return Ok(());
             }
+        } else if self.merged {
+            // `saved_key` names the key; the inner iterator is where
+            // collecting its operands stopped.
+            self.merged = false;
         } else {
             self.saved_key.clear();
             self.saved_key.extend_from_slice(user_key(self.inner.key()));
@@ -196,27 +226,37 @@ impl DbIter {
     pub fn prev(&mut self) -> Result<()> {
         debug_assert!(self.valid);
         if self.direction == Direction::Forward {
-            // Back past every entry of the current key: a few steps, then
-            // a seek to before its newest possible version.
-            self.saved_key.clear();
-            self.saved_key.extend_from_slice(user_key(self.inner.key()));
-            let mut steps = 0;
-            loop {
-                if steps == self.max_skip {
-                    self.seek_before_saved_key()?;
-                } else {
+            if self.merged {
+                // `saved_key` names the key; the inner iterator is where
+                // collecting its operands stopped (at an older version of
+                // it, or past it): back before the key with one seek.
+                self.merged = false;
+                self.seek_before_saved_key()?;
+            } else {
+                // Back past every entry of the current key: a few steps,
+                // then a seek to before its newest possible version.
+                self.saved_key.clear();
+                self.saved_key.extend_from_slice(user_key(self.inner.key()));
+                let mut steps = 0;
+                loop {
+                    if steps == self.max_skip {
+                        self.seek_before_saved_key()?;
+                        break;
+                    }
                     steps += 1;
                     self.inner.prev()?;
+                    if !self.inner.valid()
+                        || compare_user_keys(user_key(self.inner.key()), &self.saved_key).is_lt()
+                    {
+                        break;
+                    }
                 }
-                if !self.inner.valid() {
-                    self.valid = false;
-                    self.saved_key.clear();
-                    self.saved_value.clear();
-                    return Ok(());
-                }
-                if compare_user_keys(user_key(self.inner.key()), &self.saved_key).is_lt() {
-                    break;
-                }
+            }
+            if !self.inner.valid() {
+                self.valid = false;
+                self.saved_key.clear();
+                self.saved_value.clear();
+                return Ok(());
             }
             self.direction = Direction::Reverse;
         }
@@ -265,6 +305,11 @@ impl DbIter {
                                 self.saved_key.clear();
                                 return Ok(());
                             }
+                            ValueKind::Merge => {
+                                self.saved_key.clear();
+                                self.saved_key.extend_from_slice(k.user_key);
+                                return self.merge_forward();
+                            }
                         }
                     }
                 } else if k.user_key == self.saved_key.as_slice() {
@@ -302,23 +347,80 @@ impl DbIter {
         Ok(())
     }
 
+    /// Forward, at the newest visible entry of `saved_key`, an operand:
+    /// collect it and the key's older operands down to a put (the base),
+    /// a delete or the next key, and merge them into `saved_value`. The
+    /// range tombstones' skipping already hid the entries they delete.
+    fn merge_forward(&mut self) -> Result<()> {
+        match self.merge_from_here() {
+            Ok(v) => self.saved_value = v,
+            Err(e) => {
+                self.valid = false;
+                return Err(e);
+            }
+        }
+        self.merged = true;
+        self.valid = true;
+        Ok(())
+    }
+
+    /// At the newest visible operand of `saved_key`: collect it and the
+    /// key's older operands down to a put (the base), a delete or the next
+    /// key (the inner iterator stops there), and merge them.
+    fn merge_from_here(&mut self) -> Result<Vec<u8>> {
+        self.operands.clear();
+        self.operands.push(self.inner.value().to_vec());
+        self.inner.next()?;
+        let mut base: Option<&[u8]> = None;
+        while self.inner.valid() {
+            let Some(k) = parse_internal_key(self.inner.key()) else {
+                self.inner.next()?;
+                continue;
+            };
+            if k.user_key != self.saved_key.as_slice() {
+                break;
+            }
+            match k.kind {
+                ValueKind::Merge => {
+                    self.operands.push(self.inner.value().to_vec());
+                    self.inner.next()?;
+                }
+                ValueKind::Put => {
+                    base = Some(self.inner.value());
+                    break;
+                }
+                ValueKind::Delete | ValueKind::RangeDelete => break,
+            }
+        }
+        full_merge(
+            self.merge_operator.as_ref(),
+            &self.saved_key,
+            base,
+            &self.operands,
+        )
+    }
+
     /// Reverse: find the previous key whose newest visible version is a
-    /// put, leaving the inner iterator before all its entries. Walking
-    /// back meets a key's versions oldest first; past `max_skip` of them
-    /// the newest visible one is found with a seek instead (RocksDB's
-    /// `FindValueForCurrentKeyUsingSeek`).
+    /// put or an operand, leaving the inner iterator before all its
+    /// entries. A key's entries come oldest first: a put sets the base, a
+    /// delete clears it, operands pile up on it; the last one decides.
+    /// Past `max_skip` of them the newest visible version is found with a
+    /// seek instead (RocksDB's `FindValueForCurrentKeyUsingSeek`).
     fn find_prev_user_entry(&mut self) -> Result<()> {
         // What the key in `saved_key` holds at the read's sequence number,
-        // from the entries seen so far: a value (in `saved_value`), or not
-        // (deleted, or nothing visible yet).
-        let mut has_value = false;
+        // from its entries seen so far: `Delete` nothing (deleted, or
+        // nothing visible yet), `Put` the value in `saved_value`, `Merge`
+        // operands on a base (in `saved_value` if `has_base`).
+        let mut kind = ValueKind::Delete;
+        let mut has_base = false;
+        self.operands.clear();
         // Entries of `saved_key` seen; 0 before the first key.
         let mut seen = 0usize;
         while self.inner.valid() {
             let ikey = self.inner.key();
             if let Some(k) = parse_internal_key(ikey) {
                 if seen == 0 || compare_user_keys(k.user_key, &self.saved_key).is_lt() {
-                    if has_value {
+                    if kind != ValueKind::Delete {
                         // Entries of an earlier key: the saved one is the answer.
                         break;
                     }
@@ -331,35 +433,77 @@ impl DbIter {
                 }
                 seen += 1;
                 if seen > self.max_skip {
-                    has_value = self.newest_visible_value_of_saved_key()?;
+                    kind = if self.value_of_saved_key_by_seek()? {
+                        ValueKind::Put
+                    } else {
+                        ValueKind::Delete
+                    };
+                    has_base = false;
+                    self.operands.clear();
                     self.seek_before_saved_key()?;
                     continue;
                 }
                 if k.seqno <= self.seq && !self.above_upper(k.user_key) {
-                    has_value = k.kind == ValueKind::Put;
-                    if has_value {
-                        self.saved_value.clear();
-                        self.saved_value.extend_from_slice(self.inner.value());
+                    match k.kind {
+                        ValueKind::Delete | ValueKind::RangeDelete => {
+                            kind = ValueKind::Delete;
+                            has_base = false;
+                            self.operands.clear();
+                        }
+                        ValueKind::Put => {
+                            kind = ValueKind::Put;
+                            has_base = true;
+                            self.operands.clear();
+                            self.saved_value.clear();
+                            self.saved_value.extend_from_slice(self.inner.value());
+                        }
+                        ValueKind::Merge => {
+                            kind = ValueKind::Merge;
+                            self.operands.push(self.inner.value().to_vec());
+                        }
                     }
                 }
             }
             self.inner.prev()?;
         }
-        if has_value {
-            self.valid = true;
-        } else {
-            self.valid = false;
-            self.saved_key.clear();
-            self.saved_value.clear();
-            self.direction = Direction::Forward;
+        match kind {
+            ValueKind::Delete | ValueKind::RangeDelete => {
+                self.valid = false;
+                self.saved_key.clear();
+                self.saved_value.clear();
+                self.direction = Direction::Forward;
+            }
+            ValueKind::Put => self.valid = true,
+            ValueKind::Merge => {
+                // Collected oldest first; `full_merge` takes newest first.
+                self.operands.reverse();
+                let base = has_base.then_some(self.saved_value.as_slice());
+                let merged = full_merge(
+                    self.merge_operator.as_ref(),
+                    &self.saved_key,
+                    base,
+                    &self.operands,
+                );
+                match merged {
+                    Ok(v) => {
+                        self.saved_value = v;
+                        self.valid = true;
+                    }
+                    Err(e) => {
+                        self.valid = false;
+                        return Err(e);
+                    }
+                }
+            }
         }
         Ok(())
     }
 
     /// Seek to the newest version of `saved_key` the read can see and
-    /// take its value into `saved_value`: whether it has one (a put, not
-    /// a delete, a range deletion or nothing).
-    fn newest_visible_value_of_saved_key(&mut self) -> Result<bool> {
+    /// put the key's value into `saved_value` (merging operands if that
+    /// version is one): whether it has one (not a delete, a range
+    /// deletion or nothing).
+    fn value_of_saved_key_by_seek(&mut self) -> Result<bool> {
         if self.above_upper(&self.saved_key) {
             return Ok(false);
         }
@@ -369,13 +513,27 @@ impl DbIter {
         if !self.inner.valid() {
             return Ok(false);
         }
-        match parse_internal_key(self.inner.key()) {
-            Some(k) if k.user_key == self.saved_key.as_slice() && k.kind == ValueKind::Put => {
+        let kind = match parse_internal_key(self.inner.key()) {
+            Some(k) if k.user_key == self.saved_key.as_slice() => k.kind,
+            _ => return Ok(false),
+        };
+        match kind {
+            ValueKind::Put => {
                 self.saved_value.clear();
                 self.saved_value.extend_from_slice(self.inner.value());
                 Ok(true)
             }
-            _ => Ok(false),
+            ValueKind::Merge => match self.merge_from_here() {
+                Ok(v) => {
+                    self.saved_value = v;
+                    Ok(true)
+                }
+                Err(e) => {
+                    self.valid = false;
+                    Err(e)
+                }
+            },
+            ValueKind::Delete | ValueKind::RangeDelete => Ok(false),
         }
     }
 }

@@ -23,6 +23,8 @@ pub(crate) use level::LevelIter;
 pub(crate) use merging::MergingIter;
 pub(crate) use range_del::{RangeDelSkipper, TombstoneSource};
 pub(crate) use table::TableFileIter;
+#[cfg(test)]
+pub(crate) use vec_iter::VecIter;
 
 use crate::error::Result;
 use bytes::Bytes;

@@ -111,6 +111,27 @@ impl Keyspace {
             .write_with(opts, |b| b.delete_in_id(id, key.as_ref()))
     }
 
+    /// Merge `operand` into `key` with this keyspace's merge operator
+    /// ([`KeyspaceOptions::merge_operator`](crate::KeyspaceOptions::merge_operator));
+    /// see [`Db::merge`](crate::Db::merge).
+    pub fn merge(&self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> Result<()> {
+        self.merge_opt(key, operand, &WriteOptions::default())
+    }
+
+    /// Merge `operand` into `key` with explicit write options.
+    pub fn merge_opt(
+        &self,
+        key: impl AsRef<[u8]>,
+        operand: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> Result<()> {
+        self.state.check_live()?;
+        let id = self.id();
+        self.db
+            .inner()
+            .write_with(opts, |b| b.merge_in_id(id, key.as_ref(), operand.as_ref()))
+    }
+
     /// The current value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         self.db

@@ -56,9 +56,35 @@ impl DbInner {
                         f.meta.number, options.num_levels
                     )));
                 }
+                let sv = ks.current_super_version();
+                crate::merge::check_merge_operator(
+                    name,
+                    options.merge_operator.as_ref(),
+                    &version,
+                    std::iter::once(&sv.mem).chain(&sv.imms),
+                )?;
                 ks.set_options(options);
                 // Writers look at the keyspaces' limits again.
                 self.bg.notify_all();
+            } else if ks.options().merge_operator.is_none() && self.options.merge_operator.is_some()
+            {
+                // A keyspace recovered at open has no merge operator (it
+                // may not be the database's); opened without options, it
+                // takes the database's keyspace options' one, as every
+                // other option (docs/design/merge.md §5).
+                let version = self.versions.lock().current(ks.id);
+                let sv = ks.current_super_version();
+                crate::merge::check_merge_operator(
+                    name,
+                    self.options.merge_operator.as_ref(),
+                    &version,
+                    std::iter::once(&sv.mem).chain(&sv.imms),
+                )?;
+                let options = crate::options::Options {
+                    merge_operator: self.options.merge_operator.clone(),
+                    ..(**ks.options()).clone()
+                };
+                ks.set_options(options);
             }
             return Ok(Arc::clone(ks));
         }

@@ -34,6 +34,8 @@ pub struct KeyspaceOptions {
     pub memtable_max_range_deletions: usize,
     /// [`Options::max_sequential_skip_in_iterations`].
     pub max_sequential_skip_in_iterations: usize,
+    /// [`Options::merge_operator`].
+    pub merge_operator: Option<std::sync::Arc<dyn crate::MergeOperator>>,
     /// [`Options::block_size`].
     pub block_size: usize,
     /// [`Options::block_restart_interval`].
@@ -80,6 +82,7 @@ impl Options {
             max_write_buffer_number: self.max_write_buffer_number,
             memtable_max_range_deletions: self.memtable_max_range_deletions,
             max_sequential_skip_in_iterations: self.max_sequential_skip_in_iterations,
+            merge_operator: self.merge_operator.clone(),
             block_size: self.block_size,
             block_restart_interval: self.block_restart_interval,
             bloom_bits_per_key: self.bloom_bits_per_key,
@@ -106,6 +109,7 @@ impl Options {
             max_write_buffer_number: ks.max_write_buffer_number,
             memtable_max_range_deletions: ks.memtable_max_range_deletions,
             max_sequential_skip_in_iterations: ks.max_sequential_skip_in_iterations,
+            merge_operator: ks.merge_operator.clone(),
             block_size: ks.block_size,
             block_restart_interval: ks.block_restart_interval,
             bloom_bits_per_key: ks.bloom_bits_per_key,

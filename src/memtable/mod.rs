@@ -52,6 +52,10 @@ const NOT_SEALED: SeqNo = SeqNo::MAX;
 pub enum Lookup<V> {
     /// The newest visible version is a put of this value.
     Found(V),
+    /// The newest visible version is a merge operand written at this
+    /// sequence number: the value is the operands down to the next put,
+    /// delete or covering range tombstone, found by asking again below it.
+    Operand(SeqNo, V),
     /// The newest visible version is a delete: stop looking in older data.
     Deleted,
     /// No visible version here: look in older data.
@@ -83,6 +87,9 @@ pub struct MemTable {
     /// Some write in it was made with `disable_wal`: the WAL does not hold
     /// all of it, so a clean close must flush it.
     unlogged: AtomicBool,
+    /// Merge operands inserted: what the check for a missing merge
+    /// operator at open asks after WAL replay.
+    merge_operands: AtomicUsize,
 }
 
 impl MemTable {
@@ -115,6 +122,7 @@ impl MemTable {
             max_seq: AtomicU64::new(0),
             sealed_seq: AtomicU64::new(NOT_SEALED),
             unlogged: AtomicBool::new(false),
+            merge_operands: AtomicUsize::new(0),
         }
     }
 
@@ -156,6 +164,7 @@ impl MemTable {
             .sum();
         let mut region = self.arena.reserve(arena_bytes);
         let mut count = 0;
+        let mut merges = 0;
         let mut max_seq = 0;
         for (seq, op) in entries {
             max_seq = max_seq.max(seq);
@@ -175,11 +184,15 @@ impl MemTable {
             self.bloom.insert(op.key);
             self.map.insert(entry, ());
             count += 1;
+            merges += usize::from(op.kind == ValueKind::Merge);
         }
         debug_assert_eq!(region.left(), 0, "arena bytes reserved but not used");
         if count > 0 {
             self.node_bytes
                 .fetch_add(count * NODE_BYTES, Ordering::Relaxed);
+        }
+        if merges > 0 {
+            self.merge_operands.fetch_add(merges, Ordering::Relaxed);
         }
         if max_seq > 0 {
             self.max_seq.fetch_max(max_seq, Ordering::Release);
@@ -189,8 +202,10 @@ impl MemTable {
     /// The newest version of `user_key` with a sequence number `<= seqno`,
     /// range deletes included: a point newer than every range tombstone
     /// covering the key (at `seqno`) is the answer, else a covering
-    /// tombstone makes it `Deleted`. A found value is copied out: it is
-    /// what the caller returns to the user.
+    /// tombstone makes it `Deleted`. A found value (or operand) is copied
+    /// out: it is what the caller returns to the user. After an `Operand`
+    /// at `q`, asking again at `q - 1` gives the next older version: the
+    /// covering tombstone is the same there (it is older than `q`).
     pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Lookup<Bytes> {
         // One atomic load when the memtable holds no range delete.
         let covering = self.range_dels.max_covering_seqno(user_key, seqno);
@@ -219,6 +234,7 @@ impl MemTable {
         let k = parse_internal_key(mem_entry.ikey()).filter(|k| k.user_key == user_key)?;
         let found = match k.kind {
             ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(mem_entry.value())),
+            ValueKind::Merge => Lookup::Operand(k.seqno, Bytes::copy_from_slice(mem_entry.value())),
             // `parse_internal_key` yields point kinds only.
             ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
         };
@@ -280,6 +296,11 @@ impl MemTable {
         &self,
     ) -> Option<std::sync::Arc<strata_sstable::FragmentedRangeTombstones>> {
         self.range_dels.snapshot()
+    }
+
+    /// Whether some merge operand was inserted.
+    pub fn has_merge_operands(&self) -> bool {
+        self.merge_operands.load(Ordering::Relaxed) > 0
     }
 
     /// The WAL holding this memtable's writes.

@@ -89,7 +89,9 @@ impl Version {
     }
 
     /// The newest version of `user_key` at or below `seqno` in the tables,
-    /// their blocks read as `blocks` says.
+    /// their blocks read as `blocks` says. After an `Operand` at `q`,
+    /// asking again at `q - 1` gives the next older version (the tables
+    /// newer than the operand's hold nothing of the key at or below `q`).
     pub fn get(
         &self,
         user_key: &[u8],
@@ -167,6 +169,7 @@ fn lookup(
     Ok(match found {
         Some(f) if covered_at.is_none_or(|t| f.seqno > t) => Some(match f.kind {
             ValueKind::Put => Lookup::Found(f.value),
+            ValueKind::Merge => Lookup::Operand(f.seqno, f.value),
             // A table's point lookup yields point kinds only.
             ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
         }),

@@ -25,12 +25,12 @@ pub const TRAILER_LEN: usize = 8;
 /// Kind byte of seek keys and shortened index separators. Never stored as
 /// an entry's kind: it is larger than every real kind, so a seek key sorts
 /// before every entry with the same user key and seqno, including kinds
-/// added later (Merge = 2, RangeDelete = 3 are reserved).
+/// added later.
 pub const SEEK_KIND: u8 = 0xff;
 
-/// What an entry is. 2 (Merge) is reserved; a reader meeting any kind it
-/// does not know reports corruption. Data blocks and the memtable's point
-/// skiplist hold only the point kinds (`Delete`, `Put`); a `RangeDelete`
+/// What an entry is. A reader meeting any kind it does not know reports
+/// corruption. Data blocks and the memtable's point skiplist hold only the
+/// point kinds (`Delete`, `Put`, `Merge`); a `RangeDelete`
 /// lives in a batch record, the memtable's range-deletion list and a
 /// table's range-deletion block, never among point entries.
 #[repr(u8)]
@@ -40,6 +40,9 @@ pub enum ValueKind {
     Delete = 0,
     /// A value.
     Put = 1,
+    /// A merge operand: combined with the older versions of the key by
+    /// the keyspace's merge operator when read.
+    Merge = 2,
     /// A range tombstone: every version older than this sequence number of
     /// every user key in `[start, end)` is deleted.
     RangeDelete = 3,
@@ -52,16 +55,17 @@ impl ValueKind {
         match b {
             0 => Some(ValueKind::Delete),
             1 => Some(ValueKind::Put),
+            2 => Some(ValueKind::Merge),
             3 => Some(ValueKind::RangeDelete),
             _ => None,
         }
     }
 
     /// Whether this kind may be stored as a point entry (a data block's or
-    /// the memtable skiplist's): `Delete` and `Put`.
+    /// the memtable skiplist's): `Delete`, `Put` and `Merge`.
     #[inline]
     pub fn is_point(self) -> bool {
-        matches!(self, ValueKind::Delete | ValueKind::Put)
+        matches!(self, ValueKind::Delete | ValueKind::Put | ValueKind::Merge)
     }
 }
 
@@ -102,7 +106,7 @@ pub struct ParsedKey<'a> {
     pub user_key: &'a [u8],
     /// Sequence number of the write.
     pub seqno: SeqNo,
-    /// Put or Delete (never `RangeDelete`: see `parse_internal_key`).
+    /// Put, Delete or Merge (never `RangeDelete`: see `parse_internal_key`).
     pub kind: ValueKind,
 }
 
@@ -238,13 +242,23 @@ mod tests {
         assert_eq!(ValueKind::from_u8(3), Some(ValueKind::RangeDelete));
         assert!(!ValueKind::RangeDelete.is_point());
         assert!(ValueKind::Put.is_point() && ValueKind::Delete.is_point());
-        assert_eq!(ValueKind::from_u8(2), None, "merge is still reserved");
+    }
+
+    #[test]
+    fn a_merge_operand_is_a_point_entry_of_kind_two() {
+        assert_eq!(ValueKind::from_u8(2), Some(ValueKind::Merge));
+        assert!(ValueKind::Merge.is_point());
+        let k = ikey(b"counter", 9, ValueKind::Merge);
+        assert_eq!(
+            parse_internal_key(&k).map(|p| p.kind),
+            Some(ValueKind::Merge)
+        );
     }
 
     #[test]
     fn parse_rejects_short_and_unknown_kinds() {
         assert!(parse_internal_key(b"short").is_none());
-        for kind in [2u8, 3, 4, SEEK_KIND] {
+        for kind in [3u8, 4, SEEK_KIND] {
             let mut k = b"key".to_vec();
             k.extend_from_slice(&((7u64 << 8) | u64::from(kind)).to_le_bytes());
             assert!(parse_internal_key(&k).is_none(), "kind {kind}");

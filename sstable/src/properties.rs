@@ -12,7 +12,9 @@
 //! ```
 //! `strata.data_block_alignment` is written only when not 0, and
 //! `strata.num_range_deletions` only in format version 3 (where it is
-//! required), so tables of versions 1 and 2 are unchanged.
+//! required), so tables of versions 1 and 2 are unchanged;
+//! `strata.num_merge_operands` and `strata.merge_operator` only in tables
+//! holding merge operands.
 //! Numbers are varint64 filling the value exactly. A reader ignores names
 //! it does not know (forward compatibility); a missing known name is
 //! corruption.
@@ -68,6 +70,11 @@ pub mod names {
     /// Range deletion fragments in the `strata.range_del` block (required
     /// in format version 3, absent before).
     pub const NUM_RANGE_DELETIONS: &str = "strata.num_range_deletions";
+    /// Entries of kind Merge (absent means 0).
+    pub const NUM_MERGE_OPERANDS: &str = "strata.num_merge_operands";
+    /// The name of the merge operator the table's operands were written
+    /// for (absent or empty: unknown); only with operands.
+    pub const MERGE_OPERATOR: &str = "strata.merge_operator";
 }
 
 /// A table's statistics and build settings.
@@ -119,6 +126,11 @@ pub struct TableProperties {
     /// Range deletion fragments, (stack, seqno) pairs of the
     /// `strata.range_del` block; 0 before format version 3.
     pub num_range_deletions: u64,
+    /// Entries of kind Merge.
+    pub num_merge_operands: u64,
+    /// The merge operator the operands were written for (empty: unknown,
+    /// or no operands).
+    pub merge_operator: String,
 }
 
 impl TableProperties {
@@ -155,6 +167,14 @@ impl TableProperties {
         // Only in version 3, so older tables stay byte for byte as before.
         if self.format_version >= FORMAT_VERSION_RANGE_DELS {
             entries.push((names::NUM_RANGE_DELETIONS, num(self.num_range_deletions)));
+        }
+        // Only with operands, so other tables stay byte for byte as before.
+        if self.num_merge_operands > 0 {
+            entries.push((names::NUM_MERGE_OPERANDS, num(self.num_merge_operands)));
+            entries.push((
+                names::MERGE_OPERATOR,
+                self.merge_operator.as_bytes().to_vec(),
+            ));
         }
         entries.sort_by(|a, b| a.0.cmp(b.0));
         for (name, value) in entries {
@@ -222,6 +242,15 @@ impl TableProperties {
                     has_range_deletions = true;
                     (u32::MAX, Some(&mut p.num_range_deletions))
                 }
+                k if k == names::NUM_MERGE_OPERANDS.as_bytes() => {
+                    (u32::MAX, Some(&mut p.num_merge_operands))
+                }
+                k if k == names::MERGE_OPERATOR.as_bytes() => {
+                    p.merge_operator = std::str::from_utf8(value)
+                        .map_err(|_| bad("merge operator name is not UTF-8".to_string()))?
+                        .to_string();
+                    (u32::MAX, None)
+                }
                 // A name from a newer writer: skip it.
                 _ => (u32::MAX, None),
             };
@@ -276,6 +305,8 @@ mod tests {
             creation_time: 1_700_000_000,
             data_block_alignment: 0,
             num_range_deletions: 0,
+            num_merge_operands: 0,
+            merge_operator: String::new(),
         }
     }
 
@@ -289,6 +320,24 @@ mod tests {
     fn round_trip() {
         let p = sample();
         assert_eq!(TableProperties::decode(&encode(&p), 0).unwrap(), p);
+    }
+
+    #[test]
+    fn merge_properties_round_trip_and_are_absent_without_operands() {
+        let p = TableProperties {
+            num_merge_operands: 12,
+            merge_operator: "uint64add".to_string(),
+            ..sample()
+        };
+        assert_eq!(TableProperties::decode(&encode(&p), 0).unwrap(), p);
+        let plain = sample();
+        let mut it = encode(&plain).iter();
+        it.seek_to_first().unwrap();
+        while it.valid() {
+            assert!(!it.key().starts_with(b"strata.merge"), "{:?}", it.key());
+            assert_ne!(it.key(), names::NUM_MERGE_OPERANDS.as_bytes());
+            it.next().unwrap();
+        }
     }
 
     #[test]

@@ -232,6 +232,7 @@ impl<W: Write> TableBuilder<W> {
         }
         p.num_entries += 1;
         p.num_deletions += u64::from(kind == ValueKind::Delete);
+        p.num_merge_operands += u64::from(kind == ValueKind::Merge);
         p.raw_key_bytes += (user_key.len() + TRAILER_LEN) as u64;
         p.raw_value_bytes += value.len() as u64;
         p.min_seqno = p.min_seqno.min(seqno);
@@ -332,6 +333,14 @@ impl<W: Write> TableBuilder<W> {
         self.range_tombstone_bytes += (t.start.len() + end_len + TRAILER_LEN) as u64;
         self.range_tombstones.push(t);
         Ok(())
+    }
+
+    /// Name the merge operator the table's operands are written for: the
+    /// `strata.merge_operator` property, written only if the table holds
+    /// operands (a reader with another operator must not combine them).
+    pub fn set_merge_operator_name(&mut self, name: &str) {
+        self.props.merge_operator.clear();
+        self.props.merge_operator.push_str(name);
     }
 
     /// Point entries added so far.

@@ -7,8 +7,9 @@
 //!
 //! Shared by tests/simulation.rs, tests/model.rs and the `db_model` fuzz
 //! target (which includes this file by `#[path]`), so the rule is written
-//! once. It uses nothing but std. A write's operations are puts, deletes
-//! and range deletes, on model keys.
+//! once. It uses nothing but std. A write's operations are puts, deletes,
+//! merges (the tests' operator appends with `,`) and range deletes, on
+//! model keys.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,9 @@ pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 pub enum WriteOp {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
+    /// A merge of this operand: the key's value, if any, then `,` and the
+    /// operand (`strata::Append` with separator `,`).
+    Merge(Vec<u8>, Vec<u8>),
     /// Every key `k` with `start <= k < end`; `None`: no end. (Model keys
     /// carry their keyspace, so a range of one keyspace has an end:
     /// `keyspaces::model_range`.)
@@ -31,7 +35,10 @@ impl WriteOp {
     /// model keys, it names the keyspace the operation is in.
     pub fn first_key(&self) -> &[u8] {
         match self {
-            WriteOp::Put(k, _) | WriteOp::Delete(k) | WriteOp::DeleteRange(k, _) => k,
+            WriteOp::Put(k, _)
+            | WriteOp::Delete(k)
+            | WriteOp::Merge(k, _)
+            | WriteOp::DeleteRange(k, _) => k,
         }
     }
 
@@ -44,7 +51,7 @@ impl WriteOp {
     /// Whether this operation writes `key`.
     pub fn touches(&self, key: &[u8]) -> bool {
         match self {
-            WriteOp::Put(k, _) | WriteOp::Delete(k) => k.as_slice() == key,
+            WriteOp::Put(k, _) | WriteOp::Delete(k) | WriteOp::Merge(k, _) => k.as_slice() == key,
             WriteOp::DeleteRange(start, end) => in_range(key, start, end.as_deref()),
         }
     }
@@ -67,6 +74,15 @@ pub fn apply(m: &mut Model, w: &Write) {
             WriteOp::Delete(k) => {
                 m.remove(k);
             }
+            WriteOp::Merge(k, operand) => match m.get_mut(k) {
+                Some(value) => {
+                    value.push(b',');
+                    value.extend_from_slice(operand);
+                }
+                None => {
+                    m.insert(k.clone(), operand.clone());
+                }
+            },
             WriteOp::DeleteRange(start, end) => {
                 // Cut out [start, end) and put back what follows it.
                 let mut from_start = m.split_off(start.as_slice());
@@ -232,6 +248,9 @@ impl AckLog {
         // the ranges a later write deleted.
         let mut later: BTreeMap<&[u8], Vec<Option<&Vec<u8>>>> = BTreeMap::new();
         let mut later_ranges: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+        // Keys a later write merged into: a salvage may keep any subset of
+        // those operands, so their value is not checked.
+        let mut merged_later: std::collections::BTreeSet<&[u8]> = Default::default();
         for op in self.log[self.durable..]
             .iter()
             .chain(self.in_doubt.iter())
@@ -240,6 +259,9 @@ impl AckLog {
             match op {
                 WriteOp::Put(k, v) => later.entry(k.as_slice()).or_default().push(Some(v)),
                 WriteOp::Delete(k) => later.entry(k.as_slice()).or_default().push(None),
+                WriteOp::Merge(k, _) => {
+                    merged_later.insert(k.as_slice());
+                }
                 WriteOp::DeleteRange(start, end) => later_ranges.push((start, end.as_deref())),
             }
         }
@@ -249,6 +271,7 @@ impl AckLog {
         for k in keys {
             let have = got.get(k);
             let allowed = have == state.get(k)
+                || merged_later.contains(k)
                 || later.get(k).is_some_and(|vs| vs.contains(&have))
                 || (have.is_none() && later_ranges.iter().any(|(s, e)| in_range(k, s, *e)));
             if !allowed {

@@ -170,6 +170,12 @@ pub struct Flags {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
     pub max_num_range_tombstones: i64,
 
+    /// The merge operator, as db_bench's `--merge_operator`: `uint64add`,
+    /// `stringappend` or `max` (empty, the default: none). mergerandom
+    /// needs one.
+    #[arg(long, default_value = "", value_parser = parse_merge_operator)]
+    pub merge_operator: String,
+
     /// Percentage of reads in readrandomwriterandom.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub readwritepercent: u32,
@@ -369,6 +375,16 @@ impl Flags {
     }
 }
 
+/// The `--merge_operator` names both engines have (RocksDB's nicknames).
+fn parse_merge_operator(s: &str) -> Result<String, String> {
+    match s {
+        "" | "uint64add" | "stringappend" | "max" => Ok(s.to_string()),
+        other => Err(format!(
+            "unknown merge operator {other:?}: use uint64add, stringappend or max"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +416,16 @@ mod tests {
         assert_eq!(f.max_background_jobs, 2);
         assert!(!f.sync && !f.disable_wal && !f.use_existing_db && !f.histogram);
         assert_eq!(f.engine.0, vec![EngineKind::Strata]);
+    }
+
+    #[test]
+    fn merge_operators_are_rocksdbs_nicknames() {
+        assert_eq!(parse(&[]).unwrap().merge_operator, "");
+        for name in ["uint64add", "stringappend", "max"] {
+            let arg = format!("--merge_operator={name}");
+            assert_eq!(parse(&[arg.as_str()]).unwrap().merge_operator, name);
+        }
+        assert!(parse(&["--merge_operator=put"]).is_err());
     }
 
     #[test]

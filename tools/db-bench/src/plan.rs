@@ -28,6 +28,7 @@ pub const KNOWN_BENCHMARKS: &[&str] = &[
     "deleteseq",
     "deleterandom",
     "deleterange",
+    "mergerandom",
     "readwhilewriting",
     "seekrandomwhilewriting",
     "readrandomwriterandom",
@@ -54,6 +55,8 @@ pub enum Method {
     },
     /// Range deletes of `--range_tombstone_width` keys, in key order.
     DeleteRange,
+    /// Merges into random keys with `--merge_operator`.
+    MergeRandom,
     ReadRandom,
     ReadHot,
     ReadSeq,
@@ -204,6 +207,7 @@ impl Plan {
             "deleteseq" => p.action = Action::Run(Method::Delete { sequential: true }),
             "deleterandom" => p.action = Action::Run(Method::Delete { sequential: false }),
             "deleterange" => p.action = Action::Run(Method::DeleteRange),
+            "mergerandom" => p.action = Action::Run(Method::MergeRandom),
             "readwhilewriting" | "seekrandomwhilewriting" => {
                 p.action = Action::Run(if name == "readwhilewriting" {
                     Method::ReadWhileWriting

@@ -692,3 +692,33 @@ fn peers_run_the_same_benchmarks_and_a_ratio_table_ends_the_run() {
         assert!(stdout.contains(&format!("strata/{peer}")), "{stdout}");
     }
 }
+
+/// mergerandom with uint64add: every merge is an increment of 1, so the
+/// counters sum to the merges made, one by one or in batches.
+#[test]
+fn mergerandom_with_uint64add_counts_every_merge() {
+    for batch in ["1", "10"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let stdout = run_ok(&[
+            "--benchmarks=mergerandom",
+            "--merge_operator=uint64add",
+            "--num=100",
+            "--writes=1000",
+            &format!("--batch_size={batch}"),
+            &path_arg("db", &db),
+        ]);
+        let lines = result_lines(&stdout);
+        assert_eq!(line_for(&lines, "mergerandom").operations, 1000);
+        let options = strata::Options {
+            merge_operator: Some(std::sync::Arc::new(strata::UInt64Add)),
+            ..strata::Options::default()
+        };
+        let db = strata::Db::open(&db, options).unwrap();
+        let sum: u64 = db
+            .iter()
+            .map(|entry| u64::from_le_bytes(entry.unwrap().1[..].try_into().unwrap()))
+            .sum();
+        assert_eq!(sum, 1000, "batch size {batch}");
+    }
+}

@@ -145,6 +145,7 @@ pub fn kind_name(kind: ValueKind) -> &'static str {
     match kind {
         ValueKind::Put => "PUT",
         ValueKind::Delete => "DELETE",
+        ValueKind::Merge => "MERGE",
         ValueKind::RangeDelete => "DELETE_RANGE",
     }
 }

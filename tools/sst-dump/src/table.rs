@@ -96,6 +96,9 @@ pub struct Properties {
     pub num_deletions: u64,
     /// Range tombstone fragments in `strata.range_del` (format version 3).
     pub num_range_deletions: u64,
+    /// Merge operands, and the operator they were written for.
+    pub num_merge_operands: u64,
+    pub merge_operator: String,
     pub raw_key_bytes: u64,
     pub raw_average_key_bytes: f64,
     pub raw_value_bytes: u64,
@@ -142,6 +145,8 @@ impl Properties {
             num_entries: p.num_entries,
             num_deletions: p.num_deletions,
             num_range_deletions: p.num_range_deletions,
+            num_merge_operands: p.num_merge_operands,
+            merge_operator: p.merge_operator.clone(),
             raw_key_bytes: p.raw_key_bytes,
             raw_average_key_bytes: avg(p.raw_key_bytes),
             raw_value_bytes: p.raw_value_bytes,
@@ -178,11 +183,13 @@ impl Properties {
 
     /// RocksDB's "Table Properties:" listing.
     pub fn text(&self, out: &mut String) {
-        let lines: [(&str, String); 25] = [
+        let lines: [(&str, String); 27] = [
             ("# data blocks", self.num_data_blocks.to_string()),
             ("# entries", self.num_entries.to_string()),
             ("# deletions", self.num_deletions.to_string()),
             ("# range deletions", self.num_range_deletions.to_string()),
+            ("# merge operands", self.num_merge_operands.to_string()),
+            ("merge operator name", self.merge_operator.clone()),
             ("raw key size", self.raw_key_bytes.to_string()),
             (
                 "raw average key size",

@@ -126,6 +126,7 @@ fn dispatch<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, method: Method) -
         Method::Fill(order) => write::fill(ctx, th, order),
         Method::Delete { sequential } => write::delete(ctx, th, sequential),
         Method::DeleteRange => write::delete_range(ctx, th),
+        Method::MergeRandom => write::merge_random(ctx, th),
         Method::ReadRandom => read::read_random(ctx, th, ctx.plan.key_range),
         Method::ReadHot => read::read_random(ctx, th, ctx.plan.key_range.div_ceil(100)),
         Method::ReadSeq => read::read_sequential(ctx, th, false),
@@ -152,7 +153,7 @@ fn dispatch<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, method: Method) -
 fn expected_ops(plan: &Plan, method: Method) -> Option<u64> {
     let threads = plan.threads as u64;
     let per_thread = match method {
-        Method::Fill(_) => plan.writes,
+        Method::Fill(_) | Method::MergeRandom => plan.writes,
         Method::Delete { .. } => plan.deletes,
         Method::DeleteRange => plan.deletes.div_ceil(plan.range_width.max(1)),
         Method::ReadRandom

@@ -1,7 +1,8 @@
 //! fillseq, fillrandom, filluniquerandom, fillbatch, fillsync, fill100K,
 //! overwrite (db_bench's `DoWrite`, with its range tombstones every
 //! `--writes_per_range_tombstone` writes); deleteseq and deleterandom
-//! (`DoDelete`); deleterange; and the background writer of the
+//! (`DoDelete`); deleterange; mergerandom (`MergeRandom`); and the
+//! background writer of the
 //! *whilewriting benchmarks (`BGWriter`).
 
 use super::{Ctx, OpBudget, ThreadState};
@@ -93,6 +94,60 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
         th.stats
             .add_message(&format!("({range_deletes} range tombstone{s})"));
     }
+    Ok(())
+}
+
+/// mergerandom: `--writes` merges into random keys of `--num` with the
+/// `--merge_operator` (db_bench's `MergeRandom`), `--batch_size` to a
+/// batch. Operands are values of
+/// `--value_size` bytes, except for `uint64add`, whose operands are 1 as
+/// 8 bytes little-endian (what a counter's increment is).
+pub fn merge_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
+    if !E::MERGES {
+        th.stats
+            .unsupported(&format!("({} has no merge operator)", E::KIND.name()));
+        return Ok(());
+    }
+    if ctx.flags.merge_operator.is_empty() {
+        return Err(crate::error::BenchError::new(
+            "mergerandom needs --merge_operator (uint64add, stringappend or max)",
+        ));
+    }
+    let p = ctx.plan;
+    let increment = (ctx.flags.merge_operator == "uint64add").then(|| 1u64.to_le_bytes());
+    let mut budget = OpBudget::new(p.duration_secs, p.writes);
+    let mut keys = KeyGen::new(KeyOrder::Random, p.num, ctx.permutation);
+    let mut key = KeyBuf::new(p.key_size);
+    let mut values = ValueGen::new(ctx.values);
+    let operand_size = increment.map_or(p.value_size, |i| i.len());
+    let mut batch = Batch::default();
+    let per_batch = p.entries_per_batch;
+    let mut bytes = 0u64;
+    while !budget.done(per_batch) {
+        if per_batch == 1 {
+            let k = keys.next(&mut th.rng);
+            let operand = match &increment {
+                Some(one) => &one[..],
+                None => values.generate(p.value_size),
+            };
+            ctx.db
+                .merge(ctx.flags.keyspace_of(k), key.set(k), operand, p.write)?;
+        } else {
+            batch.clear();
+            for _ in 0..per_batch {
+                let k = keys.next(&mut th.rng);
+                let operand = match &increment {
+                    Some(one) => &one[..],
+                    None => values.generate(p.value_size),
+                };
+                batch.merge(ctx.flags.keyspace_of(k), key.set(k), operand);
+            }
+            ctx.db.write(&batch, p.write)?;
+        }
+        bytes += per_batch * (p.key_size + operand_size) as u64;
+        th.stats.finished_ops(per_batch, OpKind::Write);
+    }
+    th.stats.add_bytes(bytes);
     Ok(())
 }
 

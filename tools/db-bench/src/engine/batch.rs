@@ -12,6 +12,8 @@ pub enum Op<'a> {
     /// Delete every key from the entry's key up to this one (excluded):
     /// RocksDB's `DeleteRange`.
     DeleteRange(&'a [u8]),
+    /// Merge this operand into the key (RocksDB's `Merge`).
+    Merge(&'a [u8]),
 }
 
 /// How an entry is stored: ranges in `Batch::data`.
@@ -20,6 +22,7 @@ enum Stored {
     Put(Range<usize>),
     Delete,
     DeleteRange(Range<usize>),
+    Merge(Range<usize>),
 }
 
 #[derive(Default)]
@@ -55,6 +58,13 @@ impl Batch {
         self.entries.push((keyspace, k, Stored::DeleteRange(e)));
     }
 
+    /// Merge `operand` into `key` in keyspace `keyspace`.
+    pub fn merge(&mut self, keyspace: usize, key: &[u8], operand: &[u8]) {
+        let k = self.push(key);
+        let v = self.push(operand);
+        self.entries.push((keyspace, k, Stored::Merge(v)));
+    }
+
     fn push(&mut self, bytes: &[u8]) -> Range<usize> {
         let start = self.data.len();
         self.data.extend_from_slice(bytes);
@@ -74,6 +84,7 @@ impl Batch {
                 Stored::Put(v) => Op::Put(&self.data[v.clone()]),
                 Stored::Delete => Op::Delete,
                 Stored::DeleteRange(e) => Op::DeleteRange(&self.data[e.clone()]),
+                Stored::Merge(v) => Op::Merge(&self.data[v.clone()]),
             };
             (*ks, &self.data[k.clone()], op)
         })

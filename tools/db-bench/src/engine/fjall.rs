@@ -194,6 +194,7 @@ impl Engine for FjallEngine {
                 Op::Put(v) => b.insert(&self.trees[keyspace], k, v),
                 Op::Delete => b.remove(&self.trees[keyspace], k),
                 Op::DeleteRange(_) => return Err(BenchError::new(NO_RANGE_DELETE)),
+                Op::Merge(_) => return Err(BenchError::new("fjall has no merge operator")),
             }
         }
         b.commit()?;

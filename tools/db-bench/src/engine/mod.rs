@@ -132,6 +132,10 @@ pub trait Engine: Sized + Send + Sync {
     /// without one, the benchmarks that need it report it unsupported.
     const RANGE_DELETES: bool = true;
 
+    /// Whether the engine has a merge operator (RocksDB's `Merge`):
+    /// without one, mergerandom reports it unsupported.
+    const MERGES: bool = false;
+
     type Scan<'a>: Scan
     where
         Self: 'a;
@@ -150,6 +154,15 @@ pub trait Engine: Sized + Send + Sync {
     /// Delete every key of `keyspace` in `[start, end)` with one range
     /// tombstone. An engine without [`Engine::RANGE_DELETES`] fails.
     fn delete_range(&self, keyspace: usize, start: &[u8], end: &[u8], w: WriteOpts) -> Result<()>;
+    /// Merge `operand` into `key` with the `--merge_operator` the engine
+    /// was opened with. An engine without [`Engine::MERGES`] fails.
+    fn merge(&self, keyspace: usize, key: &[u8], operand: &[u8], w: WriteOpts) -> Result<()> {
+        let _ = (keyspace, key, operand, w);
+        Err(crate::error::BenchError::new(format!(
+            "{} has no merge operator",
+            Self::KIND.name()
+        )))
+    }
     /// Apply every entry of `batch` atomically (a batch holding a range
     /// delete fails on an engine without [`Engine::RANGE_DELETES`]).
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()>;

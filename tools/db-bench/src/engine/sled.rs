@@ -126,6 +126,7 @@ impl Engine for SledEngine {
                 Op::Put(v) => b.insert(k, v),
                 Op::Delete => b.remove(k),
                 Op::DeleteRange(_) => return Err(BenchError::new(NO_RANGE_DELETE)),
+                Op::Merge(_) => return Err(BenchError::new("sled has no merge operator")),
             }
         }
         self.db.apply_batch(b)?;

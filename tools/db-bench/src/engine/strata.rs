@@ -122,6 +122,20 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
         "max_background_jobs (one thread flushes, the rest compact)",
     );
 
+    o.merge_operator = match flags.merge_operator.as_str() {
+        "uint64add" => Some(std::sync::Arc::new(strata::UInt64Add)),
+        "stringappend" => Some(std::sync::Arc::new(strata::Append::with_separator(","))),
+        "max" => Some(std::sync::Arc::new(strata::Max)),
+        _ => None,
+    };
+    if !flags.merge_operator.is_empty() {
+        m.map(
+            "merge_operator",
+            &flags.merge_operator,
+            &format!("merge_operator {}", flags.merge_operator),
+        );
+    }
+
     m.durability = "WAL record in the OS page cache (a store into the mapped, preallocated \
                     WAL) before a write returns; survives a process crash, not power loss \
                     (RocksDB's default level)"
@@ -140,6 +154,7 @@ fn write_options(w: WriteOpts) -> WriteOptions {
 
 impl Engine for StrataEngine {
     const KIND: EngineKind = EngineKind::Strata;
+    const MERGES: bool = true;
     type Scan<'a> = StrataScan;
 
     fn mapping(flags: &Flags) -> Mapping {
@@ -178,6 +193,15 @@ impl Engine for StrataEngine {
         }?)
     }
 
+    #[inline]
+    fn merge(&self, keyspace: usize, key: &[u8], operand: &[u8], w: WriteOpts) -> Result<()> {
+        let w = write_options(w);
+        Ok(match keyspace {
+            0 => self.db.merge_opt(key, operand, &w),
+            i => self.keyspaces[i - 1].merge_opt(key, operand, &w),
+        }?)
+    }
+
     fn delete_range(&self, keyspace: usize, start: &[u8], end: &[u8], w: WriteOpts) -> Result<()> {
         let w = write_options(w);
         Ok(match keyspace {
@@ -193,6 +217,8 @@ impl Engine for StrataEngine {
                 (0, Op::Put(v)) => b.put(k, v),
                 (0, Op::Delete) => b.delete(k),
                 (0, Op::DeleteRange(end)) => b.delete_range(k..end),
+                (0, Op::Merge(v)) => b.merge(k, v),
+                (i, Op::Merge(v)) => b.merge_in(&self.keyspaces[i - 1], k, v),
                 (i, Op::Put(v)) => b.put_in(&self.keyspaces[i - 1], k, v),
                 (i, Op::Delete) => b.delete_in(&self.keyspaces[i - 1], k),
                 (i, Op::DeleteRange(end)) => b.delete_range_in(&self.keyspaces[i - 1], k..end),

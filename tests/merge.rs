@@ -1,0 +1,475 @@
+//! Merge operands against a model: random puts, deletes, merges and range
+//! deletes, spread over memtables and levels by flushes and compactions,
+//! read by `get`, both iterator directions and a cursor that switches
+//! direction, at the newest state and at every live snapshot, across
+//! reopens. The operator appends with a separator (order matters, so an
+//! operand merged out of turn shows), with and without a partial merge.
+
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use strata::fs::{FileSystem, MemFileSystem};
+use strata::{
+    Append, Db, Error, KeyspaceOptions, Max, MergeError, MergeOperator, Options, ReadOptions,
+    Snapshot, UInt64Add, WriteBatch,
+};
+
+/// `Append` without a partial merge: compaction keeps operands as they are.
+struct FullOnlyAppend;
+
+impl MergeOperator for FullOnlyAppend {
+    fn name(&self) -> &str {
+        "full-only-append"
+    }
+
+    fn full_merge(
+        &self,
+        key: &[u8],
+        existing: Option<&[u8]>,
+        operands: &[&[u8]],
+    ) -> Result<Vec<u8>, MergeError> {
+        Append::with_separator(",").full_merge(key, existing, operands)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(u8, u8),
+    Delete(u8),
+    Merge(u8, u8),
+    DeleteRange(u8, u8),
+    Flush,
+    Compact,
+    Snapshot,
+    ReleaseSnapshot,
+    Reopen,
+    Cursor(u8, Vec<bool>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0u8..8;
+    prop_oneof![
+        3 => (key.clone(), any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
+        2 => key.clone().prop_map(Op::Delete),
+        8 => (key.clone(), any::<u8>()).prop_map(|(k, v)| Op::Merge(k, v)),
+        1 => (key.clone(), key.clone()).prop_map(|(a, b)| Op::DeleteRange(a.min(b), a.max(b))),
+        2 => Just(Op::Flush),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Snapshot),
+        1 => Just(Op::ReleaseSnapshot),
+        1 => Just(Op::Reopen),
+        1 => (key, proptest::collection::vec(any::<bool>(), 1..12)).prop_map(|(k, m)| Op::Cursor(k, m)),
+    ]
+}
+
+fn key(k: u8) -> Vec<u8> {
+    format!("key{k}").into_bytes()
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Apply one write to the model: merges append with ",".
+fn apply(model: &mut Model, op: &Op) {
+    match op {
+        Op::Put(k, v) => {
+            model.insert(key(*k), vec![*v]);
+        }
+        Op::Delete(k) => {
+            model.remove(&key(*k));
+        }
+        Op::Merge(k, v) => match model.get_mut(&key(*k)) {
+            Some(value) => value.extend_from_slice(&[b',', *v]),
+            None => {
+                model.insert(key(*k), vec![*v]);
+            }
+        },
+        Op::DeleteRange(a, b) => {
+            let (a, b) = (key(*a), key(*b));
+            model.retain(|k, _| !(a <= *k && *k < b));
+        }
+        _ => {}
+    }
+}
+
+struct Harness {
+    fs: Arc<MemFileSystem>,
+    full_only: bool,
+    db: Option<Db>,
+    snapshots: Vec<(Snapshot, Model)>,
+    model: Model,
+}
+
+impl Harness {
+    fn options(&self) -> Options {
+        let operator: Arc<dyn MergeOperator> = if self.full_only {
+            Arc::new(FullOnlyAppend)
+        } else {
+            Arc::new(Append::with_separator(","))
+        };
+        Options {
+            fs: Arc::clone(&self.fs) as Arc<dyn FileSystem>,
+            merge_operator: Some(operator),
+            level0_file_num_compaction_trigger: 2,
+            inline_background_work: true,
+            ..Options::default()
+        }
+    }
+
+    fn db(&self) -> &Db {
+        self.db.as_ref().expect("open")
+    }
+
+    fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::Put(k, v) => self.db().put(key(*k), [*v]).unwrap(),
+            Op::Delete(k) => self.db().delete(key(*k)).unwrap(),
+            Op::Merge(k, v) => self.db().merge(key(*k), [*v]).unwrap(),
+            Op::DeleteRange(a, b) => self.db().delete_range(key(*a)..key(*b)).unwrap(),
+            Op::Flush => self.db().flush().unwrap(),
+            Op::Compact => self.db().compact_range::<&[u8], _>(..).unwrap(),
+            Op::Snapshot => {
+                let snap = self.db().snapshot();
+                self.snapshots.push((snap, self.model.clone()));
+            }
+            Op::ReleaseSnapshot => {
+                if !self.snapshots.is_empty() {
+                    self.snapshots.remove(0);
+                }
+            }
+            Op::Reopen => {
+                self.snapshots.clear();
+                self.db.take().unwrap().close().unwrap();
+                self.db = Some(Db::open("/db", self.options()).unwrap());
+            }
+            Op::Cursor(k, moves) => self.check_cursor(&key(*k), moves)?,
+        }
+        apply(&mut self.model, op);
+        Ok(())
+    }
+
+    /// A cursor from `start` moving as `moves` says (true: next) against
+    /// the model's sorted entries.
+    fn check_cursor(&self, start: &[u8], moves: &[bool]) -> Result<(), TestCaseError> {
+        let entries: Vec<_> = self.model.iter().collect();
+        let mut pos = entries.partition_point(|(k, _)| k.as_slice() < start);
+        let mut cursor = self.db().cursor();
+        cursor.seek(start).unwrap();
+        for &forward in moves {
+            match entries.get(pos) {
+                Some((k, v)) => {
+                    prop_assert_eq!(cursor.key(), Some(k.as_slice()));
+                    prop_assert_eq!(cursor.value(), Some(v.as_slice()));
+                }
+                None => {
+                    prop_assert!(cursor.key().is_none());
+                    return Ok(());
+                }
+            }
+            if forward {
+                cursor.next().unwrap();
+                pos += 1;
+            } else {
+                cursor.prev().unwrap();
+                match pos.checked_sub(1) {
+                    Some(p) => pos = p,
+                    None => {
+                        prop_assert!(cursor.key().is_none());
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), TestCaseError> {
+        let db = self.db();
+        let views = std::iter::once((None, &self.model))
+            .chain(self.snapshots.iter().map(|(s, m)| (Some(s), m)));
+        for (snap, model) in views {
+            let read = ReadOptions {
+                snapshot: snap,
+                ..ReadOptions::default()
+            };
+            for k in 0..8 {
+                let got = db.get_opt(key(k), &read).unwrap();
+                prop_assert_eq!(got.as_deref(), model.get(&key(k)).map(|v| v.as_slice()));
+            }
+            let forward: Model = db
+                .range_opt::<&[u8], _>(.., &read)
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<_, _>>()
+                .unwrap();
+            prop_assert_eq!(&forward, model);
+            let backward: Vec<_> = db
+                .range_opt::<&[u8], _>(.., &read)
+                .rev()
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+                .collect();
+            let want: Vec<_> = model
+                .iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            prop_assert_eq!(backward, want);
+        }
+        Ok(())
+    }
+}
+
+fn run_history(ops: &[Op], full_only: bool) -> Result<(), TestCaseError> {
+    let mut h = Harness {
+        fs: Arc::new(MemFileSystem::new()),
+        full_only,
+        db: None,
+        snapshots: Vec::new(),
+        model: Model::new(),
+    };
+    h.db = Some(Db::open("/db", h.options()).unwrap());
+    for op in ops {
+        h.run(op)?;
+        h.check()?;
+    }
+    h.db().check_invariants().map_err(TestCaseError::fail)?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn merges_read_as_the_model_with_partial_merge(ops in proptest::collection::vec(op(), 1..60)) {
+        run_history(&ops, false)?;
+    }
+
+    #[test]
+    fn merges_read_as_the_model_without_partial_merge(ops in proptest::collection::vec(op(), 1..60)) {
+        run_history(&ops, true)?;
+    }
+}
+
+fn open_with(
+    fs: &Arc<MemFileSystem>,
+    operator: Option<Arc<dyn MergeOperator>>,
+) -> strata::Result<Db> {
+    Db::open(
+        "/db",
+        Options {
+            fs: Arc::clone(fs) as Arc<dyn FileSystem>,
+            merge_operator: operator,
+            ..Options::default()
+        },
+    )
+}
+
+fn counter(v: u64) -> [u8; 8] {
+    v.to_le_bytes()
+}
+
+#[test]
+fn reopening_without_the_operator_the_operands_were_written_for_fails_at_open() {
+    for flush in [false, true] {
+        let fs = Arc::new(MemFileSystem::new());
+        let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+        db.merge("hits", counter(2)).unwrap();
+        if flush {
+            db.flush().unwrap();
+        }
+        db.close().unwrap();
+        let none = open_with(&fs, None).map(drop).unwrap_err();
+        let place = if flush {
+            "uint64add"
+        } else {
+            "write-ahead log"
+        };
+        assert!(
+            matches!(&none, Error::InvalidArgument(m) if m.contains("no merge operator") && m.contains(place)),
+            "flush {flush}: {none}"
+        );
+        // The WAL names no operator: another one is caught in tables only.
+        if flush {
+            let other = open_with(&fs, Some(Arc::new(Max))).map(drop).unwrap_err();
+            assert!(
+                matches!(&other, Error::InvalidArgument(m) if m.contains("\"uint64add\"") && m.contains("\"max\"")),
+                "{other}"
+            );
+        }
+        let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+        assert_eq!(db.get("hits").unwrap().as_deref(), Some(&counter(2)[..]));
+    }
+}
+
+#[test]
+fn a_merge_without_an_operator_is_stored_and_its_reads_fail_naming_the_key() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, None).unwrap();
+    db.put("plain", "v").unwrap();
+    db.merge("counter", counter(1)).unwrap();
+    let e = db.get("counter").unwrap_err();
+    assert!(
+        matches!(&e, Error::MergeFailed { key, .. } if key == b"counter"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no merge operator"), "{e}");
+    assert_eq!(db.get("plain").unwrap().as_deref(), Some(&b"v"[..]));
+    let scanned: Vec<_> = db.iter().collect();
+    assert!(scanned.iter().any(|r| r.is_err()), "{scanned:?}");
+}
+
+/// Fails on an operand of "bad"; otherwise appends.
+struct Picky;
+
+impl MergeOperator for Picky {
+    fn name(&self) -> &str {
+        "picky"
+    }
+
+    fn full_merge(
+        &self,
+        key: &[u8],
+        existing: Option<&[u8]>,
+        operands: &[&[u8]],
+    ) -> Result<Vec<u8>, MergeError> {
+        if operands.contains(&&b"bad"[..]) {
+            return Err(MergeError("operand 'bad'".to_string()));
+        }
+        Append::default().full_merge(key, existing, operands)
+    }
+}
+
+#[test]
+fn a_failing_operator_fails_reads_and_a_manual_compaction() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, Some(Arc::new(Picky))).unwrap();
+    db.put("k", "a").unwrap();
+    // Two overlapping L0 tables: the compaction merges them, no move.
+    db.flush().unwrap();
+    db.merge("k", "bad").unwrap();
+    db.merge("other", "x").unwrap();
+    let e = db.get("k").unwrap_err();
+    assert!(
+        matches!(&e, Error::MergeFailed { key, reason } if key == b"k" && reason.contains("picky failed: operand 'bad'")),
+        "{e}"
+    );
+    assert_eq!(db.get("other").unwrap().as_deref(), Some(&b"x"[..]));
+    let mut forward = db.iter();
+    assert!(
+        forward.next().unwrap().is_err(),
+        "the forward scan meets k first"
+    );
+    assert!(db.iter().next_back().unwrap().unwrap().0 == "other");
+    // Flush writes operands as they are; a manual compaction to the
+    // bottom has a base and must merge: it fails and changes nothing.
+    db.flush().unwrap();
+    let e = db.compact_range::<&[u8], _>(..).unwrap_err();
+    assert!(
+        matches!(&e, Error::MergeFailed { key, .. } if key == b"k"),
+        "{e}"
+    );
+    assert_eq!(db.live_files().len(), 2);
+    assert!(db.get("k").is_err());
+    assert_eq!(db.get("other").unwrap().as_deref(), Some(&b"x"[..]));
+}
+
+#[test]
+fn a_failing_operator_in_a_background_compaction_stops_writes() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = Db::open(
+        "/db",
+        Options {
+            fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+            merge_operator: Some(Arc::new(Picky)),
+            level0_file_num_compaction_trigger: 2,
+            inline_background_work: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.put("k", "a").unwrap();
+    db.flush().unwrap();
+    db.merge("k", "bad").unwrap();
+    db.flush().unwrap();
+    let e = db.run_background_work().unwrap_err();
+    assert!(e.to_string().contains("operand 'bad'"), "{e}");
+    let w = db.put("z", "1").unwrap_err();
+    assert!(
+        matches!(&w, Error::Background(inner) if matches!(**inner, Error::MergeFailed { .. })),
+        "{w}"
+    );
+    drop(db);
+    // Its operands stay in the tables: another operator is refused.
+    let db = open_with(&fs, Some(Arc::new(Append::default()))).unwrap_err();
+    assert!(
+        matches!(&db, Error::InvalidArgument(m) if m.contains("picky")),
+        "{db}"
+    );
+}
+
+#[test]
+fn keyspaces_have_their_own_operators_checked_when_opened_with_options() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+    let ks_options = |op: Arc<dyn MergeOperator>| KeyspaceOptions {
+        merge_operator: Some(op),
+        ..KeyspaceOptions::default()
+    };
+    let tags = db
+        .keyspace_with("tags", ks_options(Arc::new(Append::with_separator("|"))))
+        .unwrap();
+    tags.merge("t", "a").unwrap();
+    tags.merge("t", "b").unwrap();
+    db.merge("n", counter(5)).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.merge_in(&tags, "t", "c");
+    batch.merge("n", counter(1));
+    db.write(batch).unwrap();
+    assert_eq!(tags.get("t").unwrap().as_deref(), Some(&b"a|b|c"[..]));
+    assert_eq!(db.get("n").unwrap().as_deref(), Some(&counter(6)[..]));
+    tags.flush().unwrap();
+    drop(tags);
+    db.close().unwrap();
+    let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+    let e = db
+        .keyspace_with("tags", ks_options(Arc::new(Max)))
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("stringappend")),
+        "{e}"
+    );
+    let tags = db
+        .keyspace_with("tags", ks_options(Arc::new(Append::with_separator("|"))))
+        .unwrap();
+    assert_eq!(tags.get("t").unwrap().as_deref(), Some(&b"a|b|c"[..]));
+    assert_eq!(db.get("n").unwrap().as_deref(), Some(&counter(6)[..]));
+}
+
+/// A keyspace recovered at open has no merge operator of its own (it may
+/// not be the database's); opened without options it takes the
+/// database's, as every other option, after the check.
+#[test]
+fn a_recovered_keyspace_opened_without_options_takes_the_databases_operator() {
+    let fs = Arc::new(MemFileSystem::new());
+    let append = || -> Arc<dyn MergeOperator> { Arc::new(Append::with_separator("+")) };
+    let db = open_with(&fs, Some(append())).unwrap();
+    let ks = db.keyspace("log").unwrap();
+    ks.merge("k", "a").unwrap();
+    ks.flush().unwrap();
+    ks.merge("k", "b").unwrap();
+    drop(ks);
+    db.close().unwrap();
+    let db = open_with(&fs, Some(append())).unwrap();
+    let ks = db.keyspace("log").unwrap();
+    assert_eq!(ks.get("k").unwrap().as_deref(), Some(&b"a+b"[..]));
+    drop(ks);
+    db.close().unwrap();
+    // The database's operator is not the one the keyspace's tables name.
+    let db = open_with(&fs, Some(Arc::new(Max))).unwrap();
+    let e = db.keyspace("log").map(drop).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("stringappend")),
+        "{e}"
+    );
+}

@@ -1,0 +1,46 @@
+//! sst-dump on a table holding merge operands: the scan shows them with
+//! type 2 (RocksDB's kTypeMerge), and the properties count them and name
+//! the operator they were written for.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use strata::{Db, Options, UInt64Add};
+
+#[test]
+fn a_table_of_merge_operands_shows_them_and_their_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        merge_operator: Some(Arc::new(UInt64Add)),
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    db.put("a", 1u64.to_le_bytes()).unwrap();
+    db.merge("a", 2u64.to_le_bytes()).unwrap();
+    db.merge("b", 3u64.to_le_bytes()).unwrap();
+    db.flush().unwrap();
+    let number = db.live_files()[0].number;
+    db.close().unwrap();
+    let table = dir.path().join(format!("{number:06}.sst"));
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sst-dump"))
+            .arg(format!("--file={}", table.display()))
+            .args(args)
+            .output()
+            .expect("run sst-dump");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let scan = run(&["--command=scan"]);
+    assert!(scan.contains("'a' seq:2, type:2 =>"), "{scan}");
+    assert!(scan.contains("'a' seq:1, type:1 =>"), "{scan}");
+    assert!(scan.contains("'b' seq:3, type:2 =>"), "{scan}");
+    let props = run(&["--show_properties"]);
+    assert!(props.contains("  # merge operands: 2\n"), "{props}");
+    assert!(
+        props.contains("  merge operator name: uint64add\n"),
+        "{props}"
+    );
+}
