@@ -14,6 +14,7 @@ use crate::panics::catch_panic;
 use crate::write::AsyncWrite;
 use crate::{Db, Keyspace, WriteBatch};
 use std::future::Future;
+use std::ops::RangeBounds;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -231,6 +232,46 @@ impl Db {
         self.write_async(batch, opts)
     }
 
+    /// [`delete_range_opt`](Db::delete_range_opt) as a future (see
+    /// [`write_async`](Db::write_async)): one record however many keys
+    /// `range` holds. Inverted bounds resolve to
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) and write
+    /// nothing; an empty range writes nothing and, with `sync`, resolves
+    /// once what was acknowledged before it is synced, as `delete_range_opt`
+    /// does.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// db.put(b"a", b"1")?;
+    /// db.put(b"b", b"2")?;
+    /// let opts = strata::WriteOptions::default();
+    /// futures_executor::block_on(db.delete_range_async(&b"a"[..]..&b"b"[..], &opts))?;
+    /// assert!(db.get(b"a")?.is_none() && db.get(b"b")?.is_some());
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_range_async<K: AsRef<[u8]>>(
+        &self,
+        range: impl RangeBounds<K>,
+        opts: &WriteOptions,
+    ) -> WriteFuture {
+        let mut batch = self.new_batch();
+        batch.delete_range(range);
+        self.write_async(batch, opts)
+    }
+
+    /// [`delete_prefix_opt`](Db::delete_prefix_opt) as a future (see
+    /// [`delete_range_async`](Db::delete_range_async)).
+    pub fn delete_prefix_async(
+        &self,
+        prefix: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> WriteFuture {
+        let mut batch = self.new_batch();
+        batch.delete_prefix(prefix);
+        self.write_async(batch, opts)
+    }
+
     /// [`flush_wal`](Db::flush_wal) as a future: resolves once every
     /// record logged before the call is written to the WAL file, and
     /// synced if `sync` (by the WAL syncer thread).
@@ -289,6 +330,36 @@ impl Keyspace {
         }
         let mut batch = self.db().new_batch();
         batch.delete_in(self, key);
+        self.db().write_async(batch, opts)
+    }
+
+    /// [`delete_range_opt`](Keyspace::delete_range_opt) as a future (see
+    /// [`Db::delete_range_async`]).
+    pub fn delete_range_async<K: AsRef<[u8]>>(
+        &self,
+        range: impl RangeBounds<K>,
+        opts: &WriteOptions,
+    ) -> WriteFuture {
+        if let Err(e) = self.state().check_live() {
+            return WriteFuture::ready(self.db().clone(), Err(e));
+        }
+        let mut batch = self.db().new_batch();
+        batch.delete_range_in(self, range);
+        self.db().write_async(batch, opts)
+    }
+
+    /// [`delete_prefix_opt`](Keyspace::delete_prefix_opt) as a future (see
+    /// [`Db::delete_range_async`]).
+    pub fn delete_prefix_async(
+        &self,
+        prefix: impl AsRef<[u8]>,
+        opts: &WriteOptions,
+    ) -> WriteFuture {
+        if let Err(e) = self.state().check_live() {
+            return WriteFuture::ready(self.db().clone(), Err(e));
+        }
+        let mut batch = self.db().new_batch();
+        batch.delete_prefix_in(self, prefix);
         self.db().write_async(batch, opts)
     }
 }

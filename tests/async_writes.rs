@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{mem_dir, mem_options, scan_all, Rng};
+use common::{mem_dir, mem_options, power_cycle, scan_all, Rng};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
@@ -1225,4 +1225,87 @@ fn a_write_future_polled_after_it_resolved_is_an_error_not_a_hang() {
         Poll::Ready(Err(strata::Error::InvalidArgument(_)))
     ));
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// `delete_range_async` and `delete_prefix_async`, on the database and on
+/// a keyspace, delete what their blocking forms delete; an inverted range
+/// resolves to `InvalidArgument` and writes nothing; and a synced range
+/// delete survives a power loss that drops every unsynced byte.
+#[test]
+fn range_and_prefix_deletes_resolve_as_their_blocking_forms() {
+    use strata::fs::UnsyncedData;
+    use strata::Error;
+    let fs = MemFileSystem::new();
+    let db = common::open_mem(&fs);
+    let users = db.keyspace("users").unwrap();
+    let sync = WriteOptions {
+        sync: true,
+        ..WriteOptions::default()
+    };
+    for k in ["a", "b1", "b2", "c", "p:1", "p:2", "q"] {
+        db.put(k, "v").unwrap();
+        users.put(k, "u").unwrap();
+    }
+    let keys = |pairs: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<String> {
+        pairs
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect()
+    };
+    let users_keys = |users: &strata::Keyspace| -> Vec<String> {
+        users
+            .iter()
+            .map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap())
+            .collect()
+    };
+    futures_executor::block_on(async {
+        db.delete_range_async("b".."c", &sync).await.unwrap();
+        db.delete_prefix_async("p:", &WriteOptions::default())
+            .await
+            .unwrap();
+        users.delete_range_async("a"..="b1", &sync).await.unwrap();
+        users
+            .delete_prefix_async("q", &WriteOptions::default())
+            .await
+            .unwrap();
+        // Inverted: refused, and nothing written.
+        let inverted = db.delete_range_async("z".."a", &sync).await;
+        assert!(
+            matches!(inverted, Err(Error::InvalidArgument(_))),
+            "{inverted:?}"
+        );
+        let inverted = users.delete_range_async("z".."a", &sync).await;
+        assert!(
+            matches!(inverted, Err(Error::InvalidArgument(_))),
+            "{inverted:?}"
+        );
+        // Empty: nothing to delete, and it still resolves.
+        db.delete_range_async("c".."c", &sync).await.unwrap();
+    });
+    let db_expected = ["a", "c", "q"];
+    let users_expected = ["b2", "c", "p:1", "p:2"];
+    assert_eq!(keys(scan_all(&db)), db_expected);
+    assert_eq!(users_keys(&users), users_expected);
+
+    // The last call, an empty range with `sync`, is a sync point: every
+    // write before it is durable, the unsynced prefix delete included.
+    drop(users);
+    power_cycle(&fs, db, UnsyncedData::Drop);
+    let db = common::open_mem(&fs);
+    assert_eq!(keys(scan_all(&db)), db_expected);
+    let users = db.keyspace("users").unwrap();
+    assert_eq!(users_keys(&users), users_expected);
+
+    // A dropped keyspace's handle fails as its blocking form does.
+    db.drop_keyspace("users").unwrap();
+    let dropped = futures_executor::block_on(users.delete_range_async("a".."z", &sync));
+    assert!(
+        matches!(dropped, Err(Error::KeyspaceDropped { .. })),
+        "{dropped:?}"
+    );
+    let dropped = futures_executor::block_on(users.delete_prefix_async("", &sync));
+    assert!(
+        matches!(dropped, Err(Error::KeyspaceDropped { .. })),
+        "{dropped:?}"
+    );
 }

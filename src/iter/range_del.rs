@@ -96,15 +96,17 @@ impl TombstoneCursor {
         self.stack = first_ending_after(
             tombstones.num_stacks(),
             self.stack,
-            |i| tombstones.stack(i).is_some_and(|s| s.ends_after(ukey)),
+            |i| tombstones.stack_ends_after(i, ukey),
             || {
                 tombstones
                     .stack_index_at_or_after(ukey)
                     .unwrap_or(tombstones.num_stacks())
             },
         );
-        let stack = tombstones.stack(self.stack)?;
-        (stack.start() <= ukey).then_some(stack)
+        if !tombstones.stack_starts_at_or_before(self.stack, ukey) {
+            return None;
+        }
+        tombstones.stack(self.stack)
     }
 
     /// The newest fragment covering `ukey` visible at `read_seq`, with the

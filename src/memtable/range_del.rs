@@ -120,7 +120,17 @@ impl RangeDelList {
     /// The newest sequence number `<= read_seq` of a tombstone covering
     /// `ukey`: a version of `ukey` older than it is deleted.
     pub fn max_covering_seqno(&self, ukey: &[u8], read_seq: SeqNo) -> Option<SeqNo> {
-        self.snapshot()?.max_covering_seqno(ukey, read_seq)
+        let count = self.len();
+        if count == 0 {
+            return None;
+        }
+        // Every get asks: read the cached list in place, without the
+        // reference count `snapshot` takes (same check as there).
+        let cached = self.fragmented.load();
+        match cached.as_ref() {
+            Some(c) if c.count == count => c.list.max_covering_seqno(ukey, read_seq),
+            _ => self.snapshot()?.max_covering_seqno(ukey, read_seq),
+        }
     }
 
     /// Every tombstone as inserted (for a flush, which fragments them in

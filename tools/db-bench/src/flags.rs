@@ -150,7 +150,9 @@ pub struct Flags {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_size: u64,
 
-    /// Writes a fill makes before its first range tombstone.
+    /// Writes a fill makes before its first range tombstone; deleterange
+    /// leaves that many keys before its first range (so a database of
+    /// `--num` keys can keep its first N and lose the rest).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
     pub writes_before_delete_range: i64,
 

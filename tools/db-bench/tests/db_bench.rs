@@ -328,6 +328,26 @@ fn deleterange_deletes_the_keys_in_order_width_at_a_time() {
     assert_eq!(key_indexes(&db), want);
 }
 
+/// The issue 17 space run keeps the first tenth of the keys: deleterange
+/// starts after --writes_before_delete_range keys.
+#[test]
+fn deleterange_starts_after_writes_before_delete_range_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let stdout = run_ok(&[
+        "--benchmarks=fillseq,deleterange",
+        "--num=1000",
+        "--deletes=450",
+        "--range_tombstone_width=100",
+        "--writes_before_delete_range=100",
+        &path_arg("db", &db),
+    ]);
+    let lines = result_lines(&stdout);
+    assert_eq!(line_for(&lines, "deleterange").operations, 5);
+    let want: Vec<u64> = (0..100).chain(600..1000).collect();
+    assert_eq!(key_indexes(&db), want);
+}
+
 #[test]
 fn num_column_families_spreads_keys_over_keyspaces_by_key_modulo() {
     let dir = tempfile::tempdir().unwrap();

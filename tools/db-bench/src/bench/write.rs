@@ -152,8 +152,9 @@ pub fn merge_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result
 }
 
 /// deleterange: range deletes of `--range_tombstone_width` keys each,
-/// walking the keys in order from the first (every thread the same keys,
-/// as deleteseq does) until `--deletes` keys are covered; with
+/// walking the keys in order from key `--writes_before_delete_range` (0
+/// by default; every thread the same keys, as deleteseq does) until
+/// `--deletes` keys are covered; with
 /// `--batch_size`, that many range deletes per batch. A range lies in the
 /// keyspace of its first key (`--num_column_families`).
 pub fn delete_range<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
@@ -167,7 +168,7 @@ pub fn delete_range<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result
     let mut end = KeyBuf::new(p.key_size);
     let mut batch = Batch::default();
     let per_batch = p.entries_per_batch;
-    let mut k = 0u64;
+    let mut k = ctx.flags.writes_before_delete_range as u64;
     while !budget.done(per_batch) {
         if per_batch == 1 {
             let ks = ctx.flags.keyspace_of(k);
