@@ -33,7 +33,8 @@
 //! holds leadership between polls (promoted, or parked in a stall), a
 //! blocking writer takes it over and leads the task's group itself
 //! (`proxy.rs`); the task learns it when it claims the lead at its next
-//! poll (`Lead`).
+//! poll (`Lead`). So that none waits inside a task's group, the group a
+//! task takes stops before the first blocking writer (`Led::ByTask`).
 //!
 //! **Cancellation.** Dropping the future never leaves half a batch:
 //! - while it waits in the queue, it is withdrawn and not applied;
@@ -60,7 +61,7 @@
 
 use super::group::Group;
 use super::pipeline::{CommitEnv, CommitPipeline, Durability, Sequenced};
-use super::queue::Joined;
+use super::queue::{Joined, Led};
 use super::stall_park::StallPark;
 use super::writer::{Ask, Assignment, Member, Writer, WriterState};
 use crate::batch::WriteBatch;
@@ -369,7 +370,7 @@ impl CommitPipeline {
         if members.is_empty() {
             let me = Member::for_task(Arc::clone(leader), ask);
             self.queue
-                .take_group(me, self.config.max_group_bytes, &mut members);
+                .take_group(me, Led::ByTask, self.config.max_group_bytes, &mut members);
             env.hook(HookPoint::WriteGroupLeader);
         }
         let no_slowdown = members[0].ask.no_slowdown;

@@ -28,7 +28,7 @@ use super::backoff::ActiveWriters;
 use super::group::Group;
 use super::pool::WriterPool;
 use super::publish::Publisher;
-use super::queue::{Joined, WriteQueue};
+use super::queue::{Joined, Led, WriteQueue};
 use super::stall_park::StallPark;
 use super::writer::{Ask, Assignment, Member, Writer, WriterState};
 use crate::batch::{WriteBatch, HEADER_LEN};
@@ -402,7 +402,7 @@ impl CommitPipeline {
         let mut members = leader.members.lock();
         let me = Member::new(Arc::clone(leader), ask);
         self.queue
-            .take_group(me, self.config.max_group_bytes, &mut members);
+            .take_group(me, Led::ByThread, self.config.max_group_bytes, &mut members);
         env.hook(HookPoint::WriteGroupLeader);
         let sequenced = self.sequence(env, &members);
         // The next group forms while this one inserts.

@@ -23,7 +23,7 @@
 //! its own group.
 
 use super::pipeline::{CommitEnv, CommitPipeline};
-use super::queue::Stolen;
+use super::queue::{Led, Stolen};
 use super::writer::{Member, Writer};
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
@@ -56,10 +56,12 @@ impl CommitPipeline {
         let mut members = proxy.members.lock();
         debug_assert!(members.is_empty());
         match stolen {
-            Stolen::Offered(head) => {
-                self.queue
-                    .take_group(head, self.config.max_group_bytes, &mut members)
-            }
+            Stolen::Offered(head) => self.queue.take_group(
+                head,
+                Led::ByThread,
+                self.config.max_group_bytes,
+                &mut members,
+            ),
             Stolen::Parked(_) => members.extend(parked),
         }
         if members.is_empty() {
