@@ -250,10 +250,20 @@ impl CommitPipeline {
                 }) {
                     // Parked holding the lead, unless a blocking writer
                     // waits: that one leads the group now, on its thread.
-                    Ok(Poll::Pending) if self.queue.park_lead(&w) => {
-                        Next::Wait(Step::Leading(w, ask, Lead::Parked(park)))
+                    Ok(Poll::Pending) => {
+                        // Registered before the lead is left parked: from
+                        // then on a blocking writer may take the group
+                        // over (`park_lead`, `enter`), and it moves this
+                        // writer on, or fails it when it panics, through
+                        // this slot (`Member::set`), not the stall's
+                        // wake-up, which may never come.
+                        w.task.register(cx.waker());
+                        if self.queue.park_lead(&w) {
+                            Next::Wait(Step::Leading(w, ask, Lead::Parked(park)))
+                        } else {
+                            Next::Go(Step::Queued(w, ask))
+                        }
                     }
-                    Ok(Poll::Pending) => Next::Go(Step::Queued(w, ask)),
                     Ok(Poll::Ready(Ok((group, true)))) => Next::Go(Step::Completing(w, ask, group)),
                     Ok(Poll::Ready(Ok((group, false)))) => Next::Go(Step::Settling(w, ask, group)),
                     Ok(Poll::Ready(Err(e))) => Next::Finish(w, Err(e)),

@@ -54,6 +54,8 @@ struct Record {
     stalled: bool,
     /// Leaders waiting out the stall.
     stalled_leaders: usize,
+    /// Making room panics while this is set.
+    make_room_panics: bool,
 }
 
 struct FakeEnv {
@@ -98,10 +100,19 @@ fn keys(batch: &WriteBatch) -> Vec<Vec<u8>> {
 impl CommitEnv for FakeEnv {
     fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()> {
         loop {
-            if !self.record.lock().stalled {
+            let (stalled, panics) = self.read(|r| (r.stalled, r.make_room_panics));
+            if panics {
+                panic!("injected by the test");
+            }
+            if !stalled {
                 return Ok(());
             }
-            leader.stall(room.no_slowdown, |_| {
+            leader.stall(room.no_slowdown, |park| {
+                if park.is_some() {
+                    // An async leader parks its task: the test polls it
+                    // again (no background here to wake it).
+                    return Ok(Poll::Pending);
+                }
                 self.set(|r| r.stalled_leaders += 1);
                 self.wait_for(|r| !r.stalled);
                 self.set(|r| r.stalled_leaders -= 1);
@@ -929,4 +940,95 @@ fn a_no_slowdown_writer_gives_a_stalled_task_group_back() {
     );
     assert_eq!(f.logged(), vec![(1, vec!["task".to_owned()])]);
     assert!(!f.visible("hasty"));
+}
+
+/// Counts its wakes: the tests below poll by hand, and ask whether the
+/// task would have been polled again.
+#[derive(Default)]
+struct CountingWake(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl CountingWake {
+    fn wakes(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Fixture {
+    /// Poll an async write once with `wake` as its task's waker.
+    fn poll_with(&self, op: &mut AsyncWrite, wake: &Arc<CountingWake>) -> Poll<Result<()>> {
+        let waker = Waker::from(Arc::clone(wake));
+        let mut cx = Context::from_waker(&waker);
+        self.pipeline.poll_write(&*self.env, op, &mut cx)
+    }
+
+    /// An async write of `key` that led an idle queue into a write stall
+    /// and parked there, holding its group and the lead.
+    fn parked_async_put(&self, key: &str, wake: &Arc<CountingWake>) -> AsyncWrite {
+        self.env.set(|r| r.stalled = true);
+        let mut op = self.async_put(key);
+        assert!(self.poll_with(&mut op, wake).is_pending(), "parked");
+        assert!(self.logged().is_empty(), "nothing was sequenced");
+        op
+    }
+}
+
+/// Regression (review of issue 22, hardening): a task parked in a write
+/// stall registered its waker only with the stall's wake-up. A blocking
+/// writer that took its group over released it (`Sequenced`) through the
+/// task's slot, where no waker was: the task was not woken (here, where
+/// nothing else wakes it, never).
+#[test]
+fn a_parked_task_is_woken_when_a_blocking_writer_releases_its_group() {
+    let f = fixture();
+    let wake = Arc::new(CountingWake::default());
+    let mut task = f.parked_async_put("task", &wake);
+    let blocking = f.spawn_put_reporting("blocking", plain());
+    f.env.wait_for(|r| r.stalled_leaders == 1); // it took the group over
+    f.env.set(|r| r.stalled = false);
+    blocking
+        .recv_timeout(HANG)
+        .expect("the blocking writer waited for the task")
+        .expect("its write");
+    assert!(wake.wakes() > 0, "the task was not woken");
+    assert!(matches!(f.poll_with(&mut task, &wake), Poll::Ready(Ok(()))));
+    assert_eq!(
+        f.logged(),
+        vec![
+            (1, vec!["task".to_owned()]),
+            (2, vec!["blocking".to_owned()])
+        ]
+    );
+}
+
+/// As above, when the blocking writer panics leading the parked group: the
+/// task is woken to find the panic as its write's error (a panic on any
+/// path is an error every waiter sees), not left waiting for a stall's
+/// end that a poisoned database may never see.
+#[test]
+fn a_parked_task_is_woken_when_the_writer_leading_its_group_panics() {
+    let f = fixture();
+    let wake = Arc::new(CountingWake::default());
+    let mut task = f.parked_async_put("task", &wake);
+    f.env.set(|r| r.make_room_panics = true);
+    let failed = f.put("blocking", 10, &plain());
+    assert!(
+        failed.as_ref().is_err_and(is_background_panic),
+        "{failed:?}"
+    );
+    assert!(wake.wakes() > 0, "the task was not woken");
+    let polled = f.poll_with(&mut task, &wake);
+    assert!(
+        matches!(&polled, Poll::Ready(Err(e)) if is_background_panic(e)),
+        "{polled:?}"
+    );
+    assert!(f.logged().is_empty());
 }

@@ -15,7 +15,9 @@
 //! batches inserted, its members (the task first) moved on to wait for
 //! their own durability and visibility, so the blocking writer waits for
 //! none of them. The task, polled later, finds the lead taken back
-//! (`WriteQueue::claim_lead`) and itself a member of the group.
+//! (`WriteQueue::claim_lead`) and itself a member of the group; a parked
+//! task, which registered its waker in its slot before it parked, is
+//! woken when the group is released or failed.
 //!
 //! A `no_slowdown` writer does not wait out a stall for a group that
 //! asked to wait: at one it puts the group back at the front of the queue
@@ -45,24 +47,29 @@ impl CommitPipeline {
         proxy_no_slowdown: bool,
         stolen: Stolen,
     ) -> Result<()> {
-        // Taken out of the task's list before `proxy`'s is locked: both
-        // are member lists, which the lock order does not nest.
+        // The group goes into `proxy`'s list before anything that may
+        // panic: a panic fails the writers in that list (`panicked`), and
+        // the stolen ones, the task among them (`Queued` again), are
+        // nowhere else. The task's list is emptied first, not drained into
+        // `proxy`'s: both are member lists, which the lock order does not
+        // nest, and a move cannot fail between the two.
         let parked: Vec<Member> = match &stolen {
-            Stolen::Parked(task) => task.members.lock().drain(..).collect(),
+            Stolen::Parked(task) => std::mem::take(&mut *task.members.lock()),
             Stolen::Offered(_) => Vec::new(),
         };
-        // `proxy`'s list holds the group, so that a panic here fails its
-        // members still waiting (`panicked`).
         let mut members = proxy.members.lock();
-        debug_assert!(members.is_empty());
         match stolen {
+            // The head goes in first (`take_group`).
             Stolen::Offered(head) => self.queue.take_group(
                 head,
                 Led::ByThread,
                 self.config.max_group_bytes,
                 &mut members,
             ),
-            Stolen::Parked(_) => members.extend(parked),
+            Stolen::Parked(_) => {
+                let before = std::mem::replace(&mut *members, parked);
+                debug_assert!(before.is_empty(), "a leader's list starts empty");
+            }
         }
         if members.is_empty() {
             return Ok(());
