@@ -293,36 +293,7 @@ impl CommitPipeline {
                 }
             }
             Step::Completing(w, ask, group) => {
-                match group.end_lsn {
-                    // Handed over, not awaited: were the completion this
-                    // task's to do at its next poll, every later group
-                    // (blocking writers' too) would wait for the executor
-                    // to poll it, and forever for a future never polled
-                    // again. Whoever writes the record out completes the
-                    // group (or holds it back if the log failed), then
-                    // wakes the task to look at the outcome.
-                    Some(end) if !self.config.manual_wal_flush => {
-                        let publisher = Arc::clone(&self.publisher);
-                        let id = group.id;
-                        let task = cx.waker().clone();
-                        env.when_logged(
-                            end,
-                            Box::new(move |written| {
-                                if written {
-                                    // Wakes the task with the others
-                                    // waiting for publication.
-                                    publisher.complete(id);
-                                } else {
-                                    publisher.hold_back(id);
-                                    // To find the failure (`stop`).
-                                    task.wake();
-                                }
-                            }),
-                        );
-                    }
-                    // In the buffer is enough (`manual_wal_flush`).
-                    _ => self.publisher.complete(group.id),
-                }
+                self.hand_over_completion(env, &group);
                 Next::Go(Step::Settling(w, ask, group))
             }
             Step::Settling(w, _, _) if op.cancelled => Next::Finish(w, Err(Error::Closed)),
@@ -472,6 +443,41 @@ impl CommitPipeline {
                 }
                 Ok((group, owes))
             }
+        }
+    }
+
+    /// Complete `group`, whose last insert the caller did, without
+    /// waiting: now if its record is written (or need not be: no record,
+    /// or `manual_wal_flush`), otherwise by whoever writes the record out
+    /// (`CommitEnv::when_logged`). Were the completion the caller's to do
+    /// later (an async writer at its next poll), every later group,
+    /// blocking writers' too, would wait for the executor to poll it, and
+    /// forever for a future never polled again; were it awaited here (a
+    /// blocking writer leading a task's group, `proxy.rs`), the caller
+    /// would hold the queue's leadership through someone else's WAL write
+    /// or fsync. If the log fails first the group is held back, and every
+    /// writer waiting for publication is woken to find the failure
+    /// (`stop_error`, which records it as the background error).
+    pub(super) fn hand_over_completion<E: CommitEnv>(&self, env: &E, group: &Group) {
+        match group.end_lsn {
+            Some(end) if !self.config.manual_wal_flush => {
+                let publisher = Arc::clone(&self.publisher);
+                let id = group.id;
+                env.when_logged(
+                    end,
+                    Box::new(move |written| {
+                        if written {
+                            // Wakes those waiting for publication.
+                            publisher.complete(id);
+                        } else {
+                            publisher.hold_back(id);
+                            publisher.wake_all();
+                        }
+                    }),
+                );
+            }
+            // In the buffer is enough (`manual_wal_flush`), or no record.
+            _ => self.publisher.complete(group.id),
         }
     }
 

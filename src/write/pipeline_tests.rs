@@ -10,6 +10,7 @@
 
 use super::async_write::AsyncWrite;
 use super::pipeline::{CommitEnv, CommitPipeline, Durability, Leadership, PipelineConfig, Room};
+use super::wal_buffer::WrittenThen;
 use super::writer::Ask;
 use crate::batch::{DecodedBatch, WriteBatch};
 use crate::error::{Error, Result};
@@ -54,6 +55,11 @@ struct Record {
     stalled: bool,
     /// Leaders waiting out the stall.
     stalled_leaders: usize,
+    /// `Written` waits wait while this is set, and work handed over to
+    /// whoever writes a record out (`when_logged`) is kept in `handed`
+    /// until `release_written`.
+    written_held: bool,
+    handed: Vec<(u64, WrittenThen)>,
     /// Making room panics while this is set.
     make_room_panics: bool,
 }
@@ -87,6 +93,33 @@ impl FakeEnv {
 
     fn read<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
         f(&self.record.lock())
+    }
+
+    /// [`wait_for`](Self::wait_for), failing the test after `HANG` (a
+    /// bound on a hang, not a synchronisation).
+    fn wait_for_or_hang(&self, what: &str, cond: impl Fn(&Record) -> bool) {
+        let deadline = std::time::Instant::now() + HANG;
+        let mut r = self.record.lock();
+        while !cond(&r) {
+            assert!(
+                !self.changed.wait_until(&mut r, deadline).timed_out(),
+                "hung waiting for {what}"
+            );
+        }
+    }
+
+    /// Let `Written` waits through, and run the work handed over to
+    /// whoever writes a record out.
+    fn release_written(&self) {
+        let handed = {
+            let mut r = self.record.lock();
+            r.written_held = false;
+            std::mem::take(&mut r.handed)
+        };
+        self.changed.notify_all();
+        for (end, then) in handed {
+            then(self.wait_logged(end, Durability::Written, true).is_ok());
+        }
     }
 }
 
@@ -145,13 +178,26 @@ impl CommitEnv for FakeEnv {
             let e = Arc::clone(r.failed.get_or_insert_with(|| Arc::new(e)));
             return Err(Error::Background(e));
         }
-        while durability == Durability::Synced && r.syncs_held {
+        while durability == Durability::Synced && r.syncs_held
+            || durability == Durability::Written && r.written_held
+        {
             self.changed.wait(&mut r);
         }
         match &r.failed {
             Some(e) => Err(Error::Background(Arc::clone(e))),
             None => Ok(()),
         }
+    }
+
+    fn when_logged(&self, end: u64, then: WrittenThen) {
+        {
+            let mut r = self.record.lock();
+            if r.written_held {
+                r.handed.push((end, then));
+                return;
+            }
+        }
+        then(self.wait_logged(end, Durability::Written, true).is_ok());
     }
 
     fn apply(&self, mems: &ActiveMemTables, first_seq: SeqNo, batch: &WriteBatch) {
@@ -1031,4 +1077,47 @@ fn a_parked_task_is_woken_when_the_writer_leading_its_group_panics() {
         "{polled:?}"
     );
     assert!(f.logged().is_empty());
+}
+
+/// Regression (review of issue 22, F3): a blocking writer leading a
+/// task's group waited for the group's record to be written before it
+/// led its own group, holding the queue's leadership through a WAL write
+/// someone else may be doing (an fsync holds the drain). It hands that
+/// completion to whoever writes the record out, as an async leader does:
+/// here the next leader sequences its group while the task group's
+/// record is still unwritten.
+#[test]
+fn a_blocking_writer_leading_a_tasks_group_does_not_hold_the_lead_until_it_is_written() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let wake = Arc::new(CountingWake::default());
+    let mut task = f.async_put("task");
+    assert!(f.poll_with(&mut task, &wake).is_pending(), "queued");
+    let blocking = f.queue_put_reporting("blocking", plain());
+    // Unlogged: in neither the task's group nor the blocking writer's.
+    let next = f.queue_put_reporting("next", opts(false, true, false));
+    f.env.set(|r| r.written_held = true);
+    held.release();
+    f.env
+        .wait_for_or_hang("the next leader's group", |r| r.groups.len() == 3);
+    assert_eq!(
+        f.logged(),
+        vec![
+            (1, vec!["task".to_owned()]),
+            (2, vec!["blocking".to_owned()])
+        ]
+    );
+    assert!(
+        !f.visible("task"),
+        "published before its record was written"
+    );
+    f.env.release_written();
+    for result in [blocking, next] {
+        result
+            .recv_timeout(HANG)
+            .expect("a writer hung")
+            .expect("its write");
+    }
+    assert!(matches!(f.poll_with(&mut task, &wake), Poll::Ready(Ok(()))));
+    assert!(f.visible("task") && f.visible("blocking") && f.visible("next"));
 }

@@ -14,10 +14,12 @@
 //! released as an async leader releases one (`insert_and_release`): its
 //! batches inserted, its members (the task first) moved on to wait for
 //! their own durability and visibility, so the blocking writer waits for
-//! none of them. The task, polled later, finds the lead taken back
-//! (`WriteQueue::claim_lead`) and itself a member of the group; a parked
-//! task, which registered its waker in its slot before it parked, is
-//! woken when the group is released or failed.
+//! none of them, and its completion is handed to whoever writes its
+//! record out (`hand_over_completion`), so the blocking writer does not
+//! hold the lead through that write either. The task, polled later,
+//! finds the lead taken back (`WriteQueue::claim_lead`) and itself a
+//! member of the group; a parked task, which registered its waker in its
+//! slot before it parked, is woken when the group is released or failed.
 //!
 //! A `no_slowdown` writer does not wait out a stall for a group that
 //! asked to wait: at one it puts the group back at the front of the queue
@@ -94,9 +96,11 @@ impl CommitPipeline {
         members.clear();
         drop(members);
         if let Ok((group, true)) = released {
-            // A failure is the group's: held back, recorded as the
-            // background error, which its members meet.
-            let _ = self.complete(env, &group);
+            // Handed over, not awaited: `proxy` still leads the queue, and
+            // the group's record may wait for a drain someone else holds
+            // (an fsync). A failure is the group's: held back, and its
+            // members meet it.
+            self.hand_over_completion(env, &group);
         }
         Ok(())
     }
