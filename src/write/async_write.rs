@@ -60,10 +60,10 @@
 //! so a dropped write leaves no thread holding the database open.
 
 use super::group::Group;
-use super::pipeline::{CommitEnv, CommitPipeline, Durability, Sequenced};
+use super::pipeline::{CommitEnv, CommitPipeline, Durability};
 use super::queue::{Joined, Led};
 use super::stall_park::StallPark;
-use super::writer::{Ask, Assignment, Member, Writer, WriterState};
+use super::writer::{Ask, Member, Writer, WriterState};
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
@@ -369,81 +369,6 @@ impl CommitPipeline {
         // The list holds the members' slots (the leader's too).
         members.clear();
         Poll::Ready(result)
-    }
-
-    /// After sequencing, by a leader that must not wait for its members
-    /// (an async leader, `own`; a blocking writer leading a task's group,
-    /// `lead_for_task`, with no write of its own in it): insert every
-    /// batch it can and release the members to wait for their own
-    /// durability and visibility, or fail them with the group's error.
-    /// Returns the group, and whether the caller did its last insert and
-    /// so owes its completion.
-    pub(super) fn insert_and_release<E: CommitEnv>(
-        env: &E,
-        own: Option<&Arc<Writer>>,
-        members: &[Member],
-        sequenced: Result<Sequenced>,
-    ) -> Result<(Arc<Group>, bool)> {
-        let is_own = |m: &Member| own.is_some_and(|w| Arc::ptr_eq(&m.writer, w));
-        match sequenced {
-            Err(e) => {
-                for m in members.iter().filter(|m| !is_own(m)) {
-                    m.fail(e.duplicate());
-                }
-                Err(e)
-            }
-            Ok(Sequenced {
-                group,
-                first_seq,
-                serial: true,
-            }) => {
-                // Every batch inserted here; the members then wait for
-                // their own durability and visibility.
-                let mut next = first_seq;
-                for m in members {
-                    let mut slot = m.writer.slot.lock();
-                    env.apply(&group.mems, next, &slot.batch);
-                    slot.assignment = Some(Assignment {
-                        group: Arc::clone(&group),
-                        first_seq: next,
-                    });
-                    slot.inserted = true;
-                    next += u64::from(m.ask.count);
-                }
-                let last = group.inserted();
-                debug_assert!(last, "a serial group has one insert");
-                for m in members.iter().filter(|m| !is_own(m)) {
-                    m.set(WriterState::Sequenced);
-                }
-                Ok((group, true))
-            }
-            Ok(Sequenced {
-                group,
-                first_seq,
-                serial: false,
-            }) => {
-                let mut next = first_seq;
-                for m in members {
-                    if is_own(m) {
-                        let mut slot = m.writer.slot.lock();
-                        slot.assignment = Some(Assignment {
-                            group: Arc::clone(&group),
-                            first_seq: next,
-                        });
-                        slot.inserted = false;
-                    } else {
-                        m.assign(&group, next);
-                    }
-                    next += u64::from(m.ask.count);
-                }
-                // Its own batch, then those of members not yet awake.
-                let mut owes = false;
-                for m in members {
-                    owes |= Self::apply_assigned(env, &m.writer).is_some();
-                }
-                Ok((group, owes))
-            }
-        }
     }
 
     /// Complete `group`, whose last insert the caller did, without
