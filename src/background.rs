@@ -308,6 +308,7 @@ fn flush_loop(inner: &DbInner) {
                 // A failure is recorded as the background error, and
                 // retried when next due.
                 let _ = inner.auto_resume();
+                inner.bg.notify_all();
             }
             FlushJob::Flush(ks, imm, flushing) => {
                 // The rotation that froze `imm` took the spare: make the
@@ -323,10 +324,12 @@ fn flush_loop(inner: &DbInner) {
                 // Let go of the keyspace before the end is announced (see
                 // `run_one_compaction`).
                 drop((ks, imm));
+                // Announces the flush's end, once: a second announcement
+                // would count as background progress of its own, ending a
+                // delayed write's delay with nothing new done.
                 drop(flushing);
             }
         }
-        inner.bg.notify_all();
     }
 }
 

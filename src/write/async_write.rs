@@ -33,7 +33,8 @@
 //! holds leadership between polls (promoted, or parked in a stall), a
 //! blocking writer takes it over and leads the task's group itself
 //! (`proxy.rs`); the task learns it when it claims the lead at its next
-//! poll (`Lead`).
+//! poll (`Lead`). So that none waits inside a task's group, the group a
+//! task takes stops before the first blocking writer (`Led::ByTask`).
 //!
 //! **Cancellation.** Dropping the future never leaves half a batch:
 //! - while it waits in the queue, it is withdrawn and not applied;
@@ -59,10 +60,10 @@
 //! so a dropped write leaves no thread holding the database open.
 
 use super::group::Group;
-use super::pipeline::{CommitEnv, CommitPipeline, Durability, Sequenced};
-use super::queue::Joined;
+use super::pipeline::{CommitEnv, CommitPipeline, Durability};
+use super::queue::{Joined, Led};
 use super::stall_park::StallPark;
-use super::writer::{Ask, Assignment, Member, Writer, WriterState};
+use super::writer::{Ask, Member, Writer, WriterState};
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
@@ -249,10 +250,20 @@ impl CommitPipeline {
                 }) {
                     // Parked holding the lead, unless a blocking writer
                     // waits: that one leads the group now, on its thread.
-                    Ok(Poll::Pending) if self.queue.park_lead(&w) => {
-                        Next::Wait(Step::Leading(w, ask, Lead::Parked(park)))
+                    Ok(Poll::Pending) => {
+                        // Registered before the lead is left parked: from
+                        // then on a blocking writer may take the group
+                        // over (`park_lead`, `enter`), and it moves this
+                        // writer on, or fails it when it panics, through
+                        // this slot (`Member::set`), not the stall's
+                        // wake-up, which may never come.
+                        w.task.register(cx.waker());
+                        if self.queue.park_lead(&w) {
+                            Next::Wait(Step::Leading(w, ask, Lead::Parked(park)))
+                        } else {
+                            Next::Go(Step::Queued(w, ask))
+                        }
                     }
-                    Ok(Poll::Pending) => Next::Go(Step::Queued(w, ask)),
                     Ok(Poll::Ready(Ok((group, true)))) => Next::Go(Step::Completing(w, ask, group)),
                     Ok(Poll::Ready(Ok((group, false)))) => Next::Go(Step::Settling(w, ask, group)),
                     Ok(Poll::Ready(Err(e))) => Next::Finish(w, Err(e)),
@@ -282,36 +293,7 @@ impl CommitPipeline {
                 }
             }
             Step::Completing(w, ask, group) => {
-                match group.end_lsn {
-                    // Handed over, not awaited: were the completion this
-                    // task's to do at its next poll, every later group
-                    // (blocking writers' too) would wait for the executor
-                    // to poll it, and forever for a future never polled
-                    // again. Whoever writes the record out completes the
-                    // group (or holds it back if the log failed), then
-                    // wakes the task to look at the outcome.
-                    Some(end) if !self.config.manual_wal_flush => {
-                        let publisher = Arc::clone(&self.publisher);
-                        let id = group.id;
-                        let task = cx.waker().clone();
-                        env.when_logged(
-                            end,
-                            Box::new(move |written| {
-                                if written {
-                                    // Wakes the task with the others
-                                    // waiting for publication.
-                                    publisher.complete(id);
-                                } else {
-                                    publisher.hold_back(id);
-                                    // To find the failure (`stop`).
-                                    task.wake();
-                                }
-                            }),
-                        );
-                    }
-                    // In the buffer is enough (`manual_wal_flush`).
-                    _ => self.publisher.complete(group.id),
-                }
+                self.hand_over_completion(env, &group);
                 Next::Go(Step::Settling(w, ask, group))
             }
             Step::Settling(w, _, _) if op.cancelled => Next::Finish(w, Err(Error::Closed)),
@@ -369,7 +351,7 @@ impl CommitPipeline {
         if members.is_empty() {
             let me = Member::for_task(Arc::clone(leader), ask);
             self.queue
-                .take_group(me, self.config.max_group_bytes, &mut members);
+                .take_group(me, Led::ByTask, self.config.max_group_bytes, &mut members);
             env.hook(HookPoint::WriteGroupLeader);
         }
         let no_slowdown = members[0].ask.no_slowdown;
@@ -389,78 +371,38 @@ impl CommitPipeline {
         Poll::Ready(result)
     }
 
-    /// After sequencing, by a leader that must not wait for its members
-    /// (an async leader, `own`; a blocking writer leading a task's group,
-    /// `lead_for_task`, with no write of its own in it): insert every
-    /// batch it can and release the members to wait for their own
-    /// durability and visibility, or fail them with the group's error.
-    /// Returns the group, and whether the caller did its last insert and
-    /// so owes its completion.
-    pub(super) fn insert_and_release<E: CommitEnv>(
-        env: &E,
-        own: Option<&Arc<Writer>>,
-        members: &[Member],
-        sequenced: Result<Sequenced>,
-    ) -> Result<(Arc<Group>, bool)> {
-        let is_own = |m: &Member| own.is_some_and(|w| Arc::ptr_eq(&m.writer, w));
-        match sequenced {
-            Err(e) => {
-                for m in members.iter().filter(|m| !is_own(m)) {
-                    m.fail(e.duplicate());
-                }
-                Err(e)
+    /// Complete `group`, whose last insert the caller did, without
+    /// waiting: now if its record is written (or need not be: no record,
+    /// or `manual_wal_flush`), otherwise by whoever writes the record out
+    /// (`CommitEnv::when_logged`). Were the completion the caller's to do
+    /// later (an async writer at its next poll), every later group,
+    /// blocking writers' too, would wait for the executor to poll it, and
+    /// forever for a future never polled again; were it awaited here (a
+    /// blocking writer leading a task's group, `proxy.rs`), the caller
+    /// would hold the queue's leadership through someone else's WAL write
+    /// or fsync. If the log fails first the group is held back, and every
+    /// writer waiting for publication is woken to find the failure
+    /// (`stop_error`, which records it as the background error).
+    pub(super) fn hand_over_completion<E: CommitEnv>(&self, env: &E, group: &Group) {
+        match group.end_lsn {
+            Some(end) if !self.config.manual_wal_flush => {
+                let publisher = Arc::clone(&self.publisher);
+                let id = group.id;
+                env.when_logged(
+                    end,
+                    Box::new(move |written| {
+                        if written {
+                            // Wakes those waiting for publication.
+                            publisher.complete(id);
+                        } else {
+                            publisher.hold_back(id);
+                            publisher.wake_all();
+                        }
+                    }),
+                );
             }
-            Ok(Sequenced {
-                group,
-                first_seq,
-                serial: true,
-            }) => {
-                // Every batch inserted here; the members then wait for
-                // their own durability and visibility.
-                let mut next = first_seq;
-                for m in members {
-                    let mut slot = m.writer.slot.lock();
-                    env.apply(&group.mems, next, &slot.batch);
-                    slot.assignment = Some(Assignment {
-                        group: Arc::clone(&group),
-                        first_seq: next,
-                    });
-                    slot.inserted = true;
-                    next += u64::from(m.ask.count);
-                }
-                let last = group.inserted();
-                debug_assert!(last, "a serial group has one insert");
-                for m in members.iter().filter(|m| !is_own(m)) {
-                    m.set(WriterState::Sequenced);
-                }
-                Ok((group, true))
-            }
-            Ok(Sequenced {
-                group,
-                first_seq,
-                serial: false,
-            }) => {
-                let mut next = first_seq;
-                for m in members {
-                    if is_own(m) {
-                        let mut slot = m.writer.slot.lock();
-                        slot.assignment = Some(Assignment {
-                            group: Arc::clone(&group),
-                            first_seq: next,
-                        });
-                        slot.inserted = false;
-                    } else {
-                        m.assign(&group, next);
-                    }
-                    next += u64::from(m.ask.count);
-                }
-                // Its own batch, then those of members not yet awake.
-                let mut owes = false;
-                for m in members {
-                    owes |= Self::apply_assigned(env, &m.writer).is_some();
-                }
-                Ok((group, owes))
-            }
+            // In the buffer is enough (`manual_wal_flush`), or no record.
+            _ => self.publisher.complete(group.id),
         }
     }
 

@@ -28,7 +28,7 @@ use super::backoff::ActiveWriters;
 use super::group::Group;
 use super::pool::WriterPool;
 use super::publish::Publisher;
-use super::queue::{Joined, WriteQueue};
+use super::queue::{Joined, Led, WriteQueue};
 use super::stall_park::StallPark;
 use super::writer::{Ask, Assignment, Member, Writer, WriterState};
 use crate::batch::{WriteBatch, HEADER_LEN};
@@ -402,19 +402,13 @@ impl CommitPipeline {
         let mut members = leader.members.lock();
         let me = Member::new(Arc::clone(leader), ask);
         self.queue
-            .take_group(me, self.config.max_group_bytes, &mut members);
+            .take_group(me, Led::ByThread, self.config.max_group_bytes, &mut members);
         env.hook(HookPoint::WriteGroupLeader);
         let sequenced = self.sequence(env, &members);
         // The next group forms while this one inserts.
         self.queue.hand_off();
         env.hook(HookPoint::WriteGroupSequenced);
         let result = match sequenced {
-            Err(e) => {
-                for m in &members[1..] {
-                    m.fail(e.duplicate());
-                }
-                Err(e)
-            }
             Ok(Sequenced {
                 group,
                 first_seq,
@@ -432,30 +426,16 @@ impl CommitPipeline {
                 }
                 result
             }
-            Ok(Sequenced {
-                group,
-                first_seq,
-                serial: false,
-            }) => {
-                let mut next = first_seq;
-                for m in members.iter() {
-                    if Arc::ptr_eq(&m.writer, leader) {
-                        let mut slot = leader.slot.lock();
-                        slot.assignment = Some(Assignment {
-                            group: Arc::clone(&group),
-                            first_seq: next,
-                        });
-                        slot.inserted = false;
-                    } else {
-                        m.assign(&group, next);
+            // Each member inserts its own batch, the leader helping; or
+            // the group failed.
+            sequenced => Self::insert_and_release(env, Some(leader), &members, sequenced).and_then(
+                |(group, owes)| {
+                    if owes {
+                        self.complete(env, &group)?;
                     }
-                    next += u64::from(m.ask.count);
-                }
-                let own = self.insert(env, leader);
-                let helped = self.help(env, &members[1..]);
-                own.and(helped)
-                    .and_then(|()| self.wait(env, &group, ask.sync))
-            }
+                    self.wait(env, &group, ask.sync)
+                },
+            ),
         };
         // The list holds the members' slots (the leader's too): it must
         // not outlive the write.
@@ -581,6 +561,87 @@ impl CommitPipeline {
         env.log(&sq.payload)
     }
 
+    /// After sequencing, by a leader that must not wait for its members
+    /// (an async leader, `own`; a blocking writer leading a task's group,
+    /// `lead_for_task`, with no write of its own in it), or that lets them
+    /// insert their own batches (a blocking leader of a large group,
+    /// `own`): insert every batch it can and release the members to wait
+    /// for their own durability and visibility, or fail them with the
+    /// group's error. Returns the group, and whether the caller did its
+    /// last insert and so owes its completion.
+    pub(super) fn insert_and_release<E: CommitEnv>(
+        env: &E,
+        own: Option<&Arc<Writer>>,
+        members: &[Member],
+        sequenced: Result<Sequenced>,
+    ) -> Result<(Arc<Group>, bool)> {
+        let is_own = |m: &Member| own.is_some_and(|w| Arc::ptr_eq(&m.writer, w));
+        match sequenced {
+            Err(e) => {
+                for m in members.iter().filter(|m| !is_own(m)) {
+                    m.fail(e.duplicate());
+                }
+                Err(e)
+            }
+            Ok(Sequenced {
+                group,
+                first_seq,
+                serial: true,
+            }) => {
+                // Every batch inserted here; the members then wait for
+                // their own durability and visibility.
+                let mut next = first_seq;
+                for m in members {
+                    let mut slot = m.writer.slot.lock();
+                    env.apply(&group.mems, next, &slot.batch);
+                    slot.assignment = Some(Assignment {
+                        group: Arc::clone(&group),
+                        first_seq: next,
+                    });
+                    slot.inserted = true;
+                    next += u64::from(m.ask.count);
+                }
+                let last = group.inserted();
+                debug_assert!(last, "a serial group has one insert");
+                for m in members.iter().filter(|m| !is_own(m)) {
+                    m.set(WriterState::Sequenced);
+                }
+                Ok((group, true))
+            }
+            Ok(Sequenced {
+                group,
+                first_seq,
+                serial: false,
+            }) => {
+                let mut next = first_seq;
+                for m in members {
+                    if is_own(m) {
+                        let mut slot = m.writer.slot.lock();
+                        slot.assignment = Some(Assignment {
+                            group: Arc::clone(&group),
+                            first_seq: next,
+                        });
+                        slot.inserted = false;
+                    } else {
+                        m.assign(&group, next);
+                    }
+                    next += u64::from(m.ask.count);
+                }
+                // Its own batch, then those of members not yet awake:
+                // with more writers than cores, a member is often still
+                // waiting for a core when its batch could be inserted;
+                // helping saves it a second wake-up (it wakes to find its
+                // write already inserted). A member that is running
+                // inserts its own batch, concurrently.
+                let mut owes = false;
+                for m in members {
+                    owes |= Self::apply_assigned(env, &m.writer).is_some();
+                }
+                Ok((group, owes))
+            }
+        }
+    }
+
     /// Insert every member's batch (the leader of a serial group), then
     /// complete the group.
     fn insert_all<E: CommitEnv>(
@@ -622,21 +683,6 @@ impl CommitPipeline {
         env.apply(&a.group.mems, a.first_seq, &slot.batch);
         slot.inserted = true;
         a.group.inserted().then(|| Arc::clone(&a.group))
-    }
-
-    /// The leader inserts the batches of members that have not woken up
-    /// yet. With more writers than cores, a member is often still waiting
-    /// for a core when its batch could be inserted; helping saves it a
-    /// second wake-up (it wakes to find its write already published). A
-    /// member that is running inserts its own batch, concurrently.
-    fn help<E: CommitEnv>(&self, env: &E, members: &[Member]) -> Result<()> {
-        let mut result = Ok(());
-        for m in members {
-            if let Err(e) = self.insert(env, &m.writer) {
-                result = Err(e);
-            }
-        }
-        result
     }
 
     /// The group's last insert is done: once its record is written (in

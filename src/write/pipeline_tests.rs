@@ -10,6 +10,7 @@
 
 use super::async_write::AsyncWrite;
 use super::pipeline::{CommitEnv, CommitPipeline, Durability, Leadership, PipelineConfig, Room};
+use super::wal_buffer::WrittenThen;
 use super::writer::Ask;
 use crate::batch::{DecodedBatch, WriteBatch};
 use crate::error::{Error, Result};
@@ -54,6 +55,13 @@ struct Record {
     stalled: bool,
     /// Leaders waiting out the stall.
     stalled_leaders: usize,
+    /// `Written` waits wait while this is set, and work handed over to
+    /// whoever writes a record out (`when_logged`) is kept in `handed`
+    /// until `release_written`.
+    written_held: bool,
+    handed: Vec<(u64, WrittenThen)>,
+    /// Making room panics while this is set.
+    make_room_panics: bool,
 }
 
 struct FakeEnv {
@@ -86,6 +94,33 @@ impl FakeEnv {
     fn read<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
         f(&self.record.lock())
     }
+
+    /// [`wait_for`](Self::wait_for), failing the test after `HANG` (a
+    /// bound on a hang, not a synchronisation).
+    fn wait_for_or_hang(&self, what: &str, cond: impl Fn(&Record) -> bool) {
+        let deadline = std::time::Instant::now() + HANG;
+        let mut r = self.record.lock();
+        while !cond(&r) {
+            assert!(
+                !self.changed.wait_until(&mut r, deadline).timed_out(),
+                "hung waiting for {what}"
+            );
+        }
+    }
+
+    /// Let `Written` waits through, and run the work handed over to
+    /// whoever writes a record out.
+    fn release_written(&self) {
+        let handed = {
+            let mut r = self.record.lock();
+            r.written_held = false;
+            std::mem::take(&mut r.handed)
+        };
+        self.changed.notify_all();
+        for (end, then) in handed {
+            then(self.wait_logged(end, Durability::Written, true).is_ok());
+        }
+    }
 }
 
 fn keys(batch: &WriteBatch) -> Vec<Vec<u8>> {
@@ -98,10 +133,19 @@ fn keys(batch: &WriteBatch) -> Vec<Vec<u8>> {
 impl CommitEnv for FakeEnv {
     fn make_room(&self, leader: &mut Leadership<'_>, room: Room) -> Result<()> {
         loop {
-            if !self.record.lock().stalled {
+            let (stalled, panics) = self.read(|r| (r.stalled, r.make_room_panics));
+            if panics {
+                panic!("injected by the test");
+            }
+            if !stalled {
                 return Ok(());
             }
-            leader.stall(room.no_slowdown, |_| {
+            leader.stall(room.no_slowdown, |park| {
+                if park.is_some() {
+                    // An async leader parks its task: the test polls it
+                    // again (no background here to wake it).
+                    return Ok(Poll::Pending);
+                }
                 self.set(|r| r.stalled_leaders += 1);
                 self.wait_for(|r| !r.stalled);
                 self.set(|r| r.stalled_leaders -= 1);
@@ -134,13 +178,26 @@ impl CommitEnv for FakeEnv {
             let e = Arc::clone(r.failed.get_or_insert_with(|| Arc::new(e)));
             return Err(Error::Background(e));
         }
-        while durability == Durability::Synced && r.syncs_held {
+        while durability == Durability::Synced && r.syncs_held
+            || durability == Durability::Written && r.written_held
+        {
             self.changed.wait(&mut r);
         }
         match &r.failed {
             Some(e) => Err(Error::Background(Arc::clone(e))),
             None => Ok(()),
         }
+    }
+
+    fn when_logged(&self, end: u64, then: WrittenThen) {
+        {
+            let mut r = self.record.lock();
+            if r.written_held {
+                r.handed.push((end, then));
+                return;
+            }
+        }
+        then(self.wait_logged(end, Durability::Written, true).is_ok());
     }
 
     fn apply(&self, mems: &ActiveMemTables, first_seq: SeqNo, batch: &WriteBatch) {
@@ -929,4 +986,138 @@ fn a_no_slowdown_writer_gives_a_stalled_task_group_back() {
     );
     assert_eq!(f.logged(), vec![(1, vec!["task".to_owned()])]);
     assert!(!f.visible("hasty"));
+}
+
+/// Counts its wakes: the tests below poll by hand, and ask whether the
+/// task would have been polled again.
+#[derive(Default)]
+struct CountingWake(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl CountingWake {
+    fn wakes(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Fixture {
+    /// Poll an async write once with `wake` as its task's waker.
+    fn poll_with(&self, op: &mut AsyncWrite, wake: &Arc<CountingWake>) -> Poll<Result<()>> {
+        let waker = Waker::from(Arc::clone(wake));
+        let mut cx = Context::from_waker(&waker);
+        self.pipeline.poll_write(&*self.env, op, &mut cx)
+    }
+
+    /// An async write of `key` that led an idle queue into a write stall
+    /// and parked there, holding its group and the lead.
+    fn parked_async_put(&self, key: &str, wake: &Arc<CountingWake>) -> AsyncWrite {
+        self.env.set(|r| r.stalled = true);
+        let mut op = self.async_put(key);
+        assert!(self.poll_with(&mut op, wake).is_pending(), "parked");
+        assert!(self.logged().is_empty(), "nothing was sequenced");
+        op
+    }
+}
+
+/// Regression (review of issue 22, hardening): a task parked in a write
+/// stall registered its waker only with the stall's wake-up. A blocking
+/// writer that took its group over released it (`Sequenced`) through the
+/// task's slot, where no waker was: the task was not woken (here, where
+/// nothing else wakes it, never).
+#[test]
+fn a_parked_task_is_woken_when_a_blocking_writer_releases_its_group() {
+    let f = fixture();
+    let wake = Arc::new(CountingWake::default());
+    let mut task = f.parked_async_put("task", &wake);
+    let blocking = f.spawn_put_reporting("blocking", plain());
+    f.env.wait_for(|r| r.stalled_leaders == 1); // it took the group over
+    f.env.set(|r| r.stalled = false);
+    blocking
+        .recv_timeout(HANG)
+        .expect("the blocking writer waited for the task")
+        .expect("its write");
+    assert!(wake.wakes() > 0, "the task was not woken");
+    assert!(matches!(f.poll_with(&mut task, &wake), Poll::Ready(Ok(()))));
+    assert_eq!(
+        f.logged(),
+        vec![
+            (1, vec!["task".to_owned()]),
+            (2, vec!["blocking".to_owned()])
+        ]
+    );
+}
+
+/// As above, when the blocking writer panics leading the parked group: the
+/// task is woken to find the panic as its write's error (a panic on any
+/// path is an error every waiter sees), not left waiting for a stall's
+/// end that a poisoned database may never see.
+#[test]
+fn a_parked_task_is_woken_when_the_writer_leading_its_group_panics() {
+    let f = fixture();
+    let wake = Arc::new(CountingWake::default());
+    let mut task = f.parked_async_put("task", &wake);
+    f.env.set(|r| r.make_room_panics = true);
+    let failed = f.put("blocking", 10, &plain());
+    assert!(
+        failed.as_ref().is_err_and(is_background_panic),
+        "{failed:?}"
+    );
+    assert!(wake.wakes() > 0, "the task was not woken");
+    let polled = f.poll_with(&mut task, &wake);
+    assert!(
+        matches!(&polled, Poll::Ready(Err(e)) if is_background_panic(e)),
+        "{polled:?}"
+    );
+    assert!(f.logged().is_empty());
+}
+
+/// Regression (review of issue 22, F3): a blocking writer leading a
+/// task's group waited for the group's record to be written before it
+/// led its own group, holding the queue's leadership through a WAL write
+/// someone else may be doing (an fsync holds the drain). It hands that
+/// completion to whoever writes the record out, as an async leader does:
+/// here the next leader sequences its group while the task group's
+/// record is still unwritten.
+#[test]
+fn a_blocking_writer_leading_a_tasks_group_does_not_hold_the_lead_until_it_is_written() {
+    let f = fixture();
+    let held = f.hold_leadership();
+    let wake = Arc::new(CountingWake::default());
+    let mut task = f.async_put("task");
+    assert!(f.poll_with(&mut task, &wake).is_pending(), "queued");
+    let blocking = f.queue_put_reporting("blocking", plain());
+    // Unlogged: in neither the task's group nor the blocking writer's.
+    let next = f.queue_put_reporting("next", opts(false, true, false));
+    f.env.set(|r| r.written_held = true);
+    held.release();
+    f.env
+        .wait_for_or_hang("the next leader's group", |r| r.groups.len() == 3);
+    assert_eq!(
+        f.logged(),
+        vec![
+            (1, vec!["task".to_owned()]),
+            (2, vec!["blocking".to_owned()])
+        ]
+    );
+    assert!(
+        !f.visible("task"),
+        "published before its record was written"
+    );
+    f.env.release_written();
+    for result in [blocking, next] {
+        result
+            .recv_timeout(HANG)
+            .expect("a writer hung")
+            .expect("its write");
+    }
+    assert!(matches!(f.poll_with(&mut task, &wake), Poll::Ready(Ok(()))));
+    assert!(f.visible("task") && f.visible("blocking") && f.visible("next"));
 }

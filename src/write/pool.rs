@@ -63,6 +63,10 @@ impl WriterPool {
         // A leader's member list holds the leader itself; however its write
         // ended, the list must not outlive it.
         w.members.lock().clear();
+        // A task's waker left registered (a leader parked in a stall
+        // registers it, then claims the lead back) would keep its task
+        // alive in the pool.
+        w.task.clear();
         {
             let mut slot = w.slot.lock();
             if slot.batch.capacity() > MAX_POOLED_BATCH_BYTES {

@@ -14,8 +14,12 @@
 //! released as an async leader releases one (`insert_and_release`): its
 //! batches inserted, its members (the task first) moved on to wait for
 //! their own durability and visibility, so the blocking writer waits for
-//! none of them. The task, polled later, finds the lead taken back
-//! (`WriteQueue::claim_lead`) and itself a member of the group.
+//! none of them, and its completion is handed to whoever writes its
+//! record out (`hand_over_completion`), so the blocking writer does not
+//! hold the lead through that write either. The task, polled later,
+//! finds the lead taken back (`WriteQueue::claim_lead`) and itself a
+//! member of the group; a parked task, which registered its waker in its
+//! slot before it parked, is woken when the group is released or failed.
 //!
 //! A `no_slowdown` writer does not wait out a stall for a group that
 //! asked to wait: at one it puts the group back at the front of the queue
@@ -23,7 +27,7 @@
 //! its own group.
 
 use super::pipeline::{CommitEnv, CommitPipeline};
-use super::queue::Stolen;
+use super::queue::{Led, Stolen};
 use super::writer::{Member, Writer};
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
@@ -45,22 +49,29 @@ impl CommitPipeline {
         proxy_no_slowdown: bool,
         stolen: Stolen,
     ) -> Result<()> {
-        // Taken out of the task's list before `proxy`'s is locked: both
-        // are member lists, which the lock order does not nest.
+        // The group goes into `proxy`'s list before anything that may
+        // panic: a panic fails the writers in that list (`panicked`), and
+        // the stolen ones, the task among them (`Queued` again), are
+        // nowhere else. The task's list is emptied first, not drained into
+        // `proxy`'s: both are member lists, which the lock order does not
+        // nest, and a move cannot fail between the two.
         let parked: Vec<Member> = match &stolen {
-            Stolen::Parked(task) => task.members.lock().drain(..).collect(),
+            Stolen::Parked(task) => std::mem::take(&mut *task.members.lock()),
             Stolen::Offered(_) => Vec::new(),
         };
-        // `proxy`'s list holds the group, so that a panic here fails its
-        // members still waiting (`panicked`).
         let mut members = proxy.members.lock();
-        debug_assert!(members.is_empty());
         match stolen {
-            Stolen::Offered(head) => {
-                self.queue
-                    .take_group(head, self.config.max_group_bytes, &mut members)
+            // The head goes in first (`take_group`).
+            Stolen::Offered(head) => self.queue.take_group(
+                head,
+                Led::ByThread,
+                self.config.max_group_bytes,
+                &mut members,
+            ),
+            Stolen::Parked(_) => {
+                let before = std::mem::replace(&mut *members, parked);
+                debug_assert!(before.is_empty(), "a leader's list starts empty");
             }
-            Stolen::Parked(_) => members.extend(parked),
         }
         if members.is_empty() {
             return Ok(());
@@ -85,9 +96,11 @@ impl CommitPipeline {
         members.clear();
         drop(members);
         if let Ok((group, true)) = released {
-            // A failure is the group's: held back, recorded as the
-            // background error, which its members meet.
-            let _ = self.complete(env, &group);
+            // Handed over, not awaited: `proxy` still leads the queue, and
+            // the group's record may wait for a drain someone else holds
+            // (an fsync). A failure is the group's: held back, and its
+            // members meet it.
+            self.hand_over_completion(env, &group);
         }
         Ok(())
     }

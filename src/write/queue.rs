@@ -25,7 +25,10 @@
 //! stall), a blocking writer that waits or arrives takes it over and
 //! leads the task's group on its own thread before its own
 //! (`proxy.rs`); the task, polled later, finds itself a member of that
-//! group.
+//! group. A task's own group therefore takes no blocking writer
+//! (`Led::ByTask`): one queued behind the task stays in the queue, where
+//! the task's park finds it to take the group over, and where a poison
+//! fails it.
 
 use super::backoff::Backoff;
 use super::writer::{Ask, Member, Writer, WriterState};
@@ -73,6 +76,17 @@ pub(crate) enum Stolen {
     /// The group this writer (an async one, put back in `Queued`) took
     /// before it parked: its `members`, itself first.
     Parked(Arc<Writer>),
+}
+
+/// Who leads a group a leader takes (`WriteQueue::take_group`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Led {
+    /// A thread: a blocking writer, or one leading a task's group in its
+    /// place (`proxy.rs`). It waits out a stall on its thread.
+    ByThread,
+    /// An async writer's poll, which may park in a write stall and not
+    /// be polled again for a while.
+    ByTask,
 }
 
 /// What became of a writer that joined the queue.
@@ -182,10 +196,25 @@ impl WriteQueue {
     /// under the byte cap and share the leader's WAL setting (a group is
     /// one WAL record, or none: a logged write in a `disable_wal` group
     /// would be acknowledged unlogged) and its `no_slowdown` setting (the
-    /// leader's decides how the group meets a stall).
-    pub fn take_group(&self, leader: Member, max_group_bytes: usize, group: &mut Vec<Member>) {
-        debug_assert!(group.is_empty());
+    /// leader's decides how the group meets a stall). A group a task's
+    /// poll leads (`Led::ByTask`) stops before the first blocking writer:
+    /// the task may park with its group in a write stall, and a blocking
+    /// writer must then be in the queue, where the park finds it to take
+    /// the group over (`park_lead`) and where a poison fails it, never
+    /// in a group that waits for the task's next poll.
+    pub fn take_group(
+        &self,
+        leader: Member,
+        led: Led,
+        max_group_bytes: usize,
+        group: &mut Vec<Member>,
+    ) {
         let lead = leader.ask;
+        // First, before anything that may panic: a blocking writer
+        // leading a task's group (`proxy.rs`) holds the task nowhere else,
+        // and a panic fails only the writers in its list.
+        group.push(leader);
+        debug_assert_eq!(group.len(), 1, "a leader's list starts empty");
         // A small leader caps the group near its own size, so a tiny
         // write does not wait for a megabyte of others.
         let cap = if lead.bytes <= SMALL_LEADER_BYTES {
@@ -193,7 +222,6 @@ impl WriteQueue {
         } else {
             max_group_bytes
         };
-        group.push(leader);
         let mut bytes = lead.bytes;
         let mut q = self.state.lock();
         while let Some(next) = q.waiting.front() {
@@ -204,6 +232,7 @@ impl WriteQueue {
                 || ask.disable_wal != lead.disable_wal
                 || ask.no_slowdown != lead.no_slowdown
                 || bytes + ask.bytes > cap
+                || (led == Led::ByTask && !next.is_task())
             {
                 break;
             }
@@ -429,5 +458,125 @@ impl Waiting {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.members.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::WriteBatch;
+    use crate::options::WriteOptions;
+    use crate::write::backoff::ActiveWriters;
+    use std::sync::mpsc;
+
+    /// A bound on a hang, not a synchronisation.
+    const HANG: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn ask() -> Ask {
+        let mut batch = WriteBatch::new();
+        batch.put(b"k", b"v");
+        Ask::new(&batch, &WriteOptions::default())
+    }
+
+    /// Regression (review of issue 22, F1): a blocking writer that queued
+    /// while an async writer's poll led, before it took its group, went
+    /// into the task's group; the task then parked in a write stall, and
+    /// the park, looking for a blocking writer only in the queue, kept
+    /// the lead with the task: the blocking writer waited for the task's
+    /// next poll (forever for a task never polled again), out of reach
+    /// of a poison. A task's group now stops before a blocking writer,
+    /// which the park finds in the queue and makes leader of the group.
+    #[test]
+    fn a_blocking_writer_queued_while_a_task_leads_takes_the_group_over_when_it_parks() {
+        let q = Arc::new(WriteQueue::default());
+        let task = Arc::new(Writer::new());
+        assert!(
+            matches!(q.join_task(&task, ask()), Some(Joined::Leader)),
+            "an idle queue: the task leads"
+        );
+        let (joined_tx, joined) = mpsc::channel();
+        {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                let blocking = Arc::new(Writer::new());
+                let led = matches!(
+                    q.join(&blocking, ask(), ActiveWriters::default().backoff()),
+                    Joined::Leader
+                );
+                let _ = joined_tx.send(led);
+            });
+        }
+        while q.waiting_len() != 1 {
+            std::thread::yield_now();
+        }
+        // The task's poll takes its group, meets a stall and parks.
+        {
+            let mut group = task.members.lock();
+            q.take_group(
+                Member::for_task(Arc::clone(&task), ask()),
+                Led::ByTask,
+                1 << 20,
+                &mut group,
+            );
+            assert_eq!(group.len(), 1, "a blocking writer rode in a task's group");
+        }
+        assert_eq!(q.waiting_len(), 1, "the blocking writer is still queued");
+        assert!(
+            !q.park_lead(&task),
+            "the task kept the lead with a blocking writer waiting"
+        );
+        assert!(
+            joined
+                .recv_timeout(HANG)
+                .expect("the blocking writer waited"),
+            "it leads"
+        );
+        assert!(
+            matches!(q.take_stolen(), Some(Stolen::Parked(t)) if Arc::ptr_eq(&t, &task)),
+            "it leads the task's parked group first"
+        );
+        assert!(
+            !q.claim_lead(&task),
+            "the task's next poll finds the lead taken"
+        );
+        assert_eq!(task.state(), WriterState::Queued);
+        task.members.lock().clear(); // the list holds the task itself
+    }
+
+    /// A group a thread leads still takes blocking writers and tasks
+    /// alike: only a task's poll stops before a blocking writer.
+    #[test]
+    fn a_thread_leads_a_group_of_tasks_and_blocking_writers() {
+        let q = WriteQueue::default();
+        let leader = Arc::new(Writer::new());
+        assert!(matches!(
+            q.enter(&leader, ask(), true, || unreachable!("it leads")),
+            Some(Joined::Leader)
+        ));
+        let queued: Vec<Member> = (0..4)
+            .map(|i| {
+                let w = Arc::new(Writer::new());
+                let m = if i % 2 == 0 {
+                    Member::for_task(Arc::clone(&w), ask())
+                } else {
+                    Member::new(Arc::clone(&w), ask())
+                };
+                let joined = q.enter(&w, ask(), false, || m.clone());
+                assert!(joined.is_none(), "queued");
+                m
+            })
+            .collect();
+        let mut group = Vec::new();
+        q.take_group(
+            Member::new(Arc::clone(&leader), ask()),
+            Led::ByThread,
+            1 << 20,
+            &mut group,
+        );
+        assert_eq!(group.len(), 5, "the leader and all four");
+        assert!(group[1..]
+            .iter()
+            .zip(&queued)
+            .all(|(g, m)| Arc::ptr_eq(&g.writer, &m.writer)));
     }
 }
