@@ -326,6 +326,8 @@ fn flush_loop(inner: &DbInner) {
                 drop(flushing);
             }
         }
+        // Events deferred by writers and by a failure just recorded.
+        inner.events.deliver_deferred();
         inner.bg.notify_all();
     }
 }

@@ -42,6 +42,7 @@ mod cursor;
 mod db;
 mod db_async;
 mod error;
+mod events;
 mod filename;
 mod flush;
 pub mod fs;
@@ -80,6 +81,11 @@ pub use cursor::{Cursor, Iter};
 pub use db::Db;
 pub use db_async::{WaitFuture, WriteFuture};
 pub use error::{Error, Result};
+pub use events::{
+    BackgroundErrorInfo, CompactionJobInfo, CompactionReason, EventListener, FlushJobInfo,
+    TableFileCreationInfo, TableFileCreationReason, TableFileDeletionInfo, WalFileCreationInfo,
+    WriteStallCause, WriteStallCondition, WriteStallInfo,
+};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;

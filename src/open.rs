@@ -22,6 +22,7 @@ use std::sync::Arc;
 use strata_sstable::{SeqNo, MAX_SEQNO};
 
 pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
+    let _span = tracing::info_span!("open", path = %path.display()).entered();
     options.validate()?;
     let fs = Arc::clone(&options.fs);
     let dir = path.to_path_buf();
@@ -68,6 +69,12 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         VersionSet::create(opener)?
     };
     refuse_levels_past_num_levels(&options, &versions)?;
+    tracing::debug!(
+        existed = exists,
+        log_number = versions.log_number(),
+        last_sequence = versions.last_sequence(),
+        "manifest loaded"
+    );
 
     let replayed = replay_wals(&options, &dir, &mut versions)?;
     let wal_number = versions.new_file_number()?;
@@ -238,9 +245,13 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 
     let log_number = versions.log_number();
     let manifest = versions.recovered_from();
+    let mut batches_replayed = 0u64;
     let mut on_batch = |wal: u64, _offset: u64, batch: &[u8]| -> Result<BatchOutcome> {
         match apply_record(batch, wal, &targets, last_seq) {
-            Ok(Some(end)) => last_seq = last_seq.max(end),
+            Ok(Some(end)) => {
+                last_seq = last_seq.max(end);
+                batches_replayed += 1;
+            }
             Ok(None) => {}
             Err(reason) => return Ok(Err(reason)),
         }
@@ -267,6 +278,14 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     for (&id, target) in &targets {
         flush(id, &target.mem, versions, &mut tables)?;
     }
+    tracing::info!(
+        wals = ?numbers,
+        batches_replayed,
+        tables_written = tables.values().map(Vec::len).sum::<usize>(),
+        last_sequence = last_seq.max(manifest_last_seq),
+        ?mode,
+        "WAL replay done"
+    );
     Ok(Replayed {
         last_seq: last_seq.max(manifest_last_seq),
         tables,

@@ -212,6 +212,10 @@ pub struct Options {
     /// and failures (see `HookPoint`). Default: `None`.
     #[doc(hidden)]
     pub test_hook: Option<TestHook>,
+    /// Callbacks for flushes, compactions, table and WAL files, write
+    /// stalls and background errors (docs/observability.md has the rules
+    /// they run under). RocksDB: `listeners`. Default: none.
+    pub listeners: Vec<Arc<dyn crate::EventListener>>,
 }
 
 impl Default for Options {
@@ -257,6 +261,7 @@ impl Default for Options {
             max_bgerror_resume_count: u32::MAX,
             bgerror_resume_retry_interval: std::time::Duration::from_secs(1),
             inline_background_work: false,
+            listeners: Vec::new(),
             fs: Arc::new(OsFileSystem),
             test_hook: None,
         }
@@ -339,6 +344,7 @@ impl fmt::Debug for Options {
                 &self.bgerror_resume_retry_interval,
             )
             .field("inline_background_work", &self.inline_background_work)
+            .field("listeners", &self.listeners.len())
             .finish_non_exhaustive()
     }
 }

@@ -133,6 +133,7 @@ impl DbInner {
                     // As in `run_one_compaction`: the keyspace first.
                     drop(ks);
                     drop(running);
+                    self.events.deliver_deferred();
                 }
                 None => {
                     let mut st = self.bg.state.lock();
@@ -186,8 +187,12 @@ impl DbInner {
                     } else {
                         (level + 1).min(last)
                     };
-                    pick_manual(&version, level, output, &range)
-                        .map(|c| c.map(|c| (c, self.bg.compaction_started())))
+                    pick_manual(&version, level, output, &range).map(|c| {
+                        c.map(|mut c| {
+                            c.manual = true;
+                            (c, self.bg.compaction_started())
+                        })
+                    })
                 };
                 match picked {
                     Ok(None) => break,

@@ -162,7 +162,9 @@ impl DbInner {
             }
             return Ok(());
         }
-        self.write_path.pipeline.write_batch(self, batch, opts)
+        let written = self.write_path.pipeline.write_batch(self, batch, opts);
+        self.events.deliver_deferred();
+        written
     }
 
     /// `Err(KeyspaceDropped)` if a record of `batch` is in a keyspace that
@@ -202,7 +204,10 @@ impl DbInner {
         opts: &WriteOptions,
         fill: impl FnOnce(&mut WriteBatch),
     ) -> Result<()> {
-        self.write_path.pipeline.write_with(self, opts, fill)
+        let written = self.write_path.pipeline.write_with(self, opts, fill);
+        // Stall changes this write met, now that it holds nothing.
+        self.events.deliver_deferred();
+        written
     }
 
     /// The last sequence number published: every write at or below it is
