@@ -89,6 +89,7 @@ impl DbInner {
     ) -> Self {
         let options_rate = options.rate_limiter_bytes_per_sec;
         let events = Notifier::new(options.listeners.clone());
+        let stats = StatsCounters::new(options.statistics.clone());
         let delayed_write_rate = options.delayed_write_rate;
         let default_ks = match keyspaces.get(DEFAULT_KEYSPACE_ID) {
             Some(ks) => Arc::clone(ks),
@@ -115,7 +116,7 @@ impl DbInner {
             bg_error: Mutex::new(Level::BgError, None),
             has_bg_error: AtomicBool::new(false),
             resume: ResumeState::default(),
-            stats: StatsCounters::default(),
+            stats,
             events,
             stall_watch: StallWatch::default(),
             closing: AtomicBool::new(false),
@@ -191,9 +192,20 @@ impl DbInner {
     }
 
     pub fn get(&self, ks: &KeyspaceState, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
-        // Borrowed loads: no reference count touched for a point read.
+        let Some(statistics) = &self.options.statistics else {
+            // Borrowed loads: no reference count touched for a point read.
+            let (sv, seq) = self.pin(ks, spec);
+            return crate::read::get(&sv, key, seq, spec.blocks);
+        };
+        let start = crate::statistics::start_get();
         let (sv, seq) = self.pin(ks, spec);
-        crate::read::get(&sv, key, seq, spec.blocks)
+        let found = crate::read::get(&sv, key, seq, spec.blocks);
+        let bytes = found
+            .as_ref()
+            .ok()
+            .and_then(|v| v.as_ref().map(|v| v.len()));
+        statistics.record_get(start, bytes);
+        found
     }
 
     pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(

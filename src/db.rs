@@ -325,6 +325,17 @@ impl Db {
         self.delivered(self.inner().wait_for_compactions())
     }
 
+    /// RocksDB's tickers and latency histograms (`rocksdb.block.cache.hit`,
+    /// `rocksdb.db.get.micros`, ...), if [`Options::statistics`] is set;
+    /// `to_text()` prints them as `db_bench --statistics` does.
+    ///
+    /// [`Options::statistics`]: crate::Options::statistics
+    pub fn statistics(&self) -> Option<crate::StatisticsSnapshot> {
+        let inner = self.inner();
+        let wal = &inner.write_path.wal;
+        inner.stats.statistics(wal.written(), wal.syncs())
+    }
+
     /// How many times an [`EventListener`](crate::EventListener) callback
     /// panicked (each was caught; the engine went on).
     pub fn listener_panics(&self) -> u64 {

@@ -125,11 +125,9 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         });
     }
     let mems = mems.unwrap_or_else(|| unreachable!("the default keyspace is always live"));
-    let wal = Arc::new(WalBuffer::new(
-        options.wal_buffer_capacity_bytes,
-        wal,
-        wal_number,
-    ));
+    let mut wal = WalBuffer::new(options.wal_buffer_capacity_bytes, wal, wal_number);
+    wal.statistics = options.statistics.clone();
+    let wal = Arc::new(wal);
     let config = PipelineConfig {
         max_group_bytes: options.max_write_group_bytes,
         manual_wal_flush: options.manual_wal_flush,

@@ -403,3 +403,105 @@ fn a_write_stall_is_reported_when_it_begins_and_ends() {
     assert_eq!(stalls[0].cause, strata::WriteStallCause::L0FileCountLimit);
     assert_eq!(stalls[1].previous, WriteStallCondition::Stopped);
 }
+
+/// Without `Options::statistics` there are none.
+#[test]
+fn statistics_are_off_by_default() {
+    let fs = MemFileSystem::new();
+    let db = Db::open(mem_dir(), mem_options(&fs)).unwrap();
+    db.put("k", "v").unwrap();
+    assert!(db.statistics().is_none());
+}
+
+/// Each ticker and histogram counts what it names: writes, reads and the
+/// bytes they returned, block cache hits and misses, bloom filter
+/// answers, WAL syncs, flushes; the text is RocksDB's.
+#[test]
+fn statistics_count_what_their_names_say() {
+    use strata::{Histogram, Ticker, WriteOptions};
+    let fs = MemFileSystem::new();
+    let statistics = strata::Statistics::new();
+    let options = Options {
+        statistics: Some(statistics),
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    let sync = WriteOptions {
+        sync: true,
+        ..WriteOptions::default()
+    };
+    for i in 0..50u32 {
+        db.put_opt(format!("key{i:03}"), format!("value{i}"), &sync)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    // Found in the table: the first read of its block misses the cache,
+    // the second hits.
+    assert_eq!(db.get("key007").unwrap().as_deref(), Some(&b"value7"[..]));
+    assert_eq!(db.get("key007").unwrap().as_deref(), Some(&b"value7"[..]));
+    // Absent, inside the table's key range: the bloom filter answers.
+    let mut filtered = 0;
+    for i in 0..20u32 {
+        if db.get(format!("key{i:03}x")).unwrap().is_none() {
+            filtered += 1;
+        }
+    }
+    assert_eq!(filtered, 20);
+
+    let s = db.statistics().unwrap();
+    let stats = db.stats();
+    assert_eq!(s.ticker(Ticker::NumberKeysWritten), 50);
+    assert_eq!(s.ticker(Ticker::NumberKeysRead), 22);
+    assert_eq!(s.ticker(Ticker::BytesRead), 2 * b"value7".len() as u64);
+    assert_eq!(s.ticker(Ticker::BytesWritten), stats.user_bytes_written);
+    assert!(s.ticker(Ticker::BlockCacheMiss) >= 1);
+    assert!(s.ticker(Ticker::BlockCacheHit) >= 1);
+    // A false positive now and then is allowed by a bloom filter.
+    assert!(s.ticker(Ticker::BloomFilterUseful) >= 15);
+    assert!(s.ticker(Ticker::BloomFilterUseful) <= 20);
+    assert_eq!(s.ticker(Ticker::WalSynced), stats.wal_syncs);
+    assert_eq!(s.ticker(Ticker::FlushWriteBytes), stats.flush_bytes_written);
+    let h = |which| s.histogram(which).unwrap().clone();
+    assert_eq!(h(Histogram::DbGet).count, 22);
+    assert_eq!(h(Histogram::DbWrite).count, 50);
+    assert_eq!(h(Histogram::Flush).count, stats.flushes);
+    // Each sync write waited for an fsync, maybe shared with others.
+    assert!(h(Histogram::WalFileSync).count >= 1);
+    assert!(h(Histogram::WalFileSync).count <= stats.wal_syncs);
+    let get = h(Histogram::DbGet);
+    assert!(get.p50 <= get.p95 && get.p95 <= get.p99 && get.p99 <= get.max as f64);
+
+    let text = s.to_text();
+    assert!(text.starts_with("STATISTICS:\n"));
+    assert!(text.contains("\nrocksdb.number.keys.read COUNT : 22\n"));
+    let get_line = text
+        .lines()
+        .find(|l| l.starts_with("rocksdb.db.get.micros P50 : "))
+        .unwrap();
+    for part in [" P95 : ", " P99 : ", " P100 : ", " COUNT : 22 SUM : "] {
+        assert!(get_line.contains(part), "{get_line}");
+    }
+}
+
+/// Two databases opened with one statistics object add to it, as in
+/// RocksDB; each database's own tickers stay its own.
+#[test]
+fn a_statistics_object_collects_for_every_database_it_is_set_in() {
+    use strata::Ticker;
+    let statistics = strata::Statistics::new();
+    let open = || {
+        let fs = MemFileSystem::new();
+        let options = Options {
+            statistics: Some(statistics.clone()),
+            ..mem_options(&fs)
+        };
+        Db::open(mem_dir(), options).unwrap()
+    };
+    let (a, b) = (open(), open());
+    a.put("k", "v").unwrap();
+    assert_eq!(a.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(b.get("k").unwrap(), None);
+    let s = b.statistics().unwrap();
+    assert_eq!(s.ticker(Ticker::NumberKeysRead), 2);
+    assert_eq!(s.ticker(Ticker::NumberKeysWritten), 0);
+}

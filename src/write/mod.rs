@@ -72,6 +72,7 @@ use spare::SpareSlot;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use strata_sstable::SeqNo;
 
 /// The write path's parts a database holds.
@@ -162,8 +163,9 @@ impl DbInner {
             }
             return Ok(());
         }
+        let start = self.options.statistics.as_ref().map(|_| Instant::now());
         let written = self.write_path.pipeline.write_batch(self, batch, opts);
-        self.events.deliver_deferred();
+        self.write_done(start);
         written
     }
 
@@ -204,10 +206,21 @@ impl DbInner {
         opts: &WriteOptions,
         fill: impl FnOnce(&mut WriteBatch),
     ) -> Result<()> {
+        let start = self.options.statistics.as_ref().map(|_| Instant::now());
         let written = self.write_path.pipeline.write_with(self, opts, fill);
-        // Stall changes this write met, now that it holds nothing.
-        self.events.deliver_deferred();
+        self.write_done(start);
         written
+    }
+
+    /// After a write (begun at `start` if statistics are kept): its
+    /// latency, and the stall changes it met, delivered now that it holds
+    /// nothing.
+    #[inline]
+    fn write_done(&self, start: Option<Instant>) {
+        if let (Some(s), Some(start)) = (&self.options.statistics, start) {
+            s.record_since(crate::Histogram::DbWrite, start);
+        }
+        self.events.deliver_deferred();
     }
 
     /// The last sequence number published: every write at or below it is
