@@ -1,15 +1,16 @@
 //! The cost of `Options::statistics`, measured A/B in one process so a
 //! loaded machine disturbs both sides alike: two databases with the same
 //! data, one collecting statistics, read (and written) in alternating
-//! rounds. Per side, the fastest round is the least disturbed; the median
-//! of the per-round ratios is the other figure. docs/performance.md
+//! rounds, each round timed by the thread's CPU time (a loaded machine
+//! inflates wall time by however long the thread waits for a core). Per
+//! side, the fastest round is the least disturbed; the median of the
+//! per-round ratios is the other figure. docs/performance.md
 //! ("Statistics cost") has the results.
 //!
 //! `cargo bench --bench statistics_cost` (ROUNDS=n for more rounds).
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::time::Instant;
 use strata::{Db, Options, Statistics};
 
 const KEYS: u64 = 200_000;
@@ -33,13 +34,18 @@ fn open(dir: &tempfile::TempDir, statistics: bool) -> Db {
     Db::open(dir.path(), options).unwrap()
 }
 
-/// Nanoseconds per op of `ops` calls of `f`.
+fn thread_cpu_nanos() -> u128 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as u128 * 1_000_000_000 + t.tv_nsec as u128
+}
+
+/// CPU nanoseconds per op of `OPS` calls of `f`.
 fn time(mut f: impl FnMut(u64)) -> f64 {
-    let start = Instant::now();
+    let start = thread_cpu_nanos();
     for i in 0..OPS {
         f(i);
     }
-    start.elapsed().as_nanos() as f64 / OPS as f64
+    (thread_cpu_nanos() - start) as f64 / OPS as f64
 }
 
 fn report(name: &str, off: &[f64], on: &[f64]) {
@@ -61,7 +67,7 @@ fn main() {
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(15);
+        .unwrap_or(21);
     let value = [b'v'; 100];
 
     for (name, flush) in [("get, memtable", false), ("get, tables", true)] {
@@ -110,4 +116,14 @@ fn main() {
         }
     }
     report("put (no sync)", &t_off, &t_on);
+
+    // What the statistics themselves cost per get and write, alone.
+    let statistics = Statistics::new();
+    let mut best = f64::MAX;
+    for _ in 0..rounds {
+        let start = thread_cpu_nanos();
+        strata::statistics_probe_cost(&statistics, OPS);
+        best = best.min((thread_cpu_nanos() - start) as f64 / OPS as f64);
+    }
+    println!("statistics alone, one get and one write: {best:.1} ns (fastest of {rounds} rounds)");
 }

@@ -328,6 +328,7 @@ fn flush_loop(inner: &DbInner) {
         }
         // Events deferred by writers and by a failure just recorded.
         inner.events.deliver_deferred();
+        inner.export_metrics();
         inner.bg.notify_all();
     }
 }

@@ -331,9 +331,7 @@ impl Db {
     ///
     /// [`Options::statistics`]: crate::Options::statistics
     pub fn statistics(&self) -> Option<crate::StatisticsSnapshot> {
-        let inner = self.inner();
-        let wal = &inner.write_path.wal;
-        inner.stats.statistics(wal.written(), wal.syncs())
+        self.inner().statistics()
     }
 
     /// How many times an [`EventListener`](crate::EventListener) callback

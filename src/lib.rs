@@ -94,5 +94,7 @@ pub use keyspace::{Keyspace, KeyspaceOptions};
 pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};
 pub use read_options::ReadOptions;
 pub use snapshot::{Snapshot, SnapshotKeyspace};
+#[doc(hidden)]
+pub use statistics::probe_cost as statistics_probe_cost;
 pub use statistics::{Histogram, HistogramData, Statistics, StatisticsSnapshot, Ticker};
 pub use stats::{DbStats, LevelStats};

@@ -134,6 +134,7 @@ impl DbInner {
                     drop(ks);
                     drop(running);
                     self.events.deliver_deferred();
+                    self.export_metrics();
                 }
                 None => {
                     let mut st = self.bg.state.lock();

@@ -163,7 +163,7 @@ impl DbInner {
             }
             return Ok(());
         }
-        let start = self.options.statistics.as_ref().map(|_| Instant::now());
+        let start = self.write_start();
         let written = self.write_path.pipeline.write_batch(self, batch, opts);
         self.write_done(start);
         written
@@ -206,19 +206,28 @@ impl DbInner {
         opts: &WriteOptions,
         fill: impl FnOnce(&mut WriteBatch),
     ) -> Result<()> {
-        let start = self.options.statistics.as_ref().map(|_| Instant::now());
+        let start = self.write_start();
         let written = self.write_path.pipeline.write_with(self, opts, fill);
         self.write_done(start);
         written
     }
 
-    /// After a write (begun at `start` if statistics are kept): its
-    /// latency, and the stall changes it met, delivered now that it holds
-    /// nothing.
+    /// A write begins: its start time, if statistics are kept and it is
+    /// one of the writes timed.
+    #[inline]
+    fn write_start(&self) -> Option<Instant> {
+        self.options
+            .statistics
+            .as_ref()
+            .and_then(|_| crate::statistics::start_operation())
+    }
+
+    /// After a write (begun at `start` if timed): counted, and the stall
+    /// changes it met delivered now that it holds nothing.
     #[inline]
     fn write_done(&self, start: Option<Instant>) {
-        if let (Some(s), Some(start)) = (&self.options.statistics, start) {
-            s.record_since(crate::Histogram::DbWrite, start);
+        if let Some(s) = &self.options.statistics {
+            s.record_operation(crate::Histogram::DbWrite, start);
         }
         self.events.deliver_deferred();
     }
