@@ -505,3 +505,41 @@ fn a_statistics_object_collects_for_every_database_it_is_set_in() {
     assert_eq!(s.ticker(Ticker::NumberKeysRead), 2);
     assert_eq!(s.ticker(Ticker::NumberKeysWritten), 0);
 }
+
+/// A background error reaches the listener once, after the failed call
+/// returned (it was recorded under a lock), and is logged: a flush that
+/// panics (injected through the test hook) stops writes.
+#[test]
+fn a_background_error_reaches_the_listener() {
+    #[derive(Default)]
+    struct Errors(Mutex<Vec<String>>);
+    impl EventListener for Errors {
+        fn on_background_error(&self, info: &strata::BackgroundErrorInfo) {
+            self.0.lock().push(info.error.to_string());
+        }
+    }
+    let errors = Arc::new(Errors::default());
+    let fs = MemFileSystem::new();
+    let options = Options {
+        listeners: vec![errors.clone()],
+        inline_background_work: true,
+        test_hook: Some(Arc::new(|point| {
+            if point == strata::HookPoint::Flush {
+                panic!("injected flush failure");
+            }
+            Ok(())
+        })),
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    db.put("k", "v").unwrap();
+    assert!(db.flush().is_err());
+    assert!(db.put("k2", "v").is_err(), "writes stop");
+    let errors = errors.0.lock();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("injected flush failure"),
+        "{}",
+        errors[0]
+    );
+}
