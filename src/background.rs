@@ -330,6 +330,10 @@ fn flush_loop(inner: &DbInner) {
                 drop(flushing);
             }
         }
+        // Events deferred by writers and by a failure just recorded. No
+        // announcement here: the flush's end was announced once above.
+        inner.events.deliver_deferred();
+        inner.export_metrics();
     }
 }
 

@@ -5,6 +5,7 @@ use crate::background::Background;
 use crate::compaction::WriteController;
 use crate::cursor::{Cursor, Iter};
 use crate::error::{Error, Result};
+use crate::events::{Notifier, StallWatch};
 use crate::fs::{FileLock, FileSystem};
 use crate::fs::{WritableFile, WriteAdapter};
 use crate::keyspace::{KeyspaceState, Keyspaces};
@@ -59,6 +60,11 @@ pub(crate) struct DbInner {
     /// Resuming after a background error (`resume.rs`).
     pub resume: ResumeState,
     pub stats: StatsCounters,
+    /// The event listeners, and events waiting for a thread free to call
+    /// them (`events/`).
+    pub events: Notifier,
+    /// The write stall condition writers last met.
+    pub stall_watch: StallWatch,
     /// Set when the last handle is dropped: long compactions stop early.
     pub closing: AtomicBool,
     pub rate_limiter: Option<Arc<RateLimiter>>,
@@ -82,6 +88,8 @@ impl DbInner {
         lock: Box<dyn FileLock>,
     ) -> Self {
         let options_rate = options.rate_limiter_bytes_per_sec;
+        let events = Notifier::new(options.listeners.clone());
+        let stats = StatsCounters::new(options.statistics.clone());
         let delayed_write_rate = options.delayed_write_rate;
         let default_ks = match keyspaces.get(DEFAULT_KEYSPACE_ID) {
             Some(ks) => Arc::clone(ks),
@@ -108,7 +116,9 @@ impl DbInner {
             bg_error: Mutex::new(Level::BgError, None),
             has_bg_error: AtomicBool::new(false),
             resume: ResumeState::default(),
-            stats: StatsCounters::default(),
+            stats,
+            events,
+            stall_watch: StallWatch::default(),
             closing: AtomicBool::new(false),
             rate_limiter: (options_rate > 0).then(|| Arc::new(RateLimiter::new(options_rate))),
             write_controller: Mutex::new(
@@ -184,10 +194,22 @@ impl DbInner {
     }
 
     pub fn get(&self, ks: &KeyspaceState, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
-        // Borrowed loads: no reference count touched for a point read.
-        let (sv, seq) = self.pin(ks, spec);
         let options = ks.options();
-        crate::read::get(&sv, key, seq, spec.blocks, options.merge_operator.as_ref())
+        let merge_operator = options.merge_operator.as_ref();
+        let Some(statistics) = &self.options.statistics else {
+            // Borrowed loads: no reference count touched for a point read.
+            let (sv, seq) = self.pin(ks, spec);
+            return crate::read::get(&sv, key, seq, spec.blocks, merge_operator);
+        };
+        let start = crate::statistics::start_get();
+        let (sv, seq) = self.pin(ks, spec);
+        let found = crate::read::get(&sv, key, seq, spec.blocks, merge_operator);
+        let bytes = found
+            .as_ref()
+            .ok()
+            .and_then(|v| v.as_ref().map(|v| v.len()));
+        statistics.record_get(start, bytes);
+        found
     }
 
     pub fn iter<K: AsRef<[u8]>, R: RangeBounds<K>>(
@@ -221,9 +243,13 @@ impl DbInner {
     /// Record a background failure: from now on writes fail with it.
     pub fn set_bg_error(&self, e: Error) -> Arc<Error> {
         let mut slot = self.bg_error.lock();
+        let first = slot.is_none();
         let err = slot.get_or_insert_with(|| Arc::new(e)).clone();
         self.has_bg_error.store(true, Ordering::Release);
         drop(slot);
+        if first {
+            self.events.background_error(&err);
+        }
         self.bg.notify_all();
         self.write_path.wake_waiters();
         err
@@ -243,6 +269,7 @@ impl DbInner {
         let err = Arc::new(e);
         *self.bg_error.lock() = Some(Arc::clone(&err));
         self.has_bg_error.store(true, Ordering::Release);
+        self.events.background_error(&err);
         self.bg.notify_all();
         self.write_path.wake_waiters();
         err

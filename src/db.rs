@@ -247,7 +247,7 @@ impl Db {
     /// # Ok::<(), strata::Error>(())
     /// ```
     pub fn resume(&self) -> Result<()> {
-        self.inner().resume()
+        self.delivered(self.inner().resume())
     }
 
     /// The current value of `key`.
@@ -309,7 +309,7 @@ impl Db {
     /// ([`Keyspace::flush`] for another keyspace, [`Db::flush_all`] for
     /// all).
     pub fn flush(&self) -> Result<()> {
-        self.inner().flush_and_wait(self.default_ks())
+        self.delivered(self.inner().flush_and_wait(self.default_ks()))
     }
 
     /// Flush every keyspace's memtable, as [`Db::flush`] does the default
@@ -330,19 +330,42 @@ impl Db {
     /// that no snapshot needs. RocksDB: `CompactRange`.
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
         let (lower, upper) = range_ends(&range);
-        self.inner().compact_range(self.default_ks(), lower, upper)
+        self.delivered(self.inner().compact_range(self.default_ks(), lower, upper))
     }
 
     /// Run pending flushes and compactions in the calling thread until
     /// none is due. Meant for `Options::inline_background_work`, where no
     /// background thread does them; harmless otherwise.
     pub fn run_background_work(&self) -> Result<()> {
-        self.inner().run_background_work()
+        self.delivered(self.inner().run_background_work())
     }
 
     /// Wait until no flush or compaction is pending or running.
     pub fn wait_for_compactions(&self) -> Result<()> {
-        self.inner().wait_for_compactions()
+        self.delivered(self.inner().wait_for_compactions())
+    }
+
+    /// RocksDB's tickers and latency histograms (`rocksdb.block.cache.hit`,
+    /// `rocksdb.db.get.micros`, ...), if [`Options::statistics`] is set;
+    /// `to_text()` prints them as `db_bench --statistics` does.
+    ///
+    /// [`Options::statistics`]: crate::Options::statistics
+    pub fn statistics(&self) -> Option<crate::StatisticsSnapshot> {
+        self.inner().statistics()
+    }
+
+    /// How many times an [`EventListener`](crate::EventListener) callback
+    /// panicked (each was caught; the engine went on).
+    pub fn listener_panics(&self) -> u64 {
+        self.inner().events.panics()
+    }
+
+    /// `result`, after delivering the events deferred until a thread
+    /// holding nothing could call the listeners (stall changes,
+    /// background errors, WALs created: `events/notifier.rs`).
+    fn delivered<T>(&self, result: T) -> T {
+        self.inner().events.deliver_deferred();
+        result
     }
 
     /// Every live table with its level, key and sequence ranges.

@@ -3,6 +3,7 @@
 
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
+use crate::events::FlushEvents;
 use crate::filename::{parse_file_name, table_path, wal_path, FileKind};
 use crate::fs::WriteAdapter;
 use crate::iter::InternalIterator;
@@ -22,6 +23,12 @@ impl DbInner {
     /// nothing and is no error.
     pub(crate) fn flush_memtable(&self, ks: &KeyspaceState, imm: &Arc<MemTable>) -> Result<()> {
         let _ = self.hook(crate::hook::HookPoint::Flush);
+        let mut events = FlushEvents::begin(
+            &self.events,
+            &ks.name,
+            imm.wal_number(),
+            imm.approximate_bytes() as u64,
+        );
         let start = std::time::Instant::now();
         // Tables hold only published writes, so compaction can treat the
         // visible sequence number as a floor for every reader. Once the
@@ -50,6 +57,9 @@ impl DbInner {
             SeqNo::MAX,
         )?;
         let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
+        if let Some(f) = &file {
+            events.table_created(f);
+        }
 
         let mut versions = self.versions.lock();
         // This keyspace's WALs older than its oldest memtable still
@@ -105,6 +115,7 @@ impl DbInner {
             flushed_bytes,
             start.elapsed().as_micros() as u64,
         );
+        events.completed();
         Ok(())
     }
 

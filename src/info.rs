@@ -86,6 +86,22 @@ impl DbInner {
         Ok(())
     }
 
+    /// RocksDB's tickers and histograms, if `Options::statistics` is set.
+    pub(crate) fn statistics(&self) -> Option<crate::StatisticsSnapshot> {
+        let wal = &self.write_path.wal;
+        self.stats.statistics(wal.written(), wal.syncs())
+    }
+
+    /// With the `metrics` feature and statistics kept: publish them
+    /// (after a flush or compaction: `statistics/metrics_export.rs`).
+    #[inline]
+    pub(crate) fn export_metrics(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(s) = self.statistics() {
+            s.export_to_metrics();
+        }
+    }
+
     /// Statistics with the level shape of `ks`; the write, WAL, flush,
     /// compaction and stall counters are the database's.
     pub(crate) fn stats_of(&self, ks: &KeyspaceState) -> crate::stats::DbStats {

@@ -42,6 +42,7 @@ mod cursor;
 mod db;
 mod db_async;
 mod error;
+mod events;
 mod filename;
 mod flush;
 pub mod fs;
@@ -63,6 +64,7 @@ mod read_options;
 mod resume;
 mod snapshot;
 mod snapshot_list;
+mod statistics;
 mod stats;
 mod varint;
 mod version;
@@ -81,6 +83,11 @@ pub use cursor::{Cursor, Iter};
 pub use db::Db;
 pub use db_async::{WaitFuture, WriteFuture};
 pub use error::{Error, Result};
+pub use events::{
+    BackgroundErrorInfo, CompactionJobInfo, CompactionReason, EventListener, FlushJobInfo,
+    TableFileCreationInfo, TableFileCreationReason, TableFileDeletionInfo, WalFileCreationInfo,
+    WriteStallCause, WriteStallCondition, WriteStallInfo,
+};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
@@ -89,4 +96,7 @@ pub use merge::{Append, Max, MergeError, MergeOperator, UInt64Add};
 pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};
 pub use read_options::ReadOptions;
 pub use snapshot::{Snapshot, SnapshotKeyspace};
+#[doc(hidden)]
+pub use statistics::probe_cost as statistics_probe_cost;
+pub use statistics::{Histogram, HistogramData, Statistics, StatisticsSnapshot, Ticker};
 pub use stats::{DbStats, LevelStats};

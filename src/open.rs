@@ -26,6 +26,7 @@ use std::sync::Arc;
 use strata_sstable::{SeqNo, MAX_SEQNO};
 
 pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
+    let _span = tracing::info_span!("open", path = %path.display()).entered();
     options.validate()?;
     let fs = Arc::clone(&options.fs);
     let dir = path.to_path_buf();
@@ -72,6 +73,12 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         VersionSet::create(opener)?
     };
     refuse_levels_past_num_levels(&options, &versions)?;
+    tracing::debug!(
+        existed = exists,
+        log_number = versions.log_number(),
+        last_sequence = versions.last_sequence(),
+        "manifest loaded"
+    );
 
     let replayed = replay_wals(&options, &dir, &mut versions)?;
     let wal_number = versions.new_file_number()?;
@@ -133,11 +140,9 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         });
     }
     let mems = mems.unwrap_or_else(|| unreachable!("the default keyspace is always live"));
-    let wal = Arc::new(WalBuffer::new(
-        options.wal_buffer_capacity_bytes,
-        wal,
-        wal_number,
-    ));
+    let mut wal = WalBuffer::new(options.wal_buffer_capacity_bytes, wal, wal_number);
+    wal.statistics = options.statistics.clone();
+    let wal = Arc::new(wal);
     let config = PipelineConfig {
         max_group_bytes: options.max_write_group_bytes,
         manual_wal_flush: options.manual_wal_flush,
@@ -274,9 +279,13 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 
     let log_number = versions.log_number();
     let manifest = versions.recovered_from();
+    let mut batches_replayed = 0u64;
     let mut on_batch = |wal: u64, _offset: u64, batch: &[u8]| -> Result<BatchOutcome> {
         match apply_record(batch, wal, &targets, last_seq) {
-            Ok(Some(end)) => last_seq = last_seq.max(end),
+            Ok(Some(end)) => {
+                last_seq = last_seq.max(end);
+                batches_replayed += 1;
+            }
             Ok(None) => {}
             Err(reason) => return Ok(Err(reason)),
         }
@@ -303,6 +312,14 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     for (&id, target) in &targets {
         flush(id, &target.mem, versions, &mut tables)?;
     }
+    tracing::info!(
+        wals = ?numbers,
+        batches_replayed,
+        tables_written = tables.values().map(Vec::len).sum::<usize>(),
+        last_sequence = last_seq.max(manifest_last_seq),
+        ?mode,
+        "WAL replay done"
+    );
     Ok(Replayed {
         last_seq: last_seq.max(manifest_last_seq),
         tables,

@@ -226,6 +226,16 @@ pub struct Options {
     /// and failures (see `HookPoint`). Default: `None`.
     #[doc(hidden)]
     pub test_hook: Option<TestHook>,
+    /// Callbacks for flushes, compactions, table and WAL files, write
+    /// stalls and background errors (docs/observability.md has the rules
+    /// they run under). RocksDB: `listeners`. Default: none.
+    pub listeners: Vec<Arc<dyn crate::EventListener>>,
+    /// Collect tickers and latency histograms, read with
+    /// [`Db::statistics`](crate::Db::statistics): RocksDB's
+    /// `options.statistics = CreateDBStatistics()`. Costs a few
+    /// nanoseconds per operation (docs/observability.md has the figures).
+    /// Databases opened with the same one share it. Default: `None`.
+    pub statistics: Option<Arc<crate::Statistics>>,
 }
 
 impl Default for Options {
@@ -273,6 +283,8 @@ impl Default for Options {
             max_bgerror_resume_count: u32::MAX,
             bgerror_resume_retry_interval: std::time::Duration::from_secs(1),
             inline_background_work: false,
+            listeners: Vec::new(),
+            statistics: None,
             fs: Arc::new(OsFileSystem),
             test_hook: None,
         }
@@ -360,6 +372,8 @@ impl fmt::Debug for Options {
                 &self.bgerror_resume_retry_interval,
             )
             .field("inline_background_work", &self.inline_background_work)
+            .field("listeners", &self.listeners.len())
+            .field("statistics", &self.statistics.is_some())
             .finish_non_exhaustive()
     }
 }

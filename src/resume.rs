@@ -91,7 +91,15 @@ impl DbInner {
         let result = match self.bg_error() {
             None => Ok(()),
             Some(err) if err.recovery() == Recovery::None => return Err(Error::Background(err)),
-            Some(_) => self.with_writes_stopped(|leader| self.start_over_after_error(leader)),
+            Some(err) => {
+                let resumed =
+                    self.with_writes_stopped(|leader| self.start_over_after_error(leader));
+                match &resumed {
+                    Ok(()) => tracing::info!(error = %err, "resumed after background error"),
+                    Err(e) => tracing::warn!(error = %err, failure = %e, "resume failed"),
+                }
+                resumed
+            }
         };
         match &result {
             Ok(()) => {

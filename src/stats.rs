@@ -1,10 +1,12 @@
 //! Statistics: per-level compaction counters and cumulative write, WAL,
 //! flush and stall figures, as a struct and as RocksDB-style text.
 
+use crate::statistics::{Histogram, Statistics, StatisticsSnapshot, Ticker};
 use crate::version::NUM_LEVELS;
 use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Default, Clone, Copy)]
@@ -77,6 +79,8 @@ pub(crate) struct CompactionResult {
 /// Counters the engine bumps as it works.
 pub(crate) struct StatsCounters {
     opened: Instant,
+    /// The tickers and histograms `Options::statistics` asks for.
+    pub statistics: Option<Arc<Statistics>>,
     /// Indexed by output level; L0's row counts flushes.
     levels: Mutex<[LevelCounters; NUM_LEVELS]>,
     pub user_bytes: AtomicU64,
@@ -88,10 +92,11 @@ pub(crate) struct StatsCounters {
     pub stall_count: AtomicU64,
 }
 
-impl Default for StatsCounters {
-    fn default() -> Self {
+impl StatsCounters {
+    pub fn new(statistics: Option<Arc<Statistics>>) -> Self {
         StatsCounters {
             opened: Instant::now(),
+            statistics,
             levels: Mutex::new([LevelCounters::default(); NUM_LEVELS]),
             user_bytes: AtomicU64::new(0),
             user_keys: AtomicU64::new(0),
@@ -110,6 +115,9 @@ impl StatsCounters {
         self.flushes.fetch_add(1, Ordering::Relaxed);
         LevelCounters::add_flush(&mut self.levels.lock(), bytes, micros);
         keyspace.record_flush(bytes, micros);
+        if let Some(s) = &self.statistics {
+            s.record(Histogram::Flush, micros);
+        }
     }
 
     /// A compaction of `keyspace` into `output_level`.
@@ -121,6 +129,9 @@ impl StatsCounters {
     ) {
         self.levels.lock()[output_level].add_compaction(r);
         keyspace.record_compaction(output_level, r);
+        if let Some(s) = &self.statistics {
+            s.record(Histogram::Compaction, r.micros);
+        }
     }
 
     pub fn record_stall(&self, micros: u64) {
@@ -133,6 +144,42 @@ impl StatsCounters {
         self.user_writes.fetch_add(writes, Ordering::Relaxed);
         self.user_keys.fetch_add(keys, Ordering::Relaxed);
         self.user_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// RocksDB's tickers and histograms, if collected: those the
+    /// statistics object counts, and the rest from these counters and the
+    /// WAL's (`wal_bytes`, `wal_syncs`).
+    pub fn statistics(&self, wal_bytes: u64, wal_syncs: u64) -> Option<StatisticsSnapshot> {
+        let s = self.statistics.as_ref()?;
+        let levels = *self.levels.lock();
+        let tickers = Ticker::ALL
+            .iter()
+            .map(|&t| {
+                let n = s.ticker(t).unwrap_or_else(|| match t {
+                    Ticker::NumberKeysWritten => self.user_keys.load(Ordering::Relaxed),
+                    Ticker::BytesWritten => self.user_bytes.load(Ordering::Relaxed),
+                    Ticker::WalSynced => wal_syncs,
+                    Ticker::WalBytes => wal_bytes,
+                    Ticker::StallMicros => self.stall_micros.load(Ordering::Relaxed),
+                    Ticker::CompactReadBytes => {
+                        levels.iter().map(|c| c.read_input + c.read_output).sum()
+                    }
+                    Ticker::CompactWriteBytes => levels[1..].iter().map(|c| c.written).sum(),
+                    Ticker::FlushWriteBytes => levels[0].written,
+                    Ticker::CompactionKeyDrop => levels.iter().map(|c| c.keys_dropped).sum(),
+                    _ => 0,
+                });
+                (t, n)
+            })
+            .collect();
+        let histograms = Histogram::ALL
+            .iter()
+            .map(|&h| (h, s.histogram(h)))
+            .collect();
+        Some(StatisticsSnapshot {
+            tickers,
+            histograms,
+        })
     }
 
     /// The statistics with the level rows of one keyspace (its `shape`

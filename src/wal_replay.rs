@@ -117,8 +117,14 @@ pub fn read_wal_chain(
                                  lost an edit, or the WAL was deleted"
                             );
                             match mode {
-                                WalRecoveryMode::SkipAnyCorruptedRecords => continue,
-                                WalRecoveryMode::PointInTimeRecovery => return Ok(()),
+                                WalRecoveryMode::SkipAnyCorruptedRecords => {
+                                    tracing::warn!(wal = number, %reason, "salvage: replaying past a missing WAL");
+                                    continue;
+                                }
+                                WalRecoveryMode::PointInTimeRecovery => {
+                                    tracing::warn!(wal = number, %reason, "replay ends: a WAL is missing");
+                                    return Ok(());
+                                }
                                 _ => return Err(Error::corruption(manifest, 0, reason)),
                             }
                         }
@@ -129,7 +135,10 @@ pub fn read_wal_chain(
                     match continuation(previous, previous_wal, previous_len) {
                         Ok(()) => continue,
                         // Salvage: replay what checks out, hole or not.
-                        Err(_) if mode == WalRecoveryMode::SkipAnyCorruptedRecords => continue,
+                        Err(lost) if mode == WalRecoveryMode::SkipAnyCorruptedRecords => {
+                            tracing::warn!(wal = previous.0, %lost, "salvage: replaying past a lost WAL tail");
+                            continue;
+                        }
                         Err(lost) => {
                             return lost_tail(fs, dir, &numbers[i..], mode, previous, lost)
                         }
@@ -139,18 +148,36 @@ pub fn read_wal_chain(
             };
             if let Err(reason) = outcome {
                 match mode {
-                    WalRecoveryMode::PointInTimeRecovery => return Ok(()),
-                    WalRecoveryMode::SkipAnyCorruptedRecords => {}
+                    WalRecoveryMode::PointInTimeRecovery => {
+                        tracing::warn!(wal = number, offset, %reason, "replay ends at a damaged record");
+                        return Ok(());
+                    }
+                    WalRecoveryMode::SkipAnyCorruptedRecords => {
+                        tracing::warn!(wal = number, offset, %reason, "salvage: skipped a damaged record");
+                    }
                     _ => return Err(Error::corruption(&path, offset, reason)),
                 }
             }
+        }
+        if !reader.anomalies().is_empty() {
+            tracing::warn!(
+                wal = number,
+                anomalies = ?reader.anomalies(),
+                "salvage: skipped damaged parts of a WAL"
+            );
+        }
+        if let Some(LogEnd::TornTail { offset, .. }) = reader.end() {
+            tracing::info!(wal = number, offset, "WAL ends in a torn tail (a crash)");
         }
         let end = match (reader.end(), zeroed_at) {
             (_, Some(offset)) => offset,
             (Some(LogEnd::Clean { offset } | LogEnd::TornTail { offset, .. }), _) => *offset,
             (Some(LogEnd::Corruption { offset, .. }), _) => match mode {
                 // Point-in-time: the log ends at the first damage.
-                WalRecoveryMode::PointInTimeRecovery => return Ok(()),
+                WalRecoveryMode::PointInTimeRecovery => {
+                    tracing::warn!(wal = number, offset, "replay ends at corruption");
+                    return Ok(());
+                }
                 _ => *offset,
             },
             (None, None) => data.len() as u64,
@@ -203,6 +230,7 @@ fn lost_tail(
     lost: String,
 ) -> Result<()> {
     let path = wal_path(dir, number);
+    tracing::warn!(wal = number, end, %lost, ?mode, "a WAL lost its tail");
     match mode {
         WalRecoveryMode::PointInTimeRecovery | WalRecoveryMode::SkipAnyCorruptedRecords => Ok(()),
         WalRecoveryMode::AbsoluteConsistency => Err(Error::corruption(&path, end, lost)),

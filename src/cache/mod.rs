@@ -7,7 +7,9 @@
 
 mod clock;
 
+use crate::statistics::{Statistics, Ticker};
 use parking_lot::Mutex;
+use std::sync::Arc;
 use strata_sstable::{BlockCache, CacheKey, CachePriority, CachedBlock};
 
 #[cfg(test)]
@@ -28,6 +30,8 @@ const MAX_SHARD_BITS: u32 = 6;
 pub struct ShardedLruCache {
     shards: Box<[Mutex<clock::ClockShard>]>,
     shard_bits: u32,
+    /// Where hits and misses are counted (`Options::statistics`).
+    statistics: Option<Arc<Statistics>>,
 }
 
 impl ShardedLruCache {
@@ -45,6 +49,25 @@ impl ShardedLruCache {
                 .map(|_| Mutex::new(clock::ClockShard::new(per_shard, HIGH_PRI_POOL_RATIO)))
                 .collect(),
             shard_bits,
+            statistics: None,
+        }
+    }
+
+    /// Count lookups' hits and misses in `statistics`.
+    pub fn with_statistics(mut self, statistics: Option<Arc<Statistics>>) -> Self {
+        self.statistics = statistics;
+        self
+    }
+
+    #[inline]
+    fn count(&self, hit: bool) {
+        if let Some(s) = &self.statistics {
+            let ticker = if hit {
+                Ticker::BlockCacheHit
+            } else {
+                Ticker::BlockCacheMiss
+            };
+            s.add(ticker, 1);
         }
     }
 
@@ -80,12 +103,16 @@ impl ShardedLruCache {
 impl BlockCache for ShardedLruCache {
     #[inline]
     fn lookup(&self, key: CacheKey) -> Option<CachedBlock> {
-        self.shard(&key).lock().lookup(&key)
+        let found = self.shard(&key).lock().lookup(&key);
+        self.count(found.is_some());
+        found
     }
 
     #[inline]
     fn lookup_with(&self, key: CacheKey, f: &mut dyn FnMut(&CachedBlock)) -> bool {
-        self.shard(&key).lock().lookup_with(&key, f)
+        let hit = self.shard(&key).lock().lookup_with(&key, f);
+        self.count(hit);
+        hit
     }
 
     fn insert(&self, key: CacheKey, block: CachedBlock, priority: CachePriority) {

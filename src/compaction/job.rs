@@ -8,6 +8,7 @@ use super::range_dels::{CompactionRangeDels, PendingTombstones};
 use super::retain::{Decision, Retainer, Stripes};
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
+use crate::events::CompactionEvents;
 use crate::filename::table_path;
 use crate::flush::finish_table;
 use crate::fs::WriteAdapter;
@@ -45,6 +46,16 @@ impl DbInner {
         c: Compaction,
     ) -> Result<CompactionResult> {
         let _ = self.hook(crate::hook::HookPoint::Compaction);
+        let mut events = CompactionEvents::begin(
+            &self.events,
+            &ks.name,
+            c.level,
+            c.output_level,
+            c.all_inputs(),
+            c.manual,
+            c.delete_only,
+            c.trivial_move,
+        );
         let start = Instant::now();
         let mut result = CompactionResult::default();
         let mut edit = VersionEdit {
@@ -68,6 +79,7 @@ impl DbInner {
             result.read_output_level = r_out;
             self.write_outputs(ks, &c, &mut result)?
         };
+        events.tables_created(&outputs);
         for f in &outputs {
             edit.new_files.push((c.output_level, f.meta.clone()));
             if !c.trivial_move {
@@ -105,6 +117,7 @@ impl DbInner {
         result.micros = start.elapsed().as_micros() as u64;
         self.stats
             .record_compaction(&ks.counters, c.output_level, &result);
+        events.completed(result.written, result.keys_in, result.keys_dropped);
         Ok(result)
     }
 

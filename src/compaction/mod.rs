@@ -134,6 +134,8 @@ impl DbInner {
                     // As in `run_one_compaction`: the keyspace first.
                     drop(ks);
                     drop(running);
+                    self.events.deliver_deferred();
+                    self.export_metrics();
                 }
                 None => {
                     let mut st = self.bg.state.lock();
@@ -187,8 +189,12 @@ impl DbInner {
                     } else {
                         (level + 1).min(last)
                     };
-                    pick_manual(&version, level, output, &range)
-                        .map(|c| c.map(|c| (c, self.bg.compaction_started())))
+                    pick_manual(&version, level, output, &range).map(|c| {
+                        c.map(|mut c| {
+                            c.manual = true;
+                            (c, self.bg.compaction_started())
+                        })
+                    })
                 };
                 match picked {
                     Ok(None) => break,

@@ -43,6 +43,8 @@ pub(crate) struct Compaction {
     /// in newer sources cover them for every reader (`delete_only.rs`).
     /// Nothing is read or written; `output_level` is `level`.
     pub delete_only: bool,
+    /// Picked for `compact_range` (for the events it is reported in).
+    pub manual: bool,
 }
 
 impl Compaction {
@@ -74,6 +76,7 @@ impl Compaction {
             version: Arc::clone(version),
             trivial_move,
             delete_only: false,
+            manual: false,
         }
     }
 
@@ -96,6 +99,7 @@ impl Compaction {
             version: Arc::clone(version),
             trivial_move: false,
             delete_only: true,
+            manual: false,
         }
     }
 

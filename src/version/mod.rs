@@ -163,9 +163,12 @@ fn lookup(
 ) -> Result<Option<Lookup<Bytes>>> {
     let table = file.table();
     let covered_at = table.max_covering_tombstone(user_key, seqno);
-    let found = table
-        .get_with_options(user_key, seqno, blocks)
+    let (found, filtered) = table
+        .get_filtered(user_key, seqno, blocks)
         .map_err(|e| table_error(file.path(), e))?;
+    if filtered {
+        crate::statistics::note_bloom_useful();
+    }
     Ok(match found {
         Some(f) if covered_at.is_none_or(|t| f.seqno > t) => Some(match f.kind {
             ValueKind::Put => Lookup::Found(f.value),

@@ -37,8 +37,12 @@ impl TableOpener {
         TableOpener {
             fs,
             dir,
-            cache: (options.block_cache_bytes > 0)
-                .then(|| Arc::new(ShardedLruCache::new(options.block_cache_bytes))),
+            cache: (options.block_cache_bytes > 0).then(|| {
+                Arc::new(
+                    ShardedLruCache::new(options.block_cache_bytes)
+                        .with_statistics(options.statistics.clone()),
+                )
+            }),
             mmap: options.allow_mmap_reads,
             cache_index_and_filter_blocks: options.cache_index_and_filter_blocks,
             pin_l0: options.pin_l0_filter_and_index_blocks_in_cache,

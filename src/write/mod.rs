@@ -72,6 +72,7 @@ use spare::SpareSlot;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use strata_sstable::SeqNo;
 
 /// The write path's parts a database holds.
@@ -162,7 +163,10 @@ impl DbInner {
             }
             return Ok(());
         }
-        self.write_path.pipeline.write_batch(self, batch, opts)
+        let start = self.write_start();
+        let written = self.write_path.pipeline.write_batch(self, batch, opts);
+        self.write_done(start);
+        written
     }
 
     /// `Err(KeyspaceDropped)` if a record of `batch` is in a keyspace that
@@ -202,7 +206,30 @@ impl DbInner {
         opts: &WriteOptions,
         fill: impl FnOnce(&mut WriteBatch),
     ) -> Result<()> {
-        self.write_path.pipeline.write_with(self, opts, fill)
+        let start = self.write_start();
+        let written = self.write_path.pipeline.write_with(self, opts, fill);
+        self.write_done(start);
+        written
+    }
+
+    /// A write begins: its start time, if statistics are kept and it is
+    /// one of the writes timed.
+    #[inline]
+    fn write_start(&self) -> Option<Instant> {
+        self.options
+            .statistics
+            .as_ref()
+            .and_then(|_| crate::statistics::start_operation())
+    }
+
+    /// After a write (begun at `start` if timed): counted, and the stall
+    /// changes it met delivered now that it holds nothing.
+    #[inline]
+    fn write_done(&self, start: Option<Instant>) {
+        if let Some(s) = &self.options.statistics {
+            s.record_operation(crate::Histogram::DbWrite, start);
+        }
+        self.events.deliver_deferred();
     }
 
     /// The last sequence number published: every write at or below it is

@@ -10,6 +10,7 @@ use super::stall_park::StallPark;
 use super::timer;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
+use crate::events::{WriteStallCause, WriteStallCondition};
 use crate::filename::wal_path;
 use crate::keyspace::{KeyspaceState, Keyspaces};
 use crate::memtable::MemTable;
@@ -57,6 +58,8 @@ impl Limits {
 struct Pressure {
     /// Some keyspace is at a stop trigger: wait.
     stop: bool,
+    /// The stop is L0's (not a memtable limit's).
+    l0_stop: bool,
     /// Some keyspace is at a slowdown trigger: delay.
     slowdown: bool,
     /// Keyspaces whose memtable is to be frozen now.
@@ -85,6 +88,13 @@ impl DbInner {
             self.check_bg_error()?;
             let pressure = self.pressure(leader, &room, generation);
             if pressure.stop {
+                let cause = if pressure.l0_stop {
+                    WriteStallCause::L0FileCountLimit
+                } else {
+                    WriteStallCause::MemtableLimit
+                };
+                self.stall_watch
+                    .stalled(WriteStallCondition::Stopped, cause, &self.events);
                 leader.stall(room.no_slowdown, |park| {
                     self.wait_for_background(None, generation, park)
                 })?;
@@ -92,6 +102,11 @@ impl DbInner {
             }
             if !delayed && room.bytes > 0 && pressure.slowdown {
                 delayed = true;
+                self.stall_watch.stalled(
+                    WriteStallCondition::Delayed,
+                    WriteStallCause::L0FileCountLimit,
+                    &self.events,
+                );
                 // An async leader parked in this delay keeps its deadline
                 // and the progress that ends it early.
                 let (slot, since) = match leader.pending_delay() {
@@ -108,6 +123,7 @@ impl DbInner {
             }
             if !pressure.slowdown {
                 self.write_controller.lock().reset();
+                self.stall_watch.normal(&self.events);
             }
             return if pressure.rotate.is_empty() {
                 Ok(())
@@ -125,6 +141,7 @@ impl DbInner {
         let limits = self.limits(generation);
         let mut p = Pressure {
             stop: limits.stop,
+            l0_stop: limits.stop,
             slowdown: limits.slowdown,
             rotate: Vec::new(),
         };
@@ -356,6 +373,7 @@ impl DbInner {
             .switch_file(spare.file, spare.number, background)
             .map_err(|e| self.wal_failure(e))?;
         wp.note_wal_started(spare.number, wp.wal.written());
+        tracing::debug!(wal_number = spare.number, "WAL rotated");
         // The spare's memtable is sized for the default keyspace as the
         // database was opened; any other gets its own.
         let mut spare_mem = Some(spare.mem);
@@ -418,6 +436,7 @@ impl DbInner {
         let number = self.versions.lock().new_file_number()?;
         let mode = self.options.wal_write_mode;
         let file = create_wal(&*self.fs, &self.dir, number, initial, mode)?;
+        self.events.wal_created(number);
         let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
         Ok(SpareWal { number, file, mem })
     }

@@ -159,6 +159,9 @@ pub(crate) struct WalBuffer {
     synced: AtomicU64,
     /// fsyncs done.
     syncs: AtomicU64,
+    /// Where fsync latencies go (`Options::statistics`), set before the
+    /// buffer is shared.
+    pub(crate) statistics: Option<Arc<crate::Statistics>>,
     /// What the syncer thread is asked to do (`wal_syncer.rs`).
     pub(super) syncer: SyncRequests,
     failed: AtomicBool,
@@ -222,6 +225,7 @@ impl WalBuffer {
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            statistics: None,
             syncer: SyncRequests::default(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(Level::WalFailure, None),
@@ -371,9 +375,13 @@ impl WalBuffer {
         if self.synced.load(Ordering::Acquire) >= target {
             return Ok(());
         }
+        let start = std::time::Instant::now();
         if let Err(e) = d.file.sync() {
             self.fail(&e);
             return Err(e);
+        }
+        if let Some(s) = &self.statistics {
+            s.record_since(crate::Histogram::WalFileSync, start);
         }
         // WALs become durable in log order: a sync acknowledged while an
         // older WAL is unsynced would cover records a power loss can take.

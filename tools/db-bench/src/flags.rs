@@ -137,6 +137,11 @@ pub struct Flags {
     #[arg(long)]
     pub db: Option<PathBuf>,
 
+    /// Collect the engine's statistics (RocksDB's tickers and histograms)
+    /// and print them in RocksDB's `STATISTICS:` format at the end.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub statistics: bool,
+
     /// Print a latency histogram after each benchmark.
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub histogram: bool,

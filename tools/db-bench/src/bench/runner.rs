@@ -5,7 +5,7 @@
 use super::{dispatch, expected_ops, maintenance, Ctx, FinishGuard, Shared, ThreadState};
 use crate::compare::Row;
 use crate::dbdir;
-use crate::engine::Engine;
+use crate::engine::{Engine, Property};
 use crate::error::{BenchError, Result};
 use crate::flags::Flags;
 use crate::header;
@@ -83,6 +83,13 @@ pub fn run_engine<E: Engine>(env: &mut RunEnv<'_>, path: &Path) -> Result<Vec<Ro
     for spec in specs {
         if let Some(row) = runner.benchmark(spec)? {
             rows.push(row);
+        }
+    }
+    // As db_bench: once, after every benchmark.
+    if flags.statistics {
+        match runner.db()?.property(Property::Statistics) {
+            Some(text) => print(&format!("{text}\n")),
+            None => print("STATISTICS: (this engine keeps none)\n"),
         }
     }
     Ok(rows)

@@ -270,7 +270,7 @@ impl Engine for FjallEngine {
                     .map(Keyspace::l0_table_count)
                     .sum::<usize>()
             )),
-            Property::SsTables => None,
+            Property::SsTables | Property::Statistics => None,
         }
     }
 }

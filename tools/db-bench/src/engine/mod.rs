@@ -121,6 +121,9 @@ pub enum Property {
     LevelStats,
     /// Every table file (`rocksdb.sstables`).
     SsTables,
+    /// Tickers and histograms in the `STATISTICS:` format
+    /// (`rocksdb.options-statistics`), with `--statistics`.
+    Statistics,
 }
 
 /// A key-value engine under test.

@@ -37,6 +37,10 @@ fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
     let mut m = Mapping::default();
     let mut o = Options::default();
     o.create_if_missing(!flags.use_existing_db);
+    if flags.statistics {
+        o.enable_statistics();
+        m.map("statistics", flags.statistics, "enable_statistics");
+    }
 
     o.set_write_buffer_size(flags.write_buffer_size as usize);
     m.map(
@@ -379,6 +383,7 @@ impl Engine for RocksEngine {
             Property::Stats => "rocksdb.stats",
             Property::LevelStats => "rocksdb.levelstats",
             Property::SsTables => "rocksdb.sstables",
+            Property::Statistics => "rocksdb.options-statistics",
         };
         self.db.property_value(name).ok().flatten()
     }

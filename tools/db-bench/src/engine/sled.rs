@@ -175,7 +175,7 @@ impl Engine for SledEngine {
                 self.db.size_on_disk().unwrap_or(0),
                 self.db.len()
             )),
-            Property::LevelStats | Property::SsTables => None,
+            Property::LevelStats | Property::SsTables | Property::Statistics => None,
         }
     }
 }

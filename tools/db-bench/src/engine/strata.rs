@@ -67,6 +67,14 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
         flags.max_sequential_skip_in_iterations,
         "max_sequential_skip_in_iterations",
     );
+    if flags.statistics {
+        // One for the whole run, as db_bench's `dbstats`: a benchmark that
+        // starts a fresh database adds to the same figures.
+        static STATISTICS: std::sync::OnceLock<std::sync::Arc<strata::Statistics>> =
+            std::sync::OnceLock::new();
+        o.statistics = Some(STATISTICS.get_or_init(strata::Statistics::new).clone());
+        m.map("statistics", flags.statistics, "statistics");
+    }
     o.compaction_readahead_size = flags.compaction_readahead_size as usize;
     m.map(
         "compaction_readahead_size",
@@ -280,6 +288,7 @@ impl Engine for StrataEngine {
             Property::Stats => self.db.property("strata.stats"),
             Property::LevelStats => self.db.property("strata.levelstats"),
             Property::SsTables => self.db.property("strata.sstables"),
+            Property::Statistics => self.db.statistics().map(|s| s.to_text()),
         }
     }
 }

@@ -1,0 +1,545 @@
+//! Observability: the tracing events of a scripted open, write, flush and
+//! compaction; event listeners against the statistics; a panicking
+//! listener.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{mem_dir, mem_options};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use strata::fs::MemFileSystem;
+use strata::{
+    CompactionJobInfo, Db, EventListener, FlushJobInfo, Options, TableFileCreationInfo,
+    TableFileCreationReason, TableFileDeletionInfo, WriteStallCondition, WriteStallInfo,
+};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+/// One tracing event as the test sees it: its message, its fields, and
+/// the spans it was in (outermost first).
+#[derive(Debug, Clone)]
+struct Seen {
+    message: String,
+    fields: BTreeMap<String, String>,
+    spans: Vec<String>,
+}
+
+#[derive(Default)]
+struct Fields(BTreeMap<String, String>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+/// A layer keeping every event.
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Seen>>>);
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Collect {
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let message = fields.0.remove("message").unwrap_or_default();
+        let spans = ctx
+            .event_scope(event)
+            .map(|scope| scope.from_root().map(|s| s.name().to_owned()).collect())
+            .unwrap_or_default();
+        self.0.lock().push(Seen {
+            message,
+            fields: fields.0,
+            spans,
+        });
+    }
+}
+
+impl Collect {
+    fn find(&self, message: &str) -> Vec<Seen> {
+        let seen = self.0.lock();
+        seen.iter()
+            .filter(|s| s.message == message)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Open, write, flush and compact in the test's thread (inline background
+/// work, so the thread's subscriber sees everything); then reopen and
+/// replay. Each step leaves its event, in its span, with its figures.
+#[test]
+fn tracing_events_of_open_write_flush_and_compaction() {
+    let fs = MemFileSystem::new();
+    let collect = Collect::default();
+    let subscriber = tracing_subscriber::registry().with(collect.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let options = Options {
+            inline_background_work: true,
+            level0_file_num_compaction_trigger: 2,
+            ..mem_options(&fs)
+        };
+        let db = Db::open(mem_dir(), options.clone()).unwrap();
+        for round in 0..2u32 {
+            for i in 0..100u32 {
+                db.put(format!("key{i:04}"), format!("value{round}-{i}"))
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        db.run_background_work().unwrap();
+        let stats = db.stats();
+        assert_eq!(stats.flushes, 2);
+        assert!(stats.compactions >= 1, "two L0 tables at trigger 2");
+
+        let flushes = collect.find("flush completed");
+        assert_eq!(flushes.len(), 2);
+        let mut flushed_bytes = 0;
+        for f in &flushes {
+            assert_eq!(f.spans, vec!["flush"]);
+            let bytes: u64 = f.fields["bytes_written"].parse().unwrap();
+            assert!(bytes > 0);
+            flushed_bytes += bytes;
+        }
+        assert_eq!(flushed_bytes, stats.flush_bytes_written);
+
+        let compactions = collect.find("compaction completed");
+        assert_eq!(compactions.len() as u64, stats.compactions);
+        let c = &compactions[0];
+        assert_eq!(c.spans, vec!["compaction"]);
+        let written: u64 = c.fields["bytes_written"].parse().unwrap();
+        assert_eq!(written, stats.compaction_bytes_written);
+        // 200 entries in, the 100 older versions dropped.
+        assert_eq!(c.fields["keys_in"], "200");
+        assert_eq!(c.fields["keys_dropped"], "100");
+        assert!(c.fields["outputs"].starts_with('['));
+
+        // Writes left in the WAL are replayed at the next open.
+        for i in 0..7u32 {
+            db.put(format!("late{i}"), "x").unwrap();
+        }
+        drop(db);
+        collect.0.lock().clear();
+        let db = Db::open(mem_dir(), options).unwrap();
+        let replay = collect.find("WAL replay done");
+        assert_eq!(replay.len(), 1);
+        assert_eq!(replay[0].spans, vec!["open"]);
+        // A clean close leaves logged writes in the WAL: 7 batches.
+        assert_eq!(replay[0].fields["batches_replayed"], "7");
+        assert_eq!(db.get("late6").unwrap().as_deref(), Some(&b"x"[..]));
+    });
+}
+
+/// Everything a listener hears, in order.
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Event>>,
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // the fields are read through Debug on failure
+enum Event {
+    FlushBegin(FlushJobInfo),
+    FlushCompleted(FlushJobInfo),
+    CompactionBegin(CompactionJobInfo),
+    CompactionCompleted(CompactionJobInfo),
+    Created(TableFileCreationInfo),
+    Deleted(TableFileDeletionInfo),
+    Stall(WriteStallInfo),
+}
+
+impl EventListener for Recorder {
+    fn on_flush_begin(&self, info: &FlushJobInfo) {
+        self.events.lock().push(Event::FlushBegin(info.clone()));
+    }
+    fn on_flush_completed(&self, info: &FlushJobInfo) {
+        self.events.lock().push(Event::FlushCompleted(info.clone()));
+    }
+    fn on_compaction_begin(&self, info: &CompactionJobInfo) {
+        self.events
+            .lock()
+            .push(Event::CompactionBegin(info.clone()));
+    }
+    fn on_compaction_completed(&self, info: &CompactionJobInfo) {
+        self.events
+            .lock()
+            .push(Event::CompactionCompleted(info.clone()));
+    }
+    fn on_table_file_created(&self, info: &TableFileCreationInfo) {
+        self.events.lock().push(Event::Created(info.clone()));
+    }
+    fn on_table_file_deleted(&self, info: &TableFileDeletionInfo) {
+        self.events.lock().push(Event::Deleted(info.clone()));
+    }
+    fn on_stall_conditions_changed(&self, info: &WriteStallInfo) {
+        self.events.lock().push(Event::Stall(*info));
+    }
+}
+
+fn write_rounds(db: &Db, rounds: u32) {
+    for round in 0..rounds {
+        for i in 0..400u32 {
+            db.put(
+                format!("key{:06}", (i * 7919 + round) % 5000),
+                [round as u8; 100],
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// With background threads: every flush and compaction the statistics
+/// count reaches the listener, each begun before it completes, flushes
+/// in the order of their tables, with each new table announced and each
+/// compaction input retired.
+#[test]
+fn listeners_hear_every_flush_and_compaction_the_stats_count() {
+    let fs = MemFileSystem::new();
+    let recorder = Arc::new(Recorder::default());
+    let options = Options {
+        listeners: vec![recorder.clone()],
+        level0_file_num_compaction_trigger: 2,
+        max_background_jobs: 2, // one compaction thread: one order
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    write_rounds(&db, 20);
+    db.flush().unwrap();
+    db.wait_for_compactions().unwrap();
+    let stats = db.stats();
+    let events = recorder.events.lock().clone();
+
+    let flushes: Vec<&FlushJobInfo> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::FlushCompleted(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let compactions: Vec<&CompactionJobInfo> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CompactionCompleted(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        stats.flushes >= 3,
+        "the test needs flushes: {}",
+        stats.flushes
+    );
+    assert!(stats.compactions >= 1, "and compactions");
+    assert_eq!(flushes.len() as u64, stats.flushes);
+    assert_eq!(compactions.len() as u64, stats.compactions);
+    assert_eq!(
+        flushes.iter().map(|f| f.bytes_written).sum::<u64>(),
+        stats.flush_bytes_written
+    );
+    assert_eq!(
+        compactions.iter().map(|c| c.bytes_written).sum::<u64>(),
+        stats.compaction_bytes_written
+    );
+    // Flushes install in order: their tables' numbers grow.
+    assert!(flushes
+        .windows(2)
+        .all(|w| w[0].file_number < w[1].file_number));
+
+    // Each begin comes before its completion, with nothing of another job
+    // of the same kind in between (one flush thread, one compaction one).
+    let mut open_flush = false;
+    let mut open_compaction = false;
+    for e in &events {
+        match e {
+            Event::FlushBegin(_) => {
+                assert!(!open_flush);
+                open_flush = true;
+            }
+            Event::FlushCompleted(_) => {
+                assert!(open_flush);
+                open_flush = false;
+            }
+            Event::CompactionBegin(_) => {
+                assert!(!open_compaction);
+                open_compaction = true;
+            }
+            Event::CompactionCompleted(_) => {
+                assert!(open_compaction);
+                open_compaction = false;
+            }
+            _ => {}
+        }
+    }
+    // Every table created is a flush's or a compaction's output, and
+    // every compaction's (not moved) input is retired.
+    let created: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Created(t) => Some(t.file_number),
+            _ => None,
+        })
+        .collect();
+    let mut outputs: Vec<u64> = flushes.iter().map(|f| f.file_number).collect();
+    for c in compactions.iter().filter(|c| !c.trivial_move) {
+        outputs.extend(&c.output_files);
+    }
+    let mut sorted_created = created.clone();
+    sorted_created.sort_unstable();
+    outputs.sort_unstable();
+    assert_eq!(sorted_created, outputs);
+    let deleted: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Deleted(t) => Some(t.file_number),
+            _ => None,
+        })
+        .collect();
+    let inputs: Vec<u64> = compactions
+        .iter()
+        .filter(|c| !c.trivial_move)
+        .flat_map(|c| c.input_files.clone())
+        .collect();
+    assert_eq!(deleted, inputs);
+    let flush_created = events
+        .iter()
+        .filter(|e| matches!(e, Event::Created(t) if t.reason == TableFileCreationReason::Flush))
+        .count();
+    assert_eq!(flush_created, flushes.len());
+}
+
+/// A listener that panics in every callback: the engine catches and
+/// counts each panic, records no background error, and keeps writing,
+/// flushing, compacting and reading.
+#[test]
+fn a_panicking_listener_leaves_the_database_working() {
+    struct Panics;
+    impl EventListener for Panics {
+        fn on_flush_begin(&self, _: &FlushJobInfo) {
+            panic!("listener panics at flush begin");
+        }
+        fn on_flush_completed(&self, _: &FlushJobInfo) {
+            panic!("listener panics at flush end");
+        }
+        fn on_compaction_completed(&self, _: &CompactionJobInfo) {
+            panic!("listener panics at compaction end");
+        }
+    }
+    let recorder = Arc::new(Recorder::default());
+    let fs = MemFileSystem::new();
+    let options = Options {
+        // The panicking listener first: the one after it still hears.
+        listeners: vec![Arc::new(Panics), recorder.clone()],
+        level0_file_num_compaction_trigger: 2,
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    write_rounds(&db, 10);
+    db.flush().unwrap();
+    db.wait_for_compactions().unwrap();
+    write_rounds(&db, 2);
+    db.flush().unwrap();
+    db.wait_for_compactions().unwrap();
+    let stats = db.stats();
+    assert!(stats.flushes >= 2 && stats.compactions >= 1);
+    assert_eq!(
+        db.listener_panics(),
+        2 * stats.flushes + stats.compactions,
+        "each panicking callback counted once"
+    );
+    let heard = recorder
+        .events
+        .lock()
+        .iter()
+        .filter(|e| matches!(e, Event::FlushCompleted(_)))
+        .count();
+    assert_eq!(heard as u64, stats.flushes);
+    db.put("after", "panics").unwrap();
+    assert_eq!(db.get("after").unwrap().as_deref(), Some(&b"panics"[..]));
+    assert!(db.get("key000000").unwrap().is_some());
+}
+
+/// Writes stopped by too many L0 tables are reported stopped, then
+/// normal once a compaction made room, in that order, once each.
+#[test]
+fn a_write_stall_is_reported_when_it_begins_and_ends() {
+    let recorder = Arc::new(Recorder::default());
+    let fs = MemFileSystem::new();
+    let options = Options {
+        listeners: vec![recorder.clone()],
+        inline_background_work: true,
+        // Never compact on its own: only a stall's wait makes room.
+        level0_file_num_compaction_trigger: 3,
+        level0_slowdown_writes_trigger: 3,
+        level0_stop_writes_trigger: 3,
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    for round in 0..3u8 {
+        db.put([round], "v").unwrap();
+        db.flush().unwrap();
+    }
+    assert_eq!(db.stats().levels[0].files, 3);
+    // At the stop trigger: this write stalls, compacts inline, goes on.
+    db.put("next", "v").unwrap();
+    db.put("after", "v").unwrap();
+    let stalls: Vec<WriteStallInfo> = recorder
+        .events
+        .lock()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stall(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    let conditions: Vec<WriteStallCondition> = stalls.iter().map(|s| s.condition).collect();
+    assert_eq!(
+        conditions,
+        vec![WriteStallCondition::Stopped, WriteStallCondition::Normal]
+    );
+    assert_eq!(stalls[0].cause, strata::WriteStallCause::L0FileCountLimit);
+    assert_eq!(stalls[1].previous, WriteStallCondition::Stopped);
+}
+
+/// Without `Options::statistics` there are none.
+#[test]
+fn statistics_are_off_by_default() {
+    let fs = MemFileSystem::new();
+    let db = Db::open(mem_dir(), mem_options(&fs)).unwrap();
+    db.put("k", "v").unwrap();
+    assert!(db.statistics().is_none());
+}
+
+/// Each ticker and histogram counts what it names: writes, reads and the
+/// bytes they returned, block cache hits and misses, bloom filter
+/// answers, WAL syncs, flushes; the text is RocksDB's.
+#[test]
+fn statistics_count_what_their_names_say() {
+    use strata::{Histogram, Ticker, WriteOptions};
+    let fs = MemFileSystem::new();
+    let statistics = strata::Statistics::new();
+    let options = Options {
+        statistics: Some(statistics),
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    let sync = WriteOptions {
+        sync: true,
+        ..WriteOptions::default()
+    };
+    for i in 0..50u32 {
+        db.put_opt(format!("key{i:03}"), format!("value{i}"), &sync)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    // Found in the table: the first read of its block misses the cache,
+    // the second hits.
+    assert_eq!(db.get("key007").unwrap().as_deref(), Some(&b"value7"[..]));
+    assert_eq!(db.get("key007").unwrap().as_deref(), Some(&b"value7"[..]));
+    // Absent, inside the table's key range: the bloom filter answers.
+    let mut filtered = 0;
+    for i in 0..20u32 {
+        if db.get(format!("key{i:03}x")).unwrap().is_none() {
+            filtered += 1;
+        }
+    }
+    assert_eq!(filtered, 20);
+
+    let s = db.statistics().unwrap();
+    let stats = db.stats();
+    assert_eq!(s.ticker(Ticker::NumberKeysWritten), 50);
+    assert_eq!(s.ticker(Ticker::NumberKeysRead), 22);
+    assert_eq!(s.ticker(Ticker::BytesRead), 2 * b"value7".len() as u64);
+    assert_eq!(s.ticker(Ticker::BytesWritten), stats.user_bytes_written);
+    assert!(s.ticker(Ticker::BlockCacheMiss) >= 1);
+    assert!(s.ticker(Ticker::BlockCacheHit) >= 1);
+    // A false positive now and then is allowed by a bloom filter.
+    assert!(s.ticker(Ticker::BloomFilterUseful) >= 15);
+    assert!(s.ticker(Ticker::BloomFilterUseful) <= 20);
+    assert_eq!(s.ticker(Ticker::WalSynced), stats.wal_syncs);
+    assert_eq!(s.ticker(Ticker::FlushWriteBytes), stats.flush_bytes_written);
+    let h = |which| s.histogram(which).unwrap().clone();
+    assert_eq!(h(Histogram::DbGet).count, 22);
+    assert_eq!(h(Histogram::DbWrite).count, 50);
+    assert_eq!(h(Histogram::Flush).count, stats.flushes);
+    // Each sync write waited for an fsync, maybe shared with others.
+    assert!(h(Histogram::WalFileSync).count >= 1);
+    assert!(h(Histogram::WalFileSync).count <= stats.wal_syncs);
+    let get = h(Histogram::DbGet);
+    assert!(get.p50 <= get.p95 && get.p95 <= get.p99 && get.p99 <= get.max as f64);
+
+    let text = s.to_text();
+    assert!(text.starts_with("STATISTICS:\n"));
+    assert!(text.contains("\nrocksdb.number.keys.read COUNT : 22\n"));
+    let get_line = text
+        .lines()
+        .find(|l| l.starts_with("rocksdb.db.get.micros P50 : "))
+        .unwrap();
+    for part in [" P95 : ", " P99 : ", " P100 : ", " COUNT : 22 SUM : "] {
+        assert!(get_line.contains(part), "{get_line}");
+    }
+}
+
+/// Two databases opened with one statistics object add to it, as in
+/// RocksDB; each database's own tickers stay its own.
+#[test]
+fn a_statistics_object_collects_for_every_database_it_is_set_in() {
+    use strata::Ticker;
+    let statistics = strata::Statistics::new();
+    let open = || {
+        let fs = MemFileSystem::new();
+        let options = Options {
+            statistics: Some(statistics.clone()),
+            ..mem_options(&fs)
+        };
+        Db::open(mem_dir(), options).unwrap()
+    };
+    let (a, b) = (open(), open());
+    a.put("k", "v").unwrap();
+    assert_eq!(a.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(b.get("k").unwrap(), None);
+    let s = b.statistics().unwrap();
+    assert_eq!(s.ticker(Ticker::NumberKeysRead), 2);
+    assert_eq!(s.ticker(Ticker::NumberKeysWritten), 0);
+}
+
+/// A background error reaches the listener once, after the failed call
+/// returned (it was recorded under a lock), and is logged: a flush that
+/// panics (injected through the test hook) stops writes.
+#[test]
+fn a_background_error_reaches_the_listener() {
+    #[derive(Default)]
+    struct Errors(Mutex<Vec<String>>);
+    impl EventListener for Errors {
+        fn on_background_error(&self, info: &strata::BackgroundErrorInfo) {
+            self.0.lock().push(info.error.to_string());
+        }
+    }
+    let errors = Arc::new(Errors::default());
+    let fs = MemFileSystem::new();
+    let options = Options {
+        listeners: vec![errors.clone()],
+        inline_background_work: true,
+        test_hook: Some(Arc::new(|point| {
+            if point == strata::HookPoint::Flush {
+                panic!("injected flush failure");
+            }
+            Ok(())
+        })),
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    db.put("k", "v").unwrap();
+    assert!(db.flush().is_err());
+    assert!(db.put("k2", "v").is_err(), "writes stop");
+    let errors = errors.0.lock();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("injected flush failure"),
+        "{}",
+        errors[0]
+    );
+}
