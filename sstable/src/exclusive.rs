@@ -38,7 +38,7 @@
 //! from storage left to the page cache. Every block the block cache then
 //! evicts is lost to both, the page cache shrinks below the limit (the
 //! kernel stops evicting, so the gauge stops seeing shortage), and under
-//! 512 MiB it read 40% more per seek than filling the block cache as
+//! 512 MiB it read 42-54% more per seek than filling the block cache as
 //! before (docs/performance.md).
 
 use std::cell::Cell;
