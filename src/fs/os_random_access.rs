@@ -76,10 +76,22 @@ impl RandomAccessFile for OsRandomAccessFile {
         if let Some(map) = &self.map {
             return slice_at(map, offset, len).map(Some);
         }
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.size)
+        {
+            // Past the end as opened: the plain read reports it.
+            return self.read_at(offset, len).map(Some);
+        }
         #[cfg(target_os = "linux")]
         if !self.no_nowait.load(Ordering::Relaxed) {
+            let unsupported = [rustix::io::Errno::OPNOTSUPP, rustix::io::Errno::NOSYS];
             return match read_exact_at_if_cached(&self.file, offset, len) {
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {
+                Err(e)
+                    if unsupported
+                        .iter()
+                        .any(|u| e.raw_os_error() == Some(u.raw_os_error())) =>
+                {
                     // A kernel or filesystem without RWF_NOWAIT for
                     // buffered reads: read as usual from now on.
                     self.no_nowait.store(true, Ordering::Relaxed);
@@ -157,7 +169,8 @@ fn read_exact_at_if_cached(file: &File, offset: u64, len: usize) -> io::Result<O
                 ))
             }
             // A short read: the rest is not in the page cache (or the
-            // read was cut short); the caller reads it all again.
+            // file is shorter than it was at open); the caller reads it
+            // all again, and a plain read reports the end of the file.
             Ok(n) if done + n < len => return Ok(None),
             Ok(n) => done += n,
             Err(rustix::io::Errno::AGAIN) => return Ok(None),
