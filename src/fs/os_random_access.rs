@@ -12,6 +12,7 @@ use bytes::Bytes;
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A table file opened on the OS filesystem.
 pub(super) struct OsRandomAccessFile {
@@ -19,6 +20,8 @@ pub(super) struct OsRandomAccessFile {
     size: u64,
     /// The whole file, mapped, when opened with `mmap`.
     map: Option<Bytes>,
+    /// `preadv2(RWF_NOWAIT)` was refused once (not supported here).
+    no_nowait: AtomicBool,
 }
 
 impl OsRandomAccessFile {
@@ -41,7 +44,12 @@ impl OsRandomAccessFile {
         } else {
             None
         };
-        Ok(OsRandomAccessFile { file, size, map })
+        Ok(OsRandomAccessFile {
+            file,
+            size,
+            map,
+            no_nowait: AtomicBool::new(false),
+        })
     }
 }
 
@@ -62,6 +70,37 @@ impl RandomAccessFile for OsRandomAccessFile {
             return slice_at(map, offset, len);
         }
         read_exact_at(&self.file, offset, len, buf).map(Bytes::from)
+    }
+
+    fn read_at_if_cached(&self, offset: u64, len: usize) -> io::Result<Option<Bytes>> {
+        if let Some(map) = &self.map {
+            return slice_at(map, offset, len).map(Some);
+        }
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.size)
+        {
+            // Past the end as opened: the plain read reports it.
+            return self.read_at(offset, len).map(Some);
+        }
+        #[cfg(target_os = "linux")]
+        if !self.no_nowait.load(Ordering::Relaxed) {
+            let unsupported = [rustix::io::Errno::OPNOTSUPP, rustix::io::Errno::NOSYS];
+            return match read_exact_at_if_cached(&self.file, offset, len) {
+                Err(e)
+                    if unsupported
+                        .iter()
+                        .any(|u| e.raw_os_error() == Some(u.raw_os_error())) =>
+                {
+                    // A kernel or filesystem without RWF_NOWAIT for
+                    // buffered reads: read as usual from now on.
+                    self.no_nowait.store(true, Ordering::Relaxed);
+                    self.read_at(offset, len).map(Some)
+                }
+                other => other.map(|read| read.map(Bytes::from)),
+            };
+        }
+        self.read_at(offset, len).map(Some)
     }
 
     fn in_memory(&self) -> Option<&Bytes> {
@@ -111,6 +150,37 @@ fn read_exact_at(file: &File, offset: u64, len: usize, mut buf: Vec<u8>) -> io::
     Ok(buf)
 }
 
+/// `len` bytes at `offset` if the page cache holds all of them
+/// (`preadv2` with `RWF_NOWAIT`, which does not wait for storage), `None`
+/// otherwise. The buffer is zeroed first: `preadv2` takes initialised
+/// slices.
+#[cfg(target_os = "linux")]
+fn read_exact_at_if_cached(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let at = offset + done as u64;
+        let mut slices = [rustix::io::IoSliceMut::new(&mut buf[done..])];
+        match rustix::io::preadv2(file, &mut slices, at, rustix::io::ReadWriteFlags::NOWAIT) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("read of {len} bytes at {offset}: the file ends at {at}"),
+                ))
+            }
+            // A short read: the rest is not in the page cache (or the
+            // file is shorter than it was at open); the caller reads it
+            // all again, and a plain read reports the end of the file.
+            Ok(n) if done + n < len => return Ok(None),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::AGAIN) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(buf))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +208,16 @@ mod tests {
             file.will_need(0, 8192);
             file.drop_cache();
             assert_eq!(&file.read_at(5, 3).unwrap()[..], &data[5..8]);
+            // A read that must not wait for storage returns the bytes or
+            // nothing, never other bytes; past the end it is an error.
+            for (offset, len) in [(0, 10), (4090, 4101), (99_990, 10)] {
+                let range = offset as usize..offset as usize + len;
+                if let Some(got) = file.read_at_if_cached(offset, len).unwrap() {
+                    assert_eq!(&got[..], &data[range], "mmap {mmap}");
+                }
+            }
+            let err = file.read_at_if_cached(99_995, 10).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "mmap {mmap}");
         }
         // An empty file opens (and maps to nothing).
         let empty = dir.path().join("empty");

@@ -36,6 +36,16 @@ pub trait RandomAccessFile: Send + Sync {
         self.read_at(offset, len)
     }
 
+    /// [`read_at`](Self::read_at) if the bytes are in memory already (the
+    /// operating system's page cache), without waiting for storage:
+    /// `Ok(None)` when some of them are not (the read may then have been
+    /// started in the background). Table readers use it to tell whether
+    /// memory is short. The default reads (a file that cannot tell is
+    /// taken as held in memory).
+    fn read_at_if_cached(&self, offset: u64, len: usize) -> io::Result<Option<Bytes>> {
+        self.read_at(offset, len).map(Some)
+    }
+
     /// The whole file, when it is held in memory (mapped): readers then
     /// read in place. The default: `None`.
     fn in_memory(&self) -> Option<&Bytes> {

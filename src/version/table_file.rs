@@ -13,7 +13,7 @@ use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use strata_sstable::{BlockCache, BlockSource, Table, TableReadOptions};
+use strata_sstable::{BlockCache, BlockSource, PageCacheGauge, Table, TableReadOptions};
 
 /// Opens tables with the database's filesystem, block cache and table
 /// read options.
@@ -22,6 +22,10 @@ pub struct TableOpener {
     pub fs: Arc<dyn FileSystem>,
     pub dir: PathBuf,
     pub cache: Option<Arc<ShardedLruCache>>,
+    /// Judges, for every table of the block cache, whether memory is
+    /// short, so that data blocks stop entering the block cache and the
+    /// page cache does not hold copies of them (sstable's `exclusive.rs`).
+    pub page_cache_gauge: Option<Arc<PageCacheGauge>>,
     /// `Options::allow_mmap_reads`.
     pub mmap: bool,
     /// `Options::cache_index_and_filter_blocks`.
@@ -43,6 +47,8 @@ impl TableOpener {
                         .with_statistics(options.statistics.clone()),
                 )
             }),
+            page_cache_gauge: (options.block_cache_bytes > 0 && !options.allow_mmap_reads)
+                .then(|| Arc::new(PageCacheGauge::new())),
             mmap: options.allow_mmap_reads,
             cache_index_and_filter_blocks: options.cache_index_and_filter_blocks,
             pin_l0: options.pin_l0_filter_and_index_blocks_in_cache,
@@ -77,6 +83,7 @@ impl TableOpener {
             cache: self.cache.clone().map(|c| c as Arc<dyn BlockCache>),
             cache_index_and_filter_blocks: self.cache_index_and_filter_blocks,
             pin_index_and_filter: self.pin_l0 && level == 0,
+            page_cache_gauge: self.page_cache_gauge.clone(),
             ..TableReadOptions::default()
         };
         let source = Arc::new(FileSource(Arc::clone(&file)));
@@ -108,6 +115,10 @@ impl BlockSource for FileSource {
 
     fn read_at_into(&self, offset: u64, len: usize, buf: Vec<u8>) -> std::io::Result<Bytes> {
         self.0.read_at_into(offset, len, buf)
+    }
+
+    fn read_at_if_cached(&self, offset: u64, len: usize) -> std::io::Result<Option<Bytes>> {
+        self.0.read_at_if_cached(offset, len)
     }
 
     fn in_memory(&self) -> Option<&Bytes> {

@@ -53,6 +53,7 @@ mod checksum;
 mod coding;
 mod compression;
 mod error;
+mod exclusive;
 mod fence;
 mod filter;
 mod footer;
@@ -79,6 +80,7 @@ pub use compression::{
     MAX_DECOMPRESSED_LEN, TYPE_NONE as COMPRESSION_TYPE_NONE, TYPE_ZSTD as COMPRESSION_TYPE_ZSTD,
 };
 pub use error::{Error, Result};
+pub use exclusive::PageCacheGauge;
 pub use filter::{
     filter_hash, num_probes_for, BloomFilter, FILTER_KIND_FAST_LOCAL_BLOOM, FILTER_LINE_BYTES,
     FILTER_META_LEN,

@@ -122,15 +122,10 @@ impl Readahead {
         if let Some(raw) = self.in_window(handle.offset, len) {
             return Ok((raw, true));
         }
-        let window_bytes = match self.fixed {
-            Some(bytes) => bytes,
-            None if self.sequential >= AUTO_AFTER_SEQUENTIAL_READS => {
-                let bytes = self.next_auto_bytes;
-                self.next_auto_bytes = (bytes * 2).min(MAX_AUTO_READAHEAD_BYTES);
-                bytes
-            }
-            None => 0,
-        };
+        let window_bytes = self.window_bytes();
+        if self.fixed.is_none() && window_bytes > 0 {
+            self.next_auto_bytes = (window_bytes * 2).min(MAX_AUTO_READAHEAD_BYTES);
+        }
         if window_bytes <= len {
             return Ok((read_exact(source, offset, len, what)?, false));
         }
@@ -166,6 +161,23 @@ impl Readahead {
         match self.in_window(handle.offset, len) {
             Some(raw) => Ok((raw, true)),
             None => Ok((read_exact(source, offset, len, what)?, false)),
+        }
+    }
+
+    /// Whether [`Readahead::read`] of `len` bytes at `offset` would be
+    /// served from a window (the current one or a new one) rather than
+    /// by one read of exactly those bytes.
+    pub(crate) fn would_window(&self, offset: u64, len: usize) -> bool {
+        self.in_window(offset, len).is_some() || self.window_bytes() > len
+    }
+
+    /// The size of the next window to read: 0 while automatic readahead
+    /// has not started.
+    fn window_bytes(&self) -> usize {
+        match self.fixed {
+            Some(bytes) => bytes,
+            None if self.sequential >= AUTO_AFTER_SEQUENTIAL_READS => self.next_auto_bytes,
+            None => 0,
         }
     }
 

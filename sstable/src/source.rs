@@ -36,6 +36,15 @@ pub trait BlockSource: Send + Sync {
         self.read_at(offset, len)
     }
 
+    /// [`read_at`](Self::read_at) if the bytes are in memory already
+    /// (the operating system's page cache), without waiting for storage;
+    /// `Ok(None)` when some are not. The reader uses it to tell whether
+    /// memory is short (see `exclusive.rs`). The default reads: a source
+    /// that cannot tell is taken as held in memory.
+    fn read_at_if_cached(&self, offset: u64, len: usize) -> io::Result<Option<Bytes>> {
+        self.read_at(offset, len).map(Some)
+    }
+
     /// The whole file, when the source holds it in memory already (a
     /// `Bytes`, a memory map): the reader then reads uncompressed blocks in
     /// place and never caches them. `None` (the default) for sources that

@@ -30,12 +30,13 @@ use crate::block::reader::{BlockView, Origin};
 use crate::block::Block;
 use crate::block_fetch::{
     check_in_place, decode, fetch, is_intact, open_trailer, read_contents, read_error,
-    stored_in_place,
+    stored_in_place, stored_len,
 };
 use crate::bounds::TableBounds;
 use crate::cache::{BlockCache, CacheKey, CachePriority, CachedBlock};
 use crate::compression::{decompress_zstd, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
+use crate::exclusive::{probe_now, PageCacheGauge, ReadFrom};
 use crate::filter::{BloomFilter, FILTER_LINE_BYTES};
 use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION_RANGE_DELS};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
@@ -81,6 +82,14 @@ pub struct TableReadOptions {
     /// probes: RocksDB's `pin_l0_filter_and_index_blocks_in_cache`).
     /// Default false.
     pub pin_index_and_filter: bool,
+    /// Keeps the block cache and the operating system's page cache from
+    /// holding the same data blocks (see `exclusive.rs`): while the gauge
+    /// finds memory short (reads going to storage), data blocks read from
+    /// the source do not enter the block cache. Tables sharing a block
+    /// cache should share one gauge. Used only for a source read with
+    /// positional reads and a cache. Default `None`: data blocks enter
+    /// the block cache as `fill_cache` says.
+    pub page_cache_gauge: Option<Arc<PageCacheGauge>>,
 }
 
 impl Default for TableReadOptions {
@@ -92,6 +101,7 @@ impl Default for TableReadOptions {
             fill_cache: true,
             cache_index_and_filter_blocks: false,
             pin_index_and_filter: false,
+            page_cache_gauge: None,
         }
     }
 }
@@ -108,6 +118,7 @@ impl fmt::Debug for TableReadOptions {
                 &self.cache_index_and_filter_blocks,
             )
             .field("pin_index_and_filter", &self.pin_index_and_filter)
+            .field("page_cache_gauge", &self.page_cache_gauge.is_some())
             .finish()
     }
 }
@@ -206,6 +217,9 @@ pub struct Table {
     /// For a file held in memory: one bit per data block, checksum
     /// already verified by this table.
     verified: Box<[AtomicU64]>,
+    /// For a file read with positional reads into a block cache: the
+    /// gauge of [`TableReadOptions::page_cache_gauge`].
+    page_cache_gauge: Option<Arc<PageCacheGauge>>,
 }
 
 impl fmt::Debug for Table {
@@ -359,6 +373,7 @@ impl Table {
             range_tombstones,
             data_end,
             verified: Box::new([]),
+            page_cache_gauge: None,
             options,
         };
         let filter = table.load_filter(verify)?;
@@ -366,6 +381,9 @@ impl Table {
         let words = index.num_blocks().div_ceil(64);
         if table.in_memory.is_some() {
             table.verified = (0..words).map(|_| AtomicU64::new(0)).collect();
+        }
+        if table.in_memory.is_none() && table.options.cache.is_some() {
+            table.page_cache_gauge = table.options.page_cache_gauge.clone();
         }
         let cache = table.options.cache.clone();
         match cache {
@@ -708,8 +726,9 @@ impl Table {
     }
 
     /// Reads the data block at `handle` from the source (through a scan's
-    /// `readahead` if given), checks and parses it, and puts it in the
-    /// cache as `reads` says.
+    /// `readahead` if given), checks and parses it, and
+    /// puts it in the cache as `reads` says (unless the page cache gauge
+    /// finds memory short, see [`crate::exclusive`]).
     fn read_data_block(
         &self,
         handle: BlockHandle,
@@ -718,9 +737,23 @@ impl Table {
     ) -> Result<Block> {
         let key = self.cache_key(handle.offset);
         let cache = self.options.cache.as_ref();
-        let (raw, windowed) = match readahead {
-            Some(ra) => ra.fetch(&*self.source, handle, self.data_end, "data")?,
-            None => (fetch(&*self.source, handle, self.data_end, "data")?, false),
+        let len = stored_len(handle, self.data_end, "data")?;
+        let gauge = self.page_cache_gauge.as_ref().filter(|_| {
+            reads.fill_cache
+                && !readahead
+                    .as_ref()
+                    .is_some_and(|ra| ra.would_window(handle.offset, len))
+        });
+        let (raw, windowed) = match (gauge, readahead) {
+            (Some(gauge), _) if probe_now() => {
+                let (raw, from) = self.fetch_noting_page_cache(handle, len)?;
+                gauge.count(from);
+                (raw, false)
+            }
+            (Some(_), _) | (None, None) => {
+                (fetch(&*self.source, handle, self.data_end, "data")?, false)
+            }
+            (None, Some(ra)) => ra.fetch(&*self.source, handle, self.data_end, "data")?,
         };
         let (stored, block_type) = open_trailer(&raw, handle, reads.verify_checksums, "data")?;
         let (data, exact) = decode(stored, block_type, handle, "data")?;
@@ -732,8 +765,14 @@ impl Table {
         // cheap. Only intact blocks enter the cache (a cache hit is never
         // checked again): a read that skipped the check checks before it
         // fills, and fills nothing if the check fails.
+        // While memory is short, blocks stay out of the block cache so
+        // that the page cache does not hold copies of them.
+        let short = gauge.is_some_and(|g| g.is_short());
         let fill = cache.filter(|_| {
-            reads.fill_cache && !windowed && (reads.verify_checksums || is_intact(&raw, handle))
+            reads.fill_cache
+                && !windowed
+                && !short
+                && (reads.verify_checksums || is_intact(&raw, handle))
         });
         if let Some(cache) = fill {
             // An uncompressed block shares its allocation with its
@@ -752,6 +791,31 @@ impl Table {
             return Ok(cached);
         }
         Ok(block)
+    }
+
+    /// The `len` bytes of the data block at `handle` (trailer included),
+    /// and whether the page cache held them: read first without waiting
+    /// for storage, then, if that found them missing, as usual.
+    fn fetch_noting_page_cache(
+        &self,
+        handle: BlockHandle,
+        len: usize,
+    ) -> Result<(Bytes, ReadFrom)> {
+        let cached = self
+            .source
+            .read_at_if_cached(handle.offset, len)
+            .map_err(|e| read_error(e, handle.offset, "data"))?;
+        match cached {
+            Some(raw) if raw.len() == len => Ok((raw, ReadFrom::PageCache)),
+            Some(_) => Err(Error::corruption(
+                handle.offset,
+                "data block: short read from the table file",
+            )),
+            None => Ok((
+                fetch(&*self.source, handle, self.data_end, "data")?,
+                ReadFrom::Storage,
+            )),
+        }
     }
 
     fn data_block_in_place<'a>(

@@ -445,3 +445,84 @@ fn a_file_shorter_than_its_structure_is_corruption_not_a_panic() {
         other => panic!("short read gave {other:?}"),
     }
 }
+
+/// A source that says whether "the page cache" holds what is read: all
+/// of the file or none of it, as `cached` says.
+struct PageCached {
+    inner: Arc<Positional>,
+    cached: AtomicBool,
+}
+
+impl BlockSource for PageCached {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        self.inner.read_at(offset, len)
+    }
+    fn read_at_if_cached(&self, offset: u64, len: usize) -> io::Result<Option<Bytes>> {
+        match self.cached.load(Ordering::Relaxed) {
+            true => self.inner.read_at(offset, len).map(Some),
+            false => Ok(None),
+        }
+    }
+}
+
+#[test]
+fn data_blocks_stay_out_of_the_block_cache_while_reads_go_to_storage() {
+    let (entries, bytes, _) = table_bytes();
+    let cache = Arc::new(RecordingCache::default());
+    let gauge = Arc::new(PageCacheGauge::new());
+    let source = Arc::new(PageCached {
+        inner: Positional::new(bytes.clone()),
+        cached: AtomicBool::new(false),
+    });
+    let options = TableReadOptions {
+        cache: Some(cache.clone()),
+        page_cache_gauge: Some(gauge.clone()),
+        ..Default::default()
+    };
+    let table = Table::open_source(source.clone(), options).unwrap();
+    // Reads every block once per round, from an emptied cache, and says
+    // how many data blocks the last round left in the cache.
+    let rounds = |n: usize| {
+        let mut cached = 0;
+        for _ in 0..n {
+            cache.evict_all();
+            for e in entries.iter().step_by(30) {
+                assert_eq!(table.get(&e.user_key, 5).unwrap().unwrap().value, e.value);
+            }
+            cached = cache.census().0;
+        }
+        cached
+    };
+    // Memory starts not short: blocks enter the cache.
+    assert!(!gauge.is_short());
+    assert!(rounds(1) > 400);
+    // Every probe finds the block missing from the page cache: once the
+    // gauge has seen a window of them, blocks stop entering the cache.
+    rounds(30);
+    assert!(gauge.is_short());
+    assert_eq!(rounds(1), 0);
+    // The page cache holds the file again: blocks enter the cache again.
+    source.cached.store(true, Ordering::Relaxed);
+    rounds(30);
+    assert!(!gauge.is_short());
+    assert!(rounds(1) > 400);
+
+    // Without a gauge, reads from storage fill the cache as always.
+    let plain = Table::open_source(
+        source.clone(),
+        TableReadOptions {
+            cache: Some(cache.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    source.cached.store(false, Ordering::Relaxed);
+    cache.evict_all();
+    for e in entries.iter().step_by(30) {
+        plain.get(&e.user_key, 5).unwrap().unwrap();
+    }
+    assert!(cache.census().0 > 400);
+}

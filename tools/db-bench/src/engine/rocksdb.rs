@@ -5,9 +5,9 @@ use super::{Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, W
 use crate::error::{BenchError, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use rocksdb::{
-    BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, CompactOptions,
-    DBCompressionType, DBRawIterator, MergeOperands, Options, ReadOptions, WaitForCompactOptions,
-    WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor,
+    CompactOptions, DBCompressionType, DBRawIterator, MergeOperands, Options, ReadOptions,
+    WaitForCompactOptions, WriteBatch, WriteOptions, DB,
 };
 use std::path::Path;
 
@@ -255,10 +255,16 @@ impl Engine for RocksEngine {
         let column_families: Vec<String> = (0..flags.num_column_families as usize)
             .map(Flags::keyspace_name)
             .collect();
-        // As db_bench: every column family with the same options, created
-        // at open when missing.
+        // As db_bench: every column family with the same options (one
+        // block cache shared by all), created at open when missing. Not
+        // `DB::open_cf`: it opens every column family, "default" included,
+        // with `Options::default()` (a 32 MiB cache, no filter policy).
         options.create_missing_column_families(true);
-        let db = DB::open_cf(&options, path, &column_families)
+        let descriptors: Vec<ColumnFamilyDescriptor> = column_families
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, options.clone()))
+            .collect();
+        let db = DB::open_cf_descriptors(&options, path, descriptors)
             .map_err(|e| BenchError::new(format!("rocksdb: open {}: {e}", path.display())))?;
         Ok(RocksEngine {
             db,
