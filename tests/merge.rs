@@ -473,3 +473,46 @@ fn a_recovered_keyspace_opened_without_options_takes_the_databases_operator() {
         "{e}"
     );
 }
+
+/// Operands replayed from the WAL carry no operator's name. Compacted
+/// with a table written for another operator, they used to make the
+/// output unlabelled, which the open check accepts under any operator:
+/// the keyspace then opened with the wrong one and merged 5 and 7 into
+/// 12. The output keeps the table's label, and the check refuses.
+#[test]
+fn unlabelled_operands_do_not_launder_a_tables_operator() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+    let ks = db
+        .keyspace_with(
+            "ks",
+            KeyspaceOptions {
+                merge_operator: Some(Arc::new(Max)),
+                ..KeyspaceOptions::default()
+            },
+        )
+        .unwrap();
+    ks.merge("k", counter(5)).unwrap();
+    ks.flush().unwrap();
+    ks.merge("k", counter(7)).unwrap();
+    drop(ks);
+    db.close().unwrap();
+    // The replayed operand is flushed at open, and two L0 tables start a
+    // compaction of the keyspace before anyone opens it.
+    let db = Db::open(
+        "/db",
+        Options {
+            fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+            merge_operator: Some(Arc::new(UInt64Add)),
+            level0_file_num_compaction_trigger: 2,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.wait_for_compactions().unwrap();
+    let e = db.keyspace("ks").map(drop).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("\"max\"")),
+        "{e}"
+    );
+}

@@ -142,21 +142,31 @@ impl MergeCollector<'_> {
     }
 }
 
+/// The label of tables whose operands were written for operators that
+/// differ: it names no operator, so no compaction combines them and the
+/// open check refuses every operator for them.
+pub(crate) const CONFLICTING_OPERATORS: &str = "\u{0}conflicting operators";
+
 /// The name of the merge operator a compaction's output tables are
 /// labelled with, and whether it may combine: the label the input tables
-/// holding operands share (the keyspace's operator's name when none holds
-/// any; empty, unknown, when they differ), combinable only when it is the
-/// keyspace's operator's.
+/// holding operands share, unlabelled ones left out (operands replayed
+/// from a WAL, written for an operator the open check let the keyspace's
+/// one stand for); the keyspace's operator's name when none holds a
+/// labelled one; [`CONFLICTING_OPERATORS`] when they differ. Combinable
+/// only when it is the keyspace's operator's. Unlabelled inputs must not
+/// make the output unlabelled: the open check accepts any operator for
+/// unlabelled operands, so that would launder a table written for another
+/// operator, and a keyspace reopened once would never combine again.
 pub(crate) fn output_label<'a>(
     operator: Option<&Arc<dyn MergeOperator>>,
     input_labels: impl Iterator<Item = &'a str>,
 ) -> (String, bool) {
     let mut label: Option<&str> = None;
-    for l in input_labels {
+    for l in input_labels.filter(|l| !l.is_empty()) {
         match label {
             None => label = Some(l),
             Some(seen) if seen == l => {}
-            Some(_) => return (String::new(), false),
+            Some(_) => return (CONFLICTING_OPERATORS.to_string(), false),
         }
     }
     let own = operator.map(|o| o.name()).unwrap_or_default();
@@ -373,12 +383,23 @@ mod tests {
         );
         assert_eq!(
             output_label(Some(&op), ["uint64add", "max"].into_iter()),
-            ("".into(), false)
+            (CONFLICTING_OPERATORS.into(), false)
         );
+        // Unlabelled inputs (replayed from a WAL) take the label of the
+        // labelled ones, or the keyspace's operator's.
         assert_eq!(
             output_label(Some(&op), [""].into_iter()),
-            ("".into(), false)
+            ("uint64add".into(), true)
         );
+        assert_eq!(
+            output_label(Some(&op), ["", "uint64add"].into_iter()),
+            ("uint64add".into(), true)
+        );
+        assert_eq!(
+            output_label(None, ["max", ""].into_iter()),
+            ("max".into(), false)
+        );
+        assert_eq!(output_label(None, [""].into_iter()), ("".into(), false));
         assert_eq!(
             output_label(None, ["max"].into_iter()),
             ("max".into(), false)
