@@ -516,3 +516,41 @@ fn unlabelled_operands_do_not_launder_a_tables_operator() {
         "{e}"
     );
 }
+
+/// A keyspace open with one operator, whose memtable holds operands, is
+/// not switched to another by `keyspace_with`: the operands would be
+/// merged with (5 and 7 read as 12) and labelled for an operator they
+/// were not written for.
+#[test]
+fn an_open_keyspace_does_not_switch_operators_over_unflushed_operands() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+    let with = |op: Arc<dyn MergeOperator>| KeyspaceOptions {
+        merge_operator: Some(op),
+        ..KeyspaceOptions::default()
+    };
+    let ks = db.keyspace_with("ks", with(Arc::new(Max))).unwrap();
+    ks.merge("k", counter(5)).unwrap();
+    ks.merge("k", counter(7)).unwrap();
+    let e = db
+        .keyspace_with("ks", with(Arc::new(UInt64Add)))
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("\"max\"") && m.contains("memtables")),
+        "{e}"
+    );
+    // The same operator again is fine, and the value is still the max.
+    let ks2 = db.keyspace_with("ks", with(Arc::new(Max))).unwrap();
+    assert_eq!(ks2.get("k").unwrap().as_deref(), Some(&counter(7)[..]));
+    // Flushed, the tables' label refuses the switch too.
+    ks.flush().unwrap();
+    let e = db
+        .keyspace_with("ks", with(Arc::new(UInt64Add)))
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("\"max\"")),
+        "{e}"
+    );
+}

@@ -57,6 +57,25 @@ impl DbInner {
                     )));
                 }
                 let sv = ks.current_super_version();
+                // Operands in the memtables carry no operator's name until
+                // a flush labels them with the keyspace's operator then:
+                // switching operators now would merge them with, and label
+                // them for, one they were not written for.
+                let current = ks.options().merge_operator.clone();
+                if let Some(current) = current {
+                    let same = options
+                        .merge_operator
+                        .as_ref()
+                        .is_some_and(|o| o.name() == current.name());
+                    let memtables = std::iter::once(&sv.mem).chain(&sv.imms);
+                    if !same && memtables.into_iter().any(|m| m.has_merge_operands()) {
+                        return Err(Error::InvalidArgument(format!(
+                            "keyspace {name:?} holds merge operands written for operator {:?} in its memtables; it cannot switch to {:?}",
+                            current.name(),
+                            options.merge_operator.as_ref().map(|o| o.name())
+                        )));
+                    }
+                }
                 crate::merge::check_merge_operator(
                     name,
                     options.merge_operator.as_ref(),
