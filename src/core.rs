@@ -194,8 +194,7 @@ impl DbInner {
     }
 
     pub fn get(&self, ks: &KeyspaceState, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
-        let options = ks.options();
-        let merge_operator = options.merge_operator.as_ref();
+        let merge_operator = &|| ks.options().merge_operator.clone();
         let Some(statistics) = &self.options.statistics else {
             // Borrowed loads: no reference count touched for a point read.
             let (sv, seq) = self.pin(ks, spec);

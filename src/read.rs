@@ -67,14 +67,16 @@ pub(crate) struct ReadView {
 /// A merge operand is collected and the walk goes on below it, asking the
 /// same source again at the operand's sequence number minus one (every
 /// newer source had nothing at `seq`, so nothing below it either) until a
-/// put, a delete, a covering tombstone or the end; then `operator`
-/// combines them once (docs/design/merge.md §3).
+/// put, a delete, a covering tombstone or the end; then the operator
+/// `operator` gives combines them once (docs/design/merge.md §3). It is
+/// asked only then: a read that meets no operand does not load the
+/// keyspace's options.
 pub(crate) fn get(
     sv: &SuperVersion,
     key: &[u8],
     seq: SeqNo,
     blocks: BlockReadOptions,
-    operator: Option<&Arc<dyn MergeOperator>>,
+    operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
 ) -> Result<Option<Bytes>> {
     let mut operands: Vec<Bytes> = Vec::new();
     let mut at = seq;
@@ -113,7 +115,7 @@ pub(crate) fn get(
 /// The value a read returns: `base` itself when no operand lies above it,
 /// else the operands (newest first) merged onto it.
 fn resolve(
-    operator: Option<&Arc<dyn MergeOperator>>,
+    operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
     key: &[u8],
     base: Option<Bytes>,
     operands: Vec<Bytes>,
@@ -121,7 +123,7 @@ fn resolve(
     if operands.is_empty() {
         return Ok(base);
     }
-    full_merge(operator, key, base.as_deref(), &operands).map(|v| Some(Bytes::from(v)))
+    full_merge(operator().as_ref(), key, base.as_deref(), &operands).map(|v| Some(Bytes::from(v)))
 }
 
 impl ReadView {
