@@ -336,7 +336,9 @@ impl DbIter {
                         // To its newest version the read can see.
                         self.scratch.extend_from_slice(&seek_trailer(self.seq));
                     }
-                    self.inner.seek(&self.scratch)?;
+                    // Ahead of the current entry: the sources past it (an
+                    // L0 table under a hot key in the memtable) stay put.
+                    self.inner.seek_forward(&self.scratch)?;
                     continue;
                 }
             }

@@ -199,3 +199,43 @@ fn with_no_limit_the_versions_are_stepped_over() {
     assert_eq!(current(&it), kv("c", NEWEST));
     assert!(moves(&counts) as u64 > VERSIONS);
 }
+
+#[test]
+fn a_reseek_past_a_hot_key_leaves_the_sources_already_past_it() {
+    // The hot key's versions in the newest source (a memtable), the other
+    // keys in an older one (an L0 table under it): skipping the versions
+    // must not seek the older source again, which already stands past
+    // them.
+    let hot: Vec<_> = hot_key_entries(false)
+        .into_iter()
+        .filter(|(ikey, _)| ikey.starts_with(b"c") && ikey.len() == 9)
+        .collect();
+    let cold: Vec<_> = (0u8..5)
+        .filter(|&i| i != 2)
+        .map(|i| entry(&[b'a' + i], SeqNo::from(i) + 1, ValueKind::Put))
+        .collect();
+    let (newer, older) = (VecIter::new(hot), VecIter::new(cold));
+    let older_counts = older.counts();
+    let mut skipper = RangeDelSkipper::new(NEWEST);
+    skipper.push(None);
+    skipper.push(None);
+    let children: Vec<Box<dyn InternalIterator>> = vec![Box::new(newer), Box::new(older)];
+    let mut it = DbIter::new(
+        MergingIter::with_range_dels(children, skipper),
+        NEWEST,
+        None,
+        None,
+    )
+    .with_max_skip(MAX_SKIP);
+    it.seek(b"b").unwrap();
+    let mut got = vec![current(&it)];
+    for _ in 0..3 {
+        it.next().unwrap();
+        got.push(current(&it));
+    }
+    assert_eq!(
+        got,
+        vec![kv("b", 2), kv("c", NEWEST), kv("d", 4), kv("e", 5)]
+    );
+    assert_eq!(older_counts.seeks(), 1, "the older source was sought again");
+}

@@ -69,6 +69,32 @@ impl MergingIter {
         }
     }
 
+    /// Position at the first entry `>= target`, for a `target` after the
+    /// current entry while moving forward (a re-seek past a key's
+    /// versions): only the children still before `target` seek. Every
+    /// other child already stands at its first entry at or after it, since
+    /// a child holds nothing between the current entry and its own (those
+    /// entries would have come out of the merge first), and a child done
+    /// going forward stays done. Otherwise the same as `seek`.
+    pub fn seek_forward(&mut self, target: &[u8]) -> Result<()> {
+        let ahead = self.direction == Direction::Forward
+            && self
+                .current_child()
+                .is_some_and(|c| compare_internal_keys(c.key(), target).is_lt());
+        if !ahead {
+            return self.seek(target);
+        }
+        self.or_invalid(|m| {
+            for child in &mut m.children[..m.live] {
+                if child.valid() && compare_internal_keys(child.key(), target).is_lt() {
+                    child.seek(target)?;
+                }
+            }
+            m.find_smallest();
+            m.skip_covered_forward()
+        })
+    }
+
     fn find_smallest(&mut self) {
         self.current = self.pick(Ordering::Less);
     }
