@@ -138,12 +138,13 @@ impl DbInner {
     /// number to read at.
     pub fn read_view(&self, ks: &KeyspaceState, spec: ReadSpec) -> ReadView {
         let (sv, seq) = self.pin(ks, spec);
+        let options = ks.options();
         ReadView {
             sv: arc_swap::Guard::into_inner(sv),
             seq,
             blocks: spec.blocks,
-            max_skip: ks.options().max_sequential_skip_in_iterations,
-            merge_operator: ks.options().merge_operator.clone(),
+            max_skip: options.max_sequential_skip_in_iterations,
+            merge_operator: options.merge_operator.clone(),
         }
     }
 

@@ -9,7 +9,7 @@
 use super::{user_key, InternalIterator, MergingIter};
 use crate::error::Result;
 use crate::ikey::{push_seek_key, seek_trailer};
-use crate::merge::{full_merge, MergeOperator};
+use crate::merge::{full_merge, full_merge_oldest_first, MergeOperator};
 use bytes::Bytes;
 use std::sync::Arc;
 use strata_sstable::{
@@ -477,10 +477,9 @@ impl DbIter {
             }
             ValueKind::Put => self.valid = true,
             ValueKind::Merge => {
-                // Collected oldest first; `full_merge` takes newest first.
-                self.operands.reverse();
+                // Collected oldest first, the operator's order.
                 let base = has_base.then_some(self.saved_value.as_slice());
-                let merged = full_merge(
+                let merged = full_merge_oldest_first(
                     self.merge_operator.as_ref(),
                     &self.saved_key,
                     base,

@@ -5,14 +5,30 @@ use super::MergeOperator;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 
-/// `full_merge` of `operands` given newest first (the order a reader
-/// finds them in), as the error the read returns if it fails or the
-/// keyspace has no operator.
+/// `full_merge` of `operands` given newest first (the order a forward
+/// reader finds them in), as the error the read returns if it fails or
+/// the keyspace has no operator.
 pub(crate) fn full_merge<T: AsRef<[u8]>>(
     operator: Option<&Arc<dyn MergeOperator>>,
     key: &[u8],
     existing: Option<&[u8]>,
     operands_newest_first: &[T],
+) -> Result<Vec<u8>> {
+    let oldest_first: Vec<&[u8]> = operands_newest_first
+        .iter()
+        .rev()
+        .map(AsRef::as_ref)
+        .collect();
+    full_merge_oldest_first(operator, key, existing, &oldest_first)
+}
+
+/// [`full_merge`] of operands given oldest first (the order a reverse
+/// scan finds them in, and the operator's).
+pub(crate) fn full_merge_oldest_first<T: AsRef<[u8]>>(
+    operator: Option<&Arc<dyn MergeOperator>>,
+    key: &[u8],
+    existing: Option<&[u8]>,
+    operands_oldest_first: &[T],
 ) -> Result<Vec<u8>> {
     let Some(operator) = operator else {
         return Err(merge_failed(
@@ -20,11 +36,7 @@ pub(crate) fn full_merge<T: AsRef<[u8]>>(
             "the key has merge operands and the keyspace has no merge operator",
         ));
     };
-    let oldest_first: Vec<&[u8]> = operands_newest_first
-        .iter()
-        .rev()
-        .map(AsRef::as_ref)
-        .collect();
+    let oldest_first: Vec<&[u8]> = operands_oldest_first.iter().map(AsRef::as_ref).collect();
     operator
         .full_merge(key, existing, &oldest_first)
         .map_err(|e| merge_failed(key, &format!("{} failed: {e}", operator.name())))

@@ -137,13 +137,13 @@ impl Statistics {
     #[inline]
     pub(crate) fn record_get(&self, start: Option<Instant>, value_bytes: Option<usize>) {
         let local = self.counters.local();
-        local.add(Ticker::NumberKeysRead.slot().unwrap_or(0), 1);
+        local.add(const { Ticker::NumberKeysRead.collected_slot() }, 1);
         let useful = BLOOM_USEFUL.with(Cell::take);
         if useful > 0 {
-            local.add(Ticker::BloomFilterUseful.slot().unwrap_or(0), useful);
+            local.add(const { Ticker::BloomFilterUseful.collected_slot() }, useful);
         }
         if let Some(bytes) = value_bytes {
-            local.add(Ticker::BytesRead.slot().unwrap_or(0), bytes as u64);
+            local.add(const { Ticker::BytesRead.collected_slot() }, bytes as u64);
         }
         record_operation_in(&local, Histogram::DbGet, start);
     }

@@ -83,7 +83,7 @@ pub(crate) const COLLECTED_TICKERS: usize = 5;
 
 impl Ticker {
     /// Its slot among the collected tickers.
-    pub(crate) fn slot(self) -> Option<usize> {
+    pub(crate) const fn slot(self) -> Option<usize> {
         match self {
             Ticker::BlockCacheHit => Some(0),
             Ticker::BlockCacheMiss => Some(1),
@@ -91,6 +91,16 @@ impl Ticker {
             Ticker::NumberKeysRead => Some(3),
             Ticker::BytesRead => Some(4),
             _ => None,
+        }
+    }
+
+    /// The slot of a ticker the per-thread counters collect, for use in a
+    /// `const` block: a ticker without one fails the build, rather than
+    /// counting in another's slot.
+    pub(crate) const fn collected_slot(self) -> usize {
+        match self.slot() {
+            Some(slot) => slot,
+            None => panic!("not a collected ticker"),
         }
     }
 }
