@@ -62,7 +62,7 @@ pub enum Error {
     /// kept as a [`Error::Background`]: writes fail with it until the
     /// database is reopened, and nothing waits for the work that panicked.
     Panic {
-        /// Where: "flush thread", "compaction thread", "WAL syncer
+        /// Where: "flush thread", "background compaction", "manual compaction", "WAL syncer
         /// thread", "write group leader", ...
         place: &'static str,
         /// The panic's message.

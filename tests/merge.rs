@@ -554,3 +554,52 @@ fn an_open_keyspace_does_not_switch_operators_over_unflushed_operands() {
         "{e}"
     );
 }
+
+/// An operator that panics on the operand "boom".
+struct Boom;
+
+impl MergeOperator for Boom {
+    fn name(&self) -> &str {
+        "boom"
+    }
+
+    fn full_merge(
+        &self,
+        key: &[u8],
+        existing: Option<&[u8]>,
+        operands: &[&[u8]],
+    ) -> Result<Vec<u8>, MergeError> {
+        assert!(!operands.contains(&&b"boom"[..]), "the operator panicked");
+        Append::default().full_merge(key, existing, operands)
+    }
+}
+
+/// A merge operator panicking in a background compaction is that
+/// compaction's failure, caught where the compaction runs (not by the
+/// thread's last-resort guard, which ends the thread): writes stop with
+/// the panic as the background error, naming the compaction.
+#[test]
+fn an_operator_panicking_in_a_background_compaction_is_its_failure() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = Db::open(
+        "/db",
+        Options {
+            fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+            merge_operator: Some(Arc::new(Boom)),
+            level0_file_num_compaction_trigger: 2,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.put("k", "a").unwrap();
+    db.flush().unwrap();
+    db.merge("k", "boom").unwrap();
+    db.flush().unwrap();
+    let e = db.wait_for_compactions().unwrap_err();
+    assert!(e.to_string().contains("background compaction"), "{e}");
+    let w = db.put("z", "1").unwrap_err();
+    assert!(
+        matches!(&w, Error::Background(inner) if matches!(**inner, Error::Panic { place: "background compaction", .. })),
+        "{w}"
+    );
+}

@@ -249,8 +249,8 @@ fn a_panic_in_a_compaction_thread_fails_every_waiter() {
         start("wait_for_compactions", move || db.wait_for_compactions())
     };
     opener.send(()).unwrap();
-    assert_panicked(&wait.result().unwrap_err(), "compaction thread");
-    every_waiter_fails_then_close(db, "compaction thread");
+    assert_panicked(&wait.result().unwrap_err(), "background compaction");
+    every_waiter_fails_then_close(db, "background compaction");
     reopen_holds(&fs, &acked);
 }
 

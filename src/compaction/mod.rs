@@ -125,7 +125,14 @@ impl DbInner {
                     // counts as running: a resume waits for none to run,
                     // and must not meet its error after it cleared the one
                     // it resumed from.
-                    match self.run_compaction(&ks, c) {
+                    // A panic (a user's merge operator, or ours) is this
+                    // compaction's failure: the thread and the picked
+                    // compaction's bookkeeping live on, as in the manual
+                    // and delete-only paths.
+                    let result =
+                        catch_panic("background compaction", || self.run_compaction(&ks, c))
+                            .unwrap_or_else(Err);
+                    match result {
                         Ok(_) | Err(Error::Closed) => {}
                         Err(e) => {
                             self.set_bg_error(e);
