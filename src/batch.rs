@@ -69,6 +69,9 @@ pub struct WriteBatch {
     /// use: almost always one, so a write checks and inserts per
     /// keyspace without decoding the records.
     keyspaces: Vec<u32>,
+    /// The keyspaces holding merge operands, each once: a write checks
+    /// they have a merge operator.
+    merge_keyspaces: Vec<u32>,
     /// The database the keyspaces of `put_in`, `delete_in` and the range
     /// deletes belong to (`DbInner::instance`); `Some(0)` once keyspaces
     /// of two databases were named, which no write accepts.
@@ -104,6 +107,7 @@ impl WriteBatch {
             rep,
             invalid: None,
             keyspaces: Vec::new(),
+            merge_keyspaces: Vec::new(),
             owner: None,
         }
     }
@@ -191,6 +195,9 @@ impl WriteBatch {
         self.check_size("key", key.len(), MAX_KEY_SIZE);
         self.check_size("merge operand", operand.len(), MAX_VALUE_SIZE);
         self.push_tag(ValueKind::Merge, keyspace);
+        if !self.merge_keyspaces.contains(&keyspace) {
+            self.merge_keyspaces.push(keyspace);
+        }
         put_length_prefixed(&mut self.rep, key);
         put_length_prefixed(&mut self.rep, operand);
         self.bump_count();
@@ -253,12 +260,18 @@ impl WriteBatch {
         &self.keyspaces
     }
 
+    /// The keyspaces holding merge operands, each once.
+    pub(crate) fn merge_keyspaces(&self) -> &[u32] {
+        &self.merge_keyspaces
+    }
+
     /// Remove every record, keeping the allocated buffer.
     pub fn clear(&mut self) {
         self.rep.truncate(HEADER_LEN);
         self.rep.fill(0);
         self.invalid = None;
         self.keyspaces.clear();
+        self.merge_keyspaces.clear();
         self.owner = None;
     }
 

@@ -183,7 +183,15 @@ impl Db {
         operand: impl AsRef<[u8]>,
         opts: &WriteOptions,
     ) -> Result<()> {
-        self.inner().write_with(opts, |b| b.merge(key, operand))
+        let inner = self.inner();
+        if let Some(ks) = inner
+            .keyspaces
+            .load()
+            .get(crate::version::DEFAULT_KEYSPACE_ID)
+        {
+            crate::write::check_merge_operator_set(ks)?;
+        }
+        inner.write_with(opts, |b| b.merge(key, operand))
     }
 
     /// An empty [`WriteBatch`] whose buffer is recycled from earlier

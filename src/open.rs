@@ -114,25 +114,26 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             .get(&id)
             .cloned()
             .unwrap_or_else(|| versions.current(id));
-        let ks_options = if id == DEFAULT_KEYSPACE_ID {
-            check_merge_operator(name, options.merge_operator.as_ref(), &version, [&mem])?;
-            options.clone()
+        let super_version = SuperVersion {
+            mem: Arc::clone(&mem),
+            imms: Vec::new(),
+            version,
+        };
+        states.push(Arc::new(if id == DEFAULT_KEYSPACE_ID {
+            check_merge_operator(
+                name,
+                options.merge_operator.as_ref(),
+                &super_version.version,
+                [&mem],
+            )?;
+            KeyspaceState::new(id, name.to_owned(), options.clone(), super_version)
         } else {
-            Options {
+            let ks_options = Options {
                 merge_operator: None,
                 ..options.clone()
-            }
-        };
-        states.push(Arc::new(KeyspaceState::new(
-            id,
-            name.to_owned(),
-            ks_options,
-            SuperVersion {
-                mem: Arc::clone(&mem),
-                imms: Vec::new(),
-                version,
-            },
-        )));
+            };
+            KeyspaceState::recovered(id, name.to_owned(), ks_options, super_version)
+        }));
         // Ids in order: the default keyspace (0) first.
         mems = Some(match mems {
             None => ActiveMemTables::single(mem),

@@ -301,21 +301,40 @@ fn reopening_without_the_operator_the_operands_were_written_for_fails_at_open() 
     }
 }
 
+/// A merge into a keyspace with no operator is refused at write time,
+/// single or in a batch (atomically: nothing of the batch is applied):
+/// accepted, it could never be read and the database would not open again
+/// without an operator.
 #[test]
-fn a_merge_without_an_operator_is_stored_and_its_reads_fail_naming_the_key() {
+fn a_merge_without_an_operator_is_refused_naming_the_setting() {
     let fs = Arc::new(MemFileSystem::new());
     let db = open_with(&fs, None).unwrap();
-    db.put("plain", "v").unwrap();
-    db.merge("counter", counter(1)).unwrap();
-    let e = db.get("counter").unwrap_err();
+    let e = db.merge("counter", counter(1)).unwrap_err();
     assert!(
-        matches!(&e, Error::MergeFailed { key, .. } if key == b"counter"),
+        matches!(&e, Error::InvalidArgument(m) if m.contains("no merge operator") && m.contains("Options::merge_operator")),
         "{e}"
     );
-    assert!(e.to_string().contains("no merge operator"), "{e}");
-    assert_eq!(db.get("plain").unwrap().as_deref(), Some(&b"v"[..]));
-    let scanned: Vec<_> = db.iter().collect();
-    assert!(scanned.iter().any(|r| r.is_err()), "{scanned:?}");
+    let mut batch = WriteBatch::new();
+    batch.put("plain", "v");
+    batch.merge("counter", counter(1));
+    let e = db.write(batch).unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument(_)), "{e}");
+    assert_eq!(db.get("plain").unwrap(), None);
+    assert_eq!(db.get("counter").unwrap(), None);
+    let ks = db.keyspace("ks").unwrap();
+    let mut batch = WriteBatch::new();
+    batch.merge_in(&ks, "k", counter(1));
+    let e = db.write(batch).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("\"ks\"") && m.contains("KeyspaceOptions::merge_operator")),
+        "{e}"
+    );
+    assert!(ks.merge("k", counter(1)).is_err());
+    drop(ks);
+    db.close().unwrap();
+    // Nothing was stored: it opens without an operator.
+    let db = open_with(&fs, None).unwrap();
+    assert_eq!(db.get("counter").unwrap(), None);
 }
 
 /// Fails on an operand of "bad"; otherwise appends.
@@ -472,6 +491,30 @@ fn a_recovered_keyspace_opened_without_options_takes_the_databases_operator() {
         matches!(&e, Error::InvalidArgument(m) if m.contains("stringappend")),
         "{e}"
     );
+}
+
+/// A keyspace created (or opened) with no merge operator keeps none when
+/// opened again without options: only one recovered at open and not
+/// opened since takes the database's.
+#[test]
+fn a_keyspace_given_no_operator_does_not_take_the_databases() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+    let ks = db
+        .keyspace_with("plain", KeyspaceOptions::default())
+        .unwrap();
+    assert!(ks.merge("k", counter(1)).is_err());
+    drop(ks);
+    let ks = db.keyspace("plain").unwrap();
+    let e = ks.merge("k", counter(1)).unwrap_err();
+    assert!(matches!(&e, Error::InvalidArgument(_)), "{e}");
+    drop(ks);
+    db.close().unwrap();
+    // Recovered and opened without options, it takes the database's.
+    let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+    let ks = db.keyspace("plain").unwrap();
+    ks.merge("k", counter(2)).unwrap();
+    assert_eq!(ks.get("k").unwrap().as_deref(), Some(&counter(2)[..]));
 }
 
 /// Operands replayed from the WAL carry no operator's name. Compacted

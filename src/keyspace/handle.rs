@@ -126,6 +126,7 @@ impl Keyspace {
         opts: &WriteOptions,
     ) -> Result<()> {
         self.state.check_live()?;
+        crate::write::check_merge_operator_set(&self.state)?;
         let id = self.id();
         self.db
             .inner()

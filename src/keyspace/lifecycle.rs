@@ -82,15 +82,16 @@ impl DbInner {
                     &version,
                     std::iter::once(&sv.mem).chain(&sv.imms),
                 )?;
-                ks.set_options(options);
+                ks.set_opened_options(options);
                 // Writers look at the keyspaces' limits again.
                 self.bg.notify_all();
-            } else if ks.options().merge_operator.is_none() && self.options.merge_operator.is_some()
-            {
+            } else if ks.awaits_merge_operator() && self.options.merge_operator.is_some() {
                 // A keyspace recovered at open has no merge operator (it
                 // may not be the database's); opened without options, it
                 // takes the database's keyspace options' one, as every
-                // other option (docs/design/merge.md §5).
+                // other option (docs/design/merge.md §5). One created or
+                // opened with options keeps the one it was given, None
+                // included.
                 let version = self.versions.lock().current(ks.id);
                 let sv = ks.current_super_version();
                 crate::merge::check_merge_operator(
@@ -103,7 +104,7 @@ impl DbInner {
                     merge_operator: self.options.merge_operator.clone(),
                     ..(**ks.options()).clone()
                 };
-                ks.set_options(options);
+                ks.set_opened_options(options);
             }
             return Ok(Arc::clone(ks));
         }

@@ -171,8 +171,8 @@ impl DbInner {
 
     /// `Err(KeyspaceDropped)` if a record of `batch` is in a keyspace that
     /// is not live (dropped), `Err(InvalidArgument)` if it names a keyspace
-    /// of another database.
-    fn check_keyspaces(&self, batch: &WriteBatch) -> Result<()> {
+    /// of another database or merges into one with no merge operator.
+    pub(crate) fn check_keyspaces(&self, batch: &WriteBatch) -> Result<()> {
         if batch.owner().is_some_and(|owner| owner != self.instance) {
             return Err(crate::Error::InvalidArgument(
                 "the batch names a keyspace of another database".into(),
@@ -182,16 +182,22 @@ impl DbInner {
         if ids
             .iter()
             .all(|&id| id == crate::version::DEFAULT_KEYSPACE_ID)
+            && batch.merge_keyspaces().is_empty()
         {
             return Ok(());
         }
         let keyspaces = self.keyspaces.load();
-        match ids.iter().find(|&&id| keyspaces.get(id).is_none()) {
-            Some(id) => Err(crate::Error::KeyspaceDropped {
+        if let Some(id) = ids.iter().find(|&&id| keyspaces.get(id).is_none()) {
+            return Err(crate::Error::KeyspaceDropped {
                 name: format!("#{id}"),
-            }),
-            None => Ok(()),
+            });
         }
+        for &id in batch.merge_keyspaces() {
+            if let Some(ks) = keyspaces.get(id) {
+                check_merge_operator_set(ks)?;
+            }
+        }
+        Ok(())
     }
 
     /// An empty batch with a recycled buffer (see [`crate::Db::new_batch`]).
@@ -259,4 +265,22 @@ impl DbInner {
         };
         r.map_err(|e| self.wal_failure(e))
     }
+}
+
+/// `Err(InvalidArgument)` if `keyspace` has no merge operator: an operand
+/// written there could never be read, and the database would not open
+/// again without an operator (RocksDB's `Merge` refuses it the same way).
+pub(crate) fn check_merge_operator_set(keyspace: &crate::keyspace::KeyspaceState) -> Result<()> {
+    if keyspace.options().merge_operator.is_some() {
+        return Ok(());
+    }
+    let setting = if keyspace.id == crate::version::DEFAULT_KEYSPACE_ID {
+        "Options::merge_operator"
+    } else {
+        "KeyspaceOptions::merge_operator"
+    };
+    Err(crate::Error::InvalidArgument(format!(
+        "merge into keyspace {:?}, which has no merge operator: set {setting}",
+        keyspace.name
+    )))
 }
