@@ -51,6 +51,7 @@ mod ikey;
 mod info;
 pub mod inspect;
 mod iter;
+mod key_walk;
 mod keyspace;
 mod lock_order;
 mod memtable;

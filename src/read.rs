@@ -3,7 +3,8 @@
 
 use crate::error::Result;
 use crate::iter::{DbIter, InternalIterator, MergingIter, RangeDelSkipper, TombstoneSource};
-use crate::memtable::{Lookup, MemTable, MemTableIter};
+use crate::key_walk::{KeyWalk, Step};
+use crate::memtable::{MemTable, MemTableIter};
 use crate::merge::{full_merge, MergeOperator};
 use crate::version::Version;
 use bytes::Bytes;
@@ -64,13 +65,12 @@ pub(crate) struct ReadView {
 /// older source holds only older versions of `key` (the source-order
 /// invariant, docs/design/range-deletes.md §0).
 ///
-/// A merge operand is collected and the walk goes on below it, asking the
-/// same source again at the operand's sequence number minus one (every
-/// newer source had nothing at `seq`, so nothing below it either) until a
-/// put, a delete, a covering tombstone or the end; then the operator
-/// `operator` gives combines them once (docs/design/merge.md §3). It is
-/// asked only then: a read that meets no operand does not load the
-/// keyspace's options.
+/// A merge operand is collected and the walk goes on to the key's next
+/// older version in the same source, then in older ones (`KeyWalk`),
+/// until a put, a delete, a covering tombstone or the end; then the
+/// operator `operator` gives combines them once (docs/design/merge.md
+/// §3). It is asked only then: a read that meets no operand does not
+/// load the keyspace's options.
 pub(crate) fn get(
     sv: &SuperVersion,
     key: &[u8],
@@ -78,37 +78,16 @@ pub(crate) fn get(
     blocks: BlockReadOptions,
     operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
 ) -> Result<Option<Bytes>> {
-    let mut operands: Vec<Bytes> = Vec::new();
-    let mut at = seq;
+    let mut walk = KeyWalk::new(seq);
     let memtables = std::iter::once(&sv.mem).chain(sv.imms.iter());
     for mem in memtables {
-        loop {
-            match mem.get(key, at) {
-                Lookup::Found(v) => return resolve(operator, key, Some(v), operands),
-                Lookup::Deleted => return resolve(operator, key, None, operands),
-                Lookup::Operand(q, operand) => {
-                    operands.push(operand);
-                    match q.checked_sub(1) {
-                        Some(below) => at = below,
-                        None => return resolve(operator, key, None, operands),
-                    }
-                }
-                Lookup::Absent => break,
-            }
+        if let Step::Decided(base) = mem.walk(key, &mut walk) {
+            return resolve(operator, key, base, walk.operands);
         }
     }
-    loop {
-        match sv.version.get(key, at, blocks)? {
-            Lookup::Found(v) => return resolve(operator, key, Some(v), operands),
-            Lookup::Deleted | Lookup::Absent => return resolve(operator, key, None, operands),
-            Lookup::Operand(q, operand) => {
-                operands.push(operand);
-                match q.checked_sub(1) {
-                    Some(below) => at = below,
-                    None => return resolve(operator, key, None, operands),
-                }
-            }
-        }
+    match sv.version.walk(key, &mut walk, blocks)? {
+        Step::Decided(base) => resolve(operator, key, base, walk.operands),
+        Step::Continue => resolve(operator, key, None, walk.operands),
     }
 }
 

@@ -113,6 +113,9 @@ impl Harness {
             merge_operator: Some(operator),
             level0_file_num_compaction_trigger: 2,
             inline_background_work: true,
+            // The smallest blocks: a key's operands span data blocks
+            // and a read walks on into the next block.
+            block_size: 256,
             ..Options::default()
         }
     }
@@ -595,6 +598,61 @@ fn an_open_keyspace_does_not_switch_operators_over_unflushed_operands() {
     assert!(
         matches!(&e, Error::InvalidArgument(m) if m.contains("\"max\"")),
         "{e}"
+    );
+}
+
+/// A read walks down a key's operands in a table block by block, not
+/// with a search of the table per operand: 40 operands over a base, in
+/// 256-byte blocks of one table, read with one block access per block they
+/// span (the old read asked the table again for each: 41 accesses).
+#[test]
+fn a_read_walks_operands_in_a_table_without_searching_again() {
+    let fs = Arc::new(MemFileSystem::new());
+    let statistics = strata::Statistics::new();
+    let db = Db::open(
+        "/db",
+        Options {
+            fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+            merge_operator: Some(Arc::new(Append::with_separator(","))),
+            block_size: 256,
+            statistics: Some(Arc::clone(&statistics)),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.put("a", "before").unwrap();
+    db.put("k", "base").unwrap();
+    let mut want = String::from("base");
+    for i in 0..40 {
+        let operand = format!("{i:02}-operand-of-thirty-bytes-");
+        db.merge("k", &operand).unwrap();
+        want.push_str(&format!(",{operand}"));
+    }
+    db.put("z", "after").unwrap();
+    db.flush().unwrap();
+    let accesses = || {
+        let s = db.statistics().unwrap();
+        s.ticker(strata::Ticker::BlockCacheHit) + s.ticker(strata::Ticker::BlockCacheMiss)
+    };
+    let before = accesses();
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(want.as_bytes()));
+    let spent = accesses() - before;
+    // 41 entries of about 45 bytes: about 8 blocks of 256 bytes.
+    assert!(spent <= 16, "{spent} block accesses for one read");
+    // The memtable walks the same way, and a snapshot stops on time.
+    let snapshot = db.snapshot();
+    db.merge("k", "late").unwrap();
+    assert_eq!(
+        db.get("k").unwrap().as_deref(),
+        Some(format!("{want},late").as_bytes())
+    );
+    let read = ReadOptions {
+        snapshot: Some(&snapshot),
+        ..ReadOptions::default()
+    };
+    assert_eq!(
+        db.get_opt("k", &read).unwrap().as_deref(),
+        Some(want.as_bytes())
     );
 }
 

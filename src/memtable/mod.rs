@@ -19,6 +19,7 @@ pub(crate) use key::IKey;
 
 use crate::batch::BatchOp;
 use crate::ikey::with_seek_key;
+use crate::key_walk::{KeyWalk, Step};
 use arena::Arena;
 use bloom::MemBloom;
 use bytes::Bytes;
@@ -47,15 +48,13 @@ const NODE_BYTES: usize = std::mem::size_of::<MemEntry>() + 8 + 2 * 8;
 /// (they fit in 56 bits).
 const NOT_SEALED: SeqNo = SeqNo::MAX;
 
-/// What a lookup found for a user key at a sequence number.
+/// What a memtable alone says of a user key at a sequence number, for
+/// tests (reads walk with [`MemTable::walk`]).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup<V> {
     /// The newest visible version is a put of this value.
     Found(V),
-    /// The newest visible version is a merge operand written at this
-    /// sequence number: the value is the operands down to the next put,
-    /// delete or covering range tombstone, found by asking again below it.
-    Operand(SeqNo, V),
     /// The newest visible version is a delete: stop looking in older data.
     Deleted,
     /// No visible version here: look in older data.
@@ -199,46 +198,54 @@ impl MemTable {
         }
     }
 
-    /// The newest version of `user_key` with a sequence number `<= seqno`,
-    /// range deletes included: a point newer than every range tombstone
-    /// covering the key (at `seqno`) is the answer, else a covering
-    /// tombstone makes it `Deleted`. A found value (or operand) is copied
-    /// out: it is what the caller returns to the user. After an `Operand`
-    /// at `q`, asking again at `q - 1` gives the next older version: the
-    /// covering tombstone is the same there (it is older than `q`).
+    /// What a read at `seqno` finds for `user_key` here alone (no merge
+    /// operands in the tests that ask).
+    #[cfg(test)]
     pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Lookup<Bytes> {
-        // One atomic load when the memtable holds no range delete.
-        let covering = self.range_dels.max_covering_seqno(user_key, seqno);
-        let point = if self.bloom.may_contain(user_key) {
-            self.newest_point(user_key, seqno)
-        } else {
-            // A filter miss proves no point; a covering tombstone still
-            // answers.
-            None
-        };
-        match (point, covering) {
-            (Some((_, found)), None) => found,
-            (Some((q, found)), Some(t)) if q > t => found,
-            (_, Some(_)) => Lookup::Deleted,
-            (None, None) => Lookup::Absent,
+        match self.walk(user_key, &mut KeyWalk::new(seqno)) {
+            Step::Decided(Some(v)) => Lookup::Found(v),
+            Step::Decided(None) => Lookup::Deleted,
+            Step::Continue => Lookup::Absent,
         }
     }
 
-    /// The newest point entry of `user_key` at or below `seqno`: its
-    /// sequence number and what it says.
-    fn newest_point(&self, user_key: &[u8], seqno: SeqNo) -> Option<(SeqNo, Lookup<Bytes>)> {
-        let entry = with_seek_key(user_key, seqno, |target| {
-            self.map.lower_bound(Bound::Included(IKey::new(target)))
-        })?;
-        let mem_entry = entry.key();
-        let k = parse_internal_key(mem_entry.ikey()).filter(|k| k.user_key == user_key)?;
-        let found = match k.kind {
-            ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(mem_entry.value())),
-            ValueKind::Merge => Lookup::Operand(k.seqno, Bytes::copy_from_slice(mem_entry.value())),
-            // `parse_internal_key` yields point kinds only.
-            ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
-        };
-        Some((k.seqno, found))
+    /// Walk `user_key`'s versions at or below `walk.at`, newest first,
+    /// range deletes included, collecting merge operands until a version
+    /// decides (see [`KeyWalk`]): the entries of a key are adjacent, so an
+    /// operand costs a step to the next entry, not a search. Values are
+    /// copied out: they are what the caller returns.
+    pub(crate) fn walk(&self, user_key: &[u8], walk: &mut KeyWalk) -> Step {
+        // Every tombstone covering the key at or below `at` covers the
+        // versions older than it: the first version not newer than the
+        // newest of them, and all older ones, are deleted.
+        let covering = self.range_dels.max_covering_seqno(user_key, walk.at);
+        // A filter miss proves no point; a covering tombstone still
+        // answers.
+        if self.bloom.may_contain(user_key) {
+            let mut entry = with_seek_key(user_key, walk.at, |target| {
+                self.map.lower_bound(Bound::Included(IKey::new(target)))
+            });
+            while let Some(e) = entry {
+                let mem_entry = e.key();
+                let Some(k) =
+                    parse_internal_key(mem_entry.ikey()).filter(|k| k.user_key == user_key)
+                else {
+                    break;
+                };
+                if covering.is_some_and(|t| k.seqno <= t) {
+                    break;
+                }
+                let value = || Bytes::copy_from_slice(mem_entry.value());
+                if let Some(decided) = walk.visit(k.seqno, k.kind, value) {
+                    return Step::Decided(decided);
+                }
+                entry = e.next();
+            }
+        }
+        match covering {
+            Some(_) => Step::Decided(None),
+            None => Step::Continue,
+        }
     }
 
     /// The largest sequence number inserted so far (0 if empty).

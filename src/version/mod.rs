@@ -20,10 +20,10 @@ pub use table_file::{TableFile, TableOpener};
 
 use crate::error::{table_error, Result};
 use crate::iter::{InternalIterator, LevelIter, RangeDelSkipper, TableFileIter, TombstoneSource};
-use crate::memtable::Lookup;
+use crate::key_walk::{KeyWalk, Step};
 use bytes::Bytes;
 use std::sync::Arc;
-use strata_sstable::{BlockReadOptions, SeqNo, ValueKind};
+use strata_sstable::{BlockReadOptions, Found, VersionsEnd};
 
 /// Number of levels: L0 (overlapping tables, newest first) and L1..L6
 /// (each one sorted run of non-overlapping tables).
@@ -88,20 +88,21 @@ impl Version {
         self.levels[level].iter().map(|f| f.meta.size).sum()
     }
 
-    /// The newest version of `user_key` at or below `seqno` in the tables,
-    /// their blocks read as `blocks` says. After an `Operand` at `q`,
-    /// asking again at `q - 1` gives the next older version (the tables
-    /// newer than the operand's hold nothing of the key at or below `q`).
-    pub fn get(
+    /// Walk `user_key`'s versions at or below `walk.at` through the
+    /// tables, newest first (see [`KeyWalk`]): a table that answers with
+    /// an operand is walked on within its data block, then asked again
+    /// below the operand only if the block ended, and the walk goes on to
+    /// the older tables from where it is, never from L0 again.
+    pub(crate) fn walk(
         &self,
         user_key: &[u8],
-        seqno: SeqNo,
+        walk: &mut KeyWalk,
         blocks: BlockReadOptions,
-    ) -> Result<Lookup<Bytes>> {
+    ) -> Result<Step> {
         for file in self.levels[0].iter() {
             if file.contains_key(user_key) {
-                if let Some(found) = lookup(file, user_key, seqno, blocks)? {
-                    return Ok(found);
+                if let Step::Decided(v) = walk_table(file, user_key, walk, blocks)? {
+                    return Ok(Step::Decided(v));
                 }
             }
         }
@@ -109,13 +110,13 @@ impl Version {
             let i = files.partition_point(|f| f.meta.ends_before(user_key));
             if let Some(file) = files.get(i) {
                 if file.meta.may_contain(user_key) {
-                    if let Some(found) = lookup(file, user_key, seqno, blocks)? {
-                        return Ok(found);
+                    if let Step::Decided(v) = walk_table(file, user_key, walk, blocks)? {
+                        return Ok(Step::Decided(v));
                     }
                 }
             }
         }
-        Ok(Lookup::Absent)
+        Ok(Step::Continue)
     }
 
     /// Add one internal iterator per L0 table and one per non-empty deeper
@@ -148,35 +149,48 @@ impl Version {
     }
 }
 
-/// The answer of one table for `user_key` at `seqno`, its range
-/// tombstones included: a point newer than the newest tombstone covering
-/// the key decides; otherwise a covering tombstone deletes the key, and by
-/// the source-order invariant (ARCHITECTURE.md, "Range deletes") every
-/// version in an older table too, so the caller stops. The tombstones are
-/// in memory: the check costs a binary search and no I/O, and it comes
-/// first so that a bloom miss cannot hide a covered key as absent.
-fn lookup(
+/// [`Version::walk`] in one table, its range tombstones included: a
+/// version newer than the newest tombstone covering the key is taken (an
+/// operand and the walk goes on in the same block); a covered one, or a
+/// covering tombstone with no version above it, deletes the key, and by
+/// the source-order invariant every version in an older table too.
+fn walk_table(
     file: &TableFile,
     user_key: &[u8],
-    seqno: SeqNo,
+    walk: &mut KeyWalk,
     blocks: BlockReadOptions,
-) -> Result<Option<Lookup<Bytes>>> {
+) -> Result<Step> {
     let table = file.table();
-    let covered_at = table.max_covering_tombstone(user_key, seqno);
-    let (found, filtered) = table
-        .get_filtered(user_key, seqno, blocks)
-        .map_err(|e| table_error(file.path(), e))?;
-    if filtered {
-        crate::statistics::note_bloom_useful();
+    let covered_at = table.max_covering_tombstone(user_key, walk.at);
+    let mut decided: Option<Option<Bytes>> = None;
+    loop {
+        let at = walk.at;
+        let mut visit = |f: Found| {
+            if covered_at.is_some_and(|t| f.seqno <= t) {
+                decided = Some(None);
+                return false;
+            }
+            decided = walk.visit(f.seqno, f.kind, || f.value);
+            decided.is_none()
+        };
+        let end = table
+            .get_versions(user_key, at, blocks, &mut visit)
+            .map_err(|e| table_error(file.path(), e))?;
+        if end == VersionsEnd::Filtered {
+            crate::statistics::note_bloom_useful();
+        }
+        if let Some(v) = decided {
+            return Ok(Step::Decided(v));
+        }
+        // Older versions may start the next block: ask below the last
+        // operand taken (`walk.at` moved there).
+        if end != VersionsEnd::BlockEnded {
+            break;
+        }
     }
-    Ok(match found {
-        Some(f) if covered_at.is_none_or(|t| f.seqno > t) => Some(match f.kind {
-            ValueKind::Put => Lookup::Found(f.value),
-            ValueKind::Merge => Lookup::Operand(f.seqno, f.value),
-            // A table's point lookup yields point kinds only.
-            ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
-        }),
-        _ => covered_at.map(|_| Lookup::Deleted),
+    Ok(match covered_at {
+        Some(_) => Step::Decided(None),
+        None => Step::Continue,
     })
 }
 
@@ -186,7 +200,7 @@ mod tests {
     use crate::fs::MemFileSystem;
     use crate::options::Options;
     use std::path::PathBuf;
-    use strata_sstable::{TableBuilder, TableOptions};
+    use strata_sstable::{SeqNo, TableBuilder, TableOptions, ValueKind};
 
     /// L1 as a range tombstone cut at `c` leaves it: table 1 holds `a` and
     /// `b` and ends just before `c`, table 2 holds `c` and `d`.
@@ -339,14 +353,17 @@ mod tests {
     #[test]
     fn a_get_at_a_tables_exclusive_end_reads_the_next_table() {
         let v = level_meeting_at_c();
+        let get = |key: &[u8]| {
+            v.walk(key, &mut KeyWalk::new(10), BlockReadOptions::default())
+                .unwrap()
+        };
         for key in [&b"a"[..], b"b", b"c", b"d"] {
-            let found = v.get(key, 10, BlockReadOptions::default()).unwrap();
+            let found = get(key);
             assert!(
-                matches!(&found, Lookup::Found(value) if value.as_ref() == key),
+                matches!(&found, Step::Decided(Some(value)) if value.as_ref() == key),
                 "{key:?}: {found:?}"
             );
         }
-        let found = v.get(b"bb", 10, BlockReadOptions::default()).unwrap();
-        assert!(matches!(found, Lookup::Absent), "{found:?}");
+        assert_eq!(get(b"bb"), Step::Continue);
     }
 }

@@ -111,4 +111,6 @@ pub use table_builder::{
     BuiltTable, TableBuilder, MAX_USER_KEY_LEN, MAX_VALUE_LEN, META_FILTER, META_PROPERTIES,
     META_RANGE_DEL,
 };
-pub use table_reader::{BlockReadOptions, Found, Table, TableReadOptions, MAX_COPIED_VALUE_BYTES};
+pub use table_reader::{
+    BlockReadOptions, Found, Table, TableReadOptions, VersionsEnd, MAX_COPIED_VALUE_BYTES,
+};

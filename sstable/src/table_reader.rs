@@ -166,6 +166,22 @@ pub struct Found {
     pub value: Bytes,
 }
 
+/// How [`Table::get_versions`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionsEnd {
+    /// The filter proved the key absent: no block was read.
+    Filtered,
+    /// The visitor asked for no more versions.
+    Stopped,
+    /// The table holds no (more) versions of the key at or below the
+    /// sequence number asked.
+    Exhausted,
+    /// The data block ended while the visitor wanted more: older
+    /// versions of the key may start the next block; ask again below the
+    /// last one visited.
+    BlockEnded,
+}
+
 /// A data block: its bytes borrowed from a file held in memory (parsed
 /// by the reader), or a parsed block of its own (read from the source,
 /// decompressed, or from the cache, which keeps blocks parsed).
@@ -611,16 +627,47 @@ impl Table {
         seqno: SeqNo,
         reads: BlockReadOptions,
     ) -> Result<(Option<Found>, bool)> {
+        let mut first = None;
+        let end = self.walk_versions(user_key, seqno, reads, &mut |found| {
+            first = Some(found);
+            false
+        })?;
+        Ok((first, end == VersionsEnd::Filtered))
+    }
+
+    /// The entries of `user_key` at or below `seqno`, newest first, given
+    /// to `visit` while it returns `true`, within the data block holding
+    /// the newest: the way a read collecting merge operands walks down a
+    /// key's versions without searching the table again for each. Asks
+    /// the filter first. Values are as [`Table::get`]'s.
+    pub fn get_versions(
+        &self,
+        user_key: &[u8],
+        seqno: SeqNo,
+        reads: BlockReadOptions,
+        visit: &mut dyn FnMut(Found) -> bool,
+    ) -> Result<VersionsEnd> {
+        self.walk_versions(user_key, seqno, reads, &mut |found| visit(found))
+    }
+
+    #[inline]
+    fn walk_versions(
+        &self,
+        user_key: &[u8],
+        seqno: SeqNo,
+        reads: BlockReadOptions,
+        visit: &mut impl FnMut(Found) -> bool,
+    ) -> Result<VersionsEnd> {
         if let Some(filter) = self.filter_block()? {
             if !filter.may_contain(user_key) {
-                return Ok((None, true));
+                return Ok(VersionsEnd::Filtered);
             }
         }
         let buf = GET_KEY_BUFFER.with(Cell::take);
         let mut cursor = Cursor::with_key_buffer(buf);
-        let result = self.get_with(&mut cursor, user_key, seqno, reads);
+        let result = self.get_with(&mut cursor, user_key, seqno, reads, visit);
         GET_KEY_BUFFER.with(|cell| cell.set(cursor.into_key_buffer()));
-        result.map(|found| (found, false))
+        result
     }
 
     /// How reads that pass no options treat data blocks: as the table
@@ -639,14 +686,15 @@ impl Table {
         user_key: &[u8],
         seqno: SeqNo,
         reads: BlockReadOptions,
-    ) -> Result<Option<Found>> {
+        visit: &mut impl FnMut(Found) -> bool,
+    ) -> Result<VersionsEnd> {
         let trailer = seek_trailer(seqno);
         let cmp = |k: &[u8]| compare_to_target(k, user_key, trailer);
         let index_block = self.index()?;
         let index = index_block.block.view();
         cursor.seek_by_fenced(&index, &index_block.fence, key_prefix(user_key), cmp)?;
         if !cursor.valid() {
-            return Ok(None);
+            return Ok(VersionsEnd::Exhausted);
         }
         let ordinal = cursor.restart_index();
         let handle = index_handle_at(&index, cursor)?;
@@ -657,18 +705,23 @@ impl Table {
             let mut found = None;
             let hit = cache.lookup_with(self.cache_key(handle.offset), &mut |cached| {
                 if let CachedBlock::Data(block) = cached {
-                    found = Some(search_block(cursor, &block.view(), user_key, cmp, |r| {
-                        lend_or_copy(block.data(), r)
-                    }));
+                    let value = |r| lend_or_copy(block.data(), r);
+                    found = Some(walk_block(
+                        cursor,
+                        &block.view(),
+                        user_key,
+                        cmp,
+                        value,
+                        visit,
+                    ));
                 }
             });
             if let (true, Some(found)) = (hit, found) {
                 return found;
             }
             let block = self.read_data_block(handle, reads, None)?;
-            return search_block(cursor, &block.view(), user_key, cmp, |r| {
-                lend_or_copy(block.data(), r)
-            });
+            let value = |r| lend_or_copy(block.data(), r);
+            return walk_block(cursor, &block.view(), user_key, cmp, value, visit);
         }
         match self.data_block(ordinal, handle, reads, None)? {
             Contents::InPlace { data, offset } => {
@@ -677,19 +730,19 @@ impl Table {
                     exact: true,
                 };
                 let view = BlockView::parse(data, origin)?;
-                search_block(cursor, &view, user_key, cmp, |(start, end)| {
-                    match &self.in_memory {
-                        Some(file) => {
-                            let base = offset as usize;
-                            file.slice(base + start..base + end)
-                        }
-                        None => Bytes::copy_from_slice(&data[start..end]),
+                let value = |(start, end): (usize, usize)| match &self.in_memory {
+                    Some(file) => {
+                        let base = offset as usize;
+                        file.slice(base + start..base + end)
                     }
-                })
+                    None => Bytes::copy_from_slice(&data[start..end]),
+                };
+                walk_block(cursor, &view, user_key, cmp, value, visit)
             }
-            Contents::Parsed(block) => search_block(cursor, &block.view(), user_key, cmp, |r| {
-                lend_or_copy(block.data(), r)
-            }),
+            Contents::Parsed(block) => {
+                let value = |r| lend_or_copy(block.data(), r);
+                walk_block(cursor, &block.view(), user_key, cmp, value, visit)
+            }
         }
     }
 
@@ -1042,30 +1095,41 @@ fn lend_or_copy(data: &Bytes, (start, end): (usize, usize)) -> Bytes {
     }
 }
 
-/// The newest entry of `user_key` at or below the seek target in one
-/// data block, its value made by `value` from its range in the block.
+/// The entries of `user_key` at or below the seek target in one data
+/// block, newest first, given to `visit` while it asks for more, each
+/// value made by `value` from its range in the block.
 #[inline]
-fn search_block(
+fn walk_block(
     cursor: &mut Cursor,
     view: &BlockView<'_>,
     user_key: &[u8],
     cmp: impl Fn(&[u8]) -> std::cmp::Ordering,
-    value: impl FnOnce((usize, usize)) -> Bytes,
-) -> Result<Option<Found>> {
+    value: impl Fn((usize, usize)) -> Bytes,
+    visit: &mut impl FnMut(Found) -> bool,
+) -> Result<VersionsEnd> {
     cursor.seek_by(view, cmp)?;
     if !cursor.valid() {
-        return Ok(None);
+        return Ok(VersionsEnd::Exhausted);
     }
-    let parsed =
-        parse_internal_key(cursor.key()).ok_or_else(|| bad_key(view, cursor.entry_offset()))?;
-    if parsed.user_key != user_key {
-        return Ok(None);
+    loop {
+        let parsed =
+            parse_internal_key(cursor.key()).ok_or_else(|| bad_key(view, cursor.entry_offset()))?;
+        if parsed.user_key != user_key {
+            return Ok(VersionsEnd::Exhausted);
+        }
+        let found = Found {
+            seqno: parsed.seqno,
+            kind: parsed.kind,
+            value: value(cursor.value_range()),
+        };
+        if !visit(found) {
+            return Ok(VersionsEnd::Stopped);
+        }
+        cursor.next(view)?;
+        if !cursor.valid() {
+            return Ok(VersionsEnd::BlockEnded);
+        }
     }
-    Ok(Some(Found {
-        seqno: parsed.seqno,
-        kind: parsed.kind,
-        value: value(cursor.value_range()),
-    }))
 }
 
 /// The handle in the current index entry.

@@ -1,0 +1,93 @@
+//! `KeyWalk`: a point read's walk down one key's versions, newest first,
+//! across its sources (the memtables, then the tables).
+//!
+//! Without merge operands the first version found decides. Each operand
+//! met is kept and the walk goes on to the next older version in the
+//! same source (the next skiplist entry, the next entry of the data
+//! block) without searching again from the top (RocksDB's `GetContext`
+//! does the same), then on to older sources, until a put, a delete or a
+//! covering range tombstone decides (docs/design/merge.md §3).
+
+use bytes::Bytes;
+use strata_sstable::{SeqNo, ValueKind};
+
+/// The operands met so far and where older sources are asked.
+pub(crate) struct KeyWalk {
+    /// Merge operands, newest first.
+    pub operands: Vec<Bytes>,
+    /// Older sources are asked for versions at or below this.
+    pub at: SeqNo,
+}
+
+/// What one source told a walk.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Step {
+    /// Decided: a put's value, or no base value (a delete, a covering
+    /// range tombstone, or operands down to sequence number 0).
+    Decided(Option<Bytes>),
+    /// Nothing decided here: ask the next older source at `KeyWalk::at`.
+    Continue,
+}
+
+impl KeyWalk {
+    /// A walk of the versions at or below `seqno`.
+    pub fn new(seqno: SeqNo) -> KeyWalk {
+        KeyWalk {
+            operands: Vec::new(),
+            at: seqno,
+        }
+    }
+
+    /// Take the version at `seqno` of kind `kind` (the newest not yet
+    /// visited, at or below `at`): `Some` if it decides the read, `None`
+    /// if it is an operand and older versions are needed, which are
+    /// then at or below `at`.
+    #[inline]
+    pub fn visit(
+        &mut self,
+        seqno: SeqNo,
+        kind: ValueKind,
+        value: impl FnOnce() -> Bytes,
+    ) -> Option<Option<Bytes>> {
+        match kind {
+            ValueKind::Put => Some(Some(value())),
+            // A point lookup yields point kinds only.
+            ValueKind::Delete | ValueKind::RangeDelete => Some(None),
+            ValueKind::Merge => {
+                self.operands.push(value());
+                match seqno.checked_sub(1) {
+                    Some(below) => {
+                        self.at = below;
+                        None
+                    }
+                    None => Some(None),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operands_move_the_walk_below_them_and_a_base_decides() {
+        let mut w = KeyWalk::new(10);
+        assert_eq!(w.visit(9, ValueKind::Merge, || Bytes::from("b")), None);
+        assert_eq!(w.at, 8);
+        assert_eq!(w.visit(4, ValueKind::Merge, || Bytes::from("a")), None);
+        assert_eq!(w.at, 3);
+        assert_eq!(
+            w.visit(2, ValueKind::Put, || Bytes::from("base")),
+            Some(Some(Bytes::from("base")))
+        );
+        assert_eq!(w.operands, vec![Bytes::from("b"), Bytes::from("a")]);
+        assert_eq!(w.visit(1, ValueKind::Delete, Bytes::new), Some(None));
+        let mut w = KeyWalk::new(5);
+        assert_eq!(
+            w.visit(0, ValueKind::Merge, || Bytes::from("x")),
+            Some(None)
+        );
+    }
+}
