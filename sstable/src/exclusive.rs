@@ -19,7 +19,7 @@
 //! when memory is short, a table reads one block in [`PROBE_EVERY`] that
 //! it would cache first without waiting for storage
 //! (`preadv2(RWF_NOWAIT)`, through
-//! [`BlockSource::read_at_if_cached`](crate::BlockSource)), which tells
+//! [`BlockSource::read_into_if_cached`](crate::BlockSource)), which tells
 //! whether the page cache held it, and counts the probes that went to
 //! storage in a [`PageCacheGauge`] shared by the database's tables:
 //! memory is short while more than 1/[`SHORT_ABOVE`] of a window of
