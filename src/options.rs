@@ -78,14 +78,16 @@ pub struct Options {
     /// Bytes of table blocks kept in memory: data blocks as read from
     /// tables (decompressed), and index and filter blocks with
     /// `cache_index_and_filter_blocks`. An LRU cache with a high-priority
-    /// pool for index and filter blocks and blocks hit more than once.
+    /// pool for index and filter blocks and blocks hit more than once;
+    /// once full, it takes a data block in on its second miss, so blocks
+    /// read once do not churn it (RocksDB's takes every block).
     /// 0 disables it (every read then reads its blocks from the file).
     /// RocksDB: `block_cache` capacity (an `LRUCache`). Default: 32 MiB.
     pub block_cache_bytes: usize,
     /// Read tables through memory maps instead of `pread`: faster when the
-    /// data fits in memory but not in the block cache (no system call,
-    /// copy or cache insertion per block: 2.4x `pread`'s random point
-    /// reads at 5M keys with a 64 MiB cache in docs/performance.md), and
+    /// data fits in memory but not in the block cache (no system call or
+    /// copy per block: 1.2x `pread`'s random point reads and 1.5x its
+    /// seeks at 5M keys with a 64 MiB cache, docs/performance.md), and
     /// uncompressed blocks bypass the block cache. With the data larger
     /// than memory it measured ahead of `pread` at one size and behind at
     /// another. The price: an I/O error, or another program truncating a

@@ -24,8 +24,9 @@
 //! queue; index and filter blocks and blocks hit twice survive it. Pinned
 //! entries are charged but in no queue: never evicted until erased.
 
+use super::admission::Doorkeeper;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use strata_sstable::{CacheKey, CachePriority, CachedBlock};
 
 /// Bytes charged per entry on top of its contents: the hash table slot,
@@ -64,6 +65,9 @@ pub struct ClockShard {
     high: VecDeque<(CacheKey, u64)>,
     low: VecDeque<(CacheKey, u64)>,
     next_id: u64,
+    /// When full, data blocks enter only on their second miss
+    /// (`admission.rs`); `None`: every block enters.
+    doorkeeper: Option<Doorkeeper>,
 }
 
 impl ClockShard {
@@ -80,7 +84,17 @@ impl ClockShard {
             high: VecDeque::new(),
             low: VecDeque::new(),
             next_id: 0,
+            doorkeeper: None,
         }
+    }
+
+    /// The same shard, taking data blocks in only on their second miss
+    /// once it is full (`admission.rs`); `block_bytes` is the size of a
+    /// typical block, to size the doorkeeper.
+    pub fn with_admission(mut self, block_bytes: usize) -> ClockShard {
+        let entries = self.capacity / (block_bytes + ENTRY_OVERHEAD_BYTES).max(1);
+        self.doorkeeper = Some(Doorkeeper::new(entries));
+        self
     }
 
     /// The entry for `key`, marked referenced.
@@ -106,10 +120,22 @@ impl ClockShard {
     }
 
     /// Caches `block` with `priority`, replacing any entry for `key`, then
-    /// evicts down to the capacity. A block larger than the whole shard is
+    /// evicts down to the capacity; a data block that would need room
+    /// first passes the doorkeeper, if the shard has one. A block larger than the whole shard is
     /// not cached (it would evict all).
     pub fn insert(&mut self, key: CacheKey, block: CachedBlock, priority: CachePriority) {
         let charge = block.charge() + ENTRY_OVERHEAD_BYTES;
+        if priority == CachePriority::Low
+            && self.usage + charge > self.capacity
+            && !self.map.contains_key(&key)
+        {
+            if let Some(doorkeeper) = &mut self.doorkeeper {
+                let hash = BuildHasherDefault::<KeyHasher>::default().hash_one(key);
+                if !doorkeeper.admit(hash) {
+                    return;
+                }
+            }
+        }
         self.erase(&key);
         if charge > self.capacity {
             return;
@@ -336,6 +362,29 @@ mod tests {
     }
 
     const ENTRY: usize = 1000;
+
+    #[test]
+    fn a_full_shard_with_admission_takes_a_data_block_on_its_second_miss() {
+        let mut shard = ClockShard::new(10 * ENTRY, 0.5).with_admission(ENTRY);
+        // With room, every block enters at once.
+        for i in 0..10 {
+            shard.insert(key(i), block(ENTRY), CachePriority::Low);
+        }
+        assert_eq!(shard.len(), 10);
+        // Full: a block missed once stays out and evicts nothing.
+        shard.insert(key(100), block(ENTRY), CachePriority::Low);
+        assert_eq!(shard.eviction_order(), (0..10).map(key).collect::<Vec<_>>());
+        // Missed again, it enters, in place of the oldest.
+        shard.insert(key(100), block(ENTRY), CachePriority::Low);
+        assert_eq!(
+            shard.eviction_order(),
+            (1..10).chain([100]).map(key).collect::<Vec<_>>()
+        );
+        assert_eq!(shard.usage(), 10 * ENTRY);
+        // Index and filter blocks never wait at the door.
+        shard.insert(key(200), block(ENTRY), CachePriority::High);
+        assert!(shard.lookup(&key(200)).is_some());
+    }
 
     #[test]
     fn usage_is_charged_by_bytes_and_stays_within_capacity() {

@@ -3,8 +3,12 @@
 //! bounded in bytes, with priorities, sharded so readers on different
 //! cores rarely share a lock. RocksDB's `LRUCache`: the shards are
 //! [`clock::ClockShard`]s, each with a high-priority pool of
-//! [`HIGH_PRI_POOL_RATIO`] of its capacity.
+//! [`HIGH_PRI_POOL_RATIO`] of its capacity. Unlike RocksDB's, a full
+//! shard takes a data block in only on its second miss within about a
+//! shard's worth of misses ([`admission`]), so blocks read once do not
+//! churn it.
 
+mod admission;
 mod clock;
 
 use crate::statistics::{Statistics, Ticker};
@@ -26,6 +30,9 @@ const MIN_SHARD_BYTES: usize = 512 << 10;
 /// At most 2^6 shards, as RocksDB.
 const MAX_SHARD_BITS: u32 = 6;
 
+/// Sizes the shards' doorkeepers (`admission.rs`): the default block size.
+const TYPICAL_BLOCK_BYTES: usize = 4096;
+
 /// A sharded LRU cache of blocks keyed by (table, block offset).
 pub struct ShardedLruCache {
     shards: Box<[Mutex<clock::ClockShard>]>,
@@ -46,7 +53,10 @@ impl ShardedLruCache {
         let per_shard = capacity_bytes.div_ceil(shards);
         ShardedLruCache {
             shards: (0..shards)
-                .map(|_| Mutex::new(clock::ClockShard::new(per_shard, HIGH_PRI_POOL_RATIO)))
+                .map(|_| {
+                    let shard = clock::ClockShard::new(per_shard, HIGH_PRI_POOL_RATIO);
+                    Mutex::new(shard.with_admission(TYPICAL_BLOCK_BYTES))
+                })
                 .collect(),
             shard_bits,
             statistics: None,
@@ -165,6 +175,9 @@ mod tests {
                 table_id: i % 7,
                 offset: i * 4096,
             };
+            // Missed twice: once full, a shard takes a block in on its
+            // second miss.
+            cache.insert(key, data(4000), CachePriority::Low);
             cache.insert(key, data(4000), CachePriority::Low);
             assert!(cache.usage_bytes() <= 4 << 20);
         }

@@ -62,31 +62,43 @@ impl RandomAccessFile for OsRandomAccessFile {
         if let Some(map) = &self.map {
             return slice_at(map, offset, len);
         }
-        read_exact_at(&self.file, offset, len, Vec::new()).map(Bytes::from)
+        let mut buf = Vec::new();
+        read_exact_at(&self.file, offset, len, &mut buf)?;
+        Ok(Bytes::from(buf))
     }
 
-    fn read_at_into(&self, offset: u64, len: usize, buf: Vec<u8>) -> io::Result<Bytes> {
+    fn read_at_into(&self, offset: u64, len: usize, mut buf: Vec<u8>) -> io::Result<Bytes> {
         if let Some(map) = &self.map {
             return slice_at(map, offset, len);
         }
-        read_exact_at(&self.file, offset, len, buf).map(Bytes::from)
+        read_exact_at(&self.file, offset, len, &mut buf)?;
+        Ok(Bytes::from(buf))
     }
 
-    fn read_at_if_cached(&self, offset: u64, len: usize) -> io::Result<Option<Bytes>> {
+    fn read_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
         if let Some(map) = &self.map {
-            return slice_at(map, offset, len).map(Some);
+            let bytes = slice_at(map, offset, len)?;
+            buf.clear();
+            buf.extend_from_slice(&bytes);
+            return Ok(());
         }
-        if offset
-            .checked_add(len as u64)
-            .is_none_or(|end| end > self.size)
+        read_exact_at(&self.file, offset, len, buf)
+    }
+
+    fn read_into_if_cached(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<bool> {
+        if self.map.is_some()
+            || offset
+                .checked_add(len as u64)
+                .is_none_or(|end| end > self.size)
         {
-            // Past the end as opened: the plain read reports it.
-            return self.read_at(offset, len).map(Some);
+            // Mapped, or past the end as opened: the plain read serves
+            // it, or reports the end of the file.
+            return self.read_into(offset, len, buf).map(|()| true);
         }
         #[cfg(target_os = "linux")]
         if !self.no_nowait.load(Ordering::Relaxed) {
             let unsupported = [rustix::io::Errno::OPNOTSUPP, rustix::io::Errno::NOSYS];
-            return match read_exact_at_if_cached(&self.file, offset, len) {
+            return match read_exact_at_if_cached(&self.file, offset, len, buf) {
                 Err(e)
                     if unsupported
                         .iter()
@@ -95,12 +107,12 @@ impl RandomAccessFile for OsRandomAccessFile {
                     // A kernel or filesystem without RWF_NOWAIT for
                     // buffered reads: read as usual from now on.
                     self.no_nowait.store(true, Ordering::Relaxed);
-                    self.read_at(offset, len).map(Some)
+                    self.read_into(offset, len, buf).map(|()| true)
                 }
-                other => other.map(|read| read.map(Bytes::from)),
+                other => other,
             };
         }
-        self.read_at(offset, len).map(Some)
+        self.read_into(offset, len, buf).map(|()| true)
     }
 
     fn in_memory(&self) -> Option<&Bytes> {
@@ -128,12 +140,12 @@ impl RandomAccessFile for OsRandomAccessFile {
 /// left uninitialised until the kernel fills it (zeroing a block first would cost a tenth of the
 /// read). Retries short reads and interrupted calls; a file that ends
 /// first is `UnexpectedEof`.
-fn read_exact_at(file: &File, offset: u64, len: usize, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+fn read_exact_at(file: &File, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     buf.reserve_exact(len);
     while buf.len() < len {
         let at = offset + buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(buf), at) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -147,16 +159,21 @@ fn read_exact_at(file: &File, offset: u64, len: usize, mut buf: Vec<u8>) -> io::
     }
     // The spare capacity may exceed what was asked.
     buf.truncate(len);
-    Ok(buf)
+    Ok(())
 }
 
-/// `len` bytes at `offset` if the page cache holds all of them
-/// (`preadv2` with `RWF_NOWAIT`, which does not wait for storage), `None`
-/// otherwise. The buffer is zeroed first: `preadv2` takes initialised
-/// slices.
+/// `len` bytes at `offset` into `buf` if the page cache holds all of
+/// them (`preadv2` with `RWF_NOWAIT`, which does not wait for storage):
+/// whether it did. `preadv2` takes initialised memory: `buf` is zeroed
+/// only where it was never written, so a reused buffer costs nothing.
 #[cfg(target_os = "linux")]
-fn read_exact_at_if_cached(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; len];
+fn read_exact_at_if_cached(
+    file: &File,
+    offset: u64,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> io::Result<bool> {
+    buf.resize(len, 0);
     let mut done = 0;
     while done < len {
         let at = offset + done as u64;
@@ -171,14 +188,14 @@ fn read_exact_at_if_cached(file: &File, offset: u64, len: usize) -> io::Result<O
             // A short read: the rest is not in the page cache (or the
             // file is shorter than it was at open); the caller reads it
             // all again, and a plain read reports the end of the file.
-            Ok(n) if done + n < len => return Ok(None),
+            Ok(n) if done + n < len => return Ok(false),
             Ok(n) => done += n,
-            Err(rustix::io::Errno::AGAIN) => return Ok(None),
+            Err(rustix::io::Errno::AGAIN) => return Ok(false),
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Some(buf))
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -212,11 +229,17 @@ mod tests {
             // nothing, never other bytes; past the end it is an error.
             for (offset, len) in [(0, 10), (4090, 4101), (99_990, 10)] {
                 let range = offset as usize..offset as usize + len;
-                if let Some(got) = file.read_at_if_cached(offset, len).unwrap() {
-                    assert_eq!(&got[..], &data[range], "mmap {mmap}");
+                let mut got = vec![0xa5; 3];
+                if file.read_into_if_cached(offset, len, &mut got).unwrap() {
+                    assert_eq!(&got[..], &data[range.clone()], "mmap {mmap}");
                 }
+                got.clear();
+                file.read_into(offset, len, &mut got).unwrap();
+                assert_eq!(&got[..], &data[range], "mmap {mmap}");
             }
-            let err = file.read_at_if_cached(99_995, 10).unwrap_err();
+            let err = file
+                .read_into_if_cached(99_995, 10, &mut Vec::new())
+                .unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "mmap {mmap}");
         }
         // An empty file opens (and maps to nothing).

@@ -36,14 +36,24 @@ pub trait RandomAccessFile: Send + Sync {
         self.read_at(offset, len)
     }
 
-    /// [`read_at`](Self::read_at) if the bytes are in memory already (the
-    /// operating system's page cache), without waiting for storage:
-    /// `Ok(None)` when some of them are not (the read may then have been
-    /// started in the background). Table readers use it to tell whether
-    /// memory is short. The default reads (a file that cannot tell is
-    /// taken as held in memory).
-    fn read_at_if_cached(&self, offset: u64, len: usize) -> io::Result<Option<Bytes>> {
-        self.read_at(offset, len).map(Some)
+    /// [`read_at`](Self::read_at) into `buf` (cleared first; its memory
+    /// reused), so that table readers can reuse the buffers of blocks they
+    /// drop. The default copies what `read_at` returns.
+    fn read_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        let bytes = self.read_at(offset, len)?;
+        buf.clear();
+        buf.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// [`read_into`](Self::read_into) if the bytes are in memory already
+    /// (the operating system's page cache), without waiting for storage:
+    /// `Ok(false)` when some of them are not (the read may then have been
+    /// started in the background; `buf` holds nothing useful). Table
+    /// readers use it to tell whether memory is short. The default reads
+    /// (a file that cannot tell is taken as held in memory).
+    fn read_into_if_cached(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<bool> {
+        self.read_into(offset, len, buf).map(|()| true)
     }
 
     /// The whole file, when it is held in memory (mapped): readers then

@@ -117,8 +117,18 @@ impl BlockSource for FileSource {
         self.0.read_at_into(offset, len, buf)
     }
 
-    fn read_at_if_cached(&self, offset: u64, len: usize) -> std::io::Result<Option<Bytes>> {
-        self.0.read_at_if_cached(offset, len)
+    #[inline]
+    fn read_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        self.0.read_into(offset, len, buf)
+    }
+
+    fn read_into_if_cached(
+        &self,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
+        self.0.read_into_if_cached(offset, len, buf)
     }
 
     fn in_memory(&self) -> Option<&Bytes> {

@@ -12,6 +12,7 @@ use crate::coding::read_u32_le;
 use crate::compression::{decompress_zstd, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
+use crate::read_buffer::ReadBuffer;
 use crate::source::BlockSource;
 
 /// Checks that the block at `handle`, trailer included, ends at or before
@@ -44,18 +45,44 @@ pub(crate) fn read_error(e: io::Error, offset: u64, what: &str) -> Error {
     }
 }
 
-/// The block at `handle` with its trailer, read from `source`; it must end
-/// at or before `limit`.
+/// The block at `handle` with its trailer, read from `source` into a
+/// pooled buffer (`read_buffer.rs`); it must end at or before `limit`.
 pub(crate) fn fetch(
     source: &dyn BlockSource,
     handle: BlockHandle,
     limit: u64,
     what: &str,
 ) -> Result<Bytes> {
+    fetch_pooled(source, handle, limit, what).map(|(raw, _)| raw)
+}
+
+/// [`fetch`], saying also how many bytes of memory the block takes (its
+/// pooled buffer's size).
+pub(crate) fn fetch_pooled(
+    source: &dyn BlockSource,
+    handle: BlockHandle,
+    limit: u64,
+    what: &str,
+) -> Result<(Bytes, usize)> {
     let len = stored_len(handle, limit, what)?;
-    let raw = source
-        .read_at(handle.offset, len)
+    let mut buf = ReadBuffer::for_len(len);
+    source
+        .read_into(handle.offset, len, buf.vec_mut())
         .map_err(|e| read_error(e, handle.offset, what))?;
+    let buffer_bytes = buf.capacity();
+    Ok((
+        checked_len(buf.into_bytes(), len, handle, what)?,
+        buffer_bytes,
+    ))
+}
+
+/// `raw`, if it is the `len` bytes asked for.
+pub(crate) fn checked_len(
+    raw: Bytes,
+    len: usize,
+    handle: BlockHandle,
+    what: &str,
+) -> Result<Bytes> {
     if raw.len() != len {
         return Err(Error::corruption(
             handle.offset,

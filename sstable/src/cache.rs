@@ -47,7 +47,7 @@ impl CachedBlock {
     /// before the cache's own per-entry overhead).
     pub fn charge(&self) -> usize {
         match self {
-            CachedBlock::Data(b) => b.data().len(),
+            CachedBlock::Data(b) => b.buffer_bytes(),
             CachedBlock::Index(i) => i.charge(),
             CachedBlock::Filter(f) => f.charge(),
         }

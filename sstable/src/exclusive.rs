@@ -19,14 +19,14 @@
 //! when memory is short, a table reads one block in [`PROBE_EVERY`] that
 //! it would cache first without waiting for storage
 //! (`preadv2(RWF_NOWAIT)`, through
-//! [`BlockSource::read_at_if_cached`](crate::BlockSource)), which tells
+//! [`BlockSource::read_into_if_cached`](crate::BlockSource)), which tells
 //! whether the page cache held it, and counts the probes that went to
 //! storage in a [`PageCacheGauge`] shared by the database's tables:
 //! memory is short while more than 1/[`SHORT_ABOVE`] of a window of
 //! [`WINDOW_READS`] probes went to storage. (Probing every read cost 2-4%
-//! of point reads in memory: `preadv2` takes initialised buffers, so the
-//! block's buffer is zeroed first, and a probe that misses is one more
-//! system call.) With the data in memory, none
+//! of point reads in memory, before read buffers were pooled:
+//! `preadv2` takes initialised buffers, so each block's buffer was
+//! zeroed first; and a probe that misses is one more system call.) With the data in memory, none
 //! do (once it has been read), and blocks enter the block cache as they
 //! always did. The gauge is the database's, not a table's: under a limit
 //! the kernel keeps the pages of the tables read most per page (the

@@ -66,6 +66,7 @@ mod options;
 mod properties;
 mod range_del;
 mod range_del_block;
+mod read_buffer;
 mod readahead;
 mod source;
 mod table_builder;

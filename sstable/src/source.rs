@@ -36,13 +36,25 @@ pub trait BlockSource: Send + Sync {
         self.read_at(offset, len)
     }
 
-    /// [`read_at`](Self::read_at) if the bytes are in memory already
-    /// (the operating system's page cache), without waiting for storage;
-    /// `Ok(None)` when some are not. The reader uses it to tell whether
-    /// memory is short (see `exclusive.rs`). The default reads: a source
-    /// that cannot tell is taken as held in memory.
-    fn read_at_if_cached(&self, offset: u64, len: usize) -> io::Result<Option<Bytes>> {
-        self.read_at(offset, len).map(Some)
+    /// [`read_at`](Self::read_at) into `buf` (cleared first; its memory
+    /// reused), so that a reader can keep the buffers of blocks it drops
+    /// for the next reads instead of freeing them. The default copies
+    /// what `read_at` returns.
+    fn read_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        let bytes = self.read_at(offset, len)?;
+        buf.clear();
+        buf.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// [`read_into`](Self::read_into) if the bytes are in memory already
+    /// (the operating system's page cache), without waiting for storage:
+    /// `Ok(false)` when some are not (`buf` then holds nothing useful).
+    /// The reader uses it to tell whether memory is short (see
+    /// `exclusive.rs`). The default reads: a source that cannot tell is
+    /// taken as held in memory.
+    fn read_into_if_cached(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<bool> {
+        self.read_into(offset, len, buf).map(|()| true)
     }
 
     /// The whole file, when the source holds it in memory already (a

@@ -29,8 +29,8 @@ use crate::block::cursor::Cursor;
 use crate::block::reader::{BlockView, Origin};
 use crate::block::Block;
 use crate::block_fetch::{
-    check_in_place, decode, fetch, is_intact, open_trailer, read_contents, read_error,
-    stored_in_place, stored_len,
+    check_in_place, checked_len, decode, fetch, fetch_pooled, is_intact, open_trailer,
+    read_contents, read_error, stored_in_place, stored_len,
 };
 use crate::bounds::TableBounds;
 use crate::cache::{BlockCache, CacheKey, CachePriority, CachedBlock};
@@ -49,6 +49,7 @@ use crate::options::MAX_DATA_BLOCK_ALIGNMENT;
 use crate::properties::TableProperties;
 use crate::range_del::FragmentedRangeTombstones;
 use crate::range_del_block;
+use crate::read_buffer::ReadBuffer;
 use crate::readahead::Readahead;
 use crate::source::BlockSource;
 use crate::table_builder::{META_FILTER, META_PROPERTIES, META_RANGE_DEL};
@@ -797,20 +798,33 @@ impl Table {
                     .as_ref()
                     .is_some_and(|ra| ra.would_window(handle.offset, len))
         });
-        let (raw, windowed) = match (gauge, readahead) {
+        // The read, whether it came through a scan's window, and the
+        // bytes of memory it takes.
+        let (raw, windowed, buffer_bytes) = match (gauge, readahead) {
             (Some(gauge), _) if probe_now() => {
-                let (raw, from) = self.fetch_noting_page_cache(handle, len)?;
+                let (raw, buffer_bytes, from) = self.fetch_noting_page_cache(handle, len)?;
                 gauge.count(from);
-                (raw, false)
+                (raw, false, buffer_bytes)
             }
             (Some(_), _) | (None, None) => {
-                (fetch(&*self.source, handle, self.data_end, "data")?, false)
+                let (raw, buffer_bytes) =
+                    fetch_pooled(&*self.source, handle, self.data_end, "data")?;
+                (raw, false, buffer_bytes)
             }
-            (None, Some(ra)) => ra.fetch(&*self.source, handle, self.data_end, "data")?,
+            (None, Some(ra)) => {
+                let (raw, windowed) = ra.fetch(&*self.source, handle, self.data_end, "data")?;
+                let buffer_bytes = raw.len();
+                (raw, windowed, buffer_bytes)
+            }
         };
         let (stored, block_type) = open_trailer(&raw, handle, reads.verify_checksums, "data")?;
         let (data, exact) = decode(stored, block_type, handle, "data")?;
         let block = Block::with_origin(data, handle.offset, exact)?;
+        let block = if exact {
+            block.in_buffer_of(buffer_bytes)
+        } else {
+            block
+        };
         // A block a scan read ahead is served from its window and not
         // cached: a scan long enough to read ahead would only churn the
         // cache (copying, allocating and evicting a block per block read)
@@ -847,28 +861,27 @@ impl Table {
     }
 
     /// The `len` bytes of the data block at `handle` (trailer included),
-    /// and whether the page cache held them: read first without waiting
+    /// the size of the buffer they were read into, and whether the page
+    /// cache held them: read first without waiting
     /// for storage, then, if that found them missing, as usual.
     fn fetch_noting_page_cache(
         &self,
         handle: BlockHandle,
         len: usize,
-    ) -> Result<(Bytes, ReadFrom)> {
+    ) -> Result<(Bytes, usize, ReadFrom)> {
+        let mut buf = ReadBuffer::for_len(len);
         let cached = self
             .source
-            .read_at_if_cached(handle.offset, len)
+            .read_into_if_cached(handle.offset, len, buf.vec_mut())
             .map_err(|e| read_error(e, handle.offset, "data"))?;
-        match cached {
-            Some(raw) if raw.len() == len => Ok((raw, ReadFrom::PageCache)),
-            Some(_) => Err(Error::corruption(
-                handle.offset,
-                "data block: short read from the table file",
-            )),
-            None => Ok((
-                fetch(&*self.source, handle, self.data_end, "data")?,
-                ReadFrom::Storage,
-            )),
+        if cached {
+            let buffer_bytes = buf.capacity();
+            let raw = checked_len(buf.into_bytes(), len, handle, "data")?;
+            return Ok((raw, buffer_bytes, ReadFrom::PageCache));
         }
+        drop(buf);
+        let (raw, buffer_bytes) = fetch_pooled(&*self.source, handle, self.data_end, "data")?;
+        Ok((raw, buffer_bytes, ReadFrom::Storage))
     }
 
     fn data_block_in_place<'a>(

@@ -246,11 +246,10 @@ fn a_fixed_readahead_reads_the_table_in_windows_and_never_fills_the_cache() {
         let CachedBlock::Data(data) = block else {
             panic!("not a data block")
         };
-        let data = data.into_data();
-        let len = data.len();
-        assert!(
-            data.try_into_mut()
-                .is_ok_and(|m| m.capacity().div_ceil(4096) == len.div_ceil(4096)),
+        let len = data.data().len();
+        assert_eq!(
+            data.buffer_bytes().div_ceil(4096),
+            len.div_ceil(4096),
             "a cached block holds more pages than its contents"
         );
     }
@@ -295,12 +294,11 @@ fn a_cached_block_holds_no_more_pages_than_its_contents() {
             let CachedBlock::Data(data) = block else {
                 panic!("not a data block")
             };
-            let data = data.into_data();
-            let len = data.len();
+            let len = data.data().len();
             spilled += usize::from((len + BLOCK_TRAILER_LEN).div_ceil(4096) > len.div_ceil(4096));
-            assert!(
-                data.try_into_mut()
-                    .is_ok_and(|m| m.capacity().div_ceil(4096) == len.div_ceil(4096)),
+            assert_eq!(
+                data.buffer_bytes().div_ceil(4096),
+                len.div_ceil(4096),
                 "block_align {block_align}: a cached block of {len} bytes holds more pages"
             );
         }
@@ -460,10 +458,10 @@ impl BlockSource for PageCached {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         self.inner.read_at(offset, len)
     }
-    fn read_at_if_cached(&self, offset: u64, len: usize) -> io::Result<Option<Bytes>> {
+    fn read_into_if_cached(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<bool> {
         match self.cached.load(Ordering::Relaxed) {
-            true => self.inner.read_at(offset, len).map(Some),
-            false => Ok(None),
+            true => self.inner.read_into(offset, len, buf).map(|()| true),
+            false => Ok(false),
         }
     }
 }

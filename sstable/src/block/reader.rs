@@ -98,6 +98,9 @@ pub struct Block {
     restarts_offset: usize,
     num_restarts: usize,
     origin: Origin,
+    /// Bytes of memory behind `data`: its length, or the size of the
+    /// (pooled) buffer it was read into.
+    buffer_bytes: usize,
 }
 
 impl Block {
@@ -115,6 +118,7 @@ impl Block {
         let view = BlockView::parse(&data, origin)?;
         let (restarts_offset, num_restarts) = (view.restarts_offset, view.num_restarts);
         Ok(Block {
+            buffer_bytes: data.len(),
             data,
             restarts_offset,
             num_restarts,
@@ -122,11 +126,21 @@ impl Block {
         })
     }
 
+    /// The same block, noted as held in a buffer of `bytes` bytes (the
+    /// pooled buffer it was read into, trailer and spare room included).
+    pub(crate) fn in_buffer_of(self, bytes: usize) -> Block {
+        Block {
+            buffer_bytes: bytes.max(self.data.len()),
+            ..self
+        }
+    }
+
     /// The same block in memory of its own (when this one is a slice of
     /// a larger buffer that should not be kept alive).
     pub(crate) fn copied(&self) -> Block {
         Block {
             data: Bytes::copy_from_slice(&self.data),
+            buffer_bytes: self.data.len(),
             ..*self
         }
     }
@@ -144,6 +158,13 @@ impl Block {
     /// The block's contents, restart array included.
     pub fn data(&self) -> &Bytes {
         &self.data
+    }
+
+    /// Bytes of memory the block holds: the buffer its contents were
+    /// read into (a whole number of pages for a block read from a file)
+    /// or, for contents of their own, their length.
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer_bytes
     }
 
     /// The block's contents, restart array included, taken out of it.
