@@ -80,6 +80,22 @@ impl Background {
         tasks.into_iter().for_each(Waker::wake);
     }
 
+    /// Wake the background threads to look for work that is not
+    /// progress for anyone waiting (a spare WAL wanted): no generation is
+    /// bumped, so no delayed write takes it for progress.
+    pub fn wake_workers(&self) {
+        let _state = self.state.lock();
+        self.work.notify_all();
+    }
+
+    /// Wake the tasks waiting for background progress to look again,
+    /// without counting as progress (a spare WAL is ready): a task
+    /// parked in a stall finds its generation unchanged and parks again.
+    pub fn wake_tasks(&self) {
+        let tasks = std::mem::take(&mut self.state.lock().tasks);
+        tasks.into_iter().for_each(Waker::wake);
+    }
+
     /// [`wait_for`](Self::wait_for) for a task, without a deadline: ready
     /// when `check` gives a result (or the threads are shutting down);
     /// otherwise `waker` is woken at the next change announced.
@@ -267,6 +283,9 @@ enum FlushJob<'a> {
     Flush(Arc<KeyspaceState>, Arc<MemTable>, Flushing<'a>),
     /// Try to resume after a no-space background error (`resume.rs`).
     Resume,
+    /// An async leader's rotation waits for a spare WAL
+    /// (`DbInner::poll_rotation`).
+    MakeSpare,
 }
 
 /// Flush frozen memtables, oldest first, until shutdown; after a
@@ -291,6 +310,9 @@ fn flush_loop(inner: &DbInner) {
                     }
                     continue;
                 }
+                if inner.write_path.spare_wanted() {
+                    break FlushJob::MakeSpare;
+                }
                 // Bound first: a temporary in the `match` would hold the
                 // super version (and the tables it holds) while waiting.
                 let oldest = inner.oldest_frozen();
@@ -304,6 +326,7 @@ fn flush_loop(inner: &DbInner) {
             }
         };
         match job {
+            FlushJob::MakeSpare => inner.prepare_spare_wal(),
             FlushJob::Resume => {
                 // A failure is recorded as the background error, and
                 // retried when next due.
