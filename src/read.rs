@@ -78,25 +78,56 @@ pub(crate) fn get(
     blocks: BlockReadOptions,
     operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
 ) -> Result<Option<Bytes>> {
+    get_noting_memtable_hit(sv, key, seq, blocks, operator).0
+}
+
+/// [`get`], and whether a memtable answered it (RocksDB's
+/// `memtable.hit`: a value, a delete, or the end of a key's merge
+/// operands found in a memtable) rather than the tables. Inlined, so a
+/// caller that ignores the flag pays nothing for it.
+#[inline(always)]
+pub(crate) fn get_noting_memtable_hit(
+    sv: &SuperVersion,
+    key: &[u8],
+    seq: SeqNo,
+    blocks: BlockReadOptions,
+    operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
+) -> (Result<Option<Bytes>>, bool) {
     let mut operands: Vec<Bytes> = Vec::new();
     let mut at = seq;
     let memtables = std::iter::once(&sv.mem).chain(sv.imms.iter());
     for mem in memtables {
         loop {
             match mem.get(key, at) {
-                Lookup::Found(v) => return resolve(operator, key, Some(v), operands),
-                Lookup::Deleted => return resolve(operator, key, None, operands),
+                Lookup::Found(v) => return (resolve(operator, key, Some(v), operands), true),
+                Lookup::Deleted => return (resolve(operator, key, None, operands), true),
                 Lookup::Operand(q, operand) => {
                     operands.push(operand);
                     match q.checked_sub(1) {
                         Some(below) => at = below,
-                        None => return resolve(operator, key, None, operands),
+                        None => return (resolve(operator, key, None, operands), true),
                     }
                 }
                 Lookup::Absent => break,
             }
         }
     }
+    (
+        get_from_tables(sv, key, at, blocks, operator, operands),
+        false,
+    )
+}
+
+/// The rest of [`get`] once no memtable answered: the tables, below `at`,
+/// with the merge `operands` the memtables held.
+fn get_from_tables(
+    sv: &SuperVersion,
+    key: &[u8],
+    mut at: SeqNo,
+    blocks: BlockReadOptions,
+    operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
+    mut operands: Vec<Bytes>,
+) -> Result<Option<Bytes>> {
     loop {
         match sv.version.get(key, at, blocks)? {
             Lookup::Found(v) => return resolve(operator, key, Some(v), operands),

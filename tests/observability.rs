@@ -363,6 +363,48 @@ fn statistics_count_what_their_names_say() {
     }
 }
 
+/// `rocksdb.memtable.hit` counts the gets a memtable answered (a value or
+/// a delete found there, in the active or a frozen memtable);
+/// `rocksdb.memtable.miss` those that went on to the tables, found there
+/// or not.
+#[test]
+fn memtable_hits_and_misses_are_counted() {
+    use strata::Ticker;
+    let fs = MemFileSystem::new();
+    let options = Options {
+        statistics: Some(strata::Statistics::new()),
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    db.put("flushed", "1").unwrap();
+    db.flush().unwrap();
+    db.put("in-memtable", "2").unwrap();
+    db.delete("deleted").unwrap();
+    let counts = |db: &Db| {
+        let s = db.statistics().unwrap();
+        (
+            s.ticker(Ticker::MemtableHit),
+            s.ticker(Ticker::MemtableMiss),
+        )
+    };
+    assert_eq!(counts(&db), (0, 0));
+    assert_eq!(db.get("in-memtable").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.get("deleted").unwrap(), None);
+    assert_eq!(counts(&db), (2, 0), "a value and a delete in the memtable");
+    assert_eq!(db.get("flushed").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get("nowhere").unwrap(), None);
+    assert_eq!(counts(&db), (2, 2), "one found in a table, one nowhere");
+    let text = db.statistics().unwrap().to_text();
+    assert!(
+        text.contains("\nrocksdb.memtable.hit COUNT : 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nrocksdb.memtable.miss COUNT : 2\n"),
+        "{text}"
+    );
+}
+
 /// Two databases opened with one statistics object add to it, as in
 /// RocksDB; each database's own tickers stay its own.
 #[test]
