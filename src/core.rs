@@ -88,7 +88,7 @@ impl DbInner {
         lock: Box<dyn FileLock>,
     ) -> Self {
         let options_rate = options.rate_limiter_bytes_per_sec;
-        let events = Notifier::new(options.listeners.clone());
+        let events = Notifier::new(options.listeners.clone(), options.inline_background_work);
         let stats = StatsCounters::new(options.statistics.clone());
         let delayed_write_rate = options.delayed_write_rate;
         let default_ks = match keyspaces.get(DEFAULT_KEYSPACE_ID) {
