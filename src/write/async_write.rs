@@ -24,12 +24,14 @@
 //! its thread. An fsync is never done in a poll: a sync writer's fsync is
 //! the WAL syncer thread's, which coalesces it with every other. Writing
 //! the record to the OS is done in the poll only when nobody else holds
-//! the WAL's drain lock (a `write`, no fsync); otherwise whoever holds it
-//! writes the record, and the task is woken. The only other waits in a
-//! poll are for short leaf locks: the queue's, a writer's slot (held by
-//! a leader for the insert of that one batch), the publisher's, the
-//! background state's (never held across work). With
-//! `inline_background_work` there are no background threads, and an
+//! the WAL's drain lock (a `write`, or a copy into the mapped WAL and,
+//! once per growth step of the file, an `fallocate`; never an fsync);
+//! otherwise whoever holds it writes the record, and the task is woken.
+//! The only other waits in a poll are for short leaf locks: the queue's,
+//! a writer's slot (held by a leader for the insert of that one batch),
+//! the publisher's, the background state's (never held across work); and
+//! once per process, the first delayed write starts the timer thread.
+//! With `inline_background_work` there are no background threads, and an
 //! async write does the background work inline, as a blocking one does.
 //!
 //! An async leader of a small group inserts every batch, then releases

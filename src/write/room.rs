@@ -539,7 +539,12 @@ impl DbInner {
             }
             if !spare.is_ready() {
                 match self.new_wal() {
-                    Ok(made) => spare.put(made),
+                    Ok(made) => {
+                        // A failure kept for an earlier rotation is
+                        // over: none may report it now.
+                        spare.take_failure();
+                        spare.put(made);
+                    }
                     Err(e) if spare.is_wanted() => spare.set_failure(e),
                     Err(_) => {}
                 }
