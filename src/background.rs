@@ -80,6 +80,22 @@ impl Background {
         tasks.into_iter().for_each(Waker::wake);
     }
 
+    /// Wake the background threads to look for work that is not
+    /// progress for anyone waiting (a spare WAL wanted): no generation is
+    /// bumped, so no delayed write takes it for progress.
+    pub fn wake_workers(&self) {
+        let _state = self.state.lock();
+        self.work.notify_all();
+    }
+
+    /// Wake the tasks waiting for background progress to look again,
+    /// without counting as progress (a spare WAL is ready): a task
+    /// parked in a stall finds its generation unchanged and parks again.
+    pub fn wake_tasks(&self) {
+        let tasks = std::mem::take(&mut self.state.lock().tasks);
+        tasks.into_iter().for_each(Waker::wake);
+    }
+
     /// [`wait_for`](Self::wait_for) for a task, without a deadline: ready
     /// when `check` gives a result (or the threads are shutting down);
     /// otherwise `waker` is woken at the next change announced.
@@ -267,6 +283,9 @@ enum FlushJob<'a> {
     Flush(Arc<KeyspaceState>, Arc<MemTable>, Flushing<'a>),
     /// Try to resume after a no-space background error (`resume.rs`).
     Resume,
+    /// An async leader's rotation waits for a spare WAL
+    /// (`DbInner::poll_rotation`).
+    MakeSpare,
 }
 
 /// Flush frozen memtables, oldest first, until shutdown; after a
@@ -291,6 +310,9 @@ fn flush_loop(inner: &DbInner) {
                     }
                     continue;
                 }
+                if inner.write_path.spare_wanted() {
+                    break FlushJob::MakeSpare;
+                }
                 // Bound first: a temporary in the `match` would hold the
                 // super version (and the tables it holds) while waiting.
                 let oldest = inner.oldest_frozen();
@@ -304,6 +326,7 @@ fn flush_loop(inner: &DbInner) {
             }
         };
         match job {
+            FlushJob::MakeSpare => inner.prepare_spare_wal(),
             FlushJob::Resume => {
                 // A failure is recorded as the background error, and
                 // retried when next due.
@@ -392,9 +415,11 @@ impl DbInner {
         // Recorded before the flush stops counting as running (see
         // `flush_loop`; `run_one_compaction` does the same).
         let result = result.map_err(|e| crate::Error::Background(self.set_bg_error(e)));
+        // Announces the flush's end, once (`Flushing`), as a compaction's
+        // end is announced once by `run_one_compaction`: a second
+        // announcement would count as background progress of its own.
         drop(flush);
         result?;
-        self.bg.notify_all();
         Ok(true)
     }
 
@@ -419,6 +444,51 @@ impl DbInner {
 mod tests {
     use super::*;
     use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// One step of inline background work, a flush or a compaction,
+    /// announces its end once: each announcement counts as progress (it
+    /// ends a delayed write's delay), so a second one would be progress
+    /// nobody made. (A flush's end was announced twice: by its guard,
+    /// then again by the step.)
+    #[test]
+    fn an_inline_background_step_announces_its_end_once() {
+        use crate::fs::{FileSystem, MemFileSystem};
+        let options = crate::Options {
+            fs: Arc::new(MemFileSystem::new()) as Arc<dyn FileSystem>,
+            inline_background_work: true,
+            write_buffer_size: 64 << 10,
+            // Rotations freeze memtables without stalling: they wait for
+            // the steps below.
+            max_write_buffer_number: 8,
+            level0_file_num_compaction_trigger: 2,
+            ..crate::Options::default()
+        };
+        let db = crate::Db::open("/db", options).expect("open");
+        let inner = db.inner();
+        let generation = || inner.bg.state.lock().generation;
+        let value = vec![b'v'; 1024];
+        let mut i = 0;
+        while !inner.any_frozen() {
+            db.put(format!("k{i:06}"), &value).expect("put");
+            i += 1;
+        }
+        let step = |what: &str| {
+            let before = generation();
+            assert!(inner.background_step().expect("step"), "no {what} to run");
+            assert_eq!(generation(), before + 1, "a {what}'s end announced twice");
+        };
+        step("flush");
+        assert!(!inner.any_frozen());
+        // A second table in L0 (the manual flush runs its own steps):
+        // a compaction is due.
+        db.put("k000000", &value).expect("put");
+        db.flush().expect("flush");
+        step("compaction");
+        while inner.background_step().expect("step") {}
+        let after = generation();
+        assert!(!inner.background_step().expect("step"));
+        assert_eq!(generation(), after, "no work, no announcement");
+    }
 
     /// A compaction that panics still uncounts itself and wakes whoever
     /// waits for it (by hand, a panic between the count and the uncount

@@ -88,7 +88,7 @@ impl DbInner {
         lock: Box<dyn FileLock>,
     ) -> Self {
         let options_rate = options.rate_limiter_bytes_per_sec;
-        let events = Notifier::new(options.listeners.clone());
+        let events = Notifier::new(options.listeners.clone(), options.inline_background_work);
         let stats = StatsCounters::new(options.statistics.clone());
         let delayed_write_rate = options.delayed_write_rate;
         let default_ks = match keyspaces.get(DEFAULT_KEYSPACE_ID) {
@@ -203,12 +203,13 @@ impl DbInner {
         };
         let start = crate::statistics::start_get();
         let (sv, seq) = self.pin(ks, spec);
-        let found = crate::read::get(&sv, key, seq, spec.blocks, merge_operator);
+        let (found, memtable_hit) =
+            crate::read::get_noting_memtable_hit(&sv, key, seq, spec.blocks, merge_operator);
         let bytes = found
             .as_ref()
             .ok()
             .and_then(|v| v.as_ref().map(|v| v.len()));
-        statistics.record_get(start, bytes);
+        statistics.record_get(start, bytes, memtable_hit);
         found
     }
 

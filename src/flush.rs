@@ -3,7 +3,7 @@
 
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
-use crate::events::FlushEvents;
+use crate::events::{job_status, FlushEvents};
 use crate::filename::{parse_file_name, table_path, wal_path, FileKind};
 use crate::fs::WriteAdapter;
 use crate::iter::InternalIterator;
@@ -29,6 +29,20 @@ impl DbInner {
             imm.wal_number(),
             imm.approximate_bytes() as u64,
         );
+        let outcome = self.write_flush(ks, imm, &mut events);
+        events.ended(job_status(outcome.as_ref().copied()));
+        outcome.map(|_| ())
+    }
+
+    /// The work of [`flush_memtable`](Self::flush_memtable), reporting
+    /// the table it wrote to `events`: `Ok(true)` once installed,
+    /// `Ok(false)` if the keyspace was dropped meanwhile.
+    fn write_flush(
+        &self,
+        ks: &KeyspaceState,
+        imm: &Arc<MemTable>,
+        events: &mut FlushEvents<'_>,
+    ) -> Result<bool> {
         let start = std::time::Instant::now();
         // Tables hold only published writes, so compaction can treat the
         // visible sequence number as a floor for every reader. Once the
@@ -91,7 +105,7 @@ impl DbInner {
                 for f in &added {
                     f.mark_obsolete();
                 }
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => return Err(e),
         };
@@ -115,8 +129,7 @@ impl DbInner {
             flushed_bytes,
             start.elapsed().as_micros() as u64,
         );
-        events.completed();
-        Ok(())
+        Ok(true)
     }
 
     /// The other keyspaces holding nothing unflushed, with `log_number`

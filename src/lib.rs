@@ -86,8 +86,8 @@ pub use db_async::{WaitFuture, WriteFuture};
 pub use error::{Error, Result};
 pub use events::{
     BackgroundErrorInfo, CompactionJobInfo, CompactionReason, EventListener, FlushJobInfo,
-    TableFileCreationInfo, TableFileCreationReason, TableFileDeletionInfo, WalFileCreationInfo,
-    WriteStallCause, WriteStallCondition, WriteStallInfo,
+    JobStatus, TableFileCreationInfo, TableFileCreationReason, TableFileDeletionInfo,
+    WalFileCreationInfo, WriteStallCause, WriteStallCondition, WriteStallInfo,
 };
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};

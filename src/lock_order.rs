@@ -65,8 +65,6 @@ pub(crate) enum Level {
     /// works. Under it: versions (a file number), the spare slot, the WAL
     /// buffer, the background error and state, the publisher.
     SpareMaking,
-    /// The spare WAL and memtable themselves.
-    SpareSlot,
     /// The delayed-write rate (`compaction/stall.rs`).
     WriteController,
     /// The WAL file and the drain (`write/wal_buffer.rs`). Under it: the
@@ -85,6 +83,11 @@ pub(crate) enum Level {
     /// automatic resume attempts, versions (is a compaction due?), the
     /// background error.
     BgState,
+    /// The spare WAL and memtable themselves (`write/spare.rs`): nothing
+    /// is taken under it. Above the WAL's drain and the background state:
+    /// an async leader's rotation looks at it holding either
+    /// (`DbInner::poll_rotation`).
+    SpareSlot,
     /// Automatic resume attempts (`resume.rs`).
     ResumeAuto,
     /// The version set (`version/set.rs`). Under it: the super version,

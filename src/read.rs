@@ -60,7 +60,7 @@ pub(crate) struct ReadView {
 /// The newest value of `key` visible at `seq`: memtable, frozen memtables
 /// (newest first), then tables. The first source with an answer decides:
 /// a memtable's answer weighs its points against its own range tombstones
-/// (`MemTable::get`), and a tombstone covering `key` with no newer point
+/// (`MemTable::walk`), and a tombstone covering `key` with no newer point
 /// beside it is `Deleted`, with no need to look further, since every
 /// older source holds only older versions of `key` (the source-order
 /// invariant, docs/design/range-deletes.md §0).
@@ -78,17 +78,34 @@ pub(crate) fn get(
     blocks: BlockReadOptions,
     operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
 ) -> Result<Option<Bytes>> {
+    get_noting_memtable_hit(sv, key, seq, blocks, operator).0
+}
+
+/// [`get`], and whether a memtable answered it (RocksDB's
+/// `memtable.hit`: a value, a delete, or the end of a key's merge
+/// operands found in a memtable) rather than the tables. Inlined, so a
+/// caller that ignores the flag pays nothing for it.
+#[inline(always)]
+pub(crate) fn get_noting_memtable_hit(
+    sv: &SuperVersion,
+    key: &[u8],
+    seq: SeqNo,
+    blocks: BlockReadOptions,
+    operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
+) -> (Result<Option<Bytes>>, bool) {
     let mut walk = KeyWalk::new(seq);
     let memtables = std::iter::once(&sv.mem).chain(sv.imms.iter());
     for mem in memtables {
         if let Step::Decided(base) = mem.walk(key, &mut walk) {
-            return resolve(operator, key, base, walk.operands);
+            return (resolve(operator, key, base, walk.operands), true);
         }
     }
-    match sv.version.walk(key, &mut walk, blocks)? {
-        Step::Decided(base) => resolve(operator, key, base, walk.operands),
-        Step::Continue => resolve(operator, key, None, walk.operands),
-    }
+    let tables = match sv.version.walk(key, &mut walk, blocks) {
+        Ok(Step::Decided(base)) => resolve(operator, key, base, walk.operands),
+        Ok(Step::Continue) => resolve(operator, key, None, walk.operands),
+        Err(e) => Err(e),
+    };
+    (tables, false)
 }
 
 /// The value a read returns: `base` itself when no operand lies above it,

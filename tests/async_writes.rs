@@ -350,6 +350,8 @@ struct SyncGate {
     closed: AtomicBool,
     arrived: Mutex<Option<tokio::sync::mpsc::UnboundedSender<()>>>,
     open: Mutex<Option<mpsc::Receiver<()>>>,
+    /// The name of the thread that created each WAL, in order.
+    log_creators: Mutex<Vec<Option<String>>>,
 }
 
 struct GatedFile {
@@ -387,6 +389,8 @@ impl FileSystem for GatedFs {
     fn create(&self, p: &Path) -> std::io::Result<Box<dyn WritableFile>> {
         let file = self.fs.create(p)?;
         if p.extension().is_some_and(|e| e == "log") {
+            let creator = std::thread::current().name().map(str::to_owned);
+            self.gate.log_creators.lock().unwrap().push(creator);
             return Ok(Box::new(GatedFile {
                 file,
                 gate: Arc::clone(&self.gate),
@@ -1308,4 +1312,301 @@ fn range_and_prefix_deletes_resolve_as_their_blocking_forms() {
         matches!(dropped, Err(Error::KeyspaceDropped { .. })),
         "{dropped:?}"
     );
+}
+
+/// Write to the default keyspace with blocking puts until its active
+/// memtable is full (`write_buffer_size`), and stop there: the next write
+/// rotates it.
+fn fill_active_memtable(db: &Db, write_buffer_size: usize, prefix: &str) {
+    let value = vec![b'f'; 1024];
+    for i in 0.. {
+        let size: usize = db
+            .property("strata.cur-size-active-mem-table")
+            .expect("property")
+            .parse()
+            .expect("a number");
+        if size >= write_buffer_size {
+            return;
+        }
+        assert!(i < 10_000, "the memtable never filled");
+        db.put(format!("{prefix}{i:05}"), &value).expect("fill");
+    }
+}
+
+/// Poll `write` once in a task of the current runtime and report when
+/// that poll returned; then drive it to the end. Were the first poll to
+/// block the runtime's thread, nothing else on that thread would run.
+fn spawn_polled_once<F>(
+    write: F,
+) -> (
+    tokio::task::JoinHandle<F::Output>,
+    tokio::sync::oneshot::Receiver<bool>,
+)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (polled_tx, polled) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut write = Box::pin(write);
+        let pending = poll_once(write.as_mut()).is_pending();
+        let _ = polled_tx.send(pending);
+        write.await
+    });
+    (task, polled)
+}
+
+/// Run `body` on a runtime with one thread, on a thread of its own;
+/// fails (not hangs) if it is not done in `HANG`: the runtime's thread
+/// was blocked.
+fn on_one_thread<T: Send + 'static>(
+    body: impl Future<Output = T> + Send + 'static,
+    what: &str,
+) -> T {
+    let (done, finished) = mpsc::channel();
+    let runner = std::thread::Builder::new()
+        .name("one-worker-runtime".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            let _ = done.send(rt.block_on(body));
+        })
+        .expect("runner");
+    match finished.recv_timeout(HANG) {
+        Ok(result) => {
+            runner.join().expect("runner");
+            result
+        }
+        // The body panicked: its panic is the test's.
+        Err(mpsc::RecvTimeoutError::Disconnected) => match runner.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the runner ended without an answer"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the runtime's only thread was blocked: {what}")
+        }
+    }
+}
+
+/// A write whose group finds the WAL buffer full while someone else holds
+/// the drain lock (here `flush_wal`, in its fsync) parks its task instead
+/// of blocking its executor thread until the lock is let go: another
+/// task on that thread (the one that lets the fsync end) still runs, and
+/// both writes land, in order, none dropped. (The leader used to wait
+/// for the drain lock inside its poll: with one thread, forever.)
+#[test]
+fn a_write_at_a_full_wal_buffer_leaves_the_executor_thread_free() {
+    let fs = MemFileSystem::new();
+    let gate = Arc::new(SyncGate::default());
+    let gated = GatedFs {
+        fs: fs.clone(),
+        gate: Arc::clone(&gate),
+    };
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            fs: Arc::new(gated),
+            wal_buffer_capacity_bytes: 4096,
+            ..mem_options(&fs)
+        },
+    )
+    .expect("open");
+    db.put(b"a", b"1").unwrap(); // written, not synced: the flush fsyncs
+    let (mut arrived, open) = hold_next_fsync(&gate);
+    let flusher = {
+        let db = db.clone();
+        std::thread::spawn(move || db.flush_wal(true))
+    };
+    arrived
+        .blocking_recv()
+        .expect("the flush holds the drain lock, in its fsync");
+    let (first, second) = on_one_thread(
+        {
+            let db = db.clone();
+            async move {
+                let value = vec![b'x'; 3000];
+                let opts = WriteOptions::default();
+                // Its record fills the buffer: nobody may write it out.
+                let (first, first_polled) =
+                    spawn_polled_once(db.put_async(b"first", &value, &opts));
+                let first_pending = first_polled.await.unwrap();
+                // Its record does not fit behind the first one.
+                let (second, second_polled) =
+                    spawn_polled_once(db.put_async(b"second", &value, &opts));
+                let second_pending = second_polled.await.unwrap();
+                // Runs only if neither write holds the thread.
+                open.send(()).expect("open the gate");
+                assert!(first_pending, "its record waits for the drain lock");
+                assert!(second_pending, "the buffer is full");
+                (first.await.expect("task"), second.await.expect("task"))
+            }
+        },
+        "a write waited for room in the WAL buffer",
+    );
+    first.expect("the first write");
+    second.expect("the second write");
+    flusher.join().expect("flusher").expect("flush_wal");
+    assert_eq!(db.get(b"first").unwrap().map(|v| v.len()), Some(3000));
+    assert_eq!(db.get(b"second").unwrap().map(|v| v.len()), Some(3000));
+    db.close().expect("close");
+    let db = Db::open(mem_dir(), mem_options(&fs)).expect("reopen");
+    assert_eq!(db.get(b"second").unwrap().map(|v| v.len()), Some(3000));
+}
+
+/// A write whose group rotates the memtable while someone else holds the
+/// WAL's drain lock (`flush_wal`, in its fsync) parks its task until the
+/// lock is let go, instead of blocking its executor thread: the rotation
+/// writes the old WAL out and switches files under that lock. Another
+/// task on the thread (the one that lets the fsync end) still runs. (The
+/// rotation used to wait for the lock inside the poll: with one thread,
+/// forever.)
+#[test]
+fn a_rotation_behind_a_held_drain_lock_leaves_the_executor_thread_free() {
+    const WRITE_BUFFER: usize = 64 * 1024;
+    let fs = MemFileSystem::new();
+    let gate = Arc::new(SyncGate::default());
+    let gated = GatedFs {
+        fs: fs.clone(),
+        gate: Arc::clone(&gate),
+    };
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            fs: Arc::new(gated),
+            write_buffer_size: WRITE_BUFFER,
+            ..mem_options(&fs)
+        },
+    )
+    .expect("open");
+    fill_active_memtable(&db, WRITE_BUFFER, "fill");
+    let (mut arrived, open) = hold_next_fsync(&gate);
+    let flusher = {
+        let db = db.clone();
+        std::thread::spawn(move || db.flush_wal(true))
+    };
+    arrived
+        .blocking_recv()
+        .expect("the flush holds the drain lock, in its fsync");
+    let written = on_one_thread(
+        {
+            let db = db.clone();
+            async move {
+                let (write, polled) =
+                    spawn_polled_once(db.put_async(b"rotates", b"1", &WriteOptions::default()));
+                let pending = polled.await.unwrap();
+                open.send(()).expect("open the gate");
+                assert!(pending, "the rotation waits for the drain lock");
+                write.await.expect("task")
+            }
+        },
+        "a rotation waited for the WAL's drain lock",
+    );
+    written.expect("the write");
+    flusher.join().expect("flusher").expect("flush_wal");
+    let size: usize = db
+        .property("strata.cur-size-active-mem-table")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size < WRITE_BUFFER, "the full memtable was not rotated");
+    assert_eq!(db.get(b"rotates").unwrap().as_deref(), Some(&b"1"[..]));
+    db.close().expect("close");
+    let db = Db::open(mem_dir(), mem_options(&fs)).expect("reopen");
+    assert_eq!(db.get(b"rotates").unwrap().as_deref(), Some(&b"1"[..]));
+    assert!(db.get(b"fill00000").unwrap().is_some());
+}
+
+/// A rotation by an async leader that finds no spare WAL made ahead does
+/// not create one in its poll (a file create, an allocation and a
+/// directory fsync, up to tens of milliseconds on a busy disk): its task
+/// waits while the flush thread makes it. Here the flush thread is held
+/// in a flush, so no spare is ready; the task that releases it runs on
+/// the write's executor thread, and every WAL created from then on is
+/// the flush thread's.
+#[test]
+fn an_async_rotation_without_a_spare_wal_leaves_its_creation_to_the_flush_thread() {
+    const WRITE_BUFFER: usize = 64 * 1024;
+    let fs = MemFileSystem::new();
+    let gate = Arc::new(SyncGate::default());
+    let gated = GatedFs {
+        fs: fs.clone(),
+        gate: Arc::clone(&gate),
+    };
+    let flushes = FlushGate::default();
+    let (entered_tx, entered) = mpsc::channel::<()>();
+    let entered_tx = Mutex::new(entered_tx);
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            fs: Arc::new(gated),
+            write_buffer_size: WRITE_BUFFER,
+            // Room for three frozen memtables: no stall before the third
+            // rotation.
+            max_write_buffer_number: 4,
+            test_hook: Some(Arc::new({
+                let flushes = flushes.clone();
+                move |point| {
+                    if point == HookPoint::Flush {
+                        let _ = entered_tx.lock().unwrap().send(());
+                        flushes.wait();
+                    }
+                    Ok(())
+                }
+            })),
+            ..mem_options(&fs)
+        },
+    )
+    .expect("open");
+    flushes.hold();
+    // Released however the test ends: a flush held at close would hang it.
+    struct Release(FlushGate);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.release();
+        }
+    }
+    let _release = Release(flushes.clone());
+    // First rotation: the flush thread makes the next spare, then holds
+    // in the flush of the frozen memtable.
+    fill_active_memtable(&db, WRITE_BUFFER, "one");
+    db.put(b"rotate-1", b"1").expect("first rotation");
+    entered
+        .recv_timeout(HANG)
+        .expect("the flush thread reached the flush");
+    // Second rotation (blocking) takes that spare; none is made now.
+    fill_active_memtable(&db, WRITE_BUFFER, "two");
+    db.put(b"rotate-2", b"2").expect("second rotation");
+    fill_active_memtable(&db, WRITE_BUFFER, "three");
+    let created_before = gate.log_creators.lock().unwrap().len();
+    let written = on_one_thread(
+        {
+            let db = db.clone();
+            let flushes = flushes.clone();
+            async move {
+                let (write, polled) =
+                    spawn_polled_once(db.put_async(b"rotate-3", b"3", &WriteOptions::default()));
+                let pending = polled.await.unwrap();
+                flushes.release();
+                assert!(pending, "the rotation waits for a spare WAL");
+                write.await.expect("task")
+            }
+        },
+        "a rotation waited for a spare WAL",
+    );
+    written.expect("the third rotation's write");
+    let creators = gate.log_creators.lock().unwrap()[created_before..].to_vec();
+    assert!(!creators.is_empty(), "the third rotation used no new WAL");
+    assert!(
+        creators
+            .iter()
+            .all(|c| c.as_deref() == Some("strata-flush")),
+        "a WAL was created on another thread than the flush thread: {creators:?}"
+    );
+    assert_eq!(db.get(b"rotate-3").unwrap().as_deref(), Some(&b"3"[..]));
+    db.close().expect("close");
+    let db = Db::open(mem_dir(), mem_options(&fs)).expect("reopen");
+    for key in ["rotate-1", "rotate-2", "rotate-3"] {
+        assert!(db.get(key).unwrap().is_some(), "{key} lost");
+    }
 }

@@ -363,6 +363,48 @@ fn statistics_count_what_their_names_say() {
     }
 }
 
+/// `rocksdb.memtable.hit` counts the gets a memtable answered (a value or
+/// a delete found there, in the active or a frozen memtable);
+/// `rocksdb.memtable.miss` those that went on to the tables, found there
+/// or not.
+#[test]
+fn memtable_hits_and_misses_are_counted() {
+    use strata::Ticker;
+    let fs = MemFileSystem::new();
+    let options = Options {
+        statistics: Some(strata::Statistics::new()),
+        ..mem_options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    db.put("flushed", "1").unwrap();
+    db.flush().unwrap();
+    db.put("in-memtable", "2").unwrap();
+    db.delete("deleted").unwrap();
+    let counts = |db: &Db| {
+        let s = db.statistics().unwrap();
+        (
+            s.ticker(Ticker::MemtableHit),
+            s.ticker(Ticker::MemtableMiss),
+        )
+    };
+    assert_eq!(counts(&db), (0, 0));
+    assert_eq!(db.get("in-memtable").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.get("deleted").unwrap(), None);
+    assert_eq!(counts(&db), (2, 0), "a value and a delete in the memtable");
+    assert_eq!(db.get("flushed").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get("nowhere").unwrap(), None);
+    assert_eq!(counts(&db), (2, 2), "one found in a table, one nowhere");
+    let text = db.statistics().unwrap().to_text();
+    assert!(
+        text.contains("\nrocksdb.memtable.hit COUNT : 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nrocksdb.memtable.miss COUNT : 2\n"),
+        "{text}"
+    );
+}
+
 /// Two databases opened with one statistics object add to it, as in
 /// RocksDB; each database's own tickers stay its own.
 #[test]
@@ -421,5 +463,204 @@ fn a_background_error_reaches_the_listener() {
         errors[0].contains("injected flush failure"),
         "{}",
         errors[0]
+    );
+}
+
+/// A bound on a hang, not a synchronisation.
+const HANG: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A test hook that, once armed, holds the first job reaching `point`
+/// until released: `(hook, armed, entered, release)`.
+#[allow(clippy::type_complexity)]
+fn hold_at(
+    point: strata::HookPoint,
+) -> (
+    strata::TestHook,
+    Arc<std::sync::atomic::AtomicBool>,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let armed = Arc::new(AtomicBool::new(false));
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, release_rx) = (Mutex::new(entered_tx), Mutex::new(release_rx));
+    let hook: strata::TestHook = Arc::new({
+        let armed = Arc::clone(&armed);
+        move |at| {
+            if at == point && armed.swap(false, Ordering::SeqCst) {
+                entered_tx.lock().send(()).unwrap();
+                release_rx.lock().recv_timeout(HANG).unwrap();
+            }
+            Ok(())
+        }
+    });
+    (hook, armed, entered, release)
+}
+
+/// The events of keyspace `name`'s jobs, in order.
+fn events_of(recorder: &Recorder, name: &str) -> Vec<Event> {
+    recorder
+        .events
+        .lock()
+        .iter()
+        .filter(|e| match e {
+            Event::FlushBegin(i) | Event::FlushCompleted(i) => i.keyspace == name,
+            Event::CompactionBegin(i) | Event::CompactionCompleted(i) => i.keyspace == name,
+            Event::Created(i) => i.keyspace == name,
+            Event::Deleted(i) => i.keyspace == name,
+            Event::Stall(_) => false,
+        })
+        .cloned()
+        .collect()
+}
+
+/// Run `job` on keyspace "doomed" of a database with background threads,
+/// holding it at `point` while the keyspace is dropped; returns what the
+/// listener heard of that keyspace, once the database is closed.
+fn job_on_a_dropped_keyspace(
+    point: strata::HookPoint,
+    prepare: impl FnOnce(&strata::Keyspace),
+    job: impl FnOnce(strata::Keyspace) -> strata::Result<()> + Send + 'static,
+) -> Vec<Event> {
+    use std::sync::atomic::Ordering;
+    let fs = MemFileSystem::new();
+    let recorder = Arc::new(Recorder::default());
+    let (hook, armed, entered, release) = hold_at(point);
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            listeners: vec![recorder.clone()],
+            test_hook: Some(hook),
+            ..mem_options(&fs)
+        },
+    )
+    .unwrap();
+    let doomed = db.keyspace("doomed").unwrap();
+    prepare(&doomed);
+    armed.store(true, Ordering::SeqCst);
+    let runner = std::thread::spawn(move || job(doomed));
+    entered
+        .recv_timeout(HANG)
+        .expect("the job reached the hook");
+    db.drop_keyspace("doomed").unwrap();
+    release.send(()).unwrap();
+    // Its outcome for the caller is not the point here (the keyspace is
+    // gone): what the listener heard is.
+    let _ = runner.join().expect("runner");
+    db.close().unwrap();
+    events_of(&recorder, "doomed")
+}
+
+/// A flush whose keyspace is dropped while it runs installs nothing, and
+/// says so: its begin and its table's creation are followed by a
+/// completion whose status is `KeyspaceDropped`. (It used to end with no
+/// completion at all.)
+#[test]
+fn a_flush_of_a_dropped_keyspace_reports_its_end() {
+    let events = job_on_a_dropped_keyspace(
+        strata::HookPoint::Flush,
+        |ks| ks.put("k", "v").unwrap(),
+        |ks| ks.flush(),
+    );
+    match events.as_slice() {
+        [Event::FlushBegin(_), Event::Created(_), Event::FlushCompleted(done)] => {
+            assert_eq!(done.status, strata::JobStatus::KeyspaceDropped, "{done:?}");
+        }
+        other => panic!("unpaired flush events: {other:#?}"),
+    }
+}
+
+/// Likewise a compaction: begin, its outputs' creation, and a completion
+/// whose status is `KeyspaceDropped`, with no input reported deleted.
+#[test]
+fn a_compaction_of_a_dropped_keyspace_reports_its_end() {
+    let events = job_on_a_dropped_keyspace(
+        strata::HookPoint::Compaction,
+        |ks| {
+            for round in 0..2 {
+                for i in 0..50u32 {
+                    ks.put(format!("key{i:03}"), format!("v{round}")).unwrap();
+                }
+                ks.flush().unwrap();
+            }
+        },
+        |ks| ks.compact_range::<&str, _>(..),
+    );
+    let compaction: Vec<&Event> = events
+        .iter()
+        .filter(|e| !matches!(e, Event::FlushBegin(_) | Event::FlushCompleted(_)))
+        .filter(|e| !matches!(e, Event::Created(i) if i.reason == TableFileCreationReason::Flush))
+        .collect();
+    match compaction.as_slice() {
+        [Event::CompactionBegin(_), rest @ .., Event::CompactionCompleted(done)] => {
+            assert_eq!(done.status, strata::JobStatus::KeyspaceDropped, "{done:?}");
+            assert!(!rest.is_empty(), "its outputs were not announced");
+            assert!(
+                rest.iter().all(|e| matches!(e, Event::Created(_))),
+                "{rest:#?}"
+            );
+        }
+        other => panic!("unpaired compaction events: {other:#?}"),
+    }
+}
+
+/// A listener holding a database handle: it writes once from its flush
+/// callback.
+#[derive(Default)]
+struct WritesOnFlush {
+    db: Mutex<Option<Db>>,
+}
+
+impl EventListener for WritesOnFlush {
+    fn on_flush_completed(&self, _: &FlushJobInfo) {
+        let db = self.db.lock().take();
+        if let Some(db) = db {
+            db.put("from-the-listener", "1").unwrap();
+        }
+    }
+}
+
+/// With `inline_background_work`, a write that stalls runs the flush
+/// itself; the flush's callbacks wait until that write returns, so a
+/// listener that writes does not write from inside it. (They ran inside
+/// it: the listener's write queued behind the stalled write, which led
+/// the queue and waited for the listener: a deadlock.)
+#[test]
+fn an_inline_flush_run_by_a_stalled_write_calls_its_listener_after_the_write() {
+    let fs = MemFileSystem::new();
+    let listener = Arc::new(WritesOnFlush::default());
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            inline_background_work: true,
+            write_buffer_size: 64 * 1024,
+            max_write_buffer_number: 2,
+            listeners: vec![listener.clone()],
+            ..mem_options(&fs)
+        },
+    )
+    .unwrap();
+    *listener.db.lock() = Some(db.clone());
+    let (done, finished) = std::sync::mpsc::channel();
+    {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            // Two memtables' worth: the second rotation stalls on the
+            // first frozen memtable and flushes it inline.
+            for i in 0..200u32 {
+                db.put(format!("key{i:04}"), [7u8; 1024]).unwrap();
+            }
+            let _ = done.send(());
+        });
+    }
+    finished
+        .recv_timeout(HANG)
+        .expect("a write waited for its own flush's listener");
+    // Taken by the callback (its write went through), or never called.
+    assert!(listener.db.lock().take().is_none(), "no flush was reported");
+    assert_eq!(
+        db.get("from-the-listener").unwrap().as_deref(),
+        Some(&b"1"[..])
     );
 }

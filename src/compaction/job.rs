@@ -8,7 +8,7 @@ use super::range_dels::{CompactionRangeDels, PendingTombstones};
 use super::retain::{Decision, Retainer, Stripes};
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
-use crate::events::CompactionEvents;
+use crate::events::{job_status, CompactionEvents};
 use crate::filename::table_path;
 use crate::flush::finish_table;
 use crate::fs::WriteAdapter;
@@ -56,6 +56,27 @@ impl DbInner {
             c.delete_only,
             c.trivial_move,
         );
+        let outcome = self.compact_and_install(ks, c, &mut events);
+        match &outcome {
+            Ok((result, true)) => {
+                events.completed(result.written, result.keys_in, result.keys_dropped)
+            }
+            _ => events.ended(job_status(
+                outcome.as_ref().map(|&(_, installed)| installed),
+            )),
+        }
+        outcome.map(|(result, _)| result)
+    }
+
+    /// The work of [`run_compaction`](Self::run_compaction), reporting
+    /// the tables it wrote to `events`: the result, and whether it was
+    /// installed (not if the keyspace was dropped meanwhile).
+    fn compact_and_install(
+        &self,
+        ks: &KeyspaceState,
+        c: Compaction,
+        events: &mut CompactionEvents<'_>,
+    ) -> Result<(CompactionResult, bool)> {
         let start = Instant::now();
         let mut result = CompactionResult::default();
         let mut edit = VersionEdit {
@@ -96,7 +117,7 @@ impl DbInner {
                             f.mark_obsolete();
                         }
                     }
-                    return Ok(result);
+                    return Ok((result, false));
                 }
                 Err(e) => return Err(e),
             };
@@ -117,8 +138,7 @@ impl DbInner {
         result.micros = start.elapsed().as_micros() as u64;
         self.stats
             .record_compaction(&ks.counters, c.output_level, &result);
-        events.completed(result.written, result.keys_in, result.keys_dropped);
-        Ok(result)
+        Ok((result, true))
     }
 
     /// The snapshot stripes a compaction keeps versions for: the live

@@ -2,12 +2,17 @@
 //! a tracing event at its end with what it did, and the listener
 //! callbacks at its beginning and end. The engine's job code holds one of
 //! these and reports to it; it holds no engine lock while doing so.
+//!
+//! Every begin is paired with one completion, whatever the end: installed
+//! (`JobStatus::Ok`), abandoned because its keyspace was dropped, failed,
+//! or (the job panicked) dropped unreported: the completion is then
+//! deferred, as no listener may run while the thread unwinds.
 
 use super::listener::{
-    CompactionJobInfo, CompactionReason, FlushJobInfo, TableFileCreationInfo,
+    CompactionJobInfo, CompactionReason, FlushJobInfo, JobStatus, TableFileCreationInfo,
     TableFileCreationReason, TableFileDeletionInfo,
 };
-use super::notifier::Notifier;
+use super::notifier::{Deferred, Notifier};
 use crate::version::TableFile;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,11 +34,27 @@ fn created(
     }
 }
 
+/// How a job ended, for the tracing event and the completion: its
+/// status, from the job's outcome (`Ok(true)`: installed; `Ok(false)`:
+/// its keyspace was dropped).
+pub(crate) fn job_status(outcome: Result<bool, &crate::Error>) -> JobStatus {
+    match outcome {
+        Ok(true) => JobStatus::Ok,
+        Ok(false) => JobStatus::KeyspaceDropped,
+        Err(e) => JobStatus::Failed(e.to_string()),
+    }
+}
+
+/// The status of a job whose events were dropped unreported.
+const PANICKED: &str = "the job panicked";
+
 /// One flush in progress.
 pub(crate) struct FlushEvents<'a> {
     notifier: &'a Notifier,
     info: FlushJobInfo,
     start: Instant,
+    /// The completion was reported.
+    ended: bool,
     _span: tracing::span::EnteredSpan,
 }
 
@@ -55,14 +76,16 @@ impl<'a> FlushEvents<'a> {
             file_number: 0,
             bytes_written: 0,
             duration: Default::default(),
+            status: JobStatus::Ok,
         };
         if notifier.any() {
-            notifier.notify("on_flush_begin", |l| l.on_flush_begin(&info));
+            notifier.job_event(Deferred::FlushBegin(info.clone()));
         }
         FlushEvents {
             notifier,
             info,
             start: Instant::now(),
+            ended: false,
             _span: span,
         }
     }
@@ -78,25 +101,45 @@ impl<'a> FlushEvents<'a> {
                 table,
                 TableFileCreationReason::Flush,
             );
-            self.notifier
-                .notify("on_table_file_created", |l| l.on_table_file_created(&info));
+            self.notifier.job_event(Deferred::TableFileCreated(info));
         }
     }
 
-    /// The flush is installed.
-    pub fn completed(mut self) {
+    /// The flush ended with `status`: installed, or not.
+    pub fn ended(mut self, status: JobStatus) {
         self.info.duration = self.start.elapsed();
-        tracing::info!(
-            file_number = self.info.file_number,
-            bytes_written = self.info.bytes_written,
-            micros = self.info.duration.as_micros() as u64,
-            "flush completed"
-        );
-        if self.notifier.any() {
-            let info = &self.info;
-            self.notifier
-                .notify("on_flush_completed", |l| l.on_flush_completed(info));
+        let micros = self.info.duration.as_micros() as u64;
+        match &status {
+            JobStatus::Ok => tracing::info!(
+                file_number = self.info.file_number,
+                bytes_written = self.info.bytes_written,
+                micros,
+                "flush completed"
+            ),
+            JobStatus::KeyspaceDropped => {
+                tracing::info!(micros, "flush abandoned: its keyspace was dropped")
+            }
+            JobStatus::Failed(error) => tracing::warn!(%error, micros, "flush failed"),
         }
+        self.info.status = status;
+        self.ended = true;
+        if self.notifier.any() {
+            self.notifier
+                .job_event(Deferred::FlushCompleted(self.info.clone()));
+        }
+    }
+}
+
+impl Drop for FlushEvents<'_> {
+    fn drop(&mut self) {
+        if self.ended || !self.notifier.any() {
+            return;
+        }
+        // Unwinding: deferred, delivered by the next thread free to.
+        self.info.duration = self.start.elapsed();
+        self.info.status = JobStatus::Failed(PANICKED.into());
+        self.notifier
+            .defer(Deferred::FlushCompleted(self.info.clone()));
     }
 }
 
@@ -107,6 +150,8 @@ pub(crate) struct CompactionEvents<'a> {
     /// `(level, number)` of each input table.
     inputs: Vec<(usize, u64)>,
     start: Instant,
+    /// The completion was reported.
+    ended: bool,
     _span: tracing::span::EnteredSpan,
 }
 
@@ -160,15 +205,17 @@ impl<'a> CompactionEvents<'a> {
             keys_dropped: 0,
             trivial_move,
             duration: Default::default(),
+            status: JobStatus::Ok,
         };
         if notifier.any() {
-            notifier.notify("on_compaction_begin", |l| l.on_compaction_begin(&info));
+            notifier.job_event(Deferred::CompactionBegin(info.clone()));
         }
         CompactionEvents {
             notifier,
             info,
             inputs: inputs.iter().map(|&(l, n, _)| (l, n)).collect(),
             start: Instant::now(),
+            ended: false,
             _span: span,
         }
     }
@@ -184,8 +231,7 @@ impl<'a> CompactionEvents<'a> {
                     f,
                     TableFileCreationReason::Compaction,
                 );
-                self.notifier
-                    .notify("on_table_file_created", |l| l.on_table_file_created(&info));
+                self.notifier.job_event(Deferred::TableFileCreated(info));
             }
         }
     }
@@ -193,36 +239,62 @@ impl<'a> CompactionEvents<'a> {
     /// The compaction is installed: it wrote `bytes_written`, read
     /// `keys_in` entries and dropped `keys_dropped`.
     pub fn completed(mut self, bytes_written: u64, keys_in: u64, keys_dropped: u64) {
-        self.info.duration = self.start.elapsed();
         self.info.bytes_written = bytes_written;
         self.info.keys_in = keys_in;
         self.info.keys_dropped = keys_dropped;
-        tracing::info!(
-            outputs = ?self.info.output_files,
-            input_bytes = self.info.input_bytes,
-            bytes_written,
-            keys_in,
-            keys_dropped,
-            micros = self.info.duration.as_micros() as u64,
-            "compaction completed"
-        );
+        self.ended(JobStatus::Ok);
+    }
+
+    /// The compaction ended with `status`: installed (see
+    /// [`completed`](Self::completed)), or not (then its inputs stay).
+    pub fn ended(mut self, status: JobStatus) {
+        self.info.duration = self.start.elapsed();
+        let micros = self.info.duration.as_micros() as u64;
+        match &status {
+            JobStatus::Ok => tracing::info!(
+                outputs = ?self.info.output_files,
+                input_bytes = self.info.input_bytes,
+                bytes_written = self.info.bytes_written,
+                keys_in = self.info.keys_in,
+                keys_dropped = self.info.keys_dropped,
+                micros,
+                "compaction completed"
+            ),
+            JobStatus::KeyspaceDropped => {
+                tracing::info!(micros, "compaction abandoned: its keyspace was dropped")
+            }
+            JobStatus::Failed(error) => tracing::warn!(%error, micros, "compaction failed"),
+        }
+        let installed = status == JobStatus::Ok;
+        self.info.status = status;
+        self.ended = true;
         if !self.notifier.any() {
             return;
         }
-        if !self.info.trivial_move {
+        if installed && !self.info.trivial_move {
             for &(level, file_number) in &self.inputs {
                 let info = TableFileDeletionInfo {
                     keyspace: self.info.keyspace.clone(),
                     level,
                     file_number,
                 };
-                self.notifier
-                    .notify("on_table_file_deleted", |l| l.on_table_file_deleted(&info));
+                self.notifier.job_event(Deferred::TableFileDeleted(info));
             }
         }
-        let info = &self.info;
-        self.notifier.notify("on_compaction_completed", |l| {
-            l.on_compaction_completed(info)
-        });
+        self.notifier
+            .job_event(Deferred::CompactionCompleted(self.info.clone()));
+    }
+}
+
+impl Drop for CompactionEvents<'_> {
+    fn drop(&mut self) {
+        if self.ended || !self.notifier.any() {
+            return;
+        }
+        // Unwinding: deferred, delivered by the next thread free to.
+        self.info.duration = self.start.elapsed();
+        self.info.status = JobStatus::Failed(PANICKED.into());
+        self.notifier
+            .defer(Deferred::CompactionCompleted(self.info.clone()));
     }
 }

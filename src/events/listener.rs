@@ -36,11 +36,15 @@ use std::time::Duration;
 pub trait EventListener: Send + Sync {
     /// A flush of a frozen memtable is about to start.
     fn on_flush_begin(&self, _info: &FlushJobInfo) {}
-    /// A flush finished and its table (if any) is installed.
+    /// A flush ended: with `info.status` [`JobStatus::Ok`] its table (if
+    /// any) is installed; otherwise nothing is. Every begin is followed
+    /// by one completion.
     fn on_flush_completed(&self, _info: &FlushJobInfo) {}
     /// A compaction is about to start.
     fn on_compaction_begin(&self, _info: &CompactionJobInfo) {}
-    /// A compaction finished and its result is installed.
+    /// A compaction ended: with `info.status` [`JobStatus::Ok`] its result
+    /// is installed; otherwise nothing is. Every begin is followed by one
+    /// completion.
     fn on_compaction_completed(&self, _info: &CompactionJobInfo) {}
     /// A flush or compaction wrote a table file (before it is installed).
     fn on_table_file_created(&self, _info: &TableFileCreationInfo) {}
@@ -75,6 +79,23 @@ pub struct FlushJobInfo {
     pub bytes_written: u64,
     /// How long the flush took (zero at the beginning).
     pub duration: Duration,
+    /// How it ended (`Ok` at the beginning).
+    pub status: JobStatus,
+}
+
+/// How a flush or compaction ended (RocksDB's `status` in its job info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobStatus {
+    /// Its result is installed (and, at the beginning: not ended yet).
+    Ok,
+    /// Its keyspace was dropped while it ran: nothing is installed, and
+    /// the tables it created are deleted.
+    KeyspaceDropped,
+    /// It failed, with this error (recorded as the background error,
+    /// unless it was a manual compaction's): nothing is installed, and
+    /// the tables it created are deleted.
+    Failed(String),
 }
 
 /// Why a compaction ran (RocksDB's `CompactionReason`, the cases strata
@@ -122,6 +143,8 @@ pub struct CompactionJobInfo {
     pub trivial_move: bool,
     /// How long it took (zero at the beginning).
     pub duration: Duration,
+    /// How it ended (`Ok` at the beginning).
+    pub status: JobStatus,
 }
 
 /// What made a table file.

@@ -8,11 +8,11 @@ mod listener;
 mod notifier;
 mod stall_watch;
 
-pub(crate) use jobs::{CompactionEvents, FlushEvents};
+pub(crate) use jobs::{job_status, CompactionEvents, FlushEvents};
 pub use listener::{
     BackgroundErrorInfo, CompactionJobInfo, CompactionReason, EventListener, FlushJobInfo,
-    TableFileCreationInfo, TableFileCreationReason, TableFileDeletionInfo, WalFileCreationInfo,
-    WriteStallCause, WriteStallCondition, WriteStallInfo,
+    JobStatus, TableFileCreationInfo, TableFileCreationReason, TableFileDeletionInfo,
+    WalFileCreationInfo, WriteStallCause, WriteStallCondition, WriteStallInfo,
 };
 pub(crate) use notifier::Notifier;
 pub(crate) use stall_watch::StallWatch;

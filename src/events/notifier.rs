@@ -4,19 +4,30 @@
 //! under an engine lock) kept in order until a thread free to call
 //! listeners delivers them.
 
-use super::listener::{BackgroundErrorInfo, EventListener, WalFileCreationInfo, WriteStallInfo};
+use super::listener::{
+    BackgroundErrorInfo, CompactionJobInfo, EventListener, FlushJobInfo, TableFileCreationInfo,
+    TableFileDeletionInfo, WalFileCreationInfo, WriteStallInfo,
+};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// An event noted where listeners may not be called.
+/// An event noted where listeners may not be called: stall changes,
+/// background errors and WAL creations always; a flush's or compaction's
+/// with `inline_background_work`, whose jobs may run inside a write.
 #[derive(Debug, Clone)]
 pub(crate) enum Deferred {
     Stall(WriteStallInfo),
     BackgroundError(BackgroundErrorInfo),
     WalCreated(WalFileCreationInfo),
+    FlushBegin(FlushJobInfo),
+    FlushCompleted(FlushJobInfo),
+    CompactionBegin(CompactionJobInfo),
+    CompactionCompleted(CompactionJobInfo),
+    TableFileCreated(TableFileCreationInfo),
+    TableFileDeleted(TableFileDeletionInfo),
 }
 
 /// The database's listeners and its events not yet delivered.
@@ -34,13 +45,34 @@ pub(crate) struct Notifier {
     /// Held by the thread delivering deferred events, so they reach the
     /// listeners in the order they arose.
     delivering: Mutex<()>,
+    /// Flush and compaction events are deferred too
+    /// (`inline_background_work`: a write that stalls runs those jobs,
+    /// and no listener may run inside a write).
+    defer_jobs: bool,
 }
 
 impl Notifier {
-    pub fn new(listeners: Vec<Arc<dyn EventListener>>) -> Self {
+    /// The listeners; `defer_jobs` with `inline_background_work`.
+    pub fn new(listeners: Vec<Arc<dyn EventListener>>, defer_jobs: bool) -> Self {
         Notifier {
             listeners,
+            defer_jobs,
             ..Notifier::default()
+        }
+    }
+
+    /// A flush's or compaction's event: delivered now (the job's thread
+    /// holds no engine lock and is in no write), or deferred with
+    /// `inline_background_work`, where the job may run inside a write
+    /// that stalled, and delivered with the other deferred events once
+    /// that write returns. REQUIRES: no engine lock held.
+    pub fn job_event(&self, event: Deferred) {
+        if self.defer_jobs {
+            self.defer(event);
+        } else {
+            // Events deferred before it arrive before it.
+            self.deliver_deferred();
+            self.deliver(event);
         }
     }
 
@@ -120,23 +152,48 @@ impl Notifier {
                     next
                 };
                 let Some(event) = next else { break };
-                match event {
-                    Deferred::Stall(info) => self.notify("on_stall_conditions_changed", |l| {
-                        l.on_stall_conditions_changed(&info)
-                    }),
-                    Deferred::BackgroundError(info) => {
-                        self.notify("on_background_error", |l| l.on_background_error(&info))
-                    }
-                    Deferred::WalCreated(info) => {
-                        self.notify("on_wal_file_created", |l| l.on_wal_file_created(&info))
-                    }
-                }
+                self.deliver(event);
             }
             drop(_delivering);
             // An event deferred after the queue was seen empty and before
             // the delivery lock was let go found the lock held: take it.
             if !self.has_pending.load(Ordering::Acquire) {
                 return;
+            }
+        }
+    }
+}
+
+impl Notifier {
+    /// Call the listeners' callback for `event`.
+    fn deliver(&self, event: Deferred) {
+        match event {
+            Deferred::Stall(info) => self.notify("on_stall_conditions_changed", |l| {
+                l.on_stall_conditions_changed(&info)
+            }),
+            Deferred::BackgroundError(info) => {
+                self.notify("on_background_error", |l| l.on_background_error(&info))
+            }
+            Deferred::WalCreated(info) => {
+                self.notify("on_wal_file_created", |l| l.on_wal_file_created(&info))
+            }
+            Deferred::FlushBegin(info) => {
+                self.notify("on_flush_begin", |l| l.on_flush_begin(&info))
+            }
+            Deferred::FlushCompleted(info) => {
+                self.notify("on_flush_completed", |l| l.on_flush_completed(&info))
+            }
+            Deferred::CompactionBegin(info) => {
+                self.notify("on_compaction_begin", |l| l.on_compaction_begin(&info))
+            }
+            Deferred::CompactionCompleted(info) => self.notify("on_compaction_completed", |l| {
+                l.on_compaction_completed(&info)
+            }),
+            Deferred::TableFileCreated(info) => {
+                self.notify("on_table_file_created", |l| l.on_table_file_created(&info))
+            }
+            Deferred::TableFileDeleted(info) => {
+                self.notify("on_table_file_deleted", |l| l.on_table_file_deleted(&info))
             }
         }
     }
@@ -173,7 +230,7 @@ mod tests {
     fn deferred_events_arrive_in_order_past_a_panic() {
         let first = Arc::new(Recorder::default());
         let second = Arc::new(Recorder::default());
-        let n = Notifier::new(vec![first.clone(), second.clone()]);
+        let n = Notifier::new(vec![first.clone(), second.clone()], false);
         n.defer(stall(WriteStallCondition::Stopped));
         n.defer(stall(WriteStallCondition::Delayed));
         n.defer(stall(WriteStallCondition::Normal));
@@ -187,7 +244,7 @@ mod tests {
 
     #[test]
     fn nothing_is_kept_without_listeners() {
-        let n = Notifier::new(Vec::new());
+        let n = Notifier::new(Vec::new(), false);
         n.defer(stall(WriteStallCondition::Stopped));
         assert!(n.pending.lock().is_empty());
     }

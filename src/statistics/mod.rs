@@ -133,11 +133,23 @@ impl Statistics {
     }
 
     /// A point lookup that returned `value_bytes` (`None`: not found),
-    /// begun at `start` if timed ([`start_get`]).
+    /// answered by a memtable (`memtable_hit`) or not, begun at `start`
+    /// if timed ([`start_get`]).
     #[inline]
-    pub(crate) fn record_get(&self, start: Option<Instant>, value_bytes: Option<usize>) {
+    pub(crate) fn record_get(
+        &self,
+        start: Option<Instant>,
+        value_bytes: Option<usize>,
+        memtable_hit: bool,
+    ) {
         let local = self.counters.local();
         local.add(const { Ticker::NumberKeysRead.collected_slot() }, 1);
+        let memtable = if memtable_hit {
+            const { Ticker::MemtableHit.collected_slot() }
+        } else {
+            const { Ticker::MemtableMiss.collected_slot() }
+        };
+        local.add(memtable, 1);
         let useful = BLOOM_USEFUL.with(Cell::take);
         if useful > 0 {
             local.add(const { Ticker::BloomFilterUseful.collected_slot() }, useful);
@@ -203,7 +215,7 @@ pub fn probe_cost(statistics: &Statistics, n: u64) {
         let start = std::hint::black_box(start_get());
         statistics.add(Ticker::BlockCacheHit, 1);
         note_bloom_useful();
-        statistics.record_get(start, Some(i as usize & 127));
+        statistics.record_get(start, Some(i as usize & 127), i & 1 == 0);
     }
     for _ in 0..n {
         let start = std::hint::black_box(start_operation());

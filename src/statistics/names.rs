@@ -18,6 +18,12 @@ pub enum Ticker {
     NumberKeysRead,
     /// Bytes of values point lookups returned (*collected*).
     BytesRead,
+    /// Point lookups a memtable answered: a value, a delete, or a merge
+    /// complete there (*collected*).
+    MemtableHit,
+    /// Point lookups the memtables did not answer, which went on to the
+    /// tables (*collected*).
+    MemtableMiss,
     /// Keys written (puts and deletes).
     NumberKeysWritten,
     /// Bytes of user write batches.
@@ -40,12 +46,14 @@ pub enum Ticker {
 
 impl Ticker {
     /// Every ticker, in the order they are printed.
-    pub const ALL: [Ticker; 14] = [
+    pub const ALL: [Ticker; 16] = [
         Ticker::BlockCacheHit,
         Ticker::BlockCacheMiss,
         Ticker::BloomFilterUseful,
         Ticker::NumberKeysRead,
         Ticker::BytesRead,
+        Ticker::MemtableHit,
+        Ticker::MemtableMiss,
         Ticker::NumberKeysWritten,
         Ticker::BytesWritten,
         Ticker::WalSynced,
@@ -65,6 +73,8 @@ impl Ticker {
             Ticker::BloomFilterUseful => "rocksdb.bloom.filter.useful",
             Ticker::NumberKeysRead => "rocksdb.number.keys.read",
             Ticker::BytesRead => "rocksdb.bytes.read",
+            Ticker::MemtableHit => "rocksdb.memtable.hit",
+            Ticker::MemtableMiss => "rocksdb.memtable.miss",
             Ticker::NumberKeysWritten => "rocksdb.number.keys.written",
             Ticker::BytesWritten => "rocksdb.bytes.written",
             Ticker::WalSynced => "rocksdb.wal.synced",
@@ -79,7 +89,7 @@ impl Ticker {
 }
 
 /// The tickers the statistics object counts itself, by slot.
-pub(crate) const COLLECTED_TICKERS: usize = 5;
+pub(crate) const COLLECTED_TICKERS: usize = 7;
 
 impl Ticker {
     /// Its slot among the collected tickers.
@@ -90,6 +100,8 @@ impl Ticker {
             Ticker::BloomFilterUseful => Some(2),
             Ticker::NumberKeysRead => Some(3),
             Ticker::BytesRead => Some(4),
+            Ticker::MemtableHit => Some(5),
+            Ticker::MemtableMiss => Some(6),
             _ => None,
         }
     }

@@ -9,17 +9,30 @@
 //! |----------------------------------|---------------------------------|
 //! | its leader (`Writer::wait`)      | its slot (`Writer::task`)       |
 //! | a write stall (`Leadership::stall`) | `Background` (and `timer.rs`) |
+//! | room in a full WAL buffer (`push`) | the WAL buffer (`poll_push`)  |
+//! | the drain lock, to rotate (`switch_file`) | the WAL buffer (`poll_lock_drain`) |
+//! | a WAL it creates to rotate (`new_wal`) | `Background` (the flush thread makes it) |
 //! | its record written or synced     | the WAL buffer (`poll_wait`)    |
 //! | publication                      | the publisher (`poll_visible`)  |
 //!
-//! What a leader does between those waits is CPU work bounded by its
-//! group (numbering, framing one WAL record, memtable inserts), and an
-//! async leader does it inside its poll, as a blocking leader does on its
-//! thread. An fsync is never done in a poll: a sync writer's fsync is
+//! A leader's waits for room (the stall, the WAL buffer, the rotation)
+//! all come before its group is numbered: it parks holding the group and
+//! the lead (`Leadership::park`), and its next poll makes room again from
+//! the start. What a leader does between those waits is CPU work bounded
+//! by its group (numbering, framing one WAL record, memtable inserts), and
+//! an async leader does it inside its poll, as a blocking leader does on
+//! its thread. An fsync is never done in a poll: a sync writer's fsync is
 //! the WAL syncer thread's, which coalesces it with every other. Writing
 //! the record to the OS is done in the poll only when nobody else holds
-//! the WAL's drain lock (a `write`, no fsync); otherwise whoever holds it
-//! writes the record, and the task is woken.
+//! the WAL's drain lock (a `write`, or a copy into the mapped WAL and,
+//! once per growth step of the file, an `fallocate`; never an fsync);
+//! otherwise whoever holds it writes the record, and the task is woken.
+//! The only other waits in a poll are for short leaf locks: the queue's,
+//! a writer's slot (held by a leader for the insert of that one batch),
+//! the publisher's, the background state's (never held across work); and
+//! once per process, the first delayed write starts the timer thread.
+//! With `inline_background_work` there are no background threads, and an
+//! async write does the background work inline, as a blocking one does.
 //!
 //! An async leader of a small group inserts every batch, then releases
 //! its members to wait for their own durability and visibility

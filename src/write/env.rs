@@ -26,6 +26,12 @@ impl CommitEnv for DbInner {
             .map_err(|e| self.wal_failure(e))
     }
 
+    fn poll_log(&self, record: &[u8], waker: &Waker) -> Poll<Result<u64>> {
+        self.write_path
+            .wal
+            .poll_push(record, waker, || self.write_stop_error())
+    }
+
     fn wait_logged(&self, end: u64, durability: Durability, inline: bool) -> Result<()> {
         let wal = &self.write_path.wal;
         wal.wait(end, durability, inline, || self.write_stop_error())?;

@@ -102,6 +102,12 @@ impl WritePath {
         }
     }
 
+    /// An async leader's rotation waits for the flush thread to make a
+    /// spare WAL (`spare.rs`).
+    pub(crate) fn spare_wanted(&self) -> bool {
+        self.spare.is_wanted()
+    }
+
     /// WAL `number` began at log position `lsn` (a rotation).
     pub(crate) fn note_wal_started(&self, number: u64, lsn: u64) {
         let mut starts = self.wal_starts.lock();

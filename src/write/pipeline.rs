@@ -82,6 +82,13 @@ pub(crate) trait CommitEnv {
     /// Append one group's record to the WAL buffer; returns the log
     /// position just past it. Called in sequence order.
     fn log(&self, record: &[u8]) -> Result<u64>;
+    /// [`log`](Self::log) for an async leader's task: `Pending` while the
+    /// WAL buffer is full and someone else is writing it out, with `waker`
+    /// woken once there is room; nothing is logged then. Fakes without a
+    /// WAL buffer of their own may block.
+    fn poll_log(&self, record: &[u8], _waker: &std::task::Waker) -> Poll<Result<u64>> {
+        Poll::Ready(self.log(record))
+    }
     /// Wait until the log holds everything up to `end` with `durability`.
     /// `inline`: the caller may do the writing or syncing itself when no
     /// one else is. Ends early with the error a background failure left.
@@ -244,6 +251,28 @@ impl Leadership<'_> {
             m.fail(Error::WriteStall);
         }
         wait(None).map(|_| ())
+    }
+
+    /// An async leader's task: what a wait for room other than a
+    /// stall's (the WAL's drain lock, a spare WAL) registers before
+    /// [`park`](Self::park).
+    pub fn task_waker(&self) -> Option<std::task::Waker> {
+        self.park.as_ref().map(|p| p.waker.clone())
+    }
+
+    /// Park an async leader's task (registered with whatever will wake
+    /// it) until its next poll, which makes room again from the start:
+    /// returns the error `make_room` passes up (`try_sequence` turns it
+    /// into `Pending`). REQUIRES: an async leader ([`task_waker`]
+    /// gave a waker), nothing changed since the last look that a next
+    /// poll would not redo.
+    ///
+    /// [`task_waker`]: Self::task_waker
+    pub fn park(&mut self) -> Error {
+        if let Some(park) = self.park.as_deref_mut() {
+            park.parked = true;
+        }
+        Error::WriteStall
     }
 
     /// A delayed write waits once per group: true when an async leader's
@@ -497,10 +526,14 @@ impl CommitPipeline {
             }
             return Poll::Ready(Err(e));
         }
-        Poll::Ready(self.number_and_log(env, leadership, members, records, bytes))
+        self.number_and_log(env, leadership, members, records, bytes)
     }
 
-    /// The rest of sequencing, with room made.
+    /// The rest of sequencing, with room made. An async leader's task
+    /// (`leadership.park`) parks (`Pending`) while the WAL buffer is full
+    /// and being written out by someone else, before anything is numbered
+    /// or logged: its next poll makes room and sequences again, from the
+    /// start.
     fn number_and_log<E: CommitEnv>(
         &self,
         env: &E,
@@ -508,8 +541,10 @@ impl CommitPipeline {
         members: &[Member],
         records: u64,
         bytes: u64,
-    ) -> Result<Sequenced> {
+    ) -> Poll<Result<Sequenced>> {
         let lead = members[0].ask;
+        let park: Option<&StallPark> = leadership.park.take().map(|p| p as &StallPark);
+        let task = park.map(|p| &p.waker);
         let sq = &mut *leadership.sequencer;
         let first = sq.last_seq + 1;
         let last = first + records - 1;
@@ -517,9 +552,9 @@ impl CommitPipeline {
         // holds (checked as read); a write that would pass them is refused
         // rather than stored under a wrapped or truncated number.
         if last > MAX_SEQNO {
-            return Err(Error::InvalidArgument(format!(
+            return Poll::Ready(Err(Error::InvalidArgument(format!(
                 "sequence numbers are exhausted: this write needs up to {last}, past {MAX_SEQNO}"
-            )));
+            ))));
         }
         let end_lsn = if lead.disable_wal {
             for m in members {
@@ -528,7 +563,11 @@ impl CommitPipeline {
             }
             None
         } else {
-            Some(Self::log(env, sq, members, first, records)?)
+            match Self::log(env, sq, members, first, records, task) {
+                Poll::Ready(Ok(end)) => Some(end),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
         };
         sq.last_seq = last;
         env.count_group(members.len(), records, bytes);
@@ -536,29 +575,35 @@ impl CommitPipeline {
         let serial = members.len() == 1 || bytes <= SERIAL_INSERT_MAX_BYTES;
         let inserts = if serial { 1 } else { members.len() };
         let group = Group::new(id, last, Arc::clone(&sq.mems), end_lsn, inserts);
-        Ok(Sequenced {
+        Poll::Ready(Ok(Sequenced {
             group: Arc::new(group),
             first_seq: first,
             serial,
-        })
+        }))
     }
 
     /// Log the group as one WAL record: a lone writer's batch as it is, a
-    /// group's batches under one header.
+    /// group's batches under one header. With an async leader's `task`,
+    /// `Pending` (nothing logged) while the WAL buffer has no room.
     fn log<E: CommitEnv>(
         env: &E,
         sq: &mut Sequencer,
         members: &[Member],
         first: SeqNo,
         records: u64,
-    ) -> Result<u64> {
+        task: Option<&std::task::Waker>,
+    ) -> Poll<Result<u64>> {
+        let log = |record: &[u8]| match task {
+            Some(waker) => env.poll_log(record, waker),
+            None => Poll::Ready(env.log(record)),
+        };
         if let [only] = members {
             let mut slot = only.writer.slot.lock();
             slot.batch.set_sequence(first);
-            return env.log(slot.batch.encoded());
+            return log(slot.batch.encoded());
         }
         encode_group(&mut sq.payload, first, records, members);
-        env.log(&sq.payload)
+        log(&sq.payload)
     }
 
     /// After sequencing, by a leader that must not wait for its members

@@ -354,24 +354,40 @@ impl DbInner {
         which: &[Arc<KeyspaceState>],
     ) -> Result<()> {
         let wp = &self.write_path;
-        // WAL numbers must grow in the order the WALs are used (recovery
-        // replays them by number). A spare numbered before the current WAL
-        // was made while a rotation that found none created its own: drop it.
-        let spare = match wp.spare.take() {
-            Some(spare) if spare.number > wp.wal.wal_number() => spare,
-            Some(stale) => {
-                self.remove_spare(stale);
-                self.new_wal()?
-            }
-            None => self.new_wal()?,
+        // With background threads, an async leader's task waits for what
+        // a blocking leader would block for, parked (see
+        // `poll_rotation`); without them it does the work, as the mode
+        // does all its background work in the caller.
+        let background = !self.options.inline_background_work;
+        let task = leader.task_waker().filter(|_| background);
+        let (spare, drain) = match task {
+            Some(waker) => match self.poll_rotation(&waker)? {
+                Poll::Ready((spare, drain)) => (spare, Some(drain)),
+                Poll::Pending => return Err(leader.park()),
+            },
+            // WAL numbers must grow in the order the WALs are used
+            // (recovery replays them by number). A spare numbered before
+            // the current WAL was made while a rotation that found none
+            // created its own: drop it.
+            None => match wp.spare.take() {
+                Some(spare) if spare.number > wp.wal.wal_number() => (spare, None),
+                Some(stale) => {
+                    self.remove_spare(stale);
+                    (self.new_wal()?, None)
+                }
+                None => (self.new_wal()?, None),
+            },
         };
         // Writes the old WAL out; it is synced before the new one is.
         // With a syncer thread the old WAL is synced in the background, so
         // rotation does not stall writers for a whole WAL's fsync.
-        let background = !self.options.inline_background_work;
-        wp.wal
-            .switch_file(spare.file, spare.number, background)
-            .map_err(|e| self.wal_failure(e))?;
+        match drain {
+            Some(d) => wp
+                .wal
+                .switch_file_locked(d, spare.file, spare.number, background),
+            None => wp.wal.switch_file(spare.file, spare.number, background),
+        }
+        .map_err(|e| self.wal_failure(e))?;
         wp.note_wal_started(spare.number, wp.wal.written());
         tracing::debug!(wal_number = spare.number, "WAL rotated");
         // The spare's memtable is sized for the default keyspace as the
@@ -402,6 +418,73 @@ impl DbInner {
         }
         self.bg.notify_all();
         Ok(())
+    }
+
+    /// What an async leader's rotation needs, without blocking its
+    /// executor thread: a spare WAL made ahead and the WAL's drain lock.
+    /// `Pending` (the task registered to be woken) while either is
+    /// missing; nothing is taken or changed then, so the next poll makes
+    /// room again from the start.
+    ///
+    /// - No spare (or a stale one): a blocking leader creates a WAL
+    ///   itself (a file create, an allocation, a directory fsync); the
+    ///   task asks the flush thread instead (`SpareSlot::want`, then the
+    ///   thread is woken) and waits on background progress
+    ///   (`Background::poll_for`, which looks under the state lock, the
+    ///   lock the maker takes to wake the tasks after it put the spare:
+    ///   either the look sees the spare, or the maker finds the waker).
+    ///   If that attempt fails, this rotation reports its error, as a
+    ///   blocking one reports its own.
+    /// - The drain lock held (the syncer in an fsync, a `flush_wal`): a
+    ///   blocking leader waits for it; the task registers to be woken at
+    ///   its release (`WalBuffer::poll_lock_drain`).
+    ///
+    /// Under the lead the WAL in use does not change, so its number read
+    /// here holds until the switch.
+    fn poll_rotation(
+        &self,
+        waker: &std::task::Waker,
+    ) -> Result<Poll<(SpareWal, super::wal_buffer::DrainGuard<'_>)>> {
+        let wp = &self.write_path;
+        let current = wp.wal.wal_number();
+        if !wp.spare.is_ready_after(current) {
+            if let Some(e) = wp.spare.take_failure() {
+                return Err(e);
+            }
+            wp.spare.want();
+            self.bg.wake_workers();
+            let made = self.bg.poll_for(waker, |_| {
+                let made = wp.spare.is_ready_after(current) || wp.spare.has_failure();
+                // A background error stands: the caller reports it.
+                (made || self.check_bg_error().is_err()).then_some(Ok(()))
+            })?;
+            if made.is_pending() {
+                return Ok(Poll::Pending);
+            }
+            self.check_bg_error()?;
+            if let Some(e) = wp.spare.take_failure() {
+                return Err(e);
+            }
+        }
+        let Poll::Ready(drain) = wp.wal.poll_lock_drain(waker) else {
+            return Ok(Poll::Pending);
+        };
+        // Only a rotation takes the spare (and a resume, which leads the
+        // queue too), and the maker replaces only a stale one: it is
+        // still there.
+        match wp.spare.take() {
+            Some(spare) if spare.number > current => Ok(Poll::Ready((spare, drain))),
+            other => {
+                debug_assert!(false, "the spare went while an async leader led");
+                drop(drain);
+                if let Some(stale) = other {
+                    self.remove_spare(stale);
+                }
+                Err(Error::InvalidArgument(
+                    "internal: the spare WAL went while a rotation led".into(),
+                ))
+            }
+        }
     }
 
     /// A new active memtable for `ks`, logging to WAL `wal_number`: the
@@ -444,13 +527,31 @@ impl DbInner {
     /// Make the next rotation's WAL and memtable now, unless they are
     /// ready (see `spare.rs`). A failure is left for the rotation to meet
     /// and report: it then tries again itself.
+    ///
+    /// An async leader's rotation may wait for it (`poll_rotation`): its
+    /// task is woken after the attempt, with the failure kept for it.
     pub(crate) fn prepare_spare_wal(&self) {
-        let _making = self.write_path.spare.making();
-        if self.write_path.spare.is_ready() {
-            return;
+        let spare = &self.write_path.spare;
+        {
+            let _making = spare.making();
+            if let Some(stale) = spare.take_stale(self.write_path.wal.wal_number()) {
+                self.remove_spare(stale);
+            }
+            if !spare.is_ready() {
+                match self.new_wal() {
+                    Ok(made) => {
+                        // A failure kept for an earlier rotation is
+                        // over: none may report it now.
+                        spare.take_failure();
+                        spare.put(made);
+                    }
+                    Err(e) if spare.is_wanted() => spare.set_failure(e),
+                    Err(_) => {}
+                }
+            }
         }
-        if let Ok(spare) = self.new_wal() {
-            self.write_path.spare.put(spare);
+        if spare.take_wanted() {
+            self.bg.wake_tasks();
         }
     }
 

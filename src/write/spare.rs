@@ -27,6 +27,7 @@ use crate::lock_order::{Level, Mutex, MutexGuard};
 use crate::memtable::MemTable;
 use crate::options::WalWriteMode;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What a WAL no rotation has sized starts at, if mapped: small enough
@@ -82,6 +83,13 @@ pub(crate) struct SpareSlot {
     /// Held while a spare is made, and by a resume throughout: a resume
     /// lists and deletes WALs, and must not meet one half made.
     making: Mutex<()>,
+    /// An async leader's rotation found no spare and waits for the flush
+    /// thread to make one (a task must not create a file and sync a
+    /// directory in its poll). Cleared by the next attempt to make one.
+    wanted: AtomicBool,
+    /// Why the attempt made for a waiting rotation failed: that rotation
+    /// reports it, as one that creates its WAL itself would.
+    failure: parking_lot::Mutex<Option<Error>>,
 }
 
 impl Default for SpareSlot {
@@ -89,6 +97,8 @@ impl Default for SpareSlot {
         SpareSlot {
             slot: Mutex::new(Level::SpareSlot, None),
             making: Mutex::new(Level::SpareMaking, ()),
+            wanted: AtomicBool::new(false),
+            failure: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -100,6 +110,55 @@ impl SpareSlot {
 
     pub fn is_ready(&self) -> bool {
         self.slot.lock().is_some()
+    }
+
+    /// A spare is ready for a rotation away from WAL `current`: one
+    /// numbered after it (WAL numbers grow in the order WALs are used).
+    pub fn is_ready_after(&self, current: u64) -> bool {
+        self.slot
+            .lock()
+            .as_ref()
+            .is_some_and(|spare| spare.number > current)
+    }
+
+    /// The spare, if it is numbered at or before WAL `current` (made
+    /// while a rotation that found none created its own): of no use.
+    pub fn take_stale(&self, current: u64) -> Option<SpareWal> {
+        let mut slot = self.slot.lock();
+        match &*slot {
+            Some(spare) if spare.number <= current => slot.take(),
+            _ => None,
+        }
+    }
+
+    /// Ask the maker of spares for one (it is woken by the caller).
+    pub fn want(&self) {
+        self.wanted.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_wanted(&self) -> bool {
+        self.wanted.load(Ordering::SeqCst)
+    }
+
+    /// Whether a spare was wanted, clearing the wish: an attempt to make
+    /// one has just ended.
+    pub fn take_wanted(&self) -> bool {
+        self.wanted.swap(false, Ordering::SeqCst)
+    }
+
+    /// An attempt made for a waiting rotation failed with `error`.
+    pub fn set_failure(&self, error: Error) {
+        *self.failure.lock() = Some(error);
+    }
+
+    /// Why the last attempt made for a waiting rotation failed, if it did
+    /// (taken: the rotation reports it once).
+    pub fn take_failure(&self) -> Option<Error> {
+        self.failure.lock().take()
+    }
+
+    pub fn has_failure(&self) -> bool {
+        self.failure.lock().is_some()
     }
 
     /// Keep `spare` for the next rotation (replacing none: only the flush

@@ -8,7 +8,9 @@
 //! poll: that one takes the group over and waits out the stall on its
 //! own thread, see `proxy.rs`). Each poll makes room again from the state as it is then,
 //! so the stall is re-judged exactly as a blocking leader re-judges it
-//! after each wake-up.
+//! after each wake-up. The other waits for room park the same way
+//! (`Leadership::park`), registered elsewhere: the WAL buffer (full, or
+//! its drain lock held at a rotation) and the flush thread (a spare WAL).
 
 use std::task::Waker;
 use std::time::Instant;

@@ -12,7 +12,9 @@
 //! short lock; a drainer swaps it for an empty spare and writes the full
 //! one outside that lock. When the active buffer would exceed the
 //! capacity, the producer drains it itself first: a full buffer blocks its
-//! writer (backpressure) and never drops a record.
+//! writer (backpressure) and never drops a record. An async leader's task
+//! is parked instead while another holds the drain lock (`poll_push`),
+//! and pushes nothing until there is room.
 //!
 //! Draining protocol (no record is ever stranded): the drain lock is taken
 //! with `try_lock`; a drainer empties the buffer, releases the lock, then
@@ -93,6 +95,7 @@ impl std::ops::DerefMut for DrainGuard<'_> {
 impl Drop for DrainGuard<'_> {
     fn drop(&mut self) {
         drop(self.guard.take());
+        self.wal.drain_released();
         if std::thread::panicking() {
             // The panic is recorded as a background error, which fails
             // every waiter; a second panic here would abort.
@@ -114,6 +117,9 @@ struct TaskWaiters {
     synced: BTreeMap<u64, Vec<Waker>>,
     /// Work handed over to whoever writes a position out (`when_written`).
     on_written: BTreeMap<u64, Vec<Arc<OnWritten>>>,
+    /// Tasks waiting for the drain lock to be let go (`poll_lock_drain`):
+    /// an async leader's rotation. Woken, all of them, at every release.
+    drain_lock: Vec<Waker>,
 }
 
 impl TaskWaiters {
@@ -182,6 +188,13 @@ pub(crate) struct WalBuffer {
     /// Positions tasks wait for (`tasks`' keys): the blocking path looks
     /// at the task list only when some task waits.
     task_positions: AtomicUsize,
+    /// Tasks in `tasks.drain_lock`: a release of the drain lock looks at
+    /// the task list only when some task waits for it.
+    drain_lock_tasks: AtomicUsize,
+    /// The number of the WAL file records go to (`Drain::number`, copied
+    /// under the drain lock): read without that lock, which an fsync may
+    /// hold for long.
+    number: AtomicU64,
     /// WAL files the buffer has moved past, written in full but maybe not
     /// synced; the syncer syncs them in the background, and a sync of the
     /// current file first makes sure they are synced (WALs become durable
@@ -234,6 +247,8 @@ impl WalBuffer {
             progress: Condvar::new(),
             tasks: parking_lot::Mutex::new(TaskWaiters::default()),
             task_positions: AtomicUsize::new(0),
+            drain_lock_tasks: AtomicUsize::new(0),
+            number: AtomicU64::new(number),
             retired: Mutex::new(Level::WalRetired, Vec::new()),
             retired_unsynced: AtomicUsize::new(0),
             files_left: AtomicU64::new(0),
@@ -243,11 +258,62 @@ impl WalBuffer {
     }
 
     /// Take the drain lock, waiting for it.
-    fn lock_drain(&self) -> DrainGuard<'_> {
+    pub(super) fn lock_drain(&self) -> DrainGuard<'_> {
         DrainGuard {
             guard: Some(self.drain.lock()),
             wal: self,
         }
+    }
+
+    /// [`lock_drain`](Self::lock_drain) for a task: the lock if it is
+    /// free; otherwise `waker` is woken when it is let go (and the task
+    /// tries again). Its holder may be the syncer in an fsync.
+    ///
+    /// No lost wakeup: the waker is registered (and counted, SeqCst)
+    /// before the second try, and a release lets the mutex go before it
+    /// looks at the count (SeqCst fences on both sides, `drain_released`):
+    /// either the second try sees the lock free, or that release sees
+    /// the task and wakes it. A task whose second try succeeds stays
+    /// registered: the next release wakes it for nothing, once.
+    pub(super) fn poll_lock_drain(&self, waker: &Waker) -> Poll<DrainGuard<'_>> {
+        let try_lock = || {
+            self.drain.try_lock().map(|guard| DrainGuard {
+                guard: Some(guard),
+                wal: self,
+            })
+        };
+        if let Some(d) = try_lock() {
+            return Poll::Ready(d);
+        }
+        {
+            let mut tasks = self.tasks.lock();
+            if !tasks.drain_lock.iter().any(|w| w.will_wake(waker)) {
+                tasks.drain_lock.push(waker.clone());
+                self.drain_lock_tasks
+                    .store(tasks.drain_lock.len(), Ordering::SeqCst);
+            }
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        match try_lock() {
+            Some(d) => Poll::Ready(d),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The drain lock was just let go: wake the tasks waiting for it
+    /// (`poll_lock_drain`). Every release calls this after unlocking.
+    fn drain_released(&self) {
+        // Pairs with the fence in `poll_lock_drain`.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.drain_lock_tasks.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let waiting = {
+            let mut tasks = self.tasks.lock();
+            self.drain_lock_tasks.store(0, Ordering::SeqCst);
+            std::mem::take(&mut tasks.drain_lock)
+        };
+        waiting.into_iter().for_each(Waker::wake);
     }
 
     /// Frame `payload` as one log record and append it. Returns the LSN
@@ -255,24 +321,70 @@ impl WalBuffer {
     /// leader), so records enter in sequence order.
     pub fn push(&self, payload: &[u8]) -> io::Result<u64> {
         loop {
-            let mut p = self.producer.lock();
-            let framed =
-                (strata_wal::encoded_end(p.file_offset, payload.len()) - p.file_offset) as usize;
-            if p.buf.is_empty() || p.buf.len() + framed <= self.capacity {
-                self.frame_sync_point(&mut p);
-                let before = p.buf.len();
-                let offset = p.file_offset;
-                p.file_offset = strata_wal::encode_record(&mut p.buf, offset, payload);
-                p.pushed += (p.buf.len() - before) as u64;
-                return Ok(p.pushed);
+            if let Ok(end) = self.try_push(payload) {
+                return Ok(end);
             }
             // Full: drain it ourselves, waiting for the drain lock if a
-            // drainer holds it. Never drop, never grow past the capacity
-            // (except for one oversized record into an empty buffer).
-            drop(p);
+            // drainer holds it.
             let mut d = self.lock_drain();
             self.drain_locked(&mut d)?;
         }
+    }
+
+    /// [`push`](Self::push) for a task: `Pending` while the buffer is
+    /// full and someone else holds the drain lock (an fsync, say), with
+    /// `waker` woken once the buffer is written out; `stop` reports the
+    /// error that ends the wait (as in [`poll_wait`](Self::poll_wait)).
+    /// Nothing is pushed until there is room: a full buffer still holds
+    /// its writer back (here its task), and never drops a record.
+    ///
+    /// What wakes the task: the buffer is full, so not empty, so whoever
+    /// holds the drain lock writes it out before letting go (a drainer
+    /// loops until the buffer is empty; any other holder drains at its
+    /// release, `DrainGuard`), and that drain wakes the tasks waiting for
+    /// a position it reached. The task waits for the position pushed
+    /// when it found the buffer full, registered before it looks again
+    /// (`poll_wait`), so no drain falls between its look and its wait
+    /// unseen. Once that position is written the buffer is empty: only
+    /// the caller, the leader, pushes.
+    pub fn poll_push(
+        &self,
+        payload: &[u8],
+        waker: &Waker,
+        stop: impl Fn() -> Option<crate::Error>,
+    ) -> Poll<crate::Result<u64>> {
+        loop {
+            let full_at = match self.try_push(payload) {
+                Ok(end) => return Poll::Ready(Ok(end)),
+                Err(full_at) => full_at,
+            };
+            // Drains it here if the drain lock is free (a `write`, no
+            // fsync), as any task waiting for its record does.
+            match self.poll_wait(full_at, Durability::Written, waker, &stop) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Frame `payload` into the buffer if it fits: the LSN just past it;
+    /// `Err` with the LSN pushed so far if the buffer is full. Never grows
+    /// the buffer past the capacity, except for one oversized record
+    /// into an empty buffer.
+    fn try_push(&self, payload: &[u8]) -> Result<u64, u64> {
+        let mut p = self.producer.lock();
+        let framed =
+            (strata_wal::encoded_end(p.file_offset, payload.len()) - p.file_offset) as usize;
+        if !p.buf.is_empty() && p.buf.len() + framed > self.capacity {
+            return Err(p.pushed);
+        }
+        self.frame_sync_point(&mut p);
+        let before = p.buf.len();
+        let offset = p.file_offset;
+        p.file_offset = strata_wal::encode_record(&mut p.buf, offset, payload);
+        p.pushed += (p.buf.len() - before) as u64;
+        Ok(p.pushed)
     }
 
     /// Before a record, state in the log how much of the current file is
@@ -336,7 +448,12 @@ impl WalBuffer {
     pub fn drain_if_idle(&self) -> io::Result<()> {
         loop {
             match self.drain.try_lock() {
-                Some(mut d) => self.drain_locked(&mut d)?,
+                Some(mut d) => {
+                    let drained = self.drain_locked(&mut d);
+                    drop(d);
+                    self.drain_released();
+                    drained?;
+                }
                 None => return Ok(()),
             }
             if self.producer.lock().buf.is_empty() {
@@ -349,7 +466,12 @@ impl WalBuffer {
     /// for records pushed meanwhile, as `drain_if_idle` does).
     fn sync_if_idle(&self) -> io::Result<()> {
         match self.drain.try_lock() {
-            Some(mut d) => self.sync_locked(&mut d)?,
+            Some(mut d) => {
+                let synced = self.sync_locked(&mut d);
+                drop(d);
+                self.drain_released();
+                synced?;
+            }
             None => return Ok(()),
         }
         self.drain_if_idle()
@@ -647,7 +769,19 @@ impl WalBuffer {
         number: u64,
         background: bool,
     ) -> io::Result<()> {
-        let mut d = self.lock_drain();
+        self.switch_file_locked(self.lock_drain(), file, number, background)
+    }
+
+    /// [`switch_file`](Self::switch_file) with the drain lock `d` taken
+    /// already (an async leader takes it with
+    /// [`poll_lock_drain`](Self::poll_lock_drain)); lets it go.
+    pub(super) fn switch_file_locked(
+        &self,
+        mut d: DrainGuard<'_>,
+        file: Box<dyn WritableFile>,
+        number: u64,
+        background: bool,
+    ) -> io::Result<()> {
         if !background {
             self.sync_locked(&mut d)?;
         }
@@ -670,6 +804,7 @@ impl WalBuffer {
         p.pushed += p.buf.len() as u64;
         let old = std::mem::replace(&mut d.file, file);
         d.number = number;
+        self.number.store(number, Ordering::Release);
         drop(p);
         self.files_left.fetch_add(1, Ordering::AcqRel);
         if background {
@@ -754,6 +889,7 @@ impl WalBuffer {
         self.syncer.set_warm_up(file.warm_up());
         abandoned.push(std::mem::replace(&mut d.file, file));
         d.number = number;
+        self.number.store(number, Ordering::Release);
         // Every file left behind counts as synced from now on: nothing
         // durable depends on it.
         let left = self.files_left.fetch_add(1, Ordering::AcqRel) + 1;
@@ -772,7 +908,7 @@ impl WalBuffer {
 
     /// The number of the WAL file records currently go to.
     pub fn wal_number(&self) -> u64 {
-        self.lock_drain().number
+        self.number.load(Ordering::Acquire)
     }
 
     pub fn written(&self) -> u64 {
@@ -998,6 +1134,60 @@ mod tests {
         fs.add_fault(crate::fs::FaultPlan::always(crate::fs::FsOp::Append));
         assert!(wal.drain_all().is_err());
         assert_eq!(*runs.lock(), [true, false]);
+    }
+
+    /// A task pushing into a full buffer while another holds the drain
+    /// lock waits (pushing nothing: no record dropped, none reordered),
+    /// and is woken by that holder's release, which writes the buffer
+    /// out; then its record goes in.
+    #[test]
+    fn a_task_at_a_full_buffer_is_woken_when_the_holder_writes_it_out() {
+        let (fs, wal) = buffer(256);
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let held = wal.lock_drain();
+        let first = wal.push(&[1u8; 200]).unwrap();
+        for _ in 0..2 {
+            let polled = wal.poll_push(&[2u8; 200], &waker, || None);
+            assert!(polled.is_pending(), "pushed into a full buffer");
+        }
+        assert_eq!(wal.pushed(), first, "nothing pushed while full");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+        drop(held);
+        assert_eq!(wal.written(), first, "the release wrote the buffer out");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken once");
+        let second = match wal.poll_push(&[2u8; 200], &waker, || None) {
+            Poll::Ready(Ok(end)) => end,
+            other => panic!("room was made: {other:?}"),
+        };
+        assert!(second > first);
+        wal.drain_all().unwrap();
+        assert_eq!(read_back(&fs), vec![vec![1u8; 200], vec![2u8; 200]]);
+    }
+
+    /// A task that finds the drain lock held is woken when it is let go,
+    /// by any holder: a guard, or a drain that took it with `try_lock`.
+    #[test]
+    fn a_task_waiting_for_the_drain_lock_is_woken_at_its_release() {
+        let (_fs, wal) = buffer(4096);
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let held = wal.lock_drain();
+        assert!(wal.poll_lock_drain(&waker).is_pending());
+        assert!(wal.poll_lock_drain(&waker).is_pending());
+        drop(held);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken once");
+        let Poll::Ready(guard) = wal.poll_lock_drain(&waker) else {
+            panic!("the lock is free");
+        };
+        drop(guard);
+        let raw = wal.drain_lock_for_test();
+        assert!(wal.poll_lock_drain(&waker).is_pending());
+        drop(raw);
+        // A raw holder in the engine is a drain: its release announces.
+        wal.push(b"record").unwrap();
+        wal.drain_if_idle().unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
     }
 
     #[test]
