@@ -37,6 +37,7 @@ mod batch;
 mod cache;
 mod close;
 mod compaction;
+mod compaction_filter;
 mod core;
 mod cursor;
 mod db;
@@ -79,6 +80,9 @@ pub struct ReadmeDoctests;
 
 pub use batch::{WriteBatch, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 pub use bytes::Bytes;
+pub use compaction_filter::{
+    CompactionFilter, CompactionFilterContext, CompactionFilterFactory, FilterDecision,
+};
 pub use cursor::{Cursor, Iter};
 pub use db::Db;
 pub use db_async::{WaitFuture, WriteFuture};

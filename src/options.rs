@@ -49,6 +49,11 @@ pub struct Options {
     /// hold operands written for another operator (or with none, while
     /// operands exist) fails. RocksDB: `merge_operator`. Default: `None`.
     pub merge_operator: Option<Arc<dyn crate::MergeOperator>>,
+    /// Makes the filter each compaction of the default keyspace consults
+    /// for the newest value of every key no snapshot sees (drop or
+    /// rewrite it; docs/design/compaction-filter.md). RocksDB:
+    /// `compaction_filter_factory`. Default: `None`.
+    pub compaction_filter_factory: Option<Arc<dyn crate::CompactionFilterFactory>>,
     /// Target size of a table's data block before compression. RocksDB:
     /// `block_size`. Default: 4 KiB.
     pub block_size: usize,
@@ -248,6 +253,7 @@ impl Default for Options {
             memtable_max_range_deletions: 0,
             max_sequential_skip_in_iterations: 8,
             merge_operator: None,
+            compaction_filter_factory: None,
             block_size: 4096,
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -307,6 +313,7 @@ impl fmt::Debug for Options {
                 &self.max_sequential_skip_in_iterations,
             )
             .field("merge_operator", &self.merge_operator)
+            .field("compaction_filter_factory", &self.compaction_filter_factory)
             .field("block_size", &self.block_size)
             .field("block_restart_interval", &self.block_restart_interval)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)

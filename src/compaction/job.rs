@@ -1,11 +1,13 @@
 //! Running a compaction: a k-way merge of the inputs into new tables of the
 //! output level, installed with one version edit.
 
+use super::filtering::{FilterRun, Filtered};
 use super::merge_collect::{output_label, MergeCollector};
 use super::outputs::{OutputSink, Outputs};
-use super::picker::{any_overlapping, Compaction};
+use super::picker::{any_overlapping, key_range, Compaction};
 use super::range_dels::{CompactionRangeDels, PendingTombstones};
 use super::retain::{Decision, Retainer, Stripes};
+use crate::compaction_filter::CompactionFilterContext;
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::events::CompactionEvents;
@@ -21,7 +23,9 @@ use crate::version::{KeyRange, TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder, TableOptions, ValueKind};
+use strata_sstable::{
+    parse_internal_key, BlockReadOptions, SeqNo, TableBuilder, TableOptions, ValueKind,
+};
 
 /// How a compaction reads its inputs: checked, but not put in the block
 /// cache, whose blocks of tables about to be deleted would only evict
@@ -65,6 +69,8 @@ impl DbInner {
         for (level, f) in c.all_inputs() {
             edit.deleted_files.push((level, f.meta.number));
         }
+        // The smallest sequence number the compaction filter changed.
+        let mut filtered_from = None;
         let outputs = if c.delete_only {
             // Covered for every reader (`delete_only.rs`): nothing to read.
             result.deleted_only_bytes = c.input_bytes().0;
@@ -77,7 +83,9 @@ impl DbInner {
             let (r_in, r_out) = c.input_bytes();
             result.read_input_level = r_in;
             result.read_output_level = r_out;
-            self.write_outputs(ks, &c, &mut result)?
+            let (outputs, from) = self.write_outputs(ks, &c, &mut result)?;
+            filtered_from = from;
+            outputs
         };
         events.tables_created(&outputs);
         for f in &outputs {
@@ -88,6 +96,18 @@ impl DbInner {
         }
         {
             let mut versions = self.versions.lock();
+            // A snapshot taken while the compaction ran, at or above a
+            // version the filter changed, reads that version and would see
+            // the change appear at the install: drop the work instead. The
+            // next pick knows the snapshot and leaves those versions be.
+            // (Taken after this check, before the install below, such a
+            // snapshot can still see it: docs/design/compaction-filter.md.)
+            if filtered_from.is_some_and(|q| self.snapshots.newest().is_some_and(|s| s >= q)) {
+                for f in &outputs {
+                    f.mark_obsolete();
+                }
+                return Ok(result);
+            }
             let version = match versions.log_and_apply(edit, &outputs) {
                 Ok(version) => version,
                 Err(Error::KeyspaceDropped { .. }) => {
@@ -128,8 +148,9 @@ impl DbInner {
     /// here is newer than everything in the tables.
     pub(crate) fn compaction_stripes(&self) -> Stripes {
         let mut snapshots = self.snapshots.sequences();
+        let newest_live = snapshots.last().copied();
         snapshots.push(self.visible_sequence());
-        Stripes::new(snapshots)
+        Stripes::new(snapshots).with_newest_live(newest_live)
     }
 
     fn write_outputs(
@@ -137,7 +158,7 @@ impl DbInner {
         ks: &KeyspaceState,
         c: &Compaction,
         result: &mut CompactionResult,
-    ) -> Result<Vec<Arc<TableFile>>> {
+    ) -> Result<(Vec<Arc<TableFile>>, Option<SeqNo>)> {
         let reads = input_reads(self.options.compaction_readahead_size);
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if c.level == 0 {
@@ -192,6 +213,22 @@ impl DbInner {
             stripes: &stripes,
         };
         let mut retainer = Retainer::new(stripes.clone());
+        let levels_files: usize = (0..crate::version::NUM_LEVELS)
+            .map(|level| c.version.files(level).len())
+            .sum();
+        let context = CompactionFilterContext {
+            is_full_compaction: c.all_inputs().count() == levels_files,
+            is_manual_compaction: c.manual,
+            level: c.level,
+            output_level: c.output_level,
+            is_bottommost: key_range(c.all_inputs().map(|(_, f)| &f.meta))
+                .is_none_or(|range| !deeper_overlaps(&range)),
+        };
+        let mut filter = FilterRun::new(
+            options.compaction_filter_factory.as_ref(),
+            &context,
+            &stripes,
+        )?;
 
         let sink = TableFiles {
             db: self,
@@ -260,6 +297,17 @@ impl DbInner {
                             continue;
                         }
                     }
+                    Decision::Keep if k.kind == ValueKind::Put => {
+                        let value = input.value();
+                        match filter.judge(new_key, k.user_key, k.seqno, value, deeper)? {
+                            Filtered::Keep => out.add(k.user_key, k.seqno, k.kind, value)?,
+                            Filtered::Change(v) => out.add(k.user_key, k.seqno, k.kind, &v)?,
+                            Filtered::Tombstone => {
+                                out.add(k.user_key, k.seqno, ValueKind::Delete, &[])?
+                            }
+                            Filtered::Drop => result.keys_dropped += 1,
+                        }
+                    }
                     Decision::Keep => out.add(k.user_key, k.seqno, k.kind, input.value())?,
                     Decision::DropShadowed | Decision::DropTombstone | Decision::DropCovered => {
                         result.keys_dropped += 1
@@ -274,7 +322,7 @@ impl DbInner {
         })();
         let sink = out.into_sink();
         match written {
-            Ok(()) => Ok(sink.done),
+            Ok(()) => Ok((sink.done, filter.changed_from)),
             Err(e) => {
                 sink.abandon();
                 Err(e)

@@ -8,6 +8,7 @@
 
 mod cut;
 mod delete_only;
+mod filtering;
 mod job;
 mod merge_collect;
 mod outputs;
@@ -206,12 +207,15 @@ impl DbInner {
                 match picked {
                     Ok(None) => break,
                     Ok(Some((c, running))) => {
-                        // Runs in the caller's thread: a panic in it is
-                        // still the database's background error.
+                        // Runs in the caller's thread: a panic in it (or
+                        // one a compaction filter's call caught) is still
+                        // the database's background error.
                         let result =
                             catch_panic("manual compaction", || self.run_compaction(ks, c))
-                                .unwrap_or_else(|panic| {
-                                    Err(Error::Background(self.set_bg_error(panic)))
+                                .and_then(|r| r)
+                                .map_err(|e| match e {
+                                    Error::Panic { .. } => Error::Background(self.set_bg_error(e)),
+                                    e => e,
                                 });
                         drop(running);
                         result?;
