@@ -118,11 +118,13 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             check_merge_operator(name, options.merge_operator.as_ref(), &version, [&mem])?;
             options.clone()
         } else {
-            // The default keyspace's filter may not be this keyspace's:
-            // it filters nothing until `keyspace_with` gives it one.
+            // The default keyspace's filter and default time to live may
+            // not be this keyspace's: it has none until `keyspace_with`
+            // gives them.
             Options {
                 merge_operator: None,
                 compaction_filter_factory: None,
+                default_ttl: None,
                 ..options.clone()
             }
         };

@@ -54,6 +54,9 @@ pub(crate) struct ReadView {
     /// What combines merge operands (the keyspace's operator when the
     /// view was made).
     pub merge_operator: Option<Arc<dyn MergeOperator>>,
+    /// The clock when the view was made: the view's iterators judge
+    /// expiry by it, so one scan sees one moment.
+    pub now_micros: u64,
 }
 
 /// The newest value of `key` visible at `seq`: memtable, frozen memtables
@@ -77,6 +80,7 @@ pub(crate) fn get(
     seq: SeqNo,
     blocks: BlockReadOptions,
     operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
+    now: &dyn Fn() -> u64,
 ) -> Result<Option<Bytes>> {
     let mut operands: Vec<Bytes> = Vec::new();
     let mut at = seq;
@@ -85,6 +89,7 @@ pub(crate) fn get(
         loop {
             match mem.get(key, at) {
                 Lookup::Found(v) => return resolve(operator, key, Some(v), operands),
+                Lookup::Expiring(v) => return resolve(operator, key, unexpired(v, now)?, operands),
                 Lookup::Deleted => return resolve(operator, key, None, operands),
                 Lookup::Operand(q, operand) => {
                     operands.push(operand);
@@ -100,6 +105,7 @@ pub(crate) fn get(
     loop {
         match sv.version.get(key, at, blocks)? {
             Lookup::Found(v) => return resolve(operator, key, Some(v), operands),
+            Lookup::Expiring(v) => return resolve(operator, key, unexpired(v, now)?, operands),
             Lookup::Deleted | Lookup::Absent => return resolve(operator, key, None, operands),
             Lookup::Operand(q, operand) => {
                 operands.push(operand);
@@ -110,6 +116,19 @@ pub(crate) fn get(
             }
         }
     }
+}
+
+/// An expiring version's value, `None` once expired at `now()` (then it
+/// hides older versions as a delete does: docs/design/ttl.md).
+fn unexpired(stored: Bytes, now: &dyn Fn() -> u64) -> Result<Option<Bytes>> {
+    let Some((expiry, _)) = crate::ttl::split_expiring(&stored) else {
+        return Err(crate::error::Error::corruption(
+            "a read",
+            0,
+            "an expiring value shorter than its expiry",
+        ));
+    };
+    Ok((now() < expiry).then(|| stored.slice(crate::ttl::EXPIRY_LEN..)))
 }
 
 /// The value a read returns: `base` itself when no operand lies above it,
@@ -154,6 +173,7 @@ impl ReadView {
         )
         .with_max_skip(self.max_skip)
         .with_merge_operator(self.merge_operator.clone())
+        .with_now(self.now_micros)
     }
 }
 

@@ -208,9 +208,12 @@ impl DbInner {
                 .filter(|p| p.num_merge_operands > 0)
                 .map(|p| p.merge_operator.as_str()),
         );
+        // Expiry is judged at one moment for the whole compaction.
+        let now_micros = self.options.clock.now_micros();
         let merges = MergeCollector {
             operator: options.merge_operator.as_ref().filter(|_| may_merge),
             stripes: &stripes,
+            now_micros,
         };
         let mut retainer = Retainer::new(stripes.clone());
         let levels_files: usize = (0..crate::version::NUM_LEVELS)
@@ -270,7 +273,27 @@ impl DbInner {
                     first = false;
                 }
                 let covering = range_dels.covering_seqnos(k.user_key);
-                match retainer.decide(k.user_key, k.seqno, k.kind, covering, deeper) {
+                // An expired value is a delete for every reader, snapshots
+                // included (expiry goes by the clock, not the sequence).
+                let (kind, expiry, value) = match k.kind {
+                    ValueKind::PutWithExpiry => {
+                        let Some((expiry, value)) = crate::ttl::split_expiring(input.value())
+                        else {
+                            return Err(Error::corruption(
+                                c.inputs[0].path(),
+                                0,
+                                "compaction input holds an expiring value shorter than its expiry",
+                            ));
+                        };
+                        if expiry <= now_micros {
+                            (ValueKind::Delete, None, &[][..])
+                        } else {
+                            (k.kind, Some(expiry), value)
+                        }
+                    }
+                    kind => (kind, None, input.value()),
+                };
+                match retainer.decide(k.user_key, k.seqno, kind, covering, deeper) {
                     Decision::Keep if k.kind == ValueKind::Merge => {
                         if merges.operator.is_none() {
                             // Kept as they are; what lies below them
@@ -293,22 +316,37 @@ impl DbInner {
                             for (q, kind, value) in &merged {
                                 out.add(&last_key, *q, *kind, value)?;
                             }
+                            // Operands written as operands shadow nothing:
+                            // what ended the walk (an expiring put, an older
+                            // stripe's entry) is judged afresh.
+                            if merged.last().is_some_and(|m| m.1 == ValueKind::Merge) {
+                                retainer.forget_key();
+                            }
                             // `input` is at the entry that ended the walk.
                             continue;
                         }
                     }
-                    Decision::Keep if k.kind == ValueKind::Put => {
-                        let value = input.value();
+                    Decision::Keep if matches!(kind, ValueKind::Put | ValueKind::PutWithExpiry) => {
                         match filter.judge(new_key, k.user_key, k.seqno, value, deeper)? {
-                            Filtered::Keep => out.add(k.user_key, k.seqno, k.kind, value)?,
-                            Filtered::Change(v) => out.add(k.user_key, k.seqno, k.kind, &v)?,
+                            Filtered::Keep => {
+                                out.add(k.user_key, k.seqno, k.kind, input.value())?
+                            }
+                            Filtered::Change(v) => match expiry {
+                                // An expiring value keeps its expiry.
+                                Some(expiry) => {
+                                    let mut stored = Vec::new();
+                                    crate::ttl::encode_expiring(&mut stored, expiry, &v);
+                                    out.add(k.user_key, k.seqno, k.kind, &stored)?
+                                }
+                                None => out.add(k.user_key, k.seqno, k.kind, &v)?,
+                            },
                             Filtered::Tombstone => {
                                 out.add(k.user_key, k.seqno, ValueKind::Delete, &[])?
                             }
                             Filtered::Drop => result.keys_dropped += 1,
                         }
                     }
-                    Decision::Keep => out.add(k.user_key, k.seqno, k.kind, input.value())?,
+                    Decision::Keep => out.add(k.user_key, k.seqno, kind, value)?,
                     Decision::DropShadowed | Decision::DropTombstone | Decision::DropCovered => {
                         result.keys_dropped += 1
                     }
@@ -371,6 +409,7 @@ impl OutputSink for TableFiles<'_> {
         )
         .map_err(|e| table_write_error(&path, e))?;
         builder.set_merge_operator_name(&self.merge_label);
+        builder.set_creation_time(self.db.options.clock.now_micros() / 1_000_000);
         Ok(builder)
     }
 

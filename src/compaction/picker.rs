@@ -48,7 +48,7 @@ pub(crate) struct Compaction {
 }
 
 impl Compaction {
-    fn new(
+    pub(crate) fn new(
         version: &Arc<Version>,
         level: usize,
         output_level: usize,

@@ -56,6 +56,10 @@ pub enum Lookup<V> {
     /// sequence number: the value is the operands down to the next put,
     /// delete or covering range tombstone, found by asking again below it.
     Operand(SeqNo, V),
+    /// The newest visible version is a put with an expiry: this stored
+    /// value (the expiry, then the value; `ttl/expiry.rs`). Once expired
+    /// it reads as `Deleted`.
+    Expiring(V),
     /// The newest visible version is a delete: stop looking in older data.
     Deleted,
     /// No visible version here: look in older data.
@@ -234,6 +238,7 @@ impl MemTable {
         let k = parse_internal_key(mem_entry.ikey()).filter(|k| k.user_key == user_key)?;
         let found = match k.kind {
             ValueKind::Put => Lookup::Found(Bytes::copy_from_slice(mem_entry.value())),
+            ValueKind::PutWithExpiry => Lookup::Expiring(Bytes::copy_from_slice(mem_entry.value())),
             ValueKind::Merge => Lookup::Operand(k.seqno, Bytes::copy_from_slice(mem_entry.value())),
             // `parse_internal_key` yields point kinds only.
             ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,

@@ -172,6 +172,7 @@ fn lookup(
     Ok(match found {
         Some(f) if covered_at.is_none_or(|t| f.seqno > t) => Some(match f.kind {
             ValueKind::Put => Lookup::Found(f.value),
+            ValueKind::PutWithExpiry => Lookup::Expiring(f.value),
             ValueKind::Merge => Lookup::Operand(f.seqno, f.value),
             // A table's point lookup yields point kinds only.
             ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
