@@ -6,6 +6,10 @@
 //! compaction filter whose decisions readers cannot tell apart from the
 //! values left as they were (`common/filter.rs`): the model holds values
 //! as the application means them, and reads are normalised the same way.
+//! Puts with a time to live run on a clock only the driver moves
+//! (`Op::Advance`); the model drops what expired at each move (in every
+//! snapshot's copy too: expiry goes by the clock), keeping the merge
+//! operands written on top of an expired value.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
@@ -19,8 +23,9 @@ use common::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use strata::fs::MemFileSystem;
-use strata::{Db, Error, Keyspace, Options, WriteBatch};
+use strata::{Clock, Db, Error, Keyspace, ManualClock, Options, WriteBatch};
 
 /// How a batch is written. Every kind must be readable at once and survive
 /// a clean close (`Reopen`): unlogged writes too, which the close flushes.
@@ -48,6 +53,10 @@ impl WriteMode {
 #[derive(Debug, Clone)]
 enum Op {
     Put(u8, u8, u16),
+    /// `put_with_ttl` for this many seconds.
+    PutTtl(u8, u8, u16, u8),
+    /// Move the clock this many seconds.
+    Advance(u8),
     Delete(u8, u8),
     /// `merge` of [`operand`]`(n)` (every keyspace appends with `,`).
     Merge(u8, u8, u16),
@@ -175,6 +184,14 @@ fn merge_options(fs: &MemFileSystem) -> Options {
     }
 }
 
+/// `options` on `clock`.
+fn clocked(options: Options, clock: &Arc<ManualClock>) -> Options {
+    Options {
+        clock: Arc::clone(clock) as Arc<dyn strata::Clock>,
+        ..options
+    }
+}
+
 /// A keyspace: the default one as often as the three others together.
 fn keyspace() -> impl Strategy<Value = u8> {
     prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)]
@@ -201,6 +218,8 @@ fn op() -> impl Strategy<Value = Op> {
     let ks = keyspace;
     prop_oneof![
         8 => (ks(), key.clone(), any::<u16>()).prop_map(|(s, a, b)| Op::Put(s, a, b)),
+        3 => (ks(), key.clone(), any::<u16>(), 1u8..4).prop_map(|(s, a, b, t)| Op::PutTtl(s, a, b, t)),
+        2 => (1u8..3).prop_map(Op::Advance),
         3 => (ks(), key.clone()).prop_map(|(s, a)| Op::Delete(s, a)),
         5 => (ks(), key.clone(), any::<u16>()).prop_map(|(s, a, n)| Op::Merge(s, a, n)),
         2 => (ks(), key.clone(), range_end()).prop_map(|(s, a, b)| Op::DeleteRange(s, a, b)),
@@ -239,6 +258,53 @@ fn collect(it: strata::Iter) -> Vec<(Vec<u8>, Vec<u8>)> {
     )
 }
 
+/// Per keyspace, the keys whose newest value expires: its expiry (micros)
+/// and the operands merged onto it since (what the key holds once it has
+/// expired).
+type Expiries = BTreeMap<&'static str, BTreeMap<Vec<u8>, (u64, Vec<Vec<u8>>)>>;
+
+/// `key` of keyspace `name` was written over (a put, a delete): its
+/// expiring value, if any, no longer matters.
+fn overwritten(exp: &mut Expiries, name: &'static str, key: &[u8]) {
+    if let Some(m) = exp.get_mut(name) {
+        m.remove(key);
+    }
+}
+
+/// An operand was merged onto `key`.
+fn merged_onto(exp: &mut Expiries, name: &'static str, key: &[u8], operand: &[u8]) {
+    if let Some((_, ops)) = exp.get_mut(name).and_then(|m| m.get_mut(key)) {
+        ops.push(operand.to_vec());
+    }
+}
+
+/// A range delete (as the model's write) over keyspace `name`.
+fn range_deleted(exp: &mut Expiries, name: &'static str, w: &WriteOp) {
+    if let (Some(m), WriteOp::DeleteRange(start, end)) = (exp.get_mut(name), w) {
+        m.retain(|k, _| k < start || end.as_ref().is_some_and(|e| k >= e));
+    }
+}
+
+/// What expired by `now` leaves: the operands merged onto it, or nothing.
+fn expire(models: &mut BTreeMap<&'static str, Model>, exp: &mut Expiries, now: u64) {
+    for (name, keys) in exp.iter_mut() {
+        let Some(model) = models.get_mut(name) else {
+            continue;
+        };
+        keys.retain(|key, (expiry, ops)| {
+            if *expiry > now {
+                return true;
+            }
+            if ops.is_empty() {
+                model.remove(key);
+            } else {
+                model.insert(key.clone(), ops.join(&b","[..]));
+            }
+            false
+        });
+    }
+}
+
 /// A snapshot, what each keyspace held when it was taken, and the
 /// handles open then (reads go through them, also after a drop).
 struct ModelSnapshot {
@@ -247,6 +313,8 @@ struct ModelSnapshot {
     handles: BTreeMap<&'static str, Keyspace>,
     /// Dropped keyspaces' handles keep their tables on disk.
     holds_dropped: bool,
+    /// What expires in `models`.
+    exp: Expiries,
 }
 
 /// The database under test with its handles, and the model: one map per
@@ -257,18 +325,24 @@ struct Harness {
     handles: BTreeMap<&'static str, Keyspace>,
     models: BTreeMap<&'static str, Model>,
     snapshots: Vec<ModelSnapshot>,
+    /// What expires in `models`, and the clock the driver moves.
+    exp: Expiries,
+    clock: Arc<ManualClock>,
 }
 
 impl Harness {
     fn new() -> Harness {
         let fs = MemFileSystem::new();
-        let db = Db::open(mem_dir(), merge_options(&fs)).unwrap();
+        let clock = Arc::new(ManualClock::new(1_780_000_000_000_000));
+        let db = Db::open(mem_dir(), clocked(merge_options(&fs), &clock)).unwrap();
         Harness {
             fs,
             db: Some(db),
             handles: BTreeMap::new(),
             models: BTreeMap::from([("default", Model::new())]),
             snapshots: Vec::new(),
+            exp: Expiries::new(),
+            clock,
         }
     }
 
@@ -306,7 +380,7 @@ impl Harness {
         self.snapshots.clear();
         self.handles.clear();
         drop(self.db.take());
-        self.db = Some(Db::open(mem_dir(), merge_options(&self.fs)).unwrap());
+        self.db = Some(Db::open(mem_dir(), clocked(merge_options(&self.fs), &self.clock)).unwrap());
         let names: Vec<String> = self.models.keys().map(|n| n.to_string()).collect();
         let mut live = self.db().keyspace_names();
         live.sort();
@@ -327,14 +401,35 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Put(s, key, n) => {
                 h.ks(s).put(k(key), v(key, n)).unwrap();
                 put_into(h.model(s), k(key), &v(key, n));
+                overwritten(&mut h.exp, KEYSPACES[usize::from(s)], &k(key));
+            }
+            Op::PutTtl(s, key, n, secs) => {
+                let ttl = Duration::from_secs(secs.into());
+                h.ks(s).put_with_ttl(k(key), v(key, n), ttl).unwrap();
+                put_into(h.model(s), k(key), &v(key, n));
+                let expiry = h.clock.now_micros() + ttl.as_micros() as u64;
+                h.exp
+                    .entry(KEYSPACES[usize::from(s)])
+                    .or_default()
+                    .insert(k(key), (expiry, Vec::new()));
+            }
+            Op::Advance(secs) => {
+                h.clock.advance(Duration::from_secs(secs.into()));
+                let now = h.clock.now_micros();
+                expire(&mut h.models, &mut h.exp, now);
+                for ms in &mut h.snapshots {
+                    expire(&mut ms.models, &mut ms.exp, now);
+                }
             }
             Op::Delete(s, key) => {
                 h.ks(s).delete(k(key)).unwrap();
                 h.model(s).remove(&k(key));
+                overwritten(&mut h.exp, KEYSPACES[usize::from(s)], &k(key));
             }
             Op::Merge(s, key, n) => {
                 h.ks(s).merge(k(key), operand(n)).unwrap();
                 merge_into(h.model(s), k(key), operand(n));
+                merged_onto(&mut h.exp, KEYSPACES[usize::from(s)], &k(key), &operand(n));
             }
             Op::DeleteRange(s, a, b) => {
                 let ks = h.ks(s);
@@ -345,6 +440,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 match range_op(a, b) {
                     Ok(w) => {
                         r.unwrap();
+                        range_deleted(&mut h.exp, KEYSPACES[usize::from(s)], &w);
                         apply(h.model(s), &vec![w]);
                     }
                     // The model is unchanged, and so must the database be.
@@ -359,11 +455,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let prefix = prefix(p);
                 h.ks(s).delete_prefix(&prefix).unwrap();
                 h.model(s).retain(|k, _| !k.starts_with(&prefix));
+                if let Some(m) = h.exp.get_mut(KEYSPACES[usize::from(s)]) {
+                    m.retain(|k, _| !k.starts_with(&prefix));
+                }
             }
             Op::Batch(items, mode) => {
                 let mut b = WriteBatch::new();
                 // Each keyspace's model as the batch would leave it.
                 let mut after = h.models.clone();
+                let mut after_exp = h.exp.clone();
                 let mut inverted = false;
                 for item in items {
                     let s = match item {
@@ -373,24 +473,31 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         | BatchItem::DeleteRange(s, ..) => s,
                     };
                     let ks = h.ks(s);
-                    let model = after.entry(KEYSPACES[usize::from(s)]).or_default();
+                    let name = KEYSPACES[usize::from(s)];
+                    let model = after.entry(name).or_default();
                     match item {
                         BatchItem::Put(_, key, n) => {
                             b.put_in(&ks, k(key), v(key, n));
                             put_into(model, k(key), &v(key, n));
+                            overwritten(&mut after_exp, name, &k(key));
                         }
                         BatchItem::Delete(_, key) => {
                             b.delete_in(&ks, k(key));
                             model.remove(&k(key));
+                            overwritten(&mut after_exp, name, &k(key));
                         }
                         BatchItem::Merge(_, key, n) => {
                             b.merge_in(&ks, k(key), operand(n));
                             merge_into(model, k(key), operand(n));
+                            merged_onto(&mut after_exp, name, &k(key), &operand(n));
                         }
                         BatchItem::DeleteRange(_, a, e) => {
                             add_range(&mut b, &ks, a, e);
                             match range_op(a, e) {
-                                Ok(w) => apply(model, &vec![w]),
+                                Ok(w) => {
+                                    range_deleted(&mut after_exp, name, &w);
+                                    apply(model, &vec![w]);
+                                }
                                 Err(()) => inverted = true,
                             }
                         }
@@ -403,12 +510,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     r.unwrap();
                     h.models = after;
+                    h.exp = after_exp;
                 }
             }
             Op::Move(from, to, key) if from != to => {
                 let Some(value) = h.model(from).remove(&k(key)) else {
                     continue;
                 };
+                overwritten(&mut h.exp, KEYSPACES[usize::from(from)], &k(key));
+                overwritten(&mut h.exp, KEYSPACES[usize::from(to)], &k(key));
                 let (a, b) = (h.ks(from), h.ks(to));
                 let mut batch = WriteBatch::new();
                 batch.delete_in(&a, k(key));
@@ -448,6 +558,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     models: h.models.clone(),
                     handles: h.handles.clone(),
                     holds_dropped: false,
+                    exp: h.exp.clone(),
                 });
             }
             Op::SnapshotGet(i, s, key) if !h.snapshots.is_empty() => {
@@ -539,6 +650,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::DropKeyspace(s) => {
                 let name = KEYSPACES[usize::from(s)];
                 if h.models.remove(name).is_some() {
+                    h.exp.remove(name);
                     h.handles.remove(name);
                     h.db().drop_keyspace(name).unwrap();
                     for ms in &mut h.snapshots {
