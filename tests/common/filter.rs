@@ -7,7 +7,8 @@
 //! once read through [`norm`]: a value starting with `#` means "absent"
 //! to the application (the filter removes it; the merge operator treats
 //! it as no base), and one starting with `^` is case-insensitive (the
-//! filter upper-cases it). The model stores normalised values and the
+//! filter upper-cases it; operands merged onto it hold no letters, so it
+//! does not matter whether they were merged before or after). The model stores normalised values and the
 //! tests normalise what they read, so both outcomes agree; a removal that
 //! uncovered an older version, or a change anywhere else, still shows.
 
