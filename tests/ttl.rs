@@ -355,3 +355,36 @@ fn a_filter_sees_an_expiring_value_without_its_expiry_and_a_change_keeps_it() {
     clock.advance(MINUTE);
     assert_eq!(get(&db, "k"), None);
 }
+
+#[test]
+fn synced_expiring_values_survive_power_loss_with_their_expiry() {
+    use strata::fs::UnsyncedData;
+    let (fs, clock, db) = setup();
+    let sync = WriteOptions {
+        sync: true,
+        ttl: Some(MINUTE),
+        ..WriteOptions::default()
+    };
+    db.put("old", "plain").unwrap();
+    db.put_opt("a", "in a table", &sync).unwrap();
+    db.flush().unwrap();
+    db.put_opt("b", "in the wal", &sync).unwrap();
+    db.put_opt("old", "shadowing", &sync).unwrap();
+    fs.crash();
+    drop(db);
+    fs.power_loss(UnsyncedData::Drop);
+    // Half the minute passes while the machine is off.
+    clock.advance(MINUTE / 2);
+    let db = Db::open("/db", options(&fs, &clock)).unwrap();
+    assert_eq!(
+        scan(&db),
+        pairs(&[
+            ("a", "in a table"),
+            ("b", "in the wal"),
+            ("old", "shadowing")
+        ])
+    );
+    // The expiry is the one written, not a minute after the replay.
+    clock.advance(MINUTE / 2);
+    assert_eq!(scan(&db), pairs(&[]));
+}
