@@ -8,13 +8,15 @@
 //!    8 bytes LE   4 bytes LE
 //!
 //! record = tag u8: kind (1 = put, 0 = delete, 2 = merge, 3 = range
-//!                  delete), plus
+//!                  delete, 4 = put with expiry), plus
 //!                  0x80 when a keyspace id follows
 //!          keyspace varint32               (tag & 0x80 only; else 0,
 //!                                           the default keyspace)
 //!          key_len varint32, key           (a range delete's start)
-//!          value_len varint32, value      (puts: the value; merges: the
-//!                                           operand; range
+//!          value_len varint32, value      (puts: the value; puts with
+//!                                           expiry: the expiry, u64 LE
+//!                                           micros, then the value;
+//!                                           merges: the operand; range
 //!                                           deletes: the end, empty for
 //!                                           no end; deletes: absent)
 //! ```
@@ -191,6 +193,50 @@ impl WriteBatch {
         self.bump_count();
     }
 
+    /// A put that expires at `expiry_micros` (docs/design/ttl.md).
+    pub(crate) fn put_expiring_in_id(
+        &mut self,
+        keyspace: u32,
+        key: &[u8],
+        value: &[u8],
+        expiry_micros: u64,
+    ) {
+        self.check_size("key", key.len(), MAX_KEY_SIZE);
+        self.check_size("value", value.len(), MAX_VALUE_SIZE);
+        self.push_tag(ValueKind::PutWithExpiry, keyspace);
+        put_length_prefixed(&mut self.rep, key);
+        put_varint64(&mut self.rep, (crate::ttl::EXPIRY_LEN + value.len()) as u64);
+        crate::ttl::encode_expiring(&mut self.rep, expiry_micros, value);
+        self.bump_count();
+    }
+
+    /// Make each plain put expire at `expiry_of(its keyspace)`, where
+    /// that is `Some` (`ttl/stamp.rs`). Re-encodes the batch only when a
+    /// put changes.
+    pub(crate) fn expire_puts(&mut self, expiry_of: impl Fn(u32) -> Option<u64>) {
+        let changes =
+            |op: &BatchOp<'_>| op.kind == ValueKind::Put && expiry_of(op.keyspace).is_some();
+        if !self.iter().any(|op| op.as_ref().is_ok_and(changes)) {
+            return;
+        }
+        let mut out = WriteBatch::with_capacity(self.rep.len() + 8 * self.len());
+        for op in self.iter() {
+            // A batch built in memory always decodes.
+            let Ok(op) = op else { return };
+            match (op.kind, expiry_of(op.keyspace)) {
+                (ValueKind::Put, Some(expiry)) => {
+                    out.put_expiring_in_id(op.keyspace, op.key, op.value, expiry)
+                }
+                _ => out.push_op(op),
+            }
+        }
+        self.rep = out.rep;
+        self.keyspaces = out.keyspaces;
+        if self.invalid.is_none() {
+            self.invalid = out.invalid;
+        }
+    }
+
     pub(crate) fn merge_in_id(&mut self, keyspace: u32, key: &[u8], operand: &[u8]) {
         self.check_size("key", key.len(), MAX_KEY_SIZE);
         self.check_size("merge operand", operand.len(), MAX_VALUE_SIZE);
@@ -252,6 +298,12 @@ impl WriteBatch {
             ValueKind::Delete => self.delete_in_id(op.keyspace, op.key),
             ValueKind::Merge => self.merge_in_id(op.keyspace, op.key, op.value),
             ValueKind::RangeDelete => self.delete_range_in_id(op.keyspace, op.key, op.range_end()),
+            ValueKind::PutWithExpiry => match crate::ttl::split_expiring(op.value) {
+                Some((expiry, value)) => {
+                    self.put_expiring_in_id(op.keyspace, op.key, value, expiry)
+                }
+                None => self.note_invalid(|| "an expiring value shorter than its expiry".into()),
+            },
         }
     }
 
@@ -536,6 +588,10 @@ impl<'a> BatchOp<'a> {
             ValueKind::Put | ValueKind::Delete | ValueKind::Merge => {
                 self.key.len() > MAX_KEY_SIZE || self.value.len() > MAX_VALUE_SIZE
             }
+            ValueKind::PutWithExpiry => {
+                self.key.len() > MAX_KEY_SIZE
+                    || self.value.len() > MAX_VALUE_SIZE + crate::ttl::EXPIRY_LEN
+            }
         }
     }
 }
@@ -613,6 +669,14 @@ impl<'a> BatchIter<'a> {
         match kind {
             ValueKind::Put | ValueKind::Merge => {
                 let (v, m) = get_length_prefixed(&self.input[used..]).ok_or("truncated value")?;
+                value = v;
+                used += m;
+            }
+            ValueKind::PutWithExpiry => {
+                let (v, m) = get_length_prefixed(&self.input[used..]).ok_or("truncated value")?;
+                if v.len() < crate::ttl::EXPIRY_LEN {
+                    return Err("expiring value shorter than its expiry");
+                }
                 value = v;
                 used += m;
             }
@@ -825,6 +889,17 @@ mod tests {
 
     /// A merge record is a put's layout with tag 2 (docs/wal-format.md).
     #[test]
+    fn a_put_with_expiry_is_laid_out_as_documented() {
+        let mut b = WriteBatch::new();
+        b.put_expiring_in_id(0, b"a", b"1", 1_780_000_060_000_000);
+        #[rustfmt::skip]
+        let documented = [
+            0x04, 0x01, 0x61, 0x09, 0x00, 0xc7, 0x46, 0x8f, 0xe6, 0x52, 0x06, 0x00, 0x31,
+        ];
+        assert_eq!(&b.encoded()[HEADER_LEN..], documented);
+    }
+
+    #[test]
     fn a_merge_record_is_laid_out_as_documented() {
         let mut b = WriteBatch::new();
         b.merge(b"n", b"+1");
@@ -882,9 +957,39 @@ mod tests {
         // A record cut off before its end length.
         let e = decode_error(&raw_batch(1, &[3, 1, b'a']));
         assert_eq!(e.reason, "truncated range delete end");
-        // Kind 4 is unknown.
-        let e = decode_error(&raw_batch(1, &[4, 1, b'a', 1, b'b']));
+        // Kind 5 is unknown.
+        let e = decode_error(&raw_batch(1, &[5, 1, b'a', 1, b'b']));
         assert_eq!(e.reason, "unknown record kind");
+        // Kind 4, a put with expiry, needs the 8-byte expiry.
+        let e = decode_error(&raw_batch(1, &[4, 1, b'a', 1, b'b']));
+        assert_eq!(e.reason, "expiring value shorter than its expiry");
+    }
+
+    #[test]
+    fn puts_get_their_expiry_by_keyspace_and_the_rest_stays() {
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1");
+        b.put_in_id(3, b"b", b"2");
+        b.delete(b"c");
+        b.merge(b"d", b"+");
+        b.expire_puts(|keyspace| (keyspace == 0).then_some(77));
+        let ops = decode_all(&b);
+        assert_eq!(ops.len(), 4);
+        assert_eq!(ops[0].kind, ValueKind::PutWithExpiry);
+        assert_eq!(ops[0].value, [&77u64.to_le_bytes()[..], b"1"].concat());
+        assert_eq!(
+            (ops[1].kind, ops[1].keyspace, ops[1].value),
+            (ValueKind::Put, 3, &b"2"[..])
+        );
+        assert_eq!(ops[2].kind, ValueKind::Delete);
+        assert_eq!(ops[3].kind, ValueKind::Merge);
+        assert_eq!(b.keyspaces(), [0, 3]);
+        // Read back and written again, the record is the same.
+        let mut copy = WriteBatch::new();
+        for op in decode_all(&b) {
+            copy.push_op(op);
+        }
+        assert_eq!(copy.encoded(), b.encoded());
     }
 
     #[test]

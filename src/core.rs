@@ -145,6 +145,7 @@ impl DbInner {
             blocks: spec.blocks,
             max_skip: options.max_sequential_skip_in_iterations,
             merge_operator: options.merge_operator.clone(),
+            now_micros: self.options.clock.now_micros(),
         }
     }
 
@@ -196,15 +197,17 @@ impl DbInner {
 
     pub fn get(&self, ks: &KeyspaceState, key: &[u8], spec: ReadSpec) -> Result<Option<Bytes>> {
         let merge_operator = &|| ks.options().merge_operator.clone();
+        // Read only when an expiring version is met.
+        let now = &|| self.options.clock.now_micros();
         let Some(statistics) = &self.options.statistics else {
             // Borrowed loads: no reference count touched for a point read.
             let (sv, seq) = self.pin(ks, spec);
-            return crate::read::get(&sv, key, seq, spec.blocks, merge_operator);
+            return crate::read::get(&sv, key, seq, spec.blocks, merge_operator, now);
         };
         let start = crate::statistics::start_get();
         let (sv, seq) = self.pin(ks, spec);
         let (found, memtable_hit) =
-            crate::read::get_noting_memtable_hit(&sv, key, seq, spec.blocks, merge_operator);
+            crate::read::get_noting_memtable_hit(&sv, key, seq, spec.blocks, merge_operator, now);
         let bytes = found
             .as_ref()
             .ok()

@@ -156,6 +156,38 @@ impl Db {
         self.inner().write_with(opts, |b| b.put(key, value))
     }
 
+    /// Set `key` to `value` until `ttl` has passed (by
+    /// [`Options::clock`](crate::Options::clock)); from then on reads see
+    /// it deleted and compaction removes it (docs/design/ttl.md).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use strata::{Db, ManualClock, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let clock = Arc::new(ManualClock::new(1_000_000));
+    /// let db = Db::open(dir.path(), Options { clock: clock.clone(), ..Default::default() })?;
+    /// db.put("k", "old")?;
+    /// db.put_with_ttl("k", "session", Duration::from_secs(60))?;
+    /// assert_eq!(db.get("k")?.as_deref(), Some(&b"session"[..]));
+    /// clock.advance(Duration::from_secs(60));
+    /// // Gone, and the older value stays hidden under it.
+    /// assert_eq!(db.get("k")?, None);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let opts = WriteOptions {
+            ttl: Some(ttl),
+            ..WriteOptions::default()
+        };
+        self.put_opt(key, value, &opts)
+    }
+
     /// Remove `key` (a no-op if it is absent).
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         self.delete_opt(key, &WriteOptions::default())

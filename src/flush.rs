@@ -254,6 +254,9 @@ pub(crate) fn write_memtable_table(
         let writer = WriteAdapter(file, limiter.map(|l| (l, IoPriority::High)));
         let mut builder = TableBuilder::new(writer, options.table_options(0))
             .map_err(|e| table_write_error(&path, e))?;
+        // By the database's clock: `periodic_compaction_seconds` ages
+        // tables by it.
+        builder.set_creation_time(options.clock.now_micros() / 1_000_000);
         // The operands are the keyspace's operator's (none: unknown).
         if let Some(operator) = &options.merge_operator {
             builder.set_merge_operator_name(operator.name());

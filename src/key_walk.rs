@@ -19,12 +19,25 @@ pub(crate) struct KeyWalk {
     pub at: SeqNo,
 }
 
+/// The version that decided a walk: what lies under its operands.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Base {
+    /// No value: a delete, a covering range tombstone, or operands down
+    /// to sequence number 0.
+    None,
+    /// A put's value.
+    Value(Bytes),
+    /// A put with an expiry, as stored (the expiry, then the value;
+    /// `ttl/expiry.rs`): its value until it expires, then a delete. The
+    /// reader, who knows the time, tells which.
+    Expiring(Bytes),
+}
+
 /// What one source told a walk.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Step {
-    /// Decided: a put's value, or no base value (a delete, a covering
-    /// range tombstone, or operands down to sequence number 0).
-    Decided(Option<Bytes>),
+    /// Decided by this version.
+    Decided(Base),
     /// Nothing decided here: ask the next older source at `KeyWalk::at`.
     Continue,
 }
@@ -48,11 +61,12 @@ impl KeyWalk {
         seqno: SeqNo,
         kind: ValueKind,
         value: impl FnOnce() -> Bytes,
-    ) -> Option<Option<Bytes>> {
+    ) -> Option<Base> {
         match kind {
-            ValueKind::Put => Some(Some(value())),
+            ValueKind::Put => Some(Base::Value(value())),
+            ValueKind::PutWithExpiry => Some(Base::Expiring(value())),
             // A point lookup yields point kinds only.
-            ValueKind::Delete | ValueKind::RangeDelete => Some(None),
+            ValueKind::Delete | ValueKind::RangeDelete => Some(Base::None),
             ValueKind::Merge => {
                 self.operands.push(value());
                 match seqno.checked_sub(1) {
@@ -60,7 +74,7 @@ impl KeyWalk {
                         self.at = below;
                         None
                     }
-                    None => Some(None),
+                    None => Some(Base::None),
                 }
             }
         }
@@ -80,14 +94,18 @@ mod tests {
         assert_eq!(w.at, 3);
         assert_eq!(
             w.visit(2, ValueKind::Put, || Bytes::from("base")),
-            Some(Some(Bytes::from("base")))
+            Some(Base::Value(Bytes::from("base")))
         );
         assert_eq!(w.operands, vec![Bytes::from("b"), Bytes::from("a")]);
-        assert_eq!(w.visit(1, ValueKind::Delete, Bytes::new), Some(None));
+        assert_eq!(w.visit(1, ValueKind::Delete, Bytes::new), Some(Base::None));
+        assert_eq!(
+            w.visit(1, ValueKind::PutWithExpiry, || Bytes::from("e")),
+            Some(Base::Expiring(Bytes::from("e")))
+        );
         let mut w = KeyWalk::new(5);
         assert_eq!(
             w.visit(0, ValueKind::Merge, || Bytes::from("x")),
-            Some(None)
+            Some(Base::None)
         );
     }
 }

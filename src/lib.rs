@@ -37,6 +37,7 @@ mod batch;
 mod cache;
 mod close;
 mod compaction;
+mod compaction_filter;
 mod core;
 mod cursor;
 mod db;
@@ -67,6 +68,7 @@ mod snapshot;
 mod snapshot_list;
 mod statistics;
 mod stats;
+mod ttl;
 mod varint;
 mod version;
 pub(crate) mod wal_record;
@@ -80,6 +82,9 @@ pub struct ReadmeDoctests;
 
 pub use batch::{WriteBatch, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 pub use bytes::Bytes;
+pub use compaction_filter::{
+    CompactionFilter, CompactionFilterContext, CompactionFilterFactory, FilterDecision,
+};
 pub use cursor::{Cursor, Iter};
 pub use db::Db;
 pub use db_async::{WaitFuture, WriteFuture};
@@ -101,3 +106,4 @@ pub use snapshot::{Snapshot, SnapshotKeyspace};
 pub use statistics::probe_cost as statistics_probe_cost;
 pub use statistics::{Histogram, HistogramData, Statistics, StatisticsSnapshot, Ticker};
 pub use stats::{DbStats, LevelStats};
+pub use ttl::{Clock, ManualClock, SystemClock};

@@ -128,8 +128,13 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             )?;
             KeyspaceState::new(id, name.to_owned(), options.clone(), super_version)
         } else {
+            // The default keyspace's operator, filter and default time
+            // to live may not be this keyspace's: it has none until it is
+            // opened (docs/design/merge.md §5).
             let ks_options = Options {
                 merge_operator: None,
+                compaction_filter_factory: None,
+                default_ttl: None,
                 ..options.clone()
             };
             KeyspaceState::recovered(id, name.to_owned(), ks_options, super_version)

@@ -49,6 +49,24 @@ pub struct Options {
     /// hold operands written for another operator (or with none, while
     /// operands exist) fails. RocksDB: `merge_operator`. Default: `None`.
     pub merge_operator: Option<Arc<dyn crate::MergeOperator>>,
+    /// Makes the filter each compaction of the default keyspace consults
+    /// for the newest value of every key no snapshot sees (drop or
+    /// rewrite it; docs/design/compaction-filter.md). RocksDB:
+    /// `compaction_filter_factory`. Default: `None`.
+    pub compaction_filter_factory: Option<Arc<dyn crate::CompactionFilterFactory>>,
+    /// The default keyspace's time to live for puts written without one
+    /// ([`WriteOptions::ttl`]): each expires this long after its write.
+    /// `None`: puts do not expire. (RocksDB's `DBWithTTL` takes one per
+    /// column family at open; RocksDB's `ttl` option is another thing, a
+    /// file age that triggers compaction.) Default: `None`.
+    pub default_ttl: Option<std::time::Duration>,
+    /// Tables older than this many seconds (by their creation time) are
+    /// compacted even when no level needs it, so expired values and what
+    /// a compaction filter would remove do not hold space for ever; a
+    /// table of the last level is rewritten in place. 0: off. RocksDB:
+    /// `periodic_compaction_seconds` (whose default turns it on only with
+    /// a compaction filter). Default: 0.
+    pub periodic_compaction_seconds: u64,
     /// Target size of a table's data block before compression. RocksDB:
     /// `block_size`. Default: 4 KiB.
     pub block_size: usize,
@@ -224,6 +242,11 @@ pub struct Options {
     /// Where files are read and written. Default: the operating system's
     /// filesystem; tests use [`crate::fs::MemFileSystem`].
     pub fs: Arc<dyn FileSystem>,
+    /// Where time comes from: the expiry of values with a time to live and
+    /// the tables' creation times (`periodic_compaction_seconds`).
+    /// RocksDB: `Env::GetSystemClock`. Default: [`crate::SystemClock`];
+    /// tests move a [`crate::ManualClock`].
+    pub clock: Arc<dyn crate::Clock>,
     /// Called at named points in the engine so tests can inject panics
     /// and failures (see `HookPoint`). Default: `None`.
     #[doc(hidden)]
@@ -250,6 +273,9 @@ impl Default for Options {
             memtable_max_range_deletions: 0,
             max_sequential_skip_in_iterations: 8,
             merge_operator: None,
+            compaction_filter_factory: None,
+            default_ttl: None,
+            periodic_compaction_seconds: 0,
             block_size: 4096,
             block_restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -288,6 +314,7 @@ impl Default for Options {
             listeners: Vec::new(),
             statistics: None,
             fs: Arc::new(OsFileSystem),
+            clock: Arc::new(crate::SystemClock),
             test_hook: None,
         }
     }
@@ -309,6 +336,13 @@ impl fmt::Debug for Options {
                 &self.max_sequential_skip_in_iterations,
             )
             .field("merge_operator", &self.merge_operator)
+            .field("compaction_filter_factory", &self.compaction_filter_factory)
+            .field("default_ttl", &self.default_ttl)
+            .field(
+                "periodic_compaction_seconds",
+                &self.periodic_compaction_seconds,
+            )
+            .field("clock", &self.clock)
             .field("block_size", &self.block_size)
             .field("block_restart_interval", &self.block_restart_interval)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
@@ -525,4 +559,11 @@ pub struct WriteOptions {
     /// would be delayed or stopped by a write stall. RocksDB:
     /// `WriteOptions::no_slowdown`. Default: `false`.
     pub no_slowdown: bool,
+    /// Every plain put of this write expires this long after the write
+    /// (by [`Options::clock`]): from then on readers see the key as
+    /// deleted, and compaction removes it (docs/design/ttl.md). `None`:
+    /// the keyspace's [`default_ttl`](crate::KeyspaceOptions::default_ttl).
+    /// Not in RocksDB (its `DBWithTTL` sets one TTL per database).
+    /// Default: `None`.
+    pub ttl: Option<std::time::Duration>,
 }

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::iter::{DbIter, InternalIterator, MergingIter, RangeDelSkipper, TombstoneSource};
-use crate::key_walk::{KeyWalk, Step};
+use crate::key_walk::{Base, KeyWalk, Step};
 use crate::memtable::{MemTable, MemTableIter};
 use crate::merge::{full_merge, MergeOperator};
 use crate::version::Version;
@@ -55,6 +55,9 @@ pub(crate) struct ReadView {
     /// What combines merge operands (the keyspace's operator when the
     /// view was made).
     pub merge_operator: Option<Arc<dyn MergeOperator>>,
+    /// The clock when the view was made: the view's iterators judge
+    /// expiry by it, so one scan sees one moment.
+    pub now_micros: u64,
 }
 
 /// The newest value of `key` visible at `seq`: memtable, frozen memtables
@@ -77,8 +80,9 @@ pub(crate) fn get(
     seq: SeqNo,
     blocks: BlockReadOptions,
     operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
+    now: &dyn Fn() -> u64,
 ) -> Result<Option<Bytes>> {
-    get_noting_memtable_hit(sv, key, seq, blocks, operator).0
+    get_noting_memtable_hit(sv, key, seq, blocks, operator, now).0
 }
 
 /// [`get`], and whether a memtable answered it (RocksDB's
@@ -92,20 +96,51 @@ pub(crate) fn get_noting_memtable_hit(
     seq: SeqNo,
     blocks: BlockReadOptions,
     operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
+    now: &dyn Fn() -> u64,
 ) -> (Result<Option<Bytes>>, bool) {
     let mut walk = KeyWalk::new(seq);
     let memtables = std::iter::once(&sv.mem).chain(sv.imms.iter());
     for mem in memtables {
         if let Step::Decided(base) = mem.walk(key, &mut walk) {
-            return (resolve(operator, key, base, walk.operands), true);
+            return (resolve_base(operator, key, base, walk.operands, now), true);
         }
     }
     let tables = match sv.version.walk(key, &mut walk, blocks) {
-        Ok(Step::Decided(base)) => resolve(operator, key, base, walk.operands),
+        Ok(Step::Decided(base)) => resolve_base(operator, key, base, walk.operands, now),
         Ok(Step::Continue) => resolve(operator, key, None, walk.operands),
         Err(e) => Err(e),
     };
     (tables, false)
+}
+
+/// An expiring version's value, `None` once expired at `now()` (then it
+/// hides older versions as a delete does: docs/design/ttl.md).
+fn unexpired(stored: Bytes, now: &dyn Fn() -> u64) -> Result<Option<Bytes>> {
+    let Some((expiry, _)) = crate::ttl::split_expiring(&stored) else {
+        return Err(crate::error::Error::corruption(
+            "a read",
+            0,
+            "an expiring value shorter than its expiry",
+        ));
+    };
+    Ok((now() < expiry).then(|| stored.slice(crate::ttl::EXPIRY_LEN..)))
+}
+
+/// [`resolve`] of the version that decided a walk: an expiring one is its
+/// value until it expires, then nothing (the clock is read only then).
+fn resolve_base(
+    operator: &dyn Fn() -> Option<Arc<dyn MergeOperator>>,
+    key: &[u8],
+    base: Base,
+    operands: Vec<Bytes>,
+    now: &dyn Fn() -> u64,
+) -> Result<Option<Bytes>> {
+    let base = match base {
+        Base::None => None,
+        Base::Value(v) => Some(v),
+        Base::Expiring(stored) => unexpired(stored, now)?,
+    };
+    resolve(operator, key, base, operands)
 }
 
 /// The value a read returns: `base` itself when no operand lies above it,
@@ -150,6 +185,7 @@ impl ReadView {
         )
         .with_max_skip(self.max_skip)
         .with_merge_operator(self.merge_operator.clone())
+        .with_now(self.now_micros)
     }
 }
 

@@ -44,6 +44,11 @@ impl SnapshotList {
         false
     }
 
+    /// The newest live snapshot's sequence number.
+    pub fn newest(&self) -> Option<SeqNo> {
+        self.live.lock().keys().next_back().copied()
+    }
+
     /// Sequence numbers of live snapshots, ascending.
     pub fn sequences(&self) -> Vec<SeqNo> {
         self.live.lock().keys().copied().collect()

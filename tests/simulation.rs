@@ -10,7 +10,11 @@
 //! created on first use and now and then dropped (and later re-created);
 //! batches span keyspaces, some move a value from one to another, flushes
 //! and compactions are per keyspace, and snapshot reads go through the
-//! handle open when the snapshot was taken. The rules checked:
+//! handle open when the snapshot was taken. Every keyspace has the
+//! compaction filter of `tests/common/filter.rs` (values marked `#` are
+//! removed, `^` upper-cased), whose decisions readers cannot tell apart:
+//! the model and the ledger hold values as the application means them,
+//! and what is read is normalised the same way. The rules checked:
 //!
 //! - every read agrees with a `BTreeMap` model;
 //! - an injected error surfaces as an `Err` naming it (then the machine
@@ -43,6 +47,7 @@
 mod common;
 
 use common::ack_log::{apply, AckLog, Model, Write, WriteOp};
+use common::filter::{mark_filter, norm, MarkAwareAppend};
 use common::keyspaces::{
     drop_write, entries_of, keyspace_range, model_key, model_range, scan_keyspaces, KEYSPACES,
 };
@@ -194,8 +199,10 @@ impl Sim {
             // Scans step over 0, 1 or 8 (the default) versions of a key
             // before seeking past the rest.
             max_sequential_skip_in_iterations: [0, 1, 8][(self.seed % 3) as usize],
-            // Merges append (the model's `WriteOp::Merge`).
-            merge_operator: Some(Arc::new(strata::Append::with_separator(","))),
+            // Merges append (the model's `WriteOp::Merge`), a `#` base
+            // counting as none.
+            merge_operator: Some(Arc::new(MarkAwareAppend)),
+            compaction_filter_factory: Some(mark_filter()),
             ..Options::default()
         }
     }
@@ -311,7 +318,14 @@ impl Sim {
         } else {
             20 + self.rng.below(400)
         } as usize;
-        let mut v = format!("{k}:{}:{}:", self.seed, self.writes).into_bytes();
+        // One in ten marked for the filter to remove, one in ten to
+        // upper-case.
+        let mark = match self.rng.below(10) {
+            0 => "#",
+            1 => "^",
+            _ => "",
+        };
+        let mut v = format!("{mark}{k}:{}:{}:", self.seed, self.writes).into_bytes();
         v.resize(len.max(v.len()), b'a' + (self.writes % 26) as u8);
         v
     }
@@ -465,7 +479,9 @@ impl Sim {
                 let range = self.pick_range(ks);
                 w.push(range);
             } else if self.rng.one_in(5) {
-                let operand = format!("m{}", self.rng.below(100)).into_bytes();
+                // No letters: upper-casing a `^` value (the filter) leaves
+                // operands merged into it as they were.
+                let operand = format!("+{}", self.rng.below(100)).into_bytes();
                 w.push(WriteOp::Merge(model_key(ks, &key(k)), operand));
             } else if self.rng.one_in(4) {
                 w.push(WriteOp::Delete(model_key(ks, &key(k))));
@@ -572,6 +588,8 @@ impl Sim {
             sync,
             ..Default::default()
         };
+        // The model and the ledger hold what the application means.
+        let w = norm_write(w);
         match self.db().write_opt(batch, &opts) {
             Ok(()) => {
                 apply(&mut self.model, &w);
@@ -617,7 +635,7 @@ impl Sim {
     fn get(&mut self) -> Result<String, Error> {
         let ks = self.pick_keyspace();
         let k = key(self.rng.below(KEYS));
-        let got = self.handle(ks)?.get(&k)?.map(|v| v.to_vec());
+        let got = self.handle(ks)?.get(&k)?.and_then(|v| norm(&v));
         let want = self.model.get(&model_key(ks, &k));
         if got.as_ref() != want {
             self.fail(format!(
@@ -756,7 +774,7 @@ impl Sim {
         match Db::open(dir(), self.options()) {
             Ok(db) => {
                 self.db = Some(db);
-                let got = match scan_keyspaces(self.db()) {
+                let got = match scan_normalised(self.db()) {
                     Ok(m) => m,
                     Err(e) => {
                         self.check_error(&e, "the scan after a clean reopen");
@@ -849,7 +867,7 @@ impl Sim {
             }
         };
         self.db = Some(db);
-        let got = match scan_keyspaces(self.db()) {
+        let got = match scan_normalised(self.db()) {
             Ok(m) => m,
             Err(e) => {
                 self.check_error(&e, "the scan after recovery");
@@ -892,15 +910,43 @@ fn short(v: &[u8]) -> String {
     String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned()
 }
 
+/// The entries, normalised (`tests/common/filter.rs`).
 fn collect(it: strata::Iter, reverse: bool) -> Result<Vec<Entry>, Error> {
     let items: Entries = if reverse {
         Box::new(it.rev())
     } else {
         Box::new(it)
     };
-    items
-        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    let mut out = Vec::new();
+    for r in items {
+        let (k, v) = r?;
+        if let Some(v) = norm(&v) {
+            out.push((k.to_vec(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// A write as the application means it: a put of a `#` value is a
+/// delete, a `^` value upper-cased.
+fn norm_write(w: Write) -> Write {
+    w.into_iter()
+        .map(|op| match op {
+            WriteOp::Put(k, v) => match norm(&v) {
+                Some(v) => WriteOp::Put(k, v),
+                None => WriteOp::Delete(k),
+            },
+            op => op,
+        })
         .collect()
+}
+
+/// Every keyspace's entries, normalised.
+fn scan_normalised(db: &Db) -> Result<Model, Error> {
+    Ok(scan_keyspaces(db)?
+        .into_iter()
+        .filter_map(|(k, v)| norm(&v).map(|v| (k, v)))
+        .collect())
 }
 
 /// Run one seed; `Err` holds the panic message.

@@ -1,14 +1,16 @@
 //! Running a compaction: a k-way merge of the inputs into new tables of the
 //! output level, installed with one version edit.
 
+use super::filtering::{FilterRun, Filtered};
 use super::merge_collect::{output_label, MergeCollector};
 use super::outputs::{OutputSink, Outputs};
-use super::picker::{any_overlapping, Compaction};
+use super::picker::{any_overlapping, key_range, Compaction};
 use super::range_dels::{CompactionRangeDels, PendingTombstones};
 use super::retain::{Decision, Retainer, Stripes};
+use crate::compaction_filter::CompactionFilterContext;
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
-use crate::events::{job_status, CompactionEvents};
+use crate::events::{job_status, CompactionEvents, JobStatus};
 use crate::filename::table_path;
 use crate::flush::finish_table;
 use crate::fs::WriteAdapter;
@@ -21,7 +23,9 @@ use crate::version::{KeyRange, TableFile, VersionEdit};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use strata_sstable::{parse_internal_key, BlockReadOptions, TableBuilder, TableOptions, ValueKind};
+use strata_sstable::{
+    parse_internal_key, BlockReadOptions, SeqNo, TableBuilder, TableOptions, ValueKind,
+};
 
 /// How a compaction reads its inputs: checked, but not put in the block
 /// cache, whose blocks of tables about to be deleted would only evict
@@ -58,25 +62,25 @@ impl DbInner {
         );
         let outcome = self.compact_and_install(ks, c, &mut events);
         match &outcome {
-            Ok((result, true)) => {
+            Ok((result, JobStatus::Ok)) => {
                 events.completed(result.written, result.keys_in, result.keys_dropped)
             }
-            _ => events.ended(job_status(
-                outcome.as_ref().map(|&(_, installed)| installed),
-            )),
+            Ok((_, status)) => events.ended(status.clone()),
+            Err(e) => events.ended(job_status(Err(e))),
         }
         outcome.map(|(result, _)| result)
     }
 
     /// The work of [`run_compaction`](Self::run_compaction), reporting
-    /// the tables it wrote to `events`: the result, and whether it was
-    /// installed (not if the keyspace was dropped meanwhile).
+    /// the tables it wrote to `events`: the result, and how it ended
+    /// (`Ok`: installed; not if the keyspace was dropped meanwhile, or the
+    /// work was discarded for a snapshot).
     fn compact_and_install(
         &self,
         ks: &KeyspaceState,
         c: Compaction,
         events: &mut CompactionEvents<'_>,
-    ) -> Result<(CompactionResult, bool)> {
+    ) -> Result<(CompactionResult, JobStatus)> {
         let start = Instant::now();
         let mut result = CompactionResult::default();
         let mut edit = VersionEdit {
@@ -86,6 +90,8 @@ impl DbInner {
         for (level, f) in c.all_inputs() {
             edit.deleted_files.push((level, f.meta.number));
         }
+        // The smallest sequence number the compaction filter changed.
+        let mut filtered_from = None;
         let outputs = if c.delete_only {
             // Covered for every reader (`delete_only.rs`): nothing to read.
             result.deleted_only_bytes = c.input_bytes().0;
@@ -98,7 +104,9 @@ impl DbInner {
             let (r_in, r_out) = c.input_bytes();
             result.read_input_level = r_in;
             result.read_output_level = r_out;
-            self.write_outputs(ks, &c, &mut result)?
+            let (outputs, from) = self.write_outputs(ks, &c, &mut result)?;
+            filtered_from = from;
+            outputs
         };
         events.tables_created(&outputs);
         for f in &outputs {
@@ -109,6 +117,18 @@ impl DbInner {
         }
         {
             let mut versions = self.versions.lock();
+            // A snapshot taken while the compaction ran, at or above a
+            // version the filter changed, reads that version and would see
+            // the change appear at the install: drop the work instead. The
+            // next pick knows the snapshot and leaves those versions be.
+            // (Taken after this check, before the install below, such a
+            // snapshot can still see it: docs/design/compaction-filter.md.)
+            if filtered_from.is_some_and(|q| self.snapshots.newest().is_some_and(|s| s >= q)) {
+                for f in &outputs {
+                    f.mark_obsolete();
+                }
+                return Ok((result, JobStatus::Discarded));
+            }
             let version = match versions.log_and_apply(edit, &outputs) {
                 Ok(version) => version,
                 Err(Error::KeyspaceDropped { .. }) => {
@@ -117,7 +137,7 @@ impl DbInner {
                             f.mark_obsolete();
                         }
                     }
-                    return Ok((result, false));
+                    return Ok((result, JobStatus::KeyspaceDropped));
                 }
                 Err(e) => return Err(e),
             };
@@ -138,7 +158,7 @@ impl DbInner {
         result.micros = start.elapsed().as_micros() as u64;
         self.stats
             .record_compaction(&ks.counters, c.output_level, &result);
-        Ok((result, true))
+        Ok((result, JobStatus::Ok))
     }
 
     /// The snapshot stripes a compaction keeps versions for: the live
@@ -148,8 +168,9 @@ impl DbInner {
     /// here is newer than everything in the tables.
     pub(crate) fn compaction_stripes(&self) -> Stripes {
         let mut snapshots = self.snapshots.sequences();
+        let newest_live = snapshots.last().copied();
         snapshots.push(self.visible_sequence());
-        Stripes::new(snapshots)
+        Stripes::new(snapshots).with_newest_live(newest_live)
     }
 
     fn write_outputs(
@@ -157,7 +178,7 @@ impl DbInner {
         ks: &KeyspaceState,
         c: &Compaction,
         result: &mut CompactionResult,
-    ) -> Result<Vec<Arc<TableFile>>> {
+    ) -> Result<(Vec<Arc<TableFile>>, Option<SeqNo>)> {
         let reads = input_reads(self.options.compaction_readahead_size);
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if c.level == 0 {
@@ -207,11 +228,30 @@ impl DbInner {
                 .filter(|p| p.num_merge_operands > 0)
                 .map(|p| p.merge_operator.as_str()),
         );
+        // Expiry is judged at one moment for the whole compaction.
+        let now_micros = self.options.clock.now_micros();
         let merges = MergeCollector {
             operator: options.merge_operator.as_ref().filter(|_| may_merge),
             stripes: &stripes,
+            now_micros,
         };
         let mut retainer = Retainer::new(stripes.clone());
+        let levels_files: usize = (0..crate::version::NUM_LEVELS)
+            .map(|level| c.version.files(level).len())
+            .sum();
+        let context = CompactionFilterContext {
+            is_full_compaction: c.all_inputs().count() == levels_files,
+            is_manual_compaction: c.manual,
+            level: c.level,
+            output_level: c.output_level,
+            is_bottommost: key_range(c.all_inputs().map(|(_, f)| &f.meta))
+                .is_none_or(|range| !deeper_overlaps(&range)),
+        };
+        let mut filter = FilterRun::new(
+            options.compaction_filter_factory.as_ref(),
+            &context,
+            &stripes,
+        )?;
 
         let sink = TableFiles {
             db: self,
@@ -253,7 +293,27 @@ impl DbInner {
                     first = false;
                 }
                 let covering = range_dels.covering_seqnos(k.user_key);
-                match retainer.decide(k.user_key, k.seqno, k.kind, covering, deeper) {
+                // An expired value is a delete for every reader, snapshots
+                // included (expiry goes by the clock, not the sequence).
+                let (kind, expiry, value) = match k.kind {
+                    ValueKind::PutWithExpiry => {
+                        let Some((expiry, value)) = crate::ttl::split_expiring(input.value())
+                        else {
+                            return Err(Error::corruption(
+                                c.inputs[0].path(),
+                                0,
+                                "compaction input holds an expiring value shorter than its expiry",
+                            ));
+                        };
+                        if expiry <= now_micros {
+                            (ValueKind::Delete, None, &[][..])
+                        } else {
+                            (k.kind, Some(expiry), value)
+                        }
+                    }
+                    kind => (kind, None, input.value()),
+                };
+                match retainer.decide(k.user_key, k.seqno, kind, covering, deeper) {
                     Decision::Keep if k.kind == ValueKind::Merge => {
                         if merges.operator.is_none() {
                             // Kept as they are; what lies below them
@@ -276,11 +336,37 @@ impl DbInner {
                             for (q, kind, value) in &merged {
                                 out.add(&last_key, *q, *kind, value)?;
                             }
+                            // Operands written as operands shadow nothing:
+                            // what ended the walk (an expiring put, an older
+                            // stripe's entry) is judged afresh.
+                            if merged.last().is_some_and(|m| m.1 == ValueKind::Merge) {
+                                retainer.forget_key();
+                            }
                             // `input` is at the entry that ended the walk.
                             continue;
                         }
                     }
-                    Decision::Keep => out.add(k.user_key, k.seqno, k.kind, input.value())?,
+                    Decision::Keep if matches!(kind, ValueKind::Put | ValueKind::PutWithExpiry) => {
+                        match filter.judge(new_key, k.user_key, k.seqno, value, deeper)? {
+                            Filtered::Keep => {
+                                out.add(k.user_key, k.seqno, k.kind, input.value())?
+                            }
+                            Filtered::Change(v) => match expiry {
+                                // An expiring value keeps its expiry.
+                                Some(expiry) => {
+                                    let mut stored = Vec::new();
+                                    crate::ttl::encode_expiring(&mut stored, expiry, &v);
+                                    out.add(k.user_key, k.seqno, k.kind, &stored)?
+                                }
+                                None => out.add(k.user_key, k.seqno, k.kind, &v)?,
+                            },
+                            Filtered::Tombstone => {
+                                out.add(k.user_key, k.seqno, ValueKind::Delete, &[])?
+                            }
+                            Filtered::Drop => result.keys_dropped += 1,
+                        }
+                    }
+                    Decision::Keep => out.add(k.user_key, k.seqno, kind, value)?,
                     Decision::DropShadowed | Decision::DropTombstone | Decision::DropCovered => {
                         result.keys_dropped += 1
                     }
@@ -294,7 +380,7 @@ impl DbInner {
         })();
         let sink = out.into_sink();
         match written {
-            Ok(()) => Ok(sink.done),
+            Ok(()) => Ok((sink.done, filter.changed_from)),
             Err(e) => {
                 sink.abandon();
                 Err(e)
@@ -343,6 +429,7 @@ impl OutputSink for TableFiles<'_> {
         )
         .map_err(|e| table_write_error(&path, e))?;
         builder.set_merge_operator_name(&self.merge_label);
+        builder.set_creation_time(self.db.options.clock.now_micros() / 1_000_000);
         Ok(builder)
     }
 

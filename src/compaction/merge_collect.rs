@@ -13,7 +13,11 @@
 //!   bottom): a full merge onto nothing;
 //! - an entry of an older stripe, or a deeper level holding the key: the
 //!   operands merged into one by `partial_merge` if the operator can,
-//!   else kept as they are.
+//!   else kept as they are;
+//! - an expiring put (docs/design/ttl.md): once expired, a delete; before,
+//!   it is no base to merge onto (the merged value would outlive it, while
+//!   readers after its expiry merge onto nothing), so the operands stay
+//!   operands above it, as for an older stripe.
 //!
 //! Operands never merge across a stripe: a reader at a snapshot must see
 //! the merge state at its sequence number. The entry that ended the walk
@@ -42,6 +46,8 @@ enum End {
     LastEntry,
     /// The key's next entry is in an older stripe.
     OlderStripe,
+    /// An expiring put, not yet expired, in the stripe.
+    ExpiringBase,
 }
 
 /// What a compaction needs to combine operands.
@@ -51,6 +57,9 @@ pub(crate) struct MergeCollector<'a> {
     /// are and the retainer judges every other entry as usual.
     pub operator: Option<&'a Arc<dyn MergeOperator>>,
     pub stripes: &'a Stripes,
+    /// The clock (micros) when the compaction started: expiring puts
+    /// whose expiry is not after it are deletes.
+    pub now_micros: u64,
 }
 
 impl MergeCollector<'_> {
@@ -103,6 +112,17 @@ impl MergeCollector<'_> {
                     consumed += 1;
                 }
                 ValueKind::Put => break End::Base(input.value().to_vec()),
+                ValueKind::PutWithExpiry => match crate::ttl::split_expiring(input.value()) {
+                    Some((expiry, _)) if expiry <= self.now_micros => break End::Deleted,
+                    Some(_) => break End::ExpiringBase,
+                    None => {
+                        return Err(Error::corruption(
+                            "compaction input",
+                            0,
+                            "an expiring value shorter than its expiry",
+                        ))
+                    }
+                },
                 ValueKind::Delete | ValueKind::RangeDelete => break End::Deleted,
             }
         };
@@ -110,7 +130,7 @@ impl MergeCollector<'_> {
             End::Base(v) => Some(Some(v)),
             End::Deleted => Some(None),
             End::LastEntry if !deeper_may_have_key => Some(None),
-            End::LastEntry | End::OlderStripe => None,
+            End::LastEntry | End::OlderStripe | End::ExpiringBase => None,
         };
         let values: Vec<&[u8]> = operands.iter().map(|(_, v)| v.as_slice()).collect();
         let merged = match base {
@@ -210,6 +230,7 @@ mod tests {
         let c = MergeCollector {
             operator: Some(operator),
             stripes: &stripes,
+            now_micros: 100,
         };
         let mut it = input(entries);
         it.seek_to_first().unwrap();
@@ -303,6 +324,51 @@ mod tests {
         assert_eq!(got, (vec![(9, Merge, "a,b".into())], 2, Some(3)));
     }
 
+    /// An expiring put's stored value (`ttl/expiry.rs`).
+    fn expiring(expiry: u64, value: &str) -> String {
+        let mut stored = Vec::new();
+        crate::ttl::encode_expiring(&mut stored, expiry, value.as_bytes());
+        String::from_utf8(stored).unwrap()
+    }
+
+    #[test]
+    fn an_expiring_base_is_a_delete_once_expired_and_no_base_before() {
+        // The collector's clock reads 100.
+        let expired = expiring(100, "a");
+        let got = run(
+            &append(),
+            vec![],
+            &[],
+            true,
+            &[
+                ("k", 9, Merge, "b"),
+                ("k", 5, ValueKind::PutWithExpiry, &expired),
+            ],
+        );
+        assert_eq!(got.0, vec![(9, Put, "b".into())]);
+        let live = expiring(101, "a");
+        let got = run(
+            &(Arc::new(NoPartial) as Arc<dyn MergeOperator>),
+            vec![],
+            &[],
+            false,
+            &[
+                ("k", 9, Merge, "c"),
+                ("k", 8, Merge, "b"),
+                ("k", 5, ValueKind::PutWithExpiry, &live),
+            ],
+        );
+        // Operands stay operands; the walk stops at the expiring put.
+        assert_eq!(
+            got,
+            (
+                vec![(9, Merge, "c".into()), (8, Merge, "b".into())],
+                2,
+                Some(5)
+            )
+        );
+    }
+
     #[test]
     fn at_the_bottom_the_last_operands_merge_onto_nothing() {
         let entries = [
@@ -353,6 +419,7 @@ mod tests {
         let c = MergeCollector {
             operator: Some(&op),
             stripes: &stripes,
+            now_micros: 100,
         };
         let mut it = input(&[
             ("counter", 9, Merge, "not eight bytes"),

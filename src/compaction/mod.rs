@@ -8,9 +8,11 @@
 
 mod cut;
 mod delete_only;
+mod filtering;
 mod job;
 mod merge_collect;
 mod outputs;
+mod periodic;
 mod picker;
 #[cfg(test)]
 mod range_del_tests;
@@ -28,9 +30,32 @@ use crate::keyspace::KeyspaceState;
 use crate::panics::catch_panic;
 use crate::version::KeyRange;
 use delete_only::{covered_tables, pick_delete_only};
+use periodic::pick_periodic;
 use picker::{pick_compaction, pick_manual, Compaction};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// How often an idle compaction thread looks for tables past
+/// `periodic_compaction_seconds` (only when some keyspace sets it).
+const PERIODIC_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether a table of `version` is past its keyspace's period.
+fn periodic_due(
+    version: &std::sync::Arc<crate::version::Version>,
+    options: &crate::options::Options,
+    now_secs: u64,
+) -> bool {
+    let Some(cutoff) = now_secs.checked_sub(options.periodic_compaction_seconds) else {
+        return false;
+    };
+    options.periodic_compaction_seconds > 0
+        && (0..options.num_levels).any(|level| {
+            version
+                .files(level)
+                .iter()
+                .any(|f| f.table().properties().creation_time <= cutoff)
+        })
+}
 
 impl DbInner {
     /// Pick the most urgent compaction of some keyspace and count it as
@@ -55,8 +80,10 @@ impl DbInner {
         for i in 0..all.len() {
             let ks = all[(start + i) % n];
             let version = versions.current(ks.id);
+            let options = ks.options();
             let picked = pick_delete_only(&version, &stripes, &everything)
-                .or_else(|| pick_compaction(&version, &ks.options()));
+                .or_else(|| pick_compaction(&version, &options))
+                .or_else(|| pick_periodic(&version, &options, self.now_secs()));
             if let Some(picked) = picked {
                 return Some((Arc::clone(ks), picked, self.bg.compaction_started()));
             }
@@ -100,7 +127,23 @@ impl DbInner {
                     &KeyRange::inclusive(None, None),
                 )
                 .is_some()
+                || periodic_due(&version, &options, self.now_secs())
         })
+    }
+
+    /// The database clock's seconds since the Unix epoch.
+    fn now_secs(&self) -> u64 {
+        self.options.clock.now_micros() / 1_000_000
+    }
+
+    /// Whether some keyspace compacts tables by age: then an idle
+    /// compaction thread looks again now and then, since time passing is
+    /// no event that wakes it.
+    fn any_periodic_compaction(&self) -> bool {
+        self.keyspaces
+            .load()
+            .iter()
+            .any(|ks| ks.options().periodic_compaction_seconds > 0)
     }
 
     /// A background compaction thread: run compactions while any is due,
@@ -145,9 +188,19 @@ impl DbInner {
                     self.export_metrics();
                 }
                 None => {
+                    let periodic = self.any_periodic_compaction();
                     let mut st = self.bg.state.lock();
                     while st.generation == generation && !st.shutting_down {
-                        self.bg.work.wait(&mut st);
+                        if !periodic {
+                            self.bg.work.wait(&mut st);
+                        } else if self
+                            .bg
+                            .work
+                            .wait_for(&mut st, PERIODIC_CHECK_INTERVAL)
+                            .timed_out()
+                        {
+                            break;
+                        }
                     }
                 }
             }
@@ -174,9 +227,13 @@ impl DbInner {
         for level in 0..=last {
             if level == last {
                 let version = self.versions.lock().current(ks.id);
+                let now = self.options.clock.now_micros();
                 let has_tombstones = version.files(last).iter().any(|f| {
                     let p = f.table().properties();
-                    (p.num_deletions > 0 || p.num_range_deletions > 0) && f.meta.overlaps(&range)
+                    // Expired values are tombstones now.
+                    let expired = p.earliest_expiry > 0 && p.earliest_expiry <= now;
+                    (p.num_deletions > 0 || p.num_range_deletions > 0 || expired)
+                        && f.meta.overlaps(&range)
                 });
                 if !has_tombstones {
                     break;
@@ -206,12 +263,15 @@ impl DbInner {
                 match picked {
                     Ok(None) => break,
                     Ok(Some((c, running))) => {
-                        // Runs in the caller's thread: a panic in it is
-                        // still the database's background error.
+                        // Runs in the caller's thread: a panic in it (or
+                        // one a compaction filter's call caught) is still
+                        // the database's background error.
                         let result =
                             catch_panic("manual compaction", || self.run_compaction(ks, c))
-                                .unwrap_or_else(|panic| {
-                                    Err(Error::Background(self.set_bg_error(panic)))
+                                .and_then(|r| r)
+                                .map_err(|e| match e {
+                                    Error::Panic { .. } => Error::Background(self.set_bg_error(e)),
+                                    e => e,
                                 });
                         drop(running);
                         result?;
@@ -262,6 +322,10 @@ impl DbInner {
     pub(crate) fn wait_for_compactions(&self) -> Result<()> {
         if self.options.inline_background_work {
             return self.run_background_work();
+        }
+        if self.any_periodic_compaction() {
+            // Tables may have come of age since the threads last looked.
+            self.bg.notify_all();
         }
         self.bg.wait_for(None, |st| self.compactions_idle(st))?;
         Ok(())

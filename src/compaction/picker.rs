@@ -48,7 +48,7 @@ pub(crate) struct Compaction {
 }
 
 impl Compaction {
-    fn new(
+    pub(crate) fn new(
         version: &Arc<Version>,
         level: usize,
         output_level: usize,
@@ -325,7 +325,7 @@ pub(crate) fn busy(f: &Arc<TableFile>) -> bool {
 
 /// The range covering every table of `files` (the smallest start, the
 /// greatest end under `LargestBound::cmp_end`); `None` without tables.
-fn key_range<'a>(mut files: impl Iterator<Item = &'a FileMeta>) -> Option<KeyRange> {
+pub(crate) fn key_range<'a>(mut files: impl Iterator<Item = &'a FileMeta>) -> Option<KeyRange> {
     let mut range = files.next()?.key_range();
     for f in files {
         range.cover(&f.key_range());

@@ -23,6 +23,9 @@ use strata_sstable::{SeqNo, ValueKind};
 pub(crate) struct Stripes {
     /// Snapshot sequence numbers, ascending, without repeats.
     snapshots: Vec<SeqNo>,
+    /// The newest live snapshot (the others in `snapshots` may include
+    /// the visible sequence number, which no reader is pinned at).
+    newest_live: Option<SeqNo>,
 }
 
 impl Stripes {
@@ -32,7 +35,25 @@ impl Stripes {
     pub fn new(mut snapshots: Vec<SeqNo>) -> Stripes {
         snapshots.sort_unstable();
         snapshots.dedup();
-        Stripes { snapshots }
+        // Until told otherwise, every one counts as a live snapshot.
+        let newest_live = snapshots.last().copied();
+        Stripes {
+            snapshots,
+            newest_live,
+        }
+    }
+
+    /// The same stripes, with `newest_live` the newest snapshot a reader
+    /// holds (`None`: none), which the compaction filter must respect.
+    pub fn with_newest_live(mut self, newest_live: Option<SeqNo>) -> Stripes {
+        self.newest_live = newest_live;
+        self
+    }
+
+    /// Whether a live snapshot may read the version at `seqno` (one at or
+    /// above it does, if no newer version is below the snapshot).
+    pub fn seen_by_a_snapshot(&self, seqno: SeqNo) -> bool {
+        self.newest_live.is_some_and(|s| s >= seqno)
     }
 
     /// The stripe of `seqno`.

@@ -419,7 +419,7 @@ fn a_read_pins_a_super_version_no_compaction_changed_after_its_sequence_number()
     });
     assert!(changed);
     let read = |k: &str| {
-        crate::read::get(&sv, k.as_bytes(), seq, Default::default(), &|| None)
+        crate::read::get(&sv, k.as_bytes(), seq, Default::default(), &|| None, &|| 0)
             .unwrap()
             .is_some()
     };

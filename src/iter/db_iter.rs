@@ -48,14 +48,31 @@ pub struct DbIter {
     /// skipped with a seek.
     max_skip: usize,
     merge_operator: Option<Arc<dyn MergeOperator>>,
-    /// Moving forward, the current key's value was merged: the key is in
-    /// `saved_key`, the value in `saved_value`, and the inner iterator is
-    /// wherever collecting the operands stopped (at an older version of
-    /// the key, or past it).
+    /// Moving forward, the current key's value was merged (or is an
+    /// expiring one, held without its expiry): the key is in `saved_key`,
+    /// the value in `saved_value`, and the inner iterator is wherever
+    /// collecting the operands stopped (at a version of the key, or past
+    /// it).
     merged: bool,
     /// The operands being collected (newest first forward, oldest first
     /// in reverse).
     operands: Vec<Vec<u8>>,
+    /// The clock (micros) expiry is judged by: an expiring version whose
+    /// expiry is not after it reads as a delete (docs/design/ttl.md).
+    now_micros: u64,
+}
+
+/// An expiring version's value without its expiry, `None` once expired
+/// at `now`.
+fn unexpired(now: u64, stored: &[u8]) -> Result<Option<&[u8]>> {
+    match crate::ttl::split_expiring(stored) {
+        Some((expiry, value)) => Ok((now < expiry).then_some(value)),
+        None => Err(crate::error::Error::corruption(
+            "an iterator",
+            0,
+            "an expiring value shorter than its expiry",
+        )),
+    }
 }
 
 impl DbIter {
@@ -79,7 +96,14 @@ impl DbIter {
             merge_operator: None,
             merged: false,
             operands: Vec::new(),
+            now_micros: 0,
         }
+    }
+
+    /// Judge expiry at `now_micros` (none expires without it).
+    pub fn with_now(mut self, now_micros: u64) -> Self {
+        self.now_micros = now_micros;
+        self
     }
 
     /// Step over at most `max_skip` entries of one user key in a row, then
@@ -305,6 +329,21 @@ impl DbIter {
                                 self.saved_key.clear();
                                 return Ok(());
                             }
+                            ValueKind::PutWithExpiry => {
+                                self.saved_key.clear();
+                                self.saved_key.extend_from_slice(k.user_key);
+                                match unexpired(self.now_micros, self.inner.value())? {
+                                    Some(v) => {
+                                        self.saved_value.clear();
+                                        self.saved_value.extend_from_slice(v);
+                                        self.merged = true;
+                                        self.valid = true;
+                                        return Ok(());
+                                    }
+                                    // Expired: a delete.
+                                    None => skipping = true,
+                                }
+                            }
                             ValueKind::Merge => {
                                 self.saved_key.clear();
                                 self.saved_key.extend_from_slice(k.user_key);
@@ -391,6 +430,10 @@ impl DbIter {
                     base = Some(self.inner.value());
                     break;
                 }
+                ValueKind::PutWithExpiry => {
+                    base = unexpired(self.now_micros, self.inner.value())?;
+                    break;
+                }
                 ValueKind::Delete | ValueKind::RangeDelete => break,
             }
         }
@@ -463,13 +506,29 @@ impl DbIter {
                             kind = ValueKind::Merge;
                             self.operands.push(self.inner.value().to_vec());
                         }
+                        ValueKind::PutWithExpiry => {
+                            self.operands.clear();
+                            match unexpired(self.now_micros, self.inner.value())? {
+                                Some(v) => {
+                                    kind = ValueKind::Put;
+                                    has_base = true;
+                                    self.saved_value.clear();
+                                    self.saved_value.extend_from_slice(v);
+                                }
+                                None => {
+                                    kind = ValueKind::Delete;
+                                    has_base = false;
+                                }
+                            }
+                        }
                     }
                 }
             }
             self.inner.prev()?;
         }
         match kind {
-            ValueKind::Delete | ValueKind::RangeDelete => {
+            // (`kind` is never `PutWithExpiry`: that is a put or a delete.)
+            ValueKind::Delete | ValueKind::RangeDelete | ValueKind::PutWithExpiry => {
                 self.valid = false;
                 self.saved_key.clear();
                 self.saved_value.clear();
@@ -524,6 +583,14 @@ impl DbIter {
                 self.saved_value.extend_from_slice(self.inner.value());
                 Ok(true)
             }
+            ValueKind::PutWithExpiry => match unexpired(self.now_micros, self.inner.value())? {
+                Some(v) => {
+                    self.saved_value.clear();
+                    self.saved_value.extend_from_slice(v);
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
             ValueKind::Merge => match self.merge_from_here() {
                 Ok(v) => {
                     self.saved_value = v;

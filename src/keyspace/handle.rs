@@ -97,6 +97,21 @@ impl Keyspace {
             .write_with(opts, |b| b.put_in_id(id, key.as_ref(), value.as_ref()))
     }
 
+    /// Set `key` to `value` until `ttl` has passed
+    /// ([`Db::put_with_ttl`](crate::Db::put_with_ttl)).
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let opts = WriteOptions {
+            ttl: Some(ttl),
+            ..WriteOptions::default()
+        };
+        self.put_opt(key, value, &opts)
+    }
+
     /// Remove `key` (a no-op if it is absent).
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         self.delete_opt(key, &WriteOptions::default())

@@ -85,23 +85,28 @@ impl DbInner {
                 ks.set_opened_options(options);
                 // Writers look at the keyspaces' limits again.
                 self.bg.notify_all();
-            } else if ks.awaits_merge_operator() && self.options.merge_operator.is_some() {
-                // A keyspace recovered at open has no merge operator (it
-                // may not be the database's); opened without options, it
-                // takes the database's keyspace options' one, as every
+            } else if ks.awaits_opening() {
+                // A keyspace recovered at open has no merge operator,
+                // compaction filter or default time to live (the
+                // database's may not be its own); opened without options,
+                // it takes the database's keyspace options' ones, as every
                 // other option (docs/design/merge.md §5). One created or
-                // opened with options keeps the one it was given, None
+                // opened with options keeps what it was given, None
                 // included.
-                let version = self.versions.lock().current(ks.id);
-                let sv = ks.current_super_version();
-                crate::merge::check_merge_operator(
-                    name,
-                    self.options.merge_operator.as_ref(),
-                    &version,
-                    std::iter::once(&sv.mem).chain(&sv.imms),
-                )?;
+                if self.options.merge_operator.is_some() {
+                    let version = self.versions.lock().current(ks.id);
+                    let sv = ks.current_super_version();
+                    crate::merge::check_merge_operator(
+                        name,
+                        self.options.merge_operator.as_ref(),
+                        &version,
+                        std::iter::once(&sv.mem).chain(&sv.imms),
+                    )?;
+                }
                 let options = crate::options::Options {
                     merge_operator: self.options.merge_operator.clone(),
+                    compaction_filter_factory: self.options.compaction_filter_factory.clone(),
+                    default_ttl: self.options.default_ttl,
                     ..(**ks.options()).clone()
                 };
                 ks.set_opened_options(options);

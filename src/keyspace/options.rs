@@ -36,6 +36,12 @@ pub struct KeyspaceOptions {
     pub max_sequential_skip_in_iterations: usize,
     /// [`Options::merge_operator`].
     pub merge_operator: Option<std::sync::Arc<dyn crate::MergeOperator>>,
+    /// [`Options::compaction_filter_factory`].
+    pub compaction_filter_factory: Option<std::sync::Arc<dyn crate::CompactionFilterFactory>>,
+    /// [`Options::default_ttl`].
+    pub default_ttl: Option<std::time::Duration>,
+    /// [`Options::periodic_compaction_seconds`].
+    pub periodic_compaction_seconds: u64,
     /// [`Options::block_size`].
     pub block_size: usize,
     /// [`Options::block_restart_interval`].
@@ -83,6 +89,9 @@ impl Options {
             memtable_max_range_deletions: self.memtable_max_range_deletions,
             max_sequential_skip_in_iterations: self.max_sequential_skip_in_iterations,
             merge_operator: self.merge_operator.clone(),
+            compaction_filter_factory: self.compaction_filter_factory.clone(),
+            default_ttl: self.default_ttl,
+            periodic_compaction_seconds: self.periodic_compaction_seconds,
             block_size: self.block_size,
             block_restart_interval: self.block_restart_interval,
             bloom_bits_per_key: self.bloom_bits_per_key,
@@ -110,6 +119,9 @@ impl Options {
             memtable_max_range_deletions: ks.memtable_max_range_deletions,
             max_sequential_skip_in_iterations: ks.max_sequential_skip_in_iterations,
             merge_operator: ks.merge_operator.clone(),
+            compaction_filter_factory: ks.compaction_filter_factory.clone(),
+            default_ttl: ks.default_ttl,
+            periodic_compaction_seconds: ks.periodic_compaction_seconds,
             block_size: ks.block_size,
             block_restart_interval: ks.block_restart_interval,
             bloom_bits_per_key: ks.bloom_bits_per_key,

@@ -27,11 +27,12 @@ pub(crate) struct KeyspaceState {
     /// Its flush and compaction counters, by level.
     pub counters: KeyspaceCounters,
     /// Set for a keyspace recovered at open that no one has opened since:
-    /// its options are the database's but for the merge operator, which
-    /// it does not have until opened (docs/design/merge.md §5). A
-    /// keyspace created or opened with options has the operator it was
-    /// given, None included, and never takes the database's.
-    awaiting_merge_operator: AtomicBool,
+    /// its options are the database's but for the merge operator, the
+    /// compaction filter and the default time to live, which it does not
+    /// have until opened (docs/design/merge.md §5). A keyspace created or
+    /// opened with options has the ones it was given, None included, and
+    /// never takes the database's.
+    awaiting_opening: AtomicBool,
 }
 
 impl KeyspaceState {
@@ -43,29 +44,29 @@ impl KeyspaceState {
             super_version: ArcSwap::from_pointee(super_version),
             dropped: AtomicBool::new(false),
             counters: KeyspaceCounters::default(),
-            awaiting_merge_operator: AtomicBool::new(false),
+            awaiting_opening: AtomicBool::new(false),
         }
     }
 
-    /// A keyspace recovered at open, whose merge operator is not known
-    /// until it is opened.
+    /// A keyspace recovered at open, whose merge operator, compaction
+    /// filter and default time to live are not known until it is opened.
     pub fn recovered(id: u32, name: String, options: Options, super_version: SuperVersion) -> Self {
         let state = Self::new(id, name, options, super_version);
-        state.awaiting_merge_operator.store(true, Ordering::Relaxed);
+        state.awaiting_opening.store(true, Ordering::Relaxed);
         state
     }
 
     /// Whether this keyspace was recovered at open and has not been
     /// opened since. Callers hold `DbInner::keyspace_admin`.
-    pub fn awaits_merge_operator(&self) -> bool {
-        self.awaiting_merge_operator.load(Ordering::Relaxed)
+    pub fn awaits_opening(&self) -> bool {
+        self.awaiting_opening.load(Ordering::Relaxed)
     }
 
     /// Its options from now on, given by whoever opened it: the merge
-    /// operator among them is settled.
+    /// operator, filter and default time to live among them are settled.
     pub fn set_opened_options(&self, options: Options) {
         self.options.store(Arc::new(options));
-        self.awaiting_merge_operator.store(false, Ordering::Relaxed);
+        self.awaiting_opening.store(false, Ordering::Relaxed);
     }
 
     /// The options this keyspace is read and written with.

@@ -19,7 +19,7 @@ pub(crate) use key::IKey;
 
 use crate::batch::BatchOp;
 use crate::ikey::with_seek_key;
-use crate::key_walk::{KeyWalk, Step};
+use crate::key_walk::{Base, KeyWalk, Step};
 use arena::Arena;
 use bloom::MemBloom;
 use bytes::Bytes;
@@ -203,8 +203,8 @@ impl MemTable {
     #[cfg(test)]
     pub fn get(&self, user_key: &[u8], seqno: SeqNo) -> Lookup<Bytes> {
         match self.walk(user_key, &mut KeyWalk::new(seqno)) {
-            Step::Decided(Some(v)) => Lookup::Found(v),
-            Step::Decided(None) => Lookup::Deleted,
+            Step::Decided(Base::Value(v) | Base::Expiring(v)) => Lookup::Found(v),
+            Step::Decided(Base::None) => Lookup::Deleted,
             Step::Continue => Lookup::Absent,
         }
     }
@@ -243,7 +243,7 @@ impl MemTable {
             }
         }
         match covering {
-            Some(_) => Step::Decided(None),
+            Some(_) => Step::Decided(Base::None),
             None => Step::Continue,
         }
     }

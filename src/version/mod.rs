@@ -20,8 +20,8 @@ pub use table_file::{TableFile, TableOpener};
 
 use crate::error::{table_error, Result};
 use crate::iter::{InternalIterator, LevelIter, RangeDelSkipper, TableFileIter, TombstoneSource};
-use crate::key_walk::{KeyWalk, Step};
-use bytes::Bytes;
+use crate::key_walk::{Base, KeyWalk, Step};
+
 use std::sync::Arc;
 use strata_sstable::{BlockReadOptions, Found, VersionsEnd};
 
@@ -162,12 +162,12 @@ fn walk_table(
 ) -> Result<Step> {
     let table = file.table();
     let covered_at = table.max_covering_tombstone(user_key, walk.at);
-    let mut decided: Option<Option<Bytes>> = None;
+    let mut decided: Option<Base> = None;
     loop {
         let at = walk.at;
         let mut visit = |f: Found| {
             if covered_at.is_some_and(|t| f.seqno <= t) {
-                decided = Some(None);
+                decided = Some(Base::None);
                 return false;
             }
             decided = walk.visit(f.seqno, f.kind, || f.value);
@@ -189,7 +189,7 @@ fn walk_table(
         }
     }
     Ok(match covered_at {
-        Some(_) => Step::Decided(None),
+        Some(_) => Step::Decided(Base::None),
         None => Step::Continue,
     })
 }
@@ -360,7 +360,7 @@ mod tests {
         for key in [&b"a"[..], b"b", b"c", b"d"] {
             let found = get(key);
             assert!(
-                matches!(&found, Step::Decided(Some(value)) if value.as_ref() == key),
+                matches!(&found, Step::Decided(Base::Value(value)) if value.as_ref() == key),
                 "{key:?}: {found:?}"
             );
         }

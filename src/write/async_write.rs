@@ -517,9 +517,10 @@ impl crate::core::DbInner {
     /// another database's keyspace, or a dropped one, is refused here.
     pub(crate) fn async_write(
         &self,
-        batch: WriteBatch,
+        mut batch: WriteBatch,
         opts: &crate::options::WriteOptions,
     ) -> Result<Option<AsyncWrite>> {
+        self.stamp_expiry(&mut batch, opts.ttl);
         batch.validate()?;
         self.check_keyspaces(&batch)?;
         if batch.is_empty() {

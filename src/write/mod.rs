@@ -158,7 +158,8 @@ impl WritePath {
 
 impl DbInner {
     /// Apply a user's batch atomically; its buffer is recycled afterwards.
-    pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+    pub(crate) fn write(&self, mut batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.stamp_expiry(&mut batch, opts.ttl);
         batch.validate()?;
         self.check_keyspaces(&batch)?;
         if batch.is_empty() {
@@ -219,6 +220,10 @@ impl DbInner {
         fill: impl FnOnce(&mut WriteBatch),
     ) -> Result<()> {
         let start = self.write_start();
+        let fill = |b: &mut WriteBatch| {
+            fill(b);
+            self.stamp_expiry(b, opts.ttl);
+        };
         let written = self.write_path.pipeline.write_with(self, opts, fill);
         self.write_done(start);
         written

@@ -276,6 +276,7 @@ fn opts(sync: bool, disable_wal: bool, no_slowdown: bool) -> WriteOptions {
         sync,
         disable_wal,
         no_slowdown,
+        ttl: None,
     }
 }
 

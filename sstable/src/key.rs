@@ -30,7 +30,7 @@ pub const SEEK_KIND: u8 = 0xff;
 
 /// What an entry is. A reader meeting any kind it does not know reports
 /// corruption. Data blocks and the memtable's point skiplist hold only the
-/// point kinds (`Delete`, `Put`, `Merge`); a `RangeDelete`
+/// point kinds (`Delete`, `Put`, `Merge`, `PutWithExpiry`); a `RangeDelete`
 /// lives in a batch record, the memtable's range-deletion list and a
 /// table's range-deletion block, never among point entries.
 #[repr(u8)]
@@ -46,6 +46,10 @@ pub enum ValueKind {
     /// A range tombstone: every version older than this sequence number of
     /// every user key in `[start, end)` is deleted.
     RangeDelete = 3,
+    /// A value that expires: the value bytes are the expiry (u64 LE,
+    /// microseconds since the Unix epoch) followed by the user's value.
+    /// From the expiry on, readers treat it as a delete.
+    PutWithExpiry = 4,
 }
 
 impl ValueKind {
@@ -57,15 +61,20 @@ impl ValueKind {
             1 => Some(ValueKind::Put),
             2 => Some(ValueKind::Merge),
             3 => Some(ValueKind::RangeDelete),
+            4 => Some(ValueKind::PutWithExpiry),
             _ => None,
         }
     }
 
     /// Whether this kind may be stored as a point entry (a data block's or
-    /// the memtable skiplist's): `Delete`, `Put` and `Merge`.
+    /// the memtable skiplist's): `Delete`, `Put`, `Merge` and
+    /// `PutWithExpiry`.
     #[inline]
     pub fn is_point(self) -> bool {
-        matches!(self, ValueKind::Delete | ValueKind::Put | ValueKind::Merge)
+        matches!(
+            self,
+            ValueKind::Delete | ValueKind::Put | ValueKind::Merge | ValueKind::PutWithExpiry
+        )
     }
 }
 
@@ -258,7 +267,7 @@ mod tests {
     #[test]
     fn parse_rejects_short_and_unknown_kinds() {
         assert!(parse_internal_key(b"short").is_none());
-        for kind in [3u8, 4, SEEK_KIND] {
+        for kind in [3u8, 5, SEEK_KIND] {
             let mut k = b"key".to_vec();
             k.extend_from_slice(&((7u64 << 8) | u64::from(kind)).to_le_bytes());
             assert!(parse_internal_key(&k).is_none(), "kind {kind}");

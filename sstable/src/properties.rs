@@ -14,7 +14,8 @@
 //! `strata.num_range_deletions` only in format version 3 (where it is
 //! required), so tables of versions 1 and 2 are unchanged;
 //! `strata.num_merge_operands` and `strata.merge_operator` only in tables
-//! holding merge operands.
+//! holding merge operands; `strata.earliest_expiry` only in tables holding
+//! expiring values.
 //! Numbers are varint64 filling the value exactly. A reader ignores names
 //! it does not know (forward compatibility); a missing known name is
 //! corruption.
@@ -75,6 +76,9 @@ pub mod names {
     /// The name of the merge operator the table's operands were written
     /// for (absent or empty: unknown); only with operands.
     pub const MERGE_OPERATOR: &str = "strata.merge_operator";
+    /// The earliest expiry (micros since the Unix epoch) of the table's
+    /// `PutWithExpiry` entries (absent: none).
+    pub const EARLIEST_EXPIRY: &str = "strata.earliest_expiry";
 }
 
 /// A table's statistics and build settings.
@@ -131,6 +135,9 @@ pub struct TableProperties {
     /// The merge operator the operands were written for (empty: unknown,
     /// or no operands).
     pub merge_operator: String,
+    /// The earliest expiry of the table's expiring values, micros since
+    /// the Unix epoch; 0: none.
+    pub earliest_expiry: u64,
 }
 
 impl TableProperties {
@@ -175,6 +182,10 @@ impl TableProperties {
                 names::MERGE_OPERATOR,
                 self.merge_operator.as_bytes().to_vec(),
             ));
+        }
+        // Only with expiring values, so other tables stay as before.
+        if self.earliest_expiry > 0 {
+            entries.push((names::EARLIEST_EXPIRY, num(self.earliest_expiry)));
         }
         entries.sort_by(|a, b| a.0.cmp(b.0));
         for (name, value) in entries {
@@ -245,6 +256,9 @@ impl TableProperties {
                 k if k == names::NUM_MERGE_OPERANDS.as_bytes() => {
                     (u32::MAX, Some(&mut p.num_merge_operands))
                 }
+                k if k == names::EARLIEST_EXPIRY.as_bytes() => {
+                    (u32::MAX, Some(&mut p.earliest_expiry))
+                }
                 k if k == names::MERGE_OPERATOR.as_bytes() => {
                     p.merge_operator = std::str::from_utf8(value)
                         .map_err(|_| bad("merge operator name is not UTF-8".to_string()))?
@@ -307,6 +321,7 @@ mod tests {
             num_range_deletions: 0,
             num_merge_operands: 0,
             merge_operator: String::new(),
+            earliest_expiry: 0,
         }
     }
 
@@ -319,6 +334,15 @@ mod tests {
     #[test]
     fn round_trip() {
         let p = sample();
+        assert_eq!(TableProperties::decode(&encode(&p), 0).unwrap(), p);
+    }
+
+    #[test]
+    fn the_earliest_expiry_round_trips() {
+        let p = TableProperties {
+            earliest_expiry: 1_780_000_000_000_000,
+            ..sample()
+        };
         assert_eq!(TableProperties::decode(&encode(&p), 0).unwrap(), p);
     }
 

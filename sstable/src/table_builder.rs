@@ -233,6 +233,14 @@ impl<W: Write> TableBuilder<W> {
         p.num_entries += 1;
         p.num_deletions += u64::from(kind == ValueKind::Delete);
         p.num_merge_operands += u64::from(kind == ValueKind::Merge);
+        if kind == ValueKind::PutWithExpiry {
+            // The value starts with the expiry (`ValueKind::PutWithExpiry`).
+            if let Some(expiry) = value.first_chunk::<8>().map(|e| u64::from_le_bytes(*e)) {
+                if p.earliest_expiry == 0 || expiry < p.earliest_expiry {
+                    p.earliest_expiry = expiry.max(1);
+                }
+            }
+        }
         p.raw_key_bytes += (user_key.len() + TRAILER_LEN) as u64;
         p.raw_value_bytes += value.len() as u64;
         p.min_seqno = p.min_seqno.min(seqno);
@@ -333,6 +341,12 @@ impl<W: Write> TableBuilder<W> {
         self.range_tombstone_bytes += (t.start.len() + end_len + TRAILER_LEN) as u64;
         self.range_tombstones.push(t);
         Ok(())
+    }
+
+    /// The table's `strata.creation_time` (Unix seconds), from the
+    /// caller's clock; not set (or 0), the system clock's at `finish`.
+    pub fn set_creation_time(&mut self, unix_seconds: u64) {
+        self.props.creation_time = unix_seconds;
     }
 
     /// Name the merge operator the table's operands are written for: the
@@ -479,9 +493,11 @@ impl<W: Write> TableBuilder<W> {
             )?)
         };
 
-        self.props.creation_time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        if self.props.creation_time == 0 {
+            self.props.creation_time = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+        }
         let mut props_block = BlockBuilder::new(1);
         self.props.encode(&mut props_block);
         let props = write_block(

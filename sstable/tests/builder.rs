@@ -397,7 +397,7 @@ fn uncompressed_values_are_zero_copy_slices_of_the_file() {
 
 #[test]
 fn unknown_kinds_are_corruption() {
-    // A block written by hand with kind 4 (unknown) read with checksums
+    // A block written by hand with kind 5 (unknown) read with checksums
     // on: the checksum is valid, the kind is not.
     let mut b = TableBuilder::new(Vec::new(), TableOptions::default()).unwrap();
     b.add(b"k", 1, ValueKind::Put, b"v").unwrap();
@@ -406,7 +406,7 @@ fn unknown_kinds_are_corruption() {
     // The entry is the first in block 0: header (3 bytes), key "k", trailer.
     let kind_pos = 3 + 1;
     assert_eq!(bytes[kind_pos], ValueKind::Put as u8);
-    bytes[kind_pos] = 4;
+    bytes[kind_pos] = 5;
     // Re-checksum block 0 so only the kind is wrong.
     let end = (h.offset + h.size) as usize;
     let mut hasher = crc32fast::Hasher::new();

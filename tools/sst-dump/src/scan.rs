@@ -117,27 +117,51 @@ pub struct Entry {
     pub kind_byte: u8,
     pub kind: &'static str,
     pub value: String,
+    /// An expiring put's expiry, micros since the Unix epoch (its value
+    /// is shown without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at_micros: Option<u64>,
 }
 
 impl Entry {
     pub fn of(it: &TableIter, style: Style) -> Entry {
         let parsed = it.parsed_key();
+        let (expires_at_micros, value) = split_expiry(parsed.kind, it.value());
         Entry {
             key: style.show(parsed.user_key),
             seq: parsed.seqno,
             kind_byte: parsed.kind as u8,
             kind: kind_name(parsed.kind),
-            value: style.show(it.value()),
+            value: style.show(value),
+            expires_at_micros,
         }
     }
 
-    /// `'key' seq:N, type:T => value`
+    /// `'key' seq:N, type:T => value`, and ` (expires at N)` for an
+    /// expiring put.
     pub fn line(&self, out: &mut String) {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "'{}' seq:{}, type:{} => {}",
             self.key, self.seq, self.kind_byte, self.value
         );
+        match self.expires_at_micros {
+            Some(at) => {
+                let _ = writeln!(out, " (expires at {at} us)");
+            }
+            None => out.push('\n'),
+        }
+    }
+}
+
+/// An expiring put's expiry and the value after it (docs/design/ttl.md);
+/// other kinds, and a value too short to hold an expiry, as they are.
+pub fn split_expiry(kind: ValueKind, value: &[u8]) -> (Option<u64>, &[u8]) {
+    match (kind, value.split_first_chunk::<8>()) {
+        (ValueKind::PutWithExpiry, Some((expiry, rest))) => {
+            (Some(u64::from_le_bytes(*expiry)), rest)
+        }
+        _ => (None, value),
     }
 }
 
@@ -147,6 +171,7 @@ pub fn kind_name(kind: ValueKind) -> &'static str {
         ValueKind::Delete => "DELETE",
         ValueKind::Merge => "MERGE",
         ValueKind::RangeDelete => "DELETE_RANGE",
+        ValueKind::PutWithExpiry => "PUT_WITH_EXPIRY",
     }
 }
 

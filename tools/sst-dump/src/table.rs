@@ -99,6 +99,9 @@ pub struct Properties {
     /// Merge operands, and the operator they were written for.
     pub num_merge_operands: u64,
     pub merge_operator: String,
+    /// The earliest expiry of an expiring value, micros since the Unix
+    /// epoch (0: none).
+    pub earliest_expiry: u64,
     pub raw_key_bytes: u64,
     pub raw_average_key_bytes: f64,
     pub raw_value_bytes: u64,
@@ -147,6 +150,7 @@ impl Properties {
             num_range_deletions: p.num_range_deletions,
             num_merge_operands: p.num_merge_operands,
             merge_operator: p.merge_operator.clone(),
+            earliest_expiry: p.earliest_expiry,
             raw_key_bytes: p.raw_key_bytes,
             raw_average_key_bytes: avg(p.raw_key_bytes),
             raw_value_bytes: p.raw_value_bytes,
@@ -183,13 +187,14 @@ impl Properties {
 
     /// RocksDB's "Table Properties:" listing.
     pub fn text(&self, out: &mut String) {
-        let lines: [(&str, String); 27] = [
+        let lines: [(&str, String); 28] = [
             ("# data blocks", self.num_data_blocks.to_string()),
             ("# entries", self.num_entries.to_string()),
             ("# deletions", self.num_deletions.to_string()),
             ("# range deletions", self.num_range_deletions.to_string()),
             ("# merge operands", self.num_merge_operands.to_string()),
             ("merge operator name", self.merge_operator.clone()),
+            ("earliest expiry (us)", self.earliest_expiry.to_string()),
             ("raw key size", self.raw_key_bytes.to_string()),
             (
                 "raw average key size",

@@ -228,8 +228,12 @@ fn decode(
                     (id, None) => format!("(#{id})"),
                 },
                 key: style.show(op.key),
-                value: (print_values && op.kind == strata_sstable::ValueKind::Put)
-                    .then(|| style.show(op.value)),
+                value: (print_values
+                    && matches!(
+                        op.kind,
+                        strata_sstable::ValueKind::Put | strata_sstable::ValueKind::PutWithExpiry
+                    ))
+                .then(|| style.show(op.value)),
                 end: (op.kind == strata_sstable::ValueKind::RangeDelete)
                     .then(|| op.range_end().map(|e| style.show(e))),
             }),

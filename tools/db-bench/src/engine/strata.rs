@@ -157,6 +157,7 @@ fn write_options(w: WriteOpts) -> WriteOptions {
         sync: w.sync,
         disable_wal: w.disable_wal,
         no_slowdown: false,
+        ttl: None,
     }
 }
 
