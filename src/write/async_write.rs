@@ -199,9 +199,13 @@ impl CommitPipeline {
         cx: &mut Context<'_>,
     ) -> Next {
         match step {
-            Step::Start(batch, ask) => {
+            Step::Start(batch, mut ask) => {
                 let w = self.pool.take();
-                self.pool.install_batch(&mut w.slot.lock().batch, batch);
+                {
+                    let mut slot = w.slot.lock();
+                    self.pool.install_batch(&mut slot.batch, batch);
+                    self.bring_footprint(&mut slot, &mut ask);
+                }
                 self.active.enter_task();
                 op.active = true;
                 match self.queue.join_task(&w, ask) {
@@ -355,7 +359,7 @@ impl CommitPipeline {
             env.hook(HookPoint::WriteGroupLeader);
         }
         let no_slowdown = members[0].ask.no_slowdown;
-        let sequenced = match self.try_sequence(env, &members, Some(park), no_slowdown) {
+        let sequenced = match self.try_sequence(env, &mut members, Some(park), no_slowdown) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(sequenced) => sequenced,
         };

@@ -172,7 +172,7 @@ impl DbInner {
     /// `Err(KeyspaceDropped)` if a record of `batch` is in a keyspace that
     /// is not live (dropped), `Err(InvalidArgument)` if it names a keyspace
     /// of another database.
-    fn check_keyspaces(&self, batch: &WriteBatch) -> Result<()> {
+    pub(crate) fn check_keyspaces(&self, batch: &WriteBatch) -> Result<()> {
         if batch.owner().is_some_and(|owner| owner != self.instance) {
             return Err(crate::Error::InvalidArgument(
                 "the batch names a keyspace of another database".into(),
@@ -215,7 +215,7 @@ impl DbInner {
     /// A write begins: its start time, if statistics are kept and it is
     /// one of the writes timed.
     #[inline]
-    fn write_start(&self) -> Option<Instant> {
+    pub(crate) fn write_start(&self) -> Option<Instant> {
         self.options
             .statistics
             .as_ref()
@@ -225,7 +225,7 @@ impl DbInner {
     /// After a write (begun at `start` if timed): counted, and the stall
     /// changes it met delivered now that it holds nothing.
     #[inline]
-    fn write_done(&self, start: Option<Instant>) {
+    pub(crate) fn write_done(&self, start: Option<Instant>) {
         if let Some(s) = &self.options.statistics {
             s.record_operation(crate::Histogram::DbWrite, start);
         }
