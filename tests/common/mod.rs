@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ack_log;
+pub mod history;
 pub mod keyspaces;
 
 use std::path::{Path, PathBuf};
