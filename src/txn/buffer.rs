@@ -70,7 +70,8 @@ type BufferKey = (u32, Vec<u8>);
 /// The write buffer.
 #[derive(Default)]
 pub(crate) struct WriteBuffer {
-    map: BTreeMap<BufferKey, Pending>,
+    /// Per keyspace id, per key (nested so a lookup borrows the key).
+    map: BTreeMap<u32, BTreeMap<Vec<u8>, Pending>>,
     /// What the batch will hold, as `max_write_bytes` counts it.
     bytes: usize,
     /// Entries as they were before each change since the oldest live
@@ -89,7 +90,7 @@ pub(crate) enum Op<'a> {
 
 impl WriteBuffer {
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.values().all(BTreeMap::is_empty)
     }
 
     /// Bytes buffered.
@@ -99,13 +100,12 @@ impl WriteBuffer {
 
     pub fn get(&self, keyspace: u32, key: &[u8]) -> Option<&Pending> {
         // A lookup by borrowed key needs an owned tuple: keys are short.
-        self.map.get(&(keyspace, key.to_vec()))
+        self.map.get(&keyspace)?.get(key)
     }
 
     /// Add `op` on `key`, unless the buffer would pass `max_bytes`.
     pub fn write(&mut self, keyspace: u32, key: &[u8], op: Op<'_>, max_bytes: usize) -> Result<()> {
-        let k = (keyspace, key.to_vec());
-        let old = self.map.get(&k);
+        let old = self.get(keyspace, key);
         let new = match (op, old) {
             (Op::Put(v), _) => Pending {
                 base: Base::Put(Bytes::copy_from_slice(v)),
@@ -135,9 +135,13 @@ impl WriteBuffer {
             });
         }
         self.bytes = would_be;
-        let old = self.map.insert(k.clone(), new);
+        let old = self
+            .map
+            .entry(keyspace)
+            .or_default()
+            .insert(key.to_vec(), new);
         if !self.savepoints.is_empty() {
-            self.undo.push((k, old));
+            self.undo.push(((keyspace, key.to_vec()), old));
         }
         Ok(())
     }
@@ -156,12 +160,14 @@ impl WriteBuffer {
             let Some((k, old)) = self.undo.pop() else {
                 break;
             };
-            if let Some(now) = self.map.remove(&k) {
-                self.bytes -= now.size(&k.1);
+            let (ks, key) = k;
+            let keys = self.map.entry(ks).or_default();
+            if let Some(now) = keys.remove(&key) {
+                self.bytes -= now.size(&key);
             }
             if let Some(old) = old {
-                self.bytes += old.size(&k.1);
-                self.map.insert(k, old);
+                self.bytes += old.size(&key);
+                keys.insert(key, old);
             }
         }
         if self.savepoints.is_empty() {
@@ -176,34 +182,41 @@ impl WriteBuffer {
     }
 
     /// The buffered writes of `keyspace` in `[lower, upper)`, in key order.
-    pub fn range(
-        &self,
+    pub fn range<'a>(
+        &'a self,
         keyspace: u32,
         lower: Option<&[u8]>,
         upper: Option<&[u8]>,
-    ) -> impl DoubleEndedIterator<Item = (&[u8], &Pending)> + '_ {
+    ) -> impl DoubleEndedIterator<Item = (&'a [u8], &'a Pending)> + 'a {
         use std::ops::Bound;
-        let start = Bound::Included((keyspace, lower.unwrap_or_default().to_vec()));
+        let start = Bound::Included(lower.unwrap_or_default().to_vec());
         let end = match upper {
-            Some(u) => Bound::Excluded((keyspace, u.to_vec())),
-            None => match keyspace.checked_add(1) {
-                Some(next) => Bound::Excluded((next, Vec::new())),
-                None => Bound::Unbounded,
-            },
+            Some(u) => Bound::Excluded(u.to_vec()),
+            None => Bound::Unbounded,
         };
+        let empty = matches!((&start, &end), (Bound::Included(s), Bound::Excluded(e)) if s >= e);
         self.map
-            .range((start, end))
-            .map(|((_, k), p)| (k.as_slice(), p))
+            .get(&keyspace)
+            .filter(|_| !empty)
+            .into_iter()
+            .flat_map(move |keys| keys.range((start.clone(), end.clone())))
+            .map(|(k, p)| (k.as_slice(), p))
     }
 
     /// Every buffered key: keyspace id and key.
     pub fn keys(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
-        self.map.keys().map(|(ks, k)| (*ks, k.as_slice()))
+        self.map
+            .iter()
+            .flat_map(|(ks, keys)| keys.keys().map(move |k| (*ks, k.as_slice())))
     }
 
     /// The batch that applies the buffer, records in key order.
     pub fn fill(&self, batch: &mut WriteBatch) {
-        for ((ks, key), p) in &self.map {
+        for (ks, key, p) in self
+            .map
+            .iter()
+            .flat_map(|(ks, keys)| keys.iter().map(move |(k, p)| (ks, k, p)))
+        {
             match &p.base {
                 Base::Snapshot => {}
                 Base::Put(v) => batch.put_in_id(*ks, key, v),

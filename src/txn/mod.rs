@@ -33,6 +33,7 @@ use bytes::Bytes;
 use footprint::KeyRange;
 use std::ops::RangeBounds;
 use std::sync::Arc;
+use strata_sstable::SeqNo;
 
 /// How much a transaction is isolated from the commits made while it runs,
 /// in the terms of Adya and of Berenson et al. (docs/design/transactions.md).
@@ -472,13 +473,27 @@ impl Transaction {
         self.writes.bytes()
     }
 
-    /// What the commit asks the oracle to find untouched.
-    fn check(&self) -> Footprint {
-        let mut check = self.reads.clone();
+    /// Every key and range the commit must find untouched: those read
+    /// (tracked) and those written. The leader finds the written keys in
+    /// the batch's footprint; this is for validation by lookups.
+    fn everything_checked(&self, reads: &Footprint) -> Footprint {
+        let mut check = reads.clone();
         for (ks, key) in self.writes.keys() {
             check.push_key(ks, key);
         }
         check
+    }
+
+    /// Validate by lookups (the oracle does not reach back to `from`):
+    /// the sequence number validated through and its pin, or the conflict.
+    fn validate_by_lookup(&self, reads: &Footprint, from: SeqNo) -> Result<(SeqNo, oracle::Pin)> {
+        let (pin, written) = self
+            .inner()
+            .validate_by_lookup(&self.everything_checked(reads), from)?;
+        match written {
+            Some((ks, key)) => Err(self.conflict(ks, key)),
+            None => Ok((pin.at, pin)),
+        }
     }
 
     /// Write the buffered writes atomically, unless a commit made after
@@ -487,43 +502,38 @@ impl Transaction {
     /// transaction again). A transaction that wrote nothing commits at
     /// once: its reads all come from one snapshot, so it is serializable
     /// at that point.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
         if self.writes.is_empty() {
             return Ok(());
         }
         let inner = Arc::clone(self.inner());
-        let oracle = Arc::clone(&inner.write_path.pipeline.oracle);
-        let check = self.check();
-        let mut from = self.snapshot.sequence();
+        let covered_from = inner.write_path.pipeline.oracle.covered_from();
+        let mut cert = Box::new(Certificate {
+            from: self.snapshot.sequence(),
+            check: std::mem::take(&mut self.reads),
+            verdict: Verdict::Pending,
+        });
         // Held until the oracle certifies the commit (see `lookup.rs`).
         let mut _pin = None;
-        if oracle.covered_from() > from {
-            let (pin, written) = inner.validate_by_lookup(&check, from)?;
-            if let Some((ks, key)) = written {
-                return Err(self.conflict(ks, key));
-            }
-            from = pin.at;
+        if covered_from > cert.from {
+            let (from, pin) = self.validate_by_lookup(&cert.check, cert.from)?;
+            cert.from = from;
             _pin = Some(pin);
         }
         loop {
             let mut batch = inner.new_batch();
             self.writes.fill(&mut batch);
-            let cert = Box::new(Certificate {
-                from,
-                check: check.clone(),
-                verdict: Verdict::Pending,
-            });
-            let (written, verdict) =
-                inner.commit_certified(batch, cert, &self.options.write_options);
-            match verdict {
+            let (written, back) = inner.commit_certified(batch, cert, &self.options.write_options);
+            let Some(back) = back else {
+                return written; // refused before it reached the leader
+            };
+            cert = back;
+            match std::mem::replace(&mut cert.verdict, Verdict::Pending) {
                 Verdict::Accepted | Verdict::Pending => return written,
                 Verdict::Conflict { keyspace, key } => return Err(self.conflict(keyspace, key)),
                 Verdict::Retry => {
-                    let (pin, written) = inner.validate_by_lookup(&check, from)?;
-                    if let Some((ks, key)) = written {
-                        return Err(self.conflict(ks, key));
-                    }
-                    from = pin.at;
+                    let (from, pin) = self.validate_by_lookup(&cert.check, cert.from)?;
+                    cert.from = from;
                     _pin = Some(pin);
                 }
             }
@@ -556,9 +566,9 @@ impl DbInner {
         batch: crate::WriteBatch,
         cert: Box<Certificate>,
         opts: &WriteOptions,
-    ) -> (Result<()>, Verdict) {
+    ) -> (Result<()>, Option<Box<Certificate>>) {
         if let Err(e) = batch.validate().and_then(|()| self.check_keyspaces(&batch)) {
-            return (Err(e), Verdict::Pending);
+            return (Err(e), None);
         }
         let start = self.write_start();
         let result = self

@@ -15,10 +15,12 @@
 //! `covered_from` is recorded.** The ring holds at most
 //! [`ORACLE_MAX_KEYS`] keys; evicting the oldest commit raises
 //! `covered_from` to its number. A write made with no footprint (a plain
-//! write while no transaction was live, see [`OracleShared::recording`])
-//! raises it too. A transaction whose snapshot is older than
-//! `covered_from` is validated by per-key lookups through the memtables
-//! and levels instead (`lookup.rs`), and pins the oracle meanwhile.
+//! write while no transaction was live, see [`OracleShared::recording`]),
+//! or one left unrecorded because no other transaction was alive
+//! ([`Oracle::record_needed`]), raises it too. A transaction whose
+//! snapshot is older than `covered_from` is validated by per-key lookups
+//! through the memtables and levels instead (`lookup.rs`), and pins the
+//! oracle meanwhile.
 
 use super::footprint::Footprint;
 #[cfg(test)]
@@ -194,18 +196,22 @@ impl Oracle {
     }
 
     /// Whether a transaction validated through `cert.from` may commit now,
-    /// after every commit recorded.
-    pub fn certify(&self, cert: &Certificate) -> Verdict {
+    /// after every commit recorded: nothing in `cert.check` nor among the
+    /// keys it writes (`writes`, its batch's footprint) was written after.
+    pub fn certify(&self, cert: &Certificate, writes: Option<&Footprint>) -> Verdict {
         if self.covered_from > cert.from {
             return Verdict::Retry;
         }
         let from = cert.from;
-        for (keyspace, fp, key) in cert.check.keys() {
-            if self.newest.get(&fp).is_some_and(|&s| s > from) {
-                return Verdict::Conflict {
-                    keyspace,
-                    key: key.to_vec(),
-                };
+        let checked = std::iter::once(&cert.check).chain(writes);
+        for fp in checked.clone() {
+            for (keyspace, f, key) in fp.keys() {
+                if self.newest.get(&f).is_some_and(|&s| s > from) {
+                    return Verdict::Conflict {
+                        keyspace,
+                        key: key.to_vec(),
+                    };
+                }
             }
         }
         if self.range_deletes == 0 && cert.check.ranges.is_empty() {
@@ -216,11 +222,24 @@ impl Oracle {
             if *seq <= from {
                 break;
             }
-            if let Some(v) = range_conflict(&cert.check, written) {
-                return v;
+            for fp in checked.clone() {
+                if let Some(v) = range_conflict(fp, written) {
+                    return v;
+                }
             }
         }
         Verdict::Accepted
+    }
+
+    /// Whether a group with `certifying` transactions must record its
+    /// writes: unless its one transaction is the only one alive, some
+    /// transaction may be certified against them (a later member of the
+    /// group, or one alive elsewhere). A transaction that starts while the
+    /// group is numbered and takes a snapshot older than it finds the
+    /// record moved past (`unrecorded`) and validates by lookups. So a
+    /// lone thread's transactions never touch the table.
+    pub fn record_needed(&self, certifying: usize) -> bool {
+        certifying > 1 || self.shared.live.load(Ordering::Acquire) > certifying
     }
 
     /// The write numbered `seq` (its batch's last number) wrote `fp`.
@@ -356,24 +375,41 @@ mod tests {
     fn a_key_written_after_the_snapshot_conflicts() {
         let mut o = oracle(0);
         o.record(5, fp(&["a"]));
-        assert_eq!(o.certify(&cert(5, &["a"])), Verdict::Accepted);
+        assert_eq!(o.certify(&cert(5, &["a"]), None), Verdict::Accepted);
         assert_eq!(
-            o.certify(&cert(4, &["b", "a"])),
+            o.certify(&cert(4, &["b", "a"]), None),
             Verdict::Conflict {
                 keyspace: 0,
                 key: b"a".to_vec()
             }
         );
-        assert_eq!(o.certify(&cert(4, &["b"])), Verdict::Accepted);
+        assert_eq!(o.certify(&cert(4, &["b"]), None), Verdict::Accepted);
+        // The batch's own keys are checked as the certificate's are.
+        assert!(matches!(
+            o.certify(&cert(4, &["b"]), Some(&fp(&["a"]))),
+            Verdict::Conflict { .. }
+        ));
+    }
+
+    #[test]
+    fn a_lone_transaction_is_not_recorded_a_pair_is() {
+        let o = oracle(0);
+        assert!(!o.record_needed(0) && !o.record_needed(1));
+        o.shared().transaction_started();
+        assert!(o.record_needed(0), "a plain write while one is alive");
+        assert!(!o.record_needed(1), "the one alive commits alone");
+        assert!(o.record_needed(2), "a second in the group is certified against the first");
+        o.shared().transaction_started();
+        assert!(o.record_needed(1), "another is alive");
     }
 
     #[test]
     fn a_snapshot_older_than_the_record_must_retry() {
         let mut o = oracle(10);
-        assert_eq!(o.certify(&cert(9, &["a"])), Verdict::Retry);
-        assert_eq!(o.certify(&cert(10, &["a"])), Verdict::Accepted);
+        assert_eq!(o.certify(&cert(9, &["a"]), None), Verdict::Retry);
+        assert_eq!(o.certify(&cert(10, &["a"]), None), Verdict::Accepted);
         o.unrecorded(12);
-        assert_eq!(o.certify(&cert(11, &[])), Verdict::Retry);
+        assert_eq!(o.certify(&cert(11, &[]), None), Verdict::Retry);
     }
 
     #[test]
@@ -390,7 +426,7 @@ mod tests {
         assert_eq!(o.shared().covered_from(), 1);
         assert_eq!(o.len(), 2);
         assert_eq!(
-            o.certify(&cert(1, &["x"])),
+            o.certify(&cert(1, &["x"]), None),
             Verdict::Conflict {
                 keyspace: 0,
                 key: b"x".to_vec()
@@ -403,9 +439,9 @@ mod tests {
             fp(&others.iter().map(String::as_str).collect::<Vec<_>>()),
         );
         assert_eq!(o.shared().covered_from(), 2);
-        assert_eq!(o.certify(&cert(1, &["q"])), Verdict::Retry);
+        assert_eq!(o.certify(&cert(1, &["q"]), None), Verdict::Retry);
         // Key "0" was last written by 2, now evicted: not in the table.
-        assert_eq!(o.certify(&cert(2, &["0"])), Verdict::Accepted);
+        assert_eq!(o.certify(&cert(2, &["0"]), None), Verdict::Accepted);
     }
 
     #[test]
@@ -416,19 +452,19 @@ mod tests {
         c.check
             .ranges
             .push(key_range(0, b"a".to_vec(), Some(b"n".to_vec())));
-        assert!(matches!(o.certify(&c), Verdict::Conflict { .. }));
+        assert!(matches!(o.certify(&c, None), Verdict::Conflict { .. }));
         c.check.ranges[0] = key_range(0, b"n".to_vec(), None);
-        assert_eq!(o.certify(&c), Verdict::Accepted);
+        assert_eq!(o.certify(&c, None), Verdict::Accepted);
         let mut deletes = Footprint::default();
         deletes
             .ranges
             .push(key_range(0, b"x".to_vec(), Some(b"z".to_vec())));
         o.record(4, deletes);
-        assert!(matches!(o.certify(&c), Verdict::Conflict { .. }));
+        assert!(matches!(o.certify(&c, None), Verdict::Conflict { .. }));
         assert!(matches!(
-            o.certify(&cert(3, &["y"])),
+            o.certify(&cert(3, &["y"]), None),
             Verdict::Conflict { .. }
         ));
-        assert_eq!(o.certify(&cert(4, &["y"])), Verdict::Accepted);
+        assert_eq!(o.certify(&cert(4, &["y"]), None), Verdict::Accepted);
     }
 }

@@ -395,16 +395,17 @@ impl CommitPipeline {
 
     /// Commit a transaction's `batch` if the leader certifies `cert`
     /// against every commit numbered before it; returns the write's
-    /// outcome and the leader's verdict (a voided write may return `Ok`:
-    /// the verdict decides; `Pending` if the write failed before its group
-    /// was certified).
+    /// outcome and the certificate with the leader's verdict (a voided
+    /// write may return `Ok`: the verdict decides; `Pending` if the write
+    /// failed before its group was certified). The leader checks the
+    /// batch's own keys as well as the certificate's.
     pub fn write_certified<E: CommitEnv>(
         &self,
         env: &E,
         batch: WriteBatch,
         cert: Box<Certificate>,
         opts: &WriteOptions,
-    ) -> (Result<()>, Verdict) {
+    ) -> (Result<()>, Option<Box<Certificate>>) {
         let w = self.pool.take();
         let ask = {
             let mut slot = w.slot.lock();
@@ -417,14 +418,9 @@ impl CommitPipeline {
             slot.batch.validate().map(|()| ask)
         };
         let result = ask.and_then(|ask| self.commit(env, &w, ask));
-        let verdict = w
-            .slot
-            .lock()
-            .certificate
-            .take()
-            .map_or(Verdict::Pending, |c| c.verdict);
+        let cert = w.slot.lock().certificate.take();
         self.pool.give_back(w);
-        (result, verdict)
+        (result, cert)
     }
 
     /// Join the queue and carry the write through: lead a group, or follow
@@ -577,6 +573,8 @@ impl CommitPipeline {
     fn certify(sq: &mut Sequencer, members: &mut [Member]) -> u64 {
         let mut next = sq.last_seq + 1;
         let mut voided = 0;
+        let certifying = members.iter().filter(|m| m.ask.certify).count();
+        let record = sq.oracle.record_needed(certifying);
         for m in members.iter_mut() {
             let count = u64::from(m.ask.count);
             if !m.ask.footprint {
@@ -587,7 +585,7 @@ impl CommitPipeline {
             let mut slot = m.writer.slot.lock();
             let slot = &mut *slot;
             if let (true, Some(cert)) = (m.ask.certify, slot.certificate.as_deref_mut()) {
-                cert.verdict = sq.oracle.certify(cert);
+                cert.verdict = sq.oracle.certify(cert, slot.footprint.as_ref());
                 if cert.verdict != Verdict::Accepted {
                     slot.batch.clear();
                     slot.footprint = None;
@@ -599,8 +597,8 @@ impl CommitPipeline {
             }
             let last = next + count - 1;
             match slot.footprint.take() {
-                Some(fp) => sq.oracle.record(last, fp),
-                None => sq.oracle.unrecorded(last),
+                Some(fp) if record => sq.oracle.record(last, fp),
+                _ => sq.oracle.unrecorded(last),
             }
             next = last + 1;
         }
