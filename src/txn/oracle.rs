@@ -398,7 +398,10 @@ mod tests {
         o.shared().transaction_started();
         assert!(o.record_needed(0), "a plain write while one is alive");
         assert!(!o.record_needed(1), "the one alive commits alone");
-        assert!(o.record_needed(2), "a second in the group is certified against the first");
+        assert!(
+            o.record_needed(2),
+            "a second in the group is certified against the first"
+        );
         o.shared().transaction_started();
         assert!(o.record_needed(1), "another is alive");
     }
