@@ -77,6 +77,27 @@ pub enum Error {
         /// The operator's name and its error.
         reason: String,
     },
+    /// A [`Transaction`](crate::Transaction) could not commit: a commit
+    /// made after its snapshot wrote a key it wrote (or, serializable, a
+    /// key or range it read). Nothing of it was written; run it again
+    /// from the start.
+    Conflict {
+        /// The keyspace's name.
+        keyspace: String,
+        /// The key (its first 64 bytes, then `..`, if longer).
+        key: Vec<u8>,
+    },
+    /// A [`Transaction`](crate::Transaction) grew past a limit of its
+    /// [`TransactionOptions`](crate::TransactionOptions); the write that
+    /// would pass it was refused, and the transaction is unchanged.
+    TransactionTooLarge {
+        /// Which limit ("max_write_bytes", "max_tracked_reads").
+        limit: &'static str,
+        /// The limit's value.
+        max: usize,
+        /// What the transaction would have reached.
+        would_be: usize,
+    },
 }
 
 /// `Result` with strata's [`Error`].
@@ -135,6 +156,19 @@ impl Error {
                 key: key.clone(),
                 reason: reason.clone(),
             },
+            Error::Conflict { keyspace, key } => Error::Conflict {
+                keyspace: keyspace.clone(),
+                key: key.clone(),
+            },
+            Error::TransactionTooLarge {
+                limit,
+                max,
+                would_be,
+            } => Error::TransactionTooLarge {
+                limit,
+                max: *max,
+                would_be: *would_be,
+            },
         }
     }
 
@@ -152,6 +186,12 @@ impl Error {
             Error::Background(inner) => inner.is_no_space(),
             _ => false,
         }
+    }
+
+    /// True for [`Error::Conflict`]: the transaction may succeed if run
+    /// again.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
     }
 
     /// True for [`Error::Corruption`], also when it is the cause of a
@@ -237,6 +277,21 @@ impl fmt::Display for Error {
             Error::MergeFailed { key, reason } => {
                 write!(f, "merge of key '{}' failed: {reason}", key.escape_ascii())
             }
+            Error::Conflict { keyspace, key } => write!(
+                f,
+                "transaction conflict on key '{}' in keyspace {keyspace:?}: \
+                 written by another commit after the transaction's snapshot; retry it",
+                key.escape_ascii()
+            ),
+            Error::TransactionTooLarge {
+                limit,
+                max,
+                would_be,
+            } => write!(
+                f,
+                "transaction would reach {would_be}, past its {limit} of {max}; \
+                 nothing was added"
+            ),
         }
     }
 }

@@ -84,6 +84,21 @@ enum Op {
     WaitForCompactions,
     DropKeyspace(u8),
     Reopen,
+    /// A transaction: its steps (writes, reads and scans of its own view,
+    /// savepoints), then, with `.1`, a plain put of the first key it wrote
+    /// (which must make its commit a conflict), and a commit (`.2`) or a
+    /// drop.
+    Transaction(Vec<TxStep>, bool, bool),
+}
+
+/// One step of an `Op::Transaction`.
+#[derive(Debug, Clone)]
+enum TxStep {
+    Write(BatchItem),
+    Get(u8, u8),
+    Scan(u8, u8, u8, bool),
+    SetSavepoint,
+    RollbackToSavepoint,
 }
 
 /// One record of an `Op::Batch`, in keyspace `.0`.
@@ -213,6 +228,17 @@ fn batch_item() -> impl Strategy<Value = BatchItem> {
     ]
 }
 
+fn tx_step() -> impl Strategy<Value = TxStep> {
+    let ks = keyspace;
+    prop_oneof![
+        6 => batch_item().prop_filter("no range deletes in transactions", |i| !matches!(i, BatchItem::DeleteRange(..))).prop_map(TxStep::Write),
+        3 => (ks(), 0u8..40).prop_map(|(s, a)| TxStep::Get(s, a)),
+        2 => (ks(), 0u8..40, 0u8..40, any::<bool>()).prop_map(|(s, a, b, r)| TxStep::Scan(s, a, b, r)),
+        1 => Just(TxStep::SetSavepoint),
+        1 => Just(TxStep::RollbackToSavepoint),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let key = 0u8..40;
     let ks = keyspace;
@@ -244,6 +270,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::WaitForCompactions),
         1 => (1u8..4).prop_map(Op::DropKeyspace),
         1 => Just(Op::Reopen),
+        3 => (proptest::collection::vec(tx_step(), 1..12), any::<bool>(), prop_oneof![4 => Just(true), 1 => Just(false)])
+            .prop_map(|(steps, interfere, commit)| Op::Transaction(steps, interfere, commit)),
     ]
 }
 
@@ -659,10 +687,140 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Reopen => h.reopen()?,
+            Op::Transaction(steps, interfere, commit) => {
+                run_transaction(&mut h, steps, interfere, commit)?
+            }
             Op::Move(..) | Op::SnapshotGet(..) | Op::SnapshotScan(..) | Op::DropSnapshot(..) => {}
         }
     }
     h.reopen()
+}
+
+/// An `Op::Transaction`: every read and scan of the transaction agrees
+/// with the model as of its start plus its own writes (savepoints undo
+/// them); the commit applies them all, or a conflict none.
+fn run_transaction(
+    h: &mut Harness,
+    steps: Vec<TxStep>,
+    interfere: bool,
+    commit: bool,
+) -> Result<(), TestCaseError> {
+    let step_ks = |step: &TxStep| match step {
+        TxStep::Write(
+            BatchItem::Put(s, ..) | BatchItem::Delete(s, _) | BatchItem::Merge(s, ..),
+        )
+        | TxStep::Write(BatchItem::DeleteRange(s, ..))
+        | TxStep::Get(s, _)
+        | TxStep::Scan(s, ..) => Some(*s),
+        TxStep::SetSavepoint | TxStep::RollbackToSavepoint => None,
+    };
+    for s in steps.iter().filter_map(step_ks) {
+        h.ks(s);
+    }
+    let mut tx = h.db().transaction();
+    let mut view = h.models.clone();
+    // What expires, as the view knows it: the transaction's puts and
+    // deletes overwrite expiring values, its merges go onto them.
+    let mut view_exp = h.exp.clone();
+    // The view, its expiries and how many keys were written, at each
+    // savepoint.
+    let mut savepoints: Vec<(BTreeMap<&'static str, Model>, Expiries, usize)> = Vec::new();
+    let mut written: Vec<(u8, u8)> = Vec::new();
+    for step in steps {
+        match step {
+            TxStep::Write(item) => {
+                let s = step_ks(&TxStep::Write(item.clone())).unwrap_or(0);
+                let ks = h.ks(s);
+                let model = view.get_mut(KEYSPACES[usize::from(s)]).unwrap();
+                let key = match item {
+                    BatchItem::Put(_, key, n) => {
+                        tx.put_in(&ks, k(key), v(key, n)).unwrap();
+                        put_into(model, k(key), &v(key, n));
+                        overwritten(&mut view_exp, KEYSPACES[usize::from(s)], &k(key));
+                        key
+                    }
+                    BatchItem::Delete(_, key) => {
+                        tx.delete_in(&ks, k(key)).unwrap();
+                        model.remove(&k(key));
+                        overwritten(&mut view_exp, KEYSPACES[usize::from(s)], &k(key));
+                        key
+                    }
+                    BatchItem::Merge(_, key, n) => {
+                        tx.merge_in(&ks, k(key), operand(n)).unwrap();
+                        merge_into(model, k(key), operand(n));
+                        merged_onto(
+                            &mut view_exp,
+                            KEYSPACES[usize::from(s)],
+                            &k(key),
+                            &operand(n),
+                        );
+                        key
+                    }
+                    BatchItem::DeleteRange(..) => continue,
+                };
+                written.push((s, key));
+            }
+            TxStep::Get(s, key) => {
+                let ks = h.ks(s);
+                let got = tx.get_in(&ks, k(key)).unwrap().and_then(|b| norm(&b));
+                prop_assert_eq!(got, view[KEYSPACES[usize::from(s)]].get(&k(key)).cloned());
+            }
+            TxStep::Scan(s, a, b, rev) => {
+                let ks = h.ks(s);
+                let (lo, hi) = (k(a.min(b)), k(a.max(b)));
+                let mut want: Vec<_> = view[KEYSPACES[usize::from(s)]]
+                    .range(lo.clone()..hi.clone())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let it = tx.range_in(&ks, lo.as_slice()..hi.as_slice()).unwrap();
+                let got: Vec<_> = if rev {
+                    want.reverse();
+                    it.rev()
+                        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+                        .collect()
+                } else {
+                    it.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+                        .collect()
+                };
+                prop_assert_eq!(norm_entries(got), want);
+            }
+            TxStep::SetSavepoint => {
+                tx.set_savepoint();
+                savepoints.push((view.clone(), view_exp.clone(), written.len()));
+            }
+            TxStep::RollbackToSavepoint => match savepoints.pop() {
+                Some((before, before_exp, n)) => {
+                    tx.rollback_to_savepoint().unwrap();
+                    view = before;
+                    view_exp = before_exp;
+                    written.truncate(n);
+                }
+                None => prop_assert!(tx.rollback_to_savepoint().is_err()),
+            },
+        }
+    }
+    let conflict = match (interfere, written.first().copied()) {
+        (true, Some((s, key))) => {
+            h.ks(s).put(k(key), v(key, 0)).unwrap();
+            put_into(h.model(s), k(key), &v(key, 0));
+            overwritten(&mut h.exp, KEYSPACES[usize::from(s)], &k(key));
+            true
+        }
+        _ => false,
+    };
+    if !commit {
+        drop(tx); // rolled back: the model is unchanged
+        return Ok(());
+    }
+    let r = tx.commit();
+    if conflict {
+        prop_assert!(matches!(r, Err(Error::Conflict { .. })), "{:?}", r);
+    } else {
+        r.unwrap();
+        h.models = view;
+        h.exp = view_exp;
+    }
+    Ok(())
 }
 
 /// A range scan between keys `a` and `b`, in either direction, agrees

@@ -1,7 +1,7 @@
 //! The whole database against a `BTreeMap` model (redb's and sled's model
 //! fuzzers): the input is a sequence of operations (puts, deletes, merges
 //! (appending with `,`), range and prefix deletes, batches, sync writes, gets, scans both ways,
-//! snapshots, flushes,
+//! snapshots, transactions (their own reads checked), flushes,
 //! compactions, clean reopens, power losses, injected I/O errors and crash
 //! points) on the in-memory filesystem with `inline_background_work`, so
 //! each input is deterministic.
@@ -47,7 +47,7 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
-use strata::{Db, Keyspace, Options, WriteBatch, WriteOptions};
+use strata::{Db, Keyspace, Options, TransactionOptions, WriteBatch, WriteOptions};
 
 const KINDS: [FsOp; 8] = [
     FsOp::Append,
@@ -231,6 +231,89 @@ impl State {
         self.commit(w, batch, sync, seed);
     }
 
+    /// Write `w` (no range deletes) through a transaction, after checking
+    /// its own view: each key it wrote, and a scan of the first write's
+    /// keyspace both ways, read as the model with `w` applied.
+    fn write_in_transaction(&mut self, w: Write, sync: bool, seed: u8) {
+        let mut handles = Vec::new();
+        for op in &w {
+            match self.handle(usize::from(op.first_key()[0])) {
+                Ok(h) => handles.push(h),
+                Err(e) => return self.error(e, None, seed),
+            }
+        }
+        let mut tx = self.db().transaction_with(TransactionOptions {
+            write_options: WriteOptions {
+                sync,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        for (op, h) in w.iter().zip(&handles) {
+            let buffered = match op {
+                WriteOp::Put(k, v) => tx.put_in(h, &k[1..], v),
+                WriteOp::Delete(k) => tx.delete_in(h, &k[1..]),
+                WriteOp::Merge(k, operand) => tx.merge_in(h, &k[1..], operand),
+                WriteOp::DeleteRange(..) => unreachable!("no range deletes in transactions"),
+            };
+            buffered.expect("buffering a write reads nothing and cannot fail");
+        }
+        let mut after = self.model.clone();
+        apply(&mut after, &w);
+        let mut checked: strata::Result<()> = Ok(());
+        for (op, h) in w.iter().zip(&handles) {
+            let k = op.first_key();
+            match tx.get_in(h, &k[1..]) {
+                Ok(v) => assert_eq!(v.map(|v| v.to_vec()).as_ref(), after.get(k), "own write"),
+                Err(e) => checked = Err(e),
+            }
+        }
+        if let (Ok(()), Some(h)) = (&checked, handles.first()) {
+            let ks = usize::from(w[0].first_key()[0]);
+            let want: Model = entries_of(&after, ks)
+                .map(|(k, v)| (k.to_vec(), v.clone()))
+                .collect();
+            for reverse in [false, true] {
+                let got: strata::Result<Vec<(Vec<u8>, Vec<u8>)>> = match tx.iter_in(h) {
+                    Ok(it) if reverse => it
+                        .rev()
+                        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                        .collect(),
+                    Ok(it) => it
+                        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                        .collect(),
+                    Err(e) => Err(e),
+                };
+                match got {
+                    Ok(mut got) => {
+                        if reverse {
+                            got.reverse();
+                        }
+                        assert_eq!(got.into_iter().collect::<Model>(), want, "own scan");
+                    }
+                    Err(e) => {
+                        checked = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        // The transaction and handles hold the database open: gone before
+        // an error reopens it.
+        drop(handles);
+        if let Err(e) = checked {
+            drop(tx);
+            return self.error(e, None, seed);
+        }
+        match tx.commit() {
+            Ok(()) => {
+                apply(&mut self.model, &w);
+                self.acks.acknowledged(w, sync);
+            }
+            Err(e) => self.error(e, Some(w), seed),
+        }
+    }
+
     /// A prefix delete in keyspace `ks`, through `delete_prefix`: to the
     /// model, the range from the prefix to its successor (none for the
     /// empty prefix).
@@ -347,7 +430,13 @@ fuzz_target!(|data: &[u8]| {
                         _ => WriteOp::Put(model_key(in_ks, &k), value(i * 9, s.writes)),
                     });
                 }
-                s.write(w, op & 0x80 != 0, b);
+                // With `b`'s high bit, through a transaction.
+                let ranges = w.iter().any(|o| matches!(o, WriteOp::DeleteRange(..)));
+                if b & 0x80 != 0 && !ranges && !w.is_empty() {
+                    s.write_in_transaction(w, op & 0x80 != 0, b);
+                } else {
+                    s.write(w, op & 0x80 != 0, b);
+                }
             }
             6 if op & 0x80 != 0 => {
                 // Move: delete in one keyspace, put in another, one batch.

@@ -33,6 +33,10 @@
 //! once per process, the first delayed write starts the timer thread.
 //! With `inline_background_work` there are no background threads, and an
 //! async write does the background work inline, as a blocking one does.
+//! One exception to parking for room: a group holding a transaction is
+//! certified before its record is pushed, and must not be sequenced
+//! twice, so its leader waits for room in a full WAL buffer as a blocking
+//! writer does (`CommitPipeline::number_and_log`).
 //!
 //! An async leader of a small group inserts every batch, then releases
 //! its members to wait for their own durability and visibility
@@ -212,9 +216,13 @@ impl CommitPipeline {
         cx: &mut Context<'_>,
     ) -> Next {
         match step {
-            Step::Start(batch, ask) => {
+            Step::Start(batch, mut ask) => {
                 let w = self.pool.take();
-                self.pool.install_batch(&mut w.slot.lock().batch, batch);
+                {
+                    let mut slot = w.slot.lock();
+                    self.pool.install_batch(&mut slot.batch, batch);
+                    self.bring_footprint(&mut slot, &mut ask);
+                }
                 self.active.enter_task();
                 op.active = true;
                 match self.queue.join_task(&w, ask) {
@@ -368,7 +376,7 @@ impl CommitPipeline {
             env.hook(HookPoint::WriteGroupLeader);
         }
         let no_slowdown = members[0].ask.no_slowdown;
-        let sequenced = match self.try_sequence(env, &members, Some(park), no_slowdown) {
+        let sequenced = match self.try_sequence(env, &mut members, Some(park), no_slowdown) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(sequenced) => sequenced,
         };

@@ -232,7 +232,7 @@ impl DbInner {
     /// A write begins: its start time, if statistics are kept and it is
     /// one of the writes timed.
     #[inline]
-    fn write_start(&self) -> Option<Instant> {
+    pub(crate) fn write_start(&self) -> Option<Instant> {
         self.options
             .statistics
             .as_ref()
@@ -242,7 +242,7 @@ impl DbInner {
     /// After a write (begun at `start` if timed): counted, and the stall
     /// changes it met delivered now that it holds nothing.
     #[inline]
-    fn write_done(&self, start: Option<Instant>) {
+    pub(crate) fn write_done(&self, start: Option<Instant>) {
         if let Some(s) = &self.options.statistics {
             s.record_operation(crate::Histogram::DbWrite, start);
         }

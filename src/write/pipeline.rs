@@ -30,7 +30,7 @@ use super::pool::WriterPool;
 use super::publish::Publisher;
 use super::queue::{Joined, Led, WriteQueue};
 use super::stall_park::StallPark;
-use super::writer::{Ask, Assignment, Member, Writer, WriterState};
+use super::writer::{Ask, Assignment, Member, Slot, Writer, WriterState};
 use crate::batch::{WriteBatch, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::hook::HookPoint;
@@ -38,6 +38,7 @@ use crate::lock_order::{Level, Mutex, MutexGuard};
 use crate::memtable::{ActiveMemTables, MemTable};
 use crate::options::WriteOptions;
 use crate::panics::catch_panic;
+use crate::txn::{Certificate, Footprint, Oracle, OracleShared, Verdict};
 use std::sync::Arc;
 use std::task::Poll;
 use strata_sstable::{SeqNo, MAX_SEQNO};
@@ -153,6 +154,10 @@ pub(crate) struct Sequencer {
     mems: Arc<ActiveMemTables>,
     /// Reused buffer for a multi-writer group's WAL record.
     payload: Vec<u8>,
+    /// Recent commits' keys, against which transactions are certified
+    /// (`txn/oracle.rs`): here so that certifying and numbering are one
+    /// critical section.
+    oracle: Oracle,
 }
 
 /// Proof of leading the write queue: no group is sequenced by anyone
@@ -320,12 +325,15 @@ pub(crate) struct CommitPipeline {
     pub(super) publisher: Arc<Publisher>,
     pub(super) active: ActiveWriters,
     pub(super) config: PipelineConfig,
+    /// The oracle's side read outside the sequencer.
+    pub(crate) oracle: Arc<OracleShared>,
 }
 
 impl CommitPipeline {
     /// A pipeline that numbers writes after `last_seq` (every write up to
     /// it visible) into `mems`.
     pub fn new(config: PipelineConfig, last_seq: SeqNo, mems: ActiveMemTables) -> Self {
+        let oracle = Arc::new(OracleShared::new(last_seq));
         CommitPipeline {
             queue: WriteQueue::default(),
             pool: WriterPool::default(),
@@ -335,11 +343,13 @@ impl CommitPipeline {
                     last_seq,
                     mems: Arc::new(mems),
                     payload: Vec::new(),
+                    oracle: Oracle::new(Arc::clone(&oracle)),
                 },
             ),
             publisher: Arc::new(Publisher::new(last_seq)),
             active: ActiveWriters::default(),
             config,
+            oracle,
         }
     }
 
@@ -390,11 +400,56 @@ impl CommitPipeline {
             let mut slot = w.slot.lock();
             fill(&mut slot.batch)
                 .and_then(|()| slot.batch.validate())
-                .map(|()| Ask::new(&slot.batch, opts))
+                .map(|()| {
+                    let mut ask = Ask::new(&slot.batch, opts);
+                    self.bring_footprint(&mut slot, &mut ask);
+                    ask
+                })
         };
         let result = ask.and_then(|ask| self.commit(env, &w, ask));
         self.pool.give_back(w);
         result
+    }
+
+    /// While a transaction is live, a write brings its keys for the
+    /// oracle, computed here by the writer rather than by its leader
+    /// under the sequencer.
+    #[inline]
+    pub(super) fn bring_footprint(&self, slot: &mut Slot, ask: &mut Ask) {
+        if self.oracle.recording() {
+            slot.footprint = Some(Footprint::of_batch(&slot.batch));
+            ask.footprint = true;
+        }
+    }
+
+    /// Commit a transaction's `batch` if the leader certifies `cert`
+    /// against every commit numbered before it; returns the write's
+    /// outcome and the certificate with the leader's verdict (a voided
+    /// write may return `Ok`: the verdict decides; `Pending` if the write
+    /// failed before its group was certified). The leader checks the
+    /// batch's own keys as well as the certificate's.
+    pub fn write_certified<E: CommitEnv>(
+        &self,
+        env: &E,
+        batch: WriteBatch,
+        cert: Box<Certificate>,
+        opts: &WriteOptions,
+    ) -> (Result<()>, Option<Box<Certificate>>) {
+        let w = self.pool.take();
+        let ask = {
+            let mut slot = w.slot.lock();
+            self.pool.install_batch(&mut slot.batch, batch);
+            let mut ask = Ask::new(&slot.batch, opts);
+            slot.footprint = Some(Footprint::of_batch(&slot.batch));
+            slot.certificate = Some(cert);
+            ask.footprint = true;
+            ask.certify = true;
+            slot.batch.validate().map(|()| ask)
+        };
+        let result = ask.and_then(|ask| self.commit(env, &w, ask));
+        let cert = w.slot.lock().certificate.take();
+        self.pool.give_back(w);
+        (result, cert)
     }
 
     /// Join the queue and carry the write through: lead a group, or follow
@@ -433,7 +488,7 @@ impl CommitPipeline {
         self.queue
             .take_group(me, Led::ByThread, self.config.max_group_bytes, &mut members);
         env.hook(HookPoint::WriteGroupLeader);
-        let sequenced = self.sequence(env, &members);
+        let sequenced = self.sequence(env, &mut members);
         // The next group forms while this one inserts.
         self.queue.hand_off();
         env.hook(HookPoint::WriteGroupSequenced);
@@ -490,7 +545,7 @@ impl CommitPipeline {
 
     /// Make room, number the group, log its record, register it with the
     /// publisher.
-    fn sequence<E: CommitEnv>(&self, env: &E, members: &[Member]) -> Result<Sequenced> {
+    fn sequence<E: CommitEnv>(&self, env: &E, members: &mut [Member]) -> Result<Sequenced> {
         let no_slowdown = members[0].ask.no_slowdown;
         match self.try_sequence(env, members, None, no_slowdown) {
             Poll::Ready(result) => result,
@@ -507,12 +562,11 @@ impl CommitPipeline {
     pub(super) fn try_sequence<E: CommitEnv>(
         &self,
         env: &E,
-        members: &[Member],
+        members: &mut [Member],
         park: Option<&mut StallPark>,
         no_slowdown: bool,
     ) -> Poll<Result<Sequenced>> {
         let bytes: u64 = members.iter().map(|m| m.ask.bytes as u64).sum();
-        let records: u64 = members.iter().map(|m| u64::from(m.ask.count)).sum();
         let mut leadership = self.leadership();
         leadership.park = park;
         let room = Room {
@@ -526,7 +580,58 @@ impl CommitPipeline {
             }
             return Poll::Ready(Err(e));
         }
-        self.number_and_log(env, leadership, members, records, bytes)
+        let voided = Self::certify(&mut leadership.sequencer, members);
+        let records: u64 = members.iter().map(|m| u64::from(m.ask.count)).sum();
+        if records == 0 {
+            // Every member was a transaction that failed certification:
+            // nothing to number. Each learns why from its certificate.
+            return Poll::Ready(Err(Error::InvalidArgument(
+                "every transaction in the write group failed certification".into(),
+            )));
+        }
+        self.number_and_log(env, leadership, members, records, bytes - voided)
+    }
+
+    /// [sequencer] Certify the group's transactions against the oracle in
+    /// queue order (the order they are numbered in), and record each
+    /// write's footprint under the last sequence number it will get, so a
+    /// later member is certified against an earlier one. A transaction
+    /// that fails is voided: its batch emptied, its ask counting no
+    /// records; it rides along and learns its verdict from its
+    /// certificate. Returns the bytes voided.
+    fn certify(sq: &mut Sequencer, members: &mut [Member]) -> u64 {
+        let mut next = sq.last_seq + 1;
+        let mut voided = 0;
+        let certifying = members.iter().filter(|m| m.ask.certify).count();
+        let record = sq.oracle.record_needed(certifying);
+        for m in members.iter_mut() {
+            let count = u64::from(m.ask.count);
+            if !m.ask.footprint {
+                sq.oracle.unrecorded(next + count - 1);
+                next += count;
+                continue;
+            }
+            let mut slot = m.writer.slot.lock();
+            let slot = &mut *slot;
+            if let (true, Some(cert)) = (m.ask.certify, slot.certificate.as_deref_mut()) {
+                cert.verdict = sq.oracle.certify(cert, slot.footprint.as_ref());
+                if cert.verdict != Verdict::Accepted {
+                    slot.batch.clear();
+                    slot.footprint = None;
+                    voided += m.ask.bytes as u64 - HEADER_LEN as u64;
+                    m.ask.bytes = HEADER_LEN;
+                    m.ask.count = 0;
+                    continue;
+                }
+            }
+            let last = next + count - 1;
+            match slot.footprint.take() {
+                Some(fp) if record => sq.oracle.record(last, fp),
+                _ => sq.oracle.unrecorded(last),
+            }
+            next = last + 1;
+        }
+        voided
     }
 
     /// The rest of sequencing, with room made. An async leader's task
@@ -544,7 +649,16 @@ impl CommitPipeline {
     ) -> Poll<Result<Sequenced>> {
         let lead = members[0].ask;
         let park: Option<&StallPark> = leadership.park.take().map(|p| p as &StallPark);
-        let task = park.map(|p| &p.waker);
+        // A group holding a transaction was certified (`certify`): its
+        // verdicts are given, its voided batches emptied and its writes
+        // recorded in the oracle under the numbers it is about to get. It
+        // must be numbered now, never parked and sequenced again: a second
+        // certification would judge an emptied batch anew (and accept a
+        // transaction whose writes are gone), or meet its own writes. Its
+        // record waits for room in the WAL buffer as a blocking write's
+        // does, bounded by the flusher's next write.
+        let certified = members.iter().any(|m| m.ask.certify);
+        let task = park.filter(|_| !certified).map(|p| &p.waker);
         let sq = &mut *leadership.sequencer;
         let first = sq.last_seq + 1;
         let last = first + records - 1;

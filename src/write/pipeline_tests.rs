@@ -1122,3 +1122,75 @@ fn a_blocking_writer_leading_a_tasks_group_does_not_hold_the_lead_until_it_is_wr
     assert!(matches!(f.poll_with(&mut task, &wake), Poll::Ready(Ok(()))));
     assert!(f.visible("task") && f.visible("blocking") && f.visible("next"));
 }
+
+type Certified = (Result<()>, Option<Box<crate::txn::Certificate>>);
+
+/// A transaction's write of `key`, certified from sequence number `from`.
+fn certified(pipeline: &CommitPipeline, env: &FakeEnv, key: &str, from: SeqNo) -> Certified {
+    let mut batch = WriteBatch::new();
+    batch.put(key, b"t");
+    let cert = Box::new(crate::txn::Certificate {
+        from,
+        check: crate::txn::Footprint::default(),
+        verdict: crate::txn::Verdict::Pending,
+    });
+    pipeline.write_certified(env, batch, cert, &plain())
+}
+
+/// [`certified`] on a thread of its own, returned once it waits in the
+/// queue.
+fn queue_certified(f: &Fixture, key: &'static str, from: SeqNo) -> JoinHandle<Certified> {
+    let queued = f.pipeline.queued();
+    let (pipeline, env) = (Arc::clone(&f.pipeline), Arc::clone(&f.env));
+    let writer = std::thread::spawn(move || certified(&pipeline, &env, key, from));
+    while f.pipeline.queued() != queued + 1 {
+        std::thread::yield_now();
+    }
+    writer
+}
+
+fn verdict((r, cert): Certified) -> crate::txn::Verdict {
+    r.expect("a voided write still rides its group");
+    cert.expect("the certificate comes back").verdict
+}
+
+/// Two transactions writing one key in one group: the leader certifies
+/// them in queue order, so the first commits and the second, certified
+/// against the first's record a moment later, is voided: never logged,
+/// never numbered, while a plain write behind it goes on. A lone
+/// conflicting transaction later fails (a group of only voided writes
+/// has nothing to number) and reads its verdict all the same.
+#[test]
+fn the_leader_certifies_a_group_in_order_and_voids_the_loser() {
+    use crate::txn::Verdict;
+    let f = fixture();
+    // As a live transaction does: plain writes bring their footprints.
+    f.pipeline.oracle.transaction_started();
+    let held = f.hold_leadership();
+    let first = queue_certified(&f, "x", 0);
+    let second = queue_certified(&f, "x", 0);
+    let other = f.queue_put("y", 10, plain());
+    held.release();
+    let conflict_x = Verdict::Conflict {
+        keyspace: 0,
+        key: b"x".to_vec(),
+    };
+    assert_eq!(verdict(first.join().expect("writer")), Verdict::Accepted);
+    assert_eq!(verdict(second.join().expect("writer")), conflict_x);
+    join(other).expect("plain write");
+    assert_eq!(
+        f.logged(),
+        vec![(1, vec!["x".to_string(), "y".to_string()])]
+    );
+    assert_eq!(f.pipeline.visible(), 2, "the loser took no sequence number");
+    let (lone, cert) = certified(&f.pipeline, &f.env, "x", 0);
+    assert!(lone.is_err(), "a group of voided writes fails");
+    assert_eq!(
+        cert.expect("the certificate comes back").verdict,
+        conflict_x
+    );
+    assert_eq!(f.logged().len(), 1, "nothing logged for it");
+    let fresh = certified(&f.pipeline, &f.env, "x", 2);
+    assert_eq!(verdict(fresh), Verdict::Accepted);
+    assert_eq!(f.pipeline.visible(), 3);
+}

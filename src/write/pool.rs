@@ -77,6 +77,8 @@ impl WriterPool {
             slot.assignment = None;
             slot.inserted = false;
             slot.error = None;
+            slot.footprint = None;
+            slot.certificate = None;
         }
         let mut free = self.free.lock();
         if free.len() < MAX_POOLED && Arc::strong_count(&w) == 1 {

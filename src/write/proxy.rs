@@ -78,12 +78,16 @@ impl CommitPipeline {
         }
         env.hook(HookPoint::WriteGroupLeader);
         let group_no_slowdown = members[0].ask.no_slowdown;
-        let sequenced =
-            match self.try_sequence(env, &members, None, group_no_slowdown || proxy_no_slowdown) {
-                Poll::Ready(sequenced) => sequenced,
-                // Only a leader with a stall park parks.
-                Poll::Pending => Err(Error::WriteStall),
-            };
+        let sequenced = match self.try_sequence(
+            env,
+            &mut members,
+            None,
+            group_no_slowdown || proxy_no_slowdown,
+        ) {
+            Poll::Ready(sequenced) => sequenced,
+            // Only a leader with a stall park parks.
+            Poll::Pending => Err(Error::WriteStall),
+        };
         if proxy_no_slowdown && !group_no_slowdown && matches!(sequenced, Err(Error::WriteStall)) {
             self.queue.requeue_front(members.drain(..));
             self.queue.hand_off();

@@ -36,6 +36,7 @@ use crate::batch::WriteBatch;
 use crate::error::Error;
 use crate::lock_order::{Level, Mutex};
 use crate::options::WriteOptions;
+use crate::txn::{Certificate, Footprint};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
@@ -81,6 +82,13 @@ pub(crate) struct Ask {
     pub sync: bool,
     pub disable_wal: bool,
     pub no_slowdown: bool,
+    /// The slot holds the batch's footprint for the transaction oracle
+    /// (`txn/oracle.rs`): a transaction's, or a plain write's while a
+    /// transaction is live.
+    pub footprint: bool,
+    /// The slot holds a transaction's certificate: the leader certifies
+    /// it before numbering the group, and voids the write if it fails.
+    pub certify: bool,
 }
 
 impl Ask {
@@ -91,6 +99,8 @@ impl Ask {
             sync: opts.sync,
             disable_wal: opts.disable_wal,
             no_slowdown: opts.no_slowdown,
+            footprint: false,
+            certify: false,
         }
     }
 
@@ -103,6 +113,8 @@ impl Ask {
             sync: false,
             disable_wal: false,
             no_slowdown: false,
+            footprint: false,
+            certify: false,
         }
     }
 
@@ -131,6 +143,12 @@ pub(crate) struct Slot {
     pub inserted: bool,
     /// Why the write failed, set with [`WriterState::Failed`].
     pub error: Option<Error>,
+    /// The batch's keys for the transaction oracle ([`Ask::footprint`]),
+    /// taken by the leader.
+    pub footprint: Option<Footprint>,
+    /// A transaction's certificate ([`Ask::certify`]); the leader writes
+    /// its verdict in it.
+    pub certificate: Option<Box<Certificate>>,
 }
 
 /// A writer's slot. Reused through the pool, so a steady stream of writes
@@ -158,6 +176,8 @@ impl Writer {
                     assignment: None,
                     inserted: false,
                     error: None,
+                    footprint: None,
+                    certificate: None,
                 },
             ),
             members: Mutex::new(Level::WriterMembers, Vec::new()),

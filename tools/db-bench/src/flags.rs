@@ -183,6 +183,17 @@ pub struct Flags {
     #[arg(long, default_value = "", value_parser = parse_merge_operator)]
     pub merge_operator: String,
 
+    /// Write the fills' batches (`--batch_size` > 1) as optimistic
+    /// transactions, and run randomtransaction on them (RocksDB's
+    /// `--optimistic_transaction_db`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub optimistic_transaction_db: bool,
+
+    /// Keys one randomtransaction transaction reads for update and
+    /// increments, one from each set (RocksDB's `--transaction_sets`).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=9999))]
+    pub transaction_sets: u64,
+
     /// Percentage of reads in readrandomwriterandom.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub readwritepercent: u32,

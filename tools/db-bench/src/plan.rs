@@ -33,6 +33,7 @@ pub const KNOWN_BENCHMARKS: &[&str] = &[
     "seekrandomwhilewriting",
     "readrandomwriterandom",
     "updaterandom",
+    "randomtransaction",
     "flush",
     "compact",
     "waitforcompaction",
@@ -67,6 +68,9 @@ pub enum Method {
     SeekRandomWhileWriting,
     ReadRandomWriteRandom,
     UpdateRandom,
+    /// One key of each `--transaction_sets` set, read for update and
+    /// incremented in one optimistic transaction.
+    RandomTransaction,
     Compact,
     VerifyChecksum,
     Open,
@@ -219,6 +223,7 @@ impl Plan {
             }
             "readrandomwriterandom" => p.action = Action::Run(Method::ReadRandomWriteRandom),
             "updaterandom" => p.action = Action::Run(Method::UpdateRandom),
+            "randomtransaction" => p.action = Action::Run(Method::RandomTransaction),
             "compact" => p.action = Action::Run(Method::Compact),
             "verifychecksum" => p.action = Action::Run(Method::VerifyChecksum),
             "open" => {

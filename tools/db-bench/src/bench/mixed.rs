@@ -1,7 +1,8 @@
 //! Benchmarks that read and write at once: readwhilewriting and
 //! seekrandomwhilewriting (one extra thread writes while the others read),
 //! readrandomwriterandom (each thread mixes `--readwritepercent` reads with
-//! writes) and updaterandom (read-modify-write).
+//! writes), updaterandom (read-modify-write) and randomtransaction
+//! (read-modify-write of one key per set in an optimistic transaction).
 
 use super::{read, seek, write, Ctx, OpBudget, ThreadState};
 use crate::engine::Engine;
@@ -82,4 +83,46 @@ pub fn update_random<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Resul
     th.stats
         .add_message(&format!("( updates:{} found:{found})", p.readwrites));
     Ok(())
+}
+
+/// randomtransaction (RocksDB's `RandomTransactionInserter`): each
+/// operation is one transaction that reads one random key of each of
+/// `--transaction_sets` sets for update, adds the same random amount to
+/// each, and commits; a conflict is counted and the next operation goes
+/// on. Every committed transaction adds the same to every set, so each
+/// set sums to the same total (RocksDB's `RandomTransactionVerify`
+/// checks it; here tests/transactions.rs's bank checks the like).
+pub fn random_transaction<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
+    if !E::TRANSACTIONS {
+        th.stats
+            .unsupported(&format!("({} has no transactions)", E::KIND.name()));
+        return Ok(());
+    }
+    let p = ctx.plan;
+    let sets = ctx.flags.transaction_sets;
+    let mut budget = OpBudget::new(p.duration_secs, p.readwrites);
+    let mut keys: Vec<Vec<u8>> = vec![Vec::new(); sets as usize];
+    let (mut committed, mut conflicts) = (0u64, 0u64);
+    while !budget.done(1) {
+        for (set, key) in keys.iter_mut().enumerate() {
+            *key = transaction_key(set as u64, th.rng.uniform(p.key_range));
+        }
+        let delta = 1 + th.rng.uniform(100);
+        if ctx.db.increment_in_transaction(&keys, delta, p.write)? {
+            committed += 1;
+        } else {
+            conflicts += 1;
+        }
+        th.stats.finished_ops(1, OpKind::Update);
+    }
+    th.stats.add_message(&format!(
+        "( transactions:{committed} conflicts:{conflicts})"
+    ));
+    Ok(())
+}
+
+/// The key of number `n` in set `set`: the set as 4 digits, then `n` as
+/// 16 (RocksDB: the set's prefix before the key).
+pub fn transaction_key(set: u64, n: u64) -> Vec<u8> {
+    format!("{:04}{n:016}", set + 1).into_bytes()
 }

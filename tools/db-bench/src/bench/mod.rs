@@ -137,6 +137,7 @@ fn dispatch<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, method: Method) -
         Method::SeekRandomWhileWriting => mixed::while_writing(ctx, th, true),
         Method::ReadRandomWriteRandom => mixed::read_random_write_random(ctx, th),
         Method::UpdateRandom => mixed::update_random(ctx, th),
+        Method::RandomTransaction => mixed::random_transaction(ctx, th),
         Method::Compact => maintenance::compact(ctx, th),
         Method::VerifyChecksum => maintenance::verify_checksum(ctx, th),
         // `open` needs the database handle itself: the runner runs it
@@ -166,7 +167,9 @@ fn expected_ops(plan: &Plan, method: Method) -> Option<u64> {
             // Only the readers count; with --duration there is no total.
             return (plan.duration_secs == 0).then_some(plan.reads * (threads - 1));
         }
-        Method::ReadRandomWriteRandom | Method::UpdateRandom => plan.readwrites,
+        Method::ReadRandomWriteRandom | Method::UpdateRandom | Method::RandomTransaction => {
+            plan.readwrites
+        }
         Method::Open => plan.num,
         Method::Compact | Method::VerifyChecksum => 1,
         Method::Crc32c | Method::Compress | Method::Uncompress => return None,

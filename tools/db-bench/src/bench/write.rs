@@ -25,6 +25,11 @@ fn lacks_range_deletes<E: Engine>(th: &mut ThreadState) -> bool {
 pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) -> Result<()> {
     let p = ctx.plan;
     let tombstones = ctx.flags.range_tombstones();
+    if ctx.flags.optimistic_transaction_db && !E::TRANSACTIONS {
+        th.stats
+            .unsupported(&format!("({} has no transactions)", E::KIND.name()));
+        return Ok(());
+    }
     if tombstones && lacks_range_deletes::<E>(th) {
         return Ok(());
     }
@@ -83,7 +88,11 @@ pub fn fill<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, order: KeyOrder) 
                     range_deletes += 1;
                 }
             }
-            ctx.db.write(&batch, p.write)?;
+            if ctx.flags.optimistic_transaction_db {
+                ctx.db.write_in_transaction(&batch, p.write)?;
+            } else {
+                ctx.db.write(&batch, p.write)?;
+            }
         }
         bytes += per_batch * entry_bytes;
         th.stats.finished_ops(per_batch, OpKind::Write);

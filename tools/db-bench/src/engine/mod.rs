@@ -166,6 +166,30 @@ pub trait Engine: Sized + Send + Sync {
             Self::KIND.name()
         )))
     }
+    /// Whether the engine has optimistic transactions: without them,
+    /// randomtransaction and `--optimistic_transaction_db` report it
+    /// unsupported.
+    const TRANSACTIONS: bool = false;
+    /// Apply `batch`'s puts and deletes as one optimistic transaction
+    /// (blind writes: it reads nothing, so it never conflicts).
+    fn write_in_transaction(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
+        let _ = (batch, w);
+        Err(crate::error::BenchError::new(format!(
+            "{} has no transactions",
+            Self::KIND.name()
+        )))
+    }
+    /// In one optimistic transaction, read each of `keys` for update, add
+    /// `delta` to its value (a decimal number, 0 when absent) and write it
+    /// back (RocksDB's `RandomTransactionInserter`). `Ok(false)`: it
+    /// conflicted and wrote nothing.
+    fn increment_in_transaction(&self, keys: &[Vec<u8>], delta: u64, w: WriteOpts) -> Result<bool> {
+        let _ = (keys, delta, w);
+        Err(crate::error::BenchError::new(format!(
+            "{} has no transactions",
+            Self::KIND.name()
+        )))
+    }
     /// Apply every entry of `batch` atomically (a batch holding a range
     /// delete fails on an engine without [`Engine::RANGE_DELETES`]).
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()>;

@@ -4,7 +4,7 @@ use super::{Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, W
 use crate::error::{Context, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use std::path::Path;
-use strata::{Compression, Cursor, Db, Keyspace, Options, WriteOptions};
+use strata::{Compression, Cursor, Db, Keyspace, Options, TransactionOptions, WriteOptions};
 
 pub struct StrataEngine {
     db: Db,
@@ -12,6 +12,8 @@ pub struct StrataEngine {
     /// index `i`); index 0 is `db` itself, so a single-keyspace run takes
     /// exactly the path it took before keyspaces.
     keyspaces: Vec<Keyspace>,
+    /// The default keyspace's handle, which `get_for_update` takes.
+    default: Keyspace,
 }
 
 /// THE mapping from db_bench flags to strata's `Options`, in one place.
@@ -181,7 +183,12 @@ impl Engine for StrataEngine {
                 db.keyspace(&name).context(format!("keyspace {name}"))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(StrataEngine { db, keyspaces })
+        let default = db.keyspace("default").context("keyspace default")?;
+        Ok(StrataEngine {
+            db,
+            keyspaces,
+            default,
+        })
     }
 
     #[inline]
@@ -217,6 +224,51 @@ impl Engine for StrataEngine {
             0 => self.db.delete_range_opt(start..end, &w),
             i => self.keyspaces[i - 1].delete_range_opt(start..end, &w),
         }?)
+    }
+
+    const TRANSACTIONS: bool = true;
+
+    fn write_in_transaction(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
+        let mut tx = self.db.transaction_with(TransactionOptions {
+            write_options: write_options(w),
+            ..TransactionOptions::default()
+        });
+        for (keyspace, k, op) in batch.iter() {
+            match (keyspace, op) {
+                (0, Op::Put(v)) => tx.put(k, v)?,
+                (0, Op::Delete) => tx.delete(k)?,
+                (i, Op::Put(v)) => tx.put_in(&self.keyspaces[i - 1], k, v)?,
+                (i, Op::Delete) => tx.delete_in(&self.keyspaces[i - 1], k)?,
+                (_, Op::Merge(_) | Op::DeleteRange(_)) => {
+                    return Err(crate::error::BenchError::new(
+                        "a transaction's fill holds only puts and deletes".to_string(),
+                    ))
+                }
+            }
+        }
+        Ok(tx.commit()?)
+    }
+
+    fn increment_in_transaction(&self, keys: &[Vec<u8>], delta: u64, w: WriteOpts) -> Result<bool> {
+        let mut tx = self.db.transaction_with(TransactionOptions {
+            write_options: write_options(w),
+            ..TransactionOptions::default()
+        });
+        for k in keys {
+            let now = match tx.get_for_update(&self.default, k)? {
+                Some(v) => std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0),
+                None => 0,
+            };
+            tx.put(k, (now + delta).to_string())?;
+        }
+        match tx.commit() {
+            Ok(()) => Ok(true),
+            Err(strata::Error::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
