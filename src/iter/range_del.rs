@@ -13,7 +13,11 @@
 
 use std::sync::Arc;
 
-use strata_sstable::{Covering, FragmentedRangeTombstones, RangeEnd, SeqNo, TombstoneStack};
+use std::cmp::Ordering;
+
+use strata_sstable::{
+    key_prefix, Covering, FragmentedRangeTombstones, RangeEnd, SeqNo, TombstoneStack,
+};
 
 /// The range tombstones of one merging-iterator child.
 pub(crate) struct TombstoneSource {
@@ -71,10 +75,13 @@ impl TombstoneCursor {
         }
     }
 
-    /// Moves to `ukey` and says what the source holds there: the stack
-    /// holding `ukey` (`start <= ukey < end`, whatever its seqnos) if any,
-    /// and the span around `ukey` over which that answer stays the same.
-    fn locate(&mut self, ukey: &[u8]) -> Located<'_> {
+    /// Moves to `ukey` and says what the source holds there: the newest
+    /// visible seqno of the stack holding `ukey` (`start <= ukey < end`),
+    /// if one does, and the span around `ukey` over which that answer
+    /// stays the same. Reads only the lists' dense prefix arrays, not the
+    /// stacks or their keys' bytes (each a cache miss when a fresh
+    /// iterator meets a list the rest of the read has evicted).
+    fn locate(&mut self, ukey: &[u8], read_seq: SeqNo) -> Located {
         let lists = &self.source.lists;
         let list = first_ending_after(
             lists.len(),
@@ -96,15 +103,14 @@ impl TombstoneCursor {
         // The end of the last stack before list `list`: where a gap
         // reaching back out of the list begins.
         let end_before_list = || {
-            list.checked_sub(1)
-                .and_then(|l| lists.get(l))
-                .and_then(|l| l.stack(l.num_stacks().checked_sub(1)?))
-                .and_then(|s| s.end())
+            let l = list.checked_sub(1)?;
+            let last = lists.get(l)?.num_stacks().checked_sub(1)?;
+            BoundRef::new(lists, l, last, true)
         };
         let Some(tombstones) = lists.get(list) else {
             // Past every stack of every list.
             return Located {
-                stack: None,
+                seqno: None,
                 lo: end_before_list(),
                 hi: None,
             };
@@ -119,31 +125,37 @@ impl TombstoneCursor {
                     .unwrap_or(tombstones.num_stacks())
             },
         );
-        let Some(stack) = tombstones.stack(self.stack) else {
-            // Not reached: the list ends after `ukey`, so some stack does.
-            // An empty span (no key is before `""`) asks again next time.
-            return Located {
-                stack: None,
-                lo: None,
-                hi: Some(&[]),
-            };
-        };
         if tombstones.stack_starts_at_or_before(self.stack, ukey) {
             return Located {
-                stack: Some(stack),
-                lo: Some(stack.start()),
-                hi: stack.end(),
+                seqno: tombstones.stack_visible_seqno(self.stack, read_seq),
+                lo: BoundRef::new(lists, list, self.stack, false),
+                hi: BoundRef::new(lists, list, self.stack, true),
             };
         }
-        // In the gap before `stack`.
+        // In the gap before stack `self.stack` (there is one: the list
+        // ends after `ukey`).
         let lo = match self.stack.checked_sub(1) {
-            Some(prev) => tombstones.stack(prev).and_then(|s| s.end()),
+            Some(prev) => BoundRef::new(lists, list, prev, true),
             None => end_before_list(),
         };
         Located {
-            stack: None,
+            seqno: None,
             lo,
-            hi: Some(stack.start()),
+            hi: BoundRef::new(lists, list, self.stack, false),
+        }
+    }
+
+    /// The key of `bound`, one of this source's stack bounds.
+    fn bound_key(&self, bound: &BoundRef) -> &[u8] {
+        let stack = self
+            .source
+            .lists
+            .get(bound.list)
+            .and_then(|l| l.stack(bound.stack));
+        match stack {
+            Some(s) if bound.end => s.end().unwrap_or_default(),
+            Some(s) => s.start(),
+            None => &[],
         }
     }
 
@@ -157,17 +169,52 @@ impl TombstoneCursor {
     /// bounds of its stack.
     #[cfg(test)]
     fn covering(&mut self, ukey: &[u8], read_seq: SeqNo) -> Option<Covering> {
-        self.locate(ukey).stack?.covering(read_seq)
+        self.locate(ukey, read_seq).seqno?;
+        self.current_stack()?.covering(read_seq)
     }
 }
 
-/// What a source holds at a key: the stack holding it, if any, and the
-/// span `[lo, hi)` around the key where that stays so (`None`: unbounded
-/// on that side). Outside a stack the span is the gap between two stacks.
-struct Located<'a> {
-    stack: Option<TombstoneStack<'a>>,
-    lo: Option<&'a [u8]>,
-    hi: Option<&'a [u8]>,
+/// What a source holds at a key: the newest visible seqno of the stack
+/// holding it, if any, and the span `[lo, hi)` around the key where that
+/// stays so (`None`: unbounded on that side). Outside a stack the span is
+/// the gap between two stacks.
+struct Located {
+    seqno: Option<SeqNo>,
+    lo: Option<BoundRef>,
+    hi: Option<BoundRef>,
+}
+
+/// A stack's start or end in one source, by position, with its key's
+/// prefix: compared by prefix, and by the key's bytes (looked up through
+/// the position) only when the prefixes tie.
+#[derive(Clone, Copy)]
+struct BoundRef {
+    prefix: u64,
+    list: usize,
+    stack: usize,
+    /// The stack's end (`false`: its start).
+    end: bool,
+}
+
+impl BoundRef {
+    /// `None` for the end of a stack without one: no bound.
+    fn new(
+        lists: &[Arc<FragmentedRangeTombstones>],
+        list: usize,
+        stack: usize,
+        end: bool,
+    ) -> Option<BoundRef> {
+        let (start_prefix, end_prefix) = lists.get(list)?.stack_prefixes(stack)?;
+        if end && end_prefix == u64::MAX && lists[list].stack(stack)?.end().is_none() {
+            return None;
+        }
+        Some(BoundRef {
+            prefix: if end { end_prefix } else { start_prefix },
+            list,
+            stack,
+            end,
+        })
+    }
 }
 
 /// Whether some stack of `list` ends after `ukey`.
@@ -225,63 +272,20 @@ struct Span {
     /// Whether `lo`, `hi` and `covered_by` describe a span (not before
     /// the first lookup).
     known: bool,
-    /// First key of the span (inclusive).
-    lo: SpanBound,
-    /// End of the span (exclusive).
-    hi: SpanBound,
+    /// First key of the span (inclusive); `None`: no lower bound.
+    lo: Option<SpanBound>,
+    /// End of the span (exclusive); `None`: no upper bound.
+    hi: Option<SpanBound>,
     /// `(child, t)` for every active source whose stack over the span has
     /// a seqno visible to the read, `t` the newest, ascending by child.
     covered_by: Vec<(usize, SeqNo)>,
 }
 
-/// A bound of a [`Span`], copied out of a source's stacks (the buffers
-/// are reused: moving to the next span allocates nothing).
-#[derive(Default)]
+/// A bound of a [`Span`]: a stack bound of child `child`'s source.
+#[derive(Clone, Copy)]
 struct SpanBound {
-    /// `false`: unbounded on this side.
-    bounded: bool,
-    /// `key_prefix(key)`: compared first.
-    prefix: u64,
-    key: Vec<u8>,
-}
-
-impl SpanBound {
-    fn set(&mut self, key: Option<&[u8]>) {
-        self.bounded = key.is_some();
-        self.key.clear();
-        if let Some(key) = key {
-            self.key.extend_from_slice(key);
-            self.prefix = key_prefix(key);
-        }
-    }
-
-    /// `key` against the bound, by prefix first (an unbounded bound is
-    /// not compared: the caller knows which side it is on).
-    fn cmp_key(&self, prefix: u64, key: &[u8]) -> std::cmp::Ordering {
-        prefix
-            .cmp(&self.prefix)
-            .then_with(|| key.cmp(&self.key[..]))
-    }
-}
-
-impl Span {
-    fn holds(&self, ukey: &[u8]) -> bool {
-        if !self.known {
-            return false;
-        }
-        let prefix = key_prefix(ukey);
-        (!self.lo.bounded || self.lo.cmp_key(prefix, ukey).is_ge())
-            && (!self.hi.bounded || self.hi.cmp_key(prefix, ukey).is_lt())
-    }
-}
-
-/// The first 8 bytes of `key` as a big-endian number, zero-padded: a
-/// smaller prefix proves a smaller key, equal ones need the bytes.
-fn key_prefix(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(bytes)
+    child: usize,
+    bound: BoundRef,
 }
 
 impl RangeDelSkipper {
@@ -339,7 +343,7 @@ impl RangeDelSkipper {
         if seqno > self.read_seq {
             return None;
         }
-        if !self.span.holds(ukey) {
+        if !self.span_holds(ukey) {
             self.locate(ukey);
         }
         let &(i, t) = self
@@ -359,34 +363,84 @@ impl RangeDelSkipper {
         covering.map(|c| (i, c))
     }
 
+    /// The key of a span bound.
+    fn span_key(&self, b: &SpanBound) -> &[u8] {
+        match self.cursors.get(b.child) {
+            Some(Some(cursor)) => cursor.bound_key(&b.bound),
+            _ => &[],
+        }
+    }
+
+    /// `ukey` (whose prefix is `prefix`) against a span bound: by prefix,
+    /// and by the bound's bytes only when the prefixes tie.
+    fn cmp_bound(&self, prefix: u64, ukey: &[u8], b: &SpanBound) -> Ordering {
+        prefix
+            .cmp(&b.bound.prefix)
+            .then_with(|| ukey.cmp(self.span_key(b)))
+    }
+
+    fn span_holds(&self, ukey: &[u8]) -> bool {
+        if !self.span.known {
+            return false;
+        }
+        let prefix = key_prefix(ukey);
+        self.span
+            .lo
+            .as_ref()
+            .is_none_or(|lo| self.cmp_bound(prefix, ukey, lo).is_ge())
+            && self
+                .span
+                .hi
+                .as_ref()
+                .is_none_or(|hi| self.cmp_bound(prefix, ukey, hi).is_lt())
+    }
+
     /// Moves every source to `ukey` and records the span around it where
     /// all their answers hold.
     fn locate(&mut self, ukey: &[u8]) {
-        let span = &mut self.span;
-        span.covered_by.clear();
-        span.lo.set(None);
-        span.hi.set(None);
-        for &i in &self.active {
+        self.span.covered_by.clear();
+        self.span.lo = None;
+        self.span.hi = None;
+        for n in 0..self.active.len() {
+            let i = self.active[n];
             let Some(Some(cursor)) = self.cursors.get_mut(i) else {
                 continue;
             };
-            let at = cursor.locate(ukey);
-            if let Some(t) = at.stack.and_then(|s| s.visible_seqno(self.read_seq)) {
-                span.covered_by.push((i, t));
+            let at = cursor.locate(ukey, self.read_seq);
+            if let Some(t) = at.seqno {
+                self.span.covered_by.push((i, t));
             }
             // The intersection: the largest lo, the smallest hi.
-            if let Some(lo) = at.lo {
-                if !span.lo.bounded || span.lo.cmp_key(key_prefix(lo), lo).is_gt() {
-                    span.lo.set(Some(lo));
+            if let Some(bound) = at.lo {
+                let lo = SpanBound { child: i, bound };
+                if self
+                    .span
+                    .lo
+                    .is_none_or(|cur| self.bound_cmp(&lo, &cur).is_gt())
+                {
+                    self.span.lo = Some(lo);
                 }
             }
-            if let Some(hi) = at.hi {
-                if !span.hi.bounded || span.hi.cmp_key(key_prefix(hi), hi).is_lt() {
-                    span.hi.set(Some(hi));
+            if let Some(bound) = at.hi {
+                let hi = SpanBound { child: i, bound };
+                if self
+                    .span
+                    .hi
+                    .is_none_or(|cur| self.bound_cmp(&hi, &cur).is_lt())
+                {
+                    self.span.hi = Some(hi);
                 }
             }
         }
-        span.known = true;
+        self.span.known = true;
+    }
+
+    /// Two span bounds' keys compared, by prefix first.
+    fn bound_cmp(&self, a: &SpanBound, b: &SpanBound) -> Ordering {
+        a.bound
+            .prefix
+            .cmp(&b.bound.prefix)
+            .then_with(|| self.span_key(a).cmp(self.span_key(b)))
     }
 }
 

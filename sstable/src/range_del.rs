@@ -122,7 +122,7 @@ pub struct FragmentedRangeTombstones {
 /// never decreases as keys increase (bytewise), so a key's prefix being
 /// smaller (larger) than another's proves the key smaller (larger); only
 /// equal prefixes need the keys compared.
-fn key_prefix(key: &[u8]) -> u64 {
+pub fn key_prefix(key: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     let n = key.len().min(8);
     bytes[..n].copy_from_slice(&key[..n]);
@@ -135,6 +135,9 @@ fn key_prefix(key: &[u8]) -> u64 {
 struct StackPrefixes {
     start: u64,
     end: u64,
+    /// The stack's newest seqno: the one most reads see, read here
+    /// without touching the stack.
+    newest: SeqNo,
 }
 
 /// Stacks per entry of `FragmentedRangeTombstones::prefix_index`: 8
@@ -269,6 +272,7 @@ impl FragmentedRangeTombstones {
         self.prefixes.push(StackPrefixes {
             start,
             end: stack.end.as_deref().map_or(u64::MAX, key_prefix),
+            newest: self.seqnos.get(stack.seq_begin).copied().unwrap_or(0),
         });
         self.stacks.push(stack);
     }
@@ -328,6 +332,25 @@ impl FragmentedRangeTombstones {
     pub fn stack_at(&self, ukey: &[u8]) -> Option<usize> {
         let i = self.stack_index_at_or_before(ukey)?;
         self.stack_ends_after(i, ukey).then_some(i)
+    }
+
+    /// [`key_prefix`] of stack `i`'s start and of its end (`u64::MAX`
+    /// without end), from the dense array the searches use: a reader
+    /// comparing keys with a stack's bounds reads the bounds' bytes only
+    /// when the prefixes tie.
+    pub fn stack_prefixes(&self, i: usize) -> Option<(u64, u64)> {
+        self.prefixes.get(i).map(|p| (p.start, p.end))
+    }
+
+    /// The newest seqno of stack `i` a read at `read_seq` sees, like
+    /// [`TombstoneStack::visible_seqno`], without touching the stack when
+    /// its newest seqno is visible.
+    pub fn stack_visible_seqno(&self, i: usize, read_seq: SeqNo) -> Option<SeqNo> {
+        let p = self.prefixes.get(i)?;
+        if p.newest <= read_seq {
+            return Some(p.newest);
+        }
+        self.stack(i)?.visible_seqno(read_seq)
     }
 
     /// Whether stack `i` ends after `ukey` (`false` past the last stack).
@@ -745,6 +768,11 @@ mod tests {
 
                 // The per-stack tests agree with the stacks' own.
                 for (i, s) in f.iter().enumerate() {
+                    prop_assert_eq!(f.stack_visible_seqno(i, read_seq), s.visible_seqno(read_seq));
+                    prop_assert_eq!(
+                        f.stack_prefixes(i),
+                        Some((key_prefix(s.start()), s.end().map_or(u64::MAX, key_prefix)))
+                    );
                     prop_assert_eq!(f.stack_ends_after(i, &k), s.ends_after(&k));
                     prop_assert_eq!(f.stack_starts_at_or_before(i, &k), s.start() <= &k[..]);
                 }
