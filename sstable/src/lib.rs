@@ -104,7 +104,7 @@ pub use options::{
 };
 pub use properties::{names as property_names, TableProperties};
 pub use range_del::{
-    Covering, FragmentedRangeTombstones, RangeEnd, RangeTombstone, TombstoneStack,
+    key_prefix, Covering, FragmentedRangeTombstones, RangeEnd, RangeTombstone, TombstoneStack,
 };
 pub use readahead::MAX_AUTO_READAHEAD_BYTES;
 pub use source::BlockSource;

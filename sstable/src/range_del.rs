@@ -100,53 +100,50 @@ pub struct FragmentedRangeTombstones {
     stacks: Vec<Stack>,
     /// Stack `i` owns `seqnos[stacks[i].seq_begin..stacks[i].seq_end]`.
     seqnos: Vec<SeqNo>,
-    /// `key_prefix` of each stack's start, and of its end (`u64::MAX`
-    /// without one): what the binary searches probe first. Every `get`
-    /// searches the tombstones of every source it passes; probing the
-    /// stacks themselves cost a cache miss for the stack and another for
-    /// its key's bytes at each step, which with 10,000 tombstones made a
-    /// lookup cost up to twice the CPU (docs/performance.md, "Range
-    /// deletes"). These arrays are dense, so most probes hit the cache,
-    /// and only keys sharing a prefix are compared in full.
-    start_prefixes: Vec<u64>,
-    end_prefixes: Vec<u64>,
+    /// `key_prefix` of each stack's start and of its end (`u64::MAX`
+    /// without one), side by side: what the searches probe first. Every
+    /// `get` searches the tombstones of every source it passes; probing
+    /// the stacks themselves cost a cache miss for the stack and another
+    /// for its key's bytes at each step, which with 10,000 tombstones made
+    /// a lookup cost up to twice the CPU (docs/performance.md, "Range
+    /// deletes"). Only keys sharing a prefix are compared in full, and the
+    /// end of the stack a search lands on shares its cache line.
+    prefixes: Vec<StackPrefixes>,
+    /// The start prefix of every `PREFIX_INDEX_STRIDE`-th stack. A
+    /// binary search over all of `prefixes` is a chain of dependent loads
+    /// that mostly miss the cache once other work has evicted the list
+    /// (every probe below the top few levels is a different line); this
+    /// index is small enough to stay cached, and it leaves a window of one
+    /// stride, two or three lines, to search in `prefixes`.
+    prefix_index: Vec<u64>,
 }
 
 /// The first 8 bytes of `key` as a big-endian number, zero-padded. It
 /// never decreases as keys increase (bytewise), so a key's prefix being
 /// smaller (larger) than another's proves the key smaller (larger); only
 /// equal prefixes need the keys compared.
-fn key_prefix(key: &[u8]) -> u64 {
+pub fn key_prefix(key: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     let n = key.len().min(8);
     bytes[..n].copy_from_slice(&key[..n]);
     u64::from_be_bytes(bytes)
 }
 
-/// `partition_point(is_before)` over a sorted list of keys, where
-/// `prefixes[i]` is `key_prefix` of key `i` and `is_before(i)` compares key
-/// `i` with `probe` in full (`key <= probe` or `key < probe`; either way
-/// a key with a smaller prefix than the probe's is before it and one with
-/// a larger prefix is not). Only the keys sharing the probe's prefix are
-/// compared in full.
-fn partition_by_prefix(prefixes: &[u64], probe: &[u8], is_before: impl Fn(usize) -> bool) -> usize {
-    let p = key_prefix(probe);
-    let lo = prefixes.partition_point(|&q| q < p);
-    let hi = lo + prefixes[lo..].partition_point(|&q| q == p);
-    let mut first = lo;
-    let mut len = hi - lo;
-    // The full comparison, over the keys sharing the probe's prefix.
-    while len > 0 {
-        let half = len / 2;
-        if is_before(first + half) {
-            first += half + 1;
-            len -= half + 1;
-        } else {
-            len = half;
-        }
-    }
-    first
+/// The start and end prefixes of one stack (`key_prefix`; an end without
+/// key is `u64::MAX`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct StackPrefixes {
+    start: u64,
+    end: u64,
+    /// The stack's newest seqno: the one most reads see, read here
+    /// without touching the stack.
+    newest: SeqNo,
 }
+
+/// Stacks per entry of `FragmentedRangeTombstones::prefix_index`: 8
+/// `StackPrefixes` are two cache lines, and the index of 10,000 stacks is
+/// 10 KB.
+const PREFIX_INDEX_STRIDE: usize = 8;
 
 /// A view of one stack: a span and the seqnos of every tombstone that
 /// covers all of it, newest first.
@@ -268,9 +265,15 @@ impl FragmentedRangeTombstones {
     }
 
     fn push_stack(&mut self, stack: Stack) {
-        self.start_prefixes.push(key_prefix(&stack.start));
-        self.end_prefixes
-            .push(stack.end.as_deref().map_or(u64::MAX, key_prefix));
+        let start = key_prefix(&stack.start);
+        if self.stacks.len().is_multiple_of(PREFIX_INDEX_STRIDE) {
+            self.prefix_index.push(start);
+        }
+        self.prefixes.push(StackPrefixes {
+            start,
+            end: stack.end.as_deref().map_or(u64::MAX, key_prefix),
+            newest: self.seqnos.get(stack.seq_begin).copied().unwrap_or(0),
+        });
         self.stacks.push(stack);
     }
 
@@ -331,16 +334,40 @@ impl FragmentedRangeTombstones {
         self.stack_ends_after(i, ukey).then_some(i)
     }
 
+    /// [`key_prefix`] of stack `i`'s start and of its end (`u64::MAX`
+    /// without end), from the dense array the searches use: a reader
+    /// comparing keys with a stack's bounds reads the bounds' bytes only
+    /// when the prefixes tie.
+    pub fn stack_prefixes(&self, i: usize) -> Option<(u64, u64)> {
+        self.prefixes.get(i).map(|p| (p.start, p.end))
+    }
+
+    /// The newest seqno of stack `i` a read at `read_seq` sees, like
+    /// [`TombstoneStack::visible_seqno`], without touching the stack when
+    /// its newest seqno is visible.
+    pub fn stack_visible_seqno(&self, i: usize, read_seq: SeqNo) -> Option<SeqNo> {
+        let p = self.prefixes.get(i)?;
+        if p.newest <= read_seq {
+            return Some(p.newest);
+        }
+        self.stack(i)?.visible_seqno(read_seq)
+    }
+
     /// Whether stack `i` ends after `ukey` (`false` past the last stack).
     /// Most keys a read probes lie between stacks: the end's prefix tells,
     /// without touching the stack or its key.
     pub fn stack_ends_after(&self, i: usize, ukey: &[u8]) -> bool {
-        let Some(end) = self.end_prefixes.get(i) else {
+        self.ends_after_prefixed(i, key_prefix(ukey), ukey)
+    }
+
+    fn ends_after_prefixed(&self, i: usize, prefix: u64, ukey: &[u8]) -> bool {
+        let Some(p) = self.prefixes.get(i) else {
             return false;
         };
-        match end.cmp(&key_prefix(ukey)) {
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Greater => true,
+        match prefix.cmp(&p.end) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            // `u64::MAX` is also the prefix of a stack without end.
             std::cmp::Ordering::Equal => self.stacks[i].end.as_ref().is_none_or(|e| *ukey < e[..]),
         }
     }
@@ -348,10 +375,10 @@ impl FragmentedRangeTombstones {
     /// Whether stack `i` starts at or before `ukey` (`false` past the last
     /// stack), by prefix first as [`stack_ends_after`](Self::stack_ends_after).
     pub fn stack_starts_at_or_before(&self, i: usize, ukey: &[u8]) -> bool {
-        let Some(start) = self.start_prefixes.get(i) else {
+        let Some(p) = self.prefixes.get(i) else {
             return false;
         };
-        match start.cmp(&key_prefix(ukey)) {
+        match p.start.cmp(&key_prefix(ukey)) {
             std::cmp::Ordering::Less => true,
             std::cmp::Ordering::Greater => false,
             std::cmp::Ordering::Equal => self.stacks[i].start[..] <= *ukey,
@@ -363,14 +390,15 @@ impl FragmentedRangeTombstones {
     /// stack ends at or before `ukey`. A forward seek to `ukey` meets
     /// tombstones from this stack on.
     pub fn stack_index_at_or_after(&self, ukey: &[u8]) -> Option<usize> {
-        // Ends ascend with starts (stacks do not overlap); only the last
-        // may have no end, which is after every key.
-        let i = partition_by_prefix(&self.end_prefixes, ukey, |i| {
-            self.stacks[i]
-                .end
-                .as_ref()
-                .is_some_and(|end| end[..] <= *ukey)
-        });
+        // Stacks do not overlap: those before the last one starting at or
+        // before `ukey` end at or before its start, so before `ukey`; it
+        // may hold `ukey`; every later one starts after `ukey`.
+        let prefix = key_prefix(ukey);
+        let i = match self.at_or_before_prefixed(prefix, ukey) {
+            Some(i) if self.ends_after_prefixed(i, prefix, ukey) => i,
+            Some(i) => i + 1,
+            None => 0,
+        };
         (i < self.stacks.len()).then_some(i)
     }
 
@@ -379,10 +407,38 @@ impl FragmentedRangeTombstones {
     /// when every stack starts after `ukey`. A reverse seek to `ukey` meets
     /// tombstones from this stack down.
     pub fn stack_index_at_or_before(&self, ukey: &[u8]) -> Option<usize> {
-        partition_by_prefix(&self.start_prefixes, ukey, |i| {
-            self.stacks[i].start[..] <= *ukey
-        })
-        .checked_sub(1)
+        self.at_or_before_prefixed(key_prefix(ukey), ukey)
+    }
+
+    fn at_or_before_prefixed(&self, p: u64, ukey: &[u8]) -> Option<usize> {
+        let n = self.prefixes.len();
+        // The first stack whose start prefix is >= p: index entry `j` is
+        // stack `j * STRIDE`, so it lies in `((j - 1) * STRIDE, j * STRIDE]`
+        // for the first entry `j` >= p.
+        let j = self.prefix_index.partition_point(|&q| q < p);
+        let from = (j * PREFIX_INDEX_STRIDE).saturating_sub(PREFIX_INDEX_STRIDE - 1);
+        let to = (j * PREFIX_INDEX_STRIDE).min(n);
+        let lo = from + self.prefixes[from..to].partition_point(|s| s.start < p);
+        // Stacks whose start prefix ties p: usually none or one, so gallop
+        // from `lo` rather than search the rest of the list.
+        let mut hi = lo;
+        if self.prefixes.get(lo).is_some_and(|s| s.start == p) {
+            let mut tied = lo;
+            let mut step = 1;
+            loop {
+                let probe = lo + step;
+                if probe >= n || self.prefixes[probe].start != p {
+                    let end = probe.min(n);
+                    hi = tied + 1 + self.prefixes[tied + 1..end].partition_point(|s| s.start == p);
+                    break;
+                }
+                tied = probe;
+                step *= 2;
+            }
+        }
+        // The full comparison, over the starts sharing the prefix.
+        let tied = lo + self.stacks[lo..hi].partition_point(|s| s.start[..] <= *ukey);
+        tied.checked_sub(1)
     }
 
     /// The newest seqno `<= read_seq` of a tombstone covering `ukey`.
@@ -594,6 +650,47 @@ mod tests {
         }
     }
 
+    /// Many stacks, in runs whose starts share their 8-byte prefix (longer
+    /// than a stride of the prefix index) and runs that do not: every
+    /// search agrees with a scan of the stacks, at each start, end and
+    /// between them.
+    #[test]
+    fn searches_across_prefix_index_strides_and_tied_prefixes() {
+        let mut ts = Vec::new();
+        for i in 0u32..40 {
+            // Shared prefix "tiedtied", then a distinct tail.
+            let start = format!("tiedtied{i:03}");
+            ts.push(t(&start, Some(&format!("{start}5")), 1 + u64::from(i)));
+        }
+        for i in 0u32..30 {
+            // Distinct prefixes, with gaps between the stacks.
+            let start = format!("{i:03}-distinct");
+            ts.push(t(&start, Some(&format!("{i:03}-e")), 100));
+        }
+        let f = FragmentedRangeTombstones::fragment(ts);
+        debug_check(&f);
+        assert!(f.num_stacks() > 8 * PREFIX_INDEX_STRIDE);
+        let mut probes: Vec<Vec<u8>> = vec![b"".to_vec(), b"\xff\xff".to_vec()];
+        for s in f.iter() {
+            let start = s.start().to_vec();
+            probes.push([&start[..], b"\0"].concat());
+            probes.push(start[..start.len() - 1].to_vec());
+            probes.push(start);
+            if let Some(end) = s.end() {
+                probes.push(end.to_vec());
+                probes.push([end, b"\0"].concat());
+            }
+        }
+        for k in probes {
+            let after = f.iter().position(|s| s.ends_after(&k));
+            let before = f.iter().rposition(|s| s.start() <= &k[..]);
+            assert_eq!(f.stack_index_at_or_after(&k), after, "after {k:?}");
+            assert_eq!(f.stack_index_at_or_before(&k), before, "before {k:?}");
+            let at = before.filter(|&i| f.stack(i).unwrap().ends_after(&k));
+            assert_eq!(f.stack_at(&k), at, "at {k:?}");
+        }
+    }
+
     /// Short keys, and keys behind a shared prefix of 7 or 8 bytes, so
     /// the searches meet keys whose 8-byte prefixes tie.
     fn key() -> impl Strategy<Value = Vec<u8>> {
@@ -631,7 +728,8 @@ mod tests {
     proptest! {
         #[test]
         fn queries_match_the_unfragmented_list(
-            ts in prop::collection::vec(tombstone(), 0..10),
+            // Up to about 50 stacks: several strides of the prefix index.
+            ts in prop::collection::vec(tombstone(), 0..24),
             probes in prop::collection::vec((key(), 0u64..14), 1..24),
         ) {
             let f = FragmentedRangeTombstones::fragment(ts.clone());
@@ -670,6 +768,11 @@ mod tests {
 
                 // The per-stack tests agree with the stacks' own.
                 for (i, s) in f.iter().enumerate() {
+                    prop_assert_eq!(f.stack_visible_seqno(i, read_seq), s.visible_seqno(read_seq));
+                    prop_assert_eq!(
+                        f.stack_prefixes(i),
+                        Some((key_prefix(s.start()), s.end().map_or(u64::MAX, key_prefix)))
+                    );
                     prop_assert_eq!(f.stack_ends_after(i, &k), s.ends_after(&k));
                     prop_assert_eq!(f.stack_starts_at_or_before(i, &k), s.start() <= &k[..]);
                 }
