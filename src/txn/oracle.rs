@@ -266,6 +266,22 @@ impl Oracle {
         }
     }
 
+    /// The group certified against this oracle was not numbered after all
+    /// (its record was not logged): `covered_from` comes back to at most
+    /// `last_seq`, the last number handed out. Its certification may have
+    /// raised it to numbers the group was to get; left there, a
+    /// transaction validating by lookups would wait for those numbers to
+    /// be published, and they may never be (docs/design/transactions.md).
+    /// Every legitimate raise is to a number already handed out, so none
+    /// is undone; the records the group left are above every real number
+    /// and only ever overstate.
+    pub fn not_numbered(&mut self, last_seq: SeqNo) {
+        if self.covered_from > last_seq {
+            self.covered_from = last_seq;
+            self.shared.covered_from.store(last_seq, Ordering::Release);
+        }
+    }
+
     /// Drop the oldest commits until the ring is within its budget, but
     /// none a pin needs.
     fn evict(&mut self) {

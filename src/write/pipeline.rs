@@ -666,6 +666,7 @@ impl CommitPipeline {
         // holds (checked as read); a write that would pass them is refused
         // rather than stored under a wrapped or truncated number.
         if last > MAX_SEQNO {
+            sq.oracle.not_numbered(sq.last_seq);
             return Poll::Ready(Err(Error::InvalidArgument(format!(
                 "sequence numbers are exhausted: this write needs up to {last}, past {MAX_SEQNO}"
             ))));
@@ -679,8 +680,14 @@ impl CommitPipeline {
         } else {
             match Self::log(env, sq, members, first, records, task) {
                 Poll::Ready(Ok(end)) => Some(end),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    sq.oracle.not_numbered(sq.last_seq);
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => {
+                    sq.oracle.not_numbered(sq.last_seq);
+                    return Poll::Pending;
+                }
             }
         };
         sq.last_seq = last;

@@ -62,6 +62,8 @@ struct Record {
     handed: Vec<(u64, WrittenThen)>,
     /// Making room panics while this is set.
     make_room_panics: bool,
+    /// An async leader's log finds the WAL buffer full (`poll_log`).
+    log_pending: bool,
 }
 
 struct FakeEnv {
@@ -152,6 +154,13 @@ impl CommitEnv for FakeEnv {
                 Ok(std::task::Poll::Ready(()))
             })?;
         }
+    }
+
+    fn poll_log(&self, record: &[u8], _waker: &std::task::Waker) -> Poll<Result<u64>> {
+        if self.read(|r| r.log_pending) {
+            return Poll::Pending;
+        }
+        Poll::Ready(self.log(record))
     }
 
     fn log(&self, record: &[u8]) -> Result<u64> {
@@ -1193,4 +1202,34 @@ fn the_leader_certifies_a_group_in_order_and_voids_the_loser() {
     let fresh = certified(&f.pipeline, &f.env, "x", 2);
     assert_eq!(verdict(fresh), Verdict::Accepted);
     assert_eq!(f.pipeline.visible(), 3);
+}
+
+/// A group certified but not numbered (its WAL append failed) leaves the
+/// oracle's `covered_from` at most the last number handed out: past it, a
+/// transaction validating by lookups would wait for a number no write may
+/// ever get. (Found in review; fails without `Oracle::not_numbered`.)
+#[test]
+fn a_failed_log_leaves_covered_from_within_the_numbers_handed_out() {
+    let f = fixture();
+    f.put("a", 10, &plain()).expect("first");
+    f.env.set(|r| r.fail_log_call = Some(1));
+    assert!(f.put("b", 10, &plain()).is_err());
+    let last = f.pipeline.last_seq();
+    let covered = f.pipeline.oracle.covered_from();
+    assert!(covered <= last, "covered_from {covered} > last_seq {last}");
+}
+
+/// The same for an async write parked on a full WAL buffer after its
+/// group was certified, then dropped.
+#[test]
+fn a_cancelled_parked_write_leaves_covered_from_within_the_numbers_handed_out() {
+    let f = fixture();
+    f.env.set(|r| r.log_pending = true);
+    let mut op = f.async_put("gone");
+    assert!(f.poll(&mut op).is_pending(), "parked on the full buffer");
+    assert!(f.pipeline.cancel(&mut op).is_none());
+    f.env.set(|r| r.log_pending = false);
+    let last = f.pipeline.last_seq();
+    let covered = f.pipeline.oracle.covered_from();
+    assert!(covered <= last, "covered_from {covered} > last_seq {last}");
 }

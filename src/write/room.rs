@@ -532,11 +532,12 @@ impl DbInner {
     /// task is woken after the attempt, with the failure kept for it.
     pub(crate) fn prepare_spare_wal(&self) {
         let spare = &self.write_path.spare;
-        {
+        let wanted = {
             let _making = spare.making();
             if let Some(stale) = spare.take_stale(self.write_path.wal.wal_number()) {
                 self.remove_spare(stale);
             }
+            let mut failed = None;
             if !spare.is_ready() {
                 match self.new_wal() {
                     Ok(made) => {
@@ -545,12 +546,19 @@ impl DbInner {
                         spare.take_failure();
                         spare.put(made);
                     }
-                    Err(e) if spare.is_wanted() => spare.set_failure(e),
-                    Err(_) => {}
+                    Err(e) => failed = Some(e),
                 }
             }
-        }
-        if spare.take_wanted() {
+            // Asked for by the time the wish is taken (not only when the
+            // file failed: a task that asked in between would otherwise
+            // find neither a spare nor the failure, and wait for nothing).
+            let wanted = spare.take_wanted();
+            if let (true, Some(e)) = (wanted, failed) {
+                spare.set_failure(e);
+            }
+            wanted
+        };
+        if wanted {
             self.bg.wake_tasks();
         }
     }
