@@ -258,13 +258,14 @@ impl State {
             };
             buffered.expect("buffering a write reads nothing and cannot fail");
         }
+        // The model holds values as the application means them.
         let mut after = self.model.clone();
-        apply(&mut after, &w);
+        apply(&mut after, &norm_write(w.clone()));
         let mut checked: strata::Result<()> = Ok(());
         for (op, h) in w.iter().zip(&handles) {
             let k = op.first_key();
             match tx.get_in(h, &k[1..]) {
-                Ok(v) => assert_eq!(v.map(|v| v.to_vec()).as_ref(), after.get(k), "own write"),
+                Ok(v) => assert_eq!(v.and_then(|v| norm(&v)).as_ref(), after.get(k), "own write"),
                 Err(e) => checked = Err(e),
             }
         }
@@ -289,6 +290,7 @@ impl State {
                         if reverse {
                             got.reverse();
                         }
+                        let got = normalised(got);
                         assert_eq!(got.into_iter().collect::<Model>(), want, "own scan");
                     }
                     Err(e) => {
@@ -305,6 +307,7 @@ impl State {
             drop(tx);
             return self.error(e, None, seed);
         }
+        let w = norm_write(w);
         match tx.commit() {
             Ok(()) => {
                 apply(&mut self.model, &w);
