@@ -148,6 +148,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     let mems = mems.unwrap_or_else(|| unreachable!("the default keyspace is always live"));
     let mut wal = WalBuffer::new(options.wal_buffer_capacity_bytes, wal, wal_number);
     wal.statistics = options.statistics.clone();
+    wal.manual_flush = options.manual_wal_flush;
     let wal = Arc::new(wal);
     let config = PipelineConfig {
         max_group_bytes: options.max_write_group_bytes,

@@ -23,9 +23,13 @@
 //! Every holder of the drain lock keeps that promise, not only the
 //! drainers: the lock is only ever held through a [`DrainGuard`], whose
 //! release looks at the buffer again (a flush, a sync, a rotation, a look
-//! at the WAL number). A blocking writer would escape a broken promise by
-//! its periodic re-check (`WAIT_SLICE`); an async writer's task would not:
-//! it is woken only by the drain that writes its record.
+//! at the WAL number). With `manual_wal_flush` the promise is kept to
+//! waiters only: records wait in the buffer for a flush someone asks for,
+//! so a release writes them out only when a waiter has said it needs them
+//! (`want`, before its `try_lock`). A blocking writer would escape a
+//! broken promise by its periodic re-check (`WAIT_SLICE`); an async
+//! writer's task would not: it is woken only by the drain that writes its
+//! record.
 //!
 //! The buffer also keeps the WAL files a rotation moved past ("retired"):
 //! written in full, synced in the background by the syncer thread, and
@@ -101,7 +105,7 @@ impl Drop for DrainGuard<'_> {
             // every waiter; a second panic here would abort.
             return;
         }
-        if !self.wal.producer.lock().buf.is_empty() {
+        if self.wal.drain_wanted() && !self.wal.producer.lock().buf.is_empty() {
             // A failure is recorded (`fail`) and wakes the waiters.
             let _ = self.wal.drain_if_idle();
         }
@@ -168,6 +172,17 @@ pub(crate) struct WalBuffer {
     /// Where fsync latencies go (`Options::statistics`), set before the
     /// buffer is shared.
     pub(crate) statistics: Option<Arc<crate::Statistics>>,
+    /// `Options::manual_wal_flush`, set before the buffer is shared:
+    /// records stay in the buffer until someone asks for them to be
+    /// written (a `flush_wal`, a sync, a full buffer, a rotation), so a
+    /// release of the drain lock writes them out only for a waiter
+    /// (`wanted`), not for any holder passing by (a warm-up, a look at
+    /// the file).
+    pub(crate) manual_flush: bool,
+    /// The greatest position a waiter needs written (`wait`, `poll_wait`,
+    /// `when_written`), stored before it tries the drain lock: a holder
+    /// releasing the lock after that try sees it (SeqCst on both sides).
+    wanted: AtomicU64,
     /// What the syncer thread is asked to do (`wal_syncer.rs`).
     pub(super) syncer: SyncRequests,
     failed: AtomicBool,
@@ -239,6 +254,8 @@ impl WalBuffer {
             synced: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             statistics: None,
+            manual_flush: false,
+            wanted: AtomicU64::new(0),
             syncer: SyncRequests::default(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(Level::WalFailure, None),
@@ -314,6 +331,26 @@ impl WalBuffer {
             std::mem::take(&mut tasks.drain_lock)
         };
         waiting.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether a release of the drain lock must write out what is in the
+    /// buffer: always, unless records wait for a manual flush and no
+    /// waiter needs them written.
+    fn drain_wanted(&self) -> bool {
+        // Pairs with the fence in `want` (the unlock before it is the
+        // other side's `try_lock`); `drain_released` fenced already, once
+        // more keeps the pairing local.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        !self.manual_flush || self.wanted.load(Ordering::SeqCst) > self.written()
+    }
+
+    /// A waiter needs `lsn` written out (see `wanted`): said before it
+    /// tries the drain lock.
+    fn want(&self, lsn: u64) {
+        if self.manual_flush {
+            self.wanted.fetch_max(lsn, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
     }
 
     /// Frame `payload` as one log record and append it. Returns the LSN
@@ -574,6 +611,9 @@ impl WalBuffer {
             Durability::Written => wal.written.load(Ordering::Acquire) >= lsn,
             Durability::Synced => wal.synced.load(Ordering::Acquire) >= lsn,
         };
+        if durability != Durability::Buffered {
+            self.want(lsn);
+        }
         if durability == Durability::Synced && !inline {
             self.syncer.request(lsn);
         }
@@ -632,6 +672,9 @@ impl WalBuffer {
         if let Some(e) = stop() {
             return Poll::Ready(Err(e));
         }
+        if durability != Durability::Buffered {
+            self.want(lsn);
+        }
         match durability {
             Durability::Buffered => {}
             // A failure is reported by `stop` at the next poll.
@@ -684,6 +727,7 @@ impl WalBuffer {
     /// to be polled again. `then` runs with no engine lock held but,
     /// maybe, the drain lock.
     pub fn when_written(&self, lsn: u64, then: WrittenThen) {
+        self.want(lsn);
         let _ = self.drain_if_idle(); // a failure is `then(false)`, below
         let reached = |wal: &Self| wal.written.load(Ordering::Acquire) >= lsn;
         if reached(self) {
@@ -1161,6 +1205,47 @@ mod tests {
             other => panic!("room was made: {other:?}"),
         };
         assert!(second > first);
+        wal.drain_all().unwrap();
+        assert_eq!(read_back(&fs), vec![vec![1u8; 200], vec![2u8; 200]]);
+    }
+
+    /// With `manual_wal_flush`, a holder of the drain lock passing by (a
+    /// warm-up, a look at the file) leaves the records in the buffer for
+    /// the flush the user asks for; before, its release wrote them out,
+    /// and a `flush_wal` meant to fail on them found nothing to write.
+    #[test]
+    fn a_manual_flush_buffer_is_not_written_out_by_a_passing_holder() {
+        let (fs, wal) = buffer(1 << 16);
+        let mut wal = Arc::into_inner(wal).unwrap();
+        wal.manual_flush = true;
+        let first = wal.push(b"first").unwrap();
+        drop(wal.lock_drain());
+        assert_eq!(wal.written(), 0, "a passing holder wrote the records");
+        wal.drain_all().unwrap();
+        assert_eq!(wal.written(), first);
+        assert_eq!(read_back(&fs), vec![b"first".to_vec()]);
+    }
+
+    /// With `manual_wal_flush`, a task that needs its record written (a
+    /// full buffer) is still served by the holder's release: it said so
+    /// before it tried the lock.
+    #[test]
+    fn a_manual_flush_task_at_a_full_buffer_is_woken_by_the_holders_release() {
+        let (fs, wal) = buffer(256);
+        let mut wal = Arc::into_inner(wal).unwrap();
+        wal.manual_flush = true;
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let held = wal.lock_drain();
+        let first = wal.push(&[1u8; 200]).unwrap();
+        assert!(wal.poll_push(&[2u8; 200], &waker, || None).is_pending());
+        drop(held);
+        assert_eq!(wal.written(), first, "the release wrote the buffer out");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken once");
+        assert!(matches!(
+            wal.poll_push(&[2u8; 200], &waker, || None),
+            Poll::Ready(Ok(_))
+        ));
         wal.drain_all().unwrap();
         assert_eq!(read_back(&fs), vec![vec![1u8; 200], vec![2u8; 200]]);
     }
