@@ -336,7 +336,7 @@ impl WalBuffer {
     /// Whether a release of the drain lock must write out what is in the
     /// buffer: always, unless records wait for a manual flush and no
     /// waiter needs them written.
-    fn drain_wanted(&self) -> bool {
+    pub(super) fn drain_wanted(&self) -> bool {
         // Pairs with the fence in `want` (the unlock before it is the
         // other side's `try_lock`); `drain_released` fenced already, once
         // more keeps the pairing local.
@@ -378,7 +378,9 @@ impl WalBuffer {
     /// What wakes the task: the buffer is full, so not empty, so whoever
     /// holds the drain lock writes it out before letting go (a drainer
     /// loops until the buffer is empty; any other holder drains at its
-    /// release, `DrainGuard`), and that drain wakes the tasks waiting for
+    /// release, `DrainGuard`, with `manual_wal_flush` because the task
+    /// said it wants the position, `poll_wait`'s `want`), and that drain
+    /// wakes the tasks waiting for
     /// a position it reached. The task waits for the position pushed
     /// when it found the buffer full, registered before it looks again
     /// (`poll_wait`), so no drain falls between its look and its wait
@@ -722,7 +724,8 @@ impl WalBuffer {
     /// (`then(true)`), or the buffer fails first (`then(false)`): here, if
     /// it is already, or by whoever writes it out, which a drain of the
     /// buffer now, or a holder of the drain lock releasing it (see the
-    /// module comment), always does. Never blocks: how an async writer
+    /// module comment; with `manual_wal_flush` because of the `want`
+    /// here), always does. Never blocks: how an async writer
     /// hands its group's completion over instead of waiting for its task
     /// to be polled again. `then` runs with no engine lock held but,
     /// maybe, the drain lock.

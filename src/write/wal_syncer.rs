@@ -193,8 +193,11 @@ impl WalBuffer {
                 continue;
             }
             // Records pushed while we held the drain lock are ours to
-            // write (their pushers saw the lock taken).
-            let _ = self.drain_if_idle();
+            // write (their pushers saw the lock taken), unless they wait
+            // for a manual flush no one asked for yet.
+            if self.drain_wanted() {
+                let _ = self.drain_if_idle();
+            }
         }
     }
 
