@@ -73,8 +73,8 @@ impl DbInner {
 
     /// The work of [`run_compaction`](Self::run_compaction), reporting
     /// the tables it wrote to `events`: the result, and how it ended
-    /// (`Ok`: installed; not if the keyspace was dropped meanwhile, or the
-    /// work was discarded for a snapshot).
+    /// (`Ok`: installed; `KeyspaceDropped`: not, the keyspace was dropped
+    /// meanwhile).
     fn compact_and_install(
         &self,
         ks: &KeyspaceState,
@@ -90,25 +90,60 @@ impl DbInner {
         for (level, f) in c.all_inputs() {
             edit.deleted_files.push((level, f.meta.number));
         }
-        // The smallest sequence number the compaction filter changed.
-        let mut filtered_from = None;
-        let outputs = if c.delete_only {
-            // Covered for every reader (`delete_only.rs`): nothing to read.
-            result.deleted_only_bytes = c.input_bytes().0;
-            Vec::new()
-        } else if c.trivial_move {
-            let f = Arc::clone(&c.inputs[0]);
-            result.moved = f.meta.size;
-            vec![f]
-        } else {
-            let (r_in, r_out) = c.input_bytes();
-            result.read_input_level = r_in;
-            result.read_output_level = r_out;
-            let (outputs, from) = self.write_outputs(ks, &c, &mut result)?;
-            filtered_from = from;
-            outputs
+        // A run whose filter changed a version a snapshot taken meanwhile
+        // reads is redone (see below): with the filter while the retries
+        // last (the redo's stripes keep that snapshot's versions), then
+        // without it, so that snapshots taken at every run cannot hold the
+        // compaction back for ever; the filter then sees those keys at
+        // their next compaction. A manual compaction tries harder: it was
+        // asked for to run the filter.
+        let filter_runs = if c.manual { 4 } else { 2 };
+        let mut runs = 0;
+        let (outputs, mut versions) = loop {
+            runs += 1;
+            // The smallest sequence number the compaction filter changed.
+            let mut filtered_from = None;
+            let outputs = if c.delete_only {
+                // Covered for every reader (`delete_only.rs`): nothing to read.
+                result.deleted_only_bytes = c.input_bytes().0;
+                Vec::new()
+            } else if c.trivial_move {
+                let f = Arc::clone(&c.inputs[0]);
+                result.moved = f.meta.size;
+                vec![f]
+            } else {
+                result = CompactionResult::default();
+                let (r_in, r_out) = c.input_bytes();
+                result.read_input_level = r_in;
+                result.read_output_level = r_out;
+                let apply_filter = runs <= filter_runs;
+                let (outputs, from) = self.write_outputs(ks, &c, &mut result, apply_filter)?;
+                filtered_from = from;
+                outputs
+            };
+            events.tables_created(&outputs);
+            let versions = self.versions.lock();
+            // A snapshot taken while the compaction ran, at or above a
+            // version the filter changed, reads that version and would see
+            // the change appear at the install: drop the work and redo it.
+            // The redo knows the snapshot and leaves those versions be.
+            // (Taken after this check, before the install below, such a
+            // snapshot can still see it: docs/design/compaction-filter.md.)
+            if filtered_from.is_some_and(|q| self.snapshots.newest().is_some_and(|s| s >= q)) {
+                drop(versions);
+                for f in &outputs {
+                    f.mark_obsolete();
+                }
+                tracing::info!(
+                    keyspace = %ks.name,
+                    level = c.level,
+                    run = runs,
+                    "compaction redone: a snapshot taken meanwhile reads what its filter changed"
+                );
+                continue;
+            }
+            break (outputs, versions);
         };
-        events.tables_created(&outputs);
         for f in &outputs {
             edit.new_files.push((c.output_level, f.meta.clone()));
             if !c.trivial_move {
@@ -116,19 +151,6 @@ impl DbInner {
             }
         }
         {
-            let mut versions = self.versions.lock();
-            // A snapshot taken while the compaction ran, at or above a
-            // version the filter changed, reads that version and would see
-            // the change appear at the install: drop the work instead. The
-            // next pick knows the snapshot and leaves those versions be.
-            // (Taken after this check, before the install below, such a
-            // snapshot can still see it: docs/design/compaction-filter.md.)
-            if filtered_from.is_some_and(|q| self.snapshots.newest().is_some_and(|s| s >= q)) {
-                for f in &outputs {
-                    f.mark_obsolete();
-                }
-                return Ok((result, JobStatus::Discarded));
-            }
             let version = match versions.log_and_apply(edit, &outputs) {
                 Ok(version) => version,
                 Err(Error::KeyspaceDropped { .. }) => {
@@ -178,6 +200,7 @@ impl DbInner {
         ks: &KeyspaceState,
         c: &Compaction,
         result: &mut CompactionResult,
+        apply_filter: bool,
     ) -> Result<(Vec<Arc<TableFile>>, Option<SeqNo>)> {
         let reads = input_reads(self.options.compaction_readahead_size);
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
@@ -248,7 +271,10 @@ impl DbInner {
                 .is_none_or(|range| !deeper_overlaps(&range)),
         };
         let mut filter = FilterRun::new(
-            options.compaction_filter_factory.as_ref(),
+            options
+                .compaction_filter_factory
+                .as_ref()
+                .filter(|_| apply_filter),
             &context,
             &stripes,
         )?;

@@ -224,6 +224,14 @@ impl DbInner {
         let last = options.num_levels - 1;
         let range = KeyRange::inclusive(lower, upper);
         self.delete_covered_tables(ks, &range)?;
+        // Whether the last level held keys of the range before this
+        // compaction moved any there (RocksDB's `max_level_with_files`):
+        // only those are rewritten in place for a filter, below, not the
+        // tables this compaction has just written (the filter saw them).
+        let last_had_tables = {
+            let version = self.versions.lock().current(ks.id);
+            version.files(last).iter().any(|f| f.meta.overlaps(&range))
+        };
         for level in 0..=last {
             if level == last {
                 let version = self.versions.lock().current(ks.id);
@@ -235,7 +243,11 @@ impl DbInner {
                     (p.num_deletions > 0 || p.num_range_deletions > 0 || expired)
                         && f.meta.overlaps(&range)
                 });
-                if !has_tombstones {
+                // With a compaction filter the last level is rewritten all
+                // the same, so the filter sees its keys (RocksDB's default
+                // `bottommost_level_compaction = kIfHaveCompactionFilter`).
+                let for_filter = options.compaction_filter_factory.is_some() && last_had_tables;
+                if !has_tombstones && !for_filter {
                     break;
                 }
             }

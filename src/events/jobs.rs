@@ -120,8 +120,6 @@ impl<'a> FlushEvents<'a> {
                 tracing::info!(micros, "flush abandoned: its keyspace was dropped")
             }
             JobStatus::Failed(error) => tracing::warn!(%error, micros, "flush failed"),
-            // Only a compaction's work is discarded.
-            JobStatus::Discarded => tracing::info!(micros, "flush discarded"),
         }
         self.info.status = status;
         self.ended = true;
@@ -266,10 +264,6 @@ impl<'a> CompactionEvents<'a> {
                 tracing::info!(micros, "compaction abandoned: its keyspace was dropped")
             }
             JobStatus::Failed(error) => tracing::warn!(%error, micros, "compaction failed"),
-            JobStatus::Discarded => tracing::info!(
-                micros,
-                "compaction discarded: a snapshot taken meanwhile reads what its filter changed"
-            ),
         }
         let installed = status == JobStatus::Ok;
         self.info.status = status;

@@ -96,11 +96,6 @@ pub enum JobStatus {
     /// unless it was a manual compaction's): nothing is installed, and
     /// the tables it created are deleted.
     Failed(String),
-    /// A compaction whose work was thrown away, no error: a snapshot
-    /// taken while it ran reads versions its compaction filter changed
-    /// (docs/design/compaction-filter.md). Nothing is installed, the
-    /// tables it created are deleted, and a later compaction redoes it.
-    Discarded,
 }
 
 /// Why a compaction ran (RocksDB's `CompactionReason`, the cases strata
