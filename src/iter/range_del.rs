@@ -19,12 +19,15 @@ use strata_sstable::{
     key_prefix, Covering, FragmentedRangeTombstones, RangeEnd, SeqNo, TombstoneStack,
 };
 
-/// The range tombstones of one merging-iterator child.
+/// The range tombstones of one merging-iterator child. A clone shares
+/// the lists (one reference count): a version builds its tables' sources
+/// once, and each iterator takes clones (`Version::add_iterators`).
+#[derive(Clone)]
 pub(crate) struct TombstoneSource {
     /// Non-empty fragmented lists, sorted by key and disjoint: one for a
     /// memtable or an L0 table, one per table holding tombstones for a
     /// level.
-    lists: Box<[Arc<FragmentedRangeTombstones>]>,
+    lists: Arc<[Arc<FragmentedRangeTombstones>]>,
 }
 
 impl TombstoneSource {
@@ -40,7 +43,7 @@ impl TombstoneSource {
     /// the lists are themselves sorted and disjoint, and the tables' own
     /// bounds are not needed here. `None` when no list holds a tombstone.
     pub fn level(lists: impl IntoIterator<Item = Arc<FragmentedRangeTombstones>>) -> Option<Self> {
-        let lists: Box<[_]> = lists.into_iter().filter(|l| !l.is_empty()).collect();
+        let lists: Arc<[_]> = lists.into_iter().filter(|l| !l.is_empty()).collect();
         debug_assert!(
             lists
                 .windows(2)
@@ -311,7 +314,9 @@ impl RangeDelSkipper {
     /// order (`None`: the child has none).
     pub fn push(&mut self, source: Option<TombstoneSource>) {
         if let Some(source) = source {
-            self.cursors.resize_with(self.children, || None);
+            while self.cursors.len() < self.children {
+                self.cursors.push(None);
+            }
             self.cursors.push(Some(TombstoneCursor::new(source)));
             self.active.push(self.children);
         }

@@ -37,6 +37,43 @@ pub struct Version {
     /// a snapshot's release look at, computed once per version instead of
     /// a scan of every table each time.
     has_range_dels: bool,
+    /// The tables' range tombstones as iterator sources, built once per
+    /// version: an iterator takes clones (a reference count each) instead
+    /// of collecting a level's lists, which cost an allocation per source
+    /// and a count per table at every iterator.
+    tombstones: Arc<VersionTombstones>,
+}
+
+/// [`Version::tombstones`]: one source per L0 table (in L0's order) and
+/// one per deeper level; `None` where there are none.
+#[derive(Default)]
+struct VersionTombstones {
+    l0: Vec<Option<TombstoneSource>>,
+    levels: Vec<Option<TombstoneSource>>,
+}
+
+impl VersionTombstones {
+    fn new(levels: &[Arc<[Arc<TableFile>]>; NUM_LEVELS]) -> Self {
+        let l0 = levels[0]
+            .iter()
+            .map(|f| {
+                f.table()
+                    .range_tombstones()
+                    .and_then(|t| TombstoneSource::list(Arc::clone(t)))
+            })
+            .collect();
+        let levels = levels[1..]
+            .iter()
+            .map(|files| {
+                TombstoneSource::level(
+                    files
+                        .iter()
+                        .filter_map(|f| f.table().range_tombstones().cloned()),
+                )
+            })
+            .collect();
+        VersionTombstones { l0, levels }
+    }
 }
 
 impl Default for Version {
@@ -44,6 +81,7 @@ impl Default for Version {
         Version {
             levels: std::array::from_fn(|_| Arc::from(Vec::new())),
             has_range_dels: false,
+            tombstones: Arc::default(),
         }
     }
 }
@@ -59,9 +97,16 @@ impl Version {
             level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
         let has_range_dels = levels.iter().flatten().any(|f| f.has_range_dels());
+        let levels = levels.map(Arc::from);
+        let tombstones = if has_range_dels {
+            Arc::new(VersionTombstones::new(&levels))
+        } else {
+            Arc::default()
+        };
         Version {
-            levels: levels.map(Arc::from),
+            levels,
             has_range_dels,
+            tombstones,
         }
     }
 
@@ -128,22 +173,15 @@ impl Version {
         range_dels: &mut RangeDelSkipper,
         blocks: BlockReadOptions,
     ) {
-        for file in self.levels[0].iter() {
+        let tombstones = &*self.tombstones;
+        for (n, file) in self.levels[0].iter().enumerate() {
             out.push(Box::new(TableFileIter::new(Arc::clone(file), blocks)));
-            range_dels.push(
-                file.table()
-                    .range_tombstones()
-                    .and_then(|t| TombstoneSource::list(Arc::clone(t))),
-            );
+            range_dels.push(tombstones.l0.get(n).cloned().flatten());
         }
-        for files in &self.levels[1..] {
+        for (n, files) in self.levels[1..].iter().enumerate() {
             if !files.is_empty() {
                 out.push(Box::new(LevelIter::new(Arc::clone(files), blocks)));
-                range_dels.push(TombstoneSource::level(
-                    files
-                        .iter()
-                        .filter_map(|f| f.table().range_tombstones().cloned()),
-                ));
+                range_dels.push(tombstones.levels.get(n).cloned().flatten());
             }
         }
     }
