@@ -108,4 +108,4 @@ pub use statistics::probe_cost as statistics_probe_cost;
 pub use statistics::{Histogram, HistogramData, Statistics, StatisticsSnapshot, Ticker};
 pub use stats::{DbStats, LevelStats};
 pub use ttl::{Clock, ManualClock, SystemClock};
-pub use txn::{Isolation, Transaction, TransactionIter, TransactionOptions};
+pub use txn::{Isolation, Transaction, TransactionCursor, TransactionIter, TransactionOptions};

@@ -97,6 +97,9 @@ enum TxStep {
     Write(BatchItem),
     Get(u8, u8),
     Scan(u8, u8, u8, bool),
+    /// A cursor over keyspace `.0` walks `[.1, .2)` (either order) one way
+    /// (backward with `.3`) and then, turning, back the other way.
+    Cursor(u8, u8, u8, bool),
     SetSavepoint,
     RollbackToSavepoint,
 }
@@ -234,6 +237,7 @@ fn tx_step() -> impl Strategy<Value = TxStep> {
         6 => batch_item().prop_filter("no range deletes in transactions", |i| !matches!(i, BatchItem::DeleteRange(..))).prop_map(TxStep::Write),
         3 => (ks(), 0u8..40).prop_map(|(s, a)| TxStep::Get(s, a)),
         2 => (ks(), 0u8..40, 0u8..40, any::<bool>()).prop_map(|(s, a, b, r)| TxStep::Scan(s, a, b, r)),
+        1 => (ks(), 0u8..40, 0u8..40, any::<bool>()).prop_map(|(s, a, b, r)| TxStep::Cursor(s, a, b, r)),
         1 => Just(TxStep::SetSavepoint),
         1 => Just(TxStep::RollbackToSavepoint),
     ]
@@ -696,6 +700,58 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     h.reopen()
 }
 
+/// Entries a cursor met, in the order met.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Walk `c` over `[lo, hi)`: forward from `lo` (backward from `hi` with
+/// `rev`), then turn where the walk stopped and walk back. The entries
+/// met each way.
+fn walk_cursor(
+    mut c: strata::TransactionCursor,
+    lo: &[u8],
+    hi: &[u8],
+    rev: bool,
+) -> (Entries, Entries) {
+    let entry =
+        |c: &strata::TransactionCursor| (c.key().unwrap().to_vec(), c.value().unwrap().to_vec());
+    let (mut there, mut back) = (Vec::new(), Vec::new());
+    if rev {
+        c.seek_for_prev(hi).unwrap();
+        if c.key() == Some(hi) {
+            c.prev().unwrap();
+        }
+        while c.key().is_some_and(|key| key >= lo) {
+            there.push(entry(&c));
+            c.prev().unwrap();
+        }
+        if c.valid() {
+            c.next().unwrap();
+        } else {
+            c.seek_to_first().unwrap();
+        }
+        while c.key().is_some_and(|key| key < hi) {
+            back.push(entry(&c));
+            c.next().unwrap();
+        }
+    } else {
+        c.seek(lo).unwrap();
+        while c.key().is_some_and(|key| key < hi) {
+            there.push(entry(&c));
+            c.next().unwrap();
+        }
+        if c.valid() {
+            c.prev().unwrap();
+        } else {
+            c.seek_to_last().unwrap();
+        }
+        while c.key().is_some_and(|key| key >= lo) {
+            back.push(entry(&c));
+            c.prev().unwrap();
+        }
+    }
+    (there, back)
+}
+
 /// An `Op::Transaction`: every read and scan of the transaction agrees
 /// with the model as of its start plus its own writes (savepoints undo
 /// them); the commit applies them all, or a conflict none.
@@ -711,7 +767,8 @@ fn run_transaction(
         )
         | TxStep::Write(BatchItem::DeleteRange(s, ..))
         | TxStep::Get(s, _)
-        | TxStep::Scan(s, ..) => Some(*s),
+        | TxStep::Scan(s, ..)
+        | TxStep::Cursor(s, ..) => Some(*s),
         TxStep::SetSavepoint | TxStep::RollbackToSavepoint => None,
     };
     for s in steps.iter().filter_map(step_ks) {
@@ -783,6 +840,24 @@ fn run_transaction(
                         .collect()
                 };
                 prop_assert_eq!(norm_entries(got), want);
+            }
+            TxStep::Cursor(s, a, b, rev) => {
+                let ks = h.ks(s);
+                let (lo, hi) = (k(a.min(b)), k(a.max(b)));
+                let want: Vec<_> = view[KEYSPACES[usize::from(s)]]
+                    .range(lo.clone()..hi.clone())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let (there, back) = walk_cursor(tx.cursor_in(&ks).unwrap(), &lo, &hi, rev);
+                let mut want_back = want.clone();
+                want_back.reverse();
+                if rev {
+                    prop_assert_eq!(norm_entries(there), want_back);
+                    prop_assert_eq!(norm_entries(back), want);
+                } else {
+                    prop_assert_eq!(norm_entries(there), want);
+                    prop_assert_eq!(norm_entries(back), want_back);
+                }
             }
             TxStep::SetSavepoint => {
                 tx.set_savepoint();

@@ -11,11 +11,13 @@
 //! oracle's record is validated by lookups (`lookup.rs`) first.
 
 mod buffer;
+mod cursor;
 mod footprint;
 mod iter;
 mod lookup;
 mod oracle;
 
+pub use cursor::TransactionCursor;
 pub(crate) use footprint::Footprint;
 pub use iter::TransactionIter;
 pub(crate) use oracle::{Certificate, Oracle, OracleShared, Verdict};
@@ -399,6 +401,40 @@ impl Transaction {
     pub fn iter_in(&mut self, keyspace: &Keyspace) -> Result<TransactionIter> {
         let ks = self.state_of(keyspace)?;
         self.scan(&ks, None, None)
+    }
+
+    /// A seekable cursor over the default keyspace as this transaction
+    /// sees it (its writes so far laid over its snapshot), moving both
+    /// ways. Serializable: the whole keyspace counts as read, as for
+    /// [`iter`](Self::iter). RocksDB: `Transaction::GetIterator`.
+    pub fn cursor(&mut self) -> Result<TransactionCursor> {
+        let ks = self.default_ks();
+        self.cursor_of(&ks)
+    }
+
+    /// [`cursor`](Self::cursor) over `keyspace`.
+    pub fn cursor_in(&mut self, keyspace: &Keyspace) -> Result<TransactionCursor> {
+        let ks = self.state_of(keyspace)?;
+        self.cursor_of(&ks)
+    }
+
+    fn cursor_of(&mut self, ks: &KeyspaceState) -> Result<TransactionCursor> {
+        if self.serializable() {
+            self.track_range(KeyRange {
+                keyspace: ks.id,
+                start: Vec::new(),
+                end: None,
+            })?;
+        }
+        let buffered = self
+            .writes
+            .range(ks.id, None, None)
+            .map(|(k, p)| (Bytes::copy_from_slice(k), p.clone()))
+            .collect();
+        let view = self.inner().read_view(ks, self.spec());
+        let operator = view.merge_operator.clone();
+        let snapshot = crate::cursor::Cursor::new(view.db_iter(None, None));
+        Ok(TransactionCursor::new(snapshot, buffered, operator))
     }
 
     /// Entries of the default keyspace in `range`, as this transaction

@@ -619,8 +619,7 @@ impl CommitPipeline {
                     slot.batch.clear();
                     slot.footprint = None;
                     voided += m.ask.bytes as u64 - HEADER_LEN as u64;
-                    m.ask.bytes = HEADER_LEN;
-                    m.ask.count = 0;
+                    m.ask.void();
                     continue;
                 }
             }

@@ -543,6 +543,44 @@ mod tests {
         task.members.lock().clear(); // the list holds the task itself
     }
 
+    /// Regression: whether an ask was a control writer's was read off its
+    /// record count, so a voided transaction's ask (no records, as
+    /// certification leaves it) passed for a control writer's, which must
+    /// lead: a group stopped before it. A voided ask rides along; only a
+    /// control ask stops a group.
+    #[test]
+    fn a_voided_ask_rides_in_a_group_and_a_control_ask_stops_it() {
+        let q = WriteQueue::default();
+        let leader = Arc::new(Writer::new());
+        assert!(matches!(
+            q.enter(&leader, ask(), true, || unreachable!("it leads")),
+            Some(Joined::Leader)
+        ));
+        let mut voided = ask();
+        voided.void();
+        assert!(!voided.is_control());
+        assert!(Ask::control().is_control());
+        let queued: Vec<Member> = [voided, ask(), Ask::control()]
+            .into_iter()
+            .map(|a| {
+                let w = Arc::new(Writer::new());
+                let m = Member::new(Arc::clone(&w), a);
+                assert!(q.enter(&w, a, false, || m.clone()).is_none(), "queued");
+                m
+            })
+            .collect();
+        let mut group = Vec::new();
+        q.take_group(
+            Member::new(Arc::clone(&leader), ask()),
+            Led::ByThread,
+            1 << 20,
+            &mut group,
+        );
+        assert_eq!(group.len(), 3, "the leader, the voided ask and the next");
+        assert!(Arc::ptr_eq(&group[1].writer, &queued[0].writer));
+        assert_eq!(q.waiting_len(), 1, "the control writer waits to lead");
+    }
+
     /// A group a thread leads still takes blocking writers and tasks
     /// alike: only a task's poll stops before a blocking writer.
     #[test]

@@ -89,6 +89,10 @@ pub(crate) struct Ask {
     /// The slot holds a transaction's certificate: the leader certifies
     /// it before numbering the group, and voids the write if it fails.
     pub certify: bool,
+    /// A control writer's (a manual flush, a resume): it must lead, never
+    /// ride along. Said outright, not read off `count == 0`: a voided
+    /// transaction also counts no records, yet rides in its group.
+    pub control: bool,
 }
 
 impl Ask {
@@ -101,6 +105,7 @@ impl Ask {
             no_slowdown: opts.no_slowdown,
             footprint: false,
             certify: false,
+            control: false,
         }
     }
 
@@ -115,12 +120,21 @@ impl Ask {
             no_slowdown: false,
             footprint: false,
             certify: false,
+            control: true,
         }
     }
 
     /// A control writer's ask: it must lead, never ride along.
     pub fn is_control(&self) -> bool {
-        self.count == 0
+        self.control
+    }
+
+    /// A transaction that failed certification: its batch is emptied, so
+    /// it asks for no records and no bytes past the header; it still
+    /// rides in its group to learn its verdict.
+    pub fn void(&mut self) {
+        self.bytes = crate::batch::HEADER_LEN;
+        self.count = 0;
     }
 }
 

@@ -713,6 +713,50 @@ fn peers_run_the_same_benchmarks_and_a_ratio_table_ends_the_run() {
     }
 }
 
+/// randomtransaction on 4 threads: every committed transaction adds the
+/// same to one key of each set, so the sets' sums agree (the check
+/// db-bench runs after it, RocksDB's `RandomTransactionVerify`), on every
+/// engine compiled in.
+#[test]
+fn randomtransaction_keeps_every_set_summing_the_same() {
+    let mut engines = vec!["strata"];
+    if cfg!(feature = "rocksdb") {
+        engines.push("rocksdb");
+    }
+    if cfg!(feature = "fjall") {
+        engines.push("fjall");
+    }
+    let stdout = run_ok(&[
+        &format!("--engine={}", engines.join(",")),
+        "--benchmarks=randomtransaction",
+        "--optimistic_transaction_db",
+        "--transaction_sets=3",
+        "--num=50",
+        "--reads=300",
+        "--threads=4",
+        "--seed=5",
+    ]);
+    let lines = result_lines(&stdout);
+    let runs: Vec<_> = lines
+        .iter()
+        .filter(|l| l.name == "randomtransaction")
+        .collect();
+    assert_eq!(runs.len(), engines.len(), "{stdout}");
+    for r in runs {
+        assert_eq!(r.operations, 1200, "{r:?}");
+    }
+    let verified: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("randomtransaction verified: 3 sets each sum to "))
+        .collect();
+    assert_eq!(verified.len(), engines.len(), "{stdout}");
+    for line in verified {
+        let sum: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        // At least one transaction committed, and each adds 1..=100.
+        assert!(sum > 0, "{line}");
+    }
+}
+
 /// mergerandom with uint64add: every merge is an increment of 1, so the
 /// counters sum to the merges made, one by one or in batches.
 #[test]

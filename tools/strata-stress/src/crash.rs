@@ -91,6 +91,10 @@ pub struct Totals {
     /// survived, since every run moves them further).
     pub tokens_verified: u64,
     pub token_moves: u64,
+    /// Verifications that audited the bank (total intact, no balance
+    /// negative), and the most transfers seen to survive.
+    pub bank_audits: u64,
+    pub bank_transfers: u64,
     /// Verifications that opened with `Options::default()`.
     pub default_option_opens: u64,
 }
@@ -270,6 +274,8 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         totals.in_flight_logged += field("in_flight_logged")?;
         totals.tokens_verified += field("tokens")?;
         totals.token_moves = totals.token_moves.max(field("token_moves")?);
+        totals.bank_audits += field("bank_audited")?;
+        totals.bank_transfers = totals.bank_transfers.max(field("bank_transfers")?);
         totals.cycles += 1;
         if totals.cycles.is_multiple_of(10) {
             println!(

@@ -34,6 +34,10 @@ pub struct StressFlags {
     /// key indices, or a prefix delete of 10 or 100 keys (0: never).
     #[arg(long, default_value_t = 100)]
     pub delete_range_one_in: u64,
+    /// One operation in N is a bank transfer: a synced transaction
+    /// between two accounts of keyspace `bank` (`bank.rs`; 0: never).
+    #[arg(long, default_value_t = 20)]
+    pub transfer_one_in: u64,
     /// One value in N is 1-16 KiB (0: never).
     #[arg(long, default_value_t = 64)]
     pub medium_value_one_in: u64,
@@ -136,6 +140,8 @@ impl StressFlags {
             wal_buffer_capacity_bytes: pick(rng, &[4 << 10, 64 << 10, 1 << 20, 4 << 20]),
             wal_bytes_per_sync: pick(rng, &[0, 0, 256 << 10]),
             max_sequential_skip_in_iterations: pick(rng, &[0, 1, 8]),
+            // Drawn last, so the other draws of a seed stay as they were.
+            transfer_one_in: pick(rng, &[0, 5, 20, 100]),
         }
     }
 
@@ -188,6 +194,7 @@ impl StressFlags {
             ("flush-one-in", self.flush_one_in.to_string()),
             ("compact-one-in", self.compact_one_in.to_string()),
             ("delete-range-one-in", self.delete_range_one_in.to_string()),
+            ("transfer-one-in", self.transfer_one_in.to_string()),
             ("medium-value-one-in", self.medium_value_one_in.to_string()),
             ("large-value-one-in", self.large_value_one_in.to_string()),
             ("write-buffer-size", self.write_buffer_size.to_string()),

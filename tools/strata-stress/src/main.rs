@@ -12,6 +12,7 @@
 //! `docs/testing.md` explains the expected-state protocol and what each
 //! check proves.
 
+mod bank;
 mod crash;
 mod expected;
 mod flags;
@@ -192,6 +193,7 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
         flush_one_in: f.flush_one_in,
         compact_one_in: f.compact_one_in,
         delete_range_one_in: f.delete_range_one_in,
+        transfer_one_in: f.transfer_one_in,
         value_sizes: f.value_sizes(),
     };
     let counters = workload::run(&db, Arc::new(state.into_shared()), &workload, run)?;
@@ -245,6 +247,7 @@ fn crash_cmd(
          in_flight_batches_logged={} \
          kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} \
          in_flight_batches={} keys_verified={} range_scans={} tokens_in_one_keyspace={} token_moves={} \
+         bank_audits={} bank_transfers={} \
          default_option_opens={} seconds={:.0}",
         t.cycles,
         t.killed,
@@ -265,6 +268,8 @@ fn crash_cmd(
         t.range_scans,
         t.tokens_verified,
         t.token_moves,
+        t.bank_audits,
+        t.bank_transfers,
         t.default_option_opens,
         start.elapsed().as_secs_f64()
     );

@@ -52,6 +52,11 @@ pub struct Report {
     /// moves in all.
     pub tokens: u32,
     pub token_moves: u64,
+    /// Whether the bank's accounts exist (then audited: total intact, no
+    /// balance negative, no half transfer), and its transfers that
+    /// survived.
+    pub bank_audited: bool,
+    pub bank_transfers: u64,
     /// Acknowledged (or recovered in-flight) writes of every key so far:
     /// the sum of the keys' generations, for the crash test's progress.
     pub key_writes: u64,
@@ -60,7 +65,7 @@ pub struct Report {
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -77,7 +82,9 @@ impl Report {
             self.last_seq,
             self.key_writes,
             self.tokens,
-            self.token_moves
+            self.token_moves,
+            u8::from(self.bank_audited),
+            self.bank_transfers
         )
     }
 }
@@ -116,6 +123,12 @@ pub fn verify(
     if let Some(tokens) = crate::moves::locate(&crate::moves::open(&db)?)? {
         report.tokens = tokens.len() as u32;
         report.token_moves = tokens.iter().map(|(_, m)| m).sum();
+    }
+    // The bank's total intact and no balance negative: transactions are
+    // atomic and none overwrote another's update.
+    if let Some(audit) = crate::bank::audit(&crate::bank::open(&db)?)? {
+        report.bank_audited = true;
+        report.bank_transfers = audit.transfers;
     }
     // Open may start compactions; the stray-file check needs them done.
     db.wait_for_compactions()?;

@@ -13,12 +13,14 @@
 //! each thread's knowledge of its own keys stays exact.
 //!
 //! Besides the default keyspace's keys, threads move tokens between two
-//! other keyspaces in batches across them (`moves.rs`), and flush any of
-//! the three.
+//! other keyspaces in batches across them (`moves.rs`), transfer money
+//! between the accounts of a fourth in synced transactions (`bank.rs`),
+//! and flush any of them.
 //!
 //! No write uses `disable_wal`: the crash test's verifier relies on every
 //! sequence number being logged (`write_log.rs`).
 
+use crate::bank;
 use crate::expected::{AnyError, Pending, SharedState, Slot};
 use crate::moves;
 use crate::rng::Rng;
@@ -50,6 +52,8 @@ pub struct Workload {
     /// One operation in `delete_range_one_in` is a range or prefix delete
     /// (0: never).
     pub delete_range_one_in: u64,
+    /// One operation in `transfer_one_in` is a bank transfer (0: never).
+    pub transfer_one_in: u64,
     pub value_sizes: ValueSizes,
 }
 
@@ -70,6 +74,11 @@ pub struct Counters {
     pub flushes: AtomicU64,
     pub compactions: AtomicU64,
     pub moves: AtomicU64,
+    /// Bank transfers committed, declined (too little money) and
+    /// conflicted.
+    pub transfers: AtomicU64,
+    pub transfers_declined: AtomicU64,
+    pub transfer_conflicts: AtomicU64,
     pub range_deletes: AtomicU64,
     pub prefix_deletes: AtomicU64,
     /// Keys the range and prefix deletes covered, in all.
@@ -80,7 +89,7 @@ impl Counters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} range_deletes={} prefix_deletes={} range_deleted_keys={}",
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} transfers={} transfers_declined={} transfer_conflicts={} range_deletes={} prefix_deletes={} range_deleted_keys={}",
             g(&self.puts),
             g(&self.deletes),
             g(&self.batches),
@@ -91,6 +100,9 @@ impl Counters {
             g(&self.flushes),
             g(&self.compactions),
             g(&self.moves),
+            g(&self.transfers),
+            g(&self.transfers_declined),
+            g(&self.transfer_conflicts),
             g(&self.range_deletes),
             g(&self.prefix_deletes),
             g(&self.range_deleted_keys)
@@ -105,11 +117,14 @@ pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<C
     let first_write = Arc::new(AtomicBool::new(false));
     let move_keyspaces = moves::open(db)?;
     let tokens = moves::place(db, &move_keyspaces)?;
+    let bank = bank::open(db)?;
+    bank::open_accounts(db, &bank)?;
     let keys_lock = Arc::new(RwLock::new(()));
     let handles: Vec<_> = (0..w.threads)
         .map(|t| {
             let mut worker = Worker {
                 move_keyspaces: move_keyspaces.clone(),
+                bank: bank.clone(),
                 tokens: (0..moves::TOKENS)
                     .filter(|j| j % w.threads == t)
                     .map(|j| (j, tokens[j as usize]))
@@ -158,6 +173,8 @@ struct Worker {
     /// Set by the first write acknowledged, by any thread.
     first_write: Arc<AtomicBool>,
     move_keyspaces: [Keyspace; 2],
+    /// The bank's keyspace: every thread transfers between any accounts.
+    bank: Keyspace,
     /// This thread's tokens: number, keyspace and moves so far.
     tokens: Vec<(u32, (usize, u64))>,
     /// Held for reading by every operation on the keys and their expected
@@ -183,9 +200,10 @@ impl Worker {
             done += 1;
             let choice = self.rng.below(100);
             if self.w.flush_one_in > 0 && self.rng.one_in(self.w.flush_one_in) {
-                match self.rng.below(3) {
+                match self.rng.below(4) {
                     0 => self.db.flush()?,
-                    n => self.move_keyspaces[n as usize - 1].flush()?,
+                    1 => self.bank.flush()?,
+                    n => self.move_keyspaces[n as usize - 2].flush()?,
                 }
                 self.counters.flushes.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -204,6 +222,10 @@ impl Worker {
                 let sync = self.rng.one_in(self.w.sync_one_in);
                 self.tokens[n].1 = moves::move_token(&self.db, &self.move_keyspaces, j, at, sync)?;
                 self.counters.moves.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if self.w.transfer_one_in > 0 && self.rng.one_in(self.w.transfer_one_in) {
+                self.transfer()?;
                 continue;
             }
             let keys_lock = Arc::clone(&self.keys_lock);
@@ -225,6 +247,26 @@ impl Worker {
                 _ => self.snapshot_read()?,
             }
         }
+        Ok(())
+    }
+
+    /// A transfer between two random accounts, at a random isolation
+    /// level, committed with `sync`.
+    fn transfer(&mut self) -> Result<(), AnyError> {
+        let from = self.rng.below(u64::from(bank::ACCOUNTS)) as u32;
+        let to = (from + 1 + self.rng.below(u64::from(bank::ACCOUNTS) - 1) as u32) % bank::ACCOUNTS;
+        let amount = 1 + self.rng.below(200) as i64;
+        let isolation = if self.rng.one_in(2) {
+            strata::Isolation::Serializable
+        } else {
+            strata::Isolation::Snapshot
+        };
+        let counter = match bank::transfer(&self.db, &self.bank, from, to, amount, isolation)? {
+            bank::Transfer::Committed => &self.counters.transfers,
+            bank::Transfer::Declined => &self.counters.transfers_declined,
+            bank::Transfer::Conflict => &self.counters.transfer_conflicts,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

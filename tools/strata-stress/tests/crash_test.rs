@@ -7,7 +7,8 @@
 //! of writes, then that the reopened database holds exactly that logged
 //! prefix and every acknowledged write (sync or not: a killed process loses
 //! nothing the OS already has), with range scans and batch atomicity, and
-//! repeats. See docs/testing.md.
+//! a bank of accounts that transactions transfer between keeps its total
+//! with no balance negative, and repeats. See docs/testing.md.
 //!
 //! `CRASH_TEST_CYCLES` (default 50) sets the number of kill cycles and
 //! `CRASH_TEST_SEED` the seed (default: from the clock, printed, so a
@@ -79,6 +80,10 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
     assert!(field("logged_keys_applied") > 0, "{summary}");
     // Range deletes reached the logs, and each was checked applied.
     assert!(field("logged_range_deletes_applied") > 0, "{summary}");
+    // The bank was audited after kills (total intact, no balance
+    // negative), and transfers committed in transactions survived them.
+    assert!(field("bank_audits") > 0, "{summary}");
+    assert!(field("bank_transfers") > 0, "{summary}");
 }
 
 /// The stress tool's own checks: a run against a fresh directory, then
@@ -125,6 +130,10 @@ fn stress_run_then_verify_only() {
         String::from_utf8_lossy(&verify.stderr)
     );
     assert!(stdout.contains("verify ok: keys=500"), "{stdout}");
+    // The run's transfers were audited: the bank's total intact.
+    assert!(stdout.contains(" bank_audited=1 "), "{stdout}");
+    let run_line = String::from_utf8_lossy(&run.stdout);
+    assert!(!run_line.contains(" transfers=0 "), "{run_line}");
 
     // A value the expected state does not allow must fail verification.
     {

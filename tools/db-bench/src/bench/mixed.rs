@@ -5,8 +5,8 @@
 //! (read-modify-write of one key per set in an optimistic transaction).
 
 use super::{read, seek, write, Ctx, OpBudget, ThreadState};
-use crate::engine::Engine;
-use crate::error::Result;
+use crate::engine::{parse_counter, Engine, Scan, ScanStart};
+use crate::error::{BenchError, Result};
 use crate::keys::KeyBuf;
 use crate::stats::OpKind;
 use crate::values::ValueGen;
@@ -125,4 +125,57 @@ pub fn random_transaction<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> 
 /// 16 (RocksDB: the set's prefix before the key).
 pub fn transaction_key(set: u64, n: u64) -> Vec<u8> {
     format!("{:04}{n:016}", set + 1).into_bytes()
+}
+
+/// After randomtransaction (RocksDB's `RandomTransactionVerify`): every
+/// committed transaction added the same amount to one key of each set, so
+/// the sets' sums must agree; a lost or half-applied transaction shows as
+/// a set that differs. The line to print, or an error naming the sums.
+pub fn verify_transaction_sets<E: Engine>(db: &E, sets: u64) -> Result<String> {
+    let mut sums = vec![0u64; sets as usize];
+    let mut scan = db.scan(0, ScanStart::First)?;
+    while let Some((key, value)) = scan.next_entry()? {
+        let set = match transaction_set_of(key) {
+            Some(set) if set < sets => set,
+            _ => continue,
+        };
+        sums[set as usize] = sums[set as usize].wrapping_add(parse_counter(value));
+    }
+    if sums.iter().any(|&s| s != sums[0]) {
+        return Err(BenchError::new(format!(
+            "randomtransaction: the {sets} sets' sums differ ({sums:?}): \
+             a transaction was lost or applied in part"
+        )));
+    }
+    Ok(format!(
+        "randomtransaction verified: {sets} sets each sum to {}\n",
+        sums[0]
+    ))
+}
+
+/// The set of a [`transaction_key`], `None` for any other key.
+fn transaction_set_of(key: &[u8]) -> Option<u64> {
+    if key.len() != 20 || !key.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let set: u64 = std::str::from_utf8(&key[..4]).ok()?.parse().ok()?;
+    set.checked_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_key_names_its_set_and_nothing_else_does() {
+        assert_eq!(transaction_set_of(&transaction_key(0, 7)), Some(0));
+        assert_eq!(
+            transaction_set_of(&transaction_key(41, 9_999_999_999)),
+            Some(41)
+        );
+        assert_eq!(transaction_set_of(b"0000000000000000"), None);
+        assert_eq!(transaction_set_of(b"0000000000000000000x"), None);
+        // Set prefix 0000 is never written (sets count from 0001).
+        assert_eq!(transaction_set_of(b"00000000000000000001"), None);
+    }
 }

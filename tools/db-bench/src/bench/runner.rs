@@ -2,7 +2,7 @@
 //! `Benchmark::Run`: open (or destroy and reopen for fills), start the
 //! threads together, merge their statistics, print the result line.
 
-use super::{dispatch, expected_ops, maintenance, Ctx, FinishGuard, Shared, ThreadState};
+use super::{dispatch, expected_ops, maintenance, mixed, Ctx, FinishGuard, Shared, ThreadState};
 use crate::compare::Row;
 use crate::dbdir;
 use crate::engine::{Engine, Property};
@@ -184,6 +184,12 @@ impl<E: Engine> Runner<'_, '_, E> {
         }
         if let Some(fin) = combined.report_final(&plan.name) {
             print(&fin);
+        }
+        if method == Method::RandomTransaction && E::TRANSACTIONS {
+            print(&mixed::verify_transaction_sets(
+                self.db()?,
+                flags.transaction_sets,
+            )?);
         }
         Ok(Some(Row {
             benchmark: plan.name.clone(),

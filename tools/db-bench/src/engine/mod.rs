@@ -211,6 +211,15 @@ pub trait Engine: Sized + Send + Sync {
     fn property(&self, p: Property) -> Option<String>;
 }
 
+/// The value of a randomtransaction counter: a decimal number, 0 if it is
+/// not one. Every engine's `increment_in_transaction` reads it so.
+pub fn parse_counter(value: &[u8]) -> u64 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The version of `crate_name` this binary was built with, from the
 /// workspace's `Cargo.lock` (so the header never goes stale).
 pub fn locked_version(crate_name: &str) -> Option<&'static str> {

@@ -1,18 +1,40 @@
 //! RocksDB (through the `rocksdb` crate) behind the [`Engine`] trait.
 //! Built only with `--features rocksdb`.
 
-use super::{Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, WriteOpts};
+use super::{
+    parse_counter, Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, WriteOpts,
+};
 use crate::error::{BenchError, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor,
-    CompactOptions, DBCompressionType, DBRawIterator, MergeOperands, Options, ReadOptions,
-    WaitForCompactOptions, WriteBatch, WriteOptions, DB,
+    CompactOptions, DBCompressionType, DBRawIterator, DBRawIteratorWithThreadMode, ErrorKind,
+    MergeOperands, OptimisticTransactionDB, OptimisticTransactionOptions, Options, ReadOptions,
+    WaitForCompactOptions, WriteBatch, WriteBatchWithTransaction, WriteOptions, DB,
 };
 use std::path::Path;
 
+/// The database as opened: plain, or (`--optimistic_transaction_db`, as
+/// db_bench) an `OptimisticTransactionDB`, whose plain reads and writes go
+/// to its base DB as db_bench's do.
+enum Handle {
+    Plain(DB),
+    Optimistic(OptimisticTransactionDB),
+}
+
+/// `$body` with `$db` bound to whichever database is open: the two are
+/// different types sharing most methods (the crate's `DBCommon`).
+macro_rules! with_db {
+    ($handle:expr, $db:ident => $body:expr) => {
+        match $handle {
+            Handle::Plain($db) => $body,
+            Handle::Optimistic($db) => $body,
+        }
+    };
+}
+
 pub struct RocksEngine {
-    db: DB,
+    db: Handle,
     /// The column family names of `--num_column_families`, by index
     /// (index 0, "default", is reached without a handle). The handle is
     /// looked up by name per operation: the crate's `ColumnFamily` is
@@ -25,6 +47,8 @@ pub struct RocksEngine {
     sync: WriteOptions,
     no_wal: WriteOptions,
     sync_no_wal: WriteOptions,
+    /// Reused by every transaction (RocksDB's defaults).
+    transaction_options: OptimisticTransactionOptions,
 }
 
 impl From<rocksdb::Error> for BenchError {
@@ -193,9 +217,42 @@ impl RocksEngine {
     #[inline]
     fn cf(&self, index: usize) -> Result<&ColumnFamily> {
         let name = &self.column_families[index];
-        self.db
-            .cf_handle(name)
+        with_db!(&self.db, db => db.cf_handle(name))
             .ok_or_else(|| BenchError::new(format!("rocksdb: no column family {name}")))
+    }
+
+    /// The `OptimisticTransactionDB`, which only `--optimistic_transaction_db`
+    /// opens.
+    fn optimistic(&self) -> Result<&OptimisticTransactionDB> {
+        match &self.db {
+            Handle::Optimistic(db) => Ok(db),
+            Handle::Plain(_) => Err(BenchError::new(
+                "rocksdb: transactions need --optimistic_transaction_db \
+                 (db_bench opens an OptimisticTransactionDB only then)",
+            )),
+        }
+    }
+
+    /// `batch` for `OptimisticTransactionDB::Write`, which takes no range
+    /// deletes.
+    fn transaction_batch(&self, batch: &Batch) -> Result<WriteBatchWithTransaction<true>> {
+        let mut b = WriteBatchWithTransaction::<true>::default();
+        for (keyspace, k, op) in batch.iter() {
+            match (keyspace, op) {
+                (0, Op::Put(v)) => b.put(k, v),
+                (0, Op::Delete) => b.delete(k),
+                (0, Op::Merge(v)) => b.merge(k, v),
+                (i, Op::Put(v)) => b.put_cf(self.cf(i)?, k, v),
+                (i, Op::Delete) => b.delete_cf(self.cf(i)?, k),
+                (i, Op::Merge(v)) => b.merge_cf(self.cf(i)?, k, v),
+                (_, Op::DeleteRange(_)) => {
+                    return Err(BenchError::new(
+                        "rocksdb: an OptimisticTransactionDB's batch holds no range delete",
+                    ))
+                }
+            }
+        }
+        Ok(b)
     }
 
     #[inline]
@@ -264,8 +321,16 @@ impl Engine for RocksEngine {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, options.clone()))
             .collect();
-        let db = DB::open_cf_descriptors(&options, path, descriptors)
-            .map_err(|e| BenchError::new(format!("rocksdb: open {}: {e}", path.display())))?;
+        let failed =
+            |e: rocksdb::Error| BenchError::new(format!("rocksdb: open {}: {e}", path.display()));
+        let db = if flags.optimistic_transaction_db {
+            Handle::Optimistic(
+                OptimisticTransactionDB::open_cf_descriptors(&options, path, descriptors)
+                    .map_err(failed)?,
+            )
+        } else {
+            Handle::Plain(DB::open_cf_descriptors(&options, path, descriptors).map_err(failed)?)
+        };
         Ok(RocksEngine {
             db,
             column_families,
@@ -274,6 +339,7 @@ impl Engine for RocksEngine {
             sync: write_options(true, false),
             no_wal: write_options(false, true),
             sync_no_wal: write_options(true, true),
+            transaction_options: OptimisticTransactionOptions::default(),
         })
     }
 
@@ -281,8 +347,8 @@ impl Engine for RocksEngine {
     fn put(&self, keyspace: usize, key: &[u8], value: &[u8], w: WriteOpts) -> Result<()> {
         let w = self.write_opts(w);
         Ok(match keyspace {
-            0 => self.db.put_opt(key, value, w),
-            i => self.db.put_cf_opt(self.cf(i)?, key, value, w),
+            0 => with_db!(&self.db, db => db.put_opt(key, value, w)),
+            i => with_db!(&self.db, db => db.put_cf_opt(self.cf(i)?, key, value, w)),
         }?)
     }
 
@@ -290,8 +356,8 @@ impl Engine for RocksEngine {
     fn delete(&self, keyspace: usize, key: &[u8], w: WriteOpts) -> Result<()> {
         let w = self.write_opts(w);
         Ok(match keyspace {
-            0 => self.db.delete_opt(key, w),
-            i => self.db.delete_cf_opt(self.cf(i)?, key, w),
+            0 => with_db!(&self.db, db => db.delete_opt(key, w)),
+            i => with_db!(&self.db, db => db.delete_cf_opt(self.cf(i)?, key, w)),
         }?)
     }
 
@@ -299,19 +365,57 @@ impl Engine for RocksEngine {
     fn merge(&self, keyspace: usize, key: &[u8], operand: &[u8], w: WriteOpts) -> Result<()> {
         let w = self.write_opts(w);
         Ok(match keyspace {
-            0 => self.db.merge_opt(key, operand, w),
-            i => self.db.merge_cf_opt(self.cf(i)?, key, operand, w),
+            0 => with_db!(&self.db, db => db.merge_opt(key, operand, w)),
+            i => with_db!(&self.db, db => db.merge_cf_opt(self.cf(i)?, key, operand, w)),
         }?)
     }
 
     fn delete_range(&self, keyspace: usize, start: &[u8], end: &[u8], w: WriteOpts) -> Result<()> {
         let w = self.write_opts(w);
-        Ok(self
-            .db
-            .delete_range_cf_opt(self.cf(keyspace)?, start, end, w)?)
+        let cf = self.cf(keyspace)?;
+        Ok(with_db!(&self.db, db => db.delete_range_cf_opt(cf, start, end, w))?)
+    }
+
+    const TRANSACTIONS: bool = true;
+
+    fn write_in_transaction(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
+        let db = self.optimistic()?;
+        // `OptimisticTransactionDB::Write`: the batch committed as one
+        // transaction (db_bench's writes with `--optimistic_transaction_db`).
+        let b = self.transaction_batch(batch)?;
+        Ok(db.write_opt(b, self.write_opts(w))?)
+    }
+
+    fn increment_in_transaction(&self, keys: &[Vec<u8>], delta: u64, w: WriteOpts) -> Result<bool> {
+        let db = self.optimistic()?;
+        // As db_bench's `RandomTransactionInserter`: no snapshot set, so
+        // each key is validated from when `GetForUpdate` read it.
+        let tx = db.transaction_opt(self.write_opts(w), &self.transaction_options);
+        for k in keys {
+            let now = match tx.get_pinned_for_update_opt(k, true, &self.read)? {
+                Some(v) => parse_counter(&v),
+                None => 0,
+            };
+            tx.put(k, (now + delta).to_string())?;
+        }
+        match tx.commit() {
+            Ok(()) => Ok(true),
+            // Busy: a key was written after it was read; TryAgain: the
+            // memtables no longer reach back to the read (RocksDB cannot
+            // tell). db_bench counts both as a failed transaction and
+            // goes on.
+            Err(e) if matches!(e.kind(), ErrorKind::Busy | ErrorKind::TryAgain) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn write(&self, batch: &Batch, w: WriteOpts) -> Result<()> {
+        let db = match &self.db {
+            Handle::Plain(db) => db,
+            // The crate writes an `OptimisticTransactionDB`'s batches only
+            // through `OptimisticTransactionDB::Write`.
+            Handle::Optimistic(_) => return self.write_in_transaction(batch, w),
+        };
         let mut b = WriteBatch::default();
         for (keyspace, k, op) in batch.iter() {
             match (keyspace, op) {
@@ -325,22 +429,24 @@ impl Engine for RocksEngine {
                 (i, Op::DeleteRange(end)) => b.delete_range_cf(self.cf(i)?, k, end),
             }
         }
-        Ok(self.db.write_opt(b, self.write_opts(w))?)
+        Ok(db.write_opt(b, self.write_opts(w))?)
     }
 
     #[inline]
     fn get(&self, keyspace: usize, key: &[u8]) -> Result<Option<usize>> {
         let value = match keyspace {
-            0 => self.db.get_pinned_opt(key, &self.read),
-            i => self.db.get_pinned_cf_opt(self.cf(i)?, key, &self.read),
+            0 => with_db!(&self.db, db => db.get_pinned_opt(key, &self.read)),
+            i => with_db!(&self.db, db => db.get_pinned_cf_opt(self.cf(i)?, key, &self.read)),
         }?;
         Ok(value.map(|v| v.len()))
     }
 
     fn scan(&self, keyspace: usize, start: ScanStart<'_>) -> Result<RocksScan<'_>> {
-        let mut iter = match keyspace {
-            0 => self.db.raw_iterator(),
-            i => self.db.raw_iterator_cf(self.cf(i)?),
+        let mut iter = match (&self.db, keyspace) {
+            (Handle::Plain(db), 0) => RawIter::Plain(db.raw_iterator()),
+            (Handle::Plain(db), i) => RawIter::Plain(db.raw_iterator_cf(self.cf(i)?)),
+            (Handle::Optimistic(db), 0) => RawIter::Optimistic(db.raw_iterator()),
+            (Handle::Optimistic(db), i) => RawIter::Optimistic(db.raw_iterator_cf(self.cf(i)?)),
         };
         let reverse = matches!(start, ScanStart::Last);
         match start {
@@ -356,9 +462,9 @@ impl Engine for RocksEngine {
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        with_db!(&self.db, db => db.flush())?;
         for i in 1..self.column_families.len() {
-            self.db.flush_cf(self.cf(i)?)?;
+            with_db!(&self.db, db => db.flush_cf(self.cf(i)?))?;
         }
         Ok(())
     }
@@ -366,10 +472,10 @@ impl Engine for RocksEngine {
     fn compact(&self) -> Result<bool> {
         let mut opts = CompactOptions::default();
         opts.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
-        self.db.compact_range_opt::<&[u8], &[u8]>(None, None, &opts);
+        with_db!(&self.db, db => db.compact_range_opt::<&[u8], &[u8]>(None, None, &opts));
         for i in 1..self.column_families.len() {
-            self.db
-                .compact_range_cf_opt::<&[u8], &[u8]>(self.cf(i)?, None, None, &opts);
+            let cf = self.cf(i)?;
+            with_db!(&self.db, db => db.compact_range_cf_opt::<&[u8], &[u8]>(cf, None, None, &opts));
         }
         Ok(true)
     }
@@ -377,7 +483,7 @@ impl Engine for RocksEngine {
     fn wait_for_compactions(&self) -> Result<()> {
         let mut opts = WaitForCompactOptions::default();
         opts.set_flush(true);
-        Ok(self.db.wait_for_compact(&opts)?)
+        Ok(with_db!(&self.db, db => db.wait_for_compact(&opts))?)
     }
 
     fn verify_checksums(&self) -> Result<bool> {
@@ -391,12 +497,56 @@ impl Engine for RocksEngine {
             Property::SsTables => "rocksdb.sstables",
             Property::Statistics => "rocksdb.options-statistics",
         };
-        self.db.property_value(name).ok().flatten()
+        with_db!(&self.db, db => db.property_value(name))
+            .ok()
+            .flatten()
+    }
+}
+
+/// A raw iterator over whichever database is open.
+enum RawIter<'a> {
+    Plain(DBRawIterator<'a>),
+    Optimistic(DBRawIteratorWithThreadMode<'a, OptimisticTransactionDB>),
+}
+
+macro_rules! with_iter {
+    ($iter:expr, $it:ident => $body:expr) => {
+        match $iter {
+            RawIter::Plain($it) => $body,
+            RawIter::Optimistic($it) => $body,
+        }
+    };
+}
+
+impl RawIter<'_> {
+    fn seek_to_first(&mut self) {
+        with_iter!(self, it => it.seek_to_first())
+    }
+    fn seek_to_last(&mut self) {
+        with_iter!(self, it => it.seek_to_last())
+    }
+    fn seek(&mut self, key: &[u8]) {
+        with_iter!(self, it => it.seek(key))
+    }
+    fn next(&mut self) {
+        with_iter!(self, it => it.next())
+    }
+    fn prev(&mut self) {
+        with_iter!(self, it => it.prev())
+    }
+    fn valid(&self) -> bool {
+        with_iter!(self, it => it.valid())
+    }
+    fn status(&self) -> std::result::Result<(), rocksdb::Error> {
+        with_iter!(self, it => it.status())
+    }
+    fn entry(&self) -> Option<(&[u8], &[u8])> {
+        with_iter!(self, it => it.key().zip(it.value()))
     }
 }
 
 pub struct RocksScan<'a> {
-    iter: DBRawIterator<'a>,
+    iter: RawIter<'a>,
     reverse: bool,
     positioned: bool,
 }
@@ -415,6 +565,6 @@ impl Scan for RocksScan<'_> {
             self.iter.status()?;
             return Ok(None);
         }
-        Ok(self.iter.key().zip(self.iter.value()))
+        Ok(self.iter.entry())
     }
 }

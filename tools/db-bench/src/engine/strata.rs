@@ -1,6 +1,8 @@
 //! strata behind the [`Engine`] trait.
 
-use super::{Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, WriteOpts};
+use super::{
+    parse_counter, Batch, Engine, EngineKind, Mapping, Op, Property, Scan, ScanStart, WriteOpts,
+};
 use crate::error::{Context, Result};
 use crate::flags::{CompressionType, Flags, ZSTD_LEVEL};
 use std::path::Path;
@@ -256,10 +258,7 @@ impl Engine for StrataEngine {
         });
         for k in keys {
             let now = match tx.get_for_update(&self.default, k)? {
-                Some(v) => std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0),
+                Some(v) => parse_counter(&v),
                 None => 0,
             };
             tx.put(k, (now + delta).to_string())?;

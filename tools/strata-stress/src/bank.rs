@@ -1,0 +1,230 @@
+//! A bank in keyspace `bank`: the crash test's check that optimistic
+//! transactions are atomic and isolated through a kill -9.
+//!
+//! `ACCOUNTS` accounts start with `START` each, put in one synced batch by
+//! the first run. A transfer is one transaction, at snapshot isolation or
+//! serializable (drawn per transfer): it reads both accounts with
+//! `get_for_update`, declines if the source holds less than the amount,
+//! and otherwise writes both back and commits with `sync`. Any thread
+//! transfers between any two accounts, so transfers conflict; a conflict
+//! (`Error::Conflict`) writes nothing, and any other error fails the run.
+//!
+//! Each account's value is `balance:touches`, `touches` counting the
+//! transfers that changed it, so after a kill the audit checks that the
+//! total is intact, that no balance is negative, and that the touches sum
+//! to an even number (every transfer touched two accounts); half the sum
+//! is the transfers that survived, the crash test's sign of progress.
+
+use crate::expected::AnyError;
+use strata::{Db, Error, Isolation, Keyspace, TransactionOptions, WriteBatch, WriteOptions};
+
+pub const ACCOUNTS: u32 = 100;
+pub const START: i64 = 1000;
+pub const KEYSPACE: &str = "bank";
+
+pub fn account_key(i: u32) -> Vec<u8> {
+    format!("account{i:05}").into_bytes()
+}
+
+fn account_value(balance: i64, touches: u64) -> Vec<u8> {
+    format!("{balance}:{touches}").into_bytes()
+}
+
+/// An account's balance and touches, or an error naming it.
+fn parse_account(i: u32, value: &[u8]) -> Result<(i64, u64), AnyError> {
+    let text = String::from_utf8_lossy(value);
+    text.split_once(':')
+        .and_then(|(b, t)| Some((b.parse().ok()?, t.parse().ok()?)))
+        .ok_or_else(|| format!("account {i} holds a foreign value {text:?}").into())
+}
+
+/// The bank's keyspace, created on first use.
+pub fn open(db: &Db) -> Result<Keyspace, AnyError> {
+    Ok(db.keyspace(KEYSPACE)?)
+}
+
+/// What an audit found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Audit {
+    pub total: i64,
+    /// Transfers that changed the accounts, in all.
+    pub transfers: u64,
+}
+
+/// Audit the accounts as they are now: `None` if the first batch never
+/// made it (no account exists); an error if only some accounts exist, a
+/// balance is negative, the total is not `ACCOUNTS * START`, or the
+/// touches are odd (half a transfer).
+pub fn audit(ks: &Keyspace) -> Result<Option<Audit>, AnyError> {
+    let mut total = 0i64;
+    let mut touches = 0u64;
+    let mut present = 0u32;
+    for i in 0..ACCOUNTS {
+        let Some(value) = ks.get(account_key(i))? else {
+            continue;
+        };
+        present += 1;
+        let (balance, t) = parse_account(i, &value)?;
+        if balance < 0 {
+            return Err(format!("account {i} holds a negative balance {balance}").into());
+        }
+        total += balance;
+        touches += t;
+    }
+    if present == 0 {
+        return Ok(None);
+    }
+    if present != ACCOUNTS {
+        return Err(
+            format!("{present} of {ACCOUNTS} accounts exist: the opening batch was torn").into(),
+        );
+    }
+    let expected = i64::from(ACCOUNTS) * START;
+    if total != expected {
+        return Err(format!(
+            "the bank's total is {total}, not {expected}: a transfer was lost in part or \
+             two transfers overwrote each other"
+        )
+        .into());
+    }
+    if !touches.is_multiple_of(2) {
+        return Err(format!(
+            "the accounts were touched {touches} times, an odd number: half a transfer survived"
+        )
+        .into());
+    }
+    Ok(Some(Audit {
+        total,
+        transfers: touches / 2,
+    }))
+}
+
+/// Open the accounts in one synced batch, unless they are open.
+pub fn open_accounts(db: &Db, ks: &Keyspace) -> Result<(), AnyError> {
+    if audit(ks)?.is_some() {
+        return Ok(());
+    }
+    let mut batch = WriteBatch::new();
+    for i in 0..ACCOUNTS {
+        batch.put_in(ks, account_key(i), account_value(START, 0));
+    }
+    db.write_opt(
+        batch,
+        &WriteOptions {
+            sync: true,
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    Committed,
+    /// The source held less than the amount: nothing written.
+    Declined,
+    /// Another commit wrote an account after this transaction's snapshot.
+    Conflict,
+}
+
+/// Move `amount` from account `from` to account `to` in one synced
+/// transaction.
+pub fn transfer(
+    db: &Db,
+    ks: &Keyspace,
+    from: u32,
+    to: u32,
+    amount: i64,
+    isolation: Isolation,
+) -> Result<Transfer, AnyError> {
+    let mut tx = db.transaction_with(TransactionOptions {
+        isolation,
+        write_options: WriteOptions {
+            sync: true,
+            ..Default::default()
+        },
+        ..TransactionOptions::default()
+    });
+    let read = |tx: &mut strata::Transaction, i: u32| -> Result<(i64, u64), AnyError> {
+        let value = tx
+            .get_for_update(ks, account_key(i))?
+            .ok_or_else(|| format!("account {i} is missing inside a transfer"))?;
+        let (balance, touches) = parse_account(i, &value)?;
+        if balance < 0 {
+            return Err(format!("a transfer read account {i}'s balance as {balance}").into());
+        }
+        Ok((balance, touches))
+    };
+    let (from_balance, from_touches) = read(&mut tx, from)?;
+    let (to_balance, to_touches) = read(&mut tx, to)?;
+    if from_balance < amount {
+        tx.rollback();
+        return Ok(Transfer::Declined);
+    }
+    tx.put_in(
+        ks,
+        account_key(from),
+        account_value(from_balance - amount, from_touches + 1),
+    )?;
+    tx.put_in(
+        ks,
+        account_key(to),
+        account_value(to_balance + amount, to_touches + 1),
+    )?;
+    match tx.commit() {
+        Ok(()) => Ok(Transfer::Committed),
+        Err(Error::Conflict { .. }) => Ok(Transfer::Conflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_refuses_a_changed_total_a_negative_balance_and_half_a_transfer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        let ks = open(&db).unwrap();
+        assert_eq!(audit(&ks).unwrap(), None, "nothing opened yet");
+        open_accounts(&db, &ks).unwrap();
+        let t = transfer(&db, &ks, 3, 7, 40, Isolation::Serializable).unwrap();
+        assert_eq!(t, Transfer::Committed);
+        let t = transfer(&db, &ks, 3, 7, START, Isolation::Snapshot).unwrap();
+        assert_eq!(t, Transfer::Declined, "account 3 holds START - 40");
+        let found = audit(&ks).unwrap().unwrap();
+        assert_eq!(found.total, i64::from(ACCOUNTS) * START);
+        assert_eq!(found.transfers, 1);
+
+        // Half a transfer: the debit without the credit.
+        ks.put(account_key(3), account_value(START - 80, 2))
+            .unwrap();
+        let e = audit(&ks).unwrap_err().to_string();
+        assert!(e.contains("total is"), "{e}");
+        // The total restored, but a touch counted once: half a transfer.
+        ks.put(account_key(3), account_value(START - 40, 2))
+            .unwrap();
+        let e = audit(&ks).unwrap_err().to_string();
+        assert!(e.contains("odd number"), "{e}");
+        // A negative balance, the total kept.
+        ks.put(account_key(3), account_value(-10, 1)).unwrap();
+        ks.put(
+            account_key(7),
+            account_value(START + 40 + START - 40 + 10, 1),
+        )
+        .unwrap();
+        let e = audit(&ks).unwrap_err().to_string();
+        assert!(e.contains("negative balance -10"), "{e}");
+        // A missing account.
+        ks.put(account_key(3), account_value(START - 40, 1))
+            .unwrap();
+        ks.put(account_key(7), account_value(START + 40, 1))
+            .unwrap();
+        assert!(audit(&ks).unwrap().is_some());
+        ks.delete(account_key(50)).unwrap();
+        let e = audit(&ks).unwrap_err().to_string();
+        assert!(e.contains("99 of 100 accounts"), "{e}");
+    }
+}
