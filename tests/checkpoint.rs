@@ -405,3 +405,32 @@ fn a_finished_checkpoint_survives_a_power_loss() {
         assert!(contents(&copy) == expected, "{mode:?}");
     }
 }
+
+#[test]
+fn a_failed_checkpoint_removes_its_staging_directory_and_can_be_retried() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    db.keyspace(KEYSPACE).unwrap();
+    for i in 0..3000u32 {
+        db.put(format!("k{i:05}"), format!("v{i}")).unwrap();
+    }
+    // The MANIFEST is written into the staging directory after the
+    // tables are linked and the WALs copied: fail its creation.
+    fs.add_fault(strata::fs::FaultPlan {
+        op: Some(strata::fs::FsOp::Create),
+        path_contains: Some("/copy.tmp/MANIFEST".into()),
+        skip: 0,
+        count: 1,
+    });
+    match db.checkpoint("/copy") {
+        Err(Error::Io { path, .. }) => assert!(path.starts_with("/copy.tmp"), "{path:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !fs.exists(Path::new("/copy.tmp")),
+        "the staging directory is gone"
+    );
+    assert!(!fs.exists(Path::new("/copy")));
+    let info = db.checkpoint_with("/copy", &with_snapshot()).unwrap();
+    assert_copy_equals_snapshot(&db, &info, Path::new("/copy"), mem_options(&fs));
+}

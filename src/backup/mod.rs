@@ -147,9 +147,13 @@ impl BackupEngine {
             .map_err(|e| Error::io("create directory", &private, e))?;
         let mut files = Vec::with_capacity(capture.files.len());
         let mut copied_bytes = 0u64;
+        let shared: BTreeSet<String> = self
+            .list_dir(&self.dir.join("shared"))?
+            .into_iter()
+            .collect();
         for file in &capture.files {
             let (kept, copied) = match file.table_number() {
-                Some(number) => self.keep_table(source_fs, file, number)?,
+                Some(number) => self.keep_table(source_fs, file, number, &shared)?,
                 None => {
                     let stored = format!("private/{id}/{}", file.name);
                     let crc32 = self.copy_in(source_fs, file, &self.dir.join(&stored))?;
@@ -302,21 +306,23 @@ impl BackupEngine {
         self.fs.list(dir).map_err(|e| Error::io("list", dir, e))
     }
 
-    /// Keep table `file` in `shared/`: reuse the file kept under its
-    /// number, checksum and size if there is one (reading the source to
-    /// learn its checksum), else copy it. Returns whether it was copied.
+    /// Keep table `file` in `shared/` (whose names are `shared`): reuse
+    /// the file kept under its number, checksum and size if there is one
+    /// (reading the source to learn its checksum), else copy it. Returns
+    /// whether it was copied.
     fn keep_table(
         &self,
         source_fs: &dyn FileSystem,
         file: &CapturedFile,
         number: u64,
+        shared: &BTreeSet<String>,
     ) -> Result<(BackupFile, bool)> {
         let prefix = format!("{number:06}_");
         let suffix = format!("_{}.sst", file.len);
-        let candidates: Vec<String> = self
-            .list_dir(&self.dir.join("shared"))?
-            .into_iter()
-            .filter(|n| n.starts_with(&prefix) && n.ends_with(&suffix))
+        let candidates: Vec<&String> = shared
+            .range(prefix.clone()..)
+            .take_while(|n| n.starts_with(&prefix))
+            .filter(|n| n.ends_with(&suffix))
             .collect();
         if !candidates.is_empty() {
             let mut hasher = crc32fast::Hasher::new();

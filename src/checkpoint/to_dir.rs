@@ -42,11 +42,39 @@ pub(crate) fn check_target(fs: &dyn FileSystem, dir: &Path) -> Result<PathBuf> {
 }
 
 /// Write `files` into `dir` (which must not exist), through a staging
-/// directory. Returns how many tables were linked rather than copied.
+/// directory. Returns how many tables were linked rather than copied. On
+/// failure the staging directory is removed again (best effort), so a
+/// failed checkpoint can be retried.
 pub(crate) fn write_dir(fs: &dyn FileSystem, files: &[CapturedFile], dir: &Path) -> Result<usize> {
     let staging = check_target(fs, dir)?;
     fs.create_dir_all(&staging)
         .map_err(|e| Error::io("create directory", &staging, e))?;
+    let staged = stage(fs, files, &staging).and_then(|linked| {
+        fs.rename(&staging, dir)
+            .map_err(|e| Error::io("rename", &staging, e))?;
+        Ok(linked)
+    });
+    let linked = match staged {
+        Ok(linked) => linked,
+        Err(e) => {
+            for name in fs.list(&staging).unwrap_or_default() {
+                let _ = fs.remove(&staging.join(name));
+            }
+            let _ = fs.remove_dir(&staging);
+            return Err(e);
+        }
+    };
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs.sync_dir(parent)
+        .map_err(|e| Error::io("sync directory", parent, e))?;
+    Ok(linked)
+}
+
+/// Write every file into `staging`, synced, and sync the directory.
+fn stage(fs: &dyn FileSystem, files: &[CapturedFile], staging: &Path) -> Result<usize> {
     let mut linked = 0;
     for file in files {
         let to = staging.join(&file.name);
@@ -58,16 +86,8 @@ pub(crate) fn write_dir(fs: &dyn FileSystem, files: &[CapturedFile], dir: &Path)
         }
         copy_file(fs, file, &to)?;
     }
-    fs.sync_dir(&staging)
-        .map_err(|e| Error::io("sync directory", &staging, e))?;
-    fs.rename(&staging, dir)
-        .map_err(|e| Error::io("rename", &staging, e))?;
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    fs.sync_dir(parent)
-        .map_err(|e| Error::io("sync directory", parent, e))?;
+    fs.sync_dir(staging)
+        .map_err(|e| Error::io("sync directory", staging, e))?;
     Ok(linked)
 }
 
