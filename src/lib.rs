@@ -33,8 +33,10 @@
 #![deny(unsafe_code)]
 
 mod background;
+mod backup;
 mod batch;
 mod cache;
+mod checkpoint;
 mod close;
 mod compaction;
 mod compaction_filter;
@@ -81,8 +83,12 @@ mod write;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use backup::{BackupEngine, BackupId, BackupInfo};
 pub use batch::{WriteBatch, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 pub use bytes::Bytes;
+pub use checkpoint::{
+    install_checkpoint, install_checkpoint_with, CheckpointInfo, CheckpointOptions,
+};
 pub use compaction_filter::{
     CompactionFilter, CompactionFilterContext, CompactionFilterFactory, FilterDecision,
 };

@@ -44,6 +44,15 @@ impl Snapshot {
         Snapshot { inner, seq }
     }
 
+    /// A snapshot at `seq`, which must be at or above the visible
+    /// sequence number with every write at or below it inserted (a
+    /// checkpoint takes one with writes stopped): registered before any
+    /// compaction could drop a version it reads.
+    pub(crate) fn at(inner: Arc<DbInner>, seq: SeqNo) -> Self {
+        let seq = inner.snapshots.acquire(|| seq);
+        Snapshot { inner, seq }
+    }
+
     /// The sequence number the snapshot reads at.
     pub fn sequence(&self) -> SeqNo {
         self.seq

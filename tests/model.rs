@@ -84,6 +84,10 @@ enum Op {
     WaitForCompactions,
     DropKeyspace(u8),
     Reopen,
+    /// A checkpoint (through the stream with `true`, else to a
+    /// directory), opened beside the database: every keyspace in it
+    /// holds exactly what the model does.
+    Checkpoint(bool),
     /// A transaction: its steps (writes, reads and scans of its own view,
     /// savepoints), then, with `.1`, a plain put of the first key it wrote
     /// (which must make its commit a conflict), and a commit (`.2`) or a
@@ -274,6 +278,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::WaitForCompactions),
         1 => (1u8..4).prop_map(Op::DropKeyspace),
         1 => Just(Op::Reopen),
+        1 => any::<bool>().prop_map(Op::Checkpoint),
         3 => (proptest::collection::vec(tx_step(), 1..12), any::<bool>(), prop_oneof![4 => Just(true), 1 => Just(false)])
             .prop_map(|(steps, interfere, commit)| Op::Transaction(steps, interfere, commit)),
     ]
@@ -405,6 +410,35 @@ impl Harness {
     fn model(&mut self, i: u8) -> &mut Model {
         self.ks(i);
         self.models.get_mut(KEYSPACES[usize::from(i)]).unwrap()
+    }
+
+    /// Take a checkpoint, open it, and compare every keyspace in it with
+    /// the model (nothing writes meanwhile: it holds everything).
+    fn checkpoint(&mut self, stream: bool) -> Result<(), TestCaseError> {
+        let dir = (0..)
+            .map(|n| std::path::PathBuf::from(format!("/checkpoint{n}")))
+            .find(|d| !strata::fs::FileSystem::exists(&self.fs, d))
+            .unwrap();
+        if stream {
+            let mut bytes = Vec::new();
+            self.db().checkpoint_to_writer(&mut bytes).unwrap();
+            strata::install_checkpoint_with(&self.fs, &bytes[..], &dir).unwrap();
+        } else {
+            self.db().checkpoint(&dir).unwrap();
+        }
+        let options = clocked(merge_options(&self.fs), &self.clock);
+        let copy = Db::open(&dir, options).unwrap();
+        let names: Vec<String> = self.models.keys().map(|n| n.to_string()).collect();
+        let mut live = copy.keyspace_names();
+        live.sort();
+        prop_assert_eq!(live, names);
+        for (name, model) in &self.models {
+            let ks_options = merge_options(&self.fs).keyspace_options();
+            let got = collect(copy.keyspace_with(name, ks_options).unwrap().iter());
+            let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            prop_assert_eq!(got, want, "keyspace {} in checkpoint {:?}", name, dir);
+        }
+        Ok(())
     }
 
     fn reopen(&mut self) -> Result<(), TestCaseError> {
@@ -691,6 +725,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Reopen => h.reopen()?,
+            Op::Checkpoint(stream) => h.checkpoint(stream)?,
             Op::Transaction(steps, interfere, commit) => {
                 run_transaction(&mut h, steps, interfere, commit)?
             }

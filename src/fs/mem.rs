@@ -184,6 +184,52 @@ impl State {
     fn inode_of(&self, path: &Path) -> io::Result<u64> {
         self.live.get(path).copied().ok_or_else(|| not_found(path))
     }
+
+    /// Move directory `from`, and everything under it, to `to` (which must
+    /// not exist). A simplification: the move is durable at once, entries
+    /// under it included, as if the parent had been synced; only a
+    /// checkpoint's staging directory is renamed, after everything in it
+    /// was synced.
+    fn rename_dir(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.dirs.contains(to) || self.live.contains_key(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: exists", to.display()),
+            ));
+        }
+        let moved =
+            |p: &Path| -> Option<PathBuf> { p.strip_prefix(from).ok().map(|rest| to.join(rest)) };
+        let move_entries = |map: &mut BTreeMap<PathBuf, u64>| {
+            let under: Vec<PathBuf> = map
+                .keys()
+                .filter(|p| p.starts_with(from))
+                .cloned()
+                .collect();
+            for old in under {
+                if let (Some(id), Some(new)) = (map.remove(&old), moved(&old)) {
+                    map.insert(new, id);
+                }
+            }
+        };
+        move_entries(&mut self.live);
+        move_entries(&mut self.durable);
+        let dirs: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|p| p.starts_with(from))
+            .cloned()
+            .collect();
+        for old in dirs {
+            self.dirs.remove(&old);
+            if let Some(new) = moved(&old) {
+                self.dirs.insert(new);
+            }
+        }
+        for ancestor in to.ancestors() {
+            self.dirs.insert(ancestor.to_path_buf());
+        }
+        Ok(())
+    }
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -573,8 +619,29 @@ impl FileSystem for MemFileSystem {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check(FsOp::Rename, from)?;
+        if !st.live.contains_key(from) && st.dirs.contains(from) {
+            return st.rename_dir(from, to);
+        }
         let id = st.inode_of(from)?;
         st.live.remove(from);
+        st.live.insert(to.to_path_buf(), id);
+        Ok(())
+    }
+
+    /// A second directory entry for `from`'s inode, counted as a
+    /// [`FsOp::Create`] (it makes an entry): durable, like any entry, once
+    /// its directory is synced.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(FsOp::Create, to)?;
+        let id = st.inode_of(from)?;
+        if st.live.contains_key(to) || st.dirs.contains(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: file exists", to.display()),
+            ));
+        }
+        st.admit("link", to, Need::Entry)?;
         st.live.insert(to.to_path_buf(), id);
         Ok(())
     }
@@ -587,15 +654,35 @@ impl FileSystem for MemFileSystem {
         Ok(())
     }
 
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(FsOp::Remove, dir)?;
+        if !st.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let in_use = st.live.keys().any(|p| p.starts_with(dir))
+            || st.dirs.iter().any(|d| d != dir && d.starts_with(dir));
+        if in_use {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{}: directory not empty", dir.display()),
+            ));
+        }
+        st.dirs.remove(dir);
+        Ok(())
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut st = self.state.lock();
         st.check(FsOp::List, dir)?;
         if !st.dirs.contains(dir) {
             return Err(not_found(dir));
         }
+        // Files and subdirectories, as `read_dir` lists them.
         Ok(st
             .live
             .keys()
+            .chain(st.dirs.iter())
             .filter(|p| p.parent() == Some(dir))
             .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
             .collect())
@@ -877,6 +964,41 @@ mod tests {
         log.append(&[7; 100]).unwrap();
         let data = fs.read(&p("/d/1.log")).unwrap();
         assert!(data[..10_000].iter().all(|&b| b == 5) && data[10_000..10_100] == [7; 100]);
+    }
+
+    #[test]
+    fn a_hard_link_shares_the_bytes_and_outlives_the_first_name() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/a")).unwrap();
+        let mut f = fs.create(&p("/a/x")).unwrap();
+        f.append(b"hello").unwrap();
+        f.sync().unwrap();
+        fs.hard_link(&p("/a/x"), &p("/a/y")).unwrap();
+        let e = fs.hard_link(&p("/a/x"), &p("/a/y")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        fs.remove(&p("/a/x")).unwrap();
+        assert_eq!(&fs.read(&p("/a/y")).unwrap()[..], b"hello");
+        // The link is an entry like any other: durable once synced.
+        fs.sync_dir(&p("/a")).unwrap();
+        fs.power_loss(UnsyncedData::Drop);
+        assert_eq!(&fs.read(&p("/a/y")).unwrap()[..], b"hello");
+    }
+
+    #[test]
+    fn a_directory_renames_with_its_files_and_removes_only_when_empty() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/s/sub")).unwrap();
+        fs.write_durable(&p("/s/f"), b"1");
+        fs.write_durable(&p("/s/sub/g"), b"2");
+        assert_eq!(fs.list(&p("/s")).unwrap(), ["f", "sub"]);
+        fs.rename(&p("/s"), &p("/t")).unwrap();
+        assert!(!fs.exists(&p("/s")) && !fs.exists(&p("/s/f")));
+        assert_eq!(&fs.read(&p("/t/sub/g")).unwrap()[..], b"2");
+        let e = fs.remove_dir(&p("/t/sub")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::DirectoryNotEmpty);
+        fs.remove(&p("/t/sub/g")).unwrap();
+        fs.remove_dir(&p("/t/sub")).unwrap();
+        assert_eq!(fs.list(&p("/t")).unwrap(), ["f"]);
     }
 
     #[test]

@@ -130,10 +130,33 @@ pub trait FileSystem: Send + Sync + 'static {
             self.read(path)?,
         )))
     }
-    /// Atomically replace `to` with `from`.
+    /// Atomically replace `to` with `from`. `from` may be a directory
+    /// (a checkpoint's staging directory), moved with everything in it;
+    /// `to` must then not exist.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Make `to` a second name of the file `from` (a hard link): what a
+    /// checkpoint or a backup uses to share an immutable table instead of
+    /// copying it. Fails with [`io::ErrorKind::AlreadyExists`] if `to`
+    /// exists. The default is [`io::ErrorKind::Unsupported`], and callers
+    /// then copy (as they do when the link crosses devices).
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "hard links are not supported by this filesystem",
+        ))
+    }
     /// Delete a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Delete an empty directory (a deleted backup's). The default is
+    /// [`io::ErrorKind::Unsupported`]; callers treat it as best effort.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let _ = dir;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "removing directories is not supported by this filesystem",
+        ))
+    }
     /// Names of the entries of a directory (not full paths), in no order.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Whether a file exists.

@@ -407,6 +407,52 @@ impl VersionSet {
     fn write_new_manifest(&mut self) -> Result<()> {
         let number = self.new_file_number()?;
         let path = manifest_path(&self.dir, number);
+        let records = self.snapshot_records();
+        let file = self
+            .fs
+            .create(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        let mut writer = strata_wal::Writer::new(file);
+        records
+            .iter()
+            .try_for_each(|record| writer.add_record(record).map(|_| ()))
+            .and_then(|_| writer.sync())
+            .map_err(|e| Error::io("write manifest", &path, e))?;
+        let temp_number = self.new_file_number()?;
+        set_current(&*self.fs, &self.dir, number, temp_number)?;
+        let old = std::mem::replace(&mut self.manifest_number, number);
+        self.manifest = Some(writer);
+        self.poisoned = false;
+        if old != 0 {
+            // Best effort: a leftover old manifest is removed on next open.
+            let _ = self.fs.remove(&manifest_path(&self.dir, old));
+        }
+        Ok(())
+    }
+
+    /// The live state for a checkpoint (`src/checkpoint/`): a manifest
+    /// number handed out for the copy's MANIFEST, the edits of a fresh
+    /// manifest describing every live keyspace (as a rollover writes
+    /// them, counters included), and the versions they name, which the
+    /// caller holds so no table they list is deleted before it is copied.
+    pub fn checkpoint_image(&mut self) -> Result<ManifestImage> {
+        let manifest_number = self.new_file_number()?;
+        Ok(ManifestImage {
+            manifest_number,
+            records: self.snapshot_records(),
+            versions: self
+                .keyspaces
+                .values()
+                .map(|ks| Arc::clone(&ks.current))
+                .collect(),
+            log_number: self.log_number(),
+        })
+    }
+
+    /// The edits of a manifest describing the whole current state: one
+    /// with the counters and the default keyspace, then one creating each
+    /// other keyspace with its tables.
+    fn snapshot_records(&self) -> Vec<Vec<u8>> {
         let mut records = Vec::new();
         for (&id, ks) in &self.keyspaces {
             let mut snapshot = VersionEdit {
@@ -432,27 +478,23 @@ impl VersionSet {
             snapshot.encode(&mut record);
             records.push(record);
         }
-        let file = self
-            .fs
-            .create(&path)
-            .map_err(|e| Error::io("create", &path, e))?;
-        let mut writer = strata_wal::Writer::new(file);
         records
-            .iter()
-            .try_for_each(|record| writer.add_record(record).map(|_| ()))
-            .and_then(|_| writer.sync())
-            .map_err(|e| Error::io("write manifest", &path, e))?;
-        let temp_number = self.new_file_number()?;
-        set_current(&*self.fs, &self.dir, number, temp_number)?;
-        let old = std::mem::replace(&mut self.manifest_number, number);
-        self.manifest = Some(writer);
-        self.poisoned = false;
-        if old != 0 {
-            // Best effort: a leftover old manifest is removed on next open.
-            let _ = self.fs.remove(&manifest_path(&self.dir, old));
-        }
-        Ok(())
     }
+}
+
+/// What [`VersionSet::checkpoint_image`] returns.
+pub(crate) struct ManifestImage {
+    /// The number the copy's MANIFEST takes (handed out by the source, so
+    /// below the next file number the records state).
+    pub manifest_number: u64,
+    /// The fresh manifest's edits, each one log record.
+    pub records: Vec<Vec<u8>>,
+    /// Every live keyspace's version: hold them until the tables are
+    /// copied.
+    pub versions: Vec<Arc<Version>>,
+    /// The smallest live keyspace log number: the WALs from it on hold
+    /// what the tables do not.
+    pub log_number: u64,
 }
 
 /// The version `edit` makes of `base` (empty for a drop). `added` holds

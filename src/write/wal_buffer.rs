@@ -522,6 +522,19 @@ impl WalBuffer {
         self.drain_locked(&mut d)
     }
 
+    /// Where the logged writes end, for a checkpoint: every retired WAL
+    /// is synced (so it is closed and cut to its records: its size is
+    /// final), everything pushed is written to the current file, and the
+    /// current WAL's number and length are returned. With writes stopped
+    /// (the caller leads the write queue), the WALs up to that length
+    /// hold every logged write sequenced so far, and nothing later.
+    pub fn written_end(&self) -> io::Result<(u64, u64)> {
+        self.sync_retired()?;
+        let mut d = self.lock_drain();
+        self.drain_locked(&mut d)?;
+        Ok((d.number, d.file.len()))
+    }
+
     /// Drain, then fsync. Everything pushed before the call is durable
     /// when it returns.
     pub fn sync_all(&self) -> io::Result<()> {

@@ -41,6 +41,7 @@ pub const KNOWN_BENCHMARKS: &[&str] = &[
     "levelstats",
     "sstables",
     "verifychecksum",
+    "checkpoint",
     "open",
     "crc32c",
     "compress",
@@ -73,6 +74,8 @@ pub enum Method {
     RandomTransaction,
     Compact,
     VerifyChecksum,
+    /// One checkpoint of the database (RocksDB's `Checkpoint`).
+    Checkpoint,
     Open,
     Crc32c,
     Compress,
@@ -226,6 +229,7 @@ impl Plan {
             "randomtransaction" => p.action = Action::Run(Method::RandomTransaction),
             "compact" => p.action = Action::Run(Method::Compact),
             "verifychecksum" => p.action = Action::Run(Method::VerifyChecksum),
+            "checkpoint" => p.action = Action::Run(Method::Checkpoint),
             "open" => {
                 p.action = Action::Run(Method::Open);
                 p.num = (flag_num / 10_000).max(1);
@@ -242,7 +246,9 @@ impl Plan {
         }
         if matches!(
             p.action,
-            Action::Run(Method::Compact | Method::VerifyChecksum | Method::Open)
+            Action::Run(
+                Method::Compact | Method::VerifyChecksum | Method::Checkpoint | Method::Open
+            )
         ) {
             p.threads = 1; // one database-wide operation, not one per thread
         }

@@ -125,6 +125,7 @@ fn every_benchmark_prints_a_rocksdb_result_line() {
         "updaterandom",
         "compact",
         "verifychecksum",
+        "checkpoint",
         "open",
         "crc32c",
         "compress",

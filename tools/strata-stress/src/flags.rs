@@ -38,6 +38,11 @@ pub struct StressFlags {
     /// between two accounts of keyspace `bank` (`bank.rs`; 0: never).
     #[arg(long, default_value_t = 20)]
     pub transfer_one_in: u64,
+    /// One operation in N takes a checkpoint (to a directory or through
+    /// the stream), opens it and checks it equals a snapshot at its
+    /// sequence number, in every keyspace (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_one_in: u64,
     /// One value in N is 1-16 KiB (0: never).
     #[arg(long, default_value_t = 64)]
     pub medium_value_one_in: u64,
@@ -119,6 +124,7 @@ impl StressFlags {
             flush_one_in: pick(rng, &[0, 300, 2000, 10_000]),
             compact_one_in: pick(rng, &[0, 1000, 5000, 20_000]),
             delete_range_one_in: pick(rng, &[0, 20, 100, 1000]),
+            checkpoint_one_in: pick(rng, &[0, 2000, 10_000]),
             medium_value_one_in: pick(rng, &[0, 8, 64]),
             large_value_one_in: if large { pick(rng, &[50, 500]) } else { 0 },
             write_buffer_size: log_uniform(rng, 64 << 10, 4 << 20) as usize,
@@ -195,6 +201,7 @@ impl StressFlags {
             ("compact-one-in", self.compact_one_in.to_string()),
             ("delete-range-one-in", self.delete_range_one_in.to_string()),
             ("transfer-one-in", self.transfer_one_in.to_string()),
+            ("checkpoint-one-in", self.checkpoint_one_in.to_string()),
             ("medium-value-one-in", self.medium_value_one_in.to_string()),
             ("large-value-one-in", self.large_value_one_in.to_string()),
             ("write-buffer-size", self.write_buffer_size.to_string()),

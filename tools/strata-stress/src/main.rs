@@ -194,6 +194,9 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
         compact_one_in: f.compact_one_in,
         delete_range_one_in: f.delete_range_one_in,
         transfer_one_in: f.transfer_one_in,
+        checkpoint_one_in: f.checkpoint_one_in,
+        checkpoint_dir: common.dir.join("checkpoints"),
+        options: f.options(),
         value_sizes: f.value_sizes(),
     };
     let counters = workload::run(&db, Arc::new(state.into_shared()), &workload, run)?;

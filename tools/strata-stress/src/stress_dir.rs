@@ -10,6 +10,7 @@
 //! D/db/                        the database (strata's file names only)
 //! D/expected, D/expected.tmp   the expected state (expected.rs)
 //! D/run.log                    the last crash-test child's stderr
+//! D/checkpoints/<name>[.tmp]/  checkpoints the workload takes and checks
 //! ```
 
 use strata_owned_dir::{Entry, Layout, Owner};
@@ -18,9 +19,16 @@ use strata_owned_dir::{Entry, Layout, Owner};
 static STRESS_DIR: Layout = Layout {
     entry: |name| match name {
         "db" => Some(Entry::Dir(&DATABASE)),
+        "checkpoints" => Some(Entry::Dir(&CHECKPOINTS)),
         "expected" | "expected.tmp" | "run.log" => Some(Entry::File),
         _ => None,
     },
+};
+
+/// `D/checkpoints`: one database directory per checkpoint (its staging
+/// directory, `<name>.tmp`, if a kill interrupted it).
+static CHECKPOINTS: Layout = Layout {
+    entry: |name| name.starts_with('r').then_some(Entry::Dir(&DATABASE)),
 };
 
 /// `D/db`: what strata names its files (`src/filename.rs`).

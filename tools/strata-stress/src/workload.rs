@@ -54,6 +54,13 @@ pub struct Workload {
     pub delete_range_one_in: u64,
     /// One operation in `transfer_one_in` is a bank transfer (0: never).
     pub transfer_one_in: u64,
+    /// One operation in `checkpoint_one_in` takes and checks a checkpoint
+    /// (0: never).
+    pub checkpoint_one_in: u64,
+    /// Where checkpoints go (`D/checkpoints`), and the options they open
+    /// with.
+    pub checkpoint_dir: std::path::PathBuf,
+    pub options: strata::Options,
     pub value_sizes: ValueSizes,
 }
 
@@ -83,13 +90,15 @@ pub struct Counters {
     pub prefix_deletes: AtomicU64,
     /// Keys the range and prefix deletes covered, in all.
     pub range_deleted_keys: AtomicU64,
+    /// Checkpoints taken, opened and found equal to their snapshot.
+    pub checkpoints: AtomicU64,
 }
 
 impl Counters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} transfers={} transfers_declined={} transfer_conflicts={} range_deletes={} prefix_deletes={} range_deleted_keys={}",
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} transfers={} transfers_declined={} transfer_conflicts={} range_deletes={} prefix_deletes={} range_deleted_keys={} checkpoints={}",
             g(&self.puts),
             g(&self.deletes),
             g(&self.batches),
@@ -105,7 +114,8 @@ impl Counters {
             g(&self.transfer_conflicts),
             g(&self.range_deletes),
             g(&self.prefix_deletes),
-            g(&self.range_deleted_keys)
+            g(&self.range_deleted_keys),
+            g(&self.checkpoints)
         )
     }
 }
@@ -136,6 +146,7 @@ pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<C
                 thread: t,
                 rng: Rng::new(w.seed ^ (u64::from(t) << 48) ^ run.wrapping_mul(0x2545_f491)),
                 next_batch: (run << 32) | (u64::from(t) << 24),
+                run,
                 first_write: Arc::clone(&first_write),
                 keys_lock: Arc::clone(&keys_lock),
             };
@@ -170,6 +181,8 @@ struct Worker {
     thread: u32,
     rng: Rng,
     next_batch: u64,
+    /// This run's number (names its checkpoints).
+    run: u64,
     /// Set by the first write acknowledged, by any thread.
     first_write: Arc<AtomicBool>,
     move_keyspaces: [Keyspace; 2],
@@ -214,6 +227,10 @@ impl Worker {
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
                 self.db.compact_range(lo.as_slice()..=hi.as_slice())?;
                 self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if self.w.checkpoint_one_in > 0 && self.rng.one_in(self.w.checkpoint_one_in) {
+                self.checkpoint()?;
                 continue;
             }
             if !self.tokens.is_empty() && self.rng.one_in(10) {
@@ -507,6 +524,70 @@ impl Worker {
                 check_integrity(i, got, "scan")?;
             }
         }
+        Ok(())
+    }
+
+    /// Take a checkpoint while the other threads write (into a directory,
+    /// or through the stream and installed), open it, and check that every
+    /// keyspace in it holds exactly what a snapshot at its sequence number
+    /// reads: no write missing, torn or extra. Then delete it.
+    fn checkpoint(&mut self) -> Result<(), AnyError> {
+        let n = self.counters.checkpoints.load(Ordering::Relaxed);
+        let name = format!("r{}-t{}-{n}", self.run, self.thread);
+        let dir = self.w.checkpoint_dir.join(&name);
+        let options = strata::CheckpointOptions {
+            keep_snapshot: true,
+            ..strata::CheckpointOptions::default()
+        };
+        std::fs::create_dir_all(&self.w.checkpoint_dir)?;
+        let info = if self.rng.one_in(2) {
+            self.db.checkpoint_with(&dir, &options)?
+        } else {
+            let mut stream = Vec::new();
+            let info = self.db.checkpoint_to_writer_with(&mut stream, &options)?;
+            strata::install_checkpoint(&stream[..], &dir)?;
+            info
+        };
+        let snapshot = info
+            .snapshot
+            .as_ref()
+            .ok_or("the checkpoint kept no snapshot")?;
+        let copy = Db::open(&dir, self.w.options.clone())?;
+        let mut names = copy.keyspace_names();
+        names.sort();
+        let mut source_names = self.db.keyspace_names();
+        source_names.sort();
+        if names != source_names {
+            return Err(format!(
+                "checkpoint {name} has keyspaces {names:?}, the source {source_names:?}"
+            )
+            .into());
+        }
+        for ks in &names {
+            let (source, copied) = (self.db.keyspace(ks)?, copy.keyspace(ks)?);
+            let mut expected = snapshot.keyspace(&source).iter();
+            let mut got = copied.iter();
+            let mut count = 0u64;
+            loop {
+                match (expected.next().transpose()?, got.next().transpose()?) {
+                    (None, None) => break,
+                    (e, g) if e == g => count += 1,
+                    (e, g) => {
+                        return Err(format!(
+                            "checkpoint {name} at sequence {} differs from the snapshot in keyspace {ks:?} \
+                             after {count} equal entries: snapshot {:?}, checkpoint {:?}",
+                            info.sequence,
+                            e.map(|(k, _)| k),
+                            g.map(|(k, _)| k)
+                        )
+                        .into())
+                    }
+                }
+            }
+        }
+        copy.close()?;
+        std::fs::remove_dir_all(&dir)?;
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -369,3 +369,36 @@ fn crash_fails_when_the_child_exits_by_itself() {
     );
     assert!(stderr.contains("max_write_buffer_number"), "{stderr}");
 }
+
+/// Checkpoints taken in the middle of the stress workload's concurrent
+/// writes, flushes, compactions and keyspace moves (to a directory and
+/// through the stream) each open and hold exactly what a snapshot at
+/// their sequence number reads, in every keyspace (issue 20); the run
+/// fails on the first difference.
+#[test]
+fn stress_run_checkpoints_equal_their_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("s");
+    let run = Command::new(env!("CARGO_BIN_EXE_strata-stress"))
+        .args(["run", "--dir"])
+        .arg(&d)
+        .args(["--ops", "4000", "--threads", "4", "--keys", "800"])
+        .args(["--seed", "21", "--checkpoint-one-in", "400"])
+        .args(["--flush-one-in", "300", "--compact-one-in", "1000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let checkpoints: u64 = stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("checkpoints=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no checkpoint count: {stdout}"));
+    assert!(checkpoints >= 10, "too few checkpoints checked: {stdout}");
+    // Each was deleted once checked.
+    let left = std::fs::read_dir(d.join("checkpoints")).unwrap().count();
+    assert_eq!(left, 0);
+}

@@ -1,4 +1,4 @@
-//! Whole-database operations: compact and verifychecksum (which report a
+//! Whole-database operations: compact, checkpoint and verifychecksum (which report a
 //! result line), and the meta benchmarks flush, waitforcompaction, stats,
 //! levelstats and sstables (which print and report nothing).
 
@@ -12,6 +12,22 @@ pub fn compact<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> 
     if !ctx.db.compact()? {
         th.stats
             .unsupported(&format!("({} has no manual compaction)", E::KIND.name()));
+    }
+    Ok(())
+}
+
+/// One checkpoint of the whole database; the message gives the time the
+/// checkpoint itself took (its removal afterwards is in the line's time).
+pub fn checkpoint<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
+    match ctx.db.checkpoint()? {
+        Some((secs, what)) => {
+            th.stats.finished_ops(1, crate::stats::OpKind::Other);
+            th.stats
+                .add_message(&format!("(checkpoint {:.1} ms, {what})", secs * 1e3));
+        }
+        None => th
+            .stats
+            .unsupported(&format!("({} has no checkpoint here)", E::KIND.name())),
     }
     Ok(())
 }

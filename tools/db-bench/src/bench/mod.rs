@@ -140,6 +140,7 @@ fn dispatch<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, method: Method) -
         Method::RandomTransaction => mixed::random_transaction(ctx, th),
         Method::Compact => maintenance::compact(ctx, th),
         Method::VerifyChecksum => maintenance::verify_checksum(ctx, th),
+        Method::Checkpoint => maintenance::checkpoint(ctx, th),
         // `open` needs the database handle itself: the runner runs it
         // (`Runner::run_open`) and never dispatches it here.
         Method::Open => unreachable!("the runner runs `open` itself"),
@@ -171,7 +172,7 @@ fn expected_ops(plan: &Plan, method: Method) -> Option<u64> {
             plan.readwrites
         }
         Method::Open => plan.num,
-        Method::Compact | Method::VerifyChecksum => 1,
+        Method::Compact | Method::VerifyChecksum | Method::Checkpoint => 1,
         Method::Crc32c | Method::Compress | Method::Uncompress => return None,
     };
     (plan.duration_secs == 0).then_some(per_thread * threads)

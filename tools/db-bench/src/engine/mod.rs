@@ -207,6 +207,13 @@ pub trait Engine: Sized + Send + Sync {
     fn wait_for_compactions(&self) -> Result<()>;
     /// Check every block checksum; `Ok(false)` if the engine cannot.
     fn verify_checksums(&self) -> Result<bool>;
+    /// Take a checkpoint (an openable copy of the running database) into
+    /// a directory beside the database, measure it, and delete it again:
+    /// `Some((seconds, what it holds))`, or `None` if the engine has no
+    /// checkpoint here (RocksDB's is not wired in yet).
+    fn checkpoint(&self) -> Result<Option<(f64, String)>> {
+        Ok(None)
+    }
     /// A property as text, `None` if the engine has no such thing.
     fn property(&self, p: Property) -> Option<String>;
 }
