@@ -10,6 +10,7 @@
 //! for in-flight keys is recorded as committed, so the next run starts
 //! from an exact expected state.
 
+use crate::counters::{CounterReport, CounterState};
 use crate::expected::{AnyError, ExpectedState, Slot};
 use crate::rng::Rng;
 use crate::value;
@@ -55,12 +56,15 @@ pub struct Report {
     /// Acknowledged (or recovered in-flight) writes of every key so far:
     /// the sum of the keys' generations, for the crash test's progress.
     pub key_writes: u64,
+    /// The merge counters (`counters.rs`): present, acknowledged writes
+    /// so far, and those with a write in flight found after or before it.
+    pub counters: CounterReport,
 }
 
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -77,7 +81,11 @@ impl Report {
             self.last_seq,
             self.key_writes,
             self.tokens,
-            self.token_moves
+            self.token_moves,
+            self.counters.present,
+            self.counters.acked,
+            self.counters.pending_new,
+            self.counters.pending_old
         )
     }
 }
@@ -95,6 +103,8 @@ pub fn verify(
     db_dir: &Path,
     open: impl FnOnce() -> strata::Result<Db>,
     state: &mut ExpectedState,
+    counter_state: &CounterState,
+    options: &strata::Options,
     seed: u64,
 ) -> Result<Report, AnyError> {
     let mut report = Report {
@@ -104,6 +114,9 @@ pub fn verify(
     inspect_directory(db_dir, &mut report)?;
     let log = write_log::read(db_dir)?;
     let db = open().map_err(|e| format!("reopen failed: {e}"))?;
+    // Before anything reads the counters: their keyspace needs its
+    // operator (the database's options, default or not, have none).
+    let counter_keyspace = crate::counters::open(&db, options)?;
     if let Some(log) = &log {
         report.logged_keys = log.check_applied(&db)?;
         report.logged_writes = log.logged_writes;
@@ -117,6 +130,7 @@ pub fn verify(
         report.tokens = tokens.len() as u32;
         report.token_moves = tokens.iter().map(|(_, m)| m).sum();
     }
+    report.counters = crate::counters::verify(&counter_keyspace, counter_state)?;
     // Open may start compactions; the stray-file check needs them done.
     db.wait_for_compactions()?;
     db.check_invariants()

@@ -13,12 +13,13 @@
 //! each thread's knowledge of its own keys stays exact.
 //!
 //! Besides the default keyspace's keys, threads move tokens between two
-//! other keyspaces in batches across them (`moves.rs`), and flush any of
-//! the three.
+//! other keyspaces in batches across them (`moves.rs`), increment merge
+//! counters in a fourth (`counters.rs`), and flush any of the four.
 //!
 //! No write uses `disable_wal`: the crash test's verifier relies on every
 //! sequence number being logged (`write_log.rs`).
 
+use crate::counters::{CounterState, CounterWriter};
 use crate::expected::{AnyError, Pending, SharedState, Slot};
 use crate::moves;
 use crate::rng::Rng;
@@ -74,13 +75,16 @@ pub struct Counters {
     pub prefix_deletes: AtomicU64,
     /// Keys the range and prefix deletes covered, in all.
     pub range_deleted_keys: AtomicU64,
+    /// Counter writes (mostly merges) and counter reads.
+    pub counter_writes: AtomicU64,
+    pub counter_reads: AtomicU64,
 }
 
 impl Counters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} range_deletes={} prefix_deletes={} range_deleted_keys={}",
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} range_deletes={} prefix_deletes={} range_deleted_keys={} counter_writes={} counter_reads={}",
             g(&self.puts),
             g(&self.deletes),
             g(&self.batches),
@@ -93,13 +97,22 @@ impl Counters {
             g(&self.moves),
             g(&self.range_deletes),
             g(&self.prefix_deletes),
-            g(&self.range_deleted_keys)
+            g(&self.range_deleted_keys),
+            g(&self.counter_writes),
+            g(&self.counter_reads)
         )
     }
 }
 
 /// Run the workload to completion. A wrong read returns `Err` at once.
-pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<Counters, AnyError> {
+pub fn run(
+    db: &Db,
+    state: Arc<SharedState>,
+    counter_keyspace: &Keyspace,
+    counter_state: Arc<CounterState>,
+    w: &Workload,
+    run: u64,
+) -> Result<Counters, AnyError> {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let first_write = Arc::new(AtomicBool::new(false));
@@ -110,6 +123,12 @@ pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<C
         .map(|t| {
             let mut worker = Worker {
                 move_keyspaces: move_keyspaces.clone(),
+                counter_writer: CounterWriter {
+                    keyspace: counter_keyspace.clone(),
+                    state: Arc::clone(&counter_state),
+                    thread: t,
+                    threads: w.threads,
+                },
                 tokens: (0..moves::TOKENS)
                     .filter(|j| j % w.threads == t)
                     .map(|j| (j, tokens[j as usize]))
@@ -158,6 +177,8 @@ struct Worker {
     /// Set by the first write acknowledged, by any thread.
     first_write: Arc<AtomicBool>,
     move_keyspaces: [Keyspace; 2],
+    /// Writes and reads this thread's merge counters.
+    counter_writer: CounterWriter,
     /// This thread's tokens: number, keyspace and moves so far.
     tokens: Vec<(u32, (usize, u64))>,
     /// Held for reading by every operation on the keys and their expected
@@ -183,8 +204,9 @@ impl Worker {
             done += 1;
             let choice = self.rng.below(100);
             if self.w.flush_one_in > 0 && self.rng.one_in(self.w.flush_one_in) {
-                match self.rng.below(3) {
+                match self.rng.below(4) {
                     0 => self.db.flush()?,
+                    3 => self.counter_writer.keyspace.flush()?,
                     n => self.move_keyspaces[n as usize - 1].flush()?,
                 }
                 self.counters.flushes.fetch_add(1, Ordering::Relaxed);
@@ -204,6 +226,27 @@ impl Worker {
                 let sync = self.rng.one_in(self.w.sync_one_in);
                 self.tokens[n].1 = moves::move_token(&self.db, &self.move_keyspaces, j, at, sync)?;
                 self.counters.moves.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if self.rng.one_in(8) {
+                let batch_id = self.next_batch;
+                self.next_batch += 1;
+                if self.rng.one_in(4) {
+                    self.counter_writer
+                        .check(&self.db, &mut self.rng, batch_id)?;
+                    self.counters.counter_reads.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let sync = self.rng.one_in(self.w.sync_one_in);
+                    let n = self
+                        .counter_writer
+                        .write(&self.db, &mut self.rng, batch_id, sync)?;
+                    self.counters
+                        .counter_writes
+                        .fetch_add(u64::from(n), Ordering::Relaxed);
+                    if sync {
+                        self.counters.sync_writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 continue;
             }
             let keys_lock = Arc::clone(&self.keys_lock);

@@ -79,6 +79,9 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
     assert!(field("logged_keys_applied") > 0, "{summary}");
     // Range deletes reached the logs, and each was checked applied.
     assert!(field("logged_range_deletes_applied") > 0, "{summary}");
+    // Merge counters were written, and every acknowledged write of them
+    // was counted exactly once after each kill.
+    assert!(field("counter_writes") > 0, "{summary}");
 }
 
 /// The stress tool's own checks: a run against a fresh directory, then
