@@ -78,13 +78,15 @@ pub struct Counters {
     /// Counter writes (mostly merges) and counter reads.
     pub counter_writes: AtomicU64,
     pub counter_reads: AtomicU64,
+    /// Writes of keys whose puts expire (a day later).
+    pub expiring_writes: AtomicU64,
 }
 
 impl Counters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} range_deletes={} prefix_deletes={} range_deleted_keys={} counter_writes={} counter_reads={}",
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} range_deletes={} prefix_deletes={} range_deleted_keys={} counter_writes={} counter_reads={} expiring_writes={}",
             g(&self.puts),
             g(&self.deletes),
             g(&self.batches),
@@ -99,7 +101,8 @@ impl Counters {
             g(&self.prefix_deletes),
             g(&self.range_deleted_keys),
             g(&self.counter_writes),
-            g(&self.counter_reads)
+            g(&self.counter_reads),
+            g(&self.expiring_writes)
         )
     }
 }
@@ -336,7 +339,14 @@ impl Worker {
             )?;
             planned.push((i, pending));
         }
-        self.commit(batch, sync, planned)?;
+        // One write in eight expires, a day after it is made: longer than
+        // any run, so the expected state need not know the time, while
+        // the expiry travels through the WAL, flushes and compactions.
+        let ttl = self
+            .rng
+            .one_in(8)
+            .then_some(std::time::Duration::from_secs(86_400));
+        self.commit_with_ttl(batch, sync, ttl, planned)?;
         let c = &self.counters;
         match (indices.len(), delete) {
             (1, true) => c.deletes.fetch_add(1, Ordering::Relaxed),
@@ -420,6 +430,17 @@ impl Worker {
         sync: bool,
         planned: Vec<(u32, Pending)>,
     ) -> Result<(), AnyError> {
+        self.commit_with_ttl(batch, sync, None, planned)
+    }
+
+    /// [`Worker::commit`], its puts expiring after `ttl`.
+    fn commit_with_ttl(
+        &mut self,
+        batch: WriteBatch,
+        sync: bool,
+        ttl: Option<std::time::Duration>,
+        planned: Vec<(u32, Pending)>,
+    ) -> Result<(), AnyError> {
         if sync {
             // The expected state must be durable before a write that will be.
             self.state.sync()?;
@@ -428,9 +449,15 @@ impl Worker {
             batch,
             &WriteOptions {
                 sync,
+                ttl,
                 ..Default::default()
             },
         )?;
+        if ttl.is_some() {
+            self.counters
+                .expiring_writes
+                .fetch_add(1, Ordering::Relaxed);
+        }
         for (i, p) in planned {
             self.state.set(
                 i,

@@ -231,7 +231,24 @@ impl WriteLog {
             let op =
                 op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
             let seq = first + i as u64;
-            let value = (op.kind == ValueKind::Put).then(|| op.value.to_vec());
+            let value = match op.kind {
+                ValueKind::Put => Some(op.value.to_vec()),
+                // The expiry (8 bytes) then the value; the stress tool's
+                // times to live outlast any run, so the value is live.
+                ValueKind::PutWithExpiry => Some(
+                    op.value
+                        .get(8..)
+                        .ok_or_else(|| {
+                            format!(
+                                "an expiring value at sequence number {seq} is {} bytes, \
+                                 shorter than its expiry",
+                                op.value.len()
+                            )
+                        })?
+                        .to_vec(),
+                ),
+                _ => None,
+            };
             self.logged_writes += 1;
             // Only what recovery replays into a live keyspace.
             let Some((name, log_number)) = self.keyspaces.get(&op.keyspace) else {
@@ -398,6 +415,20 @@ mod tests {
             e.contains("key \"b\"") && e.contains("a merge operand"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_expiring_value_is_logged_as_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        db.put_with_ttl("a", "1", std::time::Duration::from_secs(86_400))
+            .unwrap();
+        drop(db);
+        let log = read(dir.path()).unwrap().unwrap();
+        let at = ("default".to_string(), b"a".to_vec());
+        assert_eq!(log.last_write[&at].value.as_deref(), Some(&b"1"[..]));
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        assert_eq!(log.check_applied(&db).unwrap(), 1);
     }
 
     #[test]
