@@ -225,6 +225,9 @@ impl Sim {
             // Merges append (the model's `WriteOp::Merge`), a `#` base
             // counting as none.
             merge_operator: Some(Arc::new(MarkAwareAppend)),
+            // A fifth of the seeds store a merge over two operands as a
+            // put of the merged value.
+            max_successive_merges: if self.seed % 5 == 3 { 2 } else { 0 },
             compaction_filter_factory: Some(mark_filter()),
             clock: Arc::clone(&self.clock) as Arc<dyn Clock>,
             ..Options::default()
