@@ -743,6 +743,10 @@ impl MergeOperator for CountingAdd {
             .fetch_max(operands.len(), std::sync::atomic::Ordering::Relaxed);
         UInt64Add.full_merge(key, existing, operands)
     }
+
+    fn partial_merge(&self, key: &[u8], operands: &[&[u8]]) -> Option<Vec<u8>> {
+        UInt64Add.partial_merge(key, operands)
+    }
 }
 
 fn sum_of(v: Option<strata::Bytes>) -> u64 {
@@ -852,4 +856,74 @@ fn max_successive_merges_does_not_fold_into_an_expiring_value() {
         db.merge("k", counter(1)).unwrap();
     }
     assert_eq!(sum_of(db.get("k").unwrap()), 20);
+}
+
+/// Flush combines the operands no snapshot needs apart (docs/design/merge.md
+/// §4): onto a put in the memtable a full merge, over a snapshot's stripe
+/// boundary a partial one; snapshots read what they read before.
+#[test]
+fn flush_combines_operands_within_each_snapshot_stripe() {
+    let fs = Arc::new(MemFileSystem::new());
+    let counting = Arc::new(CountingAdd(Default::default()));
+    let db = Db::open(
+        "/db",
+        Options {
+            fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+            merge_operator: Some(Arc::clone(&counting) as Arc<dyn MergeOperator>),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let most = || counting.0.swap(0, std::sync::atomic::Ordering::Relaxed);
+    // A put and five operands: one put after the flush.
+    db.put("full", counter(100)).unwrap();
+    // Operands alone (tables below may hold the key): one operand.
+    for _ in 0..5 {
+        db.merge("full", counter(1)).unwrap();
+        db.merge("partial", counter(2)).unwrap();
+    }
+    // A snapshot in the middle: each side combined on its own.
+    db.put("striped", counter(1000)).unwrap();
+    db.merge("striped", counter(1)).unwrap();
+    db.merge("striped", counter(1)).unwrap();
+    let snap = db.snapshot();
+    db.merge("striped", counter(10)).unwrap();
+    db.merge("striped", counter(10)).unwrap();
+    db.flush().unwrap();
+    most();
+    assert_eq!(sum_of(db.get("full").unwrap()), 105);
+    assert_eq!(most(), 0, "the flush wrote the merged value as a put");
+    assert_eq!(sum_of(db.get("partial").unwrap()), 10);
+    assert_eq!(most(), 1, "the flush merged the operands into one");
+    assert_eq!(sum_of(db.get("striped").unwrap()), 1022);
+    assert_eq!(most(), 1, "the newest stripe's two operands as one");
+    let at = ReadOptions {
+        snapshot: Some(&snap),
+        ..ReadOptions::default()
+    };
+    assert_eq!(sum_of(db.get_opt("striped", &at).unwrap()), 1002);
+    assert_eq!(most(), 0, "the snapshot's stripe merged onto its put");
+    // Scans agree, both ways.
+    let forward: Vec<u64> = db.iter().map(|r| sum_of(Some(r.unwrap().1))).collect();
+    assert_eq!(forward, vec![105, 10, 1022]);
+    let backward: Vec<u64> = db
+        .iter()
+        .rev()
+        .map(|r| sum_of(Some(r.unwrap().1)))
+        .collect();
+    assert_eq!(backward, vec![1022, 10, 105]);
+}
+
+/// A failing operator fails the flush that must merge onto a base, as it
+/// fails a compaction, and nothing is lost: reads report the failure.
+#[test]
+fn a_failing_operator_fails_a_flush_that_merges_onto_a_base() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, Some(Arc::new(Picky))).unwrap();
+    db.put("k", "a").unwrap();
+    db.merge("k", "bad").unwrap();
+    let e = db.flush().unwrap_err();
+    assert!(e.to_string().contains("operand 'bad'"), "{e}");
+    assert!(db.live_files().is_empty());
+    assert!(db.get("k").is_err());
 }

@@ -17,7 +17,9 @@ fn a_table_of_merge_operands_shows_them_and_their_operator() {
         ..Options::default()
     };
     let db = Db::open(dir.path(), options).unwrap();
-    db.put("a", 1u64.to_le_bytes()).unwrap();
+    // A put of its own key: a flush merges operands onto a put of
+    // theirs (docs/design/merge.md §4).
+    db.put("c", 1u64.to_le_bytes()).unwrap();
     db.merge("a", 2u64.to_le_bytes()).unwrap();
     db.merge("b", 3u64.to_le_bytes()).unwrap();
     db.flush().unwrap();
@@ -35,8 +37,8 @@ fn a_table_of_merge_operands_shows_them_and_their_operator() {
     };
     let scan = run(&["--command=scan"]);
     assert!(scan.contains("'a' seq:2, type:2 =>"), "{scan}");
-    assert!(scan.contains("'a' seq:1, type:1 =>"), "{scan}");
     assert!(scan.contains("'b' seq:3, type:2 =>"), "{scan}");
+    assert!(scan.contains("'c' seq:1, type:1 =>"), "{scan}");
     let props = run(&["--show_properties"]);
     assert!(props.contains("  # merge operands: 2\n"), "{props}");
     assert!(
