@@ -251,8 +251,9 @@ impl DbInner {
 /// failure the partial file is removed. With `combine`, the operands of
 /// a key newest in their snapshot stripe are combined with what follows
 /// them in the stripe (`MergeCollector`): a full merge onto a put, a
-/// delete or a covering range tombstone of the memtable, else a partial
-/// merge (tables below may hold the key); the entries after them are
+/// delete or a covering range tombstone of the memtable (and the key's
+/// older entries in the stripe, which no reader sees, left out), else a
+/// partial merge (tables below may hold the key), the entries after them
 /// written as they are. A failing operator fails the flush, as it fails
 /// a compaction (RocksDB does the same).
 pub(crate) fn write_memtable_table(
@@ -320,10 +321,28 @@ pub(crate) fn write_memtable_table(
                     // Leaves `it` at the entry that ended the walk.
                     let seqno = k.seqno;
                     let (merged, _) = c.collect(&mut it, &last_key, seqno, &covering, true)?;
+                    let full = merged.first().is_some_and(|m| m.1 == ValueKind::Put);
                     for (seqno, kind, value) in merged {
                         builder
                             .add(&last_key, seqno, kind, &value)
                             .map_err(|e| table_write_error(&path, e))?;
+                    }
+                    if full {
+                        // A full merge took in the base, or stopped at a
+                        // delete or tombstone: what is left of the key in
+                        // this stripe no reader can see. Kept, it would
+                        // make every later read of the table step over it.
+                        while it.valid() {
+                            let next = parse_internal_key(it.key()).ok_or_else(|| {
+                                Error::corruption(&path, 0, "memtable holds a malformed key")
+                            })?;
+                            if next.user_key != last_key.as_slice()
+                                || c.stripes.of(next.seqno) != stripe
+                            {
+                                break;
+                            }
+                            it.next()?;
+                        }
                     }
                     continue;
                 }
