@@ -1,6 +1,7 @@
 //! Flush: a frozen memtable becomes an L0 table, installed by a version
 //! edit that also retires the memtable's WAL.
 
+use crate::compaction::MergeCollector;
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::events::{job_status, FlushEvents};
@@ -14,7 +15,7 @@ use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
 use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
-use strata_sstable::{parse_internal_key, SeqNo, TableBuilder};
+use strata_sstable::{parse_internal_key, SeqNo, TableBuilder, ValueKind};
 
 impl DbInner {
     /// Write `imm`, a frozen memtable of `ks`, to an L0 table and install
@@ -62,13 +63,26 @@ impl DbInner {
         self.flush_wal(true)?;
         let number = self.versions.lock().new_file_number()?;
         let opener = self.versions.lock().opener().clone();
+        let options = ks.options();
+        // Operands no snapshot needs apart are combined as compaction
+        // combines them (docs/design/merge.md §4): the stripes are the
+        // live snapshots and the visible sequence number, which every
+        // entry of `imm` is at or below now.
+        let stripes = self.compaction_stripes();
+        let combine = MergeCollector {
+            operator: options.merge_operator.as_ref(),
+            stripes: &stripes,
+            now_micros: self.options.clock.now_micros(),
+        };
+        let combine = (combine.operator.is_some() && imm.has_merge_operands()).then_some(&combine);
         let file = write_memtable_table(
-            &ks.options(),
+            &options,
             &opener,
             number,
             imm,
             self.rate_limiter.clone(),
             SeqNo::MAX,
+            combine,
         )?;
         let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
         if let Some(f) = &file {
@@ -203,7 +217,8 @@ impl DbInner {
             for mem in mems {
                 let number = versions.new_file_number()?;
                 let options = ks.options();
-                if let Some(t) = write_memtable_table(&options, &opener, number, mem, None, up_to)?
+                if let Some(t) =
+                    write_memtable_table(&options, &opener, number, mem, None, up_to, None)?
                 {
                     part.new_files.push((0, t.meta.clone()));
                     tables.push(t);
@@ -233,7 +248,14 @@ impl DbInner {
 /// at most `up_to` into table `number`, sync it, and open it. `None` when
 /// nothing qualifies (a memtable holding only a range delete makes a
 /// table of it: dropping it would bring the keys it deletes back). On
-/// failure the partial file is removed.
+/// failure the partial file is removed. With `combine`, the operands of
+/// a key newest in their snapshot stripe are combined with what follows
+/// them in the stripe (`MergeCollector`): a full merge onto a put, a
+/// delete or a covering range tombstone of the memtable (and the key's
+/// older entries in the stripe, which no reader sees, left out), else a
+/// partial merge (tables below may hold the key), the entries after them
+/// written as they are. A failing operator fails the flush, as it fails
+/// a compaction (RocksDB does the same).
 pub(crate) fn write_memtable_table(
     options: &Options,
     opener: &TableOpener,
@@ -241,6 +263,7 @@ pub(crate) fn write_memtable_table(
     mem: &Arc<MemTable>,
     limiter: Option<Arc<RateLimiter>>,
     up_to: SeqNo,
+    combine: Option<&MergeCollector<'_>>,
 ) -> Result<Option<Arc<TableFile>>> {
     if mem.is_empty() {
         return Ok(None);
@@ -263,14 +286,70 @@ pub(crate) fn write_memtable_table(
         }
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
+        let tombstones = if combine.is_some() {
+            mem.range_tombstones()
+        } else {
+            Vec::new()
+        };
+        // The user key and stripe of the entry written last.
+        let mut last_key: Vec<u8> = Vec::new();
+        let mut last_stripe: Option<usize> = None;
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
-            if k.seqno <= up_to {
-                builder
-                    .add(k.user_key, k.seqno, k.kind, it.value())
-                    .map_err(|e| table_write_error(&path, e))?;
+            if k.seqno > up_to {
+                it.next()?;
+                continue;
             }
+            if let Some(c) = combine {
+                let stripe = c.stripes.of(k.seqno);
+                let newest_in_stripe =
+                    last_stripe != Some(stripe) || last_key.as_slice() != k.user_key;
+                last_key.clear();
+                last_key.extend_from_slice(k.user_key);
+                last_stripe = Some(stripe);
+                if k.kind == ValueKind::Merge && newest_in_stripe {
+                    let mut covering: Vec<SeqNo> = tombstones
+                        .iter()
+                        .filter(|t| {
+                            t.start.as_ref() <= last_key.as_slice()
+                                && t.end.as_deref().is_none_or(|e| last_key.as_slice() < e)
+                        })
+                        .map(|t| t.seqno)
+                        .collect();
+                    covering.sort_unstable_by(|a, b| b.cmp(a));
+                    // Leaves `it` at the entry that ended the walk.
+                    let seqno = k.seqno;
+                    let (merged, _) = c.collect(&mut it, &last_key, seqno, &covering, true)?;
+                    let full = merged.first().is_some_and(|m| m.1 == ValueKind::Put);
+                    for (seqno, kind, value) in merged {
+                        builder
+                            .add(&last_key, seqno, kind, &value)
+                            .map_err(|e| table_write_error(&path, e))?;
+                    }
+                    if full {
+                        // A full merge took in the base, or stopped at a
+                        // delete or tombstone: what is left of the key in
+                        // this stripe no reader can see. Kept, it would
+                        // make every later read of the table step over it.
+                        while it.valid() {
+                            let next = parse_internal_key(it.key()).ok_or_else(|| {
+                                Error::corruption(&path, 0, "memtable holds a malformed key")
+                            })?;
+                            if next.user_key != last_key.as_slice()
+                                || c.stripes.of(next.seqno) != stripe
+                            {
+                                break;
+                            }
+                            it.next()?;
+                        }
+                    }
+                    continue;
+                }
+            }
+            builder
+                .add(k.user_key, k.seqno, k.kind, it.value())
+                .map_err(|e| table_write_error(&path, e))?;
             it.next()?;
         }
         for t in mem.range_tombstones() {

@@ -277,7 +277,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
             &unlabelled
         };
         if let Some(t) =
-            write_memtable_table(table_options, &opener, number, mem, None, SeqNo::MAX)?
+            write_memtable_table(table_options, &opener, number, mem, None, SeqNo::MAX, None)?
         {
             tables.entry(id).or_default().push(t);
         }

@@ -49,6 +49,15 @@ pub struct Options {
     /// hold operands written for another operator (or with none, while
     /// operands exist) fails. RocksDB: `merge_operator`. Default: `None`.
     pub merge_operator: Option<Arc<dyn crate::MergeOperator>>,
+    /// When a merge finds more than this many operands of its key at the
+    /// head of the memtable, it reads the key's value, merges its own
+    /// operand onto it and stores the result as a put, so reads of a
+    /// counter merged without end stop walking operands
+    /// (`src/merge/successive.rs`; best effort: a merge in a batch with
+    /// other writes, or sequenced while an earlier write is still going
+    /// into the memtable, stays an operand). 0: off. RocksDB:
+    /// `max_successive_merges`. Default: 0.
+    pub max_successive_merges: usize,
     /// Makes the filter each compaction of the default keyspace consults
     /// for the newest value of every key no snapshot sees (drop or
     /// rewrite it; docs/design/compaction-filter.md). RocksDB:
@@ -273,6 +282,7 @@ impl Default for Options {
             memtable_max_range_deletions: 0,
             max_sequential_skip_in_iterations: 8,
             merge_operator: None,
+            max_successive_merges: 0,
             compaction_filter_factory: None,
             default_ttl: None,
             periodic_compaction_seconds: 0,
@@ -336,6 +346,7 @@ impl fmt::Debug for Options {
                 &self.max_sequential_skip_in_iterations,
             )
             .field("merge_operator", &self.merge_operator)
+            .field("max_successive_merges", &self.max_successive_merges)
             .field("compaction_filter_factory", &self.compaction_filter_factory)
             .field("default_ttl", &self.default_ttl)
             .field(

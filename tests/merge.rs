@@ -96,6 +96,9 @@ fn apply(model: &mut Model, op: &Op) {
 struct Harness {
     fs: Arc<MemFileSystem>,
     full_only: bool,
+    /// `Options::max_successive_merges`: 0, or small, so merges become
+    /// puts of the merged value at once.
+    max_successive_merges: usize,
     db: Option<Db>,
     snapshots: Vec<(Snapshot, Model)>,
     model: Model,
@@ -116,6 +119,7 @@ impl Harness {
             // The smallest blocks: a key's operands span data blocks
             // and a read walks on into the next block.
             block_size: 256,
+            max_successive_merges: self.max_successive_merges,
             ..Options::default()
         }
     }
@@ -222,10 +226,15 @@ impl Harness {
     }
 }
 
-fn run_history(ops: &[Op], full_only: bool) -> Result<(), TestCaseError> {
+fn run_history(
+    ops: &[Op],
+    full_only: bool,
+    max_successive_merges: usize,
+) -> Result<(), TestCaseError> {
     let mut h = Harness {
         fs: Arc::new(MemFileSystem::new()),
         full_only,
+        max_successive_merges,
         db: None,
         snapshots: Vec::new(),
         model: Model::new(),
@@ -244,12 +253,22 @@ proptest! {
 
     #[test]
     fn merges_read_as_the_model_with_partial_merge(ops in proptest::collection::vec(op(), 1..60)) {
-        run_history(&ops, false)?;
+        run_history(&ops, false, 0)?;
     }
 
     #[test]
     fn merges_read_as_the_model_without_partial_merge(ops in proptest::collection::vec(op(), 1..60)) {
-        run_history(&ops, true)?;
+        run_history(&ops, true, 0)?;
+    }
+
+    /// `max_successive_merges` changes how operands are stored, never
+    /// what is read.
+    #[test]
+    fn merges_read_as_the_model_with_max_successive_merges(
+        ops in proptest::collection::vec(op(), 1..60),
+        limit in 1usize..3,
+    ) {
+        run_history(&ops, true, limit)?;
     }
 }
 
@@ -703,4 +722,248 @@ fn an_operator_panicking_in_a_background_compaction_is_its_failure() {
         matches!(&w, Error::Background(inner) if matches!(**inner, Error::Panic { place: "background compaction", .. })),
         "{w}"
     );
+}
+
+/// `UInt64Add` that records the most operands a read's full merge was
+/// given.
+struct CountingAdd(std::sync::atomic::AtomicUsize);
+
+impl MergeOperator for CountingAdd {
+    fn name(&self) -> &str {
+        "uint64add"
+    }
+
+    fn full_merge(
+        &self,
+        key: &[u8],
+        existing: Option<&[u8]>,
+        operands: &[&[u8]],
+    ) -> Result<Vec<u8>, MergeError> {
+        self.0
+            .fetch_max(operands.len(), std::sync::atomic::Ordering::Relaxed);
+        UInt64Add.full_merge(key, existing, operands)
+    }
+
+    fn partial_merge(&self, key: &[u8], operands: &[&[u8]]) -> Option<Vec<u8>> {
+        UInt64Add.partial_merge(key, operands)
+    }
+}
+
+fn sum_of(v: Option<strata::Bytes>) -> u64 {
+    u64::from_le_bytes(v.unwrap().as_ref().try_into().unwrap())
+}
+
+/// RocksDB's `max_successive_merges`: a counter merged 200 times reads
+/// by merging at most the limit's operands (plus its own base), not 200;
+/// snapshots, a reopen (the WAL holds operands) and a flush read the same
+/// sums.
+#[test]
+fn max_successive_merges_bounds_the_operands_a_read_merges() {
+    let fs = Arc::new(MemFileSystem::new());
+    let counting = Arc::new(CountingAdd(Default::default()));
+    let options = || Options {
+        fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+        merge_operator: Some(Arc::clone(&counting) as Arc<dyn MergeOperator>),
+        max_successive_merges: 3,
+        ..Options::default()
+    };
+    let db = Db::open("/db", options()).unwrap();
+    db.put("k", counter(1000)).unwrap();
+    let mut snap = None;
+    for i in 0..200 {
+        if i == 100 {
+            snap = Some(db.snapshot());
+        }
+        db.merge("k", counter(1)).unwrap();
+    }
+    counting.0.store(0, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sum_of(db.get("k").unwrap()), 1200);
+    let most = counting.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(most <= 3, "a read merged {most} operands");
+    let snap = snap.unwrap();
+    let at = ReadOptions {
+        snapshot: Some(&snap),
+        ..ReadOptions::default()
+    };
+    assert_eq!(sum_of(db.get_opt("k", &at).unwrap()), 1100);
+    drop(snap);
+    drop(db);
+    // The WAL holds every operand: the replay stores them as operands.
+    let db = Db::open("/db", options()).unwrap();
+    assert_eq!(sum_of(db.get("k").unwrap()), 1200);
+    db.merge("k", counter(1)).unwrap();
+    db.flush().unwrap();
+    assert_eq!(sum_of(db.get("k").unwrap()), 1201);
+}
+
+/// Merges of one key from several threads at once, with the limit at 1:
+/// a merge stored as a put only when every earlier write is in the
+/// memtable, so no increment is overwritten.
+#[test]
+fn max_successive_merges_loses_no_concurrent_increment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            merge_operator: Some(Arc::new(UInt64Add)),
+            max_successive_merges: 1,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let db = db.clone();
+            s.spawn(move || {
+                for i in 0..2000u64 {
+                    db.merge("k", counter(1)).unwrap();
+                    if (i + t) % 500 == 0 {
+                        let _ = db.get("k").unwrap();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(sum_of(db.get("k").unwrap()), 8000);
+}
+
+/// An expiring value is no base to store a merge onto: once it expires
+/// the key reads as its operands alone (docs/design/ttl.md), which a put
+/// of the merged value would not.
+#[test]
+fn max_successive_merges_does_not_fold_into_an_expiring_value() {
+    let clock = Arc::new(strata::ManualClock::new(1_780_000_000_000_000));
+    let db = Db::open(
+        tempfile::tempdir().unwrap().keep(),
+        Options {
+            merge_operator: Some(Arc::new(UInt64Add)),
+            max_successive_merges: 2,
+            clock: Arc::clone(&clock) as Arc<dyn strata::Clock>,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.put_with_ttl("k", counter(1000), std::time::Duration::from_secs(10))
+        .unwrap();
+    for _ in 0..10 {
+        db.merge("k", counter(1)).unwrap();
+    }
+    assert_eq!(sum_of(db.get("k").unwrap()), 1010);
+    clock.advance(std::time::Duration::from_secs(11));
+    assert_eq!(sum_of(db.get("k").unwrap()), 10);
+    // Merges after the expiry fold onto nothing.
+    for _ in 0..10 {
+        db.merge("k", counter(1)).unwrap();
+    }
+    assert_eq!(sum_of(db.get("k").unwrap()), 20);
+}
+
+/// Flush combines the operands no snapshot needs apart (docs/design/merge.md
+/// §4): onto a put in the memtable a full merge, over a snapshot's stripe
+/// boundary a partial one; snapshots read what they read before.
+#[test]
+fn flush_combines_operands_within_each_snapshot_stripe() {
+    let fs = Arc::new(MemFileSystem::new());
+    let counting = Arc::new(CountingAdd(Default::default()));
+    let db = Db::open(
+        "/db",
+        Options {
+            fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+            merge_operator: Some(Arc::clone(&counting) as Arc<dyn MergeOperator>),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let most = || counting.0.swap(0, std::sync::atomic::Ordering::Relaxed);
+    // A put and five operands: one put after the flush.
+    db.put("full", counter(100)).unwrap();
+    // Operands alone (tables below may hold the key): one operand.
+    for _ in 0..5 {
+        db.merge("full", counter(1)).unwrap();
+        db.merge("partial", counter(2)).unwrap();
+    }
+    // A snapshot in the middle: each side combined on its own.
+    db.put("striped", counter(1000)).unwrap();
+    db.merge("striped", counter(1)).unwrap();
+    db.merge("striped", counter(1)).unwrap();
+    let snap = db.snapshot();
+    db.merge("striped", counter(10)).unwrap();
+    db.merge("striped", counter(10)).unwrap();
+    db.flush().unwrap();
+    most();
+    assert_eq!(sum_of(db.get("full").unwrap()), 105);
+    assert_eq!(most(), 0, "the flush wrote the merged value as a put");
+    assert_eq!(sum_of(db.get("partial").unwrap()), 10);
+    assert_eq!(most(), 1, "the flush merged the operands into one");
+    assert_eq!(sum_of(db.get("striped").unwrap()), 1022);
+    assert_eq!(most(), 1, "the newest stripe's two operands as one");
+    let at = ReadOptions {
+        snapshot: Some(&snap),
+        ..ReadOptions::default()
+    };
+    assert_eq!(sum_of(db.get_opt("striped", &at).unwrap()), 1002);
+    assert_eq!(most(), 0, "the snapshot's stripe merged onto its put");
+    // Scans agree, both ways.
+    let forward: Vec<u64> = db.iter().map(|r| sum_of(Some(r.unwrap().1))).collect();
+    assert_eq!(forward, vec![105, 10, 1022]);
+    let backward: Vec<u64> = db
+        .iter()
+        .rev()
+        .map(|r| sum_of(Some(r.unwrap().1)))
+        .collect();
+    assert_eq!(backward, vec![1022, 10, 105]);
+}
+
+/// A failing operator fails the flush that must merge onto a base, as it
+/// fails a compaction, and nothing is lost: reads report the failure.
+#[test]
+fn a_failing_operator_fails_a_flush_that_merges_onto_a_base() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, Some(Arc::new(Picky))).unwrap();
+    db.put("k", "a").unwrap();
+    db.merge("k", "bad").unwrap();
+    let e = db.flush().unwrap_err();
+    assert!(e.to_string().contains("operand 'bad'"), "{e}");
+    assert!(db.live_files().is_empty());
+    assert!(db.get("k").is_err());
+}
+
+/// After a flush's full merge onto a put, the key's older entries in the
+/// stripe are left out: no reader sees them, and every read of the table
+/// would step over them. A snapshot's stripe keeps its own.
+#[test]
+fn a_flush_leaves_out_what_a_full_merge_shadows() {
+    let fs = Arc::new(MemFileSystem::new());
+    let db = open_with(&fs, Some(Arc::new(UInt64Add))).unwrap();
+    for round in 0..3u64 {
+        db.put("k", counter(100 * round)).unwrap();
+        for _ in 0..4 {
+            db.merge("k", counter(1)).unwrap();
+        }
+    }
+    db.flush().unwrap();
+    let files = db.live_files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].num_entries, 1, "one put: 200 + 4");
+    assert_eq!(sum_of(db.get("k").unwrap()), 204);
+
+    db.put("s", counter(0)).unwrap();
+    db.merge("s", counter(1)).unwrap();
+    let snap = db.snapshot();
+    db.put("s", counter(10)).unwrap();
+    db.merge("s", counter(1)).unwrap();
+    db.flush().unwrap();
+    let s_entries: u64 = db
+        .live_files()
+        .iter()
+        .filter(|f| f.smallest.as_slice() == b"s")
+        .map(|f| f.num_entries)
+        .sum();
+    assert_eq!(s_entries, 2, "one put per stripe");
+    let at = ReadOptions {
+        snapshot: Some(&snap),
+        ..ReadOptions::default()
+    };
+    assert_eq!(sum_of(db.get_opt("s", &at).unwrap()), 1);
+    assert_eq!(sum_of(db.get("s").unwrap()), 11);
 }

@@ -14,7 +14,17 @@
 //! compaction filter of `tests/common/filter.rs` (values marked `#` are
 //! removed, `^` upper-cased), whose decisions readers cannot tell apart:
 //! the model and the ledger hold values as the application means them,
-//! and what is read is normalised the same way. The rules checked:
+//! and what is read is normalised the same way.
+//!
+//! Time runs on a `ManualClock` only the simulation moves (a step now and
+//! then, by up to 40 s; never back, and on through power losses). One
+//! write in six carries a time to live (`WriteOptions::ttl`, 1-60 s), and
+//! `ks3` has a default one (30 s) and `periodic_compaction_seconds`; the
+//! model holds each expiring value with its expiry (`common/expiring.rs`)
+//! and every comparison, the ledger's after a power loss included, sees
+//! it through the same clock. Seeds that salvage (`SkipAnyCorruptedRecords`,
+//! no prefix promised) write no time to live: which expiring write a
+//! salvage kept could not be told. The rules checked:
 //!
 //! - every read agrees with a `BTreeMap` model;
 //! - an injected error surfaces as an `Err` naming it (then the machine
@@ -47,6 +57,7 @@
 mod common;
 
 use common::ack_log::{apply, AckLog, Model, Write, WriteOp};
+use common::expiring::{expiring, live, live_model};
 use common::filter::{mark_filter, norm, MarkAwareAppend};
 use common::keyspaces::{
     drop_write, entries_of, keyspace_range, model_key, model_range, scan_keyspaces, KEYSPACES,
@@ -60,8 +71,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
 use strata::{
-    Compression, Db, Error, Keyspace, KeyspaceOptions, Options, Snapshot, WalRecoveryMode,
-    WalWriteMode, WriteBatch, WriteOptions,
+    Clock, Compression, Db, Error, Keyspace, KeyspaceOptions, ManualClock, Options, Snapshot,
+    WalRecoveryMode, WalWriteMode, WriteBatch, WriteOptions,
 };
 
 /// An iterator over a scan's entries, in either direction.
@@ -70,6 +81,8 @@ type Entries = Box<dyn Iterator<Item = strata::Result<(strata::Bytes, strata::By
 type Entry = (Vec<u8>, Vec<u8>);
 
 const KEYS: u64 = 300;
+/// `ks3`'s default time to live.
+const DEFAULT_TTL: Duration = Duration::from_secs(30);
 /// A dropped keyspace stays dropped through a power loss, and so does
 /// every write acknowledged before the drop: the drop is a MANIFEST edit,
 /// synced before it returns, and the state after it must be a prefix.
@@ -109,6 +122,10 @@ struct Figures {
     prefix_deletes: u64,
     /// Acknowledged merge operands (in batches).
     merges: u64,
+    /// Acknowledged puts with a time to live (the write's or `ks3`'s
+    /// default), and moves of the clock.
+    expiring_puts: u64,
+    clock_moves: u64,
     faults: BTreeMap<String, u64>,
 }
 
@@ -133,6 +150,8 @@ impl Figures {
         self.range_deletes += o.range_deletes;
         self.prefix_deletes += o.prefix_deletes;
         self.merges += o.merges;
+        self.expiring_puts += o.expiring_puts;
+        self.clock_moves += o.clock_moves;
         for (k, v) in &o.faults {
             *self.faults.entry(k.clone()).or_default() += v;
         }
@@ -169,6 +188,10 @@ struct Sim {
     writes: u64,
     trace: Vec<String>,
     fig: Figures,
+    /// The database's clock, moved only by the simulation.
+    clock: Arc<ManualClock>,
+    /// Whether writes may carry a time to live (not when salvaging).
+    ttl_writes: bool,
 }
 
 fn dir() -> PathBuf {
@@ -202,20 +225,42 @@ impl Sim {
             // Merges append (the model's `WriteOp::Merge`), a `#` base
             // counting as none.
             merge_operator: Some(Arc::new(MarkAwareAppend)),
+            // A fifth of the seeds store a merge over two operands as a
+            // put of the merged value.
+            max_successive_merges: if self.seed % 5 == 3 { 2 } else { 0 },
             compaction_filter_factory: Some(mark_filter()),
+            clock: Arc::clone(&self.clock) as Arc<dyn Clock>,
             ..Options::default()
         }
     }
 
+    fn now(&self) -> u64 {
+        self.clock.now_micros()
+    }
+
+    /// The time to live a put into keyspace `ks` gets from its options.
+    fn default_ttl(&self, ks: usize) -> Option<Duration> {
+        (ks == 3 && self.ttl_writes).then_some(DEFAULT_TTL)
+    }
+
     /// `ks2` runs with options of its own (larger memtables and blocks,
-    /// another compression), as an application may give each keyspace.
+    /// another compression), as an application may give each keyspace;
+    /// `ks3` with a default time to live and periodic compaction.
     fn keyspace_options(&self, ks: usize) -> Option<KeyspaceOptions> {
-        (ks == 2).then(|| KeyspaceOptions {
-            write_buffer_size: 96 * 1024,
-            block_size: 2048,
-            compression: Compression::Zstd { level: 1 },
-            ..self.options().keyspace_options()
-        })
+        match ks {
+            2 => Some(KeyspaceOptions {
+                write_buffer_size: 96 * 1024,
+                block_size: 2048,
+                compression: Compression::Zstd { level: 1 },
+                ..self.options().keyspace_options()
+            }),
+            3 if self.ttl_writes => Some(KeyspaceOptions {
+                default_ttl: self.default_ttl(3),
+                periodic_compaction_seconds: 120,
+                ..self.options().keyspace_options()
+            }),
+            _ => None,
+        }
     }
 
     /// The handle on keyspace `ks`, opening (creating) it on first use.
@@ -293,6 +338,8 @@ impl Sim {
                 seeds: 1,
                 ..Figures::default()
             },
+            clock: Arc::new(ManualClock::new(1_780_000_000_000_000)),
+            ttl_writes: seed % 8 != 7,
         };
         sim.db = Some(Db::open(dir(), sim.options()).expect("first open"));
         sim
@@ -396,6 +443,12 @@ impl Sim {
                 Ok(format!("crash after {n} fs ops"))
             }
             910..=969 => Ok(self.arm_fault()),
+            970..=984 => {
+                let by = Duration::from_millis(self.rng.below(40_000));
+                self.clock.advance(by);
+                self.fig.clock_moves += 1;
+                Ok(format!("clock +{by:?}"))
+            }
             _ => {
                 if !self.armed && !self.dropped_keyspace_held() {
                     if let Err(e) = self.db().check_invariants() {
@@ -501,12 +554,14 @@ impl Sim {
         let a = self.pick_keyspace();
         let b = (a + 1 + self.rng.below(KEYSPACES.len() as u64 - 1) as usize) % KEYSPACES.len();
         let k = key(self.rng.below(KEYS));
-        let (from, to) = if self.model.contains_key(&model_key(b, &k)) {
-            (b, a)
-        } else {
-            (a, b)
+        let now = self.now();
+        let live_in = |ks: usize| {
+            self.model
+                .get(&model_key(ks, &k))
+                .and_then(|v| live(v, now))
         };
-        let w: Write = match self.model.get(&model_key(from, &k)).cloned() {
+        let (from, to) = if live_in(b).is_some() { (b, a) } else { (a, b) };
+        let w: Write = match live_in(from) {
             Some(v) => {
                 self.fig.moves += 1;
                 vec![
@@ -584,12 +639,16 @@ impl Sim {
     /// Write `batch`, which `w` describes to the model.
     fn commit(&mut self, w: Write, batch: WriteBatch) -> Result<String, (Error, Option<Write>)> {
         let sync = self.rng.one_in(5);
+        let ttl = (self.ttl_writes && self.rng.one_in(6))
+            .then(|| Duration::from_millis(1000 + self.rng.below(59_000)));
         let opts = WriteOptions {
             sync,
+            ttl,
             ..Default::default()
         };
-        // The model and the ledger hold what the application means.
-        let w = norm_write(w);
+        // The model and the ledger hold what the application means, each
+        // put that expires with its expiry.
+        let w = self.stamp_expiry(norm_write(w), ttl);
         match self.db().write_opt(batch, &opts) {
             Ok(()) => {
                 apply(&mut self.model, &w);
@@ -598,6 +657,10 @@ impl Sim {
                     .map(|op| {
                         let k = op.first_key();
                         let (what, end) = match op {
+                            WriteOp::Put(_, v) if live(v, 0).as_ref() != Some(v) => {
+                                self.fig.expiring_puts += 1;
+                                ("put (expiring)", String::new())
+                            }
                             WriteOp::Put(..) => ("put", String::new()),
                             WriteOp::Delete(_) => ("delete", String::new()),
                             WriteOp::Merge(..) => {
@@ -636,7 +699,12 @@ impl Sim {
         let ks = self.pick_keyspace();
         let k = key(self.rng.below(KEYS));
         let got = self.handle(ks)?.get(&k)?.and_then(|v| norm(&v));
-        let want = self.model.get(&model_key(ks, &k));
+        let now = self.now();
+        let want = self
+            .model
+            .get(&model_key(ks, &k))
+            .and_then(|v| live(v, now));
+        let want = want.as_ref();
         if got.as_ref() != want {
             self.fail(format!(
                 "wrong read: get {:?} in {} returned {:?}, the model has {:?}",
@@ -656,10 +724,11 @@ impl Sim {
         let reverse = self.rng.one_in(2);
         let it = self.handle(ks)?.range(lo.as_slice()..hi.as_slice());
         let got = collect(it, reverse)?;
+        let now = self.now();
         let mut want: Vec<Entry> = self
             .model
             .range(model_key(ks, &lo)..model_key(ks, &hi))
-            .map(|(k, v)| (k[1..].to_vec(), v.clone()))
+            .filter_map(|(k, v)| Some((k[1..].to_vec(), live(v, now)?)))
             .collect();
         if reverse {
             want.reverse();
@@ -689,8 +758,11 @@ impl Sim {
             return Ok("no handle at the snapshot".into());
         };
         let got = collect(snap.keyspace(h).iter(), reverse)?;
+        // A snapshot fixes the sequence number, not the time: what
+        // expired since it was taken is gone from it too.
+        let now = self.clock.now_micros();
         let mut want: Vec<Entry> = entries_of(model, ks)
-            .map(|(k, v)| (k.to_vec(), v.clone()))
+            .filter_map(|(k, v)| Some((k.to_vec(), live(v, now)?)))
             .collect();
         if reverse {
             want.reverse();
@@ -782,11 +854,12 @@ impl Sim {
                         return;
                     }
                 };
-                if got != self.model {
+                let want = live_model(&self.model, self.now());
+                if got != want {
                     self.fail(format!(
                         "a clean reopen lost acknowledged writes: {} keys, the model has {}",
                         got.len(),
-                        self.model.len()
+                        want.len()
                     ));
                 }
                 // Everything acknowledged before a clean close was synced by it.
@@ -885,7 +958,8 @@ impl Sim {
         }
         // The recovered state must be a prefix of the acknowledged writes
         // holding every durable one, or all of them plus the failed one.
-        let r = match self.acks.recovered(&got) {
+        let now = self.now();
+        let (r, recovered) = match self.acks.recovered_as(&got, &|m| live_model(m, now)) {
             Ok(r) => r,
             Err(e) => self.fail(format!(
                 "recovery {why}: {e} (model has {} keys)",
@@ -902,7 +976,24 @@ impl Sim {
             "recovered {why}: prefix {} of {}",
             r.prefix, r.acknowledged
         ));
-        self.model = got;
+        // The state as the ledger holds it: with the expiries.
+        self.model = recovered;
+    }
+
+    /// `w` (normalised) as the model holds it: each put that gets a time
+    /// to live, the write's `ttl` or its keyspace's default, carries the
+    /// expiry the database gives it (the clock's time now plus the ttl).
+    fn stamp_expiry(&self, w: Write, ttl: Option<Duration>) -> Write {
+        let now = self.now();
+        w.into_iter()
+            .map(|op| match op {
+                WriteOp::Put(k, v) => match ttl.or(self.default_ttl(usize::from(k[0]))) {
+                    Some(t) => WriteOp::Put(k, expiring(&v, now + t.as_micros() as u64)),
+                    None => WriteOp::Put(k, v),
+                },
+                op => op,
+            })
+            .collect()
     }
 }
 
@@ -1009,7 +1100,8 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
          crash_points_hit={} clean_reopens={} failed_opens={} errors_surfaced={} \
          in_doubt_applied={} in_doubt_dropped={} unsynced_writes_lost={} \
          absolute_consistency_refusals={} moves={} keyspace_drops={} keyspace_flushes={} \
-         range_deletes={} prefix_deletes={} merges={} seconds={:.1}",
+         range_deletes={} prefix_deletes={} merges={} expiring_puts={} clock_moves={} \
+         seconds={:.1}",
         t.seeds,
         t.ops,
         t.acked_writes,
@@ -1029,6 +1121,8 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         t.range_deletes,
         t.prefix_deletes,
         t.merges,
+        t.expiring_puts,
+        t.clock_moves,
         start.elapsed().as_secs_f64()
     );
     let faults: u64 = t.faults.values().sum();
@@ -1060,4 +1154,16 @@ fn a_seed_replays_exactly() {
         assert_eq!(format!("{fig_a:?}"), format!("{fig_b:?}"));
         assert!(trace_a.len() > 100);
     }
+}
+
+#[test]
+fn an_expiring_value_reads_as_itself_then_as_its_operands() {
+    let mut m = Model::new();
+    m.insert(b"k".to_vec(), expiring(b"v", 10));
+    assert_eq!(live(&m[&b"k"[..]], 9).as_deref(), Some(&b"v"[..]));
+    assert_eq!(live(&m[&b"k"[..]], 10), None);
+    apply(&mut m, &vec![WriteOp::Merge(b"k".to_vec(), b"+1".to_vec())]);
+    assert_eq!(live(&m[&b"k"[..]], 9).as_deref(), Some(&b"v,+1"[..]));
+    assert_eq!(live(&m[&b"k"[..]], 10).as_deref(), Some(&b"+1"[..]));
+    assert_eq!(live(b"plain", 99).as_deref(), Some(&b"plain"[..]));
 }

@@ -20,6 +20,7 @@ mod range_dels;
 mod retain;
 mod stall;
 
+pub(crate) use merge_collect::MergeCollector;
 pub(crate) use picker::{level_scores, level_targets};
 pub(crate) use stall::WriteController;
 

@@ -36,6 +36,8 @@ pub struct KeyspaceOptions {
     pub max_sequential_skip_in_iterations: usize,
     /// [`Options::merge_operator`].
     pub merge_operator: Option<std::sync::Arc<dyn crate::MergeOperator>>,
+    /// [`Options::max_successive_merges`].
+    pub max_successive_merges: usize,
     /// [`Options::compaction_filter_factory`].
     pub compaction_filter_factory: Option<std::sync::Arc<dyn crate::CompactionFilterFactory>>,
     /// [`Options::default_ttl`].
@@ -89,6 +91,7 @@ impl Options {
             memtable_max_range_deletions: self.memtable_max_range_deletions,
             max_sequential_skip_in_iterations: self.max_sequential_skip_in_iterations,
             merge_operator: self.merge_operator.clone(),
+            max_successive_merges: self.max_successive_merges,
             compaction_filter_factory: self.compaction_filter_factory.clone(),
             default_ttl: self.default_ttl,
             periodic_compaction_seconds: self.periodic_compaction_seconds,
@@ -119,6 +122,7 @@ impl Options {
             memtable_max_range_deletions: ks.memtable_max_range_deletions,
             max_sequential_skip_in_iterations: ks.max_sequential_skip_in_iterations,
             merge_operator: ks.merge_operator.clone(),
+            max_successive_merges: ks.max_successive_merges,
             compaction_filter_factory: ks.compaction_filter_factory.clone(),
             default_ttl: ks.default_ttl,
             periodic_compaction_seconds: ks.periodic_compaction_seconds,

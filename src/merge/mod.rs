@@ -7,6 +7,7 @@ mod builtin;
 mod open_check;
 mod operands;
 mod operator;
+mod successive;
 
 pub use builtin::{Append, Max, UInt64Add};
 pub(crate) use open_check::check_merge_operator;

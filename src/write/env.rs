@@ -61,7 +61,13 @@ impl CommitEnv for DbInner {
     }
 
     fn apply(&self, mems: &ActiveMemTables, first_seq: SeqNo, batch: &WriteBatch) {
-        mems.insert(first_seq, batch);
+        // `max_successive_merges` (src/merge/successive.rs) looks only at
+        // batches holding merges.
+        if batch.merge_keyspaces().is_empty()
+            || !self.insert_collapsing_merges(mems, first_seq, batch)
+        {
+            mems.insert(first_seq, batch);
+        }
     }
 
     fn stop_error(&self) -> Option<Error> {

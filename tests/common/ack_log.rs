@@ -159,25 +159,40 @@ impl AckLog {
 
     /// Check what a recovery found; on success a new epoch starts from it.
     pub fn recovered(&mut self, got: &Model) -> Result<Recovered, String> {
+        self.recovered_as(got, &|m| m.clone()).map(|(r, _)| r)
+    }
+
+    /// [`AckLog::recovered`] for a model whose values readers see through
+    /// `view` (values that expire: `expiring.rs`): `got` is compared with
+    /// each candidate state's view. Returns the state matched, which the
+    /// new epoch starts from, as the model holds it.
+    pub fn recovered_as(
+        &mut self,
+        got: &Model,
+        view: &dyn Fn(&Model) -> Model,
+    ) -> Result<(Recovered, Model), String> {
         let mut state = self.base.clone();
         for w in &self.log[..self.durable] {
             apply(&mut state, w);
         }
         let mut prefix = None;
+        let mut matched = None;
         for k in self.durable..=self.log.len() {
             if k > self.durable {
                 apply(&mut state, &self.log[k - 1]);
             }
-            if state == *got {
+            if view(&state) == *got {
                 prefix = Some(k);
+                matched = Some(state.clone());
             }
         }
         let mut in_doubt_applied = self.in_doubt.as_ref().map(|_| false);
         if let (Some(w), None) = (&self.in_doubt, prefix) {
             apply(&mut state, w);
-            if state == *got {
+            if view(&state) == *got {
                 prefix = Some(self.log.len());
                 in_doubt_applied = Some(true);
+                matched = Some(state.clone());
             }
         }
         let Some(prefix) = prefix else {
@@ -193,7 +208,7 @@ impl AckLog {
                 } else {
                     ""
                 },
-                self.differences(got)
+                self.differences(got, view)
             ));
         };
         let report = Recovered {
@@ -201,17 +216,19 @@ impl AckLog {
             acknowledged: self.log.len(),
             in_doubt_applied,
         };
-        *self = AckLog::new(got.clone());
-        Ok(report)
+        let matched = matched.unwrap_or_else(|| got.clone());
+        *self = AckLog::new(matched.clone());
+        Ok((report, matched))
     }
 
     /// The first keys where `got` differs from the state after the
     /// durable writes, and which acknowledged writes touch each.
-    fn differences(&self, got: &Model) -> String {
+    fn differences(&self, got: &Model, view: &dyn Fn(&Model) -> Model) -> String {
         let mut state = self.base.clone();
         for w in &self.log[..self.durable] {
             apply(&mut state, w);
         }
+        let state = view(&state);
         let mut keys: std::collections::BTreeSet<&Vec<u8>> = state.keys().collect();
         keys.extend(got.keys());
         let out: Vec<String> =

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ack_log;
+pub mod expiring;
 pub mod filter;
 pub mod history;
 pub mod keyspaces;

@@ -183,6 +183,12 @@ pub struct Flags {
     #[arg(long, default_value = "", value_parser = parse_merge_operator)]
     pub merge_operator: String,
 
+    /// RocksDB's `--max_successive_merges`: a merge over more operands of
+    /// its key in the memtable is stored as a put of the merged value (0,
+    /// the default: off). strata only; the RocksDB adapter does not set it.
+    #[arg(long, default_value_t = 0)]
+    pub max_successive_merges: usize,
+
     /// Write the fills' batches (`--batch_size` > 1) as optimistic
     /// transactions, and run randomtransaction on them (RocksDB's
     /// `--optimistic_transaction_db`).
@@ -439,6 +445,9 @@ mod tests {
     #[test]
     fn merge_operators_are_rocksdbs_nicknames() {
         assert_eq!(parse(&[]).unwrap().merge_operator, "");
+        assert_eq!(parse(&[]).unwrap().max_successive_merges, 0);
+        let f = parse(&["--max_successive_merges=4"]).unwrap();
+        assert_eq!(f.max_successive_merges, 4);
         for name in ["uint64add", "stringappend", "max"] {
             let arg = format!("--merge_operator={name}");
             assert_eq!(parse(&[arg.as_str()]).unwrap().merge_operator, name);

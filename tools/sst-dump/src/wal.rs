@@ -13,7 +13,7 @@ use strata_wal::{LogEnd, Reader, RecoveryMode};
 use crate::escape::Style;
 use crate::keyspaces::KeyspaceNames;
 use crate::output::{problems_text, Problem, Report};
-use crate::scan::kind_name;
+use crate::scan::{kind_name, split_expiry};
 
 /// One operation of a batch.
 #[derive(Debug, Serialize)]
@@ -30,8 +30,14 @@ pub struct Op {
     pub keyspace_label: String,
     /// A range delete's start, or the key.
     pub key: String,
+    /// A put's value (with `--print_value`); an expiring put's without
+    /// its expiry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// An expiring put's expiry (microseconds since the Unix epoch), read
+    /// from the first 8 bytes of its stored value (docs/design/ttl.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at_micros: Option<u64>,
     /// A range delete's end: `Some(None)` (JSON null) when it has none;
     /// absent for other operations.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,24 +224,29 @@ fn decode(
     r.count = Some(batch.count());
     for op in batch.iter() {
         match op {
-            Ok(op) => r.ops.push(Op {
-                op: kind_name(op.kind),
-                keyspace: op.keyspace,
-                keyspace_name: names.and_then(|n| n.name(op.keyspace)),
-                keyspace_label: match (op.keyspace, names) {
-                    (0, _) => String::new(),
-                    (id, Some(n)) => format!("({})", n.label(id)),
-                    (id, None) => format!("(#{id})"),
-                },
-                key: style.show(op.key),
-                value: (print_values
-                    && matches!(
-                        op.kind,
-                        strata_sstable::ValueKind::Put | strata_sstable::ValueKind::PutWithExpiry
-                    ))
-                .then(|| style.show(op.value)),
-                end: (op.kind == strata_sstable::ValueKind::RangeDelete)
-                    .then(|| op.range_end().map(|e| style.show(e))),
+            Ok(op) => r.ops.push({
+                let (expires_at_micros, value) = split_expiry(op.kind, op.value);
+                Op {
+                    op: kind_name(op.kind),
+                    keyspace: op.keyspace,
+                    keyspace_name: names.and_then(|n| n.name(op.keyspace)),
+                    keyspace_label: match (op.keyspace, names) {
+                        (0, _) => String::new(),
+                        (id, Some(n)) => format!("({})", n.label(id)),
+                        (id, None) => format!("(#{id})"),
+                    },
+                    key: style.show(op.key),
+                    value: (print_values
+                        && matches!(
+                            op.kind,
+                            strata_sstable::ValueKind::Put
+                                | strata_sstable::ValueKind::PutWithExpiry
+                        ))
+                    .then(|| style.show(value)),
+                    expires_at_micros,
+                    end: (op.kind == strata_sstable::ValueKind::RangeDelete)
+                        .then(|| op.range_end().map(|e| style.show(e))),
+                }
             }),
             Err(e) => {
                 r.error = Some(format!("{} at byte {} of the batch", e.reason, e.offset));
@@ -280,6 +291,11 @@ impl Report for WalReport {
                                 .map_or_else(|| "+inf".to_owned(), |e| format!("'{e}'"))
                         ),
                         (None, None) => format!("{}{} '{}'", op.op, op.keyspace_label, op.key),
+                    })
+                    .zip(&r.ops)
+                    .map(|(text, op)| match op.expires_at_micros {
+                        Some(at) => format!("{text} (expires at {at} us)"),
+                        None => text,
                     })
                     .collect();
                 out.push_str(&ops.join(" "));

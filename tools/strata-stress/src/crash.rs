@@ -97,6 +97,11 @@ pub struct Totals {
     pub bank_transfers: u64,
     /// Verifications that opened with `Options::default()`.
     pub default_option_opens: u64,
+    /// Merge counters' writes acknowledged and checked (the last cycle's
+    /// count: they accumulate), and in-flight ones found after or before.
+    pub counter_writes: u64,
+    pub counters_pending_new: u64,
+    pub counters_pending_old: u64,
 }
 
 pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
@@ -276,6 +281,9 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         totals.token_moves = totals.token_moves.max(field("token_moves")?);
         totals.bank_audits += field("bank_audited")?;
         totals.bank_transfers = totals.bank_transfers.max(field("bank_transfers")?);
+        totals.counter_writes = field("counter_writes")?;
+        totals.counters_pending_new += field("counters_pending_new")?;
+        totals.counters_pending_old += field("counters_pending_old")?;
         totals.cycles += 1;
         if totals.cycles.is_multiple_of(10) {
             println!(

@@ -95,6 +95,9 @@ pub struct StressFlags {
     /// the verifier's scans step over before seeking past the rest.
     #[arg(long, default_value_t = 8)]
     pub max_sequential_skip_in_iterations: usize,
+    /// RocksDB's max_successive_merges (the merge counters' keyspace).
+    #[arg(long, default_value_t = 0)]
+    pub max_successive_merges: usize,
 }
 
 /// One of `choices`, uniformly.
@@ -146,8 +149,9 @@ impl StressFlags {
             wal_buffer_capacity_bytes: pick(rng, &[4 << 10, 64 << 10, 1 << 20, 4 << 20]),
             wal_bytes_per_sync: pick(rng, &[0, 0, 256 << 10]),
             max_sequential_skip_in_iterations: pick(rng, &[0, 1, 8]),
-            // Drawn last, so the other draws of a seed stay as they were.
+            // Drawn last, so the earlier draws of a seed stay as they were.
             transfer_one_in: pick(rng, &[0, 5, 20, 100]),
+            max_successive_merges: pick(rng, &[0, 0, 1, 4]),
         }
     }
 
@@ -177,6 +181,7 @@ impl StressFlags {
             wal_buffer_capacity_bytes: self.wal_buffer_capacity_bytes,
             wal_bytes_per_sync: self.wal_bytes_per_sync,
             max_sequential_skip_in_iterations: self.max_sequential_skip_in_iterations,
+            max_successive_merges: self.max_successive_merges,
             ..defaults
         }
     }
@@ -245,6 +250,10 @@ impl StressFlags {
             (
                 "max-sequential-skip-in-iterations",
                 self.max_sequential_skip_in_iterations.to_string(),
+            ),
+            (
+                "max-successive-merges",
+                self.max_successive_merges.to_string(),
             ),
         ]
         .into_iter()

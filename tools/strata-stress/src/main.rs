@@ -13,6 +13,7 @@
 //! check proves.
 
 mod bank;
+mod counters;
 mod crash;
 mod expected;
 mod flags;
@@ -114,6 +115,10 @@ impl Common {
     fn expected_path(&self) -> PathBuf {
         self.dir.join("expected")
     }
+
+    fn counters_path(&self) -> PathBuf {
+        self.dir.join("counters")
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -181,9 +186,18 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
         )
         .into());
     }
+    let counter_state = counters::CounterState::open_or_create(&common.counters_path())?;
+    if let Some(j) = counter_state.first_pending() {
+        return Err(format!(
+            "counter {j} has a write in flight from a run that did not finish: run `verify` first"
+        )
+        .into());
+    }
     let run = state.begin_run()?;
     let f = &common.flags;
-    let db = Db::open(common.db_dir(), f.options())?;
+    let options = f.options();
+    let db = Db::open(common.db_dir(), options.clone())?;
+    let counter_keyspace = counters::open(&db, &options)?;
     let workload = workload::Workload {
         threads: f.threads.max(1),
         seed: common.seed,
@@ -199,7 +213,14 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
         options: f.options(),
         value_sizes: f.value_sizes(),
     };
-    let counters = workload::run(&db, Arc::new(state.into_shared()), &workload, run)?;
+    let counters = workload::run(
+        &db,
+        Arc::new(state.into_shared()),
+        &counter_keyspace,
+        Arc::new(counter_state),
+        &workload,
+        run,
+    )?;
     db.wait_for_compactions()?;
     db.check_invariants()?;
     println!("run {run} ok: {}", counters.summary());
@@ -208,6 +229,7 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
 
 fn verify_cmd(common: &Common, default_options: bool) -> Result<(), AnyError> {
     let mut state = open_state(common)?;
+    let counter_state = counters::CounterState::open_or_create(&common.counters_path())?;
     let db_dir = common.db_dir();
     let options = if default_options {
         Options::default()
@@ -216,8 +238,10 @@ fn verify_cmd(common: &Common, default_options: bool) -> Result<(), AnyError> {
     };
     let report = verify::verify(
         &db_dir,
-        || Db::open(&db_dir, options),
+        || Db::open(&db_dir, options.clone()),
         &mut state,
+        &counter_state,
+        &options,
         common.seed,
     )?;
     println!("{}", report.line());
@@ -251,7 +275,8 @@ fn crash_cmd(
          kills_during_flush_or_compaction={} stray_tables={} in_flight_keys_new={} in_flight_keys_old={} \
          in_flight_batches={} keys_verified={} range_scans={} tokens_in_one_keyspace={} token_moves={} \
          bank_audits={} bank_transfers={} \
-         default_option_opens={} seconds={:.0}",
+         default_option_opens={} counter_writes={} in_flight_counters_new={} in_flight_counters_old={} \
+         seconds={:.0}",
         t.cycles,
         t.killed,
         t.kills_before_first_write,
@@ -274,6 +299,9 @@ fn crash_cmd(
         t.bank_audits,
         t.bank_transfers,
         t.default_option_opens,
+        t.counter_writes,
+        t.counters_pending_new,
+        t.counters_pending_old,
         start.elapsed().as_secs_f64()
     );
     Ok(())

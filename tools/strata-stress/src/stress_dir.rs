@@ -9,6 +9,7 @@
 //! D/CREATED_BY_STRATA_STRESS   the marker
 //! D/db/                        the database (strata's file names only)
 //! D/expected, D/expected.tmp   the expected state (expected.rs)
+//! D/counters, D/counters.tmp   the merge counters' expected state (counters.rs)
 //! D/run.log                    the last crash-test child's stderr
 //! D/checkpoints/<name>[.tmp]/  checkpoints the workload takes and checks
 //! ```
@@ -20,7 +21,7 @@ static STRESS_DIR: Layout = Layout {
     entry: |name| match name {
         "db" => Some(Entry::Dir(&DATABASE)),
         "checkpoints" => Some(Entry::Dir(&CHECKPOINTS)),
-        "expected" | "expected.tmp" | "run.log" => Some(Entry::File),
+        "expected" | "expected.tmp" | "counters" | "counters.tmp" | "run.log" => Some(Entry::File),
         _ => None,
     },
 };

@@ -10,6 +10,7 @@
 //! for in-flight keys is recorded as committed, so the next run starts
 //! from an exact expected state.
 
+use crate::counters::{CounterReport, CounterState};
 use crate::expected::{AnyError, ExpectedState, Slot};
 use crate::rng::Rng;
 use crate::value;
@@ -60,12 +61,15 @@ pub struct Report {
     /// Acknowledged (or recovered in-flight) writes of every key so far:
     /// the sum of the keys' generations, for the crash test's progress.
     pub key_writes: u64,
+    /// The merge counters (`counters.rs`): present, acknowledged writes
+    /// so far, and those with a write in flight found after or before it.
+    pub counters: CounterReport,
 }
 
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -84,7 +88,11 @@ impl Report {
             self.tokens,
             self.token_moves,
             u8::from(self.bank_audited),
-            self.bank_transfers
+            self.bank_transfers,
+            self.counters.present,
+            self.counters.acked,
+            self.counters.pending_new,
+            self.counters.pending_old
         )
     }
 }
@@ -102,6 +110,8 @@ pub fn verify(
     db_dir: &Path,
     open: impl FnOnce() -> strata::Result<Db>,
     state: &mut ExpectedState,
+    counter_state: &CounterState,
+    options: &strata::Options,
     seed: u64,
 ) -> Result<Report, AnyError> {
     let mut report = Report {
@@ -111,6 +121,9 @@ pub fn verify(
     inspect_directory(db_dir, &mut report)?;
     let log = write_log::read(db_dir)?;
     let db = open().map_err(|e| format!("reopen failed: {e}"))?;
+    // Before anything reads the counters: their keyspace needs its
+    // operator (the database's options, default or not, have none).
+    let counter_keyspace = crate::counters::open(&db, options)?;
     if let Some(log) = &log {
         report.logged_keys = log.check_applied(&db)?;
         report.logged_writes = log.logged_writes;
@@ -130,6 +143,7 @@ pub fn verify(
         report.bank_audited = true;
         report.bank_transfers = audit.transfers;
     }
+    report.counters = crate::counters::verify(&counter_keyspace, counter_state)?;
     // Open may start compactions; the stray-file check needs them done.
     db.wait_for_compactions()?;
     db.check_invariants()

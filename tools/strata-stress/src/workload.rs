@@ -15,12 +15,14 @@
 //! Besides the default keyspace's keys, threads move tokens between two
 //! other keyspaces in batches across them (`moves.rs`), transfer money
 //! between the accounts of a fourth in synced transactions (`bank.rs`),
-//! and flush any of them.
+//! increment merge counters in a fifth (`counters.rs`), and flush any of
+//! them.
 //!
 //! No write uses `disable_wal`: the crash test's verifier relies on every
 //! sequence number being logged (`write_log.rs`).
 
 use crate::bank;
+use crate::counters::{CounterState, CounterWriter};
 use crate::expected::{AnyError, Pending, SharedState, Slot};
 use crate::moves;
 use crate::rng::Rng;
@@ -92,13 +94,18 @@ pub struct Counters {
     pub range_deleted_keys: AtomicU64,
     /// Checkpoints taken, opened and found equal to their snapshot.
     pub checkpoints: AtomicU64,
+    /// Counter writes (mostly merges) and counter reads.
+    pub counter_writes: AtomicU64,
+    pub counter_reads: AtomicU64,
+    /// Writes of keys whose puts expire (a day later).
+    pub expiring_writes: AtomicU64,
 }
 
 impl Counters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} transfers={} transfers_declined={} transfer_conflicts={} range_deletes={} prefix_deletes={} range_deleted_keys={} checkpoints={}",
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} transfers={} transfers_declined={} transfer_conflicts={} range_deletes={} prefix_deletes={} range_deleted_keys={} checkpoints={} counter_writes={} counter_reads={} expiring_writes={}",
             g(&self.puts),
             g(&self.deletes),
             g(&self.batches),
@@ -115,13 +122,23 @@ impl Counters {
             g(&self.range_deletes),
             g(&self.prefix_deletes),
             g(&self.range_deleted_keys),
-            g(&self.checkpoints)
+            g(&self.checkpoints),
+            g(&self.counter_writes),
+            g(&self.counter_reads),
+            g(&self.expiring_writes)
         )
     }
 }
 
 /// Run the workload to completion. A wrong read returns `Err` at once.
-pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<Counters, AnyError> {
+pub fn run(
+    db: &Db,
+    state: Arc<SharedState>,
+    counter_keyspace: &Keyspace,
+    counter_state: Arc<CounterState>,
+    w: &Workload,
+    run: u64,
+) -> Result<Counters, AnyError> {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let first_write = Arc::new(AtomicBool::new(false));
@@ -135,6 +152,12 @@ pub fn run(db: &Db, state: Arc<SharedState>, w: &Workload, run: u64) -> Result<C
             let mut worker = Worker {
                 move_keyspaces: move_keyspaces.clone(),
                 bank: bank.clone(),
+                counter_writer: CounterWriter {
+                    keyspace: counter_keyspace.clone(),
+                    state: Arc::clone(&counter_state),
+                    thread: t,
+                    threads: w.threads,
+                },
                 tokens: (0..moves::TOKENS)
                     .filter(|j| j % w.threads == t)
                     .map(|j| (j, tokens[j as usize]))
@@ -188,6 +211,8 @@ struct Worker {
     move_keyspaces: [Keyspace; 2],
     /// The bank's keyspace: every thread transfers between any accounts.
     bank: Keyspace,
+    /// Writes and reads this thread's merge counters.
+    counter_writer: CounterWriter,
     /// This thread's tokens: number, keyspace and moves so far.
     tokens: Vec<(u32, (usize, u64))>,
     /// Held for reading by every operation on the keys and their expected
@@ -213,10 +238,11 @@ impl Worker {
             done += 1;
             let choice = self.rng.below(100);
             if self.w.flush_one_in > 0 && self.rng.one_in(self.w.flush_one_in) {
-                match self.rng.below(4) {
+                match self.rng.below(5) {
                     0 => self.db.flush()?,
                     1 => self.bank.flush()?,
-                    n => self.move_keyspaces[n as usize - 2].flush()?,
+                    2 => self.counter_writer.keyspace.flush()?,
+                    n => self.move_keyspaces[n as usize - 3].flush()?,
                 }
                 self.counters.flushes.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -243,6 +269,27 @@ impl Worker {
             }
             if self.w.transfer_one_in > 0 && self.rng.one_in(self.w.transfer_one_in) {
                 self.transfer()?;
+                continue;
+            }
+            if self.rng.one_in(8) {
+                let batch_id = self.next_batch;
+                self.next_batch += 1;
+                if self.rng.one_in(4) {
+                    self.counter_writer
+                        .check(&self.db, &mut self.rng, batch_id)?;
+                    self.counters.counter_reads.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let sync = self.rng.one_in(self.w.sync_one_in);
+                    let n = self
+                        .counter_writer
+                        .write(&self.db, &mut self.rng, batch_id, sync)?;
+                    self.counters
+                        .counter_writes
+                        .fetch_add(u64::from(n), Ordering::Relaxed);
+                    if sync {
+                        self.counters.sync_writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 continue;
             }
             let keys_lock = Arc::clone(&self.keys_lock);
@@ -352,7 +399,14 @@ impl Worker {
             )?;
             planned.push((i, pending));
         }
-        self.commit(batch, sync, planned)?;
+        // One write in eight expires, a day after it is made: longer than
+        // any run, so the expected state need not know the time, while
+        // the expiry travels through the WAL, flushes and compactions.
+        let ttl = self
+            .rng
+            .one_in(8)
+            .then_some(std::time::Duration::from_secs(86_400));
+        self.commit_with_ttl(batch, sync, ttl, planned)?;
         let c = &self.counters;
         match (indices.len(), delete) {
             (1, true) => c.deletes.fetch_add(1, Ordering::Relaxed),
@@ -436,6 +490,17 @@ impl Worker {
         sync: bool,
         planned: Vec<(u32, Pending)>,
     ) -> Result<(), AnyError> {
+        self.commit_with_ttl(batch, sync, None, planned)
+    }
+
+    /// [`Worker::commit`], its puts expiring after `ttl`.
+    fn commit_with_ttl(
+        &mut self,
+        batch: WriteBatch,
+        sync: bool,
+        ttl: Option<std::time::Duration>,
+        planned: Vec<(u32, Pending)>,
+    ) -> Result<(), AnyError> {
         if sync {
             // The expected state must be durable before a write that will be.
             self.state.sync()?;
@@ -444,9 +509,15 @@ impl Worker {
             batch,
             &WriteOptions {
                 sync,
+                ttl,
                 ..Default::default()
             },
         )?;
+        if ttl.is_some() {
+            self.counters
+                .expiring_writes
+                .fetch_add(1, Ordering::Relaxed);
+        }
         for (i, p) in planned {
             self.state.set(
                 i,
@@ -564,7 +635,13 @@ impl Worker {
             .into());
         }
         for ks in &names {
-            let (source, copied) = (self.db.keyspace(ks)?, copy.keyspace(ks)?);
+            // The counters' keyspace opens with its merge operator.
+            let copied = if ks == crate::counters::KEYSPACE {
+                crate::counters::open(&copy, &self.w.options)?
+            } else {
+                copy.keyspace(ks)?
+            };
+            let source = self.db.keyspace(ks)?;
             let mut expected = snapshot.keyspace(&source).iter();
             let mut got = copied.iter();
             let mut count = 0u64;

@@ -60,6 +60,10 @@ pub struct LastWrite {
     pub seq: u64,
     /// The value put, or `None` for a delete.
     pub value: Option<Vec<u8>>,
+    /// The last write is a merge operand: the key holds some value, which
+    /// only its merge operator and the writes before it say (the merge
+    /// counters check it exactly: `counters.rs`).
+    pub merged: bool,
     pub wal: u64,
 }
 
@@ -227,7 +231,24 @@ impl WriteLog {
             let op =
                 op.map_err(|e| format!("bad write batch at byte {}: {}", e.offset, e.reason))?;
             let seq = first + i as u64;
-            let value = (op.kind == ValueKind::Put).then(|| op.value.to_vec());
+            let value = match op.kind {
+                ValueKind::Put => Some(op.value.to_vec()),
+                // The expiry (8 bytes) then the value; the stress tool's
+                // times to live outlast any run, so the value is live.
+                ValueKind::PutWithExpiry => Some(
+                    op.value
+                        .get(8..)
+                        .ok_or_else(|| {
+                            format!(
+                                "an expiring value at sequence number {seq} is {} bytes, \
+                                 shorter than its expiry",
+                                op.value.len()
+                            )
+                        })?
+                        .to_vec(),
+                ),
+                _ => None,
+            };
             self.logged_writes += 1;
             // Only what recovery replays into a live keyspace.
             let Some((name, log_number)) = self.keyspaces.get(&op.keyspace) else {
@@ -250,6 +271,7 @@ impl WriteLog {
                         *last = LastWrite {
                             seq,
                             value: None,
+                            merged: false,
                             wal,
                         };
                     }
@@ -264,7 +286,12 @@ impl WriteLog {
             }
             self.last_write.insert(
                 (name.clone(), op.key.to_vec()),
-                LastWrite { seq, value, wal },
+                LastWrite {
+                    seq,
+                    value,
+                    merged: op.kind == ValueKind::Merge,
+                    wal,
+                },
             );
         }
         self.last_seq = first + u64::from(batch.count()) - 1;
@@ -306,8 +333,14 @@ impl WriteLog {
         }
         for ((keyspace, key), last) in &self.last_write {
             let got = db.keyspace(keyspace)?.get(key)?;
-            if got.as_deref() != last.value.as_deref() {
+            let applied = if last.merged {
+                got.is_some()
+            } else {
+                got.as_deref() == last.value.as_deref()
+            };
+            if !applied {
                 let show = |v: Option<&[u8]>| match v {
+                    None if last.merged => "a merge operand (some value)".to_string(),
                     None => "nothing".to_string(),
                     Some(v) => format!("{} bytes {:?}", v.len(), value::decode(v)),
                 };
@@ -355,6 +388,47 @@ mod tests {
         db.put(b"b", b"back").unwrap();
         let e = log.check_applied(&db).unwrap_err().to_string();
         assert!(e.contains("key \"b\" of keyspace \"default\""), "{e}");
+    }
+
+    #[test]
+    fn a_key_whose_last_logged_write_is_a_merge_operand_holds_a_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || strata::Options {
+            merge_operator: Some(std::sync::Arc::new(strata::UInt64Add)),
+            ..Default::default()
+        };
+        let db = Db::open(dir.path(), options()).unwrap();
+        db.put("a", 5u64.to_le_bytes()).unwrap();
+        db.merge("a", 1u64.to_le_bytes()).unwrap();
+        db.merge("b", 2u64.to_le_bytes()).unwrap();
+        drop(db);
+        let log = read(dir.path()).unwrap().unwrap();
+        let at = |k: &str| ("default".to_string(), k.as_bytes().to_vec());
+        assert!(log.last_write[&at("a")].merged && log.last_write[&at("b")].merged);
+
+        let db = Db::open(dir.path(), options()).unwrap();
+        assert_eq!(log.check_applied(&db).unwrap(), 2);
+        // The operand's key lost: refused.
+        db.delete("b").unwrap();
+        let e = log.check_applied(&db).unwrap_err().to_string();
+        assert!(
+            e.contains("key \"b\"") && e.contains("a merge operand"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_expiring_value_is_logged_as_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        db.put_with_ttl("a", "1", std::time::Duration::from_secs(86_400))
+            .unwrap();
+        drop(db);
+        let log = read(dir.path()).unwrap().unwrap();
+        let at = ("default".to_string(), b"a".to_vec());
+        assert_eq!(log.last_write[&at].value.as_deref(), Some(&b"1"[..]));
+        let db = Db::open(dir.path(), strata::Options::default()).unwrap();
+        assert_eq!(log.check_applied(&db).unwrap(), 1);
     }
 
     #[test]

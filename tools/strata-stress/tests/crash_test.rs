@@ -84,6 +84,9 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
     // negative), and transfers committed in transactions survived them.
     assert!(field("bank_audits") > 0, "{summary}");
     assert!(field("bank_transfers") > 0, "{summary}");
+    // Merge counters were written, and every acknowledged write of them
+    // was counted exactly once after each kill.
+    assert!(field("counter_writes") > 0, "{summary}");
 }
 
 /// The stress tool's own checks: a run against a fresh directory, then

@@ -140,6 +140,14 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
         "max" => Some(std::sync::Arc::new(strata::Max)),
         _ => None,
     };
+    o.max_successive_merges = flags.max_successive_merges;
+    if flags.max_successive_merges > 0 {
+        m.map(
+            "max_successive_merges",
+            flags.max_successive_merges,
+            &format!("max_successive_merges {}", flags.max_successive_merges),
+        );
+    }
     if !flags.merge_operator.is_empty() {
         m.map(
             "merge_operator",
