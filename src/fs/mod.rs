@@ -132,6 +132,19 @@ pub trait FileSystem: Send + Sync + 'static {
     }
     /// Atomically replace `to` with `from`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Give the file at `from` a second name, `to` (a hard link: one
+    /// file, two directory entries; `to` must not exist). Like every
+    /// directory entry, `to` is durable only after
+    /// [`sync_dir`](Self::sync_dir). The default returns
+    /// [`io::ErrorKind::Unsupported`]; callers fall back to a copy, as
+    /// they do for a link across devices.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this filesystem has no hard links",
+        ))
+    }
     /// Delete a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Names of the entries of a directory (not full paths), in no order.
