@@ -7,10 +7,11 @@
 //!    synced with the directory. A crash from here to the edit leaves
 //!    tables no version names, which the next open deletes.
 //! 3. Stop writes (lead the write queue). If a table must be numbered
-//!    (below) and the keyspace's memtables hold anything, flush them
-//!    first: a replayed WAL record must be newer than every table
-//!    (`open.rs`, `check_sequence`), and a memtable entry would hide an
-//!    older-numbered table's version of its key.
+//!    (below) and memtables hold anything, flush them first, every
+//!    keyspace's: a replayed WAL record must be newer than the tables
+//!    (`open.rs`, `replay_floor`: the smallest of the keyspaces' newest
+//!    table entries), and a memtable entry would hide an older-numbered
+//!    table's version of its key.
 //! 4. Sync the WAL, so that the ingestion is never durable without every
 //!    write acknowledged before it.
 //! 5. Under the version set lock, place each table (`placement.rs`) and
@@ -187,8 +188,8 @@ impl DbInner {
         self.check_bg_error()?;
         ks.check_live()?;
         let sv = ks.super_version.load();
-        let memtables_hold_writes = !sv.mem.is_empty() || sv.imms.iter().any(|m| !m.is_empty());
-        if memtables_hold_writes {
+        let all = self.all_keyspaces();
+        if all.iter().any(|k| holds_writes(k)) {
             let must_number = flush_first
                 || self.snapshots.newest().is_some()
                 || files.iter().any(|f| f.has_range_dels())
@@ -208,17 +209,23 @@ impl DbInner {
             if must_number {
                 if !opts.allow_blocking_flush {
                     return Err(Error::InvalidArgument(format!(
-                        "ingesting into keyspace {:?} needs a flush of its memtables first (the files overlap them, or must be numbered after their writes), and allow_blocking_flush is false",
+                        "ingesting into keyspace {:?} needs a flush of the memtables first (the files overlap them, or must be numbered after their writes), and allow_blocking_flush is false",
                         ks.name
                     )));
                 }
                 drop(sv);
-                self.flush_while_leading(leader, ks)?;
+                // Every keyspace's: WAL replay takes the smallest of the
+                // keyspaces' newest table entries as the floor every
+                // replayed record must be above (`open.rs`,
+                // `replay_floor`), so no WAL holding a write numbered
+                // before the table may stay replayable.
+                for k in all.iter().filter(|k| holds_writes(k)) {
+                    self.flush_while_leading(leader, k)?;
+                }
             }
         }
-        let sv = ks.super_version.load();
-        let memtables_empty = sv.mem.is_empty() && sv.imms.is_empty();
-        drop(sv);
+        let memtables_empty = !all.iter().any(|k| holds_writes(k));
+        drop(all);
         let freeze = self.snapshots.freeze_if_none();
         self.flush_wal(true)?;
 
@@ -375,6 +382,12 @@ impl DbInner {
         file.sync().map_err(|e| Error::io("sync", &path, e))?;
         Ok(meta)
     }
+}
+
+/// Whether `ks`'s memtables, active or frozen, hold any write.
+fn holds_writes(ks: &KeyspaceState) -> bool {
+    let sv = ks.super_version.load();
+    !sv.mem.is_empty() || !sv.imms.is_empty()
 }
 
 /// Whether `mem` holds a key, or a range delete, within `range` (its
