@@ -358,7 +358,7 @@ impl DbInner {
         let reads = BlockReadOptions {
             verify_checksums: false,
             fill_cache: false,
-            readahead_bytes: 0,
+            readahead_bytes: 2 << 20,
         };
         let mut it = f.table.iter_with_options(reads);
         it.seek_to_first().map_err(|e| table_error(&f.path, e))?;
