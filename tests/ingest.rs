@@ -579,3 +579,25 @@ fn a_numbered_ingestion_beside_another_keyspaces_unflushed_writes_reopens() {
     assert_eq!(get(&db, 2), Some(b"default".to_vec()));
     db.check_invariants().unwrap();
 }
+
+/// A copied file larger than the copy's read window (4 MiB) arrives whole.
+#[test]
+fn a_large_file_is_copied_in_whole() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    fs.create_dir_all(&ext_dir()).unwrap();
+    let path = ext_dir().join("large.sst");
+    let mut w = SstWriter::create(&path, &mem_options(&fs)).unwrap();
+    for i in 0..60_000 {
+        w.put(key(i), [b'v'; 100]).unwrap();
+    }
+    let info = w.finish().unwrap();
+    assert!(info.file_size > 5 << 20, "{}", info.file_size);
+    db.ingest(&[&path], &IngestOptions::default()).unwrap();
+    assert_eq!(db.iter().count(), 60_000);
+    assert_eq!(
+        db.get(key(59_999)).unwrap().unwrap().to_vec(),
+        vec![b'v'; 100]
+    );
+    db.check_invariants().unwrap();
+}

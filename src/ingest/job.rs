@@ -31,7 +31,7 @@ use super::placement::place;
 use crate::core::DbInner;
 use crate::error::{table_error, table_write_error, Error, Result};
 use crate::filename::table_path;
-use crate::fs::{FileSystem, WriteAdapter};
+use crate::fs::{FileSystem, RandomAccessOptions, WriteAdapter};
 use crate::iter::InternalIterator;
 use crate::keyspace::KeyspaceState;
 use crate::memtable::{MemTable, MemTableIter};
@@ -440,10 +440,24 @@ fn bring_in(fs: &dyn FileSystem, src: &Path, dest: &Path, opts: &IngestOptions) 
             Err(_) => {}
         }
     }
-    let data = fs.read(src).map_err(|e| Error::io("read", src, e))?;
+    // In windows read with `pread`, not through a map (a page fault per
+    // 4 KiB of a large table).
+    const COPY_WINDOW: u64 = 4 << 20;
+    let from = fs
+        .open_random_access(src, RandomAccessOptions { mmap: false })
+        .map_err(|e| Error::io("open", src, e))?;
     let mut file = fs.create(dest).map_err(|e| Error::io("create", dest, e))?;
-    file.append(&data)
-        .and_then(|()| file.sync())
-        .map_err(|e| Error::io("copy into", dest, e))?;
+    let size = from.size();
+    let mut offset = 0;
+    while offset < size {
+        let len = COPY_WINDOW.min(size - offset) as usize;
+        let window = from
+            .read_at(offset, len)
+            .map_err(|e| Error::io("read", src, e))?;
+        file.append(&window)
+            .map_err(|e| Error::io("copy into", dest, e))?;
+        offset += len as u64;
+    }
+    file.sync().map_err(|e| Error::io("sync", dest, e))?;
     Ok(false)
 }
