@@ -344,6 +344,33 @@ impl Db {
         Snapshot::new(Arc::clone(self.inner()))
     }
 
+    /// Add the table files at `files`, built with
+    /// [`SstWriter`](crate::SstWriter), to the default keyspace
+    /// ([`Keyspace::ingest`] for another), all or none, as RocksDB's
+    /// `IngestExternalFile`: each file is checked (block checksums with
+    /// `verify_checksums_before_ingest`, keys sorted and unique) and
+    /// they must not overlap each other; then, with writes stopped
+    /// meanwhile, each goes to the deepest level where nothing above or
+    /// in it overlaps its range, by one MANIFEST edit. A file overlapping
+    /// nothing in the keyspace keeps sequence number 0 and is linked
+    /// (`move_files`) or copied in as it is; one overlapping older data,
+    /// going to L0, holding range deletes, or ingested while a snapshot
+    /// is live gets the next sequence number (snapshots taken before do
+    /// not see it), and is rewritten with it. The memtables are flushed
+    /// first when a file overlaps them, or must be numbered while they
+    /// hold writes (`allow_blocking_flush`). A crash before the edit is
+    /// durable leaves the database as before; the files copied in are
+    /// removed at the next open. Errors name the file.
+    pub fn ingest<P: AsRef<std::path::Path>>(
+        &self,
+        files: &[P],
+        options: &crate::IngestOptions,
+    ) -> Result<()> {
+        let paths: Vec<std::path::PathBuf> =
+            files.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        self.delivered(self.inner().ingest(self.default_ks(), &paths, options))
+    }
+
     /// Write the default keyspace's memtable to an L0 table and wait until
     /// it (and every memtable of it frozen before) is on disk
     /// ([`Keyspace::flush`] for another keyspace, [`Db::flush_all`] for

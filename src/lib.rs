@@ -52,6 +52,7 @@ pub mod fs;
 mod hook;
 mod ikey;
 mod info;
+mod ingest;
 pub mod inspect;
 mod iter;
 mod key_walk;
@@ -104,6 +105,7 @@ pub use events::{
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
+pub use ingest::{ExternalSstFileInfo, IngestOptions, SstWriter};
 pub use keyspace::{Keyspace, KeyspaceOptions};
 pub use merge::{Append, Max, MergeError, MergeOperator, UInt64Add};
 pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};

@@ -88,6 +88,10 @@ enum Op {
     /// directory), opened beside the database: every keyspace in it
     /// holds exactly what the model does.
     Checkpoint(bool),
+    /// A table built with `SstWriter` from `(key, kind, n)` entries (kind
+    /// 0 a put, 1 a delete, 2 a merge; sorted and deduplicated by key
+    /// first) and ingested into the keyspace, moved or copied.
+    Ingest(u8, Vec<(u8, u8, u16)>, bool),
     /// A transaction: its steps (writes, reads and scans of its own view,
     /// savepoints), then, with `.1`, a plain put of the first key it wrote
     /// (which must make its commit a conflict), and a commit (`.2`) or a
@@ -279,6 +283,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u8..4).prop_map(Op::DropKeyspace),
         1 => Just(Op::Reopen),
         1 => any::<bool>().prop_map(Op::Checkpoint),
+        2 => (ks(), proptest::collection::vec((key.clone(), 0u8..3, any::<u16>()), 1..12), any::<bool>())
+            .prop_map(|(s, entries, moving)| Op::Ingest(s, entries, moving)),
         3 => (proptest::collection::vec(tx_step(), 1..12), any::<bool>(), prop_oneof![4 => Just(true), 1 => Just(false)])
             .prop_map(|(steps, interfere, commit)| Op::Transaction(steps, interfere, commit)),
     ]
@@ -365,6 +371,8 @@ struct Harness {
     /// What expires in `models`, and the clock the driver moves.
     exp: Expiries,
     clock: Arc<ManualClock>,
+    /// Tables built for `Op::Ingest` so far (their names).
+    ingested: u32,
 }
 
 impl Harness {
@@ -380,6 +388,7 @@ impl Harness {
             snapshots: Vec::new(),
             exp: Expiries::new(),
             clock,
+            ingested: 0,
         }
     }
 
@@ -478,6 +487,47 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .entry(KEYSPACES[usize::from(s)])
                     .or_default()
                     .insert(k(key), (expiry, Vec::new()));
+            }
+            Op::Ingest(s, mut entries, moving) => {
+                entries.sort_by_key(|e| e.0);
+                entries.dedup_by_key(|e| e.0);
+                let dir = std::path::PathBuf::from("/ext");
+                strata::fs::FileSystem::create_dir_all(&h.fs, &dir).unwrap();
+                h.ingested += 1;
+                let path = dir.join(format!("{}.sst", h.ingested));
+                let options = clocked(merge_options(&h.fs), &h.clock);
+                let mut w = strata::SstWriter::create(&path, &options).unwrap();
+                for &(key, kind, n) in &entries {
+                    match kind {
+                        0 => w.put(k(key), v(key, n)),
+                        1 => w.delete(k(key)),
+                        _ => w.merge(k(key), operand(n)),
+                    }
+                    .unwrap();
+                }
+                w.finish().unwrap();
+                let opts = strata::IngestOptions {
+                    move_files: moving,
+                    ..strata::IngestOptions::default()
+                };
+                h.ks(s).ingest(&[&path], &opts).unwrap();
+                let name = KEYSPACES[usize::from(s)];
+                for (key, kind, n) in entries {
+                    match kind {
+                        0 => {
+                            put_into(h.model(s), k(key), &v(key, n));
+                            overwritten(&mut h.exp, name, &k(key));
+                        }
+                        1 => {
+                            h.model(s).remove(&k(key));
+                            overwritten(&mut h.exp, name, &k(key));
+                        }
+                        _ => {
+                            merge_into(h.model(s), k(key), operand(n));
+                            merged_onto(&mut h.exp, name, &k(key), &operand(n));
+                        }
+                    }
+                }
             }
             Op::Advance(secs) => {
                 h.clock.advance(Duration::from_secs(secs.into()));

@@ -50,6 +50,8 @@ pub enum FsOp {
     ReadAt,
     /// [`FileSystem::rename`].
     Rename,
+    /// [`FileSystem::hard_link`].
+    Link,
     /// [`FileSystem::remove`].
     Remove,
     /// [`FileSystem::sync_dir`].
@@ -628,12 +630,12 @@ impl FileSystem for MemFileSystem {
         Ok(())
     }
 
-    /// A second directory entry for `from`'s inode, counted as a
-    /// [`FsOp::Create`] (it makes an entry): durable, like any entry, once
-    /// its directory is synced.
+    /// A second entry for the same inode: the file's synced and unsynced
+    /// bytes are shared, and the entry survives a power loss once its
+    /// directory is synced.
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        st.check(FsOp::Create, to)?;
+        st.check(FsOp::Link, to)?;
         let id = st.inode_of(from)?;
         if st.live.contains_key(to) || st.dirs.contains(to) {
             return Err(io::Error::new(
@@ -782,6 +784,29 @@ mod tests {
             a.append(b"x").is_err(),
             "a handle from before the crash still works"
         );
+    }
+
+    #[test]
+    fn a_hard_link_shares_the_file_and_is_durable_once_its_directory_is_synced() {
+        let fs = MemFileSystem::new();
+        fs.create_dir_all(&p("/ext")).unwrap();
+        fs.create_dir_all(&p("/db")).unwrap();
+        let mut a = fs.create(&p("/ext/a")).unwrap();
+        a.append(b"table").unwrap();
+        a.sync().unwrap();
+        fs.sync_dir(&p("/ext")).unwrap();
+        fs.hard_link(&p("/ext/a"), &p("/db/1")).unwrap();
+        assert_eq!(&fs.read(&p("/db/1")).unwrap()[..], b"table");
+        let taken = fs.hard_link(&p("/ext/a"), &p("/db/1")).unwrap_err();
+        assert_eq!(taken.kind(), io::ErrorKind::AlreadyExists);
+        fs.power_loss(UnsyncedData::Drop);
+        assert!(!fs.exists(&p("/db/1")), "an unsynced link survived");
+        fs.hard_link(&p("/ext/a"), &p("/db/1")).unwrap();
+        fs.sync_dir(&p("/db")).unwrap();
+        fs.remove(&p("/ext/a")).unwrap();
+        fs.sync_dir(&p("/ext")).unwrap();
+        fs.power_loss(UnsyncedData::Drop);
+        assert_eq!(&fs.read(&p("/db/1")).unwrap()[..], b"table");
     }
 
     #[test]

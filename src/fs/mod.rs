@@ -134,11 +134,12 @@ pub trait FileSystem: Send + Sync + 'static {
     /// (a checkpoint's staging directory), moved with everything in it;
     /// `to` must then not exist.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    /// Make `to` a second name of the file `from` (a hard link): what a
-    /// checkpoint or a backup uses to share an immutable table instead of
-    /// copying it. Fails with [`io::ErrorKind::AlreadyExists`] if `to`
-    /// exists. The default is [`io::ErrorKind::Unsupported`], and callers
-    /// then copy (as they do when the link crosses devices).
+    /// Give the file at `from` a second name, `to` (a hard link: one
+    /// file, two directory entries; `to` must not exist). Like every
+    /// directory entry, `to` is durable only after
+    /// [`sync_dir`](Self::sync_dir). The default returns
+    /// [`io::ErrorKind::Unsupported`]; callers fall back to a copy, as
+    /// they do for a link across devices.
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         let _ = (from, to);
         Err(io::Error::new(

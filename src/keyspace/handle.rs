@@ -207,6 +207,19 @@ impl Keyspace {
         self.db.inner().flush_and_wait(&self.state)
     }
 
+    /// Add the table files at `files` to this keyspace, as [`Db::ingest`]
+    /// does to the default one.
+    pub fn ingest<P: AsRef<std::path::Path>>(
+        &self,
+        files: &[P],
+        options: &crate::IngestOptions,
+    ) -> Result<()> {
+        self.state.check_live()?;
+        let paths: Vec<std::path::PathBuf> =
+            files.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        self.db.inner().ingest(&self.state, &paths, options)
+    }
+
     /// Compact this keyspace's tables overlapping `range` down to its last
     /// level, as [`Db::compact_range`] does for the default keyspace.
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {

@@ -16,6 +16,7 @@ pub(crate) use manifest::wal_error_offset;
 pub use manifest::{read_manifest, KeyspaceContents, ManifestContents, DEFAULT_KEYSPACE_NAME};
 pub use set::read_current_manifest;
 pub(crate) use set::VersionSet;
+pub(crate) use table_file::FileSource;
 pub use table_file::{TableFile, TableOpener};
 
 use crate::error::{table_error, Result};

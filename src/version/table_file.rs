@@ -101,7 +101,7 @@ impl TableOpener {
 }
 
 /// A table file as the sstable reader reads it.
-struct FileSource(Arc<dyn RandomAccessFile>);
+pub(crate) struct FileSource(pub(crate) Arc<dyn RandomAccessFile>);
 
 impl BlockSource for FileSource {
     fn size(&self) -> u64 {

@@ -300,6 +300,20 @@ impl Leadership<'_> {
             .wait_inserted(|| self.queue.poisoned().map(Error::Background))
     }
 
+    /// Hand the numbers after the last one up to `last` to something
+    /// that is not a logged write (an ingestion's tables, already durable
+    /// in the MANIFEST), and publish them behind every group numbered
+    /// before. The oracle does not know their keys, so a transaction
+    /// older than them is validated by lookups, which find them.
+    /// REQUIRES: `last` is above every number handed out.
+    pub fn number_unlogged(&mut self, last: SeqNo) {
+        debug_assert!(last > self.sequencer.last_seq);
+        self.sequencer.last_seq = last;
+        self.sequencer.oracle.unrecorded(last);
+        let id = self.publisher.register(last);
+        self.publisher.complete(id);
+    }
+
     /// Publish every group sequenced so far, finished or not. REQUIRES:
     /// every one has inserted ([`wait_inserted`](Self::wait_inserted)) and
     /// is durable elsewhere (a resume wrote the memtables to tables): the

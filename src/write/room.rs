@@ -590,6 +590,29 @@ impl DbInner {
         self.write_path
             .pipeline
             .with_leadership(self, |leader| self.make_room(leader, room))?;
+        self.wait_flushed(ks)
+    }
+
+    /// As [`flush_and_wait`](Self::flush_and_wait), by the write queue's
+    /// leader, which keeps leading meanwhile: no write enters the
+    /// memtable before the flush is done (an ingestion that must number
+    /// its tables above everything in the memtables).
+    pub(crate) fn flush_while_leading(
+        &self,
+        leader: &mut Leadership<'_>,
+        ks: &Arc<KeyspaceState>,
+    ) -> Result<()> {
+        let room = Room {
+            no_slowdown: false,
+            force: Some(ks.id),
+            bytes: 0,
+        };
+        self.make_room(leader, room)?;
+        self.wait_flushed(ks)
+    }
+
+    /// Wait until every frozen memtable of `ks` is flushed.
+    fn wait_flushed(&self, ks: &Arc<KeyspaceState>) -> Result<()> {
         if self.options.inline_background_work {
             while !ks.super_version.load().imms.is_empty() {
                 ks.check_live()?;

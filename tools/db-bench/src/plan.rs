@@ -28,6 +28,7 @@ pub const KNOWN_BENCHMARKS: &[&str] = &[
     "deleteseq",
     "deleterandom",
     "deleterange",
+    "ingest",
     "mergerandom",
     "readwhilewriting",
     "seekrandomwhilewriting",
@@ -59,6 +60,9 @@ pub enum Method {
     DeleteRange,
     /// Merges into random keys with `--merge_operator`.
     MergeRandom,
+    /// `--num` keys in order written to one table file outside the
+    /// database, which is then ingested (moved) into it.
+    Ingest,
     ReadRandom,
     ReadHot,
     ReadSeq,
@@ -215,6 +219,12 @@ impl Plan {
             "deleterandom" => p.action = Action::Run(Method::Delete { sequential: false }),
             "deleterange" => p.action = Action::Run(Method::DeleteRange),
             "mergerandom" => p.action = Action::Run(Method::MergeRandom),
+            // Not db_bench's (it has no such benchmark): fillseq's keys,
+            // bulk loaded (issue 20).
+            "ingest" => {
+                p.fresh_db = true;
+                p.action = Action::Run(Method::Ingest);
+            }
             "readwhilewriting" | "seekrandomwhilewriting" => {
                 p.action = Action::Run(if name == "readwhilewriting" {
                     Method::ReadWhileWriting
@@ -247,7 +257,11 @@ impl Plan {
         if matches!(
             p.action,
             Action::Run(
-                Method::Compact | Method::VerifyChecksum | Method::Checkpoint | Method::Open
+                Method::Compact
+                    | Method::VerifyChecksum
+                    | Method::Checkpoint
+                    | Method::Open
+                    | Method::Ingest
             )
         ) {
             p.threads = 1; // one database-wide operation, not one per thread

@@ -35,6 +35,8 @@ pub struct Ctx<'a, E> {
     /// `filluniquerandom`'s key order (empty otherwise).
     pub permutation: &'a [u64],
     pub shared: &'a Shared,
+    /// The database directory (ingest builds its file beside it).
+    pub path: &'a std::path::Path,
 }
 
 /// Start line and finish count of a run's threads.
@@ -127,6 +129,7 @@ fn dispatch<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState, method: Method) -
         Method::Delete { sequential } => write::delete(ctx, th, sequential),
         Method::DeleteRange => write::delete_range(ctx, th),
         Method::MergeRandom => write::merge_random(ctx, th),
+        Method::Ingest => write::ingest(ctx, th),
         Method::ReadRandom => read::read_random(ctx, th, ctx.plan.key_range),
         Method::ReadHot => read::read_random(ctx, th, ctx.plan.key_range.div_ceil(100)),
         Method::ReadSeq => read::read_sequential(ctx, th, false),
@@ -156,6 +159,7 @@ fn expected_ops(plan: &Plan, method: Method) -> Option<u64> {
     let threads = plan.threads as u64;
     let per_thread = match method {
         Method::Fill(_) | Method::MergeRandom => plan.writes,
+        Method::Ingest => plan.num,
         Method::Delete { .. } => plan.deletes,
         Method::DeleteRange => plan.deletes.div_ceil(plan.range_width.max(1)),
         Method::ReadRandom

@@ -270,6 +270,7 @@ impl<E: Engine> Runner<'_, '_, E> {
             values: &self.env.values,
             permutation: &permutation,
             shared: &shared,
+            path: self.path,
         };
         let stats = std::thread::scope(|s| {
             let handles: Vec<_> = threads

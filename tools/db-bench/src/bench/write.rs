@@ -251,3 +251,42 @@ pub fn background_writer<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> R
     }
     Ok(())
 }
+
+/// ingest: the `--num` keys fillseq writes, with the same values, built
+/// into one table file beside the database (`<db>.ingest.sst`) and then
+/// ingested, moving the file (RocksDB: `SstFileWriter` then
+/// `IngestExternalFile` with `move_files`). Each key counts as one
+/// operation; the ingestion's own time is reported on the line.
+pub fn ingest<E: Engine>(ctx: &Ctx<'_, E>, th: &mut ThreadState) -> Result<()> {
+    if !E::INGESTS {
+        th.stats
+            .unsupported(&format!("({} cannot ingest tables)", E::KIND.name()));
+        return Ok(());
+    }
+    let p = ctx.plan;
+    let mut file = ctx.path.as_os_str().to_owned();
+    file.push(".ingest.sst");
+    let file = std::path::PathBuf::from(file);
+    let mut keys = KeyGen::new(KeyOrder::Sequential, p.num, ctx.permutation);
+    let mut key = KeyBuf::new(p.key_size);
+    let mut values = ValueGen::new(ctx.values);
+    let stats = &mut th.stats;
+    let rng = &mut th.rng;
+    let mut produce = |add: &mut crate::engine::AddEntry<'_>| -> Result<()> {
+        for _ in 0..p.num {
+            let k = keys.next(rng);
+            add(key.set(k), values.generate(p.value_size))?;
+            stats.finished_ops(1, OpKind::Write);
+        }
+        Ok(())
+    };
+    let took = ctx.db.build_and_ingest(ctx.flags, &file, &mut produce);
+    // Moved in on success; gone either way.
+    let _ = std::fs::remove_file(&file);
+    let took = took?;
+    th.stats
+        .add_bytes(p.num * (p.key_size + p.value_size) as u64);
+    th.stats
+        .add_message(&format!("(ingestion {:.3} s)", took.as_secs_f64()));
+    Ok(())
+}

@@ -126,6 +126,11 @@ pub enum Property {
     Statistics,
 }
 
+/// What a table is built from: one entry at a time, in key order.
+pub type AddEntry<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+/// Hands every entry of a table to the [`AddEntry`] it is given.
+pub type ProduceEntries<'a> = dyn FnMut(&mut AddEntry<'_>) -> Result<()> + 'a;
+
 /// A key-value engine under test.
 pub trait Engine: Sized + Send + Sync {
     /// The `--engine` name.
@@ -163,6 +168,26 @@ pub trait Engine: Sized + Send + Sync {
         let _ = (keyspace, key, operand, w);
         Err(crate::error::BenchError::new(format!(
             "{} has no merge operator",
+            Self::KIND.name()
+        )))
+    }
+    /// Whether the engine can build a table file outside the database
+    /// and ingest it (RocksDB's `SstFileWriter` and
+    /// `IngestExternalFile`): without it, ingest reports it unsupported.
+    const INGESTS: bool = false;
+    /// Build a table file at `file` from the entries `produce` hands to
+    /// the callback it is given (in increasing key order), then ingest it
+    /// into the default keyspace, moving the file. Returns the time the
+    /// ingestion itself took (the build is the rest).
+    fn build_and_ingest(
+        &self,
+        flags: &Flags,
+        file: &Path,
+        produce: &mut ProduceEntries<'_>,
+    ) -> Result<std::time::Duration> {
+        let _ = (flags, file, produce);
+        Err(crate::error::BenchError::new(format!(
+            "{} cannot ingest tables",
             Self::KIND.name()
         )))
     }

@@ -176,6 +176,28 @@ fn write_options(w: WriteOpts) -> WriteOptions {
 impl Engine for StrataEngine {
     const KIND: EngineKind = EngineKind::Strata;
     const MERGES: bool = true;
+    const INGESTS: bool = true;
+
+    fn build_and_ingest(
+        &self,
+        flags: &Flags,
+        file: &Path,
+        produce: &mut super::ProduceEntries<'_>,
+    ) -> Result<std::time::Duration> {
+        // The table is built as the database builds its own.
+        let (options, _) = strata_options(flags);
+        let mut writer = strata::SstWriter::create(file, &options)
+            .context(format!("create {}", file.display()))?;
+        produce(&mut |k, v| Ok(writer.put(k, v)?))?;
+        writer.finish()?;
+        let start = std::time::Instant::now();
+        let opts = strata::IngestOptions {
+            move_files: true,
+            ..strata::IngestOptions::default()
+        };
+        self.db.ingest(&[file], &opts)?;
+        Ok(start.elapsed())
+    }
     type Scan<'a> = StrataScan;
 
     fn mapping(flags: &Flags) -> Mapping {
