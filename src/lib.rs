@@ -44,6 +44,7 @@ mod db;
 mod db_async;
 mod error;
 mod events;
+mod feed;
 mod filename;
 mod flush;
 pub mod fs;
@@ -95,6 +96,7 @@ pub use events::{
     JobStatus, TableFileCreationInfo, TableFileCreationReason, TableFileDeletionInfo,
     WalFileCreationInfo, WriteStallCause, WriteStallCondition, WriteStallInfo,
 };
+pub use feed::{ChangeBatch, ChangeFeed, ChangeKind, ChangeRecord, UpdatesSince};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
