@@ -422,3 +422,45 @@ fn a_resume_after_a_wal_failure_is_a_gap_for_the_cursors_behind_it() {
     let rec = after[0].records().next().unwrap().unwrap();
     assert_eq!(rec.key, key(11));
 }
+
+/// `wal_size_limit_mb`: obsolete WALs are kept while they hold at most
+/// the limit together, the oldest deleted first beyond it.
+#[test]
+fn the_size_limit_keeps_the_newest_obsolete_wals_within_it() {
+    let fs = MemFileSystem::new();
+    let opts = Options {
+        wal_size_limit_mb: 1,
+        ..options(&fs)
+    };
+    let db = Db::open(mem_dir(), opts).unwrap();
+    let big = vec![b'v'; 2000];
+    for i in 0..3000 {
+        db.put(key(i), &big).unwrap();
+        if i % 200 == 199 {
+            db.flush().unwrap();
+        }
+    }
+    db.flush().unwrap();
+    let mut wals = files_with_ext(&fs, &mem_dir(), ".log");
+    wals.sort();
+    let sizes: Vec<u64> = wals.iter().map(|p| fs.file_size(p).unwrap()).collect();
+    // The live WAL and the one made ahead are the two newest.
+    let obsolete: u64 = sizes[..sizes.len().saturating_sub(2)].iter().sum();
+    assert!(wals.len() > 3, "{sizes:?}: obsolete WALs should be kept");
+    assert!(
+        obsolete <= 1 << 20,
+        "{sizes:?}: {obsolete} obsolete bytes kept"
+    );
+    // The oldest went: a reader from the start gets the gap; one from the
+    // newest kept writes reads on.
+    let Err(Error::ChangeFeedGap { from: 1, to }) = db.updates_since(1) else {
+        panic!("expected a gap");
+    };
+    let rest: Vec<_> = db
+        .updates_since(to + 1)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rest.first().unwrap().sequence(), to + 1);
+    assert_eq!(rest.last().unwrap().last_sequence(), 3000);
+}

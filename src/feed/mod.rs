@@ -37,6 +37,11 @@ use strata_sstable::SeqNo;
 /// under it (it is held while obsolete WALs are read and deleted).
 pub(crate) struct Feed {
     inner: parking_lot::Mutex<FeedInner>,
+    /// WAL `n` holds only batches numbered above this: the last number
+    /// given out when the write path moved to it (this run's WALs). A
+    /// lock of its own: a rotation notes here, and must not wait for a
+    /// collection reading WALs under `inner`.
+    started_after: parking_lot::Mutex<BTreeMap<u64, SeqNo>>,
 }
 
 struct FeedInner {
@@ -46,9 +51,6 @@ struct FeedInner {
     /// When each obsolete WAL was first seen obsolete (the clock's
     /// microseconds; at open for those an earlier run kept).
     obsolete_since: BTreeMap<u64, u64>,
-    /// WAL `n` holds only batches numbered above this: the last number
-    /// given out when the write path moved to it (this run's WALs).
-    started_after: BTreeMap<u64, SeqNo>,
     /// The last batch sequence number read from an obsolete WAL.
     last_seq_read: BTreeMap<u64, SeqNo>,
 }
@@ -106,9 +108,11 @@ impl Feed {
                 state,
                 stored,
                 obsolete_since: BTreeMap::new(),
-                started_after: [(recovered.fresh_wal, recovered.last_seq)].into(),
                 last_seq_read: BTreeMap::new(),
             }),
+            started_after: parking_lot::Mutex::new(
+                [(recovered.fresh_wal, recovered.last_seq)].into(),
+            ),
         };
         if keeps || stored {
             let mut g = feed.inner.lock();
@@ -120,7 +124,7 @@ impl Feed {
 
     /// The write path moved to WAL `number` after giving out `last_seq`.
     pub fn note_wal_started(&self, number: u64, last_seq: SeqNo) {
-        self.inner.lock().started_after.insert(number, last_seq);
+        self.started_after.lock().insert(number, last_seq);
     }
 
     /// Every WAL before `number` was abandoned after a WAL failure (a
@@ -129,8 +133,8 @@ impl Feed {
     /// cannot show anything up to `last_seq` from them, and the floor
     /// moves past it.
     pub fn restarted(&self, options: &Options, dir: &Path, number: u64, last_seq: SeqNo) {
+        self.started_after.lock().insert(number, last_seq);
         let mut g = self.inner.lock();
-        g.started_after.insert(number, last_seq);
         g.state.floor_seq = g.state.floor_seq.max(last_seq.saturating_add(1));
         if g.stored {
             if let Err(e) = g.state.store(&*options.fs, dir) {
@@ -173,7 +177,7 @@ impl Feed {
             let Some(acked) = min_acked else {
                 return Ok(false);
             };
-            let last = inner.last_seq_bound(fs, dir, options, n, successor(n))?;
+            let last = inner.last_seq_bound(fs, dir, &self.started_after, n, successor(n))?;
             // Writes below the floor are unreadable anyway: no pin.
             Ok(last >= floor && last > acked)
         };
@@ -183,7 +187,7 @@ impl Feed {
         }
         let newest = wals[count - 1].number;
         let next = successor(newest);
-        let last = g.last_seq_bound(fs, dir, options, newest, next)?;
+        let last = g.last_seq_bound(fs, dir, &self.started_after, newest, next)?;
         g.state.floor_seq = g.state.floor_seq.max(last.saturating_add(1));
         // A recovery point matters only while a WAL below it is left.
         g.state.epochs.retain(|e| e.first_wal > next);
@@ -197,7 +201,7 @@ impl Feed {
             let _ = fs.remove(&wal_path(dir, w.number));
             g.obsolete_since.remove(&w.number);
             g.last_seq_read.remove(&w.number);
-            g.started_after.remove(&w.number);
+            self.started_after.lock().remove(&w.number);
         }
         tracing::debug!(
             deleted = count,
@@ -216,11 +220,11 @@ impl FeedInner {
         &mut self,
         fs: &dyn FileSystem,
         dir: &Path,
-        options: &Options,
+        started_after: &parking_lot::Mutex<BTreeMap<u64, SeqNo>>,
         n: u64,
         successor: u64,
     ) -> Result<SeqNo> {
-        if let Some(&s) = self.started_after.get(&successor) {
+        if let Some(&s) = started_after.lock().get(&successor) {
             return Ok(s);
         }
         if let Some(&s) = self.last_seq_read.get(&n) {
@@ -229,7 +233,6 @@ impl FeedInner {
         let cap = self.state.cap_for(n);
         let mut last = 0;
         let manifest = state::state_path(dir);
-        let _ = options;
         read_wal_chain(
             fs,
             dir,
