@@ -244,6 +244,16 @@ impl Db {
         self.inner().write(batch, opts)
     }
 
+    /// Open the database in `path` read-only: a consistent view as of its
+    /// last MANIFEST and the WALs written since (replayed into memory),
+    /// taking no LOCK and changing no file, so any number of readers may
+    /// follow a running writer; [`ReadOnlyDb::refresh`](crate::ReadOnlyDb::refresh)
+    /// catches up with it. Writes fail with [`Error::ReadOnly`]. RocksDB:
+    /// `OpenForReadOnly`, and `OpenAsSecondary` with `TryCatchUpWithPrimary`.
+    pub fn open_read_only(path: impl AsRef<Path>, options: Options) -> Result<crate::ReadOnlyDb> {
+        crate::ReadOnlyDb::open(path.as_ref(), options)
+    }
+
     /// Every committed write batch from sequence number `seq` on, in
     /// order, across WAL rotations and reopens, read from the synced part
     /// of the WALs (a batch it yields survives any crash): what a replica

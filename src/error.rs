@@ -109,6 +109,12 @@ pub enum Error {
         /// The last sequence number that may be missing.
         to: u64,
     },
+    /// A write to a database opened read-only
+    /// ([`Db::open_read_only`](crate::Db::open_read_only)).
+    ReadOnly {
+        /// The database's directory.
+        path: PathBuf,
+    },
 }
 
 /// `Result` with strata's [`Error`].
@@ -184,6 +190,7 @@ impl Error {
                 from: *from,
                 to: *to,
             },
+            Error::ReadOnly { path } => Error::ReadOnly { path: path.clone() },
         }
     }
 
@@ -306,6 +313,11 @@ impl fmt::Display for Error {
                 f,
                 "transaction would reach {would_be}, past its {limit} of {max}; \
                  nothing was added"
+            ),
+            Error::ReadOnly { path } => write!(
+                f,
+                "{} is open read-only: writes are refused",
+                path.display()
             ),
             Error::ChangeFeedGap { from, to } => write!(
                 f,

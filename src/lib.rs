@@ -63,6 +63,7 @@ mod options;
 mod panics;
 mod rate_limiter;
 mod read;
+mod read_only;
 mod read_options;
 mod resume;
 mod snapshot;
@@ -103,6 +104,7 @@ pub use info::LiveFile;
 pub use keyspace::{Keyspace, KeyspaceOptions};
 pub use merge::{Append, Max, MergeError, MergeOperator, UInt64Add};
 pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};
+pub use read_only::ReadOnlyDb;
 pub use read_options::ReadOptions;
 pub use snapshot::{Snapshot, SnapshotKeyspace};
 #[doc(hidden)]

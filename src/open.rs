@@ -228,9 +228,9 @@ struct Replayed {
 
 /// One keyspace's side of replay: the memtable its replayed writes go to,
 /// and the WAL from which on they are replayed into it.
-struct ReplayTarget {
-    mem: Arc<MemTable>,
-    log_number: u64,
+pub(crate) struct ReplayTarget {
+    pub mem: Arc<MemTable>,
+    pub log_number: u64,
 }
 
 /// Replay, in order, every WAL not yet covered by a flush into memtables,
@@ -360,7 +360,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 /// default one; otherwise the smallest of the live keyspaces' newest table
 /// entries (a keyspace's replayed records follow its own tables, not
 /// another's).
-fn replay_floor(versions: &VersionSet) -> SeqNo {
+pub(crate) fn replay_floor(versions: &VersionSet) -> SeqNo {
     // A keyspace since dropped may have flushed writes newer than those
     // the default one replays: only a database that never had another
     // keyspace can use the manifest's last sequence.
@@ -387,7 +387,7 @@ fn replay_floor(versions: &VersionSet) -> SeqNo {
 /// before anything is inserted, so a damaged batch is applied not at all,
 /// never in part. `after` is the last sequence number recovered so far
 /// (the floor, then each replayed record's): see [`check_sequence`].
-fn apply_record(
+pub(crate) fn apply_record(
     data: &[u8],
     wal: u64,
     targets: &BTreeMap<u32, ReplayTarget>,
