@@ -14,7 +14,6 @@
 
 use crate::core::DbInner;
 use crate::error::Result;
-use crate::filename::wal_path;
 use std::thread::JoinHandle;
 
 impl DbInner {
@@ -71,17 +70,18 @@ impl DbInner {
             .iter()
             .map(|(ks, sv)| (&***ks, sv.memtables_oldest_first()))
             .collect();
+        let wal_failed = self.write_path.wal.failure().is_some();
         self.flush_all_to_l0(&all, log_number, last_seq, published)?;
-        // Every WAL is obsolete now. Best effort: the next open deletes
-        // what is left.
-        let oldest = all
-            .iter()
-            .flat_map(|(_, mems)| mems.iter().map(|m| m.wal_number()))
-            .min()
-            .unwrap_or(log_number);
-        for number in (oldest..=self.write_path.wal.wal_number()).rev() {
-            let _ = self.fs.remove(&wal_path(&self.dir, number));
+        // A failed WAL may miss writes the tables now hold: the change
+        // feed cannot show anything up to here from these WALs.
+        if wal_failed {
+            self.feed
+                .restarted(&self.options, &self.dir, log_number, last_seq);
         }
+        // Every WAL is obsolete now: retention deletes them, or keeps them
+        // for the change feed (`src/feed/`). Best effort: the next open
+        // collects what is left.
+        self.collect_wals(log_number);
         Ok(())
     }
 }

@@ -69,6 +69,8 @@ pub(crate) struct DbInner {
     pub closing: AtomicBool,
     pub rate_limiter: Option<Arc<RateLimiter>>,
     pub write_controller: Mutex<WriteController>,
+    /// The change feed's state and WAL retention (`feed/`).
+    pub feed: crate::feed::Feed,
     pub _lock: Box<dyn FileLock>,
 }
 
@@ -85,6 +87,7 @@ impl DbInner {
         versions: VersionSet,
         keyspaces: Keyspaces,
         write_path: WritePath,
+        feed: crate::feed::Feed,
         lock: Box<dyn FileLock>,
     ) -> Self {
         let options_rate = options.rate_limiter_bytes_per_sec;
@@ -125,6 +128,7 @@ impl DbInner {
                 Level::WriteController,
                 WriteController::new(delayed_write_rate),
             ),
+            feed,
             _lock: lock,
         }
     }

@@ -244,6 +244,55 @@ impl Db {
         self.inner().write(batch, opts)
     }
 
+    /// Open the database in `path` read-only: a consistent view as of its
+    /// last MANIFEST and the WALs written since (replayed into memory),
+    /// taking no LOCK and changing no file, so any number of readers may
+    /// follow a running writer; [`ReadOnlyDb::refresh`](crate::ReadOnlyDb::refresh)
+    /// catches up with it. Writes fail with [`Error::ReadOnly`]. RocksDB:
+    /// `OpenForReadOnly`, and `OpenAsSecondary` with `TryCatchUpWithPrimary`.
+    pub fn open_read_only(path: impl AsRef<Path>, options: Options) -> Result<crate::ReadOnlyDb> {
+        crate::ReadOnlyDb::open(path.as_ref(), options)
+    }
+
+    /// Every committed write batch from sequence number `seq` on, in
+    /// order, across WAL rotations and reopens, read from the synced part
+    /// of the WALs (a batch it yields survives any crash): what a replica
+    /// or a change-data-capture consumer reads. Writes not yet synced
+    /// appear after the next sync (a `sync` write, [`flush_wal(true)`](Self::flush_wal),
+    /// a flush); writes with `disable_wal` never do. Fails with
+    /// [`Error::ChangeFeedGap`] if WALs holding writes from `seq` on are
+    /// deleted: keep them with `Options::wal_ttl_seconds` or
+    /// `wal_size_limit_mb`, or with a [`change_feed`](Self::change_feed)
+    /// cursor. RocksDB: `GetUpdatesSince` (which skips such a gap
+    /// silently). docs/design/change-feed.md.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// let sync = strata::WriteOptions { sync: true, ..Default::default() };
+    /// db.put_opt(b"a", b"1", &sync)?;
+    /// db.delete_opt(b"a", &sync)?;
+    /// let batches: Vec<_> = db.updates_since(2)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(batches.len(), 1);
+    /// assert_eq!(batches[0].sequence(), 2);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn updates_since(&self, seq: u64) -> Result<crate::UpdatesSince> {
+        self.inner().updates_since(seq)
+    }
+
+    /// The durable change feed cursor `name`, created at the last written
+    /// sequence number if it does not exist (see [`crate::ChangeFeed`]).
+    pub fn change_feed(&self, name: &str) -> Result<crate::ChangeFeed> {
+        self.inner().open_change_feed(name)?;
+        Ok(crate::ChangeFeed::new(self.clone(), name.to_owned()))
+    }
+
+    /// Forget the change feed cursor `name`; the WALs only it kept go.
+    pub fn drop_change_feed(&self, name: &str) -> Result<()> {
+        self.inner().drop_change_feed(name)
+    }
+
     /// Hand every WAL record still in the WAL buffer to the operating system,
     /// and with `sync` also fsync the WAL. Needed with
     /// [`Options::manual_wal_flush`]; harmless otherwise. RocksDB:

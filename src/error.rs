@@ -98,6 +98,23 @@ pub enum Error {
         /// What the transaction would have reached.
         would_be: usize,
     },
+    /// A change feed ([`Db::updates_since`](crate::Db::updates_since), a
+    /// [`ChangeFeed`](crate::ChangeFeed) cursor) was asked for writes whose
+    /// WALs are deleted: the writes with sequence numbers `from..=to` may
+    /// be among them. Nothing is skipped silently; the consumer must catch
+    /// up another way (a checkpoint) and move on past `to`.
+    ChangeFeedGap {
+        /// The first sequence number asked for.
+        from: u64,
+        /// The last sequence number that may be missing.
+        to: u64,
+    },
+    /// A write to a database opened read-only
+    /// ([`Db::open_read_only`](crate::Db::open_read_only)).
+    ReadOnly {
+        /// The database's directory.
+        path: PathBuf,
+    },
 }
 
 /// `Result` with strata's [`Error`].
@@ -169,6 +186,11 @@ impl Error {
                 max: *max,
                 would_be: *would_be,
             },
+            Error::ChangeFeedGap { from, to } => Error::ChangeFeedGap {
+                from: *from,
+                to: *to,
+            },
+            Error::ReadOnly { path } => Error::ReadOnly { path: path.clone() },
         }
     }
 
@@ -291,6 +313,16 @@ impl fmt::Display for Error {
                 f,
                 "transaction would reach {would_be}, past its {limit} of {max}; \
                  nothing was added"
+            ),
+            Error::ReadOnly { path } => write!(
+                f,
+                "{} is open read-only: writes are refused",
+                path.display()
+            ),
+            Error::ChangeFeedGap { from, to } => write!(
+                f,
+                "change feed gap: the WALs holding sequence numbers {from} to {to} are deleted \
+                 (wal_ttl_seconds / wal_size_limit_mb passed, or the database restarted its WAL)"
             ),
         }
     }

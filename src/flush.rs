@@ -5,7 +5,7 @@ use crate::compaction::MergeCollector;
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::events::{job_status, FlushEvents};
-use crate::filename::{parse_file_name, table_path, wal_path, FileKind};
+use crate::filename::table_path;
 use crate::fs::WriteAdapter;
 use crate::iter::InternalIterator;
 use crate::keyspace::KeyspaceState;
@@ -167,19 +167,11 @@ impl DbInner {
             .collect()
     }
 
-    /// Delete the WAL files below `log_number` (best effort: what is left
-    /// goes at the next open).
+    /// The WAL files below `log_number` are obsolete: delete those WAL
+    /// retention and the change feed's cursors let go (`feed/`; best
+    /// effort: what is left goes at a later collection or open).
     pub(crate) fn remove_wals_below(&self, log_number: u64) {
-        let Ok(names) = self.fs.list(&self.dir) else {
-            return;
-        };
-        for name in names {
-            if let Some(FileKind::Wal(n)) = parse_file_name(&name) {
-                if n < log_number {
-                    let _ = self.fs.remove(&wal_path(&self.dir, n));
-                }
-            }
-        }
+        self.collect_wals(log_number);
     }
 
     /// Write the entries of every keyspace's memtables (`(keyspace, its

@@ -46,6 +46,7 @@ mod db;
 mod db_async;
 mod error;
 mod events;
+mod feed;
 mod filename;
 mod flush;
 pub mod fs;
@@ -65,6 +66,7 @@ mod options;
 mod panics;
 mod rate_limiter;
 mod read;
+mod read_only;
 mod read_options;
 mod resume;
 mod snapshot;
@@ -102,6 +104,7 @@ pub use events::{
     JobStatus, TableFileCreationInfo, TableFileCreationReason, TableFileDeletionInfo,
     WalFileCreationInfo, WriteStallCause, WriteStallCondition, WriteStallInfo,
 };
+pub use feed::{ChangeBatch, ChangeFeed, ChangeKind, ChangeRecord, UpdatesSince};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
@@ -109,6 +112,7 @@ pub use ingest::{ExternalSstFileInfo, IngestOptions, SstWriter};
 pub use keyspace::{Keyspace, KeyspaceOptions};
 pub use merge::{Append, Max, MergeError, MergeOperator, UInt64Add};
 pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};
+pub use read_only::ReadOnlyDb;
 pub use read_options::ReadOptions;
 pub use snapshot::{Snapshot, SnapshotKeyspace};
 #[doc(hidden)]

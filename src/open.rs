@@ -5,6 +5,7 @@ use crate::batch::DecodedBatch;
 use crate::batch::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
+use crate::feed::{Feed, Recovered};
 use crate::filename::{current_path, lock_path, parse_checked, parse_file_name, FileKind};
 use crate::flush::write_memtable_table;
 use crate::keyspace::{KeyspaceState, Keyspaces};
@@ -89,8 +90,20 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         WAL_FIRST_BYTES,
         options.wal_write_mode,
     )?;
+    let feed = Feed::open(
+        &options,
+        &dir,
+        Recovered {
+            replayed_wals: &replayed.wals,
+            first_seq: replayed.first_seq,
+            last_seq: replayed.last_seq,
+            fresh_wal: wal_number,
+        },
+    )?;
     let versions_by_keyspace = log_replayed_tables(&mut versions, replayed, wal_number)?;
     remove_obsolete_files(&options, &dir, &versions)?;
+    // The WALs replay read are obsolete now: retention decides (`feed/`).
+    feed.collect(&options, &dir, versions.log_number())?;
 
     if options.paranoid_checks {
         for version in versions_by_keyspace.values() {
@@ -164,6 +177,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         versions,
         Keyspaces::new(states),
         write_path,
+        feed,
         lock,
     ))
 }
@@ -206,15 +220,18 @@ fn log_replayed_tables(
 
 struct Replayed {
     last_seq: SeqNo,
+    /// The WALs read, and the first batch sequence number met in them.
+    wals: Vec<u64>,
+    first_seq: Option<SeqNo>,
     /// L0 tables written from the replayed writes, by keyspace.
     tables: BTreeMap<u32, Vec<Arc<TableFile>>>,
 }
 
 /// One keyspace's side of replay: the memtable its replayed writes go to,
 /// and the WAL from which on they are replayed into it.
-struct ReplayTarget {
-    mem: Arc<MemTable>,
-    log_number: u64,
+pub(crate) struct ReplayTarget {
+    pub mem: Arc<MemTable>,
+    pub log_number: u64,
 }
 
 /// Replay, in order, every WAL not yet covered by a flush into memtables,
@@ -287,9 +304,13 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     let log_number = versions.log_number();
     let manifest = versions.recovered_from();
     let mut batches_replayed = 0u64;
+    let mut first_seq = None;
     let mut on_batch = |wal: u64, _offset: u64, batch: &[u8]| -> Result<BatchOutcome> {
         match apply_record(batch, wal, &targets, last_seq) {
             Ok(Some(end)) => {
+                if first_seq.is_none() {
+                    first_seq = DecodedBatch::new(batch).ok().map(|b| b.sequence());
+                }
                 last_seq = last_seq.max(end);
                 batches_replayed += 1;
             }
@@ -329,6 +350,8 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
     );
     Ok(Replayed {
         last_seq: last_seq.max(manifest_last_seq),
+        wals: numbers,
+        first_seq,
         tables,
     })
 }
@@ -338,7 +361,7 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
 /// default one; otherwise the smallest of the live keyspaces' newest table
 /// entries (a keyspace's replayed records follow its own tables, not
 /// another's).
-fn replay_floor(versions: &VersionSet) -> SeqNo {
+pub(crate) fn replay_floor(versions: &VersionSet) -> SeqNo {
     // A keyspace since dropped may have flushed writes newer than those
     // the default one replays: only a database that never had another
     // keyspace can use the manifest's last sequence.
@@ -365,7 +388,7 @@ fn replay_floor(versions: &VersionSet) -> SeqNo {
 /// before anything is inserted, so a damaged batch is applied not at all,
 /// never in part. `after` is the last sequence number recovered so far
 /// (the floor, then each replayed record's): see [`check_sequence`].
-fn apply_record(
+pub(crate) fn apply_record(
     data: &[u8],
     wal: u64,
     targets: &BTreeMap<u32, ReplayTarget>,
@@ -481,9 +504,11 @@ fn refuse_if_current_was_lost(options: &Options, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Delete files no version needs: tables not live, WALs before the log
-/// number, manifests other than the current one, temporary files. Also
-/// run by a resume (`resume.rs`), with nothing creating files meanwhile.
+/// Delete files no version needs: tables not live, manifests other than
+/// the current one, temporary files. WALs before the log number are left
+/// to retention (`Feed::collect`), which may keep them for the change
+/// feed. Also run by a resume (`resume.rs`), with nothing creating files
+/// meanwhile.
 pub(crate) fn remove_obsolete_files(
     options: &Options,
     dir: &Path,
@@ -494,7 +519,6 @@ pub(crate) fn remove_obsolete_files(
     for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
         let obsolete = match parse_file_name(&name) {
             Some(FileKind::Table(n)) => !live.contains(&n),
-            Some(FileKind::Wal(n)) => n < versions.log_number(),
             Some(FileKind::Manifest(n)) => n != versions.manifest_number(),
             Some(FileKind::Temp(_)) => true,
             _ => false,

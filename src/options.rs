@@ -175,6 +175,18 @@ pub struct Options {
     /// process crash nor power loss until then. RocksDB:
     /// `manual_wal_flush`. Default: `false`.
     pub manual_wal_flush: bool,
+    /// Keep WALs no keyspace needs any more for this many seconds (from
+    /// when they became obsolete), for [`Db::updates_since`](crate::Db::updates_since)
+    /// and change feed cursors, instead of deleting them at once. A change
+    /// feed cursor pins WALs no longer than this. 0: no time limit.
+    /// RocksDB: `WAL_ttl_seconds`. Default: 0 (docs/design/change-feed.md).
+    pub wal_ttl_seconds: u64,
+    /// Keep obsolete WALs while they hold at most this many MiB together,
+    /// deleting the oldest first beyond it; a change feed cursor pins no
+    /// more. 0: no size limit. With both limits 0, obsolete WALs are
+    /// deleted at once unless a cursor pins them. RocksDB:
+    /// `WAL_size_limit_MB`. Default: 0.
+    pub wal_size_limit_mb: u64,
     /// L0 tables that trigger a compaction into the base level. RocksDB:
     /// `level0_file_num_compaction_trigger`. Default: 4.
     pub level0_file_num_compaction_trigger: usize,
@@ -305,6 +317,8 @@ impl Default for Options {
             wal_bytes_per_sync: 0,
             wal_write_mode: WalWriteMode::Auto,
             manual_wal_flush: false,
+            wal_ttl_seconds: 0,
+            wal_size_limit_mb: 0,
             level0_file_num_compaction_trigger: 4,
             level0_slowdown_writes_trigger: 20,
             level0_stop_writes_trigger: 36,
@@ -382,6 +396,8 @@ impl fmt::Debug for Options {
             .field("wal_bytes_per_sync", &self.wal_bytes_per_sync)
             .field("wal_write_mode", &self.wal_write_mode)
             .field("manual_wal_flush", &self.manual_wal_flush)
+            .field("wal_ttl_seconds", &self.wal_ttl_seconds)
+            .field("wal_size_limit_mb", &self.wal_size_limit_mb)
             .field(
                 "level0_file_num_compaction_trigger",
                 &self.level0_file_num_compaction_trigger,

@@ -131,6 +131,8 @@ impl DbInner {
         // reference is a leftover (the old WALs, failed tables, a failed
         // manifest). Best effort, as at open.
         let _ = crate::open::remove_obsolete_files(&self.options, &self.dir, &self.versions.lock());
+        let log_number = self.versions.lock().log_number();
+        self.collect_wals(log_number);
         self.clear_bg_error();
         Ok(())
     }

@@ -59,11 +59,34 @@ pub fn read_wal_chain(
     mode: WalRecoveryMode,
     on_batch: &mut OnBatch<'_>,
 ) -> Result<()> {
+    let load = |number: u64| {
+        let path = wal_path(dir, number);
+        fs.read(&path).map_err(|e| Error::io("read", &path, e))
+    };
+    read_wal_chain_with(
+        fs, dir, manifest, log_number, numbers, mode, &load, on_batch,
+    )
+}
+
+/// [`read_wal_chain`], reading each WAL's bytes with `load`: the change
+/// feed passes only the synced prefix of the WAL being written
+/// (`src/feed/`).
+#[allow(clippy::too_many_arguments)]
+pub fn read_wal_chain_with(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    manifest: &Path,
+    log_number: u64,
+    numbers: &[u64],
+    mode: WalRecoveryMode,
+    load: &dyn Fn(u64) -> Result<bytes::Bytes>,
+    on_batch: &mut OnBatch<'_>,
+) -> Result<()> {
     // The WAL read before this one: its number and where its records end.
     let mut previous: Option<(u64, u64)> = None;
     for (i, &number) in numbers.iter().enumerate() {
         let path = wal_path(dir, number);
-        let data = fs.read(&path).map_err(|e| Error::io("read", &path, e))?;
+        let data = load(number)?;
         if all_zero(&data) {
             continue; // never written
         }

@@ -701,6 +701,16 @@ impl FileSystem for MemFileSystem {
         Ok(st.inodes.get(&id).map_or(0, |i| i.len() as u64))
     }
 
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(FsOp::Sync, path)?;
+        let id = st.inode_of(path)?;
+        if let Some(inode) = st.inodes.get_mut(&id) {
+            inode.sync_all();
+        }
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.check(FsOp::SyncDir, dir)?;

@@ -164,6 +164,19 @@ pub trait FileSystem: Send + Sync + 'static {
     fn exists(&self, path: &Path) -> bool;
     /// The size of a file in bytes.
     fn file_size(&self, path: &Path) -> io::Result<u64>;
+    /// Make an existing file's contents durable (fsync), without
+    /// changing them: the change feed syncs the WALs an open replayed
+    /// before keeping them (docs/design/change-feed.md). The default
+    /// fails as unsupported.
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{}: this filesystem cannot sync an existing file",
+                path.display()
+            ),
+        ))
+    }
     /// Make the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Take an exclusive lock on `path` (creating it), or fail with

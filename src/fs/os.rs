@@ -209,6 +209,10 @@ impl FileSystem for OsFileSystem {
         Ok(fs::metadata(path)?.len())
     }
 
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }

@@ -63,6 +63,15 @@ impl VersionSet {
     /// Load the live versions from CURRENT and the manifest it names, open
     /// every live table, then continue in a fresh manifest.
     pub fn recover(opener: TableOpener) -> Result<VersionSet> {
+        let mut set = VersionSet::load(opener)?;
+        set.write_new_manifest()?;
+        Ok(set)
+    }
+
+    /// The version set as the current MANIFEST describes it, changing no
+    /// file (a read-only open, `src/read_only.rs`; [`recover`](Self::recover)
+    /// then starts a fresh MANIFEST).
+    pub fn load(opener: TableOpener) -> Result<VersionSet> {
         let mut set = VersionSet::empty(opener);
         let (path, data) = read_current_manifest(&*set.fs, &set.dir)?;
         let contents = read_manifest(&path, &data)?;
@@ -112,7 +121,6 @@ impl VersionSet {
             }
         }
         set.next_file_number = next;
-        set.write_new_manifest()?;
         Ok(set)
     }
 

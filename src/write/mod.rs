@@ -137,6 +137,37 @@ impl WritePath {
         *self.wal_starts.lock() = VecDeque::from([(number, lsn)]);
     }
 
+    /// How much of WAL `number` is known synced, for the change feed:
+    /// `None` all of it, `Some(len)` its first `len` bytes (0: nothing
+    /// known, or not written yet). A WAL older than every live one is
+    /// synced in full (a flush synced it before making it obsolete), as
+    /// is one older than the current WAL once a sync covered part of the
+    /// current one (WALs are synced in order). Otherwise a WAL the write
+    /// path left is counted synced once a sync reached a later WAL's start
+    /// (`wal_starts` positions are at or after the true starts, so this
+    /// errs towards "not known"); the background sync of a retired WAL
+    /// counts only from the next sync of the current one.
+    pub(crate) fn wal_durable_len(&self, number: u64) -> Option<u64> {
+        let (current, synced_len) = self.wal.synced_in_current();
+        if number > current {
+            return Some(0);
+        }
+        if number == current {
+            return Some(synced_len.unwrap_or(0));
+        }
+        if synced_len.is_some() {
+            return None;
+        }
+        let synced = self.wal.synced();
+        let starts = self.wal_starts.lock();
+        match starts.iter().position(|&(n, _)| n == number) {
+            None if starts.front().is_some_and(|&(oldest, _)| number < oldest) => None,
+            None => Some(0),
+            Some(i) if starts.get(i + 1).is_some_and(|&(_, next)| synced >= next) => None,
+            Some(_) => Some(0),
+        }
+    }
+
     /// The oldest WAL still needed.
     pub(crate) fn oldest_live_wal(&self) -> u64 {
         self.wal_starts.lock().front().map_or(0, |&(n, _)| n)

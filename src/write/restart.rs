@@ -120,6 +120,8 @@ impl DbInner {
         // Closed here, so an unlinked WAL frees its space.
         drop(wp.wal.restart(file, number));
         wp.reset_wal_starts(number, wp.wal.written());
+        self.feed
+            .restarted(&self.options, &self.dir, number, leader.last_seq());
         Ok(())
     }
 }

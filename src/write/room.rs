@@ -389,6 +389,7 @@ impl DbInner {
         }
         .map_err(|e| self.wal_failure(e))?;
         wp.note_wal_started(spare.number, wp.wal.written());
+        self.feed.note_wal_started(spare.number, leader.last_seq());
         tracing::debug!(wal_number = spare.number, "WAL rotated");
         // The spare's memtable is sized for the default keyspace as the
         // database was opened; any other gets its own.

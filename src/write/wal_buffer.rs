@@ -966,6 +966,19 @@ impl WalBuffer {
         abandoned
     }
 
+    /// The current WAL file's number, and how much of it is synced: its
+    /// bytes up to the returned length if a sync covered any of it (every
+    /// older WAL is then synced in full), `None` if none did.
+    pub fn synced_in_current(&self) -> (u64, Option<u64>) {
+        let p = self.producer.lock();
+        // Under the producer lock: a switch changes both together.
+        let number = self.number.load(Ordering::Acquire);
+        let synced = self.synced.load(Ordering::Acquire);
+        let len =
+            (synced >= p.file_base_lsn).then(|| p.file_base_offset + (synced - p.file_base_lsn));
+        (number, len)
+    }
+
     /// The number of the WAL file records currently go to.
     pub fn wal_number(&self) -> u64 {
         self.number.load(Ordering::Acquire)

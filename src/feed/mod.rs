@@ -1,0 +1,367 @@
+//! The change feed: every committed write batch from a sequence number on,
+//! read back from the WALs (docs/design/change-feed.md).
+//!
+//! - `retention.rs`: which obsolete WALs may go (limits, cursor pins).
+//! - `state.rs`: the durable state (`CHANGEFEEDS`): cursors, the floor,
+//!   the recovery points of earlier opens.
+//! - `reader.rs`: [`UpdatesSince`], the iterator, and the batches it yields.
+//! - `cursor.rs`: [`ChangeFeed`], a named durable cursor.
+//!
+//! The feed reads the WALs through the filesystem with recovery's own
+//! chain reader (`src/wal_replay.rs`), and only their synced prefix: a
+//! batch the feed shows survives any crash, so a replica fed by it never
+//! holds a write its primary lost.
+
+mod cursor;
+mod reader;
+mod retention;
+mod state;
+
+pub use cursor::ChangeFeed;
+pub use reader::{ChangeBatch, ChangeKind, ChangeRecord, UpdatesSince};
+
+use crate::core::DbInner;
+use crate::error::{Error, Result};
+use crate::filename::{parse_file_name, wal_path, FileKind};
+use crate::fs::FileSystem;
+use crate::options::{Options, WalRecoveryMode};
+use crate::wal_replay::read_wal_chain;
+use retention::{deletable_prefix, ObsoleteWal, RetentionLimits};
+use state::{Epoch, FeedState};
+use std::collections::BTreeMap;
+use std::path::Path;
+use strata_sstable::SeqNo;
+
+/// The feed's side of a database: its durable state and what retention
+/// remembers about obsolete WALs. A leaf lock: nothing else is locked
+/// under it (it is held while obsolete WALs are read and deleted).
+pub(crate) struct Feed {
+    inner: parking_lot::Mutex<FeedInner>,
+    /// WAL `n` holds only batches numbered above this: the last number
+    /// given out when the write path moved to it (this run's WALs). A
+    /// lock of its own: a rotation notes here, and must not wait for a
+    /// collection reading WALs under `inner`.
+    started_after: parking_lot::Mutex<BTreeMap<u64, SeqNo>>,
+}
+
+struct FeedInner {
+    state: FeedState,
+    /// Whether `CHANGEFEEDS` exists: once it does, it is kept up to date.
+    stored: bool,
+    /// When each obsolete WAL was first seen obsolete (the clock's
+    /// microseconds; at open for those an earlier run kept).
+    obsolete_since: BTreeMap<u64, u64>,
+    /// The last batch sequence number read from an obsolete WAL.
+    last_seq_read: BTreeMap<u64, SeqNo>,
+}
+
+/// What an open tells the feed about its recovery.
+pub(crate) struct Recovered<'a> {
+    /// The WALs replay read (at or above the MANIFEST's log number).
+    pub replayed_wals: &'a [u64],
+    /// The first batch sequence number replay met, if any.
+    pub first_seq: Option<SeqNo>,
+    /// The last sequence number the database holds after recovery.
+    pub last_seq: SeqNo,
+    /// The WAL this open writes to.
+    pub fresh_wal: u64,
+}
+
+impl Feed {
+    /// Load the feed's state at open. When the feed keeps WALs (a limit
+    /// is set or a cursor exists), the WALs replay read are synced (their
+    /// tail may be a crash's unsynced bytes, now in synced tables: a
+    /// later power loss must not take from the feed what the database
+    /// kept) and this open's recovery point is stored, before the
+    /// MANIFEST edit that makes those WALs obsolete.
+    pub fn open(options: &Options, dir: &Path, recovered: Recovered<'_>) -> Result<Feed> {
+        let fs = &*options.fs;
+        let loaded = FeedState::load(fs, dir)?;
+        let stored = loaded.is_some();
+        let mut state = loaded.unwrap_or_else(|| FeedState {
+            // The WALs an earlier run deleted held what came before.
+            floor_seq: recovered
+                .first_seq
+                .unwrap_or(recovered.last_seq.saturating_add(1)),
+            ..FeedState::default()
+        });
+        // A cursor created or acknowledged at writes this crash lost (they
+        // were visible, not synced) would skip the writes that now reuse
+        // their numbers: it resumes after what the database kept.
+        for acked in state.cursors.values_mut() {
+            *acked = (*acked).min(recovered.last_seq);
+        }
+        let keeps = RetentionLimits::from_options(options).any() || !state.cursors.is_empty();
+        if keeps {
+            for &n in recovered.replayed_wals {
+                let path = wal_path(dir, n);
+                fs.sync_file(&path)
+                    .map_err(|e| Error::io("sync", &path, e))?;
+            }
+            state.epochs.push(Epoch {
+                first_wal: recovered.fresh_wal,
+                last_seq: recovered.last_seq,
+            });
+        }
+        let feed = Feed {
+            inner: parking_lot::Mutex::new(FeedInner {
+                state,
+                stored,
+                obsolete_since: BTreeMap::new(),
+                last_seq_read: BTreeMap::new(),
+            }),
+            started_after: parking_lot::Mutex::new(
+                [(recovered.fresh_wal, recovered.last_seq)].into(),
+            ),
+        };
+        if keeps || stored {
+            let mut g = feed.inner.lock();
+            g.state.store(fs, dir)?;
+            g.stored = true;
+        }
+        Ok(feed)
+    }
+
+    /// The write path moved to WAL `number` after giving out `last_seq`.
+    pub fn note_wal_started(&self, number: u64, last_seq: SeqNo) {
+        self.started_after.lock().insert(number, last_seq);
+    }
+
+    /// Every WAL before `number` was abandoned after a WAL failure (a
+    /// resume, or a close that wrote the memtables to tables): their
+    /// tails may miss writes that went to tables instead, so the feed
+    /// cannot show anything up to `last_seq` from them, and the floor
+    /// moves past it.
+    pub fn restarted(&self, options: &Options, dir: &Path, number: u64, last_seq: SeqNo) {
+        self.started_after.lock().insert(number, last_seq);
+        let mut g = self.inner.lock();
+        g.state.floor_seq = g.state.floor_seq.max(last_seq.saturating_add(1));
+        if g.stored {
+            if let Err(e) = g.state.store(&*options.fs, dir) {
+                tracing::warn!(error = %e, "change feed state not stored after a resume");
+            }
+        }
+    }
+
+    fn floor_and_epochs(&self) -> (SeqNo, FeedState) {
+        let g = self.inner.lock();
+        (g.state.floor_seq, g.state.clone())
+    }
+
+    /// Delete the obsolete WALs (below `log_number`) retention lets go.
+    pub fn collect(&self, options: &Options, dir: &Path, log_number: u64) -> Result<()> {
+        let fs = &*options.fs;
+        let mut g = self.inner.lock();
+        let limits = RetentionLimits::from_options(options);
+        let all = list_wals(fs, dir)?;
+        let now = options.clock.now_micros();
+        let mut wals = Vec::new();
+        for &n in all.iter().filter(|&&n| n < log_number) {
+            let since = *g.obsolete_since.entry(n).or_insert(now);
+            let path = wal_path(dir, n);
+            let size_bytes = fs.file_size(&path).unwrap_or(0);
+            wals.push(ObsoleteWal {
+                number: n,
+                size_bytes,
+                obsolete_since_micros: since,
+            });
+        }
+        if wals.is_empty() {
+            return Ok(());
+        }
+        let successor = |n: u64| all.iter().copied().find(|&m| m > n).unwrap_or(log_number);
+        let min_acked = g.state.cursors.values().copied().min();
+        let floor = g.state.floor_seq;
+        let inner = &mut *g;
+        let mut pinned = |n: u64| -> Result<bool> {
+            let Some(acked) = min_acked else {
+                return Ok(false);
+            };
+            let last = inner.last_seq_bound(fs, dir, &self.started_after, n, successor(n))?;
+            // Writes below the floor are unreadable anyway: no pin.
+            Ok(last >= floor && last > acked)
+        };
+        let count = deletable_prefix(&wals, limits, now, &mut pinned)?;
+        if count == 0 {
+            return Ok(());
+        }
+        let newest = wals[count - 1].number;
+        let next = successor(newest);
+        let last = g.last_seq_bound(fs, dir, &self.started_after, newest, next)?;
+        g.state.floor_seq = g.state.floor_seq.max(last.saturating_add(1));
+        // A recovery point matters only while a WAL below it is left.
+        g.state.epochs.retain(|e| e.first_wal > next);
+        if g.stored {
+            // Stored before the deletion: a crash in between leaves a
+            // floor too high (a gap reported early), never too low.
+            g.state.store(fs, dir)?;
+        }
+        for w in &wals[..count] {
+            // Best effort: one left is tried again at the next collection.
+            let _ = fs.remove(&wal_path(dir, w.number));
+            g.obsolete_since.remove(&w.number);
+            g.last_seq_read.remove(&w.number);
+            self.started_after.lock().remove(&w.number);
+        }
+        tracing::debug!(
+            deleted = count,
+            floor_seq = g.state.floor_seq,
+            "obsolete WALs deleted"
+        );
+        Ok(())
+    }
+}
+
+impl FeedInner {
+    /// The largest sequence number obsolete WAL `n` may hold, `successor`
+    /// being the WAL after it: the number given out before the successor
+    /// started, if this run saw it start; else read from the WAL.
+    fn last_seq_bound(
+        &mut self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        started_after: &parking_lot::Mutex<BTreeMap<u64, SeqNo>>,
+        n: u64,
+        successor: u64,
+    ) -> Result<SeqNo> {
+        if let Some(&s) = started_after.lock().get(&successor) {
+            return Ok(s);
+        }
+        if let Some(&s) = self.last_seq_read.get(&n) {
+            return Ok(s);
+        }
+        let cap = self.state.cap_for(n);
+        let mut last = 0;
+        let manifest = state::state_path(dir);
+        read_wal_chain(
+            fs,
+            dir,
+            &manifest,
+            n,
+            &[n],
+            WalRecoveryMode::PointInTimeRecovery,
+            &mut |_, _, batch| {
+                if let Ok(b) = crate::batch::DecodedBatch::new(batch) {
+                    let end = b.sequence() + u64::from(b.count()).saturating_sub(1);
+                    if b.count() > 0 && b.sequence() <= cap {
+                        last = last.max(end);
+                    }
+                }
+                Ok(Ok(()))
+            },
+        )?;
+        self.last_seq_read.insert(n, last);
+        Ok(last)
+    }
+}
+
+/// The WAL numbers in `dir`, ascending.
+fn list_wals(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
+    let mut v: Vec<u64> = fs
+        .list(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+        .iter()
+        .filter_map(|name| match parse_file_name(name) {
+            Some(FileKind::Wal(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+impl DbInner {
+    /// Delete the obsolete WALs retention lets go (best effort: errors are
+    /// logged, and what is left goes at a later collection).
+    pub(crate) fn collect_wals(&self, log_number: u64) {
+        if let Err(e) = self.feed.collect(&self.options, &self.dir, log_number) {
+            tracing::warn!(error = %e, "obsolete WALs not collected");
+        }
+    }
+
+    /// Every batch from sequence number `seq` on (see [`crate::Db::updates_since`]).
+    pub(crate) fn updates_since(self: &std::sync::Arc<Self>, seq: SeqNo) -> Result<UpdatesSince> {
+        let (floor, _) = self.feed.floor_and_epochs();
+        let seq = seq.max(1);
+        if seq < floor {
+            return Err(Error::ChangeFeedGap {
+                from: seq,
+                to: floor - 1,
+            });
+        }
+        Ok(UpdatesSince::new(std::sync::Arc::clone(self), seq))
+    }
+
+    /// Create the cursor `name` at the last visible sequence number if it
+    /// does not exist; its acknowledged sequence number.
+    pub(crate) fn open_change_feed(&self, name: &str) -> Result<SeqNo> {
+        if name.is_empty() {
+            return Err(Error::InvalidArgument("a change feed needs a name".into()));
+        }
+        let mut g = self.feed.inner.lock();
+        if let Some(&acked) = g.state.cursors.get(name) {
+            return Ok(acked);
+        }
+        let acked = self.visible_sequence();
+        g.state.cursors.insert(name.to_owned(), acked);
+        g.state.store(&*self.fs, &self.dir)?;
+        g.stored = true;
+        Ok(acked)
+    }
+
+    pub(crate) fn change_feed_acked(&self, name: &str) -> Result<SeqNo> {
+        self.feed
+            .inner
+            .lock()
+            .state
+            .cursors
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::InvalidArgument(format!("no change feed named {name:?}")))
+    }
+
+    /// Record that cursor `name`'s consumer applied everything up to
+    /// `seq`, durably; WALs it no longer pins may then go.
+    pub(crate) fn ack_change_feed(&self, name: &str, seq: SeqNo) -> Result<()> {
+        {
+            let mut g = self.feed.inner.lock();
+            let Some(&acked) = g.state.cursors.get(name) else {
+                return Err(Error::InvalidArgument(format!(
+                    "no change feed named {name:?}"
+                )));
+            };
+            if seq < acked {
+                return Err(Error::InvalidArgument(format!(
+                    "change feed {name:?} acknowledged {acked} already; {seq} would move it back"
+                )));
+            }
+            let visible = self.visible_sequence();
+            if seq > visible {
+                return Err(Error::InvalidArgument(format!(
+                    "change feed {name:?}: sequence number {seq} is not written yet (last is {visible})"
+                )));
+            }
+            g.state.cursors.insert(name.to_owned(), seq);
+            g.state.store(&*self.fs, &self.dir)?;
+        }
+        let log_number = self.versions.lock().log_number();
+        self.collect_wals(log_number);
+        Ok(())
+    }
+
+    /// Forget cursor `name`; the WALs it pinned may go.
+    pub(crate) fn drop_change_feed(&self, name: &str) -> Result<()> {
+        {
+            let mut g = self.feed.inner.lock();
+            if g.state.cursors.remove(name).is_none() {
+                return Err(Error::InvalidArgument(format!(
+                    "no change feed named {name:?}"
+                )));
+            }
+            g.state.store(&*self.fs, &self.dir)?;
+        }
+        let log_number = self.versions.lock().log_number();
+        self.collect_wals(log_number);
+        Ok(())
+    }
+}

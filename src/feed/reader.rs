@@ -1,0 +1,359 @@
+//! [`UpdatesSince`]: the batches from a sequence number on, read from the
+//! synced prefix of the WALs, and [`ChangeBatch`], one of them decoded.
+
+use super::state::FeedState;
+use crate::batch::DecodedBatch;
+use crate::core::DbInner;
+use crate::error::{Error, Result};
+use crate::filename::wal_path;
+use crate::wal_replay::read_wal_chain_with;
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use strata_sstable::{SeqNo, ValueKind};
+
+/// Batch bytes one read of the WALs collects before it hands them out:
+/// bounds the iterator's memory, whatever the WALs hold.
+const READ_CHUNK_BYTES: usize = 4 << 20;
+
+/// One committed write batch, as logged: its first sequence number and its
+/// records (record `i` has sequence number `sequence() + i`).
+#[derive(Clone)]
+pub struct ChangeBatch {
+    data: Bytes,
+    names: Arc<BTreeMap<u32, String>>,
+}
+
+impl std::fmt::Debug for ChangeBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeBatch")
+            .field("sequence", &self.sequence())
+            .field("count", &self.len())
+            .finish()
+    }
+}
+
+/// What a record of a [`ChangeBatch`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind<'a> {
+    /// `key` = the value.
+    Put(&'a [u8]),
+    /// `key` = the value, expiring at the time (microseconds since the
+    /// Unix epoch, the database clock's): docs/design/ttl.md.
+    PutWithExpiry {
+        /// The value.
+        value: &'a [u8],
+        /// When it expires.
+        expiry_micros: u64,
+    },
+    /// `key` deleted.
+    Delete,
+    /// A merge operand for `key`.
+    Merge(&'a [u8]),
+    /// Every key from `key` (included) to the end (excluded; `None`: no end) deleted.
+    DeleteRange {
+        /// The end, excluded.
+        end: Option<&'a [u8]>,
+    },
+}
+
+/// One record of a [`ChangeBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeRecord<'a> {
+    /// Its sequence number.
+    pub sequence: SeqNo,
+    /// The keyspace's id.
+    pub keyspace_id: u32,
+    /// The keyspace's name, `None` if it was dropped before the batch was
+    /// read.
+    pub keyspace: Option<&'a str>,
+    /// The key (a range delete's start).
+    pub key: &'a [u8],
+    /// What the record does.
+    pub kind: ChangeKind<'a>,
+}
+
+impl ChangeBatch {
+    /// The first record's sequence number.
+    pub fn sequence(&self) -> SeqNo {
+        header(&self.data).0
+    }
+
+    /// The last record's sequence number: a consumer that applied this
+    /// batch acknowledges it ([`ChangeFeed::ack`](crate::ChangeFeed::ack)).
+    pub fn last_sequence(&self) -> SeqNo {
+        let (seq, count) = header(&self.data);
+        seq + u64::from(count).saturating_sub(1)
+    }
+
+    /// How many records it holds.
+    pub fn len(&self) -> usize {
+        header(&self.data).1 as usize
+    }
+
+    /// Whether it holds no record (never true of a batch the feed yields).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The batch's encoding, as in the WAL (docs/wal-format.md).
+    pub fn encoded(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The records, in order. The batch was checked when it was read, so
+    /// an `Err` here means the bytes changed in memory.
+    pub fn records(&self) -> impl Iterator<Item = Result<ChangeRecord<'_>>> + '_ {
+        let first = self.sequence();
+        let decoded = DecodedBatch::new(&self.data).ok();
+        decoded
+            .into_iter()
+            .flat_map(|d| d.iter())
+            .zip(first..)
+            .map(move |(op, sequence)| {
+                let op = op.map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "change batch at sequence {first}: damaged at byte {}: {}",
+                        e.offset, e.reason
+                    ))
+                })?;
+                let kind = match op.kind {
+                    ValueKind::Put => ChangeKind::Put(op.value),
+                    ValueKind::Delete => ChangeKind::Delete,
+                    ValueKind::Merge => ChangeKind::Merge(op.value),
+                    ValueKind::RangeDelete => ChangeKind::DeleteRange {
+                        end: op.range_end(),
+                    },
+                    ValueKind::PutWithExpiry => match crate::ttl::split_expiring(op.value) {
+                        Some((expiry_micros, value)) => ChangeKind::PutWithExpiry {
+                            value,
+                            expiry_micros,
+                        },
+                        None => {
+                            return Err(Error::InvalidArgument(format!(
+                                "change batch at sequence {first}: an expiring value shorter than its expiry"
+                            )))
+                        }
+                    },
+                };
+                Ok(ChangeRecord {
+                    sequence,
+                    keyspace_id: op.keyspace,
+                    keyspace: self.names.get(&op.keyspace).map(String::as_str),
+                    key: op.key,
+                    kind,
+                })
+            })
+    }
+}
+
+fn header(data: &[u8]) -> (SeqNo, u32) {
+    match DecodedBatch::new(data) {
+        Ok(d) => (d.sequence(), d.count()),
+        Err(_) => (0, 0),
+    }
+}
+
+/// The committed write batches from a sequence number on, in order,
+/// across WAL rotations and reopens: from [`Db::updates_since`](crate::Db::updates_since)
+/// or a [`ChangeFeed`](crate::ChangeFeed). It yields only batches whose
+/// WAL bytes are synced (docs/design/change-feed.md); at the end of what
+/// is synced it returns `None`, and a later `next` looks again, so one
+/// iterator can follow the database. Writes with `disable_wal` are never
+/// in it. If the WALs it needs are deleted meanwhile, it yields
+/// [`Error::ChangeFeedGap`] and stops.
+pub struct UpdatesSince {
+    db: Arc<DbInner>,
+    /// The first sequence number not yet yielded.
+    next_seq: SeqNo,
+    /// The WAL the next read starts from (the one the last batch came from).
+    resume_wal: u64,
+    ready: VecDeque<ChangeBatch>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for UpdatesSince {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdatesSince")
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpdatesSince {
+    pub(crate) fn new(db: Arc<DbInner>, next_seq: SeqNo) -> Self {
+        UpdatesSince {
+            db,
+            next_seq,
+            resume_wal: 0,
+            ready: VecDeque::new(),
+            failed: false,
+        }
+    }
+
+    /// The first sequence number the iterator has not yielded yet.
+    pub fn next_sequence(&self) -> SeqNo {
+        self.next_seq
+    }
+
+    fn refill(&mut self) -> Result<()> {
+        // A WAL deleted between the listing and its read: look again (the
+        // floor then says whether it held anything still wanted).
+        let mut attempts = 0;
+        loop {
+            match self.read_chunk() {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn read_chunk(&mut self) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        let (floor, state) = db.feed.floor_and_epochs();
+        if self.next_seq < floor {
+            return Err(Error::ChangeFeedGap {
+                from: self.next_seq,
+                to: floor - 1,
+            });
+        }
+        // The WALs from `resume_wal` on, up to the last one with synced
+        // bytes, with how much of each is synced (`None`: all).
+        let mut plan: Vec<(u64, Option<u64>)> = Vec::new();
+        for n in super::list_wals(&*db.fs, &db.dir)? {
+            if n < self.resume_wal {
+                continue;
+            }
+            match db.write_path.wal_durable_len(n) {
+                Some(0) => break,
+                durable => {
+                    plan.push((n, durable));
+                    if durable.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        let names: Arc<BTreeMap<u32, String>> = Arc::new(
+            db.all_keyspaces()
+                .iter()
+                .map(|ks| (ks.id, ks.name.clone()))
+                .collect(),
+        );
+        // Each run of WALs between two opens' recovery points is one
+        // chain: an open starts a WAL that continues none.
+        let mut segments: Vec<Vec<u64>> = Vec::new();
+        let mut last_open = None;
+        for &(n, _) in &plan {
+            // Which open started the run of WALs `n` is in.
+            let open = state.epochs.iter().filter(|e| e.first_wal <= n).count();
+            if last_open != Some(open) {
+                segments.push(Vec::new());
+                last_open = Some(open);
+            }
+            if let Some(s) = segments.last_mut() {
+                s.push(n);
+            }
+        }
+        let durable: BTreeMap<u64, Option<u64>> = plan.iter().copied().collect();
+        let load = |n: u64| -> Result<Bytes> {
+            let path = wal_path(&db.dir, n);
+            let data = db.fs.read(&path).map_err(|e| Error::io("read", &path, e))?;
+            Ok(match durable.get(&n).copied().flatten() {
+                Some(len) => data.slice(..(len as usize).min(data.len())),
+                None => data,
+            })
+        };
+        let mode = db.options.wal_recovery_mode;
+        let mut chunk_full = false;
+        let mut bytes = 0usize;
+        for segment in &segments {
+            let Some(&first) = segment.first() else {
+                continue;
+            };
+            let cap = cap_of(&state, first);
+            let next_seq = &mut self.next_seq;
+            let resume_wal = &mut self.resume_wal;
+            let ready = &mut self.ready;
+            let read = read_wal_chain_with(
+                &*db.fs,
+                &db.dir,
+                &super::state::state_path(&db.dir),
+                first,
+                segment,
+                mode,
+                &load,
+                &mut |wal, _offset, data| {
+                    let Ok(batch) = DecodedBatch::new(data) else {
+                        return Ok(Err("record shorter than a batch header".to_owned()));
+                    };
+                    let (first_seq, count) = (batch.sequence(), u64::from(batch.count()));
+                    if count == 0 || first_seq > cap {
+                        // Empty, or a write the crash before the next
+                        // open lost (that open reused its numbers).
+                        return Ok(Ok(()));
+                    }
+                    let last = first_seq + count - 1;
+                    if last < *next_seq {
+                        return Ok(Ok(()));
+                    }
+                    if let Some(Err(e)) = batch.iter().find(|op| op.is_err()) {
+                        return Ok(Err(format!(
+                            "bad write batch at byte {}: {}",
+                            e.offset, e.reason
+                        )));
+                    }
+                    ready.push_back(ChangeBatch {
+                        data: Bytes::copy_from_slice(data),
+                        names: Arc::clone(&names),
+                    });
+                    *next_seq = last + 1;
+                    *resume_wal = wal;
+                    bytes += data.len();
+                    if bytes >= READ_CHUNK_BYTES {
+                        chunk_full = true;
+                        return Err(Error::Closed); // stops the read; see below
+                    }
+                    Ok(Ok(()))
+                },
+            );
+            match read {
+                Ok(()) => {}
+                // The stop the callback asked for, not a failure.
+                Err(Error::Closed) if chunk_full => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(&(last, _)) = plan.last() {
+            self.resume_wal = self.resume_wal.max(plan.first().map_or(last, |p| p.0));
+        }
+        Ok(())
+    }
+}
+
+/// The cap of the segment starting at WAL `first` (every WAL in a segment
+/// has the same).
+fn cap_of(state: &FeedState, first: u64) -> SeqNo {
+    state.cap_for(first)
+}
+
+impl Iterator for UpdatesSince {
+    type Item = Result<ChangeBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.ready.is_empty() {
+            if let Err(e) = self.refill() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
+        self.ready.pop_front().map(Ok)
+    }
+}

@@ -1,0 +1,466 @@
+//! The change feed (docs/design/change-feed.md): a replica fed only by
+//! `updates_since` / a `ChangeFeed` cursor ends identical to its primary,
+//! also across the primary's power losses; WALs a reader needs and that
+//! are gone are an error, never a silent skip; cursors survive reopening;
+//! WALs go once nothing pins them and retention lets them.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use strata::fs::{FileSystem, MemFileSystem, UnsyncedData};
+use strata::{
+    Append, ChangeBatch, ChangeKind, Db, Error, ManualClock, Options, WriteBatch, WriteOptions,
+};
+
+const KEYSPACES: [&str; 2] = ["default", "orders"];
+
+fn options(fs: &MemFileSystem) -> Options {
+    Options {
+        merge_operator: Some(Arc::new(Append::with_separator(","))),
+        ..mem_options(fs)
+    }
+}
+
+fn open(fs: &MemFileSystem) -> Db {
+    Db::open(mem_dir(), options(fs)).unwrap()
+}
+
+fn sync() -> WriteOptions {
+    WriteOptions {
+        sync: true,
+        ..Default::default()
+    }
+}
+
+/// Apply a batch read from the primary's feed to `replica`, by keyspace
+/// name, as one write.
+fn apply(replica: &Db, batch: &ChangeBatch) {
+    let mut out = WriteBatch::new();
+    for r in batch.records() {
+        let r = r.unwrap();
+        let ks = replica.keyspace(r.keyspace.unwrap()).unwrap();
+        match r.kind {
+            ChangeKind::Put(v) => out.put_in(&ks, r.key, v),
+            ChangeKind::Delete => out.delete_in(&ks, r.key),
+            ChangeKind::Merge(v) => out.merge_in(&ks, r.key, v),
+            ChangeKind::DeleteRange { end: Some(end) } => out.delete_range_in(&ks, r.key..end),
+            ChangeKind::DeleteRange { end: None } => out.delete_range_in(&ks, r.key..),
+            ChangeKind::PutWithExpiry { .. } => panic!("the test writes no expiring values"),
+        }
+    }
+    replica.write(out).unwrap();
+}
+
+/// Every keyspace's contents.
+fn contents(db: &Db) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+    KEYSPACES
+        .iter()
+        .map(|name| {
+            db.keyspace(name)
+                .unwrap()
+                .iter()
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<_, _>>()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A random batch over both keyspaces: puts, deletes, merges (default
+/// keyspace: the one with the operator) and range deletes.
+fn random_batch(db: &Db, rng: &mut Rng, i: usize) -> WriteBatch {
+    let ks: Vec<_> = KEYSPACES.iter().map(|n| db.keyspace(n).unwrap()).collect();
+    let mut b = WriteBatch::new();
+    for _ in 0..1 + rng.below(4) {
+        let k = key(rng.below(300) as usize);
+        let which = &ks[rng.below(2) as usize];
+        match rng.below(10) {
+            0 => b.delete_in(which, &k),
+            1 => b.merge_in(&ks[0], &k, format!("m{i}")),
+            2 => {
+                let end = key(rng.below(300) as usize);
+                if k < end {
+                    b.delete_range_in(which, k.clone()..end);
+                }
+            }
+            _ => b.put_in(which, &k, value(i, 20 + rng.below(200) as usize)),
+        }
+    }
+    b
+}
+
+/// Pull every batch the feed shows into `replica`, acknowledging each.
+fn pull(feed: &strata::ChangeFeed, replica: &Db) -> usize {
+    let mut n = 0;
+    for batch in feed.updates().unwrap() {
+        let batch = batch.unwrap();
+        assert!(
+            batch.sequence() > feed.acked().unwrap(),
+            "a batch shown twice"
+        );
+        apply(replica, &batch);
+        feed.ack(batch.last_sequence()).unwrap();
+        n += 1;
+    }
+    n
+}
+
+fn assert_same(replica: &Db, primary: &Db, context: &str) {
+    let (r, p) = (contents(replica), contents(primary));
+    for (i, (r, p)) in r.iter().zip(&p).enumerate() {
+        let show = |kv: Option<&(Vec<u8>, Vec<u8>)>| {
+            kv.map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+        };
+        if let Some(j) = (0..r.len().max(p.len())).find(|&j| r.get(j) != p.get(j)) {
+            panic!(
+                "{context}: keyspace {}: replica {} keys, primary {}; first difference at {j}: replica {:?}, primary {:?}",
+                KEYSPACES[i], r.len(), p.len(), show(r.get(j)), show(p.get(j))
+            );
+        }
+    }
+}
+
+fn with_keyspaces(db: &Db) -> &Db {
+    for name in KEYSPACES {
+        db.keyspace(name).unwrap();
+    }
+    db
+}
+
+#[test]
+fn a_replica_fed_by_the_feed_ends_identical_across_rotations_and_flushes() {
+    let fs = MemFileSystem::new();
+    let primary = open(&fs);
+    with_keyspaces(&primary);
+    let replica_fs = MemFileSystem::new();
+    let replica = open(&replica_fs);
+    with_keyspaces(&replica);
+    let feed = primary.change_feed("replica").unwrap();
+    let mut rng = Rng(7);
+    let mut pulled = 0;
+    for i in 0..3000 {
+        let b = random_batch(&primary, &mut rng, i);
+        primary.write(b).unwrap();
+        if rng.one_in(300) {
+            primary.flush_all().unwrap();
+        }
+        if rng.one_in(200) {
+            primary.flush_wal(true).unwrap();
+            pulled += pull(&feed, &replica);
+        }
+    }
+    primary.flush_wal(true).unwrap();
+    pulled += pull(&feed, &replica);
+    assert!(pulled > 2000, "only {pulled} batches came through the feed");
+    assert_same(&replica, &primary, "after 3000 writes");
+    // The cursor acknowledged everything and nothing else keeps WALs:
+    // they are gone, and asking for the start is a gap, not a skip.
+    assert!(matches!(
+        primary.updates_since(1),
+        Err(Error::ChangeFeedGap { from: 1, .. })
+    ));
+}
+
+#[test]
+fn unsynced_writes_are_not_shown_until_synced() {
+    let fs = MemFileSystem::new();
+    let db = open(&fs);
+    db.put_opt(b"a", b"1", &sync()).unwrap();
+    db.put(b"b", b"2").unwrap();
+    let shown: Vec<_> = db
+        .updates_since(1)
+        .unwrap()
+        .map(|b| b.unwrap().sequence())
+        .collect();
+    assert_eq!(shown, [1]);
+    db.flush_wal(true).unwrap();
+    let shown: Vec<_> = db
+        .updates_since(1)
+        .unwrap()
+        .map(|b| b.unwrap().sequence())
+        .collect();
+    assert_eq!(shown, [1, 2]);
+    // One iterator follows the database: at its end it looks again.
+    let mut it = db.updates_since(3).unwrap();
+    assert!(it.next().is_none());
+    db.put_opt(b"c", b"3", &sync()).unwrap();
+    assert_eq!(it.next().unwrap().unwrap().sequence(), 3);
+}
+
+#[test]
+fn a_replica_never_gets_a_write_its_primary_lost_across_power_losses() {
+    for seed in 0..12u64 {
+        let fs = MemFileSystem::new();
+        let replica_fs = MemFileSystem::new();
+        let replica = open(&replica_fs);
+        with_keyspaces(&replica);
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut i = 0;
+        for cycle in 0..4 {
+            let primary = open(&fs);
+            with_keyspaces(&primary);
+            let feed = primary.change_feed("replica").unwrap();
+            // After the reopen the replica catches up with exactly what
+            // the primary kept: had it been given a write the primary
+            // lost, they would differ here.
+            pull(&feed, &replica);
+            assert_same(&replica, &primary, &format!("seed {seed} cycle {cycle}"));
+            for _ in 0..200 + rng.below(400) {
+                let b = random_batch(&primary, &mut rng, i);
+                i += 1;
+                let opts = WriteOptions {
+                    sync: rng.one_in(8),
+                    ..Default::default()
+                };
+                primary.write_opt(b, &opts).unwrap();
+                if rng.one_in(150) {
+                    primary.flush_all().unwrap();
+                }
+                if rng.one_in(60) {
+                    pull(&feed, &replica);
+                }
+            }
+            pull(&feed, &replica);
+            let mode = match (seed + cycle) % 3 {
+                0 => UnsyncedData::Drop,
+                1 => UnsyncedData::KeepRandomPrefix(seed * 31 + cycle),
+                _ => UnsyncedData::KeepRandomPages(seed * 31 + cycle),
+            };
+            drop(feed);
+            power_cycle(&fs, primary, mode);
+        }
+        let primary = open(&fs);
+        let feed = primary.change_feed("replica").unwrap();
+        pull(&feed, &replica);
+        assert_same(&replica, &primary, &format!("seed {seed} at the end"));
+    }
+}
+
+fn wal_count(fs: &MemFileSystem) -> usize {
+    files_with_ext(fs, &mem_dir(), ".log").len()
+}
+
+/// Enough writes and flushes that several WALs become obsolete.
+fn fill_and_flush(db: &Db, from: usize, n: usize) {
+    for i in from..from + n {
+        db.put(key(i), value(i, 300)).unwrap();
+        if i % 100 == 99 {
+            db.flush().unwrap();
+        }
+    }
+    db.flush().unwrap();
+}
+
+#[test]
+fn a_cursor_pins_wals_until_it_acknowledges_them() {
+    let fs = MemFileSystem::new();
+    let db = open(&fs);
+    let feed = db.change_feed("cdc").unwrap();
+    fill_and_flush(&db, 0, 600);
+    let pinned = wal_count(&fs);
+    assert!(
+        pinned > 4,
+        "{pinned} WALs: the cursor should keep the flushed ones"
+    );
+    // Acknowledging half lets the older WALs go, not the rest.
+    let batches: Vec<_> = feed.updates().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(batches.len(), 600);
+    feed.ack(batches[299].last_sequence()).unwrap();
+    let half = wal_count(&fs);
+    assert!(half < pinned && half > 2, "{pinned} then {half} WALs");
+    let rest: Vec<_> = feed.updates().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest.first().unwrap().sequence(), batches[300].sequence());
+    feed.ack(batches[599].last_sequence()).unwrap();
+    // Only the live WAL and the one made ahead are left.
+    assert!(wal_count(&fs) <= 2, "{} WALs left", wal_count(&fs));
+    // Without a cursor and without limits, WALs go at once: a reader
+    // asking for deleted writes gets the gap, not a silent skip.
+    db.drop_change_feed("cdc").unwrap();
+    fill_and_flush(&db, 600, 300);
+    match db.updates_since(1) {
+        Err(Error::ChangeFeedGap { from: 1, to }) => assert!(to >= 600, "gap to {to}"),
+        other => panic!("expected a gap, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_cursor_behind_the_time_limit_gets_a_gap_and_can_move_past_it() {
+    let fs = MemFileSystem::new();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let opts = Options {
+        wal_ttl_seconds: 10,
+        clock: Arc::clone(&clock) as Arc<dyn strata::Clock>,
+        ..options(&fs)
+    };
+    let db = Db::open(mem_dir(), opts).unwrap();
+    let slow = db.change_feed("slow").unwrap();
+    fill_and_flush(&db, 0, 500);
+    let kept = wal_count(&fs);
+    assert!(kept > 4, "{kept}");
+    // Within the limit, the slow cursor still reads from the start.
+    assert_eq!(
+        slow.updates().unwrap().next().unwrap().unwrap().sequence(),
+        1
+    );
+    clock.advance(Duration::from_secs(11));
+    fill_and_flush(&db, 500, 100);
+    assert!(wal_count(&fs) < kept);
+    let err = slow.updates().unwrap_err();
+    let Error::ChangeFeedGap { from, to } = err else {
+        panic!("expected a gap, got {err:?}");
+    };
+    assert_eq!(from, 1);
+    assert!(
+        to >= 500,
+        "the first 500 writes' WALs are gone; gap to {to}"
+    );
+    // What is still kept starts right after the gap.
+    slow.ack(to).unwrap();
+    let next = slow.updates().unwrap().next().unwrap().unwrap();
+    assert_eq!(next.sequence(), to + 1);
+    // updates_since says the same.
+    assert!(matches!(
+        db.updates_since(to),
+        Err(Error::ChangeFeedGap { .. })
+    ));
+}
+
+#[test]
+fn without_a_cursor_the_time_limit_keeps_obsolete_wals_until_it_passes() {
+    let fs = MemFileSystem::new();
+    let clock = Arc::new(ManualClock::new(0));
+    let opts = Options {
+        wal_ttl_seconds: 60,
+        clock: Arc::clone(&clock) as Arc<dyn strata::Clock>,
+        ..options(&fs)
+    };
+    let db = Db::open(mem_dir(), opts).unwrap();
+    fill_and_flush(&db, 0, 400);
+    assert!(wal_count(&fs) > 3);
+    assert_eq!(db.updates_since(1).unwrap().count(), 400);
+    let before = wal_count(&fs);
+    clock.advance(Duration::from_secs(61));
+    db.put(b"x", b"y").unwrap();
+    db.flush().unwrap();
+    // Those obsolete for over a minute went; the one this flush made
+    // obsolete stays, beside the live WAL and the one made ahead.
+    assert!(wal_count(&fs) <= 3, "{before} then {} WALs", wal_count(&fs));
+    assert!(before > 4);
+}
+
+#[test]
+fn a_cursor_position_and_its_wals_survive_reopening() {
+    let fs = MemFileSystem::new();
+    let db = open(&fs);
+    let feed = db.change_feed("replica").unwrap();
+    fill_and_flush(&db, 0, 300);
+    let batches: Vec<_> = feed.updates().unwrap().collect::<Result<_, _>>().unwrap();
+    feed.ack(batches[99].last_sequence()).unwrap();
+    drop(feed);
+    db.close().unwrap();
+    let db = open(&fs);
+    let feed = db.change_feed("replica").unwrap();
+    assert_eq!(feed.acked().unwrap(), batches[99].last_sequence());
+    let rest: Vec<_> = feed.updates().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rest.len(), 200);
+    for (a, b) in rest.iter().zip(&batches[100..]) {
+        assert_eq!(a.encoded(), b.encoded());
+    }
+    // Moving back is refused; so is a number not written yet.
+    assert!(feed.ack(1).is_err());
+    assert!(feed.ack(1_000_000).is_err());
+    // The state file is checked: damage is corruption naming it.
+    drop(feed);
+    db.close().unwrap();
+    let path = Path::new("/db/CHANGEFEEDS");
+    fs.corrupt_byte(path, 20, 0x40).unwrap();
+    match Db::open(mem_dir(), options(&fs)) {
+        Err(Error::Corruption { file, .. }) => assert_eq!(file, path),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert!(fs.exists(path));
+}
+
+/// A resume after a failed WAL sync starts over in a fresh WAL, the old
+/// ones abandoned (their tails may miss writes that went straight to
+/// tables): a cursor behind that point gets the gap, and reads on after it.
+#[test]
+fn a_resume_after_a_wal_failure_is_a_gap_for_the_cursors_behind_it() {
+    use strata::fs::{FaultPlan, FsOp};
+    let fs = MemFileSystem::new();
+    let db = open(&fs);
+    let feed = db.change_feed("c").unwrap();
+    for i in 0..10 {
+        db.put_opt(key(i), value(i, 1), &sync()).unwrap();
+    }
+    fs.add_fault(FaultPlan {
+        path_contains: Some(".log".into()),
+        ..FaultPlan::always(FsOp::Sync)
+    });
+    assert!(db.put_opt(key(10), value(10, 1), &sync()).is_err());
+    fs.clear_faults();
+    db.resume().unwrap();
+    db.put_opt(key(11), value(11, 1), &sync()).unwrap();
+    let Err(Error::ChangeFeedGap { from: 1, to }) = feed.updates() else {
+        panic!("expected a gap");
+    };
+    assert!(to >= 10, "gap to {to}");
+    feed.ack(to).unwrap();
+    let after: Vec<_> = feed.updates().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(after.len(), 1);
+    let rec = after[0].records().next().unwrap().unwrap();
+    assert_eq!(rec.key, key(11));
+}
+
+/// `wal_size_limit_mb`: obsolete WALs are kept while they hold at most
+/// the limit together, the oldest deleted first beyond it.
+#[test]
+fn the_size_limit_keeps_the_newest_obsolete_wals_within_it() {
+    let fs = MemFileSystem::new();
+    let opts = Options {
+        wal_size_limit_mb: 1,
+        ..options(&fs)
+    };
+    let db = Db::open(mem_dir(), opts).unwrap();
+    let big = vec![b'v'; 2000];
+    for i in 0..3000 {
+        db.put(key(i), &big).unwrap();
+        if i % 200 == 199 {
+            db.flush().unwrap();
+        }
+    }
+    db.flush().unwrap();
+    let mut wals = files_with_ext(&fs, &mem_dir(), ".log");
+    wals.sort();
+    let sizes: Vec<u64> = wals.iter().map(|p| fs.file_size(p).unwrap()).collect();
+    // The live WAL and the one made ahead are the two newest.
+    let obsolete: u64 = sizes[..sizes.len().saturating_sub(2)].iter().sum();
+    assert!(wals.len() > 3, "{sizes:?}: obsolete WALs should be kept");
+    assert!(
+        obsolete <= 1 << 20,
+        "{sizes:?}: {obsolete} obsolete bytes kept"
+    );
+    // The oldest went: a reader from the start gets the gap; one from the
+    // newest kept writes reads on.
+    let Err(Error::ChangeFeedGap { from: 1, to }) = db.updates_since(1) else {
+        panic!("expected a gap");
+    };
+    let rest: Vec<_> = db
+        .updates_since(to + 1)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rest.first().unwrap().sequence(), to + 1);
+    assert_eq!(rest.last().unwrap().last_sequence(), 3000);
+}

@@ -1,0 +1,142 @@
+//! Read-only open (`Db::open_read_only`): a view as of the last MANIFEST
+//! and the WALs, taking no LOCK and changing no file; `refresh` catches up
+//! with a running writer, and no refresh ever shows part of a batch.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use strata::fs::{FileSystem, MemFileSystem};
+use strata::{Db, Error, ReadOnlyDb, WriteBatch};
+
+/// Each batch `i` writes `a{i}` and `b{i}` (value `i`) and overwrites
+/// `last` with `i`: a view holds both or neither, and `last` names the
+/// newest batch it holds.
+fn batch(i: u64) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    let v = i.to_be_bytes();
+    b.put(format!("a{i:08}"), v);
+    b.put(format!("b{i:08}"), v);
+    b.put("last", v);
+    b
+}
+
+/// The number of batches the view holds, checking they are whole and a
+/// prefix of the writes.
+fn check_view(ro: &ReadOnlyDb) -> u64 {
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = ro
+        .iter()
+        .unwrap()
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let a: Vec<_> = entries.iter().filter(|(k, _)| k[0] == b'a').collect();
+    let b: Vec<_> = entries.iter().filter(|(k, _)| k[0] == b'b').collect();
+    assert_eq!(a.len(), b.len(), "a batch seen in part");
+    for (i, ((ka, va), (kb, vb))) in a.iter().zip(&b).enumerate() {
+        assert_eq!(&ka[1..], &kb[1..]);
+        assert_eq!(va, vb);
+        assert_eq!(
+            va.as_slice(),
+            (i as u64).to_be_bytes(),
+            "not a prefix of the writes"
+        );
+    }
+    let n = a.len() as u64;
+    let last = ro.get("last").unwrap();
+    match n {
+        0 => assert_eq!(last, None),
+        n => assert_eq!(last.as_deref(), Some(&(n - 1).to_be_bytes()[..])),
+    }
+    n
+}
+
+#[test]
+fn a_reader_follows_a_writer_that_flushes_and_compacts_and_never_sees_part_of_a_batch() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    db.write(batch(0)).unwrap();
+    // No LOCK: it opens beside the writer.
+    let ro = Db::open_read_only(mem_dir(), mem_options(&fs)).unwrap();
+    assert_eq!(check_view(&ro), 1);
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, done) = (db.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            for i in 1..3000u64 {
+                db.write(batch(i)).unwrap();
+                if i % 500 == 0 {
+                    db.flush().unwrap();
+                    db.compact_range::<&[u8], _>(..).unwrap();
+                }
+            }
+            done.store(true, Ordering::Release);
+        })
+    };
+    let mut seen = 1;
+    let mut refreshes = 0;
+    while !done.load(Ordering::Acquire) {
+        ro.refresh().unwrap();
+        let n = check_view(&ro);
+        assert!(n >= seen, "a refresh went back from {seen} to {n} batches");
+        seen = n;
+        refreshes += 1;
+    }
+    writer.join().unwrap();
+    ro.refresh().unwrap();
+    assert_eq!(check_view(&ro), 3000);
+    assert!(refreshes > 0);
+    // Writes are refused.
+    assert!(matches!(ro.put("x", "y"), Err(Error::ReadOnly { .. })));
+    assert!(matches!(ro.write(batch(1)), Err(Error::ReadOnly { .. })));
+    assert_eq!(db.get("x").unwrap(), None);
+}
+
+#[test]
+fn a_read_only_open_changes_no_file_and_sees_the_wals() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    for i in 0..100 {
+        db.write(batch(i)).unwrap();
+    }
+    db.flush().unwrap();
+    for i in 100..150 {
+        db.write(batch(i)).unwrap();
+    }
+    let listing = |fs: &MemFileSystem| {
+        let mut v: Vec<(String, u64)> = fs
+            .list(&mem_dir())
+            .unwrap()
+            .into_iter()
+            .map(|n| {
+                let size = fs.file_size(&mem_dir().join(&n)).unwrap();
+                (n, size)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(&fs);
+    let ro = Db::open_read_only(mem_dir(), mem_options(&fs)).unwrap();
+    // The 50 batches after the flush are only in the WAL.
+    assert_eq!(check_view(&ro), 150);
+    ro.refresh().unwrap();
+    assert_eq!(listing(&fs), before);
+    // A keyspace created by the writer appears at the next refresh.
+    let ks = db.keyspace("orders").unwrap();
+    ks.put("o1", "x").unwrap();
+    assert_eq!(ro.keyspace_names(), ["default"]);
+    ro.refresh().unwrap();
+    assert_eq!(
+        ro.get_in("orders", "o1").unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
+    assert!(matches!(
+        ro.get_in("nope", "o1"),
+        Err(Error::InvalidArgument(_))
+    ));
+}
