@@ -151,7 +151,7 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         let (wal_number, wal_len) = inner
             .write_path
             .wal
-            .written_end()
+            .synced_end()
             .map_err(|e| inner.wal_failure(e))?;
         let sequence = leader.last_seq();
         // Every write at or below `sequence` is inserted (writes are
@@ -180,7 +180,7 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
                 .open_random_access(&path, RandomAccessOptions::default())
                 .map_err(|e| Error::io("open", &path, e))?;
             // Older WALs are synced and cut to their records
-            // (`written_end`): their size is final. One that never held
+            // (`synced_end`): their size is final. One that never held
             // a record (a WAL made ahead for a rotation that went
             // another way, deleted once writes go on) is left out:
             // recovery skips such a WAL too.

@@ -524,14 +524,18 @@ impl WalBuffer {
 
     /// Where the logged writes end, for a checkpoint: every retired WAL
     /// is synced (so it is closed and cut to its records: its size is
-    /// final), everything pushed is written to the current file, and the
-    /// current WAL's number and length are returned. With writes stopped
-    /// (the caller leads the write queue), the WALs up to that length
-    /// hold every logged write sequenced so far, and nothing later.
-    pub fn written_end(&self) -> io::Result<(u64, u64)> {
-        self.sync_retired()?;
+    /// final), everything pushed is written to the current file and
+    /// synced, and the current WAL's number and length are returned. With
+    /// writes stopped (the caller leads the write queue), the WALs up to
+    /// that length hold every logged write sequenced so far, and nothing
+    /// later. Synced, not only written: a checkpoint must not hold a write
+    /// a power loss can still take from its source, or a replica started
+    /// from it and fed by the change feed (which shows only synced
+    /// batches) would keep a write its primary lost and miss the one that
+    /// reuses its sequence number.
+    pub fn synced_end(&self) -> io::Result<(u64, u64)> {
         let mut d = self.lock_drain();
-        self.drain_locked(&mut d)?;
+        self.sync_locked(&mut d)?;
         Ok((d.number, d.file.len()))
     }
 
