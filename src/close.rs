@@ -70,7 +70,15 @@ impl DbInner {
             .iter()
             .map(|(ks, sv)| (&***ks, sv.memtables_oldest_first()))
             .collect();
-        let wal_failed = self.write_path.wal.failure().is_some();
+        let mut wal_failed = self.write_path.wal.failure().is_some();
+        if !wal_failed {
+            // The WALs are kept for the change feed (below), which reads
+            // them as fully synced once they are obsolete: write out and
+            // sync what the buffer holds (a `manual_wal_flush` record, an
+            // unsynced tail), as the seal does at the other close. A
+            // failure is a failed WAL: the tables hold every write.
+            wal_failed = self.write_path.wal.sync_all().is_err();
+        }
         self.flush_all_to_l0(&all, log_number, last_seq, published)?;
         // A failed WAL may miss writes the tables now hold: the change
         // feed cannot show anything up to here from these WALs.
