@@ -176,14 +176,56 @@ fn find<'a>(view: &'a View, keyspace: &str) -> Result<(u32, &'a Arc<SuperVersion
 fn build(dir: &Path, options: &Options) -> Result<View> {
     let mut attempt = 1;
     loop {
+        let before = manifest_state(dir, options);
         match try_build(dir, options) {
             Err(e) if attempt < BUILD_ATTEMPTS && vanished(options, &e) => {
                 tracing::debug!(error = %e, attempt, "read-only view: a file went, building again");
                 attempt += 1;
             }
+            // The MANIFEST changed while the view was built: an edit that
+            // adds data no WAL holds (an ingested table) may be missing
+            // from the version while the WALs read after it show later
+            // writes, which is no prefix of the writes. Build again.
+            Ok(_) if attempt < BUILD_ATTEMPTS && changed(dir, options, &before) => {
+                tracing::debug!(
+                    attempt,
+                    "read-only view: the MANIFEST changed, building again"
+                );
+                attempt += 1;
+            }
+            // Still changing at the last attempt (a writer flushing and
+            // compacting without pause): the view as built, which holds
+            // every write the WALs and that MANIFEST do; only an ingestion
+            // in the same window can be missing from it
+            // (docs/design/read-only.md).
+            Ok(view) if changed(dir, options, &before) => {
+                tracing::warn!(
+                    attempts = BUILD_ATTEMPTS,
+                    "read-only view: the MANIFEST changed during every build; using the last"
+                );
+                return Ok(view);
+            }
             result => return result,
         }
     }
+}
+
+/// Whether CURRENT or its MANIFEST changed since `before` was taken (or
+/// could not be read then or now).
+fn changed(dir: &Path, options: &Options, before: &Option<(Vec<u8>, u64)>) -> bool {
+    before.is_none() || manifest_state(dir, options) != *before
+}
+
+/// What CURRENT names and that MANIFEST's length: unchanged from before
+/// a view was built to after it, the view's version is the MANIFEST the
+/// whole build saw (`None` if either cannot be read, which counts as a
+/// change).
+fn manifest_state(dir: &Path, options: &Options) -> Option<(Vec<u8>, u64)> {
+    let fs = &options.fs;
+    let current = fs.read(&crate::filename::current_path(dir)).ok()?;
+    let name = std::str::from_utf8(&current).ok()?.trim();
+    let len = fs.file_size(&dir.join(name)).ok()?;
+    Some((current.to_vec(), len))
 }
 
 /// Whether `e` names a file that is no longer there (the writer deleted
