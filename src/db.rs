@@ -409,7 +409,10 @@ impl Db {
     /// first when a file overlaps them, or must be numbered while they
     /// hold writes (`allow_blocking_flush`). A crash before the edit is
     /// durable leaves the database as before; the files copied in are
-    /// removed at the next open. Errors name the file.
+    /// removed at the next open. Errors name the file. The change feed
+    /// does not show ingested data, nor report it as a gap
+    /// (docs/design/change-feed.md §2): a replica must be given the files
+    /// too.
     pub fn ingest<P: AsRef<std::path::Path>>(
         &self,
         files: &[P],
