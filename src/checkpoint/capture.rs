@@ -176,9 +176,17 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         let mut wals = Vec::with_capacity(numbers.len());
         for n in numbers {
             let path = crate::filename::wal_path(dir, n);
-            let file = fs
-                .open_random_access(&path, RandomAccessOptions::default())
-                .map_err(|e| Error::io("open", &path, e))?;
+            let file = match fs.open_random_access(&path, RandomAccessOptions::default()) {
+                Ok(file) => file,
+                // Gone since the listing: a WAL made ahead for a rotation
+                // that went another way, removed by the thread that made
+                // it (writes being stopped does not stop that). A WAL that
+                // held records cannot go meanwhile: only one below the log
+                // number is deleted, which this lock holds still, or a
+                // restart's, which needs the write queue we lead.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && n != wal_number => continue,
+                Err(e) => return Err(Error::io("open", &path, e)),
+            };
             // Older WALs are synced and cut to their records
             // (`synced_end`): their size is final. One that never held
             // a record (a WAL made ahead for a rotation that went
