@@ -318,7 +318,7 @@ impl Engine for RocksEngine {
         let start = std::time::Instant::now();
         let mut opts = rocksdb::IngestExternalFileOptions::default();
         opts.set_move_files(true);
-        self.db.ingest_external_file_opts(&opts, vec![file])?;
+        with_db!(&self.db, db => db.ingest_external_file_opts(&opts, vec![file]))?;
         Ok(start.elapsed())
     }
     type Scan<'a> = RocksScan<'a>;
