@@ -299,6 +299,35 @@ impl State {
                     }
                 }
             }
+            // The seekable cursor, walked forward and back, reads the same.
+            if checked.is_ok() {
+                let walked = (|| -> strata::Result<[Vec<(Vec<u8>, Vec<u8>)>; 2]> {
+                    let mut c = tx.cursor_in(h)?;
+                    let mut forward = Vec::new();
+                    c.seek_to_first()?;
+                    while let (Some(k), Some(v)) = (c.key(), c.value()) {
+                        forward.push((k.to_vec(), v.to_vec()));
+                        c.next()?;
+                    }
+                    let mut backward = Vec::new();
+                    c.seek_to_last()?;
+                    while let (Some(k), Some(v)) = (c.key(), c.value()) {
+                        backward.push((k.to_vec(), v.to_vec()));
+                        c.prev()?;
+                    }
+                    backward.reverse();
+                    Ok([forward, backward])
+                })();
+                match walked {
+                    Ok(walks) => {
+                        for got in walks {
+                            let got = normalised(got);
+                            assert_eq!(got.into_iter().collect::<Model>(), want, "own cursor");
+                        }
+                    }
+                    Err(e) => checked = Err(e),
+                }
+            }
         }
         // The transaction and handles hold the database open: gone before
         // an error reopens it.
