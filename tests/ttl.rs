@@ -388,3 +388,39 @@ fn synced_expiring_values_survive_power_loss_with_their_expiry() {
     clock.advance(MINUTE / 2);
     assert_eq!(scan(&db), pairs(&[]));
 }
+
+/// A transaction's puts expire as any write's: by the commit's
+/// `WriteOptions::ttl`, else by the keyspace's default. Before, a commit
+/// skipped the stamp and its puts never expired.
+#[test]
+fn a_transactions_puts_take_the_ttl_and_the_keyspace_default() {
+    let (_fs, clock, db) = setup();
+    let sessions = db
+        .keyspace_with(
+            "sessions",
+            KeyspaceOptions {
+                default_ttl: Some(MINUTE),
+                ..KeyspaceOptions::default()
+            },
+        )
+        .unwrap();
+    let mut tx = db.transaction();
+    tx.put_in(&sessions, "s1", "alice").unwrap();
+    tx.put("plain", "x").unwrap();
+    tx.commit().unwrap();
+    let mut tx = db.transaction_with(strata::TransactionOptions {
+        write_options: WriteOptions {
+            ttl: Some(2 * MINUTE),
+            ..WriteOptions::default()
+        },
+        ..Default::default()
+    });
+    tx.put("timed", "y").unwrap();
+    tx.commit().unwrap();
+    clock.advance(MINUTE);
+    assert_eq!(sessions.get("s1").unwrap(), None, "the keyspace's default");
+    assert_eq!(get(&db, "plain").as_deref(), Some("x"));
+    assert_eq!(get(&db, "timed").as_deref(), Some("y"));
+    clock.advance(MINUTE);
+    assert_eq!(get(&db, "timed"), None, "the commit's ttl");
+}

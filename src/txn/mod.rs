@@ -599,10 +599,13 @@ impl DbInner {
     /// `CommitPipeline::write_certified`), checked as any write is.
     fn commit_certified(
         &self,
-        batch: crate::WriteBatch,
+        mut batch: crate::WriteBatch,
         cert: Box<Certificate>,
         opts: &WriteOptions,
     ) -> (Result<()>, Option<Box<Certificate>>) {
+        // Expiries as for any write (`DbInner::write`): the write's ttl,
+        // else each keyspace's default.
+        self.stamp_expiry(&mut batch, opts.ttl);
         if let Err(e) = batch.validate().and_then(|()| self.check_keyspaces(&batch)) {
             return (Err(e), None);
         }
