@@ -216,13 +216,7 @@ impl Db {
         opts: &WriteOptions,
     ) -> Result<()> {
         let inner = self.inner();
-        if let Some(ks) = inner
-            .keyspaces
-            .load()
-            .get(crate::version::DEFAULT_KEYSPACE_ID)
-        {
-            crate::write::check_merge_operator_set(ks)?;
-        }
+        crate::write::check_merge_operator_set(&inner.default_ks)?;
         inner.write_with(opts, |b| b.merge(key, operand))
     }
 

@@ -43,9 +43,6 @@ pub(crate) struct FilterRun<'a> {
     /// changed: a snapshot taken at or above it while the compaction ran
     /// would see the change appear (`job.rs` checks before installing).
     pub changed_from: Option<SeqNo>,
-    /// Versions removed (as tombstones or dropped) and changed.
-    pub removed: u64,
-    pub changed: u64,
 }
 
 impl<'a> FilterRun<'a> {
@@ -67,8 +64,6 @@ impl<'a> FilterRun<'a> {
             level: context.level,
             stripes,
             changed_from: None,
-            removed: 0,
-            changed: 0,
         })
     }
 
@@ -96,12 +91,8 @@ impl<'a> FilterRun<'a> {
         })?;
         let filtered = match decision {
             FilterDecision::Keep => return Ok(Filtered::Keep),
-            FilterDecision::ChangeValue(v) => {
-                self.changed += 1;
-                Filtered::Change(v)
-            }
+            FilterDecision::ChangeValue(v) => Filtered::Change(v),
             FilterDecision::Remove => {
-                self.removed += 1;
                 if self.stripes.of(seqno) == 0 && !deeper_may_have_key(user_key) {
                     Filtered::Drop
                 } else {

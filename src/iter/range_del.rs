@@ -314,6 +314,9 @@ impl RangeDelSkipper {
     /// order (`None`: the child has none).
     pub fn push(&mut self, source: Option<TombstoneSource>) {
         if let Some(source) = source {
+            // Not `resize_with`: it stayed a call per push (callgrind,
+            // issue 17), where this loop is inlined and usually runs 0
+            // times.
             while self.cursors.len() < self.children {
                 self.cursors.push(None);
             }

@@ -337,11 +337,14 @@ impl WalBuffer {
     /// buffer: always, unless records wait for a manual flush and no
     /// waiter needs them written.
     pub(super) fn drain_wanted(&self) -> bool {
+        if !self.manual_flush {
+            return true;
+        }
         // Pairs with the fence in `want` (the unlock before it is the
         // other side's `try_lock`); `drain_released` fenced already, once
         // more keeps the pairing local.
         std::sync::atomic::fence(Ordering::SeqCst);
-        !self.manual_flush || self.wanted.load(Ordering::SeqCst) > self.written()
+        self.wanted.load(Ordering::SeqCst) > self.written()
     }
 
     /// A waiter needs `lsn` written out (see `wanted`): said before it
