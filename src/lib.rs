@@ -110,7 +110,7 @@ pub use hook::{HookPoint, TestHook};
 pub use info::LiveFile;
 pub use ingest::{ExternalSstFileInfo, IngestOptions, SstWriter};
 pub use keyspace::{Keyspace, KeyspaceOptions};
-pub use merge::{Append, Max, MergeError, MergeOperator, UInt64Add};
+pub use merge::{Append, Max, MergeError, MergeFailureScope, MergeOperator, UInt64Add};
 pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};
 pub use read_only::ReadOnlyDb;
 pub use read_options::ReadOptions;

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata::fs::{FileSystem, MemFileSystem};
 use strata::{
-    Append, Db, Error, KeyspaceOptions, Max, MergeError, MergeOperator, Options, ReadOptions,
-    Snapshot, UInt64Add, WriteBatch,
+    Append, Db, Error, KeyspaceOptions, Max, MergeError, MergeFailureScope, MergeOperator, Options,
+    ReadOptions, Snapshot, UInt64Add, WriteBatch,
 };
 
 /// `Append` without a partial merge: compaction keeps operands as they are.
@@ -446,6 +446,85 @@ fn a_failing_operator_in_a_background_compaction_stops_writes() {
         matches!(&db, Error::InvalidArgument(m) if m.contains("picky")),
         "{db}"
     );
+}
+
+/// `Picky` under RocksDB's `kMustMerge`: a failure fails reads only, or,
+/// once `mended`, appends "bad" like any operand.
+struct MustMergePicky {
+    mended: bool,
+}
+
+impl MergeOperator for MustMergePicky {
+    fn name(&self) -> &str {
+        "must-merge-picky"
+    }
+
+    fn full_merge(
+        &self,
+        key: &[u8],
+        existing: Option<&[u8]>,
+        operands: &[&[u8]],
+    ) -> Result<Vec<u8>, MergeError> {
+        if self.mended {
+            Append::with_separator(",").full_merge(key, existing, operands)
+        } else {
+            Picky.full_merge(key, existing, operands)
+        }
+    }
+
+    fn failure_scope(&self) -> MergeFailureScope {
+        MergeFailureScope::MustMerge
+    }
+}
+
+#[test]
+fn a_must_merge_operator_failing_keeps_operands_and_writes_going() {
+    let fs = Arc::new(MemFileSystem::new());
+    let open = |mended: bool| {
+        Db::open(
+            "/db",
+            Options {
+                fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+                merge_operator: Some(Arc::new(MustMergePicky { mended })),
+                level0_file_num_compaction_trigger: 2,
+                inline_background_work: true,
+                ..Options::default()
+            },
+        )
+        .unwrap()
+    };
+    let db = open(false);
+    db.put("k", "a").unwrap();
+    db.flush().unwrap();
+    db.merge("k", "bad").unwrap();
+    db.merge("k", "c").unwrap();
+    db.merge("other", "x").unwrap();
+    // The base is in a table, so the flush writes the operands; the
+    // background compaction of the two tables reaches the base, its full
+    // merge fails, and the compaction goes on.
+    db.flush().unwrap();
+    db.run_background_work().unwrap();
+    db.put("z", "1").unwrap();
+    assert_eq!(db.get("z").unwrap().as_deref(), Some(&b"1"[..]));
+    assert!(matches!(db.get("k").unwrap_err(), Error::MergeFailed { key, .. } if key == b"k"));
+    // A manual compaction to the bottom goes through too, dropping nothing.
+    db.compact_range::<&[u8], _>(..).unwrap();
+    assert!(db.get("k").is_err());
+    assert_eq!(db.get("other").unwrap().as_deref(), Some(&b"x"[..]));
+    // A memtable holding the base and the failing operands: the flush
+    // keeps them all.
+    db.put("m", "a").unwrap();
+    db.merge("m", "bad").unwrap();
+    db.flush().unwrap();
+    assert!(db.get("m").is_err());
+    drop(db);
+    // Mended under the same name, the kept entries merge as if nothing
+    // had failed.
+    let db = open(true);
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"a,bad,c"[..]));
+    db.compact_range::<&[u8], _>(..).unwrap();
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"a,bad,c"[..]));
+    assert_eq!(db.get("m").unwrap().as_deref(), Some(&b"a,bad"[..]));
 }
 
 #[test]

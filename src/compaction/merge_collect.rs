@@ -27,7 +27,7 @@
 use super::retain::Stripes;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
-use crate::merge::{full_merge, MergeOperator};
+use crate::merge::{full_merge, MergeFailureScope, MergeOperator};
 use std::sync::Arc;
 use strata_sstable::{parse_internal_key, SeqNo, ValueKind};
 
@@ -134,13 +134,28 @@ impl MergeCollector<'_> {
         };
         let values: Vec<&[u8]> = operands.iter().map(|(_, v)| v.as_slice()).collect();
         let merged = match base {
-            Some(base) => {
-                let value = full_merge(self.operator, user_key, base, &values)?;
-                vec![(seqno, ValueKind::Put, value)]
-            }
+            Some(base) => match full_merge(self.operator, user_key, base, &values) {
+                Ok(value) => vec![(seqno, ValueKind::Put, value)],
+                Err(e) if self.keeps_operands_on_failure() => {
+                    // MustMerge: the operands go out as they are and what
+                    // ended the walk (the base) is judged afresh, so it is
+                    // kept; reads of the key go on failing, nothing is lost.
+                    tracing::warn!(error = %e, "merge failed at flush or compaction: operands kept as they are");
+                    drop(values);
+                    return Ok((as_operands(operands), consumed));
+                }
+                Err(e) => return Err(e),
+            },
             None => self.partial(user_key, seqno, operands),
         };
         Ok((merged, consumed))
+    }
+
+    /// Whether a failing full merge keeps the operands rather than
+    /// failing the flush or compaction ([`MergeFailureScope::MustMerge`]).
+    fn keeps_operands_on_failure(&self) -> bool {
+        self.operator
+            .is_some_and(|o| o.failure_scope() == MergeFailureScope::MustMerge)
     }
 
     /// The operands as one (when there are several and the operator can
@@ -155,11 +170,16 @@ impl MergeCollector<'_> {
                 }
             }
         }
-        operands
-            .into_iter()
-            .map(|(q, v)| (q, ValueKind::Merge, v))
-            .collect()
+        as_operands(operands)
     }
+}
+
+/// Operands written as they are.
+fn as_operands(operands: Vec<(SeqNo, Vec<u8>)>) -> Merged {
+    operands
+        .into_iter()
+        .map(|(q, v)| (q, ValueKind::Merge, v))
+        .collect()
 }
 
 /// The label of tables whose operands were written for operators that
@@ -431,6 +451,57 @@ mod tests {
             matches!(&err, Error::MergeFailed { key, .. } if key == b"counter"),
             "{err}"
         );
+    }
+
+    /// `UInt64Add` that keeps operands when it fails (RocksDB's `kMustMerge`).
+    struct MustMergeAdd;
+
+    impl MergeOperator for MustMergeAdd {
+        fn name(&self) -> &str {
+            "uint64add"
+        }
+
+        fn full_merge(
+            &self,
+            key: &[u8],
+            existing: Option<&[u8]>,
+            operands: &[&[u8]],
+        ) -> std::result::Result<Vec<u8>, crate::MergeError> {
+            UInt64Add.full_merge(key, existing, operands)
+        }
+
+        fn failure_scope(&self) -> MergeFailureScope {
+            MergeFailureScope::MustMerge
+        }
+    }
+
+    #[test]
+    fn a_failing_must_merge_operator_keeps_the_operands_and_leaves_the_base() {
+        let op: Arc<dyn MergeOperator> = Arc::new(MustMergeAdd);
+        let stripes = Stripes::new(vec![]);
+        let c = MergeCollector {
+            operator: Some(&op),
+            stripes: &stripes,
+            now_micros: 100,
+        };
+        let mut it = input(&[
+            ("counter", 9, Merge, "not eight bytes"),
+            ("counter", 8, Merge, "12345678"),
+            ("counter", 5, Put, "87654321"),
+        ]);
+        it.seek_to_first().unwrap();
+        let (merged, consumed) = c.collect(&mut it, b"counter", 9, &[], true).unwrap();
+        assert_eq!(
+            merged,
+            vec![
+                (9, Merge, b"not eight bytes".to_vec()),
+                (8, Merge, b"12345678".to_vec())
+            ]
+        );
+        assert_eq!(consumed, 2);
+        // The base is left for the retainer to judge (and keep).
+        assert!(it.valid());
+        assert_eq!(parse_internal_key(it.key()).unwrap().seqno, 5);
     }
 
     #[test]

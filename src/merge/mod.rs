@@ -12,4 +12,4 @@ mod successive;
 pub use builtin::{Append, Max, UInt64Add};
 pub(crate) use open_check::check_merge_operator;
 pub(crate) use operands::{full_merge, full_merge_oldest_first};
-pub use operator::{MergeError, MergeOperator};
+pub use operator::{MergeError, MergeFailureScope, MergeOperator};

@@ -85,6 +85,37 @@ pub trait MergeOperator: Send + Sync + 'static {
         let _ = (key, operands);
         None
     }
+
+    /// What a failure of [`full_merge`](Self::full_merge) fails besides
+    /// the read that needed it. The default,
+    /// [`TryMerge`](MergeFailureScope::TryMerge), is RocksDB's: a flush or
+    /// compaction that meets it fails, which stops writes.
+    /// [`MustMerge`](MergeFailureScope::MustMerge) keeps the operands as
+    /// they are there instead. RocksDB: `MergeOperationOutput::op_failure_scope`.
+    fn failure_scope(&self) -> MergeFailureScope {
+        MergeFailureScope::TryMerge
+    }
+}
+
+/// Which operations a failing [`MergeOperator::full_merge`] fails
+/// (RocksDB's `OpFailureScope`). Reads of the key fail with
+/// [`Error::MergeFailed`](crate::Error::MergeFailed) either way, and no
+/// operand is ever dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MergeFailureScope {
+    /// Every operation that tried the merge fails, flushes and compactions
+    /// included: the failure becomes the background error, writes stop
+    /// until the database is reopened with an operator that does not fail.
+    /// RocksDB: `kTryMerge` (its default).
+    #[default]
+    TryMerge,
+    /// Only operations that must produce the merged value fail (reads).
+    /// A flush or compaction writes the key's operands and base as they
+    /// are and goes on, so one bad operand does not stop the database's
+    /// writes; the key's entries then stay uncombined until the operator
+    /// succeeds on them. RocksDB: `kMustMerge`.
+    MustMerge,
 }
 
 /// Operators compare by name: the name is what the database stores and
