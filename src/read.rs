@@ -113,17 +113,10 @@ pub(crate) fn get_noting_memtable_hit(
     (tables, false)
 }
 
-/// An expiring version's value, `None` once expired at `now()` (then it
-/// hides older versions as a delete does: docs/design/ttl.md).
+/// An expiring version's value, `None` once expired at `now()`.
 fn unexpired(stored: Bytes, now: &dyn Fn() -> u64) -> Result<Option<Bytes>> {
-    let Some((expiry, _)) = crate::ttl::split_expiring(&stored) else {
-        return Err(crate::error::Error::corruption(
-            "a read",
-            0,
-            "an expiring value shorter than its expiry",
-        ));
-    };
-    Ok((now() < expiry).then(|| stored.slice(crate::ttl::EXPIRY_LEN..)))
+    let value = crate::ttl::unexpired_value(&stored, now(), "a read")?;
+    Ok(value.map(|_| stored.slice(crate::ttl::EXPIRY_LEN..)))
 }
 
 /// [`resolve`] of the version that decided a walk: an expiring one is its

@@ -65,14 +65,7 @@ pub struct DbIter {
 /// An expiring version's value without its expiry, `None` once expired
 /// at `now`.
 fn unexpired(now: u64, stored: &[u8]) -> Result<Option<&[u8]>> {
-    match crate::ttl::split_expiring(stored) {
-        Some((expiry, value)) => Ok((now < expiry).then_some(value)),
-        None => Err(crate::error::Error::corruption(
-            "an iterator",
-            0,
-            "an expiring value shorter than its expiry",
-        )),
-    }
+    crate::ttl::unexpired_value(stored, now, "an iterator")
 }
 
 impl DbIter {

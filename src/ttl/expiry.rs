@@ -27,6 +27,25 @@ pub(crate) fn split_expiring(stored: &[u8]) -> Option<(u64, &[u8])> {
     Some((u64::from_le_bytes(*prefix), value))
 }
 
+/// An expiring entry's user value, `None` once expired at `now` (an
+/// expired version hides older ones as a delete does: docs/design/ttl.md);
+/// a stored value shorter than its expiry is corruption seen by `reader`.
+#[inline]
+pub(crate) fn unexpired_value<'a>(
+    stored: &'a [u8],
+    now: u64,
+    reader: &str,
+) -> crate::error::Result<Option<&'a [u8]>> {
+    match split_expiring(stored) {
+        Some((expiry, value)) => Ok((now < expiry).then_some(value)),
+        None => Err(crate::error::Error::corruption(
+            reader,
+            0,
+            "an expiring value shorter than its expiry",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

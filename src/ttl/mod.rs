@@ -9,4 +9,4 @@ mod expiry;
 mod stamp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub(crate) use expiry::{encode_expiring, split_expiring, EXPIRY_LEN};
+pub(crate) use expiry::{encode_expiring, split_expiring, unexpired_value, EXPIRY_LEN};
