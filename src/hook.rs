@@ -32,6 +32,9 @@ pub enum HookPoint {
     /// Open is about to start background thread number `n` (0-based, in
     /// start order: flush, WAL syncer, compaction threads).
     SpawnThread(usize),
+    /// A read-only open or refresh loaded the MANIFEST and is about to
+    /// replay the WALs (what a writer changes now, the view may miss).
+    ReadOnlyManifestLoaded,
 }
 
 /// A test hook. At [`HookPoint::SpawnThread`] an `Err` is returned as

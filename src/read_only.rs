@@ -241,6 +241,10 @@ fn try_build(dir: &Path, options: &Options) -> Result<View> {
     let fs = &options.fs;
     let opener = TableOpener::new(Arc::clone(fs), dir.to_path_buf(), options);
     let versions = VersionSet::load(opener)?;
+    let _ = crate::hook::call(
+        &options.test_hook,
+        crate::hook::HookPoint::ReadOnlyManifestLoaded,
+    );
     let log_number = versions.log_number();
     let mut numbers: Vec<u64> = fs
         .list(dir)
