@@ -43,6 +43,19 @@ pub struct StressFlags {
     /// sequence number, in every keyspace (0: never).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_one_in: u64,
+    /// One operation in N ingests a run of keys from one or two table
+    /// files built with `SstWriter`, moved or copied in, as one atomic
+    /// write (`ingest.rs`; 0: never).
+    #[arg(long, default_value_t = 0)]
+    pub ingest_one_in: u64,
+    /// One operation in N takes an incremental backup into `D/backups`,
+    /// recording what it must hold (`backups.rs`; 0: never).
+    #[arg(long, default_value_t = 0)]
+    pub backup_one_in: u64,
+    /// One backup in N is restored at once and compared with a snapshot
+    /// at its sequence number (0: never).
+    #[arg(long, default_value_t = 4)]
+    pub backup_check_one_in: u64,
     /// One value in N is 1-16 KiB (0: never).
     #[arg(long, default_value_t = 64)]
     pub medium_value_one_in: u64,
@@ -152,6 +165,9 @@ impl StressFlags {
             // Drawn last, so the earlier draws of a seed stay as they were.
             transfer_one_in: pick(rng, &[0, 5, 20, 100]),
             max_successive_merges: pick(rng, &[0, 0, 1, 4]),
+            ingest_one_in: pick(rng, &[0, 500, 2000]),
+            backup_one_in: pick(rng, &[0, 3000, 10_000]),
+            backup_check_one_in: pick(rng, &[1, 4]),
         }
     }
 
@@ -207,6 +223,9 @@ impl StressFlags {
             ("delete-range-one-in", self.delete_range_one_in.to_string()),
             ("transfer-one-in", self.transfer_one_in.to_string()),
             ("checkpoint-one-in", self.checkpoint_one_in.to_string()),
+            ("ingest-one-in", self.ingest_one_in.to_string()),
+            ("backup-one-in", self.backup_one_in.to_string()),
+            ("backup-check-one-in", self.backup_check_one_in.to_string()),
             ("medium-value-one-in", self.medium_value_one_in.to_string()),
             ("large-value-one-in", self.large_value_one_in.to_string()),
             ("write-buffer-size", self.write_buffer_size.to_string()),
@@ -264,12 +283,14 @@ impl StressFlags {
     /// A short description for the progress lines and failure messages.
     pub fn summary(&self) -> String {
         format!(
-            "threads={} write_buffer_size={} compression={:?} sync_one_in={} large_value_one_in={}",
+            "threads={} write_buffer_size={} compression={:?} sync_one_in={} large_value_one_in={} ingest_one_in={} backup_one_in={}",
             self.threads,
             self.write_buffer_size,
             self.compression,
             self.sync_one_in,
-            self.large_value_one_in
+            self.large_value_one_in,
+            self.ingest_one_in,
+            self.backup_one_in
         )
     }
 }

@@ -64,12 +64,23 @@ pub struct Report {
     /// The merge counters (`counters.rs`): present, acknowledged writes
     /// so far, and those with a write in flight found after or before it.
     pub counters: CounterReport,
+    /// Ingestions in flight at the kill (`ingest.rs`), and those found
+    /// whole (the others: found absent whole); keys whose last write was
+    /// an ingestion; files a kill left in the staging directory.
+    pub in_flight_ingestions: u32,
+    pub in_flight_ingestions_new: u32,
+    pub ingested_keys: u32,
+    pub ingest_leftovers: u32,
+    /// What keyspace `ingested` held (`ingested.rs`).
+    pub ingested: crate::ingested::IngestedReport,
+    /// What `D/backups` held (`backups.rs`).
+    pub backups: crate::backups::BackupReport,
 }
 
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={} in_flight_ingestions={} in_flight_ingestions_new={} ingested_keys={} ingest_leftovers={} fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} backups_listed={} backup_restored={} backup_keys_checked={} backup_bounds_from_kill={} backup_leftovers={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -92,7 +103,19 @@ impl Report {
             self.counters.present,
             self.counters.acked,
             self.counters.pending_new,
-            self.counters.pending_old
+            self.counters.pending_old,
+            self.in_flight_ingestions,
+            self.in_flight_ingestions_new,
+            self.ingested_keys,
+            self.ingest_leftovers,
+            self.ingested.whole,
+            self.ingested.in_flight_new,
+            self.ingested.in_flight_old,
+            self.backups.listed,
+            u8::from(self.backups.restored),
+            self.backups.keys_checked,
+            u8::from(self.backups.bounds_from_kill),
+            self.backups.leftovers
         )
     }
 }
@@ -111,6 +134,7 @@ pub fn verify(
     open: impl FnOnce() -> strata::Result<Db>,
     state: &mut ExpectedState,
     counter_state: &CounterState,
+    ingest_ledger: Option<&crate::ingested::Ledger>,
     options: &strata::Options,
     seed: u64,
 ) -> Result<Report, AnyError> {
@@ -144,6 +168,11 @@ pub fn verify(
         report.bank_transfers = audit.transfers;
     }
     report.counters = crate::counters::verify(&counter_keyspace, counter_state)?;
+    // Ingestions into fresh ranges: each whole or absent, as the ledger says.
+    if let Some(ledger) = ingest_ledger {
+        report.ingested =
+            crate::ingested::verify(&db.keyspace(crate::ingested::KEYSPACE)?, ledger)?;
+    }
     // Open may start compactions; the stray-file check needs them done.
     db.wait_for_compactions()?;
     db.check_invariants()
@@ -217,7 +246,19 @@ pub fn verify(
         let old = keys.iter().any(|(_, o)| *o == Outcome::Old);
         let new = keys.iter().any(|(_, o)| *o == Outcome::New);
         if old && new {
-            return Err(format!("verify: batch {batch:#x} is torn: {keys:?}").into());
+            return Err(format!(
+                "verify: {} {batch:#x} is torn: {keys:?}",
+                if crate::ingest::is_ingestion(*batch) {
+                    "ingestion"
+                } else {
+                    "batch"
+                }
+            )
+            .into());
+        }
+        if crate::ingest::is_ingestion(*batch) {
+            report.in_flight_ingestions += 1;
+            report.in_flight_ingestions_new += u32::from(new);
         }
         if let Some(&seq) = log.as_ref().and_then(|l| l.batch_seq.get(batch)) {
             logged.push((seq, *batch, new || !old));
@@ -245,6 +286,11 @@ pub fn verify(
     }
     state.sync()?;
     report.key_writes = state.slots().iter().map(|s| u64::from(s.gen)).sum();
+    report.ingested_keys = state
+        .slots()
+        .iter()
+        .filter(|s| crate::ingest::is_ingestion(s.batch))
+        .count() as u32;
 
     // Scans: the whole key space both ways, then random ranges.
     let expected: Vec<u32> = (0..state.keys())
