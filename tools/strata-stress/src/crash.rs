@@ -107,6 +107,9 @@ pub struct Totals {
     /// ingestion; staging files kills left.
     pub in_flight_ingestions: u64,
     pub in_flight_ingestions_new: u64,
+    /// In-flight ingestions the MANIFEST named before the reopen (each
+    /// then found whole; and none it did not name found).
+    pub in_flight_ingestions_in_manifest: u64,
     pub ingested_keys: u64,
     pub ingest_leftovers: u64,
     /// Ingestions into fresh ranges found whole (the most in a cycle:
@@ -308,6 +311,7 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         totals.counters_pending_old += field("counters_pending_old")?;
         totals.in_flight_ingestions += field("in_flight_ingestions")?;
         totals.in_flight_ingestions_new += field("in_flight_ingestions_new")?;
+        totals.in_flight_ingestions_in_manifest += field("in_flight_ingestions_in_manifest")?;
         totals.ingested_keys = totals.ingested_keys.max(field("ingested_keys")?);
         totals.ingest_leftovers += field("ingest_leftovers")?;
         totals.fresh_whole = totals.fresh_whole.max(field("fresh_ingestions_whole")?);

@@ -23,7 +23,7 @@
 
 use crate::expected::AnyError;
 use crate::rng::Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ use strata::{Db, IngestOptions, Keyspace, Options, SstWriter};
 
 pub const KEYSPACE: &str = "ingested";
 
-const RECORD_BYTES: usize = 16;
+const RECORD_BYTES: usize = 24;
 
 /// What the ledger says of one ingestion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,27 @@ impl Fate {
     }
 }
 
+/// One ingestion: its batch, its keys' time prefix and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub batch: u64,
+    pub micros: u64,
+    pub keys: u16,
+}
+
+impl Entry {
+    /// Its first key, which the MANIFEST probe looks for.
+    pub fn first_key(&self) -> Vec<u8> {
+        key(self.micros, self.batch, 0)
+    }
+}
+
+/// The batch a value of this keyspace names.
+pub fn batch_of(v: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = v.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
 /// The ingestions' ledger, appended to.
 #[derive(Debug)]
 pub struct Ledger {
@@ -70,13 +91,14 @@ impl Ledger {
     }
 
     /// Append one record (one `write`), fsynced if `sync`.
-    pub fn append(&self, batch: u64, keys: u16, fate: Fate, sync: bool) -> Result<(), AnyError> {
+    pub fn append(&self, e: &Entry, fate: Fate, sync: bool) -> Result<(), AnyError> {
         let mut r = [0u8; RECORD_BYTES];
-        r[..8].copy_from_slice(&batch.to_le_bytes());
-        r[8..10].copy_from_slice(&keys.to_le_bytes());
-        r[10] = fate.code();
-        let crc = crc32fast::hash(&r[..12]);
-        r[12..].copy_from_slice(&crc.to_le_bytes());
+        r[..8].copy_from_slice(&e.batch.to_le_bytes());
+        r[8..16].copy_from_slice(&e.micros.to_le_bytes());
+        r[16..18].copy_from_slice(&e.keys.to_le_bytes());
+        r[18] = fate.code();
+        let crc = crc32fast::hash(&r[..20]);
+        r[20..].copy_from_slice(&crc.to_le_bytes());
         (&self.file).write_all(&r)?;
         if sync {
             self.file.sync_data()?;
@@ -84,32 +106,37 @@ impl Ledger {
         Ok(())
     }
 
-    /// Every ingestion the ledger names: its key count and latest fate.
-    pub fn read(&self) -> Result<BTreeMap<u64, (u16, Fate)>, AnyError> {
+    /// Every ingestion the ledger names, by batch, with its latest fate.
+    pub fn read(&self) -> Result<BTreeMap<u64, (Entry, Fate)>, AnyError> {
         let data = std::fs::read(&self.path)?;
         let mut out = BTreeMap::new();
         let whole = data.len() / RECORD_BYTES * RECORD_BYTES;
         for (n, r) in data[..whole].chunks(RECORD_BYTES).enumerate() {
-            let crc = u32::from_le_bytes([r[12], r[13], r[14], r[15]]);
-            if crc32fast::hash(&r[..12]) != crc {
+            let crc = u32::from_le_bytes([r[20], r[21], r[22], r[23]]);
+            if crc32fast::hash(&r[..20]) != crc {
                 // Only the last record may be torn by a kill.
                 if (n + 1) * RECORD_BYTES == whole {
                     break;
                 }
                 return Err(format!("{}: record {n} is damaged", self.path.display()).into());
             }
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&r[..8]);
-            let fate = match r[10] {
+            let u64_at = |o: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&r[o..o + 8]);
+                u64::from_le_bytes(b)
+            };
+            let fate = match r[18] {
                 1 => Fate::Issued,
                 2 => Fate::Returned,
                 3 => Fate::Absent,
                 x => return Err(format!("{}: record {n} has fate {x}", self.path.display()).into()),
             };
-            out.insert(
-                u64::from_le_bytes(b),
-                (u16::from_le_bytes([r[8], r[9]]), fate),
-            );
+            let e = Entry {
+                batch: u64_at(0),
+                micros: u64_at(8),
+                keys: u16::from_le_bytes([r[16], r[17]]),
+            };
+            out.insert(e.batch, (e, fate));
         }
         Ok(out)
     }
@@ -168,7 +195,12 @@ pub fn ingest_fresh(
         writer.put(key(micros, batch, j), value(batch, j, keys))?;
     }
     writer.finish()?;
-    ledger.append(batch, keys, Fate::Issued, true)?;
+    let entry = Entry {
+        batch,
+        micros,
+        keys,
+    };
+    ledger.append(&entry, Fate::Issued, true)?;
     let moved = rng.one_in(2);
     ks.ingest(
         &[&path],
@@ -178,7 +210,7 @@ pub fn ingest_fresh(
             ..IngestOptions::default()
         },
     )?;
-    ledger.append(batch, keys, Fate::Returned, false)?;
+    ledger.append(&entry, Fate::Returned, false)?;
     if moved {
         if path.exists() {
             return Err(format!(
@@ -217,11 +249,26 @@ pub struct IngestedReport {
     pub in_flight_old: u32,
 }
 
+/// The ingestions in flight at the kill, for the MANIFEST probe.
+pub fn in_flight(ledger: &Ledger) -> Result<Vec<Entry>, AnyError> {
+    Ok(ledger
+        .read()?
+        .into_values()
+        .filter(|(_, f)| *f == Fate::Issued)
+        .map(|(e, _)| e)
+        .collect())
+}
+
 /// After a kill: check the keyspace against the ledger (every key of an
 /// ingestion the ledger names, each ingestion whole or, if in flight or
-/// absent, not at all, every returned one whole), then record the fate of
-/// those in flight.
-pub fn verify(ks: &Keyspace, ledger: &Ledger) -> Result<IngestedReport, AnyError> {
+/// absent, not at all, every returned one whole, an in-flight one whole
+/// exactly if the MANIFEST named it before the reopen: `committed`), then
+/// record the fate of those in flight.
+pub fn verify(
+    ks: &Keyspace,
+    ledger: &Ledger,
+    committed: &BTreeSet<u64>,
+) -> Result<IngestedReport, AnyError> {
     let fates = ledger.read()?;
     let mut found: BTreeMap<u64, Vec<u16>> = BTreeMap::new();
     for entry in ks.iter() {
@@ -229,7 +276,7 @@ pub fn verify(ks: &Keyspace, ledger: &Ledger) -> Result<IngestedReport, AnyError
         let shown = || String::from_utf8_lossy(&k).into_owned();
         let (batch, j) = parse_key(&k)
             .ok_or_else(|| format!("keyspace {KEYSPACE} holds a foreign key {:?}", shown()))?;
-        let &(keys, fate) = fates.get(&batch).ok_or_else(|| {
+        let &(e, fate) = fates.get(&batch).ok_or_else(|| {
             format!(
                 "key {:?} belongs to ingestion {batch:#x}, which the ledger does not name",
                 shown()
@@ -242,39 +289,55 @@ pub fn verify(ks: &Keyspace, ledger: &Ledger) -> Result<IngestedReport, AnyError
             )
             .into());
         }
-        if v.as_ref() != value(batch, j, keys).as_slice() {
+        if v.as_ref() != value(batch, j, e.keys).as_slice() {
             return Err(format!("key {:?} holds a wrong value {v:?}", shown()).into());
         }
         found.entry(batch).or_default().push(j);
     }
     let mut report = IngestedReport::default();
-    for (&batch, &(keys, fate)) in &fates {
+    let mut fates_found = Vec::new();
+    for (&batch, &(e, fate)) in &fates {
         let got = found.get(&batch).map_or(0, Vec::len);
-        let whole = got == usize::from(keys);
+        let whole = got == usize::from(e.keys);
         if got != 0 && !whole {
             return Err(format!(
-                "ingestion {batch:#x} is torn: {got} of its {keys} keys are there"
+                "ingestion {batch:#x} is torn: {got} of its {} keys are there",
+                e.keys
             )
             .into());
         }
         match (fate, whole) {
             (Fate::Returned, false) => {
                 return Err(format!(
-                    "ingestion {batch:#x} returned before the kill, but none of its {keys} keys is there"
+                "ingestion {batch:#x} returned before the kill, but none of its {} keys is there",
+                e.keys
+            )
+                .into())
+            }
+            (Fate::Issued, _) if whole != committed.contains(&batch) => {
+                return Err(format!(
+                    "ingestion {batch:#x}, in flight at the kill, is {} after the reopen, but the \
+                     MANIFEST {} it before",
+                    if whole { "there" } else { "absent" },
+                    if whole { "did not name" } else { "named" }
                 )
                 .into())
             }
             (Fate::Issued, true) => {
                 report.in_flight_new += 1;
-                ledger.append(batch, keys, Fate::Returned, false)?;
+                fates_found.push((e, Fate::Returned));
             }
             (Fate::Issued, false) => {
                 report.in_flight_old += 1;
-                ledger.append(batch, keys, Fate::Absent, false)?;
+                fates_found.push((e, Fate::Absent));
             }
             _ => {}
         }
         report.whole += u32::from(whole);
+    }
+    // Recorded only once everything passed.
+    for (e, fate) in fates_found {
+        ledger.append(&e, fate, false)?;
     }
     Ok(report)
 }
@@ -282,6 +345,14 @@ pub fn verify(ks: &Keyspace, ledger: &Ledger) -> Result<IngestedReport, AnyError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(batch: u64, keys: u16) -> Entry {
+        Entry {
+            batch,
+            micros: 1,
+            keys,
+        }
+    }
 
     #[test]
     fn the_ledger_finds_torn_lost_and_resurrected_ingestions() {
@@ -306,40 +377,55 @@ mod tests {
             )
             .unwrap();
         }
-        let r = verify(&ks, &ledger).unwrap();
+        let none = BTreeSet::new();
+        let r = verify(&ks, &ledger, &none).unwrap();
         assert_eq!((r.whole, r.in_flight_new, r.in_flight_old), (4, 0, 0));
 
-        // Issued and not returned: found whole, or absent, then recorded.
-        ledger.append(20, 3, Fate::Issued, false).unwrap();
-        ledger.append(21, 2, Fate::Issued, false).unwrap();
+        // Issued and not returned: found whole (the MANIFEST named it), or
+        // absent (it did not), then recorded.
+        ledger.append(&entry(20, 3), Fate::Issued, false).unwrap();
+        ledger.append(&entry(21, 2), Fate::Issued, false).unwrap();
         for j in 0..3 {
             ks.put(key(1, 20, j), value(20, j, 3)).unwrap();
         }
-        let r = verify(&ks, &ledger).unwrap();
+        let in_flight: Vec<u64> = in_flight(&ledger)
+            .unwrap()
+            .iter()
+            .map(|e| e.batch)
+            .collect();
+        assert_eq!(in_flight, [20, 21]);
+        // Whole, but the MANIFEST named none of its tables: refused.
+        let e = verify(&ks, &ledger, &none).unwrap_err().to_string();
+        assert!(e.contains("did not name"), "{e}");
+        // Absent, though the MANIFEST named it: refused.
+        let both = BTreeSet::from([20, 21]);
+        let e = verify(&ks, &ledger, &both).unwrap_err().to_string();
+        assert!(e.contains("is absent after the reopen"), "{e}");
+        let r = verify(&ks, &ledger, &BTreeSet::from([20])).unwrap();
         assert_eq!((r.whole, r.in_flight_new, r.in_flight_old), (5, 1, 1));
-        assert_eq!(ledger.read().unwrap()[&21], (2, Fate::Absent));
+        assert_eq!(ledger.read().unwrap()[&21].1, Fate::Absent);
 
         // An absent one that comes back.
         ks.put(key(1, 21, 0), value(21, 0, 2)).unwrap();
-        let e = verify(&ks, &ledger).unwrap_err().to_string();
+        let e = verify(&ks, &ledger, &none).unwrap_err().to_string();
         assert!(e.contains("is back"), "{e}");
         ks.delete(key(1, 21, 0)).unwrap();
         // A torn one.
         ks.delete(key(1, 20, 1)).unwrap();
-        let e = verify(&ks, &ledger).unwrap_err().to_string();
+        let e = verify(&ks, &ledger, &none).unwrap_err().to_string();
         assert!(e.contains("is torn"), "{e}");
         // A returned one lost whole.
         for j in 0..3 {
             ks.delete(key(1, 20, j)).unwrap();
         }
-        let e = verify(&ks, &ledger).unwrap_err().to_string();
+        let e = verify(&ks, &ledger, &none).unwrap_err().to_string();
         assert!(e.contains("returned before the kill"), "{e}");
         // A key no ingestion the ledger names made.
         for j in 0..3 {
             ks.put(key(1, 20, j), value(20, j, 3)).unwrap();
         }
         ks.put(key(1, 99, 0), value(99, 0, 1)).unwrap();
-        let e = verify(&ks, &ledger).unwrap_err().to_string();
+        let e = verify(&ks, &ledger, &none).unwrap_err().to_string();
         assert!(e.contains("does not name"), "{e}");
     }
 
@@ -348,9 +434,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ingested");
         let ledger = Ledger::open(&path).unwrap();
-        ledger.append(1, 4, Fate::Issued, false).unwrap();
-        ledger.append(1, 4, Fate::Returned, false).unwrap();
-        ledger.append(2, 4, Fate::Issued, false).unwrap();
+        ledger.append(&entry(1, 4), Fate::Issued, false).unwrap();
+        ledger.append(&entry(1, 4), Fate::Returned, false).unwrap();
+        ledger.append(&entry(2, 4), Fate::Issued, false).unwrap();
         let mut data = std::fs::read(&path).unwrap();
         data.truncate(data.len() - 5);
         std::fs::write(&path, &data).unwrap();

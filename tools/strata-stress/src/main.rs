@@ -21,6 +21,7 @@ mod expected;
 mod flags;
 mod ingest;
 mod ingested;
+mod manifest_probe;
 mod moves;
 mod rng;
 mod stress_dir;
@@ -332,7 +333,8 @@ fn crash_cmd(
          in_flight_batches={} keys_verified={} range_scans={} tokens_in_one_keyspace={} token_moves={} \
          bank_audits={} bank_transfers={} \
          default_option_opens={} counter_writes={} in_flight_counters_new={} in_flight_counters_old={} \
-         in_flight_ingestions={} in_flight_ingestions_new={} ingested_keys={} ingest_leftovers={} \
+         in_flight_ingestions={} in_flight_ingestions_new={} in_flight_ingestions_in_manifest={} \
+         ingested_keys={} ingest_leftovers={} \
          fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} \
          backups_verified={} backup_restores={} backup_keys_checked={} backup_bounds_from_kill={} \
          backup_leftovers={} kills_during_backup={} \
@@ -364,6 +366,7 @@ fn crash_cmd(
         t.counters_pending_old,
         t.in_flight_ingestions,
         t.in_flight_ingestions_new,
+        t.in_flight_ingestions_in_manifest,
         t.ingested_keys,
         t.ingest_leftovers,
         t.fresh_whole,
