@@ -260,6 +260,20 @@ fn remove_stale_bounds(dir: &Path, live: &BTreeSet<BackupId>) -> Result<(), AnyE
     Ok(())
 }
 
+/// The newest backup whose bounds were written: one that returned.
+fn newest_bounds(dir: &Path) -> Result<Option<BackupId>, AnyError> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir)? {
+        if let Ok(id) = entry?.file_name().to_string_lossy().parse::<BackupId>() {
+            newest = newest.max(Some(id));
+        }
+    }
+    Ok(newest)
+}
+
 /// What the verifier found in `D/backups`.
 #[derive(Debug, Default)]
 pub struct BackupReport {
@@ -309,6 +323,17 @@ pub fn verify(
             .map_err(|e| format!("backup {} fails verify: {e}", b.id))?;
     }
     let bounds_dir = dir.join("backup-bounds");
+    // The last backup that returned (its bounds were written after) is
+    // never lost: purges keep the newest.
+    if let Some(returned) = newest_bounds(&bounds_dir)? {
+        if list.last().is_none_or(|b| b.id < returned) {
+            return Err(format!(
+                "backup {returned} returned before the kill, but the newest backup listed is {:?}",
+                list.last().map(|b| b.id)
+            )
+            .into());
+        }
+    }
     let Some(newest) = list.last() else {
         remove_stale_bounds(&bounds_dir, &BTreeSet::new())?;
         return Ok(report);

@@ -529,7 +529,8 @@ fn leftovers_of_a_killed_backup_or_ingestion_break_nothing() {
         .map(|e| e.unwrap().path())
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .unwrap();
-    let mut data = std::fs::read(&shared).unwrap();
+    let original = std::fs::read(&shared).unwrap();
+    let mut data = original.clone();
     let at = data.len() / 2;
     data[at] ^= 0x40;
     std::fs::write(&shared, data).unwrap();
@@ -539,6 +540,24 @@ fn leftovers_of_a_killed_backup_or_ingestion_break_nothing() {
     let name = shared.file_name().unwrap().to_string_lossy();
     assert!(
         stderr.contains("fails verify") && stderr.contains(name.as_ref()),
+        "{stderr}"
+    );
+    std::fs::write(&shared, original).unwrap();
+
+    // The newest backup's metadata gone (a backup that returned, lost):
+    // refused. (Last: the engine's open then removes its files.)
+    let newest = std::fs::read_dir(backups.join("meta"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<u32>().ok())
+        .max()
+        .unwrap();
+    let meta = backups.join(format!("meta/{newest}"));
+    std::fs::remove_file(&meta).unwrap();
+    let out = verify(&d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("backup {newest} returned before the kill")),
         "{stderr}"
     );
 }
