@@ -171,12 +171,27 @@ impl std::fmt::Debug for BackupTarget {
     }
 }
 
+/// `<id>.restored` in `D/backup-bounds` marks a backup a verification
+/// already restored and checked: a backup does not change (every verify
+/// checks its files' checksums), so the next ones skip the restore.
+const RESTORED: &str = ".restored";
+
 /// The file of `D` holding the next backup's `lo` before it exists.
 const NEXT: &str = "next";
 
 impl BackupTarget {
     /// Open the engine on `D/backups` (which removes what a kill left).
     pub fn open(dir: &Path) -> Result<BackupTarget, AnyError> {
+        // Backups a killed run was restoring to check are garbage.
+        let restores = dir.join("checkpoints");
+        if restores.exists() {
+            for entry in std::fs::read_dir(&restores)? {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().contains("-backup") {
+                    std::fs::remove_dir_all(entry.path())?;
+                }
+            }
+        }
         Ok(BackupTarget {
             engine: parking_lot::Mutex::new(BackupEngine::open(dir.join("backups"))?),
             bounds_dir: dir.join("backup-bounds"),
@@ -240,8 +255,8 @@ impl BackupTarget {
     }
 }
 
-/// Remove the bounds files of backups not in `live`, `next` (whose backup
-/// is done, or never came to be) and temporary files.
+/// Remove the bounds files (and restored marks) of backups not in `live`,
+/// `next` (whose backup is done, or never came to be) and temporary files.
 fn remove_stale_bounds(dir: &Path, live: &BTreeSet<BackupId>) -> Result<(), AnyError> {
     if !dir.exists() {
         return Ok(());
@@ -249,7 +264,8 @@ fn remove_stale_bounds(dir: &Path, live: &BTreeSet<BackupId>) -> Result<(), AnyE
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = match name.parse::<BackupId>() {
+        let id = name.strip_suffix(RESTORED).unwrap_or(&name);
+        let stale = match id.parse::<BackupId>() {
             Ok(id) => !live.contains(&id),
             Err(_) => true,
         };
@@ -279,7 +295,8 @@ fn newest_bounds(dir: &Path) -> Result<Option<BackupId>, AnyError> {
 pub struct BackupReport {
     /// Backups listed, each verified (every file's size and checksum).
     pub listed: u32,
-    /// Whether the newest was restored, opened and checked.
+    /// Whether the newest was restored, opened and checked (not done again
+    /// once done for a backup).
     pub restored: bool,
     /// Keys of the restored backup checked against its bounds.
     pub keys_checked: u32,
@@ -369,6 +386,10 @@ pub fn verify(
     let live: BTreeSet<BackupId> = list.iter().map(|b| b.id).collect();
     remove_stale_bounds(&bounds_dir, &live)?;
 
+    let restored_mark = bounds_dir.join(format!("{}{RESTORED}", newest.id));
+    if restored_mark.exists() {
+        return Ok(report);
+    }
     let to = dir.join("checkpoints").join("restored");
     if to.exists() {
         std::fs::remove_dir_all(&to)?;
@@ -391,6 +412,7 @@ pub fn verify(
     db.verify_checksums()?;
     db.close()?;
     std::fs::remove_dir_all(&to)?;
+    std::fs::write(&restored_mark, b"")?;
     report.restored = true;
     Ok(report)
 }

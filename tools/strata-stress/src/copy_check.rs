@@ -1,6 +1,7 @@
 //! A copy of the running database (a checkpoint, a restored backup) must
 //! equal a snapshot of the source at the copy's sequence number, in every
-//! keyspace: no write missing, torn or extra.
+//! keyspace: no write missing, torn or extra. (A keyspace created after
+//! the copy was captured is not in it, and must be empty in the snapshot.)
 
 use crate::expected::AnyError;
 use strata::{Db, Options, Snapshot};
@@ -20,8 +21,23 @@ pub fn equals_snapshot(
     names.sort();
     let mut source_names = source.keyspace_names();
     source_names.sort();
-    if names != source_names {
-        return Err(format!("{what} has keyspaces {names:?}, the source {source_names:?}").into());
+    if let Some(extra) = names.iter().find(|n| !source_names.contains(n)) {
+        return Err(format!(
+            "{what} has keyspace {extra:?}, which the source does not: {names:?}, the source {source_names:?}"
+        )
+        .into());
+    }
+    // A keyspace the copy lacks was created after its capture (another
+    // thread opened it meanwhile): the snapshot must see nothing in it.
+    for missing in source_names.iter().filter(|n| !names.contains(n)) {
+        let from = source.keyspace(missing)?;
+        if let Some(entry) = snapshot.keyspace(&from).iter().next() {
+            return Err(format!(
+                "{what} lacks keyspace {missing:?}, where the snapshot at sequence {sequence} holds {:?}",
+                entry?.0
+            )
+            .into());
+        }
     }
     for ks in &names {
         // The counters' keyspace opens with its merge operator.

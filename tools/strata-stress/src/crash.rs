@@ -158,7 +158,11 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         });
         let flags = match &t.fixed {
             Some(f) => f.clone(),
-            None => StressFlags::random(&mut rng),
+            None => {
+                let mut f = StressFlags::random(&mut rng);
+                f.draw_ingest_and_backup(&mut Rng::new(run_seed ^ 0x1a6e_57ba_c0f0_0001));
+                f
+            }
         };
         let default_options = rng.one_in(4);
         let context = format!(

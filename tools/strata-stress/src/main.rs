@@ -239,6 +239,8 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
         ingest_one_in: f.ingest_one_in,
         ingest_dir: common.ingest_dir(),
         ingest_ledger: if f.ingest_one_in > 0 {
+            // Created before the threads start, as the other keyspaces are.
+            db.keyspace(ingested::KEYSPACE)?;
             Some(Arc::new(ingested::Ledger::open(
                 &common.ingest_ledger_path(),
             )?))
