@@ -102,6 +102,31 @@ pub struct Totals {
     pub counter_writes: u64,
     pub counters_pending_new: u64,
     pub counters_pending_old: u64,
+    /// Ingestions in flight at a kill, and those found whole (the rest
+    /// absent whole); the most keys seen whose last write was an
+    /// ingestion; staging files kills left.
+    pub in_flight_ingestions: u64,
+    pub in_flight_ingestions_new: u64,
+    /// In-flight ingestions the MANIFEST named before the reopen (each
+    /// then found whole; and none it did not name found).
+    pub in_flight_ingestions_in_manifest: u64,
+    pub ingested_keys: u64,
+    pub ingest_leftovers: u64,
+    /// Ingestions into fresh ranges found whole (the most in a cycle:
+    /// they accumulate), and those in flight at a kill found whole or
+    /// absent.
+    pub fresh_whole: u64,
+    pub fresh_in_flight_new: u64,
+    pub fresh_in_flight_old: u64,
+    /// Backups verified after kills, newest ones restored and checked
+    /// (and their keys), those whose bounds the kill cut short, and what
+    /// interrupted backups left for the engine's open to remove.
+    pub backups_verified: u64,
+    pub backup_restores: u64,
+    pub backup_keys_checked: u64,
+    pub backup_bounds_from_kill: u64,
+    pub backup_leftovers: u64,
+    pub kills_during_backup: u64,
 }
 
 pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
@@ -133,7 +158,11 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         });
         let flags = match &t.fixed {
             Some(f) => f.clone(),
-            None => StressFlags::random(&mut rng),
+            None => {
+                let mut f = StressFlags::random(&mut rng);
+                f.draw_ingest_and_backup(&mut Rng::new(run_seed ^ 0x1a6e_57ba_c0f0_0001));
+                f
+            }
         };
         let default_options = rng.one_in(4);
         let context = format!(
@@ -284,6 +313,21 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         totals.counter_writes = field("counter_writes")?;
         totals.counters_pending_new += field("counters_pending_new")?;
         totals.counters_pending_old += field("counters_pending_old")?;
+        totals.in_flight_ingestions += field("in_flight_ingestions")?;
+        totals.in_flight_ingestions_new += field("in_flight_ingestions_new")?;
+        totals.in_flight_ingestions_in_manifest += field("in_flight_ingestions_in_manifest")?;
+        totals.ingested_keys = totals.ingested_keys.max(field("ingested_keys")?);
+        totals.ingest_leftovers += field("ingest_leftovers")?;
+        totals.fresh_whole = totals.fresh_whole.max(field("fresh_ingestions_whole")?);
+        totals.fresh_in_flight_new += field("fresh_ingestions_in_flight_new")?;
+        totals.fresh_in_flight_old += field("fresh_ingestions_in_flight_old")?;
+        totals.backups_verified += field("backups_listed")?;
+        totals.backup_restores += field("backup_restored")?;
+        totals.backup_keys_checked += field("backup_keys_checked")?;
+        totals.backup_bounds_from_kill += field("backup_bounds_from_kill")?;
+        let backup_leftovers = field("backup_leftovers")?;
+        totals.backup_leftovers += backup_leftovers;
+        totals.kills_during_backup += u64::from(backup_leftovers > 0);
         totals.cycles += 1;
         if totals.cycles.is_multiple_of(10) {
             println!(

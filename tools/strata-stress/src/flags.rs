@@ -43,6 +43,19 @@ pub struct StressFlags {
     /// sequence number, in every keyspace (0: never).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_one_in: u64,
+    /// One operation in N ingests a run of keys from one or two table
+    /// files built with `SstWriter`, moved or copied in, as one atomic
+    /// write (`ingest.rs`; 0: never).
+    #[arg(long, default_value_t = 0)]
+    pub ingest_one_in: u64,
+    /// One operation in N takes an incremental backup into `D/backups`,
+    /// recording what it must hold (`backups.rs`; 0: never).
+    #[arg(long, default_value_t = 0)]
+    pub backup_one_in: u64,
+    /// One backup in N is restored at once and compared with a snapshot
+    /// at its sequence number (0: never).
+    #[arg(long, default_value_t = 4)]
+    pub backup_check_one_in: u64,
     /// One value in N is 1-16 KiB (0: never).
     #[arg(long, default_value_t = 64)]
     pub medium_value_one_in: u64,
@@ -152,7 +165,19 @@ impl StressFlags {
             // Drawn last, so the earlier draws of a seed stay as they were.
             transfer_one_in: pick(rng, &[0, 5, 20, 100]),
             max_successive_merges: pick(rng, &[0, 0, 1, 4]),
+            ingest_one_in: 0,
+            backup_one_in: 0,
+            backup_check_one_in: 4,
         }
+    }
+
+    /// Draw how often ingestions and backups run, from `rng` (the crash
+    /// test gives a stream of its own per cycle, so adding these left
+    /// every other draw of a seed, the kill points included, as it was).
+    pub fn draw_ingest_and_backup(&mut self, rng: &mut Rng) {
+        self.ingest_one_in = pick(rng, &[0, 500, 2000]);
+        self.backup_one_in = pick(rng, &[0, 3000, 10_000]);
+        self.backup_check_one_in = pick(rng, &[1, 4]);
     }
 
     /// The database options these flags describe.
@@ -207,6 +232,9 @@ impl StressFlags {
             ("delete-range-one-in", self.delete_range_one_in.to_string()),
             ("transfer-one-in", self.transfer_one_in.to_string()),
             ("checkpoint-one-in", self.checkpoint_one_in.to_string()),
+            ("ingest-one-in", self.ingest_one_in.to_string()),
+            ("backup-one-in", self.backup_one_in.to_string()),
+            ("backup-check-one-in", self.backup_check_one_in.to_string()),
             ("medium-value-one-in", self.medium_value_one_in.to_string()),
             ("large-value-one-in", self.large_value_one_in.to_string()),
             ("write-buffer-size", self.write_buffer_size.to_string()),
@@ -264,12 +292,14 @@ impl StressFlags {
     /// A short description for the progress lines and failure messages.
     pub fn summary(&self) -> String {
         format!(
-            "threads={} write_buffer_size={} compression={:?} sync_one_in={} large_value_one_in={}",
+            "threads={} write_buffer_size={} compression={:?} sync_one_in={} large_value_one_in={} ingest_one_in={} backup_one_in={}",
             self.threads,
             self.write_buffer_size,
             self.compression,
             self.sync_one_in,
-            self.large_value_one_in
+            self.large_value_one_in,
+            self.ingest_one_in,
+            self.backup_one_in
         )
     }
 }
@@ -289,7 +319,8 @@ mod tests {
     fn random_flags_survive_the_command_line_and_are_valid_options() {
         let mut rng = Rng::new(11);
         for _ in 0..200 {
-            let f = StressFlags::random(&mut rng);
+            let mut f = StressFlags::random(&mut rng);
+            f.draw_ingest_and_backup(&mut rng);
             let mut argv = vec!["x".to_string()];
             argv.extend(f.args());
             let parsed = Cli::try_parse_from(&argv).unwrap().flags;

@@ -12,11 +12,16 @@
 //! `docs/testing.md` explains the expected-state protocol and what each
 //! check proves.
 
+mod backups;
 mod bank;
+mod copy_check;
 mod counters;
 mod crash;
 mod expected;
 mod flags;
+mod ingest;
+mod ingested;
+mod manifest_probe;
 mod moves;
 mod rng;
 mod stress_dir;
@@ -119,6 +124,16 @@ impl Common {
     fn counters_path(&self) -> PathBuf {
         self.dir.join("counters")
     }
+
+    /// The ledger of ingestions into keyspace `ingested`.
+    fn ingest_ledger_path(&self) -> PathBuf {
+        self.dir.join("ingested")
+    }
+
+    /// Where the workload builds table files to ingest.
+    fn ingest_dir(&self) -> PathBuf {
+        self.dir.join("ingest")
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -195,6 +210,17 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
     }
     let run = state.begin_run()?;
     let f = &common.flags;
+    // What a killed run left there goes first (unlinked: a file it moved
+    // in may share its inode with a live table).
+    let staged = ingest::clear_staging(&common.ingest_dir())?;
+    if staged > 0 {
+        eprintln!("removed {staged} table files a killed run left to ingest");
+    }
+    let backups = if f.backup_one_in > 0 {
+        Some(Arc::new(backups::BackupTarget::open(&common.dir)?))
+    } else {
+        None
+    };
     let options = f.options();
     let db = Db::open(common.db_dir(), options.clone())?;
     let counter_keyspace = counters::open(&db, &options)?;
@@ -210,6 +236,20 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
         transfer_one_in: f.transfer_one_in,
         checkpoint_one_in: f.checkpoint_one_in,
         checkpoint_dir: common.dir.join("checkpoints"),
+        ingest_one_in: f.ingest_one_in,
+        ingest_dir: common.ingest_dir(),
+        ingest_ledger: if f.ingest_one_in > 0 {
+            // Created before the threads start, as the other keyspaces are.
+            db.keyspace(ingested::KEYSPACE)?;
+            Some(Arc::new(ingested::Ledger::open(
+                &common.ingest_ledger_path(),
+            )?))
+        } else {
+            None
+        },
+        backup_one_in: f.backup_one_in,
+        backup_check_one_in: f.backup_check_one_in,
+        backups,
         options: f.options(),
         value_sizes: f.value_sizes(),
     };
@@ -236,14 +276,33 @@ fn verify_cmd(common: &Common, default_options: bool) -> Result<(), AnyError> {
     } else {
         common.flags.options()
     };
-    let report = verify::verify(
+    // Each key's last write issued before the kill: what a backup the
+    // kill cut short may hold at most.
+    let latest: Vec<backups::KeyState> = state
+        .slots()
+        .iter()
+        .map(backups::KeyState::latest)
+        .collect();
+    let ingest_leftovers = match std::fs::read_dir(common.ingest_dir()) {
+        Ok(entries) => entries.count() as u32,
+        Err(_) => 0,
+    };
+    let ledger = if common.ingest_ledger_path().exists() {
+        Some(ingested::Ledger::open(&common.ingest_ledger_path())?)
+    } else {
+        None
+    };
+    let mut report = verify::verify(
         &db_dir,
         || Db::open(&db_dir, options.clone()),
         &mut state,
         &counter_state,
+        ledger.as_ref(),
         &options,
         common.seed,
     )?;
+    report.ingest_leftovers = ingest_leftovers;
+    report.backups = backups::verify(&common.dir, &options, &latest)?;
     println!("{}", report.line());
     Ok(())
 }
@@ -276,6 +335,11 @@ fn crash_cmd(
          in_flight_batches={} keys_verified={} range_scans={} tokens_in_one_keyspace={} token_moves={} \
          bank_audits={} bank_transfers={} \
          default_option_opens={} counter_writes={} in_flight_counters_new={} in_flight_counters_old={} \
+         in_flight_ingestions={} in_flight_ingestions_new={} in_flight_ingestions_in_manifest={} \
+         ingested_keys={} ingest_leftovers={} \
+         fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} \
+         backups_verified={} backup_restores={} backup_keys_checked={} backup_bounds_from_kill={} \
+         backup_leftovers={} kills_during_backup={} \
          seconds={:.0}",
         t.cycles,
         t.killed,
@@ -302,6 +366,20 @@ fn crash_cmd(
         t.counter_writes,
         t.counters_pending_new,
         t.counters_pending_old,
+        t.in_flight_ingestions,
+        t.in_flight_ingestions_new,
+        t.in_flight_ingestions_in_manifest,
+        t.ingested_keys,
+        t.ingest_leftovers,
+        t.fresh_whole,
+        t.fresh_in_flight_new,
+        t.fresh_in_flight_old,
+        t.backups_verified,
+        t.backup_restores,
+        t.backup_keys_checked,
+        t.backup_bounds_from_kill,
+        t.backup_leftovers,
+        t.kills_during_backup,
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -11,7 +11,12 @@
 //! D/expected, D/expected.tmp   the expected state (expected.rs)
 //! D/counters, D/counters.tmp   the merge counters' expected state (counters.rs)
 //! D/run.log                    the last crash-test child's stderr
-//! D/checkpoints/<name>[.tmp]/  checkpoints the workload takes and checks
+//! D/checkpoints/<name>[.tmp]/  checkpoints the workload takes and checks,
+//!                              and backups restored (`r...`, `restored`)
+//! D/ingest/<name>.sst          table files built to ingest (ingest.rs)
+//! D/ingested                   the ledger of ingestions into fresh ranges (ingested.rs)
+//! D/backups/                   the backup engine's directory (backups.rs)
+//! D/backup-bounds/<id>|next    what each backup must hold (backups.rs)
 //! ```
 
 use strata_owned_dir::{Entry, Layout, Owner};
@@ -21,7 +26,11 @@ static STRESS_DIR: Layout = Layout {
     entry: |name| match name {
         "db" => Some(Entry::Dir(&DATABASE)),
         "checkpoints" => Some(Entry::Dir(&CHECKPOINTS)),
-        "expected" | "expected.tmp" | "counters" | "counters.tmp" | "run.log" => Some(Entry::File),
+        "ingest" | "backup-bounds" => Some(Entry::Dir(&FILES)),
+        "backups" => Some(Entry::EngineDir),
+        "expected" | "expected.tmp" | "counters" | "counters.tmp" | "ingested" | "run.log" => {
+            Some(Entry::File)
+        }
         _ => None,
     },
 };
@@ -30,6 +39,11 @@ static STRESS_DIR: Layout = Layout {
 /// directory, `<name>.tmp`, if a kill interrupted it).
 static CHECKPOINTS: Layout = Layout {
     entry: |name| name.starts_with('r').then_some(Entry::Dir(&DATABASE)),
+};
+
+/// A directory of strata-stress's own files.
+static FILES: Layout = Layout {
+    entry: |_| Some(Entry::File),
 };
 
 /// `D/db`: what strata names its files (`src/filename.rs`).

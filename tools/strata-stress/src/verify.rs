@@ -64,12 +64,26 @@ pub struct Report {
     /// The merge counters (`counters.rs`): present, acknowledged writes
     /// so far, and those with a write in flight found after or before it.
     pub counters: CounterReport,
+    /// Ingestions in flight at the kill (`ingest.rs`), and those found
+    /// whole (the others: found absent whole); keys whose last write was
+    /// an ingestion; files a kill left in the staging directory.
+    pub in_flight_ingestions: u32,
+    pub in_flight_ingestions_new: u32,
+    pub ingested_keys: u32,
+    pub ingest_leftovers: u32,
+    /// In-flight ingestions (both kinds) the MANIFEST named before the
+    /// reopen (each then found whole).
+    pub in_flight_ingestions_in_manifest: u32,
+    /// What keyspace `ingested` held (`ingested.rs`).
+    pub ingested: crate::ingested::IngestedReport,
+    /// What `D/backups` held (`backups.rs`).
+    pub backups: crate::backups::BackupReport,
 }
 
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={} in_flight_ingestions={} in_flight_ingestions_new={} ingested_keys={} ingest_leftovers={} in_flight_ingestions_in_manifest={} fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} backups_listed={} backup_restored={} backup_keys_checked={} backup_bounds_from_kill={} backup_leftovers={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -92,7 +106,20 @@ impl Report {
             self.counters.present,
             self.counters.acked,
             self.counters.pending_new,
-            self.counters.pending_old
+            self.counters.pending_old,
+            self.in_flight_ingestions,
+            self.in_flight_ingestions_new,
+            self.ingested_keys,
+            self.ingest_leftovers,
+            self.in_flight_ingestions_in_manifest,
+            self.ingested.whole,
+            self.ingested.in_flight_new,
+            self.ingested.in_flight_old,
+            self.backups.listed,
+            u8::from(self.backups.restored),
+            self.backups.keys_checked,
+            u8::from(self.backups.bounds_from_kill),
+            self.backups.leftovers
         )
     }
 }
@@ -111,6 +138,7 @@ pub fn verify(
     open: impl FnOnce() -> strata::Result<Db>,
     state: &mut ExpectedState,
     counter_state: &CounterState,
+    ingest_ledger: Option<&crate::ingested::Ledger>,
     options: &strata::Options,
     seed: u64,
 ) -> Result<Report, AnyError> {
@@ -120,6 +148,23 @@ pub fn verify(
     };
     inspect_directory(db_dir, &mut report)?;
     let log = write_log::read(db_dir)?;
+    // In-flight ingestions the MANIFEST already names: each must be
+    // there after the reopen, and no other (`manifest_probe.rs`).
+    let fresh = ingest_ledger
+        .map(crate::ingested::in_flight)
+        .transpose()?
+        .unwrap_or_default();
+    let probes = ingestion_probes(state, &fresh);
+    let probed: BTreeSet<u64> = probes.iter().map(|p| p.batch).collect();
+    let committed = crate::manifest_probe::committed(db_dir, &probes, &|ks, v| {
+        if ks == crate::ingested::KEYSPACE {
+            crate::ingested::batch_of(v)
+        } else {
+            value::decode(v).ok().flatten().map(|id| id.batch)
+        }
+    })?
+    .unwrap_or_default();
+    report.in_flight_ingestions_in_manifest = committed.len() as u32;
     let db = open().map_err(|e| format!("reopen failed: {e}"))?;
     // Before anything reads the counters: their keyspace needs its
     // operator (the database's options, default or not, have none).
@@ -144,6 +189,11 @@ pub fn verify(
         report.bank_transfers = audit.transfers;
     }
     report.counters = crate::counters::verify(&counter_keyspace, counter_state)?;
+    // Ingestions into fresh ranges: each whole or absent, as the ledger says.
+    if let Some(ledger) = ingest_ledger {
+        report.ingested =
+            crate::ingested::verify(&db.keyspace(crate::ingested::KEYSPACE)?, ledger, &committed)?;
+    }
     // Open may start compactions; the stray-file check needs them done.
     db.wait_for_compactions()?;
     db.check_invariants()
@@ -217,7 +267,28 @@ pub fn verify(
         let old = keys.iter().any(|(_, o)| *o == Outcome::Old);
         let new = keys.iter().any(|(_, o)| *o == Outcome::New);
         if old && new {
-            return Err(format!("verify: batch {batch:#x} is torn: {keys:?}").into());
+            return Err(format!(
+                "verify: {} {batch:#x} is torn: {keys:?}",
+                if crate::ingest::is_ingestion(*batch) {
+                    "ingestion"
+                } else {
+                    "batch"
+                }
+            )
+            .into());
+        }
+        if crate::ingest::is_ingestion(*batch) {
+            report.in_flight_ingestions += 1;
+            report.in_flight_ingestions_new += u32::from(new);
+            if probed.contains(batch) && new != committed.contains(batch) {
+                return Err(format!(
+                    "verify: ingestion {batch:#x}, in flight at the kill, is {} after the reopen, \
+                     but the MANIFEST {} it before: {keys:?}",
+                    if new { "there" } else { "absent" },
+                    if new { "did not name" } else { "named" }
+                )
+                .into());
+            }
         }
         if let Some(&seq) = log.as_ref().and_then(|l| l.batch_seq.get(batch)) {
             logged.push((seq, *batch, new || !old));
@@ -245,6 +316,11 @@ pub fn verify(
     }
     state.sync()?;
     report.key_writes = state.slots().iter().map(|s| u64::from(s.gen)).sum();
+    report.ingested_keys = state
+        .slots()
+        .iter()
+        .filter(|s| crate::ingest::is_ingestion(s.batch))
+        .count() as u32;
 
     // Scans: the whole key space both ways, then random ranges.
     let expected: Vec<u32> = (0..state.keys())
@@ -275,6 +351,45 @@ pub fn verify(
     }
     db.verify_checksums()?;
     Ok(report)
+}
+
+/// What to look for in the MANIFEST's tables for each in-flight
+/// ingestion: a key it puts a non-empty value to (of the default
+/// keyspace's, the first; of those into fresh ranges, `fresh`, the first
+/// key). An ingestion of deletes only has none, and is not probed.
+fn ingestion_probes<'a>(
+    state: &ExpectedState,
+    fresh: &[crate::ingested::Entry],
+) -> Vec<crate::manifest_probe::Probe<'a>> {
+    let mut probes: Vec<crate::manifest_probe::Probe<'a>> = Vec::new();
+    for (i, slot) in state.slots().iter().enumerate() {
+        let Some(p) = slot.pending else { continue };
+        let id = value::ValueId {
+            key: i as u32,
+            gen: p.gen,
+            batch: p.batch,
+        };
+        if !crate::ingest::is_ingestion(p.batch)
+            || !p.present
+            || value::is_empty_value(&id)
+            || probes.iter().any(|q| q.batch == p.batch)
+        {
+            continue;
+        }
+        probes.push(crate::manifest_probe::Probe {
+            keyspace: "default",
+            key: value::key(i as u32),
+            batch: p.batch,
+        });
+    }
+    for e in fresh {
+        probes.push(crate::manifest_probe::Probe {
+            keyspace: crate::ingested::KEYSPACE,
+            key: e.first_key(),
+            batch: e.batch,
+        });
+    }
+    probes
 }
 
 fn check_scan(

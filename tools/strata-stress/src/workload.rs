@@ -62,6 +62,19 @@ pub struct Workload {
     /// Where checkpoints go (`D/checkpoints`), and the options they open
     /// with.
     pub checkpoint_dir: std::path::PathBuf,
+    /// One operation in `ingest_one_in` ingests table files built with
+    /// `SstWriter` in `ingest_dir` (0: never; `ingest.rs`).
+    pub ingest_one_in: u64,
+    pub ingest_dir: std::path::PathBuf,
+    /// The ledger of ingestions into fresh ranges of keyspace `ingested`
+    /// (one ingestion in three; `ingested.rs`).
+    pub ingest_ledger: Option<Arc<crate::ingested::Ledger>>,
+    /// One operation in `backup_one_in` takes a backup into `backups`
+    /// (0: never; `backups.rs`), one in `backup_check_one_in` of them
+    /// restored and compared with a snapshot at once.
+    pub backup_one_in: u64,
+    pub backup_check_one_in: u64,
+    pub backups: Option<Arc<crate::backups::BackupTarget>>,
     pub options: strata::Options,
     pub value_sizes: ValueSizes,
 }
@@ -94,6 +107,21 @@ pub struct Counters {
     pub range_deleted_keys: AtomicU64,
     /// Checkpoints taken, opened and found equal to their snapshot.
     pub checkpoints: AtomicU64,
+    /// Ingestions returned, their files, those moved (not copied), those
+    /// with a range delete, and the keys they changed.
+    pub ingestions: AtomicU64,
+    /// Ingestions into fresh ranges of keyspace `ingested`, and those
+    /// whose table was seen at sequence number 0 right after.
+    pub ingestions_fresh: AtomicU64,
+    pub ingestions_unnumbered: AtomicU64,
+    pub ingested_files: AtomicU64,
+    pub ingestions_moved: AtomicU64,
+    pub ingestions_range_deleting: AtomicU64,
+    pub ingested_keys: AtomicU64,
+    /// Backups taken, and those restored at once and found equal to their
+    /// snapshot.
+    pub backups: AtomicU64,
+    pub backups_checked: AtomicU64,
     /// Counter writes (mostly merges) and counter reads.
     pub counter_writes: AtomicU64,
     pub counter_reads: AtomicU64,
@@ -105,7 +133,7 @@ impl Counters {
     pub fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} transfers={} transfers_declined={} transfer_conflicts={} range_deletes={} prefix_deletes={} range_deleted_keys={} checkpoints={} counter_writes={} counter_reads={} expiring_writes={}",
+            "puts={} deletes={} batches={} sync_writes={} gets={} scans={} snapshot_reads={} flushes={} compact_ranges={} moves={} transfers={} transfers_declined={} transfer_conflicts={} range_deletes={} prefix_deletes={} range_deleted_keys={} checkpoints={} ingestions={} ingestions_fresh={} ingestions_unnumbered={} ingested_files={} ingestions_moved={} ingestions_range_deleting={} ingested_keys={} backups={} backups_checked={} counter_writes={} counter_reads={} expiring_writes={}",
             g(&self.puts),
             g(&self.deletes),
             g(&self.batches),
@@ -123,6 +151,15 @@ impl Counters {
             g(&self.prefix_deletes),
             g(&self.range_deleted_keys),
             g(&self.checkpoints),
+            g(&self.ingestions),
+            g(&self.ingestions_fresh),
+            g(&self.ingestions_unnumbered),
+            g(&self.ingested_files),
+            g(&self.ingestions_moved),
+            g(&self.ingestions_range_deleting),
+            g(&self.ingested_keys),
+            g(&self.backups),
+            g(&self.backups_checked),
             g(&self.counter_writes),
             g(&self.counter_reads),
             g(&self.expiring_writes)
@@ -259,6 +296,10 @@ impl Worker {
                 self.checkpoint()?;
                 continue;
             }
+            if self.w.backup_one_in > 0 && self.rng.one_in(self.w.backup_one_in) {
+                self.backup()?;
+                continue;
+            }
             if !self.tokens.is_empty() && self.rng.one_in(10) {
                 let n = self.rng.below(self.tokens.len() as u64) as usize;
                 let (j, at) = self.tokens[n];
@@ -296,6 +337,16 @@ impl Worker {
             if self.w.delete_range_one_in > 0 && self.rng.one_in(self.w.delete_range_one_in) {
                 let _alone = keys_lock.write();
                 self.delete_range()?;
+                continue;
+            }
+            if self.w.ingest_one_in > 0 && self.rng.one_in(self.w.ingest_one_in) {
+                if self.rng.one_in(3) {
+                    self.ingest_fresh()?;
+                } else {
+                    // It covers other threads' keys, as a range delete does.
+                    let _alone = keys_lock.write();
+                    self.ingest()?;
+                }
                 continue;
             }
             let _shared = keys_lock.read();
@@ -624,47 +675,105 @@ impl Worker {
             .as_ref()
             .ok_or("the checkpoint kept no snapshot")?;
         let copy = Db::open(&dir, self.w.options.clone())?;
-        let mut names = copy.keyspace_names();
-        names.sort();
-        let mut source_names = self.db.keyspace_names();
-        source_names.sort();
-        if names != source_names {
-            return Err(format!(
-                "checkpoint {name} has keyspaces {names:?}, the source {source_names:?}"
-            )
-            .into());
-        }
-        for ks in &names {
-            // The counters' keyspace opens with its merge operator.
-            let copied = if ks == crate::counters::KEYSPACE {
-                crate::counters::open(&copy, &self.w.options)?
-            } else {
-                copy.keyspace(ks)?
-            };
-            let source = self.db.keyspace(ks)?;
-            let mut expected = snapshot.keyspace(&source).iter();
-            let mut got = copied.iter();
-            let mut count = 0u64;
-            loop {
-                match (expected.next().transpose()?, got.next().transpose()?) {
-                    (None, None) => break,
-                    (e, g) if e == g => count += 1,
-                    (e, g) => {
-                        return Err(format!(
-                            "checkpoint {name} at sequence {} differs from the snapshot in keyspace {ks:?} \
-                             after {count} equal entries: snapshot {:?}, checkpoint {:?}",
-                            info.sequence,
-                            e.map(|(k, _)| k),
-                            g.map(|(k, _)| k)
-                        )
-                        .into())
-                    }
-                }
-            }
-        }
+        crate::copy_check::equals_snapshot(
+            &self.db,
+            snapshot,
+            &copy,
+            &self.w.options,
+            &format!("checkpoint {name}"),
+            info.sequence,
+        )?;
         copy.close()?;
         std::fs::remove_dir_all(&dir)?;
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Ingest a run of keys from table files built outside the database
+    /// (`ingest.rs`). REQUIRES: `keys_lock` held for writing.
+    fn ingest(&mut self) -> Result<(), AnyError> {
+        if self.next_batch & crate::ingest::INGEST_BATCH_BIT != 0 {
+            return Err(
+                "a thread made 2^23 writes in one run: its batch ids reach the ingestion bit"
+                    .into(),
+            );
+        }
+        let batch_id = self.next_batch | crate::ingest::INGEST_BATCH_BIT;
+        self.next_batch += 1;
+        let n = self.counters.ingestions.load(Ordering::Relaxed);
+        let name = format!("r{}-t{}-{n}", self.run, self.thread);
+        let done = crate::ingest::ingest(
+            &self.db,
+            &self.state,
+            &mut self.rng,
+            batch_id,
+            &self.w.ingest_dir,
+            &name,
+            &self.w.options,
+            &self.w.value_sizes,
+        )?;
+        let c = &self.counters;
+        c.ingestions.fetch_add(1, Ordering::Relaxed);
+        c.ingested_files
+            .fetch_add(u64::from(done.files), Ordering::Relaxed);
+        c.ingested_keys
+            .fetch_add(u64::from(done.keys), Ordering::Relaxed);
+        if done.moved {
+            c.ingestions_moved.fetch_add(1, Ordering::Relaxed);
+        }
+        if done.range_delete {
+            c.ingestions_range_deleting.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Ingest a fresh range of keyspace `ingested` (`ingested.rs`).
+    fn ingest_fresh(&mut self) -> Result<(), AnyError> {
+        let Some(ledger) = self.w.ingest_ledger.clone() else {
+            return Ok(());
+        };
+        let batch_id = self.next_batch | crate::ingest::INGEST_BATCH_BIT;
+        self.next_batch += 1;
+        let n = self.counters.ingestions_fresh.load(Ordering::Relaxed);
+        let name = format!("r{}-t{}-{n}", self.run, self.thread);
+        let ks = self.db.keyspace(crate::ingested::KEYSPACE)?;
+        let (moved, unnumbered) = crate::ingested::ingest_fresh(
+            &self.db,
+            &ks,
+            &ledger,
+            &mut self.rng,
+            batch_id,
+            &self.w.ingest_dir,
+            &name,
+            &self.w.options,
+        )?;
+        let c = &self.counters;
+        c.ingestions_fresh.fetch_add(1, Ordering::Relaxed);
+        if moved {
+            c.ingestions_moved.fetch_add(1, Ordering::Relaxed);
+        }
+        if unnumbered {
+            c.ingestions_unnumbered.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Take a backup while the other threads write (`backups.rs`); one in
+    /// `backup_check_one_in` is restored and compared with a snapshot.
+    fn backup(&mut self) -> Result<(), AnyError> {
+        let Some(target) = self.w.backups.clone() else {
+            return Ok(());
+        };
+        let check = self.w.backup_check_one_in > 0 && self.rng.one_in(self.w.backup_check_one_in);
+        let n = self.counters.backups.load(Ordering::Relaxed);
+        let name = format!("r{}-t{}-backup{n}", self.run, self.thread);
+        target.take(&self.db, &self.state, check, &name, &self.w.options)?;
+        self.counters.backups.fetch_add(1, Ordering::Relaxed);
+        if check {
+            self.counters
+                .backups_checked
+                .fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
