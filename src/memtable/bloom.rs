@@ -174,7 +174,10 @@ mod tests {
         let fp = (n..n + 100_000)
             .filter(|i| bloom.may_contain(&i.to_le_bytes()))
             .count();
-        assert!(fp < 100, "{fp} false positives in 100k: bits set for keys never added");
+        assert!(
+            fp < 100,
+            "{fp} false positives in 100k: bits set for keys never added"
+        );
         let none = MemBloom::new(0);
         none.adder().add(b"no filter: nothing to record");
         assert!(none.may_contain(b"anything"));

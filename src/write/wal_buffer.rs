@@ -1493,9 +1493,16 @@ mod tests {
         while let Some(rec) = r.next_record().unwrap() {
             records.push(rec.data.to_vec());
         }
-        assert_eq!(records.last().map(Vec::as_slice), Some(&b"in the old log"[..]));
+        assert_eq!(
+            records.last().map(Vec::as_slice),
+            Some(&b"in the old log"[..])
+        );
         let new = fs.read(Path::new("/w/3.log")).unwrap();
-        assert!(new.is_empty(), "the current WAL was synced: {} bytes", new.len());
+        assert!(
+            new.is_empty(),
+            "the current WAL was synced: {} bytes",
+            new.len()
+        );
     }
 
     /// A resume restarts a failed buffer in a new file: the failure is
