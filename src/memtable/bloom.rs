@@ -44,6 +44,7 @@ impl MemBloom {
     /// A way to record many keys (a batch's) a chunk at a time: see
     /// [`BloomAdder`]. Every key added is recorded when the adder is
     /// dropped at the latest.
+    #[inline]
     pub fn adder(&self) -> BloomAdder<'_> {
         BloomAdder {
             bloom: self,
@@ -120,6 +121,7 @@ pub(crate) struct BloomAdder<'b> {
 }
 
 impl BloomAdder<'_> {
+    #[inline]
     pub fn add(&mut self, user_key: &[u8]) {
         if self.bloom.lines.is_empty() {
             return;
@@ -135,7 +137,12 @@ impl BloomAdder<'_> {
 
 impl Drop for BloomAdder<'_> {
     fn drop(&mut self) {
-        self.bloom.insert_hashes(&self.hashes[..self.len]);
+        match self.len {
+            0 => {}
+            // A single put: no other miss to overlap with.
+            1 => self.bloom.insert_hash(self.hashes[0]),
+            n => self.bloom.insert_hashes(&self.hashes[..n]),
+        }
     }
 }
 
@@ -178,6 +185,9 @@ mod tests {
             fp < 100,
             "{fp} false positives in 100k: bits set for keys never added"
         );
+        let one = MemBloom::new(128 * 1024);
+        one.adder().add(b"a single put");
+        assert!(one.may_contain(b"a single put"));
         let none = MemBloom::new(0);
         none.adder().add(b"no filter: nothing to record");
         assert!(none.may_contain(b"anything"));
