@@ -57,10 +57,15 @@ impl DbInner {
         // table's newest, in a WAL not yet synced. Once the table is
         // installed, a power loss that cut that WAL would leave the table's
         // writes without the older ones: not a prefix (RocksDB users meet
-        // this as "SST file is ahead of WALs"). So the WAL is made durable
-        // first, also with one keyspace: another may be created while this
-        // flush runs, and it is one fsync per memtable.
-        self.flush_wal(true)?;
+        // this as "SST file is ahead of WALs"). So the WALs are made
+        // durable first, also with one keyspace: another may be created
+        // while this flush runs. Only the WALs before the current one:
+        // the rotation that froze `imm` switched WALs under the lead, so
+        // every write numbered up to its last is in them (RocksDB's
+        // `SyncClosedLogs`); they are synced without stopping writers,
+        // where syncing the current WAL too held its drain lock through
+        // both fsyncs and stalled every writer meanwhile.
+        self.sync_closed_wals()?;
         let number = self.versions.lock().new_file_number()?;
         let opener = self.versions.lock().opener().clone();
         let options = ks.options();

@@ -297,6 +297,16 @@ impl DbInner {
         self.write_path.wal.seal().map_err(|e| self.wal_failure(e))
     }
 
+    /// Make the WALs before the current one durable, without stopping
+    /// writers for the fsyncs (see `WalBuffer::sync_closed`): what a flush
+    /// needs before it installs its table.
+    pub(crate) fn sync_closed_wals(&self) -> Result<()> {
+        self.write_path
+            .wal
+            .sync_closed()
+            .map_err(|e| self.wal_failure(e))
+    }
+
     /// Write the buffered records to the WAL file, and fsync if `sync`.
     pub(crate) fn flush_wal(&self, sync: bool) -> Result<()> {
         let wal = &self.write_path.wal;

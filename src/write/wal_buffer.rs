@@ -577,6 +577,35 @@ impl WalBuffer {
         Ok(())
     }
 
+    /// Make the WAL files before the current one durable (those a rotation
+    /// moved past), without holding the drain lock through an fsync:
+    /// writers keep appending to the current file meanwhile. This is what
+    /// a flush needs (RocksDB's `SyncClosedLogs`): its memtable was frozen
+    /// by a rotation, so its writes and every write numbered before them
+    /// were logged before that rotation, in these files. The synced
+    /// position then covers them (up to the current file's first byte),
+    /// as a sync of the current file would have.
+    ///
+    /// Holding the drain lock through the fsyncs (as `sync_all` does)
+    /// stopped every writer for as long as the retired WAL took to sync:
+    /// fillbatch's longest writes, 100 ms and more (docs/performance.md,
+    /// issue 24 items 1 and 6).
+    pub fn sync_closed(&self) -> io::Result<()> {
+        // Read under the drain lock: a rotation lists the old file as
+        // retired before it lets that lock go, so every file holding a
+        // position below `base` is retired (or synced) by now.
+        let d = self.lock_drain();
+        let base = self.producer.lock().file_base_lsn;
+        // Released after the producer lock: the release looks at the
+        // buffer under it.
+        drop(d);
+        self.sync_retired()?;
+        if self.synced.fetch_max(base, Ordering::AcqRel) < base {
+            self.notify_progress();
+        }
+        Ok(())
+    }
+
     /// Sync every retired file: those not yet taken here, and wait for the
     /// ones another thread is syncing. Retired files are no longer
     /// appended to, so this needs no drain lock.
@@ -1395,6 +1424,85 @@ mod tests {
         assert_eq!(read_back(&fs), vec![b"in the old log".to_vec()]);
         let data = fs.read(Path::new("/w/2.log")).unwrap();
         assert!(!data.is_empty(), "the new log lost a synced record");
+    }
+
+    /// A file whose `sync` says it started, then waits to be let go.
+    struct HeldSync {
+        file: Box<dyn WritableFile>,
+        started: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl WritableFile for HeldSync {
+        fn append(&mut self, data: &[u8]) -> io::Result<()> {
+            self.file.append(data)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.file.flush()
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            let _ = self.started.send(());
+            let _ = self.release.recv();
+            self.file.sync()
+        }
+        fn len(&self) -> u64 {
+            self.file.len()
+        }
+    }
+
+    /// What a flush syncs (`sync_closed`): the WALs before the current
+    /// one, durable afterwards, and the synced position up to the current
+    /// one's start; the current one untouched. Writers are not held up
+    /// meanwhile: while the retired WAL's fsync is in progress, a record
+    /// pushed to the current one is written out by its own writer (the
+    /// drain lock is free).
+    #[test]
+    fn syncing_the_closed_wals_leaves_the_current_one_to_its_writers() {
+        let (fs, wal) = buffer(1 << 16);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        // The first WAL, `buffer`'s, is replaced by one whose sync we hold.
+        let first = HeldSync {
+            file: fs.create(Path::new("/w/2.log")).unwrap(),
+            started: started_tx,
+            release: release_rx,
+        };
+        wal.switch_file(Box::new(first), 2, true).unwrap();
+        let old_end = wal.push(b"in the old log").unwrap();
+        let next = fs.create(Path::new("/w/3.log")).unwrap();
+        fs.sync_dir(Path::new("/w")).unwrap();
+        wal.switch_file(next, 3, true).unwrap();
+        let sync = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.sync_closed())
+        };
+        started.recv().unwrap();
+        // The old WAL's fsync is under way: a writer of the new one is
+        // not held up by it.
+        let lsn = wal.push(b"in the new log").unwrap();
+        wal.drain_if_idle().unwrap();
+        assert!(wal.written() >= lsn, "the writer waited for the fsync");
+        release.send(()).unwrap();
+        sync.join().unwrap().unwrap();
+        assert_eq!(wal.synced(), old_end, "the old WAL, nothing of the new");
+        // The first WAL (`buffer`'s) was retired and synced too.
+        fs.power_loss(crate::fs::UnsyncedData::Drop);
+        let old = fs.read(Path::new("/w/2.log")).unwrap();
+        let mut r = strata_wal::Reader::new(&old, strata_wal::RecoveryMode::AbsoluteConsistency);
+        let mut records = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            records.push(rec.data.to_vec());
+        }
+        assert_eq!(
+            records.last().map(Vec::as_slice),
+            Some(&b"in the old log"[..])
+        );
+        let new = fs.read(Path::new("/w/3.log")).unwrap();
+        assert!(
+            new.is_empty(),
+            "the current WAL was synced: {} bytes",
+            new.len()
+        );
     }
 
     /// A resume restarts a failed buffer in a new file: the failure is
