@@ -169,8 +169,9 @@ fn run_seed(seed: u64) -> Result<String, String> {
         if ack_rx.recv().is_err() {
             break;
         }
-        // A keyspace's flush syncs the WAL first (there are several):
-        // the writers' later writes race with it.
+        // A keyspace's flush syncs the WALs its rotation retired first
+        // (there are several keyspaces): the writers' later writes race
+        // with it.
         if n % 150 == 149 {
             let ks = rng.below(KEYSPACES.len() as u64) as usize;
             if let Err(e) = handles[ks].flush() {

@@ -381,14 +381,19 @@ impl DbInner {
         // Writes the old WAL out; it is synced before the new one is.
         // With a syncer thread the old WAL is synced in the background, so
         // rotation does not stall writers for a whole WAL's fsync.
-        match drain {
+        let started_at = match drain {
             Some(d) => wp
                 .wal
                 .switch_file_locked(d, spare.file, spare.number, background),
             None => wp.wal.switch_file(spare.file, spare.number, background),
         }
         .map_err(|e| self.wal_failure(e))?;
-        wp.note_wal_started(spare.number, wp.wal.written());
+        // Where the new WAL begins, not `written()`: the drain lock's
+        // release has written the new WAL's log start by now, and a start
+        // past the file's base would make a flush's `sync_closed` (which
+        // publishes the base as synced) look short of covering the old
+        // WAL, hiding its durable batches from the change feed.
+        wp.note_wal_started(spare.number, started_at);
         self.feed.note_wal_started(spare.number, leader.last_seq());
         tracing::debug!(wal_number = spare.number, "WAL rotated");
         // The spare's memtable is sized for the default keyspace as the

@@ -857,14 +857,15 @@ impl WalBuffer {
     /// frame from offset 0 of the new file. The old file is synced in the
     /// background by the syncer thread (`background`), or here; either
     /// way before any sync of the new file completes, so WALs become
-    /// durable in order. REQUIRES: no concurrent `push` (the caller leads
-    /// the write queue).
+    /// durable in order. Returns the log position where the new file
+    /// begins (its first record, the log start, is at it). REQUIRES: no
+    /// concurrent `push` (the caller leads the write queue).
     pub fn switch_file(
         &self,
         file: Box<dyn WritableFile>,
         number: u64,
         background: bool,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         self.switch_file_locked(self.lock_drain(), file, number, background)
     }
 
@@ -877,7 +878,7 @@ impl WalBuffer {
         file: Box<dyn WritableFile>,
         number: u64,
         background: bool,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         if !background {
             self.sync_locked(&mut d)?;
         }
@@ -890,6 +891,7 @@ impl WalBuffer {
         let (old_number, old_len) = (d.number, p.file_offset);
         p.file_offset = file.len();
         p.file_base_lsn = p.pushed;
+        let base_lsn = p.file_base_lsn;
         p.file_base_offset = p.file_offset;
         p.stated = None;
         // The new WAL's first record names the old one and its length, so
@@ -920,7 +922,7 @@ impl WalBuffer {
         if background {
             self.syncer.wake();
         }
-        Ok(())
+        Ok(base_lsn)
     }
 
     /// Make everything pushed durable, then seal the log: a sync point
