@@ -135,21 +135,41 @@ impl MergingIter {
     /// when the fragment has no end: those children are done). When
     /// `i == j`, entries of `j` newer than `t` must survive, so `j` only
     /// steps.
+    #[inline]
     fn skip_covered_forward(&mut self) -> Result<()> {
-        if self.range_dels.is_empty() {
+        if self.range_dels.is_empty() || self.current_surely_kept() {
             return Ok(());
         }
+        self.skip_covered_forward_from_current()
+    }
+
+    /// Whether the current entry (if any) is one no tombstone deletes,
+    /// where the skipper can tell without a call: most entries a scan
+    /// meets lie in the span of the entry before, and no tombstone
+    /// covers it.
+    #[inline]
+    fn current_surely_kept(&self) -> bool {
+        self.current.is_none_or(|j| {
+            parse_internal_key(self.children[j].key())
+                .is_none_or(|e| self.range_dels.surely_kept(e.user_key, e.seqno))
+        })
+    }
+
+    /// [`skip_covered_forward`](Self::skip_covered_forward) past its
+    /// inline test.
+    #[inline(never)]
+    fn skip_covered_forward_from_current(&mut self) -> Result<()> {
         while let Some(j) = self.current {
             let Some(entry) = parse_internal_key(self.children[j].key()) else {
                 break;
             };
-            let Some((i, fragment)) = self.range_dels.deleting(j, entry.user_key, entry.seqno)
-            else {
+            let Some(fragment) = self.range_dels.deleting(j, entry.user_key, entry.seqno) else {
                 break;
             };
+            let i = fragment.child;
             if i == j {
                 self.children[j].next()?;
-            } else if let Some(end) = &fragment.end {
+            } else if let Some(end) = fragment.end {
                 self.scratch.clear();
                 push_seek_key(&mut self.scratch, end, MAX_SEQNO);
                 for child in &mut self.children[i + 1..self.live] {
@@ -169,22 +189,28 @@ impl MergingIter {
     /// each child `k > i` at or after the fragment's start seeks to the
     /// last entry before every version of the start; within the source
     /// itself, `prev`.
+    #[inline]
     fn skip_covered_backward(&mut self) -> Result<()> {
-        if self.range_dels.is_empty() {
+        if self.range_dels.is_empty() || self.current_surely_kept() {
             return Ok(());
         }
+        self.skip_covered_backward_from_current()
+    }
+
+    #[inline(never)]
+    fn skip_covered_backward_from_current(&mut self) -> Result<()> {
         while let Some(j) = self.current {
             let Some(entry) = parse_internal_key(self.children[j].key()) else {
                 break;
             };
-            let Some((i, fragment)) = self.range_dels.deleting(j, entry.user_key, entry.seqno)
-            else {
+            let Some(fragment) = self.range_dels.deleting(j, entry.user_key, entry.seqno) else {
                 break;
             };
+            let i = fragment.child;
             if i == j {
                 self.children[j].prev()?;
             } else {
-                let start = &fragment.start;
+                let start = fragment.start;
                 self.scratch.clear();
                 push_seek_key(&mut self.scratch, start, MAX_SEQNO);
                 for child in &mut self.children[i + 1..] {

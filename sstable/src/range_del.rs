@@ -116,6 +116,89 @@ pub struct FragmentedRangeTombstones {
     /// index is small enough to stay cached, and it leaves a window of one
     /// stride, two or three lines, to search in `prefixes`.
     prefix_index: Vec<u64>,
+    /// The stacks bucketed by start prefix, for the first search of a
+    /// list by a reader that has no position in it yet (every seek of a
+    /// new iterator searches every source's list, and every `get` every
+    /// list it passes): one division-free step lands in a window of about
+    /// one stack. Built once the list is complete; `None` for short lists
+    /// and lists whose starts all share one prefix.
+    buckets: Option<PrefixBuckets>,
+}
+
+/// A direct index over the stacks' start prefixes: bucket `b` holds the
+/// prefixes in `[base + (b << shift), base + ((b + 1) << shift))`, and
+/// `first[b]` is the number of stacks whose start prefix is below the
+/// bucket. With the shift chosen so there are at most as many buckets as
+/// stacks, keys spread over the key space (as most are) leave a stack or
+/// two per bucket; a skewed spread only widens some windows, which are
+/// then searched as before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PrefixBuckets {
+    base: u64,
+    shift: u32,
+    /// One entry per bucket and one past the last (the number of stacks).
+    first: Vec<u32>,
+}
+
+/// Lists with fewer stacks are searched without [`PrefixBuckets`]: their
+/// whole prefix array is a few cache lines.
+const BUCKETS_MIN_STACKS: usize = 16;
+
+/// A bucket window wider than this is searched through the prefix index
+/// instead (a skewed spread of keys).
+const BUCKET_WINDOW_MAX: usize = 2 * PREFIX_INDEX_STRIDE;
+
+impl PrefixBuckets {
+    /// The buckets of `prefixes` (start prefixes, ascending), `None` when
+    /// they would not narrow a search.
+    fn build(prefixes: &[StackPrefixes]) -> Option<PrefixBuckets> {
+        let n = prefixes.len();
+        if n < BUCKETS_MIN_STACKS || u32::try_from(n).is_err() {
+            return None;
+        }
+        let base = prefixes.first()?.start;
+        let span = prefixes.last()?.start - base;
+        if span == 0 {
+            return None;
+        }
+        // The smallest shift giving at most `n` buckets.
+        let mut shift = 0;
+        while (span >> shift) >= n as u64 {
+            shift += 1;
+        }
+        let buckets = (span >> shift) as usize + 1;
+        let mut first = Vec::with_capacity(buckets + 1);
+        let mut below = 0;
+        for b in 0..buckets {
+            // `b << shift <= span`: no overflow.
+            let lower = base + ((b as u64) << shift);
+            while below < n && prefixes[below].start < lower {
+                below += 1;
+            }
+            first.push(below as u32);
+        }
+        first.push(n as u32);
+        Some(PrefixBuckets { base, shift, first })
+    }
+
+    /// `[from, to)`, a window of stack indexes holding the number of
+    /// stacks whose start prefix is below `p` (what `partition_point`
+    /// over the prefixes returns): every stack before `from` starts below
+    /// `p`, every one from `to` on at or above it.
+    #[inline]
+    fn window(&self, p: u64) -> (usize, usize) {
+        let n = self.first.last().map_or(0, |&n| n as usize);
+        let Some(offset) = p.checked_sub(self.base).filter(|&o| o > 0) else {
+            // At or below the first start: no stack starts below `p`.
+            return (0, 0);
+        };
+        let b = (offset >> self.shift) as usize;
+        match (self.first.get(b), self.first.get(b + 1)) {
+            (Some(&from), Some(&to)) => (from as usize, to as usize),
+            // Past the last bucket: above every start.
+            _ => (n, n),
+        }
+    }
 }
 
 /// The first 8 bytes of `key` as a big-endian number, zero-padded. It
@@ -268,7 +351,16 @@ impl FragmentedRangeTombstones {
                 seq_end: out.seqnos.len(),
             });
         }
+        out.build_search_index();
         out
+    }
+
+    /// Builds what the searches use beside the dense prefixes, once every
+    /// stack is in (the end of [`fragment`](Self::fragment) and of a
+    /// `strata.range_del` block's decoding). Searches stay correct without
+    /// it, only slower.
+    pub(crate) fn build_search_index(&mut self) {
+        self.buckets = PrefixBuckets::build(&self.prefixes);
     }
 
     fn push_stack(&mut self, stack: Stack) {
@@ -422,15 +514,39 @@ impl FragmentedRangeTombstones {
         self.at_or_before_prefixed(key_prefix(ukey), ukey)
     }
 
-    fn at_or_before_prefixed(&self, p: u64, ukey: &[u8]) -> Option<usize> {
-        let n = self.prefixes.len();
-        // The first stack whose start prefix is >= p: index entry `j` is
-        // stack `j * STRIDE`, so it lies in `((j - 1) * STRIDE, j * STRIDE]`
-        // for the first entry `j` >= p.
+    /// The number of stacks whose start prefix is below `p`.
+    #[inline]
+    fn starts_below(&self, p: u64) -> usize {
+        if let Some(buckets) = &self.buckets {
+            let (mut from, to) = buckets.window(p);
+            if to - from <= BUCKET_WINDOW_MAX {
+                // Usually a stack or two: a scan costs less than setting
+                // up a binary search.
+                while from < to && self.prefixes.get(from).is_some_and(|s| s.start < p) {
+                    from += 1;
+                }
+                return from;
+            }
+        }
+        let (from, to) = self.index_window(p);
+        let to = to.min(self.prefixes.len());
+        from + self.prefixes[from.min(to)..to].partition_point(|s| s.start < p)
+    }
+
+    /// The window [`starts_below`](Self::starts_below) searches, from the
+    /// prefix index: index entry `j` is stack `j * STRIDE`, so the first
+    /// stack whose start prefix is >= p lies in
+    /// `((j - 1) * STRIDE, j * STRIDE]` for the first entry `j` >= p.
+    fn index_window(&self, p: u64) -> (usize, usize) {
         let j = self.prefix_index.partition_point(|&q| q < p);
         let from = (j * PREFIX_INDEX_STRIDE).saturating_sub(PREFIX_INDEX_STRIDE - 1);
-        let to = (j * PREFIX_INDEX_STRIDE).min(n);
-        let lo = from + self.prefixes[from..to].partition_point(|s| s.start < p);
+        (from, j * PREFIX_INDEX_STRIDE)
+    }
+
+    fn at_or_before_prefixed(&self, p: u64, ukey: &[u8]) -> Option<usize> {
+        let n = self.prefixes.len();
+        // The first stack whose start prefix is >= p.
+        let lo = self.starts_below(p);
         // Stacks whose start prefix ties p: usually none or one, so gallop
         // from `lo` rather than search the rest of the list.
         let mut hi = lo;
@@ -449,6 +565,9 @@ impl FragmentedRangeTombstones {
             }
         }
         // The full comparison, over the starts sharing the prefix.
+        if hi == lo {
+            return lo.checked_sub(1);
+        }
         let tied = lo + self.stacks[lo..hi].partition_point(|s| s.start[..] <= *ukey);
         tied.checked_sub(1)
     }
@@ -589,6 +708,47 @@ mod tests {
             }
         }
         assert_eq!(f.len(), all.iter().map(|s| s.seqnos().len()).sum::<usize>());
+        // Bucket `b` counts the stacks starting below its lower bound.
+        if let Some(b) = &f.buckets {
+            let (last, counts) = b.first.split_last().unwrap();
+            assert_eq!(*last as usize, all.len());
+            for (i, &count) in counts.iter().enumerate() {
+                let lower = b.base + ((i as u64) << b.shift);
+                let below = all.iter().filter(|s| key_prefix(s.start()) < lower).count();
+                assert_eq!(count as usize, below, "bucket {i}");
+            }
+            assert!(counts.len() <= all.len(), "more buckets than stacks");
+        }
+    }
+
+    /// Evenly spread starts get about one stack per bucket, so a first
+    /// search reads one window of a stack or two.
+    #[test]
+    fn spread_starts_get_narrow_buckets() {
+        let f = FragmentedRangeTombstones::fragment((0u64..1000).map(|i| {
+            let start = (i * 1_000_003).to_be_bytes();
+            let end = (i * 1_000_003 + 10).to_be_bytes();
+            RangeTombstone::new(&start, Some(&end), 5)
+        }));
+        debug_check(&f);
+        let b = f.buckets.as_ref().unwrap();
+        assert!(b.first.windows(2).all(|w| w[1] - w[0] <= 2));
+        for i in [0u64, 1, 499, 998, 999] {
+            let inside = (i * 1_000_003 + 3).to_be_bytes();
+            assert_eq!(f.stack_at(&inside), Some(i as usize));
+            let between = (i * 1_000_003 + 10).to_be_bytes();
+            assert_eq!(f.stack_at(&between), None);
+            assert_eq!(
+                f.stack_index_at_or_after(&between),
+                (i < 999).then_some(i as usize + 1)
+            );
+        }
+        // A list whose starts share one prefix has no buckets.
+        let tied = FragmentedRangeTombstones::fragment((0u32..100).map(|i| {
+            let start = format!("tiedtied{i:03}");
+            RangeTombstone::new(start.as_bytes(), Some(format!("{start}5").as_bytes()), 5)
+        }));
+        assert!(tied.buckets.is_none());
     }
 
     #[test]
@@ -827,6 +987,47 @@ mod tests {
                 f.seqno_range(),
                 live.iter().min().copied().zip(live.iter().max().copied())
             );
+        }
+
+        /// The searches agree with a scan of the stacks over lists long
+        /// enough for the prefix buckets, with starts spread evenly,
+        /// clustered, or far apart (one bucket holding most stacks, the
+        /// case the prefix index takes over), and at probes between,
+        /// on and beside every bound and outside the whole list.
+        #[test]
+        fn bucketed_searches_agree_with_a_scan(
+            starts in prop::collection::btree_set(
+                prop_oneof![
+                    0u64..4_000,
+                    (0u64..64).prop_map(|x| 1_000_000 + x),
+                    any::<u64>(),
+                ],
+                0..300),
+            width in 1u64..3,
+            tail in prop::collection::vec(any::<u8>(), 0..3),
+        ) {
+            let ts: Vec<RangeTombstone> = starts.iter().map(|&x| {
+                let start = [&x.to_be_bytes()[..], &tail[..]].concat();
+                let end = x.checked_add(width).map(|e| e.to_be_bytes().to_vec());
+                RangeTombstone { start: start.into(), end: end.map(Bytes::from), seqno: 7 }
+            }).collect();
+            let f = FragmentedRangeTombstones::fragment(ts);
+            debug_check(&f);
+            let mut probes: Vec<Vec<u8>> = vec![vec![], vec![0xff; 9]];
+            for &x in &starts {
+                for d in [x.wrapping_sub(1), x, x.wrapping_add(1), x.wrapping_add(width)] {
+                    let k = d.to_be_bytes();
+                    probes.push(k.to_vec());
+                    probes.push([&k[..], &tail[..]].concat());
+                    probes.push([&k[..], &[0xff][..]].concat());
+                }
+            }
+            for k in probes {
+                let after = f.iter().position(|s| s.ends_after(&k));
+                prop_assert_eq!(f.stack_index_at_or_after(&k), after, "after {:?}", k);
+                let before = f.iter().rposition(|s| s.start() <= &k[..]);
+                prop_assert_eq!(f.stack_index_at_or_before(&k), before, "before {:?}", k);
+            }
         }
 
         #[test]

@@ -119,6 +119,7 @@ pub(crate) fn decode(
             format!("range-del block holds {count} fragments, properties say {expected}"),
         ));
     }
+    out.build_search_index();
     Ok(out)
 }
 
