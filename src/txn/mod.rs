@@ -44,7 +44,8 @@ use strata_sstable::SeqNo;
 pub enum Isolation {
     /// Snapshot isolation: reads see the snapshot taken at the start (and
     /// the transaction's own writes); the commit fails if a commit made
-    /// after the snapshot wrote a key this one writes, or read with
+    /// after the snapshot wrote a key this one writes (a range delete
+    /// writes every key in its range), or read with
     /// [`Transaction::get_for_update`]. Forbids G0, G1 and lost updates;
     /// allows write skew (G2-item with two anti-dependencies) and
     /// phantoms. RocksDB's optimistic transactions.
