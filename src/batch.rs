@@ -40,7 +40,7 @@ pub const MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
 
 /// The longest end of a range delete: an excluded start or an included
 /// end of a longest key becomes `key ++ [0]`.
-const MAX_RANGE_END_SIZE: usize = MAX_KEY_SIZE + 1;
+pub(crate) const MAX_RANGE_END_SIZE: usize = MAX_KEY_SIZE + 1;
 
 /// Bytes before the first record: the sequence number and the count.
 pub const HEADER_LEN: usize = 12;

@@ -99,6 +99,10 @@ pub struct Iter {
     upper: Option<Vec<u8>>,
     front: Option<DbIter>,
     back: Option<DbIter>,
+    /// The end's iterator was placed (`skip_front_to`, `skip_back_before`)
+    /// on the entry it yields next, rather than on the one it yielded.
+    front_placed: bool,
+    back_placed: bool,
     /// The last key yielded from each end, to stop where they meet.
     front_last: Option<Bytes>,
     back_last: Option<Bytes>,
@@ -114,6 +118,8 @@ impl Iter {
             upper,
             front: None,
             back: None,
+            front_placed: false,
+            back_placed: false,
             front_last: None,
             back_last: None,
             done: empty,
@@ -128,6 +134,45 @@ impl Iter {
         self.done = true;
         Some(Err(e))
     }
+
+    /// Move the front past every key before `target` (`None`: past every
+    /// key), with one seek: a transaction's iterator skips a range it
+    /// deleted.
+    pub(crate) fn skip_front_to(&mut self, target: Option<&[u8]>) -> Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        let Some(target) = target else {
+            self.done = true;
+            return Ok(());
+        };
+        let mut it = self.front.take().unwrap_or_else(|| self.make());
+        let r = it.seek(target);
+        self.front = Some(it);
+        self.front_placed = true;
+        if r.is_err() {
+            self.done = true;
+        }
+        r
+    }
+
+    /// Move the back before every key from `target` on, with one seek.
+    pub(crate) fn skip_back_before(&mut self, target: &[u8]) -> Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        let mut it = self.back.take().unwrap_or_else(|| self.make());
+        let mut r = it.seek_for_prev(target);
+        if r.is_ok() && it.valid() && it.key() == target {
+            r = it.prev();
+        }
+        self.back = Some(it);
+        self.back_placed = true;
+        if r.is_err() {
+            self.done = true;
+        }
+        r
+    }
 }
 
 impl Iterator for Iter {
@@ -138,6 +183,10 @@ impl Iterator for Iter {
             return None;
         }
         let moved = match self.front.as_mut() {
+            Some(_) if self.front_placed => {
+                self.front_placed = false;
+                Ok(())
+            }
             Some(it) => it.next(),
             None => {
                 let mut it = self.make();
@@ -171,6 +220,10 @@ impl DoubleEndedIterator for Iter {
             return None;
         }
         let moved = match self.back.as_mut() {
+            Some(_) if self.back_placed => {
+                self.back_placed = false;
+                Ok(())
+            }
             Some(it) => it.prev(),
             None => {
                 let mut it = self.make();

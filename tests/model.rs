@@ -242,7 +242,7 @@ fn batch_item() -> impl Strategy<Value = BatchItem> {
 fn tx_step() -> impl Strategy<Value = TxStep> {
     let ks = keyspace;
     prop_oneof![
-        6 => batch_item().prop_filter("no range deletes in transactions", |i| !matches!(i, BatchItem::DeleteRange(..))).prop_map(TxStep::Write),
+        6 => batch_item().prop_map(TxStep::Write),
         3 => (ks(), 0u8..40).prop_map(|(s, a)| TxStep::Get(s, a)),
         2 => (ks(), 0u8..40, 0u8..40, any::<bool>()).prop_map(|(s, a, b, r)| TxStep::Scan(s, a, b, r)),
         1 => (ks(), 0u8..40, 0u8..40, any::<bool>()).prop_map(|(s, a, b, r)| TxStep::Cursor(s, a, b, r)),
@@ -898,7 +898,13 @@ fn run_transaction(
                         );
                         key
                     }
-                    BatchItem::DeleteRange(..) => continue,
+                    BatchItem::DeleteRange(_, a, e) => {
+                        let name = KEYSPACES[usize::from(s)];
+                        if !tx_delete_range(&mut tx, &ks, model, &mut view_exp, name, a, e)? {
+                            continue;
+                        }
+                        a // the range's first key: a write into it conflicts
+                    }
                 };
                 written.push((s, key));
             }
@@ -981,6 +987,37 @@ fn run_transaction(
         h.exp = view_exp;
     }
     Ok(())
+}
+
+/// A transaction's `BatchItem::DeleteRange(_, a, e)` in `ks`, applied to
+/// its view `model` (and expiries): `Ok(true)` if it deleted a range that
+/// holds key `a`, `Ok(false)` if empty; an inverted one fails with
+/// `InvalidArgument` and changes nothing.
+fn tx_delete_range(
+    tx: &mut strata::Transaction,
+    ks: &Keyspace,
+    model: &mut Model,
+    exp: &mut Expiries,
+    name: &'static str,
+    a: u8,
+    e: u8,
+) -> Result<bool, TestCaseError> {
+    let r = match e {
+        NO_END => tx.delete_range_in(ks, k(a)..),
+        e => tx.delete_range_in(ks, k(a)..k(e)),
+    };
+    match range_op(a, e) {
+        Ok(w) => {
+            r.unwrap();
+            range_deleted(exp, name, &w);
+            apply(model, &vec![w]);
+            Ok(e != a)
+        }
+        Err(()) => {
+            prop_assert!(matches!(r, Err(Error::InvalidArgument(_))), "{:?}", r);
+            Ok(false)
+        }
+    }
 }
 
 /// A range scan between keys `a` and `b`, in either direction, agrees

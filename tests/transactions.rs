@@ -609,3 +609,402 @@ fn transfer(
         Err(e) => Err(e),
     }
 }
+
+// Range deletes in transactions.
+
+/// Keys `a` to `f`, each valued by its name.
+fn letters(db: &Db) {
+    for k in ["a", "b", "c", "d", "e", "f"] {
+        db.put(k, k).unwrap();
+    }
+}
+
+/// Every entry a transaction cursor shows: forward from the first, then
+/// backward from the last, then forward again from `seek(from)` after a
+/// turn at `seek_for_prev(from)`.
+fn cursor_walks(tx: &mut Transaction, from: &str) -> [Vec<(String, String)>; 3] {
+    let mut c = tx.cursor().unwrap();
+    let entry = |c: &strata::TransactionCursor| {
+        (
+            String::from_utf8(c.key().unwrap().to_vec()).unwrap(),
+            String::from_utf8(c.value().unwrap().to_vec()).unwrap(),
+        )
+    };
+    let (mut fwd, mut back, mut turned) = (Vec::new(), Vec::new(), Vec::new());
+    c.seek_to_first().unwrap();
+    while c.valid() {
+        fwd.push(entry(&c));
+        c.next().unwrap();
+    }
+    c.seek_to_last().unwrap();
+    while c.valid() {
+        back.push(entry(&c));
+        c.prev().unwrap();
+    }
+    // Backward one step from `from`, then turn and walk forward.
+    c.seek_for_prev(from).unwrap();
+    if c.valid() {
+        turned.push(entry(&c));
+        c.next().unwrap();
+    } else {
+        c.seek_to_first().unwrap();
+    }
+    while c.valid() {
+        turned.push(entry(&c));
+        c.next().unwrap();
+    }
+    back.reverse();
+    [fwd, back, turned]
+}
+
+#[test]
+fn a_range_delete_hides_the_snapshots_keys_from_every_read() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    letters(&db);
+    let ks = db.keyspace("default").unwrap();
+    let mut tx = db.transaction();
+    tx.put("c", "mine").unwrap();
+    tx.delete_range("b".."e").unwrap(); // b, c (its own put) and d
+    tx.put("d", "again").unwrap(); // after it: shown
+    for (k, want) in [
+        ("a", Some("a")),
+        ("b", None),
+        ("c", None),
+        ("d", Some("again")),
+    ] {
+        assert_eq!(
+            tx.get(k).unwrap().as_deref(),
+            want.map(str::as_bytes),
+            "{k}"
+        );
+    }
+    assert_eq!(tx.get_for_update(&ks, "c").unwrap(), None);
+    let want = kv(&[("a", "a"), ("d", "again"), ("e", "e"), ("f", "f")]);
+    assert_eq!(collect(tx.iter().unwrap()), want);
+    let mut back = collect(tx.iter().unwrap().rev());
+    back.reverse();
+    assert_eq!(back, want);
+    assert_eq!(collect(tx.range("b"..="d").unwrap()), kv(&[("d", "again")]));
+    assert_eq!(collect(tx.range("b".."d").unwrap().rev()), kv(&[]));
+    assert_eq!(collect(tx.prefix("c").unwrap()), kv(&[]));
+    // Both ends at once: each entry once, the deleted ones never.
+    let mut it = tx.iter().unwrap();
+    assert_eq!(&it.next_back().unwrap().unwrap().0[..], b"f");
+    assert_eq!(&it.next().unwrap().unwrap().0[..], b"a");
+    assert_eq!(&it.next_back().unwrap().unwrap().0[..], b"e");
+    assert_eq!(&it.next().unwrap().unwrap().0[..], b"d");
+    assert!(it.next().is_none() && it.next_back().is_none());
+    let [fwd, back, turned] = cursor_walks(&mut tx, "c");
+    assert_eq!(fwd, want);
+    assert_eq!(back, want);
+    assert_eq!(turned, want, "from a, the last key <= c");
+    let mut c = tx.cursor().unwrap();
+    c.seek("b").unwrap();
+    assert_eq!(c.key(), Some(&b"d"[..]));
+    c.prev().unwrap();
+    assert_eq!(c.key(), Some(&b"a"[..]));
+    c.seek_for_prev("c").unwrap();
+    assert_eq!(c.key(), Some(&b"a"[..]));
+    c.next().unwrap();
+    assert_eq!(c.value(), Some(&b"again"[..]));
+    tx.commit().unwrap();
+    assert_eq!(
+        scan_all(&db),
+        vec![
+            (b"a".to_vec(), b"a".to_vec()),
+            (b"d".to_vec(), b"again".to_vec()),
+            (b"e".to_vec(), b"e".to_vec()),
+            (b"f".to_vec(), b"f".to_vec()),
+        ]
+    );
+}
+
+#[test]
+fn ranges_with_no_end_prefixes_and_keyspaces() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    letters(&db);
+    let users = db.keyspace("users").unwrap();
+    for k in ["u:1", "u:2", "ux", "v"] {
+        users.put(k, "x").unwrap();
+    }
+    let mut tx = db.transaction();
+    tx.delete_range("d"..).unwrap();
+    tx.delete_prefix_in(&users, "u:").unwrap();
+    tx.put("z", "after").unwrap();
+    assert_eq!(
+        collect(tx.iter().unwrap().rev()),
+        kv(&[("z", "after"), ("c", "c"), ("b", "b"), ("a", "a")])
+    );
+    let [fwd, back, turned] = cursor_walks(&mut tx, "e");
+    let want = kv(&[("a", "a"), ("b", "b"), ("c", "c"), ("z", "after")]);
+    assert_eq!((&fwd, &back), (&want, &want));
+    assert_eq!(turned, want[2..].to_vec());
+    let keys: Vec<_> = collect(tx.iter_in(&users).unwrap())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, ["ux", "v"]);
+    assert_eq!(tx.get_in(&users, "u:1").unwrap(), None);
+    // The whole default keyspace, then one key back.
+    tx.delete_prefix("").unwrap();
+    tx.put("b", "new").unwrap();
+    assert_eq!(collect(tx.iter().unwrap()), kv(&[("b", "new")]));
+    assert_eq!(collect(tx.iter().unwrap().rev()), kv(&[("b", "new")]));
+    tx.commit().unwrap();
+    assert_eq!(scan_all(&db), vec![(b"b".to_vec(), b"new".to_vec())]);
+    assert_eq!(users.get("u:2").unwrap(), None);
+    assert!(users.get("ux").unwrap().is_some());
+}
+
+#[test]
+fn a_merge_after_a_range_delete_starts_from_nothing() {
+    let fs = MemFileSystem::new();
+    let db = Db::open(
+        mem_dir(),
+        strata::Options {
+            merge_operator: Some(Arc::new(strata::UInt64Add)),
+            ..mem_options(&fs)
+        },
+    )
+    .unwrap();
+    let n = |v: Option<strata::Bytes>| u64::from_le_bytes(v.unwrap()[..].try_into().unwrap());
+    db.put("n", 5u64.to_le_bytes()).unwrap();
+    db.put("m", 5u64.to_le_bytes()).unwrap();
+    let mut tx = db.transaction();
+    tx.merge("m", 1u64.to_le_bytes()).unwrap(); // deleted below with the rest
+    tx.delete_range("a".."z").unwrap();
+    tx.merge("n", 2u64.to_le_bytes()).unwrap();
+    assert_eq!(n(tx.get("n").unwrap()), 2);
+    assert_eq!(tx.get("m").unwrap(), None);
+    let all: Vec<u64> = tx
+        .iter()
+        .unwrap()
+        .map(|r| u64::from_le_bytes(r.unwrap().1[..].try_into().unwrap()))
+        .collect();
+    assert_eq!(all, vec![2]);
+    tx.commit().unwrap();
+    assert_eq!(n(db.get("n").unwrap()), 2);
+    assert_eq!(db.get("m").unwrap(), None);
+}
+
+#[test]
+fn savepoints_undo_range_deletes_and_bring_back_what_they_dropped() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    letters(&db);
+    let mut tx = db.transaction();
+    tx.put("c", "mine").unwrap();
+    let bytes = tx.write_bytes();
+    tx.set_savepoint();
+    tx.delete_range("b".."e").unwrap();
+    tx.put("b", "again").unwrap();
+    tx.set_savepoint();
+    tx.delete_range("a"..="f").unwrap();
+    assert_eq!(collect(tx.iter().unwrap()), kv(&[]));
+    tx.rollback_to_savepoint().unwrap();
+    assert_eq!(
+        collect(tx.iter().unwrap()),
+        kv(&[("a", "a"), ("b", "again"), ("e", "e"), ("f", "f")])
+    );
+    tx.rollback_to_savepoint().unwrap();
+    assert_eq!(tx.write_bytes(), bytes);
+    let want = kv(&[
+        ("a", "a"),
+        ("b", "b"),
+        ("c", "mine"),
+        ("d", "d"),
+        ("e", "e"),
+        ("f", "f"),
+    ]);
+    assert_eq!(collect(tx.iter().unwrap()), want);
+    assert_eq!(cursor_walks(&mut tx, "c")[1], want);
+    tx.commit().unwrap();
+    assert_eq!(db.get("c").unwrap().as_deref(), Some(&b"mine"[..]));
+    assert_eq!(db.get("d").unwrap().as_deref(), Some(&b"d"[..]));
+    // Rolled back entirely, or dropped: nothing deleted.
+    let mut tx = db.transaction();
+    tx.delete_prefix("").unwrap();
+    tx.rollback();
+    tx.commit().unwrap();
+    let mut tx = db.transaction();
+    tx.delete_prefix("").unwrap();
+    drop(tx);
+    assert_eq!(scan_all(&db).len(), 6);
+}
+
+#[test]
+fn range_delete_arguments_are_checked_as_the_databases_are() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    letters(&db);
+    let other_fs = MemFileSystem::new();
+    let other = open_mem(&other_fs);
+    let foreign = other.keyspace("x").unwrap();
+    let mut tx = db.transaction();
+    match tx.delete_range("z".."a") {
+        Err(Error::InvalidArgument(why)) => assert!(why.contains("start"), "{why}"),
+        r => panic!("an inverted range gave {r:?}"),
+    }
+    assert!(matches!(
+        tx.delete_range_in(&foreign, "a".."b"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        tx.delete_prefix_in(&foreign, "a"),
+        Err(Error::InvalidArgument(_))
+    ));
+    let long = vec![b'k'; strata::MAX_KEY_SIZE + 2];
+    assert!(matches!(
+        tx.delete_range(long.as_slice()..),
+        Err(Error::InvalidArgument(_))
+    ));
+    tx.delete_range("c".."c").unwrap(); // empty: nothing
+    assert_eq!(tx.write_bytes(), 0);
+    // The longest key's included end is one byte longer: accepted.
+    let longest = vec![b'k'; strata::MAX_KEY_SIZE];
+    tx.delete_range(longest.as_slice()..=longest.as_slice())
+        .unwrap();
+    tx.delete_range::<&[u8]>(..).unwrap();
+    tx.commit().unwrap();
+    assert!(scan_all(&db).is_empty(), "a commit of range deletes alone");
+    // Dropped keyspaces are refused.
+    let gone = db.keyspace("gone").unwrap();
+    let mut tx = db.transaction();
+    db.drop_keyspace("gone").unwrap();
+    assert!(tx.delete_range_in(&gone, "a".."b").is_err());
+    // The size limit counts a range delete and frees what it drops.
+    let mut tx = db.transaction_with(TransactionOptions {
+        max_write_bytes: 40,
+        ..TransactionOptions::default()
+    });
+    tx.put("b", [0u8; 20]).unwrap();
+    assert!(matches!(
+        tx.delete_range(vec![b'c'; 20].as_slice()..),
+        Err(Error::TransactionTooLarge { .. })
+    ));
+    tx.delete_range("a".."c").unwrap(); // drops b's put
+    assert_eq!(tx.write_bytes(), 8 + 2);
+}
+
+/// A transaction deleting `b..e` under `isolation`, and `interfere` run
+/// after its snapshot: the commit's outcome, and the database.
+fn range_delete_against(
+    isolation: Isolation,
+    interfere: impl FnOnce(&Db),
+) -> (strata::Result<()>, Db) {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    letters(&db);
+    let mut tx = db.transaction_with(options(isolation));
+    tx.delete_range("b".."e").unwrap();
+    interfere(&db);
+    (tx.commit(), db)
+}
+
+#[test]
+fn a_range_delete_conflicts_with_any_later_write_into_its_range() {
+    for isolation in [Isolation::Snapshot, Isolation::Serializable] {
+        let (r, db) = range_delete_against(isolation, |db| db.put("c2", "x").unwrap());
+        match r {
+            Err(Error::Conflict { keyspace, key }) => {
+                assert_eq!((keyspace.as_str(), &key[..]), ("default", &b"c2"[..]));
+            }
+            r => panic!("{isolation:?}: a put into the range gave {r:?}"),
+        }
+        assert!(db.get("b").unwrap().is_some(), "nothing of it written");
+        // A delete is a write too; so is an overlapping range delete,
+        // named by where the ranges meet.
+        let (r, _) = range_delete_against(isolation, |db| db.delete("b").unwrap());
+        assert!(r.unwrap_err().is_conflict());
+        let (r, _) = range_delete_against(isolation, |db| db.delete_range("d".."z").unwrap());
+        match r {
+            Err(Error::Conflict { key, .. }) => assert_eq!(key, b"d"),
+            r => panic!("{isolation:?}: an overlapping range delete gave {r:?}"),
+        }
+        // Outside the range, or touching its excluded end: no conflict.
+        let (r, db) = range_delete_against(isolation, |db| {
+            db.put("e", "x").unwrap();
+            db.put("a", "x").unwrap();
+            db.delete_range("e".."z").unwrap();
+            db.keyspace("other").unwrap().put("c", "x").unwrap();
+        });
+        r.unwrap();
+        assert_eq!(db.get("c").unwrap(), None);
+    }
+}
+
+#[test]
+fn a_write_into_a_range_deleted_since_the_snapshot_conflicts() {
+    for isolation in [Isolation::Snapshot, Isolation::Serializable] {
+        let fs = MemFileSystem::new();
+        let db = open_mem(&fs);
+        letters(&db);
+        let mut writer = db.transaction_with(options(isolation));
+        let mut deleter = db.transaction_with(options(isolation));
+        let mut overlapping = db.transaction_with(options(isolation));
+        let mut beside = db.transaction_with(options(isolation));
+        writer.put("c", "mine").unwrap();
+        deleter.delete_range("b".."e").unwrap();
+        overlapping.delete_prefix("d").unwrap();
+        beside.delete_range("e"..).unwrap();
+        deleter.commit().unwrap();
+        match writer.commit() {
+            Err(Error::Conflict { key, .. }) => assert_eq!(key, b"c"),
+            r => panic!("{isolation:?}: {r:?}"),
+        }
+        match overlapping.commit() {
+            Err(Error::Conflict { key, .. }) => assert_eq!(key, b"d"),
+            r => panic!("{isolation:?}: {r:?}"),
+        }
+        beside.commit().unwrap();
+        assert_eq!(scan_all(&db), vec![(b"a".to_vec(), b"a".to_vec())]);
+    }
+}
+
+/// As `a_snapshot_older_than_the_oracle_is_validated_by_lookups`, for
+/// range deletes: the oracle's record no longer reaches the snapshot, so
+/// the range is scanned through the memtables and levels.
+#[test]
+fn range_deletes_are_validated_by_lookups_past_the_oracle() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    letters(&db);
+    db.flush().unwrap();
+    let mut clean = db.transaction();
+    let mut hit = db.transaction();
+    let mut overlapped = db.transaction();
+    let mut into = db.transaction();
+    clean.delete_range("a".."c").unwrap();
+    hit.delete_prefix("e").unwrap();
+    overlapped.delete_range("x".."y").unwrap();
+    into.put("q", "1").unwrap();
+    db.put("e1", "x").unwrap();
+    db.delete_range("r".."xa").unwrap();
+    db.flush().unwrap();
+    let mut rng = Rng(11);
+    for round in 0..70 {
+        let mut batch = WriteBatch::new();
+        for _ in 0..1000 {
+            batch.put(format!("filler{:08}", rng.below(1 << 30)), "v");
+        }
+        db.write(batch).unwrap();
+        if round % 20 == 0 {
+            db.flush().unwrap();
+        }
+    }
+    clean.commit().unwrap();
+    match hit.commit() {
+        Err(Error::Conflict { key, .. }) => assert_eq!(key, b"e1"),
+        r => panic!("a put into the range gave {r:?}"),
+    }
+    match overlapped.commit() {
+        Err(Error::Conflict { key, .. }) => assert_eq!(key, b"x"),
+        r => panic!("an overlapping range delete gave {r:?}"),
+    }
+    // "q" is not in "r".."xa": untouched.
+    into.commit().unwrap();
+    assert_eq!(db.get("a").unwrap(), None);
+    assert!(db.get("e1").unwrap().is_some());
+}

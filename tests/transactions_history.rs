@@ -1,6 +1,7 @@
-//! Randomized concurrent transactions, their history checked for the
-//! cycles each isolation level forbids (`common/history.rs`), and the
-//! checker's own tests on hand-made histories.
+//! Randomized concurrent transactions (reads, range reads, range deletes
+//! and read-modify-write appends), their history checked for the cycles
+//! each isolation level forbids (`common/history.rs`), and the checker's
+//! own tests on hand-made histories.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
@@ -141,6 +142,12 @@ fn key(i: usize) -> String {
     format!("h{i:02}")
 }
 
+/// Where the versions of `key` that range deletes ended are kept: outside
+/// every range deleted (see `run`).
+fn past(key: &str) -> String {
+    format!("past/{key}")
+}
+
 fn decode(v: Option<strata::Bytes>) -> Seen {
     match v {
         None => Vec::new(),
@@ -160,9 +167,47 @@ fn encode(list: &[TxnId]) -> String {
         .join(",")
 }
 
-/// Run one random transaction's operations (reads, scans before any
-/// write, read-modify-write appends); it commits later.
-fn run(db: &Db, isolation: Isolation, id: TxnId, rng: &mut Rng) -> (Transaction, Txn) {
+/// A key's lists as `tx` sees them: what range deletes ended (`past`)
+/// and what was appended since (the key itself).
+fn lists(tx: &mut Transaction, k: &str) -> (Seen, Seen) {
+    (decode(tx.get(past(k)).unwrap()), decode(tx.get(k).unwrap()))
+}
+
+/// Each key's lists in `[start, end)` as `tx` sees them (both scanned),
+/// whole (`past` then the key's own).
+fn scan(tx: &mut Transaction, start: &str, end: &str) -> BTreeMap<String, Seen> {
+    let mut seen: BTreeMap<String, Seen> = tx
+        .range(past(start)..past(end))
+        .unwrap()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            let k = String::from_utf8(k.to_vec()).unwrap();
+            (k["past/".len()..].to_string(), decode(Some(v)))
+        })
+        .collect();
+    for r in tx.range(start..end).unwrap() {
+        let (k, v) = r.unwrap();
+        let k = String::from_utf8(k.to_vec()).unwrap();
+        seen.entry(k).or_default().extend(decode(Some(v)));
+    }
+    seen
+}
+
+/// Run one random transaction's operations (reads, scans and range
+/// deletes before any write, read-modify-write appends); it commits
+/// later.
+///
+/// Versions stay recoverable through range deletes: a key's whole list
+/// is `past/key`'s list followed by the key's own. A transaction that
+/// deletes `[a, b)` scans it first, and for each key there appends the
+/// key's list and its own id to `past/key`: in the checker's terms it
+/// appends to every key in the range (which is how a range delete
+/// conflicts), and the key starts an empty list again. A range delete
+/// that missed a conflict shows as a lost update or a writer twice.
+/// The transaction, its record, and whether it deleted a range.
+type Run = (Transaction, Txn, bool);
+
+fn run(db: &Db, isolation: Isolation, id: TxnId, rng: &mut Rng) -> Run {
     let mut tx = db.transaction_with(TransactionOptions {
         isolation,
         ..TransactionOptions::default()
@@ -171,38 +216,52 @@ fn run(db: &Db, isolation: Isolation, id: TxnId, rng: &mut Rng) -> (Transaction,
         id,
         ..Txn::default()
     };
+    let mut deleted = false;
     for _ in 0..1 + rng.below(4) {
         let k = key(rng.below(KEYS as u64) as usize);
-        match rng.below(3) {
-            0 if !rec.writes.contains(&k) => {
-                let seen = decode(tx.get(&k).unwrap());
-                rec.reads.push((k, seen));
+        let range = |rng: &mut Rng| {
+            let a = rng.below(KEYS as u64) as usize;
+            let b = a + 1 + rng.below(3) as usize;
+            (key(a), key(b))
+        };
+        match rng.below(10) {
+            0..3 if !rec.writes.contains(&k) => {
+                let (past, own) = lists(&mut tx, &k);
+                rec.reads.push((k, [past, own].concat()));
             }
-            1 if rec.writes.is_empty() => {
-                let a = rng.below(KEYS as u64) as usize;
-                let b = a + 1 + rng.below(3) as usize;
-                let (start, end) = (key(a), key(b));
-                let seen: BTreeMap<String, Seen> = tx
-                    .range(start.as_str()..end.as_str())
-                    .unwrap()
-                    .map(|r| {
-                        let (k, v) = r.unwrap();
-                        (String::from_utf8(k.to_vec()).unwrap(), decode(Some(v)))
-                    })
-                    .collect();
+            3..5 if rec.writes.is_empty() => {
+                let (start, end) = range(rng);
+                let seen = scan(&mut tx, &start, &end);
                 rec.scans.push((start, end, seen));
             }
-            _ if !rec.writes.contains(&k) => {
-                let mut list = decode(tx.get(&k).unwrap());
-                rec.reads.push((k.clone(), list.clone()));
-                list.push(id);
-                tx.put(&k, encode(&list)).unwrap();
+            5..6 if rec.writes.is_empty() => {
+                let (start, end) = range(rng);
+                let seen = scan(&mut tx, &start, &end);
+                tx.delete_range(start.as_str()..end.as_str()).unwrap();
+                deleted = true;
+                for i in 0..KEYS {
+                    let k = key(i);
+                    if k < start || k >= end {
+                        continue;
+                    }
+                    let mut list = seen.get(&k).cloned().unwrap_or_default();
+                    rec.reads.push((k.clone(), list.clone()));
+                    list.push(id);
+                    tx.put(past(&k), encode(&list)).unwrap();
+                    rec.writes.push(k);
+                }
+            }
+            5.. if !rec.writes.contains(&k) => {
+                let (past, mut own) = lists(&mut tx, &k);
+                rec.reads.push((k.clone(), [past, own.clone()].concat()));
+                own.push(id);
+                tx.put(&k, encode(&own)).unwrap();
                 rec.writes.push(k);
             }
             _ => {}
         }
     }
-    (tx, rec)
+    (tx, rec, deleted)
 }
 
 /// Run `TRANSACTIONS` random transactions from 4 threads at `isolation`
@@ -221,15 +280,15 @@ fn random_history(isolation: Isolation, level: Level, seed: u64) -> Result<(), S
                 let mut rng = Rng(seed * 100 + th);
                 // Several of this thread's transactions open at once, so
                 // snapshots are older than the commits between.
-                let mut open: VecDeque<(Transaction, Txn)> = VecDeque::new();
+                let mut open: VecDeque<Run> = VecDeque::new();
                 let mut done = Vec::new();
-                let mut finish = |(tx, mut rec): (Transaction, Txn)| {
+                let mut finish = |(tx, mut rec, deleted): Run| {
                     match tx.commit() {
                         Ok(()) => rec.committed = true,
                         Err(Error::Conflict { .. }) => {}
                         Err(e) => panic!("commit failed with {e}"),
                     }
-                    done.push(rec);
+                    done.push((rec, deleted));
                 };
                 for n in 0..TXNS {
                     let id = th * 1_000_000 + n + 1;
@@ -246,16 +305,26 @@ fn random_history(isolation: Isolation, level: Level, seed: u64) -> Result<(), S
     let history = history.into_inner().unwrap();
     let finals: BTreeMap<String, Seen> = (0..KEYS)
         .filter_map(|i| {
-            let list = decode(db.get(key(i)).unwrap());
-            (!list.is_empty()).then(|| (key(i), list))
+            let k = key(i);
+            let list = [db.get(past(&k)), db.get(&k)]
+                .into_iter()
+                .flat_map(|v| decode(v.unwrap()))
+                .collect::<Seen>();
+            (!list.is_empty()).then_some((k, list))
         })
         .collect();
-    let committed = history.iter().filter(|t| t.committed).count();
+    let committed = history.iter().filter(|(t, _)| t.committed).count();
     assert!(
         committed > 0 && committed < history.len(),
         "{committed} of {} committed: no contention",
         history.len()
     );
+    let range_deletes = history
+        .iter()
+        .filter(|(t, deleted)| t.committed && *deleted)
+        .count();
+    assert!(range_deletes > 0, "no range delete committed");
+    let history: Vec<Txn> = history.into_iter().map(|(t, _)| t).collect();
     check(&history, &finals, level).map_err(|a| format!("seed {seed}, {isolation:?}: {a}"))
 }
 

@@ -231,7 +231,7 @@ impl State {
         self.commit(w, batch, sync, seed);
     }
 
-    /// Write `w` (no range deletes) through a transaction, after checking
+    /// Write `w` (range deletes too) through a transaction, after checking
     /// its own view: each key it wrote, and a scan of the first write's
     /// keyspace both ways, read as the model with `w` applied.
     fn write_in_transaction(&mut self, w: Write, sync: bool, seed: u8) {
@@ -254,9 +254,12 @@ impl State {
                 WriteOp::Put(k, v) => tx.put_in(h, &k[1..], v),
                 WriteOp::Delete(k) => tx.delete_in(h, &k[1..]),
                 WriteOp::Merge(k, operand) => tx.merge_in(h, &k[1..], operand),
-                WriteOp::DeleteRange(..) => unreachable!("no range deletes in transactions"),
+                WriteOp::DeleteRange(start, end) => {
+                    let (_, bounds) = keyspace_range(start, end.as_deref());
+                    tx.delete_range_in::<&[u8]>(h, bounds)
+                }
             };
-            buffered.expect("buffering a write reads nothing and cannot fail");
+            buffered.expect("buffering a write (an ordered range) reads nothing and cannot fail");
         }
         // The model holds values as the application means them.
         let mut after = self.model.clone();
@@ -463,8 +466,7 @@ fuzz_target!(|data: &[u8]| {
                     });
                 }
                 // With `b`'s high bit, through a transaction.
-                let ranges = w.iter().any(|o| matches!(o, WriteOp::DeleteRange(..)));
-                if b & 0x80 != 0 && !ranges && !w.is_empty() {
+                if b & 0x80 != 0 && !w.is_empty() {
                     s.write_in_transaction(w, op & 0x80 != 0, b);
                 } else {
                     s.write(w, op & 0x80 != 0, b);

@@ -12,9 +12,12 @@
 //! key `>=` it; moving backward, the snapshot cursor stands at the last
 //! snapshot key `<=` it and `at` counts the buffered keys `<=` it. A turn
 //! repositions both around the current key (one seek, as a database
-//! cursor's own turn does).
+//! cursor's own turn does). The snapshot cursor never rests on a key the
+//! transaction's range deletes cover: it seeks past the range, the way it
+//! moves.
 
 use super::buffer::Pending;
+use super::deleted::DeletedRanges;
 use crate::cursor::Cursor;
 use crate::error::Result;
 use crate::merge::MergeOperator;
@@ -38,7 +41,8 @@ enum Current {
 }
 
 /// A seekable position in one keyspace as a transaction sees it: its
-/// snapshot with its own puts and merges shown and its deletes hidden.
+/// snapshot with its own puts and merges shown and its deletes (range
+/// deletes too) hidden.
 /// The buffered writes are copied when it is made: later writes of the
 /// transaction do not show in it. RocksDB: `Transaction::GetIterator`.
 ///
@@ -62,6 +66,8 @@ enum Current {
 pub struct TransactionCursor {
     snapshot: Cursor,
     buffered: Vec<(Bytes, Pending)>,
+    /// What the transaction's range deletes cover.
+    deleted: DeletedRanges,
     operator: Option<Arc<dyn MergeOperator>>,
     /// Forward: the first buffered index with a key `>=` the current
     /// key; backward: the count of buffered keys `<=` it.
@@ -74,11 +80,13 @@ impl TransactionCursor {
     pub(crate) fn new(
         snapshot: Cursor,
         buffered: Vec<(Bytes, Pending)>,
+        deleted: DeletedRanges,
         operator: Option<Arc<dyn MergeOperator>>,
     ) -> Self {
         TransactionCursor {
             snapshot,
             buffered,
+            deleted,
             operator,
             at: 0,
             direction: Direction::Forward,
@@ -188,6 +196,7 @@ impl TransactionCursor {
         self.direction = direction;
         self.current = Current::None;
         let forward = direction == Direction::Forward;
+        self.skip_deleted(forward)?;
         loop {
             let buffered = if forward {
                 self.buffered.get(self.at)
@@ -228,11 +237,42 @@ impl TransactionCursor {
                 } else {
                     self.snapshot.prev()?;
                 }
+                self.skip_deleted(forward)?;
             }
             if forward {
                 self.at += 1;
             } else {
                 self.at -= 1;
+            }
+        }
+    }
+
+    /// Move the snapshot cursor off the keys the transaction's range
+    /// deletes cover, the way it moves: past the covering range's end
+    /// (forward) or before its start (backward), one seek a range.
+    fn skip_deleted(&mut self, forward: bool) -> Result<()> {
+        loop {
+            let Some(key) = self.snapshot.key() else {
+                return Ok(());
+            };
+            let Some((start, end)) = self.deleted.covering(key) else {
+                return Ok(());
+            };
+            if forward {
+                match end.map(<[u8]>::to_vec) {
+                    Some(end) => self.snapshot.seek(&end)?,
+                    None => {
+                        // Every key from here on is deleted: past the last.
+                        self.snapshot.seek_to_last()?;
+                        self.snapshot.next()?;
+                    }
+                }
+            } else {
+                let start = start.to_vec();
+                self.snapshot.seek_for_prev(&start)?;
+                if self.snapshot.key() == Some(&start[..]) {
+                    self.snapshot.prev()?;
+                }
             }
         }
     }

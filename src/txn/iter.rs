@@ -2,6 +2,7 @@
 //! entries (read-your-own-writes), in key order, from both ends.
 
 use super::buffer::Pending;
+use super::deleted::DeletedRanges;
 use crate::cursor::Iter;
 use crate::error::Result;
 use crate::merge::MergeOperator;
@@ -11,11 +12,14 @@ use std::sync::Arc;
 
 /// Entries of a keyspace in a range as a transaction sees them: the
 /// snapshot's, with the transaction's puts and merges shown and its
-/// deletes hidden. The buffered writes are copied when it is made:
+/// deletes (range deletes too) hidden. The buffered writes are copied when it is made:
 /// later writes of the transaction do not show in it.
 pub struct TransactionIter {
     snapshot: Iter,
     buffered: VecDeque<(Bytes, Pending)>,
+    /// What the transaction's range deletes cover: snapshot entries there
+    /// are skipped (a seek past each range).
+    deleted: DeletedRanges,
     operator: Option<Arc<dyn MergeOperator>>,
     /// Snapshot entries taken from one end but not yet yielded.
     front: Option<(Bytes, Bytes)>,
@@ -30,11 +34,13 @@ impl TransactionIter {
     pub(crate) fn new(
         snapshot: Iter,
         buffered: VecDeque<(Bytes, Pending)>,
+        deleted: DeletedRanges,
         operator: Option<Arc<dyn MergeOperator>>,
     ) -> Self {
         TransactionIter {
             snapshot,
             buffered,
+            deleted,
             operator,
             front: None,
             back: None,
@@ -51,25 +57,46 @@ impl TransactionIter {
 
     /// The next snapshot entry from the front: the one held from an
     /// earlier look, else the iterator's, else (the snapshot's two ends
-    /// met) the one the back holds.
+    /// met) the one the back holds; past the keys the transaction's range
+    /// deletes cover.
     fn snapshot_front(&mut self) -> Result<Option<(Bytes, Bytes)>> {
-        if self.front.is_none() {
-            self.front = self.snapshot.next().transpose()?;
+        loop {
+            if self.front.is_none() {
+                self.front = self.snapshot.next().transpose()?;
+            }
+            if self.front.is_none() {
+                self.front = self.back.take();
+            }
+            let deleted_to = match &self.front {
+                Some((k, _)) => match self.deleted.covering(k) {
+                    Some((_, end)) => end.map(<[u8]>::to_vec),
+                    None => return Ok(self.front.clone()),
+                },
+                None => return Ok(None),
+            };
+            self.front = None;
+            self.snapshot.skip_front_to(deleted_to.as_deref())?;
         }
-        if self.front.is_none() {
-            self.front = self.back.take();
-        }
-        Ok(self.front.clone())
     }
 
     fn snapshot_back(&mut self) -> Result<Option<(Bytes, Bytes)>> {
-        if self.back.is_none() {
-            self.back = self.snapshot.next_back().transpose()?;
+        loop {
+            if self.back.is_none() {
+                self.back = self.snapshot.next_back().transpose()?;
+            }
+            if self.back.is_none() {
+                self.back = self.front.take();
+            }
+            let deleted_from = match &self.back {
+                Some((k, _)) => match self.deleted.covering(k) {
+                    Some((start, _)) => start.to_vec(),
+                    None => return Ok(self.back.clone()),
+                },
+                None => return Ok(None),
+            };
+            self.back = None;
+            self.snapshot.skip_back_before(&deleted_from)?;
         }
-        if self.back.is_none() {
-            self.back = self.front.take();
-        }
-        Ok(self.back.clone())
     }
 
     /// Resolve a buffered entry over the snapshot's value of its key.

@@ -1,13 +1,14 @@
 //! Validation by lookups: when the oracle no longer reaches back to a
 //! transaction's snapshot, each key it checks is looked up through the
-//! memtables and levels for its newest version, and each range it read is
-//! scanned for versions, as of a pinned sequence number; the oracle
-//! certifies the rest (everything numbered after the pin) as usual.
+//! memtables and levels for its newest version, and each range it read or
+//! deletes is scanned for versions, as of a pinned sequence number; the
+//! oracle certifies the rest (everything numbered after the pin) as usual.
 //!
 //! Cost: one seek through every source (memtables, L0 tables, one table
 //! per deeper level, bloom filters unused) per key checked, and a scan of
-//! every version in each range read, plus a pass over the sources' range
-//! tombstones; reading tables may mean I/O. Only transactions older than
+//! every version in each range read or deleted (up to the first newer
+//! than the snapshot), plus a pass over the sources' range tombstones;
+//! reading tables may mean I/O. Only transactions older than
 //! the oracle's record pay it (see `oracle.rs`), and none of it happens
 //! under a lock: the pin keeps the oracle from evicting what the
 //! transaction will still be certified against.

@@ -12,6 +12,7 @@
 
 mod buffer;
 mod cursor;
+mod deleted;
 mod footprint;
 mod iter;
 mod lookup;
@@ -43,7 +44,8 @@ use strata_sstable::SeqNo;
 pub enum Isolation {
     /// Snapshot isolation: reads see the snapshot taken at the start (and
     /// the transaction's own writes); the commit fails if a commit made
-    /// after the snapshot wrote a key this one writes, or read with
+    /// after the snapshot wrote a key this one writes (a range delete
+    /// writes every key in its range), or read with
     /// [`Transaction::get_for_update`]. Forbids G0, G1 and lost updates;
     /// allows write skew (G2-item with two anti-dependencies) and
     /// phantoms. RocksDB's optimistic transactions.
@@ -241,6 +243,7 @@ impl Transaction {
         let spec = self.spec();
         let from_snapshot = || inner.get(ks, key, spec);
         match self.writes.get(ks.id, key) {
+            None if self.writes.range_deleted(ks.id, key) => Ok(None),
             None => from_snapshot(),
             Some(p) => {
                 let operator = if p.operands.is_empty() {
@@ -350,6 +353,93 @@ impl Transaction {
         self.write(&ks, key.as_ref(), Op::Merge(operand.as_ref()))
     }
 
+    /// Buffer a range delete of `span` (from `range_to_span` or
+    /// `prefix_span`) in `ks`.
+    fn delete_span(
+        &mut self,
+        ks: &KeyspaceState,
+        span: std::result::Result<Option<crate::batch::Span>, String>,
+    ) -> Result<()> {
+        // An empty range deletes nothing, as `Db::delete_range`'s.
+        let Some((start, end)) = span.map_err(Error::InvalidArgument)? else {
+            return Ok(());
+        };
+        for (what, len) in [
+            ("start", start.len()),
+            ("end", end.as_ref().map_or(0, Vec::len)),
+        ] {
+            if len > crate::batch::MAX_RANGE_END_SIZE {
+                return Err(Error::InvalidArgument(format!(
+                    "range delete {what} of {len} bytes is over the {} byte limit",
+                    crate::batch::MAX_RANGE_END_SIZE
+                )));
+            }
+        }
+        self.writes
+            .delete_range(ks.id, &start, end.as_deref(), self.options.max_write_bytes)
+    }
+
+    /// Remove every key in `range` from the default keyspace, when the
+    /// transaction commits: the keys its snapshot holds there and those
+    /// it wrote before; a key it writes afterwards survives (as in a
+    /// [`WriteBatch`](crate::WriteBatch)). Its own reads see this at once.
+    /// The ranges and errors are [`Db::delete_range`]'s: an empty range
+    /// does nothing, an inverted one is [`Error::InvalidArgument`]. For
+    /// conflicts it writes every key in the range: a commit after the
+    /// snapshot that wrote any key in it (or deleted a range meeting it)
+    /// makes this commit fail. RocksDB's transactions have no range
+    /// delete.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = strata::Db::open(dir.path(), strata::Options::default())?;
+    /// for k in ["a", "b", "c", "d"] {
+    ///     db.put(k, "v")?;
+    /// }
+    /// let mut tx = db.transaction();
+    /// tx.put("c", "mine")?;
+    /// tx.delete_range("b".."d")?; // b, and the c it put
+    /// tx.put("b", "new")?; // after the range delete: survives it
+    /// assert_eq!(tx.get("b")?.as_deref(), Some(&b"new"[..]));
+    /// assert!(tx.get("c")?.is_none());
+    /// tx.commit()?;
+    /// let keys: Vec<_> = db.iter().map(|e| e.unwrap().0).collect();
+    /// assert_eq!(keys, [&b"a"[..], b"b", b"d"]);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn delete_range<K: AsRef<[u8]>>(&mut self, range: impl RangeBounds<K>) -> Result<()> {
+        let ks = self.default_ks();
+        self.delete_span(&ks, range_to_span(&range))
+    }
+
+    /// [`delete_range`](Self::delete_range) in `keyspace`.
+    pub fn delete_range_in<K: AsRef<[u8]>>(
+        &mut self,
+        keyspace: &Keyspace,
+        range: impl RangeBounds<K>,
+    ) -> Result<()> {
+        let ks = self.state_of(keyspace)?;
+        self.delete_span(&ks, range_to_span(&range))
+    }
+
+    /// Remove every key starting with `prefix` from the default keyspace
+    /// (every key, for the empty prefix), as one
+    /// [`delete_range`](Self::delete_range).
+    pub fn delete_prefix(&mut self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        let ks = self.default_ks();
+        self.delete_span(&ks, crate::batch::prefix_span(prefix.as_ref()))
+    }
+
+    /// [`delete_prefix`](Self::delete_prefix) in `keyspace`.
+    pub fn delete_prefix_in(
+        &mut self,
+        keyspace: &Keyspace,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<()> {
+        let ks = self.state_of(keyspace)?;
+        self.delete_span(&ks, crate::batch::prefix_span(prefix.as_ref()))
+    }
+
     fn scan(
         &mut self,
         ks: &KeyspaceState,
@@ -368,10 +458,13 @@ impl Transaction {
             .range(ks.id, lower.as_deref(), upper.as_deref())
             .map(|(k, p)| (Bytes::copy_from_slice(k), p.clone()))
             .collect();
+        let deleted = self
+            .writes
+            .deleted_within(ks.id, lower.as_deref(), upper.as_deref());
         let view = self.inner().read_view(ks, self.spec());
         let operator = view.merge_operator.clone();
         let snapshot = crate::cursor::Iter::new(view, lower, upper);
-        Ok(TransactionIter::new(snapshot, buffered, operator))
+        Ok(TransactionIter::new(snapshot, buffered, deleted, operator))
     }
 
     fn scan_range<K: AsRef<[u8]>, R: RangeBounds<K>>(
@@ -431,10 +524,13 @@ impl Transaction {
             .range(ks.id, None, None)
             .map(|(k, p)| (Bytes::copy_from_slice(k), p.clone()))
             .collect();
+        let deleted = self.writes.deleted_within(ks.id, None, None);
         let view = self.inner().read_view(ks, self.spec());
         let operator = view.merge_operator.clone();
         let snapshot = crate::cursor::Cursor::new(view.db_iter(None, None));
-        Ok(TransactionCursor::new(snapshot, buffered, operator))
+        Ok(TransactionCursor::new(
+            snapshot, buffered, deleted, operator,
+        ))
     }
 
     /// Entries of the default keyspace in `range`, as this transaction
@@ -510,12 +606,20 @@ impl Transaction {
     }
 
     /// Every key and range the commit must find untouched: those read
-    /// (tracked) and those written. The leader finds the written keys in
-    /// the batch's footprint; this is for validation by lookups.
+    /// (tracked) and those written, a range delete's whole range among
+    /// them. The leader finds the written ones in the batch's footprint;
+    /// this is for validation by lookups.
     fn everything_checked(&self, reads: &Footprint) -> Footprint {
         let mut check = reads.clone();
         for (ks, key) in self.writes.keys() {
             check.push_key(ks, key);
+        }
+        for (ks, start, end) in self.writes.range_deletes() {
+            check.ranges.push(KeyRange {
+                keyspace: *ks,
+                start: start.clone(),
+                end: end.clone(),
+            });
         }
         check
     }

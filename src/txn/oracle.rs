@@ -169,7 +169,7 @@ pub(crate) struct Oracle {
     newest: HashMap<u64, SeqNo, BuildHasherDefault<Identity>>,
     /// Recent commits, oldest first.
     ring: VecDeque<(SeqNo, Footprint)>,
-    /// Keys in the ring.
+    /// Keys and range deletes in the ring (`weight`).
     keys: usize,
     /// Commits in the ring with range deletes (checked against every
     /// certificate's keys).
@@ -214,7 +214,10 @@ impl Oracle {
                 }
             }
         }
-        if self.range_deletes == 0 && cert.check.ranges.is_empty() {
+        // Ranges: those read, and the transaction's own range deletes
+        // (which write every key in them).
+        let has_ranges = |fp: &Footprint| !fp.ranges.is_empty();
+        if self.range_deletes == 0 && !checked.clone().any(has_ranges) {
             return Verdict::Accepted;
         }
         // Ranges: against each commit after `from`, newest first.
@@ -247,7 +250,7 @@ impl Oracle {
         for (_, f, _) in fp.keys() {
             self.newest.insert(f, seq);
         }
-        self.keys += fp.key_count();
+        self.keys += weight(&fp);
         if !fp.ranges.is_empty() {
             self.range_deletes += 1;
         }
@@ -303,7 +306,7 @@ impl Oracle {
                     self.newest.remove(&f);
                 }
             }
-            self.keys -= fp.key_count();
+            self.keys -= weight(&fp);
             if !fp.ranges.is_empty() {
                 self.range_deletes -= 1;
             }
@@ -318,6 +321,12 @@ impl Oracle {
     pub fn len(&self) -> usize {
         self.ring.len()
     }
+}
+
+/// What a commit costs the ring's budget: its keys, and a range delete
+/// as one (else commits of range deletes alone would never evict).
+fn weight(fp: &Footprint) -> usize {
+    fp.key_count() + fp.ranges.len()
 }
 
 /// A conflict between what a transaction checks and one later commit's
@@ -485,5 +494,25 @@ mod tests {
             Verdict::Conflict { .. }
         ));
         assert_eq!(o.certify(&cert(4, &["y"]), None), Verdict::Accepted);
+    }
+
+    #[test]
+    fn a_transactions_own_range_delete_conflicts_with_a_key_written_into_it() {
+        let mut o = oracle(0);
+        o.record(3, fp(&["m"]));
+        let mut deletes = Footprint::default();
+        deletes
+            .ranges
+            .push(key_range(0, b"a".to_vec(), Some(b"n".to_vec())));
+        // Only in the batch's footprint, and no range delete recorded:
+        // still checked against the ring.
+        assert_eq!(
+            o.certify(&cert(2, &[]), Some(&deletes)),
+            Verdict::Conflict {
+                keyspace: 0,
+                key: b"m".to_vec()
+            }
+        );
+        assert_eq!(o.certify(&cert(3, &[]), Some(&deletes)), Verdict::Accepted);
     }
 }

@@ -9,6 +9,15 @@
 //! transfers between any two accounts, so transfers conflict; a conflict
 //! (`Error::Conflict`) writes nothing, and any other error fails the run.
 //!
+//! A transfer between accounts at most `REWRITE_SPAN` apart instead
+//! rewrites the accounts between them: it scans them, deletes the span
+//! with one range delete, and puts every account back, the two moved.
+//! Atomicity keeps the range delete and the puts together through a kill
+//! (else accounts go missing), and the range delete's conflicts (it
+//! writes every key in the span) keep two transfers from overwriting each
+//! other even though the scan alone is not a tracked read at snapshot
+//! isolation (else the total changes).
+//!
 //! Each account's value is `balance:touches`, `touches` counting the
 //! transfers that changed it, so after a kill the audit checks that the
 //! total is intact, that no balance is negative, and that the touches sum
@@ -156,6 +165,9 @@ pub fn transfer(
         }
         Ok((balance, touches))
     };
+    if from.abs_diff(to) <= REWRITE_SPAN {
+        return transfer_by_rewrite(tx, ks, from, to, amount);
+    }
     let (from_balance, from_touches) = read(&mut tx, from)?;
     let (to_balance, to_touches) = read(&mut tx, to)?;
     if from_balance < amount {
@@ -179,6 +191,54 @@ pub fn transfer(
     }
 }
 
+/// Transfers between accounts this close rewrite the span between them.
+const REWRITE_SPAN: u32 = 6;
+
+/// A transfer as a rewrite of accounts `from..=to` (either order): scan,
+/// one range delete, every account put back.
+fn transfer_by_rewrite(
+    mut tx: strata::Transaction,
+    ks: &Keyspace,
+    from: u32,
+    to: u32,
+    amount: i64,
+) -> Result<Transfer, AnyError> {
+    let (lo, hi) = (from.min(to), from.max(to));
+    let span = account_key(lo)..=account_key(hi);
+    let mut accounts = Vec::new();
+    for entry in tx.range_in(ks, span.clone())? {
+        let (key, value) = entry?;
+        let i = lo + accounts.len() as u32;
+        if key[..] != account_key(i)[..] {
+            return Err(format!("a rewrite found {key:?} where account {i} belongs").into());
+        }
+        accounts.push(parse_account(i, &value)?);
+    }
+    if accounts.len() as u32 != hi - lo + 1 {
+        return Err(format!("a rewrite found {} accounts in {lo}..={hi}", accounts.len()).into());
+    }
+    let (f, t) = ((from - lo) as usize, (to - lo) as usize);
+    if accounts[f].0 < amount {
+        tx.rollback();
+        return Ok(Transfer::Declined);
+    }
+    accounts[f] = (accounts[f].0 - amount, accounts[f].1 + 1);
+    accounts[t] = (accounts[t].0 + amount, accounts[t].1 + 1);
+    tx.delete_range_in(ks, span)?;
+    for (n, (balance, touches)) in accounts.into_iter().enumerate() {
+        tx.put_in(
+            ks,
+            account_key(lo + n as u32),
+            account_value(balance, touches),
+        )?;
+    }
+    match tx.commit() {
+        Ok(()) => Ok(Transfer::Committed),
+        Err(Error::Conflict { .. }) => Ok(Transfer::Conflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,9 +254,15 @@ mod tests {
         assert_eq!(t, Transfer::Committed);
         let t = transfer(&db, &ks, 3, 7, START, Isolation::Snapshot).unwrap();
         assert_eq!(t, Transfer::Declined, "account 3 holds START - 40");
+        // 3 and 7 are close (a rewrite of 3..=7 with a range delete);
+        // 90 and 10 far apart (two get_for_update): a transfer each.
+        let t = transfer(&db, &ks, 90, 10, 5, Isolation::Snapshot).unwrap();
+        assert_eq!(t, Transfer::Committed);
+        let t = transfer(&db, &ks, 10, 90, 5, Isolation::Snapshot).unwrap();
+        assert_eq!(t, Transfer::Committed);
         let found = audit(&ks).unwrap().unwrap();
         assert_eq!(found.total, i64::from(ACCOUNTS) * START);
-        assert_eq!(found.transfers, 1);
+        assert_eq!(found.transfers, 3);
 
         // Half a transfer: the debit without the credit.
         ks.put(account_key(3), account_value(START - 80, 2))
