@@ -234,9 +234,17 @@ impl Feed {
         if count == 0 {
             return Ok(());
         }
-        let newest = wals[count - 1].number;
-        let next = successor(newest);
-        let last = g.last_seq_bound(fs, dir, &self.started_after, newest, next)?;
+        let next = successor(wals[count - 1].number);
+        // The last batch the deleted WALs held: the newest one's bound,
+        // or, if it holds none (a WAL an open started, empty when the
+        // next open came), an older one's.
+        let mut last = 0;
+        for w in wals[..count].iter().rev() {
+            last = g.last_seq_bound(fs, dir, &self.started_after, w.number, successor(w.number))?;
+            if last > 0 {
+                break;
+            }
+        }
         g.state.floor_seq = g.state.floor_seq.max(last.saturating_add(1));
         g.state.prune_ingestions();
         // A recovery point matters only while a WAL below it is left.
