@@ -6,6 +6,7 @@ use crate::batch::DecodedBatch;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
+use crate::options::WalRecoveryMode;
 use crate::wal_replay::read_wal_chain_with;
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -294,6 +295,16 @@ impl UpdatesSince {
                 continue;
             };
             let cap = cap_of(&state, first);
+            // A run of WALs an open already recovered ends where that
+            // open said (its recovery point caps it): a torn tail past
+            // it is that crash's, which the open tolerated (after an
+            // `AbsoluteConsistency` refusal, in the default mode).
+            let mode = match mode {
+                WalRecoveryMode::AbsoluteConsistency if cap != SeqNo::MAX => {
+                    WalRecoveryMode::TolerateCorruptedTailRecords
+                }
+                mode => mode,
+            };
             let next_seq = &mut self.next_seq;
             let resume_wal = &mut self.resume_wal;
             let ready = &mut self.ready;
