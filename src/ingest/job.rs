@@ -282,70 +282,76 @@ impl DbInner {
             first,
             keep: false,
         };
-        let noted = self.feed.note_ingestion(&*self.fs, &self.dir, first, last);
-        // Noted or maybe noted: no write may have them now.
-        leader.number_unlogged(last);
-        noted?;
-
-        // Commit: place again under the lock held through the edit (a
-        // compaction may have been picked meanwhile).
-        let mut versions = self.versions.lock();
-        let version = versions.current(ks.id);
-        let opener = versions.opener().clone();
-        let mut edit = VersionEdit {
-            keyspace: ks.id,
-            ..VersionEdit::default()
-        };
-        let mut tables: Vec<Arc<TableFile>> = Vec::with_capacity(files.len());
-        for ((f, meta), &seq) in files.iter().zip(metas).zip(&seqnos) {
-            let p = place(&version, levels, &f.range());
-            if seq == 0 && (p.overlaps_data || p.level == 0) {
-                // Only a compaction's new range can do this: numbering
-                // the table is always right.
-                drop(versions);
-                return Ok(Attempt::FlushFirst);
-            }
-            let table = opener.open(meta, p.level)?;
-            edit.new_files.push((p.level, table.meta.clone()));
-            tables.push(table);
-        }
-        if memtables_empty {
-            // Replay checks each WAL record follows this; with writes in
-            // the memtables the feed's state alone keeps the numbers.
-            edit.last_sequence = Some(last.max(versions.last_sequence()));
-        }
-        let applied = versions.log_and_apply(edit, &tables);
-        let version = match applied {
-            Ok(version) => version,
-            Err(e) => {
-                drop(versions);
-                if matches!(e, Error::Io { .. }) {
-                    // Its outcome is unknown: the edit may be durable.
-                    placed.keep = true;
-                    mark.keep = true;
-                    return Err(Error::Background(self.set_bg_error(e)));
+        let outcome = self
+            .feed
+            .note_ingestion(&*self.fs, &self.dir, first, last)
+            .and_then(|()| {
+                // Commit: place again under the lock held through the edit (a
+                // compaction may have been picked meanwhile).
+                let mut versions = self.versions.lock();
+                let version = versions.current(ks.id);
+                let opener = versions.opener().clone();
+                let mut edit = VersionEdit {
+                    keyspace: ks.id,
+                    ..VersionEdit::default()
+                };
+                let mut tables: Vec<Arc<TableFile>> = Vec::with_capacity(files.len());
+                for ((f, meta), &seq) in files.iter().zip(metas).zip(&seqnos) {
+                    let p = place(&version, levels, &f.range());
+                    if seq == 0 && (p.overlaps_data || p.level == 0) {
+                        // Only a compaction's new range can do this: numbering
+                        // the table is always right.
+                        drop(versions);
+                        return Ok(Attempt::FlushFirst);
+                    }
+                    let table = opener.open(meta, p.level)?;
+                    edit.new_files.push((p.level, table.meta.clone()));
+                    tables.push(table);
                 }
-                return Err(e);
-            }
-        };
-        mark.keep = true;
-        self.update_super_version(ks, |sv| SuperVersion {
-            mem: Arc::clone(&sv.mem),
-            imms: sv.imms.clone(),
-            version,
-        });
-        drop(versions);
+                if memtables_empty {
+                    // Replay checks each WAL record follows this; with writes in
+                    // the memtables the feed's state alone keeps the numbers.
+                    edit.last_sequence = Some(last.max(versions.last_sequence()));
+                }
+                let applied = versions.log_and_apply(edit, &tables);
+                let version = match applied {
+                    Ok(version) => version,
+                    Err(e) => {
+                        drop(versions);
+                        if matches!(e, Error::Io { .. }) {
+                            // Its outcome is unknown: the edit may be durable.
+                            placed.keep = true;
+                            mark.keep = true;
+                            return Err(Error::Background(self.set_bg_error(e)));
+                        }
+                        return Err(e);
+                    }
+                };
+                mark.keep = true;
+                self.update_super_version(ks, |sv| SuperVersion {
+                    mem: Arc::clone(&sv.mem),
+                    imms: sv.imms.clone(),
+                    version,
+                });
+                drop(versions);
+                // The copies that were rewritten with a number (and those of an
+                // earlier attempt) go; the tables the edit named stay.
+                placed
+                    .numbers
+                    .retain(|n| tables.iter().all(|t| t.meta.number != *n));
+                for &n in &placed.numbers {
+                    let _ = self.fs.remove(&table_path(&self.dir, n));
+                }
+                placed.numbers.clear();
+                Ok(Attempt::Committed(last))
+            });
+        // Noted, or maybe noted: no write may have these numbers now,
+        // committed or not. Published only here, once a committed
+        // ingestion's tables are in the super version (a snapshot at
+        // them sees them), and before new snapshots are let in.
+        leader.number_unlogged(last);
         drop(freeze);
-        // The copies that were rewritten with a number (and those of an
-        // earlier attempt) go; the tables the edit named stay.
-        placed
-            .numbers
-            .retain(|n| tables.iter().all(|t| t.meta.number != *n));
-        for &n in &placed.numbers {
-            let _ = self.fs.remove(&table_path(&self.dir, n));
-        }
-        placed.numbers.clear();
-        Ok(Attempt::Committed(last))
+        outcome
     }
 
     /// Write table `number`: `f`'s point entries with sequence number
