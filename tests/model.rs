@@ -1571,3 +1571,33 @@ mod ack_log_range_deletes {
         );
     }
 }
+
+/// Found by the feed check: a write to a keyspace dropped later, after
+/// the cursor acknowledged everything before it.
+#[test]
+fn regression_the_feed_keeps_a_dropped_keyspace_write_past_the_cursor() {
+    run(vec![
+        Op::FeedAck(0),
+        Op::DeleteRange(1, 10, 255),
+        Op::Put(0, 14, 37129),
+        Op::Put(0, 21, 63770),
+        Op::Put(0, 25, 4113),
+        Op::Delete(0, 28),
+        Op::Ingest(0, vec![(20, 0, 51442), (21, 2, 58752)], true),
+        Op::Merge(0, 8, 7092),
+        Op::Ingest(
+            0,
+            vec![(14, 1, 11746), (4, 2, 20475), (36, 2, 53277), (5, 0, 20139)],
+            true,
+        ),
+        Op::PutTtl(3, 37, 4368, 3),
+        Op::CompactRange(0, 27, 28),
+        Op::Put(2, 37, 12739),
+        Op::DropKeyspace(2),
+        Op::FeedAck(17403707705691208958),
+        Op::Advance(2),
+        Op::CompactRange(3, 16, 7),
+        Op::DropKeyspace(1),
+    ])
+    .unwrap();
+}
