@@ -93,13 +93,16 @@ fn a_reader_across_an_ingestion_gets_its_number_as_a_gap_after_the_batches_befor
     assert_eq!(db.get(key(105)).unwrap().unwrap(), value(105, 9));
 }
 
+/// Batches' first and last sequence numbers.
+type Spans = Vec<(u64, u64)>;
+
 /// `(Vec, Option<Error>)` compared through the gap it names.
 trait IntoPair {
-    fn into_pair(self) -> (Vec<(u64, u64)>, Option<(u64, u64)>);
+    fn into_pair(self) -> (Spans, Option<(u64, u64)>);
 }
 
-impl IntoPair for (Vec<(u64, u64)>, Option<Error>) {
-    fn into_pair(self) -> (Vec<(u64, u64)>, Option<(u64, u64)>) {
+impl IntoPair for (Spans, Option<Error>) {
+    fn into_pair(self) -> (Spans, Option<(u64, u64)>) {
         let g = gap(&self.1);
         (self.0, g)
     }

@@ -370,7 +370,7 @@ impl Sim {
         sim.db = Some(Db::open(dir(), sim.options()).expect("first open"));
         // Where tables to ingest are built.
         strata::fs::FileSystem::create_dir_all(&sim.fs, &PathBuf::from("/ext")).expect("/ext");
-        if seed % 3 != 0 {
+        if !seed.is_multiple_of(3) {
             let cursor = sim.db().change_feed("sim").expect("a cursor");
             sim.feed.acked = Some(cursor.acked().expect("its position"));
         }
