@@ -81,7 +81,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         "manifest loaded"
     );
 
-    let replayed = replay_wals(&options, &dir, &mut versions)?;
+    let mut replayed = replay_wals(&options, &dir, &mut versions)?;
     let wal_number = versions.new_file_number()?;
     let wal = create_wal(
         &*fs,
@@ -100,6 +100,9 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
             fresh_wal: wal_number,
         },
     )?;
+    // No write gets a number an ingestion took, even one a crash cut
+    // short before its MANIFEST edit: the feed reports those numbers.
+    replayed.last_seq = replayed.last_seq.max(feed.last_ingested());
     let versions_by_keyspace = log_replayed_tables(&mut versions, replayed, wal_number)?;
     remove_obsolete_files(&options, &dir, &versions)?;
     // The WALs replay read are obsolete now: retention decides (`feed/`).

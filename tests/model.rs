@@ -10,6 +10,12 @@
 //! (`Op::Advance`); the model drops what expired at each move (in every
 //! snapshot's copy too: expiry goes by the clock), keeping the merge
 //! operands written on top of an expired value.
+//! The change feed is read against the log of committed writes
+//! (`common/feed_log.rs`: exact numbers and records, disable_wal holes,
+//! ingestions as gaps of exactly their numbers, a cursor that pins
+//! WALs), and a read-only open (or a refresh of one kept across
+//! reopens) holds exactly what the model does once the writes are in
+//! the WAL file.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
@@ -17,6 +23,7 @@
 mod common;
 
 use common::ack_log::{apply, AckLog, Model, WriteOp};
+use common::feed_log::{visible, FeedLog, Rec, RecKind, Took};
 use common::filter::{mark_filter, norm, norm_entries, MarkAwareAppend};
 use common::keyspaces::KEYSPACES;
 use common::*;
@@ -97,6 +104,14 @@ enum Op {
     /// (which must make its commit a conflict), and a commit (`.2`) or a
     /// drop.
     Transaction(Vec<TxStep>, bool, bool),
+    /// Read the change feed from a position the log picks (`.0`), after
+    /// syncing the WAL with `.1` (then it must show every write).
+    Feed(usize, bool),
+    /// Create the cursor `model`, or acknowledge a write the log picks.
+    FeedAck(usize),
+    /// Open the database read-only beside the writer (or, with `true`,
+    /// refresh the reader kept from before): it holds what the model does.
+    ReadOnly(bool),
 }
 
 /// One step of an `Op::Transaction`.
@@ -287,6 +302,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(s, entries, moving)| Op::Ingest(s, entries, moving)),
         3 => (proptest::collection::vec(tx_step(), 1..12), any::<bool>(), prop_oneof![4 => Just(true), 1 => Just(false)])
             .prop_map(|(steps, interfere, commit)| Op::Transaction(steps, interfere, commit)),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(from, sync)| Op::Feed(from, sync)),
+        1 => any::<usize>().prop_map(Op::FeedAck),
+        1 => any::<bool>().prop_map(Op::ReadOnly),
     ]
 }
 
@@ -373,6 +391,13 @@ struct Harness {
     clock: Arc<ManualClock>,
     /// Tables built for `Op::Ingest` so far (their names).
     ingested: u32,
+    /// The committed writes' sequence numbers, for the change feed.
+    feed: FeedLog,
+    /// A `disable_wal` write may be in no file yet (until a flush of
+    /// every keyspace or a reopen): a read-only open would not see it.
+    unlogged: bool,
+    /// The reader of `Op::ReadOnly`, kept across reopens of the writer.
+    read_only: Option<strata::ReadOnlyDb>,
 }
 
 impl Harness {
@@ -389,7 +414,60 @@ impl Harness {
             exp: Expiries::new(),
             clock,
             ingested: 0,
+            feed: FeedLog::default(),
+            unlogged: false,
+            read_only: None,
         }
+    }
+
+    /// Read the change feed from the log's position `choice` and check
+    /// it (`common/feed_log.rs`); with `sync`, sync the WAL first.
+    fn check_feed(&self, choice: usize, sync: bool) -> Result<(), TestCaseError> {
+        if sync {
+            self.db().flush_wal(true).unwrap();
+        }
+        let from = self.feed.position(choice);
+        self.feed
+            .check(self.db(), from, sync)
+            .unwrap()
+            .map_err(|e| TestCaseError::fail(format!("change feed from {from}: {e}")))?;
+        Ok(())
+    }
+
+    /// Open (or refresh) a read-only view and compare it with the model,
+    /// once every write is in the WAL file or a table.
+    fn check_read_only(&mut self, refresh: bool) -> Result<(), TestCaseError> {
+        if self.unlogged {
+            self.db().flush_all().unwrap();
+            self.unlogged = false;
+        }
+        self.db().flush_wal(false).unwrap();
+        let options = clocked(merge_options(&self.fs), &self.clock);
+        match &self.read_only {
+            Some(ro) if refresh => ro.refresh().unwrap(),
+            _ => self.read_only = Some(Db::open_read_only(mem_dir(), options).unwrap()),
+        }
+        let ro = self.read_only.as_ref().unwrap();
+        let names: Vec<String> = self.models.keys().map(|n| n.to_string()).collect();
+        let mut live = ro.keyspace_names();
+        live.sort();
+        prop_assert_eq!(live, names);
+        for (name, model) in &self.models {
+            let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let got: Result<Vec<_>, _> = ro
+                .iter_in(name)
+                .unwrap()
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect();
+            match got {
+                Ok(got) => prop_assert_eq!(norm_entries(got), want, "read-only keyspace {}", name),
+                // A reader knows no keyspace's merge operator but the
+                // default one's (docs/design/read-only.md).
+                Err(Error::MergeFailed { .. }) if *name != "default" => {}
+                Err(e) => return Err(TestCaseError::fail(format!("read-only {name}: {e}"))),
+            }
+        }
+        Ok(())
     }
 
     fn db(&self) -> &Db {
@@ -472,9 +550,13 @@ impl Harness {
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut h = Harness::new();
     for op in ops {
+        let before = visible(h.db());
+        // What the operation's numbers are to the feed, when it says.
+        let mut took: Option<Took> = None;
         match op {
             Op::Put(s, key, n) => {
                 h.ks(s).put(k(key), v(key, n)).unwrap();
+                took = Some(logged(&[(s, k(key), RecKind::Put(v(key, n)))]));
                 put_into(h.model(s), k(key), &v(key, n));
                 overwritten(&mut h.exp, KEYSPACES[usize::from(s)], &k(key));
             }
@@ -483,6 +565,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 h.ks(s).put_with_ttl(k(key), v(key, n), ttl).unwrap();
                 put_into(h.model(s), k(key), &v(key, n));
                 let expiry = h.clock.now_micros() + ttl.as_micros() as u64;
+                took = Some(logged(&[(
+                    s,
+                    k(key),
+                    RecKind::PutWithExpiry(v(key, n), expiry),
+                )]));
                 h.exp
                     .entry(KEYSPACES[usize::from(s)])
                     .or_default()
@@ -511,6 +598,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     ..strata::IngestOptions::default()
                 };
                 h.ks(s).ingest(&[&path], &opts).unwrap();
+                took = Some(Took::Ingestion);
                 let name = KEYSPACES[usize::from(s)];
                 for (key, kind, n) in entries {
                     match kind {
@@ -539,11 +627,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Delete(s, key) => {
                 h.ks(s).delete(k(key)).unwrap();
+                took = Some(logged(&[(s, k(key), RecKind::Delete)]));
                 h.model(s).remove(&k(key));
                 overwritten(&mut h.exp, KEYSPACES[usize::from(s)], &k(key));
             }
             Op::Merge(s, key, n) => {
                 h.ks(s).merge(k(key), operand(n)).unwrap();
+                took = Some(logged(&[(s, k(key), RecKind::Merge(operand(n)))]));
                 merge_into(h.model(s), k(key), operand(n));
                 merged_onto(&mut h.exp, KEYSPACES[usize::from(s)], &k(key), &operand(n));
             }
@@ -556,6 +646,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 match range_op(a, b) {
                     Ok(w) => {
                         r.unwrap();
+                        took = Some(logged(&[(s, k(a), range_rec(b))]));
                         range_deleted(&mut h.exp, KEYSPACES[usize::from(s)], &w);
                         apply(h.model(s), &vec![w]);
                     }
@@ -581,6 +672,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let mut after = h.models.clone();
                 let mut after_exp = h.exp.clone();
                 let mut inverted = false;
+                let mut recs = Vec::new();
                 for item in items {
                     let s = match item {
                         BatchItem::Put(s, ..)
@@ -594,21 +686,28 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     match item {
                         BatchItem::Put(_, key, n) => {
                             b.put_in(&ks, k(key), v(key, n));
+                            recs.push((s, k(key), RecKind::Put(v(key, n))));
                             put_into(model, k(key), &v(key, n));
                             overwritten(&mut after_exp, name, &k(key));
                         }
                         BatchItem::Delete(_, key) => {
                             b.delete_in(&ks, k(key));
+                            recs.push((s, k(key), RecKind::Delete));
                             model.remove(&k(key));
                             overwritten(&mut after_exp, name, &k(key));
                         }
                         BatchItem::Merge(_, key, n) => {
                             b.merge_in(&ks, k(key), operand(n));
+                            recs.push((s, k(key), RecKind::Merge(operand(n))));
                             merge_into(model, k(key), operand(n));
                             merged_onto(&mut after_exp, name, &k(key), &operand(n));
                         }
                         BatchItem::DeleteRange(_, a, e) => {
                             add_range(&mut b, &ks, a, e);
+                            // An empty range writes no record.
+                            if a != e {
+                                recs.push((s, k(a), range_rec(e)));
+                            }
                             match range_op(a, e) {
                                 Ok(w) => {
                                     range_deleted(&mut after_exp, name, &w);
@@ -620,6 +719,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                 }
                 let r = h.db().write_opt(b, &mode.options());
+                took = Some(match mode {
+                    WriteMode::DisableWal => {
+                        h.unlogged = true;
+                        Took::Unlogged
+                    }
+                    _ => logged(&recs),
+                });
                 if inverted {
                     // Nothing of the batch is written.
                     prop_assert!(matches!(r, Err(Error::InvalidArgument(_))), "{:?}", r);
@@ -640,6 +746,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 batch.delete_in(&a, k(key));
                 batch.put_in(&b, k(key), &value);
                 h.db().write(batch).unwrap();
+                took = Some(logged(&[
+                    (from, k(key), RecKind::Delete),
+                    (to, k(key), RecKind::Put(value.clone())),
+                ]));
                 h.model(to).insert(k(key), value);
             }
             Op::Get(s, key) => {
@@ -748,7 +858,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(got, want);
             }
             Op::Flush(s) => h.ks(s).flush().unwrap(),
-            Op::FlushAll => h.db().flush_all().unwrap(),
+            Op::FlushAll => {
+                h.db().flush_all().unwrap();
+                h.unlogged = false;
+            }
             Op::CompactRange(s, a, b) => {
                 let (lo, hi) = (k(a.min(b)), k(a.max(b)));
                 h.ks(s)
@@ -774,15 +887,53 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                 }
             }
-            Op::Reopen => h.reopen()?,
+            Op::Reopen => {
+                h.reopen()?;
+                h.unlogged = false;
+            }
+            Op::Feed(choice, sync) => h.check_feed(choice, sync)?,
+            Op::FeedAck(choice) => {
+                let feed = h.db().change_feed("model").unwrap();
+                match (h.feed.acked, h.feed.ack_point(choice)) {
+                    (None, _) => h.feed.acked = Some(feed.acked().unwrap()),
+                    (Some(_), Some(seq)) => {
+                        feed.ack(seq).unwrap();
+                        h.feed.acked = Some(seq);
+                    }
+                    (Some(_), None) => {}
+                }
+            }
+            Op::ReadOnly(refresh) => h.check_read_only(refresh)?,
             Op::Checkpoint(stream) => h.checkpoint(stream)?,
             Op::Transaction(steps, interfere, commit) => {
                 run_transaction(&mut h, steps, interfere, commit)?
             }
             Op::Move(..) | Op::SnapshotGet(..) | Op::SnapshotScan(..) | Op::DropSnapshot(..) => {}
         }
+        // Numbers taken by an operation that does not say how (a prefix
+        // delete, a transaction): WAL batches that tile them.
+        let after = visible(h.db());
+        h.feed
+            .committed(before, after, took.unwrap_or(Took::Logged(None)));
     }
-    h.reopen()
+    h.reopen()?;
+    // A clean close synced every write: the feed shows them all.
+    h.check_feed(0, true)
+}
+
+/// A write's records, as the feed must show them, keyspaces by index.
+fn logged(records: &[(u8, Vec<u8>, RecKind)]) -> Took {
+    Took::Logged(Some(
+        records
+            .iter()
+            .map(|(s, key, kind)| Rec::new(KEYSPACES[usize::from(*s)], key, kind.clone()))
+            .collect(),
+    ))
+}
+
+/// The record of `Op::DeleteRange(_, _, b)`: its end.
+fn range_rec(b: u8) -> RecKind {
+    RecKind::DeleteRange((b != NO_END).then(|| k(b)))
 }
 
 /// Entries a cursor met, in the order met.
@@ -1456,4 +1607,34 @@ mod ack_log_range_deletes {
             "c is outside the range"
         );
     }
+}
+
+/// Found by the feed check: a write to a keyspace dropped later, after
+/// the cursor acknowledged everything before it.
+#[test]
+fn regression_the_feed_keeps_a_dropped_keyspace_write_past_the_cursor() {
+    run(vec![
+        Op::FeedAck(0),
+        Op::DeleteRange(1, 10, 255),
+        Op::Put(0, 14, 37129),
+        Op::Put(0, 21, 63770),
+        Op::Put(0, 25, 4113),
+        Op::Delete(0, 28),
+        Op::Ingest(0, vec![(20, 0, 51442), (21, 2, 58752)], true),
+        Op::Merge(0, 8, 7092),
+        Op::Ingest(
+            0,
+            vec![(14, 1, 11746), (4, 2, 20475), (36, 2, 53277), (5, 0, 20139)],
+            true,
+        ),
+        Op::PutTtl(3, 37, 4368, 3),
+        Op::CompactRange(0, 27, 28),
+        Op::Put(2, 37, 12739),
+        Op::DropKeyspace(2),
+        Op::FeedAck(17403707705691208958),
+        Op::Advance(2),
+        Op::CompactRange(3, 16, 7),
+        Op::DropKeyspace(1),
+    ])
+    .unwrap();
 }

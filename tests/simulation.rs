@@ -36,7 +36,14 @@
 //!   of a keyspace written after it) or `drop_keyspace`; a move is in
 //!   exactly one of its keyspaces, as the prefix rule implies;
 //! - a reopen without power loss loses nothing acknowledged;
-//! - reopening after a plain power loss (no fault armed) never fails.
+//! - reopening after a plain power loss (no fault armed) never fails;
+//! - the change feed (`common/feed_log.rs`), read now and then and after
+//!   every recovery, yields exactly the numbers of the writes the seed
+//!   knows survived, in order, each ingestion (`SstWriter` tables ingested
+//!   between the writes, moved or copied) as a gap of exactly its
+//!   numbers; two seeds in three keep a cursor that pins the WALs it has
+//!   not acknowledged, so no other gap may reach past it. Salvaging seeds
+//!   promise no prefix and do not read the feed.
 //!
 //! Half the seeds recover in the default mode, a quarter in
 //! `PointInTimeRecovery`, an eighth each in `AbsoluteConsistency` (which
@@ -58,6 +65,7 @@ mod common;
 
 use common::ack_log::{apply, AckLog, Model, Write, WriteOp};
 use common::expiring::{expiring, live, live_model};
+use common::feed_log::{visible, FeedLog, Took};
 use common::filter::{mark_filter, norm, MarkAwareAppend};
 use common::keyspaces::{
     drop_write, entries_of, keyspace_range, model_key, model_range, scan_keyspaces, KEYSPACES,
@@ -125,6 +133,11 @@ struct Figures {
     /// Acknowledged puts with a time to live (the write's or `ks3`'s
     /// default), and moves of the clock.
     expiring_puts: u64,
+    ingestions: u64,
+    /// Change feed reads checked, the batches and the gaps they met.
+    feed_reads: u64,
+    feed_batches: u64,
+    feed_gaps: u64,
     clock_moves: u64,
     faults: BTreeMap<String, u64>,
 }
@@ -151,6 +164,10 @@ impl Figures {
         self.prefix_deletes += o.prefix_deletes;
         self.merges += o.merges;
         self.expiring_puts += o.expiring_puts;
+        self.ingestions += o.ingestions;
+        self.feed_reads += o.feed_reads;
+        self.feed_batches += o.feed_batches;
+        self.feed_gaps += o.feed_gaps;
         self.clock_moves += o.clock_moves;
         for (k, v) in &o.faults {
             *self.faults.entry(k.clone()).or_default() += v;
@@ -192,6 +209,12 @@ struct Sim {
     clock: Arc<ManualClock>,
     /// Whether writes may carry a time to live (not when salvaging).
     ttl_writes: bool,
+    /// The committed writes' sequence numbers, for the change feed.
+    feed: FeedLog,
+    /// What the failed operation would have taken of the numbers.
+    in_doubt_took: Option<Took>,
+    /// Tables built for ingestion so far (their names).
+    ingested: u64,
 }
 
 fn dir() -> PathBuf {
@@ -340,9 +363,118 @@ impl Sim {
             },
             clock: Arc::new(ManualClock::new(1_780_000_000_000_000)),
             ttl_writes: seed % 8 != 7,
+            feed: FeedLog::default(),
+            in_doubt_took: None,
+            ingested: 0,
         };
         sim.db = Some(Db::open(dir(), sim.options()).expect("first open"));
+        // Where tables to ingest are built.
+        strata::fs::FileSystem::create_dir_all(&sim.fs, &PathBuf::from("/ext")).expect("/ext");
+        if !seed.is_multiple_of(3) {
+            let cursor = sim.db().change_feed("sim").expect("a cursor");
+            sim.feed.acked = Some(cursor.acked().expect("its position"));
+        }
         sim
+    }
+
+    /// Whether the feed is checked: salvage promises no prefix.
+    fn feed_checked(&self) -> bool {
+        self.mode != WalRecoveryMode::SkipAnyCorruptedRecords
+    }
+
+    /// Read the change feed from a position the log picks (or the
+    /// cursor's) and check it; with `synced`, every write must show.
+    fn read_feed(&mut self, synced: bool) -> Result<String, Error> {
+        if !self.feed_checked() {
+            return Ok("feed (not checked when salvaging)".into());
+        }
+        let from = match self.feed.acked {
+            Some(acked) if self.rng.one_in(3) => acked + 1,
+            _ => {
+                let choice = self.rng.next() as usize;
+                self.feed.position(choice)
+            }
+        };
+        let synced = synced || self.rng.one_in(2);
+        if synced {
+            self.db().flush_wal(true)?;
+        }
+        match self.feed.check(self.db(), from, synced)? {
+            Ok((batches, gaps)) => {
+                self.fig.feed_reads += 1;
+                self.fig.feed_batches += batches as u64;
+                self.fig.feed_gaps += gaps as u64;
+                Ok(format!("feed from {from}: {batches} batches, {gaps} gaps"))
+            }
+            Err(e) => self.fail(format!("change feed from {from}: {e}")),
+        }
+    }
+
+    /// Acknowledge a write through the cursor, if this seed keeps one.
+    fn ack_feed(&mut self) -> Result<String, Error> {
+        let choice = self.rng.next() as usize;
+        let Some(seq) = self.feed.ack_point(choice) else {
+            return Ok("no ack".into());
+        };
+        self.db().change_feed("sim")?.ack(seq)?;
+        self.feed.acked = Some(seq);
+        Ok(format!("ack {seq}"))
+    }
+
+    /// Build a table of a few keys of a keyspace with `SstWriter` and
+    /// ingest it: to the model, one synced write of those puts (the
+    /// ingestion syncs the WAL before its MANIFEST edit, which it waits
+    /// for); to the feed, a gap of its numbers.
+    fn ingest(&mut self) -> Result<String, (Error, Option<Write>)> {
+        // Not `ks3`: its default time to live is the write path's.
+        let ks = self.rng.below(3) as usize;
+        let start = self.rng.below(KEYS);
+        let n = 1 + self.rng.below(12);
+        let step = 1 + self.rng.below(3);
+        let keys: Vec<u64> = (0..n)
+            .map(|i| start + i * step)
+            .filter(|&k| k < KEYS)
+            .collect();
+        let mut w = Write::new();
+        for &k in &keys {
+            let v = self.value(k);
+            w.push(WriteOp::Put(model_key(ks, &key(k)), v));
+        }
+        self.ingested += 1;
+        let ext = PathBuf::from("/ext");
+        let path = ext.join(format!("{}.sst", self.ingested));
+        let moving = self.rng.one_in(2);
+        let h = self.handle(ks).map_err(|e| (e, None))?;
+        let built = (|| {
+            let mut sst = strata::SstWriter::create(&path, &self.options())?;
+            for op in &w {
+                if let WriteOp::Put(mk, v) = op {
+                    sst.put(&mk[1..], v)?;
+                }
+            }
+            sst.finish()
+        })();
+        built.map_err(|e| (e, None))?;
+        let before = visible(self.db());
+        let opts = strata::IngestOptions {
+            move_files: moving,
+            ..Default::default()
+        };
+        let w = norm_write(w);
+        self.in_doubt_took = Some(Took::Ingestion);
+        h.ingest(&[&path], &opts)
+            .map_err(|e| (e, Some(w.clone())))?;
+        self.in_doubt_took = None;
+        self.feed
+            .committed(before, visible(self.db()), Took::Ingestion);
+        apply(&mut self.model, &w);
+        self.acks.acknowledged(w, true);
+        self.fig.ingestions += 1;
+        Ok(format!(
+            "ingest {} keys into {} (move {moving})",
+            keys.len(),
+            KEYSPACES[ks]
+        ))
     }
 
     fn fail(&self, what: String) -> ! {
@@ -402,7 +534,10 @@ impl Sim {
             360..=379 => self.delete_range(),
             380..=439 => self.write_batch(),
             440..=469 => self.move_between_keyspaces(),
-            470..=589 => self.get().map_err(|e| (e, None)),
+            470..=559 => self.get().map_err(|e| (e, None)),
+            560..=574 => self.read_feed(false).map_err(|e| (e, None)),
+            575..=584 => self.ingest(),
+            585..=589 => self.ack_feed().map_err(|e| (e, None)),
             590..=659 => self.scan().map_err(|e| (e, None)),
             660..=689 => {
                 let snap = self.db().snapshot();
@@ -649,8 +784,13 @@ impl Sim {
         // The model and the ledger hold what the application means, each
         // put that expires with its expiry.
         let w = self.stamp_expiry(norm_write(w), ttl);
+        let before = visible(self.db());
+        self.in_doubt_took = Some(Took::Logged(None));
         match self.db().write_opt(batch, &opts) {
             Ok(()) => {
+                self.in_doubt_took = None;
+                self.feed
+                    .committed(before, visible(self.db()), Took::Logged(None));
                 apply(&mut self.model, &w);
                 let keys: Vec<String> = w
                     .iter()
@@ -947,6 +1087,14 @@ impl Sim {
                 return self.power_loss_and_recover("after a failed scan");
             }
         };
+        // The feed: the writes up to what the database kept, the failed
+        // one among them if it took numbers past the last acknowledged.
+        let kept = visible(self.db());
+        self.feed.recovered(kept);
+        let last = self.feed.entries.last().map_or(0, |e| e.last);
+        if let Some(took) = self.in_doubt_took.take() {
+            self.feed.committed(last, kept, took);
+        }
         if self.mode == WalRecoveryMode::SkipAnyCorruptedRecords {
             // Salvage keeps what checks out: no prefix promised.
             if let Err(e) = self.acks.salvaged(&got) {
@@ -978,6 +1126,10 @@ impl Sim {
         ));
         // The state as the ledger holds it: with the expiries.
         self.model = recovered;
+        if let Err(e) = self.read_feed(true) {
+            self.check_error(&e, "the feed after recovery");
+            self.power_loss_and_recover("after a failed feed read");
+        }
     }
 
     /// `w` (normalised) as the model holds it: each put that gets a time
@@ -1100,7 +1252,8 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
          crash_points_hit={} clean_reopens={} failed_opens={} errors_surfaced={} \
          in_doubt_applied={} in_doubt_dropped={} unsynced_writes_lost={} \
          absolute_consistency_refusals={} moves={} keyspace_drops={} keyspace_flushes={} \
-         range_deletes={} prefix_deletes={} merges={} expiring_puts={} clock_moves={} \
+         range_deletes={} prefix_deletes={} merges={} expiring_puts={} ingestions={} feed_reads={} \
+         feed_batches={} feed_gaps={} clock_moves={} \
          seconds={:.1}",
         t.seeds,
         t.ops,
@@ -1122,6 +1275,10 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
         t.prefix_deletes,
         t.merges,
         t.expiring_puts,
+        t.ingestions,
+        t.feed_reads,
+        t.feed_batches,
+        t.feed_gaps,
         t.clock_moves,
         start.elapsed().as_secs_f64()
     );

@@ -11,7 +11,10 @@
 //! keyspace, so inputs from before keyspaces keep their meaning); a batch
 //! spans keyspaces; a get with the high bit set moves a key's value to
 //! another keyspace in one batch; `run_background_work` with the high bit
-//! set drops the keyspace picked, or flushes all of them for the default.
+//! set drops the keyspace picked, or flushes all of them for the default;
+//! without it, for the other keyspaces' values, it reads the change feed
+//! (`ks1`), opens the database read-only beside the writer (`ks2`), or
+//! creates and moves the cursor `fuzz` (`ks3`).
 //!
 //! Every keyspace has the model tests' compaction filter
 //! (`tests/common/filter.rs`: `#` values removed, `^` values upper-cased),
@@ -23,7 +26,10 @@
 //! the state after a prefix of the acknowledged writes that includes every
 //! durable one (sync, or followed by a flush of its keyspace or a later
 //! written one, or by a drop), possibly plus the one write that failed; a
-//! clean reopen loses nothing.
+//! clean reopen loses nothing; the change feed yields exactly the
+//! numbers of the writes that survived, in order (`tests/common/feed_log.rs`),
+//! no gap reaching past what the cursor acknowledged; a read-only open
+//! holds exactly the model (every acknowledged write is in the WAL file).
 #![no_main]
 
 // The acknowledged-writes ledger and its prefix rule, shared with the
@@ -36,6 +42,11 @@ mod keyspaces;
 // The filter whose decisions a model can predict, and the normalisation.
 #[path = "../../tests/common/filter.rs"]
 mod filter;
+// The change feed's model, shared with the model test and the simulation.
+#[path = "../../tests/common/feed_log.rs"]
+mod feed_log;
+
+use feed_log::{visible, FeedLog, Took};
 
 use filter::{mark_filter, norm, MarkAwareAppend};
 
@@ -156,6 +167,10 @@ struct State {
     snapshot: Option<(strata::Snapshot, Model, Handles)>,
     armed: bool,
     writes: u64,
+    /// The committed writes' sequence numbers, for the change feed.
+    feed: FeedLog,
+    /// A write failed: it may have taken numbers.
+    in_doubt: bool,
 }
 
 impl State {
@@ -191,6 +206,80 @@ impl State {
         self.power_loss(seed);
     }
 
+    /// Read the change feed from the log's position `choice` (syncing the
+    /// WAL first with `sync`) and check it.
+    fn read_feed(&mut self, choice: u8, sync: bool, seed: u8) {
+        if sync {
+            if let Err(e) = self.db().flush_wal(true) {
+                return self.error(e, None, seed);
+            }
+        }
+        let from = self.feed.position(usize::from(choice));
+        match self.feed.check(self.db(), from, sync) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("change feed from {from}: {e}"),
+            Err(e) => self.error(e, None, seed),
+        }
+    }
+
+    /// Create the cursor `fuzz`, or acknowledge a write through it.
+    fn ack_feed(&mut self, choice: u8, seed: u8) {
+        let point = self.feed.ack_point(usize::from(choice));
+        let done = self.db().change_feed("fuzz").and_then(|c| match (self.feed.acked, point) {
+            (None, _) => c.acked().map(Some),
+            (Some(_), Some(seq)) => c.ack(seq).map(|()| Some(seq)),
+            (Some(_), None) => Ok(None),
+        });
+        match done {
+            Ok(Some(acked)) => self.feed.acked = Some(acked),
+            Ok(None) => {}
+            Err(e) => self.error(e, None, seed),
+        }
+    }
+
+    /// Open the database read-only beside the writer: once the WAL buffer
+    /// is in the file, it holds exactly the model. A reader knows only the
+    /// default keyspace's merge operator (docs/design/read-only.md): a
+    /// keyspace whose operands it cannot read is left out of the compare.
+    fn read_only(&mut self, seed: u8) {
+        let mut unreadable: Vec<usize> = Vec::new();
+        let got = self.db().flush_wal(false).and_then(|()| {
+            let ro = Db::open_read_only("/db", options(&self.fs))?;
+            let mut got = Model::new();
+            for name in ro.keyspace_names() {
+                let ks = KEYSPACES
+                    .iter()
+                    .position(|n| *n == name)
+                    .expect("a keyspace the fuzzer made");
+                for entry in ro.iter_in(&name)? {
+                    match entry {
+                        Ok((k, v)) => {
+                            if let Some(v) = norm(&v) {
+                                got.insert(model_key(ks, &k), v);
+                            }
+                        }
+                        Err(strata::Error::MergeFailed { .. }) if ks != 0 => {
+                            unreadable.push(ks);
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(got)
+        });
+        let readable = |m: &Model| -> Model {
+            m.iter()
+                .filter(|(k, _)| !unreadable.contains(&usize::from(k[0])))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        match got {
+            Ok(got) => assert_eq!(readable(&got), readable(&self.model), "the read-only view"),
+            Err(e) => self.error(e, None, seed),
+        }
+    }
+
     fn power_loss(&mut self, seed: u8) {
         self.fs.crash();
         self.close();
@@ -205,6 +294,14 @@ impl State {
         let got = scan(&db).expect("scan after recovery");
         if let Err(e) = self.acks.recovered(&got) {
             panic!("{e}");
+        }
+        // The feed: the writes the database kept, and the failed one if
+        // it took numbers past them.
+        let kept = visible(&db);
+        self.feed.recovered(kept);
+        let last = self.feed.entries.last().map_or(0, |e| e.last);
+        if std::mem::take(&mut self.in_doubt) {
+            self.feed.committed(last, kept, Took::Logged(None));
         }
         self.db = Some(db);
         self.model = got;
@@ -340,8 +437,13 @@ impl State {
             return self.error(e, None, seed);
         }
         let w = norm_write(w);
+        let before = visible(self.db());
+        self.in_doubt = true;
         match tx.commit() {
             Ok(()) => {
+                self.in_doubt = false;
+                self.feed
+                    .committed(before, visible(self.db()), Took::Logged(None));
                 apply(&mut self.model, &w);
                 self.acks.acknowledged(w, sync);
             }
@@ -381,8 +483,13 @@ impl State {
             ..Default::default()
         };
         let w = norm_write(w);
+        let before = visible(self.db());
+        self.in_doubt = true;
         match self.db().write_opt(batch, &opts) {
             Ok(()) => {
+                self.in_doubt = false;
+                self.feed
+                    .committed(before, visible(self.db()), Took::Logged(None));
                 apply(&mut self.model, &w);
                 self.acks.acknowledged(w, sync);
             }
@@ -403,6 +510,8 @@ fuzz_target!(|data: &[u8]| {
         snapshot: None,
         armed: false,
         writes: 0,
+        feed: FeedLog::default(),
+        in_doubt: false,
     };
     for chunk in data.chunks(3).take(300) {
         let [op, a, b] = [
@@ -557,6 +666,9 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
+            10 if ks == 1 => s.read_feed(a, b & 1 != 0, b),
+            10 if ks == 2 => s.read_only(b),
+            10 if ks == 3 => s.ack_feed(a, b),
             10 => {
                 if let Err(e) = s.db().run_background_work() {
                     s.error(e, None, b);

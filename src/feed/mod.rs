@@ -3,7 +3,7 @@
 //!
 //! - `retention.rs`: which obsolete WALs may go (limits, cursor pins).
 //! - `state.rs`: the durable state (`CHANGEFEEDS`): cursors, the floor,
-//!   the recovery points of earlier opens.
+//!   the recovery points of earlier opens, the numbers ingestions took.
 //! - `reader.rs`: [`UpdatesSince`], the iterator, and the batches it yields.
 //! - `cursor.rs`: [`ChangeFeed`], a named durable cursor.
 //!
@@ -27,7 +27,7 @@ use crate::fs::FileSystem;
 use crate::options::{Options, WalRecoveryMode};
 use crate::wal_replay::read_wal_chain;
 use retention::{deletable_prefix, ObsoleteWal, RetentionLimits};
-use state::{Epoch, FeedState};
+use state::{Epoch, FeedState, Ingestion};
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_sstable::SeqNo;
@@ -87,9 +87,11 @@ impl Feed {
         });
         // A cursor created or acknowledged at writes this crash lost (they
         // were visible, not synced) would skip the writes that now reuse
-        // their numbers: it resumes after what the database kept.
+        // their numbers: it resumes after what the database kept. The
+        // numbers ingestions took are never reused (`last_ingested`).
+        let kept = recovered.last_seq.max(state.last_ingested());
         for acked in state.cursors.values_mut() {
-            *acked = (*acked).min(recovered.last_seq);
+            *acked = (*acked).min(kept);
         }
         let keeps = RetentionLimits::from_options(options).any() || !state.cursors.is_empty();
         if keeps {
@@ -122,6 +124,52 @@ impl Feed {
         Ok(feed)
     }
 
+    /// The last sequence number an ingestion took, as stored: an open
+    /// gives out no number up to it, even one whose ingestion a crash cut
+    /// short before its MANIFEST edit (the feed reports it as a gap).
+    pub fn last_ingested(&self) -> SeqNo {
+        self.inner.lock().state.last_ingested()
+    }
+
+    /// An ingestion is about to take the sequence numbers `first..=last`:
+    /// store them durably, before its MANIFEST edit, so a reader crossing
+    /// them is told of writes the WALs do not hold, also after a crash,
+    /// and no open gives them to a write (`last_ingested`).
+    pub fn note_ingestion(
+        &self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        first: SeqNo,
+        last: SeqNo,
+    ) -> Result<()> {
+        let mut g = self.inner.lock();
+        g.state.ingestions.push(Ingestion { first, last });
+        g.state.prune_ingestions();
+        if let Err(e) = g.state.store(fs, dir) {
+            g.state.ingestions.retain(|i| i.first != first);
+            return Err(e);
+        }
+        g.stored = true;
+        Ok(())
+    }
+
+    /// The ingestion that noted `first` did not commit: forget it, if
+    /// that can be stored (else it stays, a gap reported for nothing).
+    /// Whether it was forgotten.
+    pub fn withdraw_ingestion(&self, fs: &dyn FileSystem, dir: &Path, first: SeqNo) -> bool {
+        let mut g = self.inner.lock();
+        let before = g.state.clone();
+        g.state.ingestions.retain(|i| i.first != first);
+        match g.state.store(fs, dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, first, "a failed ingestion's sequence number stays in the change feed state");
+                g.state = before;
+                false
+            }
+        }
+    }
+
     /// The write path moved to WAL `number` after giving out `last_seq`.
     pub fn note_wal_started(&self, number: u64, last_seq: SeqNo) {
         self.started_after.lock().insert(number, last_seq);
@@ -136,6 +184,7 @@ impl Feed {
         self.started_after.lock().insert(number, last_seq);
         let mut g = self.inner.lock();
         g.state.floor_seq = g.state.floor_seq.max(last_seq.saturating_add(1));
+        g.state.prune_ingestions();
         if g.stored {
             if let Err(e) = g.state.store(&*options.fs, dir) {
                 tracing::warn!(error = %e, "change feed state not stored after a resume");
@@ -185,10 +234,19 @@ impl Feed {
         if count == 0 {
             return Ok(());
         }
-        let newest = wals[count - 1].number;
-        let next = successor(newest);
-        let last = g.last_seq_bound(fs, dir, &self.started_after, newest, next)?;
+        let next = successor(wals[count - 1].number);
+        // The last batch the deleted WALs held: the newest one's bound,
+        // or, if it holds none (a WAL an open started, empty when the
+        // next open came), an older one's.
+        let mut last = 0;
+        for w in wals[..count].iter().rev() {
+            last = g.last_seq_bound(fs, dir, &self.started_after, w.number, successor(w.number))?;
+            if last > 0 {
+                break;
+            }
+        }
         g.state.floor_seq = g.state.floor_seq.max(last.saturating_add(1));
+        g.state.prune_ingestions();
         // A recovery point matters only while a WAL below it is left.
         g.state.epochs.retain(|e| e.first_wal > next);
         if g.stored {

@@ -6,6 +6,7 @@ use crate::batch::DecodedBatch;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::wal_path;
+use crate::options::WalRecoveryMode;
 use crate::wal_replay::read_wal_chain_with;
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -161,7 +162,11 @@ fn header(data: &[u8]) -> (SeqNo, u32) {
 /// is synced it returns `None`, and a later `next` looks again, so one
 /// iterator can follow the database. Writes with `disable_wal` are never
 /// in it. If the WALs it needs are deleted meanwhile, it yields
-/// [`Error::ChangeFeedGap`] and stops.
+/// [`Error::ChangeFeedGap`] and stops; so it does on reaching the
+/// sequence numbers an ingestion took ([`Db::ingest`](crate::Db::ingest):
+/// its tables are in no WAL), after every batch before them, with
+/// `from..=to` those numbers: a consumer that applied the ingestion
+/// another way reads on with `updates_since(to + 1)`.
 pub struct UpdatesSince {
     db: Arc<DbInner>,
     /// The first sequence number not yet yielded.
@@ -169,6 +174,8 @@ pub struct UpdatesSince {
     /// The WAL the next read starts from (the one the last batch came from).
     resume_wal: u64,
     ready: VecDeque<ChangeBatch>,
+    /// An ingestion's numbers, reached: reported after `ready`.
+    gap: Option<(SeqNo, SeqNo)>,
     failed: bool,
 }
 
@@ -187,6 +194,7 @@ impl UpdatesSince {
             next_seq,
             resume_wal: 0,
             ready: VecDeque::new(),
+            gap: None,
             failed: false,
         }
     }
@@ -268,6 +276,17 @@ impl UpdatesSince {
                 None => data,
             })
         };
+        // The first ingestion not yet passed: the batches after it wait
+        // until its gap is reported. Every batch before it is synced (an
+        // ingestion syncs the WAL before noting its numbers), so it is
+        // reached once this read has yielded what is before it.
+        let ingestion = state
+            .ingestions
+            .iter()
+            .filter(|i| i.last >= self.next_seq)
+            .min_by_key(|i| i.first)
+            .copied();
+        let mut passed_ingestion = false;
         let mode = db.options.wal_recovery_mode;
         let mut chunk_full = false;
         let mut bytes = 0usize;
@@ -276,6 +295,16 @@ impl UpdatesSince {
                 continue;
             };
             let cap = cap_of(&state, first);
+            // A run of WALs an open already recovered ends where that
+            // open said (its recovery point caps it): a torn tail past
+            // it is that crash's, which the open tolerated (after an
+            // `AbsoluteConsistency` refusal, in the default mode).
+            let mode = match mode {
+                WalRecoveryMode::AbsoluteConsistency if cap != SeqNo::MAX => {
+                    WalRecoveryMode::TolerateCorruptedTailRecords
+                }
+                mode => mode,
+            };
             let next_seq = &mut self.next_seq;
             let resume_wal = &mut self.resume_wal;
             let ready = &mut self.ready;
@@ -301,6 +330,10 @@ impl UpdatesSince {
                     if last < *next_seq {
                         return Ok(Ok(()));
                     }
+                    if ingestion.is_some_and(|i| first_seq > i.last) {
+                        passed_ingestion = true;
+                        return Err(Error::Closed); // stops the read; see below
+                    }
                     if let Some(Err(e)) = batch.iter().find(|op| op.is_err()) {
                         return Ok(Err(format!(
                             "bad write batch at byte {}: {}",
@@ -323,10 +356,14 @@ impl UpdatesSince {
             );
             match read {
                 Ok(()) => {}
-                // The stop the callback asked for, not a failure.
+                // The stops the callback asked for, not failures.
                 Err(Error::Closed) if chunk_full => return Ok(()),
+                Err(Error::Closed) if passed_ingestion => break,
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(i) = ingestion {
+            self.gap = Some((i.first.max(self.next_seq), i.last));
         }
         if let Some(&(last, _)) = plan.last() {
             self.resume_wal = self.resume_wal.max(plan.first().map_or(last, |p| p.0));
@@ -348,12 +385,17 @@ impl Iterator for UpdatesSince {
         if self.failed {
             return None;
         }
-        if self.ready.is_empty() {
+        if self.ready.is_empty() && self.gap.is_none() {
             if let Err(e) = self.refill() {
                 self.failed = true;
                 return Some(Err(e));
             }
         }
-        self.ready.pop_front().map(Ok)
+        if let Some(batch) = self.ready.pop_front() {
+            return Some(Ok(batch));
+        }
+        let (from, to) = self.gap.take()?;
+        self.failed = true;
+        Some(Err(Error::ChangeFeedGap { from, to }))
     }
 }

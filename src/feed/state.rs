@@ -1,17 +1,21 @@
 //! The change feed's durable state, kept in the file `CHANGEFEEDS` beside
 //! the MANIFEST: the named cursors' acknowledged sequence numbers, the
-//! floor below which writes may be gone from the WALs, and the recovery
-//! points of earlier opens (docs/design/change-feed.md has the format).
+//! floor below which writes may be gone from the WALs, the recovery
+//! points of earlier opens, and the sequence numbers ingestions took
+//! (docs/design/change-feed.md has the format).
 //!
 //! ```text
 //! +----------+------------+------------+-----------------------------+
-//! | "STRFEED1"| crc32 u32  | length u32 | body (length bytes)        |
+//! | "STRFEED2"| crc32 u32  | length u32 | body (length bytes)        |
 //! +----------+------------+------------+-----------------------------+
 //! body: floor_seq u64
 //!       epochs u32,  then per epoch:  first_wal u64, last_seq u64
 //!       cursors u32, then per cursor: name_len u32, name, acked u64
+//!       ingestions u32, then per ingestion: first u64, last u64
 //! ```
 //! All integers little-endian; the crc32 (crc32fast) covers the body.
+//! A "STRFEED1" file (written before ingestions were recorded) has no
+//! ingestion list and still loads.
 //! The file is replaced whole: written to `CHANGEFEEDS.new`, synced,
 //! renamed over `CHANGEFEEDS`, the directory synced.
 
@@ -21,7 +25,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use strata_sstable::SeqNo;
 
-const MAGIC: &[u8; 8] = b"STRFEED1";
+const MAGIC: &[u8; 8] = b"STRFEED2";
+/// The format before ingestions were recorded: the same body without
+/// the ingestion list.
+const MAGIC_V1: &[u8; 8] = b"STRFEED1";
 const FILE_NAME: &str = "CHANGEFEEDS";
 const NEW_FILE_NAME: &str = "CHANGEFEEDS.new";
 
@@ -43,6 +50,18 @@ pub(crate) struct FeedState {
     pub epochs: Vec<Epoch>,
     /// Each cursor's last acknowledged sequence number.
     pub cursors: BTreeMap<String, SeqNo>,
+    /// The sequence numbers ingestions took, oldest first: writes in no
+    /// WAL, which a reader crossing them is told of as a gap.
+    pub ingestions: Vec<Ingestion>,
+}
+
+/// The sequence numbers `first..=last` one ingestion took: its tables'
+/// (and their range deletes'), or one of its own when its tables keep
+/// sequence number 0. No write has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ingestion {
+    pub first: SeqNo,
+    pub last: SeqNo,
 }
 
 pub(crate) fn state_path(dir: &Path) -> PathBuf {
@@ -61,6 +80,17 @@ impl FeedState {
             .unwrap_or(SeqNo::MAX)
     }
 
+    /// Forget the ingestions below the floor: the floor reports them.
+    pub fn prune_ingestions(&mut self) {
+        let floor = self.floor_seq;
+        self.ingestions.retain(|i| i.last >= floor);
+    }
+
+    /// The last sequence number an ingestion took (0: none).
+    pub fn last_ingested(&self) -> SeqNo {
+        self.ingestions.iter().map(|i| i.last).max().unwrap_or(0)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();
         body.extend_from_slice(&self.floor_seq.to_le_bytes());
@@ -75,6 +105,11 @@ impl FeedState {
             body.extend_from_slice(name.as_bytes());
             body.extend_from_slice(&acked.to_le_bytes());
         }
+        body.extend_from_slice(&(self.ingestions.len() as u32).to_le_bytes());
+        for i in &self.ingestions {
+            body.extend_from_slice(&i.first.to_le_bytes());
+            body.extend_from_slice(&i.last.to_le_bytes());
+        }
         let mut out = Vec::with_capacity(16 + body.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
@@ -86,7 +121,8 @@ impl FeedState {
     /// Decode `data`, read from `file`; damage is corruption naming it.
     pub fn decode(data: &[u8], file: &Path) -> Result<FeedState> {
         let bad = |offset: usize, reason: &str| Error::corruption(file, offset as u64, reason);
-        if data.len() < 16 || &data[..8] != MAGIC {
+        let v1 = data.get(..8) == Some(&MAGIC_V1[..]);
+        if data.len() < 16 || (&data[..8] != MAGIC && !v1) {
             return Err(bad(
                 0,
                 "not a change feed state file (bad magic or too short)",
@@ -134,8 +170,22 @@ impl FeedState {
                 .ok_or_else(|| bad(at, "truncated cursor position"))?;
             state.cursors.insert(name, acked);
         }
+        if !v1 {
+            let count = r
+                .u32()
+                .ok_or_else(|| bad(16 + r.at, "truncated ingestion count"))?;
+            for _ in 0..count {
+                let (Some(first), Some(last)) = (r.u64(), r.u64()) else {
+                    return Err(bad(16 + r.at, "truncated ingestion"));
+                };
+                if first == 0 || first > last {
+                    return Err(bad(r.at, "an ingestion's numbers are out of order"));
+                }
+                state.ingestions.push(Ingestion { first, last });
+            }
+        }
         if r.at != body.len() {
-            return Err(bad(16 + r.at, "bytes after the last cursor"));
+            return Err(bad(16 + r.at, "bytes after the last entry"));
         }
         Ok(state)
     }
@@ -215,7 +265,49 @@ mod tests {
             cursors: [("replica".to_owned(), 41), ("cdc".to_owned(), 90)]
                 .into_iter()
                 .collect(),
+            ingestions: vec![
+                Ingestion {
+                    first: 50,
+                    last: 50,
+                },
+                Ingestion {
+                    first: 60,
+                    last: 62,
+                },
+            ],
         }
+    }
+
+    #[test]
+    fn a_state_file_from_before_ingestions_were_recorded_still_loads() {
+        // "STRFEED1": the body stops after the cursors.
+        let old = FeedState {
+            ingestions: Vec::new(),
+            ..sample()
+        };
+        let mut body = old.encode()[16..].to_vec();
+        body.truncate(body.len() - 4); // the empty ingestion list's count
+        let mut data = MAGIC_V1.to_vec();
+        data.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        data.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        data.extend_from_slice(&body);
+        let path = Path::new("/db/CHANGEFEEDS");
+        assert_eq!(FeedState::decode(&data, path).unwrap(), old);
+    }
+
+    #[test]
+    fn ingestions_below_the_floor_are_forgotten() {
+        let mut s = sample();
+        s.floor_seq = 55;
+        s.prune_ingestions();
+        assert_eq!(
+            s.ingestions,
+            vec![Ingestion {
+                first: 60,
+                last: 62
+            }]
+        );
+        assert_eq!(s.last_ingested(), 62);
     }
 
     #[test]

@@ -21,9 +21,16 @@
 //!    otherwise the next number after every write, one per table. A
 //!    numbered table is rewritten with its number in every key
 //!    (docs/sstable-format.md, "Ingested tables").
-//! 6. One MANIFEST edit adds every table (and the last sequence number):
-//!    the commit point. Then the new super version, then the numbers are
-//!    published.
+//! 6. Every ingestion takes sequence numbers of its own: its numbered
+//!    tables', or, when every table keeps 0, the next number alone. They
+//!    are stored in the change feed's state (`feed/`) before the commit,
+//!    so a feed reader crossing them is told of writes no WAL holds, and
+//!    no open after a crash gives them to a write; from here they are
+//!    never given to a write, committed or not.
+//! 7. One MANIFEST edit adds every table (and the last sequence number,
+//!    when no memtable holds a write: a replayed WAL record must follow
+//!    it): the commit point. Then the new super version, then the
+//!    numbers are published.
 
 use super::external::{check_disjoint, open_external, ExternalFile};
 use super::options::IngestOptions;
@@ -44,7 +51,7 @@ use strata_sstable::{parse_internal_key, BlockReadOptions, SeqNo, TableBuilder};
 
 /// What one try at committing under the write queue's leadership ended in.
 enum Attempt {
-    /// Committed; the last sequence number handed to a table (0: none).
+    /// Committed; the last sequence number the ingestion took.
     Committed(SeqNo),
     /// A table turned out to need a number while the memtables hold
     /// writes (a snapshot was taken, a compaction moved a range): try
@@ -121,9 +128,7 @@ impl DbInner {
                 Attempt::FlushFirst => flush_first = true,
             }
         };
-        if last > 0 {
-            self.wait_published(last)?;
-        }
+        self.wait_published(last)?;
         if opts.move_files {
             // Committed: the caller's names for the files go, as RocksDB
             // removes them (a failure leaves a name, not a problem).
@@ -269,65 +274,84 @@ impl DbInner {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io("sync directory", &self.dir, e))?;
 
-        // Commit: place again under the lock held through the edit (a
-        // compaction may have been picked meanwhile).
-        let mut versions = self.versions.lock();
-        let version = versions.current(ks.id);
-        let opener = versions.opener().clone();
-        let mut edit = VersionEdit {
-            keyspace: ks.id,
-            ..VersionEdit::default()
+        // The ingestion's numbers: its tables', or one of its own.
+        let first = leader.last_seq() + 1;
+        let last = next.max(first);
+        let mut mark = NotedIngestion {
+            db: self,
+            first,
+            keep: false,
         };
-        let mut tables: Vec<Arc<TableFile>> = Vec::with_capacity(files.len());
-        for ((f, meta), &seq) in files.iter().zip(metas).zip(&seqnos) {
-            let p = place(&version, levels, &f.range());
-            if seq == 0 && (p.overlaps_data || p.level == 0) {
-                // Only a compaction's new range can do this: numbering
-                // the table is always right.
-                drop(versions);
-                return Ok(Attempt::FlushFirst);
-            }
-            let table = opener.open(meta, p.level)?;
-            edit.new_files.push((p.level, table.meta.clone()));
-            tables.push(table);
-        }
-        let numbered = next > leader.last_seq();
-        if numbered {
-            edit.last_sequence = Some(next.max(versions.last_sequence()));
-        }
-        let applied = versions.log_and_apply(edit, &tables);
-        let version = match applied {
-            Ok(version) => version,
-            Err(e) => {
-                drop(versions);
-                if matches!(e, Error::Io { .. }) {
-                    // Its outcome is unknown: the edit may be durable.
-                    placed.keep = true;
-                    return Err(Error::Background(self.set_bg_error(e)));
+        let outcome = self
+            .feed
+            .note_ingestion(&*self.fs, &self.dir, first, last)
+            .and_then(|()| {
+                // Commit: place again under the lock held through the edit (a
+                // compaction may have been picked meanwhile).
+                let mut versions = self.versions.lock();
+                let version = versions.current(ks.id);
+                let opener = versions.opener().clone();
+                let mut edit = VersionEdit {
+                    keyspace: ks.id,
+                    ..VersionEdit::default()
+                };
+                let mut tables: Vec<Arc<TableFile>> = Vec::with_capacity(files.len());
+                for ((f, meta), &seq) in files.iter().zip(metas).zip(&seqnos) {
+                    let p = place(&version, levels, &f.range());
+                    if seq == 0 && (p.overlaps_data || p.level == 0) {
+                        // Only a compaction's new range can do this: numbering
+                        // the table is always right.
+                        drop(versions);
+                        return Ok(Attempt::FlushFirst);
+                    }
+                    let table = opener.open(meta, p.level)?;
+                    edit.new_files.push((p.level, table.meta.clone()));
+                    tables.push(table);
                 }
-                return Err(e);
-            }
-        };
-        self.update_super_version(ks, |sv| SuperVersion {
-            mem: Arc::clone(&sv.mem),
-            imms: sv.imms.clone(),
-            version,
-        });
-        drop(versions);
-        if numbered {
-            leader.number_unlogged(next);
-        }
+                if memtables_empty {
+                    // Replay checks each WAL record follows this; with writes in
+                    // the memtables the feed's state alone keeps the numbers.
+                    edit.last_sequence = Some(last.max(versions.last_sequence()));
+                }
+                let applied = versions.log_and_apply(edit, &tables);
+                let version = match applied {
+                    Ok(version) => version,
+                    Err(e) => {
+                        drop(versions);
+                        if matches!(e, Error::Io { .. }) {
+                            // Its outcome is unknown: the edit may be durable.
+                            placed.keep = true;
+                            mark.keep = true;
+                            return Err(Error::Background(self.set_bg_error(e)));
+                        }
+                        return Err(e);
+                    }
+                };
+                mark.keep = true;
+                self.update_super_version(ks, |sv| SuperVersion {
+                    mem: Arc::clone(&sv.mem),
+                    imms: sv.imms.clone(),
+                    version,
+                });
+                drop(versions);
+                // The copies that were rewritten with a number (and those of an
+                // earlier attempt) go; the tables the edit named stay.
+                placed
+                    .numbers
+                    .retain(|n| tables.iter().all(|t| t.meta.number != *n));
+                for &n in &placed.numbers {
+                    let _ = self.fs.remove(&table_path(&self.dir, n));
+                }
+                placed.numbers.clear();
+                Ok(Attempt::Committed(last))
+            });
+        // Noted, or maybe noted: no write may have these numbers now,
+        // committed or not. Published only here, once a committed
+        // ingestion's tables are in the super version (a snapshot at
+        // them sees them), and before new snapshots are let in.
+        leader.number_unlogged(last);
         drop(freeze);
-        // The copies that were rewritten with a number (and those of an
-        // earlier attempt) go; the tables the edit named stay.
-        placed
-            .numbers
-            .retain(|n| tables.iter().all(|t| t.meta.number != *n));
-        for &n in &placed.numbers {
-            let _ = self.fs.remove(&table_path(&self.dir, n));
-        }
-        placed.numbers.clear();
-        Ok(Attempt::Committed(if numbered { next } else { 0 }))
+        outcome
     }
 
     /// Write table `number`: `f`'s point entries with sequence number
@@ -381,6 +405,26 @@ impl DbInner {
         let WriteAdapter(mut file, _) = built.writer;
         file.sync().map_err(|e| Error::io("sync", &path, e))?;
         Ok(meta)
+    }
+}
+
+/// The numbers an ingestion noted in the change feed's state: withdrawn
+/// when dropped unless it committed (or may have: a failed MANIFEST
+/// write), so a failed ingestion is no gap. They stay given out either
+/// way.
+struct NotedIngestion<'a> {
+    db: &'a DbInner,
+    first: SeqNo,
+    keep: bool,
+}
+
+impl Drop for NotedIngestion<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.db
+                .feed
+                .withdraw_ingestion(&*self.db.fs, &self.db.dir, self.first);
+        }
     }
 }
 

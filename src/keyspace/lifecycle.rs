@@ -185,6 +185,11 @@ impl DbInner {
             let edit = VersionEdit {
                 keyspace: ks.id,
                 drop_keyspace: true,
+                // Its writes may be the newest and, once no WAL needs
+                // them, in no file: without this an open after a clean
+                // close could give their numbers to new writes, and the
+                // change feed would show two batches with one number.
+                last_sequence: Some(leader.last_seq()),
                 ..VersionEdit::default()
             };
             let mut versions = self.versions.lock();

@@ -3,6 +3,7 @@
 
 pub mod ack_log;
 pub mod expiring;
+pub mod feed_log;
 pub mod filter;
 pub mod history;
 pub mod keyspaces;
