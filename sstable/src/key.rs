@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn parse_rejects_short_and_unknown_kinds() {
         assert!(parse_internal_key(b"short").is_none());
-        for kind in [3u8, 5, SEEK_KIND] {
+        for kind in [3u8, 6, SEEK_KIND] {
             let mut k = b"key".to_vec();
             k.extend_from_slice(&((7u64 << 8) | u64::from(kind)).to_le_bytes());
             assert!(parse_internal_key(&k).is_none(), "kind {kind}");
