@@ -304,6 +304,10 @@ impl WriteBatch {
                 }
                 None => self.note_invalid(|| "an expiring value shorter than its expiry".into()),
             },
+            // Never decoded from a batch (`BatchIter` refuses it).
+            ValueKind::BlobIndex => {
+                self.note_invalid(|| "a blob reference is not a batch record".into())
+            }
         }
     }
 
@@ -585,7 +589,7 @@ impl<'a> BatchOp<'a> {
             ValueKind::RangeDelete => {
                 self.key.len() > MAX_RANGE_END_SIZE || self.value.len() > MAX_RANGE_END_SIZE
             }
-            ValueKind::Put | ValueKind::Delete | ValueKind::Merge => {
+            ValueKind::Put | ValueKind::Delete | ValueKind::Merge | ValueKind::BlobIndex => {
                 self.key.len() > MAX_KEY_SIZE || self.value.len() > MAX_VALUE_SIZE
             }
             ValueKind::PutWithExpiry => {
@@ -656,6 +660,10 @@ impl<'a> BatchIter<'a> {
         let Some(kind) = ValueKind::from_u8(tag & !KEYSPACE_FLAG) else {
             return Err("unknown record kind");
         };
+        if kind == ValueKind::BlobIndex {
+            // Blob references live in tables only, never in a batch.
+            return Err("unknown record kind");
+        }
         let mut used = 1;
         let mut keyspace = DEFAULT_KEYSPACE;
         if tag & KEYSPACE_FLAG != 0 {
@@ -691,7 +699,7 @@ impl<'a> BatchIter<'a> {
                 value = end;
                 used += m;
             }
-            ValueKind::Delete => {}
+            ValueKind::Delete | ValueKind::BlobIndex => {}
         }
         self.input = &self.input[used..];
         self.offset += used;

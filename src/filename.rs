@@ -36,15 +36,20 @@ pub enum FileKind {
     Lock,
     /// `NNNNNN.dbtmp`
     Temp(u64),
+    /// `NNNNNN.blob`: values of a keyspace with blob files
+    /// (docs/blob-format.md).
+    Blob(u64),
 }
 
 impl FileKind {
     /// The file's number, for the kinds that carry one.
     pub fn number(self) -> Option<u64> {
         match self {
-            FileKind::Wal(n) | FileKind::Table(n) | FileKind::Manifest(n) | FileKind::Temp(n) => {
-                Some(n)
-            }
+            FileKind::Wal(n)
+            | FileKind::Table(n)
+            | FileKind::Manifest(n)
+            | FileKind::Temp(n)
+            | FileKind::Blob(n) => Some(n),
             FileKind::Current | FileKind::Lock => None,
         }
     }
@@ -56,6 +61,10 @@ pub fn wal_path(dir: &Path, number: u64) -> PathBuf {
 
 pub fn table_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:06}.sst"))
+}
+
+pub fn blob_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:06}.blob"))
 }
 
 pub fn manifest_name(number: u64) -> String {
@@ -94,6 +103,7 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
         "log" => Some(FileKind::Wal(number)),
         "sst" => Some(FileKind::Table(number)),
         "dbtmp" => Some(FileKind::Temp(number)),
+        "blob" => Some(FileKind::Blob(number)),
         _ => None,
     }
 }
@@ -153,6 +163,7 @@ mod tests {
         for (path, kind) in [
             (wal_path(dir, 7), FileKind::Wal(7)),
             (table_path(dir, 1_234_567), FileKind::Table(1_234_567)),
+            (blob_path(dir, 42), FileKind::Blob(42)),
             (manifest_path(dir, 3), FileKind::Manifest(3)),
             (current_path(dir), FileKind::Current),
             (lock_path(dir), FileKind::Lock),

@@ -1,6 +1,7 @@
 //! Flush: a frozen memtable becomes an L0 table, installed by a version
 //! edit that also retires the memtable's WAL.
 
+use crate::blob::BlobWriter;
 use crate::compaction::MergeCollector;
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
@@ -80,6 +81,9 @@ impl DbInner {
             now_micros: self.options.clock.now_micros(),
         };
         let combine = (combine.operator.is_some() && imm.has_merge_operands()).then_some(&combine);
+        let mut new_number = || self.versions.lock().new_file_number();
+        let blobs = crate::blob::BlobSettings::of(&options, ks.id)
+            .map(|settings| BlobWriter::new(settings, &opener, &mut new_number));
         let file = write_memtable_table(
             &options,
             &opener,
@@ -88,6 +92,7 @@ impl DbInner {
             self.rate_limiter.clone(),
             SeqNo::MAX,
             combine,
+            blobs,
         )?;
         let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
         if let Some(f) = &file {
@@ -215,7 +220,7 @@ impl DbInner {
                 let number = versions.new_file_number()?;
                 let options = ks.options();
                 if let Some(t) =
-                    write_memtable_table(&options, &opener, number, mem, None, up_to, None)?
+                    write_memtable_table(&options, &opener, number, mem, None, up_to, None, None)?
                 {
                     part.new_files.push((0, t.meta.clone()));
                     tables.push(t);
@@ -253,6 +258,9 @@ impl DbInner {
 /// partial merge (tables below may hold the key), the entries after them
 /// written as they are. A failing operator fails the flush, as it fails
 /// a compaction (RocksDB does the same).
+// What a flush combines and where its large values go are separate
+// choices of the caller; a struct for them would be used once.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_memtable_table(
     options: &Options,
     opener: &TableOpener,
@@ -261,6 +269,7 @@ pub(crate) fn write_memtable_table(
     limiter: Option<Arc<RateLimiter>>,
     up_to: SeqNo,
     combine: Option<&MergeCollector<'_>>,
+    mut blobs: Option<BlobWriter<'_>>,
 ) -> Result<Option<Arc<TableFile>>> {
     if mem.is_empty() {
         return Ok(None);
@@ -344,9 +353,19 @@ pub(crate) fn write_memtable_table(
                     continue;
                 }
             }
-            builder
-                .add(k.user_key, k.seqno, k.kind, it.value())
-                .map_err(|e| table_write_error(&path, e))?;
+            // A plain put large enough goes to a blob file, its
+            // reference to the table (docs/design/blob-files.md).
+            let separated = match (&mut blobs, k.kind) {
+                (Some(b), ValueKind::Put) => b.separate(k.user_key, it.value())?,
+                _ => None,
+            };
+            match separated {
+                Some(reference) => {
+                    builder.add(k.user_key, k.seqno, ValueKind::BlobIndex, &reference)
+                }
+                None => builder.add(k.user_key, k.seqno, k.kind, it.value()),
+            }
+            .map_err(|e| table_write_error(&path, e))?;
             it.next()?;
         }
         for t in mem.range_tombstones() {
@@ -359,13 +378,24 @@ pub(crate) fn write_memtable_table(
         if builder.num_entries() == 0 && builder.num_range_tombstones() == 0 {
             return Ok(None);
         }
-        let table = finish_table(opener, number, builder, 0)?;
+        // The blob files are synced before the table, and both before
+        // the directory and the MANIFEST edit that lists them.
+        let blob_files = match blobs.take() {
+            Some(b) => b.finish()?,
+            None => Vec::new(),
+        };
+        let table = finish_table(opener, number, builder, 0, blob_files)?;
         opener
             .fs
             .sync_dir(&opener.dir)
             .map_err(|e| Error::io("sync directory", &opener.dir, e))?;
         Ok(Some(table))
     })();
+    // Blob files of a flush that installs no table are removed here (on
+    // an error after `finish`, the next open removes them as strays).
+    if let (false, Some(b)) = (matches!(result, Ok(Some(_))), blobs) {
+        b.abandon();
+    }
     match result {
         Ok(Some(file)) => Ok(Some(file)),
         Ok(None) => {
@@ -387,10 +417,12 @@ pub(crate) fn finish_table(
     number: u64,
     builder: TableBuilder<WriteAdapter>,
     level: usize,
+    blob_files: Vec<u64>,
 ) -> Result<Arc<TableFile>> {
     let path = table_path(&opener.dir, number);
     let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
-    let meta = FileMeta::from_built(number, &built);
+    let mut meta = FileMeta::from_built(number, &built);
+    meta.blob_files = blob_files;
     let WriteAdapter(mut file, _) = built.writer;
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);

@@ -67,6 +67,13 @@ impl KeyWalk {
             ValueKind::PutWithExpiry => Some(Base::Expiring(value())),
             // A point lookup yields point kinds only.
             ValueKind::Delete | ValueKind::RangeDelete => Some(Base::None),
+            // Never met: memtables hold no blob references (batches refuse
+            // the kind) and a table's are resolved into puts before they
+            // are visited (`Version::walk`).
+            ValueKind::BlobIndex => {
+                debug_assert!(false, "a walk met an unresolved blob reference");
+                Some(Base::None)
+            }
             ValueKind::Merge => {
                 self.operands.push(value());
                 match seqno.checked_sub(1) {

@@ -35,6 +35,7 @@
 mod background;
 mod backup;
 mod batch;
+mod blob;
 mod cache;
 mod checkpoint;
 mod close;

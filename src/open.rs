@@ -296,9 +296,16 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
             };
             &unlabelled
         };
-        if let Some(t) =
-            write_memtable_table(table_options, &opener, number, mem, None, SeqNo::MAX, None)?
-        {
+        if let Some(t) = write_memtable_table(
+            table_options,
+            &opener,
+            number,
+            mem,
+            None,
+            SeqNo::MAX,
+            None,
+            None,
+        )? {
             tables.entry(id).or_default().push(t);
         }
         Ok::<_, Error>(())
@@ -519,9 +526,13 @@ pub(crate) fn remove_obsolete_files(
 ) -> Result<()> {
     let fs = &options.fs;
     let live = versions.live_table_numbers();
+    let live_blobs = versions.live_blob_numbers();
     for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
         let obsolete = match parse_file_name(&name) {
             Some(FileKind::Table(n)) => !live.contains(&n),
+            // Written by a flush whose MANIFEST edit never happened (or
+            // listed only by tables no longer live).
+            Some(FileKind::Blob(n)) => !live_blobs.contains(&n),
             Some(FileKind::Manifest(n)) => n != versions.manifest_number(),
             Some(FileKind::Temp(_)) => true,
             _ => false,

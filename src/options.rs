@@ -213,6 +213,35 @@ pub struct Options {
     /// first non-empty level. RocksDB:
     /// `level_compaction_dynamic_level_bytes`. Default: `true`.
     pub level_compaction_dynamic_level_bytes: bool,
+    /// Store values of at least [`min_blob_size`](Self::min_blob_size)
+    /// bytes in blob files apart from the keys, so compaction moves only
+    /// keys and references (key-value separation; docs/design/blob-files.md).
+    /// Only plain puts are separated: merge operands and puts with a time
+    /// to live stay in the tables. RocksDB: `enable_blob_files`.
+    /// Default: `false`.
+    pub enable_blob_files: bool,
+    /// With [`enable_blob_files`](Self::enable_blob_files): the smallest
+    /// value, in bytes, that goes to a blob file. RocksDB: `min_blob_size`.
+    /// Default: 0 (every value).
+    pub min_blob_size: u64,
+    /// Size at which a blob file being written is finished and the next
+    /// one started. RocksDB: `blob_file_size`. Default: 256 MiB.
+    pub blob_file_size: u64,
+    /// Compression of the values in blob files (each value compressed
+    /// alone). RocksDB: `blob_compression_type`. Default: none.
+    pub blob_compression_type: Compression,
+    /// Let compaction relocate the live values of the oldest blob files
+    /// into new ones, so that the old files' space comes back. RocksDB:
+    /// `enable_blob_garbage_collection`. Default: `false`.
+    pub enable_blob_garbage_collection: bool,
+    /// The fraction (0 to 1) of blob files, oldest first, whose values
+    /// compaction relocates with garbage collection on. RocksDB:
+    /// `blob_garbage_collection_age_cutoff`. Default: 0.25.
+    pub blob_garbage_collection_age_cutoff: f64,
+    /// The garbage ratio (0 to 1) of the oldest blob files above which a
+    /// compaction of the tables referencing them is forced. RocksDB:
+    /// `blob_garbage_collection_force_threshold`. Default: 1.0 (never).
+    pub blob_garbage_collection_force_threshold: f64,
     /// Bytes all keyspaces' memtables may hold together: above it, the
     /// keyspace with the largest active memtable is flushed (RocksDB's
     /// WriteBufferManager rule: active memtables over 7/8 of it, or all
@@ -327,6 +356,13 @@ impl Default for Options {
             target_file_size_base: 64 << 20,
             num_levels: 7,
             level_compaction_dynamic_level_bytes: true,
+            enable_blob_files: false,
+            min_blob_size: 0,
+            blob_file_size: 256 << 20,
+            blob_compression_type: Compression::None,
+            enable_blob_garbage_collection: false,
+            blob_garbage_collection_age_cutoff: 0.25,
+            blob_garbage_collection_force_threshold: 1.0,
             db_write_buffer_size: 0,
             max_total_wal_size: 0,
             max_background_jobs: 2,
@@ -421,6 +457,22 @@ impl fmt::Debug for Options {
                 "level_compaction_dynamic_level_bytes",
                 &self.level_compaction_dynamic_level_bytes,
             )
+            .field("enable_blob_files", &self.enable_blob_files)
+            .field("min_blob_size", &self.min_blob_size)
+            .field("blob_file_size", &self.blob_file_size)
+            .field("blob_compression_type", &self.blob_compression_type)
+            .field(
+                "enable_blob_garbage_collection",
+                &self.enable_blob_garbage_collection,
+            )
+            .field(
+                "blob_garbage_collection_age_cutoff",
+                &self.blob_garbage_collection_age_cutoff,
+            )
+            .field(
+                "blob_garbage_collection_force_threshold",
+                &self.blob_garbage_collection_force_threshold,
+            )
             .field("db_write_buffer_size", &self.db_write_buffer_size)
             .field("max_total_wal_size", &self.max_total_wal_size)
             .field("max_background_jobs", &self.max_background_jobs)
@@ -500,6 +552,32 @@ impl Options {
         if self.max_background_jobs == 0 || self.delayed_write_rate == 0 {
             return bad("max_background_jobs and delayed_write_rate must be positive".into());
         }
+        if self.blob_file_size < 64 * 1024 {
+            return bad(format!(
+                "blob_file_size {} is below the minimum of 64 KiB",
+                self.blob_file_size
+            ));
+        }
+        for (name, value) in [
+            (
+                "blob_garbage_collection_age_cutoff",
+                self.blob_garbage_collection_age_cutoff,
+            ),
+            (
+                "blob_garbage_collection_force_threshold",
+                self.blob_garbage_collection_force_threshold,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return bad(format!("{name} {value} must be between 0 and 1"));
+            }
+        }
+        strata_sstable::TableOptions {
+            compression: self.blob_compression_type.clone(),
+            ..self.table_options(0)
+        }
+        .validate()
+        .map_err(|e| Error::InvalidArgument(format!("blob_compression_type: {e}")))?;
         (0..self.num_levels).try_for_each(|level| {
             self.table_options(level)
                 .validate()

@@ -225,6 +225,16 @@ fn merge_options(fs: &MemFileSystem) -> Options {
     }
 }
 
+/// The options of keyspace `name`: `ks2` keeps values of 4 bytes or more
+/// in blob files (docs/design/blob-files.md), the others inline.
+fn keyspace_options_of(fs: &MemFileSystem, name: &str) -> strata::KeyspaceOptions {
+    strata::KeyspaceOptions {
+        enable_blob_files: name == "ks2",
+        min_blob_size: 4,
+        ..merge_options(fs).keyspace_options()
+    }
+}
+
 /// `options` on `clock`.
 fn clocked(options: Options, clock: &Arc<ManualClock>) -> Options {
     Options {
@@ -490,7 +500,7 @@ impl Harness {
     /// A keyspace opened with the merge operator: one recovered at open
     /// has none until opened with options (docs/design/merge.md §5).
     fn open_keyspace(&self, name: &str) -> Keyspace {
-        let options = merge_options(&self.fs).keyspace_options();
+        let options = keyspace_options_of(&self.fs, name);
         self.db().keyspace_with(name, options).unwrap()
     }
 
@@ -520,7 +530,7 @@ impl Harness {
         live.sort();
         prop_assert_eq!(live, names);
         for (name, model) in &self.models {
-            let ks_options = merge_options(&self.fs).keyspace_options();
+            let ks_options = keyspace_options_of(&self.fs, name);
             let got = collect(copy.keyspace_with(name, ks_options).unwrap().iter());
             let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             prop_assert_eq!(got, want, "keyspace {} in checkpoint {:?}", name, dir);

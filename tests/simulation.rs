@@ -267,7 +267,8 @@ impl Sim {
     }
 
     /// `ks2` runs with options of its own (larger memtables and blocks,
-    /// another compression), as an application may give each keyspace;
+    /// another compression, and in a third of the seeds its values of 16
+    /// bytes or more in blob files), as an application may give each keyspace;
     /// `ks3` with a default time to live and periodic compaction.
     fn keyspace_options(&self, ks: usize) -> Option<KeyspaceOptions> {
         match ks {
@@ -275,6 +276,9 @@ impl Sim {
                 write_buffer_size: 96 * 1024,
                 block_size: 2048,
                 compression: Compression::Zstd { level: 1 },
+                enable_blob_files: self.seed % 3 == 2,
+                min_blob_size: 16,
+                blob_file_size: 64 * 1024,
                 ..self.options().keyspace_options()
             }),
             3 if self.ttl_writes => Some(KeyspaceOptions {

@@ -169,7 +169,13 @@ fn check_names(file: &BackupFile, id: u32) -> std::result::Result<(), String> {
     let kind = parse_file_name(&file.name);
     let restorable = matches!(
         kind,
-        Some(FileKind::Table(_) | FileKind::Wal(_) | FileKind::Manifest(_) | FileKind::Current)
+        Some(
+            FileKind::Table(_)
+                | FileKind::Blob(_)
+                | FileKind::Wal(_)
+                | FileKind::Manifest(_)
+                | FileKind::Current
+        )
     );
     if !restorable {
         return Err(format!("{:?} is not a database file's name", file.name));

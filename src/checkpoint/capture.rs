@@ -36,7 +36,7 @@ pub(crate) const COPY_CHUNK_BYTES: usize = 1 << 20;
 
 /// Where a captured file's bytes come from.
 pub(crate) enum Source {
-    /// A live table, kept from deletion by the capture's pinned versions:
+    /// A live table or blob file, kept from deletion by the capture's pinned versions:
     /// read (or hard-linked) by its path.
     Table(PathBuf),
     /// A WAL held open since the capture (it may be deleted meanwhile;
@@ -213,6 +213,32 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         drop(versions);
 
         let mut files = Vec::new();
+        // The blob files the captured tables list (pinned with them: a
+        // blob file lives while a table holding it does). A blob file is
+        // complete and never changes once listed.
+        let mut blob_numbers: Vec<u64> = image
+            .versions
+            .iter()
+            .flat_map(|v| {
+                v.all_files()
+                    .flat_map(|(_, t)| t.meta.blob_files.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        blob_numbers.sort_unstable();
+        blob_numbers.dedup();
+        for n in blob_numbers {
+            let path = crate::filename::blob_path(dir, n);
+            let len = fs
+                .open_random_access(&path, RandomAccessOptions::default())
+                .map_err(|e| Error::io("open", &path, e))?
+                .size();
+            files.push(CapturedFile {
+                name: format!("{n:06}.blob"),
+                len,
+                source: Source::Table(path),
+            });
+        }
         for version in &image.versions {
             for (_, table) in version.all_files() {
                 let path = table.path().to_path_buf();

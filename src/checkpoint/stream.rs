@@ -271,6 +271,7 @@ fn install_into(
                     parse_file_name(n),
                     Some(
                         FileKind::Table(_)
+                            | FileKind::Blob(_)
                             | FileKind::Wal(_)
                             | FileKind::Manifest(_)
                             | FileKind::Current

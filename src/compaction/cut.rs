@@ -152,6 +152,7 @@ mod tests {
                 largest_bound: bound,
                 smallest_seqno: 0,
                 largest_seqno: 0,
+                blob_files: Vec::new(),
             })
             .collect();
         let mut policy = CutPolicy::default();

@@ -287,6 +287,15 @@ impl DbInner {
             current: None,
             created: Vec::new(),
             done: Vec::new(),
+            blob_files: {
+                let mut blob_files: Vec<u64> = c
+                    .all_inputs()
+                    .flat_map(|(_, f)| f.meta.blob_files.iter().copied())
+                    .collect();
+                blob_files.sort_unstable();
+                blob_files.dedup();
+                blob_files
+            },
         };
         let mut out = Outputs::new(
             sink,
@@ -434,6 +443,9 @@ struct TableFiles<'a> {
     /// Numbers of files created, finished or not (removed on failure).
     created: Vec<u64>,
     done: Vec<Arc<TableFile>>,
+    /// The blob files the inputs list, which every output lists: blob
+    /// references move unchanged (docs/design/blob-files.md).
+    blob_files: Vec<u64>,
 }
 
 impl OutputSink for TableFiles<'_> {
@@ -466,7 +478,13 @@ impl OutputSink for TableFiles<'_> {
     fn finish(&mut self, builder: TableBuilder<WriteAdapter>) -> Result<()> {
         let number = self.current.take().unwrap_or(0);
         let opener = self.db.versions.lock().opener().clone();
-        let table = finish_table(&opener, number, builder, self.level)?;
+        let table = finish_table(
+            &opener,
+            number,
+            builder,
+            self.level,
+            self.blob_files.clone(),
+        )?;
         if self.db.options.compaction_output_drop_page_cache {
             table.drop_page_cache();
         }

@@ -112,6 +112,10 @@ impl MergeCollector<'_> {
                     consumed += 1;
                 }
                 ValueKind::Put => break End::Base(input.value().to_vec()),
+                // A value in a blob file: the operands stay operands above
+                // it (a partial merge), as above an expiring put; reads
+                // merge them onto the value.
+                ValueKind::BlobIndex => break End::ExpiringBase,
                 ValueKind::PutWithExpiry => match crate::ttl::split_expiring(input.value()) {
                     Some((expiry, _)) if expiry <= self.now_micros => break End::Deleted,
                     Some(_) => break End::ExpiringBase,

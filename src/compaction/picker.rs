@@ -373,6 +373,7 @@ mod tests {
             largest_bound: bound,
             smallest_seqno: number,
             largest_seqno: number,
+            blob_files: Vec::new(),
         }
     }
 

@@ -120,6 +120,12 @@ impl ChangeBatch {
                 })?;
                 let kind = match op.kind {
                     ValueKind::Put => ChangeKind::Put(op.value),
+                    // `BatchIter` refuses it: batches hold no blob references.
+                    ValueKind::BlobIndex => {
+                        return Err(Error::InvalidArgument(format!(
+                            "change batch at sequence {first}: a blob reference"
+                        )))
+                    }
                     ValueKind::Delete => ChangeKind::Delete,
                     ValueKind::Merge => ChangeKind::Merge(op.value),
                     ValueKind::RangeDelete => ChangeKind::DeleteRange {

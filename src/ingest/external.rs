@@ -89,6 +89,13 @@ pub(crate) fn open_external(
                 ),
             ));
         }
+        if k.kind == strata_sstable::ValueKind::BlobIndex {
+            return Err(Error::InvalidArgument(format!(
+                "{}: key {:?} holds a blob reference; an ingested table holds its values (blob files are not ingested)",
+                path.display(),
+                k.user_key.escape_ascii().to_string()
+            )));
+        }
         if entries > 0 && k.user_key <= last.as_slice() {
             return Err(Error::corruption(
                 path,
@@ -124,6 +131,7 @@ pub(crate) fn open_external(
         largest_bound: bounds.largest_bound,
         smallest_seqno: 0,
         largest_seqno: 0,
+        blob_files: Vec::new(),
     };
     if meta.key_range().is_empty() {
         return Err(Error::InvalidArgument(format!(

@@ -342,6 +342,7 @@ impl DbIter {
                                 self.saved_key.extend_from_slice(k.user_key);
                                 return self.merge_forward();
                             }
+                            ValueKind::BlobIndex => return Err(unresolved_blob_reference()),
                         }
                     }
                 } else if k.user_key == self.saved_key.as_slice() {
@@ -428,6 +429,7 @@ impl DbIter {
                     break;
                 }
                 ValueKind::Delete | ValueKind::RangeDelete => break,
+                ValueKind::BlobIndex => return Err(unresolved_blob_reference()),
             }
         }
         full_merge(
@@ -514,14 +516,22 @@ impl DbIter {
                                 }
                             }
                         }
+                        ValueKind::BlobIndex => {
+                            self.valid = false;
+                            return Err(unresolved_blob_reference());
+                        }
                     }
                 }
             }
             self.inner.prev()?;
         }
         match kind {
-            // (`kind` is never `PutWithExpiry`: that is a put or a delete.)
-            ValueKind::Delete | ValueKind::RangeDelete | ValueKind::PutWithExpiry => {
+            // (`kind` is never `PutWithExpiry`: that is a put or a delete;
+            // nor `BlobIndex`, an error above.)
+            ValueKind::Delete
+            | ValueKind::RangeDelete
+            | ValueKind::PutWithExpiry
+            | ValueKind::BlobIndex => {
                 self.valid = false;
                 self.saved_key.clear();
                 self.saved_value.clear();
@@ -595,6 +605,18 @@ impl DbIter {
                 }
             },
             ValueKind::Delete | ValueKind::RangeDelete => Ok(false),
+            ValueKind::BlobIndex => Err(unresolved_blob_reference()),
         }
     }
+}
+
+/// A blob reference reached the user-key iterator: the tables' iterators
+/// resolve them (`BlobResolvingIter`), so this is a bug, reported as
+/// corruption rather than answered with the reference's bytes.
+fn unresolved_blob_reference() -> crate::error::Error {
+    crate::error::Error::corruption(
+        "iterator",
+        0,
+        "a blob reference reached the iterator unresolved",
+    )
 }

@@ -72,6 +72,20 @@ pub struct KeyspaceOptions {
     pub num_levels: usize,
     /// [`Options::level_compaction_dynamic_level_bytes`].
     pub level_compaction_dynamic_level_bytes: bool,
+    /// [`Options::enable_blob_files`].
+    pub enable_blob_files: bool,
+    /// [`Options::min_blob_size`].
+    pub min_blob_size: u64,
+    /// [`Options::blob_file_size`].
+    pub blob_file_size: u64,
+    /// [`Options::blob_compression_type`].
+    pub blob_compression_type: Compression,
+    /// [`Options::enable_blob_garbage_collection`].
+    pub enable_blob_garbage_collection: bool,
+    /// [`Options::blob_garbage_collection_age_cutoff`].
+    pub blob_garbage_collection_age_cutoff: f64,
+    /// [`Options::blob_garbage_collection_force_threshold`].
+    pub blob_garbage_collection_force_threshold: f64,
 }
 
 impl Default for KeyspaceOptions {
@@ -109,6 +123,13 @@ impl Options {
             target_file_size_base: self.target_file_size_base,
             num_levels: self.num_levels,
             level_compaction_dynamic_level_bytes: self.level_compaction_dynamic_level_bytes,
+            enable_blob_files: self.enable_blob_files,
+            min_blob_size: self.min_blob_size,
+            blob_file_size: self.blob_file_size,
+            blob_compression_type: self.blob_compression_type.clone(),
+            enable_blob_garbage_collection: self.enable_blob_garbage_collection,
+            blob_garbage_collection_age_cutoff: self.blob_garbage_collection_age_cutoff,
+            blob_garbage_collection_force_threshold: self.blob_garbage_collection_force_threshold,
         }
     }
 
@@ -140,6 +161,13 @@ impl Options {
             target_file_size_base: ks.target_file_size_base,
             num_levels: ks.num_levels,
             level_compaction_dynamic_level_bytes: ks.level_compaction_dynamic_level_bytes,
+            enable_blob_files: ks.enable_blob_files,
+            min_blob_size: ks.min_blob_size,
+            blob_file_size: ks.blob_file_size,
+            blob_compression_type: ks.blob_compression_type.clone(),
+            enable_blob_garbage_collection: ks.enable_blob_garbage_collection,
+            blob_garbage_collection_age_cutoff: ks.blob_garbage_collection_age_cutoff,
+            blob_garbage_collection_force_threshold: ks.blob_garbage_collection_force_threshold,
             ..self.clone()
         };
         options.validate()?;

@@ -143,6 +143,7 @@ mod tests {
             largest_bound,
             smallest_seqno: 1,
             largest_seqno: 2,
+            blob_files: Vec::new(),
         }
     }
 

@@ -32,8 +32,12 @@ const TAG_DROP_KEYSPACE: u64 = 8;
 const TAG_KEYSPACE_LOG_NUMBER: u64 = 9;
 const TAG_NEXT_KEYSPACE_ID: u64 = 10;
 const TAG_KEYSPACE_PART: u64 = 11;
+/// The blob files a table (added by a tag 5 field before it in the same
+/// edit) references. Below `SAFE_TO_IGNORE`: a strata without blob files
+/// refuses the MANIFEST rather than delete blob files it thinks stray.
+const TAG_TABLE_BLOB_FILES: u64 = 12;
 /// The largest tag an edit of this version holds.
-const TAG_LAST: u64 = TAG_KEYSPACE_PART;
+const TAG_LAST: u64 = TAG_TABLE_BLOB_FILES;
 
 /// Tag 5's trailing bounds flags: the largest key is a range tombstone's
 /// exclusive end ([`LargestBound::Excluded`]).
@@ -66,6 +70,9 @@ pub struct FileMeta {
     pub smallest_seqno: SeqNo,
     /// Largest sequence number in the table.
     pub largest_seqno: SeqNo,
+    /// The blob files (`NNNNNN.blob`) the table's blob references point
+    /// into, ascending: each stays live while a live table lists it.
+    pub blob_files: Vec<u64>,
 }
 
 impl FileMeta {
@@ -81,6 +88,7 @@ impl FileMeta {
             largest_bound: built.bounds.largest_bound,
             smallest_seqno: built.properties.min_seqno,
             largest_seqno: built.properties.max_seqno,
+            blob_files: Vec::new(),
         }
     }
 }
@@ -207,6 +215,15 @@ impl VersionEdit {
                 put_varint64(&mut body, flags);
             }
             field(out, TAG_NEW_FILE, &body);
+            if !f.blob_files.is_empty() {
+                body.clear();
+                put_varint64(&mut body, f.number);
+                put_varint64(&mut body, f.blob_files.len() as u64);
+                for n in &f.blob_files {
+                    put_varint64(&mut body, *n);
+                }
+                field(out, TAG_TABLE_BLOB_FILES, &body);
+            }
         }
         for part in &self.parts {
             body.clear();
@@ -293,6 +310,23 @@ impl VersionEdit {
             TAG_NEW_FILE => {
                 let new_file = r.new_file()?;
                 self.new_files.push(new_file);
+                return Ok(());
+            }
+            TAG_TABLE_BLOB_FILES => {
+                let malformed = || format!("field with tag {TAG_TABLE_BLOB_FILES} is malformed");
+                let number = r.u64().ok_or_else(malformed)?;
+                let count = r.u64().ok_or_else(malformed)?;
+                let mut blob_files = Vec::new();
+                for _ in 0..count {
+                    blob_files.push(r.u64().ok_or_else(malformed)?);
+                }
+                let Some((_, table)) = self.new_files.iter_mut().rfind(|(_, f)| f.number == number)
+                else {
+                    return Err(format!(
+                        "blob files listed for table {number}, which the edit does not add"
+                    ));
+                };
+                table.blob_files = blob_files;
                 return Ok(());
             }
             TAG_KEYSPACE => r.keyspace().map(|id| self.keyspace = id),
@@ -389,6 +423,7 @@ impl<'a> BodyReader<'a> {
             largest_bound: LargestBound::Included,
             smallest_seqno: self.u64().ok_or_else(malformed)?,
             largest_seqno: self.u64().ok_or_else(malformed)?,
+            blob_files: Vec::new(),
         };
         // Written only when not zero (and never by a strata from before
         // range deletes).
@@ -440,6 +475,7 @@ mod tests {
             largest_bound: LargestBound::Included,
             smallest_seqno: 7,
             largest_seqno: 99,
+            blob_files: Vec::new(),
         }
     }
 

@@ -177,6 +177,7 @@ mod tests {
             largest_bound: bound,
             smallest_seqno: 1,
             largest_seqno: 1,
+            blob_files: Vec::new(),
         }
     }
 

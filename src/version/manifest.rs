@@ -214,9 +214,13 @@ pub fn read_manifest(path: &Path, data: &[u8]) -> Result<ManifestContents> {
 }
 
 impl ManifestContents {
-    /// The largest number of a live table.
+    /// The largest number of a live table or of a blob file one lists.
     pub fn max_table_number(&self) -> Option<u64> {
-        self.all_tables().map(|(_, _, m)| m.number).max()
+        // Blob files the tables list count too: their numbers come from
+        // the same counter.
+        self.all_tables()
+            .map(|(_, _, m)| m.blob_files.iter().copied().fold(m.number, u64::max))
+            .max()
     }
 
     /// Every live table of every keyspace: (keyspace id, level, table).
@@ -418,6 +422,7 @@ mod tests {
             largest_bound,
             smallest_seqno: 1,
             largest_seqno: 2,
+            blob_files: Vec::new(),
         }
     }
 

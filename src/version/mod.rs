@@ -23,8 +23,9 @@ use crate::error::{table_error, Result};
 use crate::iter::{InternalIterator, LevelIter, RangeDelSkipper, TableFileIter, TombstoneSource};
 use crate::key_walk::{Base, KeyWalk, Step};
 
+use crate::blob::BlobResolvingIter;
 use std::sync::Arc;
-use strata_sstable::{BlockReadOptions, Found, VersionsEnd};
+use strata_sstable::{BlockReadOptions, Found, ValueKind, VersionsEnd};
 
 /// Number of levels: L0 (overlapping tables, newest first) and L1..L6
 /// (each one sorted run of non-overlapping tables).
@@ -175,13 +176,28 @@ impl Version {
         blocks: BlockReadOptions,
     ) {
         let tombstones = &*self.tombstones;
+        // Blob references are shown as the values they point to
+        // (`BlobResolvingIter`); levels without them are read directly.
         for (n, file) in self.levels[0].iter().enumerate() {
-            out.push(Box::new(TableFileIter::new(Arc::clone(file), blocks)));
+            let it = TableFileIter::new(Arc::clone(file), blocks);
+            if file.has_blob_files() {
+                let blobs = Arc::clone(file.blob_file_set());
+                out.push(Box::new(BlobResolvingIter::new(it, blobs)));
+            } else {
+                out.push(Box::new(it));
+            }
             range_dels.push(tombstones.l0.get(n).cloned().flatten());
         }
         for (n, files) in self.levels[1..].iter().enumerate() {
             if !files.is_empty() {
-                out.push(Box::new(LevelIter::new(Arc::clone(files), blocks)));
+                let it = LevelIter::new(Arc::clone(files), blocks);
+                match files.iter().find(|f| f.has_blob_files()) {
+                    Some(f) => {
+                        let blobs = Arc::clone(f.blob_file_set());
+                        out.push(Box::new(BlobResolvingIter::new(it, blobs)));
+                    }
+                    None => out.push(Box::new(it)),
+                }
                 range_dels.push(tombstones.levels.get(n).cloned().flatten());
             }
         }
@@ -202,6 +218,7 @@ fn walk_table(
     let table = file.table();
     let covered_at = table.max_covering_tombstone(user_key, walk.at);
     let mut decided: Option<Base> = None;
+    let mut blob_error: Option<crate::error::Error> = None;
     loop {
         let at = walk.at;
         let mut visit = |f: Found| {
@@ -209,12 +226,26 @@ fn walk_table(
                 decided = Some(Base::None);
                 return false;
             }
+            if f.kind == ValueKind::BlobIndex {
+                // A blob reference is the put of the value it points to.
+                match file.blob_file_set().resolve(&f.value, user_key) {
+                    Ok(value) => decided = walk.visit(f.seqno, ValueKind::Put, || value),
+                    Err(e) => {
+                        blob_error = Some(e);
+                        return false;
+                    }
+                }
+                return decided.is_none();
+            }
             decided = walk.visit(f.seqno, f.kind, || f.value);
             decided.is_none()
         };
         let end = table
             .get_versions(user_key, at, blocks, &mut visit)
             .map_err(|e| table_error(file.path(), e))?;
+        if let Some(e) = blob_error.take() {
+            return Err(e);
+        }
         if end == VersionsEnd::Filtered {
             crate::statistics::note_bloom_useful();
         }
@@ -262,6 +293,7 @@ mod tests {
                 largest_bound: bound,
                 smallest_seqno: number,
                 largest_seqno: number,
+                blob_files: Vec::new(),
             };
             opener.open(meta, 1).unwrap()
         };
@@ -312,6 +344,7 @@ mod tests {
                 largest_bound: built.bounds.largest_bound,
                 smallest_seqno: smallest_seqno.unwrap(),
                 largest_seqno: largest_seqno.unwrap(),
+                blob_files: Vec::new(),
             };
             levels[*level].push(opener.open(meta, 1).unwrap());
         }

@@ -169,6 +169,19 @@ impl VersionSet {
             .collect()
     }
 
+    /// Every blob file a live table of a current version lists.
+    pub fn live_blob_numbers(&self) -> std::collections::HashSet<u64> {
+        self.keyspaces
+            .values()
+            .flat_map(|ks| {
+                ks.current
+                    .all_files()
+                    .flat_map(|(_, f)| f.meta.blob_files.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Hand out the id for a new keyspace (recorded in the manifest by
     /// the edit that creates it); an error once ids are exhausted.
     pub fn new_keyspace_id(&mut self) -> Result<u32> {

@@ -32,6 +32,8 @@ pub struct TableOpener {
     pub cache_index_and_filter_blocks: bool,
     /// `Options::pin_l0_filter_and_index_blocks_in_cache`.
     pub pin_l0: bool,
+    /// The blob files the open tables list (docs/design/blob-files.md).
+    pub(crate) blobs: Arc<crate::blob::BlobFileSet>,
 }
 
 impl TableOpener {
@@ -39,8 +41,8 @@ impl TableOpener {
     /// block cache of `options.block_cache_bytes` (none if 0).
     pub fn new(fs: Arc<dyn FileSystem>, dir: PathBuf, options: &Options) -> TableOpener {
         TableOpener {
-            fs,
-            dir,
+            fs: Arc::clone(&fs),
+            dir: dir.clone(),
             cache: (options.block_cache_bytes > 0).then(|| {
                 Arc::new(
                     ShardedLruCache::new(options.block_cache_bytes)
@@ -52,6 +54,7 @@ impl TableOpener {
             mmap: options.allow_mmap_reads,
             cache_index_and_filter_blocks: options.cache_index_and_filter_blocks,
             pin_l0: options.pin_l0_filter_and_index_blocks_in_cache,
+            blobs: Arc::new(crate::blob::BlobFileSet::new(Arc::clone(&fs), dir.clone())),
         }
     }
 
@@ -88,7 +91,18 @@ impl TableOpener {
         };
         let source = Arc::new(FileSource(Arc::clone(&file)));
         let table = Table::open_source(source, options).map_err(|e| table_error(&path, e))?;
+        let blob_files: Vec<_> = meta
+            .blob_files
+            .iter()
+            .map(|&n| {
+                let blob = self.blobs.acquire(n);
+                blob.add_live_table();
+                blob
+            })
+            .collect();
         Ok(Arc::new(TableFile {
+            blob_files,
+            blobs: Arc::clone(&self.blobs),
             meta,
             table: Arc::new(table),
             file,
@@ -151,6 +165,11 @@ pub struct TableFile {
     obsolete: AtomicBool,
     /// Set while a compaction has it as an input.
     pub being_compacted: AtomicBool,
+    /// The blob files `meta.blob_files` lists, held open while this table
+    /// is (`blob/file.rs`).
+    blob_files: Vec<Arc<crate::blob::BlobFile>>,
+    /// Where its blob references are resolved.
+    blobs: Arc<crate::blob::BlobFileSet>,
 }
 
 impl TableFile {
@@ -185,7 +204,22 @@ impl TableFile {
     /// Mark the file for deletion once nothing holds it. Called only after
     /// the edit removing it is durable in the manifest.
     pub fn mark_obsolete(&self) {
-        self.obsolete.store(true, Ordering::Release);
+        if !self.obsolete.swap(true, Ordering::AcqRel) {
+            for blob in &self.blob_files {
+                blob.remove_live_table();
+            }
+        }
+    }
+
+    /// The database's open blob files: where this table's blob references
+    /// are resolved.
+    pub(crate) fn blob_file_set(&self) -> &Arc<crate::blob::BlobFileSet> {
+        &self.blobs
+    }
+
+    /// Whether the table lists blob files (holds blob references).
+    pub fn has_blob_files(&self) -> bool {
+        !self.blob_files.is_empty()
     }
 }
 

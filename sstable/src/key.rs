@@ -30,7 +30,8 @@ pub const SEEK_KIND: u8 = 0xff;
 
 /// What an entry is. A reader meeting any kind it does not know reports
 /// corruption. Data blocks and the memtable's point skiplist hold only the
-/// point kinds (`Delete`, `Put`, `Merge`, `PutWithExpiry`); a `RangeDelete`
+/// point kinds (`Delete`, `Put`, `Merge`, `PutWithExpiry`, and in tables
+/// `BlobIndex`); a `RangeDelete`
 /// lives in a batch record, the memtable's range-deletion list and a
 /// table's range-deletion block, never among point entries.
 #[repr(u8)]
@@ -50,6 +51,11 @@ pub enum ValueKind {
     /// microseconds since the Unix epoch) followed by the user's value.
     /// From the expiry on, readers treat it as a delete.
     PutWithExpiry = 4,
+    /// A value stored in a blob file (key-value separation,
+    /// `docs/blob-format.md`): the value bytes are an encoded
+    /// [`BlobRef`](crate::blob::BlobRef). Read as the put of the value it
+    /// references.
+    BlobIndex = 5,
 }
 
 impl ValueKind {
@@ -62,18 +68,23 @@ impl ValueKind {
             2 => Some(ValueKind::Merge),
             3 => Some(ValueKind::RangeDelete),
             4 => Some(ValueKind::PutWithExpiry),
+            5 => Some(ValueKind::BlobIndex),
             _ => None,
         }
     }
 
     /// Whether this kind may be stored as a point entry (a data block's or
-    /// the memtable skiplist's): `Delete`, `Put`, `Merge` and
-    /// `PutWithExpiry`.
+    /// the memtable skiplist's): `Delete`, `Put`, `Merge`,
+    /// `PutWithExpiry` and `BlobIndex` (tables only).
     #[inline]
     pub fn is_point(self) -> bool {
         matches!(
             self,
-            ValueKind::Delete | ValueKind::Put | ValueKind::Merge | ValueKind::PutWithExpiry
+            ValueKind::Delete
+                | ValueKind::Put
+                | ValueKind::Merge
+                | ValueKind::PutWithExpiry
+                | ValueKind::BlobIndex
         )
     }
 }
@@ -267,7 +278,7 @@ mod tests {
     #[test]
     fn parse_rejects_short_and_unknown_kinds() {
         assert!(parse_internal_key(b"short").is_none());
-        for kind in [3u8, 5, SEEK_KIND] {
+        for kind in [3u8, 6, SEEK_KIND] {
             let mut k = b"key".to_vec();
             k.extend_from_slice(&((7u64 << 8) | u64::from(kind)).to_le_bytes());
             assert!(parse_internal_key(&k).is_none(), "kind {kind}");

@@ -45,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blob;
 pub mod block;
 mod block_fetch;
 mod bounds;

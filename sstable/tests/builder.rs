@@ -406,7 +406,7 @@ fn unknown_kinds_are_corruption() {
     // The entry is the first in block 0: header (3 bytes), key "k", trailer.
     let kind_pos = 3 + 1;
     assert_eq!(bytes[kind_pos], ValueKind::Put as u8);
-    bytes[kind_pos] = 5;
+    bytes[kind_pos] = 6;
     // Re-checksum block 0 so only the kind is wrong.
     let end = (h.offset + h.size) as usize;
     let mut hasher = crc32fast::Hasher::new();

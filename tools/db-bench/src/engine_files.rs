@@ -100,17 +100,12 @@ mod tests {
             "MANIFEST-000003",
             "000007.log",
             "000012.sst",
+            "000009.blob",
         ] {
             assert!(is_file(EngineKind::Strata, name), "{name}");
             assert!(is_file(EngineKind::Rocksdb, name), "{name}");
         }
-        for name in [
-            "IDENTITY",
-            "LOG",
-            "LOG.old.1700000000",
-            "OPTIONS-000005",
-            "000009.blob",
-        ] {
+        for name in ["IDENTITY", "LOG", "LOG.old.1700000000", "OPTIONS-000005"] {
             assert!(is_file(EngineKind::Rocksdb, name), "{name}");
             assert!(!is_file(EngineKind::Strata, name), "{name}");
         }

@@ -268,6 +268,26 @@ pub struct Flags {
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub pin_l0_filter_and_index_blocks_in_cache: bool,
 
+    /// Store large values in blob files (key-value separation).
+    /// RocksDB's `enable_blob_files`.
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub enable_blob_files: bool,
+
+    /// With `--enable_blob_files`: the smallest value, in bytes, stored in
+    /// a blob file. RocksDB's `min_blob_size`.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64))]
+    pub min_blob_size: u64,
+
+    /// Size at which a blob file is finished. RocksDB's `blob_file_size`.
+    #[arg(long, default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range((64 << 10)..))]
+    pub blob_file_size: u64,
+
+    /// Relocate live values out of old blob files during compaction.
+    /// RocksDB's `enable_blob_garbage_collection` (strata: accepted, not
+    /// implemented yet).
+    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub enable_blob_garbage_collection: bool,
+
     /// Read tables through memory maps (RocksDB's `allow_mmap_reads`).
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub mmap_read: bool,

@@ -68,6 +68,7 @@ fn manifest_log() -> Vec<u8> {
         largest_bound: LargestBound::Included,
         smallest_seqno: number,
         largest_seqno: number + 10,
+        blob_files: Vec::new(),
     };
     let edits = [
         VersionEdit {

@@ -21,6 +21,8 @@ const RECORDS_SAMPLED: usize = 8;
 pub enum Kind {
     /// An SSTable.
     Table,
+    /// A blob file: values stored apart from their keys.
+    Blob,
     /// A write-ahead log: records are write batches.
     Wal,
     /// A MANIFEST: records are version edits.
@@ -39,6 +41,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Table => "table",
+            Kind::Blob => "blob",
             Kind::Wal => "wal",
             Kind::Manifest => "manifest",
             Kind::Current => "current",
@@ -103,6 +106,9 @@ pub fn identify(data: &[u8]) -> Identity {
     }
     if let Some(name) = current_target(data) {
         return found(Kind::Current, format!("names {name}"));
+    }
+    if data.starts_with(&strata_sstable::blob::format::BLOB_MAGIC) {
+        return found(Kind::Blob, "blob file (docs/blob-format.md)".into());
     }
     let mut reasons = Vec::new();
     let has_magic = data.len() >= FOOTER_LEN && data.ends_with(&MAGIC_BYTES);

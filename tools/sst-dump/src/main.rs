@@ -8,6 +8,7 @@
 //! that never panics; this file only reads the file, picks the function
 //! and prints. Exit status: 0 all checked out, 1 corruption, 2 bad usage.
 
+mod blob;
 mod check;
 mod cli;
 #[cfg(test)]
@@ -84,7 +85,7 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
     let command = cli.command.unwrap_or(match identity.kind {
         Kind::Wal | Kind::Manifest | Kind::Empty => Command::Dump,
         Kind::Current => Command::Identify,
-        Kind::Table | Kind::Directory | Kind::Unknown => Command::Check,
+        Kind::Table | Kind::Blob | Kind::Directory | Kind::Unknown => Command::Check,
     });
     let bounds = cli.bounds(command)?;
     let mut outcome = match (identity.kind, command) {
@@ -120,6 +121,10 @@ fn run(cli: &Cli) -> Result<Outcome, String> {
             let mut report = manifest::dump(path, &data, style);
             report.summary_only = matches!(command, Command::Check | Command::Verify);
             Outcome::of(&report)
+        }
+        (Kind::Blob, Command::Scan | Command::Dump) => Outcome::of(&blob::read(&data, true, style)),
+        (Kind::Blob, Command::Check | Command::Verify) => {
+            Outcome::of(&blob::read(&data, false, style))
         }
         (Kind::Directory, Command::Check | Command::Verify) => {
             Outcome::of(&dir::inspect(path, style, cli.max_input_bytes))

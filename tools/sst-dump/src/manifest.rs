@@ -459,6 +459,7 @@ mod tests {
             largest_bound,
             smallest_seqno: 1,
             largest_seqno: 2,
+            blob_files: Vec::new(),
         };
         let t = TableMeta::of(1, &meta, Style::default());
         (t.line(), serde_json::to_value(&t).unwrap())

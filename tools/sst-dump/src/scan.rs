@@ -132,7 +132,14 @@ impl Entry {
             seq: parsed.seqno,
             kind_byte: parsed.kind as u8,
             kind: kind_name(parsed.kind),
-            value: style.show(value),
+            // A blob reference is shown as where the value lives.
+            value: match (parsed.kind, strata_sstable::blob::BlobRef::decode(value)) {
+                (ValueKind::BlobIndex, Some(r)) => format!(
+                    "<blob {:06}.blob offset {} size {}>",
+                    r.file_number, r.offset, r.size
+                ),
+                _ => style.show(value),
+            },
             expires_at_micros,
         }
     }
@@ -172,6 +179,7 @@ pub fn kind_name(kind: ValueKind) -> &'static str {
         ValueKind::Merge => "MERGE",
         ValueKind::RangeDelete => "DELETE_RANGE",
         ValueKind::PutWithExpiry => "PUT_WITH_EXPIRY",
+        ValueKind::BlobIndex => "BLOB_INDEX",
     }
 }
 

@@ -140,6 +140,23 @@ fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
         "compression",
     );
 
+    o.set_enable_blob_files(flags.enable_blob_files);
+    m.map(
+        "enable_blob_files",
+        flags.enable_blob_files,
+        "enable_blob_files",
+    );
+    o.set_min_blob_size(flags.min_blob_size);
+    m.map("min_blob_size", flags.min_blob_size, "min_blob_size");
+    o.set_blob_file_size(flags.blob_file_size);
+    m.map("blob_file_size", flags.blob_file_size, "blob_file_size");
+    o.set_enable_blob_gc(flags.enable_blob_garbage_collection);
+    m.map(
+        "enable_blob_garbage_collection",
+        flags.enable_blob_garbage_collection,
+        "enable_blob_garbage_collection",
+    );
+
     o.set_level_zero_file_num_compaction_trigger(flags.level0_file_num_compaction_trigger);
     m.map(
         "level0_file_num_compaction_trigger",

@@ -56,6 +56,22 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
         flags.pin_l0_filter_and_index_blocks_in_cache,
         "pin_l0_filter_and_index_blocks_in_cache",
     );
+    o.enable_blob_files = flags.enable_blob_files;
+    m.map(
+        "enable_blob_files",
+        flags.enable_blob_files,
+        "enable_blob_files",
+    );
+    o.min_blob_size = flags.min_blob_size;
+    m.map("min_blob_size", flags.min_blob_size, "min_blob_size");
+    o.blob_file_size = flags.blob_file_size;
+    m.map("blob_file_size", flags.blob_file_size, "blob_file_size");
+    o.enable_blob_garbage_collection = flags.enable_blob_garbage_collection;
+    m.map(
+        "enable_blob_garbage_collection",
+        flags.enable_blob_garbage_collection,
+        "enable_blob_garbage_collection (not implemented yet)",
+    );
     o.allow_mmap_reads = flags.mmap_read;
     m.map("mmap_read", flags.mmap_read, "allow_mmap_reads");
     o.compaction_output_drop_page_cache = flags.compaction_output_drop_page_cache;

@@ -1,0 +1,157 @@
+//! A live blob file and the set of them a database has open.
+//!
+//! A blob file lives while a live table lists it (`FileMeta::blob_files`):
+//! each `TableFile` holds an `Arc<BlobFile>` for every blob file it lists
+//! and counts itself in `live_tables`; when a version edit removes a table
+//! (`TableFile::mark_obsolete`) the count drops, and a blob file no live
+//! table lists is deleted once the last version or iterator holding such
+//! a table lets go (`Drop`), as tables are. A compaction's outputs list
+//! only blob files its inputs list, and are opened before the inputs are
+//! marked obsolete, so the count of a blob file still referenced never
+//! reaches zero.
+
+use crate::error::{table_error, Error, Result};
+use crate::filename::blob_path;
+use crate::fs::{FileSystem, RandomAccessOptions};
+use crate::version::FileSource;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use strata_sstable::blob::{BlobFileReader, BlobRef};
+
+/// One blob file: its path, and its reader once a read needed it (the
+/// cache of open blob file readers is the set of live `BlobFile`s).
+pub(crate) struct BlobFile {
+    number: u64,
+    path: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    reader: Mutex<Option<Arc<BlobFileReader>>>,
+    /// Live (not obsolete) tables listing this file.
+    live_tables: AtomicUsize,
+    /// No live table lists it: delete it when the last holder lets go.
+    obsolete: AtomicBool,
+}
+
+impl BlobFile {
+    /// The open reader, opening the file the first time.
+    pub fn reader(&self) -> Result<Arc<BlobFileReader>> {
+        let mut slot = self.reader.lock();
+        if let Some(r) = &*slot {
+            return Ok(Arc::clone(r));
+        }
+        let file = self
+            .fs
+            .open_random_access(&self.path, RandomAccessOptions { mmap: false })
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::corruption(&self.path, 0, "blob file referenced by a table is missing")
+                } else {
+                    Error::io("open blob file", &self.path, e)
+                }
+            })?;
+        let reader = BlobFileReader::open(Arc::new(FileSource(file)), self.number)
+            .map_err(|e| table_error(&self.path, e))?;
+        let reader = Arc::new(reader);
+        *slot = Some(Arc::clone(&reader));
+        Ok(reader)
+    }
+
+    /// The value `reference` points to, checked to be `key`'s. Damage is
+    /// `Error::Corruption` naming this file.
+    pub fn get(&self, reference: &BlobRef, key: &[u8]) -> Result<Bytes> {
+        self.reader()?
+            .get(reference, key)
+            .map_err(|e| table_error(&self.path, e))
+    }
+
+    /// A live table lists this file.
+    pub fn add_live_table(&self) {
+        self.live_tables.fetch_add(1, Ordering::AcqRel);
+        self.obsolete.store(false, Ordering::Release);
+    }
+
+    /// A table listing this file was removed by a durable version edit.
+    pub fn remove_live_table(&self) {
+        if self.live_tables.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.obsolete.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for BlobFile {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // Failure leaves a stray file, which the next open removes: no
+            // live table lists it.
+            let _ = self.fs.remove(&self.path);
+        }
+    }
+}
+
+/// The blob files of a database that some table holds, by number.
+pub(crate) struct BlobFileSet {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    files: Mutex<HashMap<u64, Weak<BlobFile>>>,
+}
+
+impl BlobFileSet {
+    pub fn new(fs: Arc<dyn FileSystem>, dir: PathBuf) -> BlobFileSet {
+        BlobFileSet {
+            fs,
+            dir,
+            files: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Blob file `number`, made if no table holds it yet.
+    pub fn acquire(&self, number: u64) -> Arc<BlobFile> {
+        let mut files = self.files.lock();
+        if let Some(f) = files.get(&number).and_then(Weak::upgrade) {
+            return f;
+        }
+        if files.len() >= 64 {
+            files.retain(|_, f| f.strong_count() > 0);
+        }
+        let f = Arc::new(BlobFile {
+            number,
+            path: blob_path(&self.dir, number),
+            fs: Arc::clone(&self.fs),
+            reader: Mutex::new(None),
+            live_tables: AtomicUsize::new(0),
+            obsolete: AtomicBool::new(false),
+        });
+        files.insert(number, Arc::downgrade(&f));
+        f
+    }
+
+    /// Blob file `number` if a table holds it.
+    pub fn get(&self, number: u64) -> Option<Arc<BlobFile>> {
+        self.files.lock().get(&number).and_then(Weak::upgrade)
+    }
+
+    /// The value `reference` points to, checked to be `key`'s.
+    pub fn resolve(&self, reference: &[u8], key: &[u8]) -> Result<Bytes> {
+        let Some(r) = BlobRef::decode(reference) else {
+            return Err(Error::corruption(
+                &self.dir,
+                0,
+                format!(
+                    "a table holds a malformed blob reference for key {:?}",
+                    String::from_utf8_lossy(key)
+                ),
+            ));
+        };
+        match self.get(r.file_number) {
+            Some(f) => f.get(&r, key),
+            None => Err(Error::corruption(
+                blob_path(&self.dir, r.file_number),
+                r.offset,
+                "a blob reference points into a blob file no live table lists",
+            )),
+        }
+    }
+}
