@@ -255,8 +255,14 @@ impl Feed {
             g.state.store(fs, dir)?;
         }
         for w in &wals[..count] {
-            // Best effort: one left is tried again at the next collection.
-            let _ = fs.remove(&wal_path(dir, w.number));
+            // Oldest first, and stop at the first that cannot be removed:
+            // it and the newer ones are tried again at the next
+            // collection. Going on past it would leave an old WAL with
+            // newer ones gone, a hole a reader of the chain (the feed,
+            // recovery's checks) takes for a lost WAL.
+            if fs.remove(&wal_path(dir, w.number)).is_err() {
+                break;
+            }
             g.obsolete_since.remove(&w.number);
             g.last_seq_read.remove(&w.number);
             self.started_after.lock().remove(&w.number);
