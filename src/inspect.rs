@@ -4,6 +4,7 @@
 //! opens a database or takes its lock.
 
 pub use crate::batch::{BatchError, BatchOp, DecodedBatch};
+pub use crate::feed::recorded_ingestions;
 pub use crate::filename::{parse_file_name, FileKind, MAX_FILE_NUMBER};
 pub use crate::version::{
     read_current_manifest, read_manifest, FileMeta, KeyRange, KeyspaceContents, LargestBound,

@@ -145,7 +145,6 @@ impl MergeCollector<'_> {
                     // ended the walk (the base) is judged afresh, so it is
                     // kept; reads of the key go on failing, nothing is lost.
                     tracing::warn!(error = %e, "merge failed at flush or compaction: operands kept as they are");
-                    drop(values);
                     return Ok((as_operands(operands), consumed));
                 }
                 Err(e) => return Err(e),

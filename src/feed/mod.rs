@@ -334,6 +334,16 @@ fn list_wals(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>> {
     Ok(v)
 }
 
+/// The sequence numbers ingestions took, `(first, last)` oldest first, as
+/// the change feed's state file in `dir` records them (none without one):
+/// numbers no WAL record holds. Checksummed and decoded as an open reads
+/// it; for tools that check the write sequence (`inspect`).
+pub fn recorded_ingestions(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(u64, u64)>> {
+    Ok(FeedState::load(fs, dir)?
+        .map(|s| s.ingestions.iter().map(|i| (i.first, i.last)).collect())
+        .unwrap_or_default())
+}
+
 impl DbInner {
     /// Delete the obsolete WALs retention lets go (best effort: errors are
     /// logged, and what is left goes at a later collection).

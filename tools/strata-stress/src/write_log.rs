@@ -115,47 +115,6 @@ pub struct WriteLog {
     pub ingested: Vec<(u64, u64)>,
 }
 
-/// The ingestions recorded in `dir`'s `CHANGEFEEDS` (docs/design/change-feed.md
-/// §6: magic, crc, length, then the body whose last list is the
-/// ingestions); none if there is no such file.
-fn recorded_ingestions(dir: &Path) -> Result<Vec<(u64, u64)>, AnyError> {
-    let bytes = match std::fs::read(dir.join("CHANGEFEEDS")) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let bad = || -> AnyError { "CHANGEFEEDS: cut short or not STRFEED2".into() };
-    if bytes.get(..8) != Some(b"STRFEED2".as_slice()) {
-        // STRFEED1 holds no ingestions.
-        return Ok(Vec::new());
-    }
-    let mut at = 16; // magic, crc u32, length u32
-    let u32_at = |at: &mut usize| -> Result<u32, AnyError> {
-        let b = bytes.get(*at..*at + 4).ok_or_else(bad)?;
-        *at += 4;
-        Ok(u32::from_le_bytes(b.try_into()?))
-    };
-    let u64_at = |at: &mut usize| -> Result<u64, AnyError> {
-        let b = bytes.get(*at..*at + 8).ok_or_else(bad)?;
-        *at += 8;
-        Ok(u64::from_le_bytes(b.try_into()?))
-    };
-    let _floor = u64_at(&mut at)?;
-    for _ in 0..u32_at(&mut at)? {
-        at += 16; // first_wal, last_seq
-    }
-    for _ in 0..u32_at(&mut at)? {
-        let name_len = u32_at(&mut at)? as usize;
-        at += name_len + 8;
-    }
-    let mut ingested = Vec::new();
-    for _ in 0..u32_at(&mut at)? {
-        let first = u64_at(&mut at)?;
-        ingested.push((first, u64_at(&mut at)?));
-    }
-    Ok(ingested)
-}
-
 /// Read the database in `dir` as recovery will; `None` if there is none
 /// yet (the process died before creating it).
 pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
@@ -182,7 +141,7 @@ pub fn read(dir: &Path) -> Result<Option<WriteLog>, AnyError> {
             .iter()
             .map(|(&id, ks)| (id, (ks.name.clone(), ks.log_number)))
             .collect(),
-        ingested: recorded_ingestions(dir)?,
+        ingested: strata::inspect::recorded_ingestions(&fs, dir)?,
         ..WriteLog::default()
     };
     // With several keyspaces a table holds one keyspace's share of a run
