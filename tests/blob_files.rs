@@ -211,8 +211,8 @@ fn a_blob_file_is_deleted_once_no_table_lists_it() {
     db.flush().unwrap();
     let first = names_with(dir.path(), ".blob");
     assert_eq!(first.len(), 1);
-    // Every key overwritten by a small value, then deleted: after a full
-    // compaction no table refers to the first blob file.
+    // Every key deleted: after a full compaction no table refers to the
+    // first blob file.
     for i in 0..50 {
         db.delete(key(i)).unwrap();
     }
@@ -294,10 +294,7 @@ fn a_checkpoint_of_a_blob_database_holds_its_blob_files() {
 }
 
 #[test]
-fn an_older_manifest_reader_is_refused_clearly_and_sst_ingestion_of_blob_references_too() {
-    // What an older strata meets is tag 12 in the MANIFEST, below the
-    // safe-to-ignore range: covered by the edit's own tests. Here: a
-    // read-only open reads a blob database.
+fn a_read_only_open_reads_values_in_blob_files() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = Db::open(dir.path(), blob_options()).unwrap();
@@ -326,4 +323,29 @@ fn a_backup_of_a_blob_database_restores_with_all_values() {
     assert_eq!(names_with(&restored, ".blob").len(), 1);
     let copy = Db::open(&restored, blob_options()).unwrap();
     check_all(&copy, &expect);
+}
+
+#[test]
+fn an_external_table_holding_blob_references_is_refused_at_ingestion() {
+    use strata_sstable::{blob::BlobRef, TableBuilder, TableOptions, ValueKind};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("db"), blob_options()).unwrap();
+    let reference = BlobRef {
+        file_number: 7,
+        offset: 24,
+        size: 100,
+    };
+    let mut b = TableBuilder::new(Vec::new(), TableOptions::default()).unwrap();
+    b.add(b"k", 0, ValueKind::BlobIndex, &reference.encode())
+        .unwrap();
+    let path = dir.path().join("external.sst");
+    std::fs::write(&path, b.finish().unwrap().writer).unwrap();
+    let e = db
+        .ingest(&[&path], &strata::IngestOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("blob reference")),
+        "{e}"
+    );
+    assert_eq!(db.get(b"k").unwrap(), None);
 }

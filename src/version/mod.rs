@@ -23,7 +23,7 @@ use crate::error::{table_error, Result};
 use crate::iter::{InternalIterator, LevelIter, RangeDelSkipper, TableFileIter, TombstoneSource};
 use crate::key_walk::{Base, KeyWalk, Step};
 
-use crate::blob::BlobResolvingIter;
+use crate::blob::{BlobFileSet, BlobResolvingIter};
 use std::sync::Arc;
 use strata_sstable::{BlockReadOptions, Found, ValueKind, VersionsEnd};
 
@@ -44,6 +44,11 @@ pub struct Version {
     /// of collecting a level's lists, which cost an allocation per source
     /// and a count per table at every iterator.
     tombstones: Arc<VersionTombstones>,
+    /// Per level from L1, the blob file set a level iterator must resolve
+    /// references through (`None`: no table of the level refers to blob
+    /// files), found once per version instead of a scan of the level's
+    /// tables at every iterator.
+    level_blobs: [Option<Arc<BlobFileSet>>; NUM_LEVELS],
 }
 
 /// [`Version::tombstones`]: one source per L0 table (in L0's order) and
@@ -84,6 +89,7 @@ impl Default for Version {
             levels: std::array::from_fn(|_| Arc::from(Vec::new())),
             has_range_dels: false,
             tombstones: Arc::default(),
+            level_blobs: Default::default(),
         }
     }
 }
@@ -99,6 +105,12 @@ impl Version {
             level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
         let has_range_dels = levels.iter().flatten().any(|f| f.has_range_dels());
+        let level_blobs = std::array::from_fn(|level| {
+            levels[level]
+                .iter()
+                .find(|f| f.has_blob_files())
+                .map(|f| Arc::clone(f.blob_file_set()))
+        });
         let levels = levels.map(Arc::from);
         let tombstones = if has_range_dels {
             Arc::new(VersionTombstones::new(&levels))
@@ -109,6 +121,7 @@ impl Version {
             levels,
             has_range_dels,
             tombstones,
+            level_blobs,
         }
     }
 
@@ -191,10 +204,9 @@ impl Version {
         for (n, files) in self.levels[1..].iter().enumerate() {
             if !files.is_empty() {
                 let it = LevelIter::new(Arc::clone(files), blocks);
-                match files.iter().find(|f| f.has_blob_files()) {
-                    Some(f) => {
-                        let blobs = Arc::clone(f.blob_file_set());
-                        out.push(Box::new(BlobResolvingIter::new(it, blobs)));
+                match &self.level_blobs[n + 1] {
+                    Some(blobs) => {
+                        out.push(Box::new(BlobResolvingIter::new(it, Arc::clone(blobs))))
                     }
                     None => out.push(Box::new(it)),
                 }
