@@ -1305,6 +1305,30 @@ fn simulation_of_many_seeds_never_loses_acknowledged_writes() {
     }
 }
 
+/// Seeds outside the fixed range that found bugs, replayed on every run.
+/// 510381863112, 510381865382, 510381866562, 510381866892, 510381870409:
+/// a failed removal of an obsolete WAL left it while newer ones were
+/// deleted (a hole read as a lost WAL). 511532288414, 511532293806: WALs
+/// already collected came back (a failed removal, or a power loss undoing
+/// unsynced removals) and the feed read them across old crash boundaries
+/// (the state file's `first_wal`).
+#[test]
+fn seeds_that_found_bugs_pass() {
+    for seed in [
+        510381863112,
+        510381865382,
+        510381866562,
+        510381866892,
+        510381870409,
+        511532288414,
+        511532293806,
+    ] {
+        if let Err(e) = run_seed(seed) {
+            panic!("{e}");
+        }
+    }
+}
+
 /// The same seed gives the same run: every event and outcome identical.
 #[test]
 fn a_seed_replays_exactly() {

@@ -184,6 +184,9 @@ impl Feed {
         self.started_after.lock().insert(number, last_seq);
         let mut g = self.inner.lock();
         g.state.floor_seq = g.state.floor_seq.max(last_seq.saturating_add(1));
+        // The WALs before the new one hold nothing above the floor: no
+        // reader reads them again, even if their collection fails.
+        g.state.first_wal = g.state.first_wal.max(number);
         g.state.prune_ingestions();
         if g.stored {
             if let Err(e) = g.state.store(&*options.fs, dir) {
@@ -221,6 +224,7 @@ impl Feed {
         let successor = |n: u64| all.iter().copied().find(|&m| m > n).unwrap_or(log_number);
         let min_acked = g.state.cursors.values().copied().min();
         let floor = g.state.floor_seq;
+        let first_wal = g.state.first_wal;
         let inner = &mut *g;
         let mut pinned = |n: u64| -> Result<bool> {
             let Some(acked) = min_acked else {
@@ -230,7 +234,10 @@ impl Feed {
             // Writes below the floor are unreadable anyway: no pin.
             Ok(last >= floor && last > acked)
         };
-        let count = deletable_prefix(&wals, limits, now, &mut pinned)?;
+        // Collected already (their deletion failed, or a power loss undid
+        // it): they go first, whatever retention says.
+        let stale = wals.iter().take_while(|w| w.number < first_wal).count();
+        let count = stale + deletable_prefix(&wals[stale..], limits, now, &mut pinned)?;
         if count == 0 {
             return Ok(());
         }
@@ -239,7 +246,7 @@ impl Feed {
         // or, if it holds none (a WAL an open started, empty when the
         // next open came), an older one's.
         let mut last = 0;
-        for w in wals[..count].iter().rev() {
+        for w in wals[stale..count].iter().rev() {
             last = g.last_seq_bound(fs, dir, &self.started_after, w.number, successor(w.number))?;
             if last > 0 {
                 break;
@@ -249,6 +256,7 @@ impl Feed {
         g.state.prune_ingestions();
         // A recovery point matters only while a WAL below it is left.
         g.state.epochs.retain(|e| e.first_wal > next);
+        g.state.first_wal = g.state.first_wal.max(next);
         if g.stored {
             // Stored before the deletion: a crash in between leaves a
             // floor too high (a gap reported early), never too low.

@@ -239,7 +239,7 @@ impl UpdatesSince {
         // bytes, with how much of each is synced (`None`: all).
         let mut plan: Vec<(u64, Option<u64>)> = Vec::new();
         for n in super::list_wals(&*db.fs, &db.dir)? {
-            if n < self.resume_wal {
+            if n < self.resume_wal || n < state.first_wal {
                 continue;
             }
             match db.write_path.wal_durable_len(n) {

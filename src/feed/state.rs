@@ -6,16 +6,17 @@
 //!
 //! ```text
 //! +----------+------------+------------+-----------------------------+
-//! | "STRFEED2"| crc32 u32  | length u32 | body (length bytes)        |
+//! | "STRFEED3"| crc32 u32  | length u32 | body (length bytes)        |
 //! +----------+------------+------------+-----------------------------+
 //! body: floor_seq u64
 //!       epochs u32,  then per epoch:  first_wal u64, last_seq u64
 //!       cursors u32, then per cursor: name_len u32, name, acked u64
 //!       ingestions u32, then per ingestion: first u64, last u64
+//!       first_wal u64 (WALs below it were collected: never read again)
 //! ```
 //! All integers little-endian; the crc32 (crc32fast) covers the body.
-//! A "STRFEED1" file (written before ingestions were recorded) has no
-//! ingestion list and still loads.
+//! A "STRFEED2" file has no first WAL (0), a "STRFEED1" file no ingestion
+//! list either; both still load.
 //! The file is replaced whole: written to `CHANGEFEEDS.new`, synced,
 //! renamed over `CHANGEFEEDS`, the directory synced.
 
@@ -25,7 +26,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use strata_sstable::SeqNo;
 
-const MAGIC: &[u8; 8] = b"STRFEED2";
+const MAGIC: &[u8; 8] = b"STRFEED3";
+const MAGIC_V2: &[u8; 8] = b"STRFEED2";
 /// The format before ingestions were recorded: the same body without
 /// the ingestion list.
 const MAGIC_V1: &[u8; 8] = b"STRFEED1";
@@ -53,6 +55,9 @@ pub(crate) struct FeedState {
     /// The sequence numbers ingestions took, oldest first: writes in no
     /// WAL, which a reader crossing them is told of as a gap.
     pub ingestions: Vec<Ingestion>,
+    /// WALs numbered below this were collected (deleted, or
+    /// a deletion failed or was undone by a power loss): never read.
+    pub first_wal: u64,
 }
 
 /// The sequence numbers `first..=last` one ingestion took: its tables'
@@ -110,6 +115,7 @@ impl FeedState {
             body.extend_from_slice(&i.first.to_le_bytes());
             body.extend_from_slice(&i.last.to_le_bytes());
         }
+        body.extend_from_slice(&self.first_wal.to_le_bytes());
         let mut out = Vec::with_capacity(16 + body.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
@@ -122,7 +128,8 @@ impl FeedState {
     pub fn decode(data: &[u8], file: &Path) -> Result<FeedState> {
         let bad = |offset: usize, reason: &str| Error::corruption(file, offset as u64, reason);
         let v1 = data.get(..8) == Some(&MAGIC_V1[..]);
-        if data.len() < 16 || (&data[..8] != MAGIC && !v1) {
+        let v2 = data.get(..8) == Some(&MAGIC_V2[..]);
+        if data.len() < 16 || (&data[..8] != MAGIC && !v1 && !v2) {
             return Err(bad(
                 0,
                 "not a change feed state file (bad magic or too short)",
@@ -183,6 +190,11 @@ impl FeedState {
                 }
                 state.ingestions.push(Ingestion { first, last });
             }
+        }
+        if !v1 && !v2 {
+            state.first_wal = r
+                .u64()
+                .ok_or_else(|| bad(16 + r.at, "truncated first WAL"))?;
         }
         if r.at != body.len() {
             return Err(bad(16 + r.at, "bytes after the last entry"));
@@ -275,6 +287,7 @@ mod tests {
                     last: 62,
                 },
             ],
+            first_wal: 5,
         }
     }
 
@@ -283,11 +296,30 @@ mod tests {
         // "STRFEED1": the body stops after the cursors.
         let old = FeedState {
             ingestions: Vec::new(),
+            first_wal: 0,
             ..sample()
         };
         let mut body = old.encode()[16..].to_vec();
-        body.truncate(body.len() - 4); // the empty ingestion list's count
+        // The first WAL (8 bytes) and the empty ingestion list's count.
+        body.truncate(body.len() - 12);
         let mut data = MAGIC_V1.to_vec();
+        data.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        data.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        data.extend_from_slice(&body);
+        let path = Path::new("/db/CHANGEFEEDS");
+        assert_eq!(FeedState::decode(&data, path).unwrap(), old);
+    }
+
+    #[test]
+    fn a_state_file_from_before_the_first_wal_was_recorded_still_loads() {
+        // "STRFEED2": the body stops after the ingestions.
+        let old = FeedState {
+            first_wal: 0,
+            ..sample()
+        };
+        let mut body = old.encode()[16..].to_vec();
+        body.truncate(body.len() - 8);
+        let mut data = MAGIC_V2.to_vec();
         data.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         data.extend_from_slice(&(body.len() as u32).to_le_bytes());
         data.extend_from_slice(&body);
