@@ -349,3 +349,67 @@ fn an_external_table_holding_blob_references_is_refused_at_ingestion() {
     );
     assert_eq!(db.get(b"k").unwrap(), None);
 }
+
+/// Found in review: a blob file was opened at its first read, so an
+/// iterator holding an old version lost its values when a resume's
+/// clean-up deleted the file; it is now opened with the table.
+#[test]
+fn an_iterator_keeps_reading_its_blob_files_across_a_resume() {
+    use strata::fs::{FaultPlan, FsOp, MemFileSystem};
+    let fs = MemFileSystem::new();
+    let db = Db::open(
+        "/db",
+        Options {
+            fs: std::sync::Arc::new(fs.clone()),
+            ..blob_options()
+        },
+    )
+    .unwrap();
+    for i in 0..50 {
+        db.put(key(i), big(i, 0)).unwrap();
+    }
+    db.flush().unwrap();
+    let it = db.iter(); // holds the version whose table lists the blob file
+    for i in 0..50 {
+        db.delete(key(i)).unwrap();
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    // A WAL sync failure, then a resume, which removes obsolete files.
+    fs.add_fault(FaultPlan {
+        path_contains: Some(".log".into()),
+        ..FaultPlan::always(FsOp::Sync)
+    });
+    let sync = strata::WriteOptions {
+        sync: true,
+        ..Default::default()
+    };
+    assert!(db.put_opt("x", "y", &sync).is_err());
+    fs.clear_faults();
+    db.resume().unwrap();
+    let (k, v) = it.into_iter().next().unwrap().unwrap();
+    assert_eq!((k.to_vec(), v.to_vec()), (key(0), big(0, 0)));
+}
+
+/// Found in review: a read-only open beside a writer that compacts away
+/// and deletes a blob file kept reading it (opened with the view).
+#[test]
+fn a_read_only_view_keeps_its_blob_files_while_the_writer_deletes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), blob_options()).unwrap();
+    for i in 0..50 {
+        db.put(key(i), big(i, 0)).unwrap();
+    }
+    db.flush().unwrap();
+    let ro = Db::open_read_only(dir.path(), blob_options()).unwrap();
+    for i in 0..50 {
+        db.delete(key(i)).unwrap();
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    assert!(names_with(dir.path(), ".blob").is_empty());
+    assert_eq!(
+        ro.get(key(1)).unwrap().as_deref(),
+        Some(big(1, 0).as_slice())
+    );
+}

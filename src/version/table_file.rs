@@ -91,15 +91,19 @@ impl TableOpener {
         };
         let source = Arc::new(FileSource(Arc::clone(&file)));
         let table = Table::open_source(source, options).map_err(|e| table_error(&path, e))?;
-        let blob_files: Vec<_> = meta
-            .blob_files
-            .iter()
-            .map(|&n| {
-                let blob = self.blobs.acquire(n);
-                blob.add_live_table();
-                blob
-            })
-            .collect();
+        let mut blob_files = Vec::with_capacity(meta.blob_files.len());
+        for &n in &meta.blob_files {
+            let blob = self.blobs.acquire(n);
+            // Opened with the table, as the table file is: whoever holds
+            // this table (an old version, an iterator, a read-only view)
+            // reads its values through the open file even after the blob
+            // file is deleted (a resume's clean-up, a writer beside a
+            // read-only open), and a missing one fails here, where a
+            // read-only build retries.
+            blob.reader()?;
+            blob.add_live_table();
+            blob_files.push(blob);
+        }
         Ok(Arc::new(TableFile {
             blob_files,
             blobs: Arc::clone(&self.blobs),
