@@ -25,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(reader) = BlobFileReader::open(Arc::new(bytes), 1) else {
         return;
     };
-    let _ = (reader.keyspace_id(), reader.compression(), reader.blob_count(), reader.blob_bytes());
+    let _ = (
+        reader.keyspace_id(),
+        reader.compression(),
+        reader.blob_count(),
+        reader.blob_bytes(),
+    );
     for record in reader.iter().take(MAX_RECORDS) {
         let Ok(record) = record else { break };
         let reference = BlobRef {
@@ -33,11 +38,19 @@ fuzz_target!(|data: &[u8]| {
             offset: record.offset,
             size: record.size,
         };
-        let again = reader.get(&reference, &record.key).expect("a scanned record reads back");
+        let again = reader
+            .get(&reference, &record.key)
+            .expect("a scanned record reads back");
         assert_eq!(again, record.value);
     }
     if let Some(r) = probe {
         let _ = reader.get(&r, b"key");
-        let _ = reader.get(&BlobRef { file_number: 1, ..r }, b"");
+        let _ = reader.get(
+            &BlobRef {
+                file_number: 1,
+                ..r
+            },
+            b"",
+        );
     }
 });

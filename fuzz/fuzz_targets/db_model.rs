@@ -225,11 +225,14 @@ impl State {
     /// Create the cursor `fuzz`, or acknowledge a write through it.
     fn ack_feed(&mut self, choice: u8, seed: u8) {
         let point = self.feed.ack_point(usize::from(choice));
-        let done = self.db().change_feed("fuzz").and_then(|c| match (self.feed.acked, point) {
-            (None, _) => c.acked().map(Some),
-            (Some(_), Some(seq)) => c.ack(seq).map(|()| Some(seq)),
-            (Some(_), None) => Ok(None),
-        });
+        let done = self
+            .db()
+            .change_feed("fuzz")
+            .and_then(|c| match (self.feed.acked, point) {
+                (None, _) => c.acked().map(Some),
+                (Some(_), Some(seq)) => c.ack(seq).map(|()| Some(seq)),
+                (Some(_), None) => Ok(None),
+            });
         match done {
             Ok(Some(acked)) => self.feed.acked = Some(acked),
             Ok(None) => {}
