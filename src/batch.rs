@@ -149,7 +149,12 @@ impl WriteBatch {
         value: impl AsRef<[u8]>,
         expiry_micros: u64,
     ) {
-        self.put_expiring_in_id(DEFAULT_KEYSPACE, key.as_ref(), value.as_ref(), expiry_micros);
+        self.put_expiring_in_id(
+            DEFAULT_KEYSPACE,
+            key.as_ref(),
+            value.as_ref(),
+            expiry_micros,
+        );
     }
 
     /// Add a put of `key` = `value` in `keyspace` that expires at
