@@ -239,14 +239,18 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
     let options = f.options();
     let db = Db::open(common.db_dir(), options.clone())?;
     let counter_keyspace = counters::open(&db, &options)?;
-    // The replica follows from before the first write of the run.
+    // The replica's cursor exists from before the first write of the
+    // run; the replica opens and follows on its own thread.
     let follower = if f.replica {
-        let replica = replica::Replica::open(&common.replica_dir(), &options)?;
-        if f.ingest_one_in > 0 {
-            replica.allow_ingestion_gaps()?;
-        }
+        db.change_feed(replica::FEED)?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let handle = replica::spawn_follower(db.clone(), replica, Arc::clone(&stop));
+        let handle = replica::spawn_follower(
+            db.clone(),
+            common.replica_dir(),
+            options.clone(),
+            f.ingest_one_in > 0 || common.ingest_ledger_path().exists(),
+            Arc::clone(&stop),
+        );
         Some((stop, handle))
     } else {
         None
@@ -346,6 +350,9 @@ fn verify_cmd(common: &Common, default_options: bool) -> Result<(), AnyError> {
         |db: &Db, report: &mut verify::Report| {
             if common.flags.replica {
                 let mut replica = replica::Replica::open(&replica_dir, &options)?;
+                if common.ingest_ledger_path().exists() {
+                    replica.allow_ingestion_gaps();
+                }
                 report.replica = replica::catch_up_and_compare(db, &options, &mut replica)?;
             }
             Ok(())

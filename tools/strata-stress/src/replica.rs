@@ -24,14 +24,15 @@
 //! "rebuild from a checkpoint" of §2a, done key by key: expiries are not
 //! copied, values are) and clears the mark, so they are compared exactly
 //! again from the next cycle that ingests nothing. A gap is legitimate
-//! only then: a run that may ingest records `ingests` in the replica's
-//! meta before its workload starts, and a gap with no such record fails.
+//! only then: a run that may ingest creates the ingestion
+//! ledger (`D/ingested`, `ingested.rs`) before its workload starts, and a
+//! gap with no ledger there fails.
 //! The stress run sets no retention limit (`wal_ttl_seconds`,
 //! `wal_size_limit_mb`), so no other gap is expected; and every batch
 //! must follow the last one's sequence numbers exactly (no `disable_wal`
 //! write makes a hole).
 //!
-//! After each kill the verifier ([`catch_up`], [`compare`]) syncs the
+//! After each kill the verifier ([`catch_up_and_compare`]) syncs the
 //! primary's WAL, lets the replica read the feed up to the primary's last
 //! sequence number, and compares every keyspace of the two, naming the
 //! first key that differs.
@@ -52,8 +53,6 @@ const APPLIED: &[u8] = b"applied";
 /// Set (1) while the ingestion targets hold ingestions the feed did not
 /// carry; cleared by the verifier's copy.
 const DIVERGED: &[u8] = b"diverged";
-/// Present once a run that may ingest started.
-const INGESTS: &[u8] = b"ingests";
 /// Ingestion gaps read past, in all.
 const GAPS: &[u8] = b"gaps";
 /// Feed batches the writer processes' threads applied, in all.
@@ -89,6 +88,9 @@ pub struct Replica {
     keyspaces: HashMap<String, Keyspace>,
     applied: u64,
     followed: u64,
+    /// Whether a run that may ingest has started: only then is a gap
+    /// legitimate.
+    ingestion_allowed: bool,
     /// Drop the feed batch that starts at this sequence number: a
     /// deliberately wrong apply, for the test that the comparison fails.
     #[cfg(test)]
@@ -131,6 +133,7 @@ impl Replica {
             keyspaces,
             applied: 0,
             followed: 0,
+            ingestion_allowed: false,
             #[cfg(test)]
             skip: None,
         };
@@ -157,14 +160,10 @@ impl Replica {
         }
     }
 
-    /// Record, before a run that may ingest starts, that gaps may come.
-    pub fn allow_ingestion_gaps(&self) -> Result<(), AnyError> {
-        if self.meta.get(INGESTS)?.is_none() {
-            let mut b = WriteBatch::new();
-            b.put_in(&self.meta, INGESTS, [1]);
-            self.db.write_opt(b, &sync())?;
-        }
-        Ok(())
+    /// Gaps may come: a run that may ingest has started on the primary
+    /// (the caller knows: the ingestion ledger `D/ingested` exists).
+    pub fn allow_ingestion_gaps(&mut self) {
+        self.ingestion_allowed = true;
     }
 
     /// The replica's keyspace of that name, created on first use.
@@ -251,7 +250,7 @@ impl Replica {
             )
             .into());
         }
-        if self.meta.get(INGESTS)?.is_none() {
+        if !self.ingestion_allowed {
             return Err(format!(
                 "the change feed reported a gap {from}..={to}, but no run ingested and no \
                  retention limit is set: writes were lost to the feed"
@@ -342,6 +341,13 @@ pub fn follow(
                 applied += group.len() as u64;
                 group.clear();
                 bytes = 0;
+                // Acknowledged as it goes, so the WALs behind it go even
+                // while the feed never runs dry.
+                if replica.applied > acked && last_ack.elapsed() >= ACK_EVERY {
+                    feed.ack(replica.applied)?;
+                    acked = replica.applied;
+                    last_ack = Instant::now();
+                }
             }
             match next {
                 Some(Ok(_)) => {}
@@ -351,13 +357,10 @@ pub fn follow(
                 }
                 Some(Err(e)) => return Err(e.into()),
                 None => {
-                    let done = stop.load(Ordering::Acquire);
-                    if replica.applied > acked && (done || last_ack.elapsed() >= ACK_EVERY) {
-                        feed.ack(replica.applied)?;
-                        acked = replica.applied;
-                        last_ack = Instant::now();
-                    }
-                    if done {
+                    if stop.load(Ordering::Acquire) {
+                        if replica.applied > acked {
+                            feed.ack(replica.applied)?;
+                        }
                         return Ok(applied);
                     }
                     std::thread::sleep(POLL);
@@ -367,20 +370,31 @@ pub fn follow(
     }
 }
 
-/// Run [`follow`] on a thread of the writer process until `stop`; an
-/// error ends the process (so the crash test reports it with the run's
-/// log, never missing it).
+/// Open the replica in `dir` and [`follow`] on a thread of the writer
+/// process until `stop` (the caller created the cursor before the first
+/// write); an error ends the process (so the crash test reports it with
+/// the run's log, never missing it).
 pub fn spawn_follower(
     primary: Db,
-    mut replica: Replica,
+    dir: std::path::PathBuf,
+    options: Options,
+    ingestion_allowed: bool,
     stop: std::sync::Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Replica> {
     std::thread::spawn(move || {
-        if let Err(e) = follow(&primary, &mut replica, &stop, true) {
-            eprintln!("strata-stress: FAILED: the change-feed replica: {e}");
-            std::process::exit(1);
+        let run = || -> Result<Replica, AnyError> {
+            let mut replica = Replica::open(&dir, &options)?;
+            replica.ingestion_allowed = ingestion_allowed;
+            follow(&primary, &mut replica, &stop, true)?;
+            Ok(replica)
+        };
+        match run() {
+            Ok(replica) => replica,
+            Err(e) => {
+                eprintln!("strata-stress: FAILED: the change-feed replica: {e}");
+                std::process::exit(1);
+            }
         }
-        replica
     })
 }
 
@@ -634,7 +648,7 @@ mod tests {
             .to_string();
         assert!(e.contains("but no run ingested"), "{e}");
 
-        replica.allow_ingestion_gaps().unwrap();
+        replica.allow_ingestion_gaps();
         let c = catch_up_and_compare(&primary, &options, &mut replica).unwrap();
         assert_eq!(c.gaps, 1);
         assert!(!c.full && c.copied, "{c:?}");
