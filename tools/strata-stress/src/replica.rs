@@ -287,10 +287,20 @@ pub fn follow(
         )
         .into());
     }
-    if acked < replica.applied {
-        feed.ack(replica.applied)?;
-    }
-    let mut acked = replica.applied;
+    // The feed shows a batch once its WAL bytes are synced, which can be
+    // before the primary publishes it, while `ack` refuses a number past
+    // the last published one ("not written yet"): acknowledge at most
+    // that (the rest at the next acknowledgement).
+    let ack = |acked: &mut u64, applied: u64| -> Result<(), AnyError> {
+        let to = applied.min(primary.snapshot().sequence());
+        if to > *acked {
+            feed.ack(to)?;
+            *acked = to;
+        }
+        Ok(())
+    };
+    let mut acked = acked;
+    ack(&mut acked, replica.applied)?;
     let mut last_ack = Instant::now();
     let mut applied = 0u64;
     let mut group: Vec<ChangeBatch> = Vec::new();
@@ -344,8 +354,7 @@ pub fn follow(
                 // Acknowledged as it goes, so the WALs behind it go even
                 // while the feed never runs dry.
                 if replica.applied > acked && last_ack.elapsed() >= ACK_EVERY {
-                    feed.ack(replica.applied)?;
-                    acked = replica.applied;
+                    ack(&mut acked, replica.applied)?;
                     last_ack = Instant::now();
                 }
             }
@@ -358,9 +367,7 @@ pub fn follow(
                 Some(Err(e)) => return Err(e.into()),
                 None => {
                     if stop.load(Ordering::Acquire) {
-                        if replica.applied > acked {
-                            feed.ack(replica.applied)?;
-                        }
+                        ack(&mut acked, replica.applied)?;
                         return Ok(applied);
                     }
                     std::thread::sleep(POLL);

@@ -47,9 +47,14 @@ static FILES: Layout = Layout {
     entry: |_| Some(Entry::File),
 };
 
-/// `D/db`: what strata names its files (`src/filename.rs`).
+/// `D/db`: what strata names its files (`src/filename.rs`), and the
+/// change feed's state file (`CHANGEFEEDS`, `.new` while replaced), which
+/// `parse_file_name` does not know.
 static DATABASE: Layout = Layout {
-    entry: |name| strata::inspect::parse_file_name(name).map(|_| Entry::File),
+    entry: |name| match name {
+        "CHANGEFEEDS" | "CHANGEFEEDS.new" => Some(Entry::File),
+        _ => strata::inspect::parse_file_name(name).map(|_| Entry::File),
+    },
 };
 
 /// Who owns `--dir`.
