@@ -136,6 +136,40 @@ impl WriteBatch {
         self.put_in_id(keyspace.id(), key.as_ref(), value.as_ref());
     }
 
+    /// Add a put of `key` = `value` (in the default keyspace) that expires
+    /// at `expiry_micros` (microseconds since the Unix epoch, on the
+    /// database clock: docs/design/ttl.md). What a change-feed consumer
+    /// applies for [`ChangeKind::PutWithExpiry`](crate::ChangeKind), so a
+    /// replica's copy expires when the primary's does; a write's
+    /// [`WriteOptions::ttl`](crate::WriteOptions) leaves such a put as it
+    /// is.
+    pub fn put_with_expiry(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expiry_micros: u64,
+    ) {
+        self.put_expiring_in_id(
+            DEFAULT_KEYSPACE,
+            key.as_ref(),
+            value.as_ref(),
+            expiry_micros,
+        );
+    }
+
+    /// Add a put of `key` = `value` in `keyspace` that expires at
+    /// `expiry_micros` (see [`put_with_expiry`](Self::put_with_expiry)).
+    pub fn put_with_expiry_in(
+        &mut self,
+        keyspace: &crate::Keyspace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expiry_micros: u64,
+    ) {
+        self.note_owner(keyspace.db_instance());
+        self.put_expiring_in_id(keyspace.id(), key.as_ref(), value.as_ref(), expiry_micros);
+    }
+
     /// Add a delete of `key` in `keyspace`.
     pub fn delete_in(&mut self, keyspace: &crate::Keyspace, key: impl AsRef<[u8]>) {
         self.note_owner(keyspace.db_instance());

@@ -404,9 +404,10 @@ impl Db {
     /// hold writes (`allow_blocking_flush`). A crash before the edit is
     /// durable leaves the database as before; the files copied in are
     /// removed at the next open. Errors name the file. The change feed
-    /// does not show ingested data, nor report it as a gap
-    /// (docs/design/change-feed.md §2): a replica must be given the files
-    /// too.
+    /// does not show ingested data: a reader reaching the ingestion's
+    /// sequence numbers gets `Error::ChangeFeedGap` of exactly them
+    /// (docs/design/change-feed.md §2a): a replica must be given the files
+    /// too, or catch up another way.
     pub fn ingest<P: AsRef<std::path::Path>>(
         &self,
         files: &[P],

@@ -51,7 +51,10 @@ fn apply(replica: &Db, batch: &ChangeBatch) {
             ChangeKind::Merge(v) => out.merge_in(&ks, r.key, v),
             ChangeKind::DeleteRange { end: Some(end) } => out.delete_range_in(&ks, r.key..end),
             ChangeKind::DeleteRange { end: None } => out.delete_range_in(&ks, r.key..),
-            ChangeKind::PutWithExpiry { .. } => panic!("the test writes no expiring values"),
+            ChangeKind::PutWithExpiry {
+                value,
+                expiry_micros,
+            } => out.put_with_expiry_in(&ks, r.key, value, expiry_micros),
         }
     }
     replica.write(out).unwrap();
@@ -334,6 +337,43 @@ fn a_cursor_behind_the_time_limit_gets_a_gap_and_can_move_past_it() {
         db.updates_since(to),
         Err(Error::ChangeFeedGap { .. })
     ));
+}
+
+/// A put with a time to live reaches the feed with its absolute expiry,
+/// and a replica applying it with `put_with_expiry_in` holds it until
+/// exactly the moment the primary stops showing it (a relative TTL
+/// applied later would outlive the primary's copy).
+#[test]
+fn a_replica_reproduces_the_expiry_of_a_put_with_a_time_to_live() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let with_clock = |fs: &MemFileSystem| Options {
+        clock: Arc::clone(&clock) as Arc<dyn strata::Clock>,
+        ..options(fs)
+    };
+    let (fs, replica_fs) = (MemFileSystem::new(), MemFileSystem::new());
+    let primary = Db::open(mem_dir(), with_clock(&fs)).unwrap();
+    let replica = Db::open(mem_dir(), with_clock(&replica_fs)).unwrap();
+    with_keyspaces(&primary);
+    with_keyspaces(&replica);
+    let feed = primary.change_feed("replica").unwrap();
+    primary
+        .put_with_ttl("k", "v", Duration::from_secs(10))
+        .unwrap();
+    let orders = primary.keyspace("orders").unwrap();
+    orders
+        .put_with_ttl("o", "w", Duration::from_secs(20))
+        .unwrap();
+    primary.flush_wal(true).unwrap();
+    // The replica applies later: its own clock has moved on.
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(pull(&feed, &replica), 2);
+    assert_same(&replica, &primary, "before any expiry");
+    clock.advance(Duration::from_secs(5));
+    assert_same(&replica, &primary, "at the first expiry");
+    assert_eq!(replica.get("k").unwrap(), None);
+    clock.advance(Duration::from_secs(10));
+    assert_same(&replica, &primary, "at the second expiry");
+    assert_eq!(replica.keyspace("orders").unwrap().get("o").unwrap(), None);
 }
 
 #[test]

@@ -10,7 +10,6 @@
 
 mod mapped_log;
 mod mem;
-#[allow(unsafe_code)] // UNSAFE.md: whole-file reads at open (MANIFEST, WALs) through memmap2
 mod os;
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // UNSAFE.md: the mapped WAL and its warm-up
@@ -115,8 +114,8 @@ pub trait FileSystem: Send + Sync + 'static {
         let _ = dir;
         LogKind::Write
     }
-    /// The whole contents of a file. The OS implementation maps it with
-    /// memmap2, so reading a large file does not copy it.
+    /// The whole contents of a file, as it was when read: later changes
+    /// to the file (a live WAL truncated at close) leave it as it is.
     fn read(&self, path: &Path) -> io::Result<Bytes>;
     /// Open a file to read at offsets (tables). The default reads the
     /// whole file with [`read`](Self::read) and serves reads from memory.

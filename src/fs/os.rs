@@ -149,19 +149,12 @@ impl FileSystem for OsFileSystem {
     }
 
     fn read(&self, path: &Path) -> io::Result<Bytes> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        if len == 0 {
-            // A zero-length mapping is an error on Linux.
-            return Ok(Bytes::new());
-        }
-        // SAFETY: the mapping is read-only and strata never modifies or
-        // truncates a file after it is complete (tables and closed logs are
-        // immutable; a live log only grows). Another process truncating a
-        // file under us would raise SIGBUS, which no mmap-based reader can
-        // prevent; the database directory is strata's own (see UNSAFE.md).
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Bytes::from_owner(map))
+        // A copy, not a mapping: the change feed and read-only views read
+        // live WALs, which the writer truncates when it closes them (a
+        // memory-mapped log is allocated past its records); a mapping then
+        // covers pages past the file's end, and touching one raises SIGBUS
+        // (docs/design/change-feed.md §7).
+        Ok(Bytes::from(fs::read(path)?))
     }
 
     fn open_random_access(
@@ -240,6 +233,27 @@ impl FileSystem for OsFileSystem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `read` returned stays readable after the file shrinks (the
+    /// writer truncating a memory-mapped WAL at close, while the change
+    /// feed or a read-only view holds what it read): a mapping would
+    /// raise SIGBUS here and kill the test.
+    #[test]
+    fn what_read_returned_survives_the_file_shrinking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000007.log");
+        let data: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let got = OsFileSystem.read(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(100)
+            .unwrap();
+        assert_eq!(got.len(), data.len());
+        assert!(got[..] == data[..], "the bytes read changed");
+    }
 
     #[test]
     fn copy_on_write_and_unknown_filesystems_get_write_appends() {

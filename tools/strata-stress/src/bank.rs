@@ -65,11 +65,19 @@ pub struct Audit {
 /// balance is negative, the total is not `ACCOUNTS * START`, or the
 /// touches are odd (half a transfer).
 pub fn audit(ks: &Keyspace) -> Result<Option<Audit>, AnyError> {
+    audit_with(|key| Ok(ks.get(key)?))
+}
+
+/// [`audit`] over the accounts as `get` reads them (a read-only view's,
+/// `reader.rs`).
+pub fn audit_with(
+    get: impl Fn(&[u8]) -> Result<Option<strata::Bytes>, AnyError>,
+) -> Result<Option<Audit>, AnyError> {
     let mut total = 0i64;
     let mut touches = 0u64;
     let mut present = 0u32;
     for i in 0..ACCOUNTS {
-        let Some(value) = ks.get(account_key(i))? else {
+        let Some(value) = get(&account_key(i))? else {
             continue;
         };
         present += 1;

@@ -127,6 +127,109 @@ pub struct Totals {
     pub backup_bounds_from_kill: u64,
     pub backup_leftovers: u64,
     pub kills_during_backup: u64,
+    /// The change feed's replica (`replica.rs`): keys compared equal with
+    /// the primary over all verifications, verifications that compared
+    /// every keyspace (no ingestion gap since the last copy) and that
+    /// copied the ingestion targets, the most feed batches the writers'
+    /// follower threads applied, and ingestion gaps read past.
+    pub replica_keys: u64,
+    pub replica_full_compares: u64,
+    pub replica_copies: u64,
+    pub replica_followed: u64,
+    pub replica_gaps: u64,
+    /// The read-only reader processes (`reader.rs`): cycles that ran one,
+    /// their refreshes, and the views in which they audited the bank and
+    /// located the tokens.
+    pub reader_cycles: u64,
+    pub reader_refreshes: u64,
+    pub reader_bank_audits: u64,
+    pub reader_token_checks: u64,
+}
+
+/// How long a reader may take to stop once told (one refresh and check).
+const READER_STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// A `strata-stress read` process beside the writer; killed if dropped
+/// unstopped (a failing cycle returns early).
+struct ReaderChild {
+    child: Child,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    log: PathBuf,
+}
+
+impl ReaderChild {
+    fn spawn(exe: &Path, t: &CrashTest, flags: &StressFlags) -> Result<ReaderChild, AnyError> {
+        let log = t.dir.join("reader.log");
+        let mut child = Command::new(exe)
+            .arg("read")
+            .arg("--dir")
+            .arg(&t.dir)
+            .arg("--keys")
+            .arg(t.keys.to_string())
+            .args(flags.args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let mut out = child.stdout.take().ok_or("the reader has no stdout")?;
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut out, &mut s);
+            s
+        });
+        Ok(ReaderChild {
+            child,
+            stdout: Some(stdout),
+            log,
+        })
+    }
+
+    /// Close its stdin (it finishes its check and exits) and return its
+    /// `reader ok:` line, or its failure.
+    fn stop(mut self) -> Result<String, AnyError> {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + READER_STOP_WAIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the read-only reader did not stop within {READER_STOP_WAIT:?}:\n{}",
+                    read_tail(&self.log)
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stdout = self
+            .stdout
+            .take()
+            .ok_or("the reader's stdout was taken")?
+            .join()
+            .map_err(|_| "the reader's stdout thread panicked")?;
+        if !status.success() {
+            return Err(format!(
+                "the read-only reader failed ({status}):\n{}",
+                read_tail(&self.log)
+            )
+            .into());
+        }
+        stdout
+            .lines()
+            .find(|l| l.starts_with("reader ok:"))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the reader printed no summary: {stdout}").into())
+    }
+}
+
+impl Drop for ReaderChild {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
@@ -192,14 +295,19 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;
         let spawned = Instant::now();
-        let (events, reader) = watch_stdout(&mut child)?;
+        let (events, stdout_reader) = watch_stdout(&mut child)?;
         let wait = if kill_from_spawn {
             delay
         } else {
             FIRST_WRITE_WAIT
         };
+        let mut reader = None;
         match events.recv_timeout(wait) {
             Ok(ChildEvent::FirstWrite) => {
+                // The database exists: a reader can follow it.
+                if flags.read_only_reader {
+                    reader = Some(ReaderChild::spawn(&exe, t, &flags)?);
+                }
                 // The delay counts from the spawn or from this moment.
                 let kill_at = if kill_from_spawn {
                     spawned + delay
@@ -232,8 +340,26 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
             return Err(exited_by_itself(&context, status, &log));
         }
         // Every line the child printed has been read once its pipe closed.
-        let reported_write = reader.join().map_err(|_| "the stdout reader panicked")?;
+        let reported_write = stdout_reader
+            .join()
+            .map_err(|_| "the stdout reader panicked")?;
         totals.killed += 1;
+        // The reader refreshed while the writer wrote, and after its kill;
+        // it stops before the verifier reopens the database.
+        if let Some(reader) = reader {
+            let line = reader.stop().map_err(|e| format!("{context}: {e}"))?;
+            let field = |name: &str| -> Result<u64, AnyError> {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+                    .ok_or_else(|| {
+                        format!("{context}: no {name}= in the reader's line: {line}").into()
+                    })
+            };
+            totals.reader_cycles += 1;
+            totals.reader_refreshes += field("refreshes")?;
+            totals.reader_bank_audits += field("bank_audits")?;
+            totals.reader_token_checks += field("token_checks")?;
+        }
 
         let mut verify = Command::new(&exe);
         verify
@@ -328,6 +454,11 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
         let backup_leftovers = field("backup_leftovers")?;
         totals.backup_leftovers += backup_leftovers;
         totals.kills_during_backup += u64::from(backup_leftovers > 0);
+        totals.replica_keys += field("replica_keys")?;
+        totals.replica_full_compares += field("replica_full")?;
+        totals.replica_copies += field("replica_copied")?;
+        totals.replica_followed = totals.replica_followed.max(field("replica_followed")?);
+        totals.replica_gaps = totals.replica_gaps.max(field("replica_gaps")?);
         totals.cycles += 1;
         if totals.cycles.is_multiple_of(10) {
             println!(

@@ -111,6 +111,15 @@ pub struct StressFlags {
     /// RocksDB's max_successive_merges (the merge counters' keyspace).
     #[arg(long, default_value_t = 0)]
     pub max_successive_merges: usize,
+    /// Follow the change feed into a replica in `D/replica` on a thread
+    /// of the writer, and compare it with the primary at every verify
+    /// (`replica.rs`). Only meaningful from a database's first run on.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub replica: bool,
+    /// `crash` only: run a read-only reader process beside each writer,
+    /// refreshing and checking batch invariants (`reader.rs`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub read_only_reader: bool,
 }
 
 /// One of `choices`, uniformly.
@@ -168,6 +177,10 @@ impl StressFlags {
             ingest_one_in: 0,
             backup_one_in: 0,
             backup_check_one_in: 4,
+            // Always on (no draw, so every other draw of a seed is as it
+            // was): every cycle feeds the replica and runs a reader.
+            replica: true,
+            read_only_reader: true,
         }
     }
 
@@ -283,6 +296,8 @@ impl StressFlags {
                 "max-successive-merges",
                 self.max_successive_merges.to_string(),
             ),
+            ("replica", self.replica.to_string()),
+            ("read-only-reader", self.read_only_reader.to_string()),
         ]
         .into_iter()
         .flat_map(|(name, value)| [format!("--{name}"), value])

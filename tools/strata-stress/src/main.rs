@@ -4,6 +4,7 @@
 //! strata-stress run    --dir D [--seed S] [--threads 4] [--duration-secs 10]   stress, checking reads
 //! strata-stress verify --dir D                      reopen and check everything (also: run --verify-only)
 //! strata-stress crash  --dir D --duration 1h        kill `run` with SIGKILL at random moments, verify, repeat
+//! strata-stress read   --dir D                      a read-only reader, until stdin closes (crash runs it)
 //! ```
 //! `D` holds the database (`D/db`) and the expected state (`D/expected`);
 //! `crash` empties it first, if strata-stress can prove it made what is
@@ -23,6 +24,8 @@ mod ingest;
 mod ingested;
 mod manifest_probe;
 mod moves;
+mod reader;
+mod replica;
 mod rng;
 mod stress_dir;
 mod value;
@@ -94,6 +97,12 @@ enum Cmd {
         #[arg(long)]
         fixed_options: bool,
     },
+    /// Open the database read-only beside a running writer; refresh and
+    /// check batch invariants until stdin closes (`reader.rs`).
+    Read {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// Options shared by every subcommand; `crash` passes them on to its children.
@@ -128,6 +137,11 @@ impl Common {
     /// The ledger of ingestions into keyspace `ingested`.
     fn ingest_ledger_path(&self) -> PathBuf {
         self.dir.join("ingested")
+    }
+
+    /// The change feed's replica (`replica.rs`).
+    fn replica_dir(&self) -> PathBuf {
+        self.dir.join("replica")
     }
 
     /// Where the workload builds table files to ingest.
@@ -181,6 +195,7 @@ fn main() {
             kill_max_ms,
             fixed_options,
         ),
+        Cmd::Read { common } => read_cmd(&common),
     };
     if let Err(e) = result {
         eprintln!("strata-stress: FAILED: {e}");
@@ -224,6 +239,22 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
     let options = f.options();
     let db = Db::open(common.db_dir(), options.clone())?;
     let counter_keyspace = counters::open(&db, &options)?;
+    // The replica's cursor exists from before the first write of the
+    // run; the replica opens and follows on its own thread.
+    let follower = if f.replica {
+        db.change_feed(replica::FEED)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handle = replica::spawn_follower(
+            db.clone(),
+            common.replica_dir(),
+            options.clone(),
+            f.ingest_one_in > 0 || common.ingest_ledger_path().exists(),
+            Arc::clone(&stop),
+        );
+        Some((stop, handle))
+    } else {
+        None
+    };
     let workload = workload::Workload {
         threads: f.threads.max(1),
         seed: common.seed,
@@ -263,7 +294,22 @@ fn run_cmd(common: &Common, ops: u64, duration_secs: u64) -> Result<(), AnyError
     )?;
     db.wait_for_compactions()?;
     db.check_invariants()?;
-    println!("run {run} ok: {}", counters.summary());
+    let replica_line = match follower {
+        Some((stop, handle)) => {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            let mut replica = handle.join().map_err(|_| "the replica's thread panicked")?;
+            let c = replica::catch_up_and_compare(&db, &options, &mut replica)?;
+            format!(" replica_keys={} replica_followed={}", c.keys, c.followed)
+        }
+        None => String::new(),
+    };
+    println!("run {run} ok: {}{replica_line}", counters.summary());
+    Ok(())
+}
+
+fn read_cmd(common: &Common) -> Result<(), AnyError> {
+    let seen = reader::read_until_stdin_closes(&common.db_dir(), common.flags.options())?;
+    println!("{}", seen.line());
     Ok(())
 }
 
@@ -292,6 +338,7 @@ fn verify_cmd(common: &Common, default_options: bool) -> Result<(), AnyError> {
     } else {
         None
     };
+    let replica_dir = common.replica_dir();
     let mut report = verify::verify(
         &db_dir,
         || Db::open(&db_dir, options.clone()),
@@ -300,6 +347,16 @@ fn verify_cmd(common: &Common, default_options: bool) -> Result<(), AnyError> {
         ledger.as_ref(),
         &options,
         common.seed,
+        |db: &Db, report: &mut verify::Report| {
+            if common.flags.replica {
+                let mut replica = replica::Replica::open(&replica_dir, &options)?;
+                if common.ingest_ledger_path().exists() {
+                    replica.allow_ingestion_gaps();
+                }
+                report.replica = replica::catch_up_and_compare(db, &options, &mut replica)?;
+            }
+            Ok(())
+        },
     )?;
     report.ingest_leftovers = ingest_leftovers;
     report.backups = backups::verify(&common.dir, &options, &latest)?;
@@ -340,6 +397,8 @@ fn crash_cmd(
          fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} \
          backups_verified={} backup_restores={} backup_keys_checked={} backup_bounds_from_kill={} \
          backup_leftovers={} kills_during_backup={} \
+         replica_keys={} replica_full_compares={} replica_copies={} replica_followed={} replica_gaps={} \
+         reader_cycles={} reader_refreshes={} reader_bank_audits={} reader_token_checks={} \
          seconds={:.0}",
         t.cycles,
         t.killed,
@@ -380,6 +439,15 @@ fn crash_cmd(
         t.backup_bounds_from_kill,
         t.backup_leftovers,
         t.kills_during_backup,
+        t.replica_keys,
+        t.replica_full_compares,
+        t.replica_copies,
+        t.replica_followed,
+        t.replica_gaps,
+        t.reader_cycles,
+        t.reader_refreshes,
+        t.reader_bank_audits,
+        t.reader_token_checks,
         start.elapsed().as_secs_f64()
     );
     Ok(())

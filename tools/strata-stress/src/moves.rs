@@ -34,11 +34,19 @@ pub fn open(db: &Db) -> Result<[Keyspace; 2], AnyError> {
 /// database the first batch never reached. An error if a token is in
 /// both keyspaces or neither, or its value is not its own.
 pub fn locate(ks: &[Keyspace; 2]) -> Result<Option<Vec<(usize, u64)>>, AnyError> {
+    locate_with(|side, key| Ok(ks[side].get(key)?))
+}
+
+/// [`locate`] with the keyspaces as `get(side, key)` reads them (a
+/// read-only view's, `reader.rs`).
+pub fn locate_with(
+    get: impl Fn(usize, &[u8]) -> Result<Option<strata::Bytes>, AnyError>,
+) -> Result<Option<Vec<(usize, u64)>>, AnyError> {
     let mut found = Vec::with_capacity(TOKENS as usize);
     for j in 0..TOKENS {
         let key = token_key(j);
-        let a = ks[0].get(&key)?;
-        let b = ks[1].get(&key)?;
+        let a = get(0, &key)?;
+        let b = get(1, &key)?;
         let (side, value) = match (a, b) {
             (Some(v), None) => (0, v),
             (None, Some(v)) => (1, v),
@@ -51,7 +59,7 @@ pub fn locate(ks: &[Keyspace; 2]) -> Result<Option<Vec<(usize, u64)>>, AnyError>
                     found.clear();
                     for k in 1..TOKENS {
                         let key = token_key(k);
-                        if ks[0].get(&key)?.is_some() || ks[1].get(&key)?.is_some() {
+                        if get(0, &key)?.is_some() || get(1, &key)?.is_some() {
                             return Err(format!(
                                 "token {k} is placed but token 0 is in neither keyspace"
                             )

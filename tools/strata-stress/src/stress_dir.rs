@@ -17,6 +17,8 @@
 //! D/ingested                   the ledger of ingestions into fresh ranges (ingested.rs)
 //! D/backups/                   the backup engine's directory (backups.rs)
 //! D/backup-bounds/<id>|next    what each backup must hold (backups.rs)
+//! D/replica/                   the change feed's replica (replica.rs)
+//! D/reader.log                 the last read-only reader's stderr (reader.rs)
 //! ```
 
 use strata_owned_dir::{Entry, Layout, Owner};
@@ -24,13 +26,12 @@ use strata_owned_dir::{Entry, Layout, Owner};
 /// The top level of `--dir`.
 static STRESS_DIR: Layout = Layout {
     entry: |name| match name {
-        "db" => Some(Entry::Dir(&DATABASE)),
+        "db" | "replica" => Some(Entry::Dir(&DATABASE)),
         "checkpoints" => Some(Entry::Dir(&CHECKPOINTS)),
         "ingest" | "backup-bounds" => Some(Entry::Dir(&FILES)),
         "backups" => Some(Entry::EngineDir),
-        "expected" | "expected.tmp" | "counters" | "counters.tmp" | "ingested" | "run.log" => {
-            Some(Entry::File)
-        }
+        "expected" | "expected.tmp" | "counters" | "counters.tmp" | "ingested" | "run.log"
+        | "reader.log" => Some(Entry::File),
         _ => None,
     },
 };
@@ -46,9 +47,14 @@ static FILES: Layout = Layout {
     entry: |_| Some(Entry::File),
 };
 
-/// `D/db`: what strata names its files (`src/filename.rs`).
+/// `D/db`: what strata names its files (`src/filename.rs`), and the
+/// change feed's state file (`CHANGEFEEDS`, `.new` while replaced), which
+/// `parse_file_name` does not know.
 static DATABASE: Layout = Layout {
-    entry: |name| strata::inspect::parse_file_name(name).map(|_| Entry::File),
+    entry: |name| match name {
+        "CHANGEFEEDS" | "CHANGEFEEDS.new" => Some(Entry::File),
+        _ => strata::inspect::parse_file_name(name).map(|_| Entry::File),
+    },
 };
 
 /// Who owns `--dir`.
@@ -58,7 +64,7 @@ pub fn owner() -> Owner<'static> {
         marker: "CREATED_BY_STRATA_STRESS",
         purpose: "a stress test's database and expected state".into(),
         layout: &STRESS_DIR,
-        locks: &["db/LOCK"],
+        locks: &["db/LOCK", "replica/LOCK"],
         instead: "give --dir a path that does not exist yet",
     }
 }

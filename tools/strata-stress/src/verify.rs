@@ -78,12 +78,14 @@ pub struct Report {
     pub ingested: crate::ingested::IngestedReport,
     /// What `D/backups` held (`backups.rs`).
     pub backups: crate::backups::BackupReport,
+    /// The change feed's replica, caught up and compared (`replica.rs`).
+    pub replica: crate::replica::Compared,
 }
 
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={} in_flight_ingestions={} in_flight_ingestions_new={} ingested_keys={} ingest_leftovers={} in_flight_ingestions_in_manifest={} fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} backups_listed={} backup_restored={} backup_keys_checked={} backup_bounds_from_kill={} backup_leftovers={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={} in_flight_ingestions={} in_flight_ingestions_new={} ingested_keys={} ingest_leftovers={} in_flight_ingestions_in_manifest={} fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} backups_listed={} backup_restored={} backup_keys_checked={} backup_bounds_from_kill={} backup_leftovers={} replica_applied={} replica_caught_up={} replica_followed={} replica_keyspaces={} replica_keys={} replica_full={} replica_copied={} replica_gaps={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -119,7 +121,15 @@ impl Report {
             u8::from(self.backups.restored),
             self.backups.keys_checked,
             u8::from(self.backups.bounds_from_kill),
-            self.backups.leftovers
+            self.backups.leftovers,
+            self.replica.applied,
+            self.replica.caught_up,
+            self.replica.followed,
+            self.replica.keyspaces,
+            self.replica.keys,
+            u8::from(self.replica.full),
+            u8::from(self.replica.copied),
+            self.replica.gaps
         )
     }
 }
@@ -133,6 +143,9 @@ enum Outcome {
     Either,
 }
 
+// The caller's own checks (`also`) run on the reopened database, which
+// only this function holds.
+#[allow(clippy::too_many_arguments)]
 pub fn verify(
     db_dir: &Path,
     open: impl FnOnce() -> strata::Result<Db>,
@@ -141,6 +154,7 @@ pub fn verify(
     ingest_ledger: Option<&crate::ingested::Ledger>,
     options: &strata::Options,
     seed: u64,
+    also: impl FnOnce(&Db, &mut Report) -> Result<(), AnyError>,
 ) -> Result<Report, AnyError> {
     let mut report = Report {
         keys: state.keys(),
@@ -198,6 +212,8 @@ pub fn verify(
     db.wait_for_compactions()?;
     db.check_invariants()
         .map_err(|e| format!("invariants after reopen: {e}"))?;
+    // The caller's checks of the reopened database (the replica's).
+    also(&db, &mut report)?;
 
     // Batches known acknowledged: a key's committed part was written by
     // one. A key still marked in flight whose batch is among them was cut

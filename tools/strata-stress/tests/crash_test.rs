@@ -10,7 +10,10 @@
 //! a bank of accounts that transactions transfer between keeps its total
 //! with no balance negative, SST ingestions are all or nothing, and
 //! backups taken amid the writes verify and restore to a state within
-//! what the expected state says they hold, and repeats. See docs/testing.md.
+//! what the expected state says they hold, a replica fed only by the
+//! change feed equals the primary after every kill, and a read-only
+//! reader refreshing beside the writer never sees a partial batch, and
+//! repeats. See docs/testing.md.
 //!
 //! `CRASH_TEST_CYCLES` (default 50) sets the number of kill cycles and
 //! `CRASH_TEST_SEED` the seed (default: from the clock, printed, so a
@@ -96,6 +99,17 @@ fn crash_test_kill_cycles_lose_no_acknowledged_write() {
     assert!(field("backups_verified") > 0, "{summary}");
     assert!(field("backup_restores") > 0, "{summary}");
     assert!(field("backup_keys_checked") > 0, "{summary}");
+    // The change feed's replica equalled the primary after the kills,
+    // with every keyspace compared at least once from the feed alone,
+    // and the writers' follower threads applied batches across them.
+    assert!(field("replica_keys") > 0, "{summary}");
+    assert!(field("replica_full_compares") > 0, "{summary}");
+    assert!(field("replica_followed") > 0, "{summary}");
+    // Read-only readers refreshed beside the writers and audited the
+    // bank and the tokens in their views.
+    assert!(field("reader_refreshes") > 0, "{summary}");
+    assert!(field("reader_bank_audits") > 0, "{summary}");
+    assert!(field("reader_token_checks") > 0, "{summary}");
 }
 
 /// The stress tool's own checks: a run against a fresh directory, then
