@@ -610,3 +610,57 @@ fn a_reopen_after_dropping_the_keyspace_of_the_newest_writes_reuses_no_number() 
         .collect();
     assert_eq!(seqs, vec![1, 2, 3]);
 }
+
+/// A consumer may acknowledge any batch the feed gave it. The feed shows a
+/// batch once its WAL bytes are synced, which can be before the write is
+/// published (its inserts still running); acknowledging it must not be
+/// refused as "not written yet" (the crash test's replica met this).
+#[test]
+fn a_batch_read_before_it_is_published_can_be_acknowledged() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+    use strata::HookPoint;
+
+    let fs = MemFileSystem::new();
+    let hold = Arc::new(AtomicBool::new(false));
+    let (arrived_tx, arrived_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let gate = Mutex::new((arrived_tx, go_rx));
+    let armed = Arc::clone(&hold);
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            test_hook: Some(Arc::new(move |p| {
+                if p == HookPoint::WriteGroupSequenced && armed.swap(false, Ordering::SeqCst) {
+                    let g = gate.lock().unwrap();
+                    g.0.send(()).unwrap();
+                    g.1.recv().unwrap();
+                }
+                Ok(())
+            })),
+            ..options(&fs)
+        },
+    )
+    .unwrap();
+    let feed = db.change_feed("replica").unwrap();
+    db.put(b"a", b"1").unwrap();
+    hold.store(true, Ordering::SeqCst);
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || db.put(b"b", b"2"))
+    };
+    // The writer's group is sequenced and in the WAL buffer, not published.
+    arrived_rx.recv().unwrap();
+    db.flush_wal(true).unwrap();
+    let seen: Vec<ChangeBatch> = feed.updates().unwrap().map(|b| b.unwrap()).collect();
+    let last = seen.last().map(ChangeBatch::last_sequence).unwrap();
+    assert_eq!(last, 2, "the feed shows the synced, unpublished batch");
+    assert!(
+        db.get(b"b").unwrap().is_none(),
+        "the batch is not published yet"
+    );
+    feed.ack(last).unwrap();
+    assert_eq!(feed.acked().unwrap(), 2);
+    go_tx.send(()).unwrap();
+    writer.join().unwrap().unwrap();
+}

@@ -405,6 +405,13 @@ impl DbInner {
     /// Record that cursor `name`'s consumer applied everything up to
     /// `seq`, durably; WALs it no longer pins may then go.
     pub(crate) fn ack_change_feed(&self, name: &str, seq: SeqNo) -> Result<()> {
+        // Bounded by the last number handed out, not the last one
+        // published: the feed shows a batch once its WAL bytes are synced,
+        // which can be before its inserts finish and it is published. A
+        // number a crash then loses is clamped at the next open
+        // (`Feed::open`). An ingestion's numbers count from the moment they
+        // are recorded here, since a reader reports its gap from then on.
+        let handed_out = self.last_sequence_handed_out();
         {
             let mut g = self.feed.inner.lock();
             let Some(&acked) = g.state.cursors.get(name) else {
@@ -417,10 +424,10 @@ impl DbInner {
                     "change feed {name:?} acknowledged {acked} already; {seq} would move it back"
                 )));
             }
-            let visible = self.visible_sequence();
-            if seq > visible {
+            let handed_out = handed_out.max(g.state.last_ingested());
+            if seq > handed_out {
                 return Err(Error::InvalidArgument(format!(
-                    "change feed {name:?}: sequence number {seq} is not written yet (last is {visible})"
+                    "change feed {name:?}: sequence number {seq} is not written yet (last is {handed_out})"
                 )));
             }
             g.state.cursors.insert(name.to_owned(), seq);

@@ -286,6 +286,12 @@ impl DbInner {
         self.write_path.pipeline.visible()
     }
 
+    /// The last sequence number handed out to a write group or an
+    /// ingestion, published or not.
+    pub(crate) fn last_sequence_handed_out(&self) -> SeqNo {
+        self.write_path.pipeline.last_registered()
+    }
+
     /// Wait until every write up to `seq` is published.
     pub(crate) fn wait_published(&self, seq: SeqNo) -> Result<()> {
         self.write_path.pipeline.wait_visible(self, seq)

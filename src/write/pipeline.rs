@@ -970,6 +970,14 @@ impl CommitPipeline {
         self.sequencer.lock().last_seq
     }
 
+    /// The last sequence number handed out, without waiting for the
+    /// sequencer (a leader holds it for its whole turn, an ingestion for
+    /// its whole job): every number handed out is registered with the
+    /// publisher in the same step.
+    pub fn last_registered(&self) -> SeqNo {
+        self.publisher.registered()
+    }
+
     /// Wait until every write up to `seq` is published (or `env` reports
     /// an error).
     pub fn wait_visible<E: CommitEnv>(&self, env: &E, seq: SeqNo) -> Result<()> {

@@ -53,6 +53,8 @@ pub(crate) struct Publisher {
     /// The last sequence number whose write is published: fully in the
     /// memtable, with every earlier one. Reads and snapshots use it.
     visible: AtomicU64,
+    /// The last sequence number registered (handed out), published or not.
+    registered: AtomicU64,
     pending: Mutex<Pending>,
 }
 
@@ -61,6 +63,7 @@ impl Publisher {
     pub fn new(last_seq: SeqNo) -> Self {
         Publisher {
             visible: AtomicU64::new(last_seq),
+            registered: AtomicU64::new(last_seq),
             pending: Mutex::new(
                 Level::Publisher,
                 Pending {
@@ -80,6 +83,7 @@ impl Publisher {
         let mut p = self.pending.lock();
         debug_assert!(p.groups.back().is_none_or(|&(s, _)| s < last_seq));
         p.groups.push_back((last_seq, Stage::Inserting));
+        self.registered.store(last_seq, Ordering::Release);
         p.front_id + p.groups.len() as u64 - 1
     }
 
@@ -98,6 +102,12 @@ impl Publisher {
     /// The last published sequence number.
     pub fn visible(&self) -> SeqNo {
         self.visible.load(Ordering::Acquire)
+    }
+
+    /// The last sequence number registered, published or not: read
+    /// without the sequencer, which a leader holds for its whole turn.
+    pub fn registered(&self) -> SeqNo {
+        self.registered.load(Ordering::Acquire)
     }
 
     /// Group `id` has inserted every batch, but its record failed to reach
