@@ -417,12 +417,12 @@ pub(crate) fn finish_table(
     number: u64,
     builder: TableBuilder<WriteAdapter>,
     level: usize,
-    blob_files: Vec<u64>,
+    blob_refs: Vec<(u64, crate::version::BlobRefCount)>,
 ) -> Result<Arc<TableFile>> {
     let path = table_path(&opener.dir, number);
     let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
     let mut meta = FileMeta::from_built(number, &built);
-    meta.blob_files = blob_files;
+    (meta.blob_files, meta.blob_refs) = blob_refs.into_iter().unzip();
     let WriteAdapter(mut file, _) = built.writer;
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);

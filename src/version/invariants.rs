@@ -178,6 +178,7 @@ mod tests {
             smallest_seqno: 1,
             largest_seqno: 1,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         }
     }
 

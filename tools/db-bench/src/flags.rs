@@ -283,8 +283,7 @@ pub struct Flags {
     pub blob_file_size: u64,
 
     /// Relocate live values out of old blob files during compaction.
-    /// RocksDB's `enable_blob_garbage_collection` (strata: accepted, not
-    /// implemented yet).
+    /// RocksDB's `enable_blob_garbage_collection`.
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub enable_blob_garbage_collection: bool,
 

@@ -70,7 +70,7 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
     m.map(
         "enable_blob_garbage_collection",
         flags.enable_blob_garbage_collection,
-        "enable_blob_garbage_collection (not implemented yet)",
+        "enable_blob_garbage_collection",
     );
     o.allow_mmap_reads = flags.mmap_read;
     m.map("mmap_read", flags.mmap_read, "allow_mmap_reads");
