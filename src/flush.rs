@@ -94,7 +94,12 @@ impl DbInner {
             combine,
             blobs,
         )?;
-        let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
+        // The blob files it wrote count too (RocksDB adds its blob bytes
+        // to the flush's): a flush's table lists only its own.
+        let flushed_bytes = file.as_ref().map_or(0, |f| {
+            let blobs = f.blob_files().iter();
+            f.meta.size + blobs.map(|b| b.totals().map_or(0, |t| t.file_size)).sum::<u64>()
+        });
         if let Some(f) = &file {
             events.table_created(f);
         }
