@@ -98,7 +98,10 @@ impl DbInner {
         // to the flush's): a flush's table lists only its own.
         let flushed_bytes = file.as_ref().map_or(0, |f| {
             let blobs = f.blob_files().iter();
-            f.meta.size + blobs.map(|b| b.totals().map_or(0, |t| t.file_size)).sum::<u64>()
+            f.meta.size
+                + blobs
+                    .map(|b| b.totals().map_or(0, |t| t.file_size))
+                    .sum::<u64>()
         });
         if let Some(f) = &file {
             events.table_created(f);

@@ -770,7 +770,7 @@ mod tests {
         assert_eq!(decoded.new_files[0].1.blob_refs_into(3), None);
         // The garbage field may be skipped by a strata without garbage
         // accounting.
-        assert!(TAG_BLOB_FILE_GARBAGE >= SAFE_TO_IGNORE);
+        const { assert!(TAG_BLOB_FILE_GARBAGE >= SAFE_TO_IGNORE) };
     }
 
     #[test]
