@@ -487,6 +487,13 @@ impl Db {
         self.inner().live_files()
     }
 
+    /// The default keyspace's live blob files, oldest first, with their
+    /// totals and garbage (`strata.blob-stats` shows the same). An error
+    /// when a blob file's footer cannot be read.
+    pub fn live_blob_files(&self) -> Result<Vec<crate::LiveBlobFile>> {
+        self.inner().live_blob_files_of(self.default_ks())
+    }
+
     /// Verify every block checksum of every live table; the first damage
     /// found is returned as [`Error::Corruption`].
     pub fn verify_checksums(&self) -> Result<()> {
@@ -501,6 +508,8 @@ impl Db {
 
     /// A named property as text, like RocksDB's `GetProperty`:
     /// `strata.stats` (the compaction stats table), `strata.levelstats`,
+    /// `strata.blob-stats` (per blob file: size, values and stored bytes,
+    /// garbage values and bytes, garbage ratio; then the totals),
     /// `strata.sstables`, `strata.num-files-at-level<N>`,
     /// `strata.block-cache-usage` (bytes charged to the block cache),
     /// `strata.block-cache-pinned-usage` (of which pinned index and filter

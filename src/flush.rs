@@ -94,7 +94,15 @@ impl DbInner {
             combine,
             blobs,
         )?;
-        let flushed_bytes = file.as_ref().map_or(0, |f| f.meta.size);
+        // The blob files it wrote count too (RocksDB adds its blob bytes
+        // to the flush's): a flush's table lists only its own.
+        let flushed_bytes = file.as_ref().map_or(0, |f| {
+            let blobs = f.blob_files().iter();
+            f.meta.size
+                + blobs
+                    .map(|b| b.totals().map_or(0, |t| t.file_size))
+                    .sum::<u64>()
+        });
         if let Some(f) = &file {
             events.table_created(f);
         }
@@ -417,12 +425,12 @@ pub(crate) fn finish_table(
     number: u64,
     builder: TableBuilder<WriteAdapter>,
     level: usize,
-    blob_files: Vec<u64>,
+    blob_refs: Vec<(u64, crate::version::BlobRefCount)>,
 ) -> Result<Arc<TableFile>> {
     let path = table_path(&opener.dir, number);
     let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
     let mut meta = FileMeta::from_built(number, &built);
-    meta.blob_files = blob_files;
+    (meta.blob_files, meta.blob_refs) = blob_refs.into_iter().unzip();
     let WriteAdapter(mut file, _) = built.writer;
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);

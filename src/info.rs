@@ -36,7 +36,106 @@ pub struct LiveFile {
     pub num_deletions: u64,
 }
 
+/// A live blob file and its garbage, as
+/// [`Db::live_blob_files`](crate::Db::live_blob_files) reports it
+/// (docs/design/blob-files.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveBlobFile {
+    /// The keyspace's name.
+    pub keyspace: String,
+    /// File number (`NNNNNN.blob`).
+    pub number: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Values it holds (records), from its footer.
+    pub total_count: u64,
+    /// Stored bytes of those values (after compression), from its footer.
+    pub total_bytes: u64,
+    /// Of those, values no table refers to any more: the references
+    /// compactions dropped or relocated.
+    pub garbage_count: u64,
+    /// Stored bytes of the garbage values.
+    pub garbage_bytes: u64,
+}
+
+impl LiveBlobFile {
+    /// `garbage_bytes / total_bytes` (0 for an empty file).
+    pub fn garbage_ratio(&self) -> f64 {
+        if self.total_bytes == 0 {
+            0.0
+        } else {
+            self.garbage_bytes as f64 / self.total_bytes as f64
+        }
+    }
+}
+
 impl DbInner {
+    /// The live blob files of `ks`, oldest first. An error when a blob
+    /// file's footer cannot be read.
+    pub(crate) fn live_blob_files_of(&self, ks: &KeyspaceState) -> Result<Vec<LiveBlobFile>> {
+        let version = self.versions.lock().current(ks.id);
+        version
+            .blob_files()
+            .iter()
+            .map(|(&number, file)| {
+                let totals = file.totals()?;
+                let garbage = version.blob_garbage_of(number);
+                Ok(LiveBlobFile {
+                    keyspace: ks.name.clone(),
+                    number,
+                    size: totals.file_size,
+                    total_count: totals.count,
+                    total_bytes: totals.bytes,
+                    garbage_count: garbage.count,
+                    garbage_bytes: garbage.bytes,
+                })
+            })
+            .collect()
+    }
+
+    /// `strata.blob-stats`: one line per live blob file of `ks`, then the
+    /// totals.
+    fn blob_stats_text(&self, ks: &KeyspaceState) -> String {
+        let files = match self.live_blob_files_of(ks) {
+            Ok(files) => files,
+            Err(e) => return format!("error: {e}\n"),
+        };
+        let mut out = String::from(
+            "file          size  blobs      bytes  garbage-blobs  garbage-bytes  garbage-ratio\n",
+        );
+        let row = |out: &mut String, name: &str, f: &LiveBlobFile| {
+            let _ = writeln!(
+                out,
+                "{name} {} {} {} {} {} {:.3}",
+                f.size,
+                f.total_count,
+                f.total_bytes,
+                f.garbage_count,
+                f.garbage_bytes,
+                f.garbage_ratio()
+            );
+        };
+        let mut total = LiveBlobFile {
+            keyspace: ks.name.clone(),
+            number: 0,
+            size: 0,
+            total_count: 0,
+            total_bytes: 0,
+            garbage_count: 0,
+            garbage_bytes: 0,
+        };
+        for f in &files {
+            row(&mut out, &format!("{:06}.blob", f.number), f);
+            total.size += f.size;
+            total.total_count += f.total_count;
+            total.total_bytes += f.total_bytes;
+            total.garbage_count += f.garbage_count;
+            total.garbage_bytes += f.garbage_bytes;
+        }
+        row(&mut out, &format!("total({} files)", files.len()), &total);
+        out
+    }
+
     /// The live tables of every keyspace.
     pub(crate) fn live_files(&self) -> Vec<LiveFile> {
         let keyspaces = self.all_keyspaces();
@@ -136,6 +235,7 @@ impl DbInner {
         }
         match name {
             "strata.stats" => Some(self.stats_of(ks).to_text()),
+            "strata.blob-stats" => Some(self.blob_stats_text(ks)),
             "strata.keyspaces" => Some(self.keyspace_names().join("\n") + "\n"),
             "strata.block-cache-usage" => {
                 let versions = self.versions.lock();

@@ -108,7 +108,7 @@ pub use events::{
 pub use feed::{ChangeBatch, ChangeFeed, ChangeKind, ChangeRecord, UpdatesSince};
 #[doc(hidden)]
 pub use hook::{HookPoint, TestHook};
-pub use info::LiveFile;
+pub use info::{LiveBlobFile, LiveFile};
 pub use ingest::{ExternalSstFileInfo, IngestOptions, SstWriter};
 pub use keyspace::{Keyspace, KeyspaceOptions};
 pub use merge::{Append, Max, MergeError, MergeFailureScope, MergeOperator, UInt64Add};

@@ -231,25 +231,24 @@ pub struct Options {
     /// alone). RocksDB: `blob_compression_type`. Default: none.
     pub blob_compression_type: Compression,
     /// Let compaction relocate the live values of the oldest blob files
-    /// into new ones, so that the old files' space comes back. RocksDB:
-    /// `enable_blob_garbage_collection`. Default: `false`.
-    /// **Not acted on yet**: blob garbage collection is not built, so a
-    /// blob file's space comes back only once no table refers to it
-    /// (docs/design/blob-files.md); the value is validated and kept.
+    /// into new ones, so that the old files' space comes back (without
+    /// it, a blob file goes only once no table refers to it; garbage is
+    /// counted either way, `strata.blob-stats`). A value now below
+    /// `min_blob_size`, or with blob files off, goes back into the table.
+    /// RocksDB: `enable_blob_garbage_collection`. Default: `false`.
     pub enable_blob_garbage_collection: bool,
     /// The fraction (0 to 1) of blob files, oldest first, whose values
-    /// compaction relocates with garbage collection on. RocksDB:
+    /// compaction relocates with garbage collection on: those numbered
+    /// below the file at index `cutoff × count`. RocksDB:
     /// `blob_garbage_collection_age_cutoff`. Default: 0.25.
-    /// **Not acted on yet**: blob garbage collection is not built, so a
-    /// blob file's space comes back only once no table refers to it
-    /// (docs/design/blob-files.md); the value is validated and kept.
     pub blob_garbage_collection_age_cutoff: f64,
     /// The garbage ratio (0 to 1) of the oldest blob files above which a
     /// compaction of the tables referencing them is forced. RocksDB:
-    /// `blob_garbage_collection_force_threshold`. Default: 1.0 (never).
-    /// **Not acted on yet**: blob garbage collection is not built, so a
-    /// blob file's space comes back only once no table refers to it
-    /// (docs/design/blob-files.md); the value is validated and kept.
+    /// `blob_garbage_collection_force_threshold`: when the oldest blob
+    /// file and those after it no table refers to first (within the age
+    /// cutoff) hold at least this fraction of garbage bytes, the tables
+    /// referring to the oldest file are compacted, one at a time.
+    /// Default: 1.0 (only files that are all garbage).
     pub blob_garbage_collection_force_threshold: f64,
     /// Bytes all keyspaces' memtables may hold together: above it, the
     /// keyspace with the largest active memtable is flushed (RocksDB's

@@ -193,6 +193,7 @@ fn a_table_newer_than_the_last_sequence_is_corruption() {
         smallest_seqno: table.smallest_seqno,
         largest_seqno: 1 << 40,
         blob_files: Vec::new(),
+        blob_refs: Vec::new(),
     };
     let (manifest, _) = append_edit(
         &fs,

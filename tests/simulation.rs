@@ -268,7 +268,9 @@ impl Sim {
 
     /// `ks2` runs with options of its own (larger memtables and blocks,
     /// another compression, and in a third of the seeds its values of 16
-    /// bytes or more in blob files), as an application may give each keyspace;
+    /// bytes or more in blob files, half of those with blob garbage
+    /// collection relocating from the older half of the blob files and
+    /// forced at a garbage ratio of 0.3), as an application may give each keyspace;
     /// `ks3` with a default time to live and periodic compaction.
     fn keyspace_options(&self, ks: usize) -> Option<KeyspaceOptions> {
         match ks {
@@ -279,6 +281,9 @@ impl Sim {
                 enable_blob_files: self.seed % 3 == 2,
                 min_blob_size: 16,
                 blob_file_size: 64 * 1024,
+                enable_blob_garbage_collection: self.seed % 6 == 5,
+                blob_garbage_collection_age_cutoff: 0.5,
+                blob_garbage_collection_force_threshold: 0.3,
                 ..self.options().keyspace_options()
             }),
             3 if self.ttl_writes => Some(KeyspaceOptions {

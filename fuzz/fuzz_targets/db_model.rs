@@ -15,6 +15,8 @@
 //! without it, for the other keyspaces' values, it reads the change feed
 //! (`ks1`), opens the database read-only beside the writer (`ks2`), or
 //! creates and moves the cursor `fuzz` (`ks3`).
+//! `ks2` keeps values of 64 bytes or more in blob files, with blob
+//! garbage collection on.
 //!
 //! Every keyspace has the model tests' compaction filter
 //! (`tests/common/filter.rs`: `#` values removed, `^` values upper-cased),
@@ -184,7 +186,23 @@ impl State {
         if let Some(h) = &self.handles[ks] {
             return Ok(h.clone());
         }
-        let h = self.db().keyspace(KEYSPACES[ks])?;
+        let h = if ks == 2 {
+            // Values of 64 bytes or more in blob files, garbage collected
+            // from the older half and forced at a ratio of 0.3
+            // (docs/design/blob-files.md).
+            let o = strata::KeyspaceOptions {
+                enable_blob_files: true,
+                min_blob_size: 64,
+                blob_file_size: 64 * 1024,
+                enable_blob_garbage_collection: true,
+                blob_garbage_collection_age_cutoff: 0.5,
+                blob_garbage_collection_force_threshold: 0.3,
+                ..options(&self.fs).keyspace_options()
+            };
+            self.db().keyspace_with(KEYSPACES[ks], o)?
+        } else {
+            self.db().keyspace(KEYSPACES[ks])?
+        };
         self.handles[ks] = Some(h.clone());
         Ok(h)
     }

@@ -67,6 +67,22 @@ impl BlobFile {
             .map_err(|e| table_error(&self.path, e))
     }
 
+    /// The file's number (`NNNNNN.blob`).
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// What the file's footer says it holds, and its size: the totals
+    /// garbage is measured against.
+    pub fn totals(&self) -> Result<BlobFileTotals> {
+        let r = self.reader()?;
+        Ok(BlobFileTotals {
+            count: r.blob_count(),
+            bytes: r.blob_bytes(),
+            file_size: r.file_size(),
+        })
+    }
+
     /// A live table lists this file.
     pub fn add_live_table(&self) {
         self.live_tables.fetch_add(1, Ordering::AcqRel);
@@ -89,6 +105,15 @@ impl Drop for BlobFile {
             let _ = self.fs.remove(&self.path);
         }
     }
+}
+
+/// A blob file's record count, the sum of its records' stored sizes
+/// (both from its footer) and its size on disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BlobFileTotals {
+    pub count: u64,
+    pub bytes: u64,
+    pub file_size: u64,
 }
 
 /// The blob files of a database that some table holds, by number.

@@ -9,7 +9,8 @@ use crate::error::{table_write_error, Error, Result};
 use crate::filename::blob_path;
 use crate::fs::WriteAdapter;
 use crate::options::{Compression, Options};
-use crate::version::TableOpener;
+use crate::version::{BlobRefCount, TableOpener};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use strata_sstable::blob::{BlobFileBuilder, BlobRef};
 
@@ -42,6 +43,10 @@ pub(crate) struct BlobWriter<'a> {
     current: Option<(u64, BlobFileBuilder<WriteAdapter>)>,
     /// Every file created, finished or not (removed if the flush fails).
     created: Vec<u64>,
+    /// The references handed out since the last `take_refs`, per file.
+    refs: BTreeMap<u64, BlobRefCount>,
+    /// Bytes of the files finished.
+    bytes_written: u64,
     dir: PathBuf,
     opener: TableOpener,
 }
@@ -57,6 +62,8 @@ impl<'a> BlobWriter<'a> {
             new_number,
             current: None,
             created: Vec::new(),
+            refs: BTreeMap::new(),
+            bytes_written: 0,
             dir: opener.dir.clone(),
             opener: opener.clone(),
         }
@@ -92,6 +99,11 @@ impl<'a> BlobWriter<'a> {
         let place = builder
             .add(key, value)
             .map_err(|e| table_write_error(blob_path(&self.dir, number), e))?;
+        let refs = self.refs.entry(number).or_default();
+        *refs = refs.plus(BlobRefCount {
+            count: 1,
+            bytes: u64::from(place.size),
+        });
         if builder.file_size() >= self.settings.blob_file_size {
             self.finish_current()?;
         }
@@ -106,11 +118,13 @@ impl<'a> BlobWriter<'a> {
     }
 
     /// Finish the current file: footer, fsync (before any MANIFEST edit
-    /// can list it; the flush syncs the directory after its table).
-    fn finish_current(&mut self) -> Result<()> {
+    /// can list it, and before a table referring to it is opened; the
+    /// caller syncs the directory after its tables).
+    pub fn finish_current(&mut self) -> Result<()> {
         if let Some((number, builder)) = self.current.take() {
             let path = blob_path(&self.dir, number);
             let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
+            self.bytes_written += built.file_size;
             let WriteAdapter(mut file, _) = built.writer;
             file.sync()
                 .map_err(|e| Error::io("sync blob file", &path, e))?;
@@ -118,11 +132,23 @@ impl<'a> BlobWriter<'a> {
         Ok(())
     }
 
-    /// Finish and sync every file: the blob files the table lists,
-    /// ascending.
-    pub fn finish(mut self) -> Result<Vec<u64>> {
+    /// Bytes of the blob files finished so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    /// The references handed out since the last call, per blob file,
+    /// ascending: what the table they went to lists.
+    pub fn take_refs(&mut self) -> Vec<(u64, BlobRefCount)> {
+        std::mem::take(&mut self.refs).into_iter().collect()
+    }
+
+    /// Finish and sync every file: the references handed out (those not
+    /// taken yet), per blob file, ascending.
+    pub fn finish(mut self) -> Result<Vec<(u64, BlobRefCount)>> {
         self.finish_current()?;
-        Ok(std::mem::take(&mut self.created))
+        self.created.clear();
+        Ok(self.take_refs())
     }
 
     /// Remove every file written (the flush failed, or wrote no table).

@@ -153,6 +153,7 @@ mod tests {
                 smallest_seqno: 0,
                 largest_seqno: 0,
                 blob_files: Vec::new(),
+                blob_refs: Vec::new(),
             })
             .collect();
         let mut policy = CutPolicy::default();

@@ -1,6 +1,7 @@
 //! Running a compaction: a k-way merge of the inputs into new tables of the
 //! output level, installed with one version edit.
 
+use super::blob_gc::{compaction_garbage, BlobRelocator};
 use super::filtering::{FilterRun, Filtered};
 use super::merge_collect::{output_label, MergeCollector};
 use super::outputs::{OutputSink, Outputs};
@@ -19,7 +20,8 @@ use crate::keyspace::KeyspaceState;
 use crate::rate_limiter::IoPriority;
 use crate::read::SuperVersion;
 use crate::stats::CompactionResult;
-use crate::version::{KeyRange, TableFile, VersionEdit};
+use crate::version::{BlobRefCount, KeyRange, TableFile, VersionEdit};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,6 +152,11 @@ impl DbInner {
                 result.written += f.meta.size;
             }
         }
+        if !c.trivial_move {
+            // What the inputs referred to and the outputs do not is
+            // garbage, recorded with the result (`blob_gc.rs`).
+            edit.blob_garbage = compaction_garbage(c.all_inputs().map(|(_, f)| f), &outputs);
+        }
         {
             let version = match versions.log_and_apply(edit, &outputs) {
                 Ok(version) => version,
@@ -279,6 +286,8 @@ impl DbInner {
             &stripes,
         )?;
 
+        let opener = self.versions.lock().opener().clone();
+        let mut new_blob_number = || self.versions.lock().new_file_number();
         let sink = TableFiles {
             db: self,
             table_options: options.table_options(c.output_level),
@@ -287,15 +296,14 @@ impl DbInner {
             current: None,
             created: Vec::new(),
             done: Vec::new(),
-            blob_files: {
-                let mut blob_files: Vec<u64> = c
-                    .all_inputs()
-                    .flat_map(|(_, f)| f.meta.blob_files.iter().copied())
-                    .collect();
-                blob_files.sort_unstable();
-                blob_files.dedup();
-                blob_files
-            },
+            blob_refs: BTreeMap::new(),
+            relocator: BlobRelocator::new(
+                &c.version,
+                &options,
+                ks.id,
+                &opener,
+                &mut new_blob_number,
+            ),
         };
         let mut out = Outputs::new(
             sink,
@@ -401,6 +409,14 @@ impl DbInner {
                             Filtered::Drop => result.keys_dropped += 1,
                         }
                     }
+                    Decision::Keep if kind == ValueKind::BlobIndex => {
+                        // A live value in an old blob file moves to a new
+                        // one (`blob_gc.rs`).
+                        match out.sink_mut().relocate(k.user_key, value)? {
+                            Some((kind, value)) => out.add(k.user_key, k.seqno, kind, &value)?,
+                            None => out.add(k.user_key, k.seqno, kind, value)?,
+                        }
+                    }
                     Decision::Keep => out.add(k.user_key, k.seqno, kind, value)?,
                     Decision::DropShadowed | Decision::DropTombstone | Decision::DropCovered => {
                         result.keys_dropped += 1
@@ -414,6 +430,16 @@ impl DbInner {
                 .map_err(|e| Error::io("sync directory", &self.dir, e))
         })();
         let sink = out.into_sink();
+        if let Some(r) = &sink.relocator {
+            result.written += r.bytes_written();
+            if r.relocated > 0 {
+                tracing::debug!(
+                    keyspace = %ks.name,
+                    relocated = r.relocated,
+                    "compaction relocated live values out of old blob files"
+                );
+            }
+        }
         match written {
             Ok(()) => Ok((sink.done, filter.changed_from)),
             Err(e) => {
@@ -443,9 +469,11 @@ struct TableFiles<'a> {
     /// Numbers of files created, finished or not (removed on failure).
     created: Vec<u64>,
     done: Vec<Arc<TableFile>>,
-    /// The blob files the inputs list, which every output lists: blob
-    /// references move unchanged (docs/design/blob-files.md).
-    blob_files: Vec<u64>,
+    /// The blob references the table being written holds, per blob file:
+    /// what it lists (docs/design/blob-files.md).
+    blob_refs: BTreeMap<u64, BlobRefCount>,
+    /// Garbage collection's relocation of live values (`None`: off).
+    relocator: Option<BlobRelocator<'a>>,
 }
 
 impl OutputSink for TableFiles<'_> {
@@ -477,26 +505,55 @@ impl OutputSink for TableFiles<'_> {
 
     fn finish(&mut self, builder: TableBuilder<WriteAdapter>) -> Result<()> {
         let number = self.current.take().unwrap_or(0);
+        // The values it relocated are synced before it is opened.
+        if let Some(r) = &mut self.relocator {
+            r.finish_file()?;
+        }
         let opener = self.db.versions.lock().opener().clone();
-        let table = finish_table(
-            &opener,
-            number,
-            builder,
-            self.level,
-            self.blob_files.clone(),
-        )?;
+        let blob_refs = std::mem::take(&mut self.blob_refs).into_iter().collect();
+        let table = finish_table(&opener, number, builder, self.level, blob_refs)?;
         if self.db.options.compaction_output_drop_page_cache {
             table.drop_page_cache();
         }
         self.done.push(table);
         Ok(())
     }
+
+    fn added(&mut self, kind: ValueKind, value: &[u8]) {
+        if kind != ValueKind::BlobIndex {
+            return;
+        }
+        // A malformed reference is no blob file's (reads report it).
+        if let Some(r) = strata_sstable::blob::BlobRef::decode(value) {
+            let refs = self.blob_refs.entry(r.file_number).or_default();
+            *refs = refs.plus(BlobRefCount {
+                count: 1,
+                bytes: u64::from(r.size),
+            });
+        }
+    }
 }
 
 impl TableFiles<'_> {
+    /// The entry to write in place of `user_key`'s blob reference
+    /// `reference` (`None`: itself), as garbage collection decides.
+    fn relocate(
+        &mut self,
+        user_key: &[u8],
+        reference: &[u8],
+    ) -> Result<Option<(ValueKind, Vec<u8>)>> {
+        match &mut self.relocator {
+            Some(r) => r.relocate(user_key, reference),
+            None => Ok(None),
+        }
+    }
+
     /// Remove every output file (the compaction failed).
     fn abandon(self) {
         drop(self.done);
+        if let Some(r) = self.relocator {
+            r.abandon();
+        }
         for number in self.created {
             let _ = self.db.fs.remove(&table_path(&self.db.dir, number));
         }

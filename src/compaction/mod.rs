@@ -6,6 +6,7 @@
 //! (here).
 //! `docs/compaction.md` explains the policy and its invariants.
 
+mod blob_gc;
 mod cut;
 mod delete_only;
 mod filtering;
@@ -30,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::keyspace::KeyspaceState;
 use crate::panics::catch_panic;
 use crate::version::KeyRange;
+use blob_gc::pick_forced_blob_gc;
 use delete_only::{covered_tables, pick_delete_only};
 use periodic::pick_periodic;
 use picker::{pick_compaction, pick_manual, Compaction};
@@ -84,7 +86,8 @@ impl DbInner {
             let options = ks.options();
             let picked = pick_delete_only(&version, &stripes, &everything)
                 .or_else(|| pick_compaction(&version, &options))
-                .or_else(|| pick_periodic(&version, &options, self.now_secs()));
+                .or_else(|| pick_periodic(&version, &options, self.now_secs()))
+                .or_else(|| pick_forced_blob_gc(&version, &options));
             if let Some(picked) = picked {
                 return Some((Arc::clone(ks), picked, self.bg.compaction_started()));
             }
@@ -129,6 +132,7 @@ impl DbInner {
                 )
                 .is_some()
                 || periodic_due(&version, &options, self.now_secs())
+                || blob_gc::forced_blob_gc_due(&version, &options)
         })
     }
 

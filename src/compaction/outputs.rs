@@ -26,6 +26,10 @@ pub(crate) trait OutputSink {
 
     /// Finish the table started last (footer, sync, open).
     fn finish(&mut self, builder: TableBuilder<Self::Writer>) -> Result<()>;
+
+    /// An entry was added to the table started last (what a sink tracks
+    /// of its tables' contents, such as blob references).
+    fn added(&mut self, _kind: ValueKind, _value: &[u8]) {}
 }
 
 /// The tables being written by one compaction.
@@ -90,6 +94,7 @@ impl<'g, S: OutputSink> Outputs<'g, S> {
         if let Err(e) = builder.add(user_key, seqno, kind, value) {
             return Err(self.sink.write_error(e));
         }
+        self.sink.added(kind, value);
         if self.last_key != user_key {
             self.last_key.clear();
             self.last_key.extend_from_slice(user_key);
@@ -105,6 +110,11 @@ impl<'g, S: OutputSink> Outputs<'g, S> {
             self.current = Some(self.sink.create()?);
         }
         self.finish_current(None)
+    }
+
+    /// The sink.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     /// The sink, with the table being written (if any) dropped unfinished.

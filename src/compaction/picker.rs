@@ -374,6 +374,7 @@ mod tests {
             smallest_seqno: number,
             largest_seqno: number,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         }
     }
 

@@ -132,6 +132,7 @@ pub(crate) fn open_external(
         smallest_seqno: 0,
         largest_seqno: 0,
         blob_files: Vec::new(),
+        blob_refs: Vec::new(),
     };
     if meta.key_range().is_empty() {
         return Err(Error::InvalidArgument(format!(

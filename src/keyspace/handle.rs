@@ -233,6 +233,11 @@ impl Keyspace {
         self.db.inner().live_files_of(&self.state)
     }
 
+    /// Its live blob files, oldest first, with their totals and garbage.
+    pub fn live_blob_files(&self) -> Result<Vec<crate::LiveBlobFile>> {
+        self.db.inner().live_blob_files_of(&self.state)
+    }
+
     /// Statistics of this keyspace's levels (the write, WAL and stall
     /// figures are the database's).
     pub fn stats(&self) -> crate::DbStats {

@@ -144,6 +144,7 @@ mod tests {
             smallest_seqno: 1,
             largest_seqno: 2,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         }
     }
 

@@ -36,7 +36,12 @@ const TAG_KEYSPACE_PART: u64 = 11;
 /// edit) references. Below `SAFE_TO_IGNORE`: a strata without blob files
 /// refuses the MANIFEST rather than delete blob files it thinks stray.
 const TAG_TABLE_BLOB_FILES: u64 = 12;
-/// The largest tag an edit of this version holds.
+/// Garbage found in a blob file: references into it that a compaction
+/// dropped or relocated (docs/design/blob-files.md). At or above
+/// `SAFE_TO_IGNORE`: a strata without garbage accounting steps over it
+/// and only loses the count.
+const TAG_BLOB_FILE_GARBAGE: u64 = SAFE_TO_IGNORE + 1;
+/// The largest tag below `SAFE_TO_IGNORE` an edit of this version holds.
 const TAG_LAST: u64 = TAG_TABLE_BLOB_FILES;
 
 /// Tag 5's trailing bounds flags: the largest key is a range tombstone's
@@ -73,6 +78,44 @@ pub struct FileMeta {
     /// The blob files (`NNNNNN.blob`) the table's blob references point
     /// into, ascending: each stays live while a live table lists it.
     pub blob_files: Vec<u64>,
+    /// How many references, and how many of the blob files' stored bytes,
+    /// the table holds into each of `blob_files` (same order). Empty when
+    /// unknown: a table written before garbage accounting
+    /// (docs/design/blob-files.md).
+    pub blob_refs: Vec<BlobRefCount>,
+}
+
+/// The blob references a table holds into one blob file, or the garbage
+/// a compaction found in one: a count, and the sum of the referenced
+/// records' stored sizes (what a blob file's footer totals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobRefCount {
+    /// References (records).
+    pub count: u64,
+    /// Stored bytes of the referenced records' values.
+    pub bytes: u64,
+}
+
+impl BlobRefCount {
+    /// `self` plus `other`, saturating.
+    pub fn plus(self, other: BlobRefCount) -> BlobRefCount {
+        BlobRefCount {
+            count: self.count.saturating_add(other.count),
+            bytes: self.bytes.saturating_add(other.bytes),
+        }
+    }
+}
+
+impl FileMeta {
+    /// The references the table holds into blob file `number`, `None`
+    /// when unknown (a table from before garbage accounting).
+    pub fn blob_refs_into(&self, number: u64) -> Option<BlobRefCount> {
+        if self.blob_refs.len() != self.blob_files.len() {
+            return None;
+        }
+        let i = self.blob_files.binary_search(&number).ok()?;
+        Some(self.blob_refs[i])
+    }
 }
 
 impl FileMeta {
@@ -89,6 +132,7 @@ impl FileMeta {
             smallest_seqno: built.properties.min_seqno,
             largest_seqno: built.properties.max_seqno,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         }
     }
 }
@@ -123,6 +167,11 @@ pub struct VersionEdit {
     pub deleted_files: Vec<(usize, u64)>,
     /// Tables added: (level, metadata).
     pub new_files: Vec<(usize, FileMeta)>,
+    /// Garbage found in blob files of `keyspace` by this edit (a
+    /// compaction's dropped or relocated references), added to what
+    /// earlier edits found: (blob file number, garbage). A snapshot edit
+    /// states each live blob file's whole garbage.
+    pub blob_garbage: Vec<(u64, BlobRefCount)>,
     /// The same changes (log number, tables) to other keyspaces, logged
     /// in the same record: applied all together or not at all (a close or
     /// a resume writing every keyspace's memtables out at once). A part
@@ -222,8 +271,23 @@ impl VersionEdit {
                 for n in &f.blob_files {
                     put_varint64(&mut body, *n);
                 }
+                // Appended to the body (an older reader ignores it): the
+                // references per blob file, when known.
+                if f.blob_refs.len() == f.blob_files.len() {
+                    for r in &f.blob_refs {
+                        put_varint64(&mut body, r.count);
+                        put_varint64(&mut body, r.bytes);
+                    }
+                }
                 field(out, TAG_TABLE_BLOB_FILES, &body);
             }
+        }
+        for (number, garbage) in &self.blob_garbage {
+            body.clear();
+            put_varint64(&mut body, *number);
+            put_varint64(&mut body, garbage.count);
+            put_varint64(&mut body, garbage.bytes);
+            field(out, TAG_BLOB_FILE_GARBAGE, &body);
         }
         for part in &self.parts {
             body.clear();
@@ -320,6 +384,16 @@ impl VersionEdit {
                 for _ in 0..count {
                     blob_files.push(r.u64().ok_or_else(malformed)?);
                 }
+                // Written since garbage accounting: the references per
+                // blob file. Absent: unknown.
+                let mut blob_refs = Vec::new();
+                if r.pos < r.body.len() {
+                    for _ in 0..count {
+                        let refs = r.u64().ok_or_else(malformed)?;
+                        let bytes = r.u64().ok_or_else(malformed)?;
+                        blob_refs.push(BlobRefCount { count: refs, bytes });
+                    }
+                }
                 let Some((_, table)) = self.new_files.iter_mut().rfind(|(_, f)| f.number == number)
                 else {
                     return Err(format!(
@@ -327,8 +401,17 @@ impl VersionEdit {
                     ));
                 };
                 table.blob_files = blob_files;
+                table.blob_refs = blob_refs;
                 return Ok(());
             }
+            TAG_BLOB_FILE_GARBAGE => (|| {
+                let number = r.u64()?;
+                let count = r.u64()?;
+                let bytes = r.u64()?;
+                self.blob_garbage
+                    .push((number, BlobRefCount { count, bytes }));
+                Some(())
+            })(),
             TAG_KEYSPACE => r.keyspace().map(|id| self.keyspace = id),
             TAG_CREATE_KEYSPACE => r
                 .bytes()
@@ -424,6 +507,7 @@ impl<'a> BodyReader<'a> {
             smallest_seqno: self.u64().ok_or_else(malformed)?,
             largest_seqno: self.u64().ok_or_else(malformed)?,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         };
         // Written only when not zero (and never by a strata from before
         // range deletes).
@@ -476,6 +560,7 @@ mod tests {
             smallest_seqno: 7,
             largest_seqno: 99,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         }
     }
 
@@ -625,6 +710,70 @@ mod tests {
     }
 
     #[test]
+    fn blob_reference_counts_and_garbage_round_trip_and_old_bodies_still_read() {
+        let with_refs = FileMeta {
+            blob_files: vec![3, 7],
+            blob_refs: vec![
+                BlobRefCount {
+                    count: 10,
+                    bytes: 5000,
+                },
+                BlobRefCount {
+                    count: 1,
+                    bytes: 1 << 40,
+                },
+            ],
+            ..meta(9)
+        };
+        let edit = VersionEdit {
+            new_files: vec![(1, with_refs.clone())],
+            blob_garbage: vec![
+                (
+                    3,
+                    BlobRefCount {
+                        count: 4,
+                        bytes: 2000,
+                    },
+                ),
+                (5, BlobRefCount::default()),
+            ],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        edit.encode(&mut buf);
+        let decoded = VersionEdit::decode(&buf).unwrap();
+        assert_eq!(decoded, edit);
+        assert_eq!(
+            decoded.new_files[0].1.blob_refs_into(7),
+            Some(BlobRefCount {
+                count: 1,
+                bytes: 1 << 40
+            })
+        );
+        assert_eq!(decoded.new_files[0].1.blob_refs_into(4), None);
+        for len in 0..=buf.len() {
+            assert!(VersionEdit::begins_an_edit(&buf[..len]), "{len} bytes");
+        }
+        // A tag 12 body from before the counts: the files, counts unknown.
+        let without_refs = FileMeta {
+            blob_refs: Vec::new(),
+            ..with_refs
+        };
+        let mut old = Vec::new();
+        VersionEdit {
+            new_files: vec![(1, without_refs.clone())],
+            ..Default::default()
+        }
+        .encode(&mut old);
+        let decoded = VersionEdit::decode(&old).unwrap();
+        assert_eq!(decoded.new_files[0].1, without_refs);
+        assert_eq!(decoded.new_files[0].1.blob_refs_into(3), None);
+        // The garbage field may be skipped by a strata without garbage
+        // accounting.
+        const { assert!(TAG_BLOB_FILE_GARBAGE >= SAFE_TO_IGNORE) };
+    }
+
+    #[test]
     fn unknown_tags_are_skipped_only_when_safe() {
         let mut buf = Vec::new();
         VersionEdit {
@@ -708,6 +857,13 @@ mod tests {
             last_sequence: Some(1 << 50),
             deleted_files: vec![(0, 3)],
             new_files: vec![(1, meta(20))],
+            blob_garbage: vec![(
+                8,
+                BlobRefCount {
+                    count: 2,
+                    bytes: 900,
+                },
+            )],
             parts: vec![VersionEdit {
                 keyspace: 1,
                 log_number: Some(12),

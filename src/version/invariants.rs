@@ -1,12 +1,13 @@
 //! The invariants every installed version keeps, checked on demand (tests
 //! call it through `Db::check_invariants`).
 
-use super::{FileMeta, Version, NUM_LEVELS};
+use super::{BlobRefCount, FileMeta, Version, NUM_LEVELS};
 use crate::filename::{parse_file_name, FileKind};
 use crate::fs::FileSystem;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use strata_sstable::MAX_SEQNO;
+use strata_sstable::blob::BlobRef;
+use strata_sstable::{ValueKind, MAX_SEQNO};
 
 /// Check `version` and the directory holding it. `expect_no_strays` adds
 /// the check that no table file exists that the version does not
@@ -45,8 +46,81 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// Blob accounting: each table's recorded references per blob file are
+/// the references it holds, and each blob file's values are its live
+/// references plus its garbage, exactly (for blob files every listing
+/// table has counts for: a table from before the counts makes it
+/// unknown).
+fn check_blob_accounting(version: &Version) -> Result<(), String> {
+    let mut live: BTreeMap<u64, Option<BlobRefCount>> = BTreeMap::new();
+    for (level, f) in version.all_files() {
+        if !f.has_blob_files() {
+            continue;
+        }
+        let mut held: BTreeMap<u64, BlobRefCount> = BTreeMap::new();
+        let mut it = f.table().iter();
+        it.seek_to_first().map_err(|e| e.to_string())?;
+        while it.valid() {
+            if it.parsed_key().kind == ValueKind::BlobIndex {
+                let r = BlobRef::decode(it.value()).ok_or_else(|| {
+                    format!(
+                        "L{level} table {}: a malformed blob reference",
+                        f.meta.number
+                    )
+                })?;
+                let c = held.entry(r.file_number).or_default();
+                *c = c.plus(BlobRefCount {
+                    count: 1,
+                    bytes: u64::from(r.size),
+                });
+            }
+            it.next().map_err(|e| e.to_string())?;
+        }
+        if held.keys().any(|n| !f.meta.blob_files.contains(n)) {
+            return Err(format!(
+                "L{level} table {} refers to a blob file it does not list",
+                f.meta.number
+            ));
+        }
+        for &n in &f.meta.blob_files {
+            let recorded = f.meta.blob_refs_into(n);
+            if let Some(r) = recorded {
+                let actual = held.get(&n).copied().unwrap_or_default();
+                if r != actual {
+                    return Err(format!(
+                        "L{level} table {} records {r:?} references into blob file {n} \
+                         but holds {actual:?}",
+                        f.meta.number
+                    ));
+                }
+            }
+            let sum = live.entry(n).or_insert(Some(BlobRefCount::default()));
+            *sum = sum.zip(recorded).map(|(s, r)| s.plus(r));
+        }
+    }
+    for (n, refs) in live {
+        let Some(refs) = refs else { continue };
+        let Some(file) = version.blob_files().get(&n) else {
+            return Err(format!("blob file {n} is listed but not in the version"));
+        };
+        let totals = file.totals().map_err(|e| e.to_string())?;
+        let accounted = refs.plus(version.blob_garbage_of(n));
+        if (accounted.count, accounted.bytes) != (totals.count, totals.bytes) {
+            return Err(format!(
+                "blob file {n} holds {} values of {} bytes, but its live references \
+                 ({refs:?}) and garbage ({:?}) add up to {accounted:?}",
+                totals.count,
+                totals.bytes,
+                version.blob_garbage_of(n)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One keyspace's version: level order and the newer-above-older rule.
 fn check_version(version: &Version) -> Result<(), String> {
+    check_blob_accounting(version)?;
     // L0: newest first, with disjoint sequence ranges (one flush each).
     for pair in version.files(0).windows(2) {
         let (newer, older) = (&pair[0].meta, &pair[1].meta);
@@ -178,6 +252,7 @@ mod tests {
             smallest_seqno: 1,
             largest_seqno: 1,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Reading a MANIFEST: a log (framed by the wal crate) of version edits,
 //! replayed in order into the set of live tables and the counters.
 
-use super::edit::{FileMeta, VersionEdit, DEFAULT_KEYSPACE_ID};
+use super::edit::{BlobRefCount, FileMeta, VersionEdit, DEFAULT_KEYSPACE_ID};
 use super::NUM_LEVELS;
 use crate::error::{Error, Result};
 use crate::filename::MAX_FILE_NUMBER;
@@ -41,6 +41,10 @@ pub struct KeyspaceContents {
     /// WALs below this number hold nothing of it that is not in its
     /// tables.
     pub log_number: u64,
+    /// The garbage the edits found in its blob files, summed, by blob
+    /// file number (blob files no live table lists may remain: the
+    /// version built from this leaves them out).
+    pub blob_garbage: BTreeMap<u64, BlobRefCount>,
 }
 
 /// The default keyspace's name.
@@ -340,6 +344,12 @@ fn apply_keyspace_change(
             ks.levels[*level].insert(meta.number, meta.clone());
         }
     }
+    if let Some(ks) = c.keyspaces.get_mut(&id) {
+        for &(number, g) in &edit.blob_garbage {
+            let total = ks.blob_garbage.entry(number).or_default();
+            *total = total.plus(g);
+        }
+    }
     Ok(())
 }
 
@@ -385,6 +395,9 @@ fn check_numbers(edit: &VersionEdit) -> std::result::Result<(), String> {
     for &(_, number) in &edit.deleted_files {
         file("deleted table number", number)?;
     }
+    for &(number, _) in &edit.blob_garbage {
+        file("blob file number", number)?;
+    }
     for (_, meta) in &edit.new_files {
         file("table number", meta.number)?;
         seq(
@@ -423,6 +436,7 @@ mod tests {
             smallest_seqno: 1,
             largest_seqno: 2,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         }
     }
 

@@ -11,7 +11,7 @@ mod set;
 mod table_file;
 
 pub use bounds::{KeyRange, LargestBound};
-pub use edit::{FileMeta, VersionEdit, DEFAULT_KEYSPACE_ID};
+pub use edit::{BlobRefCount, FileMeta, VersionEdit, DEFAULT_KEYSPACE_ID};
 pub(crate) use manifest::wal_error_offset;
 pub use manifest::{read_manifest, KeyspaceContents, ManifestContents, DEFAULT_KEYSPACE_NAME};
 pub use set::read_current_manifest;
@@ -23,7 +23,8 @@ use crate::error::{table_error, Result};
 use crate::iter::{InternalIterator, LevelIter, RangeDelSkipper, TableFileIter, TombstoneSource};
 use crate::key_walk::{Base, KeyWalk, Step};
 
-use crate::blob::{BlobFileSet, BlobResolvingIter};
+use crate::blob::{BlobFile, BlobFileSet, BlobResolvingIter};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata_sstable::{BlockReadOptions, Found, ValueKind, VersionsEnd};
 
@@ -49,6 +50,10 @@ pub struct Version {
     /// files), found once per version instead of a scan of the level's
     /// tables at every iterator.
     level_blobs: [Option<Arc<BlobFileSet>>; NUM_LEVELS],
+    /// The blob files the tables list, by number (oldest first).
+    blob_files: Arc<BTreeMap<u64, Arc<BlobFile>>>,
+    /// The garbage compactions found in those blob files (absent: none).
+    blob_garbage: Arc<BTreeMap<u64, BlobRefCount>>,
 }
 
 /// [`Version::tombstones`]: one source per L0 table (in L0's order) and
@@ -90,6 +95,8 @@ impl Default for Version {
             has_range_dels: false,
             tombstones: Arc::default(),
             level_blobs: Default::default(),
+            blob_files: Arc::default(),
+            blob_garbage: Arc::default(),
         }
     }
 }
@@ -111,6 +118,12 @@ impl Version {
                 .find(|f| f.has_blob_files())
                 .map(|f| Arc::clone(f.blob_file_set()))
         });
+        let blob_files: BTreeMap<u64, Arc<BlobFile>> = levels
+            .iter()
+            .flatten()
+            .flat_map(|f| f.blob_files().iter())
+            .map(|b| (b.number(), Arc::clone(b)))
+            .collect();
         let levels = levels.map(Arc::from);
         let tombstones = if has_range_dels {
             Arc::new(VersionTombstones::new(&levels))
@@ -122,7 +135,33 @@ impl Version {
             has_range_dels,
             tombstones,
             level_blobs,
+            blob_files: Arc::new(blob_files),
+            blob_garbage: Arc::default(),
         }
+    }
+
+    /// The same version with `garbage` as its blob files' garbage (that
+    /// of blob files no table lists left out).
+    pub(crate) fn with_blob_garbage(mut self, mut garbage: BTreeMap<u64, BlobRefCount>) -> Self {
+        garbage.retain(|n, g| self.blob_files.contains_key(n) && *g != BlobRefCount::default());
+        self.blob_garbage = Arc::new(garbage);
+        self
+    }
+
+    /// The blob files the tables list, by number: the oldest first.
+    pub(crate) fn blob_files(&self) -> &BTreeMap<u64, Arc<BlobFile>> {
+        &self.blob_files
+    }
+
+    /// The garbage compactions found in the blob files, by number (a
+    /// file without garbage is absent).
+    pub fn blob_garbage(&self) -> &BTreeMap<u64, BlobRefCount> {
+        &self.blob_garbage
+    }
+
+    /// Blob file `number`'s garbage (zero if none was found).
+    pub fn blob_garbage_of(&self, number: u64) -> BlobRefCount {
+        self.blob_garbage.get(&number).copied().unwrap_or_default()
     }
 
     /// Whether some table of this version holds range tombstones.
@@ -306,6 +345,7 @@ mod tests {
                 smallest_seqno: number,
                 largest_seqno: number,
                 blob_files: Vec::new(),
+                blob_refs: Vec::new(),
             };
             opener.open(meta, 1).unwrap()
         };
@@ -357,6 +397,7 @@ mod tests {
                 smallest_seqno: smallest_seqno.unwrap(),
                 largest_seqno: largest_seqno.unwrap(),
                 blob_files: Vec::new(),
+                blob_refs: Vec::new(),
             };
             levels[*level].push(opener.open(meta, 1).unwrap());
         }

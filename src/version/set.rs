@@ -89,7 +89,9 @@ impl VersionSet {
                 id,
                 KeyspaceVersions {
                     name: ks.name.clone(),
-                    current: Arc::new(Version::from_levels(levels)),
+                    current: Arc::new(
+                        Version::from_levels(levels).with_blob_garbage(ks.blob_garbage.clone()),
+                    ),
                     log_number: ks.log_number,
                 },
             );
@@ -495,6 +497,12 @@ impl VersionSet {
             for (level, file) in ks.current.all_files() {
                 snapshot.new_files.push((level, file.meta.clone()));
             }
+            snapshot.blob_garbage = ks
+                .current
+                .blob_garbage()
+                .iter()
+                .map(|(&n, &g)| (n, g))
+                .collect();
             let mut record = Vec::new();
             snapshot.encode(&mut record);
             records.push(record);
@@ -543,7 +551,14 @@ fn apply_to(base: &Version, edit: &VersionEdit, added: &[Arc<TableFile>]) -> Res
         })?;
         levels[*level].push(Arc::clone(file));
     }
-    Ok(Version::from_levels(levels))
+    // Garbage adds up; what blob files no table lists any more had goes
+    // with them (`with_blob_garbage`).
+    let mut garbage = base.blob_garbage().clone();
+    for &(number, g) in &edit.blob_garbage {
+        let total = garbage.entry(number).or_default();
+        *total = total.plus(g);
+    }
+    Ok(Version::from_levels(levels).with_blob_garbage(garbage))
 }
 
 /// Mark the tables `edit` removed from `base` obsolete: each is deleted

@@ -221,6 +221,11 @@ impl TableFile {
         &self.blobs
     }
 
+    /// The blob files the table lists, ascending by number.
+    pub(crate) fn blob_files(&self) -> &[Arc<crate::blob::BlobFile>] {
+        &self.blob_files
+    }
+
     /// Whether the table lists blob files (holds blob references).
     pub fn has_blob_files(&self) -> bool {
         !self.blob_files.is_empty()

@@ -100,6 +100,11 @@ impl BlobFileReader {
         self.footer.blob_bytes
     }
 
+    /// The file's size in bytes, header and footer included.
+    pub fn file_size(&self) -> u64 {
+        self.records_end + FOOTER_LEN as u64
+    }
+
     /// The value `reference` points at, which must be the record of
     /// `key`: the whole record is read and its checksum and key checked,
     /// so a reference into the wrong place is corruption, never another

@@ -283,10 +283,20 @@ pub struct Flags {
     pub blob_file_size: u64,
 
     /// Relocate live values out of old blob files during compaction.
-    /// RocksDB's `enable_blob_garbage_collection` (strata: accepted, not
-    /// implemented yet).
+    /// RocksDB's `enable_blob_garbage_collection`.
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub enable_blob_garbage_collection: bool,
+
+    /// The fraction of blob files, oldest first, that garbage collection
+    /// relocates from. RocksDB's `blob_garbage_collection_age_cutoff`.
+    #[arg(long, default_value_t = 0.25)]
+    pub blob_garbage_collection_age_cutoff: f64,
+
+    /// Garbage ratio of the oldest blob files at which the tables
+    /// referring to them are compacted. RocksDB's
+    /// `blob_garbage_collection_force_threshold`.
+    #[arg(long, default_value_t = 1.0)]
+    pub blob_garbage_collection_force_threshold: f64,
 
     /// Read tables through memory maps (RocksDB's `allow_mmap_reads`).
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]

@@ -69,6 +69,7 @@ fn manifest_log() -> Vec<u8> {
         smallest_seqno: number,
         largest_seqno: number + 10,
         blob_files: Vec::new(),
+        blob_refs: Vec::new(),
     };
     let edits = [
         VersionEdit {

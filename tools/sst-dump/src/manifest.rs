@@ -460,6 +460,7 @@ mod tests {
             smallest_seqno: 1,
             largest_seqno: 2,
             blob_files: Vec::new(),
+            blob_refs: Vec::new(),
         };
         let t = TableMeta::of(1, &meta, Style::default());
         (t.line(), serde_json::to_value(&t).unwrap())

@@ -156,6 +156,18 @@ fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
         flags.enable_blob_garbage_collection,
         "enable_blob_garbage_collection",
     );
+    o.set_blob_gc_age_cutoff(flags.blob_garbage_collection_age_cutoff);
+    m.map(
+        "blob_garbage_collection_age_cutoff",
+        flags.blob_garbage_collection_age_cutoff,
+        "blob_gc_age_cutoff",
+    );
+    o.set_blob_gc_force_threshold(flags.blob_garbage_collection_force_threshold);
+    m.map(
+        "blob_garbage_collection_force_threshold",
+        flags.blob_garbage_collection_force_threshold,
+        "blob_gc_force_threshold",
+    );
 
     o.set_level_zero_file_num_compaction_trigger(flags.level0_file_num_compaction_trigger);
     m.map(

@@ -70,7 +70,19 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
     m.map(
         "enable_blob_garbage_collection",
         flags.enable_blob_garbage_collection,
-        "enable_blob_garbage_collection (not implemented yet)",
+        "enable_blob_garbage_collection",
+    );
+    o.blob_garbage_collection_age_cutoff = flags.blob_garbage_collection_age_cutoff;
+    m.map(
+        "blob_garbage_collection_age_cutoff",
+        flags.blob_garbage_collection_age_cutoff,
+        "blob_garbage_collection_age_cutoff",
+    );
+    o.blob_garbage_collection_force_threshold = flags.blob_garbage_collection_force_threshold;
+    m.map(
+        "blob_garbage_collection_force_threshold",
+        flags.blob_garbage_collection_force_threshold,
+        "blob_garbage_collection_force_threshold",
     );
     o.allow_mmap_reads = flags.mmap_read;
     m.map("mmap_read", flags.mmap_read, "allow_mmap_reads");

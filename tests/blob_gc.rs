@@ -1,0 +1,345 @@
+//! Blob garbage accounting and garbage collection (issue 23,
+//! docs/design/blob-files.md): compaction counts the references it drops
+//! or relocates as garbage of their blob files, exactly and durably, and
+//! with `enable_blob_garbage_collection` relocates live values out of the
+//! oldest blob files so those files go.
+
+// Helpers outside `#[test]` functions unwrap too: a failure is the test's.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use strata::{Db, LiveBlobFile, Options};
+
+fn blob_options() -> Options {
+    Options {
+        enable_blob_files: true,
+        min_blob_size: 100,
+        // No compaction but the ones a test asks for.
+        level0_file_num_compaction_trigger: 10,
+        ..Options::default()
+    }
+}
+
+fn gc_options(age_cutoff: f64, force_threshold: f64) -> Options {
+    Options {
+        enable_blob_garbage_collection: true,
+        blob_garbage_collection_age_cutoff: age_cutoff,
+        blob_garbage_collection_force_threshold: force_threshold,
+        ..blob_options()
+    }
+}
+
+/// Values of distinct sizes, so that garbage bytes say which ones.
+fn big(i: usize, round: u8) -> Vec<u8> {
+    let mut v = format!("value-{i:05}-round-{round}-").into_bytes();
+    v.resize(300 + (i % 101) * 7, b'a' + round);
+    v
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("key{i:05}").into_bytes()
+}
+
+fn blob_names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".blob"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn blob_bytes_on_disk(dir: &std::path::Path) -> u64 {
+    blob_names(dir)
+        .iter()
+        .map(|n| std::fs::metadata(dir.join(n)).unwrap().len())
+        .sum()
+}
+
+fn check(db: &Db, expect: &BTreeMap<Vec<u8>, Vec<u8>>) {
+    for (k, v) in expect {
+        assert_eq!(db.get(k).unwrap().as_deref(), Some(v.as_slice()), "{k:?}");
+    }
+    let scanned: Vec<(Vec<u8>, Vec<u8>)> = db
+        .iter()
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+        .collect();
+    let want: Vec<(Vec<u8>, Vec<u8>)> =
+        expect.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(scanned, want);
+}
+
+/// `(number, total count, total bytes, garbage count, garbage bytes)`.
+fn summary(files: &[LiveBlobFile]) -> Vec<(u64, u64, u64, u64, u64)> {
+    files
+        .iter()
+        .map(|f| {
+            (
+                f.number,
+                f.total_count,
+                f.total_bytes,
+                f.garbage_count,
+                f.garbage_bytes,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn compaction_counts_dropped_references_as_garbage_exactly_and_it_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expect = BTreeMap::new();
+    let db = Db::open(dir.path(), blob_options()).unwrap();
+    for i in 0..100 {
+        db.put(key(i), big(i, 0)).unwrap();
+        expect.insert(key(i), big(i, 0));
+    }
+    db.flush().unwrap();
+    let first = db.live_blob_files().unwrap();
+    let round0_bytes: u64 = (0..100).map(|i| big(i, 0).len() as u64).sum();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (
+            first[0].total_count,
+            first[0].total_bytes,
+            first[0].garbage_count
+        ),
+        (100, round0_bytes, 0)
+    );
+    let a = first[0].number;
+
+    // Overwrite 0..30 and delete 30..50: 50 of the first file's values
+    // are dead once a compaction drops their references.
+    for i in 0..30 {
+        db.put(key(i), big(i, 1)).unwrap();
+        expect.insert(key(i), big(i, 1));
+    }
+    for i in 30..50 {
+        db.delete(key(i)).unwrap();
+        expect.remove(&key(i));
+    }
+    db.flush().unwrap();
+    let before = db.live_blob_files().unwrap();
+    assert_eq!(before.len(), 2);
+    assert!(
+        before.iter().all(|f| f.garbage_count == 0),
+        "no compaction yet: {before:?}"
+    );
+    let b = before[1].number;
+    db.compact_range::<&[u8], _>(..).unwrap();
+    check(&db, &expect);
+
+    let dead_bytes: u64 = (0..50).map(|i| big(i, 0).len() as u64).sum();
+    let round1_bytes: u64 = (0..30).map(|i| big(i, 1).len() as u64).sum();
+    let want = vec![
+        (a, 100, round0_bytes, 50, dead_bytes),
+        (b, 30, round1_bytes, 0, 0),
+    ];
+    assert_eq!(summary(&db.live_blob_files().unwrap()), want);
+    let text = db.property("strata.blob-stats").unwrap();
+    assert!(
+        text.contains(&format!("{a:06}.blob"))
+            && text.contains(&format!(" 100 {round0_bytes} 50 {dead_bytes} ")),
+        "{text}"
+    );
+    assert!(text.contains("total(2 files)"), "{text}");
+
+    // Recorded in the MANIFEST: the same after a reopen (which starts a
+    // fresh MANIFEST from a snapshot of the state), and after another.
+    drop(db);
+    for _ in 0..2 {
+        let db = Db::open(dir.path(), blob_options()).unwrap();
+        assert_eq!(summary(&db.live_blob_files().unwrap()), want);
+        check(&db, &expect);
+    }
+
+    // Garbage adds up over compactions: delete 50..60 too.
+    let db = Db::open(dir.path(), blob_options()).unwrap();
+    for i in 50..60 {
+        db.delete(key(i)).unwrap();
+        expect.remove(&key(i));
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let more: u64 = (50..60).map(|i| big(i, 0).len() as u64).sum();
+    assert_eq!(
+        summary(&db.live_blob_files().unwrap()),
+        vec![
+            (a, 100, round0_bytes, 60, dead_bytes + more),
+            (b, 30, round1_bytes, 0, 0),
+        ]
+    );
+    check(&db, &expect);
+    db.check_invariants().unwrap();
+}
+
+#[test]
+fn references_dropped_by_range_deletes_are_garbage_whether_tables_are_read_or_not() {
+    // Small tables: the range delete covers some whole (dropped unread,
+    // by a delete-only compaction, their recorded references counted)
+    // and some in part (rewritten). Either way each dead value counts
+    // once.
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        target_file_size_base: 64 << 10,
+        ..blob_options()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    let mut expect = BTreeMap::new();
+    for i in 0..12_000 {
+        db.put(key(i), big(i, 0)).unwrap();
+        expect.insert(key(i), big(i, 0));
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    assert!(db.live_files().len() > 2, "{}", db.live_files().len());
+    db.delete_range(key(10)..key(9_000)).unwrap();
+    for i in 10..9_000 {
+        expect.remove(&key(i));
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    check(&db, &expect);
+    let files = db.live_blob_files().unwrap();
+    let dead: u64 = (10..9_000).map(|i| big(i, 0).len() as u64).sum();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        (files[0].garbage_count, files[0].garbage_bytes),
+        (8_990, dead)
+    );
+    db.check_invariants().unwrap();
+}
+
+/// Write 100 values, overwrite all but the first, compact everything:
+/// the first blob file holds one live value among 99 dead ones.
+fn overwrite_all_but_one(db: &Db, expect: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
+    for i in 0..100 {
+        db.put(key(i), big(i, 0)).unwrap();
+        expect.insert(key(i), big(i, 0));
+    }
+    db.flush().unwrap();
+    for i in 1..100 {
+        db.put(key(i), big(i, 1)).unwrap();
+        expect.insert(key(i), big(i, 1));
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.wait_for_compactions().unwrap();
+}
+
+#[test]
+fn garbage_collection_relocates_live_values_so_old_blob_files_go() {
+    let mut disk = Vec::new();
+    for gc in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            enable_blob_garbage_collection: gc,
+            // Of two blob files, the older is collected.
+            blob_garbage_collection_age_cutoff: 0.5,
+            ..blob_options()
+        };
+        let mut expect = BTreeMap::new();
+        let db = Db::open(dir.path(), options.clone()).unwrap();
+        overwrite_all_but_one(&db, &mut expect);
+        let files = db.live_blob_files().unwrap();
+        check(&db, &expect);
+        if gc {
+            // The first file's one live value moved to a file of the
+            // compaction's; the first file is gone.
+            assert_eq!(files.len(), 2, "{files:?}");
+            assert_eq!((files[0].total_count, files[0].garbage_count), (99, 0));
+            assert_eq!((files[1].total_count, files[1].garbage_count), (1, 0));
+            assert!(files[1].number > files[0].number);
+        } else {
+            assert_eq!(files.len(), 2, "{files:?}");
+            assert_eq!((files[0].total_count, files[0].garbage_count), (100, 99));
+            assert_eq!((files[1].total_count, files[1].garbage_count), (99, 0));
+        }
+        assert_eq!(blob_names(dir.path()).len(), 2);
+        disk.push(blob_bytes_on_disk(dir.path()));
+        drop(db);
+        let db = Db::open(dir.path(), options).unwrap();
+        check(&db, &expect);
+        db.check_invariants().unwrap();
+    }
+    // The first file held 100 values of which one lives on: collecting it
+    // returns nearly half the space.
+    assert!(disk[1] * 10 < disk[0] * 6, "{disk:?}");
+}
+
+#[test]
+fn relocated_values_go_back_into_tables_when_blob_files_are_off() {
+    // RocksDB's behaviour: garbage collection with blob files disabled
+    // (since the values were written) inlines them.
+    let dir = tempfile::tempdir().unwrap();
+    let mut expect = BTreeMap::new();
+    {
+        let db = Db::open(dir.path(), blob_options()).unwrap();
+        for i in 0..20 {
+            db.put(key(i), big(i, 0)).unwrap();
+            expect.insert(key(i), big(i, 0));
+        }
+        db.flush().unwrap();
+    }
+    let options = Options {
+        enable_blob_files: false,
+        ..gc_options(1.0, 1.0)
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    db.put(key(5), b"small").unwrap();
+    expect.insert(key(5), b"small".to_vec());
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.wait_for_compactions().unwrap();
+    check(&db, &expect);
+    assert!(db.live_blob_files().unwrap().is_empty());
+    assert!(blob_names(dir.path()).is_empty());
+}
+
+#[test]
+fn force_threshold_compacts_the_tables_that_pin_the_oldest_blob_file() {
+    for (threshold, collected) in [(1.0, false), (0.4, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            // Small tables: the overwrite's compaction meets only some of
+            // the tables referring to the first blob file.
+            target_file_size_base: 64 << 10,
+            ..gc_options(0.5, threshold)
+        };
+        let db = Db::open(dir.path(), options).unwrap();
+        let mut expect = BTreeMap::new();
+        for i in 0..12_000 {
+            db.put(key(i), big(i, 0)).unwrap();
+            expect.insert(key(i), big(i, 0));
+        }
+        db.flush().unwrap();
+        db.compact_range::<&[u8], _>(..).unwrap();
+        let a = db.live_blob_files().unwrap()[0].number;
+        assert!(db.live_files().len() > 2, "{:?}", db.live_files().len());
+        // Overwrite the first half: compacted with the tables holding
+        // it, the first file is half garbage (the tables holding the
+        // other half are not in that compaction).
+        for i in 0..6_000 {
+            db.put(key(i), big(i, 1)).unwrap();
+            expect.insert(key(i), big(i, 1));
+        }
+        db.flush().unwrap();
+        db.compact_range(key(0)..=key(5_999)).unwrap();
+        db.wait_for_compactions().unwrap();
+        check(&db, &expect);
+        let files = db.live_blob_files().unwrap();
+        assert_eq!(
+            files.iter().any(|f| f.number == a),
+            !collected,
+            "threshold {threshold}: {files:?}"
+        );
+        if collected {
+            assert!(files.iter().all(|f| f.garbage_count == 0), "{files:?}");
+        } else {
+            let first = &files[0];
+            assert!(first.garbage_ratio() >= 0.4, "{first:?}");
+        }
+        db.check_invariants().unwrap();
+    }
+}
