@@ -90,6 +90,11 @@ impl BlobFileReader {
         self.header.compression
     }
 
+    /// The file's length in bytes (its footer ends it).
+    pub fn file_size(&self) -> u64 {
+        self.records_end + FOOTER_LEN as u64
+    }
+
     /// Records in the file, from its footer.
     pub fn blob_count(&self) -> u64 {
         self.footer.blob_count
