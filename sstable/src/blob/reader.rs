@@ -265,7 +265,7 @@ impl Iterator for BlobRecordIter<'_> {
 fn decode_value(kind: u8, stored: Bytes, offset: u64) -> Result<Bytes> {
     match kind {
         KIND_NONE => Ok(stored),
-        KIND_ZSTD => decompress_zstd(&stored, offset).map(Bytes::from),
+        KIND_ZSTD => decompress_zstd(&stored, offset, None).map(Bytes::from),
         other => Err(Error::corruption(
             offset,
             format!("unknown blob value kind {other}"),
