@@ -4,6 +4,9 @@
 //! them; a damaged dictionary block is `Error::Corruption` naming the
 //! table.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use strata::{Compression, CompressionOptions, Db, Error, Options};
 
 fn options(max_dict_bytes: u32) -> Options {
