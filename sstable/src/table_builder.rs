@@ -467,9 +467,12 @@ impl<W: Write> TableBuilder<W> {
             opts.zstd_max_train_bytes > 0,
         );
         if let (Some(dict), Compression::Zstd { level }) = (dictionary, &self.options.compression) {
-            let compressor = BlockCompressor::with_dictionary(*level, &dict);
-            self.dict_compressor = Some(self.note(compressor)?);
-            self.dictionary = Some(dict);
+            // A dictionary zstd refuses to load leaves the table without
+            // one, as a failed training does.
+            if let Ok(compressor) = BlockCompressor::with_dictionary(*level, &dict) {
+                self.dict_compressor = Some(compressor);
+                self.dictionary = Some(dict);
+            }
         }
         let mut at = 0;
         for (len, separator) in held.blocks {
