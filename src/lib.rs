@@ -112,7 +112,9 @@ pub use info::{LiveBlobFile, LiveFile};
 pub use ingest::{ExternalSstFileInfo, IngestOptions, SstWriter};
 pub use keyspace::{Keyspace, KeyspaceOptions};
 pub use merge::{Append, Max, MergeError, MergeFailureScope, MergeOperator, UInt64Add};
-pub use options::{Compression, Options, WalRecoveryMode, WalWriteMode, WriteOptions};
+pub use options::{
+    Compression, CompressionOptions, Options, WalRecoveryMode, WalWriteMode, WriteOptions,
+};
 pub use read_only::ReadOnlyDb;
 pub use read_options::ReadOptions;
 pub use snapshot::{Snapshot, SnapshotKeyspace};

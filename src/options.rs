@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use strata_sstable::Compression;
+pub use strata_sstable::{Compression, CompressionOptions};
 pub use strata_wal::RecoveryMode as WalRecoveryMode;
 
 /// How a database is opened and how it behaves. Build with struct update
@@ -92,6 +92,10 @@ pub struct Options {
     /// the end uses the last entry. Empty: `compression` for every level.
     /// RocksDB: `compression_per_level`. Default: empty.
     pub compression_per_level: Vec<Compression>,
+    /// zstd dictionary per table: `max_dict_bytes` (0: none) and
+    /// `zstd_max_train_bytes` (docs/sstable-format.md). RocksDB:
+    /// `compression_opts`. Default: no dictionary.
+    pub compression_opts: CompressionOptions,
     /// Start each data block of an uncompressed table on a page (4 KiB)
     /// boundary, padding with zeros (about 3% more space at 4 KiB
     /// blocks): a lookup whose block is in neither cache then reads one
@@ -340,6 +344,7 @@ impl Default for Options {
             bloom_bits_per_key: 10,
             compression: Compression::None,
             compression_per_level: Vec::new(),
+            compression_opts: CompressionOptions::default(),
             block_align: true,
             block_cache_bytes: 32 << 20,
             allow_mmap_reads: false,
@@ -417,6 +422,7 @@ impl fmt::Debug for Options {
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
             .field("compression", &self.compression)
             .field("compression_per_level", &self.compression_per_level)
+            .field("compression_opts", &self.compression_opts)
             .field("block_align", &self.block_align)
             .field("block_cache_bytes", &self.block_cache_bytes)
             .field("allow_mmap_reads", &self.allow_mmap_reads)
@@ -607,6 +613,7 @@ impl Options {
             restart_interval: self.block_restart_interval,
             bloom_bits_per_key: self.bloom_bits_per_key,
             compression: compression.clone(),
+            compression_opts: self.compression_opts.clone(),
             block_align: self.block_align,
         }
     }

@@ -179,6 +179,7 @@ impl ReadView {
         .with_max_skip(self.max_skip)
         .with_merge_operator(self.merge_operator.clone())
         .with_now(self.now_micros)
+        .with_blobs(self.sv.version.blob_resolver())
     }
 }
 

@@ -79,8 +79,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use strata::fs::{FaultPlan, FsOp, MemFileSystem, UnsyncedData};
 use strata::{
-    Clock, Compression, Db, Error, Keyspace, KeyspaceOptions, ManualClock, Options, Snapshot,
-    WalRecoveryMode, WalWriteMode, WriteBatch, WriteOptions,
+    Clock, Compression, CompressionOptions, Db, Error, Keyspace, KeyspaceOptions, ManualClock,
+    Options, Snapshot, WalRecoveryMode, WalWriteMode, WriteBatch, WriteOptions,
 };
 
 /// An iterator over a scan's entries, in either direction.
@@ -278,6 +278,12 @@ impl Sim {
                 write_buffer_size: 96 * 1024,
                 block_size: 2048,
                 compression: Compression::Zstd { level: 1 },
+                // A dictionary per table in half the seeds: raw content,
+                // or trained (where a table is large enough).
+                compression_opts: CompressionOptions {
+                    max_dict_bytes: if self.seed % 2 == 1 { 1024 } else { 0 },
+                    zstd_max_train_bytes: if self.seed % 4 == 3 { 16 << 10 } else { 0 },
+                },
                 enable_blob_files: self.seed % 3 == 2,
                 min_blob_size: 16,
                 blob_file_size: 64 * 1024,

@@ -19,16 +19,18 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use strata_sstable::blob::{BlobFileReader, BlobRef};
 
-/// One blob file: its path, and its reader once a read needed it (the
-/// cache of open blob file readers is the set of live `BlobFile`s).
+/// One blob file: its path, and its reader, opened with the first table
+/// that lists it (the cache of open blob file readers is the set of live
+/// `BlobFile`s). Set once, the reader is read without a lock: a blob read
+/// takes none.
 pub(crate) struct BlobFile {
     number: u64,
     path: PathBuf,
     fs: Arc<dyn FileSystem>,
-    reader: Mutex<Option<Arc<BlobFileReader>>>,
+    reader: OnceLock<Arc<BlobFileReader>>,
     /// Live (not obsolete) tables listing this file.
     live_tables: AtomicUsize,
     /// No live table lists it: delete it when the last holder lets go.
@@ -36,11 +38,20 @@ pub(crate) struct BlobFile {
 }
 
 impl BlobFile {
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The file's number (its name, `NNNNNN.blob`).
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
     /// The open reader, opening the file the first time.
-    pub fn reader(&self) -> Result<Arc<BlobFileReader>> {
-        let mut slot = self.reader.lock();
-        if let Some(r) = &*slot {
-            return Ok(Arc::clone(r));
+    pub fn reader(&self) -> Result<&Arc<BlobFileReader>> {
+        if let Some(r) = self.reader.get() {
+            return Ok(r);
         }
         let file = self
             .fs
@@ -54,9 +65,15 @@ impl BlobFile {
             })?;
         let reader = BlobFileReader::open(Arc::new(FileSource(file)), self.number)
             .map_err(|e| table_error(&self.path, e))?;
-        let reader = Arc::new(reader);
-        *slot = Some(Arc::clone(&reader));
-        Ok(reader)
+        // Two first reads may both open the file: one reader is kept and
+        // the other dropped, which closes its file.
+        Ok(self.reader.get_or_init(|| Arc::new(reader)))
+    }
+
+    /// The file's length in bytes, from its open reader (the MANIFEST
+    /// records no blob file sizes): what a checkpoint copies.
+    pub fn file_size(&self) -> Result<u64> {
+        Ok(self.reader()?.file_size())
     }
 
     /// The value `reference` points to, checked to be `key`'s. Damage is
@@ -65,11 +82,6 @@ impl BlobFile {
         self.reader()?
             .get(reference, key)
             .map_err(|e| table_error(&self.path, e))
-    }
-
-    /// The file's number (`NNNNNN.blob`).
-    pub fn number(&self) -> u64 {
-        self.number
     }
 
     /// What the file's footer says it holds, and its size: the totals
@@ -145,38 +157,11 @@ impl BlobFileSet {
             number,
             path: blob_path(&self.dir, number),
             fs: Arc::clone(&self.fs),
-            reader: Mutex::new(None),
+            reader: OnceLock::new(),
             live_tables: AtomicUsize::new(0),
             obsolete: AtomicBool::new(false),
         });
         files.insert(number, Arc::downgrade(&f));
         f
-    }
-
-    /// Blob file `number` if a table holds it.
-    pub fn get(&self, number: u64) -> Option<Arc<BlobFile>> {
-        self.files.lock().get(&number).and_then(Weak::upgrade)
-    }
-
-    /// The value `reference` points to, checked to be `key`'s.
-    pub fn resolve(&self, reference: &[u8], key: &[u8]) -> Result<Bytes> {
-        let Some(r) = BlobRef::decode(reference) else {
-            return Err(Error::corruption(
-                &self.dir,
-                0,
-                format!(
-                    "a table holds a malformed blob reference for key {:?}",
-                    String::from_utf8_lossy(key)
-                ),
-            ));
-        };
-        match self.get(r.file_number) {
-            Some(f) => f.get(&r, key),
-            None => Err(Error::corruption(
-                blob_path(&self.dir, r.file_number),
-                r.offset,
-                "a blob reference points into a blob file no live table lists",
-            )),
-        }
     }
 }

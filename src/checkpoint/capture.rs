@@ -15,6 +15,7 @@
 //! under it, so writes pause for a time that grows with the number of
 //! files, not the data.
 
+use crate::blob::BlobFile;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::{current_path, manifest_name, parse_file_name, FileKind};
@@ -215,28 +216,24 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         let mut files = Vec::new();
         // The blob files the captured tables list (pinned with them: a
         // blob file lives while a table holding it does). A blob file is
-        // complete and never changes once listed.
-        let mut blob_numbers: Vec<u64> = image
+        // complete and never changes once listed; its size is its open
+        // reader's (opened with the table), so none is opened here.
+        let mut blobs: Vec<Arc<BlobFile>> = image
             .versions
             .iter()
             .flat_map(|v| {
                 v.all_files()
-                    .flat_map(|(_, t)| t.meta.blob_files.clone())
+                    .flat_map(|(_, t)| t.blob_files().iter().cloned())
                     .collect::<Vec<_>>()
             })
             .collect();
-        blob_numbers.sort_unstable();
-        blob_numbers.dedup();
-        for n in blob_numbers {
-            let path = crate::filename::blob_path(dir, n);
-            let len = fs
-                .open_random_access(&path, RandomAccessOptions::default())
-                .map_err(|e| Error::io("open", &path, e))?
-                .size();
+        blobs.sort_unstable_by_key(|b| b.number());
+        blobs.dedup_by_key(|b| b.number());
+        for blob in blobs {
             files.push(CapturedFile {
-                name: format!("{n:06}.blob"),
-                len,
-                source: Source::Table(path),
+                name: format!("{:06}.blob", blob.number()),
+                len: blob.file_size()?,
+                source: Source::Table(blob.path().to_path_buf()),
             });
         }
         for version in &image.versions {

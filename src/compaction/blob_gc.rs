@@ -16,7 +16,7 @@
 //!   the oldest one are compacted (`pick_forced_blob_gc`).
 
 use super::picker::{busy, key_range, level_targets, overlapping, Compaction};
-use crate::blob::{BlobFileSet, BlobSettings, BlobWriter};
+use crate::blob::{BlobResolver, BlobSettings, BlobWriter};
 use crate::error::Result;
 use crate::options::Options;
 use crate::version::{BlobRefCount, TableFile, TableOpener, Version};
@@ -76,7 +76,8 @@ pub(crate) fn gc_cutoff(v: &Version, age_cutoff: f64) -> u64 {
 pub(crate) struct BlobRelocator<'a> {
     /// Blob files numbered below this are collected.
     cutoff: u64,
-    blobs: Arc<BlobFileSet>,
+    /// The version's blob files, where old values are read.
+    blobs: Arc<BlobResolver>,
     /// Where relocated values go; `None` when the keyspace no longer
     /// separates values: they go back into the table (as RocksDB does).
     writer: Option<BlobWriter<'a>>,
@@ -106,11 +107,12 @@ impl<'a> BlobRelocator<'a> {
         {
             return None;
         }
+        let blobs = v.blob_resolver()?;
         let writer = BlobSettings::of(options, keyspace_id)
             .map(|settings| BlobWriter::new(settings, opener, new_number));
         Some(BlobRelocator {
             cutoff,
-            blobs: Arc::clone(&opener.blobs),
+            blobs,
             writer,
             relocated: 0,
         })

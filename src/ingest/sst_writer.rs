@@ -88,6 +88,7 @@ impl SstWriter {
             restart_interval: options.block_restart_interval,
             bloom_bits_per_key: options.bloom_bits_per_key,
             compression: options.compression.clone(),
+            compression_opts: options.compression_opts.clone(),
             block_align: options.block_align,
         };
         let fs = Arc::clone(&options.fs);

@@ -4,9 +4,13 @@
 //! follows LevelDB's DBIter, and RocksDB's for merges and for its bound on
 //! stepping over the versions of one key (`max_sequential_skip_in_
 //! iterations`): past it, the rest are skipped with a seek, so a scan's
-//! cost does not grow with a hot key's versions.
+//! cost does not grow with a hot key's versions. A blob reference is
+//! resolved here, in the arms that return it (`BlobIndex`), so only a
+//! value the iterator returns is read from a blob file: the versions it
+//! steps over and the keys deletes hide cost no blob read.
 
 use super::{user_key, InternalIterator, MergingIter};
+use crate::blob::BlobResolver;
 use crate::error::Result;
 use crate::ikey::{push_seek_key, seek_trailer};
 use crate::merge::{full_merge, full_merge_oldest_first, MergeOperator};
@@ -60,6 +64,13 @@ pub struct DbIter {
     /// The clock (micros) expiry is judged by: an expiring version whose
     /// expiry is not after it reads as a delete (docs/design/ttl.md).
     now_micros: u64,
+    /// Where the tables' blob references are resolved (`None`: the
+    /// sources hold none).
+    blobs: Option<Arc<BlobResolver>>,
+    /// Moving forward and not `merged`, the current entry is a blob
+    /// reference and this the value it points to (the inner iterator is
+    /// at the reference).
+    blob_value: Option<Bytes>,
 }
 
 /// An expiring version's value without its expiry, `None` once expired
@@ -90,6 +101,22 @@ impl DbIter {
             merged: false,
             operands: Vec::new(),
             now_micros: 0,
+            blobs: None,
+            blob_value: None,
+        }
+    }
+
+    /// Resolve the blob references of the sources through `blobs`.
+    pub(crate) fn with_blobs(mut self, blobs: Option<Arc<BlobResolver>>) -> Self {
+        self.blobs = blobs;
+        self
+    }
+
+    /// The value blob reference `reference` of `key` points to.
+    fn resolve_blob(&self, reference: &[u8], key: &[u8]) -> Result<Bytes> {
+        match &self.blobs {
+            Some(blobs) => blobs.resolve(reference, key),
+            None => Err(unresolved_blob_reference()),
         }
     }
 
@@ -128,7 +155,10 @@ impl DbIter {
     /// The current value. REQUIRES: `valid()`.
     pub fn value(&self) -> &[u8] {
         match self.direction {
-            Direction::Forward if !self.merged => self.inner.value(),
+            Direction::Forward if !self.merged => match &self.blob_value {
+                Some(v) => v,
+                None => self.inner.value(),
+            },
             _ => &self.saved_value,
         }
     }
@@ -137,7 +167,10 @@ impl DbIter {
     /// table when moving forward).
     pub fn value_bytes(&self) -> Bytes {
         match self.direction {
-            Direction::Forward if !self.merged => self.inner.value_bytes(),
+            Direction::Forward if !self.merged => match &self.blob_value {
+                Some(v) => v.clone(),
+                None => self.inner.value_bytes(),
+            },
             _ => Bytes::copy_from_slice(&self.saved_value),
         }
     }
@@ -293,6 +326,7 @@ impl DbIter {
     /// `max_skip` entries of one key in a row are passed with a seek
     /// (RocksDB's `FindNextUserEntryInternal`).
     fn find_next_user_entry(&mut self, mut skipping: bool) -> Result<()> {
+        self.blob_value = None;
         // Entries of `saved_key` passed over in a row, and whether they
         // were already cut short by a seek (once per key: a seek that
         // lands on more of them must not loop).
@@ -342,7 +376,19 @@ impl DbIter {
                                 self.saved_key.extend_from_slice(k.user_key);
                                 return self.merge_forward();
                             }
-                            ValueKind::BlobIndex => return Err(unresolved_blob_reference()),
+                            ValueKind::BlobIndex => {
+                                // The one version returned: read its value.
+                                match self.resolve_blob(self.inner.value(), k.user_key) {
+                                    Ok(v) => self.blob_value = Some(v),
+                                    Err(e) => {
+                                        self.valid = false;
+                                        return Err(e);
+                                    }
+                                }
+                                self.valid = true;
+                                self.saved_key.clear();
+                                return Ok(());
+                            }
                         }
                     }
                 } else if k.user_key == self.saved_key.as_slice() {
@@ -407,6 +453,7 @@ impl DbIter {
         self.operands.push(self.inner.value().to_vec());
         self.inner.next()?;
         let mut base: Option<&[u8]> = None;
+        let mut blob_base: Option<Bytes> = None;
         while self.inner.valid() {
             let Some(k) = parse_internal_key(self.inner.key()) else {
                 self.inner.next()?;
@@ -429,13 +476,16 @@ impl DbIter {
                     break;
                 }
                 ValueKind::Delete | ValueKind::RangeDelete => break,
-                ValueKind::BlobIndex => return Err(unresolved_blob_reference()),
+                ValueKind::BlobIndex => {
+                    blob_base = Some(self.resolve_blob(self.inner.value(), &self.saved_key)?);
+                    break;
+                }
             }
         }
         full_merge(
             self.merge_operator.as_ref(),
             &self.saved_key,
-            base,
+            blob_base.as_deref().or(base),
             &self.operands,
         )
     }
@@ -447,12 +497,16 @@ impl DbIter {
     /// Past `max_skip` of them the newest visible version is found with a
     /// seek instead (RocksDB's `FindValueForCurrentKeyUsingSeek`).
     fn find_prev_user_entry(&mut self) -> Result<()> {
+        self.blob_value = None;
         // What the key in `saved_key` holds at the read's sequence number,
         // from its entries seen so far: `Delete` nothing (deleted, or
         // nothing visible yet), `Put` the value in `saved_value`, `Merge`
         // operands on a base (in `saved_value` if `has_base`).
         let mut kind = ValueKind::Delete;
         let mut has_base = false;
+        // The base in `saved_value` is a blob reference, resolved only if
+        // it is the answer (older versions are overwritten unread).
+        let mut blob_base = false;
         self.operands.clear();
         // Entries of `saved_key` seen; 0 before the first key.
         let mut seen = 0usize;
@@ -470,6 +524,7 @@ impl DbIter {
                     self.saved_key.clear();
                     self.saved_key.extend_from_slice(k.user_key);
                     seen = 0;
+                    blob_base = false;
                 }
                 seen += 1;
                 if seen > self.max_skip {
@@ -479,6 +534,7 @@ impl DbIter {
                         ValueKind::Delete
                     };
                     has_base = false;
+                    blob_base = false;
                     self.operands.clear();
                     self.seek_before_saved_key()?;
                     continue;
@@ -490,9 +546,10 @@ impl DbIter {
                             has_base = false;
                             self.operands.clear();
                         }
-                        ValueKind::Put => {
+                        ValueKind::Put | ValueKind::BlobIndex => {
                             kind = ValueKind::Put;
                             has_base = true;
+                            blob_base = k.kind == ValueKind::BlobIndex;
                             self.operands.clear();
                             self.saved_value.clear();
                             self.saved_value.extend_from_slice(self.inner.value());
@@ -507,6 +564,7 @@ impl DbIter {
                                 Some(v) => {
                                     kind = ValueKind::Put;
                                     has_base = true;
+                                    blob_base = false;
                                     self.saved_value.clear();
                                     self.saved_value.extend_from_slice(v);
                                 }
@@ -516,18 +574,27 @@ impl DbIter {
                                 }
                             }
                         }
-                        ValueKind::BlobIndex => {
-                            self.valid = false;
-                            return Err(unresolved_blob_reference());
-                        }
                     }
                 }
             }
             self.inner.prev()?;
         }
+        if blob_base && has_base && kind != ValueKind::Delete {
+            // The key's base is the answer (or under its operands): read it.
+            match self.resolve_blob(&self.saved_value, &self.saved_key) {
+                Ok(v) => {
+                    self.saved_value.clear();
+                    self.saved_value.extend_from_slice(&v);
+                }
+                Err(e) => {
+                    self.valid = false;
+                    return Err(e);
+                }
+            }
+        }
         match kind {
             // (`kind` is never `PutWithExpiry`: that is a put or a delete;
-            // nor `BlobIndex`, an error above.)
+            // nor `BlobIndex`, a put of a resolved value.)
             ValueKind::Delete
             | ValueKind::RangeDelete
             | ValueKind::PutWithExpiry
@@ -605,14 +672,19 @@ impl DbIter {
                 }
             },
             ValueKind::Delete | ValueKind::RangeDelete => Ok(false),
-            ValueKind::BlobIndex => Err(unresolved_blob_reference()),
+            ValueKind::BlobIndex => {
+                let v = self.resolve_blob(self.inner.value(), &self.saved_key)?;
+                self.saved_value.clear();
+                self.saved_value.extend_from_slice(&v);
+                Ok(true)
+            }
         }
     }
 }
 
-/// A blob reference reached the user-key iterator: the tables' iterators
-/// resolve them (`BlobResolvingIter`), so this is a bug, reported as
-/// corruption rather than answered with the reference's bytes.
+/// A blob reference reached a user-key iterator given no blob files to
+/// resolve it in: a bug (only tables listing blob files hold them),
+/// reported as corruption rather than answered with the reference's bytes.
 fn unresolved_blob_reference() -> crate::error::Error {
     crate::error::Error::corruption(
         "iterator",

@@ -2,7 +2,7 @@
 //! `ColumnFamilyOptions`); the rest of [`Options`] is the database's.
 
 use crate::error::Result;
-use crate::options::{Compression, Options};
+use crate::options::{Compression, CompressionOptions, Options};
 
 /// How one keyspace stores its data: memtable size, table format, level
 /// shape and triggers. RocksDB: `ColumnFamilyOptions`; each field has the
@@ -54,6 +54,8 @@ pub struct KeyspaceOptions {
     pub compression: Compression,
     /// [`Options::compression_per_level`].
     pub compression_per_level: Vec<Compression>,
+    /// [`Options::compression_opts`].
+    pub compression_opts: CompressionOptions,
     /// [`Options::block_align`].
     pub block_align: bool,
     /// [`Options::level0_file_num_compaction_trigger`].
@@ -114,6 +116,7 @@ impl Options {
             bloom_bits_per_key: self.bloom_bits_per_key,
             compression: self.compression.clone(),
             compression_per_level: self.compression_per_level.clone(),
+            compression_opts: self.compression_opts.clone(),
             block_align: self.block_align,
             level0_file_num_compaction_trigger: self.level0_file_num_compaction_trigger,
             level0_slowdown_writes_trigger: self.level0_slowdown_writes_trigger,
@@ -152,6 +155,7 @@ impl Options {
             bloom_bits_per_key: ks.bloom_bits_per_key,
             compression: ks.compression.clone(),
             compression_per_level: ks.compression_per_level.clone(),
+            compression_opts: ks.compression_opts.clone(),
             block_align: ks.block_align,
             level0_file_num_compaction_trigger: ks.level0_file_num_compaction_trigger,
             level0_slowdown_writes_trigger: ks.level0_slowdown_writes_trigger,

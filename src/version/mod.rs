@@ -23,7 +23,7 @@ use crate::error::{table_error, Result};
 use crate::iter::{InternalIterator, LevelIter, RangeDelSkipper, TableFileIter, TombstoneSource};
 use crate::key_walk::{Base, KeyWalk, Step};
 
-use crate::blob::{BlobFile, BlobFileSet, BlobResolvingIter};
+use crate::blob::{BlobFile, BlobResolver};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata_sstable::{BlockReadOptions, Found, ValueKind, VersionsEnd};
@@ -45,11 +45,10 @@ pub struct Version {
     /// of collecting a level's lists, which cost an allocation per source
     /// and a count per table at every iterator.
     tombstones: Arc<VersionTombstones>,
-    /// Per level from L1, the blob file set a level iterator must resolve
-    /// references through (`None`: no table of the level refers to blob
-    /// files), found once per version instead of a scan of the level's
-    /// tables at every iterator.
-    level_blobs: [Option<Arc<BlobFileSet>>; NUM_LEVELS],
+    /// The blob files the tables list, where the version's iterators
+    /// resolve references (`None`: no table lists one), found once per
+    /// version instead of at every iterator.
+    blobs: Option<Arc<BlobResolver>>,
     /// The blob files the tables list, by number (oldest first).
     blob_files: Arc<BTreeMap<u64, Arc<BlobFile>>>,
     /// The garbage compactions found in those blob files (absent: none).
@@ -94,7 +93,7 @@ impl Default for Version {
             levels: std::array::from_fn(|_| Arc::from(Vec::new())),
             has_range_dels: false,
             tombstones: Arc::default(),
-            level_blobs: Default::default(),
+            blobs: None,
             blob_files: Arc::default(),
             blob_garbage: Arc::default(),
         }
@@ -112,12 +111,8 @@ impl Version {
             level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
         let has_range_dels = levels.iter().flatten().any(|f| f.has_range_dels());
-        let level_blobs = std::array::from_fn(|level| {
-            levels[level]
-                .iter()
-                .find(|f| f.has_blob_files())
-                .map(|f| Arc::clone(f.blob_file_set()))
-        });
+        let blobs =
+            BlobResolver::new(levels.iter().flatten().map(|f| f.blob_files())).map(Arc::new);
         let blob_files: BTreeMap<u64, Arc<BlobFile>> = levels
             .iter()
             .flatten()
@@ -134,7 +129,7 @@ impl Version {
             levels,
             has_range_dels,
             tombstones,
-            level_blobs,
+            blobs,
             blob_files: Arc::new(blob_files),
             blob_garbage: Arc::default(),
         }
@@ -162,6 +157,12 @@ impl Version {
     /// Blob file `number`'s garbage (zero if none was found).
     pub fn blob_garbage_of(&self, number: u64) -> BlobRefCount {
         self.blob_garbage.get(&number).copied().unwrap_or_default()
+    }
+
+    /// Where the user-key iterator resolves the blob references of this
+    /// version's tables (`None`: they hold none).
+    pub(crate) fn blob_resolver(&self) -> Option<Arc<BlobResolver>> {
+        self.blobs.clone()
     }
 
     /// Whether some table of this version holds range tombstones.
@@ -228,27 +229,15 @@ impl Version {
         blocks: BlockReadOptions,
     ) {
         let tombstones = &*self.tombstones;
-        // Blob references are shown as the values they point to
-        // (`BlobResolvingIter`); levels without them are read directly.
+        // Blob references pass through unresolved: the user-key iterator
+        // resolves the one it returns (`blob_resolver`).
         for (n, file) in self.levels[0].iter().enumerate() {
-            let it = TableFileIter::new(Arc::clone(file), blocks);
-            if file.has_blob_files() {
-                let blobs = Arc::clone(file.blob_file_set());
-                out.push(Box::new(BlobResolvingIter::new(it, blobs)));
-            } else {
-                out.push(Box::new(it));
-            }
+            out.push(Box::new(TableFileIter::new(Arc::clone(file), blocks)));
             range_dels.push(tombstones.l0.get(n).cloned().flatten());
         }
         for (n, files) in self.levels[1..].iter().enumerate() {
             if !files.is_empty() {
-                let it = LevelIter::new(Arc::clone(files), blocks);
-                match &self.level_blobs[n + 1] {
-                    Some(blobs) => {
-                        out.push(Box::new(BlobResolvingIter::new(it, Arc::clone(blobs))))
-                    }
-                    None => out.push(Box::new(it)),
-                }
+                out.push(Box::new(LevelIter::new(Arc::clone(files), blocks)));
                 range_dels.push(tombstones.levels.get(n).cloned().flatten());
             }
         }
@@ -279,7 +268,7 @@ fn walk_table(
             }
             if f.kind == ValueKind::BlobIndex {
                 // A blob reference is the put of the value it points to.
-                match file.blob_file_set().resolve(&f.value, user_key) {
+                match file.resolve_blob(&f.value, user_key) {
                     Ok(value) => decided = walk.visit(f.seqno, ValueKind::Put, || value),
                     Err(e) => {
                         blob_error = Some(e);

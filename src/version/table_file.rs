@@ -104,9 +104,10 @@ impl TableOpener {
             blob.add_live_table();
             blob_files.push(blob);
         }
+        // Sorted, for `resolve_blob`'s binary search.
+        blob_files.sort_unstable_by_key(|b| b.number());
         Ok(Arc::new(TableFile {
             blob_files,
-            blobs: Arc::clone(&self.blobs),
             meta,
             table: Arc::new(table),
             file,
@@ -170,10 +171,9 @@ pub struct TableFile {
     /// Set while a compaction has it as an input.
     pub being_compacted: AtomicBool,
     /// The blob files `meta.blob_files` lists, held open while this table
-    /// is (`blob/file.rs`).
+    /// is (`blob/file.rs`), sorted by number: where its blob references
+    /// are resolved.
     blob_files: Vec<Arc<crate::blob::BlobFile>>,
-    /// Where its blob references are resolved.
-    blobs: Arc<crate::blob::BlobFileSet>,
 }
 
 impl TableFile {
@@ -215,13 +215,7 @@ impl TableFile {
         }
     }
 
-    /// The database's open blob files: where this table's blob references
-    /// are resolved.
-    pub(crate) fn blob_file_set(&self) -> &Arc<crate::blob::BlobFileSet> {
-        &self.blobs
-    }
-
-    /// The blob files the table lists, ascending by number.
+    /// The blob files the table lists, open, sorted by number.
     pub(crate) fn blob_files(&self) -> &[Arc<crate::blob::BlobFile>] {
         &self.blob_files
     }
@@ -229,6 +223,13 @@ impl TableFile {
     /// Whether the table lists blob files (holds blob references).
     pub fn has_blob_files(&self) -> bool {
         !self.blob_files.is_empty()
+    }
+
+    /// The value blob reference `reference`, a `BlobIndex` entry of this
+    /// table, points to, checked to be `key`'s: read through the table's
+    /// own open blob files, taking no lock.
+    pub(crate) fn resolve_blob(&self, reference: &[u8], key: &[u8]) -> Result<Bytes> {
+        crate::blob::resolve_in(&self.blob_files, &self.path, reference, key)
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::checksum::block_checksum;
 use crate::coding::read_u32_le;
-use crate::compression::{decompress_zstd, TYPE_NONE, TYPE_ZSTD};
+use crate::compression::{decompress_zstd, DecompressionDict, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::read_buffer::ReadBuffer;
@@ -128,16 +128,21 @@ pub(crate) fn is_intact(raw: &Bytes, handle: BlockHandle) -> bool {
 
 /// The usable contents of a block whose stored contents and type byte are
 /// given: uncompressed ones as they are (`true`: positions map to the
-/// file), compressed ones decompressed (`false`).
+/// file), compressed ones decompressed (`false`), against `dict` when
+/// given (a data block of a table with a dictionary).
 pub(crate) fn decode(
     stored: Bytes,
     block_type: u8,
     handle: BlockHandle,
     what: &str,
+    dict: Option<&DecompressionDict>,
 ) -> Result<(Bytes, bool)> {
     match block_type {
         TYPE_NONE => Ok((stored, true)),
-        TYPE_ZSTD => Ok((Bytes::from(decompress_zstd(&stored, handle.offset)?), false)),
+        TYPE_ZSTD => Ok((
+            Bytes::from(decompress_zstd(&stored, handle.offset, dict)?),
+            false,
+        )),
         other => Err(Error::corruption(
             handle.offset,
             format!("{what} block: unknown compression type {other}"),
@@ -156,7 +161,7 @@ pub(crate) fn read_contents(
 ) -> Result<(Bytes, bool)> {
     let raw = fetch(source, handle, limit, what)?;
     let (stored, block_type) = open_trailer(&raw, handle, verify, what)?;
-    decode(stored, block_type, handle, what)
+    decode(stored, block_type, handle, what, None)
 }
 
 /// In a file held in memory: the stored contents and type byte of the

@@ -9,6 +9,11 @@
 //! `raw_len` bounds the reader's allocation before zstd runs: it must be at
 //! most [`MAX_DECOMPRESSED_LEN`] and equal the frame's content size, and
 //! decompression must produce exactly that many bytes.
+//!
+//! A table with a dictionary (format version 4) compresses its data blocks
+//! against it (`BlockCompressor::with_dictionary`) and the reader
+//! decompresses them with it, prepared once per open table
+//! ([`DecompressionDict`]); index blocks never use it.
 
 use std::cell::RefCell;
 
@@ -41,6 +46,16 @@ impl BlockCompressor {
         })
     }
 
+    /// A compressor whose blocks are compressed against `dictionary`
+    /// (loaded once into the context, reused for every block).
+    pub(crate) fn with_dictionary(level: i32, dictionary: &[u8]) -> Result<BlockCompressor> {
+        Ok(BlockCompressor {
+            compressor: zstd::bulk::Compressor::with_dictionary(level, dictionary)?,
+            prefix: Vec::with_capacity(MAX_VARINT32_LEN),
+            frame: Vec::new(),
+        })
+    }
+
     /// Compresses `raw`; returns the stored contents as `(prefix, frame)`
     /// when that saves at least 12.5%, `None` when the block should be
     /// stored raw (too small a gain, too large, or zstd refused).
@@ -66,16 +81,75 @@ impl BlockCompressor {
     }
 }
 
+/// The dictionary a table's data blocks were compressed against, prepared
+/// for decompression (zstd's `DDict`: its entropy tables built once, not
+/// per block).
+pub(crate) struct DecompressionDict {
+    ddict: zstd::zstd_safe::DDict<'static>,
+    len: usize,
+}
+
+impl DecompressionDict {
+    /// Prepares `bytes`, the `strata.compression_dict` block at `offset`.
+    pub(crate) fn new(bytes: &[u8], offset: u64) -> Result<DecompressionDict> {
+        let bad = |reason: &str| {
+            Error::corruption(offset, format!("compression dictionary block: {reason}"))
+        };
+        if bytes.is_empty() {
+            return Err(bad("empty"));
+        }
+        let ddict =
+            zstd::zstd_safe::DDict::try_create(bytes).ok_or_else(|| bad("zstd cannot load it"))?;
+        Ok(DecompressionDict {
+            ddict,
+            len: bytes.len(),
+        })
+    }
+
+    /// The dictionary's size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// A dictionary of at most `max_dict_bytes` for blocks like `samples`
+/// (raw data blocks, back to back, of the lengths `sizes`): trained by
+/// zstd when `train` (RocksDB's `zstd_max_train_bytes` > 0), else the
+/// samples' first bytes as they are (a raw-content dictionary). `None`
+/// when zstd's trainer fails (too few or too alike samples).
+pub(crate) fn build_dictionary(
+    samples: &[u8],
+    sizes: &[usize],
+    max_dict_bytes: usize,
+    train: bool,
+) -> Option<Vec<u8>> {
+    if max_dict_bytes == 0 || samples.is_empty() {
+        return None;
+    }
+    if train {
+        zstd::dict::from_continuous(samples, sizes, max_dict_bytes)
+            .ok()
+            .filter(|d| !d.is_empty())
+    } else {
+        Some(samples[..samples.len().min(max_dict_bytes)].to_vec())
+    }
+}
+
 thread_local! {
     /// One zstd decompression context per thread: creating one costs an
     /// allocation of ~100 KiB, too much to pay per block.
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+    static DECOMPRESSOR: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
         const { RefCell::new(None) };
 }
 
 /// Decompresses the stored contents of a zstd block that starts at
-/// `block_offset` in the file (used in error reports).
-pub(crate) fn decompress_zstd(stored: &[u8], block_offset: u64) -> Result<Vec<u8>> {
+/// `block_offset` in the file (used in error reports), against `dict` if
+/// the table has one.
+pub(crate) fn decompress_zstd(
+    stored: &[u8],
+    block_offset: u64,
+    dict: Option<&DecompressionDict>,
+) -> Result<Vec<u8>> {
     let bad = |reason: &str| Error::corruption(block_offset, format!("zstd block: {reason}"));
     let (raw_len, n) = get_varint32(stored).ok_or_else(|| bad("bad raw length varint"))?;
     let raw_len = raw_len as usize;
@@ -90,26 +164,31 @@ pub(crate) fn decompress_zstd(stored: &[u8], block_offset: u64) -> Result<Vec<u8
         Err(_) => return Err(bad("bad frame header")),
     }
     let mut out = Vec::with_capacity(raw_len);
-    let result = DECOMPRESSOR.with(|cell| -> std::io::Result<usize> {
+    let run = |dctx: &mut zstd::zstd_safe::DCtx<'static>, out: &mut Vec<u8>| match dict {
+        Some(d) => dctx.decompress_using_ddict(out, frame, &d.ddict),
+        None => dctx.decompress(out, frame),
+    };
+    // `None`: zstd could not allocate a context.
+    let result = DECOMPRESSOR.with(|cell| {
         // try_borrow_mut: a re-entrant call (impossible today) gets a fresh
         // context instead of a panic.
         match cell.try_borrow_mut() {
             Ok(mut slot) => {
                 if slot.is_none() {
-                    *slot = Some(zstd::bulk::Decompressor::new()?);
+                    *slot = zstd::zstd_safe::DCtx::try_create();
                 }
-                match slot.as_mut() {
-                    Some(d) => d.decompress_to_buffer(frame, &mut out),
-                    None => Err(std::io::Error::other("no zstd context")),
-                }
+                slot.as_mut().map(|dctx| run(dctx, &mut out))
             }
-            Err(_) => zstd::bulk::Decompressor::new()?.decompress_to_buffer(frame, &mut out),
+            Err(_) => zstd::zstd_safe::DCtx::try_create().map(|mut dctx| run(&mut dctx, &mut out)),
         }
     });
     match result {
-        Ok(len) if len == raw_len && out.len() == raw_len => Ok(out),
-        Ok(_) => Err(bad("decompressed length differs from raw length")),
-        Err(e) => Err(bad(&e.to_string())),
+        Some(Ok(len)) if len == raw_len && out.len() == raw_len => Ok(out),
+        Some(Ok(_)) => Err(bad("decompressed length differs from raw length")),
+        Some(Err(code)) => Err(bad(zstd::zstd_safe::get_error_name(code))),
+        None => Err(Error::Io(std::io::Error::other(
+            "zstd could not allocate a decompression context",
+        ))),
     }
 }
 
@@ -124,7 +203,7 @@ mod tests {
         let (prefix, frame) = c.compress(&raw).unwrap();
         let stored = [prefix, frame].concat();
         assert!(stored.len() < raw.len() - raw.len() / 8);
-        assert_eq!(decompress_zstd(&stored, 0).unwrap(), raw);
+        assert_eq!(decompress_zstd(&stored, 0, None).unwrap(), raw);
 
         // Random bytes do not compress: stored raw.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -150,11 +229,11 @@ mod tests {
             let mut stored = Vec::new();
             put_varint32(&mut stored, claimed);
             stored.extend_from_slice(&frame);
-            let err = decompress_zstd(&stored, 77).unwrap_err();
+            let err = decompress_zstd(&stored, 77, None).unwrap_err();
             assert!(matches!(err, Error::Corruption { offset: 77, .. }), "{err}");
         }
         for garbage in [&[][..], &[0x80][..], &[5, 1, 2, 3][..]] {
-            assert!(decompress_zstd(garbage, 0).is_err());
+            assert!(decompress_zstd(garbage, 0, None).is_err());
         }
     }
 }

@@ -6,7 +6,7 @@
 //!      8     8  meta-index handle: size    (u64 LE, trailer excluded)
 //!     16     8  index handle: offset       (u64 LE)
 //!     24     8  index handle: size         (u64 LE, trailer excluded)
-//!     32     4  format version             (u32 LE, 1, 2 or 3)
+//!     32     4  format version             (u32 LE, 1 to 4)
 //!     36     4  masked CRC-32 of bytes 0..36 (u32 LE)
 //!     40     8  magic                      (bytes 89 'S' 'S' 'T' 'r' 't' 'a' 0A)
 //!     48        end of file
@@ -22,10 +22,10 @@ use crate::handle::BlockHandle;
 /// Footer length in bytes.
 pub const FOOTER_LEN: usize = 48;
 /// The newest format version this crate writes and reads:
-/// [`FORMAT_VERSION_RANGE_DELS`]. The builder writes the oldest version
-/// that can hold the table, so a table without range deletions stays
-/// readable by builds that predate them.
-pub const FORMAT_VERSION: u32 = FORMAT_VERSION_RANGE_DELS;
+/// [`FORMAT_VERSION_DICT`]. The builder writes the oldest version that
+/// can hold the table, so a table without range deletions (or without a
+/// dictionary) stays readable by builds that predate them.
+pub const FORMAT_VERSION: u32 = FORMAT_VERSION_DICT;
 /// The oldest format version this crate reads: data blocks back to back.
 /// Written for tables without alignment and without range deletions.
 pub const MIN_FORMAT_VERSION: u32 = 1;
@@ -39,6 +39,12 @@ pub const FORMAT_VERSION_ALIGNED: u32 = 2;
 /// format version 3") instead of ignoring the unknown meta block and
 /// bringing deleted keys back.
 pub const FORMAT_VERSION_RANGE_DELS: u32 = 3;
+/// Format version 4: as version 3, and a `strata.compression_dict` block
+/// holds the zstd dictionary the data blocks are compressed against.
+/// Written only for tables with a dictionary: a build that predates it
+/// refuses the table ("unsupported format version 4") instead of failing
+/// on every data block.
+pub const FORMAT_VERSION_DICT: u32 = 4;
 /// The magic number's bytes as they appear at the end of the file.
 pub const MAGIC_BYTES: [u8; 8] = [0x89, b'S', b'S', b'T', b'r', b't', b'a', b'\n'];
 /// The magic number read as a u64 LE.

@@ -88,8 +88,8 @@ pub use filter::{
     FILTER_META_LEN,
 };
 pub use footer::{
-    Footer, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_RANGE_DELS,
-    MAGIC_BYTES, MIN_FORMAT_VERSION, TABLE_MAGIC,
+    Footer, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_DICT,
+    FORMAT_VERSION_RANGE_DELS, MAGIC_BYTES, MIN_FORMAT_VERSION, TABLE_MAGIC,
 };
 pub use handle::{BlockHandle, BLOCK_TRAILER_LEN};
 pub use index_block::IndexBlock;
@@ -100,8 +100,9 @@ pub use key::{
     TRAILER_LEN,
 };
 pub use options::{
-    Compression, TableOptions, MAX_BLOCK_SIZE, MAX_BLOOM_BITS_PER_KEY, MAX_DATA_BLOCK_ALIGNMENT,
-    MAX_RESTART_INTERVAL, MIN_BLOCK_SIZE,
+    Compression, CompressionOptions, TableOptions, MAX_BLOCK_SIZE, MAX_BLOOM_BITS_PER_KEY,
+    MAX_DATA_BLOCK_ALIGNMENT, MAX_DICT_BYTES, MAX_RESTART_INTERVAL, MAX_TRAIN_BYTES,
+    MIN_BLOCK_SIZE,
 };
 pub use properties::{names as property_names, TableProperties};
 pub use range_del::{
@@ -110,8 +111,8 @@ pub use range_del::{
 pub use readahead::MAX_AUTO_READAHEAD_BYTES;
 pub use source::BlockSource;
 pub use table_builder::{
-    BuiltTable, TableBuilder, MAX_USER_KEY_LEN, MAX_VALUE_LEN, META_FILTER, META_PROPERTIES,
-    META_RANGE_DEL,
+    BuiltTable, TableBuilder, MAX_USER_KEY_LEN, MAX_VALUE_LEN, META_COMPRESSION_DICT, META_FILTER,
+    META_PROPERTIES, META_RANGE_DEL,
 };
 pub use table_reader::{
     BlockReadOptions, Found, Table, TableReadOptions, VersionsEnd, MAX_COPIED_VALUE_BYTES,

@@ -38,6 +38,46 @@ impl Compression {
     }
 }
 
+/// Largest [`CompressionOptions::max_dict_bytes`] (1 MiB): bounds the
+/// dictionary block a reader loads at open.
+pub const MAX_DICT_BYTES: u32 = 1 << 20;
+/// Largest [`CompressionOptions::zstd_max_train_bytes`] (256 MiB): the
+/// builder holds that many bytes of data blocks before it writes them.
+pub const MAX_TRAIN_BYTES: u32 = 256 << 20;
+
+/// A table's zstd dictionary (RocksDB's `CompressionOptions`, the two
+/// fields about dictionaries; docs/sstable-format.md): the builder holds
+/// the first data blocks back, builds a dictionary from them, stores it
+/// in a `strata.compression_dict` meta block, and compresses every data
+/// block against it; the reader prepares it once per open table. Blocks
+/// of a few KiB carry their own entropy tables otherwise, and building
+/// them is much of a block's decompression. Used with zstd only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompressionOptions {
+    /// The dictionary's largest size in bytes; 0 (the default): no
+    /// dictionary. RocksDB: `max_dict_bytes` (16 KiB is a usual value).
+    pub max_dict_bytes: u32,
+    /// Bytes of data blocks zstd's trainer samples to build the
+    /// dictionary; 0 (the default): the first `max_dict_bytes` of data
+    /// blocks are the dictionary as they are (a raw-content dictionary).
+    /// RocksDB: `zstd_max_train_bytes` (a usual value is 100 times
+    /// `max_dict_bytes`). A trainer that fails (too few samples: a small
+    /// table) leaves the table without a dictionary.
+    pub zstd_max_train_bytes: u32,
+}
+
+impl CompressionOptions {
+    /// Bytes of data blocks the builder holds back to build the
+    /// dictionary from.
+    pub(crate) fn sample_bytes(&self) -> usize {
+        if self.zstd_max_train_bytes > 0 {
+            self.zstd_max_train_bytes as usize
+        } else {
+            self.max_dict_bytes as usize
+        }
+    }
+}
+
 /// Options for [`crate::TableBuilder`].
 #[derive(Clone, Debug)]
 pub struct TableOptions {
@@ -54,6 +94,8 @@ pub struct TableOptions {
     pub bloom_bits_per_key: u32,
     /// Data and index block compression. Default none (RocksDB `compression`).
     pub compression: Compression,
+    /// The zstd dictionary settings. Default: no dictionary.
+    pub compression_opts: CompressionOptions,
     /// Start every data block of an uncompressed table on a multiple of
     /// [`TableOptions::data_block_alignment`] (the smaller of the block
     /// size and 4 KiB), padding with zeros, and cut blocks so that a block
@@ -73,6 +115,7 @@ impl Default for TableOptions {
             restart_interval: 16,
             bloom_bits_per_key: 10,
             compression: Compression::None,
+            compression_opts: CompressionOptions::default(),
             block_align: true,
         }
     }
@@ -114,6 +157,14 @@ impl TableOptions {
             return Err(Error::InvalidArgument(format!(
                 "bloom_bits_per_key {} above {MAX_BLOOM_BITS_PER_KEY}",
                 self.bloom_bits_per_key
+            )));
+        }
+        let dict = &self.compression_opts;
+        if dict.max_dict_bytes > MAX_DICT_BYTES || dict.zstd_max_train_bytes > MAX_TRAIN_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "max_dict_bytes {} above {MAX_DICT_BYTES} or zstd_max_train_bytes {} above \
+                 {MAX_TRAIN_BYTES}",
+                dict.max_dict_bytes, dict.zstd_max_train_bytes
             )));
         }
         if let Compression::Zstd { level } = self.compression {

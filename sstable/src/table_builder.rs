@@ -2,19 +2,28 @@
 //! properties, meta-index, footer, in that order.
 //!
 //! ```text
-//! +--------------+-----+--------------+--------+-------+-----------+------------+------------+--------+
-//! | data block 0 | ... | data block n | filter | index | range_del | properties | meta-index | footer |
-//! +--------------+-----+--------------+--------+-------+-----------+------------+------------+--------+
+//! +--------------+-----+--------------+------+--------+-------+-----------+------------+------------+--------+
+//! | data block 0 | ... | data block n | dict | filter | index | range_del | properties | meta-index | footer |
+//! +--------------+-----+--------------+------+--------+-------+-----------+------------+------------+--------+
 //!   each block: contents (raw or zstd) | type: u8 | masked crc32: u32 LE
-//!   (the filter is absent when bloom_bits_per_key = 0, the range_del
-//!   block when there are no range tombstones; footer: 48 bytes)
+//!   (the dictionary is absent without one, the filter when
+//!   bloom_bits_per_key = 0, the range_del block when there are no range
+//!   tombstones; footer: 48 bytes)
 //! ```
-//! Only data and index blocks are ever compressed. The meta-index maps
-//! `strata.filter.bloom`, `strata.properties` and `strata.range_del` to
-//! their handles; the footer points at the meta-index and the index.
+//! Only data and index blocks are ever compressed, data blocks against
+//! the dictionary when there is one. The meta-index maps
+//! `strata.compression_dict`, `strata.filter.bloom`, `strata.properties`
+//! and `strata.range_del` to their handles; the footer points at the
+//! meta-index and the index.
 //!
-//! A table holding range tombstones is format version 3; one without is
-//! version 1 or 2 exactly as before (see `footer.rs`).
+//! A table with a dictionary is format version 4; one holding range
+//! tombstones, version 3; one with neither, version 1 or 2 exactly as
+//! before (see `footer.rs`).
+//!
+//! With a dictionary asked for (`CompressionOptions`), the first data
+//! blocks are held back, raw, until they reach the sample size; the
+//! dictionary is built from them, and they and every later block are
+//! then written compressed against it (RocksDB's buffered state).
 
 use std::cmp::Ordering;
 use std::io::Write;
@@ -25,11 +34,12 @@ use bytes::Bytes;
 use crate::block::BlockBuilder;
 use crate::bounds::TableBounds;
 use crate::checksum::block_checksum;
-use crate::compression::{BlockCompressor, TYPE_NONE, TYPE_ZSTD};
+use crate::compression::{build_dictionary, BlockCompressor, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
 use crate::filter::{filter_hash, FilterBuilder};
 use crate::footer::{
-    Footer, FOOTER_LEN, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_RANGE_DELS, MIN_FORMAT_VERSION,
+    Footer, FOOTER_LEN, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_DICT, FORMAT_VERSION_RANGE_DELS,
+    MIN_FORMAT_VERSION,
 };
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::index::{short_successor, shortest_separator};
@@ -46,6 +56,8 @@ use crate::range_del_block;
 /// default).
 pub const BLOCK_SIZE_DEVIATION_PERCENT: usize = 10;
 
+/// Meta-index name of the zstd dictionary block (format version 4).
+pub const META_COMPRESSION_DICT: &str = "strata.compression_dict";
 /// Meta-index name of the bloom filter block.
 pub const META_FILTER: &str = "strata.filter.bloom";
 /// Meta-index name of the properties block.
@@ -98,6 +110,13 @@ pub struct TableBuilder<W: Write> {
     pending_handle: Option<BlockHandle>,
     filter: Option<FilterBuilder>,
     compressor: Option<BlockCompressor>,
+    /// Data blocks held back to build the dictionary from; `None` once
+    /// written, or when no dictionary is asked for.
+    held: Option<HeldBlocks>,
+    /// The dictionary, once built, and the compressor of data blocks
+    /// against it.
+    dictionary: Option<Vec<u8>>,
+    dict_compressor: Option<BlockCompressor>,
     props: TableProperties,
     /// Range tombstones as added, fragmented in `finish`.
     range_tombstones: Vec<RangeTombstone>,
@@ -117,6 +136,12 @@ impl<W: Write> TableBuilder<W> {
         };
         let filter = (options.bloom_bits_per_key > 0)
             .then(|| FilterBuilder::new(options.bloom_bits_per_key));
+        let dict = &options.compression_opts;
+        let held = (compressor.is_some() && dict.max_dict_bytes > 0).then(|| HeldBlocks {
+            data: Vec::new(),
+            blocks: Vec::new(),
+            target: dict.sample_bytes(),
+        });
         let alignment = options.data_block_alignment();
         let props = TableProperties {
             compression: options.compression.property_name(),
@@ -147,6 +172,9 @@ impl<W: Write> TableBuilder<W> {
             pending_handle: None,
             filter,
             compressor,
+            held,
+            dictionary: None,
+            dict_compressor: None,
             props,
             range_tombstones: Vec::new(),
             range_tombstone_bytes: 0,
@@ -214,6 +242,12 @@ impl<W: Write> TableBuilder<W> {
             self.index_key.clear();
             shortest_separator(&mut self.index_key, &self.last_key, &self.key_buf);
             self.add_index_entry(handle);
+        } else if let Some(last) = self.held.as_mut().and_then(|h| h.blocks.last_mut()) {
+            if last.1.is_none() {
+                let mut separator = Vec::new();
+                shortest_separator(&mut separator, &self.last_key, &self.key_buf);
+                last.1 = Some(separator);
+            }
         }
         if new_user_key {
             if let Some(f) = &mut self.filter {
@@ -377,7 +411,8 @@ impl<W: Write> TableBuilder<W> {
         } else {
             self.data_block.current_size_estimate() + BLOCK_TRAILER_LEN
         };
-        self.offset + pending as u64 + self.range_tombstone_bytes
+        let held = self.held.as_ref().map_or(0, |h| h.data.len());
+        self.offset + (pending + held) as u64 + self.range_tombstone_bytes
     }
 
     fn add_index_entry(&mut self, handle: BlockHandle) {
@@ -390,10 +425,20 @@ impl<W: Write> TableBuilder<W> {
         debug_assert!(!self.data_block.is_empty());
         debug_assert!(self.pending_handle.is_none());
         let raw = self.data_block.finish();
+        if let Some(held) = &mut self.held {
+            held.data.extend_from_slice(raw);
+            held.blocks.push((raw.len(), None));
+            self.data_block.reset();
+            self.props.num_data_blocks += 1;
+            if held.data.len() >= held.target {
+                self.write_held()?;
+            }
+            return Ok(());
+        }
         let result = write_block(
             &mut self.writer,
             &mut self.offset,
-            self.compressor.as_mut(),
+            self.dict_compressor.as_mut().or(self.compressor.as_mut()),
             raw,
         );
         let handle = self.note(result)?;
@@ -402,6 +447,54 @@ impl<W: Write> TableBuilder<W> {
         self.data_block.reset();
         self.pending_handle = Some(handle);
         self.props.num_data_blocks += 1;
+        Ok(())
+    }
+
+    /// Builds the dictionary from the held data blocks (none if zstd's
+    /// trainer fails), then writes them, compressed against it, with
+    /// their index entries; the last one's separator waits for the next
+    /// key if it has none yet.
+    fn write_held(&mut self) -> Result<()> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        let sizes: Vec<usize> = held.blocks.iter().map(|(len, _)| *len).collect();
+        let opts = &self.options.compression_opts;
+        let dictionary = build_dictionary(
+            &held.data,
+            &sizes,
+            opts.max_dict_bytes as usize,
+            opts.zstd_max_train_bytes > 0,
+        );
+        if let (Some(dict), Compression::Zstd { level }) = (dictionary, &self.options.compression) {
+            // A dictionary zstd refuses to load leaves the table without
+            // one, as a failed training does.
+            if let Ok(compressor) = BlockCompressor::with_dictionary(*level, &dict) {
+                self.dict_compressor = Some(compressor);
+                self.dictionary = Some(dict);
+            }
+        }
+        let mut at = 0;
+        for (len, separator) in held.blocks {
+            let raw = &held.data[at..at + len];
+            at += len;
+            let result = write_block(
+                &mut self.writer,
+                &mut self.offset,
+                self.dict_compressor.as_mut().or(self.compressor.as_mut()),
+                raw,
+            );
+            let handle = self.note(result)?;
+            let padded = self.pad_to_alignment();
+            self.note(padded)?;
+            match separator {
+                Some(separator) => {
+                    self.index_key = separator;
+                    self.add_index_entry(handle);
+                }
+                None => self.pending_handle = Some(handle),
+            }
+        }
         Ok(())
     }
 
@@ -435,6 +528,9 @@ impl<W: Write> TableBuilder<W> {
         if !self.data_block.is_empty() {
             self.flush_data_block()?;
         }
+        // A table smaller than the sample size: its dictionary is built
+        // from all of it.
+        self.write_held()?;
         if let Some(handle) = self.pending_handle.take() {
             self.index_key.clear();
             short_successor(&mut self.index_key, &self.last_key);
@@ -462,7 +558,15 @@ impl<W: Write> TableBuilder<W> {
 
         let mut meta_index = BlockBuilder::new(1);
         let mut handle_buf = Vec::new();
+        // Names in bytewise order: strata.compression_dict sorts first.
+        if let Some(dict) = self.dictionary.take() {
+            let h = write_block(&mut self.writer, &mut self.offset, None, &dict)?;
+            h.encode_to(&mut handle_buf);
+            meta_index.add(META_COMPRESSION_DICT.as_bytes(), &handle_buf);
+            self.props.format_version = FORMAT_VERSION_DICT;
+        }
         if let Some(filter) = self.filter.take() {
+            handle_buf.clear();
             let mut contents = Vec::new();
             filter.finish_into(&mut contents, self.offset);
             let h = write_block(&mut self.writer, &mut self.offset, None, &contents)?;
@@ -534,6 +638,17 @@ impl<W: Write> TableBuilder<W> {
             bounds,
         })
     }
+}
+
+/// [`TableBuilder::held`]: data blocks waiting for the dictionary.
+struct HeldBlocks {
+    /// Their raw contents, back to back (the trainer's samples).
+    data: Vec<u8>,
+    /// Each one's length in `data`, and its index separator once the
+    /// next key picked it.
+    blocks: Vec<(usize, Option<Vec<u8>>)>,
+    /// Bytes to hold before the dictionary is built.
+    target: usize,
 }
 
 fn failed_error() -> Error {

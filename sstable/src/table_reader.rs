@@ -34,11 +34,11 @@ use crate::block_fetch::{
 };
 use crate::bounds::TableBounds;
 use crate::cache::{BlockCache, CacheKey, CachePriority, CachedBlock};
-use crate::compression::{decompress_zstd, TYPE_NONE, TYPE_ZSTD};
+use crate::compression::{decompress_zstd, DecompressionDict, TYPE_NONE, TYPE_ZSTD};
 use crate::error::{Error, Result};
 use crate::exclusive::{probe_now, PageCacheGauge, ReadFrom};
 use crate::filter::{BloomFilter, FILTER_LINE_BYTES};
-use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION_RANGE_DELS};
+use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION_DICT, FORMAT_VERSION_RANGE_DELS};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::index_block::{DataLayout, IndexBlock};
 use crate::iter::TableIter;
@@ -52,7 +52,7 @@ use crate::range_del_block;
 use crate::read_buffer::ReadBuffer;
 use crate::readahead::Readahead;
 use crate::source::BlockSource;
-use crate::table_builder::{META_FILTER, META_PROPERTIES, META_RANGE_DEL};
+use crate::table_builder::{META_COMPRESSION_DICT, META_FILTER, META_PROPERTIES, META_RANGE_DEL};
 
 /// How a [`Table`] reads.
 #[derive(Clone)]
@@ -229,6 +229,9 @@ pub struct Table {
     range_del_handle: Option<BlockHandle>,
     /// The `strata.range_del` block, decoded at open; `None` without one.
     range_tombstones: Option<Arc<FragmentedRangeTombstones>>,
+    /// The `strata.compression_dict` block, prepared at open for every
+    /// data block's decompression; `None` without one.
+    dict: Option<DecompressionDict>,
     /// Data blocks (and their alignment padding) occupy `0..data_end`.
     data_end: u64,
     /// For a file held in memory: one bit per data block, checksum
@@ -321,6 +324,25 @@ impl Table {
             ));
         }
 
+        let dict_handle = find(META_COMPRESSION_DICT);
+        if dict_handle.is_some() && footer.version < FORMAT_VERSION_DICT {
+            return Err(Error::corruption(
+                footer.meta_index.offset,
+                format!(
+                    "meta-index: {META_COMPRESSION_DICT} in format version {}",
+                    footer.version
+                ),
+            ));
+        }
+        let dict = match dict_handle {
+            Some(h) => {
+                let (contents, _) =
+                    read_contents(src, h, meta_limit, verify, "compression dictionary")?;
+                Some(DecompressionDict::new(&contents, h.offset)?)
+            }
+            None => None,
+        };
+
         let (contents, exact) =
             read_contents(src, properties_handle, meta_limit, verify, "properties")?;
         let props_block = Block::with_origin(contents, properties_handle.offset, exact)?;
@@ -388,6 +410,7 @@ impl Table {
             pinned: false,
             range_del_handle,
             range_tombstones,
+            dict,
             data_end,
             verified: Box::new([]),
             page_cache_gauge: None,
@@ -818,7 +841,7 @@ impl Table {
             }
         };
         let (stored, block_type) = open_trailer(&raw, handle, reads.verify_checksums, "data")?;
-        let (data, exact) = decode(stored, block_type, handle, "data")?;
+        let (data, exact) = decode(stored, block_type, handle, "data", self.dict.as_ref())?;
         let block = Block::with_origin(data, handle.offset, exact)?;
         let block = if exact {
             block.in_buffer_of(buffer_bytes)
@@ -914,7 +937,11 @@ impl Table {
                     check_in_place(file, handle, "data")?;
                     self.mark_verified(ordinal);
                 }
-                let raw = Bytes::from(decompress_zstd(contents, handle.offset)?);
+                let raw = Bytes::from(decompress_zstd(
+                    contents,
+                    handle.offset,
+                    self.dict.as_ref(),
+                )?);
                 let block = Block::with_origin(raw, handle.offset, false)?;
                 // Only intact blocks enter the cache (a cache hit is never
                 // checked again): a read that skipped the check checks
@@ -1064,14 +1091,18 @@ impl Table {
     /// table verifies checksums). For tools such as sst-dump; parse block
     /// format ones with [`Block::new`].
     pub fn read_block(&self, handle: BlockHandle) -> Result<Bytes> {
-        Ok(read_contents(
-            &*self.source,
-            handle,
-            self.meta_limit(),
-            self.options.verify_checksums,
-            "requested",
-        )?
-        .0)
+        let raw = fetch(&*self.source, handle, self.meta_limit(), "requested")?;
+        let (stored, block_type) =
+            open_trailer(&raw, handle, self.options.verify_checksums, "requested")?;
+        // Data blocks are compressed against the dictionary, if any.
+        let dict = self.dict.as_ref().filter(|_| handle.offset < self.data_end);
+        Ok(decode(stored, block_type, handle, "requested", dict)?.0)
+    }
+
+    /// The size in bytes of the zstd dictionary the data blocks are
+    /// compressed against (`strata.compression_dict`); `None` without one.
+    pub fn compression_dict_len(&self) -> Option<usize> {
+        self.dict.as_ref().map(DecompressionDict::len)
     }
 }
 

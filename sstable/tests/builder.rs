@@ -490,6 +490,19 @@ fn write_fuzz_seeds(tables: &std::path::Path, blocks: &std::path::Path) {
             },
         ),
         (
+            // Format version 4: data blocks against a (raw-content)
+            // dictionary.
+            "seed-zstd-dict",
+            TableOptions {
+                compression: Compression::Zstd { level: 1 },
+                compression_opts: CompressionOptions {
+                    max_dict_bytes: 256,
+                    zstd_max_train_bytes: 0,
+                },
+                ..small.clone()
+            },
+        ),
+        (
             "seed-nofilter",
             TableOptions {
                 bloom_bits_per_key: 0,
@@ -608,15 +621,16 @@ fn alignment_and_format_version_must_agree() {
         other => panic!("{other:?}"),
     }
     // A version this crate does not know is refused by name.
-    let mut v4 = aligned.to_vec();
-    v4[n - FOOTER_LEN..].copy_from_slice(&Footer::encode_version(
+    let mut newer = aligned.to_vec();
+    newer[n - FOOTER_LEN..].copy_from_slice(&Footer::encode_version(
         footer.meta_index,
         footer.index,
         FORMAT_VERSION + 1,
     ));
-    match Table::open(Bytes::from(v4), TableReadOptions::default()) {
+    match Table::open(Bytes::from(newer), TableReadOptions::default()) {
         Err(Error::Corruption { reason, .. }) => {
-            assert!(reason.contains("unsupported format version 4"), "{reason}");
+            let want = format!("unsupported format version {}", FORMAT_VERSION + 1);
+            assert!(reason.contains(&want), "{reason}");
         }
         other => panic!("{other:?}"),
     }

@@ -51,14 +51,28 @@ fn options() -> impl Strategy<Value = TableOptions> {
         ],
         prop::sample::select(vec![0u32, 10]),
         any::<bool>(),
+        // A dictionary (with zstd): none, raw content, or trained (which
+        // small tables fail, leaving them without one).
+        prop::sample::select(vec![(0u32, 0u32), (512, 0), (4096, 0), (1024, 16384)]),
     )
         .prop_map(
-            |(compression, restart_interval, block_size, bloom_bits_per_key, block_align)| {
+            |(
+                compression,
+                restart_interval,
+                block_size,
+                bloom_bits_per_key,
+                block_align,
+                (max_dict_bytes, zstd_max_train_bytes),
+            )| {
                 TableOptions {
                     block_size,
                     restart_interval,
                     bloom_bits_per_key,
                     compression,
+                    compression_opts: CompressionOptions {
+                        max_dict_bytes,
+                        zstd_max_train_bytes,
+                    },
                     block_align,
                 }
             },

@@ -90,6 +90,11 @@ impl BlobFileReader {
         self.header.compression
     }
 
+    /// The file's length in bytes (its footer ends it).
+    pub fn file_size(&self) -> u64 {
+        self.records_end + FOOTER_LEN as u64
+    }
+
     /// Records in the file, from its footer.
     pub fn blob_count(&self) -> u64 {
         self.footer.blob_count
@@ -98,11 +103,6 @@ impl BlobFileReader {
     /// The sum of the records' stored value lengths, from its footer.
     pub fn blob_bytes(&self) -> u64 {
         self.footer.blob_bytes
-    }
-
-    /// The file's size in bytes, header and footer included.
-    pub fn file_size(&self) -> u64 {
-        self.records_end + FOOTER_LEN as u64
     }
 
     /// The value `reference` points at, which must be the record of
@@ -265,7 +265,7 @@ impl Iterator for BlobRecordIter<'_> {
 fn decode_value(kind: u8, stored: Bytes, offset: u64) -> Result<Bytes> {
     match kind {
         KIND_NONE => Ok(stored),
-        KIND_ZSTD => decompress_zstd(&stored, offset).map(Bytes::from),
+        KIND_ZSTD => decompress_zstd(&stored, offset, None).map(Bytes::from),
         other => Err(Error::corruption(
             offset,
             format!("unknown blob value kind {other}"),

@@ -98,6 +98,18 @@ pub struct Flags {
     #[arg(long, value_enum, default_value_t = CompressionType::None)]
     pub compression_type: CompressionType,
 
+    /// With zstd: the largest dictionary per table, in bytes; 0: none.
+    /// RocksDB's db_bench `--compression_max_dict_bytes`
+    /// (`CompressionOptions::max_dict_bytes`).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32))]
+    pub compression_max_dict_bytes: u32,
+
+    /// With a dictionary: the bytes of data blocks zstd's trainer samples;
+    /// 0: the first blocks are the dictionary as they are. RocksDB's
+    /// db_bench `--compression_zstd_max_train_bytes`.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32))]
+    pub compression_zstd_max_train_bytes: u32,
+
     /// Block cache capacity in bytes.
     #[arg(long, default_value_t = 32 << 20, value_parser = clap::value_parser!(u64))]
     pub cache_size: u64,

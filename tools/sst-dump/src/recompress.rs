@@ -73,6 +73,7 @@ pub fn recompress(
             restart_interval: usize::try_from(props.restart_interval).unwrap_or(usize::MAX),
             bloom_bits_per_key: u32::try_from(props.bloom_bits_per_key).unwrap_or(u32::MAX),
             compression,
+            compression_opts: Default::default(),
             block_align: props.data_block_alignment > 0,
         };
         let name = options.compression.property_name();

@@ -113,6 +113,9 @@ pub struct Properties {
     pub filter_policy: String,
     pub comparator: &'static str,
     pub compression: String,
+    /// The zstd dictionary's size (`strata.compression_dict`, format
+    /// version 4); 0: none.
+    pub compression_dict_bytes: u64,
     pub block_size: u64,
     pub restart_interval: u64,
     pub format_version: u32,
@@ -169,6 +172,7 @@ impl Properties {
             },
             comparator: "bytewise",
             compression: p.compression.clone(),
+            compression_dict_bytes: table.compression_dict_len().unwrap_or(0) as u64,
             block_size: p.block_size,
             restart_interval: p.restart_interval,
             format_version: p.format_version,
@@ -187,7 +191,7 @@ impl Properties {
 
     /// RocksDB's "Table Properties:" listing.
     pub fn text(&self, out: &mut String) {
-        let lines: [(&str, String); 28] = [
+        let lines: [(&str, String); 29] = [
             ("# data blocks", self.num_data_blocks.to_string()),
             ("# entries", self.num_entries.to_string()),
             ("# deletions", self.num_deletions.to_string()),
@@ -211,6 +215,10 @@ impl Properties {
             ("filter policy name", self.filter_policy.clone()),
             ("comparator name", self.comparator.to_string()),
             ("SST file compression algo", self.compression.clone()),
+            (
+                "compression dictionary size",
+                self.compression_dict_bytes.to_string(),
+            ),
             ("block size", self.block_size.to_string()),
             ("block restart interval", self.restart_interval.to_string()),
             ("format version", self.format_version.to_string()),

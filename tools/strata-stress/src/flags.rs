@@ -8,12 +8,15 @@
 use crate::rng::Rng;
 use crate::value::ValueSizes;
 use clap::{Args, ValueEnum};
-use strata::{Compression, Options};
+use strata::{Compression, CompressionOptions, Options};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CompressionFlag {
     None,
     Zstd,
+    /// zstd with a dictionary per table: 4 KiB trained on 64 KiB of data
+    /// blocks (raw content where training fails).
+    ZstdDict,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -143,7 +146,7 @@ impl StressFlags {
     /// almost none, and the table and level knobs across their range.
     pub fn random(rng: &mut Rng) -> StressFlags {
         let large = rng.one_in(3);
-        StressFlags {
+        let mut flags = StressFlags {
             threads: 1 + rng.below(8) as u32,
             sync_one_in: pick(rng, &[1, 2, 8, 32, 1000]),
             flush_one_in: pick(rng, &[0, 300, 2000, 10_000]),
@@ -181,7 +184,12 @@ impl StressFlags {
             // was): every cycle feeds the replica and runs a reader.
             replica: true,
             read_only_reader: true,
+        };
+        // Drawn after the rest, so their draws stay as they were.
+        if flags.compression == CompressionFlag::Zstd && rng.one_in(2) {
+            flags.compression = CompressionFlag::ZstdDict;
         }
+        flags
     }
 
     /// Draw how often ingestions and backups run, from `rng` (the crash
@@ -206,7 +214,14 @@ impl StressFlags {
             bloom_bits_per_key: self.bloom_bits,
             compression: match self.compression {
                 CompressionFlag::None => Compression::None,
-                CompressionFlag::Zstd => Compression::Zstd { level: 1 },
+                CompressionFlag::Zstd | CompressionFlag::ZstdDict => Compression::Zstd { level: 1 },
+            },
+            compression_opts: match self.compression {
+                CompressionFlag::ZstdDict => CompressionOptions {
+                    max_dict_bytes: 4096,
+                    zstd_max_train_bytes: 64 << 10,
+                },
+                _ => CompressionOptions::default(),
             },
             level0_file_num_compaction_trigger: trigger,
             level0_slowdown_writes_trigger: slowdown,
@@ -236,6 +251,7 @@ impl StressFlags {
         let compression = match self.compression {
             CompressionFlag::None => "none",
             CompressionFlag::Zstd => "zstd",
+            CompressionFlag::ZstdDict => "zstd-dict",
         };
         [
             ("threads", self.threads.to_string()),

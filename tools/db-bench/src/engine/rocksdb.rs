@@ -131,13 +131,24 @@ fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
         CompressionType::None => o.set_compression_type(DBCompressionType::None),
         CompressionType::Zstd => {
             o.set_compression_type(DBCompressionType::Zstd);
-            o.set_compression_options(-14, ZSTD_LEVEL, 0, 0);
+            o.set_compression_options(-14, ZSTD_LEVEL, 0, flags.compression_max_dict_bytes as i32);
+            o.set_zstd_max_train_bytes(flags.compression_zstd_max_train_bytes as i32);
         }
     }
     m.map(
         "compression_type",
         flags.compression_type.rocksdb_name(),
         "compression",
+    );
+    m.map(
+        "compression_max_dict_bytes",
+        flags.compression_max_dict_bytes,
+        "compression_opts.max_dict_bytes",
+    );
+    m.map(
+        "compression_zstd_max_train_bytes",
+        flags.compression_zstd_max_train_bytes,
+        "compression_opts.zstd_max_train_bytes",
     );
 
     o.set_enable_blob_files(flags.enable_blob_files);

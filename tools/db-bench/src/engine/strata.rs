@@ -122,6 +122,20 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
         flags.compression_type.rocksdb_name(),
         &format!("compression {:?}", o.compression),
     );
+    o.compression_opts = strata::CompressionOptions {
+        max_dict_bytes: flags.compression_max_dict_bytes,
+        zstd_max_train_bytes: flags.compression_zstd_max_train_bytes,
+    };
+    m.map(
+        "compression_max_dict_bytes",
+        flags.compression_max_dict_bytes,
+        "compression_opts.max_dict_bytes",
+    );
+    m.map(
+        "compression_zstd_max_train_bytes",
+        flags.compression_zstd_max_train_bytes,
+        "compression_opts.zstd_max_train_bytes",
+    );
 
     o.level0_file_num_compaction_trigger = flags.level0_file_num_compaction_trigger.max(1) as usize;
     m.map(
