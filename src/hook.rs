@@ -16,6 +16,9 @@ pub enum HookPoint {
     /// A compaction is about to run (a compaction thread, `compact_range`,
     /// or the caller with `inline_background_work`).
     Compaction,
+    /// A flush installed its table: its memtable has left the read view,
+    /// and the WALs it made obsolete are still to collect.
+    FlushInstalled,
     /// The WAL syncer thread woke up to sync or warm up a WAL.
     WalSyncer,
     /// A write group's leader took its group and is about to sequence it

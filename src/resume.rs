@@ -146,7 +146,7 @@ impl DbInner {
     fn wait_for_background_jobs(&self) -> Result<()> {
         loop {
             self.bg.wait_for(None, |st| {
-                (!st.flushing && self.bg.compactions_running() == 0).then_some(Ok(()))
+                (st.flushing.is_none() && self.bg.compactions_running() == 0).then_some(Ok(()))
             })?;
             // Seen idle under the version set lock, no compaction can
             // start after (see above).
