@@ -50,6 +50,7 @@ mod events;
 mod feed;
 mod filename;
 mod flush;
+mod held_files;
 pub mod fs;
 mod hook;
 mod ikey;

@@ -19,6 +19,7 @@ use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::{current_path, manifest_name, parse_file_name, FileKind};
 use crate::fs::{FileSystem, RandomAccessFile, RandomAccessOptions};
+use crate::held_files::FileHold;
 use crate::snapshot::Snapshot;
 use crate::version::Version;
 use bytes::Bytes;
@@ -107,6 +108,10 @@ pub(crate) struct Capture {
     pub snapshot: Option<Snapshot>,
     /// Keep every listed table from deletion.
     _versions: Vec<Arc<Version>>,
+    /// Keep the listed tables and blob files from a resume's clean-up,
+    /// which deletes what the current versions do not name: a compaction
+    /// may replace them while they are copied.
+    _held: FileHold,
 }
 
 impl Capture {
@@ -121,6 +126,7 @@ impl Capture {
         }
         for _ in 0..UNLOGGED_RETRIES {
             if let Some(capture) = try_take(inner, with_snapshot)? {
+                let _ = inner.hook(crate::hook::HookPoint::CheckpointCaptured);
                 return Ok(capture);
             }
             db.flush_all()?;
@@ -213,6 +219,8 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         drop(versions);
 
         let mut files = Vec::new();
+        // Held before writes go on, as a resume leads the write queue.
+        let mut held = inner.held_files.hold([]);
         // The blob files the captured tables list (pinned with them: a
         // blob file lives while a table holding it does). A blob file is
         // complete and never changes once listed.
@@ -228,6 +236,7 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         blob_numbers.sort_unstable();
         blob_numbers.dedup();
         for n in blob_numbers {
+            held.add(n);
             let path = crate::filename::blob_path(dir, n);
             let len = fs
                 .open_random_access(&path, RandomAccessOptions::default())
@@ -241,6 +250,7 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         }
         for version in &image.versions {
             for (_, table) in version.all_files() {
+                held.add(table.meta.number);
                 let path = table.path().to_path_buf();
                 let name = path
                     .file_name()
@@ -275,6 +285,7 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
             files,
             snapshot,
             _versions: image.versions,
+            _held: held,
         }))
     })
 }

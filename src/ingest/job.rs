@@ -39,6 +39,7 @@ use crate::core::DbInner;
 use crate::error::{table_error, table_write_error, Error, Result};
 use crate::filename::table_path;
 use crate::fs::{FileSystem, RandomAccessOptions, WriteAdapter};
+use crate::held_files::FileHold;
 use crate::iter::InternalIterator;
 use crate::keyspace::KeyspaceState;
 use crate::memtable::{MemTable, MemTableIter};
@@ -68,6 +69,17 @@ struct Placed<'a> {
     dir: &'a Path,
     numbers: Vec<u64>,
     keep: bool,
+    /// Every number taken, held from a resume's clean-up (which deletes
+    /// the tables no version names) until the ingestion ends.
+    held: FileHold,
+}
+
+impl Placed<'_> {
+    /// Take table `number`, before its file is made.
+    fn add(&mut self, number: u64) {
+        self.held.add(number);
+        self.numbers.push(number);
+    }
 }
 
 impl Drop for Placed<'_> {
@@ -107,16 +119,18 @@ impl DbInner {
             dir: &self.dir,
             numbers: Vec::new(),
             keep: false,
+            held: self.held_files.hold([]),
         };
         for f in &mut files {
             let number = self.versions.lock().new_file_number()?;
             let dest = table_path(&self.dir, number);
-            placed.numbers.push(number);
+            placed.add(number);
             bring_in(fs, &f.path, &dest, opts)?;
             f.meta.number = number;
         }
         fs.sync_dir(&self.dir)
             .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+        let _ = self.hook(crate::hook::HookPoint::IngestPlaced);
 
         let mut flush_first = false;
         let last = loop {
@@ -267,7 +281,7 @@ impl DbInner {
                 continue;
             }
             let number = self.versions.lock().new_file_number()?;
-            placed.numbers.push(number);
+            placed.add(number);
             metas.push(self.rewrite_numbered(&options, f, number, seq)?);
         }
         self.fs
