@@ -467,7 +467,6 @@ fn a_checkpoint_holds_no_write_its_source_can_lose() {
 #[test]
 fn a_resume_during_a_checkpoint_leaves_the_files_it_captured() {
     use std::sync::Mutex;
-    use strata::fs::{FaultPlan, FsOp};
     use strata::HookPoint;
     let fs = MemFileSystem::new();
     // The database, for the hook to act on once it is open.
@@ -485,18 +484,7 @@ fn a_resume_during_a_checkpoint_leaves_the_files_it_captured() {
                 db.delete(format!("k{i:03}")).unwrap();
             }
             db.compact_range::<&[u8], _>(..).unwrap();
-            // A WAL sync failure stops writes; the resume cleans up.
-            fs.add_fault(FaultPlan {
-                path_contains: Some(".log".into()),
-                ..FaultPlan::always(FsOp::Sync)
-            });
-            let sync = WriteOptions {
-                sync: true,
-                ..Default::default()
-            };
-            assert!(db.put_opt("x", "y", &sync).is_err());
-            fs.clear_faults();
-            db.resume().unwrap();
+            fail_wal_sync_and_resume(&fs, &db);
             Ok(())
         })
     };

@@ -609,7 +609,6 @@ fn a_large_file_is_copied_in_whole() {
 #[test]
 fn a_resume_during_an_ingestion_leaves_the_tables_it_brought_in() {
     use std::sync::Mutex;
-    use strata::fs::{FaultPlan, FsOp};
     use strata::HookPoint;
     let fs = MemFileSystem::new();
     let handle: Arc<Mutex<Option<Db>>> = Arc::default();
@@ -622,18 +621,7 @@ fn a_resume_during_an_ingestion_leaves_the_tables_it_brought_in() {
             let Some(db) = handle.lock().unwrap().take() else {
                 return Ok(());
             };
-            // A WAL sync failure stops writes; the resume cleans up.
-            fs.add_fault(FaultPlan {
-                path_contains: Some(".log".into()),
-                ..FaultPlan::always(FsOp::Sync)
-            });
-            let sync = WriteOptions {
-                sync: true,
-                ..Default::default()
-            };
-            assert!(db.put_opt("x", "y", &sync).is_err());
-            fs.clear_faults();
-            db.resume().unwrap();
+            fail_wal_sync_and_resume(&fs, &db);
             Ok(())
         })
     };

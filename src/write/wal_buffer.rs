@@ -1552,7 +1552,10 @@ mod tests {
             started.recv().unwrap();
             let lsn = wal.push(b"while the old log syncs").unwrap();
             wal.drain_if_idle().unwrap();
-            assert!(wal.written() >= lsn, "{name}: the writer waited for the fsync");
+            assert!(
+                wal.written() >= lsn,
+                "{name}: the writer waited for the fsync"
+            );
             release.send(()).unwrap();
             syncer.join().unwrap().unwrap();
             assert!(wal.synced() >= first_new, "{name}");
