@@ -38,8 +38,11 @@ pub(crate) struct Background {
 #[derive(Default)]
 pub(crate) struct BgState {
     pub shutting_down: bool,
-    /// A flush is running (only one at a time: they install in order).
-    pub flushing: bool,
+    /// The keyspace a flush is running for, if one is (only one at a
+    /// time: they install in order). The flush's job goes on after its
+    /// memtable left the read view (the WALs it made obsolete are
+    /// collected): `flush()` waits for it to end.
+    pub flushing: Option<u32>,
     /// Bumped by every `notify_all`: a waiter that saw generation `g`
     /// before checking for work waits only while it is still `g`, so no
     /// change is missed between its check and its wait.
@@ -268,7 +271,7 @@ impl Drop for Flushing<'_> {
     fn drop(&mut self) {
         let tasks = {
             let mut state = self.0.state.lock();
-            state.flushing = false;
+            state.flushing = None;
             state.generation += 1;
             self.0.work.notify_all();
             self.0.done.notify_all();
@@ -318,7 +321,7 @@ fn flush_loop(inner: &DbInner) {
                 let oldest = inner.oldest_frozen();
                 match oldest {
                     Some((ks, imm)) => {
-                        st.flushing = true;
+                        st.flushing = Some(ks.id);
                         break FlushJob::Flush(ks, imm, Flushing(&inner.bg));
                     }
                     None => inner.bg.work.wait(&mut st),
@@ -393,8 +396,8 @@ impl DbInner {
             self.check_bg_error()?;
             let oldest = self.oldest_frozen();
             match oldest {
-                Some((ks, imm)) if !st.flushing => {
-                    st.flushing = true;
+                Some((ks, imm)) if st.flushing.is_none() => {
+                    st.flushing = Some(ks.id);
                     Some((ks, imm, Flushing(&self.bg)))
                 }
                 _ => None,

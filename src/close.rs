@@ -76,8 +76,16 @@ impl DbInner {
             // them as fully synced once they are obsolete: write out and
             // sync what the buffer holds (a `manual_wal_flush` record, an
             // unsynced tail), as the seal does at the other close. A
-            // failure is a failed WAL: the tables hold every write.
-            wal_failed = self.write_path.wal.sync_all().is_err();
+            // failure is a failed WAL: the tables hold every write, and
+            // the close goes on (logged: the change feed loses these WALs).
+            if let Err(e) = self.write_path.wal.sync_all() {
+                tracing::warn!(
+                    error = %e,
+                    dir = %self.dir.display(),
+                    "WAL sync at close failed; the memtables go to tables, and the change feed cannot read these WALs"
+                );
+                wal_failed = true;
+            }
         }
         self.flush_all_to_l0(&all, log_number, last_seq, published)?;
         // A failed WAL may miss writes the tables now hold: the change

@@ -71,6 +71,9 @@ pub(crate) struct DbInner {
     pub write_controller: Mutex<WriteController>,
     /// The change feed's state and WAL retention (`feed/`).
     pub feed: crate::feed::Feed,
+    /// Files checkpoints, backups and ingestions use outside the current
+    /// versions, which a resume's clean-up leaves alone (`held_files.rs`).
+    pub held_files: Arc<crate::held_files::HeldFiles>,
     pub _lock: Box<dyn FileLock>,
 }
 
@@ -129,6 +132,7 @@ impl DbInner {
                 WriteController::new(delayed_write_rate),
             ),
             feed,
+            held_files: Arc::default(),
             _lock: lock,
         }
     }

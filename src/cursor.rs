@@ -46,6 +46,11 @@ impl Cursor {
         self.iter.seek_for_prev(key.as_ref())
     }
 
+    /// Position at the last key `< key`.
+    pub(crate) fn seek_before(&mut self, key: &[u8]) -> Result<()> {
+        self.iter.seek_before(key)
+    }
+
     /// Position at the first key.
     pub fn seek_to_first(&mut self) -> Result<()> {
         self.iter.seek_to_first()
@@ -162,10 +167,7 @@ impl Iter {
             return Ok(());
         }
         let mut it = self.back.take().unwrap_or_else(|| self.make());
-        let mut r = it.seek_for_prev(target);
-        if r.is_ok() && it.valid() && it.key() == target {
-            r = it.prev();
-        }
+        let r = it.seek_before(target);
         self.back = Some(it);
         self.back_placed = true;
         if r.is_err() {

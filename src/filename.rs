@@ -53,6 +53,21 @@ impl FileKind {
             FileKind::Current | FileKind::Lock => None,
         }
     }
+
+    /// Whether a copy of the database holds files of this kind: tables,
+    /// blob files, WALs, the MANIFEST and CURRENT, not the LOCK or
+    /// temporary files. The names a checkpoint stream or a backup may
+    /// bring into a directory.
+    pub fn is_database_file(self) -> bool {
+        match self {
+            FileKind::Table(_)
+            | FileKind::Blob(_)
+            | FileKind::Wal(_)
+            | FileKind::Manifest(_)
+            | FileKind::Current => true,
+            FileKind::Lock | FileKind::Temp(_) => false,
+        }
+    }
 }
 
 pub fn wal_path(dir: &Path, number: u64) -> PathBuf {

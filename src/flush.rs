@@ -153,6 +153,7 @@ impl DbInner {
         });
         let wal_log_number = versions.log_number();
         drop(versions);
+        let _ = self.hook(crate::hook::HookPoint::FlushInstalled);
         // The WALs no keyspace needs any more.
         self.write_path.note_log_number(wal_log_number);
         self.remove_wals_below(wal_log_number);

@@ -16,6 +16,15 @@ pub enum HookPoint {
     /// A compaction is about to run (a compaction thread, `compact_range`,
     /// or the caller with `inline_background_work`).
     Compaction,
+    /// A flush installed its table: its memtable has left the read view,
+    /// and the WALs it made obsolete are still to collect.
+    FlushInstalled,
+    /// A checkpoint or backup captured what it copies, writes went on,
+    /// and it is about to link or copy the files (the caller's thread).
+    CheckpointCaptured,
+    /// An ingestion brought its tables into the database directory and
+    /// is about to commit them (the caller's thread, no lock held).
+    IngestPlaced,
     /// The WAL syncer thread woke up to sync or warm up a WAL.
     WalSyncer,
     /// A write group's leader took its group and is about to sequence it

@@ -51,6 +51,7 @@ mod feed;
 mod filename;
 mod flush;
 pub mod fs;
+mod held_files;
 mod hook;
 mod ikey;
 mod info;

@@ -104,7 +104,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     // short before its MANIFEST edit: the feed reports those numbers.
     replayed.last_seq = replayed.last_seq.max(feed.last_ingested());
     let versions_by_keyspace = log_replayed_tables(&mut versions, replayed, wal_number)?;
-    remove_obsolete_files(&options, &dir, &versions)?;
+    remove_obsolete_files(&options, &dir, &versions, |_| false)?;
     // The WALs replay read are obsolete now: retention decides (`feed/`).
     feed.collect(&options, &dir, versions.log_number())?;
 
@@ -517,22 +517,24 @@ fn refuse_if_current_was_lost(options: &Options, dir: &Path) -> Result<()> {
 /// Delete files no version needs: tables not live, manifests other than
 /// the current one, temporary files. WALs before the log number are left
 /// to retention (`Feed::collect`), which may keep them for the change
-/// feed. Also run by a resume (`resume.rs`), with nothing creating files
-/// meanwhile.
+/// feed. Tables and blob files numbered `held` stay too: a resume
+/// (`resume.rs`) runs this with nothing creating files but what a job
+/// holds (`held_files.rs`), and with old versions still held.
 pub(crate) fn remove_obsolete_files(
     options: &Options,
     dir: &Path,
     versions: &VersionSet,
+    held: impl Fn(u64) -> bool,
 ) -> Result<()> {
     let fs = &options.fs;
     let live = versions.live_table_numbers();
     let live_blobs = versions.live_blob_numbers();
     for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
         let obsolete = match parse_file_name(&name) {
-            Some(FileKind::Table(n)) => !live.contains(&n),
+            Some(FileKind::Table(n)) => !live.contains(&n) && !held(n),
             // Written by a flush whose MANIFEST edit never happened (or
             // listed only by tables no longer live).
-            Some(FileKind::Blob(n)) => !live_blobs.contains(&n),
+            Some(FileKind::Blob(n)) => !live_blobs.contains(&n) && !held(n),
             Some(FileKind::Manifest(n)) => n != versions.manifest_number(),
             Some(FileKind::Temp(_)) => true,
             _ => false,

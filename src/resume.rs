@@ -127,10 +127,18 @@ impl DbInner {
         self.start_over(leader, |all, log_number, last_seq| {
             self.flush_all_to_l0(all, log_number, last_seq, strata_sstable::SeqNo::MAX)
         })?;
-        // Nothing runs that creates files: whatever the version does not
-        // reference is a leftover (the old WALs, failed tables, a failed
-        // manifest). Best effort, as at open.
-        let _ = crate::open::remove_obsolete_files(&self.options, &self.dir, &self.versions.lock());
+        // No flush or compaction runs: whatever the current versions do
+        // not reference is a leftover (the old WALs, failed tables, a
+        // failed manifest), unless a job holds it (a checkpoint about to
+        // link a table a compaction replaced, an ingestion's tables before
+        // its edit). Best effort, as at open.
+        let held = |n| self.held_files.is_held(n);
+        let _ = crate::open::remove_obsolete_files(
+            &self.options,
+            &self.dir,
+            &self.versions.lock(),
+            held,
+        );
         let log_number = self.versions.lock().log_number();
         self.collect_wals(log_number);
         self.clear_bg_error();
@@ -146,7 +154,7 @@ impl DbInner {
     fn wait_for_background_jobs(&self) -> Result<()> {
         loop {
             self.bg.wait_for(None, |st| {
-                (!st.flushing && self.bg.compactions_running() == 0).then_some(Ok(()))
+                (st.flushing.is_none() && self.bg.compactions_running() == 0).then_some(Ok(()))
             })?;
             // Seen idle under the version set lock, no compaction can
             // start after (see above).

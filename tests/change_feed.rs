@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use strata::fs::{FileSystem, MemFileSystem, UnsyncedData};
 use strata::{
-    Append, ChangeBatch, ChangeKind, Db, Error, ManualClock, Options, WriteBatch, WriteOptions,
+    Append, ChangeBatch, ChangeKind, Db, Error, HookPoint, ManualClock, Options, WriteBatch,
+    WriteOptions,
 };
 
 const KEYSPACES: [&str; 2] = ["default", "orders"];
@@ -374,6 +375,62 @@ fn a_replica_reproduces_the_expiry_of_a_put_with_a_time_to_live() {
     clock.advance(Duration::from_secs(10));
     assert_same(&replica, &primary, "at the second expiry");
     assert_eq!(replica.keyspace("orders").unwrap().get("o").unwrap(), None);
+}
+
+/// `flush` returns once its flush job has ended, the WALs it made
+/// obsolete collected, not as soon as its memtable leaves the read view:
+/// what a caller looks at next (a gap, the WALs kept, retention's clock
+/// for them) is settled. Here a keyspace created while the job is held
+/// between the two wakes the waiting `flush`, as a compaction's end can.
+#[test]
+fn flush_returns_after_its_job_collected_the_wals_it_made_obsolete() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+    let fs = MemFileSystem::new();
+    let hold = Arc::new(AtomicBool::new(false));
+    let (reached_tx, reached_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let gate = Mutex::new((reached_tx, release_rx));
+    let hook = {
+        let hold = Arc::clone(&hold);
+        Arc::new(move |point: HookPoint| {
+            if point == HookPoint::FlushInstalled && hold.swap(false, Ordering::SeqCst) {
+                let gate = gate.lock().unwrap();
+                gate.0.send(()).unwrap();
+                let _ = gate.1.recv();
+            }
+            Ok(())
+        })
+    };
+    let opts = Options {
+        test_hook: Some(hook),
+        ..options(&fs)
+    };
+    let db = Db::open(mem_dir(), opts).unwrap();
+    db.put(key(0), value(0, 10)).unwrap();
+    hold.store(true, Ordering::SeqCst);
+    let (done_tx, done_rx) = mpsc::channel();
+    let flusher = {
+        let (db, fs) = (db.clone(), fs.clone());
+        std::thread::spawn(move || {
+            db.flush().unwrap();
+            done_tx.send(wal_count(&fs)).unwrap();
+        })
+    };
+    reached_rx.recv().unwrap();
+    db.keyspace("orders").unwrap();
+    // How long an early return is given to show, not a synchronisation:
+    // a correct `flush` waits for the release, however long this is.
+    let early = done_rx.recv_timeout(Duration::from_millis(200)).ok();
+    release_tx.send(()).unwrap();
+    flusher.join().unwrap();
+    assert_eq!(
+        early, None,
+        "flush returned before its job collected WALs (WALs left: {early:?})"
+    );
+    let left = done_rx.recv().unwrap();
+    // The live WAL and the one made ahead.
+    assert!(left <= 2, "{left} WALs left");
 }
 
 #[test]

@@ -167,17 +167,7 @@ pub(crate) fn shared_name(number: u64, crc32: u32, size: u64) -> String {
 /// directory. Nothing else may come from a metadata file.
 fn check_names(file: &BackupFile, id: u32) -> std::result::Result<(), String> {
     let kind = parse_file_name(&file.name);
-    let restorable = matches!(
-        kind,
-        Some(
-            FileKind::Table(_)
-                | FileKind::Blob(_)
-                | FileKind::Wal(_)
-                | FileKind::Manifest(_)
-                | FileKind::Current
-        )
-    );
-    if !restorable {
+    if !kind.is_some_and(FileKind::is_database_file) {
         return Err(format!("{:?} is not a database file's name", file.name));
     }
     let ok = match kind {

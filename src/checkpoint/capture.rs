@@ -20,6 +20,7 @@ use crate::core::DbInner;
 use crate::error::{Error, Result};
 use crate::filename::{current_path, manifest_name, parse_file_name, FileKind};
 use crate::fs::{FileSystem, RandomAccessFile, RandomAccessOptions};
+use crate::held_files::FileHold;
 use crate::snapshot::Snapshot;
 use crate::version::Version;
 use bytes::Bytes;
@@ -108,6 +109,10 @@ pub(crate) struct Capture {
     pub snapshot: Option<Snapshot>,
     /// Keep every listed table from deletion.
     _versions: Vec<Arc<Version>>,
+    /// Keep the listed tables and blob files from a resume's clean-up,
+    /// which deletes what the current versions do not name: a compaction
+    /// may replace them while they are copied.
+    _held: FileHold,
 }
 
 impl Capture {
@@ -122,6 +127,7 @@ impl Capture {
         }
         for _ in 0..UNLOGGED_RETRIES {
             if let Some(capture) = try_take(inner, with_snapshot)? {
+                let _ = inner.hook(crate::hook::HookPoint::CheckpointCaptured);
                 return Ok(capture);
             }
             db.flush_all()?;
@@ -214,6 +220,8 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         drop(versions);
 
         let mut files = Vec::new();
+        // Held before writes go on, as a resume leads the write queue.
+        let mut held = inner.held_files.hold([]);
         // The blob files the captured tables list (pinned with them: a
         // blob file lives while a table holding it does). A blob file is
         // complete and never changes once listed; its size is its open
@@ -230,6 +238,7 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         blobs.sort_unstable_by_key(|b| b.number());
         blobs.dedup_by_key(|b| b.number());
         for blob in blobs {
+            held.add(blob.number());
             files.push(CapturedFile {
                 name: format!("{:06}.blob", blob.number()),
                 len: blob.file_size()?,
@@ -238,6 +247,7 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
         }
         for version in &image.versions {
             for (_, table) in version.all_files() {
+                held.add(table.meta.number);
                 let path = table.path().to_path_buf();
                 let name = path
                     .file_name()
@@ -272,6 +282,7 @@ fn try_take(inner: &Arc<DbInner>, with_snapshot: bool) -> Result<Option<Capture>
             files,
             snapshot,
             _versions: image.versions,
+            _held: held,
         }))
     })
 }

@@ -266,18 +266,7 @@ fn install_into(
         // Only the names a database directory holds: never a path.
         let name = String::from_utf8(name)
             .ok()
-            .filter(|n| {
-                matches!(
-                    parse_file_name(n),
-                    Some(
-                        FileKind::Table(_)
-                            | FileKind::Blob(_)
-                            | FileKind::Wal(_)
-                            | FileKind::Manifest(_)
-                            | FileKind::Current
-                    )
-                )
-            })
+            .filter(|n| parse_file_name(n).is_some_and(FileKind::is_database_file))
             .ok_or_else(|| r.bad(at, "a file name that is not a strata database file's"))?;
         if !names.insert(name.clone()) {
             return Err(r.bad(at, format!("{name} appears twice")));

@@ -368,7 +368,7 @@ impl DbInner {
             return Some(Err(e));
         }
         let idle = !self.any_frozen()
-            && !st.flushing
+            && st.flushing.is_none()
             && self.bg.compactions_running() == 0
             && !self.compaction_needed();
         idle.then_some(Ok(()))

@@ -134,7 +134,10 @@ impl Feed {
     /// An ingestion is about to take the sequence numbers `first..=last`:
     /// store them durably, before its MANIFEST edit, so a reader crossing
     /// them is told of writes the WALs do not hold, also after a crash,
-    /// and no open gives them to a write (`last_ingested`).
+    /// and no open gives them to a write (`last_ingested`). They stay in
+    /// the state whatever the ingestion's outcome (a reader may have
+    /// reported them already), also when storing fails: the file may
+    /// hold them all the same, and the next store writes them.
     pub fn note_ingestion(
         &self,
         fs: &dyn FileSystem,
@@ -145,29 +148,9 @@ impl Feed {
         let mut g = self.inner.lock();
         g.state.ingestions.push(Ingestion { first, last });
         g.state.prune_ingestions();
-        if let Err(e) = g.state.store(fs, dir) {
-            g.state.ingestions.retain(|i| i.first != first);
-            return Err(e);
-        }
+        g.state.store(fs, dir)?;
         g.stored = true;
         Ok(())
-    }
-
-    /// The ingestion that noted `first` did not commit: forget it, if
-    /// that can be stored (else it stays, a gap reported for nothing).
-    /// Whether it was forgotten.
-    pub fn withdraw_ingestion(&self, fs: &dyn FileSystem, dir: &Path, first: SeqNo) -> bool {
-        let mut g = self.inner.lock();
-        let before = g.state.clone();
-        g.state.ingestions.retain(|i| i.first != first);
-        match g.state.store(fs, dir) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, first, "a failed ingestion's sequence number stays in the change feed state");
-                g.state = before;
-                false
-            }
-        }
     }
 
     /// The write path moved to WAL `number` after giving out `last_seq`.

@@ -22,15 +22,17 @@
 //!    numbered table is rewritten with its number in every key
 //!    (docs/sstable-format.md, "Ingested tables").
 //! 6. Every ingestion takes sequence numbers of its own: its numbered
-//!    tables', or, when every table keeps 0, the next number alone. They
-//!    are stored in the change feed's state (`feed/`) before the commit,
-//!    so a feed reader crossing them is told of writes no WAL holds, and
-//!    no open after a crash gives them to a write; from here they are
-//!    never given to a write, committed or not.
-//! 7. One MANIFEST edit adds every table (and the last sequence number,
-//!    when no memtable holds a write: a replayed WAL record must follow
-//!    it): the commit point. Then the new super version, then the
-//!    numbers are published.
+//!    tables', or, when every table keeps 0, the next number alone.
+//! 7. Under the version set lock held through the edit, each table is
+//!    placed again and opened. Only then are the numbers taken: stored in
+//!    the change feed's state (`feed/`), so a feed reader crossing them
+//!    is told of writes no WAL holds, and no open after a crash gives
+//!    them to a write; from here they stay recorded and are never given
+//!    to a write, committed or not (a failure before leaves them free,
+//!    and so no hole). One MANIFEST edit adds every table (and the last
+//!    sequence number, when no memtable holds a write: a replayed WAL
+//!    record must follow it): the commit point. Then the new super
+//!    version, then the numbers are published.
 
 use super::external::{check_disjoint, open_external, ExternalFile};
 use super::options::IngestOptions;
@@ -39,6 +41,7 @@ use crate::core::DbInner;
 use crate::error::{table_error, table_write_error, Error, Result};
 use crate::filename::table_path;
 use crate::fs::{FileSystem, RandomAccessOptions, WriteAdapter};
+use crate::held_files::FileHold;
 use crate::iter::InternalIterator;
 use crate::keyspace::KeyspaceState;
 use crate::memtable::{MemTable, MemTableIter};
@@ -68,6 +71,17 @@ struct Placed<'a> {
     dir: &'a Path,
     numbers: Vec<u64>,
     keep: bool,
+    /// Every number taken, held from a resume's clean-up (which deletes
+    /// the tables no version names) until the ingestion ends.
+    held: FileHold,
+}
+
+impl Placed<'_> {
+    /// Take table `number`, before its file is made.
+    fn add(&mut self, number: u64) {
+        self.held.add(number);
+        self.numbers.push(number);
+    }
 }
 
 impl Drop for Placed<'_> {
@@ -107,16 +121,18 @@ impl DbInner {
             dir: &self.dir,
             numbers: Vec::new(),
             keep: false,
+            held: self.held_files.hold([]),
         };
         for f in &mut files {
             let number = self.versions.lock().new_file_number()?;
             let dest = table_path(&self.dir, number);
-            placed.numbers.push(number);
+            placed.add(number);
             bring_in(fs, &f.path, &dest, opts)?;
             f.meta.number = number;
         }
         fs.sync_dir(&self.dir)
             .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+        let _ = self.hook(crate::hook::HookPoint::IngestPlaced);
 
         let mut flush_first = false;
         let last = loop {
@@ -267,7 +283,7 @@ impl DbInner {
                 continue;
             }
             let number = self.versions.lock().new_file_number()?;
-            placed.numbers.push(number);
+            placed.add(number);
             metas.push(self.rewrite_numbered(&options, f, number, seq)?);
         }
         self.fs
@@ -276,82 +292,103 @@ impl DbInner {
 
         // The ingestion's numbers: its tables', or one of its own.
         let first = leader.last_seq() + 1;
-        let last = next.max(first);
-        let mut mark = NotedIngestion {
-            db: self,
+        let prepared = Prepared {
+            files,
+            metas,
+            seqnos,
             first,
-            keep: false,
+            last: next.max(first),
+            memtables_empty,
         };
-        let outcome = self
-            .feed
-            .note_ingestion(&*self.fs, &self.dir, first, last)
-            .and_then(|()| {
-                // Commit: place again under the lock held through the edit (a
-                // compaction may have been picked meanwhile).
-                let mut versions = self.versions.lock();
-                let version = versions.current(ks.id);
-                let opener = versions.opener().clone();
-                let mut edit = VersionEdit {
-                    keyspace: ks.id,
-                    ..VersionEdit::default()
-                };
-                let mut tables: Vec<Arc<TableFile>> = Vec::with_capacity(files.len());
-                for ((f, meta), &seq) in files.iter().zip(metas).zip(&seqnos) {
-                    let p = place(&version, levels, &f.range());
-                    if seq == 0 && (p.overlaps_data || p.level == 0) {
-                        // Only a compaction's new range can do this: numbering
-                        // the table is always right.
-                        drop(versions);
-                        return Ok(Attempt::FlushFirst);
-                    }
-                    let table = opener.open(meta, p.level)?;
-                    edit.new_files.push((p.level, table.meta.clone()));
-                    tables.push(table);
-                }
-                if memtables_empty {
-                    // Replay checks each WAL record follows this; with writes in
-                    // the memtables the feed's state alone keeps the numbers.
-                    edit.last_sequence = Some(last.max(versions.last_sequence()));
-                }
-                let applied = versions.log_and_apply(edit, &tables);
-                let version = match applied {
-                    Ok(version) => version,
-                    Err(e) => {
-                        drop(versions);
-                        if matches!(e, Error::Io { .. }) {
-                            // Its outcome is unknown: the edit may be durable.
-                            placed.keep = true;
-                            mark.keep = true;
-                            return Err(Error::Background(self.set_bg_error(e)));
-                        }
-                        return Err(e);
-                    }
-                };
-                mark.keep = true;
-                self.update_super_version(ks, |sv| SuperVersion {
-                    mem: Arc::clone(&sv.mem),
-                    imms: sv.imms.clone(),
-                    version,
-                });
-                drop(versions);
-                // The copies that were rewritten with a number (and those of an
-                // earlier attempt) go; the tables the edit named stay.
-                placed
-                    .numbers
-                    .retain(|n| tables.iter().all(|t| t.meta.number != *n));
-                for &n in &placed.numbers {
-                    let _ = self.fs.remove(&table_path(&self.dir, n));
-                }
-                placed.numbers.clear();
-                Ok(Attempt::Committed(last))
-            });
-        // Noted, or maybe noted: no write may have these numbers now,
-        // committed or not. Published only here, once a committed
-        // ingestion's tables are in the super version (a snapshot at
-        // them sees them), and before new snapshots are let in.
-        leader.number_unlogged(last);
+        let outcome = self.commit_ingestion(leader, ks, prepared, placed);
         drop(freeze);
         outcome
+    }
+
+    /// Step 7: place each table again under the version set lock held
+    /// through the edit (a compaction may have been picked meanwhile) and
+    /// open it; only then take the numbers, noting them in the change
+    /// feed's state, and make the edit. From the note on, the numbers are
+    /// never given to a write, whatever the edit's outcome: a feed reader
+    /// may have reported them as a gap already. A failed edit leaves them
+    /// noted (a gap reported for nothing), never a hole.
+    fn commit_ingestion(
+        &self,
+        leader: &mut Leadership<'_>,
+        ks: &Arc<KeyspaceState>,
+        prepared: Prepared<'_>,
+        placed: &mut Placed<'_>,
+    ) -> Result<Attempt> {
+        let Prepared {
+            files,
+            metas,
+            seqnos,
+            first,
+            last,
+            memtables_empty,
+        } = prepared;
+        let mut versions = self.versions.lock();
+        let version = versions.current(ks.id);
+        let opener = versions.opener().clone();
+        let levels = ks.options().num_levels;
+        let mut edit = VersionEdit {
+            keyspace: ks.id,
+            ..VersionEdit::default()
+        };
+        let mut tables: Vec<Arc<TableFile>> = Vec::with_capacity(files.len());
+        for ((f, meta), seq) in files.iter().zip(metas).zip(seqnos) {
+            let p = place(&version, levels, &f.range());
+            if seq == 0 && (p.overlaps_data || p.level == 0) {
+                // Only a compaction's new range can do this: numbering
+                // the table is always right.
+                return Ok(Attempt::FlushFirst);
+            }
+            let table = opener.open(meta, p.level)?;
+            edit.new_files.push((p.level, table.meta.clone()));
+            tables.push(table);
+        }
+        if memtables_empty {
+            // Replay checks each WAL record follows this; with writes in
+            // the memtables the feed's state alone keeps the numbers.
+            edit.last_sequence = Some(last.max(versions.last_sequence()));
+        }
+        // A note that fails may be stored all the same: taken either way.
+        let applied = self
+            .feed
+            .note_ingestion(&*self.fs, &self.dir, first, last)
+            .map(|()| versions.log_and_apply(edit, &tables));
+        if let Ok(Ok(version)) = &applied {
+            self.update_super_version(ks, |sv| SuperVersion {
+                mem: Arc::clone(&sv.mem),
+                imms: sv.imms.clone(),
+                version: Arc::clone(version),
+            });
+        }
+        drop(versions);
+        // Published only here, once a committed ingestion's tables are in
+        // the super version (a snapshot at them sees them), and before new
+        // snapshots are let in (the caller's freeze).
+        leader.number_unlogged(last);
+        match applied? {
+            Ok(_) => {}
+            Err(e @ Error::Io { .. }) => {
+                // Its outcome is unknown: the edit may be durable. The
+                // tables stay until the next open or resume finds out.
+                placed.keep = true;
+                return Err(Error::Background(self.set_bg_error(e)));
+            }
+            Err(e) => return Err(e),
+        }
+        // The copies that were rewritten with a number (and those of an
+        // earlier attempt) go; the tables the edit named stay.
+        placed
+            .numbers
+            .retain(|n| tables.iter().all(|t| t.meta.number != *n));
+        for &n in &placed.numbers {
+            let _ = self.fs.remove(&table_path(&self.dir, n));
+        }
+        placed.numbers.clear();
+        Ok(Attempt::Committed(last))
     }
 
     /// Write table `number`: `f`'s point entries with sequence number
@@ -408,24 +445,17 @@ impl DbInner {
     }
 }
 
-/// The numbers an ingestion noted in the change feed's state: withdrawn
-/// when dropped unless it committed (or may have: a failed MANIFEST
-/// write), so a failed ingestion is no gap. They stay given out either
-/// way.
-struct NotedIngestion<'a> {
-    db: &'a DbInner,
+/// What an attempt commits: each file with what the MANIFEST records of
+/// it and its sequence number (0: kept), and the numbers it takes.
+struct Prepared<'a> {
+    files: &'a [ExternalFile],
+    metas: Vec<FileMeta>,
+    seqnos: Vec<SeqNo>,
     first: SeqNo,
-    keep: bool,
-}
-
-impl Drop for NotedIngestion<'_> {
-    fn drop(&mut self) {
-        if !self.keep {
-            self.db
-                .feed
-                .withdraw_ingestion(&*self.db.fs, &self.db.dir, self.first);
-        }
-    }
+    last: SeqNo,
+    /// No memtable holds a write: the edit records `last` as the last
+    /// sequence number.
+    memtables_empty: bool,
 }
 
 /// Whether `ks`'s memtables, active or frozen, hold any write.

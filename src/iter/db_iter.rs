@@ -201,6 +201,16 @@ impl DbIter {
         self.find_next_user_entry(false)
     }
 
+    /// Position at the last key `< target`: before every key from
+    /// `target` on (a range a transaction deleted, a skipped range).
+    pub fn seek_before(&mut self, target: &[u8]) -> Result<()> {
+        self.seek_for_prev(target)?;
+        if self.valid() && self.key() == target {
+            self.prev()?;
+        }
+        Ok(())
+    }
+
     /// Position at the last key `<= target` (clamped to the bounds).
     pub fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         if self.upper.as_deref().is_some_and(|u| target >= u) {

@@ -158,14 +158,7 @@ impl WriteBuffer {
         };
         let old_size = old.map_or(0, |p| p.size(key));
         let would_be = self.bytes - old_size + new.size(key);
-        if would_be > max_bytes {
-            return Err(Error::TransactionTooLarge {
-                limit: "max_write_bytes",
-                max: max_bytes,
-                would_be,
-            });
-        }
-        self.bytes = would_be;
+        self.bytes = within_write_bytes(would_be, max_bytes)?;
         let old = self
             .map
             .entry(keyspace)
@@ -215,15 +208,7 @@ impl WriteBuffer {
             .filter_map(|k| self.get(keyspace, k).map(|p| p.size(k)))
             .sum();
         let cost = RECORD_OVERHEAD + start.len() + end.map_or(0, <[u8]>::len);
-        let would_be = self.bytes - freed + cost;
-        if would_be > max_bytes {
-            return Err(Error::TransactionTooLarge {
-                limit: "max_write_bytes",
-                max: max_bytes,
-                would_be,
-            });
-        }
-        self.bytes = would_be;
+        self.bytes = within_write_bytes(self.bytes - freed + cost, max_bytes)?;
         let keeping = !self.savepoints.is_empty();
         if let Some(keys) = self.map.get_mut(&keyspace) {
             for k in covered {
@@ -240,11 +225,6 @@ impl WriteBuffer {
             self.undo.push(Undo::RangeDelete);
         }
         Ok(())
-    }
-
-    /// The range deletes, in the order made.
-    pub fn range_deletes(&self) -> &[RangeDelete] {
-        &self.range_deletes
     }
 
     pub fn set_savepoint(&mut self) {
@@ -324,13 +304,6 @@ impl WriteBuffer {
             .map(|(k, p)| (k.as_slice(), p))
     }
 
-    /// Every buffered key: keyspace id and key.
-    pub fn keys(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
-        self.map
-            .iter()
-            .flat_map(|(ks, keys)| keys.keys().map(move |k| (*ks, k.as_slice())))
-    }
-
     /// The batch that applies the buffer: the range deletes first (every
     /// entry left was written after those covering it), then the entries
     /// in key order.
@@ -353,6 +326,19 @@ impl WriteBuffer {
             }
         }
     }
+}
+
+/// `would_be` bytes of buffered writes, if within `max_bytes`
+/// (`max_write_bytes`).
+fn within_write_bytes(would_be: usize, max_bytes: usize) -> Result<usize> {
+    if would_be > max_bytes {
+        return Err(Error::TransactionTooLarge {
+            limit: "max_write_bytes",
+            max: max_bytes,
+            would_be,
+        });
+    }
+    Ok(would_be)
 }
 
 #[cfg(test)]
@@ -430,7 +416,7 @@ mod tests {
         assert_eq!(b.bytes(), before);
         assert!(b.get(0, b"b").is_some());
         assert!(!b.range_deleted(0, b"c"));
-        assert!(b.range_deletes().is_empty());
+        assert!(b.range_deletes.is_empty());
     }
 
     #[test]

@@ -269,10 +269,7 @@ impl TransactionCursor {
                 }
             } else {
                 let start = start.to_vec();
-                self.snapshot.seek_for_prev(&start)?;
-                if self.snapshot.key() == Some(&start[..]) {
-                    self.snapshot.prev()?;
-                }
+                self.snapshot.seek_before(&start)?;
             }
         }
     }

@@ -82,17 +82,22 @@ impl Footprint {
     /// The keys and range deletes of `batch`.
     pub fn of_batch(batch: &WriteBatch) -> Footprint {
         let mut fp = Footprint::default();
+        fp.add_batch(batch);
+        fp
+    }
+
+    /// Add the keys and range deletes of `batch`.
+    pub fn add_batch(&mut self, batch: &WriteBatch) {
         for op in batch.iter().flatten() {
             match op.kind {
-                ValueKind::RangeDelete => fp.ranges.push(KeyRange {
+                ValueKind::RangeDelete => self.ranges.push(KeyRange {
                     keyspace: op.keyspace,
                     start: op.key.to_vec(),
                     end: op.range_end().map(<[u8]>::to_vec),
                 }),
-                _ => fp.push_key(op.keyspace, op.key),
+                _ => self.push_key(op.keyspace, op.key),
             }
         }
-        fp
     }
 
     pub fn push_key(&mut self, keyspace: u32, key: &[u8]) {

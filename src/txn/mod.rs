@@ -607,20 +607,13 @@ impl Transaction {
 
     /// Every key and range the commit must find untouched: those read
     /// (tracked) and those written, a range delete's whole range among
-    /// them. The leader finds the written ones in the batch's footprint;
-    /// this is for validation by lookups.
+    /// them: the footprint of the batch the commit writes, as the leader
+    /// takes it. For validation by lookups.
     fn everything_checked(&self, reads: &Footprint) -> Footprint {
+        let mut writes = crate::WriteBatch::new();
+        self.writes.fill(&mut writes);
         let mut check = reads.clone();
-        for (ks, key) in self.writes.keys() {
-            check.push_key(ks, key);
-        }
-        for (ks, start, end) in self.writes.range_deletes() {
-            check.ranges.push(KeyRange {
-                keyspace: *ks,
-                start: start.clone(),
-                end: end.clone(),
-            });
-        }
+        check.add_batch(&writes);
         check
     }
 

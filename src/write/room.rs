@@ -617,7 +617,12 @@ impl DbInner {
         self.wait_flushed(ks)
     }
 
-    /// Wait until every frozen memtable of `ks` is flushed.
+    /// Wait until every frozen memtable of `ks` is flushed and the flush
+    /// job of its last one has ended: a memtable leaves the read view at
+    /// its install, before the job collects the WALs it made obsolete, and
+    /// a caller looking at them next (the change feed's gaps, retention's
+    /// clock) must find that done, whatever wakes it in between (a
+    /// compaction ending, another keyspace's rotation).
     fn wait_flushed(&self, ks: &Arc<KeyspaceState>) -> Result<()> {
         if self.options.inline_background_work {
             while !ks.super_version.load().imms.is_empty() {
@@ -626,11 +631,12 @@ impl DbInner {
             }
             return Ok(());
         }
-        self.bg.wait_for(None, |_| {
+        self.bg.wait_for(None, |st| {
             if let Err(e) = self.check_bg_error().and_then(|_| ks.check_live()) {
                 return Some(Err(e));
             }
-            ks.super_version.load().imms.is_empty().then_some(Ok(()))
+            let done = ks.super_version.load().imms.is_empty() && st.flushing != Some(ks.id);
+            done.then_some(Ok(()))
         })?;
         Ok(())
     }

@@ -507,6 +507,7 @@ impl WalBuffer {
     /// Drain and fsync if nobody else holds the drain lock (then re-check
     /// for records pushed meanwhile, as `drain_if_idle` does).
     fn sync_if_idle(&self) -> io::Result<()> {
+        self.sync_retired()?;
         match self.drain.try_lock() {
             Some(mut d) => {
                 let synced = self.sync_locked(&mut d);
@@ -537,6 +538,7 @@ impl WalBuffer {
     /// batches) would keep a write its primary lost and miss the one that
     /// reuses its sequence number.
     pub fn synced_end(&self) -> io::Result<(u64, u64)> {
+        self.sync_retired()?;
         let mut d = self.lock_drain();
         self.sync_locked(&mut d)?;
         Ok((d.number, d.file.len()))
@@ -545,10 +547,17 @@ impl WalBuffer {
     /// Drain, then fsync. Everything pushed before the call is durable
     /// when it returns.
     pub fn sync_all(&self) -> io::Result<()> {
+        self.sync_retired()?;
         let mut d = self.lock_drain();
         self.sync_locked(&mut d)
     }
 
+    /// Drain, then fsync the current file and publish the synced
+    /// position. Every retired file is synced first, so WALs become
+    /// durable in log order. Callers sync them before they take the drain
+    /// lock, so writers are not held up by those fsyncs (as `sync_closed`
+    /// does for a flush); here only a file a rotation retired in between
+    /// (it retires under the drain lock) is left, rarely.
     fn sync_locked(&self, d: &mut Drain) -> io::Result<()> {
         self.drain_locked(d)?;
         self.sync_retired()?;
@@ -1505,6 +1514,56 @@ mod tests {
             "the current WAL was synced: {} bytes",
             new.len()
         );
+    }
+
+    /// A sync of the current WAL (an inline writer's, `sync_all`'s) syncs
+    /// the retired WAL before it takes the drain lock: while that fsync is
+    /// in progress, a record pushed to the current WAL is written out by
+    /// its own writer. The sync still covers both WALs, the retired first.
+    #[test]
+    fn a_sync_of_the_current_wal_does_not_hold_writers_through_the_retired_ones_fsync() {
+        type Sync = fn(&WalBuffer, u64) -> io::Result<()>;
+        let syncs: [(&str, Sync); 2] = [
+            ("sync_all", |wal, _| wal.sync_all()),
+            ("an inline wait", |wal, lsn| {
+                wal.wait(lsn, Durability::Synced, true, || None)
+                    .map_err(|e| io::Error::other(e.to_string()))
+            }),
+        ];
+        for (name, sync) in syncs {
+            let (fs, wal) = buffer(1 << 16);
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let (release, release_rx) = std::sync::mpsc::channel();
+            let held = HeldSync {
+                file: fs.create(Path::new("/w/2.log")).unwrap(),
+                started: started_tx,
+                release: release_rx,
+            };
+            wal.switch_file(Box::new(held), 2, true).unwrap();
+            wal.push(b"in the old log").unwrap();
+            let next = fs.create(Path::new("/w/3.log")).unwrap();
+            fs.sync_dir(Path::new("/w")).unwrap();
+            wal.switch_file(next, 3, true).unwrap();
+            let first_new = wal.push(b"in the new log").unwrap();
+            let syncer = {
+                let wal = Arc::clone(&wal);
+                std::thread::spawn(move || sync(&wal, first_new))
+            };
+            started.recv().unwrap();
+            let lsn = wal.push(b"while the old log syncs").unwrap();
+            wal.drain_if_idle().unwrap();
+            assert!(
+                wal.written() >= lsn,
+                "{name}: the writer waited for the fsync"
+            );
+            release.send(()).unwrap();
+            syncer.join().unwrap().unwrap();
+            assert!(wal.synced() >= first_new, "{name}");
+            fs.power_loss(crate::fs::UnsyncedData::Drop);
+            let old = fs.read(Path::new("/w/2.log")).unwrap();
+            let new = fs.read(Path::new("/w/3.log")).unwrap();
+            assert!(!old.is_empty() && !new.is_empty(), "{name}: a WAL lost");
+        }
     }
 
     /// A resume restarts a failed buffer in a new file: the failure is

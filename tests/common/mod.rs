@@ -114,6 +114,22 @@ pub fn table_and_wal(fs: &MemFileSystem, flushed: usize, in_wal: usize) {
     }
 }
 
+/// Stop `db`'s writes with a failed WAL sync (a background error), then
+/// resume it: a resume deletes the files no version names.
+pub fn fail_wal_sync_and_resume(fs: &MemFileSystem, db: &Db) {
+    fs.add_fault(strata::fs::FaultPlan {
+        path_contains: Some(".log".into()),
+        ..strata::fs::FaultPlan::always(strata::fs::FsOp::Sync)
+    });
+    let sync = strata::WriteOptions {
+        sync: true,
+        ..Default::default()
+    };
+    assert!(db.put_opt("x", "y", &sync).is_err(), "the WAL sync fails");
+    fs.clear_faults();
+    db.resume().expect("resume");
+}
+
 /// The live MANIFEST of the database in [`mem_dir`].
 pub fn manifest_path(fs: &MemFileSystem) -> PathBuf {
     let name = strata::fs::FileSystem::list(fs, &mem_dir())

@@ -24,6 +24,8 @@
 //! before it, which the reader computes from the key it is asked for and
 //! then checks against the record.
 
+use crate::coding::{read_u32_le, read_u64_le};
+
 /// The first and last 8 bytes of every blob file.
 pub const BLOB_MAGIC: [u8; 8] = *b"strblob\0";
 /// The format version this crate writes and reads.
@@ -75,11 +77,12 @@ impl BlobFileHeader {
         if bytes[..8] != BLOB_MAGIC {
             return Err("not a blob file (bad magic in the header)");
         }
-        let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-        if crc != crate::checksum::masked_crc(&bytes[..20]) {
+        // In bounds: `bytes` is the whole header.
+        let u32_at = |at| read_u32_le(bytes, at).unwrap_or_default();
+        if u32_at(20) != crate::checksum::masked_crc(&bytes[..20]) {
             return Err("header checksum mismatch");
         }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        let version = u32_at(8);
         if version != BLOB_FORMAT_VERSION {
             return Err("unknown blob file format version");
         }
@@ -87,7 +90,7 @@ impl BlobFileHeader {
             return Err("unknown compression or reserved bytes set in the header");
         }
         Ok(BlobFileHeader {
-            keyspace_id: u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]),
+            keyspace_id: u32_at(12),
             compression: bytes[16],
         })
     }
@@ -124,18 +127,14 @@ impl BlobFileFooter {
         if bytes[24..] != BLOB_MAGIC {
             return Err("no blob file footer (a file cut short, or not a blob file)");
         }
-        let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-        if crc != crate::checksum::masked_crc(&bytes[..20]) {
+        if read_u32_le(bytes, 20) != Some(crate::checksum::masked_crc(&bytes[..20])) {
             return Err("footer checksum mismatch");
         }
         if bytes[16..20] != [0, 0, 0, 0] {
             return Err("reserved bytes set in the footer");
         }
-        let u64_at = |at: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&bytes[at..at + 8]);
-            u64::from_le_bytes(b)
-        };
+        // In bounds: `bytes` is the whole footer.
+        let u64_at = |at| read_u64_le(bytes, at).unwrap_or_default();
         Ok(BlobFileFooter {
             blob_count: u64_at(0),
             blob_bytes: u64_at(8),
@@ -156,10 +155,10 @@ impl RecordHeader {
     pub(crate) fn decode(bytes: &[u8]) -> Option<RecordHeader> {
         let b = bytes.get(..RECORD_HEADER_LEN)?;
         Some(RecordHeader {
-            key_len: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            stored_len: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            key_len: read_u32_le(b, 0)?,
+            stored_len: read_u32_le(b, 4)?,
             kind: b[8],
-            crc: u32::from_le_bytes([b[9], b[10], b[11], b[12]]),
+            crc: read_u32_le(b, 9)?,
         })
     }
 
