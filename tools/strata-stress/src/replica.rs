@@ -287,12 +287,10 @@ pub fn follow(
         )
         .into());
     }
-    // The feed shows a batch once its WAL bytes are synced, which can be
-    // before the primary publishes it, while `ack` refuses a number past
-    // the last published one ("not written yet"): acknowledge at most
-    // that (the rest at the next acknowledgement).
-    let ack = |acked: &mut u64, applied: u64| -> Result<(), AnyError> {
-        let to = applied.min(primary.snapshot().sequence());
+    // Every batch the feed gave may be acknowledged, published by the
+    // primary yet or not (the engine bounds `ack` by the numbers handed
+    // out).
+    let ack = |acked: &mut u64, to: u64| -> Result<(), AnyError> {
         if to > *acked {
             feed.ack(to)?;
             *acked = to;
@@ -307,8 +305,8 @@ pub fn follow(
     let mut bytes = 0usize;
     // Read past an ingestion gap once its numbers are visible: the feed
     // reports it while the ingestion is still in flight (its numbers are
-    // recorded before its MANIFEST edit), and the cursor cannot be
-    // acknowledged past the last visible number until it commits. A
+    // recorded before its MANIFEST edit), and a gap past the visible
+    // number with no ingestion in flight is a defect this catches. A
     // killed ingestion's numbers are visible after the reopen (an open
     // gives out none of them again).
     let past_gap = |replica: &mut Replica, from: u64, to: u64| -> Result<(), AnyError> {
