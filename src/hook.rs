@@ -16,6 +16,13 @@ pub enum HookPoint {
     /// A compaction is about to run (a compaction thread, `compact_range`,
     /// or the caller with `inline_background_work`).
     Compaction,
+    /// A compaction thread is about to look for a compaction to run (no
+    /// lock held).
+    CompactionPick,
+    /// A wait for compactions (`wait_for_compactions`) found none running
+    /// and is about to look, under the version set lock, whether one runs
+    /// or is due (the waiter's thread, holding the background state lock).
+    CompactionsIdleCheck,
     /// A flush installed its table: its memtable has left the read view,
     /// and the WALs it made obsolete are still to collect.
     FlushInstalled,

@@ -803,6 +803,76 @@ fn an_operator_panicking_in_a_background_compaction_is_its_failure() {
     );
 }
 
+/// The test above, with its race made to happen every time: a
+/// compaction thread picks the due compaction while `wait_for_compactions`
+/// looks, after it read the count of compactions running (none) and
+/// before it looked whether one is due (none: the picked inputs are
+/// busy, out of the scores). That waiter returned `Ok` and the picked
+/// compaction failed after. The count and the scores are read under the
+/// lock the pick holds now: the waiter sees the pick and waits for it.
+#[test]
+fn a_compaction_picked_while_a_waiter_looks_is_waited_for() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+    use strata::HookPoint;
+    let (at_gate_tx, at_gate_rx) = mpsc::channel::<()>();
+    let (open_tx, open_rx) = mpsc::channel::<()>();
+    let (picked_tx, picked_rx) = mpsc::channel::<()>();
+    let (open_rx, picked_rx) = (Mutex::new(open_rx), Mutex::new(picked_rx));
+    let gate_open = AtomicBool::new(false);
+    let armed = Arc::new(AtomicBool::new(false));
+    let hook = {
+        let armed = Arc::clone(&armed);
+        Arc::new(move |point: HookPoint| {
+            match point {
+                // The compaction thread waits before its first look for
+                // work until the waiter below has counted none running.
+                HookPoint::CompactionPick if !gate_open.load(Ordering::SeqCst) => {
+                    let _ = at_gate_tx.send(());
+                    let _ = open_rx.lock().unwrap().recv();
+                    gate_open.store(true, Ordering::SeqCst);
+                }
+                // The waiter counted none running: let the compaction
+                // thread pick, and go on once the pick is counted.
+                HookPoint::CompactionsIdleCheck if armed.swap(false, Ordering::SeqCst) => {
+                    let _ = open_tx.send(());
+                    let _ = picked_rx.lock().unwrap().recv();
+                }
+                HookPoint::Compaction => {
+                    let _ = picked_tx.send(());
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    };
+    let fs = Arc::new(MemFileSystem::new());
+    let db = Db::open(
+        "/db",
+        Options {
+            fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
+            merge_operator: Some(Arc::new(Boom)),
+            level0_file_num_compaction_trigger: 2,
+            // One compaction thread, held at the gate.
+            max_background_jobs: 2,
+            test_hook: Some(hook),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    at_gate_rx.recv().unwrap();
+    db.put("k", "a").unwrap();
+    db.flush().unwrap();
+    db.merge("k", "boom").unwrap();
+    db.flush().unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let e = db
+        .wait_for_compactions()
+        .expect_err("returned while a compaction was picked, and it failed after");
+    assert!(e.to_string().contains("background compaction"), "{e}");
+    assert!(!armed.load(Ordering::SeqCst), "the waiter never looked");
+}
+
 /// `UInt64Add` that records the most operands a read's full merge was
 /// given.
 struct CountingAdd(std::sync::atomic::AtomicUsize);

@@ -28,9 +28,10 @@ pub(crate) use stall::WriteController;
 use crate::background::CompactionRunning;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
+use crate::hook::HookPoint;
 use crate::keyspace::KeyspaceState;
 use crate::panics::catch_panic;
-use crate::version::KeyRange;
+use crate::version::{KeyRange, VersionSet};
 use blob_gc::pick_forced_blob_gc;
 use delete_only::{covered_tables, pick_delete_only};
 use periodic::pick_periodic;
@@ -114,10 +115,11 @@ impl DbInner {
 
     /// Whether some level of some keyspace scores at least 1, or some
     /// table is covered for a delete-only compaction (a compaction is
-    /// due).
-    fn compaction_needed(&self) -> bool {
+    /// due). Tables a picked compaction holds count for neither: hence
+    /// `versions`, the version set's lock held (see `compactions_idle`).
+    fn compaction_needed(&self, versions: &VersionSet) -> bool {
         self.keyspaces.load().iter().any(|ks| {
-            let version = self.versions.lock().current(ks.id);
+            let version = versions.current(ks.id);
             let options = ks.options();
             let targets = level_targets(&version, &options);
             let scores = level_scores(&version, &options, &targets);
@@ -162,6 +164,7 @@ impl DbInner {
                 }
                 st.generation
             };
+            let _ = self.hook(HookPoint::CompactionPick);
             let picked = if self.check_bg_error().is_ok() {
                 self.pick_background_compaction()
             } else {
@@ -367,10 +370,27 @@ impl DbInner {
         if let Err(e) = self.check_bg_error() {
             return Some(Err(e));
         }
-        let idle = !self.any_frozen()
-            && st.flushing.is_none()
-            && self.bg.compactions_running() == 0
-            && !self.compaction_needed();
+        let idle =
+            !self.any_frozen() && st.flushing.is_none() && self.no_compaction_running_or_due();
         idle.then_some(Ok(()))
+    }
+
+    /// Whether no compaction runs and none is due, seen at one moment.
+    /// A pick marks its inputs busy, which takes them out of the scores,
+    /// and counts itself running, both under the version set lock: the
+    /// count and the scores are read under it too. Read apart, a pick
+    /// between the two (the count read before it, the busy marks after)
+    /// looked like nothing running and nothing due: a waiter returned
+    /// while a compaction was picked, and its failure came after. The end
+    /// of a compaction needs no lock: its inputs are unmarked (and a
+    /// failure recorded) before it is uncounted, so a count of none sees
+    /// them unmarked.
+    fn no_compaction_running_or_due(&self) -> bool {
+        if self.bg.compactions_running() > 0 {
+            return false;
+        }
+        let _ = self.hook(HookPoint::CompactionsIdleCheck);
+        let versions = self.versions.lock();
+        self.bg.compactions_running() == 0 && !self.compaction_needed(&versions)
     }
 }
