@@ -368,8 +368,15 @@ impl UpdatesSince {
                 Err(e) => return Err(e),
             }
         }
+        // The gap is reported once this reader stands at it: everything
+        // before the ingestion yielded (or a later batch seen, past a
+        // hole no WAL record fills). Reported early, a consumer going on
+        // past it would never see the batches before it that this read
+        // did not reach; the next read reaches them.
         if let Some(i) = ingestion {
-            self.gap = Some((i.first.max(self.next_seq), i.last));
+            if passed_ingestion || self.next_seq >= i.first {
+                self.gap = Some((i.first.max(self.next_seq), i.last));
+            }
         }
         if let Some(&(last, _)) = plan.last() {
             self.resume_wal = self.resume_wal.max(plan.first().map_or(last, |p| p.0));
