@@ -65,6 +65,8 @@ pub struct Totals {
     pub kills_before_first_write: u64,
     pub stray_tables: u64,
     pub kills_with_strays: u64,
+    /// Cycles whose database held blob files at the verify.
+    pub cycles_with_blob_files: u64,
     pub pending_new: u64,
     pub pending_old: u64,
     pub pending_batches: u64,
@@ -419,6 +421,7 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
             totals.kills_before_first_write += 1;
         }
         totals.key_writes += cycle_writes;
+        totals.cycles_with_blob_files += u64::from(field("blob_files")? > 0);
         let strays = field("stray_tables")?;
         totals.stray_tables += strays;
         totals.kills_with_strays += u64::from(strays > 0);

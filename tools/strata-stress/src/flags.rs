@@ -114,6 +114,14 @@ pub struct StressFlags {
     /// RocksDB's max_successive_merges (the merge counters' keyspace).
     #[arg(long, default_value_t = 0)]
     pub max_successive_merges: usize,
+    /// RocksDB's min_blob_size, with blob files on (0: blob files off):
+    /// values of at least this many bytes go to blob files.
+    #[arg(long, default_value_t = 0)]
+    pub min_blob_size: u64,
+    /// RocksDB's enable_blob_garbage_collection (age cutoff 0.5, force
+    /// threshold 0.5: collection runs often in a short cycle).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub blob_gc: bool,
     /// Follow the change feed into a replica in `D/replica` on a thread
     /// of the writer, and compare it with the primary at every verify
     /// (`replica.rs`). Only meaningful from a database's first run on.
@@ -184,10 +192,18 @@ impl StressFlags {
             // was): every cycle feeds the replica and runs a reader.
             replica: true,
             read_only_reader: true,
+            min_blob_size: 0,
+            blob_gc: false,
         };
         // Drawn after the rest, so their draws stay as they were.
         if flags.compression == CompressionFlag::Zstd && rng.one_in(2) {
             flags.compression = CompressionFlag::ZstdDict;
+        }
+        // Blob files in one cycle in two, small values separated too in
+        // some; drawn last, as above.
+        if rng.one_in(2) {
+            flags.min_blob_size = pick(rng, &[16, 256, 1024]);
+            flags.blob_gc = rng.one_in(2);
         }
         flags
     }
@@ -235,6 +251,14 @@ impl StressFlags {
             wal_bytes_per_sync: self.wal_bytes_per_sync,
             max_sequential_skip_in_iterations: self.max_sequential_skip_in_iterations,
             max_successive_merges: self.max_successive_merges,
+            enable_blob_files: self.min_blob_size > 0,
+            min_blob_size: self.min_blob_size,
+            // Small files, so that a cycle makes several and collection
+            // has old ones to relocate.
+            blob_file_size: 256 << 10,
+            enable_blob_garbage_collection: self.blob_gc,
+            blob_garbage_collection_age_cutoff: 0.5,
+            blob_garbage_collection_force_threshold: 0.5,
             ..defaults
         }
     }
@@ -312,6 +336,8 @@ impl StressFlags {
                 "max-successive-merges",
                 self.max_successive_merges.to_string(),
             ),
+            ("min-blob-size", self.min_blob_size.to_string()),
+            ("blob-gc", self.blob_gc.to_string()),
             ("replica", self.replica.to_string()),
             ("read-only-reader", self.read_only_reader.to_string()),
         ]
@@ -323,14 +349,16 @@ impl StressFlags {
     /// A short description for the progress lines and failure messages.
     pub fn summary(&self) -> String {
         format!(
-            "threads={} write_buffer_size={} compression={:?} sync_one_in={} large_value_one_in={} ingest_one_in={} backup_one_in={}",
+            "threads={} write_buffer_size={} compression={:?} sync_one_in={} large_value_one_in={} ingest_one_in={} backup_one_in={} min_blob_size={} blob_gc={}",
             self.threads,
             self.write_buffer_size,
             self.compression,
             self.sync_one_in,
             self.large_value_one_in,
             self.ingest_one_in,
-            self.backup_one_in
+            self.backup_one_in,
+            self.min_blob_size,
+            self.blob_gc
         )
     }
 }

@@ -399,7 +399,7 @@ fn crash_cmd(
          backup_leftovers={} kills_during_backup={} \
          replica_keys={} replica_full_compares={} replica_copies={} replica_followed={} replica_gaps={} \
          reader_cycles={} reader_refreshes={} reader_bank_audits={} reader_token_checks={} \
-         seconds={:.0}",
+         cycles_with_blob_files={} seconds={:.0}",
         t.cycles,
         t.killed,
         t.kills_before_first_write,
@@ -448,6 +448,7 @@ fn crash_cmd(
         t.reader_refreshes,
         t.reader_bank_audits,
         t.reader_token_checks,
+        t.cycles_with_blob_files,
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -34,6 +34,8 @@ pub struct Report {
     /// died during a flush or compaction.
     pub stray_tables: u32,
     pub wal_files: u32,
+    /// Blob files in the database directory (runs with blob files on).
+    pub blob_files: u32,
     pub range_scans: u32,
     /// Writes in the live WALs, all in one unbroken sequence.
     pub logged_writes: u64,
@@ -85,7 +87,7 @@ pub struct Report {
 impl Report {
     pub fn line(&self) -> String {
         format!(
-            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={} in_flight_ingestions={} in_flight_ingestions_new={} ingested_keys={} ingest_leftovers={} in_flight_ingestions_in_manifest={} fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} backups_listed={} backup_restored={} backup_keys_checked={} backup_bounds_from_kill={} backup_leftovers={} replica_applied={} replica_caught_up={} replica_followed={} replica_keyspaces={} replica_keys={} replica_full={} replica_copied={} replica_gaps={}",
+            "verify ok: keys={} present={} pending_new={} pending_old={} pending_batches={} stray_tables={} wal_files={} blob_files={} range_scans={} logged_writes={} logged_keys={} logged_range_deletes={} l0_tables={} in_flight_logged={} last_seq={} key_writes={} tokens={} token_moves={} bank_audited={} bank_transfers={} counters={} counter_writes={} counters_pending_new={} counters_pending_old={} in_flight_ingestions={} in_flight_ingestions_new={} ingested_keys={} ingest_leftovers={} in_flight_ingestions_in_manifest={} fresh_ingestions_whole={} fresh_ingestions_in_flight_new={} fresh_ingestions_in_flight_old={} backups_listed={} backup_restored={} backup_keys_checked={} backup_bounds_from_kill={} backup_leftovers={} replica_applied={} replica_caught_up={} replica_followed={} replica_keyspaces={} replica_keys={} replica_full={} replica_copied={} replica_gaps={}",
             self.keys,
             self.present,
             self.pending_new,
@@ -93,6 +95,7 @@ impl Report {
             self.pending_batches,
             self.stray_tables,
             self.wal_files,
+            self.blob_files,
             self.range_scans,
             self.logged_writes,
             self.logged_keys,
@@ -451,6 +454,7 @@ fn inspect_directory(dir: &Path, report: &mut Report) -> Result<(), AnyError> {
         match parse_file_name(&name.to_string_lossy()) {
             Some(FileKind::Table(n)) if !live.contains(&n) => report.stray_tables += 1,
             Some(FileKind::Wal(_)) => report.wal_files += 1,
+            Some(FileKind::Blob(_)) => report.blob_files += 1,
             _ => {}
         }
     }
