@@ -15,7 +15,7 @@
 //!   `blob_garbage_collection_force_threshold`, the tables that reference
 //!   the oldest one are compacted (`pick_forced_blob_gc`).
 
-use super::picker::{busy, key_range, level_targets, overlapping, Compaction};
+use super::picker::{busy, Compaction};
 use crate::blob::{BlobResolver, BlobSettings, BlobWriter};
 use crate::error::Result;
 use crate::options::Options;
@@ -180,29 +180,7 @@ impl<'a> BlobRelocator<'a> {
 /// takes the next table.
 pub(crate) fn pick_forced_blob_gc(v: &Arc<Version>, o: &Options) -> Option<Compaction> {
     let (level, f) = forced_blob_gc_table(v, o, false)?;
-    let last = o.num_levels - 1;
-    let (inputs, output_level) = match level {
-        0 => (
-            v.files(0).to_vec(),
-            level_targets(v, o).base_level.max(1).min(last),
-        ),
-        l if l >= last => (vec![Arc::clone(f)], l),
-        l => (vec![Arc::clone(f)], l + 1),
-    };
-    let overlaps = if output_level == level {
-        Vec::new()
-    } else {
-        overlapping(
-            v.files(output_level),
-            &key_range(inputs.iter().map(|f| &f.meta))?,
-        )
-    };
-    if inputs.iter().chain(overlaps.iter()).any(busy) {
-        return None;
-    }
-    let mut c = Compaction::new(v, level, output_level, inputs, overlaps);
-    c.trivial_move = false;
-    Some(c)
+    super::periodic::rewrite_one_table(v, o, level, f)
 }
 
 /// Whether [`pick_forced_blob_gc`] has a table to compact (idle or not).

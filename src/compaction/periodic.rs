@@ -8,7 +8,7 @@
 
 use super::picker::{busy, key_range, level_targets, overlapping, Compaction};
 use crate::options::Options;
-use crate::version::Version;
+use crate::version::{TableFile, Version};
 use std::sync::Arc;
 
 /// The compaction of the oldest table past the period, if any: an L0
@@ -21,7 +21,6 @@ pub(crate) fn pick_periodic(v: &Arc<Version>, o: &Options, now_secs: u64) -> Opt
         return None;
     }
     let cutoff = now_secs.checked_sub(o.periodic_compaction_seconds)?;
-    let last = o.num_levels - 1;
     let oldest = (0..o.num_levels)
         .flat_map(|level| v.files(level).iter().map(move |f| (level, f)))
         .filter(|(_, f)| !busy(f))
@@ -29,12 +28,28 @@ pub(crate) fn pick_periodic(v: &Arc<Version>, o: &Options, now_secs: u64) -> Opt
         .filter(|&(created, _, _)| created <= cutoff)
         .min_by_key(|&(created, level, _)| (created, level))?;
     let (_, level, f) = oldest;
+    rewrite_one_table(v, o, level, f)
+}
+
+/// The compaction that rewrites table `f` of `level`: at L0 every L0
+/// table into the base level (they overlap); at another level `f` one
+/// level down with what it overlaps there; at the last level `f` in place.
+/// Never a trivial move (a moved table keeps what the rewrite is for);
+/// `None` when an input is busy. Shared by periodic compaction and forced
+/// blob garbage collection.
+pub(crate) fn rewrite_one_table(
+    v: &Arc<Version>,
+    o: &Options,
+    level: usize,
+    f: &Arc<TableFile>,
+) -> Option<Compaction> {
+    let last = o.num_levels - 1;
     let (inputs, output_level) = match level {
         0 => (
             v.files(0).to_vec(),
             level_targets(v, o).base_level.max(1).min(last),
         ),
-        l if l == last => (vec![Arc::clone(f)], last),
+        l if l >= last => (vec![Arc::clone(f)], l),
         l => (vec![Arc::clone(f)], l + 1),
     };
     let overlaps = if output_level == level {
