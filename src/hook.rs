@@ -51,6 +51,10 @@ pub enum HookPoint {
     /// A read-only open or refresh loaded the MANIFEST and is about to
     /// replay the WALs (what a writer changes now, the view may miss).
     ReadOnlyManifestLoaded,
+    /// A change feed read checked the feed's floor and is about to list
+    /// the WALs and how much of each is synced (the reader's thread, no
+    /// lock held).
+    FeedReadStarted,
 }
 
 /// A test hook. At [`HookPoint::SpawnThread`] an `Err` is returned as

@@ -235,6 +235,7 @@ impl UpdatesSince {
                 to: floor - 1,
             });
         }
+        let _ = db.hook(crate::hook::HookPoint::FeedReadStarted);
         // The WALs from `resume_wal` on, up to the last one with synced
         // bytes, with how much of each is synced (`None`: all).
         let mut plan: Vec<(u64, Option<u64>)> = Vec::new();
@@ -252,6 +253,14 @@ impl UpdatesSince {
                 }
             }
         }
+        // The state again, read after the plan: every batch in the plan
+        // was synced before this, and an ingestion numbered before a
+        // batch noted its numbers before that batch was numbered (it
+        // leads the writers meanwhile), so this state knows every
+        // ingestion below the plan's batches. The state read before the
+        // plan may not: a reader that missed one would yield the batch
+        // after it with no gap (the crash test's replica saw it).
+        let (_, state) = db.feed.floor_and_epochs();
         let names: Arc<BTreeMap<u32, String>> = Arc::new(
             db.all_keyspaces()
                 .iter()
