@@ -41,6 +41,15 @@ pub enum HookPoint {
     /// A leader sequenced its group, logged it to the WAL buffer and handed
     /// leadership on; the group's inserts and publication are still to do.
     WriteGroupSequenced,
+    /// A leader logged its group to the WAL buffer (a sync may make it
+    /// durable and show it in the change feed from now on) and is about
+    /// to hand its numbers out; it still leads, holding the sequencer.
+    WriteGroupLogged,
+    /// A change feed acknowledgement is past the numbers registered and
+    /// is about to ask the sequencer, waiting for a leader that logged a
+    /// group and has not yet handed its numbers out (the caller's thread,
+    /// no lock held).
+    AckAsksSequencer,
     /// An automatic attempt to resume after a no-space error has just
     /// ended, whatever its outcome (the flush thread, or
     /// `run_background_work` with `inline_background_work`).

@@ -721,3 +721,59 @@ fn a_batch_read_before_it_is_published_can_be_acknowledged() {
     go_tx.send(()).unwrap();
     writer.join().unwrap().unwrap();
 }
+
+/// A leader logs its group to the WAL buffer before it registers the
+/// group's numbers; a sync by another thread in between shows the batch
+/// in the feed, and acknowledging it was refused as "not written yet".
+/// `ack` now asks the sequencer in that case, which waits for the leader.
+#[test]
+fn a_batch_synced_before_its_numbers_are_registered_can_be_acknowledged() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+    use strata::HookPoint;
+
+    let fs = MemFileSystem::new();
+    let hold = Arc::new(AtomicBool::new(false));
+    let (arrived_tx, arrived_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_tx = Mutex::new(go_tx);
+    let gate = Mutex::new((arrived_tx, go_rx));
+    let armed = Arc::clone(&hold);
+    let db = Db::open(
+        mem_dir(),
+        Options {
+            test_hook: Some(Arc::new(move |p| {
+                if p == HookPoint::WriteGroupLogged && armed.swap(false, Ordering::SeqCst) {
+                    let g = gate.lock().unwrap();
+                    g.0.send(()).unwrap();
+                    g.1.recv().unwrap();
+                }
+                // The acknowledgement waits for the leader: let it go on.
+                if p == HookPoint::AckAsksSequencer {
+                    let _ = go_tx.lock().unwrap().send(());
+                }
+                Ok(())
+            })),
+            ..options(&fs)
+        },
+    )
+    .unwrap();
+    let feed = db.change_feed("replica").unwrap();
+    db.put(b"a", b"1").unwrap();
+    hold.store(true, Ordering::SeqCst);
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || db.put(b"b", b"2"))
+    };
+    // The writer's group is in the WAL buffer, its numbers not registered.
+    arrived_rx.recv().unwrap();
+    db.flush_wal(true).unwrap();
+    let seen: Vec<ChangeBatch> = feed.updates().unwrap().map(|b| b.unwrap()).collect();
+    let last = seen.last().map(ChangeBatch::last_sequence).unwrap();
+    assert_eq!(last, 2, "the feed shows the synced batch");
+    // The acknowledgement releases the leader (the hook) and waits for it
+    // to hand its numbers out.
+    feed.ack(last).unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(feed.acked().unwrap(), 2);
+}

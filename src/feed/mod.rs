@@ -394,7 +394,16 @@ impl DbInner {
         // number a crash then loses is clamped at the next open
         // (`Feed::open`). An ingestion's numbers count from the moment they
         // are recorded here, since a reader reports its gap from then on.
-        let handed_out = self.last_sequence_handed_out();
+        let mut handed_out = self.last_sequence_handed_out();
+        if seq > handed_out {
+            // A leader may have logged the batch (a sync showed it in the
+            // feed) and not yet registered its numbers: the sequencer it
+            // holds meanwhile has them exactly. Waited for only here, in
+            // that window (or behind an ingestion, which holds the
+            // sequencer for its whole job).
+            let _ = self.hook(crate::hook::HookPoint::AckAsksSequencer);
+            handed_out = self.write_path.pipeline.last_seq();
+        }
         {
             let mut g = self.feed.inner.lock();
             let Some(&acked) = g.state.cursors.get(name) else {

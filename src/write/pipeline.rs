@@ -703,6 +703,9 @@ impl CommitPipeline {
                 }
             }
         };
+        if end_lsn.is_some() {
+            env.hook(HookPoint::WriteGroupLogged);
+        }
         sq.last_seq = last;
         env.count_group(members.len(), records, bytes);
         let id = self.publisher.register(last);
