@@ -380,3 +380,27 @@ fn a_read_that_started_before_an_ingestion_still_reports_its_gap() {
         (vec![(1, 1), (2, 2), (3, 3)], Some((4, 4)))
     );
 }
+
+/// Numbers below an ingestion that no WAL holds (a `disable_wal` write)
+/// kept the reader from reaching the ingestion: its gap was reported only
+/// once a later batch was logged, so a consumer at the tail waited for a
+/// write that might never come. A read that planned the WALs after the
+/// ingestion's note has read every batch below it, and reports the gap.
+#[test]
+fn an_ingestion_after_an_unlogged_write_is_reported_without_a_later_batch() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    db.put_opt(key(1), value(1, 0), &sync()).unwrap();
+    let unlogged = WriteOptions {
+        disable_wal: true,
+        ..Default::default()
+    };
+    db.put_opt(key(2), value(2, 0), &unlogged).unwrap();
+    let path = build(&fs, "a.sst", 100..110);
+    db.ingest(&[&path], &IngestOptions::default()).unwrap();
+    let (batches, end) = read(&db, 1).into_pair();
+    assert_eq!(batches, vec![(1, 1)]);
+    let (from, to) = end.expect("the ingestion's gap, not the end of the feed");
+    assert!(from > 2 && to >= from, "gap {from}..={to}");
+    assert_eq!(db.get(key(105)).unwrap().unwrap(), value(105, 9));
+}

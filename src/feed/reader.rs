@@ -1,7 +1,7 @@
 //! [`UpdatesSince`]: the batches from a sequence number on, read from the
 //! synced prefix of the WALs, and [`ChangeBatch`], one of them decoded.
 
-use super::state::FeedState;
+use super::state::{FeedState, Ingestion};
 use crate::batch::DecodedBatch;
 use crate::core::DbInner;
 use crate::error::{Error, Result};
@@ -226,7 +226,25 @@ impl UpdatesSince {
         }
     }
 
+    /// Read what is synced from `next_seq` on, up to a chunk's worth or
+    /// up to an ingestion's numbers (then noting its gap, to report).
     fn read_chunk(&mut self) -> Result<()> {
+        match self.read_pass(None)? {
+            None => Ok(()),
+            // An ingestion syncs the WAL before it notes its numbers, so a
+            // plan made after a state that holds the note covers every
+            // batch logged below them: read again; what is still missing
+            // below them was never logged (`disable_wal`). Without this
+            // the gap would wait for a later batch to be logged.
+            Some(unreached) => self.read_pass(Some(unreached)).map(drop),
+        }
+    }
+
+    /// One read of the WALs' synced bytes; returns the ingestion the read
+    /// did not reach (batches below it may be synced after this pass's
+    /// plan). `known`: an ingestion the state held before this pass's
+    /// plan was made, so the plan covers every batch logged below it.
+    fn read_pass(&mut self, known: Option<Ingestion>) -> Result<Option<Ingestion>> {
         let db = Arc::clone(&self.db);
         let (floor, state) = db.feed.floor_and_epochs();
         if self.next_seq < floor {
@@ -372,25 +390,28 @@ impl UpdatesSince {
             match read {
                 Ok(()) => {}
                 // The stops the callback asked for, not failures.
-                Err(Error::Closed) if chunk_full => return Ok(()),
+                Err(Error::Closed) if chunk_full => return Ok(None),
                 Err(Error::Closed) if passed_ingestion => break,
                 Err(e) => return Err(e),
-            }
-        }
-        // The gap is reported once this reader stands at it: everything
-        // before the ingestion yielded (or a later batch seen, past a
-        // hole no WAL record fills). Reported early, a consumer going on
-        // past it would never see the batches before it that this read
-        // did not reach; the next read reaches them.
-        if let Some(i) = ingestion {
-            if passed_ingestion || self.next_seq >= i.first {
-                self.gap = Some((i.first.max(self.next_seq), i.last));
             }
         }
         if let Some(&(last, _)) = plan.last() {
             self.resume_wal = self.resume_wal.max(plan.first().map_or(last, |p| p.0));
         }
-        Ok(())
+        // The gap is reported once this reader stands at it: everything
+        // before the ingestion yielded, or a later batch seen (past a
+        // hole no WAL record fills), or a plan made after the ingestion's
+        // note read (what is left below it was never logged). Reported
+        // early, a consumer going on past it would never see the batches
+        // before it that this read did not reach.
+        if let Some(i) = ingestion {
+            if passed_ingestion || self.next_seq >= i.first || known == Some(i) {
+                self.gap = Some((i.first.max(self.next_seq), i.last));
+            } else {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
     }
 }
 
