@@ -16,6 +16,9 @@ fn blob_options() -> Options {
         min_blob_size: 100,
         // No compaction but the ones a test asks for.
         level0_file_num_compaction_trigger: 10,
+        // RocksDB's rule: every file within the age cutoff, whatever its
+        // garbage (the tests of the ratio set it themselves).
+        blob_garbage_collection_min_garbage_ratio: 0.0,
         ..Options::default()
     }
 }
@@ -342,4 +345,90 @@ fn force_threshold_compacts_the_tables_that_pin_the_oldest_blob_file() {
         }
         db.check_invariants().unwrap();
     }
+}
+
+/// With `blob_garbage_collection_min_garbage_ratio`, a compaction leaves
+/// the values of an old blob file with too little garbage where they are
+/// (RocksDB's rule rewrote them on every compaction: a fill, which makes
+/// no garbage, relocated a quarter of its data again and again), and
+/// relocates them once the file's garbage reaches the ratio.
+#[test]
+fn only_files_with_enough_garbage_are_relocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        enable_blob_garbage_collection: true,
+        // Of the blob files, all but the newest are old enough.
+        blob_garbage_collection_age_cutoff: 0.9,
+        blob_garbage_collection_min_garbage_ratio: 0.25,
+        ..blob_options()
+    };
+    let mut expect = BTreeMap::new();
+    let db = Db::open(dir.path(), options.clone()).unwrap();
+    for round in 0..2u8 {
+        for i in (0..100).filter(|i| i % 2 == usize::from(round)) {
+            db.put(key(i), big(i, round)).unwrap();
+            expect.insert(key(i), big(i, round));
+        }
+        db.flush().unwrap();
+    }
+    // No garbage anywhere: compactions relocate nothing.
+    let before = summary(&db.live_blob_files().unwrap());
+    assert_eq!(before.len(), 2);
+    for _ in 0..2 {
+        db.compact_range::<&[u8], _>(..).unwrap();
+    }
+    assert_eq!(summary(&db.live_blob_files().unwrap()), before);
+    check(&db, &expect);
+
+    // 10 of the first file's 50 values overwritten: 20% of its values
+    // garbage once a compaction counts it (13% of its bytes), below the
+    // ratio; nothing relocated still.
+    for i in (0..20).step_by(2) {
+        db.put(key(i), big(i, 2)).unwrap();
+        expect.insert(key(i), big(i, 2));
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let files = db.live_blob_files().unwrap();
+    let first = before[0].0;
+    let f = files.iter().find(|f| f.number == first).unwrap();
+    assert_eq!((f.total_count, f.garbage_count), (50, 10), "{files:?}");
+    check(&db, &expect);
+
+    // 10 more: 40% once counted (by the first compaction; 27% of its
+    // bytes, which the ratio is of), then the next compaction relocates
+    // the 30 live values and the file goes.
+    for i in (20..40).step_by(2) {
+        db.put(key(i), big(i, 2)).unwrap();
+        expect.insert(key(i), big(i, 2));
+    }
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let f = db
+        .live_blob_files()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.number == first);
+    assert_eq!(
+        f.map(|f| f.garbage_count),
+        Some(20),
+        "counted, not yet collected"
+    );
+    // The next compaction that rewrites the table (a write inside its
+    // range to merge in: a lone bottom table is not compacted again).
+    db.put(key(99), b"small").unwrap();
+    expect.insert(key(99), b"small".to_vec());
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let files = db.live_blob_files().unwrap();
+    assert!(
+        files.iter().all(|f| f.number != first),
+        "the first file is collected: {files:?}"
+    );
+    check(&db, &expect);
+    drop(db);
+    let db = Db::open(dir.path(), options).unwrap();
+    check(&db, &expect);
+    db.check_invariants().unwrap();
 }

@@ -290,6 +290,12 @@ impl Sim {
                 enable_blob_garbage_collection: self.seed % 6 == 5,
                 blob_garbage_collection_age_cutoff: 0.5,
                 blob_garbage_collection_force_threshold: 0.3,
+                // RocksDB's rule (any garbage) or strata's default ratio.
+                blob_garbage_collection_min_garbage_ratio: if self.seed % 4 < 2 {
+                    0.0
+                } else {
+                    0.25
+                },
                 ..self.options().keyspace_options()
             }),
             3 if self.ttl_writes => Some(KeyspaceOptions {

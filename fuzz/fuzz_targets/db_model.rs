@@ -197,6 +197,9 @@ impl State {
                 enable_blob_garbage_collection: true,
                 blob_garbage_collection_age_cutoff: 0.5,
                 blob_garbage_collection_force_threshold: 0.3,
+                // Relocate from any old file (RocksDB's rule) in one
+                // keyspace, from those with a quarter garbage in another.
+                blob_garbage_collection_min_garbage_ratio: if ks % 2 == 0 { 0.0 } else { 0.25 },
                 ..options(&self.fs).keyspace_options()
             };
             self.db().keyspace_with(KEYSPACES[ks], o)?

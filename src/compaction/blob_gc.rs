@@ -9,6 +9,7 @@
 //! - *Collection*: with `enable_blob_garbage_collection`, a compaction
 //!   that keeps a reference into one of the oldest
 //!   `blob_garbage_collection_age_cutoff` of the keyspace's blob files
+//!   whose garbage ratio reached `blob_garbage_collection_min_garbage_ratio`
 //!   copies the value into a blob file of its own and writes the new
 //!   reference (`BlobRelocator`); the old file goes once no table lists it.
 //! - *Forcing*: when the oldest blob files' garbage ratio reaches
@@ -66,16 +67,48 @@ pub(crate) fn compaction_garbage<'a>(
 /// The blob file number below which a compaction of `v` relocates the
 /// values it keeps: that of the file at index `age_cutoff × count` of the
 /// blob files oldest first (RocksDB's cutoff), `u64::MAX` past the end.
-pub(crate) fn gc_cutoff(v: &Version, age_cutoff: f64) -> u64 {
+fn gc_cutoff(v: &Version, age_cutoff: f64) -> u64 {
     let files = v.blob_files();
     let index = (age_cutoff * files.len() as f64) as usize;
     files.keys().nth(index).copied().unwrap_or(u64::MAX)
 }
 
+/// The blob files a compaction of `v` relocates values out of, ascending:
+/// those within the age cutoff whose garbage ratio has reached
+/// `blob_garbage_collection_min_garbage_ratio`, and the batch a forced
+/// collection is due for.
+pub(crate) fn files_to_collect(v: &Version, o: &Options) -> Vec<u64> {
+    let cutoff = gc_cutoff(v, o.blob_garbage_collection_age_cutoff);
+    let min_ratio = o.blob_garbage_collection_min_garbage_ratio;
+    let mut files: Vec<u64> = v
+        .blob_files()
+        .iter()
+        .take_while(|(&n, _)| n < cutoff)
+        .filter(|(&n, b)| {
+            if min_ratio <= 0.0 {
+                return true;
+            }
+            // A file whose totals cannot be read is left to reads to report.
+            let Ok(totals) = b.totals() else {
+                return false;
+            };
+            let garbage = v.blob_garbage_of(n).bytes;
+            totals.bytes > 0 && garbage as f64 >= min_ratio * totals.bytes as f64
+        })
+        .map(|(&n, _)| n)
+        .collect();
+    if let Some(batch) = forced_batch(v, o) {
+        files.extend(batch);
+        files.sort_unstable();
+        files.dedup();
+    }
+    files
+}
+
 /// A compaction's relocation of live values out of old blob files.
 pub(crate) struct BlobRelocator<'a> {
-    /// Blob files numbered below this are collected.
-    cutoff: u64,
+    /// The blob files collected, ascending ([`files_to_collect`]).
+    collect: Vec<u64>,
     /// The version's blob files, where old values are read.
     blobs: Arc<BlobResolver>,
     /// Where relocated values go; `None` when the keyspace no longer
@@ -99,19 +132,15 @@ impl<'a> BlobRelocator<'a> {
         if !options.enable_blob_garbage_collection || v.blob_files().is_empty() {
             return None;
         }
-        let cutoff = gc_cutoff(v, options.blob_garbage_collection_age_cutoff);
-        if v.blob_files()
-            .keys()
-            .next()
-            .is_none_or(|&oldest| oldest >= cutoff)
-        {
+        let collect = files_to_collect(v, options);
+        if collect.is_empty() {
             return None;
         }
         let blobs = v.blob_resolver()?;
         let writer = BlobSettings::of(options, keyspace_id)
             .map(|settings| BlobWriter::new(settings, opener, new_number));
         Some(BlobRelocator {
-            cutoff,
+            collect,
             blobs,
             writer,
             relocated: 0,
@@ -129,8 +158,9 @@ impl<'a> BlobRelocator<'a> {
         reference: &[u8],
     ) -> Result<Option<(ValueKind, Vec<u8>)>> {
         match BlobRef::decode(reference) {
-            Some(r) if r.file_number < self.cutoff => {}
-            // Young enough, or malformed (reads report that).
+            Some(r) if self.collect.binary_search(&r.file_number).is_ok() => {}
+            // Young enough or with too little garbage, or malformed (reads
+            // report that).
             _ => return Ok(None),
         }
         let value = self.blobs.resolve(reference, user_key)?;
@@ -196,6 +226,15 @@ fn forced_blob_gc_table<'v>(
     o: &Options,
     even_busy: bool,
 ) -> Option<(usize, &'v Arc<TableFile>)> {
+    let oldest = *forced_batch(v, o)?.first()?;
+    v.all_files()
+        .find(|(_, f)| f.meta.blob_files.first() == Some(&oldest) && (even_busy || !busy(f)))
+}
+
+/// The oldest blob file's batch (it, and the files after it within the age
+/// cutoff that no table refers to as its oldest one), when its garbage
+/// ratio has reached the force threshold.
+fn forced_batch(v: &Version, o: &Options) -> Option<Vec<u64>> {
     if !o.enable_blob_garbage_collection || v.blob_files().is_empty() {
         return None;
     }
@@ -210,18 +249,19 @@ fn forced_blob_gc_table<'v>(
         .collect();
     let mut files = v.blob_files().iter();
     let (&oldest, oldest_file) = files.next()?;
+    let mut batch = vec![oldest];
     let mut total = oldest_file.totals().ok()?.bytes;
     let mut garbage = v.blob_garbage_of(oldest).bytes;
     for (&n, b) in files.take(eligible - 1) {
         if linked.contains(&n) {
             break;
         }
+        batch.push(n);
         total = total.saturating_add(b.totals().ok()?.bytes);
         garbage = garbage.saturating_add(v.blob_garbage_of(n).bytes);
     }
     if total == 0 || (garbage as f64) < o.blob_garbage_collection_force_threshold * total as f64 {
         return None;
     }
-    v.all_files()
-        .find(|(_, f)| f.meta.blob_files.first() == Some(&oldest) && (even_busy || !busy(f)))
+    Some(batch)
 }

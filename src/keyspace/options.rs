@@ -88,6 +88,8 @@ pub struct KeyspaceOptions {
     pub blob_garbage_collection_age_cutoff: f64,
     /// [`Options::blob_garbage_collection_force_threshold`].
     pub blob_garbage_collection_force_threshold: f64,
+    /// [`Options::blob_garbage_collection_min_garbage_ratio`].
+    pub blob_garbage_collection_min_garbage_ratio: f64,
 }
 
 impl Default for KeyspaceOptions {
@@ -133,6 +135,8 @@ impl Options {
             enable_blob_garbage_collection: self.enable_blob_garbage_collection,
             blob_garbage_collection_age_cutoff: self.blob_garbage_collection_age_cutoff,
             blob_garbage_collection_force_threshold: self.blob_garbage_collection_force_threshold,
+            blob_garbage_collection_min_garbage_ratio: self
+                .blob_garbage_collection_min_garbage_ratio,
         }
     }
 
@@ -172,6 +176,7 @@ impl Options {
             enable_blob_garbage_collection: ks.enable_blob_garbage_collection,
             blob_garbage_collection_age_cutoff: ks.blob_garbage_collection_age_cutoff,
             blob_garbage_collection_force_threshold: ks.blob_garbage_collection_force_threshold,
+            blob_garbage_collection_min_garbage_ratio: ks.blob_garbage_collection_min_garbage_ratio,
             ..self.clone()
         };
         options.validate()?;

@@ -310,6 +310,14 @@ pub struct Flags {
     #[arg(long, default_value_t = 1.0)]
     pub blob_garbage_collection_force_threshold: f64,
 
+    /// Garbage ratio a blob file within the age cutoff must reach before
+    /// compaction relocates its values (strata's
+    /// `blob_garbage_collection_min_garbage_ratio`; fjall's
+    /// `staleness_threshold`; RocksDB has none: it relocates at any ratio,
+    /// as 0 does here).
+    #[arg(long, default_value_t = 0.25)]
+    pub blob_garbage_collection_min_garbage_ratio: f64,
+
     /// Read tables through memory maps (RocksDB's `allow_mmap_reads`).
     #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
     pub mmap_read: bool,

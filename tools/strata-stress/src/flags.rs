@@ -122,6 +122,10 @@ pub struct StressFlags {
     /// threshold 0.5: collection runs often in a short cycle).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub blob_gc: bool,
+    /// strata's blob_garbage_collection_min_garbage_ratio with `blob_gc`
+    /// (0: RocksDB's rule, any old file).
+    #[arg(long, default_value_t = 0.25)]
+    pub blob_gc_min_garbage_ratio: f64,
     /// Follow the change feed into a replica in `D/replica` on a thread
     /// of the writer, and compare it with the primary at every verify
     /// (`replica.rs`). Only meaningful from a database's first run on.
@@ -194,6 +198,7 @@ impl StressFlags {
             read_only_reader: true,
             min_blob_size: 0,
             blob_gc: false,
+            blob_gc_min_garbage_ratio: 0.25,
         };
         // Drawn after the rest, so their draws stay as they were.
         if flags.compression == CompressionFlag::Zstd && rng.one_in(2) {
@@ -204,6 +209,9 @@ impl StressFlags {
         if rng.one_in(2) {
             flags.min_blob_size = pick(rng, &[16, 256, 1024]);
             flags.blob_gc = rng.one_in(2);
+            if flags.blob_gc && rng.one_in(2) {
+                flags.blob_gc_min_garbage_ratio = 0.0;
+            }
         }
         flags
     }
@@ -259,6 +267,7 @@ impl StressFlags {
             enable_blob_garbage_collection: self.blob_gc,
             blob_garbage_collection_age_cutoff: 0.5,
             blob_garbage_collection_force_threshold: 0.5,
+            blob_garbage_collection_min_garbage_ratio: self.blob_gc_min_garbage_ratio,
             ..defaults
         }
     }
@@ -338,6 +347,10 @@ impl StressFlags {
             ),
             ("min-blob-size", self.min_blob_size.to_string()),
             ("blob-gc", self.blob_gc.to_string()),
+            (
+                "blob-gc-min-garbage-ratio",
+                self.blob_gc_min_garbage_ratio.to_string(),
+            ),
             ("replica", self.replica.to_string()),
             ("read-only-reader", self.read_only_reader.to_string()),
         ]
@@ -349,7 +362,7 @@ impl StressFlags {
     /// A short description for the progress lines and failure messages.
     pub fn summary(&self) -> String {
         format!(
-            "threads={} write_buffer_size={} compression={:?} sync_one_in={} large_value_one_in={} ingest_one_in={} backup_one_in={} min_blob_size={} blob_gc={}",
+            "threads={} write_buffer_size={} compression={:?} sync_one_in={} large_value_one_in={} ingest_one_in={} backup_one_in={} min_blob_size={} blob_gc={} blob_gc_min_garbage_ratio={}",
             self.threads,
             self.write_buffer_size,
             self.compression,
@@ -358,7 +371,8 @@ impl StressFlags {
             self.ingest_one_in,
             self.backup_one_in,
             self.min_blob_size,
-            self.blob_gc
+            self.blob_gc,
+            self.blob_gc_min_garbage_ratio
         )
     }
 }

@@ -85,6 +85,59 @@ fn fjall_options(flags: &Flags) -> (KeyspaceCreateOptions, Mapping) {
             );
         }
     }
+    if flags.enable_blob_files {
+        // fjall's key-value separation (lsm-tree's blob files). Its GC
+        // rewrites a blob file once its stale fraction passes
+        // `staleness_threshold`, among the oldest `age_cutoff` of them:
+        // strata's min garbage ratio and age cutoff. Blobs are stored
+        // uncompressed, as RocksDB's and strata's default.
+        let threshold = u32::try_from(flags.min_blob_size).unwrap_or(u32::MAX);
+        o = o.with_kv_separation(Some(
+            fjall::KvSeparationOptions::default()
+                .separation_threshold(threshold)
+                .file_target_size(flags.blob_file_size)
+                .staleness_threshold(flags.blob_garbage_collection_min_garbage_ratio as f32)
+                .age_cutoff(flags.blob_garbage_collection_age_cutoff as f32)
+                .compression(fjall::CompressionType::None),
+        ));
+        m.map(
+            "enable_blob_files",
+            true,
+            "with_kv_separation (blob compression none)",
+        );
+        m.map(
+            "min_blob_size",
+            flags.min_blob_size,
+            "KvSeparationOptions::separation_threshold",
+        );
+        m.map(
+            "blob_file_size",
+            flags.blob_file_size,
+            "KvSeparationOptions::file_target_size",
+        );
+        m.map(
+            "blob_garbage_collection_age_cutoff",
+            flags.blob_garbage_collection_age_cutoff,
+            "KvSeparationOptions::age_cutoff",
+        );
+        m.map(
+            "blob_garbage_collection_min_garbage_ratio",
+            flags.blob_garbage_collection_min_garbage_ratio,
+            "KvSeparationOptions::staleness_threshold",
+        );
+        m.unmatched(
+            "blob_garbage_collection_force_threshold",
+            flags.blob_garbage_collection_force_threshold,
+            "fjall forces no compaction for blob garbage",
+        );
+        if !flags.enable_blob_garbage_collection {
+            m.unmatched(
+                "enable_blob_garbage_collection",
+                false,
+                "fjall collects blob garbage whenever key-value separation is on",
+            );
+        }
+    }
     if flags.disable_wal {
         o = o.manual_journal_persist(true);
         m.unmatched(

@@ -180,6 +180,15 @@ fn rocksdb_options(flags: &Flags) -> (Options, Mapping) {
         "blob_gc_force_threshold",
     );
 
+    if flags.enable_blob_garbage_collection && flags.blob_garbage_collection_min_garbage_ratio > 0.0
+    {
+        m.unmatched(
+            "blob_garbage_collection_min_garbage_ratio",
+            flags.blob_garbage_collection_min_garbage_ratio,
+            "RocksDB relocates from every blob file within the age cutoff, whatever its garbage",
+        );
+    }
+
     o.set_level_zero_file_num_compaction_trigger(flags.level0_file_num_compaction_trigger);
     m.map(
         "level0_file_num_compaction_trigger",

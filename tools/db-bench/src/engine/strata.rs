@@ -84,6 +84,12 @@ pub fn strata_options(flags: &Flags) -> (Options, Mapping) {
         flags.blob_garbage_collection_force_threshold,
         "blob_garbage_collection_force_threshold",
     );
+    o.blob_garbage_collection_min_garbage_ratio = flags.blob_garbage_collection_min_garbage_ratio;
+    m.map(
+        "blob_garbage_collection_min_garbage_ratio",
+        flags.blob_garbage_collection_min_garbage_ratio,
+        "blob_garbage_collection_min_garbage_ratio",
+    );
     o.allow_mmap_reads = flags.mmap_read;
     m.map("mmap_read", flags.mmap_read, "allow_mmap_reads");
     o.compaction_output_drop_page_cache = flags.compaction_output_drop_page_cache;
