@@ -315,7 +315,7 @@ pub struct Flags {
     /// `blob_garbage_collection_min_garbage_ratio`; fjall's
     /// `staleness_threshold`; RocksDB has none: it relocates at any ratio,
     /// as 0 does here).
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.5)]
     pub blob_garbage_collection_min_garbage_ratio: f64,
 
     /// Read tables through memory maps (RocksDB's `allow_mmap_reads`).
