@@ -264,7 +264,8 @@ pub struct Options {
     /// RocksDB does. Not in RocksDB; Titan's `blob_file_discardable_ratio`
     /// and fjall's `staleness_threshold` are the same rule. The files a
     /// forced collection (above) compacts for are relocated whatever this
-    /// says. Default: 0.5 (Titan's): at 1M keys × 4 KiB overwritten twice
+    /// says, and a manual compaction (`compact_range`) relocates out of
+    /// every old file with any garbage. Default: 0.5 (Titan's): at 1M keys × 4 KiB overwritten twice
     /// it took the bytes compactions wrote from 15.5 GB (0.25) to 6.3 GB
     /// for 1.29× the data on disk after a full compaction (1.11× at 0.25;
     /// docs/performance.md).

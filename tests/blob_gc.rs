@@ -351,7 +351,8 @@ fn force_threshold_compacts_the_tables_that_pin_the_oldest_blob_file() {
 /// the values of an old blob file with too little garbage where they are
 /// (RocksDB's rule rewrote them on every compaction: a fill, which makes
 /// no garbage, relocated a quarter of its data again and again), and
-/// relocates them once the file's garbage reaches the ratio.
+/// relocates them once the file's garbage reaches the ratio. Automatic
+/// compactions (a manual one relocates at any garbage, below).
 #[test]
 fn only_files_with_enough_garbage_are_relocated() {
     let dir = tempfile::tempdir().unwrap();
@@ -360,51 +361,48 @@ fn only_files_with_enough_garbage_are_relocated() {
         // Of the blob files, all but the newest are old enough.
         blob_garbage_collection_age_cutoff: 0.9,
         blob_garbage_collection_min_garbage_ratio: 0.25,
+        // Every flush is compacted into the table below it.
+        level0_file_num_compaction_trigger: 1,
         ..blob_options()
     };
     let mut expect = BTreeMap::new();
     let db = Db::open(dir.path(), options.clone()).unwrap();
-    for round in 0..2u8 {
-        for i in (0..100).filter(|i| i % 2 == usize::from(round)) {
+    // A flush of `keys` at `round`, and the compaction it triggers.
+    let write = |expect: &mut BTreeMap<Vec<u8>, Vec<u8>>, keys: &[usize], round: u8| {
+        for &i in keys {
             db.put(key(i), big(i, round)).unwrap();
             expect.insert(key(i), big(i, round));
         }
         db.flush().unwrap();
-    }
-    // No garbage anywhere: compactions relocate nothing.
-    let before = summary(&db.live_blob_files().unwrap());
-    assert_eq!(before.len(), 2);
-    for _ in 0..2 {
-        db.compact_range::<&[u8], _>(..).unwrap();
-    }
-    assert_eq!(summary(&db.live_blob_files().unwrap()), before);
+        db.wait_for_compactions().unwrap();
+    };
+    let evens: Vec<usize> = (0..100).step_by(2).collect();
+    let odds: Vec<usize> = (1..100).step_by(2).collect();
+    write(&mut expect, &evens, 0);
+    let first = db.live_blob_files().unwrap()[0].number;
+    write(&mut expect, &odds, 1);
+    // No garbage anywhere: the compactions relocated nothing.
+    let files = summary(&db.live_blob_files().unwrap());
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[0].0, first);
+    write(&mut expect, &[99], 2);
     check(&db, &expect);
 
     // 10 of the first file's 50 values overwritten: 20% of its values
     // garbage once a compaction counts it (13% of its bytes), below the
-    // ratio; nothing relocated still.
-    for i in (0..20).step_by(2) {
-        db.put(key(i), big(i, 2)).unwrap();
-        expect.insert(key(i), big(i, 2));
-    }
-    db.flush().unwrap();
-    db.compact_range::<&[u8], _>(..).unwrap();
-    db.compact_range::<&[u8], _>(..).unwrap();
+    // ratio; the next compaction relocates nothing still.
+    let ten: Vec<usize> = (0..20).step_by(2).collect();
+    write(&mut expect, &ten, 3);
+    write(&mut expect, &[99], 4);
     let files = db.live_blob_files().unwrap();
-    let first = before[0].0;
     let f = files.iter().find(|f| f.number == first).unwrap();
     assert_eq!((f.total_count, f.garbage_count), (50, 10), "{files:?}");
-    check(&db, &expect);
 
-    // 10 more: 40% once counted (by the first compaction; 27% of its
-    // bytes, which the ratio is of), then the next compaction relocates
-    // the 30 live values and the file goes.
-    for i in (20..40).step_by(2) {
-        db.put(key(i), big(i, 2)).unwrap();
-        expect.insert(key(i), big(i, 2));
-    }
-    db.flush().unwrap();
-    db.compact_range::<&[u8], _>(..).unwrap();
+    // 10 more: 40% once counted (27% of its bytes, which the ratio is
+    // of), then the next compaction relocates the 30 live values and the
+    // file goes.
+    let ten: Vec<usize> = (20..40).step_by(2).collect();
+    write(&mut expect, &ten, 5);
     let f = db
         .live_blob_files()
         .unwrap()
@@ -415,12 +413,7 @@ fn only_files_with_enough_garbage_are_relocated() {
         Some(20),
         "counted, not yet collected"
     );
-    // The next compaction that rewrites the table (a write inside its
-    // range to merge in: a lone bottom table is not compacted again).
-    db.put(key(99), b"small").unwrap();
-    expect.insert(key(99), b"small".to_vec());
-    db.flush().unwrap();
-    db.compact_range::<&[u8], _>(..).unwrap();
+    write(&mut expect, &[99], 6);
     let files = db.live_blob_files().unwrap();
     assert!(
         files.iter().all(|f| f.number != first),
@@ -431,4 +424,55 @@ fn only_files_with_enough_garbage_are_relocated() {
     let db = Db::open(dir.path(), options).unwrap();
     check(&db, &expect);
     db.check_invariants().unwrap();
+}
+
+/// `compact_range` is how a user asks for the space back now: it
+/// relocates out of every old blob file with any garbage, below
+/// `blob_garbage_collection_min_garbage_ratio` too.
+#[test]
+fn a_manual_compaction_relocates_out_of_old_files_with_any_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        enable_blob_garbage_collection: true,
+        blob_garbage_collection_age_cutoff: 0.5,
+        blob_garbage_collection_min_garbage_ratio: 0.9,
+        ..blob_options()
+    };
+    let mut expect = BTreeMap::new();
+    let db = Db::open(dir.path(), options).unwrap();
+    // The first file: 1 of its 100 values garbage once counted.
+    overwrite_first_of_hundred(&db, &mut expect);
+    let first = db.live_blob_files().unwrap()[0].number;
+    // A write inside the range, so that the next manual compaction
+    // rewrites the table (a lone bottom table is not compacted again).
+    db.put(key(50), b"small").unwrap();
+    expect.insert(key(50), b"small".to_vec());
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let files = db.live_blob_files().unwrap();
+    assert!(
+        files.iter().all(|f| f.number != first),
+        "the first file is collected: {files:?}"
+    );
+    check(&db, &expect);
+}
+
+/// 100 values in one blob file, then key 0 overwritten and everything
+/// compacted: the first file holds one value of garbage, counted.
+fn overwrite_first_of_hundred(db: &Db, expect: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
+    for i in 0..100 {
+        db.put(key(i), big(i, 0)).unwrap();
+        expect.insert(key(i), big(i, 0));
+    }
+    db.flush().unwrap();
+    db.put(key(0), big(0, 1)).unwrap();
+    expect.insert(key(0), big(0, 1));
+    db.flush().unwrap();
+    db.compact_range::<&[u8], _>(..).unwrap();
+    let files = db.live_blob_files().unwrap();
+    assert_eq!(
+        (files[0].total_count, files[0].garbage_count),
+        (100, 1),
+        "{files:?}"
+    );
 }

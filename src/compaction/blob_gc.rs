@@ -75,11 +75,16 @@ fn gc_cutoff(v: &Version, age_cutoff: f64) -> u64 {
 
 /// The blob files a compaction of `v` relocates values out of, ascending:
 /// those within the age cutoff whose garbage ratio has reached
-/// `blob_garbage_collection_min_garbage_ratio`, and the batch a forced
+/// `blob_garbage_collection_min_garbage_ratio` (any garbage, for a
+/// `manual` compaction: `compact_range` is how a user asks for the space
+/// back now, and reads every table anyway), and the batch a forced
 /// collection is due for.
-pub(crate) fn files_to_collect(v: &Version, o: &Options) -> Vec<u64> {
+pub(crate) fn files_to_collect(v: &Version, o: &Options, manual: bool) -> Vec<u64> {
     let cutoff = gc_cutoff(v, o.blob_garbage_collection_age_cutoff);
-    let min_ratio = o.blob_garbage_collection_min_garbage_ratio;
+    let min_ratio = match o.blob_garbage_collection_min_garbage_ratio {
+        r if manual && r > 0.0 => f64::MIN_POSITIVE,
+        r => r,
+    };
     let mut files: Vec<u64> = v
         .blob_files()
         .iter()
@@ -121,10 +126,11 @@ pub(crate) struct BlobRelocator<'a> {
 impl<'a> BlobRelocator<'a> {
     /// The relocator of a compaction of keyspace `keyspace_id`'s version
     /// `v` under `options`; `None` without garbage collection, or when no
-    /// blob file is old enough.
+    /// blob file is old enough (or, unless `manual`, has enough garbage).
     pub fn new(
         v: &Version,
         options: &Options,
+        manual: bool,
         keyspace_id: u32,
         opener: &TableOpener,
         new_number: &'a mut dyn FnMut() -> Result<u64>,
@@ -132,7 +138,7 @@ impl<'a> BlobRelocator<'a> {
         if !options.enable_blob_garbage_collection || v.blob_files().is_empty() {
             return None;
         }
-        let collect = files_to_collect(v, options);
+        let collect = files_to_collect(v, options, manual);
         if collect.is_empty() {
             return None;
         }

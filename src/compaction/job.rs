@@ -300,6 +300,7 @@ impl DbInner {
             relocator: BlobRelocator::new(
                 &c.version,
                 &options,
+                c.manual,
                 ks.id,
                 &opener,
                 &mut new_blob_number,
