@@ -53,6 +53,13 @@ struct FeedInner {
     obsolete_since: BTreeMap<u64, u64>,
     /// The last batch sequence number read from an obsolete WAL.
     last_seq_read: BTreeMap<u64, SeqNo>,
+    /// For each ingestion this process recorded (by its first number):
+    /// the WAL and the length of it the ingestion synced before taking
+    /// its numbers, so every batch logged before them lies there or
+    /// earlier. Readers use it to know they read everything below an
+    /// ingestion (`reader.rs`); not stored (after an open, readers wait
+    /// for a later batch instead).
+    synced_before: BTreeMap<SeqNo, (u64, u64)>,
 }
 
 /// What an open tells the feed about its recovery.
@@ -111,6 +118,7 @@ impl Feed {
                 stored,
                 obsolete_since: BTreeMap::new(),
                 last_seq_read: BTreeMap::new(),
+                synced_before: BTreeMap::new(),
             }),
             started_after: parking_lot::Mutex::new(
                 [(recovered.fresh_wal, recovered.last_seq)].into(),
@@ -144,10 +152,18 @@ impl Feed {
         dir: &Path,
         first: SeqNo,
         last: SeqNo,
+        synced_before: Option<(u64, u64)>,
     ) -> Result<()> {
         let mut g = self.inner.lock();
         g.state.ingestions.push(Ingestion { first, last });
         g.state.prune_ingestions();
+        let g = &mut *g;
+        let kept = &g.state.ingestions;
+        g.synced_before
+            .retain(|first, _| kept.iter().any(|i| i.first == *first));
+        if let Some(mark) = synced_before {
+            g.synced_before.insert(first, mark);
+        }
         g.state.store(fs, dir)?;
         g.stored = true;
         Ok(())
@@ -176,6 +192,12 @@ impl Feed {
                 tracing::warn!(error = %e, "change feed state not stored after a resume");
             }
         }
+    }
+
+    /// What the ingestion first numbered `first` synced before it took
+    /// its numbers: a WAL and a length of it (see `FeedInner`).
+    fn synced_before(&self, first: SeqNo) -> Option<(u64, u64)> {
+        self.inner.lock().synced_before.get(&first).copied()
     }
 
     fn floor_and_epochs(&self) -> (SeqNo, FeedState) {

@@ -231,11 +231,12 @@ impl UpdatesSince {
     fn read_chunk(&mut self) -> Result<()> {
         match self.read_pass(None)? {
             None => Ok(()),
-            // An ingestion syncs the WAL before it notes its numbers, so a
-            // plan made after a state that holds the note covers every
-            // batch logged below them: read again; what is still missing
-            // below them was never logged (`disable_wal`). Without this
-            // the gap would wait for a later batch to be logged.
+            // An ingestion syncs the WAL before it notes its numbers, and
+            // notes how far (`Feed::synced_before`): a plan made after a
+            // state that holds the note, and reaching that far, covers
+            // every batch logged below them: read again; what is still
+            // missing below them was never logged (`disable_wal`).
+            // Without this the gap would wait for a later batch.
             Some(unreached) => self.read_pass(Some(unreached)).map(drop),
         }
     }
@@ -254,6 +255,10 @@ impl UpdatesSince {
             });
         }
         let _ = db.hook(crate::hook::HookPoint::FeedReadStarted);
+        // What the known ingestion synced before it took its numbers: the
+        // write path's account of a WAL it retired errs towards "nothing
+        // synced", which would hide batches below the ingestion.
+        let mark = known.and_then(|i| db.feed.synced_before(i.first));
         // The WALs from `resume_wal` on, up to the last one with synced
         // bytes, with how much of each is synced (`None`: all).
         let mut plan: Vec<(u64, Option<u64>)> = Vec::new();
@@ -261,7 +266,13 @@ impl UpdatesSince {
             if n < self.resume_wal || n < state.first_wal {
                 continue;
             }
-            match db.write_path.wal_durable_len(n) {
+            let durable = match (db.write_path.wal_durable_len(n), mark) {
+                // WALs are synced in order: all of an earlier one.
+                (_, Some((wal, _))) if n < wal => None,
+                (Some(len), Some((wal, synced))) if n == wal => Some(len.max(synced)),
+                (durable, _) => durable,
+            };
+            match durable {
                 Some(0) => break,
                 durable => {
                     plan.push((n, durable));
@@ -401,11 +412,13 @@ impl UpdatesSince {
         // The gap is reported once this reader stands at it: everything
         // before the ingestion yielded, or a later batch seen (past a
         // hole no WAL record fills), or a plan made after the ingestion's
-        // note read (what is left below it was never logged). Reported
-        // early, a consumer going on past it would never see the batches
-        // before it that this read did not reach.
+        // note covered what it synced before taking its numbers (what is
+        // left below them was never logged). Reported early, a consumer
+        // going on past it would never see the batches before it that
+        // this read did not reach.
         if let Some(i) = ingestion {
-            if passed_ingestion || self.next_seq >= i.first || known == Some(i) {
+            let covered = known == Some(i) && mark.is_some();
+            if passed_ingestion || self.next_seq >= i.first || covered {
                 self.gap = Some((i.first.max(self.next_seq), i.last));
             } else {
                 return Ok(Some(i));

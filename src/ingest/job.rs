@@ -249,6 +249,11 @@ impl DbInner {
         drop(all);
         let freeze = self.snapshots.freeze_if_none();
         self.flush_wal(true)?;
+        // Everything logged so far is synced, and nothing is logged while
+        // this leads: the current WAL's synced length bounds every batch
+        // numbered before the ingestion (for the change feed's readers).
+        let wal = self.write_path.wal.wal_number();
+        let synced_before = self.write_path.wal_durable_len(wal).map(|len| (wal, len));
 
         // Decide each table's number; rewrite those that get one.
         let options = ks.options();
@@ -299,6 +304,7 @@ impl DbInner {
             first,
             last: next.max(first),
             memtables_empty,
+            synced_before,
         };
         let outcome = self.commit_ingestion(leader, ks, prepared, placed);
         drop(freeze);
@@ -326,6 +332,7 @@ impl DbInner {
             first,
             last,
             memtables_empty,
+            synced_before,
         } = prepared;
         let mut versions = self.versions.lock();
         let version = versions.current(ks.id);
@@ -355,7 +362,7 @@ impl DbInner {
         // A note that fails may be stored all the same: taken either way.
         let applied = self
             .feed
-            .note_ingestion(&*self.fs, &self.dir, first, last)
+            .note_ingestion(&*self.fs, &self.dir, first, last, synced_before)
             .map(|()| versions.log_and_apply(edit, &tables));
         if let Ok(Ok(version)) = &applied {
             self.update_super_version(ks, |sv| SuperVersion {
@@ -456,6 +463,8 @@ struct Prepared<'a> {
     /// No memtable holds a write: the edit records `last` as the last
     /// sequence number.
     memtables_empty: bool,
+    /// The WAL and the length of it synced before the numbers were taken.
+    synced_before: Option<(u64, u64)>,
 }
 
 /// Whether `ks`'s memtables, active or frozen, hold any write.
