@@ -16,9 +16,16 @@
 //! and `strata.range_del` to their handles; the footer points at the
 //! meta-index and the index.
 //!
-//! A table with a dictionary is format version 4; one holding range
-//! tombstones, version 3; one with neither, version 1 or 2 exactly as
-//! before (see `footer.rs`).
+//! An aligned table is format version 5; otherwise a table with a
+//! dictionary is version 4, one holding range tombstones version 3, one
+//! with neither version 1 exactly as before (see `footer.rs`).
+//!
+//! Aligned data blocks (version 5): zeros go before a data block only
+//! when the block and its trailer fit one aligned unit and would
+//! otherwise straddle two (`padding_before`), so a block read from
+//! storage costs one page where it can. A larger block (a 4 KiB value
+//! and its key) spans two units wherever it starts, so it is written
+//! right after the previous one: padding it would double the table.
 //!
 //! With a dictionary asked for (`CompressionOptions`), the first data
 //! blocks are held back, raw, until they reach the sample size; the
@@ -38,8 +45,8 @@ use crate::compression::{build_dictionary, BlockCompressor, TYPE_NONE, TYPE_ZSTD
 use crate::error::{Error, Result};
 use crate::filter::{filter_hash, FilterBuilder};
 use crate::footer::{
-    Footer, FOOTER_LEN, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_DICT, FORMAT_VERSION_RANGE_DELS,
-    MIN_FORMAT_VERSION,
+    Footer, FOOTER_LEN, FORMAT_VERSION_ALIGN_FITTING, FORMAT_VERSION_DICT,
+    FORMAT_VERSION_RANGE_DELS, MIN_FORMAT_VERSION,
 };
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::index::{short_successor, shortest_separator};
@@ -149,10 +156,11 @@ impl<W: Write> TableBuilder<W> {
             restart_interval: options.restart_interval as u64,
             bloom_bits_per_key: u64::from(options.bloom_bits_per_key),
             // Version 1 unless blocks are aligned, so that tables without
-            // padding stay readable by every version (`finish` makes it 3
-            // if the table holds range tombstones).
+            // padding stay readable by every version (`finish` raises it
+            // to 3 if the table holds range tombstones, to 4 with a
+            // dictionary; version 5 holds either).
             format_version: if alignment > 0 {
-                FORMAT_VERSION_ALIGNED
+                FORMAT_VERSION_ALIGN_FITTING
             } else {
                 MIN_FORMAT_VERSION
             },
@@ -440,10 +448,9 @@ impl<W: Write> TableBuilder<W> {
             &mut self.offset,
             self.dict_compressor.as_mut().or(self.compressor.as_mut()),
             raw,
+            self.props.data_block_alignment,
         );
         let handle = self.note(result)?;
-        let padded = self.pad_to_alignment();
-        self.note(padded)?;
         self.data_block.reset();
         self.pending_handle = Some(handle);
         self.props.num_data_blocks += 1;
@@ -483,10 +490,9 @@ impl<W: Write> TableBuilder<W> {
                 &mut self.offset,
                 self.dict_compressor.as_mut().or(self.compressor.as_mut()),
                 raw,
+                self.props.data_block_alignment,
             );
             let handle = self.note(result)?;
-            let padded = self.pad_to_alignment();
-            self.note(padded)?;
             match separator {
                 Some(separator) => {
                     self.index_key = separator;
@@ -495,20 +501,6 @@ impl<W: Write> TableBuilder<W> {
                 None => self.pending_handle = Some(handle),
             }
         }
-        Ok(())
-    }
-
-    /// Zeros up to the next multiple of the data block alignment, so the
-    /// next data block (or the filter after the last) starts there.
-    fn pad_to_alignment(&mut self) -> Result<()> {
-        let alignment = self.props.data_block_alignment;
-        if alignment == 0 {
-            return Ok(());
-        }
-        let pad = (alignment - self.offset % alignment) % alignment;
-        const ZEROS: [u8; MAX_DATA_BLOCK_ALIGNMENT] = [0; MAX_DATA_BLOCK_ALIGNMENT];
-        self.writer.write_all(&ZEROS[..pad as usize])?;
-        self.offset += pad;
         Ok(())
     }
 
@@ -553,23 +545,23 @@ impl<W: Write> TableBuilder<W> {
                 (p.min_seqno.min(min), p.max_seqno.max(max))
             };
             p.num_range_deletions = tombstones.len() as u64;
-            p.format_version = FORMAT_VERSION_RANGE_DELS;
+            p.format_version = p.format_version.max(FORMAT_VERSION_RANGE_DELS);
         }
 
         let mut meta_index = BlockBuilder::new(1);
         let mut handle_buf = Vec::new();
         // Names in bytewise order: strata.compression_dict sorts first.
         if let Some(dict) = self.dictionary.take() {
-            let h = write_block(&mut self.writer, &mut self.offset, None, &dict)?;
+            let h = write_block(&mut self.writer, &mut self.offset, None, &dict, 0)?;
             h.encode_to(&mut handle_buf);
             meta_index.add(META_COMPRESSION_DICT.as_bytes(), &handle_buf);
-            self.props.format_version = FORMAT_VERSION_DICT;
+            self.props.format_version = self.props.format_version.max(FORMAT_VERSION_DICT);
         }
         if let Some(filter) = self.filter.take() {
             handle_buf.clear();
             let mut contents = Vec::new();
             filter.finish_into(&mut contents, self.offset);
-            let h = write_block(&mut self.writer, &mut self.offset, None, &contents)?;
+            let h = write_block(&mut self.writer, &mut self.offset, None, &contents, 0)?;
             self.props.filter_bytes = h.size + BLOCK_TRAILER_LEN as u64;
             h.encode_to(&mut handle_buf);
             meta_index.add(META_FILTER.as_bytes(), &handle_buf);
@@ -581,6 +573,7 @@ impl<W: Write> TableBuilder<W> {
             &mut self.offset,
             self.compressor.as_mut(),
             index_raw,
+            0,
         )?;
         self.props.index_bytes = index.size + BLOCK_TRAILER_LEN as u64;
 
@@ -594,6 +587,7 @@ impl<W: Write> TableBuilder<W> {
                 &mut self.offset,
                 None,
                 block.finish(),
+                0,
             )?)
         };
 
@@ -609,6 +603,7 @@ impl<W: Write> TableBuilder<W> {
             &mut self.offset,
             None,
             props_block.finish(),
+            0,
         )?;
         handle_buf.clear();
         props.encode_to(&mut handle_buf);
@@ -625,6 +620,7 @@ impl<W: Write> TableBuilder<W> {
             &mut self.offset,
             None,
             meta_index.finish(),
+            0,
         )?;
         let footer = Footer::encode_version(meta, index, self.props.format_version);
         self.writer.write_all(&footer)?;
@@ -655,18 +651,40 @@ fn failed_error() -> Error {
     Error::InvalidArgument("table builder unusable after an earlier I/O error".to_string())
 }
 
+/// Zeros to write at `offset` before a block of `stored` bytes (trailer
+/// included) so that it starts on a multiple of `alignment` (0: none):
+/// only when it fits one aligned unit and would otherwise straddle two.
+/// Padding a larger block saves no read (it spans two units wherever it
+/// starts) and would cost up to a unit per block.
+pub(crate) fn padding_before(offset: u64, stored: u64, alignment: u64) -> u64 {
+    if alignment == 0 || stored > alignment || offset % alignment + stored <= alignment {
+        return 0;
+    }
+    alignment - offset % alignment
+}
+
 /// Writes one block (compressed when `compressor` is given and it pays)
-/// and its trailer at `*offset`; advances `*offset`.
+/// and its trailer at `*offset`, after padding as [`padding_before`]
+/// says for `alignment` (0 for every block but data blocks); advances
+/// `*offset`.
 fn write_block<W: Write>(
     writer: &mut W,
     offset: &mut u64,
     compressor: Option<&mut BlockCompressor>,
     raw: &[u8],
+    alignment: u64,
 ) -> Result<BlockHandle> {
     let (pieces, block_type) = match compressor.and_then(|c| c.compress(raw)) {
         Some((prefix, frame)) => ([prefix, frame], TYPE_ZSTD),
         None => ([raw, &[][..]], TYPE_NONE),
     };
+    let stored = pieces.iter().map(|p| p.len() as u64).sum::<u64>() + BLOCK_TRAILER_LEN as u64;
+    let pad = padding_before(*offset, stored, alignment);
+    if pad > 0 {
+        const ZEROS: [u8; MAX_DATA_BLOCK_ALIGNMENT] = [0; MAX_DATA_BLOCK_ALIGNMENT];
+        writer.write_all(&ZEROS[..pad as usize])?;
+        *offset += pad;
+    }
     let crc = block_checksum(&pieces, block_type);
     let mut size = 0;
     for piece in pieces {

@@ -110,10 +110,10 @@ fn properties_round_trip_through_a_table() {
             (p.block_size, p.restart_interval, p.bloom_bits_per_key),
             (4096, 16, 10)
         );
-        // Uncompressed tables have aligned data blocks (version 2);
+        // Uncompressed tables have aligned data blocks (version 5);
         // compressed ones cannot (version 1, readable by every version).
         let (version, alignment) = match compression {
-            Compression::None => (FORMAT_VERSION_ALIGNED, 4096),
+            Compression::None => (FORMAT_VERSION_ALIGN_FITTING, 4096),
             _ => (MIN_FORMAT_VERSION, 0),
         };
         assert_eq!(
@@ -605,7 +605,7 @@ fn alignment_and_format_version_must_agree() {
     let (aligned, props) = build(&entries, TableOptions::default());
     assert_eq!(props.data_block_alignment, 4096);
     // The same table claiming format version 1 (footer rewritten, its
-    // checksum fixed): alignment is a version 2 feature.
+    // checksum fixed): alignment is a version 2 (now 5) feature.
     let footer = Footer::decode(&aligned).unwrap();
     let mut v1 = aligned.to_vec();
     let n = v1.len();
