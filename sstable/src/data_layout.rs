@@ -16,9 +16,11 @@
 //!                                                      end of the last block
 //! ```
 //! The writer (`table_builder::padding_before`) pads in version 5 only
-//! before a block that fits one unit and would otherwise straddle two; a
-//! reader accepts padding before any block, as long as it is fewer than
-//! `A` zeros ending on a multiple of `A`.
+//! before a block that would otherwise span more units than its size
+//! needs (one that fits a unit: that would straddle two); a reader
+//! accepts padding before any block, as long as it is fewer than `A`
+//! zeros ending on a multiple of `A`, so the writer's choice can change
+//! without a new version.
 
 use crate::footer::FORMAT_VERSION_ALIGN_FITTING;
 

@@ -52,9 +52,10 @@ pub const FORMAT_VERSION_DICT: u32 = 4;
 /// only where it saves a read: a data block starts either right after the
 /// previous one or, after fewer than alignment zeros, on the next
 /// multiple; no padding follows the last. The writer pads only before a
-/// block that fits one aligned unit and would otherwise straddle two, so
-/// a block larger than a unit (a 4 KiB value) is not padded to twice its
-/// size. Written for every aligned table: a build that predates it
+/// block that would otherwise span more aligned units than its size
+/// needs (one that fits a unit: before it would straddle two), so a
+/// block a little larger than a unit (a 4 KiB value) is not padded to
+/// twice its size. Written for every aligned table: a build that predates it
 /// refuses the table ("unsupported format version 5") instead of taking
 /// the blocks' positions for damage.
 pub const FORMAT_VERSION_ALIGN_FITTING: u32 = 5;
