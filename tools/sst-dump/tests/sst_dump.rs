@@ -525,7 +525,8 @@ fn a_table_of_4_kib_values_dumps_checks_and_recompresses_at_about_its_data() {
     // written without padding) and of 50 bytes (blocks that fit one).
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
-    let value_of = |i: usize| vec![b'a' + (i % 26) as u8; if i % 3 == 0 { 50 } else { 4096 }];
+    let value_of =
+        |i: usize| vec![b'a' + (i % 26) as u8; if i.is_multiple_of(3) { 50 } else { 4096 }];
     let mut data = 0;
     for i in 0..300 {
         db.put(key(i), value_of(i)).unwrap();
