@@ -96,15 +96,16 @@ pub struct Options {
     /// `zstd_max_train_bytes` (docs/sstable-format.md). RocksDB:
     /// `compression_opts`. Default: no dictionary.
     pub compression_opts: CompressionOptions,
-    /// Start each data block of an uncompressed table on a page (4 KiB)
-    /// boundary, padding with zeros (about 3% more space at 4 KiB
-    /// blocks): a lookup whose block is in neither cache then reads one
-    /// page instead of two, and the page cache holds whole blocks (under a
-    /// 512 MiB limit this halved the bytes read per lookup; see
-    /// docs/performance.md). Such tables are format version 2, which
-    /// strata builds before this option existed cannot read. Ignored for
-    /// compressed tables. RocksDB: `block_align` (off by default there).
-    /// Default: `true`.
+    /// Keep each data block of an uncompressed table within as few pages
+    /// (4 KiB) as its size needs, padding with zeros before a block that
+    /// would otherwise straddle one more (about 3% more space at 4 KiB
+    /// blocks; a block of one 4 KiB value is not padded): a lookup whose
+    /// block is in neither cache then reads one page instead of two, and
+    /// the page cache holds whole blocks (under a 512 MiB limit this
+    /// halved the bytes read per lookup; see docs/performance.md). Such
+    /// tables are format version 5, which strata builds before it cannot
+    /// read (docs/sstable-format.md). Ignored for compressed tables.
+    /// RocksDB: `block_align` (off by default there). Default: `true`.
     pub block_align: bool,
     /// Bytes of table blocks kept in memory: data blocks as read from
     /// tables (decompressed), and index and filter blocks with

@@ -7,9 +7,10 @@
 //! every data block read by handle and walked as a block (raw), the order
 //! check of a full scan (check), and a rebuild of what was read
 //! (recompress), which must reopen with exactly the same entries and
-//! range tombstones. A table that opens holds range tombstones that keep
-//! every rule of the `strata.range_del` block, so fragmenting them again
-//! changes nothing.
+//! range tombstones, its data blocks aligned as format version 5 says
+//! (the entries read, small and large mixed, against 256-byte units). A
+//! table that opens holds range tombstones that keep every rule of the
+//! `strata.range_del` block, so fragmenting them again changes nothing.
 #![no_main]
 
 use std::sync::Arc;
@@ -19,7 +20,8 @@ use strata_sstable::block::Block;
 use strata_sstable::bytes::Bytes;
 use strata_sstable::{
     compare_internal_keys, encode_seek_key, parse_internal_key, Footer, FragmentedRangeTombstones,
-    Table, TableBuilder, TableIter, TableOptions, TableReadOptions, MAX_SEQNO, MIN_BLOCK_SIZE,
+    Table, TableBuilder, TableIter, TableOptions, TableReadOptions, BLOCK_TRAILER_LEN,
+    FORMAT_VERSION_ALIGN_FITTING, MAX_SEQNO, MIN_BLOCK_SIZE,
 };
 
 /// Upper bound on steps per scan; a table cannot hold more entries than bytes.
@@ -92,6 +94,7 @@ fn rebuild(entries: &[(Vec<u8>, Vec<u8>)], tombstones: Option<&FragmentedRangeTo
             .expect("a rebuilt table opens"),
     );
     table.verify().expect("a rebuilt table verifies");
+    check_layout(&table);
     let mut it = table.iter();
     it.seek_to_first().expect("rebuilt: first");
     for (key, value) in entries {
@@ -105,6 +108,30 @@ fn rebuild(entries: &[(Vec<u8>, Vec<u8>)], tombstones: Option<&FragmentedRangeTo
         tombstones,
         "rebuilt table has other range tombstones"
     );
+}
+
+/// A table the builder aligned (format version 5): every data block spans
+/// as few aligned units as its size needs, padding comes only before a
+/// block that would have spanned one more, and none after the last.
+fn check_layout(table: &Table) {
+    let p = table.properties();
+    let a = p.data_block_alignment;
+    assert_eq!(
+        (p.format_version, a),
+        (FORMAT_VERSION_ALIGN_FITTING, MIN_BLOCK_SIZE as u64)
+    );
+    let mut end = 0;
+    for (_, h) in table.index_entries().expect("a rebuilt table's index") {
+        let stored = h.size + BLOCK_TRAILER_LEN as u64;
+        let needed = stored.div_ceil(a);
+        assert_eq!((h.offset % a + stored).div_ceil(a), needed, "{h:?}");
+        if h.offset != end {
+            assert_eq!(h.offset, end.next_multiple_of(a), "{h:?}");
+            assert!((end % a + stored).div_ceil(a) > needed, "{h:?}");
+        }
+        end = h.end_with_trailer().expect("a block's end");
+    }
+    assert_eq!(p.data_bytes, end, "padding after the last block");
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 //!      8     8  meta-index handle: size    (u64 LE, trailer excluded)
 //!     16     8  index handle: offset       (u64 LE)
 //!     24     8  index handle: size         (u64 LE, trailer excluded)
-//!     32     4  format version             (u32 LE, 1 to 4)
+//!     32     4  format version             (u32 LE, 1 to 5)
 //!     36     4  masked CRC-32 of bytes 0..36 (u32 LE)
 //!     40     8  magic                      (bytes 89 'S' 'S' 'T' 'r' 't' 'a' 0A)
 //!     48        end of file
@@ -22,15 +22,17 @@ use crate::handle::BlockHandle;
 /// Footer length in bytes.
 pub const FOOTER_LEN: usize = 48;
 /// The newest format version this crate writes and reads:
-/// [`FORMAT_VERSION_DICT`]. The builder writes the oldest version that
-/// can hold the table, so a table without range deletions (or without a
-/// dictionary) stays readable by builds that predate them.
-pub const FORMAT_VERSION: u32 = FORMAT_VERSION_DICT;
+/// [`FORMAT_VERSION_ALIGN_FITTING`]. The builder writes the oldest
+/// version that can hold the table, so an unaligned table without range
+/// deletions (or without a dictionary) stays readable by builds that
+/// predate them.
+pub const FORMAT_VERSION: u32 = FORMAT_VERSION_ALIGN_FITTING;
 /// The oldest format version this crate reads: data blocks back to back.
 /// Written for tables without alignment and without range deletions.
 pub const MIN_FORMAT_VERSION: u32 = 1;
-/// Format version 2: data blocks aligned (padding between them), no range
-/// deletions. Written for aligned tables without range deletions.
+/// Format version 2: data blocks aligned (padding after every one), no
+/// range deletions. Written for aligned tables without range deletions
+/// until version 5 replaced it; still read.
 pub const FORMAT_VERSION_ALIGNED: u32 = 2;
 /// Format version 3: the data region as in version 1, or as in version 2
 /// when `strata.data_block_alignment` is set, and a `strata.range_del`
@@ -45,6 +47,18 @@ pub const FORMAT_VERSION_RANGE_DELS: u32 = 3;
 /// refuses the table ("unsupported format version 4") instead of failing
 /// on every data block.
 pub const FORMAT_VERSION_DICT: u32 = 4;
+/// Format version 5: as version 4 (a `strata.range_del` block may be
+/// present), with `strata.data_block_alignment` always set and padding
+/// only where it saves a read: a data block starts either right after the
+/// previous one or, after fewer than alignment zeros, on the next
+/// multiple; no padding follows the last. The writer pads only before a
+/// block that would otherwise span more aligned units than its size
+/// needs (one that fits a unit: before it would straddle two), so a
+/// block a little larger than a unit (a 4 KiB value) is not padded to
+/// twice its size. Written for every aligned table: a build that predates it
+/// refuses the table ("unsupported format version 5") instead of taking
+/// the blocks' positions for damage.
+pub const FORMAT_VERSION_ALIGN_FITTING: u32 = 5;
 /// The magic number's bytes as they appear at the end of the file.
 pub const MAGIC_BYTES: [u8; 8] = [0x89, b'S', b'S', b'T', b'r', b't', b'a', b'\n'];
 /// The magic number read as a u64 LE.

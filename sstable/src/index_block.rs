@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use crate::block::Block;
+use crate::data_layout::DataLayout;
 use crate::error::{Error, Result};
 use crate::fence::Fence;
 use crate::handle::BlockHandle;
@@ -71,25 +72,6 @@ impl IndexBlock {
     }
 }
 
-/// Where a table's data blocks lie: in `0..end`, each starting where the
-/// previous one ends (with its trailer), rounded up to a multiple of
-/// `alignment` when that is not 0 (the zeros between are padding).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct DataLayout {
-    pub(crate) end: u64,
-    pub(crate) alignment: u64,
-}
-
-impl DataLayout {
-    /// Where the block after one ending at `end` starts.
-    pub(crate) fn next_start(&self, end: u64) -> Option<u64> {
-        match self.alignment {
-            0 => Some(end),
-            a => end.checked_next_multiple_of(a),
-        }
-    }
-}
-
 /// Walks the index once: keys are internal keys in strictly increasing
 /// order, every entry is a restart point, and the handles fill the data
 /// region exactly as `layout` says. Returns the number of data blocks and
@@ -99,7 +81,8 @@ fn check_index(index: &Block, offset: u64, layout: DataLayout) -> Result<(u64, V
     let bad = |reason: &str| Error::corruption(offset, format!("index: {reason}"));
     let mut it = index.iter();
     it.seek_to_first()?;
-    let mut expected_offset = 0u64;
+    // Where the previous block ended (0 before the first).
+    let mut prev_end = 0u64;
     let mut count = 0u64;
     let mut prev: Vec<u8> = Vec::new();
     let mut fence = Vec::new();
@@ -117,13 +100,12 @@ fn check_index(index: &Block, offset: u64, layout: DataLayout) -> Result<(u64, V
         }
         let handle =
             BlockHandle::decode_exact(it.value()).ok_or_else(|| bad("bad block handle"))?;
-        if handle.offset != expected_offset {
+        if !layout.may_follow(prev_end, handle.offset) {
             return Err(bad("data block handles do not follow each other"));
         }
-        expected_offset = handle
+        prev_end = handle
             .end_with_trailer()
             .filter(|&end| end <= data_end)
-            .and_then(|end| layout.next_start(end))
             .ok_or_else(|| bad("data block past the data region"))?;
         prev.clear();
         prev.extend_from_slice(it.key());
@@ -131,7 +113,7 @@ fn check_index(index: &Block, offset: u64, layout: DataLayout) -> Result<(u64, V
         count += 1;
         it.next()?;
     }
-    if expected_offset != data_end {
+    if !layout.may_end_after(prev_end) {
         return Err(bad("data blocks do not fill the data region"));
     }
     Ok((count, fence))

@@ -53,6 +53,7 @@ mod cache;
 mod checksum;
 mod coding;
 mod compression;
+mod data_layout;
 mod error;
 mod exclusive;
 mod fence;
@@ -88,8 +89,8 @@ pub use filter::{
     FILTER_META_LEN,
 };
 pub use footer::{
-    Footer, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_DICT,
-    FORMAT_VERSION_RANGE_DELS, MAGIC_BYTES, MIN_FORMAT_VERSION, TABLE_MAGIC,
+    Footer, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_ALIGN_FITTING,
+    FORMAT_VERSION_DICT, FORMAT_VERSION_RANGE_DELS, MAGIC_BYTES, MIN_FORMAT_VERSION, TABLE_MAGIC,
 };
 pub use handle::{BlockHandle, BLOCK_TRAILER_LEN};
 pub use index_block::IndexBlock;

@@ -96,15 +96,18 @@ pub struct TableOptions {
     pub compression: Compression,
     /// The zstd dictionary settings. Default: no dictionary.
     pub compression_opts: CompressionOptions,
-    /// Start every data block of an uncompressed table on a multiple of
+    /// Align the data blocks of an uncompressed table to
     /// [`TableOptions::data_block_alignment`] (the smaller of the block
-    /// size and 4 KiB), padding with zeros, and cut blocks so that a block
-    /// and its trailer fit one aligned unit: a point lookup that misses
-    /// the caches then reads one page instead of the two an unaligned
-    /// block spans, and a page in the page cache holds one block, not
-    /// halves of two. Tables get format version 2. Ignored for compressed
-    /// tables and for block sizes that are not a power of two. RocksDB:
-    /// `block_align` (default false there). Default true.
+    /// size and 4 KiB), and cut blocks so that a block and its trailer fit
+    /// one aligned unit: zeros pad to the next multiple before a block
+    /// that would otherwise span more units than its size needs, so a
+    /// point lookup that misses the caches reads one page instead of the
+    /// two an unaligned block spans, and a page in the page cache holds
+    /// one block, not halves of two. A block larger than a unit (one 4 KiB
+    /// value) is padded only where it would reach one unit further.
+    /// Tables get format version 5. Ignored for compressed tables and for
+    /// block sizes that are not a power of two. RocksDB: `block_align`
+    /// (default false there). Default true.
     pub block_align: bool,
 }
 

@@ -13,6 +13,7 @@
 use bytes::Bytes;
 
 use crate::block_fetch::{read_error, stored_len};
+use crate::data_layout::follows_in_scan;
 use crate::error::{Error, Result};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::source::BlockSource;
@@ -36,8 +37,9 @@ enum Direction {
 pub(crate) struct Readahead {
     /// `Some(bytes)`: fixed windows from the first read; `None`: automatic.
     fixed: Option<usize>,
-    /// Data blocks start on multiples of this (0: right after each other),
-    /// so the block after one ending at `e` starts at `e` rounded up.
+    /// Data blocks are aligned to this (0: right after each other), so
+    /// the block after one ending at `e` starts at `e` or at `e` rounded
+    /// up (`data_layout::follows_in_scan`).
     alignment: u64,
     /// The bytes of the file from `window_start`.
     window: Bytes,
@@ -72,10 +74,10 @@ impl Readahead {
     pub(crate) fn note(&mut self, handle: BlockHandle) {
         let end = handle.end_with_trailer().unwrap_or(u64::MAX);
         let direction = match self.last {
-            Some((_, last_end)) if self.next_start(last_end) == handle.offset => {
+            Some((_, last_end)) if follows_in_scan(last_end, handle.offset, self.alignment) => {
                 Some(Direction::Forward)
             }
-            Some((last_offset, _)) if self.next_start(end) == last_offset => {
+            Some((last_offset, _)) if follows_in_scan(end, last_offset, self.alignment) => {
                 Some(Direction::Backward)
             }
             _ => None,
@@ -178,14 +180,6 @@ impl Readahead {
             Some(bytes) => bytes,
             None if self.sequential >= AUTO_AFTER_SEQUENTIAL_READS => self.next_auto_bytes,
             None => 0,
-        }
-    }
-
-    /// Where the block after one ending at `end` starts.
-    fn next_start(&self, end: u64) -> u64 {
-        match self.alignment {
-            0 => end,
-            a => end.checked_next_multiple_of(a).unwrap_or(u64::MAX),
         }
     }
 
@@ -304,6 +298,36 @@ mod tests {
             ra.fetch(&src, aligned(i), 10_000, "data").unwrap();
         }
         assert_eq!(src.reads.load(Ordering::Relaxed), 70);
+    }
+
+    #[test]
+    fn blocks_back_to_back_or_padded_to_a_multiple_are_a_scan() {
+        // Format version 5: blocks of 95 + 5 bytes, padded to the next
+        // multiple of 128 only before every third one.
+        let mut handles = Vec::new();
+        let mut at = 0u64;
+        for i in 0..60 {
+            if i % 3 == 2 {
+                at = at.next_multiple_of(128);
+            }
+            handles.push(BlockHandle {
+                offset: at,
+                size: 95,
+            });
+            at += 100;
+        }
+        assert!(at < 10_000);
+        for order in [handles.clone(), handles.iter().rev().copied().collect()] {
+            let src = file();
+            let mut ra = Readahead::new(0, 128);
+            for &h in &order {
+                ra.note(h);
+                let (raw, _) = ra.fetch(&src, h, 10_000, "data").unwrap();
+                let start = h.offset as usize;
+                assert_eq!(raw, src.file.slice(start..start + 100));
+            }
+            assert!(src.reads.load(Ordering::Relaxed) <= 5, "{:?}", src.reads);
+        }
     }
 
     #[test]

@@ -16,9 +16,18 @@
 //! and `strata.range_del` to their handles; the footer points at the
 //! meta-index and the index.
 //!
-//! A table with a dictionary is format version 4; one holding range
-//! tombstones, version 3; one with neither, version 1 or 2 exactly as
-//! before (see `footer.rs`).
+//! An aligned table is format version 5; otherwise a table with a
+//! dictionary is version 4, one holding range tombstones version 3, one
+//! with neither version 1 exactly as before (see `footer.rs`).
+//!
+//! Aligned data blocks (version 5): zeros go before a data block only
+//! when it would otherwise span more aligned units than its size needs
+//! (`padding_before`): a block that fits one unit never straddles two,
+//! so a lookup that misses the caches reads one page. A block of one
+//! 4 KiB value and its key needs two units wherever it starts, so it is
+//! written right after the previous one (version 2 padded it to 8 KiB,
+//! doubling the table), except in the rare place where it would span
+//! three, where a few bytes of padding save that third page.
 //!
 //! With a dictionary asked for (`CompressionOptions`), the first data
 //! blocks are held back, raw, until they reach the sample size; the
@@ -38,8 +47,8 @@ use crate::compression::{build_dictionary, BlockCompressor, TYPE_NONE, TYPE_ZSTD
 use crate::error::{Error, Result};
 use crate::filter::{filter_hash, FilterBuilder};
 use crate::footer::{
-    Footer, FOOTER_LEN, FORMAT_VERSION_ALIGNED, FORMAT_VERSION_DICT, FORMAT_VERSION_RANGE_DELS,
-    MIN_FORMAT_VERSION,
+    Footer, FOOTER_LEN, FORMAT_VERSION_ALIGN_FITTING, FORMAT_VERSION_DICT,
+    FORMAT_VERSION_RANGE_DELS, MIN_FORMAT_VERSION,
 };
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
 use crate::index::{short_successor, shortest_separator};
@@ -149,10 +158,11 @@ impl<W: Write> TableBuilder<W> {
             restart_interval: options.restart_interval as u64,
             bloom_bits_per_key: u64::from(options.bloom_bits_per_key),
             // Version 1 unless blocks are aligned, so that tables without
-            // padding stay readable by every version (`finish` makes it 3
-            // if the table holds range tombstones).
+            // padding stay readable by every version (`finish` raises it
+            // to 3 if the table holds range tombstones, to 4 with a
+            // dictionary; version 5 holds either).
             format_version: if alignment > 0 {
-                FORMAT_VERSION_ALIGNED
+                FORMAT_VERSION_ALIGN_FITTING
             } else {
                 MIN_FORMAT_VERSION
             },
@@ -440,10 +450,9 @@ impl<W: Write> TableBuilder<W> {
             &mut self.offset,
             self.dict_compressor.as_mut().or(self.compressor.as_mut()),
             raw,
+            self.props.data_block_alignment,
         );
         let handle = self.note(result)?;
-        let padded = self.pad_to_alignment();
-        self.note(padded)?;
         self.data_block.reset();
         self.pending_handle = Some(handle);
         self.props.num_data_blocks += 1;
@@ -483,10 +492,9 @@ impl<W: Write> TableBuilder<W> {
                 &mut self.offset,
                 self.dict_compressor.as_mut().or(self.compressor.as_mut()),
                 raw,
+                self.props.data_block_alignment,
             );
             let handle = self.note(result)?;
-            let padded = self.pad_to_alignment();
-            self.note(padded)?;
             match separator {
                 Some(separator) => {
                     self.index_key = separator;
@@ -495,20 +503,6 @@ impl<W: Write> TableBuilder<W> {
                 None => self.pending_handle = Some(handle),
             }
         }
-        Ok(())
-    }
-
-    /// Zeros up to the next multiple of the data block alignment, so the
-    /// next data block (or the filter after the last) starts there.
-    fn pad_to_alignment(&mut self) -> Result<()> {
-        let alignment = self.props.data_block_alignment;
-        if alignment == 0 {
-            return Ok(());
-        }
-        let pad = (alignment - self.offset % alignment) % alignment;
-        const ZEROS: [u8; MAX_DATA_BLOCK_ALIGNMENT] = [0; MAX_DATA_BLOCK_ALIGNMENT];
-        self.writer.write_all(&ZEROS[..pad as usize])?;
-        self.offset += pad;
         Ok(())
     }
 
@@ -553,23 +547,23 @@ impl<W: Write> TableBuilder<W> {
                 (p.min_seqno.min(min), p.max_seqno.max(max))
             };
             p.num_range_deletions = tombstones.len() as u64;
-            p.format_version = FORMAT_VERSION_RANGE_DELS;
+            p.format_version = p.format_version.max(FORMAT_VERSION_RANGE_DELS);
         }
 
         let mut meta_index = BlockBuilder::new(1);
         let mut handle_buf = Vec::new();
         // Names in bytewise order: strata.compression_dict sorts first.
         if let Some(dict) = self.dictionary.take() {
-            let h = write_block(&mut self.writer, &mut self.offset, None, &dict)?;
+            let h = write_block(&mut self.writer, &mut self.offset, None, &dict, 0)?;
             h.encode_to(&mut handle_buf);
             meta_index.add(META_COMPRESSION_DICT.as_bytes(), &handle_buf);
-            self.props.format_version = FORMAT_VERSION_DICT;
+            self.props.format_version = self.props.format_version.max(FORMAT_VERSION_DICT);
         }
         if let Some(filter) = self.filter.take() {
             handle_buf.clear();
             let mut contents = Vec::new();
             filter.finish_into(&mut contents, self.offset);
-            let h = write_block(&mut self.writer, &mut self.offset, None, &contents)?;
+            let h = write_block(&mut self.writer, &mut self.offset, None, &contents, 0)?;
             self.props.filter_bytes = h.size + BLOCK_TRAILER_LEN as u64;
             h.encode_to(&mut handle_buf);
             meta_index.add(META_FILTER.as_bytes(), &handle_buf);
@@ -581,6 +575,7 @@ impl<W: Write> TableBuilder<W> {
             &mut self.offset,
             self.compressor.as_mut(),
             index_raw,
+            0,
         )?;
         self.props.index_bytes = index.size + BLOCK_TRAILER_LEN as u64;
 
@@ -594,6 +589,7 @@ impl<W: Write> TableBuilder<W> {
                 &mut self.offset,
                 None,
                 block.finish(),
+                0,
             )?)
         };
 
@@ -609,6 +605,7 @@ impl<W: Write> TableBuilder<W> {
             &mut self.offset,
             None,
             props_block.finish(),
+            0,
         )?;
         handle_buf.clear();
         props.encode_to(&mut handle_buf);
@@ -625,6 +622,7 @@ impl<W: Write> TableBuilder<W> {
             &mut self.offset,
             None,
             meta_index.finish(),
+            0,
         )?;
         let footer = Footer::encode_version(meta, index, self.props.format_version);
         self.writer.write_all(&footer)?;
@@ -655,18 +653,48 @@ fn failed_error() -> Error {
     Error::InvalidArgument("table builder unusable after an earlier I/O error".to_string())
 }
 
+/// Zeros to write at `offset` before a block of `stored` bytes (trailer
+/// included) so that it starts on a multiple of `alignment` (0: none):
+/// only when, written at `offset`, it would span more units than its size
+/// needs. For a block that fits one unit: when it would straddle two.
+/// A larger block pads only where its tail would spill into one more
+/// unit, which costs fewer bytes than that tail (a 4,117-byte block pads
+/// by fewer than 21 bytes, about one block in 195); version 2 padded
+/// every block to a multiple, doubling a table of such blocks.
+pub(crate) fn padding_before(offset: u64, stored: u64, alignment: u64) -> u64 {
+    if alignment == 0 {
+        return 0;
+    }
+    let used = offset % alignment;
+    let spanned = (used + stored).div_ceil(alignment);
+    if used == 0 || spanned <= stored.div_ceil(alignment) {
+        return 0;
+    }
+    alignment - used
+}
+
 /// Writes one block (compressed when `compressor` is given and it pays)
-/// and its trailer at `*offset`; advances `*offset`.
+/// and its trailer at `*offset`, after padding as [`padding_before`]
+/// says for `alignment` (0 for every block but data blocks); advances
+/// `*offset`.
 fn write_block<W: Write>(
     writer: &mut W,
     offset: &mut u64,
     compressor: Option<&mut BlockCompressor>,
     raw: &[u8],
+    alignment: u64,
 ) -> Result<BlockHandle> {
     let (pieces, block_type) = match compressor.and_then(|c| c.compress(raw)) {
         Some((prefix, frame)) => ([prefix, frame], TYPE_ZSTD),
         None => ([raw, &[][..]], TYPE_NONE),
     };
+    let stored = pieces.iter().map(|p| p.len() as u64).sum::<u64>() + BLOCK_TRAILER_LEN as u64;
+    let pad = padding_before(*offset, stored, alignment);
+    if pad > 0 {
+        const ZEROS: [u8; MAX_DATA_BLOCK_ALIGNMENT] = [0; MAX_DATA_BLOCK_ALIGNMENT];
+        writer.write_all(&ZEROS[..pad as usize])?;
+        *offset += pad;
+    }
     let crc = block_checksum(&pieces, block_type);
     let mut size = 0;
     for piece in pieces {
@@ -683,4 +711,27 @@ fn write_block<W: Write>(
     };
     *offset += size + BLOCK_TRAILER_LEN as u64;
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padding_before;
+
+    #[test]
+    fn padding_goes_only_where_a_block_would_span_one_unit_more_than_it_needs() {
+        // Fits one unit: padded only when it would straddle two.
+        assert_eq!(padding_before(0, 4096, 4096), 0);
+        assert_eq!(padding_before(100, 3996, 4096), 0);
+        assert_eq!(padding_before(100, 3997, 4096), 3996);
+        assert_eq!(padding_before(8192 + 4000, 200, 4096), 96);
+        // Larger than a unit: two units wherever it starts...
+        assert_eq!(padding_before(0, 4117, 4096), 0);
+        assert_eq!(padding_before(4075, 4117, 4096), 0);
+        // ...unless its tail would reach a third.
+        assert_eq!(padding_before(4076, 4117, 4096), 20);
+        assert_eq!(padding_before(4095, 4117, 4096), 1);
+        assert_eq!(padding_before(1, 8192, 4096), 4095);
+        // No alignment, no padding.
+        assert_eq!(padding_before(100, 3997, 0), 0);
+    }
 }

@@ -35,12 +35,16 @@ use crate::block_fetch::{
 use crate::bounds::TableBounds;
 use crate::cache::{BlockCache, CacheKey, CachePriority, CachedBlock};
 use crate::compression::{decompress_zstd, DecompressionDict, TYPE_NONE, TYPE_ZSTD};
+use crate::data_layout::DataLayout;
 use crate::error::{Error, Result};
 use crate::exclusive::{probe_now, PageCacheGauge, ReadFrom};
 use crate::filter::{BloomFilter, FILTER_LINE_BYTES};
-use crate::footer::{Footer, FOOTER_LEN, FORMAT_VERSION_DICT, FORMAT_VERSION_RANGE_DELS};
+use crate::footer::{
+    Footer, FOOTER_LEN, FORMAT_VERSION_ALIGN_FITTING, FORMAT_VERSION_DICT,
+    FORMAT_VERSION_RANGE_DELS,
+};
 use crate::handle::{BlockHandle, BLOCK_TRAILER_LEN};
-use crate::index_block::{DataLayout, IndexBlock};
+use crate::index_block::IndexBlock;
 use crate::iter::TableIter;
 use crate::key::{
     compare_to_target, key_prefix, parse_internal_key, seek_trailer, SeqNo, ValueKind,
@@ -361,8 +365,10 @@ impl Table {
         let aligned = alignment.is_power_of_two() && alignment <= MAX_DATA_BLOCK_ALIGNMENT as u64;
         let alignment_ok = match footer.version {
             1 => alignment == 0,
-            2 => aligned,
-            // Version 3 lays the data region out as 1 or as 2.
+            // Version 5 exists only for aligned tables: its padding rule
+            // means nothing without an alignment.
+            2 | FORMAT_VERSION_ALIGN_FITTING => aligned,
+            // Versions 3 and 4 lay the data region out as 1 or as 2.
             _ => alignment == 0 || aligned,
         };
         if !alignment_ok {
@@ -475,10 +481,11 @@ impl Table {
     }
 
     fn data_layout(&self) -> DataLayout {
-        DataLayout {
-            end: self.data_end,
-            alignment: self.properties.data_block_alignment,
-        }
+        DataLayout::new(
+            self.footer.version,
+            self.properties.data_block_alignment,
+            self.data_end,
+        )
     }
 
     /// Reads, checks and parses the filter block, if the table has one.
@@ -1019,33 +1026,29 @@ impl Table {
             .map_err(|e| read_error(e, footer_offset, "footer"))?;
         Footer::decode_tail(&tail, self.file_size)?;
         let index = self.index()?;
-        let mut readahead =
-            Readahead::new(VERIFY_READAHEAD_BYTES, self.properties.data_block_alignment);
+        let alignment = self.properties.data_block_alignment;
+        let mut readahead = Readahead::new(VERIFY_READAHEAD_BYTES, alignment);
         let mut it = index.block.iter();
         it.seek_to_first()?;
+        // Where the previous data block ended: the gap from there to the
+        // next block (or to the end of the data region after the last) is
+        // padding.
+        let mut prev_end = None;
         while it.valid() {
             let handle = BlockHandle::decode_exact(it.value()).ok_or_else(|| {
                 Error::corruption(self.footer.index.offset, "index: bad block handle")
             })?;
+            if let Some(end) = prev_end {
+                self.verify_padding(&mut readahead, end, handle.offset, false)?;
+            }
             readahead.note(handle);
             let (raw, _) = readahead.fetch(&*self.source, handle, self.data_end, "data")?;
             open_trailer(&raw, handle, true, "data")?;
-            // Alignment padding is not covered by a checksum: it must be
-            // zeros.
-            let end = handle.end_with_trailer().unwrap_or(u64::MAX);
-            let next = self.data_layout().next_start(end).unwrap_or(end);
-            if next > end && next <= self.data_end {
-                let gap = (next - end) as usize;
-                let (pad, _) =
-                    readahead.read(&*self.source, end, gap, self.data_end, "padding after data")?;
-                if let Some(i) = pad.iter().position(|&b| b != 0) {
-                    return Err(Error::corruption(
-                        end + i as u64,
-                        "padding after a data block is not zero",
-                    ));
-                }
-            }
+            prev_end = handle.end_with_trailer();
             it.next()?;
+        }
+        if let Some(end) = prev_end {
+            self.verify_padding(&mut readahead, end, self.data_end, true)?;
         }
         let mut meta = vec![(self.footer.index, "index")];
         if let Some(h) = self.filter_handle {
@@ -1061,6 +1064,53 @@ impl Table {
             open_trailer(&raw, h, true, what)?;
         }
         Ok(())
+    }
+
+    /// Checks the bytes from a data block's end at `end` to `next`, the
+    /// next block's offset (`last`: the end of the data region): padding,
+    /// which no checksum covers, so it must be zeros, and as the table's
+    /// layout allows it (fewer than the alignment, ending on a multiple;
+    /// none where the version pads nowhere or not after the last block).
+    fn verify_padding(
+        &self,
+        readahead: &mut Readahead,
+        end: u64,
+        next: u64,
+        last: bool,
+    ) -> Result<()> {
+        let layout = self.data_layout();
+        let allowed = if last {
+            layout.may_end_after(end)
+        } else {
+            layout.may_follow(end, next)
+        };
+        if !allowed {
+            return Err(Error::corruption(
+                end,
+                format!(
+                    "data region: offset {next} cannot follow a data block ending here \
+                     (format version {}, alignment {})",
+                    self.footer.version, self.properties.data_block_alignment
+                ),
+            ));
+        }
+        if next == end {
+            return Ok(());
+        }
+        let (pad, _) = readahead.read(
+            &*self.source,
+            end,
+            (next - end) as usize,
+            self.data_end,
+            "padding after data",
+        )?;
+        match pad.iter().position(|&b| b != 0) {
+            Some(i) => Err(Error::corruption(
+                end + i as u64,
+                "padding after a data block is not zero",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The footer (handles, version, checksum, magic).

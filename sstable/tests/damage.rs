@@ -55,17 +55,21 @@ fn regions(table: &Table) -> Vec<(u64, u64)> {
         .into_iter()
         .map(|(_, h)| (h.offset, h.offset + h.size + BLOCK_TRAILER_LEN as u64))
         .collect();
-    // Alignment padding after each data block is a region of its own,
-    // checked (for zeros) by `verify`.
-    let alignment = table.properties().data_block_alignment;
-    if alignment > 0 {
-        let gaps: Vec<(u64, u64)> = out
-            .iter()
-            .map(|&(_, end)| (end, end.next_multiple_of(alignment)))
-            .filter(|(s, e)| s < e)
-            .collect();
-        out.extend(gaps);
-    }
+    // Alignment padding between data blocks (and after the last, to the
+    // end of the data region) is a region of its own, checked (for
+    // zeros) by `verify`.
+    let starts = out
+        .iter()
+        .skip(1)
+        .map(|&(start, _)| start)
+        .chain([table.properties().data_bytes]);
+    let gaps: Vec<(u64, u64)> = out
+        .iter()
+        .zip(starts)
+        .map(|(&(_, end), next)| (end, next))
+        .filter(|(s, e)| s < e)
+        .collect();
+    out.extend(gaps);
     for (_, h) in table.meta_index_entries() {
         out.push((h.offset, h.offset + h.size + BLOCK_TRAILER_LEN as u64));
     }

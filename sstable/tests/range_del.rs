@@ -1,6 +1,6 @@
 //! Tables with range tombstones: the `strata.range_del` block, format
-//! version 3 and its checks at open, the tables' bounds, and tables that
-//! hold tombstones only.
+//! version 3 (version 5 when aligned) and its checks at open, the tables'
+//! bounds, and tables that hold tombstones only.
 
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -24,8 +24,9 @@ fn small(block_align: bool, compression: Compression) -> TableOptions {
     }
 }
 
-/// The three layouts of version 3's data region: aligned, back to back,
-/// and compressed (back to back).
+/// The three layouts of a data region: aligned (version 5, which may
+/// hold range deletions as 3 does), back to back, and compressed (back to
+/// back).
 fn layouts() -> [(&'static str, TableOptions, u64); 3] {
     [
         ("aligned", small(true, Compression::None), 256),
@@ -63,14 +64,24 @@ fn model_covering(tombstones: &[RangeTombstone], key: &[u8], read_seq: SeqNo) ->
         .max()
 }
 
+/// The version of a table with range tombstones: 3, or 5 when aligned.
+fn version_with_tombstones(alignment: u64) -> u32 {
+    if alignment > 0 {
+        FORMAT_VERSION_ALIGN_FITTING
+    } else {
+        FORMAT_VERSION_RANGE_DELS
+    }
+}
+
 #[test]
-fn a_table_with_range_tombstones_is_version_3_in_every_layout() {
+fn a_table_with_range_tombstones_is_version_3_or_5_in_every_layout() {
     let entries = seed_entries();
     let tombstones = seed_range_tombstones();
     let want = FragmentedRangeTombstones::fragment(tombstones.clone());
     for (name, options, alignment) in layouts() {
         let (bytes, props, bounds) = build_with_tombstones(&entries, &tombstones, options);
-        assert_eq!(props.format_version, 3, "{name}");
+        let version = version_with_tombstones(alignment);
+        assert_eq!(props.format_version, version, "{name}");
         assert_eq!(props.data_block_alignment, alignment, "{name}");
         assert_eq!(props.num_range_deletions, want.len() as u64, "{name}");
         assert_eq!(props.num_range_deletions, 8, "{name}");
@@ -96,7 +107,7 @@ fn a_table_with_range_tombstones_is_version_3_in_every_layout() {
             let what = format!("{name} read {path:?}");
             let table = open_via(path, bytes.clone(), TableReadOptions::default())
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_eq!(table.footer().version, 3, "{what}");
+            assert_eq!(table.footer().version, version, "{what}");
             assert_eq!(table.properties(), &props, "{what}");
             assert_eq!(table.bounds(), bounds, "{what}");
             table.verify().unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -148,11 +159,11 @@ fn a_table_with_range_tombstones_is_version_3_in_every_layout() {
 }
 
 #[test]
-fn tables_without_tombstones_keep_version_1_or_2_and_no_range_del_block() {
+fn tables_without_tombstones_keep_version_1_or_5_and_no_range_del_block() {
     let entries = seed_entries();
     for (name, options, alignment) in layouts() {
         let (bytes, props, bounds) = build_with_tombstones(&entries, &[], options);
-        let version = if alignment > 0 { 2 } else { 1 };
+        let version = if alignment > 0 { 5 } else { 1 };
         assert_eq!(props.format_version, version, "{name}");
         assert_eq!(props.num_range_deletions, 0, "{name}");
         let table = open(bytes);
@@ -268,7 +279,10 @@ fn the_builder_refuses_bad_tombstones_and_range_deletions_as_points() {
     assert_eq!(b.num_range_tombstones(), 0);
     // The builder is still usable, and the table empty.
     let built = b.finish().unwrap();
-    assert_eq!(built.properties.format_version, 2);
+    assert_eq!(
+        built.properties.format_version,
+        FORMAT_VERSION_ALIGN_FITTING
+    );
     assert_eq!(built.properties.num_range_deletions, 0);
 }
 

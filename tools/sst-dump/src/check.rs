@@ -148,8 +148,8 @@ pub fn check(data: &Bytes, verify_checksums: bool) -> CheckReport {
     if let Some(d) = seen.disorder {
         report.problems.push(Problem::nowhere(d));
     }
-    // Aligned tables (format version 2) have zero padding between data
-    // blocks, which no entry covers: check it is zeros.
+    // Aligned tables (format versions 2 to 5) have zero padding between
+    // data blocks, which no entry covers: check it is zeros.
     if verify_checksums && report.problems.is_empty() && props.data_block_alignment > 0 {
         if let Err(e) = table.verify() {
             report

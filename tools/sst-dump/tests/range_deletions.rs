@@ -138,7 +138,8 @@ fn properties_count_the_fragments_and_close_the_key_range() {
     for line in [
         "  # entries: 5\n",
         "  # range deletions: 4\n",
-        "  format version: 3\n",
+        // Aligned (the default), with range deletions: version 5.
+        "  format version: 5\n",
         "  largest user key: 'e'\n",
         "  key range (range deletions included): ['a' .. +inf)\n",
         "  largest sequence number: 7\n",

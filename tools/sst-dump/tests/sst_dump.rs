@@ -407,13 +407,13 @@ fn a_version_1_table_checks_scans_and_dumps_as_before() {
 }
 
 #[test]
-fn a_version_2_table_shows_its_alignment_and_nonzero_padding_is_damage() {
+fn a_version_5_table_shows_its_alignment_and_nonzero_padding_is_damage() {
     let dir = tempfile::tempdir().unwrap();
     let (sst, _) = build_one_table(dir.path());
     let run = dump(&sst, &["--show_properties"]);
     assert_eq!(run.code, 0);
     assert!(
-        run.stdout.contains("  format version: 2\n"),
+        run.stdout.contains("  format version: 5\n"),
         "{}",
         run.stdout
     );
@@ -497,6 +497,75 @@ fn raw_writes_every_block_and_recompress_reports_sizes() {
     );
     assert!(trials[1]["file_size"].as_u64() < trials[0]["file_size"].as_u64());
     assert_eq!(json["entries"], entries.len());
+}
+
+#[test]
+fn a_version_2_table_checks_and_shows_its_alignment_as_before() {
+    // Written by the builder of 80a29ca (padding after every block).
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../sstable/tests/fixtures/before-v3/none.sst");
+    let sst = dir.path().join("000001.sst");
+    std::fs::copy(fixture, &sst).unwrap();
+    let run = dump(&sst, &["--show_properties"]);
+    assert_eq!(run.code, 0);
+    for line in ["  format version: 2\n", "  data block alignment: 256\n"] {
+        assert!(run.stdout.contains(line), "{}", run.stdout);
+    }
+    for command in ["--command=check", "--command=verify"] {
+        let run = dump(&sst, &[command]);
+        assert_eq!(run.code, 0, "{command}: {}", run.stdout);
+    }
+    assert_eq!(scan_lines(&dump(&sst, &["--command=scan"])).len(), 24);
+}
+
+#[test]
+fn a_table_of_4_kib_values_dumps_checks_and_recompresses_at_about_its_data() {
+    // Values of 4 KiB (a block of one entry is a little over a unit,
+    // written without padding) and of 50 bytes (blocks that fit one).
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let value_of =
+        |i: usize| vec![b'a' + (i % 26) as u8; if i.is_multiple_of(3) { 50 } else { 4096 }];
+    let mut data = 0;
+    for i in 0..300 {
+        db.put(key(i), value_of(i)).unwrap();
+        data += key(i).len() + 8 + value_of(i).len();
+    }
+    db.flush().unwrap();
+    let live = db.live_files();
+    assert_eq!(live.len(), 1, "{live:?}");
+    drop(db);
+    let sst = dir.path().join(format!("{:06}.sst", live[0].number));
+    let table = open_table(&sst);
+    // Version 2 padded every 4 KiB entry's block to 8 KiB.
+    assert!(
+        table.file_size() < (data + data / 20) as u64,
+        "{} bytes for {data}",
+        table.file_size()
+    );
+    let run = dump(&sst, &["--show_properties"]);
+    assert_eq!(run.code, 0);
+    for line in ["  format version: 5\n", "  data block alignment: 4096\n"] {
+        assert!(run.stdout.contains(line), "{}", run.stdout);
+    }
+    for command in ["--command=check", "--command=verify"] {
+        let run = dump(&sst, &[command]);
+        assert_eq!(run.code, 0, "{command}: {}", run.stdout);
+    }
+    let scan = dump(&sst, &["--command=scan"]);
+    assert_eq!(scan_lines(&scan).len(), 300);
+    let run = dump(&sst, &["--command=raw"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    // Recompress rebuilds with the table's options: the same layout.
+    let json = dump(
+        &sst,
+        &["--command=recompress", "--compression_levels=1", "--json"],
+    )
+    .json();
+    let trials = json["trials"].as_array().unwrap();
+    assert_eq!(trials[0]["compression"], "none");
+    assert_eq!(trials[0]["file_size"], table.file_size());
 }
 
 /// Writes batches without flushing; the WAL holds them after close.
