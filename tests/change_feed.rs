@@ -384,31 +384,17 @@ fn a_replica_reproduces_the_expiry_of_a_put_with_a_time_to_live() {
 /// between the two wakes the waiting `flush`, as a compaction's end can.
 #[test]
 fn flush_returns_after_its_job_collected_the_wals_it_made_obsolete() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Mutex};
+    use common::hold_at::HoldAt;
+    use std::sync::mpsc;
     let fs = MemFileSystem::new();
-    let hold = Arc::new(AtomicBool::new(false));
-    let (reached_tx, reached_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let gate = Mutex::new((reached_tx, release_rx));
-    let hook = {
-        let hold = Arc::clone(&hold);
-        Arc::new(move |point: HookPoint| {
-            if point == HookPoint::FlushInstalled && hold.swap(false, Ordering::SeqCst) {
-                let gate = gate.lock().unwrap();
-                gate.0.send(()).unwrap();
-                let _ = gate.1.recv();
-            }
-            Ok(())
-        })
-    };
+    let hold = HoldAt::new(HookPoint::FlushInstalled);
     let opts = Options {
-        test_hook: Some(hook),
+        test_hook: Some(hold.hook()),
         ..options(&fs)
     };
     let db = Db::open(mem_dir(), opts).unwrap();
     db.put(key(0), value(0, 10)).unwrap();
-    hold.store(true, Ordering::SeqCst);
+    hold.arm();
     let (done_tx, done_rx) = mpsc::channel();
     let flusher = {
         let (db, fs) = (db.clone(), fs.clone());
@@ -417,12 +403,12 @@ fn flush_returns_after_its_job_collected_the_wals_it_made_obsolete() {
             done_tx.send(wal_count(&fs)).unwrap();
         })
     };
-    reached_rx.recv().unwrap();
+    hold.wait_reached();
     db.keyspace("orders").unwrap();
     // How long an early return is given to show, not a synchronisation:
     // a correct `flush` waits for the release, however long this is.
     let early = done_rx.recv_timeout(Duration::from_millis(200)).ok();
-    release_tx.send(()).unwrap();
+    hold.release();
     flusher.join().unwrap();
     assert_eq!(
         early, None,
@@ -674,40 +660,26 @@ fn a_reopen_after_dropping_the_keyspace_of_the_newest_writes_reuses_no_number() 
 /// refused as "not written yet" (the crash test's replica met this).
 #[test]
 fn a_batch_read_before_it_is_published_can_be_acknowledged() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Mutex};
-    use strata::HookPoint;
-
+    use common::hold_at::HoldAt;
     let fs = MemFileSystem::new();
-    let hold = Arc::new(AtomicBool::new(false));
-    let (arrived_tx, arrived_rx) = mpsc::channel::<()>();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let gate = Mutex::new((arrived_tx, go_rx));
-    let armed = Arc::clone(&hold);
+    let hold = HoldAt::new(HookPoint::WriteGroupSequenced);
     let db = Db::open(
         mem_dir(),
         Options {
-            test_hook: Some(Arc::new(move |p| {
-                if p == HookPoint::WriteGroupSequenced && armed.swap(false, Ordering::SeqCst) {
-                    let g = gate.lock().unwrap();
-                    g.0.send(()).unwrap();
-                    g.1.recv().unwrap();
-                }
-                Ok(())
-            })),
+            test_hook: Some(hold.hook()),
             ..options(&fs)
         },
     )
     .unwrap();
     let feed = db.change_feed("replica").unwrap();
     db.put(b"a", b"1").unwrap();
-    hold.store(true, Ordering::SeqCst);
+    hold.arm();
     let writer = {
         let db = db.clone();
         std::thread::spawn(move || db.put(b"b", b"2"))
     };
     // The writer's group is sequenced and in the WAL buffer, not published.
-    arrived_rx.recv().unwrap();
+    hold.wait_reached();
     db.flush_wal(true).unwrap();
     let seen: Vec<ChangeBatch> = feed.updates().unwrap().map(|b| b.unwrap()).collect();
     let last = seen.last().map(ChangeBatch::last_sequence).unwrap();
@@ -718,7 +690,7 @@ fn a_batch_read_before_it_is_published_can_be_acknowledged() {
     );
     feed.ack(last).unwrap();
     assert_eq!(feed.acked().unwrap(), 2);
-    go_tx.send(()).unwrap();
+    hold.release();
     writer.join().unwrap().unwrap();
 }
 
@@ -728,31 +700,20 @@ fn a_batch_read_before_it_is_published_can_be_acknowledged() {
 /// `ack` now asks the sequencer in that case, which waits for the leader.
 #[test]
 fn a_batch_synced_before_its_numbers_are_registered_can_be_acknowledged() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Mutex};
-    use strata::HookPoint;
-
+    use common::hold_at::HoldAt;
     let fs = MemFileSystem::new();
-    let hold = Arc::new(AtomicBool::new(false));
-    let (arrived_tx, arrived_rx) = mpsc::channel::<()>();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let go_tx = Mutex::new(go_tx);
-    let gate = Mutex::new((arrived_tx, go_rx));
-    let armed = Arc::clone(&hold);
+    let hold = HoldAt::new(HookPoint::WriteGroupLogged);
+    let held = hold.hook();
+    let release = hold.clone();
     let db = Db::open(
         mem_dir(),
         Options {
             test_hook: Some(Arc::new(move |p| {
-                if p == HookPoint::WriteGroupLogged && armed.swap(false, Ordering::SeqCst) {
-                    let g = gate.lock().unwrap();
-                    g.0.send(()).unwrap();
-                    g.1.recv().unwrap();
-                }
                 // The acknowledgement waits for the leader: let it go on.
                 if p == HookPoint::AckAsksSequencer {
-                    let _ = go_tx.lock().unwrap().send(());
+                    release.release();
                 }
-                Ok(())
+                held(p)
             })),
             ..options(&fs)
         },
@@ -760,13 +721,13 @@ fn a_batch_synced_before_its_numbers_are_registered_can_be_acknowledged() {
     .unwrap();
     let feed = db.change_feed("replica").unwrap();
     db.put(b"a", b"1").unwrap();
-    hold.store(true, Ordering::SeqCst);
+    hold.arm();
     let writer = {
         let db = db.clone();
         std::thread::spawn(move || db.put(b"b", b"2"))
     };
     // The writer's group is in the WAL buffer, its numbers not registered.
-    arrived_rx.recv().unwrap();
+    hold.wait_reached();
     db.flush_wal(true).unwrap();
     let seen: Vec<ChangeBatch> = feed.updates().unwrap().map(|b| b.unwrap()).collect();
     let last = seen.last().map(ChangeBatch::last_sequence).unwrap();

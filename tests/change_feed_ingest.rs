@@ -338,27 +338,12 @@ fn an_ingestion_failing_at_its_commit_leaves_no_hole() {
 /// read takes the state after its plan of the WALs now.
 #[test]
 fn a_read_that_started_before_an_ingestion_still_reports_its_gap() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Arc, Mutex};
+    use common::hold_at::HoldAt;
     use strata::{HookPoint, Options};
     let fs = MemFileSystem::new();
-    let hold = Arc::new(AtomicBool::new(false));
-    let (reached_tx, reached_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let gate = Mutex::new((reached_tx, release_rx));
-    let hook = {
-        let hold = Arc::clone(&hold);
-        Arc::new(move |point: HookPoint| {
-            if point == HookPoint::FeedReadStarted && hold.swap(false, Ordering::SeqCst) {
-                let gate = gate.lock().unwrap();
-                gate.0.send(()).unwrap();
-                let _ = gate.1.recv();
-            }
-            Ok(())
-        })
-    };
+    let hold = HoldAt::new(HookPoint::FeedReadStarted);
     let options = Options {
-        test_hook: Some(hook),
+        test_hook: Some(hold.hook()),
         ..mem_options(&fs)
     };
     let db = Db::open(mem_dir(), options).unwrap();
@@ -366,15 +351,15 @@ fn a_read_that_started_before_an_ingestion_still_reports_its_gap() {
         db.put_opt(key(i), value(i, 0), &sync()).unwrap();
     }
     let path = build(&fs, "a.sst", 100..110);
-    hold.store(true, Ordering::SeqCst);
+    hold.arm();
     let reader = {
         let db = db.clone();
         std::thread::spawn(move || read(&db, 1).into_pair())
     };
-    reached_rx.recv().unwrap();
+    hold.wait_reached();
     db.ingest(&[&path], &IngestOptions::default()).unwrap();
     db.put_opt(key(3), value(3, 0), &sync()).unwrap();
-    release_tx.send(()).unwrap();
+    hold.release();
     assert_eq!(
         reader.join().unwrap(),
         (vec![(1, 1), (2, 2), (3, 3)], Some((4, 4)))

@@ -6,6 +6,7 @@ pub mod expiring;
 pub mod feed_log;
 pub mod filter;
 pub mod history;
+pub mod hold_at;
 pub mod keyspaces;
 
 use std::path::{Path, PathBuf};
