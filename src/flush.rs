@@ -54,19 +54,6 @@ impl DbInner {
         let sealed = imm.sealed_seq();
         debug_assert!(sealed.is_some(), "a flush of a memtable never sealed");
         self.wait_published(sealed.unwrap_or_else(|| imm.max_seq()))?;
-        // Other keyspaces' memtables may hold writes older than this
-        // table's newest, in a WAL not yet synced. Once the table is
-        // installed, a power loss that cut that WAL would leave the table's
-        // writes without the older ones: not a prefix (RocksDB users meet
-        // this as "SST file is ahead of WALs"). So the WALs are made
-        // durable first, also with one keyspace: another may be created
-        // while this flush runs. Only the WALs before the current one:
-        // the rotation that froze `imm` switched WALs under the lead, so
-        // every write numbered up to its last is in them (RocksDB's
-        // `SyncClosedLogs`); they are synced without stopping writers,
-        // where syncing the current WAL too held its drain lock through
-        // both fsyncs and stalled every writer meanwhile.
-        self.sync_closed_wals()?;
         let number = self.versions.lock().new_file_number()?;
         let opener = self.versions.lock().opener().clone();
         let options = ks.options();
@@ -105,6 +92,32 @@ impl DbInner {
         });
         if let Some(f) = &file {
             events.table_created(f);
+        }
+        // Other keyspaces' memtables may hold writes older than this
+        // table's newest, in a WAL not yet synced. Once the table is
+        // installed, a power loss that cut that WAL would leave the table's
+        // writes without the older ones: not a prefix (RocksDB users meet
+        // this as "SST file is ahead of WALs"). So the WALs are made
+        // durable before the install, also with one keyspace: another may
+        // be created while this flush runs. Only the WALs before the
+        // current one: the rotation that froze `imm` switched WALs under
+        // the lead, so every write numbered up to its last is in them
+        // (RocksDB's `SyncClosedLogs`); they are synced without stopping
+        // writers, where syncing the current WAL too held its drain lock
+        // through both fsyncs and stalled every writer meanwhile.
+        //
+        // After the table is written, not before: the install is what
+        // needs them durable, and the WAL syncer has been syncing the WAL
+        // the rotation retired since the rotation, so by now its fsync is
+        // mostly done. Synced first, the flush waited out that fsync (a
+        // whole memtable's WAL, 50-120 ms) before writing a byte, and the
+        // writers at the memtable limit waited with it (fillbatch's
+        // longest batch; overwrite's stalls with 4 KiB values).
+        if let Err(e) = self.sync_closed_wals() {
+            if let Some(f) = &file {
+                f.mark_obsolete();
+            }
+            return Err(e);
         }
 
         let mut versions = self.versions.lock();
