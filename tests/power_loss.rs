@@ -345,29 +345,10 @@ fn a_first_live_wal_that_lost_every_page_does_not_let_its_successor_replay() {
 #[test]
 fn a_flush_of_one_keyspace_keeps_the_older_writes_of_another_durable() {
     use std::sync::Arc;
-    use strata::{Db, HookPoint, Options};
     for seed in 0..16u64 {
         let fs = MemFileSystem::new();
         let gate = Arc::new(Gate::default());
-        let hook: strata::TestHook = {
-            let gate = Arc::clone(&gate);
-            Arc::new(move |p| {
-                if p == HookPoint::WalSyncer {
-                    gate.hold();
-                }
-                Ok(())
-            })
-        };
-        let options = Options {
-            test_hook: Some(hook),
-            ..mem_options(&fs)
-        };
-        let db = Db::open(mem_dir(), options).unwrap();
-        let b = db.keyspace("b").unwrap();
-        for i in 0..20 {
-            b.put(format!("b1-{i}"), "older").unwrap();
-        }
-        db.put("a1", "newer").unwrap();
+        let (db, b) = older_b1_then_a1(&fs, &gate, |_| {});
         db.flush().unwrap();
         for i in 0..20 {
             b.put(format!("b2-{i}"), "later").unwrap();
@@ -397,41 +378,22 @@ fn a_flush_of_one_keyspace_keeps_the_older_writes_of_another_durable() {
 fn a_power_loss_right_after_a_flush_installs_its_table_keeps_the_older_writes() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use strata::{Db, HookPoint, Options};
+    use strata::HookPoint;
     for seed in 0..16u64 {
         let fs = MemFileSystem::new();
         let gate = Arc::new(Gate::default());
         let armed = Arc::new(AtomicBool::new(false));
         let installed = Arc::new(AtomicBool::new(false));
-        let hook: strata::TestHook = {
-            let (gate, armed, installed, fs) = (
-                Arc::clone(&gate),
-                Arc::clone(&armed),
-                Arc::clone(&installed),
-                fs.clone(),
-            );
-            Arc::new(move |p| {
-                if p == HookPoint::WalSyncer {
-                    gate.hold();
-                }
+        let (db, b) = {
+            let (armed, installed, fs) = (Arc::clone(&armed), Arc::clone(&installed), fs.clone());
+            older_b1_then_a1(&fs.clone(), &gate, move |p| {
                 if p == HookPoint::FlushInstalled && armed.load(Ordering::SeqCst) {
                     // The machine stops with the table's edit durable.
                     fs.crash();
                     installed.store(true, Ordering::SeqCst);
                 }
-                Ok(())
             })
         };
-        let options = Options {
-            test_hook: Some(hook),
-            ..mem_options(&fs)
-        };
-        let db = Db::open(mem_dir(), options).unwrap();
-        let b = db.keyspace("b").unwrap();
-        for i in 0..20 {
-            b.put(format!("b1-{i}"), "older").unwrap();
-        }
-        db.put("a1", "newer").unwrap();
         armed.store(true, Ordering::SeqCst);
         // Fails or not: the machine stops inside it.
         let _ = db.flush();
@@ -459,30 +421,11 @@ fn a_power_loss_right_after_a_flush_installs_its_table_keeps_the_older_writes() 
 #[test]
 fn a_power_loss_at_any_step_of_a_flush_leaves_a_prefix_across_keyspaces() {
     use std::sync::Arc;
-    use strata::{Db, HookPoint, Options};
     let mut steps_with_a1 = 0;
     for n in 1..=80u64 {
         let fs = MemFileSystem::new();
         let gate = Arc::new(Gate::default());
-        let hook: strata::TestHook = {
-            let gate = Arc::clone(&gate);
-            Arc::new(move |p| {
-                if p == HookPoint::WalSyncer {
-                    gate.hold();
-                }
-                Ok(())
-            })
-        };
-        let options = Options {
-            test_hook: Some(hook),
-            ..mem_options(&fs)
-        };
-        let db = Db::open(mem_dir(), options).unwrap();
-        let b = db.keyspace("b").unwrap();
-        for i in 0..20 {
-            b.put(format!("b1-{i}"), "older").unwrap();
-        }
-        db.put("a1", "newer").unwrap();
+        let (db, b) = older_b1_then_a1(&fs, &gate, |_| {});
         fs.crash_after(n);
         // Fails or not: the machine may stop inside it.
         let _ = db.flush();
@@ -528,4 +471,33 @@ fn a1_kept_with_the_older_b1(fs: &MemFileSystem, context: &str) -> bool {
             true
         }
     }
+}
+
+/// A database on `fs` whose WAL syncer thread waits at `gate` (so only
+/// flushes sync retired WALs) and whose other hook points go to `also`,
+/// holding `b1-*` in keyspace `b`, then `a1` (default keyspace), unsynced.
+fn older_b1_then_a1(
+    fs: &MemFileSystem,
+    gate: &std::sync::Arc<Gate>,
+    also: impl Fn(strata::HookPoint) + Send + Sync + 'static,
+) -> (strata::Db, strata::Keyspace) {
+    let gate = std::sync::Arc::clone(gate);
+    let hook: strata::TestHook = std::sync::Arc::new(move |p| {
+        if p == strata::HookPoint::WalSyncer {
+            gate.hold();
+        }
+        also(p);
+        Ok(())
+    });
+    let options = strata::Options {
+        test_hook: Some(hook),
+        ..mem_options(fs)
+    };
+    let db = strata::Db::open(mem_dir(), options).unwrap();
+    let b = db.keyspace("b").unwrap();
+    for i in 0..20 {
+        b.put(format!("b1-{i}"), "older").unwrap();
+    }
+    db.put("a1", "newer").unwrap();
+    (db, b)
 }
