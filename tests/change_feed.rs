@@ -654,20 +654,25 @@ fn a_reopen_after_dropping_the_keyspace_of_the_newest_writes_reuses_no_number() 
     assert_eq!(seqs, vec![1, 2, 3]);
 }
 
-/// A consumer may acknowledge any batch the feed gave it. The feed shows a
-/// batch once its WAL bytes are synced, which can be before the write is
-/// published (its inserts still running); acknowledging it must not be
-/// refused as "not written yet" (the crash test's replica met this).
-#[test]
-fn a_batch_read_before_it_is_published_can_be_acknowledged() {
-    use common::hold_at::HoldAt;
-    let fs = MemFileSystem::new();
-    let hold = HoldAt::new(HookPoint::WriteGroupSequenced);
+/// A database with a cursor, `a` written, then a write of `b` held at
+/// `hold`'s point on a thread of its own while the WAL is synced: the
+/// database, the cursor, the writer and the last sequence number the feed
+/// then shows (asserted to be `b`'s, 2).
+fn hold_a_write_and_sync(
+    fs: &MemFileSystem,
+    hold: &common::hold_at::HoldAt,
+    hook: strata::TestHook,
+) -> (
+    Db,
+    strata::ChangeFeed,
+    std::thread::JoinHandle<strata::Result<()>>,
+    u64,
+) {
     let db = Db::open(
         mem_dir(),
         Options {
-            test_hook: Some(hold.hook()),
-            ..options(&fs)
+            test_hook: Some(hook),
+            ..options(fs)
         },
     )
     .unwrap();
@@ -678,12 +683,25 @@ fn a_batch_read_before_it_is_published_can_be_acknowledged() {
         let db = db.clone();
         std::thread::spawn(move || db.put(b"b", b"2"))
     };
-    // The writer's group is sequenced and in the WAL buffer, not published.
     hold.wait_reached();
     db.flush_wal(true).unwrap();
     let seen: Vec<ChangeBatch> = feed.updates().unwrap().map(|b| b.unwrap()).collect();
     let last = seen.last().map(ChangeBatch::last_sequence).unwrap();
-    assert_eq!(last, 2, "the feed shows the synced, unpublished batch");
+    assert_eq!(last, 2, "the feed shows the synced batch");
+    (db, feed, writer, last)
+}
+
+/// A consumer may acknowledge any batch the feed gave it. The feed shows a
+/// batch once its WAL bytes are synced, which can be before the write is
+/// published (its inserts still running); acknowledging it must not be
+/// refused as "not written yet" (the crash test's replica met this).
+#[test]
+fn a_batch_read_before_it_is_published_can_be_acknowledged() {
+    use common::hold_at::HoldAt;
+    let fs = MemFileSystem::new();
+    // The writer's group held sequenced and in the WAL buffer, not published.
+    let hold = HoldAt::new(HookPoint::WriteGroupSequenced);
+    let (db, feed, writer, last) = hold_a_write_and_sync(&fs, &hold, hold.hook());
     assert!(
         db.get(b"b").unwrap().is_none(),
         "the batch is not published yet"
@@ -702,36 +720,18 @@ fn a_batch_read_before_it_is_published_can_be_acknowledged() {
 fn a_batch_synced_before_its_numbers_are_registered_can_be_acknowledged() {
     use common::hold_at::HoldAt;
     let fs = MemFileSystem::new();
+    // The writer's group held in the WAL buffer, its numbers not registered.
     let hold = HoldAt::new(HookPoint::WriteGroupLogged);
     let held = hold.hook();
     let release = hold.clone();
-    let db = Db::open(
-        mem_dir(),
-        Options {
-            test_hook: Some(Arc::new(move |p| {
-                // The acknowledgement waits for the leader: let it go on.
-                if p == HookPoint::AckAsksSequencer {
-                    release.release();
-                }
-                held(p)
-            })),
-            ..options(&fs)
-        },
-    )
-    .unwrap();
-    let feed = db.change_feed("replica").unwrap();
-    db.put(b"a", b"1").unwrap();
-    hold.arm();
-    let writer = {
-        let db = db.clone();
-        std::thread::spawn(move || db.put(b"b", b"2"))
-    };
-    // The writer's group is in the WAL buffer, its numbers not registered.
-    hold.wait_reached();
-    db.flush_wal(true).unwrap();
-    let seen: Vec<ChangeBatch> = feed.updates().unwrap().map(|b| b.unwrap()).collect();
-    let last = seen.last().map(ChangeBatch::last_sequence).unwrap();
-    assert_eq!(last, 2, "the feed shows the synced batch");
+    let hook: strata::TestHook = Arc::new(move |p| {
+        // The acknowledgement waits for the leader: let it go on.
+        if p == HookPoint::AckAsksSequencer {
+            release.release();
+        }
+        held(p)
+    });
+    let (_db, feed, writer, last) = hold_a_write_and_sync(&fs, &hold, hook);
     // The acknowledgement releases the leader (the hook) and waits for it
     // to hand its numbers out.
     feed.ack(last).unwrap();

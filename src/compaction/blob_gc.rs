@@ -81,24 +81,22 @@ fn gc_cutoff(v: &Version, age_cutoff: f64) -> u64 {
 /// collection is due for.
 pub(crate) fn files_to_collect(v: &Version, o: &Options, manual: bool) -> Vec<u64> {
     let cutoff = gc_cutoff(v, o.blob_garbage_collection_age_cutoff);
-    let min_ratio = match o.blob_garbage_collection_min_garbage_ratio {
-        r if manual && r > 0.0 => f64::MIN_POSITIVE,
-        r => r,
-    };
+    let min_ratio = o.blob_garbage_collection_min_garbage_ratio;
     let mut files: Vec<u64> = v
         .blob_files()
         .iter()
         .take_while(|(&n, _)| n < cutoff)
         .filter(|(&n, b)| {
             if min_ratio <= 0.0 {
-                return true;
+                return true; // RocksDB's rule: every old file
+            }
+            let garbage = v.blob_garbage_of(n).bytes;
+            if manual {
+                return garbage > 0;
             }
             // A file whose totals cannot be read is left to reads to report.
-            let Ok(totals) = b.totals() else {
-                return false;
-            };
-            let garbage = v.blob_garbage_of(n).bytes;
-            totals.bytes > 0 && garbage as f64 >= min_ratio * totals.bytes as f64
+            b.totals()
+                .is_ok_and(|t| t.bytes > 0 && garbage as f64 >= min_ratio * t.bytes as f64)
         })
         .map(|(&n, _)| n)
         .collect();
