@@ -264,7 +264,12 @@ fn forced_batch(v: &Version, o: &Options) -> Option<Vec<u64>> {
         total = total.saturating_add(b.totals().ok()?.bytes);
         garbage = garbage.saturating_add(v.blob_garbage_of(n).bytes);
     }
-    if total == 0 || (garbage as f64) < o.blob_garbage_collection_force_threshold * total as f64 {
+    // No garbage, nothing to force, whatever the threshold: at 0 every
+    // batch would be due again as soon as the one before was collected.
+    if total == 0
+        || garbage == 0
+        || (garbage as f64) < o.blob_garbage_collection_force_threshold * total as f64
+    {
         return None;
     }
     Some(batch)

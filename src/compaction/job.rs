@@ -551,6 +551,12 @@ impl TableFiles<'_> {
 
     /// Remove every output file (the compaction failed).
     fn abandon(self) {
+        // Opened, so each counts as a live table of the blob files it
+        // lists: obsolete gives those counts back (else a blob file would
+        // outlive its last real table) and deletes the table's file.
+        for f in &self.done {
+            f.mark_obsolete();
+        }
         drop(self.done);
         if let Some(r) = self.relocator {
             r.abandon();
