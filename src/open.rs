@@ -101,8 +101,9 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
         },
     )?;
     // No write gets a number an ingestion took, even one a crash cut
-    // short before its MANIFEST edit: the feed reports those numbers.
-    replayed.last_seq = replayed.last_seq.max(feed.last_ingested());
+    // short before its MANIFEST edit or one forgotten below the feed's
+    // floor: the feed reports those numbers (`Feed::last_taken`).
+    replayed.last_seq = replayed.last_seq.max(feed.last_taken());
     let versions_by_keyspace = log_replayed_tables(&mut versions, replayed, wal_number)?;
     remove_obsolete_files(&options, &dir, &versions, |_| false)?;
     // The WALs replay read are obsolete now: retention decides (`feed/`).

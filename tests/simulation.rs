@@ -55,7 +55,9 @@
 //!
 //! `SIMULATION_SEEDS=n` (default 1000) and `SIMULATION_FIRST_SEED` choose
 //! the seeds, `SIMULATION_SECONDS=s` runs seeds until time is up instead,
-//! and `SIMULATION_SEED=n` replays one seed (a failure prints that line).
+//! and `SIMULATION_SEED=n` replays one seed (a failure prints that line);
+//! `SIMULATION_FULL_TRACE=1` makes a failure print every event of its
+//! seed, not only the last twelve.
 //! The same seed replays the same run exactly.
 
 // Test code: a failed unwrap is a failed test, with its message.
@@ -499,11 +501,16 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> ! {
+        let shown = if std::env::var_os("SIMULATION_FULL_TRACE").is_some() {
+            self.trace.len()
+        } else {
+            12
+        };
         panic!(
             "simulation seed {}: {what}\nreplay: SIMULATION_SEED={} cargo test --profile checked --test simulation -- --nocapture\nlast events: {:?}",
             self.seed,
             self.seed,
-            &self.trace[self.trace.len().saturating_sub(12)..]
+            &self.trace[self.trace.len().saturating_sub(shown)..]
         )
     }
 

@@ -95,8 +95,8 @@ impl Feed {
         // A cursor created or acknowledged at writes this crash lost (they
         // were visible, not synced) would skip the writes that now reuse
         // their numbers: it resumes after what the database kept. The
-        // numbers ingestions took are never reused (`last_ingested`).
-        let kept = recovered.last_seq.max(state.last_ingested());
+        // numbers ingestions took are never reused (`last_taken`).
+        let kept = recovered.last_seq.max(state.last_taken());
         for acked in state.cursors.values_mut() {
             *acked = (*acked).min(kept);
         }
@@ -132,17 +132,19 @@ impl Feed {
         Ok(feed)
     }
 
-    /// The last sequence number an ingestion took, as stored: an open
-    /// gives out no number up to it, even one whose ingestion a crash cut
-    /// short before its MANIFEST edit (the feed reports it as a gap).
-    pub fn last_ingested(&self) -> SeqNo {
-        self.inner.lock().state.last_ingested()
+    /// The last sequence number taken as the stored state knows it (an
+    /// ingestion's, or the last below the floor): an open gives out no
+    /// number up to it, even one whose ingestion a crash cut short before
+    /// its MANIFEST edit (the feed reports it as a gap), or one the
+    /// MANIFEST never held because a flush recorded only its memtable's.
+    pub fn last_taken(&self) -> SeqNo {
+        self.inner.lock().state.last_taken()
     }
 
     /// An ingestion is about to take the sequence numbers `first..=last`:
     /// store them durably, before its MANIFEST edit, so a reader crossing
     /// them is told of writes the WALs do not hold, also after a crash,
-    /// and no open gives them to a write (`last_ingested`). They stay in
+    /// and no open gives them to a write (`last_taken`). They stay in
     /// the state whatever the ingestion's outcome (a reader may have
     /// reported them already), also when storing fails: the file may
     /// hold them all the same, and the next store writes them.
@@ -438,7 +440,7 @@ impl DbInner {
                     "change feed {name:?} acknowledged {acked} already; {seq} would move it back"
                 )));
             }
-            let handed_out = handed_out.max(g.state.last_ingested());
+            let handed_out = handed_out.max(g.state.last_taken());
             if seq > handed_out {
                 return Err(Error::InvalidArgument(format!(
                     "change feed {name:?}: sequence number {seq} is not written yet (last is {handed_out})"

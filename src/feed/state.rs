@@ -91,9 +91,15 @@ impl FeedState {
         self.ingestions.retain(|i| i.last >= floor);
     }
 
-    /// The last sequence number an ingestion took (0: none).
-    pub fn last_ingested(&self) -> SeqNo {
-        self.ingestions.iter().map(|i| i.last).max().unwrap_or(0)
+    /// The last sequence number the state knows was taken (0: none): an
+    /// ingestion's, or the last below the floor. The floor counts: an
+    /// ingestion below it is forgotten, and the MANIFEST may not hold its
+    /// number (a flush after it records its memtable's newest), so
+    /// without the floor an open would give that number to a write, which
+    /// the feed then reads as part of the floor's gap.
+    pub fn last_taken(&self) -> SeqNo {
+        let ingested = self.ingestions.iter().map(|i| i.last).max().unwrap_or(0);
+        ingested.max(self.floor_seq.saturating_sub(1))
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -339,7 +345,13 @@ mod tests {
                 last: 62
             }]
         );
-        assert_eq!(s.last_ingested(), 62);
+        assert_eq!(s.last_taken(), 62);
+        // With every ingestion below it forgotten, the floor says what
+        // was taken.
+        s.floor_seq = 70;
+        s.prune_ingestions();
+        assert!(s.ingestions.is_empty());
+        assert_eq!(s.last_taken(), 69);
     }
 
     #[test]
