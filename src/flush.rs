@@ -98,13 +98,22 @@ impl DbInner {
         // installed, a power loss that cut that WAL would leave the table's
         // writes without the older ones: not a prefix (RocksDB users meet
         // this as "SST file is ahead of WALs"). So the WALs are made
-        // durable before the install, also with one keyspace: another may
-        // be created while this flush runs. Only the WALs before the
-        // current one: the rotation that froze `imm` switched WALs under
-        // the lead, so every write numbered up to its last is in them
-        // (RocksDB's `SyncClosedLogs`); they are synced without stopping
-        // writers, where syncing the current WAL too held its drain lock
-        // through both fsyncs and stalled every writer meanwhile.
+        // durable before the install when some other memtable holds
+        // writes in them, or when the change feed keeps WALs past their
+        // flush (it shows only what a power loss cannot take). Only the
+        // WALs before the current one: the rotation that froze `imm`
+        // switched WALs under the lead, so every write numbered up to its
+        // last is in them (RocksDB's `SyncClosedLogs`); they are synced
+        // without stopping writers, where syncing the current WAL too held
+        // its drain lock through both fsyncs and stalled every writer
+        // meanwhile. Otherwise the install makes them obsolete (their
+        // every record is in this table) and they are forgotten unsynced:
+        // with one keyspace written, a flush writes its memtable to the
+        // disk once, as a table, not a second time as a WAL (RocksDB syncs
+        // no WAL at a flush with one column family). A keyspace that gets
+        // its first write meanwhile writes to the current WAL: its writes
+        // are newer than this table's, and a sync of that WAL syncs these
+        // first while they are live.
         //
         // After the table is written, not before: the install is what
         // needs them durable, and the WAL syncer has been syncing the WAL
@@ -113,7 +122,12 @@ impl DbInner {
         // whole memtable's WAL, 50-120 ms) before writing a byte, and the
         // writers at the memtable limit waited with it (fillbatch's
         // longest batch; overwrite's stalls with 4 KiB values).
-        if let Err(e) = self.sync_closed_wals() {
+        let synced = if self.closed_wals_must_be_durable(ks, imm) {
+            self.sync_closed_wals()
+        } else {
+            Ok(())
+        };
+        if let Err(e) = synced {
             if let Some(f) = &file {
                 f.mark_obsolete();
             }
@@ -167,8 +181,10 @@ impl DbInner {
         let wal_log_number = versions.log_number();
         drop(versions);
         let _ = self.hook(crate::hook::HookPoint::FlushInstalled);
-        // The WALs no keyspace needs any more.
+        // The WALs no keyspace needs any more: those this flush did not
+        // sync are never synced now.
         self.write_path.note_log_number(wal_log_number);
+        self.write_path.wal.forget_retired_below(wal_log_number);
         self.remove_wals_below(wal_log_number);
         self.stats.record_flush(
             &ks.counters,
@@ -176,6 +192,41 @@ impl DbInner {
             start.elapsed().as_micros() as u64,
         );
         Ok(true)
+    }
+
+    /// Whether the WALs before the current one must be durable before the
+    /// table written from `imm` (a frozen memtable of `ks`) is installed:
+    /// when the change feed keeps WALs past their flush, or when a
+    /// memtable besides `imm` holds writes that may be in them (it was
+    /// made before the rotation that froze `imm`), of this keyspace or
+    /// another. A memtable made since holds only writes logged in the
+    /// current WAL or a later one.
+    pub(crate) fn closed_wals_must_be_durable(
+        &self,
+        ks: &KeyspaceState,
+        imm: &Arc<MemTable>,
+    ) -> bool {
+        if self.feed.keeps_wals(&self.options) {
+            return true;
+        }
+        // The WAL the rotation that froze `imm` started: the one its
+        // successor in `ks` (the next frozen memtable, or the active one)
+        // was made with.
+        let sv = ks.super_version.load();
+        let after = sv
+            .imms
+            .iter()
+            .chain(std::iter::once(&sv.mem))
+            .skip_while(|m| !Arc::ptr_eq(m, imm))
+            .nth(1)
+            .map_or(u64::MAX, |m| m.wal_number());
+        drop(sv);
+        self.keyspaces.load().iter().any(|k| {
+            let sv = k.super_version.load();
+            std::iter::once(&sv.mem)
+                .chain(sv.imms.iter())
+                .any(|m| !Arc::ptr_eq(m, imm) && !m.is_empty() && m.wal_number() < after)
+        })
     }
 
     /// The other keyspaces holding nothing unflushed, with `log_number`

@@ -234,7 +234,7 @@ fn releasing_a_snapshot_lets_a_delete_only_compaction_run() {
 /// The engine's MANIFEST (of `table_and_wal(_, 100, 100)`) with harmless
 /// edits appended (the same counters again) so that the last one
 /// straddles `boundary`. Returns the bytes and where the last edit starts.
-fn manifest_with_last_edit_across(boundary: usize) -> (PathBuf, Vec<u8>, usize) {
+fn manifest_with_last_edit_across(boundary: usize) -> (MemFileSystem, PathBuf, Vec<u8>, usize) {
     use strata::inspect::VersionEdit;
     let base = MemFileSystem::new();
     table_and_wal(&base, 100, 100);
@@ -271,15 +271,24 @@ fn manifest_with_last_edit_across(boundary: usize) -> (PathBuf, Vec<u8>, usize) 
         last_start < boundary && data.len() > boundary,
         "the last edit straddles {boundary}"
     );
-    (manifest, data, last_start)
+    (base, manifest, data, last_start)
 }
 
-/// Opens the database of `manifest_with_last_edit_across` with `manifest`
-/// holding `bytes`: the number of keys it holds.
-fn reopen_with_manifest(manifest: &std::path::Path, bytes: &[u8]) -> strata::Result<usize> {
-    // The same database again (its files are deterministic).
+/// Opens a copy of the database of `manifest_with_last_edit_across`
+/// (`base`) with `manifest` holding `bytes`: the number of keys it holds.
+/// A copy, not the same writes again: file numbers depend on when the
+/// background thread makes the next WAL ahead.
+fn reopen_with_manifest(
+    base: &MemFileSystem,
+    manifest: &std::path::Path,
+    bytes: &[u8],
+) -> strata::Result<usize> {
     let fs = MemFileSystem::new();
-    table_and_wal(&fs, 100, 100);
+    fs.create_dir_all(&mem_dir()).unwrap();
+    for name in base.list(&mem_dir()).unwrap() {
+        let path = mem_dir().join(&name);
+        fs.write_durable(&path, &base.read(&path).unwrap());
+    }
     fs.write_durable(manifest, bytes);
     Db::open(mem_dir(), mem_options(&fs)).map(|db| scan_all(&db).len())
 }
@@ -291,8 +300,8 @@ fn reopen_with_manifest(manifest: &std::path::Path, bytes: &[u8]) -> strata::Res
 /// corruption.
 #[test]
 fn a_last_manifest_edit_that_lost_a_page_is_a_torn_tail() {
-    let (manifest, data, last_start) = manifest_with_last_edit_across(4096);
-    let reopen = |bytes: &[u8]| reopen_with_manifest(&manifest, bytes);
+    let (base, manifest, data, last_start) = manifest_with_last_edit_across(4096);
+    let reopen = |bytes: &[u8]| reopen_with_manifest(&base, &manifest, bytes);
     assert_eq!(
         reopen(&data).unwrap(),
         200,
@@ -328,9 +337,9 @@ fn a_last_manifest_edit_that_lost_a_page_is_a_torn_tail() {
 fn a_last_manifest_edit_that_lost_a_sector_is_a_torn_tail() {
     let sector = strata_wal::SECTOR_SIZE;
     // A sector boundary inside a page, past the engine's own edits.
-    let (manifest, data, last_start) = manifest_with_last_edit_across(3 * sector);
+    let (base, manifest, data, last_start) = manifest_with_last_edit_across(3 * sector);
     let boundary = 3 * sector;
-    let reopen = |bytes: &[u8]| reopen_with_manifest(&manifest, bytes);
+    let reopen = |bytes: &[u8]| reopen_with_manifest(&base, &manifest, bytes);
     assert_eq!(reopen(&data).unwrap(), 200);
     // The sector after the boundary lost (the file's length kept).
     let mut second_lost = data.clone();

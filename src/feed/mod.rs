@@ -132,6 +132,12 @@ impl Feed {
         Ok(feed)
     }
 
+    /// Whether WALs are kept past their flush: a retention limit is set
+    /// or a cursor exists (what `open` and `collect` keep them for).
+    pub fn keeps_wals(&self, options: &Options) -> bool {
+        RetentionLimits::from_options(options).any() || !self.inner.lock().state.cursors.is_empty()
+    }
+
     /// The last sequence number taken as the stored state knows it (an
     /// ingestion's, or the last below the floor): an open gives out no
     /// number up to it, even one whose ingestion a crash cut short before
@@ -387,6 +393,13 @@ impl DbInner {
         if name.is_empty() {
             return Err(Error::InvalidArgument("a change feed needs a name".into()));
         }
+        if self.feed.inner.lock().state.cursors.contains_key(name) {
+            return self.change_feed_acked(name);
+        }
+        // A flush that found no cursor may have left WALs before the
+        // current one unsynced; this cursor keeps WALs from now on, and
+        // the feed shows only what a power loss cannot take: sync them.
+        self.sync_closed_wals()?;
         let mut g = self.feed.inner.lock();
         if let Some(&acked) = g.state.cursors.get(name) {
             return Ok(acked);

@@ -140,8 +140,10 @@ impl WritePath {
     /// How much of WAL `number` is known synced, for the change feed:
     /// `None` all of it, `Some(len)` its first `len` bytes (0: nothing
     /// known, or not written yet). A WAL older than every live one is
-    /// synced in full (a flush synced it before making it obsolete), as
-    /// is one older than the current WAL once a sync covered part of the
+    /// durable in full: a flush made it obsolete, so its records are in
+    /// synced tables (the flush synced it first only if another memtable
+    /// or the change feed needed it: `closed_wals_must_be_durable`). So is
+    /// one older than the current WAL once a sync covered part of the
     /// current one (WALs are synced in order). Otherwise a WAL the write
     /// path left is counted synced once a sync reached a later WAL's start
     /// (`wal_starts` positions are at or after the true starts, so this

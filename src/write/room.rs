@@ -380,7 +380,19 @@ impl DbInner {
         };
         // Writes the old WAL out; it is synced before the new one is.
         // With a syncer thread the old WAL is synced in the background, so
-        // rotation does not stall writers for a whole WAL's fsync.
+        // rotation does not stall writers for a whole WAL's fsync, when
+        // the flush of the memtables frozen here will likely need it
+        // durable (`closed_wals_must_be_durable`): another keyspace holds
+        // writes, or the change feed keeps WALs. Otherwise it is likely
+        // obsolete before anything needs it synced, and never is.
+        let others_hold_writes = self.keyspaces.load().iter().any(|k| {
+            !which.iter().any(|w| w.id == k.id) && {
+                let sv = k.super_version.load();
+                !sv.mem.is_empty() || !sv.imms.is_empty()
+            }
+        });
+        wp.wal
+            .set_eager_retired_sync(others_hold_writes || self.feed.keeps_wals(&self.options));
         let started_at = match drain {
             Some(d) => wp
                 .wal

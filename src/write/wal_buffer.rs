@@ -32,9 +32,14 @@
 //! record.
 //!
 //! The buffer also keeps the WAL files a rotation moved past ("retired"):
-//! written in full, synced in the background by the syncer thread, and
-//! always before any sync of a newer file is acknowledged, so WALs become
-//! durable in log order.
+//! written in full, synced in the background by the syncer thread (when
+//! `eager_retired_sync` is on), and always before any sync of a newer
+//! file is acknowledged, so WALs become durable in log order. A retired
+//! file that becomes obsolete (every record it holds is in synced tables)
+//! before anything needed it synced is forgotten unsynced
+//! (`forget_retired_below`): its pages are never written to the disk,
+//! as RocksDB never syncs a WAL a flush made obsolete with one column
+//! family.
 
 use super::pipeline::Durability;
 use super::wal_syncer::SyncRequests;
@@ -214,7 +219,15 @@ pub(crate) struct WalBuffer {
     /// synced; the syncer syncs them in the background, and a sync of the
     /// current file first makes sure they are synced (WALs become durable
     /// in order).
-    retired: Mutex<Vec<Box<dyn WritableFile>>>,
+    retired: Mutex<Vec<(u64, Box<dyn WritableFile>)>>,
+    /// The syncer thread syncs retired files as soon as they retire,
+    /// without a request: on when a flush will need them durable before
+    /// it installs its table (another keyspace's writes may be in them,
+    /// or the change feed keeps obsolete WALs), so that the flush finds
+    /// the fsync done. Off, a retired file is synced only when a sync of
+    /// a newer one or a flush needs it, and usually becomes obsolete and
+    /// is forgotten first. Correctness does not depend on it.
+    eager_retired_sync: AtomicBool,
     /// Retired files not yet synced (taken for syncing included).
     retired_unsynced: AtomicUsize,
     /// Files the drain has moved past, and how many of those are synced:
@@ -267,6 +280,7 @@ impl WalBuffer {
             drain_lock_tasks: AtomicUsize::new(0),
             number: AtomicU64::new(number),
             retired: Mutex::new(Level::WalRetired, Vec::new()),
+            eager_retired_sync: AtomicBool::new(true),
             retired_unsynced: AtomicUsize::new(0),
             files_left: AtomicU64::new(0),
             files_left_synced: AtomicU64::new(0),
@@ -621,7 +635,7 @@ impl WalBuffer {
     pub(super) fn sync_retired(&self) -> io::Result<()> {
         loop {
             let mut retired = self.retired.lock();
-            let Some(mut file) = retired.pop() else {
+            let Some((_, mut file)) = retired.pop() else {
                 // After a failed sync nothing counts as synced, even
                 // once no retired file is left unsynced.
                 self.check_failed()?;
@@ -650,6 +664,43 @@ impl WalBuffer {
             self.retired_unsynced.fetch_sub(1, Ordering::AcqRel);
             self.retired_synced.notify_all();
         }
+    }
+
+    /// Forget the retired files numbered below `number` that no thread
+    /// has taken for syncing: the WALs below the log number, whose every
+    /// record is in synced tables (a flush installed them), so none needs
+    /// syncing, and a sync of a newer file may skip them: they count as
+    /// synced. Closed unsynced, their dirty pages go with the file when it
+    /// is deleted instead of being written out. REQUIRES: WALs below
+    /// `number` are obsolete (below the MANIFEST's log number).
+    pub fn forget_retired_below(&self, number: u64) {
+        let forgotten: Vec<Box<dyn WritableFile>> = {
+            let mut retired = self.retired.lock();
+            let (old, kept): (Vec<_>, Vec<_>) = retired.drain(..).partition(|(n, _)| *n < number);
+            *retired = kept;
+            if !old.is_empty() {
+                let count = old.len();
+                self.files_left_synced
+                    .fetch_add(count as u64, Ordering::AcqRel);
+                self.retired_unsynced.fetch_sub(count, Ordering::AcqRel);
+                self.retired_synced.notify_all();
+            }
+            old.into_iter().map(|(_, f)| f).collect()
+        };
+        // Closed outside the lock: closing a mapped log truncates it.
+        drop(forgotten);
+    }
+
+    /// Whether the syncer syncs retired files without being asked (see
+    /// `eager_retired_sync`).
+    pub fn set_eager_retired_sync(&self, eager: bool) {
+        if !self.eager_retired_sync.swap(eager, Ordering::AcqRel) && eager {
+            self.syncer.wake();
+        }
+    }
+
+    pub(super) fn eager_retired_sync(&self) -> bool {
+        self.eager_retired_sync.load(Ordering::Acquire)
     }
 
     /// Wait until `lsn` has the given durability. `inline` lets the caller
@@ -921,7 +972,7 @@ impl WalBuffer {
             // synced position covering the old WAL's unsynced tail.
             let mut retired = self.retired.lock();
             self.retired_unsynced.fetch_add(1, Ordering::AcqRel);
-            retired.push(old);
+            retired.push((old_number, old));
         } else {
             // Synced above, and nothing was appended since.
             self.files_left_synced.fetch_add(1, Ordering::AcqRel);
@@ -978,7 +1029,7 @@ impl WalBuffer {
             while self.retired_unsynced.load(Ordering::Acquire) > retired.len() {
                 self.retired_synced.wait_for(&mut retired, WAIT_SLICE);
             }
-            abandoned.extend(retired.drain(..));
+            abandoned.extend(retired.drain(..).map(|(_, f)| f));
             self.retired_unsynced.store(0, Ordering::Release);
         }
         let mut failure = self.failure.lock();
@@ -1433,6 +1484,30 @@ mod tests {
         wal.sync_all().unwrap();
         fs.power_loss(crate::fs::UnsyncedData::Drop);
         assert_eq!(read_back(&fs), vec![b"in the old log".to_vec()]);
+        let data = fs.read(Path::new("/w/2.log")).unwrap();
+        assert!(!data.is_empty(), "the new log lost a synced record");
+    }
+
+    /// A retired WAL forgotten as obsolete (its records are in synced
+    /// tables) is never synced: a sync of the current one skips it, and
+    /// counts it synced (the debug check of WAL order holds).
+    #[test]
+    fn a_forgotten_retired_wal_is_never_synced() {
+        let (fs, wal) = buffer(1 << 16);
+        wal.push(b"in the old log").unwrap();
+        let next = fs.create(Path::new("/w/2.log")).unwrap();
+        fs.sync_dir(Path::new("/w")).unwrap();
+        wal.switch_file(next, 2, true).unwrap();
+        wal.forget_retired_below(2);
+        assert_eq!(wal.retired_unsynced(), 0);
+        wal.push(b"in the new log").unwrap();
+        wal.sync_all().unwrap();
+        fs.power_loss(crate::fs::UnsyncedData::Drop);
+        assert_eq!(
+            read_back(&fs),
+            Vec::<Vec<u8>>::new(),
+            "the old log was synced"
+        );
         let data = fs.read(Path::new("/w/2.log")).unwrap();
         assert!(!data.is_empty(), "the new log lost a synced record");
     }

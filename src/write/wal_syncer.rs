@@ -2,7 +2,8 @@
 //! ask it to sync up to their record; it fsyncs once for every request
 //! that arrived while the previous fsync ran. It also syncs the WAL files
 //! a rotation retired (in the background, so a rotation does not stall
-//! writers for a whole WAL's fsync), and warms each new WAL file up a step
+//! writers for a whole WAL's fsync) when a flush will need them durable
+//! (`WalBuffer::set_eager_retired_sync`), and warms each new WAL file up a step
 //! at a time while no sync is wanted (`WritableFile::warm_up`), and each
 //! growth of it (`WritableFile::take_warm_up`). A lone writer syncs inline
 //! instead (`WalBuffer::wait`).
@@ -160,7 +161,7 @@ impl WalBuffer {
                     && (self.is_failed()
                         || s.warm_up.lock().job.is_none()
                             && s.requested() <= self.synced()
-                            && self.retired_unsynced() == 0)
+                            && (self.retired_unsynced() == 0 || !self.eager_retired_sync()))
                 {
                     s.wake.wait(&mut stop);
                 }
@@ -179,7 +180,13 @@ impl WalBuffer {
             }
             // Retired files first, outside the drain lock: syncing a whole
             // 64 MiB WAL takes long, and writers keep appending meanwhile.
-            let result = self.sync_retired().and_then(|_| {
+            // Not eager: only for a sync asked for (which needs them).
+            let retired = if sync_wanted || self.eager_retired_sync() {
+                self.sync_retired()
+            } else {
+                Ok(())
+            };
+            let result = retired.and_then(|_| {
                 if s.requested() > self.synced() {
                     self.sync_all()
                 } else {
