@@ -214,9 +214,8 @@ impl DbInner {
         // was made with.
         let sv = ks.super_version.load();
         let after = sv
-            .imms
-            .iter()
-            .chain(std::iter::once(&sv.mem))
+            .memtables_oldest_first()
+            .into_iter()
             .skip_while(|m| !Arc::ptr_eq(m, imm))
             .nth(1)
             .map_or(u64::MAX, |m| m.wal_number());

@@ -596,3 +596,38 @@ fn a_power_loss_at_any_step_of_a_flush_that_syncs_no_wal_leaves_a_prefix() {
         "no step kept every write: sweep too short"
     );
 }
+
+/// Found in review: with several frozen memtables (a flush behind the
+/// writer), the flush of the oldest took the next one, of its own
+/// keyspace and logged after it, for a memtable with writes in the WALs
+/// before it, and synced them: the frozen memtables are listed newest
+/// first. Here three or more memtables freeze while the flush thread is
+/// held; the flushes then sync no WAL.
+#[test]
+fn flushes_behind_the_writer_sync_no_wal_with_one_keyspace() {
+    use common::hold_at::HoldAt;
+    let fs = MemFileSystem::new();
+    let hold = HoldAt::new(strata::HookPoint::Flush);
+    let options = strata::Options {
+        write_buffer_size: 64 << 10,
+        max_write_buffer_number: 6,
+        test_hook: Some(hold.hook()),
+        ..mem_options(&fs)
+    };
+    let db = strata::Db::open(mem_dir(), options.clone()).unwrap();
+    hold.arm();
+    // Some 3.5 memtables of writes: the first rotation's flush is held.
+    for i in 0..700 {
+        db.put(key(i), vec![b'v'; 300]).unwrap();
+    }
+    hold.wait_reached();
+    failing_wal_syncs(&fs);
+    hold.release();
+    db.flush().unwrap();
+    fs.clear_faults();
+    power_cycle(&fs, db, UnsyncedData::Drop);
+    let db = strata::Db::open(mem_dir(), options).unwrap();
+    for i in 0..700 {
+        assert!(db.get(key(i)).unwrap().is_some(), "key {i} lost");
+    }
+}

@@ -30,6 +30,7 @@ use retention::{deletable_prefix, ObsoleteWal, RetentionLimits};
 use state::{Epoch, FeedState, Ingestion};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use strata_sstable::SeqNo;
 
 /// The feed's side of a database: its durable state and what retention
@@ -42,6 +43,11 @@ pub(crate) struct Feed {
     /// lock of its own: a rotation notes here, and must not wait for a
     /// collection reading WALs under `inner`.
     started_after: parking_lot::Mutex<BTreeMap<u64, SeqNo>>,
+    /// Whether a cursor exists (`state.cursors` is not empty), kept in
+    /// step with it under `inner`: read without that lock by every
+    /// rotation and flush (`keeps_wals`), which must not wait for a
+    /// collection deleting WALs and syncing the state file under it.
+    has_cursors: AtomicBool,
 }
 
 struct FeedInner {
@@ -112,7 +118,9 @@ impl Feed {
                 last_seq: recovered.last_seq,
             });
         }
+        let has_cursors = AtomicBool::new(!state.cursors.is_empty());
         let feed = Feed {
+            has_cursors,
             inner: parking_lot::Mutex::new(FeedInner {
                 state,
                 stored,
@@ -135,7 +143,7 @@ impl Feed {
     /// Whether WALs are kept past their flush: a retention limit is set
     /// or a cursor exists (what `open` and `collect` keep them for).
     pub fn keeps_wals(&self, options: &Options) -> bool {
-        RetentionLimits::from_options(options).any() || !self.inner.lock().state.cursors.is_empty()
+        RetentionLimits::from_options(options).any() || self.has_cursors.load(Ordering::Acquire)
     }
 
     /// The last sequence number taken as the stored state knows it (an
@@ -406,6 +414,7 @@ impl DbInner {
         }
         let acked = self.visible_sequence();
         g.state.cursors.insert(name.to_owned(), acked);
+        self.feed.has_cursors.store(true, Ordering::Release);
         g.state.store(&*self.fs, &self.dir)?;
         g.stored = true;
         Ok(acked)
@@ -476,6 +485,9 @@ impl DbInner {
                     "no change feed named {name:?}"
                 )));
             }
+            self.feed
+                .has_cursors
+                .store(!g.state.cursors.is_empty(), Ordering::Release);
             g.state.store(&*self.fs, &self.dir)?;
         }
         let log_number = self.versions.lock().log_number();
