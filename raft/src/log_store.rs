@@ -86,18 +86,27 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
-        let start = match range.start_bound() {
-            Bound::Included(&i) => Bound::Included(log_key(i)),
-            Bound::Excluded(&i) => Bound::Excluded(log_key(i)),
-            Bound::Unbounded => Bound::Unbounded,
+        // As indexes: `[lo, hi)`, `hi = None` for no end.
+        let lo = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => match i.checked_add(1) {
+                Some(lo) => lo,
+                None => return Ok(Vec::new()),
+            },
+            Bound::Unbounded => 0,
         };
-        let end = match range.end_bound() {
-            Bound::Included(&i) => Bound::Included(log_key(i)),
-            Bound::Excluded(&i) => Bound::Excluded(log_key(i)),
-            Bound::Unbounded => Bound::Unbounded,
+        let hi = match range.end_bound() {
+            Bound::Included(&i) => i.checked_add(1),
+            Bound::Excluded(&i) => Some(i),
+            Bound::Unbounded => None,
+        };
+        let keys = match hi {
+            Some(hi) if hi <= lo => return Ok(Vec::new()),
+            Some(hi) => (Bound::Included(log_key(lo)), Bound::Excluded(log_key(hi))),
+            None => (Bound::Included(log_key(lo)), Bound::Unbounded),
         };
         let mut entries = Vec::new();
-        for item in self.log.range((start, end)) {
+        for item in self.log.range(keys) {
             let (_, value) =
                 item.map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &e))?;
             entries.push(decode(&value, ErrorSubject::Logs)?);

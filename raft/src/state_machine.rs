@@ -190,7 +190,27 @@ impl StateMachineStore {
     fn install_snapshot_file(
         &self,
         meta: &Meta,
+        received: File,
+    ) -> Result<(), StorageError<NodeId>> {
+        let tmp = self.snapshots.temp_path("tmp");
+        let restored = self.snapshots.temp_path("install");
+        let result = self.install_snapshot_via(meta, received, &tmp, &restored);
+        if result.is_err() {
+            // Best effort: what is left is removed at the next open anyway.
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_dir_all(&restored);
+        }
+        result
+    }
+
+    /// [`install_snapshot_file`](Self::install_snapshot_file) through the
+    /// temporary file `tmp` and the restored checkpoint `restored`.
+    fn install_snapshot_via(
+        &self,
+        meta: &Meta,
         mut received: File,
+        tmp: &std::path::Path,
+        restored: &std::path::Path,
     ) -> Result<(), StorageError<NodeId>> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let fail = |e: &(dyn std::error::Error + 'static)| {
@@ -199,12 +219,11 @@ impl StateMachineStore {
         // Our own copy: the received file may be anyone's (openraft hands
         // over the box begin_receiving_snapshot gave, or another), and
         // it becomes the current snapshot once installed.
-        let tmp = self.snapshots.temp_path("tmp");
         let mut copy = File::options()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&tmp)
+            .open(tmp)
             .map_err(|e| fail(&e))?;
         received.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
         std::io::copy(&mut received, &mut copy).map_err(|e| fail(&e))?;
@@ -220,10 +239,9 @@ impl StateMachineStore {
         // Restore the checkpoint beside the database, then copy its state
         // machine in: strata cannot swap a live database's keyspace for
         // another's files (docs/design/raft.md).
-        let restored = self.snapshots.temp_path("install");
         let stream = BufReader::new((&mut copy).take(stream_len));
-        strata::install_checkpoint(stream, &restored).map_err(|e| fail(&e))?;
-        let source = Db::open_read_only(&restored, Options::default()).map_err(|e| fail(&e))?;
+        strata::install_checkpoint(stream, restored).map_err(|e| fail(&e))?;
+        let source = Db::open_read_only(restored, Options::default()).map_err(|e| fail(&e))?;
         let stored = source
             .get_in(SM_META_KEYSPACE, LAST_APPLIED)
             .map_err(|e| fail(&e))?;
@@ -258,8 +276,8 @@ impl StateMachineStore {
                 },
             )
             .map_err(|e| fail(&e))?;
-        std::fs::remove_dir_all(&restored).map_err(|e| fail(&e))?;
-        self.snapshots.publish(&tmp, meta).map_err(|e| fail(&e))?;
+        std::fs::remove_dir_all(restored).map_err(|e| fail(&e))?;
+        self.snapshots.publish(tmp, meta).map_err(|e| fail(&e))?;
         Ok(())
     }
 }

@@ -74,6 +74,23 @@ fn vote_append_truncate_and_purge_are_durable_when_acknowledged() {
         let mut log = power_cycle(&fs, log, snapshots.path());
         assert_eq!(log.read_vote().await.expect("read vote"), Some(vote));
         assert_eq!(indexes(&mut log).await, (1..=10).collect::<Vec<_>>());
+        // Empty and inverted ranges read nothing.
+        #[allow(clippy::reversed_empty_ranges)]
+        for empty in [5..5, 8..3] {
+            let got = log.try_get_log_entries(empty.clone()).await.expect("read");
+            assert!(got.is_empty(), "{empty:?} read {} entries", got.len());
+        }
+        let past_the_end = (
+            std::ops::Bound::Excluded(u64::MAX),
+            std::ops::Bound::Unbounded,
+        );
+        let got = log.try_get_log_entries(past_the_end).await.expect("read");
+        assert!(got.is_empty());
+        let got = log.try_get_log_entries(3..=4).await.expect("read");
+        assert_eq!(
+            got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            [3, 4]
+        );
 
         log.truncate(log_id(7)).await.expect("truncate");
         let mut log = power_cycle(&fs, log, snapshots.path());
