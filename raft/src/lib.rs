@@ -1,0 +1,60 @@
+//! strata as the storage of an [openraft](https://docs.rs/openraft/0.9.25)
+//! node: the Raft log, the vote and a key-value state machine, all in one
+//! strata database.
+//!
+//! [`open`] gives the two halves openraft 0.9 (feature `storage-v2`)
+//! asks for: a [`LogStore`] (`RaftLogStorage`) and a [`StateMachineStore`]
+//! (`RaftStateMachine`), sharing one [`strata::Db`] and so one WAL and
+//! one group commit: a vote, an append and the state machine's applied
+//! entries that arrive together share one fsync.
+//!
+//! - The log lives in keyspace `raft_log`, one entry per key (its index,
+//!   big-endian), the vote and the last purged log id in `raft_meta`.
+//!   A vote, an append, a truncation and a purge are written with
+//!   `sync = true` and acknowledged to openraft only after that write
+//!   returned; truncation and purge are range deletes.
+//! - The state machine is a string key-value map in keyspace `sm_data`;
+//!   each entry's effects and the new last applied log id (and membership)
+//!   go in one atomic write batch (keyspace `sm_meta`), so a crash never
+//!   applies an entry twice and never loses one.
+//! - A snapshot is a strata checkpoint of the whole database, streamed to
+//!   a file; a follower installs one by restoring the checkpoint beside
+//!   the database and copying its state machine keyspaces in with one
+//!   atomic batch (see `docs/design/raft.md`).
+//!
+//! Layout, durability points and what is not done yet:
+//! `docs/design/raft.md`.
+
+// openraft's traits return its `StorageError` (224 bytes); the helpers
+// that build one return it too rather than boxing and unboxing it.
+#![allow(clippy::result_large_err)]
+
+mod error;
+mod keys;
+mod log_store;
+mod snapshot_file;
+mod state_machine;
+mod types;
+
+pub use error::OpenError;
+pub use log_store::LogStore;
+pub use state_machine::{SnapshotBuilder, StateMachineStore};
+pub use types::{NodeId, Request, Response, TypeConfig};
+
+use std::path::PathBuf;
+
+/// Open the Raft storage of one node over `db`, keeping snapshot files
+/// in `snapshot_dir` (on the operating system's filesystem, created if
+/// missing; leftovers of an interrupted snapshot are removed).
+///
+/// Creates the keyspaces it needs in `db` if they do not exist. The
+/// database's other keyspaces are left alone, but a snapshot carries the
+/// whole database (see `docs/design/raft.md`).
+pub fn open(
+    db: &strata::Db,
+    snapshot_dir: impl Into<PathBuf>,
+) -> Result<(LogStore, StateMachineStore), OpenError> {
+    let log = LogStore::open(db)?;
+    let sm = StateMachineStore::open(db, snapshot_dir.into())?;
+    Ok((log, sm))
+}

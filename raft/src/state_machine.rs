@@ -1,0 +1,388 @@
+//! The replicated key-value map in strata: openraft's `RaftStateMachine`
+//! and `RaftSnapshotBuilder`.
+//!
+//! Applying an entry is one write batch: its effect on `sm_data` and the
+//! new last applied log id (and, for a membership entry, the membership)
+//! in `sm_meta`. strata applies a batch whole or not at all, and after a
+//! crash holds a prefix of the batches written, so the state machine
+//! recovers to exactly the entries up to its recovered last applied id.
+//! The last batch of each `apply` call is synced (which makes the ones
+//! before it durable too: they share one WAL), so what `apply` returned
+//! survives a crash.
+
+use crate::error::{decode, encode, storage_error, OpenError};
+use crate::keys::{LAST_APPLIED, LAST_MEMBERSHIP, SM_DATA_KEYSPACE, SM_META_KEYSPACE};
+use crate::snapshot_file::{read_trailer, write_trailer, Meta, SnapshotDir};
+use crate::types::{NodeId, Request, Response, TypeConfig};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
+    RaftSnapshotBuilder, Snapshot, StorageError, StoredMembership,
+};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use strata::{CheckpointOptions, Db, Keyspace, Options, WriteBatch, WriteOptions};
+use tokio::io::AsyncWriteExt;
+
+/// The state machine half of a node's storage (see [`open`](crate::open)).
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Db,
+    data: Keyspace,
+    meta: Keyspace,
+    snapshots: Arc<SnapshotDir>,
+}
+
+/// Builds a snapshot of a [`StateMachineStore`]: a checkpoint of its
+/// database.
+pub struct SnapshotBuilder {
+    store: StateMachineStore,
+}
+
+type Applied = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
+
+impl StateMachineStore {
+    pub(crate) fn open(db: &Db, snapshot_dir: PathBuf) -> Result<Self, OpenError> {
+        let snapshots = SnapshotDir::open(snapshot_dir.clone())
+            .map_err(|e| OpenError::SnapshotDir(snapshot_dir, e))?;
+        Ok(StateMachineStore {
+            db: db.clone(),
+            data: db.keyspace(SM_DATA_KEYSPACE)?,
+            meta: db.keyspace(SM_META_KEYSPACE)?,
+            snapshots: Arc::new(snapshots),
+        })
+    }
+
+    /// The value of `key` in the replicated map, as this node has applied
+    /// it (a local read: linearizable only behind openraft's read index).
+    pub fn get(&self, key: &str) -> Result<Option<String>, strata::Error> {
+        Ok(self
+            .data
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Every key and value of the replicated map, in key order.
+    pub fn entries(&self) -> Result<Vec<(String, String)>, strata::Error> {
+        self.data
+            .iter()
+            .map(|item| {
+                item.map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(&k).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The last applied log id and membership, as stored.
+    fn read_applied(&self) -> Result<Applied, StorageError<NodeId>> {
+        let read = |key: &[u8]| {
+            self.meta
+                .get(key)
+                .map_err(|e| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, &e))
+        };
+        let last_applied = match read(LAST_APPLIED)? {
+            Some(v) => Some(decode(&v, ErrorSubject::StateMachine)?),
+            None => None,
+        };
+        let membership = match read(LAST_MEMBERSHIP)? {
+            Some(v) => decode(&v, ErrorSubject::StateMachine)?,
+            None => StoredMembership::default(),
+        };
+        Ok((last_applied, membership))
+    }
+
+    /// One entry's write batch: its effect, and the state machine's new
+    /// last applied id (and membership), applied together or not at all.
+    fn entry_batch(
+        &self,
+        entry: Entry<TypeConfig>,
+    ) -> Result<(WriteBatch, Response), StorageError<NodeId>> {
+        let subject = ErrorSubject::Apply(entry.log_id);
+        let mut batch = WriteBatch::new();
+        batch.put_in(
+            &self.meta,
+            LAST_APPLIED,
+            encode(&entry.log_id, subject.clone())?,
+        );
+        let response = match entry.payload {
+            EntryPayload::Blank => Response::default(),
+            EntryPayload::Normal(Request::Set { key, value }) => {
+                batch.put_in(&self.data, &key, &value);
+                Response { value: Some(value) }
+            }
+            EntryPayload::Normal(Request::Delete { key }) => {
+                batch.delete_in(&self.data, &key);
+                Response { value: None }
+            }
+            EntryPayload::Membership(membership) => {
+                let stored = StoredMembership::new(Some(entry.log_id), membership);
+                batch.put_in(&self.meta, LAST_MEMBERSHIP, encode(&stored, subject)?);
+                Response::default()
+            }
+        };
+        Ok((batch, response))
+    }
+
+    /// Take a checkpoint into a new snapshot file and make it current;
+    /// returns its name and the file at its start. Blocking.
+    fn build_snapshot_file(&self) -> Result<(Meta, File), StorageError<NodeId>> {
+        let fail = |e: &(dyn std::error::Error + 'static)| {
+            storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e)
+        };
+        let tmp = self.snapshots.temp_path("tmp");
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| fail(&e))?;
+        let mut out = BufWriter::new(&mut file);
+        let options = CheckpointOptions {
+            keep_snapshot: true,
+            ..CheckpointOptions::default()
+        };
+        let info = self
+            .db
+            .checkpoint_to_writer_with(&mut out, &options)
+            .map_err(|e| fail(&e))?;
+        // The applied id and membership as of the checkpoint's sequence
+        // number: exactly the state it holds, whatever was applied since.
+        let view = info
+            .snapshot
+            .ok_or_else(|| fail(&std::io::Error::other("checkpoint kept no snapshot")))?;
+        let view = view.keyspace(&self.meta);
+        let get = |key: &[u8]| view.get(key).map_err(|e| fail(&e));
+        let last_log_id: Option<LogId<NodeId>> = match get(LAST_APPLIED)? {
+            Some(v) => Some(decode(&v, ErrorSubject::Snapshot(None))?),
+            None => None,
+        };
+        let last_membership = match get(LAST_MEMBERSHIP)? {
+            Some(v) => decode(&v, ErrorSubject::Snapshot(None))?,
+            None => StoredMembership::default(),
+        };
+        let snapshot_id = match &last_log_id {
+            Some(id) => format!("{}-{}-{}", id.leader_id, id.index, info.sequence),
+            None => format!("--{}", info.sequence),
+        };
+        let meta = Meta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        write_trailer(&mut out, &meta).map_err(|e| fail(&e))?;
+        out.flush().map_err(|e| fail(&e))?;
+        drop(out);
+        file.sync_all().map_err(|e| fail(&e))?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
+        // The handle stays valid whether the file becomes current or not.
+        self.snapshots.publish(&tmp, &meta).map_err(|e| fail(&e))?;
+        Ok((meta, file))
+    }
+
+    /// Replace the state machine with the snapshot in `received` (named
+    /// `meta`) and make it the current snapshot. Blocking.
+    fn install_snapshot_file(
+        &self,
+        meta: &Meta,
+        received: File,
+    ) -> Result<(), StorageError<NodeId>> {
+        let tmp = self.snapshots.temp_path("tmp");
+        let restored = self.snapshots.temp_path("install");
+        let result = self.install_snapshot_via(meta, received, &tmp, &restored);
+        if result.is_err() {
+            // Best effort: what is left is removed at the next open anyway.
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_dir_all(&restored);
+        }
+        result
+    }
+
+    /// [`install_snapshot_file`](Self::install_snapshot_file) through the
+    /// temporary file `tmp` and the restored checkpoint `restored`.
+    fn install_snapshot_via(
+        &self,
+        meta: &Meta,
+        mut received: File,
+        tmp: &std::path::Path,
+        restored: &std::path::Path,
+    ) -> Result<(), StorageError<NodeId>> {
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let fail = |e: &(dyn std::error::Error + 'static)| {
+            storage_error(subject.clone(), ErrorVerb::Write, e)
+        };
+        // Our own copy: the received file may be anyone's (openraft hands
+        // over the box begin_receiving_snapshot gave, or another), and
+        // it becomes the current snapshot once installed.
+        let mut copy = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .map_err(|e| fail(&e))?;
+        received.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
+        std::io::copy(&mut received, &mut copy).map_err(|e| fail(&e))?;
+        copy.sync_all().map_err(|e| fail(&e))?;
+        let (named, stream_len) = read_trailer(&mut copy).map_err(|e| fail(&e))?;
+        if named != *meta {
+            return Err(fail(&std::io::Error::other(format!(
+                "snapshot file names {named}, openraft installs {meta}"
+            ))));
+        }
+        copy.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
+
+        // Restore the checkpoint beside the database, then copy its state
+        // machine in: strata cannot swap a live database's keyspace for
+        // another's files (docs/design/raft.md).
+        let stream = BufReader::new((&mut copy).take(stream_len));
+        strata::install_checkpoint(stream, restored).map_err(|e| fail(&e))?;
+        let source = Db::open_read_only(restored, Options::default()).map_err(|e| fail(&e))?;
+        let stored = source
+            .get_in(SM_META_KEYSPACE, LAST_APPLIED)
+            .map_err(|e| fail(&e))?;
+        let stored: Option<LogId<NodeId>> = match stored {
+            Some(v) => Some(decode(&v, subject.clone())?),
+            None => None,
+        };
+        if stored != meta.last_log_id {
+            return Err(fail(&std::io::Error::other(format!(
+                "snapshot {meta} holds a state machine applied up to {stored:?}"
+            ))));
+        }
+        let mut batch = WriteBatch::new();
+        batch.delete_prefix_in(&self.data, b"");
+        batch.delete_prefix_in(&self.meta, b"");
+        for item in source.iter_in(SM_DATA_KEYSPACE).map_err(|e| fail(&e))? {
+            let (key, value) = item.map_err(|e| fail(&e))?;
+            batch.put_in(&self.data, key, value);
+        }
+        if let Some(id) = &meta.last_log_id {
+            batch.put_in(&self.meta, LAST_APPLIED, encode(id, subject.clone())?);
+        }
+        let membership = encode(&meta.last_membership, subject.clone())?;
+        batch.put_in(&self.meta, LAST_MEMBERSHIP, membership);
+        drop(source);
+        self.db
+            .write_opt(
+                batch,
+                &WriteOptions {
+                    sync: true,
+                    ..WriteOptions::default()
+                },
+            )
+            .map_err(|e| fail(&e))?;
+        std::fs::remove_dir_all(restored).map_err(|e| fail(&e))?;
+        self.snapshots.publish(tmp, meta).map_err(|e| fail(&e))?;
+        Ok(())
+    }
+}
+
+/// Run blocking snapshot work off the async runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError<NodeId>> + Send + 'static,
+) -> Result<T, StorageError<NodeId>> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &e))?
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let store = self.store.clone();
+        let (meta, file) = blocking(move || store.build_snapshot_file()).await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<Applied, StorageError<NodeId>> {
+        self.read_applied()
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut entries = entries.into_iter().peekable();
+        let mut responses = Vec::new();
+        while let Some(entry) = entries.next() {
+            let log_id = entry.log_id;
+            let (batch, response) = self.entry_batch(entry)?;
+            let options = WriteOptions {
+                sync: entries.peek().is_none(),
+                ..WriteOptions::default()
+            };
+            self.db
+                .write_async(batch, &options)
+                .await
+                .map_err(|e| storage_error(ErrorSubject::Apply(log_id), ErrorVerb::Write, &e))?;
+            responses.push(response);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.clone(),
+        }
+    }
+
+    /// An anonymous file (unlinked at once): whatever becomes of it,
+    /// nothing is left in the snapshot directory.
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+        let fail =
+            |e: std::io::Error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &e);
+        let path = self.snapshots.temp_path("tmp");
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(fail)?;
+        tokio::fs::remove_file(&path).await.map_err(fail)?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        mut snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        snapshot
+            .flush()
+            .await
+            .map_err(|e| storage_error(subject, ErrorVerb::Write, &e))?;
+        let file = snapshot.into_std().await;
+        let store = self.clone();
+        let meta = meta.clone();
+        blocking(move || store.install_snapshot_file(&meta, file)).await
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let current = self
+            .snapshots
+            .open_current()
+            .map_err(|e| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
+        Ok(current.map(|(meta, file)| Snapshot {
+            meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        }))
+    }
+}

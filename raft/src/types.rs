@@ -1,0 +1,45 @@
+//! The type configuration of a strata-backed node: what a client asks
+//! the state machine (a [`Request`]) and what it answers (a [`Response`]).
+
+use serde::{Deserialize, Serialize};
+
+/// A node's id.
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for a node stored in strata: string
+    /// key-value requests, `u64` node ids, and snapshots kept in files.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A write to the replicated key-value map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Set `key` to `value`.
+    Set {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// Remove `key` (nothing happens if it is absent).
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+/// What applying an entry gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The key's value after the entry: `Some` after a set, `None` after
+    /// a delete, a blank entry or a membership change.
+    pub value: Option<String>,
+}

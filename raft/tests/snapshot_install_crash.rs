@@ -1,0 +1,158 @@
+//! A follower loses power at every step of installing a snapshot: after
+//! the reboot its state machine is either all its own old state or all the
+//! snapshot's (map, last applied id and membership together), an install
+//! that returned `Ok` is all there, and the snapshot it then reports as
+//! current is never newer than what it holds.
+
+#![allow(clippy::result_large_err)]
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftSnapshotBuilder,
+    StoredMembership,
+};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use strata::fs::{MemFileSystem, UnsyncedData};
+use strata::{Db, Options};
+use strata_raft::{Request, StateMachineStore, TypeConfig};
+
+fn log_id(term: u64, index: u64) -> LogId<u64> {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+fn set(term: u64, index: u64, key: &str, value: &str) -> Entry<TypeConfig> {
+    Entry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Normal(Request::Set {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        }),
+    }
+}
+
+fn membership(term: u64, index: u64, voters: &[u64]) -> Entry<TypeConfig> {
+    Entry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Membership(Membership::new(
+            vec![voters.iter().copied().collect::<BTreeSet<_>>()],
+            (),
+        )),
+    }
+}
+
+fn open(fs: &MemFileSystem, snapshots: &Path) -> StateMachineStore {
+    let options = Options {
+        fs: Arc::new(fs.clone()),
+        ..Options::default()
+    };
+    let db = Db::open(Path::new("/db"), options).expect("open the database");
+    let (_log, sm) = strata_raft::open(&db, snapshots).expect("open the raft store");
+    sm
+}
+
+type State = (
+    Vec<(String, String)>,
+    Option<LogId<u64>>,
+    StoredMembership<u64, BasicNode>,
+);
+
+async fn state(sm: &mut StateMachineStore) -> State {
+    let (applied, membership) = sm.applied_state().await.expect("applied state");
+    (sm.entries().expect("scan"), applied, membership)
+}
+
+#[test]
+fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_state() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // The leader's state machine and a snapshot of it.
+        let leader_fs = MemFileSystem::new();
+        let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
+        let mut leader = open(&leader_fs, leader_snapshots.path());
+        let mut entries = vec![membership(1, 1, &[1, 2, 3])];
+        for i in 2..=40 {
+            entries.push(set(2, i, &format!("k{}", i % 13), &format!("leader {i}")));
+        }
+        leader.apply(entries).await.expect("apply on the leader");
+        let snapshot = leader
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("build");
+        let new_state = state(&mut leader).await;
+
+        for mode in [
+            UnsyncedData::Drop,
+            UnsyncedData::KeepRandomPrefix(3),
+            UnsyncedData::KeepRandomPages(4),
+        ] {
+            let mut crash_at = 1;
+            loop {
+                let fs = MemFileSystem::new();
+                let snapshots = tempfile::tempdir().expect("snapshot directory");
+                let mut follower = open(&fs, snapshots.path());
+                follower
+                    .apply([
+                        membership(1, 1, &[1, 2, 3]),
+                        set(1, 2, "k2", "follower"),
+                        set(1, 3, "other", "follower only"),
+                    ])
+                    .await
+                    .expect("apply on the follower");
+                let old_state = state(&mut follower).await;
+
+                fs.crash_after(crash_at);
+                let current = leader
+                    .get_current_snapshot()
+                    .await
+                    .expect("current")
+                    .expect("a snapshot");
+                let installed = follower
+                    .install_snapshot(&snapshot.meta, current.snapshot)
+                    .await;
+                let finished = !fs.is_crashed();
+                assert_eq!(installed.is_ok(), finished, "{mode:?}, op {crash_at}");
+                fs.crash();
+                drop(follower);
+                fs.power_loss(mode);
+
+                let mut follower = open(&fs, snapshots.path());
+                let got = state(&mut follower).await;
+                let case = format!("{mode:?}, crash at op {crash_at}");
+                if finished {
+                    assert_eq!(got, new_state, "{case}: install returned Ok");
+                } else {
+                    assert!(got == old_state || got == new_state, "{case}: {got:?}");
+                }
+                if let Some(current) = follower.get_current_snapshot().await.expect("current") {
+                    assert!(
+                        current.meta.last_log_id <= got.1,
+                        "{case}: current snapshot {} is newer than the state",
+                        current.meta
+                    );
+                }
+                if finished {
+                    let current = follower.get_current_snapshot().await.expect("current");
+                    assert_eq!(
+                        current.map(|c| c.meta),
+                        Some(snapshot.meta.clone()),
+                        "{case}: the installed snapshot is not the current one"
+                    );
+                    break;
+                }
+                crash_at += 1;
+                assert!(crash_at < 10_000, "{mode:?}: the install never finished");
+            }
+            assert!(
+                crash_at > 1,
+                "{mode:?}: the install did no filesystem operation"
+            );
+        }
+    });
+}
