@@ -426,6 +426,38 @@ fn an_ingestion_after_an_unlogged_write_is_reported_without_a_later_batch() {
     assert_eq!(db.get(key(105)).unwrap().unwrap(), value(105, 9));
 }
 
+/// The same across a reopen (the model test's seed 350406b2): the note of
+/// how far the ingestion synced lives in the process that made it, so
+/// after a reopen a reader at the tail waited for a later batch, and a
+/// clean close's feed never showed the ingestion. Every batch numbered
+/// before an earlier process's ingestion lies in that process's WALs,
+/// which a read plans whole.
+#[test]
+fn an_ingestion_after_an_unlogged_write_is_reported_after_a_reopen() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    db.change_feed("replica").unwrap();
+    db.put_opt(key(1), value(1, 0), &sync()).unwrap();
+    let unlogged = WriteOptions {
+        disable_wal: true,
+        ..Default::default()
+    };
+    db.put_opt(key(2), value(2, 0), &unlogged).unwrap();
+    let path = build(&fs, "a.sst", 100..110);
+    db.ingest(&[&path], &IngestOptions::default()).unwrap();
+    db.close().unwrap();
+    let db = open_mem(&fs);
+    let (batches, end) = read(&db, 1).into_pair();
+    assert_eq!(batches, vec![(1, 1)]);
+    let (from, to) = end.expect("the ingestion's gap, not the end of the feed");
+    assert!(from >= 2 && to >= from.max(3), "gap {from}..={to}");
+    // And a write after the reopen follows the gap.
+    db.put_opt(key(50), value(50, 0), &sync()).unwrap();
+    let (batches, end) = read(&db, to + 1).into_pair();
+    assert_eq!(batches, vec![(to + 1, to + 1)]);
+    assert!(end.is_none(), "{end:?}");
+}
+
 /// The write path counts a WAL it retired as synced only once a sync
 /// reached the next WAL ("nothing known" before, erring towards safety).
 /// Batch 2 lay in such a WAL, synced by the ingestion that took 3 (a later

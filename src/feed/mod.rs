@@ -63,8 +63,8 @@ struct FeedInner {
     /// the WAL and the length of it the ingestion synced before taking
     /// its numbers, so every batch logged before them lies there or
     /// earlier. Readers use it to know they read everything below an
-    /// ingestion (`reader.rs`); not stored (after an open, readers wait
-    /// for a later batch instead).
+    /// ingestion (`reader.rs`); not stored: an open notes the start of
+    /// its first WAL for every ingestion an earlier process made.
     synced_before: BTreeMap<SeqNo, (u64, u64)>,
 }
 
@@ -119,6 +119,17 @@ impl Feed {
             });
         }
         let has_cursors = AtomicBool::new(!state.cursors.is_empty());
+        // Every batch numbered before an earlier process's ingestion was
+        // logged by that process, in a WAL below the one this open starts,
+        // which a read plans whole: that is how far each synced. Without
+        // it a reader at the tail would wait for a later batch to report
+        // an ingestion that unlogged numbers (`disable_wal`) kept it from
+        // reaching, and a clean close's feed would not show it.
+        let synced_before = state
+            .ingestions
+            .iter()
+            .map(|i| (i.first, (recovered.fresh_wal, 0)))
+            .collect();
         let feed = Feed {
             has_cursors,
             inner: parking_lot::Mutex::new(FeedInner {
@@ -126,7 +137,7 @@ impl Feed {
                 stored,
                 obsolete_since: BTreeMap::new(),
                 last_seq_read: BTreeMap::new(),
-                synced_before: BTreeMap::new(),
+                synced_before,
             }),
             started_after: parking_lot::Mutex::new(
                 [(recovered.fresh_wal, recovered.last_seq)].into(),
