@@ -22,7 +22,7 @@ use crate::open::{apply_record, replay_floor, ReplayTarget};
 use crate::options::{Options, WalRecoveryMode};
 use crate::read::{ReadView, SuperVersion};
 use crate::version::{TableOpener, VersionSet, DEFAULT_KEYSPACE_ID, DEFAULT_KEYSPACE_NAME};
-use crate::wal_replay::read_wal_chain;
+use crate::wal_replay::read_wal_chain_noting_missing;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -74,6 +74,8 @@ impl ReadOnlyDb {
 
     /// Catch up with the writer: read the MANIFEST and replay the WALs
     /// again. Reads and iterators begun before keep the view they had.
+    /// On an error (the writer deleted files the build needed during
+    /// every attempt) the view is the one before; call again.
     pub fn refresh(&self) -> Result<()> {
         let view = build(&self.dir, &self.options)?;
         self.view.store(Arc::new(view));
@@ -174,13 +176,17 @@ fn find<'a>(view: &'a View, keyspace: &str) -> Result<(u32, &'a Arc<SuperVersion
 /// Build a view, again from CURRENT while the writer deleted a file this
 /// needed meanwhile.
 fn build(dir: &Path, options: &Options) -> Result<View> {
+    // Builds that saw the MANIFEST change, and builds that met a file
+    // gone: bounded apart, so that a last build accepted under a changing
+    // MANIFEST is still one whose files were all there.
     let mut attempt = 1;
+    let mut vanishes = 1;
     loop {
         let before = manifest_state(dir, options);
         match try_build(dir, options) {
-            Err(e) if attempt < BUILD_ATTEMPTS && vanished(options, &e) => {
-                tracing::debug!(error = %e, attempt, "read-only view: a file went, building again");
-                attempt += 1;
+            Err(e) if vanishes < BUILD_ATTEMPTS && vanished(options, &e) => {
+                tracing::debug!(error = %e, vanishes, "read-only view: a file went, building again");
+                vanishes += 1;
             }
             // The MANIFEST changed while the view was built: an edit that
             // adds data no WAL holds (an ingested table) may be missing
@@ -270,7 +276,7 @@ fn try_build(dir: &Path, options: &Options) -> Result<View> {
     // Memtables filled during the replay, oldest first.
     let mut frozen: BTreeMap<u32, Vec<Arc<MemTable>>> = BTreeMap::new();
     let mut last_seq = replay_floor(&versions);
-    read_wal_chain(
+    let missing = read_wal_chain_noting_missing(
         &**fs,
         dir,
         &versions.recovered_from(),
@@ -292,6 +298,22 @@ fn try_build(dir: &Path, options: &Options) -> Result<View> {
             Ok(Ok(()))
         },
     )?;
+    // The chain named a WAL the listing lacked: the writer deleted it
+    // after the MANIFEST was loaded (a flush moved the log number past
+    // it). The view would end before it, older than the MANIFEST that
+    // deleted it and maybe than the view before this one: a file gone,
+    // built again from CURRENT.
+    if let Some(wal) = missing {
+        let path = crate::filename::wal_path(dir, wal);
+        return Err(Error::io(
+            "read",
+            &path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the WAL chain names this WAL, deleted after the MANIFEST was read",
+            ),
+        ));
+    }
     let names: BTreeMap<u32, String> = versions
         .keyspaces()
         .map(|(id, name)| (id, name.to_owned()))

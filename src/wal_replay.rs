@@ -82,6 +82,45 @@ pub fn read_wal_chain_with(
     load: &dyn Fn(u64) -> Result<bytes::Bytes>,
     on_batch: &mut OnBatch<'_>,
 ) -> Result<()> {
+    read_chain(fs, dir, manifest, log_number, numbers, mode, load, on_batch).map(drop)
+}
+
+/// [`read_wal_chain`], returning the live WAL the chain named but
+/// `numbers` lacked, if the replay ended there (in
+/// `PointInTimeRecovery`): a read-only view built while the writer
+/// deleted a WAL between the MANIFEST's load and the WAL listing would
+/// otherwise end early, older than the view before it (`read_only.rs`).
+pub(crate) fn read_wal_chain_noting_missing(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    manifest: &Path,
+    log_number: u64,
+    numbers: &[u64],
+    mode: WalRecoveryMode,
+    on_batch: &mut OnBatch<'_>,
+) -> Result<Option<u64>> {
+    let load = |number: u64| {
+        let path = wal_path(dir, number);
+        fs.read(&path).map_err(|e| Error::io("read", &path, e))
+    };
+    read_chain(
+        fs, dir, manifest, log_number, numbers, mode, &load, on_batch,
+    )
+}
+
+/// The chain reader; returns the WAL found missing where the replay
+/// ended, if it ended at one.
+#[allow(clippy::too_many_arguments)]
+fn read_chain(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    manifest: &Path,
+    log_number: u64,
+    numbers: &[u64],
+    mode: WalRecoveryMode,
+    load: &dyn Fn(u64) -> Result<bytes::Bytes>,
+    on_batch: &mut OnBatch<'_>,
+) -> Result<Option<u64>> {
     // The WAL read before this one: its number and where its records end.
     let mut previous: Option<(u64, u64)> = None;
     for (i, &number) in numbers.iter().enumerate() {
@@ -146,7 +185,7 @@ pub fn read_wal_chain_with(
                                 }
                                 WalRecoveryMode::PointInTimeRecovery => {
                                     tracing::warn!(wal = number, %reason, "replay ends: a WAL is missing");
-                                    return Ok(());
+                                    return Ok(Some(previous_wal));
                                 }
                                 _ => return Err(Error::corruption(manifest, 0, reason)),
                             }
@@ -163,7 +202,12 @@ pub fn read_wal_chain_with(
                             continue;
                         }
                         Err(lost) => {
-                            return lost_tail(fs, dir, &numbers[i..], mode, previous, lost)
+                            lost_tail(fs, dir, &numbers[i..], mode, previous, lost)?;
+                            // The WAL named is not the one read before:
+                            // one between them is missing.
+                            let gone =
+                                previous_wal != previous.0 && !numbers.contains(&previous_wal);
+                            return Ok(gone.then_some(previous_wal));
                         }
                     }
                 }
@@ -173,7 +217,7 @@ pub fn read_wal_chain_with(
                 match mode {
                     WalRecoveryMode::PointInTimeRecovery => {
                         tracing::warn!(wal = number, offset, %reason, "replay ends at a damaged record");
-                        return Ok(());
+                        return Ok(None);
                     }
                     WalRecoveryMode::SkipAnyCorruptedRecords => {
                         tracing::warn!(wal = number, offset, %reason, "salvage: skipped a damaged record");
@@ -199,7 +243,7 @@ pub fn read_wal_chain_with(
                 // Point-in-time: the log ends at the first damage.
                 WalRecoveryMode::PointInTimeRecovery => {
                     tracing::warn!(wal = number, offset, "replay ends at corruption");
-                    return Ok(());
+                    return Ok(None);
                 }
                 _ => *offset,
             },
@@ -207,7 +251,7 @@ pub fn read_wal_chain_with(
         };
         previous = Some((number, end));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Whether a WAL that reads to `end` continues into one whose log start
