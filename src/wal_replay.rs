@@ -59,13 +59,7 @@ pub fn read_wal_chain(
     mode: WalRecoveryMode,
     on_batch: &mut OnBatch<'_>,
 ) -> Result<()> {
-    let load = |number: u64| {
-        let path = wal_path(dir, number);
-        fs.read(&path).map_err(|e| Error::io("read", &path, e))
-    };
-    read_wal_chain_with(
-        fs, dir, manifest, log_number, numbers, mode, &load, on_batch,
-    )
+    read_wal_chain_noting_missing(fs, dir, manifest, log_number, numbers, mode, on_batch).map(drop)
 }
 
 /// [`read_wal_chain`], reading each WAL's bytes with `load`: the change

@@ -402,6 +402,19 @@ fn a_read_that_started_before_an_ingestion_still_reports_its_gap() {
     );
 }
 
+/// A synced put (1), a `disable_wal` put (2), an ingestion of keys no
+/// write touched.
+fn synced_put_unlogged_put_ingestion(fs: &MemFileSystem, db: &Db) {
+    db.put_opt(key(1), value(1, 0), &sync()).unwrap();
+    let unlogged = WriteOptions {
+        disable_wal: true,
+        ..Default::default()
+    };
+    db.put_opt(key(2), value(2, 0), &unlogged).unwrap();
+    let path = build(fs, "a.sst", 100..110);
+    db.ingest(&[&path], &IngestOptions::default()).unwrap();
+}
+
 /// Numbers below an ingestion that no WAL holds (a `disable_wal` write)
 /// kept the reader from reaching the ingestion: its gap was reported only
 /// once a later batch was logged, so a consumer at the tail waited for a
@@ -411,14 +424,7 @@ fn a_read_that_started_before_an_ingestion_still_reports_its_gap() {
 fn an_ingestion_after_an_unlogged_write_is_reported_without_a_later_batch() {
     let fs = MemFileSystem::new();
     let db = open_mem(&fs);
-    db.put_opt(key(1), value(1, 0), &sync()).unwrap();
-    let unlogged = WriteOptions {
-        disable_wal: true,
-        ..Default::default()
-    };
-    db.put_opt(key(2), value(2, 0), &unlogged).unwrap();
-    let path = build(&fs, "a.sst", 100..110);
-    db.ingest(&[&path], &IngestOptions::default()).unwrap();
+    synced_put_unlogged_put_ingestion(&fs, &db);
     let (batches, end) = read(&db, 1).into_pair();
     assert_eq!(batches, vec![(1, 1)]);
     let (from, to) = end.expect("the ingestion's gap, not the end of the feed");
@@ -437,14 +443,7 @@ fn an_ingestion_after_an_unlogged_write_is_reported_after_a_reopen() {
     let fs = MemFileSystem::new();
     let db = open_mem(&fs);
     db.change_feed("replica").unwrap();
-    db.put_opt(key(1), value(1, 0), &sync()).unwrap();
-    let unlogged = WriteOptions {
-        disable_wal: true,
-        ..Default::default()
-    };
-    db.put_opt(key(2), value(2, 0), &unlogged).unwrap();
-    let path = build(&fs, "a.sst", 100..110);
-    db.ingest(&[&path], &IngestOptions::default()).unwrap();
+    synced_put_unlogged_put_ingestion(&fs, &db);
     db.close().unwrap();
     let db = open_mem(&fs);
     let (batches, end) = read(&db, 1).into_pair();
