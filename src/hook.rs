@@ -58,8 +58,11 @@ pub enum HookPoint {
     /// start order: flush, WAL syncer, compaction threads).
     SpawnThread(usize),
     /// A read-only open or refresh loaded the MANIFEST and is about to
-    /// replay the WALs (what a writer changes now, the view may miss).
+    /// list the WALs (a MANIFEST edit now makes the build start again).
     ReadOnlyManifestLoaded,
+    /// A read-only open or refresh listed the WALs and is about to replay
+    /// them (an ingestion now, the view may miss).
+    ReadOnlyWalsListed,
     /// A change feed read checked the feed's floor and is about to list
     /// the WALs and how much of each is synced (the reader's thread, no
     /// lock held).

@@ -173,26 +173,57 @@ fn find<'a>(view: &'a View, keyspace: &str) -> Result<(u32, &'a Arc<SuperVersion
         .ok_or_else(|| Error::InvalidArgument(format!("no keyspace named {keyspace:?}")))
 }
 
+/// What one build made.
+enum Built {
+    View(View),
+    /// The MANIFEST changed between its load and the WAL listing: a WAL
+    /// the loaded version needs may have been deleted before the listing
+    /// (not every WAL names the one before it: an open's or a resume's
+    /// first does not), so the view could lack it and be older than the
+    /// view before, or hold a hole. Never used.
+    Raced,
+}
+
 /// Build a view, again from CURRENT while the writer deleted a file this
 /// needed meanwhile.
 fn build(dir: &Path, options: &Options) -> Result<View> {
-    // Builds that saw the MANIFEST change, and builds that met a file
-    // gone: bounded apart, so that a last build accepted under a changing
-    // MANIFEST is still one whose files were all there.
+    // Builds that saw the MANIFEST change during the replay, and builds
+    // that met a file gone or a MANIFEST changed before the listing:
+    // bounded apart, so that a last build accepted under a changing
+    // MANIFEST is still one whose WALs were all there.
     let mut attempt = 1;
     let mut vanishes = 1;
     loop {
         let before = manifest_state(dir, options);
-        match try_build(dir, options) {
+        match try_build(dir, options, &before) {
             Err(e) if vanishes < BUILD_ATTEMPTS && vanished(options, &e) => {
                 tracing::debug!(error = %e, vanishes, "read-only view: a file went, building again");
                 vanishes += 1;
             }
-            // The MANIFEST changed while the view was built: an edit that
-            // adds data no WAL holds (an ingested table) may be missing
-            // from the version while the WALs read after it show later
-            // writes, which is no prefix of the writes. Build again.
-            Ok(_) if attempt < BUILD_ATTEMPTS && changed(dir, options, &before) => {
+            Ok(Built::Raced) if vanishes < BUILD_ATTEMPTS => {
+                tracing::debug!(
+                    vanishes,
+                    "read-only view: the MANIFEST changed before the WALs were listed, building again"
+                );
+                vanishes += 1;
+            }
+            Ok(Built::Raced) => {
+                return Err(Error::io(
+                    "list WALs of",
+                    dir,
+                    std::io::Error::new(
+                        std::io::ErrorKind::Interrupted,
+                        format!(
+                            "the writer changed the MANIFEST between its load and the WAL listing in {BUILD_ATTEMPTS} builds in a row"
+                        ),
+                    ),
+                ))
+            }
+            // The MANIFEST changed while the WALs were replayed: an edit
+            // that adds data no WAL holds (an ingested table) may be
+            // missing from the version while the WALs read after it show
+            // later writes, which is no prefix of the writes. Build again.
+            Ok(Built::View(_)) if attempt < BUILD_ATTEMPTS && changed(dir, options, &before) => {
                 tracing::debug!(
                     attempt,
                     "read-only view: the MANIFEST changed, building again"
@@ -201,17 +232,19 @@ fn build(dir: &Path, options: &Options) -> Result<View> {
             }
             // Still changing at the last attempt (a writer flushing and
             // compacting without pause): the view as built, which holds
-            // every write the WALs and that MANIFEST do; only an ingestion
-            // in the same window can be missing from it
+            // every write the listed WALs and that MANIFEST do; only an
+            // ingestion in the same window can be missing from it
             // (docs/design/read-only.md).
-            Ok(view) if changed(dir, options, &before) => {
-                tracing::warn!(
-                    attempts = BUILD_ATTEMPTS,
-                    "read-only view: the MANIFEST changed during every build; using the last"
-                );
+            Ok(Built::View(view)) => {
+                if changed(dir, options, &before) {
+                    tracing::warn!(
+                        attempts = BUILD_ATTEMPTS,
+                        "read-only view: the MANIFEST changed during every build; using the last"
+                    );
+                }
                 return Ok(view);
             }
-            result => return result,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -243,7 +276,7 @@ fn vanished(options: &Options, e: &Error) -> bool {
     }
 }
 
-fn try_build(dir: &Path, options: &Options) -> Result<View> {
+fn try_build(dir: &Path, options: &Options, before: &Option<(Vec<u8>, u64)>) -> Result<Built> {
     let fs = &options.fs;
     let opener = TableOpener::new(Arc::clone(fs), dir.to_path_buf(), options);
     let versions = VersionSet::load(opener)?;
@@ -262,6 +295,13 @@ fn try_build(dir: &Path, options: &Options) -> Result<View> {
         })
         .collect();
     numbers.sort_unstable();
+    if changed(dir, options, before) {
+        return Ok(Built::Raced);
+    }
+    let _ = crate::hook::call(
+        &options.test_hook,
+        crate::hook::HookPoint::ReadOnlyWalsListed,
+    );
     let new_mem = || Arc::new(MemTable::unfiltered(0, options.write_buffer_size));
     let mut targets: BTreeMap<u32, ReplayTarget> = versions
         .keyspaces()
@@ -332,8 +372,8 @@ fn try_build(dir: &Path, options: &Options) -> Result<View> {
             (name, (id, Arc::new(sv)))
         })
         .collect();
-    Ok(View {
+    Ok(Built::View(View {
         keyspaces,
         last_seq: last_seq.max(versions.last_sequence()),
-    })
+    }))
 }

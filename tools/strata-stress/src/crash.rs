@@ -144,6 +144,7 @@ pub struct Totals {
     /// located the tokens.
     pub reader_cycles: u64,
     pub reader_refreshes: u64,
+    pub reader_refresh_retries: u64,
     pub reader_bank_audits: u64,
     pub reader_token_checks: u64,
 }
@@ -359,6 +360,7 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
             };
             totals.reader_cycles += 1;
             totals.reader_refreshes += field("refreshes")?;
+            totals.reader_refresh_retries += field("refresh_retries")?;
             totals.reader_bank_audits += field("bank_audits")?;
             totals.reader_token_checks += field("token_checks")?;
         }

@@ -398,7 +398,7 @@ fn crash_cmd(
          backups_verified={} backup_restores={} backup_keys_checked={} backup_bounds_from_kill={} \
          backup_leftovers={} kills_during_backup={} \
          replica_keys={} replica_full_compares={} replica_copies={} replica_followed={} replica_gaps={} \
-         reader_cycles={} reader_refreshes={} reader_bank_audits={} reader_token_checks={} \
+         reader_cycles={} reader_refreshes={} reader_refresh_retries={} reader_bank_audits={} reader_token_checks={} \
          cycles_with_blob_files={} seconds={:.0}",
         t.cycles,
         t.killed,
@@ -446,6 +446,7 @@ fn crash_cmd(
         t.replica_gaps,
         t.reader_cycles,
         t.reader_refreshes,
+        t.reader_refresh_retries,
         t.reader_bank_audits,
         t.reader_token_checks,
         t.cycles_with_blob_files,

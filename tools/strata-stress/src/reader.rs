@@ -38,10 +38,16 @@ use strata::{Db, Options, ReadOnlyDb};
 /// synchronisation (every view it builds must hold).
 const PAUSE: Duration = Duration::from_millis(5);
 
+/// Refreshes that may fail in a row on files the writer deleted.
+const REFRESH_RETRIES: u32 = 20;
+
 /// What a reader saw, in all.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub refreshes: u64,
+    /// Refreshes that failed on files the writer deleted, and were
+    /// tried again.
+    pub refresh_retries: u64,
     /// Views in which the bank was audited, and the tokens located.
     pub bank_audits: u64,
     pub token_checks: u64,
@@ -55,8 +61,9 @@ pub struct Seen {
 impl Seen {
     pub fn line(&self) -> String {
         format!(
-            "reader ok: refreshes={} bank_audits={} token_checks={} transfers={} token_moves={} last_seq={}",
+            "reader ok: refreshes={} refresh_retries={} bank_audits={} token_checks={} transfers={} token_moves={} last_seq={}",
             self.refreshes,
+            self.refresh_retries,
             self.bank_audits,
             self.token_checks,
             self.transfers,
@@ -140,6 +147,7 @@ pub fn read_until_stdin_closes(db_dir: &Path, options: Options) -> Result<Seen, 
     let db = Db::open_read_only(db_dir, options)
         .map_err(|e| format!("open_read_only of {}: {e}", db_dir.display()))?;
     let mut seen = Seen::default();
+    let mut failed_in_a_row = 0;
     loop {
         seen.check(&db)
             .map_err(|e| format!("after {} refreshes: {e}", seen.refreshes))?;
@@ -147,9 +155,21 @@ pub fn read_until_stdin_closes(db_dir: &Path, options: Options) -> Result<Seen, 
             return Ok(seen);
         }
         std::thread::sleep(PAUSE);
-        db.refresh()
-            .map_err(|e| format!("refresh {} failed: {e}", seen.refreshes + 1))?;
-        seen.refreshes += 1;
+        match db.refresh() {
+            Ok(()) => {
+                seen.refreshes += 1;
+                failed_in_a_row = 0;
+            }
+            // The writer deleted what every build needed (flushing
+            // without pause): the view is the one before; call again
+            // (`ReadOnlyDb::refresh`). Bounded, so a refresh that can
+            // never succeed still fails the run.
+            Err(strata::Error::Io { .. }) if failed_in_a_row < REFRESH_RETRIES => {
+                failed_in_a_row += 1;
+                seen.refresh_retries += 1;
+            }
+            Err(e) => return Err(format!("refresh {} failed: {e}", seen.refreshes + 1).into()),
+        }
     }
 }
 
