@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use strata::{Db, DbStats, Options};
+use strata::{Db, DbStats, Histogram as DbHistogram, Options, Statistics, StatisticsSnapshot};
 use strata_raft::{NodeId, Request, TypeConfig};
 
 type Router = router::Router<()>;
@@ -118,7 +118,12 @@ async fn start_node(
     let (raft, db) = match store {
         Store::Strata => {
             let node_dir = dir.join(format!("node{id}"));
-            let db = Db::open(node_dir.join("db"), Options::default())?;
+            // Default options, with statistics (for the WAL's fsync times).
+            let options = Options {
+                statistics: Some(Statistics::new()),
+                ..Options::default()
+            };
+            let db = Db::open(node_dir.join("db"), options)?;
             let (log, sm) = strata_raft::open(&db, node_dir.join("snapshots"))?;
             let log = Counted {
                 inner: log,
@@ -159,18 +164,59 @@ struct Outcome {
     errors: u64,
     /// Per node: leader first.
     counts: Vec<Counts>,
-    /// Per strata node (leader first): its database's statistics over
-    /// the window, as (wal syncs, write groups, writes).
-    wal: Vec<(u64, u64, u64)>,
+    /// Per strata node (leader first): its database over the window.
+    wal: Vec<WalWindow>,
     window: f64,
+    /// CPU time the process used over the window, in cores.
+    cores: f64,
 }
 
-fn db_window(before: &DbStats, after: &DbStats) -> (u64, u64, u64) {
-    (
-        after.wal_syncs - before.wal_syncs,
-        after.write_groups - before.write_groups,
-        after.user_writes - before.user_writes,
-    )
+/// One strata node's WAL over the measured window.
+struct WalWindow {
+    syncs: u64,
+    groups: u64,
+    writes: u64,
+    /// Microseconds in WAL fsyncs (`rocksdb.wal.file.sync.micros`).
+    sync_micros: u64,
+}
+
+/// What a strata node's database says at one moment.
+type DbMoment = (DbStats, Option<StatisticsSnapshot>);
+
+fn db_moment(db: &Db) -> DbMoment {
+    (db.stats(), db.statistics())
+}
+
+fn sync_micros(moment: &DbMoment) -> u64 {
+    moment
+        .1
+        .as_ref()
+        .and_then(|s| s.histogram(DbHistogram::WalFileSync))
+        .map_or(0, |h| h.sum)
+}
+
+fn db_window(before: &DbMoment, after: &DbMoment) -> WalWindow {
+    WalWindow {
+        syncs: after.0.wal_syncs - before.0.wal_syncs,
+        groups: after.0.write_groups - before.0.write_groups,
+        writes: after.0.user_writes - before.0.user_writes,
+        sync_micros: sync_micros(after) - sync_micros(before),
+    }
+}
+
+/// CPU seconds (user and system, all threads) this process has used:
+/// `/proc/self/stat`'s utime and stime, in clock ticks of 1/100 s.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn run(
@@ -241,16 +287,18 @@ async fn run(
     }
     tokio::time::sleep_until(measure_from.into()).await;
     let counts_before: Vec<Counts> = nodes.iter().map(|n| n.counters.now()).collect();
-    let stats_before: Vec<DbStats> = nodes
+    let stats_before: Vec<DbMoment> = nodes
         .iter()
-        .filter_map(|n| n.db.as_ref().map(|db| db.stats()))
+        .filter_map(|n| n.db.as_ref().map(db_moment))
         .collect();
+    let cpu_before = cpu_seconds();
     tokio::time::sleep_until(measure_to.into()).await;
     let counts_after: Vec<Counts> = nodes.iter().map(|n| n.counters.now()).collect();
-    let stats_after: Vec<DbStats> = nodes
+    let stats_after: Vec<DbMoment> = nodes
         .iter()
-        .filter_map(|n| n.db.as_ref().map(|db| db.stats()))
+        .filter_map(|n| n.db.as_ref().map(db_moment))
         .collect();
+    let cpu = cpu_seconds() - cpu_before;
     let window = measure_to.duration_since(measure_from).as_secs_f64();
     stop.store(true, Relaxed);
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -279,6 +327,7 @@ async fn run(
             .map(|(a, b)| db_window(b, a))
             .collect(),
         window,
+        cores: cpu / window,
     })
 }
 
@@ -301,7 +350,7 @@ fn print(round: usize, o: &Outcome) {
         applied: s.applied + c.applied,
     });
     println!(
-        "round {round} {:>6} clients {:>4}: {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  errors {}",
+        "round {round} {:>6} clients {:>4}: {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  errors {}  CPU {:.2} cores",
         o.store.name(),
         o.clients,
         o.ops_per_sec,
@@ -309,12 +358,14 @@ fn print(round: usize, o: &Outcome) {
         ms(h.value_at_quantile(0.99)),
         ms(h.value_at_quantile(0.999)),
         o.errors,
+        o.cores,
     );
     println!(
-        "    leader: {:.1} entries/append ({:.0} appends/s, {:.2} ms each), {:.1} entries/apply; followers: {:.1} entries/append ({:.2} ms each), {:.1} entries/apply",
+        "    leader: {:.1} entries/append ({:.0} appends/s, {:.3} ms each, in append {:.0}% of the time), {:.1} entries/apply; followers: {:.1} entries/append ({:.2} ms each), {:.1} entries/apply",
         per(leader.appended, leader.appends),
         leader.appends as f64 / o.window,
         ms(leader.append_micros) / leader.appends.max(1) as f64,
+        leader.append_micros as f64 / 1e4 / o.window,
         per(leader.applied, leader.applies),
         per(followers.appended, followers.appends),
         ms(followers.append_micros) / followers.appends.max(1) as f64,
@@ -322,15 +373,16 @@ fn print(round: usize, o: &Outcome) {
     );
     if !o.wal.is_empty() {
         let entries = leader.appended;
-        let syncs: u64 = o.wal.iter().map(|w| w.0).sum();
+        let syncs: u64 = o.wal.iter().map(|w| w.syncs).sum();
         let per_node: Vec<String> = o
             .wal
             .iter()
-            .map(|(syncs, groups, writes)| {
+            .map(|w| {
                 format!(
-                    "{:.0} syncs/s, {:.2} writes/group",
-                    *syncs as f64 / o.window,
-                    per(*writes, *groups)
+                    "{:.0} syncs/s of {:.3} ms, {:.2} writes/group",
+                    w.syncs as f64 / o.window,
+                    ms(w.sync_micros) / w.syncs.max(1) as f64,
+                    per(w.writes, w.groups)
                 )
             })
             .collect();
