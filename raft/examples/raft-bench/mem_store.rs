@@ -138,7 +138,7 @@ impl RaftLogStorage<TypeConfig> for MemLog {
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         *self.inner.last_purged.write().await = Some(log_id);
         let mut log = self.inner.log.write().await;
-        let kept = log.split_off(&(log_id.index + 1));
+        let kept = log.split_off(&log_id.index.saturating_add(1));
         *log = kept;
         Ok(())
     }
