@@ -461,8 +461,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
                 .collect();
             let ratio = if store == Store::Strata && !ratios.is_empty() {
-                let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-                format!("{:.2} ({})", median(ratios.clone()), each.join(", "))
+                let each: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+                format!("{:.3} ({})", median(ratios.clone()), each.join(", "))
             } else {
                 String::new()
             };
