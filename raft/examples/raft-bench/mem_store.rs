@@ -6,7 +6,8 @@
 //! exports without its `storage-v2` feature (`src/lib.rs`:
 //! `#[cfg(not(feature = "storage-v2"))] pub use crate::storage::RaftStorage`),
 //! and cargo unifies features: strata-raft needs `storage-v2`, so the
-//! crate does not compile in this workspace. This store does what
+//! crate does not compile in this workspace (`error[E0432]: unresolved
+//! import openraft::RaftStorage`). This store does what
 //! memstore 0.9.25 does, written here for the v2 traits (the way
 //! openraft's own `Adaptor` runs a v1 store): the log is a `BTreeMap` of
 //! entries serialised as JSON strings under a tokio `RwLock`, the vote,
