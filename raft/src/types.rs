@@ -61,6 +61,6 @@ impl Request {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     /// The key's value after the entry: `Some` after a set, `None` after
-    /// a delete, a blank entry or a membership change.
+    /// a delete, a batch, a blank entry or a membership change.
     pub value: Option<String>,
 }
