@@ -21,15 +21,23 @@
 //!     --clients 1,16,256 --store strata,mem --rounds 3 --dir /tmp/raft-bench
 //! ```
 //!
+//! `--batch-in-flight K` (K > 0) puts the clients' writes through a
+//! batcher (`batcher.rs`, the same for both stores): the writes waiting
+//! while K entries are being replicated go together in one
+//! `Request::Batch` entry, since openraft 0.9's leader makes one durable
+//! append per `client_write`.
+//!
 //! docs/design/raft.md ("Performance") has figures and how to read them.
 
 #![allow(clippy::result_large_err)]
 
+mod batcher;
 mod counted;
 mod mem_store;
 #[path = "../../tests/support/router.rs"]
 mod router;
 
+use batcher::Batcher;
 use clap::{Parser, ValueEnum};
 use counted::{Counted, Counters, Counts};
 use hdrhistogram::Histogram;
@@ -62,6 +70,13 @@ struct Args {
     /// How many times to run every (clients, store) pair.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Gather the clients' writes into batch entries, at most this many
+    /// entries in flight (0: each client writes its own entry).
+    #[arg(long, default_value_t = 0)]
+    batch_in_flight: usize,
+    /// Most requests in one batch entry.
+    #[arg(long, default_value_t = 1024)]
+    batch_max: usize,
     /// Bytes of each value.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
@@ -254,9 +269,12 @@ async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let value = "v".repeat(args.value_size);
+    let batcher = (args.batch_in_flight > 0)
+        .then(|| Batcher::start(leader.clone(), args.batch_in_flight, args.batch_max));
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..clients {
         let leader = leader.clone();
+        let batcher = batcher.clone();
         let stop = stop.clone();
         let errors = errors.clone();
         let value = value.clone();
@@ -271,9 +289,12 @@ async fn run(
                 };
                 i += 1;
                 let sent = Instant::now();
-                let result = leader.client_write(request).await;
+                let ok = match &batcher {
+                    Some(batcher) => batcher.write(request).await.is_ok(),
+                    None => leader.client_write(request).await.is_ok(),
+                };
                 let done = Instant::now();
-                if result.is_err() {
+                if !ok {
                     errors.fetch_add(1, Relaxed);
                     continue;
                 }
@@ -361,7 +382,8 @@ fn print(round: usize, o: &Outcome) {
         o.cores,
     );
     println!(
-        "    leader: {:.1} entries/append ({:.0} appends/s, {:.3} ms each, in append {:.0}% of the time), {:.1} entries/apply; followers: {:.1} entries/append ({:.2} ms each), {:.1} entries/apply",
+        "    leader: {:.1} client writes/entry, {:.1} entries/append ({:.0} appends/s, {:.3} ms each, in append {:.0}% of the time), {:.1} entries/apply; followers: {:.1} entries/append ({:.2} ms each), {:.1} entries/apply",
+        o.ops_per_sec * o.window / leader.appended.max(1) as f64,
         per(leader.appended, leader.appends),
         leader.appends as f64 / o.window,
         ms(leader.append_micros) / leader.appends.max(1) as f64,
@@ -387,8 +409,9 @@ fn print(round: usize, o: &Outcome) {
             })
             .collect();
         println!(
-            "    strata: {:.3} fsyncs per replicated entry (3 nodes); leader, followers: {}",
+            "    strata: {:.3} fsyncs per replicated entry, {:.3} per client write (3 nodes); leader, followers: {}",
             per(syncs, entries),
+            syncs as f64 / (o.ops_per_sec * o.window).max(1.0),
             per_node.join("; ")
         );
     }
@@ -409,11 +432,19 @@ fn load() -> String {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     println!(
-        "raft-bench: 3 nodes in one process, {} s measured after {} s warm-up, {}-byte values, {} round(s); load average {}",
+        "raft-bench: 3 nodes in one process, {} s measured after {} s warm-up, {}-byte values, {} round(s), {}; load average {}",
         args.seconds,
         args.warmup,
         args.value_size,
         args.rounds,
+        if args.batch_in_flight > 0 {
+            format!(
+                "writes batched ({} entries in flight, at most {} writes each)",
+                args.batch_in_flight, args.batch_max
+            )
+        } else {
+            "one entry per write".to_owned()
+        },
         load()
     );
     let mut outcomes: Vec<(usize, Outcome)> = Vec::new();

@@ -213,13 +213,10 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
             state.last_applied = Some(entry.log_id);
             let value = match entry.payload {
                 EntryPayload::Blank => None,
-                EntryPayload::Normal(Request::Set { key, value }) => {
-                    state.data.insert(key, value.clone());
-                    Some(value)
-                }
-                EntryPayload::Normal(Request::Delete { key }) => {
-                    state.data.remove(&key);
-                    None
+                EntryPayload::Normal(request) => {
+                    let value = request.response().value;
+                    apply_request(&mut state.data, request);
+                    value
                 }
                 EntryPayload::Membership(membership) => {
                     state.last_membership = StoredMembership::new(Some(entry.log_id), membership);
@@ -267,6 +264,24 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
                 snapshot: Box::new(snapshot_file(bytes)?),
             })),
             None => Ok(None),
+        }
+    }
+}
+
+/// `request`'s effect on the map (a batch's requests in order), as
+/// strata's state machine applies it.
+fn apply_request(data: &mut BTreeMap<String, String>, request: Request) {
+    match request {
+        Request::Set { key, value } => {
+            data.insert(key, value);
+        }
+        Request::Delete { key } => {
+            data.remove(&key);
+        }
+        Request::Batch(requests) => {
+            for request in requests {
+                apply_request(data, request);
+            }
         }
     }
 }
