@@ -97,6 +97,20 @@ impl StateMachineStore {
         Ok((last_applied, membership))
     }
 
+    /// Add `request`'s effect on the map to `batch` (a batch's requests
+    /// in order, so a later one wins).
+    fn request_into(&self, request: &Request, batch: &mut WriteBatch) {
+        match request {
+            Request::Set { key, value } => batch.put_in(&self.data, key, value),
+            Request::Delete { key } => batch.delete_in(&self.data, key),
+            Request::Batch(requests) => {
+                for request in requests {
+                    self.request_into(request, batch);
+                }
+            }
+        }
+    }
+
     /// One entry's write batch: its effect, and the state machine's new
     /// last applied id (and membership), applied together or not at all.
     fn entry_batch(
@@ -112,13 +126,9 @@ impl StateMachineStore {
         );
         let response = match entry.payload {
             EntryPayload::Blank => Response::default(),
-            EntryPayload::Normal(Request::Set { key, value }) => {
-                batch.put_in(&self.data, &key, &value);
-                Response { value: Some(value) }
-            }
-            EntryPayload::Normal(Request::Delete { key }) => {
-                batch.delete_in(&self.data, &key);
-                Response { value: None }
+            EntryPayload::Normal(request) => {
+                self.request_into(&request, &mut batch);
+                request.response()
             }
             EntryPayload::Membership(membership) => {
                 let stored = StoredMembership::new(Some(entry.log_id), membership);

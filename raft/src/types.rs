@@ -34,12 +34,33 @@ pub enum Request {
         /// The key.
         key: String,
     },
+    /// Several requests in one log entry, applied in order and atomically
+    /// (one write batch). openraft 0.9 makes one durable append on the
+    /// leader per `client_write`, so an application that gathers its
+    /// clients' concurrent writes into one `Batch` shares that append's
+    /// fsync among them (as TiKV batches proposals). The entry's
+    /// [`Response`] is empty; each request's own is
+    /// [`Request::response`].
+    Batch(Vec<Request>),
+}
+
+impl Request {
+    /// What applying this request answers, known before it is applied:
+    /// a set answers its value, a delete and a batch nothing.
+    pub fn response(&self) -> Response {
+        match self {
+            Request::Set { value, .. } => Response {
+                value: Some(value.clone()),
+            },
+            Request::Delete { .. } | Request::Batch(_) => Response { value: None },
+        }
+    }
 }
 
 /// What applying an entry gave.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     /// The key's value after the entry: `Some` after a set, `None` after
-    /// a delete, a blank entry or a membership change.
+    /// a delete, a batch, a blank entry or a membership change.
     pub value: Option<String>,
 }

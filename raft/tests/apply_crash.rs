@@ -32,12 +32,31 @@ fn log_id(index: u64) -> LogId<u64> {
 
 /// Entry `index`: mostly sets (each to a value naming the entry, over
 /// few keys, so every prefix of the log leaves a different map), some
-/// deletes, a blank and a membership change.
+/// deletes, batches (a set, a delete and two sets, one of them
+/// overwriting the first: order inside a batch matters), a blank and a
+/// membership change.
 fn entry(index: u64) -> Entry<TypeConfig> {
     let payload = match index % 7 {
         3 => EntryPayload::Normal(Request::Delete {
             key: format!("k{}", index % 4),
         }),
+        4 => EntryPayload::Normal(Request::Batch(vec![
+            Request::Set {
+                key: format!("k{}", index % 4),
+                value: format!("v{index}a"),
+            },
+            Request::Delete {
+                key: format!("k{}", (index + 1) % 4),
+            },
+            Request::Set {
+                key: format!("k{}", (index + 2) % 4),
+                value: format!("v{index}b"),
+            },
+            Request::Set {
+                key: format!("k{}", index % 4),
+                value: format!("v{index}"),
+            },
+        ])),
         5 => EntryPayload::Blank,
         6 => EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1, 2, 2 + index])], ())),
         _ => EntryPayload::Normal(Request::Set {
@@ -57,12 +76,7 @@ fn model(last: u64) -> (Vec<(String, String)>, StoredMembership<u64, BasicNode>)
     let mut membership = StoredMembership::default();
     for index in 1..=last {
         match entry(index).payload {
-            EntryPayload::Normal(Request::Set { key, value }) => {
-                map.insert(key, value);
-            }
-            EntryPayload::Normal(Request::Delete { key }) => {
-                map.remove(&key);
-            }
+            EntryPayload::Normal(request) => model_request(&mut map, request),
             EntryPayload::Blank => {}
             EntryPayload::Membership(m) => {
                 membership = StoredMembership::new(Some(log_id(index)), m);
@@ -70,6 +84,23 @@ fn model(last: u64) -> (Vec<(String, String)>, StoredMembership<u64, BasicNode>)
         }
     }
     (map.into_iter().collect(), membership)
+}
+
+/// `request`'s effect on the model map.
+fn model_request(map: &mut BTreeMap<String, String>, request: Request) {
+    match request {
+        Request::Set { key, value } => {
+            map.insert(key, value);
+        }
+        Request::Delete { key } => {
+            map.remove(&key);
+        }
+        Request::Batch(requests) => {
+            for request in requests {
+                model_request(map, request);
+            }
+        }
+    }
 }
 
 fn open(fs: &MemFileSystem, snapshots: &Path) -> StateMachineStore {

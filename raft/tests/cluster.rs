@@ -16,16 +16,13 @@
 
 #![allow(clippy::result_large_err)]
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
+#[path = "support/router.rs"]
+mod router;
+
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options};
@@ -38,96 +35,12 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// is asked again.
 const CONFIRM: Duration = Duration::from_secs(2);
 
-/// The running nodes, by id, with their state machines (for reads): an
-/// RPC to a node not here is unreachable.
-#[derive(Clone, Default)]
-struct Router {
-    nodes: Arc<Mutex<BTreeMap<NodeId, Running>>>,
-}
+/// The in-process network (`tests/support/router.rs`), each node with
+/// its state machine beside it (for reads).
+type Router = router::Router<StateMachineStore>;
 
 /// A running node: its Raft handle and its state machine.
 type Running = (Raft<TypeConfig>, StateMachineStore);
-
-impl Router {
-    fn get(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
-        self.nodes
-            .lock()
-            .expect("router")
-            .get(&id)
-            .map(|(raft, _)| raft.clone())
-    }
-
-    fn running(&self) -> Vec<NodeId> {
-        self.nodes.lock().expect("router").keys().copied().collect()
-    }
-}
-
-struct Connection {
-    router: Router,
-    target: NodeId,
-}
-
-impl Connection {
-    fn target<E: std::error::Error>(
-        &self,
-    ) -> Result<Raft<TypeConfig>, RPCError<NodeId, BasicNode, E>> {
-        self.router.get(self.target).ok_or_else(|| {
-            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
-                "node {} is down",
-                self.target
-            ))))
-        })
-    }
-}
-
-impl RaftNetworkFactory<TypeConfig> for Router {
-    type Network = Connection;
-
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection {
-        Connection {
-            router: self.clone(),
-            target,
-        }
-    }
-}
-
-impl RaftNetwork<TypeConfig> for Connection {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let raft = self.target()?;
-        raft.append_entries(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        let raft = self.target()?;
-        raft.install_snapshot(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let raft = self.target()?;
-        raft.vote(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-}
 
 /// A node's disk (it outlives the node across a power loss) and, while
 /// it runs, the node.
@@ -163,18 +76,14 @@ async fn start(id: NodeId, node: &mut Node, router: &Router) {
     let raft = Raft::new(id, config(), router.clone(), log, sm.clone())
         .await
         .expect("start raft");
-    router
-        .nodes
-        .lock()
-        .expect("router")
-        .insert(id, (raft.clone(), sm.clone()));
+    router.insert(id, raft.clone(), sm.clone());
     node.running = Some((raft, sm));
 }
 
 /// Pull the node's plug: its filesystem stops, the node goes away, and
 /// the machine loses power keeping a random prefix of unsynced data.
 async fn lose_power(id: NodeId, node: &mut Node, router: &Router, seed: u64) {
-    router.nodes.lock().expect("router").remove(&id);
+    router.remove(id);
     node.fs.crash();
     let (raft, sm) = node.running.take().expect("node running");
     raft.shutdown().await.expect("shut down");
