@@ -12,9 +12,9 @@
 //! read index, `ensure_linearizable`) three keys while the leader loses
 //! power and comes back three times and a follower is wiped and rebuilt
 //! from a snapshot; the history (failed and timed-out operations left in
-//! flight: they may or may not have happened) is checked with
-//! stateright's linearizability tester, key by key, the nodes' final
-//! values included.
+//! flight: they may or may not have happened) is checked key by key with
+//! the linearizability checker in `linearizability/` (its own tests are
+//! there), the nodes' final values included.
 //!
 //! A power loss is the harness's (`lose_power`): the node's RPCs are
 //! lost from that instant, and its database must be gone (openraft's
@@ -27,6 +27,10 @@
 
 #![allow(clippy::result_large_err)]
 
+mod linearizability;
+
+use linearizability::{History, Kind};
+
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -34,8 +38,6 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
-use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
@@ -603,16 +605,8 @@ async fn three_nodes_keep_every_acknowledged_write_through_leader_crashes_and_a_
 /// The keys the linearizability test's clients work on.
 const KEYS: [&str; 3] = ["a", "b", "c"];
 
-/// One key's history, operations by (client, generation): a client whose
-/// operation failed or timed out leaves it in flight (it may or may not
-/// have happened, at any time after it began) and goes on as a new
-/// generation. Linearizability is local (Herlihy and Wing): a history of
-/// several keys is linearizable if each key's is, so each key has its own
-/// tester, which keeps the checker's search small.
-type KeyHistory = LinearizabilityTester<(usize, usize), Register<Option<String>>>;
-
-/// The clients' histories, one per key of [`KEYS`].
-type Histories = Arc<Mutex<Vec<KeyHistory>>>;
+/// The clients' history, all keys (checked key by key).
+type Histories = Arc<Mutex<History>>;
 
 /// What the linearizability test's clients share: where they send
 /// requests, what they record, how far they got, and how far they may go.
@@ -640,19 +634,16 @@ async fn leader_boot(router: &Router) -> Option<Running> {
     router.nodes.lock().expect("router").get(&id).cloned()
 }
 
-/// One operation: a write of `value` (`None`: a delete) through
+/// One operation: a write (`Kind::Write(None)`: a delete) through
 /// `client_write`, or a read of the leader's state machine after
-/// `ensure_linearizable` (openraft's read index). `None` if it failed or
-/// took too long: its effect is unknown.
-async fn attempt(
-    router: &Router,
-    key: &str,
-    op: &RegisterOp<Option<String>>,
-) -> Option<RegisterRet<Option<String>>> {
+/// `ensure_linearizable` (openraft's read index). `Some` with what a read
+/// read (`None` for a write) once answered; `None` if it failed or took
+/// too long: its effect is unknown.
+async fn attempt(router: &Router, key: &str, kind: &Kind) -> Option<Option<String>> {
     let (raft, sm) = leader_boot(router).await?;
     let run = async {
-        match op {
-            RegisterOp::Write(value) => {
+        match kind {
+            Kind::Write(value) => {
                 let request = match value {
                     Some(value) => Request::Set {
                         key: key.to_owned(),
@@ -664,11 +655,11 @@ async fn attempt(
                 };
                 let response = raft.client_write(request).await.ok()?;
                 assert_eq!(&response.data.value, value, "the write's response");
-                Some(RegisterRet::WriteOk)
+                Some(None)
             }
-            RegisterOp::Read => {
+            Kind::Read => {
                 raft.ensure_linearizable().await.ok()?;
-                sm.get(key).ok().map(RegisterRet::ReadOk)
+                sm.get(key).ok()
             }
         }
     };
@@ -678,7 +669,7 @@ async fn attempt(
 /// One client: `ops` operations, each on a key and of a kind chosen by a
 /// seeded generator (writes of unique values, deletes, linearizable
 /// reads), each tried on the current leader up to a bounded number of
-/// times; every attempt is recorded.
+/// times; every attempt is recorded, an unanswered one as such.
 async fn register_client(client: usize, ops: usize, mut clients: Clients) {
     let mut rng = (client as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut next = move || {
@@ -687,32 +678,27 @@ async fn register_client(client: usize, ops: usize, mut clients: Clients) {
         rng ^= rng << 17;
         rng
     };
-    let mut generation = 0;
     for i in 0..ops {
         clients
             .gate
             .wait_for(|&gate| gate > i / STEP)
             .await
             .expect("gate");
-        let k = (next() % KEYS.len() as u64) as usize;
-        let op = match next() % 8 {
-            0..=3 => RegisterOp::Write(Some(format!("{client}-{i}"))),
-            4 => RegisterOp::Write(None),
-            _ => RegisterOp::Read,
+        let key = KEYS[(next() % KEYS.len() as u64) as usize];
+        let kind = match next() % 8 {
+            0..=3 => Kind::Write(Some(format!("{client}-{i}"))),
+            4 => Kind::Write(None),
+            _ => Kind::Read,
         };
         for _attempt in 0..20 {
-            let thread = (client, generation);
-            clients.history.lock().expect("history")[k]
-                .on_invoke(thread, op.clone())
-                .expect("invoke");
-            match attempt(&clients.router, KEYS[k], &op).await {
-                Some(ret) => {
-                    clients.history.lock().expect("history")[k]
-                        .on_return(thread, ret)
-                        .expect("return");
-                    break;
-                }
-                None => generation += 1,
+            let id = clients
+                .history
+                .lock()
+                .expect("history")
+                .invoke(key, kind.clone());
+            if let Some(read) = attempt(&clients.router, key, &kind).await {
+                clients.history.lock().expect("history").answer(id, read);
+                break;
             }
         }
         clients.progress.send_modify(|n| *n += 1);
@@ -739,11 +725,7 @@ async fn reads_writes_and_deletes_through_leader_power_losses_and_a_rebuilt_foll
         .expect("initialize");
     leader(&router, Some(&[1, 2, 3])).await;
 
-    let history: Histories = Arc::new(Mutex::new(
-        KEYS.iter()
-            .map(|_| KeyHistory::new(Register(None)))
-            .collect(),
-    ));
+    let history: Histories = Arc::new(Mutex::new(History::default()));
     let (progress, mut done) = tokio::sync::watch::channel(0usize);
     let (gate, gate_rx) = tokio::sync::watch::channel(1usize);
     let shared = Clients {
@@ -874,28 +856,20 @@ async fn reads_writes_and_deletes_through_leader_power_losses_and_a_rebuilt_foll
         "nodes disagree: {states:?}"
     );
     let mut history = history.lock().expect("history");
-    for (reader, node) in nodes.values().enumerate() {
+    for node in nodes.values() {
         let sm = &node.running.as_ref().expect("running").1;
-        for (k, key) in KEYS.iter().enumerate() {
-            let thread = (CLIENTS + reader, 0);
-            let value = sm.get(key).expect("read");
-            history[k]
-                .on_invoke(thread, RegisterOp::Read)
-                .expect("invoke")
-                .on_return(thread, RegisterRet::ReadOk(value))
-                .expect("return");
+        for key in KEYS {
+            let id = history.invoke(key, Kind::Read);
+            history.answer(id, sm.get(key).expect("read"));
         }
     }
-    for (key, key_history) in KEYS.iter().zip(history.iter()) {
-        assert!(
-            key_history.len() >= CLIENTS * OPS / KEYS.len() / 2,
-            "key {key}: only {} operations recorded",
-            key_history.len()
-        );
-        assert!(
-            key_history.is_consistent(),
-            "key {key}: not linearizable: {key_history:?}"
-        );
+    let answered = history.ops().iter().filter(|op| op.ret.is_some()).count();
+    assert!(
+        answered >= CLIENTS * OPS / 2,
+        "only {answered} operations answered"
+    );
+    if let Err(e) = history.check() {
+        panic!("{e}");
     }
     drop(history);
     for node in nodes.values_mut() {
@@ -903,57 +877,4 @@ async fn reads_writes_and_deletes_through_leader_power_losses_and_a_rebuilt_foll
             raft.shutdown().await.expect("shut down");
         }
     }
-}
-
-/// The checker as the test uses it catches what it is there for: a read
-/// that misses a write acknowledged before it began, a value coming back
-/// after a later read saw it gone; and it lets a write left in flight (a
-/// failed or timed-out attempt) count as done or not.
-#[test]
-fn the_history_checker_rejects_stale_reads_and_allows_unfinished_writes() {
-    fn write(h: &mut KeyHistory, thread: (usize, usize), value: Option<&str>) {
-        h.on_invoke(thread, RegisterOp::Write(value.map(str::to_owned)))
-            .expect("invoke")
-            .on_return(thread, RegisterRet::WriteOk)
-            .expect("return");
-    }
-    fn read(h: &mut KeyHistory, thread: (usize, usize), value: Option<&str>) {
-        h.on_invoke(thread, RegisterOp::Read)
-            .expect("invoke")
-            .on_return(thread, RegisterRet::ReadOk(value.map(str::to_owned)))
-            .expect("return");
-    }
-
-    // An acknowledged write, then a read that does not see it.
-    let mut stale = KeyHistory::new(Register(None));
-    write(&mut stale, (0, 0), Some("1"));
-    read(&mut stale, (1, 0), None);
-    assert!(!stale.is_consistent());
-
-    // An acknowledged delete, then a read of the value it deleted.
-    let mut undeleted = KeyHistory::new(Register(None));
-    write(&mut undeleted, (0, 0), Some("1"));
-    write(&mut undeleted, (1, 0), None);
-    read(&mut undeleted, (2, 0), Some("1"));
-    assert!(!undeleted.is_consistent());
-
-    // A write in flight (its client gave up and went on as generation 1)
-    // may be seen, or not, but not seen and then unseen.
-    let in_flight = || {
-        let mut h = KeyHistory::new(Register(None));
-        h.on_invoke((0, 0), RegisterOp::Write(Some("1".to_owned())))
-            .expect("invoke");
-        h
-    };
-    let mut seen = in_flight();
-    read(&mut seen, (1, 0), Some("1"));
-    assert!(seen.is_consistent());
-    let mut unseen = in_flight();
-    read(&mut unseen, (1, 0), None);
-    write(&mut unseen, (0, 1), Some("2"));
-    assert!(unseen.is_consistent());
-    let mut flickers = in_flight();
-    read(&mut flickers, (1, 0), Some("1"));
-    read(&mut flickers, (1, 1), None);
-    assert!(!flickers.is_consistent());
 }
