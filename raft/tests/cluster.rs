@@ -855,23 +855,24 @@ async fn reads_writes_and_deletes_through_leader_power_losses_and_a_rebuilt_foll
         states.iter().all(|s| s == &states[0]),
         "nodes disagree: {states:?}"
     );
-    let mut history = history.lock().expect("history");
-    for node in nodes.values() {
-        let sm = &node.running.as_ref().expect("running").1;
-        for key in KEYS {
-            let id = history.invoke(key, Kind::Read);
-            history.answer(id, sm.get(key).expect("read"));
+    {
+        let mut history = history.lock().expect("history");
+        for node in nodes.values() {
+            let sm = &node.running.as_ref().expect("running").1;
+            for key in KEYS {
+                let id = history.invoke(key, Kind::Read);
+                history.answer(id, sm.get(key).expect("read"));
+            }
+        }
+        let answered = history.ops().iter().filter(|op| op.ret.is_some()).count();
+        assert!(
+            answered >= CLIENTS * OPS / 2,
+            "only {answered} operations answered"
+        );
+        if let Err(e) = history.check() {
+            panic!("{e}");
         }
     }
-    let answered = history.ops().iter().filter(|op| op.ret.is_some()).count();
-    assert!(
-        answered >= CLIENTS * OPS / 2,
-        "only {answered} operations answered"
-    );
-    if let Err(e) = history.check() {
-        panic!("{e}");
-    }
-    drop(history);
     for node in nodes.values_mut() {
         if let Some((raft, _)) = node.running.take() {
             raft.shutdown().await.expect("shut down");

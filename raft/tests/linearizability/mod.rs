@@ -327,8 +327,10 @@ mod tests {
         const OPS: usize = 300;
         let mut h = History::default();
         let mut value: Option<String> = None;
-        // Per client: its operation in progress (id, kind, effect done).
-        let mut running: Vec<Option<(usize, Kind, Option<Option<String>>)>> = vec![None; CLIENTS];
+        // Per client: its operation in progress (id, kind, and once it
+        // took effect, what it read).
+        type InProgress = (usize, Kind, Option<Option<String>>);
+        let mut running: Vec<Option<InProgress>> = vec![None; CLIENTS];
         let mut started = 0;
         let mut reads = Vec::new();
         while started < OPS || running.iter().any(Option::is_some) {
