@@ -3,11 +3,10 @@
 //! node is a direct call of that node's handler (no sockets, no
 //! serialisation). An RPC to a node not in the map is `Unreachable`.
 //!
-//! Shared by `tests/cluster.rs` and the `raft-bench` example (included
-//! with `#[path]`): the cluster test keeps each node's state machine
-//! beside its handle (`S = StateMachineStore`), the benchmark nothing
-//! (`S = ()`), so the same router carries the strata store and the
-//! in-memory one.
+//! The benchmark keeps nothing beside each handle (`S = ()`), so the
+//! same router carries the strata store and the in-memory one. The
+//! cluster test (`tests/cluster.rs`) has its own router, which also cuts
+//! a powered-off boot's RPCs.
 
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
