@@ -869,7 +869,16 @@ async fn reads_writes_and_deletes_through_leader_power_losses_and_a_rebuilt_foll
             answered >= CLIENTS * OPS / 2,
             "only {answered} operations answered"
         );
-        if let Err(e) = history.check() {
+        // What the checker searched (printed, for a run that takes long:
+        // unanswered operations multiply its states).
+        let started = std::time::Instant::now();
+        let checked = history.check();
+        eprintln!(
+            "history: {} operations, {answered} answered, checked in {:?}",
+            history.ops().len(),
+            started.elapsed()
+        );
+        if let Err(e) = checked {
             panic!("{e}");
         }
     }
