@@ -442,6 +442,34 @@ async fn write_concurrently(
     acked
 }
 
+/// Each node's state machine entries, in node order.
+fn node_states(nodes: &BTreeMap<NodeId, Node>) -> Vec<Vec<(String, String)>> {
+    nodes
+        .values()
+        .map(|n| {
+            n.running
+                .as_ref()
+                .expect("running")
+                .1
+                .entries()
+                .expect("scan")
+        })
+        .collect()
+}
+
+/// Node `id` caught up by installing a snapshot at `index` or later (its
+/// peers' logs no longer held what it lacked).
+fn assert_installed_a_snapshot(router: &Router, id: NodeId, index: u64) {
+    let raft = router.get(id).expect("node running");
+    assert!(
+        raft.metrics()
+            .borrow()
+            .snapshot
+            .is_some_and(|s| s.index >= index),
+        "node {id} caught up without installing a snapshot at {index} or later"
+    );
+}
+
 /// Wait until every running node has applied the leader's last log
 /// entry, and the leader appended nothing meanwhile; returns that index.
 async fn converge(router: &Router) -> u64 {
@@ -555,28 +583,10 @@ async fn three_nodes_keep_every_acknowledged_write_through_leader_crashes_and_a_
     assert!(changed, "the rebuilt node never joined as a voter");
     acked.extend(write_concurrently(&router, "after-wipe", 4, 5).await);
     converge(&router).await;
-    let rebuilt_raft = router.get(4).expect("node 4 running");
-    assert!(
-        rebuilt_raft
-            .metrics()
-            .borrow()
-            .snapshot
-            .is_some_and(|s| s.index >= last),
-        "the rebuilt node caught up without installing the leader's snapshot"
-    );
+    assert_installed_a_snapshot(&router, 4, last);
 
     // Every acknowledged write on every node, and the nodes agree.
-    let states: Vec<Vec<(String, String)>> = nodes
-        .values()
-        .map(|n| {
-            n.running
-                .as_ref()
-                .expect("running")
-                .1
-                .entries()
-                .expect("scan")
-        })
-        .collect();
+    let states = node_states(&nodes);
     assert!(
         acked.len() >= 80 + 10 + 20,
         "too few writes acknowledged: {}",
@@ -826,31 +836,12 @@ async fn reads_writes_and_deletes_through_leader_power_losses_and_a_rebuilt_foll
     }
     converge(&router).await;
     let least_purged = purged.values().min().copied().expect("purged");
-    assert!(
-        router
-            .get(4)
-            .expect("node 4")
-            .metrics()
-            .borrow()
-            .snapshot
-            .is_some_and(|s| s.index >= least_purged),
-        "the rebuilt node caught up without installing a snapshot"
-    );
+    assert_installed_a_snapshot(&router, 4, least_purged);
 
     // The nodes agree, and each node's final value of each key is read
     // after every client finished (a thread of its own per node): an
     // acknowledged write lost anywhere makes the history not linearizable.
-    let states: Vec<Vec<(String, String)>> = nodes
-        .values()
-        .map(|n| {
-            n.running
-                .as_ref()
-                .expect("running")
-                .1
-                .entries()
-                .expect("scan")
-        })
-        .collect();
+    let states = node_states(&nodes);
     assert!(
         states.iter().all(|s| s == &states[0]),
         "nodes disagree: {states:?}"
