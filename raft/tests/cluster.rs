@@ -28,15 +28,11 @@
 #![allow(clippy::result_large_err)]
 
 mod linearizability;
+#[path = "support/router.rs"]
+mod router;
 
 use linearizability::{History, Kind};
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -58,77 +54,12 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// is asked again.
 const CONFIRM: Duration = Duration::from_secs(2);
 
-/// The running nodes, by id, with their state machines (for reads): an
-/// RPC to a node not here is unreachable.
-#[derive(Clone, Default)]
-struct Router {
-    nodes: Arc<Mutex<BTreeMap<NodeId, Running>>>,
-}
+/// The in-process network (`tests/support/router.rs`), each node's state
+/// machine beside its handle (for reads), each boot with a power switch.
+type Router = router::Router<StateMachineStore>;
 
 /// A running node: its Raft handle and its state machine.
 type Running = (Raft<TypeConfig>, StateMachineStore);
-
-impl Router {
-    fn get(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
-        self.nodes
-            .lock()
-            .expect("router")
-            .get(&id)
-            .map(|(raft, _)| raft.clone())
-    }
-
-    fn running(&self) -> Vec<NodeId> {
-        self.nodes.lock().expect("router").keys().copied().collect()
-    }
-}
-
-/// One boot of a node as the network sees it: RPCs it sends once its
-/// power is off (`off`) are lost, as a dead machine sends nothing (its
-/// replication tasks outlive `Raft::shutdown` for a moment).
-#[derive(Clone)]
-struct Net {
-    router: Router,
-    from: NodeId,
-    off: Arc<AtomicBool>,
-}
-
-struct Connection {
-    router: Router,
-    from: NodeId,
-    off: Arc<AtomicBool>,
-    target: NodeId,
-}
-
-impl Connection {
-    fn target<E: std::error::Error>(
-        &self,
-    ) -> Result<Raft<TypeConfig>, RPCError<NodeId, BasicNode, E>> {
-        if self.off.load(Ordering::SeqCst) {
-            return Err(RPCError::Unreachable(Unreachable::new(
-                &std::io::Error::other(format!("node {} is off", self.from)),
-            )));
-        }
-        self.router.get(self.target).ok_or_else(|| {
-            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
-                "node {} is down",
-                self.target
-            ))))
-        })
-    }
-}
-
-impl RaftNetworkFactory<TypeConfig> for Net {
-    type Network = Connection;
-
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection {
-        Connection {
-            router: self.router.clone(),
-            from: self.from,
-            off: self.off.clone(),
-            target,
-        }
-    }
-}
 
 /// One boot's filesystem: the node's disk as this boot's database holds
 /// it. Dropped when that database is gone (its last clone dropped, its
@@ -197,44 +128,6 @@ impl FileSystem for BootFs {
     }
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         self.fs.lock(path)
-    }
-}
-
-impl RaftNetwork<TypeConfig> for Connection {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let raft = self.target()?;
-        raft.append_entries(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        let raft = self.target()?;
-        raft.install_snapshot(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let raft = self.target()?;
-        raft.vote(rpc)
-            .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
@@ -313,7 +206,7 @@ async fn start(id: NodeId, node: &mut Node, router: &Router) {
     };
     let db = Db::open(Path::new("/db"), options).expect("open the database");
     let (log, sm) = strata_raft::open(&db, node.snapshots.path()).expect("open the store");
-    let net = Net {
+    let net = router::Net {
         router: router.clone(),
         from: id,
         off,
@@ -321,11 +214,7 @@ async fn start(id: NodeId, node: &mut Node, router: &Router) {
     let raft = Raft::new(id, config(), net, log, sm.clone())
         .await
         .expect("start raft");
-    router
-        .nodes
-        .lock()
-        .expect("router")
-        .insert(id, (raft.clone(), sm.clone()));
+    router.insert(id, raft.clone(), sm.clone());
     node.running = Some((raft, sm));
 }
 
@@ -337,7 +226,7 @@ async fn start(id: NodeId, node: &mut Node, router: &Router) {
 /// Then the machine loses power keeping a random prefix of unsynced
 /// data, and the next boot gets a disk of its own holding what survived.
 async fn lose_power(id: NodeId, node: &mut Node, router: &Router, seed: u64) {
-    router.nodes.lock().expect("router").remove(&id);
+    router.remove(id);
     node.fs.crash();
     let boot = node.boot.take().expect("a boot");
     boot.off.store(true, Ordering::SeqCst);
@@ -641,7 +530,7 @@ const ATTEMPT: Duration = Duration::from_secs(5);
 /// state machine, not a later boot's that may be behind).
 async fn leader_boot(router: &Router) -> Option<Running> {
     let id = leader(router, None).await;
-    router.nodes.lock().expect("router").get(&id).cloned()
+    router.node(id)
 }
 
 /// One operation: a write (`Kind::Write(None)`: a delete) through

@@ -2,7 +2,8 @@
 //! process, with strata as every node's storage (`--store strata`, each
 //! node on its own database in its own directory, real fsyncs) or
 //! openraft's memstore (`--store mem`, nothing on disk), and the same
-//! in-process router (`router.rs`) and the same clients.
+//! in-process router (`tests/support/router.rs`, shared with the cluster
+//! test) and the same clients.
 //!
 //! `--clients 1,16,256` tasks each issue `client_write` of a small `Set`
 //! to the leader, one at a time, for `--seconds` after `--warmup`;
@@ -33,6 +34,7 @@
 mod batcher;
 mod counted;
 mod mem_store;
+#[path = "../../tests/support/router.rs"]
 mod router;
 
 use batcher::Batcher;

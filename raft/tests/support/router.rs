@@ -3,10 +3,13 @@
 //! node is a direct call of that node's handler (no sockets, no
 //! serialisation). An RPC to a node not in the map is `Unreachable`.
 //!
-//! The benchmark keeps nothing beside each handle (`S = ()`), so the
-//! same router carries the strata store and the in-memory one. The
-//! cluster test (`tests/cluster.rs`) has its own router, which also cuts
-//! a powered-off boot's RPCs.
+//! Shared by the cluster test (`tests/cluster.rs`, each node's state
+//! machine beside its handle, `S = StateMachineStore`, and a power switch
+//! per boot: [`Net`]) and the `raft-bench` example (`S = ()`, the router
+//! itself as the network), both including it by `#[path]`.
+
+// Each includer uses part of it.
+#![allow(dead_code)]
 
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -16,6 +19,7 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, Raft};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use strata_raft::{NodeId, TypeConfig};
 
@@ -47,9 +51,6 @@ impl<S: Clone> Router<S> {
     }
 
     /// Node `id` is down: RPCs to it are unreachable from now on.
-    // The benchmark stops whole clusters; only the cluster test takes
-    // one node away.
-    #[allow(dead_code)]
     pub fn remove(&self, id: NodeId) {
         self.nodes.lock().expect("router").remove(&id);
     }
@@ -64,8 +65,6 @@ impl<S: Clone> Router<S> {
     }
 
     /// The handle kept beside node `id`, if it runs.
-    // Used by the cluster test (state machine reads), not the benchmark.
-    #[allow(dead_code)]
     pub fn handle(&self, id: NodeId) -> Option<S> {
         self.nodes
             .lock()
@@ -74,17 +73,33 @@ impl<S: Clone> Router<S> {
             .map(|(_, handle)| handle.clone())
     }
 
+    /// Node `id`'s Raft handle and the handle beside it, taken together
+    /// (one boot's), if it runs.
+    pub fn node(&self, id: NodeId) -> Option<(Raft<TypeConfig>, S)> {
+        self.nodes.lock().expect("router").get(&id).cloned()
+    }
+
     /// The ids of the running nodes.
-    // The benchmark knows its nodes; the cluster test asks.
-    #[allow(dead_code)]
     pub fn running(&self) -> Vec<NodeId> {
         self.nodes.lock().expect("router").keys().copied().collect()
     }
 }
 
+/// One boot of node `from` as the network sees it: RPCs it sends once
+/// its power is off (`off`) are lost, as a dead machine sends nothing
+/// (openraft's replication tasks outlive `Raft::shutdown` for a moment).
+#[derive(Clone)]
+pub struct Net<S> {
+    pub router: Router<S>,
+    pub from: NodeId,
+    pub off: Arc<AtomicBool>,
+}
+
 /// A connection from one node to `target` through the router.
 pub struct Connection<S> {
     router: Router<S>,
+    /// The sending boot's power switch and id, if it has one.
+    off: Option<(Arc<AtomicBool>, NodeId)>,
     target: NodeId,
 }
 
@@ -92,6 +107,13 @@ impl<S: Clone> Connection<S> {
     fn target<E: std::error::Error>(
         &self,
     ) -> Result<Raft<TypeConfig>, RPCError<NodeId, BasicNode, E>> {
+        if let Some((off, from)) = &self.off {
+            if off.load(Ordering::SeqCst) {
+                return Err(RPCError::Unreachable(Unreachable::new(
+                    &std::io::Error::other(format!("node {from} is off")),
+                )));
+            }
+        }
         self.router.get(self.target).ok_or_else(|| {
             RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
                 "node {} is down",
@@ -107,6 +129,19 @@ impl<S: Clone + Send + Sync + 'static> RaftNetworkFactory<TypeConfig> for Router
     async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection<S> {
         Connection {
             router: self.clone(),
+            off: None,
+            target,
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> RaftNetworkFactory<TypeConfig> for Net<S> {
+    type Network = Connection<S>;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Connection<S> {
+        Connection {
+            router: self.router.clone(),
+            off: Some((Arc::clone(&self.off), self.from)),
             target,
         }
     }
