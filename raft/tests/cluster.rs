@@ -386,8 +386,8 @@ async fn converge(router: &Router) -> u64 {
     panic!("the cluster never settled");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_keep_every_acknowledged_write_through_leader_crashes_and_a_wiped_follower() {
+/// Nodes 1, 2 and 3 started and initialized as one cluster.
+async fn three_node_cluster() -> (Router, BTreeMap<NodeId, Node>) {
     let router = Router::default();
     let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
     for id in 1..=3 {
@@ -401,6 +401,12 @@ async fn three_nodes_keep_every_acknowledged_write_through_leader_crashes_and_a_
         .initialize(BTreeSet::from([1, 2, 3]))
         .await
         .expect("initialize");
+    (router, nodes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_keep_every_acknowledged_write_through_leader_crashes_and_a_wiped_follower() {
+    let (router, mut nodes) = three_node_cluster().await;
 
     let mut acked = write_concurrently(&router, "first", 8, 10).await;
 
@@ -609,19 +615,7 @@ async fn reads_writes_and_deletes_through_leader_power_losses_and_a_rebuilt_foll
 ) {
     const CLIENTS: usize = 6;
     const OPS: usize = 28;
-    let router = Router::default();
-    let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
-    for id in 1..=3 {
-        let mut node = Node::new();
-        start(id, &mut node, &router).await;
-        nodes.insert(id, node);
-    }
-    router
-        .get(1)
-        .expect("node 1")
-        .initialize(BTreeSet::from([1, 2, 3]))
-        .await
-        .expect("initialize");
+    let (router, mut nodes) = three_node_cluster().await;
     leader(&router, Some(&[1, 2, 3])).await;
 
     let history: Histories = Arc::new(Mutex::new(History::default()));
