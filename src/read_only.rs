@@ -22,7 +22,7 @@ use crate::open::{apply_record, replay_floor, ReplayTarget};
 use crate::options::{Options, WalRecoveryMode};
 use crate::read::{ReadView, SuperVersion};
 use crate::version::{TableOpener, VersionSet, DEFAULT_KEYSPACE_ID, DEFAULT_KEYSPACE_NAME};
-use crate::wal_replay::read_wal_chain_noting_missing;
+use crate::wal_replay::read_wal_chain;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -180,7 +180,7 @@ enum Built {
     /// the loaded version needs may have been deleted before the listing
     /// (not every WAL names the one before it: an open's or a resume's
     /// first does not), so the view could lack it and be older than the
-    /// view before, or hold a hole. Never used.
+    /// view before, or hold a hole. Such a build is dropped.
     Raced,
 }
 
@@ -316,7 +316,7 @@ fn try_build(dir: &Path, options: &Options, before: &Option<(Vec<u8>, u64)>) -> 
     // Memtables filled during the replay, oldest first.
     let mut frozen: BTreeMap<u32, Vec<Arc<MemTable>>> = BTreeMap::new();
     let mut last_seq = replay_floor(&versions);
-    let missing = read_wal_chain_noting_missing(
+    read_wal_chain(
         &**fs,
         dir,
         &versions.recovered_from(),
@@ -338,22 +338,6 @@ fn try_build(dir: &Path, options: &Options, before: &Option<(Vec<u8>, u64)>) -> 
             Ok(Ok(()))
         },
     )?;
-    // The chain named a WAL the listing lacked: the writer deleted it
-    // after the MANIFEST was loaded (a flush moved the log number past
-    // it). The view would end before it, older than the MANIFEST that
-    // deleted it and maybe than the view before this one: a file gone,
-    // built again from CURRENT.
-    if let Some(wal) = missing {
-        let path = crate::filename::wal_path(dir, wal);
-        return Err(Error::io(
-            "read",
-            &path,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the WAL chain names this WAL, deleted after the MANIFEST was read",
-            ),
-        ));
-    }
     let names: BTreeMap<u32, String> = versions
         .keyspaces()
         .map(|(id, name)| (id, name.to_owned()))

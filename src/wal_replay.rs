@@ -59,7 +59,13 @@ pub fn read_wal_chain(
     mode: WalRecoveryMode,
     on_batch: &mut OnBatch<'_>,
 ) -> Result<()> {
-    read_wal_chain_noting_missing(fs, dir, manifest, log_number, numbers, mode, on_batch).map(drop)
+    let load = |number: u64| {
+        let path = wal_path(dir, number);
+        fs.read(&path).map_err(|e| Error::io("read", &path, e))
+    };
+    read_wal_chain_with(
+        fs, dir, manifest, log_number, numbers, mode, &load, on_batch,
+    )
 }
 
 /// [`read_wal_chain`], reading each WAL's bytes with `load`: the change
@@ -76,45 +82,6 @@ pub fn read_wal_chain_with(
     load: &dyn Fn(u64) -> Result<bytes::Bytes>,
     on_batch: &mut OnBatch<'_>,
 ) -> Result<()> {
-    read_chain(fs, dir, manifest, log_number, numbers, mode, load, on_batch).map(drop)
-}
-
-/// [`read_wal_chain`], returning the live WAL the chain named but
-/// `numbers` lacked, if the replay ended there (in
-/// `PointInTimeRecovery`): a read-only view built while the writer
-/// deleted a WAL between the MANIFEST's load and the WAL listing would
-/// otherwise end early, older than the view before it (`read_only.rs`).
-pub(crate) fn read_wal_chain_noting_missing(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    manifest: &Path,
-    log_number: u64,
-    numbers: &[u64],
-    mode: WalRecoveryMode,
-    on_batch: &mut OnBatch<'_>,
-) -> Result<Option<u64>> {
-    let load = |number: u64| {
-        let path = wal_path(dir, number);
-        fs.read(&path).map_err(|e| Error::io("read", &path, e))
-    };
-    read_chain(
-        fs, dir, manifest, log_number, numbers, mode, &load, on_batch,
-    )
-}
-
-/// The chain reader; returns the WAL found missing where the replay
-/// ended, if it ended at one.
-#[allow(clippy::too_many_arguments)]
-fn read_chain(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    manifest: &Path,
-    log_number: u64,
-    numbers: &[u64],
-    mode: WalRecoveryMode,
-    load: &dyn Fn(u64) -> Result<bytes::Bytes>,
-    on_batch: &mut OnBatch<'_>,
-) -> Result<Option<u64>> {
     // The WAL read before this one: its number and where its records end.
     let mut previous: Option<(u64, u64)> = None;
     for (i, &number) in numbers.iter().enumerate() {
@@ -179,7 +146,7 @@ fn read_chain(
                                 }
                                 WalRecoveryMode::PointInTimeRecovery => {
                                     tracing::warn!(wal = number, %reason, "replay ends: a WAL is missing");
-                                    return Ok(Some(previous_wal));
+                                    return Ok(());
                                 }
                                 _ => return Err(Error::corruption(manifest, 0, reason)),
                             }
@@ -196,12 +163,7 @@ fn read_chain(
                             continue;
                         }
                         Err(lost) => {
-                            lost_tail(fs, dir, &numbers[i..], mode, previous, lost)?;
-                            // The WAL named is not the one read before:
-                            // one between them is missing.
-                            let gone =
-                                previous_wal != previous.0 && !numbers.contains(&previous_wal);
-                            return Ok(gone.then_some(previous_wal));
+                            return lost_tail(fs, dir, &numbers[i..], mode, previous, lost)
                         }
                     }
                 }
@@ -211,7 +173,7 @@ fn read_chain(
                 match mode {
                     WalRecoveryMode::PointInTimeRecovery => {
                         tracing::warn!(wal = number, offset, %reason, "replay ends at a damaged record");
-                        return Ok(None);
+                        return Ok(());
                     }
                     WalRecoveryMode::SkipAnyCorruptedRecords => {
                         tracing::warn!(wal = number, offset, %reason, "salvage: skipped a damaged record");
@@ -237,7 +199,7 @@ fn read_chain(
                 // Point-in-time: the log ends at the first damage.
                 WalRecoveryMode::PointInTimeRecovery => {
                     tracing::warn!(wal = number, offset, "replay ends at corruption");
-                    return Ok(None);
+                    return Ok(());
                 }
                 _ => *offset,
             },
@@ -245,7 +207,7 @@ fn read_chain(
         };
         previous = Some((number, end));
     }
-    Ok(None)
+    Ok(())
 }
 
 /// Whether a WAL that reads to `end` continues into one whose log start

@@ -230,8 +230,9 @@ fn a_manifest_changing_during_every_build_ends_the_builds_at_the_bound() {
 /// the writer flushed, and deleted, the WAL holding `x` between the
 /// MANIFEST's load (before the flush) and the WAL listing: the chain
 /// began at a WAL whose predecessor was gone, the replay ended there, and
-/// the view lacked `x`, which the view before it held. A build whose WAL
-/// chain names a missing WAL is built again, as for any file gone.
+/// the view lacked `x`, which the view before it held. A build whose
+/// MANIFEST changed before its WAL listing is built again, as for any
+/// file gone.
 #[test]
 fn a_refresh_racing_a_flush_that_deletes_a_wal_never_goes_back() {
     use std::sync::atomic::AtomicUsize;
