@@ -234,9 +234,11 @@ fn stalled_writes_with_no_slowdown_fail_fast() {
         }
     }
     assert!(stalled, "L0 passed the stop trigger without stalling");
-    // A normal write waits instead and then succeeds.
+    // A normal write waits instead and then succeeds. (Whether it had to
+    // wait, and so `stall_count`, depends on whether the flush finished
+    // first: not asserted.)
     db.put(b"patient", b"writer").unwrap();
-    assert!(db.stats().stall_count > 0);
+    assert_eq!(db.get(b"patient").unwrap().as_deref(), Some(&b"writer"[..]));
 }
 
 /// Power loss at pseudo-random points while flushes and compactions run:

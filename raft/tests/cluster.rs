@@ -49,7 +49,7 @@ use strata_raft::{NodeId, Request, StateMachineStore, TypeConfig};
 use tempfile::TempDir;
 
 /// How long a wait on openraft's metrics may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(30);
+const DEADLINE: Duration = Duration::from_secs(120);
 /// How long a node named leader has to say it leads before the question
 /// is asked again.
 const CONFIRM: Duration = Duration::from_secs(2);

@@ -122,6 +122,9 @@ fn stress_run_then_verify_only() {
     let run = Command::new(exe)
         .args(["run", "--dir"])
         .arg(&d)
+        // The op budget ends the run, not the default 10 s deadline: the
+        // counts asserted below must not depend on the machine's load.
+        .args(["--duration-secs", "600"])
         .args([
             "--ops",
             "3000",
@@ -222,6 +225,7 @@ fn crash_deletes_only_what_strata_stress_made() {
     let run = Command::new(exe)
         .args(["run", "--dir"])
         .arg(&d)
+        .args(["--duration-secs", "600"])
         .args(["--ops", "200", "--keys", "300"])
         .output()
         .unwrap();
@@ -279,6 +283,7 @@ fn small_run(d: &std::path::Path) {
     let run = Command::new(env!("CARGO_BIN_EXE_strata-stress"))
         .args(["run", "--dir"])
         .arg(d)
+        .args(["--duration-secs", "600"])
         .args(["--ops", "300", "--keys", "300", "--threads", "2"])
         .output()
         .unwrap();
@@ -408,6 +413,7 @@ fn stress_run_checkpoints_equal_their_snapshots() {
     let run = Command::new(env!("CARGO_BIN_EXE_strata-stress"))
         .args(["run", "--dir"])
         .arg(&d)
+        .args(["--duration-secs", "600"])
         .args(["--ops", "4000", "--threads", "4", "--keys", "800"])
         .args(["--seed", "21", "--checkpoint-one-in", "400"])
         .args(["--flush-one-in", "300", "--compact-one-in", "1000"])
@@ -441,6 +447,7 @@ fn run_ingesting_and_backing_up(d: &std::path::Path) -> String {
     let run = Command::new(env!("CARGO_BIN_EXE_strata-stress"))
         .args(["run", "--dir"])
         .arg(d)
+        .args(["--duration-secs", "600"])
         .args(["--ops", "3000", "--threads", "4", "--keys", "300"])
         .args([
             "--seed",
