@@ -387,6 +387,39 @@ async fn converge(router: &Router) -> u64 {
 }
 
 /// Nodes 1, 2 and 3 started and initialized as one cluster.
+/// A follower (not `leader_id`) loses its disk and comes back as node 4
+/// on a fresh disk and snapshot directory (openraft 0.9 refuses a
+/// follower whose log went backwards under the same id unless built with
+/// `loosen-follower-log-revert`; a new id is the safe way): added as a
+/// learner, it can only catch up through the leader's snapshot when the
+/// log is purged, and then replaces the wiped node as a voter.
+async fn rebuild_a_follower(
+    router: &Router,
+    nodes: &mut BTreeMap<NodeId, Node>,
+    leader_id: NodeId,
+) {
+    let wiped = (1..=3).find(|&id| id != leader_id).expect("a follower");
+    let mut gone = nodes.remove(&wiped).expect("follower");
+    lose_power(wiped, &mut gone, router, 99).await;
+    drop(gone);
+    let mut rebuilt = Node::new();
+    start(4, &mut rebuilt, router).await;
+    nodes.insert(4, rebuilt);
+    let voters: BTreeSet<NodeId> = nodes.keys().copied().collect();
+    for _attempt in 0..20 {
+        let raft = router.get(leader(router, None).await).expect("leader");
+        if raft
+            .add_learner(4, BasicNode::default(), true)
+            .await
+            .is_ok()
+            && raft.change_membership(voters.clone(), false).await.is_ok()
+        {
+            return;
+        }
+    }
+    panic!("the rebuilt node never joined as a voter");
+}
+
 async fn three_node_cluster() -> (Router, BTreeMap<NodeId, Node>) {
     let router = Router::default();
     let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
@@ -446,36 +479,8 @@ async fn three_nodes_keep_every_acknowledged_write_through_leader_crashes_and_a_
     }
     let leader_id = leader(&router, None).await;
 
-    // A follower is wiped: its disk is gone. It comes back as node 4 on a
-    // fresh disk and snapshot directory (openraft 0.9 refuses a follower
-    // whose log went backwards under the same id unless built with
-    // `loosen-follower-log-revert`; a new id is the safe way): added as a
-    // learner, it can only catch up through the leader's snapshot (the
-    // log is purged), and then replaces the wiped node as a voter.
-    let wiped = (1..=3).find(|&id| id != leader_id).expect("a follower");
-    let mut gone = nodes.remove(&wiped).expect("follower");
-    lose_power(wiped, &mut gone, &router, 99).await;
-    drop(gone);
-    let mut rebuilt = Node::new();
-    start(4, &mut rebuilt, &router).await;
-    nodes.insert(4, rebuilt);
-    let voters: BTreeSet<NodeId> = nodes.keys().copied().collect();
-    let mut changed = false;
-    for _attempt in 0..20 {
-        let raft = router
-            .get(leader(&router, None).await)
-            .expect("leader running");
-        if raft
-            .add_learner(4, BasicNode::default(), true)
-            .await
-            .is_ok()
-            && raft.change_membership(voters.clone(), false).await.is_ok()
-        {
-            changed = true;
-            break;
-        }
-    }
-    assert!(changed, "the rebuilt node never joined as a voter");
+    // A follower is wiped and comes back as node 4, through a snapshot.
+    rebuild_a_follower(&router, &mut nodes, leader_id).await;
     acked.extend(write_concurrently(&router, "after-wipe", 4, 5).await);
     converge(&router).await;
     assert_installed_a_snapshot(&router, 4, last);
@@ -691,28 +696,7 @@ async fn reads_writes_and_deletes_through_leader_power_losses_and_a_rebuilt_foll
         purged.insert(id, index);
     }
     let leader_id = leader(&router, None).await;
-    let wiped = (1..=3).find(|&id| id != leader_id).expect("a follower");
-    let mut gone = nodes.remove(&wiped).expect("follower");
-    lose_power(wiped, &mut gone, &router, 99).await;
-    drop(gone);
-    let mut rebuilt = Node::new();
-    start(4, &mut rebuilt, &router).await;
-    nodes.insert(4, rebuilt);
-    let voters: BTreeSet<NodeId> = nodes.keys().copied().collect();
-    let mut joined = false;
-    for _attempt in 0..20 {
-        let raft = router.get(leader(&router, None).await).expect("leader");
-        if raft
-            .add_learner(4, BasicNode::default(), true)
-            .await
-            .is_ok()
-            && raft.change_membership(voters.clone(), false).await.is_ok()
-        {
-            joined = true;
-            break;
-        }
-    }
-    assert!(joined, "the rebuilt node never joined as a voter");
+    rebuild_a_follower(&router, &mut nodes, leader_id).await;
     gate.send_replace(usize::MAX);
     while let Some(client) = tasks.join_next().await {
         client.expect("client task");
