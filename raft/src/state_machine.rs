@@ -5,10 +5,25 @@
 //! new last applied log id (and, for a membership entry, the membership)
 //! in `sm_meta`. strata applies a batch whole or not at all, and after a
 //! crash holds a prefix of the batches written, so the state machine
-//! recovers to exactly the entries up to its recovered last applied id.
-//! The last batch of each `apply` call is synced (which makes the ones
-//! before it durable too: they share one WAL), so what `apply` returned
-//! survives a crash.
+//! recovers to exactly the entries up to its recovered last applied id:
+//! none twice, none skipped.
+//!
+//! The applies are not synced. What `apply` returned may be lost in a
+//! crash, but only with everything written after it: the log, the vote
+//! and the state machine share one database and so one WAL, and strata
+//! recovers a prefix of the writes, so any later synced write (an append,
+//! a vote, a truncation, a purge, a snapshot install) makes every apply
+//! before it durable. openraft re-applies what was lost from the log
+//! (`get_initial_state` re-applies from the recovered last applied id up
+//! to the saved committed id, and the leader's commit index brings the
+//! rest): the log is purged only up to a snapshot, the snapshot was built
+//! from applies that had returned, and the purge is a synced write after
+//! them, so an apply can be lost only while its entry is still in the
+//! log. A snapshot is built from applies that had returned, and the WAL
+//! is synced before its file is published, so no current snapshot is
+//! newer than the state machine after a crash. A node's local reads (`get`) may go back after a crash until it
+//! re-applies; reads behind openraft's read index wait for that.
+//! docs/design/raft.md, "Durability points".
 
 use crate::error::{decode, encode, storage_error, OpenError};
 use crate::keys::{LAST_APPLIED, LAST_MEMBERSHIP, SM_DATA_KEYSPACE, SM_META_KEYSPACE};
@@ -190,6 +205,12 @@ impl StateMachineStore {
         drop(out);
         file.sync_all().map_err(|e| fail(&e))?;
         file.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
+        // The applies the snapshot holds are not synced (module doc): sync
+        // them before the snapshot is durable, or a crash could leave a
+        // current snapshot newer than the recovered state machine, which
+        // openraft's restart does not allow (its snapshot must not be past
+        // the committed id it derives from the last applied one).
+        self.db.flush_wal(true).map_err(|e| fail(&e))?;
         // The handle stays valid whether the file becomes current or not.
         self.snapshots.publish(&tmp, &meta).map_err(|e| fail(&e))?;
         Ok((meta, file))
@@ -324,17 +345,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut entries = entries.into_iter().peekable();
         let mut responses = Vec::new();
-        while let Some(entry) = entries.next() {
+        for entry in entries {
             let log_id = entry.log_id;
             let (batch, response) = self.entry_batch(entry)?;
-            let options = WriteOptions {
-                sync: entries.peek().is_none(),
-                ..WriteOptions::default()
-            };
+            // Not synced: the next synced write makes it durable (module
+            // doc); openraft re-applies from the log what a crash loses.
             self.db
-                .write_async(batch, &options)
+                .write_async(batch, &WriteOptions::default())
                 .await
                 .map_err(|e| storage_error(ErrorSubject::Apply(log_id), ErrorVerb::Write, &e))?;
             responses.push(response);

@@ -6,7 +6,7 @@
 
 #![allow(clippy::result_large_err)]
 
-use openraft::storage::RaftStateMachine;
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftSnapshotBuilder,
     StoredMembership,
@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options};
-use strata_raft::{Request, StateMachineStore, TypeConfig};
+use strata_raft::{LogStore, Request, StateMachineStore, TypeConfig};
 
 fn log_id(term: u64, index: u64) -> LogId<u64> {
     LogId::new(CommittedLeaderId::new(term, 1), index)
@@ -42,14 +42,13 @@ fn membership(term: u64, index: u64, voters: &[u64]) -> Entry<TypeConfig> {
     }
 }
 
-fn open(fs: &MemFileSystem, snapshots: &Path) -> StateMachineStore {
+fn open(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
     let options = Options {
         fs: Arc::new(fs.clone()),
         ..Options::default()
     };
     let db = Db::open(Path::new("/db"), options).expect("open the database");
-    let (_log, sm) = strata_raft::open(&db, snapshots).expect("open the raft store");
-    sm
+    strata_raft::open(&db, snapshots).expect("open the raft store")
 }
 
 type State = (
@@ -73,7 +72,7 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
         // The leader's state machine and a snapshot of it.
         let leader_fs = MemFileSystem::new();
         let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
-        let mut leader = open(&leader_fs, leader_snapshots.path());
+        let (_leader_log, mut leader) = open(&leader_fs, leader_snapshots.path());
         let mut entries = vec![membership(1, 1, &[1, 2, 3])];
         for i in 2..=40 {
             entries.push(set(2, i, &format!("k{}", i % 13), &format!("leader {i}")));
@@ -96,7 +95,7 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
             loop {
                 let fs = MemFileSystem::new();
                 let snapshots = tempfile::tempdir().expect("snapshot directory");
-                let mut follower = open(&fs, snapshots.path());
+                let (mut follower_log, mut follower) = open(&fs, snapshots.path());
                 follower
                     .apply([
                         membership(1, 1, &[1, 2, 3]),
@@ -105,6 +104,12 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
                     ])
                     .await
                     .expect("apply on the follower");
+                // The applies are not synced: a synced write after them
+                // (a purge here) makes them durable.
+                follower_log
+                    .purge(log_id(1, 3))
+                    .await
+                    .expect("purge on the follower");
                 let old_state = state(&mut follower).await;
 
                 fs.crash_after(crash_at);
@@ -119,10 +124,10 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
                 let finished = !fs.is_crashed();
                 assert_eq!(installed.is_ok(), finished, "{mode:?}, op {crash_at}");
                 fs.crash();
-                drop(follower);
+                drop((follower_log, follower));
                 fs.power_loss(mode);
 
-                let mut follower = open(&fs, snapshots.path());
+                let (_follower_log, mut follower) = open(&fs, snapshots.path());
                 let got = state(&mut follower).await;
                 let case = format!("{mode:?}, crash at op {crash_at}");
                 if finished {
