@@ -1,8 +1,12 @@
-//! A follower loses power at every step of installing a snapshot: after
-//! the reboot its state machine is either all its own old state or all the
+//! A follower loses power at every step of installing a snapshot (its
+//! synced "installing" marker, the tables streamed from the snapshot, the
+//! ingestion of them, the batch naming the new state), and then again at
+//! a step of the reopen that finishes an interrupted install: after the
+//! reboots its state machine is either all its own old state or all the
 //! snapshot's (map, last applied id and membership together), an install
 //! that returned `Ok` is all there, and the snapshot it then reports as
-//! current is never newer than what it holds.
+//! current is never newer than what it holds. The install builds tables
+//! of a few entries each, so that it ingests several at once.
 
 #![allow(clippy::result_large_err)]
 
@@ -16,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options};
-use strata_raft::{LogStore, Request, StateMachineStore, TypeConfig};
+use strata_raft::{LogStore, Request, StateMachineStore, StorageOptions, TypeConfig};
 
 fn log_id(term: u64, index: u64) -> LogId<u64> {
     LogId::new(CommittedLeaderId::new(term, 1), index)
@@ -42,13 +46,23 @@ fn membership(term: u64, index: u64, voters: &[u64]) -> Entry<TypeConfig> {
     }
 }
 
-fn open(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
+/// Tables of about three entries: the install ingests several.
+const TABLE_BYTES: u64 = 40;
+
+fn try_open(fs: &MemFileSystem, snapshots: &Path) -> Result<(LogStore, StateMachineStore), String> {
     let options = Options {
         fs: Arc::new(fs.clone()),
         ..Options::default()
     };
-    let db = Db::open(Path::new("/db"), options).expect("open the database");
-    strata_raft::open(&db, snapshots).expect("open the raft store")
+    let db = Db::open(Path::new("/db"), options).map_err(|e| e.to_string())?;
+    let storage = StorageOptions {
+        install_table_bytes: TABLE_BYTES,
+    };
+    strata_raft::open_with(&db, snapshots, &storage).map_err(|e| e.to_string())
+}
+
+fn open(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
+    try_open(fs, snapshots).expect("open the raft store")
 }
 
 type State = (
@@ -86,6 +100,7 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
             .expect("build");
         let new_state = state(&mut leader).await;
 
+        let (mut redone, mut old_after_crash, mut new_after_crash) = (0, 0, 0);
         for mode in [
             UnsyncedData::Drop,
             UnsyncedData::KeepRandomPrefix(3),
@@ -101,6 +116,7 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
                         membership(1, 1, &[1, 2, 3]),
                         set(1, 2, "k2", "follower"),
                         set(1, 3, "other", "follower only"),
+                        set(1, 4, "k9", "follower"),
                     ])
                     .await
                     .expect("apply on the follower");
@@ -126,14 +142,31 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
                 fs.crash();
                 drop((follower_log, follower));
                 fs.power_loss(mode);
+                let case = format!("{mode:?}, crash at op {crash_at}");
+
+                // A second power loss at the same step of the reopen, which
+                // redoes an install its marker says is unfinished.
+                fs.crash_after(crash_at);
+                // (The open may also return before the crash, which then
+                // meets its background work.)
+                let reopened = try_open(&fs, snapshots.path());
+                if let Err(e) = &reopened {
+                    assert!(fs.is_crashed(), "{case}: reopen failed: {e}");
+                    redone += 1;
+                }
+                fs.crash();
+                drop(reopened);
+                fs.power_loss(mode);
 
                 let (_follower_log, mut follower) = open(&fs, snapshots.path());
                 let got = state(&mut follower).await;
-                let case = format!("{mode:?}, crash at op {crash_at}");
                 if finished {
                     assert_eq!(got, new_state, "{case}: install returned Ok");
+                } else if got == old_state {
+                    old_after_crash += 1;
                 } else {
-                    assert!(got == old_state || got == new_state, "{case}: {got:?}");
+                    assert_eq!(got, new_state, "{case}: neither old nor new");
+                    new_after_crash += 1;
                 }
                 if let Some(current) = follower.get_current_snapshot().await.expect("current") {
                     assert!(
@@ -159,5 +192,10 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
                 "{mode:?}: the install did no filesystem operation"
             );
         }
+        // Both outcomes of an interrupted install were met: the marker not
+        // yet durable (old), and durable, the install redone at open (new).
+        assert!(redone > 0, "no reopen failed by a crash");
+        assert!(old_after_crash > 0, "no crash left the old state");
+        assert!(new_after_crash > 0, "no crash left the new state");
     });
 }
