@@ -60,7 +60,10 @@ async fn make(dir: &Path, megabytes: u64) {
         .build_snapshot()
         .await
         .expect("build the snapshot");
-    println!("made {count} keys of {VALUE_BYTES} bytes; snapshot {}", snapshot.meta);
+    println!(
+        "made {count} keys of {VALUE_BYTES} bytes; snapshot {}",
+        snapshot.meta
+    );
 }
 
 async fn install(dir: &Path) {

@@ -249,11 +249,14 @@ impl StateMachineStore {
         drop(out);
         file.sync_all().map_err(|e| fail(&e))?;
         file.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
-        // The applies the snapshot holds are not synced (module doc): sync
-        // them before the snapshot is durable, or a crash could leave a
+        // The applies the snapshot holds are not synced (module doc): they
+        // must be durable before the snapshot is, or a crash could leave a
         // current snapshot newer than the recovered state machine, which
         // openraft's restart does not allow (its snapshot must not be past
-        // the committed id it derives from the last applied one).
+        // the committed id it derives from the last applied one). strata's
+        // checkpoint syncs the WAL up to its sequence number already (its
+        // capture takes the WAL's synced end); this sync says so here
+        // rather than leaning on that detail, for one fsync per snapshot.
         self.db.flush_wal(true).map_err(|e| fail(&e))?;
         // The handle stays valid whether the file becomes current or not.
         self.snapshots.publish(&tmp, &meta).map_err(|e| fail(&e))?;

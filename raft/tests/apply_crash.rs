@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::RaftSnapshotBuilder;
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, StoredMembership,
 };
@@ -235,5 +236,38 @@ fn a_crash_at_every_step_of_applying_a_batch_recovers_a_prefix_of_it() {
     assert!(
         recovered.iter().any(|&i| BEFORE < i && i < BEFORE + BATCH),
         "no crash recovered part of the batch: {recovered:?}"
+    );
+}
+
+/// A snapshot is built from applies that were not synced: it syncs the
+/// WAL before its file is published, so after a power loss that drops
+/// every unsynced byte the current snapshot is not newer than the
+/// recovered state machine (openraft's restart requires it).
+#[test]
+fn a_published_snapshot_is_never_newer_than_the_recovered_state_machine() {
+    let rt = runtime();
+    let fs = MemFileSystem::new();
+    let snapshots = tempfile::tempdir().expect("snapshot directory");
+    let (log, mut sm) = open(&fs, snapshots.path());
+    rt.block_on(sm.apply((1..=BEFORE + BATCH).map(entry)))
+        .expect("apply");
+    let snapshot = rt
+        .block_on(async { sm.get_snapshot_builder().await.build_snapshot().await })
+        .expect("build a snapshot");
+    fs.crash();
+    drop((log, sm));
+    fs.power_loss(UnsyncedData::Drop);
+
+    let (_log, mut sm) = open(&fs, snapshots.path());
+    let (last_applied, _) = rt.block_on(sm.applied_state()).expect("applied state");
+    let current = rt
+        .block_on(sm.get_current_snapshot())
+        .expect("current snapshot")
+        .expect("the published snapshot survives");
+    assert_eq!(current.meta, snapshot.meta);
+    assert!(
+        current.meta.last_log_id <= last_applied,
+        "snapshot {} is newer than the state machine, applied up to {last_applied:?}",
+        current.meta
     );
 }

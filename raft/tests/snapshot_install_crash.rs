@@ -52,6 +52,15 @@ const TABLE_BYTES: u64 = 40;
 fn try_open(fs: &MemFileSystem, snapshots: &Path) -> Result<(LogStore, StateMachineStore), String> {
     let options = Options {
         fs: Arc::new(fs.clone()),
+        // Flushes in the calling thread and no compaction: the n-th
+        // filesystem operation is the same one in every run, and none
+        // comes after the install returned (an ingestion's L0 tables
+        // would otherwise start a compaction that the crash could meet
+        // after an install that finished).
+        inline_background_work: true,
+        level0_file_num_compaction_trigger: 1000,
+        level0_slowdown_writes_trigger: 1000,
+        level0_stop_writes_trigger: 1000,
         ..Options::default()
     };
     let db = Db::open(Path::new("/db"), options).map_err(|e| e.to_string())?;
