@@ -566,6 +566,13 @@ impl Db {
     pub fn path(&self) -> &Path {
         &self.handle.inner.dir
     }
+
+    /// The filesystem the database's files go through
+    /// ([`Options::fs`](crate::Options::fs)): where to build tables
+    /// with [`SstWriter`](crate::SstWriter) for [`Db::ingest`] to take.
+    pub fn file_system(&self) -> std::sync::Arc<dyn crate::fs::FileSystem> {
+        std::sync::Arc::clone(&self.handle.inner.fs)
+    }
 }
 
 /// Range deletes (RocksDB: `DeleteRange`).

@@ -636,3 +636,83 @@ fn a_resume_during_an_ingestion_leaves_the_tables_it_brought_in() {
     assert!(handle.lock().unwrap().is_none(), "the hook ran");
     assert_eq!(get(&db, 3), Some(value(3, 1)));
 }
+
+/// What strata-raft's snapshot install does: tables built through the
+/// database's own filesystem (`Db::file_system`), whose range deletes tile
+/// the whole key space (`[b"", k)` in one, `[k, +inf)` in the next, with
+/// `delete_range_from`, which reaches the largest key there can be),
+/// replace a keyspace's contents in one ingestion: tables sharing an
+/// exclusive end are disjoint, each table's own keys survive its range
+/// delete, and every older key goes, in the memtable and in tables alike.
+#[test]
+fn tables_whose_range_deletes_tile_the_key_space_replace_a_keyspace() {
+    let fs = MemFileSystem::new();
+    let db = open_mem(&fs);
+    let ks = db.keyspace("data").unwrap();
+    let largest = vec![0xFF; strata::MAX_KEY_SIZE];
+    for i in 0..100 {
+        ks.put(key(i), value(i, 0)).unwrap();
+    }
+    ks.put(&largest, b"old").unwrap();
+    ks.flush().unwrap();
+    for i in 100..120 {
+        ks.put(key(i), value(i, 0)).unwrap();
+    }
+    db.put(key(1), b"default keyspace").unwrap();
+
+    let sys = db.file_system();
+    sys.create_dir_all(&ext_dir()).unwrap();
+    let options = Options {
+        fs: db.file_system(),
+        ..Options::default()
+    };
+    let mut first = SstWriter::create(ext_dir().join("first.sst"), &options).unwrap();
+    first.delete_range(b"", key(50)).unwrap();
+    let mut second = SstWriter::create(ext_dir().join("second.sst"), &options).unwrap();
+    second.delete_range_from(key(50)).unwrap();
+    let mut expected = Vec::new();
+    for i in (10..70).step_by(3) {
+        let writer = if key(i) < key(50) {
+            &mut first
+        } else {
+            &mut second
+        };
+        writer.put(key(i), value(i, 1)).unwrap();
+        expected.push((key(i), value(i, 1)));
+    }
+    let files = [
+        first.finish().unwrap().file_path,
+        second.finish().unwrap().file_path,
+    ];
+    ks.ingest(&files, &IngestOptions::default()).unwrap();
+
+    let contents = |ks: &strata::Keyspace| -> Vec<(Vec<u8>, Vec<u8>)> {
+        ks.iter()
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect()
+    };
+    assert_eq!(contents(&ks), expected);
+    assert_eq!(ks.get(&largest).unwrap(), None, "the largest key survived");
+    assert_eq!(
+        db.get(key(1)).unwrap().as_deref(),
+        Some(&b"default keyspace"[..])
+    );
+    drop(ks);
+    drop(db);
+    let db = open_mem(&fs);
+    let ks = db.keyspace("data").unwrap();
+    assert_eq!(contents(&ks), expected, "after reopening");
+}
+
+#[test]
+fn a_range_delete_to_the_end_refuses_a_start_longer_than_a_key() {
+    let fs = MemFileSystem::new();
+    fs.create_dir_all(&ext_dir()).unwrap();
+    let mut w = SstWriter::create(ext_dir().join("t.sst"), &mem_options(&fs)).unwrap();
+    let err = w
+        .delete_range_from(vec![b'a'; strata::MAX_KEY_SIZE + 1])
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    w.delete_range_from(b"a").unwrap();
+    assert_eq!(w.finish().unwrap().num_range_del_entries, 1);
+}

@@ -36,6 +36,9 @@ pub enum OpenError {
     Db(strata::Error),
     /// The snapshot directory could not be created or cleaned.
     SnapshotDir(std::path::PathBuf, std::io::Error),
+    /// An install of a snapshot that a crash interrupted could not be
+    /// finished.
+    Install(Box<openraft::StorageError<NodeId>>),
 }
 
 impl std::fmt::Display for OpenError {
@@ -45,6 +48,7 @@ impl std::fmt::Display for OpenError {
             OpenError::SnapshotDir(dir, e) => {
                 write!(f, "open the snapshot directory {}: {e}", dir.display())
             }
+            OpenError::Install(e) => write!(f, "finish an interrupted snapshot install: {e}"),
         }
     }
 }
@@ -54,6 +58,7 @@ impl std::error::Error for OpenError {
         match self {
             OpenError::Db(e) => Some(e),
             OpenError::SnapshotDir(_, e) => Some(e),
+            OpenError::Install(e) => Some(e.as_ref()),
         }
     }
 }

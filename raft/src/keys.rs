@@ -8,7 +8,8 @@ pub const LOG_KEYSPACE: &str = "raft_log";
 pub const LOG_META_KEYSPACE: &str = "raft_meta";
 /// The state machine's key-value data, keys and values as given.
 pub const SM_DATA_KEYSPACE: &str = "sm_data";
-/// The state machine's metadata: [`LAST_APPLIED`], [`LAST_MEMBERSHIP`].
+/// The state machine's metadata: [`LAST_APPLIED`], [`LAST_MEMBERSHIP`],
+/// [`INSTALLING`].
 pub const SM_META_KEYSPACE: &str = "sm_meta";
 
 /// The vote (JSON `Vote`).
@@ -22,6 +23,12 @@ pub const COMMITTED: &[u8] = b"committed";
 pub const LAST_APPLIED: &[u8] = b"last_applied";
 /// The last applied membership (JSON `StoredMembership`).
 pub const LAST_MEMBERSHIP: &[u8] = b"last_membership";
+
+/// The snapshot being installed (JSON `SnapshotMeta`), present from
+/// before the install changes anything until the batch that ends it: a
+/// node that opens with it finishes the install from the staged snapshot
+/// file (docs/design/raft.md, "Snapshots").
+pub const INSTALLING: &[u8] = b"installing_snapshot";
 
 /// The log key of entry `index`.
 pub fn log_key(index: u64) -> [u8; 8] {

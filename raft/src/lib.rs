@@ -19,8 +19,10 @@
 //!   applies an entry twice and never loses one.
 //! - A snapshot is a strata checkpoint of the whole database, streamed to
 //!   a file; a follower installs one by restoring the checkpoint beside
-//!   the database and copying its state machine keyspaces in with one
-//!   atomic batch (see `docs/design/raft.md`).
+//!   the database, streaming its state machine's data into tables of
+//!   bounded size and ingesting them in one call, under a synced marker
+//!   that makes a reopen after a crash finish the install (see
+//!   `docs/design/raft.md`).
 //!
 //! Layout, durability points and what is not done yet:
 //! `docs/design/raft.md`.
@@ -33,6 +35,7 @@ mod error;
 mod keys;
 mod log_store;
 mod snapshot_file;
+mod snapshot_install;
 mod state_machine;
 mod types;
 
@@ -50,11 +53,41 @@ use std::path::PathBuf;
 /// Creates the keyspaces it needs in `db` if they do not exist. The
 /// database's other keyspaces are left alone, but a snapshot carries the
 /// whole database (see `docs/design/raft.md`).
+///
+/// If a crash interrupted the install of a snapshot, the install is
+/// finished here, from the snapshot file kept in `snapshot_dir`.
 pub fn open(
     db: &strata::Db,
     snapshot_dir: impl Into<PathBuf>,
 ) -> Result<(LogStore, StateMachineStore), OpenError> {
+    open_with(db, snapshot_dir, &StorageOptions::default())
+}
+
+/// [`open`] with `options`.
+pub fn open_with(
+    db: &strata::Db,
+    snapshot_dir: impl Into<PathBuf>,
+    options: &StorageOptions,
+) -> Result<(LogStore, StateMachineStore), OpenError> {
     let log = LogStore::open(db)?;
-    let sm = StateMachineStore::open(db, snapshot_dir.into())?;
+    let sm = StateMachineStore::open(db, snapshot_dir.into(), options)?;
     Ok((log, sm))
+}
+
+/// How the storage works, where it has a choice.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// Installing a snapshot builds tables of about this many bytes of
+    /// keys and values each (the last may be smaller) and ingests them:
+    /// the install's memory grows with it, not with the snapshot's size.
+    /// Default: 64 MiB.
+    pub install_table_bytes: u64,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            install_table_bytes: snapshot_install::DEFAULT_INSTALL_TABLE_BYTES,
+        }
+    }
 }

@@ -17,9 +17,11 @@
 //! The directory holds `current.snapshot` (the snapshot openraft's
 //! `get_current_snapshot` returns) and, while one is being made or
 //! installed, `<n>.tmp` files and `<n>.install` directories, removed at
-//! open. A new snapshot replaces `current.snapshot` by rename (after an
-//! fsync of the file, then the directory is fsynced), and never with an
-//! older one.
+//! open, and `installing.snapshot`, the snapshot being installed, kept
+//! until its install is finished (if need be by the next open: the state
+//! machine's marker says whether). A new snapshot replaces
+//! `current.snapshot` by rename (after an fsync of the file, then the
+//! directory is fsynced), and never with an older one.
 
 use crate::types::NodeId;
 use openraft::{BasicNode, SnapshotMeta};
@@ -38,6 +40,8 @@ const MAGIC: &[u8; 8] = b"STRSNAP1";
 const TRAILER_FIXED: u64 = 16;
 /// The name of the current snapshot.
 const CURRENT: &str = "current.snapshot";
+/// The name of the snapshot being installed.
+const INSTALLING: &str = "installing.snapshot";
 
 /// The directory of a state machine's snapshot files.
 pub struct SnapshotDir {
@@ -89,6 +93,40 @@ impl SnapshotDir {
         std::fs::rename(tmp, self.dir.join(CURRENT))?;
         File::open(&self.dir)?.sync_all()?;
         Ok(true)
+    }
+
+    /// Keep the complete, synced snapshot file `tmp` as the one being
+    /// installed (replacing any other), durably: renamed, the directory
+    /// synced.
+    pub fn stage(&self, tmp: &Path) -> io::Result<()> {
+        std::fs::rename(tmp, self.staged_path())?;
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Where the snapshot being installed is kept.
+    pub fn staged_path(&self) -> PathBuf {
+        self.dir.join(INSTALLING)
+    }
+
+    /// The snapshot being installed: its name, the length of its
+    /// checkpoint stream and its file (position anywhere), if one is kept.
+    pub fn open_staged(&self) -> io::Result<Option<(Meta, u64, File)>> {
+        let mut file = match File::open(self.staged_path()) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let (meta, stream_len) = read_trailer(&mut file)?;
+        Ok(Some((meta, stream_len, file)))
+    }
+
+    /// Forget a staged snapshot no install needs (a crash came before its
+    /// install began).
+    pub fn remove_staged(&self) -> io::Result<()> {
+        match std::fs::remove_file(self.staged_path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// The current snapshot's name and its file, positioned at its start.

@@ -5,15 +5,32 @@
 //! new last applied log id (and, for a membership entry, the membership)
 //! in `sm_meta`. strata applies a batch whole or not at all, and after a
 //! crash holds a prefix of the batches written, so the state machine
-//! recovers to exactly the entries up to its recovered last applied id.
-//! The last batch of each `apply` call is synced (which makes the ones
-//! before it durable too: they share one WAL), so what `apply` returned
-//! survives a crash.
+//! recovers to exactly the entries up to its recovered last applied id:
+//! none twice, none skipped.
+//!
+//! The applies are not synced. What `apply` returned may be lost in a
+//! crash, but only with everything written after it: the log, the vote
+//! and the state machine share one database and so one WAL, and strata
+//! recovers a prefix of the writes, so any later synced write (an append,
+//! a vote, a truncation, a purge, a snapshot install) makes every apply
+//! before it durable. openraft re-applies what was lost from the log
+//! (`get_initial_state` re-applies from the recovered last applied id up
+//! to the saved committed id, and the leader's commit index brings the
+//! rest): the log is purged only up to a snapshot, the snapshot was built
+//! from applies that had returned, and the purge is a synced write after
+//! them, so an apply can be lost only while its entry is still in the
+//! log. A snapshot is built from applies that had returned, and the WAL
+//! is synced before its file is published, so no current snapshot is
+//! newer than the state machine after a crash. A node's local reads (`get`) may go back after a crash until it
+//! re-applies; reads behind openraft's read index wait for that.
+//! docs/design/raft.md, "Durability points".
 
 use crate::error::{decode, encode, storage_error, OpenError};
-use crate::keys::{LAST_APPLIED, LAST_MEMBERSHIP, SM_DATA_KEYSPACE, SM_META_KEYSPACE};
+use crate::keys::{INSTALLING, LAST_APPLIED, LAST_MEMBERSHIP, SM_DATA_KEYSPACE, SM_META_KEYSPACE};
 use crate::snapshot_file::{read_trailer, write_trailer, Meta, SnapshotDir};
+use crate::snapshot_install::{clear_work_dir, replace_data, work_dir};
 use crate::types::{NodeId, Request, Response, TypeConfig};
+use crate::StorageOptions;
 use openraft::storage::RaftStateMachine;
 use openraft::{
     BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
@@ -22,7 +39,7 @@ use openraft::{
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use strata::{CheckpointOptions, Db, Keyspace, Options, WriteBatch, WriteOptions};
 use tokio::io::AsyncWriteExt;
 
@@ -33,6 +50,12 @@ pub struct StateMachineStore {
     data: Keyspace,
     meta: Keyspace,
     snapshots: Arc<SnapshotDir>,
+    /// Held by an install from its marker to the batch that ends it, and
+    /// by a snapshot build while it takes its checkpoint: a checkpoint
+    /// never sees a half-installed state machine (new data, old last
+    /// applied id).
+    installing: Arc<Mutex<()>>,
+    install_table_bytes: u64,
 }
 
 /// Builds a snapshot of a [`StateMachineStore`]: a checkpoint of its
@@ -44,15 +67,42 @@ pub struct SnapshotBuilder {
 type Applied = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
 
 impl StateMachineStore {
-    pub(crate) fn open(db: &Db, snapshot_dir: PathBuf) -> Result<Self, OpenError> {
+    pub(crate) fn open(
+        db: &Db,
+        snapshot_dir: PathBuf,
+        options: &StorageOptions,
+    ) -> Result<Self, OpenError> {
         let snapshots = SnapshotDir::open(snapshot_dir.clone())
-            .map_err(|e| OpenError::SnapshotDir(snapshot_dir, e))?;
-        Ok(StateMachineStore {
+            .map_err(|e| OpenError::SnapshotDir(snapshot_dir.clone(), e))?;
+        let store = StateMachineStore {
             db: db.clone(),
             data: db.keyspace(SM_DATA_KEYSPACE)?,
             meta: db.keyspace(SM_META_KEYSPACE)?,
             snapshots: Arc::new(snapshots),
-        })
+            installing: Arc::new(Mutex::new(())),
+            install_table_bytes: options.install_table_bytes,
+        };
+        match store.meta.get(INSTALLING)? {
+            // A crash came after the install's marker: finish it.
+            Some(marker) => {
+                let meta: Meta = decode(&marker, ErrorSubject::Snapshot(None))
+                    .map_err(|e| OpenError::Install(Box::new(e)))?;
+                store
+                    .install_staged(&meta)
+                    .map_err(|e| OpenError::Install(Box::new(e)))?;
+            }
+            // No install to finish: what one left goes (a staged file
+            // whose marker never became durable, or whose install is done
+            // but not yet published: either way not needed).
+            None => {
+                store
+                    .snapshots
+                    .remove_staged()
+                    .map_err(|e| OpenError::SnapshotDir(snapshot_dir, e))?;
+                clear_work_dir(db.file_system().as_ref(), &work_dir(db))?;
+            }
+        }
+        Ok(store)
     }
 
     /// The value of `key` in the replicated map, as this node has applied
@@ -157,10 +207,12 @@ impl StateMachineStore {
             keep_snapshot: true,
             ..CheckpointOptions::default()
         };
+        let held = self.installing.lock().unwrap_or_else(|e| e.into_inner());
         let info = self
             .db
             .checkpoint_to_writer_with(&mut out, &options)
             .map_err(|e| fail(&e))?;
+        drop(held);
         // The applied id and membership as of the checkpoint's sequence
         // number: exactly the state it holds, whatever was applied since.
         let view = info
@@ -168,6 +220,13 @@ impl StateMachineStore {
             .ok_or_else(|| fail(&std::io::Error::other("checkpoint kept no snapshot")))?;
         let view = view.keyspace(&self.meta);
         let get = |key: &[u8]| view.get(key).map_err(|e| fail(&e));
+        if get(INSTALLING)?.is_some() {
+            // An install failed in this process and left its marker: the
+            // state machine is the next open's to finish, not to snapshot.
+            return Err(fail(&std::io::Error::other(
+                "a snapshot install is unfinished (it is finished at the next open)",
+            )));
+        }
         let last_log_id: Option<LogId<NodeId>> = match get(LAST_APPLIED)? {
             Some(v) => Some(decode(&v, ErrorSubject::Snapshot(None))?),
             None => None,
@@ -190,6 +249,15 @@ impl StateMachineStore {
         drop(out);
         file.sync_all().map_err(|e| fail(&e))?;
         file.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
+        // The applies the snapshot holds are not synced (module doc): they
+        // must be durable before the snapshot is, or a crash could leave a
+        // current snapshot newer than the recovered state machine, which
+        // openraft's restart does not allow (its snapshot must not be past
+        // the committed id it derives from the last applied one). strata's
+        // checkpoint syncs the WAL up to its sequence number already (its
+        // capture takes the WAL's synced end); this sync says so here
+        // rather than leaning on that detail, for one fsync per snapshot.
+        self.db.flush_wal(true).map_err(|e| fail(&e))?;
         // The handle stays valid whether the file becomes current or not.
         self.snapshots.publish(&tmp, &meta).map_err(|e| fail(&e))?;
         Ok((meta, file))
@@ -197,30 +265,25 @@ impl StateMachineStore {
 
     /// Replace the state machine with the snapshot in `received` (named
     /// `meta`) and make it the current snapshot. Blocking.
+    ///
+    /// The steps, and what a crash at each leaves (docs/design/raft.md,
+    /// "Snapshots"):
+    /// 1. Copy `received` to a file of ours, fsync it, check its trailer
+    ///    names `meta`, and stage it as `installing.snapshot` (renamed,
+    ///    the directory synced). A crash: the old state machine; the
+    ///    staged file is removed at the next open (no marker).
+    /// 2. A synced write of the marker `INSTALLING = meta` in `sm_meta`.
+    ///    From here the install is the next open's to finish if a crash
+    ///    stops it, whatever state `sm_data` is in.
+    /// 3. [`install_staged`](Self::install_staged): replace `sm_data` by
+    ///    the snapshot's, in one ingestion; then one synced batch
+    ///    replacing `sm_meta` by the snapshot's last applied id and
+    ///    membership, which removes the marker; then publish the staged
+    ///    file as the current snapshot.
     fn install_snapshot_file(
         &self,
         meta: &Meta,
-        received: File,
-    ) -> Result<(), StorageError<NodeId>> {
-        let tmp = self.snapshots.temp_path("tmp");
-        let restored = self.snapshots.temp_path("install");
-        let result = self.install_snapshot_via(meta, received, &tmp, &restored);
-        if result.is_err() {
-            // Best effort: what is left is removed at the next open anyway.
-            let _ = std::fs::remove_file(&tmp);
-            let _ = std::fs::remove_dir_all(&restored);
-        }
-        result
-    }
-
-    /// [`install_snapshot_file`](Self::install_snapshot_file) through the
-    /// temporary file `tmp` and the restored checkpoint `restored`.
-    fn install_snapshot_via(
-        &self,
-        meta: &Meta,
         mut received: File,
-        tmp: &std::path::Path,
-        restored: &std::path::Path,
     ) -> Result<(), StorageError<NodeId>> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let fail = |e: &(dyn std::error::Error + 'static)| {
@@ -229,66 +292,113 @@ impl StateMachineStore {
         // Our own copy: the received file may be anyone's (openraft hands
         // over the box begin_receiving_snapshot gave, or another), and
         // it becomes the current snapshot once installed.
-        let mut copy = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(tmp)
+        let tmp = self.snapshots.temp_path("tmp");
+        let copied = (|| {
+            let mut copy = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            received.seek(SeekFrom::Start(0))?;
+            std::io::copy(&mut received, &mut copy)?;
+            copy.sync_all()?;
+            let (named, _) = read_trailer(&mut copy)?;
+            if named != *meta {
+                return Err(std::io::Error::other(format!(
+                    "snapshot file names {named}, openraft installs {meta}"
+                )));
+            }
+            self.snapshots.stage(&tmp)
+        })();
+        if let Err(e) = copied {
+            // Best effort: what is left is removed at the next open anyway.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(&e));
+        }
+
+        let _held = self.installing.lock().unwrap_or_else(|e| e.into_inner());
+        let marker = encode(meta, subject.clone())?;
+        self.meta
+            .put_opt(INSTALLING, marker, &synced())
             .map_err(|e| fail(&e))?;
-        received.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
-        std::io::copy(&mut received, &mut copy).map_err(|e| fail(&e))?;
-        copy.sync_all().map_err(|e| fail(&e))?;
-        let (named, stream_len) = read_trailer(&mut copy).map_err(|e| fail(&e))?;
+        self.install_staged(meta)
+    }
+
+    /// Install the staged snapshot `meta`, whose marker is durable: step 3
+    /// of [`install_snapshot_file`](Self::install_snapshot_file), also
+    /// what an open does after a crash came during it. Each step may be
+    /// redone: `sm_data` is replaced whole, and `sm_meta` is written only
+    /// once `sm_data` is the snapshot's. Blocking.
+    fn install_staged(&self, meta: &Meta) -> Result<(), StorageError<NodeId>> {
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let fail = |e: &(dyn std::error::Error + 'static)| {
+            storage_error(subject.clone(), ErrorVerb::Write, e)
+        };
+        let Some((named, stream_len, mut file)) =
+            self.snapshots.open_staged().map_err(|e| fail(&e))?
+        else {
+            return Err(fail(&std::io::Error::other(format!(
+                "the state machine is installing snapshot {meta}, but {} is gone",
+                self.snapshots.staged_path().display()
+            ))));
+        };
         if named != *meta {
             return Err(fail(&std::io::Error::other(format!(
-                "snapshot file names {named}, openraft installs {meta}"
+                "the state machine is installing snapshot {meta}, but {} holds {named}",
+                self.snapshots.staged_path().display()
             ))));
         }
-        copy.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
 
-        // Restore the checkpoint beside the database, then copy its state
-        // machine in: strata cannot swap a live database's keyspace for
-        // another's files (docs/design/raft.md).
-        let stream = BufReader::new((&mut copy).take(stream_len));
-        strata::install_checkpoint(stream, restored).map_err(|e| fail(&e))?;
-        let source = Db::open_read_only(restored, Options::default()).map_err(|e| fail(&e))?;
-        let stored = source
-            .get_in(SM_META_KEYSPACE, LAST_APPLIED)
-            .map_err(|e| fail(&e))?;
-        let stored: Option<LogId<NodeId>> = match stored {
-            Some(v) => Some(decode(&v, subject.clone())?),
-            None => None,
-        };
-        if stored != meta.last_log_id {
-            return Err(fail(&std::io::Error::other(format!(
-                "snapshot {meta} holds a state machine applied up to {stored:?}"
-            ))));
-        }
+        // Restore the checkpoint beside the database (on disk, not in
+        // memory), then stream its state machine's data into tables.
+        let restored = self.snapshots.temp_path("install");
+        let result = (|| {
+            file.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
+            let stream = BufReader::new((&mut file).take(stream_len));
+            strata::install_checkpoint(stream, &restored).map_err(|e| fail(&e))?;
+            let source = Db::open_read_only(&restored, Options::default()).map_err(|e| fail(&e))?;
+            let stored = source
+                .get_in(SM_META_KEYSPACE, LAST_APPLIED)
+                .map_err(|e| fail(&e))?;
+            let stored: Option<LogId<NodeId>> = match stored {
+                Some(v) => Some(decode(&v, subject.clone())?),
+                None => None,
+            };
+            if stored != meta.last_log_id {
+                return Err(fail(&std::io::Error::other(format!(
+                    "snapshot {meta} holds a state machine applied up to {stored:?}"
+                ))));
+            }
+            replace_data(&self.db, &self.data, &source, self.install_table_bytes)
+                .map_err(|e| fail(&e))?;
+            Ok(())
+        })();
+        // Best effort: an open removes it anyway.
+        let _ = std::fs::remove_dir_all(&restored);
+        result?;
+
+        // sm_data is the snapshot's: now its last applied id and
+        // membership, and the marker goes, in one synced batch.
         let mut batch = WriteBatch::new();
-        batch.delete_prefix_in(&self.data, b"");
         batch.delete_prefix_in(&self.meta, b"");
-        for item in source.iter_in(SM_DATA_KEYSPACE).map_err(|e| fail(&e))? {
-            let (key, value) = item.map_err(|e| fail(&e))?;
-            batch.put_in(&self.data, key, value);
-        }
         if let Some(id) = &meta.last_log_id {
             batch.put_in(&self.meta, LAST_APPLIED, encode(id, subject.clone())?);
         }
         let membership = encode(&meta.last_membership, subject.clone())?;
         batch.put_in(&self.meta, LAST_MEMBERSHIP, membership);
-        drop(source);
-        self.db
-            .write_opt(
-                batch,
-                &WriteOptions {
-                    sync: true,
-                    ..WriteOptions::default()
-                },
-            )
+        self.db.write_opt(batch, &synced()).map_err(|e| fail(&e))?;
+        self.snapshots
+            .publish(&self.snapshots.staged_path(), meta)
             .map_err(|e| fail(&e))?;
-        std::fs::remove_dir_all(restored).map_err(|e| fail(&e))?;
-        self.snapshots.publish(tmp, meta).map_err(|e| fail(&e))?;
         Ok(())
+    }
+}
+
+/// A write that must be durable before the install goes on.
+fn synced() -> WriteOptions {
+    WriteOptions {
+        sync: true,
+        ..WriteOptions::default()
     }
 }
 
@@ -324,17 +434,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut entries = entries.into_iter().peekable();
         let mut responses = Vec::new();
-        while let Some(entry) = entries.next() {
+        for entry in entries {
             let log_id = entry.log_id;
             let (batch, response) = self.entry_batch(entry)?;
-            let options = WriteOptions {
-                sync: entries.peek().is_none(),
-                ..WriteOptions::default()
-            };
+            // Not synced: the next synced write makes it durable (module
+            // doc); openraft re-applies from the log what a crash loses.
             self.db
-                .write_async(batch, &options)
+                .write_async(batch, &WriteOptions::default())
                 .await
                 .map_err(|e| storage_error(ErrorSubject::Apply(log_id), ErrorVerb::Write, &e))?;
             responses.push(response);

@@ -1,16 +1,20 @@
-//! A node loses power at every step of applying a batch of entries: the
-//! n-th filesystem operation of the apply crashes the machine, for every
-//! n until the apply completes, under each way strata's in-memory
-//! filesystem can treat unsynced data. After the reboot the state machine
-//! must equal exactly the entries up to its recovered last applied id
-//! (none applied twice, none skipped), that id must be one of the batch's
-//! (or the one before it), an apply that returned `Ok` must be wholly
-//! recovered, and re-applying the rest of the batch, as openraft does
-//! from its log, must give the state of the whole batch.
+//! A node loses power at every step of applying a batch of entries and
+//! then purging the log (a synced write, as a purge after a snapshot of
+//! the applied entries is): the n-th filesystem operation crashes the
+//! machine, for every n until the purge completes, under each way
+//! strata's in-memory filesystem can treat unsynced data. After the
+//! reboot the state machine must equal exactly the entries up to its
+//! recovered last applied id (none applied twice, none skipped), that id
+//! must be one of the batch's (or the one before it), a purge that
+//! returned `Ok` after the apply must leave the whole batch recovered
+//! (the applies are not synced: a later synced write makes them durable,
+//! one WAL), and re-applying the rest of the batch, as openraft does from
+//! its log, must give the state of the whole batch.
 
 #![allow(clippy::result_large_err)]
 
-use openraft::storage::RaftStateMachine;
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::RaftSnapshotBuilder;
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, StoredMembership,
 };
@@ -19,9 +23,10 @@ use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options};
-use strata_raft::{Request, StateMachineStore, TypeConfig};
+use strata_raft::{LogStore, Request, StateMachineStore, TypeConfig};
 
-/// Entries applied (and synced) before the batch under test.
+/// Entries applied (and made durable by a purge) before the batch under
+/// test.
 const BEFORE: u64 = 4;
 /// Entries in the batch under test.
 const BATCH: u64 = 12;
@@ -103,14 +108,13 @@ fn model_request(map: &mut BTreeMap<String, String>, request: Request) {
     }
 }
 
-fn open(fs: &MemFileSystem, snapshots: &Path) -> StateMachineStore {
+fn open(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
     let options = Options {
         fs: Arc::new(fs.clone()),
         ..Options::default()
     };
     let db = Db::open(Path::new("/db"), options).expect("open the database");
-    let (_log, sm) = strata_raft::open(&db, snapshots).expect("open the raft store");
-    sm
+    strata_raft::open(&db, snapshots).expect("open the raft store")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -119,37 +123,51 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// One case: crash at the `crash_at`-th operation of the apply (`None`:
-/// no crash), lose power keeping unsynced data as `mode` says, reopen
-/// and check. Returns whether the apply finished before the crash, and
-/// the index the state machine recovered to.
+/// One case: crash at the `crash_at`-th filesystem operation of the
+/// apply and the purge after it (`None`: no crash), lose power keeping
+/// unsynced data as `mode` says, reopen and check. Returns whether the
+/// purge finished before the crash, and the index the state machine
+/// recovered to.
 fn crash_while_applying(crash_at: Option<u64>, mode: UnsyncedData) -> (bool, u64) {
     let rt = runtime();
     let fs = MemFileSystem::new();
     let snapshots = tempfile::tempdir().expect("snapshot directory");
-    let mut sm = open(&fs, snapshots.path());
+    let (mut log, mut sm) = open(&fs, snapshots.path());
     rt.block_on(sm.apply((1..=BEFORE).map(entry)))
         .expect("apply the entries before the batch");
+    rt.block_on(log.purge(log_id(BEFORE)))
+        .expect("purge, syncing the entries before the batch");
 
     if let Some(n) = crash_at {
         fs.crash_after(n);
     }
     let applied = rt.block_on(sm.apply((BEFORE + 1..=BEFORE + BATCH).map(entry)));
-    let finished = !fs.is_crashed();
+    let apply_finished = !fs.is_crashed();
     assert_eq!(
         applied.is_ok(),
-        finished,
+        apply_finished,
         "crash at op {crash_at:?}: apply gave {applied:?} with the machine crashed: {}",
         fs.is_crashed()
     );
+    let finished = apply_finished && {
+        let purged = rt.block_on(log.purge(log_id(BEFORE + BATCH)));
+        let finished = !fs.is_crashed();
+        assert_eq!(
+            purged.is_ok(),
+            finished,
+            "crash at op {crash_at:?}: purge gave {purged:?} with the machine crashed: {}",
+            fs.is_crashed()
+        );
+        finished
+    };
     fs.crash();
-    drop(sm);
+    drop((log, sm));
     fs.power_loss(mode);
 
-    let mut sm = open(&fs, snapshots.path());
+    let (_log, mut sm) = open(&fs, snapshots.path());
     let (last_applied, membership) = rt.block_on(sm.applied_state()).expect("applied state");
     let last = last_applied
-        .expect("the entries before the batch were synced")
+        .expect("the entries before the batch were made durable by the purge")
         .index;
     let case = format!("crash at op {crash_at:?}, {mode:?}: recovered up to {last}");
     assert!(
@@ -161,7 +179,7 @@ fn crash_while_applying(crash_at: Option<u64>, mode: UnsyncedData) -> (bool, u64
         assert_eq!(
             last,
             BEFORE + BATCH,
-            "{case}: apply returned Ok, entries lost"
+            "{case}: a synced purge returned Ok after the apply, entries lost"
         );
     }
     let (map, expected_membership) = model(last);
@@ -202,11 +220,14 @@ fn a_crash_at_every_step_of_applying_a_batch_recovers_a_prefix_of_it() {
                 break;
             }
             crash_at += 1;
-            assert!(crash_at < 10_000, "{mode:?}: the apply never finished");
+            assert!(
+                crash_at < 10_000,
+                "{mode:?}: apply and purge never finished"
+            );
         }
         assert!(
             crash_at > 1,
-            "{mode:?}: the apply did no filesystem operation"
+            "{mode:?}: apply and purge did no filesystem operation"
         );
     }
     eprintln!("indexes recovered to: {recovered:?}");
@@ -215,5 +236,38 @@ fn a_crash_at_every_step_of_applying_a_batch_recovers_a_prefix_of_it() {
     assert!(
         recovered.iter().any(|&i| BEFORE < i && i < BEFORE + BATCH),
         "no crash recovered part of the batch: {recovered:?}"
+    );
+}
+
+/// A snapshot is built from applies that were not synced: it syncs the
+/// WAL before its file is published, so after a power loss that drops
+/// every unsynced byte the current snapshot is not newer than the
+/// recovered state machine (openraft's restart requires it).
+#[test]
+fn a_published_snapshot_is_never_newer_than_the_recovered_state_machine() {
+    let rt = runtime();
+    let fs = MemFileSystem::new();
+    let snapshots = tempfile::tempdir().expect("snapshot directory");
+    let (log, mut sm) = open(&fs, snapshots.path());
+    rt.block_on(sm.apply((1..=BEFORE + BATCH).map(entry)))
+        .expect("apply");
+    let snapshot = rt
+        .block_on(async { sm.get_snapshot_builder().await.build_snapshot().await })
+        .expect("build a snapshot");
+    fs.crash();
+    drop((log, sm));
+    fs.power_loss(UnsyncedData::Drop);
+
+    let (_log, mut sm) = open(&fs, snapshots.path());
+    let (last_applied, _) = rt.block_on(sm.applied_state()).expect("applied state");
+    let current = rt
+        .block_on(sm.get_current_snapshot())
+        .expect("current snapshot")
+        .expect("the published snapshot survives");
+    assert_eq!(current.meta, snapshot.meta);
+    assert!(
+        current.meta.last_log_id <= last_applied,
+        "snapshot {} is newer than the state machine, applied up to {last_applied:?}",
+        current.meta
     );
 }

@@ -1,12 +1,16 @@
-//! A follower loses power at every step of installing a snapshot: after
-//! the reboot its state machine is either all its own old state or all the
+//! A follower loses power at every step of installing a snapshot (its
+//! synced "installing" marker, the tables streamed from the snapshot, the
+//! ingestion of them, the batch naming the new state), and then again at
+//! a step of the reopen that finishes an interrupted install: after the
+//! reboots its state machine is either all its own old state or all the
 //! snapshot's (map, last applied id and membership together), an install
 //! that returned `Ok` is all there, and the snapshot it then reports as
-//! current is never newer than what it holds.
+//! current is never newer than what it holds. The install builds tables
+//! of a few entries each, so that it ingests several at once.
 
 #![allow(clippy::result_large_err)]
 
-use openraft::storage::RaftStateMachine;
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftSnapshotBuilder,
     StoredMembership,
@@ -16,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options};
-use strata_raft::{Request, StateMachineStore, TypeConfig};
+use strata_raft::{LogStore, Request, StateMachineStore, StorageOptions, TypeConfig};
 
 fn log_id(term: u64, index: u64) -> LogId<u64> {
     LogId::new(CommittedLeaderId::new(term, 1), index)
@@ -42,14 +46,32 @@ fn membership(term: u64, index: u64, voters: &[u64]) -> Entry<TypeConfig> {
     }
 }
 
-fn open(fs: &MemFileSystem, snapshots: &Path) -> StateMachineStore {
+/// Tables of about three entries: the install ingests several.
+const TABLE_BYTES: u64 = 40;
+
+fn try_open(fs: &MemFileSystem, snapshots: &Path) -> Result<(LogStore, StateMachineStore), String> {
     let options = Options {
         fs: Arc::new(fs.clone()),
+        // Flushes in the calling thread and no compaction: the n-th
+        // filesystem operation is the same one in every run, and none
+        // comes after the install returned (an ingestion's L0 tables
+        // would otherwise start a compaction that the crash could meet
+        // after an install that finished).
+        inline_background_work: true,
+        level0_file_num_compaction_trigger: 1000,
+        level0_slowdown_writes_trigger: 1000,
+        level0_stop_writes_trigger: 1000,
         ..Options::default()
     };
-    let db = Db::open(Path::new("/db"), options).expect("open the database");
-    let (_log, sm) = strata_raft::open(&db, snapshots).expect("open the raft store");
-    sm
+    let db = Db::open(Path::new("/db"), options).map_err(|e| e.to_string())?;
+    let storage = StorageOptions {
+        install_table_bytes: TABLE_BYTES,
+    };
+    strata_raft::open_with(&db, snapshots, &storage).map_err(|e| e.to_string())
+}
+
+fn open(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
+    try_open(fs, snapshots).expect("open the raft store")
 }
 
 type State = (
@@ -73,7 +95,7 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
         // The leader's state machine and a snapshot of it.
         let leader_fs = MemFileSystem::new();
         let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
-        let mut leader = open(&leader_fs, leader_snapshots.path());
+        let (_leader_log, mut leader) = open(&leader_fs, leader_snapshots.path());
         let mut entries = vec![membership(1, 1, &[1, 2, 3])];
         for i in 2..=40 {
             entries.push(set(2, i, &format!("k{}", i % 13), &format!("leader {i}")));
@@ -87,6 +109,7 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
             .expect("build");
         let new_state = state(&mut leader).await;
 
+        let (mut redone, mut old_after_crash, mut new_after_crash) = (0, 0, 0);
         for mode in [
             UnsyncedData::Drop,
             UnsyncedData::KeepRandomPrefix(3),
@@ -96,15 +119,22 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
             loop {
                 let fs = MemFileSystem::new();
                 let snapshots = tempfile::tempdir().expect("snapshot directory");
-                let mut follower = open(&fs, snapshots.path());
+                let (mut follower_log, mut follower) = open(&fs, snapshots.path());
                 follower
                     .apply([
                         membership(1, 1, &[1, 2, 3]),
                         set(1, 2, "k2", "follower"),
                         set(1, 3, "other", "follower only"),
+                        set(1, 4, "k9", "follower"),
                     ])
                     .await
                     .expect("apply on the follower");
+                // The applies are not synced: a synced write after them
+                // (a purge here) makes them durable.
+                follower_log
+                    .purge(log_id(1, 3))
+                    .await
+                    .expect("purge on the follower");
                 let old_state = state(&mut follower).await;
 
                 fs.crash_after(crash_at);
@@ -119,16 +149,33 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
                 let finished = !fs.is_crashed();
                 assert_eq!(installed.is_ok(), finished, "{mode:?}, op {crash_at}");
                 fs.crash();
-                drop(follower);
+                drop((follower_log, follower));
+                fs.power_loss(mode);
+                let case = format!("{mode:?}, crash at op {crash_at}");
+
+                // A second power loss at the same step of the reopen, which
+                // redoes an install its marker says is unfinished.
+                fs.crash_after(crash_at);
+                // (The open may also return before the crash, which then
+                // meets its background work.)
+                let reopened = try_open(&fs, snapshots.path());
+                if let Err(e) = &reopened {
+                    assert!(fs.is_crashed(), "{case}: reopen failed: {e}");
+                    redone += 1;
+                }
+                fs.crash();
+                drop(reopened);
                 fs.power_loss(mode);
 
-                let mut follower = open(&fs, snapshots.path());
+                let (_follower_log, mut follower) = open(&fs, snapshots.path());
                 let got = state(&mut follower).await;
-                let case = format!("{mode:?}, crash at op {crash_at}");
                 if finished {
                     assert_eq!(got, new_state, "{case}: install returned Ok");
+                } else if got == old_state {
+                    old_after_crash += 1;
                 } else {
-                    assert!(got == old_state || got == new_state, "{case}: {got:?}");
+                    assert_eq!(got, new_state, "{case}: neither old nor new");
+                    new_after_crash += 1;
                 }
                 if let Some(current) = follower.get_current_snapshot().await.expect("current") {
                     assert!(
@@ -154,5 +201,10 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
                 "{mode:?}: the install did no filesystem operation"
             );
         }
+        // Both outcomes of an interrupted install were met: the marker not
+        // yet durable (old), and durable, the install redone at open (new).
+        assert!(redone > 0, "no reopen failed by a crash");
+        assert!(old_after_crash > 0, "no crash left the old state");
+        assert!(new_after_crash > 0, "no crash left the new state");
     });
 }

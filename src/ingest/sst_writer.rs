@@ -154,6 +154,26 @@ impl SstWriter {
         Ok(())
     }
 
+    /// Add a delete of every key from `start` on, to the end of the key
+    /// space (the largest key there can be included, which a
+    /// [`delete_range`](Self::delete_range) cannot reach: its end is
+    /// exclusive and no longer than a key). As `delete_range`, it hides
+    /// older versions in the database, not this file's point entries.
+    /// RocksDB has no such call; a batch's `delete_range_in(ks, start..)`
+    /// is the same delete.
+    pub fn delete_range_from(&mut self, start: impl AsRef<[u8]>) -> Result<()> {
+        let start = start.as_ref();
+        if start.len() > MAX_KEY_SIZE {
+            return Err(self.too_large("range delete bound", start.len()));
+        }
+        let builder = self.builder()?;
+        builder
+            .add_range_tombstone(start, None, 0)
+            .map_err(|e| table_write_error(&self.path, e))?;
+        self.range_dels += 1;
+        Ok(())
+    }
+
     fn add(&mut self, key: &[u8], kind: ValueKind, value: &[u8]) -> Result<()> {
         if key.len() > MAX_KEY_SIZE {
             return Err(self.too_large("key", key.len()));
