@@ -31,6 +31,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// The suffix of a name `temp_path` makes (`<digits>.<suffix>`), if
+/// `name` is one.
+fn temp_kind(name: &str) -> Option<&str> {
+    let (number, suffix) = name.split_once('.')?;
+    let ours = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
+    (ours && matches!(suffix, "tmp" | "install")).then_some(suffix)
+}
+
 /// The snapshot's name, as openraft's `SnapshotMeta` says it.
 pub type Meta = SnapshotMeta<NodeId, BasicNode>;
 
@@ -53,17 +61,27 @@ pub struct SnapshotDir {
 }
 
 impl SnapshotDir {
-    /// Open (create) `dir`, removing what an interrupted snapshot left.
+    /// Open (create) `dir`, removing what an interrupted snapshot left:
+    /// only names [`temp_path`](Self::temp_path) makes (`<n>.tmp`,
+    /// `<n>.install`); anything else in the directory is not ours.
     pub fn open(dir: PathBuf) -> io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir)?;
+            // The new directory's entry is durable before any file in it
+            // is relied on (a synced install marker naming a staged file
+            // whose directory a power loss took would not open).
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                File::open(parent)?.sync_all()?;
+            }
+        }
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.ends_with(".tmp") {
-                std::fs::remove_file(entry.path())?;
-            } else if name.ends_with(".install") {
-                std::fs::remove_dir_all(entry.path())?;
+            match temp_kind(&name) {
+                Some("tmp") => std::fs::remove_file(entry.path())?,
+                Some("install") => std::fs::remove_dir_all(entry.path())?,
+                _ => {}
             }
         }
         Ok(SnapshotDir {
@@ -73,7 +91,8 @@ impl SnapshotDir {
         })
     }
 
-    /// A fresh temporary path ending in `suffix` (`tmp` or `install`).
+    /// A fresh temporary path `<n>.<suffix>` (`suffix`: `tmp` or
+    /// `install`).
     pub fn temp_path(&self, suffix: &str) -> PathBuf {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         self.dir.join(format!("{n}.{suffix}"))
@@ -189,4 +208,43 @@ pub fn read_trailer(file: &mut File) -> io::Result<(Meta, u64)> {
     let meta = serde_json::from_slice(&json)
         .map_err(|e| bad(format!("snapshot trailer at byte {stream_len}: {e}")))?;
     Ok((meta, stream_len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opening removes what `temp_path` made and nothing else in the
+    /// directory, and creates a directory that is not there.
+    #[test]
+    fn opening_removes_only_the_temporary_names_it_makes() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("new").join("snapshots");
+        let first = SnapshotDir::open(dir.clone()).expect("create");
+        let (tmp, install) = (first.temp_path("tmp"), first.temp_path("install"));
+        std::fs::write(&tmp, b"t").expect("write");
+        std::fs::create_dir(&install).expect("mkdir");
+        std::fs::write(install.join("f"), b"f").expect("write");
+        for name in ["mine.tmp", "a.install", "3.tmpx", "notes.txt"] {
+            std::fs::write(dir.join(name), b"x").expect("write");
+        }
+        std::fs::create_dir(dir.join("backup.install")).expect("mkdir");
+        drop(first);
+        SnapshotDir::open(dir.clone()).expect("reopen");
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "3.tmpx",
+                "a.install",
+                "backup.install",
+                "mine.tmp",
+                "notes.txt"
+            ]
+        );
+    }
 }

@@ -41,18 +41,25 @@ fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> strata::Er
     }
 }
 
-/// Remove what an install left in its work directory (a crash, or an
-/// ingestion that failed), leaving the directory itself.
+/// Remove the tables an install left in its work directory (a crash, or
+/// an ingestion that failed), leaving the directory itself and anything
+/// in it an install does not make (`<n>.sst`): not ours to delete.
 pub fn clear_work_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), strata::Error> {
     if !fs.exists(dir) {
         return Ok(());
     }
     let names = fs.list(dir).map_err(|e| io_error("list", dir, e))?;
-    for name in names {
+    for name in names.iter().filter(|name| is_install_table(name)) {
         let path = dir.join(name);
         fs.remove(&path).map_err(|e| io_error("remove", &path, e))?;
     }
     Ok(())
+}
+
+/// Whether `name` is one an install gives its tables (`table_path`).
+fn is_install_table(name: &str) -> bool {
+    name.strip_suffix(".sst")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Replace every key of `data` (a keyspace of `db`) by the keys of
@@ -201,5 +208,23 @@ mod tests {
         let db = open(&fs, "/db");
         let data = db.keyspace(SM_DATA_KEYSPACE).expect("keyspace");
         assert_eq!(contents(&data), Vec::new(), "after reopening");
+    }
+
+    /// The work directory's cleanup removes an install's tables and
+    /// nothing else: a name it did not make is left, a directory too.
+    #[test]
+    fn clearing_the_work_dir_removes_only_an_installs_tables() {
+        let fs = MemFileSystem::new();
+        let dir = Path::new("/db/raft-install");
+        fs.create_dir_all(&dir.join("a-dir")).expect("mkdir");
+        for name in ["0.sst", "17.sst", "notes.txt", "x.sst", ".sst", "1.sst.bak"] {
+            let mut f = fs.create(&dir.join(name)).expect("create");
+            f.append(b"x").expect("write");
+            f.sync().expect("sync");
+        }
+        clear_work_dir(&fs, dir).expect("clear");
+        let mut left = fs.list(dir).expect("list");
+        left.sort();
+        assert_eq!(left, [".sst", "1.sst.bak", "a-dir", "notes.txt", "x.sst"]);
     }
 }
