@@ -10,6 +10,7 @@
 
 use crate::error::{decode, encode, storage_error};
 use crate::keys::{log_key, COMMITTED, LAST_PURGED, LOG_KEYSPACE, LOG_META_KEYSPACE, VOTE};
+use crate::purge_floor::PurgeFloor;
 use crate::types::{NodeId, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -17,6 +18,7 @@ use openraft::{
 };
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 use strata::{Db, Keyspace, WriteBatch, WriteOptions};
 
 /// The log half of a node's storage (see [`open`](crate::open)). Cloning
@@ -27,6 +29,8 @@ pub struct LogStore {
     db: Db,
     log: Keyspace,
     meta: Keyspace,
+    /// How far a purge may go while a snapshot is being received.
+    floor: Arc<PurgeFloor>,
 }
 
 /// A write openraft may rely on after a crash.
@@ -38,11 +42,12 @@ fn synced() -> WriteOptions {
 }
 
 impl LogStore {
-    pub(crate) fn open(db: &Db) -> Result<Self, strata::Error> {
+    pub(crate) fn open(db: &Db, floor: Arc<PurgeFloor>) -> Result<Self, strata::Error> {
         Ok(LogStore {
             db: db.clone(),
             log: db.keyspace(LOG_KEYSPACE)?,
             meta: db.keyspace(LOG_META_KEYSPACE)?,
+            floor,
         })
     }
 
@@ -210,7 +215,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     /// Remove entries `(-∞, log_id.index]` and record `log_id` as the last
     /// purged, in one synced batch: the log state never shows a hole.
+    ///
+    /// While a snapshot is being received, a purge past the state
+    /// machine's last applied id first waits for the install's marker to
+    /// be durable, and fails if the install fails before it
+    /// ([`PurgeFloor`]): the purge is never durable without the marker.
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.floor.wait_to_purge(&log_id).await.map_err(|why| {
+            storage_error(
+                ErrorSubject::Logs,
+                ErrorVerb::Write,
+                &std::io::Error::other(why),
+            )
+        })?;
         let mut batch = WriteBatch::new();
         batch.put_in(
             &self.meta,
