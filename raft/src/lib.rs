@@ -12,7 +12,9 @@
 //!   big-endian), the vote and the last purged log id in `raft_meta`.
 //!   A vote, an append, a truncation and a purge are written with
 //!   `sync = true` and acknowledged to openraft only after that write
-//!   returned; truncation and purge are range deletes.
+//!   returned; truncation and purge are range deletes. While a snapshot
+//!   is being received, a purge past the state machine waits for the
+//!   install's marker (`purge_floor`).
 //! - The state machine is a string key-value map in keyspace `sm_data`;
 //!   each entry's effects and the new last applied log id (and membership)
 //!   go in one atomic write batch (keyspace `sm_meta`), so a crash never
@@ -34,6 +36,7 @@
 mod error;
 mod keys;
 mod log_store;
+mod purge_floor;
 mod snapshot_file;
 mod snapshot_install;
 mod state_machine;
@@ -69,8 +72,11 @@ pub fn open_with(
     snapshot_dir: impl Into<PathBuf>,
     options: &StorageOptions,
 ) -> Result<(LogStore, StateMachineStore), OpenError> {
-    let log = LogStore::open(db)?;
-    let sm = StateMachineStore::open(db, snapshot_dir.into(), options)?;
+    // The state machine sets the floor (its applied id, after any
+    // install it finishes) before the log store can purge.
+    let floor = std::sync::Arc::new(purge_floor::PurgeFloor::new());
+    let sm = StateMachineStore::open(db, snapshot_dir.into(), options, floor.clone())?;
+    let log = LogStore::open(db, floor)?;
     Ok((log, sm))
 }
 

@@ -2,7 +2,7 @@
 //! `RaftLogReader`.
 //!
 //! Every write that openraft must find after a crash (a vote, appended
-//! entries, a truncation, a purge) is one write batch written with
+//! entries, the committed log id, a truncation, a purge) is one write batch written with
 //! `sync = true` through strata's ordinary write path (`write_async`: it
 //! joins the same write groups, so concurrent writers share an fsync),
 //! and openraft hears of it (the method returns, or `LogFlushed` fires)
@@ -10,6 +10,7 @@
 
 use crate::error::{decode, encode, storage_error};
 use crate::keys::{log_key, COMMITTED, LAST_PURGED, LOG_KEYSPACE, LOG_META_KEYSPACE, VOTE};
+use crate::purge_floor::PurgeFloor;
 use crate::types::{NodeId, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -17,6 +18,7 @@ use openraft::{
 };
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 use strata::{Db, Keyspace, WriteBatch, WriteOptions};
 
 /// The log half of a node's storage (see [`open`](crate::open)). Cloning
@@ -27,6 +29,8 @@ pub struct LogStore {
     db: Db,
     log: Keyspace,
     meta: Keyspace,
+    /// How far a purge may go while a snapshot is being received.
+    floor: Arc<PurgeFloor>,
 }
 
 /// A write openraft may rely on after a crash.
@@ -38,11 +42,12 @@ fn synced() -> WriteOptions {
 }
 
 impl LogStore {
-    pub(crate) fn open(db: &Db) -> Result<Self, strata::Error> {
+    pub(crate) fn open(db: &Db, floor: Arc<PurgeFloor>) -> Result<Self, strata::Error> {
         Ok(LogStore {
             db: db.clone(),
             log: db.keyspace(LOG_KEYSPACE)?,
             meta: db.keyspace(LOG_META_KEYSPACE)?,
+            floor,
         })
     }
 
@@ -145,17 +150,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta_value(VOTE, ErrorSubject::Vote)
     }
 
-    /// Not synced: openraft only uses it to re-apply committed entries
-    /// sooner after a restart, and the entries it names are durable
-    /// already (a later synced write syncs this one too: one WAL).
+    /// Synced, like the appends (sharing their write groups). openraft
+    /// awaits it before it dispatches the apply of the entries it names
+    /// (openraft 0.9.25 raft_core.rs:1699), so the committed id is durable
+    /// before any response. It must be: the applies are not synced, and a
+    /// leader that restarts in the same term (its vote is committed) takes
+    /// the committed id it recovers (from this id and the recovered last
+    /// applied one) as its read index without asking the followers, so an
+    /// unsynced id here would let it answer a linearizable read without a
+    /// write it had acknowledged (docs/design/raft.md, "Durability points").
     async fn save_committed(
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        let value = encode(&committed, ErrorSubject::Store)?;
-        self.meta
-            .put(COMMITTED, value)
-            .map_err(|e| storage_error(ErrorSubject::Store, ErrorVerb::Write, &e))
+        let mut batch = WriteBatch::new();
+        batch.put_in(
+            &self.meta,
+            COMMITTED,
+            encode(&committed, ErrorSubject::Store)?,
+        );
+        self.write_synced(batch, ErrorSubject::Store).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -201,7 +215,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     /// Remove entries `(-∞, log_id.index]` and record `log_id` as the last
     /// purged, in one synced batch: the log state never shows a hole.
+    ///
+    /// While a snapshot is being received, a purge past the state
+    /// machine's last applied id first waits for the install's marker to
+    /// be durable, and fails if the install fails before it
+    /// ([`PurgeFloor`]): the purge is never durable without the marker.
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.floor.wait_to_purge(&log_id).await.map_err(|why| {
+            storage_error(
+                ErrorSubject::Logs,
+                ErrorVerb::Write,
+                &std::io::Error::other(why),
+            )
+        })?;
         let mut batch = WriteBatch::new();
         batch.put_in(
             &self.meta,

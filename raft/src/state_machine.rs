@@ -12,8 +12,8 @@
 //! crash, but only with everything written after it: the log, the vote
 //! and the state machine share one database and so one WAL, and strata
 //! recovers a prefix of the writes, so any later synced write (an append,
-//! a vote, a truncation, a purge, a snapshot install) makes every apply
-//! before it durable. openraft re-applies what was lost from the log
+//! a vote, the committed id, a truncation, a purge, a snapshot install)
+//! makes every apply before it durable. openraft re-applies what was lost from the log
 //! (`get_initial_state` re-applies from the recovered last applied id up
 //! to the saved committed id, and the leader's commit index brings the
 //! rest): the log is purged only up to a snapshot, the snapshot was built
@@ -27,6 +27,7 @@
 
 use crate::error::{decode, encode, storage_error, OpenError};
 use crate::keys::{INSTALLING, LAST_APPLIED, LAST_MEMBERSHIP, SM_DATA_KEYSPACE, SM_META_KEYSPACE};
+use crate::purge_floor::PurgeFloor;
 use crate::snapshot_file::{read_trailer, write_trailer, Meta, SnapshotDir};
 use crate::snapshot_install::{clear_work_dir, replace_data, work_dir};
 use crate::types::{NodeId, Request, Response, TypeConfig};
@@ -56,6 +57,9 @@ pub struct StateMachineStore {
     /// applied id).
     installing: Arc<Mutex<()>>,
     install_table_bytes: u64,
+    /// Tells the log store how far it may purge while a snapshot is
+    /// being received (`purge_floor`).
+    floor: Arc<PurgeFloor>,
 }
 
 /// Builds a snapshot of a [`StateMachineStore`]: a checkpoint of its
@@ -71,6 +75,7 @@ impl StateMachineStore {
         db: &Db,
         snapshot_dir: PathBuf,
         options: &StorageOptions,
+        floor: Arc<PurgeFloor>,
     ) -> Result<Self, OpenError> {
         let snapshots = SnapshotDir::open(snapshot_dir.clone())
             .map_err(|e| OpenError::SnapshotDir(snapshot_dir.clone(), e))?;
@@ -81,6 +86,7 @@ impl StateMachineStore {
             snapshots: Arc::new(snapshots),
             installing: Arc::new(Mutex::new(())),
             install_table_bytes: options.install_table_bytes,
+            floor,
         };
         match store.meta.get(INSTALLING)? {
             // A crash came after the install's marker: finish it.
@@ -91,18 +97,46 @@ impl StateMachineStore {
                     .install_staged(&meta)
                     .map_err(|e| OpenError::Install(Box::new(e)))?;
             }
-            // No install to finish: what one left goes (a staged file
-            // whose marker never became durable, or whose install is done
-            // but not yet published: either way not needed).
+            // No install to finish.
             None => {
                 store
-                    .snapshots
-                    .remove_staged()
+                    .publish_or_remove_staged()
                     .map_err(|e| OpenError::SnapshotDir(snapshot_dir, e))?;
                 clear_work_dir(db.file_system().as_ref(), &work_dir(db))?;
             }
         }
+        let (applied, _) = store
+            .read_applied()
+            .map_err(|e| OpenError::Install(Box::new(e)))?;
+        store.floor.set_applied(applied);
         Ok(store)
+    }
+
+    /// With no install marker, what a staged snapshot file is: either an
+    /// install whose marker never became durable (not needed: removed), or
+    /// an install that finished (the batch that removed the marker set the
+    /// last applied id to the snapshot's) whose publishing a crash stopped
+    /// (the rename or the directory's fsync was not durable). The latter is
+    /// published, unless the current snapshot is newer: removing it would
+    /// leave a current snapshot older than the state machine, and the log
+    /// is purged up to the installed one.
+    fn publish_or_remove_staged(&self) -> std::io::Result<()> {
+        let staged = match self.snapshots.open_staged() {
+            Ok(staged) => staged.map(|(meta, _, _)| meta),
+            // A file stage() made is complete and synced; anything else is
+            // not an install's to keep.
+            Err(_) => None,
+        };
+        let (applied, _) = self.read_applied().map_err(std::io::Error::other)?;
+        match staged {
+            Some(meta) if meta.last_log_id.is_some() && meta.last_log_id == applied => {
+                // publish() keeps a newer current snapshot (and removes this).
+                self.snapshots
+                    .publish(&self.snapshots.staged_path(), &meta)
+                    .map(|_| ())
+            }
+            _ => self.snapshots.remove_staged(),
+        }
     }
 
     /// The value of `key` in the replicated map, as this node has applied
@@ -279,7 +313,9 @@ impl StateMachineStore {
     ///    the snapshot's, in one ingestion; then one synced batch
     ///    replacing `sm_meta` by the snapshot's last applied id and
     ///    membership, which removes the marker; then publish the staged
-    ///    file as the current snapshot.
+    ///    file as the current snapshot. A crash before the publish is
+    ///    durable leaves the staged file and no marker: the next open
+    ///    publishes it, since it names the recovered last applied id.
     fn install_snapshot_file(
         &self,
         meta: &Meta,
@@ -321,6 +357,9 @@ impl StateMachineStore {
         self.meta
             .put_opt(INSTALLING, marker, &synced())
             .map_err(|e| fail(&e))?;
+        // The next open finishes the install: the log may be purged up to
+        // the snapshot now (a purge waits for this: `purge_floor`).
+        self.floor.set_applied(meta.last_log_id);
         self.install_staged(meta)
     }
 
@@ -444,6 +483,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 .write_async(batch, &WriteOptions::default())
                 .await
                 .map_err(|e| storage_error(ErrorSubject::Apply(log_id), ErrorVerb::Write, &e))?;
+            self.floor.set_applied(Some(log_id));
             responses.push(response);
         }
         Ok(responses)
@@ -460,6 +500,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn begin_receiving_snapshot(
         &mut self,
     ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+        // Before the last chunk makes openraft install and purge at once.
+        self.floor.begin_receiving();
         let fail =
             |e: std::io::Error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &e);
         let path = self.snapshots.temp_path("tmp");
@@ -479,15 +521,30 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &Meta,
         mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<NodeId>> {
+        // Set here too, before anything is awaited: an application may
+        // hand openraft a snapshot without begin_receiving_snapshot
+        // (`Raft::install_full_snapshot`).
+        self.floor.begin_receiving();
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
-        snapshot
-            .flush()
-            .await
-            .map_err(|e| storage_error(subject, ErrorVerb::Write, &e))?;
-        let file = snapshot.into_std().await;
-        let store = self.clone();
-        let meta = meta.clone();
-        blocking(move || store.install_snapshot_file(&meta, file)).await
+        let installed = async {
+            snapshot
+                .flush()
+                .await
+                .map_err(|e| storage_error(subject, ErrorVerb::Write, &e))?;
+            let file = snapshot.into_std().await;
+            let store = self.clone();
+            let meta = meta.clone();
+            blocking(move || store.install_snapshot_file(&meta, file)).await
+        }
+        .await;
+        match &installed {
+            Ok(()) => self.floor.installed(meta.last_log_id),
+            // A purge waiting for it fails, unless the marker was durable
+            // (then the next open finishes the install, and the purge went
+            // on once the marker was written).
+            Err(e) => self.floor.install_failed(e.to_string()),
+        }
+        installed
     }
 
     async fn get_current_snapshot(

@@ -1,5 +1,5 @@
 //! What the log store acknowledges survives a power loss: a vote, an
-//! append, a truncation and a purge are each synced before openraft hears
+//! append, the committed log id, a truncation and a purge are each synced before openraft hears
 //! of them (unsynced data is dropped here, so a missing sync fails), and
 //! a crash at any filesystem operation of an append leaves the log
 //! either without the appended entries or with all of them.
@@ -57,7 +57,7 @@ async fn indexes(log: &mut LogStore) -> Vec<u64> {
 }
 
 #[test]
-fn vote_append_truncate_and_purge_are_durable_when_acknowledged() {
+fn vote_append_committed_truncate_and_purge_are_durable_when_acknowledged() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -90,6 +90,17 @@ fn vote_append_truncate_and_purge_are_durable_when_acknowledged() {
         assert_eq!(
             got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
             [3, 4]
+        );
+
+        // The committed id: a leader that restarts in its term takes it
+        // (with the last applied id) as its read index.
+        log.save_committed(Some(log_id(9)))
+            .await
+            .expect("save committed");
+        let mut log = power_cycle(&fs, log, snapshots.path());
+        assert_eq!(
+            log.read_committed().await.expect("read committed"),
+            Some(log_id(9))
         );
 
         log.truncate(log_id(7)).await.expect("truncate");
