@@ -24,7 +24,10 @@
 //! install and purge (openraft's chunked transport awaits it through the
 //! core, `snapshot_transport.rs:326`); an application that calls
 //! `Raft::install_full_snapshot` with a snapshot of its own making skips
-//! it, so the install sets the flag too, on entry.
+//! it. The install sets the flag too, on entry, but that only narrows the
+//! window: openraft pushes the purge right after it sends the install to
+//! the state machine worker, so the purge can run before the worker
+//! reaches the install (docs/design/raft.md, "Snapshots": a gap left).
 
 use crate::types::NodeId;
 use openraft::LogId;

@@ -65,14 +65,22 @@ impl SnapshotDir {
     /// only names [`temp_path`](Self::temp_path) makes (`<n>.tmp`,
     /// `<n>.install`); anything else in the directory is not ours.
     pub fn open(dir: PathBuf) -> io::Result<Self> {
-        if !dir.is_dir() {
-            std::fs::create_dir_all(&dir)?;
-            // The new directory's entry is durable before any file in it
-            // is relied on (a synced install marker naming a staged file
-            // whose directory a power loss took would not open).
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                File::open(parent)?.sync_all()?;
-            }
+        // The directories created here are durable before any file in
+        // them is relied on (a synced install marker naming a staged file
+        // whose directory a power loss took would not open): each new
+        // one's parent is synced.
+        let created: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.is_dir())
+            .map(Path::to_path_buf)
+            .collect();
+        std::fs::create_dir_all(&dir)?;
+        for new in &created {
+            let parent = match new.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            File::open(parent)?.sync_all()?;
         }
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;

@@ -41,7 +41,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use strata::{CheckpointOptions, Db, Keyspace, Options, WriteBatch, WriteOptions};
+use strata::{CheckpointOptions, Db, Keyspace, Options, ReadOnlyDb, WriteBatch, WriteOptions};
 use tokio::io::AsyncWriteExt;
 
 /// The state machine half of a node's storage (see [`open`](crate::open)).
@@ -123,9 +123,12 @@ impl StateMachineStore {
     fn publish_or_remove_staged(&self) -> std::io::Result<()> {
         let staged = match self.snapshots.open_staged() {
             Ok(staged) => staged.map(|(meta, _, _)| meta),
-            // A file stage() made is complete and synced; anything else is
-            // not an install's to keep.
-            Err(_) => None,
+            // A file stage() made is complete and synced: one whose
+            // trailer does not read is not an install's to keep. Any other
+            // error (the file could not be read now) is the open's: the
+            // file may be the only copy of the installed snapshot.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => None,
+            Err(e) => return Err(e),
         };
         let (applied, _) = self.read_applied().map_err(std::io::Error::other)?;
         match staged {
@@ -352,15 +355,27 @@ impl StateMachineStore {
             return Err(fail(&e));
         }
 
-        let _held = self.installing.lock().unwrap_or_else(|e| e.into_inner());
-        let marker = encode(meta, subject.clone())?;
-        self.meta
-            .put_opt(INSTALLING, marker, &synced())
-            .map_err(|e| fail(&e))?;
-        // The next open finishes the install: the log may be purged up to
-        // the snapshot now (a purge waits for this: `purge_floor`).
-        self.floor.set_applied(meta.last_log_id);
-        self.install_staged(meta)
+        // Restored and checked before the marker: once the marker is
+        // durable the log may be purged up to the snapshot, and the next
+        // open must be able to finish the install from the staged file.
+        // A stream that does not restore (openraft's chunks carry no
+        // checksum) or a state machine that is not the snapshot's fails
+        // here, with the old state machine and log intact.
+        let restored = self.restore_staged(meta)?;
+        let result = (|| {
+            let _held = self.installing.lock().unwrap_or_else(|e| e.into_inner());
+            let marker = encode(meta, subject.clone())?;
+            self.meta
+                .put_opt(INSTALLING, marker, &synced())
+                .map_err(|e| fail(&e))?;
+            // The next open finishes the install: the log may be purged
+            // up to the snapshot now (a purge waits for this:
+            // `purge_floor`).
+            self.floor.set_applied(meta.last_log_id);
+            self.finish_install(meta, restored.source())
+        })();
+        drop(restored);
+        result
     }
 
     /// Install the staged snapshot `meta`, whose marker is durable: step 3
@@ -369,6 +384,14 @@ impl StateMachineStore {
     /// redone: `sm_data` is replaced whole, and `sm_meta` is written only
     /// once `sm_data` is the snapshot's. Blocking.
     fn install_staged(&self, meta: &Meta) -> Result<(), StorageError<NodeId>> {
+        let restored = self.restore_staged(meta)?;
+        self.finish_install(meta, restored.source())
+    }
+
+    /// Restore the staged snapshot `meta`'s checkpoint beside the database
+    /// (on disk, not in memory) and check it holds the state machine
+    /// applied up to `meta`'s last log id.
+    fn restore_staged(&self, meta: &Meta) -> Result<Restored, StorageError<NodeId>> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let fail = |e: &(dyn std::error::Error + 'static)| {
             storage_error(subject.clone(), ErrorVerb::Write, e)
@@ -387,15 +410,12 @@ impl StateMachineStore {
                 self.snapshots.staged_path().display()
             ))));
         }
-
-        // Restore the checkpoint beside the database (on disk, not in
-        // memory), then stream its state machine's data into tables.
-        let restored = self.snapshots.temp_path("install");
-        let result = (|| {
+        let dir = self.snapshots.temp_path("install");
+        let source = (|| {
             file.seek(SeekFrom::Start(0)).map_err(|e| fail(&e))?;
             let stream = BufReader::new((&mut file).take(stream_len));
-            strata::install_checkpoint(stream, &restored).map_err(|e| fail(&e))?;
-            let source = Db::open_read_only(&restored, Options::default()).map_err(|e| fail(&e))?;
+            strata::install_checkpoint(stream, &dir).map_err(|e| fail(&e))?;
+            let source = Db::open_read_only(&dir, Options::default()).map_err(|e| fail(&e))?;
             let stored = source
                 .get_in(SM_META_KEYSPACE, LAST_APPLIED)
                 .map_err(|e| fail(&e))?;
@@ -408,13 +428,32 @@ impl StateMachineStore {
                     "snapshot {meta} holds a state machine applied up to {stored:?}"
                 ))));
             }
-            replace_data(&self.db, &self.data, &source, self.install_table_bytes)
-                .map_err(|e| fail(&e))?;
-            Ok(())
+            Ok(source)
         })();
-        // Best effort: an open removes it anyway.
-        let _ = std::fs::remove_dir_all(&restored);
-        result?;
+        match source {
+            Ok(source) => Ok(Restored {
+                source: Some(source),
+                dir,
+            }),
+            Err(e) => {
+                // Best effort: an open removes it anyway.
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// With the marker durable and the snapshot restored into `source`:
+    /// replace `sm_data` by the snapshot's in one ingestion, then
+    /// `sm_meta` (the marker goes) in one synced batch, then publish the
+    /// staged file.
+    fn finish_install(&self, meta: &Meta, source: &ReadOnlyDb) -> Result<(), StorageError<NodeId>> {
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let fail = |e: &(dyn std::error::Error + 'static)| {
+            storage_error(subject.clone(), ErrorVerb::Write, e)
+        };
+        replace_data(&self.db, &self.data, source, self.install_table_bytes)
+            .map_err(|e| fail(&e))?;
 
         // sm_data is the snapshot's: now its last applied id and
         // membership, and the marker goes, in one synced batch.
@@ -430,6 +469,30 @@ impl StateMachineStore {
             .publish(&self.snapshots.staged_path(), meta)
             .map_err(|e| fail(&e))?;
         Ok(())
+    }
+}
+
+/// A staged snapshot restored beside the database, open read-only; the
+/// view is closed and its directory removed when this is dropped.
+struct Restored {
+    /// `Some` until dropped.
+    source: Option<ReadOnlyDb>,
+    dir: PathBuf,
+}
+
+impl Restored {
+    fn source(&self) -> &ReadOnlyDb {
+        self.source
+            .as_ref()
+            .expect("a restored snapshot's view lives until it is dropped")
+    }
+}
+
+impl Drop for Restored {
+    fn drop(&mut self) {
+        drop(self.source.take());
+        // Best effort: an open removes it anyway (`SnapshotDir::open`).
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -523,7 +586,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError<NodeId>> {
         // Set here too, before anything is awaited: an application may
         // hand openraft a snapshot without begin_receiving_snapshot
-        // (`Raft::install_full_snapshot`).
+        // (`Raft::install_full_snapshot`). That only narrows the window:
+        // openraft may run the purge before this (`purge_floor`).
         self.floor.begin_receiving();
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let installed = async {

@@ -235,6 +235,49 @@ fn a_failed_install_fails_the_purge_waiting_for_it() {
     });
 }
 
+/// An install of a snapshot file that names the right snapshot but whose
+/// checkpoint stream is damaged (openraft's chunks carry no checksum)
+/// fails before its marker: the purge waiting for it fails, and the node
+/// reopens with its old state machine and log. Were the marker written
+/// first, the purge would go through and every later open would retry the
+/// install from the same damaged file and fail: a node that cannot start.
+#[test]
+fn an_install_of_a_damaged_stream_fails_before_its_marker() {
+    let rt = runtime();
+    rt.block_on(async {
+        let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
+        let (_leader, snapshot) = leader_snapshot(leader_snapshots.path()).await;
+        let mut bytes =
+            std::fs::read(leader_snapshots.path().join(CURRENT)).expect("the leader's snapshot");
+        // A byte in the middle of the stream (the trailer, at the end,
+        // still names the snapshot).
+        let middle = bytes.len() / 3;
+        bytes[middle] ^= 0x55;
+        let damaged_dir = tempfile::tempdir().expect("directory");
+        let damaged = damaged_dir.path().join("damaged.snapshot");
+        std::fs::write(&damaged, &bytes).expect("write the damaged file");
+        let file = tokio::fs::File::open(&damaged).await.expect("open it");
+
+        let fs = MemFileSystem::new();
+        let snapshots = tempfile::tempdir().expect("snapshot directory");
+        let (log, mut sm) = follower(&fs, snapshots.path()).await;
+        let _receiving = sm.begin_receiving_snapshot().await.expect("begin");
+        let upto = log_id(2, SNAPSHOT_LAST);
+        let mut purging_log = log.clone();
+        let purge = tokio::spawn(async move { purging_log.purge(upto).await });
+        let installed = sm.install_snapshot(&snapshot.meta, Box::new(file)).await;
+        assert!(installed.is_err(), "a damaged stream was installed");
+        let purged = purge.await.expect("the purge task");
+        assert!(purged.is_err(), "the purge went on past a failed install");
+
+        let (mut log, mut sm) = power_cycle(&fs, (log, sm), snapshots.path(), UnsyncedData::Drop);
+        let state = log.get_log_state().await.expect("log state");
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 3)));
+        let (applied, _) = sm.applied_state().await.expect("applied state");
+        assert_eq!(applied, Some(log_id(1, FOLLOWER_APPLIED)));
+    });
+}
+
 const CURRENT: &str = "current.snapshot";
 const STAGED: &str = "installing.snapshot";
 
