@@ -309,10 +309,15 @@ impl StateMachineStore {
     ///    names `meta`, and stage it as `installing.snapshot` (renamed,
     ///    the directory synced). A crash: the old state machine; the
     ///    staged file is removed at the next open (no marker).
-    /// 2. A synced write of the marker `INSTALLING = meta` in `sm_meta`.
+    /// 2. [`restore_staged`](Self::restore_staged): restore its
+    ///    checkpoint beside the database and check it is the snapshot's
+    ///    state machine. A failure here leaves the old state machine and
+    ///    log, as a crash does.
+    /// 3. A synced write of the marker `INSTALLING = meta` in `sm_meta`.
     ///    From here the install is the next open's to finish if a crash
-    ///    stops it, whatever state `sm_data` is in.
-    /// 3. [`install_staged`](Self::install_staged): replace `sm_data` by
+    ///    stops it, whatever state `sm_data` is in, and the log may be
+    ///    purged up to the snapshot.
+    /// 4. [`finish_install`](Self::finish_install): replace `sm_data` by
     ///    the snapshot's, in one ingestion; then one synced batch
     ///    replacing `sm_meta` by the snapshot's last applied id and
     ///    membership, which removes the marker; then publish the staged
@@ -378,9 +383,9 @@ impl StateMachineStore {
         result
     }
 
-    /// Install the staged snapshot `meta`, whose marker is durable: step 3
-    /// of [`install_snapshot_file`](Self::install_snapshot_file), also
-    /// what an open does after a crash came during it. Each step may be
+    /// Install the staged snapshot `meta`, whose marker is durable: steps
+    /// 2 and 4 of [`install_snapshot_file`](Self::install_snapshot_file),
+    /// what an open does after a crash came during them. Each step may be
     /// redone: `sm_data` is replaced whole, and `sm_meta` is written only
     /// once `sm_data` is the snapshot's. Blocking.
     fn install_staged(&self, meta: &Meta) -> Result<(), StorageError<NodeId>> {

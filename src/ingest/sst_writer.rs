@@ -143,15 +143,7 @@ impl SstWriter {
                 end.escape_ascii().to_string()
             )));
         }
-        if start.len() > MAX_KEY_SIZE || end.len() > MAX_KEY_SIZE {
-            return Err(self.too_large("range delete bound", start.len().max(end.len())));
-        }
-        let builder = self.builder()?;
-        builder
-            .add_range_tombstone(start, Some(end), 0)
-            .map_err(|e| table_write_error(&self.path, e))?;
-        self.range_dels += 1;
-        Ok(())
+        self.add_range_delete(start, Some(end))
     }
 
     /// Add a delete of every key from `start` on, to the end of the key
@@ -162,13 +154,19 @@ impl SstWriter {
     /// RocksDB has no such call; a batch's `delete_range_in(ks, start..)`
     /// is the same delete.
     pub fn delete_range_from(&mut self, start: impl AsRef<[u8]>) -> Result<()> {
-        let start = start.as_ref();
-        if start.len() > MAX_KEY_SIZE {
-            return Err(self.too_large("range delete bound", start.len()));
+        self.add_range_delete(start.as_ref(), None)
+    }
+
+    /// A range delete `[start, end)` (`end` `None`: to the end of the key
+    /// space) into the table, its bounds no longer than a key.
+    fn add_range_delete(&mut self, start: &[u8], end: Option<&[u8]>) -> Result<()> {
+        let longest = start.len().max(end.map_or(0, <[u8]>::len));
+        if longest > MAX_KEY_SIZE {
+            return Err(self.too_large("range delete bound", longest));
         }
         let builder = self.builder()?;
         builder
-            .add_range_tombstone(start, None, 0)
+            .add_range_tombstone(start, end, 0)
             .map_err(|e| table_write_error(&self.path, e))?;
         self.range_dels += 1;
         Ok(())
