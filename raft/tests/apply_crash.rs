@@ -19,11 +19,8 @@ use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, StoredMembership,
 };
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};
-use strata::{Db, Options};
-use strata_raft::{LogStore, Request, StateMachineStore, TypeConfig};
+use strata_raft::{Request, TypeConfig};
 
 /// Entries applied (and made durable by a purge) before the batch under
 /// test.
@@ -108,20 +105,9 @@ fn model_request(map: &mut BTreeMap<String, String>, request: Request) {
     }
 }
 
-fn open(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
-    let options = Options {
-        fs: Arc::new(fs.clone()),
-        ..Options::default()
-    };
-    let db = Db::open(Path::new("/db"), options).expect("open the database");
-    strata_raft::open(&db, snapshots).expect("open the raft store")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("tokio runtime")
-}
+#[path = "support/stores.rs"]
+mod stores;
+use stores::{open, runtime};
 
 /// One case: crash at the `crash_at`-th filesystem operation of the
 /// apply and the purge after it (`None`: no crash), lose power keeping

@@ -18,47 +18,16 @@
 #![allow(clippy::result_large_err)]
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
-use openraft::{
-    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftSnapshotBuilder, Snapshot,
-};
-use std::collections::BTreeSet;
+use openraft::{RaftSnapshotBuilder, Snapshot};
 use std::path::Path;
-use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};
-use strata::{Db, Options};
-use strata_raft::{LogStore, Request, StateMachineStore, TypeConfig};
+use strata_raft::{LogStore, StateMachineStore, TypeConfig};
 
 type Meta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
 
-fn log_id(term: u64, index: u64) -> LogId<u64> {
-    LogId::new(CommittedLeaderId::new(term, 1), index)
-}
-
-fn set(term: u64, index: u64, key: &str, value: &str) -> Entry<TypeConfig> {
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Normal(Request::Set {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        }),
-    }
-}
-
-fn membership(term: u64, index: u64) -> Entry<TypeConfig> {
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1, 2, 3])], ())),
-    }
-}
-
-fn open(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
-    let options = Options {
-        fs: Arc::new(fs.clone()),
-        ..Options::default()
-    };
-    let db = Db::open(Path::new("/db"), options).expect("open the database");
-    strata_raft::open(&db, snapshots).expect("open the raft store")
-}
+#[path = "support/stores.rs"]
+mod stores;
+use stores::{log_id, membership, open, runtime, set};
 
 /// Pull the plug (unsynced data treated as `mode`) and reopen.
 fn power_cycle(
@@ -73,12 +42,6 @@ fn power_cycle(
     open(fs, snapshots)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("tokio runtime")
-}
-
 /// The last log id of the leader's snapshot.
 const SNAPSHOT_LAST: u64 = 40;
 /// The follower's last applied index before the install.
@@ -89,7 +52,7 @@ const FOLLOWER_APPLIED: u64 = 4;
 async fn leader_snapshot(snapshots: &Path) -> (StateMachineStore, Snapshot<TypeConfig>) {
     let fs = MemFileSystem::new();
     let (_log, mut leader) = open(&fs, snapshots);
-    let mut entries = vec![membership(1, 1)];
+    let mut entries = vec![membership(1, 1, &[1, 2, 3])];
     for i in 2..=SNAPSHOT_LAST {
         entries.push(set(2, i, &format!("k{}", i % 13), &format!("leader {i}")));
     }
@@ -107,7 +70,7 @@ async fn leader_snapshot(snapshots: &Path) -> (StateMachineStore, Snapshot<TypeC
 async fn follower(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
     let (mut log, mut sm) = open(fs, snapshots);
     sm.apply([
-        membership(1, 1),
+        membership(1, 1, &[1, 2, 3]),
         set(1, 2, "k2", "follower"),
         set(1, 3, "other", "follower only"),
         set(1, FOLLOWER_APPLIED, "k9", "follower"),

@@ -11,40 +11,16 @@
 #![allow(clippy::result_large_err)]
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
-use openraft::{
-    BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftSnapshotBuilder,
-    StoredMembership,
-};
-use std::collections::BTreeSet;
+use openraft::{BasicNode, LogId, RaftSnapshotBuilder, StoredMembership};
 use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options};
-use strata_raft::{LogStore, Request, StateMachineStore, StorageOptions, TypeConfig};
+use strata_raft::{LogStore, StateMachineStore, StorageOptions};
 
-fn log_id(term: u64, index: u64) -> LogId<u64> {
-    LogId::new(CommittedLeaderId::new(term, 1), index)
-}
-
-fn set(term: u64, index: u64, key: &str, value: &str) -> Entry<TypeConfig> {
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Normal(Request::Set {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        }),
-    }
-}
-
-fn membership(term: u64, index: u64, voters: &[u64]) -> Entry<TypeConfig> {
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Membership(Membership::new(
-            vec![voters.iter().copied().collect::<BTreeSet<_>>()],
-            (),
-        )),
-    }
-}
+#[path = "support/stores.rs"]
+mod stores;
+use stores::{log_id, membership, set};
 
 /// Tables of about three entries: the install ingests several.
 const TABLE_BYTES: u64 = 40;
