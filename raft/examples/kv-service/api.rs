@@ -45,9 +45,13 @@ fn error(status: u16, message: impl std::fmt::Display) -> Reply {
     json(status, &serde_json::json!({ "error": message.to_string() }))
 }
 
-/// Serve HTTP on `addr` until the process ends.
-pub fn serve(addr: &str, node: Arc<Node>) -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::http(addr).map_err(|e| format!("listen on {addr}: {e}"))?;
+/// Listen for HTTP on `addr`.
+pub fn listen(addr: &str) -> Result<Server, Box<dyn std::error::Error>> {
+    Ok(Server::http(addr).map_err(|e| format!("listen on {addr}: {e}"))?)
+}
+
+/// Serve HTTP on `server` until the process ends.
+pub fn serve(server: Server, node: Arc<Node>) {
     for mut request in server.incoming_requests() {
         let node = node.clone();
         std::thread::spawn(move || {
@@ -64,7 +68,6 @@ pub fn serve(addr: &str, node: Arc<Node>) -> Result<(), Box<dyn std::error::Erro
             let _ = request.respond(response);
         });
     }
-    Ok(())
 }
 
 fn route(node: &Node, method: &Method, url: &str, body: Vec<u8>) -> Reply {

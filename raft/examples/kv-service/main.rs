@@ -32,7 +32,8 @@ struct Args {
     /// This node's id (the cluster's members are named at `/init`).
     #[arg(long)]
     id: NodeId,
-    /// Where this node serves HTTP, clients and other nodes alike.
+    /// Where this node serves HTTP, clients and other nodes alike (port 0:
+    /// one the system picks; the line the node prints names it).
     #[arg(long)]
     addr: String,
     /// The node's directory: its database in `db/`, snapshots in
@@ -62,11 +63,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         log,
         state_machine.clone(),
     ))?;
-    eprintln!("node {} serving on http://{}", args.id, args.addr);
+    let server = api::listen(&args.addr)?;
+    // Printed once the port is bound, so whoever reads it (a script, the
+    // three-process test) can connect at once.
+    eprintln!(
+        "node {} serving on http://{}",
+        args.id,
+        server.server_addr()
+    );
     let node = api::Node {
         raft,
         state_machine,
         runtime: runtime.handle().clone(),
     };
-    api::serve(&args.addr, Arc::new(node))
+    api::serve(server, Arc::new(node));
+    Ok(())
 }
