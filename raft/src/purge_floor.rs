@@ -22,12 +22,14 @@
 //! built, from entries it applied. A follower always calls
 //! `begin_receiving_snapshot` before the snapshot's last chunk makes it
 //! install and purge (openraft's chunked transport awaits it through the
-//! core, `snapshot_transport.rs:326`); an application that calls
-//! `Raft::install_full_snapshot` with a snapshot of its own making skips
-//! it. The install sets the flag too, on entry, but that only narrows the
-//! window: openraft pushes the purge right after it sends the install to
-//! the state machine worker, so the purge can run before the worker
-//! reaches the install (docs/design/raft.md, "Snapshots": a gap left).
+//! core, `snapshot_transport.rs:326`), and so does an application with a
+//! transport of its own that takes the file to receive into from
+//! `Raft::begin_receiving_snapshot` before `Raft::install_full_snapshot`,
+//! as openraft documents. One that opens the file itself skips it; the
+//! install sets the flag too, on entry, but that only narrows the window:
+//! openraft pushes the purge right after it sends the install to the state
+//! machine worker, so the purge can run before the worker reaches the
+//! install (docs/design/raft.md, "Snapshots").
 
 use crate::types::NodeId;
 use openraft::LogId;

@@ -45,6 +45,14 @@ use strata::{CheckpointOptions, Db, Keyspace, Options, ReadOnlyDb, WriteBatch, W
 use tokio::io::AsyncWriteExt;
 
 /// The state machine half of a node's storage (see [`open`](crate::open)).
+///
+/// An application that moves snapshots with a transport of its own gets
+/// the file to receive one into from `Raft::begin_receiving_snapshot`
+/// and then calls `Raft::install_full_snapshot`, as openraft documents.
+/// A file opened by the application itself would skip what holds the
+/// follower's log purge until the install can no longer be lost
+/// (`purge_floor`): a power loss in between could leave a node that
+/// cannot restart.
 #[derive(Clone)]
 pub struct StateMachineStore {
     db: Db,
