@@ -219,7 +219,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// While a snapshot is being received, a purge past the state
     /// machine's last applied id first waits for the install's marker to
     /// be durable, and fails if the install fails before it
-    /// ([`PurgeFloor`]): the purge is never durable without the marker.
+    /// (`purge_floor`): the purge is never durable without the marker.
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.floor.wait_to_purge(&log_id).await.map_err(|why| {
             storage_error(
