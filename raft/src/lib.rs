@@ -84,9 +84,11 @@ pub fn open_with(
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
     /// Installing a snapshot builds tables of about this many bytes of
-    /// keys and values each (the last may be smaller) and ingests them:
-    /// the install's memory grows with it, not with the snapshot's size.
-    /// Default: 64 MiB.
+    /// keys and values each (the last may be smaller) and ingests them,
+    /// larger ones for a snapshot above 8 times this: an install makes at
+    /// most 8 tables (`snapshot_install::MAX_INSTALL_TABLES`), all in
+    /// level 0. The install's memory is one table's builder (its index and
+    /// filter, some 2% of the table with 100-byte values). Default: 64 MiB.
     pub install_table_bytes: u64,
 }
 

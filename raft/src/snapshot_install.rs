@@ -27,6 +27,22 @@ use strata::{Db, IngestOptions, Keyspace, Options, ReadOnlyDb, SstWriter};
 /// The default size of each table an install builds (keys and values).
 pub const DEFAULT_INSTALL_TABLE_BYTES: u64 = 64 << 20;
 
+/// The most tables one install ingests, however large the snapshot. They
+/// all go to level 0 (their range deletes overlap whatever the keyspace
+/// held), where the node's writes slow down at
+/// `level0_slowdown_writes_trigger` files (20 by default) and stop at
+/// `level0_stop_writes_trigger` (36): 64 MiB tables would stop them for a
+/// snapshot above 2.3 GiB until compaction caught up. Eight leave room for
+/// the flushes that follow.
+pub const MAX_INSTALL_TABLES: u64 = 8;
+
+/// The size of an install's tables: `configured`, or larger for a
+/// snapshot of `snapshot_bytes` (which bounds its data keyspace) so that
+/// it takes at most [`MAX_INSTALL_TABLES`] tables.
+pub fn install_table_bytes(configured: u64, snapshot_bytes: u64) -> u64 {
+    configured.max(snapshot_bytes.div_ceil(MAX_INSTALL_TABLES))
+}
+
 /// Where an install builds its tables: inside the database's directory.
 pub fn work_dir(db: &Db) -> PathBuf {
     db.path().join("raft-install")
@@ -158,6 +174,18 @@ mod tests {
     /// and the largest key there can be included), every key of the
     /// source comes in, in tables of the size asked, and nothing is left
     /// in the work directory; another keyspace is untouched.
+    #[test]
+    fn an_install_makes_at_most_eight_tables_however_large_the_snapshot() {
+        let mib = 1 << 20;
+        assert_eq!(install_table_bytes(64 * mib, 0), 64 * mib);
+        assert_eq!(install_table_bytes(64 * mib, 512 * mib), 64 * mib);
+        assert_eq!(install_table_bytes(64 * mib, 10 << 30), 1280 * mib);
+        for snapshot in [1, 7, 8, 9, 1000, 10 << 30, u64::MAX] {
+            let table = install_table_bytes(1, snapshot);
+            assert!(snapshot.div_ceil(table) <= MAX_INSTALL_TABLES, "{snapshot}");
+        }
+    }
+
     #[test]
     fn replace_data_makes_the_keyspace_the_sources_in_bounded_tables() {
         let fs = MemFileSystem::new();

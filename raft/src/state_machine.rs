@@ -29,7 +29,7 @@ use crate::error::{decode, encode, storage_error, OpenError};
 use crate::keys::{INSTALLING, LAST_APPLIED, LAST_MEMBERSHIP, SM_DATA_KEYSPACE, SM_META_KEYSPACE};
 use crate::purge_floor::PurgeFloor;
 use crate::snapshot_file::{read_trailer, write_trailer, Meta, SnapshotDir};
-use crate::snapshot_install::{clear_work_dir, replace_data, work_dir};
+use crate::snapshot_install::{clear_work_dir, install_table_bytes, replace_data, work_dir};
 use crate::types::{NodeId, Request, Response, TypeConfig};
 use crate::StorageOptions;
 use openraft::storage::RaftStateMachine;
@@ -385,7 +385,7 @@ impl StateMachineStore {
             // up to the snapshot now (a purge waits for this:
             // `purge_floor`).
             self.floor.set_applied(meta.last_log_id);
-            self.finish_install(meta, restored.source())
+            self.finish_install(meta, &restored)
         })();
         drop(restored);
         result
@@ -398,7 +398,7 @@ impl StateMachineStore {
     /// once `sm_data` is the snapshot's. Blocking.
     fn install_staged(&self, meta: &Meta) -> Result<(), StorageError<NodeId>> {
         let restored = self.restore_staged(meta)?;
-        self.finish_install(meta, restored.source())
+        self.finish_install(meta, &restored)
     }
 
     /// Restore the staged snapshot `meta`'s checkpoint beside the database
@@ -460,13 +460,14 @@ impl StateMachineStore {
     /// replace `sm_data` by the snapshot's in one ingestion, then
     /// `sm_meta` (the marker goes) in one synced batch, then publish the
     /// staged file.
-    fn finish_install(&self, meta: &Meta, source: &ReadOnlyDb) -> Result<(), StorageError<NodeId>> {
+    fn finish_install(&self, meta: &Meta, restored: &Restored) -> Result<(), StorageError<NodeId>> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let fail = |e: &(dyn std::error::Error + 'static)| {
             storage_error(subject.clone(), ErrorVerb::Write, e)
         };
-        replace_data(&self.db, &self.data, source, self.install_table_bytes)
-            .map_err(|e| fail(&e))?;
+        let snapshot_bytes = restored.bytes().map_err(|e| fail(&e))?;
+        let table_bytes = install_table_bytes(self.install_table_bytes, snapshot_bytes);
+        replace_data(&self.db, &self.data, restored.source(), table_bytes).map_err(|e| fail(&e))?;
 
         // sm_data is the snapshot's: now its last applied id and
         // membership, and the marker goes, in one synced batch.
@@ -498,6 +499,19 @@ impl Restored {
         self.source
             .as_ref()
             .expect("a restored snapshot's view lives until it is dropped")
+    }
+
+    /// The bytes of the restored checkpoint's files: a bound on its data
+    /// keyspace's (the checkpoint holds every keyspace, the log too).
+    fn bytes(&self) -> std::io::Result<u64> {
+        let mut total = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let metadata = entry?.metadata()?;
+            if metadata.is_file() {
+                total += metadata.len();
+            }
+        }
+        Ok(total)
     }
 }
 
