@@ -14,6 +14,7 @@
 //! A write or linearizable read sent to a follower is answered 421 with
 //! the leader's id and address.
 
+use crate::batcher::Batcher;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use serde::de::DeserializeOwned;
@@ -23,10 +24,12 @@ use std::sync::Arc;
 use strata_raft::{NodeId, Request, StateMachineStore, TypeConfig};
 use tiny_http::{Header, Method, Response, Server};
 
-/// What the handlers need: the node's Raft handle, its state machine (for
-/// reads) and the runtime openraft runs on.
+/// What the handlers need: the node's Raft handle, the batcher its
+/// writes go through, its state machine (for reads) and the runtime
+/// openraft runs on.
 pub struct Node {
     pub raft: Raft<TypeConfig>,
+    pub batcher: Batcher,
     pub state_machine: StateMachineStore,
     pub runtime: tokio::runtime::Handle,
 }
@@ -130,11 +133,13 @@ fn init(node: &Node, body: &[u8]) -> Reply {
 }
 
 /// A write's answer: the state machine's response, or where the leader is.
+/// Concurrent writes share one log entry (`Batcher`), so they share its
+/// appends' fsyncs.
 fn write(node: &Node, request: Request) -> Reply {
-    match node.runtime.block_on(node.raft.client_write(request)) {
-        Ok(written) => json(
+    match node.runtime.block_on(node.batcher.write(request)) {
+        Ok((log_id, response)) => json(
             200,
-            &serde_json::json!({ "log_id": written.log_id, "value": written.data.value }),
+            &serde_json::json!({ "log_id": log_id, "value": response.value }),
         ),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => json(
             421,

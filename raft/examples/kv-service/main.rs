@@ -18,6 +18,8 @@
 //! openraft's network over HTTP.
 
 mod api;
+#[path = "../shared/batcher.rs"]
+mod batcher;
 mod network;
 
 use clap::Parser;
@@ -71,8 +73,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.id,
         server.server_addr()
     );
+    // Writes waiting while two entries replicate go together in the next
+    // (at most 1,024 a entry): a write's fsyncs are shared only within an
+    // entry (docs/design/raft.md, "Performance").
+    let batcher = {
+        let _entered = runtime.enter();
+        batcher::Batcher::start(raft.clone(), 2, 1024)
+    };
     let node = api::Node {
         raft,
+        batcher,
         state_machine,
         runtime: runtime.handle().clone(),
     };

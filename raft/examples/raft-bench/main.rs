@@ -22,7 +22,8 @@
 //! ```
 //!
 //! `--batch-in-flight K` (K > 0) puts the clients' writes through a
-//! batcher (`batcher.rs`, the same for both stores): the writes waiting
+//! batcher (`../shared/batcher.rs`, the same for both stores and the
+//! kv-service example): the writes waiting
 //! while K entries are being replicated go together in one
 //! `Request::Batch` entry, since openraft 0.9's leader makes one durable
 //! append per `client_write`.
@@ -31,6 +32,7 @@
 
 #![allow(clippy::result_large_err)]
 
+#[path = "../shared/batcher.rs"]
 mod batcher;
 mod counted;
 mod mem_store;

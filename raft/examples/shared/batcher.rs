@@ -12,13 +12,23 @@
 //! batch of one). Each client hears its own request's response
 //! (`Request::response`) once the entry is applied, or the error.
 
-use openraft::Raft;
+use openraft::error::{ClientWriteError, Fatal, RaftError};
+use openraft::{BasicNode, LogId, Raft};
 use std::sync::Arc;
-use strata_raft::{Request, Response, TypeConfig};
+use strata_raft::{NodeId, Request, Response, TypeConfig};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+/// What a write through the batcher fails with: openraft's error for the
+/// batch's `client_write` (a follower's `ForwardToLeader` included), each
+/// client getting a copy.
+pub type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
+
 /// A client's request and where its answer goes.
-type Pending = (Request, oneshot::Sender<Result<Response, String>>);
+type Pending = (Request, oneshot::Sender<Result<Written, WriteError>>);
+
+/// A write's answer: the log id of the entry that carried it, and its
+/// response.
+pub type Written = (LogId<NodeId>, Response);
 
 /// A handle for clients; cloning gives another.
 #[derive(Clone)]
@@ -57,15 +67,15 @@ impl Batcher {
                     let result = raft.client_write(request).await;
                     drop(slot);
                     match result {
-                        Ok(_) => {
+                        Ok(written) => {
                             for (reply, response) in replies.into_iter().zip(responses) {
                                 // The client may have stopped waiting.
-                                let _ = reply.send(Ok(response));
+                                let _ = reply.send(Ok((written.log_id, response)));
                             }
                         }
                         Err(e) => {
                             for reply in replies {
-                                let _ = reply.send(Err(e.to_string()));
+                                let _ = reply.send(Err(e.clone()));
                             }
                         }
                     }
@@ -75,14 +85,14 @@ impl Batcher {
         Batcher { tx }
     }
 
-    /// Write `request` in the next batch; its response once applied.
-    pub async fn write(&self, request: Request) -> Result<Response, String> {
+    /// Write `request` in the next batch; its entry's log id and its
+    /// response once applied.
+    /// Fails with `Fatal::Stopped` once the batching task has ended (the
+    /// runtime is shutting down).
+    pub async fn write(&self, request: Request) -> Result<Written, WriteError> {
+        let stopped = || RaftError::Fatal(Fatal::Stopped);
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((request, reply))
-            .map_err(|_| "the batcher stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the batcher dropped the request".to_owned())?
+        self.tx.send((request, reply)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
