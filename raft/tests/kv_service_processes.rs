@@ -271,6 +271,21 @@ impl Cluster {
         answer["value"].as_str().map(str::to_owned)
     }
 
+    /// Node `id` answers every write the clients had acknowledged
+    /// (`written[client]` keys each) with its value, read with `query`.
+    fn assert_holds(&self, agent: &ureq::Agent, id: u64, query: &str, written: &[usize]) {
+        for (client, &count) in written.iter().enumerate() {
+            for n in 0..count {
+                assert_eq!(
+                    self.read(agent, id, &key(client, n), query),
+                    Some(value(client, n)),
+                    "node {id} lacks {} (read{query})",
+                    key(client, n)
+                );
+            }
+        }
+    }
+
     /// The last index node `id` applied.
     fn applied(&self, agent: &ureq::Agent, id: u64) -> Option<u64> {
         self.metrics(agent, id)?["last_applied"]["index"].as_u64()
@@ -357,16 +372,7 @@ fn three_processes_keep_every_acknowledged_write_across_leader_kills() {
 
     // Every acknowledged write, read through the leader's read index.
     let leader = cluster.leader(&agent);
-    for (client, &count) in written.iter().enumerate() {
-        for n in 0..count {
-            assert_eq!(
-                cluster.read(&agent, leader, &key(client, n), "?linearizable"),
-                Some(value(client, n)),
-                "leader {leader} lost {}",
-                key(client, n)
-            );
-        }
-    }
+    cluster.assert_holds(&agent, leader, "?linearizable", &written);
     // And on every node, once it has applied what the leader applied.
     let target = cluster
         .applied(&agent, leader)
@@ -383,16 +389,7 @@ fn three_processes_keep_every_acknowledged_write_across_leader_kills() {
             );
             thread::sleep(POLL);
         }
-        for (client, &count) in written.iter().enumerate() {
-            for n in 0..count {
-                assert_eq!(
-                    cluster.read(&agent, id, &key(client, n), ""),
-                    Some(value(client, n)),
-                    "node {id} lacks {}",
-                    key(client, n)
-                );
-            }
-        }
+        cluster.assert_holds(&agent, id, "", &written);
     }
     assert!(
         written.iter().sum::<usize>() >= (2 * KILLS + 1) * PROGRESS,
