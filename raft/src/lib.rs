@@ -76,7 +76,7 @@ pub fn open_with(
     // install it finishes) before the log store can purge.
     let floor = std::sync::Arc::new(purge_floor::PurgeFloor::new());
     let sm = StateMachineStore::open(db, snapshot_dir.into(), options, floor.clone())?;
-    let log = LogStore::open(db, floor)?;
+    let log = LogStore::open(db, floor, options.node_id)?;
     Ok((log, sm))
 }
 
@@ -90,12 +90,24 @@ pub struct StorageOptions {
     /// level 0. The install's memory is one table's builder (its index and
     /// filter, some 2% of the table with 100-byte values). Default: 64 MiB.
     pub install_table_bytes: u64,
+    /// This node's id: **exactly the id given to `Raft::new`**. With it,
+    /// the committed log id openraft saves is synced only while the stored
+    /// vote is committed and names this node (it leads), where openraft
+    /// reads it back as a read index after a restart; otherwise it is
+    /// written without a sync (Raft keeps it in volatile state). A wrong
+    /// id is unsafe, not only slow: the leader's id would go unsynced, and
+    /// a leader restarting in its term could answer a linearizable read
+    /// without a write it acknowledged. The store cannot check it. Without
+    /// it (`None`), the id is always synced. Default: `None`. Measured:
+    /// docs/design/raft.md, "Performance".
+    pub node_id: Option<NodeId>,
 }
 
 impl Default for StorageOptions {
     fn default() -> Self {
         StorageOptions {
             install_table_bytes: snapshot_install::DEFAULT_INSTALL_TABLE_BYTES,
+            node_id: None,
         }
     }
 }

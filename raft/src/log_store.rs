@@ -31,6 +31,10 @@ pub struct LogStore {
     meta: Keyspace,
     /// How far a purge may go while a snapshot is being received.
     floor: Arc<PurgeFloor>,
+    /// This node's id, if the application named it
+    /// (`StorageOptions::node_id`): then `save_committed` syncs only while
+    /// the stored vote says this node leads.
+    node_id: Option<NodeId>,
 }
 
 /// A write openraft may rely on after a crash.
@@ -42,13 +46,37 @@ fn synced() -> WriteOptions {
 }
 
 impl LogStore {
-    pub(crate) fn open(db: &Db, floor: Arc<PurgeFloor>) -> Result<Self, strata::Error> {
+    pub(crate) fn open(
+        db: &Db,
+        floor: Arc<PurgeFloor>,
+        node_id: Option<NodeId>,
+    ) -> Result<Self, strata::Error> {
         Ok(LogStore {
             db: db.clone(),
             log: db.keyspace(LOG_KEYSPACE)?,
             meta: db.keyspace(LOG_META_KEYSPACE)?,
             floor,
+            node_id,
         })
+    }
+
+    /// Whether the committed id must be synced (see `save_committed`): the
+    /// node's id is not known, or the stored vote is committed and names
+    /// this node. Read from the stored vote each time (a lookup in the
+    /// memtable beside an fsync): openraft's core saves a vote before any
+    /// commit that depends on it, one command at a time, so the stored
+    /// vote is the one the commit is made under, whoever else holds a
+    /// clone of this store.
+    fn committed_must_sync(&self) -> Result<bool, StorageError<NodeId>> {
+        let Some(me) = self.node_id else {
+            return Ok(true);
+        };
+        let vote: Option<Vote<NodeId>> = self.meta_value(VOTE, ErrorSubject::Vote)?;
+        Ok(
+            vote.is_some_and(|vote| {
+                vote.is_committed() && vote.leader_id().voted_for() == Some(me)
+            }),
+        )
     }
 
     /// A metadata value, decoded.
@@ -150,15 +178,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta_value(VOTE, ErrorSubject::Vote)
     }
 
-    /// Synced, like the appends (sharing their write groups). openraft
-    /// awaits it before it dispatches the apply of the entries it names
-    /// (openraft 0.9.25 raft_core.rs:1699), so the committed id is durable
-    /// before any response. It must be: the applies are not synced, and a
-    /// leader that restarts in the same term (its vote is committed) takes
-    /// the committed id it recovers (from this id and the recovered last
-    /// applied one) as its read index without asking the followers, so an
-    /// unsynced id here would let it answer a linearizable read without a
-    /// write it had acknowledged (docs/design/raft.md, "Durability points").
+    /// Synced while this node leads, like the appends (sharing their write
+    /// groups). openraft awaits it before it dispatches the apply of the
+    /// entries it names (openraft 0.9.25 raft_core.rs:1699), so a leader's
+    /// committed id is durable before any response. It must be: the
+    /// applies are not synced, and a leader that restarts in the same term
+    /// (its vote is committed) takes the committed id it recovers (from
+    /// this id and the recovered last applied one) as its read index
+    /// without asking the followers, so an unsynced id here would let it
+    /// answer a linearizable read without a write it had acknowledged
+    /// (docs/design/raft.md, "Durability points").
+    ///
+    /// A node that does not lead (its vote is not committed, or names
+    /// another node) writes it without a sync when the application named
+    /// the node (`StorageOptions::node_id`): Raft keeps the commit index in
+    /// volatile state, a follower answers no read index, and one that
+    /// becomes leader does so in a new term whose first entry it commits
+    /// before its read index can pass it. A lost id only makes the node
+    /// apply again from the log after a restart; the next synced write
+    /// (an append) makes it durable, in log order.
     async fn save_committed(
         &mut self,
         committed: Option<LogId<NodeId>>,
@@ -169,7 +207,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             COMMITTED,
             encode(&committed, ErrorSubject::Store)?,
         );
-        self.write_synced(batch, ErrorSubject::Store).await
+        if self.committed_must_sync()? {
+            self.write_synced(batch, ErrorSubject::Store).await
+        } else {
+            self.db
+                .write_async(batch, &WriteOptions::default())
+                .await
+                .map_err(|e| storage_error(ErrorSubject::Store, ErrorVerb::Write, &e))
+        }
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {

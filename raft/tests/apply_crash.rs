@@ -127,25 +127,26 @@ fn crash_while_applying(crash_at: Option<u64>, mode: UnsyncedData) -> (bool, u64
     if let Some(n) = crash_at {
         fs.crash_after(n);
     }
+    // The database's own threads count operations too (the spare WAL an
+    // open makes): the crash may be one of theirs, after a call returned.
+    // A call fails only once the machine crashed, and one that returned
+    // `Ok` did every operation of its own before the crash (the crash
+    // fails its operation and every later one), so its effect must stay.
     let applied = rt.block_on(sm.apply((BEFORE + 1..=BEFORE + BATCH).map(entry)));
-    let apply_finished = !fs.is_crashed();
-    assert_eq!(
-        applied.is_ok(),
-        apply_finished,
-        "crash at op {crash_at:?}: apply gave {applied:?} with the machine crashed: {}",
-        fs.is_crashed()
+    assert!(
+        applied.is_ok() || fs.is_crashed(),
+        "crash at op {crash_at:?}: apply gave {applied:?} with the machine up"
     );
-    let finished = apply_finished && {
+    let purged = applied.is_ok() && {
         let purged = rt.block_on(log.purge(log_id(BEFORE + BATCH)));
-        let finished = !fs.is_crashed();
-        assert_eq!(
-            purged.is_ok(),
-            finished,
-            "crash at op {crash_at:?}: purge gave {purged:?} with the machine crashed: {}",
-            fs.is_crashed()
+        assert!(
+            purged.is_ok() || fs.is_crashed(),
+            "crash at op {crash_at:?}: purge gave {purged:?} with the machine up"
         );
-        finished
+        purged.is_ok()
     };
+    // The last case: no crash came before the end.
+    let finished = purged && !fs.is_crashed();
     fs.crash();
     drop((log, sm));
     fs.power_loss(mode);
@@ -161,7 +162,7 @@ fn crash_while_applying(crash_at: Option<u64>, mode: UnsyncedData) -> (bool, u64
         "{case}: not an entry of the batch nor the one before"
     );
     assert_eq!(last_applied, Some(log_id(last)), "{case}: a different term");
-    if finished {
+    if purged {
         assert_eq!(
             last,
             BEFORE + BATCH,

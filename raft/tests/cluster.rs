@@ -205,7 +205,14 @@ async fn start(id: NodeId, node: &mut Node, router: &Router) {
         ..Options::default()
     };
     let db = Db::open(Path::new("/db"), options).expect("open the database");
-    let (log, sm) = strata_raft::open(&db, node.snapshots.path()).expect("open the store");
+    // With the node's id, as the example service: a follower's committed
+    // id unsynced, a leader's synced (the power losses below test both).
+    let storage = strata_raft::StorageOptions {
+        node_id: Some(id),
+        ..strata_raft::StorageOptions::default()
+    };
+    let (log, sm) =
+        strata_raft::open_with(&db, node.snapshots.path(), &storage).expect("open the store");
     let net = router::Net {
         router: router.clone(),
         from: id,

@@ -50,7 +50,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let db = strata::Db::open(args.dir.join("db"), strata::Options::default())?;
-    let (log, state_machine) = strata_raft::open(&db, args.dir.join("snapshots"))?;
+    // With the node's id, the committed log id is synced only while this
+    // node leads (the one place openraft reads it back as a read index).
+    let storage = strata_raft::StorageOptions {
+        node_id: Some(args.id),
+        ..strata_raft::StorageOptions::default()
+    };
+    let (log, state_machine) = strata_raft::open_with(&db, args.dir.join("snapshots"), &storage)?;
     let config = Config {
         heartbeat_interval: 250,
         election_timeout_min: 1000,

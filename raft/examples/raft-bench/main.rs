@@ -141,7 +141,13 @@ async fn start_node(
                 ..Options::default()
             };
             let db = Db::open(node_dir.join("db"), options)?;
-            let (log, sm) = strata_raft::open(&db, node_dir.join("snapshots"))?;
+            // As the kv-service example: the committed id synced only
+            // while the node leads.
+            let storage = strata_raft::StorageOptions {
+                node_id: Some(id),
+                ..strata_raft::StorageOptions::default()
+            };
+            let (log, sm) = strata_raft::open_with(&db, node_dir.join("snapshots"), &storage)?;
             let log = Counted {
                 inner: log,
                 counters: counters.clone(),
