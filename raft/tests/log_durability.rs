@@ -154,38 +154,30 @@ fn with_its_id_known_only_a_leader_syncs_the_committed_id() {
     rt.block_on(async {
         let fs = MemFileSystem::new();
         let snapshots = tempfile::tempdir().expect("snapshot directory");
+        let dir = snapshots.path();
         let me = Some(1);
-        let mut log = open_node(&fs, snapshots.path(), me);
+        let mut log = open_node(&fs, dir, me);
         log.blocking_append((1..=10).map(entry))
             .await
             .expect("append");
         // No vote yet: the node cannot lead.
-        log.save_committed(Some(log_id(1)))
-            .await
-            .expect("save committed");
-        let mut log = power_cycle_node(&fs, log, snapshots.path(), me);
-        assert_eq!(log.read_committed().await.expect("read committed"), None);
+        let (mut log, got) = committed_after_power_loss(&fs, log, dir, me, 1).await;
+        assert_eq!(got, None);
 
         // A follower of node 2: unsynced, also after a restart ...
         log.save_vote(&Vote::new_committed(2, 2))
             .await
             .expect("save vote");
-        log.save_committed(Some(log_id(5)))
-            .await
-            .expect("save committed");
-        let mut log = power_cycle_node(&fs, log, snapshots.path(), me);
-        assert_eq!(log.read_committed().await.expect("read committed"), None);
-        log.save_committed(Some(log_id(5)))
-            .await
-            .expect("save committed");
-        let mut log = power_cycle_node(&fs, log, snapshots.path(), me);
-        assert_eq!(log.read_committed().await.expect("read committed"), None);
+        let (log, got) = committed_after_power_loss(&fs, log, dir, me, 5).await;
+        assert_eq!(got, None);
+        let (mut log, got) = committed_after_power_loss(&fs, log, dir, me, 5).await;
+        assert_eq!(got, None);
         // ... until a synced append carries it.
         log.save_committed(Some(log_id(6)))
             .await
             .expect("save committed");
         log.blocking_append([entry(11)]).await.expect("append");
-        let mut log = power_cycle_node(&fs, log, snapshots.path(), me);
+        let mut log = power_cycle_node(&fs, log, dir, me);
         assert_eq!(
             log.read_committed().await.expect("read committed"),
             Some(log_id(6))
@@ -195,46 +187,39 @@ fn with_its_id_known_only_a_leader_syncs_the_committed_id() {
         log.save_vote(&Vote::new_committed(3, 1))
             .await
             .expect("save vote");
-        log.save_committed(Some(log_id(9)))
-            .await
-            .expect("save committed");
-        let mut log = power_cycle_node(&fs, log, snapshots.path(), me);
-        assert_eq!(
-            log.read_committed().await.expect("read committed"),
-            Some(log_id(9))
-        );
-        log.save_committed(Some(log_id(10)))
-            .await
-            .expect("save committed");
-        let mut log = power_cycle_node(&fs, log, snapshots.path(), me);
-        assert_eq!(
-            log.read_committed().await.expect("read committed"),
-            Some(log_id(10))
-        );
+        let (log, got) = committed_after_power_loss(&fs, log, dir, me, 9).await;
+        assert_eq!(got, Some(log_id(9)));
+        let (mut log, got) = committed_after_power_loss(&fs, log, dir, me, 10).await;
+        assert_eq!(got, Some(log_id(10)));
 
         // A candidate's own vote, not committed, does not lead.
         log.save_vote(&Vote::new(4, 1)).await.expect("save vote");
-        log.save_committed(Some(log_id(11)))
-            .await
-            .expect("save committed");
-        let mut log = power_cycle_node(&fs, log, snapshots.path(), me);
-        assert_eq!(
-            log.read_committed().await.expect("read committed"),
-            Some(log_id(10))
-        );
+        let (log, got) = committed_after_power_loss(&fs, log, dir, me, 11).await;
+        assert_eq!(got, Some(log_id(10)));
 
         // Without the node's id, always synced.
         drop(log);
-        let mut log = open_node(&fs, snapshots.path(), None);
-        log.save_committed(Some(log_id(11)))
-            .await
-            .expect("save committed");
-        let mut log = power_cycle(&fs, log, snapshots.path());
-        assert_eq!(
-            log.read_committed().await.expect("read committed"),
-            Some(log_id(11))
-        );
+        let log = open_node(&fs, dir, None);
+        let (_log, got) = committed_after_power_loss(&fs, log, dir, None, 11).await;
+        assert_eq!(got, Some(log_id(11)));
     });
+}
+
+/// Save `index` as the committed id, lose power (every unsynced byte),
+/// reopen as node `node_id`: the store and the committed id it reads back.
+async fn committed_after_power_loss(
+    fs: &MemFileSystem,
+    mut log: LogStore,
+    snapshots: &Path,
+    node_id: Option<u64>,
+    index: u64,
+) -> (LogStore, Option<LogId<u64>>) {
+    log.save_committed(Some(log_id(index)))
+        .await
+        .expect("save committed");
+    let mut log = power_cycle_node(fs, log, snapshots, node_id);
+    let committed = log.read_committed().await.expect("read committed");
+    (log, committed)
 }
 
 #[test]
