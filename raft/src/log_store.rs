@@ -98,8 +98,18 @@ impl LogStore {
         batch: WriteBatch,
         subject: ErrorSubject<NodeId>,
     ) -> Result<(), StorageError<NodeId>> {
+        self.write(batch, &synced(), subject).await
+    }
+
+    /// Write `batch` through strata's group commit.
+    async fn write(
+        &self,
+        batch: WriteBatch,
+        options: &WriteOptions,
+        subject: ErrorSubject<NodeId>,
+    ) -> Result<(), StorageError<NodeId>> {
         self.db
-            .write_async(batch, &synced())
+            .write_async(batch, options)
             .await
             .map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
     }
@@ -207,14 +217,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             COMMITTED,
             encode(&committed, ErrorSubject::Store)?,
         );
-        if self.committed_must_sync()? {
-            self.write_synced(batch, ErrorSubject::Store).await
+        let options = if self.committed_must_sync()? {
+            synced()
         } else {
-            self.db
-                .write_async(batch, &WriteOptions::default())
-                .await
-                .map_err(|e| storage_error(ErrorSubject::Store, ErrorVerb::Write, &e))
-        }
+            WriteOptions::default()
+        };
+        self.write(batch, &options, ErrorSubject::Store).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {

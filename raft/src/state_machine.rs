@@ -12,7 +12,7 @@
 //! crash, but only with everything written after it: the log, the vote
 //! and the state machine share one database and so one WAL, and strata
 //! recovers a prefix of the writes, so any later synced write (an append,
-//! a vote, the committed id, a truncation, a purge, a snapshot install)
+//! a vote, a leader's committed id, a truncation, a purge, a snapshot install)
 //! makes every apply before it durable. openraft re-applies what was lost from the log
 //! (`get_initial_state` re-applies from the recovered last applied id up
 //! to the saved committed id, and the leader's commit index brings the

@@ -18,16 +18,16 @@
 #![allow(clippy::result_large_err)]
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
-use openraft::{RaftSnapshotBuilder, Snapshot};
+use openraft::{RaftSnapshotBuilder, StorageError};
 use std::path::Path;
 use strata::fs::{MemFileSystem, UnsyncedData};
-use strata_raft::{LogStore, StateMachineStore, TypeConfig};
+use strata_raft::{LogStore, StateMachineStore};
 
 type Meta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
 
 #[path = "support/stores.rs"]
 mod stores;
-use stores::{log_id, membership, open, runtime, set};
+use stores::{leader_snapshot, log_id, membership, open, runtime, set};
 
 /// Pull the plug (unsynced data treated as `mode`) and reopen.
 fn power_cycle(
@@ -47,25 +47,6 @@ const SNAPSHOT_LAST: u64 = 40;
 /// The follower's last applied index before the install.
 const FOLLOWER_APPLIED: u64 = 4;
 
-/// A leader's state machine applied up to `SNAPSHOT_LAST`, and a snapshot
-/// of it.
-async fn leader_snapshot(snapshots: &Path) -> (StateMachineStore, Snapshot<TypeConfig>) {
-    let fs = MemFileSystem::new();
-    let (_log, mut leader) = open(&fs, snapshots);
-    let mut entries = vec![membership(1, 1, &[1, 2, 3])];
-    for i in 2..=SNAPSHOT_LAST {
-        entries.push(set(2, i, &format!("k{}", i % 13), &format!("leader {i}")));
-    }
-    leader.apply(entries).await.expect("apply on the leader");
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build the leader's snapshot");
-    (leader, snapshot)
-}
-
 /// A follower applied up to `FOLLOWER_APPLIED`, durably (a purge syncs it).
 async fn follower(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStore) {
     let (mut log, mut sm) = open(fs, snapshots);
@@ -83,6 +64,13 @@ async fn follower(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachi
     (log, sm)
 }
 
+/// Purge `log` up to the snapshot in a task of its own, as openraft's core
+/// does while the state machine worker installs it.
+fn spawn_purge(log: &LogStore) -> tokio::task::JoinHandle<Result<(), StorageError<u64>>> {
+    let mut log = log.clone();
+    tokio::spawn(async move { log.purge(log_id(2, SNAPSHOT_LAST)).await })
+}
+
 /// Crash at every filesystem operation of an install with openraft's
 /// purge running beside it: whenever the log is found purged up to the
 /// snapshot after the reboot, the state machine is the snapshot's (its
@@ -93,7 +81,7 @@ async fn follower(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachi
 fn a_purge_beside_an_install_is_never_durable_before_the_install_marker() {
     let rt = runtime();
     let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
-    let (leader, snapshot) = rt.block_on(leader_snapshot(leader_snapshots.path()));
+    let (leader, snapshot) = rt.block_on(leader_snapshot(leader_snapshots.path(), SNAPSHOT_LAST));
     let upto = log_id(2, SNAPSHOT_LAST);
     for mode in [UnsyncedData::Drop, UnsyncedData::KeepRandomPrefix(7)] {
         let mut purged_after_crash = 0;
@@ -107,8 +95,7 @@ fn a_purge_beside_an_install_is_never_durable_before_the_install_marker() {
                 // As openraft's chunked transport does before the chunks.
                 let _receiving = sm.begin_receiving_snapshot().await.expect("begin");
                 fs.crash_after(crash_at);
-                let mut purging_log = log.clone();
-                let purge = tokio::spawn(async move { purging_log.purge(upto).await });
+                let purge = spawn_purge(&log);
                 let mut leader = leader.clone();
                 let current = leader
                     .get_current_snapshot()
@@ -156,14 +143,12 @@ fn a_failed_install_fails_the_purge_waiting_for_it() {
     let rt = runtime();
     rt.block_on(async {
         let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
-        let (mut leader, snapshot) = leader_snapshot(leader_snapshots.path()).await;
+        let (mut leader, snapshot) = leader_snapshot(leader_snapshots.path(), SNAPSHOT_LAST).await;
         let fs = MemFileSystem::new();
         let snapshots = tempfile::tempdir().expect("snapshot directory");
         let (log, mut sm) = follower(&fs, snapshots.path()).await;
         let _receiving = sm.begin_receiving_snapshot().await.expect("begin");
-        let upto = log_id(2, SNAPSHOT_LAST);
-        let mut purging_log = log.clone();
-        let purge = tokio::spawn(async move { purging_log.purge(upto).await });
+        let purge = spawn_purge(&log);
 
         let mut wrong = snapshot.meta.clone();
         wrong.snapshot_id = format!("{}-not-this-one", wrong.snapshot_id);
@@ -209,7 +194,7 @@ fn an_install_of_a_damaged_stream_fails_before_its_marker() {
     let rt = runtime();
     rt.block_on(async {
         let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
-        let (_leader, snapshot) = leader_snapshot(leader_snapshots.path()).await;
+        let (_leader, snapshot) = leader_snapshot(leader_snapshots.path(), SNAPSHOT_LAST).await;
         let mut bytes =
             std::fs::read(leader_snapshots.path().join(CURRENT)).expect("the leader's snapshot");
         // A byte in the middle of the stream (the trailer, at the end,
@@ -225,9 +210,7 @@ fn an_install_of_a_damaged_stream_fails_before_its_marker() {
         let snapshots = tempfile::tempdir().expect("snapshot directory");
         let (log, mut sm) = follower(&fs, snapshots.path()).await;
         let _receiving = sm.begin_receiving_snapshot().await.expect("begin");
-        let upto = log_id(2, SNAPSHOT_LAST);
-        let mut purging_log = log.clone();
-        let purge = tokio::spawn(async move { purging_log.purge(upto).await });
+        let purge = spawn_purge(&log);
         let installed = sm.install_snapshot(&snapshot.meta, Box::new(file)).await;
         assert!(installed.is_err(), "a damaged stream was installed");
         let purged = purge.await.expect("the purge task");
@@ -252,7 +235,7 @@ async fn follower_with_snapshot(
     snapshots: &Path,
 ) -> ((LogStore, StateMachineStore), Vec<u8>, Vec<u8>, Meta) {
     let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
-    let (_leader, snapshot) = leader_snapshot(leader_snapshots.path()).await;
+    let (_leader, snapshot) = leader_snapshot(leader_snapshots.path(), SNAPSHOT_LAST).await;
     let leader_file = std::fs::read(leader_snapshots.path().join(CURRENT)).expect("read");
     let (log, mut sm) = follower(fs, snapshots).await;
     sm.get_snapshot_builder()

@@ -14,6 +14,10 @@ use strata::fs::{MemFileSystem, UnsyncedData};
 use strata::{Db, Options};
 use strata_raft::{LogStore, Request, StorageOptions, TypeConfig};
 
+#[path = "support/stores.rs"]
+mod stores;
+use stores::runtime;
+
 fn log_id(index: u64) -> LogId<u64> {
     LogId::new(CommittedLeaderId::new(2, 1), index)
 }
@@ -76,9 +80,7 @@ async fn indexes(log: &mut LogStore) -> Vec<u64> {
 
 #[test]
 fn vote_append_committed_truncate_and_purge_are_durable_when_acknowledged() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let fs = MemFileSystem::new();
         let snapshots = tempfile::tempdir().expect("snapshot directory");
@@ -148,9 +150,7 @@ fn vote_append_committed_truncate_and_purge_are_durable_when_acknowledged() {
 /// a restart.
 #[test]
 fn with_its_id_known_only_a_leader_syncs_the_committed_id() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let fs = MemFileSystem::new();
         let snapshots = tempfile::tempdir().expect("snapshot directory");
@@ -224,9 +224,7 @@ async fn committed_after_power_loss(
 
 #[test]
 fn a_crash_during_an_append_leaves_none_or_all_of_its_entries() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let mut modes = vec![UnsyncedData::Drop];
     for seed in 0..4 {
         modes.push(UnsyncedData::KeepRandomPrefix(seed));

@@ -11,7 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
-use openraft::{BasicNode, LogId, RaftSnapshotBuilder, StoredMembership};
+use openraft::{BasicNode, LogId, StoredMembership};
 use std::path::Path;
 use std::sync::Arc;
 use strata::fs::{MemFileSystem, UnsyncedData};
@@ -20,7 +20,7 @@ use strata_raft::{LogStore, StateMachineStore, StorageOptions};
 
 #[path = "support/stores.rs"]
 mod stores;
-use stores::{log_id, membership, set};
+use stores::{leader_snapshot, log_id, membership, set};
 
 /// Tables of about three entries: the install ingests several.
 const TABLE_BYTES: u64 = 40;
@@ -70,20 +70,8 @@ fn a_crash_at_every_step_of_installing_a_snapshot_leaves_the_old_or_the_new_stat
         .expect("runtime");
     rt.block_on(async {
         // The leader's state machine and a snapshot of it.
-        let leader_fs = MemFileSystem::new();
         let leader_snapshots = tempfile::tempdir().expect("snapshot directory");
-        let (_leader_log, mut leader) = open(&leader_fs, leader_snapshots.path());
-        let mut entries = vec![membership(1, 1, &[1, 2, 3])];
-        for i in 2..=40 {
-            entries.push(set(2, i, &format!("k{}", i % 13), &format!("leader {i}")));
-        }
-        leader.apply(entries).await.expect("apply on the leader");
-        let snapshot = leader
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .expect("build");
+        let (mut leader, snapshot) = leader_snapshot(leader_snapshots.path(), 40).await;
         let new_state = state(&mut leader).await;
 
         let (mut redone, mut old_after_crash, mut new_after_crash) = (0, 0, 0);

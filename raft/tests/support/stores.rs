@@ -3,7 +3,10 @@
 //! in-memory filesystem. Included by path; not every test uses all.
 #![allow(dead_code)]
 
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftSnapshotBuilder, Snapshot,
+};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -46,6 +49,29 @@ pub fn open(fs: &MemFileSystem, snapshots: &Path) -> (LogStore, StateMachineStor
     };
     let db = Db::open(Path::new("/db"), options).expect("open the database");
     strata_raft::open(&db, snapshots).expect("open the raft store")
+}
+
+/// A leader's state machine, on a filesystem of its own, that applied a
+/// membership at index 1 and sets of 13 keys in term 2 up to `last`, and
+/// a snapshot of it.
+pub async fn leader_snapshot(
+    snapshots: &Path,
+    last: u64,
+) -> (StateMachineStore, Snapshot<TypeConfig>) {
+    let fs = MemFileSystem::new();
+    let (_log, mut leader) = open(&fs, snapshots);
+    let mut entries = vec![membership(1, 1, &[1, 2, 3])];
+    for i in 2..=last {
+        entries.push(set(2, i, &format!("k{}", i % 13), &format!("leader {i}")));
+    }
+    leader.apply(entries).await.expect("apply on the leader");
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build the leader's snapshot");
+    (leader, snapshot)
 }
 
 /// A runtime on the test's thread.
