@@ -516,7 +516,9 @@ impl Db {
     /// blocks),
     /// `strata.cur-size-active-mem-table` and `strata.size-all-mem-tables`
     /// (bytes of memory held by the active memtable, and by it and the
-    /// frozen ones). `None` for an unknown name.
+    /// frozen ones), `strata.memtable-pool-bytes` (arena blocks a flushed
+    /// memtable left for the next ones: at most `write_buffer_size`,
+    /// database-wide). `None` for an unknown name.
     pub fn property(&self, name: &str) -> Option<String> {
         self.inner().property_of(self.default_ks(), name)
     }

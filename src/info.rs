@@ -255,6 +255,9 @@ impl DbInner {
                 let imms = sv.imms.iter().map(|m| m.approximate_bytes());
                 Some((sv.mem.approximate_bytes() + imms.sum::<usize>()).to_string())
             }
+            "strata.memtable-pool-bytes" => {
+                Some(self.write_path.block_pool.pooled_bytes().to_string())
+            }
             "strata.sstables" => {
                 let mut out = String::new();
                 for f in self.live_files_of(ks) {

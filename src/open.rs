@@ -9,7 +9,7 @@ use crate::feed::{Feed, Recovered};
 use crate::filename::{current_path, lock_path, parse_checked, parse_file_name, FileKind};
 use crate::flush::write_memtable_table;
 use crate::keyspace::{KeyspaceState, Keyspaces};
-use crate::memtable::{ActiveMemTables, MemTable};
+use crate::memtable::{ActiveMemTables, BlockPool, MemTable};
 use crate::merge::check_merge_operator;
 use crate::options::Options;
 use crate::read::SuperVersion;
@@ -125,8 +125,13 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     // until opened with one (docs/design/merge.md §5).
     let mut states = Vec::new();
     let mut mems: Option<ActiveMemTables> = None;
+    let block_pool = BlockPool::new(options.write_buffer_size);
     for (id, name) in versions.keyspaces() {
-        let mem = Arc::new(MemTable::sized_for(wal_number, options.write_buffer_size));
+        let mem = Arc::new(MemTable::sized_for(
+            wal_number,
+            options.write_buffer_size,
+            &block_pool,
+        ));
         let version = versions_by_keyspace
             .get(&id)
             .cloned()
@@ -174,7 +179,7 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     };
     let last_seq = versions.last_sequence();
     let pipeline = CommitPipeline::new(config, last_seq, mems);
-    let write_path = WritePath::new(pipeline, wal);
+    let write_path = WritePath::new(pipeline, wal, block_pool);
     Ok(DbInner::new(
         dir,
         options,

@@ -202,3 +202,48 @@ fn memtable_size_tracks_the_memory_its_entries_take() {
         "{per_entry:.1} bytes per entry of {payload:.1} bytes"
     );
 }
+
+/// A memtable after a flush writes into the arena blocks the flushed one
+/// left (`strata.memtable-pool-bytes`), not into newly allocated memory
+/// (which the kernel must fault in and zero inside the writes).
+#[test]
+fn a_memtable_after_a_flush_writes_into_the_flushed_ones_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        write_buffer_size: 8 << 20,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let pooled = || -> usize {
+        let text = db.property("strata.memtable-pool-bytes").unwrap();
+        text.parse().unwrap()
+    };
+    let big = vec![7u8; 4096];
+    for i in 0..1024 {
+        db.put(key(i), &big).unwrap();
+    }
+    assert_eq!(pooled(), 0, "nothing flushed yet");
+    db.flush().unwrap();
+    let kept = pooled();
+    assert!(
+        (4 << 20..=8 << 20).contains(&kept),
+        "{kept} bytes kept from a memtable of 4 MiB of values"
+    );
+    let before = allocated_bytes();
+    for i in 1024..2048 {
+        db.put(key(i), &big).unwrap();
+    }
+    let allocated = allocated_bytes() - before;
+    assert!(
+        allocated < 1 << 20,
+        "{allocated} bytes allocated for 4 MiB of writes"
+    );
+    assert!(
+        pooled() <= kept - (3 << 20),
+        "{} bytes still kept",
+        pooled()
+    );
+    for i in 0..2048 {
+        assert_eq!(db.get(key(i)).unwrap().as_deref(), Some(&big[..]));
+    }
+}

@@ -126,7 +126,11 @@ impl DbInner {
                 // Its writes go to the current WAL and later ones: the log
                 // number recovery replays them into it from.
                 let wal_number = self.write_path.wal.wal_number();
-                let mem = Arc::new(MemTable::sized_for(wal_number, options.write_buffer_size));
+                let mem = Arc::new(MemTable::sized_for(
+                    wal_number,
+                    options.write_buffer_size,
+                    &self.write_path.block_pool,
+                ));
                 let mut versions = self.versions.lock();
                 let id = versions.new_keyspace_id()?;
                 let edit = VersionEdit {

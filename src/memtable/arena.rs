@@ -1,6 +1,7 @@
 //! A memtable's arena: the bytes of its entries' values (and of keys too
 //! long to sit inside a skiplist node), carved out of large blocks that are
-//! freed together when the memtable is dropped.
+//! freed together when the memtable is dropped, or handed to the next
+//! memtable through the database's [`BlockPool`](super::block_pool).
 //!
 //! Why: with the value in its own heap allocation, a 100-byte value cost a
 //! 112-byte allocator block and every entry two allocations. A memtable of
@@ -18,11 +19,13 @@
 //! at them is published through the skiplist's release/acquire links, so
 //! readers see them complete.
 
+use super::block_pool::BlockPool;
 use parking_lot::Mutex;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// The smallest block an arena allocates (tiny memtables in tests).
 const MIN_BLOCK_BYTES: usize = 4096;
@@ -31,6 +34,11 @@ const MIN_BLOCK_BYTES: usize = 4096;
 /// RocksDB's default `arena_block_size`: few enough allocations, and the
 /// unused tail of a block stays a rounding error.
 const MAX_BLOCK_BYTES: usize = 1 << 20;
+
+/// The block size of an arena for a memtable of about `capacity` bytes.
+pub(super) fn block_bytes_for(capacity: usize) -> usize {
+    (capacity / 8).clamp(MIN_BLOCK_BYTES, MAX_BLOCK_BYTES)
+}
 
 /// A reservation larger than this fraction of a block gets a block of its
 /// own, so one large value never wastes most of the current block.
@@ -41,6 +49,9 @@ pub struct Arena {
     block_bytes: usize,
     /// Bytes of all blocks allocated, for the memtable's size accounting.
     allocated: AtomicUsize,
+    /// Where blocks of `block_bytes` come from first and go back to when
+    /// the arena is dropped: only a pool of that block size.
+    pool: Option<Arc<BlockPool>>,
 }
 
 /// The blocks an arena owns and the free tail of the current one.
@@ -59,10 +70,15 @@ unsafe impl Send for Blocks {}
 
 /// One heap block, made from a `Box<[MaybeUninit<u8>]>` and turned back
 /// into one to be freed.
-struct Block {
+pub(super) struct Block {
     start: NonNull<MaybeUninit<u8>>,
     len: usize,
 }
+
+// SAFETY: a `Block` owns its heap allocation outright (no one else frees
+// or borrows it), so it may move to another thread: the block pool hands
+// the blocks of a memtable dropped on one thread to an arena on another.
+unsafe impl Send for Block {}
 
 impl Block {
     fn new(len: usize) -> Block {
@@ -78,6 +94,10 @@ impl Block {
     fn start(&self) -> NonNull<u8> {
         self.start.cast()
     }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
 }
 
 impl Drop for Block {
@@ -90,7 +110,8 @@ impl Drop for Block {
 }
 
 impl Arena {
-    /// An arena for a memtable of about `capacity` bytes.
+    /// An arena for a memtable of about `capacity` bytes, allocating every
+    /// block it needs.
     pub fn new(capacity: usize) -> Arena {
         Arena {
             blocks: Mutex::new(Blocks {
@@ -98,9 +119,21 @@ impl Arena {
                 next: NonNull::dangling(),
                 left: 0,
             }),
-            block_bytes: (capacity / 8).clamp(MIN_BLOCK_BYTES, MAX_BLOCK_BYTES),
+            block_bytes: block_bytes_for(capacity),
             allocated: AtomicUsize::new(0),
+            pool: None,
         }
+    }
+
+    /// An arena for a memtable of about `capacity` bytes that takes its
+    /// blocks from `pool` while it has some, and gives them back when
+    /// dropped; unless the pool's blocks are of another size.
+    pub fn pooled(capacity: usize, pool: &Arc<BlockPool>) -> Arena {
+        let mut arena = Arena::new(capacity);
+        if pool.block_bytes() == arena.block_bytes {
+            arena.pool = Some(Arc::clone(pool));
+        }
+        arena
     }
 
     /// Bytes of all blocks allocated so far.
@@ -122,7 +155,10 @@ impl Arena {
             return Region::new(start, len);
         }
         if blocks.left < len {
-            let block = Block::new(self.block_bytes);
+            let block = match self.pool.as_ref().and_then(|pool| pool.take()) {
+                Some(block) => block,
+                None => Block::new(self.block_bytes),
+            };
             blocks.next = block.start();
             blocks.left = self.block_bytes;
             blocks.owned.push(block);
@@ -135,6 +171,17 @@ impl Arena {
         blocks.next = unsafe { start.add(len) };
         blocks.left -= len;
         Region::new(start, len)
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            // The memtable's entries are gone with it (its skiplist drops
+            // first and no reader holds it), so its bytes are free to be
+            // written over by the next memtable.
+            pool.give_back(std::mem::take(&mut self.blocks.get_mut().owned));
+        }
     }
 }
 
@@ -260,5 +307,17 @@ mod tests {
         let mut region = arena.reserve(0);
         region.push(b"");
         assert_eq!(arena.allocated_bytes(), 0);
+    }
+
+    #[test]
+    fn bytes_written_into_a_reused_block_read_back() {
+        let pool = crate::memtable::BlockPool::new(1 << 20);
+        let old = Arena::pooled(1 << 20, &pool);
+        old.reserve(1000).push(&[0xAA; 1000]);
+        drop(old);
+        let new = Arena::pooled(1 << 20, &pool);
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let at = new.reserve(1000).push(&bytes);
+        assert_eq!(read(at, 1000), bytes);
     }
 }

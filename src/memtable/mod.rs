@@ -6,6 +6,7 @@
 mod active;
 #[allow(unsafe_code)] // UNSAFE.md: the arena's raw blocks
 mod arena;
+mod block_pool;
 mod bloom;
 #[allow(unsafe_code)] // UNSAFE.md: an entry borrowed for the iterator's life
 mod iter;
@@ -14,6 +15,7 @@ mod key;
 mod range_del;
 
 pub(crate) use active::ActiveMemTables;
+pub(crate) use block_pool::BlockPool;
 pub use iter::MemTableIter;
 pub(crate) use key::IKey;
 
@@ -28,6 +30,7 @@ use key::MemEntry;
 use range_del::RangeDelList;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use strata_sstable::{pack_trailer, parse_internal_key, RangeTombstone, SeqNo, ValueKind};
 
 /// The memtable's key filter gets one byte per this many bytes of
@@ -95,25 +98,26 @@ impl MemTable {
     /// An empty memtable for `write_buffer_size` bytes of writes without a
     /// key filter: for WAL replay, which only inserts and flushes.
     pub fn unfiltered(wal_number: u64, write_buffer_size: usize) -> Self {
-        Self::with_filter(wal_number, write_buffer_size, 0)
+        Self::with_filter(wal_number, Arena::new(write_buffer_size), 0)
     }
 
     /// An empty memtable for `write_buffer_size` bytes of writes, with a
-    /// key filter of `write_buffer_size / FILTER_RATIO` bytes.
-    pub fn sized_for(wal_number: u64, write_buffer_size: usize) -> Self {
+    /// key filter of `write_buffer_size / FILTER_RATIO` bytes, its arena
+    /// taking blocks from (and giving them back to) the database's `pool`.
+    pub fn sized_for(wal_number: u64, write_buffer_size: usize, pool: &Arc<BlockPool>) -> Self {
         Self::with_filter(
             wal_number,
-            write_buffer_size,
+            Arena::pooled(write_buffer_size, pool),
             write_buffer_size / FILTER_RATIO,
         )
     }
 
-    /// An empty memtable for about `capacity` bytes of writes with a key
-    /// filter of `filter_bytes` bytes.
-    fn with_filter(wal_number: u64, capacity: usize, filter_bytes: usize) -> Self {
+    /// An empty memtable writing into `arena`, with a key filter of
+    /// `filter_bytes` bytes.
+    fn with_filter(wal_number: u64, arena: Arena, filter_bytes: usize) -> Self {
         MemTable {
             map: SkipMap::new(),
-            arena: Arena::new(capacity),
+            arena,
             bloom: MemBloom::new(filter_bytes),
             node_bytes: AtomicUsize::new(0),
             range_dels: RangeDelList::new(),
@@ -427,7 +431,7 @@ mod tests {
 
     #[test]
     fn a_put_after_a_range_delete_in_the_same_memtable_survives_it() {
-        let m = MemTable::sized_for(1, 1 << 20);
+        let m = MemTable::sized_for(1, 1 << 20, &BlockPool::new(1 << 20));
         m.insert(b"a", 1, ValueKind::Put, b"old");
         m.insert(b"b", 2, ValueKind::Put, b"old");
         range_delete(&m, b"a", Some(b"z"), 3);
@@ -442,7 +446,7 @@ mod tests {
 
     #[test]
     fn a_key_the_filter_has_never_seen_is_still_deleted_by_a_range() {
-        let m = MemTable::sized_for(1, 1 << 20);
+        let m = MemTable::sized_for(1, 1 << 20, &BlockPool::new(1 << 20));
         m.insert(b"k", 1, ValueKind::Put, b"v");
         range_delete(&m, b"a", Some(b"z"), 2);
         assert!(!m.bloom.may_contain(b"q"), "the filter misses the key");

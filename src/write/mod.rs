@@ -67,6 +67,7 @@ pub(crate) use wal_buffer::WalBuffer;
 use crate::batch::WriteBatch;
 use crate::core::DbInner;
 use crate::error::Result;
+use crate::memtable::BlockPool;
 use crate::options::WriteOptions;
 use spare::SpareSlot;
 use std::collections::VecDeque;
@@ -88,10 +89,13 @@ pub(crate) struct WritePath {
     /// Bytes the last WAL a rotation moved past reached: how large the
     /// next spare starts (`spare.rs`).
     last_wal_bytes: AtomicU64,
+    /// Arena blocks a flushed memtable left for the next ones
+    /// (`memtable/block_pool.rs`).
+    pub block_pool: Arc<BlockPool>,
 }
 
 impl WritePath {
-    pub fn new(pipeline: CommitPipeline, wal: Arc<WalBuffer>) -> Self {
+    pub fn new(pipeline: CommitPipeline, wal: Arc<WalBuffer>, block_pool: Arc<BlockPool>) -> Self {
         let first = (wal.wal_number(), wal.written());
         WritePath {
             pipeline,
@@ -99,6 +103,7 @@ impl WritePath {
             spare: SpareSlot::default(),
             wal_starts: parking_lot::Mutex::new(VecDeque::from([first])),
             last_wal_bytes: AtomicU64::new(0),
+            block_pool,
         }
     }
 

@@ -520,7 +520,11 @@ impl DbInner {
                 return mem;
             }
         }
-        Arc::new(MemTable::sized_for(wal_number, size))
+        Arc::new(MemTable::sized_for(
+            wal_number,
+            size,
+            &self.write_path.block_pool,
+        ))
     }
 
     /// A new WAL (created, allocated as large as the last one grew, its
@@ -538,7 +542,11 @@ impl DbInner {
         let mode = self.options.wal_write_mode;
         let file = create_wal(&*self.fs, &self.dir, number, initial, mode)?;
         self.events.wal_created(number);
-        let mem = Arc::new(MemTable::sized_for(number, self.options.write_buffer_size));
+        let mem = Arc::new(MemTable::sized_for(
+            number,
+            self.options.write_buffer_size,
+            &self.write_path.block_pool,
+        ));
         Ok(SpareWal { number, file, mem })
     }
 
