@@ -16,7 +16,9 @@
 //!
 //! Not under this order: the filesystem's own locks (`src/fs/`: the
 //! in-memory filesystem is a test double below the engine), the block
-//! cache's shards, the memtable arena, a memtable's range tombstone list
+//! cache's shards, the memtable arena and the block pool it takes blocks
+//! from while it holds its own lock (`memtable/block_pool.rs`, a leaf), a
+//! memtable's range tombstone list
 //! (`memtable/range_del.rs`: appended to and fragmented under it),
 //! statistics, the rate limiter and the handle's list of background
 //! threads (`db.rs`, emptied at close): leaves that take no engine lock

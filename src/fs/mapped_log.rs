@@ -74,6 +74,16 @@
 //! syncer thread, so the writer's own fault there finds that work done;
 //! [`MappedLog::take_warm_up`] does the same for each growth.
 //!
+//! The same job brings every allocated page into the page cache
+//! (`MADV_POPULATE_READ`: zero-filled, clean, no byte changed), 256 KiB a
+//! step. Without it the writer's first store into each page found none:
+//! its fault allocated and zero-filled the page and the readahead around
+//! it, inside one write. With 4 KiB values those faults were 87% of the
+//! writer's time in its writes over 60 µs, and set the p99.9
+//! (docs/performance.md, "Large values: the pages a memtable writes"). Now
+//! that fault only maps a cached page. Clean pages cost no write: those
+//! past the log's last record are dropped when it is cut to it.
+//!
 //! The logic here is generic over a [`LogBackend`]: the operating system's
 //! (`os_mapping.rs`: a `File` and a memmap2 mapping, monomorphised, so the
 //! copy loop is the plain `memcpy` per page it always was) or the
@@ -146,6 +156,10 @@ pub(crate) trait PageWarmer: Send + 'static {
     /// Make the page at `offset` (`len` bytes) writable without changing
     /// its bytes; false when that failed (the job then ends).
     fn populate(&mut self, offset: usize, len: usize) -> bool;
+    /// Bring the pages of `offset..offset + len` into the page cache
+    /// without changing or dirtying them; false when that failed (the job
+    /// then ends).
+    fn prefetch(&mut self, offset: usize, len: usize) -> bool;
 }
 
 /// A growth allocates at most this much at once: past it the file grows
@@ -278,19 +292,37 @@ fn copy_in_file_order<S: PageStore>(
 /// extent size ext4 (or another filesystem) is likely to preallocate.
 pub(crate) const WARM_UP_STRIDE: usize = 1 << 20;
 
-/// A warm-up of `from..to`: each step faults in, writable, the first page
-/// of the next `WARM_UP_STRIDE` multiple in it (never offset 0: the writer
-/// starts there). Best effort: a failure only means the writer pays for
-/// the fault itself, so the job just ends.
+/// A prefetch step brings in at most this much, so a sync asked for while
+/// one runs waits little for it (a fraction of a millisecond). A divisor
+/// of [`WARM_UP_STRIDE`].
+pub(crate) const WARM_UP_STEP: usize = 256 << 10;
+
+/// A warm-up of `from..to`, a step at a time: first the first page of
+/// each `WARM_UP_STRIDE` multiple in it (never offset 0: the writer's own
+/// first fault takes the extent there), faulted in writable, one a step;
+/// then all of it brought into the page cache, up to the next
+/// `WARM_UP_STEP` multiple a step. The populates come first so that no
+/// prefetch's readahead brings an extent's first page in within a large
+/// folio, which the populate would then dirty whole (extra writes at the
+/// next sync). Best effort: a failure only means the writer pays for the
+/// faults itself, so the job just ends.
 fn warm_up_job<W: PageWarmer>(mut warmer: W, from: usize, to: usize, page: usize) -> WarmUp {
-    let mut offset = from.next_multiple_of(WARM_UP_STRIDE).max(WARM_UP_STRIDE);
+    let mut extent = from.next_multiple_of(WARM_UP_STRIDE).max(WARM_UP_STRIDE);
+    let mut offset = from;
     Box::new(move || {
-        if offset >= to {
+        let warmed = if extent < to {
+            let populated = warmer.populate(extent, page.min(to - extent));
+            extent += WARM_UP_STRIDE;
+            populated
+        } else if offset < to {
+            let end = (offset + 1).next_multiple_of(WARM_UP_STEP).min(to);
+            let prefetched = warmer.prefetch(offset, end - offset);
+            offset = end;
+            prefetched
+        } else {
             return false;
-        }
-        let populated = warmer.populate(offset, page.min(to - offset));
-        offset += WARM_UP_STRIDE;
-        populated && offset < to
+        };
+        warmed && (extent < to || offset < to)
     })
 }
 
@@ -355,8 +387,9 @@ impl<B: LogBackend> WritableFile for MappedLog<B> {
 
     fn take_warm_up(&mut self) -> Option<WarmUp> {
         let (from, to) = (self.warmed as usize, self.allocated as usize);
-        // Only a growth that reaches a new warm-up stride has work.
-        if from.next_multiple_of(WARM_UP_STRIDE).max(WARM_UP_STRIDE) >= to {
+        // A growth of less than a step waits to join the next one: a job
+        // costs the syncer a descriptor and two mappings.
+        if to.saturating_sub(from) < WARM_UP_STEP {
             return None;
         }
         self.backend.mapped_len()?;
@@ -461,6 +494,60 @@ mod tests {
     impl PageWarmer for NoWarmer {
         fn populate(&mut self, _: usize, _: usize) -> bool {
             false
+        }
+        fn prefetch(&mut self, _: usize, _: usize) -> bool {
+            false
+        }
+    }
+
+    /// What a warm-up asked of its warmer, in order: `(offset, None)` for a
+    /// populate, `(offset, Some(len))` for a prefetch.
+    type Asked = std::sync::Arc<parking_lot::Mutex<Vec<(usize, Option<usize>)>>>;
+
+    impl PageWarmer for Asked {
+        fn populate(&mut self, offset: usize, _: usize) -> bool {
+            self.lock().push((offset, None));
+            true
+        }
+        fn prefetch(&mut self, offset: usize, len: usize) -> bool {
+            self.lock().push((offset, Some(len)));
+            true
+        }
+    }
+
+    #[test]
+    fn a_warm_up_populates_each_extents_first_page_then_prefetches_every_byte_once() {
+        let page = 4096;
+        for (from, to) in [
+            (0, 3 * WARM_UP_STRIDE + 5 * page),
+            (WARM_UP_STRIDE - page, 2 * WARM_UP_STRIDE + page),
+            (7 * page, 9 * page),
+        ] {
+            let asked = Asked::default();
+            let mut job = warm_up_job(std::sync::Arc::clone(&asked), from, to, page);
+            let mut steps = 1;
+            while job() {
+                steps += 1;
+            }
+            let asked = asked.lock();
+            assert_eq!(steps, asked.len(), "one populate or prefetch a step");
+            let populated: Vec<usize> = asked
+                .iter()
+                .take_while(|(_, len)| len.is_none())
+                .map(|&(offset, _)| offset)
+                .collect();
+            let extents: Vec<usize> = (from..to)
+                .filter(|o| o.is_multiple_of(WARM_UP_STRIDE) && *o != 0)
+                .collect();
+            assert_eq!(populated, extents, "{from}..{to}: populates first");
+            let mut next = from;
+            for &(offset, len) in &asked[populated.len()..] {
+                let len = len.expect("a populate after a prefetch");
+                assert_eq!(offset, next, "{from}..{to}: a gap or an overlap");
+                assert!(len > 0 && len <= WARM_UP_STEP);
+                next = offset + len;
+            }
+            assert_eq!(next, to, "{from}..{to}: not prefetched to its end");
         }
     }
 

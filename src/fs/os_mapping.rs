@@ -112,59 +112,84 @@ impl LogBackend for OsMapping {
         Some(OsWarmer {
             file: self.file.try_clone().ok()?,
             len,
-            map: None,
+            populate_map: None,
+            prefetch_map: None,
         })
     }
 }
 
-/// A warm-up's own mapping of the log, made at its first step. Raw, as
+/// A warm-up's own mappings of the log, made at their first use. Raw, as
 /// the writer's is: a job queued or running when the log is closed
-/// outlives the truncate to its records, and its mapping then covers
+/// outlives the truncate to its records, and its mappings then cover
 /// bytes past the file's end, which no Rust reference may cover.
+///
+/// Two mappings, because the page a populate faults in writable must come
+/// alone, and the pages a prefetch reads in should come as the writer's
+/// own faults would bring them: with readahead, in large folios.
 pub(crate) struct OsWarmer {
     file: File,
     len: usize,
-    map: Option<MmapRaw>,
+    /// For `MADV_POPULATE_WRITE`, without readahead: a fault would
+    /// otherwise bring in (and dirty) a large folio around each page,
+    /// which counted ~14 MB of extra writes per 64 MiB WAL in
+    /// /proc/self/io (measured: 5M fillrandom 1683 MB without the warm-up,
+    /// 1838 MB with it, 1701 MB with it and this advice).
+    populate_map: Option<MmapRaw>,
+    /// For `MADV_POPULATE_READ`, with the default readahead. Read in one
+    /// page at a time (`MADV_RANDOM`), the pages came in 4 KiB folios, and
+    /// 4 KiB writes ran 12-18% slower (docs/performance.md, "Large values:
+    /// the pages a memtable writes").
+    prefetch_map: Option<MmapRaw>,
 }
 
 impl PageWarmer for OsWarmer {
     fn populate(&mut self, offset: usize, len: usize) -> bool {
-        if self.map.is_none() {
-            // Nothing ever reads or writes through this mapping
-            // (`MADV_POPULATE_WRITE` faults pages in without touching
-            // their bytes), so the writer's stores cannot race with it.
-            // If the log is closed and truncated before the job ends,
-            // populating past the new end fails with `EFAULT` (no signal)
-            // and the job stops.
-            match memmap2::MmapOptions::new()
-                .len(self.len)
-                .map_raw(&self.file)
-            {
-                Ok(m) => {
-                    // No readahead: a fault would otherwise bring in (and
-                    // dirty) a large folio around each page, which counted
-                    // ~14 MB of extra writes per 64 MiB WAL in
-                    // /proc/self/io (measured: 5M fillrandom 1683 MB
-                    // without the warm-up, 1838 MB with it, 1701 MB with it
-                    // and this advice).
-                    let _ = m.advise(memmap2::Advice::Random);
-                    self.map = Some(m);
-                }
-                Err(_) => return false,
-            }
-        }
-        // A failure (e.g. a kernel before 5.14) ends the job.
-        self.map.as_ref().is_some_and(|m| {
-            m.advise_range(memmap2::Advice::PopulateWrite, offset, len)
-                .is_ok()
-        })
+        let (file, log_len) = (&self.file, self.len);
+        let map = made(&mut self.populate_map, || {
+            let m = map_for_warm_up(file, log_len)?;
+            let _ = m.advise(memmap2::Advice::Random);
+            Some(m)
+        });
+        advise(map, memmap2::Advice::PopulateWrite, offset, len)
+    }
+
+    fn prefetch(&mut self, offset: usize, len: usize) -> bool {
+        // `MADV_POPULATE_READ` reads the pages in (zero-filled: the blocks
+        // are allocated, unwritten) without dirtying them.
+        let (file, log_len) = (&self.file, self.len);
+        let map = made(&mut self.prefetch_map, || map_for_warm_up(file, log_len));
+        advise(map, memmap2::Advice::PopulateRead, offset, len)
     }
 }
 
+/// The mapping in `slot`, made by `make` at the first call.
+fn made(slot: &mut Option<MmapRaw>, make: impl FnOnce() -> Option<MmapRaw>) -> Option<&MmapRaw> {
+    if slot.is_none() {
+        *slot = make();
+    }
+    slot.as_ref()
+}
+
+/// A mapping of the log's first `len` bytes for a warm-up. Nothing ever
+/// reads or writes through it (`MADV_POPULATE_WRITE` and
+/// `MADV_POPULATE_READ` fault pages in without touching their bytes), so
+/// the writer's stores cannot race with it. If the log is closed and
+/// truncated before the job ends, populating past the new end fails with
+/// `EFAULT` (no signal) and the job stops.
+fn map_for_warm_up(file: &File, len: usize) -> Option<MmapRaw> {
+    memmap2::MmapOptions::new().len(len).map_raw(file).ok()
+}
+
+/// `advice` over `offset..offset + len` of `map`. A failure (no mapping,
+/// a kernel before 5.14, a page past a log cut short meanwhile) ends the
+/// job.
+fn advise(map: Option<&MmapRaw>, advice: memmap2::Advice, offset: usize, len: usize) -> bool {
+    map.is_some_and(|m| m.advise_range(advice, offset, len).is_ok())
+}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::mapped_log::WARM_UP_STRIDE;
+    use crate::fs::mapped_log::{WARM_UP_STEP, WARM_UP_STRIDE};
     use crate::fs::WritableFile;
 
     #[test]
@@ -227,8 +252,11 @@ mod tests {
             log.append(&record).unwrap();
             expected.extend_from_slice(&record);
         }
-        // One step per MiB after the first.
-        assert_eq!(warming.join().unwrap(), 7);
+        // A populate per MiB after the first, then a prefetch per 256 KiB.
+        assert_eq!(
+            warming.join().unwrap(),
+            7 + 8 * WARM_UP_STRIDE / WARM_UP_STEP
+        );
         log.sync().unwrap();
         let on_disk = std::fs::read(&path).unwrap();
         assert_eq!(&on_disk[..expected.len()], &expected[..]);
@@ -296,15 +324,25 @@ mod tests {
     #[test]
     fn a_warm_up_that_outlives_its_log_ends_without_a_signal() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("000006.log");
-        let mut log = OsMapping::create_log(&path, 4 * WARM_UP_STRIDE as u64).unwrap();
-        log.append(b"record").unwrap();
-        let mut job = log.warm_up().expect("a mapped log has a warm-up");
-        // Closed: cut to its record, under the job's mapping of 4 MiB.
-        drop(log);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 6);
-        // Its pages past the end: `EFAULT`, not SIGBUS; the job ends.
-        assert!(!job(), "a warm-up step past the file's end succeeded");
-        assert_eq!(std::fs::read(&path).unwrap(), b"record");
+        // 4 MiB: the first step populates the page at 1 MiB; 512 KiB: no
+        // extent boundary, the first step prefetches from offset 0.
+        for (name, size) in [
+            ("000006.log", 4 * WARM_UP_STRIDE),
+            ("000007.log", 512 << 10),
+        ] {
+            let path = dir.path().join(name);
+            let mut log = OsMapping::create_log(&path, size as u64).unwrap();
+            log.append(b"record").unwrap();
+            let mut job = log.warm_up().expect("a mapped log has a warm-up");
+            // Closed: cut to its record, under the job's mapping.
+            drop(log);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), 6);
+            // Its pages past the end: `EFAULT`, not SIGBUS; the job ends.
+            assert!(
+                !job(),
+                "{name}: a warm-up step past the file's end succeeded"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), b"record");
+        }
     }
 }

@@ -18,7 +18,11 @@
 //! rotated memtable's blocks come back when its flush drops it, while the
 //! active memtable takes them. A database that goes idle after writing
 //! keeps up to that much until it writes again or closes, as RocksDB's
-//! memtable arenas stay in glibc's heap after a flush.
+//! memtable arenas stay in glibc's heap after a flush. The pooled bytes are
+//! not charged to `db_write_buffer_size` (a budget of memtables, which
+//! decides when to flush: charging blocks no memtable holds would flush
+//! for nothing); a process budgeting memory counts them from
+//! `strata.memtable-pool-bytes`.
 //!
 //! Only blocks of one size are kept (the arena block size of a memtable of
 //! `write_buffer_size`: 1 MiB for 8 MiB and more); an arena of another

@@ -126,12 +126,15 @@ impl WarmUpSlot {
     }
 }
 
-/// `first`'s steps, then `then`'s.
-fn chain(mut first: WarmUp, mut then: WarmUp) -> WarmUp {
-    let mut first_done = false;
+/// `first`'s steps, then `then`'s. `first` is dropped as soon as it is
+/// done: a warm-up holds a file descriptor and its mappings.
+fn chain(first: WarmUp, mut then: WarmUp) -> WarmUp {
+    let mut first = Some(first);
     Box::new(move || {
-        if !first_done {
-            first_done = !first();
+        if let Some(job) = first.as_mut() {
+            if !job() {
+                first = None;
+            }
             return true;
         }
         then()
