@@ -382,7 +382,11 @@ impl<B: LogBackend> WritableFile for MappedLog<B> {
         self.backend.mapped_len()?;
         let len = self.allocated as usize;
         let warmer = self.backend.warmer(len)?;
-        Some(warm_up_job(warmer, 0, len, self.backend.page_size()))
+        // Not the first step's pages: the writer starts there as soon as
+        // the file is current, so a prefetch there would only race its
+        // first stores for the same pages.
+        let from = WARM_UP_STEP.min(len);
+        Some(warm_up_job(warmer, from, len, self.backend.page_size()))
     }
 
     fn take_warm_up(&mut self) -> Option<WarmUp> {

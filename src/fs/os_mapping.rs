@@ -252,10 +252,11 @@ mod tests {
             log.append(&record).unwrap();
             expected.extend_from_slice(&record);
         }
-        // A populate per MiB after the first, then a prefetch per 256 KiB.
+        // A populate per MiB after the first, then a prefetch per 256 KiB
+        // after the first (where the writer starts).
         assert_eq!(
             warming.join().unwrap(),
-            7 + 8 * WARM_UP_STRIDE / WARM_UP_STEP
+            7 + 8 * WARM_UP_STRIDE / WARM_UP_STEP - 1
         );
         log.sync().unwrap();
         let on_disk = std::fs::read(&path).unwrap();
@@ -325,7 +326,7 @@ mod tests {
     fn a_warm_up_that_outlives_its_log_ends_without_a_signal() {
         let dir = tempfile::tempdir().unwrap();
         // 4 MiB: the first step populates the page at 1 MiB; 512 KiB: no
-        // extent boundary, the first step prefetches from offset 0.
+        // extent boundary, the first step prefetches from 256 KiB.
         for (name, size) in [
             ("000006.log", 4 * WARM_UP_STRIDE),
             ("000007.log", 512 << 10),
