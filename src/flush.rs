@@ -2,7 +2,7 @@
 //! edit that also retires the memtable's WAL.
 
 use crate::blob::BlobWriter;
-use crate::compaction::MergeCollector;
+use crate::compaction::{MergeCollector, Stripes};
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::events::{job_status, FlushEvents};
@@ -78,6 +78,7 @@ impl DbInner {
             imm,
             self.rate_limiter.clone(),
             SeqNo::MAX,
+            &stripes,
             combine,
             blobs,
         )?;
@@ -278,6 +279,11 @@ impl DbInner {
         last_seq: strata_sstable::SeqNo,
         up_to: strata_sstable::SeqNo,
     ) -> Result<Vec<Arc<crate::version::Version>>> {
+        // The stripes a flush leaves hidden versions out by. At a resume
+        // the groups the error held back are above the visible number,
+        // all in one stripe: they are published in one step, so no read
+        // lands between them.
+        let stripes = self.compaction_stripes();
         let mut versions = self.versions.lock();
         let opener = versions.opener().clone();
         let mut tables = Vec::new();
@@ -291,9 +297,9 @@ impl DbInner {
             for mem in mems {
                 let number = versions.new_file_number()?;
                 let options = ks.options();
-                if let Some(t) =
-                    write_memtable_table(&options, &opener, number, mem, None, up_to, None, None)?
-                {
+                if let Some(t) = write_memtable_table(
+                    &options, &opener, number, mem, None, up_to, &stripes, None, None,
+                )? {
                     part.new_files.push((0, t.meta.clone()));
                     tables.push(t);
                 }
@@ -322,7 +328,10 @@ impl DbInner {
 /// at most `up_to` into table `number`, sync it, and open it. `None` when
 /// nothing qualifies (a memtable holding only a range delete makes a
 /// table of it: dropping it would bring the keys it deletes back). On
-/// failure the partial file is removed. With `combine`, the operands of
+/// failure the partial file is removed. Of a key's versions in one
+/// snapshot stripe of `stripes` only the newest is written, as a
+/// compaction keeps them (`compaction/retain.rs`); merge operands are
+/// the exception, they hide nothing. With `combine`, the operands of
 /// a key newest in their snapshot stripe are combined with what follows
 /// them in the stripe (`MergeCollector`): a full merge onto a put, a
 /// delete or a covering range tombstone of the memtable (and the key's
@@ -340,6 +349,7 @@ pub(crate) fn write_memtable_table(
     mem: &Arc<MemTable>,
     limiter: Option<Arc<RateLimiter>>,
     up_to: SeqNo,
+    stripes: &Stripes,
     combine: Option<&MergeCollector<'_>>,
     mut blobs: Option<BlobWriter<'_>>,
 ) -> Result<Option<Arc<TableFile>>> {
@@ -369,9 +379,11 @@ pub(crate) fn write_memtable_table(
         } else {
             Vec::new()
         };
-        // The user key and stripe of the entry written last.
+        // The user key and stripe of the entry written last, and whether
+        // it hides the key's older entries in its stripe.
         let mut last_key: Vec<u8> = Vec::new();
         let mut last_stripe: Option<usize> = None;
+        let mut last_hides = false;
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
@@ -379,13 +391,26 @@ pub(crate) fn write_memtable_table(
                 it.next()?;
                 continue;
             }
-            if let Some(c) = combine {
-                let stripe = c.stripes.of(k.seqno);
-                let newest_in_stripe =
-                    last_stripe != Some(stripe) || last_key.as_slice() != k.user_key;
+            let stripe = stripes.of(k.seqno);
+            let same_key = last_stripe.is_some() && last_key.as_slice() == k.user_key;
+            if same_key && last_stripe == Some(stripe) && last_hides {
+                // Every reader that could see this version sees the newer
+                // one written before it. Kept, it would cost every read of
+                // the table that crosses the key a step (a hot key's
+                // thousands of versions), and every compaction a copy
+                // until one dropped it.
+                it.next()?;
+                continue;
+            }
+            let newest_in_stripe = !same_key || last_stripe != Some(stripe);
+            if !same_key {
                 last_key.clear();
                 last_key.extend_from_slice(k.user_key);
-                last_stripe = Some(stripe);
+            }
+            last_stripe = Some(stripe);
+            // An operand is combined with what lies below it when read.
+            last_hides = k.kind != ValueKind::Merge;
+            if let Some(c) = combine {
                 if k.kind == ValueKind::Merge && newest_in_stripe {
                     let mut covering: Vec<SeqNo> = tombstones
                         .iter()

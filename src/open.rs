@@ -3,6 +3,7 @@
 
 use crate::batch::DecodedBatch;
 use crate::batch::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::compaction::Stripes;
 use crate::core::DbInner;
 use crate::error::{table_error, Error, Result};
 use crate::feed::{Feed, Recovered};
@@ -309,6 +310,8 @@ fn replay_wals(options: &Options, dir: &Path, versions: &mut VersionSet) -> Resu
             mem,
             None,
             SeqNo::MAX,
+            // No snapshot exists yet: one stripe, newest version only.
+            &Stripes::new(Vec::new()),
             None,
             None,
         )? {
