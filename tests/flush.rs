@@ -7,11 +7,12 @@
 
 mod common;
 
+use common::operators::FullOnlyAppend;
 use common::*;
 use std::sync::Arc;
 use std::time::Duration;
 use strata::fs::{MemFileSystem, UnsyncedData};
-use strata::{Append, Db, ManualClock, MergeError, MergeOperator, Options, WriteOptions};
+use strata::{Db, ManualClock, Options, WriteOptions};
 
 fn options(fs: &MemFileSystem) -> Options {
     Options {
@@ -70,25 +71,6 @@ fn a_flush_keeps_the_version_each_snapshot_reads() {
     }
     assert_eq!(deleted.get(b"hot").unwrap(), None);
     assert_eq!(db.get(b"hot").unwrap().unwrap(), "last");
-}
-
-/// `Append` without a partial merge: operands no base is found for stay
-/// operands.
-struct FullOnlyAppend;
-
-impl MergeOperator for FullOnlyAppend {
-    fn name(&self) -> &str {
-        "full-only-append"
-    }
-
-    fn full_merge(
-        &self,
-        key: &[u8],
-        existing: Option<&[u8]>,
-        operands: &[&[u8]],
-    ) -> Result<Vec<u8>, MergeError> {
-        Append::with_separator(",").full_merge(key, existing, operands)
-    }
 }
 
 #[test]

@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::operators::FullOnlyAppend;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,24 +18,6 @@ use strata::{
     Append, Db, Error, KeyspaceOptions, Max, MergeError, MergeFailureScope, MergeOperator, Options,
     ReadOptions, Snapshot, UInt64Add, WriteBatch,
 };
-
-/// `Append` without a partial merge: compaction keeps operands as they are.
-struct FullOnlyAppend;
-
-impl MergeOperator for FullOnlyAppend {
-    fn name(&self) -> &str {
-        "full-only-append"
-    }
-
-    fn full_merge(
-        &self,
-        key: &[u8],
-        existing: Option<&[u8]>,
-        operands: &[&[u8]],
-    ) -> Result<Vec<u8>, MergeError> {
-        Append::with_separator(",").full_merge(key, existing, operands)
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod history;
 pub mod hold_at;
 pub mod keyspaces;
+pub mod operators;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
