@@ -307,7 +307,11 @@ pub(crate) const WARM_UP_STEP: usize = 256 << 10;
 /// populate would then dirty whole (extra writes at the next sync), and
 /// no earlier, so the prefetch of the pages the writer needs first does
 /// not wait behind the populates of the whole file (each can wait for a
-/// journal commit). Best effort: a failure only means the writer pays
+/// journal commit). The one-stride lead assumes a readahead window well
+/// under a stride (the default `read_ahead_kb` of 128 KiB reaches ~256
+/// KiB past a fault; a device set above ~512 KiB could reach the next
+/// extent's first page first, costing extra writes, not correctness).
+/// Best effort: a failure only means the writer pays
 /// for the faults itself, so the job just ends.
 fn warm_up_job<W: PageWarmer>(mut warmer: W, from: usize, to: usize, page: usize) -> WarmUp {
     let mut extent = from.next_multiple_of(WARM_UP_STRIDE).max(WARM_UP_STRIDE);
