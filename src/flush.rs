@@ -2,7 +2,7 @@
 //! edit that also retires the memtable's WAL.
 
 use crate::blob::BlobWriter;
-use crate::compaction::{MergeCollector, Stripes};
+use crate::compaction::{Decision, MergeCollector, Retainer, Stripes};
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::events::{job_status, FlushEvents};
@@ -379,11 +379,11 @@ pub(crate) fn write_memtable_table(
         } else {
             Vec::new()
         };
-        // The user key and stripe of the entry written last, and whether
-        // it hides the key's older entries in its stripe.
-        let mut last_key: Vec<u8> = Vec::new();
-        let mut last_stripe: Option<usize> = None;
-        let mut last_hides = false;
+        // Which versions to write: the rule compaction keeps them by,
+        // with no range tombstones dropping entries (the memtable's are
+        // written as they are) and no tombstone dropped (tables below may
+        // hold the key).
+        let mut retainer = Retainer::new(stripes.clone());
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
@@ -391,10 +391,9 @@ pub(crate) fn write_memtable_table(
                 it.next()?;
                 continue;
             }
-            let stripe = stripes.of(k.seqno);
-            let same_key = last_stripe.is_some() && last_key.as_slice() == k.user_key;
-            if same_key && last_stripe == Some(stripe) && last_hides {
-                // Every reader that could see this version sees the newer
+            if retainer.decide(k.user_key, k.seqno, k.kind, &[], |_| true) == Decision::DropShadowed
+            {
+                // Every reader that could see this version sees a newer
                 // one written before it. Kept, it would cost every read of
                 // the table that crosses the key a step (a hot key's
                 // thousands of versions), and every compaction a copy
@@ -402,53 +401,46 @@ pub(crate) fn write_memtable_table(
                 it.next()?;
                 continue;
             }
-            let newest_in_stripe = !same_key || last_stripe != Some(stripe);
-            if !same_key {
-                last_key.clear();
-                last_key.extend_from_slice(k.user_key);
-            }
-            last_stripe = Some(stripe);
-            // An operand is combined with what lies below it when read.
-            last_hides = k.kind != ValueKind::Merge;
-            if let Some(c) = combine {
-                if k.kind == ValueKind::Merge && newest_in_stripe {
-                    let mut covering: Vec<SeqNo> = tombstones
-                        .iter()
-                        .filter(|t| {
-                            t.start.as_ref() <= last_key.as_slice()
-                                && t.end.as_deref().is_none_or(|e| last_key.as_slice() < e)
-                        })
-                        .map(|t| t.seqno)
-                        .collect();
-                    covering.sort_unstable_by(|a, b| b.cmp(a));
-                    // Leaves `it` at the entry that ended the walk.
-                    let seqno = k.seqno;
-                    let (merged, _) = c.collect(&mut it, &last_key, seqno, &covering, true)?;
-                    let full = merged.first().is_some_and(|m| m.1 == ValueKind::Put);
-                    for (seqno, kind, value) in merged {
-                        builder
-                            .add(&last_key, seqno, kind, &value)
-                            .map_err(|e| table_write_error(&path, e))?;
-                    }
-                    if full {
-                        // A full merge took in the base, or stopped at a
-                        // delete or tombstone: what is left of the key in
-                        // this stripe no reader can see. Kept, it would
-                        // make every later read of the table step over it.
-                        while it.valid() {
-                            let next = parse_internal_key(it.key()).ok_or_else(|| {
-                                Error::corruption(&path, 0, "memtable holds a malformed key")
-                            })?;
-                            if next.user_key != last_key.as_slice()
-                                || c.stripes.of(next.seqno) != stripe
-                            {
-                                break;
-                            }
-                            it.next()?;
-                        }
-                    }
+            if k.kind == ValueKind::Merge {
+                let Some(c) = combine else {
+                    // An operand is combined with what lies below it when
+                    // read: it hides nothing, the next entry is judged
+                    // afresh.
+                    builder
+                        .add(k.user_key, k.seqno, k.kind, it.value())
+                        .map_err(|e| table_write_error(&path, e))?;
+                    retainer.forget_key();
+                    it.next()?;
                     continue;
+                };
+                // Kept, so the newest operand of its stripe: the walk
+                // takes in the rest of the stripe's operands.
+                let (user_key, seqno) = (k.user_key.to_vec(), k.seqno);
+                let mut covering: Vec<SeqNo> = tombstones
+                    .iter()
+                    .filter(|t| {
+                        t.start.as_ref() <= user_key.as_slice()
+                            && t.end.as_deref().is_none_or(|e| user_key.as_slice() < e)
+                    })
+                    .map(|t| t.seqno)
+                    .collect();
+                covering.sort_unstable_by(|a, b| b.cmp(a));
+                // Leaves `it` at the entry that ended the walk.
+                let (merged, _) = c.collect(&mut it, &user_key, seqno, &covering, true)?;
+                let full = merged.first().is_some_and(|m| m.1 == ValueKind::Put);
+                for (seqno, kind, value) in merged {
+                    builder
+                        .add(&user_key, seqno, kind, &value)
+                        .map_err(|e| table_write_error(&path, e))?;
                 }
+                // A full merge took in the base, or stopped at a delete or
+                // tombstone: it hides what is left of the key in its stripe
+                // (the retainer drops it). Operands written as operands
+                // hide nothing: what ended the walk is judged afresh.
+                if !full {
+                    retainer.forget_key();
+                }
+                continue;
             }
             // A plain put large enough goes to a blob file, its
             // reference to the table (docs/design/blob-files.md).

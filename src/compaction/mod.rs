@@ -23,7 +23,7 @@ mod stall;
 
 pub(crate) use merge_collect::MergeCollector;
 pub(crate) use picker::{level_scores, level_targets};
-pub(crate) use retain::Stripes;
+pub(crate) use retain::{Decision, Retainer, Stripes};
 pub(crate) use stall::WriteController;
 
 use crate::background::CompactionRunning;
