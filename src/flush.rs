@@ -384,6 +384,11 @@ pub(crate) fn write_memtable_table(
         // written as they are) and no tombstone dropped (tables below may
         // hold the key).
         let mut retainer = Retainer::new(stripes.clone());
+        // The key and stripe a walk ended inside without a full merge (at
+        // an entry it could not take in: a base it did not merge, or an
+        // operand a tombstone of the stripe covers). The rest of that
+        // stripe is written as it is, never a walk's start.
+        let mut walk_ended_in: Option<(Vec<u8>, usize)> = None;
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
@@ -402,7 +407,10 @@ pub(crate) fn write_memtable_table(
                 continue;
             }
             if k.kind == ValueKind::Merge {
-                let Some(c) = combine else {
+                let after_walk = walk_ended_in
+                    .as_ref()
+                    .is_some_and(|(key, s)| key == k.user_key && *s == stripes.of(k.seqno));
+                let Some(c) = combine.filter(|_| !after_walk) else {
                     // An operand is combined with what lies below it when
                     // read: it hides nothing, the next entry is judged
                     // afresh.
@@ -439,6 +447,7 @@ pub(crate) fn write_memtable_table(
                 // hide nothing: what ended the walk is judged afresh.
                 if !full {
                     retainer.forget_key();
+                    walk_ended_in = Some((user_key, stripes.of(seqno)));
                 }
                 continue;
             }

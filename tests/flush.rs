@@ -12,7 +12,9 @@ use common::*;
 use std::sync::Arc;
 use std::time::Duration;
 use strata::fs::{MemFileSystem, UnsyncedData};
-use strata::{Db, ManualClock, Options, WriteOptions};
+use strata::{
+    Db, ManualClock, MergeError, MergeFailureScope, MergeOperator, Options, UInt64Add, WriteOptions,
+};
 
 fn options(fs: &MemFileSystem) -> Options {
     Options {
@@ -176,4 +178,48 @@ fn a_range_delete_between_a_snapshot_and_newer_puts_reads_as_before() {
     assert_eq!(read(before.iter().rev()), then_rev);
     assert_eq!(now.len(), 2, "a and c: {now:?}");
     assert_eq!(then.len(), 3);
+}
+
+/// `UInt64Add` whose failing full merge keeps the operands
+/// (`MergeFailureScope::MustMerge`).
+struct MustMergeAdd;
+
+impl MergeOperator for MustMergeAdd {
+    fn name(&self) -> &str {
+        "must-merge-add"
+    }
+
+    fn full_merge(
+        &self,
+        key: &[u8],
+        existing: Option<&[u8]>,
+        operands: &[&[u8]],
+    ) -> Result<Vec<u8>, MergeError> {
+        UInt64Add.full_merge(key, existing, operands)
+    }
+
+    fn failure_scope(&self) -> MergeFailureScope {
+        MergeFailureScope::MustMerge
+    }
+}
+
+#[test]
+fn after_a_failed_merge_a_covered_operand_of_the_stripe_is_written_as_it_is() {
+    let fs = MemFileSystem::new();
+    let options = Options {
+        merge_operator: Some(Arc::new(MustMergeAdd)),
+        ..options(&fs)
+    };
+    let db = Db::open(mem_dir(), options).unwrap();
+    db.put(b"k", 5u64.to_le_bytes()).unwrap();
+    db.merge(b"k", 1u64.to_le_bytes()).unwrap();
+    db.delete_range("k".."l").unwrap();
+    db.merge(b"k", b"bad").unwrap();
+    db.flush().unwrap();
+    // The walk from "bad" stops at the covered operand and its full merge
+    // fails, so "bad" stays an operand; the stripe's rest is written as it
+    // is (the operand and the put), not combined by a second walk into a
+    // put hiding the first one.
+    assert_eq!(table_entries(&db), 3);
+    assert!(db.get(b"k").is_err(), "\"bad\" is no u64: reads fail");
 }
