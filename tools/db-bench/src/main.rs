@@ -14,7 +14,9 @@
 /// glibc malloc stalls writers for ~100 ms while the flush thread frees a
 /// memtable (see Cargo.toml). Rust engines (strata, fjall, sled) allocate
 /// through it; RocksDB's C++ allocates with the system malloc (its
-/// memtable is an arena of its own).
+/// memtable is an arena of its own). `--features system-allocator`
+/// leaves the system's in place, as a service that never chose one has.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
