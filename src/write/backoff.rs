@@ -96,11 +96,18 @@ pub(crate) struct Backoff {
 impl Backoff {
     /// No spinning or yielding: park at once. The loom models wait this
     /// way (a spin is a branch loom explores, and does not change what a
-    /// wait can miss).
-    #[cfg(loom)]
+    /// wait can miss), and so does a wait for an fsync (milliseconds).
     pub fn park_at_once() -> Backoff {
         Backoff {
             spins_left: 0,
+            yields_left: 0,
+        }
+    }
+
+    /// Spin `spins` times, never yield, then park.
+    pub fn spin_only(spins: u32) -> Backoff {
+        Backoff {
+            spins_left: spins,
             yields_left: 0,
         }
     }

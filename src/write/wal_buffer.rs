@@ -41,6 +41,7 @@
 //! as RocksDB never syncs a WAL a flush made obsolete with one column
 //! family.
 
+use super::backoff::Backoff;
 use super::pipeline::Durability;
 use super::wal_syncer::SyncRequests;
 use crate::fs::WritableFile;
@@ -228,6 +229,10 @@ pub(crate) struct WalBuffer {
     /// a newer one or a flush needs it, and usually becomes obsolete and
     /// is forgotten first. Correctness does not depend on it.
     eager_retired_sync: AtomicBool,
+    /// The drain lock's holder is in an fsync (milliseconds): a waiter
+    /// parks at once rather than spin or yield through it. Advisory: it
+    /// only chooses how a waiter waits.
+    syncing: AtomicBool,
     /// Retired files not yet synced (taken for syncing included).
     retired_unsynced: AtomicUsize,
     /// Files the drain has moved past, and how many of those are synced:
@@ -281,6 +286,7 @@ impl WalBuffer {
             number: AtomicU64::new(number),
             retired: Mutex::new(Level::WalRetired, Vec::new()),
             eager_retired_sync: AtomicBool::new(true),
+            syncing: AtomicBool::new(false),
             retired_unsynced: AtomicUsize::new(0),
             files_left: AtomicU64::new(0),
             files_left_synced: AtomicU64::new(0),
@@ -580,7 +586,10 @@ impl WalBuffer {
             return Ok(());
         }
         let start = std::time::Instant::now();
-        if let Err(e) = d.file.sync() {
+        self.syncing.store(true, Ordering::Relaxed);
+        let result = d.file.sync();
+        self.syncing.store(false, Ordering::Relaxed);
+        if let Err(e) = result {
             self.fail(&e);
             return Err(e);
         }
@@ -709,12 +718,30 @@ impl WalBuffer {
     /// syncs, the caller waits, and the next sync covers every record
     /// pushed meanwhile (that is how the fsyncs of many groups coalesce).
     /// Without `inline`, a sync is left to the syncer thread. `stop`
-    /// reports a background error that ends the wait.
+    /// reports a background error that ends the wait. Parks at once; the
+    /// write path waits through `wait_with`.
+    #[cfg(test)]
     pub fn wait(
         &self,
         lsn: u64,
         durability: Durability,
         inline: bool,
+        stop: impl Fn() -> Option<crate::Error>,
+    ) -> crate::Result<()> {
+        self.wait_with(lsn, durability, inline, Backoff::park_at_once(), stop)
+    }
+
+    /// Wait as `wait` (tests) does, spinning or yielding by `backoff` before it
+    /// sleeps on the progress condvar, unless the drain lock's holder is
+    /// in an fsync: a `Written` wait is usually for another writer's copy
+    /// into the log, microseconds, which a park and its futex wake-up (in
+    /// the writer that finishes the copy) cost more than.
+    pub fn wait_with(
+        &self,
+        lsn: u64,
+        durability: Durability,
+        inline: bool,
+        mut backoff: Backoff,
         stop: impl Fn() -> Option<crate::Error>,
     ) -> crate::Result<()> {
         let reached = |wal: &Self| match durability {
@@ -747,6 +774,9 @@ impl WalBuffer {
             }
             if reached(self) {
                 return Ok(());
+            }
+            if !self.syncing.load(Ordering::Relaxed) && backoff.snooze() {
+                continue;
             }
             let mut g = self.progress_lock.lock();
             // Registered before the re-check (SeqCst on both sides): a
