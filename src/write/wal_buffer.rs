@@ -53,6 +53,24 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+/// Raises [`WalBuffer`]'s advisory `syncing` flag for an fsync and lowers
+/// it when dropped, a panic in the sync included (a flag left up would
+/// only make waiters park at once, but for no reason).
+struct Syncing<'a>(&'a AtomicBool);
+
+impl<'a> Syncing<'a> {
+    fn start(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Relaxed);
+        Syncing(flag)
+    }
+}
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 /// A wait on progress re-checks its condition at least this often. The
 /// protocol does not depend on it; it bounds the damage of a missed wakeup.
 const WAIT_SLICE: Duration = Duration::from_millis(10);
@@ -185,7 +203,7 @@ pub(crate) struct WalBuffer {
     /// (`wanted`), not for any holder passing by (a warm-up, a look at
     /// the file).
     pub(crate) manual_flush: bool,
-    /// The greatest position a waiter needs written (`wait`, `poll_wait`,
+    /// The greatest position a waiter needs written (`wait_with`, `poll_wait`,
     /// `when_written`), stored before it tries the drain lock: a holder
     /// releasing the lock after that try sees it (SeqCst on both sides).
     wanted: AtomicU64,
@@ -201,6 +219,9 @@ pub(crate) struct WalBuffer {
     /// Threads waiting on `progress`; a drain skips the notification
     /// (a lock and a futex call) when there are none.
     progress_waiters: AtomicUsize,
+    /// Sleeps on the progress condvar (`wait_with`), for the tests.
+    #[cfg(test)]
+    parks: AtomicUsize,
     progress: Condvar,
     /// Async writers' tasks waiting for a position (`poll_wait`); counted
     /// in `progress_waiters` too, so a drain with no waiter of either kind
@@ -279,6 +300,8 @@ impl WalBuffer {
             failure: Mutex::new(Level::WalFailure, None),
             progress_lock: Mutex::new(Level::WalProgress, ()),
             progress_waiters: AtomicUsize::new(0),
+            #[cfg(test)]
+            parks: AtomicUsize::new(0),
             progress: Condvar::new(),
             tasks: parking_lot::Mutex::new(TaskWaiters::default()),
             task_positions: AtomicUsize::new(0),
@@ -586,9 +609,10 @@ impl WalBuffer {
             return Ok(());
         }
         let start = std::time::Instant::now();
-        self.syncing.store(true, Ordering::Relaxed);
-        let result = d.file.sync();
-        self.syncing.store(false, Ordering::Relaxed);
+        let result = {
+            let _syncing = Syncing::start(&self.syncing);
+            d.file.sync()
+        };
         if let Err(e) = result {
             self.fail(&e);
             return Err(e);
@@ -784,13 +808,15 @@ impl WalBuffer {
             self.progress_waiters.fetch_add(1, Ordering::SeqCst);
             std::sync::atomic::fence(Ordering::SeqCst);
             if !reached(self) && !self.failed.load(Ordering::SeqCst) {
+                #[cfg(test)]
+                self.parks.fetch_add(1, Ordering::Relaxed);
                 self.progress.wait_for(&mut g, WAIT_SLICE);
             }
             self.progress_waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    /// [`wait`](Self::wait) for a task: ready once `lsn` has the given
+    /// [`wait_with`](Self::wait_with) for a task: ready once `lsn` has the given
     /// durability, or `stop` reports an error; otherwise `waker` is woken
     /// when the position advances or the buffer fails. Never blocks: the
     /// record is written out here only if no one else holds the drain lock
@@ -845,7 +871,7 @@ impl WalBuffer {
             }
         }
         // Registered before the re-check (SeqCst on both sides, as in
-        // `wait`): a notifier that advanced after this look sees us.
+        // `wait_with`): a notifier that advanced after this look sees us.
         std::sync::atomic::fence(Ordering::SeqCst);
         if reached(self) {
             return Poll::Ready(Ok(()));
@@ -1201,7 +1227,7 @@ impl WalBuffer {
     }
 
     fn notify_progress(&self) {
-        // Pairs with the fence in `wait`: either the waiter sees the new
+        // Pairs with the fence in `wait_with`: either the waiter sees the new
         // position, or we see the waiter.
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.progress_waiters.load(Ordering::SeqCst) == 0 {
@@ -1284,6 +1310,44 @@ mod tests {
 
     /// A task polled again while it waits is woken once, not once per
     /// poll: its waker is kept once.
+    /// Waits (`wait_with`, Written, not inline) for a record that the
+    /// `stop` closure's fifth call writes out, with `backoff`; returns the
+    /// parks it made.
+    fn parks_of_a_written_wait(wal: &WalBuffer, backoff: Backoff) -> usize {
+        let lsn = wal.push(b"record").unwrap();
+        let looks = AtomicUsize::new(0);
+        let stop = || {
+            if looks.fetch_add(1, Ordering::SeqCst) == 4 {
+                wal.drain_all().unwrap();
+            }
+            None
+        };
+        let before = wal.parks.load(Ordering::Relaxed);
+        wal.wait_with(lsn, Durability::Written, false, backoff, stop)
+            .unwrap();
+        assert_eq!(looks.load(Ordering::SeqCst), 5, "written on the fifth look");
+        wal.parks.load(Ordering::Relaxed) - before
+    }
+
+    #[test]
+    fn a_written_wait_spins_through_a_short_copy_without_parking() {
+        let (_fs, wal) = buffer(1 << 16);
+        assert_eq!(parks_of_a_written_wait(&wal, Backoff::spin_only(512)), 0);
+        // Parking at once, each of the four looks before the copy sleeps.
+        assert_eq!(parks_of_a_written_wait(&wal, Backoff::park_at_once()), 4);
+    }
+
+    #[test]
+    fn a_written_wait_parks_at_once_while_the_drain_lock_holder_syncs() {
+        let (_fs, wal) = buffer(1 << 16);
+        {
+            let _syncing = Syncing::start(&wal.syncing);
+            assert_eq!(parks_of_a_written_wait(&wal, Backoff::spin_only(512)), 4);
+        }
+        assert!(!wal.syncing.load(Ordering::Relaxed), "lowered when dropped");
+        assert_eq!(parks_of_a_written_wait(&wal, Backoff::spin_only(512)), 0);
+    }
+
     #[test]
     fn a_task_polled_twice_is_woken_once() {
         let (_fs, wal) = buffer(1 << 16);

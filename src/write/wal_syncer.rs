@@ -6,7 +6,7 @@
 //! (`WalBuffer::set_eager_retired_sync`), and warms each new WAL file up a step
 //! at a time while no sync is wanted (`WritableFile::warm_up`), and each
 //! growth of it (`WritableFile::take_warm_up`). A lone writer syncs inline
-//! instead (`WalBuffer::wait`).
+//! instead (`WalBuffer::wait_with`).
 
 use super::wal_buffer::WalBuffer;
 use crate::fs::WarmUp;
