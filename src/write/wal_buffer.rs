@@ -1308,8 +1308,6 @@ mod tests {
         );
     }
 
-    /// A task polled again while it waits is woken once, not once per
-    /// poll: its waker is kept once.
     /// Waits (`wait_with`, Written, not inline) for a record that the
     /// `stop` closure's fifth call writes out, with `backoff`; returns the
     /// parks it made.
@@ -1348,6 +1346,8 @@ mod tests {
         assert_eq!(parks_of_a_written_wait(&wal, Backoff::spin_only(512)), 0);
     }
 
+    /// A task polled again while it waits is woken once, not once per
+    /// poll: its waker is kept once.
     #[test]
     fn a_task_polled_twice_is_woken_once() {
         let (_fs, wal) = buffer(1 << 16);
