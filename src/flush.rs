@@ -2,7 +2,7 @@
 //! edit that also retires the memtable's WAL.
 
 use crate::blob::BlobWriter;
-use crate::compaction::{CompactionRangeDels, Decision, MergeCollector, Retainer, Stripes};
+use crate::compaction::{Decision, MergeCollector, Retainer, Stripes};
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::events::{job_status, FlushEvents};
@@ -16,9 +16,7 @@ use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
 use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
-use strata_sstable::{
-    parse_internal_key, FragmentedRangeTombstones, SeqNo, TableBuilder, ValueKind,
-};
+use strata_sstable::{parse_internal_key, SeqNo, TableBuilder, ValueKind};
 
 impl DbInner {
     /// Write `imm`, a frozen memtable of `ks`, to an L0 table and install
@@ -376,20 +374,21 @@ pub(crate) fn write_memtable_table(
         }
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
-        // The memtable's range tombstones this table gets (those at most
-        // `up_to`), fragmented as a compaction's are, for the retainer and
-        // the merge walks to see what covers each key (keys ascend, so the
-        // whole flush makes one pass over them).
-        let mut range_dels = CompactionRangeDels::new([&FragmentedRangeTombstones::fragment(
+        let tombstones = if combine.is_some() {
             mem.range_tombstones()
-                .into_iter()
-                .filter(|t| t.seqno <= up_to),
-        )]);
-        // Which versions to write: the rule compaction keeps them by
-        // (`Retainer`), with the memtable's range tombstones as the
-        // covering ones and no tombstone dropped (tables below may hold
-        // the key).
+        } else {
+            Vec::new()
+        };
+        // Which versions to write: the rule compaction keeps them by,
+        // with no range tombstones dropping entries (the memtable's are
+        // written as they are) and no tombstone dropped (tables below may
+        // hold the key).
         let mut retainer = Retainer::new(stripes.clone());
+        // The key and stripe a walk ended inside without a full merge (at
+        // an entry it could not take in: a base it did not merge, or an
+        // operand a tombstone of the stripe covers). The rest of that
+        // stripe is written as it is, never a walk's start.
+        let mut walk_ended_in: Option<(Vec<u8>, usize)> = None;
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
@@ -397,11 +396,10 @@ pub(crate) fn write_memtable_table(
                 it.next()?;
                 continue;
             }
-            let covering = range_dels.covering_seqnos(k.user_key);
-            if retainer.decide(k.user_key, k.seqno, k.kind, covering, |_| true) != Decision::Keep {
+            if retainer.decide(k.user_key, k.seqno, k.kind, &[], |_| true) == Decision::DropShadowed
+            {
                 // Every reader that could see this version sees a newer
-                // one written before it, or a range tombstone of the
-                // memtable deleting it. Kept, it would cost every read of
+                // one written before it. Kept, it would cost every read of
                 // the table that crosses the key a step (a hot key's
                 // thousands of versions), and every compaction a copy
                 // until one dropped it.
@@ -409,7 +407,10 @@ pub(crate) fn write_memtable_table(
                 continue;
             }
             if k.kind == ValueKind::Merge {
-                let Some(c) = combine else {
+                let after_walk = walk_ended_in
+                    .as_ref()
+                    .is_some_and(|(key, s)| key == k.user_key && *s == stripes.of(k.seqno));
+                let Some(c) = combine.filter(|_| !after_walk) else {
                     // An operand is combined with what lies below it when
                     // read: it hides nothing, the next entry is judged
                     // afresh.
@@ -420,13 +421,20 @@ pub(crate) fn write_memtable_table(
                     it.next()?;
                     continue;
                 };
-                // Kept, so the newest operand of its stripe (a walk ends
-                // in its stripe only at an entry that is no operand, or
-                // one a tombstone covers, which the retainer drops): the
-                // walk takes in the rest of the stripe's operands.
+                // Kept, so the newest operand of its stripe: the walk
+                // takes in the rest of the stripe's operands.
                 let (user_key, seqno) = (k.user_key.to_vec(), k.seqno);
+                let mut covering: Vec<SeqNo> = tombstones
+                    .iter()
+                    .filter(|t| {
+                        t.start.as_ref() <= user_key.as_slice()
+                            && t.end.as_deref().is_none_or(|e| user_key.as_slice() < e)
+                    })
+                    .map(|t| t.seqno)
+                    .collect();
+                covering.sort_unstable_by(|a, b| b.cmp(a));
                 // Leaves `it` at the entry that ended the walk.
-                let (merged, _) = c.collect(&mut it, &user_key, seqno, covering, true)?;
+                let (merged, _) = c.collect(&mut it, &user_key, seqno, &covering, true)?;
                 let full = merged.first().is_some_and(|m| m.1 == ValueKind::Put);
                 for (seqno, kind, value) in merged {
                     builder
@@ -439,6 +447,7 @@ pub(crate) fn write_memtable_table(
                 // hide nothing: what ended the walk is judged afresh.
                 if !full {
                     retainer.forget_key();
+                    walk_ended_in = Some((user_key, stripes.of(seqno)));
                 }
                 continue;
             }
