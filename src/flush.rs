@@ -374,21 +374,23 @@ pub(crate) fn write_memtable_table(
         }
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
-        let tombstones = if combine.is_some() {
-            mem.range_tombstones()
-        } else {
-            Vec::new()
-        };
-        // Which versions to write: the rule compaction keeps them by,
-        // with no range tombstones dropping entries (the memtable's are
-        // written as they are) and no tombstone dropped (tables below may
-        // hold the key).
+        // The memtable's range tombstones this table gets (those at most
+        // `up_to`), for the retainer and the merge walks to see what they
+        // cover.
+        let tombstones: Vec<_> = mem
+            .range_tombstones()
+            .into_iter()
+            .filter(|t| t.seqno <= up_to)
+            .collect();
+        // Which versions to write: the rule compaction keeps them by
+        // (`Retainer`), with the memtable's range tombstones as the
+        // covering ones and no tombstone dropped (tables below may hold
+        // the key).
         let mut retainer = Retainer::new(stripes.clone());
-        // The key and stripe a walk ended inside without a full merge (at
-        // an entry it could not take in: a base it did not merge, or an
-        // operand a tombstone of the stripe covers). The rest of that
-        // stripe is written as it is, never a walk's start.
-        let mut walk_ended_in: Option<(Vec<u8>, usize)> = None;
+        // The seqnos of the tombstones covering `covering_key`, newest
+        // first: worked out once per key, and only if there are any.
+        let mut covering: Vec<SeqNo> = Vec::new();
+        let mut covering_key: Option<Vec<u8>> = None;
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
@@ -396,10 +398,24 @@ pub(crate) fn write_memtable_table(
                 it.next()?;
                 continue;
             }
-            if retainer.decide(k.user_key, k.seqno, k.kind, &[], |_| true) == Decision::DropShadowed
-            {
+            if !tombstones.is_empty() && covering_key.as_deref() != Some(k.user_key) {
+                covering.clear();
+                covering.extend(
+                    tombstones
+                        .iter()
+                        .filter(|t| {
+                            t.start.as_ref() <= k.user_key
+                                && t.end.as_deref().is_none_or(|e| k.user_key < e)
+                        })
+                        .map(|t| t.seqno),
+                );
+                covering.sort_unstable_by(|a, b| b.cmp(a));
+                covering_key = Some(k.user_key.to_vec());
+            }
+            if retainer.decide(k.user_key, k.seqno, k.kind, &covering, |_| true) != Decision::Keep {
                 // Every reader that could see this version sees a newer
-                // one written before it. Kept, it would cost every read of
+                // one written before it, or a range tombstone of the
+                // memtable deleting it. Kept, it would cost every read of
                 // the table that crosses the key a step (a hot key's
                 // thousands of versions), and every compaction a copy
                 // until one dropped it.
@@ -407,10 +423,7 @@ pub(crate) fn write_memtable_table(
                 continue;
             }
             if k.kind == ValueKind::Merge {
-                let after_walk = walk_ended_in
-                    .as_ref()
-                    .is_some_and(|(key, s)| key == k.user_key && *s == stripes.of(k.seqno));
-                let Some(c) = combine.filter(|_| !after_walk) else {
+                let Some(c) = combine else {
                     // An operand is combined with what lies below it when
                     // read: it hides nothing, the next entry is judged
                     // afresh.
@@ -421,18 +434,11 @@ pub(crate) fn write_memtable_table(
                     it.next()?;
                     continue;
                 };
-                // Kept, so the newest operand of its stripe: the walk
-                // takes in the rest of the stripe's operands.
+                // Kept, so the newest operand of its stripe (a walk ends
+                // in its stripe only at an entry that is no operand, or
+                // one a tombstone covers, which the retainer drops): the
+                // walk takes in the rest of the stripe's operands.
                 let (user_key, seqno) = (k.user_key.to_vec(), k.seqno);
-                let mut covering: Vec<SeqNo> = tombstones
-                    .iter()
-                    .filter(|t| {
-                        t.start.as_ref() <= user_key.as_slice()
-                            && t.end.as_deref().is_none_or(|e| user_key.as_slice() < e)
-                    })
-                    .map(|t| t.seqno)
-                    .collect();
-                covering.sort_unstable_by(|a, b| b.cmp(a));
                 // Leaves `it` at the entry that ended the walk.
                 let (merged, _) = c.collect(&mut it, &user_key, seqno, &covering, true)?;
                 let full = merged.first().is_some_and(|m| m.1 == ValueKind::Put);
@@ -447,7 +453,6 @@ pub(crate) fn write_memtable_table(
                 // hide nothing: what ended the walk is judged afresh.
                 if !full {
                     retainer.forget_key();
-                    walk_ended_in = Some((user_key, stripes.of(seqno)));
                 }
                 continue;
             }
