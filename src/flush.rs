@@ -2,7 +2,7 @@
 //! edit that also retires the memtable's WAL.
 
 use crate::blob::BlobWriter;
-use crate::compaction::{Decision, MergeCollector, Retainer, Stripes};
+use crate::compaction::{CompactionRangeDels, Decision, MergeCollector, Retainer, Stripes};
 use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::events::{job_status, FlushEvents};
@@ -16,7 +16,9 @@ use crate::rate_limiter::{IoPriority, RateLimiter};
 use crate::read::SuperVersion;
 use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
-use strata_sstable::{parse_internal_key, SeqNo, TableBuilder, ValueKind};
+use strata_sstable::{
+    parse_internal_key, FragmentedRangeTombstones, SeqNo, TableBuilder, ValueKind,
+};
 
 impl DbInner {
     /// Write `imm`, a frozen memtable of `ks`, to an L0 table and install
@@ -375,22 +377,19 @@ pub(crate) fn write_memtable_table(
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
         // The memtable's range tombstones this table gets (those at most
-        // `up_to`), for the retainer and the merge walks to see what they
-        // cover.
-        let tombstones: Vec<_> = mem
-            .range_tombstones()
-            .into_iter()
-            .filter(|t| t.seqno <= up_to)
-            .collect();
+        // `up_to`), fragmented as a compaction's are, for the retainer and
+        // the merge walks to see what covers each key (keys ascend, so the
+        // whole flush makes one pass over them).
+        let mut range_dels = CompactionRangeDels::new([&FragmentedRangeTombstones::fragment(
+            mem.range_tombstones()
+                .into_iter()
+                .filter(|t| t.seqno <= up_to),
+        )]);
         // Which versions to write: the rule compaction keeps them by
         // (`Retainer`), with the memtable's range tombstones as the
         // covering ones and no tombstone dropped (tables below may hold
         // the key).
         let mut retainer = Retainer::new(stripes.clone());
-        // The seqnos of the tombstones covering `covering_key`, newest
-        // first: worked out once per key, and only if there are any.
-        let mut covering: Vec<SeqNo> = Vec::new();
-        let mut covering_key: Option<Vec<u8>> = None;
         while it.valid() {
             let k = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption(&path, 0, "memtable holds a malformed key"))?;
@@ -398,21 +397,8 @@ pub(crate) fn write_memtable_table(
                 it.next()?;
                 continue;
             }
-            if !tombstones.is_empty() && covering_key.as_deref() != Some(k.user_key) {
-                covering.clear();
-                covering.extend(
-                    tombstones
-                        .iter()
-                        .filter(|t| {
-                            t.start.as_ref() <= k.user_key
-                                && t.end.as_deref().is_none_or(|e| k.user_key < e)
-                        })
-                        .map(|t| t.seqno),
-                );
-                covering.sort_unstable_by(|a, b| b.cmp(a));
-                covering_key = Some(k.user_key.to_vec());
-            }
-            if retainer.decide(k.user_key, k.seqno, k.kind, &covering, |_| true) != Decision::Keep {
+            let covering = range_dels.covering_seqnos(k.user_key);
+            if retainer.decide(k.user_key, k.seqno, k.kind, covering, |_| true) != Decision::Keep {
                 // Every reader that could see this version sees a newer
                 // one written before it, or a range tombstone of the
                 // memtable deleting it. Kept, it would cost every read of
@@ -440,7 +426,7 @@ pub(crate) fn write_memtable_table(
                 // walk takes in the rest of the stripe's operands.
                 let (user_key, seqno) = (k.user_key.to_vec(), k.seqno);
                 // Leaves `it` at the entry that ended the walk.
-                let (merged, _) = c.collect(&mut it, &user_key, seqno, &covering, true)?;
+                let (merged, _) = c.collect(&mut it, &user_key, seqno, covering, true)?;
                 let full = merged.first().is_some_and(|m| m.1 == ValueKind::Put);
                 for (seqno, kind, value) in merged {
                     builder

@@ -23,6 +23,7 @@ mod stall;
 
 pub(crate) use merge_collect::MergeCollector;
 pub(crate) use picker::{level_scores, level_targets};
+pub(crate) use range_dels::CompactionRangeDels;
 pub(crate) use retain::{Decision, Retainer, Stripes};
 pub(crate) use stall::WriteController;
 
