@@ -43,10 +43,12 @@ fn dump(path: &Path, args: &[&str]) -> Run {
 
 /// A closed database (no compaction starts) with two L0 tables holding range
 /// deletes, and a WAL holding two more:
-/// - the older table: puts a..e (seq 1-5), `delete_range(b..d)` (6) and
+/// - the older table: puts a..e (seq 1-5), flushed under a snapshot at 5
+///   (so the table keeps the covered puts), `delete_range(b..d)` (6) and
 ///   `delete_range(c..)` (7): fragments `[b,c)@6 [c,d)@7,6 [d,+inf)@7`,
 ///   bounds `['a' .. +inf)`;
-/// - the newer: put x (8), `delete_range(p..z)` (9): bounds `['p' .. 'z')`;
+/// - the newer: put x (8), flushed under a snapshot at 8 (x is in the
+///   deleted range), `delete_range(p..z)` (9): bounds `['p' .. 'z')`;
 /// - the WAL: `delete_range(k1..k9)` in keyspace `ks`, `delete_prefix("")`
 ///   in the default one.
 ///
@@ -62,12 +64,19 @@ fn build(dir: &Path) -> (PathBuf, PathBuf) {
     for k in ["a", "b", "c", "d", "e"] {
         db.put(k, "v").unwrap();
     }
+    // A flush leaves out the versions a range delete of their stripe
+    // covers; this snapshot keeps the puts visible, so the table holds
+    // them for the dump to list.
+    let before_the_deletes = db.snapshot();
     db.delete_range("b".."d").unwrap();
     db.delete_range("c"..).unwrap();
     db.flush().unwrap();
+    drop(before_the_deletes);
     db.put("x", "v").unwrap();
+    let before_the_delete = db.snapshot();
     db.delete_range("p".."z").unwrap();
     db.flush().unwrap();
+    drop(before_the_delete);
     let mut numbers: Vec<u64> = db.live_files().iter().map(|f| f.number).collect();
     numbers.sort_unstable();
     let ks = db.keyspace("ks").unwrap();
