@@ -42,13 +42,14 @@
 //! family.
 
 use super::backoff::Backoff;
+use super::cpu::current_cpu;
 use super::pipeline::Durability;
 use super::wal_syncer::SyncRequests;
 use crate::fs::WritableFile;
 use crate::lock_order::{Condvar, Level, Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -70,6 +71,27 @@ impl Drop for Syncing<'_> {
         self.0.store(false, Ordering::Relaxed);
     }
 }
+
+/// Names the drain lock's holder's CPU in [`WalBuffer`]'s advisory
+/// `drain_cpu` while it drains, and clears it when dropped: the mark does
+/// not outlive the drain, a panic included.
+struct DrainCpu<'a>(&'a AtomicU32);
+
+impl<'a> DrainCpu<'a> {
+    fn mark(slot: &'a AtomicU32) -> Self {
+        slot.store(current_cpu().unwrap_or(NO_CPU), Ordering::Relaxed);
+        DrainCpu(slot)
+    }
+}
+
+impl Drop for DrainCpu<'_> {
+    fn drop(&mut self) {
+        self.0.store(NO_CPU, Ordering::Relaxed);
+    }
+}
+
+/// `drain_cpu` while nobody drains: no CPU.
+const NO_CPU: u32 = u32::MAX;
 
 /// A wait on progress re-checks its condition at least this often. The
 /// protocol does not depend on it; it bounds the damage of a missed wakeup.
@@ -254,6 +276,11 @@ pub(crate) struct WalBuffer {
     /// parks at once rather than spin or yield through it. Advisory: it
     /// only chooses how a waiter waits.
     syncing: AtomicBool,
+    /// The CPU the drain lock's holder ran on when it began to drain
+    /// ([`NO_CPU`] while nobody drains): a waiter on that same CPU parks
+    /// at once, since that holder cannot be running while the waiter is.
+    /// Advisory, like `syncing`: it only chooses how a waiter waits.
+    drain_cpu: AtomicU32,
     /// Retired files not yet synced (taken for syncing included).
     retired_unsynced: AtomicUsize,
     /// Files the drain has moved past, and how many of those are synced:
@@ -310,6 +337,7 @@ impl WalBuffer {
             retired: Mutex::new(Level::WalRetired, Vec::new()),
             eager_retired_sync: AtomicBool::new(true),
             syncing: AtomicBool::new(false),
+            drain_cpu: AtomicU32::new(NO_CPU),
             retired_unsynced: AtomicUsize::new(0),
             files_left: AtomicU64::new(0),
             files_left_synced: AtomicU64::new(0),
@@ -502,6 +530,7 @@ impl WalBuffer {
     /// Write everything in the buffer to the file. REQUIRES: the drain lock.
     fn drain_locked(&self, d: &mut Drain) -> io::Result<()> {
         self.check_failed()?;
+        let _on_cpu = DrainCpu::mark(&self.drain_cpu);
         loop {
             let end = {
                 let mut p = self.producer.lock();
@@ -757,7 +786,7 @@ impl WalBuffer {
 
     /// Wait as `wait` (tests) does, spinning or yielding by `backoff` before it
     /// sleeps on the progress condvar, unless the drain lock's holder is
-    /// in an fsync: a `Written` wait is usually for another writer's copy
+    /// in an fsync or began its drain on this thread's CPU: a `Written` wait is usually for another writer's copy
     /// into the log, microseconds, which a park and its futex wake-up (in
     /// the writer that finishes the copy) cost more than.
     pub fn wait_with(
@@ -799,7 +828,10 @@ impl WalBuffer {
             if reached(self) {
                 return Ok(());
             }
-            if !self.syncing.load(Ordering::Relaxed) && backoff.snooze() {
+            if !self.syncing.load(Ordering::Relaxed)
+                && !self.drain_holder_shares_this_cpu()
+                && backoff.snooze()
+            {
                 continue;
             }
             let mut g = self.progress_lock.lock();
@@ -814,6 +846,18 @@ impl WalBuffer {
             }
             self.progress_waiters.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// The drain lock's holder began its drain on the CPU this thread
+    /// runs on: unless it has moved since, it is not running while this
+    /// thread is (it was preempted), and a spin would only keep it off the
+    /// CPU for longer. With more writers than cores that is where a spin
+    /// cost most: four and eight writers on two cores made 1.08x and 1.04x
+    /// the writes with this rule (docs/performance.md, "Seventeenth
+    /// session").
+    fn drain_holder_shares_this_cpu(&self) -> bool {
+        let holder = self.drain_cpu.load(Ordering::Relaxed);
+        holder != NO_CPU && current_cpu() == Some(holder)
     }
 
     /// [`wait_with`](Self::wait_with) for a task: ready once `lsn` has the given
@@ -1344,6 +1388,82 @@ mod tests {
         }
         assert!(!wal.syncing.load(Ordering::Relaxed), "lowered when dropped");
         assert_eq!(parks_of_a_written_wait(&wal, Backoff::spin_only(512)), 0);
+    }
+
+    /// A waiter does not spin while the drain lock's holder took it on
+    /// the waiter's own CPU (that holder is not running), and spins as
+    /// before while the holder's CPU is another one.
+    #[test]
+    fn a_written_wait_parks_at_once_while_the_drain_lock_holder_shares_its_cpu() {
+        let (_fs, wal) = buffer(1 << 16);
+        // Nobody drains: the wait spins.
+        assert_eq!(wal.drain_cpu.load(Ordering::Relaxed), NO_CPU);
+        assert_eq!(parks_of_a_written_wait(&wal, Backoff::spin_only(512)), 0);
+        assert_eq!(
+            wal.drain_cpu.load(Ordering::Relaxed),
+            NO_CPU,
+            "cleared after a drain"
+        );
+        // Each look, this thread's CPU, as a holder draining here would
+        // have stored it. A look whose thread moves to another CPU
+        // between the store and the check spins; a wait that never parks
+        // is what the rule would fail as.
+        let here = || {
+            if let Some(cpu) = current_cpu() {
+                wal.drain_cpu.store(cpu, Ordering::Relaxed);
+            }
+        };
+        let lsn = wal.push(b"record").unwrap();
+        let looks = AtomicUsize::new(0);
+        let stop = || {
+            if looks.fetch_add(1, Ordering::SeqCst) == 4 {
+                wal.drain_all().unwrap();
+            }
+            here();
+            None
+        };
+        let before = wal.parks.load(Ordering::Relaxed);
+        wal.wait_with(
+            lsn,
+            Durability::Written,
+            false,
+            Backoff::spin_only(512),
+            stop,
+        )
+        .unwrap();
+        let parks = wal.parks.load(Ordering::Relaxed) - before;
+        if current_cpu().is_some() {
+            assert!((1..=4).contains(&parks), "{parks} parks");
+        } else {
+            assert_eq!(parks, 0, "no CPU is known: the wait spins");
+        }
+    }
+
+    /// A drain names its CPU while it runs: work handed over to the drain
+    /// (it runs inside it) sees a CPU; afterwards none is named.
+    #[test]
+    fn a_drain_names_its_cpu_while_it_runs() {
+        let (_fs, wal) = buffer(1 << 16);
+        let wal = Arc::new(wal);
+        let lsn = wal.push(b"record").unwrap();
+        let seen = Arc::new(AtomicU32::new(NO_CPU));
+        {
+            // Held: the hand-over cannot write the record out itself.
+            let _held = wal.drain_lock_for_test();
+            let (w, s) = (Arc::clone(&wal), Arc::clone(&seen));
+            wal.when_written(
+                lsn,
+                Box::new(move |_| s.store(w.drain_cpu.load(Ordering::Relaxed), Ordering::Relaxed)),
+            );
+        }
+        wal.drain_all().unwrap();
+        let seen = seen.load(Ordering::Relaxed);
+        if current_cpu().is_some() {
+            assert_ne!(seen, NO_CPU, "the drain named no CPU");
+        } else {
+            assert_eq!(seen, NO_CPU);
+        }
+        assert_eq!(wal.drain_cpu.load(Ordering::Relaxed), NO_CPU);
     }
 
     /// A task polled again while it waits is woken once, not once per
