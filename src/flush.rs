@@ -17,7 +17,7 @@ use crate::read::SuperVersion;
 use crate::version::{FileMeta, TableFile, TableOpener, VersionEdit};
 use std::sync::Arc;
 use strata_sstable::{
-    parse_internal_key, FragmentedRangeTombstones, SeqNo, TableBuilder, ValueKind,
+    parse_internal_key, FragmentedRangeTombstones, RangeTombstone, SeqNo, TableBuilder, ValueKind,
 };
 
 impl DbInner {
@@ -377,13 +377,17 @@ pub(crate) fn write_memtable_table(
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
         // The memtable's range tombstones this table gets (those at most
-        // `up_to`), fragmented as a compaction's are, for the retainer and
-        // the merge walks to see what covers each key (keys ascend, so the
-        // whole flush makes one pass over them).
+        // `up_to`): written to it as they are, and fragmented as a
+        // compaction's are for the retainer and the merge walks to see
+        // what covers each key (keys ascend, so the whole flush makes one
+        // pass over them).
+        let tombstones: Vec<RangeTombstone> = mem
+            .range_tombstones()
+            .into_iter()
+            .filter(|t| t.seqno <= up_to)
+            .collect();
         let mut range_dels = CompactionRangeDels::new([&FragmentedRangeTombstones::fragment(
-            mem.range_tombstones()
-                .into_iter()
-                .filter(|t| t.seqno <= up_to),
+            tombstones.iter().cloned(),
         )]);
         // Which versions to write: the rule compaction keeps them by
         // (`Retainer`), with the memtable's range tombstones as the
@@ -457,12 +461,10 @@ pub(crate) fn write_memtable_table(
             .map_err(|e| table_write_error(&path, e))?;
             it.next()?;
         }
-        for t in mem.range_tombstones() {
-            if t.seqno <= up_to {
-                builder
-                    .add_range_tombstone(&t.start, t.end.as_deref(), t.seqno)
-                    .map_err(|e| table_write_error(&path, e))?;
-            }
+        for t in &tombstones {
+            builder
+                .add_range_tombstone(&t.start, t.end.as_deref(), t.seqno)
+                .map_err(|e| table_write_error(&path, e))?;
         }
         if builder.num_entries() == 0 && builder.num_range_tombstones() == 0 {
             return Ok(None);
