@@ -42,6 +42,8 @@ mod close;
 mod compaction;
 mod compaction_filter;
 mod core;
+#[allow(unsafe_code)] // UNSAFE.md: `sched_getcpu`
+mod cpu;
 mod cursor;
 mod db;
 mod db_async;

@@ -34,8 +34,6 @@
 
 mod async_write;
 pub(crate) mod backoff;
-#[allow(unsafe_code)] // UNSAFE.md: `sched_getcpu`
-mod cpu;
 mod env;
 mod group;
 #[cfg(test)]

@@ -42,9 +42,9 @@
 //! family.
 
 use super::backoff::Backoff;
-use super::cpu::current_cpu;
 use super::pipeline::Durability;
 use super::wal_syncer::SyncRequests;
+use crate::cpu::current_cpu;
 use crate::fs::WritableFile;
 use crate::lock_order::{Condvar, Level, Mutex, MutexGuard};
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! The CPU the calling thread is running on: a hint for how a writer
-//! waits for another (`WalBuffer::wait_with`), never for correctness.
+//! waits for another (`WalBuffer::wait_with`) and for which of a memtable
+//! arena's node shards a thread allocates from, never for correctness.
 //!
 //! glibc (2.35 and later) answers `sched_getcpu` from the thread's
 //! restartable-sequences area: a thread-local load, no call into the
