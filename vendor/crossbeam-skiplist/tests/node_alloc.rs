@@ -19,6 +19,8 @@ struct Counting {
     live: Mutex<HashMap<usize, Layout>>,
     allocated: AtomicUsize,
     freed: AtomicUsize,
+    /// What `frees_nodes` answers: `true` unless a test says otherwise.
+    keeps_nodes: bool,
 }
 
 unsafe impl NodeAlloc for Counting {
@@ -36,9 +38,28 @@ unsafe impl NodeAlloc for Counting {
         self.freed.fetch_add(1, Ordering::SeqCst);
         unsafe { dealloc(ptr, layout) };
     }
+
+    fn frees_nodes(&self) -> bool {
+        !self.keeps_nodes
+    }
+}
+
+impl Drop for Counting {
+    /// Frees what the skip list left to the allocator (as an arena would).
+    fn drop(&mut self) {
+        for (ptr, layout) in self.live.get_mut().unwrap().drain() {
+            unsafe { dealloc(ptr as *mut u8, layout) };
+        }
+    }
 }
 
 impl Counting {
+    fn keeping_nodes() -> Counting {
+        let mut counting = Counting::default();
+        counting.keeps_nodes = true;
+        counting
+    }
+
     fn live(&self) -> usize {
         self.live.lock().unwrap().len()
     }
@@ -129,4 +150,29 @@ fn concurrent_inserts_use_the_allocator() {
     assert_eq!(counting.allocated.load(Ordering::SeqCst), 8000);
     drop(map);
     assert_eq!(counting.live(), 0);
+}
+
+#[test]
+fn a_list_whose_allocator_keeps_its_nodes_skips_the_walk_only_without_destructors() {
+    // Keys and values without drop glue: the drop frees nothing one by one.
+    let keeping = Arc::new(Counting::keeping_nodes());
+    let map = SkipMap::with_node_alloc(Arc::clone(&keeping) as Arc<dyn NodeAlloc>);
+    for i in 0..100u64 {
+        map.insert(i, i);
+    }
+    drop(map);
+    assert_eq!(keeping.freed.load(Ordering::SeqCst), 0);
+    assert_eq!(keeping.live(), 100, "left to the allocator");
+
+    // Values with destructors: each node is still destroyed (its value
+    // dropped), whatever the allocator does with the memory.
+    let keeping = Arc::new(Counting::keeping_nodes());
+    let map = SkipMap::with_node_alloc(Arc::clone(&keeping) as Arc<dyn NodeAlloc>);
+    let value = Arc::new(());
+    for i in 0..100u64 {
+        map.insert(i, Arc::clone(&value));
+    }
+    drop(map);
+    assert_eq!(Arc::strong_count(&value), 1, "every value dropped");
+    assert_eq!(keeping.freed.load(Ordering::SeqCst), 100);
 }
