@@ -16,8 +16,10 @@
 //!
 //! Not under this order: the filesystem's own locks (`src/fs/`: the
 //! in-memory filesystem is a test double below the engine), the block
-//! cache's shards, the memtable arena and the block pool it takes blocks
-//! from while it holds its own lock (`memtable/block_pool.rs`, a leaf), a
+//! cache's shards, the memtable arena's node chunks, its blocks (taken
+//! under a node chunk's lock to refill it) and the block pool it takes
+//! blocks from while it holds its own lock (`memtable/block_pool.rs`, a
+//! leaf), a
 //! memtable's range tombstone list
 //! (`memtable/range_del.rs`: appended to and fragmented under it),
 //! statistics, the rate limiter and the handle's list of background

@@ -607,7 +607,9 @@ fn memtables_under_a_budget(budget: usize) -> (usize, bool) {
             .unwrap()
     };
     let mut most = 0;
-    for i in 0..45_000 {
+    // Some 100 bytes per entry (key, value and skiplist node), 2 MB per
+    // keyspace.
+    for i in 0..60_000 {
         let ks = &keyspaces[i % 3];
         ks.put(key(i), value(i, 100)).unwrap();
         if i % 1000 == 0 {
@@ -616,7 +618,7 @@ fn memtables_under_a_budget(budget: usize) -> (usize, bool) {
     }
     db.wait_for_compactions().unwrap();
     for ks in &keyspaces {
-        assert_eq!(scan(ks).len(), 15_000);
+        assert_eq!(scan(ks).len(), 20_000);
     }
     (most, keyspaces.iter().all(|ks| !ks.live_files().is_empty()))
 }

@@ -1,7 +1,8 @@
-//! A memtable's arena: the bytes of its entries' values (and of keys too
-//! long to sit inside a skiplist node), carved out of large blocks that are
-//! freed together when the memtable is dropped, or handed to the next
-//! memtable through the database's [`BlockPool`](super::block_pool).
+//! A memtable's arena: its skiplist's nodes and the bytes of its entries'
+//! values (and of keys too long to sit inside a node), carved out of large
+//! blocks that are freed together when the memtable is dropped, or handed
+//! to the next memtable through the database's
+//! [`BlockPool`](super::block_pool).
 //!
 //! Why: with the value in its own heap allocation, a 100-byte value cost a
 //! 112-byte allocator block and every entry two allocations. A memtable of
@@ -12,20 +13,35 @@
 //! allocator at once. Here an entry's bytes cost exactly their length, and
 //! a memtable frees one block per `block_bytes`.
 //!
+//! The nodes too (crossbeam-skiplist's, through strata's patch of it,
+//! `NodeAlloc`): from the global allocator a node was one more allocation
+//! (and one more free at the flush) per entry, and under mimalloc the
+//! fresh huge pages those allocations faulted in on the write path made
+//! most of fillbatch's slow rounds. Here a node costs its size plus
+//! alignment, in the blocks the previous memtable already touched while
+//! the pool has some (docs/performance.md, "Nineteenth session").
+//!
 //! Concurrency: a writer reserves the bytes of its whole batch in one
 //! short critical section ([`Arena::reserve`]) and then fills its
 //! [`Region`] without a lock; regions never overlap. Bytes are never
 //! written again after the writer copied them in, and the entry pointing
 //! at them is published through the skiplist's release/acquire links, so
-//! readers see them complete.
+//! readers see them complete. Nodes are allocated one at a time, inside
+//! the skiplist's insert, so they come from per-CPU chunks (RocksDB's
+//! `ConcurrentArena` does the same): each chunk is reserved from the
+//! blocks like a batch's bytes, and a node is carved from the chunk of the
+//! CPU its writer runs on, under that chunk's own lock, which another
+//! thread takes only if the writer moved CPU meanwhile.
 
 use super::block_pool::BlockPool;
+use crossbeam_skiplist::base::NodeAlloc;
 use parking_lot::Mutex;
+use std::alloc::Layout;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The smallest block an arena allocates (tiny memtables in tests).
 const MIN_BLOCK_BYTES: usize = 4096;
@@ -44,6 +60,34 @@ pub(super) fn block_bytes_for(capacity: usize) -> usize {
 /// own, so one large value never wastes most of the current block.
 const LARGE_FRACTION: usize = 4;
 
+/// The bytes a CPU's node chunk takes from the blocks at a time: some 300
+/// nodes of a small entry, so the blocks' lock is taken once per 300
+/// inserts. Less in a small arena ([`node_chunk_bytes_for`]).
+const NODE_CHUNK_BYTES: usize = 16 << 10;
+
+/// The node chunk of an arena for a memtable of about `capacity` bytes:
+/// at most a quarter block, so a chunk never needs a block of its own,
+/// and small enough that half-used chunks on every CPU hold at most an
+/// eighth of the memtable (a writer moving between CPUs leaves one on
+/// each), or a small memtable would count itself full of empty chunks.
+fn node_chunk_bytes_for(capacity: usize) -> usize {
+    NODE_CHUNK_BYTES
+        .min(block_bytes_for(capacity) / LARGE_FRACTION)
+        .min(capacity / (8 * node_shard_count()))
+}
+
+/// How many node chunks an arena has: the CPUs, rounded up to a power of
+/// two (a CPU number picks its chunk with a mask), at most 256.
+fn node_shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .next_power_of_two()
+            .min(256)
+    })
+}
+
 pub struct Arena {
     blocks: Mutex<Blocks>,
     block_bytes: usize,
@@ -52,7 +96,27 @@ pub struct Arena {
     /// Where blocks of `block_bytes` come from first and go back to when
     /// the arena is dropped: only a pool of that block size.
     pool: Option<Arc<BlockPool>>,
+    /// The node chunks, one per CPU (`node_shard_count`).
+    nodes: Box<[NodeShard]>,
+    /// Bytes a node chunk takes from the blocks at a time.
+    node_chunk_bytes: usize,
 }
+
+/// One CPU's node chunk, on a cache line of its own so two CPUs' nodes
+/// never share the line of their locks.
+#[repr(align(64))]
+struct NodeShard(Mutex<NodeChunk>);
+
+/// The unallocated tail of a node chunk.
+struct NodeChunk {
+    next: NonNull<u8>,
+    left: usize,
+}
+
+// SAFETY: a chunk is the address of arena bytes reserved for the chunk
+// alone, reached only through its shard's mutex; which thread holds it
+// does not matter.
+unsafe impl Send for NodeChunk {}
 
 /// The blocks an arena owns and the free tail of the current one.
 struct Blocks {
@@ -113,15 +177,25 @@ impl Arena {
     /// An arena for a memtable of about `capacity` bytes, allocating every
     /// block it needs.
     pub fn new(capacity: usize) -> Arena {
+        let block_bytes = block_bytes_for(capacity);
         Arena {
             blocks: Mutex::new(Blocks {
                 owned: Vec::new(),
                 next: NonNull::dangling(),
                 left: 0,
             }),
-            block_bytes: block_bytes_for(capacity),
+            block_bytes,
             allocated: AtomicUsize::new(0),
             pool: None,
+            nodes: (0..node_shard_count())
+                .map(|_| {
+                    NodeShard(Mutex::new(NodeChunk {
+                        next: NonNull::dangling(),
+                        left: 0,
+                    }))
+                })
+                .collect(),
+            node_chunk_bytes: node_chunk_bytes_for(capacity),
         }
     }
 
@@ -172,14 +246,63 @@ impl Arena {
         blocks.left -= len;
         Region::new(start, len)
     }
+
+    /// Memory for one skiplist node of `layout`, from the chunk of the CPU
+    /// the caller runs on; valid until the arena is dropped.
+    fn allocate_node(&self, layout: Layout) -> NonNull<u8> {
+        let cpu = crate::cpu::current_cpu().unwrap_or(0) as usize;
+        let shard = &self.nodes[cpu & (self.nodes.len() - 1)];
+        let mut chunk = shard.0.lock();
+        // `align` is a power of two: the bytes from `next` to the next
+        // multiple of it.
+        let padding =
+            |next: NonNull<u8>| next.as_ptr().addr().wrapping_neg() & (layout.align() - 1);
+        let mut pad = padding(chunk.next);
+        if chunk.left < pad + layout.size() {
+            // The chunk's tail (under one node) is left unused.
+            let bytes = self.node_chunk_bytes.max(layout.size() + layout.align());
+            let (next, left) = self.reserve(bytes).into_raw();
+            chunk.next = next;
+            chunk.left = left;
+            pad = padding(next);
+        }
+        // SAFETY: `pad + size <= left` (a fresh chunk has room for the
+        // node at any alignment), so both stay inside the chunk's bytes.
+        let at = unsafe { chunk.next.add(pad) };
+        chunk.next = unsafe { at.add(layout.size()) };
+        chunk.left -= pad + layout.size();
+        at
+    }
+}
+
+// SAFETY: `allocate` hands out bytes of this arena's blocks reserved for
+// one node alone (`allocate_node`: a node chunk's bytes are the chunk's
+// alone, and a node is carved from them under the chunk's lock), aligned
+// as asked, valid until the arena is dropped; the skip list holds an
+// `Arc` of the arena for as long as any node may be reached, deferred
+// destructions included. A node is freed with its arena, so `deallocate`
+// does nothing.
+unsafe impl NodeAlloc for Arena {
+    fn allocate(&self, layout: Layout) -> *mut u8 {
+        self.allocate_node(layout).as_ptr()
+    }
+
+    unsafe fn deallocate(&self, _ptr: *mut u8, _layout: Layout) {}
+
+    /// Nodes go with the arena: a dropped memtable's skiplist need not
+    /// walk its nodes (a cache miss each, some 400,000 per 64 MiB).
+    fn frees_nodes(&self) -> bool {
+        false
+    }
 }
 
 impl Drop for Arena {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
-            // The memtable's entries are gone with it (its skiplist drops
-            // first and no reader holds it), so its bytes are free to be
-            // written over by the next memtable.
+            // The last `Arc` of the arena is gone: the memtable's, its
+            // skiplist's (held until its last node was destroyed) and its
+            // readers'. No node or entry is left, so the bytes are free to
+            // be written over by the next memtable.
             pool.give_back(std::mem::take(&mut self.blocks.get_mut().owned));
         }
     }
@@ -226,6 +349,12 @@ impl Region<'_> {
     pub fn left(&self) -> usize {
         self.left
     }
+
+    /// The unfilled bytes' start and length, for a caller that fills
+    /// them itself (the node chunks).
+    fn into_raw(self) -> (NonNull<u8>, usize) {
+        (self.next, self.left)
+    }
 }
 
 #[cfg(test)]
@@ -261,26 +390,35 @@ mod tests {
         assert!(arena.allocated_bytes() < reserved + reserved / 4 + MIN_BLOCK_BYTES);
     }
 
+    /// What `work(arena, t)` returns on each of four threads `t` sharing
+    /// `arena`.
+    fn on_four_threads<T: Send + 'static>(
+        arena: &Arc<Arena>,
+        work: fn(&Arena, u8) -> Vec<T>,
+    ) -> Vec<Vec<T>> {
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let arena = Arc::clone(arena);
+                std::thread::spawn(move || work(&arena, t))
+            })
+            .collect();
+        threads.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
     #[test]
     fn concurrent_writers_get_disjoint_regions() {
         let arena = Arc::new(Arena::new(1 << 20));
-        let threads: Vec<_> = (0..4u8)
-            .map(|t| {
-                let arena = Arc::clone(&arena);
-                std::thread::spawn(move || {
-                    let mut placed = Vec::new();
-                    for i in 0..5000usize {
-                        let len = 1 + (i * 7 + t as usize) % 200;
-                        let mut region = arena.reserve(2 * len);
-                        let first = region.push(&vec![t; len]);
-                        let second = region.push(&vec![!t; len]);
-                        placed.push((first.as_ptr() as usize, second.as_ptr() as usize, len));
-                    }
-                    placed
-                })
-            })
-            .collect();
-        let results: Vec<_> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+        let results = on_four_threads(&arena, |arena, t| {
+            let mut placed = Vec::new();
+            for i in 0..5000usize {
+                let len = 1 + (i * 7 + t as usize) % 200;
+                let mut region = arena.reserve(2 * len);
+                let first = region.push(&vec![t; len]);
+                let second = region.push(&vec![!t; len]);
+                placed.push((first.as_ptr() as usize, second.as_ptr() as usize, len));
+            }
+            placed
+        });
         // Every byte still holds what its writer put there: no region was
         // handed to two writers.
         for (t, placed) in results.iter().enumerate() {
@@ -291,6 +429,78 @@ mod tests {
                 assert_eq!(read(second, len), vec![!(t as u8); len]);
             }
         }
+    }
+
+    #[test]
+    fn nodes_are_aligned_disjoint_and_counted_across_threads() {
+        let arena = Arc::new(Arena::new(1 << 20));
+        let placed: Vec<_> = on_four_threads(&arena, |arena, t| {
+            let mut placed = Vec::new();
+            for i in 0..3000usize {
+                // Node sizes as crossbeam asks for them: a header and
+                // entry, then a tower of 1 to 32 pointers.
+                let align = if i % 5 == 0 { 16 } else { 8 };
+                let size = 48 + 8 * (1 + (i * 7 + t as usize) % 32);
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let at = arena.allocate(layout);
+                assert_eq!(at.addr() % align, 0, "misaligned node");
+                let byte = (i as u8) ^ t;
+                // SAFETY: `allocate` gave `size` bytes to this thread
+                // alone.
+                unsafe { at.write_bytes(byte, size) };
+                placed.push((at.addr(), size, byte));
+            }
+            placed
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        // Every byte still holds what its node's writer put there: no two
+        // nodes overlap.
+        for &(addr, size, byte) in &placed {
+            let at = NonNull::new(addr as *mut u8).unwrap();
+            assert!(
+                read(at, size).iter().all(|&b| b == byte),
+                "node at {addr:#x} overwritten"
+            );
+        }
+        // The nodes are the arena's: counted in its blocks, with little
+        // lost to chunk tails and padding.
+        let bytes: usize = placed.iter().map(|&(_, size, _)| size).sum();
+        assert!(arena.allocated_bytes() >= bytes);
+        assert!(arena.allocated_bytes() < bytes + bytes / 8 + 5 * MAX_BLOCK_BYTES);
+    }
+
+    #[test]
+    fn half_used_node_chunks_on_every_cpu_hold_at_most_an_eighth() {
+        for capacity in [4 << 10, 64 << 10, 1 << 20, 4 << 20, 64 << 20, 1 << 30] {
+            let chunk = node_chunk_bytes_for(capacity);
+            assert!(
+                chunk * node_shard_count() <= capacity / 8,
+                "{chunk} at {capacity}"
+            );
+            assert!(chunk <= block_bytes_for(capacity) / LARGE_FRACTION);
+        }
+    }
+
+    #[test]
+    fn a_small_arenas_node_chunks_stay_inside_its_blocks() {
+        // A chunk of nothing (no capacity): a node is larger than a chunk
+        // and still gets its bytes.
+        let arena = Arena::new(0);
+        assert_eq!(arena.node_chunk_bytes, 0);
+        let big = Layout::from_size_align(2000, 8).unwrap();
+        let at = arena.allocate(big);
+        // SAFETY: `allocate` gave 2000 bytes.
+        unsafe { at.write_bytes(0x5A, 2000) };
+        let small = arena.allocate(Layout::from_size_align(64, 8).unwrap());
+        assert!(
+            small.addr() >= at.addr() + 2000 || small.addr() + 64 <= at.addr(),
+            "nodes overlap"
+        );
+        assert!(read(NonNull::new(at).unwrap(), 2000)
+            .iter()
+            .all(|&b| b == 0x5A));
     }
 
     #[test]

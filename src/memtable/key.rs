@@ -36,8 +36,9 @@ impl PartialOrd for IKey {
 }
 
 /// Internal keys up to this many bytes (user keys up to 16) live inside
-/// the skiplist node itself. 24 keeps the node at 56 bytes for a tower of
-/// one (an allocator size class); longer keys live in the arena.
+/// the skiplist node itself: db_bench's and most services' keys. 24 keeps
+/// the node at 56 bytes for a tower of one; longer keys live in the
+/// arena's bytes after the node.
 const INLINE_KEY_BYTES: usize = 24;
 
 /// One memtable entry, the key of a skiplist node. Searching a skiplist
@@ -53,9 +54,11 @@ pub struct MemEntry {
     data: NonNull<u8>,
 }
 
-// An entry is freed without reading its bytes: crossbeam may destroy a
-// node it replaced (an insert of an equal key) after the memtable and its
-// arena are gone, which is sound only while dropping an entry runs no code.
+// An entry is freed without reading its bytes. Crossbeam would destroy a
+// node replaced by an insert of an equal key later, possibly after the
+// memtable is gone (holding the whole arena until then); strata never
+// inserts an internal key twice (sequence numbers are unique), and even
+// then dropping an entry runs no code.
 const _: () = assert!(!std::mem::needs_drop::<MemEntry>());
 
 // SAFETY: `data` points at arena bytes that are written once, before the
@@ -84,8 +87,7 @@ impl MemEntry {
     /// # Safety
     /// The arena `region` comes from must outlive the entry: the entry
     /// reads its bytes from there without a lifetime to say so. A
-    /// memtable keeps its skiplist and arena together and drops the
-    /// skiplist first.
+    /// memtable's skiplist holds its arena until the last node is gone.
     pub unsafe fn new(ikey_parts: (&[u8], [u8; 8]), value: &[u8], region: &mut Region<'_>) -> Self {
         let (user_key, trailer) = ikey_parts;
         let key_len = user_key.len() + trailer.len();

@@ -4,7 +4,7 @@
 //! at a sequence number.
 
 mod active;
-#[allow(unsafe_code)] // UNSAFE.md: the arena's raw blocks
+#[allow(unsafe_code)] // UNSAFE.md: the arena's raw blocks and skiplist nodes
 mod arena;
 mod block_pool;
 mod bloom;
@@ -25,6 +25,7 @@ use crate::key_walk::{Base, KeyWalk, Step};
 use arena::Arena;
 use bloom::MemBloom;
 use bytes::Bytes;
+use crossbeam_skiplist::base::NodeAlloc;
 use crossbeam_skiplist::SkipMap;
 use key::MemEntry;
 use range_del::RangeDelList;
@@ -40,12 +41,6 @@ use strata_sstable::{pack_trailer, parse_internal_key, RangeTombstone, SeqNo, Va
 /// should stay small enough to live in the L2 cache: at a 32nd (2 MiB),
 /// the line's cache miss was 8% of fillbatch's writer thread.
 const FILTER_RATIO: usize = 64;
-
-/// Bytes charged per entry for its skiplist node: the entry, crossbeam's
-/// reference-count word and a tower of two pointers (the mean height), so
-/// `approximate_bytes` tracks real memory. The arena's bytes are counted
-/// as the arena allocates them.
-const NODE_BYTES: usize = std::mem::size_of::<MemEntry>() + 8 + 2 * 8;
 
 /// `sealed_seq` of a memtable still active: above every sequence number
 /// (they fit in 56 bits).
@@ -67,13 +62,12 @@ pub enum Lookup<V> {
 /// A sorted in-memory table of writes. Immutable ("frozen") once it is
 /// replaced by a fresh memtable; then it is flushed to an L0 table.
 pub struct MemTable {
-    // Field order matters: the entries in `map` point into `arena`, so the
-    // map is declared (and therefore dropped) first.
+    /// The entries, in nodes allocated in `arena`. The map holds the
+    /// arena too (an `Arc`), for as long as a node of it may be reached,
+    /// deferred destructions included.
     map: SkipMap<MemEntry, ()>,
-    arena: Arena,
+    arena: Arc<Arena>,
     bloom: MemBloom,
-    /// Bytes of the skiplist nodes (the arena counts its own).
-    node_bytes: AtomicUsize,
     /// The range deletes, kept out of the skiplist: a reader asks which
     /// of them cover its key before it looks for the key's points.
     range_dels: RangeDelList,
@@ -115,11 +109,11 @@ impl MemTable {
     /// An empty memtable writing into `arena`, with a key filter of
     /// `filter_bytes` bytes.
     fn with_filter(wal_number: u64, arena: Arena, filter_bytes: usize) -> Self {
+        let arena = Arc::new(arena);
         MemTable {
-            map: SkipMap::new(),
+            map: SkipMap::with_node_alloc(Arc::clone(&arena) as Arc<dyn NodeAlloc>),
             arena,
             bloom: MemBloom::new(filter_bytes),
-            node_bytes: AtomicUsize::new(0),
             range_dels: RangeDelList::new(),
             wal_number,
             max_seq: AtomicU64::new(0),
@@ -188,12 +182,12 @@ impl MemTable {
                 continue;
             }
             let trailer = pack_trailer(seq, op.kind).to_le_bytes();
-            // SAFETY: the entry goes into `self.map`, which is dropped
-            // before `self.arena` (field order); a reader can only reach
-            // an entry through the map (or an iterator holding this
-            // memtable's `Arc`). An entry replaced by an equal key may be
-            // freed later by crossbeam, but freeing an entry never reads
-            // its bytes (no drop glue, asserted in key.rs).
+            // SAFETY: the entry goes into `self.map`, which holds the
+            // arena (an `Arc`) until its last node is destroyed, deferred
+            // destructions included; a reader can only reach an entry
+            // through the map (or an iterator holding this memtable's
+            // `Arc`). Destroying an entry never reads its bytes (no drop
+            // glue, asserted in key.rs).
             let entry = unsafe { MemEntry::new((op.key, trailer), op.value, &mut region) };
             if count == 1 && _pin.is_none() {
                 _pin = Some(crossbeam_epoch::pin());
@@ -203,10 +197,6 @@ impl MemTable {
             merges += usize::from(op.kind == ValueKind::Merge);
         }
         debug_assert_eq!(region.left(), 0, "arena bytes reserved but not used");
-        if count > 0 {
-            self.node_bytes
-                .fetch_add(count * NODE_BYTES, Ordering::Relaxed);
-        }
         if merges > 0 {
             self.merge_operands.fetch_add(merges, Ordering::Relaxed);
         }
@@ -290,12 +280,10 @@ impl MemTable {
         }
     }
 
-    /// Approximate heap bytes held: skiplist nodes, arena blocks and
-    /// range tombstones.
+    /// Approximate heap bytes held: the arena's blocks (nodes, keys and
+    /// values) and the range tombstones.
     pub fn approximate_bytes(&self) -> usize {
-        self.node_bytes.load(Ordering::Relaxed)
-            + self.arena.allocated_bytes()
-            + self.range_dels.bytes()
+        self.arena.allocated_bytes() + self.range_dels.bytes()
     }
 
     /// Whether the memtable is to be frozen: it holds `write_buffer_size`
@@ -381,7 +369,7 @@ mod tests {
         assert_eq!(m.get(b"k", 5), Lookup::Deleted);
         assert_eq!(m.get(b"j", 9), Lookup::Absent);
         assert_eq!(m.get(b"kk", 9), Lookup::Found(Bytes::from_static(b"other")));
-        assert!(m.approximate_bytes() >= 4 * NODE_BYTES + 2 + 2 + 5);
+        assert!(m.approximate_bytes() >= 4 * std::mem::size_of::<MemEntry>() + 2 + 2 + 5);
     }
 
     fn range_delete(m: &MemTable, start: &[u8], end: Option<&[u8]>, seq: SeqNo) {
