@@ -372,6 +372,29 @@ mod tests {
         assert!(m.approximate_bytes() >= 4 * std::mem::size_of::<MemEntry>() + 2 + 2 + 5);
     }
 
+    /// The skiplist's nodes are the arena's: entries whose keys sit in the
+    /// node and whose values are empty take no other arena bytes, yet the
+    /// memtable's size counts each node.
+    #[test]
+    fn the_size_counts_the_nodes_in_the_arena() {
+        let m = MemTable::unfiltered(1, 1 << 20);
+        let n = 2000;
+        for i in 0..n {
+            m.insert(
+                format!("k{i:05}").as_bytes(),
+                i as SeqNo + 1,
+                ValueKind::Put,
+                b"",
+            );
+        }
+        let node = std::mem::size_of::<MemEntry>() + 8 + 8;
+        assert!(
+            m.approximate_bytes() >= n * node,
+            "{} bytes for {n} nodes of at least {node}",
+            m.approximate_bytes()
+        );
+    }
+
     fn range_delete(m: &MemTable, start: &[u8], end: Option<&[u8]>, seq: SeqNo) {
         let op = BatchOp {
             keyspace: 0,
