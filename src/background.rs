@@ -219,6 +219,17 @@ fn spawn_all(inner: &Arc<DbInner>, threads: &mut Vec<JoinHandle<()>>) -> std::io
             wal.poison(&reason);
         }
     })?;
+    // Arena blocks for the next memtable, made resident ahead of it
+    // (`memtable/block_pool.rs`).
+    let db = Arc::clone(inner);
+    spawn_one(inner, threads, "strata-memtable-blocks".into(), move || {
+        // Its page faults would otherwise be a writer's: worth doing only
+        // on a CPU no writer (or flush) wants.
+        crate::cpu::run_only_when_idle();
+        guarded(&db, "memtable block preparer", || {
+            db.write_path.block_pool.run_preparer()
+        });
+    })?;
     // One background job is the flush thread; the rest compact.
     for i in 0..inner.options.max_background_jobs.saturating_sub(1).max(1) {
         let db = Arc::clone(inner);
@@ -254,6 +265,7 @@ pub(crate) fn stop(inner: &DbInner, threads: Vec<JoinHandle<()>>) {
     inner.bg.state.lock().shutting_down = true;
     inner.bg.notify_all();
     inner.write_path.wal.stop_syncer();
+    inner.write_path.block_pool.stop_preparer();
     for t in threads {
         // Their panics are caught inside (`guarded`); a join error is
         // a panic in the catching itself, with nothing left to report.

@@ -42,7 +42,7 @@ mod close;
 mod compaction;
 mod compaction_filter;
 mod core;
-#[allow(unsafe_code)] // UNSAFE.md: `sched_getcpu`
+#[allow(unsafe_code)] // UNSAFE.md: `sched_getcpu`, `sched_setscheduler`
 mod cpu;
 mod cursor;
 mod db;

@@ -17,9 +17,8 @@
 //! Not under this order: the filesystem's own locks (`src/fs/`: the
 //! in-memory filesystem is a test double below the engine), the block
 //! cache's shards, the memtable arena's node chunks, its blocks (taken
-//! under a node chunk's lock to refill it) and the block pool it takes
-//! blocks from while it holds its own lock (`memtable/block_pool.rs`, a
-//! leaf), a
+//! under a node chunk's lock to refill it; the block pool it takes blocks
+//! from under it is lock-free, `memtable/block_pool.rs`), a
 //! memtable's range tombstone list
 //! (`memtable/range_del.rs`: appended to and fragmented under it),
 //! statistics, the rate limiter and the handle's list of background

@@ -454,8 +454,9 @@ fn a_failed_thread_spawn_at_open_leaves_no_thread_and_no_lock() {
         let db = open_mem(&fs);
         write_some(&db, 0)
     };
-    // Flush thread, WAL syncer, two compaction threads.
-    let threads = 4;
+    // Flush thread, WAL syncer, memtable block preparer, two compaction
+    // threads.
+    let threads = 5;
     for fail_at in 0..threads {
         let hook: TestHook = Arc::new(move |p: HookPoint| match p {
             HookPoint::SpawnThread(n) if n == fail_at => {
@@ -464,7 +465,7 @@ fn a_failed_thread_spawn_at_open_leaves_no_thread_and_no_lock() {
             _ => Ok(()),
         });
         let opts = Options {
-            max_background_jobs: threads - 1,
+            max_background_jobs: 3,
             test_hook: Some(Arc::clone(&hook)),
             ..mem_options(&fs)
         };

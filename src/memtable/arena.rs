@@ -40,7 +40,7 @@ use std::alloc::Layout;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The smallest block an arena allocates (tiny memtables in tests).
@@ -145,12 +145,60 @@ pub(super) struct Block {
 unsafe impl Send for Block {}
 
 impl Block {
-    fn new(len: usize) -> Block {
+    pub(super) fn new(len: usize) -> Block {
         let boxed: Box<[MaybeUninit<u8>]> = Box::new_uninit_slice(len);
         let raw = Box::into_raw(boxed);
         Block {
             // `Box::into_raw` never returns null.
             start: NonNull::new(raw.cast::<MaybeUninit<u8>>()).expect("box pointer"),
+            len,
+        }
+    }
+
+    /// A block whose pages are all resident: each one written once, so
+    /// the kernel faults it in (and zeroes it) now, on the caller's
+    /// thread, rather than in the writer that first stores into it. `None`
+    /// if `stop` was set meanwhile (looked at every 64 pages: the caller
+    /// runs at idle priority, and a close waits for it).
+    pub(super) fn resident(len: usize, stop: &AtomicBool) -> Option<Block> {
+        /// The smallest page size of the platforms strata runs on; a
+        /// larger page is touched more than once, which is harmless.
+        const PAGE_BYTES: usize = 4096;
+        let block = Block::new(len);
+        let start = block.start();
+        // The block need not start on a page: its last byte too, or the
+        // last page might be one the writer faults in.
+        let offsets = (0..len).step_by(PAGE_BYTES).chain(len.checked_sub(1));
+        for (i, offset) in offsets.enumerate() {
+            if i % 64 == 63 && stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            // SAFETY: `offset < len`, inside the block this function
+            // owns; writing a byte to uninitialised memory is sound, and
+            // the volatile write is not elided.
+            unsafe { std::ptr::write_volatile(start.as_ptr().add(offset), 0) };
+        }
+        Some(block)
+    }
+
+    /// The block's start, its ownership handed to the caller (to park it
+    /// in the block pool's lock-free slots); [`Block::from_raw`] takes it
+    /// back.
+    pub(super) fn into_raw(self) -> NonNull<u8> {
+        let start = self.start();
+        std::mem::forget(self);
+        start
+    }
+
+    /// The block [`Block::into_raw`] gave up.
+    ///
+    /// # Safety
+    /// `start` came from `into_raw` of a block of exactly `len` bytes, and
+    /// no other `Block` has been made from it since (each `into_raw` is
+    /// taken back once).
+    pub(super) unsafe fn from_raw(start: NonNull<u8>, len: usize) -> Block {
+        Block {
+            start: start.cast(),
             len,
         }
     }
@@ -222,17 +270,14 @@ impl Arena {
         }
         let mut blocks = self.blocks.lock();
         if len > self.block_bytes / LARGE_FRACTION {
-            let block = Block::new(len);
+            let block = self.new_block(len);
             let start = block.start();
             blocks.owned.push(block);
             self.allocated.fetch_add(len, Ordering::Relaxed);
             return Region::new(start, len);
         }
         if blocks.left < len {
-            let block = match self.pool.as_ref().and_then(|pool| pool.take()) {
-                Some(block) => block,
-                None => Block::new(self.block_bytes),
-            };
+            let block = self.new_block(self.block_bytes);
             blocks.next = block.start();
             blocks.left = self.block_bytes;
             blocks.owned.push(block);
@@ -245,6 +290,16 @@ impl Arena {
         blocks.next = unsafe { start.add(len) };
         blocks.left -= len;
         Region::new(start, len)
+    }
+
+    /// A block of `len` bytes: through the pool if it is of the pool's
+    /// size (so the pool counts every block it may get back), else from
+    /// the allocator.
+    fn new_block(&self, len: usize) -> Block {
+        match &self.pool {
+            Some(pool) if len == self.block_bytes => pool.take_or_allocate(),
+            _ => Block::new(len),
+        }
     }
 
     /// Memory for one skiplist node of `layout`, from the chunk of the CPU

@@ -6,6 +6,7 @@
 mod active;
 #[allow(unsafe_code)] // UNSAFE.md: the arena's raw blocks and skiplist nodes
 mod arena;
+#[allow(unsafe_code)] // UNSAFE.md: blocks parked in lock-free slots
 mod block_pool;
 mod bloom;
 #[allow(unsafe_code)] // UNSAFE.md: an entry borrowed for the iterator's life
