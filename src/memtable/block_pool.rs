@@ -184,9 +184,10 @@ impl BlockPool {
             if block.len() != self.block_bytes {
                 continue;
             }
-            let _ = self
+            let counted = self
                 .in_arenas
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            debug_assert!(counted.is_ok(), "a block given back was never counted");
             if self.reserve_place(|_| true) {
                 self.park(block);
             }
