@@ -184,6 +184,9 @@ impl DbInner {
         let wal_log_number = versions.log_number();
         drop(versions);
         let _ = self.hook(crate::hook::HookPoint::FlushInstalled);
+        // Writes stalled on the memtable limit have their room now; the
+        // WAL collection below is no concern of theirs.
+        self.bg.announce_flush_installed();
         // The WALs no keyspace needs any more: those this flush did not
         // sync are never synced now.
         self.write_path.note_log_number(wal_log_number);

@@ -278,7 +278,7 @@ impl DbInner {
     }
 
     /// A stall's wait: background progress since `generation` was read (a
-    /// flush or compaction finishing), or `deadline` when delaying; counts
+    /// flush's install, a compaction's end), or `deadline` when delaying; counts
     /// the time as stall time. An async leader's `park` parks its task
     /// instead (`Pending`), woken by that progress or at the deadline.
     fn wait_for_background(
