@@ -308,13 +308,18 @@ impl DbInner {
         }
     }
 
-    /// A writer for a new table, held to the rate limit if one is set.
+    /// A writer for a new table, held to the rate limit if one is set and
+    /// written back as it grows (`bytes_per_sync`).
     pub(crate) fn table_writer(
         &self,
         file: Box<dyn WritableFile>,
         priority: IoPriority,
     ) -> WriteAdapter {
-        WriteAdapter(file, self.rate_limiter.clone().map(|l| (l, priority)))
+        WriteAdapter(
+            file,
+            self.rate_limiter.clone().map(|l| (l, priority)),
+            crate::fs::Writeback::every(self.options.bytes_per_sync),
+        )
     }
 
     /// Swap in a new super version of `ks` built from its current one.

@@ -7,7 +7,7 @@ use crate::core::DbInner;
 use crate::error::{table_write_error, Error, Result};
 use crate::events::{job_status, FlushEvents};
 use crate::filename::table_path;
-use crate::fs::WriteAdapter;
+use crate::fs::{WriteAdapter, Writeback};
 use crate::iter::InternalIterator;
 use crate::keyspace::KeyspaceState;
 use crate::memtable::{MemTable, MemTableIter};
@@ -367,7 +367,11 @@ pub(crate) fn write_memtable_table(
             .fs
             .create(&path)
             .map_err(|e| Error::io("create", &path, e))?;
-        let writer = WriteAdapter(file, limiter.map(|l| (l, IoPriority::High)));
+        let writer = WriteAdapter(
+            file,
+            limiter.map(|l| (l, IoPriority::High)),
+            Writeback::every(options.bytes_per_sync),
+        );
         let mut builder = TableBuilder::new(writer, options.table_options(0))
             .map_err(|e| table_write_error(&path, e))?;
         // By the database's clock: `periodic_compaction_seconds` ages
@@ -517,7 +521,7 @@ pub(crate) fn finish_table(
     let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
     let mut meta = FileMeta::from_built(number, &built);
     (meta.blob_files, meta.blob_refs) = blob_refs.into_iter().unzip();
-    let WriteAdapter(mut file, _) = built.writer;
+    let WriteAdapter(mut file, ..) = built.writer;
     file.sync().map_err(|e| Error::io("sync", &path, e))?;
     drop(file);
     // The bounds cover the range tombstones too (a tombstone-only table has

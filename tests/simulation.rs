@@ -247,6 +247,11 @@ impl Sim {
             // Scans step over 0, 1 or 8 (the default) versions of a key
             // before seeking past the rest.
             max_sequential_skip_in_iterations: [0, 1, 8][(self.seed % 3) as usize],
+            // The table writers' writeback pacing every 4 KiB (several
+            // times a table here; on this filesystem a writeback is a
+            // flush), never, or at the default (never, for tables this
+            // small).
+            bytes_per_sync: [4 << 10, 0, 1 << 20][(self.seed / 7 % 3) as usize],
             // Merges append (the model's `WriteOp::Merge`), a `#` base
             // counting as none.
             merge_operator: Some(Arc::new(MarkAwareAppend)),

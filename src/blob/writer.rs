@@ -7,7 +7,7 @@
 
 use crate::error::{table_write_error, Error, Result};
 use crate::filename::blob_path;
-use crate::fs::WriteAdapter;
+use crate::fs::{WriteAdapter, Writeback};
 use crate::options::{Compression, Options};
 use crate::version::{BlobRefCount, TableOpener};
 use std::collections::BTreeMap;
@@ -21,6 +21,8 @@ pub(crate) struct BlobSettings {
     pub min_blob_size: u64,
     pub blob_file_size: u64,
     pub compression: Compression,
+    /// `Options::bytes_per_sync`.
+    pub bytes_per_sync: u64,
 }
 
 impl BlobSettings {
@@ -32,6 +34,7 @@ impl BlobSettings {
             min_blob_size: options.min_blob_size,
             blob_file_size: options.blob_file_size,
             compression: options.blob_compression_type.clone(),
+            bytes_per_sync: options.bytes_per_sync,
         })
     }
 }
@@ -85,7 +88,7 @@ impl<'a> BlobWriter<'a> {
                 .create(&path)
                 .map_err(|e| Error::io("create blob file", &path, e))?;
             let builder = BlobFileBuilder::new(
-                WriteAdapter(file, None),
+                WriteAdapter(file, None, Writeback::every(self.settings.bytes_per_sync)),
                 self.settings.keyspace_id,
                 self.settings.compression.clone(),
             )
@@ -125,7 +128,7 @@ impl<'a> BlobWriter<'a> {
             let path = blob_path(&self.dir, number);
             let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
             self.bytes_written += built.file_size;
-            let WriteAdapter(mut file, _) = built.writer;
+            let WriteAdapter(mut file, ..) = built.writer;
             file.sync()
                 .map_err(|e| Error::io("sync blob file", &path, e))?;
         }

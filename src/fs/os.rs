@@ -12,6 +12,8 @@ use std::path::Path;
 /// system call; the WAL flushes explicitly after every group, so this only
 /// matters for table and manifest writes.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// The unit `start_writeback` rounds down to: a page.
+const WRITEBACK_PAGE: u64 = 4096;
 
 /// strata's default [`FileSystem`]: the operating system's.
 #[derive(Debug, Default, Clone, Copy)]
@@ -21,6 +23,8 @@ struct OsWritableFile {
     file: File,
     buffer: Vec<u8>,
     len: u64,
+    /// Where the last writeback asked for ended (`start_writeback`).
+    writeback_end: u64,
 }
 
 impl WritableFile for OsWritableFile {
@@ -54,6 +58,29 @@ impl WritableFile for OsWritableFile {
         self.flush()?;
         // fdatasync: data plus the metadata needed to read it back (size).
         self.file.sync_data()
+    }
+
+    fn start_writeback(&mut self) -> io::Result<()> {
+        self.flush()?;
+        // Whole pages only: the last, partial one is written to again by
+        // the next append, and written back now it would be written twice
+        // (and on a filesystem with stable pages that append would wait
+        // for the write). RocksDB rounds down the same way.
+        let end = self.len / WRITEBACK_PAGE * WRITEBACK_PAGE;
+        if end > self.writeback_end {
+            // A hint: if the kernel refuses it (memory pressure), the pages
+            // are written back later, and a failed write of them is
+            // reported by the file's `fdatasync`, which every table and
+            // blob file gets before it is used. Failing the flush for it
+            // would stop writes for nothing.
+            let _ = super::writeback_hint::start_writeback(
+                &self.file,
+                self.writeback_end,
+                end - self.writeback_end,
+            );
+            self.writeback_end = end;
+        }
+        Ok(())
     }
 
     fn len(&self) -> u64 {
@@ -145,6 +172,7 @@ impl FileSystem for OsFileSystem {
             file,
             buffer: Vec::with_capacity(64 * 1024),
             len: 0,
+            writeback_end: 0,
         }))
     }
 

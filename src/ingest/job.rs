@@ -40,7 +40,7 @@ use super::placement::place;
 use crate::core::DbInner;
 use crate::error::{table_error, table_write_error, Error, Result};
 use crate::filename::table_path;
-use crate::fs::{FileSystem, RandomAccessOptions, WriteAdapter};
+use crate::fs::{FileSystem, RandomAccessOptions, WriteAdapter, Writeback};
 use crate::held_files::FileHold;
 use crate::iter::InternalIterator;
 use crate::keyspace::KeyspaceState;
@@ -415,7 +415,7 @@ impl DbInner {
             .map_err(|e| Error::io("create", &path, e))?;
         let props = f.table.properties();
         let mut builder = TableBuilder::new(
-            WriteAdapter(file, None),
+            WriteAdapter(file, None, Writeback::every(options.bytes_per_sync)),
             options.table_options(options.num_levels - 1),
         )
         .map_err(|e| table_write_error(&path, e))?;
@@ -446,7 +446,7 @@ impl DbInner {
         }
         let built = builder.finish().map_err(|e| table_write_error(&path, e))?;
         let meta = FileMeta::from_built(number, &built);
-        let WriteAdapter(mut file, _) = built.writer;
+        let WriteAdapter(mut file, ..) = built.writer;
         file.sync().map_err(|e| Error::io("sync", &path, e))?;
         Ok(meta)
     }

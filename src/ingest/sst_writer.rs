@@ -8,7 +8,7 @@
 
 use crate::batch::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::error::{table_write_error, Error, Result};
-use crate::fs::{FileSystem, WriteAdapter};
+use crate::fs::{FileSystem, WriteAdapter, Writeback};
 use crate::options::Options;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,8 +95,11 @@ impl SstWriter {
         let file = fs
             .create(&path)
             .map_err(|e| Error::io("create", &path, e))?;
-        let mut builder = TableBuilder::new(WriteAdapter(file, None), table_options)
-            .map_err(|e| table_write_error(&path, e))?;
+        let mut builder = TableBuilder::new(
+            WriteAdapter(file, None, Writeback::every(options.bytes_per_sync)),
+            table_options,
+        )
+        .map_err(|e| table_write_error(&path, e))?;
         builder.set_creation_time(options.clock.now_micros() / 1_000_000);
         if let Some(operator) = &options.merge_operator {
             builder.set_merge_operator_name(operator.name());
@@ -235,7 +238,7 @@ impl SstWriter {
             }
         };
         let file_size = built.file_size;
-        let WriteAdapter(mut file, _) = built.writer;
+        let WriteAdapter(mut file, ..) = built.writer;
         if let Err(e) = file.sync() {
             let _ = self.fs.remove(&path);
             return Err(Error::io("sync", &path, e));

@@ -107,6 +107,10 @@ pub struct StressFlags {
     /// RocksDB's wal_bytes_per_sync (0: off).
     #[arg(long, default_value_t = 0)]
     pub wal_bytes_per_sync: u64,
+    /// RocksDB's bytes_per_sync: tables and blob files written back every
+    /// this many bytes as they are written (0: off).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub bytes_per_sync: u64,
     /// RocksDB's max_sequential_skip_in_iterations: versions of one key
     /// the verifier's scans step over before seeking past the rest.
     #[arg(long, default_value_t = 8)]
@@ -199,6 +203,7 @@ impl StressFlags {
             min_blob_size: 0,
             blob_gc: false,
             blob_gc_min_garbage_ratio: 0.25,
+            bytes_per_sync: 1 << 20,
         };
         // Drawn after the rest, so their draws stay as they were.
         if flags.compression == CompressionFlag::Zstd && rng.one_in(2) {
@@ -216,13 +221,17 @@ impl StressFlags {
         flags
     }
 
-    /// Draw how often ingestions and backups run, from `rng` (the crash
+    /// Draw how often ingestions and backups run, and `bytes_per_sync`,
+    /// from `rng` (the crash
     /// test gives a stream of its own per cycle, so adding these left
     /// every other draw of a seed, the kill points included, as it was).
     pub fn draw_ingest_and_backup(&mut self, rng: &mut Rng) {
         self.ingest_one_in = pick(rng, &[0, 500, 2000]);
         self.backup_one_in = pick(rng, &[0, 3000, 10_000]);
         self.backup_check_one_in = pick(rng, &[1, 4]);
+        // Drawn after those, from the same stream of its own: tables
+        // written back every 16 KiB, at the default, or never.
+        self.bytes_per_sync = pick(rng, &[0, 16 << 10, 1 << 20]);
     }
 
     /// The database options these flags describe.
@@ -257,6 +266,7 @@ impl StressFlags {
             max_write_group_bytes: self.max_write_group_bytes,
             wal_buffer_capacity_bytes: self.wal_buffer_capacity_bytes,
             wal_bytes_per_sync: self.wal_bytes_per_sync,
+            bytes_per_sync: self.bytes_per_sync,
             max_sequential_skip_in_iterations: self.max_sequential_skip_in_iterations,
             max_successive_merges: self.max_successive_merges,
             enable_blob_files: self.min_blob_size > 0,
@@ -337,6 +347,7 @@ impl StressFlags {
                 self.wal_buffer_capacity_bytes.to_string(),
             ),
             ("wal-bytes-per-sync", self.wal_bytes_per_sync.to_string()),
+            ("bytes-per-sync", self.bytes_per_sync.to_string()),
             (
                 "max-sequential-skip-in-iterations",
                 self.max_sequential_skip_in_iterations.to_string(),
