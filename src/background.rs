@@ -94,26 +94,20 @@ impl Background {
     /// progress a write stalled on the memtable limit waits for. Announced
     /// at the install, not when the flush's job ends: the job then still
     /// collects the WALs the install made obsolete (an unmap and an unlink
-    /// of each, a fifth of a flush's CPU time with 4 KiB values), which a
-    /// stalled write need not wait for (measured: WAL collection was 20%
-    /// of the flush thread's CPU samples in a 4 KiB overwrite). The job's
-    /// end (`Flushing`) then wakes the waiters for it (`flush()`, a
-    /// resume, `wait_for_compactions`) without bumping the
-    /// generation again: one flush is one step of progress, so a delayed
-    /// write's delay is not cut short twice by it.
+    /// of each: 20% of the flush thread's CPU samples in a 4 KiB
+    /// overwrite), which a stalled write need not wait for. The job's end
+    /// (`Flushing`) then wakes the waiters for it (`flush()`, a resume,
+    /// `wait_for_compactions`) without bumping the generation again: one
+    /// flush is one step of progress, so a delayed write's delay is not
+    /// cut short twice by it. Called by the flush thread while it holds
+    /// the job's `Flushing`, which alone reads the mark back (at its drop).
     pub fn announce_flush_installed(&self) {
-        let tasks = {
+        {
             let mut state = self.state.lock();
             debug_assert!(state.flushing.is_some(), "announced outside a flush job");
-            if state.flushing.is_some() {
-                state.flush_installed_announced = true;
-            }
-            state.generation += 1;
-            self.work.notify_all();
-            self.done.notify_all();
-            std::mem::take(&mut state.tasks)
-        };
-        tasks.into_iter().for_each(Waker::wake);
+            state.flush_installed_announced = state.flushing.is_some();
+        }
+        self.notify_all();
     }
 
     /// Wake the background threads to look for work that is not

@@ -224,6 +224,9 @@ fn merge_options(fs: &MemFileSystem) -> Options {
     Options {
         merge_operator: Some(Arc::new(MarkAwareAppend)),
         compaction_filter_factory: Some(mark_filter()),
+        // The table writers' writeback pacing runs several times a table
+        // (on this filesystem a writeback is a flush).
+        bytes_per_sync: 4 << 10,
         ..mem_options(fs)
     }
 }

@@ -87,6 +87,9 @@ fn options(fs: &MemFileSystem) -> Options {
         max_sequential_skip_in_iterations: 1,
         merge_operator: Some(Arc::new(MarkAwareAppend)),
         compaction_filter_factory: Some(mark_filter()),
+        // The table writers' writeback pacing runs several times a table
+        // (on this filesystem a writeback is a flush).
+        bytes_per_sync: 4 << 10,
         ..Options::default()
     }
 }

@@ -266,7 +266,7 @@ pub fn run(t: &CrashTest) -> Result<Totals, AnyError> {
             Some(f) => f.clone(),
             None => {
                 let mut f = StressFlags::random(&mut rng);
-                f.draw_ingest_and_backup(&mut Rng::new(run_seed ^ 0x1a6e_57ba_c0f0_0001));
+                f.draw_on_own_stream(&mut Rng::new(run_seed ^ 0x1a6e_57ba_c0f0_0001));
                 f
             }
         };

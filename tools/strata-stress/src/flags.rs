@@ -221,11 +221,11 @@ impl StressFlags {
         flags
     }
 
-    /// Draw how often ingestions and backups run, and `bytes_per_sync`,
-    /// from `rng` (the crash
-    /// test gives a stream of its own per cycle, so adding these left
-    /// every other draw of a seed, the kill points included, as it was).
-    pub fn draw_ingest_and_backup(&mut self, rng: &mut Rng) {
+    /// Draw the knobs added after the crash test's seeds were fixed (how
+    /// often ingestions and backups run, `bytes_per_sync`) from `rng`: the
+    /// crash test gives a stream of its own per cycle, so adding these left
+    /// every other draw of a seed, the kill points included, as it was.
+    pub fn draw_on_own_stream(&mut self, rng: &mut Rng) {
         self.ingest_one_in = pick(rng, &[0, 500, 2000]);
         self.backup_one_in = pick(rng, &[0, 3000, 10_000]);
         self.backup_check_one_in = pick(rng, &[1, 4]);
@@ -404,7 +404,7 @@ mod tests {
         let mut rng = Rng::new(11);
         for _ in 0..200 {
             let mut f = StressFlags::random(&mut rng);
-            f.draw_ingest_and_backup(&mut rng);
+            f.draw_on_own_stream(&mut rng);
             let mut argv = vec!["x".to_string()];
             argv.extend(f.args());
             let parsed = Cli::try_parse_from(&argv).unwrap().flags;
