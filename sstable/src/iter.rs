@@ -173,13 +173,20 @@ impl TableIter {
 
     /// On error, unposition; on success, check the entry's key is a
     /// well-formed internal key of a known kind.
+    #[inline]
     fn settle(&mut self, r: Result<()>) -> Result<()> {
         let r = r.and_then(|()| self.check_entry());
         if r.is_err() {
-            self.index.invalidate();
-            self.data.invalidate();
+            self.unposition();
         }
         r
+    }
+
+    /// After an error: kept out of line, off every step's path.
+    #[cold]
+    fn unposition(&mut self) {
+        self.index.invalidate();
+        self.data.invalidate();
     }
 
     fn check_entry(&self) -> Result<()> {

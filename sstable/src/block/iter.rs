@@ -196,6 +196,64 @@ mod tests {
         }
     }
 
+    /// A walk of steps forward and back, seeks and jumps to either end
+    /// lands where a model of the sorted keys says, whatever the restart
+    /// interval: backward steps taken from the entries a rescan kept
+    /// (`Cursor::prev`) agree with rescans, and a move in between makes
+    /// the next step back start over rather than use stale entries.
+    #[test]
+    fn a_random_walk_both_ways_agrees_with_the_model() {
+        // Keys with shared prefixes of varying length, and values of
+        // varying size, so that offsets and key deltas differ per entry.
+        let keys: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| format!("k{:03}{}", i, "x".repeat((i % 7) as usize)).into_bytes())
+            .collect();
+        for interval in [1, 2, 3, 5, 16] {
+            let mut b = BlockBuilder::new(interval);
+            for (i, k) in keys.iter().enumerate() {
+                b.add(k, &vec![i as u8; i % 11]);
+            }
+            let block = Block::new(Bytes::copy_from_slice(b.finish())).unwrap();
+            let mut it = block.iter();
+            let mut at: Option<usize> = None;
+            let mut rng = 0x2545_f491_4f6c_dd1du64 ^ interval as u64;
+            for _ in 0..5_000 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                match rng % 16 {
+                    0..=6 => {
+                        it.prev().unwrap();
+                        at = at.and_then(|i| i.checked_sub(1));
+                    }
+                    7..=11 => {
+                        it.next().unwrap();
+                        at = at.map(|i| i + 1).filter(|&i| i < keys.len());
+                    }
+                    12 => {
+                        it.seek_to_last().unwrap();
+                        at = Some(keys.len() - 1);
+                    }
+                    13 => {
+                        it.seek_to_first().unwrap();
+                        at = Some(0);
+                    }
+                    _ => {
+                        let i = (rng >> 8) as usize % keys.len();
+                        let target = keys[i].clone();
+                        it.seek_by(|k| k.cmp(&target)).unwrap();
+                        at = Some(i);
+                    }
+                }
+                assert_eq!(it.valid(), at.is_some(), "interval {interval}");
+                if let Some(i) = at {
+                    assert_eq!(it.key(), keys[i].as_slice(), "interval {interval}");
+                    assert_eq!(it.value(), vec![i as u8; i % 11].as_slice());
+                }
+            }
+        }
+    }
+
     #[test]
     fn empty_block() {
         let block = build(&[], 4);
