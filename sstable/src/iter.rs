@@ -13,6 +13,7 @@ use crate::key::{
     compare_internal_keys, compare_to_target, key_prefix, parse_internal_key, split_key, ParsedKey,
     ValueKind,
 };
+use crate::options::MAX_RESTART_INTERVAL;
 use crate::readahead::Readahead;
 use crate::table_reader::{index_handle_at, BlockReadOptions, Table};
 
@@ -41,6 +42,9 @@ pub struct TableIter {
     data: Cursor,
     /// The data block `data` walks, and its ordinal in the index.
     block: Option<(usize, Block)>,
+    /// Whether `data` has room for the entries a backward step keeps
+    /// (reserved at the first backward move: forward scans never need it).
+    steps_back_reserved: bool,
 }
 
 impl TableIter {
@@ -56,6 +60,21 @@ impl TableIter {
             index: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),
             data: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),
             block: None,
+            steps_back_reserved: false,
+        }
+    }
+
+    /// Before a backward move: room for a restart interval's entries, so
+    /// that steps back allocate only for keys longer than usual.
+    #[inline]
+    fn reserve_steps_back(&mut self) {
+        if !self.steps_back_reserved {
+            self.steps_back_reserved = true;
+            let interval = usize::try_from(self.table.properties().restart_interval)
+                .unwrap_or(MAX_RESTART_INTERVAL)
+                .clamp(1, MAX_RESTART_INTERVAL);
+            self.data
+                .reserve_steps_back(interval, KEY_BUFFER_CAPACITY / 2);
         }
     }
 
@@ -73,6 +92,7 @@ impl TableIter {
 
     /// Moves to the last entry.
     pub fn seek_to_last(&mut self) -> Result<()> {
+        self.reserve_steps_back();
         let r = self.load_index().and_then(|()| self.seek_to_last_inner());
         self.settle(r)
     }
@@ -85,6 +105,7 @@ impl TableIter {
 
     /// Moves to the last entry whose internal key is <= `target`.
     pub fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        self.reserve_steps_back();
         let r = self
             .load_index()
             .and_then(|()| self.seek_for_prev_inner(target));
@@ -109,6 +130,7 @@ impl TableIter {
         if !self.valid() {
             return Ok(());
         }
+        self.reserve_steps_back();
         let r = self.prev_inner();
         self.settle(r)
     }

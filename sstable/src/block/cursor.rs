@@ -12,6 +12,15 @@ use crate::fence::Fence;
 /// `current` of an unpositioned cursor.
 const INVALID: usize = usize::MAX;
 
+/// The most bytes a cursor keeps for steps back (`Cursor::passed` and
+/// their keys). Past it a rescan keeps only the entries nearest where it
+/// stops, and a step back beyond them rescans again: a crafted block
+/// (one long key, then thousands of entries sharing all of it) would
+/// otherwise make a rescan keep a copy of that key per entry, memory
+/// quadratic in the block's size. A restart interval of 16 keys of a few
+/// dozen bytes takes about 1 KiB.
+pub(crate) const PASSED_BYTES_BUDGET: usize = 32 * 1024;
+
 /// A decoded entry header.
 struct Entry {
     shared: usize,
@@ -135,9 +144,36 @@ impl Cursor {
         self.passed_keys.clear();
     }
 
-    /// Keeps the current entry for a later step back.
+    /// Bytes the entries kept for steps back take.
+    #[inline]
+    fn passed_bytes(&self) -> usize {
+        self.passed_keys.len() + self.passed.len() * std::mem::size_of::<Passed>()
+    }
+
+    /// Room for the entries of one restart interval of `entries` keys of
+    /// about `key_bytes` each (within the budget), so that steps back
+    /// allocate only for longer keys: a table iterator asks at its first
+    /// backward move.
+    pub(crate) fn reserve_steps_back(&mut self, entries: usize, key_bytes: usize) {
+        let per_entry = std::mem::size_of::<Passed>() + key_bytes;
+        let entries = entries.min(PASSED_BYTES_BUDGET / per_entry.max(1));
+        self.passed.reserve(entries);
+        self.passed_keys.reserve(entries * key_bytes);
+    }
+
+    /// Keeps the current entry for a later step back, within the budget:
+    /// past it the entries kept so far go (they are the farthest from
+    /// where the rescan stops), and an entry larger than the budget on
+    /// its own is not kept.
     #[inline]
     fn remember_current(&mut self) {
+        let needs = self.key.len() + std::mem::size_of::<Passed>();
+        if self.passed_bytes() + needs > PASSED_BYTES_BUDGET {
+            self.forget_passed();
+            if needs > PASSED_BYTES_BUDGET {
+                return;
+            }
+        }
         self.passed.push(Passed {
             offset: self.current,
             next: self.next,
@@ -409,5 +445,83 @@ impl Cursor {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::reader::Block;
+    use crate::block::BlockBuilder;
+    use bytes::Bytes;
+
+    fn block(keys: &[Vec<u8>], interval: usize) -> Block {
+        let mut b = BlockBuilder::new(interval);
+        for (i, k) in keys.iter().enumerate() {
+            b.add(k, &[i as u8]);
+        }
+        Block::new(Bytes::copy_from_slice(b.finish())).unwrap()
+    }
+
+    /// One long key and then thousands of entries sharing all of it in a
+    /// single restart interval: a reverse walk still visits every entry,
+    /// and what the cursor keeps for steps back never passes its budget
+    /// (a copy of the long key per entry would be 20 MiB here).
+    #[test]
+    fn a_long_shared_key_keeps_the_steps_back_within_the_budget() {
+        let long = vec![b'k'; 8 * 1024];
+        let keys: Vec<Vec<u8>> = (0..2_500u32)
+            .map(|i| {
+                let mut k = long.clone();
+                // Every key shares the long prefix; a short suffix keeps
+                // them distinct and ordered.
+                k.extend_from_slice(&i.to_be_bytes());
+                k
+            })
+            .collect();
+        let b = block(&keys, 4096);
+        let v = b.view();
+        let mut c = Cursor::with_key_buffer(Vec::new());
+        c.seek_to_last(&v).unwrap();
+        let mut seen = 0;
+        while c.valid() {
+            assert!(
+                c.passed_bytes() <= PASSED_BYTES_BUDGET,
+                "{}",
+                c.passed_bytes()
+            );
+            assert_eq!(c.key(), keys[keys.len() - 1 - seen].as_slice());
+            seen += 1;
+            c.prev(&v).unwrap();
+        }
+        assert_eq!(seen, keys.len());
+    }
+
+    /// A cursor that moves to another block of the same layout by a seek
+    /// forgets the entries it kept in the first: a step back there gives
+    /// the second block's entry, though the kept one would chain by
+    /// offset.
+    #[test]
+    fn a_seek_into_another_block_forgets_the_kept_entries() {
+        let keys_in = |prefix: u8| -> Vec<Vec<u8>> {
+            (0..40u32)
+                .map(|i| format!("{}{i:04}", prefix as char).into_bytes())
+                .collect()
+        };
+        let (a_keys, b_keys) = (keys_in(b'a'), keys_in(b'b'));
+        let (a, b) = (block(&a_keys, 16), block(&b_keys, 16));
+        let mut c = Cursor::with_key_buffer(Vec::new());
+        // In `a`: from the end back to entry 30, keeping 16..30.
+        c.seek_to_last(&a.view()).unwrap();
+        while c.key() != a_keys[30].as_slice() {
+            c.prev(&a.view()).unwrap();
+        }
+        // The same place in `b`, by a seek, then a step back.
+        let target = b_keys[30].clone();
+        c.seek_by(&b.view(), |k| k.cmp(&target)).unwrap();
+        assert_eq!(c.key(), b_keys[30].as_slice());
+        c.prev(&b.view()).unwrap();
+        assert_eq!(c.key(), b_keys[29].as_slice());
+        assert_eq!(c.value_range().1 - c.value_range().0, 1);
     }
 }

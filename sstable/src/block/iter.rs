@@ -249,6 +249,11 @@ mod tests {
                 if let Some(i) = at {
                     assert_eq!(it.key(), keys[i].as_slice(), "interval {interval}");
                     assert_eq!(it.value(), vec![i as u8; i % 11].as_slice());
+                    // The same place as a fresh seek finds it.
+                    let mut fresh = block.iter();
+                    fresh.seek_by(|k| k.cmp(&keys[i])).unwrap();
+                    assert_eq!(it.entry_offset(), fresh.entry_offset());
+                    assert_eq!(it.restart_index(), fresh.restart_index());
                 }
             }
         }
