@@ -42,9 +42,6 @@ pub struct TableIter {
     data: Cursor,
     /// The data block `data` walks, and its ordinal in the index.
     block: Option<(usize, Block)>,
-    /// Whether `data` has room for the entries a backward step keeps
-    /// (reserved at the first backward move: forward scans never need it).
-    steps_back_reserved: bool,
 }
 
 impl TableIter {
@@ -60,22 +57,22 @@ impl TableIter {
             index: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),
             data: Cursor::with_key_buffer(Vec::with_capacity(KEY_BUFFER_CAPACITY)),
             block: None,
-            steps_back_reserved: false,
         }
     }
 
-    /// Before a backward move: room for a restart interval's entries, so
-    /// that steps back allocate only for keys longer than usual.
+    /// Before a backward move: room for a restart interval's entries
+    /// (once; forward scans never reserve it), so that steps back
+    /// allocate only for keys longer than usual.
     #[inline]
     fn reserve_steps_back(&mut self) {
-        if !self.steps_back_reserved {
-            self.steps_back_reserved = true;
-            let interval = usize::try_from(self.table.properties().restart_interval)
-                .unwrap_or(MAX_RESTART_INTERVAL)
-                .clamp(1, MAX_RESTART_INTERVAL);
-            self.data
-                .reserve_steps_back(interval, KEY_BUFFER_CAPACITY / 2);
+        if self.data.has_room_for_steps_back() {
+            return;
         }
+        let interval = usize::try_from(self.table.properties().restart_interval)
+            .unwrap_or(MAX_RESTART_INTERVAL)
+            .clamp(1, MAX_RESTART_INTERVAL);
+        self.data
+            .reserve_steps_back(interval, KEY_BUFFER_CAPACITY / 2);
     }
 
     /// True when positioned on an entry.
@@ -195,20 +192,13 @@ impl TableIter {
 
     /// On error, unposition; on success, check the entry's key is a
     /// well-formed internal key of a known kind.
-    #[inline]
     fn settle(&mut self, r: Result<()>) -> Result<()> {
         let r = r.and_then(|()| self.check_entry());
         if r.is_err() {
-            self.unposition();
+            self.index.invalidate();
+            self.data.invalidate();
         }
         r
-    }
-
-    /// After an error: kept out of line, off every step's path.
-    #[cold]
-    fn unposition(&mut self) {
-        self.index.invalidate();
-        self.data.invalidate();
     }
 
     fn check_entry(&self) -> Result<()> {

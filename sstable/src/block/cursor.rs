@@ -144,6 +144,13 @@ impl Cursor {
         self.passed_keys.clear();
     }
 
+    /// Whether there is room for entries kept for steps back (reserved,
+    /// or grown by a rescan).
+    #[inline]
+    pub(crate) fn has_room_for_steps_back(&self) -> bool {
+        self.passed.capacity() > 0
+    }
+
     /// Bytes the entries kept for steps back take.
     #[inline]
     fn passed_bytes(&self) -> usize {
