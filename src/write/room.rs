@@ -643,6 +643,12 @@ impl DbInner {
     /// a caller looking at them next (the change feed's gaps, retention's
     /// clock) must find that done, whatever wakes it in between (a
     /// compaction ending, another keyspace's rotation).
+    ///
+    /// A running flush job of `ks` is waited for even when a background
+    /// error is set (its `Flushing` guard clears the mark and wakes this
+    /// waiter however it ends), and a flush that is done is `Ok`: a
+    /// compaction the flush set off may fail before this waiter wakes, and
+    /// that error is the next write's, not this flush's.
     fn wait_flushed(&self, ks: &Arc<KeyspaceState>) -> Result<()> {
         if self.options.inline_background_work {
             while !ks.super_version.load().imms.is_empty() {
@@ -652,11 +658,16 @@ impl DbInner {
             return Ok(());
         }
         self.bg.wait_for(None, |st| {
-            if let Err(e) = self.check_bg_error().and_then(|_| ks.check_live()) {
+            if let Err(e) = ks.check_live() {
                 return Some(Err(e));
             }
-            let done = ks.super_version.load().imms.is_empty() && st.flushing != Some(ks.id);
-            done.then_some(Ok(()))
+            if st.flushing == Some(ks.id) {
+                return None;
+            }
+            if ks.super_version.load().imms.is_empty() {
+                return Some(Ok(()));
+            }
+            self.check_bg_error().err().map(Err)
         })?;
         Ok(())
     }
