@@ -126,7 +126,13 @@ pub(crate) fn open(path: &Path, options: Options) -> Result<DbInner> {
     // until opened with one (docs/design/merge.md §5).
     let mut states = Vec::new();
     let mut mems: Option<ActiveMemTables> = None;
-    let block_pool = BlockPool::new(options.write_buffer_size);
+    // One thread drives a database with inline background work, and what
+    // it writes is to depend only on what it was given.
+    let block_pool = if options.inline_background_work {
+        BlockPool::with_one_node_chunk(options.write_buffer_size)
+    } else {
+        BlockPool::new(options.write_buffer_size)
+    };
     for (id, name) in versions.keyspaces() {
         let mem = Arc::new(MemTable::sized_for(
             wal_number,

@@ -70,15 +70,15 @@ const NODE_CHUNK_BYTES: usize = 16 << 10;
 /// and small enough that half-used chunks on every CPU hold at most an
 /// eighth of the memtable (a writer moving between CPUs leaves one on
 /// each), or a small memtable would count itself full of empty chunks.
-fn node_chunk_bytes_for(capacity: usize) -> usize {
+fn node_chunk_bytes_for(capacity: usize, node_shards: usize) -> usize {
     NODE_CHUNK_BYTES
         .min(block_bytes_for(capacity) / LARGE_FRACTION)
-        .min(capacity / (8 * node_shard_count()))
+        .min(capacity / (8 * node_shards))
 }
 
 /// How many node chunks an arena has: the CPUs, rounded up to a power of
 /// two (a CPU number picks its chunk with a mask), at most 256.
-fn node_shard_count() -> usize {
+pub(super) fn node_shard_count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| {
         std::thread::available_parallelism()
@@ -225,6 +225,12 @@ impl Arena {
     /// An arena for a memtable of about `capacity` bytes, allocating every
     /// block it needs.
     pub fn new(capacity: usize) -> Arena {
+        Self::with_node_shards(capacity, node_shard_count())
+    }
+
+    /// As [`Arena::new`], with `node_shards` node chunks (a power of two).
+    fn with_node_shards(capacity: usize, node_shards: usize) -> Arena {
+        debug_assert!(node_shards.is_power_of_two());
         let block_bytes = block_bytes_for(capacity);
         Arena {
             blocks: Mutex::new(Blocks {
@@ -235,7 +241,7 @@ impl Arena {
             block_bytes,
             allocated: AtomicUsize::new(0),
             pool: None,
-            nodes: (0..node_shard_count())
+            nodes: (0..node_shards)
                 .map(|_| {
                     NodeShard(Mutex::new(NodeChunk {
                         next: NonNull::dangling(),
@@ -243,7 +249,7 @@ impl Arena {
                     }))
                 })
                 .collect(),
-            node_chunk_bytes: node_chunk_bytes_for(capacity),
+            node_chunk_bytes: node_chunk_bytes_for(capacity, node_shards),
         }
     }
 
@@ -251,7 +257,7 @@ impl Arena {
     /// blocks from `pool` while it has some, and gives them back when
     /// dropped; unless the pool's blocks are of another size.
     pub fn pooled(capacity: usize, pool: &Arc<BlockPool>) -> Arena {
-        let mut arena = Arena::new(capacity);
+        let mut arena = Arena::with_node_shards(capacity, pool.node_shards());
         if pool.block_bytes() == arena.block_bytes {
             arena.pool = Some(Arc::clone(pool));
         }
@@ -529,7 +535,7 @@ mod tests {
     #[test]
     fn half_used_node_chunks_on_every_cpu_hold_at_most_an_eighth() {
         for capacity in [4 << 10, 64 << 10, 1 << 20, 4 << 20, 64 << 20, 1 << 30] {
-            let chunk = node_chunk_bytes_for(capacity);
+            let chunk = node_chunk_bytes_for(capacity, node_shard_count());
             assert!(
                 chunk * node_shard_count() <= capacity / 8,
                 "{chunk} at {capacity}"

@@ -52,7 +52,7 @@
 //! With `inline_background_work` there is no preparer: blocks are kept,
 //! not prepared.
 
-use super::arena::{block_bytes_for, Block};
+use super::arena::{block_bytes_for, node_shard_count, Block};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -75,12 +75,19 @@ pub struct BlockPool {
     /// The preparer's thread, to unpark when blocks are wanted.
     preparer: OnceLock<Thread>,
     block_bytes: usize,
+    /// The node chunks of the arenas taking blocks from this pool: one per
+    /// CPU, or one alone ([`BlockPool::with_one_node_chunk`]).
+    node_shards: usize,
 }
 
 impl BlockPool {
     /// A pool for the arenas of memtables of `write_buffer_size` bytes,
     /// keeping at most that many bytes of blocks.
     pub fn new(write_buffer_size: usize) -> Arc<BlockPool> {
+        Self::with_node_shards(write_buffer_size, node_shard_count())
+    }
+
+    fn with_node_shards(write_buffer_size: usize, node_shards: usize) -> Arc<BlockPool> {
         let block_bytes = block_bytes_for(write_buffer_size);
         let max_blocks = write_buffer_size / block_bytes;
         Arc::new(BlockPool {
@@ -92,7 +99,22 @@ impl BlockPool {
             stopped: AtomicBool::new(false),
             preparer: OnceLock::new(),
             block_bytes,
+            node_shards,
         })
+    }
+
+    /// As [`BlockPool::new`], for arenas that carve every node from one
+    /// chunk instead of one per CPU: a database with
+    /// `inline_background_work` is driven from one thread, and per-CPU
+    /// chunks would make where its memtables fill up (and so its files)
+    /// depend on which CPUs the scheduler ran that thread on.
+    pub fn with_one_node_chunk(write_buffer_size: usize) -> Arc<BlockPool> {
+        Self::with_node_shards(write_buffer_size, 1)
+    }
+
+    /// How many node chunks an arena of this pool has.
+    pub(super) fn node_shards(&self) -> usize {
+        self.node_shards
     }
 
     /// The size of the blocks this pool keeps.
