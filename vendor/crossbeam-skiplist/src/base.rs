@@ -537,6 +537,48 @@ where
         })
     }
 
+    /// Calls `f` with the key and value of each node in the run just below
+    /// `bound`, in ascending order: from the last node below `bound` whose
+    /// tower is taller than `level` (the list's first node if there is
+    /// none) up to the last node below `bound`. One search finds about
+    /// `2^level` predecessors, where stepping back node by node costs a
+    /// search from the top for each.
+    ///
+    /// This is strata's patch (STRATA-PATCH.md), for an iterator moving
+    /// backwards: it takes the run and hands it out from its end. A
+    /// `level` at or above the list's height walks the whole list below
+    /// `bound`.
+    pub fn for_each_run_below<'g, Q, F>(
+        &'g self,
+        bound: Bound<&Q>,
+        level: usize,
+        guard: &'g Guard,
+        mut f: F,
+    ) where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+        F: FnMut(&'g K, &'g V),
+    {
+        self.check_guard(guard);
+        debug_assert!(level < MAX_HEIGHT, "a run level above every tower");
+        let start = self.search_run_start(&bound, level, guard);
+        let mut curr = match start {
+            Some(n) => Some(n),
+            None => self.next_node(&self.head, Bound::Unbounded, guard),
+        };
+        while let Some(c) = curr {
+            if !below_upper_bound(&bound, c.key.borrow()) {
+                break;
+            }
+            // A node whose level-0 link is marked is being removed: it is
+            // no longer in the list, so it is not in the run either.
+            if c.tower[0].load(Ordering::Acquire, guard).tag() == 0 {
+                f(&c.key, &c.value);
+            }
+            curr = self.next_node(&c.tower, Bound::Excluded(&c.key), guard);
+        }
+    }
+
     /// Finds an entry with the specified key, or inserts a new `key`-`value` pair if none exist.
     pub fn get_or_insert(&self, key: K, value: V, guard: &Guard) -> RefEntry<'_, K, V> {
         self.insert_internal(key, || value, |_| false, guard)
@@ -821,6 +863,61 @@ where
                     }
                 }
 
+                return result;
+            }
+        }
+    }
+
+    /// The last node below `bound` whose tower is taller than `level`, or
+    /// `None` if no such node precedes `bound`: `search_bound`'s upper-bound
+    /// search stopped `level` levels above the bottom (strata's patch).
+    fn search_run_start<'a, Q>(
+        &'a self,
+        bound: &Bound<&Q>,
+        level: usize,
+        guard: &'a Guard,
+    ) -> Option<&'a Node<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        unsafe {
+            'search: loop {
+                let mut height = self.hot_data.max_height.load(Ordering::Relaxed);
+                while height >= 1
+                    && self.head[height - 1]
+                        .load(Ordering::Relaxed, guard)
+                        .is_null()
+                {
+                    height -= 1;
+                }
+
+                let mut result = None;
+                let mut pred = &*self.head;
+                while height > level {
+                    height -= 1;
+                    let mut curr = pred[height].load_consume(guard);
+                    if curr.tag() == 1 {
+                        continue 'search;
+                    }
+                    while let Some(c) = curr.as_ref() {
+                        let succ = c.tower[height].load_consume(guard);
+                        if succ.tag() == 1 {
+                            if let Some(c) = self.help_unlink(&pred[height], c, succ, guard) {
+                                curr = c;
+                                continue;
+                            } else {
+                                continue 'search;
+                            }
+                        }
+                        if !below_upper_bound(bound, c.key.borrow()) {
+                            break;
+                        }
+                        result = Some(c);
+                        pred = &c.tower;
+                        curr = succ;
+                    }
+                }
                 return result;
             }
         }

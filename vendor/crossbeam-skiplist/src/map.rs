@@ -242,6 +242,19 @@ where
         try_pin_loop(|| self.inner.upper_bound(bound, guard)).map(Entry::new)
     }
 
+    /// Calls `f` with each entry of the run just below `bound`, in ascending
+    /// order, found with one search: see `base::SkipList::for_each_run_below`
+    /// (strata's patch, STRATA-PATCH.md).
+    pub fn for_each_run_below<Q, F>(&self, bound: Bound<&Q>, level: usize, f: F)
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+        F: FnMut(&K, &V),
+    {
+        let guard = &epoch::pin();
+        self.inner.for_each_run_below(bound, level, guard, f);
+    }
+
     /// Finds an entry with the specified key, or inserts a new `key`-`value` pair if none exist.
     ////
     /// This function returns an [`Entry`] which
