@@ -214,16 +214,18 @@ impl Cursor {
     }
 
     /// Decodes entries from the restart point the cursor was put at up to
-    /// the one that ends at or after `end`, keeping those before it (for
-    /// `prev`). Returns false if the entries ran out first.
+    /// the one that ends at `end`, keeping those before it (for `prev`).
+    /// Returns false if none does: the entries ran out first, or one runs
+    /// over `end` (a corrupt restart point or length, whose entries do not
+    /// chain to it).
     #[inline]
     fn scan_interval_to(&mut self, v: &BlockView<'_>, end: usize) -> Result<bool> {
         loop {
             self.parse_next(v)?;
-            if !self.valid() {
+            if !self.valid() || self.next > end {
                 return Ok(false);
             }
-            if self.next >= end {
+            if self.next == end {
                 return Ok(true);
             }
             self.remember_current();
@@ -502,6 +504,35 @@ mod tests {
             c.prev(&v).unwrap();
         }
         assert_eq!(seen, keys.len());
+    }
+
+    /// A restart point moved into an entry's value, where the bytes read
+    /// as an entry that runs over the current one: a step back from there
+    /// is corruption naming the block, not a jump to the made-up entry.
+    #[test]
+    fn a_step_back_over_entries_that_do_not_chain_is_corruption() {
+        let mut b = BlockBuilder::new(2);
+        b.add(b"a", &[0]);
+        // At offset 9, this value reads as an entry of key "z" and a value
+        // of 10 bytes, ending at 23: past the fourth entry's start (20).
+        b.add(b"b", &[0, 1, 10, b'z', 0, 0]);
+        b.add(b"c", &[0]);
+        b.add(b"d", &[0; 16]);
+        let mut bytes = b.finish().to_vec();
+        assert_eq!(bytes.len(), 40 + 3 * 4, "entries, two restarts, count");
+        assert_eq!(bytes[44..48], 15u32.to_le_bytes(), "restart 1 at \"c\"");
+        bytes[44..48].copy_from_slice(&9u32.to_le_bytes());
+        let block = Block::new(Bytes::from(bytes)).unwrap();
+        let v = block.view();
+        let mut c = Cursor::with_key_buffer(Vec::new());
+        c.seek_to_first(&v).unwrap();
+        for _ in 0..3 {
+            c.next(&v).unwrap();
+        }
+        assert_eq!((c.key(), c.entry_offset()), (&b"d"[..], 20));
+        let e = c.prev(&v).unwrap_err().to_string();
+        assert!(e.contains("do not chain"), "{e}");
+        assert!(!c.valid());
     }
 
     /// A cursor that moves to another block of the same layout by a seek
