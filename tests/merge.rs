@@ -761,7 +761,9 @@ impl MergeOperator for Boom {
 /// A merge operator panicking in a background compaction is that
 /// compaction's failure, caught where the compaction runs (not by the
 /// thread's last-resort guard, which ends the thread): writes stop with
-/// the panic as the background error, naming the compaction.
+/// the panic as the background error, naming the compaction. The second
+/// `flush` is `Ok` even when that compaction fails before its waiter looks
+/// (it once returned the compaction's error, rarely: `wait_flushed`).
 #[test]
 fn an_operator_panicking_in_a_background_compaction_is_its_failure() {
     let fs = Arc::new(MemFileSystem::new());
@@ -786,56 +788,6 @@ fn an_operator_panicking_in_a_background_compaction_is_its_failure() {
         matches!(&w, Error::Background(inner) if matches!(**inner, Error::Panic { place: "background compaction", .. })),
         "{w}"
     );
-}
-
-/// The first test's other race, made to happen every time: the flush's
-/// table set off the compaction, which failed while the flush job was
-/// still collecting the WALs it made obsolete. `flush` returned that
-/// compaction's error, though its own flush had succeeded; it now waits
-/// for its job to end and reports the flush.
-#[test]
-fn a_compaction_failing_during_a_flush_job_is_not_the_flushs_error() {
-    use common::hold_at::HoldAt;
-    use strata::HookPoint;
-    let fs = Arc::new(MemFileSystem::new());
-    let hold = HoldAt::new(HookPoint::FlushInstalled);
-    let db = Db::open(
-        "/db",
-        Options {
-            fs: Arc::clone(&fs) as Arc<dyn FileSystem>,
-            merge_operator: Some(Arc::new(Boom)),
-            level0_file_num_compaction_trigger: 2,
-            test_hook: Some(hold.hook()),
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    db.put("k", "a").unwrap();
-    db.flush().unwrap();
-    db.merge("k", "boom").unwrap();
-    hold.arm();
-    let flusher = {
-        let db = db.clone();
-        std::thread::spawn(move || db.flush())
-    };
-    hold.wait_reached();
-    // The second table is installed, so the compaction runs and fails
-    // while the flush job is held: writes stop once it has.
-    let mut n = 0u64;
-    let stopped = loop {
-        match db.put(format!("z{n}"), "1") {
-            Ok(()) => n += 1,
-            Err(e) => break e,
-        }
-    };
-    assert!(
-        matches!(&stopped, Error::Background(inner) if matches!(**inner, Error::Panic { place: "background compaction", .. })),
-        "{stopped}"
-    );
-    hold.release();
-    flusher.join().unwrap().expect("the flush itself succeeded");
-    let e = db.wait_for_compactions().unwrap_err();
-    assert!(e.to_string().contains("background compaction"), "{e}");
 }
 
 /// The test above, with its race made to happen every time: a
