@@ -223,9 +223,18 @@ impl Drop for Block {
 
 impl Arena {
     /// An arena for a memtable of about `capacity` bytes, allocating every
-    /// block it needs.
+    /// block it needs, with a node chunk per CPU (the engine's memtables
+    /// are `pooled`, replay's have one chunk: this is the tests').
+    #[cfg(test)]
     pub fn new(capacity: usize) -> Arena {
         Self::with_node_shards(capacity, node_shard_count())
+    }
+
+    /// As [`Arena::new`], with one node chunk: for a memtable one thread
+    /// fills (WAL replay), whose size accounting must not depend on the
+    /// CPUs that thread ran on.
+    pub fn with_one_node_chunk(capacity: usize) -> Arena {
+        Self::with_node_shards(capacity, 1)
     }
 
     /// As [`Arena::new`], with `node_shards` node chunks (a power of two).

@@ -91,9 +91,12 @@ pub struct MemTable {
 
 impl MemTable {
     /// An empty memtable for `write_buffer_size` bytes of writes without a
-    /// key filter: for WAL replay, which only inserts and flushes.
+    /// key filter: for WAL replay, which only inserts and flushes, from one
+    /// thread. Its arena has one node chunk, so where replay finds it full
+    /// (and splits its tables) does not depend on the CPUs that thread ran
+    /// on.
     pub fn unfiltered(wal_number: u64, write_buffer_size: usize) -> Self {
-        Self::with_filter(wal_number, Arena::new(write_buffer_size), 0)
+        Self::with_filter(wal_number, Arena::with_one_node_chunk(write_buffer_size), 0)
     }
 
     /// An empty memtable for `write_buffer_size` bytes of writes, with a

@@ -651,6 +651,7 @@ impl DbInner {
     /// that error is the next write's, not this flush's.
     fn wait_flushed(&self, ks: &Arc<KeyspaceState>) -> Result<()> {
         if self.options.inline_background_work {
+            ks.check_live()?;
             while !ks.super_version.load().imms.is_empty() {
                 ks.check_live()?;
                 self.background_step()?;
